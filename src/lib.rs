@@ -1,0 +1,11 @@
+//! modman: manage Prosody modules over XMPP.
+//!
+//! The crate is one library with one binary. Data flows one way:
+//! [`xmpp`] (how requests arrive) -> [`ops`] (what a user can do) ->
+//! [`engine`] (what happens on the host). [`config`] is read once at start.
+
+pub mod config;
+pub mod engine;
+pub mod ops;
+pub mod text;
+pub mod xmpp;

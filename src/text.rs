@@ -1,0 +1,75 @@
+//! Plain-text rendering of a [`Response`], shared by the command line and
+//! the chat front end: no markup, since many clients show it raw.
+
+use crate::ops::{Response, Table};
+
+/// Renders a response as plain text lines.
+pub fn render(response: &Response) -> String {
+    match response {
+        Response::Table(table) => render_table(table),
+    }
+}
+
+/// Columns padded to their widest cell, a header line, then the note.
+fn render_table(table: &Table) -> String {
+    let mut out = String::new();
+    if !table.rows.is_empty() {
+        let widths: Vec<usize> = table
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, label))| {
+                table
+                    .rows
+                    .iter()
+                    .filter_map(|row| row.get(i))
+                    .map(|cell| cell.chars().count())
+                    .chain([label.chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: Vec<&str>| {
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            padded.join("  ").trim_end().to_owned() + "\n"
+        };
+        out += &line(table.columns.iter().map(|(_, label)| *label).collect());
+        for row in &table.rows {
+            out += &line(row.iter().map(String::as_str).collect());
+        }
+    }
+    out += &table.note;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligns_columns_and_ends_with_the_note() {
+        let table = Table {
+            title: "Modules".into(),
+            columns: vec![("module", "Module"), ("files", "Files")],
+            rows: vec![
+                vec!["firewall".into(), "12".into()],
+                vec!["ping_muc".into(), "1".into()],
+            ],
+            note: "2 modules.".into(),
+        };
+        assert_eq!(
+            render(&Response::Table(table)),
+            "Module    Files\nfirewall  12\nping_muc  1\n2 modules."
+        );
+    }
+
+    #[test]
+    fn an_empty_table_is_just_its_note() {
+        let table = Table { title: "M".into(), columns: vec![("a", "A")], rows: vec![], note: "None.".into() };
+        assert_eq!(render(&Response::Table(table)), "None.");
+    }
+}

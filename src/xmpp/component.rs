@@ -1,0 +1,317 @@
+//! The server loop: connect, serve stanzas, reconnect when Prosody goes
+//! away, stop cleanly on SIGINT or SIGTERM. Requests are handled in their
+//! own tasks so a slow command never stops the stream from being read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use minidom::Element;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_xmpp::Stanza;
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::Jid;
+use xmpp_parsers::ns;
+use xmpp_parsers::ping::Ping;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+
+use super::adhoc::{self, AdhocError, Sessions};
+use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
+use super::disco::{self, DiscoError};
+use super::stream::{Connection, Incoming};
+use crate::config::Config;
+use crate::ops::{Context, ErrorKind};
+
+/// First wait before reconnecting; doubled after each failure.
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+const MAX_RETRY: Duration = Duration::from_secs(10);
+/// Requests handled at once; beyond it a request is answered at once with
+/// `wait/resource-constraint` instead of piling up.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// Shared by every request task.
+struct App {
+    ctx: Context,
+    sessions: Sessions,
+    in_flight: Arc<Semaphore>,
+}
+
+/// Runs until SIGINT or SIGTERM, reconnecting whenever the stream is lost.
+pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
+    let mut shutdown = std::pin::pin!(shutdown_signal()?);
+    let app = Arc::new(App {
+        ctx: Context { config: config.clone() },
+        sessions: Sessions::default(),
+        in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+    });
+    let component = &config.component;
+    let mut retry = FIRST_RETRY;
+    loop {
+        let attempt = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            attempt = Connection::open(&component.jid, &component.server, &component.secret) => attempt,
+        };
+        match attempt {
+            Ok(connection) => {
+                tracing::info!("connected to Prosody at {} as {}", component.server, component.jid);
+                retry = FIRST_RETRY;
+                match serve(&app, connection, &mut shutdown).await {
+                    Ended::Shutdown => return Ok(()),
+                    Ended::Lost(reason) => tracing::warn!("lost the connection to Prosody: {reason}; reconnecting"),
+                }
+            }
+            Err(error) => tracing::warn!("{error}; retrying in {} ms", retry.as_millis()),
+        }
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            _ = tokio::time::sleep(retry) => {}
+        }
+        retry = (retry * 2).min(MAX_RETRY);
+    }
+}
+
+enum Ended {
+    Shutdown,
+    Lost(String),
+}
+
+async fn serve(
+    app: &Arc<App>,
+    mut connection: Connection,
+    shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Ended {
+    let (replies, mut outgoing) = mpsc::channel::<Stanza>(MAX_IN_FLIGHT);
+    loop {
+        let to_send = tokio::select! {
+            _ = shutdown.as_mut() => {
+                tracing::info!("shutting down");
+                connection.close().await;
+                return Ended::Shutdown;
+            }
+            Some(stanza) = outgoing.recv() => stanza,
+            incoming = connection.next() => match incoming {
+                Incoming::Stanza(Stanza::Iq(iq)) => match app.in_flight.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let (app, replies) = (app.clone(), replies.clone());
+                        tokio::spawn(async move {
+                            if let Some(reply) = app.handle_iq(iq).await {
+                                // The receiver is gone only if the connection
+                                // died; the requester then retries anyway.
+                                let _ = replies.send(reply.into()).await;
+                            }
+                            drop(permit);
+                        });
+                        continue;
+                    }
+                    Err(_) => match busy_reply(iq) {
+                        Some(reply) => reply.into(),
+                        None => continue,
+                    },
+                },
+                // Messages and presence are for the chat front end, not
+                // served yet: nothing to answer.
+                Incoming::Stanza(_) => continue,
+                Incoming::Invalid { is_iq_request: true, from: Some(from), to, id: Some(id), reason } => {
+                    tracing::info!("refused an IQ from {from} that did not parse: {reason}");
+                    let Some(reply) = invalid_iq_reply(&app.ctx.config, &from, to.as_deref(), id, &reason) else {
+                        continue;
+                    };
+                    reply.into()
+                }
+                Incoming::Invalid { reason, .. } => {
+                    tracing::debug!("ignored a stanza that did not parse: {reason}");
+                    continue;
+                }
+                // Any stanza through Prosody proves the stream alive: ping
+                // ourselves; Prosody routes it back and we answer it.
+                Incoming::Idle => {
+                    let me = Jid::from(app.ctx.config.component.jid.clone());
+                    Iq::from_get(format!("keepalive-{}", rand::random::<u32>()), Ping)
+                        .with_from(me.clone())
+                        .with_to(me)
+                        .into()
+                }
+                Incoming::Closed(reason) => return Ended::Lost(reason),
+            },
+        };
+        if let Err(reason) = connection.send(to_send).await {
+            return Ended::Lost(reason);
+        }
+    }
+}
+
+impl App {
+    /// Answers one IQ. Authorisation is decided here, once, from the
+    /// sender's bare JID as stamped by Prosody, before anything runs.
+    async fn handle_iq(&self, iq: Iq) -> Option<Iq> {
+        let (from, to, id, payload, is_set) = match iq {
+            Iq::Get { from, to, id, payload } => (from, to, id, payload, false),
+            Iq::Set { from, to, id, payload } => (from, to, id, payload, true),
+            // Answers to our keepalive pings; nothing to do.
+            Iq::Result { .. } | Iq::Error { .. } => return None,
+        };
+        let Some(from) = from else {
+            tracing::debug!("dropped an IQ without a sender");
+            return None;
+        };
+        let is_admin = self.ctx.config.is_admin(&from.to_bare());
+        let result = match (is_set, payload.name(), payload.ns().as_str()) {
+            (false, "query", ns::DISCO_INFO) => {
+                disco::info(payload.attr("node"), is_admin).map_err(|e| disco_error(e, payload.attr("node")))
+            }
+            (false, "query", ns::DISCO_ITEMS) => {
+                disco::items(&self.ctx.config.component.jid, payload.attr("node"), is_admin)
+                    .map_err(|e| disco_error(e, payload.attr("node")))
+            }
+            (false, "query", ns::VERSION) => Ok(disco::version()),
+            (false, "ping", ns::PING) => return Some(reply_to(Iq::empty_result(from.clone(), id), to)),
+            (true, "command", NS_COMMANDS) if !is_admin => {
+                tracing::info!("refused a command from {from}: not an admin");
+                Err(forbidden(&from))
+            }
+            (true, "command", NS_COMMANDS) => self.command(&from, &payload).await,
+            _ => Err(StanzaError::new(
+                ErrorType::Cancel,
+                DefinedCondition::ServiceUnavailable,
+                "en",
+                "modman does not serve this request; it answers disco, version, ping and ad-hoc commands",
+            )),
+        };
+        let reply = match result {
+            Ok(payload) => Iq::Result { from: None, to: Some(from), id, payload: Some(payload) },
+            Err(error) => Iq::from_error(id, error).with_to(from),
+        };
+        Some(reply_to(reply, to))
+    }
+
+    async fn command(&self, from: &Jid, payload: &Element) -> Result<Element, StanzaError> {
+        let request = CommandRequest::try_from(payload).map_err(|e| {
+            let app_condition = match e {
+                RequestError::MalformedAction(_) => Some("malformed-action"),
+                RequestError::MissingNode => None,
+            };
+            command_error(ErrorType::Modify, DefinedCondition::BadRequest, app_condition, e.to_string())
+        })?;
+        let node = request.node.clone();
+        match adhoc::handle(&self.ctx, &self.sessions, from, request).await {
+            Ok(reply) => {
+                tracing::info!("{from} ran {node}: {:?}", reply.status);
+                Ok(reply.into())
+            }
+            Err(error) => {
+                tracing::info!("{from} ran {node}: {error}");
+                Err(adhoc_error(error))
+            }
+        }
+    }
+}
+
+/// The reply comes from the address the request was sent to, which is
+/// always inside our domain (Prosody closes the stream on any other).
+fn reply_to(mut reply: Iq, request_to: Option<Jid>) -> Iq {
+    *reply.from_mut() = request_to;
+    reply
+}
+
+fn forbidden(from: &Jid) -> StanzaError {
+    StanzaError::new(
+        ErrorType::Auth,
+        DefinedCondition::Forbidden,
+        "en",
+        format!(
+            "{} is not a modman admin; only the JIDs in `admins` of modman.toml may run commands",
+            from.to_bare()
+        ),
+    )
+}
+
+fn disco_error(error: DiscoError, node: Option<&str>) -> StanzaError {
+    let node = node.unwrap_or_default();
+    match error {
+        DiscoError::UnknownNode => StanzaError::new(
+            ErrorType::Cancel,
+            DefinedCondition::ItemNotFound,
+            "en",
+            format!("there is no node `{}`", node.chars().take(64).collect::<String>()),
+        ),
+        DiscoError::Forbidden => StanzaError::new(
+            ErrorType::Auth,
+            DefinedCondition::Forbidden,
+            "en",
+            format!("command `{node}` is for modman admins only"),
+        ),
+    }
+}
+
+/// A stanza error with XEP-0050's specific condition element, if any.
+fn command_error(
+    type_: ErrorType,
+    condition: DefinedCondition,
+    app_condition: Option<&str>,
+    text: String,
+) -> StanzaError {
+    let mut error = StanzaError::new(type_, condition, "en", text);
+    error.other = app_condition.map(|name| Element::bare(name, NS_COMMANDS));
+    error
+}
+
+fn adhoc_error(error: AdhocError) -> StanzaError {
+    let text = error.to_string();
+    let (type_, condition, app_condition) = match &error {
+        AdhocError::UnknownNode(_) => (ErrorType::Cancel, DefinedCondition::ItemNotFound, None),
+        AdhocError::BadSessionId(_) => (ErrorType::Modify, DefinedCondition::BadRequest, Some("bad-sessionid")),
+        AdhocError::SessionExpired => (ErrorType::Cancel, DefinedCondition::NotAllowed, Some("session-expired")),
+        AdhocError::BadAction(_) => (ErrorType::Modify, DefinedCondition::BadRequest, Some("bad-action")),
+        AdhocError::BadPayload(_) => (ErrorType::Modify, DefinedCondition::BadRequest, Some("bad-payload")),
+        AdhocError::Operation(op) => match op.kind {
+            ErrorKind::BadInput => (ErrorType::Modify, DefinedCondition::BadRequest, None),
+            ErrorKind::NotFound => (ErrorType::Cancel, DefinedCondition::ItemNotFound, None),
+            ErrorKind::Unavailable => (ErrorType::Wait, DefinedCondition::InternalServerError, None),
+        },
+    };
+    command_error(type_, condition, app_condition, text)
+}
+
+/// The error owed to an IQ request that did not parse. Its addresses come
+/// raw from the wire: if they do not parse either, there is nobody to
+/// answer.
+fn invalid_iq_reply(config: &Config, from: &str, to: Option<&str>, id: String, reason: &str) -> Option<Iq> {
+    let from: Jid = from.parse().ok()?;
+    let to: Jid = match to {
+        Some(to) => to.parse().ok()?,
+        None => Jid::from(config.component.jid.clone()),
+    };
+    let error = StanzaError::new(
+        ErrorType::Modify,
+        DefinedCondition::BadRequest,
+        "en",
+        format!("modman could not read this IQ: {reason}"),
+    );
+    Some(Iq::from_error(id, error).with_to(from).with_from(to))
+}
+
+fn busy_reply(iq: Iq) -> Option<Iq> {
+    let (from, to, id) = match iq {
+        Iq::Get { from, to, id, .. } | Iq::Set { from, to, id, .. } => (from?, to, id),
+        Iq::Result { .. } | Iq::Error { .. } => return None,
+    };
+    let error = StanzaError::new(
+        ErrorType::Wait,
+        DefinedCondition::ResourceConstraint,
+        "en",
+        "modman is busy with other requests; try again in a moment",
+    );
+    Some(reply_to(Iq::from_error(id, error).with_to(from), to))
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}

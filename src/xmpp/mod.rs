@@ -1,0 +1,19 @@
+//! How XMPP carries modman: the component connection, discovery, and the
+//! ad-hoc command front end. Typed parsing of stanzas (`command`, `forms`)
+//! is kept apart from the transport (`stream`) and the dispatch
+//! (`component`).
+
+pub mod adhoc;
+pub mod command;
+pub mod component;
+pub mod disco;
+pub mod forms;
+pub mod stream;
+
+use minidom::rxml::NcName;
+
+/// An attribute name for minidom's builder. Only called with literals,
+/// which are all valid XML names.
+fn name(text: &'static str) -> NcName {
+    NcName::try_from(text).unwrap_or_else(|_| unreachable!("`{text}` is a valid XML name"))
+}
