@@ -130,7 +130,10 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error_line(text, &e))?;
 
         if raw.admins.is_empty() {
-            return Err("key `admins`: empty; list at least one bare JID such as \"admin@example.org\"".into());
+            return Err(
+                "key `admins`: empty; list at least one bare JID such as \"admin@example.org\""
+                    .into(),
+            );
         }
         let mut admins = BTreeSet::new();
         for admin in &raw.admins {
@@ -146,7 +149,10 @@ impl Config {
         }
 
         let jid: BareJid = raw.component.jid.parse().map_err(|e| {
-            format!("key `component.jid`: `{}` is not a valid JID ({e})", raw.component.jid)
+            format!(
+                "key `component.jid`: `{}` is not a valid JID ({e})",
+                raw.component.jid
+            )
         })?;
         if jid.node().is_some() {
             return Err(format!(
@@ -178,7 +184,10 @@ impl Config {
             }
         };
         if secret.is_empty() {
-            return Err("key `component.secret`: empty; use the component_secret from prosody.cfg.lua".into());
+            return Err(
+                "key `component.secret`: empty; use the component_secret from prosody.cfg.lua"
+                    .into(),
+            );
         }
 
         let mut repositories: Vec<Repository> = Vec::new();
@@ -193,9 +202,7 @@ impl Config {
             let url = url::Url::parse(&repo.url)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
-                .ok_or_else(|| {
-                    format!("key `{key}.url`: `{}` is not an http(s) URL", repo.url)
-                })?;
+                .ok_or_else(|| format!("key `{key}.url`: `{}` is not an http(s) URL", repo.url))?;
             let public_key = parse_public_key(&repo.public_key)
                 .map_err(|e| format!("key `{key}.public_key`: {e}"))?;
             repositories.push(Repository {
@@ -235,9 +242,9 @@ pub fn parse_public_key(text: &str) -> Result<ed25519_dalek::VerifyingKey, Strin
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .map_err(|e| format!("not base64 ({e}); paste the key `modman repo keygen` printed"))?;
-    let bytes: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
-        format!("{} bytes, an ed25519 public key has 32", b.len())
-    })?;
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("{} bytes, an ed25519 public key has 32", b.len()))?;
     ed25519_dalek::VerifyingKey::from_bytes(&bytes)
         .map_err(|_| "not a valid ed25519 public key".to_owned())
 }
@@ -288,7 +295,10 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
         assert!(config.is_admin(&"admin@example.org".parse().unwrap()));
         assert!(!config.is_admin(&"other@example.org".parse().unwrap()));
         assert_eq!(config.component.jid.as_str(), "modman.example.org");
-        assert_eq!(config.repositories[0].url.as_str(), "http://127.0.0.1:8000/");
+        assert_eq!(
+            config.repositories[0].url.as_str(),
+            "http://127.0.0.1:8000/"
+        );
         assert!(!format!("{config:?}").contains("s3cret"));
     }
 
@@ -296,16 +306,56 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
     fn each_mistake_names_its_key() {
         let cases = [
             ("secret = \"s3cret\"", "", "component.secret`: missing"),
-            ("admins = [\"admin@example.org\"]", "admins = [\"not a jid@@\"]", "`admins`"),
-            ("admins = [\"admin@example.org\"]", "admins = [\"example.org\"]", "is a domain"),
-            ("admins = [\"admin@example.org\"]", "admins = []", "`admins`: empty"),
-            ("jid = \"modman.example.org\"", "jid = \"bot@modman.example.org\"", "component.jid"),
-            ("server = \"127.0.0.1:5347\"", "server = \"127.0.0.1\"", "has no port"),
-            ("url = \"http://127.0.0.1:8000/\"", "url = \"ftp://x/\"", "repositories[0].url"),
-            ("public_key = \"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\"", "public_key = \"abc\"", "repositories[0].public_key"),
-            ("state_dir = \"/var/lib/modman\"", "state_dir = \"/x\"\ncolour = \"blue\"", "unknown field `colour`"),
-            ("secret = \"s3cret\"", "secret = \"a\"\nsecret_file = \"/x\"", "both set"),
-            ("secret = \"s3cret\"", "secret_file = \"/nonexistent/secret\"", "cannot read /nonexistent/secret"),
+            (
+                "admins = [\"admin@example.org\"]",
+                "admins = [\"not a jid@@\"]",
+                "`admins`",
+            ),
+            (
+                "admins = [\"admin@example.org\"]",
+                "admins = [\"example.org\"]",
+                "is a domain",
+            ),
+            (
+                "admins = [\"admin@example.org\"]",
+                "admins = []",
+                "`admins`: empty",
+            ),
+            (
+                "jid = \"modman.example.org\"",
+                "jid = \"bot@modman.example.org\"",
+                "component.jid",
+            ),
+            (
+                "server = \"127.0.0.1:5347\"",
+                "server = \"127.0.0.1\"",
+                "has no port",
+            ),
+            (
+                "url = \"http://127.0.0.1:8000/\"",
+                "url = \"ftp://x/\"",
+                "repositories[0].url",
+            ),
+            (
+                "public_key = \"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\"",
+                "public_key = \"abc\"",
+                "repositories[0].public_key",
+            ),
+            (
+                "state_dir = \"/var/lib/modman\"",
+                "state_dir = \"/x\"\ncolour = \"blue\"",
+                "unknown field `colour`",
+            ),
+            (
+                "secret = \"s3cret\"",
+                "secret = \"a\"\nsecret_file = \"/x\"",
+                "both set",
+            ),
+            (
+                "secret = \"s3cret\"",
+                "secret_file = \"/nonexistent/secret\"",
+                "cannot read /nonexistent/secret",
+            ),
             ("[prosody]", "[prosody]\nconfig = 3", "line"),
         ];
         for (from, to, expected) in cases {
@@ -321,7 +371,10 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
     fn unknown_key_reports_its_line() {
         let text = GOOD.replacen("state_dir", "colour = 1\nstate_dir", 1);
         let error = parse(&text).unwrap_err();
-        assert!(error.starts_with("line 3: unknown field `colour`"), "{error}");
+        assert!(
+            error.starts_with("line 3: unknown field `colour`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -63,8 +63,14 @@ async fn dispatch(command: Command) -> Result<(), String> {
     match command {
         Command::Run { config } => {
             let config = load(&config)?;
-            tracing::info!("modman {} starting; admins: {:?}", env!("CARGO_PKG_VERSION"), config.admins);
-            modman::xmpp::component::run(config).await.map_err(|e| format!("cannot listen for signals: {e}"))
+            tracing::info!(
+                "modman {} starting; admins: {:?}",
+                env!("CARGO_PKG_VERSION"),
+                config.admins
+            );
+            modman::xmpp::component::run(config)
+                .await
+                .map_err(|e| format!("cannot listen for signals: {e}"))
         }
         Command::List { config, query } => {
             let raw = query.map(|q| ("query", vec![q]));
@@ -74,8 +80,14 @@ async fn dispatch(command: Command) -> Result<(), String> {
 }
 
 /// Runs operation `node` with raw CLI values and prints its text rendering.
-async fn run_operation(config: &Path, node: &str, raw: Vec<(&str, Vec<String>)>) -> Result<(), String> {
-    let ctx = Context { config: load(config)? };
+async fn run_operation(
+    config: &Path,
+    node: &str,
+    raw: Vec<(&str, Vec<String>)>,
+) -> Result<(), String> {
+    let ctx = Context {
+        config: load(config)?,
+    };
     let op = ops::find(node).ok_or_else(|| format!("no operation `{node}`"))?;
     let input = Input::check(op.spec().params, raw).map_err(|e| e.to_string())?;
     let response = op.run(&ctx, &input).await.map_err(|e| e.to_string())?;

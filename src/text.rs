@@ -69,7 +69,12 @@ mod tests {
 
     #[test]
     fn an_empty_table_is_just_its_note() {
-        let table = Table { title: "M".into(), columns: vec![("a", "A")], rows: vec![], note: "None.".into() };
+        let table = Table {
+            title: "M".into(),
+            columns: vec![("a", "A")],
+            rows: vec![],
+            note: "None.".into(),
+        };
         assert_eq!(render(&Response::Table(table)), "None.");
     }
 }

@@ -26,10 +26,14 @@ pub fn scan(dir: &Path) -> io::Result<Vec<LocalModule>> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let file_name = entry.file_name();
-        let Some(file_name) = file_name.to_str() else { continue };
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
         let file_type = entry.file_type()?;
         if file_type.is_dir() {
-            let Some(name) = file_name.strip_prefix("mod_") else { continue };
+            let Some(name) = file_name.strip_prefix("mod_") else {
+                continue;
+            };
             let main = entry.path().join(format!("{file_name}.lua"));
             if name.is_empty() || !std::fs::symlink_metadata(&main).is_ok_and(|m| m.is_file()) {
                 continue;
@@ -37,9 +41,16 @@ pub fn scan(dir: &Path) -> io::Result<Vec<LocalModule>> {
             let mut files = Vec::new();
             collect_files(&entry.path(), Path::new(""), &mut files)?;
             files.sort();
-            modules.push(LocalModule { name: name.to_owned(), path: entry.path(), files });
+            modules.push(LocalModule {
+                name: name.to_owned(),
+                path: entry.path(),
+                files,
+            });
         } else if file_type.is_file() {
-            let Some(name) = file_name.strip_prefix("mod_").and_then(|n| n.strip_suffix(".lua")) else {
+            let Some(name) = file_name
+                .strip_prefix("mod_")
+                .and_then(|n| n.strip_suffix(".lua"))
+            else {
                 continue;
             };
             if name.is_empty() {
@@ -94,13 +105,19 @@ mod tests {
         assert_eq!(names, ["firewall", "lastlog"]);
         assert_eq!(
             found[0].files,
-            [PathBuf::from("definitions/a.lua"), PathBuf::from("mod_firewall.lua")]
+            [
+                PathBuf::from("definitions/a.lua"),
+                PathBuf::from("mod_firewall.lua")
+            ]
         );
         assert_eq!(found[1].files, [PathBuf::from("mod_lastlog.lua")]);
     }
 
     #[test]
     fn a_missing_directory_is_an_error() {
-        assert_eq!(scan(Path::new("/nonexistent/modman")).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            scan(Path::new("/nonexistent/modman")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
     }
 }

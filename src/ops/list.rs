@@ -14,7 +14,8 @@ impl Command for List {
     const SPEC: Spec = Spec {
         node: "list",
         name: "List modules",
-        instructions: "List the modules in modman's module directory. Leave the search empty to see all.",
+        instructions:
+            "List the modules in modman's module directory. Leave the search empty to see all.",
         params: &[Param {
             var: "query",
             label: "Search",
@@ -25,7 +26,9 @@ impl Command for List {
     };
 
     fn parse(input: &Input) -> Result<Self, OpError> {
-        Ok(List { query: input.text("query").map(str::to_lowercase) })
+        Ok(List {
+            query: input.text("query").map(str::to_lowercase),
+        })
     }
 
     async fn apply(self, ctx: &Context) -> Result<Response, OpError> {
@@ -44,13 +47,27 @@ impl Command for List {
         })?;
         let rows: Vec<Vec<String>> = modules
             .into_iter()
-            .filter(|m| self.query.as_deref().is_none_or(|q| m.name.to_lowercase().contains(q)))
-            .map(|m| vec![m.name, m.files.len().to_string(), m.path.display().to_string()])
+            .filter(|m| {
+                self.query
+                    .as_deref()
+                    .is_none_or(|q| m.name.to_lowercase().contains(q))
+            })
+            .map(|m| {
+                vec![
+                    m.name,
+                    m.files.len().to_string(),
+                    m.path.display().to_string(),
+                ]
+            })
             .collect();
         let note = match (&self.query, rows.len()) {
             (Some(q), 0) => format!("No module in {} matches \"{q}\".", dir.display()),
             (None, 0) => format!("No modules in {}.", dir.display()),
-            (_, n) => format!("{n} module{} in {}.", if n == 1 { "" } else { "s" }, dir.display()),
+            (_, n) => format!(
+                "{n} module{} in {}.",
+                if n == 1 { "" } else { "s" },
+                dir.display()
+            ),
         };
         Ok(Response::Table(Table {
             title: "Modules".into(),

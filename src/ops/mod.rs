@@ -86,7 +86,11 @@ impl Input {
                 OpError::bad_input(format!(
                     "unknown field `{}`; this command takes: {}",
                     truncate(var),
-                    if known.is_empty() { "no fields".to_owned() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "no fields".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
                 ))
             })?;
             if vals.len() > MAX_VALUES {
@@ -112,10 +116,12 @@ impl Input {
             }
             values.insert(param.var, vals);
         }
-        if let Some(missing) = params
-            .iter()
-            .find(|p| p.required && values.get(p.var).is_none_or(|v| v.iter().all(|s| s.trim().is_empty())))
-        {
+        if let Some(missing) = params.iter().find(|p| {
+            p.required
+                && values
+                    .get(p.var)
+                    .is_none_or(|v| v.iter().all(|s| s.trim().is_empty()))
+        }) {
             return Err(OpError::bad_input(format!(
                 "field `{}` ({}) is required",
                 missing.var, missing.label
@@ -180,13 +186,22 @@ pub struct OpError {
 
 impl OpError {
     pub fn bad_input(text: impl Into<String>) -> Self {
-        OpError { kind: ErrorKind::BadInput, text: text.into() }
+        OpError {
+            kind: ErrorKind::BadInput,
+            text: text.into(),
+        }
     }
     pub fn not_found(text: impl Into<String>) -> Self {
-        OpError { kind: ErrorKind::NotFound, text: text.into() }
+        OpError {
+            kind: ErrorKind::NotFound,
+            text: text.into(),
+        }
     }
     pub fn unavailable(text: impl Into<String>) -> Self {
-        OpError { kind: ErrorKind::Unavailable, text: text.into() }
+        OpError {
+            kind: ErrorKind::Unavailable,
+            text: text.into(),
+        }
     }
 }
 
@@ -204,7 +219,11 @@ pub trait Command: Sized + Send + 'static {
 /// The object-safe face of a [`Command`], so front ends can hold a list.
 pub trait Operation: Send + Sync {
     fn spec(&self) -> &'static Spec;
-    fn run<'a>(&'a self, ctx: &'a Context, input: &'a Input) -> BoxFuture<'a, Result<Response, OpError>>;
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Context,
+        input: &'a Input,
+    ) -> BoxFuture<'a, Result<Response, OpError>>;
 }
 
 struct Registered<C>(PhantomData<fn() -> C>);
@@ -215,7 +234,11 @@ impl<C: Command> Operation for Registered<C> {
         const { &C::SPEC }
     }
 
-    fn run<'a>(&'a self, ctx: &'a Context, input: &'a Input) -> BoxFuture<'a, Result<Response, OpError>> {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Context,
+        input: &'a Input,
+    ) -> BoxFuture<'a, Result<Response, OpError>> {
         Box::pin(async move { C::parse(input)?.apply(ctx).await })
     }
 }
@@ -251,15 +274,25 @@ mod tests {
 
     #[test]
     fn known_fields_pass_and_form_type_is_ignored() {
-        let input = Input::check(PARAMS, raw(&[("FORM_TYPE", &["x"]), ("query", &[" smacks "])])).unwrap();
+        let input = Input::check(
+            PARAMS,
+            raw(&[("FORM_TYPE", &["x"]), ("query", &[" smacks "])]),
+        )
+        .unwrap();
         assert_eq!(input.text("query"), Some("smacks"));
     }
 
     #[test]
     fn garbage_is_refused_with_the_field_named() {
         for (pairs, expected) in [
-            (raw(&[("colour", &["red"])]), "unknown field `colour`; this command takes: query"),
-            (raw(&[("query", &["a", "b"])]), "field `query` takes one value, got 2"),
+            (
+                raw(&[("colour", &["red"])]),
+                "unknown field `colour`; this command takes: query",
+            ),
+            (
+                raw(&[("query", &["a", "b"])]),
+                "field `query` takes one value, got 2",
+            ),
         ] {
             let error = Input::check(PARAMS, pairs).unwrap_err();
             assert_eq!(error.kind, ErrorKind::BadInput);

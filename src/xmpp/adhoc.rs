@@ -55,7 +55,9 @@ pub struct Sessions {
 
 impl Default for Sessions {
     fn default() -> Self {
-        Sessions { open: Mutex::new(HashMap::new()) }
+        Sessions {
+            open: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -77,7 +79,14 @@ impl Sessions {
                 open.remove(oldest);
             }
         }
-        open.insert(id.clone(), Session { owner: owner.clone(), node, touched: now });
+        open.insert(
+            id.clone(),
+            Session {
+                owner: owner.clone(),
+                node,
+                touched: now,
+            },
+        );
         id
     }
 
@@ -102,7 +111,14 @@ impl Sessions {
     /// Puts back a session after a request that did not end it.
     fn keep(&self, id: String, owner: &Jid, node: &'static str, now: Instant) {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.insert(id, Session { owner: owner.clone(), node, touched: now });
+        open.insert(
+            id,
+            Session {
+                owner: owner.clone(),
+                node,
+                touched: now,
+            },
+        );
     }
 
     /// How many sessions are open (for tests and diagnostics).
@@ -123,7 +139,8 @@ pub async fn handle(
     from: &Jid,
     request: CommandRequest,
 ) -> Result<CommandReply, AdhocError> {
-    let op = ops::find(&request.node).ok_or_else(|| AdhocError::UnknownNode(request.node.chars().take(64).collect()))?;
+    let op = ops::find(&request.node)
+        .ok_or_else(|| AdhocError::UnknownNode(request.node.chars().take(64).collect()))?;
     let node = op.spec().node;
     let now = Instant::now();
     let Some(session_id) = request.session_id else {
@@ -153,7 +170,9 @@ pub async fn handle(
             notes: vec![(NoteType::Info, "Canceled; nothing was changed.".into())],
             form: None,
         }),
-        Action::Execute | Action::Complete => complete(ctx, op, request.form.as_ref(), Some(session_id)).await,
+        Action::Execute | Action::Complete => {
+            complete(ctx, op, request.form.as_ref(), Some(session_id)).await
+        }
         action @ (Action::Next | Action::Prev) => {
             sessions.keep(session_id, from, node, now);
             Err(AdhocError::BadAction(action))
@@ -174,10 +193,17 @@ async fn complete(
         Some(form) => forms::submitted_values(form).map_err(AdhocError::BadPayload)?,
         None => vec![],
     };
-    let input = Input::check(op.spec().params, raw.iter().map(|(var, values)| (var.as_str(), values.clone())))?;
+    let input = Input::check(
+        op.spec().params,
+        raw.iter()
+            .map(|(var, values)| (var.as_str(), values.clone())),
+    )?;
     let response = op.run(ctx, &input).await?;
     let (notes, form) = match &response {
-        Response::Table(table) => (vec![(NoteType::Info, table.note.clone())], Some(forms::table_form(table))),
+        Response::Table(table) => (
+            vec![(NoteType::Info, table.note.clone())],
+            Some(forms::table_form(table)),
+        ),
     };
     Ok(CommandReply {
         node: op.spec().node.to_owned(),
@@ -206,7 +232,10 @@ mod tests {
         assert!(matches!(stranger, Err(AdhocError::BadSessionId(_))));
         let wrong_node = sessions.take(&id, &jid("admin@x/phone"), "install", now);
         assert!(matches!(wrong_node, Err(AdhocError::BadSessionId(_))));
-        assert_eq!(sessions.take(&id, &jid("admin@x/phone"), "list", now), Ok(()));
+        assert_eq!(
+            sessions.take(&id, &jid("admin@x/phone"), "list", now),
+            Ok(())
+        );
         assert!(sessions.is_empty());
     }
 
@@ -217,10 +246,16 @@ mod tests {
         let owner = jid("admin@x/r");
         let id = sessions.open(&owner, "list", start);
         let later = start + SESSION_TTL + Duration::from_secs(1);
-        assert_eq!(sessions.take(&id, &owner, "list", later), Err(AdhocError::SessionExpired));
+        assert_eq!(
+            sessions.take(&id, &owner, "list", later),
+            Err(AdhocError::SessionExpired)
+        );
         let old = sessions.open(&owner, "list", start);
         sessions.open(&owner, "list", start + 2 * SESSION_TTL);
-        assert!(matches!(sessions.take(&old, &owner, "list", start + 2 * SESSION_TTL), Err(AdhocError::BadSessionId(_))));
+        assert!(matches!(
+            sessions.take(&old, &owner, "list", start + 2 * SESSION_TTL),
+            Err(AdhocError::BadSessionId(_))
+        ));
     }
 
     #[test]
@@ -232,6 +267,8 @@ mod tests {
             sessions.open(&jid("admin@x/r"), "list", now + Duration::from_millis(i));
         }
         assert_eq!(sessions.len(), MAX_SESSIONS_PER_JID);
-        assert!(sessions.take(&first, &jid("admin@x/r"), "list", now).is_err());
+        assert!(sessions
+            .take(&first, &jid("admin@x/r"), "list", now)
+            .is_err());
     }
 }

@@ -175,10 +175,13 @@ mod tests {
 
     #[test]
     fn action_defaults_to_execute_and_bad_ones_are_named() {
-        let ok = parse("<command xmlns='http://jabber.org/protocol/commands' node='list'/>").unwrap();
+        let ok =
+            parse("<command xmlns='http://jabber.org/protocol/commands' node='list'/>").unwrap();
         assert_eq!(ok.action, Action::Execute);
         assert_eq!(
-            parse("<command xmlns='http://jabber.org/protocol/commands' node='list' action='jump'/>"),
+            parse(
+                "<command xmlns='http://jabber.org/protocol/commands' node='list' action='jump'/>"
+            ),
             Err(RequestError::MalformedAction("jump".into()))
         );
         assert_eq!(

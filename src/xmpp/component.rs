@@ -39,7 +39,9 @@ struct App {
 pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown_signal()?);
     let app = Arc::new(App {
-        ctx: Context { config: config.clone() },
+        ctx: Context {
+            config: config.clone(),
+        },
         sessions: Sessions::default(),
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
     });
@@ -52,11 +54,17 @@ pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
         };
         match attempt {
             Ok(connection) => {
-                tracing::info!("connected to Prosody at {} as {}", component.server, component.jid);
+                tracing::info!(
+                    "connected to Prosody at {} as {}",
+                    component.server,
+                    component.jid
+                );
                 retry = FIRST_RETRY;
                 match serve(&app, connection, &mut shutdown).await {
                     Ended::Shutdown => return Ok(()),
-                    Ended::Lost(reason) => tracing::warn!("lost the connection to Prosody: {reason}; reconnecting"),
+                    Ended::Lost(reason) => {
+                        tracing::warn!("lost the connection to Prosody: {reason}; reconnecting")
+                    }
                 }
             }
             Err(error) => tracing::warn!("{error}; retrying in {} ms", retry.as_millis()),
@@ -89,27 +97,15 @@ async fn serve(
             }
             Some(stanza) = outgoing.recv() => stanza,
             incoming = connection.next() => match incoming {
-                Incoming::Stanza(Stanza::Iq(iq)) => match app.in_flight.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let (app, replies) = (app.clone(), replies.clone());
-                        tokio::spawn(async move {
-                            if let Some(reply) = app.handle_iq(iq).await {
-                                // The receiver is gone only if the connection
-                                // died; the requester then retries anyway.
-                                let _ = replies.send(reply.into()).await;
-                            }
-                            drop(permit);
-                        });
-                        continue;
-                    }
-                    Err(_) => match busy_reply(iq) {
-                        Some(reply) => reply.into(),
+                Incoming::Stanza(stanza) => match *stanza {
+                    Stanza::Iq(iq) => match spawn_request(app, iq, &replies) {
+                        Some(busy) => busy.into(),
                         None => continue,
                     },
+                    // Messages and presence are for the chat front end,
+                    // not served yet: nothing to answer.
+                    Stanza::Message(_) | Stanza::Presence(_) => continue,
                 },
-                // Messages and presence are for the chat front end, not
-                // served yet: nothing to answer.
-                Incoming::Stanza(_) => continue,
                 Incoming::Invalid { is_iq_request: true, from: Some(from), to, id: Some(id), reason } => {
                     tracing::info!("refused an IQ from {from} that did not parse: {reason}");
                     let Some(reply) = invalid_iq_reply(&app.ctx.config, &from, to.as_deref(), id, &reason) else {
@@ -139,13 +135,42 @@ async fn serve(
     }
 }
 
+/// Handles `iq` in its own task, whose reply goes to `replies`. When
+/// [`MAX_IN_FLIGHT`] requests are already running, returns the immediate
+/// "busy" reply instead.
+fn spawn_request(app: &Arc<App>, iq: Iq, replies: &mpsc::Sender<Stanza>) -> Option<Iq> {
+    let Ok(permit) = app.in_flight.clone().try_acquire_owned() else {
+        return busy_reply(iq);
+    };
+    let (app, replies) = (app.clone(), replies.clone());
+    tokio::spawn(async move {
+        if let Some(reply) = app.handle_iq(iq).await {
+            // The receiver is gone only if the connection died; the
+            // requester then gets an error from Prosody and retries.
+            let _ = replies.send(reply.into()).await;
+        }
+        drop(permit);
+    });
+    None
+}
+
 impl App {
     /// Answers one IQ. Authorisation is decided here, once, from the
     /// sender's bare JID as stamped by Prosody, before anything runs.
     async fn handle_iq(&self, iq: Iq) -> Option<Iq> {
         let (from, to, id, payload, is_set) = match iq {
-            Iq::Get { from, to, id, payload } => (from, to, id, payload, false),
-            Iq::Set { from, to, id, payload } => (from, to, id, payload, true),
+            Iq::Get {
+                from,
+                to,
+                id,
+                payload,
+            } => (from, to, id, payload, false),
+            Iq::Set {
+                from,
+                to,
+                id,
+                payload,
+            } => (from, to, id, payload, true),
             // Answers to our keepalive pings; nothing to do.
             Iq::Result { .. } | Iq::Error { .. } => return None,
         };
@@ -177,7 +202,12 @@ impl App {
             )),
         };
         let reply = match result {
-            Ok(payload) => Iq::Result { from: None, to: Some(from), id, payload: Some(payload) },
+            Ok(payload) => Iq::Result {
+                from: None,
+                to: Some(from),
+                id,
+                payload: Some(payload),
+            },
             Err(error) => Iq::from_error(id, error).with_to(from),
         };
         Some(reply_to(reply, to))
@@ -189,7 +219,12 @@ impl App {
                 RequestError::MalformedAction(_) => Some("malformed-action"),
                 RequestError::MissingNode => None,
             };
-            command_error(ErrorType::Modify, DefinedCondition::BadRequest, app_condition, e.to_string())
+            command_error(
+                ErrorType::Modify,
+                DefinedCondition::BadRequest,
+                app_condition,
+                e.to_string(),
+            )
         })?;
         let node = request.node.clone();
         match adhoc::handle(&self.ctx, &self.sessions, from, request).await {
@@ -231,7 +266,10 @@ fn disco_error(error: DiscoError, node: Option<&str>) -> StanzaError {
             ErrorType::Cancel,
             DefinedCondition::ItemNotFound,
             "en",
-            format!("there is no node `{}`", node.chars().take(64).collect::<String>()),
+            format!(
+                "there is no node `{}`",
+                node.chars().take(64).collect::<String>()
+            ),
         ),
         DiscoError::Forbidden => StanzaError::new(
             ErrorType::Auth,
@@ -258,14 +296,32 @@ fn adhoc_error(error: AdhocError) -> StanzaError {
     let text = error.to_string();
     let (type_, condition, app_condition) = match &error {
         AdhocError::UnknownNode(_) => (ErrorType::Cancel, DefinedCondition::ItemNotFound, None),
-        AdhocError::BadSessionId(_) => (ErrorType::Modify, DefinedCondition::BadRequest, Some("bad-sessionid")),
-        AdhocError::SessionExpired => (ErrorType::Cancel, DefinedCondition::NotAllowed, Some("session-expired")),
-        AdhocError::BadAction(_) => (ErrorType::Modify, DefinedCondition::BadRequest, Some("bad-action")),
-        AdhocError::BadPayload(_) => (ErrorType::Modify, DefinedCondition::BadRequest, Some("bad-payload")),
+        AdhocError::BadSessionId(_) => (
+            ErrorType::Modify,
+            DefinedCondition::BadRequest,
+            Some("bad-sessionid"),
+        ),
+        AdhocError::SessionExpired => (
+            ErrorType::Cancel,
+            DefinedCondition::NotAllowed,
+            Some("session-expired"),
+        ),
+        AdhocError::BadAction(_) => (
+            ErrorType::Modify,
+            DefinedCondition::BadRequest,
+            Some("bad-action"),
+        ),
+        AdhocError::BadPayload(_) => (
+            ErrorType::Modify,
+            DefinedCondition::BadRequest,
+            Some("bad-payload"),
+        ),
         AdhocError::Operation(op) => match op.kind {
             ErrorKind::BadInput => (ErrorType::Modify, DefinedCondition::BadRequest, None),
             ErrorKind::NotFound => (ErrorType::Cancel, DefinedCondition::ItemNotFound, None),
-            ErrorKind::Unavailable => (ErrorType::Wait, DefinedCondition::InternalServerError, None),
+            ErrorKind::Unavailable => {
+                (ErrorType::Wait, DefinedCondition::InternalServerError, None)
+            }
         },
     };
     command_error(type_, condition, app_condition, text)
@@ -274,7 +330,13 @@ fn adhoc_error(error: AdhocError) -> StanzaError {
 /// The error owed to an IQ request that did not parse. Its addresses come
 /// raw from the wire: if they do not parse either, there is nobody to
 /// answer.
-fn invalid_iq_reply(config: &Config, from: &str, to: Option<&str>, id: String, reason: &str) -> Option<Iq> {
+fn invalid_iq_reply(
+    config: &Config,
+    from: &str,
+    to: Option<&str>,
+    id: String,
+    reason: &str,
+) -> Option<Iq> {
     let from: Jid = from.parse().ok()?;
     let to: Jid = match to {
         Some(to) => to.parse().ok()?,

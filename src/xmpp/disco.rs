@@ -27,10 +27,24 @@ pub enum DiscoError {
 pub fn info(node: Option<&str>, is_admin: bool) -> Result<Element, DiscoError> {
     let (identity, features): (Identity, &[&str]) = match node {
         None => (
-            Identity::new("component", "generic", "en", "modman (Prosody module manager)"),
-            &[ns::DISCO_INFO, ns::DISCO_ITEMS, NS_COMMANDS, ns::VERSION, ns::PING],
+            Identity::new(
+                "component",
+                "generic",
+                "en",
+                "modman (Prosody module manager)",
+            ),
+            &[
+                ns::DISCO_INFO,
+                ns::DISCO_ITEMS,
+                NS_COMMANDS,
+                ns::VERSION,
+                ns::PING,
+            ],
         ),
-        Some(NS_COMMANDS) => (Identity::new("automation", "command-list", "en", "Commands"), &[ns::DISCO_ITEMS]),
+        Some(NS_COMMANDS) => (
+            Identity::new("automation", "command-list", "en", "Commands"),
+            &[ns::DISCO_ITEMS],
+        ),
         Some(node) => {
             let op = ops::find(node).ok_or(DiscoError::UnknownNode)?;
             if !is_admin {
@@ -45,7 +59,10 @@ pub fn info(node: Option<&str>, is_admin: bool) -> Result<Element, DiscoError> {
     Ok(DiscoInfoResult {
         node: node.map(str::to_owned),
         identities: vec![identity],
-        features: features.iter().map(|f| f.to_string()).collect::<BTreeSet<_>>(),
+        features: features
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<BTreeSet<_>>(),
         extensions: vec![],
     }
     .into())
@@ -53,7 +70,11 @@ pub fn info(node: Option<&str>, is_admin: bool) -> Result<Element, DiscoError> {
 
 /// disco#items: the commands `is_admin` allows on the command node,
 /// nothing elsewhere.
-pub fn items(component: &BareJid, node: Option<&str>, is_admin: bool) -> Result<Element, DiscoError> {
+pub fn items(
+    component: &BareJid,
+    node: Option<&str>,
+    is_admin: bool,
+) -> Result<Element, DiscoError> {
     let items = match node {
         None => vec![],
         Some(NS_COMMANDS) if is_admin => ops::all()
@@ -67,10 +88,20 @@ pub fn items(component: &BareJid, node: Option<&str>, is_admin: bool) -> Result<
         Some(NS_COMMANDS) => vec![],
         Some(_) => return Err(DiscoError::UnknownNode),
     };
-    Ok(DiscoItemsResult { node: node.map(str::to_owned), items, rsm: None }.into())
+    Ok(DiscoItemsResult {
+        node: node.map(str::to_owned),
+        items,
+        rsm: None,
+    }
+    .into())
 }
 
 /// The software version reply.
 pub fn version() -> Element {
-    VersionResult { name: "modman".into(), version: env!("CARGO_PKG_VERSION").into(), os: None }.into()
+    VersionResult {
+        name: "modman".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        os: None,
+    }
+    .into()
 }

@@ -50,7 +50,9 @@ pub fn table_form(table: &Table) -> Element {
     for row in &table.rows {
         let mut item = Element::bare("item", NS_DATA);
         for ((var, _), cell) in table.columns.iter().zip(row) {
-            let mut field = Element::builder("field", NS_DATA).attr(name("var"), *var).build();
+            let mut field = Element::builder("field", NS_DATA)
+                .attr(name("var"), *var)
+                .build();
             field.append_child(text_element("value", cell));
             item.append_child(field);
         }
@@ -75,7 +77,9 @@ pub fn submitted_values(element: &Element) -> Result<Vec<(String, Vec<String>)>,
 }
 
 fn form_element(kind: &str, title: &str) -> Element {
-    let mut form = Element::builder("x", NS_DATA).attr(name("type"), kind).build();
+    let mut form = Element::builder("x", NS_DATA)
+        .attr(name("type"), kind)
+        .build();
     form.append_child(text_element("title", title));
     form
 }
@@ -93,7 +97,10 @@ mod tests {
         let table = Table {
             title: "Modules".into(),
             columns: vec![("module", "Module"), ("files", "Files")],
-            rows: vec![vec!["firewall".into(), "12".into()], vec!["lastlog".into(), "1".into()]],
+            rows: vec![
+                vec!["firewall".into(), "12".into()],
+                vec!["lastlog".into(), "1".into()],
+            ],
             note: String::new(),
         };
         let form = table_form(&table);
@@ -108,7 +115,11 @@ mod tests {
         let rows: Vec<Vec<String>> = form
             .children()
             .filter(|c| c.is("item", NS_DATA))
-            .map(|item| item.children().map(|f| f.get_child("value", NS_DATA).unwrap().text()).collect())
+            .map(|item| {
+                item.children()
+                    .map(|f| f.get_child("value", NS_DATA).unwrap().text())
+                    .collect()
+            })
             .collect();
         assert_eq!(rows, table.rows);
     }

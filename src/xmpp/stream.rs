@@ -40,7 +40,8 @@ pub enum ConnectError {
 /// One thing read from the stream.
 #[derive(Debug)]
 pub enum Incoming {
-    Stanza(Stanza),
+    /// Boxed: a stanza is large and the other cases are small.
+    Stanza(Box<Stanza>),
     /// A stanza that did not parse. For an IQ request the component still
     /// owes the sender an error reply, addressed from these raw attributes.
     Invalid {
@@ -64,9 +65,19 @@ pub struct Connection {
 
 impl Connection {
     /// Connects to `server` (host:port) and authenticates as `jid`.
-    pub async fn open(jid: &BareJid, server: &str, secret: &str) -> Result<Connection, ConnectError> {
-        let unreachable = |reason: String| ConnectError::Unreachable { server: server.to_owned(), reason };
-        let refused = |reason: String| ConnectError::Refused { jid: jid.clone(), reason };
+    pub async fn open(
+        jid: &BareJid,
+        server: &str,
+        secret: &str,
+    ) -> Result<Connection, ConnectError> {
+        let unreachable = |reason: String| ConnectError::Unreachable {
+            server: server.to_owned(),
+            reason,
+        };
+        let refused = |reason: String| ConnectError::Refused {
+            jid: jid.clone(),
+            reason,
+        };
         let connector = TcpServerConnector::from(DnsConfig::addr(server));
         let (mut pending, _) = connector
             .connect(&Jid::from(jid.clone()), ns::COMPONENT, TIMEOUTS)
@@ -79,9 +90,9 @@ impl Connection {
             .into_owned();
         let mut stream: XmppStream<_> = pending.skip_features();
         stream
-            .send(&XmppStreamElement::ComponentHandshake(Handshake::from_stream_id_and_password(
-                stream_id, secret,
-            )))
+            .send(&XmppStreamElement::ComponentHandshake(
+                Handshake::from_stream_id_and_password(stream_id, secret),
+            ))
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         loop {
@@ -93,7 +104,11 @@ impl Connection {
                     return Err(refused(stream_error_text(&error.0)))
                 }
                 Some(Err(ReadError::SoftTimeout)) => continue,
-                Some(Ok(other)) => return Err(refused(format!("unexpected answer to the handshake: {other:?}"))),
+                Some(Ok(other)) => {
+                    return Err(refused(format!(
+                        "unexpected answer to the handshake: {other:?}"
+                    )))
+                }
                 Some(Err(e)) => return Err(refused(e.to_string())),
                 None => return Err(refused("Prosody closed the connection".into())),
             }
@@ -118,14 +133,26 @@ impl Connection {
                 Some(Ok(element)) => element,
             };
             match element {
-                FallibleStreamElement::Ok(XmppStreamElement::Stanza(stanza)) => return Incoming::Stanza(stanza),
-                FallibleStreamElement::Ok(XmppStreamElement::StreamError(error)) => {
-                    return Incoming::Closed(format!("Prosody sent a stream error: {}", stream_error_text(&error.0)))
+                FallibleStreamElement::Ok(XmppStreamElement::Stanza(stanza)) => {
+                    return Incoming::Stanza(Box::new(stanza))
                 }
-                FallibleStreamElement::Ok(other) => tracing::debug!("ignored a stream element: {other:?}"),
-                FallibleStreamElement::Err(StreamElementError::InvalidStanza { name, header, error, .. }) => {
-                    let is_iq_request =
-                        name.to_string() == "iq" && matches!(header.type_.as_deref(), Some("get" | "set"));
+                FallibleStreamElement::Ok(XmppStreamElement::StreamError(error)) => {
+                    return Incoming::Closed(format!(
+                        "Prosody sent a stream error: {}",
+                        stream_error_text(&error.0)
+                    ))
+                }
+                FallibleStreamElement::Ok(other) => {
+                    tracing::debug!("ignored a stream element: {other:?}")
+                }
+                FallibleStreamElement::Err(StreamElementError::InvalidStanza {
+                    name,
+                    header,
+                    error,
+                    ..
+                }) => {
+                    let is_iq_request = name.to_string() == "iq"
+                        && matches!(header.type_.as_deref(), Some("get" | "set"));
                     return Incoming::Invalid {
                         is_iq_request,
                         from: header.from,
@@ -134,7 +161,9 @@ impl Connection {
                         reason: error.to_string(),
                     };
                 }
-                FallibleStreamElement::Err(error) => tracing::debug!("ignored an invalid element: {error}"),
+                FallibleStreamElement::Err(error) => {
+                    tracing::debug!("ignored an invalid element: {error}")
+                }
             }
         }
     }

@@ -1,0 +1,368 @@
+//! Test harness: a private Prosody from Debian's package, the real
+//! `modman` binary, and slixmpp clients. Everything lives in one temp dir
+//! on free loopback ports; `Drop` kills what was started, also when a test
+//! panics. Readiness is awaited by asking (connecting, querying), never by
+//! sleeping a fixed time.
+
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use minidom::Element;
+use serde_json::{json, Value};
+
+pub const DOMAIN: &str = "localhost";
+pub const COMPONENT: &str = "modman.localhost";
+pub const ADMIN: &str = "admin@localhost";
+pub const USER: &str = "user@localhost";
+pub const PASSWORD: &str = "correct horse";
+const SECRET: &str = "test-secret";
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Polls `check` until it returns `Some`, or panics after [`DEADLINE`]
+/// with `what` in the message.
+pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A private Prosody with an admin and a non-admin account.
+pub struct Prosody {
+    pub dir: tempfile::TempDir,
+    pub c2s_port: u16,
+    pub component_port: u16,
+    child: Option<Child>,
+}
+
+impl Prosody {
+    pub fn start() -> Prosody {
+        let dir = tempfile::Builder::new()
+            .prefix("modman-test-")
+            .tempdir()
+            .unwrap();
+        let mut prosody = Prosody {
+            dir,
+            c2s_port: free_port(),
+            component_port: free_port(),
+            child: None,
+        };
+        std::fs::create_dir_all(prosody.path("data")).unwrap();
+        std::fs::create_dir_all(prosody.path("certs")).unwrap();
+        std::fs::create_dir_all(prosody.modules_dir()).unwrap();
+        std::fs::write(prosody.config_path(), prosody.config_text()).unwrap();
+        for user in [ADMIN, USER] {
+            let (name, host) = user.split_once('@').unwrap();
+            let status = Command::new("prosodyctl")
+                .arg("--config")
+                .arg(prosody.config_path())
+                .args(["register", name, host, PASSWORD])
+                .stderr(Stdio::null())
+                .status()
+                .expect(
+                    "prosodyctl runs (is the prosody package installed? scripts/test installs it)",
+                );
+            assert!(status.success(), "prosodyctl register {user} failed");
+        }
+        prosody.launch();
+        prosody
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path("prosody.cfg.lua")
+    }
+
+    pub fn modules_dir(&self) -> PathBuf {
+        self.path("modules")
+    }
+
+    fn config_text(&self) -> String {
+        let dir = self.dir.path().display();
+        format!(
+            r#"-- written by modman's test harness
+run_as_root = true
+pidfile = "{dir}/prosody.pid"
+data_path = "{dir}/data"
+log = {{ info = "{dir}/prosody.log" }}
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {c2s} }}
+c2s_direct_tls_ports = {{ }}
+component_ports = {{ {component} }}
+component_interface = "127.0.0.1"
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+authentication = "internal_plain"
+plugin_paths = {{ "{dir}/modules" }}
+modules_enabled = {{ "roster", "saslauth", "disco", "ping", "admin_shell" }}
+modules_disabled = {{ "s2s" }}
+
+VirtualHost "{DOMAIN}"
+
+Component "{COMPONENT}"
+    component_secret = "{SECRET}"
+"#,
+            c2s = self.c2s_port,
+            component = self.component_port,
+        )
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::File::create(self.path("prosody.stdout")).unwrap();
+        let child = Command::new("prosody")
+            .arg("-F")
+            .arg("--config")
+            .arg(self.config_path())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("prosody starts");
+        self.child = Some(child);
+        let (c2s, component) = (self.c2s_port, self.component_port);
+        wait_for("Prosody to listen", || {
+            let up = |port| TcpStream::connect(("127.0.0.1", port)).is_ok();
+            (up(c2s) && up(component)).then_some(())
+        });
+    }
+
+    /// Kills Prosody (SIGKILL: no goodbye to anyone) and starts it again.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A modman.toml for this server.
+    pub fn modman_config(&self) -> String {
+        let dir = self.dir.path().display();
+        format!(
+            r#"admins = ["{ADMIN}"]
+state_dir = "{dir}/modman-state"
+
+[component]
+jid = "{COMPONENT}"
+server = "127.0.0.1:{port}"
+secret = "{SECRET}"
+
+[prosody]
+config = "{dir}/prosody.cfg.lua"
+modules_dir = "{dir}/modules"
+managed_config = "{dir}/modman.cfg.lua"
+admin_socket = "{dir}/data/prosody.sock"
+"#,
+            port = self.component_port
+        )
+    }
+}
+
+impl Drop for Prosody {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The real modman binary, connected to a [`Prosody`].
+pub struct Modman {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Modman {
+    /// Starts `modman run` with `config` and waits until it answers
+    /// disco#info through Prosody (so it is connected, not just started).
+    pub fn start(prosody: &Prosody, config: &str) -> Modman {
+        let config_path = prosody.path("modman.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = prosody.path("modman.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_modman"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("RUST_LOG", "debug")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let modman = Modman { child, log };
+        let mut probe = Client::connect(prosody, USER);
+        probe.wait_until_component_answers();
+        modman
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits; returns whether modman exited successfully.
+    pub fn terminate(mut self) -> bool {
+        let status = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = wait_for("modman to exit", || self.child.try_wait().unwrap());
+        exit.success()
+    }
+}
+
+impl Drop for Modman {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A slixmpp client (tests/support/xmpp_client.py) logged in as `jid`.
+pub struct Client {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Client {
+    pub fn connect(prosody: &Prosody, jid: &str) -> Client {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/xmpp_client.py");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .args([jid, PASSWORD, "127.0.0.1", &prosody.c2s_port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("/usr/bin/python3 runs (scripts/test installs python3-slixmpp)");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut client = Client {
+            child,
+            stdin,
+            stdout,
+        };
+        let hello = client.read();
+        assert_eq!(
+            hello,
+            json!({"ready": true}),
+            "client {jid} could not log in"
+        );
+        client
+    }
+
+    fn read(&mut self) -> Value {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("client said {line:?}: {e}"))
+    }
+
+    /// Sends one request line and returns the answer.
+    pub fn request(&mut self, request: Value) -> Value {
+        writeln!(self.stdin, "{request}").unwrap();
+        self.read()
+    }
+
+    /// Sends a raw IQ and returns the reply stanza.
+    pub fn iq(&mut self, xml: &str) -> Element {
+        let answer = self.request(json!({"op": "iq", "xml": xml}));
+        let reply = answer["xml"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no reply to {xml}: {answer}"));
+        // slixmpp leaves out the stream's default namespace.
+        let wrapped: Element = format!("<w xmlns='jabber:client'>{reply}</w>")
+            .parse()
+            .unwrap_or_else(|e| panic!("reply {reply} does not parse: {e}"));
+        wrapped
+            .children()
+            .next()
+            .cloned()
+            .expect("the reply stanza")
+    }
+
+    /// Sends a raw stanza without waiting for anything.
+    pub fn send(&mut self, xml: &str) {
+        assert_eq!(
+            self.request(json!({"op": "send", "xml": xml})),
+            json!({"sent": true})
+        );
+    }
+
+    /// Runs a command through slixmpp's XEP-0050 plugin, submitting `fields`
+    /// if a form is shown.
+    pub fn run(&mut self, node: &str, fields: Value) -> Value {
+        self.request(json!({"op": "run", "to": COMPONENT, "node": node, "fields": fields}))
+    }
+
+    /// The commands slixmpp's XEP-0050 plugin finds on the component.
+    pub fn commands(&mut self) -> Value {
+        self.request(json!({"op": "commands", "to": COMPONENT}))
+    }
+
+    /// disco#info until it is a result: modman is connected and serving.
+    pub fn wait_until_component_answers(&mut self) {
+        let probe = format!("<iq type='get' to='{COMPONENT}' id='probe'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+        wait_for("modman to answer through Prosody", || {
+            (self.iq(&probe).attr("type") == Some("result")).then_some(())
+        });
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "{}", json!({"op": "quit"}));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parts of a stanza error a test checks: (type, condition, XEP-0050
+/// condition, text).
+pub fn stanza_error(reply: &Element) -> (String, String, Option<String>, String) {
+    assert_eq!(
+        reply.attr("type"),
+        Some("error"),
+        "expected an error, got {}",
+        String::from(reply)
+    );
+    let error = reply
+        .get_child("error", "jabber:client")
+        .expect("an <error/> child");
+    let mut condition = None;
+    let mut app = None;
+    let mut text = String::new();
+    for child in error.children() {
+        match (child.ns().as_str(), child.name()) {
+            ("urn:ietf:params:xml:ns:xmpp-stanzas", "text") => text = child.text(),
+            ("urn:ietf:params:xml:ns:xmpp-stanzas", name) => condition = Some(name.to_owned()),
+            ("http://jabber.org/protocol/commands", name) => app = Some(name.to_owned()),
+            _ => {}
+        }
+    }
+    (
+        error.attr("type").unwrap_or_default().to_owned(),
+        condition.expect("a defined condition"),
+        app,
+        text,
+    )
+}

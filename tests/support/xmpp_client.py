@@ -1,0 +1,143 @@
+#!/usr/bin/python3
+"""A test client driven over stdin/stdout with one JSON object per line.
+
+It is slixmpp, an XMPP implementation independent of modman, so the tests
+check interoperability rather than assume it. Requests:
+
+  {"op": "iq", "xml": "<iq .../>"}            send raw, answer {"xml": reply}
+  {"op": "send", "xml": "<message .../>"}     send raw, answer {"sent": true}
+  {"op": "commands", "to": JID}               XEP-0050 command list
+  {"op": "run", "to": JID, "node": N,         execute, then submit the form
+   "fields": {var: value or [values]}}        (if one is shown); the result
+  {"op": "quit"}
+
+Every answer is one JSON line. Run with /usr/bin/python3 (Debian's
+python3-slixmpp).
+"""
+import asyncio
+import json
+import logging
+import sys
+import xml.etree.ElementTree as ET
+
+import slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
+
+COMMANDS_NS = "http://jabber.org/protocol/commands"
+
+
+def error_of(iq):
+    """The parts of an error reply a test asserts on."""
+    err = iq["error"]
+    app = [child.tag.split("}")[1] for child in err.xml
+           if child.tag.startswith("{%s}" % COMMANDS_NS)]
+    return {"type": err["type"], "condition": err["condition"],
+            "text": err["text"], "app_condition": app[0] if app else None}
+
+
+def command_of(iq):
+    """The parts of a command reply a test asserts on."""
+    cmd = iq["command"]
+    out = {"status": cmd["status"], "sessionid": cmd["sessionid"],
+           "notes": [list(n) for n in cmd["notes"]],
+           "actions": list(cmd["actions"])}
+    if cmd.xml.find("{jabber:x:data}x") is not None:
+        form = cmd["form"]
+        out["form"] = {
+            "type": form["type"], "title": form["title"],
+            "instructions": form["instructions"],
+            "fields": [f["var"] for f in form["fields"]] if isinstance(form["fields"], list)
+            else list(form.get_fields().keys()),
+            "reported": list(form["reported"].keys()),
+            "items": [dict((k, v) for k, v in item.items()) for item in form["items"]],
+        }
+    return out
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self, jid, password):
+        super().__init__(jid, password)
+        self.register_plugin("xep_0004")
+        self.register_plugin("xep_0030")
+        self.register_plugin("xep_0050")
+        self.ready = asyncio.get_event_loop().create_future()
+        self.add_event_handler("session_start", self.on_start)
+        self.add_event_handler("failed_auth", lambda _: self.finish({"error": "authentication failed"}))
+        self.add_event_handler("disconnected", lambda _: self.finish({"error": "disconnected"}))
+
+    def finish(self, value):
+        if not self.ready.done():
+            self.ready.set_result(value)
+
+    async def on_start(self, _):
+        self.send_presence()
+        self.finish({"ready": True})
+
+    async def raw_iq(self, text):
+        wrapper = ET.fromstring("<w xmlns='jabber:client'>%s</w>" % text)
+        iq = self.Iq(xml=wrapper[0])
+        try:
+            reply = await iq.send(timeout=20)
+        except IqError as e:
+            reply = e.iq
+        except IqTimeout:
+            return {"timeout": True}
+        return {"xml": str(reply)}
+
+    async def commands(self, to):
+        reply = await self["xep_0050"].get_commands(jid=to, timeout=20)
+        return {"items": [[i[1], i[2]] for i in reply["disco_items"]["items"]]}
+
+    async def run(self, to, node, fields):
+        adhoc = self["xep_0050"]
+        try:
+            reply = await adhoc.send_command(to, node, action="execute", timeout=20)
+            result = {"steps": [command_of(reply)]}
+            if reply["command"]["status"] == "executing":
+                form = self["xep_0004"].make_form(ftype="submit")
+                for var, value in fields.items():
+                    form.add_field(var=var, value=value)
+                reply = await adhoc.send_command(
+                    to, node, action="complete", payload=form,
+                    sessionid=reply["command"]["sessionid"], timeout=20)
+                result["steps"].append(command_of(reply))
+            return result
+        except IqError as e:
+            return {"error": error_of(e.iq)}
+
+
+async def main():
+    logging.basicConfig(level=logging.ERROR)
+    jid, password, host, port = sys.argv[1:5]
+    client = Client(jid, password)
+    client.connect((host, int(port)), disable_starttls=True, force_starttls=False)
+    print(json.dumps(await client.ready), flush=True)
+    loop = asyncio.get_event_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line or not line.strip():
+            break
+        request = json.loads(line)
+        op = request["op"]
+        if op == "quit":
+            break
+        try:
+            if op == "iq":
+                answer = await client.raw_iq(request["xml"])
+            elif op == "send":
+                client.send_raw(request["xml"])
+                answer = {"sent": True}
+            elif op == "commands":
+                answer = await client.commands(request["to"])
+            elif op == "run":
+                answer = await client.run(request["to"], request["node"], request.get("fields", {}))
+            else:
+                answer = {"error": "unknown op %r" % op}
+        except Exception as e:  # a test wants the failure, not a dead helper
+            answer = {"exception": "%s: %s" % (type(e).__name__, e)}
+        print(json.dumps(answer), flush=True)
+    client.disconnect()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
