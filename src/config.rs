@@ -368,6 +368,13 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
     }
 
     #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../modman.example.toml");
+        let config = parse(text).unwrap();
+        assert_eq!(config.component.jid.as_str(), "modman.example.org");
+    }
+
+    #[test]
     fn unknown_key_reports_its_line() {
         let text = GOOD.replacen("state_dir", "colour = 1\nstate_dir", 1);
         let error = parse(&text).unwrap_err();

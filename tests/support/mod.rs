@@ -67,7 +67,8 @@ impl Prosody {
         std::fs::create_dir_all(prosody.path("data")).unwrap();
         std::fs::create_dir_all(prosody.path("certs")).unwrap();
         std::fs::create_dir_all(prosody.modules_dir()).unwrap();
-        std::fs::write(prosody.config_path(), prosody.config_text()).unwrap();
+        let config = prosody.fill_template(include_str!("prosody.cfg.lua.in"));
+        std::fs::write(prosody.config_path(), config).unwrap();
         for user in [ADMIN, USER] {
             let (name, host) = user.split_once('@').unwrap();
             let status = Command::new("prosodyctl")
@@ -97,34 +98,13 @@ impl Prosody {
         self.path("modules")
     }
 
-    fn config_text(&self) -> String {
-        let dir = self.dir.path().display();
-        format!(
-            r#"-- written by modman's test harness
-run_as_root = true
-pidfile = "{dir}/prosody.pid"
-data_path = "{dir}/data"
-log = {{ info = "{dir}/prosody.log" }}
-interfaces = {{ "127.0.0.1" }}
-c2s_ports = {{ {c2s} }}
-c2s_direct_tls_ports = {{ }}
-component_ports = {{ {component} }}
-component_interface = "127.0.0.1"
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-authentication = "internal_plain"
-plugin_paths = {{ "{dir}/modules" }}
-modules_enabled = {{ "roster", "saslauth", "disco", "ping", "admin_shell" }}
-modules_disabled = {{ "s2s" }}
-
-VirtualHost "{DOMAIN}"
-
-Component "{COMPONENT}"
-    component_secret = "{SECRET}"
-"#,
-            c2s = self.c2s_port,
-            component = self.component_port,
-        )
+    /// Fills in a template shared with scripts/demo.
+    fn fill_template(&self, template: &str) -> String {
+        template
+            .replace("@DIR@", &self.dir.path().display().to_string())
+            .replace("@C2S_PORT@", &self.c2s_port.to_string())
+            .replace("@COMPONENT_PORT@", &self.component_port.to_string())
+            .replace("@SECRET@", SECRET)
     }
 
     fn launch(&mut self) {
@@ -160,24 +140,7 @@ Component "{COMPONENT}"
 
     /// A modman.toml for this server.
     pub fn modman_config(&self) -> String {
-        let dir = self.dir.path().display();
-        format!(
-            r#"admins = ["{ADMIN}"]
-state_dir = "{dir}/modman-state"
-
-[component]
-jid = "{COMPONENT}"
-server = "127.0.0.1:{port}"
-secret = "{SECRET}"
-
-[prosody]
-config = "{dir}/prosody.cfg.lua"
-modules_dir = "{dir}/modules"
-managed_config = "{dir}/modman.cfg.lua"
-admin_socket = "{dir}/data/prosody.sock"
-"#,
-            port = self.component_port
-        )
+        self.fill_template(include_str!("modman.toml.in"))
     }
 }
 
