@@ -7,5 +7,7 @@
 pub mod config;
 pub mod engine;
 pub mod ops;
+pub mod prosody;
+pub mod repo;
 pub mod text;
 pub mod xmpp;

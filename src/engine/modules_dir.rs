@@ -1,6 +1,7 @@
-//! The modules present in `modules_dir`, in the layouts Prosody loads:
-//! `DIR/mod_x/mod_x.lua` (with any other files of the module) and
-//! `DIR/mod_x.lua`.
+//! The modules present in `modules_dir`, in the layouts Prosody loads
+//! (see [`crate::prosody::module_file_candidates`]): a directory
+//! `DIR/mod_x/` holding `mod_x.lua` or `x/mod_x.lua` with any other files
+//! of the module, and a single `DIR/mod_x.lua`.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -34,8 +35,11 @@ pub fn scan(dir: &Path) -> io::Result<Vec<LocalModule>> {
             let Some(name) = file_name.strip_prefix("mod_") else {
                 continue;
             };
-            let main = entry.path().join(format!("{file_name}.lua"));
-            if name.is_empty() || !std::fs::symlink_metadata(&main).is_ok_and(|m| m.is_file()) {
+            let [nested, flat, ..] = crate::prosody::module_file_candidates(name);
+            let is_regular = |relative: &str| {
+                std::fs::symlink_metadata(dir.join(relative)).is_ok_and(|m| m.is_file())
+            };
+            if name.is_empty() || !(is_regular(&nested) || is_regular(&flat)) {
                 continue;
             }
             let mut files = Vec::new();
@@ -95,6 +99,12 @@ mod tests {
         fs::write(root.join("mod_firewall/definitions/a.lua"), "").unwrap();
         fs::write(root.join("mod_lastlog.lua"), "").unwrap();
         fs::create_dir(root.join("mod_empty")).unwrap();
+        fs::create_dir_all(root.join("mod_auth_dovecot/auth_dovecot")).unwrap();
+        fs::write(
+            root.join("mod_auth_dovecot/auth_dovecot/mod_auth_dovecot.lua"),
+            "",
+        )
+        .unwrap();
         fs::create_dir(root.join(".modman-staging")).unwrap();
         fs::write(root.join("README"), "").unwrap();
         fs::write(root.join("mod_.lua"), "").unwrap();
@@ -102,15 +112,19 @@ mod tests {
 
         let found = scan(root).unwrap();
         let names: Vec<_> = found.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(names, ["firewall", "lastlog"]);
+        assert_eq!(names, ["auth_dovecot", "firewall", "lastlog"]);
         assert_eq!(
             found[0].files,
+            [PathBuf::from("auth_dovecot/mod_auth_dovecot.lua")]
+        );
+        assert_eq!(
+            found[1].files,
             [
                 PathBuf::from("definitions/a.lua"),
                 PathBuf::from("mod_firewall.lua")
             ]
         );
-        assert_eq!(found[1].files, [PathBuf::from("mod_lastlog.lua")]);
+        assert_eq!(found[2].files, [PathBuf::from("mod_lastlog.lua")]);
     }
 
     #[test]

@@ -1,0 +1,355 @@
+//! Module archives: deterministic tar.gz of a whole module directory, and
+//! the checked reading of one.
+//!
+//! Packing fixes everything but names and contents (sorted entries, mtime
+//! 0, owner 0, modes 0644/0755), so two builds of one tree are
+//! byte-identical. Reading refuses anything that could write outside the
+//! module's directory or surprise the installer: absolute paths, `..`,
+//! links, devices, entries outside `mod_<name>/`, and archives that unpack
+//! to more than [`MAX_UNPACKED`] bytes or [`MAX_ENTRIES`] entries.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use tar::{EntryType, Header};
+
+use super::index::is_safe_relative_path;
+
+/// Most bytes one module may unpack to.
+pub const MAX_UNPACKED: u64 = 64 * 1024 * 1024;
+/// Most entries one module archive may hold.
+pub const MAX_ENTRIES: usize = 10_000;
+
+/// Why a module directory could not be packed, or an archive was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{0}: a symbolic link that points outside the tree or to a directory; replace it with the file")]
+    LinkOutside(PathBuf),
+    #[error("{0}: not a regular file or directory")]
+    SpecialFile(PathBuf),
+    #[error("entry `{0}` is not a plain relative path inside the module directory")]
+    UnsafePath(String),
+    #[error(
+        "entry `{0}` is a link or special file; module archives hold only files and directories"
+    )]
+    UnsafeType(String),
+    #[error("the archive unpacks to more than {} MiB or {MAX_ENTRIES} entries", MAX_UNPACKED / 1024 / 1024)]
+    TooLarge,
+    #[error("the archive is not a readable tar.gz: {0}")]
+    Corrupt(io::Error),
+}
+
+/// One file read from an archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveFile {
+    /// Relative to the module directory (`mod_x/` stripped).
+    pub path: String,
+    pub data: Vec<u8>,
+    pub executable: bool,
+}
+
+/// Packs `module_dir` as `mod_<name>/...`. Symbolic links to regular files
+/// inside `tree_root` are stored as the file they point to; any other link
+/// is refused. Returns the archive and the packed file list (relative to
+/// the module directory, sorted).
+pub fn pack(
+    module_dir: &Path,
+    tree_root: &Path,
+    name: &str,
+) -> Result<(Vec<u8>, Vec<String>), ArchiveError> {
+    let root_name = format!("mod_{name}");
+    let mut entries = Vec::new();
+    collect(module_dir, tree_root, Path::new(""), &mut entries)?;
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
+    let mut files = Vec::new();
+    let io_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ArchiveError::Io { path, source }
+    };
+    append(&mut builder, &root_name, None, false).map_err(io_error(module_dir))?;
+    for (relative, kind) in entries {
+        let archived = format!("{root_name}/{}", relative.display());
+        match kind {
+            Kind::Dir => append(&mut builder, &archived, None, false),
+            Kind::File { source, executable } => {
+                let data = std::fs::read(&source).map_err(io_error(&source))?;
+                files.push(relative.display().to_string());
+                append(&mut builder, &archived, Some(&data), executable)
+            }
+        }
+        .map_err(io_error(&module_dir.join(&relative)))?;
+    }
+    let bytes = builder
+        .into_inner()
+        .and_then(|gz| gz.finish())
+        .map_err(io_error(module_dir))?;
+    Ok((bytes, files))
+}
+
+enum Kind {
+    Dir,
+    File { source: PathBuf, executable: bool },
+}
+
+fn collect(
+    dir: &Path,
+    tree_root: &Path,
+    relative: &Path,
+    out: &mut Vec<(PathBuf, Kind)>,
+) -> Result<(), ArchiveError> {
+    let here = dir.join(relative);
+    let io_error = |source| ArchiveError::Io {
+        path: here.clone(),
+        source,
+    };
+    for entry in std::fs::read_dir(&here).map_err(io_error)? {
+        let entry = entry.map_err(io_error)?;
+        let path = relative.join(entry.file_name());
+        let full = dir.join(&path);
+        let file_type = entry.file_type().map_err(io_error)?;
+        if file_type.is_dir() {
+            out.push((path.clone(), Kind::Dir));
+            collect(dir, tree_root, &path, out)?;
+        } else if file_type.is_file() {
+            let executable = is_executable(&full);
+            out.push((
+                path,
+                Kind::File {
+                    source: full,
+                    executable,
+                },
+            ));
+        } else if file_type.is_symlink() {
+            let target = std::fs::canonicalize(&full)
+                .map_err(|_| ArchiveError::LinkOutside(full.clone()))?;
+            let root = std::fs::canonicalize(tree_root).map_err(|source| ArchiveError::Io {
+                path: tree_root.to_owned(),
+                source,
+            })?;
+            if !target.starts_with(&root) || !target.is_file() {
+                return Err(ArchiveError::LinkOutside(full));
+            }
+            let executable = is_executable(&target);
+            out.push((
+                path,
+                Kind::File {
+                    source: target,
+                    executable,
+                },
+            ));
+        } else {
+            return Err(ArchiveError::SpecialFile(full));
+        }
+    }
+    Ok(())
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+}
+
+fn append<W: io::Write>(
+    builder: &mut tar::Builder<W>,
+    path: &str,
+    data: Option<&[u8]>,
+    executable: bool,
+) -> io::Result<()> {
+    let mut header = Header::new_gnu();
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    match data {
+        Some(data) => {
+            header.set_entry_type(EntryType::Regular);
+            header.set_mode(if executable { 0o755 } else { 0o644 });
+            header.set_size(data.len() as u64);
+            builder.append_data(&mut header, path, data)
+        }
+        None => {
+            header.set_entry_type(EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_size(0);
+            builder.append_data(&mut header, format!("{path}/"), io::empty())
+        }
+    }
+}
+
+/// Reads and checks every entry of a module archive for `mod_<name>`.
+/// Returns its regular files; directories are implied by their paths.
+pub fn read(bytes: &[u8], name: &str) -> Result<Vec<ArchiveFile>, ArchiveError> {
+    let root_name = format!("mod_{name}");
+    let mut archive = tar::Archive::new(GzDecoder::new(bytes));
+    let mut files = Vec::new();
+    let mut total: u64 = 0;
+    for (count, entry) in archive
+        .entries()
+        .map_err(ArchiveError::Corrupt)?
+        .enumerate()
+    {
+        if count >= MAX_ENTRIES {
+            return Err(ArchiveError::TooLarge);
+        }
+        let mut entry = entry.map_err(ArchiveError::Corrupt)?;
+        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let relative = checked_relative(&raw_path, &root_name)
+            .ok_or_else(|| ArchiveError::UnsafePath(raw_path.clone()))?;
+        match entry.header().entry_type() {
+            EntryType::Directory => continue,
+            EntryType::Regular => {}
+            _ => return Err(ArchiveError::UnsafeType(raw_path)),
+        }
+        let Some(relative) = relative else {
+            // The module directory itself as a file.
+            return Err(ArchiveError::UnsafePath(raw_path));
+        };
+        let size = entry.header().size().map_err(ArchiveError::Corrupt)?;
+        total = total.saturating_add(size);
+        if total > MAX_UNPACKED {
+            return Err(ArchiveError::TooLarge);
+        }
+        let executable = entry.header().mode().is_ok_and(|m| m & 0o111 != 0);
+        let mut data = Vec::with_capacity(size.min(MAX_UNPACKED) as usize);
+        // `take` guards against a header that lies about its size.
+        (&mut entry)
+            .take(MAX_UNPACKED + 1)
+            .read_to_end(&mut data)
+            .map_err(ArchiveError::Corrupt)?;
+        files.push(ArchiveFile {
+            path: relative,
+            data,
+            executable,
+        });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    if files.windows(2).any(|w| w[0].path == w[1].path) {
+        return Err(ArchiveError::UnsafePath("a path listed twice".into()));
+    }
+    Ok(files)
+}
+
+/// `mod_x/a/b` -> `Some(Some("a/b"))`, `mod_x/` -> `Some(None)`, anything
+/// outside `mod_x` or with `..`, `.`, a root or empty components -> `None`.
+/// Checked on the raw string: `Path::components` would quietly drop `.`.
+fn checked_relative(raw: &str, root_name: &str) -> Option<Option<String>> {
+    let trimmed = raw.strip_suffix('/').unwrap_or(raw);
+    if !is_safe_relative_path(trimmed) {
+        return None;
+    }
+    let rest = trimmed.strip_prefix(root_name)?;
+    if rest.is_empty() {
+        return Some(None);
+    }
+    Some(Some(rest.strip_prefix('/')?.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn module_tree() -> tempfile::TempDir {
+        let tree = tempfile::tempdir().unwrap();
+        let module = tree.path().join("mod_demo");
+        fs::create_dir_all(module.join("lib")).unwrap();
+        fs::write(module.join("mod_demo.lua"), "module:depends('x')").unwrap();
+        fs::write(module.join("lib/helper.lua"), "return {}").unwrap();
+        fs::write(tree.path().join("shared.lua"), "shared").unwrap();
+        std::os::unix::fs::symlink("../shared.lua", module.join("shared.lua")).unwrap();
+        tree
+    }
+
+    #[test]
+    fn packing_is_deterministic_and_reads_back() {
+        let tree = module_tree();
+        let module = tree.path().join("mod_demo");
+        let (first, files) = pack(&module, tree.path(), "demo").unwrap();
+        // Different mtimes, same content: same bytes.
+        fs::write(module.join("lib/helper.lua"), "return {}").unwrap();
+        let (second, _) = pack(&module, tree.path(), "demo").unwrap();
+        assert_eq!(first, second);
+        assert_eq!(files, ["lib/helper.lua", "mod_demo.lua", "shared.lua"]);
+        let read_back = read(&first, "demo").unwrap();
+        let paths: Vec<_> = read_back.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, files);
+        assert_eq!(read_back[2].data, b"shared");
+    }
+
+    #[test]
+    fn a_link_out_of_the_tree_is_refused() {
+        let tree = module_tree();
+        let module = tree.path().join("mod_demo");
+        std::os::unix::fs::symlink("/etc/passwd", module.join("passwd")).unwrap();
+        let error = pack(&module, tree.path(), "demo").unwrap_err();
+        assert!(matches!(error, ArchiveError::LinkOutside(_)), "{error}");
+    }
+
+    /// Builds a tar.gz by hand, with entries a packer would never write.
+    fn hostile(entries: &[(&str, EntryType, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        for (path, kind, data) in entries {
+            let mut header = Header::new_gnu();
+            header.set_entry_type(*kind);
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            // Write the name bytes raw: `append_data` itself refuses `..`.
+            let name = &mut header.as_gnu_mut().unwrap().name;
+            name[..path.len()].copy_from_slice(path.as_bytes());
+            if *kind == EntryType::Symlink {
+                header.set_link_name("/etc/passwd").unwrap();
+            }
+            header.set_cksum();
+            builder.append(&header, *data).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn hostile_entries_are_refused() {
+        let cases: &[(&str, EntryType, fn(&ArchiveError) -> bool)] = &[
+            ("mod_demo/../../etc/cron.d/x", EntryType::Regular, |e| {
+                matches!(e, ArchiveError::UnsafePath(_))
+            }),
+            ("/etc/cron.d/x", EntryType::Regular, |e| {
+                matches!(e, ArchiveError::UnsafePath(_))
+            }),
+            ("mod_other/mod_other.lua", EntryType::Regular, |e| {
+                matches!(e, ArchiveError::UnsafePath(_))
+            }),
+            ("mod_demo/./x", EntryType::Regular, |e| {
+                matches!(e, ArchiveError::UnsafePath(_))
+            }),
+            ("mod_demo/link", EntryType::Symlink, |e| {
+                matches!(e, ArchiveError::UnsafeType(_))
+            }),
+            ("mod_demo/hard", EntryType::Link, |e| {
+                matches!(e, ArchiveError::UnsafeType(_))
+            }),
+            ("mod_demo/fifo", EntryType::Fifo, |e| {
+                matches!(e, ArchiveError::UnsafeType(_))
+            }),
+        ];
+        for (path, kind, expected) in cases {
+            let error = read(&hostile(&[(path, *kind, b"x")]), "demo").unwrap_err();
+            assert!(expected(&error), "{path}: {error}");
+        }
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_corrupt() {
+        assert!(matches!(
+            read(b"not a gzip", "demo"),
+            Err(ArchiveError::Corrupt(_))
+        ));
+        let tree = module_tree();
+        let (bytes, _) = pack(&tree.path().join("mod_demo"), tree.path(), "demo").unwrap();
+        assert!(read(&bytes[..bytes.len() / 2], "demo").is_err());
+    }
+}

@@ -1,0 +1,275 @@
+//! `index.json`: what a repository offers. Written by `repo build`, checked
+//! by `repo verify`, and read by modman only after its signature has been
+//! verified. Parsing validates every field that later becomes a path or a
+//! name, so nothing downstream has to trust the file.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change; readers refuse other values.
+pub const SCHEMA: u32 = 1;
+
+/// The whole index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Index {
+    pub schema: u32,
+    /// Sorted by name, names unique.
+    pub modules: Vec<ModuleEntry>,
+}
+
+/// One module as the repository offers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleEntry {
+    /// Without the `mod_` prefix, as in `modules_enabled`.
+    pub name: String,
+    /// Readable and ordered by date (`YYYYMMDD.<id>`); an update is a
+    /// changed `sha256`, never a version comparison alone.
+    pub version: String,
+    pub summary: String,
+    /// Upstream labels, such as `Stage-Beta`.
+    pub labels: Vec<String>,
+    /// From a `Stage-*` label, lower case: alpha, beta, stable, deprecated…
+    pub stage: Option<String>,
+    /// The README without its front matter (Markdown).
+    pub description: String,
+    pub dependencies: Vec<Dependency>,
+    pub compatibility: Vec<Compatibility>,
+    /// Path of the archive, relative to the repository root.
+    pub archive: String,
+    /// Size of the archive in bytes.
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the archive.
+    pub sha256: String,
+    /// Files in the archive, relative to the module directory, sorted.
+    pub files: Vec<String>,
+}
+
+/// A `module:depends("x")` found in the module's code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dependency {
+    pub name: String,
+    pub kind: DependencyKind,
+}
+
+/// Where a dependency comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DependencyKind {
+    /// Another module of this repository: installed along with it.
+    Community,
+    /// Shipped with Prosody itself.
+    Builtin,
+    /// Neither: the module will not load unless the admin provides it.
+    Missing,
+}
+
+/// One row of the README's Compatibility table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compatibility {
+    /// As written: `0.12`, `trunk`, `0.10 and later`…
+    pub prosody: String,
+    /// As written: `Works`, `Doesn't work (uses is_admin)`…
+    pub status: String,
+    /// `Some(true)` for works, `Some(false)` for does not, `None` when the
+    /// status says neither (untested, not needed).
+    pub works: Option<bool>,
+}
+
+/// Why an index was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("not a valid index: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("index schema {found} is not supported (this modman reads schema {SCHEMA}); upgrade modman or rebuild the repository")]
+    Schema { found: u32 },
+    #[error("module `{name}`: {problem}")]
+    Module { name: String, problem: String },
+}
+
+impl Index {
+    /// Parses and validates index bytes (already signature-checked).
+    pub fn parse(bytes: &[u8]) -> Result<Index, IndexError> {
+        // Schema first, so a newer index gets the clear message rather
+        // than an unknown-field error.
+        #[derive(Deserialize)]
+        struct SchemaOnly {
+            schema: u32,
+        }
+        let SchemaOnly { schema } = serde_json::from_slice(bytes)?;
+        if schema != SCHEMA {
+            return Err(IndexError::Schema { found: schema });
+        }
+        let index: Index = serde_json::from_slice(bytes)?;
+        let mut previous: Option<&str> = None;
+        for module in &index.modules {
+            let problem = |problem: String| IndexError::Module {
+                name: module.name.chars().take(64).collect(),
+                problem,
+            };
+            if !is_valid_module_name(&module.name) {
+                return Err(problem("not a valid module name".into()));
+            }
+            if previous.is_some_and(|p| p >= module.name.as_str()) {
+                return Err(problem(
+                    "modules are not sorted by name, or one is listed twice".into(),
+                ));
+            }
+            previous = Some(&module.name);
+            if !is_safe_relative_path(&module.archive) {
+                return Err(problem(format!(
+                    "archive path `{}` is not a plain relative path",
+                    module.archive
+                )));
+            }
+            if module.sha256.len() != 64
+                || !module
+                    .sha256
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                return Err(problem("sha256 is not 64 lower-case hex digits".into()));
+            }
+            if let Some(bad) = module
+                .dependencies
+                .iter()
+                .find(|d| !is_valid_module_name(&d.name))
+            {
+                return Err(problem(format!(
+                    "dependency `{}` is not a valid module name",
+                    bad.name
+                )));
+            }
+        }
+        Ok(index)
+    }
+
+    /// Serialises deterministically (field order fixed, modules sorted).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_else(|e| {
+            unreachable!("an index of strings and numbers always serialises: {e}")
+        });
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// The entry for `name`.
+    pub fn get(&self, name: &str) -> Option<&ModuleEntry> {
+        self.modules
+            .binary_search_by(|m| m.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.modules[i])
+    }
+}
+
+/// Module names as Prosody uses them: letters, digits, `_` and `-`, at
+/// most 100 characters, not starting with `-`. Anything else could be a
+/// path trick once it becomes `mod_<name>`.
+pub fn is_valid_module_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `a/b.c` yes; empty, absolute, `.`/`..` components, backslashes or
+/// empty components no.
+pub fn is_safe_relative_path(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\\')
+        && !path.contains('\0')
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str) -> ModuleEntry {
+        ModuleEntry {
+            name: name.into(),
+            version: "20230223.abcdef12".into(),
+            summary: String::new(),
+            labels: vec![],
+            stage: None,
+            description: String::new(),
+            dependencies: vec![],
+            compatibility: vec![],
+            archive: format!("archives/mod_{name}.tar.gz"),
+            size: 1,
+            sha256: "0".repeat(64),
+            files: vec![],
+        }
+    }
+
+    #[test]
+    fn round_trips_and_finds_by_name() {
+        let index = Index {
+            schema: SCHEMA,
+            modules: vec![entry("a"), entry("b")],
+        };
+        let parsed = Index::parse(&index.to_json()).unwrap();
+        assert_eq!(parsed, index);
+        assert_eq!(parsed.get("b").unwrap().name, "b");
+        assert!(parsed.get("c").is_none());
+    }
+
+    #[test]
+    fn refuses_what_could_become_a_path_trick() {
+        let cases: Vec<(Box<dyn Fn(&mut ModuleEntry)>, &str)> = vec![
+            (
+                Box::new(|m| m.name = "../etc".into()),
+                "not a valid module name",
+            ),
+            (
+                Box::new(|m| m.archive = "/etc/passwd".into()),
+                "not a plain relative path",
+            ),
+            (
+                Box::new(|m| m.archive = "archives/../../x".into()),
+                "not a plain relative path",
+            ),
+            (Box::new(|m| m.sha256 = "XYZ".into()), "sha256"),
+            (
+                Box::new(|m| {
+                    m.dependencies = vec![Dependency {
+                        name: "a/b".into(),
+                        kind: DependencyKind::Community,
+                    }]
+                }),
+                "dependency `a/b`",
+            ),
+        ];
+        for (mutate, expected) in cases {
+            let mut module = entry("a");
+            mutate(&mut module);
+            let index = Index {
+                schema: SCHEMA,
+                modules: vec![module],
+            };
+            let error = Index::parse(&index.to_json()).unwrap_err().to_string();
+            assert!(error.contains(expected), "{expected:?} not in {error:?}");
+        }
+        let unsorted = Index {
+            schema: SCHEMA,
+            modules: vec![entry("b"), entry("a")],
+        };
+        assert!(Index::parse(&unsorted.to_json()).is_err());
+    }
+
+    #[test]
+    fn another_schema_gets_an_upgrade_hint() {
+        let error = Index::parse(br#"{"schema": 2, "whatever": true}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("schema 2 is not supported"), "{error}");
+        assert!(Index::parse(b"not json").is_err());
+    }
+}
