@@ -223,29 +223,25 @@ mod tests {
 
     #[test]
     fn refuses_what_could_become_a_path_trick() {
-        let cases: Vec<(Box<dyn Fn(&mut ModuleEntry)>, &str)> = vec![
+        fn bad_dependency(m: &mut ModuleEntry) {
+            m.dependencies = vec![Dependency {
+                name: "a/b".into(),
+                kind: DependencyKind::Community,
+            }];
+        }
+        type Mutation = fn(&mut ModuleEntry);
+        let cases: [(Mutation, &str); 5] = [
+            (|m| m.name = "../etc".into(), "not a valid module name"),
             (
-                Box::new(|m| m.name = "../etc".into()),
-                "not a valid module name",
-            ),
-            (
-                Box::new(|m| m.archive = "/etc/passwd".into()),
+                |m| m.archive = "/etc/passwd".into(),
                 "not a plain relative path",
             ),
             (
-                Box::new(|m| m.archive = "archives/../../x".into()),
+                |m| m.archive = "archives/../../x".into(),
                 "not a plain relative path",
             ),
-            (Box::new(|m| m.sha256 = "XYZ".into()), "sha256"),
-            (
-                Box::new(|m| {
-                    m.dependencies = vec![Dependency {
-                        name: "a/b".into(),
-                        kind: DependencyKind::Community,
-                    }]
-                }),
-                "dependency `a/b`",
-            ),
+            (|m| m.sha256 = "XYZ".into(), "sha256"),
+            (bad_dependency, "dependency `a/b`"),
         ];
         for (mutate, expected) in cases {
             let mut module = entry("a");

@@ -1,0 +1,154 @@
+//! `cargo bench --bench repo_build`: how long `repo build` takes on the
+//! Debian corpus and on a synthetic tree of 2,000 modules, each next to
+//! `tar czf` of the same tree in the same run (the least any archiver of
+//! those files must do), reported as a ratio. Results also go to
+//! target/bench/repo_build.json.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use modman::repo::build::{build, BuildOptions};
+use modman::repo::signing;
+
+const RUNS: usize = 5;
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn time(mut f: impl FnMut()) -> Duration {
+    median(
+        (0..RUNS)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed()
+            })
+            .collect(),
+    )
+}
+
+/// A prosody-modules-like tree: a main file, a README with front matter
+/// and a Compatibility table, a dependency on the previous module, and a
+/// helper file in every tenth module.
+fn synthetic_tree(root: &Path, count: usize) {
+    for i in 0..count {
+        let dir = root.join(format!("mod_synthetic_{i:04}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut lua = format!("-- synthetic module {i}\n");
+        if i > 0 {
+            lua += &format!("module:depends(\"synthetic_{:04}\")\n", i - 1);
+        }
+        for line in 0..80 {
+            lua += &format!("local value_{line} = module:get_option_number(\"synthetic_{i}_{line}\", {line});\n");
+        }
+        std::fs::write(dir.join(format!("mod_synthetic_{i:04}.lua")), lua).unwrap();
+        let readme = format!(
+            "---\nlabels:\n- 'Stage-Beta'\nsummary: 'Synthetic module {i}'\n---\n\nIntroduction\n============\n\n{}\n\nCompatibility\n=============\n\n  ----- -------\n  0.12  Works\n  0.11  Works\n  ----- -------\n",
+            "Text of the description. ".repeat(40)
+        );
+        std::fs::write(dir.join("README.markdown"), readme).unwrap();
+        if i % 10 == 0 {
+            std::fs::write(dir.join("helper.lib.lua"), "return {}\n".repeat(50)).unwrap();
+        }
+    }
+}
+
+struct Row {
+    tree: &'static str,
+    modules: usize,
+    modman: Duration,
+    tar: Duration,
+}
+
+fn main() {
+    // `cargo test --all-targets` runs bench binaries without `--bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("repo_build: skipped (run it with cargo bench --bench repo_build)");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key");
+    signing::generate(&key).unwrap();
+
+    let corpus = work.path().join("corpus");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/corpus-from-debian");
+    let status = Command::new(script)
+        .arg(&corpus)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/corpus-from-debian failed");
+    let synthetic = work.path().join("synthetic");
+    synthetic_tree(&synthetic, 2000);
+
+    let mut rows = Vec::new();
+    for (name, tree) in [
+        ("Debian prosody-modules", &corpus),
+        ("synthetic", &synthetic),
+    ] {
+        let out = work.path().join(format!("repo-{}", rows.len()));
+        let options = BuildOptions {
+            tree,
+            out: &out,
+            key: &key,
+            builtin_dir: Path::new("/usr/lib/prosody/modules"),
+        };
+        let mut modules = 0;
+        let modman = time(|| modules = build(&options).unwrap().modules);
+        let tarball = work.path().join("baseline.tar.gz");
+        let tar = time(|| {
+            let status = Command::new("tar")
+                .arg("czf")
+                .arg(&tarball)
+                .arg("-C")
+                .arg(tree)
+                .arg(".")
+                .status()
+                .unwrap();
+            assert!(status.success());
+        });
+        rows.push(Row {
+            tree: name,
+            modules,
+            modman,
+            tar,
+        });
+    }
+
+    println!("\nrepo build, median of {RUNS} runs (baseline: tar czf of the same tree)\n");
+    println!(
+        "{:<24} {:>8} {:>12} {:>12} {:>10} {:>14}",
+        "tree", "modules", "modman", "tar czf", "ratio", "per module"
+    );
+    for row in &rows {
+        println!(
+            "{:<24} {:>8} {:>10.1}ms {:>10.1}ms {:>9.2}x {:>12.1}us",
+            row.tree,
+            row.modules,
+            row.modman.as_secs_f64() * 1e3,
+            row.tar.as_secs_f64() * 1e3,
+            row.modman.as_secs_f64() / row.tar.as_secs_f64(),
+            row.modman.as_secs_f64() * 1e6 / row.modules as f64,
+        );
+    }
+    let json: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "tree": r.tree, "modules": r.modules,
+                "modman_ms": r.modman.as_secs_f64() * 1e3, "tar_czf_ms": r.tar.as_secs_f64() * 1e3,
+                "ratio": r.modman.as_secs_f64() / r.tar.as_secs_f64(),
+            })
+        })
+        .collect();
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("repo_build.json"),
+        serde_json::to_string_pretty(&json).unwrap(),
+    )
+    .unwrap();
+}
