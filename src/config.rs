@@ -65,6 +65,8 @@ pub struct ProsodyConfig {
     pub managed_config: PathBuf,
     /// Prosody's admin socket, for live loading.
     pub admin_socket: PathBuf,
+    /// Prosody's own modules, where built-in dependencies must be found.
+    pub builtin_modules: PathBuf,
 }
 
 /// A module repository: static files over HTTP, with a signed index.
@@ -102,6 +104,12 @@ struct ProsodyRaw {
     modules_dir: PathBuf,
     managed_config: PathBuf,
     admin_socket: PathBuf,
+    #[serde(default = "default_builtin_modules")]
+    builtin_modules: PathBuf,
+}
+
+fn default_builtin_modules() -> PathBuf {
+    PathBuf::from("/usr/lib/prosody/modules")
 }
 
 #[derive(Deserialize)]
@@ -193,9 +201,15 @@ impl Config {
         let mut repositories: Vec<Repository> = Vec::new();
         for (i, repo) in raw.repositories.into_iter().enumerate() {
             let key = format!("repositories[{i}]");
-            if repo.name.is_empty() || repositories.iter().any(|r| r.name == repo.name) {
+            let name_ok = !repo.name.is_empty()
+                && repo.name.len() <= 64
+                && repo
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !name_ok || repositories.iter().any(|r| r.name == repo.name) {
                 return Err(format!(
-                    "key `{key}.name`: `{}` is empty or used twice; give each repository its own name",
+                    "key `{key}.name`: `{}` must be unique, made of letters, digits, `-` and `_`",
                     repo.name
                 ));
             }
@@ -225,6 +239,7 @@ impl Config {
                 modules_dir: base.join(raw.prosody.modules_dir),
                 managed_config: base.join(raw.prosody.managed_config),
                 admin_socket: base.join(raw.prosody.admin_socket),
+                builtin_modules: base.join(raw.prosody.builtin_modules),
             },
             repositories,
         })
@@ -357,6 +372,11 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
                 "cannot read /nonexistent/secret",
             ),
             ("[prosody]", "[prosody]\nconfig = 3", "line"),
+            (
+                "name = \"local\"",
+                "name = \"../up\"",
+                "repositories[0].name",
+            ),
         ];
         for (from, to, expected) in cases {
             let text = GOOD.replacen(from, to, 1);

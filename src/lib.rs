@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod fsutil;
 pub mod ops;
 pub mod prosody;
 pub mod repo;

@@ -1,5 +1,6 @@
 //! The `modman` command line: `run` serves XMPP; the other subcommands
-//! run the same operations from a shell, rendered as plain text.
+//! run the same operations from a shell, rendered as plain text, and
+//! `repo` builds and checks repositories.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,21 +21,63 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Connect to Prosody as a component and serve commands until SIGINT or SIGTERM.
-    Run {
-        /// Path to modman.toml.
-        #[arg(long, short)]
-        config: PathBuf,
-    },
-    /// List the modules in modman's module directory.
+    Run(ConfigArg),
+    /// List modules: installed, on offer, and with an update.
     List {
-        #[arg(long, short)]
-        config: PathBuf,
-        /// Only modules whose name contains this text.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Which modules to list.
+        #[arg(long, value_parser = ["all", "installed", "available", "updates"], default_value = "all")]
+        show: String,
+        /// Only modules whose name or summary contains this text.
         query: Option<String>,
+    },
+    /// Show everything known about one module.
+    Info {
+        #[command(flatten)]
+        config: ConfigArg,
+        module: String,
+    },
+    /// Install modules (with the community modules they need) from the repositories.
+    Install(Change),
+    /// Update installed modules (all when none are named).
+    Update(Change),
+    /// Remove installed modules; their files are kept for rollback.
+    Remove(Change),
+    /// Put modules back as they were before their last change (without names: undo the last change).
+    Rollback(Change),
+    /// Fetch and verify every repository's index.
+    Refresh(ConfigArg),
+    /// Show the change history.
+    History {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only changes to this module.
+        #[arg(long)]
+        module: Option<String>,
     },
     /// Build, sign and verify module repositories.
     #[command(subcommand)]
     Repo(RepoCommand),
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// Path to modman.toml.
+    #[arg(long, short)]
+    config: PathBuf,
+}
+
+/// The arguments of a command that changes modules.
+#[derive(clap::Args)]
+struct Change {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Answer yes to the question the command would ask.
+    #[arg(long, short)]
+    yes: bool,
+    /// Module names (mod_ prefix optional).
+    modules: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -96,24 +139,111 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(command: Command) -> Result<(), String> {
+    let single = |var: &'static str, value: Option<String>| {
+        value
+            .map(|v| (var, vec![v]))
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
     match command {
-        Command::Run { config } => {
-            let config = load(&config)?;
+        Command::Run(ConfigArg { config }) => {
+            let (ctx, config) = open(&config)?;
+            let admins: Vec<String> = config.admins.iter().map(|jid| jid.to_string()).collect();
             tracing::info!(
-                "modman {} starting; admins: {:?}",
+                "modman {} starting; admins: {}",
                 env!("CARGO_PKG_VERSION"),
-                config.admins
+                admins.join(", ")
             );
-            modman::xmpp::component::run(config)
+            modman::xmpp::component::run(ctx)
                 .await
                 .map_err(|e| format!("cannot listen for signals: {e}"))
         }
-        Command::List { config, query } => {
-            let raw = query.map(|q| ("query", vec![q]));
-            run_operation(&config, "list", raw.into_iter().collect()).await
+        Command::List {
+            config,
+            show,
+            query,
+        } => {
+            let mut raw = single("query", query);
+            raw.push(("show", vec![show]));
+            run_operation(&config.config, "list", raw, false).await
+        }
+        Command::Info { config, module } => {
+            run_operation(
+                &config.config,
+                "info",
+                single("module", Some(module)),
+                false,
+            )
+            .await
+        }
+        Command::Install(change) => change_operation("install", change).await,
+        Command::Update(change) => change_operation("update", change).await,
+        Command::Remove(change) => change_operation("remove", change).await,
+        Command::Rollback(change) => change_operation("rollback", change).await,
+        Command::Refresh(ConfigArg { config }) => {
+            run_operation(&config, "refresh", vec![], false).await
+        }
+        Command::History { config, module } => {
+            run_operation(&config.config, "history", single("module", module), false).await
         }
         Command::Repo(command) => repo(command),
     }
+}
+
+async fn change_operation(node: &str, change: Change) -> Result<(), String> {
+    let raw = if change.modules.is_empty() {
+        vec![]
+    } else {
+        vec![("modules", change.modules)]
+    };
+    run_operation(&change.config.config, node, raw, change.yes).await
+}
+
+/// Runs operation `node` with raw CLI values and prints its text rendering.
+async fn run_operation(
+    config: &Path,
+    node: &str,
+    raw: Vec<(&str, Vec<String>)>,
+    yes: bool,
+) -> Result<(), String> {
+    let (ctx, _) = open(config)?;
+    let op = ops::find(node).ok_or_else(|| format!("no operation `{node}`"))?;
+    let mut input = Input::check(op.spec().params, raw).map_err(|e| e.to_string())?;
+    input.confirmed = yes;
+    let actor = format!("cli:{}", local_user());
+    let response = op
+        .run(&ctx, &actor, &input)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("{}", modman::text::render(&response));
+    if matches!(response, ops::Response::Confirm(_)) {
+        return Err(
+            "nothing was changed; run the same command again with --yes to go ahead".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Who runs the CLI, for the history: the login name, else the uid.
+fn local_user() -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| {
+            std::fs::metadata("/proc/self").map_or("unknown".into(), |m| format!("uid {}", m.uid()))
+        })
+}
+
+/// Loads the config and opens the engine, logging what recovery did.
+fn open(path: &Path) -> Result<(Context, Arc<Config>), String> {
+    let config = Config::load(path)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())?;
+    let (ctx, notes) = Context::open(config.clone()).map_err(|e| e.to_string())?;
+    for note in notes {
+        tracing::warn!("{note}");
+    }
+    Ok((ctx, config))
 }
 
 fn repo(command: RepoCommand) -> Result<(), String> {
@@ -179,24 +309,4 @@ fn repo(command: RepoCommand) -> Result<(), String> {
             }
         }
     }
-}
-
-/// Runs operation `node` with raw CLI values and prints its text rendering.
-async fn run_operation(
-    config: &Path,
-    node: &str,
-    raw: Vec<(&str, Vec<String>)>,
-) -> Result<(), String> {
-    let ctx = Context {
-        config: load(config)?,
-    };
-    let op = ops::find(node).ok_or_else(|| format!("no operation `{node}`"))?;
-    let input = Input::check(op.spec().params, raw).map_err(|e| e.to_string())?;
-    let response = op.run(&ctx, &input).await.map_err(|e| e.to_string())?;
-    println!("{}", modman::text::render(&response));
-    Ok(())
-}
-
-fn load(path: &Path) -> Result<Arc<Config>, String> {
-    Config::load(path).map(Arc::new).map_err(|e| e.to_string())
 }

@@ -1,13 +1,36 @@
 //! Plain-text rendering of a [`Response`], shared by the command line and
 //! the chat front end: no markup, since many clients show it raw.
 
-use crate::ops::{Response, Table};
+use crate::ops::{Details, Response, Table};
 
-/// Renders a response as plain text lines.
+/// Renders a response as plain text lines. A confirmation renders as its
+/// question; how to answer it is the front end's to say.
 pub fn render(response: &Response) -> String {
     match response {
         Response::Table(table) => render_table(table),
+        Response::Details(details) => render_details(details),
+        Response::Confirm(question) => question.clone(),
     }
+}
+
+/// `Label: value`, with multi-line values indented below their label.
+fn render_details(details: &Details) -> String {
+    let lines: Vec<String> = details
+        .fields
+        .iter()
+        .map(|(_, label, value)| {
+            if value.contains('\n') {
+                let indented: Vec<String> = value
+                    .lines()
+                    .map(|l| format!("  {l}").trim_end().to_owned())
+                    .collect();
+                format!("{label}:\n{}", indented.join("\n"))
+            } else {
+                format!("{label}: {value}")
+            }
+        })
+        .collect();
+    format!("{}\n{}", details.title, lines.join("\n"))
 }
 
 /// Columns padded to their widest cell, a header line, then the note.
@@ -64,6 +87,21 @@ mod tests {
         assert_eq!(
             render(&Response::Table(table)),
             "Module    Files\nfirewall  12\nping_muc  1\n2 modules."
+        );
+    }
+
+    #[test]
+    fn details_indent_multi_line_values() {
+        let details = Details {
+            title: "mod_x".into(),
+            fields: vec![
+                ("stage", "Stage", "beta".into()),
+                ("files", "Files", "a.lua\nb.lua".into()),
+            ],
+        };
+        assert_eq!(
+            render(&Response::Details(details)),
+            "mod_x\nStage: beta\nFiles:\n  a.lua\n  b.lua"
         );
     }
 

@@ -1,77 +1,135 @@
-//! `list`: the modules present in modman's module directory (the one
-//! listed in Prosody's `plugin_paths`), with an optional text filter.
+//! `list`: every module on offer or on disk in one table: what is
+//! installed at which version, what the repositories offer, where an
+//! update waits. Modules in the module directory that modman did not
+//! install are shown as unmanaged.
+
+use std::collections::BTreeSet;
 
 use super::{Command, Context, Input, OpError, Param, ParamKind, Response, Spec, Table};
 use crate::engine::modules_dir;
 
-/// Lists modules whose name contains `query` (all when `None`).
+/// Lists modules matching `query`, narrowed by `show`.
 #[derive(Debug)]
 pub struct List {
     query: Option<String>,
+    show: String,
 }
+
+const SHOW: &[(&str, &str)] = &[
+    ("all", "All modules"),
+    ("installed", "Installed"),
+    ("available", "Available, not installed"),
+    ("updates", "With an update"),
+];
 
 impl Command for List {
     const SPEC: Spec = Spec {
         node: "list",
         name: "List modules",
-        instructions:
-            "List the modules in modman's module directory. Leave the search empty to see all.",
-        params: &[Param {
-            var: "query",
-            label: "Search",
-            help: "Only modules whose name contains this text (case does not matter).",
-            kind: ParamKind::Text,
-            required: false,
-        }],
+        instructions: "List modules: installed, on offer in the repositories, and those with an update. Leave the search empty to see all.",
+        params: &[
+            Param {
+                var: "show",
+                label: "Show",
+                help: "Which modules to list.",
+                kind: ParamKind::Choice(SHOW),
+                required: false,
+            },
+            Param {
+                var: "query",
+                label: "Search",
+                help: "Only modules whose name or summary contains this text (case does not matter).",
+                kind: ParamKind::Text,
+                required: false,
+            },
+        ],
     };
 
     fn parse(input: &Input) -> Result<Self, OpError> {
         Ok(List {
             query: input.text("query").map(str::to_lowercase),
+            show: input.text("show").unwrap_or("all").to_owned(),
         })
     }
 
-    async fn apply(self, ctx: &Context) -> Result<Response, OpError> {
-        let dir = ctx.config.prosody.modules_dir.clone();
-        let scanned = tokio::task::spawn_blocking({
+    async fn apply(self, ctx: &Context, _actor: &str) -> Result<Response, OpError> {
+        let installed = ctx.engine.installed()?;
+        let dir = ctx.engine.modules_dir().to_owned();
+        let on_disk = tokio::task::spawn_blocking({
             let dir = dir.clone();
             move || modules_dir::scan(&dir)
         })
         .await
-        .map_err(|e| OpError::unavailable(format!("listing {} stopped: {e}", dir.display())))?;
-        let modules = scanned.map_err(|e| {
+        .map_err(|e| OpError::unavailable(format!("listing {} stopped: {e}", dir.display())))?
+        .map_err(|e| {
             OpError::unavailable(format!(
                 "cannot read the module directory {}: {e}; create it (writable by modman, in Prosody's plugin_paths) or fix prosody.modules_dir in modman.toml",
                 dir.display()
             ))
         })?;
-        let rows: Vec<Vec<String>> = modules
+        let catalog = ctx.catalog();
+        let names: BTreeSet<String> = catalog
+            .modules()
             .into_iter()
-            .filter(|m| {
-                self.query
-                    .as_deref()
-                    .is_none_or(|q| m.name.to_lowercase().contains(q))
-            })
-            .map(|m| {
-                vec![
-                    m.name,
-                    m.files.len().to_string(),
-                    m.path.display().to_string(),
-                ]
-            })
+            .map(|(_, entry)| entry.name.clone())
+            .chain(installed.modules.keys().cloned())
+            .chain(on_disk.iter().map(|m| m.name.clone()))
             .collect();
-        let note = match (&self.query, rows.len()) {
-            (Some(q), 0) => format!("No module in {} matches \"{q}\".", dir.display()),
-            (None, 0) => format!("No modules in {}.", dir.display()),
-            (_, n) => format!(
-                "{n} module{} in {}.",
-                if n == 1 { "" } else { "s" },
-                dir.display()
-            ),
-        };
+
+        let (mut shown_installed, mut shown_updates) = (0, 0);
+        let mut rows = Vec::new();
+        for name in names {
+            let entry = catalog.find(&name).map(|(_, entry)| entry);
+            let record = installed.modules.get(&name);
+            let unmanaged = record.is_none() && on_disk.iter().any(|m| m.name == name);
+            let update = matches!((record, entry), (Some(r), Some(e)) if r.sha256 != e.sha256);
+            let wanted = match self.show.as_str() {
+                "installed" => record.is_some() || unmanaged,
+                "available" => record.is_none() && !unmanaged && entry.is_some(),
+                "updates" => update,
+                _ => true,
+            };
+            let summary = entry.map(|e| e.summary.as_str()).unwrap_or_default();
+            let matches = self.query.as_deref().is_none_or(|q| {
+                name.to_lowercase().contains(q) || summary.to_lowercase().contains(q)
+            });
+            if !wanted || !matches {
+                continue;
+            }
+            shown_installed += usize::from(record.is_some());
+            shown_updates += usize::from(update);
+            let installed_version = match (record, unmanaged) {
+                (Some(r), _) => r.version.clone(),
+                (None, true) => "unmanaged".to_owned(),
+                (None, false) => String::new(),
+            };
+            rows.push(vec![
+                name,
+                installed_version,
+                entry.map(|e| e.version.clone()).unwrap_or_default(),
+                if update { "yes".into() } else { String::new() },
+                entry.and_then(|e| e.stage.clone()).unwrap_or_default(),
+                summary.to_owned(),
+            ]);
+        }
+        let mut note = format!(
+            "{} module{}: {shown_installed} installed by modman, {shown_updates} with an update.",
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" }
+        );
+        if catalog.sources.is_empty() {
+            note += " No repository index yet: run refresh.";
+        }
         Ok(Response::Table(Table {
             title: "Modules".into(),
-            columns: vec![("module", "Module"), ("files", "Files"), ("path", "Path")],
+            columns: vec![
+                ("module", "Module"),
+                ("installed", "Installed"),
+                ("available", "Available"),
+                ("update", "Update"),
+                ("stage", "Stage"),
+                ("summary", "Summary"),
+            ],
             rows,
             note,
         }))

@@ -9,20 +9,110 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use futures::future::BoxFuture;
 
 use crate::config::Config;
+use crate::engine::{Engine, EngineError};
+use crate::repo::catalog::Catalog;
+use crate::repo::fetch::{FetchError, Fetcher};
+use crate::repo::index::is_valid_module_name;
 
+mod history;
+mod info;
+mod install;
 mod list;
-
-pub use list::List;
+mod plan;
+mod refresh;
+mod remove;
+mod rollback;
+mod update;
 
 /// Everything an operation may use. Cheap to clone.
 #[derive(Clone)]
 pub struct Context {
     pub config: Arc<Config>,
+    pub engine: Arc<Engine>,
+    /// Replaced whole by `refresh`; readers keep the one they took.
+    pub catalog: Arc<RwLock<Arc<Catalog>>>,
+    pub fetcher: Fetcher,
+    pub server: Arc<ServerInfo>,
+}
+
+impl Context {
+    /// Opens the engine (finishing or undoing a change a crash interrupted)
+    /// and loads the cached repository indexes. Returns the context and
+    /// what it found worth telling the admin.
+    pub fn open(config: Arc<Config>) -> Result<(Context, Vec<String>), EngineError> {
+        let (engine, mut notes) = Engine::open(config.clone())?;
+        let (catalog, warnings) = Catalog::load(&config);
+        notes.extend(warnings);
+        let ctx = Context {
+            config,
+            engine: Arc::new(engine),
+            catalog: Arc::new(RwLock::new(Arc::new(catalog))),
+            fetcher: Fetcher::default(),
+            server: Arc::new(ServerInfo::default()),
+        };
+        Ok((ctx, notes))
+    }
+
+    /// The catalog as of now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_catalog(&self, catalog: Catalog) {
+        *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
+    }
+
+    /// Module names a `Modules` parameter offers, for clients that show
+    /// options.
+    pub fn module_choices(&self, choice: ModuleChoice) -> Vec<String> {
+        let installed = self.engine.installed().unwrap_or_default();
+        let catalog = self.catalog();
+        match choice {
+            ModuleChoice::Available => catalog
+                .modules()
+                .into_iter()
+                .map(|(_, entry)| entry.name.clone())
+                .filter(|name| !installed.modules.contains_key(name))
+                .collect(),
+            ModuleChoice::Installed => installed.modules.keys().cloned().collect(),
+        }
+    }
+}
+
+/// What modman knows of the Prosody it serves, learnt at run time.
+#[derive(Debug, Default)]
+pub struct ServerInfo {
+    version: RwLock<Option<String>>,
+}
+
+impl ServerInfo {
+    pub fn version(&self) -> Option<String> {
+        self.version
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_version(&self, version: Option<String>) {
+        *self.version.write().unwrap_or_else(|e| e.into_inner()) = version;
+    }
+}
+
+/// Which module names a `Modules` parameter offers as options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleChoice {
+    /// On offer and not installed.
+    Available,
+    /// Installed by modman.
+    Installed,
 }
 
 /// How a parameter is asked for and what values it accepts.
@@ -30,6 +120,10 @@ pub struct Context {
 pub enum ParamKind {
     /// One line of free text.
     Text,
+    /// One of fixed (value, label) pairs; the first is the default.
+    Choice(&'static [(&'static str, &'static str)]),
+    /// One or more module names (`mod_x` or `x`).
+    Modules(ModuleChoice),
 }
 
 /// One input of an operation: a data-form field, a chat word, a CLI flag.
@@ -56,6 +150,10 @@ pub struct Spec {
     pub params: &'static [Param],
 }
 
+/// The field every operation accepts: `true` answers its confirmation
+/// question in advance, so a bot needs one round trip.
+pub const CONFIRM_FIELD: &str = "confirm";
+
 /// Longest value accepted for any field, in bytes.
 const MAX_VALUE_LEN: usize = 1024;
 /// Most values accepted for one field.
@@ -66,59 +164,82 @@ const MAX_VALUES: usize = 256;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Input {
     values: BTreeMap<&'static str, Vec<String>>,
+    /// The request was confirmed (field `confirm`, or the confirmation step).
+    pub confirmed: bool,
 }
 
 impl Input {
     /// Checks raw `(var, values)` pairs against `params`. Fields not in
     /// `params` are refused (a typo in a bot's field name must not be
-    /// silently ignored), except the data-forms bookkeeping `FORM_TYPE`.
+    /// silently ignored), except `confirm` and the data-forms bookkeeping
+    /// `FORM_TYPE`.
     pub fn check<'a>(
         params: &'static [Param],
         raw: impl IntoIterator<Item = (&'a str, Vec<String>)>,
     ) -> Result<Input, OpError> {
-        let mut values = BTreeMap::new();
+        let mut input = Input::default();
         for (var, vals) in raw {
             if var == "FORM_TYPE" {
                 continue;
             }
-            let param = params.iter().find(|p| p.var == var).ok_or_else(|| {
-                let known: Vec<_> = params.iter().map(|p| p.var).collect();
-                OpError::bad_input(format!(
-                    "unknown field `{}`; this command takes: {}",
-                    truncate(var),
-                    if known.is_empty() {
-                        "no fields".to_owned()
-                    } else {
-                        known.join(", ")
-                    }
-                ))
-            })?;
             if vals.len() > MAX_VALUES {
                 return Err(OpError::bad_input(format!(
-                    "field `{var}` has {} values; at most {MAX_VALUES} are accepted",
+                    "field `{}` has {} values; at most {MAX_VALUES} are accepted",
+                    truncate(var),
                     vals.len()
                 )));
             }
             if let Some(long) = vals.iter().find(|v| v.len() > MAX_VALUE_LEN) {
                 return Err(OpError::bad_input(format!(
-                    "field `{var}`: a value of {} bytes is too long (at most {MAX_VALUE_LEN})",
+                    "field `{}`: a value of {} bytes is too long (at most {MAX_VALUE_LEN})",
+                    truncate(var),
                     long.len()
                 )));
             }
-            match param.kind {
-                ParamKind::Text if vals.len() > 1 => {
+            if var == CONFIRM_FIELD {
+                input.confirmed = parse_bool(var, &vals)?;
+                continue;
+            }
+            let param = params.iter().find(|p| p.var == var).ok_or_else(|| {
+                let known: Vec<_> = params
+                    .iter()
+                    .map(|p| p.var)
+                    .chain([CONFIRM_FIELD])
+                    .collect();
+                OpError::bad_input(format!(
+                    "unknown field `{}`; this command takes: {}",
+                    truncate(var),
+                    known.join(", ")
+                ))
+            })?;
+            let vals = match param.kind {
+                ParamKind::Text | ParamKind::Choice(_) if vals.len() > 1 => {
                     return Err(OpError::bad_input(format!(
                         "field `{var}` takes one value, got {}",
                         vals.len()
                     )))
                 }
-                ParamKind::Text => {}
-            }
-            values.insert(param.var, vals);
+                ParamKind::Text => vals,
+                ParamKind::Choice(options) => {
+                    let value = vals.first().map(|v| v.trim()).unwrap_or_default();
+                    if !value.is_empty() && !options.iter().any(|(o, _)| *o == value) {
+                        let allowed: Vec<_> = options.iter().map(|(o, _)| *o).collect();
+                        return Err(OpError::bad_input(format!(
+                            "field `{var}`: `{}` is not one of {}",
+                            truncate(value),
+                            allowed.join(", ")
+                        )));
+                    }
+                    vals
+                }
+                ParamKind::Modules(_) => module_names(var, &vals)?,
+            };
+            input.values.insert(param.var, vals);
         }
         if let Some(missing) = params.iter().find(|p| {
             p.required
-                && values
+                && input
+                    .values
                     .get(p.var)
                     .is_none_or(|v| v.iter().all(|s| s.trim().is_empty()))
         }) {
@@ -127,7 +248,7 @@ impl Input {
                 missing.var, missing.label
             )));
         }
-        Ok(Input { values })
+        Ok(input)
     }
 
     /// The value of a single-valued field, trimmed; `None` when empty.
@@ -138,6 +259,48 @@ impl Input {
             .map(|s| s.trim())
             .filter(|s| !s.is_empty())
     }
+
+    /// The module names of a `Modules` field (normalised, unique, in the
+    /// order given); empty when not given.
+    pub fn modules(&self, var: &str) -> Vec<String> {
+        self.values.get(var).cloned().unwrap_or_default()
+    }
+}
+
+fn parse_bool(var: &str, values: &[String]) -> Result<bool, OpError> {
+    match values.first().map(|v| v.trim().to_lowercase()).as_deref() {
+        None | Some("") | Some("0") | Some("false") | Some("no") => Ok(false),
+        Some("1") | Some("true") | Some("yes") => Ok(true),
+        Some(other) => Err(OpError::bad_input(format!(
+            "field `{var}`: `{}` is not a boolean; use true or false",
+            truncate(other)
+        ))),
+    }
+}
+
+/// Names from values that may each hold several, separated by spaces or
+/// commas; `mod_x` becomes `x`.
+fn module_names(var: &str, values: &[String]) -> Result<Vec<String>, OpError> {
+    let mut names: Vec<String> = Vec::new();
+    for word in values
+        .iter()
+        .flat_map(|v| v.split(|c: char| c == ',' || c.is_whitespace()))
+    {
+        if word.is_empty() {
+            continue;
+        }
+        let name = word.strip_prefix("mod_").unwrap_or(word);
+        if !is_valid_module_name(name) {
+            return Err(OpError::bad_input(format!(
+                "field `{var}`: `{}` is not a module name (letters, digits, `_` and `-`, such as cloud_notify)",
+                truncate(word)
+            )));
+        }
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
 }
 
 /// Quotes at most a short prefix of untrusted text in an error message.
@@ -151,6 +314,11 @@ pub enum Response {
     /// Rows under named columns: a data-form `result` with `<reported/>`
     /// in ad-hoc, aligned text in chat and on the command line.
     Table(Table),
+    /// Labelled values about one thing (`info`).
+    Details(Details),
+    /// A question to answer before anything changes. Running the same
+    /// request again with `confirmed` set goes ahead.
+    Confirm(String),
 }
 
 /// A titled table. `columns` are (var, label) pairs; each row has one cell
@@ -164,6 +332,14 @@ pub struct Table {
     pub note: String,
 }
 
+/// Labelled values; a value may span lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Details {
+    pub title: String,
+    /// (field var, label, value).
+    pub fields: Vec<(&'static str, &'static str, String)>,
+}
+
 /// What kind of failure, so each front end can pick its own wording
 /// (an XMPP error condition, an exit code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +348,10 @@ pub enum ErrorKind {
     BadInput,
     /// What the request names does not exist.
     NotFound,
-    /// The host is not in a state to do it (missing directory, permissions).
+    /// It conflicts with the state of the host (not installed, unmanaged,
+    /// another change running).
+    Conflict,
+    /// The host or a repository failed (I/O, network, a bad download).
     Unavailable,
 }
 
@@ -197,11 +376,36 @@ impl OpError {
             text: text.into(),
         }
     }
+    pub fn conflict(text: impl Into<String>) -> Self {
+        OpError {
+            kind: ErrorKind::Conflict,
+            text: text.into(),
+        }
+    }
     pub fn unavailable(text: impl Into<String>) -> Self {
         OpError {
             kind: ErrorKind::Unavailable,
             text: text.into(),
         }
+    }
+}
+
+impl From<EngineError> for OpError {
+    fn from(error: EngineError) -> Self {
+        let kind = match error {
+            EngineError::Unmanaged(_) | EngineError::Busy(_) => ErrorKind::Conflict,
+            EngineError::Io { .. } | EngineError::Internal(_) => ErrorKind::Unavailable,
+        };
+        OpError {
+            kind,
+            text: format!("{error}; nothing was changed"),
+        }
+    }
+}
+
+impl From<FetchError> for OpError {
+    fn from(error: FetchError) -> Self {
+        OpError::unavailable(format!("{error}; nothing was changed"))
     }
 }
 
@@ -212,8 +416,12 @@ pub trait Command: Sized + Send + 'static {
     /// Reads the typed request from checked input.
     fn parse(input: &Input) -> Result<Self, OpError>;
 
-    /// Does the work.
-    fn apply(self, ctx: &Context) -> impl Future<Output = Result<Response, OpError>> + Send;
+    /// Does the work on behalf of `actor` (a bare JID, or `cli:USER`).
+    fn apply(
+        self,
+        ctx: &Context,
+        actor: &str,
+    ) -> impl Future<Output = Result<Response, OpError>> + Send;
 }
 
 /// The object-safe face of a [`Command`], so front ends can hold a list.
@@ -222,6 +430,7 @@ pub trait Operation: Send + Sync {
     fn run<'a>(
         &'a self,
         ctx: &'a Context,
+        actor: &'a str,
         input: &'a Input,
     ) -> BoxFuture<'a, Result<Response, OpError>>;
 }
@@ -237,15 +446,25 @@ impl<C: Command> Operation for Registered<C> {
     fn run<'a>(
         &'a self,
         ctx: &'a Context,
+        actor: &'a str,
         input: &'a Input,
     ) -> BoxFuture<'a, Result<Response, OpError>> {
-        Box::pin(async move { C::parse(input)?.apply(ctx).await })
+        Box::pin(async move { C::parse(input)?.apply(ctx, actor).await })
     }
 }
 
 /// Every operation, in the order front ends list them.
 pub fn all() -> &'static [&'static dyn Operation] {
-    &[&Registered::<List>(PhantomData)]
+    &[
+        &Registered::<list::List>(PhantomData),
+        &Registered::<info::Info>(PhantomData),
+        &Registered::<install::Install>(PhantomData),
+        &Registered::<update::Update>(PhantomData),
+        &Registered::<remove::Remove>(PhantomData),
+        &Registered::<rollback::Rollback>(PhantomData),
+        &Registered::<refresh::Refresh>(PhantomData),
+        &Registered::<history::History>(PhantomData),
+    ]
 }
 
 /// Finds an operation by its node / chat word.
@@ -257,13 +476,29 @@ pub fn find(node: &str) -> Option<&'static dyn Operation> {
 mod tests {
     use super::*;
 
-    const PARAMS: &[Param] = &[Param {
-        var: "query",
-        label: "Search",
-        help: "",
-        kind: ParamKind::Text,
-        required: false,
-    }];
+    const PARAMS: &[Param] = &[
+        Param {
+            var: "query",
+            label: "Search",
+            help: "",
+            kind: ParamKind::Text,
+            required: false,
+        },
+        Param {
+            var: "show",
+            label: "Show",
+            help: "",
+            kind: ParamKind::Choice(&[("all", "All"), ("installed", "Installed")]),
+            required: false,
+        },
+        Param {
+            var: "modules",
+            label: "Modules",
+            help: "",
+            kind: ParamKind::Modules(ModuleChoice::Available),
+            required: false,
+        },
+    ];
 
     fn raw(pairs: &[(&'static str, &[&str])]) -> Vec<(&'static str, Vec<String>)> {
         pairs
@@ -276,10 +511,30 @@ mod tests {
     fn known_fields_pass_and_form_type_is_ignored() {
         let input = Input::check(
             PARAMS,
-            raw(&[("FORM_TYPE", &["x"]), ("query", &[" smacks "])]),
+            raw(&[
+                ("FORM_TYPE", &["x"]),
+                ("query", &[" smacks "]),
+                ("confirm", &["1"]),
+                ("show", &["installed"]),
+            ]),
         )
         .unwrap();
         assert_eq!(input.text("query"), Some("smacks"));
+        assert_eq!(input.text("show"), Some("installed"));
+        assert!(input.confirmed);
+    }
+
+    #[test]
+    fn module_names_are_normalised_split_and_deduplicated() {
+        let input = Input::check(
+            PARAMS,
+            raw(&[(
+                "modules",
+                &["mod_smacks", "cloud_notify, smacks", " csi  mod_csi"],
+            )]),
+        )
+        .unwrap();
+        assert_eq!(input.modules("modules"), ["smacks", "cloud_notify", "csi"]);
     }
 
     #[test]
@@ -287,22 +542,38 @@ mod tests {
         for (pairs, expected) in [
             (
                 raw(&[("colour", &["red"])]),
-                "unknown field `colour`; this command takes: query",
+                "unknown field `colour`; this command takes: query, show, modules, confirm",
             ),
             (
                 raw(&[("query", &["a", "b"])]),
                 "field `query` takes one value, got 2",
             ),
+            (
+                raw(&[("show", &["sideways"])]),
+                "field `show`: `sideways` is not one of all, installed",
+            ),
+            (
+                raw(&[("modules", &["../../etc"])]),
+                "field `modules`: `../../etc` is not a module name",
+            ),
+            (
+                raw(&[("confirm", &["maybe"])]),
+                "field `confirm`: `maybe` is not a boolean",
+            ),
         ] {
             let error = Input::check(PARAMS, pairs).unwrap_err();
             assert_eq!(error.kind, ErrorKind::BadInput);
-            assert_eq!(error.text, expected);
+            assert!(
+                error.text.starts_with(expected),
+                "{expected:?} vs {:?}",
+                error.text
+            );
         }
         let long = "x".repeat(MAX_VALUE_LEN + 1);
         let error = Input::check(PARAMS, vec![("query", vec![long])]).unwrap_err();
         assert!(error.text.contains("too long"), "{}", error.text);
         let many = vec!["x".to_owned(); MAX_VALUES + 1];
-        let error = Input::check(PARAMS, vec![("query", many)]).unwrap_err();
+        let error = Input::check(PARAMS, vec![("modules", many)]).unwrap_err();
         assert!(error.text.contains("at most 256"), "{}", error.text);
     }
 

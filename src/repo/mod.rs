@@ -4,6 +4,9 @@
 
 pub mod archive;
 pub mod build;
+pub mod catalog;
+pub mod compat;
+pub mod fetch;
 pub mod index;
 pub mod metadata;
 pub mod signing;

@@ -42,9 +42,19 @@ fn new_session_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
+/// Where a session stands.
+#[derive(Debug, Clone)]
+enum Stage {
+    /// The parameters form was shown.
+    Parameters,
+    /// The operation asked a question about this input.
+    Confirming(Input),
+}
+
 struct Session {
     owner: Jid,
     node: &'static str,
+    stage: Stage,
     touched: Instant,
 }
 
@@ -62,9 +72,16 @@ impl Default for Sessions {
 }
 
 impl Sessions {
-    /// Opens a session for `owner` on `node` and returns its id.
-    fn open(&self, owner: &Jid, node: &'static str, now: Instant) -> String {
-        let id = new_session_id();
+    /// Opens (or, with `id`, reopens) a session for `owner` on `node`.
+    fn keep(
+        &self,
+        id: Option<String>,
+        owner: &Jid,
+        node: &'static str,
+        stage: Stage,
+        now: Instant,
+    ) -> String {
+        let id = id.unwrap_or_else(new_session_id);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         // Expired sessions stay one more TTL so their owner hears
         // "session-expired" rather than "bad-sessionid"; then they go.
@@ -84,6 +101,7 @@ impl Sessions {
             Session {
                 owner: owner.clone(),
                 node,
+                stage,
                 touched: now,
             },
         );
@@ -92,33 +110,20 @@ impl Sessions {
 
     /// Takes the session `id` if `owner` started it on `node`. Another
     /// requester learns nothing about it and leaves it untouched.
-    fn take(&self, id: &str, owner: &Jid, node: &str, now: Instant) -> Result<(), AdhocError> {
+    fn take(&self, id: &str, owner: &Jid, node: &str, now: Instant) -> Result<Stage, AdhocError> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         match open.get(id) {
             Some(s) if &s.owner == owner && s.node == node => {
                 let expired = now.duration_since(s.touched) >= SESSION_TTL;
-                open.remove(id);
+                let session = open.remove(id).ok_or(AdhocError::SessionExpired)?;
                 if expired {
                     Err(AdhocError::SessionExpired)
                 } else {
-                    Ok(())
+                    Ok(session.stage)
                 }
             }
             _ => Err(AdhocError::BadSessionId(id.chars().take(64).collect())),
         }
-    }
-
-    /// Puts back a session after a request that did not end it.
-    fn keep(&self, id: String, owner: &Jid, node: &'static str, now: Instant) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.insert(
-            id,
-            Session {
-                owner: owner.clone(),
-                node,
-                touched: now,
-            },
-        );
     }
 
     /// How many sessions are open (for tests and diagnostics).
@@ -132,6 +137,15 @@ impl Sessions {
     }
 }
 
+/// One request in the context of its session.
+struct Turn<'a> {
+    ctx: &'a Context,
+    sessions: &'a Sessions,
+    from: &'a Jid,
+    op: &'static dyn Operation,
+    now: Instant,
+}
+
 /// Runs one `<command/>` request from `from`, already authorised.
 pub async fn handle(
     ctx: &Context,
@@ -141,78 +155,176 @@ pub async fn handle(
 ) -> Result<CommandReply, AdhocError> {
     let op = ops::find(&request.node)
         .ok_or_else(|| AdhocError::UnknownNode(request.node.chars().take(64).collect()))?;
-    let node = op.spec().node;
-    let now = Instant::now();
+    let turn = Turn {
+        ctx,
+        sessions,
+        from,
+        op,
+        now: Instant::now(),
+    };
     let Some(session_id) = request.session_id else {
         if request.action != Action::Execute {
             return Err(AdhocError::BadSessionId(String::new()));
         }
         return match request.form {
-            Some(form) => complete(ctx, op, Some(&form), None).await,
-            None if op.spec().params.is_empty() => complete(ctx, op, None, None).await,
-            None => Ok(CommandReply {
-                node: node.to_owned(),
-                session_id: sessions.open(from, node, now),
-                status: Status::Executing,
-                actions: vec![Action::Complete],
-                notes: vec![],
-                form: Some(forms::parameters_form(op.spec())),
-            }),
+            Some(form) => turn.run(None, read_input(op, &form)?).await,
+            None if op.spec().params.is_empty() => turn.run(None, Input::default()).await,
+            None => Ok(turn.show_parameters(None)),
         };
     };
-    sessions.take(&session_id, from, node, now)?;
-    match request.action {
-        Action::Cancel => Ok(CommandReply {
-            node: node.to_owned(),
+    let stage = sessions.take(&session_id, from, op.spec().node, turn.now)?;
+    match (request.action, stage) {
+        (Action::Cancel, _) => Ok(turn.reply(
             session_id,
-            status: Status::Canceled,
-            actions: vec![],
-            notes: vec![(NoteType::Info, "Canceled; nothing was changed.".into())],
-            form: None,
-        }),
-        Action::Execute | Action::Complete => {
-            complete(ctx, op, request.form.as_ref(), Some(session_id)).await
+            Status::Canceled,
+            vec![],
+            "Canceled; nothing was changed.",
+            None,
+        )),
+        (Action::Prev, Stage::Confirming(_)) if !op.spec().params.is_empty() => {
+            Ok(turn.show_parameters(Some(session_id)))
         }
-        action @ (Action::Next | Action::Prev) => {
-            sessions.keep(session_id, from, node, now);
+        (Action::Execute | Action::Complete, Stage::Parameters) => {
+            let input = match &request.form {
+                Some(form) => read_input(op, form)?,
+                None => Input::default(),
+            };
+            turn.run(Some(session_id), input).await
+        }
+        (Action::Execute | Action::Complete, Stage::Confirming(mut input)) => {
+            let answer = match &request.form {
+                Some(form) => read_answer(form)?,
+                None => false,
+            };
+            if !answer {
+                return Ok(turn.reply(
+                    session_id,
+                    Status::Canceled,
+                    vec![],
+                    "Not confirmed; nothing was changed.",
+                    None,
+                ));
+            }
+            input.confirmed = true;
+            turn.run(Some(session_id), input).await
+        }
+        (action, stage) => {
+            sessions.keep(Some(session_id), from, op.spec().node, stage, turn.now);
             Err(AdhocError::BadAction(action))
         }
     }
 }
 
-/// Reads the submitted form (none counts as empty), runs the operation and
-/// renders its response as the final reply. A one-shot request has no
-/// session yet; XEP-0050 still wants an id on the reply.
-async fn complete(
-    ctx: &Context,
-    op: &dyn Operation,
-    form: Option<&minidom::Element>,
-    session_id: Option<String>,
-) -> Result<CommandReply, AdhocError> {
-    let raw = match form {
-        Some(form) => forms::submitted_values(form).map_err(AdhocError::BadPayload)?,
-        None => vec![],
-    };
-    let input = Input::check(
+/// The submitted form, checked against the operation's parameters.
+fn read_input(op: &dyn Operation, form: &minidom::Element) -> Result<Input, AdhocError> {
+    let raw = forms::submitted_values(form).map_err(AdhocError::BadPayload)?;
+    Ok(Input::check(
         op.spec().params,
         raw.iter()
             .map(|(var, values)| (var.as_str(), values.clone())),
-    )?;
-    let response = op.run(ctx, &input).await?;
-    let (notes, form) = match &response {
-        Response::Table(table) => (
-            vec![(NoteType::Info, table.note.clone())],
-            Some(forms::table_form(table)),
-        ),
-    };
-    Ok(CommandReply {
-        node: op.spec().node.to_owned(),
-        session_id: session_id.unwrap_or_else(new_session_id),
-        status: Status::Completed,
-        actions: vec![],
-        notes,
-        form,
-    })
+    )?)
+}
+
+/// The `confirm` boolean of a submitted confirmation form.
+fn read_answer(form: &minidom::Element) -> Result<bool, AdhocError> {
+    let raw = forms::submitted_values(form).map_err(AdhocError::BadPayload)?;
+    Ok(Input::check(
+        &[],
+        raw.iter()
+            .map(|(var, values)| (var.as_str(), values.clone())),
+    )?
+    .confirmed)
+}
+
+impl Turn<'_> {
+    fn reply(
+        &self,
+        session_id: String,
+        status: Status,
+        actions: Vec<Action>,
+        note: &str,
+        form: Option<minidom::Element>,
+    ) -> CommandReply {
+        CommandReply {
+            node: self.op.spec().node.to_owned(),
+            session_id,
+            status,
+            actions,
+            notes: if note.is_empty() {
+                vec![]
+            } else {
+                vec![(NoteType::Info, note.to_owned())]
+            },
+            form,
+        }
+    }
+
+    fn show_parameters(&self, session_id: Option<String>) -> CommandReply {
+        let spec = self.op.spec();
+        let id = self.sessions.keep(
+            session_id,
+            self.from,
+            spec.node,
+            Stage::Parameters,
+            self.now,
+        );
+        self.reply(
+            id,
+            Status::Executing,
+            vec![Action::Complete],
+            "",
+            Some(forms::parameters_form(spec, self.ctx)),
+        )
+    }
+
+    /// Runs the operation and renders its response. A question keeps the
+    /// session open (a one-shot request gets one now).
+    async fn run(
+        &self,
+        session_id: Option<String>,
+        input: Input,
+    ) -> Result<CommandReply, AdhocError> {
+        let actor = self.from.to_bare().to_string();
+        let spec = self.op.spec();
+        let response = self.op.run(self.ctx, &actor, &input).await?;
+        let id = || session_id.clone().unwrap_or_else(new_session_id);
+        Ok(match response {
+            Response::Table(table) => self.reply(
+                id(),
+                Status::Completed,
+                vec![],
+                &table.note,
+                Some(forms::table_form(&table)),
+            ),
+            Response::Details(details) => self.reply(
+                id(),
+                Status::Completed,
+                vec![],
+                "",
+                Some(forms::details_form(&details)),
+            ),
+            Response::Confirm(question) => {
+                let id = self.sessions.keep(
+                    session_id.clone(),
+                    self.from,
+                    spec.node,
+                    Stage::Confirming(input),
+                    self.now,
+                );
+                let mut actions = vec![Action::Complete];
+                if !spec.params.is_empty() {
+                    actions.push(Action::Prev);
+                }
+                self.reply(
+                    id,
+                    Status::Executing,
+                    actions,
+                    "",
+                    Some(forms::confirm_form(spec.name, &question)),
+                )
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -223,19 +335,23 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn open(sessions: &Sessions, owner: &Jid, now: Instant) -> String {
+        sessions.keep(None, owner, "list", Stage::Parameters, now)
+    }
+
     #[test]
     fn a_session_belongs_to_the_full_jid_that_opened_it() {
         let sessions = Sessions::default();
         let now = Instant::now();
-        let id = sessions.open(&jid("admin@x/phone"), "list", now);
+        let id = open(&sessions, &jid("admin@x/phone"), now);
         let stranger = sessions.take(&id, &jid("admin@x/laptop"), "list", now);
         assert!(matches!(stranger, Err(AdhocError::BadSessionId(_))));
         let wrong_node = sessions.take(&id, &jid("admin@x/phone"), "install", now);
         assert!(matches!(wrong_node, Err(AdhocError::BadSessionId(_))));
-        assert_eq!(
+        assert!(matches!(
             sessions.take(&id, &jid("admin@x/phone"), "list", now),
-            Ok(())
-        );
+            Ok(Stage::Parameters)
+        ));
         assert!(sessions.is_empty());
     }
 
@@ -244,14 +360,14 @@ mod tests {
         let sessions = Sessions::default();
         let start = Instant::now();
         let owner = jid("admin@x/r");
-        let id = sessions.open(&owner, "list", start);
+        let id = open(&sessions, &owner, start);
         let later = start + SESSION_TTL + Duration::from_secs(1);
-        assert_eq!(
+        assert!(matches!(
             sessions.take(&id, &owner, "list", later),
             Err(AdhocError::SessionExpired)
-        );
-        let old = sessions.open(&owner, "list", start);
-        sessions.open(&owner, "list", start + 2 * SESSION_TTL);
+        ));
+        let old = open(&sessions, &owner, start);
+        open(&sessions, &owner, start + 2 * SESSION_TTL);
         assert!(matches!(
             sessions.take(&old, &owner, "list", start + 2 * SESSION_TTL),
             Err(AdhocError::BadSessionId(_))
@@ -262,9 +378,9 @@ mod tests {
     fn one_jid_cannot_hold_unbounded_sessions() {
         let sessions = Sessions::default();
         let now = Instant::now();
-        let first = sessions.open(&jid("admin@x/r"), "list", now);
+        let first = open(&sessions, &jid("admin@x/r"), now);
         for i in 1..1000 {
-            sessions.open(&jid("admin@x/r"), "list", now + Duration::from_millis(i));
+            open(&sessions, &jid("admin@x/r"), now + Duration::from_millis(i));
         }
         assert_eq!(sessions.len(), MAX_SESSIONS_PER_JID);
         assert!(sessions

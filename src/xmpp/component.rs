@@ -13,6 +13,7 @@ use xmpp_parsers::jid::Jid;
 use xmpp_parsers::ns;
 use xmpp_parsers::ping::Ping;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use xmpp_parsers::version::{VersionQuery, VersionResult};
 
 use super::adhoc::{self, AdhocError, Sessions};
 use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
@@ -35,13 +36,15 @@ struct App {
     in_flight: Arc<Semaphore>,
 }
 
+/// The id of our XEP-0092 query to the server, so its answer is known.
+const SERVER_VERSION_ID: &str = "modman-server-version";
+
 /// Runs until SIGINT or SIGTERM, reconnecting whenever the stream is lost.
-pub async fn run(config: Arc<Config>) -> std::io::Result<()> {
+pub async fn run(ctx: Context) -> std::io::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown_signal()?);
+    let config = ctx.config.clone();
     let app = Arc::new(App {
-        ctx: Context {
-            config: config.clone(),
-        },
+        ctx,
         sessions: Sessions::default(),
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
     });
@@ -88,6 +91,12 @@ async fn serve(
     shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
 ) -> Ended {
     let (replies, mut outgoing) = mpsc::channel::<Stanza>(MAX_IN_FLIGHT);
+    // Prosody may have been upgraded while we were away: ask again.
+    if let Some(query) = server_version_query(&app.ctx.config) {
+        if let Err(reason) = connection.send(query.into()).await {
+            return Ended::Lost(reason);
+        }
+    }
     loop {
         let to_send = tokio::select! {
             _ = shutdown.as_mut() => {
@@ -171,6 +180,27 @@ impl App {
                 id,
                 payload,
             } => (from, to, id, payload, true),
+            Iq::Result {
+                id,
+                payload: Some(payload),
+                ..
+            } if id == SERVER_VERSION_ID => {
+                match VersionResult::try_from(payload) {
+                    Ok(version) => {
+                        tracing::info!("the server runs {} {}", version.name, version.version);
+                        self.ctx.server.set_version(Some(version.version));
+                    }
+                    Err(e) => tracing::warn!("the server's version answer did not parse: {e}"),
+                }
+                return None;
+            }
+            Iq::Error { id, error, .. } if id == SERVER_VERSION_ID => {
+                tracing::warn!(
+                    "the server did not tell its version ({:?}); enable mod_version in Prosody so modman can check module compatibility",
+                    error.defined_condition
+                );
+                return None;
+            }
             // Answers to our keepalive pings; nothing to do.
             Iq::Result { .. } | Iq::Error { .. } => return None,
         };
@@ -319,6 +349,7 @@ fn adhoc_error(error: AdhocError) -> StanzaError {
         AdhocError::Operation(op) => match op.kind {
             ErrorKind::BadInput => (ErrorType::Modify, DefinedCondition::BadRequest, None),
             ErrorKind::NotFound => (ErrorType::Cancel, DefinedCondition::ItemNotFound, None),
+            ErrorKind::Conflict => (ErrorType::Cancel, DefinedCondition::Conflict, None),
             ErrorKind::Unavailable => {
                 (ErrorType::Wait, DefinedCondition::InternalServerError, None)
             }
@@ -363,6 +394,20 @@ fn busy_reply(iq: Iq) -> Option<Iq> {
         "modman is busy with other requests; try again in a moment",
     );
     Some(reply_to(Iq::from_error(id, error).with_to(from), to))
+}
+
+/// An XEP-0092 query to the Prosody host modman's component hangs under
+/// (`modman.example.org` -> `example.org`), whose answer feeds the
+/// compatibility checks.
+fn server_version_query(config: &Config) -> Option<Iq> {
+    let component = config.component.jid.domain().as_str();
+    let (_, host) = component.split_once('.')?;
+    let host: Jid = host.parse().ok()?;
+    Some(
+        Iq::from_get(SERVER_VERSION_ID, VersionQuery)
+            .with_from(Jid::from(config.component.jid.clone()))
+            .with_to(host),
+    )
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

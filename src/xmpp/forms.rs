@@ -8,28 +8,94 @@ use xmpp_parsers::data_forms::{DataForm, DataFormType};
 
 use super::command::NS_DATA;
 use super::name;
-use crate::ops::{ParamKind, Spec, Table};
+use crate::ops::{Context, Details, ParamKind, Spec, Table, CONFIRM_FIELD};
 
-/// The form asking for `spec`'s parameters.
-pub fn parameters_form(spec: &Spec) -> Element {
+/// Most module names offered as options; beyond it a client gets a free
+/// list (the name is still checked when submitted).
+const MAX_OPTIONS: usize = 500;
+
+/// The form asking for `spec`'s parameters. Module fields offer the
+/// names that make sense now (available for install, installed for
+/// remove), so clients such as Gajim show a pick list.
+pub fn parameters_form(spec: &Spec, ctx: &Context) -> Element {
     let mut form = form_element("form", spec.name);
     form.append_child(text_element("instructions", spec.instructions));
     for param in spec.params {
-        let kind = match param.kind {
-            ParamKind::Text => "text-single",
+        let (kind, options, default): (_, Vec<(String, String)>, _) = match param.kind {
+            ParamKind::Text => ("text-single", vec![], None),
+            ParamKind::Choice(choices) => (
+                "list-single",
+                choices
+                    .iter()
+                    .map(|(v, l)| (v.to_string(), l.to_string()))
+                    .collect(),
+                choices.first().map(|(v, _)| *v),
+            ),
+            ParamKind::Modules(choice) => {
+                let names = ctx.module_choices(choice);
+                let options = if names.len() <= MAX_OPTIONS {
+                    names.into_iter().map(|n| (n.clone(), n)).collect()
+                } else {
+                    vec![]
+                };
+                ("list-multi", options, None)
+            }
         };
-        let mut field = Element::builder("field", NS_DATA)
-            .attr(name("var"), param.var)
-            .attr(name("type"), kind)
-            .attr(name("label"), param.label)
-            .build();
+        let mut field = field_element(param.var, kind, param.label);
         field.append_child(text_element("desc", param.help));
         if param.required {
             field.append_child(Element::bare("required", NS_DATA));
         }
+        if let Some(default) = default {
+            field.append_child(text_element("value", default));
+        }
+        for (value, label) in options {
+            let mut option = Element::builder("option", NS_DATA)
+                .attr(name("label"), label)
+                .build();
+            option.append_child(text_element("value", &value));
+            field.append_child(option);
+        }
         form.append_child(field);
     }
     form
+}
+
+/// The form asking to confirm `question`: one boolean, `confirm`.
+pub fn confirm_form(title: &str, question: &str) -> Element {
+    let mut form = form_element("form", title);
+    form.append_child(text_element("instructions", question));
+    let mut field = field_element(CONFIRM_FIELD, "boolean", "Go ahead");
+    field.append_child(text_element("value", "0"));
+    form.append_child(field);
+    form
+}
+
+/// Labelled values as a `result` form, one field each; a multi-line value
+/// becomes a `text-multi` field with one value per line.
+pub fn details_form(details: &Details) -> Element {
+    let mut form = form_element("result", &details.title);
+    for (var, label, value) in &details.fields {
+        let kind = if value.contains('\n') {
+            "text-multi"
+        } else {
+            "text-single"
+        };
+        let mut field = field_element(var, kind, label);
+        for line in value.lines() {
+            field.append_child(text_element("value", line));
+        }
+        form.append_child(field);
+    }
+    form
+}
+
+fn field_element(var: &str, kind: &str, label: &str) -> Element {
+    Element::builder("field", NS_DATA)
+        .attr(name("var"), var)
+        .attr(name("type"), kind)
+        .attr(name("label"), label)
+        .build()
 }
 
 /// A table as a `result` form: one `<reported/>` naming the columns, one
@@ -38,13 +104,7 @@ pub fn table_form(table: &Table) -> Element {
     let mut form = form_element("result", &table.title);
     let mut reported = Element::bare("reported", NS_DATA);
     for (var, label) in &table.columns {
-        reported.append_child(
-            Element::builder("field", NS_DATA)
-                .attr(name("var"), *var)
-                .attr(name("label"), *label)
-                .attr(name("type"), "text-single")
-                .build(),
-        );
+        reported.append_child(field_element(var, "text-single", label));
     }
     form.append_child(reported);
     for row in &table.rows {

@@ -1,0 +1,60 @@
+//! `installed.json` in `state_dir`: what modman installed, from where,
+//! when and for whom. Modules in `modules_dir` that are not listed here
+//! are unmanaged, and modman never touches them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil;
+
+/// One module modman installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledModule {
+    pub version: String,
+    /// SHA-256 of the archive it came from: the identity of this copy.
+    pub sha256: String,
+    /// The repository's name in modman.toml.
+    pub repository: String,
+    /// RFC 3339.
+    pub installed_at: String,
+    /// The JID (or `cli:USER`) that asked for it.
+    pub installed_by: String,
+    /// Relative to the module directory, sorted.
+    pub files: Vec<String>,
+    /// Modules it declares with `module:depends`, so `remove` can tell
+    /// what would break without asking a repository.
+    #[serde(default)]
+    pub dependencies: Vec<String>,
+}
+
+/// All managed modules by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installed {
+    pub modules: BTreeMap<String, InstalledModule>,
+}
+
+const FILE: &str = "installed.json";
+
+impl Installed {
+    /// Reads the state; no file yet means nothing is installed.
+    pub fn load(state_dir: &Path) -> std::io::Result<Installed> {
+        match std::fs::read(state_dir.join(FILE)) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is damaged ({e}); restore it from a backup or remove it to forget what modman installed", state_dir.join(FILE).display()),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Installed::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces the state file atomically.
+    pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        fsutil::atomic_write(&state_dir.join(FILE), &bytes)
+    }
+}

@@ -1,0 +1,94 @@
+//! File operations that survive a crash at any instant: a file is either
+//! the old or the new version, never half of one.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Replaces `path` with `bytes`: written to a temp file beside it, synced,
+/// renamed over it, and the directory synced so the rename itself lasts.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::Builder::new()
+        .prefix(".modman-tmp-")
+        .tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+/// Makes renames and creations inside `dir` durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Copies a directory tree of regular files and directories (links and
+/// special files are not expected in modman's own trees and are skipped).
+pub fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves a directory, also across file systems: `to` appears whole (copied
+/// under a temp name, then renamed) before `from` is removed.
+pub fn move_dir(from: &Path, to: &Path) -> io::Result<()> {
+    match std::fs::rename(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(18) => {
+            // EXDEV: another file system.
+            let parent = to.parent().unwrap_or(Path::new("."));
+            let temp = tempfile::Builder::new()
+                .prefix(".modman-move-")
+                .tempdir_in(parent)?;
+            let inside = temp.path().join("dir");
+            copy_dir(from, &inside)?;
+            std::fs::rename(&inside, to)?;
+            std::fs::remove_dir_all(from)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes `path` if it exists.
+pub fn remove_dir_if_present(path: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        atomic_write(&path, b"one").unwrap();
+        atomic_write(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn move_dir_moves_a_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("a");
+        std::fs::create_dir_all(from.join("sub")).unwrap();
+        std::fs::write(from.join("sub/f"), "x").unwrap();
+        move_dir(&from, &dir.path().join("b")).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("b/sub/f")).unwrap(), b"x");
+        assert!(!from.exists());
+    }
+}

@@ -1,0 +1,85 @@
+//! `history`: the audit log, newest first: who changed which module from
+//! which version to which, and how it ended.
+
+use super::{Command, Context, Input, OpError, Param, ParamKind, Response, Spec, Table};
+
+/// Shows the last entries, optionally only those about one module.
+#[derive(Debug)]
+pub struct History {
+    module: Option<String>,
+}
+
+/// Entries shown at most.
+const LIMIT: usize = 50;
+
+impl Command for History {
+    const SPEC: Spec = Spec {
+        node: "history",
+        name: "Change history",
+        instructions:
+            "Show the latest changes: when, who, what, from which version to which, and the result.",
+        params: &[Param {
+            var: "module",
+            label: "Module",
+            help: "Only changes to this module; leave empty for all.",
+            kind: ParamKind::Text,
+            required: false,
+        }],
+    };
+
+    fn parse(input: &Input) -> Result<Self, OpError> {
+        Ok(History {
+            module: input
+                .text("module")
+                .map(|m| m.strip_prefix("mod_").unwrap_or(m).to_owned()),
+        })
+    }
+
+    async fn apply(self, ctx: &Context, _actor: &str) -> Result<Response, OpError> {
+        let entries = ctx.engine.history()?;
+        let version = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let rows: Vec<Vec<String>> = entries
+            .iter()
+            .rev()
+            .filter(|e| {
+                self.module
+                    .as_ref()
+                    .is_none_or(|m| e.changes.iter().any(|c| &c.module == m))
+            })
+            .take(LIMIT)
+            .map(|e| {
+                let changes: Vec<String> = e
+                    .changes
+                    .iter()
+                    .map(|c| format!("{} {} -> {}", c.module, version(&c.from), version(&c.to)))
+                    .collect();
+                vec![
+                    e.time.clone(),
+                    e.actor.clone(),
+                    e.operation.clone(),
+                    changes.join(", "),
+                    e.result.clone(),
+                ]
+            })
+            .collect();
+        let note = match rows.len() {
+            0 => "No changes recorded.".to_owned(),
+            n => format!(
+                "The latest {n} change{} (at most {LIMIT} shown).",
+                if n == 1 { "" } else { "s" }
+            ),
+        };
+        Ok(Response::Table(Table {
+            title: "History".into(),
+            columns: vec![
+                ("time", "Time"),
+                ("actor", "Who"),
+                ("operation", "Operation"),
+                ("changes", "Changes"),
+                ("result", "Result"),
+            ],
+            rows,
+            note,
+        }))
+    }
+}

@@ -1,0 +1,152 @@
+//! `info`: everything known about one module, installed or on offer.
+
+use super::{
+    module_names, Command, Context, Details, Input, OpError, Param, ParamKind, Response, Spec,
+};
+use crate::repo::compat;
+use crate::repo::index::DependencyKind;
+
+/// Describes module `name`.
+#[derive(Debug)]
+pub struct Info {
+    name: String,
+}
+
+impl Command for Info {
+    const SPEC: Spec = Spec {
+        node: "info",
+        name: "Module details",
+        instructions:
+            "Show a module's summary, versions, dependencies, compatibility, files and description.",
+        params: &[Param {
+            var: "module",
+            label: "Module",
+            help: "The module's name, such as cloud_notify or mod_cloud_notify.",
+            kind: ParamKind::Text,
+            required: true,
+        }],
+    };
+
+    fn parse(input: &Input) -> Result<Self, OpError> {
+        let names = module_names(
+            "module",
+            &[input.text("module").unwrap_or_default().to_owned()],
+        )?;
+        match names.as_slice() {
+            [name] => Ok(Info { name: name.clone() }),
+            _ => Err(OpError::bad_input(
+                "field `module`: give exactly one module name",
+            )),
+        }
+    }
+
+    async fn apply(self, ctx: &Context, _actor: &str) -> Result<Response, OpError> {
+        let name = self.name;
+        let installed = ctx.engine.installed()?;
+        let record = installed.modules.get(&name);
+        let catalog = ctx.catalog();
+        let offered = catalog.find(&name);
+        let unmanaged =
+            record.is_none() && crate::prosody::has_module(ctx.engine.modules_dir(), &name);
+        if record.is_none() && offered.is_none() && !unmanaged {
+            return Err(OpError::not_found(format!(
+                "no module `{name}` is installed or on offer; check the name with list, or run refresh"
+            )));
+        }
+        let entry = offered.map(|(_, e)| e);
+        let status = match (record, unmanaged) {
+            (Some(r), _) => format!(
+                "installed: {} from {} on {} by {}",
+                r.version, r.repository, r.installed_at, r.installed_by
+            ),
+            (None, true) => format!(
+                "present in {} but not installed by modman (unmanaged)",
+                ctx.engine.modules_dir().display()
+            ),
+            (None, false) => "not installed".into(),
+        };
+        let available = match offered {
+            Some((repository, e)) => {
+                format!("{} from {} ({} bytes)", e.version, repository.name, e.size)
+            }
+            None => "not offered by any configured repository".into(),
+        };
+        let update = match (record, entry) {
+            (Some(r), Some(e)) if r.sha256 != e.sha256 => {
+                format!("yes: {} -> {}", r.version, e.version)
+            }
+            (Some(_), Some(_)) => "no, up to date".into(),
+            _ => String::new(),
+        };
+        let dependencies = entry
+            .map(|e| {
+                e.dependencies
+                    .iter()
+                    .map(|d| {
+                        let kind = match d.kind {
+                            DependencyKind::Community => "community, installed along",
+                            DependencyKind::Builtin => "built into Prosody",
+                            DependencyKind::Missing => "not found anywhere",
+                        };
+                        format!("{} ({kind})", d.name)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .or_else(|| record.map(|r| r.dependencies.join("\n")))
+            .unwrap_or_default();
+        let compatibility = entry
+            .map(|e| {
+                let mut lines: Vec<String> = e
+                    .compatibility
+                    .iter()
+                    .map(|c| format!("{}: {}", c.prosody, c.status))
+                    .collect();
+                if let Some(server) = ctx.server.version() {
+                    let verdict = match compat::row_for(&e.compatibility, &server) {
+                        Some(row) => format!("for this server (Prosody {server}): {}", row.status),
+                        None => format!("for this server (Prosody {server}): not stated"),
+                    };
+                    lines.push(verdict);
+                }
+                lines.join("\n")
+            })
+            .unwrap_or_default();
+        let files = record
+            .map(|r| &r.files)
+            .or(entry.map(|e| &e.files))
+            .map(|f| f.join("\n"))
+            .unwrap_or_default();
+        let fields = vec![
+            ("module", "Module", name.clone()),
+            (
+                "summary",
+                "Summary",
+                entry.map(|e| e.summary.clone()).unwrap_or_default(),
+            ),
+            (
+                "stage",
+                "Stage",
+                entry.and_then(|e| e.stage.clone()).unwrap_or_default(),
+            ),
+            ("status", "Status", status),
+            ("available", "Available", available),
+            ("update", "Update", update),
+            ("dependencies", "Dependencies", dependencies),
+            ("compatibility", "Compatibility", compatibility),
+            ("files", "Files", files),
+            (
+                "description",
+                "Description",
+                entry.map(|e| e.description.clone()).unwrap_or_default(),
+            ),
+        ];
+        Ok(Response::Details(Details {
+            title: format!("mod_{name}"),
+            fields: fields
+                .into_iter()
+                .filter(|(_, _, value)| !value.is_empty())
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,137 @@
+//! Shared by `install` and `update`: which archives to fetch (the modules
+//! asked for plus the community modules they need), what needs the admin's
+//! confirmation first, and the verified download.
+
+use crate::config::Repository;
+use crate::engine::state::{Installed, InstalledModule};
+use crate::engine::{audit, Prepared};
+use crate::repo::catalog::Catalog;
+use crate::repo::compat;
+use crate::repo::index::{DependencyKind, ModuleEntry};
+
+use super::{Context, OpError};
+
+/// One module to fetch and put in place.
+pub struct Step<'a> {
+    pub repository: &'a Repository,
+    pub entry: &'a ModuleEntry,
+    /// "requested", or "needed by x".
+    pub reason: String,
+}
+
+/// What a request comes to.
+pub struct Plan<'a> {
+    pub steps: Vec<Step<'a>>,
+    /// Reasons the admin must confirm before anything changes.
+    pub concerns: Vec<String>,
+    /// Things worth saying that need no answer.
+    pub notes: Vec<String>,
+}
+
+/// Plans `requested` (name, reason) and, transitively, every community
+/// dependency that is not installed yet.
+pub fn resolve<'a>(
+    ctx: &Context,
+    catalog: &'a Catalog,
+    installed: &Installed,
+    requested: Vec<(String, String)>,
+) -> Result<Plan<'a>, OpError> {
+    let mut plan = Plan {
+        steps: Vec::new(),
+        concerns: Vec::new(),
+        notes: Vec::new(),
+    };
+    let mut queue = requested;
+    while !queue.is_empty() {
+        let (name, reason) = queue.remove(0);
+        if plan.steps.iter().any(|s| s.entry.name == name) {
+            continue;
+        }
+        let (repository, entry) = catalog.find(&name).ok_or_else(|| {
+            let why = if reason == "requested" { String::new() } else { format!(" ({reason})") };
+            OpError::not_found(format!(
+                "no configured repository offers `{name}`{why}; check the name with list, or run refresh"
+            ))
+        })?;
+        for dependency in &entry.dependencies {
+            match dependency.kind {
+                DependencyKind::Community if !installed.modules.contains_key(&dependency.name) => {
+                    queue.push((dependency.name.clone(), format!("needed by {name}")));
+                }
+                DependencyKind::Community => {}
+                DependencyKind::Builtin | DependencyKind::Missing => {
+                    if !crate::prosody::has_module(
+                        &ctx.config.prosody.builtin_modules,
+                        &dependency.name,
+                    ) {
+                        plan.concerns.push(format!(
+                            "{name} needs mod_{}, which neither the repository nor this Prosody ({}) has; it will not load without it",
+                            dependency.name,
+                            ctx.config.prosody.builtin_modules.display()
+                        ));
+                    }
+                }
+            }
+        }
+        match ctx.server.version() {
+            Some(server) => {
+                if let Some(row) = compat::row_for(&entry.compatibility, &server) {
+                    if row.works == Some(false) {
+                        plan.concerns.push(format!(
+                            "{name} is marked as not working with Prosody {} (its README says: {} - {})",
+                            server, row.prosody, row.status
+                        ));
+                    }
+                }
+            }
+            None => {
+                let note = "Prosody's version is not known yet, so compatibility was not checked."
+                    .to_owned();
+                if !plan.notes.contains(&note) {
+                    plan.notes.push(note);
+                }
+            }
+        }
+        plan.steps.push(Step {
+            repository,
+            entry,
+            reason,
+        });
+    }
+    Ok(plan)
+}
+
+impl Plan<'_> {
+    /// The question to ask when something needs confirming.
+    pub fn question(&self, action: &str) -> Option<String> {
+        (!self.concerns.is_empty())
+            .then(|| format!("{}\n{action} anyway?", self.concerns.join("\n")))
+    }
+
+    /// Fetches and checks every archive; nothing is changed yet.
+    pub async fn download(&self, ctx: &Context, actor: &str) -> Result<Vec<Prepared>, OpError> {
+        let mut prepared = Vec::new();
+        for step in &self.steps {
+            let files = ctx.fetcher.archive(step.repository, step.entry).await?;
+            let record = InstalledModule {
+                version: step.entry.version.clone(),
+                sha256: step.entry.sha256.clone(),
+                repository: step.repository.name.clone(),
+                installed_at: audit::now(),
+                installed_by: actor.to_owned(),
+                files: step.entry.files.clone(),
+                dependencies: step
+                    .entry
+                    .dependencies
+                    .iter()
+                    .map(|d| d.name.clone())
+                    .collect(),
+            };
+            prepared.push(Prepared {
+                name: step.entry.name.clone(),
+                after: Some((record, files)),
+            });
+        }
+        Ok(prepared)
+    }
+}

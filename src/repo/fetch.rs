@@ -1,0 +1,215 @@
+//! Downloads from a repository, trusting nothing: the index's signature is
+//! checked before it is parsed, every archive's size and SHA-256 against
+//! the signed index before it is opened, bodies are capped while they
+//! stream, and redirects may not leave the repository's host.
+
+use std::time::Duration;
+
+use crate::config::Repository;
+use crate::repo::archive::{self, ArchiveFile};
+use crate::repo::index::{Index, ModuleEntry};
+use crate::repo::signing;
+
+/// Largest index accepted.
+pub const MAX_INDEX: u64 = 32 * 1024 * 1024;
+const MAX_SIGNATURE: u64 = 1024;
+/// Largest archive accepted, whatever the index says.
+pub const MAX_ARCHIVE: u64 = 64 * 1024 * 1024;
+
+/// What went wrong with a download, naming the URL and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{url}: {reason}; is the repository up and the url in modman.toml right?")]
+    Unreachable { url: String, reason: String },
+    #[error("{url}: the server answered {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: larger than {limit} bytes; refused")]
+    TooLarge { url: String, limit: u64 },
+    #[error("repository {repository}: index.json.sig {reason}; the index was not used (is public_key in modman.toml the repository's key?)")]
+    Signature { repository: String, reason: String },
+    #[error("repository {repository}: {reason}")]
+    Index { repository: String, reason: String },
+    #[error("{url}: {reason}; the archive was not used (the repository or something between may have been tampered with, or the index is stale: run refresh)")]
+    Archive { url: String, reason: String },
+}
+
+/// An HTTP client with modman's limits.
+#[derive(Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+}
+
+impl Default for Fetcher {
+    fn default() -> Self {
+        Fetcher::new(Duration::from_secs(30))
+    }
+}
+
+impl Fetcher {
+    /// `timeout` bounds each whole request; connecting gets 5 s of it.
+    pub fn new(timeout: Duration) -> Fetcher {
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            let first = &attempt.previous()[0];
+            let same_origin = attempt.url().host_str() == first.host_str()
+                && attempt.url().port_or_known_default() == first.port_or_known_default();
+            if attempt.previous().len() > 5 {
+                attempt.error("more than 5 redirects")
+            } else if !same_origin {
+                let target = attempt.url().to_string();
+                attempt.error(format!("redirect to another host ({target}) refused"))
+            } else {
+                attempt.follow()
+            }
+        });
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("modman/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(timeout)
+            .redirect(redirects)
+            .build()
+            .unwrap_or_else(|e| unreachable!("a client with these settings always builds: {e}"));
+        Fetcher { client }
+    }
+
+    /// Downloads, verifies and parses a repository's index. Returns the
+    /// exact bytes and signature too, for the cache.
+    pub async fn index(
+        &self,
+        repository: &Repository,
+    ) -> Result<(Vec<u8>, Vec<u8>, Index), FetchError> {
+        let bytes = self
+            .get(&url_of(repository, "index.json"), MAX_INDEX)
+            .await?;
+        let signature = self
+            .get(&url_of(repository, "index.json.sig"), MAX_SIGNATURE)
+            .await?;
+        let index = verify_index(repository, &bytes, &signature)?;
+        Ok((bytes, signature, index))
+    }
+
+    /// Downloads a module's archive and checks it against its signed entry;
+    /// returns its files.
+    pub async fn archive(
+        &self,
+        repository: &Repository,
+        entry: &ModuleEntry,
+    ) -> Result<Vec<ArchiveFile>, FetchError> {
+        let url = url_of(repository, &entry.archive);
+        let bad = |reason: String| FetchError::Archive {
+            url: url.clone(),
+            reason,
+        };
+        if entry.size > MAX_ARCHIVE {
+            return Err(bad(format!(
+                "the index says {} bytes, more than modman accepts ({MAX_ARCHIVE})",
+                entry.size
+            )));
+        }
+        let bytes = self.get(&url, entry.size).await?;
+        if bytes.len() as u64 != entry.size {
+            return Err(bad(format!(
+                "{} bytes, the signed index says {}",
+                bytes.len(),
+                entry.size
+            )));
+        }
+        let sha256 = super::sha256_hex(&bytes);
+        if sha256 != entry.sha256 {
+            return Err(bad(format!(
+                "sha256 {sha256}, the signed index says {}",
+                entry.sha256
+            )));
+        }
+        let files = archive::read(&bytes, &entry.name).map_err(|e| bad(e.to_string()))?;
+        if !files
+            .iter()
+            .map(|f| f.path.as_str())
+            .eq(entry.files.iter().map(String::as_str))
+        {
+            return Err(bad(
+                "it holds other files than the signed index lists".into()
+            ));
+        }
+        Ok(files)
+    }
+
+    /// GETs `url`, refusing bodies over `limit` bytes as they stream.
+    async fn get(&self, url: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
+        let unreachable = |e: reqwest::Error| FetchError::Unreachable {
+            url: url.to_owned(),
+            reason: describe(&e),
+        };
+        let mut response = self.client.get(url).send().await.map_err(unreachable)?;
+        if !response.status().is_success() {
+            return Err(FetchError::Status {
+                url: url.to_owned(),
+                status: response.status().as_u16(),
+            });
+        }
+        let too_large = || FetchError::TooLarge {
+            url: url.to_owned(),
+            limit,
+        };
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// Checks the signature over the exact bytes, then parses.
+pub fn verify_index(
+    repository: &Repository,
+    bytes: &[u8],
+    signature: &[u8],
+) -> Result<Index, FetchError> {
+    signing::verify(&repository.public_key, bytes, signature).map_err(|e| {
+        FetchError::Signature {
+            repository: repository.name.clone(),
+            reason: match e {
+                signing::KeyError::BadSignature(reason) => reason.to_owned(),
+                other => other.to_string(),
+            },
+        }
+    })?;
+    Index::parse(bytes).map_err(|e| FetchError::Index {
+        repository: repository.name.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// `path` under the repository URL, which is treated as a directory.
+fn url_of(repository: &Repository, path: &str) -> String {
+    let base = repository.url.as_str();
+    if base.ends_with('/') {
+        format!("{base}{path}")
+    } else {
+        format!("{base}/{path}")
+    }
+}
+
+/// reqwest's error with its causes, which hold the useful part
+/// ("connection refused", "operation timed out").
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        error.to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
