@@ -27,20 +27,6 @@ fn install_from_corpus(prosody: &Prosody, names: &[&str]) {
     }
 }
 
-fn files_under(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .map(|e| {
-            if e.file_type().unwrap().is_dir() {
-                files_under(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
-}
-
 fn execute(node: &str, extra: &str) -> String {
     format!("<iq type='set' to='{COMPONENT}' id='c'><command xmlns='{COMMANDS}' node='{node}' {extra}/></iq>")
 }

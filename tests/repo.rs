@@ -1,11 +1,13 @@
 //! `modman repo keygen|build|verify` on the real prosody-modules corpus
 //! from Debian, through the real binary, as an admin would run them.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use support::snapshot;
 
 fn modman(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_modman"))
@@ -60,26 +62,6 @@ fn verify(dir: &Path, public: &str) -> Output {
         "--public-key",
         public,
     ])
-}
-
-/// Every file under `dir`, relative, with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                out.insert(
-                    path.strip_prefix(root).unwrap().to_owned(),
-                    std::fs::read(&path).unwrap(),
-                );
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 fn module<'a>(index: &'a Value, name: &str) -> &'a Value {

@@ -274,7 +274,13 @@ impl Client {
     /// Runs a command through slixmpp's XEP-0050 plugin, submitting `fields`
     /// if a form is shown.
     pub fn run(&mut self, node: &str, fields: Value) -> Value {
-        self.request(json!({"op": "run", "to": COMPONENT, "node": node, "fields": fields}))
+        self.run_steps(node, json!([fields]))
+    }
+
+    /// Runs a command, submitting one form of `steps` per step while the
+    /// command is still executing (parameters, then a confirmation...).
+    pub fn run_steps(&mut self, node: &str, steps: Value) -> Value {
+        self.request(json!({"op": "run", "to": COMPONENT, "node": node, "steps": steps}))
     }
 
     /// The commands slixmpp's XEP-0050 plugin finds on the component.
@@ -327,5 +333,173 @@ pub fn stanza_error(reply: &Element) -> (String, String, Option<String>, String)
         condition.expect("a defined condition"),
         app,
         text,
+    )
+}
+
+/// A module repository built from Debian's prosody-modules with the real
+/// `modman repo` commands and served over HTTP on 127.0.0.1 by Python's
+/// static file server, as an admin could serve it.
+pub struct Repository {
+    pub dir: tempfile::TempDir,
+    pub public_key: String,
+    pub port: u16,
+    server: Option<Child>,
+}
+
+impl Repository {
+    pub fn start() -> Repository {
+        let dir = tempfile::Builder::new()
+            .prefix("modman-repo-test-")
+            .tempdir()
+            .unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/corpus-from-debian");
+        let output = Command::new(script)
+            .arg(dir.path().join("corpus"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "corpus-from-debian: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let key = dir.path().join("key");
+        let output = Command::new(env!("CARGO_BIN_EXE_modman"))
+            .args(["repo", "keygen", "--out"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let public_key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        let mut repository = Repository {
+            dir,
+            public_key,
+            port: free_port(),
+            server: None,
+        };
+        repository.rebuild();
+        repository.serve();
+        repository
+    }
+
+    /// The module tree the repository is built from.
+    pub fn corpus(&self, module: &str) -> PathBuf {
+        self.dir.path().join("corpus").join(module)
+    }
+
+    /// The served directory.
+    pub fn served(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    /// `modman repo build` from the corpus again (after a test changed it).
+    pub fn rebuild(&self) {
+        let output = Command::new(env!("CARGO_BIN_EXE_modman"))
+            .args(["repo", "build", "--from"])
+            .arg(self.dir.path().join("corpus"))
+            .arg("--out")
+            .arg(self.served())
+            .arg("--key")
+            .arg(self.dir.path().join("key"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "repo build: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// The index as served, parsed.
+    pub fn index(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.served().join("index.json")).unwrap()).unwrap()
+    }
+
+    /// The index entry of `module`.
+    pub fn entry(&self, module: &str) -> Value {
+        let index = self.index();
+        index["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == module)
+            .cloned()
+            .expect("module in index")
+    }
+
+    pub fn serve(&mut self) {
+        let child = Command::new("/usr/bin/python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+            .arg(self.served())
+            .arg(self.port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.server = Some(child);
+        let port = self.port;
+        wait_for("the repository's HTTP server", || {
+            TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+        });
+    }
+
+    /// Takes the HTTP server down: the repository is unreachable.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The `[[repositories]]` section naming this repository.
+    pub fn config_section(&self) -> String {
+        format!(
+            "\n[[repositories]]\nname = \"local\"\nurl = \"http://127.0.0.1:{}/\"\npublic_key = \"{}\"\n",
+            self.port, self.public_key
+        )
+    }
+}
+
+impl Drop for Repository {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Every regular file under `dir`, by relative path, with its bytes.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.insert(
+                    path.strip_prefix(root).unwrap().to_owned(),
+                    std::fs::read(&path).unwrap(),
+                );
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Runs the modman CLI; returns (success, stdout, stderr).
+pub fn cli(args: &[&str], config: &Path) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }

@@ -7,8 +7,9 @@ check interoperability rather than assume it. Requests:
   {"op": "iq", "xml": "<iq .../>"}            send raw, answer {"xml": reply}
   {"op": "send", "xml": "<message .../>"}     send raw, answer {"sent": true}
   {"op": "commands", "to": JID}               XEP-0050 command list
-  {"op": "run", "to": JID, "node": N,         execute, then submit the form
-   "fields": {var: value or [values]}}        (if one is shown); the result
+  {"op": "run", "to": JID, "node": N,         execute, then submit one form per
+   "steps": [{var: value or [values]}, ...]}  step while the command asks; every
+                                              reply in "steps"
   {"op": "quit"}
 
 Every answer is one JSON line. Run with /usr/bin/python3 (Debian's
@@ -88,18 +89,22 @@ class Client(slixmpp.ClientXMPP):
         reply = await self["xep_0050"].get_commands(jid=to, timeout=20)
         return {"items": [[i[1], i[2]] for i in reply["disco_items"]["items"]]}
 
-    async def run(self, to, node, fields):
+    async def run(self, to, node, steps):
         adhoc = self["xep_0050"]
         try:
-            reply = await adhoc.send_command(to, node, action="execute", timeout=20)
+            reply = await adhoc.send_command(to, node, action="execute", timeout=60)
             result = {"steps": [command_of(reply)]}
-            if reply["command"]["status"] == "executing":
+            for fields in steps:
+                if reply["command"]["status"] != "executing":
+                    break
                 form = self["xep_0004"].make_form(ftype="submit")
                 for var, value in fields.items():
+                    if isinstance(value, bool):
+                        value = "1" if value else "0"
                     form.add_field(var=var, value=value)
                 reply = await adhoc.send_command(
                     to, node, action="complete", payload=form,
-                    sessionid=reply["command"]["sessionid"], timeout=20)
+                    sessionid=reply["command"]["sessionid"], timeout=60)
                 result["steps"].append(command_of(reply))
             return result
         except IqError as e:
@@ -130,7 +135,7 @@ async def main():
             elif op == "commands":
                 answer = await client.commands(request["to"])
             elif op == "run":
-                answer = await client.run(request["to"], request["node"], request.get("fields", {}))
+                answer = await client.run(request["to"], request["node"], request.get("steps", []))
             else:
                 answer = {"error": "unknown op %r" % op}
         except Exception as e:  # a test wants the failure, not a dead helper
