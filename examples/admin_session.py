@@ -6,11 +6,14 @@
         commands                      # what may I run?
     admin_session.py ... list query=smacks
     admin_session.py ... install modules=cloud_notify modules=smacks
+    admin_session.py ... --yes remove modules=smacks
 
 It uses slixmpp's XEP-0050 plugin: executes the command, fills the form
 it is shown with the given field=value pairs (a field given twice becomes
-a list), submits it and prints the result as a table. Exit status 0 on
-success, 1 when modman answers with an error. Run with /usr/bin/python3.
+a list), submits it and prints the result. When modman asks a question
+before a change, it prints it and answers yes with --yes, no otherwise.
+Exit status 0 on success, 1 when modman answers with an error. Run with
+/usr/bin/python3.
 """
 import argparse
 import asyncio
@@ -19,6 +22,22 @@ import sys
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
+
+
+def print_result(form):
+    """A table (reported + items) or labelled values, as plain text."""
+    if form["reported"]:
+        print_table(form)
+        return
+    for field in form["fields"] if isinstance(form["fields"], list) else form.get_fields().values():
+        values = field.get_value(convert=False)
+        values = values if isinstance(values, list) else [values]
+        if len(values) > 1:
+            print("%s:" % field["label"])
+            for value in values:
+                print("  " + value)
+        else:
+            print("%s: %s" % (field["label"], values[0] if values else ""))
 
 
 def print_table(form):
@@ -68,22 +87,34 @@ class Session(slixmpp.ClientXMPP):
             self.exit_code = 0
             return
         reply = await adhoc.send_command(to, self.args.command, timeout=60)
-        if reply["command"]["status"] == "executing":
+        values = {}
+        for pair in self.args.fields:
+            var, _, value = pair.partition("=")
+            values.setdefault(var, []).append(value)
+        answered = False
+        while reply["command"]["status"] == "executing":
             form = self["xep_0004"].make_form(ftype="submit")
-            values = {}
-            for pair in self.args.fields:
-                var, _, value = pair.partition("=")
-                values.setdefault(var, []).append(value)
-            for var, vals in values.items():
-                form.add_field(var=var, value=vals if len(vals) > 1 else vals[0])
+            asked = reply["command"]["form"]
+            if "confirm" in asked.get_fields() and not answered:
+                # A question before a change: show it, answer it.
+                print(asked["instructions"])
+                print("> %s" % ("yes" if self.args.yes else "no"))
+                form.add_field(var="confirm", value="1" if self.args.yes else "0")
+                answered = True
+            elif not answered and values is not None:
+                for var, vals in values.items():
+                    form.add_field(var=var, value=vals if len(vals) > 1 else vals[0])
+                values = None
+            else:
+                break
             reply = await adhoc.send_command(
                 to, self.args.command, action="complete", payload=form,
                 sessionid=reply["command"]["sessionid"], timeout=300)
         command = reply["command"]
         if command.xml.find("{jabber:x:data}x") is not None:
             form = command["form"]
-            if form["type"] == "result" and form["reported"]:
-                print_table(form)
+            if form["type"] == "result":
+                print_result(form)
         for kind, text in command["notes"]:
             print(text if kind == "info" else "%s: %s" % (kind, text))
         self.exit_code = 0
@@ -95,6 +126,7 @@ def main():
     parser.add_argument("--password", required=True)
     parser.add_argument("--server", required=True, help="host:port of the c2s listener")
     parser.add_argument("--component", required=True, help="modman's JID")
+    parser.add_argument("--yes", action="store_true", help="answer yes when modman asks before a change")
     parser.add_argument("command", help="'commands', or a command node such as list")
     parser.add_argument("fields", nargs="*", help="field=value")
     args = parser.parse_args()

@@ -301,8 +301,9 @@ fn repo(command: RepoCommand) -> Result<(), String> {
                 );
                 Ok(())
             } else {
+                let plural = if problems.len() == 1 { "" } else { "s" };
                 Err(format!(
-                    "{}: {} problems found",
+                    "{}: {} problem{plural} found; do not publish it",
                     dir.display(),
                     problems.len()
                 ))
