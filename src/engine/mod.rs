@@ -17,6 +17,7 @@
 //! `installed.json` already has the "after" records, it finishes step 5;
 //! otherwise it undoes step 3. A failed change is undone by the same code.
 
+pub mod admin_socket;
 pub mod audit;
 pub mod modules_dir;
 pub mod state;
