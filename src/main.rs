@@ -39,7 +39,32 @@ enum Command {
         module: String,
     },
     /// Install modules (with the community modules they need) from the repositories.
-    Install(Change),
+    Install {
+        #[command(flatten)]
+        change: Change,
+        /// Also enable them and load them now.
+        #[arg(long)]
+        enable: bool,
+        /// Where to enable them (default: every VirtualHost).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
+    },
+    /// Enable modules on hosts and load them now, without a restart.
+    Enable {
+        #[command(flatten)]
+        change: Change,
+        /// Where (default: every VirtualHost).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
+    },
+    /// Disable modules and unload them now; the files stay installed.
+    Disable {
+        #[command(flatten)]
+        change: Change,
+        /// Where (default: everywhere modman enabled them).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
+    },
     /// Update installed modules (all when none are named).
     Update(Change),
     /// Remove installed modules; their files are kept for rollback.
@@ -176,10 +201,40 @@ async fn dispatch(command: Command) -> Result<(), String> {
             )
             .await
         }
-        Command::Install(change) => change_operation("install", change).await,
-        Command::Update(change) => change_operation("update", change).await,
-        Command::Remove(change) => change_operation("remove", change).await,
-        Command::Rollback(change) => change_operation("rollback", change).await,
+        Command::Install {
+            change,
+            enable,
+            hosts,
+        } => {
+            let mut extra = vec![("enable", vec![enable.to_string()])];
+            extra.extend((!hosts.is_empty()).then_some(("hosts", hosts)));
+            change_operation("install", change, extra).await
+        }
+        Command::Enable { change, hosts } => {
+            change_operation(
+                "enable",
+                change,
+                (!hosts.is_empty())
+                    .then_some(("hosts", hosts))
+                    .into_iter()
+                    .collect(),
+            )
+            .await
+        }
+        Command::Disable { change, hosts } => {
+            change_operation(
+                "disable",
+                change,
+                (!hosts.is_empty())
+                    .then_some(("hosts", hosts))
+                    .into_iter()
+                    .collect(),
+            )
+            .await
+        }
+        Command::Update(change) => change_operation("update", change, vec![]).await,
+        Command::Remove(change) => change_operation("remove", change, vec![]).await,
+        Command::Rollback(change) => change_operation("rollback", change, vec![]).await,
         Command::Refresh(ConfigArg { config }) => {
             run_operation(&config, "refresh", vec![], false).await
         }
@@ -190,12 +245,14 @@ async fn dispatch(command: Command) -> Result<(), String> {
     }
 }
 
-async fn change_operation(node: &str, change: Change) -> Result<(), String> {
-    let raw = if change.modules.is_empty() {
-        vec![]
-    } else {
-        vec![("modules", change.modules)]
-    };
+async fn change_operation(
+    node: &str,
+    change: Change,
+    mut raw: Vec<(&'static str, Vec<String>)>,
+) -> Result<(), String> {
+    if !change.modules.is_empty() {
+        raw.push(("modules", change.modules));
+    }
     run_operation(&change.config.config, node, raw, change.yes).await
 }
 
@@ -207,6 +264,11 @@ async fn run_operation(
     yes: bool,
 ) -> Result<(), String> {
     let (ctx, _) = open(config)?;
+    // The server's version and hosts, for compatibility checks and
+    // defaults; commands that need Prosody say so themselves if it fails.
+    if let Err(e) = ops::learn_from_prosody(&ctx).await {
+        tracing::debug!("{e}");
+    }
     let op = ops::find(node).ok_or_else(|| format!("no operation `{node}`"))?;
     let mut input = Input::check(op.spec().params, raw).map_err(|e| e.to_string())?;
     input.confirmed = yes;

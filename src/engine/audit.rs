@@ -27,8 +27,12 @@ pub struct Entry {
     pub changes: Vec<ModuleChange>,
     /// `ok`, or what went wrong.
     pub result: String,
-    /// The transaction, for `rollback` of a whole change.
+    /// The transaction, for `rollback` of a whole change; empty for changes
+    /// that touch no files.
     pub transaction: String,
+    /// The hosts a change to the managed config concerned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
 
 /// Appends one entry, synced before returning.

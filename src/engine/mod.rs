@@ -19,6 +19,7 @@
 
 pub mod admin_socket;
 pub mod audit;
+pub mod managed_config;
 pub mod modules_dir;
 pub mod state;
 
@@ -148,8 +149,20 @@ impl Engine {
         }
         std::fs::create_dir_all(&paths.backups).map_err(io("cannot create", &paths.backups))?;
         let lock = lock_file(&paths)?;
-        let notes = recover(&paths)?;
+        let mut notes = recover(&paths)?;
         drop(lock);
+        // prosody.cfg.lua Includes this file; Prosody will not start if
+        // it is missing.
+        let managed = &config.prosody.managed_config;
+        if !managed.exists() {
+            match managed_config::ManagedConfig::default().save(managed) {
+                Ok(()) => notes.push(format!("created the empty managed config {}", managed.display())),
+                Err(e) => notes.push(format!(
+                    "cannot create the managed config {}: {e}; Prosody will not start while prosody.cfg.lua Includes a missing file",
+                    managed.display()
+                )),
+            }
+        }
         Ok((
             Engine {
                 paths,
@@ -224,7 +237,7 @@ impl ChangeGuard<'_> {
     /// Applies `changes` as one transaction and returns it. On failure,
     /// everything is as before and the error says why.
     pub async fn apply(
-        self,
+        &mut self,
         actor: &str,
         operation: &str,
         changes: Vec<Prepared>,
@@ -232,13 +245,61 @@ impl ChangeGuard<'_> {
         let paths = self.engine.paths.clone();
         let installed = self.installed.clone();
         let (actor, operation) = (actor.to_owned(), operation.to_owned());
-        let result = tokio::task::spawn_blocking(move || {
+        let transaction = tokio::task::spawn_blocking(move || {
             apply(&paths, installed, &actor, &operation, changes)
         })
         .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?;
-        drop(self);
-        result
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        self.installed = self.engine.installed()?;
+        Ok(transaction)
+    }
+
+    /// Undoes a committed `transaction` with a new one, from its backup:
+    /// every module goes back to its record before it.
+    pub async fn revert(
+        &mut self,
+        actor: &str,
+        operation: &str,
+        transaction: &Transaction,
+    ) -> Result<Transaction, EngineError> {
+        let prepared = transaction
+            .changes
+            .iter()
+            .map(|change| self.engine.restoring(&transaction.id, change, actor))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.apply(actor, operation, prepared).await
+    }
+}
+
+impl Engine {
+    /// The change that puts `change.name` back as it was before
+    /// transaction `id`: its old files from the backup, or its removal.
+    pub fn restoring(
+        &self,
+        id: &str,
+        change: &Change,
+        actor: &str,
+    ) -> Result<Prepared, EngineError> {
+        let after = match &change.before {
+            Some(record) => {
+                let files = self.backup_files(id, &change.name)?;
+                let mut record = record.clone();
+                record.installed_at = audit::now();
+                record.installed_by = actor.to_owned();
+                Some((record, files))
+            }
+            None => None,
+        };
+        Ok(Prepared {
+            name: change.name.clone(),
+            after,
+        })
+    }
+
+    /// Logs a change that touched no files (enabling, disabling).
+    pub fn log(&self, entry: &audit::Entry) -> Result<(), EngineError> {
+        audit::append(&self.paths.state_dir, entry)
+            .map_err(io("cannot write the history in", &self.paths.state_dir))
     }
 }
 
@@ -449,6 +510,7 @@ fn log_once(paths: &Paths, transaction: &Transaction, result: &str) -> std::io::
             .collect(),
         result: result.to_owned(),
         transaction: transaction.id.clone(),
+        hosts: vec![],
     };
     let version = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let changes: Vec<String> = entry

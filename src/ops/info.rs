@@ -1,5 +1,6 @@
 //! `info`: everything known about one module, installed or on offer.
 
+use super::activation::Status;
 use super::{
     module_names, Command, Context, Details, Input, OpError, Param, ParamKind, Response, Spec,
 };
@@ -54,7 +55,7 @@ impl Command for Info {
             )));
         }
         let entry = offered.map(|(_, e)| e);
-        let status = match (record, unmanaged) {
+        let installed_status = match (record, unmanaged) {
             (Some(r), _) => format!(
                 "installed: {} from {} on {} by {}",
                 r.version, r.repository, r.installed_at, r.installed_by
@@ -112,6 +113,12 @@ impl Command for Info {
                 lines.join("\n")
             })
             .unwrap_or_default();
+        let status = Status::read(ctx).await;
+        let live = format!(
+            "enabled on: {}\nloaded on: {}",
+            none_if_empty(status.enabled_on(&name)),
+            none_if_empty(status.loaded_on(&name))
+        );
         let files = record
             .map(|r| &r.files)
             .or(entry.map(|e| &e.files))
@@ -129,7 +136,8 @@ impl Command for Info {
                 "Stage",
                 entry.and_then(|e| e.stage.clone()).unwrap_or_default(),
             ),
-            ("status", "Status", status),
+            ("status", "Status", installed_status),
+            ("prosody", "In Prosody", live),
             ("available", "Available", available),
             ("update", "Update", update),
             ("dependencies", "Dependencies", dependencies),
@@ -148,5 +156,13 @@ impl Command for Info {
                 .filter(|(_, _, value)| !value.is_empty())
                 .collect(),
         }))
+    }
+}
+
+fn none_if_empty(hosts: String) -> String {
+    if hosts.is_empty() {
+        "no host".into()
+    } else {
+        hosts
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use super::activation::Status;
 use super::{Command, Context, Input, OpError, Param, ParamKind, Response, Spec, Table};
 use crate::engine::modules_dir;
 
@@ -68,6 +69,7 @@ impl Command for List {
             ))
         })?;
         let catalog = ctx.catalog();
+        let status = Status::read(ctx).await;
         let names: BTreeSet<String> = catalog
             .modules()
             .into_iter()
@@ -104,10 +106,12 @@ impl Command for List {
                 (None, false) => String::new(),
             };
             rows.push(vec![
-                name,
+                name.clone(),
                 installed_version,
                 entry.map(|e| e.version.clone()).unwrap_or_default(),
                 if update { "yes".into() } else { String::new() },
+                status.enabled_on(&name),
+                status.loaded_on(&name),
                 entry.and_then(|e| e.stage.clone()).unwrap_or_default(),
                 summary.to_owned(),
             ]);
@@ -120,6 +124,9 @@ impl Command for List {
         if catalog.sources.is_empty() {
             note += " No repository index yet: run refresh.";
         }
+        for problem in status.problems() {
+            note += &format!(" ? = unknown: {problem}.");
+        }
         Ok(Response::Table(Table {
             title: "Modules".into(),
             columns: vec![
@@ -127,6 +134,8 @@ impl Command for List {
                 ("installed", "Installed"),
                 ("available", "Available"),
                 ("update", "Update"),
+                ("enabled", "Enabled on"),
+                ("loaded", "Loaded on"),
                 ("stage", "Stage"),
                 ("summary", "Summary"),
             ],

@@ -19,6 +19,9 @@ use crate::repo::catalog::Catalog;
 use crate::repo::fetch::{FetchError, Fetcher};
 use crate::repo::index::is_valid_module_name;
 
+mod activation;
+mod disable;
+mod enable;
 mod history;
 mod info;
 mod install;
@@ -87,13 +90,29 @@ impl Context {
     }
 }
 
+/// Asks Prosody's admin socket for its version and hosts (kept in
+/// [`ServerInfo`]).
+pub async fn learn_from_prosody(ctx: &Context) -> Result<(), OpError> {
+    activation::Live::connect(ctx).await.map(|_| ())
+}
+
 /// What modman knows of the Prosody it serves, learnt at run time.
 #[derive(Debug, Default)]
 pub struct ServerInfo {
     version: RwLock<Option<String>>,
+    /// Hosts that take modules, as the admin socket last listed them.
+    hosts: RwLock<Vec<String>>,
 }
 
 impl ServerInfo {
+    pub fn hosts(&self) -> Vec<String> {
+        self.hosts.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_hosts(&self, hosts: Vec<String>) {
+        *self.hosts.write().unwrap_or_else(|e| e.into_inner()) = hosts;
+    }
+
     pub fn version(&self) -> Option<String> {
         self.version
             .read()
@@ -124,6 +143,10 @@ pub enum ParamKind {
     Choice(&'static [(&'static str, &'static str)]),
     /// One or more module names (`mod_x` or `x`).
     Modules(ModuleChoice),
+    /// Yes or no; no when not given.
+    Boolean,
+    /// One or more of the server's host names; all VirtualHosts when none.
+    Hosts,
 }
 
 /// One input of an operation: a data-form field, a chat word, a CLI flag.
@@ -233,6 +256,8 @@ impl Input {
                     vals
                 }
                 ParamKind::Modules(_) => module_names(var, &vals)?,
+                ParamKind::Boolean => vec![parse_bool(var, &vals)?.to_string()],
+                ParamKind::Hosts => host_names(var, &vals)?,
             };
             input.values.insert(param.var, vals);
         }
@@ -260,10 +285,15 @@ impl Input {
             .filter(|s| !s.is_empty())
     }
 
-    /// The module names of a `Modules` field (normalised, unique, in the
-    /// order given); empty when not given.
+    /// The names of a `Modules` or `Hosts` field (normalised, unique, in
+    /// the order given); empty when not given.
     pub fn modules(&self, var: &str) -> Vec<String> {
         self.values.get(var).cloned().unwrap_or_default()
+    }
+
+    /// A `Boolean` field; false when not given.
+    pub fn flag(&self, var: &str) -> bool {
+        self.text(var) == Some("true")
     }
 }
 
@@ -298,6 +328,32 @@ fn module_names(var: &str, values: &[String]) -> Result<Vec<String>, OpError> {
         }
         if !names.iter().any(|n| n == name) {
             names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// Host names, split like module names; each must look like a domain.
+fn host_names(var: &str, values: &[String]) -> Result<Vec<String>, OpError> {
+    let mut names: Vec<String> = Vec::new();
+    for word in values
+        .iter()
+        .flat_map(|v| v.split(|c: char| c == ',' || c.is_whitespace()))
+        .filter(|w| !w.is_empty())
+    {
+        let domain_like = word.len() <= 255
+            && !word.starts_with(['.', '-'])
+            && word
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+        if !domain_like {
+            return Err(OpError::bad_input(format!(
+                "field `{var}`: `{}` is not a host name",
+                truncate(word)
+            )));
+        }
+        if !names.iter().any(|n| n == word) {
+            names.push(word.to_lowercase());
         }
     }
     Ok(names)
@@ -461,6 +517,8 @@ pub fn all() -> &'static [&'static dyn Operation] {
         &Registered::<install::Install>(PhantomData),
         &Registered::<update::Update>(PhantomData),
         &Registered::<remove::Remove>(PhantomData),
+        &Registered::<enable::Enable>(PhantomData),
+        &Registered::<disable::Disable>(PhantomData),
         &Registered::<rollback::Rollback>(PhantomData),
         &Registered::<refresh::Refresh>(PhantomData),
         &Registered::<history::History>(PhantomData),

@@ -1,7 +1,9 @@
 //! `remove`: take modules out of the module directory. Refuses, unless
-//! confirmed, while other installed modules depend on them. The files go
-//! to a backup, so `rollback` can put them back.
+//! confirmed, while other installed modules depend on them. They are
+//! unloaded and dropped from the managed config first; the files go to a
+//! backup, so `rollback` can put them back.
 
+use super::activation::Around;
 use super::{
     Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
 };
@@ -18,8 +20,7 @@ impl Command for Remove {
     const SPEC: Spec = Spec {
         node: "remove",
         name: "Remove modules",
-        instructions:
-            "Remove modules that modman installed. Their files are kept in a backup for rollback.",
+        instructions: "Remove modules that modman installed: unloaded, disabled, and their files kept in a backup for rollback.",
         params: &[Param {
             var: "modules",
             label: "Modules",
@@ -37,8 +38,8 @@ impl Command for Remove {
     }
 
     async fn apply(self, ctx: &Context, actor: &str) -> Result<Response, OpError> {
-        let guard = ctx.engine.lock().await?;
-        let installed = &guard.installed.modules;
+        let mut guard = ctx.engine.lock().await?;
+        let installed = guard.installed.modules.clone();
         for name in &self.modules {
             if !installed.contains_key(name) {
                 return Err(
@@ -79,6 +80,8 @@ impl Command for Remove {
             .iter()
             .map(|name| vec![name.clone(), installed[name].version.clone()])
             .collect();
+        let mut around = Around::connect(ctx).await;
+        let disabled = around.before_removal(ctx, &self.modules).await?;
         let prepared = self
             .modules
             .iter()
@@ -87,12 +90,22 @@ impl Command for Remove {
                 after: None,
             })
             .collect();
-        guard.apply(actor, "remove", prepared).await?;
+        if let Err(e) = guard.apply(actor, "remove", prepared).await {
+            around.restore(ctx, &disabled).await;
+            return Err(e.into());
+        }
+        let unloaded = if disabled.is_empty() {
+            String::new()
+        } else {
+            " Unloaded and disabled first.".to_owned()
+        };
         Ok(Response::Table(Table {
             title: "Removed".into(),
             columns: vec![("module", "Module"), ("version", "Version")],
             rows,
-            note: "Removed; the files are kept in a backup (rollback puts them back).".into(),
+            note: format!(
+                "Removed; the files are kept in a backup (rollback puts them back).{unloaded}"
+            ),
         }))
     }
 }

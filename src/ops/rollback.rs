@@ -1,11 +1,14 @@
 //! `rollback`: put back what a module was before its last change, from the
 //! backup modman kept; without names, undo the last change as a whole.
-//! A rollback is itself a change, kept and undoable like any other.
+//! A rollback is itself a change, kept and undoable like any other; it
+//! reloads what it replaces and unloads what it takes away.
 
+use super::activation::Around;
 use super::{
     Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
 };
-use crate::engine::{audit, Change, Prepared};
+use crate::engine::state::InstalledModule;
+use crate::engine::Change;
 
 /// Rolls back `modules`, or the last change when empty.
 #[derive(Debug)]
@@ -36,7 +39,7 @@ impl Command for Rollback {
     }
 
     async fn apply(self, ctx: &Context, actor: &str) -> Result<Response, OpError> {
-        let guard = ctx.engine.lock().await?;
+        let mut guard = ctx.engine.lock().await?;
         let backups = ctx.engine.backups()?;
         // (transaction, change) pairs to undo.
         let targets: Vec<(&str, &Change)> = if self.modules.is_empty() {
@@ -65,35 +68,28 @@ impl Command for Rollback {
                 })
                 .collect::<Result<_, _>>()?
         };
-        let version = |record: Option<&crate::engine::state::InstalledModule>| {
+        let version = |record: Option<&InstalledModule>| {
             record.map_or_else(|| "(not installed)".to_owned(), |r| r.version.clone())
         };
-        let mut rows = Vec::new();
-        let mut prepared = Vec::new();
+        let (mut rows, mut prepared, mut replaced, mut taken) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (id, change) in targets {
             let current = guard.installed.modules.get(&change.name);
             if current.map(|r| &r.sha256) == change.before.as_ref().map(|r| &r.sha256) {
                 continue;
             }
-            let after = match &change.before {
-                Some(record) => {
-                    let files = ctx.engine.backup_files(id, &change.name)?;
-                    let mut record = record.clone();
-                    record.installed_at = audit::now();
-                    record.installed_by = actor.to_owned();
-                    Some((record, files))
-                }
-                None => None,
-            };
             rows.push(vec![
                 change.name.clone(),
                 version(current),
                 version(change.before.as_ref()),
             ]);
-            prepared.push(Prepared {
-                name: change.name.clone(),
-                after,
-            });
+            prepared.push(ctx.engine.restoring(id, change, actor)?);
+            if change.before.is_some() {
+                &mut replaced
+            } else {
+                &mut taken
+            }
+            .push(change.name.clone());
         }
         let columns = vec![("module", "Module"), ("from", "From"), ("to", "To")];
         if rows.is_empty() {
@@ -115,13 +111,30 @@ impl Command for Rollback {
                 lines.join("\n")
             )));
         }
-        guard.apply(actor, "rollback", prepared).await?;
+        let mut around = Around::connect(ctx).await;
+        let disabled = around.before_removal(ctx, &taken).await?;
+        let transaction = match guard.apply(actor, "rollback", prepared).await {
+            Ok(transaction) => transaction,
+            Err(e) => {
+                around.restore(ctx, &disabled).await;
+                return Err(e.into());
+            }
+        };
+        if let Err(why) = around.after_replacement(&replaced).await {
+            guard.revert(actor, "undo rollback", &transaction).await?;
+            around.restore(ctx, &disabled).await;
+            let _ = around.after_replacement(&replaced).await;
+            return Err(OpError::conflict(format!("{why}; the rollback was undone")));
+        }
+        let mut note =
+            "Rolled back; the copies replaced are kept too, so rollback again undoes this."
+                .to_owned();
+        note.extend(around.note().map(|n| format!(" {n}")));
         Ok(Response::Table(Table {
             title: "Rolled back".into(),
             columns,
             rows,
-            note: "Rolled back; the copies replaced are kept too, so rollback again undoes this."
-                .into(),
+            note,
         }))
     }
 }

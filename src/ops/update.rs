@@ -2,6 +2,7 @@
 //! (a different SHA-256, whatever the version says), after the admin has
 //! seen `from -> to` for each. The old copies are kept for rollback.
 
+use super::activation::Around;
 use super::plan;
 use super::{
     Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
@@ -36,7 +37,7 @@ impl Command for Update {
     }
 
     async fn apply(self, ctx: &Context, actor: &str) -> Result<Response, OpError> {
-        let guard = ctx.engine.lock().await?;
+        let mut guard = ctx.engine.lock().await?;
         let catalog = ctx.catalog();
         let names: Vec<String> = if self.modules.is_empty() {
             guard.installed.modules.keys().cloned().collect()
@@ -118,8 +119,18 @@ impl Command for Update {
             return Ok(Response::Confirm(question));
         }
         let prepared = plan.download(ctx, actor).await?;
-        guard.apply(actor, "update", prepared).await?;
+        let mut around = Around::connect(ctx).await;
+        let transaction = guard.apply(actor, "update", prepared).await?;
+        let names: Vec<String> = rows.iter().map(|r| r[0].clone()).collect();
+        if let Err(why) = around.after_replacement(&names).await {
+            guard.revert(actor, "undo update", &transaction).await?;
+            let _ = around.after_replacement(&names).await;
+            return Err(OpError::conflict(format!(
+                "{why}; the previous copies were put back and reloaded"
+            )));
+        }
         notes.extend(plan.notes);
+        notes.extend(around.note());
         notes.insert(
             0,
             format!(

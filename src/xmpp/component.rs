@@ -43,6 +43,12 @@ const SERVER_VERSION_ID: &str = "modman-server-version";
 pub async fn run(ctx: Context) -> std::io::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown_signal()?);
     let config = ctx.config.clone();
+    if let Err(e) = crate::ops::learn_from_prosody(&ctx).await {
+        tracing::warn!(
+            "{}; enabling and live loading will fail until this is fixed",
+            e.text.trim_end_matches("; nothing was changed")
+        );
+    }
     let app = Arc::new(App {
         ctx,
         sessions: Sessions::default(),

@@ -32,14 +32,10 @@ pub fn parameters_form(spec: &Spec, ctx: &Context) -> Element {
                 choices.first().map(|(v, _)| *v),
             ),
             ParamKind::Modules(choice) => {
-                let names = ctx.module_choices(choice);
-                let options = if names.len() <= MAX_OPTIONS {
-                    names.into_iter().map(|n| (n.clone(), n)).collect()
-                } else {
-                    vec![]
-                };
-                ("list-multi", options, None)
+                ("list-multi", options_of(ctx.module_choices(choice)), None)
             }
+            ParamKind::Hosts => ("list-multi", options_of(ctx.server.hosts()), None),
+            ParamKind::Boolean => ("boolean", vec![], Some("0")),
         };
         let mut field = field_element(param.var, kind, param.label);
         field.append_child(text_element("desc", param.help));
@@ -59,6 +55,14 @@ pub fn parameters_form(spec: &Spec, ctx: &Context) -> Element {
         form.append_child(field);
     }
     form
+}
+
+/// Names as (value, label) options, unless there are too many to list.
+fn options_of(names: Vec<String>) -> Vec<(String, String)> {
+    if names.len() > MAX_OPTIONS {
+        return vec![];
+    }
+    names.into_iter().map(|n| (n.clone(), n)).collect()
 }
 
 /// The form asking to confirm `question`: one boolean, `confirm`.

@@ -66,6 +66,7 @@ impl Prosody {
         };
         std::fs::create_dir_all(prosody.path("data")).unwrap();
         std::fs::create_dir_all(prosody.path("certs")).unwrap();
+        std::fs::write(prosody.path("modman.cfg.lua"), "").unwrap();
         std::fs::create_dir_all(prosody.modules_dir()).unwrap();
         let config = prosody.fill_template(include_str!("prosody.cfg.lua.in"));
         std::fs::write(prosody.config_path(), config).unwrap();
@@ -136,6 +137,29 @@ impl Prosody {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The modules loaded on `host`, asked with `prosodyctl shell`: what
+    /// Prosody runs, independently of anything modman says.
+    pub fn loaded_modules(&self, host: &str) -> Vec<String> {
+        let output = Command::new("prosodyctl")
+            .arg("--config")
+            .arg(self.config_path())
+            .args(["shell", &format!("module:list(\"{host}\")")])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "prosodyctl shell failed");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| l.starts_with("    "))
+            .map(|l| l.trim().to_owned())
+            .collect()
+    }
+
+    /// Prosody's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("prosody.log")).unwrap_or_default()
     }
 
     /// A modman.toml for this server.

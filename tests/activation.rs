@@ -1,0 +1,265 @@
+//! Enabling and live loading against a real Prosody: the managed config,
+//! the admin socket, a restart, and a module that refuses to load. What
+//! Prosody runs is checked with `prosodyctl shell`, not through modman.
+
+mod support;
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::{json, Value};
+use support::{snapshot, Client, Modman, Prosody, Repository, ADMIN, DOMAIN};
+
+fn last(run: &Value) -> &Value {
+    run["steps"]
+        .as_array()
+        .and_then(|s| s.last())
+        .unwrap_or_else(|| panic!("no steps: {run}"))
+}
+
+fn append(path: &Path, text: &str) {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+/// Marks a corpus module so Prosody's log shows which copy it loaded.
+fn mark(repository: &Repository, module: &str, marker: &str) {
+    append(
+        &repository
+            .corpus(&format!("mod_{module}"))
+            .join(format!("mod_{module}.lua")),
+        &format!("\nmodule:log(\"info\", \"{marker}\");\n"),
+    );
+    repository.rebuild();
+}
+
+#[test]
+fn install_with_enable_loads_live_survives_a_restart_and_disable_and_remove_unload() {
+    let mut prosody = Prosody::start();
+    let repository = Repository::start();
+    mark(&repository, "csi_battery_saver", "modman-marker-v1");
+    let modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &repository.config_section()),
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    assert_eq!(
+        last(&admin.run_steps("refresh", json!([])))["status"],
+        "completed"
+    );
+    let managed = prosody.path("modman.cfg.lua");
+
+    let install = admin.run(
+        "install",
+        json!({"modules": ["csi_battery_saver"], "enable": true, "hosts": [DOMAIN]}),
+    );
+    assert_eq!(last(&install)["status"], "completed", "{install}");
+    let loaded = prosody.loaded_modules(DOMAIN);
+    assert!(
+        loaded.contains(&"csi_battery_saver".to_owned()),
+        "{loaded:?}"
+    );
+    // Its built-in dependency came along (track_muc_joins is only needed
+    // with csi_battery_saver_filter_muc set: a conditional module:depends).
+    assert!(loaded.contains(&"csi".to_owned()), "{loaded:?}");
+    assert!(
+        prosody.log().contains("modman-marker-v1"),
+        "Prosody loaded modman's copy"
+    );
+    let config = std::fs::read_to_string(&managed).unwrap();
+    assert!(
+        config
+            .contains("VirtualHost \"localhost\"\n    modules_enabled = { \"csi_battery_saver\" }"),
+        "{config}"
+    );
+
+    // list shows it enabled (config) and loaded (live).
+    let list = admin.run("list", json!({"show": "installed", "query": "battery"}));
+    let row = &last(&list)["form"]["items"][0];
+    assert_eq!(
+        (row["enabled"].as_str(), row["loaded"].as_str()),
+        (Some(DOMAIN), Some(DOMAIN)),
+        "{list}"
+    );
+
+    // Prosody restarts: the managed config loads it again.
+    prosody.restart();
+    assert!(prosody
+        .loaded_modules(DOMAIN)
+        .contains(&"csi_battery_saver".to_owned()));
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.wait_until_component_answers();
+
+    // An update is reloaded live.
+    mark(&repository, "csi_battery_saver", "modman-marker-v2");
+    assert_eq!(
+        last(&admin.run_steps("refresh", json!([])))["status"],
+        "completed"
+    );
+    let update = admin.run_steps(
+        "update",
+        json!([{"modules": ["csi_battery_saver"]}, {"confirm": true}]),
+    );
+    assert_eq!(last(&update)["status"], "completed", "{update}");
+    assert!(
+        prosody.log().contains("modman-marker-v2"),
+        "the new code runs without a restart"
+    );
+
+    // Disable: unloaded, out of the config, files stay.
+    let disable = admin.run("disable", json!({"modules": ["csi_battery_saver"]}));
+    assert_eq!(last(&disable)["status"], "completed", "{disable}");
+    assert!(!prosody
+        .loaded_modules(DOMAIN)
+        .contains(&"csi_battery_saver".to_owned()));
+    assert!(!std::fs::read_to_string(&managed)
+        .unwrap()
+        .contains("csi_battery_saver"));
+    assert!(prosody.modules_dir().join("mod_csi_battery_saver").is_dir());
+
+    // Remove of an enabled module unloads it first.
+    let enable = admin.run("enable", json!({"modules": ["csi_battery_saver"]}));
+    assert_eq!(last(&enable)["status"], "completed", "{enable}");
+    assert!(prosody
+        .loaded_modules(DOMAIN)
+        .contains(&"csi_battery_saver".to_owned()));
+    let remove = admin.run("remove", json!({"modules": ["csi_battery_saver"]}));
+    assert_eq!(last(&remove)["status"], "completed", "{remove}");
+    assert!(!prosody
+        .loaded_modules(DOMAIN)
+        .contains(&"csi_battery_saver".to_owned()));
+    assert!(!std::fs::read_to_string(&managed)
+        .unwrap()
+        .contains("csi_battery_saver"));
+    assert!(!prosody.modules_dir().join("mod_csi_battery_saver").exists());
+
+    let history = admin.run("history", json!({}));
+    let operations: Vec<&str> = last(&history)["form"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        operations,
+        ["remove", "enable", "disable", "update", "enable", "install"]
+    );
+    assert!(!modman.log().contains("panicked"));
+}
+
+#[test]
+fn a_module_that_fails_to_load_leaves_files_config_and_prosody_as_before() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let broken = repository.corpus("mod_broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(
+        broken.join("mod_broken.lua"),
+        "error(\"modman test: broken on purpose\")\n",
+    )
+    .unwrap();
+    std::fs::write(
+        broken.join("README.markdown"),
+        "---\nsummary: Fails to load\n---\n",
+    )
+    .unwrap();
+    repository.rebuild();
+    let _modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &repository.config_section()),
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    assert_eq!(
+        last(&admin.run_steps("refresh", json!([])))["status"],
+        "completed"
+    );
+    // Something enabled already, so "as before" is not just "empty".
+    let install = admin.run("install", json!({"modules": ["lastlog"], "enable": true}));
+    assert_eq!(last(&install)["status"], "completed", "{install}");
+
+    let managed = prosody.path("modman.cfg.lua");
+    let before = (
+        snapshot(&prosody.modules_dir()),
+        std::fs::read(&managed).unwrap(),
+        prosody.loaded_modules(DOMAIN),
+        std::fs::read(prosody.path("modman-state/installed.json")).unwrap(),
+    );
+    let failed = admin.run("install", json!({"modules": ["broken"], "enable": true}));
+    let error = &failed["error"];
+    assert_eq!(error["condition"], "conflict", "{failed}");
+    let text = error["text"].as_str().unwrap();
+    assert!(
+        text.contains("Prosody could not load mod_broken on localhost")
+            && text.contains("broken on purpose"),
+        "{text}"
+    );
+    assert!(text.contains("the install was undone"), "{text}");
+    let after = (
+        snapshot(&prosody.modules_dir()),
+        std::fs::read(&managed).unwrap(),
+        prosody.loaded_modules(DOMAIN),
+        std::fs::read(prosody.path("modman-state/installed.json")).unwrap(),
+    );
+    assert_eq!(after.0, before.0, "files");
+    assert_eq!(after.1, before.1, "managed config");
+    assert_eq!(after.2, before.2, "loaded modules");
+    assert_eq!(after.3, before.3, "state");
+}
+
+#[test]
+fn without_the_admin_socket_enabling_fails_clearly_and_changes_nothing() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let config = (prosody.modman_config() + &repository.config_section())
+        .replace("data/prosody.sock", "data/nowhere.sock");
+    let _modman = Modman::start(&prosody, &config);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    assert_eq!(
+        last(&admin.run_steps("refresh", json!([])))["status"],
+        "completed"
+    );
+    let managed = prosody.path("modman.cfg.lua");
+    let before = (
+        snapshot(&prosody.modules_dir()),
+        std::fs::read(&managed).unwrap(),
+    );
+
+    for (node, fields) in [
+        ("install", json!({"modules": ["lastlog"], "enable": true})),
+        ("enable", json!({"modules": ["lastlog"]})),
+    ] {
+        let run = admin.run(node, fields);
+        let text = run["error"]["text"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{node}: {run}"));
+        assert!(
+            text.contains("nowhere.sock does not exist") && text.contains("admin_shell"),
+            "{node}: {text}"
+        );
+        assert!(text.contains("nothing was changed"), "{node}: {text}");
+        assert_eq!(
+            (
+                snapshot(&prosody.modules_dir()),
+                std::fs::read(&managed).unwrap()
+            ),
+            before,
+            "{node}"
+        );
+    }
+    // Installing without enabling needs no socket; list says what it cannot know.
+    let install = admin.run("install", json!({"modules": ["lastlog"]}));
+    assert_eq!(last(&install)["status"], "completed", "{install}");
+    let list = admin.run("list", json!({"show": "installed"}));
+    assert_eq!(last(&list)["form"]["items"][0]["loaded"], "?");
+    assert!(
+        last(&list)["notes"][0][1]
+            .as_str()
+            .unwrap()
+            .contains("nowhere.sock does not exist"),
+        "{list}"
+    );
+}
