@@ -10,9 +10,12 @@ plugin_paths = { "/var/lib/prosody/modman" }
 --    which modman loads and unloads modules live, without a restart. It
 --    appears as <data_path>/prosody.sock, readable by the prosody user only:
 --    run modman as that user.
+--    mod_version answers modman's version query, which it uses to check
+--    each module's Compatibility table against this server.
 modules_enabled = {
     -- ... your modules ...
     "admin_shell";
+    "version";
 }
 
 -- 3. The component modman connects to (XEP-0114). Keep the listener on

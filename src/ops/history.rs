@@ -51,13 +51,20 @@ impl Command for History {
                 let changes: Vec<String> = e
                     .changes
                     .iter()
-                    .map(|c| format!("{} {} -> {}", c.module, version(&c.from), version(&c.to)))
+                    .map(|c| match c.from == c.to {
+                        true => c.module.clone(),
+                        false => format!("{} {} -> {}", c.module, version(&c.from), version(&c.to)),
+                    })
                     .collect();
+                let mut changes = changes.join(", ");
+                if !e.hosts.is_empty() {
+                    changes += &format!(" on {}", e.hosts.join(", "));
+                }
                 vec![
                     e.time.clone(),
                     e.actor.clone(),
                     e.operation.clone(),
-                    changes.join(", "),
+                    changes,
                     e.result.clone(),
                 ]
             })

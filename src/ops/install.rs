@@ -136,11 +136,12 @@ impl Command for Install {
             activation::log(ctx, actor, "enable", &self.modules, hosts)?;
             columns.push(("enabled", "Enabled on"));
             for row in &mut rows {
+                // Dependencies are not enabled: their dependents load them.
                 let requested = self.modules.contains(&row[0]);
                 row.push(if requested {
                     hosts.join(", ")
                 } else {
-                    "(loaded as needed)".into()
+                    String::new()
                 });
             }
             notes.push(format!("Enabled and loaded on {}.", hosts.join(", ")));
