@@ -51,6 +51,15 @@ impl Context {
         let (engine, mut notes) = Engine::open(config.clone())?;
         let (catalog, warnings) = Catalog::load(&config);
         notes.extend(warnings);
+        // Read back now, so a hand edit is reported at start, not at the
+        // next enable.
+        if let Err(e) =
+            crate::engine::managed_config::ManagedConfig::load(&config.prosody.managed_config)
+        {
+            notes.push(format!(
+                "{e}; enable and disable refuse to run until it is fixed"
+            ));
+        }
         let ctx = Context {
             config,
             engine: Arc::new(engine),
