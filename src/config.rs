@@ -30,6 +30,21 @@ pub struct Config {
     pub component: ComponentConfig,
     pub prosody: ProsodyConfig,
     pub repositories: Vec<Repository>,
+    pub chat: ChatConfig,
+}
+
+/// The chat front end: rooms to serve and update notices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatConfig {
+    /// MUC rooms modman joins and answers in (when addressed by its nick).
+    pub rooms: Vec<BareJid>,
+    /// modman's nick in those rooms.
+    pub nick: String,
+    /// How often to refresh the repositories and announce updates; `None`
+    /// (the default) only announces after a refresh someone ran.
+    pub check_updates: Option<std::time::Duration>,
+    /// Also tell each admin directly about updates, once per new version.
+    pub notify_admins: bool,
 }
 
 /// How modman reaches Prosody as an XEP-0114 component.
@@ -86,6 +101,20 @@ struct RawConfig {
     prosody: ProsodyRaw,
     #[serde(default)]
     repositories: Vec<RawRepository>,
+    #[serde(default)]
+    chat: RawChat,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawChat {
+    #[serde(default)]
+    rooms: Vec<String>,
+    nick: Option<String>,
+    /// Hours between update checks.
+    check_updates_hours: Option<u32>,
+    #[serde(default)]
+    notify_admins: bool,
 }
 
 #[derive(Deserialize)]
@@ -226,7 +255,36 @@ impl Config {
             });
         }
 
+        let mut rooms = Vec::new();
+        for room in &raw.chat.rooms {
+            let jid: BareJid = room
+                .parse()
+                .ok()
+                .filter(|j: &BareJid| j.node().is_some())
+                .ok_or_else(|| format!("key `chat.rooms`: `{room}` is not a room JID such as \"ops@conference.example.org\""))?;
+            rooms.push(jid);
+        }
+        let nick = raw.chat.nick.unwrap_or_else(|| "modman".into());
+        if nick.trim().is_empty() || nick.len() > 64 || nick.contains(char::is_control) {
+            return Err(format!("key `chat.nick`: `{nick}` is not a usable nick"));
+        }
+        let check_updates =
+            match raw.chat.check_updates_hours {
+                Some(0) => return Err(
+                    "key `chat.check_updates_hours`: 0; leave it out to turn scheduled checks off"
+                        .into(),
+                ),
+                Some(hours) => Some(std::time::Duration::from_secs(u64::from(hours) * 3600)),
+                None => None,
+            };
+
         Ok(Config {
+            chat: ChatConfig {
+                rooms,
+                nick,
+                check_updates,
+                notify_admins: raw.chat.notify_admins,
+            },
             admins,
             state_dir: base.join(raw.state_dir),
             component: ComponentConfig {

@@ -16,11 +16,13 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use xmpp_parsers::version::{VersionQuery, VersionResult};
 
 use super::adhoc::{self, AdhocError, Sessions};
+use super::chat::{self, Chat};
 use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
+use super::notices;
 use super::stream::{Connection, Incoming};
 use crate::config::Config;
-use crate::ops::{Context, ErrorKind};
+use crate::ops::{self, Context, ErrorKind};
 
 /// First wait before reconnecting; doubled after each failure.
 const FIRST_RETRY: Duration = Duration::from_millis(200);
@@ -28,11 +30,14 @@ const MAX_RETRY: Duration = Duration::from_secs(10);
 /// Requests handled at once; beyond it a request is answered at once with
 /// `wait/resource-constraint` instead of piling up.
 const MAX_IN_FLIGHT: usize = 64;
+/// Pause before joining a room again after being kicked or refused.
+const REJOIN_AFTER: Duration = Duration::from_secs(2);
 
 /// Shared by every request task.
 struct App {
     ctx: Context,
     sessions: Sessions,
+    chat: Chat,
     in_flight: Arc<Semaphore>,
 }
 
@@ -52,6 +57,7 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
     let app = Arc::new(App {
         ctx,
         sessions: Sessions::default(),
+        chat: Chat::default(),
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
     });
     let component = &config.component;
@@ -97,14 +103,36 @@ async fn serve(
     shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
 ) -> Ended {
     let (replies, mut outgoing) = mpsc::channel::<Stanza>(MAX_IN_FLIGHT);
-    // Prosody may have been upgraded while we were away: ask again.
-    if let Some(query) = server_version_query(&app.ctx.config) {
-        if let Err(reason) = connection.send(query.into()).await {
+    // Prosody may have been upgraded while we were away: ask again; and
+    // the rooms were left when the connection went.
+    let config = &app.ctx.config;
+    let greetings = server_version_query(config)
+        .map(Stanza::from)
+        .into_iter()
+        .chain(
+            config
+                .chat
+                .rooms
+                .iter()
+                .map(|room| chat::join(config, room).into()),
+        );
+    for stanza in greetings {
+        if let Err(reason) = connection.send(stanza).await {
             return Ended::Lost(reason);
         }
     }
+    // Scheduled refreshes (off unless configured), announcing updates.
+    let period = config
+        .chat
+        .check_updates
+        .unwrap_or(Duration::from_secs(365 * 24 * 3600));
+    let mut scheduled = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         let to_send = tokio::select! {
+            _ = scheduled.tick(), if config.chat.check_updates.is_some() => {
+                spawn_scheduled_refresh(app, &replies);
+                continue;
+            }
             _ = shutdown.as_mut() => {
                 tracing::info!("shutting down");
                 connection.close().await;
@@ -113,13 +141,16 @@ async fn serve(
             Some(stanza) = outgoing.recv() => stanza,
             incoming = connection.next() => match incoming {
                 Incoming::Stanza(stanza) => match *stanza {
-                    Stanza::Iq(iq) => match spawn_request(app, iq, &replies) {
-                        Some(busy) => busy.into(),
+                    Stanza::Presence(presence) => {
+                        if let Some(rejoin) = app.chat.on_presence(config, &presence) {
+                            spawn_rejoin(rejoin, &replies);
+                        }
+                        continue;
+                    }
+                    request => match spawn_request(app, request, &replies) {
+                        Some(busy) => busy,
                         None => continue,
                     },
-                    // Messages and presence are for the chat front end,
-                    // not served yet: nothing to answer.
-                    Stanza::Message(_) | Stanza::Presence(_) => continue,
                 },
                 Incoming::Invalid { is_iq_request: true, from: Some(from), to, id: Some(id), reason } => {
                     tracing::info!("refused an IQ from {from} that did not parse: {reason}");
@@ -150,23 +181,85 @@ async fn serve(
     }
 }
 
-/// Handles `iq` in its own task, whose reply goes to `replies`. When
+/// Handles an IQ or a message in its own task; what it answers, and any
+/// update notices its command caused, go to `replies`. When
 /// [`MAX_IN_FLIGHT`] requests are already running, returns the immediate
-/// "busy" reply instead.
-fn spawn_request(app: &Arc<App>, iq: Iq, replies: &mpsc::Sender<Stanza>) -> Option<Iq> {
+/// "busy" answer instead, so nobody is left without one.
+fn spawn_request(
+    app: &Arc<App>,
+    request: Stanza,
+    replies: &mpsc::Sender<Stanza>,
+) -> Option<Stanza> {
     let Ok(permit) = app.in_flight.clone().try_acquire_owned() else {
-        return busy_reply(iq);
+        return match request {
+            Stanza::Iq(iq) => busy_reply(iq).map(Stanza::from),
+            Stanza::Message(message) => {
+                chat::busy_reply(&app.ctx.config, &message).map(Stanza::from)
+            }
+            Stanza::Presence(_) => None,
+        };
     };
     let (app, replies) = (app.clone(), replies.clone());
     tokio::spawn(async move {
-        if let Some(reply) = app.handle_iq(iq).await {
-            // The receiver is gone only if the connection died; the
-            // requester then gets an error from Prosody and retries.
-            let _ = replies.send(reply.into()).await;
+        let reply: Option<Stanza> = match request {
+            Stanza::Iq(iq) => app.handle_iq(iq).await.map(Stanza::from),
+            Stanza::Message(message) => app
+                .chat
+                .on_message(&app.ctx, &message)
+                .await
+                .map(Stanza::from),
+            Stanza::Presence(_) => None,
+        };
+        let ran_something = reply.is_some();
+        // The receiver is gone only if the connection died; the
+        // requester then gets an error from Prosody and retries.
+        for stanza in reply.into_iter().chain(announcements(&app, ran_something)) {
+            let _ = replies.send(stanza).await;
         }
         drop(permit);
     });
     None
+}
+
+/// Notices of updates a command (such as refresh) made known.
+fn announcements(app: &App, ran_something: bool) -> Vec<Stanza> {
+    if !ran_something {
+        return vec![];
+    }
+    notices::announce(&app.ctx)
+        .into_iter()
+        .map(Stanza::from)
+        .collect()
+}
+
+/// Runs `refresh` on schedule and announces what it found.
+fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>) {
+    let (app, replies) = (app.clone(), replies.clone());
+    tokio::spawn(async move {
+        let Some(refresh) = ops::find("refresh") else {
+            return;
+        };
+        match refresh
+            .run(&app.ctx, "schedule", &ops::Input::default())
+            .await
+        {
+            Ok(_) => tracing::info!("scheduled refresh done"),
+            Err(e) => tracing::warn!("scheduled refresh failed: {e}"),
+        }
+        for stanza in announcements(&app, true) {
+            let _ = replies.send(stanza).await;
+        }
+    });
+}
+
+/// Joins a room again after a pause, so a room that keeps refusing is not
+/// hammered.
+fn spawn_rejoin(join: xmpp_parsers::presence::Presence, replies: &mpsc::Sender<Stanza>) {
+    let replies = replies.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(REJOIN_AFTER).await;
+        let _ = replies.send(join.into()).await;
+    });
 }
 
 impl App {

@@ -4,10 +4,12 @@
 //! (`component`).
 
 pub mod adhoc;
+pub mod chat;
 pub mod command;
 pub mod component;
 pub mod disco;
 pub mod forms;
+pub mod notices;
 pub mod stream;
 
 use minidom::rxml::NcName;

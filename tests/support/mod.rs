@@ -312,6 +312,48 @@ impl Client {
         self.request(json!({"op": "commands", "to": COMPONENT}))
     }
 
+    /// Sends a chat message to `to` and returns the body of the next
+    /// message from it.
+    pub fn chat(&mut self, to: &str, body: &str) -> String {
+        let answer = self.request(json!({"op": "chat", "to": to, "body": body}));
+        answer["body"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no answer to {body:?}: {answer}"))
+            .to_owned()
+    }
+
+    /// Joins `room` as `nick`; a room this client creates is configured
+    /// with `whois` ("anyone": non-anonymous; "moderators": semi-anonymous).
+    pub fn join(&mut self, room: &str, nick: &str, whois: &str) {
+        let answer =
+            self.request(json!({"op": "join", "room": room, "nick": nick, "whois": whois}));
+        assert_eq!(answer, json!({"joined": true}), "joining {room}");
+    }
+
+    /// Says `body` in `room`, with a `<delay/>` if `delayed`.
+    pub fn say(&mut self, room: &str, body: &str, delayed: bool) {
+        let answer =
+            self.request(json!({"op": "say", "room": room, "body": body, "delay": delayed}));
+        assert_eq!(answer, json!({"sent": true}));
+    }
+
+    /// The next thing `nick` says in `room`, or `None` after `seconds`.
+    pub fn next_from(&mut self, room: &str, nick: &str, seconds: u64) -> Option<String> {
+        let answer =
+            self.request(json!({"op": "next", "room": room, "nick": nick, "timeout": seconds}));
+        answer["body"].as_str().map(str::to_owned)
+    }
+
+    /// Waits until `nick` is in `room`.
+    pub fn wait_for_occupant(&mut self, room: &str, nick: &str) {
+        let answer = self.request(json!({"op": "occupant", "room": room, "nick": nick}));
+        assert_eq!(
+            answer,
+            json!({"present": true}),
+            "{nick} never joined {room}"
+        );
+    }
+
     /// disco#info until it is a result: modman is connected and serving.
     pub fn wait_until_component_answers(&mut self) {
         let probe = format!("<iq type='get' to='{COMPONENT}' id='probe'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");

@@ -10,6 +10,18 @@ check interoperability rather than assume it. Requests:
   {"op": "run", "to": JID, "node": N,         execute, then submit one form per
    "steps": [{var: value or [values]}, ...]}  step while the command asks; every
                                               reply in "steps"
+  {"op": "chat", "to": JID, "body": B}        chat message; answer the next
+                                              message from JID: {"body": ...}
+  {"op": "join", "room": R, "nick": N,        join a room (configured with
+   "whois": "anyone"|"moderators"}            that whois if we create it)
+  {"op": "say", "room": R, "body": B,         groupchat message (optionally
+   "delay": bool}                             carrying a <delay/>)
+  {"op": "next", "room": R, "nick": N,        the next groupchat message from
+   "timeout": S}                              R/N: {"body": ...} or {"timeout": true}
+  {"op": "occupant", "room": R, "nick": N}    wait until R/N is in the room
+  {"op": "flood", "to": JID, "body": B,       send B N times at once; answer the
+   "count": N}                                bodies of the next N replies
+  {"op": "kick", "room": R, "nick": N}        kick N (as a moderator)
   {"op": "quit"}
 
 Every answer is one JSON line. Run with /usr/bin/python3 (Debian's
@@ -61,6 +73,9 @@ class Client(slixmpp.ClientXMPP):
         self.register_plugin("xep_0004")
         self.register_plugin("xep_0030")
         self.register_plugin("xep_0050")
+        self.register_plugin("xep_0045")
+        self.inbox = asyncio.Queue()
+        self.add_event_handler("message", lambda m: self.inbox.put_nowait(m))
         self.ready = asyncio.get_event_loop().create_future()
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("failed_auth", lambda _: self.finish({"error": "authentication failed"}))
@@ -111,6 +126,57 @@ class Client(slixmpp.ClientXMPP):
             return {"error": error_of(e.iq)}
 
 
+    async def next_message(self, match, timeout=20):
+        """The next message for which match(message) holds; others are dropped."""
+        loop = asyncio.get_event_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                return {"timeout": True}
+            try:
+                message = await asyncio.wait_for(self.inbox.get(), left)
+            except asyncio.TimeoutError:
+                return {"timeout": True}
+            if match(message):
+                return {"body": message["body"], "type": message["type"]}
+
+    async def chat(self, to, body):
+        self.send_message(mto=to, mbody=body, mtype="chat")
+        bare = slixmpp.JID(to).bare
+        return await self.next_message(lambda m: m["from"].bare == bare and m["type"] != "groupchat")
+
+    async def join(self, room, nick, whois):
+        muc = self["xep_0045"]
+        presence = (await muc.join_muc_wait(room, nick, maxstanzas=0, timeout=20))[0]
+        codes = {int(s) for s in presence["muc"]["status_codes"]} if presence["muc"]["status_codes"] else set()
+        if 201 in codes:
+            form = await muc.get_room_config(room)
+            submit = self["xep_0004"].make_form(ftype="submit")
+            submit.add_field(var="FORM_TYPE", value="http://jabber.org/protocol/muc#roomconfig")
+            submit.add_field(var="muc#roomconfig_whois", value=whois)
+            submit.add_field(var="muc#roomconfig_persistentroom", value="1")
+            await muc.set_room_config(room, submit)
+        return {"joined": True}
+
+    def say(self, room, body, delay):
+        message = self.make_message(mto=room, mbody=body, mtype="groupchat")
+        if delay:
+            stamp = ET.fromstring("<delay xmlns='urn:xmpp:delay' from='%s' stamp='2020-01-01T00:00:00Z'/>"
+                                  % self.boundjid.bare)
+            message.append(stamp)
+        message.send()
+        return {"sent": True}
+
+    async def occupant(self, room, nick):
+        muc = self["xep_0045"]
+        for _ in range(400):
+            if nick in muc.get_roster(room):
+                return {"present": True}
+            await asyncio.sleep(0.05)
+        return {"timeout": True}
+
+
 async def main():
     logging.basicConfig(level=logging.ERROR)
     jid, password, host, port = sys.argv[1:5]
@@ -132,6 +198,33 @@ async def main():
             elif op == "send":
                 client.send_raw(request["xml"])
                 answer = {"sent": True}
+            elif op == "chat":
+                answer = await client.chat(request["to"], request["body"])
+            elif op == "join":
+                answer = await client.join(request["room"], request["nick"], request.get("whois", "anyone"))
+            elif op == "say":
+                answer = client.say(request["room"], request["body"], request.get("delay", False))
+            elif op == "next":
+                room, nick = request["room"], request["nick"]
+                answer = await client.next_message(
+                    lambda m: m["type"] == "groupchat" and m["from"].bare == room and m["from"].resource == nick,
+                    request.get("timeout", 20))
+            elif op == "occupant":
+                answer = await client.occupant(request["room"], request["nick"])
+            elif op == "flood":
+                bare = slixmpp.JID(request["to"]).bare
+                for _ in range(request["count"]):
+                    client.send_message(mto=request["to"], mbody=request["body"], mtype="chat")
+                bodies = []
+                for _ in range(request["count"]):
+                    got = await client.next_message(lambda m: m["from"].bare == bare and m["type"] != "groupchat")
+                    if "body" not in got:
+                        break
+                    bodies.append(got["body"])
+                answer = {"bodies": bodies}
+            elif op == "kick":
+                await client["xep_0045"].set_role(request["room"], request["nick"], "none")
+                answer = {"kicked": True}
             elif op == "commands":
                 answer = await client.commands(request["to"])
             elif op == "run":

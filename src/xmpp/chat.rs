@@ -1,0 +1,574 @@
+//! The chat front end: the same operations as the ad-hoc commands, typed
+//! as text in a direct chat with the component (`install cloud_notify`) or
+//! in a MUC room, addressed by nick (`modman: list updates`).
+//!
+//! A line is read against the operation's declared parameters, so there
+//! is no per-command chat code: module names are the words, `on HOST...`
+//! names hosts, a choice is its word (`list installed`), a flag is its
+//! name (`install x enable`), the rest is text. A question becomes a chat
+//! question answered with `yes` or `no`.
+//!
+//! In a room, who is speaking is the occupant's real JID from its
+//! presence; a room that hides real JIDs cannot prove anyone is an admin,
+//! and a nick proves nothing.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::message::{Message, MessageType};
+use xmpp_parsers::muc::user::{MucUser, Status};
+use xmpp_parsers::muc::{muc::History, Muc};
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
+
+use crate::config::Config;
+use crate::ops::{self, Context, Input, Operation, ParamKind, Response};
+
+/// How long a question waits for its `yes` or `no`.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5 * 60);
+/// Commands one sender may have running at once; more get a "busy" reply.
+const MAX_RUNNING_PER_SENDER: usize = 3;
+
+/// A chat line, read.
+pub enum Line {
+    Help,
+    Answer(bool),
+    Command {
+        op: &'static dyn Operation,
+        raw: Vec<(&'static str, Vec<String>)>,
+    },
+}
+
+impl std::fmt::Debug for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Line::Help => f.write_str("Help"),
+            Line::Answer(yes) => write!(f, "Answer({yes})"),
+            Line::Command { op, raw } => f
+                .debug_struct("Command")
+                .field("node", &op.spec().node)
+                .field("raw", raw)
+                .finish(),
+        }
+    }
+}
+
+/// Reads a line. `Err` is the reply explaining what was not understood.
+pub fn parse_line(text: &str) -> Result<Line, String> {
+    let mut words: VecDeque<&str> = text.split_whitespace().collect();
+    let Some(first) = words.pop_front() else {
+        return Ok(Line::Help);
+    };
+    match first.to_lowercase().as_str() {
+        "help" | "?" => return Ok(Line::Help),
+        "yes" | "y" => return Ok(Line::Answer(true)),
+        "no" | "n" => return Ok(Line::Answer(false)),
+        _ => {}
+    }
+    let op = ops::find(&first.to_lowercase()).ok_or_else(|| {
+        format!(
+            "I do not know `{}`; say help for the commands.",
+            first.chars().take(32).collect::<String>()
+        )
+    })?;
+    let params = op.spec().params;
+    let on = words.iter().position(|w| w.eq_ignore_ascii_case("on"));
+    let hosts: Option<Vec<String>> =
+        on.map(|at| words.drain(at..).skip(1).map(str::to_owned).collect());
+    let mut raw = Vec::new();
+    // Flags first, by name, wherever they stand; naming hosts also means
+    // "and enable it there" for a command that has a flag.
+    for param in params.iter().filter(|p| p.kind == ParamKind::Boolean) {
+        let named = words.iter().any(|w| w.eq_ignore_ascii_case(param.var));
+        words.retain(|w| !w.eq_ignore_ascii_case(param.var));
+        if named || hosts.is_some() {
+            raw.push((param.var, vec!["true".to_owned()]));
+        }
+    }
+    for param in params {
+        match param.kind {
+            ParamKind::Choice(options) => {
+                if let Some(word) = words
+                    .front()
+                    .filter(|w| options.iter().any(|(o, _)| o.eq_ignore_ascii_case(w)))
+                {
+                    raw.push((param.var, vec![word.to_lowercase()]));
+                    words.pop_front();
+                }
+            }
+            ParamKind::Modules(_) => {
+                let names: Vec<String> = words
+                    .drain(..)
+                    .filter(|w| !w.eq_ignore_ascii_case("all"))
+                    .map(str::to_owned)
+                    .collect();
+                if !names.is_empty() {
+                    raw.push((param.var, names));
+                }
+            }
+            ParamKind::Text if !words.is_empty() => {
+                raw.push((
+                    param.var,
+                    vec![words.drain(..).collect::<Vec<_>>().join(" ")],
+                ));
+            }
+            ParamKind::Hosts => raw.extend(hosts.clone().map(|h| (param.var, h))),
+            ParamKind::Text | ParamKind::Boolean => {}
+        }
+    }
+    let node = op.spec().node;
+    if !words.is_empty() {
+        return Err(format!(
+            "I did not understand `{}`. Usage: {}",
+            words.iter().copied().collect::<Vec<_>>().join(" "),
+            usage(op)
+        ));
+    }
+    if hosts.is_some() && !params.iter().any(|p| p.kind == ParamKind::Hosts) {
+        return Err(format!("`{node}` takes no hosts. Usage: {}", usage(op)));
+    }
+    Ok(Line::Command { op, raw })
+}
+
+/// `install MODULE... [enable] [on HOST...]`, from the declared parameters.
+pub fn usage(op: &dyn Operation) -> String {
+    let mut parts = vec![op.spec().node.to_owned()];
+    for param in op.spec().params {
+        let part = match param.kind {
+            ParamKind::Choice(options) => options
+                .iter()
+                .map(|(o, _)| *o)
+                .collect::<Vec<_>>()
+                .join("|"),
+            ParamKind::Modules(_) => "MODULE...".to_owned(),
+            ParamKind::Text => param.var.to_uppercase(),
+            ParamKind::Boolean => param.var.to_owned(),
+            ParamKind::Hosts => "on HOST...".to_owned(),
+        };
+        parts.push(if param.required {
+            part
+        } else {
+            format!("[{part}]")
+        });
+    }
+    parts.join(" ")
+}
+
+/// A question waiting for its answer.
+struct Pending {
+    op: &'static dyn Operation,
+    input: Input,
+    asked: Instant,
+}
+
+/// The chat front end's memory: questions waiting, commands running, and
+/// who is who in the rooms.
+#[derive(Default)]
+pub struct Chat {
+    /// By conversation: the sender's bare JID, or room + real JID.
+    pending: Mutex<HashMap<String, Pending>>,
+    running: Mutex<HashMap<String, usize>>,
+    /// Real JIDs by occupant JID (room/nick); `None` when the room hides it.
+    occupants: Mutex<HashMap<Jid, Option<BareJid>>>,
+}
+
+/// Decrements the sender's running count when a command ends.
+struct Running<'a> {
+    chat: &'a Chat,
+    actor: String,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut running = self.chat.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = running.get_mut(&self.actor) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.actor);
+            }
+        }
+    }
+}
+
+impl Chat {
+    /// The reply to `text` from `actor`, authorised or not, in
+    /// `conversation`.
+    pub async fn reply(
+        &self,
+        ctx: &Context,
+        conversation: &str,
+        actor: &str,
+        is_admin: bool,
+        text: &str,
+    ) -> String {
+        if !is_admin {
+            return format!(
+                "{actor} is not a modman admin, so I run nothing for you. The server's admin can add you to `admins` in modman.toml."
+            );
+        }
+        let Some(_running) = self.start(actor) else {
+            return format!("Busy: you have {MAX_RUNNING_PER_SENDER} commands running; send this again when one has answered.");
+        };
+        match parse_line(text) {
+            Err(explanation) => explanation,
+            Ok(Line::Help) => help(),
+            Ok(Line::Answer(yes)) => {
+                let pending = self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(conversation);
+                match pending {
+                    Some(pending) if pending.asked.elapsed() < ANSWER_WITHIN => match yes {
+                        true => {
+                            let mut input = pending.input;
+                            input.confirmed = true;
+                            self.run(ctx, conversation, actor, pending.op, input).await
+                        }
+                        false => "Nothing was changed.".to_owned(),
+                    },
+                    Some(_) => "That question expired; send the command again.".to_owned(),
+                    None => "There is no question waiting for an answer.".to_owned(),
+                }
+            }
+            Ok(Line::Command { op, raw }) => match Input::check(op.spec().params, raw) {
+                Ok(input) => self.run(ctx, conversation, actor, op, input).await,
+                Err(e) => format!("{e}. Usage: {}", usage(op)),
+            },
+        }
+    }
+
+    async fn run(
+        &self,
+        ctx: &Context,
+        conversation: &str,
+        actor: &str,
+        op: &'static dyn Operation,
+        input: Input,
+    ) -> String {
+        match op.run(ctx, actor, &input).await {
+            Ok(Response::Confirm(question)) => {
+                let pending = Pending {
+                    op,
+                    input,
+                    asked: Instant::now(),
+                };
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(conversation.to_owned(), pending);
+                format!(
+                    "{question}\nAnswer yes or no (within {} minutes).",
+                    ANSWER_WITHIN.as_secs() / 60
+                )
+            }
+            Ok(response) => crate::text::render(&response),
+            Err(e) => format!("Error: {e}"),
+        }
+    }
+
+    fn start(&self, actor: &str) -> Option<Running<'_>> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let count = running.entry(actor.to_owned()).or_insert(0);
+        if *count >= MAX_RUNNING_PER_SENDER {
+            return None;
+        }
+        *count += 1;
+        Some(Running {
+            chat: self,
+            actor: actor.to_owned(),
+        })
+    }
+
+    /// Learns from a room presence who an occupant really is. Returns a
+    /// fresh join when modman itself was kicked or its join failed, so it
+    /// comes back.
+    pub fn on_presence(&self, config: &Config, presence: &Presence) -> Option<Presence> {
+        let from = presence.from.as_ref()?;
+        let room = from.to_bare();
+        if !config.chat.rooms.contains(&room) {
+            return None;
+        }
+        let user = presence
+            .payloads
+            .iter()
+            .find_map(|p| MucUser::try_from(p.clone()).ok());
+        let is_self = user
+            .as_ref()
+            .is_some_and(|u| u.status.contains(&Status::SelfPresence))
+            || from
+                .resource()
+                .is_some_and(|r| r.as_str() == config.chat.nick);
+        let mut occupants = self.occupants.lock().unwrap_or_else(|e| e.into_inner());
+        match presence.type_ {
+            PresenceType::Unavailable | PresenceType::Error => {
+                occupants.remove(from);
+                if is_self {
+                    // Kicked, banned, or the room went away: forget it and
+                    // try again.
+                    occupants.retain(|jid, _| jid.to_bare() != room);
+                    tracing::warn!("left room {room}; joining again");
+                    return Some(join(config, &room));
+                }
+            }
+            _ => {
+                let real = user
+                    .and_then(|u| u.items.into_iter().find_map(|i| i.jid))
+                    .map(|j| j.to_bare());
+                occupants.insert(from.clone(), real);
+            }
+        }
+        None
+    }
+
+    /// The reply to a room or direct message, if it deserves one.
+    pub async fn on_message(&self, ctx: &Context, message: &Message) -> Option<Message> {
+        if matches!(message.type_, MessageType::Error | MessageType::Headline) {
+            return None;
+        }
+        let from = message.from.as_ref()?;
+        let (_, body) = message.get_best_body(vec!["en", ""])?;
+        let config = &ctx.config;
+        if message.type_ == MessageType::Groupchat {
+            let room = from.to_bare();
+            let nick = from.resource()?.as_str();
+            let delayed = message
+                .payloads
+                .iter()
+                .any(|p| p.is("delay", xmpp_parsers::ns::DELAY));
+            if !config.chat.rooms.contains(&room) || nick == config.chat.nick || delayed {
+                return None;
+            }
+            let text = addressed_to(body, &config.chat.nick)?;
+            let real = self
+                .occupants
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(from)
+                .cloned()
+                .flatten();
+            let answer = match real {
+                None => "I cannot tell who you are: this room does not show me real JIDs, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned(),
+                Some(jid) => {
+                    let conversation = format!("{room} {jid}");
+                    self.reply(ctx, &conversation, jid.as_str(), config.is_admin(&jid), text).await
+                }
+            };
+            let reply = Message::groupchat(Jid::from(room))
+                .with_body(Default::default(), format!("{nick}: {answer}"));
+            return Some(addressed_from(reply, message));
+        }
+        let sender = from.to_bare();
+        if sender.domain() == config.component.jid.domain() {
+            return None;
+        }
+        let answer = self
+            .reply(
+                ctx,
+                sender.as_str(),
+                sender.as_str(),
+                config.is_admin(&sender),
+                body,
+            )
+            .await;
+        let mut reply = Message::chat(from.clone()).with_body(Default::default(), answer);
+        reply.thread = message.thread.clone();
+        Some(addressed_from(reply, message))
+    }
+}
+
+/// The answer to a message modman has no room to handle now, if it is one
+/// that would get an answer at all.
+pub fn busy_reply(config: &Config, message: &Message) -> Option<Message> {
+    let text = "Busy: modman is handling many requests; send this again in a moment.";
+    let from = message.from.as_ref()?;
+    let (_, body) = message.get_best_body(vec!["en", ""])?;
+    let reply = match message.type_ {
+        MessageType::Groupchat => {
+            let nick = from.resource()?.as_str();
+            let addressed = config.chat.rooms.contains(&from.to_bare()) && nick != config.chat.nick;
+            addressed_to(body, &config.chat.nick).filter(|_| addressed)?;
+            Message::groupchat(Jid::from(from.to_bare()))
+                .with_body(Default::default(), format!("{nick}: {text}"))
+        }
+        MessageType::Chat | MessageType::Normal => {
+            Message::chat(from.clone()).with_body(Default::default(), text.to_owned())
+        }
+        MessageType::Error | MessageType::Headline => return None,
+    };
+    Some(addressed_from(reply, message))
+}
+
+/// The text after `nick:`, `nick,` or `nick ` (any case), if addressed.
+fn addressed_to<'a>(body: &'a str, nick: &str) -> Option<&'a str> {
+    let body = body.trim_start();
+    let head = body.get(..nick.len())?;
+    if !head.eq_ignore_ascii_case(nick) {
+        return None;
+    }
+    let rest = &body[nick.len()..];
+    let rest = rest
+        .strip_prefix([':', ','])
+        .or_else(|| rest.starts_with(char::is_whitespace).then_some(rest))?;
+    Some(rest.trim())
+}
+
+/// A reply comes from the address the message was sent to.
+fn addressed_from(mut reply: Message, request: &Message) -> Message {
+    reply.from = request.to.clone();
+    reply
+}
+
+/// The presence that joins `room` as the configured nick, without history.
+pub fn join(config: &Config, room: &BareJid) -> Presence {
+    let occupant: Jid = format!("{room}/{}", config.chat.nick)
+        .parse()
+        .unwrap_or_else(|_| Jid::from(room.clone()));
+    let muc = Muc {
+        password: None,
+        history: Some(History::new().with_maxstanzas(0)),
+    };
+    Presence::available()
+        .with_from(Jid::from(config.component.jid.clone()))
+        .with_to(occupant)
+        .with_payloads(vec![muc.into()])
+}
+
+fn help() -> String {
+    let lines: Vec<String> = ops::all()
+        .iter()
+        .map(|op| format!("{} - {}", usage(*op), op.spec().name))
+        .collect();
+    format!(
+        "Commands:\n{}\nModule names may be written with or without mod_. When I ask a question, answer yes or no.",
+        lines.join("\n")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(text: &str) -> (&'static str, Vec<(&'static str, Vec<String>)>) {
+        match parse_line(text).unwrap() {
+            Line::Command { op, raw } => (op.spec().node, raw),
+            _ => panic!("{text}: not a command"),
+        }
+    }
+
+    fn v(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn reads_the_lines_admins_type() {
+        assert_eq!(command("list"), ("list", vec![]));
+        assert_eq!(
+            command("list updates"),
+            ("list", vec![("show", v(&["updates"]))])
+        );
+        assert_eq!(
+            command("list installed smacks"),
+            (
+                "list",
+                vec![("show", v(&["installed"])), ("query", v(&["smacks"]))]
+            )
+        );
+        assert_eq!(
+            command("list push notifications"),
+            ("list", vec![("query", v(&["push notifications"]))])
+        );
+        assert_eq!(
+            command("info mod_cloud_notify"),
+            ("info", vec![("module", v(&["mod_cloud_notify"]))])
+        );
+        assert_eq!(
+            command("install cloud_notify smacks on example.org"),
+            (
+                "install",
+                vec![
+                    ("enable", v(&["true"])),
+                    ("modules", v(&["cloud_notify", "smacks"])),
+                    ("hosts", v(&["example.org"]))
+                ]
+            )
+        );
+        assert_eq!(
+            command("Install x enable"),
+            (
+                "install",
+                vec![("enable", v(&["true"])), ("modules", v(&["x"]))]
+            )
+        );
+        assert_eq!(command("update all"), ("update", vec![]));
+        assert_eq!(
+            command("enable x on a.org b.org"),
+            (
+                "enable",
+                vec![("modules", v(&["x"])), ("hosts", v(&["a.org", "b.org"]))]
+            )
+        );
+        assert!(matches!(parse_line("YES"), Ok(Line::Answer(true))));
+        assert!(matches!(parse_line("n"), Ok(Line::Answer(false))));
+        assert!(matches!(parse_line("  "), Ok(Line::Help)));
+    }
+
+    #[test]
+    fn says_what_it_did_not_understand() {
+        let unknown = parse_line("frobnicate x").unwrap_err();
+        assert!(
+            unknown.starts_with("I do not know `frobnicate`"),
+            "{unknown}"
+        );
+        let hosts = parse_line("remove x on example.org").unwrap_err();
+        assert!(
+            hosts.starts_with("`remove` takes no hosts. Usage: remove MODULE..."),
+            "{hosts}"
+        );
+        let extra = parse_line("refresh now please").unwrap_err();
+        assert!(
+            extra.contains("I did not understand `now please`"),
+            "{extra}"
+        );
+    }
+
+    #[test]
+    fn only_lines_addressed_to_the_nick_count() {
+        assert_eq!(addressed_to("modman: list", "modman"), Some("list"));
+        assert_eq!(
+            addressed_to("ModMan, install x", "modman"),
+            Some("install x")
+        );
+        assert_eq!(addressed_to("modman list", "modman"), Some("list"));
+        assert_eq!(addressed_to("modmanager: list", "modman"), None);
+        assert_eq!(addressed_to("hey modman: list", "modman"), None);
+        assert_eq!(addressed_to("mo", "modman"), None);
+    }
+
+    #[test]
+    fn one_sender_cannot_run_more_than_the_bound() {
+        let chat = Chat::default();
+        let running: Vec<_> = (0..MAX_RUNNING_PER_SENDER)
+            .map(|_| chat.start("a@x").unwrap())
+            .collect();
+        assert!(chat.start("a@x").is_none(), "over the bound");
+        assert!(chat.start("b@x").is_some(), "others are not held up");
+        drop(running);
+        let again = chat.start("a@x");
+        assert!(again.is_some(), "free again once they end");
+        assert_eq!(chat.running.lock().unwrap().get("a@x"), Some(&1));
+    }
+
+    #[test]
+    fn usage_comes_from_the_declared_parameters() {
+        assert_eq!(
+            usage(ops::find("install").unwrap()),
+            "install MODULE... [enable] [on HOST...]"
+        );
+        assert_eq!(
+            usage(ops::find("list").unwrap()),
+            "list [all|installed|available|updates] [QUERY]"
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! Update notices: after a refresh, tell the rooms (and, if configured,
+//! each admin) which installed modules have a new version, once per new
+//! version. What was announced is kept in `state_dir/announced.json`, so a
+//! restart does not repeat it.
+
+use std::collections::BTreeSet;
+
+use xmpp_parsers::jid::Jid;
+use xmpp_parsers::message::Message;
+
+use crate::fsutil;
+use crate::ops::Context;
+
+const FILE: &str = "announced.json";
+
+/// The messages announcing updates not announced before, and remembers
+/// them as announced. Empty when there is nothing new or nobody to tell.
+pub fn announce(ctx: &Context) -> Vec<Message> {
+    let config = &ctx.config;
+    if config.chat.rooms.is_empty() && !config.chat.notify_admins {
+        return vec![];
+    }
+    let Ok(installed) = ctx.engine.installed() else {
+        return vec![];
+    };
+    let catalog = ctx.catalog();
+    let path = config.state_dir.join(FILE);
+    let mut announced: BTreeSet<String> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut news = Vec::new();
+    for (name, record) in &installed.modules {
+        let Some((_, entry)) = catalog.find(name) else {
+            continue;
+        };
+        let key = format!("{name} {}", entry.sha256);
+        if entry.sha256 != record.sha256 && announced.insert(key) {
+            news.push(format!("{name} {} -> {}", record.version, entry.version));
+        }
+    }
+    if news.is_empty() {
+        return vec![];
+    }
+    let saved = serde_json::to_vec(&announced)
+        .map_err(std::io::Error::other)
+        .and_then(|b| fsutil::atomic_write(&path, &b));
+    if let Err(e) = saved {
+        tracing::warn!(
+            "cannot remember announced updates in {}: {e}; they may be announced again",
+            path.display()
+        );
+    }
+    let text = format!("Updates available: {}.", news.join(", "));
+    let me = Jid::from(config.component.jid.clone());
+    let nick = &config.chat.nick;
+    let mut messages: Vec<Message> = config
+        .chat
+        .rooms
+        .iter()
+        .map(|room| {
+            let mut message = Message::groupchat(Jid::from(room.clone())).with_body(
+                Default::default(),
+                format!("{text} Say \"{nick}: update\" to apply them."),
+            );
+            message.from = Some(me.clone());
+            message
+        })
+        .collect();
+    if config.chat.notify_admins {
+        messages.extend(config.admins.iter().map(|admin| {
+            let mut message = Message::chat(Jid::from(admin.clone())).with_body(
+                Default::default(),
+                format!("{text} Say \"update\" to apply them."),
+            );
+            message.from = Some(me.clone());
+            message
+        }));
+    }
+    messages
+}

@@ -1,0 +1,296 @@
+//! Chat-ops: the operations as chat commands in a direct chat and in MUC
+//! rooms, with slixmpp as the team; who may act is the occupant's real JID.
+
+mod support;
+
+use std::io::Write;
+
+use support::{Client, Modman, Prosody, Repository, ADMIN, COMPONENT, USER};
+
+const ROOM: &str = "ops@conference.localhost";
+const ANONYMOUS_ROOM: &str = "anon@conference.localhost";
+
+fn chat_config(prosody: &Prosody, repository: &Repository, rooms: &[&str]) -> String {
+    let rooms: Vec<String> = rooms.iter().map(|r| format!("\"{r}\"")).collect();
+    format!(
+        "{}{}\n[chat]\nrooms = [{}]\nnick = \"modman\"\n",
+        prosody.modman_config(),
+        repository.config_section(),
+        rooms.join(", ")
+    )
+}
+
+fn installed(prosody: &Prosody, module: &str) -> bool {
+    prosody.modules_dir().join(format!("mod_{module}")).is_dir()
+}
+
+#[test]
+fn an_admin_installs_and_removes_from_a_direct_chat_with_a_question_on_the_way() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let _modman = Modman::start(&prosody, &chat_config(&prosody, &repository, &[]));
+    let mut admin = Client::connect(&prosody, ADMIN);
+
+    assert!(admin
+        .chat(COMPONENT, "help")
+        .contains("install MODULE... [enable] [on HOST...]"));
+    let refresh = admin.chat(COMPONENT, "refresh");
+    assert!(refresh.contains("local       ok"), "{refresh}");
+    let install = admin.chat(COMPONENT, "install mod_csi_battery_saver");
+    assert!(
+        install.contains("track_muc_joins") && install.contains("needed by csi_battery_saver"),
+        "{install}"
+    );
+    assert!(installed(&prosody, "csi_battery_saver") && installed(&prosody, "track_muc_joins"));
+
+    let listed = admin.chat(COMPONENT, "list installed");
+    assert!(
+        listed.starts_with("Module ") && listed.contains("\ncsi_battery_saver  "),
+        "{listed}"
+    );
+
+    // A question, answered no: nothing changes. Then yes.
+    let question = admin.chat(COMPONENT, "remove track_muc_joins");
+    assert!(
+        question.contains("needed by csi_battery_saver") && question.contains("Answer yes or no"),
+        "{question}"
+    );
+    assert_eq!(admin.chat(COMPONENT, "no"), "Nothing was changed.");
+    assert!(installed(&prosody, "track_muc_joins"));
+    assert_eq!(
+        admin.chat(COMPONENT, "yes"),
+        "There is no question waiting for an answer."
+    );
+    admin.chat(COMPONENT, "remove track_muc_joins");
+    let removed = admin.chat(COMPONENT, "yes");
+    assert!(removed.contains("Removed"), "{removed}");
+    assert!(!installed(&prosody, "track_muc_joins"));
+
+    // Mistakes get a short answer that says what to do.
+    assert!(admin
+        .chat(COMPONENT, "instal x")
+        .starts_with("I do not know `instal`; say help"));
+    assert!(admin
+        .chat(COMPONENT, "install ../../etc")
+        .contains("is not a module name"));
+    assert!(admin
+        .chat(COMPONENT, "install nonexistent_module")
+        .contains("no configured repository offers"));
+
+    // The same over ad-hoc sees the same state.
+    let history = admin.run("history", serde_json::json!({}));
+    let steps = history["steps"].as_array().unwrap();
+    let operations: Vec<&str> = steps.last().unwrap()["form"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(operations, ["remove", "install"]);
+
+    // Someone else gets told, and nothing runs.
+    let mut user = Client::connect(&prosody, USER);
+    let refused = user.chat(COMPONENT, "install lastlog");
+    assert!(
+        refused.contains("user@localhost is not a modman admin"),
+        "{refused}"
+    );
+    assert!(user.chat(COMPONENT, "help").contains("not a modman admin"));
+    assert!(!installed(&prosody, "lastlog"));
+}
+
+#[test]
+fn in_a_room_only_an_admins_real_jid_counts() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    // The rooms exist before modman joins: one shows real JIDs, one does not.
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.join(ROOM, "alice", "anyone");
+    admin.join(ANONYMOUS_ROOM, "alice", "moderators");
+    let _modman = Modman::start(
+        &prosody,
+        &chat_config(&prosody, &repository, &[ROOM, ANONYMOUS_ROOM]),
+    );
+    admin.wait_for_occupant(ROOM, "modman");
+    admin.wait_for_occupant(ANONYMOUS_ROOM, "modman");
+
+    admin.say(ROOM, "modman: refresh", false);
+    let refreshed = admin.next_from(ROOM, "modman", 20).expect("an answer");
+    assert!(refreshed.starts_with("alice: Repository"), "{refreshed}");
+    admin.say(ROOM, "modman: install lastlog", false);
+    let answer = admin.next_from(ROOM, "modman", 20).expect("an answer");
+    assert!(
+        answer.starts_with("alice: Module") && answer.contains("Installed 1 module"),
+        "{answer}"
+    );
+    assert!(installed(&prosody, "lastlog"));
+    // Talk not addressed to modman is left alone.
+    admin.say(ROOM, "lunch anyone?", false);
+
+    // A non-admin, and a non-admin whose nick is an admin's name.
+    let mut user = Client::connect(&prosody, USER);
+    user.join(ROOM, "mallory", "anyone");
+    user.say(ROOM, "modman: remove lastlog", false);
+    let refused = user.next_from(ROOM, "modman", 20).expect("an answer");
+    assert!(
+        refused.starts_with("mallory: user@localhost is not a modman admin"),
+        "{refused}"
+    );
+    let mut impostor = Client::connect(&prosody, USER);
+    impostor.join(ROOM, "admin@localhost", "anyone");
+    impostor.say(ROOM, "modman, remove lastlog", false);
+    let refused = impostor.next_from(ROOM, "modman", 20).expect("an answer");
+    assert!(
+        refused.starts_with("admin@localhost: user@localhost is not a modman admin"),
+        "{refused}"
+    );
+    assert!(installed(&prosody, "lastlog"));
+
+    // The room saw both refusals too.
+    for nick in ["mallory", "admin@localhost"] {
+        let seen = admin.next_from(ROOM, "modman", 20).expect("the refusal");
+        assert!(
+            seen.starts_with(&format!("{nick}: user@localhost is not a modman admin")),
+            "{seen}"
+        );
+    }
+
+    // A delayed message (history) from the admin is not a command.
+    admin.say(ROOM, "modman: remove lastlog", true);
+    admin.say(ROOM, "modman: history", false);
+    let next = admin.next_from(ROOM, "modman", 20).expect("an answer");
+    assert!(
+        next.starts_with("alice: Time"),
+        "the delayed remove got an answer: {next}"
+    );
+    assert!(
+        admin.next_from(ROOM, "modman", 1).is_none(),
+        "one answer only"
+    );
+    assert!(installed(&prosody, "lastlog"));
+
+    // In a room that hides real JIDs, nobody can be proven an admin.
+    admin.say(ANONYMOUS_ROOM, "modman: remove lastlog", false);
+    let refused = admin
+        .next_from(ANONYMOUS_ROOM, "modman", 20)
+        .expect("an answer");
+    assert!(
+        refused.starts_with("alice: I cannot tell who you are"),
+        "{refused}"
+    );
+    assert!(installed(&prosody, "lastlog"));
+
+    // The admin can still act, with a question answered in the room.
+    admin.say(ROOM, "modman: rollback", false);
+    let question = admin.next_from(ROOM, "modman", 20).expect("a question");
+    assert!(
+        question.contains("lastlog: 2") && question.contains("Answer yes or no"),
+        "{question}"
+    );
+    admin.say(ROOM, "modman: yes", false);
+    let done = admin.next_from(ROOM, "modman", 20).expect("an answer");
+    assert!(done.contains("Rolled back"), "{done}");
+    assert!(!installed(&prosody, "lastlog"));
+}
+
+#[test]
+fn update_notices_reach_the_room_once_per_new_version() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.join(ROOM, "alice", "anyone");
+    let _modman = Modman::start(&prosody, &chat_config(&prosody, &repository, &[ROOM]));
+    admin.wait_for_occupant(ROOM, "modman");
+    admin.chat(COMPONENT, "refresh");
+    admin.chat(COMPONENT, "install lastlog");
+
+    let lua = repository.corpus("mod_lastlog").join("mod_lastlog.lua");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&lua)
+        .unwrap()
+        .write_all(b"\n-- new upstream\n")
+        .unwrap();
+    repository.rebuild();
+    let new_version = repository.entry("lastlog")["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    admin.chat(COMPONENT, "refresh");
+    let notice = admin.next_from(ROOM, "modman", 20).expect("a notice");
+    assert!(
+        notice.starts_with("Updates available: lastlog ") && notice.contains(&new_version),
+        "{notice}"
+    );
+    assert!(notice.contains("Say \"modman: update\""), "{notice}");
+    // A second refresh finds nothing new to announce.
+    admin.chat(COMPONENT, "refresh");
+    admin.say(ROOM, "modman: list updates", false);
+    let next = admin.next_from(ROOM, "modman", 20).expect("an answer");
+    assert!(
+        next.starts_with("alice: Module"),
+        "a second notice came: {next}"
+    );
+}
+
+#[test]
+fn a_flood_from_one_sender_is_bounded_and_others_are_still_served() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.join(ROOM, "alice", "anyone");
+    let modman = Modman::start(&prosody, &chat_config(&prosody, &repository, &[ROOM]));
+    admin.wait_for_occupant(ROOM, "modman");
+
+    let mut flooder = Client::connect(&prosody, ADMIN);
+    let answer = flooder.request(
+        serde_json::json!({"op": "flood", "to": COMPONENT, "body": "refresh", "count": 200}),
+    );
+    let bodies = answer["bodies"].as_array().unwrap();
+    assert_eq!(bodies.len(), 200, "every message got an answer");
+    for body in bodies {
+        let body = body.as_str().unwrap();
+        let busy = body.starts_with("Busy: you have 3 commands running")
+            || body.starts_with("Busy: modman is handling many requests");
+        assert!(body.starts_with("Repository") || busy, "{body}");
+    }
+    // Meanwhile the rest of the world is served.
+    let run = admin.run("list", serde_json::json!({"show": "installed"}));
+    assert_eq!(run["steps"][1]["status"], "completed", "{run}");
+
+    // Kicked from the room, modman comes back by itself.
+    let kicked = admin.request(serde_json::json!({"op": "kick", "room": ROOM, "nick": "modman"}));
+    assert_eq!(kicked, serde_json::json!({"kicked": true}));
+    admin.wait_for_occupant(ROOM, "modman");
+    admin.say(ROOM, "modman: list installed", false);
+    let answer = admin
+        .next_from(ROOM, "modman", 20)
+        .expect("an answer after rejoining");
+    assert!(answer.starts_with("alice: "), "{answer}");
+    assert!(
+        modman
+            .log()
+            .contains("left room ops@conference.localhost; joining again"),
+        "{}",
+        modman.log()
+    );
+}
+
+#[test]
+fn after_prosody_restarts_modman_is_back_in_its_rooms() {
+    let mut prosody = Prosody::start();
+    let repository = Repository::start();
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.join(ROOM, "alice", "anyone");
+    let _modman = Modman::start(&prosody, &chat_config(&prosody, &repository, &[ROOM]));
+    admin.wait_for_occupant(ROOM, "modman");
+    drop(admin);
+    prosody.restart();
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.join(ROOM, "alice", "anyone");
+    admin.wait_for_occupant(ROOM, "modman");
+    admin.say(ROOM, "modman: help", false);
+    let answer = admin.next_from(ROOM, "modman", 20).expect("an answer");
+    assert!(answer.starts_with("alice: Commands:"), "{answer}");
+}
