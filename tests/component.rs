@@ -380,7 +380,8 @@ fn a_wrong_secret_is_reported_with_what_to_check_and_retried() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(
-        log.contains("check that component_secret matches modman.toml"),
+        log.contains("NotAuthorized")
+            && log.contains("the secret in modman.toml differs from component_secret"),
         "{log}"
     );
 }

@@ -33,8 +33,32 @@ const TIMEOUTS: Timeouts = Timeouts {
 pub enum ConnectError {
     #[error("cannot reach Prosody's component port at {server}: {reason}; is Prosody running with component_ports and component_interface set?")]
     Unreachable { server: String, reason: String },
-    #[error("Prosody refused the component {jid}: {reason}; check that component_secret matches modman.toml, that prosody.cfg.lua has Component \"{jid}\", and that no other modman is connected")]
+    #[error(
+        "Prosody refused the component {jid}: {reason}; {}",
+        refusal_advice(reason, jid)
+    )]
     Refused { jid: BareJid, reason: String },
+}
+
+impl ConnectError {
+    /// Prosody accepted the secret but another connection holds the name:
+    /// the configuration is right, modman (or something) is running.
+    pub fn is_already_connected(&self) -> bool {
+        matches!(self, ConnectError::Refused { reason, .. } if reason.starts_with("Conflict"))
+    }
+}
+
+/// What to do about a refused handshake, from Prosody's own condition.
+fn refusal_advice(reason: &str, jid: &BareJid) -> String {
+    if reason.starts_with("NotAuthorized") {
+        format!("the secret in modman.toml differs from component_secret under Component \"{jid}\" in prosody.cfg.lua")
+    } else if reason.starts_with("Conflict") {
+        "another modman (or another program) is connected as this component; stop it first".into()
+    } else if reason.starts_with("HostUnknown") || reason.starts_with("ImproperAddressing") {
+        format!("prosody.cfg.lua has no Component \"{jid}\" with a component_secret; add it and restart Prosody")
+    } else {
+        format!("check that component_secret matches modman.toml, that prosody.cfg.lua has Component \"{jid}\", and that no other modman is connected")
+    }
 }
 
 /// One thing read from the stream.
