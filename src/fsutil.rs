@@ -6,11 +6,17 @@ use std::path::Path;
 
 /// Replaces `path` with `bytes`: written to a temp file beside it, synced,
 /// renamed over it, and the directory synced so the rename itself lasts.
+/// The file keeps its mode (a new one gets 0644): Prosody, running as
+/// another user, must still be able to read what modman writes.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
+    let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
     let mut temp = tempfile::Builder::new()
         .prefix(".modman-tmp-")
         .tempfile_in(dir)?;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
@@ -70,6 +76,24 @@ pub fn remove_dir_if_present(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atomic_write_keeps_the_mode_and_makes_new_files_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("modman.cfg.lua");
+        atomic_write(&path, b"new").unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        atomic_write(&path, b"again").unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp_files() {

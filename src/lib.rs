@@ -10,5 +10,6 @@ pub mod fsutil;
 pub mod ops;
 pub mod prosody;
 pub mod repo;
+pub mod setup;
 pub mod text;
 pub mod xmpp;

@@ -10,6 +10,19 @@ use clap::{Parser, Subcommand};
 use modman::config::Config;
 use modman::ops::{self, Context, Input};
 
+/// `println!` that ends the program quietly when stdout is closed, as in
+/// `modman list | head`, instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 /// Manage Prosody modules over XMPP.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
@@ -73,6 +86,8 @@ enum Command {
     Rollback(Change),
     /// Fetch and verify every repository's index.
     Refresh(ConfigArg),
+    /// Check the whole set-up, one line per check with the fix for each failure; exit 1 on any failure.
+    Check(ConfigArg),
     /// Show the change history.
     History {
         #[command(flatten)]
@@ -84,6 +99,29 @@ enum Command {
     /// Build, sign and verify module repositories.
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Print the lines prosody.cfg.lua needs and a ready modman.toml for a domain; --write applies them.
+    Setup {
+        /// The XMPP domain to manage, such as example.org.
+        #[arg(long)]
+        domain: String,
+        /// The first admin (default: admin@DOMAIN).
+        #[arg(long)]
+        admin: Option<String>,
+        #[arg(long, default_value = "/etc/prosody/prosody.cfg.lua")]
+        prosody_config: PathBuf,
+        /// Where modman.toml goes.
+        #[arg(long, default_value = "/etc/modman/modman.toml")]
+        config: PathBuf,
+        /// Prosody's data directory (its admin socket; modman's modules go in DIR/modman).
+        #[arg(long, default_value = "/var/lib/prosody")]
+        data_dir: PathBuf,
+        /// modman's own state.
+        #[arg(long, default_value = "/var/lib/modman")]
+        state_dir: PathBuf,
+        /// Apply: back up and edit prosody.cfg.lua, create the directories, write modman.toml.
+        #[arg(long)]
+        write: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -238,11 +276,72 @@ async fn dispatch(command: Command) -> Result<(), String> {
         Command::Refresh(ConfigArg { config }) => {
             run_operation(&config, "refresh", vec![], false).await
         }
+        Command::Check(ConfigArg { config }) => {
+            run_operation(&config, "check", vec![], false).await
+        }
         Command::History { config, module } => {
             run_operation(&config.config, "history", single("module", module), false).await
         }
         Command::Repo(command) => repo(command),
+        Command::Setup {
+            domain,
+            admin,
+            prosody_config,
+            config,
+            data_dir,
+            state_dir,
+            write,
+        } => {
+            let options = modman::setup::Options {
+                domain,
+                admin,
+                prosody_config,
+                modman_config: config,
+                data_dir,
+                state_dir,
+            };
+            setup(&options, write)
+        }
     }
+}
+
+fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {
+    let setup = modman::setup::plan(options)?;
+    let old = std::fs::read_to_string(&options.prosody_config).unwrap_or_default();
+    let old_lines: std::collections::HashSet<&str> = old.lines().collect();
+    if write {
+        let backup = modman::setup::write(options, &setup)?;
+        out!(
+            "Backed up {} to {}.",
+            options.prosody_config.display(),
+            backup.display()
+        );
+    } else {
+        out!(
+            "modman setup for {} (nothing was written; add --write to apply this).",
+            options.domain
+        );
+    }
+    out!("\nIn {}:", options.prosody_config.display());
+    for change in &setup.changes {
+        out!("  - {change}");
+    }
+    out!();
+    for line in setup.prosody_cfg.lines().filter(|l| !old_lines.contains(l)) {
+        out!("  + {line}");
+    }
+    out!(
+        "\n{} (mode 0600, it holds the secret):\n",
+        options.modman_config.display()
+    );
+    for line in setup.modman_toml.lines() {
+        out!("  {line}");
+    }
+    out!(
+        "\nThen: restart Prosody, run `modman check --config {}`, and start modman (systemctl enable --now modman).",
+        options.modman_config.display()
+    );
+    Ok(())
 }
 
 async fn change_operation(
@@ -277,13 +376,22 @@ async fn run_operation(
         .run(&ctx, &actor, &input)
         .await
         .map_err(|e| e.to_string())?;
-    println!("{}", modman::text::render(&response));
-    if matches!(response, ops::Response::Confirm(_)) {
-        return Err(
-            "nothing was changed; run the same command again with --yes to go ahead".into(),
-        );
+    out!("{}", modman::text::render(&response));
+    // A table of checks with a failed row is a failed command.
+    match &response {
+        ops::Response::Confirm(_) => {
+            Err("nothing was changed; run the same command again with --yes to go ahead".into())
+        }
+        ops::Response::Table(table)
+            if table
+                .rows
+                .iter()
+                .any(|row| row.get(1).is_some_and(|r| r == ops::check::FAIL)) =>
+        {
+            Err(table.note.clone())
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Who runs the CLI, for the history: the login name, else the uid.
@@ -317,7 +425,7 @@ fn repo(command: RepoCommand) -> Result<(), String> {
                 "wrote the private key to {}; keep it secret, it signs your index",
                 out.display()
             );
-            println!("{}", signing::public_key_text(&key.verifying_key()));
+            out!("{}", signing::public_key_text(&key.verifying_key()));
             Ok(())
         }
         RepoCommand::Build {
@@ -336,7 +444,7 @@ fn repo(command: RepoCommand) -> Result<(), String> {
             for warning in &report.warnings {
                 eprintln!("warning: {warning}");
             }
-            println!(
+            out!(
                 "built {} modules from {} into {} ({} warnings)",
                 report.modules,
                 from.display(),
@@ -354,10 +462,10 @@ fn repo(command: RepoCommand) -> Result<(), String> {
                 .map_err(|e| format!("--public-key: {e}"))?;
             let (modules, problems) = verify::verify(&dir, &key);
             for problem in &problems {
-                println!("FAIL {}: {}", problem.file, problem.what);
+                out!("FAIL {}: {}", problem.file, problem.what);
             }
             if problems.is_empty() {
-                println!(
+                out!(
                     "OK {}: signature valid, {modules} modules, every archive matches the index",
                     dir.display()
                 );

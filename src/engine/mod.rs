@@ -138,14 +138,19 @@ impl Engine {
     pub fn open(config: Arc<Config>) -> Result<(Engine, Vec<String>), EngineError> {
         let paths = Paths::new(&config);
         if !paths.modules_dir.is_dir() {
-            return Err(EngineError::Io {
-                what: "module directory",
-                path: paths.modules_dir.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "missing; create it, writable by modman and listed in Prosody's plugin_paths",
-                ),
-            });
+            // Nothing can have been installed there; `check` and every
+            // change report it, with the fix.
+            let note = format!(
+                "the module directory {} does not exist; create it, writable by modman and listed in Prosody's plugin_paths",
+                paths.modules_dir.display()
+            );
+            return Ok((
+                Engine {
+                    paths,
+                    change: tokio::sync::Mutex::new(()),
+                },
+                vec![note],
+            ));
         }
         std::fs::create_dir_all(&paths.backups).map_err(io("cannot create", &paths.backups))?;
         let lock = lock_file(&paths)?;

@@ -79,6 +79,15 @@ impl Live {
             .collect()
     }
 
+    /// Prosody's `plugin_paths`, as it runs (the Lua table's text).
+    pub async fn plugin_paths(&mut self) -> Result<String, OpError> {
+        let reply = self
+            .socket
+            .run("config:get(\"*\", \"plugin_paths\")")
+            .await?;
+        Ok(reply.result)
+    }
+
     /// The modules loaded now, per host that takes modules.
     pub async fn loaded(&mut self) -> Result<BTreeMap<String, BTreeSet<String>>, OpError> {
         let mut loaded = BTreeMap::new();

@@ -20,6 +20,7 @@ use crate::repo::fetch::{FetchError, Fetcher};
 use crate::repo::index::is_valid_module_name;
 
 mod activation;
+pub mod check;
 mod disable;
 mod enable;
 mod history;
@@ -111,9 +112,20 @@ pub struct ServerInfo {
     version: RwLock<Option<String>>,
     /// Hosts that take modules, as the admin socket last listed them.
     hosts: RwLock<Vec<String>>,
+    /// This process is connected to Prosody as the component now.
+    connected: std::sync::atomic::AtomicBool,
 }
 
 impl ServerInfo {
+    pub fn connected(&self) -> bool {
+        self.connected.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_connected(&self, connected: bool) {
+        self.connected
+            .store(connected, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn hosts(&self) -> Vec<String> {
         self.hosts.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -531,6 +543,7 @@ pub fn all() -> &'static [&'static dyn Operation] {
         &Registered::<rollback::Rollback>(PhantomData),
         &Registered::<refresh::Refresh>(PhantomData),
         &Registered::<history::History>(PhantomData),
+        &Registered::<check::Check>(PhantomData),
     ]
 }
 

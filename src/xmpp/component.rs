@@ -75,7 +75,10 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
                     component.jid
                 );
                 retry = FIRST_RETRY;
-                match serve(&app, connection, &mut shutdown).await {
+                app.ctx.server.set_connected(true);
+                let ended = serve(&app, connection, &mut shutdown).await;
+                app.ctx.server.set_connected(false);
+                match ended {
                     Ended::Shutdown => return Ok(()),
                     Ended::Lost(reason) => {
                         tracing::warn!("lost the connection to Prosody: {reason}; reconnecting")

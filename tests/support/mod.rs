@@ -54,6 +54,34 @@ pub struct Prosody {
 
 impl Prosody {
     pub fn start() -> Prosody {
+        Prosody::start_with(|config| config)
+    }
+
+    /// A Prosody configured as an admin has it before modman: the
+    /// template without plugin_paths, modman's component, the Include,
+    /// admin_shell and version.
+    pub fn start_plain() -> Prosody {
+        let modman_only = [
+            "plugin_paths",
+            "modman",
+            "component_secret",
+            "Include",
+            "-- The file",
+            "-- hosts above",
+        ];
+        Prosody::start_with(|config| {
+            config
+                .lines()
+                .filter(|l| !modman_only.iter().any(|k| l.contains(k)))
+                .map(|l| l.replace(", \"version\", \"admin_shell\"", ""))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
+    /// Starts Prosody with the template, changed by `edit` (before its
+    /// placeholders are filled in).
+    pub fn start_with(edit: impl Fn(String) -> String) -> Prosody {
         let dir = tempfile::Builder::new()
             .prefix("modman-test-")
             .tempdir()
@@ -68,7 +96,7 @@ impl Prosody {
         std::fs::create_dir_all(prosody.path("certs")).unwrap();
         std::fs::write(prosody.path("modman.cfg.lua"), "").unwrap();
         std::fs::create_dir_all(prosody.modules_dir()).unwrap();
-        let config = prosody.fill_template(include_str!("prosody.cfg.lua.in"));
+        let config = prosody.fill_template(&edit(include_str!("prosody.cfg.lua.in").to_owned()));
         std::fs::write(prosody.config_path(), config).unwrap();
         for user in [ADMIN, USER] {
             let (name, host) = user.split_once('@').unwrap();
@@ -120,10 +148,19 @@ impl Prosody {
             .expect("prosody starts");
         self.child = Some(child);
         let (c2s, component) = (self.c2s_port, self.component_port);
+        // Prosody opens its component port only once a component exists.
+        let has_component = std::fs::read_to_string(self.config_path())
+            .unwrap()
+            .contains("component_secret");
         wait_for("Prosody to listen", || {
             let up = |port| TcpStream::connect(("127.0.0.1", port)).is_ok();
-            (up(c2s) && up(component)).then_some(())
+            (up(c2s) && (!has_component || up(component))).then_some(())
         });
+    }
+
+    /// Stops Prosody (SIGKILL).
+    pub fn stop(&mut self) {
+        self.kill();
     }
 
     /// Kills Prosody (SIGKILL: no goodbye to anyone) and starts it again.

@@ -1,0 +1,242 @@
+//! `check`: is everything modman relies on in place? One row per check,
+//! each failure with the fix, in the spirit of `prosodyctl check`. The
+//! command line exits non-zero when any check fails.
+
+use std::path::Path;
+
+use super::activation::Live;
+use super::{Command, Context, Input, OpError, Response, Spec, Table};
+use crate::xmpp::stream::Connection;
+
+/// Runs every check.
+#[derive(Debug)]
+pub struct Check;
+
+/// The result word of a failed row; front ends look for it.
+pub const FAIL: &str = "FAIL";
+/// The result word of a row worth reading that does not stop modman.
+const WARN: &str = "warn";
+
+impl Command for Check {
+    const SPEC: Spec = Spec {
+        node: "check",
+        name: "Check the set-up",
+        instructions: "Check that Prosody and modman are wired together: the component, the module directory, the managed config, the admin socket, the repositories.",
+        params: &[],
+    };
+
+    fn parse(_input: &Input) -> Result<Self, OpError> {
+        Ok(Check)
+    }
+
+    async fn apply(self, ctx: &Context, _actor: &str) -> Result<Response, OpError> {
+        let config = &ctx.config;
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        let mut add = |check: &str, word: &str, text: String| {
+            rows.push(vec![check.to_owned(), word.to_owned(), text])
+        };
+        let mut row = |check: &str, result: Result<String, String>| match result {
+            Ok(text) => add(check, "ok", text),
+            Err(text) => add(check, FAIL, text),
+        };
+        let admins: Vec<String> = config.admins.iter().map(|a| a.to_string()).collect();
+        row("admins", Ok(admins.join(", ")));
+        row("component", component(ctx).await);
+        let prosody_cfg = std::fs::read_to_string(&config.prosody.config);
+        row(
+            "prosody config",
+            prosody_cfg
+                .as_ref()
+                .map(|_| config.prosody.config.display().to_string())
+                .map_err(|e| {
+                    format!(
+                    "cannot read {}: {e}; fix prosody.config in modman.toml, or let modman read it",
+                    config.prosody.config.display()
+                )
+                }),
+        );
+        let prosody_cfg = prosody_cfg.unwrap_or_default();
+        row(
+            "module directory",
+            writable_dir(&config.prosody.modules_dir),
+        );
+        row("state directory", writable_dir(&config.state_dir));
+        row(
+            "managed config",
+            included(&prosody_cfg, &config.prosody.managed_config),
+        );
+        match Live::connect(ctx).await {
+            Ok(mut live) => {
+                let hosts: Vec<&str> = live.hosts.iter().map(|h| h.name.as_str()).collect();
+                let version = ctx.server.version().unwrap_or_default();
+                row(
+                    "admin socket",
+                    Ok(format!("Prosody {version}, hosts {}", hosts.join(", "))),
+                );
+                let dir = config.prosody.modules_dir.display().to_string();
+                let paths = live.plugin_paths().await.map_err(|e| e.text);
+                row(
+                    "plugin_paths",
+                    paths.and_then(|p| match p.contains(&format!("\"{dir}\"")) {
+                        true => Ok(format!("Prosody searches {dir}")),
+                        false => Err(format!(
+                            "Prosody does not search {dir} for modules (plugin_paths is {}); add it to plugin_paths in prosody.cfg.lua and restart Prosody",
+                            p.trim_start_matches("OK: ").replace(['\n', '\t'], " ")
+                        )),
+                    }),
+                );
+            }
+            Err(e) => {
+                row(
+                    "admin socket",
+                    Err(e.text.trim_end_matches("; nothing was changed").to_owned()),
+                );
+                row(
+                    "plugin_paths",
+                    Err("not checked: it needs the admin socket".into()),
+                );
+            }
+        }
+        for repository in &config.repositories {
+            let result = ctx
+                .fetcher
+                .index(repository)
+                .await
+                .map(|(_, _, index)| {
+                    format!(
+                        "{}: signature valid, {} modules",
+                        repository.url,
+                        index.modules.len()
+                    )
+                })
+                .map_err(|e| e.to_string());
+            row(&format!("repository {}", repository.name), result);
+        }
+        if config.repositories.is_empty() {
+            add(
+                "repositories",
+                WARN,
+                "none configured: only modules already on disk can be managed; add a [[repositories]] section to modman.toml".into(),
+            );
+        }
+        let failed = rows.iter().filter(|r| r[1] == FAIL).count();
+        let note = match failed {
+            0 => "All checks passed.".to_owned(),
+            n => format!(
+                "{n} check{} failed; each says how to fix it.",
+                if n == 1 { "" } else { "s" }
+            ),
+        };
+        Ok(Response::Table(Table {
+            title: "Checks".into(),
+            columns: vec![
+                ("check", "Check"),
+                ("result", "Result"),
+                ("detail", "Detail"),
+            ],
+            rows,
+            note,
+        }))
+    }
+}
+
+/// Whether Prosody takes modman's handshake: this process may be the one
+/// connected; otherwise a trial connection tells.
+async fn component(ctx: &Context) -> Result<String, String> {
+    let component = &ctx.config.component;
+    if ctx.server.connected() {
+        return Ok(format!(
+            "connected to {} as {}",
+            component.server, component.jid
+        ));
+    }
+    match Connection::open(&component.jid, &component.server, &component.secret).await {
+        Ok(connection) => {
+            connection.close().await;
+            Ok(format!(
+                "Prosody at {} accepts {} with this secret",
+                component.server, component.jid
+            ))
+        }
+        Err(e) if e.is_already_connected() => Ok(format!(
+            "the secret is right; a modman is connected as {} now",
+            component.jid
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A directory modman can write to (checked by writing).
+fn writable_dir(dir: &Path) -> Result<String, String> {
+    if !dir.is_dir() {
+        return Err(format!(
+            "{} does not exist; create it, owned by the user modman runs as (prosody)",
+            dir.display()
+        ));
+    }
+    tempfile::tempfile_in(dir)
+        .map(|_| dir.display().to_string())
+        .map_err(|e| {
+            format!(
+                "cannot write in {}: {e}; make it writable by the user modman runs as (prosody)",
+                dir.display()
+            )
+        })
+}
+
+/// Whether prosody.cfg.lua Includes `managed`, after every host section.
+fn included(prosody_cfg: &str, managed: &Path) -> Result<String, String> {
+    let path = managed.display().to_string();
+    let lines: Vec<&str> = prosody_cfg
+        .lines()
+        .map(|l| l.split("--").next().unwrap_or_default().trim())
+        .collect();
+    let include = lines.iter().rposition(|l| {
+        l.starts_with("Include")
+            && (l.contains(&format!("\"{path}\"")) || l.contains(&format!("'{path}'")))
+    });
+    let Some(at) = include else {
+        return Err(format!(
+            "prosody.cfg.lua does not Include {path}; add Include \"{path}\" as its last line"
+        ));
+    };
+    if lines[at..]
+        .iter()
+        .any(|l| l.starts_with("VirtualHost") || l.starts_with("Component"))
+    {
+        return Err(format!(
+            "Include \"{path}\" comes before a VirtualHost or Component section; move it to the end of prosody.cfg.lua"
+        ));
+    }
+    if !managed.exists() {
+        return Err(format!("{path} does not exist, and Prosody will not start without it; run modman once, or create it empty"));
+    }
+    Ok(format!("{path}, Included last"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_include_must_be_there_and_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let managed = dir.path().join("modman.cfg.lua");
+        std::fs::write(&managed, "").unwrap();
+        let m = managed.display();
+        let good = format!("VirtualHost \"a\"\nInclude \"{m}\"\n");
+        assert!(included(&good, &managed).is_ok());
+        let early = format!("Include \"{m}\"\nVirtualHost \"a\"\n");
+        assert!(included(&early, &managed)
+            .unwrap_err()
+            .contains("move it to the end"));
+        let commented = format!("-- Include \"{m}\"\n");
+        assert!(included(&commented, &managed)
+            .unwrap_err()
+            .contains("does not Include"));
+        std::fs::remove_file(&managed).unwrap();
+        assert!(included(&good, &managed)
+            .unwrap_err()
+            .contains("does not exist"));
+    }
+}

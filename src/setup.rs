@@ -1,0 +1,384 @@
+//! `modman setup`: the exact lines prosody.cfg.lua needs and a ready
+//! modman.toml for one domain, with a fresh component secret. It prints
+//! them; with `--write` it applies them, after backing up prosody.cfg.lua,
+//! and never overwrites an existing modman.toml.
+//!
+//! prosody.cfg.lua is Lua, and Prosody 0.12 keeps the last assignment of
+//! an option, so the edits are placed with care: global options go before
+//! the first VirtualHost or Component (after it they would belong to that
+//! host), existing lists are extended rather than replaced, and the
+//! Component and the Include go at the end.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+
+/// What to set up.
+pub struct Options {
+    /// The XMPP domain, such as `example.org`.
+    pub domain: String,
+    /// The first admin; `admin@DOMAIN` when not given.
+    pub admin: Option<String>,
+    pub prosody_config: PathBuf,
+    pub modman_config: PathBuf,
+    /// Prosody's data directory (admin socket, modules).
+    pub data_dir: PathBuf,
+    /// modman's own state.
+    pub state_dir: PathBuf,
+}
+
+/// The set-up, decided.
+#[derive(Debug)]
+pub struct Setup {
+    pub component: String,
+    pub modules_dir: PathBuf,
+    pub managed_config: PathBuf,
+    /// prosody.cfg.lua after the edits.
+    pub prosody_cfg: String,
+    /// Each edit, as a line for the admin to read.
+    pub changes: Vec<String>,
+    pub modman_toml: String,
+}
+
+/// Decides the set-up from prosody.cfg.lua as it is now.
+pub fn plan(options: &Options) -> Result<Setup, String> {
+    let domain = options.domain.trim().to_lowercase();
+    if domain.is_empty()
+        || !domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+    {
+        return Err(format!("`{}` is not a domain name", options.domain));
+    }
+    let component = format!("modman.{domain}");
+    let admin = options
+        .admin
+        .clone()
+        .unwrap_or_else(|| format!("admin@{domain}"));
+    let original = std::fs::read_to_string(&options.prosody_config)
+        .map_err(|e| format!("cannot read {}: {e}", options.prosody_config.display()))?;
+    if original.contains(&format!("Component \"{component}\"")) {
+        return Err(format!(
+            "{} already has Component \"{component}\": modman looks set up; run modman check",
+            options.prosody_config.display()
+        ));
+    }
+    let modules_dir = options.data_dir.join("modman");
+    let managed_config = options.data_dir.join("modman.cfg.lua");
+    let secret = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>());
+
+    let mut lines: Vec<String> = original.lines().map(str::to_owned).collect();
+    let mut changes = Vec::new();
+    let first_host = lines
+        .iter()
+        .position(|l| is_host_line(l))
+        .unwrap_or(lines.len());
+    let global = |lines: &[String], key: &str| {
+        lines[..first_host.min(lines.len())].iter().position(|l| {
+            let code = l.split("--").next().unwrap_or_default().trim();
+            code.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+    };
+
+    // Global options, before the first host section.
+    let mut global_lines = Vec::new();
+    let dir = modules_dir.display().to_string();
+    match global(&lines, "plugin_paths") {
+        Some(at) => {
+            add_to_list(&mut lines, at, &dir)?;
+            changes.push(format!("added \"{dir}\" to plugin_paths"));
+        }
+        None => {
+            global_lines.push(format!(
+                "plugin_paths = {{ \"{dir}\" }} -- modman installs modules here"
+            ));
+            changes.push(format!("set plugin_paths = {{ \"{dir}\" }}"));
+        }
+    }
+    for module in ["admin_shell", "version"] {
+        match global(&lines, "modules_enabled") {
+            Some(at) if lines_of_list(&lines, at).contains(&format!("\"{module}\"")) => {}
+            Some(at) => {
+                add_to_list(&mut lines, at, module)?;
+                changes.push(format!("added \"{module}\" to the global modules_enabled"));
+            }
+            None => return Err("prosody.cfg.lua has no global modules_enabled; add one before the first VirtualHost".into()),
+        }
+    }
+    let port = match global(&lines, "component_ports") {
+        Some(at) => lines[at]
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|p| !p.is_empty())
+            .unwrap_or("5347")
+            .to_owned(),
+        None => {
+            global_lines.push("component_ports = { 5347 } -- modman connects here".into());
+            global_lines.push("component_interface = \"127.0.0.1\" -- only from this host".into());
+            changes.push("set component_ports = { 5347 } on 127.0.0.1".into());
+            "5347".into()
+        }
+    };
+    if !global_lines.is_empty() {
+        let first_host = lines
+            .iter()
+            .position(|l| is_host_line(l))
+            .unwrap_or(lines.len());
+        let mut block = vec!["-- Added by modman setup.".to_owned()];
+        block.extend(global_lines);
+        block.push(String::new());
+        lines.splice(first_host..first_host, block);
+    }
+    // The component and the managed file, last.
+    lines.extend([
+        String::new(),
+        "-- Added by modman setup: the module manager, as an XEP-0114 component.".into(),
+        format!("Component \"{component}\""),
+        format!("    component_secret = \"{secret}\""),
+        String::new(),
+        "-- Written by modman; keep this the last line.".into(),
+        format!("Include \"{}\"", managed_config.display()),
+    ]);
+    changes.push(format!("added Component \"{component}\" with a new secret"));
+    changes.push(format!(
+        "added Include \"{}\" as the last line",
+        managed_config.display()
+    ));
+
+    let modman_toml = format!(
+        r#"# Written by modman setup for {domain}. Reference: modman.example.toml.
+admins = ["{admin}"]
+state_dir = "{state}"
+
+[component]
+jid = "{component}"
+server = "127.0.0.1:{port}"
+secret = "{secret}"
+
+[prosody]
+config = "{prosody}"
+modules_dir = "{dir}"
+managed_config = "{managed}"
+admin_socket = "{socket}"
+
+# Add your module repository (modman repo keygen prints the key):
+# [[repositories]]
+# name = "local"
+# url = "http://127.0.0.1:8000/"
+# public_key = "..."
+"#,
+        prosody = options.prosody_config.display(),
+        managed = managed_config.display(),
+        socket = options.data_dir.join("prosody.sock").display(),
+        state = options.state_dir.display(),
+    );
+    Ok(Setup {
+        component,
+        modules_dir,
+        managed_config,
+        prosody_cfg: lines.join("\n") + "\n",
+        changes,
+        modman_toml,
+    })
+}
+
+fn is_host_line(line: &str) -> bool {
+    let code = line.trim_start();
+    code.starts_with("VirtualHost ") || code.starts_with("Component ")
+}
+
+/// The text of the list starting at line `at`, up to its closing brace.
+fn lines_of_list(lines: &[String], at: usize) -> String {
+    let mut text = String::new();
+    for line in &lines[at..] {
+        text += line.split("--").next().unwrap_or_default();
+        if line.contains('}') {
+            break;
+        }
+    }
+    text
+}
+
+/// Adds `"item";` right after the `{` of the list assigned at line `at`.
+fn add_to_list(lines: &mut [String], at: usize, item: &str) -> Result<(), String> {
+    let line = &mut lines[at];
+    let brace = line.find('{').ok_or_else(|| {
+        format!(
+            "cannot read the list on line {}: `{line}`; edit it by hand",
+            at + 1
+        )
+    })?;
+    line.insert_str(brace + 1, &format!(" \"{item}\";"));
+    Ok(())
+}
+
+/// Applies a set-up: backs up and rewrites prosody.cfg.lua, creates the
+/// module directory and the managed file (owned by the prosody user when
+/// there is one), and writes modman.toml. Returns the backup's path.
+pub fn write(options: &Options, setup: &Setup) -> Result<PathBuf, String> {
+    if options.modman_config.exists() {
+        return Err(format!(
+            "{} exists; modman setup never overwrites it: move it away, or merge the printed one by hand",
+            options.modman_config.display()
+        ));
+    }
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+    let backup = PathBuf::from(format!(
+        "{}.modman-setup-{stamp}.bak",
+        options.prosody_config.display()
+    ));
+    std::fs::copy(&options.prosody_config, &backup).map_err(|e| {
+        format!(
+            "cannot back up {}: {e}; nothing was changed",
+            options.prosody_config.display()
+        )
+    })?;
+    let owner = prosody_user();
+    let dir = &setup.modules_dir;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    chown(dir, owner)?;
+    if !setup.managed_config.exists() {
+        crate::engine::managed_config::ManagedConfig::default()
+            .save(&setup.managed_config)
+            .map_err(|e| format!("cannot create {}: {e}", setup.managed_config.display()))?;
+        chown(&setup.managed_config, owner)?;
+    }
+    if let Some(dir) = options.modman_config.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    write_private(&options.modman_config, &setup.modman_toml)?;
+    chown(&options.modman_config, owner)?;
+    crate::fsutil::atomic_write(&options.prosody_config, setup.prosody_cfg.as_bytes()).map_err(
+        |e| {
+            format!(
+                "cannot write {}: {e}; it is unchanged (backup: {})",
+                options.prosody_config.display(),
+                backup.display()
+            )
+        },
+    )?;
+    Ok(backup)
+}
+
+/// modman.toml holds the secret: readable by its owner only.
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The prosody user's uid and gid, from /etc/passwd.
+fn prosody_user() -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.first() == Some(&"prosody"))
+            .then(|| Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?)))?
+    })
+}
+
+fn chown(path: &Path, owner: Option<(u32, u32)>) -> Result<(), String> {
+    match owner {
+        Some((uid, gid)) => std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| format!("cannot give {} to the prosody user: {e}", path.display())),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEBIAN_LIKE: &str = "admins = { }\nmodules_enabled = {\n\t\"roster\";\n\t\"disco\";\n}\nVirtualHost \"localhost\"\nComponent \"conference.localhost\" \"muc\"\n";
+
+    fn options(dir: &Path) -> Options {
+        std::fs::write(dir.join("prosody.cfg.lua"), DEBIAN_LIKE).unwrap();
+        Options {
+            domain: "localhost".into(),
+            admin: None,
+            prosody_config: dir.join("prosody.cfg.lua"),
+            modman_config: dir.join("modman/modman.toml"),
+            data_dir: dir.join("data"),
+            state_dir: dir.join("state"),
+        }
+    }
+
+    #[test]
+    fn global_options_go_before_the_first_host_and_the_rest_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = plan(&options(dir.path())).unwrap();
+        let cfg = &setup.prosody_cfg;
+        let at = |needle: &str| {
+            cfg.find(needle)
+                .unwrap_or_else(|| panic!("{needle} not in {cfg}"))
+        };
+        assert!(at("plugin_paths") < at("VirtualHost \"localhost\""));
+        assert!(at("component_ports = { 5347 }") < at("VirtualHost \"localhost\""));
+        assert!(
+            cfg.contains("modules_enabled = { \"version\"; \"admin_shell\";\n\t\"roster\";"),
+            "{cfg}"
+        );
+        assert!(at("Component \"modman.localhost\"") > at("Component \"conference.localhost\""));
+        assert!(cfg
+            .trim_end()
+            .ends_with(&format!("Include \"{}\"", setup.managed_config.display())));
+        let secret = cfg
+            .split("component_secret = \"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert_eq!(secret.len(), 32);
+        assert!(setup
+            .modman_toml
+            .contains(&format!("secret = \"{secret}\"")));
+        assert!(
+            crate::config::Config::parse(&setup.modman_toml, dir.path()).is_ok(),
+            "{}",
+            setup.modman_toml
+        );
+    }
+
+    #[test]
+    fn writing_backs_up_and_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = options(dir.path());
+        let setup = plan(&options).unwrap();
+        let backup = write(&options, &setup).unwrap();
+        assert_eq!(std::fs::read_to_string(backup).unwrap(), DEBIAN_LIKE);
+        assert_eq!(
+            std::fs::read_to_string(&options.prosody_config).unwrap(),
+            setup.prosody_cfg
+        );
+        assert!(setup.modules_dir.is_dir() && setup.managed_config.is_file());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&options.modman_config)
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        assert!(plan(&options)
+            .unwrap_err()
+            .contains("already has Component"));
+        std::fs::write(&options.prosody_config, DEBIAN_LIKE).unwrap();
+        let again = plan(&options).unwrap();
+        assert!(write(&options, &again)
+            .unwrap_err()
+            .contains("never overwrites"));
+        assert_eq!(
+            std::fs::read_to_string(&options.prosody_config).unwrap(),
+            DEBIAN_LIKE
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! The admin's first hour: `modman setup` on a Prosody that has never seen
+//! modman, `modman check` all green, an admin listing modules over XMPP;
+//! and each check failing with its fix.
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::json;
+use support::{cli, Client, Modman, Prosody, Repository, ADMIN, DOMAIN};
+
+#[test]
+fn setup_then_check_then_an_admin_lists_modules_over_xmpp() {
+    let mut prosody = Prosody::start_plain();
+    let original = std::fs::read_to_string(prosody.config_path()).unwrap();
+    assert!(
+        !original.contains("modman.localhost") && !original.contains("admin_shell"),
+        "{original}"
+    );
+    let modman_toml = prosody.path("etc/modman.toml");
+    let setup = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(["setup", "--domain", DOMAIN, "--prosody-config"])
+        .arg(prosody.config_path())
+        .arg("--config")
+        .arg(&modman_toml)
+        .arg("--data-dir")
+        .arg(prosody.path("data"))
+        .arg("--state-dir")
+        .arg(prosody.path("modman-state"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&setup.stdout);
+    assert!(
+        setup.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    // Without --write, nothing is touched.
+    assert!(
+        printed.contains("nothing was written; add --write"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("+ Component \"modman.localhost\""),
+        "{printed}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(prosody.config_path()).unwrap(),
+        original
+    );
+    assert!(!modman_toml.exists());
+
+    let setup = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(["setup", "--write", "--domain", DOMAIN, "--prosody-config"])
+        .arg(prosody.config_path())
+        .arg("--config")
+        .arg(&modman_toml)
+        .arg("--data-dir")
+        .arg(prosody.path("data"))
+        .arg("--state-dir")
+        .arg(prosody.path("modman-state"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&setup.stdout);
+    assert!(
+        setup.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let backup = printed
+        .split("to ")
+        .nth(1)
+        .unwrap()
+        .split(".bak")
+        .next()
+        .unwrap()
+        .to_owned()
+        + ".bak";
+    assert_eq!(
+        std::fs::read_to_string(backup.trim()).unwrap(),
+        original,
+        "the backup is the original"
+    );
+
+    prosody.restart();
+    let (ok, out, err) = cli(&["check"], &modman_toml);
+    assert!(
+        ok,
+        "check failed after setup:\n{out}{err}\nProsody's log:\n{}",
+        prosody.log()
+    );
+    for check in [
+        "component",
+        "module directory",
+        "managed config",
+        "admin socket",
+        "plugin_paths",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(check) && l.contains(" ok ")),
+            "{check} not ok:\n{out}"
+        );
+    }
+    assert!(out.contains("repositories      warn"), "{out}");
+
+    let _modman = Modman::start(&prosody, &std::fs::read_to_string(&modman_toml).unwrap());
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let list = admin.run("list", json!({}));
+    assert_eq!(list["steps"][1]["status"], "completed", "{list}");
+    // Over XMPP too, the same checks, and this modman is the one connected.
+    let check = admin.run_steps("check", json!([]));
+    let rows = check["steps"][0]["form"]["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let component = rows.iter().find(|r| r["check"] == "component").unwrap();
+    assert!(
+        component["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("connected to"),
+        "{component}"
+    );
+}
+
+fn check_with(prosody: &Prosody, config: &str) -> (bool, String) {
+    let path = prosody.path("check.toml");
+    std::fs::write(&path, config).unwrap();
+    let (ok, out, err) = cli(&["check"], &path);
+    (ok, out + &err)
+}
+
+fn row<'a>(out: &'a str, check: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(check))
+        .unwrap_or_else(|| panic!("no {check} row:\n{out}"))
+}
+
+#[test]
+fn every_failed_check_says_how_to_fix_it() {
+    let mut prosody = Prosody::start();
+    let repository = Repository::start();
+    let good = prosody.modman_config() + &repository.config_section();
+    let (ok, out) = check_with(&prosody, &good);
+    assert!(ok, "{out}");
+    assert!(out.contains("All checks passed."), "{out}");
+    let dir = prosody.dir.path().display().to_string();
+
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            good.replace("test-secret", "wrong"),
+            "component",
+            "the secret in modman.toml differs from component_secret",
+        ),
+        (
+            good.replace(&format!("{dir}/modules"), &format!("{dir}/nowhere")),
+            "module directory",
+            "does not exist; create it",
+        ),
+        (
+            good.replace(&format!("{dir}/modules"), &format!("{dir}/data")),
+            "plugin_paths",
+            "does not search",
+        ),
+        (
+            good.replace("modman.cfg.lua", "other.cfg.lua"),
+            "managed config",
+            "does not Include",
+        ),
+        (
+            good.replace("prosody.sock", "nothing.sock"),
+            "admin socket",
+            "add \"admin_shell\" to modules_enabled",
+        ),
+        (
+            good.replace(&format!("127.0.0.1:{}/", repository.port), "127.0.0.1:9/"),
+            "repository local",
+            "is the repository up",
+        ),
+    ];
+    for (config, check, fix) in cases {
+        let (ok, out) = check_with(&prosody, &config);
+        assert!(!ok, "{check}: exit 0 on a failure:\n{out}");
+        let line = row(&out, check);
+        assert!(
+            line.contains("FAIL") && line.contains(fix),
+            "{check}: {line}"
+        );
+        assert!(out.contains("failed; each says how to fix it"), "{out}");
+    }
+
+    // Prosody down: the component and the admin socket fail, with the fix.
+    let config_path = prosody.path("check.toml");
+    std::fs::write(&config_path, &good).unwrap();
+    prosody.stop();
+    let (ok, out, _) = cli(&["check"], &config_path);
+    assert!(!ok);
+    assert!(
+        row(&out, "component").contains("is Prosody running"),
+        "{out}"
+    );
+    assert!(row(&out, "admin socket").contains("FAIL"), "{out}");
+    assert!(Path::new(&config_path).exists());
+}
