@@ -221,10 +221,16 @@ impl Modman {
     /// Starts `modman run` with `config` and waits until it answers
     /// disco#info through Prosody (so it is connected, not just started).
     pub fn start(prosody: &Prosody, config: &str) -> Modman {
+        Modman::start_binary(prosody, config, Path::new(env!("CARGO_BIN_EXE_modman")))
+    }
+
+    /// [`Modman::start`] with another build of modman, such as the
+    /// installed package's.
+    pub fn start_binary(prosody: &Prosody, config: &str, binary: &Path) -> Modman {
         let config_path = prosody.path("modman.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = prosody.path("modman.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_modman"))
+        let child = Command::new(binary)
             .args(["run", "--config"])
             .arg(&config_path)
             .env("RUST_LOG", "debug")
@@ -593,7 +599,12 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
 
 /// Runs the modman CLI; returns (success, stdout, stderr).
 pub fn cli(args: &[&str], config: &Path) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_modman"))
+    cli_binary(Path::new(env!("CARGO_BIN_EXE_modman")), args, config)
+}
+
+/// [`cli`] with another build of modman.
+pub fn cli_binary(binary: &Path, args: &[&str], config: &Path) -> (bool, String, String) {
+    let output = Command::new(binary)
         .args(args)
         .arg("--config")
         .arg(config)
