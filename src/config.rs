@@ -90,6 +90,8 @@ pub struct Repository {
     pub name: String,
     pub url: url::Url,
     pub public_key: ed25519_dalek::VerifyingKey,
+    /// Longest a download from it may take.
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Deserialize)]
@@ -147,6 +149,12 @@ struct RawRepository {
     name: String,
     url: String,
     public_key: String,
+    #[serde(default = "default_timeout_seconds")]
+    timeout_seconds: u64,
+}
+
+fn default_timeout_seconds() -> u64 {
+    30
 }
 
 impl Config {
@@ -248,10 +256,17 @@ impl Config {
                 .ok_or_else(|| format!("key `{key}.url`: `{}` is not an http(s) URL", repo.url))?;
             let public_key = parse_public_key(&repo.public_key)
                 .map_err(|e| format!("key `{key}.public_key`: {e}"))?;
+            if !(1..=3600).contains(&repo.timeout_seconds) {
+                return Err(format!(
+                    "key `{key}.timeout_seconds`: {} is not between 1 and 3600",
+                    repo.timeout_seconds
+                ));
+            }
             repositories.push(Repository {
                 name: repo.name,
                 url,
                 public_key,
+                timeout: std::time::Duration::from_secs(repo.timeout_seconds),
             });
         }
 

@@ -454,6 +454,9 @@ fn undo(paths: &Paths, transaction: &Transaction, result: &str) -> std::io::Resu
     fsutil::sync_dir(&paths.modules_dir)?;
     log_once(paths, transaction, result)?;
     fsutil::remove_dir_if_present(&stage)?;
+    // Empty now (one change at a time): leave the module directory as
+    // Prosody's admin would expect to find it.
+    let _ = std::fs::remove_dir(&paths.staging);
     remove_journal(paths)
 }
 
@@ -480,6 +483,9 @@ fn finish(paths: &Paths, transaction: &Transaction) -> std::io::Result<()> {
     }
     log_once(paths, transaction, "ok")?;
     fsutil::remove_dir_if_present(&stage)?;
+    // Empty now (one change at a time): leave the module directory as
+    // Prosody's admin would expect to find it.
+    let _ = std::fs::remove_dir(&paths.staging);
     remove_journal(paths)?;
     prune_backups(paths)
 }

@@ -40,14 +40,9 @@ pub struct Fetcher {
 }
 
 impl Default for Fetcher {
+    /// Each request is bounded by its repository's `timeout_seconds`;
+    /// connecting gets at most 5 s of it.
     fn default() -> Self {
-        Fetcher::new(Duration::from_secs(30))
-    }
-}
-
-impl Fetcher {
-    /// `timeout` bounds each whole request; connecting gets 5 s of it.
-    pub fn new(timeout: Duration) -> Fetcher {
         let redirects = reqwest::redirect::Policy::custom(|attempt| {
             let first = &attempt.previous()[0];
             let same_origin = attempt.url().host_str() == first.host_str()
@@ -64,13 +59,14 @@ impl Fetcher {
         let client = reqwest::Client::builder()
             .user_agent(concat!("modman/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
-            .timeout(timeout)
             .redirect(redirects)
             .build()
             .unwrap_or_else(|e| unreachable!("a client with these settings always builds: {e}"));
         Fetcher { client }
     }
+}
 
+impl Fetcher {
     /// Downloads, verifies and parses a repository's index. Returns the
     /// exact bytes and signature too, for the cache.
     pub async fn index(
@@ -78,10 +74,14 @@ impl Fetcher {
         repository: &Repository,
     ) -> Result<(Vec<u8>, Vec<u8>, Index), FetchError> {
         let bytes = self
-            .get(&url_of(repository, "index.json"), MAX_INDEX)
+            .get(repository, &url_of(repository, "index.json"), MAX_INDEX)
             .await?;
         let signature = self
-            .get(&url_of(repository, "index.json.sig"), MAX_SIGNATURE)
+            .get(
+                repository,
+                &url_of(repository, "index.json.sig"),
+                MAX_SIGNATURE,
+            )
             .await?;
         let index = verify_index(repository, &bytes, &signature)?;
         Ok((bytes, signature, index))
@@ -105,7 +105,7 @@ impl Fetcher {
                 entry.size
             )));
         }
-        let bytes = self.get(&url, entry.size).await?;
+        let bytes = self.get(repository, &url, entry.size).await?;
         if bytes.len() as u64 != entry.size {
             return Err(bad(format!(
                 "{} bytes, the signed index says {}",
@@ -133,13 +133,20 @@ impl Fetcher {
         Ok(files)
     }
 
-    /// GETs `url`, refusing bodies over `limit` bytes as they stream.
-    async fn get(&self, url: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
+    /// GETs `url` within the repository's timeout, refusing bodies over
+    /// `limit` bytes as they stream.
+    async fn get(
+        &self,
+        repository: &Repository,
+        url: &str,
+        limit: u64,
+    ) -> Result<Vec<u8>, FetchError> {
         let unreachable = |e: reqwest::Error| FetchError::Unreachable {
             url: url.to_owned(),
             reason: describe(&e),
         };
-        let mut response = self.client.get(url).send().await.map_err(unreachable)?;
+        let request = self.client.get(url).timeout(repository.timeout);
+        let mut response = request.send().await.map_err(unreachable)?;
         if !response.status().is_success() {
             return Err(FetchError::Status {
                 url: url.to_owned(),

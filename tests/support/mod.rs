@@ -148,13 +148,20 @@ impl Prosody {
             .expect("prosody starts");
         self.child = Some(child);
         let (c2s, component) = (self.c2s_port, self.component_port);
-        // Prosody opens its component port only once a component exists.
-        let has_component = std::fs::read_to_string(self.config_path())
-            .unwrap()
-            .contains("component_secret");
+        // Prosody opens its component port only once a component exists,
+        // and its admin socket only with admin_shell; both come up a little
+        // after c2s, so wait for each that is configured.
+        let config = std::fs::read_to_string(self.config_path()).unwrap();
+        let (has_component, has_socket) = (
+            config.contains("component_secret"),
+            config.contains("\"admin_shell\""),
+        );
+        let socket = self.path("data/prosody.sock");
         wait_for("Prosody to listen", || {
             let up = |port| TcpStream::connect(("127.0.0.1", port)).is_ok();
-            (up(c2s) && (!has_component || up(component))).then_some(())
+            let socket_up = || std::os::unix::net::UnixStream::connect(&socket).is_ok();
+            (up(c2s) && (!has_component || up(component)) && (!has_socket || socket_up()))
+                .then_some(())
         });
     }
 

@@ -22,6 +22,8 @@ check interoperability rather than assume it. Requests:
   {"op": "flood", "to": JID, "body": B,       send B N times at once; answer the
    "count": N}                                bodies of the next N replies
   {"op": "kick", "room": R, "nick": N}        kick N (as a moderator)
+  {"op": "flood_iq", "to": JID, "count": N}   N disco#info requests at once;
+                                              answer each reply's type or error
   {"op": "quit"}
 
 Every answer is one JSON line. Run with /usr/bin/python3 (Debian's
@@ -222,6 +224,17 @@ async def main():
                         break
                     bodies.append(got["body"])
                 answer = {"bodies": bodies}
+            elif op == "flood_iq":
+                async def one():
+                    iq = client.make_iq_get(queryxmlns="http://jabber.org/protocol/disco#info", ito=request["to"])
+                    try:
+                        await iq.send(timeout=60)
+                        return "result"
+                    except IqError as e:
+                        return e.iq["error"]["condition"]
+                    except IqTimeout:
+                        return "timeout"
+                answer = {"replies": await asyncio.gather(*[one() for _ in range(request["count"])])}
             elif op == "kick":
                 await client["xep_0045"].set_role(request["room"], request["nick"], "none")
                 answer = {"kicked": True}

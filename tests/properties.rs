@@ -1,0 +1,148 @@
+//! Property tests for every parser of outside input: whatever arrives,
+//! no panic, and what is accepted is safe (names are names, paths stay
+//! inside, errors are one readable line).
+
+use std::path::Path;
+
+use modman::config::Config;
+use modman::engine::managed_config::ManagedConfig;
+use modman::ops::{self, Input};
+use modman::repo::index::{is_safe_relative_path, is_valid_module_name, Index};
+use modman::repo::{archive, metadata};
+use modman::xmpp::chat::{parse_line, Line};
+use modman::xmpp::command::CommandRequest;
+use proptest::prelude::*;
+
+const GOOD_CONFIG: &str = r#"admins = ["admin@example.org"]
+state_dir = "/var/lib/modman"
+[component]
+jid = "modman.example.org"
+server = "127.0.0.1:5347"
+secret = "s3cret"
+[prosody]
+config = "/etc/prosody/prosody.cfg.lua"
+modules_dir = "/var/lib/prosody/modman"
+managed_config = "/etc/prosody/modman.cfg.lua"
+admin_socket = "/var/lib/prosody/prosody.sock"
+"#;
+
+proptest! {
+    #[test]
+    fn chat_lines_never_panic_and_accepted_input_is_checked(line in "\\PC{0,200}") {
+        match parse_line(&line) {
+            Ok(Line::Command { op, raw }) => {
+                if let Ok(input) = Input::check(op.spec().params, raw) {
+                    for var in ["modules", "hosts"] {
+                        for name in input.modules(var) {
+                            prop_assert!(!name.contains('/') && !name.contains(".."), "{name}");
+                        }
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(reply) => prop_assert!(!reply.is_empty()),
+        }
+    }
+
+    #[test]
+    fn submitted_fields_never_panic_and_module_names_are_names(
+        fields in proptest::collection::vec(("[a-z_A-Z]{0,12}", proptest::collection::vec("\\PC{0,40}", 0..6)), 0..6)
+    ) {
+        for op in ops::all() {
+            let raw = fields.iter().map(|(k, v)| (k.as_str(), v.clone()));
+            match Input::check(op.spec().params, raw) {
+                Ok(input) => {
+                    for name in input.modules("modules") {
+                        prop_assert!(is_valid_module_name(&name), "{name}");
+                    }
+                }
+                Err(e) => prop_assert!(!e.text.is_empty() && !e.text.contains('\n')),
+            }
+        }
+    }
+
+    #[test]
+    fn any_config_text_fails_in_one_line_or_parses(text in "\\PC{0,300}") {
+        if let Err(e) = Config::parse(&text, Path::new("/etc/modman")) {
+            prop_assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn jids_in_config_are_accepted_only_when_they_are_accounts(admin in "\\PC{0,40}") {
+        let text = GOOD_CONFIG.replace("admin@example.org", &admin.replace(['"', '\\'], ""));
+        if let Ok(config) = Config::parse(&text, Path::new("/etc/modman")) {
+            prop_assert!(config.admins.iter().all(|a| a.node().is_some()));
+        }
+    }
+
+    #[test]
+    fn index_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let _ = Index::parse(&bytes);
+    }
+
+    #[test]
+    fn index_entries_accepted_are_safe(name in "\\PC{0,20}", archive in "\\PC{0,40}") {
+        let json = serde_json::json!({"schema": 1, "modules": [{
+            "name": name, "version": "1", "summary": "", "labels": [], "stage": null, "description": "",
+            "dependencies": [], "compatibility": [], "archive": archive, "size": 1,
+            "sha256": "0".repeat(64), "files": []
+        }]});
+        if let Ok(index) = Index::parse(json.to_string().as_bytes()) {
+            prop_assert!(is_valid_module_name(&index.modules[0].name));
+            prop_assert!(is_safe_relative_path(&index.modules[0].archive));
+            prop_assert!(!index.modules[0].archive.split('/').any(|p| p == ".."));
+        }
+    }
+
+    #[test]
+    fn readmes_and_lua_never_panic(text in "\\PC{0,400}") {
+        let _ = metadata::parse_readme(&text);
+        let _ = metadata::parse_readme(&format!("---\n{text}\n---\nbody"));
+        for name in metadata::depends(&format!("module:depends(\"{text}\")")) {
+            prop_assert!(is_valid_module_name(&name));
+        }
+    }
+
+    #[test]
+    fn archive_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = archive::read(&bytes, "x");
+    }
+
+    #[test]
+    fn archive_entries_accepted_stay_inside(path in "[a-z_./\\\\-]{1,60}") {
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(1);
+        header.set_mode(0o644);
+        header.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+        header.set_cksum();
+        builder.append(&header, &b"x"[..]).unwrap();
+        let bytes = builder.into_inner().unwrap().finish().unwrap();
+        if let Ok(files) = archive::read(&bytes, "x") {
+            for file in files {
+                prop_assert!(is_safe_relative_path(&file.path), "{}", file.path);
+                prop_assert!(path.starts_with("mod_x/"), "{path}");
+            }
+        }
+    }
+
+    #[test]
+    fn managed_configs_read_back_what_they_wrote(text in "\\PC{0,200}") {
+        if let Ok(config) = ManagedConfig::parse(&text) {
+            let again = ManagedConfig::parse(&config.render(Path::new("/x"))).unwrap();
+            prop_assert_eq!(again, config);
+        }
+    }
+
+    #[test]
+    fn command_elements_never_panic(node in "\\PC{0,30}", action in "\\PC{0,12}", session in "\\PC{0,30}") {
+        let mut element = minidom::Element::bare("command", "http://jabber.org/protocol/commands");
+        let attr = |name: &str| minidom::rxml::NcName::try_from(name).unwrap();
+        element.set_attr(minidom::rxml::Namespace::NONE, attr("node"), node);
+        element.set_attr(minidom::rxml::Namespace::NONE, attr("action"), action);
+        element.set_attr(minidom::rxml::Namespace::NONE, attr("sessionid"), session);
+        let _ = CommandRequest::try_from(&element);
+    }
+}
