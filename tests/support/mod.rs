@@ -201,6 +201,11 @@ impl Prosody {
             .collect()
     }
 
+    /// Prosody's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("Prosody is running").id()
+    }
+
     /// Prosody's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.path("prosody.log")).unwrap_or_default()
@@ -254,6 +259,11 @@ impl Modman {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// modman's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM and waits; returns whether modman exited successfully.
@@ -463,21 +473,26 @@ pub struct Repository {
 }
 
 impl Repository {
+    /// A repository of Debian's prosody-modules.
     pub fn start() -> Repository {
+        Repository::start_with(|corpus| {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/corpus-from-debian");
+            let output = Command::new(script).arg(corpus).output().unwrap();
+            assert!(
+                output.status.success(),
+                "corpus-from-debian: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        })
+    }
+
+    /// A repository of the module tree `populate` writes into its argument.
+    pub fn start_with(populate: impl FnOnce(&Path)) -> Repository {
         let dir = tempfile::Builder::new()
             .prefix("modman-repo-test-")
             .tempdir()
             .unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/corpus-from-debian");
-        let output = Command::new(script)
-            .arg(dir.path().join("corpus"))
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "corpus-from-debian: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        populate(&dir.path().join("corpus"));
         let key = dir.path().join("key");
         let output = Command::new(env!("CARGO_BIN_EXE_modman"))
             .args(["repo", "keygen", "--out"])

@@ -1,0 +1,410 @@
+//! `cargo bench --bench lifecycle` (run by scripts/bench): modman against
+//! the tools admins use today, each figure next to its baseline in the
+//! same run, reported as a ratio (these machines are shared and noisy).
+//!
+//! - install: `prosodyctl install` from an equivalent LuaRocks server
+//!   (source rocks of the same corpus modules, over HTTP on 127.0.0.1)
+//!   against modman from the CLI and over XMPP; and install + enable +
+//!   live load, which prosodyctl cannot do;
+//! - latency: `list` of the whole index over XMPP, p50 and p99, with 1
+//!   and 50 concurrent admins (the Rust client bench/xmpp-load), against
+//!   a disco#info round trip through the same Prosody;
+//! - scale: update-all of 250 installed modules, against copying their
+//!   files; memory: modman's RSS with a 2,000-module index and at the
+//!   update's peak, against Prosody's own RSS.
+//!
+//! Results: a table on stdout and target/bench/lifecycle.json.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+#[path = "common/synthetic.rs"]
+mod synthetic;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{cli, Client, Modman, Prosody, Repository, ADMIN, COMPONENT, PASSWORD};
+
+const ROUNDS: usize = 3;
+
+/// One line of the report.
+struct Row {
+    what: String,
+    modman: f64,
+    baseline_what: String,
+    baseline: f64,
+    unit: &'static str,
+}
+
+fn median(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1000.0
+}
+
+fn timed(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+fn run(command: &mut Command) {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Corpus modules made of one .lua file: what a plain LuaRocks rockspec
+/// (`build.type = "builtin"`) installs as prosodyctl expects.
+fn single_file_modules(repository: &Repository, count: usize) -> Vec<String> {
+    let index = repository.index();
+    index["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            m["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f.as_str().unwrap().ends_with(".lua"))
+                .count()
+                == 1
+        })
+        .filter(|m| m["dependencies"].as_array().unwrap().is_empty())
+        .map(|m| m["name"].as_str().unwrap().to_owned())
+        .take(count)
+        .collect()
+}
+
+/// A LuaRocks server with a source rock per module, served on 127.0.0.1.
+/// Returns the HTTP server, its URL, and a LuaRocks config that names only
+/// it (LuaRocks otherwise asks its public servers first).
+fn luarocks_server(
+    repository: &Repository,
+    modules: &[String],
+    dir: &Path,
+) -> (std::process::Child, String, PathBuf) {
+    let served = dir.join("rocks");
+    std::fs::create_dir_all(&served).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let server = Command::new("/usr/bin/python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+        .arg(&served)
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    support::wait_for("the LuaRocks server", || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ())
+    });
+    let config = dir.join("luarocks.lua");
+    std::fs::write(&config, format!("rocks_servers = {{ \"{url}\" }}\n")).unwrap();
+    for module in modules {
+        let name = format!("mod_{module}");
+        run(Command::new("tar")
+            .arg("czf")
+            .arg(served.join(format!("{name}-1.tar.gz")))
+            .arg("-C")
+            .arg(repository.corpus(""))
+            .arg(&name));
+        let rockspec = dir.join(format!("{name}-1-1.rockspec"));
+        std::fs::write(
+            &rockspec,
+            format!(
+                "package = \"{name}\"\nversion = \"1-1\"\nsource = {{ url = \"{url}{name}-1.tar.gz\", dir = \"{name}\" }}\n\
+                 description = {{ summary = \"benchmark\" }}\ndependencies = {{}}\n\
+                 build = {{ type = \"builtin\", modules = {{ {name} = \"{name}.lua\" }} }}\n"
+            ),
+        )
+        .unwrap();
+        run(Command::new("luarocks")
+            .args(["--lua-version=5.4", "pack"])
+            .arg(&rockspec)
+            .current_dir(&served)
+            .env("LUAROCKS_CONFIG", &config));
+        std::fs::copy(&rockspec, served.join(rockspec.file_name().unwrap())).unwrap();
+    }
+    run(Command::new("luarocks-admin")
+        .args(["--lua-version=5.4", "make_manifest"])
+        .arg(&served)
+        .env("LUAROCKS_CONFIG", &config));
+    (server, url, config)
+}
+
+fn install(rows: &mut Vec<Row>) {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let modules = single_file_modules(&repository, 5);
+    let work = tempfile::tempdir().unwrap();
+    let (mut rocks, url, luarocks_config) = luarocks_server(&repository, &modules, work.path());
+    // prosodyctl installs into installer_plugin_path: a global option, so
+    // it goes first in the file.
+    let tree = prosody.path("custom_plugins");
+    let cfg = std::fs::read_to_string(prosody.config_path()).unwrap();
+    std::fs::write(
+        prosody.config_path(),
+        format!("installer_plugin_path = \"{}\"\n{cfg}", tree.display()),
+    )
+    .unwrap();
+
+    let config = prosody.modman_config() + &repository.config_section();
+    let config_path = prosody.path("modman.toml");
+    let _modman = Modman::start(&prosody, &config);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.run_steps("refresh", json!([]));
+
+    let (mut prosodyctl, mut modman_cli, mut modman_xmpp, mut modman_enable) =
+        (vec![], vec![], vec![], vec![]);
+    for _ in 0..ROUNDS {
+        for module in &modules {
+            let _ = std::fs::remove_dir_all(&tree);
+            prosodyctl.push(timed(|| {
+                run(Command::new("prosodyctl")
+                    .arg("--config")
+                    .arg(prosody.config_path())
+                    .args([
+                        "install",
+                        &format!("--server={url}"),
+                        &format!("mod_{module}"),
+                    ])
+                    .env("LUAROCKS_CONFIG", &luarocks_config))
+            }));
+            assert!(
+                tree.join(format!("share/lua/5.4/mod_{module}.lua"))
+                    .is_file(),
+                "prosodyctl installed nothing"
+            );
+
+            modman_cli.push(timed(|| {
+                assert!(cli(&["install", "--yes", module], &config_path).0)
+            }));
+            assert!(cli(&["remove", "--yes", module], &config_path).0);
+
+            modman_xmpp.push(timed(|| {
+                let done = admin.run("install", json!({"modules": [module]}));
+                assert_eq!(done["steps"][1]["status"], "completed", "{done}");
+            }));
+            admin.run_steps("remove", json!([{"modules": [module]}, {"confirm": true}]));
+
+            modman_enable.push(timed(|| {
+                let done = admin.run("install", json!({"modules": [module], "enable": true}));
+                assert_eq!(done["steps"][1]["status"], "completed", "{done}");
+            }));
+            admin.run_steps("remove", json!([{"modules": [module]}, {"confirm": true}]));
+        }
+    }
+    let _ = rocks.kill();
+    let baseline = median(prosodyctl);
+    let row = |what: &str, samples| Row {
+        what: what.into(),
+        modman: median(samples),
+        baseline_what: "prosodyctl install".into(),
+        baseline,
+        unit: "ms",
+    };
+    rows.push(row("install, CLI", modman_cli));
+    rows.push(row("install, over XMPP (slixmpp client)", modman_xmpp));
+    rows.push(row(
+        "install + enable + live load, over XMPP",
+        modman_enable,
+    ));
+}
+
+fn load(binary: &Path, prosody: &Prosody, node: &str, clients: usize, requests: usize) -> Value {
+    let output = Command::new(binary)
+        .arg(format!("127.0.0.1:{}", prosody.c2s_port))
+        .args([
+            ADMIN,
+            PASSWORD,
+            COMPONENT,
+            node,
+            &clients.to_string(),
+            &requests.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "xmpp-load: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(result["failed"], 0, "{node}: {result}");
+    result
+}
+
+fn latency(rows: &mut Vec<Row>) {
+    let binary =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/xmpp-load/target/release/xmpp-load");
+    assert!(
+        binary.is_file(),
+        "build bench/xmpp-load first (scripts/bench does)"
+    );
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let _modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &repository.config_section()),
+    );
+    Client::connect(&prosody, ADMIN).run_steps("refresh", json!([]));
+    for (clients, requests) in [(1, 200), (50, 20)] {
+        let list = load(&binary, &prosody, "list", clients, requests);
+        let disco = load(&binary, &prosody, "disco#info", clients, requests);
+        for quantile in ["p50_ms", "p99_ms"] {
+            rows.push(Row {
+                what: format!(
+                    "list of {} modules, {clients} admin(s), {}",
+                    repository.index()["modules"].as_array().unwrap().len(),
+                    &quantile[..3]
+                ),
+                modman: list[quantile].as_f64().unwrap(),
+                baseline_what: "disco#info round trip".into(),
+                baseline: disco[quantile].as_f64().unwrap(),
+                unit: "ms",
+            });
+        }
+    }
+}
+
+/// Resident and peak memory of a process, in MiB.
+fn memory(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+    };
+    (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+}
+
+fn scale_and_memory(rows: &mut Vec<Row>) {
+    const OFFERED: usize = 2000;
+    const INSTALLED: usize = 250;
+    let prosody = Prosody::start();
+    let repository = Repository::start_with(|corpus| synthetic::tree(corpus, OFFERED, ""));
+    let modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &repository.config_section()),
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.run_steps("refresh", json!([]));
+    let (idle, _) = memory(modman.pid());
+    let (prosody_rss, _) = memory(prosody.pid());
+    rows.push(Row {
+        what: format!("modman RSS, idle, {OFFERED}-module index"),
+        modman: idle,
+        baseline_what: "Prosody's RSS".into(),
+        baseline: prosody_rss,
+        unit: "MiB",
+    });
+
+    let names: Vec<String> = (0..INSTALLED)
+        .map(|i| format!("synthetic_{i:04}"))
+        .collect();
+    let installed = admin.run_steps("install", json!([{"modules": names}, {"confirm": true}]));
+    assert_eq!(
+        installed["steps"].as_array().unwrap().last().unwrap()["status"],
+        "completed",
+        "{installed}"
+    );
+    for i in 0..INSTALLED {
+        let lua = repository
+            .corpus(&format!("mod_synthetic_{i:04}"))
+            .join(format!("mod_synthetic_{i:04}.lua"));
+        std::fs::write(&lua, std::fs::read_to_string(&lua).unwrap() + "-- v2\n").unwrap();
+    }
+    repository.rebuild();
+    admin.run_steps("refresh", json!([]));
+    let update = timed(|| {
+        let done = admin.run_steps("update", json!([{}, {"confirm": true}]));
+        assert_eq!(
+            done["steps"].as_array().unwrap().last().unwrap()["status"],
+            "completed",
+            "{done}"
+        );
+    });
+    let copy_target = tempfile::tempdir().unwrap();
+    let copy = timed(|| {
+        let mut command = Command::new("cp");
+        command.arg("-r");
+        for name in &names {
+            command.arg(prosody.modules_dir().join(format!("mod_{name}")));
+        }
+        run(command.arg(copy_target.path()));
+    });
+    rows.push(Row {
+        what: format!("update all {INSTALLED} installed modules, over XMPP"),
+        modman: update.as_secs_f64() * 1000.0,
+        baseline_what: "cp -r of their files".into(),
+        baseline: copy.as_secs_f64() * 1000.0,
+        unit: "ms",
+    });
+    let (_, peak) = memory(modman.pid());
+    rows.push(Row {
+        what: format!("modman peak RSS, after updating {INSTALLED}"),
+        modman: peak,
+        baseline_what: "Prosody's RSS".into(),
+        baseline: prosody_rss,
+        unit: "MiB",
+    });
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "lifecycle: skipped (run it with cargo bench --bench lifecycle, or scripts/bench)"
+        );
+        return;
+    }
+    let mut rows = Vec::new();
+    install(&mut rows);
+    latency(&mut rows);
+    scale_and_memory(&mut rows);
+
+    println!(
+        "\n{:<50} {:>12} {:>30} {:>12} {:>8}",
+        "measure", "modman", "baseline", "", "ratio"
+    );
+    for row in &rows {
+        println!(
+            "{:<50} {:>9.1} {:<3} {:>30} {:>8.1} {:<3} {:>7.2}x",
+            row.what,
+            row.modman,
+            row.unit,
+            row.baseline_what,
+            row.baseline,
+            row.unit,
+            row.baseline / row.modman
+        );
+    }
+    println!("\nratio = baseline / modman: above 1, modman is faster (or smaller).");
+    let json: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({"measure": r.what, "modman": r.modman, "baseline": r.baseline_what, "baseline_value": r.baseline, "unit": r.unit, "ratio": r.baseline / r.modman}))
+        .collect();
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("lifecycle.json"),
+        serde_json::to_string_pretty(&json).unwrap(),
+    )
+    .unwrap();
+}
