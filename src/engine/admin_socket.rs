@@ -52,13 +52,23 @@ impl Reply {
     /// Prosody's own words for a failure: the output lines (which name the
     /// file it looked for, the Lua error) and the result.
     pub fn error_text(&self) -> String {
-        let result = self.result.trim();
-        let extra = self
-            .output
-            .iter()
-            .map(|l| l.trim())
-            .filter(|l| !l.is_empty() && !result.contains(*l));
-        std::iter::once(result)
+        // A Lua stack trace helps nobody reading a chat line; it stays in
+        // Prosody's log.
+        let without_trace = |text: &str| {
+            text.split("\nstack traceback:")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        };
+        let result = without_trace(&self.result);
+        let output = without_trace(&self.output.join("\n"));
+        let extra = output
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !result.contains(*l))
+            .map(str::to_owned);
+        std::iter::once(result.clone())
             .chain(extra)
             .collect::<Vec<_>>()
             .join("; ")
@@ -324,6 +334,19 @@ mod tests {
         assert_eq!(lua_string("localhost"), "\"localhost\"");
         assert_eq!(lua_string("a\"); os.exit(\""), "\"a\\\"); os.exit(\\\"\"");
         assert_eq!(lua_string("x\\\n"), "\"x\\\\\\n\"");
+    }
+
+    #[test]
+    fn a_stack_trace_is_left_to_prosodys_log() {
+        let reply = Reply {
+            ok: false,
+            output: vec![],
+            result: "Error: Last error: mod_x.lua:12: oauth_client_id required\nstack traceback:\n\t[C]: in function 'error'".into(),
+        };
+        assert_eq!(
+            reply.error_text(),
+            "Error: Last error: mod_x.lua:12: oauth_client_id required"
+        );
     }
 
     #[test]
