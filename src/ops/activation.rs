@@ -122,6 +122,7 @@ impl Live {
                 .insert(module.clone());
         }
         self.write(ctx, &new)?;
+        ctx.loaded.forget().await;
         let before = self.loaded().await?;
         let mut newly = Vec::new();
         for (module, host) in pairs {
@@ -156,6 +157,7 @@ impl Live {
         }
         new.hosts.retain(|_, h| !h.modules.is_empty());
         self.write(ctx, &new)?;
+        ctx.loaded.forget().await;
         let before = self.loaded().await?;
         let mut unloaded: Pairs = Vec::new();
         for (module, host) in pairs {
@@ -417,22 +419,58 @@ impl Around {
     }
 }
 
+/// How long an answer to "what is loaded?" is reused. `list` and `info`
+/// ask it on every call, and Prosody's admin shell answers one session at
+/// a time; only enable and disable change it, and they drop it.
+const LOADED_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+type Loaded = Result<BTreeMap<String, BTreeSet<String>>, String>;
+
+/// The modules Prosody has loaded, asked at most once per
+/// [`LOADED_FRESH_FOR`] however many ask at once: the first asks Prosody,
+/// the others wait for its answer.
+#[derive(Default)]
+pub struct LoadedCache {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, Loaded)>>,
+}
+
+impl LoadedCache {
+    async fn get(&self, ctx: &Context) -> Loaded {
+        let mut last = self.last.lock().await;
+        if let Some((asked, loaded)) = last.as_ref() {
+            if asked.elapsed() < LOADED_FRESH_FOR {
+                return loaded.clone();
+            }
+        }
+        let loaded = match Live::connect(ctx).await {
+            Ok(mut live) => live.loaded().await.map_err(|e| e.text),
+            Err(e) => Err(e.text),
+        };
+        *last = Some((std::time::Instant::now(), loaded.clone()));
+        loaded
+    }
+
+    /// Forgets the last answer: something was loaded or unloaded.
+    async fn forget(&self) {
+        *self.last.lock().await = None;
+    }
+}
+
 /// Where modules are enabled (managed config) and loaded (live), for
 /// `list` and `info`. Either half may be unknown, with the reason.
 pub struct Status {
     enabled: Result<ManagedConfig, String>,
-    loaded: Result<BTreeMap<String, BTreeSet<String>>, String>,
+    loaded: Loaded,
 }
 
 impl Status {
     pub async fn read(ctx: &Context) -> Status {
         let enabled =
             ManagedConfig::load(&ctx.config.prosody.managed_config).map_err(|e| e.to_string());
-        let loaded = match Live::connect(ctx).await {
-            Ok(mut live) => live.loaded().await.map_err(|e| e.text),
-            Err(e) => Err(e.text),
-        };
-        Status { enabled, loaded }
+        Status {
+            enabled,
+            loaded: ctx.loaded.get(ctx).await,
+        }
     }
 
     /// Hosts `module` is enabled on, comma-separated; `?` when unknown.

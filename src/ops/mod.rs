@@ -42,6 +42,8 @@ pub struct Context {
     pub catalog: Arc<RwLock<Arc<Catalog>>>,
     pub fetcher: Fetcher,
     pub server: Arc<ServerInfo>,
+    /// What Prosody has loaded, as last asked (see [`activation::Status`]).
+    pub loaded: Arc<activation::LoadedCache>,
 }
 
 impl Context {
@@ -67,6 +69,7 @@ impl Context {
             catalog: Arc::new(RwLock::new(Arc::new(catalog))),
             fetcher: Fetcher::default(),
             server: Arc::new(ServerInfo::default()),
+            loaded: Arc::default(),
         };
         Ok((ctx, notes))
     }
