@@ -7,18 +7,19 @@
 //! real disconnect. Here each is its own [`Incoming`] case, and a refused
 //! handshake carries Prosody's own reason.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
-use tokio_xmpp::connect::{DnsConfig, ServerConnector, TcpServerConnector};
 use tokio_xmpp::xmlstream::{
-    FallibleStreamElement, ReadError, StreamElementError, Timeouts, XmppStream, XmppStreamElement,
+    initiate_stream, FallibleStreamElement, ReadError, StreamElementError, StreamHeader, Timeouts,
+    XmppStream, XmppStreamElement,
 };
 use tokio_xmpp::Stanza;
 use xmpp_parsers::component::Handshake;
-use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::jid::BareJid;
 use xmpp_parsers::ns;
 
 /// Silence after which the stream reports [`Incoming::Idle`] (we then
@@ -27,6 +28,10 @@ const TIMEOUTS: Timeouts = Timeouts {
     read_timeout: Duration::from_secs(60),
     response_timeout: Duration::from_secs(20),
 };
+
+/// Longest wait for Prosody to accept the TCP connection (tokio-xmpp's own
+/// connector has none: a port that drops packets would hang for minutes).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why connecting failed, worded for the admin reading the log.
 #[derive(Debug, thiserror::Error)]
@@ -102,9 +107,20 @@ impl Connection {
             jid: jid.clone(),
             reason,
         };
-        let connector = TcpServerConnector::from(DnsConfig::addr(server));
-        let (mut pending, _) = connector
-            .connect(&Jid::from(jid.clone()), ns::COMPONENT, TIMEOUTS)
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(server))
+            .await
+            .map_err(|_| unreachable(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        // A reply is written in pieces; with Nagle's algorithm the last one
+        // waits for Prosody's delayed ACK, about 40 ms per large stanza.
+        tcp.set_nodelay(true)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let header = StreamHeader {
+            to: Some(Cow::Borrowed(jid.domain().as_str())),
+            from: None,
+            id: None,
+        };
+        let mut pending = initiate_stream(BufStream::new(tcp), ns::COMPONENT, header, TIMEOUTS)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         let stream_id = pending
