@@ -244,31 +244,15 @@ async fn dispatch(command: Command) -> Result<(), String> {
             enable,
             hosts,
         } => {
-            let mut extra = vec![("enable", vec![enable.to_string()])];
-            extra.extend((!hosts.is_empty()).then_some(("hosts", hosts)));
+            let mut extra = hosts_field(hosts);
+            extra.push(("enable", vec![enable.to_string()]));
             change_operation("install", change, extra).await
         }
         Command::Enable { change, hosts } => {
-            change_operation(
-                "enable",
-                change,
-                (!hosts.is_empty())
-                    .then_some(("hosts", hosts))
-                    .into_iter()
-                    .collect(),
-            )
-            .await
+            change_operation("enable", change, hosts_field(hosts)).await
         }
         Command::Disable { change, hosts } => {
-            change_operation(
-                "disable",
-                change,
-                (!hosts.is_empty())
-                    .then_some(("hosts", hosts))
-                    .into_iter()
-                    .collect(),
-            )
-            .await
+            change_operation("disable", change, hosts_field(hosts)).await
         }
         Command::Update(change) => change_operation("update", change, vec![]).await,
         Command::Remove(change) => change_operation("remove", change, vec![]).await,
@@ -342,6 +326,15 @@ fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {
         options.modman_config.display()
     );
     Ok(())
+}
+
+/// The `hosts` field, when hosts were named.
+fn hosts_field(hosts: Vec<String>) -> Vec<(&'static str, Vec<String>)> {
+    if hosts.is_empty() {
+        vec![]
+    } else {
+        vec![("hosts", hosts)]
+    }
 }
 
 async fn change_operation(

@@ -4,27 +4,8 @@
 
 mod support;
 
-use std::io::Write;
-use std::path::Path;
-
-use serde_json::{json, Value};
-use support::{snapshot, Client, Modman, Prosody, Repository, ADMIN, DOMAIN};
-
-fn last(run: &Value) -> &Value {
-    run["steps"]
-        .as_array()
-        .and_then(|s| s.last())
-        .unwrap_or_else(|| panic!("no steps: {run}"))
-}
-
-fn append(path: &Path, text: &str) {
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-}
+use serde_json::json;
+use support::{append, last, snapshot, Client, Modman, Prosody, Repository, ADMIN, DOMAIN};
 
 /// Marks a corpus module so Prosody's log shows which copy it loaded.
 fn mark(repository: &Repository, module: &str, marker: &str) {
@@ -182,12 +163,16 @@ fn a_module_that_fails_to_load_leaves_files_config_and_prosody_as_before() {
     assert_eq!(last(&install)["status"], "completed", "{install}");
 
     let managed = prosody.path("modman.cfg.lua");
-    let before = (
-        snapshot(&prosody.modules_dir()),
-        std::fs::read(&managed).unwrap(),
-        prosody.loaded_modules(DOMAIN),
-        std::fs::read(prosody.path("modman-state/installed.json")).unwrap(),
-    );
+    // Everything a failed install could leave changed.
+    let everything = || {
+        (
+            snapshot(&prosody.modules_dir()),
+            std::fs::read(&managed).unwrap(),
+            prosody.loaded_modules(DOMAIN),
+            std::fs::read(prosody.path("modman-state/installed.json")).unwrap(),
+        )
+    };
+    let before = everything();
     let failed = admin.run("install", json!({"modules": ["broken"], "enable": true}));
     let error = &failed["error"];
     assert_eq!(error["condition"], "conflict", "{failed}");
@@ -198,12 +183,7 @@ fn a_module_that_fails_to_load_leaves_files_config_and_prosody_as_before() {
         "{text}"
     );
     assert!(text.contains("the install was undone"), "{text}");
-    let after = (
-        snapshot(&prosody.modules_dir()),
-        std::fs::read(&managed).unwrap(),
-        prosody.loaded_modules(DOMAIN),
-        std::fs::read(prosody.path("modman-state/installed.json")).unwrap(),
-    );
+    let after = everything();
     assert_eq!(after.0, before.0, "files");
     assert_eq!(after.1, before.1, "managed config");
     assert_eq!(after.2, before.2, "loaded modules");

@@ -79,23 +79,28 @@ fn first_hour(binary: &Path) {
         "{original}"
     );
     let modman_toml = prosody.path("etc/modman.toml");
-    let setup = std::process::Command::new(binary)
-        .args(["setup", "--domain", DOMAIN, "--prosody-config"])
-        .arg(prosody.config_path())
-        .arg("--config")
-        .arg(&modman_toml)
-        .arg("--data-dir")
-        .arg(prosody.path("data"))
-        .arg("--state-dir")
-        .arg(prosody.path("modman-state"))
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&setup.stdout);
-    assert!(
-        setup.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
+    let setup = |write: bool| {
+        let output = std::process::Command::new(binary)
+            .args(["setup", "--domain", DOMAIN, "--prosody-config"])
+            .arg(prosody.config_path())
+            .arg("--config")
+            .arg(&modman_toml)
+            .arg("--data-dir")
+            .arg(prosody.path("data"))
+            .arg("--state-dir")
+            .arg(prosody.path("modman-state"))
+            .args(write.then_some("--write"))
+            .output()
+            .unwrap();
+        let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{printed}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        printed
+    };
+    let printed = setup(false);
     // Without --write, nothing is touched.
     assert!(
         printed.contains("nothing was written; add --write"),
@@ -111,23 +116,7 @@ fn first_hour(binary: &Path) {
     );
     assert!(!modman_toml.exists());
 
-    let setup = std::process::Command::new(binary)
-        .args(["setup", "--write", "--domain", DOMAIN, "--prosody-config"])
-        .arg(prosody.config_path())
-        .arg("--config")
-        .arg(&modman_toml)
-        .arg("--data-dir")
-        .arg(prosody.path("data"))
-        .arg("--state-dir")
-        .arg(prosody.path("modman-state"))
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&setup.stdout);
-    assert!(
-        setup.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
+    let printed = setup(true);
     let backup = printed
         .split("to ")
         .nth(1)

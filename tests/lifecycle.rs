@@ -4,20 +4,11 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
-use support::{cli, snapshot, Client, Modman, Prosody, Repository, ADMIN, USER};
-
-/// The reply of the last step of a command run.
-fn last(run: &Value) -> &Value {
-    run["steps"]
-        .as_array()
-        .and_then(|s| s.last())
-        .unwrap_or_else(|| panic!("no steps: {run}"))
-}
+use support::{append, cli, last, snapshot, Client, Modman, Prosody, Repository, ADMIN, USER};
 
 fn rows(step: &Value, column: &str) -> Vec<String> {
     step["form"]["items"]
@@ -26,15 +17,6 @@ fn rows(step: &Value, column: &str) -> Vec<String> {
         .iter()
         .map(|i| i[column].as_str().unwrap().to_owned())
         .collect()
-}
-
-fn append(path: &Path, text: &str) {
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
 }
 
 fn installed(state_dir: &Path) -> Value {

@@ -13,18 +13,8 @@ use modman::xmpp::chat::{parse_line, Line};
 use modman::xmpp::command::CommandRequest;
 use proptest::prelude::*;
 
-const GOOD_CONFIG: &str = r#"admins = ["admin@example.org"]
-state_dir = "/var/lib/modman"
-[component]
-jid = "modman.example.org"
-server = "127.0.0.1:5347"
-secret = "s3cret"
-[prosody]
-config = "/etc/prosody/prosody.cfg.lua"
-modules_dir = "/var/lib/prosody/modman"
-managed_config = "/etc/prosody/modman.cfg.lua"
-admin_socket = "/var/lib/prosody/prosody.sock"
-"#;
+/// The shipped example, which parses.
+const GOOD_CONFIG: &str = include_str!("../modman.example.toml");
 
 proptest! {
     #[test]

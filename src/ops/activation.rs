@@ -10,6 +10,15 @@ use crate::engine::admin_socket::{AdminError, AdminSocket, Host, ModuleAction};
 use crate::engine::audit;
 use crate::engine::managed_config::{HostModules, ManagedConfig, ManagedConfigError};
 
+/// The `hosts` field of the commands that enable.
+pub const ENABLE_HOSTS: super::Param = super::Param {
+    var: "hosts",
+    label: "Hosts",
+    help: "Where to enable them; leave empty for every VirtualHost.",
+    kind: super::ParamKind::Hosts,
+    required: false,
+};
+
 /// (module, host) pairs.
 pub type Pairs = Vec<(String, String)>;
 

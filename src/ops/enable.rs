@@ -26,13 +26,7 @@ impl Command for Enable {
                 kind: ParamKind::Modules(ModuleChoice::Installed),
                 required: true,
             },
-            Param {
-                var: "hosts",
-                label: "Hosts",
-                help: "Where to enable them; leave empty for every VirtualHost.",
-                kind: ParamKind::Hosts,
-                required: false,
-            },
+            activation::ENABLE_HOSTS,
         ],
     };
 

@@ -39,13 +39,7 @@ impl Command for Install {
                 kind: ParamKind::Boolean,
                 required: false,
             },
-            Param {
-                var: "hosts",
-                label: "Hosts",
-                help: "Where to enable them; leave empty for every VirtualHost.",
-                kind: ParamKind::Hosts,
-                required: false,
-            },
+            activation::ENABLE_HOSTS,
         ],
     };
 

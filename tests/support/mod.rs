@@ -639,3 +639,21 @@ pub fn cli_binary(binary: &Path, args: &[&str], config: &Path) -> (bool, String,
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// The reply of the last step of a command run.
+pub fn last(run: &Value) -> &Value {
+    run["steps"]
+        .as_array()
+        .and_then(|s| s.last())
+        .unwrap_or_else(|| panic!("no steps: {run}"))
+}
+
+/// Appends `text` to the file at `path`.
+pub fn append(path: &Path, text: &str) {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
