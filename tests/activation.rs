@@ -5,7 +5,9 @@
 mod support;
 
 use serde_json::json;
-use support::{append, last, snapshot, Client, Modman, Prosody, Repository, ADMIN, DOMAIN};
+use support::{
+    append, last, modman_with, snapshot, Client, Modman, Prosody, Repository, ADMIN, DOMAIN,
+};
 
 /// Marks a corpus module so Prosody's log shows which copy it loaded.
 fn mark(repository: &Repository, module: &str, marker: &str) {
@@ -23,15 +25,7 @@ fn install_with_enable_loads_live_survives_a_restart_and_disable_and_remove_unlo
     let mut prosody = Prosody::start();
     let repository = Repository::start();
     mark(&repository, "csi_battery_saver", "modman-marker-v1");
-    let modman = Modman::start(
-        &prosody,
-        &(prosody.modman_config() + &repository.config_section()),
-    );
-    let mut admin = Client::connect(&prosody, ADMIN);
-    assert_eq!(
-        last(&admin.run_steps("refresh", json!([])))["status"],
-        "completed"
-    );
+    let (modman, mut admin) = modman_with(&prosody, &repository);
     let managed = prosody.path("modman.cfg.lua");
 
     let install = admin.run(
@@ -149,15 +143,7 @@ fn a_module_that_fails_to_load_leaves_files_config_and_prosody_as_before() {
     )
     .unwrap();
     repository.rebuild();
-    let _modman = Modman::start(
-        &prosody,
-        &(prosody.modman_config() + &repository.config_section()),
-    );
-    let mut admin = Client::connect(&prosody, ADMIN);
-    assert_eq!(
-        last(&admin.run_steps("refresh", json!([])))["status"],
-        "completed"
-    );
+    let (_modman, mut admin) = modman_with(&prosody, &repository);
     // Something enabled already, so "as before" is not just "empty".
     let install = admin.run("install", json!({"modules": ["lastlog"], "enable": true}));
     assert_eq!(last(&install)["status"], "completed", "{install}");

@@ -640,6 +640,20 @@ pub fn cli_binary(binary: &Path, args: &[&str], config: &Path) -> (bool, String,
     )
 }
 
+/// modman serving `repository`, and an admin who has refreshed from it.
+pub fn modman_with(prosody: &Prosody, repository: &Repository) -> (Modman, Client) {
+    let modman = Modman::start(
+        prosody,
+        &(prosody.modman_config() + &repository.config_section()),
+    );
+    let mut admin = Client::connect(prosody, ADMIN);
+    assert_eq!(
+        last(&admin.run_steps("refresh", json!([])))["status"],
+        "completed"
+    );
+    (modman, admin)
+}
+
 /// The reply of the last step of a command run.
 pub fn last(run: &Value) -> &Value {
     run["steps"]
