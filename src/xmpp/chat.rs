@@ -324,13 +324,68 @@ impl Chat {
 
     /// The reply to a room or direct message, if it deserves one.
     pub async fn on_message(&self, ctx: &Context, message: &Message) -> Option<Message> {
-        if matches!(message.type_, MessageType::Error | MessageType::Headline) {
-            return None;
-        }
-        let from = message.from.as_ref()?;
-        let (_, body) = message.get_best_body(vec!["en", ""])?;
         let config = &ctx.config;
-        if message.type_ == MessageType::Groupchat {
+        let asked = asked(config, message)?;
+        let text = match &asked {
+            Asked::Room {
+                room,
+                occupant,
+                text,
+                ..
+            } => {
+                let real = self
+                    .occupants
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(*occupant)
+                    .cloned()
+                    .flatten();
+                match real {
+                    None => "I cannot tell who you are: this room does not show me real JIDs, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned(),
+                    Some(jid) => {
+                        let conversation = format!("{room} {jid}");
+                        self.reply(ctx, &conversation, jid.as_str(), config.is_admin(&jid), text).await
+                    }
+                }
+            }
+            Asked::Direct { sender, text } => {
+                self.reply(
+                    ctx,
+                    sender.as_str(),
+                    sender.as_str(),
+                    config.is_admin(sender),
+                    text,
+                )
+                .await
+            }
+        };
+        Some(answer(&asked, message, text))
+    }
+}
+
+/// A message that is a command for modman: who sent it, where, and the
+/// command's text.
+enum Asked<'a> {
+    /// Addressed to modman's nick in one of its rooms.
+    Room {
+        room: BareJid,
+        nick: &'a str,
+        occupant: &'a Jid,
+        text: &'a str,
+    },
+    /// A direct chat with the component.
+    Direct { sender: BareJid, text: &'a str },
+}
+
+/// Whether `message` is a command at all. Errors, headlines, messages
+/// without a body, room talk not addressed to modman, history (delayed)
+/// and modman's own messages are not, and get no answer of any kind.
+fn asked<'a>(config: &Config, message: &'a Message) -> Option<Asked<'a>> {
+    let from = message.from.as_ref()?;
+    let (_, body) = message.get_best_body(vec!["en", ""])?;
+    match message.type_ {
+        MessageType::Error | MessageType::Headline => None,
+        MessageType::Groupchat => {
             let room = from.to_bare();
             let nick = from.resource()?.as_str();
             let delayed = message
@@ -341,63 +396,41 @@ impl Chat {
                 return None;
             }
             let text = addressed_to(body, &config.chat.nick)?;
-            let real = self
-                .occupants
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(from)
-                .cloned()
-                .flatten();
-            let answer = match real {
-                None => "I cannot tell who you are: this room does not show me real JIDs, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned(),
-                Some(jid) => {
-                    let conversation = format!("{room} {jid}");
-                    self.reply(ctx, &conversation, jid.as_str(), config.is_admin(&jid), text).await
-                }
-            };
-            let reply = Message::groupchat(Jid::from(room))
-                .with_body(Default::default(), format!("{nick}: {answer}"));
-            return Some(addressed_from(reply, message));
+            Some(Asked::Room {
+                room,
+                nick,
+                occupant: from,
+                text,
+            })
         }
-        let sender = from.to_bare();
-        if sender.domain() == config.component.jid.domain() {
-            return None;
+        MessageType::Chat | MessageType::Normal => {
+            let sender = from.to_bare();
+            (sender.domain() != config.component.jid.domain())
+                .then_some(Asked::Direct { sender, text: body })
         }
-        let answer = self
-            .reply(
-                ctx,
-                sender.as_str(),
-                sender.as_str(),
-                config.is_admin(&sender),
-                body,
-            )
-            .await;
-        let mut reply = Message::chat(from.clone()).with_body(Default::default(), answer);
-        reply.thread = message.thread.clone();
-        Some(addressed_from(reply, message))
     }
 }
 
-/// The answer to a message modman has no room to handle now, if it is one
-/// that would get an answer at all.
-pub fn busy_reply(config: &Config, message: &Message) -> Option<Message> {
-    let text = "Busy: modman is handling many requests; send this again in a moment.";
-    let from = message.from.as_ref()?;
-    let (_, body) = message.get_best_body(vec!["en", ""])?;
-    let reply = match message.type_ {
-        MessageType::Groupchat => {
-            let nick = from.resource()?.as_str();
-            let addressed = config.chat.rooms.contains(&from.to_bare()) && nick != config.chat.nick;
-            addressed_to(body, &config.chat.nick).filter(|_| addressed)?;
-            Message::groupchat(Jid::from(from.to_bare()))
-                .with_body(Default::default(), format!("{nick}: {text}"))
+/// `text` as the answer to `message`: in the room, addressed to the nick;
+/// or in the same direct chat and thread.
+fn answer(asked: &Asked, message: &Message, text: String) -> Message {
+    let reply = match asked {
+        Asked::Room { room, nick, .. } => Message::groupchat(Jid::from(room.clone()))
+            .with_body(Default::default(), format!("{nick}: {text}")),
+        Asked::Direct { .. } => {
+            let mut reply = Message::chat(message.from.clone()).with_body(Default::default(), text);
+            reply.thread = message.thread.clone();
+            reply
         }
-        MessageType::Chat | MessageType::Normal => {
-            Message::chat(from.clone()).with_body(Default::default(), text.to_owned())
-        }
-        MessageType::Error | MessageType::Headline => return None,
     };
-    Some(addressed_from(reply, message))
+    addressed_from(reply, message)
+}
+
+/// The answer to a command modman has no room to handle now.
+pub fn busy_reply(config: &Config, message: &Message) -> Option<Message> {
+    let asked = asked(config, message)?;
+    let text = "Busy: modman is handling many requests; send this again in a moment.".to_owned();
+    Some(answer(&asked, message, text))
 }
 
 /// The text after `nick:`, `nick,` or `nick ` (any case), if addressed.
@@ -558,6 +591,33 @@ mod tests {
         let again = chat.start("a@x");
         assert!(again.is_some(), "free again once they end");
         assert_eq!(chat.running.lock().unwrap().get("a@x"), Some(&1));
+    }
+
+    #[test]
+    fn only_commands_get_answers_even_when_busy() {
+        let toml = include_str!("../../modman.example.toml")
+            .replace("rooms = []", "rooms = [\"ops@conference.example.org\"]");
+        let config = Config::parse(&toml, std::path::Path::new("/etc/modman")).unwrap();
+        let message =
+            |xml: &str| Message::try_from(xml.parse::<minidom::Element>().unwrap()).unwrap();
+        let room = "<message xmlns='jabber:component:accept' type='groupchat' from='ops@conference.example.org/alice' to='modman.example.org'>";
+        let answered = [
+            format!("{room}<body>modman: list</body></message>"),
+            "<message xmlns='jabber:component:accept' type='chat' from='admin@example.org/x' to='modman.example.org'><body>list</body></message>".to_owned(),
+        ];
+        for xml in answered {
+            assert!(busy_reply(&config, &message(&xml)).is_some(), "{xml}");
+        }
+        let ignored = [
+            format!("{room}<body>modman: list</body><delay xmlns='urn:xmpp:delay' stamp='2020-01-01T00:00:00Z'/></message>"),
+            format!("{room}<body>lunch?</body></message>"),
+            "<message xmlns='jabber:component:accept' type='groupchat' from='ops@conference.example.org/modman' to='modman.example.org'><body>modman: x</body></message>".to_owned(),
+            "<message xmlns='jabber:component:accept' type='chat' from='modman.example.org' to='modman.example.org'><body>list</body></message>".to_owned(),
+            "<message xmlns='jabber:component:accept' type='error' from='admin@example.org/x' to='modman.example.org'><body>list</body></message>".to_owned(),
+        ];
+        for xml in ignored {
+            assert!(busy_reply(&config, &message(&xml)).is_none(), "{xml}");
+        }
     }
 
     #[test]
