@@ -129,16 +129,17 @@ impl Catalog {
 
     /// Every module on offer, each name once, sorted by name.
     pub fn modules(&self) -> Vec<(&Repository, &ModuleEntry)> {
-        let mut all: Vec<(&Repository, &ModuleEntry)> = Vec::new();
+        // Keyed by name: linear, sorted, and the first repository's entry
+        // stays (`or_insert`), as in `find`.
+        let mut all: std::collections::BTreeMap<&str, (&Repository, &ModuleEntry)> =
+            Default::default();
         for source in &self.sources {
             for entry in &source.index.modules {
-                if !all.iter().any(|(_, e)| e.name == entry.name) {
-                    all.push((&source.repository, entry));
-                }
+                all.entry(entry.name.as_str())
+                    .or_insert((&source.repository, entry));
             }
         }
-        all.sort_by(|a, b| a.1.name.cmp(&b.1.name));
-        all
+        all.into_values().collect()
     }
 }
 
@@ -168,4 +169,54 @@ fn modified(path: &Path) -> String {
                 .ok()
         })
         .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::index::{ModuleEntry, SCHEMA};
+
+    fn source(name: &str, modules: &[&str]) -> Source {
+        let entry = |module: &str| ModuleEntry {
+            name: module.into(),
+            version: name.into(),
+            summary: String::new(),
+            labels: vec![],
+            stage: None,
+            description: String::new(),
+            dependencies: vec![],
+            compatibility: vec![],
+            archive: format!("archives/mod_{module}.tar.gz"),
+            size: 1,
+            sha256: "0".repeat(64),
+            files: vec![],
+        };
+        Source {
+            repository: Repository {
+                name: name.into(),
+                url: url::Url::parse("http://127.0.0.1/").unwrap(),
+                public_key: ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key(),
+                timeout: std::time::Duration::from_secs(1),
+            },
+            index: Index {
+                schema: SCHEMA,
+                modules: modules.iter().map(|m| entry(m)).collect(),
+            },
+            fetched: String::new(),
+        }
+    }
+
+    #[test]
+    fn each_module_once_sorted_and_the_first_repository_wins() {
+        let catalog = Catalog {
+            sources: vec![source("first", &["b", "c"]), source("second", &["a", "b"])],
+        };
+        let listed: Vec<(&str, &str)> = catalog
+            .modules()
+            .iter()
+            .map(|(r, e)| (e.name.as_str(), r.name.as_str()))
+            .collect();
+        assert_eq!(listed, [("a", "second"), ("b", "first"), ("c", "first")]);
+        assert_eq!(catalog.find("b").unwrap().0.name, "first");
+    }
 }
