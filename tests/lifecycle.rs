@@ -569,4 +569,20 @@ fn sigkill_at_any_moment_leaves_every_module_wholly_old_or_wholly_new() {
     );
     let (_, out, _) = host.run(&["history"]);
     assert!(out.contains("ok"), "{out}");
+    // Recovery after a kill that came after the history line was written
+    // must not write it again.
+    let history = std::fs::read_to_string(host.state().join("history.jsonl")).unwrap();
+    let mut ids: Vec<String> = history
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["transaction"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let lines = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), lines, "a change was logged twice:\n{history}");
 }

@@ -399,7 +399,7 @@ fn apply(
     if let Err(e) = swapped {
         // The state file may or may not have been replaced: put back the
         // records that match the files undo restores.
-        let outcome = undo(paths, &transaction, &format!("failed: {e}"))
+        let outcome = undo(paths, &transaction, &format!("failed: {e}"), false)
             .and_then(|()| before.save(&paths.state_dir));
         return Err(match outcome {
             Ok(()) => io("cannot swap the module into", &paths.modules_dir)(e),
@@ -408,7 +408,7 @@ fn apply(
             )),
         });
     }
-    finish(paths, &transaction).map_err(io(
+    finish(paths, &transaction, false).map_err(io(
         "the change is made, but cannot finish its backup in",
         &paths.state_dir,
     ))?;
@@ -431,9 +431,15 @@ fn swap_in(paths: &Paths, transaction: &Transaction) -> std::io::Result<()> {
     fsutil::sync_dir(&paths.modules_dir)
 }
 
-/// Undoes step 3 as far as it went, from what is on disk, logs `result`,
-/// and removes the journal. Safe to run again after a crash inside it.
-fn undo(paths: &Paths, transaction: &Transaction, result: &str) -> std::io::Result<()> {
+/// Undoes step 3 as far as it went, from what is on disk, logs `result`
+/// (unless `logged`), and removes the journal. Safe to run again after a
+/// crash inside it.
+fn undo(
+    paths: &Paths,
+    transaction: &Transaction,
+    result: &str,
+    logged: bool,
+) -> std::io::Result<()> {
     let stage = paths.staging.join(&transaction.id);
     let trash = stage.join("trash");
     std::fs::create_dir_all(&trash)?;
@@ -452,16 +458,12 @@ fn undo(paths: &Paths, transaction: &Transaction, result: &str) -> std::io::Resu
         }
     }
     fsutil::sync_dir(&paths.modules_dir)?;
-    log_once(paths, transaction, result)?;
-    fsutil::remove_dir_if_present(&stage)?;
-    // Empty now (one change at a time): leave the module directory as
-    // Prosody's admin would expect to find it.
-    let _ = std::fs::remove_dir(&paths.staging);
-    remove_journal(paths)
+    close(paths, transaction, result, logged)
 }
 
-/// Step 5: backup, log, clean up. Safe to run again after a crash inside it.
-fn finish(paths: &Paths, transaction: &Transaction) -> std::io::Result<()> {
+/// Step 5: backup, log (unless `logged`), clean up. Safe to run again
+/// after a crash inside it.
+fn finish(paths: &Paths, transaction: &Transaction, logged: bool) -> std::io::Result<()> {
     let stage = paths.staging.join(&transaction.id);
     let backup = paths.backups.join(&transaction.id);
     if !backup.exists() {
@@ -481,13 +483,26 @@ fn finish(paths: &Paths, transaction: &Transaction) -> std::io::Result<()> {
         std::fs::rename(&inside, &backup)?;
         fsutil::sync_dir(&paths.backups)?;
     }
-    log_once(paths, transaction, "ok")?;
-    fsutil::remove_dir_if_present(&stage)?;
+    close(paths, transaction, "ok", logged)?;
+    prune_backups(paths)
+}
+
+/// The end of every change, done or undone: its history line (unless
+/// `logged`), then its staging and the journal go.
+fn close(
+    paths: &Paths,
+    transaction: &Transaction,
+    result: &str,
+    logged: bool,
+) -> std::io::Result<()> {
+    if !logged {
+        log(paths, transaction, result)?;
+    }
+    fsutil::remove_dir_if_present(&paths.staging.join(&transaction.id))?;
     // Empty now (one change at a time): leave the module directory as
     // Prosody's admin would expect to find it.
     let _ = std::fs::remove_dir(&paths.staging);
-    remove_journal(paths)?;
-    prune_backups(paths)
+    remove_journal(paths)
 }
 
 fn remove_journal(paths: &Paths) -> std::io::Result<()> {
@@ -497,15 +512,8 @@ fn remove_journal(paths: &Paths) -> std::io::Result<()> {
     }
 }
 
-/// Appends the history line for `transaction`, unless a crash after an
-/// earlier append already wrote it.
-fn log_once(paths: &Paths, transaction: &Transaction, result: &str) -> std::io::Result<()> {
-    if audit::read(&paths.state_dir)?
-        .iter()
-        .any(|e| e.transaction == transaction.id)
-    {
-        return Ok(());
-    }
+/// Appends the history line for `transaction`.
+fn log(paths: &Paths, transaction: &Transaction, result: &str) -> std::io::Result<()> {
     let entry = audit::Entry {
         time: audit::now(),
         actor: transaction.actor.clone(),
@@ -575,8 +583,14 @@ fn recover(paths: &Paths) -> Result<Vec<String>, EngineError> {
                 .iter()
                 .map(|c| c.name.as_str())
                 .collect();
+            // The crash may have come after the history line was written;
+            // read the history once, here, rather than on every change.
+            let logged = audit::read(&paths.state_dir)
+                .map_err(io("cannot read the history in", &paths.state_dir))?
+                .iter()
+                .any(|e| e.transaction == transaction.id);
             if committed {
-                finish(paths, &transaction).map_err(io(
+                finish(paths, &transaction, logged).map_err(io(
                     "cannot finish the interrupted change in",
                     &paths.state_dir,
                 ))?;
@@ -590,6 +604,7 @@ fn recover(paths: &Paths) -> Result<Vec<String>, EngineError> {
                     paths,
                     &transaction,
                     "interrupted (modman stopped before it finished); undone",
+                    logged,
                 )
                 .map_err(io(
                     "cannot undo the interrupted change in",
