@@ -85,31 +85,31 @@ fn install_with_enable_loads_live_survives_a_restart_and_disable_and_remove_unlo
         "the new code runs without a restart"
     );
 
+    // Where the module stands: (loaded now, named in the managed config).
+    let standing = || {
+        (
+            prosody
+                .loaded_modules(DOMAIN)
+                .contains(&"csi_battery_saver".to_owned()),
+            std::fs::read_to_string(&managed)
+                .unwrap()
+                .contains("csi_battery_saver"),
+        )
+    };
+
     // Disable: unloaded, out of the config, files stay.
     let disable = admin.run("disable", json!({"modules": ["csi_battery_saver"]}));
     assert_eq!(last(&disable)["status"], "completed", "{disable}");
-    assert!(!prosody
-        .loaded_modules(DOMAIN)
-        .contains(&"csi_battery_saver".to_owned()));
-    assert!(!std::fs::read_to_string(&managed)
-        .unwrap()
-        .contains("csi_battery_saver"));
+    assert_eq!(standing(), (false, false));
     assert!(prosody.modules_dir().join("mod_csi_battery_saver").is_dir());
 
     // Remove of an enabled module unloads it first.
     let enable = admin.run("enable", json!({"modules": ["csi_battery_saver"]}));
     assert_eq!(last(&enable)["status"], "completed", "{enable}");
-    assert!(prosody
-        .loaded_modules(DOMAIN)
-        .contains(&"csi_battery_saver".to_owned()));
+    assert_eq!(standing(), (true, true));
     let remove = admin.run("remove", json!({"modules": ["csi_battery_saver"]}));
     assert_eq!(last(&remove)["status"], "completed", "{remove}");
-    assert!(!prosody
-        .loaded_modules(DOMAIN)
-        .contains(&"csi_battery_saver".to_owned()));
-    assert!(!std::fs::read_to_string(&managed)
-        .unwrap()
-        .contains("csi_battery_saver"));
+    assert_eq!(standing(), (false, false));
     assert!(!prosody.modules_dir().join("mod_csi_battery_saver").exists());
 
     let history = admin.run("history", json!({}));
