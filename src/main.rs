@@ -356,11 +356,6 @@ async fn run_operation(
     yes: bool,
 ) -> Result<(), String> {
     let (ctx, _) = open(config)?;
-    // The server's version and hosts, for compatibility checks and
-    // defaults; commands that need Prosody say so themselves if it fails.
-    if let Err(e) = ops::learn_from_prosody(&ctx).await {
-        tracing::debug!("{e}");
-    }
     let op = ops::find(node).ok_or_else(|| format!("no operation `{node}`"))?;
     let mut input = Input::check(op.spec().params, raw).map_err(|e| e.to_string())?;
     input.confirmed = yes;

@@ -81,6 +81,7 @@ impl Command for Install {
                 requested.push((name.clone(), "requested".to_owned()));
             }
         }
+        plan::learn_version(ctx).await;
         let mut plan = plan::resolve(ctx, &catalog, &guard.installed, requested)?;
         if let Some((_, hosts)) = &live {
             plan.concerns

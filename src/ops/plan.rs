@@ -28,6 +28,17 @@ pub struct Plan<'a> {
     pub notes: Vec<String>,
 }
 
+/// Asks Prosody's admin socket for its version when XEP-0092 has not told
+/// it (always so on the command line), for the compatibility checks of
+/// [`resolve`]. Without it they are skipped, and the plan says so.
+pub async fn learn_version(ctx: &Context) {
+    if ctx.server.version().is_none() {
+        if let Err(e) = super::learn_from_prosody(ctx).await {
+            tracing::debug!("{e}");
+        }
+    }
+}
+
 /// Plans `requested` (name, reason) and, transitively, every community
 /// dependency that is not installed yet.
 pub fn resolve<'a>(

@@ -65,6 +65,7 @@ impl Command for Update {
                 )),
             }
         }
+        plan::learn_version(ctx).await;
         let plan = plan::resolve(ctx, &catalog, &guard.installed, wanted)?;
         let columns = vec![
             ("module", "Module"),
