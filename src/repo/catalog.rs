@@ -174,22 +174,12 @@ fn modified(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::index::{ModuleEntry, SCHEMA};
+    use crate::repo::index::SCHEMA;
 
     fn source(name: &str, modules: &[&str]) -> Source {
         let entry = |module: &str| ModuleEntry {
-            name: module.into(),
             version: name.into(),
-            summary: String::new(),
-            labels: vec![],
-            stage: None,
-            description: String::new(),
-            dependencies: vec![],
-            compatibility: vec![],
-            archive: format!("archives/mod_{module}.tar.gz"),
-            size: 1,
-            sha256: "0".repeat(64),
-            files: vec![],
+            ..crate::repo::index::tests::entry(module)
         };
         Source {
             repository: Repository {

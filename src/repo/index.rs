@@ -189,10 +189,11 @@ pub fn is_safe_relative_path(path: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn entry(name: &str) -> ModuleEntry {
+    /// A minimal valid entry, for tests here and in the catalog.
+    pub(crate) fn entry(name: &str) -> ModuleEntry {
         ModuleEntry {
             name: name.into(),
             version: "20230223.abcdef12".into(),
