@@ -45,26 +45,6 @@ pub fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Moves a directory, also across file systems: `to` appears whole (copied
-/// under a temp name, then renamed) before `from` is removed.
-pub fn move_dir(from: &Path, to: &Path) -> io::Result<()> {
-    match std::fs::rename(from, to) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(18) => {
-            // EXDEV: another file system.
-            let parent = to.parent().unwrap_or(Path::new("."));
-            let temp = tempfile::Builder::new()
-                .prefix(".modman-move-")
-                .tempdir_in(parent)?;
-            let inside = temp.path().join("dir");
-            copy_dir(from, &inside)?;
-            std::fs::rename(&inside, to)?;
-            std::fs::remove_dir_all(from)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// Removes `path` if it exists.
 pub fn remove_dir_if_present(path: &Path) -> io::Result<()> {
     match std::fs::remove_dir_all(path) {
@@ -103,16 +83,5 @@ mod tests {
         atomic_write(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn move_dir_moves_a_tree() {
-        let dir = tempfile::tempdir().unwrap();
-        let from = dir.path().join("a");
-        std::fs::create_dir_all(from.join("sub")).unwrap();
-        std::fs::write(from.join("sub/f"), "x").unwrap();
-        move_dir(&from, &dir.path().join("b")).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("b/sub/f")).unwrap(), b"x");
-        assert!(!from.exists());
     }
 }

@@ -4,6 +4,7 @@
 //! [`xmpp`] (how requests arrive) -> [`ops`] (what a user can do) ->
 //! [`engine`] (what happens on the host). [`config`] is read once at start.
 
+pub mod access;
 pub mod config;
 pub mod engine;
 pub mod fsutil;

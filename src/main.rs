@@ -6,9 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use modman::access::Actor;
 use modman::config::Config;
-use modman::ops::{self, Context, Input};
+use modman::ops::{self, Context};
+use modman::xmpp::probe::HandshakeProbe;
+
+mod cli_ops;
 
 /// `println!` that ends the program quietly when stdout is closed, as in
 /// `modman list | head`, instead of panicking.
@@ -35,67 +39,6 @@ struct Cli {
 enum Command {
     /// Connect to Prosody as a component and serve commands until SIGINT or SIGTERM.
     Run(ConfigArg),
-    /// List modules: installed, on offer, and with an update.
-    List {
-        #[command(flatten)]
-        config: ConfigArg,
-        /// Which modules to list.
-        #[arg(long, value_parser = ["all", "installed", "available", "updates"], default_value = "all")]
-        show: String,
-        /// Only modules whose name or summary contains this text.
-        query: Option<String>,
-    },
-    /// Show everything known about one module.
-    Info {
-        #[command(flatten)]
-        config: ConfigArg,
-        module: String,
-    },
-    /// Install modules (with the community modules they need) from the repositories.
-    Install {
-        #[command(flatten)]
-        change: Change,
-        /// Also enable them and load them now.
-        #[arg(long)]
-        enable: bool,
-        /// Where to enable them (default: every VirtualHost).
-        #[arg(long, value_delimiter = ',')]
-        hosts: Vec<String>,
-    },
-    /// Enable modules on hosts and load them now, without a restart.
-    Enable {
-        #[command(flatten)]
-        change: Change,
-        /// Where (default: every VirtualHost).
-        #[arg(long, value_delimiter = ',')]
-        hosts: Vec<String>,
-    },
-    /// Disable modules and unload them now; the files stay installed.
-    Disable {
-        #[command(flatten)]
-        change: Change,
-        /// Where (default: everywhere modman enabled them).
-        #[arg(long, value_delimiter = ',')]
-        hosts: Vec<String>,
-    },
-    /// Update installed modules (all when none are named).
-    Update(Change),
-    /// Remove installed modules; their files are kept for rollback.
-    Remove(Change),
-    /// Put modules back as they were before their last change (without names: undo the last change).
-    Rollback(Change),
-    /// Fetch and verify every repository's index.
-    Refresh(ConfigArg),
-    /// Check the whole set-up, one line per check with the fix for each failure; exit 1 on any failure.
-    Check(ConfigArg),
-    /// Show the change history.
-    History {
-        #[command(flatten)]
-        config: ConfigArg,
-        /// Only changes to this module.
-        #[arg(long)]
-        module: Option<String>,
-    },
     /// Build, sign and verify module repositories.
     #[command(subcommand)]
     Repo(RepoCommand),
@@ -129,18 +72,6 @@ struct ConfigArg {
     /// Path to modman.toml.
     #[arg(long, short)]
     config: PathBuf,
-}
-
-/// The arguments of a command that changes modules.
-#[derive(clap::Args)]
-struct Change {
-    #[command(flatten)]
-    config: ConfigArg,
-    /// Answer yes to the question the command would ask.
-    #[arg(long, short)]
-    yes: bool,
-    /// Module names (mod_ prefix optional).
-    modules: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -184,7 +115,12 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let matches = ops::all()
+        .iter()
+        .fold(Cli::command(), |cli, op| {
+            cli.subcommand(cli_ops::command(op.spec()))
+        })
+        .get_matches();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -192,7 +128,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    let result = match matches.subcommand() {
+        Some((node, args)) if ops::find(node).is_some() => {
+            runtime.block_on(run_operation(node, args))
+        }
+        _ => match Cli::from_arg_matches(&matches) {
+            Ok(cli) => runtime.block_on(dispatch(cli.command)),
+            Err(e) => e.exit(),
+        },
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -202,12 +147,6 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(command: Command) -> Result<(), String> {
-    let single = |var: &'static str, value: Option<String>| {
-        value
-            .map(|v| (var, vec![v]))
-            .into_iter()
-            .collect::<Vec<_>>()
-    };
     match command {
         Command::Run(ConfigArg { config }) => {
             let (ctx, config) = open(&config)?;
@@ -220,51 +159,6 @@ async fn dispatch(command: Command) -> Result<(), String> {
             modman::xmpp::component::run(ctx)
                 .await
                 .map_err(|e| format!("cannot listen for signals: {e}"))
-        }
-        Command::List {
-            config,
-            show,
-            query,
-        } => {
-            let mut raw = single("query", query);
-            raw.push(("show", vec![show]));
-            run_operation(&config.config, "list", raw, false).await
-        }
-        Command::Info { config, module } => {
-            run_operation(
-                &config.config,
-                "info",
-                single("module", Some(module)),
-                false,
-            )
-            .await
-        }
-        Command::Install {
-            change,
-            enable,
-            hosts,
-        } => {
-            let mut extra = hosts_field(hosts);
-            extra.push(("enable", vec![enable.to_string()]));
-            change_operation("install", change, extra).await
-        }
-        Command::Enable { change, hosts } => {
-            change_operation("enable", change, hosts_field(hosts)).await
-        }
-        Command::Disable { change, hosts } => {
-            change_operation("disable", change, hosts_field(hosts)).await
-        }
-        Command::Update(change) => change_operation("update", change, vec![]).await,
-        Command::Remove(change) => change_operation("remove", change, vec![]).await,
-        Command::Rollback(change) => change_operation("rollback", change, vec![]).await,
-        Command::Refresh(ConfigArg { config }) => {
-            run_operation(&config, "refresh", vec![], false).await
-        }
-        Command::Check(ConfigArg { config }) => {
-            run_operation(&config, "check", vec![], false).await
-        }
-        Command::History { config, module } => {
-            run_operation(&config.config, "history", single("module", module), false).await
         }
         Command::Repo(command) => repo(command),
         Command::Setup {
@@ -328,40 +222,15 @@ fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// The `hosts` field, when hosts were named.
-fn hosts_field(hosts: Vec<String>) -> Vec<(&'static str, Vec<String>)> {
-    if hosts.is_empty() {
-        vec![]
-    } else {
-        vec![("hosts", hosts)]
-    }
-}
-
-async fn change_operation(
-    node: &str,
-    change: Change,
-    mut raw: Vec<(&'static str, Vec<String>)>,
-) -> Result<(), String> {
-    if !change.modules.is_empty() {
-        raw.push(("modules", change.modules));
-    }
-    run_operation(&change.config.config, node, raw, change.yes).await
-}
-
-/// Runs operation `node` with raw CLI values and prints its text rendering.
-async fn run_operation(
-    config: &Path,
-    node: &str,
-    raw: Vec<(&str, Vec<String>)>,
-    yes: bool,
-) -> Result<(), String> {
-    let (ctx, _) = open(config)?;
+/// Runs operation `node` with the arguments clap read for it, and prints
+/// its text rendering.
+async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String> {
     let op = ops::find(node).ok_or_else(|| format!("no operation `{node}`"))?;
-    let mut input = Input::check(op.spec().params, raw).map_err(|e| e.to_string())?;
-    input.confirmed = yes;
-    let actor = format!("cli:{}", local_user());
+    let config: &PathBuf = args.get_one("config").ok_or("--config is required")?;
+    let (ctx, _) = open(config)?;
+    let input = cli_ops::input(op.spec(), args).map_err(|e| e.to_string())?;
     let response = op
-        .run(&ctx, &actor, &input)
+        .run(&ctx, &Actor::local_user(), &input)
         .await
         .map_err(|e| e.to_string())?;
     out!("{}", modman::text::render(&response));
@@ -382,22 +251,13 @@ async fn run_operation(
     }
 }
 
-/// Who runs the CLI, for the history: the login name, else the uid.
-fn local_user() -> String {
-    use std::os::unix::fs::MetadataExt;
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| {
-            std::fs::metadata("/proc/self").map_or("unknown".into(), |m| format!("uid {}", m.uid()))
-        })
-}
-
 /// Loads the config and opens the engine, logging what recovery did.
 fn open(path: &Path) -> Result<(Context, Arc<Config>), String> {
     let config = Config::load(path)
         .map(Arc::new)
         .map_err(|e| e.to_string())?;
-    let (ctx, notes) = Context::open(config.clone()).map_err(|e| e.to_string())?;
+    let (mut ctx, notes) = Context::open(config.clone()).map_err(|e| e.to_string())?;
+    ctx.component_probe = Some(Arc::new(HandshakeProbe(config.clone())));
     for note in notes {
         tracing::warn!("{note}");
     }

@@ -1,11 +1,12 @@
 //! `disable`: take modules out of the managed config and unload them now.
 //! The files stay installed.
 
-use super::activation::{self, Live};
+use super::enable::placement_table;
 use super::{
-    Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
+    Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
 };
-use crate::engine::managed_config::ManagedConfig;
+use crate::access::Actor;
+use crate::engine::{ChangeSet, Placement};
 
 /// Disables `modules` on `hosts` (everywhere modman enabled them when empty).
 #[derive(Debug)]
@@ -16,6 +17,7 @@ pub struct Disable {
 
 impl Command for Disable {
     const SPEC: Spec = Spec {
+        access: Access::Change,
         node: "disable",
         name: "Disable modules",
         instructions: "Disable modules: removed from modman's config file and unloaded now. Their files stay installed.",
@@ -29,7 +31,7 @@ impl Command for Disable {
             },
             Param {
                 var: "hosts",
-                label: "Hosts",
+                label: "Hosts (empty: everywhere modman enabled them)",
                 help: "Where to disable them; leave empty for everywhere modman enabled them.",
                 kind: ParamKind::Hosts,
                 required: false,
@@ -44,20 +46,19 @@ impl Command for Disable {
         })
     }
 
-    async fn apply(self, ctx: &Context, actor: &str) -> Result<Response, OpError> {
-        let _guard = ctx.engine.lock().await?;
-        let mut live = Live::connect(ctx).await?;
-        let config = ManagedConfig::load(&ctx.config.prosody.managed_config)?;
-        let mut pairs = Vec::new();
+    async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {
+        let mut guard = ctx.engine.lock().await?;
+        let config = ctx.engine.managed_config()?;
+        let named = match self.hosts.is_empty() {
+            true => None,
+            false => Some(ctx.engine.live().await?.targets(&self.hosts)?),
+        };
+        let mut placements = Vec::new();
         for module in &self.modules {
-            let hosts = if self.hosts.is_empty() {
-                config.hosts_of(module)
-            } else {
-                live.targets(&self.hosts)?
-            };
-            pairs.extend(hosts.into_iter().map(|host| (module.clone(), host)));
+            let hosts = named.clone().unwrap_or_else(|| config.hosts_of(module));
+            placements.extend(Placement::all(std::slice::from_ref(module), &hosts));
         }
-        if pairs.is_empty() {
+        if placements.is_empty() {
             return Ok(Response::Table(Table {
                 title: "Disabled".into(),
                 columns: vec![("module", "Module"), ("host", "Host"), ("state", "State")],
@@ -68,13 +69,17 @@ impl Command for Disable {
                 ),
             }));
         }
-        let unloaded = live.disable(ctx, &pairs).await?;
-        let hosts: Vec<String> = pairs.iter().map(|(_, h)| h.clone()).collect();
-        activation::log(ctx, actor, "disable", &self.modules, &hosts)?;
-        Ok(Response::Table(activation::table(
+        let change = ChangeSet {
+            operation: "disable",
+            files: vec![],
+            disable: placements.clone(),
+            enable: vec![],
+        };
+        let applied = guard.commit(actor, change).await?;
+        Ok(Response::Table(placement_table(
             "Disabled",
-            &pairs,
-            &unloaded,
+            &placements,
+            &applied.unloaded,
             ("unloaded now", "was not loaded"),
             "Disabled; the files stay installed (remove deletes them).".into(),
         )))

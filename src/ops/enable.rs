@@ -1,20 +1,35 @@
 //! `enable`: add modules to hosts in the managed config (loaded at every
 //! start) and load them now through the admin socket, without a restart.
-//! If Prosody refuses one, nothing stays changed and its words are shown.
+//! If Prosody refuses one, the engine undoes the whole change and the
+//! error carries Prosody's words.
 
-use super::activation::{self, Live};
-use super::{Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec};
+use super::confirm::{Consent, Proposal};
+use super::{
+    Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
+};
+use crate::access::Actor;
+use crate::engine::{ChangeSet, Placement};
+
+/// The `hosts` field of the commands that enable.
+pub const HOSTS: Param = Param {
+    var: "hosts",
+    label: "Hosts (empty: every VirtualHost)",
+    help: "Where to enable them; leave empty for every VirtualHost.",
+    kind: ParamKind::Hosts,
+    required: false,
+};
 
 /// Enables `modules` on `hosts` (every VirtualHost when empty).
 #[derive(Debug)]
 pub struct Enable {
     modules: Vec<String>,
     hosts: Vec<String>,
-    confirmed: bool,
+    consent: Consent,
 }
 
 impl Command for Enable {
     const SPEC: Spec = Spec {
+        access: Access::Change,
         node: "enable",
         name: "Enable modules",
         instructions: "Enable modules on hosts: written to modman's config file (loaded at every start) and loaded now, without a restart.",
@@ -26,7 +41,7 @@ impl Command for Enable {
                 kind: ParamKind::Modules(ModuleChoice::Installed),
                 required: true,
             },
-            activation::ENABLE_HOSTS,
+            HOSTS,
         ],
     };
 
@@ -34,42 +49,86 @@ impl Command for Enable {
         Ok(Enable {
             modules: input.modules("modules"),
             hosts: input.modules("hosts"),
-            confirmed: input.confirmed,
+            consent: input.consent.clone(),
         })
     }
 
-    async fn apply(self, ctx: &Context, actor: &str) -> Result<Response, OpError> {
-        let _guard = ctx.engine.lock().await?;
+    async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {
+        let mut guard = ctx.engine.lock().await?;
         for module in &self.modules {
             let findable = crate::prosody::has_module(ctx.engine.modules_dir(), module)
                 || crate::prosody::has_module(&ctx.config.prosody.builtin_modules, module);
             if !findable {
                 return Err(OpError::not_found(format!(
-                    "mod_{module} is not installed; install it first; nothing was changed"
+                    "mod_{module} is not installed; install it first"
                 )));
             }
         }
-        let mut live = Live::connect(ctx).await?;
-        let hosts = live.targets(&self.hosts)?;
-        let concerns = activation::own_list_concerns(ctx, &hosts);
-        if !concerns.is_empty() && !self.confirmed {
-            return Ok(Response::Confirm(format!(
-                "{}\nEnable anyway?",
-                concerns.join("\n")
-            )));
+        let hosts = ctx.engine.live().await?.targets(&self.hosts)?;
+        let placements = Placement::all(&self.modules, &hosts);
+        let mut proposal = Proposal::new("Enable");
+        for p in &placements {
+            let text = format!("{} on {}", p.module, p.host);
+            proposal.step(text.clone(), text);
         }
-        let pairs = activation::pairs(&self.modules, &hosts);
-        let newly = live.enable(ctx, &pairs).await?;
-        activation::log(ctx, actor, "enable", &self.modules, &hosts)?;
-        Ok(Response::Table(activation::table(
+        for host in ctx.engine.hosts_with_own_list(&hosts) {
+            proposal.concern(own_list_concern(ctx, &host));
+        }
+        if let Err(question) = proposal.decide(&self.consent) {
+            return Ok(question);
+        }
+        let change = ChangeSet {
+            operation: "enable",
+            files: vec![],
+            disable: vec![],
+            enable: placements.clone(),
+        };
+        let applied = guard.commit(actor, change).await?;
+        Ok(Response::Table(placement_table(
             "Enabled",
-            &pairs,
-            &newly,
+            &placements,
+            &applied.loaded,
             ("loaded now", "was loaded already"),
             format!(
                 "Enabled in {}; Prosody loads them at every start.",
                 ctx.config.prosody.managed_config.display()
             ),
         )))
+    }
+}
+
+/// Why enabling on `host` needs a yes: prosody.cfg.lua sets its own
+/// `modules_enabled` there.
+pub fn own_list_concern(ctx: &Context, host: &str) -> String {
+    format!(
+        "{} sets its own modules_enabled for {host}; modman's section for {host} comes later and would replace that list at the next start (Prosody keeps the last one). Move those modules to the global modules_enabled first.",
+        ctx.config.prosody.config.display()
+    )
+}
+
+/// One row per placement, with `states.0` for those in `acted` and
+/// `states.1` for the others.
+pub fn placement_table(
+    title: &str,
+    placements: &[Placement],
+    acted: &[Placement],
+    states: (&str, &str),
+    note: String,
+) -> Table {
+    let rows = placements
+        .iter()
+        .map(|p| {
+            let state = match acted.contains(p) {
+                true => states.0,
+                false => states.1,
+            };
+            vec![p.module.clone(), p.host.clone(), state.to_owned()]
+        })
+        .collect();
+    Table {
+        title: title.into(),
+        columns: vec![("module", "Module"), ("host", "Host"), ("state", "State")],
+        rows,
+        note,
     }
 }

@@ -1,7 +1,8 @@
 //! `history`: the audit log, newest first: who changed which module from
 //! which version to which, and how it ended.
 
-use super::{Command, Context, Input, OpError, Param, ParamKind, Response, Spec, Table};
+use super::{Access, Command, Context, Input, OpError, Param, ParamKind, Response, Spec, Table};
+use crate::access::Actor;
 
 /// Shows the last entries, optionally only those about one module.
 #[derive(Debug)]
@@ -14,6 +15,7 @@ const LIMIT: usize = 50;
 
 impl Command for History {
     const SPEC: Spec = Spec {
+        access: Access::Read,
         node: "history",
         name: "Change history",
         instructions:
@@ -35,7 +37,7 @@ impl Command for History {
         })
     }
 
-    async fn apply(self, ctx: &Context, _actor: &str) -> Result<Response, OpError> {
+    async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {
         let entries = ctx.engine.history()?;
         let version = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
         let rows: Vec<Vec<String>> = entries

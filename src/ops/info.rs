@@ -1,11 +1,12 @@
 //! `info`: everything known about one module, installed or on offer.
 
-use super::activation::Status;
-use super::{
-    module_names, Command, Context, Details, Input, OpError, Param, ParamKind, Response, Spec,
-};
+use super::input::module_names;
+use super::list::hosts_or_unknown;
+use super::{Access, Command, Context, Details, Input, OpError, Param, ParamKind, Response, Spec};
+use crate::access::Actor;
 use crate::repo::compat;
 use crate::repo::index::DependencyKind;
+use crate::repo::readme;
 
 /// Describes module `name`.
 #[derive(Debug)]
@@ -15,6 +16,7 @@ pub struct Info {
 
 impl Command for Info {
     const SPEC: Spec = Spec {
+        access: Access::Read,
         node: "info",
         name: "Module details",
         instructions:
@@ -41,7 +43,7 @@ impl Command for Info {
         }
     }
 
-    async fn apply(self, ctx: &Context, _actor: &str) -> Result<Response, OpError> {
+    async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {
         let name = self.name;
         let installed = ctx.engine.installed()?;
         let record = installed.modules.get(&name);
@@ -103,7 +105,7 @@ impl Command for Info {
                     .iter()
                     .map(|c| format!("{}: {}", c.prosody, c.status))
                     .collect();
-                if let Some(server) = ctx.server.version() {
+                if let Some(server) = ctx.engine.server.version() {
                     let verdict = match compat::row_for(&e.compatibility, &server) {
                         Some(row) => format!("for this server (Prosody {server}): {}", row.status),
                         None => format!("for this server (Prosody {server}): not stated"),
@@ -113,11 +115,11 @@ impl Command for Info {
                 lines.join("\n")
             })
             .unwrap_or_default();
-        let status = Status::read(ctx).await;
+        let status = ctx.engine.status().await;
         let live = format!(
             "enabled on: {}\nloaded on: {}",
-            none_if_empty(status.enabled_on(&name)),
-            none_if_empty(status.loaded_on(&name))
+            none_if_empty(hosts_or_unknown(status.enabled_on(&name))),
+            none_if_empty(hosts_or_unknown(status.loaded_on(&name)))
         );
         let files = record
             .map(|r| &r.files)
@@ -146,7 +148,9 @@ impl Command for Info {
             (
                 "description",
                 "Description",
-                entry.map(|e| e.description.clone()).unwrap_or_default(),
+                entry
+                    .map(|e| readme::plain(&e.description))
+                    .unwrap_or_default(),
             ),
         ];
         Ok(Response::Details(Details {

@@ -1,13 +1,16 @@
 //! `install`: fetch modules from the repositories, verified against the
 //! signed index, with the community modules they depend on, and put them
-//! in place in one transaction. With `enable`, also enable and load them:
-//! if Prosody refuses, the install is undone and Prosody's words shown.
+//! in place in one change. With `enable`, also enable and load them: if
+//! Prosody refuses, the engine undoes the whole change and says why.
 
-use super::activation::{self, Live};
-use super::plan;
+use super::confirm::{Consent, Proposal};
+use super::plan::{self, REQUESTED};
 use super::{
-    Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
+    enable, Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response,
+    Spec, Table,
 };
+use crate::access::Actor;
+use crate::engine::{ChangeSet, Placement};
 
 /// Installs `modules` and their community dependencies, and with `enable`
 /// enables them on `hosts`.
@@ -16,11 +19,12 @@ pub struct Install {
     modules: Vec<String>,
     enable: bool,
     hosts: Vec<String>,
-    confirmed: bool,
+    consent: Consent,
 }
 
 impl Command for Install {
     const SPEC: Spec = Spec {
+        access: Access::Change,
         node: "install",
         name: "Install modules",
         instructions: "Install modules from the configured repositories, with the community modules they need. Every archive is checked against the signed index before it is used.",
@@ -39,7 +43,7 @@ impl Command for Install {
                 kind: ParamKind::Boolean,
                 required: false,
             },
-            activation::ENABLE_HOSTS,
+            enable::HOSTS,
         ],
     };
 
@@ -48,19 +52,15 @@ impl Command for Install {
             modules: input.modules("modules"),
             enable: input.flag("enable"),
             hosts: input.modules("hosts"),
-            confirmed: input.confirmed,
+            consent: input.consent.clone(),
         })
     }
 
-    async fn apply(self, ctx: &Context, actor: &str) -> Result<Response, OpError> {
+    async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {
         let mut guard = ctx.engine.lock().await?;
         // Reach Prosody before changing anything, when it will be needed.
-        let mut live = match self.enable {
-            true => {
-                let live = Live::connect(ctx).await?;
-                let hosts = live.targets(&self.hosts)?;
-                Some((live, hosts))
-            }
+        let hosts = match self.enable {
+            true => Some(ctx.engine.live().await?.targets(&self.hosts)?),
             false => None,
         };
         let catalog = ctx.catalog();
@@ -74,25 +74,48 @@ impl Command for Install {
                 ));
             } else if crate::prosody::has_module(ctx.engine.modules_dir(), name) {
                 return Err(OpError::conflict(format!(
-                    "mod_{name} is in {} but was not installed by modman; remove it by hand first, or leave it alone; nothing was changed",
+                    "mod_{name} is in {} but was not installed by modman; remove it by hand first, or leave it alone",
                     ctx.engine.modules_dir().display()
                 )));
             } else {
-                requested.push((name.clone(), "requested".to_owned()));
+                requested.push((name.clone(), REQUESTED.to_owned()));
             }
         }
         plan::learn_version(ctx).await;
-        let mut plan = plan::resolve(ctx, &catalog, &guard.installed, requested)?;
-        if let Some((_, hosts)) = &live {
-            plan.concerns
-                .extend(activation::own_list_concerns(ctx, hosts));
-        }
-        if let Some(question) = plan.question("Install") {
-            if !self.confirmed {
-                return Ok(Response::Confirm(question));
+        let plan = plan::resolve(ctx, &catalog, &guard.installed, requested)?;
+        let mut proposal = Proposal::new("Install");
+        plan.propose(&mut proposal, &guard.installed);
+        if let Some(hosts) = &hosts {
+            for host in ctx.engine.hosts_with_own_list(hosts) {
+                proposal.concern(enable::own_list_concern(ctx, &host));
+            }
+            for placement in Placement::all(&self.modules, hosts) {
+                let text = format!("enable {} on {}", placement.module, placement.host);
+                proposal.step(text.clone(), text);
             }
         }
-        let prepared = plan.download(ctx, actor).await?;
+        if let Err(question) = proposal.decide(&self.consent) {
+            return Ok(question);
+        }
+        let files = plan.download(ctx, actor).await?;
+        let enabling = hosts
+            .as_ref()
+            .map(|hosts| Placement::all(&self.modules, hosts))
+            .unwrap_or_default();
+        let change = ChangeSet {
+            operation: "install",
+            files,
+            disable: vec![],
+            enable: enabling,
+        };
+        guard.commit(actor, change).await?;
+        let mut columns = vec![
+            ("module", "Module"),
+            ("version", "Version"),
+            ("repository", "Repository"),
+            ("reason", "Why"),
+            ("files", "Files"),
+        ];
         let mut rows: Vec<Vec<String>> = plan
             .steps
             .iter()
@@ -106,29 +129,8 @@ impl Command for Install {
                 ]
             })
             .collect();
-        let transaction = match prepared.is_empty() {
-            true => None,
-            false => Some(guard.apply(actor, "install", prepared).await?),
-        };
-        let mut columns = vec![
-            ("module", "Module"),
-            ("version", "Version"),
-            ("repository", "Repository"),
-            ("reason", "Why"),
-            ("files", "Files"),
-        ];
-        if let Some((live, hosts)) = &mut live {
-            let pairs = activation::pairs(&self.modules, hosts);
-            if let Err(e) = live.enable(ctx, &pairs).await {
-                if let Some(transaction) = &transaction {
-                    guard.revert(actor, "undo install", transaction).await?;
-                }
-                return Err(OpError::conflict(format!(
-                    "{}; the install was undone: nothing was changed",
-                    e.text
-                )));
-            }
-            activation::log(ctx, actor, "enable", &self.modules, hosts)?;
+        let installed = rows.len();
+        if let Some(hosts) = &hosts {
             columns.push(("enabled", "Enabled on"));
             for row in &mut rows {
                 // Dependencies are not enabled: their dependents load them.
@@ -142,7 +144,7 @@ impl Command for Install {
             notes.push(format!("Enabled and loaded on {}.", hosts.join(", ")));
         }
         notes.extend(plan.notes);
-        let summary = match rows.len() {
+        let summary = match installed {
             0 => "Nothing was installed.".to_owned(),
             n => format!(
                 "Installed {n} module{} into {}.",

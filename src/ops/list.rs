@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use super::activation::Status;
-use super::{Command, Context, Input, OpError, Param, ParamKind, Response, Spec, Table};
+use super::{Access, Command, Context, Input, OpError, Param, ParamKind, Response, Spec, Table};
+use crate::access::Actor;
 use crate::engine::modules_dir;
 
 /// Lists modules matching `query`, narrowed by `show`.
@@ -25,6 +25,7 @@ const SHOW: &[(&str, &str)] = &[
 
 impl Command for List {
     const SPEC: Spec = Spec {
+        access: Access::Read,
         node: "list",
         name: "List modules",
         instructions: "List modules: installed, on offer in the repositories, and those with an update. Leave the search empty to see all.",
@@ -53,7 +54,7 @@ impl Command for List {
         })
     }
 
-    async fn apply(self, ctx: &Context, _actor: &str) -> Result<Response, OpError> {
+    async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {
         let installed = ctx.engine.installed()?;
         let dir = ctx.engine.modules_dir().to_owned();
         let on_disk = tokio::task::spawn_blocking({
@@ -69,7 +70,7 @@ impl Command for List {
             ))
         })?;
         let catalog = ctx.catalog();
-        let status = Status::read(ctx).await;
+        let status = ctx.engine.status().await;
         let names: BTreeSet<String> = catalog
             .modules()
             .into_iter()
@@ -110,8 +111,8 @@ impl Command for List {
                 installed_version,
                 entry.map(|e| e.version.clone()).unwrap_or_default(),
                 if update { "yes".into() } else { String::new() },
-                status.enabled_on(&name),
-                status.loaded_on(&name),
+                hosts_or_unknown(status.enabled_on(&name)),
+                hosts_or_unknown(status.loaded_on(&name)),
                 entry.and_then(|e| e.stage.clone()).unwrap_or_default(),
                 summary.to_owned(),
             ]);
@@ -143,4 +144,9 @@ impl Command for List {
             note,
         }))
     }
+}
+
+/// Hosts, comma-separated; `?` when unknown (the note says why).
+pub(super) fn hosts_or_unknown(hosts: Option<Vec<String>>) -> String {
+    hosts.map_or_else(|| "?".to_owned(), |hosts| hosts.join(", "))
 }

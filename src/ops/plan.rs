@@ -2,14 +2,19 @@
 //! asked for plus the community modules they need), what needs the admin's
 //! confirmation first, and the verified download.
 
+use super::confirm::Proposal;
+use super::{Context, OpError};
+use crate::access::Actor;
 use crate::config::Repository;
+use crate::engine::audit;
 use crate::engine::state::{Installed, InstalledModule};
-use crate::engine::{audit, Prepared};
+use crate::engine::transaction::Prepared;
 use crate::repo::catalog::Catalog;
 use crate::repo::compat;
 use crate::repo::index::{DependencyKind, ModuleEntry};
 
-use super::{Context, OpError};
+/// The reason of a module the admin named, rather than one it needs.
+pub const REQUESTED: &str = "requested";
 
 /// One module to fetch and put in place.
 pub struct Step<'a> {
@@ -32,8 +37,8 @@ pub struct Plan<'a> {
 /// it (always so on the command line), for the compatibility checks of
 /// [`resolve`]. Without it they are skipped, and the plan says so.
 pub async fn learn_version(ctx: &Context) {
-    if ctx.server.version().is_none() {
-        if let Err(e) = super::learn_from_prosody(ctx).await {
+    if ctx.engine.server.version().is_none() {
+        if let Err(e) = ctx.engine.live().await {
             tracing::debug!("{e}");
         }
     }
@@ -58,8 +63,13 @@ pub fn resolve<'a>(
         if plan.steps.iter().any(|s| s.entry.name == name) {
             continue;
         }
-        let (repository, entry) = catalog.find(&name).ok_or_else(|| {
-            let why = if reason == "requested" { String::new() } else { format!(" ({reason})") };
+        // An installed module stays with the repository it came from.
+        let found = match installed.modules.get(&name) {
+            Some(record) => catalog.find_in(&record.repository, &name),
+            None => catalog.find(&name),
+        };
+        let (repository, entry) = found.ok_or_else(|| {
+            let why = if reason == REQUESTED { String::new() } else { format!(" ({reason})") };
             OpError::not_found(format!(
                 "no configured repository offers `{name}`{why}; check the name with list, or run refresh"
             ))
@@ -84,7 +94,7 @@ pub fn resolve<'a>(
                 }
             }
         }
-        match ctx.server.version() {
+        match ctx.engine.server.version() {
             Some(server) => {
                 if let Some(row) = compat::row_for(&entry.compatibility, &server) {
                     if row.works == Some(false) {
@@ -113,14 +123,30 @@ pub fn resolve<'a>(
 }
 
 impl Plan<'_> {
-    /// The question to ask when something needs confirming.
-    pub fn question(&self, action: &str) -> Option<String> {
-        (!self.concerns.is_empty())
-            .then(|| format!("{}\n{action} anyway?", self.concerns.join("\n")))
+    /// Adds each step and concern to `proposal`: what the admin is shown,
+    /// and exactly what a "yes" approves (version, SHA-256, repository).
+    /// A module in `installed` is shown as `from -> to`.
+    pub fn propose(&self, proposal: &mut Proposal, installed: &Installed) {
+        for step in &self.steps {
+            let entry = step.entry;
+            let shown = match installed.modules.get(&entry.name) {
+                Some(record) => format!("{}: {} -> {}", entry.name, record.version, entry.version),
+                None if step.reason == REQUESTED => format!("{} {}", entry.name, entry.version),
+                None => format!("{} {} ({})", entry.name, entry.version, step.reason),
+            };
+            let exact = format!(
+                "{shown} sha256:{} from {}",
+                entry.sha256, step.repository.name
+            );
+            proposal.step(shown, exact);
+        }
+        for concern in &self.concerns {
+            proposal.concern(concern.clone());
+        }
     }
 
     /// Fetches and checks every archive; nothing is changed yet.
-    pub async fn download(&self, ctx: &Context, actor: &str) -> Result<Vec<Prepared>, OpError> {
+    pub async fn download(&self, ctx: &Context, actor: &Actor) -> Result<Vec<Prepared>, OpError> {
         let mut prepared = Vec::new();
         for step in &self.steps {
             let files = ctx.fetcher.archive(step.repository, step.entry).await?;
@@ -129,7 +155,7 @@ impl Plan<'_> {
                 sha256: step.entry.sha256.clone(),
                 repository: step.repository.name.clone(),
                 installed_at: audit::now(),
-                installed_by: actor.to_owned(),
+                installed_by: actor.to_string(),
                 files: step.entry.files.clone(),
                 dependencies: step
                     .entry

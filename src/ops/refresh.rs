@@ -2,7 +2,8 @@
 //! it. A repository that is down, or serves a bad signature, keeps its
 //! last good index, and the table says so.
 
-use super::{Command, Context, Input, OpError, Response, Spec, Table};
+use super::{Access, Command, Context, Input, OpError, Response, Spec, Table};
+use crate::access::Actor;
 
 /// Fetches every configured repository's index.
 #[derive(Debug)]
@@ -10,6 +11,7 @@ pub struct Refresh;
 
 impl Command for Refresh {
     const SPEC: Spec = Spec {
+        access: Access::Read,
         node: "refresh",
         name: "Refresh repositories",
         instructions:
@@ -21,7 +23,7 @@ impl Command for Refresh {
         Ok(Refresh)
     }
 
-    async fn apply(self, ctx: &Context, _actor: &str) -> Result<Response, OpError> {
+    async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {
         if ctx.config.repositories.is_empty() {
             return Err(OpError::bad_input(
                 "no repositories are configured; add a [[repositories]] section to modman.toml and restart modman",

@@ -1,23 +1,26 @@
-//! `remove`: take modules out of the module directory. Refuses, unless
-//! confirmed, while other installed modules depend on them. They are
-//! unloaded and dropped from the managed config first; the files go to a
-//! backup, so `rollback` can put them back.
+//! `remove`: take modules out of the module directory. Asks first while
+//! other installed modules depend on them. The engine unloads them and
+//! drops them from the managed config first; the files go to a backup, so
+//! `rollback` can put them back.
 
-use super::activation::Around;
+use super::confirm::{Consent, Proposal};
 use super::{
-    Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
+    Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
 };
-use crate::engine::Prepared;
+use crate::access::Actor;
+use crate::engine::transaction::Prepared;
+use crate::engine::ChangeSet;
 
 /// Removes `modules`.
 #[derive(Debug)]
 pub struct Remove {
     modules: Vec<String>,
-    confirmed: bool,
+    consent: Consent,
 }
 
 impl Command for Remove {
     const SPEC: Spec = Spec {
+        access: Access::Change,
         node: "remove",
         name: "Remove modules",
         instructions: "Remove modules that modman installed: unloaded, disabled, and their files kept in a backup for rollback.",
@@ -33,28 +36,33 @@ impl Command for Remove {
     fn parse(input: &Input) -> Result<Self, OpError> {
         Ok(Remove {
             modules: input.modules("modules"),
-            confirmed: input.confirmed,
+            consent: input.consent.clone(),
         })
     }
 
-    async fn apply(self, ctx: &Context, actor: &str) -> Result<Response, OpError> {
+    async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {
         let mut guard = ctx.engine.lock().await?;
         let installed = guard.installed.modules.clone();
         for name in &self.modules {
             if !installed.contains_key(name) {
                 return Err(
                     if crate::prosody::has_module(ctx.engine.modules_dir(), name) {
-                        OpError::conflict(format!("mod_{name} was not installed by modman, so modman leaves it alone; nothing was changed"))
-                    } else {
-                        OpError::not_found(format!(
-                            "{name} is not installed; see list installed; nothing was changed"
+                        OpError::conflict(format!(
+                            "mod_{name} was not installed by modman, so modman leaves it alone"
                         ))
+                    } else {
+                        OpError::not_found(format!("{name} is not installed; see list installed"))
                     },
                 );
             }
         }
-        let mut concerns = Vec::new();
+        let mut proposal = Proposal::new("Remove");
         for name in &self.modules {
+            let record = &installed[name];
+            proposal.step(
+                format!("{name} {}", record.version),
+                format!("remove {name} {} sha256:{}", record.version, record.sha256),
+            );
             let dependents: Vec<&str> = installed
                 .iter()
                 .filter(|(other, record)| {
@@ -63,26 +71,21 @@ impl Command for Remove {
                 .map(|(other, _)| other.as_str())
                 .collect();
             if !dependents.is_empty() {
-                concerns.push(format!(
+                proposal.concern(format!(
                     "{name} is needed by {}, which will fail to load without it.",
                     dependents.join(", ")
                 ));
             }
         }
-        if !concerns.is_empty() && !self.confirmed {
-            return Ok(Response::Confirm(format!(
-                "{}\nRemove anyway?",
-                concerns.join("\n")
-            )));
+        if let Err(question) = proposal.decide(&self.consent) {
+            return Ok(question);
         }
         let rows: Vec<Vec<String>> = self
             .modules
             .iter()
             .map(|name| vec![name.clone(), installed[name].version.clone()])
             .collect();
-        let mut around = Around::connect(ctx).await;
-        let disabled = around.before_removal(ctx, &self.modules).await?;
-        let prepared = self
+        let files = self
             .modules
             .iter()
             .map(|name| Prepared {
@@ -90,14 +93,16 @@ impl Command for Remove {
                 after: None,
             })
             .collect();
-        if let Err(e) = guard.apply(actor, "remove", prepared).await {
-            around.restore(ctx, &disabled).await;
-            return Err(e.into());
-        }
-        let unloaded = if disabled.is_empty() {
-            String::new()
-        } else {
-            " Unloaded and disabled first.".to_owned()
+        let change = ChangeSet {
+            operation: "remove",
+            files,
+            disable: vec![],
+            enable: vec![],
+        };
+        let applied = guard.commit(actor, change).await?;
+        let unloaded = match applied.unloaded.is_empty() {
+            true => String::new(),
+            false => " Unloaded and disabled first.".to_owned(),
         };
         Ok(Response::Table(Table {
             title: "Removed".into(),

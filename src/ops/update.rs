@@ -1,28 +1,33 @@
-//! `update`: replace installed modules whose repository copy changed
-//! (a different SHA-256, whatever the version says), after the admin has
-//! seen `from -> to` for each. The old copies are kept for rollback.
+//! `update`: replace installed modules whose copy in the repository they
+//! came from changed (a different SHA-256, whatever the version says),
+//! after the admin has seen `from -> to` for each. A module never moves to
+//! another repository by itself. The old copies are kept for rollback, and
+//! modules loaded in Prosody are reloaded with the new code.
 
-use super::activation::Around;
+use super::confirm::{Consent, Proposal};
 use super::plan;
 use super::{
-    Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
+    Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
 };
+use crate::access::Actor;
+use crate::engine::ChangeSet;
 
 /// Updates `modules`, or every installed module when empty.
 #[derive(Debug)]
 pub struct Update {
     modules: Vec<String>,
-    confirmed: bool,
+    consent: Consent,
 }
 
 impl Command for Update {
     const SPEC: Spec = Spec {
+        access: Access::Change,
         node: "update",
         name: "Update modules",
-        instructions: "Update installed modules to the copies the repositories offer now. You will see each change before it is made; the old copies are kept for rollback.",
+        instructions: "Update installed modules to the copies their repositories offer now. You will see each change before it is made; the old copies are kept for rollback. Leave the modules empty to update all.",
         params: &[Param {
             var: "modules",
-            label: "Modules",
+            label: "Modules (empty: all)",
             help: "Which installed modules to update; leave empty to update all.",
             kind: ParamKind::Modules(ModuleChoice::Installed),
             required: false,
@@ -32,11 +37,11 @@ impl Command for Update {
     fn parse(input: &Input) -> Result<Self, OpError> {
         Ok(Update {
             modules: input.modules("modules"),
-            confirmed: input.confirmed,
+            consent: input.consent.clone(),
         })
     }
 
-    async fn apply(self, ctx: &Context, actor: &str) -> Result<Response, OpError> {
+    async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {
         let mut guard = ctx.engine.lock().await?;
         let catalog = ctx.catalog();
         let names: Vec<String> = if self.modules.is_empty() {
@@ -55,14 +60,26 @@ impl Command for Update {
         let mut wanted = Vec::new();
         for name in names {
             let record = &guard.installed.modules[&name];
-            match catalog.find(&name) {
+            match catalog.find_in(&record.repository, &name) {
                 Some((_, entry)) if entry.sha256 != record.sha256 => {
                     wanted.push((name, "update".to_owned()))
                 }
                 Some(_) => {}
-                None => notes.push(format!(
-                    "{name} is not offered by any configured repository any more."
-                )),
+                None => {
+                    let elsewhere = catalog
+                        .find(&name)
+                        .map(|(other, _)| {
+                            format!(
+                                " {} offers it; to move it there, remove it and install it again.",
+                                other.name
+                            )
+                        })
+                        .unwrap_or_default();
+                    notes.push(format!(
+                        "{name} is not offered by {} any more, so it was left as it is.{elsewhere}",
+                        record.repository
+                    ));
+                }
             }
         }
         plan::learn_version(ctx).await;
@@ -100,38 +117,25 @@ impl Command for Update {
                 note: notes.join(" "),
             }));
         }
-        if !self.confirmed {
-            let changes: Vec<String> = rows
-                .iter()
-                .map(|r| {
-                    if r[1].is_empty() {
-                        format!("{}: install {}", r[0], r[2])
-                    } else {
-                        format!("{}: {} -> {}", r[0], r[1], r[2])
-                    }
-                })
-                .collect();
-            let mut question = changes.join("\n");
-            if let Some(concerns) = plan.question("Update") {
-                question = format!("{question}\n{concerns}");
-            } else {
-                question += "\nUpdate?";
-            }
-            return Ok(Response::Confirm(question));
+        let mut proposal = Proposal::always_asked("Update");
+        plan.propose(&mut proposal, &guard.installed);
+        if let Err(question) = proposal.decide(&self.consent) {
+            return Ok(question);
         }
-        let prepared = plan.download(ctx, actor).await?;
-        let mut around = Around::connect(ctx).await;
-        let transaction = guard.apply(actor, "update", prepared).await?;
-        let names: Vec<String> = rows.iter().map(|r| r[0].clone()).collect();
-        if let Err(why) = around.after_replacement(&names).await {
-            guard.revert(actor, "undo update", &transaction).await?;
-            let _ = around.after_replacement(&names).await;
-            return Err(OpError::conflict(format!(
-                "{why}; the previous copies were put back and reloaded"
-            )));
-        }
+        let files = plan.download(ctx, actor).await?;
+        let change = ChangeSet {
+            operation: "update",
+            files,
+            disable: vec![],
+            enable: vec![],
+        };
+        let applied = guard.commit(actor, change).await?;
         notes.extend(plan.notes);
-        notes.extend(around.note());
+        if let Some(why) = applied.not_live {
+            notes.push(format!(
+                "Not reloaded live ({why}); the new code runs when Prosody restarts."
+            ));
+        }
         notes.insert(
             0,
             format!(

@@ -127,6 +127,14 @@ impl Catalog {
             .find_map(|s| s.index.get(name).map(|entry| (&s.repository, entry)))
     }
 
+    /// The module `name` as the repository called `repository` offers it.
+    pub fn find_in(&self, repository: &str, name: &str) -> Option<(&Repository, &ModuleEntry)> {
+        self.sources
+            .iter()
+            .filter(|s| s.repository.name == repository)
+            .find_map(|s| s.index.get(name).map(|entry| (&s.repository, entry)))
+    }
+
     /// Every module on offer, each name once, sorted by name.
     pub fn modules(&self) -> Vec<(&Repository, &ModuleEntry)> {
         // Keyed by name: linear, sorted, and the first repository's entry

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use xmpp_parsers::jid::Jid;
 
-use super::command::{Action, CommandReply, CommandRequest, NoteType, Status};
+use super::command::{Action, CommandReply, CommandRequest, Status};
 use super::forms;
-use crate::ops::{self, Context, Input, OpError, Operation, Response};
+use crate::access::Actor;
+use crate::ops::{self, Consent, Context, Input, OpError, Operation, Question, Response};
 
 /// How long a session may sit idle before it expires.
 pub const SESSION_TTL: Duration = Duration::from_secs(10 * 60);
@@ -47,8 +48,8 @@ fn new_session_id() -> String {
 enum Stage {
     /// The parameters form was shown.
     Parameters,
-    /// The operation asked a question about this input.
-    Confirming(Input),
+    /// The operation asked this question about this input.
+    Confirming(Input, Question),
 }
 
 struct Session {
@@ -125,21 +126,12 @@ impl Sessions {
             _ => Err(AdhocError::BadSessionId(id.chars().take(64).collect())),
         }
     }
-
-    /// How many sessions are open (for tests and diagnostics).
-    pub fn len(&self) -> usize {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// Whether no session is open.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// One request in the context of its session.
 struct Turn<'a> {
     ctx: &'a Context,
+    actor: &'a Actor,
     sessions: &'a Sessions,
     from: &'a Jid,
     op: &'static dyn Operation,
@@ -150,6 +142,7 @@ struct Turn<'a> {
 pub async fn handle(
     ctx: &Context,
     sessions: &Sessions,
+    actor: &Actor,
     from: &Jid,
     request: CommandRequest,
 ) -> Result<CommandReply, AdhocError> {
@@ -157,6 +150,7 @@ pub async fn handle(
         .ok_or_else(|| AdhocError::UnknownNode(request.node.chars().take(64).collect()))?;
     let turn = Turn {
         ctx,
+        actor,
         sessions,
         from,
         op,
@@ -181,7 +175,7 @@ pub async fn handle(
             "Canceled; nothing was changed.",
             None,
         )),
-        (Action::Prev, Stage::Confirming(_)) if !op.spec().params.is_empty() => {
+        (Action::Prev, Stage::Confirming(..)) if !op.spec().params.is_empty() => {
             Ok(turn.show_parameters(Some(session_id)))
         }
         (Action::Execute | Action::Complete, Stage::Parameters) => {
@@ -191,7 +185,7 @@ pub async fn handle(
             };
             turn.run(Some(session_id), input).await
         }
-        (Action::Execute | Action::Complete, Stage::Confirming(mut input)) => {
+        (Action::Execute | Action::Complete, Stage::Confirming(mut input, question)) => {
             let answer = match &request.form {
                 Some(form) => read_answer(form)?,
                 None => false,
@@ -205,7 +199,7 @@ pub async fn handle(
                     None,
                 ));
             }
-            input.confirmed = true;
+            input.consent = Consent::Approved(question.approval);
             turn.run(Some(session_id), input).await
         }
         (action, stage) => {
@@ -233,7 +227,8 @@ fn read_answer(form: &minidom::Element) -> Result<bool, AdhocError> {
         raw.iter()
             .map(|(var, values)| (var.as_str(), values.clone())),
     )?
-    .confirmed)
+    .consent
+        == Consent::Given)
 }
 
 impl Turn<'_> {
@@ -253,7 +248,7 @@ impl Turn<'_> {
             notes: if note.is_empty() {
                 vec![]
             } else {
-                vec![(NoteType::Info, note.to_owned())]
+                vec![note.to_owned()]
             },
             form,
         }
@@ -284,9 +279,8 @@ impl Turn<'_> {
         session_id: Option<String>,
         input: Input,
     ) -> Result<CommandReply, AdhocError> {
-        let actor = self.from.to_bare().to_string();
         let spec = self.op.spec();
-        let response = self.op.run(self.ctx, &actor, &input).await?;
+        let response = self.op.run(self.ctx, self.actor, &input).await?;
         let id = || session_id.clone().unwrap_or_else(new_session_id);
         Ok(match response {
             Response::Table(table) => self.reply(
@@ -308,7 +302,7 @@ impl Turn<'_> {
                     session_id.clone(),
                     self.from,
                     spec.node,
-                    Stage::Confirming(input),
+                    Stage::Confirming(input, question.clone()),
                     self.now,
                 );
                 let mut actions = vec![Action::Complete];
@@ -320,7 +314,7 @@ impl Turn<'_> {
                     Status::Executing,
                     actions,
                     "",
-                    Some(forms::confirm_form(spec.name, &question)),
+                    Some(forms::confirm_form(spec.name, &question.text)),
                 )
             }
         })
@@ -352,7 +346,7 @@ mod tests {
             sessions.take(&id, &jid("admin@x/phone"), "list", now),
             Ok(Stage::Parameters)
         ));
-        assert!(sessions.is_empty());
+        assert!(sessions.open.lock().unwrap().is_empty());
     }
 
     #[test]
@@ -382,7 +376,7 @@ mod tests {
         for i in 1..1000 {
             open(&sessions, &jid("admin@x/r"), now + Duration::from_millis(i));
         }
-        assert_eq!(sessions.len(), MAX_SESSIONS_PER_JID);
+        assert_eq!(sessions.open.lock().unwrap().len(), MAX_SESSIONS_PER_JID);
         assert!(sessions
             .take(&first, &jid("admin@x/r"), "list", now)
             .is_err());

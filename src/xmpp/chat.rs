@@ -22,8 +22,9 @@ use xmpp_parsers::muc::user::{MucUser, Status};
 use xmpp_parsers::muc::{muc::History, Muc};
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 
+use crate::access::Actor;
 use crate::config::Config;
-use crate::ops::{self, Context, Input, Operation, ParamKind, Response};
+use crate::ops::{self, Consent, Context, Input, Operation, ParamKind, Question, Response};
 
 /// How long a question waits for its `yes` or `no`.
 const ANSWER_WITHIN: Duration = Duration::from_secs(5 * 60);
@@ -159,6 +160,8 @@ pub fn usage(op: &dyn Operation) -> String {
 struct Pending {
     op: &'static dyn Operation,
     input: Input,
+    /// The question shown; "yes" approves exactly its plan.
+    question: Question,
     asked: Instant,
 }
 
@@ -198,16 +201,16 @@ impl Chat {
         &self,
         ctx: &Context,
         conversation: &str,
-        actor: &str,
-        is_admin: bool,
+        sender: &BareJid,
         text: &str,
     ) -> String {
-        if !is_admin {
+        let Some(actor) = Actor::admit(&ctx.config, sender) else {
             return format!(
-                "{actor} is not a modman admin, so I run nothing for you. The server's admin can add you to `admins` in modman.toml."
+                "{sender} is not a modman admin, so I run nothing for you. The server's admin can add you to `admins` in modman.toml."
             );
-        }
-        let Some(_running) = self.start(actor) else {
+        };
+        let actor = &actor;
+        let Some(_running) = self.start(&actor.to_string()) else {
             return format!("Busy: you have {MAX_RUNNING_PER_SENDER} commands running; send this again when one has answered.");
         };
         match parse_line(text) {
@@ -223,7 +226,7 @@ impl Chat {
                     Some(pending) if pending.asked.elapsed() < ANSWER_WITHIN => match yes {
                         true => {
                             let mut input = pending.input;
-                            input.confirmed = true;
+                            input.consent = Consent::Approved(pending.question.approval);
                             self.run(ctx, conversation, actor, pending.op, input).await
                         }
                         false => "Nothing was changed.".to_owned(),
@@ -243,15 +246,17 @@ impl Chat {
         &self,
         ctx: &Context,
         conversation: &str,
-        actor: &str,
+        actor: &Actor,
         op: &'static dyn Operation,
         input: Input,
     ) -> String {
         match op.run(ctx, actor, &input).await {
             Ok(Response::Confirm(question)) => {
+                let text = question.text.clone();
                 let pending = Pending {
                     op,
                     input,
+                    question,
                     asked: Instant::now(),
                 };
                 self.pending
@@ -259,7 +264,7 @@ impl Chat {
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(conversation.to_owned(), pending);
                 format!(
-                    "{question}\nAnswer yes or no (within {} minutes).",
+                    "{text}\nAnswer yes or no (within {} minutes).",
                     ANSWER_WITHIN.as_secs() / 60
                 )
             }
@@ -269,16 +274,14 @@ impl Chat {
     }
 
     fn start(&self, actor: &str) -> Option<Running<'_>> {
+        let actor = actor.to_owned();
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let count = running.entry(actor.to_owned()).or_insert(0);
+        let count = running.entry(actor.clone()).or_insert(0);
         if *count >= MAX_RUNNING_PER_SENDER {
             return None;
         }
         *count += 1;
-        Some(Running {
-            chat: self,
-            actor: actor.to_owned(),
-        })
+        Some(Running { chat: self, actor })
     }
 
     /// Learns from a room presence who an occupant really is. Returns a
@@ -344,20 +347,11 @@ impl Chat {
                     None => "I cannot tell who you are: this room does not show me real JIDs, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned(),
                     Some(jid) => {
                         let conversation = format!("{room} {jid}");
-                        self.reply(ctx, &conversation, jid.as_str(), config.is_admin(&jid), text).await
+                        self.reply(ctx, &conversation, &jid, text).await
                     }
                 }
             }
-            Asked::Direct { sender, text } => {
-                self.reply(
-                    ctx,
-                    sender.as_str(),
-                    sender.as_str(),
-                    config.is_admin(sender),
-                    text,
-                )
-                .await
-            }
+            Asked::Direct { sender, text } => self.reply(ctx, sender.as_str(), sender, text).await,
         };
         Some(answer(&asked, message, text))
     }

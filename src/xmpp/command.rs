@@ -92,13 +92,6 @@ pub enum Status {
     Canceled,
 }
 
-/// Severity of a `<note/>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoteType {
-    Info,
-    Error,
-}
-
 /// A `<command/>` reply.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandReply {
@@ -108,7 +101,9 @@ pub struct CommandReply {
     /// Allowed actions while executing; the first is the default
     /// (`execute` attribute).
     pub actions: Vec<Action>,
-    pub notes: Vec<(NoteType, String)>,
+    /// Notes shown with the reply, all of type `info`: errors travel as
+    /// stanza errors.
+    pub notes: Vec<String>,
     pub form: Option<Element>,
 }
 
@@ -133,14 +128,10 @@ impl From<CommandReply> for Element {
             }
             command.append_child(actions);
         }
-        for (kind, text) in reply.notes {
-            let kind = match kind {
-                NoteType::Info => "info",
-                NoteType::Error => "error",
-            };
+        for text in reply.notes {
             command.append_child(
                 Element::builder("note", NS)
-                    .attr(super::name("type"), kind)
+                    .attr(super::name("type"), "info")
                     .append(text)
                     .build(),
             );
@@ -197,7 +188,7 @@ mod tests {
             session_id: "s1".into(),
             status: Status::Executing,
             actions: vec![Action::Complete, Action::Prev],
-            notes: vec![(NoteType::Info, "hello".into())],
+            notes: vec!["hello".into()],
             form: None,
         }
         .into();

@@ -21,6 +21,7 @@ use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
 use super::notices;
 use super::stream::{Connection, Incoming};
+use crate::access::Actor;
 use crate::config::Config;
 use crate::ops::{self, Context, ErrorKind};
 
@@ -48,11 +49,8 @@ const SERVER_VERSION_ID: &str = "modman-server-version";
 pub async fn run(ctx: Context) -> std::io::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown_signal()?);
     let config = ctx.config.clone();
-    if let Err(e) = crate::ops::learn_from_prosody(&ctx).await {
-        tracing::warn!(
-            "{}; enabling and live loading will fail until this is fixed",
-            e.text.trim_end_matches("; nothing was changed")
-        );
+    if let Err(e) = ctx.engine.live().await {
+        tracing::warn!("{e}; enabling and live loading will fail until this is fixed");
     }
     let app = Arc::new(App {
         ctx,
@@ -75,9 +73,9 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
                     component.jid
                 );
                 retry = FIRST_RETRY;
-                app.ctx.server.set_connected(true);
+                app.ctx.engine.server.set_connected(true);
                 let ended = serve(&app, connection, &mut shutdown).await;
-                app.ctx.server.set_connected(false);
+                app.ctx.engine.server.set_connected(false);
                 match ended {
                     Ended::Shutdown => return Ok(()),
                     Ended::Lost(reason) => {
@@ -204,6 +202,7 @@ fn spawn_request(
     };
     let (app, replies) = (app.clone(), replies.clone());
     tokio::spawn(async move {
+        let catalog = app.ctx.catalog();
         let reply: Option<Stanza> = match request {
             Stanza::Iq(iq) => app.handle_iq(iq).await.map(Stanza::from),
             Stanza::Message(message) => app
@@ -213,10 +212,12 @@ fn spawn_request(
                 .map(Stanza::from),
             Stanza::Presence(_) => None,
         };
-        let ran_something = reply.is_some();
+        // Only a refresh replaces the catalog, and only then can there be
+        // news.
+        let refreshed = !Arc::ptr_eq(&catalog, &app.ctx.catalog());
         // The receiver is gone only if the connection died; the
         // requester then gets an error from Prosody and retries.
-        for stanza in reply.into_iter().chain(announcements(&app, ran_something)) {
+        for stanza in reply.into_iter().chain(announcements(&app, refreshed)) {
             let _ = replies.send(stanza).await;
         }
         drop(permit);
@@ -224,9 +225,9 @@ fn spawn_request(
     None
 }
 
-/// Notices of updates a command (such as refresh) made known.
-fn announcements(app: &App, ran_something: bool) -> Vec<Stanza> {
-    if !ran_something {
+/// Notices of updates a refresh made known.
+fn announcements(app: &App, refreshed: bool) -> Vec<Stanza> {
+    if !refreshed {
         return vec![];
     }
     notices::announce(&app.ctx)
@@ -243,7 +244,7 @@ fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>) {
             return;
         };
         match refresh
-            .run(&app.ctx, "schedule", &ops::Input::default())
+            .run(&app.ctx, &Actor::schedule(), &ops::Input::default())
             .await
         {
             Ok(_) => tracing::info!("scheduled refresh done"),
@@ -290,7 +291,7 @@ impl App {
                 match VersionResult::try_from(payload) {
                     Ok(version) => {
                         tracing::info!("the server runs {} {}", version.name, version.version);
-                        self.ctx.server.set_version(Some(version.version));
+                        self.ctx.engine.server.set_version(Some(version.version));
                     }
                     Err(e) => tracing::warn!("the server's version answer did not parse: {e}"),
                 }
@@ -310,7 +311,8 @@ impl App {
             tracing::debug!("dropped an IQ without a sender");
             return None;
         };
-        let is_admin = self.ctx.config.is_admin(&from.to_bare());
+        let actor = Actor::admit(&self.ctx.config, &from.to_bare());
+        let is_admin = actor.is_some();
         let result = match (is_set, payload.name(), payload.ns().as_str()) {
             (false, "query", ns::DISCO_INFO) => {
                 disco::info(payload.attr("node"), is_admin).map_err(|e| disco_error(e, payload.attr("node")))
@@ -321,11 +323,13 @@ impl App {
             }
             (false, "query", ns::VERSION) => Ok(disco::version()),
             (false, "ping", ns::PING) => return Some(reply_to(Iq::empty_result(from.clone(), id), to)),
-            (true, "command", NS_COMMANDS) if !is_admin => {
-                tracing::info!("refused a command from {from}: not an admin");
-                Err(forbidden(&from))
-            }
-            (true, "command", NS_COMMANDS) => self.command(&from, &payload).await,
+            (true, "command", NS_COMMANDS) => match &actor {
+                Some(actor) => self.command(actor, &from, &payload).await,
+                None => {
+                    tracing::info!("refused a command from {from}: not an admin");
+                    Err(forbidden(&from))
+                }
+            },
             _ => Err(StanzaError::new(
                 ErrorType::Cancel,
                 DefinedCondition::ServiceUnavailable,
@@ -345,7 +349,12 @@ impl App {
         Some(reply_to(reply, to))
     }
 
-    async fn command(&self, from: &Jid, payload: &Element) -> Result<Element, StanzaError> {
+    async fn command(
+        &self,
+        actor: &Actor,
+        from: &Jid,
+        payload: &Element,
+    ) -> Result<Element, StanzaError> {
         let request = CommandRequest::try_from(payload).map_err(|e| {
             let app_condition = match e {
                 RequestError::MalformedAction(_) => Some("malformed-action"),
@@ -359,7 +368,7 @@ impl App {
             )
         })?;
         let node = request.node.clone();
-        match adhoc::handle(&self.ctx, &self.sessions, from, request).await {
+        match adhoc::handle(&self.ctx, &self.sessions, actor, from, request).await {
             Ok(reply) => {
                 tracing::info!("{from} ran {node}: {:?}", reply.status);
                 Ok(reply.into())

@@ -34,7 +34,7 @@ pub fn parameters_form(spec: &Spec, ctx: &Context) -> Element {
             ParamKind::Modules(choice) => {
                 ("list-multi", options_of(ctx.module_choices(choice)), None)
             }
-            ParamKind::Hosts => ("list-multi", options_of(ctx.server.hosts()), None),
+            ParamKind::Hosts => ("list-multi", options_of(ctx.engine.server.hosts()), None),
             ParamKind::Boolean => ("boolean", vec![], Some("0")),
         };
         let mut field = field_element(param.var, kind, param.label);

@@ -10,6 +10,7 @@ pub mod component;
 pub mod disco;
 pub mod forms;
 pub mod notices;
+pub mod probe;
 pub mod stream;
 
 use minidom::rxml::NcName;

@@ -1,0 +1,94 @@
+//! Who may act. Every request, from any front end, passes this one gate
+//! before anything runs, and what it hands back is an [`Actor`]: a value
+//! nothing else can make, which every operation and every change takes.
+//! So no code path can run an operation for someone the gate did not
+//! admit, and the history names who acted in one format.
+
+use std::fmt;
+
+use xmpp_parsers::jid::BareJid;
+
+use crate::config::Config;
+
+/// Someone modman acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(Kind);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    /// A JID listed in `admins`, by its real bare JID.
+    Admin(BareJid),
+    /// A person at the host's shell, by login name: the operating system
+    /// let them read modman's config and state, which is the permission.
+    LocalUser(String),
+    /// modman itself, on its schedule (the daily refresh).
+    Schedule,
+}
+
+impl Actor {
+    /// The gate for XMPP: `jid` (the sender's real bare JID, never a room
+    /// nick) is admitted when it is one of the configured admins.
+    pub fn admit(config: &Config, jid: &BareJid) -> Option<Actor> {
+        config
+            .admins
+            .contains(jid)
+            .then(|| Actor(Kind::Admin(jid.clone())))
+    }
+
+    /// The gate for the command line: the user running it.
+    pub fn local_user() -> Actor {
+        use std::os::unix::fs::MetadataExt;
+        let name = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| {
+                std::fs::metadata("/proc/self")
+                    .map_or("unknown".into(), |m| format!("uid {}", m.uid()))
+            });
+        Actor(Kind::LocalUser(name))
+    }
+
+    /// modman's own scheduled work.
+    pub fn schedule() -> Actor {
+        Actor(Kind::Schedule)
+    }
+
+    /// The admin's JID, when an admin acts over XMPP.
+    pub fn jid(&self) -> Option<&BareJid> {
+        match &self.0 {
+            Kind::Admin(jid) => Some(jid),
+            _ => None,
+        }
+    }
+}
+
+/// As the history writes it: `admin@example.org`, `cli:alice`, `schedule`.
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Kind::Admin(jid) => write!(f, "{jid}"),
+            Kind::LocalUser(name) => write!(f, "cli:{name}"),
+            Kind::Schedule => f.write_str("schedule"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_configured_admins_are_admitted() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("modman.example.toml"),
+        )
+        .unwrap();
+        let config = Config::parse(&text, std::path::Path::new("/etc/modman")).unwrap();
+        let admin = config.admins.iter().next().unwrap().clone();
+        let actor = Actor::admit(&config, &admin).unwrap();
+        assert_eq!(actor.jid(), Some(&admin));
+        assert_eq!(actor.to_string(), admin.to_string());
+        let stranger: BareJid = "mallory@example.net".parse().unwrap();
+        assert!(Actor::admit(&config, &stranger).is_none());
+        assert!(Actor::local_user().to_string().starts_with("cli:"));
+    }
+}

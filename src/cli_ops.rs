@@ -1,0 +1,147 @@
+//! The operations as subcommands, generated from each operation's
+//! [`Spec`], as the chat grammar and the ad-hoc forms are: one declaration
+//! of an operation's parameters serves all three front ends.
+//!
+//! The first module-list or text parameter is positional (`modman install
+//! lastlog smacks`, `modman info lastlog`, `modman list smacks`); the rest
+//! are flags named after their field (`--enable`, `--hosts a,b`,
+//! `--show installed`). Changing operations take `--yes`.
+
+use std::path::PathBuf;
+
+use clap::{Arg, ArgAction, ArgMatches};
+use modman::ops::{Access, Consent, Input, OpError, Param, ParamKind, Spec};
+
+/// The subcommand for `spec`.
+pub fn command(spec: &'static Spec) -> clap::Command {
+    let mut command = clap::Command::new(spec.node)
+        .about(spec.name)
+        .long_about(spec.instructions)
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .short('c')
+                .required(true)
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("Path to modman.toml."),
+        );
+    if spec.access == Access::Change {
+        command = command.arg(
+            Arg::new("yes")
+                .long("yes")
+                .short('y')
+                .action(ArgAction::SetTrue)
+                .help("Answer yes to the question the command would ask."),
+        );
+    }
+    let positional = positional(spec);
+    for param in spec.params {
+        command = command.arg(argument(param, positional == Some(param.var)));
+    }
+    command
+}
+
+/// The checked input from what clap read for `spec`.
+pub fn input(spec: &'static Spec, args: &ArgMatches) -> Result<Input, OpError> {
+    let raw = spec.params.iter().filter_map(|param| {
+        let values: Vec<String> = match param.kind {
+            ParamKind::Boolean => vec![args.get_flag(param.var).to_string()],
+            _ => args.get_many::<String>(param.var)?.cloned().collect(),
+        };
+        Some((param.var, values))
+    });
+    let mut input = Input::check(spec.params, raw)?;
+    if spec.access == Access::Change && args.get_flag("yes") {
+        input.consent = Consent::Given;
+    }
+    Ok(input)
+}
+
+/// The parameter given without a flag: the first list of modules or
+/// text, what the command is about.
+fn positional(spec: &Spec) -> Option<&'static str> {
+    spec.params
+        .iter()
+        .find(|p| matches!(p.kind, ParamKind::Modules(_) | ParamKind::Text))
+        .map(|p| p.var)
+}
+
+fn argument(param: &'static Param, positional: bool) -> Arg {
+    let arg = Arg::new(param.var).help(param.help);
+    let arg = match positional {
+        true => arg.value_name(match param.kind {
+            ParamKind::Modules(_) => "MODULE",
+            _ => "TEXT",
+        }),
+        false => arg.long(param.var),
+    };
+    match param.kind {
+        ParamKind::Boolean => arg.action(ArgAction::SetTrue),
+        ParamKind::Modules(_) if positional => arg.num_args(1..).required(param.required),
+        ParamKind::Modules(_) | ParamKind::Hosts => arg
+            .value_delimiter(',')
+            .action(ArgAction::Append)
+            .required(param.required),
+        ParamKind::Choice(options) => arg
+            .value_parser(options.iter().map(|(value, _)| *value).collect::<Vec<_>>())
+            .default_value(options.first().map(|(value, _)| *value).unwrap_or_default()),
+        ParamKind::Text => arg.required(param.required),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(node: &str, words: &[&str]) -> Result<Input, String> {
+        let op = modman::ops::find(node).unwrap();
+        let args = command(op.spec())
+            .try_get_matches_from(std::iter::once(node).chain(words.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        input(op.spec(), &args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_operation_becomes_a_valid_subcommand() {
+        for op in modman::ops::all() {
+            command(op.spec()).debug_assert();
+        }
+    }
+
+    #[test]
+    fn flags_and_positionals_follow_the_spec() {
+        let install = parse(
+            "install",
+            &[
+                "-c",
+                "m.toml",
+                "--enable",
+                "--hosts",
+                "a.example,b.example",
+                "mod_lastlog",
+                "smacks",
+                "-y",
+            ],
+        )
+        .unwrap();
+        assert_eq!(install.modules("modules"), ["lastlog", "smacks"]);
+        assert_eq!(install.modules("hosts"), ["a.example", "b.example"]);
+        assert!(install.flag("enable"));
+        assert_eq!(install.consent, Consent::Given);
+        let list = parse("list", &["-c", "m.toml", "--show", "updates", "smack"]).unwrap();
+        assert_eq!(list.text("show"), Some("updates"));
+        assert_eq!(list.text("query"), Some("smack"));
+        assert_eq!(
+            parse("info", &["-c", "m.toml", "lastlog"])
+                .unwrap()
+                .text("module"),
+            Some("lastlog")
+        );
+        // Reading commands ask nothing, so they take no --yes.
+        assert!(parse("list", &["-c", "m.toml", "--yes"]).is_err());
+        // The same checks as every front end.
+        let bad = parse("install", &["-c", "m.toml", "../etc"]).unwrap_err();
+        assert!(bad.contains("is not a module name"), "{bad}");
+    }
+}

@@ -1,0 +1,121 @@
+//! The copies a change replaced, kept in `state_dir/backups/<id>` with the
+//! transaction's manifest, so `rollback` can put them back later.
+
+use std::path::Path;
+
+use super::audit;
+use super::transaction::{Prepared, RecordChange, Transaction};
+use super::{io, EngineError, Paths};
+use crate::fsutil;
+use crate::repo::archive::ArchiveFile;
+
+/// Backups kept; older ones are removed after each change.
+const KEEP_BACKUPS: usize = 50;
+
+/// Copies the old module directories of `transaction` out of its staging
+/// into a new backup, whole or not at all (built under a temp name).
+pub(super) fn keep(paths: &Paths, transaction: &Transaction) -> std::io::Result<()> {
+    let stage = paths.staging.join(&transaction.id);
+    let backup = paths.backups.join(&transaction.id);
+    if backup.exists() {
+        return Ok(());
+    }
+    let temp = tempfile::Builder::new()
+        .prefix(".modman-backup-")
+        .tempdir_in(&paths.backups)?;
+    let inside = temp.path().join("backup");
+    std::fs::create_dir(&inside)?;
+    for change in &transaction.changes {
+        let old = stage.join("old").join(format!("mod_{}", change.name));
+        if old.exists() {
+            fsutil::copy_dir(&old, &inside.join(format!("mod_{}", change.name)))?;
+        }
+    }
+    let manifest = serde_json::to_vec_pretty(transaction).map_err(std::io::Error::other)?;
+    std::fs::write(inside.join("manifest.json"), manifest)?;
+    std::fs::rename(&inside, &backup)?;
+    fsutil::sync_dir(&paths.backups)
+}
+
+/// Removes all but the newest [`KEEP_BACKUPS`].
+pub(super) fn prune(paths: &Paths) -> std::io::Result<()> {
+    let mut ids: Vec<String> = std::fs::read_dir(&paths.backups)?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    ids.sort();
+    let excess = ids.len().saturating_sub(KEEP_BACKUPS);
+    for id in &ids[..excess] {
+        fsutil::remove_dir_if_present(&paths.backups.join(id))?;
+    }
+    Ok(())
+}
+
+/// Kept transactions, oldest first.
+pub(super) fn list(paths: &Paths) -> Result<Vec<Transaction>, EngineError> {
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(&paths.backups).map_err(io("cannot read", &paths.backups))?;
+    for entry in entries.flatten() {
+        let manifest = entry.path().join("manifest.json");
+        if let Ok(bytes) = std::fs::read(&manifest) {
+            if let Ok(transaction) = serde_json::from_slice::<Transaction>(&bytes) {
+                found.push(transaction);
+            }
+        }
+    }
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(found)
+}
+
+/// The change that puts `change.name` back as it was before transaction
+/// `id`: its old files from the backup, or its removal.
+pub(super) fn restoring(
+    paths: &Paths,
+    id: &str,
+    change: &RecordChange,
+    actor: &str,
+) -> Result<Prepared, EngineError> {
+    let after = match &change.before {
+        Some(record) => {
+            let dir = paths.backups.join(id).join(format!("mod_{}", change.name));
+            let mut files = Vec::new();
+            read_tree(&dir, "", &mut files).map_err(io("cannot read the backup", &dir))?;
+            files.sort_by(|a, b| a.path.cmp(&b.path));
+            let mut record = record.clone();
+            record.installed_at = audit::now();
+            record.installed_by = actor.to_owned();
+            Some((record, files))
+        }
+        None => None,
+    };
+    Ok(Prepared {
+        name: change.name.clone(),
+        after,
+    })
+}
+
+fn read_tree(root: &Path, relative: &str, out: &mut Vec<ArchiveFile>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(root.join(relative))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = if relative.is_empty() {
+            name
+        } else {
+            format!("{relative}/{name}")
+        };
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            read_tree(root, &path, out)?;
+        } else if kind.is_file() {
+            let executable = entry.metadata()?.permissions().mode() & 0o111 != 0;
+            out.push(ArchiveFile {
+                data: std::fs::read(entry.path())?,
+                path,
+                executable,
+            });
+        }
+    }
+    Ok(())
+}

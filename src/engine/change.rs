@@ -1,0 +1,547 @@
+//! One change, whole or undone: the engine's single entry point for
+//! everything that alters the host.
+//!
+//! A [`ChangeSet`] names the module files to swap, the placements (module
+//! on host) to disable and to enable, and the operation for the history.
+//! [`ChangeGuard::commit`] runs it in this order:
+//!
+//! 1. disable: take placements (and every placement of a module whose
+//!    files go away) out of the managed config, and unload them;
+//! 2. files: the journaled swap of [`super::transaction`];
+//! 3. enable: add placements to the managed config, and load them;
+//! 4. reload: modules whose files were replaced, where they were loaded;
+//! 5. history: one line for the whole change.
+//!
+//! Whatever step fails, the steps already done are undone in reverse
+//! order: files, config and live state. The error carries an [`Outcome`]
+//! that says what is true afterwards, so no message has to guess.
+
+use std::collections::BTreeSet;
+
+use super::admin_socket::ModuleAction;
+use super::faults::Step;
+use super::live::{Live, LoadedMap};
+use super::managed_config::{HostModules, ManagedConfig};
+use super::transaction::{self, Backup, Meta, Prepared, Transaction};
+use super::{audit, io, ChangeGuard, EngineError};
+use crate::access::Actor;
+
+/// A module on a host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Placement {
+    pub module: String,
+    pub host: String,
+}
+
+impl Placement {
+    /// Every module on every host.
+    pub fn all(modules: &[String], hosts: &[String]) -> Vec<Placement> {
+        modules
+            .iter()
+            .flat_map(|module| {
+                hosts.iter().map(move |host| Placement {
+                    module: module.clone(),
+                    host: host.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A whole change, as planned by an operation.
+pub struct ChangeSet {
+    /// The history's name for it: install, update, remove...
+    pub operation: &'static str,
+    /// Module directories to put in place (or remove, with no files).
+    pub files: Vec<Prepared>,
+    /// Placements to take out of the managed config and unload, first.
+    pub disable: Vec<Placement>,
+    /// Placements to add to the managed config and load, after the files.
+    pub enable: Vec<Placement>,
+}
+
+/// What is true after a change failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It failed before changing anything.
+    NothingChanged,
+    /// It changed things, then undid every one of them.
+    Undone,
+    /// Some of it could not be undone: what is left, and what to do.
+    PartlyChanged(String),
+}
+
+/// A change that failed, and what that left.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct ChangeError {
+    pub error: EngineError,
+    pub outcome: Outcome,
+}
+
+impl From<EngineError> for ChangeError {
+    /// An error before the first step: nothing was changed.
+    fn from(error: EngineError) -> Self {
+        let outcome = match error {
+            EngineError::Stuck(ref what) => Outcome::PartlyChanged(what.clone()),
+            _ => Outcome::NothingChanged,
+        };
+        ChangeError { error, outcome }
+    }
+}
+
+/// What a committed change did beyond its files.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Placements loaded now that were not loaded before.
+    pub loaded: Vec<Placement>,
+    /// Placements unloaded.
+    pub unloaded: Vec<Placement>,
+    /// Modules reloaded with their new files.
+    pub reloaded: Vec<Placement>,
+    /// Why the running server was not told (its admin socket could not
+    /// be reached): the new files take effect when Prosody restarts.
+    pub not_live: Option<String>,
+}
+
+/// A step done, and so a step to undo if a later one fails.
+enum Done {
+    /// The managed config was written; this was the text before.
+    Config(ManagedConfig),
+    Unloaded(Placement),
+    Files(Transaction),
+    /// Modules were loaded; this was what was loaded before.
+    Loaded(LoadedMap),
+    /// A reload of new files was attempted here.
+    Reloaded(Placement),
+}
+
+impl ChangeGuard<'_> {
+    /// Runs `change` for `actor`; see the module documentation.
+    pub async fn commit(
+        &mut self,
+        actor: &Actor,
+        change: ChangeSet,
+    ) -> Result<Applied, ChangeError> {
+        let ChangeSet {
+            operation,
+            files,
+            disable,
+            enable,
+        } = change;
+        let removed: Vec<String> = files
+            .iter()
+            .filter(|p| p.after.is_none())
+            .map(|p| p.name.clone())
+            .collect();
+        let replaced: Vec<String> = files
+            .iter()
+            .filter(|p| p.after.is_some() && self.installed.modules.contains_key(&p.name))
+            .map(|p| p.name.clone())
+            .collect();
+        let config_path = self.engine.config.prosody.managed_config.clone();
+        let config = ManagedConfig::load(&config_path).map_err(EngineError::from)?;
+        let touches_placements = !enable.is_empty()
+            || !disable.is_empty()
+            || removed.iter().any(|m| !config.hosts_of(m).is_empty());
+        let (live, not_live) = match self.engine.live().await {
+            Ok(live) => (Some(live), None),
+            Err(e) if touches_placements => return Err(e.into()),
+            // Nothing loaded can be affected, or nothing is known to be:
+            // the files change, and Prosody sees them at its next start.
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let mut run = Run {
+            guard: self,
+            actor,
+            operation,
+            live,
+            done: Vec::new(),
+            applied: Applied {
+                not_live: not_live.filter(|_| !removed.is_empty() || !replaced.is_empty()),
+                ..Applied::default()
+            },
+            modules: named_modules(&files, &disable, &enable),
+            hosts: disable
+                .iter()
+                .chain(&enable)
+                .map(|p| p.host.clone())
+                .collect(),
+            transaction: None,
+        };
+        let plan = Plan {
+            files,
+            disable,
+            enable,
+            removed,
+            replaced,
+        };
+        let result = match run.steps(plan, config).await {
+            Ok(()) => run.log("ok".into()),
+            Err(e) => Err(e),
+        };
+        run.guard.engine.loaded.forget().await;
+        match result {
+            Ok(()) => Ok(run.applied),
+            Err(error) => Err(run.fail(error).await),
+        }
+    }
+}
+
+/// The parts of a change set, with what the engine derived from it.
+struct Plan {
+    files: Vec<Prepared>,
+    disable: Vec<Placement>,
+    enable: Vec<Placement>,
+    /// Modules whose files go away.
+    removed: Vec<String>,
+    /// Installed modules that get new files.
+    replaced: Vec<String>,
+}
+
+/// A change in progress.
+struct Run<'g, 'e> {
+    guard: &'g mut ChangeGuard<'e>,
+    actor: &'g Actor,
+    operation: &'static str,
+    live: Option<Live>,
+    done: Vec<Done>,
+    applied: Applied,
+    /// Modules and hosts the history line names.
+    modules: Vec<String>,
+    hosts: BTreeSet<String>,
+    transaction: Option<Transaction>,
+}
+
+impl Run<'_, '_> {
+    async fn steps(&mut self, plan: Plan, config: ManagedConfig) -> Result<(), EngineError> {
+        let before: LoadedMap = match &mut self.live {
+            Some(live) => live.loaded().await?,
+            None => LoadedMap::new(),
+        };
+
+        // 1. disable, and everything of modules whose files go away.
+        let mut disable: BTreeSet<Placement> = plan.disable.into_iter().collect();
+        for module in &plan.removed {
+            let hosts = config
+                .hosts_of(module)
+                .into_iter()
+                .chain(loaded_hosts(&before, module));
+            disable.extend(hosts.map(|host| Placement {
+                module: module.clone(),
+                host,
+            }));
+        }
+        let mut config = config;
+        if !disable.is_empty() {
+            let mut without = self.live()?.pruned(&config);
+            for p in &disable {
+                if let Some(section) = without.hosts.get_mut(&p.host) {
+                    section.modules.remove(&p.module);
+                }
+            }
+            without.hosts.retain(|_, h| !h.modules.is_empty());
+            self.write_config(&without, config)?;
+            config = without;
+            for p in &disable {
+                if !loaded_hosts(&before, &p.module).any(|h| h == p.host) {
+                    continue;
+                }
+                self.act(ModuleAction::Unload, p).await?;
+                self.done.push(Done::Unloaded(p.clone()));
+                self.applied.unloaded.push(p.clone());
+            }
+        }
+
+        // 2. files.
+        if !plan.files.is_empty() {
+            self.files(plan.files).await?;
+        }
+
+        // 3. enable.
+        if !plan.enable.is_empty() {
+            let live = self.live()?;
+            let mut with = live.pruned(&config);
+            for p in &plan.enable {
+                let component = live.component_of(&p.host);
+                with.hosts
+                    .entry(p.host.clone())
+                    .or_insert_with(|| HostModules {
+                        component,
+                        ..HostModules::default()
+                    })
+                    .modules
+                    .insert(p.module.clone());
+            }
+            self.write_config(&with, config)?;
+            let now = self.live()?.loaded().await?;
+            self.done.push(Done::Loaded(now.clone()));
+            for p in &plan.enable {
+                if loaded_hosts(&now, &p.module).any(|h| h == p.host) {
+                    continue;
+                }
+                self.act(ModuleAction::Load, p).await?;
+                self.applied.loaded.push(p.clone());
+            }
+        }
+
+        // 4. reload what got new files, where it was loaded and stays.
+        if self.live.is_some() {
+            for module in &plan.replaced {
+                for host in loaded_hosts(&before, module) {
+                    let p = Placement {
+                        module: module.clone(),
+                        host,
+                    };
+                    if disable.contains(&p) {
+                        continue;
+                    }
+                    self.done.push(Done::Reloaded(p.clone()));
+                    self.act(ModuleAction::Reload, &p).await?;
+                    self.applied.reloaded.push(p);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn live(&mut self) -> Result<&mut Live, EngineError> {
+        self.live.as_mut().ok_or_else(|| {
+            EngineError::Internal("the running server is needed but not connected".into())
+        })
+    }
+
+    async fn act(&mut self, action: ModuleAction, p: &Placement) -> Result<(), EngineError> {
+        self.live()?
+            .act(action, &p.module, &p.host)
+            .await
+            .map_err(EngineError::Refused)
+    }
+
+    /// Writes `config`, remembering `previous` for the undo.
+    fn write_config(
+        &mut self,
+        config: &ManagedConfig,
+        previous: ManagedConfig,
+    ) -> Result<(), EngineError> {
+        self.save_config(config)?;
+        self.done.push(Done::Config(previous));
+        Ok(())
+    }
+
+    fn save_config(&self, config: &ManagedConfig) -> Result<(), EngineError> {
+        let path = &self.guard.engine.config.prosody.managed_config;
+        self.guard
+            .engine
+            .faults
+            .check(Step::ConfigWrite)
+            .and_then(|()| config.save(path))
+            .map_err(io("cannot write the managed config", path))
+    }
+
+    /// Step 2: the journaled file transaction, off the async threads.
+    async fn files(&mut self, files: Vec<Prepared>) -> Result<(), EngineError> {
+        let engine = self.guard.engine;
+        let paths = engine.paths.clone();
+        let installed = self.guard.installed.clone();
+        let faults = engine.faults.clone();
+        let actor = self.actor.to_string();
+        let operation = self.operation;
+        let transaction = tokio::task::spawn_blocking(move || {
+            let meta = Meta {
+                actor: &actor,
+                operation,
+            };
+            transaction::apply(&paths, installed, meta, files, Backup::Keep, &faults)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        self.guard.installed = engine.installed()?;
+        self.transaction = Some(transaction.clone());
+        self.done.push(Done::Files(transaction));
+        Ok(())
+    }
+
+    /// Step 5: the history line, with `result`.
+    fn log(&self, result: String) -> Result<(), EngineError> {
+        let engine = self.guard.engine;
+        let (changes, id) = match &self.transaction {
+            Some(t) => (audit::module_changes(t), t.id.clone()),
+            None => (
+                self.modules
+                    .iter()
+                    .cloned()
+                    .map(|module| audit::ModuleChange {
+                        module,
+                        from: None,
+                        to: None,
+                    })
+                    .collect(),
+                String::new(),
+            ),
+        };
+        let entry = audit::Entry {
+            time: audit::now(),
+            actor: self.actor.to_string(),
+            operation: self.operation.to_owned(),
+            changes,
+            result,
+            transaction: id,
+            hosts: self.hosts.iter().cloned().collect(),
+        };
+        tracing::info!(
+            "{} by {}: {}: {}",
+            entry.operation,
+            entry.actor,
+            entry
+                .changes
+                .iter()
+                .map(|c| c.module.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            entry.result
+        );
+        engine
+            .faults
+            .check(Step::Audit)
+            .and_then(|()| audit::append(&engine.paths.state_dir, &entry))
+            .map_err(io("cannot write the history in", &engine.paths.state_dir))
+    }
+
+    /// Undoes every step done, newest first, and says what is left.
+    async fn fail(mut self, error: EngineError) -> ChangeError {
+        if let EngineError::Stuck(what) = &error {
+            let outcome = Outcome::PartlyChanged(what.clone());
+            return ChangeError { error, outcome };
+        }
+        if self.done.is_empty() {
+            return ChangeError {
+                error,
+                outcome: Outcome::NothingChanged,
+            };
+        }
+        let mut left: Vec<String> = Vec::new();
+        let mut reload_after_files: Vec<Placement> = Vec::new();
+        while let Some(step) = self.done.pop() {
+            if let Err(why) = self.undo(step, &mut reload_after_files).await {
+                left.push(why);
+            }
+        }
+        self.guard.engine.loaded.forget().await;
+        let outcome = match left.is_empty() {
+            true => Outcome::Undone,
+            false => Outcome::PartlyChanged(left.join("; ")),
+        };
+        let result = match &outcome {
+            Outcome::PartlyChanged(what) => format!("failed: {error}; partly undone: {what}"),
+            _ => format!("failed: {error}; undone"),
+        };
+        if let Err(e) = self.log(result) {
+            tracing::error!("{e}");
+        }
+        ChangeError { error, outcome }
+    }
+
+    /// Undoes one step; `Err` says what stays changed.
+    async fn undo(
+        &mut self,
+        step: Done,
+        reload_after_files: &mut Vec<Placement>,
+    ) -> Result<(), String> {
+        match step {
+            Done::Reloaded(p) => {
+                reload_after_files.push(p);
+                Ok(())
+            }
+            Done::Loaded(before) => {
+                let live = self.live().map_err(|e| e.to_string())?;
+                let now = live.loaded().await.map_err(|e| {
+                    format!("modules loaded by this change may still be loaded ({e})")
+                })?;
+                let mut stuck = Vec::new();
+                for (host, modules) in &now {
+                    let empty = BTreeSet::new();
+                    for module in modules.difference(before.get(host).unwrap_or(&empty)) {
+                        if let Err(why) = live.act(ModuleAction::Unload, module, host).await {
+                            stuck.push(format!("mod_{module} is still loaded on {host} ({why})"));
+                        }
+                    }
+                }
+                match stuck.is_empty() {
+                    true => Ok(()),
+                    false => Err(stuck.join("; ")),
+                }
+            }
+            Done::Config(previous) => self.save_config(&previous).map_err(|e| {
+                format!("the managed config still has this change ({e}); fix it by hand")
+            }),
+            Done::Unloaded(p) => self
+                .act(ModuleAction::Load, &p)
+                .await
+                .map_err(|e| format!("mod_{} stays unloaded on {} ({e})", p.module, p.host)),
+            Done::Files(transaction) => {
+                self.unapply(&transaction).await.map_err(|e| {
+                    format!(
+                        "the new files stay in place ({e}); use rollback to put back the old ones"
+                    )
+                })?;
+                let mut stuck = Vec::new();
+                for p in reload_after_files.drain(..) {
+                    let reloaded = self.act(ModuleAction::Reload, &p).await;
+                    if reloaded.is_err() {
+                        if let Err(e) = self.act(ModuleAction::Load, &p).await {
+                            stuck.push(format!(
+                                "mod_{} is not loaded on {} ({e})",
+                                p.module, p.host
+                            ));
+                        }
+                    }
+                }
+                match stuck.is_empty() {
+                    true => Ok(()),
+                    false => Err(stuck.join("; ")),
+                }
+            }
+        }
+    }
+
+    async fn unapply(&mut self, transaction: &Transaction) -> Result<(), EngineError> {
+        let engine = self.guard.engine;
+        let paths = engine.paths.clone();
+        let installed = engine.installed()?;
+        let faults = engine.faults.clone();
+        let actor = self.actor.to_string();
+        let transaction = transaction.clone();
+        tokio::task::spawn_blocking(move || {
+            transaction::unapply(&paths, installed, &transaction, &actor, &faults)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        self.guard.installed = engine.installed()?;
+        Ok(())
+    }
+}
+
+/// The modules a change concerns, for its history line: those whose
+/// files change, else those enabled or disabled.
+fn named_modules(files: &[Prepared], disable: &[Placement], enable: &[Placement]) -> Vec<String> {
+    let mut named: Vec<String> = Vec::new();
+    let names = files
+        .iter()
+        .map(|p| &p.name)
+        .chain(disable.iter().chain(enable).map(|p| &p.module));
+    for name in names {
+        if !named.contains(name) {
+            named.push(name.clone());
+        }
+    }
+    named
+}
+
+/// The hosts `module` is loaded on in `loaded`.
+fn loaded_hosts<'a>(loaded: &'a LoadedMap, module: &'a str) -> impl Iterator<Item = String> + 'a {
+    loaded
+        .iter()
+        .filter(move |(_, modules)| modules.contains(module))
+        .map(|(host, _)| host.clone())
+}

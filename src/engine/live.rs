@@ -1,0 +1,318 @@
+//! The running Prosody: what it serves and has loaded, and loading,
+//! unloading and reloading modules without a restart, through its admin
+//! socket. The engine's changes use it; `list`, `info` and `check` read it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::RwLock;
+
+use futures::future::BoxFuture;
+
+use super::admin_socket::{AdminError, AdminSocket, Host, ModuleAction};
+use super::managed_config::ManagedConfig;
+use super::EngineError;
+
+/// Modules loaded now, per host name.
+pub type LoadedMap = BTreeMap<String, BTreeSet<String>>;
+
+/// One session with the running server. The admin socket is the real one;
+/// the engine's unit tests put an in-memory server in its place, since no
+/// Prosody runs inside `cargo test --lib`.
+pub trait LiveServer: Send {
+    /// The hosts Prosody serves, components included.
+    fn hosts(&mut self) -> BoxFuture<'_, Result<Vec<Host>, AdminError>>;
+    /// Prosody's version, such as `0.12.3`.
+    fn version(&mut self) -> BoxFuture<'_, Result<String, AdminError>>;
+    /// The modules loaded on `host`.
+    fn loaded<'a>(&'a mut self, host: &'a str) -> BoxFuture<'a, Result<Vec<String>, AdminError>>;
+    /// Loads, unloads or reloads `module` on `host`; the inner `Err` is
+    /// Prosody's refusal in its own words.
+    fn act<'a>(
+        &'a mut self,
+        action: ModuleAction,
+        module: &'a str,
+        host: &'a str,
+    ) -> BoxFuture<'a, Result<Result<(), String>, AdminError>>;
+    /// Prosody's `plugin_paths` as it runs, as the Lua table's text.
+    fn plugin_paths(&mut self) -> BoxFuture<'_, Result<String, AdminError>>;
+}
+
+/// Opens sessions with the running server.
+pub trait Connect: Send + Sync {
+    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn LiveServer>, AdminError>>;
+}
+
+/// Connects through the admin socket at a path.
+pub struct SocketConnector(pub PathBuf);
+
+impl Connect for SocketConnector {
+    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn LiveServer>, AdminError>> {
+        Box::pin(async move {
+            let socket = AdminSocket::connect(&self.0).await?;
+            Ok(Box::new(socket) as Box<dyn LiveServer>)
+        })
+    }
+}
+
+impl LiveServer for AdminSocket {
+    fn hosts(&mut self) -> BoxFuture<'_, Result<Vec<Host>, AdminError>> {
+        Box::pin(AdminSocket::hosts(self))
+    }
+    fn version(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
+        Box::pin(AdminSocket::version(self))
+    }
+    fn loaded<'a>(&'a mut self, host: &'a str) -> BoxFuture<'a, Result<Vec<String>, AdminError>> {
+        Box::pin(AdminSocket::loaded(self, host))
+    }
+    fn act<'a>(
+        &'a mut self,
+        action: ModuleAction,
+        module: &'a str,
+        host: &'a str,
+    ) -> BoxFuture<'a, Result<Result<(), String>, AdminError>> {
+        Box::pin(AdminSocket::module(self, action, module, host))
+    }
+    fn plugin_paths(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
+        Box::pin(async move {
+            Ok(self
+                .run("config:get(\"*\", \"plugin_paths\")")
+                .await?
+                .result)
+        })
+    }
+}
+
+/// What modman knows of the Prosody it serves, learnt at run time.
+#[derive(Debug, Default)]
+pub struct ServerInfo {
+    version: RwLock<Option<String>>,
+    /// Hosts that take modules, as the admin socket last listed them.
+    hosts: RwLock<Vec<String>>,
+    /// This process is connected to Prosody as the component now.
+    connected: AtomicBool,
+}
+
+impl ServerInfo {
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    pub fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Ordering::Relaxed);
+    }
+
+    pub fn hosts(&self) -> Vec<String> {
+        self.hosts.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_hosts(&self, hosts: Vec<String>) {
+        *self.hosts.write().unwrap_or_else(|e| e.into_inner()) = hosts;
+    }
+
+    pub fn version(&self) -> Option<String> {
+        self.version
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_version(&self, version: Option<String>) {
+        *self.version.write().unwrap_or_else(|e| e.into_inner()) = version;
+    }
+}
+
+/// A session with the running Prosody and the hosts it serves.
+pub struct Live {
+    server: Box<dyn LiveServer>,
+    pub hosts: Vec<Host>,
+}
+
+impl Live {
+    /// Connects, and learns the hosts and the version (kept in `info`;
+    /// the compatibility checks use it).
+    pub async fn connect(connector: &dyn Connect, info: &ServerInfo) -> Result<Live, AdminError> {
+        let mut server = connector.connect().await?;
+        let hosts = server.hosts().await?;
+        if info.version().is_none() {
+            info.set_version(Some(server.version().await?));
+        }
+        info.set_hosts(
+            hosts
+                .iter()
+                .filter(|h| can_host_modules(h))
+                .map(|h| h.name.clone())
+                .collect(),
+        );
+        Ok(Live { server, hosts })
+    }
+
+    /// The hosts to act on: those named (each must exist and take modules),
+    /// or every VirtualHost when none are.
+    pub fn targets(&self, requested: &[String]) -> Result<Vec<String>, EngineError> {
+        if requested.is_empty() {
+            return Ok(self
+                .hosts
+                .iter()
+                .filter(|h| h.component.is_none())
+                .map(|h| h.name.clone())
+                .collect());
+        }
+        requested
+            .iter()
+            .map(|name| match self.hosts.iter().find(|h| &h.name == name) {
+                Some(host) if can_host_modules(host) => Ok(name.clone()),
+                Some(_) => Err(EngineError::ExternalComponent(name.clone())),
+                None => Err(EngineError::NoSuchHost {
+                    name: name.clone(),
+                    known: self
+                        .hosts
+                        .iter()
+                        .filter(|h| can_host_modules(h))
+                        .map(|h| h.name.clone())
+                        .collect(),
+                }),
+            })
+            .collect()
+    }
+
+    /// The internal component module of `host` (`muc`...), if it is one.
+    pub fn component_of(&self, host: &str) -> Option<String> {
+        self.hosts
+            .iter()
+            .find(|h| h.name == host)
+            .and_then(|h| h.component.clone())
+    }
+
+    /// `config` without sections for hosts Prosody no longer serves: a
+    /// `VirtualHost` line would create them at the next start.
+    pub fn pruned(&self, config: &ManagedConfig) -> ManagedConfig {
+        let mut pruned = config.clone();
+        pruned.hosts.retain(|name, _| {
+            self.hosts
+                .iter()
+                .any(|h| &h.name == name && can_host_modules(h))
+        });
+        pruned
+    }
+
+    /// Prosody's `plugin_paths`, as it runs.
+    pub async fn plugin_paths(&mut self) -> Result<String, AdminError> {
+        self.server.plugin_paths().await
+    }
+
+    /// The modules loaded now, per host that takes modules.
+    pub async fn loaded(&mut self) -> Result<LoadedMap, AdminError> {
+        let mut loaded = BTreeMap::new();
+        let hosts: Vec<String> = self
+            .hosts
+            .iter()
+            .filter(|h| can_host_modules(h))
+            .map(|h| h.name.clone())
+            .collect();
+        for host in hosts {
+            let modules = self.server.loaded(&host).await?;
+            loaded.insert(host, modules.into_iter().collect());
+        }
+        Ok(loaded)
+    }
+
+    /// One module action; `Err` is a sentence with Prosody's own words.
+    pub async fn act(
+        &mut self,
+        action: ModuleAction,
+        module: &str,
+        host: &str,
+    ) -> Result<(), String> {
+        let verb = match action {
+            ModuleAction::Load => "load",
+            ModuleAction::Unload => "unload",
+            ModuleAction::Reload => "reload",
+        };
+        match self.server.act(action, module, host).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(prosody_says)) => Err(format!(
+                "Prosody could not {verb} mod_{module} on {host}: {prosody_says}"
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// VirtualHosts and internal components take modules; external components
+/// (such as modman itself) do not.
+fn can_host_modules(host: &Host) -> bool {
+    host.component.as_deref() != Some("component")
+}
+
+/// How long an answer to "what is loaded?" is reused. `list` and `info`
+/// ask it on every call, and Prosody's admin shell answers one session at
+/// a time; changes drop it.
+const LOADED_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What is loaded, or why that is not known.
+pub type Loaded = Result<LoadedMap, String>;
+
+/// The modules Prosody has loaded, asked at most once per
+/// [`LOADED_FRESH_FOR`] however many ask at once: the first asks Prosody,
+/// the others wait for its answer.
+#[derive(Default)]
+pub struct LoadedCache {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, Loaded)>>,
+}
+
+impl LoadedCache {
+    pub async fn get(&self, connector: &dyn Connect, info: &ServerInfo) -> Loaded {
+        let mut last = self.last.lock().await;
+        if let Some((asked, loaded)) = last.as_ref() {
+            if asked.elapsed() < LOADED_FRESH_FOR {
+                return loaded.clone();
+            }
+        }
+        let loaded = match Live::connect(connector, info).await {
+            Ok(mut live) => live.loaded().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        *last = Some((std::time::Instant::now(), loaded.clone()));
+        loaded
+    }
+
+    /// Forgets the last answer: something was loaded or unloaded.
+    pub async fn forget(&self) {
+        *self.last.lock().await = None;
+    }
+}
+
+/// Where modules are enabled (managed config) and loaded (live), for
+/// `list` and `info`. Either half may be unknown, with the reason.
+pub struct Status {
+    pub(super) enabled: Result<ManagedConfig, String>,
+    pub(super) loaded: Loaded,
+}
+
+impl Status {
+    /// Hosts `module` is enabled on; `None` when unknown.
+    pub fn enabled_on(&self, module: &str) -> Option<Vec<String>> {
+        self.enabled.as_ref().ok().map(|c| c.hosts_of(module))
+    }
+
+    /// Hosts `module` is loaded on; `None` when unknown.
+    pub fn loaded_on(&self, module: &str) -> Option<Vec<String>> {
+        self.loaded.as_ref().ok().map(|loaded| {
+            loaded
+                .iter()
+                .filter(|(_, m)| m.contains(module))
+                .map(|(h, _)| h.clone())
+                .collect()
+        })
+    }
+
+    /// Why a half is unknown, if one is.
+    pub fn problems(&self) -> Vec<String> {
+        [self.enabled.as_ref().err(), self.loaded.as_ref().err()]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+}

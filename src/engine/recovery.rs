@@ -1,0 +1,135 @@
+//! Start-up recovery: a change a crash cut short is finished or undone
+//! from its journal before modman does anything else.
+
+use super::state::Installed;
+use super::transaction::{finish, undo, Backup, Transaction};
+use super::{audit, io, EngineError, Paths};
+use crate::fsutil;
+
+/// Finishes or undoes the change a crash interrupted, removes leftover
+/// staging, and forgets modules that vanished from disk. Returns a note
+/// per thing it did.
+pub(super) fn recover(paths: &Paths) -> Result<Vec<String>, EngineError> {
+    let mut notes = Vec::new();
+    match std::fs::read(&paths.journal) {
+        Ok(bytes) => {
+            let transaction: Transaction =
+                serde_json::from_slice(&bytes).map_err(|e| EngineError::Io {
+                    what: "damaged journal",
+                    path: paths.journal.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                })?;
+            let installed = Installed::load(&paths.state_dir)
+                .map_err(io("cannot read the state in", &paths.state_dir))?;
+            let committed = transaction
+                .changes
+                .iter()
+                .all(|c| installed.modules.get(&c.name) == c.after.as_ref());
+            let names: Vec<&str> = transaction
+                .changes
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            // The crash may have come after the history line was written;
+            // read the history once, here, rather than on every change.
+            let logged = audit::read(&paths.state_dir)
+                .map_err(io("cannot read the history in", &paths.state_dir))?
+                .iter()
+                .any(|e| e.transaction == transaction.id);
+            if committed {
+                finish(paths, &transaction, Backup::Keep)
+                    .and_then(|()| log_once(paths, &transaction, logged, "interrupted (modman stopped before it finished); the files were finished"))
+                    .map_err(io("cannot finish the interrupted change in", &paths.state_dir))?;
+                notes.push(format!(
+                    "finished an interrupted {} of {}",
+                    transaction.operation,
+                    names.join(", ")
+                ));
+            } else {
+                undo(paths, &transaction)
+                    .and_then(|()| {
+                        log_once(
+                            paths,
+                            &transaction,
+                            logged,
+                            "interrupted (modman stopped before it finished); undone",
+                        )
+                    })
+                    .map_err(io(
+                        "cannot undo the interrupted change in",
+                        &paths.modules_dir,
+                    ))?;
+                notes.push(format!(
+                    "undid an interrupted {} of {}",
+                    transaction.operation,
+                    names.join(", ")
+                ));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("cannot read the journal", &paths.journal)(e)),
+    }
+    // Staging from a crash before any journal was written: never live.
+    if let Ok(mut leftovers) = std::fs::read_dir(&paths.staging) {
+        if leftovers.next().is_some() {
+            notes.push(format!(
+                "removed leftover staging in {}",
+                paths.staging.display()
+            ));
+        }
+        fsutil::remove_dir_if_present(&paths.staging)
+            .map_err(io("cannot clean", &paths.staging))?;
+    }
+    for entry in std::fs::read_dir(&paths.backups)
+        .map_err(io("cannot read", &paths.backups))?
+        .flatten()
+    {
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            let _ = fsutil::remove_dir_if_present(&entry.path());
+        }
+    }
+    let mut installed = Installed::load(&paths.state_dir)
+        .map_err(io("cannot read the state in", &paths.state_dir))?;
+    let vanished: Vec<String> = installed
+        .modules
+        .keys()
+        .filter(|name| !paths.live(name).is_dir())
+        .cloned()
+        .collect();
+    if !vanished.is_empty() {
+        for name in &vanished {
+            installed.modules.remove(name);
+            notes.push(format!(
+                "mod_{name} was removed from {} by hand; forgotten",
+                paths.modules_dir.display()
+            ));
+        }
+        installed
+            .save(&paths.state_dir)
+            .map_err(io("cannot write the state in", &paths.state_dir))?;
+    }
+    Ok(notes)
+}
+
+/// Logs the end of an interrupted transaction, unless its line was
+/// written before the crash.
+fn log_once(
+    paths: &Paths,
+    transaction: &Transaction,
+    logged: bool,
+    result: &str,
+) -> std::io::Result<()> {
+    if logged {
+        return Ok(());
+    }
+    let entry = audit::Entry {
+        time: audit::now(),
+        actor: transaction.actor.clone(),
+        operation: transaction.operation.clone(),
+        changes: audit::module_changes(transaction),
+        result: result.to_owned(),
+        transaction: transaction.id.clone(),
+        hosts: vec![],
+    };
+    audit::append(&paths.state_dir, &entry)
+}

@@ -1,0 +1,278 @@
+//! The file half of a change: a journaled swap of module directories that
+//! a crash at any instant leaves wholly old or wholly new.
+//!
+//! 1. the new files are written to `modules_dir/.modman-staging/<id>/new`
+//!    (same file system as the live directories, so renames are atomic;
+//!    Prosody never looks at dot-directories);
+//! 2. a journal with each module's record before and after is written;
+//! 3. each live `mod_x` is renamed to `.../old`, each new one into place;
+//! 4. `installed.json` is replaced: the commit point;
+//! 5. the old copies are copied to `state_dir/backups/<id>` (for
+//!    rollback), staging and journal are removed.
+//!
+//! The history line is not written here: a change has one line, written
+//! by [`super::change`] once the whole change (files, config, live state)
+//! has ended. Only [`super::recovery`] logs on its own, for a change a
+//! crash cut short.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::faults::{Faults, Step};
+use super::state::{Installed, InstalledModule};
+use super::{backups, io, EngineError, Paths};
+use crate::fsutil;
+use crate::repo::archive::ArchiveFile;
+
+/// A transaction as journaled, and as kept with its backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Sortable by time.
+    pub id: String,
+    pub time: String,
+    pub actor: String,
+    pub operation: String,
+    pub changes: Vec<RecordChange>,
+}
+
+/// One module's records before and after a transaction; `None` means not
+/// installed by modman.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordChange {
+    pub name: String,
+    pub before: Option<InstalledModule>,
+    pub after: Option<InstalledModule>,
+}
+
+/// A module's new record and files, or `None` to remove it.
+pub struct Prepared {
+    pub name: String,
+    pub after: Option<(InstalledModule, Vec<ArchiveFile>)>,
+}
+
+/// Whether a transaction keeps the copies it replaced for `rollback`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backup {
+    /// An ordinary change: `rollback` can undo it later.
+    Keep,
+    /// The undo of a change that failed half-way: there is nothing to
+    /// roll back to, since the change as a whole did not happen.
+    Discard,
+}
+
+/// Who asked for a transaction, and as part of which operation.
+pub struct Meta<'a> {
+    pub actor: &'a str,
+    pub operation: &'a str,
+}
+
+/// Applies `changes` as one transaction over `installed` (the state as
+/// committed). On failure everything is as before, or, if even the undo
+/// failed, the journal stays and the error says so.
+pub(super) fn apply(
+    paths: &Paths,
+    installed: Installed,
+    meta: Meta<'_>,
+    changes: Vec<Prepared>,
+    backup: Backup,
+    faults: &Faults,
+) -> Result<Transaction, EngineError> {
+    let id = transaction_id();
+    let stage = paths.staging.join(&id);
+    let transaction = Transaction {
+        id: id.clone(),
+        time: super::audit::now(),
+        actor: meta.actor.to_owned(),
+        operation: meta.operation.to_owned(),
+        changes: changes
+            .iter()
+            .map(|c| RecordChange {
+                name: c.name.clone(),
+                before: installed.modules.get(&c.name).cloned(),
+                after: c.after.as_ref().map(|(record, _)| record.clone()),
+            })
+            .collect(),
+    };
+    for change in &transaction.changes {
+        if change.before.is_none() && crate::prosody::has_module(&paths.modules_dir, &change.name) {
+            return Err(EngineError::Unmanaged(change.name.clone()));
+        }
+    }
+
+    let staged = (|| {
+        for prepared in &changes {
+            if let Some((_, files)) = &prepared.after {
+                write_tree(
+                    &stage.join("new").join(format!("mod_{}", prepared.name)),
+                    files,
+                )?;
+            }
+        }
+        std::fs::create_dir_all(stage.join("old"))?;
+        let journal = serde_json::to_vec_pretty(&transaction).map_err(std::io::Error::other)?;
+        fsutil::atomic_write(&paths.journal, &journal)
+    })();
+    if let Err(e) = staged {
+        let _ = fsutil::remove_dir_if_present(&stage);
+        return Err(io("cannot stage the change in", &stage)(e));
+    }
+
+    let before = installed.clone();
+    let swapped = swap_in(paths, &transaction, faults).and_then(|()| {
+        faults.check(Step::StateSave)?;
+        let mut after = installed;
+        for change in &transaction.changes {
+            match &change.after {
+                Some(record) => after.modules.insert(change.name.clone(), record.clone()),
+                None => after.modules.remove(&change.name),
+            };
+        }
+        after.save(&paths.state_dir)
+    });
+    if let Err(e) = swapped {
+        // The state file may or may not have been replaced: put back the
+        // records that match the files undo restores.
+        let outcome = undo(paths, &transaction).and_then(|()| before.save(&paths.state_dir));
+        return Err(match outcome {
+            Ok(()) => io("cannot swap the module into", &paths.modules_dir)(e),
+            Err(undo_error) => EngineError::Stuck(format!(
+                "swapping the files failed ({e}) and undoing it failed too ({undo_error}); modman finishes undoing it on its next start"
+            )),
+        });
+    }
+    finish(paths, &transaction, backup).map_err(io(
+        "the files are in place, but the backup cannot be finished in",
+        &paths.state_dir,
+    ))?;
+    Ok(transaction)
+}
+
+/// Undoes a committed `transaction` from its backup, keeping no backup of
+/// the undo, then drops the transaction's own backup: afterwards it is as
+/// if the transaction never happened. `installed` is the state as
+/// committed now.
+pub(super) fn unapply(
+    paths: &Paths,
+    installed: Installed,
+    transaction: &Transaction,
+    actor: &str,
+    faults: &Faults,
+) -> Result<(), EngineError> {
+    let restoring = transaction
+        .changes
+        .iter()
+        .map(|change| backups::restoring(paths, &transaction.id, change, actor))
+        .collect::<Result<Vec<_>, _>>()?;
+    let meta = Meta {
+        actor,
+        operation: &transaction.operation,
+    };
+    apply(paths, installed, meta, restoring, Backup::Discard, faults)?;
+    fsutil::remove_dir_if_present(&paths.backups.join(&transaction.id))
+        .map_err(io("cannot remove the backup in", &paths.backups))
+}
+
+/// Step 3: old copies out to staging, new copies in.
+fn swap_in(paths: &Paths, transaction: &Transaction, faults: &Faults) -> std::io::Result<()> {
+    let stage = paths.staging.join(&transaction.id);
+    for change in &transaction.changes {
+        let live = paths.live(&change.name);
+        let dir_name = format!("mod_{}", change.name);
+        if live.exists() {
+            std::fs::rename(&live, stage.join("old").join(&dir_name))?;
+        }
+        faults.check(Step::Swap)?;
+        if change.after.is_some() {
+            std::fs::rename(stage.join("new").join(&dir_name), &live)?;
+        }
+    }
+    fsutil::sync_dir(&paths.modules_dir)
+}
+
+/// Undoes step 3 as far as it went, from what is on disk, and removes the
+/// staging and the journal. Safe to run again after a crash inside it.
+pub(super) fn undo(paths: &Paths, transaction: &Transaction) -> std::io::Result<()> {
+    let stage = paths.staging.join(&transaction.id);
+    let trash = stage.join("trash");
+    std::fs::create_dir_all(&trash)?;
+    for change in transaction.changes.iter().rev() {
+        let live = paths.live(&change.name);
+        let dir_name = format!("mod_{}", change.name);
+        let old = stage.join("old").join(&dir_name);
+        let new_moved_in = change.after.is_some() && !stage.join("new").join(&dir_name).exists();
+        if old.exists() {
+            if live.exists() {
+                std::fs::rename(&live, trash.join(&dir_name))?;
+            }
+            std::fs::rename(&old, &live)?;
+        } else if new_moved_in && live.exists() {
+            std::fs::rename(&live, trash.join(&dir_name))?;
+        }
+    }
+    fsutil::sync_dir(&paths.modules_dir)?;
+    close(paths, transaction)
+}
+
+/// Step 5: backup (when kept), clean up. Safe to run again after a crash
+/// inside it.
+pub(super) fn finish(
+    paths: &Paths,
+    transaction: &Transaction,
+    backup: Backup,
+) -> std::io::Result<()> {
+    if backup == Backup::Keep {
+        backups::keep(paths, transaction)?;
+    }
+    close(paths, transaction)?;
+    backups::prune(paths)
+}
+
+/// The end of every transaction, done or undone: its staging and the
+/// journal go.
+fn close(paths: &Paths, transaction: &Transaction) -> std::io::Result<()> {
+    fsutil::remove_dir_if_present(&paths.staging.join(&transaction.id))?;
+    // Empty now (one change at a time): leave the module directory as
+    // Prosody's admin would expect to find it.
+    let _ = std::fs::remove_dir(&paths.staging);
+    match std::fs::remove_file(&paths.journal) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => fsutil::sync_dir(&paths.state_dir),
+    }
+}
+
+fn transaction_id() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:09}Z-{:08x}",
+        now.year(),
+        now.month() as u8,
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.nanosecond(),
+        rand::random::<u32>()
+    )
+}
+
+/// Writes files (already checked: relative, no `..`) under `root`.
+fn write_tree(root: &Path, files: &[ArchiveFile]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(root)?;
+    for file in files {
+        let path = root.join(&file.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(if file.executable { 0o755 } else { 0o644 })
+            .open(&path)?;
+        out.write_all(&file.data)?;
+        out.sync_all()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! What an operation takes: its parameters, declared once in its
+//! [`Spec`] and read from a data form, a chat line or the command line
+//! alike, and the checked [`Input`] they become.
+
+use std::collections::BTreeMap;
+
+use super::confirm::Consent;
+use super::OpError;
+use crate::repo::index::is_valid_module_name;
+
+/// Which module names a `Modules` parameter offers as options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleChoice {
+    /// On offer and not installed.
+    Available,
+    /// Installed by modman.
+    Installed,
+}
+
+/// How a parameter is asked for and what values it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// One line of free text.
+    Text,
+    /// One of fixed (value, label) pairs; the first is the default.
+    Choice(&'static [(&'static str, &'static str)]),
+    /// One or more module names (`mod_x` or `x`).
+    Modules(ModuleChoice),
+    /// Yes or no; no when not given.
+    Boolean,
+    /// One or more of the server's host names; all VirtualHosts when none.
+    Hosts,
+}
+
+/// One input of an operation: a data-form field, a chat word, a CLI flag.
+#[derive(Debug)]
+pub struct Param {
+    /// The form field `var`; stable, bots rely on it.
+    pub var: &'static str,
+    pub label: &'static str,
+    /// A sentence shown as the field's description.
+    pub help: &'static str,
+    pub kind: ParamKind,
+    pub required: bool,
+}
+
+/// Who may run an operation, and whether it changes the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Admins only; reads and changes nothing.
+    Read,
+    /// Admins only; changes the host, so it may ask before it does.
+    Change,
+}
+
+/// The static description of an operation.
+#[derive(Debug)]
+pub struct Spec {
+    /// Reads or changes.
+    pub access: Access,
+    /// The ad-hoc node and the chat word.
+    pub node: &'static str,
+    /// The human name clients show in their command list.
+    pub name: &'static str,
+    /// The instructions shown above the form.
+    pub instructions: &'static str,
+    pub params: &'static [Param],
+}
+
+/// The field every operation accepts: `true` answers its confirmation
+/// question in advance, so a bot needs one round trip.
+pub const CONFIRM_FIELD: &str = "confirm";
+
+/// Longest value accepted for any field, in bytes.
+const MAX_VALUE_LEN: usize = 1024;
+/// Most values accepted for one field.
+const MAX_VALUES: usize = 256;
+
+/// Submitted values, checked against an operation's [`Param`]s: every
+/// name is known, every value fits its kind.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Input {
+    values: BTreeMap<&'static str, Vec<String>>,
+    /// What the requester said about going ahead: nothing, yes in
+    /// advance (field `confirm`), or yes to a question that showed a plan.
+    pub consent: Consent,
+}
+
+impl Input {
+    /// Checks raw `(var, values)` pairs against `params`. Fields not in
+    /// `params` are refused (a typo in a bot's field name must not be
+    /// silently ignored), except `confirm` and the data-forms bookkeeping
+    /// `FORM_TYPE`.
+    pub fn check<'a>(
+        params: &'static [Param],
+        raw: impl IntoIterator<Item = (&'a str, Vec<String>)>,
+    ) -> Result<Input, OpError> {
+        let mut input = Input::default();
+        for (var, vals) in raw {
+            if var == "FORM_TYPE" {
+                continue;
+            }
+            if vals.len() > MAX_VALUES {
+                return Err(OpError::bad_input(format!(
+                    "field `{}` has {} values; at most {MAX_VALUES} are accepted",
+                    truncate(var),
+                    vals.len()
+                )));
+            }
+            if let Some(long) = vals.iter().find(|v| v.len() > MAX_VALUE_LEN) {
+                return Err(OpError::bad_input(format!(
+                    "field `{}`: a value of {} bytes is too long (at most {MAX_VALUE_LEN})",
+                    truncate(var),
+                    long.len()
+                )));
+            }
+            if var == CONFIRM_FIELD {
+                if parse_bool(var, &vals)? {
+                    input.consent = Consent::Given;
+                }
+                continue;
+            }
+            let param = params.iter().find(|p| p.var == var).ok_or_else(|| {
+                let known: Vec<_> = params
+                    .iter()
+                    .map(|p| p.var)
+                    .chain([CONFIRM_FIELD])
+                    .collect();
+                OpError::bad_input(format!(
+                    "unknown field `{}`; this command takes: {}",
+                    truncate(var),
+                    known.join(", ")
+                ))
+            })?;
+            let vals = match param.kind {
+                ParamKind::Text | ParamKind::Choice(_) if vals.len() > 1 => {
+                    return Err(OpError::bad_input(format!(
+                        "field `{var}` takes one value, got {}",
+                        vals.len()
+                    )))
+                }
+                ParamKind::Text => vals,
+                ParamKind::Choice(options) => {
+                    let value = vals.first().map(|v| v.trim()).unwrap_or_default();
+                    if !value.is_empty() && !options.iter().any(|(o, _)| *o == value) {
+                        let allowed: Vec<_> = options.iter().map(|(o, _)| *o).collect();
+                        return Err(OpError::bad_input(format!(
+                            "field `{var}`: `{}` is not one of {}",
+                            truncate(value),
+                            allowed.join(", ")
+                        )));
+                    }
+                    vals
+                }
+                ParamKind::Modules(_) => module_names(var, &vals)?,
+                ParamKind::Boolean => vec![parse_bool(var, &vals)?.to_string()],
+                ParamKind::Hosts => host_names(var, &vals)?,
+            };
+            input.values.insert(param.var, vals);
+        }
+        if let Some(missing) = params.iter().find(|p| {
+            p.required
+                && input
+                    .values
+                    .get(p.var)
+                    .is_none_or(|v| v.iter().all(|s| s.trim().is_empty()))
+        }) {
+            return Err(OpError::bad_input(format!(
+                "field `{}` ({}) is required",
+                missing.var, missing.label
+            )));
+        }
+        Ok(input)
+    }
+
+    /// The value of a single-valued field, trimmed; `None` when empty.
+    pub fn text(&self, var: &str) -> Option<&str> {
+        self.values
+            .get(var)
+            .and_then(|v| v.first())
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The names of a `Modules` or `Hosts` field (normalised, unique, in
+    /// the order given); empty when not given.
+    pub fn modules(&self, var: &str) -> Vec<String> {
+        self.values.get(var).cloned().unwrap_or_default()
+    }
+
+    /// A `Boolean` field; false when not given.
+    pub fn flag(&self, var: &str) -> bool {
+        self.text(var) == Some("true")
+    }
+}
+
+fn parse_bool(var: &str, values: &[String]) -> Result<bool, OpError> {
+    match values.first().map(|v| v.trim().to_lowercase()).as_deref() {
+        None | Some("") | Some("0") | Some("false") | Some("no") => Ok(false),
+        Some("1") | Some("true") | Some("yes") => Ok(true),
+        Some(other) => Err(OpError::bad_input(format!(
+            "field `{var}`: `{}` is not a boolean; use true or false",
+            truncate(other)
+        ))),
+    }
+}
+
+/// Names from values that may each hold several, separated by spaces or
+/// commas; `mod_x` becomes `x`.
+pub(super) fn module_names(var: &str, values: &[String]) -> Result<Vec<String>, OpError> {
+    let mut names: Vec<String> = Vec::new();
+    for word in values
+        .iter()
+        .flat_map(|v| v.split(|c: char| c == ',' || c.is_whitespace()))
+    {
+        if word.is_empty() {
+            continue;
+        }
+        let name = word.strip_prefix("mod_").unwrap_or(word);
+        if !is_valid_module_name(name) {
+            return Err(OpError::bad_input(format!(
+                "field `{var}`: `{}` is not a module name (letters, digits, `_` and `-`, such as cloud_notify)",
+                truncate(word)
+            )));
+        }
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// Host names, split like module names; each must look like a domain.
+fn host_names(var: &str, values: &[String]) -> Result<Vec<String>, OpError> {
+    let mut names: Vec<String> = Vec::new();
+    for word in values
+        .iter()
+        .flat_map(|v| v.split(|c: char| c == ',' || c.is_whitespace()))
+        .filter(|w| !w.is_empty())
+    {
+        let domain_like = word.len() <= 255
+            && !word.starts_with(['.', '-'])
+            && word
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+        if !domain_like {
+            return Err(OpError::bad_input(format!(
+                "field `{var}`: `{}` is not a host name",
+                truncate(word)
+            )));
+        }
+        let host = word.to_lowercase();
+        if !names.contains(&host) {
+            names.push(host);
+        }
+    }
+    Ok(names)
+}
+
+/// Quotes at most a short prefix of untrusted text in an error message.
+pub(super) fn truncate(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::ErrorKind;
+
+    const PARAMS: &[Param] = &[
+        Param {
+            var: "query",
+            label: "Search",
+            help: "",
+            kind: ParamKind::Text,
+            required: false,
+        },
+        Param {
+            var: "show",
+            label: "Show",
+            help: "",
+            kind: ParamKind::Choice(&[("all", "All"), ("installed", "Installed")]),
+            required: false,
+        },
+        Param {
+            var: "modules",
+            label: "Modules",
+            help: "",
+            kind: ParamKind::Modules(ModuleChoice::Available),
+            required: false,
+        },
+    ];
+
+    fn raw(pairs: &[(&'static str, &[&str])]) -> Vec<(&'static str, Vec<String>)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (*k, v.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn known_fields_pass_and_form_type_is_ignored() {
+        let input = Input::check(
+            PARAMS,
+            raw(&[
+                ("FORM_TYPE", &["x"]),
+                ("query", &[" smacks "]),
+                ("confirm", &["1"]),
+                ("show", &["installed"]),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(input.text("query"), Some("smacks"));
+        assert_eq!(input.text("show"), Some("installed"));
+        assert_eq!(input.consent, Consent::Given);
+    }
+
+    #[test]
+    fn module_names_are_normalised_split_and_deduplicated() {
+        let input = Input::check(
+            PARAMS,
+            raw(&[(
+                "modules",
+                &["mod_smacks", "cloud_notify, smacks", " csi  mod_csi"],
+            )]),
+        )
+        .unwrap();
+        assert_eq!(input.modules("modules"), ["smacks", "cloud_notify", "csi"]);
+    }
+
+    #[test]
+    fn garbage_is_refused_with_the_field_named() {
+        for (pairs, expected) in [
+            (
+                raw(&[("colour", &["red"])]),
+                "unknown field `colour`; this command takes: query, show, modules, confirm",
+            ),
+            (
+                raw(&[("query", &["a", "b"])]),
+                "field `query` takes one value, got 2",
+            ),
+            (
+                raw(&[("show", &["sideways"])]),
+                "field `show`: `sideways` is not one of all, installed",
+            ),
+            (
+                raw(&[("modules", &["../../etc"])]),
+                "field `modules`: `../../etc` is not a module name",
+            ),
+            (
+                raw(&[("confirm", &["maybe"])]),
+                "field `confirm`: `maybe` is not a boolean",
+            ),
+        ] {
+            let error = Input::check(PARAMS, pairs).unwrap_err();
+            assert_eq!(error.kind, ErrorKind::BadInput);
+            assert!(
+                error.text.starts_with(expected),
+                "{expected:?} vs {:?}",
+                error.text
+            );
+        }
+        let long = "x".repeat(MAX_VALUE_LEN + 1);
+        let error = Input::check(PARAMS, vec![("query", vec![long])]).unwrap_err();
+        assert!(error.text.contains("too long"), "{}", error.text);
+        let many = vec!["x".to_owned(); MAX_VALUES + 1];
+        let error = Input::check(PARAMS, vec![("modules", many)]).unwrap_err();
+        assert!(error.text.contains("at most 256"), "{}", error.text);
+    }
+
+    #[test]
+    fn hosts_are_lowercased_before_duplicates_are_dropped() {
+        let hosts = host_names("hosts", &["example.org Example.org".into()]).unwrap();
+        assert_eq!(hosts, ["example.org"]);
+    }
+}

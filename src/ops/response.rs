@@ -1,0 +1,36 @@
+//! What an operation answers: neutral values each front end renders in
+//! its own way (data forms, chat text, the terminal).
+
+pub use super::confirm::Question;
+
+/// A neutral result, rendered by each front end in its own way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// Rows under named columns: a data-form `result` with `<reported/>`
+    /// in ad-hoc, text in chat and on the command line.
+    Table(Table),
+    /// Labelled values about one thing (`info`).
+    Details(Details),
+    /// A question to answer before anything changes, bound to the plan
+    /// it shows.
+    Confirm(Question),
+}
+
+/// A titled table. `columns` are (var, label) pairs; each row has one cell
+/// per column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub title: String,
+    pub columns: Vec<(&'static str, &'static str)>,
+    pub rows: Vec<Vec<String>>,
+    /// One line summarising the table, such as a count or a hint.
+    pub note: String,
+}
+
+/// Labelled values; a value may span lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Details {
+    pub title: String,
+    /// (field var, label, value).
+    pub fields: Vec<(&'static str, &'static str, String)>,
+}
