@@ -21,6 +21,8 @@ pub mod managed_config;
 pub mod modules_dir;
 mod recovery;
 pub mod state;
+#[cfg(test)]
+mod tests;
 pub mod transaction;
 
 use std::path::{Path, PathBuf};

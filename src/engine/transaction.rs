@@ -159,11 +159,19 @@ pub(super) fn unapply(
     actor: &str,
     faults: &Faults,
 ) -> Result<(), EngineError> {
+    // The records go back exactly as they were: the transaction never
+    // happened, so nobody installed anything anew.
     let restoring = transaction
         .changes
         .iter()
-        .map(|change| backups::restoring(paths, &transaction.id, change, actor))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|change| {
+            let mut prepared = backups::restoring(paths, &transaction.id, change, actor)?;
+            if let (Some((record, _)), Some(before)) = (&mut prepared.after, &change.before) {
+                *record = before.clone();
+            }
+            Ok(prepared)
+        })
+        .collect::<Result<Vec<_>, EngineError>>()?;
     let meta = Meta {
         actor,
         operation: &transaction.operation,

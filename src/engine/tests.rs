@@ -1,0 +1,405 @@
+//! The engine's change, with a failure injected at every step: for each,
+//! what is on disk, in the managed config and loaded in the server, and
+//! whether the error's outcome tells the truth. The running server is an
+//! in-memory stand-in here (no Prosody runs inside `cargo test --lib`);
+//! the integration tests run the same code against a real Prosody.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+
+use super::admin_socket::{AdminError, Host, ModuleAction};
+use super::change::{ChangeSet, Outcome, Placement};
+use super::faults::Step;
+use super::live::{Connect, LiveServer};
+use super::state::InstalledModule;
+use super::transaction::Prepared;
+use super::Engine;
+use crate::access::Actor;
+use crate::config::Config;
+use crate::repo::archive::ArchiveFile;
+
+const HOST: &str = "a.example";
+
+/// What the stand-in server has loaded, and what it refuses.
+#[derive(Default)]
+struct Server {
+    loaded: BTreeSet<String>,
+    /// Refuse this action on this module.
+    refuse: Option<(ModuleAction, String)>,
+    /// Loading this module also loads that one, as Prosody loads a
+    /// module's dependencies.
+    pulls_in: Option<(String, String)>,
+}
+
+#[derive(Clone, Default)]
+struct Fake(Arc<Mutex<Server>>);
+
+impl Connect for Fake {
+    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn LiveServer>, AdminError>> {
+        let session = self.clone();
+        Box::pin(async move { Ok(Box::new(session) as Box<dyn LiveServer>) })
+    }
+}
+
+impl LiveServer for Fake {
+    fn hosts(&mut self) -> BoxFuture<'_, Result<Vec<Host>, AdminError>> {
+        let host = Host {
+            name: HOST.into(),
+            component: None,
+        };
+        Box::pin(async move { Ok(vec![host]) })
+    }
+    fn version(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
+        Box::pin(async { Ok("13.0.1".into()) })
+    }
+    fn loaded<'a>(&'a mut self, _host: &'a str) -> BoxFuture<'a, Result<Vec<String>, AdminError>> {
+        let loaded = self.0.lock().unwrap().loaded.iter().cloned().collect();
+        Box::pin(async move { Ok(loaded) })
+    }
+    fn act<'a>(
+        &'a mut self,
+        action: ModuleAction,
+        module: &'a str,
+        _host: &'a str,
+    ) -> BoxFuture<'a, Result<Result<(), String>, AdminError>> {
+        let mut server = self.0.lock().unwrap();
+        // Dependencies load first, and stay when the module then fails.
+        if let (ModuleAction::Load, Some((from, dependency))) = (action, server.pulls_in.clone()) {
+            if from == module {
+                server.loaded.insert(dependency);
+            }
+        }
+        let result = if server.refuse == Some((action, module.to_owned())) {
+            Err(format!("{module} broken on purpose"))
+        } else {
+            match action {
+                ModuleAction::Load => {
+                    server.loaded.insert(module.to_owned());
+                    Ok(())
+                }
+                ModuleAction::Unload => match server.loaded.remove(module) {
+                    true => Ok(()),
+                    false => Err(format!("{module} is not loaded")),
+                },
+                ModuleAction::Reload => match server.loaded.contains(module) {
+                    true => Ok(()),
+                    false => Err(format!("{module} is not loaded")),
+                },
+            }
+        };
+        Box::pin(async move { Ok(result) })
+    }
+    fn plugin_paths(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
+        Box::pin(async { Ok("{}".into()) })
+    }
+}
+
+/// An engine in a temp dir, on the stand-in server.
+struct Host_ {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    engine: Engine,
+    server: Fake,
+}
+
+fn host() -> Host_ {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    for sub in ["modules", "state", "builtin"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    std::fs::write(root.join("prosody.cfg.lua"), "").unwrap();
+    let text = r#"admins = ["admin@example.org"]
+state_dir = "state"
+[component]
+jid = "modman.example.org"
+server = "127.0.0.1:5347"
+secret = "s"
+[prosody]
+config = "prosody.cfg.lua"
+modules_dir = "modules"
+managed_config = "modman.cfg.lua"
+admin_socket = "prosody.sock"
+builtin_modules = "builtin"
+"#;
+    let config = Arc::new(Config::parse(&text, &root).unwrap());
+    let server = Fake::default();
+    let (engine, _) = Engine::open_with(config, Box::new(server.clone())).unwrap();
+    Host_ {
+        _dir: dir,
+        root,
+        engine,
+        server,
+    }
+}
+
+/// Everything a change may touch, to compare before and after.
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot {
+    files: BTreeMap<String, Vec<u8>>,
+    installed: super::state::Installed,
+    managed_config: String,
+    loaded: BTreeSet<String>,
+    backups: usize,
+}
+
+impl Host_ {
+    fn snapshot(&self) -> Snapshot {
+        let mut files = BTreeMap::new();
+        let modules = self.root.join("modules");
+        for entry in walk(&modules) {
+            let relative = entry.strip_prefix(&modules).unwrap().display().to_string();
+            files.insert(relative, std::fs::read(&entry).unwrap());
+        }
+        Snapshot {
+            files,
+            installed: self.engine.installed().unwrap(),
+            managed_config: std::fs::read_to_string(self.root.join("modman.cfg.lua")).unwrap(),
+            loaded: self.server.0.lock().unwrap().loaded.clone(),
+            backups: self.engine.backups().unwrap().len(),
+        }
+    }
+
+    fn history_results(&self) -> Vec<String> {
+        self.engine
+            .history()
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{} {}", e.operation, e.result))
+            .collect()
+    }
+
+    async fn commit(
+        &self,
+        change: ChangeSet,
+    ) -> Result<super::change::Applied, super::ChangeError> {
+        let mut guard = self.engine.lock().await.unwrap();
+        guard.commit(&Actor::local_user(), change).await
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+fn module(name: &str, version: &str) -> Prepared {
+    let code = format!("-- {name} {version}\n");
+    let record = InstalledModule {
+        version: version.into(),
+        sha256: format!("{name}-{version}"),
+        repository: "test".into(),
+        installed_at: "now".into(),
+        installed_by: "test".into(),
+        files: vec![format!("mod_{name}.lua")],
+        dependencies: vec![],
+    };
+    let files = vec![ArchiveFile {
+        path: format!("mod_{name}.lua"),
+        data: code.into_bytes(),
+        executable: false,
+    }];
+    Prepared {
+        name: name.into(),
+        after: Some((record, files)),
+    }
+}
+
+fn here(module: &str) -> Vec<Placement> {
+    Placement::all(&[module.to_owned()], &[HOST.to_owned()])
+}
+
+fn install_and_enable(name: &str) -> ChangeSet {
+    ChangeSet {
+        operation: "install",
+        files: vec![module(name, "1")],
+        disable: vec![],
+        enable: here(name),
+    }
+}
+
+/// The ways a failure is injected.
+#[derive(Debug, Clone)]
+enum Failure {
+    At(Step),
+    Refuse(ModuleAction, &'static str),
+}
+
+impl Host_ {
+    fn arm(&self, failure: &Failure) {
+        match failure {
+            Failure::At(step) => self.engine.faults.fail_once(*step),
+            Failure::Refuse(action, module) => {
+                self.server.0.lock().unwrap().refuse = Some((*action, (*module).to_owned()))
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_whole_change_is_done_and_logged_once() {
+    let host = host();
+    let applied = host.commit(install_and_enable("alpha")).await.unwrap();
+    assert_eq!(applied.loaded, here("alpha"));
+    let after = host.snapshot();
+    assert!(after.files.contains_key("mod_alpha/mod_alpha.lua"));
+    assert!(
+        after.managed_config.contains("\"alpha\""),
+        "{}",
+        after.managed_config
+    );
+    assert!(after.loaded.contains("alpha"));
+    assert_eq!(host.history_results(), ["install ok"]);
+}
+
+#[tokio::test]
+async fn install_and_enable_fails_at_every_step_and_leaves_nothing() {
+    let cases = [
+        (Failure::At(Step::Swap), Outcome::NothingChanged),
+        (Failure::At(Step::StateSave), Outcome::NothingChanged),
+        (Failure::At(Step::ConfigWrite), Outcome::Undone),
+        (
+            Failure::Refuse(ModuleAction::Load, "alpha"),
+            Outcome::Undone,
+        ),
+        (Failure::At(Step::Audit), Outcome::Undone),
+    ];
+    for (failure, outcome) in cases {
+        let host = host();
+        host.server.0.lock().unwrap().pulls_in = Some(("alpha".into(), "builtin_dep".into()));
+        let before = host.snapshot();
+        host.arm(&failure);
+        let error = host.commit(install_and_enable("alpha")).await.unwrap_err();
+        assert_eq!(error.outcome, outcome, "{failure:?}: {}", error.error);
+        assert_eq!(host.snapshot(), before, "{failure:?}");
+        // A change that did something and was undone says so in the
+        // history, once; one that did nothing leaves no line.
+        let lines = host.history_results();
+        match outcome {
+            Outcome::NothingChanged => assert!(lines.is_empty(), "{failure:?}: {lines:?}"),
+            _ => assert!(
+                lines.len() == 1 && lines[0].contains("failed") && lines[0].ends_with("undone"),
+                "{failure:?}: {lines:?}"
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failed_update_puts_back_the_old_code_and_reloads_it() {
+    let cases = [
+        (Failure::At(Step::Swap), Outcome::NothingChanged),
+        (Failure::At(Step::StateSave), Outcome::NothingChanged),
+        (
+            Failure::Refuse(ModuleAction::Reload, "alpha"),
+            Outcome::Undone,
+        ),
+        (Failure::At(Step::Audit), Outcome::Undone),
+    ];
+    for (failure, outcome) in cases {
+        let host = host();
+        host.commit(install_and_enable("alpha")).await.unwrap();
+        let before = host.snapshot();
+        host.arm(&failure);
+        let update = ChangeSet {
+            operation: "update",
+            files: vec![module("alpha", "2")],
+            disable: vec![],
+            enable: vec![],
+        };
+        let error = host.commit(update).await.unwrap_err();
+        assert_eq!(error.outcome, outcome, "{failure:?}: {}", error.error);
+        // The old code is back and loaded.
+        assert_eq!(host.snapshot(), before, "{failure:?}");
+    }
+    // And with nothing failing, the new code is in place and reloaded.
+    let host = host();
+    host.commit(install_and_enable("alpha")).await.unwrap();
+    let update = ChangeSet {
+        operation: "update",
+        files: vec![module("alpha", "2")],
+        disable: vec![],
+        enable: vec![],
+    };
+    let applied = host.commit(update).await.unwrap();
+    assert_eq!(applied.reloaded, here("alpha"));
+    assert_eq!(
+        host.snapshot().files["mod_alpha/mod_alpha.lua"],
+        b"-- alpha 2\n"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_removal_enables_and_loads_the_module_again() {
+    let cases = [
+        (Failure::At(Step::ConfigWrite), Outcome::NothingChanged),
+        (
+            Failure::Refuse(ModuleAction::Unload, "alpha"),
+            Outcome::Undone,
+        ),
+        (Failure::At(Step::Swap), Outcome::Undone),
+        (Failure::At(Step::StateSave), Outcome::Undone),
+        (Failure::At(Step::Audit), Outcome::Undone),
+    ];
+    for (failure, outcome) in cases {
+        let host = host();
+        host.commit(install_and_enable("alpha")).await.unwrap();
+        let before = host.snapshot();
+        host.arm(&failure);
+        let remove = ChangeSet {
+            operation: "remove",
+            files: vec![Prepared {
+                name: "alpha".into(),
+                after: None,
+            }],
+            disable: vec![],
+            enable: vec![],
+        };
+        let error = host.commit(remove).await.unwrap_err();
+        assert_eq!(error.outcome, outcome, "{failure:?}: {}", error.error);
+        assert_eq!(host.snapshot(), before, "{failure:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_undo_that_fails_too_is_reported_as_partly_changed() {
+    let host = host();
+    host.commit(install_and_enable("alpha")).await.unwrap();
+    // The unload works, the files go; then the history cannot be written
+    // and the load back is refused: alpha stays unloaded, and the error
+    // says exactly that.
+    host.engine.faults.fail_once(Step::Audit);
+    host.server.0.lock().unwrap().refuse = Some((ModuleAction::Load, "alpha".into()));
+    let remove = ChangeSet {
+        operation: "remove",
+        files: vec![Prepared {
+            name: "alpha".into(),
+            after: None,
+        }],
+        disable: vec![],
+        enable: vec![],
+    };
+    let error = host.commit(remove).await.unwrap_err();
+    match &error.outcome {
+        Outcome::PartlyChanged(left) => {
+            assert!(left.contains("mod_alpha stays unloaded"), "{left}")
+        }
+        other => panic!("expected a partial change, got {other:?}"),
+    }
+    // Files and config are back; only the live state differs.
+    let after = host.snapshot();
+    assert!(after.files.contains_key("mod_alpha/mod_alpha.lua"));
+    assert!(after.managed_config.contains("\"alpha\""));
+    assert!(!after.loaded.contains("alpha"));
+}

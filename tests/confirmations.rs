@@ -1,0 +1,108 @@
+//! A "yes" applies exactly the plan its question showed: when the
+//! repository moves on between the question and the answer, the admin is
+//! asked again, told what changed, and nothing is installed meanwhile.
+
+mod support;
+
+use serde_json::json;
+use support::{append, last, modman_with, snapshot, Prosody, Repository, COMPONENT};
+
+const COMMANDS: &str = "http://jabber.org/protocol/commands";
+
+#[test]
+fn yes_to_an_update_never_installs_a_version_published_after_the_question() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let (_modman, mut admin) = modman_with(&prosody, &repository);
+    let installed = admin.run("install", json!({"modules": ["firewall"]}));
+    assert_eq!(last(&installed)["status"], "completed", "{installed}");
+    let version = |repository: &Repository| {
+        repository.entry("firewall")["version"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let code = repository.corpus("mod_firewall").join("mod_firewall.lua");
+    let on_disk = || snapshot(&prosody.modules_dir().join("mod_firewall"));
+    let a = version(&repository);
+    let as_installed = on_disk();
+
+    // B is published; the admin asks for the update and is shown a -> b.
+    append(&code, "\n-- version B\n");
+    repository.rebuild();
+    let b = version(&repository);
+    assert!(admin.chat(COMPONENT, "refresh").contains("ok"));
+    let question = admin.chat(COMPONENT, "update firewall");
+    assert!(
+        question.contains(&format!("firewall: {a} -> {b}"))
+            && question.contains("Answer yes or no"),
+        "{question}"
+    );
+
+    // C is published and refreshed before the answer.
+    append(&code, "\n-- version C\n");
+    repository.rebuild();
+    let c = version(&repository);
+    assert_ne!(b, c);
+    assert!(admin.chat(COMPONENT, "refresh").contains("ok"));
+
+    // "yes" was about B: C is not installed; the admin is asked again.
+    let again = admin.chat(COMPONENT, "yes");
+    assert!(
+        again.starts_with("The plan changed since you were asked")
+            && again.contains(&format!("no longer: firewall: {a} -> {b}"))
+            && again.contains(&format!("firewall: {a} -> {c}"))
+            && again.contains("Answer yes or no"),
+        "{again}"
+    );
+    assert_eq!(
+        on_disk(),
+        as_installed,
+        "nothing changed before the new answer"
+    );
+
+    // A "yes" to the new question installs C.
+    let done = admin.chat(COMPONENT, "yes");
+    assert!(done.contains("Updated 1 module"), "{done}");
+    assert_eq!(on_disk(), snapshot(&repository.corpus("mod_firewall")));
+}
+
+#[test]
+fn info_shows_the_readme_as_plain_text_everywhere() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let (_modman, mut admin) = modman_with(&prosody, &repository);
+    // The firewall README has headings underlined with '=', links and
+    // escaped underscores.
+    let reply = admin.iq(&format!(
+        "<iq type='set' to='{COMPONENT}' id='i'><command xmlns='{COMMANDS}' node='info'>\
+         <x xmlns='jabber:x:data' type='submit'><field var='module'><value>firewall</value></field></x>\
+         </command></iq>"
+    ));
+    let description: String = reply
+        .get_child("command", COMMANDS)
+        .and_then(|c| c.get_child("x", "jabber:x:data"))
+        .and_then(|x| {
+            x.children()
+                .find(|f| f.attr("var") == Some("description"))
+                .map(|f| {
+                    f.children()
+                        .map(|v| v.text())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+        })
+        .unwrap_or_else(|| panic!("no description: {reply:?}"));
+    let chat = admin.chat(COMPONENT, "info firewall");
+    let (ok, cli, err) = support::cli(&["info", "firewall"], &prosody.path("modman.toml"));
+    assert!(ok, "{err}");
+    for (front_end, text) in [("ad-hoc", &description), ("chat", &chat), ("cli", &cli)] {
+        assert!(text.contains("mod_firewall"), "{front_end}: {text}");
+        for markup in ["\n===", "\n---", "](", "\\_", "**"] {
+            assert!(
+                !text.contains(markup),
+                "{front_end} shows {markup:?}: {text}"
+            );
+        }
+    }
+}
