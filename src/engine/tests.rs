@@ -125,7 +125,7 @@ managed_config = "modman.cfg.lua"
 admin_socket = "prosody.sock"
 builtin_modules = "builtin"
 "#;
-    let config = Arc::new(Config::parse(&text, &root).unwrap());
+    let config = Arc::new(Config::parse(text, &root).unwrap());
     let server = Fake::default();
     let (engine, _) = Engine::open_with(config, Box::new(server.clone())).unwrap();
     Host_ {
