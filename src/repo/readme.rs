@@ -32,26 +32,42 @@ pub fn plain(markdown: &str) -> String {
         ] {
             text = text.replace(from, to);
         }
-        out.push(links(&text));
+        out.push(text);
     }
-    let text = out.join("\n");
-    text.trim().to_owned()
+    links(out.join("\n").trim())
 }
 
-/// `[text](url)` as `text (url)`.
-fn links(line: &str) -> String {
+/// `[text](url)` as `text (url)`, and `[text](#anchor)` as `text`. The
+/// text may wrap onto the next line, as READMEs wrap paragraphs; a `[`
+/// that starts no link is left as it is.
+fn links(text: &str) -> String {
     let mut out = String::new();
-    let mut rest = line;
+    let mut rest = text;
     while let Some(open) = rest.find('[') {
-        let Some(close) = rest[open..].find("](").map(|i| open + i) else {
-            break;
-        };
-        let Some(end) = rest[close..].find(')').map(|i| close + i) else {
-            break;
-        };
-        out += &rest[..open];
-        out += &format!("{} ({})", &rest[open + 1..close], &rest[close + 2..end]);
-        rest = &rest[end + 1..];
+        let after = &rest[open + 1..];
+        let link = after.find(']').and_then(|close| {
+            let label = &after[..close];
+            let target = after[close + 1..].strip_prefix('(')?;
+            let end = target.find(')')?;
+            let url = &target[..end];
+            let plain_label = !label.contains('[') && !label.contains("\n\n");
+            let plain_url = !url.is_empty() && !url.contains(char::is_whitespace);
+            (plain_label && plain_url).then(|| (label, url, &target[end + 1..]))
+        });
+        match link {
+            Some((label, url, tail)) => {
+                out += &rest[..open];
+                out += label;
+                if !url.starts_with('#') {
+                    out += &format!(" ({url})");
+                }
+                rest = tail;
+            }
+            None => {
+                out += &rest[..=open];
+                rest = after;
+            }
+        }
     }
     out + rest
 }
@@ -66,6 +82,15 @@ mod tests {
         assert_eq!(
             plain(markdown),
             "Introduction\n\nmod_firewall is very useful, see XEP-0357 (https://xmpp.org/extensions/xep-0357.html).\n\n  0.12  Works\nDetails"
+        );
+    }
+
+    #[test]
+    fn links_may_wrap_and_anchors_go() {
+        let markdown = "see [Lua pattern\nmatching](http://lua.org/x#5) and the [chains](#chains); [not a link] stays, [x](a b) too";
+        assert_eq!(
+            plain(markdown),
+            "see Lua pattern\nmatching (http://lua.org/x#5) and the chains; [not a link] stays, [x](a b) too"
         );
     }
 }
