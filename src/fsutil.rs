@@ -45,6 +45,12 @@ pub fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether this process can create files in `dir`, found out the only
+/// reliable way: by creating one (it is gone again at once).
+pub fn can_write_in(dir: &Path) -> io::Result<()> {
+    tempfile::tempfile_in(dir).map(drop)
+}
+
 /// Removes `path` if it exists.
 pub fn remove_dir_if_present(path: &Path) -> io::Result<()> {
     match std::fs::remove_dir_all(path) {

@@ -170,8 +170,8 @@ fn writable_dir(dir: &Path) -> Result<String, String> {
             dir.display()
         ));
     }
-    tempfile::tempfile_in(dir)
-        .map(|_| dir.display().to_string())
+    crate::fsutil::can_write_in(dir)
+        .map(|()| dir.display().to_string())
         .map_err(|e| {
             format!(
                 "cannot write in {}: {e}; make it writable by the user modman runs as (prosody)",
