@@ -67,15 +67,3 @@ pub fn now() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Each module of `transaction`, from which version to which.
-pub fn module_changes(transaction: &super::transaction::Transaction) -> Vec<ModuleChange> {
-    transaction
-        .changes
-        .iter()
-        .map(|c| ModuleChange {
-            module: c.name.clone(),
-            from: c.before.as_ref().map(|r| r.version.clone()),
-            to: c.after.as_ref().map(|r| r.version.clone()),
-        })
-        .collect()
-}

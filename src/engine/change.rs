@@ -366,7 +366,7 @@ impl Run<'_, '_> {
     fn log(&self, result: String) -> Result<(), EngineError> {
         let engine = self.guard.engine;
         let (changes, id) = match &self.transaction {
-            Some(t) => (audit::module_changes(t), t.id.clone()),
+            Some(t) => (t.module_changes(), t.id.clone()),
             None => (
                 self.modules
                     .iter()

@@ -126,7 +126,7 @@ fn log_once(
         time: audit::now(),
         actor: transaction.actor.clone(),
         operation: transaction.operation.clone(),
-        changes: audit::module_changes(transaction),
+        changes: transaction.module_changes(),
         result: result.to_owned(),
         transaction: transaction.id.clone(),
         hosts: vec![],

@@ -36,6 +36,20 @@ pub struct Transaction {
     pub changes: Vec<RecordChange>,
 }
 
+impl Transaction {
+    /// Each module, from which version to which, as the history says it.
+    pub fn module_changes(&self) -> Vec<super::audit::ModuleChange> {
+        self.changes
+            .iter()
+            .map(|c| super::audit::ModuleChange {
+                module: c.name.clone(),
+                from: c.before.as_ref().map(|r| r.version.clone()),
+                to: c.after.as_ref().map(|r| r.version.clone()),
+            })
+            .collect()
+    }
+}
+
 /// One module's records before and after a transaction; `None` means not
 /// installed by modman.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
