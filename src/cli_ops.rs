@@ -69,6 +69,13 @@ fn positional(spec: &Spec) -> Option<&'static str> {
 
 fn argument(param: &'static Param, positional: bool) -> Arg {
     let arg = Arg::new(param.var).help(param.help);
+    if param.kind == ParamKind::Options {
+        // `--set name=value`, as often as needed.
+        return arg
+            .long("set")
+            .value_name("NAME=VALUE")
+            .action(ArgAction::Append);
+    }
     let arg = match positional {
         true => arg.value_name(match param.kind {
             ParamKind::Modules(_) => "MODULE",
@@ -87,6 +94,7 @@ fn argument(param: &'static Param, positional: bool) -> Arg {
             .value_parser(options.iter().map(|(value, _)| *value).collect::<Vec<_>>())
             .default_value(options.first().map(|(value, _)| *value).unwrap_or_default()),
         ParamKind::Text => arg.required(param.required),
+        ParamKind::Options => arg,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Plain-text rendering of a [`Response`], shared by the command line and
 //! the chat front end: no markup, since many clients show it raw.
 
-use crate::ops::{Details, Response, Table};
+use crate::ops::{Details, FieldKind, Form, Response, Table};
 
 /// Renders a response as plain text lines. A confirmation renders as its
 /// question; how to answer it is the front end's to say.
@@ -10,7 +10,23 @@ pub fn render(response: &Response) -> String {
         Response::Table(table) => render_table(table),
         Response::Details(details) => render_details(details),
         Response::Confirm(question) => question.text.clone(),
+        Response::Form(form) => render_form(form),
     }
+}
+
+/// A form as a listing: each field with its value now (a secret only as
+/// set or not) and what it is, then how to fill it in.
+fn render_form(form: &Form) -> String {
+    let mut out = format!("{}\n", form.title);
+    for field in &form.fields {
+        let value = match (field.kind, field.values.is_empty()) {
+            (FieldKind::Secret, _) | (_, true) => String::new(),
+            (_, false) => format!(" = {}", field.values.join(", ")),
+        };
+        let required = if field.required { " (required)" } else { "" };
+        out += &format!("- {}{value}{required}: {}\n", field.var, field.help);
+    }
+    out + &form.instructions
 }
 
 /// `Label: value`, with multi-line values indented below their label.

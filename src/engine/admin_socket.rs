@@ -310,7 +310,7 @@ pub enum ModuleAction {
 
 /// A Lua string literal for `text` (names are validated before they get
 /// here; escaping keeps it safe regardless).
-fn lua_string(text: &str) -> String {
+pub(super) fn lua_string(text: &str) -> String {
     let mut out = String::from("\"");
     for c in text.chars() {
         match c {

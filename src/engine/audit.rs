@@ -33,6 +33,10 @@ pub struct Entry {
     /// The hosts a change to the managed config concerned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// Module options set or unset; secrets as "(secret, set)", never
+    /// their values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<String>,
 }
 
 /// Appends one entry, synced before returning.
@@ -66,4 +70,3 @@ pub fn now() -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "unknown".into())
 }
-

@@ -37,6 +37,23 @@ pub(super) fn keep(paths: &Paths, transaction: &Transaction) -> std::io::Result<
     fsutil::sync_dir(&paths.backups)
 }
 
+/// Keeps the record of a change without files (module options), for
+/// rollback. Readable by modman alone: the values before may be secrets.
+pub(super) fn keep_record(paths: &Paths, transaction: &Transaction) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = paths.backups.join(&transaction.id);
+    std::fs::create_dir(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    let manifest = serde_json::to_vec_pretty(transaction).map_err(std::io::Error::other)?;
+    fsutil::atomic_write(&dir.join("manifest.json"), &manifest)?;
+    std::fs::set_permissions(
+        dir.join("manifest.json"),
+        std::fs::Permissions::from_mode(0o600),
+    )?;
+    fsutil::sync_dir(&paths.backups)?;
+    prune(paths)
+}
+
 /// Removes all but the newest [`KEEP_BACKUPS`].
 pub(super) fn prune(paths: &Paths) -> std::io::Result<()> {
     let mut ids: Vec<String> = std::fs::read_dir(&paths.backups)?

@@ -21,8 +21,8 @@ use std::collections::BTreeSet;
 use super::admin_socket::ModuleAction;
 use super::faults::Step;
 use super::live::{Live, LoadedMap};
-use super::managed_config::{HostModules, ManagedConfig};
-use super::transaction::{self, Backup, Meta, Prepared, Transaction};
+use super::managed_config::{HostModules, LuaValue, ManagedConfig, Scope};
+use super::transaction::{self, Backup, Meta, Prepared, SettingChange, Transaction};
 use super::{audit, io, ChangeGuard, EngineError};
 use crate::access::Actor;
 
@@ -48,6 +48,18 @@ impl Placement {
     }
 }
 
+/// One module option to set (`Some`) or unset (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// The module it is for: reloaded where loaded, so it takes effect.
+    pub module: String,
+    pub scope: Scope,
+    pub name: String,
+    pub value: Option<LuaValue>,
+    /// Never shown, logged or put in the history.
+    pub secret: bool,
+}
+
 /// A whole change, as planned by an operation.
 pub struct ChangeSet {
     /// The history's name for it: install, update, remove...
@@ -56,6 +68,8 @@ pub struct ChangeSet {
     pub files: Vec<Prepared>,
     /// Placements to take out of the managed config and unload, first.
     pub disable: Vec<Placement>,
+    /// Module options to write, after the files and before enabling.
+    pub settings: Vec<Setting>,
     /// Placements to add to the managed config and load, after the files.
     pub enable: Vec<Placement>,
 }
@@ -97,8 +111,10 @@ pub struct Applied {
     pub loaded: Vec<Placement>,
     /// Placements unloaded.
     pub unloaded: Vec<Placement>,
-    /// Modules reloaded with their new files.
+    /// Modules reloaded with their new files or options.
     pub reloaded: Vec<Placement>,
+    /// The options as they were and are now.
+    pub settings: Vec<SettingChange>,
     /// Why the running server was not told (its admin socket could not
     /// be reached): the new files take effect when Prosody restarts.
     pub not_live: Option<String>,
@@ -112,8 +128,13 @@ enum Done {
     Files(Transaction),
     /// Modules were loaded; this was what was loaded before.
     Loaded(LoadedMap),
-    /// A reload of new files was attempted here.
+    /// A reload of new files or options was attempted here.
     Reloaded(Placement),
+    /// Prosody read its config again (its undo: read it again once the
+    /// config is back).
+    ConfigReloaded,
+    /// The record kept for rollback, by transaction id.
+    Record(String),
 }
 
 impl ChangeGuard<'_> {
@@ -127,8 +148,12 @@ impl ChangeGuard<'_> {
             operation,
             files,
             disable,
+            settings,
             enable,
         } = change;
+        if files.is_empty() && disable.is_empty() && settings.is_empty() && enable.is_empty() {
+            return Ok(Applied::default());
+        }
         let removed: Vec<String> = files
             .iter()
             .filter(|p| p.after.is_none())
@@ -143,6 +168,7 @@ impl ChangeGuard<'_> {
         let config = ManagedConfig::load(&config_path).map_err(EngineError::from)?;
         let touches_placements = !enable.is_empty()
             || !disable.is_empty()
+            || !settings.is_empty()
             || removed.iter().any(|m| !config.hosts_of(m).is_empty());
         let (live, not_live) = match self.engine.live().await {
             Ok(live) => (Some(live), None),
@@ -161,23 +187,30 @@ impl ChangeGuard<'_> {
                 not_live: not_live.filter(|_| !removed.is_empty() || !replaced.is_empty()),
                 ..Applied::default()
             },
-            modules: named_modules(&files, &disable, &enable),
+            modules: named_modules(&files, &disable, &enable, &settings),
             hosts: disable
                 .iter()
                 .chain(&enable)
                 .map(|p| p.host.clone())
+                .chain(settings.iter().filter_map(|s| match &s.scope {
+                    Scope::Host(host) => Some(host.clone()),
+                    Scope::Global => None,
+                }))
                 .collect(),
             transaction: None,
         };
         let plan = Plan {
             files,
             disable,
+            settings,
             enable,
             removed,
             replaced,
         };
         let result = match run.steps(plan, config).await {
-            Ok(()) => run.log("ok".into()),
+            Ok(()) => run
+                .keep_settings_record()
+                .and_then(|()| run.log("ok".into())),
             Err(e) => Err(e),
         };
         run.guard.engine.loaded.forget().await;
@@ -192,6 +225,7 @@ impl ChangeGuard<'_> {
 struct Plan {
     files: Vec<Prepared>,
     disable: Vec<Placement>,
+    settings: Vec<Setting>,
     enable: Vec<Placement>,
     /// Modules whose files go away.
     removed: Vec<String>,
@@ -240,7 +274,7 @@ impl Run<'_, '_> {
                     section.modules.remove(&p.module);
                 }
             }
-            without.hosts.retain(|_, h| !h.modules.is_empty());
+            without.hosts.retain(|_, h| !h.is_empty());
             self.write_config(&without, config)?;
             config = without;
             for p in &disable {
@@ -256,6 +290,11 @@ impl Run<'_, '_> {
         // 2. files.
         if !plan.files.is_empty() {
             self.files(plan.files).await?;
+        }
+
+        // 2b. module options, read by Prosody and the modules concerned.
+        if !plan.settings.is_empty() {
+            config = self.settings(&plan.settings, config).await?;
         }
 
         // 3. enable.
@@ -302,6 +341,85 @@ impl Run<'_, '_> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Step 2b: writes `settings` into `config`, has Prosody read it, and
+    /// reloads each module concerned where it is loaded. Returns the
+    /// config as written.
+    async fn settings(
+        &mut self,
+        settings: &[Setting],
+        config: ManagedConfig,
+    ) -> Result<ManagedConfig, EngineError> {
+        let live = self.live()?;
+        let mut with = live.pruned(&config);
+        let mut changes = Vec::new();
+        for setting in settings {
+            let before = with.options(&setting.scope).get(&setting.name).cloned();
+            let component = match &setting.scope {
+                Scope::Host(host) => live.component_of(host),
+                Scope::Global => None,
+            };
+            with.set_option(
+                &setting.scope,
+                &setting.name,
+                setting.value.clone(),
+                component,
+            );
+            changes.push(SettingChange {
+                module: setting.module.clone(),
+                scope: setting.scope.clone(),
+                name: setting.name.clone(),
+                before,
+                after: setting.value.clone(),
+                secret: setting.secret,
+            });
+        }
+        self.applied.settings = changes;
+        // Pushed first, so its undo comes after the config is back.
+        self.done.push(Done::ConfigReloaded);
+        self.write_config(&with, config)?;
+        self.live()?
+            .config_reload()
+            .await
+            .map_err(EngineError::Refused)?;
+        let loaded = self.live()?.loaded().await?;
+        let mut modules: Vec<&str> = settings.iter().map(|s| s.module.as_str()).collect();
+        modules.dedup();
+        for module in modules {
+            for host in loaded_hosts(&loaded, module) {
+                let p = Placement {
+                    module: module.to_owned(),
+                    host,
+                };
+                self.done.push(Done::Reloaded(p.clone()));
+                self.act(ModuleAction::Reload, &p).await?;
+                self.applied.reloaded.push(p);
+            }
+        }
+        Ok(with)
+    }
+
+    /// Keeps the options as they were, so `rollback` can put them back.
+    fn keep_settings_record(&mut self) -> Result<(), EngineError> {
+        if self.applied.settings.is_empty() {
+            return Ok(());
+        }
+        let engine = self.guard.engine;
+        let record = Transaction {
+            id: transaction::transaction_id(),
+            time: audit::now(),
+            actor: self.actor.to_string(),
+            operation: self.operation.to_owned(),
+            changes: vec![],
+            settings: self.applied.settings.clone(),
+        };
+        super::backups::keep_record(&engine.paths, &record).map_err(io(
+            "cannot keep the record for rollback in",
+            &engine.paths.backups,
+        ))?;
+        self.done.push(Done::Record(record.id));
         Ok(())
     }
 
@@ -388,6 +506,12 @@ impl Run<'_, '_> {
             result,
             transaction: id,
             hosts: self.hosts.iter().cloned().collect(),
+            settings: self
+                .applied
+                .settings
+                .iter()
+                .map(SettingChange::describe)
+                .collect(),
         };
         tracing::info!(
             "{} by {}: {}: {}",
@@ -425,6 +549,16 @@ impl Run<'_, '_> {
         while let Some(step) = self.done.pop() {
             if let Err(why) = self.undo(step, &mut reload_after_files).await {
                 left.push(why);
+            }
+        }
+        // Modules reloaded for new options: again, now that the old ones
+        // are back.
+        for p in reload_after_files {
+            if let Err(e) = self.act(ModuleAction::Reload, &p).await {
+                left.push(format!(
+                    "mod_{} runs with the new options on {} ({e})",
+                    p.module, p.host
+                ));
             }
         }
         self.guard.engine.loaded.forget().await;
@@ -471,6 +605,19 @@ impl Run<'_, '_> {
                     true => Ok(()),
                     false => Err(stuck.join("; ")),
                 }
+            }
+            Done::ConfigReloaded => self
+                .live()
+                .map_err(|e| e.to_string())?
+                .config_reload()
+                .await
+                .map_err(|e| {
+                    format!("Prosody still holds the new options until it reloads its config ({e})")
+                }),
+            Done::Record(id) => {
+                let dir = self.guard.engine.paths.backups.join(&id);
+                crate::fsutil::remove_dir_if_present(&dir)
+                    .map_err(|e| format!("the rollback record {} stays ({e})", dir.display()))
             }
             Done::Config(previous) => self.save_config(&previous).map_err(|e| {
                 format!("the managed config still has this change ({e}); fix it by hand")
@@ -524,12 +671,18 @@ impl Run<'_, '_> {
 
 /// The modules a change concerns, for its history line: those whose
 /// files change, else those enabled or disabled.
-fn named_modules(files: &[Prepared], disable: &[Placement], enable: &[Placement]) -> Vec<String> {
+fn named_modules(
+    files: &[Prepared],
+    disable: &[Placement],
+    enable: &[Placement],
+    settings: &[Setting],
+) -> Vec<String> {
     let mut named: Vec<String> = Vec::new();
     let names = files
         .iter()
         .map(|p| &p.name)
-        .chain(disable.iter().chain(enable).map(|p| &p.module));
+        .chain(disable.iter().chain(enable).map(|p| &p.module))
+        .chain(settings.iter().map(|s| &s.module));
     for name in names {
         if !named.contains(name) {
             named.push(name.clone());

@@ -9,8 +9,8 @@ use std::sync::RwLock;
 
 use futures::future::BoxFuture;
 
-use super::admin_socket::{AdminError, AdminSocket, Host, ModuleAction};
-use super::managed_config::ManagedConfig;
+use super::admin_socket::{lua_string, AdminError, AdminSocket, Host, ModuleAction};
+use super::managed_config::{ManagedConfig, Scope};
 use super::EngineError;
 
 /// Modules loaded now, per host name.
@@ -34,8 +34,16 @@ pub trait LiveServer: Send {
         module: &'a str,
         host: &'a str,
     ) -> BoxFuture<'a, Result<Result<(), String>, AdminError>>;
-    /// Prosody's `plugin_paths` as it runs, as the Lua table's text.
-    fn plugin_paths(&mut self) -> BoxFuture<'_, Result<String, AdminError>>;
+    /// The value Prosody holds for option `key` on `host` (`*`: global),
+    /// serialized as Lua; `nil` when unset.
+    fn config_get<'a>(
+        &'a mut self,
+        host: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<String, AdminError>>;
+    /// Makes Prosody read its config files again; the inner `Err` is its
+    /// refusal (a syntax error, say) in its own words.
+    fn config_reload(&mut self) -> BoxFuture<'_, Result<Result<(), String>, AdminError>>;
 }
 
 /// Opens sessions with the running server.
@@ -73,12 +81,24 @@ impl LiveServer for AdminSocket {
     ) -> BoxFuture<'a, Result<Result<(), String>, AdminError>> {
         Box::pin(AdminSocket::module(self, action, module, host))
     }
-    fn plugin_paths(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
+    fn config_get<'a>(
+        &'a mut self,
+        host: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<String, AdminError>> {
         Box::pin(async move {
-            Ok(self
-                .run("config:get(\"*\", \"plugin_paths\")")
-                .await?
-                .result)
+            let command = format!("config:get({}, {})", lua_string(host), lua_string(key));
+            let reply = self.run(&command).await?;
+            Ok(reply.result.trim_start_matches("OK: ").to_owned())
+        })
+    }
+    fn config_reload(&mut self) -> BoxFuture<'_, Result<Result<(), String>, AdminError>> {
+        Box::pin(async move {
+            let reply = self.run("config:reload()").await?;
+            Ok(match reply.ok {
+                true => Ok(()),
+                false => Err(reply.error_text()),
+            })
         })
     }
 }
@@ -196,9 +216,24 @@ impl Live {
         pruned
     }
 
-    /// Prosody's `plugin_paths`, as it runs.
-    pub async fn plugin_paths(&mut self) -> Result<String, AdminError> {
-        self.server.plugin_paths().await
+    /// The value Prosody holds for option `key` in `scope`, as Lua.
+    pub async fn config_get(&mut self, scope: &Scope, key: &str) -> Result<String, EngineError> {
+        let host = match scope {
+            Scope::Global => "*",
+            Scope::Host(host) => host,
+        };
+        Ok(self.server.config_get(host, key).await?)
+    }
+
+    /// Makes Prosody read its config again.
+    pub async fn config_reload(&mut self) -> Result<(), String> {
+        match self.server.config_reload().await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(prosody_says)) => Err(format!(
+                "Prosody could not reload its config: {prosody_says}"
+            )),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// The modules loaded now, per host that takes modules.

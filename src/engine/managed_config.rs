@@ -1,6 +1,8 @@
 //! The Prosody config file modman owns (`prosody.managed_config`),
-//! Included at the end of prosody.cfg.lua: per-host sections that add
-//! modules to `modules_enabled`. Prosody reads it at start; modman loads
+//! Included at the end of prosody.cfg.lua: server-wide options first, then
+//! per-host sections that add modules to `modules_enabled` and set module
+//! options. Values are written as Lua literals modman renders itself
+//! (never Lua from a user). Prosody reads it at start; modman loads
 //! and unloads the same modules live through the admin socket, so the
 //! running server and its next start agree.
 //!
@@ -13,9 +15,11 @@ use std::path::Path;
 use crate::fsutil;
 use crate::repo::index::is_valid_module_name;
 
-/// Modules enabled per host.
+/// Options for the whole server, and modules and options per host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ManagedConfig {
+    /// Written before any section, so they are global.
+    pub global: BTreeMap<String, LuaValue>,
     pub hosts: BTreeMap<String, HostModules>,
 }
 
@@ -26,6 +30,150 @@ pub struct HostModules {
     /// a VirtualHost.
     pub component: Option<String>,
     pub modules: BTreeSet<String>,
+    pub options: BTreeMap<String, LuaValue>,
+}
+
+impl HostModules {
+    /// A section with nothing in it is not written.
+    pub fn is_empty(&self) -> bool {
+        self.modules.is_empty() && self.options.is_empty()
+    }
+}
+
+/// Where an option is set: for the whole server, or for one host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum Scope {
+    Global,
+    Host(String),
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Global => f.write_str("the whole server"),
+            Scope::Host(host) => f.write_str(host),
+        }
+    }
+}
+
+/// A config value modman writes: only these shapes, always rendered by
+/// modman, so no user text is ever Lua code.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum LuaValue {
+    Text(String),
+    /// A decimal number, checked when made.
+    Number(String),
+    Boolean(bool),
+    List(Vec<String>),
+}
+
+impl LuaValue {
+    /// A number from text such as `100`, `-2`, `0.5`.
+    pub fn number(text: &str) -> Option<LuaValue> {
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+        let decimal = |part: &str| {
+            !part.is_empty() && part.len() <= 18 && part.chars().all(|c| c.is_ascii_digit())
+        };
+        (decimal(whole) && decimal(fraction)).then(|| LuaValue::Number(text.to_owned()))
+    }
+
+    /// The Lua literal.
+    pub fn render(&self) -> String {
+        match self {
+            LuaValue::Text(text) => lua_string(text),
+            LuaValue::Number(number) => number.clone(),
+            LuaValue::Boolean(value) => value.to_string(),
+            LuaValue::List(items) => {
+                let items: Vec<String> = items.iter().map(|i| lua_string(i)).collect();
+                format!("{{ {} }}", items.join(", "))
+            }
+        }
+    }
+
+    /// Reads back what [`LuaValue::render`] wrote, and nothing else.
+    fn parse(text: &str) -> Option<LuaValue> {
+        let text = text.trim();
+        if let Some(list) = text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            let mut items = Vec::new();
+            let mut rest = list.trim();
+            while !rest.is_empty() {
+                let (item, after) = read_lua_string(rest)?;
+                items.push(item);
+                rest = after.trim_start();
+                rest = match rest.strip_prefix(',') {
+                    Some(after_comma) => after_comma.trim_start(),
+                    None if rest.is_empty() => rest,
+                    None => return None,
+                };
+            }
+            return Some(LuaValue::List(items));
+        }
+        match text {
+            "true" => return Some(LuaValue::Boolean(true)),
+            "false" => return Some(LuaValue::Boolean(false)),
+            _ => {}
+        }
+        if text.starts_with('"') {
+            let (value, rest) = read_lua_string(text)?;
+            return rest.is_empty().then_some(LuaValue::Text(value));
+        }
+        LuaValue::number(text)
+    }
+}
+
+/// A double-quoted Lua string with every byte that could end it, or be
+/// read as something else, escaped.
+fn lua_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out += "\\\"",
+            '\\' => out += "\\\\",
+            '\n' => out += "\\n",
+            c if c.is_control() => {
+                let mut buffer = [0u8; 4];
+                for byte in c.encode_utf8(&mut buffer).bytes() {
+                    out += &format!("\\{byte:03}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out + "\""
+}
+
+/// A string [`lua_string`] wrote at the start of `text`, and the rest.
+fn read_lua_string(text: &str) -> Option<(String, &str)> {
+    let body = text.strip_prefix('"')?;
+    let mut bytes = Vec::new();
+    let mut chars = body.char_indices();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '"' => return Some((String::from_utf8(bytes).ok()?, &body[at + 1..])),
+            '\\' => match chars.next()?.1 {
+                '"' => bytes.push(b'"'),
+                '\\' => bytes.push(b'\\'),
+                'n' => bytes.push(b'\n'),
+                d if d.is_ascii_digit() => {
+                    let digits: String = [
+                        Some(d),
+                        chars.next().map(|x| x.1),
+                        chars.next().map(|x| x.1),
+                    ]
+                    .into_iter()
+                    .collect::<Option<String>>()?;
+                    bytes.push(digits.parse::<u8>().ok()?);
+                }
+                _ => return None,
+            },
+            c => {
+                let mut buffer = [0u8; 4];
+                bytes.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
+            }
+        }
+    }
+    None
 }
 
 /// Why the managed file cannot be used.
@@ -99,11 +247,25 @@ impl ManagedConfig {
                     modules.insert(name);
                 }
                 config.hosts.entry(host.clone()).or_default().modules = modules;
+            } else if let Some((name, value)) = line.split_once(" = ") {
+                let value = LuaValue::parse(value).ok_or_else(bad)?;
+                if !crate::repo::options::is_settable(name) {
+                    return Err(bad());
+                }
+                match &current {
+                    Some(host) => config
+                        .hosts
+                        .entry(host.clone())
+                        .or_default()
+                        .options
+                        .insert(name.to_owned(), value),
+                    None => config.global.insert(name.to_owned(), value),
+                };
             } else {
                 return Err(bad());
             }
         }
-        config.hosts.retain(|_, h| !h.modules.is_empty());
+        config.hosts.retain(|_, h| !h.is_empty());
         Ok(config)
     }
 
@@ -116,19 +278,26 @@ impl ManagedConfig {
              -- Each section adds modules to that host's modules_enabled.\n",
             path.display()
         );
+        for (name, value) in &self.global {
+            out += &format!("{name} = {}\n", value.render());
+        }
         for (host, section) in &self.hosts {
-            if section.modules.is_empty() {
+            if section.is_empty() {
                 continue;
             }
             let header = match &section.component {
                 None => format!("VirtualHost \"{host}\""),
                 Some(module) => format!("Component \"{host}\" \"{module}\""),
             };
-            let modules: Vec<String> = section.modules.iter().map(|m| format!("\"{m}\"")).collect();
-            out += &format!(
-                "\n{header}\n    modules_enabled = {{ {} }}\n",
-                modules.join(", ")
-            );
+            out += &format!("\n{header}\n");
+            if !section.modules.is_empty() {
+                let modules: Vec<String> =
+                    section.modules.iter().map(|m| format!("\"{m}\"")).collect();
+                out += &format!("    modules_enabled = {{ {} }}\n", modules.join(", "));
+            }
+            for (name, value) in &section.options {
+                out += &format!("    {name} = {}\n", value.render());
+            }
         }
         out
     }
@@ -136,6 +305,46 @@ impl ManagedConfig {
     /// Replaces the file atomically.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         fsutil::atomic_write(path, self.render(path).as_bytes())
+    }
+
+    /// The options set in `scope`.
+    pub fn options(&self, scope: &Scope) -> BTreeMap<String, LuaValue> {
+        match scope {
+            Scope::Global => self.global.clone(),
+            Scope::Host(host) => self
+                .hosts
+                .get(host)
+                .map(|h| h.options.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Sets (`Some`) or removes (`None`) option `name` in `scope`.
+    pub fn set_option(
+        &mut self,
+        scope: &Scope,
+        name: &str,
+        value: Option<LuaValue>,
+        component: Option<String>,
+    ) {
+        let options = match scope {
+            Scope::Global => &mut self.global,
+            Scope::Host(host) => {
+                &mut self
+                    .hosts
+                    .entry(host.clone())
+                    .or_insert_with(|| HostModules {
+                        component,
+                        ..HostModules::default()
+                    })
+                    .options
+            }
+        };
+        match value {
+            Some(value) => options.insert(name.to_owned(), value),
+            None => options.remove(name),
+        };
+        self.hosts.retain(|_, h| !h.is_empty());
     }
 
     /// The hosts `module` is enabled on.
@@ -207,6 +416,11 @@ mod tests {
                 modules: ["csi_battery_saver", "track_muc_joins"]
                     .map(String::from)
                     .into(),
+                options: [(
+                    "csi_battery_saver_filter_muc".to_owned(),
+                    LuaValue::Boolean(true),
+                )]
+                .into(),
             },
         );
         config.hosts.insert(
@@ -214,8 +428,20 @@ mod tests {
             HostModules {
                 component: Some("muc".into()),
                 modules: ["muc_moderation".into()].into(),
+                options: Default::default(),
             },
         );
+        config.global.insert(
+            "http_upload_external_secret".into(),
+            LuaValue::Text("a \"quoted\" \\ secret\n]]\u{1b}".into()),
+        );
+        config.global.insert(
+            "http_upload_access".into(),
+            LuaValue::List(vec!["a.example".into(), "b\"c".into()]),
+        );
+        config
+            .global
+            .insert("limit".into(), LuaValue::number("-10.5").unwrap());
         config
     }
 
@@ -244,6 +470,12 @@ mod tests {
             "modules_enabled = { \"x\" }",
             "VirtualHost \"h\"\nmodules_enabled = { \"../x\" }",
             "VirtualHost \"h\"\nmodules_enabled = { \"a\" .. os.exit() }",
+            "x = os.exit()",
+            "x = \"a\" .. os.exit()",
+            "x = \"unterminated",
+            "x = { \"a\" \"b\" }",
+            "x = 1e9",
+            "x.y = 1",
         ] {
             assert!(ManagedConfig::parse(bad).is_err(), "{bad}");
         }

@@ -130,6 +130,7 @@ fn log_once(
         result: result.to_owned(),
         transaction: transaction.id.clone(),
         hosts: vec![],
+        settings: vec![],
     };
     audit::append(&paths.state_dir, &entry)
 }

@@ -32,6 +32,9 @@ struct Server {
     /// Loading this module also loads that one, as Prosody loads a
     /// module's dependencies.
     pulls_in: Option<(String, String)>,
+    /// What `config:get` answers, by (host, key).
+    config: BTreeMap<(String, String), String>,
+    config_reloads: usize,
 }
 
 #[derive(Clone, Default)]
@@ -92,8 +95,25 @@ impl LiveServer for Fake {
         };
         Box::pin(async move { Ok(result) })
     }
-    fn plugin_paths(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
-        Box::pin(async { Ok("{}".into()) })
+    fn config_get<'a>(
+        &'a mut self,
+        host: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<String, AdminError>> {
+        let value = self
+            .0
+            .lock()
+            .unwrap()
+            .config
+            .get(&(host.to_owned(), key.to_owned()))
+            .cloned()
+            .unwrap_or_else(|| "nil".into());
+        Box::pin(async move { Ok(value) })
+    }
+    fn config_reload(&mut self) -> BoxFuture<'_, Result<Result<(), String>, AdminError>> {
+        let mut server = self.0.lock().unwrap();
+        server.config_reloads += 1;
+        Box::pin(async { Ok(Ok(())) })
     }
 }
 
@@ -223,6 +243,7 @@ fn here(module: &str) -> Vec<Placement> {
 fn install_and_enable(name: &str) -> ChangeSet {
     ChangeSet {
         operation: "install",
+        settings: vec![],
         files: vec![module(name, "1")],
         disable: vec![],
         enable: here(name),
@@ -314,6 +335,7 @@ async fn a_failed_update_puts_back_the_old_code_and_reloads_it() {
         host.arm(&failure);
         let update = ChangeSet {
             operation: "update",
+            settings: vec![],
             files: vec![module("alpha", "2")],
             disable: vec![],
             enable: vec![],
@@ -328,6 +350,7 @@ async fn a_failed_update_puts_back_the_old_code_and_reloads_it() {
     host.commit(install_and_enable("alpha")).await.unwrap();
     let update = ChangeSet {
         operation: "update",
+        settings: vec![],
         files: vec![module("alpha", "2")],
         disable: vec![],
         enable: vec![],
@@ -359,6 +382,7 @@ async fn a_failed_removal_enables_and_loads_the_module_again() {
         host.arm(&failure);
         let remove = ChangeSet {
             operation: "remove",
+            settings: vec![],
             files: vec![Prepared {
                 name: "alpha".into(),
                 after: None,
@@ -383,6 +407,7 @@ async fn an_undo_that_fails_too_is_reported_as_partly_changed() {
     host.server.0.lock().unwrap().refuse = Some((ModuleAction::Load, "alpha".into()));
     let remove = ChangeSet {
         operation: "remove",
+        settings: vec![],
         files: vec![Prepared {
             name: "alpha".into(),
             after: None,

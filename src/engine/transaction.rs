@@ -20,6 +20,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::faults::{Faults, Step};
+use super::managed_config::{LuaValue, Scope};
 use super::state::{Installed, InstalledModule};
 use super::{backups, io, EngineError, Paths};
 use crate::fsutil;
@@ -34,6 +35,39 @@ pub struct Transaction {
     pub actor: String,
     pub operation: String,
     pub changes: Vec<RecordChange>,
+    /// Module options set or unset, with the values before, for rollback.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<SettingChange>,
+}
+
+/// One option of a module before and after a change; `None` is unset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingChange {
+    pub module: String,
+    pub scope: Scope,
+    pub name: String,
+    pub before: Option<LuaValue>,
+    pub after: Option<LuaValue>,
+    /// Never shown, logged or put in the history.
+    pub secret: bool,
+}
+
+impl SettingChange {
+    /// As the history and replies show it: a secret as set or unset.
+    pub fn describe(&self) -> String {
+        let value = |v: &Option<LuaValue>| match (v, self.secret) {
+            (None, _) => "unset".to_owned(),
+            (Some(_), true) => "(secret, set)".to_owned(),
+            (Some(v), false) => v.render(),
+        };
+        format!(
+            "{} on {}: {} -> {}",
+            self.name,
+            self.scope,
+            value(&self.before),
+            value(&self.after)
+        )
+    }
 }
 
 impl Transaction {
@@ -107,6 +141,7 @@ pub(super) fn apply(
                 after: c.after.as_ref().map(|(record, _)| record.clone()),
             })
             .collect(),
+        settings: vec![],
     };
     for change in &transaction.changes {
         if change.before.is_none() && crate::prosody::has_module(&paths.modules_dir, &change.name) {
@@ -263,7 +298,7 @@ fn close(paths: &Paths, transaction: &Transaction) -> std::io::Result<()> {
     }
 }
 
-fn transaction_id() -> String {
+pub(super) fn transaction_id() -> String {
     let now = time::OffsetDateTime::now_utc();
     format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}.{:09}Z-{:08x}",

@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 
 use super::{Access, Command, Context, Input, OpError, Response, Spec, Table};
 use crate::access::Actor;
+use crate::engine::managed_config::Scope;
 
 /// Tries modman's component handshake with Prosody. The XMPP layer
 /// provides it; `check` only asks, so ops need not know how XMPP is spoken.
@@ -83,7 +84,10 @@ impl Command for Check {
                     Ok(format!("Prosody {version}, hosts {}", hosts.join(", "))),
                 );
                 let dir = config.prosody.modules_dir.display().to_string();
-                let paths = live.plugin_paths().await.map_err(|e| e.to_string());
+                let paths = live
+                    .config_get(&Scope::Global, "plugin_paths")
+                    .await
+                    .map_err(|e| e.to_string());
                 row(
                     "plugin_paths",
                     paths.and_then(|p| match p.contains(&format!("\"{dir}\"")) {

@@ -71,6 +71,7 @@ impl Command for Disable {
         }
         let change = ChangeSet {
             operation: "disable",
+            settings: vec![],
             files: vec![],
             disable: placements.clone(),
             enable: vec![],

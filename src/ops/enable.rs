@@ -3,6 +3,7 @@
 //! If Prosody refuses one, the engine undoes the whole change and the
 //! error carries Prosody's words.
 
+use super::configure;
 use super::confirm::{Consent, Proposal};
 use super::{
     Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
@@ -64,7 +65,25 @@ impl Command for Enable {
                 )));
             }
         }
-        let hosts = ctx.engine.live().await?.targets(&self.hosts)?;
+        let mut live = ctx.engine.live().await?;
+        let hosts = live.targets(&self.hosts)?;
+        for module in &self.modules {
+            for host in &hosts {
+                let missing = configure::missing_required(ctx, module, host, &mut live).await?;
+                if !missing.is_empty() {
+                    let settings: Vec<String> =
+                        missing.iter().map(|m| format!("{m}=...")).collect();
+                    return Err(OpError::bad_input(format!(
+                        "mod_{module} will not load on {host} without {}, which {} not set; set {} first with configure (in chat: configure {module} on {host} {})",
+                        missing.join(" and "),
+                        if missing.len() == 1 { "is" } else { "are" },
+                        if missing.len() == 1 { "it" } else { "them" },
+                        settings.join(" ")
+                    )));
+                }
+            }
+        }
+        drop(live);
         let placements = Placement::all(&self.modules, &hosts);
         let mut proposal = Proposal::new("Enable");
         for p in &placements {
@@ -79,6 +98,7 @@ impl Command for Enable {
         }
         let change = ChangeSet {
             operation: "enable",
+            settings: vec![],
             files: vec![],
             disable: vec![],
             enable: placements.clone(),

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use super::confirm::Consent;
 use super::OpError;
 use crate::repo::index::is_valid_module_name;
+use crate::repo::options::is_option_name;
 
 /// Which module names a `Modules` parameter offers as options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,9 @@ pub enum ParamKind {
     Boolean,
     /// One or more of the server's host names; all VirtualHosts when none.
     Hosts,
+    /// Module options: `name = value` lines (`name =` unsets), and in a
+    /// form any other field named like an option.
+    Options,
 }
 
 /// One input of an operation: a data-form field, a chat word, a CLI flag.
@@ -76,11 +80,21 @@ const MAX_VALUE_LEN: usize = 1024;
 /// Most values accepted for one field.
 const MAX_VALUES: usize = 256;
 
+/// What was asked of one module option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionInput {
+    /// These values (one, or a list's items).
+    Set(Vec<String>),
+    Unset,
+}
+
 /// Submitted values, checked against an operation's [`Param`]s: every
 /// name is known, every value fits its kind.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Input {
     values: BTreeMap<&'static str, Vec<String>>,
+    /// Module options given, in order (see [`ParamKind::Options`]).
+    options: Vec<(String, OptionInput)>,
     /// What the requester said about going ahead: nothing, yes in
     /// advance (field `confirm`), or yes to a question that showed a plan.
     pub consent: Consent,
@@ -95,7 +109,17 @@ impl Input {
         params: &'static [Param],
         raw: impl IntoIterator<Item = (&'a str, Vec<String>)>,
     ) -> Result<Input, OpError> {
-        let mut input = Input::default();
+        Input::check_onto(params, Input::default(), raw)
+    }
+
+    /// [`Input::check`] of a later form of the same request: what it
+    /// gives replaces what `earlier` had, the rest stays.
+    pub fn check_onto<'a>(
+        params: &'static [Param],
+        earlier: Input,
+        raw: impl IntoIterator<Item = (&'a str, Vec<String>)>,
+    ) -> Result<Input, OpError> {
+        let mut input = earlier;
         for (var, vals) in raw {
             if var == "FORM_TYPE" {
                 continue;
@@ -117,6 +141,16 @@ impl Input {
             if var == CONFIRM_FIELD {
                 if parse_bool(var, &vals)? {
                     input.consent = Consent::Given;
+                }
+                continue;
+            }
+            let takes_options = params.iter().any(|p| p.kind == ParamKind::Options);
+            if takes_options && !params.iter().any(|p| p.var == var) && is_option_name(var) {
+                // A form field per option: empty means unchanged.
+                let values: Vec<String> =
+                    vals.into_iter().filter(|v| !v.trim().is_empty()).collect();
+                if !values.is_empty() {
+                    input.push_option(var, OptionInput::Set(values))?;
                 }
                 continue;
             }
@@ -155,6 +189,26 @@ impl Input {
                 ParamKind::Modules(_) => module_names(var, &vals)?,
                 ParamKind::Boolean => vec![parse_bool(var, &vals)?.to_string()],
                 ParamKind::Hosts => host_names(var, &vals)?,
+                ParamKind::Options => {
+                    for line in vals.iter().flat_map(|v| v.lines()).map(str::trim) {
+                        if line.is_empty() {
+                            continue;
+                        }
+                        let (name, value) = line.split_once('=').ok_or_else(|| {
+                            OpError::bad_input(format!(
+                                "field `{var}`: `{}` is not `name = value` (or `name =` to unset)",
+                                truncate(line)
+                            ))
+                        })?;
+                        let (name, value) = (name.trim(), value.trim());
+                        let option = match value.is_empty() {
+                            true => OptionInput::Unset,
+                            false => OptionInput::Set(vec![unquote(value).to_owned()]),
+                        };
+                        input.push_option(name, option)?;
+                    }
+                    continue;
+                }
             };
             input.values.insert(param.var, vals);
         }
@@ -186,6 +240,32 @@ impl Input {
     /// the order given); empty when not given.
     pub fn modules(&self, var: &str) -> Vec<String> {
         self.values.get(var).cloned().unwrap_or_default()
+    }
+
+    /// The module options given, in order.
+    pub fn options(&self) -> &[(String, OptionInput)] {
+        &self.options
+    }
+
+    fn push_option(&mut self, name: &str, option: OptionInput) -> Result<(), OpError> {
+        if !is_option_name(name) {
+            return Err(OpError::bad_input(format!(
+                "`{}` is not an option name (letters, digits and `_`, such as http_upload_external_base_url)",
+                truncate(name)
+            )));
+        }
+        if self.options.iter().any(|(n, _)| n == name) {
+            return Err(OpError::bad_input(format!(
+                "option `{name}` is given twice"
+            )));
+        }
+        if self.options.len() >= MAX_VALUES {
+            return Err(OpError::bad_input(format!(
+                "at most {MAX_VALUES} options at once"
+            )));
+        }
+        self.options.push((name.to_owned(), option));
+        Ok(())
     }
 
     /// A `Boolean` field; false when not given.
@@ -255,6 +335,15 @@ fn host_names(var: &str, values: &[String]) -> Result<Vec<String>, OpError> {
         }
     }
     Ok(names)
+}
+
+/// A value without the double quotes around it, if it has them: chat
+/// and the shell quote values with blanks.
+fn unquote(value: &str) -> &str {
+    value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value)
 }
 
 /// Quotes at most a short prefix of untrusted text in an error message.

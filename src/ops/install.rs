@@ -104,6 +104,7 @@ impl Command for Install {
             .unwrap_or_default();
         let change = ChangeSet {
             operation: "install",
+            settings: vec![],
             files,
             disable: vec![],
             enable: enabling,

@@ -22,6 +22,7 @@ use futures::future::BoxFuture;
 use crate::access::Actor;
 
 pub mod check;
+mod configure;
 pub mod confirm;
 pub mod context;
 mod disable;
@@ -42,8 +43,8 @@ mod update;
 pub use confirm::{Consent, Question};
 pub use context::Context;
 pub use error::{ErrorKind, OpError};
-pub use input::{Access, Input, ModuleChoice, Param, ParamKind, Spec, CONFIRM_FIELD};
-pub use response::{Details, Response, Table};
+pub use input::{Access, Input, ModuleChoice, OptionInput, Param, ParamKind, Spec, CONFIRM_FIELD};
+pub use response::{Details, FieldKind, Form, FormField, Response, Table};
 
 /// One operation: its description, how to read its input, how to run it.
 pub trait Command: Sized + Send + 'static {
@@ -99,6 +100,7 @@ pub fn all() -> &'static [&'static dyn Operation] {
         &Registered::<remove::Remove>(PhantomData),
         &Registered::<enable::Enable>(PhantomData),
         &Registered::<disable::Disable>(PhantomData),
+        &Registered::<configure::Configure>(PhantomData),
         &Registered::<rollback::Rollback>(PhantomData),
         &Registered::<refresh::Refresh>(PhantomData),
         &Registered::<history::History>(PhantomData),

@@ -95,6 +95,7 @@ impl Command for Remove {
             .collect();
         let change = ChangeSet {
             operation: "remove",
+            settings: vec![],
             files,
             disable: vec![],
             enable: vec![],

@@ -14,6 +14,44 @@ pub enum Response {
     /// A question to answer before anything changes, bound to the plan
     /// it shows.
     Confirm(Question),
+    /// Fields to fill before the operation can go on (`configure` shows a
+    /// module's options): a form in ad-hoc, a listing with the way to set
+    /// them in chat and on the shell.
+    Form(Form),
+}
+
+/// A form an operation asks to be filled; submitted, its fields come back
+/// as the operation's input, with what was given before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Form {
+    pub title: String,
+    pub instructions: String,
+    pub fields: Vec<FormField>,
+}
+
+/// One field of a [`Form`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormField {
+    pub var: String,
+    pub label: String,
+    pub kind: FieldKind,
+    /// The value now; empty for a secret.
+    pub values: Vec<String>,
+    /// One sentence: what it is, its default, and for a secret whether
+    /// it is set.
+    pub help: String,
+    pub required: bool,
+}
+
+/// How a field is entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    Text,
+    /// Entered hidden, never shown back.
+    Secret,
+    Boolean,
+    /// Several lines or items.
+    Lines,
 }
 
 /// A titled table. `columns` are (var, label) pairs; each row has one cell

@@ -8,8 +8,9 @@ use super::{
     Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
 };
 use crate::access::Actor;
+use crate::engine::change::Setting;
 use crate::engine::state::InstalledModule;
-use crate::engine::transaction::RecordChange;
+use crate::engine::transaction::{RecordChange, SettingChange};
 use crate::engine::ChangeSet;
 
 /// Rolls back `modules`, or the last change when empty.
@@ -44,30 +45,38 @@ impl Command for Rollback {
     async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {
         let mut guard = ctx.engine.lock().await?;
         let backups = ctx.engine.backups()?;
-        // (transaction, change) pairs to undo.
-        let targets: Vec<(&str, &RecordChange)> = if self.modules.is_empty() {
+        // (transaction, change) pairs to undo, and options to put back.
+        let (targets, options): (Vec<(&str, &RecordChange)>, Vec<&SettingChange>) = if self
+            .modules
+            .is_empty()
+        {
             let last = backups
                 .last()
                 .ok_or_else(|| OpError::not_found("nothing to roll back: no change is recorded"))?;
-            last.changes.iter().map(|c| (last.id.as_str(), c)).collect()
+            let files = last.changes.iter().map(|c| (last.id.as_str(), c)).collect();
+            (files, last.settings.iter().collect())
         } else {
-            self.modules
-                .iter()
-                .map(|name| {
-                    backups
+            let (mut files, mut options) = (Vec::new(), Vec::new());
+            for name in &self.modules {
+                let last = backups
+                    .iter()
+                    .rev()
+                    .find(|t| {
+                        t.changes.iter().any(|c| &c.name == name)
+                            || t.settings.iter().any(|s| &s.module == name)
+                    })
+                    .ok_or_else(|| {
+                        OpError::not_found(format!("no earlier copy or options of {name} are kept"))
+                    })?;
+                files.extend(
+                    last.changes
                         .iter()
-                        .rev()
-                        .find_map(|t| {
-                            t.changes
-                                .iter()
-                                .find(|c| &c.name == name)
-                                .map(|c| (t.id.as_str(), c))
-                        })
-                        .ok_or_else(|| {
-                            OpError::not_found(format!("no earlier copy of {name} is kept"))
-                        })
-                })
-                .collect::<Result<_, _>>()?
+                        .filter(|c| &c.name == name)
+                        .map(|c| (last.id.as_str(), c)),
+                );
+                options.extend(last.settings.iter().filter(|s| &s.module == name));
+            }
+            (files, options)
         };
         let version = |record: Option<&InstalledModule>| {
             record.map_or_else(|| "(not installed)".to_owned(), |r| r.version.clone())
@@ -98,6 +107,33 @@ impl Command for Rollback {
             rows.push(vec![change.name.clone(), version(current), version(target)]);
             files.push(ctx.engine.restoring(id, change, actor)?);
         }
+        let config = ctx.engine.managed_config()?;
+        let mut settings = Vec::new();
+        for option in options {
+            let now = config.options(&option.scope).get(&option.name).cloned();
+            if now == option.before {
+                continue;
+            }
+            let back = SettingChange {
+                before: now,
+                after: option.before.clone(),
+                ..option.clone()
+            };
+            let shown = format!("{}: {}", option.module, back.describe());
+            proposal.step(shown.clone(), shown);
+            rows.push(vec![
+                option.module.clone(),
+                back.name.clone(),
+                back.describe(),
+            ]);
+            settings.push(Setting {
+                module: option.module.clone(),
+                scope: option.scope.clone(),
+                name: option.name.clone(),
+                value: option.before.clone(),
+                secret: option.secret,
+            });
+        }
         let columns = vec![("module", "Module"), ("from", "From"), ("to", "To")];
         if rows.is_empty() {
             return Ok(Response::Table(Table {
@@ -113,6 +149,7 @@ impl Command for Rollback {
         }
         let change = ChangeSet {
             operation: "rollback",
+            settings,
             files,
             disable: vec![],
             enable: vec![],

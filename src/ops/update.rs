@@ -125,6 +125,7 @@ impl Command for Update {
         let files = plan.download(ctx, actor).await?;
         let change = ChangeSet {
             operation: "update",
+            settings: vec![],
             files,
             disable: vec![],
             enable: vec![],

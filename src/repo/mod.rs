@@ -9,6 +9,7 @@ pub mod compat;
 pub mod fetch;
 pub mod index;
 pub mod metadata;
+pub mod options;
 pub mod readme;
 pub mod signing;
 pub mod verify;

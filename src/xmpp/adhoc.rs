@@ -50,6 +50,8 @@ enum Stage {
     Parameters,
     /// The operation asked this question about this input.
     Confirming(Input, Question),
+    /// The operation asked for more fields; this is what it had.
+    Fields(Input),
 }
 
 struct Session {
@@ -175,13 +177,22 @@ pub async fn handle(
             "Canceled; nothing was changed.",
             None,
         )),
-        (Action::Prev, Stage::Confirming(..)) if !op.spec().params.is_empty() => {
+        (Action::Prev, Stage::Confirming(..) | Stage::Fields(_))
+            if !op.spec().params.is_empty() =>
+        {
             Ok(turn.show_parameters(Some(session_id)))
         }
         (Action::Execute | Action::Complete, Stage::Parameters) => {
             let input = match &request.form {
                 Some(form) => read_input(op, form)?,
                 None => Input::default(),
+            };
+            turn.run(Some(session_id), input).await
+        }
+        (Action::Execute | Action::Next | Action::Complete, Stage::Fields(earlier)) => {
+            let input = match &request.form {
+                Some(form) => read_more(op, form, earlier)?,
+                None => earlier,
             };
             turn.run(Some(session_id), input).await
         }
@@ -214,6 +225,21 @@ fn read_input(op: &dyn Operation, form: &minidom::Element) -> Result<Input, Adho
     let raw = forms::submitted_values(form).map_err(AdhocError::BadPayload)?;
     Ok(Input::check(
         op.spec().params,
+        raw.iter()
+            .map(|(var, values)| (var.as_str(), values.clone())),
+    )?)
+}
+
+/// A later form of the same request, on top of what `earlier` had.
+fn read_more(
+    op: &dyn Operation,
+    form: &minidom::Element,
+    earlier: Input,
+) -> Result<Input, AdhocError> {
+    let raw = forms::submitted_values(form).map_err(AdhocError::BadPayload)?;
+    Ok(Input::check_onto(
+        op.spec().params,
+        earlier,
         raw.iter()
             .map(|(var, values)| (var.as_str(), values.clone())),
     )?)
@@ -297,6 +323,26 @@ impl Turn<'_> {
                 "",
                 Some(forms::details_form(&details)),
             ),
+            Response::Form(form) => {
+                let id = self.sessions.keep(
+                    session_id.clone(),
+                    self.from,
+                    spec.node,
+                    Stage::Fields(input),
+                    self.now,
+                );
+                let mut actions = vec![Action::Complete];
+                if !spec.params.is_empty() {
+                    actions.push(Action::Prev);
+                }
+                self.reply(
+                    id,
+                    Status::Executing,
+                    actions,
+                    "",
+                    Some(forms::fields_form(&form)),
+                )
+            }
             Response::Confirm(question) => {
                 let id = self.sessions.keep(
                     session_id.clone(),

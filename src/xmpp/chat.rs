@@ -74,10 +74,16 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
         )
     })?;
     let params = op.spec().params;
+    let mut raw = Vec::new();
+    if let Some(param) = params.iter().find(|p| p.kind == ParamKind::Options) {
+        let assignments = assignments(&mut words);
+        if !assignments.is_empty() {
+            raw.push((param.var, assignments));
+        }
+    }
     let on = words.iter().position(|w| w.eq_ignore_ascii_case("on"));
     let hosts: Option<Vec<String>> =
         on.map(|at| words.drain(at..).skip(1).map(str::to_owned).collect());
-    let mut raw = Vec::new();
     // Flags first, by name, wherever they stand; naming hosts also means
     // "and enable it there" for a command that has a flag.
     for param in params.iter().filter(|p| p.kind == ParamKind::Boolean) {
@@ -115,7 +121,7 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
                 ));
             }
             ParamKind::Hosts => raw.extend(hosts.clone().map(|h| (param.var, h))),
-            ParamKind::Text | ParamKind::Boolean => {}
+            ParamKind::Text | ParamKind::Boolean | ParamKind::Options => {}
         }
     }
     let node = op.spec().node;
@@ -132,6 +138,31 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
     Ok(Line::Command { op, raw })
 }
 
+/// Takes the `name=value` words out of `words` (a value in double quotes
+/// may hold blanks), as `name = value` lines.
+fn assignments(words: &mut VecDeque<&str>) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut rest = VecDeque::new();
+    while let Some(word) = words.pop_front() {
+        let Some((name, value)) = word.split_once('=') else {
+            rest.push_back(word);
+            continue;
+        };
+        let mut value = value.to_owned();
+        if value.starts_with('"') && (value.len() == 1 || !value.ends_with('"')) {
+            while let Some(next) = words.pop_front() {
+                value = format!("{value} {next}");
+                if next.ends_with('"') {
+                    break;
+                }
+            }
+        }
+        lines.push(format!("{name} = {value}"));
+    }
+    *words = rest;
+    lines
+}
+
 /// `install MODULE... [enable] [on HOST...]`, from the declared parameters.
 pub fn usage(op: &dyn Operation) -> String {
     let mut parts = vec![op.spec().node.to_owned()];
@@ -146,6 +177,7 @@ pub fn usage(op: &dyn Operation) -> String {
             ParamKind::Text => param.var.to_uppercase(),
             ParamKind::Boolean => param.var.to_owned(),
             ParamKind::Hosts => "on HOST...".to_owned(),
+            ParamKind::Options => "name=value...".to_owned(),
         };
         parts.push(if param.required {
             part

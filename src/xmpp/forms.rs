@@ -8,7 +8,7 @@ use xmpp_parsers::data_forms::{DataForm, DataFormType};
 
 use super::command::NS_DATA;
 use super::name;
-use crate::ops::{Context, Details, ParamKind, Spec, Table, CONFIRM_FIELD};
+use crate::ops::{Context, Details, FieldKind, Form, ParamKind, Spec, Table, CONFIRM_FIELD};
 
 /// Most module names offered as options; beyond it a client gets a free
 /// list (the name is still checked when submitted).
@@ -36,6 +36,7 @@ pub fn parameters_form(spec: &Spec, ctx: &Context) -> Element {
             }
             ParamKind::Hosts => ("list-multi", options_of(ctx.engine.server.hosts()), None),
             ParamKind::Boolean => ("boolean", vec![], Some("0")),
+            ParamKind::Options => ("text-multi", vec![], None),
         };
         let mut field = field_element(param.var, kind, param.label);
         field.append_child(text_element("desc", param.help));
@@ -63,6 +64,35 @@ fn options_of(names: Vec<String>) -> Vec<(String, String)> {
         return vec![];
     }
     names.into_iter().map(|n| (n.clone(), n)).collect()
+}
+
+/// The fields an operation asks for, typed: a secret as `text-private`
+/// (never with its value), lists as `text-multi`.
+pub fn fields_form(form: &Form) -> Element {
+    let mut element = form_element("form", &form.title);
+    element.append_child(text_element("instructions", &form.instructions));
+    for field in &form.fields {
+        let kind = match field.kind {
+            FieldKind::Text => "text-single",
+            FieldKind::Secret => "text-private",
+            FieldKind::Boolean => "boolean",
+            FieldKind::Lines => "text-multi",
+        };
+        let mut child = field_element(&field.var, kind, &field.label);
+        if !field.help.is_empty() {
+            child.append_child(text_element("desc", &field.help));
+        }
+        if field.required {
+            child.append_child(Element::bare("required", NS_DATA));
+        }
+        if field.kind != FieldKind::Secret {
+            for value in &field.values {
+                child.append_child(text_element("value", value));
+            }
+        }
+        element.append_child(child);
+    }
+    element
 }
 
 /// The form asking to confirm `question`: one boolean, `confirm`.

@@ -201,6 +201,24 @@ impl Prosody {
             .collect()
     }
 
+    /// What Prosody holds for option `key` on `host`, asked with
+    /// `prosodyctl shell config get`: as Prosody serializes it.
+    pub fn config_get(&self, host: &str, key: &str) -> String {
+        let output = Command::new("prosodyctl")
+            .arg("--config")
+            .arg(self.config_path())
+            .args(["shell", "config", "get", host, key])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "prosodyctl shell config get failed"
+        );
+        let out = String::from_utf8_lossy(&output.stdout);
+        out.trim().trim_start_matches("OK: ").to_owned()
+    }
+
     /// Prosody's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("Prosody is running").id()

@@ -1,0 +1,469 @@
+//! `configure`: set or unset a module's options, per host or for the whole
+//! server, without a shell. The options offered are the ones the module's
+//! code reads and its README documents, each with the value Prosody holds
+//! now; a secret only as set or not set, never its value, anywhere. Values
+//! are checked against the option's kind and written by the engine as Lua
+//! literals into the managed config; Prosody then reads its config again
+//! and the module is reloaded where it runs, and a value it refuses is
+//! undone like any failed change.
+
+use std::path::Path;
+
+use super::confirm::{Consent, Proposal};
+use super::input::module_names;
+use super::{
+    Access, Command, Context, FieldKind, Form, FormField, Input, OpError, OptionInput, Param,
+    ParamKind, Response, Spec, Table,
+};
+use crate::access::Actor;
+use crate::engine::change::Setting;
+use crate::engine::managed_config::{LuaValue, Scope};
+use crate::engine::ChangeSet;
+use crate::repo::options::{is_settable, module_options, ModuleOption, OptionKind};
+
+/// Sets `options` of `module` on `hosts` (the whole server when empty).
+#[derive(Debug)]
+pub struct Configure {
+    module: String,
+    hosts: Vec<String>,
+    options: Vec<(String, OptionInput)>,
+    consent: Consent,
+}
+
+/// Longest Lua source read from one module, in all.
+const MAX_CODE: u64 = 4 * 1024 * 1024;
+/// Most items in a list option.
+const MAX_ITEMS: usize = 256;
+
+impl Command for Configure {
+    const SPEC: Spec = Spec {
+        access: Access::Change,
+        node: "configure",
+        name: "Configure a module",
+        instructions: "Set the options a module needs. Name the module, and the hosts (leave empty for the whole server); the next step shows the options it documents with the values Prosody holds now. Secrets are shown only as set or not set.",
+        params: &[
+            Param {
+                var: "module",
+                label: "Module",
+                help: "The module's name, such as http_upload_external.",
+                kind: ParamKind::Text,
+                required: true,
+            },
+            Param {
+                var: "hosts",
+                label: "Hosts (empty: the whole server)",
+                help: "Where the options apply; leave empty for the whole server.",
+                kind: ParamKind::Hosts,
+                required: false,
+            },
+            Param {
+                var: "options",
+                label: "Other options (name = value per line)",
+                help: "Options by name, one `name = value` per line; `name =` unsets one.",
+                kind: ParamKind::Options,
+                required: false,
+            },
+        ],
+    };
+
+    fn parse(input: &Input) -> Result<Self, OpError> {
+        let names = module_names(
+            "module",
+            &[input.text("module").unwrap_or_default().to_owned()],
+        )?;
+        let [module] = names.as_slice() else {
+            return Err(OpError::bad_input(
+                "field `module`: give exactly one module name",
+            ));
+        };
+        Ok(Configure {
+            module: module.clone(),
+            hosts: input.modules("hosts"),
+            options: input.options().to_vec(),
+            consent: input.consent.clone(),
+        })
+    }
+
+    async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {
+        let mut guard = ctx.engine.lock().await?;
+        let documented = documented_options(ctx, &self.module)?;
+        let mut live = ctx.engine.live().await?;
+        let scopes: Vec<Scope> = match self.hosts.is_empty() {
+            true => vec![Scope::Global],
+            false => live
+                .targets(&self.hosts)?
+                .into_iter()
+                .map(Scope::Host)
+                .collect(),
+        };
+        if self.options.is_empty() {
+            let mut fields = Vec::new();
+            for option in &documented {
+                let now = live.config_get(&scopes[0], &option.name).await?;
+                fields.push(field(option, &now));
+            }
+            return Ok(Response::Form(Form {
+                title: format!("Options of mod_{} on {}", self.module, scope_names(&scopes)),
+                instructions: format!(
+                    "Fill in what to change; an empty field stays as it is. In chat: configure {} {}name=value ...",
+                    self.module,
+                    match self.hosts.is_empty() {
+                        true => String::new(),
+                        false => format!("on {} ", self.hosts.join(" ")),
+                    }
+                ),
+                fields,
+            }));
+        }
+        let mut settings = Vec::new();
+        let mut proposal = Proposal::new("Configure");
+        for (name, given) in &self.options {
+            let option = documented.iter().find(|o| &o.name == name);
+            if !is_settable(name) {
+                return Err(OpError::bad_input(format!(
+                    "`{name}` is one of Prosody's own settings, which configure leaves to prosody.cfg.lua"
+                )));
+            }
+            let kind = option.map_or(OptionKind::Any, |o| o.kind);
+            let secret =
+                option.is_some_and(|o| o.secret) || crate::repo::options::is_secret_name(name);
+            let value = match given {
+                OptionInput::Unset => None,
+                OptionInput::Set(values) => Some(lua_value(name, kind, values)?),
+            };
+            for scope in &scopes {
+                let shown = match (&value, secret) {
+                    (None, _) => format!("unset {name} on {scope}"),
+                    (Some(_), true) => format!("{name} = (secret) on {scope}"),
+                    (Some(v), false) => format!("{name} = {} on {scope}", v.render()),
+                };
+                let exact = match &value {
+                    Some(v) => format!("{name} on {scope} sha256:{}", sha256(&v.render())),
+                    None => format!("unset {name} on {scope}"),
+                };
+                proposal.step(shown, exact);
+                settings.push(Setting {
+                    module: self.module.clone(),
+                    scope: scope.clone(),
+                    name: name.clone(),
+                    value: value.clone(),
+                    secret,
+                });
+            }
+            if secret && value.is_some() && readable_by_everyone(&ctx.config.prosody.managed_config)
+            {
+                proposal.concern(format!(
+                    "{} is readable by every user of this host, and so would the secret {name} be; run `chmod o-r {}` (Prosody must still read it) and answer again.",
+                    ctx.config.prosody.managed_config.display(),
+                    ctx.config.prosody.managed_config.display()
+                ));
+            }
+        }
+        if let Err(question) = proposal.decide(&self.consent) {
+            return Ok(question);
+        }
+        drop(live);
+        let change = ChangeSet {
+            operation: "configure",
+            files: vec![],
+            disable: vec![],
+            settings,
+            enable: vec![],
+        };
+        let applied = guard.commit(actor, change).await?;
+        let rows = applied
+            .settings
+            .iter()
+            .map(|s| {
+                let value = |v: &Option<LuaValue>| match (v, s.secret) {
+                    (None, _) => "unset".to_owned(),
+                    (Some(_), true) => "(secret, set)".to_owned(),
+                    (Some(v), false) => v.render(),
+                };
+                vec![
+                    s.name.clone(),
+                    s.scope.to_string(),
+                    value(&s.before),
+                    value(&s.after),
+                ]
+            })
+            .collect();
+        let reloaded = match applied.reloaded.is_empty() {
+            true => format!(
+                "mod_{} is not loaded; it reads them when it loads.",
+                self.module
+            ),
+            false => format!(
+                "Reloaded mod_{} on {}.",
+                self.module,
+                applied
+                    .reloaded
+                    .iter()
+                    .map(|p| p.host.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        Ok(Response::Table(Table {
+            title: format!("Options of mod_{}", self.module),
+            columns: vec![
+                ("option", "Option"),
+                ("where", "Where"),
+                ("from", "From"),
+                ("to", "To"),
+            ],
+            rows,
+            note: format!(
+                "Written to {}; Prosody read its config again. {reloaded} rollback puts the previous values back.",
+                ctx.config.prosody.managed_config.display()
+            ),
+        }))
+    }
+}
+
+/// The options `module` reads (its code, in modman's module directory or
+/// Prosody's own) and documents (its README, when a repository offers it).
+pub(super) fn documented_options(
+    ctx: &Context,
+    module: &str,
+) -> Result<Vec<ModuleOption>, OpError> {
+    let dirs = [
+        ctx.engine.modules_dir(),
+        ctx.config.prosody.builtin_modules.as_path(),
+    ];
+    let Some(dir) = dirs.iter().find(|d| crate::prosody::has_module(d, module)) else {
+        return Err(OpError::not_found(format!(
+            "mod_{module} is neither installed nor one of Prosody's own; install it first"
+        )));
+    };
+    let mut code = Vec::new();
+    let mut budget = MAX_CODE;
+    for candidate in crate::prosody::module_file_candidates(module) {
+        let path = dir.join(&candidate);
+        if path.is_file() {
+            let folder = path.parent().unwrap_or(dir);
+            let files: Vec<_> = match folder == *dir {
+                true => vec![path],
+                false => lua_files(folder),
+            };
+            for file in files {
+                let size = std::fs::metadata(&file)
+                    .map(|m| m.len())
+                    .unwrap_or(u64::MAX);
+                if size > budget {
+                    break;
+                }
+                budget -= size;
+                code.extend(std::fs::read_to_string(&file).ok());
+            }
+            break;
+        }
+    }
+    let readme = ctx
+        .catalog()
+        .find(module)
+        .map(|(_, entry)| entry.description.clone())
+        .unwrap_or_default();
+    Ok(module_options(module, &code, &readme))
+}
+
+/// The `.lua` files of a module's directory, not following links.
+fn lua_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let path = entry.path();
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file() && path.extension().is_some_and(|e| e == "lua") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The form field for `option`, with `now` (Prosody's value, as Lua).
+fn field(option: &ModuleOption, now: &str) -> FormField {
+    let unset = now.trim() == "nil" || now.trim().is_empty();
+    let kind = match (option.secret, option.kind) {
+        (true, _) => FieldKind::Secret,
+        (false, OptionKind::Boolean) => FieldKind::Boolean,
+        (false, OptionKind::List) => FieldKind::Lines,
+        (false, _) => FieldKind::Text,
+    };
+    let mut help = vec![];
+    if !option.description.is_empty() {
+        help.push(option.description.clone());
+    }
+    help.push(match option.kind {
+        OptionKind::Number => "A number.".to_owned(),
+        OptionKind::Boolean => "Yes or no.".to_owned(),
+        OptionKind::List => "A list: one item per line.".to_owned(),
+        OptionKind::Text | OptionKind::Any => "Text.".to_owned(),
+    });
+    if let Some(default) = &option.default {
+        help.push(format!("Default: {default}."));
+    }
+    if option.secret {
+        help.push(match unset {
+            true => "Now: not set.".to_owned(),
+            false => "Now: set.".to_owned(),
+        });
+    }
+    FormField {
+        var: option.name.clone(),
+        label: option.name.clone(),
+        kind,
+        values: match unset || option.secret {
+            true => vec![],
+            false => vec![now.trim().trim_matches('"').to_owned()],
+        },
+        help: help.join(" "),
+        required: option.required && unset,
+    }
+}
+
+/// `values` as the literal for an option of `kind`, checked.
+fn lua_value(name: &str, kind: OptionKind, values: &[String]) -> Result<LuaValue, OpError> {
+    let text = |value: &str| -> Result<String, OpError> {
+        if value.chars().any(char::is_control) {
+            return Err(OpError::bad_input(format!(
+                "option `{name}`: control characters and line breaks are not accepted in a value"
+            )));
+        }
+        Ok(value.to_owned())
+    };
+    let single = || -> Result<&str, OpError> {
+        match values {
+            [one] => Ok(one.trim()),
+            _ => Err(OpError::bad_input(format!(
+                "option `{name}` takes one value, got {}",
+                values.len()
+            ))),
+        }
+    };
+    match kind {
+        OptionKind::List => {
+            let items: Vec<&str> = values
+                .iter()
+                .flat_map(|v| v.split([',', '\n']))
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .collect();
+            if items.len() > MAX_ITEMS {
+                return Err(OpError::bad_input(format!(
+                    "option `{name}`: {} items; at most {MAX_ITEMS} are accepted",
+                    items.len()
+                )));
+            }
+            Ok(LuaValue::List(
+                items.into_iter().map(text).collect::<Result<_, _>>()?,
+            ))
+        }
+        OptionKind::Number => {
+            let value = single()?;
+            LuaValue::number(value).ok_or_else(|| {
+                OpError::bad_input(format!(
+                    "option `{name}` takes a number, such as 100; `{}` is not one",
+                    value.chars().take(32).collect::<String>()
+                ))
+            })
+        }
+        OptionKind::Boolean => match single()?.to_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(LuaValue::Boolean(true)),
+            "0" | "false" | "no" | "off" => Ok(LuaValue::Boolean(false)),
+            other => Err(OpError::bad_input(format!(
+                "option `{name}` is yes or no; `{}` is neither",
+                other.chars().take(32).collect::<String>()
+            ))),
+        },
+        OptionKind::Text => Ok(LuaValue::Text(text(single()?)?)),
+        OptionKind::Any => {
+            let value = single()?;
+            Ok(match value {
+                "true" => LuaValue::Boolean(true),
+                "false" => LuaValue::Boolean(false),
+                _ => LuaValue::number(value).unwrap_or(LuaValue::Text(text(value)?)),
+            })
+        }
+    }
+}
+
+fn scope_names(scopes: &[Scope]) -> String {
+    scopes
+        .iter()
+        .map(Scope::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn sha256(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn readable_by_everyone(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+}
+
+/// For `enable`: the options `module` refuses to load without that
+/// Prosody does not hold for `host`.
+pub(super) async fn missing_required(
+    ctx: &Context,
+    module: &str,
+    host: &str,
+    live: &mut crate::engine::live::Live,
+) -> Result<Vec<String>, OpError> {
+    let mut missing = Vec::new();
+    for option in documented_options(ctx, module)?
+        .into_iter()
+        .filter(|o| o.required)
+    {
+        let now = live
+            .config_get(&Scope::Host(host.to_owned()), &option.name)
+            .await?;
+        if now.trim() == "nil" {
+            missing.push(option.name);
+        }
+    }
+    Ok(missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_become_checked_literals_never_code() {
+        let text = |v: &str| lua_value("x", OptionKind::Text, &[v.to_owned()]);
+        assert_eq!(text("a\"b]]--").unwrap().render(), "\"a\\\"b]]--\"");
+        assert!(text("line\nbreak").is_err());
+        assert!(text("\u{1b}[2J").is_err());
+        assert!(lua_value("x", OptionKind::Number, &["12 or os.exit()".into()]).is_err());
+        assert_eq!(
+            lua_value("x", OptionKind::Number, &["-1.5".into()])
+                .unwrap()
+                .render(),
+            "-1.5"
+        );
+        assert!(lua_value("x", OptionKind::Boolean, &["maybe".into()]).is_err());
+        let list = lua_value("x", OptionKind::List, &["a.example, b.example".into()]).unwrap();
+        assert_eq!(list.render(), "{ \"a.example\", \"b.example\" }");
+        let many = vec!["i".to_owned(); MAX_ITEMS + 1].join(",");
+        assert!(lua_value("x", OptionKind::List, &[many]).is_err());
+        assert_eq!(
+            lua_value("x", OptionKind::Any, &["true".into()]).unwrap(),
+            LuaValue::Boolean(true)
+        );
+    }
+}
