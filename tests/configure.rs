@@ -136,7 +136,14 @@ fn options_are_set_over_xmpp_load_the_module_survive_a_restart_and_roll_back() {
     let history = admin.run("history", json!({}));
     replies += &history.to_string();
     replies += &admin.chat(COMPONENT, "history");
-    replies += &admin.chat(COMPONENT, &format!("info {MODULE}"));
+    let info = admin.chat(COMPONENT, &format!("info {MODULE}"));
+    assert!(
+        info.contains(&format!(
+            "{URL} = \"https://upload.example/share/\" on localhost"
+        )) && info.contains(&format!("{SECRET_OPTION} = (secret, set) on localhost")),
+        "{info}"
+    );
+    replies += &info;
     let history_file = std::fs::read_to_string(prosody.path("modman-state/history.jsonl")).unwrap();
     assert!(history_file.contains("configure"), "{history_file}");
     for (what, text) in [

@@ -377,9 +377,11 @@ impl Run<'_, '_> {
             });
         }
         self.applied.settings = changes;
-        // Pushed first, so its undo comes after the config is back.
-        self.done.push(Done::ConfigReloaded);
         self.write_config(&with, config)?;
+        // Before the config's own entry, so its undo comes once the
+        // config is back.
+        let config_written = self.done.len() - 1;
+        self.done.insert(config_written, Done::ConfigReloaded);
         self.live()?
             .config_reload()
             .await

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 
 use super::admin_socket::{AdminError, Host, ModuleAction};
-use super::change::{ChangeSet, Outcome, Placement};
+use super::change::{ChangeSet, Outcome, Placement, Setting};
 use super::faults::Step;
 use super::live::{Connect, LiveServer};
+use super::managed_config::{LuaValue, Scope};
 use super::state::InstalledModule;
 use super::transaction::Prepared;
 use super::Engine;
@@ -27,7 +28,7 @@ const HOST: &str = "a.example";
 #[derive(Default)]
 struct Server {
     loaded: BTreeSet<String>,
-    /// Refuse this action on this module.
+    /// Refuse this action on this module, the next time it is asked.
     refuse: Option<(ModuleAction, String)>,
     /// Loading this module also loads that one, as Prosody loads a
     /// module's dependencies.
@@ -76,6 +77,9 @@ impl LiveServer for Fake {
             }
         }
         let result = if server.refuse == Some((action, module.to_owned())) {
+            // Once, as a module refuses a bad option and takes the good
+            // one back.
+            server.refuse = None;
             Err(format!("{module} broken on purpose"))
         } else {
             match action {
@@ -427,4 +431,72 @@ async fn an_undo_that_fails_too_is_reported_as_partly_changed() {
     assert!(after.files.contains_key("mod_alpha/mod_alpha.lua"));
     assert!(after.managed_config.contains("\"alpha\""));
     assert!(!after.loaded.contains("alpha"));
+}
+
+fn configure_alpha(value: &str) -> ChangeSet {
+    ChangeSet {
+        operation: "configure",
+        files: vec![],
+        disable: vec![],
+        settings: vec![Setting {
+            module: "alpha".into(),
+            scope: Scope::Host(HOST.into()),
+            name: "alpha_url".into(),
+            value: Some(LuaValue::Text(value.into())),
+            secret: false,
+        }],
+        enable: vec![],
+    }
+}
+
+#[tokio::test]
+async fn options_are_written_read_by_prosody_and_undone_when_refused() {
+    let cases = [
+        (Failure::At(Step::ConfigWrite), Outcome::NothingChanged, 0),
+        // Read with the new value, then again with the old one.
+        (
+            Failure::Refuse(ModuleAction::Reload, "alpha"),
+            Outcome::Undone,
+            2,
+        ),
+        (Failure::At(Step::Audit), Outcome::Undone, 2),
+    ];
+    for (failure, outcome, reloads) in cases {
+        let host = host();
+        host.commit(install_and_enable("alpha")).await.unwrap();
+        let before = host.snapshot();
+        host.server.0.lock().unwrap().config_reloads = 0;
+        host.arm(&failure);
+        let error = host.commit(configure_alpha("x")).await.unwrap_err();
+        assert_eq!(error.outcome, outcome, "{failure:?}: {}", error.error);
+        assert_eq!(host.snapshot(), before, "{failure:?}");
+        assert_eq!(
+            host.server.0.lock().unwrap().config_reloads,
+            reloads,
+            "{failure:?}"
+        );
+    }
+    let host = host();
+    host.commit(install_and_enable("alpha")).await.unwrap();
+    let backups = host.snapshot().backups;
+    let applied = host
+        .commit(configure_alpha("https://x.example/"))
+        .await
+        .unwrap();
+    assert_eq!(applied.reloaded, here("alpha"));
+    let after = host.snapshot();
+    assert!(
+        after
+            .managed_config
+            .contains("    alpha_url = \"https://x.example/\"\n"),
+        "{}",
+        after.managed_config
+    );
+    // Kept for rollback, and named in the history.
+    assert_eq!(after.backups, backups + 1);
+    let history = host.engine.history().unwrap();
+    assert_eq!(
+        history.last().unwrap().settings,
+        ["alpha_url on a.example: unset -> \"https://x.example/\""]
+    );
 }

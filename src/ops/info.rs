@@ -4,6 +4,7 @@ use super::input::module_names;
 use super::list::hosts_or_unknown;
 use super::{Access, Command, Context, Details, Input, OpError, Param, ParamKind, Response, Spec};
 use crate::access::Actor;
+use crate::engine::managed_config::Scope;
 use crate::repo::compat;
 use crate::repo::index::DependencyKind;
 use crate::repo::readme;
@@ -116,6 +117,7 @@ impl Command for Info {
             })
             .unwrap_or_default();
         let status = ctx.engine.status().await;
+        let options = options_set(ctx, &name);
         let live = format!(
             "enabled on: {}\nloaded on: {}",
             none_if_empty(hosts_or_unknown(status.enabled_on(&name))),
@@ -140,6 +142,7 @@ impl Command for Info {
             ),
             ("status", "Status", installed_status),
             ("prosody", "In Prosody", live),
+            ("options", "Options set by modman", options),
             ("available", "Available", available),
             ("update", "Update", update),
             ("dependencies", "Dependencies", dependencies),
@@ -169,4 +172,32 @@ fn none_if_empty(hosts: String) -> String {
     } else {
         hosts
     }
+}
+
+/// The options of `name` that modman's config sets, per scope; secrets
+/// only as set. Empty when there are none, or the module's code is not
+/// here to say which options are its own.
+fn options_set(ctx: &Context, name: &str) -> String {
+    let (Ok(config), Ok(documented)) = (
+        ctx.engine.managed_config(),
+        super::configure::documented_options(ctx, name),
+    ) else {
+        return String::new();
+    };
+    let scopes =
+        std::iter::once(Scope::Global).chain(config.hosts.keys().cloned().map(Scope::Host));
+    let mut lines = Vec::new();
+    for scope in scopes {
+        for (option, value) in config.options(&scope) {
+            let Some(known) = documented.iter().find(|o| o.name == option) else {
+                continue;
+            };
+            let shown = match known.secret {
+                true => "(secret, set)".to_owned(),
+                false => value.render(),
+            };
+            lines.push(format!("{option} = {shown} on {scope}"));
+        }
+    }
+    lines.join("\n")
 }
