@@ -35,6 +35,24 @@ impl Actor {
             .then(|| Actor(Kind::Admin(jid.clone())))
     }
 
+    /// The gate for the command line, for an operation that changes the
+    /// host: the user running it must own modman's state directory. The
+    /// daemon runs as that owner (prosody); a change made as another user,
+    /// root above all, would leave files it cannot replace, and every later
+    /// change would fail.
+    pub fn local_changer(config: &Config) -> Result<Actor, NotTheOwner> {
+        use std::os::unix::fs::MetadataExt;
+        let me = std::fs::metadata("/proc/self").map(|m| m.uid());
+        let owner = std::fs::metadata(&config.state_dir).map(|m| m.uid());
+        match (me, owner) {
+            (Ok(me), Ok(owner)) if me != owner => Err(NotTheOwner {
+                state_dir: config.state_dir.clone(),
+                owner: user_name(owner),
+            }),
+            _ => Ok(Actor::local_user()),
+        }
+    }
+
     /// The gate for the command line: the user running it.
     pub fn local_user() -> Actor {
         use std::os::unix::fs::MetadataExt;
@@ -59,6 +77,27 @@ impl Actor {
             _ => None,
         }
     }
+}
+
+/// Why the command line may not change anything as this user.
+#[derive(Debug, thiserror::Error)]
+#[error("modman's state {} belongs to {owner}, and changes must be made as that user so the daemon can go on making them; run it as {owner}: sudo -u {owner} modman ...", state_dir.display())]
+pub struct NotTheOwner {
+    pub state_dir: std::path::PathBuf,
+    pub owner: String,
+}
+
+/// The login name of `uid`, from /etc/passwd; the number if it has none.
+fn user_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.get(2) == Some(&uid.to_string().as_str())).then(|| fields[0].to_owned())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string())
 }
 
 /// As the history writes it: `admin@example.org`, `cli:alice`, `schedule`.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use modman::access::Actor;
 use modman::config::Config;
+use modman::engine::Opening;
 use modman::ops::{self, Context};
 use modman::xmpp::probe::HandshakeProbe;
 
@@ -227,10 +228,17 @@ fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {
 async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String> {
     let op = ops::find(node).ok_or_else(|| format!("no operation `{node}`"))?;
     let config: &PathBuf = args.get_one("config").ok_or("--config is required")?;
-    let (ctx, _) = open(config)?;
+    let config = load(config)?;
     let input = cli_ops::input(op.spec(), args).map_err(|e| e.to_string())?;
+    // Before the engine opens: even recovery writes.
+    let (actor, opening) = match (Actor::local_changer(&config), op.spec().access) {
+        (Ok(actor), _) => (actor, Opening::ToChange),
+        (Err(_), ops::Access::Read) => (Actor::local_user(), Opening::ToRead),
+        (Err(e), ops::Access::Change) => return Err(format!("{e}; nothing was changed")),
+    };
+    let ctx = open_config(config, opening)?;
     let response = op
-        .run(&ctx, &Actor::local_user(), &input)
+        .run(&ctx, &actor, &input)
         .await
         .map_err(|e| e.to_string())?;
     out!("{}", modman::text::render(&response));
@@ -253,15 +261,22 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String
 
 /// Loads the config and opens the engine, logging what recovery did.
 fn open(path: &Path) -> Result<(Context, Arc<Config>), String> {
-    let config = Config::load(path)
-        .map(Arc::new)
-        .map_err(|e| e.to_string())?;
-    let (mut ctx, notes) = Context::open(config.clone()).map_err(|e| e.to_string())?;
-    ctx.component_probe = Some(Arc::new(HandshakeProbe(config.clone())));
+    let config = load(path)?;
+    Ok((open_config(config.clone(), Opening::ToChange)?, config))
+}
+
+fn load(path: &Path) -> Result<Arc<Config>, String> {
+    Config::load(path).map(Arc::new).map_err(|e| e.to_string())
+}
+
+/// Opens the engine, logging what recovery did.
+fn open_config(config: Arc<Config>, opening: Opening) -> Result<Context, String> {
+    let (mut ctx, notes) = Context::open(config.clone(), opening).map_err(|e| e.to_string())?;
+    ctx.component_probe = Some(Arc::new(HandshakeProbe(config)));
     for note in notes {
         tracing::warn!("{note}");
     }
-    Ok((ctx, config))
+    Ok(ctx)
 }
 
 fn repo(command: RepoCommand) -> Result<(), String> {

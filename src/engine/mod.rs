@@ -104,6 +104,16 @@ impl Paths {
     }
 }
 
+/// What an engine is opened for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// Changes: recovery runs first, missing state is created.
+    ToChange,
+    /// Reading alone, by a user who does not own the state: nothing is
+    /// written.
+    ToRead,
+}
+
 /// modman's side of the host. One per process; cheap to share.
 pub struct Engine {
     config: Arc<Config>,
@@ -132,19 +142,26 @@ impl Engine {
     /// removes leftover staging, forgets modules that vanished from disk,
     /// and creates an empty managed config if there is none. Returns a
     /// note per thing it did.
-    pub fn open(config: Arc<Config>) -> Result<(Engine, Vec<String>), EngineError> {
+    pub fn open(
+        config: Arc<Config>,
+        opening: Opening,
+    ) -> Result<(Engine, Vec<String>), EngineError> {
         let connector = SocketConnector(config.prosody.admin_socket.clone());
-        Engine::open_with(config, Box::new(connector))
+        Engine::open_with(config, Box::new(connector), opening)
     }
 
     /// [`Engine::open`] with another way to reach the running server.
     pub fn open_with(
         config: Arc<Config>,
         connector: Box<dyn Connect>,
+        opening: Opening,
     ) -> Result<(Engine, Vec<String>), EngineError> {
         let paths = Paths::new(&config);
         let mut notes = Vec::new();
-        if paths.modules_dir.is_dir() {
+        if opening == Opening::ToRead {
+            // Someone else's state (root reading prosody's): nothing may be
+            // written, not even by recovery.
+        } else if paths.modules_dir.is_dir() {
             std::fs::create_dir_all(&paths.backups).map_err(io("cannot create", &paths.backups))?;
             let lock = lock_file(&paths)?;
             notes = recovery::recover(&paths)?;
@@ -161,7 +178,8 @@ impl Engine {
         // it is missing. Read back now, so a hand edit is reported at
         // start, not at the next enable.
         let managed = &config.prosody.managed_config;
-        if !managed.exists() {
+        if opening == Opening::ToRead {
+        } else if !managed.exists() {
             match ManagedConfig::default().save(managed) {
                 Ok(()) => notes.push(format!("created the empty managed config {}", managed.display())),
                 Err(e) => notes.push(format!(

@@ -151,7 +151,8 @@ builtin_modules = "builtin"
 "#;
     let config = Arc::new(Config::parse(text, &root).unwrap());
     let server = Fake::default();
-    let (engine, _) = Engine::open_with(config, Box::new(server.clone())).unwrap();
+    let (engine, _) =
+        Engine::open_with(config, Box::new(server.clone()), super::Opening::ToChange).unwrap();
     Host_ {
         _dir: dir,
         root,

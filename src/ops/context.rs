@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use super::check::ComponentProbe;
 use super::input::ModuleChoice;
 use crate::config::Config;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, Opening};
 use crate::repo::catalog::Catalog;
 use crate::repo::fetch::Fetcher;
 
@@ -27,8 +27,11 @@ impl Context {
     /// Opens the engine (finishing or undoing a change a crash interrupted)
     /// and loads the cached repository indexes. Returns the context and
     /// what it found worth telling the admin.
-    pub fn open(config: Arc<Config>) -> Result<(Context, Vec<String>), EngineError> {
-        let (engine, notes) = Engine::open(config.clone())?;
+    pub fn open(
+        config: Arc<Config>,
+        opening: Opening,
+    ) -> Result<(Context, Vec<String>), EngineError> {
+        let (engine, notes) = Engine::open(config.clone(), opening)?;
         Ok(Context::with_engine(config, engine, notes))
     }
 

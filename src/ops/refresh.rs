@@ -11,7 +11,8 @@ pub struct Refresh;
 
 impl Command for Refresh {
     const SPEC: Spec = Spec {
-        access: Access::Read,
+        // It changes modman's own state (the cached indexes).
+        access: Access::Change,
         node: "refresh",
         name: "Refresh repositories",
         instructions:
