@@ -320,7 +320,7 @@ fn tampered_or_unreachable_repositories_change_nothing() {
         ),
         (
             &["rollback", "firewall"][..],
-            "no earlier copy of firewall is kept",
+            "no earlier copy or options of firewall are kept",
         ),
     ] {
         let (ok, _, err) = host.run(args);
