@@ -31,13 +31,7 @@ fn keyed_dir() -> (tempfile::TempDir, PathBuf, String) {
 
 fn corpus(into: &Path) -> PathBuf {
     let tree = into.join("corpus");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/corpus-from-debian");
-    let output = Command::new(script).arg(&tree).output().unwrap();
-    assert!(
-        output.status.success(),
-        "corpus-from-debian: {}",
-        text(&output.stderr)
-    );
+    support::debian_corpus(&tree);
     tree
 }
 
