@@ -55,7 +55,7 @@ pub fn parse_readme(text: &str) -> (Readme, Option<String>) {
         .iter()
         .find_map(|l| l.strip_prefix("Stage-"))
         .map(str::to_lowercase);
-    readme.compatibility = compatibility(&readme.description);
+    readme.compatibility = super::compat::from_readme(&readme.description);
     (readme, warning)
 }
 
@@ -79,87 +79,6 @@ fn split_front_matter(text: &str) -> (Option<&str>, &str, Option<String>) {
         text,
         Some("README front matter has no closing `---`; summary and labels left empty".into()),
     )
-}
-
-/// Rows of the section headed "Compatibility", in the pandoc simple-table
-/// or pipe-table forms the prosody-modules READMEs use.
-fn compatibility(markdown: &str) -> Vec<Compatibility> {
-    let lines: Vec<&str> = markdown.lines().collect();
-    let is_underline = |line: &str| {
-        let line = line.trim_end();
-        !line.is_empty() && (line.chars().all(|c| c == '=') || line.chars().all(|c| c == '-'))
-    };
-    let is_heading = |i: usize| {
-        lines[i].starts_with('#')
-            || (!lines[i].trim().is_empty() && lines.get(i + 1).is_some_and(|l| is_underline(l)))
-    };
-    let Some(start) = (0..lines.len()).find(|&i| {
-        is_heading(i)
-            && lines[i]
-                .trim_start_matches('#')
-                .trim()
-                .eq_ignore_ascii_case("compatibility")
-    }) else {
-        return vec![];
-    };
-    let mut rows = Vec::new();
-    let first = if lines[start].starts_with('#') {
-        start + 1
-    } else {
-        start + 2
-    };
-    for (i, line) in lines.iter().enumerate().skip(first) {
-        if is_heading(i) {
-            break;
-        }
-        let cells: Vec<String> = if line.trim_start().starts_with('|') {
-            line.split('|')
-                .map(|c| c.trim().to_owned())
-                .filter(|c| !c.is_empty())
-                .collect()
-        } else {
-            line.trim()
-                .split("  ")
-                .map(|c| c.trim().to_owned())
-                .filter(|c| !c.is_empty())
-                .collect()
-        };
-        let [version, status @ ..] = cells.as_slice() else {
-            continue;
-        };
-        let looks_like_version =
-            version.contains("trunk") || version.starts_with(|c: char| c.is_ascii_digit());
-        if status.is_empty() || !looks_like_version {
-            continue;
-        }
-        let status = status.join(" ").replace('\\', "");
-        rows.push(Compatibility {
-            prosody: version.replace('\\', ""),
-            works: works(&status),
-            status,
-        });
-    }
-    rows
-}
-
-/// Reads a status cell: "Works…" yes, "Doesn't work…" no, else unknown.
-fn works(status: &str) -> Option<bool> {
-    let lower = status.to_lowercase();
-    let negative = [
-        "doesn't work",
-        "does not work",
-        "not work",
-        "broken",
-        "support dropped",
-        "incompatible",
-    ];
-    if negative.iter().any(|n| lower.contains(n)) || lower == "no" {
-        Some(false)
-    } else if lower.starts_with("works") || lower.starts_with("should work") || lower == "yes" {
-        Some(true)
-    } else {
-        None
-    }
 }
 
 /// Module names passed as a literal to `module:depends`, sorted, unique.
