@@ -1,7 +1,8 @@
 //! modman's admin socket client reads what the real Prosody answers, on
 //! 0.12 and 13: a module loaded with an error or warn status is loaded, a
 //! global module is found where it is (never under a host), and the
-//! server's features are its own. Each fact is checked against what
+//! server's features are its own; the index a repository build makes of
+//! the real corpus records what the server checks it against. Each fact is checked against what
 //! `prosodyctl shell` prints, independently of modman's parser.
 
 mod support;
@@ -9,7 +10,9 @@ mod support;
 use modman::engine::admin_socket::{
     AdminSocket, LoadedModule, ModuleAction, ModuleStatus, Scope, StatusLevel,
 };
-use support::{server, Prosody, Version, DOMAIN};
+use modman::prosody::{Objection, ServerFacts, Shipped};
+use modman::repo::index::{DependencyKind, Index, Need};
+use support::{server, Prosody, Repository, Version, DOMAIN};
 
 /// A module that loads and then reports an error, as a module missing an
 /// option does (mod_dnsbl on 13, which 0.12's corpus lacks).
@@ -189,4 +192,130 @@ fn the_server_declares_its_own_features() {
             }
         }
     }
+}
+
+/// The index of the corpus of the Prosody under test, read back typed.
+fn corpus_index(repository: &Repository) -> Index {
+    Index::parse(&std::fs::read(repository.served().join("index.json")).unwrap()).unwrap()
+}
+
+fn dependency(index: &Index, module: &str, on: &str) -> (DependencyKind, Need) {
+    let entry = index.get(module).unwrap();
+    let found = entry
+        .dependencies
+        .iter()
+        .find(|d| d.name == on)
+        .unwrap_or_else(|| panic!("{module} does not depend on {on}: {:?}", entry.dependencies));
+    (found.kind, found.need)
+}
+
+/// `repo build` on the real corpus: a conditional `module:depends` is
+/// optional (csi_battery_saver, both corpora), a library read from another
+/// module's directory is a dependency (dnsbl, 2025), and headers and stage
+/// labels are recorded (mod_flags, mod_s2s_smacks_timeout, 2025).
+#[test]
+fn the_index_records_hidden_and_optional_dependencies_headers_and_stages() {
+    let repository = Repository::start();
+    let index = corpus_index(&repository);
+    assert_eq!(
+        dependency(&index, "csi_battery_saver", "track_muc_joins"),
+        (DependencyKind::Community, Need::Optional)
+    );
+    assert_eq!(
+        dependency(&index, "csi_battery_saver", "csi").1,
+        Need::Required
+    );
+    // The index leaves the usual case out, so older readers see no change
+    // for modules without optional dependencies or headers.
+    let raw = repository.entry("csi_battery_saver");
+    let needs: Vec<_> = raw["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.get("need").cloned())
+        .collect();
+    assert!(needs.contains(&Some(serde_json::json!("optional"))));
+    assert!(needs.contains(&None));
+    assert!(repository.entry("firewall").get("headers").is_none());
+    if server().version == Version::V13 {
+        assert_eq!(
+            dependency(&index, "dnsbl", "anti_spam"),
+            (DependencyKind::Community, Need::Required)
+        );
+        assert_eq!(index.get("flags").unwrap().headers.conflicts, ["mod_flags"]);
+        assert_eq!(
+            index.get("s2s_smacks_timeout").unwrap().stage.as_deref(),
+            Some("obsolete")
+        );
+    }
+}
+
+/// What the running server has, learnt from it, against the corpus: on 13
+/// the 2025 mod_flags is refused (and Prosody really keeps its own when
+/// the community copy is in a plugin path); on 0.12 the prosody-modules
+/// copy in Prosody's directory is named.
+#[test]
+fn the_server_s_own_modules_and_features_stand_against_a_community_copy() {
+    let repository = Repository::start();
+    let index = corpus_index(&repository);
+    let prosody = Prosody::start();
+    let socket_path = prosody.path("data/prosody.sock");
+    let builtin = server().builtin_modules();
+    runtime().block_on(async {
+        let mut socket = AdminSocket::connect(&socket_path).await.unwrap();
+        let facts = ServerFacts::learn(&mut socket, &builtin).await.unwrap();
+        assert_eq!(facts.lua, "5.4");
+        let own = modman::prosody::modules_in(&builtin).unwrap();
+        assert!(own.contains("roster") && own.contains("muc"), "{own:?}");
+        match server().version {
+            Version::V0_12 => {
+                assert_eq!(
+                    facts.objections(index.get("cloud_notify").unwrap()),
+                    [Objection::BuiltIn(Shipped::Directory(builtin.clone()))]
+                );
+                assert!(facts
+                    .objections(index.get("csi_battery_saver").unwrap())
+                    .iter()
+                    .all(|o| !o.refused()));
+            }
+            Version::V13 => {
+                let objections = facts.objections(index.get("flags").unwrap());
+                assert_eq!(
+                    objections,
+                    [
+                        Objection::Conflicts(vec!["mod_flags".into()]),
+                        Objection::BuiltIn(Shipped::Feature)
+                    ]
+                );
+                assert!(objections[0].refused());
+                assert!(own.contains("account_activity") && own.contains("server_info"));
+                // Prosody's side of it: the community copy first in the
+                // plugin path is refused, its own mod_flags loads.
+                std::process::Command::new("cp")
+                    .arg("-r")
+                    .arg(repository.corpus("mod_flags"))
+                    .arg(prosody.modules_dir())
+                    .status()
+                    .unwrap();
+                let loaded = socket
+                    .module(ModuleAction::Load, "flags", DOMAIN)
+                    .await
+                    .unwrap();
+                assert_eq!(loaded, Ok(()));
+                let placements = socket.placements("flags").await.unwrap();
+                assert_eq!(
+                    placements[0].path.as_deref(),
+                    Some(std::path::Path::new(
+                        "/usr/lib/prosody/modules/mod_flags.lua"
+                    )),
+                    "{placements:?}"
+                );
+                assert!(
+                    prosody.log().contains("conflicting features"),
+                    "{}",
+                    prosody.log()
+                );
+            }
+        }
+    });
 }

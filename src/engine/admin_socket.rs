@@ -505,6 +505,23 @@ impl AdminSocket {
             .collect())
     }
 
+    /// The Lua version Prosody runs on, such as `5.4` (what `--% lua:`
+    /// headers name).
+    pub async fn lua_version(&mut self) -> Result<String, AdminError> {
+        let reply = self.checked(">print(_VERSION)").await?;
+        reply
+            .output
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("Lua "))
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                AdminError::Protocol(format!(
+                    "_VERSION printed {:?}, not `Lua N.M`",
+                    reply.output
+                ))
+            })
+    }
+
     /// `module:load|unload|reload(module, host)`: `Ok(Err(text))` carries
     /// Prosody's own error when it refused.
     pub async fn module(

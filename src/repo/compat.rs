@@ -228,7 +228,7 @@ fn versions(lower: &str) -> Vec<(usize, Range)> {
     let bytes = lower.as_bytes();
     let mut i = 0;
     while i < lower.len() {
-        if lower[i..].starts_with("trunk") && is_word_at(lower, i, i + 5) {
+        if bytes[i..].starts_with(b"trunk") && is_word_at(lower, i, i + 5) {
             out.push((i, Range::Trunk));
             i += 5;
             continue;
