@@ -281,7 +281,11 @@ fn out_next_boundary(lower: &str, from: usize) -> usize {
         .find(|c: char| c.is_ascii_digit() || c == '(' || c == ';')
         .unwrap_or(rest.len());
     let stop = rest[..stop].find("trunk").map_or(stop, |t| t.min(stop));
-    from + stop.min(40)
+    // A few words on, at a character's start.
+    let near = (stop.min(40)..=rest.len())
+        .find(|&k| rest.is_char_boundary(k))
+        .unwrap_or(rest.len());
+    from + near
 }
 
 fn is_version_byte(b: u8) -> bool {
@@ -473,6 +477,22 @@ mod tests {
         );
         // 0.13 is not 13.
         assert_eq!(row_for(&rows(&[("0.13", Some(true))]), "13.0.1"), None);
+    }
+
+    /// Found by tests/properties.rs: qualifying words are cut at a
+    /// character's start.
+    #[test]
+    fn text_after_a_version_is_cut_between_characters() {
+        // A cell starting with a bare number names that series.
+        assert_eq!(
+            range_of("0\u{10190}\u{c66} :\u{de6}aa\u{3c2} \u{104d8}\u{111e1}:\u{16100}"),
+            Some(Range::Exactly(Version {
+                major: 0,
+                minor: None
+            }))
+        );
+        let long = format!("Works with Prosody 0.12 {}", "é".repeat(40));
+        assert_eq!(from_prose(&long).len(), 1);
     }
 
     #[test]
