@@ -35,7 +35,9 @@ RUNTIME_PACKAGES=(prosody prosody-modules python3-slixmpp)
 # it (policy-rc.d). Inside, the chroot's own path is a link to /, so a path
 # under it means the same file on both sides (configs, sockets, data).
 MODMAN_TRIXIE_ROOT=${MODMAN_TRIXIE_ROOT:-/var/tmp/modman-trixie}
-TRIXIE_PACKAGES=(prosody prosody-modules lua-unbound lua-dbi-sqlite3)
+# systemd: the package test verifies modman's unit with the chroot's own
+# systemd-analyze.
+TRIXIE_PACKAGES=(prosody prosody-modules lua-unbound lua-dbi-sqlite3 systemd)
 ensure_trixie_chroot() {
     local root=$MODMAN_TRIXIE_ROOT
     local stamp="$root/.modman-chroot-complete"

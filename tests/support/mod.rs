@@ -125,9 +125,11 @@ impl Server {
     }
 
     /// For a test that only makes sense on `version`: panics, naming why,
-    /// when run on the other one. scripts/test leaves such tests out of
-    /// the other run by their module name (`prosody_13_only`,
-    /// `prosody_0_12_only`), so no run passes one without running it.
+    /// when run on the other one. Such tests sit in a module named
+    /// `prosody_13_only` or `prosody_0_12_only`, marked `#[ignore]` so a
+    /// plain `cargo test` leaves them out; scripts/test runs them
+    /// (`--include-ignored`) and leaves each out of the other version's run
+    /// by that name (`--skip`), so no run passes one without running it.
     pub fn require(&self, version: Version, why: &str) {
         assert_eq!(
             self.version, version,
