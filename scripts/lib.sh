@@ -27,3 +27,47 @@ ensure_cargo() {
 # The packages every entry point needs: the real server, the real module
 # corpus, an independent XMPP client for the tests and the demo.
 RUNTIME_PACKAGES=(prosody prosody-modules python3-slixmpp)
+
+# Prosody 13 for the test matrix: Debian 13's prosody and prosody-modules in
+# a chroot made once and reused (about 25 s the first time). It lives outside
+# the git tree, in $MODMAN_TRIXIE_ROOT; the stamp file says it is complete,
+# so a half-made one (an interrupted run) is made again. No daemon starts in
+# it (policy-rc.d). Inside, the chroot's own path is a link to /, so a path
+# under it means the same file on both sides (configs, sockets, data).
+MODMAN_TRIXIE_ROOT=${MODMAN_TRIXIE_ROOT:-/var/tmp/modman-trixie}
+# systemd: the package test verifies modman's unit with the chroot's own
+# systemd-analyze.
+TRIXIE_PACKAGES=(prosody prosody-modules lua-unbound lua-dbi-sqlite3 systemd)
+ensure_trixie_chroot() {
+    local root=$MODMAN_TRIXIE_ROOT
+    local stamp="$root/.modman-chroot-complete"
+    local want="trixie ${TRIXIE_PACKAGES[*]}"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    case "$root" in
+        /*) ;;
+        *) echo "error: MODMAN_TRIXIE_ROOT must be an absolute path, not '$root'" >&2; exit 1 ;;
+    esac
+    ensure_packages debootstrap
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "==> making the Prosody 13 chroot in $root (once; reused afterwards)"
+    local started=$SECONDS
+    # Nothing is mounted in it, so removing a half-made one removes only it
+    # (rm does not follow the link to /).
+    $sudo rm -rf --one-file-system "$root"
+    $sudo debootstrap --variant=minbase trixie "$root" >"$root.debootstrap.log" 2>&1 || {
+        echo "error: debootstrap trixie into $root failed; see $root.debootstrap.log" >&2
+        exit 1
+    }
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$root/usr/sbin/policy-rc.d" >/dev/null
+    $sudo chmod +x "$root/usr/sbin/policy-rc.d"
+    $sudo chroot "$root" apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo chroot "$root" \
+        apt-get install -y -q --no-install-recommends "${TRIXIE_PACKAGES[@]}" >/dev/null
+    $sudo mkdir -p "$root$(dirname "$root")"
+    $sudo ln -sfn / "$root$root"
+    echo "$want" | $sudo tee "$stamp" >/dev/null
+    echo "    made in $((SECONDS - started)) s"
+}

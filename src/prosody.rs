@@ -1,4 +1,14 @@
-//! Facts about Prosody 0.12 that more than one part of modman relies on.
+//! Facts about Prosody (0.12 and 13) that more than one part of modman
+//! relies on: where it finds a module, and what a running server already
+//! has, so a community module is checked against it before it is
+//! installed.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::engine::admin_socket::{AdminError, AdminSocket};
+use crate::repo::index::ModuleEntry;
 
 /// Where Prosody looks for module `name` inside one plugin directory, in
 /// its own order (util/pluginloader.lua). The LuaRocks layouts under
@@ -13,8 +23,296 @@ pub fn module_file_candidates(name: &str) -> [String; 4] {
 }
 
 /// Whether `dir` holds module `name` in a layout Prosody loads.
-pub fn has_module(dir: &std::path::Path, name: &str) -> bool {
+pub fn has_module(dir: &Path, name: &str) -> bool {
     module_file_candidates(name)
         .iter()
         .any(|c| dir.join(c).is_file())
+}
+
+/// Every module `dir` holds in a layout Prosody loads (`mod_x.lua`,
+/// `mod_x/`, `x/mod_x.lua`), by name. Prosody's own module directory
+/// holds its built-in modules, and on Debian the prosody-modules package's
+/// too: all of them load without modman.
+pub fn modules_in(dir: &Path) -> std::io::Result<BTreeSet<String>> {
+    let mut names = BTreeSet::new();
+    for entry in std::fs::read_dir(dir)? {
+        let file_name = entry?.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        let name = file_name
+            .strip_prefix("mod_")
+            .map(|n| n.strip_suffix(".lua").unwrap_or(n))
+            .unwrap_or(file_name);
+        if has_module(dir, name) {
+            names.insert(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// What the running server already has, asked from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFacts {
+    /// Prosody's own module directory (`prosody.builtin_modules`).
+    pub builtin_dir: PathBuf,
+    /// `core.features`: on 13 it names the community modules Prosody took
+    /// in (`mod_flags`, `mod_cloud_notify`...) and capabilities that
+    /// `--% requires:` headers name.
+    pub features: BTreeSet<String>,
+    /// The Lua Prosody runs on, such as `5.4`.
+    pub lua: String,
+}
+
+impl ServerFacts {
+    /// Asks the running server through its admin socket.
+    pub async fn learn(
+        socket: &mut AdminSocket,
+        builtin_dir: &Path,
+    ) -> Result<ServerFacts, AdminError> {
+        Ok(ServerFacts {
+            builtin_dir: builtin_dir.to_owned(),
+            features: socket.features().await?,
+            lua: socket.lua_version().await?,
+        })
+    }
+
+    /// Why installing `entry` from a repository would not do what the
+    /// admin expects on this server; empty when nothing stands against
+    /// it. [`Objection::refused`] tells the ones Prosody itself enforces.
+    pub fn objections(&self, entry: &ModuleEntry) -> Vec<Objection> {
+        let name = &entry.name;
+        let mut objections = Vec::new();
+        let headers = &entry.headers;
+        if !headers.lua.is_empty() && !headers.lua.contains(&self.lua) {
+            objections.push(Objection::Lua {
+                running: self.lua.clone(),
+                supported: headers.lua.clone(),
+            });
+        }
+        let conflicting: Vec<String> = headers
+            .conflicts
+            .iter()
+            .filter(|f| self.features.contains(*f))
+            .cloned()
+            .collect();
+        if !conflicting.is_empty() {
+            objections.push(Objection::Conflicts(conflicting));
+        }
+        let missing: Vec<String> = headers
+            .requires
+            .iter()
+            .filter(|f| !self.features.contains(*f))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            objections.push(Objection::MissingFeatures(missing));
+        }
+        if self.features.contains(&format!("mod_{name}")) {
+            objections.push(Objection::BuiltIn(Shipped::Feature));
+        } else if has_module(&self.builtin_dir, name) {
+            objections.push(Objection::BuiltIn(Shipped::Directory(
+                self.builtin_dir.clone(),
+            )));
+        }
+        match entry.stage.as_deref() {
+            Some("merged") => objections.push(Objection::Merged),
+            Some("obsolete") => objections.push(Objection::Obsolete),
+            _ => {}
+        }
+        objections
+    }
+}
+
+/// How the server already has a module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shipped {
+    /// Declared in `core.features` (`mod_flags` on 13): part of Prosody.
+    Feature,
+    /// A module of that name in Prosody's own module directory.
+    Directory(PathBuf),
+}
+
+/// One reason against installing a community module on this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Objection {
+    /// `--% lua:` names other Lua versions: Prosody will not load it.
+    Lua {
+        running: String,
+        supported: Vec<String>,
+    },
+    /// `--% conflicts:` names features this server has: Prosody will not
+    /// load it (and keeps its own module of that name, if any).
+    Conflicts(Vec<String>),
+    /// `--% requires:` names features this server lacks: Prosody will not
+    /// load it.
+    MissingFeatures(Vec<String>),
+    /// The server already has a module of this name; a community copy in
+    /// a plugin path comes first and replaces it silently.
+    BuiltIn(Shipped),
+    /// Labelled Stage-Merged: its function is in Prosody now.
+    Merged,
+    /// Labelled Stage-Obsolete.
+    Obsolete,
+}
+
+impl Objection {
+    /// Whether Prosody itself refuses to load the module: installing it
+    /// can only leave files that never run.
+    pub fn refused(&self) -> bool {
+        matches!(
+            self,
+            Objection::Lua { .. } | Objection::Conflicts(_) | Objection::MissingFeatures(_)
+        )
+    }
+}
+
+impl fmt::Display for Objection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Objection::Lua { running, supported } => write!(
+                f,
+                "it runs only on Lua {} and this Prosody runs Lua {running}, so Prosody will not load it",
+                supported.join(", ")
+            ),
+            Objection::Conflicts(features) => write!(
+                f,
+                "it conflicts with {}, which this Prosody has built in, so Prosody will not load it and keeps its own",
+                features.join(", ")
+            ),
+            Objection::MissingFeatures(features) => write!(
+                f,
+                "it requires {}, which this Prosody lacks, so Prosody will not load it; it needs a newer Prosody",
+                features.join(", ")
+            ),
+            Objection::BuiltIn(Shipped::Feature) => f.write_str(
+                "this Prosody has it built in; a community copy would replace the built-in one silently, so use Prosody's own (just enable it)",
+            ),
+            Objection::BuiltIn(Shipped::Directory(dir)) => write!(
+                f,
+                "this Prosody already has a module of that name in {}; a community copy would replace it silently, so enable that one unless you need this version",
+                dir.display()
+            ),
+            Objection::Merged => f.write_str(
+                "its README marks it Stage-Merged: what it does is part of Prosody now",
+            ),
+            Objection::Obsolete => f.write_str("its README marks it Stage-Obsolete"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::index::Headers;
+
+    fn facts(dir: &Path, features: &[&str]) -> ServerFacts {
+        ServerFacts {
+            builtin_dir: dir.to_owned(),
+            features: features.iter().map(|f| f.to_string()).collect(),
+            lua: "5.4".into(),
+        }
+    }
+
+    fn entry(name: &str, headers: Headers, stage: Option<&str>) -> ModuleEntry {
+        ModuleEntry {
+            headers,
+            stage: stage.map(str::to_owned),
+            ..crate::repo::index::tests::entry(name)
+        }
+    }
+
+    #[test]
+    fn lists_the_modules_of_a_directory_in_every_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mod_roster.lua"), "").unwrap();
+        std::fs::create_dir_all(dir.path().join("mod_firewall")).unwrap();
+        std::fs::write(dir.path().join("mod_firewall/mod_firewall.lua"), "").unwrap();
+        std::fs::create_dir_all(dir.path().join("muc")).unwrap();
+        std::fs::write(dir.path().join("muc/mod_muc.lua"), "").unwrap();
+        std::fs::create_dir_all(dir.path().join("mod_http_upload")).unwrap();
+        std::fs::write(dir.path().join("ldap.lib.lua"), "").unwrap();
+        let names: Vec<_> = modules_in(dir.path()).unwrap().into_iter().collect();
+        assert_eq!(names, ["firewall", "muc", "roster"]);
+    }
+
+    /// The 2025 mod_flags on Prosody 13 (features as 13.0.1 declares them)
+    /// and on 0.12 (only mod_bookmarks).
+    #[test]
+    fn a_conflicting_module_is_refused_and_a_built_in_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let flags = entry(
+            "flags",
+            Headers {
+                conflicts: vec!["mod_flags".into()],
+                ..Headers::default()
+            },
+            None,
+        );
+        let on_13 = facts(dir.path(), &["mod_flags", "mod_cloud_notify", "loader"]);
+        let objections = on_13.objections(&flags);
+        assert_eq!(
+            objections,
+            [
+                Objection::Conflicts(vec!["mod_flags".into()]),
+                Objection::BuiltIn(Shipped::Feature)
+            ]
+        );
+        assert!(objections[0].refused() && !objections[1].refused());
+        assert!(objections[0]
+            .to_string()
+            .contains("Prosody will not load it"));
+        let on_0_12 = facts(dir.path(), &["mod_bookmarks"]);
+        assert_eq!(on_0_12.objections(&flags), []);
+
+        std::fs::write(dir.path().join("mod_cloud_notify.lua"), "").unwrap();
+        let cloud_notify = entry("cloud_notify", Headers::default(), None);
+        assert_eq!(
+            on_0_12.objections(&cloud_notify),
+            [Objection::BuiltIn(Shipped::Directory(
+                dir.path().to_owned()
+            ))]
+        );
+    }
+
+    #[test]
+    fn requirements_lua_versions_and_stage_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = facts(dir.path(), &["loader"]);
+        let needs = entry(
+            "needs",
+            Headers {
+                requires: vec!["loader".into(), "split-user-roles".into()],
+                lua: vec!["5.2".into(), "5.3".into()],
+                ..Headers::default()
+            },
+            Some("obsolete"),
+        );
+        let objections = server.objections(&needs);
+        assert_eq!(
+            objections,
+            [
+                Objection::Lua {
+                    running: "5.4".into(),
+                    supported: vec!["5.2".into(), "5.3".into()]
+                },
+                Objection::MissingFeatures(vec!["split-user-roles".into()]),
+                Objection::Obsolete,
+            ]
+        );
+        assert_eq!(
+            server.objections(&entry("merged", Headers::default(), Some("merged"))),
+            [Objection::Merged]
+        );
+        assert!(server
+            .objections(&entry(
+                "fine",
+                Headers {
+                    lua: vec!["5.4".into()],
+                    ..Headers::default()
+                },
+                Some("beta")
+            ))
+            .is_empty());
+    }
 }

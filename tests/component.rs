@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::json;
@@ -16,7 +15,7 @@ fn install_from_corpus(prosody: &Prosody, names: &[&str]) {
     for name in names {
         let status = Command::new("cp")
             .arg("-r")
-            .arg(Path::new("/usr/lib/prosody/modules").join(name))
+            .arg(support::corpus_module(name))
             .arg(prosody.modules_dir())
             .status()
             .unwrap();
@@ -174,13 +173,11 @@ fn nobody_but_an_admin_sees_or_runs_a_command() {
     let mut config = std::fs::read_to_string(prosody.config_path()).unwrap();
     config.push_str("\nVirtualHost \"other.localhost\"\n");
     std::fs::write(prosody.config_path(), config).unwrap();
-    let status = Command::new("prosodyctl")
-        .arg("--config")
-        .arg(prosody.config_path())
-        .args(["register", "admin", "other.localhost", support::PASSWORD])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let output = support::prosodyctl(
+        &prosody,
+        &["register", "admin", "other.localhost", support::PASSWORD],
+    );
+    assert!(output.status.success());
     let mut prosody = prosody;
     prosody.restart();
     install_from_corpus(&prosody, &["mod_lastlog"]);

@@ -7,71 +7,94 @@ mod support;
 use std::path::Path;
 
 use serde_json::json;
-use support::{cli, cli_binary, Client, Modman, Prosody, Repository, ADMIN, DOMAIN};
+use support::{cli, cli_binary, Client, Modman, Program, Prosody, Repository, ADMIN, DOMAIN};
 
 #[test]
 fn setup_then_check_then_an_admin_lists_modules_over_xmpp() {
-    first_hour(Path::new(env!("CARGO_BIN_EXE_modman")));
+    first_hour(&Program::this_build());
 }
 
-/// The Debian package, as scripts/test builds and installs it: its files,
-/// its unit, and the same first hour with the installed binary.
-#[test]
-#[ignore = "needs the package installed: scripts/test builds it (scripts/package) and installs it first"]
-fn the_installed_debian_package_does_the_first_hour_too() {
-    let version = std::process::Command::new("dpkg-query")
-        .args(["-W", "-f=${Version}", "modman"])
-        .output()
-        .unwrap();
-    let version = String::from_utf8_lossy(&version.stdout).into_owned();
-    assert!(
-        version.starts_with(env!("CARGO_PKG_VERSION")),
-        "installed modman is `{version}`: run scripts/test"
-    );
-    for file in [
-        "/usr/bin/modman",
-        "/lib/systemd/system/modman.service",
-        "/etc/modman/modman.example.toml",
-    ] {
-        assert!(Path::new(file).is_file(), "{file} is not installed");
-    }
-    let unit = std::fs::read_to_string("/lib/systemd/system/modman.service").unwrap();
-    for line in [
-        "User=prosody",
-        "NoNewPrivileges=yes",
-        "ProtectSystem=strict",
-        "ReadWritePaths=/var/lib/prosody",
-        "PrivateTmp=yes",
-    ] {
-        assert!(unit.lines().any(|l| l == line), "the unit lacks {line}");
-    }
-    let verify = std::process::Command::new("systemd-analyze")
-        .args(["verify", "/lib/systemd/system/modman.service"])
-        .output();
-    if let Ok(verify) = verify {
+/// The Debian package, as scripts/test builds it and installs it in the
+/// Prosody 13 chroot (never on the machine running the tests): its files,
+/// its unit, and the same first hour with the installed binary, run inside
+/// the chroot with the chroot's libraries.
+mod prosody_13_only {
+    use super::*;
+    use support::{server, Version};
+
+    #[test]
+    #[ignore = "Prosody 13 only: scripts/test runs it with MODMAN_TEST_PROSODY=13"]
+    fn the_installed_debian_package_does_the_first_hour_too() {
+        let server = server();
+        server.require(
+            Version::V13,
+            "scripts/test installs the package only in the Prosody 13 chroot",
+        );
+        let version = server
+            .command("dpkg-query")
+            .args(["-W", "-f=${Version}", "modman"])
+            .output()
+            .unwrap();
+        let version = String::from_utf8_lossy(&version.stdout).into_owned();
+        assert!(
+            version.starts_with(env!("CARGO_PKG_VERSION")),
+            "modman installed in {} is `{version}`: run scripts/test",
+            server.root.display()
+        );
+        let unit_path = "/lib/systemd/system/modman.service";
+        for file in [
+            "/usr/bin/modman",
+            unit_path,
+            "/etc/modman/modman.example.toml",
+        ] {
+            assert!(
+                server.host_path(file).is_file(),
+                "{file} is not installed in {}",
+                server.root.display()
+            );
+        }
+        let unit = std::fs::read_to_string(server.host_path(unit_path)).unwrap();
+        for line in [
+            "User=prosody",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "ReadWritePaths=/var/lib/prosody",
+            "PrivateTmp=yes",
+            "ExecStart=/usr/bin/modman run --config /etc/modman/modman.toml",
+        ] {
+            assert!(unit.lines().any(|l| l == line), "the unit lacks {line}");
+        }
+        // The chroot's own systemd checks the unit against the chroot's
+        // files (its ExecStart binary, its user).
+        let verify = server
+            .command("systemd-analyze")
+            .args(["verify", unit_path])
+            .output()
+            .expect("systemd-analyze runs in the chroot");
         assert!(
             verify.status.success() && verify.stderr.is_empty(),
             "{}",
             String::from_utf8_lossy(&verify.stderr)
         );
+        let installed = Program {
+            chroot: Some(server.root.clone()),
+            path: "/usr/bin/modman".into(),
+        };
+        let help = installed.command().arg("--help").output().unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        for command in ["run", "setup", "check", "install", "enable", "repo"] {
+            assert!(
+                help.contains(&format!("  {command} ")),
+                "--help lacks {command}:\n{help}"
+            );
+        }
+        first_hour(&installed);
     }
-    let help = std::process::Command::new("/usr/bin/modman")
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&help.stdout);
-    for command in ["run", "setup", "check", "install", "enable", "repo"] {
-        assert!(
-            help.contains(&format!("  {command} ")),
-            "--help lacks {command}:\n{help}"
-        );
-    }
-    first_hour(Path::new("/usr/bin/modman"));
 }
 
 /// A Prosody that has never seen modman; `modman setup`, without and with
 /// --write; a restart; `modman check` all green; an admin lists modules.
-fn first_hour(binary: &Path) {
+fn first_hour(binary: &Program) {
     let mut prosody = Prosody::start_plain();
     let original = std::fs::read_to_string(prosody.config_path()).unwrap();
     assert!(
@@ -80,7 +103,8 @@ fn first_hour(binary: &Path) {
     );
     let modman_toml = prosody.path("etc/modman.toml");
     let setup = |write: bool| {
-        let output = std::process::Command::new(binary)
+        let output = binary
+            .command()
             .args(["setup", "--domain", DOMAIN, "--prosody-config"])
             .arg(prosody.config_path())
             .arg("--config")

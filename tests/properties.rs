@@ -89,9 +89,13 @@ proptest! {
     fn readmes_and_lua_never_panic(text in "\\PC{0,400}") {
         let _ = metadata::parse_readme(&text);
         let _ = metadata::parse_readme(&format!("---\n{text}\n---\nbody"));
-        for name in metadata::depends(&format!("module:depends(\"{text}\")")) {
-            prop_assert!(is_valid_module_name(&name));
+        for declared in metadata::depends(&format!("module:depends(\"{text}\")")) {
+            prop_assert!(is_valid_module_name(&declared.name));
         }
+        let _ = metadata::depends(&text);
+        let _ = metadata::headers(&text);
+        let _ = modman::repo::compat::from_readme(&format!("Compatibility\n=============\n\n{text}\n"));
+        let _ = modman::repo::compat::range_of(&text);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use support::snapshot;
+use support::{server, snapshot, Version};
 
 fn modman(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_modman"))
@@ -31,13 +31,7 @@ fn keyed_dir() -> (tempfile::TempDir, PathBuf, String) {
 
 fn corpus(into: &Path) -> PathBuf {
     let tree = into.join("corpus");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/corpus-from-debian");
-    let output = Command::new(script).arg(&tree).output().unwrap();
-    assert!(
-        output.status.success(),
-        "corpus-from-debian: {}",
-        text(&output.stderr)
-    );
+    support::debian_corpus(&tree);
     tree
 }
 
@@ -155,15 +149,47 @@ fn the_debian_corpus_builds_verifies_and_describes_real_modules() {
         "auth_dovecot/mod_auth_dovecot.lua"
     );
 
-    let compatibility = &module(&index, "cloud_notify")["compatibility"];
-    let row = compatibility
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["prosody"] == "0.12")
-        .unwrap();
-    assert_eq!(row["works"], true);
-    let version = module(&index, "cloud_notify")["version"].as_str().unwrap();
+    // What the README's Compatibility section says, as understood; each
+    // corpus has its own shapes.
+    let rows = |name: &str| -> Vec<(String, Option<bool>)> {
+        module(&index, name)["compatibility"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["prosody"].as_str().unwrap().to_owned(),
+                    r["works"].as_bool(),
+                )
+            })
+            .collect()
+    };
+    let row = |prosody: &str, works: bool| (prosody.to_owned(), Some(works));
+    // A sentence: "Should work with Prosody >= 0.11.x" (2025: "\>=").
+    assert_eq!(rows("muc_rtbl"), [row("0.11 and later", true)]);
+    // A bullet: "Works with 0.8.x, successive versions and trunk."
+    assert_eq!(
+        rows("host_guard"),
+        [row("0.8 and later", true), row("trunk", true)]
+    );
+    let dated = match server().version {
+        // 0.12's corpus: cloud_notify, built into 13 since.
+        Version::V0_12 => {
+            assert!(rows("cloud_notify").contains(&row("0.12", true)));
+            "cloud_notify"
+        }
+        // The 2025 corpus: a table naming 13.0.x, and sentences.
+        Version::V13 => {
+            assert!(rows("cloud_notify_encrypted").contains(&row("13.0.x", true)));
+            assert_eq!(
+                rows("http_oauth2"),
+                [row("trunk", true), row("0.12 and earlier", false)]
+            );
+            assert_eq!(rows("dnsbl"), [row("0.12 and later", true)]);
+            "cloud_notify_encrypted"
+        }
+    };
+    let version = module(&index, dated)["version"].as_str().unwrap();
     assert!(
         version.len() == 17 && version.as_bytes()[8] == b'.',
         "{version}"

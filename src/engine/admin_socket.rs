@@ -2,10 +2,16 @@
 //! `admin_shell`): the XML stream `prosodyctl shell` speaks, through which
 //! modules are loaded and unloaded live, without a restart.
 //!
-//! The protocol, checked against Prosody 0.12.3: after both stream
-//! headers, each `<repl-input>LUA</repl-input>` is answered by zero or more
-//! `<repl-output>` lines and one `<repl-result>`, with `type='error'` when
-//! it failed.
+//! The protocol, checked against Prosody 0.12.3 and 13.0.1: after both
+//! stream headers, each `<repl-input>LUA</repl-input>` is answered by zero
+//! or more `<repl-output>` lines and one `<repl-result>`, with
+//! `type='error'` when it failed.
+//!
+//! What is loaded is read from Prosody's own listings, as printed by its
+//! `mod_admin_shell`: `module:list(host)` puts a warn or error status after
+//! a loaded module's name, global modules (`module:set_global()`) appear
+//! only under `module:list("*")`, and `module:info(name)` says where a
+//! module is loaded, from which file, with which status.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -83,6 +89,223 @@ pub struct Host {
     /// `http_file_share`...) for an internal component; `Some("component")`
     /// for an external one such as modman itself.
     pub component: Option<String>,
+}
+
+/// A place a module is loaded: Prosody's global context, or one host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// Loaded once for the whole server (`module:set_global()`, such as
+    /// host_guard or admin_socket); never listed under a host.
+    Global,
+    Host(String),
+}
+
+/// How serious a status a module reports is (`module:set_status()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusLevel {
+    /// Prosody's own "Loaded".
+    Core,
+    Info,
+    /// Loaded, but something needs the admin's attention.
+    Warn,
+    /// Loaded, but not doing its job (a missing option, an unreachable
+    /// service): Prosody keeps it loaded.
+    Error,
+    /// A level this modman does not know, as Prosody printed it.
+    Other(String),
+}
+
+impl StatusLevel {
+    fn parse(word: &str) -> StatusLevel {
+        match word {
+            "core" => StatusLevel::Core,
+            "info" => StatusLevel::Info,
+            "warn" => StatusLevel::Warn,
+            "error" => StatusLevel::Error,
+            other => StatusLevel::Other(other.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for StatusLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StatusLevel::Core => "core",
+            StatusLevel::Info => "info",
+            StatusLevel::Warn => "warn",
+            StatusLevel::Error => "error",
+            StatusLevel::Other(word) => word,
+        })
+    }
+}
+
+/// The status a loaded module reports, in Prosody's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleStatus {
+    pub level: StatusLevel,
+    pub text: String,
+}
+
+impl std::fmt::Display for ModuleStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.level, self.text)
+    }
+}
+
+/// One module in a `module:list()` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedModule {
+    pub name: String,
+    /// Only a warn or error status is listed; `None` means neither.
+    pub status: Option<ModuleStatus>,
+}
+
+/// One place a module is loaded, from `module:info(name)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub scope: Scope,
+    /// The file Prosody loaded it from: a community copy in a plugin path
+    /// or Prosody's own.
+    pub path: Option<PathBuf>,
+    pub status: Option<ModuleStatus>,
+    /// Modules it pulled in with `module:depends`.
+    pub dependencies: Vec<String>,
+}
+
+/// Reads `module:list(...)` output: a `Global:` or `HOST:` line, then the
+/// host's modules indented, each maybe followed by ` (level: text)`.
+fn parse_module_list(output: &[String]) -> Result<Vec<(Scope, Vec<LoadedModule>)>, AdminError> {
+    let mut scopes: Vec<(Scope, Vec<LoadedModule>)> = Vec::new();
+    for line in output {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let indented = line.starts_with(' ') || line.starts_with('\t');
+        if !indented {
+            let name = line.trim().strip_suffix(':').ok_or_else(|| {
+                AdminError::Protocol(format!(
+                    "module:list printed `{line}` where a host was expected"
+                ))
+            })?;
+            let scope = match name {
+                "Global" => Scope::Global,
+                host => Scope::Host(host.to_owned()),
+            };
+            scopes.push((scope, Vec::new()));
+            continue;
+        }
+        let Some((scope, modules)) = scopes.last_mut() else {
+            return Err(AdminError::Protocol(format!(
+                "module:list printed `{line}` before naming a host"
+            )));
+        };
+        let entry = line.trim();
+        match entry {
+            "No modules loaded" => continue,
+            "Host not found" => {
+                return Err(AdminError::Protocol(format!(
+                    "Prosody does not serve the host {scope:?}"
+                )))
+            }
+            _ => {}
+        }
+        let (name, status) = match entry.split_once(" (") {
+            None => (entry, None),
+            Some((name, rest)) => {
+                let inner = rest.strip_suffix(')').unwrap_or(rest);
+                let status = match inner.split_once(": ") {
+                    Some((level, text)) => ModuleStatus {
+                        level: StatusLevel::parse(level),
+                        text: text.to_owned(),
+                    },
+                    None => ModuleStatus {
+                        level: StatusLevel::Other(String::new()),
+                        text: inner.to_owned(),
+                    },
+                };
+                (name, Some(status))
+            }
+        };
+        if name.contains(char::is_whitespace) {
+            return Err(AdminError::Protocol(format!(
+                "module:list printed `{entry}`, which is no module name"
+            )));
+        }
+        modules.push(LoadedModule {
+            name: name.to_owned(),
+            status,
+        });
+    }
+    Ok(scopes)
+}
+
+/// Reads `module:info(name)` output: per place, `in global context` or
+/// `on VirtualHost "h"` / `on Component "h" ...`, then indented `path:`,
+/// `status: [level] text`, `provides:` items and `dependencies:`.
+fn parse_module_info(output: &[String]) -> Result<Vec<Placement>, AdminError> {
+    #[derive(PartialEq)]
+    enum Section {
+        Top,
+        Provides,
+        Dependencies,
+    }
+    let mut placements: Vec<Placement> = Vec::new();
+    let mut section = Section::Top;
+    for line in output {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if !line.starts_with(' ') {
+            let scope = if line == "in global context" {
+                Scope::Global
+            } else {
+                // on VirtualHost "example.org" / on Component "x" "muc"
+                let host = line
+                    .strip_prefix("on ")
+                    .and_then(|rest| rest.split('"').nth(1))
+                    .ok_or_else(|| {
+                        AdminError::Protocol(format!(
+                            "module:info printed `{line}` where a host was expected"
+                        ))
+                    })?;
+                Scope::Host(host.to_owned())
+            };
+            placements.push(Placement {
+                scope,
+                path: None,
+                status: None,
+                dependencies: Vec::new(),
+            });
+            section = Section::Top;
+            continue;
+        }
+        let Some(placement) = placements.last_mut() else {
+            return Err(AdminError::Protocol(format!(
+                "module:info printed `{line}` before naming a host"
+            )));
+        };
+        let trimmed = line.trim();
+        if let Some(path) = line.strip_prefix("  path: ") {
+            placement.path = (path != "n/a").then(|| PathBuf::from(path));
+            section = Section::Top;
+        } else if let Some(status) = line.strip_prefix("  status: [") {
+            let (level, text) = status.split_once("] ").unwrap_or((status, ""));
+            placement.status = Some(ModuleStatus {
+                level: StatusLevel::parse(level.trim_end_matches(']')),
+                text: text.to_owned(),
+            });
+            section = Section::Top;
+        } else if line == "  provides:" {
+            section = Section::Provides;
+        } else if line == "  dependencies:" {
+            section = Section::Dependencies;
+        } else if section == Section::Dependencies {
+            if let Some(dependency) = trimmed.strip_prefix("- mod_") {
+                placement.dependencies.push(dependency.to_owned());
+            }
+        }
+    }
+    Ok(placements)
 }
 
 /// An open admin session.
@@ -200,18 +423,103 @@ impl AdminSocket {
             .to_owned())
     }
 
-    /// The modules loaded on `host`.
+    /// The names of the modules loaded on `host` (a module with a warn or
+    /// error status is loaded too).
     pub async fn loaded(&mut self, host: &str) -> Result<Vec<String>, AdminError> {
+        Ok(self
+            .loaded_with_status(Scope::Host(host.to_owned()))
+            .await?
+            .into_iter()
+            .map(|m| m.name)
+            .collect())
+    }
+
+    /// The modules loaded in `scope`, with the status Prosody lists.
+    pub async fn loaded_with_status(
+        &mut self,
+        scope: Scope,
+    ) -> Result<Vec<LoadedModule>, AdminError> {
+        let argument = match &scope {
+            Scope::Global => "\"*\"".to_owned(),
+            Scope::Host(host) => lua_string(host),
+        };
+        let reply = self.checked(&format!("module:list({argument})")).await?;
+        let mut scopes = parse_module_list(&reply.output)?;
+        match scopes.pop() {
+            Some((listed, modules)) if listed == scope && scopes.is_empty() => Ok(modules),
+            _ => Err(AdminError::Protocol(format!(
+                "module:list({argument}) did not list exactly {scope:?}: {}",
+                reply.output.join(" / ")
+            ))),
+        }
+    }
+
+    /// Every module loaded anywhere: the global context and each host, in
+    /// one `module:list()`.
+    pub async fn loaded_everywhere(
+        &mut self,
+    ) -> Result<Vec<(Scope, Vec<LoadedModule>)>, AdminError> {
+        let reply = self.checked("module:list()").await?;
+        parse_module_list(&reply.output)
+    }
+
+    /// Where `module` is loaded, globally and on which hosts, from which
+    /// file and with which status; empty when it is loaded nowhere.
+    pub async fn placements(&mut self, module: &str) -> Result<Vec<Placement>, AdminError> {
         let reply = self
-            .checked(&format!("module:list({})", lua_string(host)))
+            .run(&format!("module:info({})", lua_string(module)))
             .await?;
-        // The first line names the host; modules follow, indented.
+        if !reply.ok {
+            // Prosody's words for "loaded nowhere"; any other error is one.
+            return if reply.result.contains("does not appear to be loaded") {
+                Ok(Vec::new())
+            } else {
+                Err(AdminError::Protocol(format!(
+                    "module:info failed: {}",
+                    reply.error_text()
+                )))
+            };
+        }
+        parse_module_info(&reply.output)
+    }
+
+    /// The features the running server declares (`core.features`, read
+    /// by `--% requires:` and `--% conflicts:` module headers): on 13 it
+    /// names the modules it took in from the community (mod_flags,
+    /// mod_cloud_notify...); 0.12 has only mod_bookmarks. Asked in the
+    /// console's raw Lua (`>`), under 13's `prosody.` name or 0.12's.
+    pub async fn features(&mut self) -> Result<std::collections::BTreeSet<String>, AdminError> {
+        let reply = self
+            .checked(
+                ">local ok, f = pcall(require, \"prosody.core.features\"); \
+                 if not ok then f = require \"core.features\" end; \
+                 for name in f.available do print(name) end",
+            )
+            .await?;
         Ok(reply
             .output
             .iter()
-            .filter(|l| l.starts_with(' ') || l.starts_with('\t'))
-            .map(|l| l.trim().to_owned())
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
             .collect())
+    }
+
+    /// The Lua version Prosody runs on, such as `5.4` (what `--% lua:`
+    /// headers name).
+    pub async fn lua_version(&mut self) -> Result<String, AdminError> {
+        let reply = self.checked(">print(_VERSION)").await?;
+        reply
+            .output
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("Lua "))
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                AdminError::Protocol(format!(
+                    "_VERSION printed {:?}, not `Lua N.M`",
+                    reply.output
+                ))
+            })
     }
 
     /// `module:load|unload|reload(module, host)`: `Ok(Err(text))` carries
@@ -360,5 +668,169 @@ mod tests {
             reply.error_text(),
             "Error: Last error: /x/mod_y.lua: No such file"
         );
+    }
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_owned).collect()
+    }
+
+    fn loaded(name: &str) -> LoadedModule {
+        LoadedModule {
+            name: name.into(),
+            status: None,
+        }
+    }
+
+    /// `module:list("localhost")` on Prosody 13.0.1 with dnsbl loaded
+    /// without its option (captured from a real server).
+    #[test]
+    fn a_module_with_an_error_status_is_loaded_and_keeps_its_status() {
+        let output = lines(
+            "localhost:\n    admin_shell\n    c2s\n    dnsbl (error: No 'dnsbls' in config file)\n    external_services (warn: No services configured or all had errors)\n    version",
+        );
+        let scopes = parse_module_list(&output).unwrap();
+        assert_eq!(scopes.len(), 1);
+        let (scope, modules) = &scopes[0];
+        assert_eq!(scope, &Scope::Host("localhost".into()));
+        assert_eq!(
+            modules,
+            &vec![
+                loaded("admin_shell"),
+                loaded("c2s"),
+                LoadedModule {
+                    name: "dnsbl".into(),
+                    status: Some(ModuleStatus {
+                        level: StatusLevel::Error,
+                        text: "No 'dnsbls' in config file".into(),
+                    }),
+                },
+                LoadedModule {
+                    name: "external_services".into(),
+                    status: Some(ModuleStatus {
+                        level: StatusLevel::Warn,
+                        text: "No services configured or all had errors".into(),
+                    }),
+                },
+                loaded("version"),
+            ]
+        );
+        assert_eq!(
+            modules[2].status.as_ref().unwrap().to_string(),
+            "error: No 'dnsbls' in config file"
+        );
+    }
+
+    /// `module:list()` on Prosody 0.12.3 with host_guard loaded: global
+    /// modules are listed under `Global:` only.
+    #[test]
+    fn global_modules_are_listed_in_their_own_scope() {
+        let output = lines(
+            "Global:\n    admin_shell\n    admin_socket\n    host_guard\n    posix\nlocalhost:\n    c2s\n    external_services (warn: No services configured or all had errors)\nconference.localhost:\n    muc\nmodman.localhost:\n    No modules loaded",
+        );
+        let scopes = parse_module_list(&output).unwrap();
+        let names = |i: usize| {
+            scopes[i]
+                .1
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(scopes[0].0, Scope::Global);
+        assert_eq!(
+            names(0),
+            ["admin_shell", "admin_socket", "host_guard", "posix"]
+        );
+        assert_eq!(scopes[1].0, Scope::Host("localhost".into()));
+        assert_eq!(names(1), ["c2s", "external_services"]);
+        assert_eq!(names(2), ["muc"]);
+        assert_eq!(scopes[3].0, Scope::Host("modman.localhost".into()));
+        assert!(names(3).is_empty());
+    }
+
+    #[test]
+    fn an_unknown_host_or_stray_line_is_an_error_not_a_module() {
+        let unknown = parse_module_list(&lines("nonexist.example:\n    Host not found"));
+        assert!(
+            matches!(&unknown, Err(AdminError::Protocol(t)) if t.contains("nonexist.example")),
+            "{unknown:?}"
+        );
+        assert!(parse_module_list(&lines("    c2s")).is_err());
+        assert!(parse_module_list(&lines("localhost:\n    two words")).is_err());
+    }
+
+    /// `module:info("admin_shell")` on Prosody 13.0.1: loaded globally
+    /// and on a host, each with its path, status and dependencies.
+    #[test]
+    fn module_info_says_where_a_module_is_loaded_including_globally() {
+        let output = lines(
+            "in global context\n  path: /usr/lib/prosody/modules/mod_admin_shell.lua\n  status: [core] Loaded\n  dependencies:\n  - mod_admin_socket\non VirtualHost \"localhost\"\n  path: /usr/lib/prosody/modules/mod_admin_shell.lua\n  status: [core] Loaded\n  dependencies:",
+        );
+        let placements = parse_module_info(&output).unwrap();
+        assert_eq!(
+            placements,
+            vec![
+                Placement {
+                    scope: Scope::Global,
+                    path: Some("/usr/lib/prosody/modules/mod_admin_shell.lua".into()),
+                    status: Some(ModuleStatus {
+                        level: StatusLevel::Core,
+                        text: "Loaded".into()
+                    }),
+                    dependencies: vec!["admin_socket".into()],
+                },
+                Placement {
+                    scope: Scope::Host("localhost".into()),
+                    path: Some("/usr/lib/prosody/modules/mod_admin_shell.lua".into()),
+                    status: Some(ModuleStatus {
+                        level: StatusLevel::Core,
+                        text: "Loaded".into()
+                    }),
+                    dependencies: vec![],
+                },
+            ]
+        );
+    }
+
+    /// `module:info("muc", "conference.localhost")` on Prosody 0.12.3:
+    /// the items it provides (`  - Feature (2 items)`) are not dependencies.
+    #[test]
+    fn provided_items_are_not_taken_for_dependencies() {
+        let output = lines(
+            "on Component \"conference.localhost\" \"muc\"\n  path: /usr/lib/prosody/modules/muc/mod_muc.lua\n  status: [core] Loaded\n  provides:\n  - Legacy metrics (4 items)\n    - room_hit (rate)\n  - Ad-hoc commands (2 items)\n    - Destroy Rooms\n  - Feature (2 items)\n    - http://jabber.org/protocol/muc\n  dependencies:\n  - mod_muc_unique\n  - mod_disco\n  - mod_adhoc",
+        );
+        let placements = parse_module_info(&output).unwrap();
+        assert_eq!(placements.len(), 1);
+        assert_eq!(
+            placements[0].scope,
+            Scope::Host("conference.localhost".into())
+        );
+        assert_eq!(placements[0].dependencies, ["muc_unique", "disco", "adhoc"]);
+    }
+
+    /// `module:info("dnsbl")` on 13 and external_services on 0.12: the
+    /// status Prosody keeps for a module that loaded with a problem.
+    #[test]
+    fn module_info_keeps_a_warn_or_error_status() {
+        let dnsbl = parse_module_info(&lines(
+            "on VirtualHost \"localhost\"\n  path: /usr/lib/prosody/modules/mod_dnsbl/mod_dnsbl.lua\n  status: [error] No 'dnsbls' in config file",
+        ))
+        .unwrap();
+        assert_eq!(
+            dnsbl[0].status,
+            Some(ModuleStatus {
+                level: StatusLevel::Error,
+                text: "No 'dnsbls' in config file".into()
+            })
+        );
+        let external = parse_module_info(&lines(
+            "on VirtualHost \"localhost\"\n  path: /usr/lib/prosody/modules/mod_external_services.lua\n  status: [warn] No services configured or all had errors\n  provides:\n  - Feature (2 items)\n    - urn:xmpp:extdisco:2",
+        ))
+        .unwrap();
+        assert_eq!(
+            external[0].status.as_ref().unwrap().level,
+            StatusLevel::Warn
+        );
+        assert!(external[0].dependencies.is_empty());
+        assert!(parse_module_info(&lines("  path: /x")).is_err());
     }
 }

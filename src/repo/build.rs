@@ -58,7 +58,7 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> BuildError + '_ {
 /// A module packed and described, before dependency kinds are known.
 struct Packed {
     entry: ModuleEntry,
-    depends: Vec<String>,
+    depends: Vec<metadata::Declared>,
     archive: Vec<u8>,
 }
 
@@ -98,7 +98,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
 
     let community: BTreeSet<String> = packed.iter().map(|p| p.entry.name.clone()).collect();
     for module in &mut packed {
-        for name in std::mem::take(&mut module.depends) {
+        for metadata::Declared { name, need } in std::mem::take(&mut module.depends) {
             let kind = if community.contains(&name) {
                 DependencyKind::Community
             } else if crate::prosody::has_module(options.builtin_dir, &name) {
@@ -111,7 +111,10 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
                 ));
                 DependencyKind::Missing
             };
-            module.entry.dependencies.push(Dependency { name, kind });
+            module
+                .entry
+                .dependencies
+                .push(Dependency { name, kind, need });
         }
     }
 
@@ -156,15 +159,22 @@ fn pack_module(
     // Read back what was packed: the archive checks itself, and the Lua
     // files are scanned as shipped.
     let contents = archive::read(&bytes, name).map_err(|e| e.to_string())?;
-    let mut depends: Vec<String> = contents
+    let mut depends: Vec<metadata::Declared> = contents
         .iter()
         .filter(|f| f.path.ends_with(".lua"))
         .flat_map(|f| metadata::depends(&String::from_utf8_lossy(&f.data)))
-        .filter(|d| d != name)
+        .filter(|d| d.name != name)
         .collect();
+    // One entry per name; required in any file wins.
     depends.sort();
-    depends.dedup();
+    depends.dedup_by(|later, first| later.name == first.name);
 
+    // Prosody reads the headers of the file it loads: the main one.
+    let headers = contents
+        .iter()
+        .find(|f| f.path == format!("mod_{name}.lua") || f.path == format!("{name}/mod_{name}.lua"))
+        .map(|f| metadata::headers(&String::from_utf8_lossy(&f.data)))
+        .unwrap_or_default();
     let readme_file = contents
         .iter()
         .find(|f| matches!(f.path.as_str(), "README.markdown" | "README.md"));
@@ -189,6 +199,7 @@ fn pack_module(
         description: readme.description,
         dependencies: vec![],
         compatibility: readme.compatibility,
+        headers,
         size: bytes.len() as u64,
         sha256,
         files,

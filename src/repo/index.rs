@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::metadata::{Headers, Need};
+
 /// Bumped on any incompatible change; readers refuse other values.
 pub const SCHEMA: u32 = 1;
 
@@ -35,6 +37,10 @@ pub struct ModuleEntry {
     pub description: String,
     pub dependencies: Vec<Dependency>,
     pub compatibility: Vec<Compatibility>,
+    /// The main file's `--% requires/conflicts/lua` headers; left out of
+    /// the index when there are none, so older indexes read the same.
+    #[serde(default, skip_serializing_if = "Headers::is_empty")]
+    pub headers: Headers,
     /// Path of the archive, relative to the repository root.
     pub archive: String,
     /// Size of the archive in bytes.
@@ -51,6 +57,10 @@ pub struct ModuleEntry {
 pub struct Dependency {
     pub name: String,
     pub kind: DependencyKind,
+    /// Left out of the index when required, so indexes without optional
+    /// dependencies read as before.
+    #[serde(default, skip_serializing_if = "Need::is_required")]
+    pub need: Need,
 }
 
 /// Where a dependency comes from.
@@ -203,6 +213,7 @@ pub(crate) mod tests {
             description: String::new(),
             dependencies: vec![],
             compatibility: vec![],
+            headers: Headers::default(),
             archive: format!("archives/mod_{name}.tar.gz"),
             size: 1,
             sha256: "0".repeat(64),
@@ -228,6 +239,7 @@ pub(crate) mod tests {
             m.dependencies = vec![Dependency {
                 name: "a/b".into(),
                 kind: DependencyKind::Community,
+                need: Need::Required,
             }];
         }
         type Mutation = fn(&mut ModuleEntry);

@@ -2,6 +2,7 @@
 //! (summary, labels), its Compatibility table, and the dependencies its
 //! Lua code declares with `module:depends("x")`.
 
+use serde::{Deserialize, Serialize};
 use yaml_rust2::{Yaml, YamlLoader};
 
 use super::index::{is_valid_module_name, Compatibility};
@@ -55,7 +56,7 @@ pub fn parse_readme(text: &str) -> (Readme, Option<String>) {
         .iter()
         .find_map(|l| l.strip_prefix("Stage-"))
         .map(str::to_lowercase);
-    readme.compatibility = compatibility(&readme.description);
+    readme.compatibility = super::compat::from_readme(&readme.description);
     (readme, warning)
 }
 
@@ -81,109 +82,242 @@ fn split_front_matter(text: &str) -> (Option<&str>, &str, Option<String>) {
     )
 }
 
-/// Rows of the section headed "Compatibility", in the pandoc simple-table
-/// or pipe-table forms the prosody-modules READMEs use.
-fn compatibility(markdown: &str) -> Vec<Compatibility> {
-    let lines: Vec<&str> = markdown.lines().collect();
-    let is_underline = |line: &str| {
-        let line = line.trim_end();
-        !line.is_empty() && (line.chars().all(|c| c == '=') || line.chars().all(|c| c == '-'))
-    };
-    let is_heading = |i: usize| {
-        lines[i].starts_with('#')
-            || (!lines[i].trim().is_empty() && lines.get(i + 1).is_some_and(|l| is_underline(l)))
-    };
-    let Some(start) = (0..lines.len()).find(|&i| {
-        is_heading(i)
-            && lines[i]
-                .trim_start_matches('#')
-                .trim()
-                .eq_ignore_ascii_case("compatibility")
-    }) else {
-        return vec![];
-    };
-    let mut rows = Vec::new();
-    let first = if lines[start].starts_with('#') {
-        start + 1
-    } else {
-        start + 2
-    };
-    for (i, line) in lines.iter().enumerate().skip(first) {
-        if is_heading(i) {
-            break;
-        }
-        let cells: Vec<String> = if line.trim_start().starts_with('|') {
-            line.split('|')
-                .map(|c| c.trim().to_owned())
-                .filter(|c| !c.is_empty())
-                .collect()
-        } else {
-            line.trim()
-                .split("  ")
-                .map(|c| c.trim().to_owned())
-                .filter(|c| !c.is_empty())
-                .collect()
-        };
-        let [version, status @ ..] = cells.as_slice() else {
-            continue;
-        };
-        let looks_like_version =
-            version.contains("trunk") || version.starts_with(|c: char| c.is_ascii_digit());
-        if status.is_empty() || !looks_like_version {
-            continue;
-        }
-        let status = status.join(" ").replace('\\', "");
-        rows.push(Compatibility {
-            prosody: version.replace('\\', ""),
-            works: works(&status),
-            status,
-        });
-    }
-    rows
+/// Whether a module loads only with a dependency, or only in some set-ups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Need {
+    /// Declared at the top level: the module fails to load without it.
+    #[default]
+    Required,
+    /// Declared inside an `if` (such as csi_battery_saver's
+    /// track_muc_joins, only with `csi_battery_saver_filter_muc`): needed
+    /// only when that condition holds.
+    Optional,
 }
 
-/// Reads a status cell: "Works…" yes, "Doesn't work…" no, else unknown.
-fn works(status: &str) -> Option<bool> {
-    let lower = status.to_lowercase();
-    let negative = [
-        "doesn't work",
-        "does not work",
-        "not work",
-        "broken",
-        "support dropped",
-        "incompatible",
-    ];
-    if negative.iter().any(|n| lower.contains(n)) || lower == "no" {
-        Some(false)
-    } else if lower.starts_with("works") || lower.starts_with("should work") || lower == "yes" {
-        Some(true)
-    } else {
-        None
+impl Need {
+    /// For serde: an index leaves the usual case out.
+    pub fn is_required(&self) -> bool {
+        *self == Need::Required
     }
 }
 
-/// Module names passed as a literal to `module:depends`, sorted, unique.
+/// A module another module's code needs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Declared {
+    pub name: String,
+    pub need: Need,
+}
+
+/// The modules a module's Lua code needs, sorted, each once (required
+/// wins over optional): `module:depends("x")`, and
+/// `module:require("mod_x/lib")`, which reads a library from module x's
+/// directory (dnsbl reads mod_anti_spam/trie), so x must be installed.
 /// Computed names (`module:depends(variable)`) cannot be known statically
 /// and are skipped.
-pub fn depends(lua: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    for (at, _) in lua.match_indices("module:depends") {
-        let rest = lua[at + "module:depends".len()..].trim_start();
-        let rest = rest.strip_prefix('(').unwrap_or(rest).trim_start();
-        let Some(quote) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else {
-            continue;
-        };
-        let Some(end) = rest[1..].find(quote) else {
-            continue;
-        };
-        let name = &rest[1..1 + end];
-        if is_valid_module_name(name) {
-            names.push(name.to_owned());
+pub fn depends(lua: &str) -> Vec<Declared> {
+    let code = LuaCode::scan(lua);
+    let mut found: Vec<Declared> = Vec::new();
+    for call in ["module:depends", "module:require"] {
+        for (at, _) in lua.match_indices(call) {
+            if !code.is_code(at) {
+                continue;
+            }
+            let Some(argument) = literal_argument(&lua[at + call.len()..]) else {
+                continue;
+            };
+            let name = if call == "module:depends" {
+                argument
+            } else {
+                // Only a path into another module's directory names a module.
+                match argument
+                    .strip_prefix("mod_")
+                    .and_then(|rest| rest.split_once('/'))
+                {
+                    Some((module, _)) => module,
+                    None => continue,
+                }
+            };
+            if is_valid_module_name(name) {
+                found.push(Declared {
+                    name: name.to_owned(),
+                    need: if code.in_if(at) {
+                        Need::Optional
+                    } else {
+                        Need::Required
+                    },
+                });
+            }
         }
     }
-    names.sort();
-    names.dedup();
-    names
+    found.sort();
+    found.dedup_by(|later, first| later.name == first.name);
+    found
+}
+
+/// The string literal a call starts with: `("x")`, `"x"`, `'x'`, `( 'x' )`.
+fn literal_argument(rest: &str) -> Option<&str> {
+    let rest = rest.trim_start();
+    let rest = rest.strip_prefix('(').unwrap_or(rest).trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let end = rest[1..].find(quote)?;
+    Some(&rest[1..1 + end])
+}
+
+/// Where a Lua source's code is (not comments or strings), and which
+/// blocks enclose each position: enough to tell a call inside an `if`.
+struct LuaCode {
+    /// Byte ranges of comments and string literals.
+    skipped: Vec<std::ops::Range<usize>>,
+    /// Byte ranges of `if ... end` blocks.
+    ifs: Vec<std::ops::Range<usize>>,
+}
+
+impl LuaCode {
+    fn scan(lua: &str) -> LuaCode {
+        #[derive(PartialEq)]
+        enum Block {
+            If,
+            Other,
+        }
+        let bytes = lua.as_bytes();
+        let mut skipped = Vec::new();
+        let mut ifs = Vec::new();
+        let mut stack: Vec<(Block, usize)> = Vec::new();
+        let mut i = 0;
+        // `[[`, `[=[`...: the closing `]]`, `]=]`.
+        let long_bracket = |at: usize| -> Option<String> {
+            let rest = &lua[at..];
+            let level = rest
+                .strip_prefix('[')?
+                .bytes()
+                .take_while(|b| *b == b'=')
+                .count();
+            rest[1 + level..]
+                .starts_with('[')
+                .then(|| format!("]{}]", "=".repeat(level)))
+        };
+        while i < bytes.len() {
+            let c = bytes[i];
+            if bytes[i..].starts_with(b"--") {
+                let start = i;
+                let end = match long_bracket(i + 2) {
+                    Some(close) => lua[i..]
+                        .find(&close)
+                        .map_or(lua.len(), |e| i + e + close.len()),
+                    None => lua[i..].find('\n').map_or(lua.len(), |e| i + e),
+                };
+                skipped.push(start..end);
+                i = end;
+            } else if c == b'"' || c == b'\'' {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != c && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(bytes.len());
+                skipped.push(start..i);
+            } else if let Some(close) = (c == b'[').then(|| long_bracket(i)).flatten() {
+                let end = lua[i..]
+                    .find(&close)
+                    .map_or(lua.len(), |e| i + e + close.len());
+                skipped.push(i..end);
+                i = end;
+            } else if c.is_ascii_alphabetic() || c == b'_' {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                // `module.end` or `x:do` are names, not keywords.
+                let after_dot = start > 0 && matches!(bytes[start - 1], b'.' | b':');
+                if after_dot {
+                    continue;
+                }
+                match &lua[start..i] {
+                    "if" => stack.push((Block::If, start)),
+                    "function" | "do" => stack.push((Block::Other, start)),
+                    "repeat" => stack.push((Block::Other, start)),
+                    "end" | "until" => {
+                        if let Some((Block::If, opened)) = stack.pop() {
+                            ifs.push(opened..i);
+                        }
+                    }
+                    _ => {}
+                }
+            } else {
+                i += 1;
+            }
+        }
+        // An unclosed `if` (broken code) runs to the end.
+        ifs.extend(
+            stack
+                .into_iter()
+                .filter(|(block, _)| *block == Block::If)
+                .map(|(_, opened)| opened..lua.len()),
+        );
+        LuaCode { skipped, ifs }
+    }
+
+    fn is_code(&self, at: usize) -> bool {
+        !self.skipped.iter().any(|r| r.contains(&at))
+    }
+
+    fn in_if(&self, at: usize) -> bool {
+        self.ifs.iter().any(|r| r.contains(&at))
+    }
+}
+
+/// The `--% key: value` header lines Prosody reads from a module file
+/// before loading it (core/modulemanager.lua): it refuses the module when
+/// the running Lua is not one of `lua`, when the server has a feature of
+/// `conflicts` (so the 2025 mod_flags, `--% conflicts: mod_flags`, gives way
+/// to 13's own), or lacks one of `requires`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Headers {
+    /// Features of `core.features` the server must have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
+    /// Features the server must not have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
+    /// Lua versions (`5.4`) the module runs on; empty means any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lua: Vec<String>,
+}
+
+impl Headers {
+    /// For serde: an index leaves a module without headers as before.
+    pub fn is_empty(&self) -> bool {
+        self == &Headers::default()
+    }
+}
+
+/// Reads the headers of a module's main file as Prosody does: every line
+/// `--% key: value`, the last of a key winning, values split on commas
+/// and spaces.
+pub fn headers(lua: &str) -> Headers {
+    let mut headers = Headers::default();
+    for line in lua.lines() {
+        let Some(rest) = line.strip_prefix("--%") else {
+            continue;
+        };
+        let Some((key, value)) = rest.trim_start().split_once(':') else {
+            continue;
+        };
+        let values: Vec<String> = value
+            .split([',', ' ', '\t'])
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect();
+        match key {
+            "requires" => headers.requires = values,
+            "conflicts" => headers.conflicts = values,
+            "lua" => headers.lua = values,
+            _ => {}
+        }
+    }
+    headers
 }
 
 #[cfg(test)]
@@ -253,6 +387,93 @@ mod tests {
             local y = module:depends(name_from_config)
             module:depends("../../etc")
         "#;
-        assert_eq!(depends(lua), ["adhoc", "http", "track_muc_joins"]);
+        let names: Vec<_> = depends(lua).into_iter().map(|d| d.name).collect();
+        assert_eq!(names, ["adhoc", "http", "track_muc_joins"]);
+    }
+
+    fn declared(name: &str, need: Need) -> Declared {
+        Declared {
+            name: name.into(),
+            need,
+        }
+    }
+
+    /// The head of mod_dnsbl.lua (2025 corpus): a library read from
+    /// mod_anti_spam's directory makes anti_spam a dependency; Prosody's
+    /// own libraries (`require`) and a module's own (`module:require("x")`)
+    /// do not.
+    #[test]
+    fn a_library_from_another_modules_directory_is_a_dependency() {
+        let dnsbl = r#"local lfs = require "lfs";
+local adns = require "net.adns";
+local it = require "util.iterators";
+local trie = module:require("mod_anti_spam/trie");
+local own = module:require "sasl_dovecot".new;
+local muc_util = module:require "muc/util";
+"#;
+        assert_eq!(depends(dnsbl), [declared("anti_spam", Need::Required)]);
+    }
+
+    /// mod_csi_battery_saver.lua (both corpora): track_muc_joins only with
+    /// the filter_muc option.
+    #[test]
+    fn a_dependency_inside_an_if_is_optional() {
+        let battery = r#"local filter_muc = module:get_option_boolean("csi_battery_saver_filter_muc", false);
+module:depends"csi"
+if filter_muc then module:depends"track_muc_joins"; end		-- only depend on this module if we actually use it
+local function f() module:depends("pep") end
+"#;
+        assert_eq!(
+            depends(battery),
+            [
+                declared("csi", Need::Required),
+                declared("pep", Need::Required),
+                declared("track_muc_joins", Need::Optional),
+            ]
+        );
+        // Nested blocks, an `end` in a string or comment, and a name in a
+        // comment are no confusion; required wins over optional.
+        let nested = r#"
+if a then
+    for _, x in ipairs(t) do print("end") end -- end
+    module:depends("inner")
+end
+-- module:depends("commented")
+module:depends("after")
+if b then module:depends("after") end
+--[[ if c then ]] module:depends("top")
+"#;
+        assert_eq!(
+            depends(nested),
+            [
+                declared("after", Need::Required),
+                declared("inner", Need::Optional),
+                declared("top", Need::Required),
+            ]
+        );
+    }
+
+    /// The head of the 2025 mod_flags.lua, and headers as Prosody 13's
+    /// own modules write them.
+    #[test]
+    fn reads_module_headers_as_prosody_does() {
+        let flags = "-- This module is only for 0.12, later versions have mod_flags bundled\n--% conflicts: mod_flags\n\nlocal jid_node = require \"util.jid\".node;\n";
+        assert_eq!(
+            headers(flags),
+            Headers {
+                conflicts: vec!["mod_flags".into()],
+                ..Headers::default()
+            }
+        );
+        let more = "--% requires: loader, keyval+\n--% lua: 5.4,5.3\n--% requires: split-user-roles\n--%bad line\n";
+        assert_eq!(
+            headers(more),
+            Headers {
+                requires: vec!["split-user-roles".into()],
+                conflicts: vec![],
+                lua: vec!["5.4".into(), "5.3".into()],
+            }
+        );
+        assert!(headers("local x = 1 --% requires: y\n").is_empty());
     }
 }

@@ -3,13 +3,21 @@
 //! on free loopback ports; `Drop` kills what was started, also when a test
 //! panics. Readiness is awaited by asking (connecting, querying), never by
 //! sleeping a fixed time.
+//!
+//! Which Prosody: `MODMAN_TEST_PROSODY=0.12` (the default) is Debian 12's
+//! package on this machine; `MODMAN_TEST_PROSODY=13` is Debian 13's in the
+//! chroot scripts/test makes (`MODMAN_TRIXIE_ROOT`, default
+//! /var/tmp/modman-trixie). Every use of Prosody's programs and module
+//! corpus goes through [`server`], so a test runs unchanged on both.
 
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use minidom::Element;
@@ -33,6 +41,147 @@ pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
         }
         assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A Prosody release the suite runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// Debian 12's prosody 0.12 and its 2023 prosody-modules, on this machine.
+    V0_12,
+    /// Debian 13's prosody 13.0 and its 2025 prosody-modules, in a chroot.
+    V13,
+}
+
+/// Where the Prosody under test lives: `/` for the host's, or a chroot
+/// whose own path is a link to `/` inside it, so a path under `root` names
+/// the same file for the host and for Prosody.
+pub struct Server {
+    pub version: Version,
+    pub root: PathBuf,
+}
+
+/// The Prosody chosen by `MODMAN_TEST_PROSODY` (read once).
+pub fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let chosen = std::env::var("MODMAN_TEST_PROSODY").unwrap_or_else(|_| "0.12".into());
+        match chosen.as_str() {
+            "0.12" => Server {
+                version: Version::V0_12,
+                root: PathBuf::from("/"),
+            },
+            "13" => {
+                let root = PathBuf::from(
+                    std::env::var("MODMAN_TRIXIE_ROOT")
+                        .unwrap_or_else(|_| "/var/tmp/modman-trixie".into()),
+                );
+                assert!(
+                    root.join(".modman-chroot-complete").is_file(),
+                    "MODMAN_TEST_PROSODY=13 needs the Prosody 13 chroot at {}: run scripts/test \
+                     (it makes it once), or set MODMAN_TRIXIE_ROOT to where it is",
+                    root.display()
+                );
+                Server {
+                    version: Version::V13,
+                    root,
+                }
+            }
+            other => panic!("MODMAN_TEST_PROSODY is `{other}`; use 0.12 or 13"),
+        }
+    })
+}
+
+impl Server {
+    /// A command running one of Prosody's programs (prosody, prosodyctl,
+    /// dpkg-query...) where that Prosody is installed.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        match self.version {
+            Version::V0_12 => Command::new(program),
+            Version::V13 => {
+                let mut command = Command::new("chroot");
+                command.arg(&self.root).arg(program);
+                command
+            }
+        }
+    }
+
+    /// `path` (absolute, as Prosody sees it) as seen from this machine.
+    pub fn host_path(&self, path: &str) -> PathBuf {
+        self.root.join(path.trim_start_matches('/'))
+    }
+
+    /// Prosody's own modules, which also hold Debian's prosody-modules.
+    pub fn builtin_modules(&self) -> PathBuf {
+        self.host_path("/usr/lib/prosody/modules")
+    }
+
+    /// A new temp dir that Prosody can reach at the same path.
+    pub fn tempdir(&self, prefix: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(self.host_path(&std::env::temp_dir().display().to_string()))
+            .unwrap()
+    }
+
+    /// For a test that only makes sense on `version`: panics, naming why,
+    /// when run on the other one. Such tests sit in a module named
+    /// `prosody_13_only` or `prosody_0_12_only`, marked `#[ignore]` so a
+    /// plain `cargo test` leaves them out; scripts/test runs them
+    /// (`--include-ignored`) and leaves each out of the other version's run
+    /// by that name (`--skip`), so no run passes one without running it.
+    pub fn require(&self, version: Version, why: &str) {
+        assert_eq!(
+            self.version, version,
+            "this test runs only on Prosody {version:?} ({why}); \
+             it is run with MODMAN_TEST_PROSODY set accordingly by scripts/test"
+        );
+    }
+}
+
+/// `prosodyctl --config CONFIG ARGS...` for `prosody`'s server; its output.
+pub fn prosodyctl(prosody: &Prosody, args: &[&str]) -> std::process::Output {
+    server()
+        .command("prosodyctl")
+        .arg("--config")
+        .arg(prosody.config_path())
+        .args(args)
+        .output()
+        .expect("prosodyctl runs (scripts/test installs prosody, and makes the Prosody 13 chroot)")
+}
+
+/// A module directory of the Debian corpus of the Prosody under test.
+pub fn corpus_module(name: &str) -> PathBuf {
+    server().builtin_modules().join(name)
+}
+
+/// A program to run, on this machine or inside the Prosody 13 chroot
+/// (such as the binary of the package installed there).
+pub struct Program {
+    /// The chroot it runs in, if any.
+    pub chroot: Option<PathBuf>,
+    /// Its path (inside the chroot, if any).
+    pub path: PathBuf,
+}
+
+impl Program {
+    /// The modman binary of this build.
+    pub fn this_build() -> Program {
+        Program {
+            chroot: None,
+            path: PathBuf::from(env!("CARGO_BIN_EXE_modman")),
+        }
+    }
+
+    pub fn command(&self) -> Command {
+        match &self.chroot {
+            None => Command::new(&self.path),
+            Some(root) => {
+                let mut command = Command::new("chroot");
+                command.arg(root).arg(&self.path);
+                command
+            }
+        }
     }
 }
 
@@ -82,10 +231,7 @@ impl Prosody {
     /// Starts Prosody with the template, changed by `edit` (before its
     /// placeholders are filled in).
     pub fn start_with(edit: impl Fn(String) -> String) -> Prosody {
-        let dir = tempfile::Builder::new()
-            .prefix("modman-test-")
-            .tempdir()
-            .unwrap();
+        let dir = server().tempdir("modman-test-");
         let mut prosody = Prosody {
             dir,
             c2s_port: free_port(),
@@ -100,16 +246,12 @@ impl Prosody {
         std::fs::write(prosody.config_path(), config).unwrap();
         for user in [ADMIN, USER] {
             let (name, host) = user.split_once('@').unwrap();
-            let status = Command::new("prosodyctl")
-                .arg("--config")
-                .arg(prosody.config_path())
-                .args(["register", name, host, PASSWORD])
-                .stderr(Stdio::null())
-                .status()
-                .expect(
-                    "prosodyctl runs (is the prosody package installed? scripts/test installs it)",
-                );
-            assert!(status.success(), "prosodyctl register {user} failed");
+            let output = prosodyctl(&prosody, &["register", name, host, PASSWORD]);
+            assert!(
+                output.status.success(),
+                "prosodyctl register {user} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         prosody.launch();
         prosody
@@ -134,11 +276,16 @@ impl Prosody {
             .replace("@C2S_PORT@", &self.c2s_port.to_string())
             .replace("@COMPONENT_PORT@", &self.component_port.to_string())
             .replace("@SECRET@", SECRET)
+            .replace(
+                "@BUILTIN_MODULES@",
+                &server().builtin_modules().display().to_string(),
+            )
     }
 
     fn launch(&mut self) {
         let log = std::fs::File::create(self.path("prosody.stdout")).unwrap();
-        let child = Command::new("prosody")
+        let child = server()
+            .command("prosody")
             .arg("-F")
             .arg("--config")
             .arg(self.config_path())
@@ -184,17 +331,21 @@ impl Prosody {
     }
 
     /// The modules loaded on `host`, asked with `prosodyctl shell`: what
-    /// Prosody runs, independently of anything modman says.
+    /// Prosody runs, independently of anything modman says. A status
+    /// Prosody prints after a name (`dnsbl (error: ...)`) is left out.
     pub fn loaded_modules(&self, host: &str) -> Vec<String> {
-        let output = Command::new("prosodyctl")
-            .arg("--config")
-            .arg(self.config_path())
-            .args(["shell", &format!("module:list(\"{host}\")")])
-            .stderr(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "prosodyctl shell failed");
-        String::from_utf8_lossy(&output.stdout)
+        self.module_list(host)
+            .into_iter()
+            .map(|line| match line.split_once(" (") {
+                Some((name, _)) => name.to_owned(),
+                None => line,
+            })
+            .collect()
+    }
+
+    /// The lines of `module:list(host)` as `prosodyctl shell` prints them.
+    pub fn module_list(&self, host: &str) -> Vec<String> {
+        self.shell(&format!("module:list(\"{host}\")"))
             .lines()
             .filter(|l| l.starts_with("    "))
             .map(|l| l.trim().to_owned())
@@ -204,19 +355,24 @@ impl Prosody {
     /// What Prosody holds for option `key` on `host`, asked with
     /// `prosodyctl shell config get`: as Prosody serializes it.
     pub fn config_get(&self, host: &str, key: &str) -> String {
-        let output = Command::new("prosodyctl")
-            .arg("--config")
-            .arg(self.config_path())
-            .args(["shell", "config", "get", host, key])
-            .stderr(Stdio::null())
-            .output()
-            .unwrap();
+        let output = prosodyctl(self, &["shell", "config", "get", host, key]);
         assert!(
             output.status.success(),
             "prosodyctl shell config get failed"
         );
         let out = String::from_utf8_lossy(&output.stdout);
         out.trim().trim_start_matches("OK: ").to_owned()
+    }
+
+    /// What `prosodyctl shell COMMAND` prints (it must succeed).
+    pub fn shell(&self, command: &str) -> String {
+        let output = prosodyctl(self, &["shell", command]);
+        assert!(
+            output.status.success(),
+            "prosodyctl shell {command} failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// Prosody's process id.
@@ -251,16 +407,17 @@ impl Modman {
     /// Starts `modman run` with `config` and waits until it answers
     /// disco#info through Prosody (so it is connected, not just started).
     pub fn start(prosody: &Prosody, config: &str) -> Modman {
-        Modman::start_binary(prosody, config, Path::new(env!("CARGO_BIN_EXE_modman")))
+        Modman::start_binary(prosody, config, &Program::this_build())
     }
 
     /// [`Modman::start`] with another build of modman, such as the
     /// installed package's.
-    pub fn start_binary(prosody: &Prosody, config: &str, binary: &Path) -> Modman {
+    pub fn start_binary(prosody: &Prosody, config: &str, binary: &Program) -> Modman {
         let config_path = prosody.path("modman.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = prosody.path("modman.log");
-        let child = Command::new(binary)
+        let child = binary
+            .command()
             .args(["run", "--config"])
             .arg(&config_path)
             .env("RUST_LOG", "debug")
@@ -491,17 +648,9 @@ pub struct Repository {
 }
 
 impl Repository {
-    /// A repository of Debian's prosody-modules.
+    /// A repository of the Debian prosody-modules of the Prosody under test.
     pub fn start() -> Repository {
-        Repository::start_with(|corpus| {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/corpus-from-debian");
-            let output = Command::new(script).arg(corpus).output().unwrap();
-            assert!(
-                output.status.success(),
-                "corpus-from-debian: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        })
+        Repository::start_with(debian_corpus)
     }
 
     /// A repository of the module tree `populate` writes into its argument.
@@ -614,6 +763,22 @@ impl Drop for Repository {
     }
 }
 
+/// Lays out the Debian prosody-modules of the Prosody under test in the
+/// upstream layout in `into` (scripts/corpus-from-debian).
+pub fn debian_corpus(into: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/corpus-from-debian");
+    let output = Command::new(script)
+        .arg(into)
+        .env("MODMAN_PROSODY_ROOT", &server().root)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "corpus-from-debian: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Every regular file under `dir`, by relative path, with its bytes.
 pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
@@ -639,12 +804,13 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
 
 /// Runs the modman CLI; returns (success, stdout, stderr).
 pub fn cli(args: &[&str], config: &Path) -> (bool, String, String) {
-    cli_binary(Path::new(env!("CARGO_BIN_EXE_modman")), args, config)
+    cli_binary(&Program::this_build(), args, config)
 }
 
 /// [`cli`] with another build of modman.
-pub fn cli_binary(binary: &Path, args: &[&str], config: &Path) -> (bool, String, String) {
-    let output = Command::new(binary)
+pub fn cli_binary(binary: &Program, args: &[&str], config: &Path) -> (bool, String, String) {
+    let output = binary
+        .command()
         .args(args)
         .arg("--config")
         .arg(config)

@@ -1,0 +1,322 @@
+//! modman's admin socket client reads what the real Prosody answers, on
+//! 0.12 and 13: a module loaded with an error or warn status is loaded, a
+//! global module is found where it is (never under a host), and the
+//! server's features are its own; the index a repository build makes of
+//! the real corpus records what the server checks it against. Each fact is checked against what
+//! `prosodyctl shell` prints, independently of modman's parser.
+
+mod support;
+
+use modman::engine::admin_socket::{
+    AdminSocket, LoadedModule, ModuleAction, ModuleStatus, Scope, StatusLevel,
+};
+use modman::prosody::{Objection, ServerFacts, Shipped};
+use modman::repo::index::{DependencyKind, Index, Need};
+use support::{server, Prosody, Repository, Version, DOMAIN};
+
+/// A module that loads and then reports an error, as a module missing an
+/// option does (mod_dnsbl on 13, which 0.12's corpus lacks).
+const FAILING: &str = r#"module:set_status("error", "No 'failing_url' in config file (test)")"#;
+/// A module loaded once for the whole server.
+const GLOBAL: &str = "module:set_global()\n";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn status(level: StatusLevel, text: &str) -> Option<ModuleStatus> {
+    Some(ModuleStatus {
+        level,
+        text: text.into(),
+    })
+}
+
+#[test]
+fn a_module_with_an_error_status_and_a_global_module_are_seen_loaded() {
+    let prosody = Prosody::start();
+    for (name, code) in [("failing_x", FAILING), ("global_x", GLOBAL)] {
+        let dir = prosody.modules_dir().join(format!("mod_{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("mod_{name}.lua")), code).unwrap();
+    }
+    std::process::Command::new("cp")
+        .arg("-r")
+        .arg(support::corpus_module("mod_host_guard"))
+        .arg(prosody.modules_dir())
+        .status()
+        .unwrap();
+    let socket_path = prosody.path("data/prosody.sock");
+    runtime().block_on(async {
+        let mut socket = AdminSocket::connect(&socket_path).await.unwrap();
+        for module in ["failing_x", "global_x", "host_guard", "external_services"] {
+            let loaded = socket
+                .module(ModuleAction::Load, module, DOMAIN)
+                .await
+                .unwrap();
+            assert_eq!(loaded, Ok(()), "loading {module}");
+        }
+
+        // What Prosody itself prints: the status after the name.
+        let printed = prosody.module_list(DOMAIN);
+        assert!(
+            printed.contains(&"failing_x (error: No 'failing_url' in config file (test))".into()),
+            "{printed:?}"
+        );
+        assert!(!printed.iter().any(|l| l.starts_with("global_x")));
+
+        let on_host = socket
+            .loaded_with_status(Scope::Host(DOMAIN.into()))
+            .await
+            .unwrap();
+        let find = |modules: &[LoadedModule], name: &str| {
+            modules
+                .iter()
+                .find(|m| m.name == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name} not in {modules:?}"))
+        };
+        assert_eq!(
+            find(&on_host, "failing_x").status,
+            status(StatusLevel::Error, "No 'failing_url' in config file (test)")
+        );
+        assert_eq!(
+            find(&on_host, "external_services").status,
+            status(
+                StatusLevel::Warn,
+                "No services configured or all had errors"
+            )
+        );
+        assert_eq!(find(&on_host, "c2s").status, None);
+        assert_eq!(
+            on_host.len(),
+            printed.len(),
+            "modman reads every line Prosody prints"
+        );
+        let names = socket.loaded(DOMAIN).await.unwrap();
+        assert!(names.contains(&"failing_x".to_owned()), "{names:?}");
+
+        // Global modules: never under the host, always in the global scope.
+        for global in ["global_x", "host_guard"] {
+            assert!(!names.contains(&global.to_owned()), "{names:?}");
+            let placements = socket.placements(global).await.unwrap();
+            assert_eq!(
+                placements.iter().map(|p| &p.scope).collect::<Vec<_>>(),
+                [&Scope::Global],
+                "{global}: {placements:?}"
+            );
+            assert_eq!(
+                placements[0].path,
+                Some(
+                    prosody
+                        .modules_dir()
+                        .join(format!("mod_{global}/mod_{global}.lua"))
+                )
+            );
+        }
+        let globally = socket.loaded_with_status(Scope::Global).await.unwrap();
+        assert!(globally.iter().any(|m| m.name == "host_guard"));
+        let shell = prosody.shell("module:list(\"*\")");
+        assert!(shell.contains("    host_guard\n"), "{shell}");
+
+        let everywhere = socket.loaded_everywhere().await.unwrap();
+        assert_eq!(everywhere[0].0, Scope::Global);
+        let host = everywhere
+            .iter()
+            .find(|(scope, _)| scope == &Scope::Host(DOMAIN.into()))
+            .unwrap();
+        assert_eq!(host.1, on_host);
+
+        // Where a module is loaded and with what status, from module:info.
+        let failing = socket.placements("failing_x").await.unwrap();
+        assert_eq!(failing.len(), 1);
+        assert_eq!(failing[0].scope, Scope::Host(DOMAIN.into()));
+        assert_eq!(
+            failing[0].status,
+            status(StatusLevel::Error, "No 'failing_url' in config file (test)")
+        );
+        assert!(socket.placements("not_loaded_x").await.unwrap().is_empty());
+    });
+}
+
+/// mod_dnsbl of the 2025 corpus loads without its option and says so.
+mod prosody_13_only {
+    use super::*;
+
+    #[test]
+    #[ignore = "Prosody 13 only: scripts/test runs it with MODMAN_TEST_PROSODY=13"]
+    fn dnsbl_without_its_option_is_loaded_with_prosodys_error() {
+        server().require(Version::V13, "0.12's prosody-modules has no mod_dnsbl");
+        let prosody = Prosody::start();
+        let socket_path = prosody.path("data/prosody.sock");
+        runtime().block_on(async {
+            let mut socket = AdminSocket::connect(&socket_path).await.unwrap();
+            let loaded = socket
+                .module(ModuleAction::Load, "dnsbl", DOMAIN)
+                .await
+                .unwrap();
+            assert_eq!(loaded, Ok(()));
+            assert!(prosody
+                .module_list(DOMAIN)
+                .contains(&"dnsbl (error: No 'dnsbls' in config file)".to_owned()));
+            let on_host = socket
+                .loaded_with_status(Scope::Host(DOMAIN.into()))
+                .await
+                .unwrap();
+            let dnsbl = on_host.iter().find(|m| m.name == "dnsbl").unwrap();
+            assert_eq!(
+                dnsbl.status,
+                status(StatusLevel::Error, "No 'dnsbls' in config file")
+            );
+        });
+    }
+}
+
+/// The features each server declares: 13's name the community modules it
+/// took in; 0.12 has only mod_bookmarks.
+#[test]
+fn the_server_declares_its_own_features() {
+    let prosody = Prosody::start();
+    let socket_path = prosody.path("data/prosody.sock");
+    let features = runtime().block_on(async {
+        let mut socket = AdminSocket::connect(&socket_path).await.unwrap();
+        socket.features().await.unwrap()
+    });
+    assert!(features.contains("mod_bookmarks"), "{features:?}");
+    match server().version {
+        Version::V0_12 => assert_eq!(features.len(), 1, "{features:?}"),
+        Version::V13 => {
+            for feature in ["mod_flags", "mod_cloud_notify", "mod_server_info", "loader"] {
+                assert!(features.contains(feature), "{feature}: {features:?}");
+            }
+        }
+    }
+}
+
+/// The index of the corpus of the Prosody under test, read back typed.
+fn corpus_index(repository: &Repository) -> Index {
+    Index::parse(&std::fs::read(repository.served().join("index.json")).unwrap()).unwrap()
+}
+
+fn dependency(index: &Index, module: &str, on: &str) -> (DependencyKind, Need) {
+    let entry = index.get(module).unwrap();
+    let found = entry
+        .dependencies
+        .iter()
+        .find(|d| d.name == on)
+        .unwrap_or_else(|| panic!("{module} does not depend on {on}: {:?}", entry.dependencies));
+    (found.kind, found.need)
+}
+
+/// `repo build` on the real corpus: a conditional `module:depends` is
+/// optional (csi_battery_saver, both corpora), a library read from another
+/// module's directory is a dependency (dnsbl, 2025), and headers and stage
+/// labels are recorded (mod_flags, mod_s2s_smacks_timeout, 2025).
+#[test]
+fn the_index_records_hidden_and_optional_dependencies_headers_and_stages() {
+    let repository = Repository::start();
+    let index = corpus_index(&repository);
+    assert_eq!(
+        dependency(&index, "csi_battery_saver", "track_muc_joins"),
+        (DependencyKind::Community, Need::Optional)
+    );
+    assert_eq!(
+        dependency(&index, "csi_battery_saver", "csi").1,
+        Need::Required
+    );
+    // The index leaves the usual case out, so older readers see no change
+    // for modules without optional dependencies or headers.
+    let raw = repository.entry("csi_battery_saver");
+    let needs: Vec<_> = raw["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.get("need").cloned())
+        .collect();
+    assert!(needs.contains(&Some(serde_json::json!("optional"))));
+    assert!(needs.contains(&None));
+    assert!(repository.entry("firewall").get("headers").is_none());
+    if server().version == Version::V13 {
+        assert_eq!(
+            dependency(&index, "dnsbl", "anti_spam"),
+            (DependencyKind::Community, Need::Required)
+        );
+        assert_eq!(index.get("flags").unwrap().headers.conflicts, ["mod_flags"]);
+        assert_eq!(
+            index.get("s2s_smacks_timeout").unwrap().stage.as_deref(),
+            Some("obsolete")
+        );
+    }
+}
+
+/// What the running server has, learnt from it, against the corpus: on 13
+/// the 2025 mod_flags is refused (and Prosody really keeps its own when
+/// the community copy is in a plugin path); on 0.12 the prosody-modules
+/// copy in Prosody's directory is named.
+#[test]
+fn the_server_s_own_modules_and_features_stand_against_a_community_copy() {
+    let repository = Repository::start();
+    let index = corpus_index(&repository);
+    let prosody = Prosody::start();
+    let socket_path = prosody.path("data/prosody.sock");
+    let builtin = server().builtin_modules();
+    runtime().block_on(async {
+        let mut socket = AdminSocket::connect(&socket_path).await.unwrap();
+        let facts = ServerFacts::learn(&mut socket, &builtin).await.unwrap();
+        assert_eq!(facts.lua, "5.4");
+        let own = modman::prosody::modules_in(&builtin).unwrap();
+        assert!(own.contains("roster") && own.contains("muc"), "{own:?}");
+        match server().version {
+            Version::V0_12 => {
+                assert_eq!(
+                    facts.objections(index.get("cloud_notify").unwrap()),
+                    [Objection::BuiltIn(Shipped::Directory(builtin.clone()))]
+                );
+                assert!(facts
+                    .objections(index.get("csi_battery_saver").unwrap())
+                    .iter()
+                    .all(|o| !o.refused()));
+            }
+            Version::V13 => {
+                let objections = facts.objections(index.get("flags").unwrap());
+                assert_eq!(
+                    objections,
+                    [
+                        Objection::Conflicts(vec!["mod_flags".into()]),
+                        Objection::BuiltIn(Shipped::Feature)
+                    ]
+                );
+                assert!(objections[0].refused());
+                assert!(own.contains("account_activity") && own.contains("server_info"));
+                // Prosody's side of it: the community copy first in the
+                // plugin path is refused, its own mod_flags loads.
+                std::process::Command::new("cp")
+                    .arg("-r")
+                    .arg(repository.corpus("mod_flags"))
+                    .arg(prosody.modules_dir())
+                    .status()
+                    .unwrap();
+                let loaded = socket
+                    .module(ModuleAction::Load, "flags", DOMAIN)
+                    .await
+                    .unwrap();
+                assert_eq!(loaded, Ok(()));
+                let placements = socket.placements("flags").await.unwrap();
+                assert_eq!(
+                    placements[0].path.as_deref(),
+                    Some(std::path::Path::new(
+                        "/usr/lib/prosody/modules/mod_flags.lua"
+                    )),
+                    "{placements:?}"
+                );
+                assert!(
+                    prosody.log().contains("conflicting features"),
+                    "{}",
+                    prosody.log()
+                );
+            }
+        }
+    });
+}
