@@ -166,9 +166,7 @@ impl Connection {
             .await
             .map_err(refused)?
             .ok_or_else(|| refused("Prosody sent no stream id".into()))?;
-        let handshake =
-            Element::try_from(Handshake::from_stream_id_and_password(stream_id, secret))
-                .map_err(|e| refused(e.to_string()))?;
+        let handshake = Element::from(Handshake::from_stream_id_and_password(stream_id, secret));
         connection
             .send_element(&handshake)
             .await
@@ -282,19 +280,15 @@ impl Connection {
         self.deadline = Instant::now() + READ_TIMEOUT;
     }
 
-    /// Sends one stanza. A stanza that cannot be written as XML is logged
-    /// and dropped: it is that reply's problem, never the connection's.
+    /// Sends one stanza.
     pub async fn send(&mut self, stanza: Stanza) -> Result<(), String> {
-        let element = match Element::try_from(stanza) {
-            Ok(element) => element,
-            Err(e) => {
-                tracing::warn!("dropped a reply that could not be written as XML: {e}");
-                return Ok(());
-            }
-        };
-        self.send_element(&element).await
+        self.send_element(&Element::from(stanza)).await
     }
 
+    /// Writes one element. One that cannot be written as XML (a character
+    /// XML forbids, which Prosody would answer by closing the stream) is
+    /// logged and dropped: it is that reply's problem, never the
+    /// connection's.
     async fn send_element(&mut self, element: &Element) -> Result<(), String> {
         let mut bytes = Vec::new();
         if let Err(e) = element.write_to(&mut bytes) {
