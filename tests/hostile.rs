@@ -105,3 +105,60 @@ fn oversized_tokens_from_anyone_never_cost_the_connection() {
     );
     assert_eq!(snapshot(&prosody.modules_dir()), before);
 }
+
+/// A module tree of one module whose README says it does not work with
+/// Prosody 0.12 (the test server's version).
+fn fragile_corpus(corpus: &std::path::Path) {
+    let module = corpus.join("mod_fragile");
+    std::fs::create_dir_all(&module).unwrap();
+    std::fs::write(
+        module.join("mod_fragile.lua"),
+        "module:log(\"info\", \"fragile\");\n",
+    )
+    .unwrap();
+    std::fs::write(
+        module.join("README.markdown"),
+        "---\nsummary: Crashes old servers\n---\n\nCompatibility\n=============\n\n  ------ ----------------------------\n  13     Works\n  0.12   Does not work (crashes the server)\n  ------ ----------------------------\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_version_result_from_anyone_but_the_server_is_ignored() {
+    let prosody = Prosody::start();
+    let repository = Repository::start_with(fragile_corpus);
+    let modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &repository.config_section()),
+    );
+    support::wait_for("the server's own version answer", || {
+        modman
+            .log()
+            .contains("the server runs Prosody")
+            .then_some(())
+    });
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.chat(COMPONENT, "refresh");
+    let before = snapshot(&prosody.modules_dir());
+
+    // Any user can send a result with the id of modman's version query.
+    let mut user = Client::connect(&prosody, USER);
+    user.send(&format!(
+        "<iq type='result' to='{COMPONENT}' id='modman-server-version'><query xmlns='jabber:iq:version'><name>Prosody</name><version>13.0.0</version></query></iq>"
+    ));
+    assert!(answers_admin(&mut user));
+
+    let question = admin.chat(COMPONENT, "install fragile");
+    assert!(
+        question.contains("fragile is marked as not working with Prosody 0.12")
+            && question.contains("Answer yes or no"),
+        "{question}"
+    );
+    assert_eq!(admin.chat(COMPONENT, "no"), "Nothing was changed.");
+    assert_eq!(snapshot(&prosody.modules_dir()), before);
+    assert!(
+        !modman.log().contains("the server runs Prosody 13"),
+        "{}",
+        modman.log()
+    );
+}
