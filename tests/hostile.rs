@@ -162,3 +162,77 @@ fn a_version_result_from_anyone_but_the_server_is_ignored() {
         modman.log()
     );
 }
+
+#[test]
+fn after_a_reconnect_a_nick_taken_from_an_admin_proves_nothing() {
+    let mut prosody = Prosody::start();
+    let repository = Repository::start();
+    let mut admin = Client::connect(&prosody, ADMIN);
+    // Participants' presence reaches moderators only: modman (a
+    // participant) sees the admin (the owner) but not who comes later.
+    admin.join_broadcasting(ROOM, "alice", "anyone", &["moderator"]);
+    let modman = Modman::start(&prosody, &chat_config(&prosody, &repository, &[ROOM]));
+    admin.say(ROOM, "modman: refresh", false);
+    let refreshed = admin.next_from(ROOM, "modman", 20).expect("an answer");
+    assert!(refreshed.starts_with("alice: "), "{refreshed}");
+    assert!(!refreshed.contains("not a modman admin"), "{refreshed}");
+    drop(admin);
+
+    // modman loses its connection; meanwhile the admin is gone and a
+    // participant takes the nick.
+    prosody.restart();
+    let mut mallory = Client::connect(&prosody, USER);
+    mallory.join(ROOM, "alice", "anyone");
+    support::wait_for("modman to connect again", || {
+        (connections(&modman) == 2).then_some(())
+    });
+    let before = snapshot(&prosody.modules_dir());
+    let answer = support::wait_for("modman to answer in the room again", || {
+        mallory.say(ROOM, "modman: install lastlog", false);
+        mallory.next_from(ROOM, "modman", 2)
+    });
+    assert!(
+        answer.starts_with("alice: I cannot tell who you are"),
+        "the stale nick was obeyed: {answer}"
+    );
+    assert!(!answer.contains("admin@localhost"), "{answer}");
+    assert_eq!(snapshot(&prosody.modules_dir()), before);
+}
+
+#[test]
+fn in_a_semi_anonymous_room_a_refusal_names_nobody() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.join(ROOM, "alice", "moderators");
+    // modman is a room admin, so a moderator: it sees real JIDs there,
+    // which the participants do not.
+    let granted = admin.iq(&format!(
+        "<iq type='set' to='{ROOM}' id='grant'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='admin' jid='{COMPONENT}'/></query></iq>"
+    ));
+    assert_eq!(
+        granted.attr("type"),
+        Some("result"),
+        "{}",
+        String::from(&granted)
+    );
+    let _modman = Modman::start(&prosody, &chat_config(&prosody, &repository, &[ROOM]));
+    admin.wait_for_occupant(ROOM, "modman");
+    let before = snapshot(&prosody.modules_dir());
+
+    let mut mallory = Client::connect(&prosody, USER);
+    mallory.join(ROOM, "mallory", "moderators");
+    mallory.say(ROOM, "modman: install lastlog", false);
+    let refused = admin.next_from(ROOM, "modman", 20).expect("the refusal");
+    assert!(
+        refused.starts_with("mallory: you are not a modman admin"),
+        "{refused}"
+    );
+    assert!(!refused.contains("user@localhost"), "{refused}");
+    assert_eq!(snapshot(&prosody.modules_dir()), before);
+
+    // modman does know who the admin is there.
+    admin.say(ROOM, "modman: help", false);
+    let help = admin.next_from(ROOM, "modman", 20).expect("an answer");
+    assert!(help.starts_with("alice: Commands:"), "{help}");
+}

@@ -117,7 +117,7 @@ async fn serve(
                 .chat
                 .rooms
                 .iter()
-                .map(|room| chat::join(config, room).into()),
+                .map(|room| app.chat.join(config, room).into()),
         );
     for stanza in greetings {
         if let Err(reason) = connection.send(stanza).await {

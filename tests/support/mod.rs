@@ -390,6 +390,16 @@ impl Client {
         assert_eq!(answer, json!({"joined": true}), "joining {room}");
     }
 
+    /// [`Client::join`] a room this client creates with presence broadcast
+    /// only for occupants in `roles` (such as `["moderator"]`): the others
+    /// enter and leave unseen by everyone but moderators.
+    pub fn join_broadcasting(&mut self, room: &str, nick: &str, whois: &str, roles: &[&str]) {
+        let answer = self.request(
+            json!({"op": "join", "room": room, "nick": nick, "whois": whois, "broadcast": roles}),
+        );
+        assert_eq!(answer, json!({"joined": true}), "joining {room}");
+    }
+
     /// Says `body` in `room`, with a `<delay/>` if `delayed`.
     pub fn say(&mut self, room: &str, body: &str, delayed: bool) {
         let answer =
