@@ -89,7 +89,10 @@ pub struct ProsodyConfig {
 pub struct Repository {
     pub name: String,
     pub url: url::Url,
-    pub public_key: ed25519_dalek::VerifyingKey,
+    /// Keys an index may be signed with: more than one while a repository
+    /// rotates its key (the new one signs, the old one is still trusted
+    /// until every client has the new one). Never empty.
+    pub public_keys: Vec<ed25519_dalek::VerifyingKey>,
     /// Longest a download from it may take.
     pub timeout: std::time::Duration,
 }
@@ -148,7 +151,9 @@ fn default_builtin_modules() -> PathBuf {
 struct RawRepository {
     name: String,
     url: String,
-    public_key: String,
+    public_key: Option<String>,
+    #[serde(default)]
+    public_keys: Vec<String>,
     #[serde(default = "default_timeout_seconds")]
     timeout_seconds: u64,
 }
@@ -254,8 +259,26 @@ impl Config {
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
                 .ok_or_else(|| format!("key `{key}.url`: `{}` is not an http(s) URL", repo.url))?;
-            let public_key = parse_public_key(&repo.public_key)
-                .map_err(|e| format!("key `{key}.public_key`: {e}"))?;
+            let mut public_keys = Vec::new();
+            for (field, text) in repo
+                .public_key
+                .iter()
+                .map(|k| ("public_key".to_owned(), k))
+                .chain(
+                    repo.public_keys
+                        .iter()
+                        .enumerate()
+                        .map(|(j, k)| (format!("public_keys[{j}]"), k)),
+                )
+            {
+                public_keys
+                    .push(parse_public_key(text).map_err(|e| format!("key `{key}.{field}`: {e}"))?);
+            }
+            if public_keys.is_empty() {
+                return Err(format!(
+                    "key `{key}.public_key`: missing; paste the key `modman repo keygen` printed (or list several in `public_keys` while rotating keys)"
+                ));
+            }
             if !(1..=3600).contains(&repo.timeout_seconds) {
                 return Err(format!(
                     "key `{key}.timeout_seconds`: {} is not between 1 and 3600",
@@ -265,7 +288,7 @@ impl Config {
             repositories.push(Repository {
                 name: repo.name,
                 url,
-                public_key,
+                public_keys,
                 timeout: std::time::Duration::from_secs(repo.timeout_seconds),
             });
         }
@@ -430,6 +453,16 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
                 "repositories[0].public_key",
             ),
             (
+                "public_key = \"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\"",
+                "public_keys = [\"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\", \"abc\"]",
+                "repositories[0].public_keys[1]",
+            ),
+            (
+                "public_key = \"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\"",
+                "",
+                "repositories[0].public_key`: missing",
+            ),
+            (
                 "state_dir = \"/var/lib/modman\"",
                 "state_dir = \"/x\"\ncolour = \"blue\"",
                 "unknown field `colour`",
@@ -458,6 +491,17 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
             assert!(error.contains(expected), "{expected:?} not in {error:?}");
             assert!(!error.contains('\n'), "multi-line error: {error:?}");
         }
+    }
+
+    #[test]
+    fn a_repository_rotating_its_key_trusts_every_listed_key() {
+        let text = GOOD.replacen(
+            "public_key = ",
+            "public_keys = [\"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\"]\npublic_key = ",
+            1,
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.repositories[0].public_keys.len(), 2);
     }
 
     #[test]

@@ -236,3 +236,188 @@ fn in_a_semi_anonymous_room_a_refusal_names_nobody() {
     let help = admin.next_from(ROOM, "modman", 20).expect("an answer");
     assert!(help.starts_with("alice: Commands:"), "{help}");
 }
+
+/// A copy of the repository as served now, to serve again later.
+fn copy_served(repository: &Repository) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(repository.served())
+        .arg(copy.path().join("repo"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    copy
+}
+
+/// Serves `copy` (from [`copy_served`]) in place of the repository.
+fn serve_copy(repository: &Repository, copy: &tempfile::TempDir) {
+    std::fs::remove_dir_all(repository.served()).unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(copy.path().join("repo"))
+        .arg(repository.served())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn state_dir(prosody: &Prosody) -> std::path::PathBuf {
+    prosody.path("modman-state")
+}
+
+#[test]
+fn a_replayed_older_index_is_refused_and_nothing_is_downgraded() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let old = copy_served(&repository);
+    let _modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &repository.config_section()),
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    assert!(admin.chat(COMPONENT, "refresh").contains("local       ok"));
+
+    // A new version of lastlog is published and installed.
+    support::append(
+        &repository.corpus("mod_lastlog").join("mod_lastlog.lua"),
+        "\n-- a newer lastlog\n",
+    );
+    repository.rebuild();
+    let new_version = repository.entry("lastlog")["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(admin.chat(COMPONENT, "refresh").contains("local       ok"));
+    let installed = admin.chat(COMPONENT, "install lastlog");
+    assert!(installed.contains(&new_version), "{installed}");
+    let modules = snapshot(&prosody.modules_dir());
+    let state = snapshot(&state_dir(&prosody));
+
+    // Someone between serves the older, validly signed repository.
+    serve_copy(&repository, &old);
+    let refresh = admin.chat(COMPONENT, "refresh");
+    assert!(
+        refresh.contains("may be a replay of an old index")
+            && refresh.contains("is older than serial")
+            && refresh.contains("still using the index fetched"),
+        "{refresh}"
+    );
+    let update = admin.chat(COMPONENT, "update lastlog");
+    assert!(update.contains("Everything is up to date."), "{update}");
+    let listed = admin.chat(COMPONENT, "list installed");
+    assert!(listed.contains(&new_version), "{listed}");
+    assert!(listed.contains("0 with an update"), "{listed}");
+    assert_eq!(snapshot(&prosody.modules_dir()), modules);
+    assert_eq!(snapshot(&state_dir(&prosody)), state);
+}
+
+#[test]
+fn an_index_of_the_same_serial_with_other_content_is_refused() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let epoch = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600)
+        .to_string();
+    // A serial fixed by the build time (an hour ahead: above the one
+    // Repository::start built).
+    repository.rebuild_with(&[], &[("SOURCE_DATE_EPOCH", &epoch)]);
+    let (_modman, mut admin) = support::modman_with(&prosody, &repository);
+    let state = snapshot(&state_dir(&prosody));
+    support::append(
+        &repository.corpus("mod_lastlog").join("mod_lastlog.lua"),
+        "\n-- changed\n",
+    );
+    std::fs::remove_dir_all(repository.served()).unwrap();
+    repository.rebuild_with(&[], &[("SOURCE_DATE_EPOCH", &epoch)]);
+    let refresh = admin.chat(COMPONENT, "refresh");
+    assert!(
+        refresh.contains("differs from the index of the same serial")
+            && refresh.contains("may be a replay"),
+        "{refresh}"
+    );
+    assert_eq!(snapshot(&state_dir(&prosody)), state);
+}
+
+#[test]
+fn an_expired_index_lists_as_stale_and_installs_nothing_until_a_fresh_one() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    // An index built 40 days ago, valid for 30: expired ten days ago.
+    let forty_days_ago = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 40 * 86400)
+        .to_string();
+    std::fs::remove_dir_all(repository.served()).unwrap();
+    repository.rebuild_with(
+        &["--valid-for", "30"],
+        &[("SOURCE_DATE_EPOCH", &forty_days_ago)],
+    );
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(["repo", "verify"])
+        .arg(repository.served())
+        .args(["--public-key", &repository.public_key])
+        .output()
+        .unwrap();
+    let verified = String::from_utf8_lossy(&verify.stdout);
+    let summary = String::from_utf8_lossy(&verify.stderr);
+    assert!(!verify.status.success(), "{verified}");
+    assert!(
+        verified.contains("FAIL index.json: expired at"),
+        "{verified}"
+    );
+    assert!(
+        summary.contains("1 problem found; serial ") && summary.contains(", expires "),
+        "{summary}"
+    );
+
+    // modman's last good index is that one (it was fresh when fetched).
+    let indexes = state_dir(&prosody).join("indexes");
+    std::fs::create_dir_all(&indexes).unwrap();
+    for (served, cached) in [
+        ("index.json", "local.json"),
+        ("index.json.sig", "local.json.sig"),
+    ] {
+        std::fs::copy(repository.served().join(served), indexes.join(cached)).unwrap();
+    }
+    let _modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &repository.config_section()),
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let modules = snapshot(&prosody.modules_dir());
+
+    let listed = admin.chat(COMPONENT, "list");
+    assert!(
+        listed.contains("\nlastlog ") && listed.contains("Stale: the index of local expired at"),
+        "{listed}"
+    );
+    let install = admin.chat(COMPONENT, "install lastlog");
+    assert!(
+        install.contains("its index has expired") && install.contains("nothing was changed"),
+        "{install}"
+    );
+    // The repository serves the same expired index: refused, still stale.
+    let refresh = admin.chat(COMPONENT, "refresh");
+    assert!(
+        refresh.contains("the index it serves expired")
+            && refresh
+                .contains("nothing is installed or updated from local until a fresh one arrives"),
+        "{refresh}"
+    );
+    assert!(admin
+        .chat(COMPONENT, "install lastlog")
+        .contains("its index has expired"));
+    assert_eq!(snapshot(&prosody.modules_dir()), modules);
+
+    // A fresh index ends it.
+    repository.rebuild();
+    assert!(admin.chat(COMPONENT, "refresh").contains("local       ok"));
+    let installed = admin.chat(COMPONENT, "install lastlog");
+    assert!(installed.contains("Installed 1 module"), "{installed}");
+}

@@ -73,12 +73,16 @@ proptest! {
 
     #[test]
     fn index_entries_accepted_are_safe(name in "\\PC{0,20}", archive in "\\PC{0,40}") {
-        let json = serde_json::json!({"schema": 1, "modules": [{
+        let json = serde_json::json!({"schema": 2, "serial": 1, "generated": "2026-11-01T00:00:00Z",
+            "expires": "2026-12-01T00:00:00Z", "modules": [{
             "name": name, "version": "1", "summary": "", "labels": [], "stage": null, "description": "",
             "dependencies": [], "compatibility": [], "archive": archive, "size": 1,
             "sha256": "0".repeat(64), "files": []
         }]});
-        if let Ok(index) = Index::parse(json.to_string().as_bytes()) {
+        let parsed = Index::parse(json.to_string().as_bytes());
+        // The fixture itself is a valid index whenever its two fields are.
+        prop_assert_eq!(parsed.is_ok(), is_valid_module_name(&name) && is_safe_relative_path(&archive));
+        if let Ok(index) = parsed {
             prop_assert!(is_valid_module_name(&index.modules[0].name));
             prop_assert!(is_safe_relative_path(&index.modules[0].archive));
             prop_assert!(!index.modules[0].archive.split('/').any(|p| p == ".."));

@@ -25,12 +25,17 @@ pub enum FetchError {
     Status { url: String, status: u16 },
     #[error("{url}: larger than {limit} bytes; refused")]
     TooLarge { url: String, limit: u64 },
-    #[error("repository {repository}: index.json.sig {reason}; the index was not used (is public_key in modman.toml the repository's key?)")]
+    #[error("repository {repository}: index.json.sig {reason}; the index was not used (is public_key, or one of public_keys, in modman.toml the repository's key?)")]
     Signature { repository: String, reason: String },
     #[error("repository {repository}: {reason}")]
     Index { repository: String, reason: String },
     #[error("{url}: {reason}; the archive was not used (the repository or something between may have been tampered with, or the index is stale: run refresh)")]
     Archive { url: String, reason: String },
+    #[error("repository {repository}: its index has expired ({freshness}); nothing is installed or updated from it until refresh brings a fresh index (if refresh fails too, the repository must be rebuilt and published: modman repo build)")]
+    Expired {
+        repository: String,
+        freshness: String,
+    },
 }
 
 /// An HTTP client with modman's limits.
@@ -177,7 +182,7 @@ pub fn verify_index(
     bytes: &[u8],
     signature: &[u8],
 ) -> Result<Index, FetchError> {
-    signing::verify(&repository.public_key, bytes, signature).map_err(|e| {
+    signing::verify_any(&repository.public_keys, bytes, signature).map_err(|e| {
         FetchError::Signature {
             repository: repository.name.clone(),
             reason: match e {

@@ -4,17 +4,72 @@
 //! name, so nothing downstream has to trust the file.
 
 use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 /// Bumped on any incompatible change; readers refuse other values.
-pub const SCHEMA: u32 = 1;
+///
+/// Schema 2 added `serial`, `generated` and `expires`. Schema 1 indexes
+/// are refused rather than read without them: an index that carries no
+/// serial or expiry could be replayed forever, so accepting one would
+/// switch the replay protection off for anyone who serves an old file.
+pub const SCHEMA: u32 = 2;
 
 /// The whole index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Index {
     pub schema: u32,
+    /// Raised by every build of the repository. modman keeps the highest
+    /// serial it accepted per repository and refuses a lower one, or the
+    /// same one with other content: an old index replayed by a man in the
+    /// middle or a stale mirror would otherwise downgrade modules.
+    pub serial: u64,
+    /// When `repo build` made it.
+    pub generated: Timestamp,
+    /// After this, the index is not used for installs and updates: an
+    /// index frozen by someone in the middle stops working rather than
+    /// hiding new versions forever.
+    pub expires: Timestamp,
     /// Sorted by name, names unique.
     pub modules: Vec<ModuleEntry>,
+}
+
+/// A point in time, written as RFC 3339 in UTC (`2026-11-24T15:00:00Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub OffsetDateTime);
+
+impl Timestamp {
+    /// Now, to the second: finer would only make the index harder to read.
+    pub fn now() -> Timestamp {
+        let now = OffsetDateTime::now_utc();
+        Timestamp(now.replace_nanosecond(0).unwrap_or(now))
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let utc = self.0.to_offset(time::UtcOffset::UTC);
+        match utc.format(&Rfc3339) {
+            Ok(text) => f.write_str(&text),
+            Err(_) => write!(f, "{}", utc.unix_timestamp()),
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        OffsetDateTime::parse(&text, &Rfc3339)
+            .map(Timestamp)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not an RFC 3339 time: {e}")))
+    }
 }
 
 /// One module as the repository offers it.
@@ -87,6 +142,11 @@ pub enum IndexError {
     Schema { found: u32 },
     #[error("module `{name}`: {problem}")]
     Module { name: String, problem: String },
+    #[error("the index expires ({expires}) no later than it was generated ({generated})")]
+    Dates {
+        generated: Timestamp,
+        expires: Timestamp,
+    },
 }
 
 impl Index {
@@ -103,6 +163,12 @@ impl Index {
             return Err(IndexError::Schema { found: schema });
         }
         let index: Index = serde_json::from_slice(bytes)?;
+        if index.expires <= index.generated {
+            return Err(IndexError::Dates {
+                generated: index.generated,
+                expires: index.expires,
+            });
+        }
         let mut previous: Option<&str> = None;
         for module in &index.modules {
             let problem = |problem: String| IndexError::Module {
@@ -153,6 +219,19 @@ impl Index {
         });
         bytes.push(b'\n');
         bytes
+    }
+
+    /// Whether the index is past its expiry at `now`.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires <= now
+    }
+
+    /// Serial and dates, for `repo verify` and error messages.
+    pub fn freshness(&self) -> String {
+        format!(
+            "serial {}, generated {}, expires {}",
+            self.serial, self.generated, self.expires
+        )
     }
 
     /// The entry for `name`.
@@ -210,12 +289,21 @@ pub(crate) mod tests {
         }
     }
 
+    /// An index of `modules`, fresh for 30 days from 2026-11-01.
+    pub(crate) fn index_of(modules: Vec<ModuleEntry>) -> Index {
+        let generated = OffsetDateTime::from_unix_timestamp(1_793_491_200).unwrap();
+        Index {
+            schema: SCHEMA,
+            serial: 1,
+            generated: Timestamp(generated),
+            expires: Timestamp(generated + time::Duration::days(30)),
+            modules,
+        }
+    }
+
     #[test]
     fn round_trips_and_finds_by_name() {
-        let index = Index {
-            schema: SCHEMA,
-            modules: vec![entry("a"), entry("b")],
-        };
+        let index = index_of(vec![entry("a"), entry("b")]);
         let parsed = Index::parse(&index.to_json()).unwrap();
         assert_eq!(parsed, index);
         assert_eq!(parsed.get("b").unwrap().name, "b");
@@ -247,26 +335,46 @@ pub(crate) mod tests {
         for (mutate, expected) in cases {
             let mut module = entry("a");
             mutate(&mut module);
-            let index = Index {
-                schema: SCHEMA,
-                modules: vec![module],
-            };
+            let index = index_of(vec![module]);
             let error = Index::parse(&index.to_json()).unwrap_err().to_string();
             assert!(error.contains(expected), "{expected:?} not in {error:?}");
         }
-        let unsorted = Index {
-            schema: SCHEMA,
-            modules: vec![entry("b"), entry("a")],
-        };
+        let unsorted = index_of(vec![entry("b"), entry("a")]);
         assert!(Index::parse(&unsorted.to_json()).is_err());
     }
 
     #[test]
     fn another_schema_gets_an_upgrade_hint() {
-        let error = Index::parse(br#"{"schema": 2, "whatever": true}"#)
+        let error = Index::parse(br#"{"schema": 3, "whatever": true}"#)
             .unwrap_err()
             .to_string();
-        assert!(error.contains("schema 2 is not supported"), "{error}");
+        assert!(error.contains("schema 3 is not supported"), "{error}");
         assert!(Index::parse(b"not json").is_err());
+        // An index without serial and expiry is not read at all.
+        let error = Index::parse(br#"{"schema": 1, "modules": []}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("schema 1 is not supported"), "{error}");
+    }
+
+    #[test]
+    fn dates_are_checked_and_expiry_is_inclusive() {
+        let index = index_of(vec![entry("a")]);
+        assert!(!index.is_expired(index.generated));
+        assert!(index.is_expired(index.expires));
+        assert_eq!(
+            index.freshness(),
+            "serial 1, generated 2026-11-01T00:00:00Z, expires 2026-12-01T00:00:00Z"
+        );
+        let backwards = Index {
+            expires: index.generated,
+            ..index.clone()
+        };
+        let error = Index::parse(&backwards.to_json()).unwrap_err().to_string();
+        assert!(error.contains("no later than it was generated"), "{error}");
+        let text = String::from_utf8(index.to_json()).unwrap();
+        let bad = text.replace("2026-12-01T00:00:00Z", "next week");
+        let error = Index::parse(bad.as_bytes()).unwrap_err().to_string();
+        assert!(error.contains("not an RFC 3339 time"), "{error}");
     }
 }

@@ -534,13 +534,21 @@ impl Repository {
 
     /// `modman repo build` from the corpus again (after a test changed it).
     pub fn rebuild(&self) {
+        self.rebuild_with(&[], &[]);
+    }
+
+    /// [`Repository::rebuild`] with more arguments (`--valid-for`) and
+    /// environment (`SOURCE_DATE_EPOCH`, to date the index in the past).
+    pub fn rebuild_with(&self, args: &[&str], env: &[(&str, &str)]) {
         let output = Command::new(env!("CARGO_BIN_EXE_modman"))
+            .envs(env.iter().copied())
             .args(["repo", "build", "--from"])
             .arg(self.dir.path().join("corpus"))
             .arg("--out")
             .arg(self.served())
             .arg("--key")
             .arg(self.dir.path().join("key"))
+            .args(args)
             .output()
             .unwrap();
         assert!(
