@@ -421,3 +421,92 @@ fn an_expired_index_lists_as_stale_and_installs_nothing_until_a_fresh_one() {
     let installed = admin.chat(COMPONENT, "install lastlog");
     assert!(installed.contains("Installed 1 module"), "{installed}");
 }
+
+/// Control characters an upstream contributor could put in a README.
+const HOSTILE_TEXT: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J NUL:\u{0} DEL:\u{7f}";
+
+fn has_control(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+}
+
+#[test]
+fn control_characters_from_a_repository_reach_no_stanza_and_no_terminal() {
+    // repo build cleans a README, with a warning naming the module.
+    let repository = Repository::start_with(|corpus| {
+        fragile_corpus(corpus);
+        let noisy = corpus.join("mod_noisy");
+        std::fs::create_dir_all(&noisy).unwrap();
+        std::fs::write(noisy.join("mod_noisy.lua"), "-- noisy\n").unwrap();
+        std::fs::write(
+            noisy.join("README.markdown"),
+            format!("---\nsummary: loud{HOSTILE_TEXT}\n---\n\nText{HOSTILE_TEXT}\n"),
+        )
+        .unwrap();
+    });
+    let out = tempfile::tempdir().unwrap();
+    let build = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(["repo", "build", "--from"])
+        .arg(repository.dir.path().join("corpus"))
+        .arg("--out")
+        .arg(out.path().join("repo"))
+        .arg("--key")
+        .arg(repository.dir.path().join("key"))
+        .output()
+        .unwrap();
+    let warnings = String::from_utf8_lossy(&build.stderr);
+    assert!(
+        build.status.success()
+            && warnings
+                .lines()
+                .any(|w| w.starts_with("warning: mod_noisy: ")
+                    && w.ends_with("control characters in its README replaced with U+FFFD")),
+        "{warnings}"
+    );
+    let built = std::fs::read_to_string(repository.served().join("index.json")).unwrap();
+    assert!(
+        !built.contains("\\u001b") && !built.contains("\\u0000"),
+        "{built}"
+    );
+
+    // An index signed with control characters in it (another builder).
+    let path = repository.served().join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for module in index["modules"].as_array_mut().unwrap() {
+        module["summary"] = HOSTILE_TEXT.into();
+        module["description"] = format!("readme {HOSTILE_TEXT}").into();
+        module["version"] = format!("2026{HOSTILE_TEXT}").into();
+    }
+    let bytes = serde_json::to_vec_pretty(&index).unwrap();
+    let key = modman::repo::signing::read_private(&repository.dir.path().join("key")).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::write(
+        repository.served().join("index.json.sig"),
+        modman::repo::signing::sign(&key, &bytes),
+    )
+    .unwrap();
+
+    let prosody = Prosody::start();
+    let (modman, mut admin) = support::modman_with(&prosody, &repository);
+    let before = snapshot(&prosody.modules_dir());
+    for line in ["info noisy", "list", "info fragile"] {
+        let answer = admin.chat(COMPONENT, line);
+        assert!(!has_control(&answer), "{line}: {answer:?}");
+        assert!(answer.contains('\u{FFFD}'), "{line}: {answer:?}");
+    }
+    let info = admin.run("info", json!({"module": "fragile"}));
+    assert_eq!(last(&info)["status"], "completed", "{info}");
+    assert!(!has_control(&info.to_string()), "{info}");
+    assert!(answers_admin(&mut admin));
+    assert_eq!(connections(&modman), 1, "{}", modman.log());
+
+    // The shell prints the same text, cleaned.
+    for args in [&["info", "noisy"][..], &["list"]] {
+        let (ok, stdout, stderr) = support::cli(args, &prosody.path("modman.toml"));
+        assert!(ok, "{stderr}");
+        assert!(!has_control(&stdout) && !has_control(&stderr), "{stdout:?}");
+        assert!(stdout.contains('\u{FFFD}'), "{stdout:?}");
+    }
+    assert_eq!(snapshot(&prosody.modules_dir()), before);
+}

@@ -231,7 +231,7 @@ fn pack_module(
     let version = history
         .version(tree, &dir, &files, &sha256)
         .map_err(|e| format!("cannot date it: {e}"))?;
-    let entry = ModuleEntry {
+    let mut entry = ModuleEntry {
         name: name.to_owned(),
         archive: format!("archives/mod_{name}-{version}.tar.gz"),
         version,
@@ -244,6 +244,18 @@ fn pack_module(
         size: bytes.len() as u64,
         sha256,
         files,
+    };
+    // Copied as they are, an ESC or NUL from a README would break every
+    // reply that carries it, or reach an admin's terminal.
+    let warning = match (entry.clean_text(), warning) {
+        (false, warning) => warning,
+        (true, warning) => Some(
+            warning
+                .into_iter()
+                .chain(["control characters in its README replaced with U+FFFD".to_owned()])
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
     };
     Ok((
         Packed {

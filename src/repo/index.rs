@@ -100,6 +100,29 @@ pub struct ModuleEntry {
     pub files: Vec<String>,
 }
 
+impl ModuleEntry {
+    /// Replaces control characters in every text shown to people (see
+    /// [`crate::text::clean`]); returns whether there were any. Names,
+    /// paths and hashes are validated instead, since they must match.
+    pub fn clean_text(&mut self) -> bool {
+        use crate::text::clean_in_place;
+        let mut changed = false;
+        for text in [&mut self.version, &mut self.summary, &mut self.description]
+            .into_iter()
+            .chain(self.labels.iter_mut())
+            .chain(self.stage.iter_mut())
+            .chain(
+                self.compatibility
+                    .iter_mut()
+                    .flat_map(|row| [&mut row.prosody, &mut row.status]),
+            )
+        {
+            changed |= clean_in_place(text);
+        }
+        changed
+    }
+}
+
 /// A `module:depends("x")` found in the module's code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,17 +185,25 @@ impl Index {
         if schema != SCHEMA {
             return Err(IndexError::Schema { found: schema });
         }
-        let index: Index = serde_json::from_slice(bytes)?;
+        let mut index: Index = serde_json::from_slice(bytes)?;
         if index.expires <= index.generated {
             return Err(IndexError::Dates {
                 generated: index.generated,
                 expires: index.expires,
             });
         }
+        for module in &mut index.modules {
+            if module.clean_text() {
+                tracing::warn!(
+                    "module `{}`: control characters in the index replaced with U+FFFD; rebuild the repository with this modman",
+                    module.name.chars().filter(char::is_ascii_graphic).take(64).collect::<String>()
+                );
+            }
+        }
         let mut previous: Option<&str> = None;
         for module in &index.modules {
             let problem = |problem: String| IndexError::Module {
-                name: module.name.chars().take(64).collect(),
+                name: crate::text::clean(&module.name).chars().take(64).collect(),
                 problem,
             };
             if !is_valid_module_name(&module.name) {
@@ -188,6 +219,12 @@ impl Index {
                 return Err(problem(format!(
                     "archive path `{}` is not a plain relative path",
                     module.archive
+                )));
+            }
+            if let Some(bad) = module.files.iter().find(|f| !is_safe_relative_path(f)) {
+                return Err(problem(format!(
+                    "file `{}` is not a plain relative path",
+                    crate::text::clean(bad)
                 )));
             }
             if module.sha256.len() != 64
@@ -255,13 +292,13 @@ pub fn is_valid_module_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// `a/b.c` yes; empty, absolute, `.`/`..` components, backslashes or
-/// empty components no.
+/// `a/b.c` yes; empty, absolute, `.`/`..` components, backslashes,
+/// control characters or empty components no.
 pub fn is_safe_relative_path(path: &str) -> bool {
     !path.is_empty()
         && !path.starts_with('/')
         && !path.contains('\\')
-        && !path.contains('\0')
+        && crate::text::is_clean(path)
         && path
             .split('/')
             .all(|part| !part.is_empty() && part != "." && part != "..")
@@ -355,6 +392,28 @@ pub(crate) mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("schema 1 is not supported"), "{error}");
+    }
+
+    #[test]
+    fn control_characters_are_cleaned_from_text_and_refused_in_paths() {
+        let mut module = entry("a");
+        module.summary = "\u{1b}[2Jhi\u{7}".into();
+        module.description = "NUL\u{0} here".into();
+        module.compatibility = vec![Compatibility {
+            prosody: "0.12\u{1b}".into(),
+            status: "Works".into(),
+            works: Some(true),
+        }];
+        let parsed = Index::parse(&index_of(vec![module.clone()]).to_json()).unwrap();
+        let parsed = &parsed.modules[0];
+        assert_eq!(parsed.summary, "\u{FFFD}[2Jhi\u{FFFD}");
+        assert_eq!(parsed.description, "NUL\u{FFFD} here");
+        assert_eq!(parsed.compatibility[0].prosody, "0.12\u{FFFD}");
+        module.files = vec!["ok.lua".into(), "bad\u{1b}.lua".into()];
+        let error = Index::parse(&index_of(vec![module]).to_json())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("file `bad\u{FFFD}.lua`"), "{error}");
     }
 
     #[test]

@@ -280,9 +280,20 @@ impl Connection {
         self.deadline = Instant::now() + READ_TIMEOUT;
     }
 
-    /// Sends one stanza.
+    /// Sends one stanza, with any character XML forbids replaced (see
+    /// [`crate::text::clean`]): the renderers clean what they write, and
+    /// this is the last line, since one such character anywhere makes
+    /// Prosody close the stream (and minidom's writer panics on it).
     pub async fn send(&mut self, stanza: Stanza) -> Result<(), String> {
-        self.send_element(&Element::from(stanza)).await
+        let mut element = Element::from(stanza);
+        if clean_element(&mut element) {
+            tracing::warn!(
+                "replaced control characters in a <{}/> to {}",
+                element.name(),
+                element.attr("to").unwrap_or("?")
+            );
+        }
+        self.send_element(&element).await
     }
 
     /// Writes one element. One that cannot be written as XML (a character
@@ -336,6 +347,22 @@ fn stanza(element: Element) -> Incoming {
     }
 }
 
+/// Cleans every text node and attribute value below `element`; returns
+/// whether anything changed.
+fn clean_element(element: &mut Element) -> bool {
+    let mut changed = false;
+    for (_, value) in element.attrs_mut().iter_mut() {
+        changed |= crate::text::clean_in_place(value);
+    }
+    for text in element.texts_mut() {
+        changed |= crate::text::clean_in_place(text);
+    }
+    for child in element.children_mut() {
+        changed |= clean_element(child);
+    }
+    changed
+}
+
 /// The condition and text of a stream error, for a log line.
 fn stream_error_text(element: Element) -> String {
     let error = match StreamError::try_from(element) {
@@ -346,5 +373,38 @@ fn stream_error_text(element: Element) -> String {
     match error.texts.values().find(|t| !t.is_empty()) {
         Some(text) => format!("{condition}: {text}"),
         None => condition,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_xml_forbids_is_written() {
+        let mut element: Element =
+            "<message xmlns='jabber:component:accept' to='a@b'><body>x</body><x xmlns='urn:x' a='y'/></message>"
+                .parse()
+                .unwrap();
+        assert!(!clean_element(&mut element));
+        for text in element
+            .get_child_mut("body", ns::COMPONENT)
+            .unwrap()
+            .texts_mut()
+        {
+            text.push_str("\u{1b}[2J\u{0}");
+        }
+        let x = element.get_child_mut("x", "urn:x").unwrap();
+        for (_, value) in x.attrs_mut().iter_mut() {
+            value.push('\u{7}');
+        }
+        assert!(clean_element(&mut element));
+        let mut bytes = Vec::new();
+        element.write_to(&mut bytes).unwrap();
+        let written = String::from_utf8(bytes).unwrap();
+        assert!(
+            written.contains("x\u{FFFD}[2J\u{FFFD}") && written.contains("y\u{FFFD}"),
+            "{written}"
+        );
     }
 }
