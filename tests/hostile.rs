@@ -510,3 +510,81 @@ fn control_characters_from_a_repository_reach_no_stanza_and_no_terminal() {
     }
     assert_eq!(snapshot(&prosody.modules_dir()), before);
 }
+
+/// Replaces `module`'s entry fields in the served index and signs it again
+/// with the repository's key, as a hostile (or careless) builder could.
+fn sign_modified_index(repository: &Repository, edit: impl Fn(&mut serde_json::Value)) {
+    let path = repository.served().join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut index);
+    let bytes = serde_json::to_vec_pretty(&index).unwrap();
+    let key = modman::repo::signing::read_private(&repository.dir.path().join("key")).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::write(
+        repository.served().join("index.json.sig"),
+        modman::repo::signing::sign(&key, &bytes),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_percent_encoded_archive_path_fetches_nothing_outside_the_repository() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    // The repository lives at /repo/ of a server whose root holds more.
+    let lastlog = repository.entry("lastlog");
+    let archive = repository
+        .served()
+        .join(lastlog["archive"].as_str().unwrap());
+    std::fs::copy(&archive, repository.dir.path().join("x.tar.gz")).unwrap();
+    sign_modified_index(&repository, |index| {
+        for module in index["modules"].as_array_mut().unwrap() {
+            if module["name"] == "lastlog" {
+                module["archive"] = "archives/%2e%2e/%2e%2e/x.tar.gz".into();
+            }
+        }
+    });
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let requests = repository.dir.path().join("requests.log");
+    let mut server = std::process::Command::new("/usr/bin/python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+        .arg(repository.dir.path())
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&requests).unwrap())
+        .spawn()
+        .unwrap();
+    support::wait_for("the HTTP server", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let config = format!(
+        "{}\n[[repositories]]\nname = \"local\"\nurl = \"http://127.0.0.1:{port}/repo/\"\npublic_key = \"{}\"\n",
+        prosody.modman_config(),
+        repository.public_key
+    );
+    let _modman = Modman::start(&prosody, &config);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let modules = snapshot(&prosody.modules_dir());
+
+    let refresh = admin.chat(COMPONENT, "refresh");
+    assert!(
+        refresh.contains("module `lastlog`: archive path `archives/%2e%2e/%2e%2e/x.tar.gz` is not a plain relative path (after percent-decoding)"),
+        "{refresh}"
+    );
+    let install = admin.chat(COMPONENT, "install lastlog");
+    assert!(
+        install.contains("no configured repository offers"),
+        "{install}"
+    );
+    assert_eq!(snapshot(&prosody.modules_dir()), modules);
+    let _ = server.kill();
+    let _ = server.wait();
+    let log = std::fs::read_to_string(&requests).unwrap();
+    assert!(log.contains("GET /repo/index.json "), "{log}");
+    assert!(!log.contains("x.tar.gz"), "{log}");
+}

@@ -215,10 +215,10 @@ impl Index {
                 ));
             }
             previous = Some(&module.name);
-            if !is_safe_relative_path(&module.archive) {
+            if !is_safe_url_path(&module.archive) {
                 return Err(problem(format!(
-                    "archive path `{}` is not a plain relative path",
-                    module.archive
+                    "archive path `{}` is not a plain relative path (after percent-decoding)",
+                    crate::text::clean(&module.archive)
                 )));
             }
             if let Some(bad) = module.files.iter().find(|f| !is_safe_relative_path(f)) {
@@ -304,6 +304,33 @@ pub fn is_safe_relative_path(path: &str) -> bool {
             .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
+/// A path that becomes part of a URL under the repository: a plain
+/// relative path as written and once percent-decoded (a URL resolver
+/// treats `%2e%2e` as `..`), without a query or fragment.
+pub fn is_safe_url_path(path: &str) -> bool {
+    !path.contains(['?', '#'])
+        && is_safe_relative_path(path)
+        && percent_decoded(path).is_some_and(|decoded| is_safe_relative_path(&decoded))
+}
+
+/// `path` with `%XX` escapes decoded; `None` for a malformed escape or a
+/// result that is not UTF-8.
+fn percent_decoded(path: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(path.len());
+    let mut rest = path.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(byte);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -356,7 +383,7 @@ pub(crate) mod tests {
             }];
         }
         type Mutation = fn(&mut ModuleEntry);
-        let cases: [(Mutation, &str); 5] = [
+        let cases: [(Mutation, &str); 10] = [
             (|m| m.name = "../etc".into(), "not a valid module name"),
             (
                 |m| m.archive = "/etc/passwd".into(),
@@ -365,6 +392,26 @@ pub(crate) mod tests {
             (
                 |m| m.archive = "archives/../../x".into(),
                 "not a plain relative path",
+            ),
+            (
+                |m| m.archive = "archives/%2e%2e/%2e%2e/x.tar.gz".into(),
+                "after percent-decoding",
+            ),
+            (
+                |m| m.archive = "archives/%2E%2E%2f..%2Fx".into(),
+                "after percent-decoding",
+            ),
+            (
+                |m| m.archive = "archives/x%2fy%00".into(),
+                "after percent-decoding",
+            ),
+            (
+                |m| m.archive = "archives/x.tar.gz?y=1".into(),
+                "after percent-decoding",
+            ),
+            (
+                |m| m.archive = "archives/x%zz".into(),
+                "after percent-decoding",
             ),
             (|m| m.sha256 = "XYZ".into(), "sha256"),
             (bad_dependency, "dependency `a/b`"),
