@@ -31,6 +31,8 @@ pub struct Config {
     pub prosody: ProsodyConfig,
     pub repositories: Vec<Repository>,
     pub chat: ChatConfig,
+    /// The file this was read from (`None` when parsed from text).
+    pub path: Option<PathBuf>,
 }
 
 /// The chat front end: rooms to serve and update notices.
@@ -56,6 +58,8 @@ pub struct ComponentConfig {
     pub server: String,
     /// The shared secret (`component_secret` in Prosody's config).
     pub secret: String,
+    /// Where the secret was read from, if not from modman.toml itself.
+    pub secret_file: Option<PathBuf>,
 }
 
 // The secret must never reach a log line through `{:?}`.
@@ -171,7 +175,32 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| fail(format!("cannot read the file: {e}")))?;
-        Config::parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(fail)
+        let mut config =
+            Config::parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(fail)?;
+        config.path = Some(path.to_owned());
+        Ok(config)
+    }
+
+    /// modman.toml and `secret_file` must not be readable by everyone: the
+    /// secret lets any local user connect as the component (once modman
+    /// is off) and receive the admins' commands. One line per exposed
+    /// file, with the command that fixes it.
+    pub fn exposed_secrets(&self) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        self.path
+            .iter()
+            .chain(self.component.secret_file.iter())
+            .filter_map(|file| {
+                let mode = std::fs::metadata(file).ok()?.permissions().mode() & 0o777;
+                (mode & 0o007 != 0).then(|| {
+                    format!(
+                        "{} is readable by every local user (mode {mode:o}) and holds or names the component secret; run chmod 600 {} (or chmod 640 with group prosody)",
+                        file.display(),
+                        file.display()
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Parses and validates TOML text. Relative paths (such as
@@ -222,17 +251,19 @@ impl Config {
             (None, None) => {
                 return Err("key `component.secret`: missing; set `secret` or `secret_file` to the component_secret from prosody.cfg.lua".into())
             }
-            (Some(secret), None) => secret,
+            (Some(secret), None) => (secret, None),
             (None, Some(file)) => {
                 let file = base.join(file);
-                std::fs::read_to_string(&file)
+                let secret = std::fs::read_to_string(&file)
                     .map_err(|e| {
                         format!("key `component.secret_file`: cannot read {}: {e}", file.display())
                     })?
                     .trim()
-                    .to_owned()
+                    .to_owned();
+                (secret, Some(file))
             }
         };
+        let (secret, secret_file) = secret;
         if secret.is_empty() {
             return Err(
                 "key `component.secret`: empty; use the component_secret from prosody.cfg.lua"
@@ -324,11 +355,13 @@ impl Config {
                 notify_admins: raw.chat.notify_admins,
             },
             admins,
+            path: None,
             state_dir: base.join(raw.state_dir),
             component: ComponentConfig {
                 jid,
                 server: raw.component.server,
                 secret,
+                secret_file,
             },
             prosody: ProsodyConfig {
                 config: base.join(raw.prosody.config),
@@ -518,6 +551,33 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
         assert!(
             error.starts_with("line 3: unknown field `colour`"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn secrets_readable_by_everyone_are_named_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("modman.toml");
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s\n").unwrap();
+        std::fs::write(
+            &toml,
+            GOOD.replacen("secret = \"s3cret\"", "secret_file = \"secret\"", 1),
+        )
+        .unwrap();
+        for (file, mode) in [(&toml, 0o640), (&secret, 0o600)] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let config = Config::load(&toml).unwrap();
+        assert!(config.exposed_secrets().is_empty());
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let exposed = config.exposed_secrets();
+        assert_eq!(exposed.len(), 1, "{exposed:?}");
+        assert!(
+            exposed[0].contains("mode 644")
+                && exposed[0].contains(&format!("chmod 600 {}", secret.display())),
+            "{exposed:?}"
         );
     }
 

@@ -588,3 +588,110 @@ fn a_percent_encoded_archive_path_fetches_nothing_outside_the_repository() {
     assert!(log.contains("GET /repo/index.json "), "{log}");
     assert!(!log.contains("x.tar.gz"), "{log}");
 }
+
+#[test]
+fn setup_refuses_a_planted_link_and_changes_nothing() {
+    let prosody = Prosody::start_plain();
+    let original = std::fs::read_to_string(prosody.config_path()).unwrap();
+    // The prosody user owns the data directory and plants a link where
+    // setup (as root) would create and chown modman's module directory.
+    let data = prosody.path("data");
+    let victim = prosody.path("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::os::unix::fs::symlink(&victim, data.join("modman")).unwrap();
+    let modman_toml = prosody.path("etc/modman.toml");
+    let names = || {
+        let mut names: Vec<_> = std::fs::read_dir(prosody.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = names();
+    let owner = || std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&victim).unwrap());
+    let victim_owner = owner();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(["setup", "--domain", support::DOMAIN, "--prosody-config"])
+        .arg(prosody.config_path())
+        .arg("--config")
+        .arg(&modman_toml)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--state-dir")
+        .arg(prosody.path("modman-state"))
+        .arg("--write")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "{} is a symbolic link where modman setup expects its own directory",
+            data.join("modman").display()
+        )) && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(prosody.config_path()).unwrap(),
+        original
+    );
+    assert!(!modman_toml.exists());
+    // No backup, no state dir, nothing created in or chowned through the link.
+    assert_eq!(names(), before);
+    assert_eq!(std::fs::read_link(data.join("modman")).unwrap(), victim);
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+    assert_eq!(owner(), victim_owner);
+}
+
+#[test]
+fn check_fails_on_a_secret_readable_by_everyone_with_the_chmod_to_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let prosody = Prosody::start();
+    let secret = prosody.path("component.secret");
+    let config = prosody.modman_config();
+    let inline = config
+        .lines()
+        .find(|l| l.starts_with("secret = "))
+        .unwrap()
+        .to_owned();
+    let value = inline.split('"').nth(1).unwrap();
+    std::fs::write(&secret, format!("{value}\n")).unwrap();
+    let path = prosody.path("check.toml");
+    std::fs::write(
+        &path,
+        config.replace(&inline, &format!("secret_file = \"{}\"", secret.display())),
+    )
+    .unwrap();
+    for (file, mode) in [(&path, 0o644), (&secret, 0o604)] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let (ok, out, err) = support::cli(&["check"], &path);
+    assert!(!ok, "{out}{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("secret "))
+        .unwrap_or_else(|| panic!("{out}"));
+    for (file, mode) in [(&path, "644"), (&secret, "604")] {
+        assert!(
+            row.contains("FAIL")
+                && row.contains(&format!(
+                    "{} is readable by every local user (mode {mode})",
+                    file.display()
+                ))
+                && row.contains(&format!("chmod 600 {}", file.display())),
+            "{row}"
+        );
+    }
+    // Nothing was changed by check, and after the chmod it passes.
+    assert_eq!(
+        std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+        0o604
+    );
+    for file in [&path, &secret] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let (_, out, _) = support::cli(&["check"], &path);
+    let row = out.lines().find(|l| l.starts_with("secret ")).unwrap();
+    assert!(row.contains(" ok "), "{row}");
+}
