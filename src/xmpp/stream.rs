@@ -106,10 +106,10 @@ enum Read {
 pub struct Connection {
     reader: AsyncReader<BufReader<OwnedReadHalf>>,
     writer: OwnedWriteHalf,
-    /// The stanza being read: its element and the open children below it.
-    /// Kept here, not in [`Connection::next`]'s future, so that dropping
-    /// that future (it runs in a `select!`) loses nothing.
-    open: Vec<Element>,
+    /// The stanza being read. Kept here, not in [`Connection::next`]'s
+    /// future, so that dropping that future (it runs in a `select!`)
+    /// loses nothing.
+    stanzas: Assembler,
     /// When the stream is next idle (no [`Incoming::Idle`] reported yet) or
     /// dead (reported).
     deadline: Instant,
@@ -140,14 +140,10 @@ impl Connection {
         tcp.set_nodelay(true)
             .map_err(|e| unreachable(e.to_string()))?;
         let (read, writer) = tcp.into_split();
-        let options = rxml::parser::Options {
-            max_token_length: MAX_TOKEN,
-            ..Default::default()
-        };
         let mut connection = Connection {
-            reader: AsyncReader::with_options(BufReader::new(read), options),
+            reader: AsyncReader::with_options(BufReader::new(read), parser_options()),
             writer,
-            open: Vec::new(),
+            stanzas: Assembler::default(),
             deadline: Instant::now() + HANDSHAKE_TIMEOUT,
             idle_reported: true,
         };
@@ -249,28 +245,12 @@ impl Connection {
                 Ok(Ok(Some(event))) => event,
             };
             self.reset_deadline();
-            match event {
-                Event::XmlDeclaration(..) => {}
-                Event::StartElement(_, (namespace, name), attrs) => {
-                    let mut element = Element::builder(name.as_str(), namespace.as_str()).build();
-                    for ((namespace, name), value) in attrs.into_iter() {
-                        element.set_attr(namespace, name, value);
-                    }
-                    self.open.push(element);
+            match self.stanzas.feed(event) {
+                Some(Assembled::Element(element)) => return Read::Element(element),
+                Some(Assembled::StreamEnd) => {
+                    return Read::Closed("Prosody ended the stream".into())
                 }
-                // Whitespace between stanzas has no parent and no meaning.
-                Event::Text(_, text) => {
-                    if let Some(parent) = self.open.last_mut() {
-                        parent.append_text_node(text);
-                    }
-                }
-                Event::EndElement(_) => match (self.open.pop(), self.open.last_mut()) {
-                    (None, _) => return Read::Closed("Prosody ended the stream".into()),
-                    (Some(child), Some(parent)) => {
-                        parent.append_child(child);
-                    }
-                    (Some(element), None) => return Read::Element(element),
-                },
+                None => {}
             }
         }
     }
@@ -328,9 +308,64 @@ impl Connection {
     }
 }
 
+/// The parser options modman reads Prosody's stream with.
+pub fn parser_options() -> rxml::parser::Options {
+    rxml::parser::Options {
+        max_token_length: MAX_TOKEN,
+        ..Default::default()
+    }
+}
+
+/// Builds top-level elements (stanzas) from the parser's events, after the
+/// stream header. Apart from the socket so it can be fuzzed.
+#[derive(Default)]
+pub struct Assembler {
+    /// The stanza's element and the open children below it.
+    open: Vec<Element>,
+}
+
+/// What a run of events completed.
+pub enum Assembled {
+    Element(Element),
+    /// The stream header's end tag.
+    StreamEnd,
+}
+
+impl Assembler {
+    /// Takes one event; returns what it completed, if anything.
+    pub fn feed(&mut self, event: Event) -> Option<Assembled> {
+        match event {
+            Event::XmlDeclaration(..) => None,
+            Event::StartElement(_, (namespace, name), attrs) => {
+                let mut element = Element::builder(name.as_str(), namespace.as_str()).build();
+                for ((namespace, name), value) in attrs.into_iter() {
+                    element.set_attr(namespace, name, value);
+                }
+                self.open.push(element);
+                None
+            }
+            // Whitespace between stanzas has no parent and no meaning.
+            Event::Text(_, text) => {
+                if let Some(parent) = self.open.last_mut() {
+                    parent.append_text_node(text);
+                }
+                None
+            }
+            Event::EndElement(_) => match (self.open.pop(), self.open.last_mut()) {
+                (None, _) => Some(Assembled::StreamEnd),
+                (Some(child), Some(parent)) => {
+                    parent.append_child(child);
+                    None
+                }
+                (Some(element), None) => Some(Assembled::Element(element)),
+            },
+        }
+    }
+}
+
 /// A complete top-level element in the component namespace, as a typed
 /// stanza or, if it is not one, as the stanza's own problem.
-fn stanza(element: Element) -> Incoming {
+pub fn stanza(element: Element) -> Incoming {
     let attr = |name: &str| element.attr(name).map(str::to_owned);
     let (from, to, id) = (attr("from"), attr("to"), attr("id"));
     let is_iq_request =
