@@ -695,3 +695,78 @@ fn check_fails_on_a_secret_readable_by_everyone_with_the_chmod_to_run() {
     let row = out.lines().find(|l| l.starts_with("secret ")).unwrap();
     assert!(row.contains(" ok "), "{row}");
 }
+
+/// modman's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_20000_module_catalog_is_listed_again_and_again_without_growing() {
+    let prosody = Prosody::start();
+    let mut repository = Repository::start();
+    // 20,000 entries with a README-sized description each, signed like a
+    // real index (listing needs no archive).
+    sign_modified_index(&repository, |index| {
+        let template = index["modules"][0].clone();
+        let modules = index["modules"].as_array_mut().unwrap();
+        modules.clear();
+        for i in 0..20_000 {
+            let mut module = template.clone();
+            module["name"] = format!("synthetic_{i:05}").into();
+            module["summary"] = format!("Synthetic module {i}").into();
+            module["description"] = "Text of the description. ".repeat(40).into();
+            module["dependencies"] = serde_json::json!([]);
+            modules.push(module);
+        }
+    });
+    let size = std::fs::metadata(repository.served().join("index.json"))
+        .unwrap()
+        .len();
+    let (modman, mut admin) = support::modman_with(&prosody, &repository);
+    let list = |admin: &mut Client| {
+        let answer = admin.chat(COMPONENT, "list synthetic_12345");
+        assert!(answer.contains("synthetic_12345"), "{answer}");
+    };
+    for _ in 0..5 {
+        list(&mut admin);
+    }
+    let settled = rss_kib(modman.pid());
+    for _ in 0..50 {
+        list(&mut admin);
+    }
+    let after = rss_kib(modman.pid());
+    eprintln!(
+        "index {} KiB; modman RSS {settled} KiB after 5 lists, {after} KiB after 55",
+        size / 1024
+    );
+    assert!(
+        after <= settled + 8 * 1024,
+        "RSS grew from {settled} to {after} KiB over 50 lists"
+    );
+    // Refreshing the same index, or failing to, swaps or keeps one copy.
+    for _ in 0..3 {
+        assert!(admin.chat(COMPONENT, "refresh").contains("local       ok"));
+    }
+    repository.stop();
+    for _ in 0..3 {
+        assert!(admin
+            .chat(COMPONENT, "refresh")
+            .contains("failed, still using"));
+    }
+    list(&mut admin);
+    let refreshed = rss_kib(modman.pid());
+    eprintln!("modman RSS {refreshed} KiB after 6 refreshes");
+    assert!(
+        refreshed <= settled + 64 * 1024,
+        "RSS grew from {settled} to {refreshed} KiB over 6 refreshes"
+    );
+    assert!(answers_admin(&mut admin));
+    assert_eq!(connections(&modman), 1);
+}

@@ -12,6 +12,7 @@
 //! its modules but installs and updates nothing from them.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +25,9 @@ use crate::repo::index::{Index, ModuleEntry, Timestamp};
 #[derive(Debug, Clone)]
 pub struct Source {
     pub repository: Repository,
-    pub index: Index,
+    /// Shared: a refresh that fails keeps the last good index without
+    /// copying it (tens of megabytes for a big repository).
+    pub index: Arc<Index>,
     /// When this index was fetched (the cache file's time), RFC 3339.
     pub fetched: String,
 }
@@ -106,7 +109,7 @@ impl Catalog {
             match fetch::verify_index(repository, &bytes, &signature) {
                 Ok(index) => catalog.sources.push(Source {
                     repository: repository.clone(),
-                    index,
+                    index: index.into(),
                     fetched: modified(&index_path),
                 }),
                 Err(e) => warnings.push(format!(
@@ -143,7 +146,7 @@ impl Catalog {
                     let (index_path, _) = cache_paths(&config.state_dir, repository);
                     let source = Source {
                         repository: repository.clone(),
-                        index,
+                        index: index.into(),
                         fetched: modified(&index_path),
                     };
                     (Some(source), Ok(()))
@@ -330,7 +333,8 @@ mod tests {
                 public_keys: vec![ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key()],
                 timeout: std::time::Duration::from_secs(1),
             },
-            index: crate::repo::index::tests::index_of(modules.iter().map(|m| entry(m)).collect()),
+            index: crate::repo::index::tests::index_of(modules.iter().map(|m| entry(m)).collect())
+                .into(),
             fetched: String::new(),
         }
     }
@@ -341,7 +345,7 @@ mod tests {
         let repository = source("r", &[]).repository;
         let index = |serial: u64, modules: &[&str]| Index {
             serial,
-            ..source("r", modules).index
+            ..(*source("r", modules).index).clone()
         };
         let bytes = |index: &Index| index.to_json();
         let during = Timestamp(index(1, &[]).generated.0 + time::Duration::days(1));
