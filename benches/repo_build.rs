@@ -72,6 +72,7 @@ fn main() {
             out: &out,
             key: &key,
             builtin_dir: Path::new("/usr/lib/prosody/modules"),
+            valid_for: time::Duration::days(30),
         };
         let mut modules = 0;
         let modman = time(|| modules = build(&options).unwrap().modules);

@@ -31,6 +31,8 @@ pub struct Config {
     pub prosody: ProsodyConfig,
     pub repositories: Vec<Repository>,
     pub chat: ChatConfig,
+    /// The file this was read from (`None` when parsed from text).
+    pub path: Option<PathBuf>,
 }
 
 /// The chat front end: rooms to serve and update notices.
@@ -56,6 +58,8 @@ pub struct ComponentConfig {
     pub server: String,
     /// The shared secret (`component_secret` in Prosody's config).
     pub secret: String,
+    /// Where the secret was read from, if not from modman.toml itself.
+    pub secret_file: Option<PathBuf>,
 }
 
 // The secret must never reach a log line through `{:?}`.
@@ -89,7 +93,10 @@ pub struct ProsodyConfig {
 pub struct Repository {
     pub name: String,
     pub url: url::Url,
-    pub public_key: ed25519_dalek::VerifyingKey,
+    /// Keys an index may be signed with: more than one while a repository
+    /// rotates its key (the new one signs, the old one is still trusted
+    /// until every client has the new one). Never empty.
+    pub public_keys: Vec<ed25519_dalek::VerifyingKey>,
     /// Longest a download from it may take.
     pub timeout: std::time::Duration,
 }
@@ -148,7 +155,9 @@ fn default_builtin_modules() -> PathBuf {
 struct RawRepository {
     name: String,
     url: String,
-    public_key: String,
+    public_key: Option<String>,
+    #[serde(default)]
+    public_keys: Vec<String>,
     #[serde(default = "default_timeout_seconds")]
     timeout_seconds: u64,
 }
@@ -166,7 +175,32 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| fail(format!("cannot read the file: {e}")))?;
-        Config::parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(fail)
+        let mut config =
+            Config::parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(fail)?;
+        config.path = Some(path.to_owned());
+        Ok(config)
+    }
+
+    /// modman.toml and `secret_file` must not be readable by everyone: the
+    /// secret lets any local user connect as the component (once modman
+    /// is off) and receive the admins' commands. One line per exposed
+    /// file, with the command that fixes it.
+    pub fn exposed_secrets(&self) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        self.path
+            .iter()
+            .chain(self.component.secret_file.iter())
+            .filter_map(|file| {
+                let mode = std::fs::metadata(file).ok()?.permissions().mode() & 0o777;
+                (mode & 0o007 != 0).then(|| {
+                    format!(
+                        "{} is readable by every local user (mode {mode:o}) and holds or names the component secret; run chmod 600 {} (or chmod 640 with group prosody)",
+                        file.display(),
+                        file.display()
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Parses and validates TOML text. Relative paths (such as
@@ -217,17 +251,19 @@ impl Config {
             (None, None) => {
                 return Err("key `component.secret`: missing; set `secret` or `secret_file` to the component_secret from prosody.cfg.lua".into())
             }
-            (Some(secret), None) => secret,
+            (Some(secret), None) => (secret, None),
             (None, Some(file)) => {
                 let file = base.join(file);
-                std::fs::read_to_string(&file)
+                let secret = std::fs::read_to_string(&file)
                     .map_err(|e| {
                         format!("key `component.secret_file`: cannot read {}: {e}", file.display())
                     })?
                     .trim()
-                    .to_owned()
+                    .to_owned();
+                (secret, Some(file))
             }
         };
+        let (secret, secret_file) = secret;
         if secret.is_empty() {
             return Err(
                 "key `component.secret`: empty; use the component_secret from prosody.cfg.lua"
@@ -254,8 +290,26 @@ impl Config {
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
                 .ok_or_else(|| format!("key `{key}.url`: `{}` is not an http(s) URL", repo.url))?;
-            let public_key = parse_public_key(&repo.public_key)
-                .map_err(|e| format!("key `{key}.public_key`: {e}"))?;
+            let mut public_keys = Vec::new();
+            for (field, text) in repo
+                .public_key
+                .iter()
+                .map(|k| ("public_key".to_owned(), k))
+                .chain(
+                    repo.public_keys
+                        .iter()
+                        .enumerate()
+                        .map(|(j, k)| (format!("public_keys[{j}]"), k)),
+                )
+            {
+                public_keys
+                    .push(parse_public_key(text).map_err(|e| format!("key `{key}.{field}`: {e}"))?);
+            }
+            if public_keys.is_empty() {
+                return Err(format!(
+                    "key `{key}.public_key`: missing; paste the key `modman repo keygen` printed (or list several in `public_keys` while rotating keys)"
+                ));
+            }
             if !(1..=3600).contains(&repo.timeout_seconds) {
                 return Err(format!(
                     "key `{key}.timeout_seconds`: {} is not between 1 and 3600",
@@ -265,7 +319,7 @@ impl Config {
             repositories.push(Repository {
                 name: repo.name,
                 url,
-                public_key,
+                public_keys,
                 timeout: std::time::Duration::from_secs(repo.timeout_seconds),
             });
         }
@@ -301,11 +355,13 @@ impl Config {
                 notify_admins: raw.chat.notify_admins,
             },
             admins,
+            path: None,
             state_dir: base.join(raw.state_dir),
             component: ComponentConfig {
                 jid,
                 server: raw.component.server,
                 secret,
+                secret_file,
             },
             prosody: ProsodyConfig {
                 config: base.join(raw.prosody.config),
@@ -429,6 +485,16 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
                 "repositories[0].public_key",
             ),
             (
+                "public_key = \"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\"",
+                "public_keys = [\"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\", \"abc\"]",
+                "repositories[0].public_keys[1]",
+            ),
+            (
+                "public_key = \"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\"",
+                "",
+                "repositories[0].public_key`: missing",
+            ),
+            (
                 "state_dir = \"/var/lib/modman\"",
                 "state_dir = \"/x\"\ncolour = \"blue\"",
                 "unknown field `colour`",
@@ -460,6 +526,17 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
     }
 
     #[test]
+    fn a_repository_rotating_its_key_trusts_every_listed_key() {
+        let text = GOOD.replacen(
+            "public_key = ",
+            "public_keys = [\"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\"]\npublic_key = ",
+            1,
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.repositories[0].public_keys.len(), 2);
+    }
+
+    #[test]
     fn the_shipped_example_parses() {
         let text = include_str!("../modman.example.toml");
         let config = parse(text).unwrap();
@@ -473,6 +550,33 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
         assert!(
             error.starts_with("line 3: unknown field `colour`"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn secrets_readable_by_everyone_are_named_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("modman.toml");
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s\n").unwrap();
+        std::fs::write(
+            &toml,
+            GOOD.replacen("secret = \"s3cret\"", "secret_file = \"secret\"", 1),
+        )
+        .unwrap();
+        for (file, mode) in [(&toml, 0o640), (&secret, 0o600)] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let config = Config::load(&toml).unwrap();
+        assert!(config.exposed_secrets().is_empty());
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let exposed = config.exposed_secrets();
+        assert_eq!(exposed.len(), 1, "{exposed:?}");
+        assert!(
+            exposed[0].contains("mode 644")
+                && exposed[0].contains(&format!("chmod 600 {}", secret.display())),
+            "{exposed:?}"
         );
     }
 

@@ -97,6 +97,9 @@ enum RepoCommand {
         /// Prosody's own modules, to tell built-in dependencies from missing ones.
         #[arg(long, default_value = "/usr/lib/prosody/modules")]
         builtin_modules: PathBuf,
+        /// Days clients may use the index before they refuse it as stale; rebuild before then.
+        #[arg(long, value_name = "DAYS", default_value_t = modman::repo::build::DEFAULT_VALID_DAYS)]
+        valid_for: u32,
     },
     /// Check a repository's signature and every archive against its index.
     Verify {
@@ -296,12 +299,14 @@ fn repo(command: RepoCommand) -> Result<(), String> {
             out,
             key,
             builtin_modules,
+            valid_for,
         } => {
             let options = build::BuildOptions {
                 tree: &from,
                 out: &out,
                 key: &key,
                 builtin_dir: &builtin_modules,
+                valid_for: time::Duration::days(valid_for.into()),
             };
             let report = build::build(&options).map_err(|e| e.to_string())?;
             for warning in &report.warnings {
@@ -323,20 +328,25 @@ fn repo(command: RepoCommand) -> Result<(), String> {
             };
             let key = modman::config::parse_public_key(&text)
                 .map_err(|e| format!("--public-key: {e}"))?;
-            let (modules, problems) = verify::verify(&dir, &key);
+            let verify::Verified {
+                modules,
+                freshness,
+                problems,
+            } = verify::verify(&dir, &key);
+            let freshness = freshness.map(|f| format!("; {f}")).unwrap_or_default();
             for problem in &problems {
                 out!("FAIL {}: {}", problem.file, problem.what);
             }
             if problems.is_empty() {
                 out!(
-                    "OK {}: signature valid, {modules} modules, every archive matches the index",
+                    "OK {}: signature valid, {modules} modules, every archive matches the index{freshness}",
                     dir.display()
                 );
                 Ok(())
             } else {
                 let plural = if problems.len() == 1 { "" } else { "s" };
                 Err(format!(
-                    "{}: {} problem{plural} found; do not publish it",
+                    "{}: {} problem{plural} found{freshness}; do not publish it",
                     dir.display(),
                     problems.len()
                 ))

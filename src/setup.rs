@@ -215,12 +215,22 @@ fn add_to_list(lines: &mut [String], at: usize, item: &str) -> Result<(), String
 /// Applies a set-up: backs up and rewrites prosody.cfg.lua, creates the
 /// module directory and the managed file (owned by the prosody user when
 /// there is one), and writes modman.toml. Returns the backup's path.
+///
+/// setup runs as root and works under Prosody's data directory, which the
+/// prosody user owns: a symbolic link that user planted where a directory
+/// or file is expected would make root create or chown whatever it points
+/// to. So every path it creates or chowns is checked not to be a link
+/// (before anything is changed), created without following one, and
+/// chowned with `lchown`, which never follows.
 pub fn write(options: &Options, setup: &Setup) -> Result<PathBuf, String> {
-    if options.modman_config.exists() {
+    if std::fs::symlink_metadata(&options.modman_config).is_ok() {
         return Err(format!(
             "{} exists; modman setup never overwrites it: move it away, or merge the printed one by hand",
             options.modman_config.display()
         ));
+    }
+    for path in [&setup.modules_dir, &setup.managed_config] {
+        refuse_link(path)?;
     }
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
     let backup = PathBuf::from(format!(
@@ -235,9 +245,9 @@ pub fn write(options: &Options, setup: &Setup) -> Result<PathBuf, String> {
     })?;
     let owner = prosody_user();
     let dir = &setup.modules_dir;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    create_dir_no_follow(dir)?;
     chown(dir, owner)?;
-    if !setup.managed_config.exists() {
+    if std::fs::symlink_metadata(&setup.managed_config).is_err() {
         crate::engine::managed_config::ManagedConfig::default()
             .save(&setup.managed_config)
             .map_err(|e| format!("cannot create {}: {e}", setup.managed_config.display()))?;
@@ -259,6 +269,58 @@ pub fn write(options: &Options, setup: &Setup) -> Result<PathBuf, String> {
         },
     )?;
     Ok(backup)
+}
+
+/// Refuses a symbolic link at `path` (see [`write`]), saying what to do.
+fn refuse_link(path: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.file_type().is_symlink() => Err(format!(
+            "{} is a symbolic link where modman setup expects its own directory or file; it may have been planted to redirect setup (which runs as root): remove it, check where it pointed, and run setup again; nothing was changed",
+            path.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Creates `dir` and its missing parents, refusing a link at any of them:
+/// `create_dir_all` would follow one.
+fn create_dir_no_follow(dir: &Path) -> Result<(), String> {
+    let mut missing = Vec::new();
+    let mut cursor = dir;
+    loop {
+        match std::fs::symlink_metadata(cursor) {
+            Ok(metadata) if metadata.file_type().is_symlink() && cursor == dir => {
+                return refuse_link(cursor)
+            }
+            // An existing ancestor is the admin's: a link there is theirs.
+            Ok(_) if std::fs::metadata(cursor).is_ok_and(|m| m.is_dir()) => break,
+            Ok(_) => {
+                return Err(format!(
+                    "{} exists and is not a directory; move it away and run setup again",
+                    cursor.display()
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                missing.push(cursor);
+                match cursor.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => cursor = parent,
+                    _ => break,
+                }
+            }
+            Err(e) => return Err(format!("cannot look at {}: {e}", cursor.display())),
+        }
+    }
+    for path in missing.into_iter().rev() {
+        // `create_dir` never follows a link: one planted meanwhile makes
+        // it fail with "exists", and it is refused below.
+        if let Err(e) = std::fs::create_dir(path) {
+            refuse_link(path)?;
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(format!("cannot create {}: {e}", path.display()));
+            }
+        }
+    }
+    refuse_link(dir)
 }
 
 /// modman.toml holds the secret: readable by its owner only.
@@ -284,9 +346,10 @@ fn prosody_user() -> Option<(u32, u32)> {
     })
 }
 
+/// Gives `path` itself (never what a link there points to) to `owner`.
 fn chown(path: &Path, owner: Option<(u32, u32)>) -> Result<(), String> {
     match owner {
-        Some((uid, gid)) => std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        Some((uid, gid)) => std::os::unix::fs::lchown(path, Some(uid), Some(gid))
             .map_err(|e| format!("cannot give {} to the prosody user: {e}", path.display())),
         None => Ok(()),
     }
@@ -345,6 +408,45 @@ mod tests {
             "{}",
             setup.modman_toml
         );
+    }
+
+    #[test]
+    fn a_planted_link_is_refused_before_anything_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = options(dir.path());
+        let setup = plan(&options).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        std::fs::create_dir_all(&options.data_dir).unwrap();
+        for planted in [&setup.modules_dir, &setup.managed_config] {
+            std::os::unix::fs::symlink(&victim, planted).unwrap();
+            let before = std::fs::read_dir(dir.path()).unwrap().count();
+            let error = write(&options, &setup).unwrap_err();
+            assert!(
+                error.contains(&format!("{} is a symbolic link", planted.display()))
+                    && error.contains("nothing was changed"),
+                "{error}"
+            );
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), before);
+            assert_eq!(
+                std::fs::read_to_string(&options.prosody_config).unwrap(),
+                DEBIAN_LIKE
+            );
+            assert!(!options.modman_config.exists());
+            assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+            std::fs::remove_file(planted).unwrap();
+        }
+        // A dangling link where modman.toml goes is not overwritten either.
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &options.modman_config)
+            .unwrap_or_else(|_| {
+                std::fs::create_dir_all(options.modman_config.parent().unwrap()).unwrap();
+                std::os::unix::fs::symlink(dir.path().join("nowhere"), &options.modman_config)
+                    .unwrap()
+            });
+        assert!(write(&options, &setup)
+            .unwrap_err()
+            .contains("never overwrites"));
+        assert!(!dir.path().join("nowhere").exists());
     }
 
     #[test]

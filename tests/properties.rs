@@ -7,7 +7,7 @@ use std::path::Path;
 use modman::config::Config;
 use modman::engine::managed_config::ManagedConfig;
 use modman::ops::{self, Input};
-use modman::repo::index::{is_safe_relative_path, is_valid_module_name, Index};
+use modman::repo::index::{is_safe_relative_path, is_safe_url_path, is_valid_module_name, Index};
 use modman::repo::{archive, metadata};
 use modman::xmpp::chat::{parse_line, Line};
 use modman::xmpp::command::CommandRequest;
@@ -73,12 +73,16 @@ proptest! {
 
     #[test]
     fn index_entries_accepted_are_safe(name in "\\PC{0,20}", archive in "\\PC{0,40}") {
-        let json = serde_json::json!({"schema": 1, "modules": [{
+        let json = serde_json::json!({"schema": 2, "serial": 1, "generated": "2026-11-01T00:00:00Z",
+            "expires": "2026-12-01T00:00:00Z", "modules": [{
             "name": name, "version": "1", "summary": "", "labels": [], "stage": null, "description": "",
             "dependencies": [], "compatibility": [], "archive": archive, "size": 1,
             "sha256": "0".repeat(64), "files": []
         }]});
-        if let Ok(index) = Index::parse(json.to_string().as_bytes()) {
+        let parsed = Index::parse(json.to_string().as_bytes());
+        // The fixture itself is a valid index whenever its two fields are.
+        prop_assert_eq!(parsed.is_ok(), is_valid_module_name(&name) && is_safe_url_path(&archive));
+        if let Ok(index) = parsed {
             prop_assert!(is_valid_module_name(&index.modules[0].name));
             prop_assert!(is_safe_relative_path(&index.modules[0].archive));
             prop_assert!(!index.modules[0].archive.split('/').any(|p| p == ".."));
@@ -138,5 +142,37 @@ proptest! {
         element.set_attr(minidom::rxml::Namespace::NONE, attr("action"), action);
         element.set_attr(minidom::rxml::Namespace::NONE, attr("sessionid"), session);
         let _ = CommandRequest::try_from(&element);
+    }
+
+    #[test]
+    fn stanzas_read_as_the_stream_reads_them_never_panic(
+        kind in "(message|iq|presence)",
+        kind_type in "(get|set|result|error|chat|groupchat|unavailable|)",
+        name in "[a-z][a-z0-9_-]{0,12}",
+        value in "\\PC{0,200}",
+        text in "\\PC{0,200}",
+    ) {
+        use modman::xmpp::stream::{parser_options, stanza, Assembled, Assembler, Incoming};
+        let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('\'', "&apos;");
+        let xml = format!(
+            "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>\
+             <{kind} type='{kind_type}' from='a@b/c' to='modman.b' id='{v}'><{name} xmlns='urn:x' a='{v}'>{t}</{name}>\
+             <body>{t}</body><command xmlns='http://jabber.org/protocol/commands' node='{v}'/></{kind}>",
+            v = escape(&value),
+            t = escape(&text),
+        );
+        let mut reader = minidom::rxml::Reader::with_options(xml.as_bytes(), parser_options());
+        let mut stanzas = Assembler::default();
+        // The stream header, which the connection reads before stanzas.
+        prop_assert!(matches!(reader.read(), Ok(Some(_))));
+        let mut read = 0;
+        while let Ok(Some(event)) = reader.read() {
+            if let Some(Assembled::Element(element)) = stanzas.feed(event) {
+                read += 1;
+                let typed = matches!(stanza(element), Incoming::Stanza(_) | Incoming::Invalid { .. });
+                prop_assert!(typed, "a stanza read as neither a stanza nor an invalid one");
+            }
+        }
+        prop_assert_eq!(read, 1);
     }
 }

@@ -51,6 +51,14 @@ impl Command for Check {
         };
         let admins: Vec<String> = config.admins.iter().map(|a| a.to_string()).collect();
         row("admins", Ok(admins.join(", ")));
+        let exposed = config.exposed_secrets();
+        row(
+            "secret",
+            match exposed.is_empty() {
+                true => Ok("modman.toml and the secret are not readable by everyone".into()),
+                false => Err(exposed.join("; ")),
+            },
+        );
         row("component", component(ctx).await);
         let prosody_cfg = std::fs::read_to_string(&config.prosody.config);
         row(

@@ -125,6 +125,9 @@ impl Command for List {
         if catalog.sources.is_empty() {
             note += " No repository index yet: run refresh.";
         }
+        for stale in catalog.stale() {
+            note += &format!(" Stale: {stale}.");
+        }
         for problem in status.problems() {
             note += &format!(" ? = unknown: {problem}.");
         }

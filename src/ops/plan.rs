@@ -74,6 +74,7 @@ pub fn resolve<'a>(
                 "no configured repository offers `{name}`{why}; check the name with list, or run refresh"
             ))
         })?;
+        catalog.check_fresh(repository)?;
         for dependency in &entry.dependencies {
             match dependency.kind {
                 DependencyKind::Community if !installed.modules.contains_key(&dependency.name) => {

@@ -12,7 +12,9 @@ use std::process::Command;
 use std::time::SystemTime;
 
 use super::archive;
-use super::index::{is_valid_module_name, Dependency, DependencyKind, Index, ModuleEntry, SCHEMA};
+use super::index::{
+    is_valid_module_name, Dependency, DependencyKind, Index, ModuleEntry, Timestamp, SCHEMA,
+};
 use super::metadata;
 use super::signing;
 
@@ -25,7 +27,15 @@ pub struct BuildOptions<'a> {
     /// Prosody's own module directory, to tell built-in dependencies from
     /// missing ones.
     pub builtin_dir: &'a Path,
+    /// How long clients may use the index; rebuild (and publish) before
+    /// it runs out.
+    pub valid_for: time::Duration,
 }
+
+/// `--valid-for` when not given: a month, as Debian's archive does a week
+/// for its most active suites; a repository rebuilt by a cron job any
+/// less often than that would be refused.
+pub const DEFAULT_VALID_DAYS: u32 = 30;
 
 /// What a build did.
 #[derive(Debug)]
@@ -46,6 +56,10 @@ pub enum BuildError {
     Empty(PathBuf),
     #[error("{0} exists and is not a modman repository; refusing to replace it")]
     NotARepository(PathBuf),
+    #[error("--valid-for must be at least 1 day")]
+    ValidFor,
+    #[error("SOURCE_DATE_EPOCH `{0}` is not a Unix time in seconds")]
+    SourceDate(String),
 }
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> BuildError + '_ {
@@ -64,6 +78,9 @@ struct Packed {
 
 /// Builds the repository. See the module documentation.
 pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
+    if options.valid_for < time::Duration::days(1) {
+        return Err(BuildError::ValidFor);
+    }
     let key = signing::read_private(options.key)?;
     let tree = options.tree;
     let mut names: Vec<String> = std::fs::read_dir(tree)
@@ -126,8 +143,12 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
         std::fs::write(&path, &module.archive).map_err(io_error(&path))?;
     }
     let modules = packed.len();
+    let generated = build_time()?;
     let index = Index {
         schema: SCHEMA,
+        serial: next_serial(options.out, generated),
+        generated,
+        expires: Timestamp(generated.0 + options.valid_for),
         modules: packed.into_iter().map(|p| p.entry).collect(),
     }
     .to_json();
@@ -138,6 +159,37 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
         .map_err(io_error(&signature_path))?;
     replace_dir(staging, options.out)?;
     Ok(BuildReport { modules, warnings })
+}
+
+/// Now, or `SOURCE_DATE_EPOCH` if set, so that two builds of one tree
+/// can be byte-identical, as reproducible builds expect.
+fn build_time() -> Result<Timestamp, BuildError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|seconds| time::OffsetDateTime::from_unix_timestamp(seconds).ok())
+            .map(Timestamp)
+            .ok_or(BuildError::SourceDate(text)),
+        Err(_) => Ok(Timestamp::now()),
+    }
+}
+
+/// A serial above the one `out` holds now, and at least the build time in
+/// seconds, so a repository rebuilt from scratch (no previous index at
+/// hand) still moves forward.
+fn next_serial(out: &Path, generated: Timestamp) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct SerialOnly {
+        serial: u64,
+    }
+    let previous = std::fs::read(out.join("index.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<SerialOnly>(&bytes).ok())
+        .map_or(0, |index| index.serial);
+    let seconds = u64::try_from(generated.0.unix_timestamp()).unwrap_or(0);
+    previous.saturating_add(1).max(seconds)
 }
 
 /// Packs one module and describes it; `Err` says why it is skipped.
@@ -189,7 +241,7 @@ fn pack_module(
     let version = history
         .version(tree, &dir, &files, &sha256)
         .map_err(|e| format!("cannot date it: {e}"))?;
-    let entry = ModuleEntry {
+    let mut entry = ModuleEntry {
         name: name.to_owned(),
         archive: format!("archives/mod_{name}-{version}.tar.gz"),
         version,
@@ -203,6 +255,18 @@ fn pack_module(
         size: bytes.len() as u64,
         sha256,
         files,
+    };
+    // Copied as they are, an ESC or NUL from a README would break every
+    // reply that carries it, or reach an admin's terminal.
+    let warning = match (entry.clean_text(), warning) {
+        (false, warning) => warning,
+        (true, warning) => Some(
+            warning
+                .into_iter()
+                .chain(["control characters in its README replaced with U+FFFD".to_owned()])
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
     };
     Ok((
         Packed {

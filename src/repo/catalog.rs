@@ -2,19 +2,32 @@
 //! repository, kept in `state_dir/indexes/` and checked against its
 //! signature again whenever it is loaded, so a file changed on disk is
 //! caught as surely as one changed on the wire.
+//!
+//! Freshness, as apt and TUF do it: beside each index, modman keeps the
+//! highest serial it accepted from that repository (and the SHA-256 of
+//! that index), and refuses an index with a lower serial, or the same
+//! serial and other content: a validly signed but older index, replayed by
+//! someone in the middle, would otherwise downgrade modules. An expired
+//! index is never accepted, and one that expires while in use still lists
+//! its modules but installs and updates nothing from them.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Repository};
 use crate::fsutil;
-use crate::repo::fetch::{self, Fetcher};
-use crate::repo::index::{Index, ModuleEntry};
+use crate::repo::fetch::{self, FetchError, Fetcher};
+use crate::repo::index::{Index, ModuleEntry, Timestamp};
 
 /// One repository's last good index.
 #[derive(Debug, Clone)]
 pub struct Source {
     pub repository: Repository,
-    pub index: Index,
+    /// Shared: a refresh that fails keeps the last good index without
+    /// copying it (tens of megabytes for a big repository).
+    pub index: Arc<Index>,
     /// When this index was fetched (the cache file's time), RFC 3339.
     pub fetched: String,
 }
@@ -46,6 +59,40 @@ fn cache_paths(state_dir: &Path, repository: &Repository) -> (PathBuf, PathBuf) 
     )
 }
 
+/// The newest index accepted from one repository: the replay guard. Kept
+/// in its own file, so it survives a cached index that no longer verifies
+/// (after a key rotation, say).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Accepted {
+    serial: u64,
+    sha256: String,
+}
+
+fn accepted_path(state_dir: &Path, repository: &Repository) -> PathBuf {
+    state_dir
+        .join("indexes")
+        .join(format!("{}.accepted.json", repository.name))
+}
+
+impl Accepted {
+    /// The record, if any. One that does not parse is an error, not a
+    /// fresh start: deleting the guard must not be a way around it.
+    fn load(state_dir: &Path, repository: &Repository) -> Result<Option<Accepted>, String> {
+        let path = accepted_path(state_dir, repository);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                format!(
+                    "{} is damaged ({e}); it records the newest index accepted from this repository: remove it to accept whatever the repository serves next",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+}
+
 impl Catalog {
     /// Loads every cached index that still verifies; returns the catalog
     /// and a warning per cache that was refused.
@@ -62,7 +109,7 @@ impl Catalog {
             match fetch::verify_index(repository, &bytes, &signature) {
                 Ok(index) => catalog.sources.push(Source {
                     repository: repository.clone(),
-                    index,
+                    index: index.into(),
                     fetched: modified(&index_path),
                 }),
                 Err(e) => warnings.push(format!(
@@ -85,16 +132,13 @@ impl Catalog {
                 .iter()
                 .find(|s| s.repository.name == repository.name);
             let fetched = match fetcher.index(repository).await {
-                Ok((bytes, signature, index)) => {
-                    save(&config.state_dir, repository, &bytes, &signature)
-                        .map(|()| index)
-                        .map_err(|e| {
-                            format!(
-                                "fetched, but cannot keep it in {}: {e}",
-                                config.state_dir.display()
-                            )
-                        })
-                }
+                Ok((bytes, signature, index)) => accept(
+                    &config.state_dir,
+                    repository,
+                    (&bytes, &signature),
+                    index,
+                    Timestamp::now(),
+                ),
                 Err(e) => Err(e.to_string()),
             };
             let (source, result) = match fetched {
@@ -102,12 +146,22 @@ impl Catalog {
                     let (index_path, _) = cache_paths(&config.state_dir, repository);
                     let source = Source {
                         repository: repository.clone(),
-                        index,
+                        index: index.into(),
                         fetched: modified(&index_path),
                     };
                     (Some(source), Ok(()))
                 }
-                Err(e) => (previous.cloned(), Err(e)),
+                Err(e) => {
+                    let kept = previous.filter(|p| p.index.is_expired(Timestamp::now()));
+                    let e = match kept {
+                        Some(kept) => format!(
+                            "{e}; the index still in use expired at {}, so nothing is installed or updated from {} until a fresh one arrives",
+                            kept.index.expires, repository.name
+                        ),
+                        None => e,
+                    };
+                    (previous.cloned(), Err(e))
+                }
             };
             report.push(Refreshed {
                 repository: repository.name.clone(),
@@ -118,6 +172,40 @@ impl Catalog {
             catalog.sources.extend(source);
         }
         (catalog, report)
+    }
+
+    /// Refuses to install or update from `repository` while its index is
+    /// expired: the last good index still lists what it offered, but an
+    /// index frozen by someone in the middle must not keep serving code.
+    pub fn check_fresh(&self, repository: &Repository) -> Result<(), FetchError> {
+        let now = Timestamp::now();
+        match self
+            .sources
+            .iter()
+            .find(|s| s.repository.name == repository.name)
+        {
+            Some(source) if source.index.is_expired(now) => Err(FetchError::Expired {
+                repository: repository.name.clone(),
+                freshness: source.index.freshness(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// One line per repository whose index has expired, for `list` and
+    /// `info` to say that what they show is stale.
+    pub fn stale(&self) -> Vec<String> {
+        let now = Timestamp::now();
+        self.sources
+            .iter()
+            .filter(|s| s.index.is_expired(now))
+            .map(|s| {
+                format!(
+                    "the index of {} expired at {} (fetched {}): its modules are shown as of then, and none is installed or updated until refresh brings a fresh one",
+                    s.repository.name, s.index.expires, s.fetched
+                )
+            })
+            .collect()
     }
 
     /// The module `name` and the repository offering it.
@@ -151,16 +239,74 @@ impl Catalog {
     }
 }
 
+/// Takes a fetched, verified index into use if it is newer than (or the
+/// same as) the last one accepted and not expired; keeps it and raises the
+/// recorded serial. `Err` says why not, for the refresh report.
+fn accept(
+    state_dir: &Path,
+    repository: &Repository,
+    (bytes, signature): (&[u8], &[u8]),
+    index: Index,
+    now: Timestamp,
+) -> Result<Index, String> {
+    let sha256 = super::sha256_hex(bytes);
+    if let Some(accepted) = Accepted::load(state_dir, repository)? {
+        let replay = |what: &str| {
+            format!(
+                "the index it serves ({}) {what} serial {} that modman already accepted; it may be a replay of an old index (someone between modman and the repository, or a stale mirror) and was not used",
+                index.freshness(),
+                accepted.serial
+            )
+        };
+        if index.serial < accepted.serial {
+            return Err(replay("is older than"));
+        }
+        if index.serial == accepted.serial && sha256 != accepted.sha256 {
+            return Err(replay("differs from the index of the same"));
+        }
+    }
+    if index.is_expired(now) {
+        return Err(format!(
+            "the index it serves expired ({}) and was not used; the repository must be rebuilt and published again (modman repo build), or something between is serving an old copy",
+            index.freshness()
+        ));
+    }
+    save(
+        state_dir,
+        repository,
+        (bytes, signature),
+        &sha256,
+        index.serial,
+    )
+    .map_err(|e| {
+        format!(
+            "fetched, but cannot keep it in {}: {e}",
+            state_dir.display()
+        )
+    })?;
+    Ok(index)
+}
+
 fn save(
     state_dir: &Path,
     repository: &Repository,
-    bytes: &[u8],
-    signature: &[u8],
+    (bytes, signature): (&[u8], &[u8]),
+    sha256: &str,
+    serial: u64,
 ) -> std::io::Result<()> {
     let (index_path, signature_path) = cache_paths(state_dir, repository);
     if let Some(dir) = index_path.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    // The guard first: if the writes below fail, the old cache stays in
+    // use, and the same index is accepted again at the next refresh.
+    let accepted = Accepted {
+        serial,
+        sha256: sha256.to_owned(),
+    };
+    let record = serde_json::to_vec(&accepted)
+        .unwrap_or_else(|e| unreachable!("a number and a string always serialise: {e}"));
+    fsutil::atomic_write(&accepted_path(state_dir, repository), &record)?;
     // Signature first: between the two writes, the pair fails to verify
     // and is refused, rather than a new index passing with an old signature.
     fsutil::atomic_write(&signature_path, signature)?;
@@ -182,7 +328,6 @@ fn modified(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::index::SCHEMA;
 
     fn source(name: &str, modules: &[&str]) -> Source {
         let entry = |module: &str| ModuleEntry {
@@ -193,15 +338,65 @@ mod tests {
             repository: Repository {
                 name: name.into(),
                 url: url::Url::parse("http://127.0.0.1/").unwrap(),
-                public_key: ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key(),
+                public_keys: vec![ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key()],
                 timeout: std::time::Duration::from_secs(1),
             },
-            index: Index {
-                schema: SCHEMA,
-                modules: modules.iter().map(|m| entry(m)).collect(),
-            },
+            index: crate::repo::index::tests::index_of(modules.iter().map(|m| entry(m)).collect())
+                .into(),
             fetched: String::new(),
         }
+    }
+
+    #[test]
+    fn an_older_or_altered_or_expired_index_is_refused_and_the_guard_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let repository = source("r", &[]).repository;
+        let index = |serial: u64, modules: &[&str]| Index {
+            serial,
+            ..(*source("r", modules).index).clone()
+        };
+        let bytes = |index: &Index| index.to_json();
+        let during = Timestamp(index(1, &[]).generated.0 + time::Duration::days(1));
+        let accept_at = |index: Index, now| {
+            let json = bytes(&index);
+            accept(dir.path(), &repository, (&json, b"sig"), index, now)
+        };
+
+        accept_at(index(5, &["a"]), during).unwrap();
+        // The same index again is fine; a newer one too.
+        accept_at(index(5, &["a"]), during).unwrap();
+        let error = accept_at(index(4, &["a"]), during).unwrap_err();
+        assert!(
+            error.contains("is older than serial 5") && error.contains("replay"),
+            "{error}"
+        );
+        let error = accept_at(index(5, &["a", "b"]), during).unwrap_err();
+        assert!(
+            error.contains("differs from the index of the same serial 5"),
+            "{error}"
+        );
+        let expired = Timestamp(index(6, &[]).expires.0 + time::Duration::seconds(1));
+        let error = accept_at(index(6, &["a"]), expired).unwrap_err();
+        assert!(
+            error.contains("expired") && error.contains("serial 6"),
+            "{error}"
+        );
+        // Nothing refused moved the guard.
+        let guard = Accepted::load(dir.path(), &repository).unwrap().unwrap();
+        assert_eq!(guard.serial, 5);
+        accept_at(index(6, &["a", "b"]), during).unwrap();
+        assert_eq!(
+            Accepted::load(dir.path(), &repository)
+                .unwrap()
+                .unwrap()
+                .serial,
+            6
+        );
+
+        // A damaged guard stops refreshes rather than resetting them.
+        std::fs::write(accepted_path(dir.path(), &repository), b"{").unwrap();
+        let error = accept_at(index(7, &["a"]), during).unwrap_err();
+        assert!(error.contains("is damaged"), "{error}");
     }
 
     #[test]

@@ -25,12 +25,17 @@ pub enum FetchError {
     Status { url: String, status: u16 },
     #[error("{url}: larger than {limit} bytes; refused")]
     TooLarge { url: String, limit: u64 },
-    #[error("repository {repository}: index.json.sig {reason}; the index was not used (is public_key in modman.toml the repository's key?)")]
+    #[error("repository {repository}: index.json.sig {reason}; the index was not used (is public_key, or one of public_keys, in modman.toml the repository's key?)")]
     Signature { repository: String, reason: String },
     #[error("repository {repository}: {reason}")]
     Index { repository: String, reason: String },
     #[error("{url}: {reason}; the archive was not used (the repository or something between may have been tampered with, or the index is stale: run refresh)")]
     Archive { url: String, reason: String },
+    #[error("repository {repository}: its index has expired ({freshness}); nothing is installed or updated from it until refresh brings a fresh index (if refresh fails too, the repository must be rebuilt and published: modman repo build)")]
+    Expired {
+        repository: String,
+        freshness: String,
+    },
 }
 
 /// An HTTP client with modman's limits.
@@ -74,12 +79,12 @@ impl Fetcher {
         repository: &Repository,
     ) -> Result<(Vec<u8>, Vec<u8>, Index), FetchError> {
         let bytes = self
-            .get(repository, &url_of(repository, "index.json"), MAX_INDEX)
+            .get(repository, &url_of(repository, "index.json")?, MAX_INDEX)
             .await?;
         let signature = self
             .get(
                 repository,
-                &url_of(repository, "index.json.sig"),
+                &url_of(repository, "index.json.sig")?,
                 MAX_SIGNATURE,
             )
             .await?;
@@ -94,7 +99,7 @@ impl Fetcher {
         repository: &Repository,
         entry: &ModuleEntry,
     ) -> Result<Vec<ArchiveFile>, FetchError> {
-        let url = url_of(repository, &entry.archive);
+        let url = url_of(repository, &entry.archive)?;
         let bad = |reason: String| FetchError::Archive {
             url: url.clone(),
             reason,
@@ -177,7 +182,7 @@ pub fn verify_index(
     bytes: &[u8],
     signature: &[u8],
 ) -> Result<Index, FetchError> {
-    signing::verify(&repository.public_key, bytes, signature).map_err(|e| {
+    signing::verify_any(&repository.public_keys, bytes, signature).map_err(|e| {
         FetchError::Signature {
             repository: repository.name.clone(),
             reason: match e {
@@ -193,13 +198,33 @@ pub fn verify_index(
 }
 
 /// `path` under the repository URL, which is treated as a directory.
-fn url_of(repository: &Repository, path: &str) -> String {
-    let base = repository.url.as_str();
-    if base.ends_with('/') {
-        format!("{base}{path}")
-    } else {
-        format!("{base}/{path}")
+/// Joined, not concatenated, and checked to stay under the base: the
+/// index's paths are validated already, and this is the second lock.
+fn url_of(repository: &Repository, path: &str) -> Result<String, FetchError> {
+    let mut base = repository.url.clone();
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
     }
+    let outside = |reason: String| FetchError::Archive {
+        url: format!("{base}{}", crate::text::clean(path)),
+        reason,
+    };
+    if !super::index::is_safe_url_path(path) {
+        return Err(outside("not a plain relative path".into()));
+    }
+    let url = base
+        .join(path)
+        .map_err(|e| outside(format!("not a URL path ({e})")))?;
+    if url.origin() != base.origin()
+        || !url.path().starts_with(base.path())
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(outside(format!(
+            "resolves to {url}, outside the repository {base}"
+        )));
+    }
+    Ok(url.into())
 }
 
 /// reqwest's error with its causes, which hold the useful part
@@ -219,4 +244,44 @@ fn describe(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repository(url: &str) -> Repository {
+        Repository {
+            name: "r".into(),
+            url: url::Url::parse(url).unwrap(),
+            public_keys: vec![],
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn urls_are_joined_under_the_base_and_never_leave_it() {
+        let with_slash = repository("http://127.0.0.1:8000/repo/");
+        let without = repository("http://127.0.0.1:8000/repo");
+        for repository in [&with_slash, &without] {
+            assert_eq!(
+                url_of(repository, "archives/mod_a-1.tar.gz").unwrap(),
+                "http://127.0.0.1:8000/repo/archives/mod_a-1.tar.gz"
+            );
+            for path in [
+                "archives/%2e%2e/%2e%2e/x.tar.gz",
+                "../x",
+                "/x",
+                "//evil.example/x",
+                "archives/x?y",
+                "archives/%2E%2e/x",
+            ] {
+                let error = url_of(repository, path).unwrap_err().to_string();
+                assert!(
+                    error.contains("the archive was not used"),
+                    "{path}: {error}"
+                );
+            }
+        }
+    }
 }

@@ -4,19 +4,74 @@
 //! name, so nothing downstream has to trust the file.
 
 use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 pub use super::metadata::{Headers, Need};
 
 /// Bumped on any incompatible change; readers refuse other values.
-pub const SCHEMA: u32 = 1;
+///
+/// Schema 2 added `serial`, `generated` and `expires`. Schema 1 indexes
+/// are refused rather than read without them: an index that carries no
+/// serial or expiry could be replayed forever, so accepting one would
+/// switch the replay protection off for anyone who serves an old file.
+pub const SCHEMA: u32 = 2;
 
 /// The whole index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Index {
     pub schema: u32,
+    /// Raised by every build of the repository. modman keeps the highest
+    /// serial it accepted per repository and refuses a lower one, or the
+    /// same one with other content: an old index replayed by a man in the
+    /// middle or a stale mirror would otherwise downgrade modules.
+    pub serial: u64,
+    /// When `repo build` made it.
+    pub generated: Timestamp,
+    /// After this, the index is not used for installs and updates: an
+    /// index frozen by someone in the middle stops working rather than
+    /// hiding new versions forever.
+    pub expires: Timestamp,
     /// Sorted by name, names unique.
     pub modules: Vec<ModuleEntry>,
+}
+
+/// A point in time, written as RFC 3339 in UTC (`2026-11-24T15:00:00Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub OffsetDateTime);
+
+impl Timestamp {
+    /// Now, to the second: finer would only make the index harder to read.
+    pub fn now() -> Timestamp {
+        let now = OffsetDateTime::now_utc();
+        Timestamp(now.replace_nanosecond(0).unwrap_or(now))
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let utc = self.0.to_offset(time::UtcOffset::UTC);
+        match utc.format(&Rfc3339) {
+            Ok(text) => f.write_str(&text),
+            Err(_) => write!(f, "{}", utc.unix_timestamp()),
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        OffsetDateTime::parse(&text, &Rfc3339)
+            .map(Timestamp)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not an RFC 3339 time: {e}")))
+    }
 }
 
 /// One module as the repository offers it.
@@ -49,6 +104,29 @@ pub struct ModuleEntry {
     pub sha256: String,
     /// Files in the archive, relative to the module directory, sorted.
     pub files: Vec<String>,
+}
+
+impl ModuleEntry {
+    /// Replaces control characters in every text shown to people (see
+    /// [`crate::text::clean`]); returns whether there were any. Names,
+    /// paths and hashes are validated instead, since they must match.
+    pub fn clean_text(&mut self) -> bool {
+        use crate::text::clean_in_place;
+        let mut changed = false;
+        for text in [&mut self.version, &mut self.summary, &mut self.description]
+            .into_iter()
+            .chain(self.labels.iter_mut())
+            .chain(self.stage.iter_mut())
+            .chain(
+                self.compatibility
+                    .iter_mut()
+                    .flat_map(|row| [&mut row.prosody, &mut row.status]),
+            )
+        {
+            changed |= clean_in_place(text);
+        }
+        changed
+    }
 }
 
 /// A `module:depends("x")` found in the module's code.
@@ -97,6 +175,11 @@ pub enum IndexError {
     Schema { found: u32 },
     #[error("module `{name}`: {problem}")]
     Module { name: String, problem: String },
+    #[error("the index expires ({expires}) no later than it was generated ({generated})")]
+    Dates {
+        generated: Timestamp,
+        expires: Timestamp,
+    },
 }
 
 impl Index {
@@ -112,11 +195,25 @@ impl Index {
         if schema != SCHEMA {
             return Err(IndexError::Schema { found: schema });
         }
-        let index: Index = serde_json::from_slice(bytes)?;
+        let mut index: Index = serde_json::from_slice(bytes)?;
+        if index.expires <= index.generated {
+            return Err(IndexError::Dates {
+                generated: index.generated,
+                expires: index.expires,
+            });
+        }
+        for module in &mut index.modules {
+            if module.clean_text() {
+                tracing::warn!(
+                    "module `{}`: control characters in the index replaced with U+FFFD; rebuild the repository with this modman",
+                    module.name.chars().filter(char::is_ascii_graphic).take(64).collect::<String>()
+                );
+            }
+        }
         let mut previous: Option<&str> = None;
         for module in &index.modules {
             let problem = |problem: String| IndexError::Module {
-                name: module.name.chars().take(64).collect(),
+                name: crate::text::clean(&module.name).chars().take(64).collect(),
                 problem,
             };
             if !is_valid_module_name(&module.name) {
@@ -128,10 +225,16 @@ impl Index {
                 ));
             }
             previous = Some(&module.name);
-            if !is_safe_relative_path(&module.archive) {
+            if !is_safe_url_path(&module.archive) {
                 return Err(problem(format!(
-                    "archive path `{}` is not a plain relative path",
-                    module.archive
+                    "archive path `{}` is not a plain relative path (after percent-decoding)",
+                    crate::text::clean(&module.archive)
+                )));
+            }
+            if let Some(bad) = module.files.iter().find(|f| !is_safe_relative_path(f)) {
+                return Err(problem(format!(
+                    "file `{}` is not a plain relative path",
+                    crate::text::clean(bad)
                 )));
             }
             if module.sha256.len() != 64
@@ -165,6 +268,19 @@ impl Index {
         bytes
     }
 
+    /// Whether the index is past its expiry at `now`.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires <= now
+    }
+
+    /// Serial and dates, for `repo verify` and error messages.
+    pub fn freshness(&self) -> String {
+        format!(
+            "serial {}, generated {}, expires {}",
+            self.serial, self.generated, self.expires
+        )
+    }
+
     /// The entry for `name`.
     pub fn get(&self, name: &str) -> Option<&ModuleEntry> {
         self.modules
@@ -186,16 +302,43 @@ pub fn is_valid_module_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// `a/b.c` yes; empty, absolute, `.`/`..` components, backslashes or
-/// empty components no.
+/// `a/b.c` yes; empty, absolute, `.`/`..` components, backslashes,
+/// control characters or empty components no.
 pub fn is_safe_relative_path(path: &str) -> bool {
     !path.is_empty()
         && !path.starts_with('/')
         && !path.contains('\\')
-        && !path.contains('\0')
+        && crate::text::is_clean(path)
         && path
             .split('/')
             .all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
+/// A path that becomes part of a URL under the repository: a plain
+/// relative path as written and once percent-decoded (a URL resolver
+/// treats `%2e%2e` as `..`), without a query or fragment.
+pub fn is_safe_url_path(path: &str) -> bool {
+    !path.contains(['?', '#'])
+        && is_safe_relative_path(path)
+        && percent_decoded(path).is_some_and(|decoded| is_safe_relative_path(&decoded))
+}
+
+/// `path` with `%XX` escapes decoded; `None` for a malformed escape or a
+/// result that is not UTF-8.
+fn percent_decoded(path: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(path.len());
+    let mut rest = path.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(byte);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
 }
 
 #[cfg(test)]
@@ -221,12 +364,21 @@ pub(crate) mod tests {
         }
     }
 
+    /// An index of `modules`, fresh for 30 days from 2026-11-01.
+    pub(crate) fn index_of(modules: Vec<ModuleEntry>) -> Index {
+        let generated = OffsetDateTime::from_unix_timestamp(1_793_491_200).unwrap();
+        Index {
+            schema: SCHEMA,
+            serial: 1,
+            generated: Timestamp(generated),
+            expires: Timestamp(generated + time::Duration::days(30)),
+            modules,
+        }
+    }
+
     #[test]
     fn round_trips_and_finds_by_name() {
-        let index = Index {
-            schema: SCHEMA,
-            modules: vec![entry("a"), entry("b")],
-        };
+        let index = index_of(vec![entry("a"), entry("b")]);
         let parsed = Index::parse(&index.to_json()).unwrap();
         assert_eq!(parsed, index);
         assert_eq!(parsed.get("b").unwrap().name, "b");
@@ -243,7 +395,7 @@ pub(crate) mod tests {
             }];
         }
         type Mutation = fn(&mut ModuleEntry);
-        let cases: [(Mutation, &str); 5] = [
+        let cases: [(Mutation, &str); 10] = [
             (|m| m.name = "../etc".into(), "not a valid module name"),
             (
                 |m| m.archive = "/etc/passwd".into(),
@@ -253,32 +405,94 @@ pub(crate) mod tests {
                 |m| m.archive = "archives/../../x".into(),
                 "not a plain relative path",
             ),
+            (
+                |m| m.archive = "archives/%2e%2e/%2e%2e/x.tar.gz".into(),
+                "after percent-decoding",
+            ),
+            (
+                |m| m.archive = "archives/%2E%2E%2f..%2Fx".into(),
+                "after percent-decoding",
+            ),
+            (
+                |m| m.archive = "archives/x%2fy%00".into(),
+                "after percent-decoding",
+            ),
+            (
+                |m| m.archive = "archives/x.tar.gz?y=1".into(),
+                "after percent-decoding",
+            ),
+            (
+                |m| m.archive = "archives/x%zz".into(),
+                "after percent-decoding",
+            ),
             (|m| m.sha256 = "XYZ".into(), "sha256"),
             (bad_dependency, "dependency `a/b`"),
         ];
         for (mutate, expected) in cases {
             let mut module = entry("a");
             mutate(&mut module);
-            let index = Index {
-                schema: SCHEMA,
-                modules: vec![module],
-            };
+            let index = index_of(vec![module]);
             let error = Index::parse(&index.to_json()).unwrap_err().to_string();
             assert!(error.contains(expected), "{expected:?} not in {error:?}");
         }
-        let unsorted = Index {
-            schema: SCHEMA,
-            modules: vec![entry("b"), entry("a")],
-        };
+        let unsorted = index_of(vec![entry("b"), entry("a")]);
         assert!(Index::parse(&unsorted.to_json()).is_err());
     }
 
     #[test]
     fn another_schema_gets_an_upgrade_hint() {
-        let error = Index::parse(br#"{"schema": 2, "whatever": true}"#)
+        let error = Index::parse(br#"{"schema": 3, "whatever": true}"#)
             .unwrap_err()
             .to_string();
-        assert!(error.contains("schema 2 is not supported"), "{error}");
+        assert!(error.contains("schema 3 is not supported"), "{error}");
         assert!(Index::parse(b"not json").is_err());
+        // An index without serial and expiry is not read at all.
+        let error = Index::parse(br#"{"schema": 1, "modules": []}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("schema 1 is not supported"), "{error}");
+    }
+
+    #[test]
+    fn control_characters_are_cleaned_from_text_and_refused_in_paths() {
+        let mut module = entry("a");
+        module.summary = "\u{1b}[2Jhi\u{7}".into();
+        module.description = "NUL\u{0} here".into();
+        module.compatibility = vec![Compatibility {
+            prosody: "0.12\u{1b}".into(),
+            status: "Works".into(),
+            works: Some(true),
+        }];
+        let parsed = Index::parse(&index_of(vec![module.clone()]).to_json()).unwrap();
+        let parsed = &parsed.modules[0];
+        assert_eq!(parsed.summary, "\u{FFFD}[2Jhi\u{FFFD}");
+        assert_eq!(parsed.description, "NUL\u{FFFD} here");
+        assert_eq!(parsed.compatibility[0].prosody, "0.12\u{FFFD}");
+        module.files = vec!["ok.lua".into(), "bad\u{1b}.lua".into()];
+        let error = Index::parse(&index_of(vec![module]).to_json())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("file `bad\u{FFFD}.lua`"), "{error}");
+    }
+
+    #[test]
+    fn dates_are_checked_and_expiry_is_inclusive() {
+        let index = index_of(vec![entry("a")]);
+        assert!(!index.is_expired(index.generated));
+        assert!(index.is_expired(index.expires));
+        assert_eq!(
+            index.freshness(),
+            "serial 1, generated 2026-11-01T00:00:00Z, expires 2026-12-01T00:00:00Z"
+        );
+        let backwards = Index {
+            expires: index.generated,
+            ..index.clone()
+        };
+        let error = Index::parse(&backwards.to_json()).unwrap_err().to_string();
+        assert!(error.contains("no later than it was generated"), "{error}");
+        let text = String::from_utf8(index.to_json()).unwrap();
+        let bad = text.replace("2026-12-01T00:00:00Z", "next week");
+        let error = Index::parse(bad.as_bytes()).unwrap_err().to_string();
+        assert!(error.contains("not an RFC 3339 time"), "{error}");
     }
 }

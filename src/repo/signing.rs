@@ -98,6 +98,19 @@ pub fn verify(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> Result<()
         .map_err(|_| KeyError::BadSignature("does not match the index and the public key"))
 }
 
+/// Checks a signature against each trusted key: a repository rotating
+/// its key is trusted under the old and the new one.
+pub fn verify_any(keys: &[VerifyingKey], message: &[u8], signature: &[u8]) -> Result<(), KeyError> {
+    let mut outcome = Err(KeyError::BadSignature("has no key to check it against"));
+    for key in keys {
+        outcome = verify(key, message, signature);
+        if outcome.is_ok() {
+            break;
+        }
+    }
+    outcome
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +134,11 @@ mod tests {
         let other = SigningKey::from_bytes(&[7; 32]).verifying_key();
         assert!(verify(&other, b"index", signature.as_bytes()).is_err());
         assert!(verify(&public, b"index", b"garbage").is_err());
+
+        // Rotation: either trusted key will do, an untrusted one will not.
+        verify_any(&[other, public], b"index", signature.as_bytes()).unwrap();
+        assert!(verify_any(&[other], b"index", signature.as_bytes()).is_err());
+        assert!(verify_any(&[], b"index", signature.as_bytes()).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::Path;
 use ed25519_dalek::VerifyingKey;
 
 use super::archive;
-use super::index::Index;
+use super::index::{Index, Timestamp};
 use super::signing;
 
 /// One failed check: the file, relative to the repository, and what is
@@ -19,9 +19,28 @@ pub struct Problem {
     pub what: String,
 }
 
-/// Checks the repository in `dir`; returns the number of modules and every
-/// problem found (empty when the repository is good).
-pub fn verify(dir: &Path, key: &VerifyingKey) -> (usize, Vec<Problem>) {
+/// What `repo verify` found.
+#[derive(Debug, Default)]
+pub struct Verified {
+    pub modules: usize,
+    /// Serial, generation time and expiry, if the index could be read.
+    pub freshness: Option<String>,
+    /// Empty when the repository is good.
+    pub problems: Vec<Problem>,
+}
+
+/// Checks the repository in `dir`, as a client would now.
+pub fn verify(dir: &Path, key: &VerifyingKey) -> Verified {
+    let mut freshness = None;
+    let (modules, problems) = check(dir, key, &mut freshness);
+    Verified {
+        modules,
+        freshness,
+        problems,
+    }
+}
+
+fn check(dir: &Path, key: &VerifyingKey, freshness: &mut Option<String>) -> (usize, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut fail = |file: &str, what: String| {
         problems.push(Problem {
@@ -52,6 +71,16 @@ pub fn verify(dir: &Path, key: &VerifyingKey) -> (usize, Vec<Problem>) {
             return (0, problems);
         }
     };
+    *freshness = Some(index.freshness());
+    if index.is_expired(Timestamp::now()) {
+        fail(
+            "index.json",
+            format!(
+                "expired at {}; clients refuse it: rebuild the repository (modman repo build --valid-for DAYS) and publish it",
+                index.expires
+            ),
+        );
+    }
     let mut listed = BTreeSet::new();
     for module in &index.modules {
         listed.insert(module.archive.clone());

@@ -316,6 +316,20 @@ impl Chat {
         Some(Running { chat: self, actor })
     }
 
+    /// The presence that joins `room`, forgetting everyone modman knew
+    /// there: who an occupant is must come from presence received on this
+    /// join. An occupant map kept across a lost connection would let
+    /// someone who takes an admin's nick meanwhile speak as the admin (in a
+    /// room that shows participants' presence only to moderators, modman
+    /// never hears of the newcomer).
+    pub fn join(&self, config: &Config, room: &BareJid) -> Presence {
+        self.occupants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|jid, _| jid.to_bare() != *room);
+        join(config, room)
+    }
+
     /// Learns from a room presence who an occupant really is. Returns a
     /// fresh join when modman itself was kicked or its join failed, so it
     /// comes back.
@@ -340,11 +354,10 @@ impl Chat {
             PresenceType::Unavailable | PresenceType::Error => {
                 occupants.remove(from);
                 if is_self {
-                    // Kicked, banned, or the room went away: forget it and
-                    // try again.
-                    occupants.retain(|jid, _| jid.to_bare() != room);
+                    // Kicked, banned, or the room went away: try again.
+                    drop(occupants);
                     tracing::warn!("left room {room}; joining again");
-                    return Some(join(config, &room));
+                    return Some(self.join(config, &room));
                 }
             }
             _ => {
@@ -376,7 +389,10 @@ impl Chat {
                     .cloned()
                     .flatten();
                 match real {
-                    None => "I cannot tell who you are: this room does not show me real JIDs, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned(),
+                    None => "I cannot tell who you are: I have not seen your real JID in this room since I joined it, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned(),
+                    // Said to the whole room: a semi-anonymous room shows
+                    // real JIDs only to moderators, so this never names one.
+                    Some(jid) if Actor::admit(config, &jid).is_none() => "you are not a modman admin, so I run nothing for you. The server's admin can add your JID to `admins` in modman.toml.".to_owned(),
                     Some(jid) => {
                         let conversation = format!("{room} {jid}");
                         self.reply(ctx, &conversation, &jid, text).await
@@ -480,7 +496,7 @@ fn addressed_from(mut reply: Message, request: &Message) -> Message {
 }
 
 /// The presence that joins `room` as the configured nick, without history.
-pub fn join(config: &Config, room: &BareJid) -> Presence {
+fn join(config: &Config, room: &BareJid) -> Presence {
     let occupant: Jid = format!("{room}/{}", config.chat.nick)
         .parse()
         .unwrap_or_else(|_| Jid::from(room.clone()));

@@ -115,7 +115,7 @@ async fn serve(
                 .chat
                 .rooms
                 .iter()
-                .map(|room| chat::join(config, room).into()),
+                .map(|room| app.chat.join(config, room).into()),
         );
     for stanza in greetings {
         if let Err(reason) = connection.send(stanza).await {
@@ -283,11 +283,14 @@ impl App {
                 id,
                 payload,
             } => (from, to, id, payload, true),
+            // Only the server's own answer counts: any user can send a
+            // result with this id.
             Iq::Result {
+                from,
                 id,
                 payload: Some(payload),
                 ..
-            } if id == SERVER_VERSION_ID => {
+            } if id == SERVER_VERSION_ID && from == server_host(&self.ctx.config) => {
                 match VersionResult::try_from(payload) {
                     Ok(version) => {
                         tracing::info!("the server runs {} {}", version.name, version.version);
@@ -297,7 +300,9 @@ impl App {
                 }
                 return None;
             }
-            Iq::Error { id, error, .. } if id == SERVER_VERSION_ID => {
+            Iq::Error {
+                from, id, error, ..
+            } if id == SERVER_VERSION_ID && from == server_host(&self.ctx.config) => {
                 tracing::warn!(
                     "the server did not tell its version ({:?}); enable mod_version in Prosody so modman can check module compatibility",
                     error.defined_condition
@@ -511,14 +516,19 @@ fn busy_reply(iq: Iq) -> Option<Iq> {
 /// (`modman.example.org` -> `example.org`), whose answer feeds the
 /// compatibility checks.
 fn server_version_query(config: &Config) -> Option<Iq> {
-    let component = config.component.jid.domain().as_str();
-    let (_, host) = component.split_once('.')?;
-    let host: Jid = host.parse().ok()?;
     Some(
         Iq::from_get(SERVER_VERSION_ID, VersionQuery)
             .with_from(Jid::from(config.component.jid.clone()))
-            .with_to(host),
+            .with_to(server_host(config)?),
     )
+}
+
+/// The Prosody host modman's component hangs under, which answers the
+/// version query.
+fn server_host(config: &Config) -> Option<Jid> {
+    let component = config.component.jid.domain().as_str();
+    let (_, host) = component.split_once('.')?;
+    host.parse().ok()
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

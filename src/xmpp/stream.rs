@@ -1,37 +1,45 @@
 //! The XEP-0114 connection to Prosody.
 //!
-//! Built from tokio-xmpp's public stream parts rather than its `Component`
-//! wrapper, because the wrapper reports three different things as the same
-//! end of stream: a stanza xmpp-parsers cannot parse (any user could then
-//! knock modman offline with one malformed IQ), an idle read timeout, and a
-//! real disconnect. Here each is its own [`Incoming`] case, and a refused
-//! handshake carries Prosody's own reason.
+//! modman reads the stream itself, with its own XML parser settings,
+//! rather than through tokio-xmpp's `Component` or `XmppStream`: both parse
+//! with rxml's default limits, which refuse any name or attribute value over
+//! 8 KiB and end the stream when they meet one. Prosody forwards stanzas of
+//! up to 512 KiB, so one message with a long `id`, or one room presence with
+//! a long caps `ver` (replayed on every re-join), from any user would keep
+//! modman off the server. Here every token up to [`MAX_TOKEN`] is read, and
+//! what goes wrong with one stanza is that stanza's own [`Incoming`] case:
+//! an error reply if it was a request, dropped otherwise.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
-use tokio::io::BufStream;
+use minidom::rxml::{self, AsyncReader, Event, Namespace};
+use minidom::Element;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio_xmpp::xmlstream::{
-    initiate_stream, FallibleStreamElement, ReadError, StreamElementError, StreamHeader, Timeouts,
-    XmppStream, XmppStreamElement,
-};
+use tokio::time::Instant;
 use tokio_xmpp::Stanza;
 use xmpp_parsers::component::Handshake;
 use xmpp_parsers::jid::BareJid;
 use xmpp_parsers::ns;
+use xmpp_parsers::stream_error::StreamError;
+
+/// Longest name, attribute value or text chunk read. Twice the largest
+/// stanza Prosody forwards by default (512 KiB from servers and
+/// components, 256 KiB from clients), since no single token of a stanza
+/// can be longer than the stanza. The parser keeps a buffer this size.
+pub const MAX_TOKEN: usize = 1024 * 1024;
 
 /// Silence after which the stream reports [`Incoming::Idle`] (we then
 /// ping), and the further silence after which it is declared dead.
-const TIMEOUTS: Timeouts = Timeouts {
-    read_timeout: Duration::from_secs(60),
-    response_timeout: Duration::from_secs(20),
-};
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Longest wait for Prosody to accept the TCP connection (tokio-xmpp's own
-/// connector has none: a port that drops packets would hang for minutes).
+/// Longest wait for Prosody to accept the TCP connection and then to
+/// answer the handshake: a port that drops packets would otherwise hang
+/// for minutes.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Why connecting failed, worded for the admin reading the log.
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +95,25 @@ pub enum Incoming {
     Closed(String),
 }
 
+/// A top-level element read whole, or the end of the stream.
+enum Read {
+    Element(Element),
+    Idle,
+    Closed(String),
+}
+
 /// An authenticated component stream.
 pub struct Connection {
-    stream: XmppStream<BufStream<TcpStream>>,
+    reader: AsyncReader<BufReader<OwnedReadHalf>>,
+    writer: OwnedWriteHalf,
+    /// The stanza being read. Kept here, not in [`Connection::next`]'s
+    /// future, so that dropping that future (it runs in a `select!`)
+    /// loses nothing.
+    stanzas: Assembler,
+    /// When the stream is next idle (no [`Incoming::Idle`] reported yet) or
+    /// dead (reported).
+    deadline: Instant,
+    idle_reported: bool,
 }
 
 impl Connection {
@@ -115,42 +139,65 @@ impl Connection {
         // waits for Prosody's delayed ACK, about 40 ms per large stanza.
         tcp.set_nodelay(true)
             .map_err(|e| unreachable(e.to_string()))?;
-        let header = StreamHeader {
-            to: Some(Cow::Borrowed(jid.domain().as_str())),
-            from: None,
-            id: None,
+        let (read, writer) = tcp.into_split();
+        let mut connection = Connection {
+            reader: AsyncReader::with_options(BufReader::new(read), parser_options()),
+            writer,
+            stanzas: Assembler::default(),
+            deadline: Instant::now() + HANDSHAKE_TIMEOUT,
+            idle_reported: true,
         };
-        let mut pending = initiate_stream(BufStream::new(tcp), ns::COMPONENT, header, TIMEOUTS)
+        let header = format!(
+            "<?xml version='1.0'?><stream:stream xmlns='{}' xmlns:stream='{}' to='{}'>",
+            ns::COMPONENT,
+            ns::STREAM,
+            jid.domain()
+        );
+        connection
+            .write(header.as_bytes())
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        let stream_id = pending
-            .take_header()
-            .id
-            .ok_or_else(|| refused("Prosody sent no stream id".into()))?
-            .into_owned();
-        let mut stream: XmppStream<_> = pending.skip_features();
-        stream
-            .send(&XmppStreamElement::ComponentHandshake(
-                Handshake::from_stream_id_and_password(stream_id, secret),
-            ))
+            .map_err(unreachable)?;
+        let stream_id = connection
+            .read_header()
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(refused)?
+            .ok_or_else(|| refused("Prosody sent no stream id".into()))?;
+        let handshake = Element::from(Handshake::from_stream_id_and_password(stream_id, secret));
+        connection
+            .send_element(&handshake)
+            .await
+            .map_err(unreachable)?;
         loop {
-            match stream.next().await {
-                Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::ComponentHandshake(_)))) => {
-                    return Ok(Connection { stream })
+            match connection.read_element().await {
+                Read::Element(element) if element.is("handshake", ns::COMPONENT) => {
+                    connection.reset_deadline();
+                    return Ok(connection);
                 }
-                Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(error)))) => {
-                    return Err(refused(stream_error_text(&error.0)))
+                Read::Element(element) if element.is("error", ns::STREAM) => {
+                    return Err(refused(stream_error_text(element)))
                 }
-                Some(Err(ReadError::SoftTimeout)) => continue,
-                Some(Ok(other)) => {
-                    return Err(refused(format!(
-                        "unexpected answer to the handshake: {other:?}"
-                    )))
+                // Stream features, if any: a component stream has none.
+                Read::Element(_) => continue,
+                Read::Idle => continue,
+                Read::Closed(reason) => return Err(refused(reason)),
+            }
+        }
+    }
+
+    /// Reads Prosody's stream header; returns its stream id.
+    async fn read_header(&mut self) -> Result<Option<String>, String> {
+        loop {
+            match tokio::time::timeout_at(self.deadline, self.reader.read()).await {
+                Err(_) => return Err("no stream header from Prosody in time".into()),
+                Ok(Err(e)) => return Err(e.to_string()),
+                Ok(Ok(None)) => return Err("Prosody closed the connection".into()),
+                Ok(Ok(Some(Event::StartElement(_, (namespace, name), attrs)))) => {
+                    if name.as_str() != "stream" || namespace.as_str() != ns::STREAM {
+                        return Err(format!("Prosody opened the stream with <{name}>"));
+                    }
+                    return Ok(attrs.get(Namespace::none(), "id").cloned());
                 }
-                Some(Err(e)) => return Err(refused(e.to_string())),
-                None => return Err(refused("Prosody closed the connection".into())),
+                Ok(Ok(Some(_))) => continue,
             }
         }
     }
@@ -159,76 +206,240 @@ impl Connection {
     /// future loses nothing.
     pub async fn next(&mut self) -> Incoming {
         loop {
-            let element = match self.stream.next().await {
-                None => return Incoming::Closed("Prosody closed the connection".into()),
-                Some(Err(ReadError::SoftTimeout)) => return Incoming::Idle,
-                Some(Err(ReadError::StreamFooterReceived)) => {
-                    return Incoming::Closed("Prosody ended the stream".into())
-                }
-                Some(Err(ReadError::HardError(e))) => return Incoming::Closed(e.to_string()),
-                Some(Err(ReadError::ParseError(e))) => {
-                    tracing::debug!("skipped an element that did not parse: {e}");
-                    continue;
-                }
-                Some(Ok(element)) => element,
+            let element = match self.read_element().await {
+                Read::Element(element) => element,
+                Read::Idle => return Incoming::Idle,
+                Read::Closed(reason) => return Incoming::Closed(reason),
             };
-            match element {
-                FallibleStreamElement::Ok(XmppStreamElement::Stanza(stanza)) => {
-                    return Incoming::Stanza(Box::new(stanza))
-                }
-                FallibleStreamElement::Ok(XmppStreamElement::StreamError(error)) => {
-                    return Incoming::Closed(format!(
-                        "Prosody sent a stream error: {}",
-                        stream_error_text(&error.0)
+            if element.is("error", ns::STREAM) {
+                return Incoming::Closed(format!(
+                    "Prosody sent a stream error: {}",
+                    stream_error_text(element)
+                ));
+            }
+            if element.ns() != ns::COMPONENT {
+                tracing::debug!("ignored a stream element <{}/>", element.name());
+                continue;
+            }
+            return stanza(element);
+        }
+    }
+
+    /// Reads events until a top-level element is complete.
+    async fn read_element(&mut self) -> Read {
+        loop {
+            let event = match tokio::time::timeout_at(self.deadline, self.reader.read()).await {
+                Err(_) if self.idle_reported => {
+                    return Read::Closed(format!(
+                        "Prosody sent nothing for {} s, not even an answer to a ping",
+                        (READ_TIMEOUT + RESPONSE_TIMEOUT).as_secs()
                     ))
                 }
-                FallibleStreamElement::Ok(other) => {
-                    tracing::debug!("ignored a stream element: {other:?}")
+                Err(_) => {
+                    self.idle_reported = true;
+                    self.deadline = Instant::now() + RESPONSE_TIMEOUT;
+                    return Read::Idle;
                 }
-                FallibleStreamElement::Err(StreamElementError::InvalidStanza {
-                    name,
-                    header,
-                    error,
-                    ..
-                }) => {
-                    let is_iq_request = name.to_string() == "iq"
-                        && matches!(header.type_.as_deref(), Some("get" | "set"));
-                    return Incoming::Invalid {
-                        is_iq_request,
-                        from: header.from,
-                        to: header.to,
-                        id: header.id,
-                        reason: error.to_string(),
-                    };
+                Ok(Err(e)) => return Read::Closed(e.to_string()),
+                Ok(Ok(None)) => return Read::Closed("Prosody closed the connection".into()),
+                Ok(Ok(Some(event))) => event,
+            };
+            self.reset_deadline();
+            match self.stanzas.feed(event) {
+                Some(Assembled::Element(element)) => return Read::Element(element),
+                Some(Assembled::StreamEnd) => {
+                    return Read::Closed("Prosody ended the stream".into())
                 }
-                FallibleStreamElement::Err(error) => {
-                    tracing::debug!("ignored an invalid element: {error}")
-                }
+                None => {}
             }
         }
     }
 
-    /// Sends one stanza.
+    fn reset_deadline(&mut self) {
+        self.idle_reported = false;
+        self.deadline = Instant::now() + READ_TIMEOUT;
+    }
+
+    /// Sends one stanza, with any character XML forbids replaced (see
+    /// [`crate::text::clean`]): the renderers clean what they write, and
+    /// this is the last line, since one such character anywhere makes
+    /// Prosody close the stream (and minidom's writer panics on it).
     pub async fn send(&mut self, stanza: Stanza) -> Result<(), String> {
-        self.stream
-            .send(&XmppStreamElement::Stanza(stanza))
+        let mut element = Element::from(stanza);
+        if clean_element(&mut element) {
+            tracing::warn!(
+                "replaced control characters in a <{}/> to {}",
+                element.name(),
+                element.attr("to").unwrap_or("?")
+            );
+        }
+        self.send_element(&element).await
+    }
+
+    /// Writes one element. One that cannot be written as XML (a character
+    /// XML forbids, which Prosody would answer by closing the stream) is
+    /// logged and dropped: it is that reply's problem, never the
+    /// connection's.
+    async fn send_element(&mut self, element: &Element) -> Result<(), String> {
+        let mut bytes = Vec::new();
+        if let Err(e) = element.write_to(&mut bytes) {
+            tracing::warn!(
+                "dropped a <{}/> that could not be written as XML: {e}",
+                element.name()
+            );
+            return Ok(());
+        }
+        self.write(&bytes).await
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.writer
+            .write_all(bytes)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("writing to Prosody: {e}"))
     }
 
     /// Ends the stream politely, so Prosody logs a clean disconnect.
     pub async fn close(mut self) {
-        if let Err(e) = SinkExt::<&XmppStreamElement>::close(&mut self.stream).await {
+        if let Err(e) = self.write(b"</stream:stream>").await {
             tracing::debug!("closing the stream: {e}");
+        }
+        let _ = self.writer.shutdown().await;
+    }
+}
+
+/// The parser options modman reads Prosody's stream with.
+pub fn parser_options() -> rxml::parser::Options {
+    rxml::parser::Options {
+        max_token_length: MAX_TOKEN,
+        ..Default::default()
+    }
+}
+
+/// Builds top-level elements (stanzas) from the parser's events, after the
+/// stream header. Apart from the socket so it can be fuzzed.
+#[derive(Default)]
+pub struct Assembler {
+    /// The stanza's element and the open children below it.
+    open: Vec<Element>,
+}
+
+/// What a run of events completed.
+pub enum Assembled {
+    Element(Element),
+    /// The stream header's end tag.
+    StreamEnd,
+}
+
+impl Assembler {
+    /// Takes one event; returns what it completed, if anything.
+    pub fn feed(&mut self, event: Event) -> Option<Assembled> {
+        match event {
+            Event::XmlDeclaration(..) => None,
+            Event::StartElement(_, (namespace, name), attrs) => {
+                let mut element = Element::builder(name.as_str(), namespace.as_str()).build();
+                for ((namespace, name), value) in attrs.into_iter() {
+                    element.set_attr(namespace, name, value);
+                }
+                self.open.push(element);
+                None
+            }
+            // Whitespace between stanzas has no parent and no meaning.
+            Event::Text(_, text) => {
+                if let Some(parent) = self.open.last_mut() {
+                    parent.append_text_node(text);
+                }
+                None
+            }
+            Event::EndElement(_) => match (self.open.pop(), self.open.last_mut()) {
+                (None, _) => Some(Assembled::StreamEnd),
+                (Some(child), Some(parent)) => {
+                    parent.append_child(child);
+                    None
+                }
+                (Some(element), None) => Some(Assembled::Element(element)),
+            },
         }
     }
 }
 
+/// A complete top-level element in the component namespace, as a typed
+/// stanza or, if it is not one, as the stanza's own problem.
+pub fn stanza(element: Element) -> Incoming {
+    let attr = |name: &str| element.attr(name).map(str::to_owned);
+    let (from, to, id) = (attr("from"), attr("to"), attr("id"));
+    let is_iq_request =
+        element.name() == "iq" && matches!(element.attr("type"), Some("get" | "set"));
+    match Stanza::try_from(element) {
+        Ok(stanza) => Incoming::Stanza(Box::new(stanza)),
+        Err(e) => Incoming::Invalid {
+            is_iq_request,
+            from,
+            to,
+            id,
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// Cleans every text node and attribute value below `element`; returns
+/// whether anything changed.
+fn clean_element(element: &mut Element) -> bool {
+    let mut changed = false;
+    for (_, value) in element.attrs_mut().iter_mut() {
+        changed |= crate::text::clean_in_place(value);
+    }
+    for text in element.texts_mut() {
+        changed |= crate::text::clean_in_place(text);
+    }
+    for child in element.children_mut() {
+        changed |= clean_element(child);
+    }
+    changed
+}
+
 /// The condition and text of a stream error, for a log line.
-fn stream_error_text(error: &xmpp_parsers::stream_error::StreamError) -> String {
+fn stream_error_text(element: Element) -> String {
+    let error = match StreamError::try_from(element) {
+        Ok(error) => error,
+        Err(e) => return format!("an unreadable stream error ({e})"),
+    };
     let condition = format!("{:?}", error.condition);
     match error.texts.values().find(|t| !t.is_empty()) {
         Some(text) => format!("{condition}: {text}"),
         None => condition,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_xml_forbids_is_written() {
+        let mut element: Element =
+            "<message xmlns='jabber:component:accept' to='a@b'><body>x</body><x xmlns='urn:x' a='y'/></message>"
+                .parse()
+                .unwrap();
+        assert!(!clean_element(&mut element));
+        for text in element
+            .get_child_mut("body", ns::COMPONENT)
+            .unwrap()
+            .texts_mut()
+        {
+            text.push_str("\u{1b}[2J\u{0}");
+        }
+        let x = element.get_child_mut("x", "urn:x").unwrap();
+        for (_, value) in x.attrs_mut().iter_mut() {
+            value.push('\u{7}');
+        }
+        assert!(clean_element(&mut element));
+        let mut bytes = Vec::new();
+        element.write_to(&mut bytes).unwrap();
+        let written = String::from_utf8(bytes).unwrap();
+        assert!(
+            written.contains("x\u{FFFD}[2J\u{FFFD}") && written.contains("y\u{FFFD}"),
+            "{written}"
+        );
     }
 }

@@ -565,6 +565,16 @@ impl Client {
         assert_eq!(answer, json!({"joined": true}), "joining {room}");
     }
 
+    /// [`Client::join`] a room this client creates with presence broadcast
+    /// only for occupants in `roles` (such as `["moderator"]`): the others
+    /// enter and leave unseen by everyone but moderators.
+    pub fn join_broadcasting(&mut self, room: &str, nick: &str, whois: &str, roles: &[&str]) {
+        let answer = self.request(
+            json!({"op": "join", "room": room, "nick": nick, "whois": whois, "broadcast": roles}),
+        );
+        assert_eq!(answer, json!({"joined": true}), "joining {room}");
+    }
+
     /// Says `body` in `room`, with a `<delay/>` if `delayed`.
     pub fn say(&mut self, room: &str, body: &str, delayed: bool) {
         let answer =
@@ -691,13 +701,21 @@ impl Repository {
 
     /// `modman repo build` from the corpus again (after a test changed it).
     pub fn rebuild(&self) {
+        self.rebuild_with(&[], &[]);
+    }
+
+    /// [`Repository::rebuild`] with more arguments (`--valid-for`) and
+    /// environment (`SOURCE_DATE_EPOCH`, to date the index in the past).
+    pub fn rebuild_with(&self, args: &[&str], env: &[(&str, &str)]) {
         let output = Command::new(env!("CARGO_BIN_EXE_modman"))
+            .envs(env.iter().copied())
             .args(["repo", "build", "--from"])
             .arg(self.dir.path().join("corpus"))
             .arg("--out")
             .arg(self.served())
             .arg("--key")
             .arg(self.dir.path().join("key"))
+            .args(args)
             .output()
             .unwrap();
         assert!(

@@ -13,7 +13,9 @@ check interoperability rather than assume it. Requests:
   {"op": "chat", "to": JID, "body": B}        chat message; answer the next
                                               message from JID: {"body": ...}
   {"op": "join", "room": R, "nick": N,        join a room (configured with
-   "whois": "anyone"|"moderators"}            that whois if we create it)
+   "whois": "anyone"|"moderators",            that whois if we create it, and,
+   "broadcast": [ROLE...]}                    if given, presence broadcast only
+                                              for those roles)
   {"op": "say", "room": R, "body": B,         groupchat message (optionally
    "delay": bool}                             carrying a <delay/>)
   {"op": "next", "room": R, "nick": N,        the next groupchat message from
@@ -148,7 +150,7 @@ class Client(slixmpp.ClientXMPP):
         bare = slixmpp.JID(to).bare
         return await self.next_message(lambda m: m["from"].bare == bare and m["type"] != "groupchat")
 
-    async def join(self, room, nick, whois):
+    async def join(self, room, nick, whois, broadcast=None):
         muc = self["xep_0045"]
         presence = (await muc.join_muc_wait(room, nick, maxstanzas=0, timeout=20))[0]
         codes = {int(s) for s in presence["muc"]["status_codes"]} if presence["muc"]["status_codes"] else set()
@@ -158,6 +160,8 @@ class Client(slixmpp.ClientXMPP):
             submit.add_field(var="FORM_TYPE", value="http://jabber.org/protocol/muc#roomconfig")
             submit.add_field(var="muc#roomconfig_whois", value=whois)
             submit.add_field(var="muc#roomconfig_persistentroom", value="1")
+            if broadcast is not None:
+                submit.add_field(var="muc#roomconfig_presencebroadcast", value=broadcast, ftype="list-multi")
             await muc.set_room_config(room, submit)
         return {"joined": True}
 
@@ -203,7 +207,8 @@ async def main():
             elif op == "chat":
                 answer = await client.chat(request["to"], request["body"])
             elif op == "join":
-                answer = await client.join(request["room"], request["nick"], request.get("whois", "anyone"))
+                answer = await client.join(request["room"], request["nick"], request.get("whois", "anyone"),
+                                           request.get("broadcast"))
             elif op == "say":
                 answer = client.say(request["room"], request["body"], request.get("delay", False))
             elif op == "next":

@@ -1,0 +1,772 @@
+//! A hostile world (issue 13): stanzas from ordinary accounts, in a direct
+//! message and in a room modman sits in, never take modman down or make it
+//! act for someone it cannot prove is an admin; and nothing changes where
+//! nothing should.
+
+mod support;
+
+use serde_json::json;
+use support::{last, snapshot, Client, Modman, Prosody, Repository, ADMIN, COMPONENT, USER};
+
+const ROOM: &str = "ops@conference.localhost";
+
+fn chat_config(prosody: &Prosody, repository: &Repository, rooms: &[&str]) -> String {
+    let rooms: Vec<String> = rooms.iter().map(|r| format!("\"{r}\"")).collect();
+    format!(
+        "{}{}\n[chat]\nrooms = [{}]\nnick = \"modman\"\n",
+        prosody.modman_config(),
+        repository.config_section(),
+        rooms.join(", ")
+    )
+}
+
+/// How many times modman has connected to Prosody so far.
+fn connections(modman: &Modman) -> usize {
+    modman.log().matches("connected to Prosody at").count()
+}
+
+/// An admin's disco#info round trip: modman is connected and serving.
+fn answers_admin(admin: &mut Client) -> bool {
+    let reply = admin.iq(&format!(
+        "<iq type='get' to='{COMPONENT}' id='alive'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+    ));
+    reply.attr("type") == Some("result")
+}
+
+#[test]
+fn oversized_tokens_from_anyone_never_cost_the_connection() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.join(ROOM, "alice", "anyone");
+    let modman = Modman::start(&prosody, &chat_config(&prosody, &repository, &[ROOM]));
+    admin.wait_for_occupant(ROOM, "modman");
+    assert_eq!(connections(&modman), 1);
+    let before = snapshot(&prosody.modules_dir());
+    let long = "A".repeat(9_000);
+
+    let mut user = Client::connect(&prosody, USER);
+    // A direct message with a 9,000-byte id.
+    user.send(&format!(
+        "<message to='{COMPONENT}' id='{long}' type='chat'><body>hello</body></message>"
+    ));
+    // An IQ request whose payload does not parse, with a long attribute:
+    // the sender gets an error, the connection stays.
+    let reply = user.iq(&format!(
+        "<iq type='set' to='{COMPONENT}' id='bad'><command xmlns='http://jabber.org/protocol/commands' node='list' action='{long}'/></iq>"
+    ));
+    assert_eq!(
+        reply.attr("type"),
+        Some("error"),
+        "{}",
+        String::from(&reply)
+    );
+    // A room presence with a 9,000-byte caps ver, which Prosody would
+    // replay to modman on every re-join.
+    user.send(&format!(
+        "<presence to='{ROOM}/mallory'><x xmlns='http://jabber.org/protocol/muc'/><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='x' ver='{long}'/></presence>"
+    ));
+    admin.wait_for_occupant(ROOM, "mallory");
+    // A groupchat message with a long attribute on an extension element,
+    // and a long element name.
+    let name = "e".repeat(9_000);
+    user.send(&format!(
+        "<message to='{ROOM}' type='groupchat'><body>modman: list</body><x xmlns='urn:example:hostile' a='{long}'/><{name} xmlns='urn:example:hostile'/></message>"
+    ));
+
+    // That message was read, and refused, like any other.
+    let refused = admin.next_from(ROOM, "modman", 20).expect("the refusal");
+    assert!(refused.starts_with("mallory: "), "{refused}");
+
+    // Still the first connection, still answering the admin, in the room
+    // and directly.
+    for _ in 0..3 {
+        assert!(answers_admin(&mut admin));
+    }
+    admin.say(ROOM, "modman: help", false);
+    let help = admin
+        .next_from(ROOM, "modman", 20)
+        .expect("an answer in the room");
+    assert!(help.contains("install MODULE"), "{help}");
+    assert_eq!(
+        last(&admin.run("list", json!({"show": "all"})))["status"],
+        "completed"
+    );
+    assert_eq!(
+        connections(&modman),
+        1,
+        "modman reconnected:\n{}",
+        modman.log()
+    );
+    assert!(
+        !modman.log().contains("lost the connection"),
+        "{}",
+        modman.log()
+    );
+    assert_eq!(snapshot(&prosody.modules_dir()), before);
+}
+
+/// A module tree of one module whose README says it does not work with
+/// Prosody 0.12 (the test server's version).
+fn fragile_corpus(corpus: &std::path::Path) {
+    let module = corpus.join("mod_fragile");
+    std::fs::create_dir_all(&module).unwrap();
+    std::fs::write(
+        module.join("mod_fragile.lua"),
+        "module:log(\"info\", \"fragile\");\n",
+    )
+    .unwrap();
+    std::fs::write(
+        module.join("README.markdown"),
+        "---\nsummary: Crashes old servers\n---\n\nCompatibility\n=============\n\n  ------ ----------------------------\n  13     Works\n  0.12   Does not work (crashes the server)\n  ------ ----------------------------\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_version_result_from_anyone_but_the_server_is_ignored() {
+    let prosody = Prosody::start();
+    let repository = Repository::start_with(fragile_corpus);
+    let modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &repository.config_section()),
+    );
+    support::wait_for("the server's own version answer", || {
+        modman
+            .log()
+            .contains("the server runs Prosody")
+            .then_some(())
+    });
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.chat(COMPONENT, "refresh");
+    let before = snapshot(&prosody.modules_dir());
+
+    // Any user can send a result with the id of modman's version query.
+    let mut user = Client::connect(&prosody, USER);
+    user.send(&format!(
+        "<iq type='result' to='{COMPONENT}' id='modman-server-version'><query xmlns='jabber:iq:version'><name>Prosody</name><version>13.0.0</version></query></iq>"
+    ));
+    assert!(answers_admin(&mut user));
+
+    let question = admin.chat(COMPONENT, "install fragile");
+    assert!(
+        question.contains("fragile is marked as not working with Prosody 0.12")
+            && question.contains("Answer yes or no"),
+        "{question}"
+    );
+    assert_eq!(admin.chat(COMPONENT, "no"), "Nothing was changed.");
+    assert_eq!(snapshot(&prosody.modules_dir()), before);
+    assert!(
+        !modman.log().contains("the server runs Prosody 13"),
+        "{}",
+        modman.log()
+    );
+}
+
+#[test]
+fn after_a_reconnect_a_nick_taken_from_an_admin_proves_nothing() {
+    let mut prosody = Prosody::start();
+    let repository = Repository::start();
+    let mut admin = Client::connect(&prosody, ADMIN);
+    // Participants' presence reaches moderators only: modman (a
+    // participant) sees the admin (the owner) but not who comes later.
+    admin.join_broadcasting(ROOM, "alice", "anyone", &["moderator"]);
+    let modman = Modman::start(&prosody, &chat_config(&prosody, &repository, &[ROOM]));
+    admin.say(ROOM, "modman: refresh", false);
+    let refreshed = admin.next_from(ROOM, "modman", 20).expect("an answer");
+    assert!(refreshed.starts_with("alice: "), "{refreshed}");
+    assert!(!refreshed.contains("not a modman admin"), "{refreshed}");
+    drop(admin);
+
+    // modman loses its connection; meanwhile the admin is gone and a
+    // participant takes the nick.
+    prosody.restart();
+    let mut mallory = Client::connect(&prosody, USER);
+    mallory.join(ROOM, "alice", "anyone");
+    support::wait_for("modman to connect again", || {
+        (connections(&modman) == 2).then_some(())
+    });
+    let before = snapshot(&prosody.modules_dir());
+    let answer = support::wait_for("modman to answer in the room again", || {
+        mallory.say(ROOM, "modman: install lastlog", false);
+        mallory.next_from(ROOM, "modman", 2)
+    });
+    assert!(
+        answer.starts_with("alice: I cannot tell who you are"),
+        "the stale nick was obeyed: {answer}"
+    );
+    assert!(!answer.contains("admin@localhost"), "{answer}");
+    assert_eq!(snapshot(&prosody.modules_dir()), before);
+}
+
+#[test]
+fn in_a_semi_anonymous_room_a_refusal_names_nobody() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.join(ROOM, "alice", "moderators");
+    // modman is a room admin, so a moderator: it sees real JIDs there,
+    // which the participants do not.
+    let granted = admin.iq(&format!(
+        "<iq type='set' to='{ROOM}' id='grant'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='admin' jid='{COMPONENT}'/></query></iq>"
+    ));
+    assert_eq!(
+        granted.attr("type"),
+        Some("result"),
+        "{}",
+        String::from(&granted)
+    );
+    let _modman = Modman::start(&prosody, &chat_config(&prosody, &repository, &[ROOM]));
+    admin.wait_for_occupant(ROOM, "modman");
+    let before = snapshot(&prosody.modules_dir());
+
+    let mut mallory = Client::connect(&prosody, USER);
+    mallory.join(ROOM, "mallory", "moderators");
+    mallory.say(ROOM, "modman: install lastlog", false);
+    let refused = admin.next_from(ROOM, "modman", 20).expect("the refusal");
+    assert!(
+        refused.starts_with("mallory: you are not a modman admin"),
+        "{refused}"
+    );
+    assert!(!refused.contains("user@localhost"), "{refused}");
+    assert_eq!(snapshot(&prosody.modules_dir()), before);
+
+    // modman does know who the admin is there.
+    admin.say(ROOM, "modman: help", false);
+    let help = admin.next_from(ROOM, "modman", 20).expect("an answer");
+    assert!(help.starts_with("alice: Commands:"), "{help}");
+}
+
+/// A copy of the repository as served now, to serve again later.
+fn copy_served(repository: &Repository) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(repository.served())
+        .arg(copy.path().join("repo"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    copy
+}
+
+/// Serves `copy` (from [`copy_served`]) in place of the repository.
+fn serve_copy(repository: &Repository, copy: &tempfile::TempDir) {
+    std::fs::remove_dir_all(repository.served()).unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(copy.path().join("repo"))
+        .arg(repository.served())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn state_dir(prosody: &Prosody) -> std::path::PathBuf {
+    prosody.path("modman-state")
+}
+
+#[test]
+fn a_replayed_older_index_is_refused_and_nothing_is_downgraded() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let old = copy_served(&repository);
+    let _modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &repository.config_section()),
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    assert!(admin.chat(COMPONENT, "refresh").contains("local       ok"));
+
+    // A new version of lastlog is published and installed.
+    support::append(
+        &repository.corpus("mod_lastlog").join("mod_lastlog.lua"),
+        "\n-- a newer lastlog\n",
+    );
+    repository.rebuild();
+    let new_version = repository.entry("lastlog")["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(admin.chat(COMPONENT, "refresh").contains("local       ok"));
+    let installed = admin.chat(COMPONENT, "install lastlog");
+    assert!(installed.contains(&new_version), "{installed}");
+    let modules = snapshot(&prosody.modules_dir());
+    let state = snapshot(&state_dir(&prosody));
+
+    // Someone between serves the older, validly signed repository.
+    serve_copy(&repository, &old);
+    let refresh = admin.chat(COMPONENT, "refresh");
+    assert!(
+        refresh.contains("may be a replay of an old index")
+            && refresh.contains("is older than serial")
+            && refresh.contains("still using the index fetched"),
+        "{refresh}"
+    );
+    let update = admin.chat(COMPONENT, "update lastlog");
+    assert!(update.contains("Everything is up to date."), "{update}");
+    let listed = admin.chat(COMPONENT, "list installed");
+    assert!(listed.contains(&new_version), "{listed}");
+    assert!(listed.contains("0 with an update"), "{listed}");
+    assert_eq!(snapshot(&prosody.modules_dir()), modules);
+    assert_eq!(snapshot(&state_dir(&prosody)), state);
+}
+
+#[test]
+fn an_index_of_the_same_serial_with_other_content_is_refused() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let epoch = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600)
+        .to_string();
+    // A serial fixed by the build time (an hour ahead: above the one
+    // Repository::start built).
+    repository.rebuild_with(&[], &[("SOURCE_DATE_EPOCH", &epoch)]);
+    let (_modman, mut admin) = support::modman_with(&prosody, &repository);
+    let state = snapshot(&state_dir(&prosody));
+    support::append(
+        &repository.corpus("mod_lastlog").join("mod_lastlog.lua"),
+        "\n-- changed\n",
+    );
+    std::fs::remove_dir_all(repository.served()).unwrap();
+    repository.rebuild_with(&[], &[("SOURCE_DATE_EPOCH", &epoch)]);
+    let refresh = admin.chat(COMPONENT, "refresh");
+    assert!(
+        refresh.contains("differs from the index of the same serial")
+            && refresh.contains("may be a replay"),
+        "{refresh}"
+    );
+    assert_eq!(snapshot(&state_dir(&prosody)), state);
+}
+
+#[test]
+fn an_expired_index_lists_as_stale_and_installs_nothing_until_a_fresh_one() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    // An index built 40 days ago, valid for 30: expired ten days ago.
+    let forty_days_ago = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 40 * 86400)
+        .to_string();
+    std::fs::remove_dir_all(repository.served()).unwrap();
+    repository.rebuild_with(
+        &["--valid-for", "30"],
+        &[("SOURCE_DATE_EPOCH", &forty_days_ago)],
+    );
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(["repo", "verify"])
+        .arg(repository.served())
+        .args(["--public-key", &repository.public_key])
+        .output()
+        .unwrap();
+    let verified = String::from_utf8_lossy(&verify.stdout);
+    let summary = String::from_utf8_lossy(&verify.stderr);
+    assert!(!verify.status.success(), "{verified}");
+    assert!(
+        verified.contains("FAIL index.json: expired at"),
+        "{verified}"
+    );
+    assert!(
+        summary.contains("1 problem found; serial ") && summary.contains(", expires "),
+        "{summary}"
+    );
+
+    // modman's last good index is that one (it was fresh when fetched).
+    let indexes = state_dir(&prosody).join("indexes");
+    std::fs::create_dir_all(&indexes).unwrap();
+    for (served, cached) in [
+        ("index.json", "local.json"),
+        ("index.json.sig", "local.json.sig"),
+    ] {
+        std::fs::copy(repository.served().join(served), indexes.join(cached)).unwrap();
+    }
+    let _modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &repository.config_section()),
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let modules = snapshot(&prosody.modules_dir());
+
+    let listed = admin.chat(COMPONENT, "list");
+    assert!(
+        listed.contains("\nlastlog ") && listed.contains("Stale: the index of local expired at"),
+        "{listed}"
+    );
+    let install = admin.chat(COMPONENT, "install lastlog");
+    assert!(
+        install.contains("its index has expired") && install.contains("nothing was changed"),
+        "{install}"
+    );
+    // The repository serves the same expired index: refused, still stale.
+    let refresh = admin.chat(COMPONENT, "refresh");
+    assert!(
+        refresh.contains("the index it serves expired")
+            && refresh
+                .contains("nothing is installed or updated from local until a fresh one arrives"),
+        "{refresh}"
+    );
+    assert!(admin
+        .chat(COMPONENT, "install lastlog")
+        .contains("its index has expired"));
+    assert_eq!(snapshot(&prosody.modules_dir()), modules);
+
+    // A fresh index ends it.
+    repository.rebuild();
+    assert!(admin.chat(COMPONENT, "refresh").contains("local       ok"));
+    let installed = admin.chat(COMPONENT, "install lastlog");
+    assert!(installed.contains("Installed 1 module"), "{installed}");
+}
+
+/// Control characters an upstream contributor could put in a README.
+const HOSTILE_TEXT: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J NUL:\u{0} DEL:\u{7f}";
+
+fn has_control(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+}
+
+#[test]
+fn control_characters_from_a_repository_reach_no_stanza_and_no_terminal() {
+    // repo build cleans a README, with a warning naming the module.
+    let repository = Repository::start_with(|corpus| {
+        fragile_corpus(corpus);
+        let noisy = corpus.join("mod_noisy");
+        std::fs::create_dir_all(&noisy).unwrap();
+        std::fs::write(noisy.join("mod_noisy.lua"), "-- noisy\n").unwrap();
+        std::fs::write(
+            noisy.join("README.markdown"),
+            format!("---\nsummary: loud{HOSTILE_TEXT}\n---\n\nText{HOSTILE_TEXT}\n"),
+        )
+        .unwrap();
+    });
+    let out = tempfile::tempdir().unwrap();
+    let build = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(["repo", "build", "--from"])
+        .arg(repository.dir.path().join("corpus"))
+        .arg("--out")
+        .arg(out.path().join("repo"))
+        .arg("--key")
+        .arg(repository.dir.path().join("key"))
+        .output()
+        .unwrap();
+    let warnings = String::from_utf8_lossy(&build.stderr);
+    assert!(
+        build.status.success()
+            && warnings
+                .lines()
+                .any(|w| w.starts_with("warning: mod_noisy: ")
+                    && w.ends_with("control characters in its README replaced with U+FFFD")),
+        "{warnings}"
+    );
+    let built = std::fs::read_to_string(repository.served().join("index.json")).unwrap();
+    assert!(
+        !built.contains("\\u001b") && !built.contains("\\u0000"),
+        "{built}"
+    );
+
+    // An index signed with control characters in it (another builder).
+    let path = repository.served().join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for module in index["modules"].as_array_mut().unwrap() {
+        module["summary"] = HOSTILE_TEXT.into();
+        module["description"] = format!("readme {HOSTILE_TEXT}").into();
+        module["version"] = format!("2026{HOSTILE_TEXT}").into();
+    }
+    let bytes = serde_json::to_vec_pretty(&index).unwrap();
+    let key = modman::repo::signing::read_private(&repository.dir.path().join("key")).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::write(
+        repository.served().join("index.json.sig"),
+        modman::repo::signing::sign(&key, &bytes),
+    )
+    .unwrap();
+
+    let prosody = Prosody::start();
+    let (modman, mut admin) = support::modman_with(&prosody, &repository);
+    let before = snapshot(&prosody.modules_dir());
+    for line in ["info noisy", "list", "info fragile"] {
+        let answer = admin.chat(COMPONENT, line);
+        assert!(!has_control(&answer), "{line}: {answer:?}");
+        assert!(answer.contains('\u{FFFD}'), "{line}: {answer:?}");
+    }
+    let info = admin.run("info", json!({"module": "fragile"}));
+    assert_eq!(last(&info)["status"], "completed", "{info}");
+    assert!(!has_control(&info.to_string()), "{info}");
+    assert!(answers_admin(&mut admin));
+    assert_eq!(connections(&modman), 1, "{}", modman.log());
+
+    // The shell prints the same text, cleaned.
+    for args in [&["info", "noisy"][..], &["list"]] {
+        let (ok, stdout, stderr) = support::cli(args, &prosody.path("modman.toml"));
+        assert!(ok, "{stderr}");
+        assert!(!has_control(&stdout) && !has_control(&stderr), "{stdout:?}");
+        assert!(stdout.contains('\u{FFFD}'), "{stdout:?}");
+    }
+    assert_eq!(snapshot(&prosody.modules_dir()), before);
+}
+
+/// Replaces `module`'s entry fields in the served index and signs it again
+/// with the repository's key, as a hostile (or careless) builder could.
+fn sign_modified_index(repository: &Repository, edit: impl Fn(&mut serde_json::Value)) {
+    let path = repository.served().join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut index);
+    let bytes = serde_json::to_vec_pretty(&index).unwrap();
+    let key = modman::repo::signing::read_private(&repository.dir.path().join("key")).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::write(
+        repository.served().join("index.json.sig"),
+        modman::repo::signing::sign(&key, &bytes),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_percent_encoded_archive_path_fetches_nothing_outside_the_repository() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    // The repository lives at /repo/ of a server whose root holds more.
+    let lastlog = repository.entry("lastlog");
+    let archive = repository
+        .served()
+        .join(lastlog["archive"].as_str().unwrap());
+    std::fs::copy(&archive, repository.dir.path().join("x.tar.gz")).unwrap();
+    sign_modified_index(&repository, |index| {
+        for module in index["modules"].as_array_mut().unwrap() {
+            if module["name"] == "lastlog" {
+                module["archive"] = "archives/%2e%2e/%2e%2e/x.tar.gz".into();
+            }
+        }
+    });
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let requests = repository.dir.path().join("requests.log");
+    let mut server = std::process::Command::new("/usr/bin/python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+        .arg(repository.dir.path())
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&requests).unwrap())
+        .spawn()
+        .unwrap();
+    support::wait_for("the HTTP server", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let config = format!(
+        "{}\n[[repositories]]\nname = \"local\"\nurl = \"http://127.0.0.1:{port}/repo/\"\npublic_key = \"{}\"\n",
+        prosody.modman_config(),
+        repository.public_key
+    );
+    let _modman = Modman::start(&prosody, &config);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let modules = snapshot(&prosody.modules_dir());
+
+    let refresh = admin.chat(COMPONENT, "refresh");
+    assert!(
+        refresh.contains("module `lastlog`: archive path `archives/%2e%2e/%2e%2e/x.tar.gz` is not a plain relative path (after percent-decoding)"),
+        "{refresh}"
+    );
+    let install = admin.chat(COMPONENT, "install lastlog");
+    assert!(
+        install.contains("no configured repository offers"),
+        "{install}"
+    );
+    assert_eq!(snapshot(&prosody.modules_dir()), modules);
+    let _ = server.kill();
+    let _ = server.wait();
+    let log = std::fs::read_to_string(&requests).unwrap();
+    assert!(log.contains("GET /repo/index.json "), "{log}");
+    assert!(!log.contains("x.tar.gz"), "{log}");
+}
+
+#[test]
+fn setup_refuses_a_planted_link_and_changes_nothing() {
+    let prosody = Prosody::start_plain();
+    let original = std::fs::read_to_string(prosody.config_path()).unwrap();
+    // The prosody user owns the data directory and plants a link where
+    // setup (as root) would create and chown modman's module directory.
+    let data = prosody.path("data");
+    let victim = prosody.path("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::os::unix::fs::symlink(&victim, data.join("modman")).unwrap();
+    let modman_toml = prosody.path("etc/modman.toml");
+    let names = || {
+        let mut names: Vec<_> = std::fs::read_dir(prosody.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = names();
+    let owner = || std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&victim).unwrap());
+    let victim_owner = owner();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(["setup", "--domain", support::DOMAIN, "--prosody-config"])
+        .arg(prosody.config_path())
+        .arg("--config")
+        .arg(&modman_toml)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--state-dir")
+        .arg(prosody.path("modman-state"))
+        .arg("--write")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "{} is a symbolic link where modman setup expects its own directory",
+            data.join("modman").display()
+        )) && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(prosody.config_path()).unwrap(),
+        original
+    );
+    assert!(!modman_toml.exists());
+    // No backup, no state dir, nothing created in or chowned through the link.
+    assert_eq!(names(), before);
+    assert_eq!(std::fs::read_link(data.join("modman")).unwrap(), victim);
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+    assert_eq!(owner(), victim_owner);
+}
+
+#[test]
+fn check_fails_on_a_secret_readable_by_everyone_with_the_chmod_to_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let prosody = Prosody::start();
+    let secret = prosody.path("component.secret");
+    let config = prosody.modman_config();
+    let inline = config
+        .lines()
+        .find(|l| l.starts_with("secret = "))
+        .unwrap()
+        .to_owned();
+    let value = inline.split('"').nth(1).unwrap();
+    std::fs::write(&secret, format!("{value}\n")).unwrap();
+    let path = prosody.path("check.toml");
+    std::fs::write(
+        &path,
+        config.replace(&inline, &format!("secret_file = \"{}\"", secret.display())),
+    )
+    .unwrap();
+    for (file, mode) in [(&path, 0o644), (&secret, 0o604)] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let (ok, out, err) = support::cli(&["check"], &path);
+    assert!(!ok, "{out}{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("secret "))
+        .unwrap_or_else(|| panic!("{out}"));
+    for (file, mode) in [(&path, "644"), (&secret, "604")] {
+        assert!(
+            row.contains("FAIL")
+                && row.contains(&format!(
+                    "{} is readable by every local user (mode {mode})",
+                    file.display()
+                ))
+                && row.contains(&format!("chmod 600 {}", file.display())),
+            "{row}"
+        );
+    }
+    // Nothing was changed by check, and after the chmod it passes.
+    assert_eq!(
+        std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+        0o604
+    );
+    for file in [&path, &secret] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let (_, out, _) = support::cli(&["check"], &path);
+    let row = out.lines().find(|l| l.starts_with("secret ")).unwrap();
+    assert!(row.contains(" ok "), "{row}");
+}
+
+/// modman's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_20000_module_catalog_is_listed_again_and_again_without_growing() {
+    let prosody = Prosody::start();
+    let mut repository = Repository::start();
+    // 20,000 entries with a README-sized description each, signed like a
+    // real index (listing needs no archive).
+    sign_modified_index(&repository, |index| {
+        let template = index["modules"][0].clone();
+        let modules = index["modules"].as_array_mut().unwrap();
+        modules.clear();
+        for i in 0..20_000 {
+            let mut module = template.clone();
+            module["name"] = format!("synthetic_{i:05}").into();
+            module["summary"] = format!("Synthetic module {i}").into();
+            module["description"] = "Text of the description. ".repeat(40).into();
+            module["dependencies"] = serde_json::json!([]);
+            modules.push(module);
+        }
+    });
+    let size = std::fs::metadata(repository.served().join("index.json"))
+        .unwrap()
+        .len();
+    let (modman, mut admin) = support::modman_with(&prosody, &repository);
+    let list = |admin: &mut Client| {
+        let answer = admin.chat(COMPONENT, "list synthetic_12345");
+        assert!(answer.contains("synthetic_12345"), "{answer}");
+    };
+    for _ in 0..5 {
+        list(&mut admin);
+    }
+    let settled = rss_kib(modman.pid());
+    for _ in 0..50 {
+        list(&mut admin);
+    }
+    let after = rss_kib(modman.pid());
+    eprintln!(
+        "index {} KiB; modman RSS {settled} KiB after 5 lists, {after} KiB after 55",
+        size / 1024
+    );
+    assert!(
+        after <= settled + 8 * 1024,
+        "RSS grew from {settled} to {after} KiB over 50 lists"
+    );
+    // Refreshing the same index, or failing to, swaps or keeps one copy.
+    for _ in 0..3 {
+        assert!(admin.chat(COMPONENT, "refresh").contains("local       ok"));
+    }
+    repository.stop();
+    for _ in 0..3 {
+        assert!(admin
+            .chat(COMPONENT, "refresh")
+            .contains("failed, still using"));
+    }
+    list(&mut admin);
+    let refreshed = rss_kib(modman.pid());
+    eprintln!("modman RSS {refreshed} KiB after 6 refreshes");
+    assert!(
+        refreshed <= settled + 64 * 1024,
+        "RSS grew from {settled} to {refreshed} KiB over 6 refreshes"
+    );
+    assert!(answers_admin(&mut admin));
+    assert_eq!(connections(&modman), 1);
+}
