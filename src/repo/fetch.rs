@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::config::Repository;
+use crate::config::{Repository, RepositoryKind};
 use crate::repo::archive::{self, ArchiveFile};
 use crate::repo::index::{Index, ModuleEntry};
 use crate::repo::signing;
@@ -120,7 +120,16 @@ impl Fetcher {
                 entry.sha256
             )));
         }
-        let files = archive::read(&bytes, &entry.name).map_err(|e| bad(e.to_string()))?;
+        let files = match repository.kind {
+            RepositoryKind::Signed { .. } => {
+                archive::read(&bytes, &entry.name).map_err(|e| bad(e.to_string()))?
+            }
+            RepositoryKind::LuaRocks => {
+                crate::repo::luarocks::rock::read(&entry.archive, &bytes)
+                    .map_err(|e| bad(e.problem))?
+                    .files
+            }
+        };
         if !files
             .iter()
             .map(|f| f.path.as_str())
@@ -135,7 +144,7 @@ impl Fetcher {
 
     /// GETs `url` within the repository's timeout, refusing bodies over
     /// `limit` bytes as they stream.
-    async fn get(
+    pub(crate) async fn get(
         &self,
         repository: &Repository,
         url: &str,
@@ -177,7 +186,13 @@ pub fn verify_index(
     bytes: &[u8],
     signature: &[u8],
 ) -> Result<Index, FetchError> {
-    signing::verify(&repository.public_key, bytes, signature).map_err(|e| {
+    let RepositoryKind::Signed { public_key } = &repository.kind else {
+        return Err(FetchError::Index {
+            repository: repository.name.clone(),
+            reason: "a LuaRocks server has no signed index.json".into(),
+        });
+    };
+    signing::verify(public_key, bytes, signature).map_err(|e| {
         FetchError::Signature {
             repository: repository.name.clone(),
             reason: match e {
@@ -193,7 +208,7 @@ pub fn verify_index(
 }
 
 /// `path` under the repository URL, which is treated as a directory.
-fn url_of(repository: &Repository, path: &str) -> String {
+pub(crate) fn url_of(repository: &Repository, path: &str) -> String {
     let base = repository.url.as_str();
     if base.ends_with('/') {
         format!("{base}{path}")

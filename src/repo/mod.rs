@@ -8,7 +8,9 @@ pub mod catalog;
 pub mod compat;
 pub mod fetch;
 pub mod index;
+pub mod luarocks;
 pub mod metadata;
+pub mod mirror;
 pub mod signing;
 pub mod verify;
 
