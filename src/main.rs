@@ -428,7 +428,11 @@ async fn mirror(options: &modman::repo::mirror::MirrorOptions<'_>) -> Result<(),
     let terminal = std::io::stderr().is_terminal();
     let report = modman::repo::mirror::mirror(options, &mut |step| {
         if terminal {
-            let source = if step.from_server { "fetched" } else { "cached" };
+            let source = if step.from_server {
+                "fetched"
+            } else {
+                "cached"
+            };
             eprintln!("[{}/{}] {} ({source})", step.done, step.total, step.rock);
         }
     })

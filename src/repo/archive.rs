@@ -69,11 +69,10 @@ pub fn pack(
         let member = match kind {
             Kind::Dir => Member::Dir,
             Kind::File { source, executable } => Member::File {
-                data: std::fs::read(&source)
-                    .map_err(|source_error| ArchiveError::Io {
-                        path: source,
-                        source: source_error,
-                    })?,
+                data: std::fs::read(&source).map_err(|source_error| ArchiveError::Io {
+                    path: source,
+                    source: source_error,
+                })?,
                 executable,
             },
         };
@@ -97,7 +96,12 @@ pub fn pack(
 pub fn pack_files(name: &str, files: &[ArchiveFile]) -> Result<Vec<u8>, ArchiveError> {
     let mut dirs = std::collections::BTreeSet::new();
     for file in files {
-        dirs.extend(Path::new(&file.path).ancestors().skip(1).map(Path::to_owned));
+        dirs.extend(
+            Path::new(&file.path)
+                .ancestors()
+                .skip(1)
+                .map(Path::to_owned),
+        );
     }
     dirs.remove(Path::new(""));
     let members = dirs

@@ -111,18 +111,18 @@ impl Catalog {
                     luarocks_index(config, fetcher, repository, &mut warnings).await
                 }
                 RepositoryKind::Signed { .. } => match fetcher.index(repository).await {
-                Ok((bytes, signature, index)) => {
-                    save(&config.state_dir, repository, &bytes, &signature)
-                        .map(|()| index)
-                        .map_err(|e| {
-                            format!(
-                                "fetched, but cannot keep it in {}: {e}",
-                                config.state_dir.display()
-                            )
-                        })
-                }
-                Err(e) => Err(e.to_string()),
-            },
+                    Ok((bytes, signature, index)) => {
+                        save(&config.state_dir, repository, &bytes, &signature)
+                            .map(|()| index)
+                            .map_err(|e| {
+                                format!(
+                                    "fetched, but cannot keep it in {}: {e}",
+                                    config.state_dir.display()
+                                )
+                            })
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
             };
             let (source, result) = match fetched {
                 Ok(index) => {

@@ -192,14 +192,12 @@ pub fn verify_index(
             reason: "a LuaRocks server has no signed index.json".into(),
         });
     };
-    signing::verify(public_key, bytes, signature).map_err(|e| {
-        FetchError::Signature {
-            repository: repository.name.clone(),
-            reason: match e {
-                signing::KeyError::BadSignature(reason) => reason.to_owned(),
-                other => other.to_string(),
-            },
-        }
+    signing::verify(public_key, bytes, signature).map_err(|e| FetchError::Signature {
+        repository: repository.name.clone(),
+        reason: match e {
+            signing::KeyError::BadSignature(reason) => reason.to_owned(),
+            other => other.to_string(),
+        },
     })?;
     Index::parse(bytes).map_err(|e| FetchError::Index {
         repository: repository.name.clone(),

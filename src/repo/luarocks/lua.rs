@@ -122,11 +122,17 @@ impl Parser<'_> {
     fn fail(&self, problem: impl Into<String>) -> SyntaxError {
         let before = &self.text[..self.at.min(self.text.len())];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         SyntaxError {
             file: self.file.to_owned(),
             line,
-            column: String::from_utf8_lossy(&before[line_start..]).chars().count() + 1,
+            column: String::from_utf8_lossy(&before[line_start..])
+                .chars()
+                .count()
+                + 1,
             problem: problem.into(),
         }
     }
@@ -386,10 +392,7 @@ impl Parser<'_> {
             self.at += 1;
         }
         let text = std::str::from_utf8(&self.text[start..self.at]).unwrap_or_default();
-        let parsed = match text
-            .strip_prefix("0x")
-            .or_else(|| text.strip_prefix("0X"))
-        {
+        let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
             Some(hex) => u64::from_str_radix(hex, 16).ok().map(|n| n as f64),
             None => text.parse::<f64>().ok().filter(|n| n.is_finite()),
         };
@@ -627,12 +630,19 @@ dependencies = { "mod_y", "mod_z >= 12", "esc\t\65\x42\u{e9}\z
 
     #[test]
     fn refuses_code_with_the_position_and_what_it_is() {
-        let deep = format!("x = {}{}", "{".repeat(MAX_DEPTH + 1), "}".repeat(MAX_DEPTH + 1));
+        let deep = format!(
+            "x = {}{}",
+            "{".repeat(MAX_DEPTH + 1),
+            "}".repeat(MAX_DEPTH + 1)
+        );
         let huge = format!("x = \"{}\"", "a".repeat(MAX_STRING + 1));
         let huge_long = format!("x = [[{}]]", "a".repeat(MAX_STRING + 1));
         let many = format!("x = {{{}}}", "1,".repeat(MAX_ITEMS + 1));
         let cases: Vec<(&str, &str)> = vec![
-            ("os.execute(\"rm -rf /\")", "an assignment into a field of `os`"),
+            (
+                "os.execute(\"rm -rf /\")",
+                "an assignment into a field of `os`",
+            ),
             ("print(\"hi\")", "function call"),
             ("require \"x\"", "function call"),
             ("x = os.getenv(\"HOME\")", "a variable (`os`)"),
@@ -640,7 +650,10 @@ dependencies = { "mod_y", "mod_z >= 12", "esc\t\65\x42\u{e9}\z
             ("x = function() end", "a function (`function`)"),
             ("for i = 1, 10 do end", "a loop (`for`)"),
             ("while true do end", "a loop (`while`)"),
-            ("x = 1\nrepeat until false", "line 2, column 1: a loop (`repeat`)"),
+            (
+                "x = 1\nrepeat until false",
+                "line 2, column 1: a loop (`repeat`)",
+            ),
             ("local x = 1", "a local variable"),
             ("x = \"a\" .. \"b\"", "an operator (`.`)"),
             ("x = 1 + 2", "an operator (`+`)"),

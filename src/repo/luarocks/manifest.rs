@@ -99,7 +99,9 @@ repository = {
 
     #[test]
     fn another_shape_is_refused_by_name() {
-        let error = Manifest::parse("manifest", "x = 1").unwrap_err().to_string();
+        let error = Manifest::parse("manifest", "x = 1")
+            .unwrap_err()
+            .to_string();
         assert!(error.starts_with("manifest: no `repository`"), "{error}");
         let error = Manifest::parse("manifest", "repository = { mod_a = 1 }")
             .unwrap_err()

@@ -44,7 +44,10 @@ impl RockVersion {
                 .then(|| s.parse().ok())
                 .flatten()
         };
-        let parts = version.split('.').map(number).collect::<Option<Vec<u64>>>()?;
+        let parts = version
+            .split('.')
+            .map(number)
+            .collect::<Option<Vec<u64>>>()?;
         Some(RockVersion {
             parts,
             revision: number(revision)?,
@@ -193,7 +196,15 @@ mod tests {
         assert!(v("35-2") > v("35-1"));
         assert!(v("1.10-1") > v("1.9-1"));
         assert_eq!(v("35-2").to_string(), "35-2");
-        for bad in ["35", "a-1", "1-", "-1", "1..2-1", "1-1-x", "99999999999999999999-1"] {
+        for bad in [
+            "35",
+            "a-1",
+            "1-",
+            "-1",
+            "1..2-1",
+            "1-1-x",
+            "99999999999999999999-1",
+        ] {
             assert_eq!(RockVersion::parse(bad), None, "{bad}");
         }
     }

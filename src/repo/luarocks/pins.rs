@@ -105,12 +105,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rocks-pins.json");
         let mut pins = Pins::load(&path).unwrap();
-        pins.check("http://127.0.0.1/mod_x-1-1.src.rock", "aa").unwrap();
+        pins.check("http://127.0.0.1/mod_x-1-1.src.rock", "aa")
+            .unwrap();
         pins.save().unwrap();
 
         let mut pins = Pins::load(&path).unwrap();
-        pins.check("http://127.0.0.1/mod_x-1-1.src.rock", "aa").unwrap();
-        pins.check("http://127.0.0.1/mod_x-2-1.src.rock", "cc").unwrap();
+        pins.check("http://127.0.0.1/mod_x-1-1.src.rock", "aa")
+            .unwrap();
+        pins.check("http://127.0.0.1/mod_x-2-1.src.rock", "cc")
+            .unwrap();
         let error = pins
             .check("http://127.0.0.1/mod_x-1-1.src.rock", "bb")
             .unwrap_err()

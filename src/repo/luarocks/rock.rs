@@ -160,22 +160,20 @@ fn module_files(spec: &Rockspec, source: Vec<ArchiveFile>) -> Result<Vec<Archive
     let by_path: BTreeMap<&str, &ArchiveFile> =
         source.iter().map(|f| (f.path.as_str(), f)).collect();
     let mut out: BTreeMap<String, ArchiveFile> = BTreeMap::new();
-    let add = |out: &mut BTreeMap<String, ArchiveFile>,
-               path: String,
-               from: &ArchiveFile,
-               why: &str| {
-        let file = ArchiveFile {
-            path: path.clone(),
-            data: from.data.clone(),
-            executable: from.executable,
+    let add =
+        |out: &mut BTreeMap<String, ArchiveFile>, path: String, from: &ArchiveFile, why: &str| {
+            let file = ArchiveFile {
+                path: path.clone(),
+                data: from.data.clone(),
+                executable: from.executable,
+            };
+            match out.insert(path.clone(), file) {
+                Some(_) => Err(format!(
+                    "{why} installs `{path}`, which something else installs too"
+                )),
+                None => Ok(()),
+            }
         };
-        match out.insert(path.clone(), file) {
-            Some(_) => Err(format!(
-                "{why} installs `{path}`, which something else installs too"
-            )),
-            None => Ok(()),
-        }
-    };
     let main = format!("{}.lua", spec.package);
     let modules = if spec.modules.is_empty() {
         // LuaRocks would guess; the one safe guess is the module itself.
@@ -186,15 +184,28 @@ fn module_files(spec: &Rockspec, source: Vec<ArchiveFile>) -> Result<Vec<Archive
     for (name, path) in &modules {
         let why = format!("build.modules[\"{name}\"]");
         let from = by_path.get(path.as_str()).ok_or_else(|| {
-            format!("{why} names `{path}`, which is not in source.dir `{}`", spec.source_dir)
+            format!(
+                "{why} names `{path}`, which is not in source.dir `{}`",
+                spec.source_dir
+            )
         })?;
-        add(&mut out, installed_path(&spec.package, name, path), from, &why)?;
+        add(
+            &mut out,
+            installed_path(&spec.package, name, path),
+            from,
+            &why,
+        )?;
     }
     for dir in &spec.copy_directories {
         let prefix = format!("{dir}/");
         let mut copied = 0;
         for file in source.iter().filter(|f| f.path.starts_with(&prefix)) {
-            add(&mut out, file.path.clone(), file, &format!("copy_directories `{dir}`"))?;
+            add(
+                &mut out,
+                file.path.clone(),
+                file,
+                &format!("copy_directories `{dir}`"),
+            )?;
             copied += 1;
         }
         if copied == 0 {
@@ -285,11 +296,20 @@ build = {{ type = "builtin", {build} }}
     }
 
     const TREE: [(&str, &[u8]); 6] = [
-        ("Community-Modules-abc/mod_demo/mod_demo.lua", b"module:depends('x')"),
+        (
+            "Community-Modules-abc/mod_demo/mod_demo.lua",
+            b"module:depends('x')",
+        ),
         ("Community-Modules-abc/mod_demo/ldap.lib.lua", b"return {}"),
         ("Community-Modules-abc/mod_demo/res/page.html", b"<p>"),
-        ("Community-Modules-abc/mod_demo/README.markdown", b"---\nsummary: Demo\n---\nDoc"),
-        ("Community-Modules-abc/mod_demo/dev/notes.txt", b"not installed"),
+        (
+            "Community-Modules-abc/mod_demo/README.markdown",
+            b"---\nsummary: Demo\n---\nDoc",
+        ),
+        (
+            "Community-Modules-abc/mod_demo/dev/notes.txt",
+            b"not installed",
+        ),
         ("Community-Modules-abc/mod_other/mod_other.lua", b"other"),
     ];
 
@@ -304,7 +324,13 @@ build = {{ type = "builtin", {build} }}
         let paths: Vec<&str> = rock.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["README.markdown", "ldap.lua", "mod_demo.lua", "res/page.html", "util.lua"]
+            [
+                "README.markdown",
+                "ldap.lua",
+                "mod_demo.lua",
+                "res/page.html",
+                "util.lua"
+            ]
         );
         assert_eq!(rock.files[2].data, b"module:depends('x')");
         assert_eq!(rock.rockspec.summary, "The mod_demo module");
@@ -318,11 +344,13 @@ build = {{ type = "builtin", {build} }}
 
     #[test]
     fn hostile_rocks_are_refused_naming_the_rock_and_file() {
-        let good = rockspec("mod_demo", "3-1", r#"modules = { mod_demo = "mod_demo.lua" }"#);
-        let dotdot: Vec<(&str, &[u8])> = vec![(
-            "Community-Modules-abc/mod_demo/../../../etc/cron.d/x",
-            b"x",
-        )];
+        let good = rockspec(
+            "mod_demo",
+            "3-1",
+            r#"modules = { mod_demo = "mod_demo.lua" }"#,
+        );
+        let dotdot: Vec<(&str, &[u8])> =
+            vec![("Community-Modules-abc/mod_demo/../../../etc/cron.d/x", b"x")];
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (b"PK\x03\x04 but not really".to_vec(), "not a readable zip"),
             (tar_gz(&TREE), "not a readable zip"),
@@ -334,7 +362,10 @@ build = {{ type = "builtin", {build} }}
                 zip_of(&[("/etc/passwd", b"x")]),
                 "not a plain relative path",
             ),
-            (zip_of(&[("other.txt", b"x")]), "no mod_demo-3-1.rockspec in it"),
+            (
+                zip_of(&[("other.txt", b"x")]),
+                "no mod_demo-3-1.rockspec in it",
+            ),
             (
                 zip_of(&[("mod_demo-3-1.rockspec", good.as_bytes())]),
                 "no prosody-modules-abc.tar.gz",
@@ -342,27 +373,41 @@ build = {{ type = "builtin", {build} }}
             (rock_of(&good, &dotdot), "prosody-modules-abc.tar.gz: entry"),
             (
                 rock_of(
-                    &rockspec("mod_demo", "3-1", r#"modules = { mod_demo = "../mod_other/mod_other.lua" }"#),
+                    &rockspec(
+                        "mod_demo",
+                        "3-1",
+                        r#"modules = { mod_demo = "../mod_other/mod_other.lua" }"#,
+                    ),
                     &TREE,
                 ),
                 "mod_demo-3-1.rockspec: build.modules[\"mod_demo\"]",
             ),
             (
                 rock_of(
-                    &rockspec("mod_demo", "3-1", r#"modules = { mod_demo = "missing.lua" }"#),
+                    &rockspec(
+                        "mod_demo",
+                        "3-1",
+                        r#"modules = { mod_demo = "missing.lua" }"#,
+                    ),
                     &TREE,
                 ),
                 "names `missing.lua`, which is not in source.dir",
             ),
             (
                 rock_of(
-                    &good.replace("Community-Modules-abc/mod_demo\"", "Community-Modules-abc\""),
+                    &good.replace(
+                        "Community-Modules-abc/mod_demo\"",
+                        "Community-Modules-abc\"",
+                    ),
                     &TREE,
                 ),
                 "`source.dir` `Community-Modules-abc` is outside the module",
             ),
             (
-                rock_of(&good.replace("version = \"3-1\"", "version = \"4-1\""), &TREE),
+                rock_of(
+                    &good.replace("version = \"3-1\"", "version = \"4-1\""),
+                    &TREE,
+                ),
                 "says it is mod_demo 4-1",
             ),
             (
@@ -371,14 +416,20 @@ build = {{ type = "builtin", {build} }}
             ),
             (
                 rock_of(
-                    &rockspec("mod_demo", "3-1", r#"modules = { mod_demo = "mod_demo.lua", mod_demo2 = "mod_demo.lua" }, copy_directories = { "nowhere" }"#),
+                    &rockspec(
+                        "mod_demo",
+                        "3-1",
+                        r#"modules = { mod_demo = "mod_demo.lua", mod_demo2 = "mod_demo.lua" }, copy_directories = { "nowhere" }"#,
+                    ),
                     &TREE,
                 ),
                 "copy_directories names `nowhere`",
             ),
         ];
         for (bytes, expected) in cases {
-            let error = read("mod_demo-3-1.src.rock", &bytes).unwrap_err().to_string();
+            let error = read("mod_demo-3-1.src.rock", &bytes)
+                .unwrap_err()
+                .to_string();
             assert!(
                 error.starts_with("mod_demo-3-1.src.rock: ") && error.contains(expected),
                 "{expected:?} not in {error:?}"
@@ -392,7 +443,12 @@ build = {{ type = "builtin", {build} }}
             split_file_name("mod_lib_ldap-35-2.src.rock"),
             Some(("mod_lib_ldap", "35-2"))
         );
-        for bad in ["mod_x.src.rock", "x-1-1.src.rock", "mod_../x-1-1.src.rock", "mod_x-1-1.rock"] {
+        for bad in [
+            "mod_x.src.rock",
+            "x-1-1.src.rock",
+            "mod_../x-1-1.src.rock",
+            "mod_x-1-1.rock",
+        ] {
             assert_eq!(split_file_name(bad), None, "{bad}");
         }
     }

@@ -61,8 +61,8 @@ impl Rockspec {
             }
         };
 
-        let package = string(&globals, "package", "package")?
-            .ok_or_else(|| fail("no `package`".into()))?;
+        let package =
+            string(&globals, "package", "package")?.ok_or_else(|| fail("no `package`".into()))?;
         if !package
             .strip_prefix("mod_")
             .is_some_and(crate::repo::index::is_valid_module_name)
@@ -71,8 +71,8 @@ impl Rockspec {
                 "package `{package}` is not a Prosody module name (mod_ and letters, digits, `_`, `-`)"
             )));
         }
-        let version_text = string(&globals, "version", "version")?
-            .ok_or_else(|| fail("no `version`".into()))?;
+        let version_text =
+            string(&globals, "version", "version")?.ok_or_else(|| fail("no `version`".into()))?;
         let version = RockVersion::parse(&version_text)
             .ok_or_else(|| fail(format!("version `{version_text}` is not N-R")))?;
 
@@ -82,13 +82,19 @@ impl Rockspec {
             Some(file) => file,
             None => url.rsplit('/').next().unwrap_or_default().to_owned(),
         };
-        if source_file.is_empty() || source_file.contains('/') || !is_safe_relative_path(&source_file) {
+        if source_file.is_empty()
+            || source_file.contains('/')
+            || !is_safe_relative_path(&source_file)
+        {
             return Err(fail(format!(
                 "`source.file` `{source_file}` is not a plain file name"
             )));
         }
-        let source_dir = string(&source, "dir", "source.dir")?
-            .ok_or_else(|| fail("no `source.dir`; modman needs the module's directory in the source archive".into()))?;
+        let source_dir = string(&source, "dir", "source.dir")?.ok_or_else(|| {
+            fail(
+                "no `source.dir`; modman needs the module's directory in the source archive".into(),
+            )
+        })?;
         let source_dir = source_dir.trim_end_matches('/').to_owned();
         if !is_safe_relative_path(&source_dir) || source_dir.rsplit('/').next() != Some(&package) {
             return Err(fail(format!(
@@ -96,10 +102,14 @@ impl Rockspec {
             )));
         }
 
-        let summary = string(&table(&globals, "description")?, "summary", "description.summary")?
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
+        let summary = string(
+            &table(&globals, "description")?,
+            "summary",
+            "description.summary",
+        )?
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
 
         let mut dependencies = Vec::new();
         for item in &table(&globals, "dependencies")?.items {
@@ -195,7 +205,10 @@ build = { type = "builtin", modules = { ldap = "ldap.lib.lua" }, copy_directorie
         assert_eq!(spec.module_name(), "lib_ldap");
         assert_eq!(spec.version.to_string(), "35-2");
         assert_eq!(spec.source_file, "prosody-modules-66b3085ecc49.tar.gz");
-        assert_eq!(spec.source_dir, "Community-Modules-66b3085ecc49/mod_lib_ldap");
+        assert_eq!(
+            spec.source_dir,
+            "Community-Modules-66b3085ecc49/mod_lib_ldap"
+        );
         assert_eq!(spec.summary, "Add LDAP plugin suite");
         let rocks: Vec<&str> = spec.dependencies.iter().map(|d| d.rock.as_str()).collect();
         assert_eq!(rocks, ["mod_y", "mod_z"]);
@@ -209,18 +222,50 @@ build = { type = "builtin", modules = { ldap = "ldap.lib.lua" }, copy_directorie
     #[test]
     fn paths_outside_the_module_are_refused() {
         let cases = [
-            ("Community-Modules-66b3085ecc49/mod_lib_ldap\"", "Community-Modules-66b3085ecc49\"", "source.dir"),
-            ("Community-Modules-66b3085ecc49/mod_lib_ldap\"", "../../etc/mod_lib_ldap\"", "source.dir"),
-            ("Community-Modules-66b3085ecc49/mod_lib_ldap\"", "/etc/mod_lib_ldap\"", "source.dir"),
-            ("Community-Modules-66b3085ecc49/mod_lib_ldap\"", "C/mod_other\"", "source.dir"),
-            ("\"ldap.lib.lua\"", "\"../mod_other/x.lua\"", "build.modules[\"ldap\"]"),
-            ("\"ldap.lib.lua\"", "\"/etc/passwd.lua\"", "build.modules[\"ldap\"]"),
+            (
+                "Community-Modules-66b3085ecc49/mod_lib_ldap\"",
+                "Community-Modules-66b3085ecc49\"",
+                "source.dir",
+            ),
+            (
+                "Community-Modules-66b3085ecc49/mod_lib_ldap\"",
+                "../../etc/mod_lib_ldap\"",
+                "source.dir",
+            ),
+            (
+                "Community-Modules-66b3085ecc49/mod_lib_ldap\"",
+                "/etc/mod_lib_ldap\"",
+                "source.dir",
+            ),
+            (
+                "Community-Modules-66b3085ecc49/mod_lib_ldap\"",
+                "C/mod_other\"",
+                "source.dir",
+            ),
+            (
+                "\"ldap.lib.lua\"",
+                "\"../mod_other/x.lua\"",
+                "build.modules[\"ldap\"]",
+            ),
+            (
+                "\"ldap.lib.lua\"",
+                "\"/etc/passwd.lua\"",
+                "build.modules[\"ldap\"]",
+            ),
             ("\"ldap.lib.lua\"", "\"ldap.so\"", "not a Lua file"),
             ("ldap = ", "[\"../x\"] = ", "build.modules[\"../x\"]"),
             ("\"res/\"", "\"../res\"", "copy_directories"),
-            ("\"prosody-modules-66b3085ecc49.tar.gz\"", "\"../x.tar.gz\"", "source.file"),
+            (
+                "\"prosody-modules-66b3085ecc49.tar.gz\"",
+                "\"../x.tar.gz\"",
+                "source.file",
+            ),
             ("\"builtin\"", "\"make\"", "runs a build"),
-            ("\"mod_lib_ldap\"\nversion", "\"lib_ldap\"\nversion", "not a Prosody module name"),
+            (
+                "\"mod_lib_ldap\"\nversion",
+                "\"lib_ldap\"\nversion",
+                "not a Prosody module name",
+            ),
             ("\"35-2\"", "\"scm\"", "not N-R"),
             ("\"mod_y\"", "{}", "not a string"),
         ];

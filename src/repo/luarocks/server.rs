@@ -20,8 +20,8 @@ use super::{Requirement, RockVersion};
 use crate::config::Repository;
 use crate::fsutil;
 use crate::repo::archive::ArchiveFile;
-use crate::repo::fetch::{self, FetchError, Fetcher, MAX_ARCHIVE};
 use crate::repo::build::dependency_kind;
+use crate::repo::fetch::{self, FetchError, Fetcher, MAX_ARCHIVE};
 use crate::repo::index::{Dependency, ModuleEntry};
 use crate::repo::metadata;
 
@@ -137,11 +137,9 @@ impl<'a> Server<'a> {
             let url = fetch::url_of(self.repository, file);
             match self.fetcher.get(self.repository, &url, MAX_MANIFEST).await {
                 Ok(bytes) => {
-                    let text = String::from_utf8(bytes).map_err(|_| {
-                        ManifestError::Shape {
-                            file: url.clone(),
-                            problem: "not UTF-8 text".into(),
-                        }
+                    let text = String::from_utf8(bytes).map_err(|_| ManifestError::Shape {
+                        file: url.clone(),
+                        problem: "not UTF-8 text".into(),
                     })?;
                     return Ok(Manifest::parse(&url, &text)?);
                 }
@@ -274,10 +272,7 @@ fn resolve(
         let mut dropped = Vec::new();
         for package in &kept {
             let requirements = &read[package].1.rockspec.dependencies;
-            if let Some(problem) = requirements
-                .iter()
-                .find_map(|r| unmet(r, manifest, &kept))
-            {
+            if let Some(problem) = requirements.iter().find_map(|r| unmet(r, manifest, &kept)) {
                 dropped.push(package.clone());
                 problems.push(format!("{}: {problem}; left out", rockspec_of(package)));
             }
@@ -411,7 +406,11 @@ mod tests {
         ] {
             assert_eq!(check_url(&url::Url::parse(ok).unwrap()), Ok(()), "{ok}");
         }
-        for bad in ["http://192.0.2.1/rocks/", "http://modules.example/", "http://[::2]/"] {
+        for bad in [
+            "http://192.0.2.1/rocks/",
+            "http://modules.example/",
+            "http://[::2]/",
+        ] {
             let error = check_url(&url::Url::parse(bad).unwrap()).unwrap_err();
             assert!(error.contains("plain HTTP to another machine"), "{error}");
         }
