@@ -350,3 +350,385 @@ fn mirror_cache(out: &Path) -> PathBuf {
         out.file_name().unwrap().to_string_lossy()
     ))
 }
+
+/// A modman host without Prosody, configured with one LuaRocks server.
+struct Host {
+    dir: tempfile::TempDir,
+}
+
+impl Host {
+    fn new(url: &str) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("modules")).unwrap();
+        let d = dir.path().display();
+        let config = format!(
+            "admins = [\"admin@localhost\"]\nstate_dir = \"{d}/state\"\n[component]\njid = \"modman.localhost\"\nserver = \"127.0.0.1:1\"\nsecret = \"x\"\n\
+             [prosody]\nconfig = \"{d}/prosody.cfg.lua\"\nmodules_dir = \"{d}/modules\"\nmanaged_config = \"{d}/modman.cfg.lua\"\nadmin_socket = \"{d}/prosody.sock\"\n\
+             [[repositories]]\nname = \"community\"\nurl = \"{url}\"\nkind = \"luarocks\"\ntimeout_seconds = 5\n"
+        );
+        std::fs::write(dir.path().join("modman.toml"), config).unwrap();
+        Host { dir }
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        cli(args, &self.dir.path().join("modman.toml"))
+    }
+
+    fn modules(&self) -> PathBuf {
+        self.dir.path().join("modules")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// What an install could change: the modules and what modman recorded.
+    fn everything(
+        &self,
+    ) -> (
+        std::collections::BTreeMap<PathBuf, Vec<u8>>,
+        Option<Vec<u8>>,
+    ) {
+        (
+            snapshot(&self.modules()),
+            std::fs::read(self.state().join("installed.json")).ok(),
+        )
+    }
+}
+
+#[test]
+fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refused() {
+    let server = RockServer::start();
+    let host = Host::new(&server.served.url());
+    let (ok, out, err) = host.run(&["refresh"]);
+    assert!(ok, "{out}{err}");
+    let (_, out, _) = host.run(&["list", "--show", "available"]);
+    for module in ["bob", "muc_rtbl", "lib_ldap", "invites_page"] {
+        assert!(out.contains(module), "{module} not in {out}");
+    }
+    assert!(out.contains("1-1"), "{out}");
+
+    // A rockspec dependency comes along.
+    let (ok, out, err) = host.run(&["install", "--yes", "muc_rtbl"]);
+    assert!(ok, "{out}{err}");
+    for (module, file) in [
+        ("muc_rtbl", "mod_muc_rtbl.lua"),
+        ("pubsub_subscription", "mod_pubsub_subscription.lua"),
+    ] {
+        let installed = std::fs::read(host.modules().join(format!("mod_{module}/{file}"))).unwrap();
+        let debian =
+            std::fs::read(format!("/usr/lib/prosody/modules/mod_{module}/{file}")).unwrap();
+        assert!(installed == debian, "{module}: other bytes than the rock's");
+    }
+    // A library mapping, where `prosodyctl install` would put it.
+    let (ok, out, err) = host.run(&["install", "--yes", "lib_ldap"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        std::fs::read(host.modules().join("mod_lib_ldap/ldap.lua")).unwrap()
+            == std::fs::read("/usr/lib/prosody/modules/ldap.lib.lua").unwrap()
+    );
+
+    // A higher revision is an update.
+    server.publish("mod_muc_rtbl", "2-1");
+    let (ok, out, err) = host.run(&["refresh"]);
+    assert!(ok, "{out}{err}");
+    let (_, out, _) = host.run(&["list", "--show", "updates"]);
+    assert!(out.contains("muc_rtbl") && out.contains("2-1"), "{out}");
+    let (ok, out, err) = host.run(&["update", "--yes", "muc_rtbl"]);
+    assert!(ok, "{out}{err}");
+    let installed: Value =
+        serde_json::from_slice(&std::fs::read(host.state().join("installed.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        installed["modules"]["muc_rtbl"]["version"], "2-1",
+        "{installed}"
+    );
+
+    // Other bytes under a version already seen: refresh refuses the
+    // server and keeps the last good catalog; install refuses the rock.
+    let before = host.everything();
+    server.tamper("mod_muc_rtbl-2-1.src.rock");
+    std::fs::remove_file(
+        host.state()
+            .join("rocks/community/mod_muc_rtbl-2-1.src.rock"),
+    )
+    .unwrap();
+    let (_, out, err) = host.run(&["refresh"]);
+    assert!(
+        out.contains("other bytes under the same name and version"),
+        "{out}{err}"
+    );
+    server.tamper("mod_bob-1-1.src.rock");
+    let (ok, _, err) = host.run(&["install", "--yes", "bob"]);
+    assert!(
+        !ok && err.contains("mod_bob-1-1.src.rock") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert!(
+        host.everything() == before,
+        "a refused rock changed something"
+    );
+}
+
+/// A LuaRocks server of hand-made rocks: (package, version, .src.rock).
+fn hostile_server(rocks: &[(&str, &str, Vec<u8>)]) -> (tempfile::TempDir, Served) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut manifest = String::from("commands = {}\nmodules = {}\nrepository = {\n");
+    for (package, version, bytes) in rocks {
+        std::fs::write(
+            dir.path().join(format!("{package}-{version}.src.rock")),
+            bytes,
+        )
+        .unwrap();
+        manifest +=
+            &format!("   {package} = {{ [\"{version}\"] = {{ {{ arch = \"src\" }} }} }},\n");
+    }
+    manifest += "}\n";
+    std::fs::write(dir.path().join("manifest"), manifest).unwrap();
+    let served = Served::start(dir.path());
+    (dir, served)
+}
+
+/// A tar.gz with raw entry names (`tar` itself refuses `..`).
+fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+        header.set_cksum();
+        builder.append(&header, *data).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in entries {
+        writer
+            .start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut writer, data).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// A generated-style rockspec; `extra` is appended as more Lua.
+fn rockspec(package: &str, dir: &str, modules: &str, dependencies: &str, extra: &str) -> String {
+    format!(
+        "package = \"{package}\"\nversion = \"1-1\"\n\
+         source = {{\n   url = \"http://127.0.0.1:1/archive/abc.tar.gz/{package}\",\n   dir = \"{dir}\",\n   file = \"prosody-modules-abc.tar.gz\"\n}}\n\
+         description = {{ summary = \"{package}\" }}\n\
+         dependencies = {{ \"lua >= 5.1\", {dependencies} }}\n\
+         build = {{ type = \"builtin\", modules = {{ {modules} }} }}\n{extra}"
+    )
+}
+
+/// A well-formed rock of `package` with this rockspec text.
+fn rock(package: &str, spec: &str) -> Vec<u8> {
+    let source = tar_gz(&[(
+        &format!("Community-Modules-abc/{package}/{package}.lua"),
+        b"module:log('info', 'hello')",
+    )]);
+    zip_of(&[
+        (&format!("{package}-1-1.rockspec"), spec.as_bytes()),
+        ("prosody-modules-abc.tar.gz", &source),
+    ])
+}
+
+fn plain(package: &str, dependencies: &str, extra: &str) -> Vec<u8> {
+    let spec = rockspec(
+        package,
+        &format!("Community-Modules-abc/{package}"),
+        &format!("{package} = \"{package}.lua\""),
+        dependencies,
+        extra,
+    );
+    rock(package, &spec)
+}
+
+#[test]
+fn hostile_servers_are_refused_naming_the_module_and_file_and_nothing_is_written() {
+    let work = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(work.path());
+    let huge = format!("x = \"{}\"\n", "a".repeat(70_000));
+    let deep = format!("x = {}{}\n", "{".repeat(40), "}".repeat(40));
+    let cases: Vec<(Vec<(&str, &str, Vec<u8>)>, &str)> = vec![
+        (
+            vec![("mod_a", "1-1", plain("mod_a", "", "os.execute(\"touch /tmp/pwned\")\n"))],
+            "mod_a-1-1.src.rock: mod_a-1-1.rockspec, line 11, column 3: an assignment into a field of `os`",
+        ),
+        (
+            vec![("mod_a", "1-1", plain("mod_a", "", "for i = 1, 10 do end\n"))],
+            "mod_a-1-1.rockspec, line 11, column 1: a loop (`for`)",
+        ),
+        (
+            vec![("mod_a", "1-1", plain("mod_a", "", "x = string.rep('a', 1e9)\n"))],
+            "mod_a-1-1.rockspec, line 11, column 5: a variable (`string`)",
+        ),
+        (
+            vec![("mod_a", "1-1", plain("mod_a", "", &huge))],
+            "mod_a-1-1.rockspec, line 11, column 5: a string longer than",
+        ),
+        (
+            vec![("mod_a", "1-1", plain("mod_a", "", &deep))],
+            "mod_a-1-1.rockspec, line 11, column 21: tables nested deeper than 16",
+        ),
+        (
+            vec![(
+                "mod_a",
+                "1-1",
+                rock(
+                    "mod_a",
+                    &rockspec("mod_a", "Community-Modules-abc", "mod_a = \"mod_a/mod_a.lua\"", "", ""),
+                ),
+            )],
+            "mod_a-1-1.rockspec: `source.dir` `Community-Modules-abc` is outside the module",
+        ),
+        (
+            vec![(
+                "mod_a",
+                "1-1",
+                rock(
+                    "mod_a",
+                    &rockspec("mod_a", "Community-Modules-abc/mod_a", "mod_a = \"../mod_b/mod_b.lua\"", "", ""),
+                ),
+            )],
+            "mod_a-1-1.rockspec: build.modules[\"mod_a\"] = \"../mod_b/mod_b.lua\" points outside the module",
+        ),
+        (
+            vec![("mod_a", "1-1", b"<html>not found</html>".to_vec())],
+            "mod_a-1-1.src.rock: not a readable zip",
+        ),
+        (
+            vec![(
+                "mod_a",
+                "1-1",
+                zip_of(&[("../../mod_a-1-1.rockspec", b"package = \"mod_a\"")]),
+            )],
+            "mod_a-1-1.src.rock: entry `../../mod_a-1-1.rockspec` is not a plain relative path",
+        ),
+        (
+            vec![(
+                "mod_a",
+                "1-1",
+                zip_of(&[
+                    (
+                        "mod_a-1-1.rockspec",
+                        rockspec("mod_a", "Community-Modules-abc/mod_a", "mod_a = \"mod_a.lua\"", "", "").as_bytes(),
+                    ),
+                    (
+                        "prosody-modules-abc.tar.gz",
+                        &tar_gz(&[("Community-Modules-abc/mod_a/../../../etc/cron.d/x", b"x")]),
+                    ),
+                ]),
+            )],
+            "mod_a-1-1.src.rock: prosody-modules-abc.tar.gz: entry `Community-Modules-abc/mod_a/../../../etc/cron.d/x` is not a plain relative path",
+        ),
+        (
+            vec![
+                ("mod_a", "1-1", plain("mod_a", "\"mod_b\"", "")),
+                ("mod_b", "1-1", plain("mod_b", "\"mod_a >= 1\"", "")),
+            ],
+            "mod_a-1-1.rockspec: dependency cycle mod_a -> mod_b -> mod_a",
+        ),
+        (
+            vec![("mod_a", "1-1", plain("mod_a", "\"mod_nowhere\"", ""))],
+            "mod_a-1-1.rockspec: depends on mod_nowhere, which the server does not have",
+        ),
+        (
+            vec![
+                ("mod_a", "1-1", plain("mod_a", "\"mod_b >= 12\"", "")),
+                ("mod_b", "1-1", plain("mod_b", "", "")),
+            ],
+            "mod_a-1-1.rockspec: depends on a version of mod_b the server does not have (its newest is 1-1)",
+        ),
+    ];
+    for (i, (rocks, expected)) in cases.into_iter().enumerate() {
+        let (_dir, served) = hostile_server(&rocks);
+        let out = work.path().join(format!("mirror-{i}"));
+        let output = mirror(&served.url(), &out, &key);
+        let error = text(&output.stderr);
+        assert!(!output.status.success(), "{expected}: accepted");
+        assert!(error.contains(expected), "{expected:?} not in {error:?}");
+        assert!(error.contains("nothing was written"), "{error}");
+        assert!(!out.exists(), "{expected}: something was written");
+        // The same server as a repository: the module is not on offer.
+        let host = Host::new(&served.url());
+        host.run(&["refresh"]);
+        let (ok, _, err) = host.run(&["install", "--yes", "a"]);
+        assert!(
+            !ok && err.contains("no configured repository offers `a`"),
+            "{expected}: {err}"
+        );
+        assert!(snapshot(&host.modules()).is_empty());
+    }
+    assert!(!Path::new("/tmp/pwned").exists());
+
+    // A manifest that is code.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("manifest"),
+        "repository = dofile('/etc/passwd')\n",
+    )
+    .unwrap();
+    let served = Served::start(dir.path());
+    let out = work.path().join("mirror-manifest");
+    let output = mirror(&served.url(), &out, &key);
+    let error = text(&output.stderr);
+    assert!(
+        error.contains(&format!(
+            "{}manifest, line 1, column 14: a function call (`dofile...`)",
+            served.url()
+        )),
+        "{error}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn only_the_configured_server_over_https_or_loopback() {
+    let work = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(work.path());
+    let out = work.path().join("mirror");
+
+    // Plain HTTP elsewhere: refused before connecting (this address would
+    // not answer at all).
+    let started = Instant::now();
+    let output = mirror("http://192.0.2.1/rocks/", &out, &key);
+    assert!(started.elapsed().as_secs() < 3);
+    let error = text(&output.stderr);
+    assert!(
+        !output.status.success() && error.contains("plain HTTP to another machine"),
+        "{error}"
+    );
+    assert!(!out.exists());
+    // The same in modman.toml: the config is refused with the key named.
+    let host = Host::new("http://192.0.2.1/rocks/");
+    let (ok, _, err) = host.run(&["list"]);
+    assert!(
+        !ok && err.contains("repositories[0].url") && err.contains("plain HTTP to another machine"),
+        "{err}"
+    );
+
+    // A redirect to another host (127.0.0.2 is this machine, but not the
+    // configured server).
+    let server = RockServer::start();
+    let redirect = Served::redirecting(&format!("http://127.0.0.2:{}", server.served.port));
+    let output = mirror(&redirect.url(), &out, &key);
+    let error = text(&output.stderr);
+    assert!(
+        !output.status.success() && error.contains("redirect to another host"),
+        "{error}"
+    );
+    assert!(!out.exists());
+    let host = Host::new(&redirect.url());
+    let (_, said, err) = host.run(&["refresh"]);
+    assert!(said.contains("redirect to another host"), "{said}{err}");
+    assert!(snapshot(&host.modules()).is_empty());
+}

@@ -190,7 +190,12 @@ async fn luarocks_index(
             .await
     };
     let offers = offers.await.map_err(|e| e.to_string())?;
-    warnings.extend(offers.problems);
+    warnings.extend(
+        offers
+            .problems
+            .into_iter()
+            .map(|problem| format!("{problem}; left out of the catalog")),
+    );
     let index = Index {
         schema: crate::repo::index::SCHEMA,
         modules: offers.modules.into_iter().map(|o| o.entry).collect(),

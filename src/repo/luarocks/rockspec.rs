@@ -137,7 +137,7 @@ impl Rockspec {
             let valid_name = !name.is_empty()
                 && name
                     .split('.')
-                    .all(|part| crate::repo::index::is_valid_module_name(part));
+                    .all(crate::repo::index::is_valid_module_name);
             let path = path.as_str().ok_or_else(|| {
                 fail(format!(
                     "build.modules[\"{name}\"] is not a file name (C modules are not supported)"

@@ -79,7 +79,8 @@ pub struct Offer {
 pub struct Offers {
     /// Sorted by name.
     pub modules: Vec<Offer>,
-    /// One line per module left out, naming its rock or rockspec.
+    /// Why each module was left out, one line each naming its rock or
+    /// rockspec.
     pub problems: Vec<String>,
 }
 
@@ -207,9 +208,7 @@ impl<'a> Server<'a> {
                 .strip_prefix("mod_")
                 .is_some_and(crate::repo::index::is_valid_module_name)
             {
-                problems.push(format!(
-                    "{package}: not a Prosody module name (mod_x); left out"
-                ));
+                problems.push(format!("{package}: not a Prosody module name (mod_x)"));
                 continue;
             }
             let fetched = self.rock(package, version).await?;
@@ -223,7 +222,7 @@ impl<'a> Server<'a> {
                 Ok(rock) => {
                     read.insert(package.clone(), (fetched.bytes, rock));
                 }
-                Err(e) => problems.push(format!("{e}; left out")),
+                Err(e) => problems.push(e.to_string()),
             }
         }
         self.pins.save()?;
@@ -259,7 +258,7 @@ fn resolve(
         if let Some(cycle) = find_cycle(package, read) {
             if on_cycle.insert(package.clone()) {
                 problems.push(format!(
-                    "{}: dependency cycle {}; left out",
+                    "{}: dependency cycle {}",
                     rockspec_of(package),
                     cycle.join(" -> ")
                 ));
@@ -274,7 +273,7 @@ fn resolve(
             let requirements = &read[package].1.rockspec.dependencies;
             if let Some(problem) = requirements.iter().find_map(|r| unmet(r, manifest, &kept)) {
                 dropped.push(package.clone());
-                problems.push(format!("{}: {problem}; left out", rockspec_of(package)));
+                problems.push(format!("{}: {problem}", rockspec_of(package)));
             }
         }
         if dropped.is_empty() {
