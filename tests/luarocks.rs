@@ -470,8 +470,11 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
     );
 }
 
-/// A LuaRocks server of hand-made rocks: (package, version, .src.rock).
-fn hostile_server(rocks: &[(&str, &str, Vec<u8>)]) -> (tempfile::TempDir, Served) {
+/// A hand-made rock: (package, version, the .src.rock's bytes).
+type HandMade<'a> = (&'a str, &'a str, Vec<u8>);
+
+/// A LuaRocks server of hand-made rocks.
+fn hostile_server(rocks: &[HandMade]) -> (tempfile::TempDir, Served) {
     let dir = tempfile::tempdir().unwrap();
     let mut manifest = String::from("commands = {}\nmodules = {}\nrepository = {\n");
     for (package, version, bytes) in rocks {
@@ -558,7 +561,7 @@ fn hostile_servers_are_refused_naming_the_module_and_file_and_nothing_is_written
     let (key, _) = keygen(work.path());
     let huge = format!("x = \"{}\"\n", "a".repeat(70_000));
     let deep = format!("x = {}{}\n", "{".repeat(40), "}".repeat(40));
-    let cases: Vec<(Vec<(&str, &str, Vec<u8>)>, &str)> = vec![
+    let cases: Vec<(Vec<HandMade>, &str)> = vec![
         (
             vec![("mod_a", "1-1", plain("mod_a", "", "os.execute(\"touch /tmp/pwned\")\n"))],
             "mod_a-1-1.src.rock: mod_a-1-1.rockspec, line 11, column 3: an assignment into a field of `os`",
