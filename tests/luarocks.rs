@@ -304,6 +304,17 @@ fn a_mirror_verifies_carries_versions_and_dependencies_and_holds_the_rocks_files
         .iter()
         .any(|(path, _)| path == "ldap.lua"));
 
+    // What luarocks (as `prosodyctl install` runs it) installed, read back.
+    let tree = server.dir.path().join("tree-mod_lib_ldap");
+    let installed = modman::repo::luarocks::installed::read(&tree).unwrap();
+    assert_eq!(installed.len(), 1);
+    assert_eq!(
+        (installed[0].name.as_str(), installed[0].version.to_string()),
+        ("lib_ldap", "1-1".to_owned())
+    );
+    assert_eq!(installed[0].paths[0], tree.join("share/lua/5.4/ldap.lua"));
+    assert!(installed[0].paths.iter().all(|p| p.exists()));
+
     // Incremental: nothing new, nothing fetched; a new revision, one rock.
     let output = mirror(&server.served.url(), &out, &key);
     assert!(

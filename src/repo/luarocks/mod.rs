@@ -16,6 +16,7 @@
 //! - [`installed`]: what `prosodyctl install` put in Prosody's installer
 //!   tree, so modman can show it and leave it alone.
 
+pub mod installed;
 pub mod lua;
 pub mod manifest;
 pub mod pins;
