@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Instant;
 
 use serde_json::Value;
-use support::{cli, snapshot, wait_for};
+use support::{cli, snapshot, wait_for, Prosody, DOMAIN};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/luarocks-server");
 
@@ -745,4 +745,47 @@ fn only_the_configured_server_over_https_or_loopback() {
     let (_, said, err) = host.run(&["refresh"]);
     assert!(said.contains("redirect to another host"), "{said}{err}");
     assert!(snapshot(&host.modules()).is_empty());
+}
+
+#[test]
+fn prosody_loads_what_a_luarocks_server_installs() {
+    let server = RockServer::start();
+    let prosody = Prosody::start();
+    let config = prosody.path("modman.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[[repositories]]\nname = \"community\"\nurl = \"{}\"\nkind = \"luarocks\"\n",
+            prosody.modman_config(),
+            server.served.url()
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = cli(&["refresh"], &config);
+    assert!(ok, "{out}{err}");
+    // invites_page: a rockspec dependency (register_apps) and copied
+    // directories (the templates and assets it serves from its directory).
+    let (ok, out, err) = cli(
+        &[
+            "install",
+            "--yes",
+            "--enable",
+            "invites_page",
+            "pubsub_subscription",
+        ],
+        &config,
+    );
+    assert!(ok, "{out}{err}");
+    let loaded = prosody.loaded_modules(DOMAIN);
+    for module in ["invites_page", "register_apps", "pubsub_subscription"] {
+        assert!(
+            loaded.iter().any(|m| m == module),
+            "{module} not in {loaded:?}\n{}",
+            prosody.log()
+        );
+    }
+    let templates = prosody
+        .modules_dir()
+        .join("mod_invites_page/html/invite.html");
+    assert!(templates.is_file());
 }
