@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use super::lua::{self, Value};
-use super::RockVersion;
-use crate::repo::index::{is_safe_relative_path, is_valid_module_name};
+use super::{is_module_rock, RockVersion};
+use crate::repo::index::is_safe_relative_path;
 
 /// `installer_plugin_path` when prosody.cfg.lua does not set it, relative
 /// to Prosody's data directory.
@@ -66,7 +66,7 @@ pub fn read(tree: &Path) -> Result<Vec<InstalledRock>, InstalledError> {
     for (package, versions) in &repository.fields {
         let Some(name) = package
             .strip_prefix("mod_")
-            .filter(|n| is_valid_module_name(n))
+            .filter(|_| is_module_rock(package))
         else {
             continue;
         };

@@ -27,6 +27,12 @@ pub mod server;
 use std::cmp::Ordering;
 use std::fmt;
 
+/// Whether `rock` names a Prosody module: `mod_` and a module name.
+pub fn is_module_rock(rock: &str) -> bool {
+    rock.strip_prefix("mod_")
+        .is_some_and(crate::repo::index::is_valid_module_name)
+}
+
 /// A rock version, `N-R` on the community server (`35-2`: the module's
 /// 35th revision, rockspec revision 2), compared as integers, so `10-1`
 /// is newer than `9-3`. Dotted versions (`1.2.3-1`) compare part by part.

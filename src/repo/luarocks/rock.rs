@@ -54,9 +54,7 @@ pub fn split_file_name(file_name: &str) -> Option<(&str, &str)> {
     let (package, revision) = stem.rsplit_once('-')?;
     let (package, _) = package.rsplit_once('-')?;
     let version = &stem[package.len() + 1..];
-    let valid = package
-        .strip_prefix("mod_")
-        .is_some_and(crate::repo::index::is_valid_module_name)
+    let valid = super::is_module_rock(package)
         && super::RockVersion::parse(version).is_some()
         && !revision.is_empty();
     valid.then_some((package, version))

@@ -63,10 +63,7 @@ impl Rockspec {
 
         let package =
             string(&globals, "package", "package")?.ok_or_else(|| fail("no `package`".into()))?;
-        if !package
-            .strip_prefix("mod_")
-            .is_some_and(crate::repo::index::is_valid_module_name)
-        {
+        if !super::is_module_rock(&package) {
             return Err(fail(format!(
                 "package `{package}` is not a Prosody module name (mod_ and letters, digits, `_`, `-`)"
             )));

@@ -133,22 +133,22 @@ impl<'a> Server<'a> {
     /// The server's manifest: `manifest-5.4`, else `manifest`, as LuaRocks
     /// clients ask for them.
     pub async fn manifest(&self) -> Result<Manifest, ServerError> {
-        let mut last = None;
-        for file in ["manifest-5.4", "manifest"] {
+        let get = |file| {
             let url = fetch::url_of(self.repository, file);
-            match self.fetcher.get(self.repository, &url, MAX_MANIFEST).await {
-                Ok(bytes) => {
-                    let text = String::from_utf8(bytes).map_err(|_| ManifestError::Shape {
-                        file: url.clone(),
-                        problem: "not UTF-8 text".into(),
-                    })?;
-                    return Ok(Manifest::parse(&url, &text)?);
-                }
-                Err(e @ FetchError::Status { status: 404, .. }) => last = Some(e),
-                Err(e) => return Err(e.into()),
+            async move {
+                let bytes = self.fetcher.get(self.repository, &url, MAX_MANIFEST).await;
+                (url, bytes)
             }
-        }
-        Err(last.map_or_else(|| ServerError::Url("no manifest".into()), Into::into))
+        };
+        let (url, bytes) = match get("manifest-5.4").await {
+            (_, Err(FetchError::Status { status: 404, .. })) => get("manifest").await,
+            fetched => fetched,
+        };
+        let text = String::from_utf8(bytes?).map_err(|_| ManifestError::Shape {
+            file: url.clone(),
+            problem: "not UTF-8 text".into(),
+        })?;
+        Ok(Manifest::parse(&url, &text)?)
     }
 
     /// The bytes of one rock, from the cache if its pin matches, else from
@@ -199,15 +199,40 @@ impl<'a> Server<'a> {
         let manifest = self.manifest().await?;
         let mut problems = Vec::new();
         let mut read: BTreeMap<String, (Vec<u8>, Rock)> = BTreeMap::new();
+        let fetched = self
+            .read_newest(&manifest, &mut read, &mut problems, progress)
+            .await;
+        // Pin what was fetched even when a later rock stopped the run.
+        self.pins.save()?;
+        fetched?;
+        let kept = resolve(&manifest, &read, &mut problems);
+        let community: BTreeSet<String> = kept
+            .iter()
+            .map(|p| p.strip_prefix("mod_").unwrap_or(p).to_owned())
+            .collect();
+        let mut modules = Vec::new();
+        for package in &kept {
+            let (bytes, rock) = &read[package];
+            modules.push(describe(rock, bytes, &community, builtin_dir));
+        }
+        Ok(Offers { modules, problems })
+    }
+
+    /// Reads the newest rock of each module in `manifest` into `read`, or
+    /// says in `problems` why it was refused.
+    async fn read_newest(
+        &mut self,
+        manifest: &Manifest,
+        read: &mut BTreeMap<String, (Vec<u8>, Rock)>,
+        problems: &mut Vec<String>,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<(), ServerError> {
         let total = manifest.rocks.len();
         for (done, (package, versions)) in manifest.rocks.iter().enumerate() {
             let Some(version) = versions.last() else {
                 continue;
             };
-            if !package
-                .strip_prefix("mod_")
-                .is_some_and(crate::repo::index::is_valid_module_name)
-            {
+            if !super::is_module_rock(package) {
                 problems.push(format!("{package}: not a Prosody module name (mod_x)"));
                 continue;
             }
@@ -225,18 +250,7 @@ impl<'a> Server<'a> {
                 Err(e) => problems.push(e.to_string()),
             }
         }
-        self.pins.save()?;
-        let kept = resolve(&manifest, &read, &mut problems);
-        let community: BTreeSet<String> = kept
-            .iter()
-            .map(|p| p.strip_prefix("mod_").unwrap_or(p).to_owned())
-            .collect();
-        let mut modules = Vec::new();
-        for package in &kept {
-            let (bytes, rock) = &read[package];
-            modules.push(describe(rock, bytes, &community, builtin_dir));
-        }
-        Ok(Offers { modules, problems })
+        Ok(())
     }
 }
 
