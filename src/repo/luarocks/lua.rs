@@ -692,6 +692,17 @@ dependencies = { "mod_y", "mod_z >= 12", "esc\t\65\x42\u{e9}\z
         assert_eq!((error.line, error.column), (2, 11));
     }
 
+    proptest::proptest! {
+        /// Whatever a server sends, the reader answers without panicking,
+        /// and an error always points inside the text.
+        #[test]
+        fn any_text_is_read_or_refused(text in "[a-z={}\\[\\]\"'\\\\,;. \n0-9-]{0,200}|\\PC{0,200}") {
+            if let Err(error) = parse("fuzz", &text) {
+                proptest::prop_assert!(error.line <= text.lines().count() + 1);
+            }
+        }
+    }
+
     #[test]
     fn an_oversized_file_is_refused_before_reading() {
         let text = " ".repeat(MAX_INPUT + 1);
