@@ -447,13 +447,24 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
     assert!(out.contains("muc_rtbl") && out.contains("2-1"), "{out}");
     let (ok, out, err) = host.run(&["update", "--yes", "muc_rtbl"]);
     assert!(ok, "{out}{err}");
-    let installed: Value =
-        serde_json::from_slice(&std::fs::read(host.state().join("installed.json")).unwrap())
-            .unwrap();
-    assert_eq!(
-        installed["modules"]["muc_rtbl"]["version"], "2-1",
-        "{installed}"
-    );
+    let version = |host: &Host| -> Value {
+        let installed: Value =
+            serde_json::from_slice(&std::fs::read(host.state().join("installed.json")).unwrap())
+                .unwrap();
+        installed["modules"]["muc_rtbl"]["version"].clone()
+    };
+    assert_eq!(version(&host), "2-1");
+    // Rollback puts 1-1 back; remove takes it away.
+    let (ok, out, err) = host.run(&["rollback", "--yes", "muc_rtbl"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(version(&host), "1-1");
+    let (ok, out, err) = host.run(&["remove", "--yes", "muc_rtbl"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(version(&host), Value::Null);
+    assert!(!host.modules().join("mod_muc_rtbl").exists());
+    let (ok, out, err) = host.run(&["install", "--yes", "muc_rtbl"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(version(&host), "2-1");
 
     // Other bytes under a version already seen: refresh refuses the
     // server and keeps the last good catalog; install refuses the rock.
