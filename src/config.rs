@@ -88,17 +88,31 @@ pub struct ProsodyConfig {
     pub builtin_modules: PathBuf,
 }
 
-/// A module repository: static files over HTTP, with a signed index.
+/// A module repository: static files over HTTP.
 #[derive(Debug, Clone)]
 pub struct Repository {
     pub name: String,
     pub url: url::Url,
-    /// Keys an index may be signed with: more than one while a repository
-    /// rotates its key (the new one signs, the old one is still trusted
-    /// until every client has the new one). Never empty.
-    pub public_keys: Vec<ed25519_dalek::VerifyingKey>,
+    pub kind: RepositoryKind,
     /// Longest a download from it may take.
     pub timeout: std::time::Duration,
+}
+
+/// What a repository is, and so what protects what modman fetches from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepositoryKind {
+    /// A modman repository (`repo build`, `repo mirror`): `index.json`
+    /// signed by this key, and every archive checked against it.
+    Signed {
+        /// Keys an index may be signed with: more than one while the
+        /// repository rotates its key (the new one signs, the old one is
+        /// still trusted until every client has the new one). Never empty.
+        public_keys: Vec<ed25519_dalek::VerifyingKey>,
+    },
+    /// A LuaRocks server such as Prosody's community repository
+    /// (`kind = "luarocks"`): nothing is signed; HTTPS and pinning each
+    /// rock's hash on first use are all that protect it.
+    LuaRocks,
 }
 
 #[derive(Deserialize)]
@@ -155,11 +169,21 @@ fn default_builtin_modules() -> PathBuf {
 struct RawRepository {
     name: String,
     url: String,
+    #[serde(default)]
+    kind: RawKind,
     public_key: Option<String>,
     #[serde(default)]
     public_keys: Vec<String>,
     #[serde(default = "default_timeout_seconds")]
     timeout_seconds: u64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+enum RawKind {
+    #[default]
+    Signed,
+    LuaRocks,
 }
 
 fn default_timeout_seconds() -> u64 {
@@ -305,11 +329,20 @@ impl Config {
                 public_keys
                     .push(parse_public_key(text).map_err(|e| format!("key `{key}.{field}`: {e}"))?);
             }
-            if public_keys.is_empty() {
-                return Err(format!(
-                    "key `{key}.public_key`: missing; paste the key `modman repo keygen` printed (or list several in `public_keys` while rotating keys)"
-                ));
-            }
+            let kind = match (repo.kind, public_keys.is_empty()) {
+                (RawKind::Signed, false) => RepositoryKind::Signed { public_keys },
+                (RawKind::Signed, true) => return Err(format!(
+                    "key `{key}.public_key`: missing; paste the key `modman repo keygen` printed (or list several in `public_keys` while rotating keys), or set kind = \"luarocks\" for a LuaRocks server"
+                )),
+                (RawKind::LuaRocks, false) => return Err(format!(
+                    "key `{key}.public_key`: a LuaRocks server signs nothing; remove the key, or mirror the server with `modman repo mirror` and use the mirror's key"
+                )),
+                (RawKind::LuaRocks, true) => {
+                    crate::repo::luarocks::server::check_url(&url)
+                        .map_err(|e| format!("key `{key}.url`: {e}"))?;
+                    RepositoryKind::LuaRocks
+                }
+            };
             if !(1..=3600).contains(&repo.timeout_seconds) {
                 return Err(format!(
                     "key `{key}.timeout_seconds`: {} is not between 1 and 3600",
@@ -319,7 +352,7 @@ impl Config {
             repositories.push(Repository {
                 name: repo.name,
                 url,
-                public_keys,
+                kind,
                 timeout: std::time::Duration::from_secs(repo.timeout_seconds),
             });
         }
@@ -515,6 +548,26 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
                 "name = \"../up\"",
                 "repositories[0].name",
             ),
+            (
+                "public_key = \"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\"",
+                "",
+                "repositories[0].public_key`: missing",
+            ),
+            (
+                "public_key = \"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\"",
+                "public_key = \"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\"\nkind = \"luarocks\"",
+                "a LuaRocks server signs nothing",
+            ),
+            (
+                "url = \"http://127.0.0.1:8000/\"\npublic_key = \"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\"",
+                "url = \"http://modules.example/rocks/\"\nkind = \"luarocks\"",
+                "repositories[0].url`: http://modules.example/rocks/: plain HTTP to another machine",
+            ),
+            (
+                "public_key = \"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\"",
+                "kind = \"git\"",
+                "unknown variant `git`",
+            ),
         ];
         for (from, to, expected) in cases {
             let text = GOOD.replacen(from, to, 1);
@@ -533,7 +586,25 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
             1,
         );
         let config = parse(&text).unwrap();
-        assert_eq!(config.repositories[0].public_keys.len(), 2);
+        assert!(matches!(
+            &config.repositories[0].kind,
+            RepositoryKind::Signed { public_keys } if public_keys.len() == 2
+        ));
+    }
+
+    #[test]
+    fn a_luarocks_server_needs_no_key() {
+        let text = GOOD.replacen(
+            "url = \"http://127.0.0.1:8000/\"\npublic_key = \"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\"",
+            "url = \"https://modules.example/rocks/\"\nkind = \"luarocks\"",
+            1,
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.repositories[0].kind, RepositoryKind::LuaRocks);
+        assert!(matches!(
+            parse(GOOD).unwrap().repositories[0].kind,
+            RepositoryKind::Signed { .. }
+        ));
     }
 
     #[test]

@@ -101,6 +101,27 @@ enum RepoCommand {
         #[arg(long, value_name = "DAYS", default_value_t = modman::repo::build::DEFAULT_VALID_DAYS)]
         valid_for: u32,
     },
+    /// Turn a LuaRocks server (such as Prosody's community repository) into a signed repository.
+    Mirror {
+        /// The LuaRocks server: HTTPS, or plain HTTP to this machine only.
+        #[arg(long)]
+        from: url::Url,
+        /// The repository directory to create or replace; rocks already fetched are kept beside it in .DIR.rocks/.
+        #[arg(long)]
+        out: PathBuf,
+        /// The private key from `modman repo keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// Prosody's own modules, to tell built-in dependencies from missing ones.
+        #[arg(long, default_value = "/usr/lib/prosody/modules")]
+        builtin_modules: PathBuf,
+        /// Longest one download may take.
+        #[arg(long, default_value_t = 30)]
+        timeout_seconds: u64,
+        /// Days clients may use the index before they refuse it as stale; mirror again before then.
+        #[arg(long, value_name = "DAYS", default_value_t = modman::repo::build::DEFAULT_VALID_DAYS)]
+        valid_for: u32,
+    },
     /// Check a repository's signature and every archive against its index.
     Verify {
         /// The repository directory.
@@ -164,7 +185,7 @@ async fn dispatch(command: Command) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot listen for signals: {e}"))
         }
-        Command::Repo(command) => repo(command),
+        Command::Repo(command) => repo(command).await,
         Command::Setup {
             domain,
             admin,
@@ -282,7 +303,34 @@ fn open_config(config: Arc<Config>, opening: Opening) -> Result<Context, String>
     Ok(ctx)
 }
 
-fn repo(command: RepoCommand) -> Result<(), String> {
+/// `repo mirror`, with a progress line per module when stderr is a terminal.
+async fn mirror(options: &modman::repo::mirror::MirrorOptions<'_>) -> Result<(), String> {
+    use std::io::IsTerminal as _;
+    let terminal = std::io::stderr().is_terminal();
+    let report = modman::repo::mirror::mirror(options, &mut |step| {
+        if terminal {
+            let source = if step.from_server {
+                "fetched"
+            } else {
+                "cached"
+            };
+            eprintln!("[{}/{}] {} ({source})", step.done, step.total, step.rock);
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    out!(
+        "mirrored {} modules from {} into {} ({} rocks fetched, the others cached in {})",
+        report.modules,
+        options.from,
+        options.out.display(),
+        report.fetched,
+        modman::repo::mirror::cache_dir(options.out).display()
+    );
+    Ok(())
+}
+
+async fn repo(command: RepoCommand) -> Result<(), String> {
     use modman::repo::{build, signing, verify};
     match command {
         RepoCommand::Keygen { out } => {
@@ -320,6 +368,24 @@ fn repo(command: RepoCommand) -> Result<(), String> {
                 report.warnings.len()
             );
             Ok(())
+        }
+        RepoCommand::Mirror {
+            from,
+            out,
+            key,
+            builtin_modules,
+            timeout_seconds,
+            valid_for,
+        } => {
+            let options = modman::repo::mirror::MirrorOptions {
+                from: &from,
+                out: &out,
+                key: &key,
+                builtin_dir: &builtin_modules,
+                timeout: std::time::Duration::from_secs(timeout_seconds),
+                valid_for: time::Duration::days(valid_for.into()),
+            };
+            mirror(&options).await
         }
         RepoCommand::Verify { dir, public_key } => {
             let text = match std::fs::read_to_string(&public_key) {

@@ -62,35 +62,88 @@ pub fn pack(
     tree_root: &Path,
     name: &str,
 ) -> Result<(Vec<u8>, Vec<String>), ArchiveError> {
-    let root_name = format!("mod_{name}");
     let mut entries = Vec::new();
     collect(module_dir, tree_root, Path::new(""), &mut entries)?;
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-
-    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
-    let mut files = Vec::new();
-    let io_error = |path: &Path| {
-        let path = path.to_owned();
-        move |source| ArchiveError::Io { path, source }
-    };
-    append(&mut builder, &root_name, None, false).map_err(io_error(module_dir))?;
+    let mut members = Vec::new();
     for (relative, kind) in entries {
+        let member = match kind {
+            Kind::Dir => Member::Dir,
+            Kind::File { source, executable } => Member::File {
+                data: std::fs::read(&source).map_err(|source_error| ArchiveError::Io {
+                    path: source,
+                    source: source_error,
+                })?,
+                executable,
+            },
+        };
+        members.push((relative, member));
+    }
+    let files = members
+        .iter()
+        .filter(|(_, member)| matches!(member, Member::File { .. }))
+        .map(|(path, _)| path.display().to_string());
+    let mut files: Vec<String> = files.collect();
+    files.sort();
+    let bytes = write(name, members).map_err(|source| ArchiveError::Io {
+        path: module_dir.to_owned(),
+        source,
+    })?;
+    Ok((bytes, files))
+}
+
+/// Packs files held in memory (paths relative to the module directory)
+/// exactly as [`pack`] packs the same tree from disk.
+pub fn pack_files(name: &str, files: &[ArchiveFile]) -> Result<Vec<u8>, ArchiveError> {
+    let mut dirs = std::collections::BTreeSet::new();
+    for file in files {
+        dirs.extend(
+            Path::new(&file.path)
+                .ancestors()
+                .skip(1)
+                .map(Path::to_owned),
+        );
+    }
+    dirs.remove(Path::new(""));
+    let members = dirs
+        .into_iter()
+        .map(|dir| (dir, Member::Dir))
+        .chain(files.iter().map(|file| {
+            let member = Member::File {
+                data: file.data.clone(),
+                executable: file.executable,
+            };
+            (PathBuf::from(&file.path), member)
+        }))
+        .collect();
+    write(name, members).map_err(|source| ArchiveError::Io {
+        path: PathBuf::from(format!("mod_{name}")),
+        source,
+    })
+}
+
+/// One entry of an archive being written.
+enum Member {
+    Dir,
+    File { data: Vec<u8>, executable: bool },
+}
+
+/// Writes the archive: the module directory, then every member sorted by
+/// path (component by component, so a directory comes before its files).
+fn write(name: &str, mut members: Vec<(PathBuf, Member)>) -> io::Result<Vec<u8>> {
+    members.sort_by(|a, b| a.0.cmp(&b.0));
+    let root_name = format!("mod_{name}");
+    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
+    append(&mut builder, &root_name, None, false)?;
+    for (relative, member) in members {
         let archived = format!("{root_name}/{}", relative.display());
-        match kind {
-            Kind::Dir => append(&mut builder, &archived, None, false),
-            Kind::File { source, executable } => {
-                let data = std::fs::read(&source).map_err(io_error(&source))?;
-                files.push(relative.display().to_string());
-                append(&mut builder, &archived, Some(&data), executable)
+        match member {
+            Member::Dir => append(&mut builder, &archived, None, false)?,
+            Member::File { data, executable } => {
+                append(&mut builder, &archived, Some(&data), executable)?
             }
         }
-        .map_err(io_error(&module_dir.join(&relative)))?;
     }
-    let bytes = builder
-        .into_inner()
-        .and_then(|gz| gz.finish())
-        .map_err(io_error(module_dir))?;
-    Ok((bytes, files))
+    builder.into_inner().and_then(|gz| gz.finish())
 }
 
 enum Kind {
@@ -185,7 +238,27 @@ fn append<W: io::Write>(
 /// Reads and checks every entry of a module archive for `mod_<name>`.
 /// Returns its regular files; directories are implied by their paths.
 pub fn read(bytes: &[u8], name: &str) -> Result<Vec<ArchiveFile>, ArchiveError> {
-    let root_name = format!("mod_{name}");
+    read_under(bytes, &format!("mod_{name}"), Outside::Refuse)
+}
+
+/// What [`read_under`] does with an entry outside its root directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outside {
+    /// A module archive holds nothing else: refuse it.
+    Refuse,
+    /// A source archive of a whole tree (a LuaRocks `.src.rock`'s): skip it,
+    /// after checking its path like any other.
+    Skip,
+}
+
+/// Reads the regular files under `root` (a relative directory path) with
+/// every check of [`read`]; returns them relative to `root`, sorted. The
+/// limits count every entry of the archive.
+pub fn read_under(
+    bytes: &[u8],
+    root: &str,
+    outside: Outside,
+) -> Result<Vec<ArchiveFile>, ArchiveError> {
     let mut archive = tar::Archive::new(GzDecoder::new(bytes));
     let mut files = Vec::new();
     let mut total: u64 = 0;
@@ -199,8 +272,16 @@ pub fn read(bytes: &[u8], name: &str) -> Result<Vec<ArchiveFile>, ArchiveError> 
         }
         let mut entry = entry.map_err(ArchiveError::Corrupt)?;
         let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let relative = checked_relative(&raw_path, &root_name)
-            .ok_or_else(|| ArchiveError::UnsafePath(raw_path.clone()))?;
+        // Checked on the raw string: `Path::components` would quietly drop `.`.
+        let trimmed = raw_path.strip_suffix('/').unwrap_or(&raw_path);
+        if !is_safe_relative_path(trimmed) {
+            return Err(ArchiveError::UnsafePath(raw_path));
+        }
+        let relative = match under(trimmed, root) {
+            Some(relative) => relative,
+            None if outside == Outside::Skip => continue,
+            None => return Err(ArchiveError::UnsafePath(raw_path)),
+        };
         match entry.header().entry_type() {
             EntryType::Directory => continue,
             EntryType::Regular => {}
@@ -235,15 +316,10 @@ pub fn read(bytes: &[u8], name: &str) -> Result<Vec<ArchiveFile>, ArchiveError> 
     Ok(files)
 }
 
-/// `mod_x/a/b` -> `Some(Some("a/b"))`, `mod_x/` -> `Some(None)`, anything
-/// outside `mod_x` or with `..`, `.`, a root or empty components -> `None`.
-/// Checked on the raw string: `Path::components` would quietly drop `.`.
-fn checked_relative(raw: &str, root_name: &str) -> Option<Option<String>> {
-    let trimmed = raw.strip_suffix('/').unwrap_or(raw);
-    if !is_safe_relative_path(trimmed) {
-        return None;
-    }
-    let rest = trimmed.strip_prefix(root_name)?;
+/// `root/a/b` -> `Some(Some("a/b"))`, `root` -> `Some(None)`, anything
+/// outside `root` -> `None`. Both are safe relative paths already.
+fn under(path: &str, root: &str) -> Option<Option<String>> {
+    let rest = path.strip_prefix(root)?;
     if rest.is_empty() {
         return Some(None);
     }
@@ -280,6 +356,15 @@ mod tests {
         let paths: Vec<_> = read_back.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, files);
         assert_eq!(read_back[2].data, b"shared");
+    }
+
+    #[test]
+    fn files_in_memory_pack_as_the_same_tree_on_disk() {
+        let tree = module_tree();
+        let module = tree.path().join("mod_demo");
+        let (from_disk, _) = pack(&module, tree.path(), "demo").unwrap();
+        let files = read(&from_disk, "demo").unwrap();
+        assert_eq!(pack_files("demo", &files).unwrap(), from_disk);
     }
 
     #[test]

@@ -116,18 +116,14 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
     let community: BTreeSet<String> = packed.iter().map(|p| p.entry.name.clone()).collect();
     for module in &mut packed {
         for metadata::Declared { name, need } in std::mem::take(&mut module.depends) {
-            let kind = if community.contains(&name) {
-                DependencyKind::Community
-            } else if crate::prosody::has_module(options.builtin_dir, &name) {
-                DependencyKind::Builtin
-            } else {
+            let kind = dependency_kind(&name, &community, options.builtin_dir);
+            if kind == DependencyKind::Missing {
                 warnings.push(format!(
                     "mod_{}: depends on {name}, which is neither in the tree nor in {}",
                     module.entry.name,
                     options.builtin_dir.display()
                 ));
-                DependencyKind::Missing
-            };
+            }
             module
                 .entry
                 .dependencies
@@ -135,30 +131,66 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
         }
     }
 
-    let staging = staging_dir(options.out)?;
+    let modules = packed.len();
+    publish(
+        options.out,
+        &key,
+        options.valid_for,
+        packed.into_iter().map(|p| (p.entry, p.archive)).collect(),
+    )?;
+    Ok(BuildReport { modules, warnings })
+}
+
+/// Where dependency `name` comes from: the modules on offer (`community`),
+/// Prosody itself (`builtin_dir`), or neither.
+pub(crate) fn dependency_kind(
+    name: &str,
+    community: &BTreeSet<String>,
+    builtin_dir: &Path,
+) -> DependencyKind {
+    if community.contains(name) {
+        DependencyKind::Community
+    } else if crate::prosody::has_module(builtin_dir, name) {
+        DependencyKind::Builtin
+    } else {
+        DependencyKind::Missing
+    }
+}
+
+/// Writes a signed repository of `modules` (sorted by name, each entry
+/// with its archive's bytes) at `out`, with a serial above the last one and
+/// an expiry `valid_for` from now: built beside it, then renamed into
+/// place (see [`replace_dir`]).
+pub(crate) fn publish(
+    out: &Path,
+    key: &ed25519_dalek::SigningKey,
+    valid_for: time::Duration,
+    modules: Vec<(ModuleEntry, Vec<u8>)>,
+) -> Result<(), BuildError> {
+    let staging = staging_dir(out)?;
     let archives = staging.path().join("archives");
     std::fs::create_dir(&archives).map_err(io_error(&archives))?;
-    for module in &packed {
-        let path = staging.path().join(&module.entry.archive);
-        std::fs::write(&path, &module.archive).map_err(io_error(&path))?;
+    let mut entries = Vec::with_capacity(modules.len());
+    for (entry, archive) in modules {
+        let path = staging.path().join(&entry.archive);
+        std::fs::write(&path, &archive).map_err(io_error(&path))?;
+        entries.push(entry);
     }
-    let modules = packed.len();
     let generated = build_time()?;
     let index = Index {
         schema: SCHEMA,
-        serial: next_serial(options.out, generated),
+        serial: next_serial(out, generated),
         generated,
-        expires: Timestamp(generated.0 + options.valid_for),
-        modules: packed.into_iter().map(|p| p.entry).collect(),
+        expires: Timestamp(generated.0 + valid_for),
+        modules: entries,
     }
     .to_json();
     let index_path = staging.path().join("index.json");
     std::fs::write(&index_path, &index).map_err(io_error(&index_path))?;
     let signature_path = staging.path().join("index.json.sig");
-    std::fs::write(&signature_path, signing::sign(&key, &index))
+    std::fs::write(&signature_path, signing::sign(key, &index))
         .map_err(io_error(&signature_path))?;
-    replace_dir(staging, options.out)?;
-    Ok(BuildReport { modules, warnings })
+    replace_dir(staging, out)
 }
 
 /// Now, or `SOURCE_DATE_EPOCH` if set, so that two builds of one tree

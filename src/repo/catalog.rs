@@ -16,10 +16,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Repository};
+use crate::config::{Config, Repository, RepositoryKind};
 use crate::fsutil;
 use crate::repo::fetch::{self, FetchError, Fetcher};
 use crate::repo::index::{Index, ModuleEntry, Timestamp};
+use crate::repo::luarocks::server::Server;
 
 /// One repository's last good index.
 #[derive(Debug, Clone)]
@@ -49,6 +50,9 @@ pub struct Refreshed {
     pub result: Result<(), String>,
     /// When the index in use was fetched.
     pub fetched: Option<String>,
+    /// Modules a LuaRocks server offers that were left out, one line each
+    /// naming the rock or rockspec and why.
+    pub warnings: Vec<String>,
 }
 
 fn cache_paths(state_dir: &Path, repository: &Repository) -> (PathBuf, PathBuf) {
@@ -101,6 +105,23 @@ impl Catalog {
         let mut warnings = Vec::new();
         for repository in &config.repositories {
             let (index_path, signature_path) = cache_paths(&config.state_dir, repository);
+            if repository.kind == RepositoryKind::LuaRocks {
+                // Built by modman itself from pinned rocks; the state
+                // directory is trusted as the pins in it are.
+                match std::fs::read(&index_path).map(|bytes| Index::parse(&bytes)) {
+                    Ok(Ok(index)) => catalog.sources.push(Source {
+                        repository: repository.clone(),
+                        index: index.into(),
+                        fetched: modified(&index_path),
+                    }),
+                    Ok(Err(e)) => warnings.push(format!(
+                        "cached index {} refused: {e}",
+                        index_path.display()
+                    )),
+                    Err(_) => {}
+                }
+                continue;
+            }
             let (Ok(bytes), Ok(signature)) =
                 (std::fs::read(&index_path), std::fs::read(&signature_path))
             else {
@@ -131,15 +152,21 @@ impl Catalog {
                 .sources
                 .iter()
                 .find(|s| s.repository.name == repository.name);
-            let fetched = match fetcher.index(repository).await {
-                Ok((bytes, signature, index)) => accept(
-                    &config.state_dir,
-                    repository,
-                    (&bytes, &signature),
-                    index,
-                    Timestamp::now(),
-                ),
-                Err(e) => Err(e.to_string()),
+            let mut warnings = Vec::new();
+            let fetched = match &repository.kind {
+                RepositoryKind::LuaRocks => {
+                    luarocks_index(config, fetcher, repository, &mut warnings).await
+                }
+                RepositoryKind::Signed { .. } => match fetcher.index(repository).await {
+                    Ok((bytes, signature, index)) => accept(
+                        &config.state_dir,
+                        repository,
+                        (&bytes, &signature),
+                        index,
+                        Timestamp::now(),
+                    ),
+                    Err(e) => Err(e.to_string()),
+                },
             };
             let (source, result) = match fetched {
                 Ok(index) => {
@@ -168,6 +195,7 @@ impl Catalog {
                 modules: source.as_ref().map(|s| s.index.modules.len()),
                 fetched: source.as_ref().map(|s| s.fetched.clone()),
                 result,
+                warnings,
             });
             catalog.sources.extend(source);
         }
@@ -287,6 +315,46 @@ fn accept(
     Ok(index)
 }
 
+/// Reads a LuaRocks server into an index of the modules it offers, and
+/// keeps it as the cached index. Rocks are cached in
+/// `state_dir/rocks/<repository>/`, their hashes pinned in
+/// `state_dir/rocks-pins.json`.
+async fn luarocks_index(
+    config: &Config,
+    fetcher: &Fetcher,
+    repository: &Repository,
+    warnings: &mut Vec<String>,
+) -> Result<Index, String> {
+    let rocks = config.state_dir.join("rocks").join(&repository.name);
+    let pins = config.state_dir.join("rocks-pins.json");
+    let offers = async {
+        let mut server = Server::open(fetcher, repository, &rocks, &pins)?;
+        server
+            .offers(&config.prosody.builtin_modules, &mut |_| {})
+            .await
+    };
+    let offers = offers.await.map_err(|e| e.to_string())?;
+    warnings.extend(
+        offers
+            .problems
+            .into_iter()
+            .map(|problem| format!("{problem}; left out of the catalog")),
+    );
+    let index = Index::unsigned(offers.modules.into_iter().map(|o| o.entry).collect());
+    let (index_path, _) = cache_paths(&config.state_dir, repository);
+    let saved = index_path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| fsutil::atomic_write(&index_path, &index.to_json()));
+    saved.map_err(|e| {
+        format!(
+            "fetched, but cannot keep it in {}: {e}",
+            config.state_dir.display()
+        )
+    })?;
+    Ok(index)
+}
+
 fn save(
     state_dir: &Path,
     repository: &Repository,
@@ -338,7 +406,11 @@ mod tests {
             repository: Repository {
                 name: name.into(),
                 url: url::Url::parse("http://127.0.0.1/").unwrap(),
-                public_keys: vec![ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key()],
+                kind: RepositoryKind::Signed {
+                    public_keys: vec![
+                        ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key()
+                    ],
+                },
                 timeout: std::time::Duration::from_secs(1),
             },
             index: crate::repo::index::tests::index_of(modules.iter().map(|m| entry(m)).collect())

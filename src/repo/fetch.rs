@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::config::Repository;
+use crate::config::{Repository, RepositoryKind};
 use crate::repo::archive::{self, ArchiveFile};
 use crate::repo::index::{Index, ModuleEntry};
 use crate::repo::signing;
@@ -125,7 +125,16 @@ impl Fetcher {
                 entry.sha256
             )));
         }
-        let files = archive::read(&bytes, &entry.name).map_err(|e| bad(e.to_string()))?;
+        let files = match repository.kind {
+            RepositoryKind::Signed { .. } => {
+                archive::read(&bytes, &entry.name).map_err(|e| bad(e.to_string()))?
+            }
+            RepositoryKind::LuaRocks => {
+                crate::repo::luarocks::rock::read(&entry.archive, &bytes)
+                    .map_err(|e| bad(e.problem))?
+                    .files
+            }
+        };
         if !files
             .iter()
             .map(|f| f.path.as_str())
@@ -140,7 +149,7 @@ impl Fetcher {
 
     /// GETs `url` within the repository's timeout, refusing bodies over
     /// `limit` bytes as they stream.
-    async fn get(
+    pub(crate) async fn get(
         &self,
         repository: &Repository,
         url: &str,
@@ -182,14 +191,18 @@ pub fn verify_index(
     bytes: &[u8],
     signature: &[u8],
 ) -> Result<Index, FetchError> {
-    signing::verify_any(&repository.public_keys, bytes, signature).map_err(|e| {
-        FetchError::Signature {
+    let RepositoryKind::Signed { public_keys } = &repository.kind else {
+        return Err(FetchError::Index {
             repository: repository.name.clone(),
-            reason: match e {
-                signing::KeyError::BadSignature(reason) => reason.to_owned(),
-                other => other.to_string(),
-            },
-        }
+            reason: "a LuaRocks server has no signed index.json".into(),
+        });
+    };
+    signing::verify_any(public_keys, bytes, signature).map_err(|e| FetchError::Signature {
+        repository: repository.name.clone(),
+        reason: match e {
+            signing::KeyError::BadSignature(reason) => reason.to_owned(),
+            other => other.to_string(),
+        },
     })?;
     Index::parse(bytes).map_err(|e| FetchError::Index {
         repository: repository.name.clone(),
@@ -200,7 +213,7 @@ pub fn verify_index(
 /// `path` under the repository URL, which is treated as a directory.
 /// Joined, not concatenated, and checked to stay under the base: the
 /// index's paths are validated already, and this is the second lock.
-fn url_of(repository: &Repository, path: &str) -> Result<String, FetchError> {
+pub(crate) fn url_of(repository: &Repository, path: &str) -> Result<String, FetchError> {
     let mut base = repository.url.clone();
     if !base.path().ends_with('/') {
         base.set_path(&format!("{}/", base.path()));
@@ -254,7 +267,9 @@ mod tests {
         Repository {
             name: "r".into(),
             url: url::Url::parse(url).unwrap(),
-            public_keys: vec![],
+            kind: RepositoryKind::Signed {
+                public_keys: vec![],
+            },
             timeout: Duration::from_secs(1),
         }
     }

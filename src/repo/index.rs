@@ -273,6 +273,24 @@ impl Index {
         self.expires <= now
     }
 
+    /// The catalog of an unsigned source (a LuaRocks server), kept in the
+    /// same shape. Nothing signs it, so there is no serial to replay and
+    /// no expiry to freeze: TLS and the pins of each rock protect it, and
+    /// it is as fresh as the last refresh.
+    pub fn unsigned(modules: Vec<ModuleEntry>) -> Index {
+        let now = Timestamp::now();
+        Index {
+            schema: SCHEMA,
+            serial: 0,
+            generated: now,
+            expires: Timestamp(time::OffsetDateTime::new_utc(
+                time::Date::MAX,
+                time::Time::MIDNIGHT,
+            )),
+            modules,
+        }
+    }
+
     /// Serial and dates, for `repo verify` and error messages.
     pub fn freshness(&self) -> String {
         format!(

@@ -1,0 +1,448 @@
+//! Reading a LuaRocks server: exactly the configured one (the rockspecs'
+//! `source.url` is never fetched), over HTTPS unless it is this machine,
+//! through modman's [`Fetcher`] (its limits, and redirects may not leave
+//! the host). Every rock's bytes are pinned on first use ([`Pins`]), and
+//! kept in a cache directory so that only new rocks are fetched again.
+//!
+//! The result is what a signed repository's index gives: one
+//! [`ModuleEntry`] per module (its newest version), whose `archive`,
+//! `size` and `sha256` are those of the `.src.rock`, so the catalog,
+//! install and update treat both kinds of repository alike.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use super::manifest::{Manifest, ManifestError};
+use super::pins::{PinError, Pins};
+use super::rock::{self, Rock};
+use super::{Requirement, RockVersion};
+use crate::config::Repository;
+use crate::fsutil;
+use crate::repo::archive::ArchiveFile;
+use crate::repo::build::dependency_kind;
+use crate::repo::fetch::{self, FetchError, Fetcher, MAX_ARCHIVE};
+use crate::repo::index::{Dependency, ModuleEntry};
+use crate::repo::metadata::{self, Need};
+
+/// Largest manifest accepted (the Lua reader's own limit).
+const MAX_MANIFEST: u64 = super::lua::MAX_INPUT as u64;
+
+/// Why a LuaRocks server could not be read at all; the last good catalog
+/// stays in use.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    Url(String),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Pin(#[from] PinError),
+    #[error("{path}: {problem}")]
+    Cache { path: String, problem: String },
+}
+
+/// Refuses what is not HTTPS, except plain HTTP to this machine (a loopback
+/// address or `localhost`), before anything connects: the rocks are not
+/// signed, so TLS is all that tells the configured server from another.
+pub fn check_url(url: &url::Url) -> Result<(), String> {
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "{url}: plain HTTP to another machine; a LuaRocks server is unsigned, so modman reaches it over HTTPS only (write https://, or mirror it with `modman repo mirror` and serve the signed mirror)"
+        )),
+        other => Err(format!("{url}: `{other}` is not http(s)")),
+    }
+}
+
+/// A module on offer, read from its newest rock.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    /// As a signed index would describe it; `archive` is the rock's file
+    /// name, `size` and `sha256` the rock's.
+    pub entry: ModuleEntry,
+    /// The files the rock installs, relative to the module directory.
+    pub files: Vec<ArchiveFile>,
+}
+
+/// Everything the server offers, and the modules left out with why.
+#[derive(Debug, Default)]
+pub struct Offers {
+    /// Sorted by name.
+    pub modules: Vec<Offer>,
+    /// Why each module was left out, one line each naming its rock or
+    /// rockspec.
+    pub problems: Vec<String>,
+}
+
+/// One rock as [`Server::rock`] got it.
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    /// Downloaded now, rather than found in the cache.
+    pub from_server: bool,
+    /// What the bytes hold, or why they were refused.
+    pub rock: Result<Rock, rock::RockError>,
+}
+
+/// One rock read by [`Server::offers`].
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// `mod_x 3-1`.
+    pub rock: String,
+    /// How many rocks have been read, this one included, of `total`.
+    pub done: usize,
+    pub total: usize,
+    pub from_server: bool,
+}
+
+/// One configured LuaRocks server.
+pub struct Server<'a> {
+    fetcher: &'a Fetcher,
+    repository: &'a Repository,
+    cache: PathBuf,
+    pins: Pins,
+}
+
+impl<'a> Server<'a> {
+    /// Checks the URL and reads the pins; connects to nothing yet.
+    /// `cache` holds rocks already fetched; `pins` is the pins file.
+    pub fn open(
+        fetcher: &'a Fetcher,
+        repository: &'a Repository,
+        cache: &Path,
+        pins: &Path,
+    ) -> Result<Server<'a>, ServerError> {
+        check_url(&repository.url).map_err(ServerError::Url)?;
+        Ok(Server {
+            fetcher,
+            repository,
+            cache: cache.to_owned(),
+            pins: Pins::load(pins)?,
+        })
+    }
+
+    /// The server's manifest: `manifest-5.4`, else `manifest`, as LuaRocks
+    /// clients ask for them.
+    pub async fn manifest(&self) -> Result<Manifest, ServerError> {
+        let versioned = fetch::url_of(self.repository, "manifest-5.4")?;
+        let plain = fetch::url_of(self.repository, "manifest")?;
+        let get = |url: String| async move {
+            let bytes = self.fetcher.get(self.repository, &url, MAX_MANIFEST).await;
+            (url, bytes)
+        };
+        let (url, bytes) = match get(versioned).await {
+            (_, Err(FetchError::Status { status: 404, .. })) => get(plain).await,
+            fetched => fetched,
+        };
+        let text = String::from_utf8(bytes?).map_err(|_| ManifestError::Shape {
+            file: url.clone(),
+            problem: "not UTF-8 text".into(),
+        })?;
+        Ok(Manifest::parse(&url, &text)?)
+    }
+
+    /// The bytes of one rock, from the cache if its pin matches, else from
+    /// the server (pinned on first use), and what they hold.
+    pub async fn rock(
+        &mut self,
+        package: &str,
+        version: &RockVersion,
+    ) -> Result<Fetched, ServerError> {
+        let file = format!("{package}-{version}.src.rock");
+        let url = fetch::url_of(self.repository, &file)?;
+        let cached = self.cache.join(&file);
+        let from_cache = std::fs::read(&cached)
+            .ok()
+            .filter(|bytes| self.pins.get(&url) == Some(crate::repo::sha256_hex(bytes).as_str()));
+        let (bytes, from_server) = match from_cache {
+            Some(bytes) => (bytes, false),
+            None => {
+                let bytes = self.fetcher.get(self.repository, &url, MAX_ARCHIVE).await?;
+                self.pins.check(&url, &crate::repo::sha256_hex(&bytes))?;
+                let keep = std::fs::create_dir_all(&self.cache)
+                    .and_then(|()| fsutil::atomic_write(&cached, &bytes));
+                keep.map_err(|e| ServerError::Cache {
+                    path: cached.display().to_string(),
+                    problem: format!("cannot keep the rock: {e}"),
+                })?;
+                (bytes, true)
+            }
+        };
+        let rock = rock::read(&file, &bytes);
+        Ok(Fetched {
+            bytes,
+            from_server,
+            rock,
+        })
+    }
+
+    /// Reads the newest rock of every module and describes each as a
+    /// signed index would. Modules whose rock is refused, whose rockspec
+    /// dependencies the server does not have (or has refused), or that are
+    /// in a dependency cycle are left out, each with a problem line.
+    /// `progress` hears of each rock as it is read.
+    pub async fn offers(
+        &mut self,
+        builtin_dir: &Path,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<Offers, ServerError> {
+        let manifest = self.manifest().await?;
+        let mut problems = Vec::new();
+        let mut read: BTreeMap<String, (Vec<u8>, Rock)> = BTreeMap::new();
+        let fetched = self
+            .read_newest(&manifest, &mut read, &mut problems, progress)
+            .await;
+        // Pin what was fetched even when a later rock stopped the run.
+        self.pins.save()?;
+        fetched?;
+        let kept = resolve(&manifest, &read, &mut problems);
+        let community: BTreeSet<String> = kept
+            .iter()
+            .map(|p| p.strip_prefix("mod_").unwrap_or(p).to_owned())
+            .collect();
+        let mut modules = Vec::new();
+        for package in &kept {
+            let (bytes, rock) = &read[package];
+            modules.push(describe(rock, bytes, &community, builtin_dir));
+        }
+        Ok(Offers { modules, problems })
+    }
+
+    /// Reads the newest rock of each module in `manifest` into `read`, or
+    /// says in `problems` why it was refused.
+    async fn read_newest(
+        &mut self,
+        manifest: &Manifest,
+        read: &mut BTreeMap<String, (Vec<u8>, Rock)>,
+        problems: &mut Vec<String>,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<(), ServerError> {
+        let total = manifest.rocks.len();
+        for (done, (package, versions)) in manifest.rocks.iter().enumerate() {
+            let Some(version) = versions.last() else {
+                continue;
+            };
+            if !super::is_module_rock(package) {
+                problems.push(format!("{package}: not a Prosody module name (mod_x)"));
+                continue;
+            }
+            let fetched = self.rock(package, version).await?;
+            progress(Progress {
+                rock: format!("{package} {version}"),
+                done: done + 1,
+                total,
+                from_server: fetched.from_server,
+            });
+            match fetched.rock {
+                Ok(rock) => {
+                    read.insert(package.clone(), (fetched.bytes, rock));
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The packages whose rockspec dependencies all resolve, in no cycle;
+/// adds a problem line for each one left out.
+fn resolve(
+    manifest: &Manifest,
+    read: &BTreeMap<String, (Vec<u8>, Rock)>,
+    problems: &mut Vec<String>,
+) -> BTreeSet<String> {
+    let rockspec_of = |package: &str| {
+        let rock = &read[package].1.rockspec;
+        format!("{package}-{}.rockspec", rock.version)
+    };
+    let mut kept: BTreeSet<String> = read.keys().cloned().collect();
+    // Cycles first: every module on one is left out, named with the path.
+    let mut on_cycle = BTreeSet::new();
+    for package in read.keys() {
+        if let Some(cycle) = find_cycle(package, read) {
+            if on_cycle.insert(package.clone()) {
+                problems.push(format!(
+                    "{}: dependency cycle {}",
+                    rockspec_of(package),
+                    cycle.join(" -> ")
+                ));
+            }
+        }
+    }
+    kept.retain(|p| !on_cycle.contains(p));
+    // Then what is missing or refused, until nothing more drops out.
+    loop {
+        let mut dropped = Vec::new();
+        for package in &kept {
+            let requirements = &read[package].1.rockspec.dependencies;
+            if let Some(problem) = requirements.iter().find_map(|r| unmet(r, manifest, &kept)) {
+                dropped.push(package.clone());
+                problems.push(format!("{}: {problem}", rockspec_of(package)));
+            }
+        }
+        if dropped.is_empty() {
+            return kept;
+        }
+        for package in dropped {
+            kept.remove(&package);
+        }
+    }
+}
+
+/// Why `requirement` cannot be met from the modules `kept`, if it cannot.
+fn unmet(
+    requirement: &Requirement,
+    manifest: &Manifest,
+    kept: &BTreeSet<String>,
+) -> Option<String> {
+    let rock = &requirement.rock;
+    let Some(newest) = manifest.newest(rock) else {
+        return Some(format!("depends on {rock}, which the server does not have"));
+    };
+    if !kept.contains(rock) {
+        return Some(format!("depends on {rock}, which was left out"));
+    }
+    (!requirement.allows(newest)).then(|| {
+        format!("depends on a version of {rock} the server does not have (its newest is {newest})")
+    })
+}
+
+/// A dependency path from `start` back to itself, if there is one.
+fn find_cycle(start: &str, read: &BTreeMap<String, (Vec<u8>, Rock)>) -> Option<Vec<String>> {
+    let mut path = vec![start.to_owned()];
+    let mut seen = BTreeSet::new();
+    fn walk(
+        start: &str,
+        path: &mut Vec<String>,
+        seen: &mut BTreeSet<String>,
+        read: &BTreeMap<String, (Vec<u8>, Rock)>,
+    ) -> bool {
+        let current = path.last().cloned().unwrap_or_default();
+        let Some((_, rock)) = read.get(&current) else {
+            return false;
+        };
+        for requirement in &rock.rockspec.dependencies {
+            if requirement.rock == start {
+                path.push(start.to_owned());
+                return true;
+            }
+            if seen.insert(requirement.rock.clone()) {
+                path.push(requirement.rock.clone());
+                if walk(start, path, seen, read) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    walk(start, &mut path, &mut seen, read).then_some(path)
+}
+
+/// The index entry for a rock: summary from the rockspec (else the
+/// README), the rest of the metadata from the README, dependencies from
+/// the rockspec and from the code.
+fn describe(rock: &Rock, bytes: &[u8], community: &BTreeSet<String>, builtin_dir: &Path) -> Offer {
+    let spec = &rock.rockspec;
+    let name = spec.module_name();
+    let readme = rock
+        .files
+        .iter()
+        .find(|f| matches!(f.path.as_str(), "README.markdown" | "README.md"))
+        .map(|f| metadata::parse_readme(&String::from_utf8_lossy(&f.data)).0)
+        .unwrap_or_default();
+    // Rockspec dependencies are required; the code's may be optional.
+    let mut needs: BTreeMap<String, Need> = spec
+        .dependencies
+        .iter()
+        .map(|r| {
+            (
+                r.rock.strip_prefix("mod_").unwrap_or(&r.rock).to_owned(),
+                Need::Required,
+            )
+        })
+        .collect();
+    for declared in rock
+        .files
+        .iter()
+        .filter(|f| f.path.ends_with(".lua"))
+        .flat_map(|f| metadata::depends(&String::from_utf8_lossy(&f.data)))
+    {
+        let need = needs.entry(declared.name).or_insert(declared.need);
+        *need = (*need).min(declared.need);
+    }
+    needs.remove(name);
+    let dependencies = needs
+        .into_iter()
+        .map(|(dependency, need)| Dependency {
+            kind: dependency_kind(&dependency, community, builtin_dir),
+            name: dependency,
+            need,
+        })
+        .collect();
+    // Prosody reads the headers of the file it loads: the main one.
+    let headers = rock
+        .files
+        .iter()
+        .find(|f| f.path.rsplit('/').next() == Some(&format!("mod_{name}.lua")))
+        .map(|f| metadata::headers(&String::from_utf8_lossy(&f.data)))
+        .unwrap_or_default();
+    let summary = if spec.summary.is_empty() {
+        readme.summary
+    } else {
+        spec.summary.clone()
+    };
+    Offer {
+        entry: ModuleEntry {
+            name: name.to_owned(),
+            version: spec.version.to_string(),
+            summary,
+            labels: readme.labels,
+            stage: readme.stage,
+            description: readme.description,
+            dependencies,
+            compatibility: readme.compatibility,
+            archive: format!("{}-{}.src.rock", spec.package, spec.version),
+            size: bytes.len() as u64,
+            sha256: crate::repo::sha256_hex(bytes),
+            files: rock.files.iter().map(|f| f.path.clone()).collect(),
+            headers,
+        },
+        files: rock.files.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for ok in [
+            "https://modules.example/rocks/",
+            "http://127.0.0.1:8000/",
+            "http://127.1.2.3/",
+            "http://[::1]:8000/",
+            "http://localhost/",
+        ] {
+            assert_eq!(check_url(&url::Url::parse(ok).unwrap()), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://192.0.2.1/rocks/",
+            "http://modules.example/",
+            "http://[::2]/",
+        ] {
+            let error = check_url(&url::Url::parse(bad).unwrap()).unwrap_err();
+            assert!(error.contains("plain HTTP to another machine"), "{error}");
+        }
+    }
+}

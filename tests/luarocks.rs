@@ -1,0 +1,802 @@
+//! A LuaRocks server of the community repository's shape, built from
+//! Debian's prosody-modules with the real `luarocks pack` and
+//! `luarocks-admin make_manifest` (scripts/luarocks-server) and served by
+//! Python on 127.0.0.1: as a `kind = "luarocks"` repository through the
+//! real CLI, mirrored with `modman repo mirror`, and hostile.
+
+mod support;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Instant;
+
+use serde_json::Value;
+use support::{cli, snapshot, wait_for, Prosody, DOMAIN};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/luarocks-server");
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Static files served over HTTP on 127.0.0.1 by Python, as any web
+/// server would serve a LuaRocks server.
+struct Served {
+    port: u16,
+    child: Child,
+}
+
+impl Served {
+    fn start(dir: &Path) -> Served {
+        Served::run(
+            &["-m", "http.server", "--bind", "127.0.0.1", "--directory"],
+            dir,
+        )
+    }
+
+    /// A server answering every GET with a redirect to `target`.
+    fn redirecting(target: &str) -> Served {
+        let script = format!(
+            "import http.server, sys\n\
+             class R(http.server.BaseHTTPRequestHandler):\n\
+             \x20   def do_GET(self):\n\
+             \x20       self.send_response(302)\n\
+             \x20       self.send_header('Location', '{target}' + self.path)\n\
+             \x20       self.end_headers()\n\
+             http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), R).serve_forever()\n"
+        );
+        Served::run(&["-c", &script], Path::new("."))
+    }
+
+    fn run(args: &[&str], dir: &Path) -> Served {
+        let port = free_port();
+        let mut command = Command::new("/usr/bin/python3");
+        command.args(args);
+        if args.contains(&"--directory") {
+            command.arg(dir);
+        }
+        let child = command
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("the HTTP server", || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Served { port, child }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The LuaRocks server scripts/luarocks-server builds, served.
+struct RockServer {
+    dir: tempfile::TempDir,
+    served: Served,
+}
+
+impl RockServer {
+    fn start() -> RockServer {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(SCRIPT)
+            .arg(dir.path().join("server"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let served = Served::start(&dir.path().join("server/www"));
+        RockServer { dir, served }
+    }
+
+    fn www(&self) -> PathBuf {
+        self.dir.path().join("server/www")
+    }
+
+    /// Publishes another version of `module` (same source).
+    fn publish(&self, module: &str, version: &str) {
+        let output = Command::new(SCRIPT)
+            .arg("--publish")
+            .arg(self.dir.path().join("server"))
+            .args([module, version])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+
+    /// Changes a rock's bytes but not its name or version: a zip comment.
+    fn tamper(&self, rock: &str) {
+        let script = "import zipfile, sys\n\
+                      with zipfile.ZipFile(sys.argv[1], 'a') as z: z.comment = b'changed'\n";
+        let status = Command::new("/usr/bin/python3")
+            .args(["-c", script])
+            .arg(self.www().join(rock))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// What `luarocks install` puts in a tree for `rock`, as modman lays it
+    /// out: `share/lua/5.4/` with `mod_x/` stripped, the rock's copied
+    /// directories, and the README from its `doc/`.
+    fn installed_by_luarocks(&self, package: &str, version: &str) -> Vec<(String, Vec<u8>)> {
+        let tree = self.dir.path().join(format!("tree-{package}"));
+        let output = Command::new("luarocks")
+            .args(["--lua-version=5.4", "--tree"])
+            .arg(&tree)
+            .args(["install", "--deps-mode=none"])
+            .arg(self.www().join(format!("{package}-{version}.src.rock")))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let mut files = Vec::new();
+        for (path, data) in snapshot(&tree.join("share/lua/5.4")) {
+            let path = path.display().to_string();
+            let path = match path.strip_prefix(&format!("{package}/")) {
+                Some(inside) => inside.to_owned(),
+                None => path,
+            };
+            files.push((path, data));
+        }
+        let rock_dir = tree.join(format!("lib/luarocks/rocks-5.4/{package}/{version}"));
+        for (path, data) in snapshot(&rock_dir) {
+            let path = path.display().to_string();
+            if let Some(readme) = path.strip_prefix("doc/") {
+                if readme.starts_with("README") {
+                    files.push((readme.to_owned(), data));
+                }
+            } else if path.contains('/') {
+                files.push((path, data));
+            }
+        }
+        files.sort();
+        files
+    }
+}
+
+fn modman(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A key pair in `dir`: (private key path, public key text).
+fn keygen(dir: &Path) -> (PathBuf, String) {
+    let key = dir.join("key");
+    let output = modman(&["repo", "keygen", "--out", key.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    (key, text(&output.stdout).trim().to_owned())
+}
+
+fn mirror(from: &str, out: &Path, key: &Path) -> Output {
+    modman(&[
+        "repo",
+        "mirror",
+        "--from",
+        from,
+        "--out",
+        out.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--timeout-seconds",
+        "5",
+    ])
+}
+
+fn index(out: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap()
+}
+
+fn entry<'a>(index: &'a Value, name: &str) -> &'a Value {
+    index["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {index}"))
+}
+
+/// The files of one module's archive in a signed repository.
+fn archive_files(out: &Path, entry: &Value) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(out.join(entry["archive"].as_str().unwrap())).unwrap();
+    let root = format!("mod_{}/", entry["name"].as_str().unwrap());
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    let mut files = Vec::new();
+    for item in archive.entries().unwrap() {
+        let mut item = item.unwrap();
+        if item.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let path = item.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut item, &mut data).unwrap();
+        files.push((path.strip_prefix(&root).unwrap().to_owned(), data));
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn a_mirror_verifies_carries_versions_and_dependencies_and_holds_the_rocks_files() {
+    let server = RockServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(work.path());
+    let out = work.path().join("mirror");
+
+    let started = Instant::now();
+    let output = mirror(&server.served.url(), &out, &key);
+    let first = started.elapsed();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let said = text(&output.stdout);
+    assert!(said.contains("mirrored 6 modules"), "{said}");
+    assert!(said.contains("6 rocks fetched"), "{said}");
+    // Not a terminal: no progress lines.
+    assert_eq!(text(&output.stderr), "");
+    eprintln!("mirror of 6 rocks: {first:?}");
+
+    let output = modman(&[
+        "repo",
+        "verify",
+        out.to_str().unwrap(),
+        "--public-key",
+        &public,
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stdout));
+
+    let index = index(&out);
+    let rtbl = entry(&index, "muc_rtbl");
+    assert_eq!(rtbl["version"], "1-1");
+    assert!(
+        rtbl["dependencies"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"name": "pubsub_subscription", "kind": "community"})),
+        "{rtbl}"
+    );
+    let invites = entry(&index, "invites_page");
+    assert!(
+        invites["dependencies"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"name": "register_apps", "kind": "community"})),
+        "{invites}"
+    );
+    assert!(!invites["description"].as_str().unwrap().is_empty());
+
+    // Byte for byte what `luarocks install` installs, for a plain module,
+    // a library mapping and copied directories; and the README always
+    // (LuaRocks installs it only when there are no copied directories).
+    for module in ["bob", "lib_ldap", "invites_page", "muc_rtbl"] {
+        let entry = entry(&index, module);
+        let package = format!("mod_{module}");
+        let not_readme = |(path, _): &(String, Vec<u8>)| path != "README.markdown";
+        let mut expected = server.installed_by_luarocks(&package, "1-1");
+        expected.retain(not_readme);
+        let mut files = archive_files(&out, entry);
+        assert!(files.iter().any(|(path, _)| path == "README.markdown"));
+        files.retain(not_readme);
+        let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            expected.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>()
+        );
+        assert!(
+            files == expected,
+            "{module}: other bytes than luarocks installs"
+        );
+    }
+    assert!(archive_files(&out, entry(&index, "lib_ldap"))
+        .iter()
+        .any(|(path, _)| path == "ldap.lua"));
+
+    // What luarocks (as `prosodyctl install` runs it) installed, read back.
+    let tree = server.dir.path().join("tree-mod_lib_ldap");
+    let installed = modman::repo::luarocks::installed::read(&tree).unwrap();
+    assert_eq!(installed.len(), 1);
+    assert_eq!(
+        (installed[0].name.as_str(), installed[0].version.to_string()),
+        ("lib_ldap", "1-1".to_owned())
+    );
+    assert_eq!(installed[0].paths[0], tree.join("share/lua/5.4/ldap.lua"));
+    assert!(installed[0].paths.iter().all(|p| p.exists()));
+
+    // Incremental: nothing new, nothing fetched; a new revision, one rock.
+    let output = mirror(&server.served.url(), &out, &key);
+    assert!(
+        text(&output.stdout).contains("0 rocks fetched"),
+        "{}",
+        text(&output.stdout)
+    );
+    server.publish("mod_bob", "2-1");
+    let output = mirror(&server.served.url(), &out, &key);
+    assert!(
+        text(&output.stdout).contains("1 rocks fetched"),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert_eq!(entry(&self::index(&out), "bob")["version"], "2-1");
+    let output = modman(&[
+        "repo",
+        "verify",
+        out.to_str().unwrap(),
+        "--public-key",
+        &public,
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stdout));
+
+    // The same version with other bytes: refused, the mirror unchanged.
+    let before = snapshot(&out);
+    server.tamper("mod_bob-2-1.src.rock");
+    std::fs::remove_file(mirror_cache(&out).join("mod_bob-2-1.src.rock")).unwrap();
+    let output = mirror(&server.served.url(), &out, &key);
+    assert!(!output.status.success());
+    let error = text(&output.stderr);
+    assert!(
+        error.contains("mod_bob-2-1.src.rock: sha256")
+            && error.contains("other bytes under the same name and version"),
+        "{error}"
+    );
+    assert_eq!(snapshot(&out), before);
+}
+
+fn mirror_cache(out: &Path) -> PathBuf {
+    out.with_file_name(format!(
+        ".{}.rocks",
+        out.file_name().unwrap().to_string_lossy()
+    ))
+}
+
+/// A modman host without Prosody, configured with one LuaRocks server.
+struct Host {
+    dir: tempfile::TempDir,
+}
+
+impl Host {
+    fn new(url: &str) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("modules")).unwrap();
+        let d = dir.path().display();
+        let config = format!(
+            "admins = [\"admin@localhost\"]\nstate_dir = \"{d}/state\"\n[component]\njid = \"modman.localhost\"\nserver = \"127.0.0.1:1\"\nsecret = \"x\"\n\
+             [prosody]\nconfig = \"{d}/prosody.cfg.lua\"\nmodules_dir = \"{d}/modules\"\nmanaged_config = \"{d}/modman.cfg.lua\"\nadmin_socket = \"{d}/prosody.sock\"\n\
+             [[repositories]]\nname = \"community\"\nurl = \"{url}\"\nkind = \"luarocks\"\ntimeout_seconds = 5\n"
+        );
+        std::fs::write(dir.path().join("modman.toml"), config).unwrap();
+        Host { dir }
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        cli(args, &self.dir.path().join("modman.toml"))
+    }
+
+    fn modules(&self) -> PathBuf {
+        self.dir.path().join("modules")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// What an install could change: the modules and what modman recorded.
+    fn everything(
+        &self,
+    ) -> (
+        std::collections::BTreeMap<PathBuf, Vec<u8>>,
+        Option<Vec<u8>>,
+    ) {
+        (
+            snapshot(&self.modules()),
+            std::fs::read(self.state().join("installed.json")).ok(),
+        )
+    }
+}
+
+#[test]
+fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refused() {
+    let server = RockServer::start();
+    let host = Host::new(&server.served.url());
+    let (ok, out, err) = host.run(&["refresh"]);
+    assert!(ok, "{out}{err}");
+    let (_, out, _) = host.run(&["list", "--show", "available"]);
+    for module in ["bob", "muc_rtbl", "lib_ldap", "invites_page"] {
+        assert!(out.contains(module), "{module} not in {out}");
+    }
+    assert!(out.contains("1-1"), "{out}");
+
+    // A rockspec dependency comes along.
+    let (ok, out, err) = host.run(&["install", "--yes", "muc_rtbl"]);
+    assert!(ok, "{out}{err}");
+    for (module, file) in [
+        ("muc_rtbl", "mod_muc_rtbl.lua"),
+        ("pubsub_subscription", "mod_pubsub_subscription.lua"),
+    ] {
+        let installed = std::fs::read(host.modules().join(format!("mod_{module}/{file}"))).unwrap();
+        let debian =
+            std::fs::read(format!("/usr/lib/prosody/modules/mod_{module}/{file}")).unwrap();
+        assert!(installed == debian, "{module}: other bytes than the rock's");
+    }
+    // A library mapping, where `prosodyctl install` would put it.
+    let (ok, out, err) = host.run(&["install", "--yes", "lib_ldap"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        std::fs::read(host.modules().join("mod_lib_ldap/ldap.lua")).unwrap()
+            == std::fs::read("/usr/lib/prosody/modules/ldap.lib.lua").unwrap()
+    );
+
+    // A higher revision is an update.
+    server.publish("mod_muc_rtbl", "2-1");
+    let (ok, out, err) = host.run(&["refresh"]);
+    assert!(ok, "{out}{err}");
+    let (_, out, _) = host.run(&["list", "--show", "updates"]);
+    assert!(out.contains("muc_rtbl") && out.contains("2-1"), "{out}");
+    let (ok, out, err) = host.run(&["update", "--yes", "muc_rtbl"]);
+    assert!(ok, "{out}{err}");
+    let version = |host: &Host| -> Value {
+        let installed: Value =
+            serde_json::from_slice(&std::fs::read(host.state().join("installed.json")).unwrap())
+                .unwrap();
+        installed["modules"]["muc_rtbl"]["version"].clone()
+    };
+    assert_eq!(version(&host), "2-1");
+    // Rollback puts 1-1 back; remove takes it away.
+    let (ok, out, err) = host.run(&["rollback", "--yes", "muc_rtbl"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(version(&host), "1-1");
+    let (ok, out, err) = host.run(&["remove", "--yes", "muc_rtbl"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(version(&host), Value::Null);
+    assert!(!host.modules().join("mod_muc_rtbl").exists());
+    let (ok, out, err) = host.run(&["install", "--yes", "muc_rtbl"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(version(&host), "2-1");
+
+    // Other bytes under a version already seen: refresh refuses the
+    // server and keeps the last good catalog; install refuses the rock.
+    let before = host.everything();
+    server.tamper("mod_muc_rtbl-2-1.src.rock");
+    std::fs::remove_file(
+        host.state()
+            .join("rocks/community/mod_muc_rtbl-2-1.src.rock"),
+    )
+    .unwrap();
+    let (_, out, err) = host.run(&["refresh"]);
+    assert!(
+        out.contains("other bytes under the same name and version"),
+        "{out}{err}"
+    );
+    server.tamper("mod_bob-1-1.src.rock");
+    let (ok, _, err) = host.run(&["install", "--yes", "bob"]);
+    assert!(
+        !ok && err.contains("mod_bob-1-1.src.rock") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert!(
+        host.everything() == before,
+        "a refused rock changed something"
+    );
+}
+
+/// A hand-made rock: (package, version, the .src.rock's bytes).
+type HandMade<'a> = (&'a str, &'a str, Vec<u8>);
+
+/// A LuaRocks server of hand-made rocks.
+fn hostile_server(rocks: &[HandMade]) -> (tempfile::TempDir, Served) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut manifest = String::from("commands = {}\nmodules = {}\nrepository = {\n");
+    for (package, version, bytes) in rocks {
+        std::fs::write(
+            dir.path().join(format!("{package}-{version}.src.rock")),
+            bytes,
+        )
+        .unwrap();
+        manifest +=
+            &format!("   {package} = {{ [\"{version}\"] = {{ {{ arch = \"src\" }} }} }},\n");
+    }
+    manifest += "}\n";
+    std::fs::write(dir.path().join("manifest"), manifest).unwrap();
+    let served = Served::start(dir.path());
+    (dir, served)
+}
+
+/// A tar.gz with raw entry names (`tar` itself refuses `..`).
+fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+        header.set_cksum();
+        builder.append(&header, *data).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in entries {
+        writer
+            .start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut writer, data).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// A generated-style rockspec; `extra` is appended as more Lua.
+fn rockspec(package: &str, dir: &str, modules: &str, dependencies: &str, extra: &str) -> String {
+    format!(
+        "package = \"{package}\"\nversion = \"1-1\"\n\
+         source = {{\n   url = \"http://127.0.0.1:1/archive/abc.tar.gz/{package}\",\n   dir = \"{dir}\",\n   file = \"prosody-modules-abc.tar.gz\"\n}}\n\
+         description = {{ summary = \"{package}\" }}\n\
+         dependencies = {{ \"lua >= 5.1\", {dependencies} }}\n\
+         build = {{ type = \"builtin\", modules = {{ {modules} }} }}\n{extra}"
+    )
+}
+
+/// A well-formed rock of `package` with this rockspec text.
+fn rock(package: &str, spec: &str) -> Vec<u8> {
+    let source = tar_gz(&[(
+        &format!("Community-Modules-abc/{package}/{package}.lua"),
+        b"module:log('info', 'hello')",
+    )]);
+    zip_of(&[
+        (&format!("{package}-1-1.rockspec"), spec.as_bytes()),
+        ("prosody-modules-abc.tar.gz", &source),
+    ])
+}
+
+fn plain(package: &str, dependencies: &str, extra: &str) -> Vec<u8> {
+    let spec = rockspec(
+        package,
+        &format!("Community-Modules-abc/{package}"),
+        &format!("{package} = \"{package}.lua\""),
+        dependencies,
+        extra,
+    );
+    rock(package, &spec)
+}
+
+#[test]
+fn hostile_servers_are_refused_naming_the_module_and_file_and_nothing_is_written() {
+    let work = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(work.path());
+    let huge = format!("x = \"{}\"\n", "a".repeat(70_000));
+    let deep = format!("x = {}{}\n", "{".repeat(40), "}".repeat(40));
+    let cases: Vec<(Vec<HandMade>, &str)> = vec![
+        (
+            vec![("mod_a", "1-1", plain("mod_a", "", "os.execute(\"touch /tmp/pwned\")\n"))],
+            "mod_a-1-1.src.rock: mod_a-1-1.rockspec, line 11, column 3: an assignment into a field of `os`",
+        ),
+        (
+            vec![("mod_a", "1-1", plain("mod_a", "", "for i = 1, 10 do end\n"))],
+            "mod_a-1-1.rockspec, line 11, column 1: a loop (`for`)",
+        ),
+        (
+            vec![("mod_a", "1-1", plain("mod_a", "", "x = string.rep('a', 1e9)\n"))],
+            "mod_a-1-1.rockspec, line 11, column 5: a variable (`string`)",
+        ),
+        (
+            vec![("mod_a", "1-1", plain("mod_a", "", &huge))],
+            "mod_a-1-1.rockspec, line 11, column 5: a string longer than",
+        ),
+        (
+            vec![("mod_a", "1-1", plain("mod_a", "", &deep))],
+            "mod_a-1-1.rockspec, line 11, column 21: tables nested deeper than 16",
+        ),
+        (
+            vec![(
+                "mod_a",
+                "1-1",
+                rock(
+                    "mod_a",
+                    &rockspec("mod_a", "Community-Modules-abc", "mod_a = \"mod_a/mod_a.lua\"", "", ""),
+                ),
+            )],
+            "mod_a-1-1.rockspec: `source.dir` `Community-Modules-abc` is outside the module",
+        ),
+        (
+            vec![(
+                "mod_a",
+                "1-1",
+                rock(
+                    "mod_a",
+                    &rockspec("mod_a", "Community-Modules-abc/mod_a", "mod_a = \"../mod_b/mod_b.lua\"", "", ""),
+                ),
+            )],
+            "mod_a-1-1.rockspec: build.modules[\"mod_a\"] = \"../mod_b/mod_b.lua\" points outside the module",
+        ),
+        (
+            vec![("mod_a", "1-1", b"<html>not found</html>".to_vec())],
+            "mod_a-1-1.src.rock: not a readable zip",
+        ),
+        (
+            vec![(
+                "mod_a",
+                "1-1",
+                zip_of(&[("../../mod_a-1-1.rockspec", b"package = \"mod_a\"")]),
+            )],
+            "mod_a-1-1.src.rock: entry `../../mod_a-1-1.rockspec` is not a plain relative path",
+        ),
+        (
+            vec![(
+                "mod_a",
+                "1-1",
+                zip_of(&[
+                    (
+                        "mod_a-1-1.rockspec",
+                        rockspec("mod_a", "Community-Modules-abc/mod_a", "mod_a = \"mod_a.lua\"", "", "").as_bytes(),
+                    ),
+                    (
+                        "prosody-modules-abc.tar.gz",
+                        &tar_gz(&[("Community-Modules-abc/mod_a/../../../etc/cron.d/x", b"x")]),
+                    ),
+                ]),
+            )],
+            "mod_a-1-1.src.rock: prosody-modules-abc.tar.gz: entry `Community-Modules-abc/mod_a/../../../etc/cron.d/x` is not a plain relative path",
+        ),
+        (
+            vec![
+                ("mod_a", "1-1", plain("mod_a", "\"mod_b\"", "")),
+                ("mod_b", "1-1", plain("mod_b", "\"mod_a >= 1\"", "")),
+            ],
+            "mod_a-1-1.rockspec: dependency cycle mod_a -> mod_b -> mod_a",
+        ),
+        (
+            vec![("mod_a", "1-1", plain("mod_a", "\"mod_nowhere\"", ""))],
+            "mod_a-1-1.rockspec: depends on mod_nowhere, which the server does not have",
+        ),
+        (
+            vec![
+                ("mod_a", "1-1", plain("mod_a", "\"mod_b >= 12\"", "")),
+                ("mod_b", "1-1", plain("mod_b", "", "")),
+            ],
+            "mod_a-1-1.rockspec: depends on a version of mod_b the server does not have (its newest is 1-1)",
+        ),
+    ];
+    for (i, (rocks, expected)) in cases.into_iter().enumerate() {
+        let (_dir, served) = hostile_server(&rocks);
+        let out = work.path().join(format!("mirror-{i}"));
+        let output = mirror(&served.url(), &out, &key);
+        let error = text(&output.stderr);
+        assert!(!output.status.success(), "{expected}: accepted");
+        assert!(error.contains(expected), "{expected:?} not in {error:?}");
+        assert!(error.contains("nothing was written"), "{error}");
+        assert!(!out.exists(), "{expected}: something was written");
+        // The same server as a repository: the module is not on offer.
+        let host = Host::new(&served.url());
+        host.run(&["refresh"]);
+        let (ok, _, err) = host.run(&["install", "--yes", "a"]);
+        assert!(
+            !ok && err.contains("no configured repository offers `a`"),
+            "{expected}: {err}"
+        );
+        assert!(snapshot(&host.modules()).is_empty());
+    }
+    assert!(!Path::new("/tmp/pwned").exists());
+
+    // A manifest that is code.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("manifest"),
+        "repository = dofile('/etc/passwd')\n",
+    )
+    .unwrap();
+    let served = Served::start(dir.path());
+    let out = work.path().join("mirror-manifest");
+    let output = mirror(&served.url(), &out, &key);
+    let error = text(&output.stderr);
+    assert!(
+        error.contains(&format!(
+            "{}manifest, line 1, column 14: a function call (`dofile...`)",
+            served.url()
+        )),
+        "{error}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn only_the_configured_server_over_https_or_loopback() {
+    let work = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(work.path());
+    let out = work.path().join("mirror");
+
+    // Plain HTTP elsewhere: refused before connecting (this address would
+    // not answer at all).
+    let started = Instant::now();
+    let output = mirror("http://192.0.2.1/rocks/", &out, &key);
+    assert!(started.elapsed().as_secs() < 3);
+    let error = text(&output.stderr);
+    assert!(
+        !output.status.success() && error.contains("plain HTTP to another machine"),
+        "{error}"
+    );
+    assert!(!out.exists());
+    // The same in modman.toml: the config is refused with the key named.
+    let host = Host::new("http://192.0.2.1/rocks/");
+    let (ok, _, err) = host.run(&["list"]);
+    assert!(
+        !ok && err.contains("repositories[0].url") && err.contains("plain HTTP to another machine"),
+        "{err}"
+    );
+
+    // A redirect to another host (127.0.0.2 is this machine, but not the
+    // configured server).
+    let server = RockServer::start();
+    let redirect = Served::redirecting(&format!("http://127.0.0.2:{}", server.served.port));
+    let output = mirror(&redirect.url(), &out, &key);
+    let error = text(&output.stderr);
+    assert!(
+        !output.status.success() && error.contains("redirect to another host"),
+        "{error}"
+    );
+    assert!(!out.exists());
+    let host = Host::new(&redirect.url());
+    let (_, said, err) = host.run(&["refresh"]);
+    assert!(said.contains("redirect to another host"), "{said}{err}");
+    assert!(snapshot(&host.modules()).is_empty());
+}
+
+#[test]
+fn prosody_loads_what_a_luarocks_server_installs() {
+    let server = RockServer::start();
+    let prosody = Prosody::start();
+    let config = prosody.path("modman.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[[repositories]]\nname = \"community\"\nurl = \"{}\"\nkind = \"luarocks\"\n",
+            prosody.modman_config(),
+            server.served.url()
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = cli(&["refresh"], &config);
+    assert!(ok, "{out}{err}");
+    // invites_page: a rockspec dependency (register_apps) and copied
+    // directories (the templates and assets it serves from its directory).
+    let (ok, out, err) = cli(
+        &[
+            "install",
+            "--yes",
+            "--enable",
+            "invites_page",
+            "pubsub_subscription",
+        ],
+        &config,
+    );
+    assert!(ok, "{out}{err}");
+    let loaded = prosody.loaded_modules(DOMAIN);
+    for module in ["invites_page", "register_apps", "pubsub_subscription"] {
+        assert!(
+            loaded.iter().any(|m| m == module),
+            "{module} not in {loaded:?}\n{}",
+            prosody.log()
+        );
+    }
+    let templates = prosody
+        .modules_dir()
+        .join("mod_invites_page/html/invite.html");
+    assert!(templates.is_file());
+}
