@@ -86,6 +86,10 @@ pub struct ProsodyConfig {
     pub admin_socket: PathBuf,
     /// Prosody's own modules, where built-in dependencies must be found.
     pub builtin_modules: PathBuf,
+    /// Where `prosodyctl install` puts modules (Prosody's
+    /// `installer_plugin_path`), searched before every plugin path.
+    /// modman shows what is there and never touches it.
+    pub installer_plugin_path: PathBuf,
 }
 
 /// A module repository: static files over HTTP.
@@ -158,6 +162,9 @@ struct ProsodyRaw {
     admin_socket: PathBuf,
     #[serde(default = "default_builtin_modules")]
     builtin_modules: PathBuf,
+    /// Default: `custom_plugins` beside the admin socket, in Prosody's
+    /// data directory, as Prosody's own default.
+    installer_plugin_path: Option<PathBuf>,
 }
 
 fn default_builtin_modules() -> PathBuf {
@@ -380,6 +387,7 @@ impl Config {
                 None => None,
             };
 
+        let admin_socket = base.join(&raw.prosody.admin_socket);
         Ok(Config {
             chat: ChatConfig {
                 rooms,
@@ -400,8 +408,15 @@ impl Config {
                 config: base.join(raw.prosody.config),
                 modules_dir: base.join(raw.prosody.modules_dir),
                 managed_config: base.join(raw.prosody.managed_config),
-                admin_socket: base.join(raw.prosody.admin_socket),
+                admin_socket: admin_socket.clone(),
                 builtin_modules: base.join(raw.prosody.builtin_modules),
+                installer_plugin_path: match raw.prosody.installer_plugin_path {
+                    Some(path) => base.join(path),
+                    None => admin_socket
+                        .parent()
+                        .unwrap_or(base)
+                        .join(crate::repo::luarocks::installed::DEFAULT_DIR),
+                },
             },
             repositories,
         })

@@ -800,3 +800,45 @@ fn prosody_loads_what_a_luarocks_server_installs() {
         .join("mod_invites_page/html/invite.html");
     assert!(templates.is_file());
 }
+
+#[test]
+fn modules_installed_by_prosodyctl_show_as_such_and_are_never_touched() {
+    let server = RockServer::start();
+    let host = Host::new(&server.served.url());
+    // What `prosodyctl install` runs (luarocks into installer_plugin_path,
+    // by default custom_plugins beside the admin socket), given the rock
+    // itself so no other server is asked.
+    let tree = host.dir.path().join("custom_plugins");
+    let output = Command::new("luarocks")
+        .args(["--lua-version=5.4", "--tree"])
+        .arg(&tree)
+        .args(["install", "--deps-mode=none"])
+        .arg(server.www().join("mod_bob-1-1.src.rock"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let before = snapshot(&tree);
+    let (ok, out, err) = host.run(&["refresh"]);
+    assert!(ok, "{out}{err}");
+
+    let (ok, out, err) = host.run(&["list", "--show", "installed"]);
+    assert!(ok, "{out}{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("bob"))
+        .unwrap_or_else(|| panic!("bob not listed: {out}"));
+    assert!(row.contains("prosodyctl 1-1"), "{row}");
+    let (ok, out, err) = host.run(&["info", "bob"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("installed by prosodyctl (1-1)") && out.contains("prosodyctl remove mod_bob"),
+        "{out}"
+    );
+    // modman's own commands leave it alone.
+    let (ok, _, err) = host.run(&["remove", "--yes", "bob"]);
+    assert!(!ok && err.contains("bob is not installed"), "{err}");
+    let (ok, _, err) = host.run(&["install", "--yes", "bob"]);
+    assert!(!ok && err.contains("installed by prosodyctl"), "{err}");
+    assert_eq!(snapshot(&tree), before);
+    assert!(!host.modules().join("mod_bob").exists());
+}

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::repo::luarocks::installed::{self, InstalledRock};
 use admin_socket::AdminError;
 use live::{Connect, Live, LoadedCache, ServerInfo, SocketConnector, Status};
 use managed_config::{ManagedConfig, ManagedConfigError};
@@ -235,6 +236,22 @@ impl Engine {
         actor: &crate::access::Actor,
     ) -> Result<transaction::Prepared, EngineError> {
         backups::restoring(&self.paths, id, change, &actor.to_string())
+    }
+
+    /// The modules `prosodyctl install` put in Prosody's
+    /// `installer_plugin_path`: shown, never touched. None when that tree
+    /// does not exist.
+    pub fn prosodyctl_modules(&self) -> Result<Vec<InstalledRock>, String> {
+        let tree = &self.config.prosody.installer_plugin_path;
+        if !tree.join(installed::MANIFEST).is_file() {
+            return Ok(vec![]);
+        }
+        installed::read(tree).map_err(|e| e.to_string())
+    }
+
+    /// Where `prosodyctl install` puts modules.
+    pub fn prosodyctl_tree(&self) -> &Path {
+        &self.config.prosody.installer_plugin_path
     }
 
     /// The managed config as it is now.

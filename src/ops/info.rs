@@ -52,7 +52,13 @@ impl Command for Info {
         let offered = catalog.find(&name);
         let unmanaged =
             record.is_none() && crate::prosody::has_module(ctx.engine.modules_dir(), &name);
-        if record.is_none() && offered.is_none() && !unmanaged {
+        let rock = ctx
+            .engine
+            .prosodyctl_modules()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|r| r.name == name);
+        if record.is_none() && offered.is_none() && !unmanaged && rock.is_none() {
             return Err(OpError::not_found(format!(
                 "no module `{name}` is installed or on offer; check the name with list, or run refresh"
             )));
@@ -68,6 +74,19 @@ impl Command for Info {
                 ctx.engine.modules_dir().display()
             ),
             (None, false) => "not installed".into(),
+        };
+        let installed_status = match (&rock, record) {
+            (None, _) => installed_status,
+            (Some(rock), None) => format!(
+                "installed by prosodyctl ({}) in {}; modman leaves it alone. To manage it with modman: prosodyctl remove mod_{name}, then install {name} with modman",
+                rock.version,
+                ctx.engine.prosodyctl_tree().display()
+            ),
+            (Some(rock), Some(_)) => format!(
+                "{installed_status}; but prosodyctl also installed it ({}) in {}, which Prosody searches first, so Prosody runs that copy: prosodyctl remove mod_{name} to run modman's",
+                rock.version,
+                ctx.engine.prosodyctl_tree().display()
+            ),
         };
         let available = match offered {
             Some((repository, e)) => {

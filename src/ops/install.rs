@@ -66,12 +66,19 @@ impl Command for Install {
         let catalog = ctx.catalog();
         let mut notes = Vec::new();
         let mut requested = Vec::new();
+        let by_prosodyctl = ctx.engine.prosodyctl_modules().unwrap_or_default();
         for name in &self.modules {
             if let Some(record) = guard.installed.modules.get(name) {
                 notes.push(format!(
                     "{name} is installed already ({}); use update for a newer copy.",
                     record.version
                 ));
+            } else if let Some(rock) = by_prosodyctl.iter().find(|r| &r.name == name) {
+                return Err(OpError::conflict(format!(
+                    "mod_{name} is installed by prosodyctl ({}) in {}, which Prosody searches before modman's directory, so a copy from modman would never run; remove it with `prosodyctl remove mod_{name}` first, then install it with modman",
+                    rock.version,
+                    ctx.engine.prosodyctl_tree().display()
+                )));
             } else if crate::prosody::has_module(ctx.engine.modules_dir(), name) {
                 return Err(OpError::conflict(format!(
                     "mod_{name} is in {} but was not installed by modman; remove it by hand first, or leave it alone",

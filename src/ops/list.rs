@@ -71,20 +71,32 @@ impl Command for List {
         })?;
         let catalog = ctx.catalog();
         let status = ctx.engine.status().await;
+        let (by_prosodyctl, prosodyctl_problem) = match ctx.engine.prosodyctl_modules() {
+            Ok(rocks) => (rocks, None),
+            Err(e) => (vec![], Some(e)),
+        };
         let names: BTreeSet<String> = catalog
             .modules()
             .into_iter()
             .map(|(_, entry)| entry.name.clone())
             .chain(installed.modules.keys().cloned())
             .chain(on_disk.iter().map(|m| m.name.clone()))
+            .chain(by_prosodyctl.iter().map(|r| r.name.clone()))
             .collect();
 
         let (mut shown_installed, mut shown_updates) = (0, 0);
         let mut rows = Vec::new();
         for name in names {
-            let entry = catalog.find(&name).map(|(_, entry)| entry);
             let record = installed.modules.get(&name);
-            let unmanaged = record.is_none() && on_disk.iter().any(|m| m.name == name);
+            // An installed module's updates come from its own repository.
+            let entry = match record {
+                Some(r) => catalog.find_in(&r.repository, &name),
+                None => catalog.find(&name),
+            }
+            .map(|(_, entry)| entry);
+            let rock = by_prosodyctl.iter().find(|r| r.name == name);
+            let unmanaged =
+                record.is_none() && (rock.is_some() || on_disk.iter().any(|m| m.name == name));
             let update = matches!((record, entry), (Some(r), Some(e)) if r.sha256 != e.sha256);
             let wanted = match self.show.as_str() {
                 "installed" => record.is_some() || unmanaged,
@@ -101,10 +113,12 @@ impl Command for List {
             }
             shown_installed += usize::from(record.is_some());
             shown_updates += usize::from(update);
-            let installed_version = match (record, unmanaged) {
-                (Some(r), _) => r.version.clone(),
-                (None, true) => "unmanaged".to_owned(),
-                (None, false) => String::new(),
+            let installed_version = match (record, rock, unmanaged) {
+                (Some(r), Some(_), _) => format!("{} (shadowed by prosodyctl's copy)", r.version),
+                (Some(r), None, _) => r.version.clone(),
+                (None, Some(rock), _) => format!("prosodyctl {}", rock.version),
+                (None, None, true) => "unmanaged".to_owned(),
+                (None, None, false) => String::new(),
             };
             rows.push(vec![
                 name.clone(),
@@ -127,6 +141,9 @@ impl Command for List {
         }
         for stale in catalog.stale() {
             note += &format!(" Stale: {stale}.");
+        }
+        if let Some(problem) = prosodyctl_problem {
+            note += &format!(" Modules installed by prosodyctl are not shown: {problem}.");
         }
         for problem in status.problems() {
             note += &format!(" ? = unknown: {problem}.");

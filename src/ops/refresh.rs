@@ -46,13 +46,17 @@ impl Command for Refresh {
         let rows = report
             .into_iter()
             .map(|r| {
-                let result = match (r.result, r.fetched) {
+                let mut result = match (r.result, r.fetched) {
                     (Ok(()), _) => "ok".to_owned(),
                     (Err(e), Some(fetched)) => {
                         format!("failed, still using the index fetched {fetched}: {e}")
                     }
                     (Err(e), None) => format!("failed, no index yet: {e}"),
                 };
+                // What a LuaRocks server offers that modman refused.
+                if !r.warnings.is_empty() {
+                    result += &format!("; left out: {}", r.warnings.join("; "));
+                }
                 vec![
                     r.repository,
                     result,
