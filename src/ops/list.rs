@@ -16,6 +16,11 @@ pub struct List {
     show: String,
 }
 
+/// Rows in one reply at most: a catalog of 20,000 modules would make a
+/// reply over Prosody's stanza limit (512 KiB for a component), and no
+/// admin reads that many; a search narrows it.
+const MAX_ROWS: usize = 200;
+
 const SHOW: &[(&str, &str)] = &[
     ("all", "All modules"),
     ("installed", "Installed"),
@@ -136,6 +141,12 @@ impl Command for List {
             rows.len(),
             if rows.len() == 1 { "" } else { "s" }
         );
+        if rows.len() > MAX_ROWS {
+            note += &format!(
+                " Only the first {MAX_ROWS} are shown: search for a name or a word of the summary, or show installed or updates only."
+            );
+            rows.truncate(MAX_ROWS);
+        }
         if catalog.sources.is_empty() {
             note += " No repository index yet: run refresh.";
         }
