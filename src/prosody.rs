@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::engine::admin_socket::{AdminError, AdminSocket};
 use crate::repo::index::ModuleEntry;
 
 /// Where Prosody looks for module `name` inside one plugin directory, in
@@ -65,18 +64,6 @@ pub struct ServerFacts {
 }
 
 impl ServerFacts {
-    /// Asks the running server through its admin socket.
-    pub async fn learn(
-        socket: &mut AdminSocket,
-        builtin_dir: &Path,
-    ) -> Result<ServerFacts, AdminError> {
-        Ok(ServerFacts {
-            builtin_dir: builtin_dir.to_owned(),
-            features: socket.features().await?,
-            lua: socket.lua_version().await?,
-        })
-    }
-
     /// Why installing `entry` from a repository would not do what the
     /// admin expects on this server; empty when nothing stands against
     /// it. [`Objection::refused`] tells the ones Prosody itself enforces.

@@ -10,7 +10,7 @@ mod support;
 use modman::engine::admin_socket::{
     AdminSocket, LoadedModule, ModuleAction, ModuleStatus, Scope, StatusLevel,
 };
-use modman::prosody::{Objection, ServerFacts, Shipped};
+use modman::prosody::{Objection, Shipped};
 use modman::repo::index::{DependencyKind, Index, Need};
 use support::{server, Prosody, Repository, Version, DOMAIN};
 
@@ -264,7 +264,9 @@ fn the_server_s_own_modules_and_features_stand_against_a_community_copy() {
     let builtin = server().builtin_modules();
     runtime().block_on(async {
         let mut socket = AdminSocket::connect(&socket_path).await.unwrap();
-        let facts = ServerFacts::learn(&mut socket, &builtin).await.unwrap();
+        let facts = modman::engine::live::server_facts(&mut socket, &builtin)
+            .await
+            .unwrap();
         assert_eq!(facts.lua, "5.4");
         let own = modman::prosody::modules_in(&builtin).unwrap();
         assert!(own.contains("roster") && own.contains("muc"), "{own:?}");

@@ -3,7 +3,7 @@
 //! socket. The engine's changes use it; `list`, `info` and `check` read it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
@@ -12,6 +12,7 @@ use futures::future::BoxFuture;
 use super::admin_socket::{lua_string, AdminError, AdminSocket, Host, ModuleAction};
 use super::managed_config::{ManagedConfig, Scope};
 use super::EngineError;
+use crate::prosody::ServerFacts;
 
 /// Modules loaded now, per host name.
 pub type LoadedMap = BTreeMap<String, BTreeSet<String>>;
@@ -44,6 +45,23 @@ pub trait LiveServer: Send {
     /// Makes Prosody read its config files again; the inner `Err` is its
     /// refusal (a syntax error, say) in its own words.
     fn config_reload(&mut self) -> BoxFuture<'_, Result<Result<(), String>, AdminError>>;
+    /// `core.features`: what this server has built in.
+    fn features(&mut self) -> BoxFuture<'_, Result<BTreeSet<String>, AdminError>>;
+    /// The Lua version Prosody runs on, such as `5.4`.
+    fn lua_version(&mut self) -> BoxFuture<'_, Result<String, AdminError>>;
+}
+
+/// What the running server already has, for the install checks of
+/// [`ServerFacts::objections`].
+pub async fn server_facts(
+    server: &mut dyn LiveServer,
+    builtin_dir: &Path,
+) -> Result<ServerFacts, AdminError> {
+    Ok(ServerFacts {
+        builtin_dir: builtin_dir.to_owned(),
+        features: server.features().await?,
+        lua: server.lua_version().await?,
+    })
 }
 
 /// Opens sessions with the running server.
@@ -91,6 +109,12 @@ impl LiveServer for AdminSocket {
             let reply = self.run(&command).await?;
             Ok(reply.result.trim_start_matches("OK: ").to_owned())
         })
+    }
+    fn features(&mut self) -> BoxFuture<'_, Result<BTreeSet<String>, AdminError>> {
+        Box::pin(AdminSocket::features(self))
+    }
+    fn lua_version(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
+        Box::pin(AdminSocket::lua_version(self))
     }
     fn config_reload(&mut self) -> BoxFuture<'_, Result<Result<(), String>, AdminError>> {
         Box::pin(async move {
@@ -223,6 +247,12 @@ impl Live {
             Scope::Host(host) => host,
         };
         Ok(self.server.config_get(host, key).await?)
+    }
+
+    /// What the running server already has (its own modules, features,
+    /// Lua), for the install checks.
+    pub async fn server_facts(&mut self, builtin_dir: &Path) -> Result<ServerFacts, EngineError> {
+        Ok(server_facts(self.server.as_mut(), builtin_dir).await?)
     }
 
     /// Makes Prosody read its config again.

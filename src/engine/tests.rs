@@ -114,6 +114,12 @@ impl LiveServer for Fake {
             .unwrap_or_else(|| "nil".into());
         Box::pin(async move { Ok(value) })
     }
+    fn features(&mut self) -> BoxFuture<'_, Result<BTreeSet<String>, AdminError>> {
+        Box::pin(async { Ok(BTreeSet::new()) })
+    }
+    fn lua_version(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
+        Box::pin(async { Ok("5.4".into()) })
+    }
     fn config_reload(&mut self) -> BoxFuture<'_, Result<Result<(), String>, AdminError>> {
         let mut server = self.0.lock().unwrap();
         server.config_reloads += 1;

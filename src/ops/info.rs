@@ -7,6 +7,7 @@ use crate::access::Actor;
 use crate::engine::managed_config::Scope;
 use crate::repo::compat;
 use crate::repo::index::DependencyKind;
+use crate::repo::metadata::Need;
 use crate::repo::readme;
 
 /// Describes module `name`.
@@ -106,10 +107,18 @@ impl Command for Info {
                 e.dependencies
                     .iter()
                     .map(|d| {
-                        let kind = match d.kind {
-                            DependencyKind::Community => "community, installed along",
-                            DependencyKind::Builtin => "built into Prosody",
-                            DependencyKind::Missing => "not found anywhere",
+                        let kind = match (d.kind, d.need) {
+                            (DependencyKind::Community, Need::Required) => {
+                                "community, installed along"
+                            }
+                            (DependencyKind::Community, Need::Optional) => {
+                                "community, optional: needed only in some set-ups, not installed along"
+                            }
+                            (DependencyKind::Builtin, _) => "built into Prosody",
+                            (DependencyKind::Missing, Need::Required) => "not found anywhere",
+                            (DependencyKind::Missing, Need::Optional) => {
+                                "optional, not found anywhere"
+                            }
                         };
                         format!("{} ({kind})", d.name)
                     })

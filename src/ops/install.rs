@@ -88,8 +88,8 @@ impl Command for Install {
                 requested.push((name.clone(), REQUESTED.to_owned()));
             }
         }
-        plan::learn_version(ctx).await;
-        let plan = plan::resolve(ctx, &catalog, &guard.installed, requested)?;
+        let server = plan::learn_server(ctx).await;
+        let plan = plan::resolve(ctx, &catalog, &guard.installed, requested, server.as_ref())?;
         let mut proposal = Proposal::new("Install");
         plan.propose(&mut proposal, &guard.installed);
         if let Some(hosts) = &hosts {

@@ -9,9 +9,11 @@ use crate::config::Repository;
 use crate::engine::audit;
 use crate::engine::state::{Installed, InstalledModule};
 use crate::engine::transaction::Prepared;
+use crate::prosody::{Objection, ServerFacts, Shipped};
 use crate::repo::catalog::Catalog;
 use crate::repo::compat;
 use crate::repo::index::{DependencyKind, ModuleEntry};
+use crate::repo::metadata::Need;
 
 /// The reason of a module the admin named, rather than one it needs.
 pub const REQUESTED: &str = "requested";
@@ -33,15 +35,15 @@ pub struct Plan<'a> {
     pub notes: Vec<String>,
 }
 
-/// Asks Prosody's admin socket for its version when XEP-0092 has not told
-/// it (always so on the command line), for the compatibility checks of
-/// [`resolve`]. Without it they are skipped, and the plan says so.
-pub async fn learn_version(ctx: &Context) {
-    if ctx.engine.server.version().is_none() {
-        if let Err(e) = ctx.engine.live().await {
-            tracing::debug!("{e}");
-        }
-    }
+/// Asks the running Prosody what it already has (its version, its own
+/// modules, `core.features`, its Lua), for the checks of [`resolve`].
+/// Without an answer they are skipped, and the plan says so.
+pub async fn learn_server(ctx: &Context) -> Option<ServerFacts> {
+    let learnt = match ctx.engine.live().await {
+        Ok(mut live) => live.server_facts(&ctx.config.prosody.builtin_modules).await,
+        Err(e) => Err(e),
+    };
+    learnt.map_err(|e| tracing::debug!("{e}")).ok()
 }
 
 /// Plans `requested` (name, reason) and, transitively, every community
@@ -51,6 +53,7 @@ pub fn resolve<'a>(
     catalog: &'a Catalog,
     installed: &Installed,
     requested: Vec<(String, String)>,
+    server: Option<&ServerFacts>,
 ) -> Result<Plan<'a>, OpError> {
     let mut plan = Plan {
         steps: Vec::new(),
@@ -75,7 +78,34 @@ pub fn resolve<'a>(
             ))
         })?;
         catalog.check_fresh(repository)?;
+        for objection in server.map(|s| s.objections(entry)).unwrap_or_default() {
+            if objection.refused() {
+                return Err(OpError::conflict(format!(
+                    "mod_{name} would not load on this Prosody: {objection}"
+                )));
+            }
+            match objection {
+                // Distributions put community modules in Prosody's own
+                // directory too (Debian's prosody-modules): worth saying,
+                // not asking. What core.features names is Prosody's own.
+                Objection::BuiltIn(Shipped::Directory(_)) => {
+                    plan.notes.push(format!("mod_{name}: {objection}."))
+                }
+                _ => plan.concerns.push(format!("mod_{name}: {objection}.")),
+            }
+        }
         for dependency in &entry.dependencies {
+            if dependency.need == Need::Optional {
+                if dependency.kind == DependencyKind::Community
+                    && !installed.modules.contains_key(&dependency.name)
+                {
+                    plan.notes.push(format!(
+                        "{name} can also use {} (an optional dependency, needed only in some set-ups); install it too if yours is one.",
+                        dependency.name
+                    ));
+                }
+                continue;
+            }
             match dependency.kind {
                 DependencyKind::Community if !installed.modules.contains_key(&dependency.name) => {
                     queue.push((dependency.name.clone(), format!("needed by {name}")));

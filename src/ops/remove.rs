@@ -10,6 +10,7 @@ use super::{
 use crate::access::Actor;
 use crate::engine::transaction::Prepared;
 use crate::engine::ChangeSet;
+use crate::repo::metadata::Need;
 
 /// Removes `modules`.
 #[derive(Debug)]
@@ -56,6 +57,7 @@ impl Command for Remove {
                 );
             }
         }
+        let catalog = ctx.catalog();
         let mut proposal = Proposal::new("Remove");
         for name in &self.modules {
             let record = &installed[name];
@@ -63,17 +65,31 @@ impl Command for Remove {
                 format!("{name} {}", record.version),
                 format!("remove {name} {} sha256:{}", record.version, record.sha256),
             );
-            let dependents: Vec<&str> = installed
-                .iter()
-                .filter(|(other, record)| {
-                    !self.modules.contains(other) && record.dependencies.contains(name)
-                })
-                .map(|(other, _)| other.as_str())
-                .collect();
-            if !dependents.is_empty() {
+            let (mut needing, mut maybe) = (Vec::new(), Vec::new());
+            for (other, record) in &installed {
+                if self.modules.contains(other) || !record.dependencies.contains(name) {
+                    continue;
+                }
+                // The catalog says whether the dependency is conditional.
+                let optional = catalog
+                    .find_in(&record.repository, other)
+                    .and_then(|(_, entry)| entry.dependencies.iter().find(|d| &d.name == name))
+                    .is_some_and(|d| d.need == Need::Optional);
+                match optional {
+                    true => maybe.push(other.as_str()),
+                    false => needing.push(other.as_str()),
+                }
+            }
+            if !needing.is_empty() {
                 proposal.concern(format!(
                     "{name} is needed by {}, which will fail to load without it.",
-                    dependents.join(", ")
+                    needing.join(", ")
+                ));
+            }
+            if !maybe.is_empty() {
+                proposal.concern(format!(
+                    "{name} is used by {} in some set-ups only (an optional dependency); check that yours is not one.",
+                    maybe.join(", ")
                 ));
             }
         }

@@ -82,8 +82,8 @@ impl Command for Update {
                 }
             }
         }
-        plan::learn_version(ctx).await;
-        let plan = plan::resolve(ctx, &catalog, &guard.installed, wanted)?;
+        let server = plan::learn_server(ctx).await;
+        let plan = plan::resolve(ctx, &catalog, &guard.installed, wanted, server.as_ref())?;
         let columns = vec![
             ("module", "Module"),
             ("from", "From"),
