@@ -62,6 +62,12 @@ enum Command {
         /// modman's own state.
         #[arg(long, default_value = "/var/lib/modman")]
         state_dir: PathBuf,
+        /// The LuaRocks server modman.toml names as the first source.
+        #[arg(long, default_value = modman::setup::COMMUNITY, conflicts_with = "no_repository")]
+        repository: String,
+        /// Name no repository in modman.toml yet.
+        #[arg(long)]
+        no_repository: bool,
         /// Apply: back up and edit prosody.cfg.lua, create the directories, write modman.toml.
         #[arg(long)]
         write: bool,
@@ -193,6 +199,8 @@ async fn dispatch(command: Command) -> Result<(), String> {
             config,
             data_dir,
             state_dir,
+            repository,
+            no_repository,
             write,
         } => {
             let options = modman::setup::Options {
@@ -202,6 +210,10 @@ async fn dispatch(command: Command) -> Result<(), String> {
                 modman_config: config,
                 data_dir,
                 state_dir,
+                source: match no_repository {
+                    true => modman::setup::Source::None,
+                    false => modman::setup::Source::LuaRocks(repository),
+                },
             };
             setup(&options, write)
         }

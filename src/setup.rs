@@ -25,7 +25,21 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// modman's own state.
     pub state_dir: PathBuf,
+    /// Where modules come from at first.
+    pub source: Source,
 }
+
+/// The repository a new modman.toml names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A LuaRocks server, by default Prosody's community repository.
+    LuaRocks(String),
+    /// None yet: the admin adds one.
+    None,
+}
+
+/// Prosody's community repository, the source every module page names.
+pub const COMMUNITY: &str = "https://modules.prosody.im/rocks/";
 
 /// The set-up, decided.
 #[derive(Debug)]
@@ -161,12 +175,8 @@ modules_dir = "{dir}"
 managed_config = "{managed}"
 admin_socket = "{socket}"
 
-# Add your module repository (modman repo keygen prints the key):
-# [[repositories]]
-# name = "local"
-# url = "http://127.0.0.1:8000/"
-# public_key = "..."
-"#,
+{repositories}"#,
+        repositories = repositories(&options.source),
         prosody = options.prosody_config.display(),
         managed = managed_config.display(),
         socket = options.data_dir.join("prosody.sock").display(),
@@ -180,6 +190,30 @@ admin_socket = "{socket}"
         changes,
         modman_toml,
     })
+}
+
+/// The `[[repositories]]` part of a new modman.toml, saying what trust a
+/// source implies.
+fn repositories(source: &Source) -> String {
+    let own =
+        "# Your own signed repository (modman repo build or repo mirror; keygen prints the key):\n\
+               # [[repositories]]\n\
+               # name = \"local\"\n\
+               # url = \"https://modules.example.org/\"\n\
+               # public_key = \"...\"\n";
+    match source {
+        Source::None => own.to_owned(),
+        Source::LuaRocks(url) => format!(
+            "# Prosody's community repository, a LuaRocks server. Nothing there is\n\
+             # signed: HTTPS and modman's pin of each rock's SHA-256 on first use are\n\
+             # all that protect it. For production, mirror it with a key of your own\n\
+             # (modman repo mirror) and use the mirror instead.\n\
+             [[repositories]]\n\
+             name = \"community\"\n\
+             url = \"{url}\"\n\
+             kind = \"luarocks\"\n\n{own}"
+        ),
+    }
 }
 
 fn is_host_line(line: &str) -> bool {
@@ -370,7 +404,29 @@ mod tests {
             modman_config: dir.join("modman/modman.toml"),
             data_dir: dir.join("data"),
             state_dir: dir.join("state"),
+            source: Source::LuaRocks(COMMUNITY.into()),
         }
+    }
+
+    #[test]
+    fn the_community_repository_is_offered_saying_what_protects_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = plan(&options(dir.path())).unwrap();
+        let config = crate::config::Config::parse(&setup.modman_toml, dir.path()).unwrap();
+        let community = &config.repositories[0];
+        assert_eq!(community.kind, crate::config::RepositoryKind::LuaRocks);
+        assert_eq!(community.url.as_str(), COMMUNITY);
+        assert!(setup
+            .modman_toml
+            .contains("HTTPS and modman's pin of each rock"));
+        assert!(setup.modman_toml.contains("modman repo mirror"));
+        let none = Options {
+            source: Source::None,
+            ..options(dir.path())
+        };
+        let setup = plan(&none).unwrap();
+        let config = crate::config::Config::parse(&setup.modman_toml, dir.path()).unwrap();
+        assert!(config.repositories.is_empty());
     }
 
     #[test]

@@ -620,6 +620,7 @@ fn setup_refuses_a_planted_link_and_changes_nothing() {
         .arg(&data)
         .arg("--state-dir")
         .arg(prosody.path("modman-state"))
+        .arg("--no-repository")
         .arg("--write")
         .output()
         .unwrap();
