@@ -17,6 +17,10 @@ use crate::prosody::ServerFacts;
 /// Modules loaded now, per host name.
 pub type LoadedMap = BTreeMap<String, BTreeSet<String>>;
 
+/// The "host" of modules loaded globally, as the admin socket names it in
+/// `module:unload(name, "*")`.
+pub const GLOBAL: &str = "*";
+
 /// One session with the running server. The admin socket is the real one;
 /// the engine's unit tests put an in-memory server in its place, since no
 /// Prosody runs inside `cargo test --lib`.
@@ -27,6 +31,9 @@ pub trait LiveServer: Send {
     fn version(&mut self) -> BoxFuture<'_, Result<String, AdminError>>;
     /// The modules loaded on `host`.
     fn loaded<'a>(&'a mut self, host: &'a str) -> BoxFuture<'a, Result<Vec<String>, AdminError>>;
+    /// The modules loaded globally (`module:set_global()`, such as
+    /// host_guard), which no host lists.
+    fn loaded_global(&mut self) -> BoxFuture<'_, Result<Vec<String>, AdminError>>;
     /// Loads, unloads or reloads `module` on `host`; the inner `Err` is
     /// Prosody's refusal in its own words.
     fn act<'a>(
@@ -90,6 +97,14 @@ impl LiveServer for AdminSocket {
     }
     fn loaded<'a>(&'a mut self, host: &'a str) -> BoxFuture<'a, Result<Vec<String>, AdminError>> {
         Box::pin(AdminSocket::loaded(self, host))
+    }
+    fn loaded_global(&mut self) -> BoxFuture<'_, Result<Vec<String>, AdminError>> {
+        Box::pin(async move {
+            let modules = self
+                .loaded_with_status(super::admin_socket::Scope::Global)
+                .await?;
+            Ok(modules.into_iter().map(|m| m.name).collect())
+        })
     }
     fn act<'a>(
         &'a mut self,
@@ -266,7 +281,9 @@ impl Live {
         }
     }
 
-    /// The modules loaded now, per host that takes modules.
+    /// The modules loaded now, per host that takes modules, and under
+    /// [`GLOBAL`] those loaded globally: a module removed from there is
+    /// unloaded from there too.
     pub async fn loaded(&mut self) -> Result<LoadedMap, AdminError> {
         let mut loaded = BTreeMap::new();
         let hosts: Vec<String> = self
@@ -278,6 +295,10 @@ impl Live {
         for host in hosts {
             let modules = self.server.loaded(&host).await?;
             loaded.insert(host, modules.into_iter().collect());
+        }
+        let global = self.server.loaded_global().await?;
+        if !global.is_empty() {
+            loaded.insert(GLOBAL.to_owned(), global.into_iter().collect());
         }
         Ok(loaded)
     }
@@ -367,7 +388,10 @@ impl Status {
             loaded
                 .iter()
                 .filter(|(_, m)| m.contains(module))
-                .map(|(h, _)| h.clone())
+                .map(|(h, _)| match h.as_str() {
+                    GLOBAL => "global (every host)".to_owned(),
+                    _ => h.clone(),
+                })
                 .collect()
         })
     }

@@ -99,6 +99,9 @@ impl LiveServer for Fake {
         };
         Box::pin(async move { Ok(result) })
     }
+    fn loaded_global(&mut self) -> BoxFuture<'_, Result<Vec<String>, AdminError>> {
+        Box::pin(async { Ok(vec![]) })
+    }
     fn config_get<'a>(
         &'a mut self,
         host: &'a str,
