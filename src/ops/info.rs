@@ -112,7 +112,7 @@ impl Command for Info {
                                 "community, installed along"
                             }
                             (DependencyKind::Community, Need::Optional) => {
-                                "community, optional: needed only in some set-ups, not installed along"
+                                "community, optional: needed only in some set-ups; installed along"
                             }
                             (DependencyKind::Builtin, _) => "built into Prosody",
                             (DependencyKind::Missing, Need::Required) => "not found anywhere",

@@ -95,20 +95,20 @@ pub fn resolve<'a>(
             }
         }
         for dependency in &entry.dependencies {
-            if dependency.need == Need::Optional {
-                if dependency.kind == DependencyKind::Community
-                    && !installed.modules.contains_key(&dependency.name)
-                {
-                    plan.notes.push(format!(
-                        "{name} can also use {} (an optional dependency, needed only in some set-ups); install it too if yours is one.",
-                        dependency.name
-                    ));
-                }
+            // An optional dependency comes along too (it is small, and the
+            // module needs it as soon as the admin sets the option that
+            // uses it), but a missing one is no reason to ask.
+            let optional = dependency.need == Need::Optional;
+            let why = match optional {
+                true => format!("needed by {name} in some set-ups"),
+                false => format!("needed by {name}"),
+            };
+            if optional && dependency.kind != DependencyKind::Community {
                 continue;
             }
             match dependency.kind {
                 DependencyKind::Community if !installed.modules.contains_key(&dependency.name) => {
-                    queue.push((dependency.name.clone(), format!("needed by {name}")));
+                    queue.push((dependency.name.clone(), why));
                 }
                 DependencyKind::Community => {}
                 DependencyKind::Builtin | DependencyKind::Missing => {
