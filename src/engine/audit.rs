@@ -66,4 +66,3 @@ pub fn now() -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "unknown".into())
 }
-

@@ -2,6 +2,11 @@
 //! operations. An operation with parameters first shows its form; a form
 //! submitted with the first `execute` runs at once, so a bot finishes in
 //! one round trip.
+//!
+//! A result is a single-item form every client shows, unless the
+//! requester's client is known to render multi-item tables
+//! ([`Rendering`]). A "no" to a question completes the command with a
+//! note: `canceled` after a form crashes Gajim 1.7.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,7 +15,7 @@ use std::time::{Duration, Instant};
 use xmpp_parsers::jid::Jid;
 
 use super::command::{Action, CommandReply, CommandRequest, Status};
-use super::forms;
+use super::forms::{self, Rendering};
 use crate::access::Actor;
 use crate::ops::{self, Consent, Context, Input, OpError, Operation, Question, Response};
 
@@ -135,15 +140,18 @@ struct Turn<'a> {
     sessions: &'a Sessions,
     from: &'a Jid,
     op: &'static dyn Operation,
+    rendering: Rendering,
     now: Instant,
 }
 
-/// Runs one `<command/>` request from `from`, already authorised.
+/// Runs one `<command/>` request from `from`, already authorised, for a
+/// client that shows results as `rendering` says.
 pub async fn handle(
     ctx: &Context,
     sessions: &Sessions,
     actor: &Actor,
     from: &Jid,
+    rendering: Rendering,
     request: CommandRequest,
 ) -> Result<CommandReply, AdhocError> {
     let op = ops::find(&request.node)
@@ -154,6 +162,7 @@ pub async fn handle(
         sessions,
         from,
         op,
+        rendering,
         now: Instant::now(),
     };
     let Some(session_id) = request.session_id else {
@@ -163,7 +172,7 @@ pub async fn handle(
         return match request.form {
             Some(form) => turn.run(None, read_input(op, &form)?).await,
             None if op.spec().params.is_empty() => turn.run(None, Input::default()).await,
-            None => Ok(turn.show_parameters(None)),
+            None => Ok(turn.show_parameters(None, None)),
         };
     };
     let stage = sessions.take(&session_id, from, op.spec().node, turn.now)?;
@@ -175,8 +184,8 @@ pub async fn handle(
             "Canceled; nothing was changed.",
             None,
         )),
-        (Action::Prev, Stage::Confirming(..)) if !op.spec().params.is_empty() => {
-            Ok(turn.show_parameters(Some(session_id)))
+        (Action::Prev, Stage::Confirming(input, _)) if !op.spec().params.is_empty() => {
+            Ok(turn.show_parameters(Some(session_id), Some(&input)))
         }
         (Action::Execute | Action::Complete, Stage::Parameters) => {
             let input = match &request.form {
@@ -191,12 +200,13 @@ pub async fn handle(
                 None => false,
             };
             if !answer {
+                let note = "Not confirmed; nothing was changed.";
                 return Ok(turn.reply(
                     session_id,
-                    Status::Canceled,
+                    Status::Completed,
                     vec![],
-                    "Not confirmed; nothing was changed.",
-                    None,
+                    note,
+                    Some(forms::message_form(op.spec().name, note)),
                 ));
             }
             input.consent = Consent::Approved(question.approval);
@@ -212,6 +222,7 @@ pub async fn handle(
 /// The submitted form, checked against the operation's parameters.
 fn read_input(op: &dyn Operation, form: &minidom::Element) -> Result<Input, AdhocError> {
     let raw = forms::submitted_values(form).map_err(AdhocError::BadPayload)?;
+    let raw = forms::fold_typed(op.spec().params, raw);
     Ok(Input::check(
         op.spec().params,
         raw.iter()
@@ -254,7 +265,12 @@ impl Turn<'_> {
         }
     }
 
-    fn show_parameters(&self, session_id: Option<String>) -> CommandReply {
+    /// The parameters form, filled with `previous` when going back.
+    fn show_parameters(
+        &self,
+        session_id: Option<String>,
+        previous: Option<&Input>,
+    ) -> CommandReply {
         let spec = self.op.spec();
         let id = self.sessions.keep(
             session_id,
@@ -268,7 +284,7 @@ impl Turn<'_> {
             Status::Executing,
             vec![Action::Complete],
             "",
-            Some(forms::parameters_form(spec, self.ctx)),
+            Some(forms::parameters_form(spec, self.ctx, previous)),
         )
     }
 
@@ -288,7 +304,10 @@ impl Turn<'_> {
                 Status::Completed,
                 vec![],
                 &table.note,
-                Some(forms::table_form(&table)),
+                Some(match self.rendering {
+                    Rendering::Tables => forms::table_form(&table),
+                    Rendering::SingleItem => forms::table_text_form(&table),
+                }),
             ),
             Response::Details(details) => self.reply(
                 id(),
