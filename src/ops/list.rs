@@ -1,7 +1,8 @@
 //! `list`: every module on offer or on disk in one table: what is
 //! installed at which version, what the repositories offer, where an
 //! update waits. Modules in the module directory that modman did not
-//! install are shown as unmanaged.
+//! install are shown as unmanaged, and Prosody's own modules that modman
+//! enabled as builtin.
 
 use std::collections::BTreeSet;
 
@@ -71,12 +72,26 @@ impl Command for List {
         })?;
         let catalog = ctx.catalog();
         let status = ctx.engine.status().await;
+        let mut problems: Vec<String> = status.problems();
+        let enabled: BTreeSet<String> = match ctx.engine.managed_config() {
+            Ok(config) => config.hosts.into_values().flat_map(|h| h.modules).collect(),
+            Err(e) => {
+                problems.push(e.to_string());
+                BTreeSet::new()
+            }
+        };
+        let builtin: BTreeSet<String> = ctx
+            .builtin_modules()
+            .into_iter()
+            .filter(|name| enabled.contains(name))
+            .collect();
         let names: BTreeSet<String> = catalog
             .modules()
             .into_iter()
             .map(|(_, entry)| entry.name.clone())
             .chain(installed.modules.keys().cloned())
             .chain(on_disk.iter().map(|m| m.name.clone()))
+            .chain(builtin.iter().cloned())
             .collect();
 
         let (mut shown_installed, mut shown_updates) = (0, 0);
@@ -85,10 +100,11 @@ impl Command for List {
             let entry = catalog.find(&name).map(|(_, entry)| entry);
             let record = installed.modules.get(&name);
             let unmanaged = record.is_none() && on_disk.iter().any(|m| m.name == name);
+            let own = record.is_none() && !unmanaged && builtin.contains(&name);
             let update = matches!((record, entry), (Some(r), Some(e)) if r.sha256 != e.sha256);
             let wanted = match self.show.as_str() {
-                "installed" => record.is_some() || unmanaged,
-                "available" => record.is_none() && !unmanaged && entry.is_some(),
+                "installed" => record.is_some() || unmanaged || own,
+                "available" => record.is_none() && !unmanaged && !own && entry.is_some(),
                 "updates" => update,
                 _ => true,
             };
@@ -101,10 +117,11 @@ impl Command for List {
             }
             shown_installed += usize::from(record.is_some());
             shown_updates += usize::from(update);
-            let installed_version = match (record, unmanaged) {
-                (Some(r), _) => r.version.clone(),
-                (None, true) => "unmanaged".to_owned(),
-                (None, false) => String::new(),
+            let installed_version = match (record, unmanaged, own) {
+                (Some(r), _, _) => r.version.clone(),
+                (None, true, _) => "unmanaged".to_owned(),
+                (None, false, true) => "builtin".to_owned(),
+                (None, false, false) => String::new(),
             };
             rows.push(vec![
                 name.clone(),
@@ -125,7 +142,7 @@ impl Command for List {
         if catalog.sources.is_empty() {
             note += " No repository index yet: run refresh.";
         }
-        for problem in status.problems() {
+        for problem in problems {
             note += &format!(" ? = unknown: {problem}.");
         }
         Ok(Response::Table(Table {
