@@ -27,3 +27,6 @@ ensure_cargo() {
 # The packages every entry point needs: the real server, the real module
 # corpus, an independent XMPP client for the tests and the demo.
 RUNTIME_PACKAGES=(prosody prosody-modules python3-slixmpp)
+# What the tests add: Profanity, a real client, driven in tmux
+# (tests/clients.rs).
+TEST_PACKAGES=(profanity tmux)
