@@ -33,11 +33,15 @@ fn render_details(details: &Details) -> String {
     format!("{}\n{}", details.title, lines.join("\n"))
 }
 
-/// One line per row, then the note. Nothing relies on column alignment:
-/// chat clients such as Gajim and Conversations use proportional fonts and
-/// wrap long lines where they like.
+/// The title, one line per row, then the note. Nothing relies on column
+/// alignment: chat clients such as Gajim and Conversations use
+/// proportional fonts and wrap long lines where they like.
 fn render_table(table: &Table) -> String {
-    let mut lines = row_lines(table);
+    let mut lines = Vec::new();
+    if !table.rows.is_empty() {
+        lines.push(format!("{}:", table.title));
+        lines.extend(row_lines(table));
+    }
     if !table.note.is_empty() {
         lines.push(table.note.clone());
     }
@@ -111,7 +115,7 @@ mod tests {
         };
         assert_eq!(
             render(&Response::Table(table)),
-            "firewall (files: 12) - A rule based firewall\nping_muc (files: 1, stage: beta)\n2 modules."
+            "Modules:\nfirewall (files: 12) - A rule based firewall\nping_muc (files: 1, stage: beta)\n2 modules."
         );
     }
 
