@@ -306,7 +306,9 @@ fn profanity_shows_the_module_list() {
         screen().contains("logged in successfully").then_some(())
     });
     type_line(&format!("/cmd exec list {COMPONENT}"));
-    wait_for("the list form", || screen().contains("show").then_some(()));
+    wait_for("the list form", || {
+        screen().contains("[field1] Show").then_some(())
+    });
     std::thread::sleep(Duration::from_millis(200));
     type_line("/form submit");
     let shown = wait_for("module names on the screen", || {

@@ -10,6 +10,10 @@ use crate::engine::{Engine, EngineError};
 use crate::repo::catalog::Catalog;
 use crate::repo::fetch::Fetcher;
 
+/// Between a module's name and what is said of it in an option label
+/// (`name - summary`); module names never contain it.
+pub const LABEL_SEPARATOR: &str = " - ";
+
 /// Everything an operation may use. Cheap to clone.
 #[derive(Clone)]
 pub struct Context {
@@ -69,8 +73,14 @@ impl Context {
         let catalog = self.catalog();
         let summary = |name: &str| catalog.find(name).map(|(_, e)| e.summary.clone());
         let labelled = |name: String, fallback: &str| {
-            let about = summary(&name).unwrap_or_else(|| fallback.to_owned());
-            let label = format!("{name} - {}", crate::text::one_line(&about));
+            let about = summary(&name)
+                .map(|s| crate::text::one_line(&s))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| fallback.to_owned());
+            let label = match about.is_empty() {
+                true => name.clone(),
+                false => format!("{name}{LABEL_SEPARATOR}{about}"),
+            };
             (name, label)
         };
         let mut choices: Vec<(String, String)> = match choice {
@@ -94,7 +104,12 @@ impl Context {
                     self.builtin_modules()
                         .into_iter()
                         .filter(|name| !installed.modules.contains_key(name))
-                        .map(|name| (name.clone(), format!("{name} - Prosody's own"))),
+                        .map(|name| {
+                            (
+                                name.clone(),
+                                format!("{name}{LABEL_SEPARATOR}Prosody's own"),
+                            )
+                        }),
                 )
                 .collect(),
             ModuleChoice::Enabled => {
@@ -108,7 +123,10 @@ impl Context {
                     .into_iter()
                     .map(|name| {
                         let hosts = enabled.hosts_of(&name).join(", ");
-                        (name.clone(), format!("{name} - enabled on {hosts}"))
+                        (
+                            name.clone(),
+                            format!("{name}{LABEL_SEPARATOR}enabled on {hosts}"),
+                        )
                     })
                     .collect()
             }

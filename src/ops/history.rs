@@ -54,7 +54,6 @@ impl Command for History {
             .take(LIMIT)
             .collect();
         let times = local_times(entries.iter().map(|e| e.time.as_str())).await;
-        let version = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
         let rows: Vec<Vec<String>> = entries
             .iter()
             .zip(times)
@@ -62,9 +61,13 @@ impl Command for History {
                 let changes: Vec<String> = e
                     .changes
                     .iter()
-                    .map(|c| match c.from == c.to {
-                        true => c.module.clone(),
-                        false => format!("{} {} -> {}", c.module, version(&c.from), version(&c.to)),
+                    .map(|c| match (&c.from, &c.to) {
+                        (Some(from), Some(to)) if from != to => {
+                            format!("{} {from} -> {to}", c.module)
+                        }
+                        (None, Some(to)) => format!("{} {to} new", c.module),
+                        (Some(from), None) => format!("{} {from} removed", c.module),
+                        _ => c.module.clone(),
                     })
                     .collect();
                 let mut changes = changes.join(", ");

@@ -70,7 +70,7 @@ impl Command for Info {
                 ctx.engine.modules_dir().display()
             ),
             (None, false, true) => format!(
-                "builtin: one of Prosody's own modules, in {}; enable and disable it here, it is not installed or removed",
+                "builtin: one of Prosody's own modules, in {}",
                 ctx.config.prosody.builtin_modules.display()
             ),
             (None, false, false) => "not installed".into(),

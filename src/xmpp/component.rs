@@ -135,7 +135,10 @@ impl Clients {
                 tracing::info!("{client} runs {} {}: {rendering:?}", v.name, v.version);
                 rendering
             }
-            None => Rendering::SingleItem,
+            None => {
+                tracing::info!("{client} does not tell its software version; results go to it as single-item forms");
+                Rendering::SingleItem
+            }
         };
         let _ = waiter.send(rendering);
         true

@@ -10,6 +10,7 @@ use xmpp_parsers::data_forms::{DataForm, DataFormType};
 
 use super::command::NS_DATA;
 use super::name;
+use crate::ops::context::LABEL_SEPARATOR;
 use crate::ops::{Context, Details, Input, Param, ParamKind, Spec, Table, CONFIRM_FIELD};
 
 /// Most module names offered as options; beyond it a client gets only the
@@ -87,7 +88,10 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
                     .cloned()
                     .partition(|v| options.iter().any(|(name, _)| name == v));
                 if options.len() <= MAX_OPTIONS && !options.is_empty() {
+                    // Not marked required: a name typed below is as good
+                    // as a tick, and clients would not let it through.
                     let mut field = param_field(param, "list-multi", &offered);
+                    field.remove_child("required", NS_DATA);
                     for (value, label) in &options {
                         field.append_child(option_element(value, label));
                     }
@@ -164,16 +168,32 @@ fn typed_var(var: &str) -> String {
 }
 
 /// Submitted values with each module picker's free-text field folded into
-/// the picker, so the operation sees one list of names.
+/// the picker, so the operation sees one list of names. A picked value
+/// that is a whole option label (`name - summary`), as Gajim 1.7 submits
+/// from a list-multi, counts as its name.
 pub fn fold_typed(params: &[Param], raw: Vec<(String, Vec<String>)>) -> Vec<(String, Vec<String>)> {
+    let is_picker = |var: &str| {
+        params
+            .iter()
+            .any(|p| p.var == var && matches!(p.kind, ParamKind::Modules(_)))
+    };
     let mut folded: Vec<(String, Vec<String>)> = Vec::new();
-    for (var, values) in raw {
-        let picker = var.strip_suffix(TYPED_SUFFIX).filter(|base| {
-            params
-                .iter()
-                .any(|p| p.var == *base && matches!(p.kind, ParamKind::Modules(_)))
-        });
-        let target = picker.map(str::to_owned).unwrap_or(var);
+    for (var, mut values) in raw {
+        let target = match var
+            .strip_suffix(TYPED_SUFFIX)
+            .filter(|base| is_picker(base))
+        {
+            Some(base) => base.to_owned(),
+            None if is_picker(&var) => {
+                for value in &mut values {
+                    if let Some((name, _summary)) = value.split_once(LABEL_SEPARATOR) {
+                        *value = name.to_owned();
+                    }
+                }
+                var
+            }
+            None => var,
+        };
         match folded.iter_mut().find(|(v, _)| *v == target) {
             Some((_, existing)) => existing.extend(values),
             None => folded.push((target, values)),
