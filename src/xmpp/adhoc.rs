@@ -19,6 +19,12 @@ use super::forms::{self, Rendering};
 use crate::access::Actor;
 use crate::ops::{self, Consent, Context, Input, OpError, Operation, Question, Response};
 
+/// The actions offered on a form, default first. `next` leads to the
+/// result as `complete` does; it is the default because Psi 1.5 closes
+/// its dialog on "Finish" (complete) before the result arrives, and keeps
+/// it open on "Next".
+const FORWARD: [Action; 2] = [Action::Next, Action::Complete];
+
 /// How long a session may sit idle before it expires.
 pub const SESSION_TTL: Duration = Duration::from_secs(10 * 60);
 /// Open sessions one full JID may hold; the oldest is dropped beyond it.
@@ -34,7 +40,7 @@ pub enum AdhocError {
     BadSessionId(String),
     #[error("the session expired after {} minutes idle; start the command again", SESSION_TTL.as_secs() / 60)]
     SessionExpired,
-    #[error("action `{0:?}` is not allowed at this step; allowed: complete, cancel")]
+    #[error("action `{0:?}` is not allowed at this step; allowed: next, complete, cancel")]
     BadAction(Action),
     #[error("{0}")]
     BadPayload(String),
@@ -187,14 +193,17 @@ pub async fn handle(
         (Action::Prev, Stage::Confirming(input, _)) if !op.spec().params.is_empty() => {
             Ok(turn.show_parameters(Some(session_id), Some(&input)))
         }
-        (Action::Execute | Action::Complete, Stage::Parameters) => {
+        (Action::Execute | Action::Next | Action::Complete, Stage::Parameters) => {
             let input = match &request.form {
                 Some(form) => read_input(op, form)?,
                 None => Input::default(),
             };
             turn.run(Some(session_id), input).await
         }
-        (Action::Execute | Action::Complete, Stage::Confirming(mut input, question)) => {
+        (
+            Action::Execute | Action::Next | Action::Complete,
+            Stage::Confirming(mut input, question),
+        ) => {
             let answer = match &request.form {
                 Some(form) => read_answer(form)?,
                 None => false,
@@ -282,7 +291,7 @@ impl Turn<'_> {
         self.reply(
             id,
             Status::Executing,
-            vec![Action::Complete],
+            FORWARD.to_vec(),
             "",
             Some(forms::parameters_form(spec, self.ctx, previous)),
         )
@@ -306,7 +315,9 @@ impl Turn<'_> {
                 &table.note,
                 Some(match self.rendering {
                     Rendering::Tables => forms::table_form(&table),
-                    Rendering::SingleItem => forms::table_text_form(&table),
+                    Rendering::SingleItem | Rendering::FirstReplyOnly => {
+                        forms::table_text_form(&table)
+                    }
                 }),
             ),
             Response::Details(details) => self.reply(
@@ -324,7 +335,7 @@ impl Turn<'_> {
                     Stage::Confirming(input, question.clone()),
                     self.now,
                 );
-                let mut actions = vec![Action::Complete];
+                let mut actions = FORWARD.to_vec();
                 if !spec.params.is_empty() {
                     actions.push(Action::Prev);
                 }

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_xmpp::Stanza;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::Jid;
+use xmpp_parsers::message::Message;
 use xmpp_parsers::ns;
 use xmpp_parsers::ping::Ping;
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
@@ -21,7 +22,7 @@ use super::adhoc::{self, AdhocError, Sessions};
 use super::chat::{self, Chat};
 use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
-use super::forms::Rendering;
+use super::forms::{self, Rendering};
 use super::notices;
 use super::stream::{Connection, Incoming};
 use crate::access::Actor;
@@ -484,11 +485,21 @@ impl App {
             )
         })?;
         let node = request.node.clone();
+        let later_stage = request.session_id.is_some();
         let me = Jid::from(self.ctx.config.component.jid.clone());
         let rendering = self.clients.rendering(&me, from, replies).await;
         match adhoc::handle(&self.ctx, &self.sessions, actor, from, rendering, request).await {
             Ok(reply) => {
                 tracing::info!("{from} ran {node}: {:?}", reply.status);
+                if rendering == Rendering::FirstReplyOnly && later_stage {
+                    if let Some(form) = &reply.form {
+                        let text = forms::plain_text(form);
+                        let mut message =
+                            Message::chat(Some(from.clone())).with_body(Default::default(), text);
+                        message.from = Some(me);
+                        let _ = replies.send(message.into()).await;
+                    }
+                }
                 Ok(reply.into())
             }
             Err(error) => {

@@ -31,6 +31,10 @@ pub enum Rendering {
     /// table, Psi 1.5 and Profanity 0.13 show nothing of one; a client
     /// that does not say what it is gets this too.
     SingleItem,
+    /// Single-item forms, and only the reply to the first `execute` is
+    /// shown: Psi 1.5 closes its dialog on any later reply. What comes
+    /// after a form also goes to it as a chat message.
+    FirstReplyOnly,
 }
 
 impl Rendering {
@@ -41,6 +45,7 @@ impl Rendering {
         let tables = match name.as_str() {
             "gajim" => version_at_least(version, &[1, 8, 2]),
             "movim" | "cheogram" | "slixmpp" => true,
+            "psi" => return Rendering::FirstReplyOnly,
             _ => false,
         };
         match tables {
@@ -308,6 +313,24 @@ pub fn table_form(table: &Table) -> Element {
         form.append_child(item);
     }
     form
+}
+
+/// A result form as plain text: its title, then each field's values, one
+/// per line.
+pub fn plain_text(form: &Element) -> String {
+    let title = form
+        .get_child("title", NS_DATA)
+        .map(Element::text)
+        .unwrap_or_default();
+    let lines = form
+        .children()
+        .filter(|c| c.is("field", NS_DATA))
+        .flat_map(|field| field.children().filter(|v| v.is("value", NS_DATA)))
+        .map(Element::text);
+    std::iter::once(format!("{title}:"))
+        .chain(lines)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Reads a submitted form into `(var, values)` pairs. Anything that is not
