@@ -390,6 +390,20 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
     }
 
     #[test]
+    fn repositories_are_refreshed_daily_unless_told_otherwise() {
+        let day = Some(std::time::Duration::from_secs(24 * 3600));
+        assert_eq!(parse(GOOD).unwrap().chat.check_updates, day);
+        let hours = |n: &str| {
+            parse(&format!("{GOOD}\n[chat]\ncheck_updates_hours = {n}\n"))
+                .unwrap()
+                .chat
+                .check_updates
+        };
+        assert_eq!(hours("6"), Some(std::time::Duration::from_secs(6 * 3600)));
+        assert_eq!(hours("0"), None, "0 turns the schedule off");
+    }
+
+    #[test]
     fn each_mistake_names_its_key() {
         let cases = [
             ("secret = \"s3cret\"", "", "component.secret`: missing"),

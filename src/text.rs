@@ -61,6 +61,11 @@ pub fn row_lines(table: &Table) -> Vec<String> {
                 .next()
                 .map(|(_, cell)| one_line(cell))
                 .unwrap_or_default();
+            let has_update = table
+                .columns
+                .iter()
+                .zip(row)
+                .any(|((var, _), cell)| *var == "update" && !cell.is_empty());
             let mut described = Vec::new();
             let mut summary = None;
             for ((var, label), cell) in cells {
@@ -68,6 +73,12 @@ pub fn row_lines(table: &Table) -> Vec<String> {
                 match (cell.is_empty(), *var) {
                     (true, _) => {}
                     (false, "summary") => summary = Some(cell),
+                    // The version on offer says something in a line only
+                    // as an update; info tells it otherwise. Leaving it out
+                    // keeps the whole list of a repository in one short
+                    // reply (under 8 KB, past which Prosody's relay with
+                    // Nagle's algorithm adds about 40 ms).
+                    (false, "available") if !has_update => {}
                     (false, _) => described.push(format!("{}: {cell}", label.to_lowercase())),
                 }
             }

@@ -83,7 +83,8 @@ fn gajim_1_7_gets_every_result_as_a_single_item_form_and_no_completes() {
     assert_eq!(result["status"], "completed");
     let text = shown(result);
     assert!(
-        text.lines().any(|l| l.starts_with("firewall (available: ")),
+        text.lines()
+            .any(|l| l.starts_with("firewall (stage: ") || l.starts_with("firewall - ")),
         "{text}"
     );
     assert!(text.contains("modules: 0 installed by modman"), "{text}");
@@ -314,8 +315,8 @@ fn profanity_shows_the_module_list() {
     let shown = wait_for("module names on the screen", || {
         let text = screen();
         // The end of the list (the top has scrolled away) and its note.
-        (text.contains("track_muc_joins (available:")
-            && text.contains("webpresence (available:")
+        (text.contains("track_muc_joins - Keep track of joined chat rooms")
+            && text.contains("webpresence (stage: stable) - Display your online status")
             && text.contains("Result: 82 modules: 0 installed by modman"))
         .then_some(text)
     });

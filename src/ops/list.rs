@@ -80,10 +80,12 @@ impl Command for List {
                 BTreeSet::new()
             }
         };
-        let builtin: BTreeSet<String> = ctx
-            .builtin_modules()
+        let builtin: BTreeSet<String> = enabled
             .into_iter()
-            .filter(|name| enabled.contains(name))
+            .filter(|name| {
+                !installed.modules.contains_key(name)
+                    && crate::prosody::has_module(&ctx.config.prosody.builtin_modules, name)
+            })
             .collect();
         let names: BTreeSet<String> = catalog
             .modules()

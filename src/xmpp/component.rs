@@ -691,3 +691,55 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn presence(xml: &str) -> Presence {
+        Presence::try_from(xml.parse::<Element>().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn subscriptions_and_probes_get_modmans_presence() {
+        let toml = include_str!("../../modman.example.toml")
+            .replace("rooms = []", "rooms = [\"ops@conference.example.org\"]");
+        let config = Config::parse(&toml, std::path::Path::new("/etc/modman")).unwrap();
+        let answers = |xml: &str| -> Vec<(PresenceType, String, String)> {
+            presence_answers(&config, &presence(xml))
+                .into_iter()
+                .map(|p| {
+                    (
+                        p.type_,
+                        p.from.map(|j| j.to_string()).unwrap_or_default(),
+                        p.to.map(|j| j.to_string()).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        };
+        let from_admin = |type_: &str| {
+            format!("<presence xmlns='jabber:component:accept' type='{type_}' from='admin@example.org/phone' to='modman.example.org'/>")
+        };
+        let me = "modman.example.org".to_owned();
+        let admin = "admin@example.org".to_owned();
+        assert_eq!(
+            answers(&from_admin("subscribe")),
+            [
+                (PresenceType::Subscribed, me.clone(), admin.clone()),
+                (PresenceType::None, me.clone(), admin.clone())
+            ]
+        );
+        assert_eq!(
+            answers(&from_admin("probe")),
+            [(PresenceType::None, me.clone(), admin.clone())]
+        );
+        assert_eq!(
+            answers(&from_admin("unsubscribe")),
+            [(PresenceType::Unsubscribed, me, admin)]
+        );
+        // Presence that asks nothing, and room presences, get no answer.
+        assert!(answers(&from_admin("unavailable")).is_empty());
+        assert!(answers("<presence xmlns='jabber:component:accept' from='ops@conference.example.org/alice' to='modman.example.org'/>").is_empty());
+        assert!(answers("<presence xmlns='jabber:component:accept' type='probe' from='ops@conference.example.org/alice' to='modman.example.org'/>").is_empty());
+    }
+}

@@ -397,6 +397,104 @@ mod tests {
     }
 
     #[test]
+    fn what_a_client_shows_follows_its_own_name_and_version() {
+        for (name, version, expected) in [
+            ("Gajim", "1.7.3", Rendering::SingleItem),
+            ("Gajim", "1.8.1", Rendering::SingleItem),
+            ("Gajim", "1.8.2", Rendering::Tables),
+            ("Gajim", "2.0.1-dev", Rendering::Tables),
+            ("Movim", "0.28", Rendering::Tables),
+            ("Slixmpp", "1.8.3", Rendering::Tables),
+            ("Psi", "1.5-dev (2021-08-22)", Rendering::FirstReplyOnly),
+            ("Profanity", "0.13.1", Rendering::SingleItem),
+            ("Gajim", "unknown", Rendering::SingleItem),
+            ("", "", Rendering::SingleItem),
+        ] {
+            assert_eq!(
+                Rendering::of_client(name, version),
+                expected,
+                "{name} {version}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_client_gets_a_table_as_one_line_per_row_and_the_note() {
+        let table = Table {
+            title: "Modules".into(),
+            columns: vec![("module", "Module"), ("summary", "Summary")],
+            rows: vec![
+                vec!["firewall".into(), "A firewall".into()],
+                vec!["lastlog".into(), String::new()],
+            ],
+            note: "2 modules.".into(),
+        };
+        let form = table_text_form(&table);
+        assert_eq!(form.attr("type"), Some("result"));
+        assert!(!form.has_child("reported", NS_DATA));
+        assert!(!form.has_child("item", NS_DATA));
+        assert_eq!(
+            plain_text(&form),
+            "Modules:\nfirewall - A firewall\nlastlog\n2 modules."
+        );
+    }
+
+    #[test]
+    fn the_question_is_a_required_yes_or_no_with_nothing_chosen() {
+        let form = confirm_form("Remove modules", "Remove:\n  x\nGo ahead?");
+        let field = form.get_child("field", NS_DATA).unwrap();
+        assert_eq!(field.attr("var"), Some(CONFIRM_FIELD));
+        assert_eq!(field.attr("type"), Some("list-single"));
+        assert!(field.has_child("required", NS_DATA));
+        assert!(
+            !field.has_child("value", NS_DATA),
+            "nothing is chosen for the admin"
+        );
+        let values: Vec<String> = field
+            .children()
+            .filter_map(|o| o.get_child("value", NS_DATA))
+            .map(Element::text)
+            .collect();
+        assert_eq!(values, ["no", "yes"]);
+    }
+
+    #[test]
+    fn typed_names_and_submitted_labels_become_module_names() {
+        const PARAMS: &[Param] = &[Param {
+            var: "modules",
+            label: "Modules",
+            help: "",
+            kind: ParamKind::Modules(crate::ops::ModuleChoice::Available),
+            required: true,
+        }];
+        let raw = vec![
+            (
+                "modules".to_owned(),
+                vec!["announce - Prosody's own".to_owned(), "csi".to_owned()],
+            ),
+            (
+                "modules_typed".to_owned(),
+                vec!["lastlog mod_smacks".to_owned()],
+            ),
+            ("query_typed".to_owned(), vec!["kept as it is".to_owned()]),
+        ];
+        assert_eq!(
+            fold_typed(PARAMS, raw),
+            [
+                (
+                    "modules".to_owned(),
+                    vec![
+                        "announce".to_owned(),
+                        "csi".to_owned(),
+                        "lastlog mod_smacks".to_owned()
+                    ]
+                ),
+                ("query_typed".to_owned(), vec!["kept as it is".to_owned()]),
+            ]
+        );
+    }
+
+    #[test]
     fn submitted_values_are_read_by_var() {
         let xml = "<x xmlns='jabber:x:data' type='submit'>\
                    <field var='query'><value>smacks</value></field>\
