@@ -342,3 +342,45 @@ impl Drop for Session {
             .output();
     }
 }
+
+/// In a room, the asker's bare "no" answers their question; a second
+/// question says it replaces the first; other room talk is left alone.
+#[test]
+fn in_a_room_a_bare_no_answers_and_a_second_question_says_it_replaces_the_first() {
+    const ROOM: &str = "ops@conference.localhost";
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.join(ROOM, "alice", "anyone");
+    let config = format!(
+        "{}{}\n[chat]\nrooms = [\"{ROOM}\"]\n",
+        prosody.modman_config(),
+        repository.config_section()
+    );
+    let _modman = Modman::start(&prosody, &config);
+    admin.wait_for_occupant(ROOM, "modman");
+    wait_for_index(&mut admin);
+    let installed = admin.run("install", json!({"modules": ["csi_battery_saver"]}));
+    assert_eq!(last(&installed)["status"], "completed", "{installed}");
+
+    admin.say(ROOM, "modman: remove track_muc_joins", false);
+    let first = admin.next_from(ROOM, "modman", 20).expect("a question");
+    assert!(first.contains("needed by csi_battery_saver"), "{first}");
+    admin.say(ROOM, "modman: rollback", false);
+    let second = admin
+        .next_from(ROOM, "modman", 20)
+        .expect("a second question");
+    assert!(
+        second.starts_with("alice: This question replaces your earlier one (remove)"),
+        "{second}"
+    );
+    admin.say(ROOM, "no", false);
+    let answered = admin
+        .next_from(ROOM, "modman", 20)
+        .expect("an answer to the bare no");
+    assert_eq!(answered, "alice: Nothing was changed.");
+    // With no question waiting, a bare "no" is room talk.
+    admin.say(ROOM, "no", false);
+    assert_eq!(admin.next_from(ROOM, "modman", 2), None);
+    assert!(prosody.modules_dir().join("mod_track_muc_joins").is_dir());
+}
