@@ -205,6 +205,38 @@ fn gajim_1_7_gets_every_result_as_a_single_item_form_and_no_completes() {
     );
 }
 
+/// Psi 1.5 shows only the reply to a command's first execute: what
+/// follows a form reaches it as a chat message too.
+#[test]
+fn psi_gets_what_follows_a_form_as_a_chat_message() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let _modman = fresh_modman(&prosody, &repository);
+    let mut psi = Client::connect_as(
+        &prosody,
+        ADMIN,
+        &["Psi", "1.5-dev (2021-08-22)", "https://psi-im.org"],
+    );
+    wait_for_index(&mut psi);
+    let list = psi.run("list", json!({"query": "lastlog"}));
+    assert_eq!(last(&list)["status"], "completed", "{list}");
+    let mut message = psi.request(json!({"op": "next_chat", "from": COMPONENT}));
+    // wait_for_index's own runs sent theirs first.
+    while message["body"]
+        .as_str()
+        .is_some_and(|b| !b.contains("lastlog2"))
+    {
+        message = psi.request(json!({"op": "next_chat", "from": COMPONENT}));
+    }
+    let body = message["body"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{message}"));
+    assert!(
+        body.starts_with("Modules:\nlastlog ") && body.contains("\nlastlog2 "),
+        "{body}"
+    );
+}
+
 #[test]
 fn a_bot_still_reads_tables() {
     let prosody = Prosody::start();

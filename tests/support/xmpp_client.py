@@ -27,6 +27,8 @@ check interoperability rather than assume it. Requests:
   {"op": "presences", "to": JID,              send a presence of that type to JID;
    "type": T, "count": N}                     answer the types of the next N
                                               presences from JID: {"types": [...]}
+  {"op": "next_chat", "from": JID}           the next chat message from JID:
+                                              {"body": ...} or {"timeout": true}
   {"op": "quit"}
 
 Every answer is one JSON line. Run with /usr/bin/python3 (Debian's
@@ -252,6 +254,10 @@ async def main():
                     except IqTimeout:
                         return "timeout"
                 answer = {"replies": await asyncio.gather(*[one() for _ in range(request["count"])])}
+            elif op == "next_chat":
+                bare = slixmpp.JID(request["from"]).bare
+                answer = await client.next_message(
+                    lambda m: m["from"].bare == bare and m["type"] != "groupchat")
             elif op == "presences":
                 bare = slixmpp.JID(request["to"]).bare
                 await client.get_roster()  # Prosody forwards "subscribed" only then
