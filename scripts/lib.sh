@@ -71,3 +71,7 @@ ensure_trixie_chroot() {
     echo "$want" | $sudo tee "$stamp" >/dev/null
     echo "    made in $((SECONDS - started)) s"
 }
+
+# What the tests add: Profanity, a real client, driven in tmux
+# (tests/clients.rs).
+TEST_PACKAGES=(profanity tmux)

@@ -42,8 +42,9 @@ pub struct ChatConfig {
     pub rooms: Vec<BareJid>,
     /// modman's nick in those rooms.
     pub nick: String,
-    /// How often to refresh the repositories and announce updates; `None`
-    /// (the default) only announces after a refresh someone ran.
+    /// How often to refresh the repositories and announce updates: a day
+    /// unless `check_updates_hours` says otherwise; `None` (set to 0) only
+    /// refreshes when someone runs refresh, or at start with no index.
     pub check_updates: Option<std::time::Duration>,
     /// Also tell each admin directly about updates, once per new version.
     pub notify_admins: bool,
@@ -132,13 +133,17 @@ struct RawConfig {
     chat: RawChat,
 }
 
+/// Hours between scheduled refreshes when `check_updates_hours` is not
+/// given: once a day, so a modman nobody tends still offers new versions.
+const DEFAULT_CHECK_HOURS: u32 = 24;
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawChat {
     #[serde(default)]
     rooms: Vec<String>,
     nick: Option<String>,
-    /// Hours between update checks.
+    /// Hours between update checks; 24 when not given, 0 turns them off.
     check_updates_hours: Option<u32>,
     #[serde(default)]
     notify_admins: bool,
@@ -377,15 +382,10 @@ impl Config {
         if nick.trim().is_empty() || nick.len() > 64 || nick.contains(char::is_control) {
             return Err(format!("key `chat.nick`: `{nick}` is not a usable nick"));
         }
-        let check_updates =
-            match raw.chat.check_updates_hours {
-                Some(0) => return Err(
-                    "key `chat.check_updates_hours`: 0; leave it out to turn scheduled checks off"
-                        .into(),
-                ),
-                Some(hours) => Some(std::time::Duration::from_secs(u64::from(hours) * 3600)),
-                None => None,
-            };
+        let check_updates = match raw.chat.check_updates_hours.unwrap_or(DEFAULT_CHECK_HOURS) {
+            0 => None,
+            hours => Some(std::time::Duration::from_secs(u64::from(hours) * 3600)),
+        };
 
         let admin_socket = base.join(&raw.prosody.admin_socket);
         Ok(Config {
@@ -491,6 +491,20 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
             "http://127.0.0.1:8000/"
         );
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn repositories_are_refreshed_daily_unless_told_otherwise() {
+        let day = Some(std::time::Duration::from_secs(24 * 3600));
+        assert_eq!(parse(GOOD).unwrap().chat.check_updates, day);
+        let hours = |n: &str| {
+            parse(&format!("{GOOD}\n[chat]\ncheck_updates_hours = {n}\n"))
+                .unwrap()
+                .chat
+                .check_updates
+        };
+        assert_eq!(hours("6"), Some(std::time::Duration::from_secs(6 * 3600)));
+        assert_eq!(hours("0"), None, "0 turns the schedule off");
     }
 
     #[test]

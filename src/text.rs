@@ -100,40 +100,70 @@ fn render_details(details: &Details) -> String {
     format!("{}\n{}", details.title, lines.join("\n"))
 }
 
-/// Columns padded to their widest cell, a header line, then the note.
+/// The title, one line per row, then the note. Nothing relies on column
+/// alignment: chat clients such as Gajim and Conversations use
+/// proportional fonts and wrap long lines where they like.
 fn render_table(table: &Table) -> String {
-    let mut out = String::new();
+    let mut lines = Vec::new();
     if !table.rows.is_empty() {
-        let widths: Vec<usize> = table
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, (_, label))| {
-                table
-                    .rows
-                    .iter()
-                    .filter_map(|row| row.get(i))
-                    .map(|cell| cell.chars().count())
-                    .chain([label.chars().count()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let line = |cells: Vec<&str>| {
-            let padded: Vec<String> = cells
-                .iter()
-                .zip(&widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
-            padded.join("  ").trim_end().to_owned() + "\n"
-        };
-        out += &line(table.columns.iter().map(|(_, label)| *label).collect());
-        for row in &table.rows {
-            out += &line(row.iter().map(String::as_str).collect());
-        }
+        lines.push(format!("{}:", table.title));
+        lines.extend(row_lines(table));
     }
-    out += &table.note;
-    out
+    if !table.note.is_empty() {
+        lines.push(table.note.clone());
+    }
+    lines.join("\n")
+}
+
+/// Each row on one line of its own: the first cell, the other non-empty
+/// cells as `label: value` in brackets, and a summary last, after a dash:
+/// `lastlog (installed: 0.3, enabled on: example.org) - Log last login`.
+pub fn row_lines(table: &Table) -> Vec<String> {
+    table
+        .rows
+        .iter()
+        .map(|row| {
+            let mut cells = table.columns.iter().zip(row);
+            let first = cells
+                .next()
+                .map(|(_, cell)| one_line(cell))
+                .unwrap_or_default();
+            let has_update = table
+                .columns
+                .iter()
+                .zip(row)
+                .any(|((var, _), cell)| *var == "update" && !cell.is_empty());
+            let mut described = Vec::new();
+            let mut summary = None;
+            for ((var, label), cell) in cells {
+                let cell = one_line(cell);
+                match (cell.is_empty(), *var) {
+                    (true, _) => {}
+                    (false, "summary") => summary = Some(cell),
+                    // The version on offer says something in a line only
+                    // as an update; info tells it otherwise. Leaving it out
+                    // keeps the whole list of a repository in one short
+                    // reply (under 8 KB, past which Prosody's relay with
+                    // Nagle's algorithm adds about 40 ms).
+                    (false, "available") if !has_update => {}
+                    (false, _) => described.push(format!("{}: {cell}", label.to_lowercase())),
+                }
+            }
+            let mut line = first;
+            if !described.is_empty() {
+                line += &format!(" ({})", described.join(", "));
+            }
+            if let Some(summary) = summary {
+                line += &format!(" - {summary}");
+            }
+            line
+        })
+        .collect()
+}
+
+/// `text` on one line: line breaks and runs of blanks become one space.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -160,19 +190,29 @@ mod tests {
     }
 
     #[test]
-    fn aligns_columns_and_ends_with_the_note() {
+    fn one_line_per_row_without_alignment_then_the_note() {
         let table = Table {
             title: "Modules".into(),
-            columns: vec![("module", "Module"), ("files", "Files")],
+            columns: vec![
+                ("module", "Module"),
+                ("files", "Files"),
+                ("stage", "Stage"),
+                ("summary", "Summary"),
+            ],
             rows: vec![
-                vec!["firewall".into(), "12".into()],
-                vec!["ping_muc".into(), "1".into()],
+                vec![
+                    "firewall".into(),
+                    "12".into(),
+                    "".into(),
+                    "A rule\nbased   firewall".into(),
+                ],
+                vec!["ping_muc".into(), "1".into(), "beta".into(), "".into()],
             ],
             note: "2 modules.".into(),
         };
         assert_eq!(
             render(&Response::Table(table)),
-            "Module    Files\nfirewall  12\nping_muc  1\n2 modules."
+            "Modules:\nfirewall (files: 12) - A rule based firewall\nping_muc (files: 1, stage: beta)\n2 modules."
         );
     }
 

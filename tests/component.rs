@@ -124,7 +124,7 @@ fn the_command_line_lists_the_same_modules() {
         .unwrap();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.contains("\nlastlog  unmanaged\n"), "{text}");
+    assert!(text.contains("\nlastlog (installed: unmanaged"), "{text}");
 }
 
 #[test]

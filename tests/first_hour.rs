@@ -175,11 +175,11 @@ fn first_hour(binary: &Program) {
     ] {
         assert!(
             out.lines()
-                .any(|l| l.starts_with(check) && l.contains(" ok ")),
+                .any(|l| l.starts_with(&format!("{check} (result: ok"))),
             "{check} not ok:\n{out}"
         );
     }
-    assert!(out.contains("repositories      warn"), "{out}");
+    assert!(out.contains("\nrepositories (result: warn"), "{out}");
 
     let _modman = Modman::start_binary(
         &prosody,

@@ -10,6 +10,10 @@ use crate::engine::{Engine, EngineError, Opening};
 use crate::repo::catalog::Catalog;
 use crate::repo::fetch::Fetcher;
 
+/// Between a module's name and what is said of it in an option label
+/// (`name - summary`); module names never contain it.
+pub const LABEL_SEPARATOR: &str = " - ";
+
 /// Everything an operation may use. Cheap to clone.
 #[derive(Clone)]
 pub struct Context {
@@ -65,19 +69,81 @@ impl Context {
         *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
     }
 
-    /// Module names a `Modules` parameter offers, for clients that show
-    /// options.
-    pub fn module_choices(&self, choice: ModuleChoice) -> Vec<String> {
+    /// The modules a `Modules` parameter offers, as (name, label) pairs
+    /// sorted by name, for clients that show options: `name - summary`.
+    pub fn module_choices(&self, choice: ModuleChoice) -> Vec<(String, String)> {
         let installed = self.engine.installed().unwrap_or_default();
         let catalog = self.catalog();
-        match choice {
+        let summary = |name: &str| catalog.find(name).map(|(_, e)| e.summary.clone());
+        let labelled = |name: String, fallback: &str| {
+            let about = summary(&name)
+                .map(|s| crate::text::one_line(&s))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| fallback.to_owned());
+            let label = match about.is_empty() {
+                true => name.clone(),
+                false => format!("{name}{LABEL_SEPARATOR}{about}"),
+            };
+            (name, label)
+        };
+        let mut choices: Vec<(String, String)> = match choice {
             ModuleChoice::Available => catalog
                 .modules()
                 .into_iter()
                 .map(|(_, entry)| entry.name.clone())
                 .filter(|name| !installed.modules.contains_key(name))
+                .map(|name| labelled(name, ""))
                 .collect(),
-            ModuleChoice::Installed => installed.modules.keys().cloned().collect(),
-        }
+            ModuleChoice::Installed => installed
+                .modules
+                .keys()
+                .map(|name| labelled(name.clone(), "installed"))
+                .collect(),
+            ModuleChoice::Enableable => installed
+                .modules
+                .keys()
+                .map(|name| labelled(name.clone(), "installed"))
+                .chain(
+                    self.builtin_modules()
+                        .into_iter()
+                        .filter(|name| !installed.modules.contains_key(name))
+                        .map(|name| {
+                            (
+                                name.clone(),
+                                format!("{name}{LABEL_SEPARATOR}Prosody's own"),
+                            )
+                        }),
+                )
+                .collect(),
+            ModuleChoice::Enabled => {
+                let enabled = self.engine.managed_config().unwrap_or_default();
+                let names: std::collections::BTreeSet<String> = enabled
+                    .hosts
+                    .values()
+                    .flat_map(|h| h.modules.iter().cloned())
+                    .collect();
+                names
+                    .into_iter()
+                    .map(|name| {
+                        let hosts = enabled.hosts_of(&name).join(", ");
+                        (
+                            name.clone(),
+                            format!("{name}{LABEL_SEPARATOR}enabled on {hosts}"),
+                        )
+                    })
+                    .collect()
+            }
+        };
+        choices.sort();
+        choices.dedup_by(|a, b| a.0 == b.0);
+        choices
+    }
+
+    /// The names of Prosody's own modules, from its module directory
+    /// (`prosody.builtin_modules`); none when it cannot be read.
+    pub fn builtin_modules(&self) -> Vec<String> {
+        crate::engine::modules_dir::scan(&self.config.prosody.builtin_modules)
+            .map(|found| found.into_iter().map(|m| m.name).collect())
+            .unwrap_or_default()
     }
 }

@@ -25,8 +25,8 @@ impl Command for Disable {
             Param {
                 var: "modules",
                 label: "Modules",
-                help: "Modules to disable.",
-                kind: ParamKind::Modules(ModuleChoice::Installed),
+                help: "Modules to disable: those modman enabled, installed or Prosody's own.",
+                kind: ParamKind::Modules(ModuleChoice::Enabled),
                 required: true,
             },
             Param {

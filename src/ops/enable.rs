@@ -38,8 +38,8 @@ impl Command for Enable {
             Param {
                 var: "modules",
                 label: "Modules",
-                help: "Modules to enable: installed ones, or Prosody's own.",
-                kind: ParamKind::Modules(ModuleChoice::Installed),
+                help: "Modules to enable: installed ones, or Prosody's own (such as mam or carbons).",
+                kind: ParamKind::Modules(ModuleChoice::Enableable),
                 required: true,
             },
             HOSTS,

@@ -59,22 +59,29 @@ impl Command for Info {
             .unwrap_or_default()
             .into_iter()
             .find(|r| r.name == name);
-        if record.is_none() && offered.is_none() && !unmanaged && rock.is_none() {
+        let builtin = record.is_none()
+            && !unmanaged
+            && crate::prosody::has_module(&ctx.config.prosody.builtin_modules, &name);
+        if record.is_none() && offered.is_none() && !unmanaged && !builtin && rock.is_none() {
             return Err(OpError::not_found(format!(
                 "no module `{name}` is installed or on offer; check the name with list, or run refresh"
             )));
         }
         let entry = offered.map(|(_, e)| e);
-        let installed_status = match (record, unmanaged) {
-            (Some(r), _) => format!(
+        let installed_status = match (record, unmanaged, builtin) {
+            (Some(r), _, _) => format!(
                 "installed: {} from {} on {} by {}",
                 r.version, r.repository, r.installed_at, r.installed_by
             ),
-            (None, true) => format!(
+            (None, true, _) => format!(
                 "present in {} but not installed by modman (unmanaged)",
                 ctx.engine.modules_dir().display()
             ),
-            (None, false) => "not installed".into(),
+            (None, false, true) => format!(
+                "builtin: one of Prosody's own modules, in {}",
+                ctx.config.prosody.builtin_modules.display()
+            ),
+            (None, false, false) => "not installed".into(),
         };
         let installed_status = match (&rock, record) {
             (None, _) => installed_status,

@@ -16,6 +16,10 @@ pub enum ModuleChoice {
     Available,
     /// Installed by modman.
     Installed,
+    /// Installed by modman, or Prosody's own (`prosody.builtin_modules`).
+    Enableable,
+    /// Enabled by modman on some host.
+    Enabled,
 }
 
 /// How a parameter is asked for and what values it accepts.
@@ -239,6 +243,11 @@ impl Input {
     /// The names of a `Modules` or `Hosts` field (normalised, unique, in
     /// the order given); empty when not given.
     pub fn modules(&self, var: &str) -> Vec<String> {
+        self.values(var)
+    }
+
+    /// The values given for `var`, as checked; empty when not given.
+    pub fn values(&self, var: &str) -> Vec<String> {
         self.values.get(var).cloned().unwrap_or_default()
     }
 

@@ -1,7 +1,8 @@
 //! `list`: every module on offer or on disk in one table: what is
 //! installed at which version, what the repositories offer, where an
 //! update waits. Modules in the module directory that modman did not
-//! install are shown as unmanaged.
+//! install are shown as unmanaged, and Prosody's own modules that modman
+//! enabled as builtin.
 
 use std::collections::BTreeSet;
 
@@ -80,6 +81,21 @@ impl Command for List {
             Ok(rocks) => (rocks, None),
             Err(e) => (vec![], Some(e)),
         };
+        let mut problems: Vec<String> = status.problems();
+        let enabled: BTreeSet<String> = match ctx.engine.managed_config() {
+            Ok(config) => config.hosts.into_values().flat_map(|h| h.modules).collect(),
+            Err(e) => {
+                problems.push(e.to_string());
+                BTreeSet::new()
+            }
+        };
+        let builtin: BTreeSet<String> = enabled
+            .into_iter()
+            .filter(|name| {
+                !installed.modules.contains_key(name)
+                    && crate::prosody::has_module(&ctx.config.prosody.builtin_modules, name)
+            })
+            .collect();
         let names: BTreeSet<String> = catalog
             .modules()
             .into_iter()
@@ -87,6 +103,7 @@ impl Command for List {
             .chain(installed.modules.keys().cloned())
             .chain(on_disk.iter().map(|m| m.name.clone()))
             .chain(by_prosodyctl.iter().map(|r| r.name.clone()))
+            .chain(builtin.iter().cloned())
             .collect();
 
         let (mut shown_installed, mut shown_updates) = (0, 0);
@@ -102,10 +119,11 @@ impl Command for List {
             let rock = by_prosodyctl.iter().find(|r| r.name == name);
             let unmanaged =
                 record.is_none() && (rock.is_some() || on_disk.iter().any(|m| m.name == name));
+            let own = record.is_none() && !unmanaged && builtin.contains(&name);
             let update = matches!((record, entry), (Some(r), Some(e)) if r.sha256 != e.sha256);
             let wanted = match self.show.as_str() {
-                "installed" => record.is_some() || unmanaged,
-                "available" => record.is_none() && !unmanaged && entry.is_some(),
+                "installed" => record.is_some() || unmanaged || own,
+                "available" => record.is_none() && !unmanaged && !own && entry.is_some(),
                 "updates" => update,
                 _ => true,
             };
@@ -118,12 +136,15 @@ impl Command for List {
             }
             shown_installed += usize::from(record.is_some());
             shown_updates += usize::from(update);
-            let installed_version = match (record, rock, unmanaged) {
-                (Some(r), Some(_), _) => format!("{} (shadowed by prosodyctl's copy)", r.version),
-                (Some(r), None, _) => r.version.clone(),
-                (None, Some(rock), _) => format!("prosodyctl {}", rock.version),
-                (None, None, true) => "unmanaged".to_owned(),
-                (None, None, false) => String::new(),
+            let installed_version = match (record, rock, unmanaged, own) {
+                (Some(r), Some(_), _, _) => {
+                    format!("{} (shadowed by prosodyctl's copy)", r.version)
+                }
+                (Some(r), None, _, _) => r.version.clone(),
+                (None, Some(rock), _, _) => format!("prosodyctl {}", rock.version),
+                (None, None, true, _) => "unmanaged".to_owned(),
+                (None, None, false, true) => "builtin".to_owned(),
+                (None, None, false, false) => String::new(),
             };
             rows.push(vec![
                 name.clone(),
@@ -156,7 +177,7 @@ impl Command for List {
         if let Some(problem) = prosodyctl_problem {
             note += &format!(" Modules installed by prosodyctl are not shown: {problem}.");
         }
-        for problem in status.problems() {
+        for problem in problems {
             note += &format!(" ? = unknown: {problem}.");
         }
         Ok(Response::Table(Table {

@@ -2,6 +2,11 @@
 //! operations. An operation with parameters first shows its form; a form
 //! submitted with the first `execute` runs at once, so a bot finishes in
 //! one round trip.
+//!
+//! A result is a single-item form every client shows, unless the
+//! requester's client is known to render multi-item tables
+//! ([`Rendering`]). A "no" to a question completes the command with a
+//! note: `canceled` after a form crashes Gajim 1.7.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,9 +15,15 @@ use std::time::{Duration, Instant};
 use xmpp_parsers::jid::Jid;
 
 use super::command::{Action, CommandReply, CommandRequest, Status};
-use super::forms;
+use super::forms::{self, Rendering};
 use crate::access::Actor;
 use crate::ops::{self, Consent, Context, Input, OpError, Operation, Question, Response};
+
+/// The actions offered on a form, default first. `next` leads to the
+/// result as `complete` does; it is the default because Psi 1.5 closes
+/// its dialog on "Finish" (complete) before the result arrives, and keeps
+/// it open on "Next".
+const FORWARD: [Action; 2] = [Action::Next, Action::Complete];
 
 /// How long a session may sit idle before it expires.
 pub const SESSION_TTL: Duration = Duration::from_secs(10 * 60);
@@ -29,7 +40,7 @@ pub enum AdhocError {
     BadSessionId(String),
     #[error("the session expired after {} minutes idle; start the command again", SESSION_TTL.as_secs() / 60)]
     SessionExpired,
-    #[error("action `{0:?}` is not allowed at this step; allowed: complete, cancel")]
+    #[error("action `{0:?}` is not allowed at this step; allowed: next, complete, cancel")]
     BadAction(Action),
     #[error("{0}")]
     BadPayload(String),
@@ -137,15 +148,18 @@ struct Turn<'a> {
     sessions: &'a Sessions,
     from: &'a Jid,
     op: &'static dyn Operation,
+    rendering: Rendering,
     now: Instant,
 }
 
-/// Runs one `<command/>` request from `from`, already authorised.
+/// Runs one `<command/>` request from `from`, already authorised, for a
+/// client that shows results as `rendering` says.
 pub async fn handle(
     ctx: &Context,
     sessions: &Sessions,
     actor: &Actor,
     from: &Jid,
+    rendering: Rendering,
     request: CommandRequest,
 ) -> Result<CommandReply, AdhocError> {
     let op = ops::find(&request.node)
@@ -156,6 +170,7 @@ pub async fn handle(
         sessions,
         from,
         op,
+        rendering,
         now: Instant::now(),
     };
     let Some(session_id) = request.session_id else {
@@ -165,7 +180,7 @@ pub async fn handle(
         return match request.form {
             Some(form) => turn.run(None, read_input(op, &form)?).await,
             None if op.spec().params.is_empty() => turn.run(None, Input::default()).await,
-            None => Ok(turn.show_parameters(None)),
+            None => Ok(turn.show_parameters(None, None)),
         };
     };
     let stage = sessions.take(&session_id, from, op.spec().node, turn.now)?;
@@ -177,12 +192,12 @@ pub async fn handle(
             "Canceled; nothing was changed.",
             None,
         )),
-        (Action::Prev, Stage::Confirming(..) | Stage::Fields(_))
+        (Action::Prev, Stage::Confirming(input, _) | Stage::Fields(input))
             if !op.spec().params.is_empty() =>
         {
-            Ok(turn.show_parameters(Some(session_id)))
+            Ok(turn.show_parameters(Some(session_id), Some(&input)))
         }
-        (Action::Execute | Action::Complete, Stage::Parameters) => {
+        (Action::Execute | Action::Next | Action::Complete, Stage::Parameters) => {
             let input = match &request.form {
                 Some(form) => read_input(op, form)?,
                 None => Input::default(),
@@ -196,18 +211,22 @@ pub async fn handle(
             };
             turn.run(Some(session_id), input).await
         }
-        (Action::Execute | Action::Complete, Stage::Confirming(mut input, question)) => {
+        (
+            Action::Execute | Action::Next | Action::Complete,
+            Stage::Confirming(mut input, question),
+        ) => {
             let answer = match &request.form {
                 Some(form) => read_answer(form)?,
                 None => false,
             };
             if !answer {
+                let note = "Not confirmed; nothing was changed.";
                 return Ok(turn.reply(
                     session_id,
-                    Status::Canceled,
+                    Status::Completed,
                     vec![],
-                    "Not confirmed; nothing was changed.",
-                    None,
+                    note,
+                    Some(forms::message_form(op.spec().name, note)),
                 ));
             }
             input.consent = Consent::Approved(question.approval);
@@ -223,6 +242,7 @@ pub async fn handle(
 /// The submitted form, checked against the operation's parameters.
 fn read_input(op: &dyn Operation, form: &minidom::Element) -> Result<Input, AdhocError> {
     let raw = forms::submitted_values(form).map_err(AdhocError::BadPayload)?;
+    let raw = forms::fold_typed(op.spec().params, raw);
     Ok(Input::check(
         op.spec().params,
         raw.iter()
@@ -280,7 +300,12 @@ impl Turn<'_> {
         }
     }
 
-    fn show_parameters(&self, session_id: Option<String>) -> CommandReply {
+    /// The parameters form, filled with `previous` when going back.
+    fn show_parameters(
+        &self,
+        session_id: Option<String>,
+        previous: Option<&Input>,
+    ) -> CommandReply {
         let spec = self.op.spec();
         let id = self.sessions.keep(
             session_id,
@@ -292,9 +317,9 @@ impl Turn<'_> {
         self.reply(
             id,
             Status::Executing,
-            vec![Action::Complete],
+            FORWARD.to_vec(),
             "",
-            Some(forms::parameters_form(spec, self.ctx)),
+            Some(forms::parameters_form(spec, self.ctx, previous)),
         )
     }
 
@@ -314,7 +339,12 @@ impl Turn<'_> {
                 Status::Completed,
                 vec![],
                 &table.note,
-                Some(forms::table_form(&table)),
+                Some(match self.rendering {
+                    Rendering::Tables => forms::table_form(&table),
+                    Rendering::SingleItem | Rendering::FirstReplyOnly => {
+                        forms::table_text_form(&table)
+                    }
+                }),
             ),
             Response::Details(details) => self.reply(
                 id(),
@@ -351,7 +381,7 @@ impl Turn<'_> {
                     Stage::Confirming(input, question.clone()),
                     self.now,
                 );
-                let mut actions = vec![Action::Complete];
+                let mut actions = FORWARD.to_vec();
                 if !spec.params.is_empty() {
                     actions.push(Action::Prev);
                 }

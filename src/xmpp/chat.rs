@@ -291,17 +291,26 @@ impl Chat {
                     question,
                     asked: Instant::now(),
                 };
-                self.pending
+                let replaced = self
+                    .pending
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(conversation.to_owned(), pending);
+                    .insert(conversation.to_owned(), pending)
+                    .filter(|earlier| earlier.asked.elapsed() < ANSWER_WITHIN);
+                let replaces = match replaced {
+                    Some(earlier) => format!(
+                        "This question replaces your earlier one ({}), which nothing will answer now.\n",
+                        earlier.op.spec().node
+                    ),
+                    None => String::new(),
+                };
                 format!(
-                    "{text}\nAnswer yes or no (within {} minutes).",
+                    "{replaces}{text}\nAnswer yes or no (within {} minutes).",
                     ANSWER_WITHIN.as_secs() / 60
                 )
             }
             Ok(response) => crate::text::render(&response),
-            Err(e) => format!("Error: {e}"),
+            Err(e) => format!("Failed: {}", crate::text::one_line(&e.to_string())),
         }
     }
 
@@ -370,6 +379,15 @@ impl Chat {
         None
     }
 
+    /// Whether a question waits for its answer in `conversation`.
+    fn is_waiting(&self, conversation: &str) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(conversation)
+            .is_some_and(|p| p.asked.elapsed() < ANSWER_WITHIN)
+    }
+
     /// The reply to a room or direct message, if it deserves one.
     pub async fn on_message(&self, ctx: &Context, message: &Message) -> Option<Message> {
         let config = &ctx.config;
@@ -379,6 +397,7 @@ impl Chat {
                 room,
                 occupant,
                 text,
+                addressed,
                 ..
             } => {
                 let real = self
@@ -389,12 +408,19 @@ impl Chat {
                     .cloned()
                     .flatten();
                 match real {
+                    None if !addressed => return None,
                     None => "I cannot tell who you are: I have not seen your real JID in this room since I joined it, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned(),
                     // Said to the whole room: a semi-anonymous room shows
                     // real JIDs only to moderators, so this never names one.
+                    Some(jid) if !addressed && Actor::admit(config, &jid).is_none() => return None,
                     Some(jid) if Actor::admit(config, &jid).is_none() => "you are not a modman admin, so I run nothing for you. The server's admin can add your JID to `admins` in modman.toml.".to_owned(),
                     Some(jid) => {
                         let conversation = format!("{room} {jid}");
+                        // A bare "yes" is room talk unless its sender has
+                        // a question of ours waiting.
+                        if !addressed && !self.is_waiting(&conversation) {
+                            return None;
+                        }
                         self.reply(ctx, &conversation, &jid, text).await
                     }
                 }
@@ -408,12 +434,15 @@ impl Chat {
 /// A message that is a command for modman: who sent it, where, and the
 /// command's text.
 enum Asked<'a> {
-    /// Addressed to modman's nick in one of its rooms.
+    /// Addressed to modman's nick in one of its rooms, or (not
+    /// `addressed`) a bare yes or no there, which answers its sender's
+    /// question if one waits.
     Room {
         room: BareJid,
         nick: &'a str,
         occupant: &'a Jid,
         text: &'a str,
+        addressed: bool,
     },
     /// A direct chat with the component.
     Direct { sender: BareJid, text: &'a str },
@@ -437,12 +466,17 @@ fn asked<'a>(config: &Config, message: &'a Message) -> Option<Asked<'a>> {
             if !config.chat.rooms.contains(&room) || nick == config.chat.nick || delayed {
                 return None;
             }
-            let text = addressed_to(body, &config.chat.nick)?;
+            let (text, addressed) = match addressed_to(body, &config.chat.nick) {
+                Some(text) => (text, true),
+                None if is_bare_answer(body) => (body.trim(), false),
+                None => return None,
+            };
             Some(Asked::Room {
                 room,
                 nick,
                 occupant: from,
                 text,
+                addressed,
             })
         }
         MessageType::Chat | MessageType::Normal => {
@@ -471,6 +505,15 @@ fn answer(asked: &Asked, message: &Message, text: String) -> Message {
 /// The answer to a command modman has no room to handle now.
 pub fn busy_reply(config: &Config, message: &Message) -> Option<Message> {
     let asked = asked(config, message)?;
+    if matches!(
+        asked,
+        Asked::Room {
+            addressed: false,
+            ..
+        }
+    ) {
+        return None;
+    }
     let text = "Busy: modman is handling many requests; send this again in a moment.".to_owned();
     Some(answer(&asked, message, text))
 }
@@ -487,6 +530,11 @@ fn addressed_to<'a>(body: &'a str, nick: &str) -> Option<&'a str> {
         .strip_prefix([':', ','])
         .or_else(|| rest.starts_with(char::is_whitespace).then_some(rest))?;
     Some(rest.trim())
+}
+
+/// A lone `yes` or `no` (or `y`, `n`), nothing else on the line.
+fn is_bare_answer(body: &str) -> bool {
+    body.split_whitespace().count() == 1 && matches!(parse_line(body), Ok(Line::Answer(_)))
 }
 
 /// A reply comes from the address the message was sent to.

@@ -2,16 +2,19 @@
 //! away, stop cleanly on SIGINT or SIGTERM. Requests are handled in their
 //! own tasks so a slow command never stops the stream from being read.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use minidom::Element;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_xmpp::Stanza;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::Jid;
+use xmpp_parsers::message::Message;
 use xmpp_parsers::ns;
 use xmpp_parsers::ping::Ping;
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use xmpp_parsers::version::{VersionQuery, VersionResult};
 
@@ -19,6 +22,7 @@ use super::adhoc::{self, AdhocError, Sessions};
 use super::chat::{self, Chat};
 use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
+use super::forms::{self, Rendering};
 use super::notices;
 use super::stream::{Connection, Incoming};
 use crate::access::Actor;
@@ -33,6 +37,12 @@ const MAX_RETRY: Duration = Duration::from_secs(10);
 const MAX_IN_FLIGHT: usize = 64;
 /// Pause before joining a room again after being kicked or refused.
 const REJOIN_AFTER: Duration = Duration::from_secs(2);
+/// How long a command waits for the requester's XEP-0092 answer before
+/// its result goes out in the form every client shows.
+const CLIENT_VERSION_WAIT: Duration = Duration::from_secs(3);
+/// Clients whose rendering is remembered; beyond it the memory starts
+/// afresh (each client is then asked once more).
+const MAX_KNOWN_CLIENTS: usize = 4096;
 
 /// Shared by every request task.
 struct App {
@@ -40,6 +50,100 @@ struct App {
     sessions: Sessions,
     chat: Chat,
     in_flight: Arc<Semaphore>,
+    clients: Clients,
+}
+
+/// What each requester's client shows, asked once per full JID with
+/// XEP-0092: a client's name and version are the one thing every client
+/// answers without being subscribed to (caps only come with presence).
+#[derive(Default)]
+struct Clients {
+    known: Mutex<HashMap<Jid, Rendering>>,
+    /// Our queries awaiting an answer: IQ id -> (who was asked, waiter).
+    asking: Mutex<HashMap<String, (Jid, oneshot::Sender<Rendering>)>>,
+}
+
+impl Clients {
+    /// How `client` shows results: remembered, or asked now (the query goes
+    /// out through `replies`); [`Rendering::SingleItem`] if it does not
+    /// answer in time.
+    async fn rendering(&self, me: &Jid, client: &Jid, replies: &mpsc::Sender<Stanza>) -> Rendering {
+        if let Some(known) = self
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(client)
+        {
+            return *known;
+        }
+        let id = format!("modman-client-version-{:016x}", rand::random::<u64>());
+        let (answered, answer) = oneshot::channel();
+        self.asking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), (client.clone(), answered));
+        let query = Iq::from_get(id.clone(), VersionQuery)
+            .with_from(me.clone())
+            .with_to(client.clone());
+        let _ = replies.send(query.into()).await;
+        let rendering = tokio::time::timeout(CLIENT_VERSION_WAIT, answer)
+            .await
+            .ok()
+            .and_then(Result::ok);
+        self.asking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        let rendering = rendering.unwrap_or_else(|| {
+            tracing::info!("{client} did not tell its software version in time; results go to it as single-item forms");
+            Rendering::SingleItem
+        });
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= MAX_KNOWN_CLIENTS {
+            known.clear();
+        }
+        known.insert(client.clone(), rendering);
+        rendering
+    }
+
+    /// Takes `iq` if it answers one of our version queries, from the
+    /// client that was asked; an error answer means "unknown client".
+    fn answered(&self, iq: &Iq) -> bool {
+        let (id, from, version) = match iq {
+            Iq::Result {
+                id, from, payload, ..
+            } => (
+                id,
+                from,
+                payload
+                    .clone()
+                    .and_then(|p| VersionResult::try_from(p).ok()),
+            ),
+            Iq::Error { id, from, .. } => (id, from, None),
+            Iq::Get { .. } | Iq::Set { .. } => return false,
+        };
+        let mut asking = self.asking.lock().unwrap_or_else(|e| e.into_inner());
+        match asking.get(id) {
+            Some((asked, _)) if from.as_ref() == Some(asked) => {}
+            _ => return false,
+        }
+        let Some((client, waiter)) = asking.remove(id) else {
+            return false;
+        };
+        let rendering = match version {
+            Some(v) => {
+                let rendering = Rendering::of_client(&v.name, &v.version);
+                tracing::info!("{client} runs {} {}: {rendering:?}", v.name, v.version);
+                rendering
+            }
+            None => {
+                tracing::info!("{client} does not tell its software version; results go to it as single-item forms");
+                Rendering::SingleItem
+            }
+        };
+        let _ = waiter.send(rendering);
+        true
+    }
 }
 
 /// The id of our XEP-0092 query to the server, so its answer is known.
@@ -57,6 +161,7 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
         sessions: Sessions::default(),
         chat: Chat::default(),
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        clients: Clients::default(),
     });
     let component = &config.component;
     let mut retry = FIRST_RETRY;
@@ -122,7 +227,12 @@ async fn serve(
             return Ended::Lost(reason);
         }
     }
-    // Scheduled refreshes (off unless configured), announcing updates.
+    // With no repository index cached yet (a new install), fetch them at
+    // once, so the first `list` shows modules; then refresh on schedule
+    // (a day unless configured, off with 0), announcing updates.
+    if !config.repositories.is_empty() && app.ctx.catalog().sources.is_empty() {
+        spawn_scheduled_refresh(app, &replies);
+    }
     let period = config
         .chat
         .check_updates
@@ -143,11 +253,17 @@ async fn serve(
             incoming = connection.next() => match incoming {
                 Incoming::Stanza(stanza) => match *stanza {
                     Stanza::Presence(presence) => {
+                        for answer in presence_answers(config, &presence) {
+                            if let Err(reason) = connection.send(answer.into()).await {
+                                return Ended::Lost(reason);
+                            }
+                        }
                         if let Some(rejoin) = app.chat.on_presence(config, &presence) {
                             spawn_rejoin(rejoin, &replies);
                         }
                         continue;
                     }
+                    Stanza::Iq(iq) if app.clients.answered(&iq) => continue,
                     request => match spawn_request(app, request, &replies) {
                         Some(busy) => busy,
                         None => continue,
@@ -204,7 +320,7 @@ fn spawn_request(
     tokio::spawn(async move {
         let catalog = app.ctx.catalog();
         let reply: Option<Stanza> = match request {
-            Stanza::Iq(iq) => app.handle_iq(iq).await.map(Stanza::from),
+            Stanza::Iq(iq) => app.handle_iq(iq, &replies).await.map(Stanza::from),
             Stanza::Message(message) => app
                 .chat
                 .on_message(&app.ctx, &message)
@@ -269,7 +385,7 @@ fn spawn_rejoin(join: xmpp_parsers::presence::Presence, replies: &mpsc::Sender<S
 impl App {
     /// Answers one IQ. Authorisation is decided here, once, from the
     /// sender's bare JID as stamped by Prosody, before anything runs.
-    async fn handle_iq(&self, iq: Iq) -> Option<Iq> {
+    async fn handle_iq(&self, iq: Iq, replies: &mpsc::Sender<Stanza>) -> Option<Iq> {
         let (from, to, id, payload, is_set) = match iq {
             Iq::Get {
                 from,
@@ -329,7 +445,7 @@ impl App {
             (false, "query", ns::VERSION) => Ok(disco::version()),
             (false, "ping", ns::PING) => return Some(reply_to(Iq::empty_result(from.clone(), id), to)),
             (true, "command", NS_COMMANDS) => match &actor {
-                Some(actor) => self.command(actor, &from, &payload).await,
+                Some(actor) => self.command(actor, &from, &payload, replies).await,
                 None => {
                     tracing::info!("refused a command from {from}: not an admin");
                     Err(forbidden(&from))
@@ -359,6 +475,7 @@ impl App {
         actor: &Actor,
         from: &Jid,
         payload: &Element,
+        replies: &mpsc::Sender<Stanza>,
     ) -> Result<Element, StanzaError> {
         let request = CommandRequest::try_from(payload).map_err(|e| {
             let app_condition = match e {
@@ -373,9 +490,21 @@ impl App {
             )
         })?;
         let node = request.node.clone();
-        match adhoc::handle(&self.ctx, &self.sessions, actor, from, request).await {
+        let later_stage = request.session_id.is_some();
+        let me = Jid::from(self.ctx.config.component.jid.clone());
+        let rendering = self.clients.rendering(&me, from, replies).await;
+        match adhoc::handle(&self.ctx, &self.sessions, actor, from, rendering, request).await {
             Ok(reply) => {
                 tracing::info!("{from} ran {node}: {:?}", reply.status);
+                if rendering == Rendering::FirstReplyOnly && later_stage {
+                    if let Some(form) = &reply.form {
+                        let text = forms::plain_text(form);
+                        let mut message =
+                            Message::chat(Some(from.clone())).with_body(Default::default(), text);
+                        message.from = Some(me);
+                        let _ = replies.send(message.into()).await;
+                    }
+                }
                 Ok(reply.into())
             }
             Err(error) => {
@@ -383,6 +512,35 @@ impl App {
                 Err(adhoc_error(error))
             }
         }
+    }
+}
+
+/// What modman answers a presence addressed to the component itself: a
+/// subscription request is accepted and followed by modman's presence, a
+/// probe gets its presence, so rosters show modman online. Room
+/// presences (from an occupant) are the chat front end's.
+fn presence_answers(config: &Config, presence: &Presence) -> Vec<Presence> {
+    let (Some(from), Some(to)) = (&presence.from, &presence.to) else {
+        return vec![];
+    };
+    let to_me = to.to_bare() == config.component.jid;
+    if !to_me || config.chat.rooms.contains(&from.to_bare()) {
+        return vec![];
+    }
+    let me = Jid::from(config.component.jid.clone());
+    let them = Jid::from(from.to_bare());
+    let answer = |type_| {
+        Presence::new(type_)
+            .with_from(me.clone())
+            .with_to(them.clone())
+    };
+    match presence.type_ {
+        PresenceType::Subscribe => {
+            vec![answer(PresenceType::Subscribed), answer(PresenceType::None)]
+        }
+        PresenceType::Probe => vec![answer(PresenceType::None)],
+        PresenceType::Unsubscribe => vec![answer(PresenceType::Unsubscribed)],
+        _ => vec![],
     }
 }
 
@@ -542,4 +700,56 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             _ = terminate.recv() => {}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn presence(xml: &str) -> Presence {
+        Presence::try_from(xml.parse::<Element>().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn subscriptions_and_probes_get_modmans_presence() {
+        let toml = include_str!("../../modman.example.toml")
+            .replace("rooms = []", "rooms = [\"ops@conference.example.org\"]");
+        let config = Config::parse(&toml, std::path::Path::new("/etc/modman")).unwrap();
+        let answers = |xml: &str| -> Vec<(PresenceType, String, String)> {
+            presence_answers(&config, &presence(xml))
+                .into_iter()
+                .map(|p| {
+                    (
+                        p.type_,
+                        p.from.map(|j| j.to_string()).unwrap_or_default(),
+                        p.to.map(|j| j.to_string()).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        };
+        let from_admin = |type_: &str| {
+            format!("<presence xmlns='jabber:component:accept' type='{type_}' from='admin@example.org/phone' to='modman.example.org'/>")
+        };
+        let me = "modman.example.org".to_owned();
+        let admin = "admin@example.org".to_owned();
+        assert_eq!(
+            answers(&from_admin("subscribe")),
+            [
+                (PresenceType::Subscribed, me.clone(), admin.clone()),
+                (PresenceType::None, me.clone(), admin.clone())
+            ]
+        );
+        assert_eq!(
+            answers(&from_admin("probe")),
+            [(PresenceType::None, me.clone(), admin.clone())]
+        );
+        assert_eq!(
+            answers(&from_admin("unsubscribe")),
+            [(PresenceType::Unsubscribed, me, admin)]
+        );
+        // Presence that asks nothing, and room presences, get no answer.
+        assert!(answers(&from_admin("unavailable")).is_empty());
+        assert!(answers("<presence xmlns='jabber:component:accept' from='ops@conference.example.org/alice' to='modman.example.org'/>").is_empty());
+        assert!(answers("<presence xmlns='jabber:component:accept' type='probe' from='ops@conference.example.org/alice' to='modman.example.org'/>").is_empty());
+    }
 }

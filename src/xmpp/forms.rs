@@ -1,69 +1,168 @@
-//! XEP-0004 data forms: an operation's parameters as a `form`, a
-//! [`Table`] as a `result` with `<reported/>` and `<item/>` (which
-//! xmpp-parsers 0.23's `DataForm` cannot express), and submitted forms
-//! read back into raw `(var, values)` pairs.
+//! XEP-0004 data forms: an operation's parameters as a `form`, results as
+//! a `result` (a single-item form every client shows, or a [`Table`] with
+//! `<reported/>` and `<item/>` for clients known to render one, which
+//! xmpp-parsers 0.23's `DataForm` cannot express), questions as a required
+//! yes/no choice, and submitted forms read back into raw `(var, values)`
+//! pairs.
 
 use minidom::Element;
 use xmpp_parsers::data_forms::{DataForm, DataFormType};
 
 use super::command::NS_DATA;
 use super::name;
-use crate::ops::{Context, Details, FieldKind, Form, ParamKind, Spec, Table, CONFIRM_FIELD};
+use crate::ops::context::LABEL_SEPARATOR;
+use crate::ops::{
+    Context, Details, FieldKind, Form, Input, Param, ParamKind, Spec, Table, CONFIRM_FIELD,
+};
 
-/// Most module names offered as options; beyond it a client gets a free
-/// list (the name is still checked when submitted).
+/// Most module names offered as options; beyond it a client gets only the
+/// free-text field (the name is still checked when submitted).
 const MAX_OPTIONS: usize = 500;
 
-/// The form asking for `spec`'s parameters. Module fields offer the
-/// names that make sense now (available for install, installed for
-/// remove), so clients such as Gajim show a pick list.
-pub fn parameters_form(spec: &Spec, ctx: &Context) -> Element {
-    let mut form = form_element("form", spec.name);
-    form.append_child(text_element("instructions", spec.instructions));
-    for param in spec.params {
-        let (kind, options, default): (_, Vec<(String, String)>, _) = match param.kind {
-            ParamKind::Text => ("text-single", vec![], None),
-            ParamKind::Choice(choices) => (
-                "list-single",
-                choices
-                    .iter()
-                    .map(|(v, l)| (v.to_string(), l.to_string()))
-                    .collect(),
-                choices.first().map(|(v, _)| *v),
-            ),
-            ParamKind::Modules(choice) => {
-                ("list-multi", options_of(ctx.module_choices(choice)), None)
-            }
-            ParamKind::Hosts => ("list-multi", options_of(ctx.engine.server.hosts()), None),
-            ParamKind::Boolean => ("boolean", vec![], Some("0")),
-            ParamKind::Options => ("text-multi", vec![], None),
+/// The suffix of the free-text field that goes with each module picker,
+/// for names that are not among the options (`modules` + `_typed`).
+const TYPED_SUFFIX: &str = "_typed";
+
+/// How much of a result form the requester's client shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rendering {
+    /// Multi-item tables render: Gajim 1.8.2 and later, Movim, Cheogram,
+    /// and bots (slixmpp), which read the cells by column.
+    Tables,
+    /// Only single-item forms are known to render. Gajim 1.7 hangs on a
+    /// table, Psi 1.5 and Profanity 0.13 show nothing of one; a client
+    /// that does not say what it is gets this too.
+    SingleItem,
+    /// Single-item forms, and only the reply to the first `execute` is
+    /// shown: Psi 1.5 closes its dialog on any later reply. What comes
+    /// after a form also goes to it as a chat message.
+    FirstReplyOnly,
+}
+
+impl Rendering {
+    /// What the client that answered XEP-0092 with `name` and `version`
+    /// shows.
+    pub fn of_client(name: &str, version: &str) -> Rendering {
+        let name = name.trim().to_lowercase();
+        let tables = match name.as_str() {
+            "gajim" => version_at_least(version, &[1, 8, 2]),
+            "movim" | "cheogram" | "slixmpp" => true,
+            "psi" => return Rendering::FirstReplyOnly,
+            _ => false,
         };
-        let mut field = field_element(param.var, kind, param.label);
-        field.append_child(text_element("desc", param.help));
-        if param.required {
-            field.append_child(Element::bare("required", NS_DATA));
+        match tables {
+            true => Rendering::Tables,
+            false => Rendering::SingleItem,
         }
-        if let Some(default) = default {
-            field.append_child(text_element("value", default));
+    }
+}
+
+/// Whether the dotted `version` (`1.8.2`, `2.0.1-dev`) is `min` or later;
+/// a version that does not start with a number is not.
+fn version_at_least(version: &str, min: &[u32]) -> bool {
+    let parts: Vec<u32> = version
+        .split(|c: char| !c.is_ascii_digit())
+        .take_while(|p| !p.is_empty())
+        .map_while(|p| p.parse().ok())
+        .collect();
+    !parts.is_empty() && parts.as_slice() >= min
+}
+
+/// The form asking for `spec`'s parameters, filled with `previous` when
+/// the admin went back from a question. Module fields offer the names that
+/// make sense now, labelled `name - summary`, next to a free-text field
+/// for any other name. Every field's help is in the instructions too,
+/// since some clients (Gajim) do not show field descriptions.
+pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> Element {
+    let mut form = form_element("form", spec.name);
+    let mut instructions = vec![spec.instructions.to_owned()];
+    instructions.extend(
+        spec.params
+            .iter()
+            .filter(|p| !p.help.is_empty())
+            .map(|p| format!("{}: {}", p.label, p.help)),
+    );
+    form.append_child(text_element("instructions", &instructions.join("\n")));
+    for param in spec.params {
+        let values = previous
+            .map(|input| input.values(param.var))
+            .unwrap_or_default();
+        match param.kind {
+            ParamKind::Modules(choice) => {
+                let options = ctx.module_choices(choice);
+                let (offered, typed): (Vec<String>, Vec<String>) = values
+                    .iter()
+                    .cloned()
+                    .partition(|v| options.iter().any(|(name, _)| name == v));
+                if options.len() <= MAX_OPTIONS && !options.is_empty() {
+                    // Not marked required: a name typed below is as good
+                    // as a tick, and clients would not let it through.
+                    let mut field = param_field(param, "list-multi", &offered);
+                    field.remove_child("required", NS_DATA);
+                    for (value, label) in &options {
+                        field.append_child(option_element(value, label));
+                    }
+                    form.append_child(field);
+                    let label =
+                        format!("{} not listed above (names, space-separated)", param.label);
+                    let mut other = field_element(&typed_var(param.var), "text-single", &label);
+                    other.append_child(text_element("desc", "Empty: only those ticked above."));
+                    if !typed.is_empty() {
+                        other.append_child(text_element("value", &typed.join(" ")));
+                    }
+                    form.append_child(other);
+                } else {
+                    let joined = values.join(" ");
+                    let value: Vec<String> =
+                        (!joined.is_empty()).then_some(joined).into_iter().collect();
+                    form.append_child(param_field(param, "text-single", &value));
+                }
+            }
+            ParamKind::Hosts => {
+                let mut field = param_field(param, "list-multi", &values);
+                for host in ctx.engine.server.hosts() {
+                    field.append_child(option_element(&host, &host));
+                }
+                form.append_child(field);
+            }
+            ParamKind::Choice(choices) => {
+                let chosen = match values.is_empty() {
+                    true => choices.iter().take(1).map(|(v, _)| v.to_string()).collect(),
+                    false => values,
+                };
+                let mut field = param_field(param, "list-single", &chosen);
+                for (value, label) in choices {
+                    field.append_child(option_element(value, label));
+                }
+                form.append_child(field);
+            }
+            ParamKind::Text => {
+                form.append_child(param_field(param, "text-single", &values));
+            }
+            ParamKind::Options => {
+                form.append_child(param_field(param, "text-multi", &values));
+            }
+            ParamKind::Boolean => {
+                let ticked = values.first().is_some_and(|v| v == "true");
+                let value = [if ticked { "1" } else { "0" }.to_owned()];
+                form.append_child(param_field(param, "boolean", &value));
+            }
         }
-        for (value, label) in options {
-            let mut option = Element::builder("option", NS_DATA)
-                .attr(name("label"), label)
-                .build();
-            option.append_child(text_element("value", &value));
-            field.append_child(option);
-        }
-        form.append_child(field);
     }
     form
 }
 
-/// Names as (value, label) options, unless there are too many to list.
-fn options_of(names: Vec<String>) -> Vec<(String, String)> {
-    if names.len() > MAX_OPTIONS {
-        return vec![];
+/// A field for `param` holding `values`.
+fn param_field(param: &Param, kind: &str, values: &[String]) -> Element {
+    let mut field = field_element(param.var, kind, param.label);
+    field.append_child(text_element("desc", param.help));
+    if param.required {
+        field.append_child(Element::bare("required", NS_DATA));
     }
-    names.into_iter().map(|n| (n.clone(), n)).collect()
+    for value in values {
+        field.append_child(text_element("value", value));
+    }
+    field
 }
 
 /// The fields an operation asks for, typed: a secret as `text-private`
@@ -95,12 +194,67 @@ pub fn fields_form(form: &Form) -> Element {
     element
 }
 
-/// The form asking to confirm `question`: one boolean, `confirm`.
+fn option_element(value: &str, label: &str) -> Element {
+    let mut option = Element::builder("option", NS_DATA)
+        .attr(name("label"), label)
+        .build();
+    option.append_child(text_element("value", value));
+    option
+}
+
+fn typed_var(var: &str) -> String {
+    format!("{var}{TYPED_SUFFIX}")
+}
+
+/// Submitted values with each module picker's free-text field folded into
+/// the picker, so the operation sees one list of names. A picked value
+/// that is a whole option label (`name - summary`), as Gajim 1.7 submits
+/// from a list-multi, counts as its name.
+pub fn fold_typed(params: &[Param], raw: Vec<(String, Vec<String>)>) -> Vec<(String, Vec<String>)> {
+    let is_picker = |var: &str| {
+        params
+            .iter()
+            .any(|p| p.var == var && matches!(p.kind, ParamKind::Modules(_)))
+    };
+    let mut folded: Vec<(String, Vec<String>)> = Vec::new();
+    for (var, mut values) in raw {
+        let target = match var
+            .strip_suffix(TYPED_SUFFIX)
+            .filter(|base| is_picker(base))
+        {
+            Some(base) => base.to_owned(),
+            None if is_picker(&var) => {
+                for value in &mut values {
+                    if let Some((name, _summary)) = value.split_once(LABEL_SEPARATOR) {
+                        *value = name.to_owned();
+                    }
+                }
+                var
+            }
+            None => var,
+        };
+        match folded.iter_mut().find(|(v, _)| *v == target) {
+            Some((_, existing)) => existing.extend(values),
+            None => folded.push((target, values)),
+        }
+    }
+    folded
+}
+
+/// The labels of the question's answers; "no" comes first so a client
+/// that picks the first option by itself changes nothing.
+const ANSWERS: [(&str, &str); 2] = [("no", "No, change nothing"), ("yes", "Yes, go ahead")];
+
+/// The form asking to confirm `question`: a required yes/no choice,
+/// `confirm`, with nothing chosen.
 pub fn confirm_form(title: &str, question: &str) -> Element {
     let mut form = form_element("form", title);
     form.append_child(text_element("instructions", question));
-    let mut field = field_element(CONFIRM_FIELD, "boolean", "Go ahead");
-    field.append_child(text_element("value", "0"));
+    let mut field = field_element(CONFIRM_FIELD, "list-single", "Go ahead? (choose yes or no)");
+    field.append_child(Element::bare("required", NS_DATA));
+    for (value, label) in ANSWERS {
+        field.append_child(option_element(value, label));
+    }
     form.append_child(field);
     form
 }
@@ -110,18 +264,58 @@ pub fn confirm_form(title: &str, question: &str) -> Element {
 pub fn details_form(details: &Details) -> Element {
     let mut form = form_element("result", &details.title);
     for (var, label, value) in &details.fields {
-        let kind = if value.contains('\n') {
-            "text-multi"
-        } else {
-            "text-single"
-        };
-        let mut field = field_element(var, kind, label);
-        for line in value.lines() {
-            field.append_child(text_element("value", line));
-        }
-        form.append_child(field);
+        append_text_field(&mut form, var, label, value.lines());
     }
     form
+}
+
+/// A short text as a single-item `result` form, for clients that show
+/// notes apart from the form or not at all (Profanity, Psi).
+pub fn message_form(title: &str, text: &str) -> Element {
+    let mut form = form_element("result", title);
+    append_text_field(&mut form, "note", "Result", text.lines());
+    form
+}
+
+/// A table as a single-item `result` form every client shows: one line
+/// per row (see [`crate::text::row_lines`]) in a `text-multi` field, then
+/// the note.
+pub fn table_text_form(table: &Table) -> Element {
+    let mut form = form_element("result", &table.title);
+    if !table.rows.is_empty() {
+        let lines: Vec<String> = crate::text::row_lines(table);
+        append_text_field(
+            &mut form,
+            "rows",
+            &table.title,
+            lines.iter().map(String::as_str),
+        );
+    }
+    if !table.note.is_empty() {
+        append_text_field(&mut form, "note", "Result", table.note.lines());
+    }
+    form
+}
+
+/// A `text-single` field, or `text-multi` when there is more than one
+/// line.
+fn append_text_field<'a>(
+    form: &mut Element,
+    var: &str,
+    label: &str,
+    lines: impl Iterator<Item = &'a str>,
+) {
+    let lines: Vec<&str> = lines.collect();
+    let kind = if lines.len() > 1 {
+        "text-multi"
+    } else {
+        "text-single"
+    };
+    let mut field = field_element(var, kind, label);
+    for line in lines {
+        field.append_child(text_element("value", line));
+    }
+    form.append_child(field);
 }
 
 fn field_element(var: &str, kind: &str, label: &str) -> Element {
@@ -153,6 +347,24 @@ pub fn table_form(table: &Table) -> Element {
         form.append_child(item);
     }
     form
+}
+
+/// A result form as plain text: its title, then each field's values, one
+/// per line.
+pub fn plain_text(form: &Element) -> String {
+    let title = form
+        .get_child("title", NS_DATA)
+        .map(Element::text)
+        .unwrap_or_default();
+    let lines = form
+        .children()
+        .filter(|c| c.is("field", NS_DATA))
+        .flat_map(|field| field.children().filter(|v| v.is("value", NS_DATA)))
+        .map(Element::text);
+    std::iter::once(format!("{title}:"))
+        .chain(lines)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Reads a submitted form into `(var, values)` pairs. Anything that is not
@@ -216,6 +428,104 @@ mod tests {
             })
             .collect();
         assert_eq!(rows, table.rows);
+    }
+
+    #[test]
+    fn what_a_client_shows_follows_its_own_name_and_version() {
+        for (name, version, expected) in [
+            ("Gajim", "1.7.3", Rendering::SingleItem),
+            ("Gajim", "1.8.1", Rendering::SingleItem),
+            ("Gajim", "1.8.2", Rendering::Tables),
+            ("Gajim", "2.0.1-dev", Rendering::Tables),
+            ("Movim", "0.28", Rendering::Tables),
+            ("Slixmpp", "1.8.3", Rendering::Tables),
+            ("Psi", "1.5-dev (2021-08-22)", Rendering::FirstReplyOnly),
+            ("Profanity", "0.13.1", Rendering::SingleItem),
+            ("Gajim", "unknown", Rendering::SingleItem),
+            ("", "", Rendering::SingleItem),
+        ] {
+            assert_eq!(
+                Rendering::of_client(name, version),
+                expected,
+                "{name} {version}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_client_gets_a_table_as_one_line_per_row_and_the_note() {
+        let table = Table {
+            title: "Modules".into(),
+            columns: vec![("module", "Module"), ("summary", "Summary")],
+            rows: vec![
+                vec!["firewall".into(), "A firewall".into()],
+                vec!["lastlog".into(), String::new()],
+            ],
+            note: "2 modules.".into(),
+        };
+        let form = table_text_form(&table);
+        assert_eq!(form.attr("type"), Some("result"));
+        assert!(!form.has_child("reported", NS_DATA));
+        assert!(!form.has_child("item", NS_DATA));
+        assert_eq!(
+            plain_text(&form),
+            "Modules:\nfirewall - A firewall\nlastlog\n2 modules."
+        );
+    }
+
+    #[test]
+    fn the_question_is_a_required_yes_or_no_with_nothing_chosen() {
+        let form = confirm_form("Remove modules", "Remove:\n  x\nGo ahead?");
+        let field = form.get_child("field", NS_DATA).unwrap();
+        assert_eq!(field.attr("var"), Some(CONFIRM_FIELD));
+        assert_eq!(field.attr("type"), Some("list-single"));
+        assert!(field.has_child("required", NS_DATA));
+        assert!(
+            !field.has_child("value", NS_DATA),
+            "nothing is chosen for the admin"
+        );
+        let values: Vec<String> = field
+            .children()
+            .filter_map(|o| o.get_child("value", NS_DATA))
+            .map(Element::text)
+            .collect();
+        assert_eq!(values, ["no", "yes"]);
+    }
+
+    #[test]
+    fn typed_names_and_submitted_labels_become_module_names() {
+        const PARAMS: &[Param] = &[Param {
+            var: "modules",
+            label: "Modules",
+            help: "",
+            kind: ParamKind::Modules(crate::ops::ModuleChoice::Available),
+            required: true,
+        }];
+        let raw = vec![
+            (
+                "modules".to_owned(),
+                vec!["announce - Prosody's own".to_owned(), "csi".to_owned()],
+            ),
+            (
+                "modules_typed".to_owned(),
+                vec!["lastlog mod_smacks".to_owned()],
+            ),
+            ("query_typed".to_owned(), vec!["kept as it is".to_owned()]),
+        ];
+        assert_eq!(
+            fold_typed(PARAMS, raw),
+            [
+                (
+                    "modules".to_owned(),
+                    vec![
+                        "announce".to_owned(),
+                        "csi".to_owned(),
+                        "lastlog mod_smacks".to_owned()
+                    ]
+                ),
+                ("query_typed".to_owned(), vec!["kept as it is".to_owned()]),
+            ]
+        );
     }
 
     #[test]

@@ -469,10 +469,18 @@ pub struct Client {
 
 impl Client {
     pub fn connect(prosody: &Prosody, jid: &str) -> Client {
+        Client::connect_as(prosody, jid, &[])
+    }
+
+    /// A client that says it is `software` (name, version, caps node)
+    /// when asked with XEP-0092 and in its presence (XEP-0115); slixmpp
+    /// when empty.
+    pub fn connect_as(prosody: &Prosody, jid: &str, software: &[&str]) -> Client {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/xmpp_client.py");
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
             .args([jid, PASSWORD, "127.0.0.1", &prosody.c2s_port.to_string()])
+            .args(software)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -26,10 +26,17 @@ check interoperability rather than assume it. Requests:
   {"op": "kick", "room": R, "nick": N}        kick N (as a moderator)
   {"op": "flood_iq", "to": JID, "count": N}   N disco#info requests at once;
                                               answer each reply's type or error
+  {"op": "presences", "to": JID,              send a presence of that type to JID;
+   "type": T, "count": N}                     answer the types of the next N
+                                              presences from JID: {"types": [...]}
+  {"op": "next_chat", "from": JID}           the next chat message from JID:
+                                              {"body": ...} or {"timeout": true}
   {"op": "quit"}
 
 Every answer is one JSON line. Run with /usr/bin/python3 (Debian's
-python3-slixmpp).
+python3-slixmpp): xmpp_client.py JID PASSWORD HOST PORT [NAME VERSION CAPS_NODE]
+where the optional three are what it says it is (XEP-0092 and XEP-0115
+caps); by default it is slixmpp.
 """
 import asyncio
 import json
@@ -67,18 +74,30 @@ def command_of(iq):
             else list(form.get_fields().keys()),
             "reported": list(form["reported"].keys()),
             "items": [dict((k, v) for k, v in item.items()) for item in form["items"]],
+            "values": dict((var, field.get_value()) for var, field in form.get_fields().items()),
+            "types": dict((var, field["type"]) for var, field in form.get_fields().items()),
         }
     return out
 
 
 class Client(slixmpp.ClientXMPP):
-    def __init__(self, jid, password):
+    def __init__(self, jid, password, software):
         super().__init__(jid, password)
         self.register_plugin("xep_0004")
         self.register_plugin("xep_0030")
+        if software:
+            name, version, caps_node = software
+            self.register_plugin("xep_0092", pconfig={"name": name, "version": version})
+            self.register_plugin("xep_0115", pconfig={"caps_node": caps_node})
+        else:
+            self.register_plugin("xep_0092")
         self.register_plugin("xep_0050")
         self.register_plugin("xep_0045")
         self.inbox = asyncio.Queue()
+        self.presences = asyncio.Queue()
+        self.register_handler(slixmpp.xmlstream.handler.Callback(
+            "all presences", slixmpp.xmlstream.matcher.StanzaPath("presence"),
+            lambda p: self.presences.put_nowait(p)))
         self.add_event_handler("message", lambda m: self.inbox.put_nowait(m))
         self.ready = asyncio.get_event_loop().create_future()
         self.add_event_handler("session_start", self.on_start)
@@ -186,7 +205,7 @@ class Client(slixmpp.ClientXMPP):
 async def main():
     logging.basicConfig(level=logging.ERROR)
     jid, password, host, port = sys.argv[1:5]
-    client = Client(jid, password)
+    client = Client(jid, password, sys.argv[5:8] if len(sys.argv) >= 8 else None)
     client.connect((host, int(port)), disable_starttls=True, force_starttls=False)
     print(json.dumps(await client.ready), flush=True)
     loop = asyncio.get_event_loop()
@@ -240,6 +259,23 @@ async def main():
                     except IqTimeout:
                         return "timeout"
                 answer = {"replies": await asyncio.gather(*[one() for _ in range(request["count"])])}
+            elif op == "next_chat":
+                bare = slixmpp.JID(request["from"]).bare
+                answer = await client.next_message(
+                    lambda m: m["from"].bare == bare and m["type"] != "groupchat")
+            elif op == "presences":
+                bare = slixmpp.JID(request["to"]).bare
+                await client.get_roster()  # Prosody forwards "subscribed" only then
+                client.send_presence(pto=bare, ptype=request["type"])
+                types = []
+                while len(types) < request["count"]:
+                    try:
+                        presence = await asyncio.wait_for(client.presences.get(), 10)
+                    except asyncio.TimeoutError:
+                        break
+                    if presence["from"].bare == bare:
+                        types.append(presence["type"])
+                answer = {"types": types}
             elif op == "kick":
                 await client["xep_0045"].set_role(request["room"], request["nick"], "none")
                 answer = {"kicked": True}

@@ -4,22 +4,44 @@
 //! back to back; NODE `disco#info` sends a disco#info query instead, the
 //! baseline round trip. Prints one JSON object: latencies (p50, p99, max in ms),
 //! completed and failed requests, and the wall time.
+//!
+//! Like every real client it answers XEP-0092 version queries, as
+//! `xmpp-load`: modman asks once per client to learn what forms it shows,
+//! and an unknown client gets the single-item result every client shows,
+//! the reply measured here.
 
 use std::time::{Duration, Instant};
 
 use minidom::Element;
 use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::xmlstream::Timeouts;
-use tokio_xmpp::{Client, IqRequest, IqResponse};
+use tokio_xmpp::{Client, Event, IqRequest, IqResponse, Stanza};
+use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::version::VersionResult;
 
 const COMMANDS: &str = "http://jabber.org/protocol/commands";
+
+/// The answer to a version query; nothing for other stanzas.
+fn version_answer(stanza: Stanza) -> Option<Stanza> {
+    match stanza {
+        Stanza::Iq(Iq::Get { from: Some(from), id, payload, .. })
+            if payload.is("query", "jabber:iq:version") =>
+        {
+            let version = VersionResult { name: "xmpp-load".into(), version: "1".into(), os: None };
+            Some(Iq::from_result(id, Some(version)).with_to(from).into())
+        }
+        _ => None,
+    }
+}
 
 fn command(node: &str) -> Element {
     format!("<command xmlns='{COMMANDS}' node='{node}'><x xmlns='jabber:x:data' type='submit'/></command>")
         .parse()
         .expect("a valid command element")
 }
+
+use futures::StreamExt;
 
 #[tokio::main]
 async fn main() {
@@ -39,7 +61,6 @@ async fn main() {
         let full: Jid = format!("{jid}/load{i}").parse().expect("a full JID");
         let timeouts = Timeouts { read_timeout: Duration::from_secs(120), response_timeout: Duration::from_secs(60) };
         let mut client = Client::new_plaintext(full, password.clone(), DnsConfig::addr(server), timeouts);
-        use futures::StreamExt;
         // Wait until online (the first event).
         while let Some(event) = client.next().await {
             if matches!(event, tokio_xmpp::Event::Online { .. }) {
@@ -65,7 +86,19 @@ async fn main() {
                         IqRequest::Set(command(&node))
                     };
                     let token = client.send_iq(Some(component.clone()), request).await;
-                    match token.await {
+                    let mut token = std::pin::pin!(token);
+                    // Answer what modman asks meanwhile (its version query).
+                    let response = loop {
+                        let event = tokio::select! {
+                            response = &mut token => break response,
+                            event = client.next() => event,
+                        };
+                        let Some(Event::Stanza(stanza)) = event else { continue };
+                        if let Some(answer) = version_answer(stanza) {
+                            let _ = client.send_stanza(answer).await;
+                        }
+                    };
+                    match response {
                         Ok(IqResponse::Result(_)) => latencies.push(sent.elapsed()),
                         _ => failed += 1,
                     }

@@ -1,0 +1,421 @@
+//! What real clients see: a client that says it is Gajim 1.7.3 (which
+//! hangs on multi-item forms and crashes on `canceled` after a form) gets
+//! every result as a single-item form; Profanity in tmux shows the module
+//! list; a new modman lists and installs without anyone running refresh;
+//! rosters show modman online.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{last, wait_for, Client, Modman, Prosody, Repository, ADMIN, COMPONENT, PASSWORD};
+
+const GAJIM_1_7: &[&str] = &["Gajim", "1.7.3", "https://gajim.org"];
+
+/// Every reply of a run: a single-item form if any, never `canceled`.
+fn assert_gajim_1_7_shows(run: &Value) {
+    let steps = run["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no steps: {run}"));
+    for step in steps {
+        assert_ne!(step["status"], "canceled", "{run}");
+        if let Some(form) = step.get("form") {
+            assert_eq!(
+                form["reported"],
+                json!([]),
+                "a table reached Gajim 1.7: {run}"
+            );
+            assert_eq!(form["items"], json!([]), "a table reached Gajim 1.7: {run}");
+        }
+    }
+}
+
+/// The text a single-item result carries, all fields joined.
+fn shown(step: &Value) -> String {
+    step["form"]["values"]
+        .as_object()
+        .map(|values| {
+            values
+                .values()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// modman with `repository` configured and nobody having run refresh.
+fn fresh_modman(prosody: &Prosody, repository: &Repository) -> Modman {
+    Modman::start(
+        prosody,
+        &(prosody.modman_config() + &repository.config_section()),
+    )
+}
+
+/// Waits until `list` shows what the repository offers.
+fn wait_for_index(admin: &mut Client) {
+    wait_for("the index fetched at start", || {
+        let run = admin.run("list", json!({"query": "firewall"}));
+        let result = last(&run);
+        let in_table = result["form"]["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|i| i["module"] == "firewall"));
+        (in_table || shown(result).contains("firewall")).then_some(())
+    });
+}
+
+#[test]
+fn gajim_1_7_gets_every_result_as_a_single_item_form_and_no_completes() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let _modman = fresh_modman(&prosody, &repository);
+    let mut gajim = Client::connect_as(&prosody, ADMIN, GAJIM_1_7);
+    wait_for_index(&mut gajim);
+
+    let list = gajim.run("list", json!({}));
+    assert_gajim_1_7_shows(&list);
+    let result = last(&list);
+    assert_eq!(result["status"], "completed");
+    let text = shown(result);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("firewall (stage: ") || l.starts_with("firewall - ")),
+        "{text}"
+    );
+    assert!(text.contains("modules: 0 installed by modman"), "{text}");
+
+    let info = gajim.run("info", json!({"module": "firewall"}));
+    assert_gajim_1_7_shows(&info);
+    assert_eq!(last(&info)["form"]["values"]["module"], "firewall");
+
+    let install = gajim.run("install", json!({"modules": ["csi_battery_saver"]}));
+    assert_gajim_1_7_shows(&install);
+    assert!(
+        shown(last(&install)).contains("track_muc_joins"),
+        "{install}"
+    );
+    let removed_dir = prosody.modules_dir().join("mod_track_muc_joins");
+
+    // The question is a required yes/no choice; "no" completes with a
+    // note and changes nothing.
+    let refused = gajim.run_steps(
+        "remove",
+        json!([{"modules": ["track_muc_joins"]}, {"confirm": "no"}]),
+    );
+    assert_gajim_1_7_shows(&refused);
+    let question = &refused["steps"][1]["form"];
+    assert_eq!(question["types"]["confirm"], "list-single", "{refused}");
+    assert_eq!(last(&refused)["status"], "completed");
+    assert_eq!(
+        last(&refused)["notes"],
+        json!([["info", "Not confirmed; nothing was changed."]])
+    );
+    assert!(removed_dir.is_dir());
+
+    // Going back from the question keeps what was ticked.
+    let back = gajim.iq(&format!(
+        "<iq type='set' to='{COMPONENT}' id='b'><command xmlns='http://jabber.org/protocol/commands' node='remove'>\
+         <x xmlns='jabber:x:data' type='submit'><field var='modules'><value>track_muc_joins</value></field></x></command></iq>"
+    ));
+    let command = back
+        .get_child("command", "http://jabber.org/protocol/commands")
+        .unwrap();
+    let session = command.attr("sessionid").unwrap().to_owned();
+    let prev = gajim.iq(&format!(
+        "<iq type='set' to='{COMPONENT}' id='p'><command xmlns='http://jabber.org/protocol/commands' node='remove' sessionid='{session}' action='prev'/></iq>"
+    ));
+    let form = prev
+        .get_child("command", "http://jabber.org/protocol/commands")
+        .and_then(|c| c.get_child("x", "jabber:x:data"))
+        .unwrap_or_else(|| panic!("{}", String::from(&prev)));
+    let ticked: Vec<String> = form
+        .children()
+        .filter(|f| f.attr("var") == Some("modules"))
+        .flat_map(|f| {
+            f.children()
+                .filter(|v| v.name() == "value")
+                .map(|v| v.text())
+        })
+        .collect();
+    assert_eq!(ticked, ["track_muc_joins"]);
+
+    let accepted = gajim.run_steps(
+        "remove",
+        json!([{"modules": ["track_muc_joins"]}, {"confirm": "yes"}]),
+    );
+    assert_gajim_1_7_shows(&accepted);
+    assert_eq!(last(&accepted)["status"], "completed", "{accepted}");
+    assert!(!removed_dir.exists());
+
+    // Prosody's own modules are offered by enable, and shown as builtin.
+    let enable_form = gajim.iq(&format!(
+        "<iq type='set' to='{COMPONENT}' id='e'><command xmlns='http://jabber.org/protocol/commands' node='enable'/></iq>"
+    ));
+    let labels: Vec<String> = enable_form
+        .get_child("command", "http://jabber.org/protocol/commands")
+        .and_then(|c| c.get_child("x", "jabber:x:data"))
+        .into_iter()
+        .flat_map(|x| x.children())
+        .filter(|f| f.attr("var") == Some("modules"))
+        .flat_map(|f| {
+            f.children()
+                .filter_map(|o| o.attr("label").map(str::to_owned))
+        })
+        .collect();
+    assert!(
+        labels.contains(
+            &"csi_battery_saver - Pause unimportant traffic while the client is inactive"
+                .to_owned()
+        ) || labels.iter().any(|l| l.starts_with("csi_battery_saver - ")),
+        "{labels:?}"
+    );
+    assert!(
+        labels.contains(&"mam - Prosody's own".to_owned()),
+        "{labels:?}"
+    );
+    let enable = gajim.run("enable", json!({"modules": ["mam"]}));
+    assert_gajim_1_7_shows(&enable);
+    assert_eq!(last(&enable)["status"], "completed", "{enable}");
+    let builtin = gajim.run("list", json!({"show": "installed", "query": "mam"}));
+    assert!(
+        shown(last(&builtin)).contains("mam (installed: builtin"),
+        "{builtin}"
+    );
+    let info = gajim.run("info", json!({"module": "mam"}));
+    assert!(shown(last(&info)).contains("builtin: one of Prosody's own modules"));
+
+    for node in ["check", "history", "refresh"] {
+        let run = gajim.run(node, json!({}));
+        assert_gajim_1_7_shows(&run);
+        assert_eq!(last(&run)["status"], "completed", "{run}");
+        assert!(!shown(last(&run)).is_empty(), "{node} shows nothing: {run}");
+    }
+    let history = gajim.run("history", json!({}));
+    let text = shown(last(&history));
+    assert!(
+        text.lines()
+            .find(|l| l.contains("operation: "))
+            .is_some_and(|l| l.contains("operation: enable") && l.contains("result: ok")),
+        "{text}"
+    );
+}
+
+/// Psi 1.5 shows only the reply to a command's first execute: what
+/// follows a form reaches it as a chat message too.
+#[test]
+fn psi_gets_what_follows_a_form_as_a_chat_message() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let _modman = fresh_modman(&prosody, &repository);
+    let mut psi = Client::connect_as(
+        &prosody,
+        ADMIN,
+        &["Psi", "1.5-dev (2021-08-22)", "https://psi-im.org"],
+    );
+    wait_for_index(&mut psi);
+    let list = psi.run("list", json!({"query": "lastlog"}));
+    assert_eq!(last(&list)["status"], "completed", "{list}");
+    let mut message = psi.request(json!({"op": "next_chat", "from": COMPONENT}));
+    // wait_for_index's own runs sent theirs first.
+    while message["body"]
+        .as_str()
+        .is_some_and(|b| !b.contains("lastlog2"))
+    {
+        message = psi.request(json!({"op": "next_chat", "from": COMPONENT}));
+    }
+    let body = message["body"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{message}"));
+    assert!(
+        body.starts_with("Modules:\nlastlog ") && body.contains("\nlastlog2 "),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_bot_still_reads_tables() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let _modman = fresh_modman(&prosody, &repository);
+    let mut bot = Client::connect(&prosody, ADMIN);
+    wait_for_index(&mut bot);
+    let list = bot.run("list", json!({"query": "firewall"}));
+    let items = last(&list)["form"]["items"].as_array().unwrap().clone();
+    assert!(items.iter().any(|i| i["module"] == "firewall"), "{list}");
+}
+
+#[test]
+fn a_fresh_modman_lists_and_installs_without_anyone_running_refresh() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let _modman = fresh_modman(&prosody, &repository);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    wait_for_index(&mut admin);
+    let install = admin.run("install", json!({"modules": ["lastlog"]}));
+    assert_eq!(last(&install)["status"], "completed", "{install}");
+    assert!(prosody.modules_dir().join("mod_lastlog").is_dir());
+}
+
+#[test]
+fn rosters_show_modman_online() {
+    let prosody = Prosody::start();
+    let _modman = Modman::start(&prosody, &prosody.modman_config());
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.wait_until_component_answers();
+    let subscribe =
+        admin.request(json!({"op": "presences", "to": COMPONENT, "type": "subscribe", "count": 2}));
+    assert_eq!(
+        subscribe["types"],
+        json!(["subscribed", "available"]),
+        "{subscribe}"
+    );
+    let probe =
+        admin.request(json!({"op": "presences", "to": COMPONENT, "type": "probe", "count": 1}));
+    assert_eq!(probe["types"], json!(["available"]), "{probe}");
+}
+
+/// Profanity 0.13 in tmux, as an admin types: `/cmd exec list` then
+/// `/form submit`; the screen shows module names.
+#[test]
+fn profanity_shows_the_module_list() {
+    // Profanity offers /cmd only when the user's server announces ad-hoc
+    // commands, as every real server does.
+    let prosody =
+        Prosody::start_with(|config| config.replace("\"disco\", ", "\"disco\", \"adhoc\", "));
+    let repository = Repository::start();
+    let _modman = fresh_modman(&prosody, &repository);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    wait_for_index(&mut admin);
+    drop(admin);
+
+    let home = prosody.path("profanity-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let session = format!("modman-test-{}", prosody.c2s_port);
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("tmux runs (scripts/test installs it)")
+    };
+    let _session = Session(session.clone());
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "200",
+        "-y",
+        "60",
+        &format!("env HOME={} TERM=xterm-256color profanity", home.display()),
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    let screen = || {
+        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).into_owned()
+    };
+    let type_line = |line: &str| {
+        tmux(&["send-keys", "-t", &session, "-l", line]);
+        tmux(&["send-keys", "-t", &session, "Enter"]);
+    };
+    wait_for("profanity to start", || {
+        screen()
+            .contains("Type /help for help information")
+            .then_some(())
+    });
+    type_line(&format!(
+        "/connect {ADMIN} server 127.0.0.1 port {} tls disable",
+        prosody.c2s_port
+    ));
+    wait_for("the password prompt", || {
+        screen().contains("password").then_some(())
+    });
+    type_line(PASSWORD);
+    wait_for("profanity to log in", || {
+        screen().contains("logged in successfully").then_some(())
+    });
+    type_line(&format!("/cmd exec list {COMPONENT}"));
+    wait_for("the list form", || {
+        screen().contains("[field1] Show").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    type_line("/form submit");
+    let shown = wait_for("module names on the screen", || {
+        let text = screen();
+        // The end of the list (the top has scrolled away) and its note.
+        (text.contains("track_muc_joins - Keep track of joined chat rooms")
+            && text.contains("webpresence (stage: stable) - Display your online status")
+            && text.contains("Result: 82 modules: 0 installed by modman"))
+        .then_some(text)
+    });
+    assert!(!shown.contains("canceled"), "{shown}");
+}
+
+/// Kills the tmux session when the test ends, passed or not; a failed
+/// test shows the last screen.
+struct Session(String);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(screen) = Command::new("tmux")
+                .args(["capture-pane", "-p", "-t", &self.0])
+                .output()
+            {
+                eprintln!("the screen:\n{}", String::from_utf8_lossy(&screen.stdout));
+            }
+        }
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
+    }
+}
+
+/// In a room, the asker's bare "no" answers their question; a second
+/// question says it replaces the first; other room talk is left alone.
+#[test]
+fn in_a_room_a_bare_no_answers_and_a_second_question_says_it_replaces_the_first() {
+    const ROOM: &str = "ops@conference.localhost";
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.join(ROOM, "alice", "anyone");
+    let config = format!(
+        "{}{}\n[chat]\nrooms = [\"{ROOM}\"]\n",
+        prosody.modman_config(),
+        repository.config_section()
+    );
+    let _modman = Modman::start(&prosody, &config);
+    admin.wait_for_occupant(ROOM, "modman");
+    wait_for_index(&mut admin);
+    let installed = admin.run("install", json!({"modules": ["csi_battery_saver"]}));
+    assert_eq!(last(&installed)["status"], "completed", "{installed}");
+
+    admin.say(ROOM, "modman: remove track_muc_joins", false);
+    let first = admin.next_from(ROOM, "modman", 20).expect("a question");
+    assert!(
+        first.contains("used by csi_battery_saver in some set-ups only"),
+        "{first}"
+    );
+    admin.say(ROOM, "modman: rollback", false);
+    let second = admin
+        .next_from(ROOM, "modman", 20)
+        .expect("a second question");
+    assert!(
+        second.starts_with("alice: This question replaces your earlier one (remove)"),
+        "{second}"
+    );
+    admin.say(ROOM, "no", false);
+    let answered = admin
+        .next_from(ROOM, "modman", 20)
+        .expect("an answer to the bare no");
+    assert_eq!(answered, "alice: Nothing was changed.");
+    // With no question waiting, a bare "no" is room talk.
+    admin.say(ROOM, "no", false);
+    assert_eq!(admin.next_from(ROOM, "modman", 2), None);
+    assert!(prosody.modules_dir().join("mod_track_muc_joins").is_dir());
+}
