@@ -303,3 +303,30 @@ fn after_prosody_restarts_modman_is_back_in_its_rooms() {
     let answer = admin.next_from(ROOM, "modman", 20).expect("an answer");
     assert!(answer.starts_with("alice: Commands:"), "{answer}");
 }
+
+#[test]
+fn a_room_modman_creates_is_configured_so_others_can_join_and_be_known() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    const NEW_ROOM: &str = "created-by-modman@conference.localhost";
+    let _modman = Modman::start(&prosody, &chat_config(&prosody, &repository, &[NEW_ROOM]));
+    let mut admin = Client::connect(&prosody, ADMIN);
+    // Prosody keeps a room its creator has not configured locked, and
+    // anyone else's join fails; modman configures it when it creates it.
+    let features = support::wait_for("the room modman creates to open", || {
+        let info = admin.iq(&format!(
+            "<iq type='get' to='{NEW_ROOM}' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+        ));
+        let info = String::from(&info);
+        info.contains("muc_nonanonymous").then_some(info)
+    });
+    assert!(features.contains("muc_persistent"), "{features}");
+    admin.join(NEW_ROOM, "admin", "anyone");
+    admin.wait_for_occupant(NEW_ROOM, "modman");
+    // Non-anonymous: modman knows who speaks, and answers an admin.
+    admin.say(NEW_ROOM, "modman: help", false);
+    let answer = admin
+        .next_from(NEW_ROOM, "modman", 20)
+        .expect("modman answers in the room it created");
+    assert!(answer.contains("install MODULE..."), "{answer}");
+}

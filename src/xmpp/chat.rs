@@ -342,7 +342,7 @@ impl Chat {
     /// Learns from a room presence who an occupant really is. Returns a
     /// fresh join when modman itself was kicked or its join failed, so it
     /// comes back.
-    pub fn on_presence(&self, config: &Config, presence: &Presence) -> Option<Presence> {
+    pub fn on_presence(&self, config: &Config, presence: &Presence) -> Option<RoomAction> {
         let from = presence.from.as_ref()?;
         let room = from.to_bare();
         if !config.chat.rooms.contains(&room) {
@@ -366,10 +366,17 @@ impl Chat {
                     // Kicked, banned, or the room went away: try again.
                     drop(occupants);
                     tracing::warn!("left room {room}; joining again");
-                    return Some(self.join(config, &room));
+                    return Some(RoomAction::Rejoin(self.join(config, &room)));
                 }
             }
             _ => {
+                if is_self && created_by_this_join(presence) {
+                    // modman made the room by joining it: Prosody keeps a
+                    // new room locked until its owner configures it.
+                    tracing::info!("created room {room}; configuring it (non-anonymous, unlocked)");
+                    occupants.insert(from.clone(), None);
+                    return Some(RoomAction::Configure(room_configuration(config, &room)));
+                }
                 let real = user
                     .and_then(|u| u.items.into_iter().find_map(|i| i.jid))
                     .map(|j| j.to_bare());
@@ -428,6 +435,58 @@ impl Chat {
             Asked::Direct { sender, text } => self.reply(ctx, sender.as_str(), sender, text).await,
         };
         Some(answer(&asked, message, text))
+    }
+}
+
+/// Whether a self-presence says the join created the room (status 201).
+/// Read from the raw element: xmpp-parsers refuses the `<x/>` Prosody
+/// sends to a new room's owner, so [`MucUser`] cannot be relied on here.
+fn created_by_this_join(presence: &Presence) -> bool {
+    presence
+        .payloads
+        .iter()
+        .filter(|p| p.is("x", "http://jabber.org/protocol/muc#user"))
+        .flat_map(|x| x.children())
+        .any(|child| child.name() == "status" && child.attr("code") == Some("201"))
+}
+
+/// What modman does about a presence from one of its rooms.
+pub enum RoomAction {
+    /// It was kicked or its join failed: join again (after a pause).
+    Rejoin(Presence),
+    /// Its join created the room: submit this configuration at once.
+    Configure(xmpp_parsers::iq::Iq),
+}
+
+/// The owner's configuration of a room modman created: non-anonymous (so
+/// modman can tell who speaks, and refuse others by real JID), persistent,
+/// and submitted, which unlocks it for everyone else.
+fn room_configuration(config: &Config, room: &BareJid) -> xmpp_parsers::iq::Iq {
+    use minidom::Element;
+    const NS_DATA: &str = "jabber:x:data";
+    let field = |var: &str, value: &str| {
+        Element::builder("field", NS_DATA)
+            .attr(super::name("var"), var)
+            .append(Element::builder("value", NS_DATA).append(value).build())
+            .build()
+    };
+    let form = Element::builder("x", NS_DATA)
+        .attr(super::name("type"), "submit")
+        .append(field(
+            "FORM_TYPE",
+            "http://jabber.org/protocol/muc#roomconfig",
+        ))
+        .append(field("muc#roomconfig_whois", "anyone"))
+        .append(field("muc#roomconfig_persistentroom", "1"))
+        .build();
+    let query = Element::builder("query", "http://jabber.org/protocol/muc#owner")
+        .append(form)
+        .build();
+    xmpp_parsers::iq::Iq::Set {
+        from: Some(Jid::from(config.component.jid.clone())),
+        to: Some(Jid::from(room.clone())),
+        id: "modman-room-configuration".into(),
+        payload: query,
     }
 }
 

@@ -19,7 +19,7 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use xmpp_parsers::version::{VersionQuery, VersionResult};
 
 use super::adhoc::{self, AdhocError, Sessions};
-use super::chat::{self, Chat};
+use super::chat::{self, Chat, RoomAction};
 use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
 use super::forms::{self, Rendering};
@@ -258,10 +258,14 @@ async fn serve(
                                 return Ended::Lost(reason);
                             }
                         }
-                        if let Some(rejoin) = app.chat.on_presence(config, &presence) {
-                            spawn_rejoin(rejoin, &replies);
+                        match app.chat.on_presence(config, &presence) {
+                            Some(RoomAction::Configure(iq)) => iq.into(),
+                            Some(RoomAction::Rejoin(join)) => {
+                                spawn_rejoin(join, &replies);
+                                continue;
+                            }
+                            None => continue,
                         }
-                        continue;
                     }
                     Stanza::Iq(iq) if app.clients.answered(&iq) => continue,
                     request => match spawn_request(app, request, &replies) {
