@@ -106,3 +106,40 @@ fn info_shows_the_readme_as_plain_text_everywhere() {
         }
     }
 }
+
+#[test]
+fn update_never_goes_back_to_an_older_copy() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let (_modman, mut admin) = modman_with(&prosody, &repository);
+    let installed = admin.run("install", json!({"modules": ["firewall"]}));
+    assert_eq!(last(&installed)["status"], "completed", "{installed}");
+    let on_disk = || snapshot(&prosody.modules_dir().join("mod_firewall"));
+    let before = on_disk();
+    // The repository now offers other bytes dated years earlier: a newer,
+    // validly signed index, but an older module.
+    let code = repository.corpus("mod_firewall").join("mod_firewall.lua");
+    append(&code, "\n-- an old branch\n");
+    let status = std::process::Command::new("find")
+        .arg(repository.corpus("mod_firewall"))
+        .args(["-exec", "touch", "-d", "2001-01-01", "{}", "+"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    repository.rebuild();
+    let offered = repository.entry("firewall")["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(offered.starts_with("2001"), "{offered}");
+    assert!(admin.chat(COMPONENT, "refresh").contains("ok"));
+    let update = admin.run("update", json!({"modules": ["firewall"], "confirm": true}));
+    let text = update.to_string();
+    assert!(
+        text.contains("older than the") && text.contains("left as it is"),
+        "{text}"
+    );
+    assert_eq!(on_disk(), before);
+    let listed = admin.chat(COMPONENT, "list updates");
+    assert!(!listed.contains("firewall"), "{listed}");
+}

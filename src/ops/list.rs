@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use super::{Access, Command, Context, Input, OpError, Param, ParamKind, Response, Spec, Table};
 use crate::access::Actor;
 use crate::engine::modules_dir;
+use crate::repo::compare_versions;
 
 /// Lists modules matching `query`, narrowed by `show`.
 #[derive(Debug)]
@@ -120,7 +121,10 @@ impl Command for List {
             let unmanaged =
                 record.is_none() && (rock.is_some() || on_disk.iter().any(|m| m.name == name));
             let own = record.is_none() && !unmanaged && builtin.contains(&name);
-            let update = matches!((record, entry), (Some(r), Some(e)) if r.sha256 != e.sha256);
+            // An older copy is no update (see update).
+            let update = matches!((record, entry), (Some(r), Some(e))
+                if r.sha256 != e.sha256
+                    && compare_versions(&e.version, &r.version) != Some(std::cmp::Ordering::Less));
             let wanted = match self.show.as_str() {
                 "installed" => record.is_some() || unmanaged || own,
                 "available" => record.is_none() && !unmanaged && !own && entry.is_some(),

@@ -11,6 +11,7 @@ use super::{
 };
 use crate::access::Actor;
 use crate::engine::ChangeSet;
+use crate::repo::compare_versions;
 
 /// Updates `modules`, or every installed module when empty.
 #[derive(Debug)]
@@ -61,6 +62,18 @@ impl Command for Update {
         for name in names {
             let record = &guard.installed.modules[&name];
             match catalog.find_in(&record.repository, &name) {
+                // Never back to an older copy: that is rollback's job, or
+                // an explicit remove and install.
+                Some((_, entry))
+                    if entry.sha256 != record.sha256
+                        && compare_versions(&entry.version, &record.version)
+                            == Some(std::cmp::Ordering::Less) =>
+                {
+                    notes.push(format!(
+                        "{name}: {} offers {}, older than the {} installed, so it was left as it is; rollback puts back an earlier copy.",
+                        record.repository, entry.version, record.version
+                    ));
+                }
                 Some((_, entry)) if entry.sha256 != record.sha256 => {
                     wanted.push((name, "update".to_owned()))
                 }

@@ -28,3 +28,42 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
             hex
         })
 }
+
+/// How two versions of one module compare, where both follow a scheme
+/// modman knows: `N-R` from a LuaRocks server (numbers), or
+/// `YYYYMMDD.<id>` from `repo build` (by date; the same date with another
+/// id is a different copy, not an older one). `None` when they cannot be
+/// compared, and then nothing is assumed.
+pub fn compare_versions(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    if let (Some(a), Some(b)) = (
+        luarocks::RockVersion::parse(a),
+        luarocks::RockVersion::parse(b),
+    ) {
+        return Some(a.cmp(&b));
+    }
+    let date = |v: &str| {
+        let (day, _) = v.split_once('.')?;
+        (day.len() == 8 && day.bytes().all(|c| c.is_ascii_digit())).then(|| day.to_owned())
+    };
+    Some(date(a)?.cmp(&date(b)?))
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::compare_versions;
+    use std::cmp::Ordering::*;
+
+    #[test]
+    fn versions_compare_within_their_scheme_only() {
+        assert_eq!(compare_versions("35-2", "4-1"), Some(Greater));
+        assert_eq!(
+            compare_versions("20230101.ab12", "20240601.cd34"),
+            Some(Less)
+        );
+        assert_eq!(
+            compare_versions("20240601.ab12", "20240601.cd34"),
+            Some(Equal)
+        );
+        assert_eq!(compare_versions("1.0", "20240601.cd34"), None);
+    }
+}
