@@ -375,7 +375,9 @@ impl Chat {
                     // new room locked until its owner configures it.
                     tracing::info!("created room {room}; configuring it (non-anonymous, unlocked)");
                     occupants.insert(from.clone(), None);
-                    return Some(RoomAction::Configure(room_configuration(config, &room)));
+                    return Some(RoomAction::Configure(Box::new(room_configuration(
+                        config, &room,
+                    ))));
                 }
                 let real = user
                     .and_then(|u| u.items.into_iter().find_map(|i| i.jid))
@@ -455,7 +457,7 @@ pub enum RoomAction {
     /// It was kicked or its join failed: join again (after a pause).
     Rejoin(Presence),
     /// Its join created the room: submit this configuration at once.
-    Configure(xmpp_parsers::iq::Iq),
+    Configure(Box<xmpp_parsers::iq::Iq>),
 }
 
 /// The owner's configuration of a room modman created: non-anonymous (so

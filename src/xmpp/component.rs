@@ -259,7 +259,7 @@ async fn serve(
                             }
                         }
                         match app.chat.on_presence(config, &presence) {
-                            Some(RoomAction::Configure(iq)) => iq.into(),
+                            Some(RoomAction::Configure(iq)) => (*iq).into(),
                             Some(RoomAction::Rejoin(join)) => {
                                 spawn_rejoin(join, &replies);
                                 continue;
