@@ -46,9 +46,17 @@ ensure_trixie_chroot() {
         return 0
     fi
     case "$root" in
+        /) echo "error: MODMAN_TRIXIE_ROOT cannot be /" >&2; exit 1 ;;
         /*) ;;
         *) echo "error: MODMAN_TRIXIE_ROOT must be an absolute path, not '$root'" >&2; exit 1 ;;
     esac
+    # Only a half-made chroot is made again; anything else there is left
+    # alone.
+    if [ -d "$root" ] && [ -n "$(ls -A "$root")" ] \
+        && [ ! -e "$root/debootstrap" ] && [ ! -e "$root/etc/debian_version" ]; then
+        echo "error: $root holds something other than a Debian chroot; move it away or set MODMAN_TRIXIE_ROOT to another directory" >&2
+        exit 1
+    fi
     ensure_packages debootstrap
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -794,3 +794,52 @@ fn a_20000_module_catalog_is_listed_again_and_again_without_growing() {
     assert!(answers_admin(&mut admin));
     assert_eq!(connections(&modman), 1);
 }
+
+#[test]
+fn a_repository_rotating_its_key_is_trusted_under_every_listed_key() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let config_path = prosody.path("modman.toml");
+    let write_config = |keys: &str| {
+        std::fs::write(
+            &config_path,
+            format!(
+                "{}\n[[repositories]]\nname = \"local\"\nurl = \"http://127.0.0.1:{}/\"\n{keys}\n",
+                prosody.modman_config(),
+                repository.port
+            ),
+        )
+        .unwrap();
+    };
+    // The maintainer makes a new key and signs with it from now on.
+    let new_key = repository.dir.path().join("new.key");
+    let keygen = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(["repo", "keygen", "--out"])
+        .arg(&new_key)
+        .output()
+        .unwrap();
+    let new_public = String::from_utf8(keygen.stdout).unwrap().trim().to_owned();
+    let build = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(["repo", "build", "--from"])
+        .arg(repository.dir.path().join("corpus"))
+        .arg("--out")
+        .arg(repository.served())
+        .arg("--key")
+        .arg(&new_key)
+        .output()
+        .unwrap();
+    assert!(build.status.success());
+
+    // Trusting only the old key: refused, nothing kept.
+    write_config(&format!("public_key = \"{}\"", repository.public_key));
+    let (_, out, _) = support::cli(&["refresh"], &config_path);
+    assert!(out.contains("index.json.sig does not match"), "{out}");
+    assert!(!state_dir(&prosody).join("indexes/local.json").exists());
+    // Trusting both while clients move over: accepted.
+    write_config(&format!(
+        "public_keys = [\"{}\", \"{new_public}\"]",
+        repository.public_key
+    ));
+    let (_, out, _) = support::cli(&["refresh"], &config_path);
+    assert!(out.contains("local       ok"), "{out}");
+}
