@@ -424,6 +424,16 @@ build = {{ type = "builtin", {build} }}
                 "copy_directories names `nowhere`",
             ),
         ];
+        let oversized = vec![b' '; MAX_ROCKSPEC as usize + 1];
+        let names: Vec<String> = (0..=MAX_ROCK_ENTRIES).map(|i| format!("f{i}")).collect();
+        let crowded: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
+        let cases = cases.into_iter().chain([
+            (
+                zip_of(&[("mod_demo-3-1.rockspec", &oversized)]),
+                "entry `mod_demo-3-1.rockspec` is larger than modman accepts",
+            ),
+            (zip_of(&crowded), "more than the 64 modman reads"),
+        ]);
         for (bytes, expected) in cases {
             let error = read("mod_demo-3-1.src.rock", &bytes)
                 .unwrap_err()
