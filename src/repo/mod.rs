@@ -1,6 +1,9 @@
 //! Where modules come from: a repository is a directory of static files
 //! (`index.json`, its signature `index.json.sig`, and `archives/`), built
-//! from a prosody-modules tree and served by any HTTP server.
+//! from a prosody-modules tree (`repo build`) or a LuaRocks server (`repo
+//! mirror`) and served by any HTTP server; or a LuaRocks server itself,
+//! such as Prosody's community repository ([`luarocks`]), read as if it
+//! were one, protected by TLS and pinning only.
 
 pub mod archive;
 pub mod build;
