@@ -13,10 +13,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use futures::StreamExt as _;
+
 use super::manifest::{Manifest, ManifestError};
 use super::pins::{PinError, Pins};
 use super::rock::{self, Rock};
-use super::{Requirement, RockVersion};
+use super::Requirement;
 use crate::config::Repository;
 use crate::fsutil;
 use crate::repo::archive::ArchiveFile;
@@ -27,6 +29,9 @@ use crate::repo::metadata::{self, Need};
 
 /// Largest manifest accepted (the Lua reader's own limit).
 const MAX_MANIFEST: u64 = super::lua::MAX_INPUT as u64;
+/// Most rocks downloaded at once: a first refresh of a server of hundreds
+/// of modules takes seconds, not minutes, without hammering it.
+const PARALLEL: usize = 8;
 
 /// Why a LuaRocks server could not be read at all; the last good catalog
 /// stays in use.
@@ -82,15 +87,6 @@ pub struct Offers {
     /// Why each module was left out, one line each naming its rock or
     /// rockspec.
     pub problems: Vec<String>,
-}
-
-/// One rock as [`Server::rock`] got it.
-pub struct Fetched {
-    pub bytes: Vec<u8>,
-    /// Downloaded now, rather than found in the cache.
-    pub from_server: bool,
-    /// What the bytes hold, or why they were refused.
-    pub rock: Result<Rock, rock::RockError>,
 }
 
 /// One rock read by [`Server::offers`].
@@ -150,39 +146,24 @@ impl<'a> Server<'a> {
         Ok(Manifest::parse(&url, &text)?)
     }
 
-    /// The bytes of one rock, from the cache if its pin matches, else from
-    /// the server (pinned on first use), and what they hold.
-    pub async fn rock(
-        &mut self,
-        package: &str,
-        version: &RockVersion,
-    ) -> Result<Fetched, ServerError> {
-        let file = format!("{package}-{version}.src.rock");
-        let url = fetch::url_of(self.repository, &file)?;
-        let cached = self.cache.join(&file);
-        let from_cache = std::fs::read(&cached)
-            .ok()
-            .filter(|bytes| self.pins.get(&url) == Some(crate::repo::sha256_hex(bytes).as_str()));
-        let (bytes, from_server) = match from_cache {
-            Some(bytes) => (bytes, false),
-            None => {
-                let bytes = self.fetcher.get(self.repository, &url, MAX_ARCHIVE).await?;
-                self.pins.check(&url, &crate::repo::sha256_hex(&bytes))?;
-                let keep = std::fs::create_dir_all(&self.cache)
-                    .and_then(|()| fsutil::atomic_write(&cached, &bytes));
-                keep.map_err(|e| ServerError::Cache {
-                    path: cached.display().to_string(),
-                    problem: format!("cannot keep the rock: {e}"),
-                })?;
-                (bytes, true)
-            }
-        };
-        let rock = rock::read(&file, &bytes);
-        Ok(Fetched {
-            bytes,
-            from_server,
-            rock,
-        })
+    /// A rock kept from an earlier run, if its bytes still match its pin.
+    fn cached(&self, file: &str, url: &str) -> Option<Vec<u8>> {
+        let bytes = std::fs::read(self.cache.join(file)).ok()?;
+        let pinned = self.pins.get(url)?;
+        (crate::repo::sha256_hex(&bytes) == pinned).then_some(bytes)
+    }
+
+    /// Pins a rock just downloaded (refusing other bytes than a pin says)
+    /// and keeps it for the next run.
+    fn keep(&mut self, file: &str, url: &str, bytes: &[u8]) -> Result<(), ServerError> {
+        self.pins.check(url, &crate::repo::sha256_hex(bytes))?;
+        let path = self.cache.join(file);
+        std::fs::create_dir_all(&self.cache)
+            .and_then(|()| fsutil::atomic_write(&path, bytes))
+            .map_err(|e| ServerError::Cache {
+                path: path.display().to_string(),
+                problem: format!("cannot keep the rock: {e}"),
+            })
     }
 
     /// Reads the newest rock of every module and describes each as a
@@ -218,7 +199,8 @@ impl<'a> Server<'a> {
     }
 
     /// Reads the newest rock of each module in `manifest` into `read`, or
-    /// says in `problems` why it was refused.
+    /// says in `problems` why it was refused. Rocks not in the cache are
+    /// downloaded [`PARALLEL`] at a time, and handled in manifest order.
     async fn read_newest(
         &mut self,
         manifest: &Manifest,
@@ -227,7 +209,8 @@ impl<'a> Server<'a> {
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<(), ServerError> {
         let total = manifest.rocks.len();
-        for (done, (package, versions)) in manifest.rocks.iter().enumerate() {
+        let mut wanted = Vec::new();
+        for (package, versions) in &manifest.rocks {
             let Some(version) = versions.last() else {
                 continue;
             };
@@ -235,16 +218,41 @@ impl<'a> Server<'a> {
                 problems.push(format!("{package}: not a Prosody module name (mod_x)"));
                 continue;
             }
-            let fetched = self.rock(package, version).await?;
+            let file = format!("{package}-{version}.src.rock");
+            let url = fetch::url_of(self.repository, &file)?;
+            let cached = self.cached(&file, &url);
+            // Owned, so the downloads below hold no borrows of the manifest.
+            wanted.push((package.clone(), version.clone(), file, url, cached));
+        }
+        let (fetcher, repository) = (self.fetcher, self.repository);
+        let mut downloads = futures::stream::iter(wanted)
+            .map(|(package, version, file, url, cached)| async move {
+                let bytes = match cached {
+                    Some(bytes) => Ok((bytes, false)),
+                    None => fetcher
+                        .get(repository, &url, MAX_ARCHIVE)
+                        .await
+                        .map(|bytes| (bytes, true)),
+                };
+                (package, version, file, url, bytes)
+            })
+            .buffered(PARALLEL);
+        let mut done = 0;
+        while let Some((package, version, file, url, bytes)) = downloads.next().await {
+            let (bytes, from_server) = bytes?;
+            if from_server {
+                self.keep(&file, &url, &bytes)?;
+            }
+            done += 1;
             progress(Progress {
                 rock: format!("{package} {version}"),
-                done: done + 1,
+                done,
                 total,
-                from_server: fetched.from_server,
+                from_server,
             });
-            match fetched.rock {
+            match rock::read(&file, &bytes) {
                 Ok(rock) => {
-                    read.insert(package.clone(), (fetched.bytes, rock));
+                    read.insert(package, (bytes, rock));
                 }
                 Err(e) => problems.push(e.to_string()),
             }
