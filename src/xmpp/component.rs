@@ -340,6 +340,10 @@ fn spawn_request(
         for stanza in reply.into_iter().chain(announcements(&app, refreshed)) {
             let _ = replies.send(stanza).await;
         }
+        if refreshed {
+            drop(catalog);
+            release_freed_memory();
+        }
         drop(permit);
     });
     None
@@ -373,7 +377,22 @@ fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>) {
         for stanza in announcements(&app, true) {
             let _ = replies.send(stanza).await;
         }
+        release_freed_memory();
     });
+}
+
+/// Hands the pages a replaced catalog freed back to the system. glibc keeps
+/// freed memory in per-thread arenas, and a refresh of a large index frees
+/// tens of MiB on whichever worker thread ran it, so without this modman's
+/// resident size steps up with each refresh until every arena has held a
+/// catalog (measured: +70 MiB over 12 refreshes of a 29 MiB index).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the kernel; it takes
+    // the allocator's own locks and touches no memory in use.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Joins a room again after a pause, so a room that keeps refusing is not
