@@ -36,7 +36,10 @@ fn an_admin_installs_and_removes_from_a_direct_chat_with_a_question_on_the_way()
         .contains("install MODULE... [enable] [on HOST...]"));
     let refresh = admin.chat(COMPONENT, "refresh");
     assert!(
-        refresh.contains("\nlocal (result: ok, modules: 82)"),
+        refresh.contains(&format!(
+            "\nlocal (result: ok, modules: {})",
+            repository.index()["modules"].as_array().unwrap().len()
+        )),
         "{refresh}"
     );
     let install = admin.chat(COMPONENT, "install mod_csi_battery_saver");
@@ -313,14 +316,18 @@ fn a_room_modman_creates_is_configured_so_others_can_join_and_be_known() {
     let mut admin = Client::connect(&prosody, ADMIN);
     // Prosody keeps a room its creator has not configured locked, and
     // anyone else's join fails; modman configures it when it creates it.
-    let features = support::wait_for("the room modman creates to open", || {
+    // Persistent too where Prosody lets a component make it so: 0.12
+    // does; 13 keeps that for registered users (muc:create-persistent-room)
+    // and leaves the room temporary, alive while modman sits in it.
+    let persistent = support::server().version == support::Version::V0_12;
+    support::wait_for("the room modman creates to be configured", || {
         let info = admin.iq(&format!(
             "<iq type='get' to='{NEW_ROOM}' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
         ));
         let info = String::from(&info);
-        info.contains("muc_nonanonymous").then_some(info)
+        (info.contains("muc_nonanonymous") && info.contains("muc_persistent") == persistent)
+            .then_some(())
     });
-    assert!(features.contains("muc_persistent"), "{features}");
     admin.join(NEW_ROOM, "admin", "anyone");
     admin.wait_for_occupant(NEW_ROOM, "modman");
     // Non-anonymous: modman knows who speaks, and answers an admin.

@@ -106,9 +106,19 @@ fn oversized_tokens_from_anyone_never_cost_the_connection() {
     assert_eq!(snapshot(&prosody.modules_dir()), before);
 }
 
-/// A module tree of one module whose README says it does not work with
-/// Prosody 0.12 (the test server's version).
+/// The Prosody under test and the one a forged version answer claims:
+/// (real series, forged series, forged version string).
+fn real_and_forged_versions() -> (&'static str, &'static str, &'static str) {
+    match support::server().version {
+        support::Version::V0_12 => ("0.12", "13", "13.0.0"),
+        support::Version::V13 => ("13", "0.12", "0.12.3"),
+    }
+}
+
+/// A module tree of one module whose README says it does not work with the
+/// Prosody under test, and works with the other.
 fn fragile_corpus(corpus: &std::path::Path) {
+    let (real, forged, _) = real_and_forged_versions();
     let module = corpus.join("mod_fragile");
     std::fs::create_dir_all(&module).unwrap();
     std::fs::write(
@@ -118,13 +128,14 @@ fn fragile_corpus(corpus: &std::path::Path) {
     .unwrap();
     std::fs::write(
         module.join("README.markdown"),
-        "---\nsummary: Crashes old servers\n---\n\nCompatibility\n=============\n\n  ------ ----------------------------\n  13     Works\n  0.12   Does not work (crashes the server)\n  ------ ----------------------------\n",
+        format!("---\nsummary: Crashes some servers\n---\n\nCompatibility\n=============\n\n  ------ ----------------------------\n  {forged:<6} Works\n  {real:<6} Does not work (crashes the server)\n  ------ ----------------------------\n"),
     )
     .unwrap();
 }
 
 #[test]
 fn a_version_result_from_anyone_but_the_server_is_ignored() {
+    let (real, _, forged_version) = real_and_forged_versions();
     let prosody = Prosody::start();
     let repository = Repository::start_with(fragile_corpus);
     let modman = Modman::start(
@@ -144,20 +155,23 @@ fn a_version_result_from_anyone_but_the_server_is_ignored() {
     // Any user can send a result with the id of modman's version query.
     let mut user = Client::connect(&prosody, USER);
     user.send(&format!(
-        "<iq type='result' to='{COMPONENT}' id='modman-server-version'><query xmlns='jabber:iq:version'><name>Prosody</name><version>13.0.0</version></query></iq>"
+        "<iq type='result' to='{COMPONENT}' id='modman-server-version'><query xmlns='jabber:iq:version'><name>Prosody</name><version>{forged_version}</version></query></iq>"
     ));
     assert!(answers_admin(&mut user));
 
     let question = admin.chat(COMPONENT, "install fragile");
     assert!(
-        question.contains("fragile is marked as not working with Prosody 0.12")
-            && question.contains("Answer yes or no"),
+        question.contains(&format!(
+            "fragile is marked as not working with Prosody {real}"
+        )) && question.contains("Answer yes or no"),
         "{question}"
     );
     assert_eq!(admin.chat(COMPONENT, "no"), "Nothing was changed.");
     assert_eq!(snapshot(&prosody.modules_dir()), before);
     assert!(
-        !modman.log().contains("the server runs Prosody 13"),
+        !modman
+            .log()
+            .contains(&format!("the server runs Prosody {forged_version}")),
         "{}",
         modman.log()
     );
@@ -841,5 +855,5 @@ fn a_repository_rotating_its_key_is_trusted_under_every_listed_key() {
         repository.public_key
     ));
     let (_, out, _) = support::cli(&["refresh"], &config_path);
-    assert!(out.contains("local       ok"), "{out}");
+    assert!(out.contains("local (result: ok"), "{out}");
 }

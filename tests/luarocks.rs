@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Instant;
 
+use serde_json::json;
 use serde_json::Value;
-use support::{cli, snapshot, wait_for, Prosody, DOMAIN};
+use support::{cli, last, snapshot, wait_for, Client, Modman, Prosody, ADMIN, COMPONENT, DOMAIN};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/luarocks-server");
 
@@ -417,6 +418,7 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
     for module in ["bob", "muc_rtbl", "lib_ldap", "invites_page"] {
         assert!(out.contains(module), "{module} not in {out}");
     }
+    let (_, out, _) = host.run(&["info", "muc_rtbl"]);
     assert!(out.contains("1-1"), "{out}");
 
     // A rockspec dependency comes along.
@@ -758,35 +760,42 @@ fn only_the_configured_server_over_https_or_loopback() {
     assert!(snapshot(&host.modules()).is_empty());
 }
 
+/// The version of `module` in modman's installed.json, if any.
+fn installed_version(prosody: &Prosody, module: &str) -> Value {
+    let installed: Value = serde_json::from_slice(
+        &std::fs::read(prosody.path("modman-state/installed.json")).unwrap(),
+    )
+    .unwrap();
+    installed["modules"][module]["version"].clone()
+}
+
+/// The whole life of LuaRocks modules over XMPP, as an admin lives it:
+/// each step checked against what Prosody itself says is loaded.
 #[test]
-fn prosody_loads_what_a_luarocks_server_installs() {
+fn over_xmpp_a_luarocks_module_is_installed_loaded_updated_rolled_back_and_removed() {
     let server = RockServer::start();
     let prosody = Prosody::start();
-    let config = prosody.path("modman.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let _modman = Modman::start(
+        &prosody,
+        &format!(
             "{}\n[[repositories]]\nname = \"community\"\nurl = \"{}\"\nkind = \"luarocks\"\n",
             prosody.modman_config(),
             server.served.url()
         ),
-    )
-    .unwrap();
-    let (ok, out, err) = cli(&["refresh"], &config);
-    assert!(ok, "{out}{err}");
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let refreshed = admin.chat(COMPONENT, "refresh");
+    assert!(refreshed.contains("community (result: ok"), "{refreshed}");
+    let listed = admin.chat(COMPONENT, "list invites");
+    assert!(listed.contains("invites_page"), "{listed}");
+
     // invites_page: a rockspec dependency (register_apps) and copied
     // directories (the templates and assets it serves from its directory).
-    let (ok, out, err) = cli(
-        &[
-            "install",
-            "--yes",
-            "--enable",
-            "invites_page",
-            "pubsub_subscription",
-        ],
-        &config,
+    let install = admin.run(
+        "install",
+        json!({"modules": ["invites_page", "pubsub_subscription"], "enable": true}),
     );
-    assert!(ok, "{out}{err}");
+    assert_eq!(last(&install)["status"], "completed", "{install}");
     let loaded = prosody.loaded_modules(DOMAIN);
     for module in ["invites_page", "register_apps", "pubsub_subscription"] {
         assert!(
@@ -795,10 +804,55 @@ fn prosody_loads_what_a_luarocks_server_installs() {
             prosody.log()
         );
     }
-    let templates = prosody
+    assert!(prosody
         .modules_dir()
-        .join("mod_invites_page/html/invite.html");
-    assert!(templates.is_file());
+        .join("mod_invites_page/html/invite.html")
+        .is_file());
+
+    // A higher revision published is offered, and update applies it live.
+    server.publish("mod_pubsub_subscription", "2-1");
+    let refreshed = admin.chat(COMPONENT, "refresh");
+    assert!(refreshed.contains("community (result: ok"), "{refreshed}");
+    let updates = admin.chat(COMPONENT, "list updates");
+    assert!(
+        updates.contains("pubsub_subscription") && updates.contains("2-1"),
+        "{updates}"
+    );
+    let update = admin.run(
+        "update",
+        json!({"modules": ["pubsub_subscription"], "confirm": true}),
+    );
+    assert_eq!(last(&update)["status"], "completed", "{update}");
+    assert_eq!(installed_version(&prosody, "pubsub_subscription"), "2-1");
+    assert!(prosody
+        .loaded_modules(DOMAIN)
+        .iter()
+        .any(|m| m == "pubsub_subscription"));
+
+    let rolled = admin.run(
+        "rollback",
+        json!({"modules": ["pubsub_subscription"], "confirm": true}),
+    );
+    assert_eq!(last(&rolled)["status"], "completed", "{rolled}");
+    assert_eq!(installed_version(&prosody, "pubsub_subscription"), "1-1");
+
+    let removed = admin.run("remove", json!({"modules": ["pubsub_subscription"]}));
+    assert_eq!(last(&removed)["status"], "completed", "{removed}");
+    assert_eq!(
+        installed_version(&prosody, "pubsub_subscription"),
+        Value::Null
+    );
+    assert!(!prosody
+        .modules_dir()
+        .join("mod_pubsub_subscription")
+        .exists());
+    assert!(!prosody
+        .loaded_modules(DOMAIN)
+        .iter()
+        .any(|m| m == "pubsub_subscription"));
+    assert!(!std::fs::read_to_string(prosody.path("modman.cfg.lua"))
+        .unwrap()
+        .contains("pubsub_subscription"));
 }
 
 #[test]
