@@ -857,3 +857,32 @@ fn a_repository_rotating_its_key_is_trusted_under_every_listed_key() {
     let (_, out, _) = support::cli(&["refresh"], &config_path);
     assert!(out.contains("local (result: ok"), "{out}");
 }
+
+/// A reply holding one line much longer than Prosody's 8 KiB read (a
+/// README paragraph on one line, 45 KB) reaches the admin whole and at
+/// once. Prosody 13's expat holds back a *client's* token that long until
+/// more bytes come (see the test client's nudge); checked here that
+/// modman's replies through the component stream are not held.
+#[test]
+fn a_reply_with_a_line_longer_than_a_read_arrives_at_once() {
+    let prosody = Prosody::start();
+    let tail = "and this is where the paragraph ends";
+    let repository = Repository::start_with(|corpus| {
+        let module = corpus.join("mod_wordy");
+        std::fs::create_dir_all(&module).unwrap();
+        std::fs::write(module.join("mod_wordy.lua"), "-- wordy\n").unwrap();
+        std::fs::write(
+            module.join("README.markdown"),
+            format!(
+                "---\nsummary: Says a lot\n---\n\n{}{tail}\n",
+                "A long sentence that goes on. ".repeat(1_500)
+            ),
+        )
+        .unwrap();
+    });
+    let (_modman, mut admin) = support::modman_with(&prosody, &repository);
+    // The client waits 20 s, well under modman's next keepalive (60 s),
+    // which would have released it.
+    let info = admin.chat(COMPONENT, "info wordy");
+    assert!(info.contains(tail), "{info}");
+}
