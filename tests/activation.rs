@@ -233,3 +233,39 @@ fn without_the_admin_socket_enabling_fails_clearly_and_changes_nothing() {
         "{list}"
     );
 }
+
+/// A module that loads but reports a problem (`module:set_status`) is
+/// loaded, and `list` and `info` say so with Prosody's words, so an admin
+/// sees at once why it does nothing yet.
+#[test]
+fn list_and_info_show_the_status_prosody_reports_for_a_loaded_module() {
+    let prosody = Prosody::start();
+    let repository = Repository::start_with(|corpus| {
+        let moody = corpus.join("mod_moody");
+        std::fs::create_dir_all(&moody).unwrap();
+        std::fs::write(
+            moody.join("mod_moody.lua"),
+            "module:set_status(\"warn\", \"No 'moody_moods' in config file\");\n",
+        )
+        .unwrap();
+        std::fs::write(
+            moody.join("README.markdown"),
+            "---\nsummary: Has moods\n---\n",
+        )
+        .unwrap();
+    });
+    let (_modman, mut admin) = modman_with(&prosody, &repository);
+    let install = admin.run("install", json!({"modules": ["moody"], "enable": true}));
+    assert_eq!(last(&install)["status"], "completed", "{install}");
+    assert!(prosody.loaded_modules(DOMAIN).iter().any(|m| m == "moody"));
+
+    let shown = format!("{DOMAIN} (warn: No 'moody_moods' in config file)");
+    let info = admin.chat(support::COMPONENT, "info moody");
+    assert!(info.contains(&format!("loaded on: {shown}")), "{info}");
+    let list = admin.chat(support::COMPONENT, "list moody");
+    let row = list
+        .lines()
+        .find(|l| l.starts_with("moody"))
+        .unwrap_or_else(|| panic!("moody not listed: {list}"));
+    assert!(row.contains(&shown), "{row}");
+}

@@ -423,17 +423,6 @@ impl AdminSocket {
             .to_owned())
     }
 
-    /// The names of the modules loaded on `host` (a module with a warn or
-    /// error status is loaded too).
-    pub async fn loaded(&mut self, host: &str) -> Result<Vec<String>, AdminError> {
-        Ok(self
-            .loaded_with_status(Scope::Host(host.to_owned()))
-            .await?
-            .into_iter()
-            .map(|m| m.name)
-            .collect())
-    }
-
     /// The modules loaded in `scope`, with the status Prosody lists.
     pub async fn loaded_with_status(
         &mut self,

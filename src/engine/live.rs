@@ -9,13 +9,20 @@ use std::sync::RwLock;
 
 use futures::future::BoxFuture;
 
-use super::admin_socket::{lua_string, AdminError, AdminSocket, Host, ModuleAction};
+use super::admin_socket::{
+    lua_string, AdminError, AdminSocket, Host, LoadedModule, ModuleAction, ModuleStatus,
+    Scope as ListScope,
+};
 use super::managed_config::{ManagedConfig, Scope};
 use super::EngineError;
 use crate::prosody::ServerFacts;
 
 /// Modules loaded now, per host name.
 pub type LoadedMap = BTreeMap<String, BTreeSet<String>>;
+
+/// Modules loaded now, per host name, each with the warn or error status
+/// Prosody lists for it (`None`: neither).
+pub type LoadedStatuses = BTreeMap<String, BTreeMap<String, Option<ModuleStatus>>>;
 
 /// The "host" of modules loaded globally, as the admin socket names it in
 /// `module:unload(name, "*")`.
@@ -29,11 +36,14 @@ pub trait LiveServer: Send {
     fn hosts(&mut self) -> BoxFuture<'_, Result<Vec<Host>, AdminError>>;
     /// Prosody's version, such as `0.12.3`.
     fn version(&mut self) -> BoxFuture<'_, Result<String, AdminError>>;
-    /// The modules loaded on `host`.
-    fn loaded<'a>(&'a mut self, host: &'a str) -> BoxFuture<'a, Result<Vec<String>, AdminError>>;
+    /// The modules loaded on `host`, with their status.
+    fn loaded<'a>(
+        &'a mut self,
+        host: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<LoadedModule>, AdminError>>;
     /// The modules loaded globally (`module:set_global()`, such as
     /// host_guard), which no host lists.
-    fn loaded_global(&mut self) -> BoxFuture<'_, Result<Vec<String>, AdminError>>;
+    fn loaded_global(&mut self) -> BoxFuture<'_, Result<Vec<LoadedModule>, AdminError>>;
     /// Loads, unloads or reloads `module` on `host`; the inner `Err` is
     /// Prosody's refusal in its own words.
     fn act<'a>(
@@ -95,16 +105,14 @@ impl LiveServer for AdminSocket {
     fn version(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
         Box::pin(AdminSocket::version(self))
     }
-    fn loaded<'a>(&'a mut self, host: &'a str) -> BoxFuture<'a, Result<Vec<String>, AdminError>> {
-        Box::pin(AdminSocket::loaded(self, host))
+    fn loaded<'a>(
+        &'a mut self,
+        host: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<LoadedModule>, AdminError>> {
+        Box::pin(self.loaded_with_status(ListScope::Host(host.to_owned())))
     }
-    fn loaded_global(&mut self) -> BoxFuture<'_, Result<Vec<String>, AdminError>> {
-        Box::pin(async move {
-            let modules = self
-                .loaded_with_status(super::admin_socket::Scope::Global)
-                .await?;
-            Ok(modules.into_iter().map(|m| m.name).collect())
-        })
+    fn loaded_global(&mut self) -> BoxFuture<'_, Result<Vec<LoadedModule>, AdminError>> {
+        Box::pin(self.loaded_with_status(ListScope::Global))
     }
     fn act<'a>(
         &'a mut self,
@@ -285,6 +293,19 @@ impl Live {
     /// [`GLOBAL`] those loaded globally: a module removed from there is
     /// unloaded from there too.
     pub async fn loaded(&mut self) -> Result<LoadedMap, AdminError> {
+        Ok(self
+            .loaded_with_status()
+            .await?
+            .into_iter()
+            .map(|(host, modules)| (host, modules.into_keys().collect()))
+            .collect())
+    }
+
+    /// [`Live::loaded`], with the status Prosody lists for each module.
+    pub async fn loaded_with_status(&mut self) -> Result<LoadedStatuses, AdminError> {
+        let by_name = |modules: Vec<LoadedModule>| -> BTreeMap<String, Option<ModuleStatus>> {
+            modules.into_iter().map(|m| (m.name, m.status)).collect()
+        };
         let mut loaded = BTreeMap::new();
         let hosts: Vec<String> = self
             .hosts
@@ -294,11 +315,11 @@ impl Live {
             .collect();
         for host in hosts {
             let modules = self.server.loaded(&host).await?;
-            loaded.insert(host, modules.into_iter().collect());
+            loaded.insert(host, by_name(modules));
         }
         let global = self.server.loaded_global().await?;
         if !global.is_empty() {
-            loaded.insert(GLOBAL.to_owned(), global.into_iter().collect());
+            loaded.insert(GLOBAL.to_owned(), by_name(global));
         }
         Ok(loaded)
     }
@@ -336,8 +357,8 @@ fn can_host_modules(host: &Host) -> bool {
 /// a time; changes drop it.
 const LOADED_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// What is loaded, or why that is not known.
-pub type Loaded = Result<LoadedMap, String>;
+/// What is loaded, with statuses, or why that is not known.
+pub type Loaded = Result<LoadedStatuses, String>;
 
 /// The modules Prosody has loaded, asked at most once per
 /// [`LOADED_FRESH_FOR`] however many ask at once: the first asks Prosody,
@@ -356,7 +377,7 @@ impl LoadedCache {
             }
         }
         let loaded = match Live::connect(connector, info).await {
-            Ok(mut live) => live.loaded().await.map_err(|e| e.to_string()),
+            Ok(mut live) => live.loaded_with_status().await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         *last = Some((std::time::Instant::now(), loaded.clone()));
@@ -382,15 +403,23 @@ impl Status {
         self.enabled.as_ref().ok().map(|c| c.hosts_of(module))
     }
 
-    /// Hosts `module` is loaded on; `None` when unknown.
+    /// Hosts `module` is loaded on, each followed by the warn or error
+    /// status Prosody reports for it there (`localhost (error: No 'dnsbls'
+    /// in config file)`); `None` when unknown.
     pub fn loaded_on(&self, module: &str) -> Option<Vec<String>> {
         self.loaded.as_ref().ok().map(|loaded| {
             loaded
                 .iter()
-                .filter(|(_, m)| m.contains(module))
-                .map(|(h, _)| match h.as_str() {
-                    GLOBAL => "global (every host)".to_owned(),
-                    _ => h.clone(),
+                .filter_map(|(host, modules)| Some((host, modules.get(module)?)))
+                .map(|(host, status)| {
+                    let host = match host.as_str() {
+                        GLOBAL => "global (every host)",
+                        _ => host,
+                    };
+                    match status {
+                        Some(status) => format!("{host} ({status})"),
+                        None => host.to_owned(),
+                    }
                 })
                 .collect()
         })

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 
-use super::admin_socket::{AdminError, Host, ModuleAction};
+use super::admin_socket::{AdminError, Host, LoadedModule, ModuleAction};
 use super::change::{ChangeSet, Outcome, Placement, Setting};
 use super::faults::Step;
 use super::live::{Connect, LiveServer};
@@ -59,8 +59,16 @@ impl LiveServer for Fake {
     fn version(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
         Box::pin(async { Ok("13.0.1".into()) })
     }
-    fn loaded<'a>(&'a mut self, _host: &'a str) -> BoxFuture<'a, Result<Vec<String>, AdminError>> {
-        let loaded = self.0.lock().unwrap().loaded.iter().cloned().collect();
+    fn loaded<'a>(
+        &'a mut self,
+        _host: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<LoadedModule>, AdminError>> {
+        let loaded = (self.0.lock().unwrap().loaded.iter())
+            .map(|name| LoadedModule {
+                name: name.clone(),
+                status: None,
+            })
+            .collect();
         Box::pin(async move { Ok(loaded) })
     }
     fn act<'a>(
@@ -99,7 +107,7 @@ impl LiveServer for Fake {
         };
         Box::pin(async move { Ok(result) })
     }
-    fn loaded_global(&mut self) -> BoxFuture<'_, Result<Vec<String>, AdminError>> {
+    fn loaded_global(&mut self) -> BoxFuture<'_, Result<Vec<LoadedModule>, AdminError>> {
         Box::pin(async { Ok(vec![]) })
     }
     fn config_get<'a>(
