@@ -235,6 +235,38 @@ fn psi_gets_what_follows_a_form_as_a_chat_message() {
         body.starts_with("Modules:\nlastlog ") && body.contains("\nlastlog2 "),
         "{body}"
     );
+
+    // The next chat message from modman that contains `marker`.
+    let next_saying = |psi: &mut Client, marker: &str| -> String {
+        loop {
+            let message = psi.request(json!({"op": "next_chat", "from": COMPONENT}));
+            let body = message["body"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no message saying {marker:?}: {message}"));
+            if body.contains(marker) {
+                return body.to_owned();
+            }
+        }
+    };
+    // Details keep their labels.
+    psi.run("info", json!({"module": "lastlog"}));
+    let info = next_saying(&mut psi, "lastlog");
+    assert!(
+        info.contains("\nSummary: ") && info.contains("\nFiles:\n"),
+        "{info}"
+    );
+    // A question cannot be answered in Psi: the message says so, and how
+    // to ask it by chat; nothing is changed.
+    psi.run("install", json!({"modules": ["csi_battery_saver"]}));
+    next_saying(&mut psi, "Installed:");
+    let asked = psi.run("remove", json!({"modules": ["track_muc_joins"]}));
+    assert_eq!(last(&asked)["status"], "executing", "{asked}");
+    let question = next_saying(&mut psi, "track_muc_joins");
+    assert!(
+        question.contains("Remove anyway?") && question.ends_with("answer yes or no there."),
+        "{question}"
+    );
+    assert!(prosody.modules_dir().join("mod_track_muc_joins").is_dir());
 }
 
 #[test]

@@ -349,22 +349,54 @@ pub fn table_form(table: &Table) -> Element {
     form
 }
 
-/// A result form as plain text: its title, then each field's values, one
-/// per line.
+/// Fields whose values read as prose without their label: the rows of a
+/// table and the note of a table or message.
+const PROSE_FIELDS: [&str; 2] = ["rows", "note"];
+
+/// A form as plain text, for a client that shows nothing after a form's
+/// first stage (Psi 1.5): its title, its instructions, then each field as
+/// `Label: value` (a table's rows and notes as they are). A question
+/// cannot be answered that way, so it says so and how to ask it by chat.
 pub fn plain_text(form: &Element) -> String {
     let title = form
         .get_child("title", NS_DATA)
         .map(Element::text)
         .unwrap_or_default();
-    let lines = form
-        .children()
-        .filter(|c| c.is("field", NS_DATA))
-        .flat_map(|field| field.children().filter(|v| v.is("value", NS_DATA)))
-        .map(Element::text);
-    std::iter::once(format!("{title}:"))
-        .chain(lines)
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut lines = vec![format!("{title}:")];
+    lines.extend(
+        form.get_child("instructions", NS_DATA)
+            .map(Element::text)
+            .filter(|text| !text.is_empty()),
+    );
+    let mut question = false;
+    for field in form.children().filter(|c| c.is("field", NS_DATA)) {
+        let var = field.attr("var").unwrap_or_default();
+        question |= var == CONFIRM_FIELD;
+        let values: Vec<String> = field
+            .children()
+            .filter(|v| v.is("value", NS_DATA))
+            .map(Element::text)
+            .collect();
+        match (field.attr("label"), values.as_slice()) {
+            (_, []) => {}
+            (Some(label), [value]) if !PROSE_FIELDS.contains(&var) => {
+                lines.push(format!("{label}: {value}"));
+            }
+            (Some(label), values) if !PROSE_FIELDS.contains(&var) => {
+                lines.push(format!("{label}:"));
+                lines.extend(values.iter().map(|v| format!("  {v}")));
+            }
+            (_, values) => lines.extend(values.iter().cloned()),
+        }
+    }
+    if question {
+        lines.push(
+            "This client cannot show the answer to this question, so nothing was changed. \
+             Send the same command to modman in a chat and answer yes or no there."
+                .into(),
+        );
+    }
+    lines.join("\n")
 }
 
 /// Reads a submitted form into `(var, values)` pairs. Anything that is not
@@ -470,6 +502,28 @@ mod tests {
         assert_eq!(
             plain_text(&form),
             "Modules:\nfirewall - A firewall\nlastlog\n2 modules."
+        );
+    }
+
+    #[test]
+    fn as_plain_text_details_keep_their_labels_and_a_question_says_how_to_answer() {
+        let details = Details {
+            title: "mod_x".into(),
+            fields: vec![
+                ("summary", "Summary", "Does x".into()),
+                ("files", "Files", "a.lua\nREADME.md".into()),
+                ("stage", "Stage", String::new()),
+            ],
+        };
+        assert_eq!(
+            plain_text(&details_form(&details)),
+            "mod_x:\nSummary: Does x\nFiles:\n  a.lua\n  README.md"
+        );
+        let question = plain_text(&confirm_form("Remove modules", "Remove:\n  x\nGo ahead?"));
+        assert!(
+            question.starts_with("Remove modules:\nRemove:\n  x\nGo ahead?\n")
+                && question.ends_with("answer yes or no there."),
+            "{question}"
         );
     }
 
