@@ -269,3 +269,98 @@ fn list_and_info_show_the_status_prosody_reports_for_a_loaded_module() {
         .unwrap_or_else(|| panic!("moody not listed: {list}"));
     assert!(row.contains(&shown), "{row}");
 }
+
+/// A built-in that a community module pulled in (`module:depends("csi")`)
+/// goes when the last module that needed it goes, and only then; one the
+/// admin had loaded stays. What is loaded is asked of Prosody itself.
+#[test]
+fn removing_a_module_unloads_the_built_ins_only_it_pulled_in() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let (modman, mut admin) = modman_with(&prosody, &repository);
+    let csi_loaded = || prosody.loaded_modules(DOMAIN).contains(&"csi".to_owned());
+    let note = |reply: &serde_json::Value| -> String {
+        assert_eq!(last(reply)["status"], "completed", "{reply}");
+        last(reply)["notes"].to_string()
+    };
+    assert!(!csi_loaded(), "the test's Prosody does not load csi itself");
+
+    // Both filter_chatstates and throttle_presence depend on csi.
+    note(&admin.run(
+        "install",
+        json!({"modules": ["filter_chatstates", "throttle_presence"], "enable": true}),
+    ));
+    assert!(csi_loaded());
+
+    // One of them goes: the other still needs csi, so it stays.
+    let remove = note(&admin.run("remove", json!({"modules": ["filter_chatstates"]})));
+    assert!(csi_loaded(), "throttle_presence still needs csi");
+    assert!(!remove.contains("Also unloaded"), "{remove}");
+
+    // Disabling the last one unloads csi, and says so.
+    let disable = note(&admin.run("disable", json!({"modules": ["throttle_presence"]})));
+    assert!(!csi_loaded(), "nothing needs csi any more");
+    assert!(
+        disable.contains("nothing needs now: csi on localhost"),
+        "{disable}"
+    );
+
+    // Enabled again and removed: the same.
+    note(&admin.run("enable", json!({"modules": ["throttle_presence"]})));
+    assert!(csi_loaded());
+    let remove = note(&admin.run("remove", json!({"modules": ["throttle_presence"]})));
+    assert!(!csi_loaded());
+    assert!(remove.contains("csi on localhost"), "{remove}");
+
+    // csi loaded by the admin before: a module that needs it comes and
+    // goes, and csi stays.
+    prosody.shell("module:load(\"csi\", \"localhost\")");
+    assert!(csi_loaded());
+    note(&admin.run(
+        "install",
+        json!({"modules": ["filter_chatstates"], "enable": true}),
+    ));
+    let remove = note(&admin.run("remove", json!({"modules": ["filter_chatstates"]})));
+    assert!(csi_loaded(), "the admin loaded csi: it stays");
+    assert!(!remove.contains("Also unloaded"), "{remove}");
+    assert!(!modman.log().contains("panicked"));
+}
+
+/// A module Prosody runs from elsewhere (its own copy, loaded as a
+/// dependency) is reloaded when modman installs a copy of the same name
+/// and enables it, so Prosody runs modman's copy, not the old one.
+#[test]
+fn enabling_a_module_loaded_from_elsewhere_runs_modmans_copy() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    // A community copy of csi, marked so Prosody's log shows which runs.
+    let copy = repository.corpus("mod_csi");
+    std::fs::create_dir(&copy).unwrap();
+    let builtin = std::fs::read_to_string(support::corpus_module("mod_csi.lua")).unwrap();
+    std::fs::write(
+        copy.join("mod_csi.lua"),
+        format!("{builtin}\nmodule:log(\"info\", \"modman-copy-of-csi\");\n"),
+    )
+    .unwrap();
+    std::fs::write(copy.join("README.markdown"), "---\nsummary: CSI\n---\n").unwrap();
+    repository.rebuild();
+    let (_modman, mut admin) = modman_with(&prosody, &repository);
+    prosody.shell("module:load(\"csi\", \"localhost\")");
+    assert!(!prosody.log().contains("modman-copy-of-csi"));
+
+    // modman asks first, since the server has a csi of its own.
+    let install = admin.run_steps(
+        "install",
+        json!([{"modules": ["csi"], "enable": true}, {"confirm": true}]),
+    );
+    assert_eq!(last(&install)["status"], "completed", "{install}");
+    assert!(
+        prosody.log().contains("modman-copy-of-csi"),
+        "Prosody runs modman's copy now"
+    );
+    let info = prosody.shell("module:info(\"csi\")");
+    assert!(
+        info.contains(&prosody.modules_dir().display().to_string()),
+        "{info}"
+    );
+}

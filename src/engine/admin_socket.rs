@@ -494,6 +494,50 @@ impl AdminSocket {
             .collect())
     }
 
+    /// The modules that must stay loaded on `host` (`*`: globally): those
+    /// Prosody's config loads there (`modules_enabled` with the modules
+    /// it always loads and a component's own), and those another loaded
+    /// module depends on with `module:depends` (Prosody unloads a module
+    /// whose dependency goes). Globally, also what the config loads on any
+    /// host and every module loaded on one, since a module enabled on a
+    /// host may run globally and a shared module's global instance serves
+    /// its host instances. No console command says this, so it is asked
+    /// in raw Lua.
+    pub async fn needed(
+        &mut self,
+        host: &str,
+    ) -> Result<std::collections::BTreeSet<String>, AdminError> {
+        let command = format!(
+            ">local ok, mm = pcall(require, \"prosody.core.modulemanager\"); \
+             if not ok then mm = require \"core.modulemanager\" end; \
+             local host, keep = {host}, {{}}; \
+             local scopes = {{ host }}; \
+             if host == \"*\" then for name in pairs(prosody.hosts) do scopes[#scopes + 1] = name end \
+             else scopes[2] = \"*\" end; \
+             for _, scope in ipairs(scopes) do \
+               if scope == host or host == \"*\" then \
+                 local wanted, component = mm.get_modules_for_host(scope); \
+                 for name in wanted do keep[name] = true end; \
+                 if component then keep[component] = true end \
+               end; \
+               for name, mod in pairs(mm.get_modules(scope) or {{}}) do \
+                 if host == \"*\" and scope ~= host then keep[name] = true end; \
+                 for dependency in pairs(mod.module.dependencies or {{}}) do keep[dependency] = true end \
+               end \
+             end; \
+             for name in pairs(keep) do print(name) end",
+            host = lua_string(host)
+        );
+        let reply = self.checked(&command).await?;
+        Ok(reply
+            .output
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+
     /// The Lua version Prosody runs on, such as `5.4` (what `--% lua:`
     /// headers name).
     pub async fn lua_version(&mut self) -> Result<String, AdminError> {

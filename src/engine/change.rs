@@ -9,8 +9,12 @@
 //!    files go away) out of the managed config, and unload them;
 //! 2. files: the journaled swap of [`super::transaction`];
 //! 3. enable: add placements to the managed config, and load them;
-//! 4. reload: modules whose files were replaced, where they were loaded;
-//! 5. history: one line for the whole change.
+//! 4. reload: modules given new files, where they were loaded (an update,
+//!    or a copy of a module Prosody had loaded from elsewhere, which then
+//!    runs from modman's copy);
+//! 5. release: note what the loads pulled in with `module:depends`, and
+//!    unload what was pulled in earlier and nothing needs any more;
+//! 6. history: one line for the whole change.
 //!
 //! Whatever step fails, the steps already done are undone in reverse
 //! order: files, config and live state. The error carries an [`Outcome`]
@@ -20,8 +24,10 @@ use std::collections::BTreeSet;
 
 use super::admin_socket::ModuleAction;
 use super::faults::Step;
+use super::live::GLOBAL;
 use super::live::{Live, LoadedMap};
 use super::managed_config::{HostModules, LuaValue, ManagedConfig, Scope};
+use super::state::PulledIn;
 use super::transaction::{self, Backup, Meta, Prepared, SettingChange, Transaction};
 use super::{audit, io, ChangeGuard, EngineError};
 use crate::access::Actor;
@@ -113,6 +119,9 @@ pub struct Applied {
     pub unloaded: Vec<Placement>,
     /// Modules reloaded with their new files or options.
     pub reloaded: Vec<Placement>,
+    /// Modules unloaded because nothing needs them any more: those a
+    /// module that is gone now had pulled in (`module:depends`).
+    pub released: Vec<Placement>,
     /// The options as they were and are now.
     pub settings: Vec<SettingChange>,
     /// Why the running server was not told (its admin socket could not
@@ -135,6 +144,8 @@ enum Done {
     ConfigReloaded,
     /// The record kept for rollback, by transaction id.
     Record(String),
+    /// The record of pulled-in modules was written; this was it before.
+    PulledIn(PulledIn),
 }
 
 impl ChangeGuard<'_> {
@@ -159,11 +170,14 @@ impl ChangeGuard<'_> {
             .filter(|p| p.after.is_none())
             .map(|p| p.name.clone())
             .collect();
-        let replaced: Vec<String> = files
+        let placed: Vec<String> = files
             .iter()
-            .filter(|p| p.after.is_some() && self.installed.modules.contains_key(&p.name))
+            .filter(|p| p.after.is_some())
             .map(|p| p.name.clone())
             .collect();
+        let replaced = placed
+            .iter()
+            .any(|name| self.installed.modules.contains_key(name));
         let config_path = self.engine.config.prosody.managed_config.clone();
         let config = ManagedConfig::load(&config_path).map_err(EngineError::from)?;
         let touches_placements = !enable.is_empty()
@@ -184,7 +198,7 @@ impl ChangeGuard<'_> {
             live,
             done: Vec::new(),
             applied: Applied {
-                not_live: not_live.filter(|_| !removed.is_empty() || !replaced.is_empty()),
+                not_live: not_live.filter(|_| !removed.is_empty() || replaced),
                 ..Applied::default()
             },
             modules: named_modules(&files, &disable, &enable, &settings),
@@ -205,7 +219,7 @@ impl ChangeGuard<'_> {
             settings,
             enable,
             removed,
-            replaced,
+            placed,
         };
         let result = match run.steps(plan, config).await {
             Ok(()) => run
@@ -229,8 +243,8 @@ struct Plan {
     enable: Vec<Placement>,
     /// Modules whose files go away.
     removed: Vec<String>,
-    /// Installed modules that get new files.
-    replaced: Vec<String>,
+    /// Modules that get new files.
+    placed: Vec<String>,
 }
 
 /// A change in progress.
@@ -313,6 +327,7 @@ impl Run<'_, '_> {
                     .insert(p.module.clone());
             }
             self.write_config(&with, config)?;
+            config = with;
             let now = self.live()?.loaded().await?;
             self.done.push(Done::Loaded(now.clone()));
             for p in &plan.enable {
@@ -326,7 +341,7 @@ impl Run<'_, '_> {
 
         // 4. reload what got new files, where it was loaded and stays.
         if self.live.is_some() {
-            for module in &plan.replaced {
+            for module in &plan.placed {
                 for host in loaded_hosts(&before, module) {
                     let p = Placement {
                         module: module.clone(),
@@ -340,6 +355,99 @@ impl Run<'_, '_> {
                     self.applied.reloaded.push(p);
                 }
             }
+        }
+
+        // 5. what the loads pulled in, and what nothing needs any more.
+        if self.live.is_some() {
+            self.release(&before, &plan.enable, &config).await?;
+        }
+        Ok(())
+    }
+
+    /// Step 5: adds to the record what is loaded now that was not before
+    /// and that this change did not enable itself (Prosody loaded it for
+    /// a `module:depends`), then unloads every recorded module that
+    /// nothing needs any more ([`Live::needed`]), again until none is
+    /// left, since one may have pulled in another. A recorded module that
+    /// is no longer loaded, or that this change enabled, leaves the record.
+    async fn release(
+        &mut self,
+        before: &LoadedMap,
+        enabled: &[Placement],
+        config: &ManagedConfig,
+    ) -> Result<(), EngineError> {
+        let state_dir = self.guard.engine.paths.state_dir.clone();
+        let record =
+            PulledIn::load(&state_dir).map_err(io("cannot read the state in", &state_dir))?;
+        let mut pulled = record.clone();
+        let now = self.live()?.loaded().await?;
+        let empty = BTreeSet::new();
+        for (host, modules) in &now {
+            let was = before.get(host).unwrap_or(&empty);
+            let new = modules
+                .difference(was)
+                .filter(|m| !enabled.iter().any(|p| &p.module == *m));
+            pulled
+                .0
+                .entry(host.clone())
+                .or_default()
+                .extend(new.cloned());
+        }
+        let mut loaded = now;
+        loop {
+            let mut released = false;
+            // Hosts before the global context: a shared module's global
+            // instance is needed while a host still has it.
+            let hosts: Vec<String> = (pulled.0.keys().filter(|h| *h != GLOBAL))
+                .chain(pulled.0.keys().filter(|h| *h == GLOBAL))
+                .cloned()
+                .collect();
+            for host in hosts {
+                let modules = pulled.0.entry(host.clone()).or_default();
+                let loaded_here = loaded.get(&host).unwrap_or(&empty);
+                modules
+                    .retain(|m| loaded_here.contains(m) && !enabled.iter().any(|p| &p.module == m));
+                if modules.is_empty() {
+                    continue;
+                }
+                let candidates = modules.clone();
+                let mut needed = self.live()?.needed(&host).await?;
+                // The managed config as this change wrote it: Prosody reads
+                // it again only at its next start or config reload.
+                needed.extend(
+                    candidates
+                        .iter()
+                        .filter(|m| {
+                            let hosts = config.hosts_of(m);
+                            hosts.contains(&host) || (host == GLOBAL && !hosts.is_empty())
+                        })
+                        .cloned(),
+                );
+                for module in candidates.into_iter().filter(|m| !needed.contains(m)) {
+                    let p = Placement {
+                        module,
+                        host: host.clone(),
+                    };
+                    self.act(ModuleAction::Unload, &p).await?;
+                    self.done.push(Done::Unloaded(p.clone()));
+                    if let Some(modules) = pulled.0.get_mut(&host) {
+                        modules.remove(&p.module);
+                    }
+                    self.applied.released.push(p);
+                    released = true;
+                }
+            }
+            if !released {
+                break;
+            }
+            loaded = self.live()?.loaded().await?;
+        }
+        pulled.0.retain(|_, modules| !modules.is_empty());
+        if pulled != record {
+            pulled
+                .save(&state_dir)
+                .map_err(io("cannot write the state in", &state_dir))?;
+            self.done.push(Done::PulledIn(record));
         }
         Ok(())
     }
@@ -616,6 +724,15 @@ impl Run<'_, '_> {
                 .map_err(|e| {
                     format!("Prosody still holds the new options until it reloads its config ({e})")
                 }),
+            Done::PulledIn(previous) => {
+                let state_dir = &self.guard.engine.paths.state_dir;
+                previous.save(state_dir).map_err(|e| {
+                    format!(
+                        "{} keeps this change's record of pulled-in modules ({e})",
+                        state_dir.display()
+                    )
+                })
+            }
             Done::Record(id) => {
                 let dir = self.guard.engine.paths.backups.join(&id);
                 crate::fsutil::remove_dir_if_present(&dir)

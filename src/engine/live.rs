@@ -62,6 +62,12 @@ pub trait LiveServer: Send {
     /// Makes Prosody read its config files again; the inner `Err` is its
     /// refusal (a syntax error, say) in its own words.
     fn config_reload(&mut self) -> BoxFuture<'_, Result<Result<(), String>, AdminError>>;
+    /// The modules that must stay loaded on `host` (`*`: globally): the
+    /// config loads them there or a loaded module depends on them.
+    fn needed<'a>(
+        &'a mut self,
+        host: &'a str,
+    ) -> BoxFuture<'a, Result<BTreeSet<String>, AdminError>>;
     /// `core.features`: what this server has built in.
     fn features(&mut self) -> BoxFuture<'_, Result<BTreeSet<String>, AdminError>>;
     /// The Lua version Prosody runs on, such as `5.4`.
@@ -132,6 +138,12 @@ impl LiveServer for AdminSocket {
             let reply = self.run(&command).await?;
             Ok(reply.result.trim_start_matches("OK: ").to_owned())
         })
+    }
+    fn needed<'a>(
+        &'a mut self,
+        host: &'a str,
+    ) -> BoxFuture<'a, Result<BTreeSet<String>, AdminError>> {
+        Box::pin(AdminSocket::needed(self, host))
     }
     fn features(&mut self) -> BoxFuture<'_, Result<BTreeSet<String>, AdminError>> {
         Box::pin(AdminSocket::features(self))
@@ -322,6 +334,11 @@ impl Live {
             loaded.insert(GLOBAL.to_owned(), by_name(global));
         }
         Ok(loaded)
+    }
+
+    /// The modules that must stay loaded on `host` ([`GLOBAL`]: globally).
+    pub async fn needed(&mut self, host: &str) -> Result<BTreeSet<String>, AdminError> {
+        self.server.needed(host).await
     }
 
     /// One module action; `Err` is a sentence with Prosody's own words.

@@ -37,6 +37,7 @@ use state::Installed;
 use transaction::Transaction;
 
 pub use change::{ChangeError, ChangeSet, Outcome, Placement};
+pub use live::GLOBAL;
 
 /// A failure of the engine, saying what and where.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 //! when and for whom. Modules in `modules_dir` that are not listed here
 //! are unmanaged, and modman never touches them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -56,5 +56,42 @@ impl Installed {
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         fsutil::atomic_write(&state_dir.join(FILE), &bytes)
+    }
+}
+
+/// `pulled_in.json` in `state_dir`: modules Prosody loaded, per host
+/// (`*`: globally), only because a module modman enabled depends on them
+/// (`module:depends`), and that were not loaded before. modman unloads
+/// one once nothing needs it any more; a module the admin loaded or
+/// enabled is never in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PulledIn(pub BTreeMap<String, BTreeSet<String>>);
+
+const PULLED_IN_FILE: &str = "pulled_in.json";
+
+impl PulledIn {
+    /// Reads the record; no file yet means nothing was pulled in.
+    pub fn load(state_dir: &Path) -> std::io::Result<PulledIn> {
+        let path = state_dir.join(PULLED_IN_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is damaged ({e}); remove it, and modman will no longer unload the modules that modules it enabled pulled in",
+                        path.display()
+                    ),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PulledIn::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces the record atomically.
+    pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        fsutil::atomic_write(&state_dir.join(PULLED_IN_FILE), &bytes)
     }
 }

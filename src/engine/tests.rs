@@ -125,6 +125,19 @@ impl LiveServer for Fake {
             .unwrap_or_else(|| "nil".into());
         Box::pin(async move { Ok(value) })
     }
+    fn needed<'a>(
+        &'a mut self,
+        _host: &'a str,
+    ) -> BoxFuture<'a, Result<BTreeSet<String>, AdminError>> {
+        let server = self.0.lock().unwrap();
+        let needed = match &server.pulls_in {
+            Some((from, dependency)) if server.loaded.contains(from) => {
+                BTreeSet::from([dependency.clone()])
+            }
+            _ => BTreeSet::new(),
+        };
+        Box::pin(async move { Ok(needed) })
+    }
     fn features(&mut self) -> BoxFuture<'_, Result<BTreeSet<String>, AdminError>> {
         Box::pin(async { Ok(BTreeSet::new()) })
     }
@@ -185,6 +198,7 @@ struct Snapshot {
     installed: super::state::Installed,
     managed_config: String,
     loaded: BTreeSet<String>,
+    pulled_in: super::state::PulledIn,
     backups: usize,
 }
 
@@ -201,6 +215,7 @@ impl Host_ {
             installed: self.engine.installed().unwrap(),
             managed_config: std::fs::read_to_string(self.root.join("modman.cfg.lua")).unwrap(),
             loaded: self.server.0.lock().unwrap().loaded.clone(),
+            pulled_in: super::state::PulledIn::load(&self.root.join("state")).unwrap(),
             backups: self.engine.backups().unwrap().len(),
         }
     }
@@ -337,6 +352,64 @@ async fn install_and_enable_fails_at_every_step_and_leaves_nothing() {
             ),
         }
     }
+}
+
+fn remove(name: &str) -> ChangeSet {
+    ChangeSet {
+        operation: "remove",
+        settings: vec![],
+        files: vec![Prepared {
+            name: name.into(),
+            after: None,
+        }],
+        disable: vec![],
+        enable: vec![],
+    }
+}
+
+#[tokio::test]
+async fn a_module_pulled_in_is_unloaded_with_the_module_that_needed_it() {
+    let host = host();
+    host.server.0.lock().unwrap().pulls_in = Some(("alpha".into(), "builtin_dep".into()));
+    let before = host.snapshot();
+    host.commit(install_and_enable("alpha")).await.unwrap();
+    assert!(host.snapshot().loaded.contains("builtin_dep"));
+
+    let applied = host.commit(remove("alpha")).await.unwrap();
+    assert_eq!(applied.unloaded, here("alpha"));
+    assert_eq!(applied.released, here("builtin_dep"));
+    let after = host.snapshot();
+    assert_eq!(after.loaded, before.loaded);
+    assert_eq!(after.pulled_in, before.pulled_in);
+}
+
+#[tokio::test]
+async fn a_module_loaded_before_stays_loaded_after_the_module_that_needed_it() {
+    let host = host();
+    host.server.0.lock().unwrap().pulls_in = Some(("alpha".into(), "builtin_dep".into()));
+    host.server
+        .0
+        .lock()
+        .unwrap()
+        .loaded
+        .insert("builtin_dep".into());
+    host.commit(install_and_enable("alpha")).await.unwrap();
+    let applied = host.commit(remove("alpha")).await.unwrap();
+    assert!(applied.released.is_empty(), "{:?}", applied.released);
+    assert!(host.snapshot().loaded.contains("builtin_dep"));
+}
+
+#[tokio::test]
+async fn a_failed_remove_loads_again_what_it_released() {
+    let host = host();
+    host.server.0.lock().unwrap().pulls_in = Some(("alpha".into(), "builtin_dep".into()));
+    host.commit(install_and_enable("alpha")).await.unwrap();
+    let before = host.snapshot();
+    assert!(!before.pulled_in.0.is_empty(), "{:?}", before.pulled_in);
+    host.arm(&Failure::At(Step::Audit));
+    let error = host.commit(remove("alpha")).await.unwrap_err();
+    assert_eq!(error.outcome, Outcome::Undone, "{}", error.error);
+    assert_eq!(host.snapshot(), before);
 }
 
 #[tokio::test]

@@ -82,7 +82,10 @@ impl Command for Disable {
             &placements,
             &applied.unloaded,
             ("unloaded now", "was not loaded"),
-            "Disabled; the files stay installed (remove deletes them).".into(),
+            format!(
+                "Disabled; the files stay installed (remove deletes them).{}",
+                super::enable::released_note(&applied.released)
+            ),
         )))
     }
 }

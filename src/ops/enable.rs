@@ -152,3 +152,22 @@ pub fn placement_table(
         note,
     }
 }
+
+/// What a change unloaded because nothing needs it any more (modules the
+/// ones it took away had pulled in), as a sentence; empty when nothing.
+pub fn released_note(released: &[Placement]) -> String {
+    if released.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = released
+        .iter()
+        .map(|p| match p.host.as_str() {
+            crate::engine::GLOBAL => format!("{} (global)", p.module),
+            host => format!("{} on {host}", p.module),
+        })
+        .collect();
+    format!(
+        " Also unloaded what only they had pulled in and nothing needs now: {}.",
+        each.join(", ")
+    )
+}

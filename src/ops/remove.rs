@@ -126,7 +126,8 @@ impl Command for Remove {
             columns: vec![("module", "Module"), ("version", "Version")],
             rows,
             note: format!(
-                "Removed; the files are kept in a backup (rollback puts them back).{unloaded}"
+                "Removed; the files are kept in a backup (rollback puts them back).{unloaded}{}",
+                super::enable::released_note(&applied.released)
             ),
         }))
     }

@@ -162,6 +162,7 @@ impl Command for Rollback {
             note +=
                 &format!(" Not done live ({why}); the files take effect when Prosody restarts.");
         }
+        note += &super::enable::released_note(&applied.released);
         Ok(Response::Table(Table {
             title: "Rolled back".into(),
             columns,

@@ -150,6 +150,10 @@ impl Command for Update {
                 "Not reloaded live ({why}); the new code runs when Prosody restarts."
             ));
         }
+        let released = super::enable::released_note(&applied.released);
+        if !released.is_empty() {
+            notes.push(released.trim_start().to_owned());
+        }
         notes.insert(
             0,
             format!(
