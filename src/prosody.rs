@@ -64,6 +64,12 @@ pub struct ServerFacts {
 }
 
 impl ServerFacts {
+    /// Whether `core.features` names `mod_NAME`: the module is part of
+    /// this Prosody (as mod_flags is of 13), not a community add-on.
+    pub fn has_feature_module(&self, name: &str) -> bool {
+        self.features.contains(&format!("mod_{name}"))
+    }
+
     /// Why installing `entry` from a repository would not do what the
     /// admin expects on this server; empty when nothing stands against
     /// it. [`Objection::refused`] tells the ones Prosody itself enforces.
@@ -95,7 +101,7 @@ impl ServerFacts {
         if !missing.is_empty() {
             objections.push(Objection::MissingFeatures(missing));
         }
-        if self.features.contains(&format!("mod_{name}")) {
+        if self.has_feature_module(name) {
             objections.push(Objection::BuiltIn(Shipped::Feature));
         } else if has_module(&self.builtin_dir, name) {
             objections.push(Objection::BuiltIn(Shipped::Directory(

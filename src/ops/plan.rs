@@ -106,7 +106,16 @@ pub fn resolve<'a>(
             if optional && dependency.kind != DependencyKind::Community {
                 continue;
             }
+            let part_of_prosody = server.is_some_and(|s| s.has_feature_module(&dependency.name));
             match dependency.kind {
+                // Prosody has it as its own now (mod_flags on 13): the
+                // module uses that, and a community copy would be refused.
+                DependencyKind::Community if part_of_prosody => {
+                    plan.notes.push(format!(
+                        "{name} needs mod_{}, which this Prosody has built in; it uses that one.",
+                        dependency.name
+                    ));
+                }
                 DependencyKind::Community if !installed.modules.contains_key(&dependency.name) => {
                     queue.push((dependency.name.clone(), why));
                 }
