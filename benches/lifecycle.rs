@@ -2,10 +2,12 @@
 //! the tools admins use today, each figure next to its baseline in the
 //! same run, reported as a ratio (these machines are shared and noisy).
 //!
-//! - install: `prosodyctl install` from an equivalent LuaRocks server
-//!   (source rocks of the same corpus modules, over HTTP on 127.0.0.1)
-//!   against modman from the CLI and over XMPP; and install + enable +
-//!   live load, which prosodyctl cannot do;
+//! - install: `prosodyctl install` from a LuaRocks server (source rocks
+//!   of corpus modules, over HTTP on 127.0.0.1) against modman from a
+//!   signed repository of the same modules, from the CLI and over XMPP;
+//!   modman over XMPP from that very LuaRocks server (`kind =
+//!   "luarocks"`), the same rock prosodyctl installs; and install +
+//!   enable + live load, which prosodyctl cannot do;
 //! - latency: `list` of the whole index over XMPP, p50 and p99, with 1
 //!   and 50 concurrent admins (the Rust client bench/xmpp-load), against
 //!   a disco#info round trip through the same Prosody;
@@ -13,7 +15,9 @@
 //!   files; memory: modman's RSS with a 2,000-module index and at the
 //!   update's peak, against Prosody's own RSS.
 //!
-//! Results: a table on stdout and target/bench/lifecycle.json.
+//! Results: a table on stdout and target/bench/lifecycle.json. Name parts
+//! to run only those: `cargo bench --bench lifecycle -- install latency
+//! scale`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -163,7 +167,7 @@ fn install(rows: &mut Vec<Row>) {
 
     let config = prosody.modman_config() + &repository.config_section();
     let config_path = prosody.path("modman.toml");
-    let _modman = Modman::start(&prosody, &config);
+    let modman = Modman::start(&prosody, &config);
     let mut admin = Client::connect(&prosody, ADMIN);
     admin.run_steps("refresh", json!([]));
     // Like for like: five modules that also load without configuration
@@ -228,6 +232,45 @@ fn install(rows: &mut Vec<Row>) {
             admin.run_steps("remove", json!([{"modules": [module]}, {"confirm": true}]));
         }
     }
+
+    // The same rocks from the same LuaRocks server, by a modman whose
+    // only source it is; prosodyctl again in the same rounds.
+    drop(modman);
+    let community = format!(
+        "{}\n[[repositories]]\nname = \"community\"\nurl = \"{url}\"\nkind = \"luarocks\"\n",
+        prosody.modman_config()
+    );
+    let _modman = Modman::start(&prosody, &community);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let mut modman_rocks = vec![];
+    for _ in 0..ROUNDS {
+        for module in &modules {
+            let _ = std::fs::remove_dir_all(&tree);
+            prosodyctl.push(timed(|| {
+                run(Command::new("prosodyctl")
+                    .arg("--config")
+                    .arg(prosody.config_path())
+                    .args([
+                        "install",
+                        &format!("--server={url}"),
+                        &format!("mod_{module}"),
+                    ])
+                    .env("LUAROCKS_CONFIG", &luarocks_config))
+            }));
+            modman_rocks.push(timed(|| {
+                let done = admin.run("install", json!({"modules": [module]}));
+                assert_eq!(done["steps"][1]["status"], "completed", "{done}");
+            }));
+            assert!(
+                prosody
+                    .modules_dir()
+                    .join(format!("mod_{module}/mod_{module}.lua"))
+                    .is_file(),
+                "modman installed nothing from the LuaRocks server"
+            );
+            admin.run_steps("remove", json!([{"modules": [module]}, {"confirm": true}]));
+        }
+    }
     let _ = rocks.kill();
     let baseline = median(prosodyctl);
     let row = |what: &str, samples| Row {
@@ -239,6 +282,10 @@ fn install(rows: &mut Vec<Row>) {
     };
     rows.push(row("install, CLI", modman_cli));
     rows.push(row("install, over XMPP (slixmpp client)", modman_xmpp));
+    rows.push(row(
+        "install from the LuaRocks server, over XMPP",
+        modman_rocks,
+    ));
     rows.push(row(
         "install + enable + live load, over XMPP",
         modman_enable,
@@ -395,10 +442,22 @@ fn main() {
         );
         return;
     }
+    // `cargo bench --bench lifecycle -- install` runs that part alone.
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
     let mut rows = Vec::new();
-    install(&mut rows);
-    latency(&mut rows);
-    scale_and_memory(&mut rows);
+    if wanted("install") {
+        install(&mut rows);
+    }
+    if wanted("latency") {
+        latency(&mut rows);
+    }
+    if wanted("scale") {
+        scale_and_memory(&mut rows);
+    }
 
     println!(
         "\n{:<50} {:>12} {:>30} {:>12} {:>8}",
