@@ -192,22 +192,26 @@ fn install(rows: &mut Vec<Row>) {
     );
     let (mut rocks, url, luarocks_config) = luarocks_server(&repository, &modules, work.path());
 
+    // The baseline: into an empty tree each time, as modman installs.
+    let prosodyctl_install = |module: &str| {
+        let _ = std::fs::remove_dir_all(&tree);
+        timed(|| {
+            run(Command::new("prosodyctl")
+                .arg("--config")
+                .arg(prosody.config_path())
+                .args([
+                    "install",
+                    &format!("--server={url}"),
+                    &format!("mod_{module}"),
+                ])
+                .env("LUAROCKS_CONFIG", &luarocks_config))
+        })
+    };
     let (mut prosodyctl, mut modman_cli, mut modman_xmpp, mut modman_enable) =
         (vec![], vec![], vec![], vec![]);
     for _ in 0..ROUNDS {
         for module in &modules {
-            let _ = std::fs::remove_dir_all(&tree);
-            prosodyctl.push(timed(|| {
-                run(Command::new("prosodyctl")
-                    .arg("--config")
-                    .arg(prosody.config_path())
-                    .args([
-                        "install",
-                        &format!("--server={url}"),
-                        &format!("mod_{module}"),
-                    ])
-                    .env("LUAROCKS_CONFIG", &luarocks_config))
-            }));
+            prosodyctl.push(prosodyctl_install(module));
             assert!(
                 tree.join(format!("share/lua/5.4/mod_{module}.lua"))
                     .is_file(),
@@ -245,18 +249,7 @@ fn install(rows: &mut Vec<Row>) {
     let mut modman_rocks = vec![];
     for _ in 0..ROUNDS {
         for module in &modules {
-            let _ = std::fs::remove_dir_all(&tree);
-            prosodyctl.push(timed(|| {
-                run(Command::new("prosodyctl")
-                    .arg("--config")
-                    .arg(prosody.config_path())
-                    .args([
-                        "install",
-                        &format!("--server={url}"),
-                        &format!("mod_{module}"),
-                    ])
-                    .env("LUAROCKS_CONFIG", &luarocks_config))
-            }));
+            prosodyctl.push(prosodyctl_install(module));
             modman_rocks.push(timed(|| {
                 let done = admin.run("install", json!({"modules": [module]}));
                 assert_eq!(done["steps"][1]["status"], "completed", "{done}");
