@@ -288,6 +288,15 @@ fn a_mirror_verifies_carries_versions_and_dependencies_and_holds_the_rocks_files
         let not_readme = |(path, _): &(String, Vec<u8>)| path != "README.markdown";
         let mut expected = server.installed_by_luarocks(&package, "1-1");
         expected.retain(not_readme);
+        // A library: LuaRocks' `ldap.lua` is `ldap.lib.lua` in modman's
+        // `ldap/`, where Prosody's module:require looks for it.
+        if let Some(library) = entry["library"].as_str() {
+            for (path, _) in expected.iter_mut() {
+                let inside = path.strip_prefix(&format!("{library}/")).unwrap_or(path);
+                *path = inside.replace(".lua", ".lib.lua");
+            }
+            expected.sort();
+        }
         let mut files = archive_files(&out, entry);
         assert!(files.iter().any(|(path, _)| path == "README.markdown"));
         files.retain(not_readme);
@@ -301,9 +310,11 @@ fn a_mirror_verifies_carries_versions_and_dependencies_and_holds_the_rocks_files
             "{module}: other bytes than luarocks installs"
         );
     }
+    // A library rock: its library where Prosody's module:require finds it.
+    assert_eq!(entry(&index, "lib_ldap")["library"], "ldap");
     assert!(archive_files(&out, entry(&index, "lib_ldap"))
         .iter()
-        .any(|(path, _)| path == "ldap.lua"));
+        .any(|(path, _)| path == "ldap.lib.lua"));
 
     // What luarocks (as `prosodyctl install` runs it) installed, read back.
     let tree = server.dir.path().join("tree-mod_lib_ldap");
@@ -433,13 +444,15 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
             std::fs::read(format!("/usr/lib/prosody/modules/mod_{module}/{file}")).unwrap();
         assert!(installed == debian, "{module}: other bytes than the rock's");
     }
-    // A library mapping, where `prosodyctl install` would put it.
+    // A library rock, in the directory named after its library, where
+    // another module's `module:require "ldap"` finds it.
     let (ok, out, err) = host.run(&["install", "--yes", "lib_ldap"]);
     assert!(ok, "{out}{err}");
     assert!(
-        std::fs::read(host.modules().join("mod_lib_ldap/ldap.lua")).unwrap()
+        std::fs::read(host.modules().join("ldap/ldap.lib.lua")).unwrap()
             == std::fs::read("/usr/lib/prosody/modules/ldap.lib.lua").unwrap()
     );
+    assert!(!host.modules().join("mod_lib_ldap").exists());
 
     // A higher revision is an update.
     server.publish("mod_muc_rtbl", "2-1");
@@ -767,6 +780,105 @@ fn installed_version(prosody: &Prosody, module: &str) -> Value {
     )
     .unwrap();
     installed["modules"][module]["version"].clone()
+}
+
+/// A library rock (no module of its own, like mod_lib_ldap) and a module
+/// that loads it with `module:require`: the module loads in Prosody with
+/// the library modman installed, the library cannot be enabled, and
+/// removing both leaves nothing.
+#[test]
+fn a_module_loads_the_library_rock_it_depends_on() {
+    let library = {
+        let source = tar_gz(&[
+            (
+                "Community-Modules-abc/mod_lib_greet/greet.lib.lua",
+                b"return { hello = function() return 'modman-greeting' end }",
+            ),
+            (
+                "Community-Modules-abc/mod_lib_greet/extra.lib.lua",
+                b"return { number = 42 }",
+            ),
+        ]);
+        let spec = rockspec(
+            "mod_lib_greet",
+            "Community-Modules-abc/mod_lib_greet",
+            "greet = \"greet.lib.lua\", [\"greet.extra\"] = \"extra.lib.lua\"",
+            "",
+            "",
+        );
+        zip_of(&[
+            ("mod_lib_greet-1-1.rockspec", spec.as_bytes()),
+            ("prosody-modules-abc.tar.gz", &source),
+        ])
+    };
+    let user = {
+        let source = tar_gz(&[(
+            "Community-Modules-abc/mod_greeter/mod_greeter.lua",
+            b"local greet = module:require 'greet'\n\
+              local extra = module:require 'greet/extra'\n\
+              module:log('info', '%s %d', greet.hello(), extra.number)\n",
+        )]);
+        let spec = rockspec(
+            "mod_greeter",
+            "Community-Modules-abc/mod_greeter",
+            "mod_greeter = \"mod_greeter.lua\"",
+            "\"mod_lib_greet\"",
+            "",
+        );
+        zip_of(&[
+            ("mod_greeter-1-1.rockspec", spec.as_bytes()),
+            ("prosody-modules-abc.tar.gz", &source),
+        ])
+    };
+    let (_dir, served) = hostile_server(&[
+        ("mod_lib_greet", "1-1", library),
+        ("mod_greeter", "1-1", user),
+    ]);
+    let prosody = Prosody::start();
+    let config = prosody.path("modman.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[[repositories]]\nname = \"community\"\nurl = \"{}\"\nkind = \"luarocks\"\n",
+            prosody.modman_config(),
+            served.url()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let (ok, out, err) = cli(args, &config);
+        assert!(ok, "{args:?}: {out}{err}");
+        out
+    };
+    run(&["refresh"]);
+    run(&["install", "--yes", "--enable", "greeter"]);
+    let modules = prosody.modules_dir();
+    assert!(modules.join("greet/greet.lib.lua").is_file());
+    assert!(modules.join("greet/extra.lib.lua").is_file());
+    assert!(prosody
+        .loaded_modules(DOMAIN)
+        .contains(&"greeter".to_owned()));
+    assert!(
+        prosody.log().contains("modman-greeting 42"),
+        "mod_greeter found both parts of the library"
+    );
+
+    // A library is not a module: nothing to enable, and it says why.
+    let (ok, _, err) = cli(&["enable", "--yes", "lib_greet"], &config);
+    assert!(!ok && err.contains("Lua library `greet`"), "{err}");
+    // info says what it is.
+    let info = run(&["info", "lib_greet"]);
+    assert!(
+        info.contains("a Lua library that other modules load with module:require \"greet\""),
+        "{info}"
+    );
+
+    run(&["remove", "--yes", "greeter", "lib_greet"]);
+    assert!(!modules.join("greet").exists());
+    assert!(!modules.join("mod_greeter").exists());
+    assert!(!prosody
+        .loaded_modules(DOMAIN)
+        .contains(&"greeter".to_owned()));
 }
 
 /// The whole life of LuaRocks modules over XMPP, as an admin lives it:

@@ -101,8 +101,10 @@ impl Paths {
         }
     }
 
-    fn live(&self, name: &str) -> PathBuf {
-        self.modules_dir.join(format!("mod_{name}"))
+    /// Where module `name` with `record` lives (see
+    /// [`InstalledModule::directory`]).
+    fn live(&self, name: &str, record: &state::InstalledModule) -> PathBuf {
+        self.modules_dir.join(record.directory(name))
     }
 }
 

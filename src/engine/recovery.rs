@@ -92,9 +92,9 @@ pub(super) fn recover(paths: &Paths) -> Result<Vec<String>, EngineError> {
         .map_err(io("cannot read the state in", &paths.state_dir))?;
     let vanished: Vec<String> = installed
         .modules
-        .keys()
-        .filter(|name| !paths.live(name).is_dir())
-        .cloned()
+        .iter()
+        .filter(|(name, record)| !paths.live(name, record).is_dir())
+        .map(|(name, _)| name.clone())
         .collect();
     if !vanished.is_empty() {
         for name in &vanished {

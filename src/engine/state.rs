@@ -27,6 +27,22 @@ pub struct InstalledModule {
     /// what would break without asking a repository.
     #[serde(default)]
     pub dependencies: Vec<String>,
+    /// Set for a Lua library other modules load with `module:require`
+    /// (a LuaRocks library rock such as mod_lib_ldap: `ldap`): its files
+    /// live in `modules_dir/LIBRARY/`, where Prosody finds them by the
+    /// library's name, and it is never enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<String>,
+}
+
+impl InstalledModule {
+    /// Its directory in `modules_dir`: `mod_NAME`, or a library's name.
+    pub fn directory(&self, name: &str) -> String {
+        match &self.library {
+            Some(library) => library.clone(),
+            None => format!("mod_{name}"),
+        }
+    }
 }
 
 /// All managed modules by name.

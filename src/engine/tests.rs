@@ -261,6 +261,7 @@ fn module(name: &str, version: &str) -> Prepared {
         installed_by: "test".into(),
         files: vec![format!("mod_{name}.lua")],
         dependencies: vec![],
+        library: None,
     };
     let files = vec![ArchiveFile {
         path: format!("mod_{name}.lua"),

@@ -93,6 +93,16 @@ pub struct RecordChange {
     pub after: Option<InstalledModule>,
 }
 
+impl RecordChange {
+    /// The record that says where it lives: the new one, else the old.
+    fn record(&self) -> &InstalledModule {
+        self.after
+            .as_ref()
+            .or(self.before.as_ref())
+            .expect("a change has a record before or after it")
+    }
+}
+
 /// A module's new record and files, or `None` to remove it.
 pub struct Prepared {
     pub name: String,
@@ -144,7 +154,11 @@ pub(super) fn apply(
         settings: vec![],
     };
     for change in &transaction.changes {
-        if change.before.is_none() && crate::prosody::has_module(&paths.modules_dir, &change.name) {
+        let taken = match &change.record().library {
+            Some(library) => paths.modules_dir.join(library).exists(),
+            None => crate::prosody::has_module(&paths.modules_dir, &change.name),
+        };
+        if change.before.is_none() && taken {
             return Err(EngineError::Unmanaged(change.name.clone()));
         }
     }
@@ -234,7 +248,7 @@ pub(super) fn unapply(
 fn swap_in(paths: &Paths, transaction: &Transaction, faults: &Faults) -> std::io::Result<()> {
     let stage = paths.staging.join(&transaction.id);
     for change in &transaction.changes {
-        let live = paths.live(&change.name);
+        let live = paths.live(&change.name, change.record());
         let dir_name = format!("mod_{}", change.name);
         if live.exists() {
             std::fs::rename(&live, stage.join("old").join(&dir_name))?;
@@ -254,7 +268,7 @@ pub(super) fn undo(paths: &Paths, transaction: &Transaction) -> std::io::Result<
     let trash = stage.join("trash");
     std::fs::create_dir_all(&trash)?;
     for change in transaction.changes.iter().rev() {
-        let live = paths.live(&change.name);
+        let live = paths.live(&change.name, change.record());
         let dir_name = format!("mod_{}", change.name);
         let old = stage.join("old").join(&dir_name);
         let new_moved_in = change.after.is_some() && !stage.join("new").join(&dir_name).exists();

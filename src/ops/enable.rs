@@ -57,6 +57,17 @@ impl Command for Enable {
     async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {
         let mut guard = ctx.engine.lock().await?;
         for module in &self.modules {
+            if let Some(library) = guard
+                .installed
+                .modules
+                .get(module)
+                .and_then(|r| r.library.as_ref())
+            {
+                return Err(OpError::bad_input(format!(
+                    "{module} is the Lua library `{library}` that other modules load with module:require (installed as {}), not a module Prosody loads: there is nothing to enable; enable the module that needs it",
+                    ctx.engine.modules_dir().join(library).display()
+                )));
+            }
             let findable = crate::prosody::has_module(ctx.engine.modules_dir(), module)
                 || crate::prosody::has_module(&ctx.config.prosody.builtin_modules, module);
             if !findable {

@@ -163,8 +163,19 @@ impl Command for Info {
             .or(entry.map(|e| &e.files))
             .map(|f| f.join("\n"))
             .unwrap_or_default();
+        let library = record
+            .and_then(|r| r.library.as_ref())
+            .or(entry.and_then(|e| e.library.as_ref()))
+            .map(|library| {
+                format!(
+                    "a Lua library that other modules load with module:require \"{library}\", not a module Prosody loads: installed as {}, never enabled",
+                    ctx.engine.modules_dir().join(library).display()
+                )
+            })
+            .unwrap_or_default();
         let fields = vec![
             ("module", "Module", name.clone()),
+            ("library", "Library", library),
             (
                 "summary",
                 "Summary",

@@ -90,13 +90,28 @@ impl Command for Install {
         }
         let server = plan::learn_server(ctx).await;
         let plan = plan::resolve(ctx, &catalog, &guard.installed, requested, server.as_ref())?;
+        // A Lua library is for other modules' module:require: installed,
+        // never enabled.
+        let (libraries, modules): (Vec<String>, Vec<String>) =
+            self.modules.iter().cloned().partition(|name| {
+                plan.steps
+                    .iter()
+                    .any(|s| &s.entry.name == name && s.entry.library.is_some())
+            });
+        if hosts.is_some() {
+            for library in &libraries {
+                notes.push(format!(
+                    "{library} is a Lua library that other modules load, not a module Prosody loads: installed, not enabled."
+                ));
+            }
+        }
         let mut proposal = Proposal::new("Install");
         plan.propose(&mut proposal, &guard.installed);
         if let Some(hosts) = &hosts {
             for host in ctx.engine.hosts_with_own_list(hosts) {
                 proposal.concern(enable::own_list_concern(ctx, &host));
             }
-            for placement in Placement::all(&self.modules, hosts) {
+            for placement in Placement::all(&modules, hosts) {
                 let text = format!("enable {} on {}", placement.module, placement.host);
                 proposal.step(text.clone(), text);
             }
@@ -107,7 +122,7 @@ impl Command for Install {
         let files = plan.download(ctx, actor).await?;
         let enabling = hosts
             .as_ref()
-            .map(|hosts| Placement::all(&self.modules, hosts))
+            .map(|hosts| Placement::all(&modules, hosts))
             .unwrap_or_default();
         let change = ChangeSet {
             operation: "install",

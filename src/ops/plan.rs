@@ -203,6 +203,7 @@ impl Plan<'_> {
                     .iter()
                     .map(|d| d.name.clone())
                     .collect(),
+                library: step.entry.library.clone(),
             };
             prepared.push(Prepared {
                 name: step.entry.name.clone(),

@@ -287,6 +287,8 @@ fn pack_module(
         size: bytes.len() as u64,
         sha256,
         files,
+        // A tree in the prosody-modules layout holds modules only.
+        library: None,
     };
     // Copied as they are, an ESC or NUL from a README would break every
     // reply that carries it, or reach an admin's terminal.

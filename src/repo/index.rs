@@ -104,6 +104,13 @@ pub struct ModuleEntry {
     pub sha256: String,
     /// Files in the archive, relative to the module directory, sorted.
     pub files: Vec<String>,
+    /// Set when this is a Lua library that other modules load with
+    /// `module:require` (a LuaRocks library rock, such as mod_lib_ldap:
+    /// `ldap`) rather than a module Prosody loads: installed as
+    /// `LIBRARY/` in the module directory, where Prosody finds it by that
+    /// name, and never enabled. Left out of the index otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<String>,
 }
 
 impl ModuleEntry {
@@ -231,6 +238,14 @@ impl Index {
                     crate::text::clean(&module.archive)
                 )));
             }
+            if let Some(library) = &module.library {
+                if !is_valid_library_name(library) {
+                    return Err(problem(format!(
+                        "library `{}` is not a plain Lua library name",
+                        crate::text::clean(library)
+                    )));
+                }
+            }
             if let Some(bad) = module.files.iter().find(|f| !is_safe_relative_path(f)) {
                 return Err(problem(format!(
                     "file `{}` is not a plain relative path",
@@ -308,6 +323,16 @@ impl Index {
     }
 }
 
+/// A Lua library name that can be a directory of the module directory
+/// beside the modules (`ldap`): letters, digits and `_`, not `mod_...`
+/// (a module's) and not starting with `.` (modman's own staging).
+pub fn is_valid_library_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with("mod_")
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// Module names as Prosody uses them: letters, digits, `_` and `-`, at
 /// most 100 characters, not starting with `-`. Anything else could be a
 /// path trick once it becomes `mod_<name>`.
@@ -379,6 +404,7 @@ pub(crate) mod tests {
             size: 1,
             sha256: "0".repeat(64),
             files: vec![],
+            library: None,
         }
     }
 

@@ -4,11 +4,17 @@
 //! Prosody loads them after `prosodyctl install`:
 //!
 //! - `build.modules` maps Lua module names to files. LuaRocks installs
-//!   `mod_x = "mod_x.lua"` as `share/lua/5.4/mod_x.lua`, `["mod_x.lib"]`
-//!   as `share/lua/5.4/mod_x/lib.lua` and a library such as
-//!   `ldap = "ldap.lib.lua"` as `share/lua/5.4/ldap.lua`. Prosody looks
-//!   for a module's resources in `mod_x/` either way, so the files go to
-//!   `mod_x.lua`, `lib.lua` and `ldap.lua` in the module's directory.
+//!   `mod_x = "mod_x.lua"` as `share/lua/5.4/mod_x.lua` and `["mod_x.lib"]`
+//!   as `share/lua/5.4/mod_x/lib.lua`. Prosody looks for a module's
+//!   resources in `mod_x/` either way, so the files go to `mod_x.lua` and
+//!   `lib.lua` in the module's directory.
+//! - A library rock (mod_lib_ldap: `modules = { ldap = "ldap.lib.lua" }`,
+//!   no module of its own) is for other modules' `module:require "ldap"`.
+//!   LuaRocks installs it as `share/lua/5.4/ldap.lua`; of the places
+//!   Prosody then looks, the one that is a directory of its own is
+//!   `ldap/ldap.lib.lua` (and `ldap/vcard.lib.lua` for `"ldap/vcard"`), so
+//!   the rock is laid out as `ldap.lib.lua`, `vcard.lib.lua` in the
+//!   directory `ldap/` ([`Rock::library`]).
 //! - `build.copy_directories` are copied whole (templates, assets).
 //! - The README is kept too: it is where summary, stage and
 //!   compatibility come from, and `info` shows it after install.
@@ -36,6 +42,8 @@ pub struct Rock {
     pub rockspec: Rockspec,
     /// The module's files, relative to its directory, sorted by path.
     pub files: Vec<ArchiveFile>,
+    /// The Lua library it is, for a library rock (its directory's name).
+    pub library: Option<String>,
 }
 
 /// Why a rock was refused: the rock's file name, then what and where.
@@ -96,9 +104,15 @@ pub fn read(file_name: &str, bytes: &[u8]) -> Result<Rock, RockError> {
             rockspec.source_file, rockspec.source_dir
         )));
     }
-    let files = module_files(&rockspec, source_files)
+    let library =
+        library_of(&rockspec).map_err(|problem| fail(format!("{rockspec_name}: {problem}")))?;
+    let files = module_files(&rockspec, library.as_deref(), source_files)
         .map_err(|problem| fail(format!("{rockspec_name}: {problem}")))?;
-    Ok(Rock { rockspec, files })
+    Ok(Rock {
+        rockspec,
+        files,
+        library,
+    })
 }
 
 /// The zip's entries by name. Refuses what is not a zip, names that are not
@@ -153,8 +167,41 @@ fn unzip(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
     Ok(entries)
 }
 
+/// The Lua library `spec` builds, if it is a library rock: every
+/// `build.modules` name is a library (no `mod_...`, not the package), all
+/// under one first name, which becomes its directory.
+fn library_of(spec: &Rockspec) -> Result<Option<String>, String> {
+    let own = |name: &str| {
+        name.starts_with("mod_")
+            || name == spec.package
+            || name.starts_with(&format!("{}.", spec.package))
+    };
+    if spec.modules.is_empty() || spec.modules.iter().any(|(name, _)| own(name)) {
+        return Ok(None);
+    }
+    let roots: std::collections::BTreeSet<&str> = spec
+        .modules
+        .iter()
+        .map(|(name, _)| name.split('.').next().unwrap_or(name))
+        .collect();
+    match roots.into_iter().collect::<Vec<_>>()[..] {
+        [root] if crate::repo::index::is_valid_library_name(root) => Ok(Some(root.to_owned())),
+        [root] => Err(format!(
+            "build.modules names the library `{root}`, which cannot be a directory name"
+        )),
+        ref roots => Err(format!(
+            "build.modules names the libraries {}: modman installs a library rock as one directory, named after its one library",
+            roots.join(", ")
+        )),
+    }
+}
+
 /// The module's files from its source directory, per the rockspec.
-fn module_files(spec: &Rockspec, source: Vec<ArchiveFile>) -> Result<Vec<ArchiveFile>, String> {
+fn module_files(
+    spec: &Rockspec,
+    library: Option<&str>,
+    source: Vec<ArchiveFile>,
+) -> Result<Vec<ArchiveFile>, String> {
     let by_path: BTreeMap<&str, &ArchiveFile> =
         source.iter().map(|f| (f.path.as_str(), f)).collect();
     let mut out: BTreeMap<String, ArchiveFile> = BTreeMap::new();
@@ -187,12 +234,11 @@ fn module_files(spec: &Rockspec, source: Vec<ArchiveFile>) -> Result<Vec<Archive
                 spec.source_dir
             )
         })?;
-        add(
-            &mut out,
-            installed_path(&spec.package, name, path),
-            from,
-            &why,
-        )?;
+        let installed = match library {
+            Some(library) => library_path(library, name),
+            None => installed_path(&spec.package, name, path),
+        };
+        add(&mut out, installed, from, &why)?;
     }
     for dir in &spec.copy_directories {
         let prefix = format!("{dir}/");
@@ -221,6 +267,19 @@ fn module_files(spec: &Rockspec, source: Vec<ArchiveFile>) -> Result<Vec<Archive
         }
     }
     Ok(out.into_values().collect())
+}
+
+/// Where Prosody's `module:require` finds library module `name` inside
+/// the directory `library/`: `ldap` as `ldap.lib.lua`, `ldap.vcard` as
+/// `vcard.lib.lua`, `ldap.a.b` as `a/b.lib.lua`.
+fn library_path(library: &str, name: &str) -> String {
+    match name
+        .strip_prefix(library)
+        .and_then(|rest| rest.strip_prefix('.'))
+    {
+        Some(rest) => format!("{}.lib.lua", rest.replace('.', "/")),
+        None => format!("{library}.lib.lua"),
+    }
 }
 
 /// Where LuaRocks puts Lua module `name` (built from `source`) under
@@ -310,6 +369,61 @@ build = {{ type = "builtin", {build} }}
         ),
         ("Community-Modules-abc/mod_other/mod_other.lua", b"other"),
     ];
+
+    #[test]
+    fn a_library_rock_is_laid_out_where_module_require_finds_it() {
+        let spec = rockspec(
+            "mod_demo",
+            "3-1",
+            r#"modules = { ldap = "ldap.lib.lua", ["ldap.vcard"] = "vcard.lib.lua", ["ldap.a.b"] = "b.lua" }"#,
+        );
+        let rock = read(
+            "mod_demo-3-1.src.rock",
+            &rock_of(
+                &spec,
+                &[
+                    ("Community-Modules-abc/mod_demo/ldap.lib.lua", b"return {}"),
+                    ("Community-Modules-abc/mod_demo/vcard.lib.lua", b"return {}"),
+                    ("Community-Modules-abc/mod_demo/b.lua", b"return {}"),
+                    ("Community-Modules-abc/mod_demo/README.markdown", b"# Demo"),
+                ],
+            ),
+        )
+        .unwrap();
+        assert_eq!(rock.library.as_deref(), Some("ldap"));
+        let paths: Vec<&str> = rock.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "README.markdown",
+                "a/b.lib.lua",
+                "ldap.lib.lua",
+                "vcard.lib.lua"
+            ]
+        );
+
+        // Two libraries would need two directories: refused, saying so.
+        let spec = rockspec(
+            "mod_demo",
+            "3-1",
+            r#"modules = { ldap = "ldap.lib.lua", other = "vcard.lib.lua" }"#,
+        );
+        let error = read(
+            "mod_demo-3-1.src.rock",
+            &rock_of(
+                &spec,
+                &[
+                    ("Community-Modules-abc/mod_demo/ldap.lib.lua", b"return {}"),
+                    ("Community-Modules-abc/mod_demo/vcard.lib.lua", b"return {}"),
+                ],
+            ),
+        )
+        .unwrap_err();
+        assert!(
+            error.problem.contains("the libraries ldap, other"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn files_are_laid_out_as_prosody_loads_them() {

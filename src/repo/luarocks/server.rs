@@ -424,6 +424,7 @@ fn describe(rock: &Rock, bytes: &[u8], community: &BTreeSet<String>, builtin_dir
             sha256: crate::repo::sha256_hex(bytes),
             files: rock.files.iter().map(|f| f.path.clone()).collect(),
             headers,
+            library: rock.library.clone(),
         },
         files: rock.files.clone(),
     }
