@@ -177,8 +177,12 @@ pub fn released_note(released: &[Placement]) -> String {
             host => format!("{} on {host}", p.module),
         })
         .collect();
+    let (them, dependencies) = match released.len() {
+        1 => ("it", "a dependency"),
+        _ => ("them", "dependencies"),
+    };
     format!(
-        " Also unloaded what only they had pulled in and nothing needs now: {}.",
+        " Also unloaded {}: Prosody had loaded {them} only as {dependencies}, and nothing needs {them} now.",
         each.join(", ")
     )
 }
