@@ -379,6 +379,12 @@ impl Run<'_, '_> {
         let state_dir = self.guard.engine.paths.state_dir.clone();
         let record =
             PulledIn::load(&state_dir).map_err(io("cannot read the state in", &state_dir))?;
+        // Nothing was loaded that could pull a module in, and nothing
+        // pulled in earlier waits to go: no need to ask Prosody.
+        let loaded_any = !enabled.is_empty() || !self.applied.reloaded.is_empty();
+        if !loaded_any && record.0.is_empty() {
+            return Ok(());
+        }
         let mut pulled = record.clone();
         let now = self.live()?.loaded().await?;
         let empty = BTreeSet::new();
