@@ -851,8 +851,22 @@ fn a_module_loads_the_library_rock_it_depends_on() {
         out
     };
     run(&["refresh"]);
-    run(&["install", "--yes", "--enable", "greeter"]);
     let modules = prosody.modules_dir();
+
+    // Its directory taken by something modman did not put there: refused,
+    // naming the directory, and nothing installed.
+    std::fs::create_dir(modules.join("greet")).unwrap();
+    std::fs::write(modules.join("greet/mine.lua"), "-- the admin's").unwrap();
+    let before = snapshot(&modules);
+    let (ok, _, err) = cli(&["install", "--yes", "--enable", "greeter"], &config);
+    assert!(
+        !ok && err.contains("the directory `greet/` (for the library lib_greet)"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&modules), before);
+    std::fs::remove_dir_all(modules.join("greet")).unwrap();
+
+    run(&["install", "--yes", "--enable", "greeter"]);
     assert!(modules.join("greet/greet.lib.lua").is_file());
     assert!(modules.join("greet/extra.lib.lua").is_file());
     assert!(prosody

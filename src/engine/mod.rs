@@ -48,8 +48,12 @@ pub enum EngineError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("mod_{0} is in the module directory but was not installed by modman; remove it by hand first, or leave it alone")]
-    Unmanaged(String),
+    #[error("{what} is in {} but was not installed by modman, so nothing was put over it; remove it by hand first, or leave it alone", dir.display())]
+    Unmanaged {
+        /// `mod_x`, or a library's directory and whose it is.
+        what: String,
+        dir: PathBuf,
+    },
     #[error("another modman process is changing modules right now (state lock {0} is held); try again when it has finished")]
     Busy(PathBuf),
     #[error(transparent)]

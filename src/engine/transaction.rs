@@ -153,13 +153,22 @@ pub(super) fn apply(
             .collect(),
         settings: vec![],
     };
-    for change in &transaction.changes {
+    for change in transaction.changes.iter().filter(|c| c.before.is_none()) {
         let taken = match &change.record().library {
-            Some(library) => paths.modules_dir.join(library).exists(),
-            None => crate::prosody::has_module(&paths.modules_dir, &change.name),
+            Some(library) => paths.modules_dir.join(library).exists().then(|| {
+                format!(
+                    "the directory `{library}/` (for the library {})",
+                    change.name
+                )
+            }),
+            None => crate::prosody::has_module(&paths.modules_dir, &change.name)
+                .then(|| format!("mod_{}", change.name)),
         };
-        if change.before.is_none() && taken {
-            return Err(EngineError::Unmanaged(change.name.clone()));
+        if let Some(what) = taken {
+            return Err(EngineError::Unmanaged {
+                what,
+                dir: paths.modules_dir.clone(),
+            });
         }
     }
 

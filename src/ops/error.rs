@@ -73,7 +73,7 @@ impl OpError {
 
 fn kind_of(error: &EngineError) -> ErrorKind {
     match error {
-        EngineError::Unmanaged(_)
+        EngineError::Unmanaged { .. }
         | EngineError::Busy(_)
         | EngineError::ManagedConfig(_)
         | EngineError::Refused(_) => ErrorKind::Conflict,
