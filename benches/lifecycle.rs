@@ -240,10 +240,7 @@ fn install(rows: &mut Vec<Row>) {
     // The same rocks from the same LuaRocks server, by a modman whose
     // only source it is; prosodyctl again in the same rounds.
     drop(modman);
-    let community = format!(
-        "{}\n[[repositories]]\nname = \"community\"\nurl = \"{url}\"\nkind = \"luarocks\"\n",
-        prosody.modman_config()
-    );
+    let community = prosody.modman_config() + &support::luarocks_section(&url);
     let _modman = Modman::start(&prosody, &community);
     let mut admin = Client::connect(&prosody, ADMIN);
     let mut modman_rocks = vec![];

@@ -13,7 +13,10 @@ use std::time::Instant;
 
 use serde_json::json;
 use serde_json::Value;
-use support::{cli, last, snapshot, wait_for, Client, Modman, Prosody, ADMIN, COMPONENT, DOMAIN};
+use support::{
+    cli, last, luarocks_section, snapshot, wait_for, Client, Modman, Prosody, ADMIN, COMPONENT,
+    DOMAIN,
+};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/luarocks-server");
 
@@ -838,11 +841,7 @@ fn a_module_loads_the_library_rock_it_depends_on() {
     let config = prosody.path("modman.toml");
     std::fs::write(
         &config,
-        format!(
-            "{}\n[[repositories]]\nname = \"community\"\nurl = \"{}\"\nkind = \"luarocks\"\n",
-            prosody.modman_config(),
-            served.url()
-        ),
+        prosody.modman_config() + &luarocks_section(&served.url()),
     )
     .unwrap();
     let run = |args: &[&str]| {
@@ -903,11 +902,7 @@ fn over_xmpp_a_luarocks_module_is_installed_loaded_updated_rolled_back_and_remov
     let prosody = Prosody::start();
     let _modman = Modman::start(
         &prosody,
-        &format!(
-            "{}\n[[repositories]]\nname = \"community\"\nurl = \"{}\"\nkind = \"luarocks\"\n",
-            prosody.modman_config(),
-            server.served.url()
-        ),
+        &(prosody.modman_config() + &luarocks_section(&server.served.url())),
     );
     let mut admin = Client::connect(&prosody, ADMIN);
     let refreshed = admin.chat(COMPONENT, "refresh");

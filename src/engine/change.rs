@@ -388,16 +388,14 @@ impl Run<'_, '_> {
         let mut pulled = record.clone();
         let now = self.live()?.loaded().await?;
         let empty = BTreeSet::new();
+        // What this change enabled itself leaves the record below.
         for (host, modules) in &now {
             let was = before.get(host).unwrap_or(&empty);
-            let new = modules
-                .difference(was)
-                .filter(|m| !enabled.iter().any(|p| &p.module == *m));
             pulled
                 .0
                 .entry(host.clone())
                 .or_default()
-                .extend(new.cloned());
+                .extend(modules.difference(was).cloned());
         }
         let mut loaded = now;
         loop {

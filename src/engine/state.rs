@@ -56,23 +56,40 @@ const FILE: &str = "installed.json";
 impl Installed {
     /// Reads the state; no file yet means nothing is installed.
     pub fn load(state_dir: &Path) -> std::io::Result<Installed> {
-        match std::fs::read(state_dir.join(FILE)) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} is damaged ({e}); restore it from a backup or remove it to forget what modman installed", state_dir.join(FILE).display()),
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Installed::default()),
-            Err(e) => Err(e),
-        }
+        load_json(
+            &state_dir.join(FILE),
+            "restore it from a backup or remove it to forget what modman installed",
+        )
     }
 
     /// Replaces the state file atomically.
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        fsutil::atomic_write(&state_dir.join(FILE), &bytes)
+        save_json(&state_dir.join(FILE), self)
     }
+}
+
+/// Reads a state file of modman's own; no file yet is the default. A
+/// damaged one is an error naming it and `what_to_do`.
+fn load_json<T: serde::de::DeserializeOwned + Default>(
+    path: &Path,
+    what_to_do: &str,
+) -> std::io::Result<T> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} is damaged ({e}); {what_to_do}", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces a state file atomically.
+fn save_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    fsutil::atomic_write(path, &bytes)
 }
 
 /// `pulled_in.json` in `state_dir`: modules Prosody loaded, per host
@@ -89,25 +106,14 @@ const PULLED_IN_FILE: &str = "pulled_in.json";
 impl PulledIn {
     /// Reads the record; no file yet means nothing was pulled in.
     pub fn load(state_dir: &Path) -> std::io::Result<PulledIn> {
-        let path = state_dir.join(PULLED_IN_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "{} is damaged ({e}); remove it, and modman will no longer unload the modules that modules it enabled pulled in",
-                        path.display()
-                    ),
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PulledIn::default()),
-            Err(e) => Err(e),
-        }
+        load_json(
+            &state_dir.join(PULLED_IN_FILE),
+            "remove it, and modman will no longer unload the modules that modules it enabled pulled in",
+        )
     }
 
     /// Replaces the record atomically.
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        fsutil::atomic_write(&state_dir.join(PULLED_IN_FILE), &bytes)
+        save_json(&state_dir.join(PULLED_IN_FILE), self)
     }
 }

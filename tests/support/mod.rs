@@ -850,6 +850,12 @@ pub fn cli_binary(binary: &Program, args: &[&str], config: &Path) -> (bool, Stri
     )
 }
 
+/// The modman.toml section naming the LuaRocks server at `url` as the
+/// repository `community` (Prosody's community repository's shape).
+pub fn luarocks_section(url: &str) -> String {
+    format!("\n[[repositories]]\nname = \"community\"\nurl = \"{url}\"\nkind = \"luarocks\"\n")
+}
+
 /// modman serving `repository`, and an admin who has refreshed from it.
 pub fn modman_with(prosody: &Prosody, repository: &Repository) -> (Modman, Client) {
     let modman = Modman::start(
