@@ -198,6 +198,10 @@ pub struct Prosody {
     pub dir: tempfile::TempDir,
     pub c2s_port: u16,
     pub component_port: u16,
+    /// Prosody's HTTP and HTTPS ports: its own, so that nothing in a test
+    /// depends on Prosody's default ports or on who else holds them.
+    pub http_port: u16,
+    pub https_port: u16,
     child: Option<Child>,
 }
 
@@ -236,6 +240,8 @@ impl Prosody {
             dir,
             c2s_port: free_port(),
             component_port: free_port(),
+            http_port: free_port(),
+            https_port: free_port(),
             child: None,
         };
         std::fs::create_dir_all(prosody.path("data")).unwrap();
@@ -275,6 +281,8 @@ impl Prosody {
             .replace("@DIR@", &self.dir.path().display().to_string())
             .replace("@C2S_PORT@", &self.c2s_port.to_string())
             .replace("@COMPONENT_PORT@", &self.component_port.to_string())
+            .replace("@HTTP_PORT@", &self.http_port.to_string())
+            .replace("@HTTPS_PORT@", &self.https_port.to_string())
             .replace("@SECRET@", SECRET)
             .replace(
                 "@BUILTIN_MODULES@",
