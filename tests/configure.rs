@@ -268,6 +268,9 @@ fn prosodys_own_settings_are_refused_over_xmpp_and_the_cli_and_change_nothing() 
                 "{name}: {text}"
             );
         }
+        // In a direct chat.
+        let chat = admin.chat(COMPONENT, &format!("configure {MODULE} {name}={value}"));
+        assert!(chat.contains(read_by), "{name}: {chat}");
         // On the command line, answering yes in advance.
         let set = format!("{name}={value}");
         let (ok, out, err) = support::cli(&["configure", MODULE, "--set", &set, "--yes"], &config);
