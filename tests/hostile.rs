@@ -665,6 +665,127 @@ fn setup_refuses_a_planted_link_and_changes_nothing() {
     assert_eq!(owner(), victim_owner);
 }
 
+/// Owner, group and mode of `path`.
+fn owner_and_mode(path: &std::path::Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (m.uid(), m.gid(), m.mode() & 0o7777)
+}
+
+/// A uid and gid from /etc/passwd.
+fn account(name: &str) -> (u32, u32) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in /etc/passwd"));
+    let ids: Vec<u32> = line
+        .split(':')
+        .skip(2)
+        .take(2)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    (ids[0], ids[1])
+}
+
+#[test]
+fn setup_keeps_prosodys_config_readable_and_creates_what_it_needs_for_prosody() {
+    use std::os::unix::fs::PermissionsExt;
+    // As packaged: Prosody's config is the admin's, readable by Prosody
+    // through its group only. Here its owner is `nobody`, so that a
+    // rewrite as root:root shows.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (prosody_uid, prosody_gid) = account("prosody");
+    let (nobody, _) = account("nobody");
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    let config = etc.join("prosody.cfg.lua");
+    let debian = std::fs::read_to_string("/etc/prosody/prosody.cfg.lua").unwrap();
+    std::fs::write(&config, &debian).unwrap();
+    std::os::unix::fs::chown(&config, Some(nobody), Some(prosody_gid)).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (data, state) = (dir.path().join("data"), dir.path().join("state"));
+    // Prosody's data directory, as the package makes it: Prosody's user's.
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(prosody_uid), Some(prosody_gid)).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let modman_toml = etc.join("modman.toml");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(["setup", "--domain", support::DOMAIN, "--prosody-config"])
+        .arg(&config)
+        .arg("--config")
+        .arg(&modman_toml)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--no-repository")
+        .arg("--write")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.contains("Include \"") && written.len() > debian.len());
+    assert_eq!(owner_and_mode(&config), (nobody, prosody_gid, 0o640));
+    let backups: Vec<_> = std::fs::read_dir(&etc)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".bak"))
+        .collect();
+    let [backup] = backups.as_slice() else {
+        panic!("one backup expected: {backups:?}")
+    };
+    assert_eq!(std::fs::read_to_string(backup).unwrap(), debian);
+    assert_eq!(owner_and_mode(backup), (nobody, prosody_gid, 0o640));
+    // What modman and Prosody, both running as prosody, need: theirs, and
+    // nothing readable by every local user.
+    for (path, mode) in [
+        (state.clone(), 0o750),
+        (data.join("modman"), 0o750),
+        (data.join("modman.cfg.lua"), 0o640),
+        (modman_toml.clone(), 0o600),
+    ] {
+        assert_eq!(
+            owner_and_mode(&path),
+            (prosody_uid, prosody_gid, mode),
+            "{}",
+            path.display()
+        );
+    }
+
+    // check, run as root, reads as Prosody, stopped here, would: as the
+    // owner of its data directory.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let toml = std::fs::read_to_string(&modman_toml)
+        .unwrap()
+        .replace("127.0.0.1:5347", &format!("127.0.0.1:{port}"));
+    std::fs::write(&modman_toml, toml).unwrap();
+    let row = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("readable by prosody"))
+            .unwrap_or_else(|| panic!("{out}"))
+            .to_owned()
+    };
+    let (_, out, _) = support::cli(&["check"], &modman_toml);
+    assert!(!row(&out).contains("FAIL"), "{out}");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (ok, out, _) = support::cli(&["check"], &modman_toml);
+    let row = row(&out);
+    assert!(
+        !ok && row.contains("FAIL") && row.contains(&config.display().to_string()),
+        "{out}"
+    );
+}
+
 #[test]
 fn check_fails_on_a_secret_readable_by_everyone_with_the_chmod_to_run() {
     use std::os::unix::fs::PermissionsExt;
