@@ -2,6 +2,7 @@
 //! run the same operations from a shell, rendered as plain text, and
 //! `repo` builds and checks repositories.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -145,6 +146,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: under systemd the
+        // journal would keep them as garbage.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let matches = ops::all()
         .iter()
