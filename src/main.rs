@@ -97,6 +97,9 @@ enum RepoCommand {
         /// The repository directory to create or replace; serve it with any static HTTP server.
         #[arg(long)]
         out: PathBuf,
+        /// The repository's name, as the [[repositories]] entry in each modman.toml names it; signed into the index, so another repository's index signed with the same key is refused.
+        #[arg(long)]
+        name: String,
         /// The private key from `modman repo keygen`.
         #[arg(long)]
         key: PathBuf,
@@ -115,6 +118,9 @@ enum RepoCommand {
         /// The repository directory to create or replace; rocks already fetched are kept beside it in .DIR.rocks/.
         #[arg(long)]
         out: PathBuf,
+        /// The repository's name, as the [[repositories]] entry in each modman.toml names it (see repo build).
+        #[arg(long)]
+        name: String,
         /// The private key from `modman repo keygen`.
         #[arg(long)]
         key: PathBuf,
@@ -357,6 +363,7 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
         RepoCommand::Build {
             from,
             out,
+            name,
             key,
             builtin_modules,
             valid_for,
@@ -364,6 +371,7 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
             let options = build::BuildOptions {
                 tree: &from,
                 out: &out,
+                name: &name,
                 key: &key,
                 builtin_dir: &builtin_modules,
                 valid_for: time::Duration::days(valid_for.into()),
@@ -384,6 +392,7 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
         RepoCommand::Mirror {
             from,
             out,
+            name,
             key,
             builtin_modules,
             timeout_seconds,
@@ -392,6 +401,7 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
             let options = modman::repo::mirror::MirrorOptions {
                 from: &from,
                 out: &out,
+                name: &name,
                 key: &key,
                 builtin_dir: &builtin_modules,
                 timeout: std::time::Duration::from_secs(timeout_seconds),

@@ -472,6 +472,7 @@ fn control_characters_from_a_repository_reach_no_stanza_and_no_terminal() {
         .arg(out.path().join("repo"))
         .arg("--key")
         .arg(repository.dir.path().join("key"))
+        .args(["--name", "local"])
         .output()
         .unwrap();
     let warnings = String::from_utf8_lossy(&build.stderr);
@@ -840,6 +841,7 @@ fn a_repository_rotating_its_key_is_trusted_under_every_listed_key() {
         .arg(repository.served())
         .arg("--key")
         .arg(&new_key)
+        .args(["--name", "local"])
         .output()
         .unwrap();
     assert!(build.status.success());

@@ -50,6 +50,8 @@ fn build_command(tree: &Path, out: &Path, key: &Path) -> Command {
         out.to_str().unwrap(),
         "--key",
         key.to_str().unwrap(),
+        "--name",
+        "local",
     ]);
     command
 }

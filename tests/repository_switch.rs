@@ -11,12 +11,8 @@ use support::{last, snapshot, Client, Modman, Prosody, Repository, ADMIN, COMPON
 fn update_never_moves_a_module_to_another_repository() {
     let prosody = Prosody::start();
     let first = Repository::start();
-    let second = Repository::start();
-    let config = prosody.modman_config()
-        + &first.config_section()
-        + &second
-            .config_section()
-            .replace("name = \"local\"", "name = \"other\"");
+    let second = Repository::start_named("other", support::debian_corpus);
+    let config = prosody.modman_config() + &first.config_section() + &second.config_section();
     let _modman = Modman::start(&prosody, &config);
     let mut admin = Client::connect(&prosody, ADMIN);
     assert!(admin.chat(COMPONENT, "refresh").contains("ok"));

@@ -340,7 +340,10 @@ async fn luarocks_index(
             .into_iter()
             .map(|problem| format!("{problem}; left out of the catalog")),
     );
-    let index = Index::unsigned(offers.modules.into_iter().map(|o| o.entry).collect());
+    let index = Index::unsigned(
+        &repository.name,
+        offers.modules.into_iter().map(|o| o.entry).collect(),
+    );
     let (index_path, _) = cache_paths(&config.state_dir, repository);
     let saved = index_path
         .parent()

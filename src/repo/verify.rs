@@ -23,7 +23,8 @@ pub struct Problem {
 #[derive(Debug, Default)]
 pub struct Verified {
     pub modules: usize,
-    /// Serial, generation time and expiry, if the index could be read.
+    /// Repository name, serial, generation time and expiry, if the index
+    /// could be read.
     pub freshness: Option<String>,
     /// Empty when the repository is good.
     pub problems: Vec<Problem>,
@@ -72,6 +73,12 @@ fn check(dir: &Path, key: &VerifyingKey, freshness: &mut Option<String>) -> (usi
         }
     };
     *freshness = Some(index.freshness());
+    if index.repository.is_none() {
+        fail(
+            "index.json",
+            "names no repository; clients refuse it: rebuild the repository with modman repo build --name NAME (the name of its [[repositories]] entry) and publish it".into(),
+        );
+    }
     if index.is_expired(Timestamp::now()) {
         fail(
             "index.json",
