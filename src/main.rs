@@ -290,10 +290,11 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String
             Err("nothing was changed; run the same command again with --yes to go ahead".into())
         }
         ops::Response::Table(table)
-            if table
-                .rows
-                .iter()
-                .any(|row| row.get(1).is_some_and(|r| r == ops::check::FAIL)) =>
+            if table.failed()
+                || table
+                    .rows
+                    .iter()
+                    .any(|row| row.get(1).is_some_and(|r| r == ops::check::FAIL)) =>
         {
             Err(table.note.clone())
         }
