@@ -668,6 +668,13 @@ fn an_index_built_within_the_second_of_the_previous_one_is_accepted() {
     )
     .unwrap();
     assert_eq!(accepted["serial"].as_u64(), Some(serial(&second)));
+    // info shows the index in use: its repository and serial.
+    let (ok, info, _) = host.run(&["info", "modman_one"]);
+    assert!(ok);
+    assert!(
+        info.contains(&format!("repository local, serial {},", serial(&second))),
+        "{info}"
+    );
 }
 
 /// One repository down: the refresh summary (the line every client
@@ -704,5 +711,11 @@ fn a_repository_that_fails_to_refresh_is_named_in_the_summary() {
     assert!(
         note.contains("Stale:") && note.contains("other") && note.contains("Connection refused"),
         "{note}"
+    );
+    // Nor does update call everything up to date.
+    let (_, updated, _) = host.run(&["update", "--yes"]);
+    assert!(
+        !updated.contains("Everything is up to date") && updated.contains("other"),
+        "{updated}"
     );
 }

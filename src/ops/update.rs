@@ -116,7 +116,16 @@ impl Command for Update {
             })
             .collect();
         if rows.is_empty() {
-            notes.insert(0, "Everything is up to date.".into());
+            // "Up to date" only as far as current indexes say so.
+            let stale = catalog.stale(&ctx.config.repositories);
+            let verdict = match stale.is_empty() {
+                true => "Everything is up to date.".to_owned(),
+                false => format!(
+                    "No update in the indexes at hand, but not all of them are current: {}.",
+                    stale.join("; ")
+                ),
+            };
+            notes.insert(0, verdict);
             return Ok(Response::Table(Table {
                 title: "Updates".into(),
                 columns,
