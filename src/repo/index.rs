@@ -385,8 +385,11 @@ pub mod limits {
     pub const DESCRIPTION: usize = 256 * 1024;
     /// Bytes of a version, a label, a stage or a compatibility cell.
     pub const SHORT_TEXT: usize = 256;
-    /// Labels of one module.
+    /// Labels of one module; also the entries of each of its headers
+    /// (`requires`, `conflicts`, `lua`).
     pub const LABELS: usize = 64;
+    /// Bytes of a path (the archive's, or a file's in it).
+    pub const PATH: usize = 1_024;
     /// Rows of one module's compatibility table.
     pub const COMPATIBILITY: usize = 64;
     /// Files in one module's archive.
@@ -422,6 +425,21 @@ impl ModuleEntry {
         for row in &self.compatibility {
             bytes("a compatibility row", &row.prosody, limits::SHORT_TEXT)?;
             bytes("a compatibility row", &row.status, limits::SHORT_TEXT)?;
+        }
+        let headers = &self.headers;
+        for (what, values) in [
+            ("`requires` headers", &headers.requires),
+            ("`conflicts` headers", &headers.conflicts),
+            ("`lua` headers", &headers.lua),
+        ] {
+            count(what, values.len(), limits::LABELS)?;
+            for value in values {
+                bytes("a header", value, limits::SHORT_TEXT)?;
+            }
+        }
+        bytes("the archive path", &self.archive, limits::PATH)?;
+        for file in &self.files {
+            bytes("a file path", file, limits::PATH)?;
         }
         count("labels", self.labels.len(), limits::LABELS)?;
         count(
@@ -670,7 +688,15 @@ pub(crate) mod tests {
     #[test]
     fn fields_over_their_limits_are_refused_naming_the_limit() {
         type Mutation = fn(&mut ModuleEntry);
-        let cases: [(Mutation, String); 5] = [
+        let cases: [(Mutation, String); 7] = [
+            (
+                |m| m.headers.requires = vec!["f".into(); limits::LABELS + 1],
+                format!("65 `requires` headers, more than the {}", limits::LABELS),
+            ),
+            (
+                |m| m.files = vec![format!("{}.lua", "d/".repeat(limits::PATH))],
+                format!("a file path is 2052 bytes, more than the {}", limits::PATH),
+            ),
             (
                 |m| m.summary = "s".repeat(limits::SUMMARY + 1),
                 format!(
