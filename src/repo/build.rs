@@ -217,7 +217,7 @@ pub(crate) fn publish(
     let (generated, clock) = build_time()?;
     let index = Index {
         schema: SCHEMA,
-        repository: Some(name.to_owned()),
+        repository: name.to_owned(),
         serial: next_serial(out, clock),
         generated,
         expires: Timestamp(generated.0 + valid_for),

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, Repository, RepositoryKind};
 use crate::fsutil;
 use crate::repo::fetch::{self, FetchError, Fetcher};
-use crate::repo::index::{Index, ModuleEntry, Timestamp};
+use crate::repo::index::{Index, IndexError, ModuleEntry, Timestamp};
 use crate::repo::luarocks::server::Server;
 
 /// One repository's last good index.
@@ -177,6 +177,9 @@ impl Catalog {
                         index: index.into(),
                         fetched: modified(&index_path),
                     }),
+                    // Kept by a modman from before index names, from
+                    // rocks it pinned: the next refresh remakes it.
+                    Ok(Err(IndexError::Unnamed)) => {}
                     Ok(Err(e)) => warnings.push(format!(
                         "cached index {} refused: {e}",
                         index_path.display()

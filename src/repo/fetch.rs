@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::config::{Repository, RepositoryKind};
 use crate::repo::archive::{self, ArchiveFile};
-use crate::repo::index::{Index, ModuleEntry};
+use crate::repo::index::{Index, IndexError, ModuleEntry};
 use crate::repo::signing;
 
 /// Largest index accepted.
@@ -209,21 +209,23 @@ pub fn verify_index(
             other => other.to_string(),
         },
     })?;
-    let index = Index::parse(bytes).map_err(|e| FetchError::Index {
-        repository: repository.name.clone(),
-        reason: e.to_string(),
-    })?;
     // See `Index::repository` for why an index without a name is refused.
-    match &index.repository {
-        Some(found) if *found == repository.name => Ok(index),
-        Some(found) => Err(FetchError::OtherRepository {
+    let index = Index::parse(bytes).map_err(|e| match e {
+        IndexError::Unnamed => FetchError::Unnamed {
             expected: repository.name.clone(),
-            found: found.clone(),
-        }),
-        None => Err(FetchError::Unnamed {
+        },
+        e => FetchError::Index {
+            repository: repository.name.clone(),
+            reason: e.to_string(),
+        },
+    })?;
+    if index.repository != repository.name {
+        return Err(FetchError::OtherRepository {
             expected: repository.name.clone(),
-        }),
+            found: index.repository,
+        });
     }
+    Ok(index)
 }
 
 /// `path` under the repository URL, which is treated as a directory.
@@ -326,16 +328,20 @@ mod tests {
         };
         let signed = |name: Option<&str>| {
             let index = Index {
-                repository: name.map(str::to_owned),
+                repository: name.unwrap_or_default().to_owned(),
                 ..crate::repo::index::tests::index_of(vec![])
             };
-            let bytes = index.to_json();
+            let mut json: serde_json::Value = serde_json::from_slice(&index.to_json()).unwrap();
+            if name.is_none() {
+                json.as_object_mut().unwrap().remove("repository");
+            }
+            let bytes = serde_json::to_vec(&json).unwrap();
             let signature = signing::sign(&key, &bytes);
             (bytes, signature)
         };
         let (bytes, signature) = signed(Some("stable"));
         let index = verify_index(&stable, &bytes, signature.as_bytes()).unwrap();
-        assert_eq!(index.repository.as_deref(), Some("stable"));
+        assert_eq!(index.repository, "stable");
         // Validly signed by the same key, for the other repository.
         let (bytes, signature) = signed(Some("testing"));
         let error = verify_index(&stable, &bytes, signature.as_bytes()).unwrap_err();

@@ -15,7 +15,10 @@ pub use super::metadata::{Headers, Need};
 /// are refused rather than read without them: an index that carries no
 /// serial or expiry could be replayed forever, so accepting one would
 /// switch the replay protection off for anyone who serves an old file.
-pub const SCHEMA: u32 = 2;
+/// Schema 3 added `repository`, refused without it for the same reason
+/// (see [`Index::repository`]); an older modman reading a schema 3 index
+/// says to upgrade, rather than stumbling on an unknown field.
+pub const SCHEMA: u32 = 3;
 
 /// The whole index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,13 +30,11 @@ pub struct Index {
     /// `stable` and a `testing`); without the name, one of them served at
     /// the other's URL would pass as it, signature and serial being valid.
     /// modman refuses an index whose name is not the one its
-    /// `[[repositories]]` entry gives, and one without a name (built
-    /// before names existed): nothing can tell which repository such an
-    /// index belongs to, so accepting it would keep that substitution
-    /// open. The fix is to rebuild with `--name`. Optional here only so
-    /// that such an index is read far enough to say so.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repository: Option<String>,
+    /// `[[repositories]]` entry gives, and one without a name (schema 2,
+    /// built before names existed): nothing can tell which repository
+    /// such an index belongs to, so accepting it would keep that
+    /// substitution open. The fix is to rebuild with `--name`.
+    pub repository: String,
     /// Raised by every build of the repository (microseconds since 1970
     /// at least, so two builds within one second differ, and above the
     /// serial in the output directory). modman keeps the highest
@@ -202,6 +203,8 @@ pub enum IndexError {
     Module { name: String, problem: String },
     #[error("the index's repository name `{0}` is not a repository name (letters, digits, `-` and `_`, at most 64)")]
     RepositoryName(String),
+    #[error("the index names no repository (it was built before `repo build --name`), so nothing tells it from another repository's index signed with the same key; rebuild it with `modman repo build --name NAME`, NAME as in modman.toml")]
+    Unnamed,
     #[error("{what}: {found}, more than the {limit} modman accepts; the index was refused (rebuild the repository with fewer)")]
     TooMany {
         what: String,
@@ -218,23 +221,27 @@ pub enum IndexError {
 impl Index {
     /// Parses and validates index bytes (already signature-checked).
     pub fn parse(bytes: &[u8]) -> Result<Index, IndexError> {
-        // Schema first, so a newer index gets the clear message rather
-        // than an unknown-field error.
+        // Schema and name first, so an older or newer index gets the
+        // clear message rather than a missing- or unknown-field error.
         #[derive(Deserialize)]
-        struct SchemaOnly {
+        struct Preamble {
             schema: u32,
+            repository: Option<serde::de::IgnoredAny>,
         }
-        let SchemaOnly { schema } = serde_json::from_slice(bytes)?;
-        if schema != SCHEMA {
-            return Err(IndexError::Schema { found: schema });
+        let Preamble { schema, repository } = serde_json::from_slice(bytes)?;
+        match (schema, repository) {
+            (2, _) | (SCHEMA, None) => return Err(IndexError::Unnamed),
+            (SCHEMA, Some(_)) => {}
+            (found, _) => return Err(IndexError::Schema { found }),
         }
         let mut index: Index = serde_json::from_slice(bytes)?;
-        if let Some(name) = &index.repository {
-            if !is_valid_repository_name(name) {
-                return Err(IndexError::RepositoryName(
-                    crate::text::clean(name).chars().take(64).collect(),
-                ));
-            }
+        if !is_valid_repository_name(&index.repository) {
+            return Err(IndexError::RepositoryName(
+                crate::text::clean(&index.repository)
+                    .chars()
+                    .take(64)
+                    .collect(),
+            ));
         }
         if index.modules.len() > limits::MODULES {
             return Err(IndexError::TooMany {
@@ -337,7 +344,7 @@ impl Index {
         let now = Timestamp::now();
         Index {
             schema: SCHEMA,
-            repository: Some(repository.to_owned()),
+            repository: repository.to_owned(),
             serial: 0,
             generated: now,
             expires: Timestamp(time::OffsetDateTime::new_utc(
@@ -351,13 +358,9 @@ impl Index {
     /// Name, serial and dates, for `repo verify`, `info` and error
     /// messages.
     pub fn freshness(&self) -> String {
-        let name = match &self.repository {
-            Some(name) => format!("repository {name}"),
-            None => "no repository name".to_owned(),
-        };
         format!(
-            "{name}, serial {}, generated {}, expires {}",
-            self.serial, self.generated, self.expires
+            "repository {}, serial {}, generated {}, expires {}",
+            self.repository, self.serial, self.generated, self.expires
         )
     }
 
@@ -557,7 +560,7 @@ pub(crate) mod tests {
         let generated = OffsetDateTime::from_unix_timestamp(1_793_491_200).unwrap();
         Index {
             schema: SCHEMA,
-            repository: Some("r".into()),
+            repository: "r".into(),
             serial: 1,
             generated: Timestamp(generated),
             expires: Timestamp(generated + time::Duration::days(30)),
@@ -630,10 +633,10 @@ pub(crate) mod tests {
 
     #[test]
     fn another_schema_gets_an_upgrade_hint() {
-        let error = Index::parse(br#"{"schema": 3, "whatever": true}"#)
+        let error = Index::parse(br#"{"schema": 4, "whatever": true}"#)
             .unwrap_err()
             .to_string();
-        assert!(error.contains("schema 3 is not supported"), "{error}");
+        assert!(error.contains("schema 4 is not supported"), "{error}");
         assert!(Index::parse(b"not json").is_err());
         // An index without serial and expiry is not read at all.
         let error = Index::parse(br#"{"schema": 1, "modules": []}"#)
@@ -764,18 +767,20 @@ pub(crate) mod tests {
     #[test]
     fn the_repository_name_is_read_and_checked() {
         let mut index = index_of(vec![]);
-        assert_eq!(
-            Index::parse(&index.to_json())
-                .unwrap()
-                .repository
-                .as_deref(),
-            Some("r")
-        );
-        index.repository = None;
-        let json = String::from_utf8(index.to_json()).unwrap();
-        assert!(!json.contains("repository"), "{json}");
-        assert_eq!(Index::parse(json.as_bytes()).unwrap().repository, None);
-        index.repository = Some("../x".into());
+        assert_eq!(Index::parse(&index.to_json()).unwrap().repository, "r");
+        // Without a name: a schema 2 index, or a schema 3 one that
+        // lost it.
+        let mut json: serde_json::Value = serde_json::from_slice(&index.to_json()).unwrap();
+        json.as_object_mut().unwrap().remove("repository");
+        assert!(matches!(
+            Index::parse(&serde_json::to_vec(&json).unwrap()),
+            Err(IndexError::Unnamed)
+        ));
+        json["schema"] = 2.into();
+        let error = Index::parse(&serde_json::to_vec(&json).unwrap()).unwrap_err();
+        assert!(matches!(error, IndexError::Unnamed), "{error}");
+        assert!(error.to_string().contains("repo build --name"), "{error}");
+        index.repository = "../x".into();
         assert!(matches!(
             Index::parse(&index.to_json()),
             Err(IndexError::RepositoryName(_))

@@ -73,12 +73,6 @@ fn check(dir: &Path, key: &VerifyingKey, freshness: &mut Option<String>) -> (usi
         }
     };
     *freshness = Some(index.freshness());
-    if index.repository.is_none() {
-        fail(
-            "index.json",
-            "names no repository; clients refuse it: rebuild the repository with modman repo build --name NAME (the name of its [[repositories]] entry) and publish it".into(),
-        );
-    }
     if index.is_expired(Timestamp::now()) {
         fail(
             "index.json",
