@@ -566,6 +566,43 @@ mod tests {
     }
 
     #[test]
+    fn stale_names_every_repository_not_shown_as_it_is_now() {
+        let fresh_for_a_day = |mut source: Source| {
+            let mut index = (*source.index).clone();
+            index.expires = Timestamp(time::OffsetDateTime::now_utc() + time::Duration::days(1));
+            source.index = index.into();
+            source
+        };
+        let catalog = Catalog {
+            sources: vec![
+                fresh_for_a_day(source("r_current", &["a"])),
+                fresh_for_a_day(source("r_failed", &["b"])),
+                // Expired on 2026-12-01.
+                source("r_expired", &["c"]),
+            ],
+            failures: ["r_failed", "r_down"]
+                .map(|name| Failure {
+                    repository: name.into(),
+                    reason: format!("{name} refused"),
+                })
+                .to_vec(),
+        };
+        let configured: Vec<Repository> =
+            ["r_current", "r_failed", "r_expired", "r_never", "r_down"]
+                .map(|name| source(name, &[]).repository)
+                .to_vec();
+        let lines = catalog.stale(&configured);
+        let about = |name: &str| lines.iter().filter(|l| l.contains(name)).count();
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert_eq!(about("r_current"), 0);
+        for name in ["r_failed", "r_expired", "r_never", "r_down"] {
+            assert_eq!(about(name), 1, "{name}: {lines:#?}");
+        }
+        assert!(lines.iter().any(|l| l.contains("(r_failed refused)")));
+        assert!(lines.iter().any(|l| l.contains("(r_down refused)")));
+    }
+
+    #[test]
     fn each_module_once_sorted_and_the_first_repository_wins() {
         let catalog = Catalog {
             sources: vec![source("first", &["b", "c"]), source("second", &["a", "b"])],
