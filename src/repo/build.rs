@@ -538,6 +538,48 @@ mod tests {
     }
 
     #[test]
+    fn a_module_over_the_index_limits_is_left_out_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        for (name, summary) in [("small", "fine".to_owned()), ("big", "s".repeat(2000))] {
+            let module = tree.join(format!("mod_{name}"));
+            std::fs::create_dir_all(&module).unwrap();
+            std::fs::write(module.join(format!("mod_{name}.lua")), "-- code\n").unwrap();
+            std::fs::write(
+                module.join("README.markdown"),
+                format!("---\nsummary: {summary}\n---\n"),
+            )
+            .unwrap();
+        }
+        let key = dir.path().join("key");
+        signing::generate(&key).unwrap();
+        let out = dir.path().join("repo");
+        let report = build(&BuildOptions {
+            tree: &tree,
+            out: &out,
+            name: "local",
+            key: &key,
+            builtin_dir: dir.path(),
+            valid_for: time::Duration::days(1),
+        })
+        .unwrap();
+        assert_eq!(report.modules, 1);
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("mod_big: the summary is 2000 bytes")
+                    && w.contains(&format!("{}", limits::SUMMARY))
+                    && w.ends_with("skipped")),
+            "{:?}",
+            report.warnings
+        );
+        let index = Index::parse(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+        assert_eq!(index.repository, "local");
+        assert!(index.get("big").is_none() && index.get("small").is_some());
+    }
+
+    #[test]
     fn a_bad_repository_name_is_refused_before_anything_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
