@@ -130,7 +130,11 @@ impl Fetcher {
                 archive::read(&bytes, &entry.name).map_err(|e| bad(e.to_string()))?
             }
             RepositoryKind::LuaRocks => {
-                crate::repo::luarocks::rock::read(&entry.archive, &bytes)
+                use crate::repo::luarocks::rock::{self, Reading};
+                // Whether its library takes the name of a module Prosody has
+                // was checked when the catalog read this very rock (the
+                // sha256 above): a rock refused then has no entry.
+                rock::read(&entry.archive, &bytes, Reading::Whole, &|_| false)
                     .map_err(|e| bad(e.problem))?
                     .files
             }
