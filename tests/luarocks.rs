@@ -702,8 +702,15 @@ fn hostile_rocks_are_refused_naming_the_module_and_file_and_left_out() {
         let output = mirror(&served.url(), &out, &key);
         let printed = text(&output.stdout);
         // Published without the module, which is named with why.
-        assert_eq!(output.status.code(), Some(LEFT_OUT), "{expected}: {printed}");
-        assert!(printed.contains(expected), "{expected:?} not in {printed:?}");
+        assert_eq!(
+            output.status.code(),
+            Some(LEFT_OUT),
+            "{expected}: {printed}"
+        );
+        assert!(
+            printed.contains(expected),
+            "{expected:?} not in {printed:?}"
+        );
         let mirrored = index(&out);
         let names: Vec<&str> = mirrored["modules"]
             .as_array()

@@ -392,14 +392,25 @@ impl std::error::Error for OverLimit {}
 /// An error of the tar reader: [`ArchiveError::TooLarge`] when it is
 /// [`Limited`] stopping (the tar reader may wrap it), else corruption.
 fn corrupt(error: io::Error) -> ArchiveError {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = error.get_ref().map(|e| e as _);
-    while let Some(e) = cause {
-        if e.is::<OverLimit>() {
-            return ArchiveError::TooLarge;
-        }
-        cause = e.source();
+    match error.get_ref() {
+        Some(inner) if is_over_limit(inner) => ArchiveError::TooLarge,
+        _ => ArchiveError::Corrupt(error),
     }
-    ArchiveError::Corrupt(error)
+}
+
+/// Whether `error` is [`OverLimit`] or wraps it. An `io::Error` hides the
+/// error it wraps from `source()`, so it is looked into with `get_ref`.
+fn is_over_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    if error.is::<OverLimit>() {
+        return true;
+    }
+    let inner = match error.downcast_ref::<io::Error>() {
+        Some(io) => io
+            .get_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static)),
+        None => error.source(),
+    };
+    inner.is_some_and(is_over_limit)
 }
 
 /// `root/a/b` -> `Some(Some("a/b"))`, `root` -> `Some(None)`, anything
@@ -514,5 +525,41 @@ mod tests {
         let tree = module_tree();
         let (bytes, _) = pack(&tree.path().join("mod_demo"), tree.path(), "demo").unwrap();
         assert!(read(&bytes[..bytes.len() / 2], "demo").is_err());
+    }
+
+    /// An entry outside the root counts as much as one inside: its header
+    /// says it unpacks to 60 GiB, so the archive is refused before any of
+    /// it is inflated.
+    #[test]
+    fn bytes_skipped_count_against_the_limit() {
+        let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        let mut header = Header::new_gnu();
+        header.set_entry_type(EntryType::Regular);
+        header.set_size(60 << 30);
+        header.set_mode(0o644);
+        header.set_path("tree/elsewhere/zeros").unwrap();
+        header.set_cksum();
+        builder.append(&header, &[0u8; 4096][..]).unwrap();
+        let bytes = builder.into_inner().unwrap().finish().unwrap();
+        let error = read_under(&bytes[..], "tree/mod_demo", Outside::Skip, &|_| true).unwrap_err();
+        assert!(matches!(error, ArchiveError::TooLarge), "{error}");
+    }
+
+    /// The decompressor stops at its limit, and that reads as too large,
+    /// not as corruption, even through the tar reader's wrapping.
+    #[test]
+    fn decompression_stops_at_the_limit() {
+        let mut limited = Limited {
+            inner: io::repeat(0),
+            left: 1000,
+        };
+        let mut sink = Vec::new();
+        let error = limited.read_to_end(&mut sink).unwrap_err();
+        assert_eq!(sink.len(), 1000);
+        assert!(matches!(corrupt(error), ArchiveError::TooLarge));
+        let wrapped = io::Error::other(std::io::Error::other(OverLimit));
+        assert!(matches!(corrupt(wrapped), ArchiveError::TooLarge));
+        let other = io::Error::new(io::ErrorKind::InvalidData, "bad header");
+        assert!(matches!(corrupt(other), ArchiveError::Corrupt(_)));
     }
 }

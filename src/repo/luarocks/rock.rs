@@ -664,4 +664,73 @@ build = {{ type = "builtin", {build} }}
             assert_eq!(split_file_name(bad), None, "{bad}");
         }
     }
+
+    /// Describing a rock keeps the contents of its Lua modules and README
+    /// only: its copied directories are listed, not held.
+    #[test]
+    fn describing_holds_only_the_modules_and_readme() {
+        let spec = rockspec(
+            "mod_demo",
+            "3-1",
+            r#"modules = { mod_demo = "mod_demo.lua" }, copy_directories = { "res" }"#,
+        );
+        let bytes = rock_of(&spec, &TREE);
+        let rock = read("mod_demo-3-1.src.rock", &bytes, Reading::Describe, &|_| {
+            false
+        })
+        .unwrap();
+        assert_eq!(
+            rock.paths,
+            ["README.markdown", "mod_demo.lua", "res/page.html"]
+        );
+        let held: Vec<&str> = rock.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(held, ["README.markdown", "mod_demo.lua"]);
+        let whole = whole(&bytes).unwrap();
+        assert_eq!(whole.paths, rock.paths);
+        assert_eq!(whole.files.len(), 3);
+    }
+
+    /// Rocks placing files where Prosody's loader looks for other modules
+    /// are refused, naming the rock, the rockspec and the file.
+    #[test]
+    fn rocks_reaching_other_modules_are_refused() {
+        let source: [(&str, &[u8]); 3] = [
+            ("Community-Modules-abc/mod_demo/x.lib.lua", b"return {}"),
+            (
+                "Community-Modules-abc/mod_demo/lua/5.4/mod_version.lua",
+                b"module:log('error', 'not Prosody')",
+            ),
+            ("Community-Modules-abc/mod_demo/mod_demo.lua", b"-- demo"),
+        ];
+        let shipped = |name: &str| name == "version";
+        let cases = [
+            (
+                r#"modules = { share = "x.lib.lua" }, copy_directories = { "lua" }"#,
+                "`share/lua/5.4/mod_version.lua` is where Prosody's loader looks for every module's files",
+            ),
+            (
+                r#"modules = { lib = "x.lib.lua" }, copy_directories = { "lua" }"#,
+                "`lib/lib.lib.lua` is where Prosody's loader looks for every module's files",
+            ),
+            (
+                r#"modules = { version = "x.lib.lua" }"#,
+                "the library is named `version`, like a module Prosody already has",
+            ),
+            (
+                r#"modules = { mod_demo = "mod_demo.lua", ["mod_version.x"] = "x.lib.lua" }"#,
+                "build.modules names `mod_version.x`, a Lua module of another Prosody module",
+            ),
+        ];
+        for (build, expected) in cases {
+            let bytes = rock_of(&rockspec("mod_demo", "3-1", build), &source);
+            let error = read("mod_demo-3-1.src.rock", &bytes, Reading::Describe, &shipped)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.starts_with("mod_demo-3-1.src.rock: mod_demo-3-1.rockspec: ")
+                    && error.contains(expected),
+                "{expected:?} not in {error:?}"
+            );
+        }
+    }
 }
