@@ -4,6 +4,8 @@
 //! Python on 127.0.0.1: as a `kind = "luarocks"` repository through the
 //! real CLI, mirrored with `modman repo mirror`, and hostile.
 
+#[path = "../benches/common/bloated_rocks.rs"]
+mod bloated_rocks;
 mod support;
 
 use std::net::{TcpListener, TcpStream};
@@ -1034,4 +1036,76 @@ fn modules_installed_by_prosodyctl_show_as_such_and_are_never_touched() {
     assert!(!ok && err.contains("installed by prosodyctl"), "{err}");
     assert_eq!(snapshot(&tree), before);
     assert!(!host.modules().join("mod_bob").exists());
+}
+
+/// A process's peak resident memory (VmHWM) and its resident memory now
+/// (VmRSS), in KiB, and the CPU time it has used, in clock ticks.
+fn usage(pid: u32) -> (u64, u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th of the whole line.
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    (kib("VmHWM:"), kib("VmRSS:"), fields[0] + fields[1])
+}
+
+/// 16 rocks of 60 MiB of zeros each under copy_directories, small on the
+/// wire: a refresh used to hold every rock unpacked at once (1.9 GiB).
+/// Now modman reads them one at a time, keeps none of the zeros, offers
+/// them all, and stays within 64 MiB of its idle memory, twice (from the
+/// server, then from its cache); it keeps serving an admin.
+#[test]
+fn a_refresh_of_rocks_huge_unpacked_holds_one_at_a_time() {
+    const ROCKS: usize = 16;
+    let zeros = bloated_rocks::Zeros::new(60 * 1024 * 1024 + 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let wire = bloated_rocks::server(dir.path(), ROCKS, &zeros);
+    let served = Served::start(dir.path());
+    let prosody = Prosody::start();
+    let modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &luarocks_section(&served.url())),
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let (_, idle, cpu_before) = usage(modman.pid());
+    for round in ["from the server", "from the cache"] {
+        let refresh = admin.run_steps("refresh", json!([]));
+        assert_eq!(last(&refresh)["status"], "completed", "{refresh}");
+        let (peak, _, cpu) = usage(modman.pid());
+        let ticks = cpu - cpu_before;
+        eprintln!(
+            "{ROCKS} rocks, {} KiB on the wire, {} MiB unpacked: refresh {round}: modman peak {} KiB, idle {idle} KiB, CPU {ticks} ticks so far",
+            wire / 1024,
+            ROCKS * 60,
+            peak
+        );
+        assert!(
+            peak <= idle + 64 * 1024,
+            "peak {peak} KiB, idle {idle} KiB, refresh {round}"
+        );
+    }
+    let listed = admin.chat(COMPONENT, "list bloat");
+    for i in 0..ROCKS {
+        assert!(listed.contains(&format!("bloat_{i} ")), "{listed}");
+    }
+    let (_, _, cpu) = usage(modman.pid());
+    // Two refreshes inflate 2 x 16 x 60 MiB; a debug build does that in
+    // well under a minute of CPU, a release build in seconds.
+    assert!(cpu - cpu_before < 60 * 100, "{} ticks", cpu - cpu_before);
 }
