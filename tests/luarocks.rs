@@ -1109,3 +1109,176 @@ fn a_refresh_of_rocks_huge_unpacked_holds_one_at_a_time() {
     // well under a minute of CPU, a release build in seconds.
     assert!(cpu - cpu_before < 60 * 100, "{} ticks", cpu - cpu_before);
 }
+
+/// Where Prosody's own plugin loader finds each of `modules` (its main
+/// file), asked through its admin shell: the path it would load after the
+/// next reload, or `nil`.
+fn resolved(prosody: &Prosody, modules: &[String]) -> std::collections::BTreeMap<String, String> {
+    let names = modules.join(" ");
+    let chunk = format!(
+        ">local ok, mm = pcall(require, 'prosody.core.modulemanager'); \
+         if not ok then mm = require 'core.modulemanager' end; \
+         for name in ('{names}'):gmatch('%S+') do \
+         local content, path = mm.loader:load_resource(name); \
+         print('RESOLVED ' .. name .. ' ' .. tostring(content and path)) end"
+    );
+    let printed = prosody.shell(&chunk);
+    let found: std::collections::BTreeMap<String, String> = printed
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("RESOLVED "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, path)| (name.to_owned(), path.to_owned()))
+        .collect();
+    assert_eq!(found.len(), modules.len(), "{printed}");
+    found
+}
+
+/// Every module in Prosody's own module directory, by name.
+fn shipped_modules() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(support::server().builtin_modules())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            let name = name.strip_prefix("mod_")?;
+            Some(name.strip_suffix(".lua").unwrap_or(name).to_owned())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// A library rock `package` building the library `library`, which copies
+/// the directory `lua/5.4/` holding replacements for Prosody's own
+/// modules `targets`.
+fn library_rock(package: &str, library: &str, targets: &[&str]) -> Vec<u8> {
+    let dir = format!("Community-Modules-abc/{package}");
+    let files: Vec<(String, Vec<u8>)> =
+        std::iter::once((format!("{dir}/{library}.lib.lua"), b"return {}".to_vec()))
+            .chain(targets.iter().map(|target| {
+                (
+                    format!("{dir}/lua/5.4/mod_{target}.lua"),
+                    format!("module:log('error', 'the rock {package} replaced {target}')")
+                        .into_bytes(),
+                )
+            }))
+            .collect();
+    let entries: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(path, data)| (path.as_str(), data.as_slice()))
+        .collect();
+    let mut spec = rockspec(
+        package,
+        &dir,
+        &format!("{library} = \"{library}.lib.lua\""),
+        "",
+        "",
+    );
+    if !targets.is_empty() {
+        spec = spec.replace(" } }\n", " }, copy_directories = { \"lua\" } }\n");
+    }
+    zip_of(&[
+        (&format!("{package}-1-1.rockspec"), spec.as_bytes()),
+        ("prosody-modules-abc.tar.gz", &tar_gz(&entries)),
+    ])
+}
+
+/// Rocks that would put files where Prosody's loader looks for other
+/// modules (a library named `share` or `lib`, the LuaRocks tree Prosody
+/// searches for every module; a library named after a module Prosody
+/// ships; a module building another module's Lua module) are left out of
+/// the catalog, named with the file and why, cannot be installed, and
+/// change nothing Prosody resolves for any of its modules, nor files,
+/// managed config, installed.json or what Prosody loaded.
+#[test]
+fn rocks_placing_files_for_other_modules_change_nothing_prosody_resolves() {
+    let targets = ["version", "saslauth", "auth_internal_hashed", "admin_shell"];
+    let other = rockspec(
+        "mod_other",
+        "Community-Modules-abc/mod_other",
+        "mod_other = \"mod_other.lua\", [\"mod_version.x\"] = \"mod_other.lua\"",
+        "",
+        "",
+    );
+    let rocks = vec![
+        (
+            "mod_lib_share",
+            "1-1",
+            library_rock("mod_lib_share", "share", &targets),
+        ),
+        (
+            "mod_lib_lib",
+            "1-1",
+            library_rock("mod_lib_lib", "lib", &targets),
+        ),
+        (
+            "mod_lib_version",
+            "1-1",
+            library_rock("mod_lib_version", "version", &[]),
+        ),
+        ("mod_other", "1-1", rock("mod_other", &other)),
+        ("mod_fine", "1-1", plain("mod_fine", "", "")),
+    ];
+    let (_dir, served) = hostile_server(&rocks);
+    let prosody = Prosody::start();
+    let config = prosody.path("modman.toml");
+    std::fs::write(
+        &config,
+        prosody.modman_config() + &luarocks_section(&served.url()),
+    )
+    .unwrap();
+    let mut modules = shipped_modules();
+    modules.extend(["other", "fine", "lib_share", "lib_lib", "lib_version"].map(String::from));
+    let state = || {
+        (
+            snapshot(&prosody.modules_dir()),
+            std::fs::read(prosody.path("modman.cfg.lua")).ok(),
+            std::fs::read(prosody.path("modman-state/installed.json")).ok(),
+            prosody.loaded_modules(DOMAIN),
+        )
+    };
+    let before = (state(), resolved(&prosody, &modules));
+    for target in targets {
+        let own = format!("/usr/lib/prosody/modules/mod_{target}.lua");
+        assert!(
+            before.1[target].ends_with(&own),
+            "{target}: {}",
+            before.1[target]
+        );
+    }
+
+    let (ok, out, err) = cli(&["refresh"], &config);
+    assert!(ok, "{out}{err}");
+    let said = format!("{out}{err}");
+    for expected in [
+        "mod_lib_share-1-1.src.rock: mod_lib_share-1-1.rockspec: `share/lua/5.4/mod_",
+        "mod_lib_lib-1-1.src.rock: mod_lib_lib-1-1.rockspec: `lib/lib.lib.lua` is where Prosody's loader looks for every module's files",
+        "mod_lib_version-1-1.src.rock: mod_lib_version-1-1.rockspec: the library is named `version`, like a module Prosody already has",
+        "mod_other-1-1.src.rock: mod_other-1-1.rockspec: build.modules names `mod_version.x`, a Lua module of another Prosody module",
+    ] {
+        assert!(said.contains(expected), "{expected:?} not in {said}");
+    }
+    for name in ["lib_share", "lib_lib", "lib_version", "other"] {
+        let (ok, _, err) = cli(&["install", "--yes", "--enable", name], &config);
+        assert!(
+            !ok && err.contains(&format!("no configured repository offers `{name}`")),
+            "{name}: {err}"
+        );
+    }
+    let after = (state(), resolved(&prosody, &modules));
+    assert_eq!(after, before, "a hostile rock changed something");
+    // What the library `share` would have written is what Prosody loads.
+    let planted = prosody.modules_dir().join("share/lua/5.4/mod_version.lua");
+    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    std::fs::write(&planted, "-- not Prosody's").unwrap();
+    let shadowed = resolved(&prosody, &["version".to_owned()]);
+    assert!(
+        shadowed["version"].ends_with("/modules/share/lua/5.4/mod_version.lua"),
+        "{shadowed:?}"
+    );
+    std::fs::remove_dir_all(prosody.modules_dir().join("share")).unwrap();
+    // The server's good module still installs and loads.
+    let (ok, out, err) = cli(&["install", "--yes", "--enable", "fine"], &config);
+    assert!(ok, "{out}{err}");
+    assert!(prosody.loaded_modules(DOMAIN).contains(&"fine".to_owned()));
+}
