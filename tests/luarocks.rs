@@ -606,6 +606,8 @@ fn hostile_rocks_are_refused_naming_the_module_and_file_and_left_out() {
     let work = tempfile::tempdir().unwrap();
     let (key, _) = keygen(work.path());
     let huge = format!("x = \"{}\"\n", "a".repeat(70_000));
+    // 70 MiB outside the module's directory: skipped, but counted.
+    let zeros = bloated_rocks::Zeros::new(70 * 1024 * 1024 + 1024);
     let deep = format!("x = {}{}\n", "{".repeat(40), "}".repeat(40));
     let cases: Vec<(Vec<HandMade>, &str)> = vec![
         (
@@ -649,6 +651,10 @@ fn hostile_rocks_are_refused_naming_the_module_and_file_and_left_out() {
                 ),
             )],
             "mod_a-1-1.rockspec: build.modules[\"mod_a\"] = \"../mod_b/mod_b.lua\" points outside the module",
+        ),
+        (
+            vec![("mod_a", "1-1", bloated_rocks::rock_zeros_outside("mod_a", &zeros))],
+            "mod_a-1-1.src.rock: prosody-modules-abc.tar.gz: the archive unpacks to more than 64 MiB",
         ),
         (
             vec![("mod_a", "1-1", b"<html>not found</html>".to_vec())],
@@ -1281,4 +1287,87 @@ fn rocks_placing_files_for_other_modules_change_nothing_prosody_resolves() {
     let (ok, out, err) = cli(&["install", "--yes", "--enable", "fine"], &config);
     assert!(ok, "{out}{err}");
     assert!(prosody.loaded_modules(DOMAIN).contains(&"fine".to_owned()));
+}
+
+/// One corrupt rock upstream: the mirror leaves that module out (keeping
+/// its last good copy when it has one), publishes and signs the rest,
+/// names each module left out and why, and exits with its own status.
+#[test]
+fn a_mirror_survives_a_corrupt_rock() {
+    let work = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(work.path());
+    let out = work.path().join("mirror");
+    let modules = |out: &Path| -> Vec<(String, String)> {
+        index(out)["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let field = |key: &str| m[key].as_str().unwrap().to_owned();
+                (field("name"), field("version"))
+            })
+            .collect()
+    };
+    let verify = |out: &Path| {
+        let output = modman(&[
+            "repo",
+            "verify",
+            out.to_str().unwrap(),
+            "--public-key",
+            &public,
+        ]);
+        assert!(output.status.success(), "{}", text(&output.stdout));
+    };
+    fn good(name: &str) -> HandMade<'_> {
+        (name, "1-1", plain(name, "", ""))
+    }
+    let (_dir, served) = hostile_server(&[good("mod_a"), good("mod_b"), good("mod_c")]);
+    let output = mirror(&served.url(), &out, &key);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    // mod_c's new version and the new mod_d are corrupt.
+    let (_dir, served) = hostile_server(&[
+        good("mod_a"),
+        good("mod_b"),
+        ("mod_c", "2-1", b"PK\x03\x04 cut short".to_vec()),
+        ("mod_d", "1-1", b"<html>not found</html>".to_vec()),
+    ]);
+    let output = mirror(&served.url(), &out, &key);
+    let printed = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(LEFT_OUT),
+        "{printed}{}",
+        text(&output.stderr)
+    );
+    verify(&out);
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        modules(&out),
+        pairs(&[("a", "1-1"), ("b", "1-1"), ("c", "1-1")])
+    );
+    let left_out: Vec<&str> = printed.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(left_out.len(), 2, "{printed}");
+    assert!(
+        left_out[0].contains("mod_c-2-1.src.rock: not a readable zip")
+            && left_out[0].contains("last good copy, version 1-1"),
+        "{printed}"
+    );
+    assert!(
+        left_out[1].contains("mod_d-1-1.src.rock: not a readable zip")
+            && left_out[1].contains("does not offer it"),
+        "{printed}"
+    );
+    // The help says what that status means.
+    let help = text(&modman(&["repo", "mirror", "--help"]).stdout);
+    assert!(
+        help.contains(&format!(
+            "{LEFT_OUT} when the mirror was published without some"
+        )),
+        "{help}"
+    );
 }

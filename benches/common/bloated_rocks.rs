@@ -9,6 +9,8 @@
 //! the final block, and the gzip trailer's CRC is combined from both
 //! parts. Any gzip reader reads the result as one ordinary tar.gz.
 
+#![allow(dead_code)] // the tests and the bench each use their own part
+
 use std::io::Write as _;
 use std::path::Path;
 
@@ -50,10 +52,23 @@ impl Zeros {
 /// A `.src.rock` of module `package` (`mod_x`, version 1-1) whose
 /// `res/zeros` unpacks to `zeros` minus the tar's 1024 end bytes.
 pub fn rock(package: &str, zeros: &Zeros) -> Vec<u8> {
+    rock_with_zeros_at(package, zeros, &format!("{package}/res/zeros"))
+}
+
+/// [`rock`] with its zeros outside the module's directory (in the
+/// source tree's `elsewhere/`), where reading the rock skips them.
+pub fn rock_zeros_outside(package: &str, zeros: &Zeros) -> Vec<u8> {
+    rock_with_zeros_at(package, zeros, "elsewhere/zeros")
+}
+
+/// A rock whose zeros are the file `zeros_at` of the source tree.
+fn rock_with_zeros_at(package: &str, zeros: &Zeros, zeros_at: &str) -> Vec<u8> {
     let dir = format!("Community-Modules-abc/{package}");
     let file = |path: &str, size: u64| {
         let mut header = tar::Header::new_gnu();
-        header.set_path(format!("{dir}/{path}")).unwrap();
+        header
+            .set_path(format!("Community-Modules-abc/{path}"))
+            .unwrap();
         header.set_size(size);
         header.set_mode(0o644);
         header.set_entry_type(tar::EntryType::Regular);
@@ -72,7 +87,7 @@ pub fn rock(package: &str, zeros: &Zeros) -> Vec<u8> {
     let size = zeros.len() - 1024;
     assert_eq!(size % 512, 0, "the zeros must end on a tar block");
     let mut prefix = tar.get_ref().clone();
-    prefix.extend_from_slice(file("res/zeros", size).as_bytes());
+    prefix.extend_from_slice(file(zeros_at, size).as_bytes());
 
     let mut deflate = DeflateEncoder::new(Vec::new(), Compression::fast());
     deflate.write_all(&prefix).unwrap();
