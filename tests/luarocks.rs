@@ -1371,3 +1371,47 @@ fn a_mirror_survives_a_corrupt_rock() {
         "{help}"
     );
 }
+
+/// A server whose READMEs are each as long as modman reads (1 MiB): past
+/// 32 MiB of descriptions, as much as a signed index may hold, the rest
+/// are left out, each named, and the catalog offers the others.
+#[test]
+fn descriptions_past_an_index_s_size_are_left_out() {
+    let readme = "a".repeat(1024 * 1024);
+    let rocks: Vec<HandMade> = (0..34)
+        .map(|i| {
+            let package: &'static str = Box::leak(format!("mod_long_{i:02}").into_boxed_str());
+            let dir = format!("Community-Modules-abc/{package}");
+            let spec = rockspec(
+                package,
+                &dir,
+                &format!("{package} = \"{package}.lua\""),
+                "",
+                "",
+            );
+            let source = tar_gz(&[
+                (&format!("{dir}/{package}.lua"), b"-- long".as_slice()),
+                (&format!("{dir}/README.md"), readme.as_bytes()),
+            ]);
+            let bytes = zip_of(&[
+                (&format!("{package}-1-1.rockspec"), spec.as_bytes()),
+                ("prosody-modules-abc.tar.gz", &source),
+            ]);
+            (package, "1-1", bytes)
+        })
+        .collect();
+    let (_dir, served) = hostile_server(&rocks);
+    let host = Host::new(&served.url());
+    let (ok, out, err) = host.run(&["refresh"]);
+    assert!(ok, "{out}{err}");
+    let said = format!("{out}{err}");
+    // 31 descriptions of 1 MiB and their file lists fit, the 32nd does not.
+    for i in 31..34 {
+        assert!(
+            said.contains(&format!("mod_long_{i:02}-1-1.src.rock: its description would take this server's catalog past 32 MiB")),
+            "{i}: {said}"
+        );
+    }
+    assert!(!said.contains("mod_long_30-1-1.src.rock"), "{said}");
+    assert!(said.contains("modules: 31)"), "{said}");
+}

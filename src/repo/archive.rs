@@ -50,6 +50,10 @@ pub enum ArchiveError {
     TooLarge,
     #[error("the archive holds more than {MAX_ENTRIES} entries; modman reads no more of it")]
     TooManyEntries,
+    #[error(
+        "entry `{path}` unpacks to {size} bytes, more than the {limit} modman reads of such a file"
+    )]
+    FileTooLarge { path: String, size: u64, limit: u64 },
     #[error("the archive is not a readable tar.gz: {0}")]
     Corrupt(io::Error),
 }
@@ -248,7 +252,9 @@ fn append<W: io::Write>(
 /// Reads and checks every entry of a module archive for `mod_<name>`.
 /// Returns its regular files; directories are implied by their paths.
 pub fn read(bytes: &[u8], name: &str) -> Result<Vec<ArchiveFile>, ArchiveError> {
-    let found = read_under(bytes, &format!("mod_{name}"), Outside::Refuse, &|_| true)?;
+    let found = read_under(bytes, &format!("mod_{name}"), Outside::Refuse, &|_| {
+        Some(MAX_UNPACKED)
+    })?;
     Ok(found
         .into_iter()
         .map(|file| ArchiveFile {
@@ -283,13 +289,14 @@ pub struct Found {
 
 /// Reads the regular files under `root` (a relative directory path) of the
 /// tar.gz `source` with every check of [`read`], keeping the contents of
-/// those `wanted` says; returns them relative to `root`, sorted. The
-/// limits count every entry and every byte decompressed.
+/// those `wanted` gives a size limit for (a larger one is refused before
+/// it is read); returns them relative to `root`, sorted. The limits count
+/// every entry and every byte decompressed.
 pub fn read_under(
     source: impl Read,
     root: &str,
     outside: Outside,
-    wanted: &dyn Fn(&str) -> bool,
+    wanted: &dyn Fn(&str) -> Option<u64>,
 ) -> Result<Vec<Found>, ArchiveError> {
     let limited = Limited {
         inner: GzDecoder::new(source),
@@ -331,7 +338,14 @@ pub fn read_under(
             return Err(ArchiveError::UnsafePath(raw_path));
         };
         let executable = entry.header().mode().is_ok_and(|m| m & 0o111 != 0);
-        let data = if wanted(&relative) {
+        let data = if let Some(limit) = wanted(&relative) {
+            if size > limit {
+                return Err(ArchiveError::FileTooLarge {
+                    path: raw_path,
+                    size,
+                    limit,
+                });
+            }
             let mut data = Vec::with_capacity(size.min(MAX_UNPACKED) as usize);
             // `take` guards against a header that lies about its size.
             (&mut entry)
@@ -541,7 +555,8 @@ mod tests {
         header.set_cksum();
         builder.append(&header, &[0u8; 4096][..]).unwrap();
         let bytes = builder.into_inner().unwrap().finish().unwrap();
-        let error = read_under(&bytes[..], "tree/mod_demo", Outside::Skip, &|_| true).unwrap_err();
+        let error =
+            read_under(&bytes[..], "tree/mod_demo", Outside::Skip, &|_| Some(1)).unwrap_err();
         assert!(matches!(error, ArchiveError::TooLarge), "{error}");
     }
 

@@ -44,6 +44,11 @@ pub const MAX_ROCK_ENTRIES: usize = 64;
 /// Largest rockspec read.
 pub const MAX_ROCKSPEC: u64 = 256 * 1024;
 
+/// Largest Lua module source or README a rock may hold (Prosody's largest
+/// module is under 100 KiB): these are what a catalog entry is made of,
+/// so their size is what describing a rock holds.
+pub const MAX_TEXT: u64 = 1024 * 1024;
+
 /// The README file names a rock's module directory may have, in the order
 /// they are looked for.
 const READMES: [&str; 2] = ["README.markdown", "README.md"];
@@ -128,9 +133,13 @@ pub fn read(
         library_of(&rockspec).map_err(|problem| fail(format!("{rockspec_name}: {problem}")))?;
     let sources = sources_of(&rockspec);
     let wanted = |path: &str| {
-        sources.contains(path)
-            || READMES.contains(&path)
-            || (reading == Reading::Whole && copied(&rockspec, path))
+        if sources.contains(path) || READMES.contains(&path) {
+            Some(MAX_TEXT)
+        } else if reading == Reading::Whole && copied(&rockspec, path) {
+            Some(archive::MAX_UNPACKED)
+        } else {
+            None
+        }
     };
     let source_file = &rockspec.source_file;
     let found = match zip.by_name(source_file) {
@@ -631,6 +640,17 @@ build = {{ type = "builtin", {build} }}
             ),
         ];
         let oversized = vec![b' '; MAX_ROCKSPEC as usize + 1];
+        let long_readme = vec![b'a'; MAX_TEXT as usize + 1];
+        let cases = cases.into_iter().chain([(
+            rock_of(
+                &good,
+                &[
+                    ("Community-Modules-abc/mod_demo/mod_demo.lua", b"-- demo"),
+                    ("Community-Modules-abc/mod_demo/README.md", &long_readme),
+                ],
+            ),
+            "entry `Community-Modules-abc/mod_demo/README.md` unpacks to 1048577 bytes, more than the 1048576",
+        )]);
         let names: Vec<String> = (0..=MAX_ROCK_ENTRIES).map(|i| format!("f{i}")).collect();
         let crowded: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
         let cases = cases.into_iter().chain([

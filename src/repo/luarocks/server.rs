@@ -29,6 +29,10 @@ use crate::repo::metadata::{self, Need};
 
 /// Largest manifest accepted (the Lua reader's own limit).
 const MAX_MANIFEST: u64 = super::lua::MAX_INPUT as u64;
+/// Most text the descriptions of one server's rocks may hold, as much as
+/// a signed index may be: with any number of rocks, a refresh holds no
+/// more than that.
+const MAX_CATALOG: u64 = fetch::MAX_INDEX;
 /// Most rocks downloaded at once: a first refresh of a server of hundreds
 /// of modules takes seconds, not minutes, without hammering it.
 const PARALLEL: usize = 8;
@@ -262,6 +266,8 @@ impl<'a> Server<'a> {
             })
             .buffered(PARALLEL);
         let mut done = 0;
+        // Bytes of text the descriptions read so far hold.
+        let mut held: u64 = 0;
         while let Some((package, version, file, url, bytes)) = downloads.next().await {
             let (bytes, from_server) = bytes?;
             if from_server {
@@ -279,7 +285,19 @@ impl<'a> Server<'a> {
             let has_module = |name: &str| crate::prosody::has_module(builtin_dir, name);
             match rock::read(&file, &bytes, Reading::Describe, &has_module) {
                 Ok(rock) => {
-                    read.insert(package, Described::new(rock, &bytes));
+                    let described = Described::new(rock, &bytes);
+                    if held + described.weight() > MAX_CATALOG {
+                        problems.push(LeftOut {
+                            package,
+                            problem: format!(
+                                "{file}: its description would take this server's catalog past {} MiB, the most a repository's index may hold",
+                                MAX_CATALOG / 1024 / 1024
+                            ),
+                        });
+                    } else {
+                        held += described.weight();
+                        read.insert(package, described);
+                    }
                 }
                 Err(e) => problems.push(LeftOut {
                     package,
@@ -477,6 +495,15 @@ impl Described {
             headers,
             needs,
         }
+    }
+
+    /// The bytes of text it holds: what it adds to the catalog.
+    fn weight(&self) -> u64 {
+        let paths: usize = self.paths.iter().map(String::len).sum();
+        (self.readme.description.len()
+            + self.readme.summary.len()
+            + self.rockspec.summary.len()
+            + paths) as u64
     }
 
     /// The index entry for the rock: `archive`, `size` and `sha256` are
