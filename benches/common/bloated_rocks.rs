@@ -78,7 +78,7 @@ fn rock_with_zeros_at(package: &str, zeros: &Zeros, zeros_at: &str) -> Vec<u8> {
     let code = format!("module:log('info', '{package} loaded')\n");
     let mut tar = tar::Builder::new(Vec::new());
     tar.append(
-        &file(&format!("{package}.lua"), code.len() as u64),
+        &file(&format!("{package}/{package}.lua"), code.len() as u64),
         code.as_bytes(),
     )
     .unwrap();

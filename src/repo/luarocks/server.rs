@@ -23,7 +23,7 @@ use super::Requirement;
 use crate::config::Repository;
 use crate::fsutil;
 use crate::repo::build::dependency_kind;
-use crate::repo::fetch::{self, FetchError, Fetcher, MAX_ARCHIVE};
+use crate::repo::fetch::{self, FetchError, Fetcher};
 use crate::repo::index::{Dependency, ModuleEntry};
 use crate::repo::metadata::{self, Need};
 
@@ -35,7 +35,11 @@ const MAX_MANIFEST: u64 = super::lua::MAX_INPUT as u64;
 const MAX_CATALOG: u64 = fetch::MAX_INDEX;
 /// Most rocks downloaded at once: a first refresh of a server of hundreds
 /// of modules takes seconds, not minutes, without hammering it.
-const PARALLEL: usize = 8;
+const PARALLEL: usize = 4;
+/// Largest `.src.rock` downloaded. A rock holds one module's part of the
+/// prosody-modules tree (KiB, a few hundred with assets); bounding it
+/// bounds what the downloads in flight hold, (`PARALLEL` + 1) x this.
+pub const MAX_ROCK: u64 = 8 * 1024 * 1024;
 
 /// Why a LuaRocks server could not be read at all; the last good catalog
 /// stays in use.
@@ -258,7 +262,7 @@ impl<'a> Server<'a> {
                 let bytes = match cached_in(cache, &file, pinned.as_deref()) {
                     Some(bytes) => Ok((bytes, false)),
                     None => fetcher
-                        .get(repository, &url, MAX_ARCHIVE)
+                        .get(repository, &url, MAX_ROCK)
                         .await
                         .map(|bytes| (bytes, true)),
                 };
