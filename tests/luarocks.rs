@@ -1271,8 +1271,23 @@ fn rocks_placing_files_for_other_modules_change_nothing_prosody_resolves() {
             "{name}: {err}"
         );
     }
+    // Over XMPP alike: modman refuses, stays up and serves the admin.
+    let modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &luarocks_section(&served.url())),
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let refresh = admin.run_steps("refresh", json!([]));
+    assert_eq!(last(&refresh)["status"], "completed", "{refresh}");
+    for name in ["lib_share", "lib_lib", "lib_version", "other"] {
+        let run = admin.run("install", json!({"modules": [name], "enable": true}));
+        assert_eq!(run["error"]["condition"], "item-not-found", "{name}: {run}");
+    }
+    let listed = admin.run("list", json!({}));
+    assert_eq!(last(&listed)["status"], "completed", "{listed}");
     let after = (state(), resolved(&prosody, &modules));
     assert_eq!(after, before, "a hostile rock changed something");
+    drop(modman);
     // What the library `share` would have written is what Prosody loads.
     let planted = prosody.modules_dir().join("share/lua/5.4/mod_version.lua");
     std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
