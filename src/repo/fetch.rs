@@ -127,7 +127,17 @@ impl Fetcher {
         }
         let files = match repository.kind {
             RepositoryKind::Signed { .. } => {
-                archive::read(&bytes, &entry.name).map_err(|e| bad(e.to_string()))?
+                use crate::repo::placement::{self, Owner};
+                let files = archive::read(&bytes, &entry.name).map_err(|e| bad(e.to_string()))?;
+                // A signed index may name a library (a mirrored library
+                // rock): held to where a rock may place its files.
+                let owner = match &entry.library {
+                    Some(library) => Owner::Library(library),
+                    None => Owner::Module(&entry.name),
+                };
+                let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+                placement::check(owner, &paths, &|_| false).map_err(|e| bad(e.to_string()))?;
+                files
             }
             RepositoryKind::LuaRocks => {
                 use crate::repo::luarocks::rock::{self, Reading};
