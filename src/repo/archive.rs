@@ -252,9 +252,14 @@ fn append<W: io::Write>(
 /// Reads and checks every entry of a module archive for `mod_<name>`.
 /// Returns its regular files; directories are implied by their paths.
 pub fn read(bytes: &[u8], name: &str) -> Result<Vec<ArchiveFile>, ArchiveError> {
-    let found = read_under(bytes, &format!("mod_{name}"), Outside::Refuse, &|_| {
-        Some(MAX_UNPACKED)
-    })?;
+    let wanted = |_: &str| Some(MAX_UNPACKED);
+    let found = read_under(
+        bytes,
+        &format!("mod_{name}"),
+        Outside::Refuse,
+        &wanted,
+        &mut 0,
+    )?;
     Ok(found
         .into_iter()
         .map(|file| ArchiveFile {
@@ -291,12 +296,15 @@ pub struct Found {
 /// tar.gz `source` with every check of [`read`], keeping the contents of
 /// those `wanted` gives a size limit for (a larger one is refused before
 /// it is read); returns them relative to `root`, sorted. The limits count
-/// every entry and every byte decompressed.
+/// every entry and every byte decompressed. Every entry's size is added to
+/// `unpacked` as it is met, refused or not, so that a caller reading many
+/// archives can bound what they cost together.
 pub fn read_under(
     source: impl Read,
     root: &str,
     outside: Outside,
     wanted: &dyn Fn(&str) -> Option<u64>,
+    unpacked: &mut u64,
 ) -> Result<Vec<Found>, ArchiveError> {
     let limited = Limited {
         inner: GzDecoder::new(source),
@@ -314,6 +322,7 @@ pub fn read_under(
         // Counted before the entry is looked at: skipping it costs as much.
         let size = entry.header().size().map_err(corrupt)?;
         total = total.saturating_add(size);
+        *unpacked = unpacked.saturating_add(size);
         if total > MAX_UNPACKED {
             return Err(ArchiveError::TooLarge);
         }
@@ -555,9 +564,17 @@ mod tests {
         header.set_cksum();
         builder.append(&header, &[0u8; 4096][..]).unwrap();
         let bytes = builder.into_inner().unwrap().finish().unwrap();
-        let error =
-            read_under(&bytes[..], "tree/mod_demo", Outside::Skip, &|_| Some(1)).unwrap_err();
+        let mut unpacked = 0;
+        let error = read_under(
+            &bytes[..],
+            "tree/mod_demo",
+            Outside::Skip,
+            &|_| Some(1),
+            &mut unpacked,
+        )
+        .unwrap_err();
         assert!(matches!(error, ArchiveError::TooLarge), "{error}");
+        assert_eq!(unpacked, 60 << 30, "counted though refused");
     }
 
     /// The decompressor stops at its limit, and that reads as too large,

@@ -144,7 +144,7 @@ impl Fetcher {
                 // Whether its library takes the name of a module Prosody has
                 // was checked when the catalog read this very rock (the
                 // sha256 above): a rock refused then has no entry.
-                rock::read(&entry.archive, &bytes, Reading::Whole, &|_| false)
+                rock::read(&entry.archive, &bytes, Reading::Whole, &|_| false, &mut 0)
                     .map_err(|e| bad(e.problem))?
                     .files
             }

@@ -102,12 +102,14 @@ pub fn split_file_name(file_name: &str) -> Option<(&str, &str)> {
 
 /// Reads the `.src.rock` `file_name` (as published, `mod_x-N-R.src.rock`),
 /// keeping what `reading` asks for. `has_module` says whether Prosody
-/// already has a module of a name: a library may not take it.
+/// already has a module of a name: a library may not take it. What its
+/// source unpacks to is added to `unpacked`, even when it is refused.
 pub fn read(
     file_name: &str,
     bytes: &[u8],
     reading: Reading,
     has_module: &dyn Fn(&str) -> bool,
+    unpacked: &mut u64,
 ) -> Result<Rock, RockError> {
     let fail = |problem: String| RockError {
         rock: file_name.to_owned(),
@@ -148,6 +150,7 @@ pub fn read(
             &rockspec.source_dir,
             Outside::Skip,
             &wanted,
+            unpacked,
         )
         .map_err(|e| fail(format!("{source_file}: {e}")))?,
         Err(zip::result::ZipError::FileNotFound) => {
@@ -449,7 +452,13 @@ build = {{ type = "builtin", {build} }}
 
     /// Reads a rock of `mod_demo` whole, Prosody having no modules.
     fn whole(bytes: &[u8]) -> Result<Rock, RockError> {
-        read("mod_demo-3-1.src.rock", bytes, Reading::Whole, &|_| false)
+        read(
+            "mod_demo-3-1.src.rock",
+            bytes,
+            Reading::Whole,
+            &|_| false,
+            &mut 0,
+        )
     }
 
     fn rock_of(spec: &str, source: &[(&str, &[u8])]) -> Vec<u8> {
@@ -695,9 +704,13 @@ build = {{ type = "builtin", {build} }}
             r#"modules = { mod_demo = "mod_demo.lua" }, copy_directories = { "res" }"#,
         );
         let bytes = rock_of(&spec, &TREE);
-        let rock = read("mod_demo-3-1.src.rock", &bytes, Reading::Describe, &|_| {
-            false
-        })
+        let rock = read(
+            "mod_demo-3-1.src.rock",
+            &bytes,
+            Reading::Describe,
+            &|_| false,
+            &mut 0,
+        )
         .unwrap();
         assert_eq!(
             rock.paths,
@@ -743,9 +756,15 @@ build = {{ type = "builtin", {build} }}
         ];
         for (build, expected) in cases {
             let bytes = rock_of(&rockspec("mod_demo", "3-1", build), &source);
-            let error = read("mod_demo-3-1.src.rock", &bytes, Reading::Describe, &shipped)
-                .unwrap_err()
-                .to_string();
+            let error = read(
+                "mod_demo-3-1.src.rock",
+                &bytes,
+                Reading::Describe,
+                &shipped,
+                &mut 0,
+            )
+            .unwrap_err()
+            .to_string();
             assert!(
                 error.starts_with("mod_demo-3-1.src.rock: mod_demo-3-1.rockspec: ")
                     && error.contains(expected),

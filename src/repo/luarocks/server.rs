@@ -33,6 +33,11 @@ const MAX_MANIFEST: u64 = super::lua::MAX_INPUT as u64;
 /// a signed index may be: with any number of rocks, a refresh holds no
 /// more than that.
 const MAX_CATALOG: u64 = fetch::MAX_INDEX;
+/// Most bytes the rocks of one server may unpack to in one refresh,
+/// counting every entry (the whole community repository unpacks to tens
+/// of MiB): what bounds a refresh's CPU with any number of rocks. Rocks
+/// after that are left out unread.
+const MAX_REFRESH_UNPACKED: u64 = 1024 * 1024 * 1024;
 /// Most rocks downloaded at once: a first refresh of a server of hundreds
 /// of modules takes seconds, not minutes, without hammering it.
 const PARALLEL: usize = 4;
@@ -218,10 +223,8 @@ impl<'a> Server<'a> {
                 self.cache.display()
             )
         })?;
-        rock::read(file, &bytes, Reading::Whole, &|name| {
-            crate::prosody::has_module(builtin_dir, name)
-        })
-        .map_err(|e| e.to_string())
+        let has_module = |name: &str| crate::prosody::has_module(builtin_dir, name);
+        rock::read(file, &bytes, Reading::Whole, &has_module, &mut 0).map_err(|e| e.to_string())
     }
 
     /// Reads the newest rock of each module in `manifest` into `read`, or
@@ -270,8 +273,10 @@ impl<'a> Server<'a> {
             })
             .buffered(PARALLEL);
         let mut done = 0;
-        // Bytes of text the descriptions read so far hold.
+        // Bytes of text the descriptions read so far hold, and bytes the
+        // rocks read so far unpacked to.
         let mut held: u64 = 0;
+        let mut unpacked: u64 = 0;
         while let Some((package, version, file, url, bytes)) = downloads.next().await {
             let (bytes, from_server) = bytes?;
             if from_server {
@@ -286,8 +291,18 @@ impl<'a> Server<'a> {
                 total,
                 from_server,
             });
+            if unpacked > MAX_REFRESH_UNPACKED {
+                problems.push(LeftOut {
+                    package,
+                    problem: format!(
+                        "{file}: not read: this server's rocks before it already unpacked to more than {} MiB, the most one refresh inflates",
+                        MAX_REFRESH_UNPACKED / 1024 / 1024
+                    ),
+                });
+                continue;
+            }
             let has_module = |name: &str| crate::prosody::has_module(builtin_dir, name);
-            match rock::read(&file, &bytes, Reading::Describe, &has_module) {
+            match rock::read(&file, &bytes, Reading::Describe, &has_module, &mut unpacked) {
                 Ok(rock) => {
                     let described = Described::new(rock, &bytes);
                     if held + described.weight() > MAX_CATALOG {
