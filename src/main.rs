@@ -112,6 +112,11 @@ enum RepoCommand {
         valid_for: u32,
     },
     /// Turn a LuaRocks server (such as Prosody's community repository) into a signed repository.
+    ///
+    /// A module whose newest rock is refused is left out (keeping its last good copy when the
+    /// mirror already has one) and the rest is published and signed. Exit status: 0 when every
+    /// module was mirrored, 3 when the mirror was published without some (each named in the
+    /// output with why), 1 when nothing was written.
     Mirror {
         /// The LuaRocks server: HTTPS, or plain HTTP to this machine only.
         #[arg(long)]
@@ -170,16 +175,16 @@ fn main() -> ExitCode {
         }
     };
     let result = match matches.subcommand() {
-        Some((node, args)) if ops::find(node).is_some() => {
-            runtime.block_on(run_operation(node, args))
-        }
+        Some((node, args)) if ops::find(node).is_some() => runtime
+            .block_on(run_operation(node, args))
+            .map(|()| ExitCode::SUCCESS),
         _ => match Cli::from_arg_matches(&matches) {
             Ok(cli) => runtime.block_on(dispatch(cli.command)),
             Err(e) => e.exit(),
         },
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
@@ -187,8 +192,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> Result<(), String> {
-    match command {
+async fn dispatch(command: Command) -> Result<ExitCode, String> {
+    let done = match command {
         Command::Run(ConfigArg { config }) => {
             let (ctx, config) = open(&config)?;
             let admins: Vec<String> = config.admins.iter().map(|jid| jid.to_string()).collect();
@@ -201,7 +206,7 @@ async fn dispatch(command: Command) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot listen for signals: {e}"))
         }
-        Command::Repo(command) => repo(command).await,
+        Command::Repo(command) => return repo(command).await,
         Command::Setup {
             domain,
             admin,
@@ -227,7 +232,8 @@ async fn dispatch(command: Command) -> Result<(), String> {
             };
             setup(&options, write)
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {
@@ -326,8 +332,12 @@ fn open_config(config: Arc<Config>, opening: Opening) -> Result<Context, String>
     Ok(ctx)
 }
 
+/// `repo mirror`'s exit status when it published the mirror without some
+/// modules, whose newest rocks were refused; the output names each.
+const EXIT_LEFT_OUT: u8 = 3;
+
 /// `repo mirror`, with a progress line per module when stderr is a terminal.
-async fn mirror(options: &modman::repo::mirror::MirrorOptions<'_>) -> Result<(), String> {
+async fn mirror(options: &modman::repo::mirror::MirrorOptions<'_>) -> Result<ExitCode, String> {
     use std::io::IsTerminal as _;
     let terminal = std::io::stderr().is_terminal();
     let report = modman::repo::mirror::mirror(options, &mut |step| {
@@ -350,12 +360,22 @@ async fn mirror(options: &modman::repo::mirror::MirrorOptions<'_>) -> Result<(),
         report.fetched,
         modman::repo::mirror::cache_dir(options.out).display()
     );
-    Ok(())
+    if report.left_out.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    out!(
+        "{} module(s) left out, the rest published and signed:",
+        report.left_out.len()
+    );
+    for omission in &report.left_out {
+        out!("  {omission}");
+    }
+    Ok(ExitCode::from(EXIT_LEFT_OUT))
 }
 
-async fn repo(command: RepoCommand) -> Result<(), String> {
+async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
     use modman::repo::{build, signing, verify};
-    match command {
+    let done = match command {
         RepoCommand::Keygen { out } => {
             let key = signing::generate(&out).map_err(|e| e.to_string())?;
             eprintln!(
@@ -412,7 +432,7 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
                 timeout: std::time::Duration::from_secs(timeout_seconds),
                 valid_for: time::Duration::days(valid_for.into()),
             };
-            mirror(&options).await
+            return mirror(&options).await;
         }
         RepoCommand::Verify { dir, public_key } => {
             let text = match std::fs::read_to_string(&public_key) {
@@ -445,5 +465,6 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
                 ))
             }
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }

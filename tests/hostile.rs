@@ -1169,3 +1169,54 @@ fn another_repositorys_index_signed_with_the_same_key_is_refused_and_changes_not
     let grown = rss_kib(modman.pid()).saturating_sub(memory);
     assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
 }
+
+/// A signed index (a mirror's, say) naming a module's archive the library
+/// `share`: installing it would put `share/lua/5.4/mod_version.lua` where
+/// Prosody's loader looks for its own mod_version. Refused naming the
+/// file, and nothing is written.
+#[test]
+fn a_signed_library_named_share_installs_nothing() {
+    let prosody = Prosody::start();
+    let repository = Repository::start_with(|corpus| {
+        let module = corpus.join("mod_evil");
+        std::fs::create_dir_all(module.join("lua/5.4")).unwrap();
+        std::fs::write(module.join("mod_evil.lua"), "return {}").unwrap();
+        std::fs::write(
+            module.join("lua/5.4/mod_version.lua"),
+            "module:log('error', 'not Prosody')",
+        )
+        .unwrap();
+    });
+    sign_modified_index(&repository, |index| {
+        for module in index["modules"].as_array_mut().unwrap() {
+            if module["name"] == "evil" {
+                module["library"] = "share".into();
+            }
+        }
+    });
+    let config = prosody.path("modman.toml");
+    std::fs::write(
+        &config,
+        prosody.modman_config() + &repository.config_section(),
+    )
+    .unwrap();
+    let (ok, out, err) = support::cli(&["refresh"], &config);
+    assert!(ok, "{out}{err}");
+    let state = || {
+        (
+            snapshot(&prosody.modules_dir()),
+            std::fs::read(prosody.path("modman-state/installed.json")).ok(),
+            std::fs::read(prosody.path("modman.cfg.lua")).ok(),
+            prosody.loaded_modules(support::DOMAIN),
+        )
+    };
+    let before = state();
+    let (ok, _, err) = support::cli(&["install", "--yes", "evil"], &config);
+    assert!(
+        !ok && err.contains(
+            "`share/lua/5.4/mod_version.lua` is where Prosody's loader looks for every module's files"
+        ),
+        "{err}"
+    );
+    assert_eq!(state(), before);
+}

@@ -131,10 +131,24 @@ impl Fetcher {
         }
         let files = match repository.kind {
             RepositoryKind::Signed { .. } => {
-                archive::read(&bytes, &entry.name).map_err(|e| bad(e.to_string()))?
+                use crate::repo::placement::{self, Owner};
+                let files = archive::read(&bytes, &entry.name).map_err(|e| bad(e.to_string()))?;
+                // A signed index may name a library (a mirrored library
+                // rock): held to where a rock may place its files.
+                let owner = match &entry.library {
+                    Some(library) => Owner::Library(library),
+                    None => Owner::Module(&entry.name),
+                };
+                let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+                placement::check(owner, &paths, &|_| false).map_err(|e| bad(e.to_string()))?;
+                files
             }
             RepositoryKind::LuaRocks => {
-                crate::repo::luarocks::rock::read(&entry.archive, &bytes)
+                use crate::repo::luarocks::rock::{self, Reading};
+                // Whether its library takes the name of a module Prosody has
+                // was checked when the catalog read this very rock (the
+                // sha256 above): a rock refused then has no entry.
+                rock::read(&entry.archive, &bytes, Reading::Whole, &|_| false, &mut 0)
                     .map_err(|e| bad(e.problem))?
                     .files
             }
