@@ -1437,5 +1437,5 @@ fn descriptions_past_an_index_s_size_are_left_out() {
         );
     }
     assert!(!said.contains("mod_long_30-1-1.src.rock"), "{said}");
-    assert!(said.contains("modules: 31)"), "{said}");
+    assert!(said.contains("modules: 31,"), "{said}");
 }
