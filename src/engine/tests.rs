@@ -166,6 +166,11 @@ fn host() -> Host_ {
         std::fs::create_dir_all(root.join(sub)).unwrap();
     }
     std::fs::write(root.join("prosody.cfg.lua"), "").unwrap();
+    open_host(dir, root, Fake::default())
+}
+
+/// Opens an engine (recovery first) on the host in `root`, inside `dir`.
+fn open_host(dir: tempfile::TempDir, root: PathBuf, server: Fake) -> Host_ {
     let text = r#"admins = ["admin@example.org"]
 state_dir = "state"
 [component]
@@ -180,7 +185,6 @@ admin_socket = "prosody.sock"
 builtin_modules = "builtin"
 "#;
     let config = Arc::new(Config::parse(text, &root).unwrap());
-    let server = Fake::default();
     let (engine, _) =
         Engine::open_with(config, Box::new(server.clone()), super::Opening::ToChange).unwrap();
     Host_ {
@@ -591,4 +595,154 @@ async fn options_are_written_read_by_prosody_and_undone_when_refused() {
         history.last().unwrap().settings,
         ["alpha_url on a.example: unset -> \"https://x.example/\""]
     );
+}
+
+/// The disk and the server as a kill at some step left them.
+struct Crash {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    loaded: BTreeSet<String>,
+}
+
+type Crashed = Arc<Mutex<Option<Crash>>>;
+
+impl Host_ {
+    /// At `step`, before it does anything, copies everything a change
+    /// touches, as a SIGKILL there would leave it; the change goes on.
+    fn crash_at(&self, step: Step) -> Crashed {
+        let crashed = Crashed::default();
+        let (root, server, into) = (self.root.clone(), self.server.clone(), crashed.clone());
+        let hook = move || {
+            let dir = tempfile::tempdir().unwrap();
+            let copy = dir.path().join("host");
+            crate::fsutil::copy_dir(&root, &copy).unwrap();
+            let loaded = server.0.lock().unwrap().loaded.clone();
+            *into.lock().unwrap() = Some(Crash {
+                dir,
+                root: copy,
+                loaded,
+            });
+        };
+        self.engine.faults.at(step, Box::new(hook));
+        crashed
+    }
+}
+
+/// modman started again on what `crashed` copied: recovery at open, then
+/// the undo in the running server.
+async fn restart(crashed: &Crashed, what: &str) -> Host_ {
+    let crash = (crashed.lock().unwrap().take()).unwrap_or_else(|| panic!("{what}: never reached"));
+    let server = Fake::default();
+    server.0.lock().unwrap().loaded = crash.loaded;
+    let host = open_host(crash.dir, crash.root, server);
+    host.engine.settle().await.unwrap();
+    host
+}
+
+fn update_alpha() -> ChangeSet {
+    ChangeSet {
+        operation: "update",
+        settings: vec![],
+        files: vec![module("alpha", "2")],
+        disable: vec![],
+        enable: vec![],
+    }
+}
+
+fn disable_alpha() -> ChangeSet {
+    ChangeSet {
+        operation: "disable",
+        settings: vec![],
+        files: vec![],
+        disable: here("alpha"),
+        enable: vec![],
+    }
+}
+
+#[tokio::test]
+async fn a_change_killed_at_any_step_is_undone_whole_at_the_next_start() {
+    let installed = || async {
+        let host = host();
+        host.server.0.lock().unwrap().pulls_in = Some(("alpha".into(), "builtin_dep".into()));
+        host.commit(install_and_enable("alpha")).await.unwrap();
+        host
+    };
+    type MakeChange = fn() -> ChangeSet;
+    let cases: [(&str, bool, MakeChange, &[Step]); 5] = [
+        (
+            "install",
+            false,
+            || install_and_enable("alpha"),
+            &[Step::Swap, Step::StateSave, Step::ConfigWrite, Step::Audit],
+        ),
+        (
+            "remove",
+            true,
+            || remove("alpha"),
+            &[Step::ConfigWrite, Step::Swap, Step::StateSave, Step::Audit],
+        ),
+        (
+            "update",
+            true,
+            update_alpha,
+            &[Step::Swap, Step::StateSave, Step::Audit],
+        ),
+        (
+            "disable",
+            true,
+            disable_alpha,
+            &[Step::ConfigWrite, Step::Audit],
+        ),
+        (
+            "configure",
+            true,
+            || configure_alpha("x"),
+            &[Step::ConfigWrite, Step::Audit],
+        ),
+    ];
+    for (operation, after_install, change, steps) in cases {
+        for step in steps {
+            let case = format!("{operation} killed at {step:?}");
+            let host = match after_install {
+                true => installed().await,
+                false => {
+                    let host = host();
+                    host.server.0.lock().unwrap().pulls_in =
+                        Some(("alpha".into(), "builtin_dep".into()));
+                    host
+                }
+            };
+            let before = host.snapshot();
+            let lines = host.engine.history().unwrap().len();
+            let crashed = host.crash_at(*step);
+            host.commit(change()).await.unwrap();
+            assert_ne!(host.snapshot(), before, "{case}: the change did nothing");
+
+            let recovered = restart(&crashed, &case).await;
+            assert_eq!(recovered.snapshot(), before, "{case}");
+            let history = recovered.engine.history().unwrap();
+            assert_eq!(history.len(), lines + 1, "{case}: {history:?}");
+            let last = history.last().unwrap();
+            assert_eq!(last.operation, operation, "{case}");
+            assert!(!last.change.is_empty(), "{case}");
+            assert!(
+                !recovered.root.join("state/change.json").exists(),
+                "{case}: the journal stays"
+            );
+            // Started once more: nothing left to recover.
+            let again = restart_clean(recovered).await;
+            assert_eq!(again.snapshot(), before, "{case}: second start");
+            assert_eq!(again.engine.history().unwrap().len(), lines + 1, "{case}");
+        }
+    }
+}
+
+/// The same host opened again, as after an ordinary restart.
+async fn restart_clean(host: Host_) -> Host_ {
+    let Host_ {
+        _dir, root, server, ..
+    } = host;
+    let host = open_host(_dir, root, server);
+    host.engine.settle().await.unwrap();
+    host
 }
