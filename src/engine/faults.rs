@@ -151,8 +151,18 @@ impl Pause {
         if std::fs::write(file, std::process::id().to_string()).is_err() {
             return;
         }
-        while file.exists() {
-            std::thread::sleep(std::time::Duration::from_millis(10));
+        let wait = || {
+            while file.exists() {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        };
+        // On an async worker, hand its other tasks (the stream, the signal
+        // listener) to another thread first, so the stop can be seen.
+        let on_worker = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        match on_worker {
+            true => tokio::task::block_in_place(wait),
+            false => wait(),
         }
     }
 }
