@@ -90,10 +90,20 @@ const FILE: &str = "change.json";
 
 impl ChangeJournal {
     /// Writes the journal, synced: it must be on disk before the step it
-    /// names starts.
+    /// names starts. Readable by modman alone: the managed config it
+    /// keeps may hold secret options.
     pub fn save(&self, paths: &Paths) -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = paths.state_dir.join(FILE);
+        // Created private first: the atomic write keeps the mode it finds.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)?;
         let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        fsutil::atomic_write(&paths.state_dir.join(FILE), &bytes)
+        fsutil::atomic_write(&path, &bytes)
     }
 
     /// Records that `step` begins, unless it already did.

@@ -36,6 +36,8 @@ struct Server {
     /// What `config:get` answers, by (host, key).
     config: BTreeMap<(String, String), String>,
     config_reloads: usize,
+    /// Not running: its admin socket cannot be reached.
+    down: bool,
 }
 
 #[derive(Clone, Default)]
@@ -44,7 +46,13 @@ struct Fake(Arc<Mutex<Server>>);
 impl Connect for Fake {
     fn connect(&self) -> BoxFuture<'_, Result<Box<dyn LiveServer>, AdminError>> {
         let session = self.clone();
-        Box::pin(async move { Ok(Box::new(session) as Box<dyn LiveServer>) })
+        let down = self.0.lock().unwrap().down;
+        Box::pin(async move {
+            match down {
+                true => Err(AdminError::Missing(PathBuf::from("prosody.sock"))),
+                false => Ok(Box::new(session) as Box<dyn LiveServer>),
+            }
+        })
     }
 }
 
@@ -745,4 +753,67 @@ async fn restart_clean(host: Host_) -> Host_ {
     let host = open_host(_dir, root, server);
     host.engine.settle().await.unwrap();
     host
+}
+
+#[tokio::test]
+async fn a_change_killed_while_prosody_goes_down_too_is_undone_on_disk() {
+    let host = host();
+    let before = host.snapshot();
+    let crashed = host.crash_at(Step::Audit);
+    host.commit(install_and_enable("alpha")).await.unwrap();
+    let crash = crashed.lock().unwrap().take().unwrap();
+    // Prosody stopped with modman; when it starts, it reads the config.
+    let server = Fake::default();
+    server.0.lock().unwrap().down = true;
+    let host = open_host(crash.dir, crash.root, server);
+    host.engine.settle().await.unwrap();
+    assert_eq!(host.snapshot(), before);
+    let history = host.engine.history().unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert!(!host.root.join("state/change.json").exists());
+}
+
+#[tokio::test]
+async fn a_change_whose_history_line_was_written_is_whole_and_left_alone() {
+    use super::journal::{Begun, ChangeJournal};
+    use std::os::unix::fs::PermissionsExt;
+    let host = host();
+    host.commit(install_and_enable("alpha")).await.unwrap();
+    let done = host.snapshot();
+    let line = host.engine.history().unwrap().pop().unwrap();
+    // As a kill between the history line and the journal's removal
+    // leaves it.
+    let journal = ChangeJournal {
+        id: line.change.clone(),
+        actor: line.actor.clone(),
+        operation: line.operation.clone(),
+        modules: vec!["alpha".into()],
+        hosts: vec![HOST.into()],
+        config_before: Some(String::new()),
+        pulled_in_before: Default::default(),
+        loaded_before: Some(Default::default()),
+        steps: vec![
+            Begun::Files {
+                transaction: line.transaction.clone(),
+            },
+            Begun::Config,
+            Begun::Load {
+                placement: here("alpha").remove(0),
+            },
+            Begun::History,
+        ],
+        undone_on_disk: false,
+    };
+    journal.save(&host.engine.paths).unwrap();
+    let journal_file = host.root.join("state/change.json");
+    let mode = std::fs::metadata(&journal_file)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "it may hold secret options");
+
+    let host = restart_clean(host).await;
+    assert_eq!(host.snapshot(), done);
+    assert_eq!(host.engine.history().unwrap().len(), 1);
+    assert!(!journal_file.exists());
 }

@@ -774,10 +774,9 @@ mod tests {
             "<message xmlns='jabber:component:accept' type='chat' from='admin@example.org/x' to='modman.example.org'><body>list</body></message>".to_owned(),
         ];
         for xml in answered {
-            assert!(
-                refusal(&config, &message(&xml), Refused::Busy).is_some(),
-                "{xml}"
-            );
+            for why in [Refused::Busy, Refused::Stopping] {
+                assert!(refusal(&config, &message(&xml), why).is_some(), "{xml}");
+            }
         }
         let ignored = [
             format!("{room}<body>modman: list</body><delay xmlns='urn:xmpp:delay' stamp='2020-01-01T00:00:00Z'/></message>"),
@@ -787,10 +786,9 @@ mod tests {
             "<message xmlns='jabber:component:accept' type='error' from='admin@example.org/x' to='modman.example.org'><body>list</body></message>".to_owned(),
         ];
         for xml in ignored {
-            assert!(
-                refusal(&config, &message(&xml), Refused::Busy).is_none(),
-                "{xml}"
-            );
+            for why in [Refused::Busy, Refused::Stopping] {
+                assert!(refusal(&config, &message(&xml), why).is_none(), "{xml}");
+            }
         }
     }
 
