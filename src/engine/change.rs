@@ -689,8 +689,7 @@ impl Run<'_, '_> {
     }
 
     /// Step 5: the history line, with `result`.
-    fn log(&mut self, result: String) -> Result<(), EngineError> {
-        self.begin(Begun::History)?;
+    fn log(&self, result: String) -> Result<(), EngineError> {
         let engine = self.guard.engine;
         let (changes, id) = match &self.transaction {
             Some(t) => (t.module_changes(), t.id.clone()),

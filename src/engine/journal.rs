@@ -82,8 +82,6 @@ pub enum Begun {
     PulledIn,
     /// The rollback record of module options is kept; undo: remove it.
     Record { id: String },
-    /// The history line is appended: the commit point.
-    History,
 }
 
 const FILE: &str = "change.json";

@@ -800,7 +800,6 @@ async fn a_change_whose_history_line_was_written_is_whole_and_left_alone() {
             Begun::Load {
                 placement: here("alpha").remove(0),
             },
-            Begun::History,
         ],
         undone_on_disk: false,
     };
