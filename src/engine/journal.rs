@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::admin_socket::ModuleAction;
 use super::change::Placement;
+use super::faults::Faults;
 use super::live::{Live, LoadedMap};
 use super::state::{Installed, PulledIn};
 use super::transaction::{self, Transaction};
@@ -181,6 +182,7 @@ pub(super) fn undo_on_disk(
     paths: &Paths,
     managed_config: &std::path::Path,
     journal: &mut ChangeJournal,
+    faults: &Faults,
 ) -> Result<Recovered, EngineError> {
     let logged = audit::read(&paths.state_dir)
         .map_err(io("cannot read the history in", &paths.state_dir))?
@@ -205,13 +207,7 @@ pub(super) fn undo_on_disk(
                 })?;
             let installed = Installed::load(&paths.state_dir)
                 .map_err(io("cannot read the state in", &paths.state_dir))?;
-            transaction::unapply(
-                paths,
-                installed,
-                &committed,
-                &journal.actor,
-                &super::faults::Faults::default(),
-            )?;
+            transaction::unapply(paths, installed, &committed, &journal.actor, faults)?;
         }
     }
     for step in &journal.steps {

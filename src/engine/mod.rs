@@ -171,13 +171,15 @@ impl Engine {
         let paths = Paths::new(&config);
         let mut notes = Vec::new();
         let mut interrupted = None;
+        let faults = Arc::<faults::Faults>::default();
         if opening == Opening::ToRead {
             // Someone else's state (root reading prosody's): nothing may be
             // written, not even by recovery.
         } else if paths.modules_dir.is_dir() {
             std::fs::create_dir_all(&paths.backups).map_err(io("cannot create", &paths.backups))?;
             let lock = lock_file(&paths)?;
-            (notes, interrupted) = recovery::recover(&paths, &config.prosody.managed_config)?;
+            (notes, interrupted) =
+                recovery::recover(&paths, &config.prosody.managed_config, &faults)?;
             drop(lock);
         } else {
             // Nothing can have been installed there; `check` and every
@@ -212,7 +214,7 @@ impl Engine {
             connector,
             server: ServerInfo::default(),
             loaded: LoadedCache::default(),
-            faults: Arc::default(),
+            faults,
             interrupted: std::sync::Mutex::new(interrupted),
         };
         Ok((engine, notes))

@@ -3,6 +3,7 @@
 //! swap from the file journal, then the whole change from the change
 //! journal ([`super::journal`]).
 
+use super::faults::Faults;
 use super::journal::{self, ChangeJournal, Recovered};
 use super::state::Installed;
 use super::transaction::{finish, undo, Backup, Transaction};
@@ -16,6 +17,7 @@ use crate::fsutil;
 pub(super) fn recover(
     paths: &Paths,
     managed_config: &std::path::Path,
+    faults: &Faults,
 ) -> Result<(Vec<String>, Option<ChangeJournal>), EngineError> {
     let mut notes = Vec::new();
     let change = ChangeJournal::load(paths)?;
@@ -80,17 +82,19 @@ pub(super) fn recover(
         Err(e) => return Err(io("cannot read the journal", &paths.journal)(e)),
     }
     let pending = match change {
-        Some(mut change) => match journal::undo_on_disk(paths, managed_config, &mut change)? {
-            Recovered::Completed => {
-                notes.push(format!(
-                    "finished an interrupted {} of {}: it was whole when modman stopped",
-                    change.operation,
-                    change.modules.join(", ")
-                ));
-                None
+        Some(mut change) => {
+            match journal::undo_on_disk(paths, managed_config, &mut change, faults)? {
+                Recovered::Completed => {
+                    notes.push(format!(
+                        "finished an interrupted {} of {}: it was whole when modman stopped",
+                        change.operation,
+                        change.modules.join(", ")
+                    ));
+                    None
+                }
+                Recovered::UndoneOnDisk => Some(change),
             }
-            Recovered::UndoneOnDisk => Some(change),
-        },
+        }
         None => None,
     };
     // Staging from a crash before any journal was written: never live.
