@@ -307,6 +307,12 @@ async fn undo_live(
     }
     let mut reloaded = BTreeSet::new();
     for step in journal.steps.iter().rev() {
+        if !matches!(
+            step,
+            Begun::Load { .. } | Begun::Unload { .. } | Begun::Reload { .. }
+        ) {
+            continue;
+        }
         let now = live
             .loaded()
             .await

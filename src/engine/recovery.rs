@@ -92,7 +92,14 @@ pub(super) fn recover(
                     ));
                     None
                 }
-                Recovered::UndoneOnDisk => Some(change),
+                Recovered::UndoneOnDisk => {
+                    notes.push(format!(
+                    "undid an interrupted {} of {} on disk (files, managed config, state); what Prosody was told is undone once it can be asked",
+                    change.operation,
+                    change.modules.join(", ")
+                ));
+                    Some(change)
+                }
             }
         }
         None => None,
