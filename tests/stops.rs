@@ -382,7 +382,7 @@ fn case(bench: &mut Bench, change: &Change, step: &str, stop: Stop) {
     assert_eq!(history.len(), lines + 1, "{what}: {history:?}");
     let line = &history[lines];
     assert_eq!(line["operation"], change.operation, "{what}");
-    for left in ["journal.json", "change.json"] {
+    for left in ["journal.json", "change.jsonl"] {
         assert!(!bench.state(left).exists(), "{what}: {left} stays");
     }
     assert!(

@@ -1,4 +1,4 @@
-//! The change journal: `change.json` in `state_dir`, written when a
+//! The change journal: `change.jsonl` in `state_dir`, written when a
 //! change starts and extended, durably, before each of its steps, so that
 //! whatever stops modman (SIGKILL, a crash, power loss, a stop whose grace
 //! ran out) the next start can undo the whole change: module files,
@@ -50,7 +50,9 @@ pub struct ChangeJournal {
     /// What Prosody had loaded before the change; `None` when it was not
     /// reachable (then the change tells it nothing).
     pub loaded_before: Option<LoadedMap>,
-    /// Each step as it began, with what its undo needs.
+    /// Each step as it began, with what its undo needs: one line each
+    /// after the first, appended and synced before the step.
+    #[serde(skip)]
     pub steps: Vec<Begun>,
     /// Set once the disk half of the undo is done, so a crash during
     /// [`settle`] does not undo the files a second time.
@@ -85,12 +87,13 @@ pub enum Begun {
     Record { id: String },
 }
 
-const FILE: &str = "change.json";
+/// JSON lines: the journal, then one line per step begun.
+const FILE: &str = "change.jsonl";
 
 impl ChangeJournal {
-    /// Writes the journal, synced: it must be on disk before the step it
-    /// names starts. Readable by modman alone: the managed config it
-    /// keeps may hold secret options.
+    /// Writes the whole journal at once (atomically, synced): at the start
+    /// of a change, and when recovery marks it. Readable by modman alone:
+    /// the managed config it keeps may hold secret options.
     pub fn save(&self, paths: &Paths) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = paths.state_dir.join(FILE);
@@ -101,33 +104,58 @@ impl ChangeJournal {
             .write(true)
             .mode(0o600)
             .open(&path)?;
-        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        let mut bytes = line(self)?;
+        for step in &self.steps {
+            bytes.extend(line(step)?);
+        }
         fsutil::atomic_write(&path, &bytes)
     }
 
-    /// Records that `step` begins, unless it already did.
+    /// Records that `step` begins, unless it already did: one line
+    /// appended and synced (a step costs one sync, not a rewrite).
     pub fn begin(&mut self, paths: &Paths, step: Begun) -> std::io::Result<()> {
+        use std::io::Write;
         if self.steps.contains(&step) {
             return Ok(());
         }
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(paths.state_dir.join(FILE))?;
+        file.write_all(&line(&step)?)?;
+        file.sync_data()?;
         self.steps.push(step);
-        self.save(paths)
+        Ok(())
     }
 
-    /// The journal of a change cut short, if there is one.
+    /// The journal of a change cut short, if there is one. A last line
+    /// cut short by the crash is a step that never began.
     pub fn load(paths: &Paths) -> Result<Option<ChangeJournal>, EngineError> {
         let path = paths.state_dir.join(FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| EngineError::Io {
-                    what: "damaged change journal (move it away to start without undoing the change it records)",
-                    path,
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io("cannot read the change journal", &path)(e)),
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("cannot read the change journal", &path)(e)),
+        };
+        let damaged = |e: serde_json::Error| {
+            EngineError::Io {
+            what: "damaged change journal (move it away to start without undoing the change it records)",
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         }
+        };
+        let mut lines = text.lines();
+        let mut journal: ChangeJournal =
+            serde_json::from_str(lines.next().unwrap_or_default()).map_err(damaged)?;
+        let complete = text.ends_with('\n');
+        let steps: Vec<&str> = lines.collect();
+        for (n, step) in steps.iter().enumerate() {
+            match serde_json::from_str(step) {
+                Ok(step) => journal.steps.push(step),
+                Err(_) if n + 1 == steps.len() && !complete => {}
+                Err(e) => return Err(damaged(e)),
+            }
+        }
+        Ok(Some(journal))
     }
 
     /// The end of a change, done or undone.
@@ -162,6 +190,13 @@ impl ChangeJournal {
             )
         })
     }
+}
+
+/// `value` as one line of JSON.
+fn line(value: &impl Serialize) -> std::io::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    Ok(line)
 }
 
 /// How recovery ended an interrupted change.

@@ -734,7 +734,7 @@ async fn a_change_killed_at_any_step_is_undone_whole_at_the_next_start() {
             assert_eq!(last.operation, operation, "{case}");
             assert!(!last.change.is_empty(), "{case}");
             assert!(
-                !recovered.root.join("state/change.json").exists(),
+                !recovered.root.join("state/change.jsonl").exists(),
                 "{case}: the journal stays"
             );
             // Started once more: nothing left to recover.
@@ -770,7 +770,7 @@ async fn a_change_killed_while_prosody_goes_down_too_is_undone_on_disk() {
     assert_eq!(host.snapshot(), before);
     let history = host.engine.history().unwrap();
     assert_eq!(history.len(), 1, "{history:?}");
-    assert!(!host.root.join("state/change.json").exists());
+    assert!(!host.root.join("state/change.jsonl").exists());
 }
 
 #[tokio::test]
@@ -804,7 +804,7 @@ async fn a_change_whose_history_line_was_written_is_whole_and_left_alone() {
         undone_on_disk: false,
     };
     journal.save(&host.engine.paths).unwrap();
-    let journal_file = host.root.join("state/change.json");
+    let journal_file = host.root.join("state/change.jsonl");
     let mode = std::fs::metadata(&journal_file)
         .unwrap()
         .permissions()
@@ -815,4 +815,32 @@ async fn a_change_whose_history_line_was_written_is_whole_and_left_alone() {
     assert_eq!(host.snapshot(), done);
     assert_eq!(host.engine.history().unwrap().len(), 1);
     assert!(!journal_file.exists());
+}
+
+#[test]
+fn a_journal_line_cut_short_by_a_crash_is_a_step_that_never_began() {
+    use super::journal::{Begun, ChangeJournal};
+    let host = host();
+    let mut journal = ChangeJournal {
+        id: "c".into(),
+        actor: "a".into(),
+        operation: "install".into(),
+        modules: vec!["alpha".into()],
+        hosts: vec![],
+        config_before: Some("-- two\n-- lines\n".into()),
+        pulled_in_before: Default::default(),
+        loaded_before: None,
+        steps: vec![],
+        undone_on_disk: false,
+    };
+    journal.save(&host.engine.paths).unwrap();
+    journal.begin(&host.engine.paths, Begun::Config).unwrap();
+    let path = host.root.join("state/change.jsonl");
+    let whole = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{whole}{{\"step\":\"lo")).unwrap();
+    let read = ChangeJournal::load(&host.engine.paths).unwrap().unwrap();
+    assert_eq!(read, journal);
+    // Damage anywhere else is an error, not a guess.
+    std::fs::write(&path, format!("{whole}{{\"step\":\"lo\n")).unwrap();
+    assert!(ChangeJournal::load(&host.engine.paths).is_err());
 }
