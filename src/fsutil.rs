@@ -10,8 +10,15 @@ use std::path::Path;
 /// another user, must still be able to read what modman writes.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
     let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    atomic_write_with_mode(path, bytes, mode)
+}
+
+/// [`atomic_write`] with the file's mode given, set before any byte is
+/// written: for a file only modman may read.
+pub fn atomic_write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
     let mut temp = tempfile::Builder::new()
         .prefix(".modman-tmp-")
         .tempfile_in(dir)?;

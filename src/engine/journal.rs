@@ -95,20 +95,11 @@ impl ChangeJournal {
     /// of a change, and when recovery marks it. Readable by modman alone:
     /// the managed config it keeps may hold secret options.
     pub fn save(&self, paths: &Paths) -> std::io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = paths.state_dir.join(FILE);
-        // Created private first: the atomic write keeps the mode it finds.
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)?;
         let mut bytes = line(self)?;
         for step in &self.steps {
             bytes.extend(line(step)?);
         }
-        fsutil::atomic_write(&path, &bytes)
+        fsutil::atomic_write_with_mode(&paths.state_dir.join(FILE), &bytes, 0o600)
     }
 
     /// Records that `step` begins, unless it already did: one line
