@@ -278,7 +278,7 @@ impl Run<'_, '_> {
             Some(live) => live.loaded().await?,
             None => LoadedMap::new(),
         };
-        self.open_journal(&before)?;
+        self.open_journal(&before, &plan.files)?;
 
         // 1. disable, and everything of modules whose files go away.
         let mut disable: BTreeSet<Placement> = plan.disable.into_iter().collect();
@@ -570,8 +570,10 @@ impl Run<'_, '_> {
     }
 
     /// Writes the change journal with what is true before the first step:
-    /// the managed config, the pulled-in record and what is loaded.
-    fn open_journal(&mut self, before: &LoadedMap) -> Result<(), EngineError> {
+    /// the managed config, the pulled-in record and what is loaded, and
+    /// each module's versions before and after, for the history line of an
+    /// undo at start.
+    fn open_journal(&mut self, before: &LoadedMap, files: &[Prepared]) -> Result<(), EngineError> {
         let engine = self.guard.engine;
         let config_path = &engine.config.prosody.managed_config;
         let config_before = match std::fs::read_to_string(config_path) {
@@ -580,11 +582,25 @@ impl Run<'_, '_> {
             Err(e) => return Err(io("cannot read the managed config", config_path)(e)),
         };
         let state_dir = &engine.paths.state_dir;
+        let version = |module: &str| {
+            let before = self.guard.installed.modules.get(module);
+            let after = files
+                .iter()
+                .find(|p| p.name == module)
+                .map(|p| p.after.as_ref().map(|(record, _)| record));
+            audit::ModuleChange {
+                module: module.to_owned(),
+                from: before
+                    .filter(|_| after.is_some())
+                    .map(|r| r.version.clone()),
+                to: after.flatten().map(|r| r.version.clone()),
+            }
+        };
         let journal = ChangeJournal {
             id: transaction::transaction_id(),
             actor: self.actor.to_string(),
             operation: self.operation.to_owned(),
-            modules: self.modules.clone(),
+            modules: self.modules.iter().map(|m| version(m)).collect(),
             hosts: self.hosts.iter().cloned().collect(),
             config_before,
             pulled_in_before: PulledIn::load(state_dir)

@@ -40,8 +40,9 @@ pub struct ChangeJournal {
     pub id: String,
     pub actor: String,
     pub operation: String,
-    /// What the history line names.
-    pub modules: Vec<String>,
+    /// What the history line names: each module, with the versions from
+    /// and to when its files change.
+    pub modules: Vec<audit::ModuleChange>,
     pub hosts: Vec<String>,
     /// The managed config's text before the change; `None` if there was
     /// none.
@@ -155,6 +156,12 @@ impl ChangeJournal {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => fsutil::sync_dir(&paths.state_dir),
         }
+    }
+
+    /// The modules it concerns, as a note names them.
+    pub fn names(&self) -> String {
+        let names: Vec<&str> = self.modules.iter().map(|m| m.module.as_str()).collect();
+        names.join(", ")
     }
 
     fn began(&self, wanted: impl Fn(&Begun) -> bool) -> bool {
@@ -288,15 +295,7 @@ pub(super) async fn settle(
         time: audit::now(),
         actor: journal.actor.clone(),
         operation: journal.operation.clone(),
-        changes: journal
-            .modules
-            .iter()
-            .map(|module| audit::ModuleChange {
-                module: module.clone(),
-                from: None,
-                to: None,
-            })
-            .collect(),
+        changes: journal.modules.clone(),
         result,
         transaction: journal.transaction().unwrap_or_default().to_owned(),
         change: journal.id.clone(),
@@ -310,7 +309,7 @@ pub(super) async fn settle(
     Ok(format!(
         "undid an interrupted {} of {} ({})",
         journal.operation,
-        journal.modules.join(", "),
+        journal.names(),
         entry.result
     ))
 }

@@ -88,7 +88,7 @@ pub(super) fn recover(
                     notes.push(format!(
                         "finished an interrupted {} of {}: it was whole when modman stopped",
                         change.operation,
-                        change.modules.join(", ")
+                        change.names()
                     ));
                     None
                 }
@@ -96,7 +96,7 @@ pub(super) fn recover(
                     notes.push(format!(
                     "undid an interrupted {} of {} on disk (files, managed config, state); what Prosody was told is undone once it can be asked",
                     change.operation,
-                    change.modules.join(", ")
+                    change.names()
                 ));
                     Some(change)
                 }

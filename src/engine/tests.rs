@@ -733,6 +733,21 @@ async fn a_change_killed_at_any_step_is_undone_whole_at_the_next_start() {
             let last = history.last().unwrap();
             assert_eq!(last.operation, operation, "{case}");
             assert!(!last.change.is_empty(), "{case}");
+            // What was undone, with the versions it went between.
+            let versions = |from: Option<&str>, to: Option<&str>| {
+                vec![super::audit::ModuleChange {
+                    module: "alpha".into(),
+                    from: from.map(str::to_owned),
+                    to: to.map(str::to_owned),
+                }]
+            };
+            let expected = match operation {
+                "install" => versions(None, Some("1")),
+                "update" => versions(Some("1"), Some("2")),
+                "remove" => versions(Some("1"), None),
+                _ => versions(None, None),
+            };
+            assert_eq!(last.changes, expected, "{case}");
             assert!(
                 !recovered.root.join("state/change.jsonl").exists(),
                 "{case}: the journal stays"
@@ -787,7 +802,7 @@ async fn a_change_whose_history_line_was_written_is_whole_and_left_alone() {
         id: line.change.clone(),
         actor: line.actor.clone(),
         operation: line.operation.clone(),
-        modules: vec!["alpha".into()],
+        modules: line.changes.clone(),
         hosts: vec![HOST.into()],
         config_before: Some(String::new()),
         pulled_in_before: Default::default(),
@@ -825,7 +840,7 @@ fn a_journal_line_cut_short_by_a_crash_is_a_step_that_never_began() {
         id: "c".into(),
         actor: "a".into(),
         operation: "install".into(),
-        modules: vec!["alpha".into()],
+        modules: vec![],
         hosts: vec![],
         config_before: Some("-- two\n-- lines\n".into()),
         pulled_in_before: Default::default(),
