@@ -33,7 +33,7 @@ const OPTION: &str = "http_upload_external_base_url";
 const URL: &str = "https://upload.example/";
 
 /// Everything a change may alter, as the host shows it.
-#[derive(Debug, PartialEq)]
+#[derive(PartialEq)]
 struct Facts {
     files: BTreeMap<PathBuf, Vec<u8>>,
     managed_config: String,
@@ -41,6 +41,20 @@ struct Facts {
     pulled_in: Option<Value>,
     /// `module:list()` on the host, sorted.
     loaded: Vec<String>,
+}
+
+/// Shown with the files by name: their bytes would bury the difference.
+impl std::fmt::Debug for Facts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let files: Vec<(&PathBuf, usize)> = self.files.iter().map(|(p, b)| (p, b.len())).collect();
+        f.debug_struct("Facts")
+            .field("files", &files)
+            .field("managed_config", &self.managed_config)
+            .field("installed", &self.installed)
+            .field("pulled_in", &self.pulled_in)
+            .field("loaded", &self.loaded)
+            .finish()
+    }
 }
 
 /// How a change is asked for.
@@ -452,4 +466,46 @@ fn a_change_stopped_at_any_step_is_whole_or_undone_after_the_next_start() {
     }
     // Each change at each step its way reaches, each stopped both ways.
     assert_eq!(cases, 2 * (4 + 3 + 2 + 4 + 2));
+
+    outliving_the_grace(&bench);
+}
+
+/// A change still running when the stop's grace is over is cut short
+/// with the process, and undone at the next start.
+fn outliving_the_grace(bench: &Bench) {
+    bench.cli(&["remove", MODULE, "--yes"]);
+    let before = bench.facts();
+    let lines = bench.history().len();
+    let mut env = bench.pause_env("config-write").to_vec();
+    env.push(("MODMAN_STOP_GRACE_MS", OsStr::new("100")));
+    let modman =
+        Modman::start_with_env(&bench.prosody, &bench.config, &Program::this_build(), &env);
+    let mut admin = Client::connect(&bench.prosody, ADMIN);
+    let fields = [("modules", MODULE.to_owned()), ("enable", "1".to_owned())];
+    admin.send(&command_iq("install", &fields));
+    bench.wait_for_pause("config-write");
+    modman.signal("TERM");
+    wait_for("the grace to run out", || {
+        modman
+            .log()
+            .contains("after the grace period")
+            .then_some(())
+    });
+    // The change goes on only until its next wait on the runtime.
+    std::fs::remove_file(&bench.pause).unwrap();
+    assert!(modman.wait().success());
+
+    let modman = bench.modman();
+    assert_eq!(bench.facts(), before);
+    // The change may have begun its own undo as the process ended (a line
+    // of its own, without the change's id); the next start ended it.
+    let history = bench.history();
+    assert!(
+        (lines + 1..=lines + 2).contains(&history.len()),
+        "{history:?}"
+    );
+    let last = history.last().unwrap();
+    assert_ne!(last["result"], "ok");
+    assert!(last["change"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(modman.terminate());
 }

@@ -25,6 +25,7 @@
 //! running when a stop's grace ran out) is undone at the next start.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 
 use super::admin_socket::ModuleAction;
 use super::faults::Step;
@@ -627,6 +628,16 @@ impl Run<'_, '_> {
         }
     }
 
+    /// Leaves the journal of a change that could not be wholly undone for
+    /// recovery to finish the undo: before the next change, or at the next
+    /// start. Its history line then does not carry the change's id, so
+    /// recovery does not take it for the end of the change.
+    fn leave_unfinished(&mut self) {
+        if self.journal.take().is_some() {
+            self.guard.engine.unfinished.store(true, Ordering::SeqCst);
+        }
+    }
+
     /// The end of the change, done or undone: its journal goes.
     fn close(&mut self) {
         let engine = self.guard.engine;
@@ -764,8 +775,8 @@ impl Run<'_, '_> {
     /// Undoes every step done, newest first, and says what is left.
     async fn fail(mut self, error: EngineError) -> ChangeError {
         if let EngineError::Stuck(what) = &error {
-            // The journals stay: the next start finishes the undo.
             let outcome = Outcome::PartlyChanged(what.clone());
+            self.leave_unfinished();
             return ChangeError { error, outcome };
         }
         if self.done.is_empty() {
@@ -801,6 +812,9 @@ impl Run<'_, '_> {
             Outcome::PartlyChanged(what) => format!("failed: {error}; partly undone: {what}"),
             _ => format!("failed: {error}; undone"),
         };
+        if let Outcome::PartlyChanged(_) = outcome {
+            self.leave_unfinished();
+        }
         if let Err(e) = self.log(result) {
             tracing::error!("{e}");
         }

@@ -136,6 +136,9 @@ pub struct Engine {
     /// A change cut short, undone on disk at open, whose undo in the
     /// running server and history line wait for [`Engine::settle`].
     interrupted: std::sync::Mutex<Option<journal::ChangeJournal>>,
+    /// A change in this process could not be wholly undone: recovery runs
+    /// again before the next change.
+    unfinished: std::sync::atomic::AtomicBool,
 }
 
 /// Held while a change is planned and applied: no other change can start,
@@ -216,6 +219,7 @@ impl Engine {
             loaded: LoadedCache::default(),
             faults,
             interrupted: std::sync::Mutex::new(interrupted),
+            unfinished: Default::default(),
         };
         Ok((engine, notes))
     }
@@ -314,8 +318,30 @@ impl Engine {
         self.lock().await.map(drop)
     }
 
-    /// [`Engine::settle`], with both locks held.
+    /// [`Engine::settle`], with both locks held. A change of this process
+    /// that could not be wholly undone is recovered first, as at start.
     async fn settle_locked(&self) -> Result<(), EngineError> {
+        if self
+            .unfinished
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            let (paths, faults) = (self.paths.clone(), self.faults.clone());
+            let managed_config = self.config.prosody.managed_config.clone();
+            let recovered = tokio::task::spawn_blocking(move || {
+                recovery::recover(&paths, &managed_config, &faults)
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .inspect_err(|_| {
+                self.unfinished
+                    .store(true, std::sync::atomic::Ordering::SeqCst)
+            })?;
+            let (notes, pending) = recovered;
+            for note in notes {
+                tracing::warn!("{note}");
+            }
+            *self.interrupted.lock().unwrap_or_else(|e| e.into_inner()) = pending;
+        }
         let Some(found) = self
             .interrupted
             .lock()

@@ -535,6 +535,21 @@ async fn an_undo_that_fails_too_is_reported_as_partly_changed() {
     assert!(after.files.contains_key("mod_alpha/mod_alpha.lua"));
     assert!(after.managed_config.contains("\"alpha\""));
     assert!(!after.loaded.contains("alpha"));
+    // The journal stayed: before the next change the undo is finished.
+    assert!(host.root.join("state/change.jsonl").exists());
+    host.engine.settle().await.unwrap();
+    let settled = host.snapshot();
+    assert!(settled.loaded.contains("alpha"));
+    assert_eq!(
+        (settled.files, settled.managed_config),
+        (after.files, after.managed_config)
+    );
+    assert!(!host.root.join("state/change.jsonl").exists());
+    assert_eq!(
+        host.engine.history().unwrap().len(),
+        3,
+        "install, the partial undo, its end"
+    );
 }
 
 fn configure_alpha(value: &str) -> ChangeSet {

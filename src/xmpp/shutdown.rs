@@ -20,6 +20,19 @@ use tokio::time::Instant;
 /// How long a stop waits for the requests in flight.
 pub const GRACE: Duration = Duration::from_secs(60);
 
+/// [`GRACE`]; in a debug build `MODMAN_STOP_GRACE_MS` may shorten it, so
+/// a test can see a change outlive it.
+fn grace() -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("MODMAN_STOP_GRACE_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    GRACE
+}
+
 /// What a request refused during a stop is told.
 pub const REFUSAL: &str = "modman is shutting down; try again in a moment";
 
@@ -70,7 +83,7 @@ impl Stop {
                 _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
             }
-            let _ = set.send(Some(Instant::now() + GRACE));
+            let _ = set.send(Some(Instant::now() + grace()));
         });
         Ok(Stop {
             deadline,
