@@ -275,7 +275,8 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
     let mut stopping = false;
     loop {
         let to_send = tokio::select! {
-            _ = scheduled.tick(), if config.chat.check_updates.is_some() => {
+            // A stop starts nothing new, a scheduled refresh included.
+            _ = scheduled.tick(), if config.chat.check_updates.is_some() && !stopping => {
                 spawn_scheduled_refresh(app, &replies);
                 continue;
             }
