@@ -2,6 +2,7 @@
 //! run the same operations from a shell, rendered as plain text, and
 //! `repo` builds and checks repositories.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -97,6 +98,9 @@ enum RepoCommand {
         /// The repository directory to create or replace; serve it with any static HTTP server.
         #[arg(long)]
         out: PathBuf,
+        /// The repository's name, as the [[repositories]] entry in each modman.toml names it; signed into the index, so another repository's index signed with the same key is refused.
+        #[arg(long)]
+        name: String,
         /// The private key from `modman repo keygen`.
         #[arg(long)]
         key: PathBuf,
@@ -115,6 +119,9 @@ enum RepoCommand {
         /// The repository directory to create or replace; rocks already fetched are kept beside it in .DIR.rocks/.
         #[arg(long)]
         out: PathBuf,
+        /// The repository's name, as the [[repositories]] entry in each modman.toml names it (see repo build).
+        #[arg(long)]
+        name: String,
         /// The private key from `modman repo keygen`.
         #[arg(long)]
         key: PathBuf,
@@ -145,6 +152,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: under systemd the
+        // journal would keep them as garbage.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let matches = ops::all()
         .iter()
@@ -286,10 +296,11 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String
             Err("nothing was changed; run the same command again with --yes to go ahead".into())
         }
         ops::Response::Table(table)
-            if table
-                .rows
-                .iter()
-                .any(|row| row.get(1).is_some_and(|r| r == ops::check::FAIL)) =>
+            if table.failed()
+                || table
+                    .rows
+                    .iter()
+                    .any(|row| row.get(1).is_some_and(|r| r == ops::check::FAIL)) =>
         {
             Err(table.note.clone())
         }
@@ -387,6 +398,7 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
         RepoCommand::Build {
             from,
             out,
+            name,
             key,
             builtin_modules,
             valid_for,
@@ -394,6 +406,7 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
             let options = build::BuildOptions {
                 tree: &from,
                 out: &out,
+                name: &name,
                 key: &key,
                 builtin_dir: &builtin_modules,
                 valid_for: time::Duration::days(valid_for.into()),
@@ -414,6 +427,7 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
         RepoCommand::Mirror {
             from,
             out,
+            name,
             key,
             builtin_modules,
             timeout_seconds,
@@ -422,6 +436,7 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
             let options = modman::repo::mirror::MirrorOptions {
                 from: &from,
                 out: &out,
+                name: &name,
                 key: &key,
                 builtin_dir: &builtin_modules,
                 timeout: std::time::Duration::from_secs(timeout_seconds),

@@ -197,6 +197,8 @@ fn mirror(from: &str, out: &Path, key: &Path) -> Output {
         out.to_str().unwrap(),
         "--key",
         key.to_str().unwrap(),
+        "--name",
+        "mirror",
         "--timeout-seconds",
         "5",
     ])

@@ -29,6 +29,8 @@ pub struct MirrorOptions<'a> {
     pub key: &'a Path,
     /// Prosody's own modules, to tell built-in dependencies from missing ones.
     pub builtin_dir: &'a Path,
+    /// The repository's name, signed into its index (see `repo build`).
+    pub name: &'a str,
     /// Longest one download may take.
     pub timeout: Duration,
     /// How long clients may use the mirror's index (see `repo build`).
@@ -102,7 +104,7 @@ pub async fn mirror(
         modules.push((entry, bytes));
     }
     let count = modules.len();
-    build::publish(options.out, &key, options.valid_for, modules)?;
+    build::publish(options.out, options.name, &key, options.valid_for, modules)?;
     Ok(MirrorReport {
         modules: count,
         fetched,

@@ -198,6 +198,10 @@ pub struct Prosody {
     pub dir: tempfile::TempDir,
     pub c2s_port: u16,
     pub component_port: u16,
+    /// Prosody's HTTP and HTTPS ports: its own, so that nothing in a test
+    /// depends on Prosody's default ports or on who else holds them.
+    pub http_port: u16,
+    pub https_port: u16,
     child: Option<Child>,
 }
 
@@ -236,6 +240,8 @@ impl Prosody {
             dir,
             c2s_port: free_port(),
             component_port: free_port(),
+            http_port: free_port(),
+            https_port: free_port(),
             child: None,
         };
         std::fs::create_dir_all(prosody.path("data")).unwrap();
@@ -275,6 +281,8 @@ impl Prosody {
             .replace("@DIR@", &self.dir.path().display().to_string())
             .replace("@C2S_PORT@", &self.c2s_port.to_string())
             .replace("@COMPONENT_PORT@", &self.component_port.to_string())
+            .replace("@HTTP_PORT@", &self.http_port.to_string())
+            .replace("@HTTPS_PORT@", &self.https_port.to_string())
             .replace("@SECRET@", SECRET)
             .replace(
                 "@BUILTIN_MODULES@",
@@ -686,6 +694,8 @@ pub fn stanza_error(reply: &Element) -> (String, String, Option<String>, String)
 /// `modman repo` commands and served over HTTP on 127.0.0.1 by Python's
 /// static file server, as an admin could serve it.
 pub struct Repository {
+    /// Its name: signed into its index, and its `[[repositories]]` name.
+    pub name: String,
     pub dir: tempfile::TempDir,
     pub public_key: String,
     pub port: u16,
@@ -698,8 +708,15 @@ impl Repository {
         Repository::start_with(debian_corpus)
     }
 
-    /// A repository of the module tree `populate` writes into its argument.
+    /// A repository `local` of the module tree `populate` writes into its
+    /// argument.
     pub fn start_with(populate: impl FnOnce(&Path)) -> Repository {
+        Repository::start_named("local", populate)
+    }
+
+    /// A repository `name` of the module tree `populate` writes into its
+    /// argument, with a key of its own.
+    pub fn start_named(name: &str, populate: impl FnOnce(&Path)) -> Repository {
         let dir = tempfile::Builder::new()
             .prefix("modman-repo-test-")
             .tempdir()
@@ -714,6 +731,7 @@ impl Repository {
         assert!(output.status.success());
         let public_key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
         let mut repository = Repository {
+            name: name.to_owned(),
             dir,
             public_key,
             port: free_port(),
@@ -742,14 +760,21 @@ impl Repository {
     /// [`Repository::rebuild`] with more arguments (`--valid-for`) and
     /// environment (`SOURCE_DATE_EPOCH`, to date the index in the past).
     pub fn rebuild_with(&self, args: &[&str], env: &[(&str, &str)]) {
+        self.build_into(&self.served(), args, env);
+    }
+
+    /// `modman repo build` of this repository (its tree, key and name)
+    /// into `out`, which need not be the served directory.
+    pub fn build_into(&self, out: &Path, args: &[&str], env: &[(&str, &str)]) {
         let output = Command::new(env!("CARGO_BIN_EXE_modman"))
             .envs(env.iter().copied())
             .args(["repo", "build", "--from"])
             .arg(self.dir.path().join("corpus"))
             .arg("--out")
-            .arg(self.served())
+            .arg(out)
             .arg("--key")
             .arg(self.dir.path().join("key"))
+            .args(["--name", &self.name])
             .args(args)
             .output()
             .unwrap();
@@ -804,8 +829,8 @@ impl Repository {
     /// The `[[repositories]]` section naming this repository.
     pub fn config_section(&self) -> String {
         format!(
-            "\n[[repositories]]\nname = \"local\"\nurl = \"http://127.0.0.1:{}/\"\npublic_key = \"{}\"\n",
-            self.port, self.public_key
+            "\n[[repositories]]\nname = \"{}\"\nurl = \"http://127.0.0.1:{}/\"\npublic_key = \"{}\"\n",
+            self.name, self.port, self.public_key
         )
     }
 }
