@@ -509,3 +509,21 @@ fn outliving_the_grace(bench: &Bench) {
     assert!(last["change"].as_str().is_some_and(|c| !c.is_empty()));
     assert!(modman.terminate());
 }
+
+#[test]
+fn a_stop_leaves_the_rooms_before_the_stream_closes() {
+    const ROOM: &str = "ops@conference.localhost";
+    let prosody = Prosody::start();
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.join(ROOM, "alice", "anyone");
+    let config = format!(
+        "{}\n[chat]\nrooms = [\"{ROOM}\"]\nnick = \"modman\"\n",
+        prosody.modman_config()
+    );
+    let modman = Modman::start(&prosody, &config);
+    admin.wait_for_occupant(ROOM, "modman");
+    assert!(modman.terminate());
+    // Prosody keeps a component's occupants when its stream closes: only
+    // modman's own goodbye takes it out of the room.
+    admin.wait_for_departure(ROOM, "modman");
+}

@@ -642,6 +642,12 @@ impl Client {
         );
     }
 
+    /// Waits until `nick` has left `room`.
+    pub fn wait_for_departure(&mut self, room: &str, nick: &str) {
+        let answer = self.request(json!({"op": "absent", "room": room, "nick": nick}));
+        assert_eq!(answer, json!({"absent": true}), "{nick} never left {room}");
+    }
+
     /// disco#info until it is a result: modman is connected and serving.
     pub fn wait_until_component_answers(&mut self) {
         let probe = format!("<iq type='get' to='{COMPONENT}' id='probe'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
