@@ -33,6 +33,49 @@ fn replace(
     mode: u32,
     owner_like: Option<&std::fs::Metadata>,
 ) -> io::Result<()> {
+    let pending = pending(path, bytes, mode, owner_like)?;
+    pending.temp.as_file().sync_all()?;
+    pending.commit()
+}
+
+/// A replacement of a file, written beside it but not yet synced nor
+/// renamed over it: for a commit that makes many writes durable with one
+/// [`sync_file_systems`], then renames this one into place with
+/// [`Pending::commit`]. Dropped uncommitted, the temp file goes.
+pub struct Pending {
+    temp: tempfile::NamedTempFile,
+    path: std::path::PathBuf,
+}
+
+impl Pending {
+    /// Renames the file into place and syncs its directory, so the rename
+    /// lasts. Its bytes must have been made durable before (by
+    /// [`sync_file_systems`]): otherwise a power loss could leave the
+    /// new name with no data.
+    pub fn commit(self) -> io::Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new(".")).to_owned();
+        self.temp.persist(&self.path).map_err(|e| e.error)?;
+        sync_dir(&dir)
+    }
+}
+
+/// Writes the replacement of `path` as [`atomic_write`] would (mode and
+/// owner kept), leaving the sync and the rename to the caller.
+pub fn write_pending(path: &Path, bytes: &[u8]) -> io::Result<Pending> {
+    use std::os::unix::fs::PermissionsExt;
+    let existing = std::fs::metadata(path).ok();
+    let mode = existing
+        .as_ref()
+        .map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    pending(path, bytes, mode, existing.as_ref())
+}
+
+fn pending(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner_like: Option<&std::fs::Metadata>,
+) -> io::Result<Pending> {
     use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut temp = tempfile::Builder::new()
@@ -44,9 +87,34 @@ fn replace(
     temp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))?;
     temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    sync_dir(dir)
+    Ok(Pending {
+        temp,
+        path: path.to_owned(),
+    })
+}
+
+/// Makes everything written so far on the file systems that hold `paths`
+/// durable (`syncfs`), once per file system: one barrier for a whole
+/// staged tree instead of an fsync per file, which on a small module
+/// costs more than the rest of its install.
+pub fn sync_file_systems(paths: &[&Path]) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let mut done = Vec::new();
+    for path in paths {
+        let dir = std::fs::File::open(path)?;
+        let device = dir.metadata()?.dev();
+        if done.contains(&device) {
+            continue;
+        }
+        // SAFETY: syncfs takes an open descriptor, which `dir` owns for
+        // the duration of the call; it reads no memory of ours.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        done.push(device);
+    }
+    Ok(())
 }
 
 /// Gives `file` the owner and group of `like`. Root always can. Another

@@ -597,7 +597,7 @@ impl Run<'_, '_> {
                 to: after.flatten().map(|r| r.version.clone()),
             }
         };
-        let journal = ChangeJournal {
+        let mut journal = ChangeJournal {
             id: transaction::transaction_id(),
             actor: self.actor.to_string(),
             operation: self.operation.to_owned(),
@@ -609,9 +609,10 @@ impl Run<'_, '_> {
             loaded_before: self.live.is_some().then(|| before.clone()),
             steps: vec![],
             undone_on_disk: false,
+            entry_synced: false,
         };
         journal
-            .save(&engine.paths)
+            .start(&engine.paths)
             .map_err(io("cannot write the change journal in", state_dir))?;
         self.journal = Some(journal);
         Ok(())
@@ -709,6 +710,9 @@ impl Run<'_, '_> {
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))??;
+        if let Some(journal) = &mut self.journal {
+            journal.synced();
+        }
         self.guard.installed = engine.installed()?;
         self.transaction = Some(transaction.clone());
         self.done.push(Done::Files(transaction));
@@ -919,6 +923,9 @@ impl Run<'_, '_> {
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))??;
+        if let Some(journal) = &mut self.journal {
+            journal.synced();
+        }
         self.guard.installed = engine.installed()?;
         Ok(())
     }

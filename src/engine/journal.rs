@@ -59,6 +59,11 @@ pub struct ChangeJournal {
     /// [`settle`] does not undo the files a second time.
     #[serde(default)]
     pub undone_on_disk: bool,
+    /// Whether the journal's directory entry is known to be durable: a
+    /// journal [`Self::start`]ed is not until its directory is synced, by
+    /// the first step that needs it or by the file transaction's barrier.
+    #[serde(skip)]
+    pub entry_synced: bool,
 }
 
 /// A step of a change, recorded before it starts.
@@ -88,6 +93,27 @@ pub enum Begun {
     Record { id: String },
 }
 
+/// When the line of a step begun must be durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Synced before the step acts: it changes something at once.
+    SyncNow,
+    /// The file transaction stages first and syncs the state directory's
+    /// file system once before it moves anything: that barrier makes this
+    /// line durable too, without a sync of its own.
+    AtTheFileBarrier,
+}
+
+impl Begun {
+    /// When this step's line must be durable.
+    pub fn durability(&self) -> Durability {
+        match self {
+            Begun::Files { .. } => Durability::AtTheFileBarrier,
+            _ => Durability::SyncNow,
+        }
+    }
+}
+
 /// JSON lines: the journal, then one line per step begun.
 const FILE: &str = "change.jsonl";
 
@@ -103,8 +129,26 @@ impl ChangeJournal {
         fsutil::atomic_write_with_mode(&paths.state_dir.join(FILE), &bytes, 0o600)
     }
 
+    /// Writes the journal at the start of a change, not synced: nothing
+    /// has changed yet, and [`Self::begin`] makes it durable before the
+    /// first step acts. A power loss before then can leave its first line
+    /// cut short, which [`Self::load`] takes for a change that never began.
+    pub fn start(&mut self, paths: &Paths) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(paths.state_dir.join(FILE))?;
+        file.write_all(&line(self)?)?;
+        self.entry_synced = false;
+        Ok(())
+    }
+
     /// Records that `step` begins, unless it already did: one line
-    /// appended and synced (a step costs one sync, not a rewrite).
+    /// appended, made durable before the step acts ([`Durability`]).
     pub fn begin(&mut self, paths: &Paths, step: Begun) -> std::io::Result<()> {
         use std::io::Write;
         if self.steps.contains(&step) {
@@ -114,9 +158,21 @@ impl ChangeJournal {
             .append(true)
             .open(paths.state_dir.join(FILE))?;
         file.write_all(&line(&step)?)?;
-        file.sync_data()?;
+        if step.durability() == Durability::SyncNow {
+            file.sync_data()?;
+            if !self.entry_synced {
+                fsutil::sync_dir(&paths.state_dir)?;
+                self.entry_synced = true;
+            }
+        }
         self.steps.push(step);
         Ok(())
+    }
+
+    /// Notes that everything written to the state directory so far is
+    /// durable: the file transaction's barrier synced its file system.
+    pub fn synced(&mut self) {
+        self.entry_synced = true;
     }
 
     /// The journal of a change cut short, if there is one. A last line
@@ -135,6 +191,11 @@ impl ChangeJournal {
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         }
         };
+        // The first line is synced before any step acts: cut short (or
+        // empty), it is a change that never began.
+        if !text.contains('\n') {
+            return Ok(None);
+        }
         let mut lines = text.lines();
         let mut journal: ChangeJournal =
             serde_json::from_str(lines.next().unwrap_or_default()).map_err(damaged)?;
@@ -150,11 +211,15 @@ impl ChangeJournal {
         Ok(Some(journal))
     }
 
-    /// The end of a change, done or undone.
+    /// The end of a change, done or undone. Not synced: it follows the
+    /// change's synced history line, so a journal that a power loss
+    /// brings back is recognised as complete at the next start and goes
+    /// then (a change that failed before changing anything has no line:
+    /// its recovery undoes nothing and notes that).
     pub fn remove(paths: &Paths) -> std::io::Result<()> {
         match std::fs::remove_file(paths.state_dir.join(FILE)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => fsutil::sync_dir(&paths.state_dir),
+            _ => Ok(()),
         }
     }
 

@@ -66,6 +66,14 @@ impl Installed {
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
         save_json(&state_dir.join(FILE), self)
     }
+
+    /// The state file's replacement, written but neither synced nor in
+    /// place: the file transaction makes it durable with its staged files
+    /// and renames it in at its commit point.
+    pub fn pending(&self, state_dir: &Path) -> std::io::Result<fsutil::Pending> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        fsutil::write_pending(&state_dir.join(FILE), &bytes)
+    }
 }
 
 /// Reads a state file of modman's own; no file yet is the default. A

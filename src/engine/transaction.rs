@@ -4,9 +4,13 @@
 //! 1. the new files are written to `modules_dir/.modman-staging/<id>/new`
 //!    (same file system as the live directories, so renames are atomic;
 //!    Prosody never looks at dot-directories);
-//! 2. a journal with each module's record before and after is written;
+//! 2. a journal with each module's record before and after is written,
+//!    and one `syncfs` makes the stage, the journal and the new state
+//!    durable together (an fsync per file cost more than the rest of a
+//!    small install);
 //! 3. each live `mod_x` is renamed to `.../old`, each new one into place;
-//! 4. `installed.json` is replaced: the commit point;
+//! 4. `installed.json`, written before the barrier, is renamed in: the
+//!    commit point;
 //! 5. the old copies are copied to `state_dir/backups/<id>` (for
 //!    rollback), staging and journal are removed.
 //!
@@ -175,6 +179,14 @@ pub(super) fn apply(
         }
     }
 
+    let before = installed.clone();
+    let mut after = installed;
+    for change in &transaction.changes {
+        match &change.after {
+            Some(record) => after.modules.insert(change.name.clone(), record.clone()),
+            None => after.modules.remove(&change.name),
+        };
+    }
     let staged = (|| {
         for prepared in &changes {
             if let Some((_, files)) = &prepared.after {
@@ -186,24 +198,27 @@ pub(super) fn apply(
         }
         std::fs::create_dir_all(stage.join("old"))?;
         let journal = serde_json::to_vec_pretty(&transaction).map_err(std::io::Error::other)?;
-        fsutil::atomic_write(&paths.journal, &journal)
+        let journal = fsutil::write_pending(&paths.journal, &journal)?;
+        let state = after.pending(&paths.state_dir)?;
+        // One barrier before anything moves: the staged files, this
+        // journal, the new state and the change journal's lines so far.
+        fsutil::sync_file_systems(&[&paths.modules_dir, &paths.state_dir])?;
+        journal.commit()?;
+        Ok(state)
     })();
-    if let Err(e) = staged {
-        let _ = fsutil::remove_dir_if_present(&stage);
-        return Err(io("cannot stage the change in", &stage)(e));
-    }
+    let state = match staged {
+        Ok(state) => state,
+        Err(e) => {
+            let _ = fsutil::remove_dir_if_present(&stage);
+            return Err(io("cannot stage the change in", &stage)(e));
+        }
+    };
 
-    let before = installed.clone();
+    // The swap syncs the module directory before the state is renamed in,
+    // so the commit point never lasts without the files it records.
     let swapped = swap_in(paths, &transaction, faults).and_then(|()| {
         faults.check(Step::StateSave)?;
-        let mut after = installed;
-        for change in &transaction.changes {
-            match &change.after {
-                Some(record) => after.modules.insert(change.name.clone(), record.clone()),
-                None => after.modules.remove(&change.name),
-            };
-        }
-        after.save(&paths.state_dir)
+        state.commit()
     });
     if let Err(e) = swapped {
         // The state file may or may not have been replaced: put back the
@@ -319,9 +334,12 @@ fn close(paths: &Paths, transaction: &Transaction) -> std::io::Result<()> {
     // Empty now (one change at a time): leave the module directory as
     // Prosody's admin would expect to find it.
     let _ = std::fs::remove_dir(&paths.staging);
+    // Not synced: a journal that a power loss brings back describes a swap
+    // that is wholly done or undone, and recovery finishes it again (both
+    // ends are idempotent).
     match std::fs::remove_file(&paths.journal) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => fsutil::sync_dir(&paths.state_dir),
+        _ => Ok(()),
     }
 }
 
@@ -340,7 +358,8 @@ pub(super) fn transaction_id() -> String {
     )
 }
 
-/// Writes files (already checked: relative, no `..`) under `root`.
+/// Writes files (already checked: relative, no `..`) under `root`, not
+/// synced: [`apply`] makes the whole stage durable with one barrier.
 fn write_tree(root: &Path, files: &[ArchiveFile]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -356,7 +375,6 @@ fn write_tree(root: &Path, files: &[ArchiveFile]) -> std::io::Result<()> {
             .mode(if file.executable { 0o755 } else { 0o644 })
             .open(&path)?;
         out.write_all(&file.data)?;
-        out.sync_all()?;
     }
     Ok(())
 }
