@@ -309,3 +309,55 @@ mod tests {
             .is_empty());
     }
 }
+
+/// Whether Prosody holds back small writes (Nagle's algorithm), as its
+/// global `network_settings` decides: on unless `nagle = false`. On, a
+/// reply that leaves in pieces waits for the client's delayed ACK, about
+/// 40 ms; it made one install + enable over XMPP 73 ms instead of 16 ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nagle {
+    On,
+    Off,
+}
+
+impl Nagle {
+    /// The global option that turns it off, as setup writes it.
+    pub const OFF_SETTING: &'static str = "network_settings = { nagle = false }";
+
+    /// From the value of `network_settings` as Prosody's admin shell or
+    /// prosody.cfg.lua writes it (a Lua table, or nothing when unset).
+    pub fn from_network_settings(value: &str) -> Nagle {
+        let code: String = value
+            .lines()
+            .map(|l| l.split("--").next().unwrap_or_default())
+            .collect::<String>()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        match code.contains("nagle=false") {
+            true => Nagle::Off,
+            false => Nagle::On,
+        }
+    }
+}
+
+#[cfg(test)]
+mod nagle_tests {
+    use super::Nagle;
+
+    #[test]
+    fn nagle_is_off_only_when_network_settings_says_so() {
+        for (value, nagle) in [
+            ("OK: nil", Nagle::On),
+            ("{ nagle = true }", Nagle::On),
+            ("{ -- nagle = false\n}", Nagle::On),
+            (Nagle::OFF_SETTING, Nagle::Off),
+            (
+                "OK: {\n\tnagle = false;\n\ttcp_backlog = 128;\n}",
+                Nagle::Off,
+            ),
+        ] {
+            assert_eq!(Nagle::from_network_settings(value), nagle, "{value}");
+        }
+    }
+}

@@ -133,6 +133,16 @@ pub fn plan(options: &Options) -> Result<Setup, String> {
             "5347".into()
         }
     };
+    if global(&lines, "network_settings").is_none() {
+        global_lines.push(format!(
+            "{} -- replies leave at once: with Nagle's algorithm on (Prosody's default) a reply sent in pieces waits about 40 ms for the client's delayed ACK",
+            crate::prosody::Nagle::OFF_SETTING
+        ));
+        changes.push(format!(
+            "set {} (no 40 ms wait on each reply sent in pieces)",
+            crate::prosody::Nagle::OFF_SETTING
+        ));
+    }
     if !global_lines.is_empty() {
         let first_host = lines
             .iter()
@@ -473,6 +483,11 @@ mod tests {
         };
         assert!(at("plugin_paths") < at("VirtualHost \"localhost\""));
         assert!(at("component_ports = { 5347 }") < at("VirtualHost \"localhost\""));
+        let global_part = &cfg[..at("VirtualHost \"localhost\"")];
+        assert_eq!(
+            crate::prosody::Nagle::from_network_settings(global_part),
+            crate::prosody::Nagle::Off
+        );
         assert!(
             cfg.contains("modules_enabled = { \"version\"; \"admin_shell\";\n\t\"roster\";"),
             "{cfg}"

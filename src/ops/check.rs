@@ -96,8 +96,14 @@ impl Command for Check {
                 ),
             );
         }
+        let mut nagle = None;
         match ctx.engine.live().await {
             Ok(mut live) => {
+                nagle = live
+                    .config_get(&Scope::Global, "network_settings")
+                    .await
+                    .ok()
+                    .map(|v| crate::prosody::Nagle::from_network_settings(&v));
                 let hosts: Vec<&str> = live.hosts.iter().map(|h| h.name.as_str()).collect();
                 let version = ctx.engine.server.version().unwrap_or_default();
                 row(
@@ -142,6 +148,13 @@ impl Command for Check {
                 })
                 .map_err(|e| e.to_string());
             row(&format!("repository {}", repository.name), result);
+        }
+        if nagle == Some(crate::prosody::Nagle::On) {
+            add(
+                "nagle",
+                WARN,
+                format!("Prosody holds back small writes (Nagle's algorithm, its default): each reply sent in pieces waits about 40 ms for the client's delayed ACK; add {} to prosody.cfg.lua and restart Prosody", crate::prosody::Nagle::OFF_SETTING),
+            );
         }
         if config.repositories.is_empty() {
             add(
