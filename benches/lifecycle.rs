@@ -26,6 +26,8 @@
 
 #[path = "common/bloated_rocks.rs"]
 mod bloated_rocks;
+#[path = "common/report.rs"]
+mod report;
 #[path = "../tests/support/mod.rs"]
 mod support;
 #[path = "common/synthetic.rs"]
@@ -35,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use report::Goal;
 use serde_json::{json, Value};
 use support::{cli, Client, Modman, Prosody, Repository, ADMIN, COMPONENT, PASSWORD};
 
@@ -47,6 +50,7 @@ struct Row {
     baseline_what: String,
     baseline: f64,
     unit: &'static str,
+    goal: Goal,
 }
 
 fn median(mut samples: Vec<Duration>) -> f64 {
@@ -158,7 +162,7 @@ fn luarocks_server(
 }
 
 fn install(rows: &mut Vec<Row>) {
-    let prosody = Prosody::start();
+    let mut prosody = Prosody::start();
     let repository = Repository::start();
     let candidates = single_file_modules(&repository, 20);
     let work = tempfile::tempdir().unwrap();
@@ -248,7 +252,7 @@ fn install(rows: &mut Vec<Row>) {
     // only source it is; prosodyctl again in the same rounds.
     drop(modman);
     let community = prosody.modman_config() + &support::luarocks_section(&url);
-    let _modman = Modman::start(&prosody, &community);
+    let rocks_modman = Modman::start(&prosody, &community);
     let mut admin = Client::connect(&prosody, ADMIN);
     let mut modman_rocks = vec![];
     for _ in 0..ROUNDS {
@@ -269,23 +273,63 @@ fn install(rows: &mut Vec<Row>) {
         }
     }
     let _ = rocks.kill();
+
+    // install + enable again with Nagle's algorithm off in Prosody, as
+    // `modman setup` writes it: the reply no longer waits for the
+    // client's delayed ACK.
+    drop(rocks_modman);
+    let cfg = std::fs::read_to_string(prosody.config_path()).unwrap();
+    std::fs::write(
+        prosody.config_path(),
+        format!("{}\n{cfg}", modman::prosody::Nagle::OFF_SETTING),
+    )
+    .unwrap();
+    prosody.restart();
+    let _modman = Modman::start(&prosody, &config);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.run_steps("refresh", json!([]));
+    let mut modman_enable_no_nagle = vec![];
+    for _ in 0..ROUNDS {
+        for module in &modules {
+            modman_enable_no_nagle.push(timed(|| {
+                let done = admin.run("install", json!({"modules": [module], "enable": true}));
+                assert_eq!(done["steps"][1]["status"], "completed", "{done}");
+            }));
+            admin.run_steps("remove", json!([{"modules": [module]}, {"confirm": true}]));
+        }
+    }
+
     let baseline = median(prosodyctl);
-    let row = |what: &str, samples| Row {
+    // The goals of issue 26: install 20x faster than prosodyctl, and
+    // install + enable + live load 10x faster than prosodyctl's install.
+    let row = |what: &str, samples, goal| Row {
         what: what.into(),
         modman: median(samples),
         baseline_what: "prosodyctl install".into(),
         baseline,
         unit: "ms",
+        goal,
     };
-    rows.push(row("install, CLI", modman_cli));
-    rows.push(row("install, over XMPP (slixmpp client)", modman_xmpp));
+    rows.push(row("install, CLI", modman_cli, Goal::Faster(20.0)));
+    rows.push(row(
+        "install, over XMPP (slixmpp client)",
+        modman_xmpp,
+        Goal::Faster(20.0),
+    ));
     rows.push(row(
         "install from the LuaRocks server, over XMPP",
         modman_rocks,
+        Goal::Faster(20.0),
     ));
     rows.push(row(
-        "install + enable + live load, over XMPP",
+        "install + enable + live load, over XMPP, Nagle on",
         modman_enable,
+        Goal::None,
+    ));
+    rows.push(row(
+        "install + enable + live load, over XMPP, Nagle off",
+        modman_enable_no_nagle,
+        Goal::Faster(10.0),
     ));
 }
 
@@ -340,6 +384,7 @@ fn latency(rows: &mut Vec<Row>) {
                 baseline_what: "disco#info round trip".into(),
                 baseline: disco[quantile].as_f64().unwrap(),
                 unit: "ms",
+                goal: Goal::None,
             });
         }
     }
@@ -379,6 +424,7 @@ fn scale_and_memory(rows: &mut Vec<Row>) {
         baseline_what: "Prosody's RSS".into(),
         baseline: prosody_rss,
         unit: "MiB",
+        goal: Goal::Within(1.0),
     });
 
     let names: Vec<String> = (0..INSTALLED)
@@ -421,6 +467,7 @@ fn scale_and_memory(rows: &mut Vec<Row>) {
         baseline_what: "cp -r of their files".into(),
         baseline: copy.as_secs_f64() * 1000.0,
         unit: "ms",
+        goal: Goal::Within(2.0),
     });
     let (_, peak) = memory(modman.pid());
     rows.push(Row {
@@ -429,6 +476,7 @@ fn scale_and_memory(rows: &mut Vec<Row>) {
         baseline_what: "Prosody's RSS".into(),
         baseline: prosody_rss,
         unit: "MiB",
+        goal: Goal::None,
     });
 }
 
@@ -525,6 +573,7 @@ fn hostile_refresh(rows: &mut Vec<Row>) {
         baseline_what: "modman idle RSS".into(),
         baseline: idle,
         unit: "MiB",
+        goal: Goal::None,
     });
     rows.push(Row {
         what: format!("modman CPU, refresh of {ROCKS} hostile rocks"),
@@ -532,6 +581,7 @@ fn hostile_refresh(rows: &mut Vec<Row>) {
         baseline_what: "inflating all their sources once".into(),
         baseline: inflate,
         unit: "s",
+        goal: Goal::None,
     });
 }
 
@@ -563,26 +613,29 @@ fn main() {
     }
 
     println!(
-        "\n{:<50} {:>12} {:>30} {:>12} {:>8}",
-        "measure", "modman", "baseline", "", "ratio"
+        "\n{:<50} {:>12} {:>30} {:>12} {:>8} {:>20} {:>7}",
+        "measure", "modman", "baseline", "", "ratio", "goal", ""
     );
     for row in &rows {
         println!(
-            "{:<50} {:>9.1} {:<3} {:>30} {:>8.1} {:<3} {:>7.2}x",
+            "{:<50} {:>9.1} {:<3} {:>30} {:>8.1} {:<3} {:>7.2}x {:>20} {:>7}",
             row.what,
             row.modman,
             row.unit,
             row.baseline_what,
             row.baseline,
             row.unit,
-            row.baseline / row.modman
+            row.baseline / row.modman,
+            row.goal.describe(),
+            report::verdict(row.goal.met(row.modman, row.baseline)),
         );
     }
     println!("\nratio = baseline / modman: above 1, modman is faster (or smaller).");
     let json: Vec<Value> = rows
         .iter()
-        .map(|r| json!({"measure": r.what, "modman": r.modman, "baseline": r.baseline_what, "baseline_value": r.baseline, "unit": r.unit, "ratio": r.baseline / r.modman}))
+        .map(|r| json!({"measure": r.what, "modman": r.modman, "baseline": r.baseline_what, "baseline_value": r.baseline, "unit": r.unit, "ratio": r.baseline / r.modman, "goal": r.goal.json(), "met": r.goal.met(r.modman, r.baseline)}))
         .collect();
+    report::append_history("lifecycle", json.clone());
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(

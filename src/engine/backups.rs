@@ -12,29 +12,48 @@ use crate::repo::archive::ArchiveFile;
 /// Backups kept; older ones are removed after each change.
 const KEEP_BACKUPS: usize = 50;
 
-/// Copies the old module directories of `transaction` out of its staging
-/// into a new backup, whole or not at all (built under a temp name).
+/// The manifest of a backup: the transaction, which `rollback` reads.
+pub(super) const MANIFEST: &str = "manifest.json";
+
+/// Makes the old module directories of `transaction`, which its staging
+/// holds in `old/` beside the manifest written there before the swap's
+/// barrier, its backup: by one rename of that directory, whole or not at
+/// all, so a backup costs no copy and no sync beyond its directory's.
+/// Across file systems (`state_dir` apart from the module directory) it
+/// is copied instead.
 pub(super) fn keep(paths: &Paths, transaction: &Transaction) -> std::io::Result<()> {
-    let stage = paths.staging.join(&transaction.id);
+    let old = paths.staging.join(&transaction.id).join("old");
     let backup = paths.backups.join(&transaction.id);
     if backup.exists() {
         return Ok(());
     }
+    if !old.join(MANIFEST).is_file() {
+        // Staged by a modman that did not write it there yet.
+        std::fs::write(old.join(MANIFEST), manifest(transaction)?)?;
+        fsutil::sync_file_systems(&[&old])?;
+    }
+    match std::fs::rename(&old, &backup) {
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => copy(paths, &old, &backup)?,
+        other => other?,
+    }
+    fsutil::sync_dir(&paths.backups)
+}
+
+/// The manifest's bytes.
+pub(super) fn manifest(transaction: &Transaction) -> std::io::Result<Vec<u8>> {
+    serde_json::to_vec_pretty(transaction).map_err(std::io::Error::other)
+}
+
+/// Copies the staged `old` directory to `backup` through a temp name,
+/// synced before it is renamed in.
+fn copy(paths: &Paths, old: &Path, backup: &Path) -> std::io::Result<()> {
     let temp = tempfile::Builder::new()
         .prefix(".modman-backup-")
         .tempdir_in(&paths.backups)?;
     let inside = temp.path().join("backup");
-    std::fs::create_dir(&inside)?;
-    for change in &transaction.changes {
-        let old = stage.join("old").join(format!("mod_{}", change.name));
-        if old.exists() {
-            fsutil::copy_dir(&old, &inside.join(format!("mod_{}", change.name)))?;
-        }
-    }
-    let manifest = serde_json::to_vec_pretty(transaction).map_err(std::io::Error::other)?;
-    std::fs::write(inside.join("manifest.json"), manifest)?;
-    std::fs::rename(&inside, &backup)?;
-    fsutil::sync_dir(&paths.backups)
+    fsutil::copy_dir(old, &inside)?;
+    fsutil::sync_file_systems(&[&paths.backups])?;
+    std::fs::rename(&inside, backup)
 }
 
 /// Keeps the record of a change without files (module options), for
@@ -45,11 +64,8 @@ pub(super) fn keep_record(paths: &Paths, transaction: &Transaction) -> std::io::
     std::fs::create_dir(&dir)?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     let manifest = serde_json::to_vec_pretty(transaction).map_err(std::io::Error::other)?;
-    fsutil::atomic_write(&dir.join("manifest.json"), &manifest)?;
-    std::fs::set_permissions(
-        dir.join("manifest.json"),
-        std::fs::Permissions::from_mode(0o600),
-    )?;
+    fsutil::atomic_write(&dir.join(MANIFEST), &manifest)?;
+    std::fs::set_permissions(dir.join(MANIFEST), std::fs::Permissions::from_mode(0o600))?;
     fsutil::sync_dir(&paths.backups)?;
     prune(paths)
 }
@@ -74,7 +90,7 @@ pub(super) fn list(paths: &Paths) -> Result<Vec<Transaction>, EngineError> {
     let mut found = Vec::new();
     let entries = std::fs::read_dir(&paths.backups).map_err(io("cannot read", &paths.backups))?;
     for entry in entries.flatten() {
-        let manifest = entry.path().join("manifest.json");
+        let manifest = entry.path().join(MANIFEST);
         if let Ok(bytes) = std::fs::read(&manifest) {
             if let Ok(transaction) = serde_json::from_slice::<Transaction>(&bytes) {
                 found.push(transaction);

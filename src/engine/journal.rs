@@ -296,7 +296,12 @@ pub(super) fn undo_on_disk(
     }
     if let Some(id) = journal.transaction() {
         // Replayed by now: a backup exists only if the swap committed.
-        if paths.backups.join(id).join("manifest.json").is_file() {
+        if paths
+            .backups
+            .join(id)
+            .join(super::backups::MANIFEST)
+            .is_file()
+        {
             let committed: Transaction = super::backups::list(paths)?
                 .into_iter()
                 .find(|t| t.id == id)

@@ -11,8 +11,9 @@
 //! 3. each live `mod_x` is renamed to `.../old`, each new one into place;
 //! 4. `installed.json`, written before the barrier, is renamed in: the
 //!    commit point;
-//! 5. the old copies are copied to `state_dir/backups/<id>` (for
-//!    rollback), staging and journal are removed.
+//! 5. the old copies, with a manifest staged beside them, are renamed to
+//!    `state_dir/backups/<id>` (for rollback), staging and journal are
+//!    removed.
 //!
 //! The history line is not written here: a change has one line, written
 //! by [`super::change`] once the whole change (files, config, live state)
@@ -197,7 +198,18 @@ pub(super) fn apply(
             }
         }
         std::fs::create_dir_all(stage.join("old"))?;
-        let journal = serde_json::to_vec_pretty(&transaction).map_err(std::io::Error::other)?;
+        // The backup it becomes is modman's alone, as its manifest names
+        // who changed what.
+        std::fs::set_permissions(
+            stage.join("old"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )?;
+        let journal = backups::manifest(&transaction)?;
+        if backup == Backup::Keep {
+            // The backup's manifest, made durable by the barrier below:
+            // `old/` becomes the backup by one rename ([`backups::keep`]).
+            std::fs::write(stage.join("old").join(backups::MANIFEST), &journal)?;
+        }
         let journal = fsutil::write_pending(&paths.journal, &journal)?;
         let state = after.pending(&paths.state_dir)?;
         // One barrier before anything moves: the staged files, this

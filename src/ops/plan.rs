@@ -18,6 +18,11 @@ use crate::repo::metadata::Need;
 /// The reason of a module the admin named, rather than one it needs.
 pub const REQUESTED: &str = "requested";
 
+/// Downloads in flight at once: enough to hide the round trips to a
+/// repository, few enough that a server is not flooded and at most this
+/// many archives are being read at a time.
+pub const PARALLEL_DOWNLOADS: usize = 8;
+
 /// One module to fetch and put in place.
 pub struct Step<'a> {
     pub repository: &'a Repository,
@@ -212,11 +217,25 @@ impl Plan<'_> {
         }
     }
 
-    /// Fetches and checks every archive; nothing is changed yet.
+    /// Fetches and checks every archive, [`PARALLEL_DOWNLOADS`] at a time
+    /// (an update of hundreds of modules waits on round trips, not on
+    /// work), in the plan's order; nothing is changed yet. The first
+    /// refusal ends it.
     pub async fn download(&self, ctx: &Context, actor: &Actor) -> Result<Vec<Prepared>, OpError> {
+        use futures::stream::{StreamExt, TryStreamExt};
+        // Made first, polled as the stream goes (a future held in a
+        // closure of the stream would not be Send for every lifetime).
+        let downloads: Vec<_> = self
+            .steps
+            .iter()
+            .map(|step| ctx.fetcher.archive(step.repository, step.entry))
+            .collect();
+        let fetched: Vec<_> = futures::stream::iter(downloads)
+            .buffered(PARALLEL_DOWNLOADS)
+            .try_collect()
+            .await?;
         let mut prepared = Vec::new();
-        for step in &self.steps {
-            let files = ctx.fetcher.archive(step.repository, step.entry).await?;
+        for (step, files) in self.steps.iter().zip(fetched) {
             let record = InstalledModule {
                 version: step.entry.version.clone(),
                 sha256: step.entry.sha256.clone(),

@@ -111,8 +111,8 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
     let mut warnings = Vec::new();
     let history = History::detect(tree);
     let mut packed = Vec::new();
-    for name in names {
-        match pack_module(tree, &name, &history) {
+    for (name, result) in names.iter().zip(pack_all(tree, &names, &history)) {
+        match result {
             Ok((module, warning)) => {
                 warnings.extend(warning.map(|w| format!("mod_{name}: {w}")));
                 packed.push(module);
@@ -271,11 +271,7 @@ fn next_serial(out: &Path, clock: time::OffsetDateTime) -> u64 {
 }
 
 /// Packs one module and describes it; `Err` says why it is skipped.
-fn pack_module(
-    tree: &Path,
-    name: &str,
-    history: &History,
-) -> Result<(Packed, Option<String>), String> {
+fn pack_module(tree: &Path, name: &str, history: &History) -> PackResult {
     if !is_valid_module_name(name) {
         return Err("not a valid module name".into());
     }
@@ -359,6 +355,44 @@ fn pack_module(
         },
         warning,
     ))
+}
+
+/// A module packed, with a warning, or why it was left out.
+type PackResult = Result<(Packed, Option<String>), String>;
+
+/// Packs every module of `names`, in their order, on every core: packing
+/// is CPU work (gzip, the read-back check, the metadata of the Lua
+/// files), each module apart from the others. Workers take the next
+/// module as they finish one, so a large module does not hold the rest.
+fn pack_all(tree: &Path, names: &[String], history: &History) -> Vec<PackResult> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(names.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let mut done: Vec<(usize, PackResult)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let at = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(name) = names.get(at) else {
+                            return mine;
+                        };
+                        mine.push((at, pack_module(tree, name, history)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    done.sort_by_key(|(at, _)| *at);
+    done.into_iter().map(|(_, result)| result).collect()
 }
 
 /// Where versions come from: the checkout's history, or the files.
