@@ -6,6 +6,7 @@ mod support;
 
 use std::path::Path;
 
+use modman::prosody::Nagle;
 use serde_json::json;
 use support::{cli, cli_binary, Client, Modman, Program, Prosody, Repository, ADMIN, DOMAIN};
 
@@ -180,6 +181,12 @@ fn first_hour(binary: &Program) {
         );
     }
     assert!(out.contains("\nrepositories (result: warn"), "{out}");
+    // setup turned Nagle's algorithm off, and Prosody holds it so.
+    assert_eq!(
+        Nagle::from_network_settings(&prosody.config_get("*", "network_settings")),
+        Nagle::Off
+    );
+    assert!(!out.lines().any(|l| l.starts_with("nagle")), "{out}");
 
     let _modman = Modman::start_binary(
         &prosody,
@@ -229,6 +236,12 @@ fn every_failed_check_says_how_to_fix_it() {
     let (ok, out) = check_with(&prosody, &good);
     assert!(ok, "{out}");
     assert!(out.contains("All checks passed."), "{out}");
+    // Prosody's default: a warning, not a failure.
+    assert_eq!(
+        Nagle::from_network_settings(&prosody.config_get("*", "network_settings")),
+        Nagle::On
+    );
+    assert!(row(&out, "nagle").contains("(result: warn"), "{out}");
     let dir = prosody.dir.path().display().to_string();
 
     let cases: Vec<(String, &str, &str)> = vec![
