@@ -24,7 +24,7 @@ use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
 use super::forms::{self, Rendering};
 use super::notices;
-use super::stream::{Connection, Incoming};
+use super::stream::{Connection, Head, Incoming, Problem};
 use crate::access::Actor;
 use crate::config::Config;
 use crate::ops::{self, Context, ErrorKind};
@@ -273,16 +273,13 @@ async fn serve(
                         None => continue,
                     },
                 },
-                Incoming::Invalid { is_iq_request: true, from: Some(from), to, id: Some(id), reason } => {
-                    tracing::info!("refused an IQ from {from} that did not parse: {reason}");
-                    let Some(reply) = invalid_iq_reply(&app.ctx.config, &from, to.as_deref(), id, &reason) else {
+                Incoming::Invalid { head, problem } => {
+                    let Some(reply) = invalid_iq_reply(config, &head, &problem) else {
+                        tracing::debug!("ignored a <{}/> that was not accepted: {problem}", head.name);
                         continue;
                     };
+                    tracing::info!("refused an IQ from {}: {problem}", head.from.as_deref().unwrap_or("?"));
                     reply.into()
-                }
-                Incoming::Invalid { reason, .. } => {
-                    tracing::debug!("ignored a stanza that did not parse: {reason}");
-                    continue;
                 }
                 // Any stanza through Prosody proves the stream alive: ping
                 // ourselves; Prosody routes it back and we answer it.
@@ -655,28 +652,34 @@ fn adhoc_error(error: AdhocError) -> StanzaError {
     command_error(type_, condition, app_condition, text)
 }
 
-/// The error owed to an IQ request that did not parse. Its addresses come
-/// raw from the wire: if they do not parse either, there is nobody to
+/// The error owed to an IQ request that was not accepted. Its addresses
+/// come raw from the wire: if they do not parse either, there is nobody to
 /// answer.
-fn invalid_iq_reply(
-    config: &Config,
-    from: &str,
-    to: Option<&str>,
-    id: String,
-    reason: &str,
-) -> Option<Iq> {
-    let from: Jid = from.parse().ok()?;
-    let to: Jid = match to {
+fn invalid_iq_reply(config: &Config, head: &Head, problem: &Problem) -> Option<Iq> {
+    if !head.is_iq_request() {
+        return None;
+    }
+    let from: Jid = head.from.as_deref()?.parse().ok()?;
+    let to: Jid = match head.to.as_deref() {
         Some(to) => to.parse().ok()?,
         None => Jid::from(config.component.jid.clone()),
     };
-    let error = StanzaError::new(
-        ErrorType::Modify,
-        DefinedCondition::BadRequest,
-        "en",
-        format!("modman could not read this IQ: {reason}"),
-    );
-    Some(Iq::from_error(id, error).with_to(from).with_from(to))
+    let (condition, text) = match problem {
+        Problem::Unreadable(reason) => (
+            DefinedCondition::BadRequest,
+            format!("modman could not read this IQ: {reason}"),
+        ),
+        Problem::OverLimit(limit) => (
+            DefinedCondition::PolicyViolation,
+            format!("modman refused this IQ unread: {limit}, past what it accepts; nothing was done, send it within that bound"),
+        ),
+    };
+    let error = StanzaError::new(ErrorType::Modify, condition, "en", text);
+    Some(
+        Iq::from_error(head.id.clone()?, error)
+            .with_to(from)
+            .with_from(to),
+    )
 }
 
 fn busy_reply(iq: Iq) -> Option<Iq> {
