@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use minidom::Element;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -19,6 +19,7 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use xmpp_parsers::version::{VersionQuery, VersionResult};
 
 use super::adhoc::{self, AdhocError, Sessions};
+use super::budget::{Admission, Budget, Caller};
 use super::chat::{self, Chat, RoomAction};
 use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
@@ -35,6 +36,9 @@ const MAX_RETRY: Duration = Duration::from_secs(10);
 /// Requests handled at once; beyond it a request is answered at once with
 /// `wait/resource-constraint` instead of piling up.
 const MAX_IN_FLIGHT: usize = 64;
+/// Requests from non-admins handled at once, in a pool apart from the
+/// admins' (and within their [`Budget`]); beyond it they are dropped.
+const MAX_OTHERS_IN_FLIGHT: usize = 8;
 /// Pause before joining a room again after being kicked or refused.
 const REJOIN_AFTER: Duration = Duration::from_secs(2);
 /// How long a command waits for the requester's XEP-0092 answer before
@@ -50,6 +54,8 @@ struct App {
     sessions: Sessions,
     chat: Chat,
     in_flight: Arc<Semaphore>,
+    others_in_flight: Arc<Semaphore>,
+    budget: Budget,
     clients: Clients,
 }
 
@@ -161,6 +167,8 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
         sessions: Sessions::default(),
         chat: Chat::default(),
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        others_in_flight: Arc::new(Semaphore::new(MAX_OTHERS_IN_FLIGHT)),
+        budget: Budget::default(),
         clients: Clients::default(),
     });
     let component = &config.component;
@@ -253,7 +261,12 @@ async fn serve(
             incoming = connection.next() => match incoming {
                 Incoming::Stanza(stanza) => match *stanza {
                     Stanza::Presence(presence) => {
-                        for answer in presence_answers(config, &presence) {
+                        let mut answers = presence_answers(config, &presence);
+                        let caller = Caller::of_sender(config, presence.from.as_ref());
+                        if !answers.is_empty() && !app.budget.allows(&caller, Instant::now()) {
+                            answers.clear();
+                        }
+                        for answer in answers {
                             if let Err(reason) = connection.send(answer.into()).await {
                                 return Ended::Lost(reason);
                             }
@@ -268,13 +281,21 @@ async fn serve(
                         }
                     }
                     Stanza::Iq(iq) if app.clients.answered(&iq) => continue,
-                    request => match spawn_request(app, request, &replies) {
-                        Some(busy) => busy,
-                        None => continue,
-                    },
+                    request => {
+                        let caller = Caller::of_stanza(config, &app.chat, &request);
+                        let admission = app.budget.admit(&caller, Instant::now());
+                        match spawn_request(app, admission, request, &replies) {
+                            Some(busy) => busy,
+                            None => continue,
+                        }
+                    }
                 },
                 Incoming::Invalid { head, problem } => {
-                    let Some(reply) = invalid_iq_reply(config, &head, &problem) else {
+                    let from = head.from.as_deref().and_then(|from| from.parse().ok());
+                    let caller = Caller::of_sender(config, from.as_ref());
+                    let reply = invalid_iq_reply(config, &head, &problem)
+                        .filter(|_| app.budget.allows(&caller, Instant::now()));
+                    let Some(reply) = reply else {
                         tracing::debug!("ignored a <{}/> that was not accepted: {problem}", head.name);
                         continue;
                     };
@@ -299,16 +320,27 @@ async fn serve(
     }
 }
 
-/// Handles an IQ or a message in its own task; what it answers, and any
-/// update notices its command caused, go to `replies`. When
-/// [`MAX_IN_FLIGHT`] requests are already running, returns the immediate
-/// "busy" answer instead, so nobody is left without one.
+/// Handles an IQ or a message in its own task, in the pool of its
+/// [`Admission`]; what it answers, and any update notices its command
+/// caused, go to `replies`. When an admin's pool is full, returns the
+/// immediate "busy" answer instead, so no admin is left without one; a
+/// non-admin's request past its pool is dropped like one over budget.
 fn spawn_request(
     app: &Arc<App>,
+    admission: Admission,
     request: Stanza,
     replies: &mpsc::Sender<Stanza>,
 ) -> Option<Stanza> {
-    let Ok(permit) = app.in_flight.clone().try_acquire_owned() else {
+    let pool = match admission {
+        Admission::Admin => &app.in_flight,
+        Admission::Other => &app.others_in_flight,
+        Admission::Dropped => return None,
+    };
+    let Ok(permit) = pool.clone().try_acquire_owned() else {
+        if admission == Admission::Other {
+            tracing::debug!("dropped a request from a non-admin: their pool is full");
+            return None;
+        }
         return match request {
             Stanza::Iq(iq) => busy_reply(iq).map(Stanza::from),
             Stanza::Message(message) => {

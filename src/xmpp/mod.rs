@@ -4,6 +4,7 @@
 //! (`component`).
 
 pub mod adhoc;
+pub mod budget;
 pub mod chat;
 pub mod command;
 pub mod component;
