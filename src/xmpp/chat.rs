@@ -283,7 +283,8 @@ impl Chat {
         op: &'static dyn Operation,
         input: Input,
     ) -> String {
-        match op.run(ctx, actor, &input).await {
+        let response = op.run(ctx, actor, &input).await;
+        match response.map(|r| r.fit(ops::REPLY_BYTES)) {
             Ok(Response::Confirm(question)) => {
                 let text = question.text.clone();
                 let pending = Pending {
