@@ -11,6 +11,7 @@ pub mod component;
 pub mod disco;
 pub mod forms;
 pub mod notices;
+pub mod parser;
 pub mod probe;
 pub mod stream;
 

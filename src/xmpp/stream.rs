@@ -12,13 +12,15 @@
 
 use std::time::Duration;
 
-use minidom::rxml::{self, AsyncReader, Event, Namespace};
+use minidom::rxml::{self, Event, GenericAsyncReader, GenericReader, Namespace};
 use minidom::Element;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_xmpp::Stanza;
+
+use super::parser::StanzaParser;
 use xmpp_parsers::component::Handshake;
 use xmpp_parsers::jid::BareJid;
 use xmpp_parsers::ns;
@@ -178,7 +180,7 @@ enum Read {
 
 /// An authenticated component stream.
 pub struct Connection {
-    reader: AsyncReader<BufReader<OwnedReadHalf>>,
+    reader: GenericAsyncReader<BufReader<OwnedReadHalf>, StanzaParser>,
     writer: OwnedWriteHalf,
     /// The stanza being read. Kept here, not in [`Connection::next`]'s
     /// future, so that dropping that future (it runs in a `select!`)
@@ -215,7 +217,7 @@ impl Connection {
             .map_err(|e| unreachable(e.to_string()))?;
         let (read, writer) = tcp.into_split();
         let mut connection = Connection {
-            reader: AsyncReader::with_options(BufReader::new(read), parser_options()),
+            reader: GenericAsyncReader::with_options(BufReader::new(read), parser_options()),
             writer,
             stanzas: Assembler::default(),
             deadline: Instant::now() + HANDSHAKE_TIMEOUT,
@@ -398,6 +400,10 @@ impl Connection {
     }
 }
 
+/// A blocking reader of stream bytes with the component's parser, for
+/// tests and fuzzing.
+pub type StanzaReader<T> = GenericReader<T, StanzaParser>;
+
 /// The parser options modman reads Prosody's stream with.
 pub fn parser_options() -> rxml::parser::Options {
     rxml::parser::Options {
@@ -574,7 +580,7 @@ mod tests {
             "<stream:stream xmlns='jabber:component:accept' xmlns:stream='{}'>{stanzas}",
             ns::STREAM
         );
-        let mut reader = rxml::Reader::with_options(input.as_bytes(), parser_options());
+        let mut reader = StanzaReader::with_options(input.as_bytes(), parser_options());
         let mut assembler = Assembler::default();
         assert!(matches!(
             reader.read(),
