@@ -7,7 +7,6 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use minidom::rxml;
 use modman::xmpp::command::CommandRequest;
 use modman::xmpp::forms::submitted_values;
 use modman::xmpp::stream::{parser_options, stanza, Assembled, Assembler, Incoming, StanzaReader};
