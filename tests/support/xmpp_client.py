@@ -35,8 +35,9 @@ check interoperability rather than assume it. Requests:
                                               deeper than Python's parser goes);
                                               answer the IQ with that id: {"xml": ...}
   {"op": "blast", "to": JID, "count": N,      send N chat lines B to JID (and M
-   "body": B, "room": R, "room_count": M,     lines RB to room R), then ask JID
-   "room_body": RB}                           disco#info until it answers, so all
+   "body": B, "room": R, "room_count": M,     lines RB to room R; S a second if
+   "room_body": RB, "per_second": S}          given, else at once), then ask JID
+                                              disco#info until it answers, so all
                                               before was read; answer how many
                                               chat messages came from JID
   {"op": "count_from", "room": R, "nick": N}  how many groupchat messages from R/N
@@ -148,9 +149,11 @@ class Client(slixmpp.ClientXMPP):
             return {"timeout": True}
         return {"xml": str(reply)}
 
-    async def blast(self, to, count, body, room, room_count, room_body):
-        for _ in range(count):
+    async def blast(self, to, count, body, room, room_count, room_body, per_second=None):
+        for sent in range(1, count + 1):
             self.send_message(mto=to, mbody=body, mtype="chat")
+            if per_second and sent % max(1, per_second // 10) == 0:
+                await asyncio.sleep(0.1)
         for _ in range(room_count):
             self.send_message(mto=room, mbody=room_body, mtype="groupchat")
         # Prosody hands modman one sender's stanzas in order: an answer to
@@ -304,7 +307,7 @@ async def main():
             elif op == "blast":
                 answer = await client.blast(request["to"], request["count"], request["body"],
                                             request.get("room"), request.get("room_count", 0),
-                                            request.get("room_body", ""))
+                                            request.get("room_body", ""), request.get("per_second"))
             elif op == "count_from":
                 answer = client.count_from(request["room"], request["nick"])
             elif op == "send":
