@@ -820,6 +820,56 @@ mod tests {
     }
 
     #[test]
+    fn who_a_message_costs_is_decided_before_any_work() {
+        let toml = include_str!("../../modman.example.toml")
+            .replace("rooms = []", "rooms = [\"ops@conference.example.org\"]");
+        let config = Config::parse(&toml, std::path::Path::new("/etc/modman")).unwrap();
+        let chat = Chat::default();
+        let message =
+            |xml: &str| Message::try_from(xml.parse::<minidom::Element>().unwrap()).unwrap();
+        let caller = |xml: &str| chat.caller(&config, &message(xml));
+        let direct = |from: &str, body: &str| {
+            format!("<message xmlns='jabber:component:accept' type='chat' from='{from}' to='modman.example.org'><body>{body}</body></message>")
+        };
+        let room = |nick: &str, body: &str| {
+            format!("<message xmlns='jabber:component:accept' type='groupchat' from='ops@conference.example.org/{nick}' to='modman.example.org'><body>{body}</body></message>")
+        };
+        let admin = config.admins.iter().next().unwrap().to_string();
+        assert_eq!(
+            caller(&direct(&format!("{admin}/phone"), "list")),
+            Caller::Admin
+        );
+        assert_eq!(
+            caller(&direct("mallory@evil.example/x", "list")),
+            Caller::Other {
+                sender: "mallory@evil.example".parse().unwrap(),
+                room: None
+            }
+        );
+        // In a room, by real JID once known; by occupant JID until then.
+        let occupant: Jid = "ops@conference.example.org/m".parse().unwrap();
+        assert_eq!(
+            caller(&room("m", "modman: list")),
+            Caller::Other {
+                sender: occupant.clone(),
+                room: Some("ops@conference.example.org".parse().unwrap())
+            }
+        );
+        chat.occupants
+            .lock()
+            .unwrap()
+            .insert(occupant, Some(admin.parse().unwrap()));
+        assert_eq!(caller(&room("m", "modman: list")), Caller::Admin);
+        // What gets no answer costs nothing.
+        assert_eq!(caller(&room("x", "lunch?")), Caller::Unanswered);
+        assert_eq!(caller(&room("x", "yes")), Caller::Unanswered);
+        assert_eq!(
+            caller("<message xmlns='jabber:component:accept' type='chat' from='mallory@evil.example/x' to='modman.example.org'/>"),
+            Caller::Unanswered
+        );
+    }
+
+    #[test]
     fn usage_comes_from_the_declared_parameters() {
         assert_eq!(
             usage(ops::find("install").unwrap()),
