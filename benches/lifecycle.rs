@@ -354,7 +354,8 @@ fn flood(rows: &mut Vec<Row>) {
     const FLOODERS: usize = 20;
     const PER_SECOND: usize = 100;
     const SECONDS: usize = 10;
-    const LISTS: usize = 40;
+    // Enough lists to take a few seconds, all within the flood.
+    const LISTS: usize = 1000;
     let binary = xmpp_load();
     let prosody = Prosody::start();
     let accounts: Vec<String> = (0..FLOODERS)
