@@ -32,4 +32,4 @@ Component "modman.example.org"
 --    Component, so its sections are read after yours. Create it empty
 --    before the first start (touch it, owned by prosody), since a missing
 --    Include stops Prosody.
-Include "/etc/prosody/modman.cfg.lua"
+Include "/var/lib/prosody/modman.cfg.lua"

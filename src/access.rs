@@ -81,7 +81,7 @@ impl Actor {
 
 /// Why the command line may not change anything as this user.
 #[derive(Debug, thiserror::Error)]
-#[error("modman's state {} belongs to {owner}, and changes must be made as that user so the daemon can go on making them; run it as {owner}: sudo -u {owner} modman ...", state_dir.display())]
+#[error("modman's state {} belongs to {owner}, and changes must be made as that user so the daemon can go on making them; run it as {owner}: runuser -u {owner} -- modman ... (or sudo -u {owner} modman ...)", state_dir.display())]
 pub struct NotTheOwner {
     pub state_dir: std::path::PathBuf,
     pub owner: String,

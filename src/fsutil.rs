@@ -6,21 +6,83 @@ use std::path::Path;
 
 /// Replaces `path` with `bytes`: written to a temp file beside it, synced,
 /// renamed over it, and the directory synced so the rename itself lasts.
-/// The file keeps its mode (a new one gets 0644): Prosody, running as
-/// another user, must still be able to read what modman writes.
+/// The file keeps its mode (a new one gets 0644), and its owner and group:
+/// Prosody, running as another user, must still be able to read what
+/// modman writes, and a root-run setup must not leave Prosody's
+/// `root:prosody 0640` config as `root:root`.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    let existing = std::fs::metadata(path).ok();
+    let mode = existing
+        .as_ref()
+        .map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    replace(path, bytes, mode, existing.as_ref())
+}
+
+/// [`atomic_write`] with the file's mode given, set before any byte is
+/// written, and modman as its owner: for a file only modman may read.
+pub fn atomic_write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, bytes, mode, None)
+}
+
+/// The write of [`atomic_write`], with `mode`, and the owner and group of
+/// `owner_like` when given.
+fn replace(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner_like: Option<&std::fs::Metadata>,
+) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
     let mut temp = tempfile::Builder::new()
         .prefix(".modman-tmp-")
         .tempfile_in(dir)?;
+    if let Some(existing) = owner_like {
+        keep_owner(temp.as_file(), existing)?;
+    }
     temp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
     sync_dir(dir)
+}
+
+/// Gives `file` the owner and group of `like`. Root always can. Another
+/// user can only give a file to itself and its own groups, and what it
+/// writes is then its own, which it can read again: so a refusal (EPERM)
+/// leaves the file to the writer, and only for a user that is not root.
+fn keep_owner(file: &std::fs::File, like: &std::fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let now = file.metadata()?;
+    if (now.uid(), now.gid()) == (like.uid(), like.gid()) {
+        return Ok(());
+    }
+    match std::os::unix::fs::fchown(file, Some(like.uid()), Some(like.gid())) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && now.uid() != 0 => Ok(()),
+        other => other,
+    }
+}
+
+/// Copies the file `from` to `to`, which must not exist (a link there is
+/// not followed), with `from`'s mode, owner and group: a backup of
+/// prosody.cfg.lua that Prosody can read like the original.
+pub fn copy_keeping_owner(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let metadata = std::fs::metadata(from)?;
+    let mut source = std::fs::File::open(from)?;
+    let mut copy = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)?;
+    keep_owner(&copy, &metadata)?;
+    io::copy(&mut source, &mut copy)?;
+    copy.set_permissions(std::fs::Permissions::from_mode(
+        metadata.permissions().mode() & 0o7777,
+    ))?;
+    copy.sync_all()
 }
 
 /// Makes renames and creations inside `dir` durable.
@@ -59,6 +121,110 @@ pub fn remove_dir_if_present(path: &Path) -> io::Result<()> {
     }
 }
 
+/// A local user account, as /etc/passwd and /etc/group name it: whom a
+/// file must be readable by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    /// The primary group.
+    pub gid: u32,
+    /// Every group it is in, the primary one included.
+    pub groups: Vec<u32>,
+}
+
+/// Why an account cannot read a path: the first step of the path it may
+/// not take, with what it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The path itself, or a directory on the way that it cannot enter.
+    pub at: std::path::PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
+impl Account {
+    /// The account `name`, if the host has one.
+    pub fn named(name: &str) -> Option<Account> {
+        Account::find(|account, _| account == name)
+    }
+
+    /// The account with user id `uid`, if the host has one.
+    pub fn with_uid(uid: u32) -> Option<Account> {
+        Account::find(|_, id| id == uid)
+    }
+
+    /// The first account of /etc/passwd that `wanted` (name, uid) picks.
+    fn find(wanted: impl Fn(&str, u32) -> bool) -> Option<Account> {
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        let (name, uid, gid) = passwd.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            let [name, _, uid, gid, ..] = fields.as_slice() else {
+                return None;
+            };
+            let (uid, gid) = (uid.parse().ok()?, gid.parse().ok()?);
+            wanted(name, uid).then(|| (name.to_string(), uid, gid))
+        })?;
+        let mut groups = vec![gid];
+        let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+        for line in group.lines() {
+            let fields: Vec<&str> = line.split(':').collect();
+            if let [_, _, id, members] = fields.as_slice() {
+                if members.split(',').any(|m| m == name.as_str()) {
+                    groups.extend(id.parse::<u32>().ok());
+                }
+            }
+        }
+        Some(Account {
+            name,
+            uid,
+            gid,
+            groups,
+        })
+    }
+
+    /// Whether this account can read `path` (a directory: list and enter
+    /// it), entering every directory on the way, by the owner, group and
+    /// mode bits as the kernel applies them (ACLs aside). For root, who
+    /// reads everything, this says what Prosody would meet.
+    pub fn can_read(&self, path: &Path) -> Result<(), Unreadable> {
+        use std::os::unix::fs::MetadataExt;
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let steps: Vec<&Path> = path.ancestors().collect();
+        for (at, step) in steps.iter().rev().enumerate() {
+            let Ok(metadata) = std::fs::metadata(step) else {
+                continue;
+            };
+            let last = at + 1 == steps.len();
+            let needed = match (last, metadata.is_dir()) {
+                (false, _) => 0o1,
+                (true, true) => 0o5,
+                (true, false) => 0o4,
+            };
+            let mode = metadata.mode() & 0o7777;
+            let shift = if self.uid == 0 {
+                continue;
+            } else if metadata.uid() == self.uid {
+                6
+            } else if self.groups.contains(&metadata.gid()) {
+                3
+            } else {
+                0
+            };
+            if (mode >> shift) & needed != needed {
+                return Err(Unreadable {
+                    at: step.to_path_buf(),
+                    uid: metadata.uid(),
+                    gid: metadata.gid(),
+                    mode,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +245,77 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o640
         );
+    }
+
+    #[test]
+    fn atomic_write_and_the_backup_keep_owner_group_and_mode() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // Giving a file to another user takes root.
+        if our_uid() != 0 {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prosody.cfg.lua");
+        std::fs::write(&path, "old").unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let backup = dir.path().join("prosody.cfg.lua.bak");
+        copy_keeping_owner(&path, &backup).unwrap();
+        atomic_write(&path, b"new").unwrap();
+        for file in [&path, &backup] {
+            let m = std::fs::metadata(file).unwrap();
+            assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (65534, 65534, 0o640));
+        }
+        assert_eq!(std::fs::read(&backup).unwrap(), b"old");
+        assert!(copy_keeping_owner(&path, &backup).is_err());
+    }
+
+    /// The uid this process creates files as.
+    fn our_uid() -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(tempfile::tempdir().unwrap().path())
+            .unwrap()
+            .uid()
+    }
+
+    #[test]
+    fn readable_by_owner_group_or_everyone_and_every_directory_on_the_way() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("etc");
+        std::fs::create_dir(&sub).unwrap();
+        let file = sub.join("prosody.cfg.lua");
+        std::fs::write(&file, "").unwrap();
+        let mode = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        let me = std::fs::metadata(&file).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let account = |uid, groups: &[u32]| Account {
+            name: "x".into(),
+            uid,
+            gid: groups[0],
+            groups: groups.to_vec(),
+        };
+        let (owner, in_group, other) = (
+            account(me.uid().max(1), &[4242]),
+            account(4243, &[me.gid()]),
+            account(4244, &[4244]),
+        );
+        // The test may run as root: make the owner a plain account.
+        std::os::unix::fs::chown(&file, Some(owner.uid), None).ok();
+        std::os::unix::fs::chown(&sub, Some(owner.uid), None).ok();
+        if std::fs::metadata(&file).unwrap().uid() != owner.uid {
+            return;
+        }
+        mode(dir.path(), 0o755).unwrap();
+        mode(&file, 0o640).unwrap();
+        assert!(owner.can_read(&file).is_ok() && in_group.can_read(&file).is_ok());
+        let refused = other.can_read(&file).unwrap_err();
+        assert_eq!((refused.at, refused.mode), (file.clone(), 0o640));
+        mode(&sub, 0o750).unwrap();
+        assert_eq!(other.can_read(&file).unwrap_err().at, sub);
+        mode(&file, 0o600).unwrap();
+        assert!(in_group.can_read(&file).is_err());
+        assert!(account(0, &[0]).can_read(&file).is_ok());
     }
 
     #[test]

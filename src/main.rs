@@ -2,6 +2,7 @@
 //! run the same operations from a shell, rendered as plain text, and
 //! `repo` builds and checks repositories.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -97,6 +98,9 @@ enum RepoCommand {
         /// The repository directory to create or replace; serve it with any static HTTP server.
         #[arg(long)]
         out: PathBuf,
+        /// The repository's name, as the [[repositories]] entry in each modman.toml names it; signed into the index, so another repository's index signed with the same key is refused.
+        #[arg(long)]
+        name: String,
         /// The private key from `modman repo keygen`.
         #[arg(long)]
         key: PathBuf,
@@ -108,6 +112,11 @@ enum RepoCommand {
         valid_for: u32,
     },
     /// Turn a LuaRocks server (such as Prosody's community repository) into a signed repository.
+    ///
+    /// A module whose newest rock is refused is left out (keeping its last good copy when the
+    /// mirror already has one) and the rest is published and signed. Exit status: 0 when every
+    /// module was mirrored, 3 when the mirror was published without some (each named in the
+    /// output with why), 1 when nothing was written.
     Mirror {
         /// The LuaRocks server: HTTPS, or plain HTTP to this machine only.
         #[arg(long)]
@@ -115,6 +124,9 @@ enum RepoCommand {
         /// The repository directory to create or replace; rocks already fetched are kept beside it in .DIR.rocks/.
         #[arg(long)]
         out: PathBuf,
+        /// The repository's name, as the [[repositories]] entry in each modman.toml names it (see repo build).
+        #[arg(long)]
+        name: String,
         /// The private key from `modman repo keygen`.
         #[arg(long)]
         key: PathBuf,
@@ -145,6 +157,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: under systemd the
+        // journal would keep them as garbage.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let matches = ops::all()
         .iter()
@@ -160,16 +175,16 @@ fn main() -> ExitCode {
         }
     };
     let result = match matches.subcommand() {
-        Some((node, args)) if ops::find(node).is_some() => {
-            runtime.block_on(run_operation(node, args))
-        }
+        Some((node, args)) if ops::find(node).is_some() => runtime
+            .block_on(run_operation(node, args))
+            .map(|()| ExitCode::SUCCESS),
         _ => match Cli::from_arg_matches(&matches) {
             Ok(cli) => runtime.block_on(dispatch(cli.command)),
             Err(e) => e.exit(),
         },
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
@@ -177,8 +192,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> Result<(), String> {
-    match command {
+async fn dispatch(command: Command) -> Result<ExitCode, String> {
+    let done = match command {
         Command::Run(ConfigArg { config }) => {
             let (ctx, config) = open(&config)?;
             let admins: Vec<String> = config.admins.iter().map(|jid| jid.to_string()).collect();
@@ -191,7 +206,7 @@ async fn dispatch(command: Command) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot listen for signals: {e}"))
         }
-        Command::Repo(command) => repo(command).await,
+        Command::Repo(command) => return repo(command).await,
         Command::Setup {
             domain,
             admin,
@@ -217,7 +232,8 @@ async fn dispatch(command: Command) -> Result<(), String> {
             };
             setup(&options, write)
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {
@@ -273,10 +289,12 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String
         (Err(e), ops::Access::Change) => return Err(format!("{e}; nothing was changed")),
     };
     let ctx = open_config(config, opening)?;
-    let response = op
-        .run(&ctx, &actor, &input)
-        .await
-        .map_err(|e| e.to_string())?;
+    let running = op.run(&ctx, &actor, &input);
+    let response = match op.spec().access {
+        ops::Access::Change => finish_on_stop(&ctx, running).await?,
+        ops::Access::Read => running.await,
+    }
+    .map_err(|e| e.to_string())?;
     out!("{}", modman::text::render(&response));
     // A table of checks with a failed row is a failed command.
     match &response {
@@ -284,14 +302,43 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String
             Err("nothing was changed; run the same command again with --yes to go ahead".into())
         }
         ops::Response::Table(table)
-            if table
-                .rows
-                .iter()
-                .any(|row| row.get(1).is_some_and(|r| r == ops::check::FAIL)) =>
+            if table.failed()
+                || table
+                    .rows
+                    .iter()
+                    .any(|row| row.get(1).is_some_and(|r| r == ops::check::FAIL)) =>
         {
             Err(table.note.clone())
         }
         _ => Ok(()),
+    }
+}
+
+/// Runs a changing operation so that SIGINT or SIGTERM never cuts a change
+/// in half: one that came before the change began ends the command with
+/// nothing changed; one that comes while it runs is noted, and the change
+/// finishes (or is undone) and is reported as usual.
+async fn finish_on_stop<T>(
+    ctx: &Context,
+    running: impl std::future::Future<Output = T>,
+) -> Result<T, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
+    let (mut interrupt, mut terminate) = (
+        listen(SignalKind::interrupt())?,
+        listen(SignalKind::terminate())?,
+    );
+    let mut running = std::pin::pin!(running);
+    loop {
+        tokio::select! {
+            done = &mut running => return Ok(done),
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if !ctx.engine.changing() {
+            return Err("interrupted before any change began; nothing was changed".into());
+        }
+        tracing::warn!("a change is under way: it finishes first, then modman exits");
     }
 }
 
@@ -315,8 +362,12 @@ fn open_config(config: Arc<Config>, opening: Opening) -> Result<Context, String>
     Ok(ctx)
 }
 
+/// `repo mirror`'s exit status when it published the mirror without some
+/// modules, whose newest rocks were refused; the output names each.
+const EXIT_LEFT_OUT: u8 = 3;
+
 /// `repo mirror`, with a progress line per module when stderr is a terminal.
-async fn mirror(options: &modman::repo::mirror::MirrorOptions<'_>) -> Result<(), String> {
+async fn mirror(options: &modman::repo::mirror::MirrorOptions<'_>) -> Result<ExitCode, String> {
     use std::io::IsTerminal as _;
     let terminal = std::io::stderr().is_terminal();
     let report = modman::repo::mirror::mirror(options, &mut |step| {
@@ -339,12 +390,22 @@ async fn mirror(options: &modman::repo::mirror::MirrorOptions<'_>) -> Result<(),
         report.fetched,
         modman::repo::mirror::cache_dir(options.out).display()
     );
-    Ok(())
+    if report.left_out.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    out!(
+        "{} module(s) left out, the rest published and signed:",
+        report.left_out.len()
+    );
+    for omission in &report.left_out {
+        out!("  {omission}");
+    }
+    Ok(ExitCode::from(EXIT_LEFT_OUT))
 }
 
-async fn repo(command: RepoCommand) -> Result<(), String> {
+async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
     use modman::repo::{build, signing, verify};
-    match command {
+    let done = match command {
         RepoCommand::Keygen { out } => {
             let key = signing::generate(&out).map_err(|e| e.to_string())?;
             eprintln!(
@@ -357,6 +418,7 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
         RepoCommand::Build {
             from,
             out,
+            name,
             key,
             builtin_modules,
             valid_for,
@@ -364,6 +426,7 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
             let options = build::BuildOptions {
                 tree: &from,
                 out: &out,
+                name: &name,
                 key: &key,
                 builtin_dir: &builtin_modules,
                 valid_for: time::Duration::days(valid_for.into()),
@@ -384,6 +447,7 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
         RepoCommand::Mirror {
             from,
             out,
+            name,
             key,
             builtin_modules,
             timeout_seconds,
@@ -392,12 +456,13 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
             let options = modman::repo::mirror::MirrorOptions {
                 from: &from,
                 out: &out,
+                name: &name,
                 key: &key,
                 builtin_dir: &builtin_modules,
                 timeout: std::time::Duration::from_secs(timeout_seconds),
                 valid_for: time::Duration::days(valid_for.into()),
             };
-            mirror(&options).await
+            return mirror(&options).await;
         }
         RepoCommand::Verify { dir, public_key } => {
             let text = match std::fs::read_to_string(&public_key) {
@@ -430,5 +495,6 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
                 ))
             }
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }

@@ -246,9 +246,16 @@ fn add_to_list(lines: &mut [String], at: usize, item: &str) -> Result<(), String
     Ok(())
 }
 
-/// Applies a set-up: backs up and rewrites prosody.cfg.lua, creates the
-/// module directory and the managed file (owned by the prosody user when
-/// there is one), and writes modman.toml. Returns the backup's path.
+/// Applies a set-up: backs up and rewrites prosody.cfg.lua, keeping its
+/// owner, group and mode (and the backup's the same), creates modman's
+/// state directory, the module directory and the managed file, and writes
+/// modman.toml. Returns the backup's path.
+///
+/// What setup creates belongs to the prosody user when there is one, as
+/// both Prosody and modman run as that user: the directories 0750 and the
+/// managed config 0640 (it may hold a module's secret, so not readable by
+/// every local user). With no prosody user, root keeps them, readable by
+/// whatever user Prosody runs as (0755 and 0644).
 ///
 /// setup runs as root and works under Prosody's data directory, which the
 /// prosody user owns: a symbolic link that user planted where a directory
@@ -263,7 +270,11 @@ pub fn write(options: &Options, setup: &Setup) -> Result<PathBuf, String> {
             options.modman_config.display()
         ));
     }
-    for path in [&setup.modules_dir, &setup.managed_config] {
+    for path in [
+        &setup.modules_dir,
+        &setup.managed_config,
+        &options.state_dir,
+    ] {
         refuse_link(path)?;
     }
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -271,21 +282,27 @@ pub fn write(options: &Options, setup: &Setup) -> Result<PathBuf, String> {
         "{}.modman-setup-{stamp}.bak",
         options.prosody_config.display()
     ));
-    std::fs::copy(&options.prosody_config, &backup).map_err(|e| {
+    crate::fsutil::copy_keeping_owner(&options.prosody_config, &backup).map_err(|e| {
         format!(
             "cannot back up {}: {e}; nothing was changed",
             options.prosody_config.display()
         )
     })?;
-    let owner = prosody_user();
-    let dir = &setup.modules_dir;
-    create_dir_no_follow(dir)?;
-    chown(dir, owner)?;
+    let owner = crate::fsutil::Account::named("prosody").map(|a| (a.uid, a.gid));
+    let (dir_mode, file_mode) = match owner {
+        Some(_) => (0o750, 0o640),
+        None => (0o755, 0o644),
+    };
+    for dir in [&setup.modules_dir, &options.state_dir] {
+        if create_dir_no_follow(dir, dir_mode)? {
+            chown(dir, owner)?;
+        }
+    }
     if std::fs::symlink_metadata(&setup.managed_config).is_err() {
+        create_private(&setup.managed_config, file_mode, owner)?;
         crate::engine::managed_config::ManagedConfig::default()
             .save(&setup.managed_config)
             .map_err(|e| format!("cannot create {}: {e}", setup.managed_config.display()))?;
-        chown(&setup.managed_config, owner)?;
     }
     if let Some(dir) = options.modman_config.parent() {
         std::fs::create_dir_all(dir)
@@ -316,15 +333,17 @@ fn refuse_link(path: &Path) -> Result<(), String> {
     }
 }
 
-/// Creates `dir` and its missing parents, refusing a link at any of them:
-/// `create_dir_all` would follow one.
-fn create_dir_no_follow(dir: &Path) -> Result<(), String> {
+/// Creates `dir` (with `mode`) and its missing parents, refusing a link
+/// at any of them: `create_dir_all` would follow one. Whether it created
+/// `dir`: one that was there is the admin's, and keeps its owner.
+fn create_dir_no_follow(dir: &Path, mode: u32) -> Result<bool, String> {
+    use std::os::unix::fs::DirBuilderExt;
     let mut missing = Vec::new();
     let mut cursor = dir;
     loop {
         match std::fs::symlink_metadata(cursor) {
             Ok(metadata) if metadata.file_type().is_symlink() && cursor == dir => {
-                return refuse_link(cursor)
+                return refuse_link(cursor).map(|()| false)
             }
             // An existing ancestor is the admin's: a link there is theirs.
             Ok(_) if std::fs::metadata(cursor).is_ok_and(|m| m.is_dir()) => break,
@@ -344,17 +363,41 @@ fn create_dir_no_follow(dir: &Path) -> Result<(), String> {
             Err(e) => return Err(format!("cannot look at {}: {e}", cursor.display())),
         }
     }
+    let created = missing.first() == Some(&dir);
     for path in missing.into_iter().rev() {
         // `create_dir` never follows a link: one planted meanwhile makes
         // it fail with "exists", and it is refused below.
-        if let Err(e) = std::fs::create_dir(path) {
+        let mut builder = std::fs::DirBuilder::new();
+        if path == dir {
+            builder.mode(mode);
+        }
+        if let Err(e) = builder.create(path) {
             refuse_link(path)?;
             if e.kind() != std::io::ErrorKind::AlreadyExists {
                 return Err(format!("cannot create {}: {e}", path.display()));
             }
         }
     }
-    refuse_link(dir)
+    refuse_link(dir)?;
+    Ok(created)
+}
+
+/// Creates the empty file `path` with `mode`, given to `owner` through
+/// the open file: `create_new` never follows a link, and nothing can be
+/// swapped in between creating and chowning.
+fn create_private(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    match owner {
+        Some((uid, gid)) => std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+            .map_err(|e| format!("cannot give {} to the prosody user: {e}", path.display())),
+        None => Ok(()),
+    }
 }
 
 /// modman.toml holds the secret: readable by its owner only.
@@ -368,16 +411,6 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
         .open(path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// The prosody user's uid and gid, from /etc/passwd.
-fn prosody_user() -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(':').collect();
-        (fields.first() == Some(&"prosody"))
-            .then(|| Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?)))?
-    })
 }
 
 /// Gives `path` itself (never what a link there points to) to `owner`.

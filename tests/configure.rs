@@ -180,7 +180,7 @@ fn hostile_values_and_names_change_nothing() {
         ),
         (
             json!({"module": MODULE, "options": "admins = x@y"}),
-            "one of Prosody's own settings",
+            "Prosody's own setting (read by core/usermanager.lua)",
         ),
         (
             json!({"module": MODULE, "http_upload_external_file_size_limit": "100; os.exit()"}),
@@ -212,4 +212,128 @@ fn hostile_values_and_names_change_nothing() {
         prosody.config_get("*", URL),
         "\"x\\\" .. os.exit() .. \\\"]] --\""
     );
+}
+
+/// Prosody's own settings, with values that would open the server.
+const PROSODYS_OWN: &[(&str, &str)] = &[
+    ("authentication", "anonymous"),
+    ("authorization", "internal"),
+    ("anonymous_login", "true"),
+    ("component_module", "component"),
+    ("storage", "memory"),
+    ("console_interfaces", "0.0.0.0"),
+    ("plugin_paths", "/tmp"),
+    ("admins", "user@localhost"),
+    ("ssl", "none"),
+    ("c2s_require_encryption", "false"),
+];
+
+#[test]
+fn prosodys_own_settings_are_refused_over_xmpp_and_the_cli_and_change_nothing() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let (_modman, mut admin) = modman_with(&prosody, &repository);
+    let installed = admin.run("install", json!({"modules": [MODULE]}));
+    assert_eq!(last(&installed)["status"], "completed", "{installed}");
+    let config = prosody.path("modman.toml");
+    let managed = prosody.path("modman.cfg.lua");
+    let files = || {
+        (
+            std::fs::read(&managed).unwrap(),
+            std::fs::read(prosody.config_path()).unwrap(),
+        )
+    };
+    let held = || {
+        PROSODYS_OWN
+            .iter()
+            .flat_map(|(name, _)| ["*", "localhost"].map(|host| prosody.config_get(host, name)))
+            .collect::<Vec<_>>()
+    };
+    let (files_before, held_before) = (files(), held());
+
+    for (name, value) in PROSODYS_OWN {
+        let read_by = modman::repo::options::prosody_option(name)
+            .unwrap_or_else(|| panic!("{name} is not in the table of Prosody's names"))
+            .read_by;
+        // As an admin over XMPP, for the whole server and for one host.
+        for hosts in [json!([]), json!(["localhost"])] {
+            let run = admin.run(
+                "configure",
+                json!({"module": MODULE, "hosts": hosts, *name: value}),
+            );
+            assert_eq!(run["error"]["condition"], "bad-request", "{name}: {run}");
+            let text = error_text(&run);
+            assert!(
+                text.contains(&format!("`{name}`")) && text.contains(read_by),
+                "{name}: {text}"
+            );
+        }
+        // In a direct chat.
+        let chat = admin.chat(COMPONENT, &format!("configure {MODULE} {name}={value}"));
+        assert!(chat.contains(read_by), "{name}: {chat}");
+        // On the command line, answering yes in advance.
+        let set = format!("{name}={value}");
+        let (ok, out, err) = support::cli(&["configure", MODULE, "--set", &set, "--yes"], &config);
+        assert!(!ok && err.contains(read_by), "{name}: {out}{err}");
+    }
+    // An option the module neither reads nor documents: refused, naming
+    // what it does read.
+    let run = admin.run(
+        "configure",
+        json!({"module": MODULE, "options": "upload_anything = true"}),
+    );
+    assert_eq!(run["error"]["condition"], "bad-request", "{run}");
+    assert!(error_text(&run).contains(URL), "{run}");
+    assert_eq!(files(), files_before);
+    assert_eq!(held(), held_before);
+
+    // A real option of the real module still configures, on the CLI.
+    let limit = "http_upload_external_file_size_limit";
+    let (ok, out, err) = support::cli(
+        &[
+            "configure",
+            MODULE,
+            "--hosts",
+            "localhost",
+            "--set",
+            &format!("{limit}=1024"),
+            "--yes",
+        ],
+        &config,
+    );
+    assert!(ok, "{out}{err}");
+    assert_eq!(prosody.config_get("localhost", limit), "1024");
+}
+
+mod prosody_0_12_only {
+    use super::*;
+
+    /// mod_cloud_notify's options are read by the copy Prosody 13 ships
+    /// too: on 0.12, the community copy modman installed sets them, and
+    /// another module cannot.
+    #[test]
+    #[ignore = "Prosody 0.12 only: scripts/test runs it with MODMAN_TEST_PROSODY=0.12"]
+    fn a_community_module_prosody_13_ships_still_sets_its_own_options() {
+        support::server().require(
+            support::Version::V0_12,
+            "on 13 the repository offers no community copy of a module Prosody ships",
+        );
+        let prosody = Prosody::start();
+        let repository = Repository::start();
+        let (_modman, mut admin) = modman_with(&prosody, &repository);
+        let installed = admin.run("install", json!({"modules": ["cloud_notify", MODULE]}));
+        assert_eq!(last(&installed)["status"], "completed", "{installed}");
+        let set = admin.run(
+            "configure",
+            json!({"module": "cloud_notify", "push_max_devices": "7"}),
+        );
+        assert_eq!(last(&set)["status"], "completed", "{set}");
+        assert_eq!(prosody.config_get("*", "push_max_devices"), "7");
+        let other = admin.run(
+            "configure",
+            json!({"module": MODULE, "push_max_devices": "8"}),
+        );
+        assert_eq!(other["error"]["condition"], "bad-request", "{other}");
+        assert_eq!(prosody.config_get("*", "push_max_devices"), "7");
+    }
 }

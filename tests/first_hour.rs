@@ -41,7 +41,7 @@ mod prosody_13_only {
             "modman installed in {} is `{version}`: run scripts/test",
             server.root.display()
         );
-        let unit_path = "/lib/systemd/system/modman.service";
+        let unit_path = "/usr/lib/systemd/system/modman.service";
         for file in [
             "/usr/bin/modman",
             unit_path,

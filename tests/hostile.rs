@@ -322,12 +322,17 @@ fn a_replayed_older_index_is_refused_and_nothing_is_downgraded() {
         "{refresh}"
     );
     let update = admin.chat(COMPONENT, "update lastlog");
-    assert!(update.contains("Everything is up to date."), "{update}");
+    // Nothing to update, and not "up to date": the index is not current.
+    assert!(
+        !update.contains("Everything is up to date")
+            && update.contains("the last refresh of local failed"),
+        "{update}"
+    );
     let listed = admin.chat(COMPONENT, "list installed");
     assert!(listed.contains(&new_version), "{listed}");
     assert!(listed.contains("0 with an update"), "{listed}");
     assert_eq!(snapshot(&prosody.modules_dir()), modules);
-    assert_eq!(snapshot(&state_dir(&prosody)), state);
+    only_the_failure_recorded(&state, &snapshot(&state_dir(&prosody)));
 }
 
 #[test]
@@ -357,7 +362,7 @@ fn an_index_of_the_same_serial_with_other_content_is_refused() {
             && refresh.contains("may be a replay"),
         "{refresh}"
     );
-    assert_eq!(snapshot(&state_dir(&prosody)), state);
+    only_the_failure_recorded(&state, &snapshot(&state_dir(&prosody)));
 }
 
 #[test]
@@ -390,7 +395,8 @@ fn an_expired_index_lists_as_stale_and_installs_nothing_until_a_fresh_one() {
         "{verified}"
     );
     assert!(
-        summary.contains("1 problem found; serial ") && summary.contains(", expires "),
+        summary.contains("1 problem found; repository local, serial ")
+            && summary.contains(", expires "),
         "{summary}"
     );
 
@@ -472,6 +478,7 @@ fn control_characters_from_a_repository_reach_no_stanza_and_no_terminal() {
         .arg(out.path().join("repo"))
         .arg("--key")
         .arg(repository.dir.path().join("key"))
+        .args(["--name", "local"])
         .output()
         .unwrap();
     let warnings = String::from_utf8_lossy(&build.stderr);
@@ -665,6 +672,127 @@ fn setup_refuses_a_planted_link_and_changes_nothing() {
     assert_eq!(owner(), victim_owner);
 }
 
+/// Owner, group and mode of `path`.
+fn owner_and_mode(path: &std::path::Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (m.uid(), m.gid(), m.mode() & 0o7777)
+}
+
+/// A uid and gid from /etc/passwd.
+fn account(name: &str) -> (u32, u32) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in /etc/passwd"));
+    let ids: Vec<u32> = line
+        .split(':')
+        .skip(2)
+        .take(2)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    (ids[0], ids[1])
+}
+
+#[test]
+fn setup_keeps_prosodys_config_readable_and_creates_what_it_needs_for_prosody() {
+    use std::os::unix::fs::PermissionsExt;
+    // As packaged: Prosody's config is the admin's, readable by Prosody
+    // through its group only. Here its owner is `nobody`, so that a
+    // rewrite as root:root shows.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (prosody_uid, prosody_gid) = account("prosody");
+    let (nobody, _) = account("nobody");
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    let config = etc.join("prosody.cfg.lua");
+    let debian = std::fs::read_to_string("/etc/prosody/prosody.cfg.lua").unwrap();
+    std::fs::write(&config, &debian).unwrap();
+    std::os::unix::fs::chown(&config, Some(nobody), Some(prosody_gid)).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (data, state) = (dir.path().join("data"), dir.path().join("state"));
+    // Prosody's data directory, as the package makes it: Prosody's user's.
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(prosody_uid), Some(prosody_gid)).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let modman_toml = etc.join("modman.toml");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(["setup", "--domain", support::DOMAIN, "--prosody-config"])
+        .arg(&config)
+        .arg("--config")
+        .arg(&modman_toml)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--no-repository")
+        .arg("--write")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.contains("Include \"") && written.len() > debian.len());
+    assert_eq!(owner_and_mode(&config), (nobody, prosody_gid, 0o640));
+    let backups: Vec<_> = std::fs::read_dir(&etc)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".bak"))
+        .collect();
+    let [backup] = backups.as_slice() else {
+        panic!("one backup expected: {backups:?}")
+    };
+    assert_eq!(std::fs::read_to_string(backup).unwrap(), debian);
+    assert_eq!(owner_and_mode(backup), (nobody, prosody_gid, 0o640));
+    // What modman and Prosody, both running as prosody, need: theirs, and
+    // nothing readable by every local user.
+    for (path, mode) in [
+        (state.clone(), 0o750),
+        (data.join("modman"), 0o750),
+        (data.join("modman.cfg.lua"), 0o640),
+        (modman_toml.clone(), 0o600),
+    ] {
+        assert_eq!(
+            owner_and_mode(&path),
+            (prosody_uid, prosody_gid, mode),
+            "{}",
+            path.display()
+        );
+    }
+
+    // check, run as root, reads as Prosody, stopped here, would: as the
+    // owner of its data directory.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let toml = std::fs::read_to_string(&modman_toml)
+        .unwrap()
+        .replace("127.0.0.1:5347", &format!("127.0.0.1:{port}"));
+    std::fs::write(&modman_toml, toml).unwrap();
+    let row = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("readable by prosody"))
+            .unwrap_or_else(|| panic!("{out}"))
+            .to_owned()
+    };
+    let (_, out, _) = support::cli(&["check"], &modman_toml);
+    assert!(!row(&out).contains("FAIL"), "{out}");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (ok, out, _) = support::cli(&["check"], &modman_toml);
+    let row = row(&out);
+    assert!(
+        !ok && row.contains("FAIL") && row.contains(&config.display().to_string()),
+        "{out}"
+    );
+}
+
 #[test]
 fn check_fails_on_a_secret_readable_by_everyone_with_the_chmod_to_run() {
     use std::os::unix::fs::PermissionsExt;
@@ -840,6 +968,7 @@ fn a_repository_rotating_its_key_is_trusted_under_every_listed_key() {
         .arg(repository.served())
         .arg("--key")
         .arg(&new_key)
+        .args(["--name", "local"])
         .output()
         .unwrap();
     assert!(build.status.success());
@@ -885,6 +1014,211 @@ fn a_reply_with_a_line_longer_than_a_read_arrives_at_once() {
     // which would have released it.
     let info = admin.chat(COMPONENT, "info wordy");
     assert!(info.contains(tail), "{info}");
+}
+
+/// The paths whose contents differ between two snapshots.
+fn changed(
+    before: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+    after: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+) -> Vec<std::path::PathBuf> {
+    let paths: std::collections::BTreeSet<_> = before.keys().chain(after.keys()).collect();
+    paths
+        .into_iter()
+        .filter(|path| before.get(*path) != after.get(*path))
+        .cloned()
+        .collect()
+}
+
+/// Asserts that the only change to the state directory is the record of
+/// why the last refresh of `local` failed.
+fn only_the_failure_recorded(
+    before: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+    after: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+) {
+    assert_eq!(
+        changed(before, after),
+        [std::path::PathBuf::from("refresh/local.failed.json")]
+    );
+}
+
+/// Copies the module tree of `repository` to `into`.
+fn copy_tree(repository: &Repository, into: &std::path::Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(repository.dir.path().join("corpus"))
+        .arg(into)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// One key signs a `stable` and a `testing` repository. The testing
+/// index served at the stable URL is validly signed and newer, but it is
+/// not stable's: refused, both names said, and nothing installed or
+/// changed (files, managed config, installed.json, the cached index, what
+/// Prosody runs). An index naming no repository is refused the same way.
+#[test]
+fn another_repositorys_index_signed_with_the_same_key_is_refused_and_changes_nothing() {
+    let prosody = Prosody::start();
+    let stable = Repository::start_named("stable", support::debian_corpus);
+    let testing = tempfile::tempdir().unwrap();
+    let tree = testing.path().join("corpus");
+    copy_tree(&stable, &tree);
+    support::append(
+        &tree.join("mod_lastlog").join("mod_lastlog.lua"),
+        "\n-- the testing build\n",
+    );
+    let build = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(["repo", "build", "--from"])
+        .arg(&tree)
+        .arg("--out")
+        .arg(testing.path().join("repo"))
+        .arg("--key")
+        .arg(stable.dir.path().join("key"))
+        .args(["--name", "testing"])
+        .output()
+        .unwrap();
+    assert!(build.status.success());
+
+    let modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &stable.config_section()),
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let refresh = admin.run_steps("refresh", json!([]));
+    assert_eq!(last(&refresh)["form"]["items"][0]["outcome"], "ok");
+    let installed = admin.run("install", json!({"modules": ["lastlog"], "enable": true}));
+    assert_eq!(last(&installed)["status"], "completed", "{installed}");
+    // Everything but the record of why the last refresh failed.
+    let everything = || {
+        let mut state = snapshot(&state_dir(&prosody));
+        state.retain(|path, _| !path.starts_with("refresh"));
+        (
+            snapshot(&prosody.modules_dir()),
+            state,
+            std::fs::read(prosody.path("modman.cfg.lua")).unwrap(),
+            prosody.module_list("localhost"),
+        )
+    };
+    let before = everything();
+    assert!(before.3.iter().any(|m| m == "lastlog"), "{:?}", before.3);
+    let memory = rss_kib(modman.pid());
+
+    // Someone serves the testing repository at the stable URL.
+    std::fs::remove_dir_all(stable.served()).unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(testing.path().join("repo"))
+        .arg(stable.served())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let refresh = admin.run_steps("refresh", json!([]));
+    let reply = last(&refresh);
+    let row = &reply["form"]["items"][0];
+    assert_eq!(row["repository"], "stable");
+    assert_eq!(row["outcome"], "failed", "{reply}");
+    let result = row["result"].as_str().unwrap();
+    assert!(
+        result.contains("`testing`") && result.contains("`stable`"),
+        "{result}"
+    );
+    // The summary every client shows names it too.
+    let notes = reply["notes"].to_string();
+    assert!(
+        notes.contains("stable: failed") && notes.contains("`testing`"),
+        "{notes}"
+    );
+
+    let update = admin.run("update", json!({"modules": ["lastlog"], "confirm": true}));
+    assert_eq!(last(&update)["status"], "completed", "{update}");
+    assert!(
+        last(&update)["form"]["items"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{update}"
+    );
+    let after = everything();
+    assert!(
+        after == before,
+        "changed: {:?}",
+        changed(&before.1, &after.1)
+    );
+
+    // An index that names no repository (an older build) is refused too,
+    // with the rebuild that fixes it.
+    sign_modified_index(&stable, |index| {
+        index.as_object_mut().unwrap().remove("repository");
+    });
+    let refresh = admin.run_steps("refresh", json!([]));
+    let row = &last(&refresh)["form"]["items"][0];
+    assert_eq!(row["outcome"], "failed", "{refresh}");
+    assert!(
+        row["result"]
+            .as_str()
+            .unwrap()
+            .contains("modman repo build --name stable"),
+        "{row}"
+    );
+    let after = everything();
+    assert!(
+        after == before,
+        "changed: {:?}",
+        changed(&before.1, &after.1)
+    );
+    let grown = rss_kib(modman.pid()).saturating_sub(memory);
+    assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
+}
+
+/// A signed index (a mirror's, say) naming a module's archive the library
+/// `share`: installing it would put `share/lua/5.4/mod_version.lua` where
+/// Prosody's loader looks for its own mod_version. Refused naming the
+/// file, and nothing is written.
+#[test]
+fn a_signed_library_named_share_installs_nothing() {
+    let prosody = Prosody::start();
+    let repository = Repository::start_with(|corpus| {
+        let module = corpus.join("mod_evil");
+        std::fs::create_dir_all(module.join("lua/5.4")).unwrap();
+        std::fs::write(module.join("mod_evil.lua"), "return {}").unwrap();
+        std::fs::write(
+            module.join("lua/5.4/mod_version.lua"),
+            "module:log('error', 'not Prosody')",
+        )
+        .unwrap();
+    });
+    sign_modified_index(&repository, |index| {
+        for module in index["modules"].as_array_mut().unwrap() {
+            if module["name"] == "evil" {
+                module["library"] = "share".into();
+            }
+        }
+    });
+    let config = prosody.path("modman.toml");
+    std::fs::write(
+        &config,
+        prosody.modman_config() + &repository.config_section(),
+    )
+    .unwrap();
+    let (ok, out, err) = support::cli(&["refresh"], &config);
+    assert!(ok, "{out}{err}");
+    let state = || {
+        (
+            snapshot(&prosody.modules_dir()),
+            std::fs::read(prosody.path("modman-state/installed.json")).ok(),
+            std::fs::read(prosody.path("modman.cfg.lua")).ok(),
+            prosody.loaded_modules(support::DOMAIN),
+        )
+    };
+    let before = state();
+    let (ok, _, err) = support::cli(&["install", "--yes", "evil"], &config);
+    assert!(
+        !ok && err.contains(
+            "`share/lua/5.4/mod_version.lua` is where Prosody's loader looks for every module's files"
+        ),
+        "{err}"
+    );
+    assert_eq!(state(), before);
 }
 
 /// modman's CPU time so far, user and system, in seconds.
@@ -1061,7 +1395,7 @@ fn a_flood_from_many_non_admins_neither_holds_up_an_admin_nor_fills_the_room() {
 }
 
 #[test]
-fn a_700_kb_readme_and_200_rows_of_3_kb_summaries_each_fit_one_reply() {
+fn the_longest_readme_and_200_of_the_longest_summaries_an_index_allows_each_fit_one_reply() {
     const STANZA: usize = 256 * 1024;
     let prosody = Prosody::start();
     let repository = Repository::start();
@@ -1069,11 +1403,22 @@ fn a_700_kb_readme_and_200_rows_of_3_kb_summaries_each_fit_one_reply() {
         .as_str()
         .unwrap()
         .to_owned();
-    let readme: String = (0..17_000)
-        .map(|i| format!("Line {i} of a README longer than any reply.\n"))
+    // As long as the index reader takes them: longer than one reply, a
+    // README in lines and a row in cells.
+    use modman::repo::index::limits;
+    let mut readme = String::new();
+    for i in 0.. {
+        let line = format!("Line {i} of a README longer than any reply.\n");
+        if readme.len() + line.len() > limits::DESCRIPTION {
+            break;
+        }
+        readme += &line;
+    }
+    let summary: String = "A summary that says a great deal. "
+        .repeat(limits::SUMMARY)
+        .chars()
+        .take(limits::SUMMARY)
         .collect();
-    assert!(readme.len() > 700_000);
-    let summary = "A summary that says a great deal. ".repeat(90);
     sign_modified_index(&repository, |index| {
         let template = index["modules"][0].clone();
         index["modules"][0]["description"] = readme.clone().into();

@@ -42,7 +42,7 @@ fn a_change_as_another_user_than_the_states_owner_is_refused_with_the_command_to
         let (ok, _, err) = cli(change, &config);
         assert!(
             !ok && err.contains("belongs to nobody")
-                && err.contains("sudo -u nobody modman")
+                && err.contains("runuser -u nobody -- modman")
                 && err.contains("nothing was changed"),
             "{change:?}: {err}"
         );

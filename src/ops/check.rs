@@ -83,6 +83,19 @@ impl Command for Check {
             "managed config",
             included(&prosody_cfg, &config.prosody.managed_config),
         );
+        if let Some(prosody) = prosody_account(&config.prosody.admin_socket) {
+            row(
+                "readable by prosody",
+                readable_by(
+                    &prosody,
+                    &[
+                        &config.prosody.config,
+                        &config.prosody.managed_config,
+                        &config.prosody.modules_dir,
+                    ],
+                ),
+            );
+        }
         match ctx.engine.live().await {
             Ok(mut live) => {
                 let hosts: Vec<&str> = live.hosts.iter().map(|h| h.name.as_str()).collect();
@@ -190,6 +203,61 @@ fn writable_dir(dir: &Path) -> Result<String, String> {
                 dir.display()
             )
         })
+}
+
+/// The account Prosody runs as, unless root (who reads everything): the
+/// owner of its admin socket, which Prosody creates as that user, or,
+/// while Prosody is stopped, of the directory that holds it (Prosody's
+/// data directory, which the package gives to its user).
+fn prosody_account(admin_socket: &Path) -> Option<crate::fsutil::Account> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = match std::fs::metadata(admin_socket) {
+        Ok(socket) => socket.uid(),
+        Err(_) => std::fs::metadata(admin_socket.parent()?).ok()?.uid(),
+    };
+    (owner != 0)
+        .then(|| crate::fsutil::Account::with_uid(owner))
+        .flatten()
+}
+
+/// Whether `account` can read each of `paths`. `check` may run as root,
+/// which reads everything, while Prosody, running as its own user, would
+/// not start on a config it cannot read, nor load from a directory it
+/// cannot enter: so this goes by owner, group and mode, as Prosody meets
+/// them.
+fn readable_by(account: &crate::fsutil::Account, paths: &[&Path]) -> Result<String, String> {
+    let refused: Vec<String> = paths
+        .iter()
+        .filter_map(|path| account.can_read(path).err().map(|e| (path, e)))
+        .map(|(path, e)| {
+            let what = match e.at.is_dir() {
+                true => "g+rx",
+                false => "g+r",
+            };
+            format!(
+                "the {user} user cannot read {} ({} is owned by uid {} gid {}, mode {:04o}); Prosody, running as {user}, fails on it: run `chgrp {user} {at} && chmod {what} {at}`",
+                path.display(),
+                e.at.display(),
+                e.uid,
+                e.gid,
+                e.mode,
+                user = account.name,
+                at = e.at.display(),
+            )
+        })
+        .collect();
+    match refused.is_empty() {
+        true => Ok(format!(
+            "the {} user can read {}",
+            account.name,
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        false => Err(refused.join("; ")),
+    }
 }
 
 /// Whether prosody.cfg.lua Includes `managed`, after every host section.

@@ -19,7 +19,9 @@ use crate::access::Actor;
 use crate::engine::change::Setting;
 use crate::engine::managed_config::{LuaValue, Scope};
 use crate::engine::ChangeSet;
-use crate::repo::options::{is_settable, module_options, ModuleOption, OptionKind};
+use crate::repo::options::{
+    is_secret_name, module_options, settable, CodeFrom, ModuleOption, OptionKind, Refusal,
+};
 
 /// Sets `options` of `module` on `hosts` (the whole server when empty).
 #[derive(Debug)]
@@ -87,6 +89,8 @@ impl Command for Configure {
     async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {
         let mut guard = ctx.engine.lock().await?;
         let documented = documented_options(ctx, &self.module)?;
+        let (_, code) = module_dir(ctx, &self.module)?;
+        let settable = |name: &str| settable(&self.module, code, name, &documented);
         let mut live = ctx.engine.live().await?;
         let scopes: Vec<Scope> = match self.hosts.is_empty() {
             true => vec![Scope::Global],
@@ -98,7 +102,7 @@ impl Command for Configure {
         };
         if self.options.is_empty() {
             let mut fields = Vec::new();
-            for option in &documented {
+            for option in documented.iter().filter(|o| settable(&o.name).is_ok()) {
                 let now = live.config_get(&scopes[0], &option.name).await?;
                 fields.push(field(option, &now));
             }
@@ -118,15 +122,9 @@ impl Command for Configure {
         let mut settings = Vec::new();
         let mut proposal = Proposal::new("Configure");
         for (name, given) in &self.options {
-            let option = documented.iter().find(|o| &o.name == name);
-            if !is_settable(name) {
-                return Err(OpError::bad_input(format!(
-                    "`{name}` is one of Prosody's own settings, which configure leaves to prosody.cfg.lua"
-                )));
-            }
-            let kind = option.map_or(OptionKind::Any, |o| o.kind);
-            let secret =
-                option.is_some_and(|o| o.secret) || crate::repo::options::is_secret_name(name);
+            let option = settable(name).map_err(|refusal| refused(&self.module, name, refusal))?;
+            let kind = option.kind;
+            let secret = option.secret || is_secret_name(name);
             let value = match given {
                 OptionInput::Unset => None,
                 OptionInput::Set(values) => Some(lua_value(name, kind, values)?),
@@ -221,28 +219,38 @@ impl Command for Configure {
     }
 }
 
+/// The error for an option `configure` will not set on `module`.
+fn refused(module: &str, name: &str, refusal: Refusal) -> OpError {
+    OpError::bad_input(match refusal {
+        Refusal::NotAName => format!("`{name}` is not an option name"),
+        Refusal::ProsodysOwn(own) => format!(
+            "`{name}` is Prosody's own setting (read by {}); configure only sets options of the module; edit prosody.cfg.lua by hand if you mean it",
+            own.read_by
+        ),
+        Refusal::NotTheModules { known } if known.is_empty() => format!(
+            "mod_{module} neither reads nor documents `{name}`, and has no option configure sets; set what it needs in prosody.cfg.lua"
+        ),
+        Refusal::NotTheModules { known } => format!(
+            "mod_{module} neither reads nor documents `{name}`; the options it reads: {}",
+            known.join(", ")
+        ),
+    })
+}
+
 /// The options `module` reads (its code, in modman's module directory or
 /// Prosody's own) and documents (its README, when a repository offers it).
 pub(super) fn documented_options(
     ctx: &Context,
     module: &str,
 ) -> Result<Vec<ModuleOption>, OpError> {
-    let dirs = [
-        ctx.engine.modules_dir(),
-        ctx.config.prosody.builtin_modules.as_path(),
-    ];
-    let Some(dir) = dirs.iter().find(|d| crate::prosody::has_module(d, module)) else {
-        return Err(OpError::not_found(format!(
-            "mod_{module} is neither installed nor one of Prosody's own; install it first"
-        )));
-    };
+    let (dir, _) = module_dir(ctx, module)?;
     let mut code = Vec::new();
     let mut budget = MAX_CODE;
     for candidate in crate::prosody::module_file_candidates(module) {
         let path = dir.join(&candidate);
         if path.is_file() {
             let folder = path.parent().unwrap_or(dir);
-            let files: Vec<_> = match folder == *dir {
+            let files: Vec<_> = match folder == dir {
                 true => vec![path],
                 false => lua_files(folder),
             };
@@ -265,6 +273,24 @@ pub(super) fn documented_options(
         .map(|(_, entry)| entry.description.clone())
         .unwrap_or_default();
     Ok(module_options(module, &code, &readme))
+}
+
+/// Where `module`'s code is: modman's module directory, else Prosody's.
+fn module_dir<'a>(ctx: &'a Context, module: &str) -> Result<(&'a Path, CodeFrom), OpError> {
+    [
+        (ctx.engine.modules_dir(), CodeFrom::Modman),
+        (
+            ctx.config.prosody.builtin_modules.as_path(),
+            CodeFrom::Prosody,
+        ),
+    ]
+    .into_iter()
+    .find(|(dir, _)| crate::prosody::has_module(dir, module))
+    .ok_or_else(|| {
+        OpError::not_found(format!(
+            "mod_{module} is neither installed nor one of Prosody's own; install it first"
+        ))
+    })
 }
 
 /// The `.lua` files of a module's directory, not following links.

@@ -46,31 +46,69 @@ pub fn is_option_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Names `configure` never sets: what decides who administers the
-/// server, which modules and code it loads, and the file structure.
-const RESERVED: &[&str] = &[
-    "admins",
-    "modules_enabled",
-    "modules_disabled",
-    "plugin_paths",
-    "installer_plugin_path",
-    "plugin_server",
-    "Include",
-    "include",
-    "Component",
-    "VirtualHost",
-    "component_secret",
-    "run_as_root",
-    "pidfile",
-    "admin_socket",
-    "data_path",
-    "log",
-];
+pub use prosody::{prosody_option, ProsodyOption, Versions};
 
-/// Whether `name` is one `configure` may set: an option name that is not
-/// one of Prosody's own structural or administrative settings.
+mod prosody;
+
+/// Whether `name` is one `configure` may ever set: an option name that
+/// is not a setting of Prosody's server (see [`prosody`]). Also what
+/// modman's managed config may hold, and what a README example may offer.
 pub fn is_settable(name: &str) -> bool {
-    is_option_name(name) && !RESERVED.contains(&name)
+    is_option_name(name) && prosody_option(name).is_none_or(|own| own.only_module.is_some())
+}
+
+/// Whose copy of a module's code its options were read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeFrom {
+    /// A copy modman installed, from a repository.
+    Modman,
+    /// The copy Prosody ships.
+    Prosody,
+}
+
+/// Why `configure` will not set an option of a module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a Lua identifier, so not an option.
+    NotAName,
+    /// Prosody itself reads it, and it is not the module's own (see
+    /// [`prosody`] for the rule and why).
+    ProsodysOwn(&'static ProsodyOption),
+    /// The module neither reads nor documents it.
+    NotTheModules {
+        /// The names the module reads or documents that can be set.
+        known: Vec<String>,
+    },
+}
+
+/// The option `name` of `module` (its code from `code`, its options
+/// `options`), if `configure` may set it: one the module reads or
+/// documents, and not a setting of Prosody's (see [`prosody`]). The one
+/// rule, for every front end and for the form `configure` shows.
+pub fn settable<'a>(
+    module: &str,
+    code: CodeFrom,
+    name: &str,
+    options: &'a [ModuleOption],
+) -> Result<&'a ModuleOption, Refusal> {
+    if !is_option_name(name) {
+        return Err(Refusal::NotAName);
+    }
+    if let Some(own) = prosody_option(name) {
+        if code == CodeFrom::Prosody || own.only_module != Some(module) {
+            return Err(Refusal::ProsodysOwn(own));
+        }
+    }
+    options
+        .iter()
+        .find(|o| o.name == name)
+        .ok_or_else(|| Refusal::NotTheModules {
+            known: options
+                .iter()
+                .filter(|o| settable(module, code, &o.name, std::slice::from_ref(o)).is_ok())
+                .map(|o| o.name.clone())
+                .collect(),
+        })
 }
 
 /// Whether an option's value is a secret, by its name: any `_`-separated
@@ -309,6 +347,68 @@ local access = module:get_option_set(module.name .. "_access", {});
         );
         // Documented in the README only: offered too.
         assert_eq!(by_name("http_upload_access").kind, OptionKind::List);
+    }
+
+    fn option(name: &str) -> ModuleOption {
+        ModuleOption {
+            name: name.to_owned(),
+            kind: OptionKind::Any,
+            default: None,
+            required: false,
+            secret: false,
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn configure_sets_the_modules_own_options_never_prosodys() {
+        use CodeFrom::{Modman, Prosody};
+        // A community auth module that reads Prosody's own settings too.
+        let read = ["authentication", "c2s_require_encryption", "auth_x_url"].map(option);
+        for name in ["authentication", "c2s_require_encryption"] {
+            let Err(Refusal::ProsodysOwn(own)) = settable("auth_x", Modman, name, &read) else {
+                panic!("{name}")
+            };
+            assert_eq!(own.name, name);
+            assert!(!is_settable(name));
+        }
+        assert_eq!(
+            settable("auth_x", Modman, "auth_x_url", &read)
+                .unwrap()
+                .name,
+            "auth_x_url"
+        );
+        // Not read: refused, naming what can be set.
+        assert_eq!(
+            settable("auth_x", Modman, "storage", &read),
+            Err(Refusal::ProsodysOwn(prosody_option("storage").unwrap()))
+        );
+        assert_eq!(
+            settable("auth_x", Modman, "auth_x_base", &read),
+            Err(Refusal::NotTheModules {
+                known: vec!["auth_x_url".to_owned()]
+            })
+        );
+        assert_eq!(
+            settable("auth_x", Modman, "os.exit", &read),
+            Err(Refusal::NotAName)
+        );
+        // Prosody 13 ships cloud_notify: the community copy modman
+        // installed sets its own options, on 0.12 and 13 alike; no other
+        // module does, nor Prosody's own copy.
+        let push = [option("push_max_devices")];
+        assert!(settable("cloud_notify", Modman, "push_max_devices", &push).is_ok());
+        assert!(settable("cloud_notify", Prosody, "push_max_devices", &push).is_err());
+        assert!(settable("other", Modman, "push_max_devices", &push).is_err());
+        let own = prosody_option("push_max_devices").unwrap();
+        assert_eq!(
+            (own.only_module, own.versions),
+            (Some("cloud_notify"), Versions::Only13)
+        );
+        // A name only 0.12 reads is refused on 13 too.
+        let old = prosody_option("deny_user_invites_by_roles").unwrap();
+        assert_eq!(old.versions, Versions::Only012);
+        assert!(settable("other", Modman, old.name, &[option(old.name)]).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod forms;
 pub mod notices;
 pub mod parser;
 pub mod probe;
+pub mod shutdown;
 pub mod stream;
 
 use minidom::rxml::NcName;
