@@ -68,6 +68,11 @@ pub enum Caller {
     /// or the occupant JID in a room that hides it), and the room it was
     /// said in.
     Other { sender: Jid, room: Option<BareJid> },
+    /// The server modman is a component of, or modman itself (its
+    /// keepalive pings come back through Prosody): never charged, or a
+    /// flood could cost modman the server's version answer, which its
+    /// compatibility checks need, after a reconnect.
+    Own,
     /// Nothing that gets an answer (room talk, a message without a body,
     /// a stanza without a sender): it costs nothing further.
     Unanswered,
@@ -80,6 +85,12 @@ impl Caller {
             return Caller::Unanswered;
         };
         let bare = from.to_bare();
+        let own_server = config
+            .server_host()
+            .is_some_and(|host| host.to_bare() == bare);
+        if own_server || bare == config.component.jid {
+            return Caller::Own;
+        }
         match Actor::admit(config, &bare) {
             Some(_) => Caller::Admin,
             None => Caller::Other {
@@ -102,7 +113,8 @@ impl Caller {
 /// Whether a stanza is served, and in which pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
-    Admin,
+    /// Served without charge: an admin, or modman's own server.
+    Uncharged,
     /// A non-admin within budget.
     Other,
     /// Not served: over budget, or nothing to answer.
@@ -130,7 +142,7 @@ impl Budget {
     /// each.
     pub fn admit(&self, caller: &Caller, now: Instant) -> Admission {
         let (sender, room) = match caller {
-            Caller::Admin => return Admission::Admin,
+            Caller::Admin | Caller::Own => return Admission::Uncharged,
             Caller::Unanswered => return Admission::Dropped,
             Caller::Other { sender, room } => (sender, room.as_ref()),
         };
@@ -311,18 +323,59 @@ mod tests {
         );
     }
 
+    /// modman's own server and modman itself are never charged: after a
+    /// flood has spent everyone's budget, the server's version answer
+    /// (needed for compatibility checks) and modman's keepalive still count.
+    #[test]
+    fn the_own_server_and_modman_itself_are_never_charged() {
+        let config = crate::config::Config::parse(
+            r#"
+admins = ["admin@example.org"]
+state_dir = "/var/lib/modman"
+[component]
+jid = "modman.example.org"
+server = "127.0.0.1:5347"
+secret = "s3cret"
+[prosody]
+config = "/etc/prosody/prosody.cfg.lua"
+modules_dir = "/var/lib/prosody/modman"
+managed_config = "/var/lib/prosody/modman.cfg.lua"
+admin_socket = "/var/lib/prosody/prosody.sock"
+"#,
+            std::path::Path::new("/"),
+        )
+        .unwrap();
+        let budget = Budget::default();
+        let now = Instant::now();
+        for i in 0..1_000 {
+            let flooder = jid(&format!("user{i}@evil.example"));
+            budget.admit(&Caller::of_sender(&config, Some(&flooder)), now);
+        }
+        assert_eq!(
+            budget.admit(&other("late@evil.example", None), now),
+            Admission::Dropped
+        );
+        for own in ["example.org", "modman.example.org", "modman.example.org/x"] {
+            let caller = Caller::of_sender(&config, Some(&jid(own)));
+            assert_eq!(caller, Caller::Own, "{own}");
+            assert_eq!(budget.admit(&caller, now), Admission::Uncharged, "{own}");
+        }
+        let sub = Caller::of_sender(&config, Some(&jid("evil.example.org")));
+        assert_ne!(sub, Caller::Own);
+    }
+
     #[test]
     fn admins_are_never_charged_and_silence_is_free() {
         let budget = Budget::default();
         let now = Instant::now();
         for _ in 0..10_000 {
-            assert_eq!(budget.admit(&Caller::Admin, now), Admission::Admin);
+            assert_eq!(budget.admit(&Caller::Admin, now), Admission::Uncharged);
         }
         assert_eq!(budget.admit(&Caller::Unanswered, now), Admission::Dropped);
         // Whatever non-admins spent, an admin is still served.
         let flood = other("a@evil.example", None);
         served(&budget, &flood, 1000, now);
-        assert_eq!(budget.admit(&Caller::Admin, now), Admission::Admin);
+        assert_eq!(budget.admit(&Caller::Admin, now), Admission::Uncharged);
     }
 
     #[test]

@@ -386,7 +386,7 @@ fn spawn_request(
     // non-admins never hold more than that of the places admins need.
     let others = match cost {
         budget::Admission::Dropped => return None,
-        budget::Admission::Admin => None,
+        budget::Admission::Uncharged => None,
         budget::Admission::Other => match app.others_in_flight.clone().try_acquire_owned() {
             Ok(place) => Some(place),
             Err(_) => {
@@ -516,7 +516,7 @@ impl App {
                 id,
                 payload: Some(payload),
                 ..
-            } if id == SERVER_VERSION_ID && from == server_host(&self.ctx.config) => {
+            } if id == SERVER_VERSION_ID && from == self.ctx.config.server_host() => {
                 match VersionResult::try_from(payload) {
                     Ok(version) => {
                         tracing::info!("the server runs {} {}", version.name, version.version);
@@ -528,7 +528,7 @@ impl App {
             }
             Iq::Error {
                 from, id, error, ..
-            } if id == SERVER_VERSION_ID && from == server_host(&self.ctx.config) => {
+            } if id == SERVER_VERSION_ID && from == self.ctx.config.server_host() => {
                 tracing::warn!(
                     "the server did not tell its version ({:?}); enable mod_version in Prosody so modman can check module compatibility",
                     error.defined_condition
@@ -803,18 +803,12 @@ fn server_version_query(config: &Config) -> Option<Iq> {
     Some(
         Iq::from_get(SERVER_VERSION_ID, VersionQuery)
             .with_from(Jid::from(config.component.jid.clone()))
-            .with_to(server_host(config)?),
+            .with_to(config.server_host()?),
     )
 }
 
 /// The Prosody host modman's component hangs under, which answers the
 /// version query.
-fn server_host(config: &Config) -> Option<Jid> {
-    let component = config.component.jid.domain().as_str();
-    let (_, host) = component.split_once('.')?;
-    host.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
