@@ -446,6 +446,7 @@ fn flood(rows: &mut Vec<Row>) {
         baseline_what: "the same list, no flood".into(),
         baseline: quiet["p50_ms"].as_f64().unwrap(),
         unit: "ms",
+        goal: Goal::None,
     });
 }
 

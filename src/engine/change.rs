@@ -700,11 +700,13 @@ impl Run<'_, '_> {
         self.begin(Begun::Files {
             transaction: id.clone(),
         })?;
+        let durable_with = ChangeJournal::durable_paths(&paths);
         let transaction = tokio::task::spawn_blocking(move || {
             let meta = Meta {
                 id,
                 actor: &actor,
                 operation,
+                durable_with,
             };
             transaction::apply(&paths, installed, meta, files, Backup::Keep, &faults)
         })

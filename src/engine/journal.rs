@@ -98,9 +98,9 @@ pub enum Begun {
 pub enum Durability {
     /// Synced before the step acts: it changes something at once.
     SyncNow,
-    /// The file transaction stages first and syncs the state directory's
-    /// file system once before it moves anything: that barrier makes this
-    /// line durable too, without a sync of its own.
+    /// The file transaction stages first and syncs once before it moves
+    /// anything: that barrier makes this line durable too
+    /// ([`ChangeJournal::durable_paths`]), without a sync of its own.
     AtTheFileBarrier,
 }
 
@@ -169,8 +169,15 @@ impl ChangeJournal {
         Ok(())
     }
 
-    /// Notes that everything written to the state directory so far is
-    /// durable: the file transaction's barrier synced its file system.
+    /// What makes the journal as written so far durable: the file and
+    /// its directory (for its entry, once new), for the file
+    /// transaction's barrier to sync with its own files.
+    pub fn durable_paths(paths: &Paths) -> Vec<std::path::PathBuf> {
+        vec![paths.state_dir.join(FILE), paths.state_dir.clone()]
+    }
+
+    /// Notes that the journal as written so far is durable: the file
+    /// transaction's barrier synced [`Self::durable_paths`].
     pub fn synced(&mut self) {
         self.entry_synced = true;
     }

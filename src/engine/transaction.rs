@@ -5,9 +5,9 @@
 //!    (same file system as the live directories, so renames are atomic;
 //!    Prosody never looks at dot-directories);
 //! 2. a journal with each module's record before and after is written,
-//!    and one `syncfs` makes the stage, the journal and the new state
-//!    durable together (an fsync per file cost more than the rest of a
-//!    small install);
+//!    and one barrier makes the stage, the journal and the new state
+//!    durable together ([`fsutil::sync_together`]: fsyncs issued at once,
+//!    one journal commit, instead of one after another);
 //! 3. each live `mod_x` is renamed to `.../old`, each new one into place;
 //! 4. `installed.json`, written before the barrier, is renamed in: the
 //!    commit point;
@@ -131,6 +131,11 @@ pub struct Meta<'a> {
     pub id: String,
     pub actor: &'a str,
     pub operation: &'a str,
+    /// Files and directories written before, which must be durable before
+    /// anything moves (the change journal's line naming this transaction):
+    /// made so by the transaction's one barrier, without syncs of their
+    /// own.
+    pub durable_with: Vec<std::path::PathBuf>,
 }
 
 /// Applies `changes` as one transaction over `installed` (the state as
@@ -213,8 +218,11 @@ pub(super) fn apply(
         let journal = fsutil::write_pending(&paths.journal, &journal)?;
         let state = after.pending(&paths.state_dir)?;
         // One barrier before anything moves: the staged files, this
-        // journal, the new state and the change journal's lines so far.
-        fsutil::sync_file_systems(&[&paths.modules_dir, &paths.state_dir])?;
+        // journal, the new state and what the caller wrote before.
+        let mut durable = fsutil::tree_paths(&stage)?;
+        durable.extend([journal.temp_path().to_owned(), state.temp_path().to_owned()]);
+        durable.extend(meta.durable_with);
+        fsutil::sync_together(&durable)?;
         journal.commit()?;
         Ok(state)
     })();
@@ -278,6 +286,7 @@ pub(super) fn unapply(
         id: transaction_id(),
         actor,
         operation: &transaction.operation,
+        durable_with: vec![],
     };
     apply(paths, installed, meta, restoring, Backup::Discard, faults)?;
     fsutil::remove_dir_if_present(&paths.backups.join(&transaction.id))
