@@ -39,3 +39,110 @@ fn three_servers_each_with_its_modman_meet_in_one_room() {
     let refused = admin.run_at(&fleet.member("b.test").component(), "list", json!([]));
     assert_eq!(refused["error"]["condition"], "forbidden", "{refused}");
 }
+
+/// The rows of a merged fleet table as (module, server, drift, outcome,
+/// failure), from the result form a fleet `list` answered.
+fn fleet_rows(run: &serde_json::Value) -> Vec<[String; 5]> {
+    let step = support::last(run);
+    assert_eq!(step["status"], "completed", "{run}");
+    step["form"]["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items: {run}"))
+        .iter()
+        .map(|item| {
+            ["module", "server", "drift", "outcome", "failure"]
+                .map(|var| item[var].as_str().unwrap_or_default().to_owned())
+        })
+        .collect()
+}
+
+/// `list` for the whole fleet answers one table of module × server: a
+/// module on a.test alone is marked as drift on every server that
+/// answered; c.test, which lists a.test as a peer but not a.test's admin
+/// among its own, refuses, and so does c.test to b.test, which it does not
+/// list as a peer; each refusal is that server's own failed row.
+#[test]
+fn fleet_list_merges_servers_marks_drift_and_each_server_trusts_its_own() {
+    let mut fleet = Fleet::start(3);
+    let module = support::corpus_module("mod_lastlog");
+    let into = fleet
+        .member("a.test")
+        .prosody
+        .modules_dir()
+        .join("mod_lastlog");
+    std::fs::create_dir_all(&into).unwrap();
+    for entry in std::fs::read_dir(&module).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), into.join(entry.file_name())).unwrap();
+    }
+    let peers = |list: &[&str]| {
+        let list: Vec<String> = list.iter().map(|d| format!("modman.{d}")).collect();
+        format!("\n[fleet]\npeers = {}\nanswer_seconds = 5\n", json!(list))
+    };
+    let configs = [
+        (
+            "a.test",
+            vec!["admin@a.test", "admin@b.test"],
+            peers(&["b.test", "c.test"]),
+        ),
+        (
+            "b.test",
+            vec!["admin@b.test", "admin@a.test"],
+            peers(&["a.test", "c.test"]),
+        ),
+        (
+            "c.test",
+            vec!["admin@c.test", "admin@b.test"],
+            peers(&["a.test"]),
+        ),
+    ];
+    for (domain, admins, extra) in &configs {
+        let config = fleet
+            .member(domain)
+            .modman_config(admins, &[], domain, extra);
+        fleet.start_modman(domain, &config);
+    }
+
+    let mut alice = fleet.client("admin@a.test");
+    let run = alice.run_at("modman.a.test", "list", json!([{"servers": ["fleet"]}]));
+    let rows = fleet_rows(&run);
+    let lastlog: Vec<_> = rows.iter().filter(|r| r[0] == "lastlog").collect();
+    assert_eq!(lastlog.len(), 2, "{rows:?}");
+    for (row, server) in lastlog.iter().zip(["a.test", "b.test"]) {
+        assert_eq!(
+            (row[1].as_str(), row[2].as_str(), row[3].as_str()),
+            (server, "differs", "ok")
+        );
+    }
+    let failed: Vec<_> = rows.iter().filter(|r| r[3] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{rows:?}");
+    assert_eq!(
+        (failed[0][1].as_str(), failed[0][4].as_str()),
+        ("c.test", "refused")
+    );
+
+    // b.test's admin asks b.test's modman for c.test: c.test does not list
+    // modman.b.test as a peer, so the relayed request is refused although
+    // admin@b.test is one of c.test's own admins.
+    let mut bob = fleet.client("admin@b.test");
+    let run = bob.run_at("modman.b.test", "list", json!([{"servers": ["c.test"]}]));
+    let rows = fleet_rows(&run);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (
+            rows[0][1].as_str(),
+            rows[0][3].as_str(),
+            rows[0][4].as_str()
+        ),
+        ("c.test", "failed", "refused")
+    );
+    let log = fleet.member("c.test").modman.as_ref().unwrap().log();
+    assert!(
+        log.contains("refused a command from modman.b.test"),
+        "{log}"
+    );
+
+    // Naming a server outside the fleet changes nothing and says so.
+    let run = alice.run_at("modman.a.test", "list", json!([{"servers": ["z.test"]}]));
+    assert_eq!(run["error"]["condition"], "bad-request", "{run}");
+}

@@ -22,6 +22,9 @@ use super::adhoc::{self, AdhocError, Sessions};
 use super::chat::{self, Chat, RoomAction};
 use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
+use super::fleet::relay::Relay;
+use super::fleet::request as fleet_request;
+use super::fleet::trust::{self, Admission, Refusal};
 use super::forms::{self, Rendering};
 use super::notices;
 use super::stream::{Connection, Incoming};
@@ -51,6 +54,8 @@ struct App {
     chat: Chat,
     in_flight: Arc<Semaphore>,
     clients: Clients,
+    /// Questions to peer modmans awaiting their answers.
+    relay: Relay,
 }
 
 /// What each requester's client shows, asked once per full JID with
@@ -162,6 +167,7 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
         chat: Chat::default(),
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         clients: Clients::default(),
+        relay: Relay::default(),
     });
     let component = &config.component;
     let mut retry = FIRST_RETRY;
@@ -268,6 +274,7 @@ async fn serve(
                         }
                     }
                     Stanza::Iq(iq) if app.clients.answered(&iq) => continue,
+                    Stanza::Iq(iq) if app.relay.answered(&iq) => continue,
                     request => match spawn_request(app, request, &replies) {
                         Some(busy) => busy,
                         None => continue,
@@ -455,8 +462,7 @@ impl App {
             tracing::debug!("dropped an IQ without a sender");
             return None;
         };
-        let actor = Actor::admit(&self.ctx.config, &from.to_bare());
-        let is_admin = actor.is_some();
+        let is_admin = Actor::admit(&self.ctx.config, &from.to_bare()).is_some();
         let result = match (is_set, payload.name(), payload.ns().as_str()) {
             (false, "query", ns::DISCO_INFO) => {
                 disco::info(payload.attr("node"), is_admin).map_err(|e| disco_error(e, payload.attr("node")))
@@ -467,13 +473,15 @@ impl App {
             }
             (false, "query", ns::VERSION) => Ok(disco::version()),
             (false, "ping", ns::PING) => return Some(reply_to(Iq::empty_result(from.clone(), id), to)),
-            (true, "command", NS_COMMANDS) => match &actor {
-                Some(actor) => self.command(actor, &from, &payload, replies).await,
-                None => {
-                    tracing::info!("refused a command from {from}: not an admin");
-                    Err(forbidden(&from))
+            (true, "command", NS_COMMANDS) => {
+                match trust::admit(&self.ctx.config, &from.to_bare(), &payload) {
+                    Ok(admission) => self.command(&admission, &from, &payload, replies).await,
+                    Err(refusal) => {
+                        tracing::info!("refused a command from {from}: {refusal}");
+                        Err(forbidden(&refusal))
+                    }
                 }
-            },
+            }
             _ => Err(StanzaError::new(
                 ErrorType::Cancel,
                 DefinedCondition::ServiceUnavailable,
@@ -495,12 +503,12 @@ impl App {
 
     async fn command(
         &self,
-        actor: &Actor,
+        admission: &Admission,
         from: &Jid,
         payload: &Element,
         replies: &mpsc::Sender<Stanza>,
     ) -> Result<Element, StanzaError> {
-        let request = CommandRequest::try_from(payload).map_err(|e| {
+        let mut request = CommandRequest::try_from(payload).map_err(|e| {
             let app_condition = match e {
                 RequestError::MalformedAction(_) => Some("malformed-action"),
                 RequestError::MissingNode => None,
@@ -515,8 +523,36 @@ impl App {
         let node = request.node.clone();
         let later_stage = request.session_id.is_some();
         let me = Jid::from(self.ctx.config.component.jid.clone());
-        let rendering = self.clients.rendering(&me, from, replies).await;
-        match adhoc::handle(&self.ctx, &self.sessions, actor, from, rendering, request).await {
+        // A peer reads the rows of the table it relays.
+        let (actor, rendering) = match admission {
+            Admission::Direct(actor) => (actor, self.clients.rendering(&me, from, replies).await),
+            Admission::Relayed(actor) => (actor, Rendering::Tables),
+        };
+        let across = match admission {
+            Admission::Direct(_) => fleet_request::take_servers(&mut request),
+            Admission::Relayed(_) => None,
+        };
+        let handled = match across {
+            None => adhoc::handle(&self.ctx, &self.sessions, actor, from, rendering, request).await,
+            Some(names) => match fleet_request::targets(&self.ctx, &names) {
+                Ok(targets) => {
+                    fleet_request::run(
+                        &self.ctx,
+                        &self.sessions,
+                        &self.relay,
+                        actor,
+                        from,
+                        rendering,
+                        request,
+                        targets,
+                        replies,
+                    )
+                    .await
+                }
+                Err(error) => Err(error.into()),
+            },
+        };
+        match handled {
             Ok(reply) => {
                 tracing::info!("{from} ran {node}: {:?}", reply.status);
                 if rendering == Rendering::FirstReplyOnly && later_stage {
@@ -574,15 +610,12 @@ fn reply_to(mut reply: Iq, request_to: Option<Jid>) -> Iq {
     reply
 }
 
-fn forbidden(from: &Jid) -> StanzaError {
+fn forbidden(refusal: &Refusal) -> StanzaError {
     StanzaError::new(
         ErrorType::Auth,
         DefinedCondition::Forbidden,
         "en",
-        format!(
-            "{} is not a modman admin; only the JIDs in `admins` of modman.toml may run commands",
-            from.to_bare()
-        ),
+        refusal.to_string(),
     )
 }
 
@@ -707,9 +740,7 @@ fn server_version_query(config: &Config) -> Option<Iq> {
 /// The Prosody host modman's component hangs under, which answers the
 /// version query.
 fn server_host(config: &Config) -> Option<Jid> {
-    let component = config.component.jid.domain().as_str();
-    let (_, host) = component.split_once('.')?;
-    host.parse().ok()
+    super::fleet::server_of(&config.component.jid).map(Jid::from)
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

@@ -1,0 +1,151 @@
+//! Asking peer modmans over s2s: each request is an XEP-0050 `execute`
+//! with the form filled in and the admin named ([`super::trust`]), sent
+//! through our own component stream; the answers are matched by id and
+//! sender, so nobody else can answer for a peer.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use minidom::Element;
+use tokio::sync::{mpsc, oneshot};
+use tokio_xmpp::Stanza;
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::{BareJid, Jid};
+
+/// Peers asked at once by one fleet request: a request to 100 servers
+/// keeps at most this many IQs in flight, and the answers are taken as
+/// they come.
+pub const CONCURRENCY: usize = 16;
+
+/// Our questions to peers awaiting an answer.
+#[derive(Default)]
+pub struct Relay {
+    /// IQ id -> (the peer asked, its waiter).
+    pending: Mutex<HashMap<String, (Jid, oneshot::Sender<Iq>)>>,
+}
+
+/// Why one peer's answer is missing from a fleet result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerFailure {
+    #[error("did not answer within {0} s (its server or the s2s link may be down)")]
+    Timeout(u64),
+    #[error("refused ({condition}): {text}")]
+    Refused { condition: String, text: String },
+    #[error("answered something modman cannot read: {0}")]
+    Unreadable(String),
+    #[error("could not be asked: the connection to Prosody is gone")]
+    NotSent,
+}
+
+impl PeerFailure {
+    /// The kind of failure, as a table cell: `timeout`, `refused`,
+    /// `unreadable` or `not-sent`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PeerFailure::Timeout(_) => "timeout",
+            PeerFailure::Refused { .. } => "refused",
+            PeerFailure::Unreadable(_) => "unreadable",
+            PeerFailure::NotSent => "not-sent",
+        }
+    }
+}
+
+impl Relay {
+    /// Takes `iq` if it answers one of our questions, from the peer that
+    /// was asked.
+    pub fn answered(&self, iq: &Iq) -> bool {
+        let (id, from) = match iq {
+            Iq::Result { id, from, .. } | Iq::Error { id, from, .. } => (id, from),
+            Iq::Get { .. } | Iq::Set { .. } => return false,
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match pending.get(id) {
+            Some((asked, _)) if from.as_ref() == Some(asked) => {}
+            _ => return false,
+        }
+        if let Some((_, waiter)) = pending.remove(id) {
+            let _ = waiter.send(iq.clone());
+        }
+        true
+    }
+
+    /// Sends `command` to `peer` and waits up to `within` for its
+    /// `<command/>` answer.
+    pub async fn ask(
+        &self,
+        me: &BareJid,
+        peer: &BareJid,
+        command: Element,
+        replies: &mpsc::Sender<Stanza>,
+        within: Duration,
+    ) -> Result<Element, PeerFailure> {
+        let id = format!("modman-fleet-{:032x}", rand::random::<u128>());
+        let to = Jid::from(peer.clone());
+        let (answered, answer) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), (to.clone(), answered));
+        let iq = Iq::Set {
+            from: Some(Jid::from(me.clone())),
+            to: Some(to),
+            id: id.clone(),
+            payload: command,
+        };
+        let outcome = match replies.send(iq.into()).await {
+            Err(_) => Err(PeerFailure::NotSent),
+            Ok(()) => match tokio::time::timeout(within, answer).await {
+                Ok(Ok(iq)) => read_answer(iq),
+                Ok(Err(_)) | Err(_) => Err(PeerFailure::Timeout(within.as_secs())),
+            },
+        };
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        outcome
+    }
+
+    /// Asks every peer in `peers` (at most [`CONCURRENCY`] at once) and
+    /// returns each one's answer as it came.
+    pub async fn gather(
+        &self,
+        me: &BareJid,
+        peers: Vec<BareJid>,
+        command: &Element,
+        replies: &mpsc::Sender<Stanza>,
+        within: Duration,
+    ) -> Vec<(BareJid, Result<Element, PeerFailure>)> {
+        stream::iter(peers)
+            .map(|peer| async move {
+                let answer = self.ask(me, &peer, command.clone(), replies, within).await;
+                (peer, answer)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await
+    }
+}
+
+/// The `<command/>` of a peer's answer, or why there is none.
+fn read_answer(iq: Iq) -> Result<Element, PeerFailure> {
+    match iq {
+        Iq::Result {
+            payload: Some(payload),
+            ..
+        } if payload.is("command", crate::xmpp::command::NS) => Ok(payload),
+        Iq::Result { .. } => Err(PeerFailure::Unreadable("a result without a command".into())),
+        Iq::Error { error, .. } => Err(PeerFailure::Refused {
+            condition: format!("{:?}", error.defined_condition),
+            text: error
+                .texts
+                .values()
+                .next()
+                .map(|t| crate::text::one_line(t).chars().take(300).collect())
+                .unwrap_or_default(),
+        }),
+        Iq::Get { .. } | Iq::Set { .. } => Err(PeerFailure::Unreadable("a request".into())),
+    }
+}

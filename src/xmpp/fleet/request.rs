@@ -1,0 +1,182 @@
+//! One request for several servers: read which servers from the
+//! [`SERVERS_FIELD`], run it here and relay it to the peers named, and
+//! answer with the merged table. Only `list` goes across servers so far:
+//! it reads and changes nothing anywhere.
+
+use minidom::Element;
+use tokio::sync::mpsc;
+use tokio_xmpp::Stanza;
+use xmpp_parsers::jid::{BareJid, Jid};
+
+use super::merge::{self, Row};
+use super::relay::{PeerFailure, Relay};
+use super::{server_of, trust, SERVERS_FIELD, WHOLE_FLEET};
+use crate::access::Actor;
+use crate::ops::{Context, OpError};
+use crate::xmpp::adhoc::{self, AdhocError, Sessions};
+use crate::xmpp::command::{CommandReply, CommandRequest, Status, NS, NS_DATA};
+use crate::xmpp::forms::{self, Rendering};
+
+/// The operation that may go across servers.
+const ACROSS: &str = "list";
+
+/// The servers one request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Targets {
+    /// This server itself.
+    pub here: bool,
+    /// Peer modmans, by component JID.
+    pub peers: Vec<BareJid>,
+}
+
+/// Takes the [`SERVERS_FIELD`] out of `request`'s form: the servers it
+/// names, or `None` when it names none (a request for this server only).
+pub fn take_servers(request: &mut CommandRequest) -> Option<Vec<String>> {
+    let form = request.form.as_ref()?;
+    let is_servers = |c: &Element| c.is("field", NS_DATA) && c.attr("var") == Some(SERVERS_FIELD);
+    let names: Vec<String> = form
+        .children()
+        .filter(|c| is_servers(c))
+        .flat_map(|field| field.children().filter(|v| v.is("value", NS_DATA)))
+        .flat_map(|value| {
+            value
+                .text()
+                .split([',', ' ', '\n'])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut rest = Element::builder("x", NS_DATA)
+        .attr(
+            crate::xmpp::name("type"),
+            form.attr("type").unwrap_or("submit"),
+        )
+        .build();
+    for child in form.children().filter(|c| !is_servers(c)) {
+        rest.append_child(child.clone());
+    }
+    request.form = Some(rest);
+    (!names.is_empty()).then_some(names)
+}
+
+/// The servers `names` stand for, with this modman's peers: a server's
+/// domain or [`WHOLE_FLEET`].
+pub fn targets(ctx: &Context, names: &[String]) -> Result<Targets, OpError> {
+    let config = &ctx.config;
+    let here = server_of(&config.component.jid);
+    if names.iter().any(|n| n == WHOLE_FLEET) {
+        return Ok(Targets {
+            here: true,
+            peers: config.fleet.peers.iter().cloned().collect(),
+        });
+    }
+    let mut targets = Targets {
+        here: false,
+        peers: vec![],
+    };
+    for name in names {
+        let peer = config
+            .fleet
+            .peers
+            .iter()
+            .find(|p| server_of(p).is_some_and(|s| s.as_str() == name));
+        match peer {
+            Some(peer) if !targets.peers.contains(peer) => targets.peers.push(peer.clone()),
+            Some(_) => {}
+            None if here.as_ref().is_some_and(|h| h.as_str() == name) => targets.here = true,
+            None => {
+                let known: Vec<String> = here
+                    .iter()
+                    .chain(
+                        config
+                            .fleet
+                            .peers
+                            .iter()
+                            .filter_map(server_of)
+                            .collect::<Vec<_>>()
+                            .iter(),
+                    )
+                    .map(ToString::to_string)
+                    .collect();
+                return Err(OpError::bad_input(format!(
+                        "`{}` is not a server of this fleet; name one of {} or `{WHOLE_FLEET}` (the peers are `[fleet] peers` in modman.toml)",
+                        name.chars().take(64).collect::<String>(),
+                        known.join(", ")
+                    )));
+            }
+        }
+    }
+    Ok(targets)
+}
+
+/// Runs `request` on `targets` for `actor` and answers with the merged
+/// table, rendered for the requester's client. Here it goes through the
+/// requester's own session, if any (the form shown, then submitted); a
+/// peer gets the submitted form in one `execute`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    ctx: &Context,
+    sessions: &Sessions,
+    relay: &Relay,
+    actor: &Actor,
+    from: &Jid,
+    rendering: Rendering,
+    request: CommandRequest,
+    targets: Targets,
+    replies: &mpsc::Sender<Stanza>,
+) -> Result<CommandReply, AdhocError> {
+    if request.node != ACROSS {
+        return Err(OpError::bad_input(format!("only `{ACROSS}` runs across servers; nothing was run. Leave the `{SERVERS_FIELD}` field empty to run `{}` on this server", request.node.chars().take(64).collect::<String>()))
+        .into());
+    }
+    let Some(admin) = actor.jid() else {
+        return Err(OpError::bad_input("only an admin over XMPP can ask other servers").into());
+    };
+    let config = &ctx.config;
+    let mut relayed = Element::builder("command", NS)
+        .attr(crate::xmpp::name("node"), ACROSS)
+        .attr(crate::xmpp::name("action"), "execute")
+        .build();
+    if let Some(form) = &request.form {
+        relayed.append_child(form.clone());
+    }
+    relayed.append_child(trust::relayed_for(admin));
+    let peers = relay.gather(
+        &config.component.jid,
+        targets.peers,
+        &relayed,
+        replies,
+        config.fleet.answer_within,
+    );
+    let here = async {
+        if !targets.here {
+            return None;
+        }
+        let reply = adhoc::handle(ctx, sessions, actor, from, Rendering::Tables, request).await;
+        Some(reply.map(Element::from))
+    };
+    let (peers, here) = futures::join!(peers, here);
+    let name = |jid: &BareJid| server_of(jid).map_or_else(|| jid.to_string(), |s| s.to_string());
+    let mut answers: Vec<(String, Result<Vec<Row>, PeerFailure>)> = Vec::new();
+    if let Some(reply) = here {
+        answers.push((name(&config.component.jid), merge::rows_of(&reply?)));
+    }
+    for (peer, answer) in peers {
+        answers.push((name(&peer), answer.and_then(|c| merge::rows_of(&c))));
+    }
+    answers.sort_by(|a, b| a.0.cmp(&b.0));
+    let table = merge::merge(&answers);
+    let form = match rendering {
+        Rendering::Tables => forms::table_form(&table),
+        Rendering::SingleItem | Rendering::FirstReplyOnly => forms::table_text_form(&table),
+    };
+    Ok(CommandReply {
+        node: ACROSS.to_owned(),
+        session_id: format!("{:032x}", rand::random::<u128>()),
+        status: Status::Completed,
+        actions: vec![],
+        notes: vec![table.note.clone()],
+        form: Some(form),
+    })
+}
