@@ -289,10 +289,12 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String
         (Err(e), ops::Access::Change) => return Err(format!("{e}; nothing was changed")),
     };
     let ctx = open_config(config, opening)?;
-    let response = op
-        .run(&ctx, &actor, &input)
-        .await
-        .map_err(|e| e.to_string())?;
+    let running = op.run(&ctx, &actor, &input);
+    let response = match op.spec().access {
+        ops::Access::Change => finish_on_stop(&ctx, running).await?,
+        ops::Access::Read => running.await,
+    }
+    .map_err(|e| e.to_string())?;
     out!("{}", modman::text::render(&response));
     // A table of checks with a failed row is a failed command.
     match &response {
@@ -309,6 +311,34 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String
             Err(table.note.clone())
         }
         _ => Ok(()),
+    }
+}
+
+/// Runs a changing operation so that SIGINT or SIGTERM never cuts a change
+/// in half: one that came before the change began ends the command with
+/// nothing changed; one that comes while it runs is noted, and the change
+/// finishes (or is undone) and is reported as usual.
+async fn finish_on_stop<T>(
+    ctx: &Context,
+    running: impl std::future::Future<Output = T>,
+) -> Result<T, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
+    let (mut interrupt, mut terminate) = (
+        listen(SignalKind::interrupt())?,
+        listen(SignalKind::terminate())?,
+    );
+    let mut running = std::pin::pin!(running);
+    loop {
+        tokio::select! {
+            done = &mut running => return Ok(done),
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if !ctx.engine.changing() {
+            return Err("interrupted before any change began; nothing was changed".into());
+        }
+        tracing::warn!("a change is under way: it finishes first, then modman exits");
     }
 }
 

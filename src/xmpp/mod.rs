@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod forms;
 pub mod notices;
 pub mod probe;
+pub mod shutdown;
 pub mod stream;
 
 use minidom::rxml::NcName;

@@ -423,7 +423,20 @@ impl Modman {
     /// [`Modman::start`] with another build of modman, such as the
     /// installed package's.
     pub fn start_binary(prosody: &Prosody, config: &str, binary: &Program) -> Modman {
-        let modman = Modman::spawn(prosody, config, binary.command(), |command| command);
+        Modman::start_with_env(prosody, config, binary, &[])
+    }
+
+    /// [`Modman::start_binary`] with more environment, such as the
+    /// debug build's `MODMAN_PAUSE_AT` and `MODMAN_PAUSE_FILE`.
+    pub fn start_with_env(
+        prosody: &Prosody,
+        config: &str,
+        binary: &Program,
+        env: &[(&str, &OsStr)],
+    ) -> Modman {
+        let mut command = binary.command();
+        command.envs(env.iter().copied());
+        let modman = Modman::spawn(prosody, config, command, |command| command);
         let mut probe = Client::connect(prosody, USER);
         probe.wait_until_component_answers();
         modman
@@ -461,6 +474,21 @@ impl Modman {
     /// modman's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`...) without waiting.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits until modman has exited; returns its exit status.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        wait_for("modman to exit", || self.child.try_wait().unwrap())
     }
 
     /// Sends SIGTERM and waits; returns whether modman exited successfully.
@@ -635,6 +663,12 @@ impl Client {
             json!({"present": true}),
             "{nick} never joined {room}"
         );
+    }
+
+    /// Waits until `nick` has left `room`.
+    pub fn wait_for_departure(&mut self, room: &str, nick: &str) {
+        let answer = self.request(json!({"op": "absent", "room": room, "nick": nick}));
+        assert_eq!(answer, json!({"absent": true}), "{nick} never left {room}");
     }
 
     /// disco#info until it is a result: modman is connected and serving.
