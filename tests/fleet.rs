@@ -146,3 +146,53 @@ fn fleet_list_merges_servers_marks_drift_and_each_server_trusts_its_own() {
     let run = alice.run_at("modman.a.test", "list", json!([{"servers": ["z.test"]}]));
     assert_eq!(run["error"]["condition"], "bad-request", "{run}");
 }
+
+/// A server that is down is a failed row of its own, `unreachable`, and
+/// the servers that answered are all there (a module on one server gives
+/// a row on each).
+#[test]
+fn a_server_that_is_down_is_its_own_failed_row() {
+    let mut fleet = Fleet::start(3);
+    let peers = |list: &[&str]| {
+        let list: Vec<String> = list.iter().map(|d| format!("modman.{d}")).collect();
+        format!("\n[fleet]\npeers = {}\n", json!(list))
+    };
+    for (domain, peers) in [
+        ("a.test", peers(&["b.test", "c.test"])),
+        ("b.test", peers(&["a.test"])),
+        ("c.test", peers(&["a.test"])),
+    ] {
+        let config = fleet
+            .member(domain)
+            .modman_config(&["admin@a.test"], &[], domain, &peers);
+        fleet.start_modman(domain, &config);
+    }
+    let mut alice = fleet.client("admin@a.test");
+    let servers = |run: &serde_json::Value| {
+        let rows = fleet_rows(run);
+        let mut servers: Vec<(String, String, String)> = rows
+            .into_iter()
+            .map(|[_, server, _, outcome, failure]| (server, outcome, failure))
+            .collect();
+        servers.dedup();
+        servers
+    };
+    let ok = |server: &str| (server.to_owned(), "ok".to_owned(), String::new());
+    fleet.place_module("a.test", "mod_lastlog");
+    let all = alice.run_at("modman.a.test", "list", json!([{"servers": ["fleet"]}]));
+    let seen = servers(&all);
+    assert_eq!(seen, [ok("a.test"), ok("b.test"), ok("c.test")]);
+
+    fleet.stop_server("c.test");
+    let run = alice.run_at("modman.a.test", "list", json!([{"servers": ["fleet"]}]));
+    let down = (
+        "c.test".to_owned(),
+        "failed".to_owned(),
+        "unreachable".to_owned(),
+    );
+    let seen = servers(&run);
+    assert!(seen.contains(&down), "{seen:?}");
+    for server in ["a.test", "b.test"] {
+        assert!(seen.contains(&ok(server)), "{seen:?}");
+    }
+}

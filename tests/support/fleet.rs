@@ -221,6 +221,24 @@ impl Fleet {
             .unwrap_or_else(|| panic!("no server {domain} in the fleet"))
     }
 
+    /// Copies module `name` of the Debian corpus into `domain`'s module
+    /// directory by hand, as an admin would without modman.
+    pub fn place_module(&self, domain: &str, name: &str) {
+        let from = super::corpus_module(name);
+        let into = self.member(domain).prosody.modules_dir().join(name);
+        std::fs::create_dir_all(&into).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), into.join(entry.file_name())).unwrap();
+        }
+    }
+
+    /// Kills `domain`'s Prosody (SIGKILL): its server is gone from the
+    /// fleet, with no goodbye to anyone.
+    pub fn stop_server(&mut self, domain: &str) {
+        self.member_mut(domain).prosody.stop();
+    }
+
     /// Starts modman on `domain` with `config` and waits until it answers
     /// disco#info through its Prosody.
     pub fn start_modman(&mut self, domain: &str, config: &str) {

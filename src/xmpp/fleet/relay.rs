@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_xmpp::Stanza;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::stanza_error::DefinedCondition;
 
 /// Peers asked at once by one fleet request: a request to 100 servers
 /// keeps at most this many IQs in flight, and the answers are taken as
@@ -33,6 +34,8 @@ pub enum PeerFailure {
     Timeout(u64),
     #[error("refused ({condition}): {text}")]
     Refused { condition: String, text: String },
+    #[error("could not be reached ({condition}): its server, its modman or the s2s link is down")]
+    Unreachable { condition: String },
     #[error("answered something modman cannot read: {0}")]
     Unreadable(String),
     #[error("could not be asked: the connection to Prosody is gone")]
@@ -46,6 +49,7 @@ impl PeerFailure {
         match self {
             PeerFailure::Timeout(_) => "timeout",
             PeerFailure::Refused { .. } => "refused",
+            PeerFailure::Unreachable { .. } => "unreachable",
             PeerFailure::Unreadable(_) => "unreadable",
             PeerFailure::NotSent => "not-sent",
         }
@@ -137,6 +141,20 @@ fn read_answer(iq: Iq) -> Result<Element, PeerFailure> {
             ..
         } if payload.is("command", crate::xmpp::command::NS) => Ok(payload),
         Iq::Result { .. } => Err(PeerFailure::Unreadable("a result without a command".into())),
+        // Said by a server on the way, not by the peer: its server or
+        // its modman is not there.
+        Iq::Error { error, .. }
+            if matches!(
+                error.defined_condition,
+                DefinedCondition::RemoteServerNotFound
+                    | DefinedCondition::RemoteServerTimeout
+                    | DefinedCondition::ServiceUnavailable
+            ) =>
+        {
+            Err(PeerFailure::Unreachable {
+                condition: format!("{:?}", error.defined_condition),
+            })
+        }
         Iq::Error { error, .. } => Err(PeerFailure::Refused {
             condition: format!("{:?}", error.defined_condition),
             text: error
