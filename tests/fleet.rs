@@ -35,6 +35,13 @@ fn three_servers_each_with_its_modman_meet_in_one_room() {
     for domain in ["a.test", "b.test", "c.test"] {
         admin.wait_for_occupant(ROOM, domain);
     }
+    // Without peers, the form of `list` has no servers field.
+    let shown = admin.run_at(&fleet.member("a.test").component(), "list", json!([]));
+    let fields = &support::last(&shown)["form"]["fields"];
+    assert!(
+        !fields.as_array().unwrap().contains(&json!("servers")),
+        "{shown}"
+    );
     // An admin of a.test is no admin of b.test: its modman refuses her.
     let refused = admin.run_at(&fleet.member("b.test").component(), "list", json!([]));
     assert_eq!(refused["error"]["condition"], "forbidden", "{refused}");
@@ -104,6 +111,16 @@ fn fleet_list_merges_servers_marks_drift_and_each_server_trusts_its_own() {
     }
 
     let mut alice = fleet.client("admin@a.test");
+    // With peers, the form of `list` offers the servers to ask.
+    let shown = alice.run_at("modman.a.test", "list", json!([]));
+    let form = &support::last(&shown)["form"];
+    assert!(
+        form["fields"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("servers")),
+        "{shown}"
+    );
     let run = alice.run_at("modman.a.test", "list", json!([{"servers": ["fleet"]}]));
     let rows = fleet_rows(&run);
     let lastlog: Vec<_> = rows.iter().filter(|r| r[0] == "lastlog").collect();

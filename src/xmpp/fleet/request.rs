@@ -29,6 +29,29 @@ pub struct Targets {
     pub peers: Vec<BareJid>,
 }
 
+/// The [`SERVERS_FIELD`] of `node`'s parameters form, when this modman
+/// has peers and `node` can go across servers (as ejabberd's node field
+/// picks a cluster node): left empty, the request is for this server.
+pub fn servers_field(ctx: &Context, node: &str) -> Option<Element> {
+    let config = &ctx.config;
+    if node != ACROSS || config.fleet.peers.is_empty() {
+        return None;
+    }
+    let mut field = forms::field_element(
+        SERVERS_FIELD,
+        "list-multi",
+        "Servers (none: this server; fleet: all)",
+    );
+    field.append_child(forms::option_element(WHOLE_FLEET, "the whole fleet"));
+    let servers = server_of(&config.component.jid)
+        .into_iter()
+        .chain(config.fleet.peers.iter().filter_map(server_of));
+    for server in servers {
+        field.append_child(forms::option_element(server.as_str(), server.as_str()));
+    }
+    Some(field)
+}
+
 /// Takes the [`SERVERS_FIELD`] out of `request`'s form: the servers it
 /// names, or `None` when it names none (a request for this server only).
 pub fn take_servers(request: &mut CommandRequest) -> Option<Vec<String>> {
