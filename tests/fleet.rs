@@ -159,6 +159,16 @@ fn fleet_list_merges_servers_marks_drift_and_each_server_trusts_its_own() {
         "{log}"
     );
 
+    // The same in a direct chat: one text answer, a line per module and
+    // server, c.test's refusal on a line of its own.
+    let text = alice.chat("modman.a.test", "fleet: list");
+    let lastlog = text.lines().filter(|l| l.starts_with("lastlog ")).count();
+    assert_eq!(lastlog, 2, "{text}");
+    let refused = text
+        .lines()
+        .filter(|l| l.contains("c.test") && l.contains("refused"));
+    assert_eq!(refused.count(), 1, "{text}");
+
     // Naming a server outside the fleet changes nothing and says so.
     let run = alice.run_at("modman.a.test", "list", json!([{"servers": ["z.test"]}]));
     assert_eq!(run["error"]["condition"], "bad-request", "{run}");

@@ -22,6 +22,7 @@ use xmpp_parsers::muc::user::{MucUser, Status};
 use xmpp_parsers::muc::{muc::History, Muc};
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 
+use super::fleet;
 use super::shutdown::Refused;
 use crate::access::Actor;
 use crate::config::Config;
@@ -233,6 +234,7 @@ impl Chat {
     pub async fn reply(
         &self,
         ctx: &Context,
+        link: fleet::chat::Link<'_>,
         conversation: &str,
         sender: &BareJid,
         text: &str,
@@ -246,6 +248,9 @@ impl Chat {
         let Some(_running) = self.start(&actor.to_string()) else {
             return format!("Busy: you have {MAX_RUNNING_PER_SENDER} commands running; send this again when one has answered.");
         };
+        if let Some((servers, line)) = fleet::chat::addressed(&ctx.config, text) {
+            return fleet::chat::reply(ctx, link, actor, &servers, line).await;
+        }
         match parse_line(text) {
             Err(explanation) => explanation,
             Ok(Line::Help) => help(),
@@ -399,7 +404,12 @@ impl Chat {
     }
 
     /// The reply to a room or direct message, if it deserves one.
-    pub async fn on_message(&self, ctx: &Context, message: &Message) -> Option<Message> {
+    pub async fn on_message(
+        &self,
+        ctx: &Context,
+        link: fleet::chat::Link<'_>,
+        message: &Message,
+    ) -> Option<Message> {
         let config = &ctx.config;
         let asked = asked(config, message)?;
         let text = match &asked {
@@ -431,11 +441,13 @@ impl Chat {
                         if !addressed && !self.is_waiting(&conversation) {
                             return None;
                         }
-                        self.reply(ctx, &conversation, &jid, text).await
+                        self.reply(ctx, link, &conversation, &jid, text).await
                     }
                 }
             }
-            Asked::Direct { sender, text } => self.reply(ctx, sender.as_str(), sender, text).await,
+            Asked::Direct { sender, text } => {
+                self.reply(ctx, link, sender.as_str(), sender, text).await
+            }
         };
         Some(answer(&asked, message, text))
     }

@@ -23,6 +23,7 @@ use super::adhoc::{self, AdhocError, Sessions};
 use super::chat::{self, Chat, RoomAction};
 use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
+use super::fleet::chat as fleet_chat;
 use super::fleet::relay::Relay;
 use super::fleet::request as fleet_request;
 use super::fleet::trust::{self, Refusal};
@@ -387,7 +388,14 @@ fn spawn_request(
             Stanza::Iq(iq) => app.handle_iq(iq, &replies).await.map(Stanza::from),
             Stanza::Message(message) => app
                 .chat
-                .on_message(&app.ctx, &message)
+                .on_message(
+                    &app.ctx,
+                    fleet_chat::Link {
+                        relay: &app.relay,
+                        replies: &replies,
+                    },
+                    &message,
+                )
                 .await
                 .map(Stanza::from),
             Stanza::Presence(_) => None,

@@ -70,6 +70,22 @@ pub fn rows_of(command: &Element) -> Result<Vec<Row>, PeerFailure> {
     Ok(rows)
 }
 
+/// The rows of a table this server's own operation answered.
+pub fn rows_of_table(table: &Table) -> Vec<Row> {
+    table
+        .rows
+        .iter()
+        .map(|row| {
+            table
+                .columns
+                .iter()
+                .zip(row)
+                .map(|((var, _), cell)| ((*var).to_owned(), cell.clone()))
+                .collect()
+        })
+        .collect()
+}
+
 /// The merged table: for each module any server lists, one row per server
 /// that answered, marked [`Drift::Differs`] when the installed versions
 /// differ; then one failed row per server without an answer.
@@ -137,9 +153,10 @@ pub fn merge(answers: &[(String, Result<Vec<Row>, PeerFailure>)]) -> Table {
         }
     }
     let mut note = format!(
-        "{} of {} servers answered; {drifting} modules differ across them.",
+        "{} of {} servers answered; {drifting} of {} modules differ across them.",
         answered.len(),
-        answers.len()
+        answers.len(),
+        modules.len()
     );
     if !failed.is_empty() {
         note += &format!(

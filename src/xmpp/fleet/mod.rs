@@ -5,6 +5,7 @@
 //! per server and never know about peers; the peers check the admin who
 //! asked against their own `admins` ([`trust`]).
 
+pub mod chat;
 pub mod merge;
 pub mod relay;
 pub mod request;

@@ -12,13 +12,13 @@ use super::merge::{self, Row};
 use super::relay::{PeerFailure, Relay};
 use super::{server_of, trust, SERVERS_FIELD, WHOLE_FLEET};
 use crate::access::Actor;
-use crate::ops::{Context, OpError};
+use crate::ops::{Context, OpError, Table};
 use crate::xmpp::adhoc::{self, AdhocError, Sessions};
 use crate::xmpp::command::{CommandReply, CommandRequest, Status, NS, NS_DATA};
 use crate::xmpp::forms::{self, Rendering};
 
 /// The operation that may go across servers.
-const ACROSS: &str = "list";
+pub const ACROSS: &str = "list";
 
 /// The servers one request is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +133,47 @@ pub fn targets(ctx: &Context, names: &[String]) -> Result<Targets, OpError> {
     Ok(targets)
 }
 
+/// Asks `peers` for `list` with `form` on behalf of `admin` while `here`
+/// runs it on this server (`None` when this server is not asked), and
+/// merges every answer, sorted by server, into one table.
+pub async fn across<E>(
+    ctx: &Context,
+    relay: &Relay,
+    replies: &mpsc::Sender<Stanza>,
+    admin: &BareJid,
+    form: Option<Element>,
+    peers: Vec<BareJid>,
+    here: impl std::future::Future<Output = Result<Option<Result<Vec<Row>, PeerFailure>>, E>>,
+) -> Result<Table, E> {
+    let config = &ctx.config;
+    let mut relayed = Element::builder("command", NS)
+        .attr(crate::xmpp::name("node"), ACROSS)
+        .attr(crate::xmpp::name("action"), "execute")
+        .build();
+    if let Some(form) = form {
+        relayed.append_child(form);
+    }
+    relayed.append_child(trust::relayed_for(admin));
+    let peers = relay.gather(
+        &config.component.jid,
+        peers,
+        &relayed,
+        replies,
+        config.fleet.answer_within,
+    );
+    let (peers, here) = futures::join!(peers, here);
+    let name = |jid: &BareJid| server_of(jid).map_or_else(|| jid.to_string(), |s| s.to_string());
+    let mut answers: Vec<(String, Result<Vec<Row>, PeerFailure>)> = Vec::new();
+    if let Some(rows) = here? {
+        answers.push((name(&config.component.jid), rows));
+    }
+    for (peer, answer) in peers {
+        answers.push((name(&peer), answer.and_then(|c| merge::rows_of(&c))));
+    }
+    answers.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(merge::merge(&answers))
+}
+
 /// Runs `request` on `targets` for `actor` and answers with the merged
 /// table, rendered for the requester's client. Here it goes through the
 /// requester's own session, if any (the form shown, then submitted); a
@@ -156,40 +197,31 @@ pub async fn run(
     let Some(admin) = actor.jid() else {
         return Err(OpError::bad_input("only an admin over XMPP can ask other servers").into());
     };
-    let config = &ctx.config;
-    let mut relayed = Element::builder("command", NS)
-        .attr(crate::xmpp::name("node"), ACROSS)
-        .attr(crate::xmpp::name("action"), "execute")
-        .build();
-    if let Some(form) = &request.form {
-        relayed.append_child(form.clone());
-    }
-    relayed.append_child(trust::relayed_for(admin));
-    let peers = relay.gather(
-        &config.component.jid,
-        targets.peers,
-        &relayed,
-        replies,
-        config.fleet.answer_within,
-    );
     let here = async {
         if !targets.here {
-            return None;
+            return Ok(None);
         }
-        let reply = adhoc::handle(ctx, sessions, actor, from, Rendering::Tables, request).await;
-        Some(reply.map(Element::from))
+        let reply = adhoc::handle(
+            ctx,
+            sessions,
+            actor,
+            from,
+            Rendering::Tables,
+            request.clone(),
+        );
+        let reply = Element::from(reply.await?);
+        Ok::<_, AdhocError>(Some(merge::rows_of(&reply)))
     };
-    let (peers, here) = futures::join!(peers, here);
-    let name = |jid: &BareJid| server_of(jid).map_or_else(|| jid.to_string(), |s| s.to_string());
-    let mut answers: Vec<(String, Result<Vec<Row>, PeerFailure>)> = Vec::new();
-    if let Some(reply) = here {
-        answers.push((name(&config.component.jid), merge::rows_of(&reply?)));
-    }
-    for (peer, answer) in peers {
-        answers.push((name(&peer), answer.and_then(|c| merge::rows_of(&c))));
-    }
-    answers.sort_by(|a, b| a.0.cmp(&b.0));
-    let table = merge::merge(&answers);
+    let table = across(
+        ctx,
+        relay,
+        replies,
+        admin,
+        request.form.clone(),
+        targets.peers,
+        here,
+    )
+    .await?;
     let form = match rendering {
         Rendering::Tables => forms::table_form(&table),
         Rendering::SingleItem | Rendering::FirstReplyOnly => forms::table_text_form(&table),
