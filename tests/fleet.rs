@@ -223,3 +223,42 @@ fn a_server_that_is_down_is_its_own_failed_row() {
         assert!(seen.contains(&ok(server)), "{seen:?}");
     }
 }
+
+/// The room lives on a.test, which runs no modman; the modmans of b.test
+/// and c.test meet there over s2s. `fleet: list` gets one answer, from the
+/// modman whose server sorts first, covering both servers; a line for one
+/// server is still that server's modman's alone.
+#[test]
+fn a_room_on_a_third_server_gets_one_answer_for_the_fleet() {
+    let mut fleet = Fleet::start(3);
+    fleet.place_module("b.test", "mod_lastlog");
+    let mut bob = fleet.client("admin@b.test");
+    bob.join(ROOM, "bob", "anyone");
+    for (domain, peer) in [("b.test", "c.test"), ("c.test", "b.test")] {
+        let extra = format!("\n[fleet]\npeers = [\"modman.{peer}\"]\n");
+        let config = fleet
+            .member(domain)
+            .modman_config(&["admin@b.test"], &[ROOM], domain, &extra);
+        fleet.start_modman(domain, &config);
+        bob.wait_for_occupant(ROOM, domain);
+    }
+    bob.say(ROOM, "fleet: list", false);
+    let answer = bob.next_from(ROOM, "b.test", 20).expect("b.test answers");
+    let lastlog: Vec<&str> = answer
+        .lines()
+        .filter(|l| l.starts_with("lastlog "))
+        .collect();
+    assert_eq!(lastlog.len(), 2, "{answer}");
+    assert!(
+        lastlog[0].contains("b.test") && lastlog[1].contains("c.test"),
+        "{answer}"
+    );
+    // c.test's next words are its answer to the line addressed to it
+    // alone: its own list, which names no server.
+    bob.say(ROOM, "c.test: list", false);
+    let own = bob.next_from(ROOM, "c.test", 20).expect("c.test answers");
+    assert!(
+        !own.contains("b.test"),
+        "c.test answered the fleet line too: {own}"
+    );
+}

@@ -403,6 +403,24 @@ impl Chat {
             .is_some_and(|p| p.asked.elapsed() < ANSWER_WITHIN)
     }
 
+    /// Whether this modman answers a fleet line in `room`: it does unless
+    /// a peer modman in the room (by its real JID, as the room shows it)
+    /// serves a server whose name sorts first, so each modman decides
+    /// alone and the room gets one answer.
+    fn coordinates(&self, config: &Config, room: &BareJid) -> bool {
+        let Some(mine) = fleet::server_of(&config.component.jid) else {
+            return false;
+        };
+        let occupants = self.occupants.lock().unwrap_or_else(|e| e.into_inner());
+        !occupants
+            .iter()
+            .filter(|(occupant, _)| occupant.to_bare() == *room)
+            .filter_map(|(_, real)| real.as_ref())
+            .filter(|real| config.fleet.peers.contains(*real))
+            .filter_map(fleet::server_of)
+            .any(|theirs| theirs.as_str() < mine.as_str())
+    }
+
     /// The reply to a room or direct message, if it deserves one.
     pub async fn on_message(
         &self,
@@ -412,6 +430,16 @@ impl Chat {
     ) -> Option<Message> {
         let config = &ctx.config;
         let asked = asked(config, message)?;
+        if let Asked::Room {
+            room,
+            for_fleet: true,
+            ..
+        } = &asked
+        {
+            if !self.coordinates(config, room) {
+                return None;
+            }
+        }
         let text = match &asked {
             Asked::Room {
                 room,
@@ -517,6 +545,9 @@ enum Asked<'a> {
         occupant: &'a Jid,
         text: &'a str,
         addressed: bool,
+        /// Addressed to several servers of the fleet (`fleet: ...`): one
+        /// modman in the room answers for all.
+        for_fleet: bool,
     },
     /// A direct chat with the component.
     Direct { sender: BareJid, text: &'a str },
@@ -540,7 +571,9 @@ fn asked<'a>(config: &Config, message: &'a Message) -> Option<Asked<'a>> {
             if !config.chat.rooms.contains(&room) || nick == config.chat.nick || delayed {
                 return None;
             }
+            let for_fleet = fleet::chat::for_the_room(config, body);
             let (text, addressed) = match addressed_to(body, &config.chat.nick) {
+                _ if for_fleet => (body.trim(), true),
                 Some(text) => (text, true),
                 None if is_bare_answer(body) => (body.trim(), false),
                 None => return None,
@@ -551,6 +584,7 @@ fn asked<'a>(config: &Config, message: &'a Message) -> Option<Asked<'a>> {
                 occupant: from,
                 text,
                 addressed,
+                for_fleet,
             })
         }
         MessageType::Chat | MessageType::Normal => {

@@ -45,6 +45,15 @@ pub fn addressed<'a>(config: &Config, text: &'a str) -> Option<(Vec<String>, &'a
     (!names.is_empty() && names.iter().all(|n| known(n))).then(|| (names, rest.trim()))
 }
 
+/// Whether a room line is for the fleet rather than for one modman: it
+/// names `fleet` or several servers. A line naming one server is for
+/// that server's modman alone, addressed by its nick (the server's
+/// domain by default).
+pub fn for_the_room(config: &Config, text: &str) -> bool {
+    addressed(config, text)
+        .is_some_and(|(names, _)| names.len() > 1 || names.iter().any(|n| n == WHOLE_FLEET))
+}
+
 /// The answer to `line` for the servers `names`, asked by `actor`.
 pub async fn reply(
     ctx: &crate::ops::Context,
