@@ -232,6 +232,13 @@ fn default_timeout_seconds() -> u64 {
 }
 
 impl Config {
+    /// The server modman is a component of: the component's domain less
+    /// its first label (`modman.example.org` -> `example.org`), where the
+    /// server-version query goes and its answer comes from.
+    pub fn server_host(&self) -> Option<xmpp_parsers::jid::Jid> {
+        server_of(&self.component.jid).map(Into::into)
+    }
+
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let fail = |message: String| ConfigError {
@@ -448,6 +455,14 @@ impl Config {
             repositories,
         })
     }
+}
+
+/// The Prosody host a modman component serves: its domain less the first
+/// label (`modman.b.example.org` -> `b.example.org`), for this modman and
+/// for its peers alike.
+pub fn server_of(component: &BareJid) -> Option<BareJid> {
+    let (_, host) = component.domain().as_str().split_once('.')?;
+    host.parse().ok()
 }
 
 /// Checks `[fleet]`: each peer is a component's domain (no local part, so

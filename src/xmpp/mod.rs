@@ -4,6 +4,7 @@
 //! (`component`).
 
 pub mod adhoc;
+pub mod budget;
 pub mod chat;
 pub mod command;
 pub mod component;
@@ -11,6 +12,7 @@ pub mod disco;
 pub mod fleet;
 pub mod forms;
 pub mod notices;
+pub mod parser;
 pub mod probe;
 pub mod shutdown;
 pub mod stream;

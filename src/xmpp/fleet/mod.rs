@@ -11,8 +11,6 @@ pub mod relay;
 pub mod request;
 pub mod trust;
 
-use xmpp_parsers::jid::BareJid;
-
 /// The ad-hoc field naming the servers a request is for: server domains
 /// (`b.example.org`), or `fleet` for this server and every peer.
 pub const SERVERS_FIELD: &str = "servers";
@@ -20,10 +18,4 @@ pub const SERVERS_FIELD: &str = "servers";
 /// The value of [`SERVERS_FIELD`] that names the whole fleet.
 pub const WHOLE_FLEET: &str = "fleet";
 
-/// The Prosody host a modman serves, from its component JID: the domain
-/// after the first label (`modman.b.example.org` serves `b.example.org`),
-/// the same rule by which modman finds its own server.
-pub fn server_of(component: &BareJid) -> Option<BareJid> {
-    let (_, host) = component.domain().as_str().split_once('.')?;
-    host.parse().ok()
-}
+pub use crate::config::server_of;
