@@ -9,7 +9,7 @@ use minidom::Element;
 
 use super::relay::PeerFailure;
 use crate::ops::response::OUTCOME;
-use crate::ops::{Outcome, Table};
+use crate::ops::{Outcome, Response, Table, REPLY_BYTES};
 use crate::xmpp::command::NS_DATA;
 
 /// Rows read from one server's answer at most: beyond it the answer is
@@ -68,6 +68,17 @@ pub fn rows_of(command: &Element) -> Result<Vec<Row>, PeerFailure> {
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// [`merge`], cut to fit one reply stanza like every other answer (a
+/// table of 100 servers × hundreds of modules would not): the rows left
+/// out are counted in the note. The failed rows come last, so a cut
+/// keeps the modules of the first servers whole.
+pub fn fitted(answers: &[(String, Result<Vec<Row>, PeerFailure>)]) -> Table {
+    let Response::Table(table) = Response::Table(merge(answers)).fit(REPLY_BYTES) else {
+        unreachable!("fitting a table leaves a table")
+    };
+    table
 }
 
 /// The rows of a table this server's own operation answered.
@@ -229,6 +240,27 @@ mod tests {
             ]
         );
         assert!(table.failed());
+    }
+
+    #[test]
+    fn a_hundred_servers_fit_one_stanza() {
+        let summary = "x".repeat(300);
+        let answers: Vec<_> = (0..100)
+            .map(|server| {
+                let rows = (0..300)
+                    .map(|module| {
+                        let mut row = row(&format!("mod{module}"), &format!("{server}"));
+                        row.insert("loaded".into(), summary.clone());
+                        row
+                    })
+                    .collect();
+                (format!("s{server}.example.org"), Ok(rows))
+            })
+            .collect();
+        let table = fitted(&answers);
+        let form = String::from(&crate::xmpp::forms::table_form(&table));
+        assert!(form.len() < 256 * 1024, "{} bytes", form.len());
+        assert!(table.rows.len() < 30_000 && !table.rows.is_empty());
     }
 
     #[test]

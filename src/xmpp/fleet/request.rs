@@ -171,7 +171,7 @@ pub async fn across<E>(
         answers.push((name(&peer), answer.and_then(|c| merge::rows_of(&c))));
     }
     answers.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(merge::merge(&answers))
+    Ok(merge::fitted(&answers))
 }
 
 /// Runs `request` on `targets` for `actor` and answers with the merged
