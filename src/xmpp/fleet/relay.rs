@@ -167,3 +167,58 @@ fn read_answer(iq: Iq) -> Result<Element, PeerFailure> {
         Iq::Get { .. } | Iq::Set { .. } => Err(PeerFailure::Unreadable("a request".into())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the peer asked can answer, by the id it was given: a stanza
+    /// from anyone else with that id, or an answer nobody waits for, is
+    /// not taken.
+    #[tokio::test]
+    async fn only_the_peer_asked_answers() {
+        let relay = Relay::default();
+        let (replies, mut sent) = mpsc::channel(4);
+        let me: BareJid = "modman.a.test".parse().unwrap();
+        let peer: BareJid = "modman.b.test".parse().unwrap();
+        let command = Element::builder("command", crate::xmpp::command::NS).build();
+        let asking = relay.ask(
+            &me,
+            &peer,
+            command.clone(),
+            &replies,
+            Duration::from_secs(5),
+        );
+        let answering = async {
+            let Some(Stanza::Iq(Iq::Set { id, .. })) = sent.recv().await else {
+                panic!("no question went out");
+            };
+            let answer = |from: &str| Iq::Result {
+                from: Some(from.parse().unwrap()),
+                to: Some(Jid::from(me.clone())),
+                id: id.clone(),
+                payload: Some(command.clone()),
+            };
+            assert!(!relay.answered(&answer("mallory@b.test")));
+            assert!(!relay.answered(&answer("modman.c.test")));
+            assert!(relay.answered(&answer("modman.b.test")));
+            assert!(!relay.answered(&answer("modman.b.test")), "taken twice");
+        };
+        let (answer, ()) = futures::join!(asking, answering);
+        assert!(answer.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_never_answers_is_a_timeout() {
+        let relay = Relay::default();
+        let (replies, _sent) = mpsc::channel(4);
+        let me: BareJid = "modman.a.test".parse().unwrap();
+        let peer: BareJid = "modman.b.test".parse().unwrap();
+        let command = Element::builder("command", crate::xmpp::command::NS).build();
+        let answer = relay
+            .ask(&me, &peer, command, &replies, Duration::from_millis(1))
+            .await;
+        assert_eq!(answer, Err(PeerFailure::Timeout(0)));
+        assert!(relay.pending.lock().unwrap().is_empty());
+    }
+}
