@@ -387,9 +387,7 @@ impl Chat {
                         config, &room,
                     ))));
                 }
-                let real = user
-                    .and_then(|u| u.items.into_iter().find_map(|i| i.jid))
-                    .map(|j| j.to_bare());
+                let real = real_jid(presence);
                 occupants.insert(from.clone(), real);
             }
         }
@@ -525,6 +523,21 @@ enum Speaker {
     Other(BareJid),
     /// A room occupant whose real JID modman has not seen, by occupant JID.
     Unknown(Jid),
+}
+
+/// The occupant's real bare JID the room tells in a presence, read from
+/// the raw `<item jid=.../>`: xmpp-parsers wants a full JID there, and
+/// refuses the bare one a room gives for a component occupant (a peer
+/// modman), so [`MucUser`] would lose it.
+fn real_jid(presence: &Presence) -> Option<BareJid> {
+    presence
+        .payloads
+        .iter()
+        .filter(|p| p.is("x", "http://jabber.org/protocol/muc#user"))
+        .flat_map(|x| x.children())
+        .filter(|child| child.name() == "item")
+        .find_map(|item| item.attr("jid")?.parse::<Jid>().ok())
+        .map(|jid| jid.to_bare())
 }
 
 /// Whether a self-presence says the join created the room (status 201).
