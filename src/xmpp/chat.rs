@@ -840,6 +840,26 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_modmans_real_jid_is_read_though_it_is_a_bare_domain() {
+        let presence = |jid: &str| -> Presence {
+            let xml = format!(
+                "<presence xmlns='jabber:component:accept' from='ops@conference.a.test/b.test' to='modman.c.test'>\
+                 <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' {jid} role='participant'/></x></presence>"
+            );
+            xml.parse::<minidom::Element>().unwrap().try_into().unwrap()
+        };
+        assert_eq!(
+            real_jid(&presence("jid='modman.b.test'")).map(|j| j.to_string()),
+            Some("modman.b.test".to_owned())
+        );
+        assert_eq!(
+            real_jid(&presence("jid='admin@b.test/phone'")).map(|j| j.to_string()),
+            Some("admin@b.test".to_owned())
+        );
+        assert_eq!(real_jid(&presence("")), None);
+    }
+
+    #[test]
     fn only_lines_addressed_to_the_nick_count() {
         assert_eq!(addressed_to("modman: list", "modman"), Some("list"));
         assert_eq!(
