@@ -262,3 +262,75 @@ fn a_room_on_a_third_server_gets_one_answer_for_the_fleet() {
         "c.test answered the fleet line too: {own}"
     );
 }
+
+/// The modules modman records as installed on `domain`.
+fn installed_on(fleet: &Fleet, domain: &str) -> Vec<String> {
+    let path = fleet
+        .member(domain)
+        .prosody
+        .path("modman-state/installed.json");
+    std::fs::read(path).map_or(vec![], |bytes| {
+        let installed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        installed["modules"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    })
+}
+
+/// An install addressed to two servers is made by each of them (their own
+/// change, recorded in their own state) and by no other; without
+/// `confirm` it runs nowhere.
+#[test]
+fn an_addressed_install_changes_the_servers_named_and_no_other() {
+    let mut fleet = Fleet::start(3);
+    let mut repository = support::Repository::start();
+    fleet.serve_repository(&mut repository);
+    let peers = |list: &[&str]| {
+        let list: Vec<String> = list.iter().map(|d| format!("modman.{d}")).collect();
+        format!("\n[fleet]\npeers = {}\n", json!(list))
+    };
+    for (domain, peers) in [
+        ("a.test", peers(&["b.test", "c.test"])),
+        ("b.test", peers(&["a.test"])),
+        ("c.test", peers(&["a.test"])),
+    ] {
+        let extra = peers + &repository.config_section();
+        let config = fleet
+            .member(domain)
+            .modman_config(&["admin@a.test"], &[], domain, &extra);
+        fleet.start_modman(domain, &config);
+    }
+    let mut alice = fleet.client("admin@a.test");
+    for domain in ["a.test", "b.test", "c.test"] {
+        let refresh = alice.run_at(&format!("modman.{domain}"), "refresh", json!([]));
+        assert_eq!(support::last(&refresh)["status"], "completed", "{refresh}");
+    }
+    let install = |confirm: bool| json!([{"modules": ["lastlog"], "servers": ["b.test", "c.test"], "confirm": confirm}]);
+
+    let refused = alice.run_at("modman.a.test", "install", install(false));
+    assert_eq!(refused["error"]["condition"], "bad-request", "{refused}");
+    for domain in ["a.test", "b.test", "c.test"] {
+        assert!(installed_on(&fleet, domain).is_empty(), "{domain}");
+    }
+
+    let run = alice.run_at("modman.a.test", "install", install(true));
+    let step = support::last(&run);
+    assert_eq!(step["status"], "completed", "{run}");
+    let rows: Vec<[String; 3]> = step["form"]["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items: {run}"))
+        .iter()
+        .map(|item| {
+            ["server", "module", "outcome"]
+                .map(|var| item[var].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    for server in ["b.test", "c.test"] {
+        let row = [server.to_owned(), "lastlog".to_owned(), "ok".to_owned()];
+        assert!(rows.contains(&row), "{rows:?}");
+        assert_eq!(installed_on(&fleet, server), ["lastlog"]);
+    }
+    assert!(rows.iter().all(|r| r[0] != "a.test"), "{rows:?}");
+    assert!(installed_on(&fleet, "a.test").is_empty());
+}

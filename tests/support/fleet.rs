@@ -233,6 +233,31 @@ impl Fleet {
         }
     }
 
+    /// Serves `repository` inside the fleet's namespace (on 127.0.0.1 of
+    /// the namespace, its own port there), where every modman of the fleet
+    /// reaches it, instead of on the machine's loopback.
+    pub fn serve_repository(&self, repository: &mut super::Repository) {
+        repository.stop();
+        let mut python = Command::new("/usr/bin/python3");
+        python
+            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+            .arg(repository.served())
+            .arg(repository.port.to_string());
+        let child = self
+            .netns
+            .wrap(&python)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 serves the repository");
+        repository.server = Some(child);
+        wait_for("the repository's HTTP server in the fleet", || {
+            self.netns
+                .accepts("127.0.0.1", repository.port)
+                .then_some(())
+        });
+    }
+
     /// Kills `domain`'s Prosody (SIGKILL): its server is gone from the
     /// fleet, with no goodbye to anyone.
     pub fn stop_server(&mut self, domain: &str) {

@@ -5,12 +5,9 @@
 //! table as text.
 
 use minidom::Element;
-use tokio::sync::mpsc;
-use tokio_xmpp::Stanza;
 
 use super::merge;
-use super::relay::Relay;
-use super::request::{across, targets, ACROSS};
+use super::request::{across, targets, Across, ACROSS};
 use super::{server_of, WHOLE_FLEET};
 use crate::access::Actor;
 use crate::config::Config;
@@ -18,13 +15,7 @@ use crate::ops::{Input, Response};
 use crate::xmpp::chat::{parse_line, Line};
 use crate::xmpp::command::NS_DATA;
 
-/// What a chat line needs to reach the peers: the questions awaiting
-/// their answers, and the way out to them.
-#[derive(Clone, Copy)]
-pub struct Link<'a> {
-    pub relay: &'a Relay,
-    pub replies: &'a mpsc::Sender<Stanza>,
-}
+pub use super::relay::Link;
 
 /// The servers `text` names before its first colon, and the line after
 /// it; `None` when it names none (a line for this server). Only names of
@@ -94,9 +85,9 @@ pub async fn reply(
     let form = submit_form(&raw);
     match across(
         ctx,
-        link.relay,
-        link.replies,
+        link,
         admin,
+        Across::List,
         Some(form),
         targets.peers.clone(),
         here,

@@ -81,6 +81,73 @@ pub fn fitted(answers: &[(String, Result<Vec<Row>, PeerFailure>)]) -> Table {
     table
 }
 
+/// The merged table of a change: per server, each module it changed with
+/// the version it now has (or the state it is in), or a failed row saying
+/// why that server changed nothing (its own change was undone whole).
+pub fn merge_changes(answers: &[(String, Result<Vec<Row>, PeerFailure>)]) -> Table {
+    let mut rows = Vec::new();
+    let mut failed = Vec::new();
+    for (server, answer) in answers {
+        match answer {
+            Ok(changed) => rows.extend(changed.iter().map(|row| {
+                let cell = |vars: &[&str]| {
+                    vars.iter()
+                        .find_map(|var| row.get(*var))
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                vec![
+                    server.clone(),
+                    cell(&["module"]),
+                    cell(&["to", "version", "state"]),
+                    Outcome::Ok.as_str().to_owned(),
+                    String::new(),
+                    String::new(),
+                ]
+            })),
+            Err(failure) => {
+                failed.push(server.as_str());
+                rows.push(vec![
+                    server.clone(),
+                    String::new(),
+                    String::new(),
+                    Outcome::Failed.as_str().to_owned(),
+                    failure.kind().to_owned(),
+                    failure.to_string(),
+                ]);
+            }
+        }
+    }
+    let mut note = format!(
+        "{} of {} servers made the change.",
+        answers.len() - failed.len(),
+        answers.len()
+    );
+    if !failed.is_empty() {
+        note += &format!(
+            " Not on {}: each of them changed nothing (a failed change is undone whole); their rows say why.",
+            failed.join(", ")
+        );
+    }
+    let table = Table {
+        title: "Change across the fleet".into(),
+        columns: vec![
+            ("server", "Server"),
+            ("module", "Module"),
+            ("version", "Version or state"),
+            OUTCOME,
+            ("failure", "Failure"),
+            ("problem", "Problem"),
+        ],
+        rows,
+        note,
+    };
+    let Response::Table(table) = Response::Table(table).fit(REPLY_BYTES) else {
+        unreachable!("fitting a table leaves a table")
+    };
+    table
+}
+
 /// The rows of a table this server's own operation answered.
 pub fn rows_of_table(table: &Table) -> Vec<Row> {
     table

@@ -27,6 +27,14 @@ pub struct Relay {
     pending: Mutex<HashMap<String, (Jid, oneshot::Sender<Iq>)>>,
 }
 
+/// What a request needs to reach the peers: the questions awaiting their
+/// answers, and the way out to them.
+#[derive(Clone, Copy)]
+pub struct Link<'a> {
+    pub relay: &'a Relay,
+    pub replies: &'a mpsc::Sender<Stanza>,
+}
+
 /// Why one peer's answer is missing from a fleet result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PeerFailure {
@@ -40,6 +48,8 @@ pub enum PeerFailure {
     Unreadable(String),
     #[error("could not be asked: the connection to Prosody is gone")]
     NotSent,
+    #[error("failed here: {0}")]
+    Failed(String),
 }
 
 impl PeerFailure {
@@ -52,6 +62,7 @@ impl PeerFailure {
             PeerFailure::Unreachable { .. } => "unreachable",
             PeerFailure::Unreadable(_) => "unreadable",
             PeerFailure::NotSent => "not-sent",
+            PeerFailure::Failed(_) => "failed",
         }
     }
 }

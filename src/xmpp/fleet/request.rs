@@ -9,16 +9,56 @@ use tokio_xmpp::Stanza;
 use xmpp_parsers::jid::{BareJid, Jid};
 
 use super::merge::{self, Row};
-use super::relay::{PeerFailure, Relay};
+use super::relay::{Link, PeerFailure, Relay};
 use super::{server_of, trust, SERVERS_FIELD, WHOLE_FLEET};
 use crate::access::Actor;
-use crate::ops::{Context, OpError, Table};
+use crate::ops::{Context, OpError, Table, CONFIRM_FIELD};
 use crate::xmpp::adhoc::{self, AdhocError, Sessions};
 use crate::xmpp::command::{CommandReply, CommandRequest, Status, NS, NS_DATA};
 use crate::xmpp::forms::{self, Rendering};
 
-/// The operation that may go across servers.
+/// The reading that goes across servers: its answers are merged into
+/// one table of module × server.
 pub const ACROSS: &str = "list";
+
+/// The changes that go to the servers named, each server making its own
+/// change whole or undoing it; only with `confirm` submitted, as no
+/// question can be asked of each server.
+pub const CHANGES: [&str; 3] = ["install", "update", "enable"];
+
+/// What one request across servers is, deciding how answers merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Across {
+    List,
+    Change(&'static str),
+}
+
+impl Across {
+    /// The kind of `node`, if it goes across servers.
+    pub fn of(node: &str) -> Option<Across> {
+        if node == ACROSS {
+            return Some(Across::List);
+        }
+        CHANGES
+            .iter()
+            .find(|c| **c == node)
+            .map(|c| Across::Change(c))
+    }
+
+    fn node(self) -> &'static str {
+        match self {
+            Across::List => ACROSS,
+            Across::Change(node) => node,
+        }
+    }
+
+    fn merge(self, answers: &[(String, Result<Vec<Row>, PeerFailure>)]) -> Table {
+        match self {
+            Across::List => merge::fitted(answers),
+            Across::Change(_) => merge::merge_changes(answers),
+        }
+    }
+}
 
 /// The servers one request is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +74,7 @@ pub struct Targets {
 /// picks a cluster node): left empty, the request is for this server.
 pub fn servers_field(ctx: &Context, node: &str) -> Option<Element> {
     let config = &ctx.config;
-    if node != ACROSS || config.fleet.peers.is_empty() {
+    if Across::of(node).is_none() || config.fleet.peers.is_empty() {
         return None;
     }
     let mut field = forms::field_element(
@@ -50,6 +90,16 @@ pub fn servers_field(ctx: &Context, node: &str) -> Option<Element> {
         field.append_child(forms::option_element(server.as_str(), server.as_str()));
     }
     Some(field)
+}
+
+/// Whether a submitted form answers `confirm` with true.
+fn confirmed(form: Option<&Element>) -> bool {
+    form.and_then(|form| forms::submitted_values(form).ok())
+        .is_some_and(|values| {
+            values.iter().any(|(var, vals)| {
+                var == CONFIRM_FIELD && vals.iter().any(|v| v == "true" || v == "1")
+            })
+        })
 }
 
 /// Takes the [`SERVERS_FIELD`] out of `request`'s form: the servers it
@@ -138,27 +188,27 @@ pub fn targets(ctx: &Context, names: &[String]) -> Result<Targets, OpError> {
 /// merges every answer, sorted by server, into one table.
 pub async fn across<E>(
     ctx: &Context,
-    relay: &Relay,
-    replies: &mpsc::Sender<Stanza>,
+    link: Link<'_>,
     admin: &BareJid,
+    kind: Across,
     form: Option<Element>,
     peers: Vec<BareJid>,
     here: impl std::future::Future<Output = Result<Option<Result<Vec<Row>, PeerFailure>>, E>>,
 ) -> Result<Table, E> {
     let config = &ctx.config;
     let mut relayed = Element::builder("command", NS)
-        .attr(crate::xmpp::name("node"), ACROSS)
+        .attr(crate::xmpp::name("node"), kind.node())
         .attr(crate::xmpp::name("action"), "execute")
         .build();
     if let Some(form) = form {
         relayed.append_child(form);
     }
     relayed.append_child(trust::relayed_for(admin));
-    let peers = relay.gather(
+    let peers = link.relay.gather(
         &config.component.jid,
         peers,
         &relayed,
-        replies,
+        link.replies,
         config.fleet.answer_within,
     );
     let (peers, here) = futures::join!(peers, here);
@@ -171,7 +221,7 @@ pub async fn across<E>(
         answers.push((name(&peer), answer.and_then(|c| merge::rows_of(&c))));
     }
     answers.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(merge::fitted(&answers))
+    Ok(kind.merge(&answers))
 }
 
 /// Runs `request` on `targets` for `actor` and answers with the merged
@@ -190,9 +240,12 @@ pub async fn run(
     targets: Targets,
     replies: &mpsc::Sender<Stanza>,
 ) -> Result<CommandReply, AdhocError> {
-    if request.node != ACROSS {
-        return Err(OpError::bad_input(format!("only `{ACROSS}` runs across servers; nothing was run. Leave the `{SERVERS_FIELD}` field empty to run `{}` on this server", request.node.chars().take(64).collect::<String>()))
+    let Some(kind) = Across::of(&request.node) else {
+        return Err(OpError::bad_input(format!("only `{ACROSS}` and `{}` run across servers; nothing was run. Leave the `{SERVERS_FIELD}` field empty to run `{}` on this server", CHANGES.join("`, `"), request.node.chars().take(64).collect::<String>()))
         .into());
+    };
+    if matches!(kind, Across::Change(_)) && !confirmed(request.form.as_ref()) {
+        return Err(OpError::bad_input(format!("a change across servers runs only with `{CONFIRM_FIELD}` = true submitted, since no question can be asked of each server; nothing was run anywhere")).into());
     }
     let Some(admin) = actor.jid() else {
         return Err(OpError::bad_input("only an admin over XMPP can ask other servers").into());
@@ -209,14 +262,22 @@ pub async fn run(
             Rendering::Tables,
             request.clone(),
         );
-        let reply = Element::from(reply.await?);
-        Ok::<_, AdhocError>(Some(merge::rows_of(&reply)))
+        let reply = match (kind, reply.await) {
+            (_, Ok(reply)) => merge::rows_of(&Element::from(reply)),
+            (Across::List, Err(error)) => return Err(error),
+            // This server's change failed and was undone: its row says
+            // so, beside the servers that made theirs.
+            (Across::Change(_), Err(error)) => Err(PeerFailure::Failed(crate::text::one_line(
+                &error.to_string(),
+            ))),
+        };
+        Ok::<_, AdhocError>(Some(reply))
     };
     let table = across(
         ctx,
-        relay,
-        replies,
+        Link { relay, replies },
         admin,
+        kind,
         request.form.clone(),
         targets.peers,
         here,
@@ -227,7 +288,7 @@ pub async fn run(
         Rendering::SingleItem | Rendering::FirstReplyOnly => forms::table_text_form(&table),
     };
     Ok(CommandReply {
-        node: ACROSS.to_owned(),
+        node: kind.node().to_owned(),
         session_id: format!("{:032x}", rand::random::<u128>()),
         status: Status::Completed,
         actions: vec![],
