@@ -155,6 +155,14 @@ fn main() -> ExitCode {
         .fold(Cli::command(), |cli, op| {
             cli.subcommand(cli_ops::command(op.spec()))
         })
+        .mut_subcommand("check", |check| {
+            check.arg(
+                clap::Arg::new(AT_START)
+                    .long("at-start")
+                    .action(clap::ArgAction::SetTrue)
+                    .help("As the service runs it before starting modman: a repository that cannot be read is a warning, not a failure."),
+            )
+        })
         .get_matches();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -168,12 +176,14 @@ fn main() -> ExitCode {
             runtime.block_on(run_operation(node, args))
         }
         _ => match Cli::from_arg_matches(&matches) {
-            Ok(cli) => runtime.block_on(dispatch(cli.command)),
+            Ok(cli) => runtime
+                .block_on(dispatch(cli.command))
+                .map(|()| ExitCode::SUCCESS),
             Err(e) => e.exit(),
         },
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
@@ -191,6 +201,7 @@ async fn dispatch(command: Command) -> Result<(), String> {
                 env!("CARGO_PKG_VERSION"),
                 admins.join(", ")
             );
+            tokio::spawn(say_repositories(ctx.clone()));
             modman::xmpp::component::run(ctx)
                 .await
                 .map_err(|e| format!("cannot listen for signals: {e}"))
@@ -263,9 +274,13 @@ fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// The flag `check` takes when the service runs it before modman starts.
+const AT_START: &str = "at_start";
+
 /// Runs operation `node` with the arguments clap read for it, and prints
-/// its text rendering.
-async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String> {
+/// its text rendering. A table of checks that found a problem exits
+/// non-zero without a further message: its note already said it.
+async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, String> {
     let op = ops::find(node).ok_or_else(|| format!("no operation `{node}`"))?;
     let config: &PathBuf = args.get_one("config").ok_or("--config is required")?;
     let config = load(config)?;
@@ -282,20 +297,52 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String
         .await
         .map_err(|e| e.to_string())?;
     out!("{}", modman::text::render(&response));
-    // A table of checks with a failed row is a failed command.
     match &response {
         ops::Response::Confirm(_) => {
             Err("nothing was changed; run the same command again with --yes to go ahead".into())
         }
-        ops::Response::Table(table)
-            if table
-                .rows
-                .iter()
-                .any(|row| row.get(1).is_some_and(|r| r == ops::check::FAIL)) =>
-        {
-            Err(table.note.clone())
+        ops::Response::Table(table) if node == <ops::check::Check as ops::Command>::SPEC.node => {
+            let at_start = args.try_get_one::<bool>(AT_START).ok().flatten() == Some(&true);
+            Ok(checks_passed(table, at_start))
         }
-        _ => Ok(()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// A table of checks with a failed row is a failed command; so is one
+/// with a repository that cannot be read, except at service start, where
+/// modman must come up without it (it manages what is installed, and
+/// says what is missing in its log).
+fn checks_passed(table: &ops::Table, at_start: bool) -> ExitCode {
+    let has = |word: &str| {
+        table
+            .rows
+            .iter()
+            .any(|row| row.get(1).is_some_and(|r| r == word))
+    };
+    if has(ops::check::FAIL) || (has(ops::check::UNAVAILABLE) && !at_start) {
+        return ExitCode::FAILURE;
+    }
+    if has(ops::check::UNAVAILABLE) {
+        tracing::warn!(
+            "starting without a repository that cannot be read now; the check above says what to do"
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Logs, at the daemon's start, whether each repository can be read, so
+/// an admin whose host cannot reach one reads why and what to do in the
+/// first lines of the log, not after a `list` that offers nothing.
+async fn say_repositories(ctx: Context) {
+    if ctx.config.repositories.is_empty() {
+        tracing::warn!("no repository is configured: only modules already on disk can be managed; add a [[repositories]] section to modman.toml");
+    }
+    for found in ops::check::repositories(&ctx).await {
+        match found {
+            Ok(text) => tracing::info!("{text}"),
+            Err(text) => tracing::warn!("{text}"),
+        }
     }
 }
 
