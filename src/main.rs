@@ -90,11 +90,21 @@ enum RepoCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Build a signed repository from a prosody-modules tree (mod_x/mod_x.lua, mod_x/README.markdown).
+    /// Build a signed repository from a prosody-modules tree (mod_x/mod_x.lua, mod_x/README.markdown), or from Debian's prosody-modules package.
     Build {
         /// The tree to build from.
+        #[arg(
+            long,
+            required_unless_present = "from_debian",
+            conflicts_with = "from_debian"
+        )]
+        from: Option<PathBuf>,
+        /// Build from the modules Debian's prosody-modules package installed on this system, with their READMEs.
         #[arg(long)]
-        from: PathBuf,
+        from_debian: bool,
+        /// With --from-debian: the root of the Debian system to read, such as a chroot.
+        #[arg(long, requires = "from_debian", default_value = "/")]
+        debian_root: PathBuf,
         /// The repository directory to create or replace; serve it with any static HTTP server.
         #[arg(long)]
         out: PathBuf,
@@ -366,6 +376,40 @@ fn open_config(config: Arc<Config>, opening: Opening) -> Result<Context, String>
     Ok(ctx)
 }
 
+/// The tree `repo build` reads.
+enum Tree {
+    Given(PathBuf),
+    /// Debian's prosody-modules laid out afresh; removed when dropped.
+    Debian(tempfile::TempDir),
+}
+
+impl Tree {
+    fn path(&self) -> &Path {
+        match self {
+            Tree::Given(path) => path,
+            Tree::Debian(dir) => dir.path(),
+        }
+    }
+}
+
+/// Debian's prosody-modules in the upstream layout, in a new temporary
+/// directory.
+fn debian_tree(root: &Path) -> Result<tempfile::TempDir, String> {
+    use modman::repo::debian;
+    let package = debian::read(root).map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir()
+        .map_err(|e| format!("cannot make a temporary directory to lay out Debian's prosody-modules in: {e}; nothing was built"))?;
+    let laid_out = debian::lay_out(&package, dir.path()).map_err(|e| e.to_string())?;
+    for note in &laid_out.notes {
+        eprintln!("note: {note}");
+    }
+    eprintln!(
+        "{} modules from Debian's prosody-modules {}",
+        laid_out.modules, package.version
+    );
+    Ok(dir)
+}
+
 /// `repo mirror`, with a progress line per module when stderr is a terminal.
 async fn mirror(options: &modman::repo::mirror::MirrorOptions<'_>) -> Result<(), String> {
     use std::io::IsTerminal as _;
@@ -407,13 +451,24 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
         }
         RepoCommand::Build {
             from,
+            from_debian,
+            debian_root,
             out,
             key,
             builtin_modules,
             valid_for,
         } => {
+            // Debian's modules, laid out in the upstream layout in a
+            // directory that goes when the build is done.
+            // clap requires --from unless --from-debian is given.
+            let _ = from_debian;
+            let laid_out = match from {
+                Some(tree) => Tree::Given(tree),
+                None => Tree::Debian(debian_tree(&debian_root)?),
+            };
+            let from = laid_out.path();
             let options = build::BuildOptions {
-                tree: &from,
+                tree: from,
                 out: &out,
                 key: &key,
                 builtin_dir: &builtin_modules,
@@ -426,7 +481,10 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
             out!(
                 "built {} modules from {} into {} ({} warnings)",
                 report.modules,
-                from.display(),
+                match &laid_out {
+                    Tree::Given(tree) => tree.display().to_string(),
+                    Tree::Debian(_) => "Debian's prosody-modules".into(),
+                },
                 out.display(),
                 report.warnings.len()
             );
