@@ -44,11 +44,11 @@ enum Command {
     /// Build, sign and verify module repositories.
     #[command(subcommand)]
     Repo(RepoCommand),
-    /// Print the lines prosody.cfg.lua needs and a ready modman.toml for a domain; --write applies them.
+    /// Print the lines prosody.cfg.lua needs and a ready modman.toml for a domain; --write applies them; --undo takes them out again.
     Setup {
         /// The XMPP domain to manage, such as example.org.
-        #[arg(long)]
-        domain: String,
+        #[arg(long, required_unless_present = "undo")]
+        domain: Option<String>,
         /// The first admin (default: admin@DOMAIN).
         #[arg(long)]
         admin: Option<String>,
@@ -70,8 +70,11 @@ enum Command {
         #[arg(long)]
         no_repository: bool,
         /// Apply: back up and edit prosody.cfg.lua, create the directories, write modman.toml.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "undo")]
         write: bool,
+        /// Take out of prosody.cfg.lua every line setup wrote (and nothing else), and unload what modman enabled; says what is left and how to remove it.
+        #[arg(long)]
+        undo: bool,
     },
 }
 
@@ -227,7 +230,11 @@ async fn dispatch(command: Command) -> Result<(), String> {
             repository,
             no_repository,
             write,
+            undo,
         } => {
+            let Some(domain) = domain.filter(|_| !undo) else {
+                return setup_undo(&prosody_config, &config, &data_dir, &state_dir).await;
+            };
             let options = modman::setup::Options {
                 domain,
                 admin,
@@ -267,16 +274,26 @@ fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {
         out!("  - {change}");
     }
     out!();
+    let hidden = |line: &str| line.replace(&setup.secret, "(secret)");
     for line in setup.prosody_cfg.lines().filter(|l| !old_lines.contains(l)) {
-        out!("  + {line}");
+        out!("  + {}", hidden(line));
     }
     out!(
         "\n{} (mode 0600, it holds the secret):\n",
         options.modman_config.display()
     );
     for line in setup.modman_toml.lines() {
-        out!("  {line}");
+        out!("  {}", hidden(line));
     }
+    out!(
+        "\nThe component secret is in {} and {} only, never printed{}.",
+        options.modman_config.display(),
+        options.prosody_config.display(),
+        match write {
+            true => "",
+            false => "; --write makes a new one",
+        }
+    );
     out!(
         "\nThen: restart Prosody, run `modman check --config {}`, and start modman (systemctl enable --now modman).",
         options.modman_config.display()
@@ -286,6 +303,83 @@ fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {
 
 /// The flag `check` takes when the service runs it before modman starts.
 const AT_START: &str = "at_start";
+
+/// `setup --undo`: where modman.toml says modman's files are (setup's
+/// places under `data_dir` and `state_dir` if it cannot be read), what was
+/// taken out, and what is left with how to remove it.
+async fn setup_undo(
+    prosody_config: &Path,
+    modman_toml: &Path,
+    data_dir: &Path,
+    state_dir: &Path,
+) -> Result<(), String> {
+    use modman::setup::undo;
+    let defaults = modman::setup::Paths::under(data_dir);
+    let options = match Config::load(modman_toml) {
+        Ok(config) => undo::UndoOptions {
+            prosody_config: prosody_config.to_owned(),
+            managed_config: config.prosody.managed_config.clone(),
+            admin_socket: config.prosody.admin_socket.clone(),
+            left: vec![
+                config.prosody.modules_dir.clone(),
+                config.prosody.managed_config.clone(),
+                config.state_dir.clone(),
+                modman_toml.to_owned(),
+            ],
+        },
+        Err(e) => {
+            eprintln!(
+                "note: {e}; using setup's places under {}",
+                data_dir.display()
+            );
+            undo::UndoOptions {
+                prosody_config: prosody_config.to_owned(),
+                managed_config: defaults.managed_config.clone(),
+                admin_socket: defaults.admin_socket.clone(),
+                left: vec![
+                    defaults.modules_dir,
+                    defaults.managed_config,
+                    state_dir.to_owned(),
+                ],
+            }
+        }
+    };
+    let done = undo::undo(&options).await?;
+    out!(
+        "Took modman setup's lines out of {} ({} lines; backup: {}): Prosody no longer Includes {} nor searches modman's module directory.",
+        prosody_config.display(),
+        done.lines,
+        done.backup.display(),
+        options.managed_config.display()
+    );
+    for (module, host) in &done.unloaded {
+        out!("  unloaded {module} on {host}");
+    }
+    for note in &done.notes {
+        out!("  note: {note}");
+    }
+    let left: Vec<&Path> = options
+        .left
+        .iter()
+        .map(PathBuf::as_path)
+        .filter(|p| p.exists())
+        .collect();
+    if !left.is_empty() {
+        out!("\nLeft in place (the modules modman installed, its state and history, its config):");
+        for path in &left {
+            out!("  {}", path.display());
+        }
+        out!(
+            "Remove them, once you no longer want them back, with: rm -r {}",
+            left.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    out!("\nThen: systemctl disable --now modman; systemctl restart prosody (its modman component goes then); apt-get purge modman removes the package.");
+    Ok(())
+}
 
 /// Runs operation `node` with the arguments clap read for it, and prints
 /// its text rendering. A table of checks that found a problem exits

@@ -97,6 +97,7 @@ mod prosody_13_only {
 fn first_hour(binary: &Program) {
     let mut prosody = Prosody::start_plain();
     let original = std::fs::read_to_string(prosody.config_path()).unwrap();
+    let original_owner = owner_and_mode(&prosody.config_path());
     assert!(
         !original.contains("modman.localhost") && !original.contains("admin_shell"),
         "{original}"
@@ -159,6 +160,21 @@ fn first_hour(binary: &Program) {
         "the backup is the original"
     );
 
+    // prosody.cfg.lua Includes the managed config by a pattern that
+    // matches nothing while it is missing: Prosody starts all the same.
+    let managed = prosody.path("data/modman.cfg.lua");
+    let aside = prosody.path("data/modman.cfg.lua.aside");
+    std::fs::rename(&managed, &aside).unwrap();
+    let check = support::prosodyctl(&prosody, &["check", "config"]);
+    assert!(
+        check.status.success(),
+        "prosodyctl check config without the managed config:\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    prosody.restart();
+    std::fs::rename(&aside, &managed).unwrap();
+
     prosody.restart();
     let (ok, out, err) = cli_binary(binary, &["check"], &modman_toml);
     assert!(
@@ -181,7 +197,7 @@ fn first_hour(binary: &Program) {
     }
     assert!(out.contains("\nrepositories (result: warn"), "{out}");
 
-    let _modman = Modman::start_binary(
+    let modman = Modman::start_binary(
         &prosody,
         &std::fs::read_to_string(&modman_toml).unwrap(),
         binary,
@@ -203,6 +219,59 @@ fn first_hour(binary: &Program) {
             .starts_with("connected to"),
         "{component}"
     );
+
+    // The admin enables one of Prosody's own modules through modman, then
+    // takes modman out again.
+    let enable = admin.run("enable", json!({"modules": ["motd"]}));
+    assert_eq!(enable["steps"][1]["status"], "completed", "{enable}");
+    assert!(prosody.loaded_modules(DOMAIN).contains(&"motd".to_owned()));
+    assert!(modman.terminate());
+    let undo = binary
+        .command()
+        .args(["setup", "--undo", "--prosody-config"])
+        .arg(prosody.config_path())
+        .arg("--config")
+        .arg(&modman_toml)
+        .arg("--data-dir")
+        .arg(prosody.path("data"))
+        .arg("--state-dir")
+        .arg(prosody.path("modman-state"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&undo.stdout).into_owned();
+    assert!(
+        undo.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&undo.stderr)
+    );
+    assert_eq!(
+        std::fs::read(prosody.config_path()).unwrap(),
+        original.as_bytes(),
+        "prosody.cfg.lua after setup --undo differs from before setup"
+    );
+    assert_eq!(owner_and_mode(&prosody.config_path()), original_owner);
+    assert!(!prosody.loaded_modules(DOMAIN).contains(&"motd".to_owned()));
+    // What setup made and undo leaves is named, with how to remove it.
+    for left in [prosody.path("data/modman"), prosody.path("modman-state")] {
+        assert!(
+            printed.contains(&format!(" {}", left.display())),
+            "{printed}"
+        );
+    }
+    // Prosody starts on the config as it was (the restart waits for it to
+    // listen), serves its users, and has no component for modman.
+    prosody.restart();
+    drop(Client::connect(&prosody, ADMIN));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", prosody.component_port)).is_err(),
+        "Prosody still has a component port open after setup --undo"
+    );
+}
+
+fn owner_and_mode(path: &Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).unwrap();
+    (metadata.uid(), metadata.gid(), metadata.mode())
 }
 
 fn check_with(prosody: &Prosody, config: &str) -> (bool, String) {

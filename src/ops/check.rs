@@ -318,13 +318,13 @@ fn included(prosody_cfg: &str, managed: &Path) -> Result<String, String> {
         .lines()
         .map(|l| l.split("--").next().unwrap_or_default().trim())
         .collect();
-    let include = lines.iter().rposition(|l| {
-        l.starts_with("Include")
-            && (l.contains(&format!("\"{path}\"")) || l.contains(&format!("'{path}'")))
-    });
+    let include = lines
+        .iter()
+        .rposition(|l| crate::engine::include::includes(l, managed));
+    let line = crate::engine::include::line(managed);
     let Some(at) = include else {
         return Err(format!(
-            "prosody.cfg.lua does not Include {path}; add Include \"{path}\" as its last line"
+            "prosody.cfg.lua does not Include {path}; add {line} as its last line"
         ));
     };
     if lines[at..]
@@ -332,11 +332,11 @@ fn included(prosody_cfg: &str, managed: &Path) -> Result<String, String> {
         .any(|l| l.starts_with("VirtualHost") || l.starts_with("Component"))
     {
         return Err(format!(
-            "Include \"{path}\" comes before a VirtualHost or Component section; move it to the end of prosody.cfg.lua"
+            "the Include of {path} comes before a VirtualHost or Component section; move it to the end of prosody.cfg.lua"
         ));
     }
     if !managed.exists() {
-        return Err(format!("{path} does not exist, and Prosody will not start without it; run modman once, or create it empty"));
+        return Err(format!("{path} does not exist, so Prosody runs without the modules modman enabled (or, if prosody.cfg.lua Includes it by its plain name, does not start); run modman once, or create it empty"));
     }
     Ok(format!("{path}, Included last"))
 }
@@ -353,6 +353,11 @@ mod tests {
         let m = managed.display();
         let good = format!("VirtualHost \"a\"\nInclude \"{m}\"\n");
         assert!(included(&good, &managed).is_ok());
+        let pattern = format!(
+            "VirtualHost \"a\"\n{}\n",
+            crate::engine::include::line(&managed)
+        );
+        assert!(included(&pattern, &managed).is_ok());
         let early = format!("Include \"{m}\"\nVirtualHost \"a\"\n");
         assert!(included(&early, &managed)
             .unwrap_err()
