@@ -77,10 +77,16 @@ impl Command for Info {
                 "present in {} but not installed by modman (unmanaged)",
                 ctx.engine.modules_dir().display()
             ),
-            (None, false, true) => format!(
-                "builtin: one of Prosody's own modules, in {}",
-                ctx.config.prosody.builtin_modules.display()
-            ),
+            (None, false, true) => {
+                let dir = &ctx.config.prosody.builtin_modules;
+                match crate::prosody::shipped_in(dir, &name) {
+                    crate::prosody::Shipped::Debian { version, .. } => format!(
+                        "Debian's prosody-modules ({version}): a community module the package put among Prosody's own, in {}",
+                        dir.display()
+                    ),
+                    _ => format!("builtin: one of Prosody's own modules, in {}", dir.display()),
+                }
+            }
             (None, false, false) => "not installed".into(),
         };
         let installed_status = match (&rock, record) {

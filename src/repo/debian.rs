@@ -77,6 +77,43 @@ pub fn read(root: &Path) -> Result<Package, DebianError> {
     })
 }
 
+/// Debian's prosody-modules as installed on the system whose Prosody
+/// module directory is `builtin_dir` (`ROOT/usr/lib/prosody/modules`),
+/// or `None` when that is not Debian's layout or the package is not
+/// there. Read once per root for the life of the process (the dpkg files
+/// run to megabytes, and `list` and `install` ask for every module).
+pub fn installed_for(builtin_dir: &Path) -> Option<std::sync::Arc<Package>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static READ: OnceLock<Mutex<HashMap<PathBuf, Option<Arc<Package>>>>> = OnceLock::new();
+    let suffix = MODULES.trim_matches('/');
+    let root = builtin_dir
+        .to_str()?
+        .trim_end_matches('/')
+        .strip_suffix(suffix)?
+        .to_owned();
+    let root = PathBuf::from(if root.is_empty() {
+        "/".to_owned()
+    } else {
+        root
+    });
+    let mut read = READ
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    read.entry(root.clone())
+        .or_insert_with(|| self::read(&root).ok().map(Arc::new))
+        .clone()
+}
+
+impl Package {
+    /// Whether the package installed `mod_NAME`.
+    pub fn has(&self, name: &str) -> bool {
+        let module = format!("mod_{name}");
+        self.modules.binary_search(&module).is_ok()
+    }
+}
+
 /// The version dpkg records for `prosody-modules` in `status`.
 fn version(status: &str) -> Option<String> {
     status
@@ -296,6 +333,16 @@ mod tests {
                 .unwrap(),
             old
         );
+    }
+
+    #[test]
+    fn found_from_prosody_s_module_directory() {
+        let root = tempfile::tempdir().unwrap();
+        system(root.path());
+        let dir = root.path().join("usr/lib/prosody/modules");
+        let package = installed_for(&dir).unwrap();
+        assert!(package.has("a") && !package.has("prosodys_own"));
+        assert!(installed_for(root.path()).is_none());
     }
 
     #[test]
