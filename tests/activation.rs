@@ -369,3 +369,44 @@ fn enabling_a_module_loaded_from_elsewhere_runs_modmans_copy() {
         "{info}"
     );
 }
+
+/// A removed module's options stay in the managed config, and the removal
+/// says which, so nobody takes them for gone (or is surprised to find them
+/// after a rollback).
+#[test]
+fn removing_a_module_says_which_of_its_options_stay_set() {
+    let repository = Repository::start();
+    let prosody = Prosody::start();
+    let config = prosody.path("modman.toml");
+    std::fs::write(
+        &config,
+        prosody.modman_config() + &repository.config_section(),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let (ok, out, err) = support::cli(args, &config);
+        assert!(ok, "{args:?}: {out}{err}");
+        out
+    };
+    run(&["refresh"]);
+    run(&["install", "--yes", "lastlog"]);
+    run(&[
+        "configure",
+        "lastlog",
+        "--set",
+        "lastlog_ip_address=true",
+        "--yes",
+    ]);
+    let removed = run(&["remove", "--yes", "lastlog"]);
+    let managed = std::fs::read_to_string(prosody.path("modman.cfg.lua")).unwrap();
+    assert!(managed.contains("lastlog_ip_address"), "{managed}");
+    let kept = removed
+        .split(". ")
+        .find(|s| s.contains("lastlog_ip_address"))
+        .unwrap_or_else(|| panic!("the kept option is not named:\n{removed}"));
+    assert!(
+        kept.contains(&prosody.path("modman.cfg.lua").display().to_string()),
+        "{kept}"
+    );
+    assert!(!prosody.modules_dir().join("mod_lastlog").exists());
+}
