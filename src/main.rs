@@ -207,7 +207,8 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> Result<(), String> {
     match command {
         Command::Run(ConfigArg { config }) => {
-            let (ctx, config) = open(&config)?;
+            let config_path = config;
+            let (ctx, config) = open(&config_path)?;
             let admins: Vec<String> = config.admins.iter().map(|jid| jid.to_string()).collect();
             tracing::info!(
                 "modman {} starting; admins: {}",
@@ -215,6 +216,12 @@ async fn dispatch(command: Command) -> Result<(), String> {
                 admins.join(", ")
             );
             tokio::spawn(say_repositories(ctx.clone()));
+            match modman::xmpp::reload::on_hangup(config_path.clone(), config.clone()) {
+                Ok(hangups) => drop(tokio::spawn(hangups)),
+                Err(e) => {
+                    tracing::warn!("cannot listen for SIGHUP ({e}); a reload would stop modman")
+                }
+            }
             modman::xmpp::component::run(ctx)
                 .await
                 .map_err(|e| format!("cannot listen for signals: {e}"))

@@ -90,6 +90,159 @@ mod prosody_13_only {
         }
         first_hour(&installed);
     }
+
+    /// The admin's path with the installed package, as systemd would run
+    /// it: `setup --write` on a prosody.cfg.lua owned as Debian ships it;
+    /// `prosodyctl check config` as prosody; the unit's ExecStartPre and
+    /// ExecStart command lines as prosody, with no repository reachable;
+    /// `setup --undo` back to the very bytes, and Prosody without modman.
+    #[test]
+    #[ignore = "Prosody 13 only: scripts/test runs it with MODMAN_TEST_PROSODY=13"]
+    fn the_installed_package_runs_as_its_unit_without_a_repository_and_undoes_setup() {
+        let server = server();
+        server.require(
+            Version::V13,
+            "scripts/test installs the package only in the Prosody 13 chroot",
+        );
+        let installed = Program {
+            chroot: Some(server.root.clone()),
+            path: "/usr/bin/modman".into(),
+        };
+        let id = |flag: &str| -> u32 {
+            let out = server
+                .command("id")
+                .args([flag, "prosody"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        let mut prosody = Prosody::start_plain();
+        // As Debian ships it: root's, readable by the prosody group only.
+        let config = prosody.config_path();
+        std::os::unix::fs::chown(&config, Some(0), Some(gid)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+        // The harness's directory is root's; /etc/prosody and
+        // /var/lib/prosody are open to the prosody user on a real system.
+        std::fs::set_permissions(prosody.dir.path(), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let original = std::fs::read(&config).unwrap();
+        let original_owner = owner_and_mode(&config);
+        let modman_toml = prosody.path("etc/modman.toml");
+        // A repository nobody answers for: this host has no route to it.
+        let repository = format!("http://127.0.0.1:{}/", support::free_port());
+        let output = installed
+            .command()
+            .args(["setup", "--domain", DOMAIN, "--write", "--prosody-config"])
+            .arg(&config)
+            .arg("--config")
+            .arg(&modman_toml)
+            .arg("--data-dir")
+            .arg(prosody.path("data"))
+            .arg("--state-dir")
+            .arg(prosody.path("modman-state"))
+            .args(["--repository", &repository])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(owner_and_mode(&config), original_owner);
+        let as_prosody = |args: &[&str]| {
+            let mut command = server.command("runuser");
+            command.args(["-u", "prosody", "--"]).args(args);
+            command
+        };
+        let config_text = config.display().to_string();
+        let check = as_prosody(&["prosodyctl", "--config", &config_text, "check", "config"])
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "prosodyctl check config as prosody:\n{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        prosody.restart();
+        // The harness runs Prosody as root; Debian's runs as prosody,
+        // whose admin socket the prosody user may open.
+        std::os::unix::fs::lchown(prosody.path("data/prosody.sock"), Some(uid), Some(gid)).unwrap();
+
+        // The unit's command lines, with this modman.toml.
+        let unit =
+            std::fs::read_to_string(server.host_path("/usr/lib/systemd/system/modman.service"))
+                .unwrap();
+        let command_line = |key: &str| -> Vec<String> {
+            let line = unit
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in the unit"));
+            line.replace(
+                "/etc/modman/modman.toml",
+                &modman_toml.display().to_string(),
+            )
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+        };
+        let pre = command_line("ExecStartPre=");
+        let pre: Vec<&str> = pre.iter().map(String::as_str).collect();
+        let checked = as_prosody(&pre).output().unwrap();
+        let printed = String::from_utf8_lossy(&checked.stdout).into_owned();
+        assert!(
+            checked.status.success(),
+            "ExecStartPre failed:\n{printed}{}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+        assert!(
+            printed
+                .lines()
+                .any(|l| l.starts_with("repository community (result: unavailable")),
+            "{printed}"
+        );
+        let start = command_line("ExecStart=");
+        let start: Vec<&str> = start.iter().map(String::as_str).collect();
+        let log_path = prosody.path("modman-unit.log");
+        let mut daemon = as_prosody(&start)
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        support::wait_for("the daemon to connect", || {
+            log().contains("connected to Prosody").then_some(())
+        });
+        let warned = support::wait_for("the warning on the repository", || {
+            log()
+                .lines()
+                .find(|l| l.contains("WARN") && l.contains("repository community cannot be read"))
+                .map(str::to_owned)
+        });
+        assert!(warned.contains("--from-debian"), "{warned}");
+        // As systemd stops it: SIGTERM, which runuser passes on.
+        let stopped = std::process::Command::new("kill")
+            .arg(daemon.id().to_string())
+            .status()
+            .unwrap();
+        assert!(stopped.success());
+        assert!(daemon.wait().unwrap().success(), "{}", log());
+
+        let undo = installed
+            .command()
+            .args(["setup", "--undo", "--prosody-config"])
+            .arg(&config)
+            .arg("--config")
+            .arg(&modman_toml)
+            .output()
+            .unwrap();
+        assert!(undo.status.success(), "{undo:?}");
+        assert_eq!(std::fs::read(&config).unwrap(), original);
+        assert_eq!(owner_and_mode(&config), original_owner);
+        prosody.restart();
+        drop(Client::connect(&prosody, ADMIN));
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", prosody.component_port)).is_err(),
+            "Prosody still has a component port open after setup --undo"
+        );
+    }
 }
 
 /// A Prosody that has never seen modman; `modman setup`, without and with
@@ -426,4 +579,70 @@ fn every_failed_check_says_how_to_fix_it() {
     );
     assert!(row(&out, "admin socket").contains("FAIL"), "{out}");
     assert!(Path::new(&config_path).exists());
+}
+
+/// `systemctl reload modman` (SIGHUP): modman.toml is read again; the log
+/// names what changed (a restart applies it) or why the file no longer
+/// loads, and modman stays up and connected throughout.
+#[test]
+fn a_reload_reads_modman_toml_again_and_keeps_the_connection() {
+    let prosody = Prosody::start();
+    let config = prosody.modman_config();
+    let modman = Modman::start(&prosody, &config);
+    let toml = prosody.path("modman.toml");
+    let hang_up = || {
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", &modman.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    let reload_lines = || -> Vec<String> {
+        modman
+            .log()
+            .lines()
+            .filter(|l| l.contains("reload: "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let wait_reloads = |n: usize| {
+        support::wait_for("the reload to be logged", || {
+            let lines = reload_lines();
+            (lines.len() >= n).then_some(lines)
+        })
+    };
+    hang_up();
+    let lines = wait_reloads(1);
+    assert!(lines[0].contains("nothing changed"), "{lines:?}");
+
+    let admins_line = config
+        .lines()
+        .find(|l| l.starts_with("admins"))
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &toml,
+        config.replace(&admins_line, "admins = [\"someone@localhost\"]"),
+    )
+    .unwrap();
+    hang_up();
+    let lines = wait_reloads(2);
+    assert!(
+        lines[1].contains("WARN") && lines[1].contains("changed in admins;"),
+        "{lines:?}"
+    );
+
+    std::fs::write(&toml, "admins = [").unwrap();
+    hang_up();
+    let lines = wait_reloads(3);
+    assert!(
+        lines[2].contains("ERROR") && lines[2].contains("no longer loads"),
+        "{lines:?}"
+    );
+    // Still the first connection, and still serving the admins it started with.
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let list = admin.run("list", json!({}));
+    assert_eq!(list["steps"][1]["status"], "completed", "{list}");
+    assert_eq!(modman.log().matches("connected to Prosody").count(), 1);
+    assert!(modman.terminate());
 }

@@ -11,6 +11,7 @@ pub mod disco;
 pub mod forms;
 pub mod notices;
 pub mod probe;
+pub mod reload;
 pub mod stream;
 
 use minidom::rxml::NcName;

@@ -1,0 +1,91 @@
+//! SIGHUP (`systemctl reload modman`): modman.toml is read and checked
+//! again while the daemon runs on, connected.
+//!
+//! The running config is one value that every request in flight, the
+//! engine and the stream share; swapping parts of it under them would let
+//! one request see two configs. So a reload applies nothing: it says which
+//! parts of the file changed and that a restart applies them, or why the
+//! file no longer loads (and that the next start would fail on it), so an
+//! admin learns that before restarting, not after.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::Config;
+
+/// A part of modman.toml, as an admin names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Admins,
+    StateDir,
+    Component,
+    Prosody,
+    Repositories,
+    Chat,
+}
+
+impl Part {
+    fn name(self) -> &'static str {
+        match self {
+            Part::Admins => "admins",
+            Part::StateDir => "state_dir",
+            Part::Component => "[component]",
+            Part::Prosody => "[prosody]",
+            Part::Repositories => "[[repositories]]",
+            Part::Chat => "[chat]",
+        }
+    }
+}
+
+/// The parts in which `new` differs from `running`.
+pub fn changed(running: &Config, new: &Config) -> Vec<Part> {
+    let (a, b) = (&running.component, &new.component);
+    [
+        (Part::Admins, running.admins != new.admins),
+        (Part::StateDir, running.state_dir != new.state_dir),
+        (
+            Part::Component,
+            a.jid != b.jid || a.server != b.server || a.secret != b.secret,
+        ),
+        (Part::Prosody, running.prosody != new.prosody),
+        (Part::Repositories, running.repositories != new.repositories),
+        (Part::Chat, running.chat != new.chat),
+    ]
+    .into_iter()
+    .filter_map(|(part, differs)| differs.then_some(part))
+    .collect()
+}
+
+/// Listens for SIGHUP from now on (its default would end modman), and
+/// returns the task that reads `path` again at each and logs what a
+/// restart would change. Call it within the runtime.
+pub fn on_hangup(
+    path: PathBuf,
+    running: Arc<Config>,
+) -> std::io::Result<impl std::future::Future<Output = ()>> {
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    Ok(reread_at_each(hangups, path, running))
+}
+
+async fn reread_at_each(
+    mut hangups: tokio::signal::unix::Signal,
+    path: PathBuf,
+    running: Arc<Config>,
+) {
+    while hangups.recv().await.is_some() {
+        match Config::load(&path) {
+            Err(e) => tracing::error!(
+                "reload: {} no longer loads: {e}; modman runs on with the config it started with, and would not start with this file: fix it before a restart",
+                path.display()
+            ),
+            Ok(new) => match changed(&running, &new).as_slice() {
+                [] => tracing::info!("reload: {} read again; nothing changed", path.display()),
+                parts => tracing::warn!(
+                    "reload: {} changed in {}; modman runs on with the config it started with, still connected: restart it to apply them (systemctl restart modman)",
+                    path.display(),
+                    parts.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+                ),
+            },
+        }
+    }
+}
