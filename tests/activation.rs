@@ -410,3 +410,40 @@ fn removing_a_module_says_which_of_its_options_stay_set() {
     );
     assert!(!prosody.modules_dir().join("mod_lastlog").exists());
 }
+
+/// `install --enable` of a module that will not load without an option
+/// nobody set is refused before anything changes, as `enable` is, naming
+/// the option, instead of installing a module Prosody then refuses.
+#[test]
+fn install_and_enable_refuses_a_module_missing_a_required_option_and_changes_nothing() {
+    let repository = Repository::start();
+    let prosody = Prosody::start();
+    let config = prosody.path("modman.toml");
+    std::fs::write(
+        &config,
+        prosody.modman_config() + &repository.config_section(),
+    )
+    .unwrap();
+    let (ok, out, err) = support::cli(&["refresh"], &config);
+    assert!(ok, "{out}{err}");
+    let state = prosody.path("modman-state");
+    let before = (
+        snapshot(&prosody.modules_dir()),
+        std::fs::read(prosody.path("modman.cfg.lua")).unwrap(),
+        snapshot(&state),
+        prosody.loaded_modules(DOMAIN),
+    );
+    let (ok, out, err) = support::cli(
+        &["install", "--enable", "--yes", "http_upload_external"],
+        &config,
+    );
+    assert!(!ok, "{out}{err}");
+    assert!(err.contains("http_upload_external_base_url"), "{err}");
+    let after = (
+        snapshot(&prosody.modules_dir()),
+        std::fs::read(prosody.path("modman.cfg.lua")).unwrap(),
+        snapshot(&state),
+        prosody.loaded_modules(DOMAIN),
+    );
+    assert!(before == after, "the refused install changed something");
+}
