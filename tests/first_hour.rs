@@ -217,9 +217,16 @@ mod prosody_13_only {
                 .map(str::to_owned)
         });
         assert!(warned.contains("--from-debian"), "{warned}");
-        // As systemd stops it: SIGTERM, which runuser passes on.
+        // As systemd stops it: SIGTERM to modman itself, runuser's child.
+        let runuser = daemon.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{runuser}/task/{runuser}/children")).unwrap();
+        let modman_pid = children
+            .split_whitespace()
+            .next()
+            .expect("runuser runs modman");
         let stopped = std::process::Command::new("kill")
-            .arg(daemon.id().to_string())
+            .arg(modman_pid)
             .status()
             .unwrap();
         assert!(stopped.success());
@@ -581,7 +588,7 @@ fn every_failed_check_says_how_to_fix_it() {
     assert!(Path::new(&config_path).exists());
 }
 
-/// `systemctl reload modman` (SIGHUP): modman.toml is read again; the log
+/// SIGHUP (`systemctl kill -s HUP modman`): modman.toml is read again; the log
 /// names what changed (a restart applies it) or why the file no longer
 /// loads, and modman stays up and connected throughout.
 #[test]

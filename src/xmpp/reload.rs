@@ -1,4 +1,4 @@
-//! SIGHUP (`systemctl reload modman`): modman.toml is read and checked
+//! SIGHUP (`systemctl kill -s HUP modman`): modman.toml is read and checked
 //! again while the daemon runs on, connected.
 //!
 //! The running config is one value that every request in flight, the
