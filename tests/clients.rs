@@ -178,6 +178,11 @@ fn gajim_1_7_gets_every_result_as_a_single_item_form_and_no_completes() {
         labels.contains(&"mam - Prosody's own".to_owned()),
         "{labels:?}"
     );
+    // Debian's prosody-modules sits among Prosody's own, and is told apart.
+    assert!(
+        labels.contains(&"lastlog - Debian's prosody-modules".to_owned()),
+        "{labels:?}"
+    );
     let enable = gajim.run("enable", json!({"modules": ["mam"]}));
     assert_gajim_1_7_shows(&enable);
     assert_eq!(last(&enable)["status"], "completed", "{enable}");

@@ -108,10 +108,14 @@ impl Context {
                         .into_iter()
                         .filter(|name| !installed.modules.contains_key(name))
                         .map(|name| {
-                            (
-                                name.clone(),
-                                format!("{name}{LABEL_SEPARATOR}Prosody's own"),
-                            )
+                            let dir = &self.config.prosody.builtin_modules;
+                            let whose = match crate::prosody::shipped_in(dir, &name) {
+                                crate::prosody::Shipped::Debian { .. } => {
+                                    "Debian's prosody-modules"
+                                }
+                                _ => "Prosody's own",
+                            };
+                            (name.clone(), format!("{name}{LABEL_SEPARATOR}{whose}"))
                         }),
                 )
                 .collect(),
