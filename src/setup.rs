@@ -185,7 +185,8 @@ pub fn plan(options: &Options) -> Result<Setup, String> {
     ]);
     changes.push(format!("added Component \"{component}\" with a new secret"));
     changes.push(format!(
-        "added Include \"{}\" as the last line",
+        "added {} as the last line (a pattern that matches only {}, so Prosody starts without it)",
+        crate::engine::include::line(&managed_config),
         managed_config.display()
     ));
 
