@@ -457,7 +457,7 @@ fn chown(path: &Path, owner: Option<(u32, u32)>) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) const DEBIAN_LIKE: &str = "admins = { }\nmodules_enabled = {\n\t\"roster\";\n\t\"disco\";\n}\nVirtualHost \"localhost\"\nComponent \"conference.localhost\" \"muc\"\n";

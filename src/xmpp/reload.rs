@@ -89,3 +89,27 @@ async fn reread_at_each(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_changed_part_is_named_and_only_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = crate::setup::plan(&crate::setup::tests::options(dir.path())).unwrap();
+        let text = setup.modman_toml;
+        let parse = |text: &str| Config::parse(text, dir.path()).unwrap();
+        let running = parse(&text);
+        assert_eq!(changed(&running, &parse(&text)), []);
+        let admins = text.replace("admin@localhost", "root@localhost");
+        assert_eq!(changed(&running, &parse(&admins)), [Part::Admins]);
+        let both = admins.replace("https://modules.prosody.im/rocks/", "https://example.org/");
+        assert_eq!(
+            changed(&running, &parse(&both)),
+            [Part::Admins, Part::Repositories]
+        );
+        let secret = text.replace(&setup.secret, "another-secret-long-enough-00000");
+        assert_eq!(changed(&running, &parse(&secret)), [Part::Component]);
+    }
+}
