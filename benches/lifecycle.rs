@@ -13,12 +13,19 @@
 //!   a disco#info round trip through the same Prosody;
 //! - scale: update-all of 250 installed modules, against copying their
 //!   files; memory: modman's RSS with a 2,000-module index and at the
-//!   update's peak, against Prosody's own RSS.
+//!   update's peak, against Prosody's own RSS;
+//! - refresh: a hostile LuaRocks server of 100 rocks, each a few KiB on
+//!   the wire and 60 MiB unpacked: modman's peak RSS during the refresh
+//!   against its idle RSS, and its CPU time (it stops past 1 GiB
+//!   inflated) against inflating all the rocks' sources once in this
+//!   process.
 //!
 //! Results: a table on stdout and target/bench/lifecycle.json. Name parts
 //! to run only those: `cargo bench --bench lifecycle -- install latency
-//! scale`.
+//! scale refresh`.
 
+#[path = "common/bloated_rocks.rs"]
+mod bloated_rocks;
 #[path = "../tests/support/mod.rs"]
 mod support;
 #[path = "common/synthetic.rs"]
@@ -425,6 +432,109 @@ fn scale_and_memory(rows: &mut Vec<Row>) {
     });
 }
 
+/// A process's CPU time so far (user and system), in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // utime and stime: the 14th and 15th fields, in clock ticks (1/100 s).
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse::<u64>().unwrap())
+        .sum();
+    ticks as f64 / 100.0
+}
+
+fn hostile_refresh(rows: &mut Vec<Row>) {
+    const ROCKS: usize = 100;
+    const UNPACKED: u64 = 60 * 1024 * 1024;
+    let work = tempfile::tempdir().unwrap();
+    let zeros = bloated_rocks::Zeros::new(UNPACKED + 1024);
+    let wire = bloated_rocks::server(work.path(), ROCKS, &zeros);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut served = Command::new("/usr/bin/python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+        .arg(work.path())
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    support::wait_for("the hostile LuaRocks server", || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ())
+    });
+    let url = format!("http://127.0.0.1:{port}/");
+
+    // The baseline: inflating every rock's source once, in this process.
+    let started = Instant::now();
+    for i in 0..ROCKS {
+        let package = format!("mod_bloat_{i}");
+        let bytes = std::fs::read(work.path().join(format!("{package}-1-1.src.rock"))).unwrap();
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let source = zip.by_name("prosody-modules-abc.tar.gz").unwrap();
+        let inflated = std::io::copy(
+            &mut flate2::read::GzDecoder::new(source),
+            &mut std::io::sink(),
+        )
+        .unwrap();
+        assert!(inflated > UNPACKED);
+    }
+    let inflate = started.elapsed().as_secs_f64();
+
+    let prosody = Prosody::start();
+    let modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &support::luarocks_section(&url)),
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let (idle, _) = memory(modman.pid());
+    let cpu_before = cpu_seconds(modman.pid());
+    let refresh = admin.run_steps("refresh", json!([]));
+    assert_eq!(support::last(&refresh)["status"], "completed", "{refresh}");
+    let cpu = cpu_seconds(modman.pid()) - cpu_before;
+    let (_, peak) = memory(modman.pid());
+    // Past 1 GiB inflated, a refresh reads no more rocks.
+    let unread = refresh
+        .to_string()
+        .matches("the most one refresh inflates")
+        .count();
+    let listed = admin.chat(COMPONENT, "list bloat");
+    let offered = (0..ROCKS)
+        .filter(|i| listed.contains(&format!("bloat_{i} ")))
+        .count();
+    assert_eq!(offered + unread, ROCKS, "{listed}");
+    let _ = served.kill();
+    let _ = served.wait();
+    eprintln!(
+        "refresh of {ROCKS} rocks, {} KiB on the wire, {} MiB unpacked: {offered} offered, {unread} left out unread; modman peak {peak:.1} MiB (idle {idle:.1}), CPU {cpu:.2} s; inflating them all here: {inflate:.2} s",
+        wire / 1024,
+        ROCKS as u64 * UNPACKED / 1024 / 1024
+    );
+    rows.push(Row {
+        what: format!("modman peak RSS, refresh of {ROCKS} hostile rocks"),
+        modman: peak,
+        baseline_what: "modman idle RSS".into(),
+        baseline: idle,
+        unit: "MiB",
+    });
+    rows.push(Row {
+        what: format!("modman CPU, refresh of {ROCKS} hostile rocks"),
+        modman: cpu,
+        baseline_what: "inflating all their sources once".into(),
+        baseline: inflate,
+        unit: "s",
+    });
+}
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         println!(
@@ -447,6 +557,9 @@ fn main() {
     }
     if wanted("scale") {
         scale_and_memory(&mut rows);
+    }
+    if wanted("refresh") {
+        hostile_refresh(&mut rows);
     }
 
     println!(

@@ -70,6 +70,7 @@ fn main() {
         let options = BuildOptions {
             tree,
             out: &out,
+            name: "bench",
             key: &key,
             builtin_dir: Path::new("/usr/lib/prosody/modules"),
             valid_for: time::Duration::days(30),

@@ -310,12 +310,7 @@ impl Config {
         let mut repositories: Vec<Repository> = Vec::new();
         for (i, repo) in raw.repositories.into_iter().enumerate() {
             let key = format!("repositories[{i}]");
-            let name_ok = !repo.name.is_empty()
-                && repo.name.len() <= 64
-                && repo
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            let name_ok = crate::repo::index::is_valid_repository_name(&repo.name);
             if !name_ok || repositories.iter().any(|r| r.name == repo.name) {
                 return Err(format!(
                     "key `{key}.name`: `{}` must be unique, made of letters, digits, `-` and `_`",

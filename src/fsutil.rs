@@ -12,15 +12,33 @@ use std::path::Path;
 /// `root:prosody 0640` config as `root:root`.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
     let existing = std::fs::metadata(path).ok();
     let mode = existing
         .as_ref()
         .map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    replace(path, bytes, mode, existing.as_ref())
+}
+
+/// [`atomic_write`] with the file's mode given, set before any byte is
+/// written, and modman as its owner: for a file only modman may read.
+pub fn atomic_write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, bytes, mode, None)
+}
+
+/// The write of [`atomic_write`], with `mode`, and the owner and group of
+/// `owner_like` when given.
+fn replace(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner_like: Option<&std::fs::Metadata>,
+) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
     let mut temp = tempfile::Builder::new()
         .prefix(".modman-tmp-")
         .tempfile_in(dir)?;
-    if let Some(existing) = &existing {
+    if let Some(existing) = owner_like {
         keep_owner(temp.as_file(), existing)?;
     }
     temp.as_file()

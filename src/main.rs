@@ -111,6 +111,9 @@ enum RepoCommand {
         /// The repository directory to create or replace; serve it with any static HTTP server.
         #[arg(long)]
         out: PathBuf,
+        /// The repository's name, as the [[repositories]] entry in each modman.toml names it; signed into the index, so another repository's index signed with the same key is refused.
+        #[arg(long)]
+        name: String,
         /// The private key from `modman repo keygen`.
         #[arg(long)]
         key: PathBuf,
@@ -122,6 +125,11 @@ enum RepoCommand {
         valid_for: u32,
     },
     /// Turn a LuaRocks server (such as Prosody's community repository) into a signed repository.
+    ///
+    /// A module whose newest rock is refused is left out (keeping its last good copy when the
+    /// mirror already has one) and the rest is published and signed. Exit status: 0 when every
+    /// module was mirrored, 3 when the mirror was published without some (each named in the
+    /// output with why), 1 when nothing was written.
     Mirror {
         /// The LuaRocks server: HTTPS, or plain HTTP to this machine only.
         #[arg(long)]
@@ -129,6 +137,9 @@ enum RepoCommand {
         /// The repository directory to create or replace; rocks already fetched are kept beside it in .DIR.rocks/.
         #[arg(long)]
         out: PathBuf,
+        /// The repository's name, as the [[repositories]] entry in each modman.toml names it (see repo build).
+        #[arg(long)]
+        name: String,
         /// The private key from `modman repo keygen`.
         #[arg(long)]
         key: PathBuf,
@@ -189,9 +200,7 @@ fn main() -> ExitCode {
             runtime.block_on(run_operation(node, args))
         }
         _ => match Cli::from_arg_matches(&matches) {
-            Ok(cli) => runtime
-                .block_on(dispatch(cli.command))
-                .map(|()| ExitCode::SUCCESS),
+            Ok(cli) => runtime.block_on(dispatch(cli.command)),
             Err(e) => e.exit(),
         },
     };
@@ -204,8 +213,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> Result<(), String> {
-    match command {
+async fn dispatch(command: Command) -> Result<ExitCode, String> {
+    let done = match command {
         Command::Run(ConfigArg { config }) => {
             let config_path = config;
             let (ctx, config) = open(&config_path)?;
@@ -226,7 +235,7 @@ async fn dispatch(command: Command) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot listen for signals: {e}"))
         }
-        Command::Repo(command) => repo(command).await,
+        Command::Repo(command) => return repo(command).await,
         Command::Setup {
             domain,
             admin,
@@ -240,7 +249,9 @@ async fn dispatch(command: Command) -> Result<(), String> {
             undo,
         } => {
             let Some(domain) = domain.filter(|_| !undo) else {
-                return setup_undo(&prosody_config, &config, &data_dir, &state_dir).await;
+                return setup_undo(&prosody_config, &config, &data_dir, &state_dir)
+                    .await
+                    .map(|()| ExitCode::SUCCESS);
             };
             let options = modman::setup::Options {
                 domain,
@@ -256,7 +267,8 @@ async fn dispatch(command: Command) -> Result<(), String> {
             };
             setup(&options, write)
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {
@@ -403,10 +415,12 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
         (Err(e), ops::Access::Change) => return Err(format!("{e}; nothing was changed")),
     };
     let ctx = open_config(config, opening)?;
-    let response = op
-        .run(&ctx, &actor, &input)
-        .await
-        .map_err(|e| e.to_string())?;
+    let running = op.run(&ctx, &actor, &input);
+    let response = match op.spec().access {
+        ops::Access::Change => finish_on_stop(&ctx, running).await?,
+        ops::Access::Read => running.await,
+    }
+    .map_err(|e| e.to_string())?;
     out!("{}", modman::text::render(&response));
     match &response {
         ops::Response::Confirm(_) => {
@@ -416,6 +430,7 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
             let at_start = args.try_get_one::<bool>(AT_START).ok().flatten() == Some(&true);
             Ok(checks_passed(table, at_start))
         }
+        ops::Response::Table(table) if table.failed() => Err(table.note.clone()),
         _ => Ok(ExitCode::SUCCESS),
     }
 }
@@ -454,6 +469,34 @@ async fn say_repositories(ctx: Context) {
             Ok(text) => tracing::info!("{text}"),
             Err(text) => tracing::warn!("{text}"),
         }
+    }
+}
+
+/// Runs a changing operation so that SIGINT or SIGTERM never cuts a change
+/// in half: one that came before the change began ends the command with
+/// nothing changed; one that comes while it runs is noted, and the change
+/// finishes (or is undone) and is reported as usual.
+async fn finish_on_stop<T>(
+    ctx: &Context,
+    running: impl std::future::Future<Output = T>,
+) -> Result<T, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
+    let (mut interrupt, mut terminate) = (
+        listen(SignalKind::interrupt())?,
+        listen(SignalKind::terminate())?,
+    );
+    let mut running = std::pin::pin!(running);
+    loop {
+        tokio::select! {
+            done = &mut running => return Ok(done),
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if !ctx.engine.changing() {
+            return Err("interrupted before any change began; nothing was changed".into());
+        }
+        tracing::warn!("a change is under way: it finishes first, then modman exits");
     }
 }
 
@@ -511,8 +554,12 @@ fn debian_tree(root: &Path) -> Result<tempfile::TempDir, String> {
     Ok(dir)
 }
 
+/// `repo mirror`'s exit status when it published the mirror without some
+/// modules, whose newest rocks were refused; the output names each.
+const EXIT_LEFT_OUT: u8 = 3;
+
 /// `repo mirror`, with a progress line per module when stderr is a terminal.
-async fn mirror(options: &modman::repo::mirror::MirrorOptions<'_>) -> Result<(), String> {
+async fn mirror(options: &modman::repo::mirror::MirrorOptions<'_>) -> Result<ExitCode, String> {
     use std::io::IsTerminal as _;
     let terminal = std::io::stderr().is_terminal();
     let report = modman::repo::mirror::mirror(options, &mut |step| {
@@ -535,12 +582,22 @@ async fn mirror(options: &modman::repo::mirror::MirrorOptions<'_>) -> Result<(),
         report.fetched,
         modman::repo::mirror::cache_dir(options.out).display()
     );
-    Ok(())
+    if report.left_out.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    out!(
+        "{} module(s) left out, the rest published and signed:",
+        report.left_out.len()
+    );
+    for omission in &report.left_out {
+        out!("  {omission}");
+    }
+    Ok(ExitCode::from(EXIT_LEFT_OUT))
 }
 
-async fn repo(command: RepoCommand) -> Result<(), String> {
+async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
     use modman::repo::{build, signing, verify};
-    match command {
+    let done = match command {
         RepoCommand::Keygen { out } => {
             let key = signing::generate(&out).map_err(|e| e.to_string())?;
             eprintln!(
@@ -555,6 +612,7 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
             from_debian,
             debian_root,
             out,
+            name,
             key,
             builtin_modules,
             valid_for,
@@ -571,6 +629,7 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
             let options = build::BuildOptions {
                 tree: from,
                 out: &out,
+                name: &name,
                 key: &key,
                 builtin_dir: &builtin_modules,
                 valid_for: time::Duration::days(valid_for.into()),
@@ -594,6 +653,7 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
         RepoCommand::Mirror {
             from,
             out,
+            name,
             key,
             builtin_modules,
             timeout_seconds,
@@ -602,12 +662,13 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
             let options = modman::repo::mirror::MirrorOptions {
                 from: &from,
                 out: &out,
+                name: &name,
                 key: &key,
                 builtin_dir: &builtin_modules,
                 timeout: std::time::Duration::from_secs(timeout_seconds),
                 valid_for: time::Duration::days(valid_for.into()),
             };
-            mirror(&options).await
+            return mirror(&options).await;
         }
         RepoCommand::Verify { dir, public_key } => {
             let text = match std::fs::read_to_string(&public_key) {
@@ -640,5 +701,6 @@ async fn repo(command: RepoCommand) -> Result<(), String> {
                 ))
             }
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }

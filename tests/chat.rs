@@ -37,7 +37,7 @@ fn an_admin_installs_and_removes_from_a_direct_chat_with_a_question_on_the_way()
     let refresh = admin.chat(COMPONENT, "refresh");
     assert!(
         refresh.contains(&format!(
-            "\nlocal (result: ok, modules: {})",
+            "\nlocal (result: ok, modules: {}, outcome: ok)",
             repository.index()["modules"].as_array().unwrap().len()
         )),
         "{refresh}"

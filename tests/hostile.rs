@@ -322,12 +322,17 @@ fn a_replayed_older_index_is_refused_and_nothing_is_downgraded() {
         "{refresh}"
     );
     let update = admin.chat(COMPONENT, "update lastlog");
-    assert!(update.contains("Everything is up to date."), "{update}");
+    // Nothing to update, and not "up to date": the index is not current.
+    assert!(
+        !update.contains("Everything is up to date")
+            && update.contains("the last refresh of local failed"),
+        "{update}"
+    );
     let listed = admin.chat(COMPONENT, "list installed");
     assert!(listed.contains(&new_version), "{listed}");
     assert!(listed.contains("0 with an update"), "{listed}");
     assert_eq!(snapshot(&prosody.modules_dir()), modules);
-    assert_eq!(snapshot(&state_dir(&prosody)), state);
+    only_the_failure_recorded(&state, &snapshot(&state_dir(&prosody)));
 }
 
 #[test]
@@ -357,7 +362,7 @@ fn an_index_of_the_same_serial_with_other_content_is_refused() {
             && refresh.contains("may be a replay"),
         "{refresh}"
     );
-    assert_eq!(snapshot(&state_dir(&prosody)), state);
+    only_the_failure_recorded(&state, &snapshot(&state_dir(&prosody)));
 }
 
 #[test]
@@ -390,7 +395,8 @@ fn an_expired_index_lists_as_stale_and_installs_nothing_until_a_fresh_one() {
         "{verified}"
     );
     assert!(
-        summary.contains("1 problem found; serial ") && summary.contains(", expires "),
+        summary.contains("1 problem found; repository local, serial ")
+            && summary.contains(", expires "),
         "{summary}"
     );
 
@@ -472,6 +478,7 @@ fn control_characters_from_a_repository_reach_no_stanza_and_no_terminal() {
         .arg(out.path().join("repo"))
         .arg("--key")
         .arg(repository.dir.path().join("key"))
+        .args(["--name", "local"])
         .output()
         .unwrap();
     let warnings = String::from_utf8_lossy(&build.stderr);
@@ -961,6 +968,7 @@ fn a_repository_rotating_its_key_is_trusted_under_every_listed_key() {
         .arg(repository.served())
         .arg("--key")
         .arg(&new_key)
+        .args(["--name", "local"])
         .output()
         .unwrap();
     assert!(build.status.success());
@@ -1006,4 +1014,209 @@ fn a_reply_with_a_line_longer_than_a_read_arrives_at_once() {
     // which would have released it.
     let info = admin.chat(COMPONENT, "info wordy");
     assert!(info.contains(tail), "{info}");
+}
+
+/// The paths whose contents differ between two snapshots.
+fn changed(
+    before: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+    after: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+) -> Vec<std::path::PathBuf> {
+    let paths: std::collections::BTreeSet<_> = before.keys().chain(after.keys()).collect();
+    paths
+        .into_iter()
+        .filter(|path| before.get(*path) != after.get(*path))
+        .cloned()
+        .collect()
+}
+
+/// Asserts that the only change to the state directory is the record of
+/// why the last refresh of `local` failed.
+fn only_the_failure_recorded(
+    before: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+    after: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+) {
+    assert_eq!(
+        changed(before, after),
+        [std::path::PathBuf::from("refresh/local.failed.json")]
+    );
+}
+
+/// Copies the module tree of `repository` to `into`.
+fn copy_tree(repository: &Repository, into: &std::path::Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(repository.dir.path().join("corpus"))
+        .arg(into)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// One key signs a `stable` and a `testing` repository. The testing
+/// index served at the stable URL is validly signed and newer, but it is
+/// not stable's: refused, both names said, and nothing installed or
+/// changed (files, managed config, installed.json, the cached index, what
+/// Prosody runs). An index naming no repository is refused the same way.
+#[test]
+fn another_repositorys_index_signed_with_the_same_key_is_refused_and_changes_nothing() {
+    let prosody = Prosody::start();
+    let stable = Repository::start_named("stable", support::debian_corpus);
+    let testing = tempfile::tempdir().unwrap();
+    let tree = testing.path().join("corpus");
+    copy_tree(&stable, &tree);
+    support::append(
+        &tree.join("mod_lastlog").join("mod_lastlog.lua"),
+        "\n-- the testing build\n",
+    );
+    let build = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(["repo", "build", "--from"])
+        .arg(&tree)
+        .arg("--out")
+        .arg(testing.path().join("repo"))
+        .arg("--key")
+        .arg(stable.dir.path().join("key"))
+        .args(["--name", "testing"])
+        .output()
+        .unwrap();
+    assert!(build.status.success());
+
+    let modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &stable.config_section()),
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let refresh = admin.run_steps("refresh", json!([]));
+    assert_eq!(last(&refresh)["form"]["items"][0]["outcome"], "ok");
+    let installed = admin.run("install", json!({"modules": ["lastlog"], "enable": true}));
+    assert_eq!(last(&installed)["status"], "completed", "{installed}");
+    // Everything but the record of why the last refresh failed.
+    let everything = || {
+        let mut state = snapshot(&state_dir(&prosody));
+        state.retain(|path, _| !path.starts_with("refresh"));
+        (
+            snapshot(&prosody.modules_dir()),
+            state,
+            std::fs::read(prosody.path("modman.cfg.lua")).unwrap(),
+            prosody.module_list("localhost"),
+        )
+    };
+    let before = everything();
+    assert!(before.3.iter().any(|m| m == "lastlog"), "{:?}", before.3);
+    let memory = rss_kib(modman.pid());
+
+    // Someone serves the testing repository at the stable URL.
+    std::fs::remove_dir_all(stable.served()).unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(testing.path().join("repo"))
+        .arg(stable.served())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let refresh = admin.run_steps("refresh", json!([]));
+    let reply = last(&refresh);
+    let row = &reply["form"]["items"][0];
+    assert_eq!(row["repository"], "stable");
+    assert_eq!(row["outcome"], "failed", "{reply}");
+    let result = row["result"].as_str().unwrap();
+    assert!(
+        result.contains("`testing`") && result.contains("`stable`"),
+        "{result}"
+    );
+    // The summary every client shows names it too.
+    let notes = reply["notes"].to_string();
+    assert!(
+        notes.contains("stable: failed") && notes.contains("`testing`"),
+        "{notes}"
+    );
+
+    let update = admin.run("update", json!({"modules": ["lastlog"], "confirm": true}));
+    assert_eq!(last(&update)["status"], "completed", "{update}");
+    assert!(
+        last(&update)["form"]["items"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{update}"
+    );
+    let after = everything();
+    assert!(
+        after == before,
+        "changed: {:?}",
+        changed(&before.1, &after.1)
+    );
+
+    // An index that names no repository (an older build) is refused too,
+    // with the rebuild that fixes it.
+    sign_modified_index(&stable, |index| {
+        index.as_object_mut().unwrap().remove("repository");
+    });
+    let refresh = admin.run_steps("refresh", json!([]));
+    let row = &last(&refresh)["form"]["items"][0];
+    assert_eq!(row["outcome"], "failed", "{refresh}");
+    assert!(
+        row["result"]
+            .as_str()
+            .unwrap()
+            .contains("modman repo build --name stable"),
+        "{row}"
+    );
+    let after = everything();
+    assert!(
+        after == before,
+        "changed: {:?}",
+        changed(&before.1, &after.1)
+    );
+    let grown = rss_kib(modman.pid()).saturating_sub(memory);
+    assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
+}
+
+/// A signed index (a mirror's, say) naming a module's archive the library
+/// `share`: installing it would put `share/lua/5.4/mod_version.lua` where
+/// Prosody's loader looks for its own mod_version. Refused naming the
+/// file, and nothing is written.
+#[test]
+fn a_signed_library_named_share_installs_nothing() {
+    let prosody = Prosody::start();
+    let repository = Repository::start_with(|corpus| {
+        let module = corpus.join("mod_evil");
+        std::fs::create_dir_all(module.join("lua/5.4")).unwrap();
+        std::fs::write(module.join("mod_evil.lua"), "return {}").unwrap();
+        std::fs::write(
+            module.join("lua/5.4/mod_version.lua"),
+            "module:log('error', 'not Prosody')",
+        )
+        .unwrap();
+    });
+    sign_modified_index(&repository, |index| {
+        for module in index["modules"].as_array_mut().unwrap() {
+            if module["name"] == "evil" {
+                module["library"] = "share".into();
+            }
+        }
+    });
+    let config = prosody.path("modman.toml");
+    std::fs::write(
+        &config,
+        prosody.modman_config() + &repository.config_section(),
+    )
+    .unwrap();
+    let (ok, out, err) = support::cli(&["refresh"], &config);
+    assert!(ok, "{out}{err}");
+    let state = || {
+        (
+            snapshot(&prosody.modules_dir()),
+            std::fs::read(prosody.path("modman-state/installed.json")).ok(),
+            std::fs::read(prosody.path("modman.cfg.lua")).ok(),
+            prosody.loaded_modules(support::DOMAIN),
+        )
+    };
+    let before = state();
+    let (ok, _, err) = support::cli(&["install", "--yes", "evil"], &config);
+    assert!(
+        !ok && err.contains(
+            "`share/lua/5.4/mod_version.lua` is where Prosody's loader looks for every module's files"
+        ),
+        "{err}"
+    );
+    assert_eq!(state(), before);
 }

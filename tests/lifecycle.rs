@@ -204,13 +204,18 @@ struct Host {
 
 impl Host {
     fn new(repository: &Repository) -> Host {
+        Host::with(&[repository])
+    }
+
+    /// A host with each of `repositories` in modman.toml, in that order.
+    fn with(repositories: &[&Repository]) -> Host {
+        let sections: String = repositories.iter().map(|r| r.config_section()).collect();
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("modules")).unwrap();
         let d = dir.path().display();
         let config = format!(
             "admins = [\"admin@localhost\"]\nstate_dir = \"{d}/state\"\n[component]\njid = \"modman.localhost\"\nserver = \"127.0.0.1:1\"\nsecret = \"x\"\n\
-             [prosody]\nconfig = \"{d}/prosody.cfg.lua\"\nmodules_dir = \"{d}/modules\"\nmanaged_config = \"{d}/modman.cfg.lua\"\nadmin_socket = \"{d}/prosody.sock\"\n{}",
-            repository.config_section()
+             [prosody]\nconfig = \"{d}/prosody.cfg.lua\"\nmodules_dir = \"{d}/modules\"\nmanaged_config = \"{d}/modman.cfg.lua\"\nadmin_socket = \"{d}/prosody.sock\"\n{sections}"
         );
         std::fs::write(dir.path().join("modman.toml"), config).unwrap();
         Host { dir }
@@ -457,12 +462,13 @@ fn hostile_archives_in_a_validly_signed_index_are_refused() {
         let (_outside, repository) = hostile_repository(entries);
         let host = Host::new(&repository);
         let (refreshed, refresh_out, _) = host.run(&["refresh"]);
-        assert!(refreshed);
         let before = host.everything();
         let (ok, _, err) = host.run(&["install", "evil"]);
         // A path trick in the signed file list refuses the whole index at
-        // refresh; the archive's own entries are refused when it is read.
-        let index_refused = refresh_out.contains(expected)
+        // refresh (which then fails); the archive's own entries are
+        // refused when it is read.
+        let index_refused = !refreshed
+            && refresh_out.contains(expected)
             && err.contains("no configured repository offers `evil`");
         assert!(
             !ok && (index_refused
@@ -599,4 +605,117 @@ fn sigkill_at_any_moment_leaves_every_module_wholly_old_or_wholly_new() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), lines, "a change was logged twice:\n{history}");
+}
+
+/// A one-module tree, small so that a build takes milliseconds.
+fn one_module(dir: &Path) {
+    let module = dir.join("mod_modman_one");
+    std::fs::create_dir_all(&module).unwrap();
+    std::fs::write(module.join("mod_modman_one.lua"), "-- one\n").unwrap();
+    std::fs::write(module.join("README.markdown"), "---\nsummary: one\n---\n").unwrap();
+}
+
+/// The served directory of `repository` becomes the build in `from`.
+fn publish(repository: &Repository, from: &Path) {
+    std::fs::remove_dir_all(repository.served()).unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(repository.served())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Two builds within one second, each into a fresh directory (as a
+/// build server does): the second index has a higher serial and is
+/// accepted, where serials counted in seconds made every modman refuse it
+/// as a possible replay.
+#[test]
+fn an_index_built_within_the_second_of_the_previous_one_is_accepted() {
+    let repository = Repository::start_with(one_module);
+    let host = Host::new(&repository);
+    let work = tempfile::tempdir().unwrap();
+    let index = |dir: &Path| -> Value {
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap()
+    };
+    let code = repository
+        .corpus("mod_modman_one")
+        .join("mod_modman_one.lua");
+    // Builds of one module take milliseconds: the first pair nearly always
+    // shares its second; a pair that straddles one is built again.
+    let (first, second) = (0..20)
+        .find_map(|attempt| {
+            let first = work.path().join(format!("first-{attempt}"));
+            let second = work.path().join(format!("second-{attempt}"));
+            repository.build_into(&first, &[], &[]);
+            append(&code, "\n-- changed\n");
+            repository.build_into(&second, &[], &[]);
+            (index(&first)["generated"] == index(&second)["generated"]).then_some((first, second))
+        })
+        .expect("two builds within one second");
+    let serial = |dir: &Path| index(dir)["serial"].as_u64().unwrap();
+    assert!(serial(&second) > serial(&first));
+
+    publish(&repository, &first);
+    let (ok, out, err) = host.run(&["refresh"]);
+    assert!(ok, "{out}{err}");
+    publish(&repository, &second);
+    let (ok, out, err) = host.run(&["refresh"]);
+    assert!(ok, "{out}{err}");
+    let accepted: Value = serde_json::from_slice(
+        &std::fs::read(host.state().join("indexes/local.accepted.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(accepted["serial"].as_u64(), Some(serial(&second)));
+    // info shows the index in use: its repository and serial.
+    let (ok, info, _) = host.run(&["info", "modman_one"]);
+    assert!(ok);
+    assert!(
+        info.contains(&format!("repository local, serial {},", serial(&second))),
+        "{info}"
+    );
+}
+
+/// One repository down: the refresh summary (the line every client
+/// shows) names it with its reason, its row says failed, the command
+/// line exits non-zero, and `list` says what it shows of it is stale.
+#[test]
+fn a_repository_that_fails_to_refresh_is_named_in_the_summary() {
+    let repository = Repository::start_with(one_module);
+    let mut down = Repository::start_named("other", one_module);
+    let host = Host::with(&[&repository, &down]);
+    assert!(host.run(&["refresh"]).0);
+    down.stop();
+    let (ok, out, err) = host.run(&["refresh"]);
+    assert!(!ok, "{out}");
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name} (")))
+            .unwrap_or_else(|| panic!("no row for {name}: {out}"))
+            .to_owned()
+    };
+    assert!(row("local").ends_with("outcome: ok)"), "{out}");
+    assert!(row("other").ends_with("outcome: failed)"), "{out}");
+    // The summary: the last line printed, and the error the command ends with.
+    let summary = out.lines().last().unwrap();
+    for said in [summary, err.as_str()] {
+        assert!(
+            said.contains("other: failed") && said.contains("Connection refused"),
+            "{said}"
+        );
+    }
+    let (ok, listed, _) = host.run(&["list"]);
+    assert!(ok);
+    let note = listed.lines().last().unwrap();
+    assert!(
+        note.contains("Stale:") && note.contains("other") && note.contains("Connection refused"),
+        "{note}"
+    );
+    // Nor does update call everything up to date.
+    let (_, updated, _) = host.run(&["update", "--yes"]);
+    assert!(
+        !updated.contains("Everything is up to date") && updated.contains("other"),
+        "{updated}"
+    );
 }

@@ -4,6 +4,8 @@
 //! Python on 127.0.0.1: as a `kind = "luarocks"` repository through the
 //! real CLI, mirrored with `modman repo mirror`, and hostile.
 
+#[path = "../benches/common/bloated_rocks.rs"]
+mod bloated_rocks;
 mod support;
 
 use std::net::{TcpListener, TcpStream};
@@ -197,6 +199,8 @@ fn mirror(from: &str, out: &Path, key: &Path) -> Output {
         out.to_str().unwrap(),
         "--key",
         key.to_str().unwrap(),
+        "--name",
+        "mirror",
         "--timeout-seconds",
         "5",
     ])
@@ -510,6 +514,10 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
     );
 }
 
+/// `repo mirror`'s exit status when it published the mirror without
+/// some modules.
+const LEFT_OUT: i32 = 3;
+
 /// A hand-made rock: (package, version, the .src.rock's bytes).
 type HandMade<'a> = (&'a str, &'a str, Vec<u8>);
 
@@ -596,10 +604,12 @@ fn plain(package: &str, dependencies: &str, extra: &str) -> Vec<u8> {
 }
 
 #[test]
-fn hostile_servers_are_refused_naming_the_module_and_file_and_nothing_is_written() {
+fn hostile_rocks_are_refused_naming_the_module_and_file_and_left_out() {
     let work = tempfile::tempdir().unwrap();
     let (key, _) = keygen(work.path());
     let huge = format!("x = \"{}\"\n", "a".repeat(70_000));
+    // 70 MiB outside the module's directory: skipped, but counted.
+    let zeros = bloated_rocks::Zeros::new(70 * 1024 * 1024 + 1024);
     let deep = format!("x = {}{}\n", "{".repeat(40), "}".repeat(40));
     let cases: Vec<(Vec<HandMade>, &str)> = vec![
         (
@@ -643,6 +653,10 @@ fn hostile_servers_are_refused_naming_the_module_and_file_and_nothing_is_written
                 ),
             )],
             "mod_a-1-1.rockspec: build.modules[\"mod_a\"] = \"../mod_b/mod_b.lua\" points outside the module",
+        ),
+        (
+            vec![("mod_a", "1-1", bloated_rocks::rock_zeros_outside("mod_a", &zeros))],
+            "mod_a-1-1.src.rock: prosody-modules-abc.tar.gz: the archive unpacks to more than 64 MiB",
         ),
         (
             vec![("mod_a", "1-1", b"<html>not found</html>".to_vec())],
@@ -696,11 +710,25 @@ fn hostile_servers_are_refused_naming_the_module_and_file_and_nothing_is_written
         let (_dir, served) = hostile_server(&rocks);
         let out = work.path().join(format!("mirror-{i}"));
         let output = mirror(&served.url(), &out, &key);
-        let error = text(&output.stderr);
-        assert!(!output.status.success(), "{expected}: accepted");
-        assert!(error.contains(expected), "{expected:?} not in {error:?}");
-        assert!(error.contains("nothing was written"), "{error}");
-        assert!(!out.exists(), "{expected}: something was written");
+        let printed = text(&output.stdout);
+        // Published without the module, which is named with why.
+        assert_eq!(
+            output.status.code(),
+            Some(LEFT_OUT),
+            "{expected}: {printed}"
+        );
+        assert!(
+            printed.contains(expected),
+            "{expected:?} not in {printed:?}"
+        );
+        let mirrored = index(&out);
+        let names: Vec<&str> = mirrored["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        assert!(!names.contains(&"a"), "{expected}: mirrored {names:?}");
         // The same server as a repository: the module is not on offer.
         let host = Host::new(&served.url());
         host.run(&["refresh"]);
@@ -1016,4 +1044,398 @@ fn modules_installed_by_prosodyctl_show_as_such_and_are_never_touched() {
     assert!(!ok && err.contains("installed by prosodyctl"), "{err}");
     assert_eq!(snapshot(&tree), before);
     assert!(!host.modules().join("mod_bob").exists());
+}
+
+/// A process's peak resident memory (VmHWM) and its resident memory now
+/// (VmRSS), in KiB, and the CPU time it has used, in clock ticks.
+fn usage(pid: u32) -> (u64, u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th of the whole line.
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    (kib("VmHWM:"), kib("VmRSS:"), fields[0] + fields[1])
+}
+
+/// 20 rocks of 60 MiB of zeros each under copy_directories, small on the
+/// wire: a refresh used to hold every rock unpacked at once (1.9 GiB for
+/// 16). Now modman reads them one at a time, keeps none of the zeros, and
+/// stays within 64 MiB of its idle memory, twice (from the server, then
+/// from its cache); it stops inflating past 1 GiB a refresh, so it offers
+/// the first 18 and leaves 2 out unread; it keeps serving an admin.
+#[test]
+fn a_refresh_of_rocks_huge_unpacked_holds_one_at_a_time() {
+    const ROCKS: usize = 20;
+    let zeros = bloated_rocks::Zeros::new(60 * 1024 * 1024 + 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let wire = bloated_rocks::server(dir.path(), ROCKS, &zeros);
+    let served = Served::start(dir.path());
+    let prosody = Prosody::start();
+    let modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &luarocks_section(&served.url())),
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let (_, idle, cpu_before) = usage(modman.pid());
+    for round in ["from the server", "from the cache"] {
+        let refresh = admin.run_steps("refresh", json!([]));
+        assert_eq!(last(&refresh)["status"], "completed", "{refresh}");
+        let unread = refresh
+            .to_string()
+            .matches("the most one refresh inflates")
+            .count();
+        assert_eq!(unread, 2, "{refresh}");
+        let (peak, _, cpu) = usage(modman.pid());
+        let ticks = cpu - cpu_before;
+        eprintln!(
+            "{ROCKS} rocks, {} KiB on the wire, {} MiB unpacked: refresh {round}: modman peak {} KiB, idle {idle} KiB, CPU {ticks} ticks so far",
+            wire / 1024,
+            ROCKS * 60,
+            peak
+        );
+        assert!(
+            peak <= idle + 64 * 1024,
+            "peak {peak} KiB, idle {idle} KiB, refresh {round}"
+        );
+    }
+    let listed = admin.chat(COMPONENT, "list bloat");
+    let offered = (0..ROCKS)
+        .filter(|i| listed.contains(&format!("bloat_{i} ")))
+        .count();
+    assert_eq!(offered, 18, "{listed}");
+    let (_, _, cpu) = usage(modman.pid());
+    // Two refreshes inflate 2 x 18 x 60 MiB; a debug build does that in
+    // well under a minute of CPU, a release build in a second or two.
+    assert!(cpu - cpu_before < 60 * 100, "{} ticks", cpu - cpu_before);
+}
+
+/// Where Prosody's own plugin loader finds each of `modules` (its main
+/// file), asked through its admin shell: the path it would load after the
+/// next reload, or `nil`.
+fn resolved(prosody: &Prosody, modules: &[String]) -> std::collections::BTreeMap<String, String> {
+    let names = modules.join(" ");
+    let chunk = format!(
+        ">local ok, mm = pcall(require, 'prosody.core.modulemanager'); \
+         if not ok then mm = require 'core.modulemanager' end; \
+         for name in ('{names}'):gmatch('%S+') do \
+         local content, path = mm.loader:load_resource(name); \
+         print('RESOLVED ' .. name .. ' ' .. tostring(content and path)) end"
+    );
+    let printed = prosody.shell(&chunk);
+    let found: std::collections::BTreeMap<String, String> = printed
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("RESOLVED "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, path)| (name.to_owned(), path.to_owned()))
+        .collect();
+    assert_eq!(found.len(), modules.len(), "{printed}");
+    found
+}
+
+/// Every module in Prosody's own module directory, by name.
+fn shipped_modules() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(support::server().builtin_modules())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            let name = name.strip_prefix("mod_")?;
+            Some(name.strip_suffix(".lua").unwrap_or(name).to_owned())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// A library rock `package` building the library `library`, which copies
+/// the directory `lua/5.4/` holding replacements for Prosody's own
+/// modules `targets`.
+fn library_rock(package: &str, library: &str, targets: &[&str]) -> Vec<u8> {
+    let dir = format!("Community-Modules-abc/{package}");
+    let files: Vec<(String, Vec<u8>)> =
+        std::iter::once((format!("{dir}/{library}.lib.lua"), b"return {}".to_vec()))
+            .chain(targets.iter().map(|target| {
+                (
+                    format!("{dir}/lua/5.4/mod_{target}.lua"),
+                    format!("module:log('error', 'the rock {package} replaced {target}')")
+                        .into_bytes(),
+                )
+            }))
+            .collect();
+    let entries: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(path, data)| (path.as_str(), data.as_slice()))
+        .collect();
+    let mut spec = rockspec(
+        package,
+        &dir,
+        &format!("{library} = \"{library}.lib.lua\""),
+        "",
+        "",
+    );
+    if !targets.is_empty() {
+        spec = spec.replace(" } }\n", " }, copy_directories = { \"lua\" } }\n");
+    }
+    zip_of(&[
+        (&format!("{package}-1-1.rockspec"), spec.as_bytes()),
+        ("prosody-modules-abc.tar.gz", &tar_gz(&entries)),
+    ])
+}
+
+/// Rocks that would put files where Prosody's loader looks for other
+/// modules (a library named `share` or `lib`, the LuaRocks tree Prosody
+/// searches for every module; a library named after a module Prosody
+/// ships; a module building another module's Lua module) are left out of
+/// the catalog, named with the file and why, cannot be installed, and
+/// change nothing Prosody resolves for any of its modules, nor files,
+/// managed config, installed.json or what Prosody loaded.
+#[test]
+fn rocks_placing_files_for_other_modules_change_nothing_prosody_resolves() {
+    let targets = ["version", "saslauth", "auth_internal_hashed", "admin_shell"];
+    let other = rockspec(
+        "mod_other",
+        "Community-Modules-abc/mod_other",
+        "mod_other = \"mod_other.lua\", [\"mod_version.x\"] = \"mod_other.lua\"",
+        "",
+        "",
+    );
+    let rocks = vec![
+        (
+            "mod_lib_share",
+            "1-1",
+            library_rock("mod_lib_share", "share", &targets),
+        ),
+        (
+            "mod_lib_lib",
+            "1-1",
+            library_rock("mod_lib_lib", "lib", &targets),
+        ),
+        (
+            "mod_lib_version",
+            "1-1",
+            library_rock("mod_lib_version", "version", &[]),
+        ),
+        ("mod_other", "1-1", rock("mod_other", &other)),
+        ("mod_fine", "1-1", plain("mod_fine", "", "")),
+    ];
+    let (_dir, served) = hostile_server(&rocks);
+    let prosody = Prosody::start();
+    let config = prosody.path("modman.toml");
+    std::fs::write(
+        &config,
+        prosody.modman_config() + &luarocks_section(&served.url()),
+    )
+    .unwrap();
+    let mut modules = shipped_modules();
+    modules.extend(["other", "fine", "lib_share", "lib_lib", "lib_version"].map(String::from));
+    let state = || {
+        (
+            snapshot(&prosody.modules_dir()),
+            std::fs::read(prosody.path("modman.cfg.lua")).ok(),
+            std::fs::read(prosody.path("modman-state/installed.json")).ok(),
+            prosody.loaded_modules(DOMAIN),
+        )
+    };
+    let before = (state(), resolved(&prosody, &modules));
+    for target in targets {
+        let own = format!("/usr/lib/prosody/modules/mod_{target}.lua");
+        assert!(
+            before.1[target].ends_with(&own),
+            "{target}: {}",
+            before.1[target]
+        );
+    }
+
+    let (ok, out, err) = cli(&["refresh"], &config);
+    assert!(ok, "{out}{err}");
+    let said = format!("{out}{err}");
+    for expected in [
+        "mod_lib_share-1-1.src.rock: mod_lib_share-1-1.rockspec: `share/lua/5.4/mod_",
+        "mod_lib_lib-1-1.src.rock: mod_lib_lib-1-1.rockspec: `lib/lib.lib.lua` is where Prosody's loader looks for every module's files",
+        "mod_lib_version-1-1.src.rock: mod_lib_version-1-1.rockspec: the library is named `version`, like a module Prosody already has",
+        "mod_other-1-1.src.rock: mod_other-1-1.rockspec: build.modules names `mod_version.x`, a Lua module of another Prosody module",
+    ] {
+        assert!(said.contains(expected), "{expected:?} not in {said}");
+    }
+    for name in ["lib_share", "lib_lib", "lib_version", "other"] {
+        let (ok, _, err) = cli(&["install", "--yes", "--enable", name], &config);
+        assert!(
+            !ok && err.contains(&format!("no configured repository offers `{name}`")),
+            "{name}: {err}"
+        );
+    }
+    // Over XMPP alike: modman refuses, stays up and serves the admin.
+    let modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &luarocks_section(&served.url())),
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let refresh = admin.run_steps("refresh", json!([]));
+    assert_eq!(last(&refresh)["status"], "completed", "{refresh}");
+    for name in ["lib_share", "lib_lib", "lib_version", "other"] {
+        let run = admin.run("install", json!({"modules": [name], "enable": true}));
+        assert_eq!(run["error"]["condition"], "item-not-found", "{name}: {run}");
+    }
+    let listed = admin.run("list", json!({}));
+    assert_eq!(last(&listed)["status"], "completed", "{listed}");
+    let after = (state(), resolved(&prosody, &modules));
+    assert_eq!(after, before, "a hostile rock changed something");
+    drop(modman);
+    // What the library `share` would have written is what Prosody loads.
+    let planted = prosody.modules_dir().join("share/lua/5.4/mod_version.lua");
+    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    std::fs::write(&planted, "-- not Prosody's").unwrap();
+    let shadowed = resolved(&prosody, &["version".to_owned()]);
+    assert!(
+        shadowed["version"].ends_with("/modules/share/lua/5.4/mod_version.lua"),
+        "{shadowed:?}"
+    );
+    std::fs::remove_dir_all(prosody.modules_dir().join("share")).unwrap();
+    // The server's good module still installs and loads.
+    let (ok, out, err) = cli(&["install", "--yes", "--enable", "fine"], &config);
+    assert!(ok, "{out}{err}");
+    assert!(prosody.loaded_modules(DOMAIN).contains(&"fine".to_owned()));
+}
+
+/// One corrupt rock upstream: the mirror leaves that module out (keeping
+/// its last good copy when it has one), publishes and signs the rest,
+/// names each module left out and why, and exits with its own status.
+#[test]
+fn a_mirror_survives_a_corrupt_rock() {
+    let work = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(work.path());
+    let out = work.path().join("mirror");
+    let modules = |out: &Path| -> Vec<(String, String)> {
+        index(out)["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let field = |key: &str| m[key].as_str().unwrap().to_owned();
+                (field("name"), field("version"))
+            })
+            .collect()
+    };
+    let verify = |out: &Path| {
+        let output = modman(&[
+            "repo",
+            "verify",
+            out.to_str().unwrap(),
+            "--public-key",
+            &public,
+        ]);
+        assert!(output.status.success(), "{}", text(&output.stdout));
+    };
+    fn good(name: &str) -> HandMade<'_> {
+        (name, "1-1", plain(name, "", ""))
+    }
+    let (_dir, served) = hostile_server(&[good("mod_a"), good("mod_b"), good("mod_c")]);
+    let output = mirror(&served.url(), &out, &key);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    // mod_c's new version and the new mod_d are corrupt.
+    let (_dir, served) = hostile_server(&[
+        good("mod_a"),
+        good("mod_b"),
+        ("mod_c", "2-1", b"PK\x03\x04 cut short".to_vec()),
+        ("mod_d", "1-1", b"<html>not found</html>".to_vec()),
+    ]);
+    let output = mirror(&served.url(), &out, &key);
+    let printed = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(LEFT_OUT),
+        "{printed}{}",
+        text(&output.stderr)
+    );
+    verify(&out);
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        modules(&out),
+        pairs(&[("a", "1-1"), ("b", "1-1"), ("c", "1-1")])
+    );
+    let left_out: Vec<&str> = printed.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(left_out.len(), 2, "{printed}");
+    assert!(
+        left_out[0].contains("mod_c-2-1.src.rock: not a readable zip")
+            && left_out[0].contains("last good copy, version 1-1"),
+        "{printed}"
+    );
+    assert!(
+        left_out[1].contains("mod_d-1-1.src.rock: not a readable zip")
+            && left_out[1].contains("does not offer it"),
+        "{printed}"
+    );
+    // The help says what that status means.
+    let help = text(&modman(&["repo", "mirror", "--help"]).stdout);
+    assert!(
+        help.contains(&format!(
+            "{LEFT_OUT} when the mirror was published without some"
+        )),
+        "{help}"
+    );
+}
+
+/// A server whose READMEs are each as long as modman reads (1 MiB): past
+/// 32 MiB of descriptions, as much as a signed index may hold, the rest
+/// are left out, each named, and the catalog offers the others.
+#[test]
+fn descriptions_past_an_index_s_size_are_left_out() {
+    let readme = "a".repeat(1024 * 1024);
+    let rocks: Vec<HandMade> = (0..34)
+        .map(|i| {
+            let package: &'static str = Box::leak(format!("mod_long_{i:02}").into_boxed_str());
+            let dir = format!("Community-Modules-abc/{package}");
+            let spec = rockspec(
+                package,
+                &dir,
+                &format!("{package} = \"{package}.lua\""),
+                "",
+                "",
+            );
+            let source = tar_gz(&[
+                (&format!("{dir}/{package}.lua"), b"-- long".as_slice()),
+                (&format!("{dir}/README.md"), readme.as_bytes()),
+            ]);
+            let bytes = zip_of(&[
+                (&format!("{package}-1-1.rockspec"), spec.as_bytes()),
+                ("prosody-modules-abc.tar.gz", &source),
+            ]);
+            (package, "1-1", bytes)
+        })
+        .collect();
+    let (_dir, served) = hostile_server(&rocks);
+    let host = Host::new(&served.url());
+    let (ok, out, err) = host.run(&["refresh"]);
+    assert!(ok, "{out}{err}");
+    let said = format!("{out}{err}");
+    // 31 descriptions of 1 MiB and their file lists fit, the 32nd does not.
+    for i in 31..34 {
+        assert!(
+            said.contains(&format!("mod_long_{i:02}-1-1.src.rock: its description would take this server's catalog past 32 MiB")),
+            "{i}: {said}"
+        );
+    }
+    assert!(!said.contains("mod_long_30-1-1.src.rock"), "{said}");
+    assert!(said.contains("modules: 31,"), "{said}");
 }

@@ -73,7 +73,7 @@ proptest! {
 
     #[test]
     fn index_entries_accepted_are_safe(name in "\\PC{0,20}", archive in "\\PC{0,40}") {
-        let json = serde_json::json!({"schema": 2, "serial": 1, "generated": "2026-11-01T00:00:00Z",
+        let json = serde_json::json!({"schema": 3, "repository": "r", "serial": 1, "generated": "2026-11-01T00:00:00Z",
             "expires": "2026-12-01T00:00:00Z", "modules": [{
             "name": name, "version": "1", "summary": "", "labels": [], "stage": null, "description": "",
             "dependencies": [], "compatibility": [], "archive": archive, "size": 1,

@@ -50,6 +50,8 @@ fn build_command(tree: &Path, out: &Path, key: &Path) -> Command {
         out.to_str().unwrap(),
         "--key",
         key.to_str().unwrap(),
+        "--name",
+        "local",
     ]);
     command
 }
@@ -95,6 +97,17 @@ fn the_debian_corpus_builds_verifies_and_describes_real_modules() {
 
     let index: Value =
         serde_json::from_slice(&std::fs::read(repo.join("index.json")).unwrap()).unwrap();
+    // Signed for the repository it was built for, which verify shows with
+    // the serial.
+    assert_eq!(index["repository"], "local");
+    assert!(
+        text(&output.stdout).contains(&format!(
+            "repository local, serial {},",
+            index["serial"].as_u64().unwrap()
+        )),
+        "{}",
+        text(&output.stdout)
+    );
     let modules = index["modules"].as_array().unwrap();
     let in_tree = std::fs::read_dir(&tree).unwrap().count();
     assert_eq!(
@@ -453,6 +466,8 @@ fn from_debian_builds_what_the_debian_corpus_builds() {
         from_debian.to_str().unwrap(),
         "--key",
         key.to_str().unwrap(),
+        "--name",
+        "local",
     ]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(verify(&from_debian, &public).status.success());

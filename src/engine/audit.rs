@@ -30,6 +30,10 @@ pub struct Entry {
     /// The transaction, for `rollback` of a whole change; empty for changes
     /// that touch no files.
     pub transaction: String,
+    /// The change this line ends (see [`super::journal`]), so recovery
+    /// knows a change whose line was written is whole.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub change: String,
     /// The hosts a change to the managed config concerned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,

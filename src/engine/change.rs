@@ -19,11 +19,17 @@
 //! Whatever step fails, the steps already done are undone in reverse
 //! order: files, config and live state. The error carries an [`Outcome`]
 //! that says what is true afterwards, so no message has to guess.
+//!
+//! Each step is first recorded in the change journal ([`super::journal`]),
+//! so a change that modman cannot finish (killed, crashed, or still
+//! running when a stop's grace ran out) is undone at the next start.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 
 use super::admin_socket::ModuleAction;
 use super::faults::Step;
+use super::journal::{Begun, ChangeJournal};
 use super::live::GLOBAL;
 use super::live::{Live, LoadedMap};
 use super::managed_config::{HostModules, LuaValue, ManagedConfig, Scope};
@@ -33,7 +39,7 @@ use super::{audit, io, ChangeGuard, EngineError};
 use crate::access::Actor;
 
 /// A module on a host.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Placement {
     pub module: String,
     pub host: String,
@@ -212,6 +218,7 @@ impl ChangeGuard<'_> {
                 }))
                 .collect(),
             transaction: None,
+            journal: None,
         };
         let plan = Plan {
             files,
@@ -229,7 +236,10 @@ impl ChangeGuard<'_> {
         };
         run.guard.engine.loaded.forget().await;
         match result {
-            Ok(()) => Ok(run.applied),
+            Ok(()) => {
+                run.close();
+                Ok(run.applied)
+            }
             Err(error) => Err(run.fail(error).await),
         }
     }
@@ -259,6 +269,8 @@ struct Run<'g, 'e> {
     modules: Vec<String>,
     hosts: BTreeSet<String>,
     transaction: Option<Transaction>,
+    /// The change journal, once the first step is about to start.
+    journal: Option<ChangeJournal>,
 }
 
 impl Run<'_, '_> {
@@ -267,6 +279,7 @@ impl Run<'_, '_> {
             Some(live) => live.loaded().await?,
             None => LoadedMap::new(),
         };
+        self.open_journal(&before, &plan.files)?;
 
         // 1. disable, and everything of modules whose files go away.
         let mut disable: BTreeSet<Placement> = plan.disable.into_iter().collect();
@@ -295,6 +308,9 @@ impl Run<'_, '_> {
                 if !loaded_hosts(&before, &p.module).any(|h| h == p.host) {
                     continue;
                 }
+                self.begin(Begun::Unload {
+                    placement: p.clone(),
+                })?;
                 self.act(ModuleAction::Unload, p).await?;
                 self.done.push(Done::Unloaded(p.clone()));
                 self.applied.unloaded.push(p.clone());
@@ -334,6 +350,9 @@ impl Run<'_, '_> {
                 if loaded_hosts(&now, &p.module).any(|h| h == p.host) {
                     continue;
                 }
+                self.begin(Begun::Load {
+                    placement: p.clone(),
+                })?;
                 self.act(ModuleAction::Load, p).await?;
                 self.applied.loaded.push(p.clone());
             }
@@ -350,6 +369,9 @@ impl Run<'_, '_> {
                     if disable.contains(&p) {
                         continue;
                     }
+                    self.begin(Begun::Reload {
+                        placement: p.clone(),
+                    })?;
                     self.done.push(Done::Reloaded(p.clone()));
                     self.act(ModuleAction::Reload, &p).await?;
                     self.applied.reloaded.push(p);
@@ -432,6 +454,9 @@ impl Run<'_, '_> {
                         module,
                         host: host.clone(),
                     };
+                    self.begin(Begun::Unload {
+                        placement: p.clone(),
+                    })?;
                     self.act(ModuleAction::Unload, &p).await?;
                     self.done.push(Done::Unloaded(p.clone()));
                     if let Some(modules) = pulled.0.get_mut(&host) {
@@ -448,6 +473,7 @@ impl Run<'_, '_> {
         }
         pulled.0.retain(|_, modules| !modules.is_empty());
         if pulled != record {
+            self.begin(Begun::PulledIn)?;
             pulled
                 .save(&state_dir)
                 .map_err(io("cannot write the state in", &state_dir))?;
@@ -494,6 +520,7 @@ impl Run<'_, '_> {
         // config is back.
         let config_written = self.done.len() - 1;
         self.done.insert(config_written, Done::ConfigReloaded);
+        self.begin(Begun::ConfigReload)?;
         self.live()?
             .config_reload()
             .await
@@ -507,6 +534,9 @@ impl Run<'_, '_> {
                     module: module.to_owned(),
                     host,
                 };
+                self.begin(Begun::Reload {
+                    placement: p.clone(),
+                })?;
                 self.done.push(Done::Reloaded(p.clone()));
                 self.act(ModuleAction::Reload, &p).await?;
                 self.applied.reloaded.push(p);
@@ -529,12 +559,97 @@ impl Run<'_, '_> {
             changes: vec![],
             settings: self.applied.settings.clone(),
         };
+        self.begin(Begun::Record {
+            id: record.id.clone(),
+        })?;
         super::backups::keep_record(&engine.paths, &record).map_err(io(
             "cannot keep the record for rollback in",
             &engine.paths.backups,
         ))?;
         self.done.push(Done::Record(record.id));
         Ok(())
+    }
+
+    /// Writes the change journal with what is true before the first step:
+    /// the managed config, the pulled-in record and what is loaded, and
+    /// each module's versions before and after, for the history line of an
+    /// undo at start.
+    fn open_journal(&mut self, before: &LoadedMap, files: &[Prepared]) -> Result<(), EngineError> {
+        let engine = self.guard.engine;
+        let config_path = &engine.config.prosody.managed_config;
+        let config_before = match std::fs::read_to_string(config_path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io("cannot read the managed config", config_path)(e)),
+        };
+        let state_dir = &engine.paths.state_dir;
+        let version = |module: &str| {
+            let before = self.guard.installed.modules.get(module);
+            let after = files
+                .iter()
+                .find(|p| p.name == module)
+                .map(|p| p.after.as_ref().map(|(record, _)| record));
+            audit::ModuleChange {
+                module: module.to_owned(),
+                from: before
+                    .filter(|_| after.is_some())
+                    .map(|r| r.version.clone()),
+                to: after.flatten().map(|r| r.version.clone()),
+            }
+        };
+        let journal = ChangeJournal {
+            id: transaction::transaction_id(),
+            actor: self.actor.to_string(),
+            operation: self.operation.to_owned(),
+            modules: self.modules.iter().map(|m| version(m)).collect(),
+            hosts: self.hosts.iter().cloned().collect(),
+            config_before,
+            pulled_in_before: PulledIn::load(state_dir)
+                .map_err(io("cannot read the state in", state_dir))?,
+            loaded_before: self.live.is_some().then(|| before.clone()),
+            steps: vec![],
+            undone_on_disk: false,
+        };
+        journal
+            .save(&engine.paths)
+            .map_err(io("cannot write the change journal in", state_dir))?;
+        self.journal = Some(journal);
+        Ok(())
+    }
+
+    /// Records, durably, that `step` begins.
+    fn begin(&mut self, step: Begun) -> Result<(), EngineError> {
+        let paths = &self.guard.engine.paths.clone();
+        match &mut self.journal {
+            Some(journal) => journal
+                .begin(paths, step)
+                .map_err(io("cannot write the change journal in", &paths.state_dir)),
+            None => Ok(()),
+        }
+    }
+
+    /// Leaves the journal of a change that could not be wholly undone for
+    /// recovery to finish the undo: before the next change, or at the next
+    /// start. Its history line then does not carry the change's id, so
+    /// recovery does not take it for the end of the change.
+    fn leave_unfinished(&mut self) {
+        if self.journal.take().is_some() {
+            self.guard.engine.unfinished.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The end of the change, done or undone: its journal goes.
+    fn close(&mut self) {
+        let engine = self.guard.engine;
+        let paths = &engine.paths;
+        if self.journal.take().is_some() {
+            if let Err(e) = ChangeJournal::remove(paths) {
+                tracing::error!(
+                    "cannot remove the change journal in {}: {e}; the next start will take the finished change for an interrupted one",
+                    paths.state_dir.display()
+                );
+            }
+        }
     }
 
     fn live(&mut self) -> Result<&mut Live, EngineError> {
@@ -556,6 +671,7 @@ impl Run<'_, '_> {
         config: &ManagedConfig,
         previous: ManagedConfig,
     ) -> Result<(), EngineError> {
+        self.begin(Begun::Config)?;
         self.save_config(config)?;
         self.done.push(Done::Config(previous));
         Ok(())
@@ -579,8 +695,13 @@ impl Run<'_, '_> {
         let faults = engine.faults.clone();
         let actor = self.actor.to_string();
         let operation = self.operation;
+        let id = transaction::transaction_id();
+        self.begin(Begun::Files {
+            transaction: id.clone(),
+        })?;
         let transaction = tokio::task::spawn_blocking(move || {
             let meta = Meta {
+                id,
                 actor: &actor,
                 operation,
             };
@@ -619,6 +740,11 @@ impl Run<'_, '_> {
             changes,
             result,
             transaction: id,
+            change: self
+                .journal
+                .as_ref()
+                .map(|j| j.id.clone())
+                .unwrap_or_default(),
             hosts: self.hosts.iter().cloned().collect(),
             settings: self
                 .applied
@@ -650,9 +776,11 @@ impl Run<'_, '_> {
     async fn fail(mut self, error: EngineError) -> ChangeError {
         if let EngineError::Stuck(what) = &error {
             let outcome = Outcome::PartlyChanged(what.clone());
+            self.leave_unfinished();
             return ChangeError { error, outcome };
         }
         if self.done.is_empty() {
+            self.close();
             return ChangeError {
                 error,
                 outcome: Outcome::NothingChanged,
@@ -684,9 +812,13 @@ impl Run<'_, '_> {
             Outcome::PartlyChanged(what) => format!("failed: {error}; partly undone: {what}"),
             _ => format!("failed: {error}; undone"),
         };
+        if let Outcome::PartlyChanged(_) = outcome {
+            self.leave_unfinished();
+        }
         if let Err(e) = self.log(result) {
             tracing::error!("{e}");
         }
+        self.close();
         ChangeError { error, outcome }
     }
 

@@ -9,7 +9,7 @@
 //!
 //! Operations above plan and word; they never open a socket, write a file
 //! or write an undo themselves. Start-up [`recovery`] finishes or undoes a
-//! change a crash cut short.
+//! change a crash cut short, from its [`journal`].
 
 pub mod admin_socket;
 pub mod audit;
@@ -17,6 +17,7 @@ mod backups;
 pub mod change;
 pub mod faults;
 pub mod include;
+mod journal;
 pub mod live;
 pub mod managed_config;
 pub mod modules_dir;
@@ -133,6 +134,12 @@ pub struct Engine {
     pub server: ServerInfo,
     loaded: LoadedCache,
     faults: Arc<faults::Faults>,
+    /// A change cut short, undone on disk at open, whose undo in the
+    /// running server and history line wait for [`Engine::settle`].
+    interrupted: std::sync::Mutex<Option<journal::ChangeJournal>>,
+    /// A change in this process could not be wholly undone: recovery runs
+    /// again before the next change.
+    unfinished: std::sync::atomic::AtomicBool,
 }
 
 /// Held while a change is planned and applied: no other change can start,
@@ -167,13 +174,16 @@ impl Engine {
     ) -> Result<(Engine, Vec<String>), EngineError> {
         let paths = Paths::new(&config);
         let mut notes = Vec::new();
+        let mut interrupted = None;
+        let faults = Arc::<faults::Faults>::default();
         if opening == Opening::ToRead {
             // Someone else's state (root reading prosody's): nothing may be
             // written, not even by recovery.
         } else if paths.modules_dir.is_dir() {
             std::fs::create_dir_all(&paths.backups).map_err(io("cannot create", &paths.backups))?;
             let lock = lock_file(&paths)?;
-            notes = recovery::recover(&paths)?;
+            (notes, interrupted) =
+                recovery::recover(&paths, &config.prosody.managed_config, &faults)?;
             drop(lock);
         } else {
             // Nothing can have been installed there; `check` and every
@@ -208,7 +218,9 @@ impl Engine {
             connector,
             server: ServerInfo::default(),
             loaded: LoadedCache::default(),
-            faults: Arc::default(),
+            faults,
+            interrupted: std::sync::Mutex::new(interrupted),
+            unfinished: Default::default(),
         };
         Ok((engine, notes))
     }
@@ -292,14 +304,81 @@ impl Engine {
         hosts.iter().filter(|h| own.contains(*h)).cloned().collect()
     }
 
+    /// Whether a change is being planned or applied in this process right
+    /// now: then stopping the process would cut it short.
+    pub fn changing(&self) -> bool {
+        self.change.try_lock().is_err()
+    }
+
+    /// Ends the recovery of a change cut short, if open found one: undoes
+    /// what the running server was told (or, if it cannot be reached,
+    /// leaves it to load the restored managed config at its next start)
+    /// and writes the change's history line. Run at start by the
+    /// component; every change does it first too.
+    pub async fn settle(&self) -> Result<(), EngineError> {
+        self.lock().await.map(drop)
+    }
+
+    /// [`Engine::settle`], with both locks held. A change of this process
+    /// that could not be wholly undone is recovered first, as at start.
+    async fn settle_locked(&self) -> Result<(), EngineError> {
+        if self
+            .unfinished
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            let (paths, faults) = (self.paths.clone(), self.faults.clone());
+            let managed_config = self.config.prosody.managed_config.clone();
+            let recovered = tokio::task::spawn_blocking(move || {
+                recovery::recover(&paths, &managed_config, &faults)
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .inspect_err(|_| {
+                self.unfinished
+                    .store(true, std::sync::atomic::Ordering::SeqCst)
+            })?;
+            let (notes, pending) = recovered;
+            for note in notes {
+                tracing::warn!("{note}");
+            }
+            *self.interrupted.lock().unwrap_or_else(|e| e.into_inner()) = pending;
+        }
+        let Some(found) = self
+            .interrupted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return Ok(());
+        };
+        // Another process may have settled it since this one opened.
+        match journal::ChangeJournal::load(&self.paths)? {
+            Some(journal) if journal.id == found.id && journal.undone_on_disk => {
+                let live = self.live().await.map_err(|e| e.to_string());
+                let note = journal::settle(&self.paths, &journal, live)
+                    .await
+                    .inspect_err(|_| {
+                        *self.interrupted.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(journal.clone())
+                    })?;
+                self.loaded.forget().await;
+                tracing::warn!("{note}");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Waits for any change in this process, then takes the cross-process
-    /// lock (failing at once if the CLI holds it).
+    /// lock (failing at once if the CLI holds it), and ends the recovery
+    /// of a change cut short first if there is one.
     pub async fn lock(&self) -> Result<ChangeGuard<'_>, EngineError> {
         let in_process = self.change.lock().await;
         let paths = self.paths.clone();
         let file = tokio::task::spawn_blocking(move || lock_file(&paths))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??;
+        self.settle_locked().await?;
         let installed = self.installed()?;
         Ok(ChangeGuard {
             engine: self,

@@ -1,6 +1,10 @@
 //! Start-up recovery: a change a crash cut short is finished or undone
-//! from its journal before modman does anything else.
+//! from its journals before modman does anything else: first the file
+//! swap from the file journal, then the whole change from the change
+//! journal ([`super::journal`]).
 
+use super::faults::Faults;
+use super::journal::{self, ChangeJournal, Recovered};
 use super::state::Installed;
 use super::transaction::{finish, undo, Backup, Transaction};
 use super::{audit, io, EngineError, Paths};
@@ -8,9 +12,15 @@ use crate::fsutil;
 
 /// Finishes or undoes the change a crash interrupted, removes leftover
 /// staging, and forgets modules that vanished from disk. Returns a note
-/// per thing it did.
-pub(super) fn recover(paths: &Paths) -> Result<Vec<String>, EngineError> {
+/// per thing it did, and the change journal whose undo still needs the
+/// running server ([`journal::settle`]).
+pub(super) fn recover(
+    paths: &Paths,
+    managed_config: &std::path::Path,
+    faults: &Faults,
+) -> Result<(Vec<String>, Option<ChangeJournal>), EngineError> {
     let mut notes = Vec::new();
+    let change = ChangeJournal::load(paths)?;
     match std::fs::read(&paths.journal) {
         Ok(bytes) => {
             let transaction: Transaction =
@@ -31,11 +41,13 @@ pub(super) fn recover(paths: &Paths) -> Result<Vec<String>, EngineError> {
                 .map(|c| c.name.as_str())
                 .collect();
             // The crash may have come after the history line was written;
-            // read the history once, here, rather than on every change.
-            let logged = audit::read(&paths.state_dir)
-                .map_err(io("cannot read the history in", &paths.state_dir))?
-                .iter()
-                .any(|e| e.transaction == transaction.id);
+            // read the history once, here, rather than on every change. A
+            // change journal writes the one line for the whole change.
+            let logged = change.is_some()
+                || audit::read(&paths.state_dir)
+                    .map_err(io("cannot read the history in", &paths.state_dir))?
+                    .iter()
+                    .any(|e| e.transaction == transaction.id);
             if committed {
                 finish(paths, &transaction, Backup::Keep)
                     .and_then(|()| log_once(paths, &transaction, logged, "interrupted (modman stopped before it finished); the files were finished"))
@@ -69,6 +81,29 @@ pub(super) fn recover(paths: &Paths) -> Result<Vec<String>, EngineError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io("cannot read the journal", &paths.journal)(e)),
     }
+    let pending = match change {
+        Some(mut change) => {
+            match journal::undo_on_disk(paths, managed_config, &mut change, faults)? {
+                Recovered::Completed => {
+                    notes.push(format!(
+                        "finished an interrupted {} of {}: it was whole when modman stopped",
+                        change.operation,
+                        change.names()
+                    ));
+                    None
+                }
+                Recovered::UndoneOnDisk => {
+                    notes.push(format!(
+                    "undid an interrupted {} of {} on disk (files, managed config, state); what Prosody was told is undone once it can be asked",
+                    change.operation,
+                    change.names()
+                ));
+                    Some(change)
+                }
+            }
+        }
+        None => None,
+    };
     // Staging from a crash before any journal was written: never live.
     if let Ok(mut leftovers) = std::fs::read_dir(&paths.staging) {
         if leftovers.next().is_some() {
@@ -108,7 +143,7 @@ pub(super) fn recover(paths: &Paths) -> Result<Vec<String>, EngineError> {
             .save(&paths.state_dir)
             .map_err(io("cannot write the state in", &paths.state_dir))?;
     }
-    Ok(notes)
+    Ok((notes, pending))
 }
 
 /// Logs the end of an interrupted transaction, unless its line was
@@ -129,6 +164,7 @@ fn log_once(
         changes: transaction.module_changes(),
         result: result.to_owned(),
         transaction: transaction.id.clone(),
+        change: String::new(),
         hosts: vec![],
         settings: vec![],
     };

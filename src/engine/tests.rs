@@ -36,6 +36,8 @@ struct Server {
     /// What `config:get` answers, by (host, key).
     config: BTreeMap<(String, String), String>,
     config_reloads: usize,
+    /// Not running: its admin socket cannot be reached.
+    down: bool,
 }
 
 #[derive(Clone, Default)]
@@ -44,7 +46,13 @@ struct Fake(Arc<Mutex<Server>>);
 impl Connect for Fake {
     fn connect(&self) -> BoxFuture<'_, Result<Box<dyn LiveServer>, AdminError>> {
         let session = self.clone();
-        Box::pin(async move { Ok(Box::new(session) as Box<dyn LiveServer>) })
+        let down = self.0.lock().unwrap().down;
+        Box::pin(async move {
+            match down {
+                true => Err(AdminError::Missing(PathBuf::from("prosody.sock"))),
+                false => Ok(Box::new(session) as Box<dyn LiveServer>),
+            }
+        })
     }
 }
 
@@ -166,6 +174,11 @@ fn host() -> Host_ {
         std::fs::create_dir_all(root.join(sub)).unwrap();
     }
     std::fs::write(root.join("prosody.cfg.lua"), "").unwrap();
+    open_host(dir, root, Fake::default())
+}
+
+/// Opens an engine (recovery first) on the host in `root`, inside `dir`.
+fn open_host(dir: tempfile::TempDir, root: PathBuf, server: Fake) -> Host_ {
     let text = r#"admins = ["admin@example.org"]
 state_dir = "state"
 [component]
@@ -180,7 +193,6 @@ admin_socket = "prosody.sock"
 builtin_modules = "builtin"
 "#;
     let config = Arc::new(Config::parse(text, &root).unwrap());
-    let server = Fake::default();
     let (engine, _) =
         Engine::open_with(config, Box::new(server.clone()), super::Opening::ToChange).unwrap();
     Host_ {
@@ -523,6 +535,21 @@ async fn an_undo_that_fails_too_is_reported_as_partly_changed() {
     assert!(after.files.contains_key("mod_alpha/mod_alpha.lua"));
     assert!(after.managed_config.contains("\"alpha\""));
     assert!(!after.loaded.contains("alpha"));
+    // The journal stayed: before the next change the undo is finished.
+    assert!(host.root.join("state/change.jsonl").exists());
+    host.engine.settle().await.unwrap();
+    let settled = host.snapshot();
+    assert!(settled.loaded.contains("alpha"));
+    assert_eq!(
+        (settled.files, settled.managed_config),
+        (after.files, after.managed_config)
+    );
+    assert!(!host.root.join("state/change.jsonl").exists());
+    assert_eq!(
+        host.engine.history().unwrap().len(),
+        3,
+        "install, the partial undo, its end"
+    );
 }
 
 fn configure_alpha(value: &str) -> ChangeSet {
@@ -591,4 +618,259 @@ async fn options_are_written_read_by_prosody_and_undone_when_refused() {
         history.last().unwrap().settings,
         ["alpha_url on a.example: unset -> \"https://x.example/\""]
     );
+}
+
+/// The disk and the server as a kill at some step left them.
+struct Crash {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    loaded: BTreeSet<String>,
+}
+
+type Crashed = Arc<Mutex<Option<Crash>>>;
+
+impl Host_ {
+    /// At `step`, before it does anything, copies everything a change
+    /// touches, as a SIGKILL there would leave it; the change goes on.
+    fn crash_at(&self, step: Step) -> Crashed {
+        let crashed = Crashed::default();
+        let (root, server, into) = (self.root.clone(), self.server.clone(), crashed.clone());
+        let hook = move || {
+            let dir = tempfile::tempdir().unwrap();
+            let copy = dir.path().join("host");
+            crate::fsutil::copy_dir(&root, &copy).unwrap();
+            let loaded = server.0.lock().unwrap().loaded.clone();
+            *into.lock().unwrap() = Some(Crash {
+                dir,
+                root: copy,
+                loaded,
+            });
+        };
+        self.engine.faults.at(step, Box::new(hook));
+        crashed
+    }
+}
+
+/// modman started again on what `crashed` copied: recovery at open, then
+/// the undo in the running server.
+async fn restart(crashed: &Crashed, what: &str) -> Host_ {
+    let crash = (crashed.lock().unwrap().take()).unwrap_or_else(|| panic!("{what}: never reached"));
+    let server = Fake::default();
+    server.0.lock().unwrap().loaded = crash.loaded;
+    let host = open_host(crash.dir, crash.root, server);
+    host.engine.settle().await.unwrap();
+    host
+}
+
+fn update_alpha() -> ChangeSet {
+    ChangeSet {
+        operation: "update",
+        settings: vec![],
+        files: vec![module("alpha", "2")],
+        disable: vec![],
+        enable: vec![],
+    }
+}
+
+fn disable_alpha() -> ChangeSet {
+    ChangeSet {
+        operation: "disable",
+        settings: vec![],
+        files: vec![],
+        disable: here("alpha"),
+        enable: vec![],
+    }
+}
+
+#[tokio::test]
+async fn a_change_killed_at_any_step_is_undone_whole_at_the_next_start() {
+    let installed = || async {
+        let host = host();
+        host.server.0.lock().unwrap().pulls_in = Some(("alpha".into(), "builtin_dep".into()));
+        host.commit(install_and_enable("alpha")).await.unwrap();
+        host
+    };
+    type MakeChange = fn() -> ChangeSet;
+    let cases: [(&str, bool, MakeChange, &[Step]); 5] = [
+        (
+            "install",
+            false,
+            || install_and_enable("alpha"),
+            &[Step::Swap, Step::StateSave, Step::ConfigWrite, Step::Audit],
+        ),
+        (
+            "remove",
+            true,
+            || remove("alpha"),
+            &[Step::ConfigWrite, Step::Swap, Step::StateSave, Step::Audit],
+        ),
+        (
+            "update",
+            true,
+            update_alpha,
+            &[Step::Swap, Step::StateSave, Step::Audit],
+        ),
+        (
+            "disable",
+            true,
+            disable_alpha,
+            &[Step::ConfigWrite, Step::Audit],
+        ),
+        (
+            "configure",
+            true,
+            || configure_alpha("x"),
+            &[Step::ConfigWrite, Step::Audit],
+        ),
+    ];
+    for (operation, after_install, change, steps) in cases {
+        for step in steps {
+            let case = format!("{operation} killed at {step:?}");
+            let host = match after_install {
+                true => installed().await,
+                false => {
+                    let host = host();
+                    host.server.0.lock().unwrap().pulls_in =
+                        Some(("alpha".into(), "builtin_dep".into()));
+                    host
+                }
+            };
+            let before = host.snapshot();
+            let lines = host.engine.history().unwrap().len();
+            let crashed = host.crash_at(*step);
+            host.commit(change()).await.unwrap();
+            assert_ne!(host.snapshot(), before, "{case}: the change did nothing");
+
+            let recovered = restart(&crashed, &case).await;
+            assert_eq!(recovered.snapshot(), before, "{case}");
+            let history = recovered.engine.history().unwrap();
+            assert_eq!(history.len(), lines + 1, "{case}: {history:?}");
+            let last = history.last().unwrap();
+            assert_eq!(last.operation, operation, "{case}");
+            assert!(!last.change.is_empty(), "{case}");
+            // What was undone, with the versions it went between.
+            let versions = |from: Option<&str>, to: Option<&str>| {
+                vec![super::audit::ModuleChange {
+                    module: "alpha".into(),
+                    from: from.map(str::to_owned),
+                    to: to.map(str::to_owned),
+                }]
+            };
+            let expected = match operation {
+                "install" => versions(None, Some("1")),
+                "update" => versions(Some("1"), Some("2")),
+                "remove" => versions(Some("1"), None),
+                _ => versions(None, None),
+            };
+            assert_eq!(last.changes, expected, "{case}");
+            assert!(
+                !recovered.root.join("state/change.jsonl").exists(),
+                "{case}: the journal stays"
+            );
+            // Started once more: nothing left to recover.
+            let again = restart_clean(recovered).await;
+            assert_eq!(again.snapshot(), before, "{case}: second start");
+            assert_eq!(again.engine.history().unwrap().len(), lines + 1, "{case}");
+        }
+    }
+}
+
+/// The same host opened again, as after an ordinary restart.
+async fn restart_clean(host: Host_) -> Host_ {
+    let Host_ {
+        _dir, root, server, ..
+    } = host;
+    let host = open_host(_dir, root, server);
+    host.engine.settle().await.unwrap();
+    host
+}
+
+#[tokio::test]
+async fn a_change_killed_while_prosody_goes_down_too_is_undone_on_disk() {
+    let host = host();
+    let before = host.snapshot();
+    let crashed = host.crash_at(Step::Audit);
+    host.commit(install_and_enable("alpha")).await.unwrap();
+    let crash = crashed.lock().unwrap().take().unwrap();
+    // Prosody stopped with modman; when it starts, it reads the config.
+    let server = Fake::default();
+    server.0.lock().unwrap().down = true;
+    let host = open_host(crash.dir, crash.root, server);
+    host.engine.settle().await.unwrap();
+    assert_eq!(host.snapshot(), before);
+    let history = host.engine.history().unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert!(!host.root.join("state/change.jsonl").exists());
+}
+
+#[tokio::test]
+async fn a_change_whose_history_line_was_written_is_whole_and_left_alone() {
+    use super::journal::{Begun, ChangeJournal};
+    use std::os::unix::fs::PermissionsExt;
+    let host = host();
+    host.commit(install_and_enable("alpha")).await.unwrap();
+    let done = host.snapshot();
+    let line = host.engine.history().unwrap().pop().unwrap();
+    // As a kill between the history line and the journal's removal
+    // leaves it.
+    let journal = ChangeJournal {
+        id: line.change.clone(),
+        actor: line.actor.clone(),
+        operation: line.operation.clone(),
+        modules: line.changes.clone(),
+        hosts: vec![HOST.into()],
+        config_before: Some(String::new()),
+        pulled_in_before: Default::default(),
+        loaded_before: Some(Default::default()),
+        steps: vec![
+            Begun::Files {
+                transaction: line.transaction.clone(),
+            },
+            Begun::Config,
+            Begun::Load {
+                placement: here("alpha").remove(0),
+            },
+        ],
+        undone_on_disk: false,
+    };
+    journal.save(&host.engine.paths).unwrap();
+    let journal_file = host.root.join("state/change.jsonl");
+    let mode = std::fs::metadata(&journal_file)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "it may hold secret options");
+
+    let host = restart_clean(host).await;
+    assert_eq!(host.snapshot(), done);
+    assert_eq!(host.engine.history().unwrap().len(), 1);
+    assert!(!journal_file.exists());
+}
+
+#[test]
+fn a_journal_line_cut_short_by_a_crash_is_a_step_that_never_began() {
+    use super::journal::{Begun, ChangeJournal};
+    let host = host();
+    let mut journal = ChangeJournal {
+        id: "c".into(),
+        actor: "a".into(),
+        operation: "install".into(),
+        modules: vec![],
+        hosts: vec![],
+        config_before: Some("-- two\n-- lines\n".into()),
+        pulled_in_before: Default::default(),
+        loaded_before: None,
+        steps: vec![],
+        undone_on_disk: false,
+    };
+    journal.save(&host.engine.paths).unwrap();
+    journal.begin(&host.engine.paths, Begun::Config).unwrap();
+    let path = host.root.join("state/change.jsonl");
+    let whole = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{whole}{{\"step\":\"lo")).unwrap();
+    let read = ChangeJournal::load(&host.engine.paths).unwrap().unwrap();
+    assert_eq!(read, journal);
+    // Damage anywhere else is an error, not a guess.
+    std::fs::write(&path, format!("{whole}{{\"step\":\"lo\n")).unwrap();
+    assert!(ChangeJournal::load(&host.engine.paths).is_err());
 }

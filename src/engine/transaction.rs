@@ -121,6 +121,9 @@ pub enum Backup {
 
 /// Who asked for a transaction, and as part of which operation.
 pub struct Meta<'a> {
+    /// Its id (see [`transaction_id`]), known before it starts so the
+    /// change journal can name it first.
+    pub id: String,
     pub actor: &'a str,
     pub operation: &'a str,
 }
@@ -136,7 +139,7 @@ pub(super) fn apply(
     backup: Backup,
     faults: &Faults,
 ) -> Result<Transaction, EngineError> {
-    let id = transaction_id();
+    let id = meta.id;
     let stage = paths.staging.join(&id);
     let transaction = Transaction {
         id: id.clone(),
@@ -245,6 +248,7 @@ pub(super) fn unapply(
         })
         .collect::<Result<Vec<_>, EngineError>>()?;
     let meta = Meta {
+        id: transaction_id(),
         actor,
         operation: &transaction.operation,
     };

@@ -39,7 +39,7 @@ pub fn unavailable(repository: &crate::config::Repository, error: &str) -> Strin
     let url = &repository.url;
     let copy = match repository.kind {
         RepositoryKind::LuaRocks => format!(
-            "mirror it from a host that can (`modman repo mirror --from {url} --out DIR --key KEY`)"
+            "mirror it from a host that can (`modman repo mirror --from {url} --out DIR --key KEY --name NAME`)"
         ),
         RepositoryKind::Signed { .. } => {
             "copy its files (index.json, index.json.sig and the archives) from a host that can"
@@ -49,8 +49,8 @@ pub fn unavailable(repository: &crate::config::Repository, error: &str) -> Strin
     format!(
         "{error}; modman runs, manages what is installed, and offers nothing new from {name} until it can be read. \
          If this host cannot reach {url}, {copy} \
-         or build a repository from Debian's prosody-modules (`modman repo build --from-debian --out DIR --key KEY`), \
-         serve DIR over HTTP, and name it in a [[repositories]] section of modman.toml",
+         or build a repository from Debian's prosody-modules (`modman repo build --from-debian --out DIR --key KEY --name NAME`), \
+         serve DIR over HTTP, and name it (NAME) in a [[repositories]] section of modman.toml",
         name = repository.name,
     )
 }

@@ -2,6 +2,7 @@
 
 use super::input::module_names;
 use super::list::hosts_or_unknown;
+use super::updates::{self, Unknown, UpdateStatus, Versions};
 use super::{Access, Command, Context, Details, Input, OpError, Param, ParamKind, Response, Spec};
 use crate::access::Actor;
 use crate::engine::managed_config::Scope;
@@ -104,17 +105,29 @@ impl Command for Info {
         };
         let available = match offered {
             Some((repository, e)) => {
-                format!("{} from {} ({} bytes)", e.version, repository.name, e.size)
+                let index = catalog
+                    .sources
+                    .iter()
+                    .find(|s| s.repository.name == repository.name)
+                    .map(|s| format!("; index: {}", s.index.freshness()))
+                    .unwrap_or_default();
+                format!(
+                    "{} from {} ({} bytes){index}",
+                    e.version, repository.name, e.size
+                )
             }
             None => "not offered by any configured repository".into(),
         };
-        let update = match (record, entry) {
-            (Some(r), Some(e)) if r.sha256 != e.sha256 => {
-                format!("yes: {} -> {}", r.version, e.version)
-            }
-            (Some(_), Some(_)) => "no, up to date".into(),
-            _ => String::new(),
-        };
+        let update = record
+            .map(|r| {
+                update_text(updates::status(
+                    &catalog,
+                    &ctx.config.repositories,
+                    &name,
+                    r,
+                ))
+            })
+            .unwrap_or_default();
         let dependencies = entry
             .map(|e| {
                 e.dependencies
@@ -215,6 +228,52 @@ impl Command for Info {
                 .filter(|(_, _, value)| !value.is_empty())
                 .collect(),
         }))
+    }
+}
+
+/// The `update` field: what `update` would do with the module.
+fn update_text(status: UpdateStatus) -> String {
+    match status {
+        UpdateStatus::UpToDate => "no, up to date".into(),
+        UpdateStatus::Available {
+            from,
+            to,
+            repository,
+            versions,
+        } => {
+            let how = match versions {
+                Versions::Newer => "",
+                Versions::Same => " (same version, another copy)",
+                Versions::Unordered => " (versions not comparable; another copy)",
+            };
+            format!(
+                "yes: {from} -> {} from {}{how}",
+                to.version, repository.name
+            )
+        }
+        UpdateStatus::Older {
+            installed,
+            offered,
+            repository,
+        } => format!(
+            "no: {} offers {}, older than the {installed} installed",
+            repository.name, offered.version
+        ),
+        UpdateStatus::OnlyElsewhere { own, elsewhere, .. } => format!(
+            "no: {own} does not offer it any more; {} does (remove and install to move it there)",
+            elsewhere.name
+        ),
+        UpdateStatus::NotOffered { own } => {
+            format!("no: {own} does not offer it any more")
+        }
+        UpdateStatus::Unknown {
+            own,
+            why: Unknown::NoIndex,
+        } => format!("unknown: no index of {own} yet; run refresh"),
+        UpdateStatus::Unknown {
+            own,
+            why: Unknown::NotConfigured,
+        } => format!("unknown: {own} is not in modman.toml any more"),
     }
 }
 

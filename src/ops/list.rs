@@ -6,10 +6,10 @@
 
 use std::collections::BTreeSet;
 
+use super::updates;
 use super::{Access, Command, Context, Input, OpError, Param, ParamKind, Response, Spec, Table};
 use crate::access::Actor;
 use crate::engine::modules_dir;
-use crate::repo::compare_versions;
 
 /// Lists modules matching `query`, narrowed by `show`.
 #[derive(Debug)]
@@ -121,10 +121,9 @@ impl Command for List {
             let unmanaged =
                 record.is_none() && (rock.is_some() || on_disk.iter().any(|m| m.name == name));
             let own = record.is_none() && !unmanaged && builtin.contains(&name);
-            // An older copy is no update (see update).
-            let update = matches!((record, entry), (Some(r), Some(e))
-                if r.sha256 != e.sha256
-                    && compare_versions(&e.version, &r.version) != Some(std::cmp::Ordering::Less));
+            let update = record.is_some_and(|r| {
+                updates::status(&catalog, &ctx.config.repositories, &name, r).is_available()
+            });
             let wanted = match self.show.as_str() {
                 "installed" => record.is_some() || unmanaged || own,
                 "available" => record.is_none() && !unmanaged && !own && entry.is_some(),
@@ -172,10 +171,10 @@ impl Command for List {
             );
             rows.truncate(MAX_ROWS);
         }
-        if catalog.sources.is_empty() {
-            note += " No repository index yet: run refresh.";
+        if ctx.config.repositories.is_empty() {
+            note += " No repository is configured: add a [[repositories]] section to modman.toml and restart modman.";
         }
-        for stale in catalog.stale() {
+        for stale in catalog.stale(&ctx.config.repositories) {
             note += &format!(" Stale: {stale}.");
         }
         if let Some(problem) = prosodyctl_problem {

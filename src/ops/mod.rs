@@ -40,12 +40,13 @@ mod required;
 pub mod response;
 mod rollback;
 mod update;
+pub mod updates;
 
 pub use confirm::{Consent, Question};
 pub use context::Context;
 pub use error::{ErrorKind, OpError};
 pub use input::{Access, Input, ModuleChoice, OptionInput, Param, ParamKind, Spec, CONFIRM_FIELD};
-pub use response::{Details, FieldKind, Form, FormField, Response, Table};
+pub use response::{Details, FieldKind, Form, FormField, Outcome, Response, Table};
 
 /// One operation: its description, how to read its input, how to run it.
 pub trait Command: Sized + Send + 'static {

@@ -47,7 +47,12 @@ pub async fn learn_server(ctx: &Context) -> Option<ServerFacts> {
 }
 
 /// Plans `requested` (name, reason) and, transitively, every community
-/// dependency that is not installed yet.
+/// dependency that is not installed yet. A dependency comes from the
+/// repository of the module that needs it when that repository offers
+/// it: the module was built and tested against its own repository's
+/// copy, and a repository listed earlier (a third party's) must not slip
+/// its copy in. Only when the own repository lacks it is another used,
+/// and then the admin is asked, the question naming that repository.
 pub fn resolve<'a>(
     ctx: &Context,
     catalog: &'a Catalog,
@@ -61,16 +66,31 @@ pub fn resolve<'a>(
         notes: Vec::new(),
     };
     let mut shadowed: std::collections::BTreeMap<Shipped, Vec<String>> = Default::default();
-    let mut queue = requested;
+    // (name, reason, the repository of the module that needs it).
+    let mut queue: Vec<(String, String, Option<&'a Repository>)> = requested
+        .into_iter()
+        .map(|(name, reason)| (name, reason, None))
+        .collect();
     while !queue.is_empty() {
-        let (name, reason) = queue.remove(0);
+        let (name, reason, needed_from) = queue.remove(0);
         if plan.steps.iter().any(|s| s.entry.name == name) {
             continue;
         }
-        // An installed module stays with the repository it came from.
-        let found = match installed.modules.get(&name) {
-            Some(record) => catalog.find_in(&record.repository, &name),
-            None => catalog.find(&name),
+        // An installed module stays with the repository it came from; a
+        // dependency comes from its dependant's repository if it can.
+        let found = match (installed.modules.get(&name), needed_from) {
+            (Some(record), _) => catalog.find_in(&record.repository, &name),
+            (None, Some(own)) => catalog.find_in(&own.name, &name).or_else(|| {
+                let other = catalog.find(&name);
+                if let Some((elsewhere, _)) = other {
+                    plan.concerns.push(format!(
+                        "mod_{name} ({reason}) comes from the repository {}: {}, where the module that needs it comes from, does not offer it.",
+                        elsewhere.name, own.name
+                    ));
+                }
+                other
+            }),
+            (None, None) => catalog.find(&name),
         };
         let (repository, entry) = found.ok_or_else(|| {
             let why = if reason == REQUESTED { String::new() } else { format!(" ({reason})") };
@@ -118,20 +138,27 @@ pub fn resolve<'a>(
                     ));
                 }
                 DependencyKind::Community if !installed.modules.contains_key(&dependency.name) => {
-                    queue.push((dependency.name.clone(), why));
+                    queue.push((dependency.name.clone(), why, Some(repository)));
                 }
                 DependencyKind::Community => {}
-                DependencyKind::Builtin | DependencyKind::Missing => {
-                    if !crate::prosody::has_module(
+                DependencyKind::Builtin | DependencyKind::Missing
+                    if crate::prosody::has_module(
                         &ctx.config.prosody.builtin_modules,
                         &dependency.name,
-                    ) {
-                        plan.concerns.push(format!(
-                            "{name} needs mod_{}, which neither the repository nor this Prosody ({}) has; it will not load without it",
-                            dependency.name,
-                            ctx.config.prosody.builtin_modules.display()
-                        ));
-                    }
+                    ) || installed.modules.contains_key(&dependency.name) => {}
+                // Not in the module's own repository, but another offers
+                // it: planned from there, which asks first (above).
+                DependencyKind::Builtin | DependencyKind::Missing
+                    if catalog.find(&dependency.name).is_some() =>
+                {
+                    queue.push((dependency.name.clone(), why, Some(repository)));
+                }
+                DependencyKind::Builtin | DependencyKind::Missing => {
+                    plan.concerns.push(format!(
+                        "{name} needs mod_{}, which neither a configured repository nor this Prosody ({}) has; it will not load without it",
+                        dependency.name,
+                        ctx.config.prosody.builtin_modules.display()
+                    ));
                 }
             }
         }

@@ -1,8 +1,11 @@
 //! `refresh`: fetch each repository's index, check its signature, and use
 //! it. A repository that is down, or serves a bad signature, keeps its
-//! last good index, and the table says so.
+//! last good index; the table and its summary say so, and the command
+//! line exits non-zero.
 
-use super::{Access, Command, Context, Input, OpError, Response, Spec, Table};
+use super::response::OUTCOME;
+use super::updates;
+use super::{Access, Command, Context, Input, OpError, Outcome, Response, Spec, Table};
 use crate::access::Actor;
 
 /// Fetches every configured repository's index.
@@ -36,22 +39,35 @@ impl Command for Refresh {
             .modules
             .iter()
             .filter(|(name, record)| {
-                catalog
-                    .find(name)
-                    .is_some_and(|(_, e)| e.sha256 != record.sha256)
+                updates::status(&catalog, &ctx.config.repositories, name, record).is_available()
             })
             .count();
         let offered = catalog.modules().len();
         ctx.set_catalog(catalog);
+        // Each failure, named with its reason, in the summary line too:
+        // a client that folds the table away (or reads only the note)
+        // must not see "everything fine" while a repository failed.
+        let mut failures = Vec::new();
         let rows = report
             .into_iter()
             .map(|r| {
+                let outcome = match r.result {
+                    Ok(()) => Outcome::Ok,
+                    Err(_) => Outcome::Failed,
+                };
                 let mut result = match (r.result, r.fetched) {
                     (Ok(()), _) => "ok".to_owned(),
                     (Err(e), Some(fetched)) => {
-                        format!("failed, still using the index fetched {fetched}: {e}")
+                        let result =
+                            format!("failed, still using the index fetched {fetched}: {e}");
+                        failures.push(format!("{}: {result}", r.repository));
+                        result
                     }
-                    (Err(e), None) => format!("failed, no index yet: {e}"),
+                    (Err(e), None) => {
+                        let result = format!("failed, no index yet: {e}");
+                        failures.push(format!("{}: {result}", r.repository));
+                        result
+                    }
                 };
                 // What a LuaRocks server offers that modman refused.
                 if !r.warnings.is_empty() {
@@ -61,21 +77,33 @@ impl Command for Refresh {
                     r.repository,
                     result,
                     r.modules.map(|n| n.to_string()).unwrap_or_default(),
+                    outcome.as_str().to_owned(),
                 ]
             })
             .collect();
+        let mut note = format!(
+            "{offered} modules on offer; {updates} installed module{} with an update.",
+            if updates == 1 { "" } else { "s" }
+        );
+        if !failures.is_empty() {
+            note = format!(
+                "{} of {} repositories failed to refresh, so what is on offer from {} is not current. {note} {}.",
+                failures.len(),
+                ctx.config.repositories.len(),
+                if failures.len() == 1 { "it" } else { "them" },
+                failures.join(". ")
+            );
+        }
         Ok(Response::Table(Table {
             title: "Repositories".into(),
             columns: vec![
                 ("repository", "Repository"),
                 ("result", "Result"),
                 ("modules", "Modules"),
+                OUTCOME,
             ],
             rows,
-            note: format!(
-                "{offered} modules on offer; {updates} installed module{} with an update.",
-                if updates == 1 { "" } else { "s" }
-            ),
+            note,
         }))
     }
 }

@@ -65,6 +65,40 @@ pub struct Table {
     pub note: String,
 }
 
+/// The column of a table whose rows each went well or failed (one
+/// repository's refresh): a typed fact that clients read as a field, and
+/// that makes the command line exit non-zero when a row failed.
+pub const OUTCOME: (&str, &str) = ("outcome", "Outcome");
+
+/// How one row's work went, in the [`OUTCOME`] column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Failed,
+}
+
+impl Outcome {
+    /// The cell's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+impl Table {
+    /// Whether a row's [`OUTCOME`] says it failed.
+    pub fn failed(&self) -> bool {
+        let Some(column) = self.columns.iter().position(|c| *c == OUTCOME) else {
+            return false;
+        };
+        self.rows
+            .iter()
+            .any(|row| row.get(column).map(String::as_str) == Some(Outcome::Failed.as_str()))
+    }
+}
+
 /// Labelled values; a value may span lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Details {

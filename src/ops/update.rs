@@ -6,12 +6,12 @@
 
 use super::confirm::{Consent, Proposal};
 use super::plan;
+use super::updates::{self, Unknown, UpdateStatus};
 use super::{
     Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
 };
 use crate::access::Actor;
 use crate::engine::ChangeSet;
-use crate::repo::compare_versions;
 
 /// Updates `modules`, or every installed module when empty.
 #[derive(Debug)]
@@ -61,38 +61,32 @@ impl Command for Update {
         let mut wanted = Vec::new();
         for name in names {
             let record = &guard.installed.modules[&name];
-            match catalog.find_in(&record.repository, &name) {
+            match updates::status(&catalog, &ctx.config.repositories, &name, record) {
+                UpdateStatus::Available { .. } => wanted.push((name, "update".to_owned())),
+                UpdateStatus::UpToDate => {}
                 // Never back to an older copy: that is rollback's job, or
                 // an explicit remove and install.
-                Some((_, entry))
-                    if entry.sha256 != record.sha256
-                        && compare_versions(&entry.version, &record.version)
-                            == Some(std::cmp::Ordering::Less) =>
-                {
-                    notes.push(format!(
-                        "{name}: {} offers {}, older than the {} installed, so it was left as it is; rollback puts back an earlier copy.",
-                        record.repository, entry.version, record.version
-                    ));
-                }
-                Some((_, entry)) if entry.sha256 != record.sha256 => {
-                    wanted.push((name, "update".to_owned()))
-                }
-                Some(_) => {}
-                None => {
-                    let elsewhere = catalog
-                        .find(&name)
-                        .map(|(other, _)| {
-                            format!(
-                                " {} offers it; to move it there, remove it and install it again.",
-                                other.name
-                            )
-                        })
-                        .unwrap_or_default();
-                    notes.push(format!(
-                        "{name} is not offered by {} any more, so it was left as it is.{elsewhere}",
-                        record.repository
-                    ));
-                }
+                UpdateStatus::Older {
+                    installed,
+                    offered,
+                    repository,
+                } => notes.push(format!(
+                    "{name}: {} offers {}, older than the {installed} installed, so it was left as it is; rollback puts back an earlier copy.",
+                    repository.name, offered.version
+                )),
+                UpdateStatus::OnlyElsewhere { own, elsewhere, .. } => notes.push(format!(
+                    "{name} is not offered by {own} any more, so it was left as it is. {} offers it; to move it there, remove it and install it again.",
+                    elsewhere.name
+                )),
+                UpdateStatus::NotOffered { own } => notes.push(format!(
+                    "{name} is not offered by {own} any more, so it was left as it is."
+                )),
+                UpdateStatus::Unknown { own, why: Unknown::NoIndex } => notes.push(format!(
+                    "{name} was left as it is: there is no index of {own}, the repository it came from; run refresh, then update again."
+                )),
+                UpdateStatus::Unknown { own, why: Unknown::NotConfigured } => notes.push(format!(
+                    "{name} was left as it is: {own}, the repository it came from, is not in modman.toml any more; to take it from another, remove it and install it again."
+                )),
             }
         }
         let server = plan::learn_server(ctx).await;
@@ -122,7 +116,16 @@ impl Command for Update {
             })
             .collect();
         if rows.is_empty() {
-            notes.insert(0, "Everything is up to date.".into());
+            // "Up to date" only as far as current indexes say so.
+            let stale = catalog.stale(&ctx.config.repositories);
+            let verdict = match stale.is_empty() {
+                true => "Everything is up to date.".to_owned(),
+                false => format!(
+                    "No update in the indexes at hand, but not all of them are current: {}.",
+                    stale.join("; ")
+                ),
+            };
+            notes.insert(0, verdict);
             return Ok(Response::Table(Table {
                 title: "Updates".into(),
                 columns,

@@ -7,6 +7,11 @@
 //! module's directory or surprise the installer: absolute paths, `..`,
 //! links, devices, entries outside `mod_<name>/`, and archives that unpack
 //! to more than [`MAX_UNPACKED`] bytes or [`MAX_ENTRIES`] entries.
+//!
+//! Every byte decompressed counts against those limits, whether it is kept
+//! or skipped (an entry outside the root, contents nobody asked for, tar
+//! headers and long names): skipping still costs the decompression, so an
+//! archive cannot make modman inflate gigabytes just to throw them away.
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -22,6 +27,9 @@ use super::index::is_safe_relative_path;
 pub const MAX_UNPACKED: u64 = 64 * 1024 * 1024;
 /// Most entries one module archive may hold.
 pub const MAX_ENTRIES: usize = 10_000;
+/// Most bytes decompressed from one archive: the contents limit plus room
+/// for every entry's header, padding and long name.
+const MAX_DECOMPRESSED: u64 = MAX_UNPACKED + MAX_ENTRIES as u64 * 2048;
 
 /// Why a module directory could not be packed, or an archive was refused.
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +46,14 @@ pub enum ArchiveError {
         "entry `{0}` is a link or special file; module archives hold only files and directories"
     )]
     UnsafeType(String),
-    #[error("the archive unpacks to more than {} MiB or {MAX_ENTRIES} entries", MAX_UNPACKED / 1024 / 1024)]
+    #[error("the archive unpacks to more than {} MiB, counting every entry kept or skipped; modman reads no more of it", MAX_UNPACKED / 1024 / 1024)]
     TooLarge,
+    #[error("the archive holds more than {MAX_ENTRIES} entries; modman reads no more of it")]
+    TooManyEntries,
+    #[error(
+        "entry `{path}` unpacks to {size} bytes, more than the {limit} modman reads of such a file"
+    )]
+    FileTooLarge { path: String, size: u64, limit: u64 },
     #[error("the archive is not a readable tar.gz: {0}")]
     Corrupt(io::Error),
 }
@@ -238,7 +252,22 @@ fn append<W: io::Write>(
 /// Reads and checks every entry of a module archive for `mod_<name>`.
 /// Returns its regular files; directories are implied by their paths.
 pub fn read(bytes: &[u8], name: &str) -> Result<Vec<ArchiveFile>, ArchiveError> {
-    read_under(bytes, &format!("mod_{name}"), Outside::Refuse)
+    let wanted = |_: &str| Some(MAX_UNPACKED);
+    let found = read_under(
+        bytes,
+        &format!("mod_{name}"),
+        Outside::Refuse,
+        &wanted,
+        &mut 0,
+    )?;
+    Ok(found
+        .into_iter()
+        .map(|file| ArchiveFile {
+            path: file.path,
+            data: file.data.unwrap_or_default(),
+            executable: file.executable,
+        })
+        .collect())
 }
 
 /// What [`read_under`] does with an entry outside its root directory.
@@ -251,26 +280,52 @@ pub enum Outside {
     Skip,
 }
 
-/// Reads the regular files under `root` (a relative directory path) with
-/// every check of [`read`]; returns them relative to `root`, sorted. The
-/// limits count every entry of the archive.
+/// A regular file [`read_under`] found under its root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Relative to the root.
+    pub path: String,
+    pub executable: bool,
+    /// Its contents, when the caller asked for them; otherwise they were
+    /// decompressed, counted against the limits and dropped, so that a
+    /// caller that needs only the names holds none of the bytes.
+    pub data: Option<Vec<u8>>,
+}
+
+/// Reads the regular files under `root` (a relative directory path) of the
+/// tar.gz `source` with every check of [`read`], keeping the contents of
+/// those `wanted` gives a size limit for (a larger one is refused before
+/// it is read); returns them relative to `root`, sorted. The limits count
+/// every entry and every byte decompressed. Every entry's size is added to
+/// `unpacked` as it is met, refused or not, so that a caller reading many
+/// archives can bound what they cost together.
 pub fn read_under(
-    bytes: &[u8],
+    source: impl Read,
     root: &str,
     outside: Outside,
-) -> Result<Vec<ArchiveFile>, ArchiveError> {
-    let mut archive = tar::Archive::new(GzDecoder::new(bytes));
+    wanted: &dyn Fn(&str) -> Option<u64>,
+    unpacked: &mut u64,
+) -> Result<Vec<Found>, ArchiveError> {
+    let limited = Limited {
+        inner: GzDecoder::new(source),
+        left: MAX_DECOMPRESSED,
+    };
+    let mut archive = tar::Archive::new(limited);
     let mut files = Vec::new();
     let mut total: u64 = 0;
-    for (count, entry) in archive
-        .entries()
-        .map_err(ArchiveError::Corrupt)?
-        .enumerate()
-    {
+    let entries = archive.entries().map_err(corrupt)?;
+    for (count, entry) in entries.enumerate() {
         if count >= MAX_ENTRIES {
+            return Err(ArchiveError::TooManyEntries);
+        }
+        let mut entry = entry.map_err(corrupt)?;
+        // Counted before the entry is looked at: skipping it costs as much.
+        let size = entry.header().size().map_err(corrupt)?;
+        total = total.saturating_add(size);
+        *unpacked = unpacked.saturating_add(size);
+        if total > MAX_UNPACKED {
             return Err(ArchiveError::TooLarge);
         }
-        let mut entry = entry.map_err(ArchiveError::Corrupt)?;
         let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         // Checked on the raw string: `Path::components` would quietly drop `.`.
         let trimmed = raw_path.strip_suffix('/').unwrap_or(&raw_path);
@@ -291,22 +346,29 @@ pub fn read_under(
             // The module directory itself as a file.
             return Err(ArchiveError::UnsafePath(raw_path));
         };
-        let size = entry.header().size().map_err(ArchiveError::Corrupt)?;
-        total = total.saturating_add(size);
-        if total > MAX_UNPACKED {
-            return Err(ArchiveError::TooLarge);
-        }
         let executable = entry.header().mode().is_ok_and(|m| m & 0o111 != 0);
-        let mut data = Vec::with_capacity(size.min(MAX_UNPACKED) as usize);
-        // `take` guards against a header that lies about its size.
-        (&mut entry)
-            .take(MAX_UNPACKED + 1)
-            .read_to_end(&mut data)
-            .map_err(ArchiveError::Corrupt)?;
-        files.push(ArchiveFile {
+        let data = if let Some(limit) = wanted(&relative) {
+            if size > limit {
+                return Err(ArchiveError::FileTooLarge {
+                    path: raw_path,
+                    size,
+                    limit,
+                });
+            }
+            let mut data = Vec::with_capacity(size.min(MAX_UNPACKED) as usize);
+            // `take` guards against a header that lies about its size.
+            (&mut entry)
+                .take(MAX_UNPACKED + 1)
+                .read_to_end(&mut data)
+                .map_err(corrupt)?;
+            Some(data)
+        } else {
+            None
+        };
+        files.push(Found {
             path: relative,
-            data,
             executable,
+            data,
         });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -314,6 +376,64 @@ pub fn read_under(
         return Err(ArchiveError::UnsafePath("a path listed twice".into()));
     }
     Ok(files)
+}
+
+/// A decompressing reader that stops with [`OverLimit`] after `left` bytes:
+/// what bounds the work spent on entries skipped, headers and long names,
+/// which the tar reader inflates without handing them to [`read_under`].
+struct Limited<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Err(io::Error::other(OverLimit));
+        }
+        let most = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let read = self.inner.read(&mut buf[..most])?;
+        self.left -= read as u64;
+        Ok(read)
+    }
+}
+
+/// The error [`Limited`] stops with.
+#[derive(Debug)]
+struct OverLimit;
+
+impl std::fmt::Display for OverLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("decompression limit reached")
+    }
+}
+
+impl std::error::Error for OverLimit {}
+
+/// An error of the tar reader: [`ArchiveError::TooLarge`] when it is
+/// [`Limited`] stopping (the tar reader may wrap it), else corruption.
+fn corrupt(error: io::Error) -> ArchiveError {
+    match error.get_ref() {
+        Some(inner) if is_over_limit(inner) => ArchiveError::TooLarge,
+        _ => ArchiveError::Corrupt(error),
+    }
+}
+
+/// Whether `error` is [`OverLimit`] or wraps it. An `io::Error` hides the
+/// error it wraps from `source()`, so it is looked into with `get_ref`.
+fn is_over_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    if error.is::<OverLimit>() {
+        return true;
+    }
+    let inner = match error.downcast_ref::<io::Error>() {
+        Some(io) => io
+            .get_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static)),
+        None => error.source(),
+    };
+    inner.is_some_and(is_over_limit)
 }
 
 /// `root/a/b` -> `Some(Some("a/b"))`, `root` -> `Some(None)`, anything
@@ -428,5 +548,50 @@ mod tests {
         let tree = module_tree();
         let (bytes, _) = pack(&tree.path().join("mod_demo"), tree.path(), "demo").unwrap();
         assert!(read(&bytes[..bytes.len() / 2], "demo").is_err());
+    }
+
+    /// An entry outside the root counts as much as one inside: its header
+    /// says it unpacks to 60 GiB, so the archive is refused before any of
+    /// it is inflated.
+    #[test]
+    fn bytes_skipped_count_against_the_limit() {
+        let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        let mut header = Header::new_gnu();
+        header.set_entry_type(EntryType::Regular);
+        header.set_size(60 << 30);
+        header.set_mode(0o644);
+        header.set_path("tree/elsewhere/zeros").unwrap();
+        header.set_cksum();
+        builder.append(&header, &[0u8; 4096][..]).unwrap();
+        let bytes = builder.into_inner().unwrap().finish().unwrap();
+        let mut unpacked = 0;
+        let error = read_under(
+            &bytes[..],
+            "tree/mod_demo",
+            Outside::Skip,
+            &|_| Some(1),
+            &mut unpacked,
+        )
+        .unwrap_err();
+        assert!(matches!(error, ArchiveError::TooLarge), "{error}");
+        assert_eq!(unpacked, 60 << 30, "counted though refused");
+    }
+
+    /// The decompressor stops at its limit, and that reads as too large,
+    /// not as corruption, even through the tar reader's wrapping.
+    #[test]
+    fn decompression_stops_at_the_limit() {
+        let mut limited = Limited {
+            inner: io::repeat(0),
+            left: 1000,
+        };
+        let mut sink = Vec::new();
+        let error = limited.read_to_end(&mut sink).unwrap_err();
+        assert_eq!(sink.len(), 1000);
+        assert!(matches!(corrupt(error), ArchiveError::TooLarge));
+        let wrapped = io::Error::other(std::io::Error::other(OverLimit));
+        assert!(matches!(corrupt(wrapped), ArchiveError::TooLarge));
+        let other = io::Error::new(io::ErrorKind::InvalidData, "bad header");
+        assert!(matches!(corrupt(other), ArchiveError::Corrupt(_)));
     }
 }

@@ -13,7 +13,8 @@ use std::time::SystemTime;
 
 use super::archive;
 use super::index::{
-    is_valid_module_name, Dependency, DependencyKind, Index, ModuleEntry, Timestamp, SCHEMA,
+    is_valid_module_name, is_valid_repository_name, limits, Dependency, DependencyKind, Index,
+    ModuleEntry, Timestamp, SCHEMA,
 };
 use super::metadata;
 use super::signing;
@@ -23,6 +24,9 @@ pub struct BuildOptions<'a> {
     /// A tree in the upstream layout: `mod_x/mod_x.lua`, `mod_x/README.markdown`.
     pub tree: &'a Path,
     pub out: &'a Path,
+    /// The repository's name, as modman.toml's `[[repositories]]` entry
+    /// names it: signed into the index (see `Index::repository`).
+    pub name: &'a str,
     pub key: &'a Path,
     /// Prosody's own module directory, to tell built-in dependencies from
     /// missing ones.
@@ -56,6 +60,12 @@ pub enum BuildError {
     Empty(PathBuf),
     #[error("{0} exists and is not a modman repository; refusing to replace it")]
     NotARepository(PathBuf),
+    #[error("repository name `{0}`: use letters, digits, `-` and `_` (at most 64), the name modman.toml's [[repositories]] entry gives it")]
+    Name(String),
+    #[error("{found} modules, more than the {} an index may hold; nothing was written (split the tree into several repositories)", limits::MODULES)]
+    TooManyModules { found: usize },
+    #[error("mod_{module}: {problem}; nothing was written")]
+    Bounds { module: String, problem: String },
     #[error("--valid-for must be at least 1 day")]
     ValidFor,
     #[error("SOURCE_DATE_EPOCH `{0}` is not a Unix time in seconds")]
@@ -81,6 +91,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
     if options.valid_for < time::Duration::days(1) {
         return Err(BuildError::ValidFor);
     }
+    check_name(options.name)?;
     let key = signing::read_private(options.key)?;
     let tree = options.tree;
     let mut names: Vec<String> = std::fs::read_dir(tree)
@@ -134,6 +145,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
     let modules = packed.len();
     publish(
         options.out,
+        options.name,
         &key,
         options.valid_for,
         packed.into_iter().map(|p| (p.entry, p.archive)).collect(),
@@ -157,16 +169,42 @@ pub(crate) fn dependency_kind(
     }
 }
 
-/// Writes a signed repository of `modules` (sorted by name, each entry
-/// with its archive's bytes) at `out`, with a serial above the last one and
-/// an expiry `valid_for` from now: built beside it, then renamed into
-/// place (see [`replace_dir`]).
+fn check_name(name: &str) -> Result<(), BuildError> {
+    match is_valid_repository_name(name) {
+        true => Ok(()),
+        false => Err(BuildError::Name(
+            crate::text::clean(name).chars().take(64).collect(),
+        )),
+    }
+}
+
+/// Writes a signed repository `name` of `modules` (sorted by name, each
+/// entry with its archive's bytes) at `out`, with a serial above the last
+/// one and an expiry `valid_for` from now: built beside it, then renamed
+/// into place (see [`replace_dir`]). An index clients would refuse (over
+/// [`limits`]) is not written.
 pub(crate) fn publish(
     out: &Path,
+    name: &str,
     key: &ed25519_dalek::SigningKey,
     valid_for: time::Duration,
     modules: Vec<(ModuleEntry, Vec<u8>)>,
 ) -> Result<(), BuildError> {
+    check_name(name)?;
+    if modules.len() > limits::MODULES {
+        return Err(BuildError::TooManyModules {
+            found: modules.len(),
+        });
+    }
+    if let Some((entry, problem)) = modules
+        .iter()
+        .find_map(|(entry, _)| entry.check_bounds().err().map(|p| (entry, p)))
+    {
+        return Err(BuildError::Bounds {
+            module: entry.name.clone(),
+            problem,
+        });
+    }
     let staging = staging_dir(out)?;
     let archives = staging.path().join("archives");
     std::fs::create_dir(&archives).map_err(io_error(&archives))?;
@@ -176,10 +214,11 @@ pub(crate) fn publish(
         std::fs::write(&path, &archive).map_err(io_error(&path))?;
         entries.push(entry);
     }
-    let generated = build_time()?;
+    let (generated, clock) = build_time()?;
     let index = Index {
         schema: SCHEMA,
-        serial: next_serial(out, generated),
+        repository: name.to_owned(),
+        serial: next_serial(out, clock),
         generated,
         expires: Timestamp(generated.0 + valid_for),
         modules: entries,
@@ -193,25 +232,32 @@ pub(crate) fn publish(
     replace_dir(staging, out)
 }
 
-/// Now, or `SOURCE_DATE_EPOCH` if set, so that two builds of one tree
-/// can be byte-identical, as reproducible builds expect.
-fn build_time() -> Result<Timestamp, BuildError> {
+/// The index's generation time (to the second) and the clock its serial
+/// starts from (to the microsecond): now, or `SOURCE_DATE_EPOCH` for both
+/// if set, so that two builds of one tree can be byte-identical, as
+/// reproducible builds expect.
+fn build_time() -> Result<(Timestamp, time::OffsetDateTime), BuildError> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(text) => text
             .trim()
             .parse::<i64>()
             .ok()
             .and_then(|seconds| time::OffsetDateTime::from_unix_timestamp(seconds).ok())
-            .map(Timestamp)
+            .map(|time| (Timestamp(time), time))
             .ok_or(BuildError::SourceDate(text)),
-        Err(_) => Ok(Timestamp::now()),
+        Err(_) => {
+            let now = time::OffsetDateTime::now_utc();
+            Ok((Timestamp::to_the_second(now), now))
+        }
     }
 }
 
-/// A serial above the one `out` holds now, and at least the build time in
-/// seconds, so a repository rebuilt from scratch (no previous index at
-/// hand) still moves forward.
-fn next_serial(out: &Path, generated: Timestamp) -> u64 {
+/// A serial above the one `out` holds now, and at least `clock` in
+/// microseconds since 1970: two builds within one second (into the same
+/// directory or not) get different serials, where seconds gave the same
+/// one and every modman refused the second index as a replay. Serials of
+/// earlier builds (seconds) are far below, so they still move forward.
+fn next_serial(out: &Path, clock: time::OffsetDateTime) -> u64 {
     #[derive(serde::Deserialize)]
     struct SerialOnly {
         serial: u64,
@@ -220,8 +266,8 @@ fn next_serial(out: &Path, generated: Timestamp) -> u64 {
         .ok()
         .and_then(|bytes| serde_json::from_slice::<SerialOnly>(&bytes).ok())
         .map_or(0, |index| index.serial);
-    let seconds = u64::try_from(generated.0.unix_timestamp()).unwrap_or(0);
-    previous.saturating_add(1).max(seconds)
+    let micros = u64::try_from(clock.unix_timestamp_nanos() / 1_000).unwrap_or(0);
+    previous.saturating_add(1).max(micros)
 }
 
 /// Packs one module and describes it; `Err` says why it is skipped.
@@ -292,7 +338,10 @@ fn pack_module(
     };
     // Copied as they are, an ESC or NUL from a README would break every
     // reply that carries it, or reach an admin's terminal.
-    let warning = match (entry.clean_text(), warning) {
+    let cleaned = entry.clean_text();
+    // Clients refuse an index with a module over the limits: leave it out.
+    entry.check_bounds()?;
+    let warning = match (cleaned, warning) {
         (false, warning) => warning,
         (true, warning) => Some(
             warning
@@ -461,4 +510,84 @@ fn replace_dir(staging: tempfile::TempDir, out: &Path) -> Result<(), BuildError>
     // `staging` now names nothing; `old` removes the previous repository.
     let _ = staging.keep();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_differ_within_a_second_and_stay_above_the_one_in_out() {
+        let out = tempfile::tempdir().unwrap();
+        let second = time::OffsetDateTime::from_unix_timestamp(1_793_491_200).unwrap();
+        let later = second + time::Duration::milliseconds(300);
+        // No previous index: two builds in one second still differ.
+        let first = next_serial(out.path(), second);
+        assert_eq!(first, 1_793_491_200_000_000);
+        assert!(next_serial(out.path(), later) > first);
+        // Above what `out` holds, even if the clock went back.
+        std::fs::write(
+            out.path().join("index.json"),
+            format!(r#"{{"serial": {}}}"#, first + 5),
+        )
+        .unwrap();
+        assert_eq!(next_serial(out.path(), second), first + 6);
+        // Serials of builds that counted seconds are far below.
+        std::fs::write(out.path().join("index.json"), r#"{"serial": 1793491200}"#).unwrap();
+        assert_eq!(next_serial(out.path(), later), first + 300_000);
+    }
+
+    #[test]
+    fn a_module_over_the_index_limits_is_left_out_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        for (name, summary) in [("small", "fine".to_owned()), ("big", "s".repeat(2000))] {
+            let module = tree.join(format!("mod_{name}"));
+            std::fs::create_dir_all(&module).unwrap();
+            std::fs::write(module.join(format!("mod_{name}.lua")), "-- code\n").unwrap();
+            std::fs::write(
+                module.join("README.markdown"),
+                format!("---\nsummary: {summary}\n---\n"),
+            )
+            .unwrap();
+        }
+        let key = dir.path().join("key");
+        signing::generate(&key).unwrap();
+        let out = dir.path().join("repo");
+        let report = build(&BuildOptions {
+            tree: &tree,
+            out: &out,
+            name: "local",
+            key: &key,
+            builtin_dir: dir.path(),
+            valid_for: time::Duration::days(1),
+        })
+        .unwrap();
+        assert_eq!(report.modules, 1);
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("mod_big: the summary is 2000 bytes")
+                    && w.contains(&format!("{}", limits::SUMMARY))
+                    && w.ends_with("skipped")),
+            "{:?}",
+            report.warnings
+        );
+        let index = Index::parse(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+        assert_eq!(index.repository, "local");
+        assert!(index.get("big").is_none() && index.get("small").is_some());
+    }
+
+    #[test]
+    fn a_bad_repository_name_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let out = dir.path().join("repo");
+        for name in ["", "../x", "a b", &"n".repeat(65)] {
+            let error = publish(&out, name, &key, time::Duration::days(1), vec![]);
+            assert!(matches!(error, Err(BuildError::Name(_))), "{name}");
+        }
+        assert!(!out.exists());
+    }
 }

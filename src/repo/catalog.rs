@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, Repository, RepositoryKind};
 use crate::fsutil;
 use crate::repo::fetch::{self, FetchError, Fetcher};
-use crate::repo::index::{Index, ModuleEntry, Timestamp};
+use crate::repo::index::{Index, IndexError, ModuleEntry, Timestamp};
 use crate::repo::luarocks::server::Server;
 
 /// One repository's last good index.
@@ -38,6 +38,66 @@ pub struct Source {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     pub sources: Vec<Source>,
+    /// The repositories whose last refresh failed, and why: what `list`
+    /// shows of them is the index kept from before, or nothing.
+    pub failures: Vec<Failure>,
+}
+
+/// A repository whose last refresh failed. Kept in
+/// `state_dir/refresh/NAME.failed.json` (beside the indexes, which a
+/// failed refresh leaves untouched) until a refresh of it succeeds,
+/// so that every process (the component after a restart, the command
+/// line) says so.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Failure {
+    pub repository: String,
+    pub reason: String,
+}
+
+fn failure_path(state_dir: &Path, repository: &Repository) -> PathBuf {
+    state_dir
+        .join("refresh")
+        .join(format!("{}.failed.json", repository.name))
+}
+
+impl Failure {
+    /// The recorded failure of `repository`, if any (one that does not
+    /// read is no failure: it only words a note).
+    fn load(state_dir: &Path, repository: &Repository) -> Option<Failure> {
+        let bytes = std::fs::read(failure_path(state_dir, repository)).ok()?;
+        serde_json::from_slice::<Failure>(&bytes)
+            .ok()
+            .filter(|f| f.repository == repository.name)
+    }
+
+    /// Records this failure, or with `None` that the last refresh went
+    /// well. A record that cannot be written is logged: the refresh
+    /// report says it all the same.
+    fn record(state_dir: &Path, repository: &Repository, failure: Option<&Failure>) {
+        let path = failure_path(state_dir, repository);
+        let written = match failure {
+            Some(failure) => path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| {
+                    let bytes = serde_json::to_vec(failure)
+                        .unwrap_or_else(|e| unreachable!("two strings always serialise: {e}"));
+                    fsutil::atomic_write(&path, &bytes)
+                }),
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        };
+        if let Err(e) = written {
+            tracing::warn!(
+                "cannot record the refresh of {} in {}: {e}",
+                repository.name,
+                path.display()
+            );
+        }
+    }
 }
 
 /// How one repository's refresh went.
@@ -104,6 +164,9 @@ impl Catalog {
         let mut catalog = Catalog::default();
         let mut warnings = Vec::new();
         for repository in &config.repositories {
+            catalog
+                .failures
+                .extend(Failure::load(&config.state_dir, repository));
             let (index_path, signature_path) = cache_paths(&config.state_dir, repository);
             if repository.kind == RepositoryKind::LuaRocks {
                 // Built by modman itself from pinned rocks; the state
@@ -114,6 +177,9 @@ impl Catalog {
                         index: index.into(),
                         fetched: modified(&index_path),
                     }),
+                    // Kept by a modman from before index names, from
+                    // rocks it pinned: the next refresh remakes it.
+                    Ok(Err(IndexError::Unnamed)) => {}
                     Ok(Err(e)) => warnings.push(format!(
                         "cached index {} refused: {e}",
                         index_path.display()
@@ -190,6 +256,12 @@ impl Catalog {
                     (previous.cloned(), Err(e))
                 }
             };
+            let failure = result.as_ref().err().map(|reason| Failure {
+                repository: repository.name.clone(),
+                reason: reason.clone(),
+            });
+            Failure::record(&config.state_dir, repository, failure.as_ref());
+            catalog.failures.extend(failure);
             report.push(Refreshed {
                 repository: repository.name.clone(),
                 modules: source.as_ref().map(|s| s.index.modules.len()),
@@ -220,20 +292,39 @@ impl Catalog {
         }
     }
 
-    /// One line per repository whose index has expired, for `list` and
-    /// `info` to say that what they show is stale.
-    pub fn stale(&self) -> Vec<String> {
+    /// One line per configured repository whose modules are not shown as
+    /// they are now: no index yet, its last refresh failed (what is shown
+    /// is the index kept from before), or its index has expired; for
+    /// `list` to say so rather than pass old or missing data as current.
+    pub fn stale(&self, configured: &[Repository]) -> Vec<String> {
         let now = Timestamp::now();
-        self.sources
-            .iter()
-            .filter(|s| s.index.is_expired(now))
-            .map(|s| {
-                format!(
-                    "the index of {} expired at {} (fetched {}): its modules are shown as of then, and none is installed or updated until refresh brings a fresh one",
-                    s.repository.name, s.index.expires, s.fetched
-                )
-            })
-            .collect()
+        let mut lines = Vec::new();
+        for repository in configured {
+            let name = &repository.name;
+            let source = self.sources.iter().find(|s| s.repository.name == *name);
+            let failure = self.failures.iter().find(|f| f.repository == *name);
+            match (source, failure) {
+                (None, None) => lines.push(format!(
+                    "no index of {name} yet, so none of its modules is shown: run refresh"
+                )),
+                (None, Some(failure)) => lines.push(format!(
+                    "no index of {name}, so none of its modules is shown: its refresh failed ({})",
+                    failure.reason
+                )),
+                (Some(source), Some(failure)) => lines.push(format!(
+                    "the last refresh of {name} failed ({}), so its modules are shown as of the index fetched {}",
+                    failure.reason, source.fetched
+                )),
+                (Some(_), None) => {}
+            }
+            if let Some(source) = source.filter(|s| s.index.is_expired(now)) {
+                lines.push(format!(
+                    "the index of {name} expired at {} (fetched {}): its modules are shown as of then, and none is installed or updated until refresh brings a fresh one",
+                    source.index.expires, source.fetched
+                ));
+            }
+        }
+        lines
     }
 
     /// The module `name` and the repository offering it.
@@ -382,7 +473,10 @@ async fn luarocks_index(
             .into_iter()
             .map(|problem| format!("{problem}; left out of the catalog")),
     );
-    let index = Index::unsigned(offers.modules.into_iter().map(|o| o.entry).collect());
+    let index = Index::unsigned(
+        &repository.name,
+        offers.modules.into_iter().map(|o| o.entry).collect(),
+    );
     let (index_path, _) = cache_paths(&config.state_dir, repository);
     let saved = index_path
         .parent()
@@ -514,9 +608,47 @@ mod tests {
     }
 
     #[test]
+    fn stale_names_every_repository_not_shown_as_it_is_now() {
+        let fresh_for_a_day = |mut source: Source| {
+            let mut index = (*source.index).clone();
+            index.expires = Timestamp(time::OffsetDateTime::now_utc() + time::Duration::days(1));
+            source.index = index.into();
+            source
+        };
+        let catalog = Catalog {
+            sources: vec![
+                fresh_for_a_day(source("r_current", &["a"])),
+                fresh_for_a_day(source("r_failed", &["b"])),
+                // Expired on 2026-12-01.
+                source("r_expired", &["c"]),
+            ],
+            failures: ["r_failed", "r_down"]
+                .map(|name| Failure {
+                    repository: name.into(),
+                    reason: format!("{name} refused"),
+                })
+                .to_vec(),
+        };
+        let configured: Vec<Repository> =
+            ["r_current", "r_failed", "r_expired", "r_never", "r_down"]
+                .map(|name| source(name, &[]).repository)
+                .to_vec();
+        let lines = catalog.stale(&configured);
+        let about = |name: &str| lines.iter().filter(|l| l.contains(name)).count();
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert_eq!(about("r_current"), 0);
+        for name in ["r_failed", "r_expired", "r_never", "r_down"] {
+            assert_eq!(about(name), 1, "{name}: {lines:#?}");
+        }
+        assert!(lines.iter().any(|l| l.contains("(r_failed refused)")));
+        assert!(lines.iter().any(|l| l.contains("(r_down refused)")));
+    }
+
+    #[test]
     fn each_module_once_sorted_and_the_first_repository_wins() {
         let catalog = Catalog {
             sources: vec![source("first", &["b", "c"]), source("second", &["a", "b"])],
+            failures: vec![],
         };
         let listed: Vec<(&str, &str)> = catalog
             .modules()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::config::{Repository, RepositoryKind};
 use crate::repo::archive::{self, ArchiveFile};
-use crate::repo::index::{Index, ModuleEntry};
+use crate::repo::index::{Index, IndexError, ModuleEntry};
 use crate::repo::signing;
 
 /// Largest index accepted.
@@ -21,6 +21,10 @@ pub const MAX_ARCHIVE: u64 = 64 * 1024 * 1024;
 pub enum FetchError {
     #[error("{url}: {reason}; is the repository up and the url in modman.toml right?")]
     Unreachable { url: String, reason: String },
+    #[error("repository {expected}: the index it serves is signed for repository `{found}`, not `{expected}` as modman.toml names it; it was not used and nothing changed. Another repository's index (signed with the same key) is being served at this URL: check the url in modman.toml and what the server publishes there")]
+    OtherRepository { expected: String, found: String },
+    #[error("repository {expected}: the index it serves names no repository (it was built before `repo build --name`), so nothing tells it from another repository's index signed with the same key; it was not used and nothing changed. Rebuild it with `modman repo build --name {expected}` and publish it")]
+    Unnamed { expected: String },
     #[error("{url}: the server answered {status}")]
     Status { url: String, status: u16 },
     #[error("{url}: larger than {limit} bytes; refused")]
@@ -127,10 +131,24 @@ impl Fetcher {
         }
         let files = match repository.kind {
             RepositoryKind::Signed { .. } => {
-                archive::read(&bytes, &entry.name).map_err(|e| bad(e.to_string()))?
+                use crate::repo::placement::{self, Owner};
+                let files = archive::read(&bytes, &entry.name).map_err(|e| bad(e.to_string()))?;
+                // A signed index may name a library (a mirrored library
+                // rock): held to where a rock may place its files.
+                let owner = match &entry.library {
+                    Some(library) => Owner::Library(library),
+                    None => Owner::Module(&entry.name),
+                };
+                let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+                placement::check(owner, &paths, &|_| false).map_err(|e| bad(e.to_string()))?;
+                files
             }
             RepositoryKind::LuaRocks => {
-                crate::repo::luarocks::rock::read(&entry.archive, &bytes)
+                use crate::repo::luarocks::rock::{self, Reading};
+                // Whether its library takes the name of a module Prosody has
+                // was checked when the catalog read this very rock (the
+                // sha256 above): a rock refused then has no entry.
+                rock::read(&entry.archive, &bytes, Reading::Whole, &|_| false, &mut 0)
                     .map_err(|e| bad(e.problem))?
                     .files
             }
@@ -185,7 +203,8 @@ impl Fetcher {
     }
 }
 
-/// Checks the signature over the exact bytes, then parses.
+/// Checks the signature over the exact bytes, then parses, then checks
+/// that the index is signed for this repository.
 pub fn verify_index(
     repository: &Repository,
     bytes: &[u8],
@@ -204,10 +223,23 @@ pub fn verify_index(
             other => other.to_string(),
         },
     })?;
-    Index::parse(bytes).map_err(|e| FetchError::Index {
-        repository: repository.name.clone(),
-        reason: e.to_string(),
-    })
+    // See `Index::repository` for why an index without a name is refused.
+    let index = Index::parse(bytes).map_err(|e| match e {
+        IndexError::Unnamed => FetchError::Unnamed {
+            expected: repository.name.clone(),
+        },
+        e => FetchError::Index {
+            repository: repository.name.clone(),
+            reason: e.to_string(),
+        },
+    })?;
+    if index.repository != repository.name {
+        return Err(FetchError::OtherRepository {
+            expected: repository.name.clone(),
+            found: index.repository,
+        });
+    }
+    Ok(index)
 }
 
 /// `path` under the repository URL, which is treated as a directory.
@@ -298,5 +330,48 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_index_signed_for_another_repository_or_for_none_is_refused() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let mut stable = repository("http://127.0.0.1:8000/");
+        stable.name = "stable".into();
+        stable.kind = RepositoryKind::Signed {
+            public_keys: vec![key.verifying_key()],
+        };
+        let signed = |name: Option<&str>| {
+            let index = Index {
+                repository: name.unwrap_or_default().to_owned(),
+                ..crate::repo::index::tests::index_of(vec![])
+            };
+            let mut json: serde_json::Value = serde_json::from_slice(&index.to_json()).unwrap();
+            if name.is_none() {
+                json.as_object_mut().unwrap().remove("repository");
+            }
+            let bytes = serde_json::to_vec(&json).unwrap();
+            let signature = signing::sign(&key, &bytes);
+            (bytes, signature)
+        };
+        let (bytes, signature) = signed(Some("stable"));
+        let index = verify_index(&stable, &bytes, signature.as_bytes()).unwrap();
+        assert_eq!(index.repository, "stable");
+        // Validly signed by the same key, for the other repository.
+        let (bytes, signature) = signed(Some("testing"));
+        let error = verify_index(&stable, &bytes, signature.as_bytes()).unwrap_err();
+        assert!(
+            matches!(&error, FetchError::OtherRepository { expected, found } if expected == "stable" && found == "testing"),
+            "{error}"
+        );
+        let (bytes, signature) = signed(None);
+        let error = verify_index(&stable, &bytes, signature.as_bytes()).unwrap_err();
+        assert!(
+            matches!(&error, FetchError::Unnamed { expected } if expected == "stable"),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("repo build --name stable"),
+            "{error}"
+        );
     }
 }

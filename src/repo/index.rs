@@ -15,14 +15,29 @@ pub use super::metadata::{Headers, Need};
 /// are refused rather than read without them: an index that carries no
 /// serial or expiry could be replayed forever, so accepting one would
 /// switch the replay protection off for anyone who serves an old file.
-pub const SCHEMA: u32 = 2;
+/// Schema 3 added `repository`, refused without it for the same reason
+/// (see [`Index::repository`]); an older modman reading a schema 3 index
+/// says to upgrade, rather than stumbling on an unknown field.
+pub const SCHEMA: u32 = 3;
 
 /// The whole index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Index {
     pub schema: u32,
-    /// Raised by every build of the repository. modman keeps the highest
+    /// The repository this index was built for (`repo build --name`),
+    /// inside what is signed. One key may sign several repositories (a
+    /// `stable` and a `testing`); without the name, one of them served at
+    /// the other's URL would pass as it, signature and serial being valid.
+    /// modman refuses an index whose name is not the one its
+    /// `[[repositories]]` entry gives, and one without a name (schema 2,
+    /// built before names existed): nothing can tell which repository
+    /// such an index belongs to, so accepting it would keep that
+    /// substitution open. The fix is to rebuild with `--name`.
+    pub repository: String,
+    /// Raised by every build of the repository (microseconds since 1970
+    /// at least, so two builds within one second differ, and above the
+    /// serial in the output directory). modman keeps the highest
     /// serial it accepted per repository and refuses a lower one, or the
     /// same one with other content: an old index replayed by a man in the
     /// middle or a stale mirror would otherwise downgrade modules.
@@ -44,8 +59,12 @@ pub struct Timestamp(pub OffsetDateTime);
 impl Timestamp {
     /// Now, to the second: finer would only make the index harder to read.
     pub fn now() -> Timestamp {
-        let now = OffsetDateTime::now_utc();
-        Timestamp(now.replace_nanosecond(0).unwrap_or(now))
+        Timestamp::to_the_second(OffsetDateTime::now_utc())
+    }
+
+    /// `time` without its fraction of a second.
+    pub fn to_the_second(time: OffsetDateTime) -> Timestamp {
+        Timestamp(time.replace_nanosecond(0).unwrap_or(time))
     }
 }
 
@@ -182,6 +201,16 @@ pub enum IndexError {
     Schema { found: u32 },
     #[error("module `{name}`: {problem}")]
     Module { name: String, problem: String },
+    #[error("the index's repository name `{0}` is not a repository name (letters, digits, `-` and `_`, at most 64)")]
+    RepositoryName(String),
+    #[error("the index names no repository (it was built before `repo build --name`), so nothing tells it from another repository's index signed with the same key; rebuild it with `modman repo build --name NAME`, NAME as in modman.toml")]
+    Unnamed,
+    #[error("{what}: {found}, more than the {limit} modman accepts; the index was refused (rebuild the repository with fewer)")]
+    TooMany {
+        what: String,
+        found: usize,
+        limit: usize,
+    },
     #[error("the index expires ({expires}) no later than it was generated ({generated})")]
     Dates {
         generated: Timestamp,
@@ -192,17 +221,35 @@ pub enum IndexError {
 impl Index {
     /// Parses and validates index bytes (already signature-checked).
     pub fn parse(bytes: &[u8]) -> Result<Index, IndexError> {
-        // Schema first, so a newer index gets the clear message rather
-        // than an unknown-field error.
+        // Schema and name first, so an older or newer index gets the
+        // clear message rather than a missing- or unknown-field error.
         #[derive(Deserialize)]
-        struct SchemaOnly {
+        struct Preamble {
             schema: u32,
+            repository: Option<serde::de::IgnoredAny>,
         }
-        let SchemaOnly { schema } = serde_json::from_slice(bytes)?;
-        if schema != SCHEMA {
-            return Err(IndexError::Schema { found: schema });
+        let Preamble { schema, repository } = serde_json::from_slice(bytes)?;
+        match (schema, repository) {
+            (2, _) | (SCHEMA, None) => return Err(IndexError::Unnamed),
+            (SCHEMA, Some(_)) => {}
+            (found, _) => return Err(IndexError::Schema { found }),
         }
         let mut index: Index = serde_json::from_slice(bytes)?;
+        if !is_valid_repository_name(&index.repository) {
+            return Err(IndexError::RepositoryName(
+                crate::text::clean(&index.repository)
+                    .chars()
+                    .take(64)
+                    .collect(),
+            ));
+        }
+        if index.modules.len() > limits::MODULES {
+            return Err(IndexError::TooMany {
+                what: "modules".into(),
+                found: index.modules.len(),
+                limit: limits::MODULES,
+            });
+        }
         if index.expires <= index.generated {
             return Err(IndexError::Dates {
                 generated: index.generated,
@@ -232,6 +279,7 @@ impl Index {
                 ));
             }
             previous = Some(&module.name);
+            module.check_bounds().map_err(problem)?;
             if !is_safe_url_path(&module.archive) {
                 return Err(problem(format!(
                     "archive path `{}` is not a plain relative path (after percent-decoding)",
@@ -292,10 +340,11 @@ impl Index {
     /// same shape. Nothing signs it, so there is no serial to replay and
     /// no expiry to freeze: TLS and the pins of each rock protect it, and
     /// it is as fresh as the last refresh.
-    pub fn unsigned(modules: Vec<ModuleEntry>) -> Index {
+    pub fn unsigned(repository: &str, modules: Vec<ModuleEntry>) -> Index {
         let now = Timestamp::now();
         Index {
             schema: SCHEMA,
+            repository: repository.to_owned(),
             serial: 0,
             generated: now,
             expires: Timestamp(time::OffsetDateTime::new_utc(
@@ -306,11 +355,12 @@ impl Index {
         }
     }
 
-    /// Serial and dates, for `repo verify` and error messages.
+    /// Name, serial and dates, for `repo verify`, `info` and error
+    /// messages.
     pub fn freshness(&self) -> String {
         format!(
-            "serial {}, generated {}, expires {}",
-            self.serial, self.generated, self.expires
+            "repository {}, serial {}, generated {}, expires {}",
+            self.repository, self.serial, self.generated, self.expires
         )
     }
 
@@ -321,6 +371,103 @@ impl Index {
             .ok()
             .map(|i| &self.modules[i])
     }
+}
+
+/// The bounds of an index, the same when `repo build` writes one and
+/// when modman reads one: each is far above what prosody-modules needs
+/// (82 modules in Debian's package, its longest README about 40 KiB, a
+/// handful of files and dependencies a module), and together they keep
+/// what one index can make modman hold and send (in `list`, `info`, a
+/// reply) small, whatever a repository serves within its 32 MiB.
+pub mod limits {
+    /// Modules in one index.
+    pub const MODULES: usize = 20_000;
+    /// Bytes of a summary (one line of the README).
+    pub const SUMMARY: usize = 1_024;
+    /// Bytes of a description (the README).
+    pub const DESCRIPTION: usize = 256 * 1024;
+    /// Bytes of a version, a label, a stage or a compatibility cell.
+    pub const SHORT_TEXT: usize = 256;
+    /// Labels of one module; also the entries of each of its headers
+    /// (`requires`, `conflicts`, `lua`).
+    pub const LABELS: usize = 64;
+    /// Bytes of a path (the archive's, or a file's in it).
+    pub const PATH: usize = 1_024;
+    /// Rows of one module's compatibility table.
+    pub const COMPATIBILITY: usize = 64;
+    /// Files in one module's archive.
+    pub const FILES: usize = 2_000;
+    /// Dependencies of one module.
+    pub const DEPENDENCIES: usize = 200;
+}
+
+impl ModuleEntry {
+    /// Whether every field is within [`limits`]; `Err` names the field,
+    /// its size and the limit. Used by `repo build` (which skips such a
+    /// module) and by [`Index::parse`] (which refuses the index).
+    pub fn check_bounds(&self) -> Result<(), String> {
+        let bytes = |what: &str, text: &str, limit: usize| match text.len() > limit {
+            true => Err(format!(
+                "{what} is {} bytes, more than the {limit} an index may hold",
+                text.len()
+            )),
+            false => Ok(()),
+        };
+        let count = |what: &str, found: usize, limit: usize| match found > limit {
+            true => Err(format!(
+                "{found} {what}, more than the {limit} an index may hold"
+            )),
+            false => Ok(()),
+        };
+        bytes("the summary", &self.summary, limits::SUMMARY)?;
+        bytes("the description", &self.description, limits::DESCRIPTION)?;
+        bytes("the version", &self.version, limits::SHORT_TEXT)?;
+        for label in self.labels.iter().chain(self.stage.iter()) {
+            bytes("a label", label, limits::SHORT_TEXT)?;
+        }
+        for row in &self.compatibility {
+            bytes("a compatibility row", &row.prosody, limits::SHORT_TEXT)?;
+            bytes("a compatibility row", &row.status, limits::SHORT_TEXT)?;
+        }
+        let headers = &self.headers;
+        for (what, values) in [
+            ("`requires` headers", &headers.requires),
+            ("`conflicts` headers", &headers.conflicts),
+            ("`lua` headers", &headers.lua),
+        ] {
+            count(what, values.len(), limits::LABELS)?;
+            for value in values {
+                bytes("a header", value, limits::SHORT_TEXT)?;
+            }
+        }
+        bytes("the archive path", &self.archive, limits::PATH)?;
+        for file in &self.files {
+            bytes("a file path", file, limits::PATH)?;
+        }
+        count("labels", self.labels.len(), limits::LABELS)?;
+        count(
+            "compatibility rows",
+            self.compatibility.len(),
+            limits::COMPATIBILITY,
+        )?;
+        count("files", self.files.len(), limits::FILES)?;
+        count(
+            "dependencies",
+            self.dependencies.len(),
+            limits::DEPENDENCIES,
+        )
+    }
+}
+
+/// A repository name as modman.toml's `[[repositories]]` `name` and the
+/// index's `repository` take it: letters, digits, `-` and `_`, at most 64
+/// bytes, since it also names files in `state_dir/indexes/`.
+pub fn is_valid_repository_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A Lua library name that can be a directory of the module directory
@@ -413,6 +560,7 @@ pub(crate) mod tests {
         let generated = OffsetDateTime::from_unix_timestamp(1_793_491_200).unwrap();
         Index {
             schema: SCHEMA,
+            repository: "r".into(),
             serial: 1,
             generated: Timestamp(generated),
             expires: Timestamp(generated + time::Duration::days(30)),
@@ -485,10 +633,10 @@ pub(crate) mod tests {
 
     #[test]
     fn another_schema_gets_an_upgrade_hint() {
-        let error = Index::parse(br#"{"schema": 3, "whatever": true}"#)
+        let error = Index::parse(br#"{"schema": 4, "whatever": true}"#)
             .unwrap_err()
             .to_string();
-        assert!(error.contains("schema 3 is not supported"), "{error}");
+        assert!(error.contains("schema 4 is not supported"), "{error}");
         assert!(Index::parse(b"not json").is_err());
         // An index without serial and expiry is not read at all.
         let error = Index::parse(br#"{"schema": 1, "modules": []}"#)
@@ -526,7 +674,7 @@ pub(crate) mod tests {
         assert!(index.is_expired(index.expires));
         assert_eq!(
             index.freshness(),
-            "serial 1, generated 2026-11-01T00:00:00Z, expires 2026-12-01T00:00:00Z"
+            "repository r, serial 1, generated 2026-11-01T00:00:00Z, expires 2026-12-01T00:00:00Z"
         );
         let backwards = Index {
             expires: index.generated,
@@ -538,5 +686,104 @@ pub(crate) mod tests {
         let bad = text.replace("2026-12-01T00:00:00Z", "next week");
         let error = Index::parse(bad.as_bytes()).unwrap_err().to_string();
         assert!(error.contains("not an RFC 3339 time"), "{error}");
+    }
+
+    #[test]
+    fn fields_over_their_limits_are_refused_naming_the_limit() {
+        type Mutation = fn(&mut ModuleEntry);
+        let cases: [(Mutation, String); 7] = [
+            (
+                |m| m.headers.requires = vec!["f".into(); limits::LABELS + 1],
+                format!("65 `requires` headers, more than the {}", limits::LABELS),
+            ),
+            (
+                |m| m.files = vec![format!("{}.lua", "d/".repeat(limits::PATH))],
+                format!("a file path is 2052 bytes, more than the {}", limits::PATH),
+            ),
+            (
+                |m| m.summary = "s".repeat(limits::SUMMARY + 1),
+                format!(
+                    "the summary is 1025 bytes, more than the {}",
+                    limits::SUMMARY
+                ),
+            ),
+            (
+                |m| m.description = "d".repeat(limits::DESCRIPTION + 1),
+                format!("more than the {}", limits::DESCRIPTION),
+            ),
+            (
+                |m| {
+                    m.files = (0..=limits::FILES)
+                        .map(|i| format!("f{i:05}.lua"))
+                        .collect()
+                },
+                format!("2001 files, more than the {}", limits::FILES),
+            ),
+            (
+                |m| {
+                    m.dependencies = (0..=limits::DEPENDENCIES)
+                        .map(|i| Dependency {
+                            name: format!("d{i}"),
+                            kind: DependencyKind::Community,
+                            need: Need::Required,
+                        })
+                        .collect()
+                },
+                format!("201 dependencies, more than the {}", limits::DEPENDENCIES),
+            ),
+            (
+                |m| m.labels = vec!["l".into(); limits::LABELS + 1],
+                format!("65 labels, more than the {}", limits::LABELS),
+            ),
+        ];
+        for (mutate, expected) in cases {
+            let mut module = entry("a");
+            mutate(&mut module);
+            assert!(module.check_bounds().is_err());
+            let error = Index::parse(&index_of(vec![module]).to_json())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("module `a`") && error.contains(&expected),
+                "{expected:?} not in {error:?}"
+            );
+        }
+        let many = index_of(
+            (0..=limits::MODULES)
+                .map(|i| entry(&format!("m{i:05}")))
+                .collect(),
+        );
+        let error = Index::parse(&many.to_json()).unwrap_err();
+        assert!(
+            matches!(error, IndexError::TooMany { found, limit, .. } if found == limits::MODULES + 1 && limit == limits::MODULES),
+            "{error}"
+        );
+        // At the limits, accepted.
+        let mut module = entry("a");
+        module.summary = "s".repeat(limits::SUMMARY);
+        Index::parse(&index_of(vec![module]).to_json()).unwrap();
+    }
+
+    #[test]
+    fn the_repository_name_is_read_and_checked() {
+        let mut index = index_of(vec![]);
+        assert_eq!(Index::parse(&index.to_json()).unwrap().repository, "r");
+        // Without a name: a schema 2 index, or a schema 3 one that
+        // lost it.
+        let mut json: serde_json::Value = serde_json::from_slice(&index.to_json()).unwrap();
+        json.as_object_mut().unwrap().remove("repository");
+        assert!(matches!(
+            Index::parse(&serde_json::to_vec(&json).unwrap()),
+            Err(IndexError::Unnamed)
+        ));
+        json["schema"] = 2.into();
+        let error = Index::parse(&serde_json::to_vec(&json).unwrap()).unwrap_err();
+        assert!(matches!(error, IndexError::Unnamed), "{error}");
+        assert!(error.to_string().contains("repo build --name"), "{error}");
+        index.repository = "../x".into();
+        assert!(matches!(
+            Index::parse(&index.to_json()),
+            Err(IndexError::RepositoryName(_))
+        ));
     }
 }

@@ -7,9 +7,13 @@
 //! `repo build` makes; versions (`N-R`) and dependencies are carried over.
 //! Rocks are kept, pinned, in a cache beside the output
 //! (`.<out>.rocks/`), so a second run fetches only new rocks, and a rock
-//! whose bytes changed under the same version stops the mirror. Any rock
-//! refused stops it too: a mirror is all of the server or nothing, and
-//! the previous output stays as it was.
+//! whose bytes changed under the same version stops the mirror.
+//!
+//! A rock refused (corrupt, hostile, or depending on one that is) leaves
+//! out its module only: the rest is published and signed, and the module
+//! keeps its last good copy when the mirror already had one. One bad
+//! upstream rock must not freeze an organisation's mirror; the report
+//! names each module left out, why, and what the mirror holds of it now.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,7 +21,8 @@ use std::time::Duration;
 use super::archive;
 use super::build::{self, BuildError};
 use super::fetch::Fetcher;
-use super::luarocks::server::{Progress, Server, ServerError};
+use super::index::{Index, ModuleEntry};
+use super::luarocks::server::{LeftOut, Progress, Server, ServerError};
 use super::signing::{self, KeyError};
 use crate::config::{Repository, RepositoryKind};
 
@@ -29,6 +34,8 @@ pub struct MirrorOptions<'a> {
     pub key: &'a Path,
     /// Prosody's own modules, to tell built-in dependencies from missing ones.
     pub builtin_dir: &'a Path,
+    /// The repository's name, signed into its index (see `repo build`).
+    pub name: &'a str,
     /// Longest one download may take.
     pub timeout: Duration,
     /// How long clients may use the mirror's index (see `repo build`).
@@ -38,9 +45,34 @@ pub struct MirrorOptions<'a> {
 /// What a mirror run did.
 #[derive(Debug, PartialEq, Eq)]
 pub struct MirrorReport {
+    /// Modules published, last good copies included.
     pub modules: usize,
     /// Rocks downloaded this run (the others came from the cache).
     pub fetched: usize,
+    /// Modules whose newest rock was refused, sorted by package.
+    pub left_out: Vec<Omission>,
+}
+
+/// A module whose newest rock was not mirrored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Omission {
+    pub left_out: LeftOut,
+    /// The version of the last good copy the mirror still holds, if it
+    /// had one; otherwise the mirror does not offer the module.
+    pub kept: Option<String>,
+}
+
+impl std::fmt::Display for Omission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kept {
+            Some(version) => write!(
+                f,
+                "{}; the mirror keeps its last good copy, version {version}",
+                self.left_out
+            ),
+            None => write!(f, "{}; the mirror does not offer it", self.left_out),
+        }
+    }
 }
 
 /// Why nothing was written.
@@ -50,8 +82,6 @@ pub enum MirrorError {
     Key(#[from] KeyError),
     #[error(transparent)]
     Server(#[from] ServerError),
-    #[error("{} module(s) refused, so nothing was written:\n  {}", .0.len(), .0.join("\n  "))]
-    Refused(Vec<String>),
     #[error(transparent)]
     Build(#[from] BuildError),
 }
@@ -66,6 +96,8 @@ pub fn cache_dir(out: &Path) -> PathBuf {
 }
 
 /// Mirrors the server; `progress` hears of each rock as it is read.
+/// Rocks are packed one at a time from the cache, so memory does not grow
+/// with what they unpack to.
 pub async fn mirror(
     options: &MirrorOptions<'_>,
     progress: &mut (dyn FnMut(Progress) + Send),
@@ -87,24 +119,77 @@ pub async fn mirror(
             progress(step);
         })
         .await?;
-    if !offers.problems.is_empty() {
-        return Err(MirrorError::Refused(offers.problems));
-    }
+    let mut left_out = offers.problems;
     let mut modules = Vec::with_capacity(offers.modules.len());
     for offer in offers.modules {
         let mut entry = offer.entry;
-        let bytes = archive::pack_files(&entry.name, &offer.files).map_err(|e| {
-            MirrorError::Refused(vec![format!("{}: cannot pack it: {e}", entry.archive)])
-        })?;
+        let packed = server
+            .cached_rock(&entry.archive, options.builtin_dir)
+            .and_then(|rock| {
+                archive::pack_files(&entry.name, &rock.files)
+                    .map_err(|e| format!("{}: cannot pack it: {e}", entry.archive))
+            });
+        let bytes = match packed {
+            Ok(bytes) => bytes,
+            Err(problem) => {
+                left_out.push(LeftOut {
+                    package: format!("mod_{}", entry.name),
+                    problem,
+                });
+                continue;
+            }
+        };
         entry.archive = format!("archives/mod_{}-{}.tar.gz", entry.name, entry.version);
         entry.size = bytes.len() as u64;
         entry.sha256 = super::sha256_hex(&bytes);
         modules.push((entry, bytes));
     }
+    let previous = previous_index(options.out, &key.verifying_key());
+    let mut omissions = Vec::new();
+    left_out.sort_by(|a, b| a.package.cmp(&b.package));
+    for left in left_out {
+        let name = left.package.strip_prefix("mod_").unwrap_or(&left.package);
+        let published = modules.iter().any(|(entry, _)| entry.name == name);
+        let copy = previous
+            .as_ref()
+            .filter(|_| !published)
+            .and_then(|index| previous_copy(options.out, index, name));
+        let kept = copy.map(|(entry, bytes)| {
+            let version = entry.version.clone();
+            modules.push((entry, bytes));
+            version
+        });
+        omissions.push(Omission {
+            left_out: left,
+            kept,
+        });
+    }
+    modules.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     let count = modules.len();
-    build::publish(options.out, &key, options.valid_for, modules)?;
+    build::publish(options.out, options.name, &key, options.valid_for, modules)?;
     Ok(MirrorReport {
         modules: count,
         fetched,
+        left_out: omissions,
     })
+}
+
+/// The index of the mirror already at `out`, when it is signed by `key`;
+/// nothing otherwise (a first run, or an output that is not this mirror).
+fn previous_index(out: &Path, key: &ed25519_dalek::VerifyingKey) -> Option<Index> {
+    let index = std::fs::read(out.join("index.json")).ok()?;
+    let signature = std::fs::read(out.join("index.json.sig")).ok()?;
+    signing::verify(key, &index, &signature).ok()?;
+    Index::parse(&index).ok()
+}
+
+/// Module `name` of the previous mirror, with its archive's bytes, if the
+/// archive is still there and matches the signed index.
+fn previous_copy(out: &Path, index: &Index, name: &str) -> Option<(ModuleEntry, Vec<u8>)> {
+    let entry = index.get(name)?.clone();
+    let bytes = std::fs::read(out.join(&entry.archive)).ok()?;
+    let good = bytes.len() as u64 == entry.size
+        && super::sha256_hex(&bytes) == entry.sha256
+        && archive::read(&bytes, &entry.name).is_ok();
+    good.then_some((entry, bytes))
 }

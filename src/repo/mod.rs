@@ -16,6 +16,7 @@ pub mod luarocks;
 pub mod metadata;
 pub mod mirror;
 pub mod options;
+pub mod placement;
 pub mod readme;
 pub mod signing;
 pub mod verify;

@@ -23,7 +23,8 @@ pub struct Problem {
 #[derive(Debug, Default)]
 pub struct Verified {
     pub modules: usize,
-    /// Serial, generation time and expiry, if the index could be read.
+    /// Repository name, serial, generation time and expiry, if the index
+    /// could be read.
     pub freshness: Option<String>,
     /// Empty when the repository is good.
     pub problems: Vec<Problem>,

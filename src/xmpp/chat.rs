@@ -22,6 +22,7 @@ use xmpp_parsers::muc::user::{MucUser, Status};
 use xmpp_parsers::muc::{muc::History, Muc};
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 
+use super::shutdown::Refused;
 use crate::access::Actor;
 use crate::config::Config;
 use crate::ops::{self, Consent, Context, Input, Operation, ParamKind, Question, Response};
@@ -563,8 +564,9 @@ fn answer(asked: &Asked, message: &Message, text: String) -> Message {
     addressed_from(reply, message)
 }
 
-/// The answer to a command modman has no room to handle now.
-pub fn busy_reply(config: &Config, message: &Message) -> Option<Message> {
+/// The answer to a command modman will not run now (busy, or stopping),
+/// saying why; none for a room message not addressed to modman.
+pub fn refusal(config: &Config, message: &Message, why: Refused) -> Option<Message> {
     let asked = asked(config, message)?;
     if matches!(
         asked,
@@ -575,8 +577,11 @@ pub fn busy_reply(config: &Config, message: &Message) -> Option<Message> {
     ) {
         return None;
     }
-    let text = "Busy: modman is handling many requests; send this again in a moment.".to_owned();
-    Some(answer(&asked, message, text))
+    let text = match why {
+        Refused::Busy => "Busy: modman is handling many requests; send this again in a moment.",
+        Refused::Stopping => super::shutdown::REFUSAL,
+    };
+    Some(answer(&asked, message, text.to_owned()))
 }
 
 /// The text after `nick:`, `nick,` or `nick ` (any case), if addressed.
@@ -605,10 +610,22 @@ fn addressed_from(mut reply: Message, request: &Message) -> Message {
 }
 
 /// The presence that joins `room` as the configured nick, without history.
-fn join(config: &Config, room: &BareJid) -> Presence {
-    let occupant: Jid = format!("{room}/{}", config.chat.nick)
+/// modman's presence leaving `room`, at a stop.
+pub fn leave(config: &Config, room: &BareJid) -> Presence {
+    Presence::unavailable()
+        .with_from(Jid::from(config.component.jid.clone()))
+        .with_to(occupant(config, room))
+}
+
+/// modman's occupant JID in `room`.
+fn occupant(config: &Config, room: &BareJid) -> Jid {
+    format!("{room}/{}", config.chat.nick)
         .parse()
-        .unwrap_or_else(|_| Jid::from(room.clone()));
+        .unwrap_or_else(|_| Jid::from(room.clone()))
+}
+
+fn join(config: &Config, room: &BareJid) -> Presence {
+    let occupant = occupant(config, room);
     let muc = Muc {
         password: None,
         history: Some(History::new().with_maxstanzas(0)),
@@ -757,7 +774,9 @@ mod tests {
             "<message xmlns='jabber:component:accept' type='chat' from='admin@example.org/x' to='modman.example.org'><body>list</body></message>".to_owned(),
         ];
         for xml in answered {
-            assert!(busy_reply(&config, &message(&xml)).is_some(), "{xml}");
+            for why in [Refused::Busy, Refused::Stopping] {
+                assert!(refusal(&config, &message(&xml), why).is_some(), "{xml}");
+            }
         }
         let ignored = [
             format!("{room}<body>modman: list</body><delay xmlns='urn:xmpp:delay' stamp='2020-01-01T00:00:00Z'/></message>"),
@@ -767,7 +786,9 @@ mod tests {
             "<message xmlns='jabber:component:accept' type='error' from='admin@example.org/x' to='modman.example.org'><body>list</body></message>".to_owned(),
         ];
         for xml in ignored {
-            assert!(busy_reply(&config, &message(&xml)).is_none(), "{xml}");
+            for why in [Refused::Busy, Refused::Stopping] {
+                assert!(refusal(&config, &message(&xml), why).is_none(), "{xml}");
+            }
         }
     }
 

@@ -1,13 +1,14 @@
 //! The server loop: connect, serve stanzas, reconnect when Prosody goes
-//! away, stop cleanly on SIGINT or SIGTERM. Requests are handled in their
-//! own tasks so a slow command never stops the stream from being read.
+//! away, stop gracefully on SIGINT or SIGTERM ([`super::shutdown`]).
+//! Requests are handled in their own tasks so a slow command never stops
+//! the stream from being read.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use minidom::Element;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 use tokio_xmpp::Stanza;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::Jid;
@@ -24,6 +25,7 @@ use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
 use super::forms::{self, Rendering};
 use super::notices;
+use super::shutdown::{Admission, Drained, Refused, Stop};
 use super::stream::{Connection, Incoming};
 use crate::access::Actor;
 use crate::config::Config;
@@ -49,7 +51,7 @@ struct App {
     ctx: Context,
     sessions: Sessions,
     chat: Chat,
-    in_flight: Arc<Semaphore>,
+    stop: Stop,
     clients: Clients,
 }
 
@@ -149,25 +151,36 @@ impl Clients {
 /// The id of our XEP-0092 query to the server, so its answer is known.
 const SERVER_VERSION_ID: &str = "modman-server-version";
 
-/// Runs until SIGINT or SIGTERM, reconnecting whenever the stream is lost.
+/// Runs until SIGINT or SIGTERM, reconnecting whenever the stream is lost;
+/// a stop lets the requests in flight end first.
 pub async fn run(ctx: Context) -> std::io::Result<()> {
-    let mut shutdown = std::pin::pin!(shutdown_signal()?);
+    let stop = Stop::listen(MAX_IN_FLIGHT as u32)?;
     let config = ctx.config.clone();
     if let Err(e) = ctx.engine.live().await {
         tracing::warn!("{e}; enabling and live loading will fail until this is fixed");
+    }
+    // A change an earlier run could not finish was undone on disk at open;
+    // what Prosody was told is undone now, before any request.
+    if let Err(e) = ctx.engine.settle().await {
+        tracing::error!(
+            "cannot finish undoing an interrupted change: {e}; the next change tries again"
+        );
     }
     let app = Arc::new(App {
         ctx,
         sessions: Sessions::default(),
         chat: Chat::default(),
-        in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        stop,
         clients: Clients::default(),
     });
     let component = &config.component;
     let mut retry = FIRST_RETRY;
     loop {
         let attempt = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = app.stop.requested() => {
+                drain(&app).await;
+                return Ok(());
+            }
             attempt = Connection::open(&component.jid, &component.server, &component.secret) => attempt,
         };
         match attempt {
@@ -179,10 +192,17 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
                 );
                 retry = FIRST_RETRY;
                 app.ctx.engine.server.set_connected(true);
-                let ended = serve(&app, connection, &mut shutdown).await;
+                let ended = serve(&app, connection).await;
                 app.ctx.engine.server.set_connected(false);
                 match ended {
                     Ended::Shutdown => return Ok(()),
+                    // Requests in flight still end; their answers cannot
+                    // reach anyone any more.
+                    Ended::Lost(reason) if app.stop.stopping() => {
+                        tracing::warn!("lost the connection to Prosody while stopping: {reason}");
+                        drain(&app).await;
+                        return Ok(());
+                    }
                     Ended::Lost(reason) => {
                         tracing::warn!("lost the connection to Prosody: {reason}; reconnecting")
                     }
@@ -191,7 +211,10 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
             Err(error) => tracing::warn!("{error}; retrying in {} ms", retry.as_millis()),
         }
         tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = app.stop.requested() => {
+                drain(&app).await;
+                return Ok(());
+            }
             _ = tokio::time::sleep(retry) => {}
         }
         retry = (retry * 2).min(MAX_RETRY);
@@ -203,11 +226,22 @@ enum Ended {
     Lost(String),
 }
 
-async fn serve(
-    app: &Arc<App>,
-    mut connection: Connection,
-    shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
-) -> Ended {
+/// Waits, with no connection, for the requests in flight to end.
+async fn drain(app: &App) {
+    tracing::info!("stopping: waiting for the requests in flight");
+    log_drained(app.stop.drained().await);
+}
+
+fn log_drained(drained: Drained) {
+    match drained {
+        Drained::All => tracing::info!("stopped: every request in flight has ended"),
+        Drained::GraceOver(running) => tracing::warn!(
+            "stopped with {running} request(s) still running after the grace period; a change among them is undone at the next start"
+        ),
+    }
+}
+
+async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
     let (replies, mut outgoing) = mpsc::channel::<Stanza>(MAX_IN_FLIGHT);
     // Prosody may have been upgraded while we were away: ask again; and
     // the rooms were left when the connection went.
@@ -238,14 +272,30 @@ async fn serve(
         .check_updates
         .unwrap_or(Duration::from_secs(365 * 24 * 3600));
     let mut scheduled = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut stopping = false;
     loop {
         let to_send = tokio::select! {
-            _ = scheduled.tick(), if config.chat.check_updates.is_some() => {
+            // A stop starts nothing new, a scheduled refresh included.
+            _ = scheduled.tick(), if config.chat.check_updates.is_some() && !stopping => {
                 spawn_scheduled_refresh(app, &replies);
                 continue;
             }
-            _ = shutdown.as_mut() => {
-                tracing::info!("shutting down");
+            _ = app.stop.requested(), if !stopping => {
+                tracing::info!("shutting down: no new requests; waiting for those in flight");
+                stopping = true;
+                continue;
+            }
+            drained = app.stop.drained(), if stopping => {
+                log_drained(drained);
+                // Their answers are queued by now: send them, then leave.
+                while let Ok(stanza) = outgoing.try_recv() {
+                    if connection.send(stanza).await.is_err() {
+                        break;
+                    }
+                }
+                for room in &config.chat.rooms {
+                    let _ = connection.send(chat::leave(config, room).into()).await;
+                }
                 connection.close().await;
                 return Ended::Shutdown;
             }
@@ -311,14 +361,17 @@ fn spawn_request(
     request: Stanza,
     replies: &mpsc::Sender<Stanza>,
 ) -> Option<Stanza> {
-    let Ok(permit) = app.in_flight.clone().try_acquire_owned() else {
-        return match request {
-            Stanza::Iq(iq) => busy_reply(iq).map(Stanza::from),
-            Stanza::Message(message) => {
-                chat::busy_reply(&app.ctx.config, &message).map(Stanza::from)
-            }
-            Stanza::Presence(_) => None,
-        };
+    let permit = match app.stop.admit() {
+        Admission::Run(permit) => permit,
+        Admission::Refused(why) => {
+            return match request {
+                Stanza::Iq(iq) => refusal(iq, why).map(Stanza::from),
+                Stanza::Message(message) => {
+                    chat::refusal(&app.ctx.config, &message, why).map(Stanza::from)
+                }
+                Stanza::Presence(_) => None,
+            };
+        }
     };
     let (app, replies) = (app.clone(), replies.clone());
     tokio::spawn(async move {
@@ -679,17 +732,27 @@ fn invalid_iq_reply(
     Some(Iq::from_error(id, error).with_to(from).with_from(to))
 }
 
-fn busy_reply(iq: Iq) -> Option<Iq> {
+/// The immediate error for an IQ request that cannot run now, saying why;
+/// none for a result or an error.
+fn refusal(iq: Iq, why: Refused) -> Option<Iq> {
     let (from, to, id) = match iq {
         Iq::Get { from, to, id, .. } | Iq::Set { from, to, id, .. } => (from?, to, id),
         Iq::Result { .. } | Iq::Error { .. } => return None,
     };
-    let error = StanzaError::new(
-        ErrorType::Wait,
-        DefinedCondition::ResourceConstraint,
-        "en",
-        "modman is busy with other requests; try again in a moment",
-    );
+    let error = match why {
+        Refused::Stopping => StanzaError::new(
+            ErrorType::Cancel,
+            DefinedCondition::ServiceUnavailable,
+            "en",
+            super::shutdown::REFUSAL,
+        ),
+        Refused::Busy => StanzaError::new(
+            ErrorType::Wait,
+            DefinedCondition::ResourceConstraint,
+            "en",
+            "modman is busy with other requests; try again in a moment",
+        ),
+    };
     Some(reply_to(Iq::from_error(id, error).with_to(from), to))
 }
 
@@ -710,19 +773,6 @@ fn server_host(config: &Config) -> Option<Jid> {
     let component = config.component.jid.domain().as_str();
     let (_, host) = component.split_once('.')?;
     host.parse().ok()
-}
-
-/// Resolves on the first SIGINT or SIGTERM.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
 }
 
 #[cfg(test)]

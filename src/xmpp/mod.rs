@@ -12,6 +12,7 @@ pub mod forms;
 pub mod notices;
 pub mod probe;
 pub mod reload;
+pub mod shutdown;
 pub mod stream;
 
 use minidom::rxml::NcName;

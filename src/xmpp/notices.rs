@@ -9,6 +9,7 @@ use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::Message;
 
 use crate::fsutil;
+use crate::ops::updates::{self, UpdateStatus};
 use crate::ops::Context;
 
 const FILE: &str = "announced.json";
@@ -31,12 +32,14 @@ pub fn announce(ctx: &Context) -> Vec<Message> {
         .unwrap_or_default();
     let mut news = Vec::new();
     for (name, record) in &installed.modules {
-        let Some((_, entry)) = catalog.find(name) else {
+        // What `update` would install, and nothing else.
+        let UpdateStatus::Available { from, to, .. } =
+            updates::status(&catalog, &config.repositories, name, record)
+        else {
             continue;
         };
-        let key = format!("{name} {}", entry.sha256);
-        if entry.sha256 != record.sha256 && announced.insert(key) {
-            news.push(format!("{name} {} -> {}", record.version, entry.version));
+        if announced.insert(format!("{name} {}", to.sha256)) {
+            news.push(format!("{name} {from} -> {}", to.version));
         }
     }
     if news.is_empty() {

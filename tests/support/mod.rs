@@ -421,6 +421,17 @@ impl Modman {
     /// [`Modman::start`] with another build of modman, such as the
     /// installed package's.
     pub fn start_binary(prosody: &Prosody, config: &str, binary: &Program) -> Modman {
+        Modman::start_with_env(prosody, config, binary, &[])
+    }
+
+    /// [`Modman::start_binary`] with more environment, such as the
+    /// debug build's `MODMAN_PAUSE_AT` and `MODMAN_PAUSE_FILE`.
+    pub fn start_with_env(
+        prosody: &Prosody,
+        config: &str,
+        binary: &Program,
+        env: &[(&str, &OsStr)],
+    ) -> Modman {
         let config_path = prosody.path("modman.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = prosody.path("modman.log");
@@ -430,6 +441,7 @@ impl Modman {
             .arg(&config_path)
             .env("RUST_LOG", "debug")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -447,6 +459,21 @@ impl Modman {
     /// modman's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`...) without waiting.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits until modman has exited; returns its exit status.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        wait_for("modman to exit", || self.child.try_wait().unwrap())
     }
 
     /// Sends SIGTERM and waits; returns whether modman exited successfully.
@@ -615,6 +642,12 @@ impl Client {
         );
     }
 
+    /// Waits until `nick` has left `room`.
+    pub fn wait_for_departure(&mut self, room: &str, nick: &str) {
+        let answer = self.request(json!({"op": "absent", "room": room, "nick": nick}));
+        assert_eq!(answer, json!({"absent": true}), "{nick} never left {room}");
+    }
+
     /// disco#info until it is a result: modman is connected and serving.
     pub fn wait_until_component_answers(&mut self) {
         let probe = format!("<iq type='get' to='{COMPONENT}' id='probe'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
@@ -667,6 +700,8 @@ pub fn stanza_error(reply: &Element) -> (String, String, Option<String>, String)
 /// `modman repo` commands and served over HTTP on 127.0.0.1 by Python's
 /// static file server, as an admin could serve it.
 pub struct Repository {
+    /// Its name: signed into its index, and its `[[repositories]]` name.
+    pub name: String,
     pub dir: tempfile::TempDir,
     pub public_key: String,
     pub port: u16,
@@ -679,8 +714,15 @@ impl Repository {
         Repository::start_with(debian_corpus)
     }
 
-    /// A repository of the module tree `populate` writes into its argument.
+    /// A repository `local` of the module tree `populate` writes into its
+    /// argument.
     pub fn start_with(populate: impl FnOnce(&Path)) -> Repository {
+        Repository::start_named("local", populate)
+    }
+
+    /// A repository `name` of the module tree `populate` writes into its
+    /// argument, with a key of its own.
+    pub fn start_named(name: &str, populate: impl FnOnce(&Path)) -> Repository {
         let dir = tempfile::Builder::new()
             .prefix("modman-repo-test-")
             .tempdir()
@@ -695,6 +737,7 @@ impl Repository {
         assert!(output.status.success());
         let public_key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
         let mut repository = Repository {
+            name: name.to_owned(),
             dir,
             public_key,
             port: free_port(),
@@ -723,14 +766,21 @@ impl Repository {
     /// [`Repository::rebuild`] with more arguments (`--valid-for`) and
     /// environment (`SOURCE_DATE_EPOCH`, to date the index in the past).
     pub fn rebuild_with(&self, args: &[&str], env: &[(&str, &str)]) {
+        self.build_into(&self.served(), args, env);
+    }
+
+    /// `modman repo build` of this repository (its tree, key and name)
+    /// into `out`, which need not be the served directory.
+    pub fn build_into(&self, out: &Path, args: &[&str], env: &[(&str, &str)]) {
         let output = Command::new(env!("CARGO_BIN_EXE_modman"))
             .envs(env.iter().copied())
             .args(["repo", "build", "--from"])
             .arg(self.dir.path().join("corpus"))
             .arg("--out")
-            .arg(self.served())
+            .arg(out)
             .arg("--key")
             .arg(self.dir.path().join("key"))
+            .args(["--name", &self.name])
             .args(args)
             .output()
             .unwrap();
@@ -785,8 +835,8 @@ impl Repository {
     /// The `[[repositories]]` section naming this repository.
     pub fn config_section(&self) -> String {
         format!(
-            "\n[[repositories]]\nname = \"local\"\nurl = \"http://127.0.0.1:{}/\"\npublic_key = \"{}\"\n",
-            self.port, self.public_key
+            "\n[[repositories]]\nname = \"{}\"\nurl = \"http://127.0.0.1:{}/\"\npublic_key = \"{}\"\n",
+            self.name, self.port, self.public_key
         )
     }
 }

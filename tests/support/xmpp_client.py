@@ -21,6 +21,7 @@ check interoperability rather than assume it. Requests:
   {"op": "next", "room": R, "nick": N,        the next groupchat message from
    "timeout": S}                              R/N: {"body": ...} or {"timeout": true}
   {"op": "occupant", "room": R, "nick": N}    wait until R/N is in the room
+  {"op": "absent", "room": R, "nick": N}      wait until R/N has left the room
   {"op": "flood", "to": JID, "body": B,       send B N times at once; answer the
    "count": N}                                bodies of the next N replies
   {"op": "kick", "room": R, "nick": N}        kick N (as a moderator)
@@ -216,6 +217,14 @@ class Client(slixmpp.ClientXMPP):
             await asyncio.sleep(0.05)
         return {"timeout": True}
 
+    async def absent(self, room, nick):
+        muc = self["xep_0045"]
+        for _ in range(400):
+            if nick not in muc.get_roster(room):
+                return {"absent": True}
+            await asyncio.sleep(0.05)
+        return {"timeout": True}
+
 
 async def main():
     logging.basicConfig(level=logging.ERROR)
@@ -253,6 +262,8 @@ async def main():
                     request.get("timeout", 20))
             elif op == "occupant":
                 answer = await client.occupant(request["room"], request["nick"])
+            elif op == "absent":
+                answer = await client.absent(request["room"], request["nick"])
             elif op == "flood":
                 bare = slixmpp.JID(request["to"]).bare
                 for _ in range(request["count"]):

@@ -20,15 +20,23 @@
 //!   compatibility come from, and `info` shows it after install.
 //!
 //! The rockspec's `source.url` is never fetched: the source is inside the
-//! rock, and modman talks to the configured server only.
+//!
+//! Every file a rock installs must be one Prosody's loader finds for that
+//! module or library only ([`placement::check`]): a library named `share`
+//! would otherwise put files where Prosody looks for its own modules.
+//!
+//! Reading streams: the zip is never unpacked as a whole, the source tar.gz
+//! is decompressed once with every byte counted, and only the contents the
+//! caller needs ([`Reading`]) are kept.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use super::rockspec::Rockspec;
-use crate::repo::archive::{self, ArchiveFile, Outside};
+use crate::repo::archive::{self, ArchiveFile, Found, Outside};
 use crate::repo::fetch::MAX_ARCHIVE;
 use crate::repo::index::is_safe_relative_path;
+use crate::repo::placement::{self, Owner};
 
 /// Most entries a `.src.rock` may hold (a rockspec and a source archive,
 /// sometimes a few more files).
@@ -36,11 +44,35 @@ pub const MAX_ROCK_ENTRIES: usize = 64;
 /// Largest rockspec read.
 pub const MAX_ROCKSPEC: u64 = 256 * 1024;
 
+/// Largest Lua module source or README a rock may hold (Prosody's largest
+/// module is under 100 KiB): these are what a catalog entry is made of,
+/// so their size is what describing a rock holds.
+pub const MAX_TEXT: u64 = 1024 * 1024;
+
+/// The README file names a rock's module directory may have, in the order
+/// they are looked for.
+const READMES: [&str; 2] = ["README.markdown", "README.md"];
+
+/// How much of a rock [`read`] keeps in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// The contents of every file it installs: to install or mirror it.
+    Whole,
+    /// The contents of its Lua modules and README only, its other files by
+    /// name: all a catalog entry needs, without holding a rock's assets
+    /// (which an attacker can make as large as the limits allow).
+    Describe,
+}
+
 /// A rock read and checked.
 #[derive(Debug, Clone)]
 pub struct Rock {
     pub rockspec: Rockspec,
-    /// The module's files, relative to its directory, sorted by path.
+    /// Every file it installs, relative to its directory, sorted.
+    pub paths: Vec<String>,
+    /// The contents read, sorted by path: of every file in `paths` for
+    /// [`Reading::Whole`], of the Lua modules and README for
+    /// [`Reading::Describe`].
     pub files: Vec<ArchiveFile>,
     /// The Lua library it is, for a library rock (its directory's name).
     pub library: Option<String>,
@@ -68,20 +100,29 @@ pub fn split_file_name(file_name: &str) -> Option<(&str, &str)> {
     valid.then_some((package, version))
 }
 
-/// Reads the `.src.rock` `file_name` (as published, `mod_x-N-R.src.rock`).
-pub fn read(file_name: &str, bytes: &[u8]) -> Result<Rock, RockError> {
+/// Reads the `.src.rock` `file_name` (as published, `mod_x-N-R.src.rock`),
+/// keeping what `reading` asks for. `has_module` says whether Prosody
+/// already has a module of a name: a library may not take it. What its
+/// source unpacks to is added to `unpacked`, even when it is refused.
+pub fn read(
+    file_name: &str,
+    bytes: &[u8],
+    reading: Reading,
+    has_module: &dyn Fn(&str) -> bool,
+    unpacked: &mut u64,
+) -> Result<Rock, RockError> {
     let fail = |problem: String| RockError {
         rock: file_name.to_owned(),
         problem,
     };
     let (package, version) = split_file_name(file_name)
         .ok_or_else(|| fail("not a rock file name (mod_x-N-R.src.rock)".into()))?;
-    let entries = unzip(bytes).map_err(fail)?;
+    let mut zip = open_zip(bytes).map_err(fail)?;
     let rockspec_name = format!("{package}-{version}.rockspec");
-    let rockspec_bytes = entries
-        .get(&rockspec_name)
+    let rockspec_bytes = zip_entry(&mut zip, &rockspec_name)
+        .map_err(fail)?
         .ok_or_else(|| fail(format!("no {rockspec_name} in it")))?;
-    let text = std::str::from_utf8(rockspec_bytes)
+    let text = std::str::from_utf8(&rockspec_bytes)
         .map_err(|_| fail(format!("{rockspec_name} is not UTF-8 text")))?;
     let rockspec = Rockspec::parse(&rockspec_name, text).map_err(fail)?;
     if rockspec.package != package || rockspec.version.to_string() != version {
@@ -90,34 +131,66 @@ pub fn read(file_name: &str, bytes: &[u8]) -> Result<Rock, RockError> {
             rockspec.package, rockspec.version
         )));
     }
-    let source = entries.get(&rockspec.source_file).ok_or_else(|| {
-        fail(format!(
-            "no {} (the rockspec's source) in it",
-            rockspec.source_file
-        ))
-    })?;
-    let source_files = archive::read_under(source, &rockspec.source_dir, Outside::Skip)
-        .map_err(|e| fail(format!("{}: {e}", rockspec.source_file)))?;
-    if source_files.is_empty() {
-        return Err(fail(format!(
-            "{}: nothing under source.dir `{}`",
-            rockspec.source_file, rockspec.source_dir
-        )));
-    }
     let library =
         library_of(&rockspec).map_err(|problem| fail(format!("{rockspec_name}: {problem}")))?;
-    let files = module_files(&rockspec, library.as_deref(), source_files)
+    let sources = sources_of(&rockspec);
+    let wanted = |path: &str| {
+        if sources.contains(path) || READMES.contains(&path) {
+            Some(MAX_TEXT)
+        } else if reading == Reading::Whole && copied(&rockspec, path) {
+            Some(archive::MAX_UNPACKED)
+        } else {
+            None
+        }
+    };
+    let source_file = &rockspec.source_file;
+    let found = match zip.by_name(source_file) {
+        Ok(source) => archive::read_under(
+            source.take(MAX_ARCHIVE),
+            &rockspec.source_dir,
+            Outside::Skip,
+            &wanted,
+            unpacked,
+        )
+        .map_err(|e| fail(format!("{source_file}: {e}")))?,
+        Err(zip::result::ZipError::FileNotFound) => {
+            return Err(fail(format!(
+                "no {source_file} (the rockspec's source) in it"
+            )))
+        }
+        Err(e) => return Err(fail(format!("{source_file} is unreadable: {e}"))),
+    };
+    if found.is_empty() {
+        return Err(fail(format!(
+            "{source_file}: nothing under source.dir `{}`",
+            rockspec.source_dir
+        )));
+    }
+    let (paths, files) = module_files(&rockspec, library.as_deref(), found)
         .map_err(|problem| fail(format!("{rockspec_name}: {problem}")))?;
+    let owner = match &library {
+        Some(library) => Owner::Library(library),
+        None => Owner::Module(rockspec.module_name()),
+    };
+    placement::check(owner, &paths, has_module).map_err(|e| {
+        fail(format!(
+            "{rockspec_name}: {e}; the rock is refused and nothing of it is installed"
+        ))
+    })?;
     Ok(Rock {
         rockspec,
+        paths,
         files,
         library,
     })
 }
 
-/// The zip's entries by name. Refuses what is not a zip, names that are not
-/// plain relative paths, links, and more than the limits.
-fn unzip(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
+type Zip<'a> = zip::ZipArchive<std::io::Cursor<&'a [u8]>>;
+
+/// Opens the zip and checks every entry's name and type, without
+/// decompressing any. Refuses what is not a zip, names that are not plain
+/// relative paths, links, names given twice, and too many entries.
+fn open_zip(bytes: &[u8]) -> Result<Zip<'_>, String> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| format!("not a readable zip ({e}); a .src.rock is a zip archive"))?;
     if zip.len() > MAX_ROCK_ENTRIES {
@@ -126,11 +199,10 @@ fn unzip(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
             zip.len()
         ));
     }
-    let mut entries = BTreeMap::new();
-    let mut total: u64 = 0;
+    let mut names = BTreeSet::new();
     for i in 0..zip.len() {
-        let mut entry = zip
-            .by_index(i)
+        let entry = zip
+            .by_index_raw(i)
             .map_err(|e| format!("entry {i} is unreadable: {e}"))?;
         let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
         let trimmed = name.strip_suffix('/').unwrap_or(&name);
@@ -142,44 +214,53 @@ fn unzip(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
         if entry.is_symlink() {
             return Err(format!("entry `{name}` is a link; rocks hold only files"));
         }
-        if entry.is_dir() {
-            continue;
-        }
-        let limit = if name.ends_with(".rockspec") {
-            MAX_ROCKSPEC
-        } else {
-            MAX_ARCHIVE
-        };
-        let mut data = Vec::new();
-        // `take` guards against a header that lies about its size.
-        (&mut entry)
-            .take(limit + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| format!("entry `{name}` is unreadable: {e}"))?;
-        total += data.len() as u64;
-        if data.len() as u64 > limit || total > archive::MAX_UNPACKED {
-            return Err(format!("entry `{name}` is larger than modman accepts"));
-        }
-        if entries.insert(name.clone(), data).is_some() {
+        if !names.insert(name.clone()) {
             return Err(format!("entry `{name}` is in it twice"));
         }
     }
-    Ok(entries)
+    Ok(zip)
+}
+
+/// The rockspec entry `name`'s bytes, at most [`MAX_ROCKSPEC`] of them.
+fn zip_entry(zip: &mut Zip<'_>, name: &str) -> Result<Option<Vec<u8>>, String> {
+    let entry = match zip.by_name(name) {
+        Ok(entry) if entry.is_file() => entry,
+        Ok(_) | Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(format!("entry `{name}` is unreadable: {e}")),
+    };
+    let mut data = Vec::new();
+    // `take` guards against a header that lies about its size.
+    entry
+        .take(MAX_ROCKSPEC + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| format!("entry `{name}` is unreadable: {e}"))?;
+    if data.len() as u64 > MAX_ROCKSPEC {
+        return Err(format!("entry `{name}` is larger than modman accepts"));
+    }
+    Ok(Some(data))
 }
 
 /// The Lua library `spec` builds, if it is a library rock: every
 /// `build.modules` name is a library (no `mod_...`, not the package), all
-/// under one first name, which becomes its directory.
+/// under one first name, which becomes its directory. A module rock may
+/// build no other Prosody module (`mod_y`, `mod_y.z`): LuaRocks would put
+/// it where Prosody looks for `mod_y`.
 fn library_of(spec: &Rockspec) -> Result<Option<String>, String> {
-    let own = |name: &str| {
-        name.starts_with("mod_")
-            || name == spec.package
-            || name.starts_with(&format!("{}.", spec.package))
-    };
+    let own = |name: &str| name == spec.package || name.starts_with(&format!("{}.", spec.package));
+    if let Some((name, _)) = spec
+        .modules
+        .iter()
+        .find(|(name, _)| name.starts_with("mod_") && !own(name))
+    {
+        return Err(format!(
+            "build.modules names `{name}`, a Lua module of another Prosody module than {}",
+            spec.package
+        ));
+    }
     if spec.modules.is_empty() || spec.modules.iter().any(|(name, _)| own(name)) {
         return Ok(None);
     }
-    let roots: std::collections::BTreeSet<&str> = spec
+    let roots: BTreeSet<&str> = spec
         .modules
         .iter()
         .map(|(name, _)| name.split('.').next().unwrap_or(name))
@@ -196,37 +277,56 @@ fn library_of(spec: &Rockspec) -> Result<Option<String>, String> {
     }
 }
 
-/// The module's files from its source directory, per the rockspec.
+/// What `build.modules` builds from, as `(Lua module name, file in the
+/// source directory)`: LuaRocks would guess when there is none; the one
+/// safe guess is the module itself.
+fn modules_of(spec: &Rockspec) -> Vec<(String, String)> {
+    if spec.modules.is_empty() {
+        vec![(spec.package.clone(), format!("{}.lua", spec.package))]
+    } else {
+        spec.modules.clone()
+    }
+}
+
+/// The source files `build.modules` builds from.
+fn sources_of(spec: &Rockspec) -> BTreeSet<String> {
+    modules_of(spec).into_iter().map(|(_, path)| path).collect()
+}
+
+/// Whether `path` is in one of `build.copy_directories`.
+fn copied(spec: &Rockspec, path: &str) -> bool {
+    spec.copy_directories
+        .iter()
+        .any(|dir| copied_into(dir, path))
+}
+
+/// The module's files from its source directory, per the rockspec: every
+/// path it installs, and the contents of those `found` holds.
 fn module_files(
     spec: &Rockspec,
     library: Option<&str>,
-    source: Vec<ArchiveFile>,
-) -> Result<Vec<ArchiveFile>, String> {
-    let by_path: BTreeMap<&str, &ArchiveFile> =
-        source.iter().map(|f| (f.path.as_str(), f)).collect();
-    let mut out: BTreeMap<String, ArchiveFile> = BTreeMap::new();
-    let add =
-        |out: &mut BTreeMap<String, ArchiveFile>, path: String, from: &ArchiveFile, why: &str| {
-            let file = ArchiveFile {
-                path: path.clone(),
-                data: from.data.clone(),
+    found: Vec<Found>,
+) -> Result<(Vec<String>, Vec<ArchiveFile>), String> {
+    let mut by_path: BTreeMap<String, Found> =
+        found.into_iter().map(|f| (f.path.clone(), f)).collect();
+    let mut paths = BTreeSet::new();
+    let mut files = Vec::new();
+    let mut add = |path: String, from: &Found, data: Option<Vec<u8>>, why: &str| {
+        if !paths.insert(path.clone()) {
+            return Err(format!(
+                "{why} installs `{path}`, which something else installs too"
+            ));
+        }
+        if let Some(data) = data {
+            files.push(ArchiveFile {
+                path,
+                data,
                 executable: from.executable,
-            };
-            match out.insert(path.clone(), file) {
-                Some(_) => Err(format!(
-                    "{why} installs `{path}`, which something else installs too"
-                )),
-                None => Ok(()),
-            }
-        };
-    let main = format!("{}.lua", spec.package);
-    let modules = if spec.modules.is_empty() {
-        // LuaRocks would guess; the one safe guess is the module itself.
-        vec![(spec.package.clone(), main.clone())]
-    } else {
-        spec.modules.clone()
+            });
+        }
+        Ok(())
     };
-    for (name, path) in &modules {
+    for (name, path) in &modules_of(spec) {
         let why = format!("build.modules[\"{name}\"]");
         let from = by_path.get(path.as_str()).ok_or_else(|| {
             format!(
@@ -238,35 +338,40 @@ fn module_files(
             Some(library) => library_path(library, name),
             None => installed_path(&spec.package, name, path),
         };
-        add(&mut out, installed, from, &why)?;
+        // Cloned: one source may be built as two Lua modules.
+        add(installed, from, from.data.clone(), &why)?;
     }
     for dir in &spec.copy_directories {
-        let prefix = format!("{dir}/");
-        let mut copied = 0;
-        for file in source.iter().filter(|f| f.path.starts_with(&prefix)) {
-            add(
-                &mut out,
-                file.path.clone(),
-                file,
-                &format!("copy_directories `{dir}`"),
-            )?;
-            copied += 1;
-        }
-        if copied == 0 {
+        let inside: Vec<String> = by_path
+            .keys()
+            .filter(|path| copied_into(dir, path))
+            .cloned()
+            .collect();
+        if inside.is_empty() {
             return Err(format!(
                 "copy_directories names `{dir}`, which is not a directory of source.dir"
             ));
         }
-    }
-    for readme in ["README.markdown", "README.md"] {
-        if let Some(from) = by_path.get(readme) {
-            if !out.contains_key(readme) {
-                add(&mut out, readme.to_owned(), from, "the README")?;
-            }
-            break;
+        for path in inside {
+            let Some(mut from) = by_path.remove(&path) else {
+                continue;
+            };
+            let data = from.data.take();
+            add(path, &from, data, &format!("copy_directories `{dir}`"))?;
         }
     }
-    Ok(out.into_values().collect())
+    if let Some(mut from) = READMES.iter().find_map(|readme| by_path.remove(*readme)) {
+        let data = from.data.take();
+        add(from.path.clone(), &from, data, "the README")?;
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((paths.into_iter().collect(), files))
+}
+
+/// Whether `path` is inside the copied directory `dir`.
+fn copied_into(dir: &str, path: &str) -> bool {
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Where Prosody's `module:require` finds library module `name` inside
@@ -345,6 +450,17 @@ build = {{ type = "builtin", {build} }}
         )
     }
 
+    /// Reads a rock of `mod_demo` whole, Prosody having no modules.
+    fn whole(bytes: &[u8]) -> Result<Rock, RockError> {
+        read(
+            "mod_demo-3-1.src.rock",
+            bytes,
+            Reading::Whole,
+            &|_| false,
+            &mut 0,
+        )
+    }
+
     fn rock_of(spec: &str, source: &[(&str, &[u8])]) -> Vec<u8> {
         zip_of(&[
             ("mod_demo-3-1.rockspec", spec.as_bytes()),
@@ -377,18 +493,15 @@ build = {{ type = "builtin", {build} }}
             "3-1",
             r#"modules = { ldap = "ldap.lib.lua", ["ldap.vcard"] = "vcard.lib.lua", ["ldap.a.b"] = "b.lua" }"#,
         );
-        let rock = read(
-            "mod_demo-3-1.src.rock",
-            &rock_of(
-                &spec,
-                &[
-                    ("Community-Modules-abc/mod_demo/ldap.lib.lua", b"return {}"),
-                    ("Community-Modules-abc/mod_demo/vcard.lib.lua", b"return {}"),
-                    ("Community-Modules-abc/mod_demo/b.lua", b"return {}"),
-                    ("Community-Modules-abc/mod_demo/README.markdown", b"# Demo"),
-                ],
-            ),
-        )
+        let rock = whole(&rock_of(
+            &spec,
+            &[
+                ("Community-Modules-abc/mod_demo/ldap.lib.lua", b"return {}"),
+                ("Community-Modules-abc/mod_demo/vcard.lib.lua", b"return {}"),
+                ("Community-Modules-abc/mod_demo/b.lua", b"return {}"),
+                ("Community-Modules-abc/mod_demo/README.markdown", b"# Demo"),
+            ],
+        ))
         .unwrap();
         assert_eq!(rock.library.as_deref(), Some("ldap"));
         let paths: Vec<&str> = rock.files.iter().map(|f| f.path.as_str()).collect();
@@ -408,16 +521,13 @@ build = {{ type = "builtin", {build} }}
             "3-1",
             r#"modules = { ldap = "ldap.lib.lua", other = "vcard.lib.lua" }"#,
         );
-        let error = read(
-            "mod_demo-3-1.src.rock",
-            &rock_of(
-                &spec,
-                &[
-                    ("Community-Modules-abc/mod_demo/ldap.lib.lua", b"return {}"),
-                    ("Community-Modules-abc/mod_demo/vcard.lib.lua", b"return {}"),
-                ],
-            ),
-        )
+        let error = whole(&rock_of(
+            &spec,
+            &[
+                ("Community-Modules-abc/mod_demo/ldap.lib.lua", b"return {}"),
+                ("Community-Modules-abc/mod_demo/vcard.lib.lua", b"return {}"),
+            ],
+        ))
         .unwrap_err();
         assert!(
             error.problem.contains("the libraries ldap, other"),
@@ -432,7 +542,7 @@ build = {{ type = "builtin", {build} }}
             "3-1",
             r#"modules = { mod_demo = "mod_demo.lua", ldap = "ldap.lib.lua", ["mod_demo.util"] = "ldap.lib.lua" }, copy_directories = { "res" }"#,
         );
-        let rock = read("mod_demo-3-1.src.rock", &rock_of(&spec, &TREE)).unwrap();
+        let rock = whole(&rock_of(&spec, &TREE)).unwrap();
         let paths: Vec<&str> = rock.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -449,7 +559,7 @@ build = {{ type = "builtin", {build} }}
 
         // No build.modules: the module's own file.
         let spec = rockspec("mod_demo", "3-1", "");
-        let rock = read("mod_demo-3-1.src.rock", &rock_of(&spec, &TREE)).unwrap();
+        let rock = whole(&rock_of(&spec, &TREE)).unwrap();
         let paths: Vec<&str> = rock.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["README.markdown", "mod_demo.lua"]);
     }
@@ -531,7 +641,7 @@ build = {{ type = "builtin", {build} }}
                     &rockspec(
                         "mod_demo",
                         "3-1",
-                        r#"modules = { mod_demo = "mod_demo.lua", mod_demo2 = "mod_demo.lua" }, copy_directories = { "nowhere" }"#,
+                        r#"modules = { mod_demo = "mod_demo.lua" }, copy_directories = { "nowhere" }"#,
                     ),
                     &TREE,
                 ),
@@ -539,6 +649,17 @@ build = {{ type = "builtin", {build} }}
             ),
         ];
         let oversized = vec![b' '; MAX_ROCKSPEC as usize + 1];
+        let long_readme = vec![b'a'; MAX_TEXT as usize + 1];
+        let cases = cases.into_iter().chain([(
+            rock_of(
+                &good,
+                &[
+                    ("Community-Modules-abc/mod_demo/mod_demo.lua", b"-- demo"),
+                    ("Community-Modules-abc/mod_demo/README.md", &long_readme),
+                ],
+            ),
+            "entry `Community-Modules-abc/mod_demo/README.md` unpacks to 1048577 bytes, more than the 1048576",
+        )]);
         let names: Vec<String> = (0..=MAX_ROCK_ENTRIES).map(|i| format!("f{i}")).collect();
         let crowded: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
         let cases = cases.into_iter().chain([
@@ -549,9 +670,7 @@ build = {{ type = "builtin", {build} }}
             (zip_of(&crowded), "more than the 64 modman reads"),
         ]);
         for (bytes, expected) in cases {
-            let error = read("mod_demo-3-1.src.rock", &bytes)
-                .unwrap_err()
-                .to_string();
+            let error = whole(&bytes).unwrap_err().to_string();
             assert!(
                 error.starts_with("mod_demo-3-1.src.rock: ") && error.contains(expected),
                 "{expected:?} not in {error:?}"
@@ -572,6 +691,85 @@ build = {{ type = "builtin", {build} }}
             "mod_x-1-1.rock",
         ] {
             assert_eq!(split_file_name(bad), None, "{bad}");
+        }
+    }
+
+    /// Describing a rock keeps the contents of its Lua modules and README
+    /// only: its copied directories are listed, not held.
+    #[test]
+    fn describing_holds_only_the_modules_and_readme() {
+        let spec = rockspec(
+            "mod_demo",
+            "3-1",
+            r#"modules = { mod_demo = "mod_demo.lua" }, copy_directories = { "res" }"#,
+        );
+        let bytes = rock_of(&spec, &TREE);
+        let rock = read(
+            "mod_demo-3-1.src.rock",
+            &bytes,
+            Reading::Describe,
+            &|_| false,
+            &mut 0,
+        )
+        .unwrap();
+        assert_eq!(
+            rock.paths,
+            ["README.markdown", "mod_demo.lua", "res/page.html"]
+        );
+        let held: Vec<&str> = rock.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(held, ["README.markdown", "mod_demo.lua"]);
+        let whole = whole(&bytes).unwrap();
+        assert_eq!(whole.paths, rock.paths);
+        assert_eq!(whole.files.len(), 3);
+    }
+
+    /// Rocks placing files where Prosody's loader looks for other modules
+    /// are refused, naming the rock, the rockspec and the file.
+    #[test]
+    fn rocks_reaching_other_modules_are_refused() {
+        let source: [(&str, &[u8]); 3] = [
+            ("Community-Modules-abc/mod_demo/x.lib.lua", b"return {}"),
+            (
+                "Community-Modules-abc/mod_demo/lua/5.4/mod_version.lua",
+                b"module:log('error', 'not Prosody')",
+            ),
+            ("Community-Modules-abc/mod_demo/mod_demo.lua", b"-- demo"),
+        ];
+        let shipped = |name: &str| name == "version";
+        let cases = [
+            (
+                r#"modules = { share = "x.lib.lua" }, copy_directories = { "lua" }"#,
+                "`share/lua/5.4/mod_version.lua` is where Prosody's loader looks for every module's files",
+            ),
+            (
+                r#"modules = { lib = "x.lib.lua" }, copy_directories = { "lua" }"#,
+                "`lib/lib.lib.lua` is where Prosody's loader looks for every module's files",
+            ),
+            (
+                r#"modules = { version = "x.lib.lua" }"#,
+                "the library is named `version`, like a module Prosody already has",
+            ),
+            (
+                r#"modules = { mod_demo = "mod_demo.lua", ["mod_version.x"] = "x.lib.lua" }"#,
+                "build.modules names `mod_version.x`, a Lua module of another Prosody module",
+            ),
+        ];
+        for (build, expected) in cases {
+            let bytes = rock_of(&rockspec("mod_demo", "3-1", build), &source);
+            let error = read(
+                "mod_demo-3-1.src.rock",
+                &bytes,
+                Reading::Describe,
+                &shipped,
+                &mut 0,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.starts_with("mod_demo-3-1.src.rock: mod_demo-3-1.rockspec: ")
+                    && error.contains(expected),
+                "{expected:?} not in {error:?}"
+            );
         }
     }
 }

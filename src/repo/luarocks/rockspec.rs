@@ -276,4 +276,25 @@ build = { type = "builtin", modules = { ldap = "ldap.lib.lua" }, copy_directorie
             );
         }
     }
+
+    /// 100,000 nested tables are refused at the nesting limit, with the
+    /// position, without recursing into them.
+    #[test]
+    fn deep_nesting_is_refused_without_recursing() {
+        let depth = 100_000;
+        let text = format!(
+            "package = \"mod_x\"\nbuild = {}{}\n",
+            "{".repeat(depth),
+            "}".repeat(depth)
+        );
+        let error = Rockspec::parse("mod_x-1-1.rockspec", &text).unwrap_err();
+        assert!(
+            error.contains(&format!(
+                "mod_x-1-1.rockspec, line 2, column {}: tables nested deeper than {}",
+                9 + super::lua::MAX_DEPTH,
+                super::lua::MAX_DEPTH
+            )),
+            "{error}"
+        );
+    }
 }

@@ -17,21 +17,34 @@ use futures::StreamExt as _;
 
 use super::manifest::{Manifest, ManifestError};
 use super::pins::{PinError, Pins};
-use super::rock::{self, Rock};
+use super::rock::{self, Reading, Rock};
+use super::rockspec::Rockspec;
 use super::Requirement;
 use crate::config::Repository;
 use crate::fsutil;
-use crate::repo::archive::ArchiveFile;
 use crate::repo::build::dependency_kind;
-use crate::repo::fetch::{self, FetchError, Fetcher, MAX_ARCHIVE};
+use crate::repo::fetch::{self, FetchError, Fetcher};
 use crate::repo::index::{Dependency, ModuleEntry};
 use crate::repo::metadata::{self, Need};
 
 /// Largest manifest accepted (the Lua reader's own limit).
 const MAX_MANIFEST: u64 = super::lua::MAX_INPUT as u64;
+/// Most text the descriptions of one server's rocks may hold, as much as
+/// a signed index may be: with any number of rocks, a refresh holds no
+/// more than that.
+const MAX_CATALOG: u64 = fetch::MAX_INDEX;
+/// Most bytes the rocks of one server may unpack to in one refresh,
+/// counting every entry (the whole community repository unpacks to tens
+/// of MiB): what bounds a refresh's CPU with any number of rocks. Rocks
+/// after that are left out unread.
+const MAX_REFRESH_UNPACKED: u64 = 1024 * 1024 * 1024;
 /// Most rocks downloaded at once: a first refresh of a server of hundreds
 /// of modules takes seconds, not minutes, without hammering it.
-const PARALLEL: usize = 8;
+const PARALLEL: usize = 4;
+/// Largest `.src.rock` downloaded. A rock holds one module's part of the
+/// prosody-modules tree (KiB, a few hundred with assets); bounding it
+/// bounds what the downloads in flight hold, (`PARALLEL` + 1) x this.
+pub const MAX_ROCK: u64 = 8 * 1024 * 1024;
 
 /// Why a LuaRocks server could not be read at all; the last good catalog
 /// stays in use.
@@ -75,8 +88,6 @@ pub struct Offer {
     /// As a signed index would describe it; `archive` is the rock's file
     /// name, `size` and `sha256` the rock's.
     pub entry: ModuleEntry,
-    /// The files the rock installs, relative to the module directory.
-    pub files: Vec<ArchiveFile>,
 }
 
 /// Everything the server offers, and the modules left out with why.
@@ -84,9 +95,23 @@ pub struct Offer {
 pub struct Offers {
     /// Sorted by name.
     pub modules: Vec<Offer>,
-    /// Why each module was left out, one line each naming its rock or
-    /// rockspec.
-    pub problems: Vec<String>,
+    /// Each module left out, with why.
+    pub problems: Vec<LeftOut>,
+}
+
+/// A module left out of what a server offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    /// Its rock's package, `mod_x`.
+    pub package: String,
+    /// Why, naming its rock or rockspec file.
+    pub problem: String,
+}
+
+impl std::fmt::Display for LeftOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.problem)
+    }
 }
 
 /// One rock read by [`Server::offers`].
@@ -148,22 +173,7 @@ impl<'a> Server<'a> {
 
     /// A rock kept from an earlier run, if its bytes still match its pin.
     fn cached(&self, file: &str, url: &str) -> Option<Vec<u8>> {
-        let bytes = std::fs::read(self.cache.join(file)).ok()?;
-        let pinned = self.pins.get(url)?;
-        (crate::repo::sha256_hex(&bytes) == pinned).then_some(bytes)
-    }
-
-    /// Pins a rock just downloaded (refusing other bytes than a pin says)
-    /// and keeps it for the next run.
-    fn keep(&mut self, file: &str, url: &str, bytes: &[u8]) -> Result<(), ServerError> {
-        self.pins.check(url, &crate::repo::sha256_hex(bytes))?;
-        let path = self.cache.join(file);
-        std::fs::create_dir_all(&self.cache)
-            .and_then(|()| fsutil::atomic_write(&path, bytes))
-            .map_err(|e| ServerError::Cache {
-                path: path.display().to_string(),
-                problem: format!("cannot keep the rock: {e}"),
-            })
+        cached_in(&self.cache, file, self.pins.get(url))
     }
 
     /// Reads the newest rock of every module and describes each as a
@@ -171,6 +181,10 @@ impl<'a> Server<'a> {
     /// dependencies the server does not have (or has refused), or that are
     /// in a dependency cycle are left out, each with a problem line.
     /// `progress` hears of each rock as it is read.
+    ///
+    /// Rocks are read one at a time and only their description is kept
+    /// (see [`Reading::Describe`]), so what a refresh holds does not grow
+    /// with what the rocks unpack to.
     pub async fn offers(
         &mut self,
         builtin_dir: &Path,
@@ -178,9 +192,9 @@ impl<'a> Server<'a> {
     ) -> Result<Offers, ServerError> {
         let manifest = self.manifest().await?;
         let mut problems = Vec::new();
-        let mut read: BTreeMap<String, (Vec<u8>, Rock)> = BTreeMap::new();
+        let mut read: BTreeMap<String, Described> = BTreeMap::new();
         let fetched = self
-            .read_newest(&manifest, &mut read, &mut problems, progress)
+            .read_newest(&manifest, builtin_dir, &mut read, &mut problems, progress)
             .await;
         // Pin what was fetched even when a later rock stopped the run.
         self.pins.save()?;
@@ -190,22 +204,39 @@ impl<'a> Server<'a> {
             .iter()
             .map(|p| p.strip_prefix("mod_").unwrap_or(p).to_owned())
             .collect();
-        let mut modules = Vec::new();
-        for package in &kept {
-            let (bytes, rock) = &read[package];
-            modules.push(describe(rock, bytes, &community, builtin_dir));
-        }
+        let modules = kept
+            .iter()
+            .filter_map(|package| read.remove(package))
+            .map(|described| described.offer(&community, builtin_dir))
+            .collect();
         Ok(Offers { modules, problems })
+    }
+
+    /// Reads the rock `file` (`mod_x-N-R.src.rock`) whole from the cache,
+    /// as [`Server::offers`] kept and pinned it: to pack one module at a
+    /// time after the catalog is known.
+    pub fn cached_rock(&self, file: &str, builtin_dir: &Path) -> Result<Rock, String> {
+        let url = fetch::url_of(self.repository, file).map_err(|e| e.to_string())?;
+        let bytes = self.cached(file, &url).ok_or_else(|| {
+            format!(
+                "{file}: no longer in {} as pinned; run the command again",
+                self.cache.display()
+            )
+        })?;
+        let has_module = |name: &str| crate::prosody::has_module(builtin_dir, name);
+        rock::read(file, &bytes, Reading::Whole, &has_module, &mut 0).map_err(|e| e.to_string())
     }
 
     /// Reads the newest rock of each module in `manifest` into `read`, or
     /// says in `problems` why it was refused. Rocks not in the cache are
-    /// downloaded [`PARALLEL`] at a time, and handled in manifest order.
+    /// downloaded [`PARALLEL`] at a time, and handled in manifest order,
+    /// one at a time.
     async fn read_newest(
         &mut self,
         manifest: &Manifest,
-        read: &mut BTreeMap<String, (Vec<u8>, Rock)>,
-        problems: &mut Vec<String>,
+        builtin_dir: &Path,
+        read: &mut BTreeMap<String, Described>,
+        problems: &mut Vec<LeftOut>,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<(), ServerError> {
         let total = manifest.rocks.len();
@@ -215,22 +246,26 @@ impl<'a> Server<'a> {
                 continue;
             };
             if !super::is_module_rock(package) {
-                problems.push(format!("{package}: not a Prosody module name (mod_x)"));
+                problems.push(LeftOut {
+                    package: package.clone(),
+                    problem: format!("{package}: not a Prosody module name (mod_x)"),
+                });
                 continue;
             }
             let file = format!("{package}-{version}.src.rock");
             let url = fetch::url_of(self.repository, &file)?;
-            let cached = self.cached(&file, &url);
-            // Owned, so the downloads below hold no borrows of the manifest.
-            wanted.push((package.clone(), version.clone(), file, url, cached));
+            let pinned = self.pins.get(&url).map(str::to_owned);
+            // Owned, so the downloads below hold no borrows of the manifest
+            // or the pins; a cached rock is read only when its turn comes.
+            wanted.push((package.clone(), version.clone(), file, url, pinned));
         }
-        let (fetcher, repository) = (self.fetcher, self.repository);
+        let (fetcher, repository, cache) = (self.fetcher, self.repository, &self.cache);
         let mut downloads = futures::stream::iter(wanted)
-            .map(|(package, version, file, url, cached)| async move {
-                let bytes = match cached {
+            .map(|(package, version, file, url, pinned)| async move {
+                let bytes = match cached_in(cache, &file, pinned.as_deref()) {
                     Some(bytes) => Ok((bytes, false)),
                     None => fetcher
-                        .get(repository, &url, MAX_ARCHIVE)
+                        .get(repository, &url, MAX_ROCK)
                         .await
                         .map(|bytes| (bytes, true)),
                 };
@@ -238,10 +273,16 @@ impl<'a> Server<'a> {
             })
             .buffered(PARALLEL);
         let mut done = 0;
+        // Bytes of text the descriptions read so far hold, and bytes the
+        // rocks read so far unpacked to.
+        let mut held: u64 = 0;
+        let mut unpacked: u64 = 0;
         while let Some((package, version, file, url, bytes)) = downloads.next().await {
             let (bytes, from_server) = bytes?;
             if from_server {
-                self.keep(&file, &url, &bytes)?;
+                // Refuses other bytes than a pin says, then keeps them.
+                self.pins.check(&url, &crate::repo::sha256_hex(&bytes))?;
+                keep_in(cache, &file, &bytes)?;
             }
             done += 1;
             progress(Progress {
@@ -250,26 +291,70 @@ impl<'a> Server<'a> {
                 total,
                 from_server,
             });
-            match rock::read(&file, &bytes) {
+            if unpacked > MAX_REFRESH_UNPACKED {
+                problems.push(LeftOut {
+                    package,
+                    problem: format!(
+                        "{file}: not read: this server's rocks before it already unpacked to more than {} MiB, the most one refresh inflates",
+                        MAX_REFRESH_UNPACKED / 1024 / 1024
+                    ),
+                });
+                continue;
+            }
+            let has_module = |name: &str| crate::prosody::has_module(builtin_dir, name);
+            match rock::read(&file, &bytes, Reading::Describe, &has_module, &mut unpacked) {
                 Ok(rock) => {
-                    read.insert(package, (bytes, rock));
+                    let described = Described::new(rock, &bytes);
+                    if held + described.weight() > MAX_CATALOG {
+                        problems.push(LeftOut {
+                            package,
+                            problem: format!(
+                                "{file}: its description would take this server's catalog past {} MiB, the most a repository's index may hold",
+                                MAX_CATALOG / 1024 / 1024
+                            ),
+                        });
+                    } else {
+                        held += described.weight();
+                        read.insert(package, described);
+                    }
                 }
-                Err(e) => problems.push(e.to_string()),
+                Err(e) => problems.push(LeftOut {
+                    package,
+                    problem: e.to_string(),
+                }),
             }
         }
         Ok(())
     }
 }
 
+/// The rock `file` kept in `cache` from an earlier run, if its bytes match
+/// `pinned`.
+fn cached_in(cache: &Path, file: &str, pinned: Option<&str>) -> Option<Vec<u8>> {
+    let pinned = pinned?;
+    let bytes = std::fs::read(cache.join(file)).ok()?;
+    (crate::repo::sha256_hex(&bytes) == pinned).then_some(bytes)
+}
+
+/// Keeps a rock just downloaded (and pinned) in `cache` for the next run.
+fn keep_in(cache: &Path, file: &str, bytes: &[u8]) -> Result<(), ServerError> {
+    let path = cache.join(file);
+    std::fs::create_dir_all(cache)
+        .and_then(|()| fsutil::atomic_write(&path, bytes))
+        .map_err(|e| ServerError::Cache {
+            path: path.display().to_string(),
+            problem: format!("cannot keep the rock: {e}"),
+        })
+}
 /// The packages whose rockspec dependencies all resolve, in no cycle;
 /// adds a problem line for each one left out.
 fn resolve(
     manifest: &Manifest,
-    read: &BTreeMap<String, (Vec<u8>, Rock)>,
-    problems: &mut Vec<String>,
+    read: &BTreeMap<String, Described>,
+    problems: &mut Vec<LeftOut>,
 ) -> BTreeSet<String> {
     let rockspec_of = |package: &str| {
-        let rock = &read[package].1.rockspec;
+        let rock = &read[package].rockspec;
         format!("{package}-{}.rockspec", rock.version)
     };
     let mut kept: BTreeSet<String> = read.keys().cloned().collect();
@@ -278,11 +363,14 @@ fn resolve(
     for package in read.keys() {
         if let Some(cycle) = find_cycle(package, read) {
             if on_cycle.insert(package.clone()) {
-                problems.push(format!(
-                    "{}: dependency cycle {}",
-                    rockspec_of(package),
-                    cycle.join(" -> ")
-                ));
+                problems.push(LeftOut {
+                    package: package.clone(),
+                    problem: format!(
+                        "{}: dependency cycle {}",
+                        rockspec_of(package),
+                        cycle.join(" -> ")
+                    ),
+                });
             }
         }
     }
@@ -291,10 +379,13 @@ fn resolve(
     loop {
         let mut dropped = Vec::new();
         for package in &kept {
-            let requirements = &read[package].1.rockspec.dependencies;
+            let requirements = &read[package].rockspec.dependencies;
             if let Some(problem) = requirements.iter().find_map(|r| unmet(r, manifest, &kept)) {
                 dropped.push(package.clone());
-                problems.push(format!("{}: {problem}", rockspec_of(package)));
+                problems.push(LeftOut {
+                    package: package.clone(),
+                    problem: format!("{}: {problem}", rockspec_of(package)),
+                });
             }
         }
         if dropped.is_empty() {
@@ -325,20 +416,20 @@ fn unmet(
 }
 
 /// A dependency path from `start` back to itself, if there is one.
-fn find_cycle(start: &str, read: &BTreeMap<String, (Vec<u8>, Rock)>) -> Option<Vec<String>> {
+fn find_cycle(start: &str, read: &BTreeMap<String, Described>) -> Option<Vec<String>> {
     let mut path = vec![start.to_owned()];
     let mut seen = BTreeSet::new();
     fn walk(
         start: &str,
         path: &mut Vec<String>,
         seen: &mut BTreeSet<String>,
-        read: &BTreeMap<String, (Vec<u8>, Rock)>,
+        read: &BTreeMap<String, Described>,
     ) -> bool {
         let current = path.last().cloned().unwrap_or_default();
-        let Some((_, rock)) = read.get(&current) else {
+        let Some(described) = read.get(&current) else {
             return false;
         };
-        for requirement in &rock.rockspec.dependencies {
+        for requirement in &described.rockspec.dependencies {
             if requirement.rock == start {
                 path.push(start.to_owned());
                 return true;
@@ -356,77 +447,120 @@ fn find_cycle(start: &str, read: &BTreeMap<String, (Vec<u8>, Rock)>) -> Option<V
     walk(start, &mut path, &mut seen, read).then_some(path)
 }
 
-/// The index entry for a rock: summary from the rockspec (else the
-/// README), the rest of the metadata from the README, dependencies from
-/// the rockspec and from the code.
-fn describe(rock: &Rock, bytes: &[u8], community: &BTreeSet<String>, builtin_dir: &Path) -> Offer {
-    let spec = &rock.rockspec;
-    let name = spec.module_name();
-    let readme = rock
-        .files
-        .iter()
-        .find(|f| matches!(f.path.as_str(), "README.markdown" | "README.md"))
-        .map(|f| metadata::parse_readme(&String::from_utf8_lossy(&f.data)).0)
-        .unwrap_or_default();
-    // Rockspec dependencies are required; the code's may be optional.
-    let mut needs: BTreeMap<String, Need> = spec
-        .dependencies
-        .iter()
-        .map(|r| {
-            (
-                r.rock.strip_prefix("mod_").unwrap_or(&r.rock).to_owned(),
-                Need::Required,
-            )
-        })
-        .collect();
-    for declared in rock
-        .files
-        .iter()
-        .filter(|f| f.path.ends_with(".lua"))
-        .flat_map(|f| metadata::depends(&String::from_utf8_lossy(&f.data)))
-    {
-        let need = needs.entry(declared.name).or_insert(declared.need);
-        *need = (*need).min(declared.need);
-    }
-    needs.remove(name);
-    let dependencies = needs
-        .into_iter()
-        .map(|(dependency, need)| Dependency {
-            kind: dependency_kind(&dependency, community, builtin_dir),
-            name: dependency,
-            need,
-        })
-        .collect();
-    // Prosody reads the headers of the file it loads: the main one.
-    let headers = rock
-        .files
-        .iter()
-        .find(|f| f.path.rsplit('/').next() == Some(&format!("mod_{name}.lua")))
-        .map(|f| metadata::headers(&String::from_utf8_lossy(&f.data)))
-        .unwrap_or_default();
-    let summary = if spec.summary.is_empty() {
-        readme.summary
-    } else {
-        spec.summary.clone()
-    };
-    Offer {
-        entry: ModuleEntry {
-            name: name.to_owned(),
-            version: spec.version.to_string(),
-            summary,
-            labels: readme.labels,
-            stage: readme.stage,
-            description: readme.description,
-            dependencies,
-            compatibility: readme.compatibility,
-            archive: format!("{}-{}.src.rock", spec.package, spec.version),
+/// What a catalog entry needs of one rock, taken as it is read so that
+/// none of its contents are held: the rockspec, what it installs, the
+/// README's metadata, the main file's headers and what its code needs.
+struct Described {
+    rockspec: Rockspec,
+    library: Option<String>,
+    paths: Vec<String>,
+    size: u64,
+    sha256: String,
+    readme: metadata::Readme,
+    headers: metadata::Headers,
+    /// Rockspec dependencies (required) and the code's (maybe optional),
+    /// by module name, without the module itself.
+    needs: BTreeMap<String, Need>,
+}
+
+impl Described {
+    /// Summary from the rockspec (else the README), the rest of the
+    /// metadata from the README, dependencies from the rockspec and from
+    /// the code of its Lua modules.
+    fn new(rock: Rock, bytes: &[u8]) -> Described {
+        let spec = rock.rockspec;
+        let name = spec.module_name().to_owned();
+        let readme = rock
+            .files
+            .iter()
+            .find(|f| matches!(f.path.as_str(), "README.markdown" | "README.md"))
+            .map(|f| metadata::parse_readme(&String::from_utf8_lossy(&f.data)).0)
+            .unwrap_or_default();
+        // Rockspec dependencies are required; the code's may be optional.
+        let mut needs: BTreeMap<String, Need> = spec
+            .dependencies
+            .iter()
+            .map(|r| {
+                (
+                    r.rock.strip_prefix("mod_").unwrap_or(&r.rock).to_owned(),
+                    Need::Required,
+                )
+            })
+            .collect();
+        for declared in rock
+            .files
+            .iter()
+            .filter(|f| f.path.ends_with(".lua"))
+            .flat_map(|f| metadata::depends(&String::from_utf8_lossy(&f.data)))
+        {
+            let need = needs.entry(declared.name).or_insert(declared.need);
+            *need = (*need).min(declared.need);
+        }
+        needs.remove(&name);
+        // Prosody reads the headers of the file it loads: the main one.
+        let headers = rock
+            .files
+            .iter()
+            .find(|f| f.path.rsplit('/').next() == Some(&format!("mod_{name}.lua")))
+            .map(|f| metadata::headers(&String::from_utf8_lossy(&f.data)))
+            .unwrap_or_default();
+        Described {
+            rockspec: spec,
+            library: rock.library,
+            paths: rock.paths,
             size: bytes.len() as u64,
             sha256: crate::repo::sha256_hex(bytes),
-            files: rock.files.iter().map(|f| f.path.clone()).collect(),
+            readme,
             headers,
-            library: rock.library.clone(),
-        },
-        files: rock.files.clone(),
+            needs,
+        }
+    }
+
+    /// The bytes of text it holds: what it adds to the catalog.
+    fn weight(&self) -> u64 {
+        let paths: usize = self.paths.iter().map(String::len).sum();
+        (self.readme.description.len()
+            + self.readme.summary.len()
+            + self.rockspec.summary.len()
+            + paths) as u64
+    }
+
+    /// The index entry for the rock: `archive`, `size` and `sha256` are
+    /// the rock's; each dependency is told community, built in or missing.
+    fn offer(self, community: &BTreeSet<String>, builtin_dir: &Path) -> Offer {
+        let spec = self.rockspec;
+        let dependencies = self
+            .needs
+            .into_iter()
+            .map(|(dependency, need)| Dependency {
+                kind: dependency_kind(&dependency, community, builtin_dir),
+                name: dependency,
+                need,
+            })
+            .collect();
+        let summary = if spec.summary.is_empty() {
+            self.readme.summary
+        } else {
+            spec.summary.clone()
+        };
+        Offer {
+            entry: ModuleEntry {
+                name: spec.module_name().to_owned(),
+                version: spec.version.to_string(),
+                summary,
+                labels: self.readme.labels,
+                stage: self.readme.stage,
+                description: self.readme.description,
+                dependencies,
+                compatibility: self.readme.compatibility,
+                archive: format!("{}-{}.src.rock", spec.package, spec.version),
+                size: self.size,
+                sha256: self.sha256,
+                files: self.paths,
+                headers: self.headers,
+                library: self.library,
+            },
+        }
     }
 }
 
