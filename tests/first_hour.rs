@@ -506,6 +506,15 @@ fn a_repository_out_of_reach_is_said_at_start_and_never_stops_the_service() {
         warned.contains(&manifest) && warned.contains("--from-debian"),
         "{warned}"
     );
+    // The first refresh, with no index yet, is no "done" either.
+    support::wait_for("the first refresh's warning", || {
+        modman
+            .log()
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("scheduled refresh: "))
+            .then_some(())
+    });
+    assert!(!modman.log().contains("scheduled refresh done"));
     let mut admin = Client::connect(&prosody, ADMIN);
     let checks = admin.run_steps("check", json!([]));
     let rows = checks["steps"][0]["form"]["items"].as_array().unwrap();

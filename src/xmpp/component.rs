@@ -424,6 +424,11 @@ fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>) {
             .run(&app.ctx, &Actor::schedule(), &ops::Input::default())
             .await
         {
+            // A repository that failed is a warning with its reason, not
+            // "done": the note names each failure.
+            Ok(ops::Response::Table(table)) if table.failed() => {
+                tracing::warn!("scheduled refresh: {}", table.note)
+            }
             Ok(_) => tracing::info!("scheduled refresh done"),
             Err(e) => tracing::warn!("scheduled refresh failed: {e}"),
         }
