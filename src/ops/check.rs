@@ -34,7 +34,7 @@ pub const UNAVAILABLE: &str = "unavailable";
 /// What an admin reads when `repository` cannot be read: what failed,
 /// what modman does meanwhile, and the two ways to a repository this host
 /// can reach. The check and the daemon's start-up say the same.
-pub fn unavailable(repository: &crate::config::Repository, error: &str) -> String {
+fn unavailable(repository: &crate::config::Repository, error: &str) -> String {
     use crate::config::RepositoryKind;
     let url = &repository.url;
     let copy = match repository.kind {
