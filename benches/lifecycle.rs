@@ -11,6 +11,9 @@
 //! - latency: `list` of the whole index over XMPP, p50 and p99, with 1
 //!   and 50 concurrent admins (the Rust client bench/xmpp-load), against
 //!   a disco#info round trip through the same Prosody;
+//! - flood: an admin's `list` p50 while 20 non-admin JIDs each send 100
+//!   lines a second (all refused), against the same `list` with nobody
+//!   else talking;
 //! - scale: update-all of 250 installed modules, against copying their
 //!   files; memory: modman's RSS with a 2,000-module index and at the
 //!   update's peak, against Prosody's own RSS;
@@ -22,7 +25,7 @@
 //!
 //! Results: a table on stdout and target/bench/lifecycle.json. Name parts
 //! to run only those: `cargo bench --bench lifecycle -- install latency
-//! scale refresh`.
+//! flood scale refresh`.
 
 #[path = "common/bloated_rocks.rs"]
 mod bloated_rocks;
@@ -312,13 +315,19 @@ fn load(binary: &Path, prosody: &Prosody, node: &str, clients: usize, requests: 
     result
 }
 
-fn latency(rows: &mut Vec<Row>) {
+/// The load client, built by scripts/bench.
+fn xmpp_load() -> PathBuf {
     let binary =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/xmpp-load/target/release/xmpp-load");
     assert!(
         binary.is_file(),
         "build bench/xmpp-load first (scripts/bench does)"
     );
+    binary
+}
+
+fn latency(rows: &mut Vec<Row>) {
+    let binary = xmpp_load();
     let prosody = Prosody::start();
     let repository = Repository::start();
     let _modman = Modman::start(
@@ -343,6 +352,56 @@ fn latency(rows: &mut Vec<Row>) {
             });
         }
     }
+}
+
+/// An admin's `list` while non-admins flood modman, next to the same
+/// `list` without them: what a non-admin costs an admin (issue 21 measured
+/// timeouts here before non-admins had a budget).
+fn flood(rows: &mut Vec<Row>) {
+    const FLOODERS: usize = 20;
+    const PER_SECOND: usize = 100;
+    const SECONDS: usize = 10;
+    // Enough lists to take a few seconds, all within the flood.
+    const LISTS: usize = 1000;
+    let binary = xmpp_load();
+    let prosody = Prosody::start();
+    let accounts: Vec<String> = (0..FLOODERS)
+        .map(|i| format!("user:create(\"flood{i}@localhost\", \"{PASSWORD}\")"))
+        .collect();
+    prosody.shell(&accounts.join("; "));
+    let repository = Repository::start();
+    let _modman = Modman::start(
+        &prosody,
+        &(prosody.modman_config() + &repository.config_section()),
+    );
+    Client::connect(&prosody, ADMIN).run_steps("refresh", json!([]));
+    let quiet = load(&binary, &prosody, "list", 1, LISTS);
+    let flooders: Vec<Client> = (0..FLOODERS)
+        .map(|i| Client::connect(&prosody, &format!("flood{i}@localhost")))
+        .collect();
+    let floods: Vec<_> = flooders
+        .into_iter()
+        .map(|mut flooder| {
+            std::thread::spawn(move || {
+                flooder.request(json!({
+                    "op": "blast", "to": COMPONENT, "body": "list",
+                    "count": PER_SECOND * SECONDS, "per_second": PER_SECOND,
+                }))
+            })
+        })
+        .collect();
+    let flooded = load(&binary, &prosody, "list", 1, LISTS);
+    for flood in floods {
+        let answer = flood.join().unwrap();
+        assert_eq!(answer["read"], true, "{answer}");
+    }
+    rows.push(Row {
+        what: format!("list p50 under {FLOODERS} JIDs x {PER_SECOND} lines/s"),
+        modman: flooded["p50_ms"].as_f64().unwrap(),
+        baseline_what: "the same list, no flood".into(),
+        baseline: quiet["p50_ms"].as_f64().unwrap(),
+        unit: "ms",
+    });
 }
 
 /// Resident and peak memory of a process, in MiB.
@@ -554,6 +613,9 @@ fn main() {
     }
     if wanted("latency") {
         latency(&mut rows);
+    }
+    if wanted("flood") {
+        flood(&mut rows);
     }
     if wanted("scale") {
         scale_and_memory(&mut rows);

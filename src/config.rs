@@ -203,6 +203,15 @@ fn default_timeout_seconds() -> u64 {
 }
 
 impl Config {
+    /// The server modman is a component of: the component's domain less
+    /// its first label (`modman.example.org` -> `example.org`), where the
+    /// server-version query goes and its answer comes from.
+    pub fn server_host(&self) -> Option<xmpp_parsers::jid::Jid> {
+        let component = self.component.jid.domain().as_str();
+        let (_, host) = component.split_once('.')?;
+        host.parse().ok()
+    }
+
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let fail = |message: String| ConfigError {

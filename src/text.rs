@@ -185,6 +185,7 @@ mod tests {
         let response = Response::Details(Details {
             title: "x\u{1b}]0;pwned\u{7}".into(),
             fields: vec![],
+            whole_at: vec![],
         });
         assert_eq!(render(&response), "x\u{FFFD}]0;pwned\u{FFFD}\n");
     }
@@ -224,6 +225,7 @@ mod tests {
                 ("stage", "Stage", "beta".into()),
                 ("files", "Files", "a.lua\nb.lua".into()),
             ],
+            whole_at: vec![],
         };
         assert_eq!(
             render(&Response::Details(details)),

@@ -1220,3 +1220,266 @@ fn a_signed_library_named_share_installs_nothing() {
     );
     assert_eq!(state(), before);
 }
+
+/// modman's CPU time so far, user and system, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf only reads a constant of the system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    ticks as f64 / per_second as f64
+}
+
+/// Whether the process is still running (not gone, not a zombie).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| !stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'))
+}
+
+/// `levels` elements inside one another: 30,000 are 210 KB, under
+/// Prosody's 256 KiB limit for a client's stanza.
+fn nested(levels: usize) -> String {
+    format!("{}{}", "<a>".repeat(levels), "</a>".repeat(levels))
+}
+
+#[test]
+fn stanzas_nested_30000_deep_are_refused_unread_and_modman_stays_up() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.join(ROOM, "alice", "anyone");
+    let modman = Modman::start(&prosody, &chat_config(&prosody, &repository, &[ROOM]));
+    admin.wait_for_occupant(ROOM, "modman");
+    let mut mallory = Client::connect(&prosody, USER);
+    mallory.join(ROOM, "mallory", "anyone");
+    let before = (
+        snapshot(&prosody.modules_dir()),
+        snapshot(&state_dir(&prosody)),
+        prosody.loaded_modules("localhost"),
+    );
+    let pid = modman.pid();
+    let (cpu, rss) = (cpu_seconds(pid), rss_kib(pid));
+    let deep = nested(30_000);
+
+    // A direct chat, a command in modman's room, a join presence to it.
+    mallory.send(&format!(
+        "<message to='{COMPONENT}' type='chat'><body>list</body>{deep}</message>"
+    ));
+    mallory.send(&format!(
+        "<message to='{ROOM}' type='groupchat'><body>modman: list</body>{deep}</message>"
+    ));
+    mallory.send(&format!(
+        "<presence to='{ROOM}/deep'><x xmlns='http://jabber.org/protocol/muc'/>{deep}</presence>"
+    ));
+    // An IQ request, sent last: its answer means modman read the others.
+    let reply = mallory.raw(
+        &format!("<iq type='get' id='deep' to='{COMPONENT}'><query xmlns='http://jabber.org/protocol/disco#info'>{deep}</query></iq>"),
+        "deep",
+    );
+    let (spent, grown) = (cpu_seconds(pid) - cpu, rss_kib(pid).saturating_sub(rss));
+    let (kind, condition, _, text) = support::stanza_error(&reply);
+    assert_eq!(
+        (kind.as_str(), condition.as_str()),
+        ("modify", "policy-violation")
+    );
+    assert!(
+        text.contains(&modman::xmpp::stream::MAX_DEPTH.to_string()),
+        "the error names the limit: {text}"
+    );
+
+    // Same process, same connection, answering an admin at once.
+    assert_eq!(
+        last(&admin.run("list", json!({"show": "all"})))["status"],
+        "completed"
+    );
+    assert!(answers_admin(&mut admin));
+    assert!(running(pid), "{}", modman.log());
+    assert_eq!(connections(&modman), 1, "{}", modman.log());
+    assert!(!modman.log().contains("lost the connection"));
+    eprintln!("modman spent {spent:.2} s of CPU and grew {grown} KiB over the attack");
+    assert!(spent < 1.0, "{spent} s of CPU");
+    assert!(grown < 16 * 1024, "RSS grew {grown} KiB");
+    let after = (
+        snapshot(&prosody.modules_dir()),
+        snapshot(&state_dir(&prosody)),
+        prosody.loaded_modules("localhost"),
+    );
+    assert!(after == before, "something changed");
+}
+
+#[test]
+fn a_flood_from_many_non_admins_neither_holds_up_an_admin_nor_fills_the_room() {
+    use modman::xmpp::budget::{PER_ROOM, PER_SENDER};
+    const FLOODERS: usize = 10;
+    const LINES: usize = 300;
+    const ROOM_LINES: usize = 20;
+    let prosody = Prosody::start();
+    let accounts: Vec<String> = (0..FLOODERS)
+        .map(|i| {
+            format!(
+                "user:create(\"flood{i}@localhost\", \"{}\")",
+                support::PASSWORD
+            )
+        })
+        .collect();
+    prosody.shell(&accounts.join("; "));
+    let repository = Repository::start();
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.join(ROOM, "alice", "anyone");
+    let modman = Modman::start(&prosody, &chat_config(&prosody, &repository, &[ROOM]));
+    admin.wait_for_occupant(ROOM, "modman");
+    let flooders: Vec<Client> = (0..FLOODERS)
+        .map(|i| {
+            let mut flooder = Client::connect(&prosody, &format!("flood{i}@localhost"));
+            flooder.join(ROOM, &format!("flood{i}"), "anyone");
+            flooder
+        })
+        .collect();
+    let before = snapshot(&prosody.modules_dir());
+
+    let started = std::time::Instant::now();
+    let floods: Vec<_> = flooders
+        .into_iter()
+        .map(|mut flooder| {
+            std::thread::spawn(move || {
+                let answer = flooder.request(json!({
+                    "op": "blast", "to": COMPONENT, "count": LINES, "body": "list",
+                    "room": ROOM, "room_count": ROOM_LINES, "room_body": "modman: list",
+                }));
+                (flooder, answer)
+            })
+        })
+        .collect();
+    // Meanwhile an admin's commands are all answered.
+    for _ in 0..4 {
+        assert_eq!(
+            last(&admin.run("list", json!({"show": "all"})))["status"],
+            "completed"
+        );
+    }
+    let answers: Vec<serde_json::Value> = floods
+        .into_iter()
+        .map(|flood| flood.join().unwrap().1)
+        .collect();
+    let elapsed = started.elapsed();
+
+    // What each flooder got back is what its budget allows, not one
+    // answer per line.
+    let periods = |every: std::time::Duration| (elapsed.as_secs_f64() / every.as_secs_f64()) as u64;
+    let allowed = u64::from(PER_SENDER.burst) + periods(PER_SENDER.every) + 1;
+    let mut total = 0;
+    for answer in &answers {
+        assert_eq!(answer["read"], true, "modman never answered: {answer}");
+        let replies = answer["replies"].as_u64().unwrap();
+        assert!(
+            replies <= allowed,
+            "{replies} replies, over {allowed}: {answer}"
+        );
+        total += replies;
+    }
+    assert!(total > 0, "the flooders were refused at least once");
+    // The room heard a refusal or two, not one per line.
+    let in_room = admin.request(json!({"op": "count_from", "room": ROOM, "nick": "modman"}));
+    let in_room = in_room["count"].as_u64().unwrap();
+    let room_allowed = u64::from(PER_ROOM.burst) + periods(PER_ROOM.every) + 1;
+    eprintln!(
+        "{} lines from {FLOODERS} JIDs in {elapsed:?}: {total} refusals back, {in_room} in the room",
+        FLOODERS * (LINES + ROOM_LINES)
+    );
+    assert!(in_room <= room_allowed, "{in_room} refusals in the room");
+    assert!(modman.log().contains("over its budget"));
+    assert_eq!(connections(&modman), 1);
+    assert_eq!(snapshot(&prosody.modules_dir()), before);
+}
+
+#[test]
+fn the_longest_readme_and_200_of_the_longest_summaries_an_index_allows_each_fit_one_reply() {
+    const STANZA: usize = 256 * 1024;
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let name = repository.index()["modules"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // As long as the index reader takes them: longer than one reply, a
+    // README in lines and a row in cells.
+    use modman::repo::index::limits;
+    let mut readme = String::new();
+    for i in 0.. {
+        let line = format!("Line {i} of a README longer than any reply.\n");
+        if readme.len() + line.len() > limits::DESCRIPTION {
+            break;
+        }
+        readme += &line;
+    }
+    let summary: String = "A summary that says a great deal. "
+        .repeat(limits::SUMMARY)
+        .chars()
+        .take(limits::SUMMARY)
+        .collect();
+    sign_modified_index(&repository, |index| {
+        let template = index["modules"][0].clone();
+        index["modules"][0]["description"] = readme.clone().into();
+        let modules = index["modules"].as_array_mut().unwrap();
+        for i in 0..200 {
+            let mut module = template.clone();
+            module["name"] = format!("wordy_{i:03}").into();
+            module["summary"] = summary.clone().into();
+            module["description"] = "".into();
+            module["dependencies"] = json!([]);
+            modules.push(module);
+        }
+    });
+    let (modman, mut admin) = support::modman_with(&prosody, &repository);
+    let archive = repository.entry(&name)["archive"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // info, in chat and as a form: the README's start, how much more, and
+    // where the whole of it is.
+    let info = admin.chat(COMPONENT, &format!("info {name}"));
+    assert!(info.len() < STANZA, "{} bytes", info.len());
+    assert!(info.contains("Line 0 of a README"));
+    let more = |text: &str| {
+        text.contains("more lines; the whole README is in http://127.0.0.1")
+            && text.contains(&archive)
+    };
+    assert!(more(&info), "{}", &info[info.len().saturating_sub(300)..]);
+    let form = admin.run("info", json!({"module": name}));
+    assert_eq!(last(&form)["status"], "completed");
+    let description = last(&form)["form"]["values"]["description"].to_string();
+    assert!(description.len() < STANZA && more(&description));
+
+    // list: the first rows, and how many more there are.
+    let listed = admin.chat(COMPONENT, "list wordy");
+    assert!(listed.len() < STANZA, "{} bytes", listed.len());
+    let shown = listed.lines().filter(|l| l.starts_with("wordy_")).count();
+    assert!(shown > 0 && shown < 200, "{shown} rows");
+    assert!(
+        listed.contains(&format!("{} more rows", 200 - shown)),
+        "{listed}"
+    );
+    let table = admin.run("list", json!({"query": "wordy"}));
+    let reply = last(&table);
+    assert_eq!(reply["status"], "completed");
+    let items = reply["form"]["items"].as_array().unwrap().len();
+    assert!(items > 0 && items < 200, "{items} rows");
+    assert!(
+        reply["notes"]
+            .to_string()
+            .contains(&format!("{} more rows", 200 - items)),
+        "{reply}"
+    );
+
+    // Nothing was too large to send, and the stream was never reset.
+    assert_eq!(connections(&modman), 1, "{}", modman.log());
+    assert!(!modman.log().contains("lost the connection"));
+    assert!(
+        !modman.log().contains("Prosody accepts from a component"),
+        "{}",
+        modman.log()
+    );
+}

@@ -7,10 +7,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use minidom::rxml;
 use modman::xmpp::command::CommandRequest;
 use modman::xmpp::forms::submitted_values;
-use modman::xmpp::stream::{parser_options, stanza, Assembled, Assembler, Incoming};
+use modman::xmpp::stream::{parser_options, stanza, Assembled, Assembler, Incoming, StanzaReader};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::stanza::Stanza;
 
@@ -18,7 +17,7 @@ const HEADER: &[u8] = b"<stream:stream xmlns='jabber:component:accept' xmlns:str
 
 fuzz_target!(|data: &[u8]| {
     let input = [HEADER, data].concat();
-    let mut reader = rxml::Reader::with_options(&input[..], parser_options());
+    let mut reader = StanzaReader::with_options(&input[..], parser_options());
     let mut stanzas = Assembler::default();
     // The header itself.
     let Ok(Some(_)) = reader.read() else {

@@ -6,10 +6,10 @@ use super::updates::{self, Unknown, UpdateStatus, Versions};
 use super::{Access, Command, Context, Details, Input, OpError, Param, ParamKind, Response, Spec};
 use crate::access::Actor;
 use crate::engine::managed_config::Scope;
-use crate::repo::compat;
 use crate::repo::index::DependencyKind;
 use crate::repo::metadata::Need;
 use crate::repo::readme;
+use crate::repo::{compat, fetch};
 
 /// Describes module `name`.
 #[derive(Debug)]
@@ -221,12 +221,18 @@ impl Command for Info {
                     .unwrap_or_default(),
             ),
         ];
+        // The README ships in the module's archive, for when it is longer
+        // than one reply.
+        let whole_at = offered
+            .and_then(|(repository, e)| fetch::url_of(repository, &e.archive).ok())
+            .map(|url| ("description", format!("the whole README is in {url}")));
         Ok(Response::Details(Details {
             title: format!("mod_{name}"),
             fields: fields
                 .into_iter()
                 .filter(|(_, _, value)| !value.is_empty())
                 .collect(),
+            whole_at: whole_at.into_iter().collect(),
         }))
     }
 }

@@ -28,6 +28,7 @@ pub mod context;
 mod disable;
 mod enable;
 pub mod error;
+mod fit;
 mod history;
 mod info;
 pub mod input;
@@ -45,6 +46,7 @@ pub mod updates;
 pub use confirm::{Consent, Question};
 pub use context::Context;
 pub use error::{ErrorKind, OpError};
+pub use fit::REPLY_BYTES;
 pub use input::{Access, Input, ModuleChoice, OptionInput, Param, ParamKind, Spec, CONFIRM_FIELD};
 pub use response::{Details, FieldKind, Form, FormField, Outcome, Response, Table};
 

@@ -105,4 +105,8 @@ pub struct Details {
     pub title: String,
     /// (field var, label, value).
     pub fields: Vec<(&'static str, &'static str, String)>,
+    /// (field var, where its whole value can be read), for a value that
+    /// may be too long for one reply (a README): said where it is cut
+    /// (see [`Response::fit`]).
+    pub whole_at: Vec<(&'static str, String)>,
 }

@@ -22,6 +22,7 @@ use xmpp_parsers::muc::user::{MucUser, Status};
 use xmpp_parsers::muc::{muc::History, Muc};
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 
+use super::budget::Caller;
 use super::shutdown::Refused;
 use crate::access::Actor;
 use crate::config::Config;
@@ -283,7 +284,8 @@ impl Chat {
         op: &'static dyn Operation,
         input: Input,
     ) -> String {
-        match op.run(ctx, actor, &input).await {
+        let response = op.run(ctx, actor, &input).await;
+        match response.map(|r| r.fit(ops::REPLY_BYTES)) {
             Ok(Response::Confirm(question)) => {
                 let text = question.text.clone();
                 let pending = Pending {
@@ -398,18 +400,11 @@ impl Chat {
             .is_some_and(|p| p.asked.elapsed() < ANSWER_WITHIN)
     }
 
-    /// The reply to a room or direct message, if it deserves one.
-    pub async fn on_message(&self, ctx: &Context, message: &Message) -> Option<Message> {
-        let config = &ctx.config;
-        let asked = asked(config, message)?;
-        let text = match &asked {
-            Asked::Room {
-                room,
-                occupant,
-                text,
-                addressed,
-                ..
-            } => {
+    /// Who says `asked`: the occupant's real JID in a room (as learnt
+    /// from presence), the sender's bare JID in a direct chat.
+    fn speaker(&self, config: &Config, asked: &Asked) -> Speaker {
+        let jid = match asked {
+            Asked::Room { occupant, .. } => {
                 let real = self
                     .occupants
                     .lock()
@@ -418,27 +413,80 @@ impl Chat {
                     .cloned()
                     .flatten();
                 match real {
-                    None if !addressed => return None,
-                    None => "I cannot tell who you are: I have not seen your real JID in this room since I joined it, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned(),
-                    // Said to the whole room: a semi-anonymous room shows
-                    // real JIDs only to moderators, so this never names one.
-                    Some(jid) if !addressed && Actor::admit(config, &jid).is_none() => return None,
-                    Some(jid) if Actor::admit(config, &jid).is_none() => "you are not a modman admin, so I run nothing for you. The server's admin can add your JID to `admins` in modman.toml.".to_owned(),
-                    Some(jid) => {
-                        let conversation = format!("{room} {jid}");
-                        // A bare "yes" is room talk unless its sender has
-                        // a question of ours waiting.
-                        if !addressed && !self.is_waiting(&conversation) {
-                            return None;
-                        }
-                        self.reply(ctx, &conversation, &jid, text).await
-                    }
+                    Some(jid) => jid,
+                    None => return Speaker::Unknown((*occupant).clone()),
                 }
             }
-            Asked::Direct { sender, text } => self.reply(ctx, sender.as_str(), sender, text).await,
+            Asked::Direct { sender, .. } => sender.clone(),
+        };
+        match Actor::admit(config, &jid) {
+            Some(_) => Speaker::Admin(jid),
+            None => Speaker::Other(jid),
+        }
+    }
+
+    /// Who `message` would cost modman an answer for, if anyone: decided
+    /// before any work is done for it, so a non-admin's flood can be
+    /// dropped unread (see [`super::budget`]).
+    pub fn caller(&self, config: &Config, message: &Message) -> Caller {
+        let Some(asked) = asked(config, message) else {
+            return Caller::Unanswered;
+        };
+        let room = match &asked {
+            Asked::Room {
+                addressed: false, ..
+            } => None,
+            Asked::Room { room, .. } => Some(Some(room.clone())),
+            Asked::Direct { .. } => Some(None),
+        };
+        match (self.speaker(config, &asked), room) {
+            (Speaker::Admin(_), _) => Caller::Admin,
+            // A bare "yes" from anyone but an admin is room talk.
+            (_, None) => Caller::Unanswered,
+            (Speaker::Other(jid), Some(room)) => Caller::Other {
+                sender: Jid::from(jid),
+                room,
+            },
+            (Speaker::Unknown(occupant), Some(room)) => Caller::Other {
+                sender: occupant,
+                room,
+            },
+        }
+    }
+
+    /// The reply to a room or direct message, if it deserves one.
+    pub async fn on_message(&self, ctx: &Context, message: &Message) -> Option<Message> {
+        let config = &ctx.config;
+        let asked = asked(config, message)?;
+        let text = match (&asked, self.speaker(config, &asked)) {
+            (Asked::Direct { sender, text }, _) => self.reply(ctx, sender.as_str(), sender, text).await,
+            (Asked::Room { addressed: false, .. }, Speaker::Unknown(_) | Speaker::Other(_)) => return None,
+            (Asked::Room { .. }, Speaker::Unknown(_)) => "I cannot tell who you are: I have not seen your real JID in this room since I joined it, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned(),
+            // Said to the whole room: a semi-anonymous room shows real
+            // JIDs only to moderators, so this never names one.
+            (Asked::Room { .. }, Speaker::Other(_)) => "you are not a modman admin, so I run nothing for you. The server's admin can add your JID to `admins` in modman.toml.".to_owned(),
+            (Asked::Room { room, text, addressed, .. }, Speaker::Admin(jid)) => {
+                let conversation = format!("{room} {jid}");
+                // A bare "yes" is room talk unless its sender has a
+                // question of ours waiting.
+                if !addressed && !self.is_waiting(&conversation) {
+                    return None;
+                }
+                self.reply(ctx, &conversation, &jid, text).await
+            }
         };
         Some(answer(&asked, message, text))
     }
+}
+
+/// Who says a command, as far as modman can tell.
+enum Speaker {
+    /// An admin, by real bare JID.
+    Admin(BareJid),
+    /// Someone else, by real bare JID.
+    Other(BareJid),
+    /// A room occupant whose real JID modman has not seen, by occupant JID.
+    Unknown(Jid),
 }
 
 /// Whether a self-presence says the join created the room (status 201).
@@ -790,6 +838,56 @@ mod tests {
                 assert!(refusal(&config, &message(&xml), why).is_none(), "{xml}");
             }
         }
+    }
+
+    #[test]
+    fn who_a_message_costs_is_decided_before_any_work() {
+        let toml = include_str!("../../modman.example.toml")
+            .replace("rooms = []", "rooms = [\"ops@conference.example.org\"]");
+        let config = Config::parse(&toml, std::path::Path::new("/etc/modman")).unwrap();
+        let chat = Chat::default();
+        let message =
+            |xml: &str| Message::try_from(xml.parse::<minidom::Element>().unwrap()).unwrap();
+        let caller = |xml: &str| chat.caller(&config, &message(xml));
+        let direct = |from: &str, body: &str| {
+            format!("<message xmlns='jabber:component:accept' type='chat' from='{from}' to='modman.example.org'><body>{body}</body></message>")
+        };
+        let room = |nick: &str, body: &str| {
+            format!("<message xmlns='jabber:component:accept' type='groupchat' from='ops@conference.example.org/{nick}' to='modman.example.org'><body>{body}</body></message>")
+        };
+        let admin = config.admins.iter().next().unwrap().to_string();
+        assert_eq!(
+            caller(&direct(&format!("{admin}/phone"), "list")),
+            Caller::Admin
+        );
+        assert_eq!(
+            caller(&direct("mallory@evil.example/x", "list")),
+            Caller::Other {
+                sender: "mallory@evil.example".parse().unwrap(),
+                room: None
+            }
+        );
+        // In a room, by real JID once known; by occupant JID until then.
+        let occupant: Jid = "ops@conference.example.org/m".parse().unwrap();
+        assert_eq!(
+            caller(&room("m", "modman: list")),
+            Caller::Other {
+                sender: occupant.clone(),
+                room: Some("ops@conference.example.org".parse().unwrap())
+            }
+        );
+        chat.occupants
+            .lock()
+            .unwrap()
+            .insert(occupant, Some(admin.parse().unwrap()));
+        assert_eq!(caller(&room("m", "modman: list")), Caller::Admin);
+        // What gets no answer costs nothing.
+        assert_eq!(caller(&room("x", "lunch?")), Caller::Unanswered);
+        assert_eq!(caller(&room("x", "yes")), Caller::Unanswered);
+        assert_eq!(
+            caller("<message xmlns='jabber:component:accept' type='chat' from='mallory@evil.example/x' to='modman.example.org'/>"),
+            Caller::Unanswered
+        );
     }
 
     #[test]

@@ -5,10 +5,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use minidom::Element;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_xmpp::Stanza;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::Jid;
@@ -20,13 +20,14 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use xmpp_parsers::version::{VersionQuery, VersionResult};
 
 use super::adhoc::{self, AdhocError, Sessions};
+use super::budget::{self, Budget, Caller};
 use super::chat::{self, Chat, RoomAction};
 use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
 use super::forms::{self, Rendering};
 use super::notices;
 use super::shutdown::{Admission, Drained, Refused, Stop};
-use super::stream::{Connection, Incoming};
+use super::stream::{Connection, Head, Incoming, Problem};
 use crate::access::Actor;
 use crate::config::Config;
 use crate::ops::{self, Context, ErrorKind};
@@ -37,6 +38,9 @@ const MAX_RETRY: Duration = Duration::from_secs(10);
 /// Requests handled at once; beyond it a request is answered at once with
 /// `wait/resource-constraint` instead of piling up.
 const MAX_IN_FLIGHT: usize = 64;
+/// Requests from non-admins handled at once, in a pool apart from the
+/// admins' (and within their [`Budget`]); beyond it they are dropped.
+const MAX_OTHERS_IN_FLIGHT: usize = 8;
 /// Pause before joining a room again after being kicked or refused.
 const REJOIN_AFTER: Duration = Duration::from_secs(2);
 /// How long a command waits for the requester's XEP-0092 answer before
@@ -52,6 +56,8 @@ struct App {
     sessions: Sessions,
     chat: Chat,
     stop: Stop,
+    others_in_flight: Arc<Semaphore>,
+    budget: Budget,
     clients: Clients,
 }
 
@@ -171,6 +177,8 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
         sessions: Sessions::default(),
         chat: Chat::default(),
         stop,
+        others_in_flight: Arc::new(Semaphore::new(MAX_OTHERS_IN_FLIGHT)),
+        budget: Budget::default(),
         clients: Clients::default(),
     });
     let component = &config.component;
@@ -303,7 +311,12 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
             incoming = connection.next() => match incoming {
                 Incoming::Stanza(stanza) => match *stanza {
                     Stanza::Presence(presence) => {
-                        for answer in presence_answers(config, &presence) {
+                        let mut answers = presence_answers(config, &presence);
+                        let caller = Caller::of_sender(config, presence.from.as_ref());
+                        if !answers.is_empty() && !app.budget.allows(&caller, Instant::now()) {
+                            answers.clear();
+                        }
+                        for answer in answers {
                             if let Err(reason) = connection.send(answer.into()).await {
                                 return Ended::Lost(reason);
                             }
@@ -318,21 +331,26 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
                         }
                     }
                     Stanza::Iq(iq) if app.clients.answered(&iq) => continue,
-                    request => match spawn_request(app, request, &replies) {
-                        Some(busy) => busy,
-                        None => continue,
-                    },
+                    request => {
+                        let caller = Caller::of_stanza(config, &app.chat, &request);
+                        let cost = app.budget.admit(&caller, Instant::now());
+                        match spawn_request(app, cost, request, &replies) {
+                            Some(busy) => busy,
+                            None => continue,
+                        }
+                    }
                 },
-                Incoming::Invalid { is_iq_request: true, from: Some(from), to, id: Some(id), reason } => {
-                    tracing::info!("refused an IQ from {from} that did not parse: {reason}");
-                    let Some(reply) = invalid_iq_reply(&app.ctx.config, &from, to.as_deref(), id, &reason) else {
+                Incoming::Invalid { head, problem } => {
+                    let from = head.from.as_deref().and_then(|from| from.parse().ok());
+                    let caller = Caller::of_sender(config, from.as_ref());
+                    let reply = invalid_iq_reply(config, &head, &problem)
+                        .filter(|_| app.budget.allows(&caller, Instant::now()));
+                    let Some(reply) = reply else {
+                        tracing::debug!("ignored a <{}/> that was not accepted: {problem}", head.name);
                         continue;
                     };
+                    tracing::info!("refused an IQ from {}: {problem}", head.from.as_deref().unwrap_or("?"));
                     reply.into()
-                }
-                Incoming::Invalid { reason, .. } => {
-                    tracing::debug!("ignored a stanza that did not parse: {reason}");
-                    continue;
                 }
                 // Any stanza through Prosody proves the stream alive: ping
                 // ourselves; Prosody routes it back and we answer it.
@@ -352,15 +370,31 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
     }
 }
 
-/// Handles an IQ or a message in its own task; what it answers, and any
-/// update notices its command caused, go to `replies`. When
-/// [`MAX_IN_FLIGHT`] requests are already running, returns the immediate
-/// "busy" answer instead, so nobody is left without one.
+/// Handles an IQ or a message in its own task, within what its sender
+/// may cost ([`budget::Admission`]); what it answers, and any update
+/// notices its command caused, go to `replies`. When it cannot run now
+/// (modman is full or stopping), returns the immediate answer saying why
+/// instead, so nobody is left without one; a non-admin's request past the
+/// non-admins' pool is dropped like one over budget.
 fn spawn_request(
     app: &Arc<App>,
+    cost: budget::Admission,
     request: Stanza,
     replies: &mpsc::Sender<Stanza>,
 ) -> Option<Stanza> {
+    // A non-admin's request also takes a place in a pool of its own, so
+    // non-admins never hold more than that of the places admins need.
+    let others = match cost {
+        budget::Admission::Dropped => return None,
+        budget::Admission::Uncharged => None,
+        budget::Admission::Other => match app.others_in_flight.clone().try_acquire_owned() {
+            Ok(place) => Some(place),
+            Err(_) => {
+                tracing::debug!("dropped a request from a non-admin: their pool is full");
+                return None;
+            }
+        },
+    };
     let permit = match app.stop.admit() {
         Admission::Run(permit) => permit,
         Admission::Refused(why) => {
@@ -397,7 +431,7 @@ fn spawn_request(
             drop(catalog);
             release_freed_memory();
         }
-        drop(permit);
+        drop((permit, others));
     });
     None
 }
@@ -487,7 +521,7 @@ impl App {
                 id,
                 payload: Some(payload),
                 ..
-            } if id == SERVER_VERSION_ID && from == server_host(&self.ctx.config) => {
+            } if id == SERVER_VERSION_ID && from == self.ctx.config.server_host() => {
                 match VersionResult::try_from(payload) {
                     Ok(version) => {
                         tracing::info!("the server runs {} {}", version.name, version.version);
@@ -499,7 +533,7 @@ impl App {
             }
             Iq::Error {
                 from, id, error, ..
-            } if id == SERVER_VERSION_ID && from == server_host(&self.ctx.config) => {
+            } if id == SERVER_VERSION_ID && from == self.ctx.config.server_host() => {
                 tracing::warn!(
                     "the server did not tell its version ({:?}); enable mod_version in Prosody so modman can check module compatibility",
                     error.defined_condition
@@ -713,28 +747,34 @@ fn adhoc_error(error: AdhocError) -> StanzaError {
     command_error(type_, condition, app_condition, text)
 }
 
-/// The error owed to an IQ request that did not parse. Its addresses come
-/// raw from the wire: if they do not parse either, there is nobody to
+/// The error owed to an IQ request that was not accepted. Its addresses
+/// come raw from the wire: if they do not parse either, there is nobody to
 /// answer.
-fn invalid_iq_reply(
-    config: &Config,
-    from: &str,
-    to: Option<&str>,
-    id: String,
-    reason: &str,
-) -> Option<Iq> {
-    let from: Jid = from.parse().ok()?;
-    let to: Jid = match to {
+fn invalid_iq_reply(config: &Config, head: &Head, problem: &Problem) -> Option<Iq> {
+    if !head.is_iq_request() {
+        return None;
+    }
+    let from: Jid = head.from.as_deref()?.parse().ok()?;
+    let to: Jid = match head.to.as_deref() {
         Some(to) => to.parse().ok()?,
         None => Jid::from(config.component.jid.clone()),
     };
-    let error = StanzaError::new(
-        ErrorType::Modify,
-        DefinedCondition::BadRequest,
-        "en",
-        format!("modman could not read this IQ: {reason}"),
-    );
-    Some(Iq::from_error(id, error).with_to(from).with_from(to))
+    let (condition, text) = match problem {
+        Problem::Unreadable(reason) => (
+            DefinedCondition::BadRequest,
+            format!("modman could not read this IQ: {reason}"),
+        ),
+        Problem::OverLimit(limit) => (
+            DefinedCondition::PolicyViolation,
+            format!("modman refused this IQ unread: {limit}, past what it accepts; nothing was done, send it within that bound"),
+        ),
+    };
+    let error = StanzaError::new(ErrorType::Modify, condition, "en", text);
+    Some(
+        Iq::from_error(head.id.clone()?, error)
+            .with_to(from)
+            .with_from(to),
+    )
 }
 
 /// The immediate error for an IQ request that cannot run now, saying why;
@@ -768,18 +808,12 @@ fn server_version_query(config: &Config) -> Option<Iq> {
     Some(
         Iq::from_get(SERVER_VERSION_ID, VersionQuery)
             .with_from(Jid::from(config.component.jid.clone()))
-            .with_to(server_host(config)?),
+            .with_to(config.server_host()?),
     )
 }
 
 /// The Prosody host modman's component hangs under, which answers the
 /// version query.
-fn server_host(config: &Config) -> Option<Jid> {
-    let component = config.component.jid.domain().as_str();
-    let (_, host) = component.split_once('.')?;
-    host.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -429,6 +429,80 @@ fn text_element(element_name: &str, text: &str) -> Element {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::{Response, REPLY_BYTES};
+
+    /// Bytes `form` takes written as XML.
+    fn written(form: &Element) -> usize {
+        let mut bytes = Vec::new();
+        form.write_to(&mut bytes).unwrap();
+        bytes.len()
+    }
+
+    #[test]
+    fn every_rendering_of_a_fitted_response_stays_under_the_stanza_budget() {
+        const STANZA: usize = 256 * 1024;
+        let summary = "A summary & <its> \"quoted\" words. ".repeat(100);
+        assert!(summary.len() > 3000);
+        let columns = vec![
+            ("module", "Module"),
+            ("installed", "Installed"),
+            ("available", "Available"),
+            ("update", "Update"),
+            ("enabled", "Enabled on"),
+            ("loaded", "Loaded on"),
+            ("stage", "Stage"),
+            ("summary", "Summary"),
+        ];
+        let rows = (0..200)
+            .map(|i| {
+                let mut row = vec![format!("module_{i}")];
+                row.extend(
+                    ["1.0", "1.1", "1.1", "a.example", "a.example", "beta"].map(String::from),
+                );
+                row.push(summary.clone());
+                row
+            })
+            .collect();
+        let table = Table {
+            title: "Modules".into(),
+            columns,
+            rows,
+            note: "200 modules.".into(),
+        };
+        let Response::Table(table) = Response::Table(table).fit(REPLY_BYTES) else {
+            unreachable!()
+        };
+        assert!(table.rows.len() < 200);
+        let text_form = table_text_form(&table);
+        for size in [
+            written(&table_form(&table)),
+            written(&text_form),
+            plain_text(&text_form).len(),
+            crate::text::render(&Response::Table(table.clone())).len(),
+        ] {
+            assert!(size < STANZA, "{size}");
+        }
+
+        let readme: Vec<String> = (0..12_000)
+            .map(|i| format!("Line {i} of a README & its <markup>, \"quoted\"."))
+            .collect();
+        let details = Details {
+            title: "mod_x".into(),
+            fields: vec![("description", "Description", readme.join("\n"))],
+            whole_at: vec![],
+        };
+        let Response::Details(details) = Response::Details(details).fit(REPLY_BYTES) else {
+            unreachable!()
+        };
+        let form = details_form(&details);
+        for size in [
+            written(&form),
+            plain_text(&form).len(),
+            crate::text::render(&Response::Details(details.clone())).len(),
+        ] {
+            assert!(size < STANZA, "{size}");
+        }
+    }
 
     #[test]
     fn a_table_round_trips_through_reported_and_items() {
@@ -514,6 +588,7 @@ mod tests {
                 ("files", "Files", "a.lua\nREADME.md".into()),
                 ("stage", "Stage", String::new()),
             ],
+            whole_at: vec![],
         };
         assert_eq!(
             plain_text(&details_form(&details)),

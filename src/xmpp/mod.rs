@@ -4,12 +4,14 @@
 //! (`component`).
 
 pub mod adhoc;
+pub mod budget;
 pub mod chat;
 pub mod command;
 pub mod component;
 pub mod disco;
 pub mod forms;
 pub mod notices;
+pub mod parser;
 pub mod probe;
 pub mod reload;
 pub mod shutdown;

@@ -12,13 +12,15 @@
 
 use std::time::Duration;
 
-use minidom::rxml::{self, AsyncReader, Event, Namespace};
+use minidom::rxml::{self, Event, GenericAsyncReader, GenericReader, Namespace};
 use minidom::Element;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_xmpp::Stanza;
+
+use super::parser::StanzaParser;
 use xmpp_parsers::component::Handshake;
 use xmpp_parsers::jid::BareJid;
 use xmpp_parsers::ns;
@@ -29,6 +31,13 @@ use xmpp_parsers::stream_error::StreamError;
 /// components, 256 KiB from clients), since no single token of a stanza
 /// can be longer than the stanza. The parser keeps a buffer this size.
 pub const MAX_TOKEN: usize = 1024 * 1024;
+
+/// Largest stanza modman writes. Prosody closes a component's stream on a
+/// stanza over 512 KiB, which would cost every admin their answers and
+/// modman a reconnect; replies are fitted well under this (see
+/// [`crate::ops::REPLY_BYTES`]), and one that is not anyway is dropped
+/// here, as that reply's problem rather than the connection's.
+pub const MAX_STANZA_OUT: usize = 512 * 1024 - 1024;
 
 /// Silence after which the stream reports [`Incoming::Idle`] (we then
 /// ping), and the further silence after which it is declared dead.
@@ -79,15 +88,9 @@ fn refusal_advice(reason: &str, jid: &BareJid) -> String {
 pub enum Incoming {
     /// Boxed: a stanza is large and the other cases are small.
     Stanza(Box<Stanza>),
-    /// A stanza that did not parse. For an IQ request the component still
-    /// owes the sender an error reply, addressed from these raw attributes.
-    Invalid {
-        is_iq_request: bool,
-        from: Option<String>,
-        to: Option<String>,
-        id: Option<String>,
-        reason: String,
-    },
+    /// A stanza that was not accepted. For an IQ request the component
+    /// still owes the sender an error reply, addressed from its head.
+    Invalid { head: Head, problem: Problem },
     /// Nothing was read for a while; send something that makes Prosody
     /// answer, or the stream will be declared dead.
     Idle,
@@ -95,16 +98,89 @@ pub enum Incoming {
     Closed(String),
 }
 
+/// What a stanza is and who it is between, raw from the wire: all that is
+/// needed to address an error reply to a stanza that was not accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Head {
+    pub name: String,
+    pub type_: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub id: Option<String>,
+}
+
+impl Head {
+    fn of(element: &Element) -> Head {
+        let attr = |name: &str| element.attr(name).map(str::to_owned);
+        Head {
+            name: element.name().to_owned(),
+            type_: attr("type"),
+            from: attr("from"),
+            to: attr("to"),
+            id: attr("id"),
+        }
+    }
+
+    /// Whether the stanza was an IQ request, which is owed an answer.
+    pub fn is_iq_request(&self) -> bool {
+        self.name == "iq" && matches!(self.type_.as_deref(), Some("get" | "set"))
+    }
+}
+
+/// Why a stanza was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// It went past one of the [`Limit`]s; nothing was built from it.
+    #[error("{0}")]
+    OverLimit(Limit),
+    /// It was read whole but is not a valid stanza.
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+/// The bounds on one stanza, enforced while it is read, before anything is
+/// built from it. Everything below the stanza is handled by code that
+/// recurses into children (the typed parsers, minidom's own drop), so the
+/// depth bound is what keeps an attacker's nesting off modman's stack; the
+/// counts bound the memory one stanza can take (a minidom element with its
+/// attributes is some hundreds of bytes: 10,000 of them are a few MiB,
+/// where Prosody's 512 KiB would otherwise allow some 130,000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Limit {
+    #[error("elements nested more than {MAX_DEPTH} deep")]
+    Depth,
+    #[error("more than {MAX_ELEMENTS} elements in one stanza")]
+    Elements,
+    #[error("more than {MAX_ATTRIBUTES} attributes in one stanza")]
+    Attributes,
+}
+
+/// Deepest nesting accepted, the stanza itself being level 1. The deepest
+/// real payloads modman can be sent are some 12 levels: a MAM result or
+/// carbon (`message/result/forwarded/message`) carrying XHTML-IM
+/// (`html/body/p/span/...`), a PubSub event carrying Atom
+/// (`message/event/items/item/entry/content/div/...`); data forms are 5
+/// (`iq/command/x/field/value`), MUC presences with caps 4. 64 leaves room
+/// for any of them, and 64 frames of recursion cost nothing.
+pub const MAX_DEPTH: usize = 64;
+/// Most elements in one stanza: a submitted form choosing every module of
+/// a large repository is some 1,000 `<value/>`s, a MUC presence a handful.
+pub const MAX_ELEMENTS: usize = 10_000;
+/// Most attributes in one stanza, summed over its elements: two per
+/// element on average at the element bound.
+pub const MAX_ATTRIBUTES: usize = 20_000;
+
 /// A top-level element read whole, or the end of the stream.
 enum Read {
     Element(Element),
+    Refused { head: Head, limit: Limit },
     Idle,
     Closed(String),
 }
 
 /// An authenticated component stream.
 pub struct Connection {
-    reader: AsyncReader<BufReader<OwnedReadHalf>>,
+    reader: GenericAsyncReader<BufReader<OwnedReadHalf>, StanzaParser>,
     writer: OwnedWriteHalf,
     /// The stanza being read. Kept here, not in [`Connection::next`]'s
     /// future, so that dropping that future (it runs in a `select!`)
@@ -141,7 +217,7 @@ impl Connection {
             .map_err(|e| unreachable(e.to_string()))?;
         let (read, writer) = tcp.into_split();
         let mut connection = Connection {
-            reader: AsyncReader::with_options(BufReader::new(read), parser_options()),
+            reader: GenericAsyncReader::with_options(BufReader::new(read), parser_options()),
             writer,
             stanzas: Assembler::default(),
             deadline: Instant::now() + HANDSHAKE_TIMEOUT,
@@ -177,7 +253,7 @@ impl Connection {
                     return Err(refused(stream_error_text(element)))
                 }
                 // Stream features, if any: a component stream has none.
-                Read::Element(_) => continue,
+                Read::Element(_) | Read::Refused { .. } => continue,
                 Read::Idle => continue,
                 Read::Closed(reason) => return Err(refused(reason)),
             }
@@ -208,6 +284,12 @@ impl Connection {
         loop {
             let element = match self.read_element().await {
                 Read::Element(element) => element,
+                Read::Refused { head, limit } => {
+                    return Incoming::Invalid {
+                        head,
+                        problem: Problem::OverLimit(limit),
+                    }
+                }
                 Read::Idle => return Incoming::Idle,
                 Read::Closed(reason) => return Incoming::Closed(reason),
             };
@@ -247,6 +329,7 @@ impl Connection {
             self.reset_deadline();
             match self.stanzas.feed(event) {
                 Some(Assembled::Element(element)) => return Read::Element(element),
+                Some(Assembled::Refused { head, limit }) => return Read::Refused { head, limit },
                 Some(Assembled::StreamEnd) => {
                     return Read::Closed("Prosody ended the stream".into())
                 }
@@ -277,15 +360,24 @@ impl Connection {
     }
 
     /// Writes one element. One that cannot be written as XML (a character
-    /// XML forbids, which Prosody would answer by closing the stream) is
-    /// logged and dropped: it is that reply's problem, never the
-    /// connection's.
+    /// XML forbids, which Prosody would answer by closing the stream), or
+    /// that is over [`MAX_STANZA_OUT`], is logged and dropped: it is that
+    /// reply's problem, never the connection's.
     async fn send_element(&mut self, element: &Element) -> Result<(), String> {
         let mut bytes = Vec::new();
         if let Err(e) = element.write_to(&mut bytes) {
             tracing::warn!(
                 "dropped a <{}/> that could not be written as XML: {e}",
                 element.name()
+            );
+            return Ok(());
+        }
+        if bytes.len() > MAX_STANZA_OUT {
+            tracing::warn!(
+                "dropped a <{}/> to {} of {} bytes, over the {MAX_STANZA_OUT} Prosody accepts from a component",
+                element.name(),
+                element.attr("to").unwrap_or("?"),
+                bytes.len()
             );
             return Ok(());
         }
@@ -308,6 +400,10 @@ impl Connection {
     }
 }
 
+/// A blocking reader of stream bytes with the component's parser, for
+/// tests and fuzzing.
+pub type StanzaReader<T> = GenericReader<T, StanzaParser>;
+
 /// The parser options modman reads Prosody's stream with.
 pub fn parser_options() -> rxml::parser::Options {
     rxml::parser::Options {
@@ -317,16 +413,37 @@ pub fn parser_options() -> rxml::parser::Options {
 }
 
 /// Builds top-level elements (stanzas) from the parser's events, after the
-/// stream header. Apart from the socket so it can be fuzzed.
+/// stream header, within the [`Limit`]s. Apart from the socket so it can
+/// be fuzzed.
 #[derive(Default)]
 pub struct Assembler {
     /// The stanza's element and the open children below it.
     open: Vec<Element>,
+    /// Elements and attributes of the stanza being read so far.
+    elements: usize,
+    attributes: usize,
+    /// Set once the stanza being read went past a limit: the rest of it is
+    /// only counted, to find its end.
+    refusing: Option<Refusing>,
+}
+
+/// A stanza past a limit, being read to its end.
+struct Refusing {
+    head: Head,
+    limit: Limit,
+    /// Elements open below the stream, the stanza's own included.
+    depth: usize,
 }
 
 /// What a run of events completed.
 pub enum Assembled {
     Element(Element),
+    /// A stanza that went past a limit, read to its end; nothing below its
+    /// head was kept.
+    Refused {
+        head: Head,
+        limit: Limit,
+    },
     /// The stream header's end tag.
     StreamEnd,
 }
@@ -334,14 +451,53 @@ pub enum Assembled {
 impl Assembler {
     /// Takes one event; returns what it completed, if anything.
     pub fn feed(&mut self, event: Event) -> Option<Assembled> {
+        if let Some(refusing) = &mut self.refusing {
+            match event {
+                Event::StartElement(..) => refusing.depth += 1,
+                Event::EndElement(_) => refusing.depth -= 1,
+                Event::XmlDeclaration(..) | Event::Text(..) => {}
+            }
+            if refusing.depth > 0 {
+                return None;
+            }
+            let Refusing { head, limit, .. } = self.refusing.take()?;
+            return Some(Assembled::Refused { head, limit });
+        }
         match event {
             Event::XmlDeclaration(..) => None,
             Event::StartElement(_, (namespace, name), attrs) => {
+                self.elements += 1;
+                self.attributes += attrs.len();
+                let over = if self.open.len() >= MAX_DEPTH {
+                    Some(Limit::Depth)
+                } else if self.elements > MAX_ELEMENTS {
+                    Some(Limit::Elements)
+                } else if self.attributes > MAX_ATTRIBUTES {
+                    Some(Limit::Attributes)
+                } else {
+                    None
+                };
                 let mut element = Element::builder(name.as_str(), namespace.as_str()).build();
                 for ((namespace, name), value) in attrs.into_iter() {
-                    element.set_attr(namespace, name, value);
+                    // Past a limit only the head of a stanza is kept.
+                    let head = namespace.is_none()
+                        && matches!(name.as_str(), "type" | "from" | "to" | "id");
+                    if over.is_none() || head {
+                        element.set_attr(namespace, name, value);
+                    }
                 }
-                self.open.push(element);
+                match over {
+                    None => self.open.push(element),
+                    Some(limit) => {
+                        let head = Head::of(self.open.first().unwrap_or(&element));
+                        let depth = self.open.len() + 1;
+                        // What was built is within the limits, so dropping
+                        // it recurses no deeper than they allow.
+                        self.open.clear();
+                        self.end_stanza();
+                        self.refusing = Some(Refusing { head, limit, depth });
+                    }
+                }
                 None
             }
             // Whitespace between stanzas has no parent and no meaning.
@@ -357,27 +513,29 @@ impl Assembler {
                     parent.append_child(child);
                     None
                 }
-                (Some(element), None) => Some(Assembled::Element(element)),
+                (Some(element), None) => {
+                    self.end_stanza();
+                    Some(Assembled::Element(element))
+                }
             },
         }
+    }
+
+    fn end_stanza(&mut self) {
+        self.elements = 0;
+        self.attributes = 0;
     }
 }
 
 /// A complete top-level element in the component namespace, as a typed
 /// stanza or, if it is not one, as the stanza's own problem.
 pub fn stanza(element: Element) -> Incoming {
-    let attr = |name: &str| element.attr(name).map(str::to_owned);
-    let (from, to, id) = (attr("from"), attr("to"), attr("id"));
-    let is_iq_request =
-        element.name() == "iq" && matches!(element.attr("type"), Some("get" | "set"));
+    let head = Head::of(&element);
     match Stanza::try_from(element) {
         Ok(stanza) => Incoming::Stanza(Box::new(stanza)),
         Err(e) => Incoming::Invalid {
-            is_iq_request,
-            from,
-            to,
-            id,
-            reason: e.to_string(),
+            head,
+            problem: Problem::Unreadable(e.to_string()),
         },
     }
 }
@@ -414,6 +572,99 @@ fn stream_error_text(element: Element) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Everything the assembler completes from `stanzas`, read after a
+    /// stream header as the connection reads them.
+    fn assemble(stanzas: &str) -> Vec<Assembled> {
+        let input = format!(
+            "<stream:stream xmlns='jabber:component:accept' xmlns:stream='{}'>{stanzas}",
+            ns::STREAM
+        );
+        let mut reader = StanzaReader::with_options(input.as_bytes(), parser_options());
+        let mut assembler = Assembler::default();
+        assert!(matches!(
+            reader.read(),
+            Ok(Some(Event::XmlDeclaration(..)) | Some(Event::StartElement(..)))
+        ));
+        let mut done = Vec::new();
+        while let Ok(Some(event)) = reader.read() {
+            done.extend(assembler.feed(event));
+        }
+        done
+    }
+
+    fn nested(levels: usize) -> String {
+        format!("{}{}", "<a>".repeat(levels), "</a>".repeat(levels))
+    }
+
+    fn refused(done: &Assembled) -> Option<(&Head, Limit)> {
+        match done {
+            Assembled::Refused { head, limit } => Some((head, *limit)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_stanza_nested_past_the_bound_is_refused_whole_and_the_next_one_is_read() {
+        let deep = nested(30_000);
+        let done = assemble(&format!(
+            "<iq type='set' id='deep' from='u@x/r' to='modman.x'>{deep}</iq><message from='u@x/r'><body>hi</body></message>"
+        ));
+        assert_eq!(done.len(), 2);
+        let (head, limit) = refused(&done[0]).expect("refused");
+        assert_eq!(limit, Limit::Depth);
+        assert!(head.is_iq_request());
+        assert_eq!(
+            (head.id.as_deref(), head.from.as_deref()),
+            (Some("deep"), Some("u@x/r"))
+        );
+        let Assembled::Element(next) = &done[1] else {
+            panic!("the next stanza was not read");
+        };
+        assert_eq!(next.name(), "message");
+        assert!(matches!(stanza(next.clone()), Incoming::Stanza(_)));
+    }
+
+    #[test]
+    fn depth_up_to_the_bound_is_read() {
+        let done = assemble(&format!("<message>{}</message>", nested(MAX_DEPTH - 1)));
+        assert!(matches!(done.as_slice(), [Assembled::Element(_)]));
+        let done = assemble(&format!("<message>{}</message>", nested(MAX_DEPTH)));
+        assert_eq!(refused(&done[0]).map(|(_, l)| l), Some(Limit::Depth));
+    }
+
+    #[test]
+    fn element_and_attribute_counts_are_bounded_per_stanza() {
+        let wide = "<a/>".repeat(MAX_ELEMENTS);
+        let done = assemble(&format!("<message id='w'>{wide}</message><presence/>"));
+        let (head, limit) = refused(&done[0]).expect("refused");
+        assert_eq!(
+            (limit, head.name.as_str(), head.id.as_deref()),
+            (Limit::Elements, "message", Some("w"))
+        );
+        assert!(
+            matches!(done[1], Assembled::Element(_)),
+            "the count starts again"
+        );
+
+        let attributes: String = (0..60).map(|i| format!(" a{i}='v'")).collect();
+        let many = format!("<a{attributes}/>").repeat(MAX_ATTRIBUTES / 60 + 1);
+        let done = assemble(&format!("<message>{many}</message>"));
+        assert_eq!(refused(&done[0]).map(|(_, l)| l), Some(Limit::Attributes));
+
+        // Many stanzas, each within the bounds, are each read.
+        let within = format!(
+            "<message>{}</message>",
+            "<a x='1'/>".repeat(MAX_ELEMENTS / 2)
+        );
+        let done = assemble(&within.repeat(3));
+        assert_eq!(
+            done.iter()
+                .filter(|d| matches!(d, Assembled::Element(_)))
+                .count(),
+            3
+        );
+    }
 
     #[test]
     fn nothing_xml_forbids_is_written() {

@@ -565,6 +565,24 @@ impl Client {
             .expect("the reply stanza")
     }
 
+    /// Sends `xml` exactly as written (never parsed on the way, so it may
+    /// be nested deeper than any parser of the client's would take) and
+    /// returns the reply to the IQ with id `id`.
+    pub fn raw(&mut self, xml: &str, id: &str) -> Element {
+        let answer = self.request(json!({"op": "raw", "xml": xml, "id": id}));
+        let reply = answer["xml"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no reply to IQ {id}: {answer}"));
+        let wrapped: Element = format!("<w xmlns='jabber:client'>{reply}</w>")
+            .parse()
+            .unwrap_or_else(|e| panic!("reply {reply} does not parse: {e}"));
+        wrapped
+            .children()
+            .next()
+            .cloned()
+            .expect("the reply stanza")
+    }
+
     /// Sends a raw stanza without waiting for anything.
     pub fn send(&mut self, xml: &str) {
         assert_eq!(

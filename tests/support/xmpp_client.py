@@ -32,6 +32,17 @@ check interoperability rather than assume it. Requests:
                                               presences from JID: {"types": [...]}
   {"op": "next_chat", "from": JID}           the next chat message from JID:
                                               {"body": ...} or {"timeout": true}
+  {"op": "raw", "xml": X, "id": ID}          send X as it is (no parsing: it may be
+                                              deeper than Python's parser goes);
+                                              answer the IQ with that id: {"xml": ...}
+  {"op": "blast", "to": JID, "count": N,      send N chat lines B to JID (and M
+   "body": B, "room": R, "room_count": M,     lines RB to room R; S a second if
+   "room_body": RB, "per_second": S}          given, else at once), then ask JID
+                                              disco#info until it answers, so all
+                                              before was read; answer how many
+                                              chat messages came from JID
+  {"op": "count_from", "room": R, "nick": N}  how many groupchat messages from R/N
+                                              arrived and were not yet taken
   {"op": "quit"}
 
 Every answer is one JSON line. Run with /usr/bin/python3 (Debian's
@@ -125,6 +136,62 @@ class Client(slixmpp.ClientXMPP):
             ping = "<iq type='get' id='nudge' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>" % self.boundjid.domain
             # Through the send queue, so it follows the stanza.
             self.send(ping * (2 * size // len(ping) + 1), use_filters=False)
+
+    async def raw(self, text, id_):
+        answered = asyncio.get_event_loop().create_future()
+        self.register_handler(slixmpp.xmlstream.handler.Callback(
+            "raw " + id_, slixmpp.xmlstream.matcher.MatcherId(id_),
+            lambda iq: answered.done() or answered.set_result(iq), once=True))
+        self.send_raw(text)
+        self.nudge(text)
+        try:
+            reply = await asyncio.wait_for(answered, 20)
+        except asyncio.TimeoutError:
+            return {"timeout": True}
+        return {"xml": str(reply)}
+
+    async def blast(self, to, count, body, room, room_count, room_body, per_second=None):
+        for sent in range(1, count + 1):
+            self.send_message(mto=to, mbody=body, mtype="chat")
+            if per_second and sent % max(1, per_second // 10) == 0:
+                await asyncio.sleep(0.1)
+        for _ in range(room_count):
+            self.send_message(mto=room, mbody=room_body, mtype="groupchat")
+        # Prosody hands modman one sender's stanzas in order: an answer to
+        # a request sent after them means modman has read them all. Asked
+        # again until its budget lets one through.
+        read = False
+        for _ in range(60):
+            iq = self.make_iq_get(queryxmlns="http://jabber.org/protocol/disco#info", ito=to)
+            try:
+                await iq.send(timeout=2)
+                read = True
+                break
+            except IqError:
+                read = True
+                break
+            except IqTimeout:
+                continue
+        bare = slixmpp.JID(to).bare
+        replies = 0
+        while not self.inbox.empty():
+            message = self.inbox.get_nowait()
+            if message["from"].bare == bare and message["type"] != "groupchat":
+                replies += 1
+        return {"replies": replies, "read": read}
+
+    def count_from(self, room, nick):
+        count = 0
+        kept = []
+        while not self.inbox.empty():
+            message = self.inbox.get_nowait()
+            if message["type"] == "groupchat" and message["from"].bare == room and message["from"].resource == nick:
+                count += 1
+            else:
+                kept.append(message)
+        for message in kept:
+            self.inbox.put_nowait(message)
+        return {"count": count}
 
     async def raw_iq(self, text):
         wrapper = ET.fromstring("<w xmlns='jabber:client'>%s</w>" % text)
@@ -244,6 +311,14 @@ async def main():
         try:
             if op == "iq":
                 answer = await client.raw_iq(request["xml"])
+            elif op == "raw":
+                answer = await client.raw(request["xml"], request["id"])
+            elif op == "blast":
+                answer = await client.blast(request["to"], request["count"], request["body"],
+                                            request.get("room"), request.get("room_count", 0),
+                                            request.get("room_body", ""), request.get("per_second"))
+            elif op == "count_from":
+                answer = client.count_from(request["room"], request["nick"])
             elif op == "send":
                 client.send_raw(request["xml"])
                 client.nudge(request["xml"])
