@@ -128,6 +128,18 @@ pub enum Shipped {
     Debian { dir: PathBuf, version: String },
 }
 
+impl Shipped {
+    /// Whose module it is, as `list`, `info` and the enable form label it:
+    /// a community module from Debian's package is not Prosody's own,
+    /// though it sits in Prosody's directory.
+    pub fn whose(&self) -> &'static str {
+        match self {
+            Shipped::Debian { .. } => "Debian's prosody-modules",
+            Shipped::Feature | Shipped::Directory(_) => "Prosody's own",
+        }
+    }
+}
+
 /// How `name`, found in Prosody's module directory `dir`, got there: by
 /// Debian's prosody-modules (its dpkg file list says so) or with Prosody.
 pub fn shipped_in(dir: &Path, name: &str) -> Shipped {

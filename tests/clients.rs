@@ -152,7 +152,7 @@ fn gajim_1_7_gets_every_result_as_a_single_item_form_and_no_completes() {
     assert_eq!(last(&accepted)["status"], "completed", "{accepted}");
     assert!(!removed_dir.exists());
 
-    // Prosody's own modules are offered by enable, and shown as builtin.
+    // Prosody's own modules are offered by enable, and shown as such.
     let enable_form = gajim.iq(&format!(
         "<iq type='set' to='{COMPONENT}' id='e'><command xmlns='http://jabber.org/protocol/commands' node='enable'/></iq>"
     ));
@@ -188,7 +188,7 @@ fn gajim_1_7_gets_every_result_as_a_single_item_form_and_no_completes() {
     assert_eq!(last(&enable)["status"], "completed", "{enable}");
     let builtin = gajim.run("list", json!({"show": "installed", "query": "mam"}));
     assert!(
-        shown(last(&builtin)).contains("mam (installed: builtin"),
+        shown(last(&builtin)).contains("mam (installed: Prosody's own"),
         "{builtin}"
     );
     let info = gajim.run("info", json!({"module": "mam"}));

@@ -12,7 +12,8 @@ use modman::engine::admin_socket::{
 };
 use modman::prosody::{Objection, Shipped};
 use modman::repo::index::{DependencyKind, Index, Need};
-use support::{server, Prosody, Repository, Version, DOMAIN};
+use serde_json::json;
+use support::{last, modman_with, server, Prosody, Repository, Version, DOMAIN};
 
 /// A module that loads and then reports an error, as a module missing an
 /// option does (mod_dnsbl on 13, which 0.12's corpus lacks).
@@ -376,4 +377,38 @@ fn copies_over_debian_s_prosody_modules_are_said_once_naming_the_package() {
     for module in ["csi_battery_saver", "lastlog"] {
         assert!(prosody.modules_dir().join(format!("mod_{module}")).is_dir());
     }
+}
+
+/// `list` labels a module of Prosody's directory that modman enabled by
+/// whose it is, in the form's `installed` field: lastlog, which Debian's
+/// prosody-modules put there, apart from Prosody's own mam.
+#[test]
+fn list_tells_debian_s_prosody_modules_from_prosody_s_own() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let (_modman, mut admin) = modman_with(&prosody, &repository);
+    let builtin = server().builtin_modules();
+    assert!(matches!(
+        modman::prosody::shipped_in(&builtin, "lastlog"),
+        Shipped::Debian { .. }
+    ));
+    let enable = admin.run(
+        "enable",
+        json!({"modules": ["lastlog", "mam"], "hosts": [DOMAIN]}),
+    );
+    assert_eq!(last(&enable)["status"], "completed", "{enable}");
+    let list = admin.run("list", json!({"show": "installed"}));
+    let items = last(&list)["form"]["items"].as_array().unwrap().clone();
+    let installed = |module: &str| {
+        items
+            .iter()
+            .find(|row| row["module"] == module)
+            .and_then(|row| row["installed"].as_str())
+            .map(str::to_owned)
+    };
+    let debian = modman::prosody::shipped_in(&builtin, "lastlog").whose();
+    let own = Shipped::Directory(builtin.clone()).whose();
+    assert_ne!(debian, own);
+    assert_eq!(installed("lastlog").as_deref(), Some(debian), "{list}");
+    assert_eq!(installed("mam").as_deref(), Some(own), "{list}");
 }

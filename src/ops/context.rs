@@ -109,12 +109,7 @@ impl Context {
                         .filter(|name| !installed.modules.contains_key(name))
                         .map(|name| {
                             let dir = &self.config.prosody.builtin_modules;
-                            let whose = match crate::prosody::shipped_in(dir, &name) {
-                                crate::prosody::Shipped::Debian { .. } => {
-                                    "Debian's prosody-modules"
-                                }
-                                _ => "Prosody's own",
-                            };
+                            let whose = crate::prosody::shipped_in(dir, &name).whose();
                             (name.clone(), format!("{name}{LABEL_SEPARATOR}{whose}"))
                         }),
                 )

@@ -80,9 +80,10 @@ impl Command for Info {
             ),
             (None, false, true) => {
                 let dir = &ctx.config.prosody.builtin_modules;
-                match crate::prosody::shipped_in(dir, &name) {
-                    crate::prosody::Shipped::Debian { version, .. } => format!(
-                        "Debian's prosody-modules ({version}): a community module the package put among Prosody's own, in {}",
+                match &crate::prosody::shipped_in(dir, &name) {
+                    shipped @ crate::prosody::Shipped::Debian { version, .. } => format!(
+                        "{} ({version}): a community module the package put among Prosody's own, in {}",
+                        shipped.whose(),
                         dir.display()
                     ),
                     _ => format!("builtin: one of Prosody's own modules, in {}", dir.display()),
