@@ -13,6 +13,7 @@ use modman::config::Config;
 use modman::engine::Opening;
 use modman::ops::{self, Context};
 use modman::xmpp::probe::HandshakeProbe;
+use modman::xmpp::shutdown::Exit;
 
 mod cli_ops;
 
@@ -29,6 +30,9 @@ macro_rules! out {
     }};
 }
 
+// After `out!`, which it uses.
+mod running;
+
 /// Manage Prosody modules over XMPP.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
@@ -39,8 +43,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Connect to Prosody as a component and serve commands until SIGINT or SIGTERM.
+    /// Connect to Prosody as a component and serve commands until SIGINT or SIGTERM; SIGHUP applies a changed modman.toml by a restart in place.
     Run(ConfigArg),
+    /// Make the running `modman run` for a config read it again (SIGHUP): if it changed, modman finishes the changes in flight and restarts in place, same PID, to apply it.
+    Reload {
+        /// The modman.toml the running modman was started with.
+        #[arg(long, short, default_value = "/etc/modman/modman.toml")]
+        config: PathBuf,
+    },
     /// Build, sign and verify module repositories.
     #[command(subcommand)]
     Repo(RepoCommand),
@@ -225,16 +235,15 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
                 admins.join(", ")
             );
             tokio::spawn(say_repositories(ctx.clone()));
-            match modman::xmpp::reload::on_hangup(config_path.clone(), config.clone()) {
-                Ok(hangups) => drop(tokio::spawn(hangups)),
-                Err(e) => {
-                    tracing::warn!("cannot listen for SIGHUP ({e}); a reload would stop modman")
-                }
-            }
-            modman::xmpp::component::run(ctx)
+            match modman::xmpp::component::run(ctx, &config_path)
                 .await
-                .map_err(|e| format!("cannot listen for signals: {e}"))
+                .map_err(|e| format!("cannot listen for signals: {e}"))?
+            {
+                Exit::Stopped => Ok(()),
+                Exit::Reload(parts) => Err(start_again(&parts)),
+            }
         }
+        Command::Reload { config } => running::reload(&config),
         Command::Repo(command) => return repo(command).await,
         Command::Setup {
             domain,
@@ -269,6 +278,38 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
         }
     };
     done.map(|()| ExitCode::SUCCESS)
+}
+
+/// After a reload's drain: this binary again, with the same arguments, in
+/// this process (same PID, so systemd keeps tracking it; every file and
+/// socket modman opened is close-on-exec). It starts as any start does,
+/// with the new modman.toml. Returns only if that could not be done.
+fn start_again(parts: &[modman::xmpp::reload::Part]) -> String {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            return format!(
+                "cannot find modman's own executable to start it again with the new modman.toml ({e}); modman has stopped, every request answered: start it again (systemctl start modman)"
+            )
+        }
+    };
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    tracing::info!(
+        "reload: applying {}: starting {} again in this process (PID {})",
+        modman::xmpp::reload::names(parts),
+        exe.display(),
+        std::process::id()
+    );
+    let e = std::process::Command::new(&exe)
+        .arg0(arg0)
+        .args(args)
+        .exec();
+    format!(
+        "cannot start {} again to apply modman.toml: {e}; modman has stopped, every request answered: start it again (systemctl start modman)",
+        exe.display()
+    )
 }
 
 fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {

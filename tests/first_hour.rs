@@ -7,7 +7,9 @@ mod support;
 use std::path::Path;
 
 use serde_json::json;
-use support::{cli, cli_binary, Client, Modman, Program, Prosody, Repository, ADMIN, DOMAIN};
+use support::{
+    cli, cli_binary, last, Client, Modman, Program, Prosody, Repository, ADMIN, COMPONENT, DOMAIN,
+};
 
 #[test]
 fn setup_then_check_then_an_admin_lists_modules_over_xmpp() {
@@ -597,68 +599,166 @@ fn every_failed_check_says_how_to_fix_it() {
     assert!(Path::new(&config_path).exists());
 }
 
-/// SIGHUP (`systemctl kill -s HUP modman`): modman.toml is read again; the log
-/// names what changed (a restart applies it) or why the file no longer
-/// loads, and modman stays up and connected throughout.
+/// The lines of modman's log that `needle` is in.
+fn logged(modman: &Modman, needle: &str) -> usize {
+    modman.log().matches(needle).count()
+}
+
+/// `modman reload` for the modman.toml at `toml`; its output must name
+/// modman's PID.
+fn reload(modman: &Modman, toml: &Path) {
+    let (ok, out, err) = cli(&["reload"], toml);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains(&format!("PID {}", modman.pid())), "{out}");
+}
+
+/// `modman reload` with modman.toml unchanged, then broken: nothing
+/// changes (the same process, the same connection, still serving), and the
+/// log says why; with no modman running for a config, it says so and fails.
 #[test]
-fn a_reload_reads_modman_toml_again_and_keeps_the_connection() {
+fn a_reload_of_an_unchanged_or_broken_modman_toml_changes_nothing() {
     let prosody = Prosody::start();
     let config = prosody.modman_config();
-    let modman = Modman::start(&prosody, &config);
+    let mut modman = Modman::start(&prosody, &config);
     let toml = prosody.path("modman.toml");
-    let hang_up = || {
-        let sent = std::process::Command::new("kill")
-            .args(["-HUP", &modman.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-    };
-    let reload_lines = || -> Vec<String> {
-        modman
-            .log()
-            .lines()
-            .filter(|l| l.contains("reload: "))
-            .map(str::to_owned)
-            .collect()
-    };
-    let wait_reloads = |n: usize| {
-        support::wait_for("the reload to be logged", || {
-            let lines = reload_lines();
-            (lines.len() >= n).then_some(lines)
-        })
-    };
-    hang_up();
-    let lines = wait_reloads(1);
-    assert!(lines[0].contains("nothing changed"), "{lines:?}");
-
-    let admins_line = config
-        .lines()
-        .find(|l| l.starts_with("admins"))
-        .unwrap()
-        .to_owned();
-    std::fs::write(
-        &toml,
-        config.replace(&admins_line, "admins = [\"someone@localhost\"]"),
-    )
-    .unwrap();
-    hang_up();
-    let lines = wait_reloads(2);
-    assert!(
-        lines[1].contains("WARN") && lines[1].contains("changed in admins;"),
-        "{lines:?}"
-    );
-
+    reload(&modman, &toml);
+    support::wait_for("the unchanged reload to be logged", || {
+        (logged(&modman, "nothing changed") == 1).then_some(())
+    });
     std::fs::write(&toml, "admins = [").unwrap();
-    hang_up();
-    let lines = wait_reloads(3);
-    assert!(
-        lines[2].contains("ERROR") && lines[2].contains("no longer loads"),
-        "{lines:?}"
-    );
-    // Still the first connection, and still serving the admins it started with.
+    reload(&modman, &toml);
+    support::wait_for("the broken file to be logged", || {
+        (logged(&modman, "no longer loads") == 1).then_some(())
+    });
     let mut admin = Client::connect(&prosody, ADMIN);
     let list = admin.run("list", json!({}));
-    assert_eq!(list["steps"][1]["status"], "completed", "{list}");
-    assert_eq!(modman.log().matches("connected to Prosody").count(), 1);
+    assert_eq!(last(&list)["status"], "completed", "{list}");
+    assert!(modman.running());
+    assert_eq!(logged(&modman, "connected to Prosody"), 1);
+    let (ok, _, _) = cli(&["reload"], &prosody.path("elsewhere.toml"));
+    assert!(!ok, "a reload with no modman running succeeded");
+    assert!(modman.terminate());
+}
+
+/// The way out of a repository out of reach: a repository built with
+/// `modman repo build --from-debian`, served on 127.0.0.1, named in
+/// modman.toml and applied by `modman reload`: the same process starts
+/// again with it, and the admin lists and installs its modules.
+#[test]
+fn a_reload_applies_a_repository_built_from_debian() {
+    let prosody = Prosody::start();
+    let url = format!("http://127.0.0.1:{}/", support::free_port());
+    let out_of_reach = support::luarocks_section(&url);
+    let config = prosody.modman_config() + &out_of_reach;
+    let mut modman = Modman::start(&prosody, &config);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let offered = |admin: &mut Client| -> Vec<String> {
+        let list = admin.run("list", json!({"show": "available"}));
+        last(&list)["form"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|row| row["module"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let outcome = |admin: &mut Client, name: &str| {
+        let refresh = admin.run("refresh", json!({}));
+        let rows = last(&refresh)["form"]["items"].as_array().unwrap().clone();
+        let row = rows.iter().find(|r| r["repository"] == name);
+        row.map(|r| r["outcome"].clone())
+            .unwrap_or_else(|| panic!("no {name} row: {refresh}"))
+    };
+    assert_eq!(outcome(&mut admin, "community"), "failed");
+    assert_eq!(offered(&mut admin), Vec::<String>::new());
+
+    let repository = Repository::start_from_debian();
+    let toml = prosody.path("modman.toml");
+    std::fs::write(
+        &toml,
+        config.replace(&out_of_reach, &repository.config_section()),
+    )
+    .unwrap();
+    reload(&modman, &toml);
+    support::wait_for("modman to connect again", || {
+        (logged(&modman, "connected to Prosody") == 2).then_some(())
+    });
+    assert!(modman.running(), "the restart in place ended the process");
+    assert_eq!(logged(&modman, &format!("(PID {})", modman.pid())), 1);
+
+    assert_ne!(outcome(&mut admin, &repository.name), "failed");
+    let offered = offered(&mut admin);
+    assert!(
+        offered.contains(&"csi_battery_saver".to_owned()),
+        "{offered:?}"
+    );
+    let install = admin.run("install", json!({"modules": ["csi_battery_saver"]}));
+    assert_eq!(last(&install)["status"], "completed", "{install}");
+    assert!(prosody.modules_dir().join("mod_csi_battery_saver").is_dir());
+    assert!(modman.terminate());
+}
+
+/// A change in flight when a reload restarts modman finishes and is
+/// answered; a request meanwhile is refused as a restart (wait), not as a
+/// stop; then the same process starts again.
+#[test]
+fn a_change_in_flight_during_a_reload_finishes_and_is_answered() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let config = prosody.modman_config() + &repository.config_section();
+    let toml = prosody.path("modman.toml");
+    std::fs::write(&toml, &config).unwrap();
+    let (ok, out, err) = cli(&["refresh"], &toml);
+    assert!(ok, "{out}{err}");
+    let pause = prosody.path("pause");
+    let env = [
+        ("MODMAN_PAUSE_AT", std::ffi::OsStr::new("config-write")),
+        ("MODMAN_PAUSE_FILE", pause.as_os_str()),
+    ];
+    let mut modman = Modman::start_with_env(&prosody, &config, &Program::this_build(), &env);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let install = format!(
+        "<iq type='set' to='{COMPONENT}' id='install'><command xmlns='http://jabber.org/protocol/commands' node='install' action='execute'>\
+         <x xmlns='jabber:x:data' type='submit'><field var='modules'><value>csi_battery_saver</value></field>\
+         <field var='enable'><value>1</value></field><field var='confirm'><value>1</value></field></x></command></iq>"
+    );
+    let answered = std::thread::spawn(move || admin.iq(&install));
+    support::wait_for("the install to pause", || pause.exists().then_some(()));
+
+    let admins = config.lines().find(|l| l.starts_with("admins")).unwrap();
+    std::fs::write(
+        &toml,
+        config.replace(
+            admins,
+            &format!("admins = [\"{ADMIN}\", \"other@{DOMAIN}\"]"),
+        ),
+    )
+    .unwrap();
+    reload(&modman, &toml);
+    support::wait_for("the restart to be asked for", || {
+        (logged(&modman, "restarting in place") == 1).then_some(())
+    });
+    let mut other = Client::connect(&prosody, ADMIN);
+    let refused = other.iq(&format!(
+        "<iq type='set' to='{COMPONENT}' id='refused'><command xmlns='http://jabber.org/protocol/commands' node='list' action='execute'/></iq>"
+    ));
+    assert_eq!(refused.attr("type"), Some("error"), "{refused:?}");
+    let error = refused
+        .children()
+        .find(|c| c.name() == "error")
+        .expect("an error");
+    assert_eq!(error.attr("type"), Some("wait"), "{refused:?}");
+
+    std::fs::remove_file(prosody.path("pause")).unwrap();
+    let reply = answered.join().unwrap();
+    assert_eq!(reply.attr("type"), Some("result"), "{reply:?}");
+    let command = reply
+        .get_child("command", "http://jabber.org/protocol/commands")
+        .unwrap();
+    assert_eq!(command.attr("status"), Some("completed"), "{reply:?}");
+    assert!(prosody.modules_dir().join("mod_csi_battery_saver").is_dir());
+    support::wait_for("modman to connect again", || {
+        (logged(&modman, "connected to Prosody") == 2).then_some(())
+    });
+    assert!(modman.running());
     assert!(modman.terminate());
 }

@@ -1,16 +1,21 @@
-//! SIGHUP (`systemctl kill -s HUP modman`): modman.toml is read and checked
-//! again while the daemon runs on, connected.
+//! SIGHUP (`modman reload`, `systemctl reload modman`): modman.toml is
+//! read and checked again, and applied by a restart in place.
 //!
 //! The running config is one value that every request in flight, the
 //! engine and the stream share; swapping parts of it under them would let
-//! one request see two configs. So a reload applies nothing: it says which
-//! parts of the file changed and that a restart applies them, or why the
-//! file no longer loads (and that the next start would fail on it), so an
-//! admin learns that before restarting, not after.
+//! one request see two configs. So a file that changed is applied whole,
+//! by the way a start applies it: modman drains as for a stop (the
+//! changes in flight finish and are answered; new requests are told it is
+//! restarting), then `main` executes the same binary again with the same
+//! arguments, in the same process, so systemd keeps tracking it. A file
+//! that no longer loads changes nothing: modman runs on, and the log says
+//! why (and that the next start would fail on it); a file that did not
+//! change is only logged.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::shutdown::Restarter;
 use crate::config::Config;
 
 /// A part of modman.toml, as an admin names it.
@@ -25,7 +30,8 @@ pub enum Part {
 }
 
 impl Part {
-    fn name(self) -> &'static str {
+    /// Its name in modman.toml.
+    pub fn name(self) -> &'static str {
         match self {
             Part::Admins => "admins",
             Part::StateDir => "state_dir",
@@ -35,6 +41,15 @@ impl Part {
             Part::Chat => "[chat]",
         }
     }
+}
+
+/// `parts` by name, comma-separated, for the log.
+pub fn names(parts: &[Part]) -> String {
+    parts
+        .iter()
+        .map(|p| p.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The parts in which `new` differs from `running`.
@@ -57,20 +72,22 @@ pub fn changed(running: &Config, new: &Config) -> Vec<Part> {
 }
 
 /// Listens for SIGHUP from now on (its default would end modman), and
-/// returns the task that reads `path` again at each and logs what a
-/// restart would change. Call it within the runtime.
+/// returns the task that reads `path` again at each and, when it changed,
+/// asks `restart` for a restart in place. Call it within the runtime.
 pub fn on_hangup(
     path: PathBuf,
     running: Arc<Config>,
+    restart: Restarter,
 ) -> std::io::Result<impl std::future::Future<Output = ()>> {
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    Ok(reread_at_each(hangups, path, running))
+    Ok(reread_at_each(hangups, path, running, restart))
 }
 
 async fn reread_at_each(
     mut hangups: tokio::signal::unix::Signal,
     path: PathBuf,
     running: Arc<Config>,
+    restart: Restarter,
 ) {
     while hangups.recv().await.is_some() {
         match Config::load(&path) {
@@ -80,11 +97,20 @@ async fn reread_at_each(
             ),
             Ok(new) => match changed(&running, &new).as_slice() {
                 [] => tracing::info!("reload: {} read again; nothing changed", path.display()),
-                parts => tracing::warn!(
-                    "reload: {} changed in {}; modman runs on with the config it started with, still connected: restart it to apply them (systemctl restart modman)",
-                    path.display(),
-                    parts.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
-                ),
+                parts => {
+                    let names = names(parts);
+                    if restart.request(parts.to_vec()) {
+                        tracing::info!(
+                            "reload: {} changed in {names}; restarting in place to apply it once the requests in flight have ended (new requests are asked to try again in a moment)",
+                            path.display()
+                        );
+                    } else {
+                        tracing::warn!(
+                            "reload: {} changed in {names}, but modman is already stopping or restarting; a restart reads it",
+                            path.display()
+                        );
+                    }
+                }
             },
         }
     }
