@@ -302,6 +302,10 @@ fn start_again(parts: &[modman::xmpp::reload::Part]) -> String {
         exe.display(),
         std::process::id()
     );
+    // An ignored signal stays ignored across exec: a SIGHUP before the
+    // new process listens for it is dropped instead of ending modman.
+    // SAFETY: sets a disposition; no handler of ours runs from it.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     let e = std::process::Command::new(&exe)
         .arg0(arg0)
         .args(args)

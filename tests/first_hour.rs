@@ -694,6 +694,12 @@ fn a_reload_applies_a_repository_built_from_debian() {
     let install = admin.run("install", json!({"modules": ["csi_battery_saver"]}));
     assert_eq!(last(&install)["status"], "completed", "{install}");
     assert!(prosody.modules_dir().join("mod_csi_battery_saver").is_dir());
+    // The process started again listens for the next reload.
+    reload(&modman, &toml);
+    support::wait_for("the next reload to be logged", || {
+        (logged(&modman, "nothing changed") == 1).then_some(())
+    });
+    assert!(modman.running());
     assert!(modman.terminate());
 }
 
