@@ -63,6 +63,8 @@ mod prosody_13_only {
             "ReadWritePaths=/var/lib/prosody",
             "PrivateTmp=yes",
             "ExecStart=/usr/bin/modman run --config /etc/modman/modman.toml",
+            "ExecReload=/usr/bin/modman reload --config /etc/modman/modman.toml",
+            "TimeoutStopSec=90",
         ] {
             assert!(unit.lines().any(|l| l == line), "the unit lacks {line}");
         }
