@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
+pub mod undo;
+
 /// What to set up.
 pub struct Options {
     /// The XMPP domain, such as `example.org`.
@@ -27,6 +29,18 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// Where modules come from at first.
     pub source: Source,
+    /// The fleet this server's modman joins, if any.
+    pub fleet: Fleet,
+}
+
+/// A modman among others, one per Prosody server: the room they meet in
+/// and the peer modmans this one asks and accepts relayed requests from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fleet {
+    /// The team's room, such as `ops@conference.a.example.org`.
+    pub room: Option<String>,
+    /// Peer modmans' component JIDs, such as `modman.b.example.org`.
+    pub peers: Vec<String>,
 }
 
 /// The repository a new modman.toml names.
@@ -41,10 +55,33 @@ pub enum Source {
 /// Prosody's community repository, the source every module page names.
 pub const COMMUNITY: &str = "https://modules.prosody.im/rocks/";
 
+/// Where setup puts modman's files under Prosody's data directory.
+pub struct Paths {
+    /// Where modman installs modules (in Prosody's plugin_paths).
+    pub modules_dir: PathBuf,
+    /// The config file modman writes, Included by prosody.cfg.lua.
+    pub managed_config: PathBuf,
+    /// Prosody's admin socket (mod_admin_shell).
+    pub admin_socket: PathBuf,
+}
+
+impl Paths {
+    /// The places under `data_dir`.
+    pub fn under(data_dir: &Path) -> Paths {
+        Paths {
+            modules_dir: data_dir.join("modman"),
+            managed_config: data_dir.join("modman.cfg.lua"),
+            admin_socket: data_dir.join("prosody.sock"),
+        }
+    }
+}
+
 /// The set-up, decided.
 #[derive(Debug)]
 pub struct Setup {
     pub component: String,
+    /// The component secret, in both files; never printed.
+    pub secret: String,
     pub modules_dir: PathBuf,
     pub managed_config: PathBuf,
     /// prosody.cfg.lua after the edits.
@@ -77,8 +114,11 @@ pub fn plan(options: &Options) -> Result<Setup, String> {
             options.prosody_config.display()
         ));
     }
-    let modules_dir = options.data_dir.join("modman");
-    let managed_config = options.data_dir.join("modman.cfg.lua");
+    let Paths {
+        modules_dir,
+        managed_config,
+        admin_socket,
+    } = Paths::under(&options.data_dir);
     let secret = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>());
 
     let mut lines: Vec<String> = original.lines().map(str::to_owned).collect();
@@ -148,24 +188,27 @@ pub fn plan(options: &Options) -> Result<Setup, String> {
             .iter()
             .position(|l| is_host_line(l))
             .unwrap_or(lines.len());
-        let mut block = vec!["-- Added by modman setup.".to_owned()];
+        let mut block = vec![undo::BEGIN.to_owned()];
         block.extend(global_lines);
-        block.push(String::new());
+        block.extend([undo::END.to_owned(), String::new()]);
         lines.splice(first_host..first_host, block);
     }
     // The component and the managed file, last.
     lines.extend([
         String::new(),
-        "-- Added by modman setup: the module manager, as an XEP-0114 component.".into(),
+        undo::BEGIN.into(),
+        "-- The module manager, as an XEP-0114 component.".into(),
         format!("Component \"{component}\""),
         format!("    component_secret = \"{secret}\""),
         String::new(),
-        "-- Written by modman; keep this the last line.".into(),
-        format!("Include \"{}\"", managed_config.display()),
+        "-- modman's managed config; keep this last. A missing file is skipped.".into(),
+        crate::engine::include::line(&managed_config),
+        undo::END.into(),
     ]);
     changes.push(format!("added Component \"{component}\" with a new secret"));
     changes.push(format!(
-        "added Include \"{}\" as the last line",
+        "added {} as the last line (a pattern that matches only {}, so Prosody starts without it)",
+        crate::engine::include::line(&managed_config),
         managed_config.display()
     ));
 
@@ -185,21 +228,65 @@ modules_dir = "{dir}"
 managed_config = "{managed}"
 admin_socket = "{socket}"
 
-{repositories}"#,
+{repositories}{fleet}"#,
         repositories = repositories(&options.source),
+        fleet = fleet_sections(&options.fleet, &domain),
         prosody = options.prosody_config.display(),
         managed = managed_config.display(),
-        socket = options.data_dir.join("prosody.sock").display(),
+        socket = admin_socket.display(),
         state = options.state_dir.display(),
     );
+    // What setup writes, modman must accept: a room or a peer that is not
+    // a JID is refused here, naming its key, before anything is written.
+    let base = options.modman_config.parent().unwrap_or(Path::new("/"));
+    crate::config::Config::parse(&modman_toml, base)
+        .map_err(|e| format!("the modman.toml setup would write is refused: {e}"))?;
+    if let Some(room) = &options.fleet.room {
+        changes.push(format!(
+            "modman.toml: joins the fleet's room {room} as {domain}"
+        ));
+    }
+    if !options.fleet.peers.is_empty() {
+        changes.push(format!(
+            "modman.toml: asks, and takes requests relayed from, {}; each must list modman.{domain} among its own peers",
+            options.fleet.peers.join(", ")
+        ));
+    }
     Ok(Setup {
         component,
+        secret,
         modules_dir,
         managed_config,
         prosody_cfg: lines.join("\n") + "\n",
         changes,
         modman_toml,
     })
+}
+
+/// The `[chat]` and `[fleet]` parts of a new modman.toml for a modman
+/// of a fleet: its nick in the room is its server's domain, which is how
+/// people address it there.
+fn fleet_sections(fleet: &Fleet, domain: &str) -> String {
+    let quoted = |text: &str| serde_json::Value::from(text).to_string();
+    let mut out = String::new();
+    if let Some(room) = &fleet.room {
+        out += &format!(
+            "\n[chat]\nrooms = [{}]\nnick = {}\n",
+            quoted(room),
+            quoted(domain)
+        );
+    }
+    if !fleet.peers.is_empty() {
+        let peers: Vec<String> = fleet.peers.iter().map(|p| quoted(p)).collect();
+        out += &format!(
+            "\n# Each peer is another server's modman. It answers this one only if it\n\
+             # lists modman.{domain} among its own peers, and only for admins in its\n\
+             # own `admins`: configuring this server makes nobody an admin elsewhere.\n\
+             [fleet]\npeers = [{}]\n",
+            peers.join(", ")
+        );
+    }
+    out
 }
 
 /// The `[[repositories]]` part of a new modman.toml, saying what trust a
@@ -243,7 +330,8 @@ fn lines_of_list(lines: &[String], at: usize) -> String {
     text
 }
 
-/// Adds `"item";` right after the `{` of the list assigned at line `at`.
+/// Adds `"item";` right after the `{` of the list assigned at line `at`,
+/// and names it in the line's mark for `--undo` ([`undo::mark_added`]).
 fn add_to_list(lines: &mut [String], at: usize, item: &str) -> Result<(), String> {
     let line = &mut lines[at];
     let brace = line.find('{').ok_or_else(|| {
@@ -252,7 +340,8 @@ fn add_to_list(lines: &mut [String], at: usize, item: &str) -> Result<(), String
             at + 1
         )
     })?;
-    line.insert_str(brace + 1, &format!(" \"{item}\";"));
+    line.insert_str(brace + 1, &undo::list_item(item));
+    undo::mark_added(line, item);
     Ok(())
 }
 
@@ -433,12 +522,12 @@ fn chown(path: &Path, owner: Option<(u32, u32)>) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const DEBIAN_LIKE: &str = "admins = { }\nmodules_enabled = {\n\t\"roster\";\n\t\"disco\";\n}\nVirtualHost \"localhost\"\nComponent \"conference.localhost\" \"muc\"\n";
+    pub(crate) const DEBIAN_LIKE: &str = "admins = { }\nmodules_enabled = {\n\t\"roster\";\n\t\"disco\";\n}\nVirtualHost \"localhost\"\nComponent \"conference.localhost\" \"muc\"\n";
 
-    fn options(dir: &Path) -> Options {
+    pub(crate) fn options(dir: &Path) -> Options {
         std::fs::write(dir.join("prosody.cfg.lua"), DEBIAN_LIKE).unwrap();
         Options {
             domain: "localhost".into(),
@@ -448,7 +537,47 @@ mod tests {
             data_dir: dir.join("data"),
             state_dir: dir.join("state"),
             source: Source::LuaRocks(COMMUNITY.into()),
+            fleet: Fleet::default(),
         }
+    }
+
+    #[test]
+    fn a_fleet_member_joins_the_room_under_its_domain_and_lists_its_peers() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Options {
+            fleet: Fleet {
+                room: Some("ops@conference.a.example.org".into()),
+                peers: vec!["modman.b.example.org".into(), "modman.c.example.org".into()],
+            },
+            ..options(dir.path())
+        };
+        let setup = plan(&fleet).unwrap();
+        let config = crate::config::Config::parse(&setup.modman_toml, dir.path()).unwrap();
+        assert_eq!(
+            config.chat.rooms[0].as_str(),
+            "ops@conference.a.example.org"
+        );
+        assert_eq!(config.chat.nick, "localhost");
+        assert_eq!(config.fleet.peers.len(), 2);
+        for (room, peers) in [
+            (Some("not a room"), vec![]),
+            (None, vec!["admin@b.example.org".to_owned()]),
+            (None, vec!["modman.localhost".to_owned()]),
+        ] {
+            let bad = Options {
+                fleet: Fleet {
+                    room: room.map(str::to_owned),
+                    peers,
+                },
+                ..options(dir.path())
+            };
+            let error = plan(&bad).unwrap_err();
+            assert!(
+                error.contains("chat.rooms") || error.contains("fleet.peers"),
+                "{error}"
+            );
+        }
+        assert!(!dir.path().join("modman").exists());
     }
 
     #[test]
@@ -489,13 +618,15 @@ mod tests {
             crate::prosody::Nagle::Off
         );
         assert!(
-            cfg.contains("modules_enabled = { \"version\"; \"admin_shell\";\n\t\"roster\";"),
+            cfg.contains("modules_enabled = { \"version\"; \"admin_shell\"; -- modman setup added: \"admin_shell\" \"version\"\n\t\"roster\";"),
             "{cfg}"
         );
         assert!(at("Component \"modman.localhost\"") > at("Component \"conference.localhost\""));
-        assert!(cfg
-            .trim_end()
-            .ends_with(&format!("Include \"{}\"", setup.managed_config.display())));
+        assert!(cfg.trim_end().ends_with(&format!(
+            "{}\n{}",
+            crate::engine::include::line(&setup.managed_config),
+            undo::END
+        )));
         let secret = cfg
             .split("component_secret = \"")
             .nth(1)

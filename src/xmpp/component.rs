@@ -4,6 +4,7 @@
 //! the stream from being read.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,9 +25,13 @@ use super::budget::{self, Budget, Caller};
 use super::chat::{self, Chat, RoomAction};
 use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
+use super::fleet::chat as fleet_chat;
+use super::fleet::relay::Relay;
+use super::fleet::request as fleet_request;
+use super::fleet::trust::{self, Refusal};
 use super::forms::{self, Rendering};
 use super::notices;
-use super::shutdown::{Admission, Drained, Refused, Stop};
+use super::shutdown::{Admission, Drained, Exit, Refused, Stop};
 use super::stream::{Connection, Head, Incoming, Problem};
 use crate::access::Actor;
 use crate::config::Config;
@@ -59,6 +64,8 @@ struct App {
     others_in_flight: Arc<Semaphore>,
     budget: Budget,
     clients: Clients,
+    /// Questions to peer modmans awaiting their answers.
+    relay: Relay,
 }
 
 /// What each requester's client shows, asked once per full JID with
@@ -157,11 +164,16 @@ impl Clients {
 /// The id of our XEP-0092 query to the server, so its answer is known.
 const SERVER_VERSION_ID: &str = "modman-server-version";
 
-/// Runs until SIGINT or SIGTERM, reconnecting whenever the stream is lost;
-/// a stop lets the requests in flight end first.
-pub async fn run(ctx: Context) -> std::io::Result<()> {
+/// Runs until SIGINT or SIGTERM, or until a SIGHUP finds `config_path`
+/// changed, reconnecting whenever the stream is lost; either end lets the
+/// requests in flight end first, and the outcome says which it was.
+pub async fn run(ctx: Context, config_path: &Path) -> std::io::Result<Exit> {
     let stop = Stop::listen(MAX_IN_FLIGHT as u32)?;
     let config = ctx.config.clone();
+    match super::reload::on_hangup(config_path.to_owned(), config.clone(), stop.restarter()) {
+        Ok(hangups) => drop(tokio::spawn(hangups)),
+        Err(e) => tracing::warn!("cannot listen for SIGHUP ({e}); a reload would stop modman"),
+    }
     if let Err(e) = ctx.engine.live().await {
         tracing::warn!("{e}; enabling and live loading will fail until this is fixed");
     }
@@ -180,6 +192,7 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
         others_in_flight: Arc::new(Semaphore::new(MAX_OTHERS_IN_FLIGHT)),
         budget: Budget::default(),
         clients: Clients::default(),
+        relay: Relay::default(),
     });
     let component = &config.component;
     let mut retry = FIRST_RETRY;
@@ -187,7 +200,7 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
         let attempt = tokio::select! {
             _ = app.stop.requested() => {
                 drain(&app).await;
-                return Ok(());
+                return Ok(app.stop.exit());
             }
             attempt = Connection::open(&component.jid, &component.server, &component.secret) => attempt,
         };
@@ -203,13 +216,13 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
                 let ended = serve(&app, connection).await;
                 app.ctx.engine.server.set_connected(false);
                 match ended {
-                    Ended::Shutdown => return Ok(()),
+                    Ended::Shutdown => return Ok(app.stop.exit()),
                     // Requests in flight still end; their answers cannot
                     // reach anyone any more.
                     Ended::Lost(reason) if app.stop.stopping() => {
                         tracing::warn!("lost the connection to Prosody while stopping: {reason}");
                         drain(&app).await;
-                        return Ok(());
+                        return Ok(app.stop.exit());
                     }
                     Ended::Lost(reason) => {
                         tracing::warn!("lost the connection to Prosody: {reason}; reconnecting")
@@ -221,7 +234,7 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
         tokio::select! {
             _ = app.stop.requested() => {
                 drain(&app).await;
-                return Ok(());
+                return Ok(app.stop.exit());
             }
             _ = tokio::time::sleep(retry) => {}
         }
@@ -289,7 +302,10 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
                 continue;
             }
             _ = app.stop.requested(), if !stopping => {
-                tracing::info!("shutting down: no new requests; waiting for those in flight");
+                match app.stop.exit() {
+                    Exit::Stopped => tracing::info!("shutting down: no new requests; waiting for those in flight"),
+                    Exit::Reload(_) => tracing::info!("restarting to apply modman.toml: no new requests; waiting for those in flight"),
+                }
                 stopping = true;
                 continue;
             }
@@ -331,6 +347,7 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
                         }
                     }
                     Stanza::Iq(iq) if app.clients.answered(&iq) => continue,
+                    Stanza::Iq(iq) if app.relay.answered(&iq) => continue,
                     request => {
                         let caller = Caller::of_stanza(config, &app.chat, &request);
                         let cost = app.budget.admit(&caller, Instant::now());
@@ -414,7 +431,14 @@ fn spawn_request(
             Stanza::Iq(iq) => app.handle_iq(iq, &replies).await.map(Stanza::from),
             Stanza::Message(message) => app
                 .chat
-                .on_message(&app.ctx, &message)
+                .on_message(
+                    &app.ctx,
+                    fleet_chat::Link {
+                        relay: &app.relay,
+                        replies: &replies,
+                    },
+                    &message,
+                )
                 .await
                 .map(Stanza::from),
             Stanza::Presence(_) => None,
@@ -458,6 +482,11 @@ fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>) {
             .run(&app.ctx, &Actor::schedule(), &ops::Input::default())
             .await
         {
+            // A repository that failed is a warning with its reason, not
+            // "done": the note names each failure.
+            Ok(ops::Response::Table(table)) if table.failed() => {
+                tracing::warn!("scheduled refresh: {}", table.note)
+            }
             Ok(_) => tracing::info!("scheduled refresh done"),
             Err(e) => tracing::warn!("scheduled refresh failed: {e}"),
         }
@@ -542,8 +571,7 @@ impl App {
             tracing::debug!("dropped an IQ without a sender");
             return None;
         };
-        let actor = Actor::admit(&self.ctx.config, &from.to_bare());
-        let is_admin = actor.is_some();
+        let is_admin = Actor::admit(&self.ctx.config, &from.to_bare()).is_some();
         let result = match (is_set, payload.name(), payload.ns().as_str()) {
             (false, "query", ns::DISCO_INFO) => {
                 disco::info(payload.attr("node"), is_admin).map_err(|e| disco_error(e, payload.attr("node")))
@@ -554,13 +582,15 @@ impl App {
             }
             (false, "query", ns::VERSION) => Ok(disco::version()),
             (false, "ping", ns::PING) => return Some(reply_to(Iq::empty_result(from.clone(), id), to)),
-            (true, "command", NS_COMMANDS) => match &actor {
-                Some(actor) => self.command(actor, &from, &payload, replies).await,
-                None => {
-                    tracing::info!("refused a command from {from}: not an admin");
-                    Err(forbidden(&from))
+            (true, "command", NS_COMMANDS) => {
+                match trust::admit(&self.ctx.config, &from.to_bare(), &payload) {
+                    Ok(admission) => self.command(&admission, &from, &payload, replies).await,
+                    Err(refusal) => {
+                        tracing::info!("refused a command from {from}: {refusal}");
+                        Err(forbidden(&refusal))
+                    }
                 }
-            },
+            }
             _ => Err(StanzaError::new(
                 ErrorType::Cancel,
                 DefinedCondition::ServiceUnavailable,
@@ -582,12 +612,12 @@ impl App {
 
     async fn command(
         &self,
-        actor: &Actor,
+        admission: &trust::Admission,
         from: &Jid,
         payload: &Element,
         replies: &mpsc::Sender<Stanza>,
     ) -> Result<Element, StanzaError> {
-        let request = CommandRequest::try_from(payload).map_err(|e| {
+        let mut request = CommandRequest::try_from(payload).map_err(|e| {
             let app_condition = match e {
                 RequestError::MalformedAction(_) => Some("malformed-action"),
                 RequestError::MissingNode => None,
@@ -602,8 +632,38 @@ impl App {
         let node = request.node.clone();
         let later_stage = request.session_id.is_some();
         let me = Jid::from(self.ctx.config.component.jid.clone());
-        let rendering = self.clients.rendering(&me, from, replies).await;
-        match adhoc::handle(&self.ctx, &self.sessions, actor, from, rendering, request).await {
+        // A peer reads the rows of the table it relays.
+        let (actor, rendering) = match admission {
+            trust::Admission::Direct(actor) => {
+                (actor, self.clients.rendering(&me, from, replies).await)
+            }
+            trust::Admission::Relayed(actor) => (actor, Rendering::Tables),
+        };
+        let across = match admission {
+            trust::Admission::Direct(_) => fleet_request::take_servers(&mut request),
+            trust::Admission::Relayed(_) => None,
+        };
+        let handled = match across {
+            None => adhoc::handle(&self.ctx, &self.sessions, actor, from, rendering, request).await,
+            Some(names) => match fleet_request::targets(&self.ctx, &names) {
+                Ok(targets) => {
+                    fleet_request::run(
+                        &self.ctx,
+                        &self.sessions,
+                        &self.relay,
+                        actor,
+                        from,
+                        rendering,
+                        request,
+                        targets,
+                        replies,
+                    )
+                    .await
+                }
+                Err(error) => Err(error.into()),
+            },
+        };
+        match handled {
             Ok(reply) => {
                 tracing::info!("{from} ran {node}: {:?}", reply.status);
                 if rendering == Rendering::FirstReplyOnly && later_stage {
@@ -661,15 +721,12 @@ fn reply_to(mut reply: Iq, request_to: Option<Jid>) -> Iq {
     reply
 }
 
-fn forbidden(from: &Jid) -> StanzaError {
+fn forbidden(refusal: &Refusal) -> StanzaError {
     StanzaError::new(
         ErrorType::Auth,
         DefinedCondition::Forbidden,
         "en",
-        format!(
-            "{} is not a modman admin; only the JIDs in `admins` of modman.toml may run commands",
-            from.to_bare()
-        ),
+        refusal.to_string(),
     )
 }
 
@@ -785,6 +842,12 @@ fn refusal(iq: Iq, why: Refused) -> Option<Iq> {
             DefinedCondition::ServiceUnavailable,
             "en",
             super::shutdown::REFUSAL,
+        ),
+        Refused::Reloading => StanzaError::new(
+            ErrorType::Wait,
+            DefinedCondition::ServiceUnavailable,
+            "en",
+            super::shutdown::RELOAD_REFUSAL,
         ),
         Refused::Busy => StanzaError::new(
             ErrorType::Wait,

@@ -9,10 +9,12 @@ pub mod chat;
 pub mod command;
 pub mod component;
 pub mod disco;
+pub mod fleet;
 pub mod forms;
 pub mod notices;
 pub mod parser;
 pub mod probe;
+pub mod reload;
 pub mod shutdown;
 pub mod stream;
 

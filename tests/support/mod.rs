@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use minidom::Element;
 use serde_json::{json, Value};
 
+pub mod fleet;
+
 pub const DOMAIN: &str = "localhost";
 pub const COMPONENT: &str = "modman.localhost";
 pub const ADMIN: &str = "admin@localhost";
@@ -185,7 +187,7 @@ impl Program {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -307,16 +309,23 @@ impl Prosody {
         // and its admin socket only with admin_shell; both come up a little
         // after c2s, so wait for each that is configured.
         let config = std::fs::read_to_string(self.config_path()).unwrap();
-        let (has_component, has_socket) = (
+        let (has_component, has_socket, has_pidfile) = (
             config.contains("component_secret"),
             config.contains("\"admin_shell\""),
+            config.contains("pidfile ="),
         );
         let socket = self.path("data/prosody.sock");
+        // Prosody writes its pid file a little after it listens: a test
+        // that snapshots the directory must not see it appear later.
+        let pidfile = self.path("prosody.pid");
         wait_for("Prosody to listen", || {
             let up = |port| TcpStream::connect(("127.0.0.1", port)).is_ok();
             let socket_up = || std::os::unix::net::UnixStream::connect(&socket).is_ok();
-            (up(c2s) && (!has_component || up(component)) && (!has_socket || socket_up()))
-                .then_some(())
+            (up(c2s)
+                && (!has_component || up(component))
+                && (!has_socket || socket_up())
+                && (!has_pidfile || pidfile.exists()))
+            .then_some(())
         });
     }
 
@@ -335,6 +344,9 @@ impl Prosody {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            // A killed Prosody leaves its pid file: gone, so the next
+            // launch waits for the new one.
+            let _ = std::fs::remove_file(self.path("prosody.pid"));
         }
     }
 
@@ -432,24 +444,37 @@ impl Modman {
         binary: &Program,
         env: &[(&str, &OsStr)],
     ) -> Modman {
+        let mut command = binary.command();
+        command.envs(env.iter().copied());
+        let modman = Modman::spawn(prosody, config, command, |command| command);
+        let mut probe = Client::connect(prosody, USER);
+        probe.wait_until_component_answers();
+        modman
+    }
+
+    /// Writes `config` beside `prosody` and starts `modman run` with it
+    /// through `binary`, as `place` puts it (such as into a network
+    /// namespace), without waiting for anything.
+    fn spawn(
+        prosody: &Prosody,
+        config: &str,
+        mut binary: Command,
+        place: impl FnOnce(Command) -> Command,
+    ) -> Modman {
         let config_path = prosody.path("modman.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = prosody.path("modman.log");
-        let child = binary
-            .command()
+        binary
             .args(["run", "--config"])
             .arg(&config_path)
             .env("RUST_LOG", "debug")
-            .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
+            .env("NO_COLOR", "1");
+        let child = place(binary)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let modman = Modman { child, log };
-        let mut probe = Client::connect(prosody, USER);
-        probe.wait_until_component_answers();
-        modman
+        Modman { child, log }
     }
 
     pub fn log(&self) -> String {
@@ -459,6 +484,12 @@ impl Modman {
     /// modman's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the process started is still running (a restart in place
+    /// keeps it).
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     /// Sends `signal` (`TERM`, `KILL`...) without waiting.
@@ -512,10 +543,18 @@ impl Client {
     /// when empty.
     pub fn connect_as(prosody: &Prosody, jid: &str, software: &[&str]) -> Client {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/xmpp_client.py");
-        let mut child = Command::new("/usr/bin/python3")
+        let mut python = Command::new("/usr/bin/python3");
+        python
             .arg(script)
             .args([jid, PASSWORD, "127.0.0.1", &prosody.c2s_port.to_string()])
-            .args(software)
+            .args(software);
+        Client::spawn(python, jid)
+    }
+
+    /// A client from `command` (xmpp_client.py with its arguments), once
+    /// it has logged in as `jid`.
+    fn spawn(mut command: Command, jid: &str) -> Client {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -741,11 +780,43 @@ impl Repository {
     /// A repository `name` of the module tree `populate` writes into its
     /// argument, with a key of its own.
     pub fn start_named(name: &str, populate: impl FnOnce(&Path)) -> Repository {
+        let mut repository = Repository::keyed(name);
+        populate(&repository.dir.path().join("corpus"));
+        repository.rebuild();
+        repository.serve();
+        repository
+    }
+
+    /// A repository `local` as an admin without the community repository
+    /// makes one: `modman repo build --from-debian` of the Debian
+    /// prosody-modules of the Prosody under test.
+    pub fn start_from_debian() -> Repository {
+        let mut repository = Repository::keyed("local");
+        let output = Command::new(env!("CARGO_BIN_EXE_modman"))
+            .args(["repo", "build", "--from-debian", "--debian-root"])
+            .arg(&server().root)
+            .arg("--out")
+            .arg(repository.served())
+            .arg("--key")
+            .arg(repository.dir.path().join("key"))
+            .args(["--name", &repository.name])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "repo build --from-debian: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        repository.serve();
+        repository
+    }
+
+    /// A repository `name` with a key of its own, neither built nor served.
+    fn keyed(name: &str) -> Repository {
         let dir = tempfile::Builder::new()
             .prefix("modman-repo-test-")
             .tempdir()
             .unwrap();
-        populate(&dir.path().join("corpus"));
         let key = dir.path().join("key");
         let output = Command::new(env!("CARGO_BIN_EXE_modman"))
             .args(["repo", "keygen", "--out"])
@@ -754,16 +825,13 @@ impl Repository {
             .unwrap();
         assert!(output.status.success());
         let public_key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-        let mut repository = Repository {
+        Repository {
             name: name.to_owned(),
             dir,
             public_key,
             port: free_port(),
             server: None,
-        };
-        repository.rebuild();
-        repository.serve();
-        repository
+        }
     }
 
     /// The module tree the repository is built from.
