@@ -145,7 +145,10 @@ class Client(slixmpp.ClientXMPP):
         self.send_raw(text)
         self.nudge(text)
         try:
-            reply = await asyncio.wait_for(answered, 20)
+            # Long enough for Prosody itself to parse and route a stanza
+            # built to be slow (210 KB nested 30,000 deep) on a loaded
+            # machine; a bound on a hang, not a measure.
+            reply = await asyncio.wait_for(answered, 60)
         except asyncio.TimeoutError:
             return {"timeout": True}
         return {"xml": str(reply)}
@@ -213,7 +216,10 @@ class Client(slixmpp.ClientXMPP):
     async def run(self, to, node, steps):
         adhoc = self["xep_0050"]
         try:
-            reply = await adhoc.send_command(to, node, action="execute", timeout=60)
+            # A bound on a hang, not a measure: a refresh of a 20,000-module
+            # index in a debug build on a loaded 2-core machine takes tens
+            # of seconds.
+            reply = await adhoc.send_command(to, node, action="execute", timeout=120)
             result = {"steps": [command_of(reply)]}
             for fields in steps:
                 if reply["command"]["status"] != "executing":
@@ -225,7 +231,7 @@ class Client(slixmpp.ClientXMPP):
                     form.add_field(var=var, value=value)
                 reply = await adhoc.send_command(
                     to, node, action="complete", payload=form,
-                    sessionid=reply["command"]["sessionid"], timeout=60)
+                    sessionid=reply["command"]["sessionid"], timeout=120)
                 result["steps"].append(command_of(reply))
             return result
         except IqError as e:
