@@ -173,7 +173,7 @@ fn check_name(name: &str) -> Result<(), BuildError> {
     match is_valid_repository_name(name) {
         true => Ok(()),
         false => Err(BuildError::Name(
-            crate::text::clean(name).chars().take(64).collect(),
+            crate::clean::clean(name).chars().take(64).collect(),
         )),
     }
 }

@@ -313,7 +313,7 @@ impl Chat {
                 )
             }
             Ok(response) => crate::text::render(&response),
-            Err(e) => format!("Failed: {}", crate::text::one_line(&e.to_string())),
+            Err(e) => format!("Failed: {}", crate::clean::one_line(&e.to_string())),
         }
     }
 
