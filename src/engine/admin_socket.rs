@@ -313,6 +313,9 @@ pub struct AdminSocket {
     path: PathBuf,
     stream: UnixStream,
     buffer: String,
+    /// The first bytes of a character whose rest has not arrived yet: a
+    /// read ends wherever the socket likes, also inside a character.
+    partial: Vec<u8>,
 }
 
 impl AdminSocket {
@@ -332,6 +335,7 @@ impl AdminSocket {
             path: path.to_owned(),
             stream,
             buffer: String::new(),
+            partial: Vec::new(),
         };
         socket.write(HEADER).await?;
         let header_end = socket
@@ -635,10 +639,45 @@ impl AdminSocket {
                     reason: "Prosody closed the connection".into(),
                 });
             }
-            self.buffer
-                .push_str(&String::from_utf8_lossy(&chunk[..read]));
+            decode_into(&mut self.buffer, &mut self.partial, &chunk[..read]);
         }
     }
+}
+
+/// Appends `bytes` to `text` as UTF-8, the stream decoded as a whole: a
+/// character split across two reads is kept in `partial` until its rest
+/// arrives, and only bytes that can never become a character turn into
+/// U+FFFD. Decoding each read on its own would garble every non-ASCII
+/// character that straddles a read boundary (a module's status, a path).
+fn decode_into(text: &mut String, partial: &mut Vec<u8>, bytes: &[u8]) {
+    partial.extend_from_slice(bytes);
+    let mut rest = &partial[..];
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                text.push_str(valid);
+                rest = &[];
+                break;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                text.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                match e.error_len() {
+                    Some(bad) => {
+                        text.push(char::REPLACEMENT_CHARACTER);
+                        rest = &after[bad..];
+                    }
+                    // An incomplete character at the end: wait for the rest.
+                    None => {
+                        rest = after;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let kept = rest.len();
+    partial.drain(..partial.len() - kept);
 }
 
 /// What to do with a module on a host.
@@ -669,6 +708,30 @@ pub(super) fn lua_string(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_character_split_across_reads_arrives_whole() {
+        let whole = "<repl-result>ünïcode ✓ 🦀</repl-result>".as_bytes();
+        for size in 1..=4 {
+            let (mut text, mut partial) = (String::new(), Vec::new());
+            for read in whole.chunks(size) {
+                decode_into(&mut text, &mut partial, read);
+            }
+            assert_eq!(text.as_bytes(), whole, "reads of {size} bytes");
+            assert!(partial.is_empty());
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_never_a_character_become_one_replacement_each() {
+        let (mut text, mut partial) = (String::new(), Vec::new());
+        decode_into(&mut text, &mut partial, b"a\xffb\xe2\x9c");
+        assert_eq!(text, "a\u{FFFD}b");
+        assert_eq!(partial, b"\xe2\x9c");
+        decode_into(&mut text, &mut partial, b"Xc");
+        assert_eq!(text, "a\u{FFFD}b\u{FFFD}Xc");
+        assert!(partial.is_empty());
+    }
 
     #[test]
     fn lua_strings_cannot_break_out() {
