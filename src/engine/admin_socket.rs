@@ -91,14 +91,7 @@ pub struct Host {
     pub component: Option<String>,
 }
 
-/// A place a module is loaded: Prosody's global context, or one host.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Scope {
-    /// Loaded once for the whole server (`module:set_global()`, such as
-    /// host_guard or admin_socket); never listed under a host.
-    Global,
-    Host(String),
-}
+pub use super::scope::Scope;
 
 /// How serious a status a module reports is (`module:set_status()`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -432,10 +425,7 @@ impl AdminSocket {
         &mut self,
         scope: Scope,
     ) -> Result<Vec<LoadedModule>, AdminError> {
-        let argument = match &scope {
-            Scope::Global => "\"*\"".to_owned(),
-            Scope::Host(host) => lua_string(host),
-        };
+        let argument = lua_string(scope.prosody_host());
         let reply = self.checked(&format!("module:list({argument})")).await?;
         let mut scopes = parse_module_list(&reply.output)?;
         match scopes.pop() {

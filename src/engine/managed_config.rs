@@ -40,21 +40,7 @@ impl HostModules {
     }
 }
 
-/// Where an option is set: for the whole server, or for one host.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub enum Scope {
-    Global,
-    Host(String),
-}
-
-impl std::fmt::Display for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Scope::Global => f.write_str("the whole server"),
-            Scope::Host(host) => f.write_str(host),
-        }
-    }
-}
+pub use super::scope::Scope;
 
 /// A config value modman writes: only these shapes, always rendered by
 /// modman, so no user text is ever Lua code.
