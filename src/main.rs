@@ -295,21 +295,17 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String
         ops::Access::Read => running.await,
     }
     .map_err(|e| e.to_string())?;
-    out!("{}", modman::text::render(&response));
-    // A table of checks with a failed row is a failed command.
+    match args.get_flag("json") {
+        true => out!("{}", response.to_json()),
+        false => out!("{}", modman::text::render(&response)),
+    }
+    // A table with a failed row (a check, a repository's refresh) is a
+    // failed command.
     match &response {
         ops::Response::Confirm(_) => {
             Err("nothing was changed; run the same command again with --yes to go ahead".into())
         }
-        ops::Response::Table(table)
-            if table.failed()
-                || table
-                    .rows
-                    .iter()
-                    .any(|row| row.get(1).is_some_and(|r| r == ops::check::FAIL)) =>
-        {
-            Err(table.note.clone())
-        }
+        ops::Response::Table(table) if table.failed() => Err(table.note.clone()),
         _ => Ok(()),
     }
 }

@@ -4,10 +4,13 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::json;
-use support::{cli, cli_binary, Client, Modman, Program, Prosody, Repository, ADMIN, DOMAIN};
+use serde_json::{json, Value};
+use support::{
+    cli, cli_binary, json_rows, Client, Modman, Program, Prosody, Repository, ADMIN, DOMAIN,
+};
 
 #[test]
 fn setup_then_check_then_an_admin_lists_modules_over_xmpp() {
@@ -160,12 +163,13 @@ fn first_hour(binary: &Program) {
     );
 
     prosody.restart();
-    let (ok, out, err) = cli_binary(binary, &["check"], &modman_toml);
+    let (ok, out, err) = cli_binary(binary, &["check", "--json"], &modman_toml);
     assert!(
         ok,
         "check failed after setup:\n{out}{err}\nProsody's log:\n{}",
         prosody.log()
     );
+    let checks = json_rows(&out, "check");
     for check in [
         "component",
         "module directory",
@@ -173,13 +177,9 @@ fn first_hour(binary: &Program) {
         "admin socket",
         "plugin_paths",
     ] {
-        assert!(
-            out.lines()
-                .any(|l| l.starts_with(&format!("{check} (result: ok"))),
-            "{check} not ok:\n{out}"
-        );
+        assert_eq!(checks[check]["outcome"], "ok", "{out}");
     }
-    assert!(out.contains("\nrepositories (result: warn"), "{out}");
+    assert_eq!(checks["repositories"]["outcome"], "warning", "{out}");
 
     let _modman = Modman::start_binary(
         &prosody,
@@ -205,20 +205,15 @@ fn first_hour(binary: &Program) {
     );
 }
 
-fn check_with(prosody: &Prosody, config: &str) -> (bool, String) {
+/// Runs check with `config`: whether it passed, and its rows by check.
+fn check_with(prosody: &Prosody, config: &str) -> (bool, BTreeMap<String, Value>) {
     let path = prosody.path("check.toml");
     std::fs::write(&path, config).unwrap();
     // It holds the component secret: check refuses it readable by all.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let (ok, out, err) = cli(&["check"], &path);
-    (ok, out + &err)
-}
-
-fn row<'a>(out: &'a str, check: &str) -> &'a str {
-    out.lines()
-        .find(|l| l.starts_with(check))
-        .unwrap_or_else(|| panic!("no {check} row:\n{out}"))
+    let (ok, out, _) = cli(&["check", "--json"], &path);
+    (ok, json_rows(&out, "check"))
 }
 
 #[test]
@@ -226,9 +221,12 @@ fn every_failed_check_says_how_to_fix_it() {
     let mut prosody = Prosody::start();
     let repository = Repository::start();
     let good = prosody.modman_config() + &repository.config_section();
-    let (ok, out) = check_with(&prosody, &good);
-    assert!(ok, "{out}");
-    assert!(out.contains("All checks passed."), "{out}");
+    let (ok, checks) = check_with(&prosody, &good);
+    assert!(ok, "{checks:?}");
+    assert!(
+        checks.values().all(|row| row["outcome"] == "ok"),
+        "{checks:?}"
+    );
     let dir = prosody.dir.path().display().to_string();
 
     let cases: Vec<(String, &str, &str)> = vec![
@@ -264,26 +262,28 @@ fn every_failed_check_says_how_to_fix_it() {
         ),
     ];
     for (config, check, fix) in cases {
-        let (ok, out) = check_with(&prosody, &config);
-        assert!(!ok, "{check}: exit 0 on a failure:\n{out}");
-        let line = row(&out, check);
-        assert!(
-            line.contains("FAIL") && line.contains(fix),
-            "{check}: {line}"
-        );
-        assert!(out.contains("failed; each says how to fix it"), "{out}");
+        let (ok, checks) = check_with(&prosody, &config);
+        assert!(!ok, "{check}: exit 0 on a failure:\n{checks:?}");
+        let row = &checks[check];
+        assert_eq!(row["outcome"], "failed", "{check}: {row}");
+        assert!(row["detail"].as_str().unwrap().contains(fix), "{row}");
     }
 
     // Prosody down: the component and the admin socket fail, with the fix.
     let config_path = prosody.path("check.toml");
     std::fs::write(&config_path, &good).unwrap();
     prosody.stop();
-    let (ok, out, _) = cli(&["check"], &config_path);
+    let (ok, out, _) = cli(&["check", "--json"], &config_path);
     assert!(!ok);
+    let checks = json_rows(&out, "check");
+    assert_eq!(checks["component"]["outcome"], "failed", "{out}");
     assert!(
-        row(&out, "component").contains("is Prosody running"),
+        checks["component"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is Prosody running"),
         "{out}"
     );
-    assert!(row(&out, "admin socket").contains("FAIL"), "{out}");
+    assert_eq!(checks["admin socket"]["outcome"], "failed", "{out}");
     assert!(Path::new(&config_path).exists());
 }

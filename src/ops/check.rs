@@ -6,6 +6,7 @@ use std::path::Path;
 
 use futures::future::BoxFuture;
 
+use super::response::{Outcome, OUTCOME};
 use super::{Access, Command, Context, Input, OpError, Response, Spec, Table};
 use crate::access::Actor;
 use crate::engine::managed_config::Scope;
@@ -20,11 +21,6 @@ pub trait ComponentProbe: Send + Sync {
 /// Runs every check.
 #[derive(Debug)]
 pub struct Check;
-
-/// The result word of a failed row; front ends look for it.
-pub const FAIL: &str = "FAIL";
-/// The result word of a row worth reading that does not stop modman.
-const WARN: &str = "warn";
 
 impl Command for Check {
     const SPEC: Spec = Spec {
@@ -42,12 +38,14 @@ impl Command for Check {
     async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {
         let config = &ctx.config;
         let mut rows: Vec<Vec<String>> = Vec::new();
-        let mut add = |check: &str, word: &str, text: String| {
-            rows.push(vec![check.to_owned(), word.to_owned(), text])
+        let mut failed = 0;
+        let mut add = |check: &str, outcome: Outcome, text: String| {
+            failed += usize::from(outcome == Outcome::Failed);
+            rows.push(vec![check.to_owned(), outcome.as_str().to_owned(), text])
         };
         let mut row = |check: &str, result: Result<String, String>| match result {
-            Ok(text) => add(check, "ok", text),
-            Err(text) => add(check, FAIL, text),
+            Ok(text) => add(check, Outcome::Ok, text),
+            Err(text) => add(check, Outcome::Failed, text),
         };
         let admins: Vec<String> = config.admins.iter().map(|a| a.to_string()).collect();
         row("admins", Ok(admins.join(", ")));
@@ -146,11 +144,10 @@ impl Command for Check {
         if config.repositories.is_empty() {
             add(
                 "repositories",
-                WARN,
+                Outcome::Warning,
                 "none configured: only modules already on disk can be managed; add a [[repositories]] section to modman.toml".into(),
             );
         }
-        let failed = rows.iter().filter(|r| r[1] == FAIL).count();
         let note = match failed {
             0 => "All checks passed.".to_owned(),
             n => format!(
@@ -160,11 +157,7 @@ impl Command for Check {
         };
         Ok(Response::Table(Table {
             title: "Checks".into(),
-            columns: vec![
-                ("check", "Check"),
-                ("result", "Result"),
-                ("detail", "Detail"),
-            ],
+            columns: vec![("check", "Check"), OUTCOME, ("detail", "Detail")],
             rows,
             note,
         }))

@@ -66,7 +66,7 @@ pub struct Table {
 }
 
 /// The column of a table whose rows each went well or failed (one
-/// repository's refresh): a typed fact that clients read as a field, and
+/// repository's refresh, one check): a typed fact that clients read as a field, and
 /// that makes the command line exit non-zero when a row failed.
 pub const OUTCOME: (&str, &str) = ("outcome", "Outcome");
 
@@ -74,6 +74,8 @@ pub const OUTCOME: (&str, &str) = ("outcome", "Outcome");
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
+    /// Worth reading, but nothing failed (`check` with no repository).
+    Warning,
     Failed,
 }
 
@@ -82,6 +84,7 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
+            Outcome::Warning => "warning",
             Outcome::Failed => "failed",
         }
     }

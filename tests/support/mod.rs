@@ -926,6 +926,27 @@ pub fn cli_binary(binary: &Program, args: &[&str], config: &Path) -> (bool, Stri
     )
 }
 
+/// The rows of a table the CLI printed with `--json`, keyed by the value
+/// of their `key` column (`check` for check, `module` for list).
+pub fn json_rows(out: &str, key: &str) -> std::collections::BTreeMap<String, Value> {
+    let table: Value =
+        serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"));
+    let rows = table["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rows:\n{out}"));
+    (rows.iter())
+        .map(|row| {
+            (
+                row[key]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no {key}: {row}"))
+                    .to_owned(),
+                row.clone(),
+            )
+        })
+        .collect()
+}
+
 /// The modman.toml section naming the LuaRocks server at `url` as the
 /// repository `community` (Prosody's community repository's shape).
 pub fn luarocks_section(url: &str) -> String {

@@ -1,0 +1,99 @@
+//! A [`Response`] as JSON, for scripts and bots: the same facts the text
+//! says, keyed by the field and column names the data forms use, so no
+//! reader parses English. Cells stay the strings the forms carry.
+
+use serde_json::{json, Map, Value};
+
+use super::{FieldKind, Response};
+
+impl Response {
+    /// The response as one JSON object; `kind` says which shape it is.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Response::Table(table) => json!({
+                "kind": "table",
+                "title": table.title,
+                "rows": table.rows.iter().map(|row| {
+                    let cells = table.columns.iter().zip(row);
+                    Value::Object(cells.map(|((var, _), cell)| (var.to_string(), json!(cell))).collect())
+                }).collect::<Vec<_>>(),
+                "note": table.note,
+            }),
+            Response::Details(details) => {
+                let fields: Map<String, Value> = (details.fields.iter())
+                    .map(|(var, _, value)| (var.to_string(), json!(value)))
+                    .collect();
+                let whole_at: Map<String, Value> = (details.whole_at.iter())
+                    .map(|(var, at)| (var.to_string(), json!(at)))
+                    .collect();
+                json!({
+                    "kind": "details",
+                    "title": details.title,
+                    "fields": fields,
+                    "whole_at": whole_at,
+                })
+            }
+            Response::Confirm(question) => json!({
+                "kind": "confirm",
+                "question": question.text,
+            }),
+            Response::Form(form) => json!({
+                "kind": "form",
+                "title": form.title,
+                "instructions": form.instructions,
+                "fields": form.fields.iter().map(|field| json!({
+                    "var": field.var,
+                    "label": field.label,
+                    "kind": match field.kind {
+                        FieldKind::Text => "text",
+                        FieldKind::Secret => "secret",
+                        FieldKind::Boolean => "boolean",
+                        FieldKind::Lines => "lines",
+                    },
+                    "values": field.values,
+                    "help": field.help,
+                    "required": field.required,
+                })).collect::<Vec<_>>(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{Details, Table};
+
+    #[test]
+    fn a_table_is_rows_keyed_by_column() {
+        let table = Response::Table(Table {
+            title: "Checks".into(),
+            columns: vec![("check", "Check"), ("outcome", "Outcome")],
+            rows: vec![vec!["admins".into(), "ok".into()]],
+            note: "All checks passed.".into(),
+        });
+        assert_eq!(
+            table.to_json(),
+            json!({
+                "kind": "table",
+                "title": "Checks",
+                "rows": [{"check": "admins", "outcome": "ok"}],
+                "note": "All checks passed.",
+            })
+        );
+    }
+
+    #[test]
+    fn details_are_fields_keyed_by_var() {
+        let details = Response::Details(Details {
+            title: "mod_x".into(),
+            fields: vec![("stage", "Stage", "beta".into())],
+            whole_at: vec![("readme", "modman info x --readme".into())],
+        });
+        assert_eq!(details.to_json()["fields"], json!({"stage": "beta"}));
+        assert_eq!(
+            details.to_json()["whole_at"],
+            json!({"readme": "modman info x --readme"})
+        );
+    }
+}
