@@ -307,16 +307,23 @@ impl Prosody {
         // and its admin socket only with admin_shell; both come up a little
         // after c2s, so wait for each that is configured.
         let config = std::fs::read_to_string(self.config_path()).unwrap();
-        let (has_component, has_socket) = (
+        let (has_component, has_socket, has_pidfile) = (
             config.contains("component_secret"),
             config.contains("\"admin_shell\""),
+            config.contains("pidfile ="),
         );
         let socket = self.path("data/prosody.sock");
+        // Prosody writes its pid file a little after it listens: a test
+        // that snapshots the directory must not see it appear later.
+        let pidfile = self.path("prosody.pid");
         wait_for("Prosody to listen", || {
             let up = |port| TcpStream::connect(("127.0.0.1", port)).is_ok();
             let socket_up = || std::os::unix::net::UnixStream::connect(&socket).is_ok();
-            (up(c2s) && (!has_component || up(component)) && (!has_socket || socket_up()))
-                .then_some(())
+            (up(c2s)
+                && (!has_component || up(component))
+                && (!has_socket || socket_up())
+                && (!has_pidfile || pidfile.exists()))
+            .then_some(())
         });
     }
 
@@ -335,6 +342,9 @@ impl Prosody {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            // A killed Prosody leaves its pid file: gone, so the next
+            // launch waits for the new one.
+            let _ = std::fs::remove_file(self.path("prosody.pid"));
         }
     }
 
