@@ -281,7 +281,16 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String
     let op = ops::find(node).ok_or_else(|| format!("no operation `{node}`"))?;
     let config: &PathBuf = args.get_one("config").ok_or("--config is required")?;
     let config = load(config)?;
-    let input = cli_ops::input(op.spec(), args).map_err(|e| e.to_string())?;
+    let json = args.get_flag("json");
+    // With --json a failed operation prints its facts too; the text still
+    // goes to stderr.
+    let failed = |e: ops::OpError| {
+        if json {
+            out!("{}", e.to_json());
+        }
+        e.to_string()
+    };
+    let input = cli_ops::input(op.spec(), args).map_err(failed)?;
     // Before the engine opens: even recovery writes.
     let (actor, opening) = match (Actor::local_changer(&config), op.spec().access) {
         (Ok(actor), _) => (actor, Opening::ToChange),
@@ -294,8 +303,8 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String
         ops::Access::Change => finish_on_stop(&ctx, running).await?,
         ops::Access::Read => running.await,
     }
-    .map_err(|e| e.to_string())?;
-    match args.get_flag("json") {
+    .map_err(failed)?;
+    match json {
         true => out!("{}", response.to_json()),
         false => out!("{}", modman::text::render(&response)),
     }

@@ -1,10 +1,11 @@
-//! A [`Response`] as JSON, for scripts and bots: the same facts the text
+//! A [`Response`] or an [`OpError`] as JSON, for scripts and bots: the same facts the text
 //! says, keyed by the field and column names the data forms use, so no
 //! reader parses English. Cells stay the strings the forms carry.
 
 use serde_json::{json, Map, Value};
 
-use super::{FieldKind, Response};
+use super::{ErrorKind, FieldKind, OpError, Response};
+use crate::engine::Outcome;
 
 impl Response {
     /// The response as one JSON object; `kind` says which shape it is.
@@ -59,6 +60,31 @@ impl Response {
     }
 }
 
+impl OpError {
+    /// The failure as one JSON object: what kind, what state the host is
+    /// in now (`outcome`, with what is `left` when part of a change could
+    /// not be undone), and the whole text a person would read.
+    pub fn to_json(&self) -> Value {
+        let (outcome, left) = match &self.outcome {
+            Outcome::NothingChanged => ("nothing_changed", None),
+            Outcome::Undone => ("undone", None),
+            Outcome::PartlyChanged(left) => ("partly_changed", Some(left)),
+        };
+        json!({
+            "kind": "error",
+            "error": match self.kind {
+                ErrorKind::BadInput => "bad_input",
+                ErrorKind::NotFound => "not_found",
+                ErrorKind::Conflict => "conflict",
+                ErrorKind::Unavailable => "unavailable",
+            },
+            "outcome": outcome,
+            "left": left,
+            "text": self.to_string(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +107,17 @@ mod tests {
                 "note": "All checks passed.",
             })
         );
+    }
+
+    #[test]
+    fn an_error_says_its_kind_and_what_is_left_as_facts() {
+        let mut error = OpError::conflict("mod_x is not installed");
+        assert_eq!(error.to_json()["error"], "conflict");
+        assert_eq!(error.to_json()["outcome"], "nothing_changed");
+        assert_eq!(error.to_json()["left"], Value::Null);
+        error.outcome = Outcome::PartlyChanged("mod_x.lua is still there".into());
+        assert_eq!(error.to_json()["outcome"], "partly_changed");
+        assert_eq!(error.to_json()["left"], "mod_x.lua is still there");
     }
 
     #[test]

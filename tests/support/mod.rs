@@ -936,11 +936,15 @@ pub fn cli_binary(binary: &Program, args: &[&str], config: &Path) -> (bool, Stri
     )
 }
 
+/// What the CLI printed with `--json`: one object, a result or an error.
+pub fn json_output(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
+}
+
 /// The rows of a table the CLI printed with `--json`, keyed by the value
 /// of their `key` column (`check` for check, `module` for list).
 pub fn json_rows(out: &str, key: &str) -> std::collections::BTreeMap<String, Value> {
-    let table: Value =
-        serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"));
+    let table = json_output(out);
     let rows = table["rows"]
         .as_array()
         .unwrap_or_else(|| panic!("no rows:\n{out}"));
