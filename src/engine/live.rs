@@ -272,9 +272,16 @@ impl Live {
         pruned
     }
 
-    /// The value Prosody holds for option `key` in `scope`, as Lua.
-    pub async fn config_get(&mut self, scope: &Scope, key: &str) -> Result<String, EngineError> {
-        Ok(self.server.config_get(scope.prosody_host(), key).await?)
+    /// The value Prosody holds for option `key` in `scope`, as Lua;
+    /// `None` when it holds none (Prosody says `nil`, or nothing).
+    pub async fn config_get(
+        &mut self,
+        scope: &Scope,
+        key: &str,
+    ) -> Result<Option<String>, EngineError> {
+        let value = self.server.config_get(scope.prosody_host(), key).await?;
+        let value = value.trim();
+        Ok((!value.is_empty() && value != "nil").then(|| value.to_owned()))
     }
 
     /// What the running server already has (its own modules, features,

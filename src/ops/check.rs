@@ -109,11 +109,13 @@ impl Command for Check {
                     .map_err(|e| e.to_string());
                 row(
                     "plugin_paths",
-                    paths.and_then(|p| match p.contains(&format!("\"{dir}\"")) {
-                        true => Ok(format!("Prosody searches {dir}")),
-                        false => Err(format!(
+                    paths.and_then(|p| match p {
+                        Some(p) if p.contains(&format!("\"{dir}\"")) => {
+                            Ok(format!("Prosody searches {dir}"))
+                        }
+                        p => Err(format!(
                             "Prosody does not search {dir} for modules (plugin_paths is {}); add it to plugin_paths in prosody.cfg.lua and restart Prosody",
-                            p.trim_start_matches("OK: ").replace(['\n', '\t'], " ")
+                            p.map_or("not set".into(), |p| p.replace(['\n', '\t'], " "))
                         )),
                     }),
                 );

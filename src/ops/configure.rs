@@ -104,7 +104,7 @@ impl Command for Configure {
             let mut fields = Vec::new();
             for option in documented.iter().filter(|o| settable(&o.name).is_ok()) {
                 let now = live.config_get(&scopes[0], &option.name).await?;
-                fields.push(field(option, &now));
+                fields.push(field(option, now.as_deref()));
             }
             return Ok(Response::Form(Form {
                 title: format!("Options of mod_{} on {}", self.module, scope_names(&scopes)),
@@ -314,9 +314,10 @@ fn lua_files(dir: &Path) -> Vec<std::path::PathBuf> {
     found
 }
 
-/// The form field for `option`, with `now` (Prosody's value, as Lua).
-fn field(option: &ModuleOption, now: &str) -> FormField {
-    let unset = now.trim() == "nil" || now.trim().is_empty();
+/// The form field for `option`, with `now` (Prosody's value, as Lua;
+/// `None` when unset).
+fn field(option: &ModuleOption, now: Option<&str>) -> FormField {
+    let unset = now.is_none();
     let kind = match (option.secret, option.kind) {
         (true, _) => FieldKind::Secret,
         (false, OptionKind::Boolean) => FieldKind::Boolean,
@@ -346,9 +347,9 @@ fn field(option: &ModuleOption, now: &str) -> FormField {
         var: option.name.clone(),
         label: option.name.clone(),
         kind,
-        values: match unset || option.secret {
-            true => vec![],
-            false => vec![now.trim().trim_matches('"').to_owned()],
+        values: match (now, option.secret) {
+            (Some(now), false) => vec![now.trim_matches('"').to_owned()],
+            _ => vec![],
         },
         help: help.join(" "),
         required: option.required && unset,
@@ -458,7 +459,7 @@ pub(super) async fn missing_required(
         let now = live
             .config_get(&Scope::Host(host.to_owned()), &option.name)
             .await?;
-        if now.trim() == "nil" {
+        if now.is_none() {
             missing.push(option.name);
         }
     }
