@@ -75,7 +75,7 @@ impl fmt::Debug for ComponentConfig {
 }
 
 /// Where Prosody's files are on this host.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProsodyConfig {
     /// prosody.cfg.lua, read to check that modman is wired in.
     pub config: PathBuf,
@@ -94,7 +94,7 @@ pub struct ProsodyConfig {
 }
 
 /// A module repository: static files over HTTP.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repository {
     pub name: String,
     pub url: url::Url,

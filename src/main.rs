@@ -13,6 +13,7 @@ use modman::config::Config;
 use modman::engine::Opening;
 use modman::ops::{self, Context};
 use modman::xmpp::probe::HandshakeProbe;
+use modman::xmpp::shutdown::Exit;
 
 mod cli_ops;
 
@@ -29,6 +30,9 @@ macro_rules! out {
     }};
 }
 
+// After `out!`, which it uses.
+mod running;
+
 /// Manage Prosody modules over XMPP.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
@@ -39,16 +43,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Connect to Prosody as a component and serve commands until SIGINT or SIGTERM.
+    /// Connect to Prosody as a component and serve commands until SIGINT or SIGTERM; SIGHUP applies a changed modman.toml by a restart in place.
     Run(ConfigArg),
+    /// Make the running `modman run` for a config read it again (SIGHUP): if it changed, modman finishes the changes in flight and restarts in place, same PID, to apply it.
+    Reload {
+        /// The modman.toml the running modman was started with.
+        #[arg(long, short, default_value = "/etc/modman/modman.toml")]
+        config: PathBuf,
+    },
     /// Build, sign and verify module repositories.
     #[command(subcommand)]
     Repo(RepoCommand),
-    /// Print the lines prosody.cfg.lua needs and a ready modman.toml for a domain; --write applies them.
+    /// Print the lines prosody.cfg.lua needs and a ready modman.toml for a domain; --write applies them; --undo takes them out again.
     Setup {
         /// The XMPP domain to manage, such as example.org.
-        #[arg(long)]
-        domain: String,
+        #[arg(long, required_unless_present = "undo")]
+        domain: Option<String>,
         /// The first admin (default: admin@DOMAIN).
         #[arg(long)]
         admin: Option<String>,
@@ -70,8 +80,11 @@ enum Command {
         #[arg(long)]
         no_repository: bool,
         /// Apply: back up and edit prosody.cfg.lua, create the directories, write modman.toml.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "undo")]
         write: bool,
+        /// Take out of prosody.cfg.lua every line setup wrote (and nothing else), and unload what modman enabled; says what is left and how to remove it.
+        #[arg(long)]
+        undo: bool,
     },
 }
 
@@ -90,11 +103,21 @@ enum RepoCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Build a signed repository from a prosody-modules tree (mod_x/mod_x.lua, mod_x/README.markdown).
+    /// Build a signed repository from a prosody-modules tree (mod_x/mod_x.lua, mod_x/README.markdown), or from Debian's prosody-modules package.
     Build {
         /// The tree to build from.
+        #[arg(
+            long,
+            required_unless_present = "from_debian",
+            conflicts_with = "from_debian"
+        )]
+        from: Option<PathBuf>,
+        /// Build from the modules Debian's prosody-modules package installed on this system, with their READMEs.
         #[arg(long)]
-        from: PathBuf,
+        from_debian: bool,
+        /// With --from-debian: the root of the Debian system to read, such as a chroot.
+        #[arg(long, requires = "from_debian", default_value = "/")]
+        debian_root: PathBuf,
         /// The repository directory to create or replace; serve it with any static HTTP server.
         #[arg(long)]
         out: PathBuf,
@@ -166,6 +189,14 @@ fn main() -> ExitCode {
         .fold(Cli::command(), |cli, op| {
             cli.subcommand(cli_ops::command(op.spec()))
         })
+        .mut_subcommand("check", |check| {
+            check.arg(
+                clap::Arg::new(AT_START)
+                    .long("at-start")
+                    .action(clap::ArgAction::SetTrue)
+                    .help("As the service runs it before starting modman: a repository that cannot be read is a warning, not a failure."),
+            )
+        })
         .get_matches();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -175,9 +206,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match matches.subcommand() {
-        Some((node, args)) if ops::find(node).is_some() => runtime
-            .block_on(run_operation(node, args))
-            .map(|()| ExitCode::SUCCESS),
+        Some((node, args)) if ops::find(node).is_some() => {
+            runtime.block_on(run_operation(node, args))
+        }
         _ => match Cli::from_arg_matches(&matches) {
             Ok(cli) => runtime.block_on(dispatch(cli.command)),
             Err(e) => e.exit(),
@@ -195,17 +226,24 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> Result<ExitCode, String> {
     let done = match command {
         Command::Run(ConfigArg { config }) => {
-            let (ctx, config) = open(&config)?;
+            let config_path = config;
+            let (ctx, config) = open(&config_path)?;
             let admins: Vec<String> = config.admins.iter().map(|jid| jid.to_string()).collect();
             tracing::info!(
                 "modman {} starting; admins: {}",
                 env!("CARGO_PKG_VERSION"),
                 admins.join(", ")
             );
-            modman::xmpp::component::run(ctx)
+            tokio::spawn(say_repositories(ctx.clone()));
+            match modman::xmpp::component::run(ctx, &config_path)
                 .await
-                .map_err(|e| format!("cannot listen for signals: {e}"))
+                .map_err(|e| format!("cannot listen for signals: {e}"))?
+            {
+                Exit::Stopped => Ok(()),
+                Exit::Reload(parts) => Err(start_again(&parts)),
+            }
         }
+        Command::Reload { config } => running::reload(&config),
         Command::Repo(command) => return repo(command).await,
         Command::Setup {
             domain,
@@ -217,7 +255,13 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
             repository,
             no_repository,
             write,
+            undo,
         } => {
+            let Some(domain) = domain.filter(|_| !undo) else {
+                return setup_undo(&prosody_config, &config, &data_dir, &state_dir)
+                    .await
+                    .map(|()| ExitCode::SUCCESS);
+            };
             let options = modman::setup::Options {
                 domain,
                 admin,
@@ -234,6 +278,42 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
         }
     };
     done.map(|()| ExitCode::SUCCESS)
+}
+
+/// After a reload's drain: this binary again, with the same arguments, in
+/// this process (same PID, so systemd keeps tracking it; every file and
+/// socket modman opened is close-on-exec). It starts as any start does,
+/// with the new modman.toml. Returns only if that could not be done.
+fn start_again(parts: &[modman::xmpp::reload::Part]) -> String {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            return format!(
+                "cannot find modman's own executable to start it again with the new modman.toml ({e}); modman has stopped, every request answered: start it again (systemctl start modman)"
+            )
+        }
+    };
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    tracing::info!(
+        "reload: applying {}: starting {} again in this process (PID {})",
+        modman::xmpp::reload::names(parts),
+        exe.display(),
+        std::process::id()
+    );
+    // An ignored signal stays ignored across exec: a SIGHUP before the
+    // new process listens for it is dropped instead of ending modman.
+    // SAFETY: sets a disposition; no handler of ours runs from it.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+    let e = std::process::Command::new(&exe)
+        .arg0(arg0)
+        .args(args)
+        .exec();
+    format!(
+        "cannot start {} again to apply modman.toml: {e}; modman has stopped, every request answered: start it again (systemctl start modman)",
+        exe.display()
+    )
 }
 
 fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {
@@ -258,16 +338,26 @@ fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {
         out!("  - {change}");
     }
     out!();
+    let hidden = |line: &str| line.replace(&setup.secret, "(secret)");
     for line in setup.prosody_cfg.lines().filter(|l| !old_lines.contains(l)) {
-        out!("  + {line}");
+        out!("  + {}", hidden(line));
     }
     out!(
         "\n{} (mode 0600, it holds the secret):\n",
         options.modman_config.display()
     );
     for line in setup.modman_toml.lines() {
-        out!("  {line}");
+        out!("  {}", hidden(line));
     }
+    out!(
+        "\nThe component secret is in {} and {} only, never printed{}.",
+        options.modman_config.display(),
+        options.prosody_config.display(),
+        match write {
+            true => "",
+            false => "; --write makes a new one",
+        }
+    );
     out!(
         "\nThen: restart Prosody, run `modman check --config {}`, and start modman (systemctl enable --now modman).",
         options.modman_config.display()
@@ -275,9 +365,90 @@ fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// The flag `check` takes when the service runs it before modman starts.
+const AT_START: &str = "at_start";
+
+/// `setup --undo`: where modman.toml says modman's files are (setup's
+/// places under `data_dir` and `state_dir` if it cannot be read), what was
+/// taken out, and what is left with how to remove it.
+async fn setup_undo(
+    prosody_config: &Path,
+    modman_toml: &Path,
+    data_dir: &Path,
+    state_dir: &Path,
+) -> Result<(), String> {
+    use modman::setup::undo;
+    let defaults = modman::setup::Paths::under(data_dir);
+    let options = match Config::load(modman_toml) {
+        Ok(config) => undo::UndoOptions {
+            prosody_config: prosody_config.to_owned(),
+            managed_config: config.prosody.managed_config.clone(),
+            admin_socket: config.prosody.admin_socket.clone(),
+            left: vec![
+                config.prosody.modules_dir.clone(),
+                config.prosody.managed_config.clone(),
+                config.state_dir.clone(),
+                modman_toml.to_owned(),
+            ],
+        },
+        Err(e) => {
+            eprintln!(
+                "note: {e}; using setup's places under {}",
+                data_dir.display()
+            );
+            undo::UndoOptions {
+                prosody_config: prosody_config.to_owned(),
+                managed_config: defaults.managed_config.clone(),
+                admin_socket: defaults.admin_socket.clone(),
+                left: vec![
+                    defaults.modules_dir,
+                    defaults.managed_config,
+                    state_dir.to_owned(),
+                ],
+            }
+        }
+    };
+    let done = undo::undo(&options).await?;
+    out!(
+        "Took modman setup's lines out of {} ({} lines; backup: {}): Prosody no longer Includes {} nor searches modman's module directory.",
+        prosody_config.display(),
+        done.lines,
+        done.backup.display(),
+        options.managed_config.display()
+    );
+    for (module, host) in &done.unloaded {
+        out!("  unloaded {module} on {host}");
+    }
+    for note in &done.notes {
+        out!("  note: {note}");
+    }
+    let left: Vec<&Path> = options
+        .left
+        .iter()
+        .map(PathBuf::as_path)
+        .filter(|p| p.exists())
+        .collect();
+    if !left.is_empty() {
+        out!("\nLeft in place (the modules modman installed, its state and history, its config):");
+        for path in &left {
+            out!("  {}", path.display());
+        }
+        out!(
+            "Remove them, once you no longer want them back, with: rm -r {}",
+            left.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    out!("\nThen: systemctl disable --now modman; systemctl restart prosody (its modman component goes then); apt-get purge modman removes the package.");
+    Ok(())
+}
+
 /// Runs operation `node` with the arguments clap read for it, and prints
-/// its text rendering.
-async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String> {
+/// its text rendering. A table of checks that found a problem exits
+/// non-zero without a further message: its note already said it.
+async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, String> {
     let op = ops::find(node).ok_or_else(|| format!("no operation `{node}`"))?;
     let config: &PathBuf = args.get_one("config").ok_or("--config is required")?;
     let config = load(config)?;
@@ -314,8 +485,44 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<(), String
         ops::Response::Confirm(_) => {
             Err("nothing was changed; run the same command again with --yes to go ahead".into())
         }
+        ops::Response::Table(table) if node == <ops::check::Check as ops::Command>::SPEC.node => {
+            let at_start = args.try_get_one::<bool>(AT_START).ok().flatten() == Some(&true);
+            Ok(checks_passed(table, at_start))
+        }
         ops::Response::Table(table) if table.failed() => Err(table.note.clone()),
-        _ => Ok(()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// A table of checks with a failed row is a failed command; so is one
+/// with a repository that cannot be read, except at service start, where
+/// modman must come up without it (it manages what is installed, and
+/// says what is missing in its log).
+fn checks_passed(table: &ops::Table, at_start: bool) -> ExitCode {
+    let unavailable = table.has(ops::Outcome::Unavailable);
+    if table.failed() || (unavailable && !at_start) {
+        return ExitCode::FAILURE;
+    }
+    if unavailable {
+        tracing::warn!(
+            "starting without a repository that cannot be read now; the check above says what to do"
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Logs, at the daemon's start, whether each repository can be read, so
+/// an admin whose host cannot reach one reads why and what to do in the
+/// first lines of the log, not after a `list` that offers nothing.
+async fn say_repositories(ctx: Context) {
+    if ctx.config.repositories.is_empty() {
+        tracing::warn!("no repository is configured: only modules already on disk can be managed; add a [[repositories]] section to modman.toml");
+    }
+    for found in ops::check::repositories(&ctx).await {
+        match found {
+            Ok(text) => tracing::info!("{text}"),
+            Err(text) => tracing::warn!("{text}"),
+        }
     }
 }
 
@@ -365,6 +572,40 @@ fn open_config(config: Arc<Config>, opening: Opening) -> Result<Context, String>
         tracing::warn!("{note}");
     }
     Ok(ctx)
+}
+
+/// The tree `repo build` reads.
+enum Tree {
+    Given(PathBuf),
+    /// Debian's prosody-modules laid out afresh; removed when dropped.
+    Debian(tempfile::TempDir),
+}
+
+impl Tree {
+    fn path(&self) -> &Path {
+        match self {
+            Tree::Given(path) => path,
+            Tree::Debian(dir) => dir.path(),
+        }
+    }
+}
+
+/// Debian's prosody-modules in the upstream layout, in a new temporary
+/// directory.
+fn debian_tree(root: &Path) -> Result<tempfile::TempDir, String> {
+    use modman::repo::debian;
+    let package = debian::read(root).map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir()
+        .map_err(|e| format!("cannot make a temporary directory to lay out Debian's prosody-modules in: {e}; nothing was built"))?;
+    let laid_out = debian::lay_out(&package, dir.path()).map_err(|e| e.to_string())?;
+    for note in &laid_out.notes {
+        eprintln!("note: {note}");
+    }
+    eprintln!(
+        "{} modules from Debian's prosody-modules {}",
+        laid_out.modules, package.version
+    );
+    Ok(dir)
 }
 
 /// `repo mirror`'s exit status when it published the mirror without some
@@ -422,14 +663,25 @@ async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
         }
         RepoCommand::Build {
             from,
+            from_debian,
+            debian_root,
             out,
             name,
             key,
             builtin_modules,
             valid_for,
         } => {
+            // Debian's modules, laid out in the upstream layout in a
+            // directory that goes when the build is done.
+            // clap requires --from unless --from-debian is given.
+            let _ = from_debian;
+            let laid_out = match from {
+                Some(tree) => Tree::Given(tree),
+                None => Tree::Debian(debian_tree(&debian_root)?),
+            };
+            let from = laid_out.path();
             let options = build::BuildOptions {
-                tree: &from,
+                tree: from,
                 out: &out,
                 name: &name,
                 key: &key,
@@ -443,7 +695,10 @@ async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
             out!(
                 "built {} modules from {} into {} ({} warnings)",
                 report.modules,
-                from.display(),
+                match &laid_out {
+                    Tree::Given(tree) => tree.display().to_string(),
+                    Tree::Debian(_) => "Debian's prosody-modules".into(),
+                },
                 out.display(),
                 report.warnings.len()
             );

@@ -82,9 +82,7 @@ impl ServerFacts {
         if self.has_feature_module(name) {
             objections.push(Objection::BuiltIn(Shipped::Feature));
         } else if has_module(&self.builtin_dir, name) {
-            objections.push(Objection::BuiltIn(Shipped::Directory(
-                self.builtin_dir.clone(),
-            )));
+            objections.push(Objection::BuiltIn(shipped_in(&self.builtin_dir, name)));
         }
         match entry.stage.as_deref() {
             Some("merged") => objections.push(Objection::Merged),
@@ -96,12 +94,40 @@ impl ServerFacts {
 }
 
 /// How the server already has a module.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Shipped {
     /// Declared in `core.features` (`mod_flags` on 13): part of Prosody.
     Feature,
     /// A module of that name in Prosody's own module directory.
     Directory(PathBuf),
+    /// A community module that Debian's prosody-modules package put in
+    /// Prosody's own module directory (`dir`), at the package's version:
+    /// not part of Prosody, though it sits among Prosody's modules.
+    Debian { dir: PathBuf, version: String },
+}
+
+impl Shipped {
+    /// Whose module it is, as `list`, `info` and the enable form label it:
+    /// a community module from Debian's package is not Prosody's own,
+    /// though it sits in Prosody's directory.
+    pub fn whose(&self) -> &'static str {
+        match self {
+            Shipped::Debian { .. } => "Debian's prosody-modules",
+            Shipped::Feature | Shipped::Directory(_) => "Prosody's own",
+        }
+    }
+}
+
+/// How `name`, found in Prosody's module directory `dir`, got there: by
+/// Debian's prosody-modules (its dpkg file list says so) or with Prosody.
+pub fn shipped_in(dir: &Path, name: &str) -> Shipped {
+    match crate::repo::debian::installed_for(dir) {
+        Some(package) if package.has(name) => Shipped::Debian {
+            dir: dir.to_owned(),
+            version: package.version.clone(),
+        },
+        _ => Shipped::Directory(dir.to_owned()),
+    }
 }
 
 /// One reason against installing a community module on this server.
@@ -162,6 +188,11 @@ impl fmt::Display for Objection {
             Objection::BuiltIn(Shipped::Directory(dir)) => write!(
                 f,
                 "this Prosody already has a module of that name in {}; a community copy would replace it silently, so enable that one unless you need this version",
+                dir.display()
+            ),
+            Objection::BuiltIn(Shipped::Debian { dir, version }) => write!(
+                f,
+                "Debian's prosody-modules ({version}) has it in {}; a copy from a repository would replace it silently, so enable that one unless you need this version",
                 dir.display()
             ),
             Objection::Merged => f.write_str(

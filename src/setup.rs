@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
+pub mod undo;
+
 /// What to set up.
 pub struct Options {
     /// The XMPP domain, such as `example.org`.
@@ -41,10 +43,33 @@ pub enum Source {
 /// Prosody's community repository, the source every module page names.
 pub const COMMUNITY: &str = "https://modules.prosody.im/rocks/";
 
+/// Where setup puts modman's files under Prosody's data directory.
+pub struct Paths {
+    /// Where modman installs modules (in Prosody's plugin_paths).
+    pub modules_dir: PathBuf,
+    /// The config file modman writes, Included by prosody.cfg.lua.
+    pub managed_config: PathBuf,
+    /// Prosody's admin socket (mod_admin_shell).
+    pub admin_socket: PathBuf,
+}
+
+impl Paths {
+    /// The places under `data_dir`.
+    pub fn under(data_dir: &Path) -> Paths {
+        Paths {
+            modules_dir: data_dir.join("modman"),
+            managed_config: data_dir.join("modman.cfg.lua"),
+            admin_socket: data_dir.join("prosody.sock"),
+        }
+    }
+}
+
 /// The set-up, decided.
 #[derive(Debug)]
 pub struct Setup {
     pub component: String,
+    /// The component secret, in both files; never printed.
+    pub secret: String,
     pub modules_dir: PathBuf,
     pub managed_config: PathBuf,
     /// prosody.cfg.lua after the edits.
@@ -77,8 +102,11 @@ pub fn plan(options: &Options) -> Result<Setup, String> {
             options.prosody_config.display()
         ));
     }
-    let modules_dir = options.data_dir.join("modman");
-    let managed_config = options.data_dir.join("modman.cfg.lua");
+    let Paths {
+        modules_dir,
+        managed_config,
+        admin_socket,
+    } = Paths::under(&options.data_dir);
     let secret = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>());
 
     let mut lines: Vec<String> = original.lines().map(str::to_owned).collect();
@@ -138,24 +166,27 @@ pub fn plan(options: &Options) -> Result<Setup, String> {
             .iter()
             .position(|l| is_host_line(l))
             .unwrap_or(lines.len());
-        let mut block = vec!["-- Added by modman setup.".to_owned()];
+        let mut block = vec![undo::BEGIN.to_owned()];
         block.extend(global_lines);
-        block.push(String::new());
+        block.extend([undo::END.to_owned(), String::new()]);
         lines.splice(first_host..first_host, block);
     }
     // The component and the managed file, last.
     lines.extend([
         String::new(),
-        "-- Added by modman setup: the module manager, as an XEP-0114 component.".into(),
+        undo::BEGIN.into(),
+        "-- The module manager, as an XEP-0114 component.".into(),
         format!("Component \"{component}\""),
         format!("    component_secret = \"{secret}\""),
         String::new(),
-        "-- Written by modman; keep this the last line.".into(),
-        format!("Include \"{}\"", managed_config.display()),
+        "-- modman's managed config; keep this last. A missing file is skipped.".into(),
+        crate::engine::include::line(&managed_config),
+        undo::END.into(),
     ]);
     changes.push(format!("added Component \"{component}\" with a new secret"));
     changes.push(format!(
-        "added Include \"{}\" as the last line",
+        "added {} as the last line (a pattern that matches only {}, so Prosody starts without it)",
+        crate::engine::include::line(&managed_config),
         managed_config.display()
     ));
 
@@ -179,11 +210,12 @@ admin_socket = "{socket}"
         repositories = repositories(&options.source),
         prosody = options.prosody_config.display(),
         managed = managed_config.display(),
-        socket = options.data_dir.join("prosody.sock").display(),
+        socket = admin_socket.display(),
         state = options.state_dir.display(),
     );
     Ok(Setup {
         component,
+        secret,
         modules_dir,
         managed_config,
         prosody_cfg: lines.join("\n") + "\n",
@@ -233,7 +265,8 @@ fn lines_of_list(lines: &[String], at: usize) -> String {
     text
 }
 
-/// Adds `"item";` right after the `{` of the list assigned at line `at`.
+/// Adds `"item";` right after the `{` of the list assigned at line `at`,
+/// and names it in the line's mark for `--undo` ([`undo::mark_added`]).
 fn add_to_list(lines: &mut [String], at: usize, item: &str) -> Result<(), String> {
     let line = &mut lines[at];
     let brace = line.find('{').ok_or_else(|| {
@@ -242,7 +275,8 @@ fn add_to_list(lines: &mut [String], at: usize, item: &str) -> Result<(), String
             at + 1
         )
     })?;
-    line.insert_str(brace + 1, &format!(" \"{item}\";"));
+    line.insert_str(brace + 1, &undo::list_item(item));
+    undo::mark_added(line, item);
     Ok(())
 }
 
@@ -423,12 +457,12 @@ fn chown(path: &Path, owner: Option<(u32, u32)>) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const DEBIAN_LIKE: &str = "admins = { }\nmodules_enabled = {\n\t\"roster\";\n\t\"disco\";\n}\nVirtualHost \"localhost\"\nComponent \"conference.localhost\" \"muc\"\n";
+    pub(crate) const DEBIAN_LIKE: &str = "admins = { }\nmodules_enabled = {\n\t\"roster\";\n\t\"disco\";\n}\nVirtualHost \"localhost\"\nComponent \"conference.localhost\" \"muc\"\n";
 
-    fn options(dir: &Path) -> Options {
+    pub(crate) fn options(dir: &Path) -> Options {
         std::fs::write(dir.join("prosody.cfg.lua"), DEBIAN_LIKE).unwrap();
         Options {
             domain: "localhost".into(),
@@ -474,13 +508,15 @@ mod tests {
         assert!(at("plugin_paths") < at("VirtualHost \"localhost\""));
         assert!(at("component_ports = { 5347 }") < at("VirtualHost \"localhost\""));
         assert!(
-            cfg.contains("modules_enabled = { \"version\"; \"admin_shell\";\n\t\"roster\";"),
+            cfg.contains("modules_enabled = { \"version\"; \"admin_shell\"; -- modman setup added: \"admin_shell\" \"version\"\n\t\"roster\";"),
             "{cfg}"
         );
         assert!(at("Component \"modman.localhost\"") > at("Component \"conference.localhost\""));
-        assert!(cfg
-            .trim_end()
-            .ends_with(&format!("Include \"{}\"", setup.managed_config.display())));
+        assert!(cfg.trim_end().ends_with(&format!(
+            "{}\n{}",
+            crate::engine::include::line(&setup.managed_config),
+            undo::END
+        )));
         let secret = cfg
             .split("component_secret = \"")
             .nth(1)

@@ -369,3 +369,81 @@ fn enabling_a_module_loaded_from_elsewhere_runs_modmans_copy() {
         "{info}"
     );
 }
+
+/// A removed module's options stay in the managed config, and the removal
+/// says which, so nobody takes them for gone (or is surprised to find them
+/// after a rollback).
+#[test]
+fn removing_a_module_says_which_of_its_options_stay_set() {
+    let repository = Repository::start();
+    let prosody = Prosody::start();
+    let config = prosody.path("modman.toml");
+    std::fs::write(
+        &config,
+        prosody.modman_config() + &repository.config_section(),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let (ok, out, err) = support::cli(args, &config);
+        assert!(ok, "{args:?}: {out}{err}");
+        out
+    };
+    run(&["refresh"]);
+    run(&["install", "--yes", "lastlog"]);
+    run(&[
+        "configure",
+        "lastlog",
+        "--set",
+        "lastlog_ip_address=true",
+        "--yes",
+    ]);
+    let removed = run(&["remove", "--yes", "lastlog"]);
+    let managed = std::fs::read_to_string(prosody.path("modman.cfg.lua")).unwrap();
+    assert!(managed.contains("lastlog_ip_address"), "{managed}");
+    let kept = removed
+        .split(". ")
+        .find(|s| s.contains("lastlog_ip_address"))
+        .unwrap_or_else(|| panic!("the kept option is not named:\n{removed}"));
+    assert!(
+        kept.contains(&prosody.path("modman.cfg.lua").display().to_string()),
+        "{kept}"
+    );
+    assert!(!prosody.modules_dir().join("mod_lastlog").exists());
+}
+
+/// `install --enable` of a module that will not load without an option
+/// nobody set is refused before anything changes, as `enable` is, naming
+/// the option, instead of installing a module Prosody then refuses.
+#[test]
+fn install_and_enable_refuses_a_module_missing_a_required_option_and_changes_nothing() {
+    let repository = Repository::start();
+    let prosody = Prosody::start();
+    let config = prosody.path("modman.toml");
+    std::fs::write(
+        &config,
+        prosody.modman_config() + &repository.config_section(),
+    )
+    .unwrap();
+    let (ok, out, err) = support::cli(&["refresh"], &config);
+    assert!(ok, "{out}{err}");
+    let state = prosody.path("modman-state");
+    let before = (
+        snapshot(&prosody.modules_dir()),
+        std::fs::read(prosody.path("modman.cfg.lua")).unwrap(),
+        snapshot(&state),
+        prosody.loaded_modules(DOMAIN),
+    );
+    let (ok, out, err) = support::cli(
+        &["install", "--enable", "--yes", "http_upload_external"],
+        &config,
+    );
+    assert!(!ok, "{out}{err}");
+    assert!(err.contains("http_upload_external_base_url"), "{err}");
+    let after = (
+        snapshot(&prosody.modules_dir()),
+        std::fs::read(prosody.path("modman.cfg.lua")).unwrap(),
+        snapshot(&state),
+        prosody.loaded_modules(DOMAIN),
+    );
+    assert!(before == after, "the refused install changed something");
+}

@@ -152,7 +152,7 @@ fn gajim_1_7_gets_every_result_as_a_single_item_form_and_no_completes() {
     assert_eq!(last(&accepted)["status"], "completed", "{accepted}");
     assert!(!removed_dir.exists());
 
-    // Prosody's own modules are offered by enable, and shown as builtin.
+    // Prosody's own modules are offered by enable, and shown as such.
     let enable_form = gajim.iq(&format!(
         "<iq type='set' to='{COMPONENT}' id='e'><command xmlns='http://jabber.org/protocol/commands' node='enable'/></iq>"
     ));
@@ -178,12 +178,17 @@ fn gajim_1_7_gets_every_result_as_a_single_item_form_and_no_completes() {
         labels.contains(&"mam - Prosody's own".to_owned()),
         "{labels:?}"
     );
+    // Debian's prosody-modules sits among Prosody's own, and is told apart.
+    assert!(
+        labels.contains(&"lastlog - Debian's prosody-modules".to_owned()),
+        "{labels:?}"
+    );
     let enable = gajim.run("enable", json!({"modules": ["mam"]}));
     assert_gajim_1_7_shows(&enable);
     assert_eq!(last(&enable)["status"], "completed", "{enable}");
     let builtin = gajim.run("list", json!({"show": "installed", "query": "mam"}));
     assert!(
-        shown(last(&builtin)).contains("mam (installed: builtin"),
+        shown(last(&builtin)).contains("mam (installed: Prosody's own"),
         "{builtin}"
     );
     let info = gajim.run("info", json!({"module": "mam"}));

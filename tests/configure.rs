@@ -38,13 +38,15 @@ fn options_are_set_over_xmpp_load_the_module_survive_a_restart_and_roll_back() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&managed, std::fs::Permissions::from_mode(0o640)).unwrap();
 
-    // Without its options the module does not load: Prosody says which.
+    // Without its options the module would not load: refused before
+    // anything is installed, naming them, as enable does.
     let refused = admin.run("install", json!({"modules": [MODULE], "enable": true}));
     let text = error_text(&refused);
     assert!(
-        text.contains(URL) && text.contains("nothing is changed"),
+        text.contains(&format!("without {URL} and {SECRET_OPTION}")),
         "{text}"
     );
+    assert!(!prosody.modules_dir().join(format!("mod_{MODULE}")).exists());
     let installed = admin.run("install", json!({"modules": [MODULE]}));
     assert_eq!(last(&installed)["status"], "completed", "{installed}");
     let refused = admin.run(

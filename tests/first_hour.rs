@@ -9,7 +9,8 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 use support::{
-    cli, cli_binary, json_rows, Client, Modman, Program, Prosody, Repository, ADMIN, DOMAIN,
+    cli, cli_binary, json_rows, last, Client, Modman, Program, Prosody, Repository, ADMIN,
+    COMPONENT, DOMAIN,
 };
 
 #[test]
@@ -64,6 +65,8 @@ mod prosody_13_only {
             "ReadWritePaths=/var/lib/prosody",
             "PrivateTmp=yes",
             "ExecStart=/usr/bin/modman run --config /etc/modman/modman.toml",
+            "ExecReload=/usr/bin/modman reload --config /etc/modman/modman.toml",
+            "TimeoutStopSec=90",
         ] {
             assert!(unit.lines().any(|l| l == line), "the unit lacks {line}");
         }
@@ -93,6 +96,166 @@ mod prosody_13_only {
         }
         first_hour(&installed);
     }
+
+    /// The admin's path with the installed package, as systemd would run
+    /// it: `setup --write` on a prosody.cfg.lua owned as Debian ships it;
+    /// `prosodyctl check config` as prosody; the unit's ExecStartPre and
+    /// ExecStart command lines as prosody, with no repository reachable;
+    /// `setup --undo` back to the very bytes, and Prosody without modman.
+    #[test]
+    #[ignore = "Prosody 13 only: scripts/test runs it with MODMAN_TEST_PROSODY=13"]
+    fn the_installed_package_runs_as_its_unit_without_a_repository_and_undoes_setup() {
+        let server = server();
+        server.require(
+            Version::V13,
+            "scripts/test installs the package only in the Prosody 13 chroot",
+        );
+        let installed = Program {
+            chroot: Some(server.root.clone()),
+            path: "/usr/bin/modman".into(),
+        };
+        let id = |flag: &str| -> u32 {
+            let out = server
+                .command("id")
+                .args([flag, "prosody"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        let mut prosody = Prosody::start_plain();
+        // As Debian ships it: root's, readable by the prosody group only.
+        let config = prosody.config_path();
+        std::os::unix::fs::chown(&config, Some(0), Some(gid)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+        // The harness's directory is root's; /etc/prosody and
+        // /var/lib/prosody are open to the prosody user on a real system.
+        std::fs::set_permissions(prosody.dir.path(), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let original = std::fs::read(&config).unwrap();
+        let original_owner = owner_and_mode(&config);
+        let modman_toml = prosody.path("etc/modman.toml");
+        // A repository nobody answers for: this host has no route to it.
+        let repository = format!("http://127.0.0.1:{}/", support::free_port());
+        let output = installed
+            .command()
+            .args(["setup", "--domain", DOMAIN, "--write", "--prosody-config"])
+            .arg(&config)
+            .arg("--config")
+            .arg(&modman_toml)
+            .arg("--data-dir")
+            .arg(prosody.path("data"))
+            .arg("--state-dir")
+            .arg(prosody.path("modman-state"))
+            .args(["--repository", &repository])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(owner_and_mode(&config), original_owner);
+        let as_prosody = |args: &[&str]| {
+            let mut command = server.command("runuser");
+            command.args(["-u", "prosody", "--"]).args(args);
+            command
+        };
+        let config_text = config.display().to_string();
+        let check = as_prosody(&["prosodyctl", "--config", &config_text, "check", "config"])
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "prosodyctl check config as prosody:\n{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        prosody.restart();
+        // The harness runs Prosody as root; Debian's runs as prosody,
+        // whose admin socket the prosody user may open.
+        std::os::unix::fs::lchown(prosody.path("data/prosody.sock"), Some(uid), Some(gid)).unwrap();
+
+        // The unit's command lines, with this modman.toml.
+        let unit =
+            std::fs::read_to_string(server.host_path("/usr/lib/systemd/system/modman.service"))
+                .unwrap();
+        let command_line = |key: &str| -> Vec<String> {
+            let line = unit
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in the unit"));
+            line.replace(
+                "/etc/modman/modman.toml",
+                &modman_toml.display().to_string(),
+            )
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+        };
+        let pre = command_line("ExecStartPre=");
+        let pre: Vec<&str> = pre.iter().map(String::as_str).collect();
+        let checked = as_prosody(&pre).output().unwrap();
+        let printed = String::from_utf8_lossy(&checked.stdout).into_owned();
+        assert!(
+            checked.status.success(),
+            "ExecStartPre failed:\n{printed}{}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+        assert!(
+            printed
+                .lines()
+                .any(|l| l.starts_with("repository community (outcome: unavailable")),
+            "{printed}"
+        );
+        let start = command_line("ExecStart=");
+        let start: Vec<&str> = start.iter().map(String::as_str).collect();
+        let log_path = prosody.path("modman-unit.log");
+        let mut daemon = as_prosody(&start)
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        support::wait_for("the daemon to connect", || {
+            log().contains("connected to Prosody").then_some(())
+        });
+        let warned = support::wait_for("the warning on the repository", || {
+            log()
+                .lines()
+                .find(|l| l.contains("WARN") && l.contains("repository community cannot be read"))
+                .map(str::to_owned)
+        });
+        assert!(warned.contains("--from-debian"), "{warned}");
+        // As systemd stops it: SIGTERM to modman itself, runuser's child.
+        let runuser = daemon.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{runuser}/task/{runuser}/children")).unwrap();
+        let modman_pid = children
+            .split_whitespace()
+            .next()
+            .expect("runuser runs modman");
+        let stopped = std::process::Command::new("kill")
+            .arg(modman_pid)
+            .status()
+            .unwrap();
+        assert!(stopped.success());
+        assert!(daemon.wait().unwrap().success(), "{}", log());
+
+        let undo = installed
+            .command()
+            .args(["setup", "--undo", "--prosody-config"])
+            .arg(&config)
+            .arg("--config")
+            .arg(&modman_toml)
+            .output()
+            .unwrap();
+        assert!(undo.status.success(), "{undo:?}");
+        assert_eq!(std::fs::read(&config).unwrap(), original);
+        assert_eq!(owner_and_mode(&config), original_owner);
+        prosody.restart();
+        drop(Client::connect(&prosody, ADMIN));
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", prosody.component_port)).is_err(),
+            "Prosody still has a component port open after setup --undo"
+        );
+    }
 }
 
 /// A Prosody that has never seen modman; `modman setup`, without and with
@@ -100,6 +263,7 @@ mod prosody_13_only {
 fn first_hour(binary: &Program) {
     let mut prosody = Prosody::start_plain();
     let original = std::fs::read_to_string(prosody.config_path()).unwrap();
+    let original_owner = owner_and_mode(&prosody.config_path());
     assert!(
         !original.contains("modman.localhost") && !original.contains("admin_shell"),
         "{original}"
@@ -162,6 +326,21 @@ fn first_hour(binary: &Program) {
         "the backup is the original"
     );
 
+    // prosody.cfg.lua Includes the managed config by a pattern that
+    // matches nothing while it is missing: Prosody starts all the same.
+    let managed = prosody.path("data/modman.cfg.lua");
+    let aside = prosody.path("data/modman.cfg.lua.aside");
+    std::fs::rename(&managed, &aside).unwrap();
+    let check = support::prosodyctl(&prosody, &["check", "config"]);
+    assert!(
+        check.status.success(),
+        "prosodyctl check config without the managed config:\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    prosody.restart();
+    std::fs::rename(&aside, &managed).unwrap();
+
     prosody.restart();
     let (ok, out, err) = cli_binary(binary, &["check", "--json"], &modman_toml);
     assert!(
@@ -181,7 +360,7 @@ fn first_hour(binary: &Program) {
     }
     assert_eq!(checks["repositories"]["outcome"], "warning", "{out}");
 
-    let _modman = Modman::start_binary(
+    let modman = Modman::start_binary(
         &prosody,
         &std::fs::read_to_string(&modman_toml).unwrap(),
         binary,
@@ -203,17 +382,159 @@ fn first_hour(binary: &Program) {
             .starts_with("connected to"),
         "{component}"
     );
+
+    // The admin enables one of Prosody's own modules through modman, then
+    // takes modman out again.
+    let enable = admin.run("enable", json!({"modules": ["motd"]}));
+    assert_eq!(enable["steps"][1]["status"], "completed", "{enable}");
+    assert!(prosody.loaded_modules(DOMAIN).contains(&"motd".to_owned()));
+    assert!(modman.terminate());
+    let undo = binary
+        .command()
+        .args(["setup", "--undo", "--prosody-config"])
+        .arg(prosody.config_path())
+        .arg("--config")
+        .arg(&modman_toml)
+        .arg("--data-dir")
+        .arg(prosody.path("data"))
+        .arg("--state-dir")
+        .arg(prosody.path("modman-state"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&undo.stdout).into_owned();
+    assert!(
+        undo.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&undo.stderr)
+    );
+    assert_eq!(
+        std::fs::read(prosody.config_path()).unwrap(),
+        original.as_bytes(),
+        "prosody.cfg.lua after setup --undo differs from before setup"
+    );
+    assert_eq!(owner_and_mode(&prosody.config_path()), original_owner);
+    assert!(!prosody.loaded_modules(DOMAIN).contains(&"motd".to_owned()));
+    // What setup made and undo leaves is named, with how to remove it.
+    for left in [prosody.path("data/modman"), prosody.path("modman-state")] {
+        assert!(
+            printed.contains(&format!(" {}", left.display())),
+            "{printed}"
+        );
+    }
+    // Prosody starts on the config as it was (the restart waits for it to
+    // listen), serves its users, and has no component for modman.
+    prosody.restart();
+    drop(Client::connect(&prosody, ADMIN));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", prosody.component_port)).is_err(),
+        "Prosody still has a component port open after setup --undo"
+    );
+}
+
+fn owner_and_mode(path: &Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).unwrap();
+    (metadata.uid(), metadata.gid(), metadata.mode())
 }
 
 /// Runs check with `config`: whether it passed, and its rows by check.
 fn check_with(prosody: &Prosody, config: &str) -> (bool, BTreeMap<String, Value>) {
+    check_as(prosody, config, &["check"])
+}
+
+/// `modman ARGS --json --config` with `config` written as modman.toml:
+/// whether it passed, and its rows by check.
+fn check_as(prosody: &Prosody, config: &str, args: &[&str]) -> (bool, BTreeMap<String, Value>) {
     let path = prosody.path("check.toml");
     std::fs::write(&path, config).unwrap();
     // It holds the component secret: check refuses it readable by all.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let (ok, out, _) = cli(&["check", "--json"], &path);
+    let (ok, out, _) = cli(&[args, &["--json"]].concat(), &path);
     (ok, json_rows(&out, "check"))
+}
+
+/// A first start on a host with no route to its repository: `check` names
+/// the file a refresh would fetch and fails, with the way out; the check
+/// the service runs before starting accepts it; the daemon starts, says
+/// so in its log with the way out, and serves.
+#[test]
+fn a_repository_out_of_reach_is_said_at_start_and_never_stops_the_service() {
+    let prosody = Prosody::start();
+    // A port of this machine nobody listens on: a repository out of reach.
+    let url = format!("http://127.0.0.1:{}/", support::free_port());
+    let config = prosody.modman_config() + &support::luarocks_section(&url);
+    let manifest = format!("{url}manifest-5.4");
+    let repository_row = |checks: &BTreeMap<String, Value>| {
+        let row = &checks["repository community"];
+        assert_eq!(row["outcome"], "unavailable", "{row}");
+        // The URL a refresh fetches first, and both ways out.
+        let detail = row["detail"].as_str().unwrap();
+        for fact in [
+            manifest.as_str(),
+            "modman repo mirror --from",
+            "modman repo build --from-debian",
+        ] {
+            assert!(detail.contains(fact), "{fact} not in {detail}");
+        }
+    };
+    let (ok, checks) = check_as(&prosody, &config, &["check"]);
+    assert!(
+        !ok,
+        "check by hand passed with a repository out of reach:\n{checks:?}"
+    );
+    repository_row(&checks);
+    // Printed once, not again as an error line.
+    let (_, out, err) = cli(&["check"], &prosody.path("check.toml"));
+    assert_eq!(
+        (out + &err)
+            .matches("unavailable; modman runs without it")
+            .count(),
+        1
+    );
+
+    let (ok, checks) = check_as(&prosody, &config, &["check", "--at-start"]);
+    assert!(ok, "the service's check refused to start:\n{checks:?}");
+    repository_row(&checks);
+
+    // Real misconfiguration still stops the service.
+    let broken = config.replace("test-secret", "wrong");
+    let (ok, checks) = check_as(&prosody, &broken, &["check", "--at-start"]);
+    assert!(!ok, "{checks:?}");
+    assert_eq!(checks["component"]["outcome"], "failed", "{checks:?}");
+
+    let modman = Modman::start(&prosody, &config);
+    let warned = support::wait_for("the start-up warning on the repository", || {
+        let log = modman.log();
+        log.lines()
+            .find(|l| l.contains("WARN") && l.contains("repository community cannot be read"))
+            .map(str::to_owned)
+    });
+    assert!(
+        warned.contains(&manifest) && warned.contains("--from-debian"),
+        "{warned}"
+    );
+    // The first refresh, with no index yet, is no "done" either.
+    support::wait_for("the first refresh's warning", || {
+        modman
+            .log()
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("scheduled refresh: "))
+            .then_some(())
+    });
+    assert!(!modman.log().contains("scheduled refresh done"));
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let checks = admin.run_steps("check", json!([]));
+    let rows = checks["steps"][0]["form"]["items"].as_array().unwrap();
+    let component = rows.iter().find(|r| r["check"] == "component").unwrap();
+    assert!(
+        component["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("connected to"),
+        "{component}"
+    );
+    assert!(modman.terminate());
 }
 
 #[test]
@@ -255,11 +576,6 @@ fn every_failed_check_says_how_to_fix_it() {
             "admin socket",
             "add \"admin_shell\" to modules_enabled",
         ),
-        (
-            good.replace(&format!("127.0.0.1:{}/", repository.port), "127.0.0.1:9/"),
-            "repository local",
-            "is the repository up",
-        ),
     ];
     for (config, check, fix) in cases {
         let (ok, checks) = check_with(&prosody, &config);
@@ -286,4 +602,174 @@ fn every_failed_check_says_how_to_fix_it() {
     );
     assert_eq!(checks["admin socket"]["outcome"], "failed", "{out}");
     assert!(Path::new(&config_path).exists());
+}
+
+/// The lines of modman's log that `needle` is in.
+fn logged(modman: &Modman, needle: &str) -> usize {
+    modman.log().matches(needle).count()
+}
+
+/// `modman reload` for the modman.toml at `toml`; its output must name
+/// modman's PID.
+fn reload(modman: &Modman, toml: &Path) {
+    let (ok, out, err) = cli(&["reload"], toml);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains(&format!("PID {}", modman.pid())), "{out}");
+}
+
+/// `modman reload` with modman.toml unchanged, then broken: nothing
+/// changes (the same process, the same connection, still serving), and the
+/// log says why; with no modman running for a config, it says so and fails.
+#[test]
+fn a_reload_of_an_unchanged_or_broken_modman_toml_changes_nothing() {
+    let prosody = Prosody::start();
+    let config = prosody.modman_config();
+    let mut modman = Modman::start(&prosody, &config);
+    let toml = prosody.path("modman.toml");
+    reload(&modman, &toml);
+    support::wait_for("the unchanged reload to be logged", || {
+        (logged(&modman, "nothing changed") == 1).then_some(())
+    });
+    std::fs::write(&toml, "admins = [").unwrap();
+    reload(&modman, &toml);
+    support::wait_for("the broken file to be logged", || {
+        (logged(&modman, "no longer loads") == 1).then_some(())
+    });
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let list = admin.run("list", json!({}));
+    assert_eq!(last(&list)["status"], "completed", "{list}");
+    assert!(modman.running());
+    assert_eq!(logged(&modman, "connected to Prosody"), 1);
+    let (ok, _, _) = cli(&["reload"], &prosody.path("elsewhere.toml"));
+    assert!(!ok, "a reload with no modman running succeeded");
+    assert!(modman.terminate());
+}
+
+/// The way out of a repository out of reach: a repository built with
+/// `modman repo build --from-debian`, served on 127.0.0.1, named in
+/// modman.toml and applied by `modman reload`: the same process starts
+/// again with it, and the admin lists and installs its modules.
+#[test]
+fn a_reload_applies_a_repository_built_from_debian() {
+    let prosody = Prosody::start();
+    let url = format!("http://127.0.0.1:{}/", support::free_port());
+    let out_of_reach = support::luarocks_section(&url);
+    let config = prosody.modman_config() + &out_of_reach;
+    let mut modman = Modman::start(&prosody, &config);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let offered = |admin: &mut Client| -> Vec<String> {
+        let list = admin.run("list", json!({"show": "available"}));
+        last(&list)["form"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|row| row["module"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let outcome = |admin: &mut Client, name: &str| {
+        let refresh = admin.run("refresh", json!({}));
+        let rows = last(&refresh)["form"]["items"].as_array().unwrap().clone();
+        let row = rows.iter().find(|r| r["repository"] == name);
+        row.map(|r| r["outcome"].clone())
+            .unwrap_or_else(|| panic!("no {name} row: {refresh}"))
+    };
+    assert_eq!(outcome(&mut admin, "community"), "failed");
+    assert_eq!(offered(&mut admin), Vec::<String>::new());
+
+    let repository = Repository::start_from_debian();
+    let toml = prosody.path("modman.toml");
+    std::fs::write(
+        &toml,
+        config.replace(&out_of_reach, &repository.config_section()),
+    )
+    .unwrap();
+    reload(&modman, &toml);
+    support::wait_for("modman to connect again", || {
+        (logged(&modman, "connected to Prosody") == 2).then_some(())
+    });
+    assert!(modman.running(), "the restart in place ended the process");
+    assert_eq!(logged(&modman, &format!("(PID {})", modman.pid())), 1);
+
+    assert_ne!(outcome(&mut admin, &repository.name), "failed");
+    let offered = offered(&mut admin);
+    assert!(
+        offered.contains(&"csi_battery_saver".to_owned()),
+        "{offered:?}"
+    );
+    let install = admin.run("install", json!({"modules": ["csi_battery_saver"]}));
+    assert_eq!(last(&install)["status"], "completed", "{install}");
+    assert!(prosody.modules_dir().join("mod_csi_battery_saver").is_dir());
+    // The process started again listens for the next reload.
+    reload(&modman, &toml);
+    support::wait_for("the next reload to be logged", || {
+        (logged(&modman, "nothing changed") == 1).then_some(())
+    });
+    assert!(modman.running());
+    assert!(modman.terminate());
+}
+
+/// A change in flight when a reload restarts modman finishes and is
+/// answered; a request meanwhile is refused as a restart (wait), not as a
+/// stop; then the same process starts again.
+#[test]
+fn a_change_in_flight_during_a_reload_finishes_and_is_answered() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let config = prosody.modman_config() + &repository.config_section();
+    let toml = prosody.path("modman.toml");
+    std::fs::write(&toml, &config).unwrap();
+    let (ok, out, err) = cli(&["refresh"], &toml);
+    assert!(ok, "{out}{err}");
+    let pause = prosody.path("pause");
+    let env = [
+        ("MODMAN_PAUSE_AT", std::ffi::OsStr::new("config-write")),
+        ("MODMAN_PAUSE_FILE", pause.as_os_str()),
+    ];
+    let mut modman = Modman::start_with_env(&prosody, &config, &Program::this_build(), &env);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let install = format!(
+        "<iq type='set' to='{COMPONENT}' id='install'><command xmlns='http://jabber.org/protocol/commands' node='install' action='execute'>\
+         <x xmlns='jabber:x:data' type='submit'><field var='modules'><value>csi_battery_saver</value></field>\
+         <field var='enable'><value>1</value></field><field var='confirm'><value>1</value></field></x></command></iq>"
+    );
+    let answered = std::thread::spawn(move || admin.iq(&install));
+    support::wait_for("the install to pause", || pause.exists().then_some(()));
+
+    let admins = config.lines().find(|l| l.starts_with("admins")).unwrap();
+    std::fs::write(
+        &toml,
+        config.replace(
+            admins,
+            &format!("admins = [\"{ADMIN}\", \"other@{DOMAIN}\"]"),
+        ),
+    )
+    .unwrap();
+    reload(&modman, &toml);
+    support::wait_for("the restart to be asked for", || {
+        (logged(&modman, "restarting in place") == 1).then_some(())
+    });
+    let mut other = Client::connect(&prosody, ADMIN);
+    let refused = other.iq(&format!(
+        "<iq type='set' to='{COMPONENT}' id='refused'><command xmlns='http://jabber.org/protocol/commands' node='list' action='execute'/></iq>"
+    ));
+    assert_eq!(refused.attr("type"), Some("error"), "{refused:?}");
+    let error = refused
+        .children()
+        .find(|c| c.name() == "error")
+        .expect("an error");
+    assert_eq!(error.attr("type"), Some("wait"), "{refused:?}");
+
+    std::fs::remove_file(prosody.path("pause")).unwrap();
+    let reply = answered.join().unwrap();
+    assert_eq!(reply.attr("type"), Some("result"), "{reply:?}");
+    let command = reply
+        .get_child("command", "http://jabber.org/protocol/commands")
+        .unwrap();
+    assert_eq!(command.attr("status"), Some("completed"), "{reply:?}");
+    assert!(prosody.modules_dir().join("mod_csi_battery_saver").is_dir());
+    support::wait_for("modman to connect again", || {
+        (logged(&modman, "connected to Prosody") == 2).then_some(())
+    });
+    assert!(modman.running());
+    assert!(modman.terminate());
 }

@@ -12,7 +12,8 @@ use modman::engine::admin_socket::{
 };
 use modman::prosody::{Objection, Shipped};
 use modman::repo::index::{DependencyKind, Index, Need};
-use support::{server, Prosody, Repository, Version, DOMAIN};
+use serde_json::json;
+use support::{last, modman_with, server, Prosody, Repository, Version, DOMAIN};
 
 /// A module that loads and then reports an error, as a module missing an
 /// option does (mod_dnsbl on 13, which 0.12's corpus lacks).
@@ -245,9 +246,23 @@ fn the_server_s_own_modules_and_features_stand_against_a_community_copy() {
         }
         match server().version {
             Version::V0_12 => {
+                // Debian's prosody-modules put it among Prosody's own:
+                // told apart by the package's file list, at its version.
+                let version = server()
+                    .command("dpkg-query")
+                    .args(["-W", "-f=${Version}", "prosody-modules"])
+                    .output()
+                    .unwrap();
                 assert_eq!(
                     facts.objections(index.get("cloud_notify").unwrap()),
-                    [Objection::BuiltIn(Shipped::Directory(builtin.clone()))]
+                    [Objection::BuiltIn(Shipped::Debian {
+                        dir: builtin.clone(),
+                        version: String::from_utf8(version.stdout).unwrap(),
+                    })]
+                );
+                assert_eq!(
+                    modman::prosody::shipped_in(&builtin, "roster"),
+                    Shipped::Directory(builtin.clone())
                 );
                 assert!(facts
                     .objections(index.get("csi_battery_saver").unwrap())
@@ -293,4 +308,78 @@ fn the_server_s_own_modules_and_features_stand_against_a_community_copy() {
             }
         }
     });
+}
+
+/// Installing community modules that Debian's prosody-modules already put
+/// in Prosody's directory says so once, for all of them, naming the
+/// package's version, instead of a line per module.
+#[test]
+fn copies_over_debian_s_prosody_modules_are_said_once_naming_the_package() {
+    let repository = Repository::start();
+    let prosody = Prosody::start();
+    let config = prosody.path("modman.toml");
+    std::fs::write(
+        &config,
+        prosody.modman_config() + &repository.config_section(),
+    )
+    .unwrap();
+    let (ok, out, err) = support::cli(&["refresh"], &config);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = support::cli(
+        &["install", "--yes", "csi_battery_saver", "lastlog"],
+        &config,
+    );
+    assert!(ok, "{out}{err}");
+    let version = server()
+        .command("dpkg-query")
+        .args(["-W", "-f=${Version}", "prosody-modules"])
+        .output()
+        .unwrap();
+    let version = String::from_utf8(version.stdout).unwrap();
+    let said: Vec<&str> = out
+        .split(". ")
+        .filter(|s| s.contains(&format!("prosody-modules ({version})")))
+        .collect();
+    assert_eq!(said.len(), 1, "{out}");
+    assert!(
+        said[0].contains("mod_csi_battery_saver") && said[0].contains("mod_lastlog"),
+        "{out}"
+    );
+    for module in ["csi_battery_saver", "lastlog"] {
+        assert!(prosody.modules_dir().join(format!("mod_{module}")).is_dir());
+    }
+}
+
+/// `list` labels a module of Prosody's directory that modman enabled by
+/// whose it is, in the form's `installed` field: lastlog, which Debian's
+/// prosody-modules put there, apart from Prosody's own mam.
+#[test]
+fn list_tells_debian_s_prosody_modules_from_prosody_s_own() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let (_modman, mut admin) = modman_with(&prosody, &repository);
+    let builtin = server().builtin_modules();
+    assert!(matches!(
+        modman::prosody::shipped_in(&builtin, "lastlog"),
+        Shipped::Debian { .. }
+    ));
+    let enable = admin.run(
+        "enable",
+        json!({"modules": ["lastlog", "mam"], "hosts": [DOMAIN]}),
+    );
+    assert_eq!(last(&enable)["status"], "completed", "{enable}");
+    let list = admin.run("list", json!({"show": "installed"}));
+    let items = last(&list)["form"]["items"].as_array().unwrap().clone();
+    let installed = |module: &str| {
+        items
+            .iter()
+            .find(|row| row["module"] == module)
+            .and_then(|row| row["installed"].as_str())
+            .map(str::to_owned)
+    };
+    let debian = modman::prosody::shipped_in(&builtin, "lastlog").whose();
+    let own = Shipped::Directory(builtin.clone()).whose();
+    assert_ne!(debian, own);
+    assert_eq!(installed("lastlog").as_deref(), Some(debian), "{list}");
+    assert_eq!(installed("mam").as_deref(), Some(own), "{list}");
 }

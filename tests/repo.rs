@@ -444,3 +444,44 @@ fn a_git_checkout_versions_modules_by_their_last_commit() {
         format!("archives/mod_alpha-20240506.{head}.tar.gz")
     );
 }
+
+/// `repo build --from-debian`, the command an admin without the
+/// community repository runs, builds the very index the laid-out corpus
+/// gives: the same modules, versions and archives.
+#[test]
+fn from_debian_builds_what_the_debian_corpus_builds() {
+    let (dir, key, public) = keyed_dir();
+    let tree = corpus(dir.path());
+    let from_tree = dir.path().join("from-tree");
+    let output = build(&tree, &from_tree, &key);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let from_debian = dir.path().join("from-debian");
+    let output = modman(&[
+        "repo",
+        "build",
+        "--from-debian",
+        "--debian-root",
+        server().root.to_str().unwrap(),
+        "--out",
+        from_debian.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--name",
+        "local",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(verify(&from_debian, &public).status.success());
+    let modules = |repository: &Path| -> Vec<(Value, Value, Value)> {
+        let index: Value =
+            serde_json::from_slice(&std::fs::read(repository.join("index.json")).unwrap()).unwrap();
+        index["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["name"].clone(), m["version"].clone(), m["sha256"].clone()))
+            .collect()
+    };
+    let built = modules(&from_debian);
+    assert!(built.len() > 50, "{} modules", built.len());
+    assert_eq!(built, modules(&from_tree));
+}

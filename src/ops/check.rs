@@ -22,6 +22,30 @@ pub trait ComponentProbe: Send + Sync {
 #[derive(Debug)]
 pub struct Check;
 
+/// What an admin reads when `repository` cannot be read: what failed,
+/// what modman does meanwhile, and the two ways to a repository this host
+/// can reach. The check and the daemon's start-up say the same.
+fn unavailable(repository: &crate::config::Repository, error: &str) -> String {
+    use crate::config::RepositoryKind;
+    let url = &repository.url;
+    let copy = match repository.kind {
+        RepositoryKind::LuaRocks => format!(
+            "mirror it from a host that can (`modman repo mirror --from {url} --out DIR --key KEY --name NAME`)"
+        ),
+        RepositoryKind::Signed { .. } => {
+            "copy its files (index.json, index.json.sig and the archives) from a host that can"
+                .to_owned()
+        }
+    };
+    format!(
+        "{error}; modman runs, manages what is installed, and offers nothing new from {name} until it can be read. \
+         If this host cannot reach {url}, {copy} \
+         or build a repository from Debian's prosody-modules (`modman repo build --from-debian --out DIR --key KEY --name NAME`), \
+         serve DIR over HTTP, and name it (NAME) in a [[repositories]] section of modman.toml",
+        name = repository.name,
+    )
+}
+
 impl Command for Check {
     const SPEC: Spec = Spec {
         access: Access::Read,
@@ -38,9 +62,10 @@ impl Command for Check {
     async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {
         let config = &ctx.config;
         let mut rows: Vec<Vec<String>> = Vec::new();
-        let mut failed = 0;
+        let (mut failed, mut down) = (0, 0);
         let mut add = |check: &str, outcome: Outcome, text: String| {
             failed += usize::from(outcome == Outcome::Failed);
+            down += usize::from(outcome == Outcome::Unavailable);
             rows.push(vec![check.to_owned(), outcome.as_str().to_owned(), text])
         };
         let mut row = |check: &str, result: Result<String, String>| match result {
@@ -128,20 +153,12 @@ impl Command for Check {
                 );
             }
         }
-        for repository in &config.repositories {
-            let result = ctx
-                .fetcher
-                .index(repository)
-                .await
-                .map(|(_, _, index)| {
-                    format!(
-                        "{}: signature valid, {} modules",
-                        repository.url,
-                        index.modules.len()
-                    )
-                })
-                .map_err(|e| e.to_string());
-            row(&format!("repository {}", repository.name), result);
+        for (repository, found) in config.repositories.iter().zip(repositories(ctx).await) {
+            let check = format!("repository {}", repository.name);
+            match found {
+                Ok(text) => add(&check, Outcome::Ok, text),
+                Err(text) => add(&check, Outcome::Unavailable, text),
+            }
         }
         if config.repositories.is_empty() {
             add(
@@ -150,11 +167,17 @@ impl Command for Check {
                 "none configured: only modules already on disk can be managed; add a [[repositories]] section to modman.toml".into(),
             );
         }
-        let note = match failed {
-            0 => "All checks passed.".to_owned(),
-            n => format!(
-                "{n} check{} failed; each says how to fix it.",
-                if n == 1 { "" } else { "s" }
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let note = match (failed, down) {
+            (0, 0) => "All checks passed.".to_owned(),
+            (0, down) => format!(
+                "{down} repositor{} unavailable; modman runs without {}, each row says what to do.",
+                if down == 1 { "y" } else { "ies" },
+                if down == 1 { "it" } else { "them" }
+            ),
+            (failed, _) => format!(
+                "{failed} check{} failed; each says how to fix it.",
+                plural(failed)
             ),
         };
         Ok(Response::Table(Table {
@@ -164,6 +187,30 @@ impl Command for Check {
             note,
         }))
     }
+}
+
+/// Each configured repository as the daemon finds it at start, asked as
+/// `check` and `refresh` ask it: `Ok` with what it offers, `Err` with what
+/// failed and the way out ([`unavailable`]). An admin whose host cannot
+/// reach the default repository reads this in the log of the first start.
+pub async fn repositories(ctx: &Context) -> Vec<Result<String, String>> {
+    let config = &ctx.config;
+    let mut found = Vec::with_capacity(config.repositories.len());
+    for repository in &config.repositories {
+        found.push(
+            crate::repo::catalog::probe(config, &ctx.fetcher, repository)
+                .await
+                .map(|text| format!("repository {}: {text}", repository.name))
+                .map_err(|e| {
+                    format!(
+                        "repository {} cannot be read: {}",
+                        repository.name,
+                        unavailable(repository, &e)
+                    )
+                }),
+        );
+    }
+    found
 }
 
 /// Whether Prosody takes modman's handshake: this process may be the one
@@ -262,13 +309,13 @@ fn included(prosody_cfg: &str, managed: &Path) -> Result<String, String> {
         .lines()
         .map(|l| l.split("--").next().unwrap_or_default().trim())
         .collect();
-    let include = lines.iter().rposition(|l| {
-        l.starts_with("Include")
-            && (l.contains(&format!("\"{path}\"")) || l.contains(&format!("'{path}'")))
-    });
+    let include = lines
+        .iter()
+        .rposition(|l| crate::engine::include::includes(l, managed));
+    let line = crate::engine::include::line(managed);
     let Some(at) = include else {
         return Err(format!(
-            "prosody.cfg.lua does not Include {path}; add Include \"{path}\" as its last line"
+            "prosody.cfg.lua does not Include {path}; add {line} as its last line"
         ));
     };
     if lines[at..]
@@ -276,11 +323,11 @@ fn included(prosody_cfg: &str, managed: &Path) -> Result<String, String> {
         .any(|l| l.starts_with("VirtualHost") || l.starts_with("Component"))
     {
         return Err(format!(
-            "Include \"{path}\" comes before a VirtualHost or Component section; move it to the end of prosody.cfg.lua"
+            "the Include of {path} comes before a VirtualHost or Component section; move it to the end of prosody.cfg.lua"
         ));
     }
     if !managed.exists() {
-        return Err(format!("{path} does not exist, and Prosody will not start without it; run modman once, or create it empty"));
+        return Err(format!("{path} does not exist, so Prosody runs without the modules modman enabled (or, if prosody.cfg.lua Includes it by its plain name, does not start); run modman once, or create it empty"));
     }
     Ok(format!("{path}, Included last"))
 }
@@ -297,6 +344,11 @@ mod tests {
         let m = managed.display();
         let good = format!("VirtualHost \"a\"\nInclude \"{m}\"\n");
         assert!(included(&good, &managed).is_ok());
+        let pattern = format!(
+            "VirtualHost \"a\"\n{}\n",
+            crate::engine::include::line(&managed)
+        );
+        assert!(included(&pattern, &managed).is_ok());
         let early = format!("Include \"{m}\"\nVirtualHost \"a\"\n");
         assert!(included(&early, &managed)
             .unwrap_err()

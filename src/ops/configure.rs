@@ -444,26 +444,14 @@ fn readable_by_everyone(path: &Path) -> bool {
 }
 
 /// For `enable`: the options `module` refuses to load without that
-/// Prosody does not hold for `host`.
+/// Prosody does not hold for `host`, read from its installed code.
 pub(super) async fn missing_required(
     ctx: &Context,
     module: &str,
     host: &str,
     live: &mut crate::engine::live::Live,
 ) -> Result<Vec<String>, OpError> {
-    let mut missing = Vec::new();
-    for option in documented_options(ctx, module)?
-        .into_iter()
-        .filter(|o| o.required)
-    {
-        let now = live
-            .config_get(&Scope::Host(host.to_owned()), &option.name)
-            .await?;
-        if now.is_none() {
-            missing.push(option.name);
-        }
-    }
-    Ok(missing)
+    super::required::missing(&documented_options(ctx, module)?, host, live).await
 }
 
 #[cfg(test)]

@@ -108,10 +108,9 @@ impl Context {
                         .into_iter()
                         .filter(|name| !installed.modules.contains_key(name))
                         .map(|name| {
-                            (
-                                name.clone(),
-                                format!("{name}{LABEL_SEPARATOR}Prosody's own"),
-                            )
+                            let dir = &self.config.prosody.builtin_modules;
+                            let whose = crate::prosody::shipped_in(dir, &name).whose();
+                            (name.clone(), format!("{name}{LABEL_SEPARATOR}{whose}"))
                         }),
                 )
                 .collect(),

@@ -82,15 +82,7 @@ impl Command for Enable {
             for host in &hosts {
                 let missing = configure::missing_required(ctx, module, host, &mut live).await?;
                 if !missing.is_empty() {
-                    let settings: Vec<String> =
-                        missing.iter().map(|m| format!("{m}=...")).collect();
-                    return Err(OpError::bad_input(format!(
-                        "mod_{module} will not load on {host} without {}, which {} not set; set {} first with configure (in chat: configure {module} on {host} {})",
-                        missing.join(" and "),
-                        if missing.len() == 1 { "is" } else { "are" },
-                        if missing.len() == 1 { "it" } else { "them" },
-                        settings.join(" ")
-                    )));
+                    return Err(super::required::refusal(module, host, &missing));
                 }
             }
         }

@@ -78,10 +78,17 @@ impl Command for Info {
                 "present in {} but not installed by modman (unmanaged)",
                 ctx.engine.modules_dir().display()
             ),
-            (None, false, true) => format!(
-                "builtin: one of Prosody's own modules, in {}",
-                ctx.config.prosody.builtin_modules.display()
-            ),
+            (None, false, true) => {
+                let dir = &ctx.config.prosody.builtin_modules;
+                match &crate::prosody::shipped_in(dir, &name) {
+                    shipped @ crate::prosody::Shipped::Debian { version, .. } => format!(
+                        "{} ({version}): a community module the package put among Prosody's own, in {}",
+                        shipped.whose(),
+                        dir.display()
+                    ),
+                    _ => format!("builtin: one of Prosody's own modules, in {}", dir.display()),
+                }
+            }
             (None, false, false) => "not installed".into(),
         };
         let installed_status = match (&rock, record) {

@@ -120,6 +120,9 @@ impl Command for Install {
             return Ok(question);
         }
         let files = plan.download(ctx, actor).await?;
+        if let Some(hosts) = &hosts {
+            refuse_missing_options(ctx, &plan, &files, &modules, hosts).await?;
+        }
         let enabling = hosts
             .as_ref()
             .map(|hosts| Placement::all(&modules, hosts))
@@ -185,4 +188,41 @@ impl Command for Install {
                 .join(" "),
         }))
     }
+}
+
+/// As `enable` does, before anything changes: each module to enable is
+/// read from the code just fetched, and refused if Prosody lacks an
+/// option it will not load without on one of `hosts`.
+async fn refuse_missing_options(
+    ctx: &Context,
+    plan: &plan::Plan<'_>,
+    files: &[crate::engine::transaction::Prepared],
+    modules: &[String],
+    hosts: &[String],
+) -> Result<(), OpError> {
+    let mut live = ctx.engine.live().await?;
+    for prepared in files.iter().filter(|p| modules.contains(&p.name)) {
+        let Some((_, archive)) = &prepared.after else {
+            continue;
+        };
+        let code: Vec<String> = archive
+            .iter()
+            .filter(|f| f.path.ends_with(".lua"))
+            .map(|f| String::from_utf8_lossy(&f.data).into_owned())
+            .collect();
+        let readme = plan
+            .steps
+            .iter()
+            .find(|s| s.entry.name == prepared.name)
+            .map(|s| s.entry.description.as_str())
+            .unwrap_or_default();
+        let options = crate::repo::options::module_options(&prepared.name, &code, readme);
+        for host in hosts {
+            let missing = super::required::missing(&options, host, &mut live).await?;
+            if !missing.is_empty() {
+                return Err(super::required::refusal(&prepared.name, host, &missing));
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,8 +1,9 @@
 //! `list`: every module on offer or on disk in one table: what is
 //! installed at which version, what the repositories offer, where an
 //! update waits. Modules in the module directory that modman did not
-//! install are shown as unmanaged, and Prosody's own modules that modman
-//! enabled as builtin.
+//! install are shown as unmanaged, and the modules of Prosody's directory
+//! that modman enabled by whose they are (Prosody's own, or Debian's
+//! prosody-modules), as info and the enable form say.
 
 use std::collections::BTreeSet;
 
@@ -193,7 +194,11 @@ impl Command for List {
                 (Some(r), None, _, _) => r.version.clone(),
                 (None, Some(rock), _, _) => format!("prosodyctl {}", rock.version),
                 (None, None, true, _) => "unmanaged".to_owned(),
-                (None, None, false, true) => "builtin".to_owned(),
+                (None, None, false, true) => {
+                    crate::prosody::shipped_in(&ctx.config.prosody.builtin_modules, &name)
+                        .whose()
+                        .to_owned()
+                }
                 (None, None, false, false) => String::new(),
             };
             rows.push(vec![

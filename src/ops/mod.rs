@@ -38,6 +38,7 @@ mod list;
 mod plan;
 mod refresh;
 mod remove;
+mod required;
 pub mod response;
 mod rollback;
 mod update;

@@ -65,6 +65,7 @@ pub fn resolve<'a>(
         concerns: Vec::new(),
         notes: Vec::new(),
     };
+    let mut shadowed: std::collections::BTreeMap<Shipped, Vec<String>> = Default::default();
     // (name, reason, the repository of the module that needs it).
     let mut queue: Vec<(String, String, Option<&'a Repository>)> = requested
         .into_iter()
@@ -108,8 +109,8 @@ pub fn resolve<'a>(
                 // Distributions put community modules in Prosody's own
                 // directory too (Debian's prosody-modules): worth saying,
                 // not asking. What core.features names is Prosody's own.
-                Objection::BuiltIn(Shipped::Directory(_)) => {
-                    plan.notes.push(format!("mod_{name}: {objection}."))
+                Objection::BuiltIn(shipped @ (Shipped::Directory(_) | Shipped::Debian { .. })) => {
+                    shadowed.entry(shipped).or_default().push(name.clone())
                 }
                 _ => plan.concerns.push(format!("mod_{name}: {objection}.")),
             }
@@ -186,7 +187,41 @@ pub fn resolve<'a>(
             reason,
         });
     }
+    // Said once for all the modules it concerns, and in the question when
+    // there is one, so the admin reads it before anything changes.
+    for (shipped, names) in shadowed {
+        let said = shadowing(&shipped, &names);
+        match plan.concerns.is_empty() {
+            true => plan.notes.insert(0, said),
+            false => plan.concerns.push(said),
+        }
+    }
     Ok(plan)
+}
+
+/// The one line on copies that replace, unsaid, what the server has:
+/// which modules, whose copies they shadow, and what to do instead.
+fn shadowing(shipped: &Shipped, names: &[String]) -> String {
+    let names = names
+        .iter()
+        .map(|n| format!("mod_{n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let whose = match shipped {
+        Shipped::Debian { dir, version } => {
+            format!(
+                "Debian's prosody-modules ({version}) has them in {}",
+                dir.display()
+            )
+        }
+        Shipped::Directory(dir) => {
+            format!("Prosody's own module directory {} has them", dir.display())
+        }
+        Shipped::Feature => "this Prosody has them built in".to_owned(),
+    };
+    format!(
+        "{names}: {whose}; the copies modman installs come first and replace those silently. To use the ones already there, enable them instead of installing."
+    )
 }
 
 impl Plan<'_> {

@@ -96,6 +96,14 @@ impl Command for Remove {
         if let Err(question) = proposal.decide(&self.consent) {
             return Ok(question);
         }
+        // Read while the code is still on disk: the options it reads.
+        let documented: Vec<String> = self
+            .modules
+            .iter()
+            .filter_map(|name| super::configure::documented_options(ctx, name).ok())
+            .flatten()
+            .map(|option| option.name)
+            .collect();
         let rows: Vec<Vec<String>> = self
             .modules
             .iter()
@@ -121,14 +129,40 @@ impl Command for Remove {
             true => String::new(),
             false => " Unloaded and disabled first.".to_owned(),
         };
+        let kept = kept_options(ctx, &documented);
         Ok(Response::Table(Table {
             title: "Removed".into(),
             columns: vec![("module", "Module"), ("version", "Version")],
             rows,
             note: format!(
-                "Removed; the files are kept in a backup (rollback puts them back).{unloaded}{}",
+                "Removed; the files are kept in a backup (rollback puts them back).{unloaded}{}{kept}",
                 super::enable::released_note(&applied.released)
             ),
         }))
+    }
+}
+
+/// What becomes of the options a removed module read: they stay in the
+/// managed config, so a rollback or a new install finds its settings as
+/// they were, and Prosody ignores an option no module reads. Said, with
+/// the names, so nobody thinks them gone.
+fn kept_options(ctx: &Context, documented: &[String]) -> String {
+    let Ok(managed) = ctx.engine.managed_config() else {
+        return String::new();
+    };
+    let set: std::collections::BTreeSet<&str> = managed
+        .global
+        .keys()
+        .chain(managed.hosts.values().flat_map(|h| h.options.keys()))
+        .map(String::as_str)
+        .filter(|name| documented.iter().any(|d| d == name))
+        .collect();
+    match set.is_empty() {
+        true => String::new(),
+        false => format!(
+            " Its options stay in {} ({}), unused while nothing reads them, so a rollback or a new install finds them as they were; unset them with configure if you want them gone.",
+            ctx.config.prosody.managed_config.display(),
+            set.into_iter().collect::<Vec<_>>().join(", ")
+        ),
     }
 }

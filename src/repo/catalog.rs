@@ -406,6 +406,50 @@ fn accept(
     Ok(index)
 }
 
+/// A configured LuaRocks server, with the rock cache
+/// (`state_dir/rocks/<repository>/`) and the pins
+/// (`state_dir/rocks-pins.json`) that [`Catalog::refresh`] uses.
+fn luarocks_server<'a>(
+    config: &Config,
+    fetcher: &'a Fetcher,
+    repository: &'a Repository,
+) -> Result<Server<'a>, crate::repo::luarocks::server::ServerError> {
+    let rocks = config.state_dir.join("rocks").join(&repository.name);
+    let pins = config.state_dir.join("rocks-pins.json");
+    Server::open(fetcher, repository, &rocks, &pins)
+}
+
+/// Whether `repository` answers now, asked for the file a refresh starts
+/// with (a LuaRocks server's manifest, a signed repository's index and
+/// its signature), so a check that passes means a refresh can. Changes
+/// nothing: no cache, no pin, no serial is written. `Ok` says what was
+/// found; `Err` why it failed.
+pub async fn probe(
+    config: &Config,
+    fetcher: &Fetcher,
+    repository: &Repository,
+) -> Result<String, String> {
+    match &repository.kind {
+        RepositoryKind::LuaRocks => {
+            let server = luarocks_server(config, fetcher, repository).map_err(|e| e.to_string())?;
+            let manifest = server.manifest().await.map_err(|e| e.to_string())?;
+            Ok(format!(
+                "{}: a LuaRocks server, {} rocks in its manifest",
+                repository.url,
+                manifest.rocks.len()
+            ))
+        }
+        RepositoryKind::Signed { .. } => {
+            let (_, _, index) = fetcher.index(repository).await.map_err(|e| e.to_string())?;
+            Ok(format!(
+                "{}: signature valid, {} modules",
+                repository.url,
+                index.modules.len()
+            ))
+        }
+    }
+}
+
 /// Reads a LuaRocks server into an index of the modules it offers, and
 /// keeps it as the cached index. Rocks are cached in
 /// `state_dir/rocks/<repository>/`, their hashes pinned in
@@ -416,10 +460,8 @@ async fn luarocks_index(
     repository: &Repository,
     warnings: &mut Vec<String>,
 ) -> Result<Index, String> {
-    let rocks = config.state_dir.join("rocks").join(&repository.name);
-    let pins = config.state_dir.join("rocks-pins.json");
     let offers = async {
-        let mut server = Server::open(fetcher, repository, &rocks, &pins)?;
+        let mut server = luarocks_server(config, fetcher, repository)?;
         server
             .offers(&config.prosody.builtin_modules, &mut |_| {})
             .await

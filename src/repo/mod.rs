@@ -9,6 +9,7 @@ pub mod archive;
 pub mod build;
 pub mod catalog;
 pub mod compat;
+pub mod debian;
 pub mod fetch;
 pub mod index;
 pub mod luarocks;

@@ -161,6 +161,13 @@ fn from_code(module: &str, code: &str) -> Vec<ModuleOption> {
     let mut rest = code;
     while let Some(at) = rest.find("module:get_option") {
         let before = &rest[..at];
+        // A statement that starts at the beginning of its line runs when
+        // the module loads; an indented one runs in a function or a
+        // branch (mod_http_oauth2 asserts component_secret only when
+        // loaded on a Component), so it does not stop every load.
+        let offset = code.len() - rest.len() + at;
+        let line = code[..offset].rfind('\n').map_or(0, |n| n + 1);
+        let at_load = !code[line..].starts_with([' ', '\t']);
         let call = &rest[at + "module:get_option".len()..];
         rest = call;
         let Some(open) = call.find('(') else { continue };
@@ -182,7 +189,7 @@ fn from_code(module: &str, code: &str) -> Vec<ModuleOption> {
             .map(|d| d.split([')', ';', '\n']).next().unwrap_or_default().trim())
             .filter(|d| !d.is_empty() && *d != "nil")
             .map(str::to_owned);
-        let required = default.is_none() && before.trim_end().ends_with("assert(");
+        let required = at_load && default.is_none() && before.trim_end().ends_with("assert(");
         found.push(ModuleOption {
             secret: is_secret_name(&name),
             name,
@@ -314,6 +321,16 @@ mod tests {
         let dir = std::path::Path::new("/usr/lib/prosody/modules").join(format!("mod_{module}"));
         let code = std::fs::read_to_string(dir.join(format!("mod_{module}.lua"))).unwrap();
         (vec![code], String::new())
+    }
+
+    #[test]
+    fn an_assert_inside_a_function_or_branch_does_not_stop_every_load() {
+        // As mod_http_oauth2 on 13: component_secret only on a Component.
+        let code = "if module:get_host_type() == \"component\" then\n\tlocal component_secret = assert(module:get_option_string(\"component_secret\"), \"required on a Component\");\nend\nlocal jid = assert(module:get_option_string(\"rtbl_jid\"), \"No JID\");\n";
+        let options = module_options("x", &[code.to_owned()], "");
+        let required = |n: &str| options.iter().find(|o| o.name == n).unwrap().required;
+        assert!(!required("component_secret"));
+        assert!(required("rtbl_jid"));
     }
 
     #[test]

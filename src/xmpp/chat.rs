@@ -628,6 +628,7 @@ pub fn refusal(config: &Config, message: &Message, why: Refused) -> Option<Messa
     let text = match why {
         Refused::Busy => "Busy: modman is handling many requests; send this again in a moment.",
         Refused::Stopping => super::shutdown::REFUSAL,
+        Refused::Reloading => super::shutdown::RELOAD_REFUSAL,
     };
     Some(answer(&asked, message, text.to_owned()))
 }
@@ -822,7 +823,7 @@ mod tests {
             "<message xmlns='jabber:component:accept' type='chat' from='admin@example.org/x' to='modman.example.org'><body>list</body></message>".to_owned(),
         ];
         for xml in answered {
-            for why in [Refused::Busy, Refused::Stopping] {
+            for why in [Refused::Busy, Refused::Stopping, Refused::Reloading] {
                 assert!(refusal(&config, &message(&xml), why).is_some(), "{xml}");
             }
         }
@@ -834,7 +835,7 @@ mod tests {
             "<message xmlns='jabber:component:accept' type='error' from='admin@example.org/x' to='modman.example.org'><body>list</body></message>".to_owned(),
         ];
         for xml in ignored {
-            for why in [Refused::Busy, Refused::Stopping] {
+            for why in [Refused::Busy, Refused::Stopping, Refused::Reloading] {
                 assert!(refusal(&config, &message(&xml), why).is_none(), "{xml}");
             }
         }

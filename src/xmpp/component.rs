@@ -4,6 +4,7 @@
 //! the stream from being read.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,7 @@ use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
 use super::forms::{self, Rendering};
 use super::notices;
-use super::shutdown::{Admission, Drained, Refused, Stop};
+use super::shutdown::{Admission, Drained, Exit, Refused, Stop};
 use super::stream::{Connection, Head, Incoming, Problem};
 use crate::access::Actor;
 use crate::config::Config;
@@ -157,11 +158,16 @@ impl Clients {
 /// The id of our XEP-0092 query to the server, so its answer is known.
 const SERVER_VERSION_ID: &str = "modman-server-version";
 
-/// Runs until SIGINT or SIGTERM, reconnecting whenever the stream is lost;
-/// a stop lets the requests in flight end first.
-pub async fn run(ctx: Context) -> std::io::Result<()> {
+/// Runs until SIGINT or SIGTERM, or until a SIGHUP finds `config_path`
+/// changed, reconnecting whenever the stream is lost; either end lets the
+/// requests in flight end first, and the outcome says which it was.
+pub async fn run(ctx: Context, config_path: &Path) -> std::io::Result<Exit> {
     let stop = Stop::listen(MAX_IN_FLIGHT as u32)?;
     let config = ctx.config.clone();
+    match super::reload::on_hangup(config_path.to_owned(), config.clone(), stop.restarter()) {
+        Ok(hangups) => drop(tokio::spawn(hangups)),
+        Err(e) => tracing::warn!("cannot listen for SIGHUP ({e}); a reload would stop modman"),
+    }
     if let Err(e) = ctx.engine.live().await {
         tracing::warn!("{e}; enabling and live loading will fail until this is fixed");
     }
@@ -187,7 +193,7 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
         let attempt = tokio::select! {
             _ = app.stop.requested() => {
                 drain(&app).await;
-                return Ok(());
+                return Ok(app.stop.exit());
             }
             attempt = Connection::open(&component.jid, &component.server, &component.secret) => attempt,
         };
@@ -203,13 +209,13 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
                 let ended = serve(&app, connection).await;
                 app.ctx.engine.server.set_connected(false);
                 match ended {
-                    Ended::Shutdown => return Ok(()),
+                    Ended::Shutdown => return Ok(app.stop.exit()),
                     // Requests in flight still end; their answers cannot
                     // reach anyone any more.
                     Ended::Lost(reason) if app.stop.stopping() => {
                         tracing::warn!("lost the connection to Prosody while stopping: {reason}");
                         drain(&app).await;
-                        return Ok(());
+                        return Ok(app.stop.exit());
                     }
                     Ended::Lost(reason) => {
                         tracing::warn!("lost the connection to Prosody: {reason}; reconnecting")
@@ -221,7 +227,7 @@ pub async fn run(ctx: Context) -> std::io::Result<()> {
         tokio::select! {
             _ = app.stop.requested() => {
                 drain(&app).await;
-                return Ok(());
+                return Ok(app.stop.exit());
             }
             _ = tokio::time::sleep(retry) => {}
         }
@@ -289,7 +295,10 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
                 continue;
             }
             _ = app.stop.requested(), if !stopping => {
-                tracing::info!("shutting down: no new requests; waiting for those in flight");
+                match app.stop.exit() {
+                    Exit::Stopped => tracing::info!("shutting down: no new requests; waiting for those in flight"),
+                    Exit::Reload(_) => tracing::info!("restarting to apply modman.toml: no new requests; waiting for those in flight"),
+                }
                 stopping = true;
                 continue;
             }
@@ -458,6 +467,11 @@ fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>) {
             .run(&app.ctx, &Actor::schedule(), &ops::Input::default())
             .await
         {
+            // A repository that failed is a warning with its reason, not
+            // "done": the note names each failure.
+            Ok(ops::Response::Table(table)) if table.failed() => {
+                tracing::warn!("scheduled refresh: {}", table.note)
+            }
             Ok(_) => tracing::info!("scheduled refresh done"),
             Err(e) => tracing::warn!("scheduled refresh failed: {e}"),
         }
@@ -785,6 +799,12 @@ fn refusal(iq: Iq, why: Refused) -> Option<Iq> {
             DefinedCondition::ServiceUnavailable,
             "en",
             super::shutdown::REFUSAL,
+        ),
+        Refused::Reloading => StanzaError::new(
+            ErrorType::Wait,
+            DefinedCondition::ServiceUnavailable,
+            "en",
+            super::shutdown::RELOAD_REFUSAL,
         ),
         Refused::Busy => StanzaError::new(
             ErrorType::Wait,

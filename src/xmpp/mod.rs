@@ -13,6 +13,7 @@ pub mod forms;
 pub mod notices;
 pub mod parser;
 pub mod probe;
+pub mod reload;
 pub mod shutdown;
 pub mod stream;
 

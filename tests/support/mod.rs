@@ -185,7 +185,7 @@ impl Program {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -471,6 +471,12 @@ impl Modman {
         self.child.id()
     }
 
+    /// Whether the process started is still running (a restart in place
+    /// keeps it).
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     /// Sends `signal` (`TERM`, `KILL`...) without waiting.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
@@ -751,11 +757,43 @@ impl Repository {
     /// A repository `name` of the module tree `populate` writes into its
     /// argument, with a key of its own.
     pub fn start_named(name: &str, populate: impl FnOnce(&Path)) -> Repository {
+        let mut repository = Repository::keyed(name);
+        populate(&repository.dir.path().join("corpus"));
+        repository.rebuild();
+        repository.serve();
+        repository
+    }
+
+    /// A repository `local` as an admin without the community repository
+    /// makes one: `modman repo build --from-debian` of the Debian
+    /// prosody-modules of the Prosody under test.
+    pub fn start_from_debian() -> Repository {
+        let mut repository = Repository::keyed("local");
+        let output = Command::new(env!("CARGO_BIN_EXE_modman"))
+            .args(["repo", "build", "--from-debian", "--debian-root"])
+            .arg(&server().root)
+            .arg("--out")
+            .arg(repository.served())
+            .arg("--key")
+            .arg(repository.dir.path().join("key"))
+            .args(["--name", &repository.name])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "repo build --from-debian: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        repository.serve();
+        repository
+    }
+
+    /// A repository `name` with a key of its own, neither built nor served.
+    fn keyed(name: &str) -> Repository {
         let dir = tempfile::Builder::new()
             .prefix("modman-repo-test-")
             .tempdir()
             .unwrap();
-        populate(&dir.path().join("corpus"));
         let key = dir.path().join("key");
         let output = Command::new(env!("CARGO_BIN_EXE_modman"))
             .args(["repo", "keygen", "--out"])
@@ -764,16 +802,13 @@ impl Repository {
             .unwrap();
         assert!(output.status.success());
         let public_key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-        let mut repository = Repository {
+        Repository {
             name: name.to_owned(),
             dir,
             public_key,
             port: free_port(),
             server: None,
-        };
-        repository.rebuild();
-        repository.serve();
-        repository
+        }
     }
 
     /// The module tree the repository is built from.
