@@ -9,24 +9,9 @@ use std::path::{Path, PathBuf};
 
 use crate::repo::index::ModuleEntry;
 
-/// Where Prosody looks for module `name` inside one plugin directory, in
-/// its own order (util/pluginloader.lua). The LuaRocks layouts under
-/// `share/lua/5.4/`, which only `prosodyctl install` writes, are left out.
-pub fn module_file_candidates(name: &str) -> [String; 4] {
-    [
-        format!("mod_{name}/{name}/mod_{name}.lua"),
-        format!("mod_{name}/mod_{name}.lua"),
-        format!("{name}/mod_{name}.lua"),
-        format!("mod_{name}.lua"),
-    ]
-}
-
-/// Whether `dir` holds module `name` in a layout Prosody loads.
-pub fn has_module(dir: &Path, name: &str) -> bool {
-    module_file_candidates(name)
-        .iter()
-        .any(|c| dir.join(c).is_file())
-}
+/// Where Prosody finds a module's file: its plugin loader's rule, kept
+/// with the rest of that rule in [`crate::repo::placement`].
+pub use crate::repo::placement::{has_module, module_file_candidates};
 
 /// What the running server already has, asked from it.
 #[derive(Debug, Clone, PartialEq, Eq)]

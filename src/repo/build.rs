@@ -162,7 +162,7 @@ pub(crate) fn dependency_kind(
 ) -> DependencyKind {
     if community.contains(name) {
         DependencyKind::Community
-    } else if crate::prosody::has_module(builtin_dir, name) {
+    } else if crate::repo::placement::has_module(builtin_dir, name) {
         DependencyKind::Builtin
     } else {
         DependencyKind::Missing
@@ -281,7 +281,7 @@ fn pack_module(
     }
     let dir = tree.join(format!("mod_{name}"));
     // Only the layouts that live inside the module's own directory.
-    let [nested, flat, ..] = crate::prosody::module_file_candidates(name);
+    let [nested, flat, ..] = crate::repo::placement::module_file_candidates(name);
     if !tree.join(&nested).is_file() && !tree.join(&flat).is_file() {
         return Err(format!("neither {flat} nor {nested} in it"));
     }

@@ -223,7 +223,7 @@ impl<'a> Server<'a> {
                 self.cache.display()
             )
         })?;
-        let has_module = |name: &str| crate::prosody::has_module(builtin_dir, name);
+        let has_module = |name: &str| crate::repo::placement::has_module(builtin_dir, name);
         rock::read(file, &bytes, Reading::Whole, &has_module, &mut 0).map_err(|e| e.to_string())
     }
 
@@ -301,7 +301,7 @@ impl<'a> Server<'a> {
                 });
                 continue;
             }
-            let has_module = |name: &str| crate::prosody::has_module(builtin_dir, name);
+            let has_module = |name: &str| crate::repo::placement::has_module(builtin_dir, name);
             match rock::read(&file, &bytes, Reading::Describe, &has_module, &mut unpacked) {
                 Ok(rock) => {
                     let described = Described::new(rock, &bytes);
