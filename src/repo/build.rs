@@ -13,11 +13,11 @@ use std::time::SystemTime;
 
 use super::archive;
 use super::index::{
-    is_valid_module_name, is_valid_repository_name, limits, Dependency, DependencyKind, Index,
-    ModuleEntry, Timestamp, SCHEMA,
+    is_valid_module_name, limits, Dependency, DependencyKind, Index, ModuleEntry, Timestamp, SCHEMA,
 };
 use super::metadata;
 use super::signing;
+use crate::config::is_valid_repository_name;
 
 /// What to build from where.
 pub struct BuildOptions<'a> {

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::config::is_valid_repository_name;
+
 pub use super::metadata::{Headers, Need};
 
 /// Bumped on any incompatible change; readers refuse other values.
@@ -457,17 +459,6 @@ impl ModuleEntry {
             limits::DEPENDENCIES,
         )
     }
-}
-
-/// A repository name as modman.toml's `[[repositories]]` `name` and the
-/// index's `repository` take it: letters, digits, `-` and `_`, at most 64
-/// bytes, since it also names files in `state_dir/indexes/`.
-pub fn is_valid_repository_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A Lua library name that can be a directory of the module directory
