@@ -87,11 +87,11 @@ impl Command for Refresh {
         );
         if !failures.is_empty() {
             note = format!(
-                "{} of {} repositories failed to refresh, so what is on offer from {} is not current. {note} {}.",
+                "{} of {} repositories failed to refresh, so what is on offer from {} is not current. {note} {}",
                 failures.len(),
                 ctx.config.repositories.len(),
                 if failures.len() == 1 { "it" } else { "them" },
-                failures.join(". ")
+                sentences(&failures)
             );
         }
         Ok(Response::Table(Table {
@@ -105,5 +105,39 @@ impl Command for Refresh {
             rows,
             note,
         }))
+    }
+}
+
+/// `parts` as sentences: each ends with a full stop unless it already ends
+/// with one or a question mark (a fetch error ends "is the repository up
+/// and the url in modman.toml right?"), never "right?.".
+fn sentences(parts: &[String]) -> String {
+    parts
+        .iter()
+        .map(|part| {
+            if part.ends_with(['.', '?', '!']) {
+                part.clone()
+            } else {
+                format!("{part}.")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod sentence_tests {
+    use super::sentences;
+
+    #[test]
+    fn failures_end_with_one_mark() {
+        let parts = vec![
+            "extra: failed: connection refused; is the url in modman.toml right?".to_owned(),
+            "slow: failed, no index yet: timed out".to_owned(),
+        ];
+        assert_eq!(
+            sentences(&parts),
+            "extra: failed: connection refused; is the url in modman.toml right? slow: failed, no index yet: timed out."
+        );
     }
 }

@@ -517,21 +517,31 @@ fn save(
     fsutil::atomic_write(&index_path, bytes)
 }
 
+/// The file's time to the second, RFC 3339 in UTC (`2026-12-06T05:32:37Z`):
+/// an admin reads it in a refresh or list note, where nanoseconds are noise.
 fn modified(path: &Path) -> String {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()
-        .map(time::OffsetDateTime::from)
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .map(|t| Timestamp::to_the_second(time::OffsetDateTime::from(t)).to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_index_time_is_shown_to_the_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.json");
+        std::fs::write(&path, "{}").unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        let at = std::time::UNIX_EPOCH + std::time::Duration::new(1_796_535_157, 179_641_164);
+        file.set_modified(at).unwrap();
+        assert_eq!(modified(&path), "2026-12-06T05:32:37Z");
+        assert_eq!(modified(&dir.path().join("absent")), "unknown");
+    }
 
     fn source(name: &str, modules: &[&str]) -> Source {
         let entry = |module: &str| ModuleEntry {
