@@ -402,14 +402,17 @@ fn lua_value(name: &str, kind: OptionKind, values: &[String]) -> Result<LuaValue
                 ))
             })
         }
-        OptionKind::Boolean => match single()?.to_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => Ok(LuaValue::Boolean(true)),
-            "0" | "false" | "no" | "off" => Ok(LuaValue::Boolean(false)),
-            other => Err(OpError::bad_input(format!(
-                "option `{name}` is yes or no; `{}` is neither",
-                other.chars().take(32).collect::<String>()
-            ))),
-        },
+        OptionKind::Boolean => {
+            let value = single()?;
+            super::input::yes_or_no(value)
+                .map(LuaValue::Boolean)
+                .ok_or_else(|| {
+                    OpError::bad_input(format!(
+                        "option `{name}` is yes or no; `{}` is neither",
+                        value.chars().take(32).collect::<String>()
+                    ))
+                })
+        }
         OptionKind::Text => Ok(LuaValue::Text(text(single()?)?)),
         OptionKind::Any => {
             let value = single()?;
