@@ -64,6 +64,16 @@ impl LuaValue {
         (decimal(whole) && decimal(fraction)).then(|| LuaValue::Number(text.to_owned()))
     }
 
+    /// `value` as a person reads it (replies, history, info): a secret's
+    /// value is never shown, only whether it is set; unset says so.
+    pub fn shown(value: Option<&LuaValue>, secret: bool) -> String {
+        match (value, secret) {
+            (None, _) => "unset".to_owned(),
+            (Some(_), true) => "(secret, set)".to_owned(),
+            (Some(value), false) => value.render(),
+        }
+    }
+
     /// The Lua literal.
     pub fn render(&self) -> String {
         match self {
@@ -392,6 +402,14 @@ pub fn hosts_with_own_list(prosody_cfg: &str) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_is_shown_as_set_never_its_value() {
+        let value = LuaValue::Text("hunter2".into());
+        assert_eq!(LuaValue::shown(Some(&value), true), "(secret, set)");
+        assert_eq!(LuaValue::shown(Some(&value), false), "\"hunter2\"");
+        assert_eq!(LuaValue::shown(None, true), "unset");
+    }
 
     fn sample() -> ManagedConfig {
         let mut config = ManagedConfig::default();

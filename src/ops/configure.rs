@@ -173,11 +173,7 @@ impl Command for Configure {
             .settings
             .iter()
             .map(|s| {
-                let value = |v: &Option<LuaValue>| match (v, s.secret) {
-                    (None, _) => "unset".to_owned(),
-                    (Some(_), true) => "(secret, set)".to_owned(),
-                    (Some(v), false) => v.render(),
-                };
+                let value = |v: &Option<LuaValue>| LuaValue::shown(v.as_ref(), s.secret);
                 vec![
                     s.name.clone(),
                     s.scope.to_string(),
