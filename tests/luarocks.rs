@@ -732,11 +732,9 @@ fn hostile_rocks_are_refused_naming_the_module_and_file_and_left_out() {
         // The same server as a repository: the module is not on offer.
         let host = Host::new(&served.url());
         host.run(&["refresh"]);
-        let (ok, _, err) = host.run(&["install", "--yes", "a"]);
-        assert!(
-            !ok && err.contains("no configured repository offers `a`"),
-            "{expected}: {err}"
-        );
+        let (ok, out, _) = host.run(&["install", "--yes", "a", "--json"]);
+        assert!(!ok);
+        assert_eq!(json_output(&out)["error"], "not_found", "{expected}: {out}");
         assert!(snapshot(&host.modules()).is_empty());
     }
     assert!(!Path::new("/tmp/pwned").exists());
@@ -1038,10 +1036,13 @@ fn modules_installed_by_prosodyctl_show_as_such_and_are_never_touched() {
         "{out}"
     );
     // modman's own commands leave it alone.
-    let (ok, _, err) = host.run(&["remove", "--yes", "bob"]);
-    assert!(!ok && err.contains("bob is not installed"), "{err}");
-    let (ok, _, err) = host.run(&["install", "--yes", "bob"]);
-    assert!(!ok && err.contains("installed by prosodyctl"), "{err}");
+    let (ok, out, _) = host.run(&["remove", "--yes", "bob", "--json"]);
+    assert!(!ok);
+    assert_eq!(json_output(&out)["error"], "not_found", "{out}");
+    let (ok, out, _) = host.run(&["install", "--yes", "bob", "--json"]);
+    assert!(!ok);
+    assert_eq!(json_output(&out)["error"], "conflict", "{out}");
+    assert_eq!(json_output(&out)["outcome"], "nothing_changed", "{out}");
     assert_eq!(snapshot(&tree), before);
     assert!(!host.modules().join("mod_bob").exists());
 }
