@@ -287,31 +287,40 @@ fn tampered_or_unreachable_repositories_change_nothing() {
         1,
     );
     std::fs::write(&index_path, forged).unwrap();
-    let (_, out, _) = host.run(&["refresh"]);
+    let refreshed = |host: &Host| {
+        let (ok, out, _) = host.run(&["refresh", "--json"]);
+        assert!(!ok, "{out}");
+        let row = json_rows(&out, "repository")["local"].clone();
+        assert_eq!(row["outcome"], "failed", "{out}");
+        row["result"].as_str().unwrap().to_owned()
+    };
+    let said = refreshed(&host);
+    assert!(said.contains("does not match"), "{said}");
+    // Every module's summary is still the one the good index signed.
+    let (_, out, _) = host.run(&["list", "--json"]);
+    let listed = json_rows(&out, "module");
+    assert!(!listed.is_empty(), "{out}");
     assert!(
-        out.contains("failed, still using the index fetched") && out.contains("does not match"),
+        listed
+            .values()
+            .all(|row| !row["summary"].as_str().unwrap().starts_with("EVIL")),
         "{out}"
     );
-    let (_, out, _) = host.run(&["list", "--show", "available"]);
-    assert!(!out.contains("EVIL"), "{out}");
     std::fs::write(&index_path, &good_index).unwrap();
 
     // A repository signed with another key.
     let signature = repository.served().join("index.json.sig");
     std::fs::write(&signature, "AAAA\n").unwrap();
-    let (_, out, _) = host.run(&["refresh"]);
+    let said = refreshed(&host);
     assert!(
-        out.contains("index.json.sig is not base64 of 64 bytes"),
-        "{out}"
+        said.contains("index.json.sig is not base64 of 64 bytes"),
+        "{said}"
     );
 
     // The repository is down.
     repository.stop();
-    let (_, out, _) = host.run(&["refresh"]);
-    assert!(
-        out.contains("failed, still using the index fetched") && out.contains("Connection refused"),
-        "{out}"
-    );
+    let said = refreshed(&host);
+    assert!(said.contains("Connection refused"), "{said}");
     let (ok, out, err) = host.run(&["install", "firewall", "--json"]);
     assert!(!ok && err.contains("is the repository up"), "{err}");
     assert_eq!(json_output(&out)["error"], "unavailable", "{out}");
