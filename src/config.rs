@@ -31,9 +31,27 @@ pub struct Config {
     pub prosody: ProsodyConfig,
     pub repositories: Vec<Repository>,
     pub chat: ChatConfig,
+    pub fleet: FleetConfig,
     /// The file this was read from (`None` when parsed from text).
     pub path: Option<PathBuf>,
 }
+
+/// The other modmans of a fleet this one may ask, and accept requests
+/// from on behalf of this server's own admins: empty for one server alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FleetConfig {
+    /// Peer modmans' component JIDs (`modman.b.example.org`), authenticated
+    /// by s2s: only these may relay a request, and only for an admin in
+    /// this server's own `admins`.
+    pub peers: BTreeSet<BareJid>,
+    /// How long a fleet request waits for each peer's answer before that
+    /// peer is reported as not answering.
+    pub answer_within: std::time::Duration,
+}
+
+/// Peers one modman asks at most: each is asked at once, so the bound
+/// keeps one fleet request's memory and stanzas in proportion.
+pub const MAX_PEERS: usize = 256;
 
 /// The chat front end: rooms to serve and update notices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +149,17 @@ struct RawConfig {
     repositories: Vec<RawRepository>,
     #[serde(default)]
     chat: RawChat,
+    #[serde(default)]
+    fleet: RawFleet,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    #[serde(default)]
+    peers: Vec<String>,
+    /// Seconds to wait for each peer's answer; 10 when not given.
+    answer_seconds: Option<u64>,
 }
 
 /// Hours between scheduled refreshes when `check_updates_hours` is not
@@ -207,9 +236,7 @@ impl Config {
     /// its first label (`modman.example.org` -> `example.org`), where the
     /// server-version query goes and its answer comes from.
     pub fn server_host(&self) -> Option<xmpp_parsers::jid::Jid> {
-        let component = self.component.jid.domain().as_str();
-        let (_, host) = component.split_once('.')?;
-        host.parse().ok()
+        server_of(&self.component.jid).map(Into::into)
     }
 
     /// Reads and validates `path`.
@@ -391,8 +418,11 @@ impl Config {
             hours => Some(std::time::Duration::from_secs(u64::from(hours) * 3600)),
         };
 
+        let fleet = fleet_config(raw.fleet, &jid)?;
+
         let admin_socket = base.join(&raw.prosody.admin_socket);
         Ok(Config {
+            fleet,
             chat: ChatConfig {
                 rooms,
                 nick,
@@ -425,6 +455,50 @@ impl Config {
             repositories,
         })
     }
+}
+
+/// The Prosody host a modman component serves: its domain less the first
+/// label (`modman.b.example.org` -> `b.example.org`), for this modman and
+/// for its peers alike.
+pub fn server_of(component: &BareJid) -> Option<BareJid> {
+    let (_, host) = component.domain().as_str().split_once('.')?;
+    host.parse().ok()
+}
+
+/// Checks `[fleet]`: each peer is a component's domain (no local part, so
+/// no account can pass for a peer), not this modman itself, and there are
+/// at most [`MAX_PEERS`].
+fn fleet_config(raw: RawFleet, me: &BareJid) -> Result<FleetConfig, String> {
+    if raw.peers.len() > MAX_PEERS {
+        return Err(format!(
+            "key `fleet.peers`: {} peers; at most {MAX_PEERS} are supported",
+            raw.peers.len()
+        ));
+    }
+    let mut peers = BTreeSet::new();
+    for peer in &raw.peers {
+        let jid: BareJid = peer
+            .parse()
+            .ok()
+            .filter(|j: &BareJid| j.node().is_none())
+            .ok_or_else(|| format!("key `fleet.peers`: `{peer}` is not a component JID such as \"modman.b.example.org\""))?;
+        if &jid == me {
+            return Err(format!(
+                "key `fleet.peers`: `{peer}` is this modman's own JID; list the other servers' modmans"
+            ));
+        }
+        peers.insert(jid);
+    }
+    let seconds = raw.answer_seconds.unwrap_or(10);
+    if !(1..=600).contains(&seconds) {
+        return Err(format!(
+            "key `fleet.answer_seconds`: {seconds}; use 1 to 600"
+        ));
+    }
+    Ok(FleetConfig {
+        peers,
+        answer_within: std::time::Duration::from_secs(seconds),
+    })
 }
 
 /// Decodes a public key as printed by `modman repo keygen`: base64 of the
@@ -669,6 +743,33 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
             assert!(error.contains(expected), "{expected:?} not in {error:?}");
             assert!(!error.contains('\n'), "multi-line error: {error:?}");
         }
+    }
+
+    #[test]
+    fn fleet_peers_are_other_components_and_nothing_else() {
+        assert!(parse(GOOD).unwrap().fleet.peers.is_empty());
+        let fleet = |section: &str| parse(&format!("{GOOD}\n[fleet]\n{section}\n"));
+        let config = fleet("peers = [\"modman.b.example.org\"]").unwrap();
+        assert!(config
+            .fleet
+            .peers
+            .contains(&"modman.b.example.org".parse::<BareJid>().unwrap()));
+        assert_eq!(
+            config.fleet.answer_within,
+            std::time::Duration::from_secs(10)
+        );
+        let own = format!("peers = [\"{}\"]", config.component.jid);
+        for (section, key) in [
+            ("peers = [\"admin@b.example.org\"]", "fleet.peers"),
+            (own.as_str(), "fleet.peers"),
+            ("answer_seconds = 0", "fleet.answer_seconds"),
+            ("peer = []", "peer"),
+        ] {
+            let error = fleet(section).unwrap_err();
+            assert!(error.contains(key), "{section}: {error}");
+        }
+        let many: Vec<String> = (0..=MAX_PEERS).map(|i| format!("\"m.s{i}.org\"")).collect();
+        assert!(fleet(&format!("peers = [{}]", many.join(","))).is_err());
     }
 
     #[test]

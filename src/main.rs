@@ -79,6 +79,12 @@ enum Command {
         /// Name no repository in modman.toml yet.
         #[arg(long)]
         no_repository: bool,
+        /// The fleet's room this modman joins, nick = DOMAIN (such as ops@conference.a.example.org).
+        #[arg(long, value_name = "ROOM")]
+        fleet_room: Option<String>,
+        /// Another server's modman this one asks and takes relayed requests from (repeat for each).
+        #[arg(long = "peer", value_name = "JID")]
+        peers: Vec<String>,
         /// Apply: back up and edit prosody.cfg.lua, create the directories, write modman.toml.
         #[arg(long, conflicts_with = "undo")]
         write: bool,
@@ -254,6 +260,8 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
             state_dir,
             repository,
             no_repository,
+            fleet_room,
+            peers,
             write,
             undo,
         } => {
@@ -272,6 +280,10 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
                 source: match no_repository {
                     true => modman::setup::Source::None,
                     false => modman::setup::Source::LuaRocks(repository),
+                },
+                fleet: modman::setup::Fleet {
+                    room: fleet_room,
+                    peers,
                 },
             };
             setup(&options, write)

@@ -29,6 +29,18 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// Where modules come from at first.
     pub source: Source,
+    /// The fleet this server's modman joins, if any.
+    pub fleet: Fleet,
+}
+
+/// A modman among others, one per Prosody server: the room they meet in
+/// and the peer modmans this one asks and accepts relayed requests from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fleet {
+    /// The team's room, such as `ops@conference.a.example.org`.
+    pub room: Option<String>,
+    /// Peer modmans' component JIDs, such as `modman.b.example.org`.
+    pub peers: Vec<String>,
 }
 
 /// The repository a new modman.toml names.
@@ -206,13 +218,30 @@ modules_dir = "{dir}"
 managed_config = "{managed}"
 admin_socket = "{socket}"
 
-{repositories}"#,
+{repositories}{fleet}"#,
         repositories = repositories(&options.source),
+        fleet = fleet_sections(&options.fleet, &domain),
         prosody = options.prosody_config.display(),
         managed = managed_config.display(),
         socket = admin_socket.display(),
         state = options.state_dir.display(),
     );
+    // What setup writes, modman must accept: a room or a peer that is not
+    // a JID is refused here, naming its key, before anything is written.
+    let base = options.modman_config.parent().unwrap_or(Path::new("/"));
+    crate::config::Config::parse(&modman_toml, base)
+        .map_err(|e| format!("the modman.toml setup would write is refused: {e}"))?;
+    if let Some(room) = &options.fleet.room {
+        changes.push(format!(
+            "modman.toml: joins the fleet's room {room} as {domain}"
+        ));
+    }
+    if !options.fleet.peers.is_empty() {
+        changes.push(format!(
+            "modman.toml: asks, and takes requests relayed from, {}; each must list modman.{domain} among its own peers",
+            options.fleet.peers.join(", ")
+        ));
+    }
     Ok(Setup {
         component,
         secret,
@@ -222,6 +251,32 @@ admin_socket = "{socket}"
         changes,
         modman_toml,
     })
+}
+
+/// The `[chat]` and `[fleet]` parts of a new modman.toml for a modman
+/// of a fleet: its nick in the room is its server's domain, which is how
+/// people address it there.
+fn fleet_sections(fleet: &Fleet, domain: &str) -> String {
+    let quoted = |text: &str| serde_json::Value::from(text).to_string();
+    let mut out = String::new();
+    if let Some(room) = &fleet.room {
+        out += &format!(
+            "\n[chat]\nrooms = [{}]\nnick = {}\n",
+            quoted(room),
+            quoted(domain)
+        );
+    }
+    if !fleet.peers.is_empty() {
+        let peers: Vec<String> = fleet.peers.iter().map(|p| quoted(p)).collect();
+        out += &format!(
+            "\n# Each peer is another server's modman. It answers this one only if it\n\
+             # lists modman.{domain} among its own peers, and only for admins in its\n\
+             # own `admins`: configuring this server makes nobody an admin elsewhere.\n\
+             [fleet]\npeers = [{}]\n",
+            peers.join(", ")
+        );
+    }
+    out
 }
 
 /// The `[[repositories]]` part of a new modman.toml, saying what trust a
@@ -472,7 +527,47 @@ pub(crate) mod tests {
             data_dir: dir.join("data"),
             state_dir: dir.join("state"),
             source: Source::LuaRocks(COMMUNITY.into()),
+            fleet: Fleet::default(),
         }
+    }
+
+    #[test]
+    fn a_fleet_member_joins_the_room_under_its_domain_and_lists_its_peers() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Options {
+            fleet: Fleet {
+                room: Some("ops@conference.a.example.org".into()),
+                peers: vec!["modman.b.example.org".into(), "modman.c.example.org".into()],
+            },
+            ..options(dir.path())
+        };
+        let setup = plan(&fleet).unwrap();
+        let config = crate::config::Config::parse(&setup.modman_toml, dir.path()).unwrap();
+        assert_eq!(
+            config.chat.rooms[0].as_str(),
+            "ops@conference.a.example.org"
+        );
+        assert_eq!(config.chat.nick, "localhost");
+        assert_eq!(config.fleet.peers.len(), 2);
+        for (room, peers) in [
+            (Some("not a room"), vec![]),
+            (None, vec!["admin@b.example.org".to_owned()]),
+            (None, vec!["modman.localhost".to_owned()]),
+        ] {
+            let bad = Options {
+                fleet: Fleet {
+                    room: room.map(str::to_owned),
+                    peers,
+                },
+                ..options(dir.path())
+            };
+            let error = plan(&bad).unwrap_err();
+            assert!(
+                error.contains("chat.rooms") || error.contains("fleet.peers"),
+                "{error}"
+            );
+        }
+        assert!(!dir.path().join("modman").exists());
     }
 
     #[test]

@@ -23,6 +23,7 @@ use xmpp_parsers::muc::{muc::History, Muc};
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 
 use super::budget::Caller;
+use super::fleet;
 use super::shutdown::Refused;
 use crate::access::Actor;
 use crate::config::Config;
@@ -260,6 +261,7 @@ impl Chat {
     pub async fn reply(
         &self,
         ctx: &Context,
+        link: fleet::chat::Link<'_>,
         conversation: &str,
         sender: &BareJid,
         text: &str,
@@ -273,6 +275,11 @@ impl Chat {
         let Some(_running) = self.start(&actor.to_string()) else {
             return format!("Busy: you have {MAX_RUNNING_PER_SENDER} commands running; send this again when one has answered.").into();
         };
+        if let Some((servers, line)) = fleet::chat::addressed(&ctx.config, text) {
+            return fleet::chat::reply(ctx, link, actor, &servers, line)
+                .await
+                .into();
+        }
         match parse_line(text) {
             Err(explanation) => explanation.into(),
             Ok(Line::Help) => help().into(),
@@ -422,9 +429,7 @@ impl Chat {
                         config, &room,
                     ))));
                 }
-                let real = user
-                    .and_then(|u| u.items.into_iter().find_map(|i| i.jid))
-                    .map(|j| j.to_bare());
+                let real = real_jid(presence);
                 occupants.insert(from.clone(), real);
             }
         }
@@ -438,6 +443,24 @@ impl Chat {
             .unwrap_or_else(|e| e.into_inner())
             .get(conversation)
             .is_some_and(|p| p.asked.elapsed() < ANSWER_WITHIN)
+    }
+
+    /// Whether this modman answers a fleet line in `room`: it does unless
+    /// a peer modman in the room (by its real JID, as the room shows it)
+    /// serves a server whose name sorts first, so each modman decides
+    /// alone and the room gets one answer.
+    fn coordinates(&self, config: &Config, room: &BareJid) -> bool {
+        let Some(mine) = fleet::server_of(&config.component.jid) else {
+            return false;
+        };
+        let occupants = self.occupants.lock().unwrap_or_else(|e| e.into_inner());
+        !occupants
+            .iter()
+            .filter(|(occupant, _)| occupant.to_bare() == *room)
+            .filter_map(|(_, real)| real.as_ref())
+            .filter(|real| config.fleet.peers.contains(*real))
+            .filter_map(fleet::server_of)
+            .any(|theirs| theirs.as_str() < mine.as_str())
     }
 
     /// Who says `asked`: the occupant's real JID in a room (as learnt
@@ -495,11 +518,26 @@ impl Chat {
     }
 
     /// The reply to a room or direct message, if it deserves one.
-    pub async fn on_message(&self, ctx: &Context, message: &Message) -> Option<Message> {
+    pub async fn on_message(
+        &self,
+        ctx: &Context,
+        link: fleet::chat::Link<'_>,
+        message: &Message,
+    ) -> Option<Message> {
         let config = &ctx.config;
         let asked = asked(config, message)?;
+        if let Asked::Room {
+            room,
+            for_fleet: true,
+            ..
+        } = &asked
+        {
+            if !self.coordinates(config, room) {
+                return None;
+            }
+        }
         let said: Said = match (&asked, self.speaker(config, &asked)) {
-            (Asked::Direct { sender, text }, _) => self.reply(ctx, sender.as_str(), sender, text).await,
+            (Asked::Direct { sender, text }, _) => self.reply(ctx, link, sender.as_str(), sender, text).await,
             (Asked::Room { addressed: false, .. }, Speaker::Unknown(_) | Speaker::Other(_)) => return None,
             (Asked::Room { .. }, Speaker::Unknown(_)) => "I cannot tell who you are: I have not seen your real JID in this room since I joined it, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned().into(),
             // Said to the whole room: a semi-anonymous room shows real
@@ -512,7 +550,7 @@ impl Chat {
                 if !addressed && !self.is_waiting(&conversation) {
                     return None;
                 }
-                self.reply(ctx, &conversation, &jid, text).await
+                self.reply(ctx, link, &conversation, &jid, text).await
             }
         };
         let mut reply = answer(&asked, message, said.text);
@@ -539,6 +577,21 @@ enum Speaker {
     Other(BareJid),
     /// A room occupant whose real JID modman has not seen, by occupant JID.
     Unknown(Jid),
+}
+
+/// The occupant's real bare JID the room tells in a presence, read from
+/// the raw `<item jid=.../>`: xmpp-parsers wants a full JID there, and
+/// refuses the bare one a room gives for a component occupant (a peer
+/// modman), so [`MucUser`] would lose it.
+fn real_jid(presence: &Presence) -> Option<BareJid> {
+    presence
+        .payloads
+        .iter()
+        .filter(|p| p.is("x", "http://jabber.org/protocol/muc#user"))
+        .flat_map(|x| x.children())
+        .filter(|child| child.name() == "item")
+        .find_map(|item| item.attr("jid")?.parse::<Jid>().ok())
+        .map(|jid| jid.to_bare())
 }
 
 /// Whether a self-presence says the join created the room (status 201).
@@ -605,6 +658,9 @@ enum Asked<'a> {
         occupant: &'a Jid,
         text: &'a str,
         addressed: bool,
+        /// Addressed to several servers of the fleet (`fleet: ...`): one
+        /// modman in the room answers for all.
+        for_fleet: bool,
     },
     /// A direct chat with the component.
     Direct { sender: BareJid, text: &'a str },
@@ -628,7 +684,9 @@ fn asked<'a>(config: &Config, message: &'a Message) -> Option<Asked<'a>> {
             if !config.chat.rooms.contains(&room) || nick == config.chat.nick || delayed {
                 return None;
             }
+            let for_fleet = fleet::chat::for_the_room(config, body);
             let (text, addressed) = match addressed_to(body, &config.chat.nick) {
+                _ if for_fleet => (body.trim(), true),
                 Some(text) => (text, true),
                 None if is_bare_answer(body) => (body.trim(), false),
                 None => return None,
@@ -639,6 +697,7 @@ fn asked<'a>(config: &Config, message: &'a Message) -> Option<Asked<'a>> {
                 occupant: from,
                 text,
                 addressed,
+                for_fleet,
             })
         }
         MessageType::Chat | MessageType::Normal => {
@@ -833,6 +892,26 @@ mod tests {
             extra.contains("I did not understand `now please`"),
             "{extra}"
         );
+    }
+
+    #[test]
+    fn a_peer_modmans_real_jid_is_read_though_it_is_a_bare_domain() {
+        let presence = |jid: &str| -> Presence {
+            let xml = format!(
+                "<presence xmlns='jabber:component:accept' from='ops@conference.a.test/b.test' to='modman.c.test'>\
+                 <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' {jid} role='participant'/></x></presence>"
+            );
+            xml.parse::<minidom::Element>().unwrap().try_into().unwrap()
+        };
+        assert_eq!(
+            real_jid(&presence("jid='modman.b.test'")).map(|j| j.to_string()),
+            Some("modman.b.test".to_owned())
+        );
+        assert_eq!(
+            real_jid(&presence("jid='admin@b.test/phone'")).map(|j| j.to_string()),
+            Some("admin@b.test".to_owned())
+        );
+        assert_eq!(real_jid(&presence("")), None);
     }
 
     #[test]

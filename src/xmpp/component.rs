@@ -25,6 +25,10 @@ use super::budget::{self, Budget, Caller};
 use super::chat::{self, Chat, RoomAction};
 use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
+use super::fleet::chat as fleet_chat;
+use super::fleet::relay::Relay;
+use super::fleet::request as fleet_request;
+use super::fleet::trust::{self, Refusal};
 use super::forms::{self, Rendering};
 use super::notices;
 use super::shutdown::{Admission, Drained, Exit, Refused, Stop};
@@ -60,6 +64,8 @@ struct App {
     others_in_flight: Arc<Semaphore>,
     budget: Budget,
     clients: Clients,
+    /// Questions to peer modmans awaiting their answers.
+    relay: Relay,
 }
 
 /// What each requester's client shows, asked once per full JID with
@@ -186,6 +192,7 @@ pub async fn run(ctx: Context, config_path: &Path) -> std::io::Result<Exit> {
         others_in_flight: Arc::new(Semaphore::new(MAX_OTHERS_IN_FLIGHT)),
         budget: Budget::default(),
         clients: Clients::default(),
+        relay: Relay::default(),
     });
     let component = &config.component;
     let mut retry = FIRST_RETRY;
@@ -340,6 +347,7 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
                         }
                     }
                     Stanza::Iq(iq) if app.clients.answered(&iq) => continue,
+                    Stanza::Iq(iq) if app.relay.answered(&iq) => continue,
                     request => {
                         let caller = Caller::of_stanza(config, &app.chat, &request);
                         let cost = app.budget.admit(&caller, Instant::now());
@@ -423,7 +431,14 @@ fn spawn_request(
             Stanza::Iq(iq) => app.handle_iq(iq, &replies).await.map(Stanza::from),
             Stanza::Message(message) => app
                 .chat
-                .on_message(&app.ctx, &message)
+                .on_message(
+                    &app.ctx,
+                    fleet_chat::Link {
+                        relay: &app.relay,
+                        replies: &replies,
+                    },
+                    &message,
+                )
                 .await
                 .map(Stanza::from),
             Stanza::Presence(_) => None,
@@ -556,8 +571,7 @@ impl App {
             tracing::debug!("dropped an IQ without a sender");
             return None;
         };
-        let actor = Actor::admit(&self.ctx.config, &from.to_bare());
-        let is_admin = actor.is_some();
+        let is_admin = Actor::admit(&self.ctx.config, &from.to_bare()).is_some();
         let result = match (is_set, payload.name(), payload.ns().as_str()) {
             (false, "query", ns::DISCO_INFO) => {
                 disco::info(payload.attr("node"), is_admin).map_err(|e| disco_error(e, payload.attr("node")))
@@ -568,13 +582,15 @@ impl App {
             }
             (false, "query", ns::VERSION) => Ok(disco::version()),
             (false, "ping", ns::PING) => return Some(reply_to(Iq::empty_result(from.clone(), id), to)),
-            (true, "command", NS_COMMANDS) => match &actor {
-                Some(actor) => self.command(actor, &from, &payload, replies).await,
-                None => {
-                    tracing::info!("refused a command from {from}: not an admin");
-                    Err(forbidden(&from))
+            (true, "command", NS_COMMANDS) => {
+                match trust::admit(&self.ctx.config, &from.to_bare(), &payload) {
+                    Ok(admission) => self.command(&admission, &from, &payload, replies).await,
+                    Err(refusal) => {
+                        tracing::info!("refused a command from {from}: {refusal}");
+                        Err(forbidden(&refusal))
+                    }
                 }
-            },
+            }
             _ => Err(StanzaError::new(
                 ErrorType::Cancel,
                 DefinedCondition::ServiceUnavailable,
@@ -596,12 +612,12 @@ impl App {
 
     async fn command(
         &self,
-        actor: &Actor,
+        admission: &trust::Admission,
         from: &Jid,
         payload: &Element,
         replies: &mpsc::Sender<Stanza>,
     ) -> Result<Element, StanzaError> {
-        let request = CommandRequest::try_from(payload).map_err(|e| {
+        let mut request = CommandRequest::try_from(payload).map_err(|e| {
             let app_condition = match e {
                 RequestError::MalformedAction(_) => Some("malformed-action"),
                 RequestError::MissingNode => None,
@@ -616,8 +632,38 @@ impl App {
         let node = request.node.clone();
         let later_stage = request.session_id.is_some();
         let me = Jid::from(self.ctx.config.component.jid.clone());
-        let rendering = self.clients.rendering(&me, from, replies).await;
-        match adhoc::handle(&self.ctx, &self.sessions, actor, from, rendering, request).await {
+        // A peer reads the rows of the table it relays.
+        let (actor, rendering) = match admission {
+            trust::Admission::Direct(actor) => {
+                (actor, self.clients.rendering(&me, from, replies).await)
+            }
+            trust::Admission::Relayed(actor) => (actor, Rendering::Tables),
+        };
+        let across = match admission {
+            trust::Admission::Direct(_) => fleet_request::take_servers(&mut request),
+            trust::Admission::Relayed(_) => None,
+        };
+        let handled = match across {
+            None => adhoc::handle(&self.ctx, &self.sessions, actor, from, rendering, request).await,
+            Some(names) => match fleet_request::targets(&self.ctx, &names) {
+                Ok(targets) => {
+                    fleet_request::run(
+                        &self.ctx,
+                        &self.sessions,
+                        &self.relay,
+                        actor,
+                        from,
+                        rendering,
+                        request,
+                        targets,
+                        replies,
+                    )
+                    .await
+                }
+                Err(error) => Err(error.into()),
+            },
+        };
+        match handled {
             Ok(reply) => {
                 tracing::info!("{from} ran {node}: {:?}", reply.status);
                 if rendering == Rendering::FirstReplyOnly && later_stage {
@@ -675,15 +721,12 @@ fn reply_to(mut reply: Iq, request_to: Option<Jid>) -> Iq {
     reply
 }
 
-fn forbidden(from: &Jid) -> StanzaError {
+fn forbidden(refusal: &Refusal) -> StanzaError {
     StanzaError::new(
         ErrorType::Auth,
         DefinedCondition::Forbidden,
         "en",
-        format!(
-            "{} is not a modman admin; only the JIDs in `admins` of modman.toml may run commands",
-            from.to_bare()
-        ),
+        refusal.to_string(),
     )
 }
 

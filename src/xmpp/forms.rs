@@ -149,6 +149,9 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
             }
         }
     }
+    if let Some(field) = super::fleet::request::servers_field(ctx, spec.node) {
+        form.append_child(field);
+    }
     form
 }
 
@@ -194,7 +197,7 @@ pub fn fields_form(form: &Form) -> Element {
     element
 }
 
-fn option_element(value: &str, label: &str) -> Element {
+pub(super) fn option_element(value: &str, label: &str) -> Element {
     let mut option = Element::builder("option", NS_DATA)
         .attr(name("label"), label)
         .build();
@@ -318,7 +321,7 @@ fn append_text_field<'a>(
     form.append_child(field);
 }
 
-fn field_element(var: &str, kind: &str, label: &str) -> Element {
+pub(super) fn field_element(var: &str, kind: &str, label: &str) -> Element {
     Element::builder("field", NS_DATA)
         .attr(name("var"), var)
         .attr(name("type"), kind)

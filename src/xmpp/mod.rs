@@ -9,6 +9,7 @@ pub mod chat;
 pub mod command;
 pub mod component;
 pub mod disco;
+pub mod fleet;
 pub mod forms;
 pub mod notices;
 pub mod parser;

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use minidom::Element;
 use serde_json::{json, Value};
 
+pub mod fleet;
+
 pub const DOMAIN: &str = "localhost";
 pub const COMPONENT: &str = "modman.localhost";
 pub const ADMIN: &str = "admin@localhost";
@@ -442,24 +444,37 @@ impl Modman {
         binary: &Program,
         env: &[(&str, &OsStr)],
     ) -> Modman {
+        let mut command = binary.command();
+        command.envs(env.iter().copied());
+        let modman = Modman::spawn(prosody, config, command, |command| command);
+        let mut probe = Client::connect(prosody, USER);
+        probe.wait_until_component_answers();
+        modman
+    }
+
+    /// Writes `config` beside `prosody` and starts `modman run` with it
+    /// through `binary`, as `place` puts it (such as into a network
+    /// namespace), without waiting for anything.
+    fn spawn(
+        prosody: &Prosody,
+        config: &str,
+        mut binary: Command,
+        place: impl FnOnce(Command) -> Command,
+    ) -> Modman {
         let config_path = prosody.path("modman.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = prosody.path("modman.log");
-        let child = binary
-            .command()
+        binary
             .args(["run", "--config"])
             .arg(&config_path)
             .env("RUST_LOG", "debug")
-            .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
+            .env("NO_COLOR", "1");
+        let child = place(binary)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let modman = Modman { child, log };
-        let mut probe = Client::connect(prosody, USER);
-        probe.wait_until_component_answers();
-        modman
+        Modman { child, log }
     }
 
     pub fn log(&self) -> String {
@@ -528,10 +543,18 @@ impl Client {
     /// when empty.
     pub fn connect_as(prosody: &Prosody, jid: &str, software: &[&str]) -> Client {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/xmpp_client.py");
-        let mut child = Command::new("/usr/bin/python3")
+        let mut python = Command::new("/usr/bin/python3");
+        python
             .arg(script)
             .args([jid, PASSWORD, "127.0.0.1", &prosody.c2s_port.to_string()])
-            .args(software)
+            .args(software);
+        Client::spawn(python, jid)
+    }
+
+    /// A client from `command` (xmpp_client.py with its arguments), once
+    /// it has logged in as `jid`.
+    fn spawn(mut command: Command, jid: &str) -> Client {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

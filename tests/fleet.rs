@@ -1,0 +1,336 @@
+//! modman across a fleet of Prosody servers federated over s2s, each
+//! server with its own modman, in a network namespace of the fleet's own
+//! (tests/support/fleet.rs).
+
+mod support;
+
+use serde_json::json;
+use support::fleet::Fleet;
+
+const ROOM: &str = "ops@conference.a.test";
+
+/// Three federated servers come up with one modman each: every modman
+/// answers a client of another server over s2s, and the modmans of the
+/// two other servers join the room that lives on a.test under their own
+/// server's name.
+#[test]
+fn three_servers_each_with_its_modman_meet_in_one_room() {
+    let mut fleet = Fleet::start(3);
+    let alice = fleet.members[0].admin.clone();
+    let mut admin = fleet.client(&alice);
+    admin.join(ROOM, "alice", "anyone");
+    for domain in ["a.test", "b.test", "c.test"] {
+        let member = fleet.member(domain);
+        let config = member.modman_config(&[&member.admin], &[ROOM], domain, "");
+        fleet.start_modman(domain, &config);
+    }
+    for domain in ["b.test", "c.test"] {
+        let to = fleet.member(domain).component();
+        let reply = admin.iq(&format!(
+            "<iq type='get' to='{to}' id='s2s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+        ));
+        assert_eq!(reply.attr("type"), Some("result"), "{to} over s2s");
+        assert_eq!(reply.attr("from"), Some(to.as_str()));
+    }
+    for domain in ["a.test", "b.test", "c.test"] {
+        admin.wait_for_occupant(ROOM, domain);
+    }
+    // Without peers, the form of `list` has no servers field.
+    let shown = admin.run_at(&fleet.member("a.test").component(), "list", json!([]));
+    let fields = &support::last(&shown)["form"]["fields"];
+    assert!(
+        !fields.as_array().unwrap().contains(&json!("servers")),
+        "{shown}"
+    );
+    // An admin of a.test is no admin of b.test: its modman refuses her.
+    let refused = admin.run_at(&fleet.member("b.test").component(), "list", json!([]));
+    assert_eq!(refused["error"]["condition"], "forbidden", "{refused}");
+}
+
+/// The rows of a merged fleet table as (module, server, drift, outcome,
+/// failure), from the result form a fleet `list` answered.
+fn fleet_rows(run: &serde_json::Value) -> Vec<[String; 5]> {
+    let step = support::last(run);
+    assert_eq!(step["status"], "completed", "{run}");
+    step["form"]["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items: {run}"))
+        .iter()
+        .map(|item| {
+            ["module", "server", "drift", "outcome", "failure"]
+                .map(|var| item[var].as_str().unwrap_or_default().to_owned())
+        })
+        .collect()
+}
+
+/// `list` for the whole fleet answers one table of module × server: a
+/// module on a.test alone is marked as drift on every server that
+/// answered; c.test, which lists a.test as a peer but not a.test's admin
+/// among its own, refuses, and so does c.test to b.test, which it does not
+/// list as a peer; each refusal is that server's own failed row.
+#[test]
+fn fleet_list_merges_servers_marks_drift_and_each_server_trusts_its_own() {
+    let mut fleet = Fleet::start(3);
+    let module = support::corpus_module("mod_lastlog");
+    let into = fleet
+        .member("a.test")
+        .prosody
+        .modules_dir()
+        .join("mod_lastlog");
+    std::fs::create_dir_all(&into).unwrap();
+    for entry in std::fs::read_dir(&module).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), into.join(entry.file_name())).unwrap();
+    }
+    let peers = |list: &[&str]| {
+        let list: Vec<String> = list.iter().map(|d| format!("modman.{d}")).collect();
+        format!("\n[fleet]\npeers = {}\nanswer_seconds = 5\n", json!(list))
+    };
+    let configs = [
+        (
+            "a.test",
+            vec!["admin@a.test", "admin@b.test"],
+            peers(&["b.test", "c.test"]),
+        ),
+        (
+            "b.test",
+            vec!["admin@b.test", "admin@a.test"],
+            peers(&["a.test", "c.test"]),
+        ),
+        (
+            "c.test",
+            vec!["admin@c.test", "admin@b.test"],
+            peers(&["a.test"]),
+        ),
+    ];
+    for (domain, admins, extra) in &configs {
+        let config = fleet
+            .member(domain)
+            .modman_config(admins, &[], domain, extra);
+        fleet.start_modman(domain, &config);
+    }
+
+    let mut alice = fleet.client("admin@a.test");
+    // With peers, the form of `list` offers the servers to ask.
+    let shown = alice.run_at("modman.a.test", "list", json!([]));
+    let form = &support::last(&shown)["form"];
+    assert!(
+        form["fields"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("servers")),
+        "{shown}"
+    );
+    let run = alice.run_at("modman.a.test", "list", json!([{"servers": ["fleet"]}]));
+    let rows = fleet_rows(&run);
+    let lastlog: Vec<_> = rows.iter().filter(|r| r[0] == "lastlog").collect();
+    assert_eq!(lastlog.len(), 2, "{rows:?}");
+    for (row, server) in lastlog.iter().zip(["a.test", "b.test"]) {
+        assert_eq!(
+            (row[1].as_str(), row[2].as_str(), row[3].as_str()),
+            (server, "differs", "ok")
+        );
+    }
+    let failed: Vec<_> = rows.iter().filter(|r| r[3] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{rows:?}");
+    assert_eq!(
+        (failed[0][1].as_str(), failed[0][4].as_str()),
+        ("c.test", "refused")
+    );
+
+    // b.test's admin asks b.test's modman for c.test: c.test does not list
+    // modman.b.test as a peer, so the relayed request is refused although
+    // admin@b.test is one of c.test's own admins.
+    let mut bob = fleet.client("admin@b.test");
+    let run = bob.run_at("modman.b.test", "list", json!([{"servers": ["c.test"]}]));
+    let rows = fleet_rows(&run);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (
+            rows[0][1].as_str(),
+            rows[0][3].as_str(),
+            rows[0][4].as_str()
+        ),
+        ("c.test", "failed", "refused")
+    );
+    let log = fleet.member("c.test").modman.as_ref().unwrap().log();
+    assert!(
+        log.contains("refused a command from modman.b.test"),
+        "{log}"
+    );
+
+    // The same in a direct chat: one text answer, a line per module and
+    // server, c.test's refusal on a line of its own.
+    let text = alice.chat("modman.a.test", "fleet: list");
+    let lastlog = text.lines().filter(|l| l.starts_with("lastlog ")).count();
+    assert_eq!(lastlog, 2, "{text}");
+    let refused = text
+        .lines()
+        .filter(|l| l.contains("c.test") && l.contains("refused"));
+    assert_eq!(refused.count(), 1, "{text}");
+
+    // Naming a server outside the fleet changes nothing and says so.
+    let run = alice.run_at("modman.a.test", "list", json!([{"servers": ["z.test"]}]));
+    assert_eq!(run["error"]["condition"], "bad-request", "{run}");
+}
+
+/// A server that is down is a failed row of its own, `unreachable`, and
+/// the servers that answered are all there (a module on one server gives
+/// a row on each).
+#[test]
+fn a_server_that_is_down_is_its_own_failed_row() {
+    let mut fleet = Fleet::start(3);
+    let peers = |list: &[&str]| {
+        let list: Vec<String> = list.iter().map(|d| format!("modman.{d}")).collect();
+        format!("\n[fleet]\npeers = {}\n", json!(list))
+    };
+    for (domain, peers) in [
+        ("a.test", peers(&["b.test", "c.test"])),
+        ("b.test", peers(&["a.test"])),
+        ("c.test", peers(&["a.test"])),
+    ] {
+        let config = fleet
+            .member(domain)
+            .modman_config(&["admin@a.test"], &[], domain, &peers);
+        fleet.start_modman(domain, &config);
+    }
+    let mut alice = fleet.client("admin@a.test");
+    let servers = |run: &serde_json::Value| {
+        let rows = fleet_rows(run);
+        let mut servers: Vec<(String, String, String)> = rows
+            .into_iter()
+            .map(|[_, server, _, outcome, failure]| (server, outcome, failure))
+            .collect();
+        servers.dedup();
+        servers
+    };
+    let ok = |server: &str| (server.to_owned(), "ok".to_owned(), String::new());
+    fleet.place_module("a.test", "mod_lastlog");
+    let all = alice.run_at("modman.a.test", "list", json!([{"servers": ["fleet"]}]));
+    let seen = servers(&all);
+    assert_eq!(seen, [ok("a.test"), ok("b.test"), ok("c.test")]);
+
+    fleet.stop_server("c.test");
+    let run = alice.run_at("modman.a.test", "list", json!([{"servers": ["fleet"]}]));
+    let down = (
+        "c.test".to_owned(),
+        "failed".to_owned(),
+        "unreachable".to_owned(),
+    );
+    let seen = servers(&run);
+    assert!(seen.contains(&down), "{seen:?}");
+    for server in ["a.test", "b.test"] {
+        assert!(seen.contains(&ok(server)), "{seen:?}");
+    }
+}
+
+/// The room lives on a.test, which runs no modman; the modmans of b.test
+/// and c.test meet there over s2s. `fleet: list` gets one answer, from the
+/// modman whose server sorts first, covering both servers; a line for one
+/// server is still that server's modman's alone.
+#[test]
+fn a_room_on_a_third_server_gets_one_answer_for_the_fleet() {
+    let mut fleet = Fleet::start(3);
+    fleet.place_module("b.test", "mod_lastlog");
+    let mut bob = fleet.client("admin@b.test");
+    bob.join(ROOM, "bob", "anyone");
+    for (domain, peer) in [("b.test", "c.test"), ("c.test", "b.test")] {
+        let extra = format!("\n[fleet]\npeers = [\"modman.{peer}\"]\n");
+        let config = fleet
+            .member(domain)
+            .modman_config(&["admin@b.test"], &[ROOM], domain, &extra);
+        fleet.start_modman(domain, &config);
+        bob.wait_for_occupant(ROOM, domain);
+    }
+    bob.say(ROOM, "fleet: list", false);
+    let answer = bob.next_from(ROOM, "b.test", 20).expect("b.test answers");
+    let lastlog: Vec<&str> = answer
+        .lines()
+        .filter(|l| l.starts_with("lastlog "))
+        .collect();
+    assert_eq!(lastlog.len(), 2, "{answer}");
+    assert!(
+        lastlog[0].contains("b.test") && lastlog[1].contains("c.test"),
+        "{answer}"
+    );
+    // c.test's next words are its answer to the line addressed to it
+    // alone: its own list, which names no server.
+    bob.say(ROOM, "c.test: list", false);
+    let own = bob.next_from(ROOM, "c.test", 20).expect("c.test answers");
+    assert!(
+        !own.contains("b.test"),
+        "c.test answered the fleet line too: {own}"
+    );
+}
+
+/// The modules modman records as installed on `domain`.
+fn installed_on(fleet: &Fleet, domain: &str) -> Vec<String> {
+    let path = fleet
+        .member(domain)
+        .prosody
+        .path("modman-state/installed.json");
+    std::fs::read(path).map_or(vec![], |bytes| {
+        let installed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        installed["modules"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    })
+}
+
+/// An install addressed to two servers is made by each of them (their own
+/// change, recorded in their own state) and by no other; without
+/// `confirm` it runs nowhere.
+#[test]
+fn an_addressed_install_changes_the_servers_named_and_no_other() {
+    let mut fleet = Fleet::start(3);
+    let mut repository = support::Repository::start();
+    fleet.serve_repository(&mut repository);
+    let peers = |list: &[&str]| {
+        let list: Vec<String> = list.iter().map(|d| format!("modman.{d}")).collect();
+        format!("\n[fleet]\npeers = {}\n", json!(list))
+    };
+    for (domain, peers) in [
+        ("a.test", peers(&["b.test", "c.test"])),
+        ("b.test", peers(&["a.test"])),
+        ("c.test", peers(&["a.test"])),
+    ] {
+        let extra = peers + &repository.config_section();
+        let config = fleet
+            .member(domain)
+            .modman_config(&["admin@a.test"], &[], domain, &extra);
+        fleet.start_modman(domain, &config);
+    }
+    let mut alice = fleet.client("admin@a.test");
+    for domain in ["a.test", "b.test", "c.test"] {
+        let refresh = alice.run_at(&format!("modman.{domain}"), "refresh", json!([]));
+        assert_eq!(support::last(&refresh)["status"], "completed", "{refresh}");
+    }
+    let install = |confirm: bool| json!([{"modules": ["lastlog"], "servers": ["b.test", "c.test"], "confirm": confirm}]);
+
+    let refused = alice.run_at("modman.a.test", "install", install(false));
+    assert_eq!(refused["error"]["condition"], "bad-request", "{refused}");
+    for domain in ["a.test", "b.test", "c.test"] {
+        assert!(installed_on(&fleet, domain).is_empty(), "{domain}");
+    }
+
+    let run = alice.run_at("modman.a.test", "install", install(true));
+    let step = support::last(&run);
+    assert_eq!(step["status"], "completed", "{run}");
+    let rows: Vec<[String; 3]> = step["form"]["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items: {run}"))
+        .iter()
+        .map(|item| {
+            ["server", "module", "outcome"]
+                .map(|var| item[var].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    for server in ["b.test", "c.test"] {
+        let row = [server.to_owned(), "lastlog".to_owned(), "ok".to_owned()];
+        assert!(rows.contains(&row), "{rows:?}");
+        assert_eq!(installed_on(&fleet, server), ["lastlog"]);
+    }
+    assert!(rows.iter().all(|r| r[0] != "a.test"), "{rows:?}");
+    assert!(installed_on(&fleet, "a.test").is_empty());
+}
