@@ -572,11 +572,7 @@ fn a_percent_encoded_archive_path_fetches_nothing_outside_the_repository() {
             }
         }
     });
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let requests = repository.dir.path().join("requests.log");
     let mut server = std::process::Command::new("/usr/bin/python3")
         .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
@@ -767,11 +763,7 @@ fn setup_keeps_prosodys_config_readable_and_creates_what_it_needs_for_prosody() 
 
     // check, run as root, reads as Prosody, stopped here, would: as the
     // owner of its data directory.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let toml = std::fs::read_to_string(&modman_toml)
         .unwrap()
         .replace("127.0.0.1:5347", &format!("127.0.0.1:{port}"));

@@ -8,7 +8,7 @@
 mod bloated_rocks;
 mod support;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Instant;
@@ -26,10 +26,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 /// Static files served over HTTP on 127.0.0.1 by Python, as any web
 /// server would serve a LuaRocks server.
@@ -61,7 +57,7 @@ impl Served {
     }
 
     fn run(args: &[&str], dir: &Path) -> Served {
-        let port = free_port();
+        let port = support::free_port();
         let mut command = Command::new("/usr/bin/python3");
         command.args(args);
         if args.contains(&"--directory") {

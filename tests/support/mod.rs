@@ -187,12 +187,25 @@ impl Program {
     }
 }
 
+/// A loopback port nobody listens on, and that no other call in this
+/// process has handed out: between this call and the bind of whoever asked
+/// (a Prosody, a repository's HTTP server), the kernel may offer the same
+/// free port to the next caller, and a test's repository would then be
+/// answered by another test's Prosody.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A private Prosody with an admin and a non-admin account.
