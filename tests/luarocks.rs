@@ -26,7 +26,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-
 /// Static files served over HTTP on 127.0.0.1 by Python, as any web
 /// server would serve a LuaRocks server.
 struct Served {
