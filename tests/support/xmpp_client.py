@@ -11,7 +11,8 @@ check interoperability rather than assume it. Requests:
    "steps": [{var: value or [values]}, ...]}  step while the command asks; every
                                               reply in "steps"
   {"op": "chat", "to": JID, "body": B}        chat message; answer the next
-                                              message from JID: {"body": ...}
+                                              message from JID: {"body": ...,
+                                              "json": its XEP-0335 facts if any}
   {"op": "join", "room": R, "nick": N,        join a room (configured with
    "whois": "anyone"|"moderators",            that whois if we create it, and,
    "broadcast": [ROLE...]}                    if given, presence broadcast only
@@ -251,7 +252,12 @@ class Client(slixmpp.ClientXMPP):
             except asyncio.TimeoutError:
                 return {"timeout": True}
             if match(message):
-                return {"body": message["body"], "type": message["type"]}
+                answer = {"body": message["body"], "type": message["type"]}
+                # The same facts as JSON (XEP-0335), when modman sent them.
+                facts = message.xml.find("{urn:xmpp:json:0}json")
+                if facts is not None:
+                    answer["json"] = json.loads(facts.text)
+                return answer
 
     async def chat(self, to, body):
         self.send_message(mto=to, mbody=body, mtype="chat")
