@@ -25,6 +25,12 @@ pub fn command(spec: &'static Spec) -> clap::Command {
                 .value_name("FILE")
                 .value_parser(clap::value_parser!(PathBuf))
                 .help("Path to modman.toml."),
+        )
+        .arg(
+            Arg::new("json")
+                .long("json")
+                .action(ArgAction::SetTrue)
+                .help("Print the result as JSON: rows keyed by column, fields by name."),
         );
     if spec.access == Access::Change {
         command = command.arg(

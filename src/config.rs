@@ -346,7 +346,7 @@ impl Config {
         let mut repositories: Vec<Repository> = Vec::new();
         for (i, repo) in raw.repositories.into_iter().enumerate() {
             let key = format!("repositories[{i}]");
-            let name_ok = crate::repo::index::is_valid_repository_name(&repo.name);
+            let name_ok = is_valid_repository_name(&repo.name);
             if !name_ok || repositories.iter().any(|r| r.name == repo.name) {
                 return Err(format!(
                     "key `{key}.name`: `{}` must be unique, made of letters, digits, `-` and `_`",
@@ -381,7 +381,7 @@ impl Config {
                     "key `{key}.public_key`: a LuaRocks server signs nothing; remove the key, or mirror the server with `modman repo mirror` and use the mirror's key"
                 )),
                 (RawKind::LuaRocks, true) => {
-                    crate::repo::luarocks::server::check_url(&url)
+                    check_luarocks_url(&url)
                         .map_err(|e| format!("key `{key}.url`: {e}"))?;
                     RepositoryKind::LuaRocks
                 }
@@ -449,7 +449,7 @@ impl Config {
                     None => admin_socket
                         .parent()
                         .unwrap_or(base)
-                        .join(crate::repo::luarocks::installed::DEFAULT_DIR),
+                        .join(DEFAULT_INSTALLER_PLUGIN_DIR),
                 },
             },
             repositories,
@@ -525,9 +525,69 @@ fn toml_error_line(text: &str, error: &toml::de::Error) -> String {
     }
 }
 
+/// `installer_plugin_path` when prosody.cfg.lua does not set it, relative
+/// to Prosody's data directory.
+pub const DEFAULT_INSTALLER_PLUGIN_DIR: &str = "custom_plugins";
+
+/// A repository name as modman.toml's `[[repositories]]` `name` and the
+/// index's `repository` take it: letters, digits, `-` and `_`, at most 64
+/// bytes, since it also names files in `state_dir/indexes/`.
+pub fn is_valid_repository_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Refuses what is not HTTPS, except plain HTTP to this machine (a loopback
+/// address or `localhost`), before anything connects: the rocks are not
+/// signed, so TLS is all that tells the configured server from another.
+pub fn check_luarocks_url(url: &url::Url) -> Result<(), String> {
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip).is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "{url}: plain HTTP to another machine; a LuaRocks server is unsigned, so modman reaches it over HTTPS only (write https://, or mirror it with `modman repo mirror` and serve the signed mirror)"
+        )),
+        other => Err(format!("{url}: `{other}` is not http(s)")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for ok in [
+            "https://modules.example/rocks/",
+            "http://127.0.0.1:8000/",
+            "http://127.1.2.3/",
+            "http://[::1]:8000/",
+            "http://localhost/",
+        ] {
+            assert_eq!(
+                check_luarocks_url(&url::Url::parse(ok).unwrap()),
+                Ok(()),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "http://192.0.2.1/rocks/",
+            "http://modules.example/",
+            "http://[::2]/",
+        ] {
+            let error = check_luarocks_url(&url::Url::parse(bad).unwrap()).unwrap_err();
+            assert!(error.contains("plain HTTP to another machine"), "{error}");
+        }
+    }
 
     const GOOD: &str = r#"
 admins = ["admin@example.org"]

@@ -5,6 +5,7 @@
 //! [`engine`] (what happens on the host). [`config`] is read once at start.
 
 pub mod access;
+pub mod clean;
 pub mod config;
 pub mod engine;
 pub mod fsutil;

@@ -464,7 +464,16 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
     let op = ops::find(node).ok_or_else(|| format!("no operation `{node}`"))?;
     let config: &PathBuf = args.get_one("config").ok_or("--config is required")?;
     let config = load(config)?;
-    let input = cli_ops::input(op.spec(), args).map_err(|e| e.to_string())?;
+    let json = args.get_flag("json");
+    // With --json a failed operation prints its facts too; the text still
+    // goes to stderr.
+    let failed = |e: ops::OpError| {
+        if json {
+            out!("{}", e.to_json());
+        }
+        e.to_string()
+    };
+    let input = cli_ops::input(op.spec(), args).map_err(failed)?;
     // Before the engine opens: even recovery writes.
     let (actor, opening) = match (Actor::local_changer(&config), op.spec().access) {
         (Ok(actor), _) => (actor, Opening::ToChange),
@@ -477,8 +486,13 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
         ops::Access::Change => finish_on_stop(&ctx, running).await?,
         ops::Access::Read => running.await,
     }
-    .map_err(|e| e.to_string())?;
-    out!("{}", modman::text::render(&response));
+    .map_err(failed)?;
+    match json {
+        true => out!("{}", response.to_json()),
+        false => out!("{}", modman::text::render(&response)),
+    }
+    // A table with a failed row (a check, a repository's refresh) is a
+    // failed command.
     match &response {
         ops::Response::Confirm(_) => {
             Err("nothing was changed; run the same command again with --yes to go ahead".into())
@@ -497,16 +511,11 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
 /// modman must come up without it (it manages what is installed, and
 /// says what is missing in its log).
 fn checks_passed(table: &ops::Table, at_start: bool) -> ExitCode {
-    let has = |word: &str| {
-        table
-            .rows
-            .iter()
-            .any(|row| row.get(1).is_some_and(|r| r == word))
-    };
-    if has(ops::check::FAIL) || (has(ops::check::UNAVAILABLE) && !at_start) {
+    let unavailable = table.has(ops::Outcome::Unavailable);
+    if table.failed() || (unavailable && !at_start) {
         return ExitCode::FAILURE;
     }
-    if has(ops::check::UNAVAILABLE) {
+    if unavailable {
         tracing::warn!(
             "starting without a repository that cannot be read now; the check above says what to do"
         );

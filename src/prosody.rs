@@ -9,46 +9,9 @@ use std::path::{Path, PathBuf};
 
 use crate::repo::index::ModuleEntry;
 
-/// Where Prosody looks for module `name` inside one plugin directory, in
-/// its own order (util/pluginloader.lua). The LuaRocks layouts under
-/// `share/lua/5.4/`, which only `prosodyctl install` writes, are left out.
-pub fn module_file_candidates(name: &str) -> [String; 4] {
-    [
-        format!("mod_{name}/{name}/mod_{name}.lua"),
-        format!("mod_{name}/mod_{name}.lua"),
-        format!("{name}/mod_{name}.lua"),
-        format!("mod_{name}.lua"),
-    ]
-}
-
-/// Whether `dir` holds module `name` in a layout Prosody loads.
-pub fn has_module(dir: &Path, name: &str) -> bool {
-    module_file_candidates(name)
-        .iter()
-        .any(|c| dir.join(c).is_file())
-}
-
-/// Every module `dir` holds in a layout Prosody loads (`mod_x.lua`,
-/// `mod_x/`, `x/mod_x.lua`), by name. Prosody's own module directory
-/// holds its built-in modules, and on Debian the prosody-modules package's
-/// too: all of them load without modman.
-pub fn modules_in(dir: &Path) -> std::io::Result<BTreeSet<String>> {
-    let mut names = BTreeSet::new();
-    for entry in std::fs::read_dir(dir)? {
-        let file_name = entry?.file_name();
-        let Some(file_name) = file_name.to_str() else {
-            continue;
-        };
-        let name = file_name
-            .strip_prefix("mod_")
-            .map(|n| n.strip_suffix(".lua").unwrap_or(n))
-            .unwrap_or(file_name);
-        if has_module(dir, name) {
-            names.insert(name.to_owned());
-        }
-    }
-    Ok(names)
-}
+/// Where Prosody finds a module's file: its plugin loader's rule, kept
+/// with the rest of that rule in [`crate::repo::placement`].
+pub use crate::repo::placement::{has_module, module_file_candidates};
 
 /// What the running server already has, asked from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,7 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn lists_the_modules_of_a_directory_in_every_layout() {
+    fn finds_a_module_in_every_layout_prosody_loads() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("mod_roster.lua"), "").unwrap();
         std::fs::create_dir_all(dir.path().join("mod_firewall")).unwrap();
@@ -256,8 +219,12 @@ mod tests {
         std::fs::write(dir.path().join("muc/mod_muc.lua"), "").unwrap();
         std::fs::create_dir_all(dir.path().join("mod_http_upload")).unwrap();
         std::fs::write(dir.path().join("ldap.lib.lua"), "").unwrap();
-        let names: Vec<_> = modules_in(dir.path()).unwrap().into_iter().collect();
-        assert_eq!(names, ["firewall", "muc", "roster"]);
+        for name in ["firewall", "muc", "roster"] {
+            assert!(has_module(dir.path(), name), "{name}");
+        }
+        for name in ["http_upload", "ldap.lib", "ldap"] {
+            assert!(!has_module(dir.path(), name), "{name}");
+        }
     }
 
     /// The 2025 mod_flags on Prosody 13 (features as 13.0.1 declares them)

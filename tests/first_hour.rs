@@ -4,12 +4,14 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use modman::prosody::Nagle;
-use serde_json::json;
+use serde_json::{json, Value};
 use support::{
-    cli, cli_binary, last, Client, Modman, Program, Prosody, Repository, ADMIN, COMPONENT, DOMAIN,
+    cli, cli_binary, json_rows, last, Client, Modman, Program, Prosody, Repository, ADMIN,
+    COMPONENT, DOMAIN,
 };
 
 #[test]
@@ -201,7 +203,7 @@ mod prosody_13_only {
         assert!(
             printed
                 .lines()
-                .any(|l| l.starts_with("repository community (result: unavailable")),
+                .any(|l| l.starts_with("repository community (outcome: unavailable")),
             "{printed}"
         );
         let start = command_line("ExecStart=");
@@ -341,12 +343,13 @@ fn first_hour(binary: &Program) {
     std::fs::rename(&aside, &managed).unwrap();
 
     prosody.restart();
-    let (ok, out, err) = cli_binary(binary, &["check"], &modman_toml);
+    let (ok, out, err) = cli_binary(binary, &["check", "--json"], &modman_toml);
     assert!(
         ok,
         "check failed after setup:\n{out}{err}\nProsody's log:\n{}",
         prosody.log()
     );
+    let checks = json_rows(&out, "check");
     for check in [
         "component",
         "module directory",
@@ -354,19 +357,15 @@ fn first_hour(binary: &Program) {
         "admin socket",
         "plugin_paths",
     ] {
-        assert!(
-            out.lines()
-                .any(|l| l.starts_with(&format!("{check} (result: ok"))),
-            "{check} not ok:\n{out}"
-        );
+        assert_eq!(checks[check]["outcome"], "ok", "{out}");
     }
-    assert!(out.contains("\nrepositories (result: warn"), "{out}");
+    assert_eq!(checks["repositories"]["outcome"], "warning", "{out}");
     // setup turned Nagle's algorithm off, and Prosody holds it so.
     assert_eq!(
         Nagle::from_network_settings(&prosody.config_get("*", "network_settings")),
         Nagle::Off
     );
-    assert!(!out.lines().any(|l| l.starts_with("nagle")), "{out}");
+    assert!(!checks.contains_key("nagle"), "{out}");
 
     let modman = Modman::start_binary(
         &prosody,
@@ -445,19 +444,21 @@ fn owner_and_mode(path: &Path) -> (u32, u32, u32) {
     (metadata.uid(), metadata.gid(), metadata.mode())
 }
 
-fn check_with(prosody: &Prosody, config: &str) -> (bool, String) {
+/// Runs check with `config`: whether it passed, and its rows by check.
+fn check_with(prosody: &Prosody, config: &str) -> (bool, BTreeMap<String, Value>) {
     check_as(prosody, config, &["check"])
 }
 
-/// `modman ARGS --config` with `config` written as modman.toml.
-fn check_as(prosody: &Prosody, config: &str, args: &[&str]) -> (bool, String) {
+/// `modman ARGS --json --config` with `config` written as modman.toml:
+/// whether it passed, and its rows by check.
+fn check_as(prosody: &Prosody, config: &str, args: &[&str]) -> (bool, BTreeMap<String, Value>) {
     let path = prosody.path("check.toml");
     std::fs::write(&path, config).unwrap();
     // It holds the component secret: check refuses it readable by all.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let (ok, out, err) = cli(args, &path);
-    (ok, out + &err)
+    let (ok, out, _) = cli(&[args, &["--json"]].concat(), &path);
+    (ok, json_rows(&out, "check"))
 }
 
 /// A first start on a host with no route to its repository: `check` names
@@ -471,40 +472,43 @@ fn a_repository_out_of_reach_is_said_at_start_and_never_stops_the_service() {
     let url = format!("http://127.0.0.1:{}/", support::free_port());
     let config = prosody.modman_config() + &support::luarocks_section(&url);
     let manifest = format!("{url}manifest-5.4");
-    let repository_row = |out: &str| {
-        let line = row(out, "repository community").to_owned();
-        assert!(line.contains("unavailable"), "{line}");
+    let repository_row = |checks: &BTreeMap<String, Value>| {
+        let row = &checks["repository community"];
+        assert_eq!(row["outcome"], "unavailable", "{row}");
         // The URL a refresh fetches first, and both ways out.
+        let detail = row["detail"].as_str().unwrap();
         for fact in [
             manifest.as_str(),
             "modman repo mirror --from",
             "modman repo build --from-debian",
         ] {
-            assert!(line.contains(fact), "{fact} not in {line}");
+            assert!(detail.contains(fact), "{fact} not in {detail}");
         }
     };
-    let (ok, out) = check_as(&prosody, &config, &["check"]);
+    let (ok, checks) = check_as(&prosody, &config, &["check"]);
     assert!(
         !ok,
-        "check by hand passed with a repository out of reach:\n{out}"
+        "check by hand passed with a repository out of reach:\n{checks:?}"
     );
-    repository_row(&out);
+    repository_row(&checks);
     // Printed once, not again as an error line.
+    let (_, out, err) = cli(&["check"], &prosody.path("check.toml"));
     assert_eq!(
-        out.matches("unavailable; modman runs without it").count(),
-        1,
-        "{out}"
+        (out + &err)
+            .matches("unavailable; modman runs without it")
+            .count(),
+        1
     );
 
-    let (ok, out) = check_as(&prosody, &config, &["check", "--at-start"]);
-    assert!(ok, "the service's check refused to start:\n{out}");
-    repository_row(&out);
+    let (ok, checks) = check_as(&prosody, &config, &["check", "--at-start"]);
+    assert!(ok, "the service's check refused to start:\n{checks:?}");
+    repository_row(&checks);
 
     // Real misconfiguration still stops the service.
     let broken = config.replace("test-secret", "wrong");
-    let (ok, out) = check_as(&prosody, &broken, &["check", "--at-start"]);
-    assert!(!ok, "{out}");
-    assert!(row(&out, "component").contains("FAIL"), "{out}");
+    let (ok, checks) = check_as(&prosody, &broken, &["check", "--at-start"]);
+    assert!(!ok, "{checks:?}");
+    assert_eq!(checks["component"]["outcome"], "failed", "{checks:?}");
 
     let modman = Modman::start(&prosody, &config);
     let warned = support::wait_for("the start-up warning on the repository", || {
@@ -540,26 +544,25 @@ fn a_repository_out_of_reach_is_said_at_start_and_never_stops_the_service() {
     assert!(modman.terminate());
 }
 
-fn row<'a>(out: &'a str, check: &str) -> &'a str {
-    out.lines()
-        .find(|l| l.starts_with(check))
-        .unwrap_or_else(|| panic!("no {check} row:\n{out}"))
-}
-
 #[test]
 fn every_failed_check_says_how_to_fix_it() {
     let mut prosody = Prosody::start();
     let repository = Repository::start();
     let good = prosody.modman_config() + &repository.config_section();
-    let (ok, out) = check_with(&prosody, &good);
-    assert!(ok, "{out}");
-    assert!(out.contains("All checks passed."), "{out}");
-    // Prosody's default: a warning, not a failure.
+    let (ok, checks) = check_with(&prosody, &good);
+    assert!(ok, "{checks:?}");
+    // Prosody's default, Nagle's algorithm on: a warning, not a failure.
     assert_eq!(
         Nagle::from_network_settings(&prosody.config_get("*", "network_settings")),
         Nagle::On
     );
-    assert!(row(&out, "nagle").contains("(result: warn"), "{out}");
+    assert_eq!(checks["nagle"]["outcome"], "warning", "{checks:?}");
+    assert!(
+        checks
+            .iter()
+            .all(|(check, row)| check == "nagle" || row["outcome"] == "ok"),
+        "{checks:?}"
+    );
     let dir = prosody.dir.path().display().to_string();
 
     let cases: Vec<(String, &str, &str)> = vec![
@@ -590,27 +593,29 @@ fn every_failed_check_says_how_to_fix_it() {
         ),
     ];
     for (config, check, fix) in cases {
-        let (ok, out) = check_with(&prosody, &config);
-        assert!(!ok, "{check}: exit 0 on a failure:\n{out}");
-        let line = row(&out, check);
-        assert!(
-            line.contains("FAIL") && line.contains(fix),
-            "{check}: {line}"
-        );
-        assert!(out.contains("failed; each says how to fix it"), "{out}");
+        let (ok, checks) = check_with(&prosody, &config);
+        assert!(!ok, "{check}: exit 0 on a failure:\n{checks:?}");
+        let row = &checks[check];
+        assert_eq!(row["outcome"], "failed", "{check}: {row}");
+        assert!(row["detail"].as_str().unwrap().contains(fix), "{row}");
     }
 
     // Prosody down: the component and the admin socket fail, with the fix.
     let config_path = prosody.path("check.toml");
     std::fs::write(&config_path, &good).unwrap();
     prosody.stop();
-    let (ok, out, _) = cli(&["check"], &config_path);
+    let (ok, out, _) = cli(&["check", "--json"], &config_path);
     assert!(!ok);
+    let checks = json_rows(&out, "check");
+    assert_eq!(checks["component"]["outcome"], "failed", "{out}");
     assert!(
-        row(&out, "component").contains("is Prosody running"),
+        checks["component"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is Prosody running"),
         "{out}"
     );
-    assert!(row(&out, "admin socket").contains("FAIL"), "{out}");
+    assert_eq!(checks["admin socket"]["outcome"], "failed", "{out}");
     assert!(Path::new(&config_path).exists());
 }
 

@@ -572,11 +572,7 @@ fn a_percent_encoded_archive_path_fetches_nothing_outside_the_repository() {
             }
         }
     });
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let requests = repository.dir.path().join("requests.log");
     let mut server = std::process::Command::new("/usr/bin/python3")
         .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
@@ -767,28 +763,24 @@ fn setup_keeps_prosodys_config_readable_and_creates_what_it_needs_for_prosody() 
 
     // check, run as root, reads as Prosody, stopped here, would: as the
     // owner of its data directory.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let toml = std::fs::read_to_string(&modman_toml)
         .unwrap()
         .replace("127.0.0.1:5347", &format!("127.0.0.1:{port}"));
     std::fs::write(&modman_toml, toml).unwrap();
-    let row = |out: &str| {
-        out.lines()
-            .find(|l| l.starts_with("readable by prosody"))
-            .unwrap_or_else(|| panic!("{out}"))
-            .to_owned()
-    };
-    let (_, out, _) = support::cli(&["check"], &modman_toml);
-    assert!(!row(&out).contains("FAIL"), "{out}");
+    let row = |out: &str| support::json_rows(out, "check")["readable by prosody"].clone();
+    let (_, out, _) = support::cli(&["check", "--json"], &modman_toml);
+    assert_eq!(row(&out)["outcome"], "ok", "{out}");
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let (ok, out, _) = support::cli(&["check"], &modman_toml);
+    let (ok, out, _) = support::cli(&["check", "--json"], &modman_toml);
     let row = row(&out);
+    assert!(!ok, "{out}");
+    assert_eq!(row["outcome"], "failed", "{out}");
     assert!(
-        !ok && row.contains("FAIL") && row.contains(&config.display().to_string()),
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&config.display().to_string()),
         "{out}"
     );
 }
@@ -815,20 +807,17 @@ fn check_fails_on_a_secret_readable_by_everyone_with_the_chmod_to_run() {
     for (file, mode) in [(&path, 0o644), (&secret, 0o604)] {
         std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    let (ok, out, err) = support::cli(&["check"], &path);
+    let (ok, out, err) = support::cli(&["check", "--json"], &path);
     assert!(!ok, "{out}{err}");
-    let row = out
-        .lines()
-        .find(|l| l.starts_with("secret "))
-        .unwrap_or_else(|| panic!("{out}"));
+    let row = support::json_rows(&out, "check")["secret"].clone();
+    assert_eq!(row["outcome"], "failed", "{row}");
+    let row = row["detail"].as_str().unwrap();
     for (file, mode) in [(&path, "644"), (&secret, "604")] {
         assert!(
-            row.contains("FAIL")
-                && row.contains(&format!(
-                    "{} is readable by every local user (mode {mode})",
-                    file.display()
-                ))
-                && row.contains(&format!("chmod 600 {}", file.display())),
+            row.contains(&format!(
+                "{} is readable by every local user (mode {mode})",
+                file.display()
+            )) && row.contains(&format!("chmod 600 {}", file.display())),
             "{row}"
         );
     }
@@ -840,9 +829,12 @@ fn check_fails_on_a_secret_readable_by_everyone_with_the_chmod_to_run() {
     for file in [&path, &secret] {
         std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o640)).unwrap();
     }
-    let (_, out, _) = support::cli(&["check"], &path);
-    let row = out.lines().find(|l| l.starts_with("secret ")).unwrap();
-    assert!(row.contains("result: ok"), "{row}");
+    let (_, out, _) = support::cli(&["check", "--json"], &path);
+    assert_eq!(
+        support::json_rows(&out, "check")["secret"]["outcome"],
+        "ok",
+        "{out}"
+    );
 }
 
 /// modman's resident memory, in KiB.

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
-use support::{append, cli, last, snapshot, Client, Modman, Prosody, Repository, ADMIN, USER};
+use support::{
+    append, cli, json_output, json_rows, last, snapshot, Client, Modman, Prosody, Repository,
+    ADMIN, USER,
+};
 
 fn rows(step: &Value, column: &str) -> Vec<String> {
     step["form"]["items"]
@@ -260,12 +263,11 @@ fn tampered_or_unreachable_repositories_change_nothing() {
     let mut bad = good_archive.clone();
     bad[100] ^= 0xff;
     std::fs::write(&archive, &bad).unwrap();
-    let (ok, _, err) = host.run(&["install", "firewall"]);
+    let (ok, out, err) = host.run(&["install", "firewall", "--json"]);
     assert!(!ok);
+    assert_eq!(json_output(&out)["outcome"], "nothing_changed", "{out}");
     assert!(
-        err.contains("sha256")
-            && err.contains("signed index says")
-            && err.contains("nothing was changed"),
+        err.contains("sha256") && err.contains("signed index says"),
         "{err}"
     );
     assert_eq!(host.everything(), before);
@@ -285,36 +287,44 @@ fn tampered_or_unreachable_repositories_change_nothing() {
         1,
     );
     std::fs::write(&index_path, forged).unwrap();
-    let (_, out, _) = host.run(&["refresh"]);
+    let refreshed = |host: &Host| {
+        let (ok, out, _) = host.run(&["refresh", "--json"]);
+        assert!(!ok, "{out}");
+        let row = json_rows(&out, "repository")["local"].clone();
+        assert_eq!(row["outcome"], "failed", "{out}");
+        row["result"].as_str().unwrap().to_owned()
+    };
+    let said = refreshed(&host);
+    assert!(said.contains("does not match"), "{said}");
+    // Every module's summary is still the one the good index signed.
+    let (_, out, _) = host.run(&["list", "--json"]);
+    let listed = json_rows(&out, "module");
+    assert!(!listed.is_empty(), "{out}");
     assert!(
-        out.contains("failed, still using the index fetched") && out.contains("does not match"),
+        listed
+            .values()
+            .all(|row| !row["summary"].as_str().unwrap().starts_with("EVIL")),
         "{out}"
     );
-    let (_, out, _) = host.run(&["list", "--show", "available"]);
-    assert!(!out.contains("EVIL"), "{out}");
     std::fs::write(&index_path, &good_index).unwrap();
 
     // A repository signed with another key.
     let signature = repository.served().join("index.json.sig");
     std::fs::write(&signature, "AAAA\n").unwrap();
-    let (_, out, _) = host.run(&["refresh"]);
+    let said = refreshed(&host);
     assert!(
-        out.contains("index.json.sig is not base64 of 64 bytes"),
-        "{out}"
+        said.contains("index.json.sig is not base64 of 64 bytes"),
+        "{said}"
     );
 
     // The repository is down.
     repository.stop();
-    let (_, out, _) = host.run(&["refresh"]);
-    assert!(
-        out.contains("failed, still using the index fetched") && out.contains("Connection refused"),
-        "{out}"
-    );
-    let (ok, _, err) = host.run(&["install", "firewall"]);
-    assert!(
-        !ok && err.contains("is the repository up") && err.contains("nothing was changed"),
-        "{err}"
-    );
+    let said = refreshed(&host);
+    assert!(said.contains("Connection refused"), "{said}");
+    let (ok, out, err) = host.run(&["install", "firewall", "--json"]);
+    assert!(!ok && err.contains("is the repository up"), "{err}");
+    assert_eq!(json_output(&out)["error"], "unavailable", "{out}");
+    assert_eq!(json_output(&out)["outcome"], "nothing_changed", "{out}");
     assert_eq!(host.everything(), before);
 
     // Names that do not exist, or are not names at all.
@@ -353,13 +363,19 @@ fn modules_modman_did_not_install_are_never_touched() {
         .unwrap();
     assert!(status.success());
     let before = host.everything();
-    let (ok, _, err) = host.run(&["install", "lastlog"]);
-    assert!(!ok && err.contains("not installed by modman"), "{err}");
-    let (ok, _, err) = host.run(&["remove", "lastlog"]);
-    assert!(!ok && err.contains("modman leaves it alone"), "{err}");
+    for change in ["install", "remove"] {
+        let (ok, out, _) = host.run(&[change, "lastlog", "--json"]);
+        assert!(!ok);
+        assert_eq!(json_output(&out)["error"], "conflict", "{change}: {out}");
+        assert_eq!(json_output(&out)["outcome"], "nothing_changed", "{out}");
+    }
     assert_eq!(host.everything(), before);
-    let (_, out, _) = host.run(&["list", "--show", "installed"]);
-    assert!(out.contains("\nlastlog (installed: unmanaged"), "{out}");
+    let (_, out, _) = host.run(&["list", "--show", "installed", "--json"]);
+    assert_eq!(
+        json_rows(&out, "module")["lastlog"]["installed"],
+        "unmanaged",
+        "{out}"
+    );
 }
 
 /// Serves a hand-made, correctly signed index whose one archive carries
@@ -463,16 +479,17 @@ fn hostile_archives_in_a_validly_signed_index_are_refused() {
         let host = Host::new(&repository);
         let (refreshed, refresh_out, _) = host.run(&["refresh"]);
         let before = host.everything();
-        let (ok, _, err) = host.run(&["install", "evil"]);
+        let (ok, out, err) = host.run(&["install", "evil", "--json"]);
+        let failure = json_output(&out);
+        assert!(!ok);
+        assert_eq!(failure["outcome"], "nothing_changed", "{out}");
         // A path trick in the signed file list refuses the whole index at
-        // refresh (which then fails); the archive's own entries are
-        // refused when it is read.
-        let index_refused = !refreshed
-            && refresh_out.contains(expected)
-            && err.contains("no configured repository offers `evil`");
+        // refresh (which then fails), so no repository offers the module;
+        // the archive's own entries are refused when it is read.
+        let index_refused =
+            !refreshed && refresh_out.contains(expected) && failure["error"] == "not_found";
         assert!(
-            !ok && (index_refused
-                || (err.contains(expected) && err.contains("nothing was changed"))),
+            index_refused || err.contains(expected),
             "{entries:?}: {refresh_out}{err}"
         );
         assert_eq!(host.everything(), before);

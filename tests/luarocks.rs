@@ -8,7 +8,7 @@
 mod bloated_rocks;
 mod support;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Instant;
@@ -16,19 +16,14 @@ use std::time::Instant;
 use serde_json::json;
 use serde_json::Value;
 use support::{
-    cli, last, luarocks_section, snapshot, wait_for, Client, Modman, Prosody, ADMIN, COMPONENT,
-    DOMAIN,
+    cli, json_output, json_rows, last, luarocks_section, snapshot, wait_for, Client, Modman,
+    Prosody, ADMIN, COMPONENT, DOMAIN,
 };
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/luarocks-server");
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 /// Static files served over HTTP on 127.0.0.1 by Python, as any web
@@ -61,7 +56,7 @@ impl Served {
     }
 
     fn run(args: &[&str], dir: &Path) -> Served {
-        let port = free_port();
+        let port = support::free_port();
         let mut command = Command::new("/usr/bin/python3");
         command.args(args);
         if args.contains(&"--directory") {
@@ -432,12 +427,12 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
     let host = Host::new(&server.served.url());
     let (ok, out, err) = host.run(&["refresh"]);
     assert!(ok, "{out}{err}");
-    let (_, out, _) = host.run(&["list", "--show", "available"]);
+    let (_, out, _) = host.run(&["list", "--show", "available", "--json"]);
+    let available = json_rows(&out, "module");
     for module in ["bob", "muc_rtbl", "lib_ldap", "invites_page"] {
-        assert!(out.contains(module), "{module} not in {out}");
+        assert!(available.contains_key(module), "{module} not in {out}");
     }
-    let (_, out, _) = host.run(&["info", "muc_rtbl"]);
-    assert!(out.contains("1-1"), "{out}");
+    assert_eq!(available["muc_rtbl"]["available"], "1-1", "{out}");
 
     // A rockspec dependency comes along.
     let (ok, out, err) = host.run(&["install", "--yes", "muc_rtbl"]);
@@ -465,8 +460,10 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
     server.publish("mod_muc_rtbl", "2-1");
     let (ok, out, err) = host.run(&["refresh"]);
     assert!(ok, "{out}{err}");
-    let (_, out, _) = host.run(&["list", "--show", "updates"]);
-    assert!(out.contains("muc_rtbl") && out.contains("2-1"), "{out}");
+    let (_, out, _) = host.run(&["list", "--show", "updates", "--json"]);
+    let updates = json_rows(&out, "module");
+    assert_eq!(updates["muc_rtbl"]["available"], "2-1", "{out}");
+    assert_eq!(updates["muc_rtbl"]["update"], "yes", "{out}");
     let (ok, out, err) = host.run(&["update", "--yes", "muc_rtbl"]);
     assert!(ok, "{out}{err}");
     let version = |host: &Host| -> Value {
@@ -503,11 +500,9 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
         "{out}{err}"
     );
     server.tamper("mod_bob-1-1.src.rock");
-    let (ok, _, err) = host.run(&["install", "--yes", "bob"]);
-    assert!(
-        !ok && err.contains("mod_bob-1-1.src.rock") && err.contains("nothing was changed"),
-        "{err}"
-    );
+    let (ok, out, err) = host.run(&["install", "--yes", "bob", "--json"]);
+    assert!(!ok && err.contains("mod_bob-1-1.src.rock"), "{err}");
+    assert_eq!(json_output(&out)["outcome"], "nothing_changed", "{out}");
     assert!(
         host.everything() == before,
         "a refused rock changed something"
@@ -732,11 +727,9 @@ fn hostile_rocks_are_refused_naming_the_module_and_file_and_left_out() {
         // The same server as a repository: the module is not on offer.
         let host = Host::new(&served.url());
         host.run(&["refresh"]);
-        let (ok, _, err) = host.run(&["install", "--yes", "a"]);
-        assert!(
-            !ok && err.contains("no configured repository offers `a`"),
-            "{expected}: {err}"
-        );
+        let (ok, out, _) = host.run(&["install", "--yes", "a", "--json"]);
+        assert!(!ok);
+        assert_eq!(json_output(&out)["error"], "not_found", "{expected}: {out}");
         assert!(snapshot(&host.modules()).is_empty());
     }
     assert!(!Path::new("/tmp/pwned").exists());
@@ -1024,13 +1017,13 @@ fn modules_installed_by_prosodyctl_show_as_such_and_are_never_touched() {
     let (ok, out, err) = host.run(&["refresh"]);
     assert!(ok, "{out}{err}");
 
-    let (ok, out, err) = host.run(&["list", "--show", "installed"]);
+    let (ok, out, err) = host.run(&["list", "--show", "installed", "--json"]);
     assert!(ok, "{out}{err}");
-    let row = out
-        .lines()
-        .find(|l| l.starts_with("bob"))
-        .unwrap_or_else(|| panic!("bob not listed: {out}"));
-    assert!(row.contains("prosodyctl 1-1"), "{row}");
+    assert_eq!(
+        json_rows(&out, "module")["bob"]["installed"],
+        "prosodyctl 1-1",
+        "{out}"
+    );
     let (ok, out, err) = host.run(&["info", "bob"]);
     assert!(ok, "{out}{err}");
     assert!(
@@ -1038,10 +1031,13 @@ fn modules_installed_by_prosodyctl_show_as_such_and_are_never_touched() {
         "{out}"
     );
     // modman's own commands leave it alone.
-    let (ok, _, err) = host.run(&["remove", "--yes", "bob"]);
-    assert!(!ok && err.contains("bob is not installed"), "{err}");
-    let (ok, _, err) = host.run(&["install", "--yes", "bob"]);
-    assert!(!ok && err.contains("installed by prosodyctl"), "{err}");
+    let (ok, out, _) = host.run(&["remove", "--yes", "bob", "--json"]);
+    assert!(!ok);
+    assert_eq!(json_output(&out)["error"], "not_found", "{out}");
+    let (ok, out, _) = host.run(&["install", "--yes", "bob", "--json"]);
+    assert!(!ok);
+    assert_eq!(json_output(&out)["error"], "conflict", "{out}");
+    assert_eq!(json_output(&out)["outcome"], "nothing_changed", "{out}");
     assert_eq!(snapshot(&tree), before);
     assert!(!host.modules().join("mod_bob").exists());
 }

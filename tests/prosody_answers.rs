@@ -101,45 +101,16 @@ fn a_module_with_an_error_status_and_a_global_module_are_seen_loaded() {
         assert!(names.contains(&"failing_x".to_owned()), "{names:?}");
 
         // Global modules: never under the host, always in the global scope.
+        let globally = socket.loaded_with_status(Scope::Global).await.unwrap();
         for global in ["global_x", "host_guard"] {
             assert!(!names.contains(&global.to_owned()), "{names:?}");
-            let placements = socket.placements(global).await.unwrap();
-            assert_eq!(
-                placements.iter().map(|p| &p.scope).collect::<Vec<_>>(),
-                [&Scope::Global],
-                "{global}: {placements:?}"
-            );
-            assert_eq!(
-                placements[0].path,
-                Some(
-                    prosody
-                        .modules_dir()
-                        .join(format!("mod_{global}/mod_{global}.lua"))
-                )
+            assert!(
+                globally.iter().any(|m| m.name == global),
+                "{global}: {globally:?}"
             );
         }
-        let globally = socket.loaded_with_status(Scope::Global).await.unwrap();
-        assert!(globally.iter().any(|m| m.name == "host_guard"));
         let shell = prosody.shell("module:list(\"*\")");
         assert!(shell.contains("    host_guard\n"), "{shell}");
-
-        let everywhere = socket.loaded_everywhere().await.unwrap();
-        assert_eq!(everywhere[0].0, Scope::Global);
-        let host = everywhere
-            .iter()
-            .find(|(scope, _)| scope == &Scope::Host(DOMAIN.into()))
-            .unwrap();
-        assert_eq!(host.1, on_host);
-
-        // Where a module is loaded and with what status, from module:info.
-        let failing = socket.placements("failing_x").await.unwrap();
-        assert_eq!(failing.len(), 1);
-        assert_eq!(failing[0].scope, Scope::Host(DOMAIN.into()));
-        assert_eq!(
-            failing[0].status,
-            status(StatusLevel::Error, "No 'failing_url' in config file (test)")
-        );
-        assert!(socket.placements("not_loaded_x").await.unwrap().is_empty());
     });
 }
 
@@ -270,8 +241,9 @@ fn the_server_s_own_modules_and_features_stand_against_a_community_copy() {
             .await
             .unwrap();
         assert_eq!(facts.lua, "5.4");
-        let own = modman::prosody::modules_in(&builtin).unwrap();
-        assert!(own.contains("roster") && own.contains("muc"), "{own:?}");
+        for own in ["roster", "muc"] {
+            assert!(modman::prosody::has_module(&builtin, own), "{own}");
+        }
         match server().version {
             Version::V0_12 => {
                 // Debian's prosody-modules put it among Prosody's own:
@@ -307,7 +279,9 @@ fn the_server_s_own_modules_and_features_stand_against_a_community_copy() {
                     ]
                 );
                 assert!(objections[0].refused());
-                assert!(own.contains("account_activity") && own.contains("server_info"));
+                for own in ["account_activity", "server_info"] {
+                    assert!(modman::prosody::has_module(&builtin, own), "{own}");
+                }
                 // Prosody's side of it: the community copy first in the
                 // plugin path is refused, its own mod_flags loads.
                 std::process::Command::new("cp")
@@ -321,13 +295,10 @@ fn the_server_s_own_modules_and_features_stand_against_a_community_copy() {
                     .await
                     .unwrap();
                 assert_eq!(loaded, Ok(()));
-                let placements = socket.placements("flags").await.unwrap();
-                assert_eq!(
-                    placements[0].path.as_deref(),
-                    Some(std::path::Path::new(
-                        "/usr/lib/prosody/modules/mod_flags.lua"
-                    )),
-                    "{placements:?}"
+                let info = prosody.shell("module:info(\"flags\")");
+                assert!(
+                    info.contains("path: /usr/lib/prosody/modules/mod_flags.lua"),
+                    "{info}"
                 );
                 assert!(
                     prosody.log().contains("conflicting features"),

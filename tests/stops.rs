@@ -366,7 +366,7 @@ fn case(bench: &mut Bench, change: &Change, step: &str, stop: Stop) {
             let (kind, condition, _, _) = stanza_error(&refused);
             assert_eq!(
                 (kind.as_str(), condition.as_str()),
-                ("cancel", "service-unavailable"),
+                ("wait", "service-unavailable"),
                 "{what}"
             );
             std::fs::remove_file(&bench.pause).unwrap();

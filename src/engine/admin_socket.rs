@@ -10,8 +10,7 @@
 //! What is loaded is read from Prosody's own listings, as printed by its
 //! `mod_admin_shell`: `module:list(host)` puts a warn or error status after
 //! a loaded module's name, global modules (`module:set_global()`) appear
-//! only under `module:list("*")`, and `module:info(name)` says where a
-//! module is loaded, from which file, with which status.
+//! only under `module:list("*")`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -91,14 +90,7 @@ pub struct Host {
     pub component: Option<String>,
 }
 
-/// A place a module is loaded: Prosody's global context, or one host.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Scope {
-    /// Loaded once for the whole server (`module:set_global()`, such as
-    /// host_guard or admin_socket); never listed under a host.
-    Global,
-    Host(String),
-}
+pub use super::scope::Scope;
 
 /// How serious a status a module reports is (`module:set_status()`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,18 +150,6 @@ pub struct LoadedModule {
     pub name: String,
     /// Only a warn or error status is listed; `None` means neither.
     pub status: Option<ModuleStatus>,
-}
-
-/// One place a module is loaded, from `module:info(name)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placement {
-    pub scope: Scope,
-    /// The file Prosody loaded it from: a community copy in a plugin path
-    /// or Prosody's own.
-    pub path: Option<PathBuf>,
-    pub status: Option<ModuleStatus>,
-    /// Modules it pulled in with `module:depends`.
-    pub dependencies: Vec<String>,
 }
 
 /// Reads `module:list(...)` output: a `Global:` or `HOST:` line, then the
@@ -239,80 +219,14 @@ fn parse_module_list(output: &[String]) -> Result<Vec<(Scope, Vec<LoadedModule>)
     Ok(scopes)
 }
 
-/// Reads `module:info(name)` output: per place, `in global context` or
-/// `on VirtualHost "h"` / `on Component "h" ...`, then indented `path:`,
-/// `status: [level] text`, `provides:` items and `dependencies:`.
-fn parse_module_info(output: &[String]) -> Result<Vec<Placement>, AdminError> {
-    #[derive(PartialEq)]
-    enum Section {
-        Top,
-        Provides,
-        Dependencies,
-    }
-    let mut placements: Vec<Placement> = Vec::new();
-    let mut section = Section::Top;
-    for line in output {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if !line.starts_with(' ') {
-            let scope = if line == "in global context" {
-                Scope::Global
-            } else {
-                // on VirtualHost "example.org" / on Component "x" "muc"
-                let host = line
-                    .strip_prefix("on ")
-                    .and_then(|rest| rest.split('"').nth(1))
-                    .ok_or_else(|| {
-                        AdminError::Protocol(format!(
-                            "module:info printed `{line}` where a host was expected"
-                        ))
-                    })?;
-                Scope::Host(host.to_owned())
-            };
-            placements.push(Placement {
-                scope,
-                path: None,
-                status: None,
-                dependencies: Vec::new(),
-            });
-            section = Section::Top;
-            continue;
-        }
-        let Some(placement) = placements.last_mut() else {
-            return Err(AdminError::Protocol(format!(
-                "module:info printed `{line}` before naming a host"
-            )));
-        };
-        let trimmed = line.trim();
-        if let Some(path) = line.strip_prefix("  path: ") {
-            placement.path = (path != "n/a").then(|| PathBuf::from(path));
-            section = Section::Top;
-        } else if let Some(status) = line.strip_prefix("  status: [") {
-            let (level, text) = status.split_once("] ").unwrap_or((status, ""));
-            placement.status = Some(ModuleStatus {
-                level: StatusLevel::parse(level.trim_end_matches(']')),
-                text: text.to_owned(),
-            });
-            section = Section::Top;
-        } else if line == "  provides:" {
-            section = Section::Provides;
-        } else if line == "  dependencies:" {
-            section = Section::Dependencies;
-        } else if section == Section::Dependencies {
-            if let Some(dependency) = trimmed.strip_prefix("- mod_") {
-                placement.dependencies.push(dependency.to_owned());
-            }
-        }
-    }
-    Ok(placements)
-}
-
 /// An open admin session.
 pub struct AdminSocket {
     path: PathBuf,
     stream: UnixStream,
     buffer: String,
+    /// The first bytes of a character whose rest has not arrived yet: a
+    /// read ends wherever the socket likes, also inside a character.
+    partial: Vec<u8>,
 }
 
 impl AdminSocket {
@@ -332,6 +246,7 @@ impl AdminSocket {
             path: path.to_owned(),
             stream,
             buffer: String::new(),
+            partial: Vec::new(),
         };
         socket.write(HEADER).await?;
         let header_end = socket
@@ -428,10 +343,7 @@ impl AdminSocket {
         &mut self,
         scope: Scope,
     ) -> Result<Vec<LoadedModule>, AdminError> {
-        let argument = match &scope {
-            Scope::Global => "\"*\"".to_owned(),
-            Scope::Host(host) => lua_string(host),
-        };
+        let argument = lua_string(scope.prosody_host());
         let reply = self.checked(&format!("module:list({argument})")).await?;
         let mut scopes = parse_module_list(&reply.output)?;
         match scopes.pop() {
@@ -441,35 +353,6 @@ impl AdminSocket {
                 reply.output.join(" / ")
             ))),
         }
-    }
-
-    /// Every module loaded anywhere: the global context and each host, in
-    /// one `module:list()`.
-    pub async fn loaded_everywhere(
-        &mut self,
-    ) -> Result<Vec<(Scope, Vec<LoadedModule>)>, AdminError> {
-        let reply = self.checked("module:list()").await?;
-        parse_module_list(&reply.output)
-    }
-
-    /// Where `module` is loaded, globally and on which hosts, from which
-    /// file and with which status; empty when it is loaded nowhere.
-    pub async fn placements(&mut self, module: &str) -> Result<Vec<Placement>, AdminError> {
-        let reply = self
-            .run(&format!("module:info({})", lua_string(module)))
-            .await?;
-        if !reply.ok {
-            // Prosody's words for "loaded nowhere"; any other error is one.
-            return if reply.result.contains("does not appear to be loaded") {
-                Ok(Vec::new())
-            } else {
-                Err(AdminError::Protocol(format!(
-                    "module:info failed: {}",
-                    reply.error_text()
-                )))
-            };
-        }
-        parse_module_info(&reply.output)
     }
 
     /// The features the running server declares (`core.features`, read
@@ -635,10 +518,45 @@ impl AdminSocket {
                     reason: "Prosody closed the connection".into(),
                 });
             }
-            self.buffer
-                .push_str(&String::from_utf8_lossy(&chunk[..read]));
+            decode_into(&mut self.buffer, &mut self.partial, &chunk[..read]);
         }
     }
+}
+
+/// Appends `bytes` to `text` as UTF-8, the stream decoded as a whole: a
+/// character split across two reads is kept in `partial` until its rest
+/// arrives, and only bytes that can never become a character turn into
+/// U+FFFD. Decoding each read on its own would garble every non-ASCII
+/// character that straddles a read boundary (a module's status, a path).
+fn decode_into(text: &mut String, partial: &mut Vec<u8>, bytes: &[u8]) {
+    partial.extend_from_slice(bytes);
+    let mut rest = &partial[..];
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                text.push_str(valid);
+                rest = &[];
+                break;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                text.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                match e.error_len() {
+                    Some(bad) => {
+                        text.push(char::REPLACEMENT_CHARACTER);
+                        rest = &after[bad..];
+                    }
+                    // An incomplete character at the end: wait for the rest.
+                    None => {
+                        rest = after;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let kept = rest.len();
+    partial.drain(..partial.len() - kept);
 }
 
 /// What to do with a module on a host.
@@ -669,6 +587,30 @@ pub(super) fn lua_string(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_character_split_across_reads_arrives_whole() {
+        let whole = "<repl-result>ünïcode ✓ 🦀</repl-result>".as_bytes();
+        for size in 1..=4 {
+            let (mut text, mut partial) = (String::new(), Vec::new());
+            for read in whole.chunks(size) {
+                decode_into(&mut text, &mut partial, read);
+            }
+            assert_eq!(text.as_bytes(), whole, "reads of {size} bytes");
+            assert!(partial.is_empty());
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_never_a_character_become_one_replacement_each() {
+        let (mut text, mut partial) = (String::new(), Vec::new());
+        decode_into(&mut text, &mut partial, b"a\xffb\xe2\x9c");
+        assert_eq!(text, "a\u{FFFD}b");
+        assert_eq!(partial, b"\xe2\x9c");
+        decode_into(&mut text, &mut partial, b"Xc");
+        assert_eq!(text, "a\u{FFFD}b\u{FFFD}Xc");
+        assert!(partial.is_empty());
+    }
 
     #[test]
     fn lua_strings_cannot_break_out() {
@@ -789,81 +731,5 @@ mod tests {
         );
         assert!(parse_module_list(&lines("    c2s")).is_err());
         assert!(parse_module_list(&lines("localhost:\n    two words")).is_err());
-    }
-
-    /// `module:info("admin_shell")` on Prosody 13.0.1: loaded globally
-    /// and on a host, each with its path, status and dependencies.
-    #[test]
-    fn module_info_says_where_a_module_is_loaded_including_globally() {
-        let output = lines(
-            "in global context\n  path: /usr/lib/prosody/modules/mod_admin_shell.lua\n  status: [core] Loaded\n  dependencies:\n  - mod_admin_socket\non VirtualHost \"localhost\"\n  path: /usr/lib/prosody/modules/mod_admin_shell.lua\n  status: [core] Loaded\n  dependencies:",
-        );
-        let placements = parse_module_info(&output).unwrap();
-        assert_eq!(
-            placements,
-            vec![
-                Placement {
-                    scope: Scope::Global,
-                    path: Some("/usr/lib/prosody/modules/mod_admin_shell.lua".into()),
-                    status: Some(ModuleStatus {
-                        level: StatusLevel::Core,
-                        text: "Loaded".into()
-                    }),
-                    dependencies: vec!["admin_socket".into()],
-                },
-                Placement {
-                    scope: Scope::Host("localhost".into()),
-                    path: Some("/usr/lib/prosody/modules/mod_admin_shell.lua".into()),
-                    status: Some(ModuleStatus {
-                        level: StatusLevel::Core,
-                        text: "Loaded".into()
-                    }),
-                    dependencies: vec![],
-                },
-            ]
-        );
-    }
-
-    /// `module:info("muc", "conference.localhost")` on Prosody 0.12.3:
-    /// the items it provides (`  - Feature (2 items)`) are not dependencies.
-    #[test]
-    fn provided_items_are_not_taken_for_dependencies() {
-        let output = lines(
-            "on Component \"conference.localhost\" \"muc\"\n  path: /usr/lib/prosody/modules/muc/mod_muc.lua\n  status: [core] Loaded\n  provides:\n  - Legacy metrics (4 items)\n    - room_hit (rate)\n  - Ad-hoc commands (2 items)\n    - Destroy Rooms\n  - Feature (2 items)\n    - http://jabber.org/protocol/muc\n  dependencies:\n  - mod_muc_unique\n  - mod_disco\n  - mod_adhoc",
-        );
-        let placements = parse_module_info(&output).unwrap();
-        assert_eq!(placements.len(), 1);
-        assert_eq!(
-            placements[0].scope,
-            Scope::Host("conference.localhost".into())
-        );
-        assert_eq!(placements[0].dependencies, ["muc_unique", "disco", "adhoc"]);
-    }
-
-    /// `module:info("dnsbl")` on 13 and external_services on 0.12: the
-    /// status Prosody keeps for a module that loaded with a problem.
-    #[test]
-    fn module_info_keeps_a_warn_or_error_status() {
-        let dnsbl = parse_module_info(&lines(
-            "on VirtualHost \"localhost\"\n  path: /usr/lib/prosody/modules/mod_dnsbl/mod_dnsbl.lua\n  status: [error] No 'dnsbls' in config file",
-        ))
-        .unwrap();
-        assert_eq!(
-            dnsbl[0].status,
-            Some(ModuleStatus {
-                level: StatusLevel::Error,
-                text: "No 'dnsbls' in config file".into()
-            })
-        );
-        let external = parse_module_info(&lines(
-            "on VirtualHost \"localhost\"\n  path: /usr/lib/prosody/modules/mod_external_services.lua\n  status: [warn] No services configured or all had errors\n  provides:\n  - Feature (2 items)\n    - urn:xmpp:extdisco:2",
-        ))
-        .unwrap();
-        assert_eq!(
-            external[0].status.as_ref().unwrap().level,
-            StatusLevel::Warn
-        );
-        assert!(external[0].dependencies.is_empty());
-        assert!(parse_module_info(&lines("  path: /x")).is_err());
     }
 }

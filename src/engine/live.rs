@@ -11,9 +11,10 @@ use futures::future::BoxFuture;
 
 use super::admin_socket::{
     lua_string, AdminError, AdminSocket, Host, LoadedModule, ModuleAction, ModuleStatus,
-    Scope as ListScope,
 };
-use super::managed_config::{ManagedConfig, Scope};
+use super::managed_config::ManagedConfig;
+use super::scope::Scope;
+use super::scope::GLOBAL;
 use super::EngineError;
 use crate::prosody::ServerFacts;
 
@@ -23,10 +24,6 @@ pub type LoadedMap = BTreeMap<String, BTreeSet<String>>;
 /// Modules loaded now, per host name, each with the warn or error status
 /// Prosody lists for it (`None`: neither).
 pub type LoadedStatuses = BTreeMap<String, BTreeMap<String, Option<ModuleStatus>>>;
-
-/// The "host" of modules loaded globally, as the admin socket names it in
-/// `module:unload(name, "*")`.
-pub const GLOBAL: &str = "*";
 
 /// One session with the running server. The admin socket is the real one;
 /// the engine's unit tests put an in-memory server in its place, since no
@@ -115,10 +112,10 @@ impl LiveServer for AdminSocket {
         &'a mut self,
         host: &'a str,
     ) -> BoxFuture<'a, Result<Vec<LoadedModule>, AdminError>> {
-        Box::pin(self.loaded_with_status(ListScope::Host(host.to_owned())))
+        Box::pin(self.loaded_with_status(Scope::Host(host.to_owned())))
     }
     fn loaded_global(&mut self) -> BoxFuture<'_, Result<Vec<LoadedModule>, AdminError>> {
-        Box::pin(self.loaded_with_status(ListScope::Global))
+        Box::pin(self.loaded_with_status(Scope::Global))
     }
     fn act<'a>(
         &'a mut self,
@@ -275,13 +272,16 @@ impl Live {
         pruned
     }
 
-    /// The value Prosody holds for option `key` in `scope`, as Lua.
-    pub async fn config_get(&mut self, scope: &Scope, key: &str) -> Result<String, EngineError> {
-        let host = match scope {
-            Scope::Global => "*",
-            Scope::Host(host) => host,
-        };
-        Ok(self.server.config_get(host, key).await?)
+    /// The value Prosody holds for option `key` in `scope`, as Lua;
+    /// `None` when it holds none (Prosody says `nil`, or nothing).
+    pub async fn config_get(
+        &mut self,
+        scope: &Scope,
+        key: &str,
+    ) -> Result<Option<String>, EngineError> {
+        let value = self.server.config_get(scope.prosody_host(), key).await?;
+        let value = value.trim();
+        Ok((!value.is_empty() && value != "nil").then(|| value.to_owned()))
     }
 
     /// What the running server already has (its own modules, features,

@@ -40,21 +40,7 @@ impl HostModules {
     }
 }
 
-/// Where an option is set: for the whole server, or for one host.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub enum Scope {
-    Global,
-    Host(String),
-}
-
-impl std::fmt::Display for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Scope::Global => f.write_str("the whole server"),
-            Scope::Host(host) => f.write_str(host),
-        }
-    }
-}
+pub use super::scope::Scope;
 
 /// A config value modman writes: only these shapes, always rendered by
 /// modman, so no user text is ever Lua code.
@@ -76,6 +62,16 @@ impl LuaValue {
             !part.is_empty() && part.len() <= 18 && part.chars().all(|c| c.is_ascii_digit())
         };
         (decimal(whole) && decimal(fraction)).then(|| LuaValue::Number(text.to_owned()))
+    }
+
+    /// `value` as a person reads it (replies, history, info): a secret's
+    /// value is never shown, only whether it is set; unset says so.
+    pub fn shown(value: Option<&LuaValue>, secret: bool) -> String {
+        match (value, secret) {
+            (None, _) => "unset".to_owned(),
+            (Some(_), true) => "(secret, set)".to_owned(),
+            (Some(value), false) => value.render(),
+        }
     }
 
     /// The Lua literal.
@@ -406,6 +402,14 @@ pub fn hosts_with_own_list(prosody_cfg: &str) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_is_shown_as_set_never_its_value() {
+        let value = LuaValue::Text("hunter2".into());
+        assert_eq!(LuaValue::shown(Some(&value), true), "(secret, set)");
+        assert_eq!(LuaValue::shown(Some(&value), false), "\"hunter2\"");
+        assert_eq!(LuaValue::shown(None, true), "unset");
+    }
 
     fn sample() -> ManagedConfig {
         let mut config = ManagedConfig::default();

@@ -22,6 +22,7 @@ pub mod live;
 pub mod managed_config;
 pub mod modules_dir;
 mod recovery;
+pub mod scope;
 pub mod state;
 #[cfg(test)]
 mod tests;
@@ -39,7 +40,7 @@ use state::Installed;
 use transaction::Transaction;
 
 pub use change::{ChangeError, ChangeSet, Outcome, Placement};
-pub use live::GLOBAL;
+pub use scope::GLOBAL;
 
 /// A failure of the engine, saying what and where.
 #[derive(Debug, thiserror::Error)]

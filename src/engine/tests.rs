@@ -909,3 +909,30 @@ fn a_journal_line_cut_short_by_a_crash_is_a_step_that_never_began() {
     std::fs::write(&path, format!("{whole}{{\"step\":\"lo\n")).unwrap();
     assert!(ChangeJournal::load(&host.engine.paths).is_err());
 }
+
+#[tokio::test]
+async fn an_option_prosody_holds_is_some_and_nil_or_nothing_is_none() {
+    let host = host();
+    {
+        let mut server = host.server.0.lock().unwrap();
+        server
+            .config
+            .insert((HOST.into(), "set".into()), " \"x\"\n".into());
+        server
+            .config
+            .insert((HOST.into(), "empty".into()), "".into());
+    }
+    let mut live = host.engine.live().await.unwrap();
+    let scope = Scope::Host(HOST.into());
+    assert_eq!(
+        live.config_get(&scope, "set").await.unwrap(),
+        Some("\"x\"".into())
+    );
+    for unset in ["empty", "absent"] {
+        assert_eq!(
+            live.config_get(&scope, unset).await.unwrap(),
+            None,
+            "{unset}"
+        );
+    }
+}

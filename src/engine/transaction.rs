@@ -60,11 +60,7 @@ pub struct SettingChange {
 impl SettingChange {
     /// As the history and replies show it: a secret as set or unset.
     pub fn describe(&self) -> String {
-        let value = |v: &Option<LuaValue>| match (v, self.secret) {
-            (None, _) => "unset".to_owned(),
-            (Some(_), true) => "(secret, set)".to_owned(),
-            (Some(v), false) => v.render(),
-        };
+        let value = |v: &Option<LuaValue>| LuaValue::shown(v.as_ref(), self.secret);
         format!(
             "{} on {}: {} -> {}",
             self.name,

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use futures::future::BoxFuture;
 
+use super::response::{Outcome, OUTCOME};
 use super::{Access, Command, Context, Input, OpError, Response, Spec, Table};
 use crate::access::Actor;
 use crate::engine::managed_config::Scope;
@@ -20,16 +21,6 @@ pub trait ComponentProbe: Send + Sync {
 /// Runs every check.
 #[derive(Debug)]
 pub struct Check;
-
-/// The result word of a failed row; front ends look for it.
-pub const FAIL: &str = "FAIL";
-/// The result word of a row worth reading that does not stop modman.
-const WARN: &str = "warn";
-/// The result word of a repository that cannot be read now (down, out of
-/// reach, or serving what modman refuses). modman runs without it, on the
-/// last index it kept if any, so a check at service start accepts it
-/// while a check by hand fails on it.
-pub const UNAVAILABLE: &str = "unavailable";
 
 /// What an admin reads when `repository` cannot be read: what failed,
 /// what modman does meanwhile, and the two ways to a repository this host
@@ -71,12 +62,15 @@ impl Command for Check {
     async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {
         let config = &ctx.config;
         let mut rows: Vec<Vec<String>> = Vec::new();
-        let mut add = |check: &str, word: &str, text: String| {
-            rows.push(vec![check.to_owned(), word.to_owned(), text])
+        let (mut failed, mut down) = (0, 0);
+        let mut add = |check: &str, outcome: Outcome, text: String| {
+            failed += usize::from(outcome == Outcome::Failed);
+            down += usize::from(outcome == Outcome::Unavailable);
+            rows.push(vec![check.to_owned(), outcome.as_str().to_owned(), text])
         };
         let mut row = |check: &str, result: Result<String, String>| match result {
-            Ok(text) => add(check, "ok", text),
-            Err(text) => add(check, FAIL, text),
+            Ok(text) => add(check, Outcome::Ok, text),
+            Err(text) => add(check, Outcome::Failed, text),
         };
         let admins: Vec<String> = config.admins.iter().map(|a| a.to_string()).collect();
         row("admins", Ok(admins.join(", ")));
@@ -132,7 +126,11 @@ impl Command for Check {
                     .config_get(&Scope::Global, "network_settings")
                     .await
                     .ok()
-                    .map(|v| crate::prosody::Nagle::from_network_settings(&v));
+                    .map(|v| {
+                        crate::prosody::Nagle::from_network_settings(
+                            v.as_deref().unwrap_or_default(),
+                        )
+                    });
                 let hosts: Vec<&str> = live.hosts.iter().map(|h| h.name.as_str()).collect();
                 let version = ctx.engine.server.version().unwrap_or_default();
                 row(
@@ -146,11 +144,13 @@ impl Command for Check {
                     .map_err(|e| e.to_string());
                 row(
                     "plugin_paths",
-                    paths.and_then(|p| match p.contains(&format!("\"{dir}\"")) {
-                        true => Ok(format!("Prosody searches {dir}")),
-                        false => Err(format!(
+                    paths.and_then(|p| match p {
+                        Some(p) if p.contains(&format!("\"{dir}\"")) => {
+                            Ok(format!("Prosody searches {dir}"))
+                        }
+                        p => Err(format!(
                             "Prosody does not search {dir} for modules (plugin_paths is {}); add it to plugin_paths in prosody.cfg.lua and restart Prosody",
-                            p.trim_start_matches("OK: ").replace(['\n', '\t'], " ")
+                            p.map_or("not set".into(), |p| p.replace(['\n', '\t'], " "))
                         )),
                     }),
                 );
@@ -166,27 +166,26 @@ impl Command for Check {
         for (repository, found) in config.repositories.iter().zip(repositories(ctx).await) {
             let check = format!("repository {}", repository.name);
             match found {
-                Ok(text) => add(&check, "ok", text),
-                Err(text) => add(&check, UNAVAILABLE, text),
+                Ok(text) => add(&check, Outcome::Ok, text),
+                Err(text) => add(&check, Outcome::Unavailable, text),
             }
         }
         if nagle == Some(crate::prosody::Nagle::On) {
             add(
                 "nagle",
-                WARN,
+                Outcome::Warning,
                 format!("Prosody holds back small writes (Nagle's algorithm, its default): each reply sent in pieces waits about 40 ms for the client's delayed ACK; add {} to prosody.cfg.lua and restart Prosody", crate::prosody::Nagle::OFF_SETTING),
             );
         }
         if config.repositories.is_empty() {
             add(
                 "repositories",
-                WARN,
+                Outcome::Warning,
                 "none configured: only modules already on disk can be managed; add a [[repositories]] section to modman.toml".into(),
             );
         }
-        let count = |word: &str| rows.iter().filter(|r| r[1] == word).count();
         let plural = |n: usize| if n == 1 { "" } else { "s" };
-        let note = match (count(FAIL), count(UNAVAILABLE)) {
+        let note = match (failed, down) {
             (0, 0) => "All checks passed.".to_owned(),
             (0, down) => format!(
                 "{down} repositor{} unavailable; modman runs without {}, each row says what to do.",
@@ -200,11 +199,7 @@ impl Command for Check {
         };
         Ok(Response::Table(Table {
             title: "Checks".into(),
-            columns: vec![
-                ("check", "Check"),
-                ("result", "Result"),
-                ("detail", "Detail"),
-            ],
+            columns: vec![("check", "Check"), OUTCOME, ("detail", "Detail")],
             rows,
             note,
         }))

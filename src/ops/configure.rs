@@ -104,7 +104,7 @@ impl Command for Configure {
             let mut fields = Vec::new();
             for option in documented.iter().filter(|o| settable(&o.name).is_ok()) {
                 let now = live.config_get(&scopes[0], &option.name).await?;
-                fields.push(field(option, &now));
+                fields.push(field(option, now.as_deref()));
             }
             return Ok(Response::Form(Form {
                 title: format!("Options of mod_{} on {}", self.module, scope_names(&scopes)),
@@ -173,11 +173,7 @@ impl Command for Configure {
             .settings
             .iter()
             .map(|s| {
-                let value = |v: &Option<LuaValue>| match (v, s.secret) {
-                    (None, _) => "unset".to_owned(),
-                    (Some(_), true) => "(secret, set)".to_owned(),
-                    (Some(v), false) => v.render(),
-                };
+                let value = |v: &Option<LuaValue>| LuaValue::shown(v.as_ref(), s.secret);
                 vec![
                     s.name.clone(),
                     s.scope.to_string(),
@@ -314,9 +310,10 @@ fn lua_files(dir: &Path) -> Vec<std::path::PathBuf> {
     found
 }
 
-/// The form field for `option`, with `now` (Prosody's value, as Lua).
-fn field(option: &ModuleOption, now: &str) -> FormField {
-    let unset = now.trim() == "nil" || now.trim().is_empty();
+/// The form field for `option`, with `now` (Prosody's value, as Lua;
+/// `None` when unset).
+fn field(option: &ModuleOption, now: Option<&str>) -> FormField {
+    let unset = now.is_none();
     let kind = match (option.secret, option.kind) {
         (true, _) => FieldKind::Secret,
         (false, OptionKind::Boolean) => FieldKind::Boolean,
@@ -346,9 +343,9 @@ fn field(option: &ModuleOption, now: &str) -> FormField {
         var: option.name.clone(),
         label: option.name.clone(),
         kind,
-        values: match unset || option.secret {
-            true => vec![],
-            false => vec![now.trim().trim_matches('"').to_owned()],
+        values: match (now, option.secret) {
+            (Some(now), false) => vec![now.trim_matches('"').to_owned()],
+            _ => vec![],
         },
         help: help.join(" "),
         required: option.required && unset,
@@ -401,14 +398,17 @@ fn lua_value(name: &str, kind: OptionKind, values: &[String]) -> Result<LuaValue
                 ))
             })
         }
-        OptionKind::Boolean => match single()?.to_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => Ok(LuaValue::Boolean(true)),
-            "0" | "false" | "no" | "off" => Ok(LuaValue::Boolean(false)),
-            other => Err(OpError::bad_input(format!(
-                "option `{name}` is yes or no; `{}` is neither",
-                other.chars().take(32).collect::<String>()
-            ))),
-        },
+        OptionKind::Boolean => {
+            let value = single()?;
+            super::input::yes_or_no(value)
+                .map(LuaValue::Boolean)
+                .ok_or_else(|| {
+                    OpError::bad_input(format!(
+                        "option `{name}` is yes or no; `{}` is neither",
+                        value.chars().take(32).collect::<String>()
+                    ))
+                })
+        }
         OptionKind::Text => Ok(LuaValue::Text(text(single()?)?)),
         OptionKind::Any => {
             let value = single()?;

@@ -77,7 +77,7 @@ impl Context {
         let summary = |name: &str| catalog.find(name).map(|(_, e)| e.summary.clone());
         let labelled = |name: String, fallback: &str| {
             let about = summary(&name)
-                .map(|s| crate::text::one_line(&s))
+                .map(|s| crate::clean::one_line(&s))
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| fallback.to_owned());
             let label = match about.is_empty() {

@@ -33,6 +33,15 @@ const FIELD: usize = 128;
 const MAX_CELL: usize = 4096;
 /// Kept back for the line saying what was left out.
 const TRAILER: usize = 512;
+/// The most rows one value may take on screen, a line counting one row
+/// per [`ROW_WIDTH`] characters. Bytes alone do not keep a reply readable:
+/// Gajim 1.7 never shows a result whose text wraps to some 2,000 rows
+/// (seen with a 90 KB README of 1,000 lines of 89 characters, well inside
+/// the byte budget), while 700 such lines show. The rest of a README is in
+/// its archive, which the cut names.
+const MAX_ROWS: usize = 600;
+/// Characters in one row of a client's result window, for [`MAX_ROWS`].
+const ROW_WIDTH: usize = 100;
 
 impl Response {
     /// This response, cut so that any rendering of it takes at most about
@@ -111,11 +120,17 @@ fn fit_table(mut table: Table, budget: usize) -> Table {
     table
 }
 
+/// Rows `line` takes on screen, wrapped at [`ROW_WIDTH`] characters.
+fn rows(line: &str) -> usize {
+    1 + line.chars().count() / ROW_WIDTH
+}
+
 fn fit_details(mut details: Details, budget: usize) -> Details {
     let field_cost = |value: &str| FIELD + cost(value) + LINE * value.lines().count();
     let total: usize = details.fields.iter().map(|(_, _, v)| field_cost(v)).sum();
     let mut left = budget.saturating_sub(cost(&details.title));
-    if total <= left {
+    let too_tall = |value: &str| value.lines().map(rows).sum::<usize>() > MAX_ROWS;
+    if total <= left && !details.fields.iter().any(|(_, _, v)| too_tall(v)) {
         return details;
     }
     // Each field in turn, smallest first, may take an equal share of what
@@ -126,7 +141,7 @@ fn fit_details(mut details: Details, budget: usize) -> Details {
     for (done, i) in order.into_iter().enumerate() {
         let share = left / (count - done);
         let (var, _, value) = &mut details.fields[i];
-        if field_cost(value) > share {
+        if field_cost(value) > share || too_tall(value) {
             let whole_at = details
                 .whole_at
                 .iter()
@@ -173,15 +188,29 @@ fn fit_form(mut form: Form, budget: usize) -> Form {
     form
 }
 
-/// `text` cut to about `budget` bytes at a line's end (or inside a line
-/// that alone is longer), followed by a line saying how many lines were
-/// left out and, if known, where the whole can be read.
+/// `text` cut to about `budget` bytes and at most [`MAX_ROWS`] rows on
+/// screen, at a line's end (or inside a line that alone is longer),
+/// followed by a line saying how many lines were left out and, if known,
+/// where the whole can be read.
 fn cut(text: &str, budget: usize, whole_at: Option<&str>) -> String {
     let mut left = budget.saturating_sub(TRAILER);
+    // One row kept back for the line saying what was left out.
+    let mut rows_left = MAX_ROWS - 1;
     let lines: Vec<&str> = text.lines().collect();
     let mut kept: Vec<String> = Vec::new();
     let mut whole = 0;
     for line in &lines {
+        let Some(rows_after) = rows_left.checked_sub(rows(line)) else {
+            // A first line taller than the whole screen is shown in part.
+            if whole == 0 {
+                kept.push(cut_line(
+                    line,
+                    (rows_left * ROW_WIDTH).min(left.saturating_sub(LINE)),
+                ));
+            }
+            break;
+        };
+        rows_left = rows_after;
         // With its line break.
         match left.checked_sub(cost(line) + LINE + 1) {
             Some(rest) => {
@@ -335,6 +364,38 @@ mod tests {
                 15_000 - shown
             )
         );
+    }
+
+    /// 1,000 lines of 89 characters are 90 KB, well inside the byte
+    /// budget, but wrap to some 2,000 rows: Gajim 1.7 never shows such a
+    /// result, so the README is cut to what a screen can hold.
+    #[test]
+    fn a_readme_taller_than_a_client_can_show_is_cut_by_rows() {
+        let line = "x".repeat(89);
+        let tall = vec![line.as_str(); 1_000].join("\n");
+        assert!(cost(&tall) < REPLY_BYTES / 2);
+        let Response::Details(cut) = Response::Details(details(tall)).fit(REPLY_BYTES) else {
+            panic!("not details");
+        };
+        let description = &cut.fields[2].2;
+        assert!(description.lines().map(rows).sum::<usize>() <= MAX_ROWS);
+        let shown = description.lines().count() - 1;
+        assert_eq!(shown, MAX_ROWS - 1);
+        assert_eq!(
+            description.lines().last().unwrap(),
+            format!(
+                "... ({} more lines; the whole README is in http://127.0.0.1/x.tar.gz)",
+                1_000 - shown
+            )
+        );
+        // One line as tall as the screen shows its start.
+        let one = "y".repeat(ROW_WIDTH * MAX_ROWS * 2);
+        let Response::Details(cut) = Response::Details(details(one)).fit(REPLY_BYTES) else {
+            panic!("not details");
+        };
+        let description = &cut.fields[2].2;
+        assert!(description.lines().map(rows).sum::<usize>() <= MAX_ROWS + 1);
+        assert!(description.starts_with("yyy"));
     }
 
     #[test]

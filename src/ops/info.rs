@@ -5,7 +5,7 @@ use super::list::hosts_or_unknown;
 use super::updates::{self, Unknown, UpdateStatus, Versions};
 use super::{Access, Command, Context, Details, Input, OpError, Param, ParamKind, Response, Spec};
 use crate::access::Actor;
-use crate::engine::managed_config::Scope;
+use crate::engine::managed_config::{LuaValue, Scope};
 use crate::repo::index::DependencyKind;
 use crate::repo::metadata::Need;
 use crate::repo::readme;
@@ -310,10 +310,7 @@ fn options_set(ctx: &Context, name: &str) -> String {
             let Some(known) = documented.iter().find(|o| o.name == option) else {
                 continue;
             };
-            let shown = match known.secret {
-                true => "(secret, set)".to_owned(),
-                false => value.render(),
-            };
+            let shown = LuaValue::shown(Some(&value), known.secret);
             lines.push(format!("{option} = {shown} on {scope}"));
         }
     }

@@ -283,14 +283,25 @@ impl Input {
     }
 }
 
+/// A yes or no as a form, a chat word, a CLI value or a module option
+/// gives it; the one reading of such a word. `None` when it is neither.
+pub fn yes_or_no(word: &str) -> Option<bool> {
+    match word.trim().to_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
 fn parse_bool(var: &str, values: &[String]) -> Result<bool, OpError> {
-    match values.first().map(|v| v.trim().to_lowercase()).as_deref() {
-        None | Some("") | Some("0") | Some("false") | Some("no") => Ok(false),
-        Some("1") | Some("true") | Some("yes") => Ok(true),
-        Some(other) => Err(OpError::bad_input(format!(
-            "field `{var}`: `{}` is not a boolean; use true or false",
-            truncate(other)
-        ))),
+    match values.first().map(|v| v.trim()) {
+        None | Some("") => Ok(false),
+        Some(word) => yes_or_no(word).ok_or_else(|| {
+            OpError::bad_input(format!(
+                "field `{var}`: `{}` is not a boolean; use true or false",
+                truncate(word)
+            ))
+        }),
     }
 }
 
@@ -363,6 +374,21 @@ pub(super) fn truncate(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_reading_of_yes_and_no() {
+        for yes in ["1", "true", "Yes", " on "] {
+            assert_eq!(yes_or_no(yes), Some(true), "{yes}");
+        }
+        for no in ["0", "FALSE", "no", "off"] {
+            assert_eq!(yes_or_no(no), Some(false), "{no}");
+        }
+        for neither in ["", "y", "maybe", "2"] {
+            assert_eq!(yes_or_no(neither), None, "{neither}");
+        }
+        assert_eq!(parse_bool("x", &[]), Ok(false));
+        assert!(parse_bool("x", &["maybe".into()]).is_err());
+    }
     use crate::ops::ErrorKind;
 
     const PARAMS: &[Param] = &[

@@ -16,7 +16,50 @@ use crate::engine::modules_dir;
 #[derive(Debug)]
 pub struct List {
     query: Option<String>,
-    show: String,
+    show: Show,
+}
+
+/// Which modules a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Show {
+    All,
+    Installed,
+    /// On offer and not installed.
+    Available,
+    /// Installed, with an update on offer.
+    Updates,
+}
+
+impl Show {
+    /// Every filter, the default first, as forms offer them.
+    const EVERY: [Show; 4] = [Show::All, Show::Installed, Show::Available, Show::Updates];
+
+    /// The choice's value: the form field's, the chat word, the CLI's.
+    const fn value(self) -> &'static str {
+        match self {
+            Show::All => "all",
+            Show::Installed => "installed",
+            Show::Available => "available",
+            Show::Updates => "updates",
+        }
+    }
+
+    const fn label(self) -> &'static str {
+        match self {
+            Show::All => "All modules",
+            Show::Installed => "Installed",
+            Show::Available => "Available, not installed",
+            Show::Updates => "With an update",
+        }
+    }
+
+    /// The filter `value` names; unset is all. The input was already
+    /// checked against [`SHOW`], so no other value gets here.
+    fn parse(value: Option<&str>) -> Show {
+        (Show::EVERY.into_iter())
+            .find(|show| Some(show.value()) == value)
+            .unwrap_or(Show::All)
+    }
 }
 
 /// Rows in one reply at most: a catalog of 20,000 modules would make a
@@ -24,12 +67,16 @@ pub struct List {
 /// admin reads that many; a search narrows it.
 const MAX_ROWS: usize = 200;
 
-const SHOW: &[(&str, &str)] = &[
-    ("all", "All modules"),
-    ("installed", "Installed"),
-    ("available", "Available, not installed"),
-    ("updates", "With an update"),
-];
+/// The choices of the `show` parameter, from [`Show`].
+const SHOW: &[(&str, &str)] = &{
+    let mut choices = [("", ""); Show::EVERY.len()];
+    let mut i = 0;
+    while i < Show::EVERY.len() {
+        choices[i] = (Show::EVERY[i].value(), Show::EVERY[i].label());
+        i += 1;
+    }
+    choices
+};
 
 impl Command for List {
     const SPEC: Spec = Spec {
@@ -58,7 +105,7 @@ impl Command for List {
     fn parse(input: &Input) -> Result<Self, OpError> {
         Ok(List {
             query: input.text("query").map(str::to_lowercase),
-            show: input.text("show").unwrap_or("all").to_owned(),
+            show: Show::parse(input.text("show")),
         })
     }
 
@@ -125,11 +172,11 @@ impl Command for List {
             let update = record.is_some_and(|r| {
                 updates::status(&catalog, &ctx.config.repositories, &name, r).is_available()
             });
-            let wanted = match self.show.as_str() {
-                "installed" => record.is_some() || unmanaged || own,
-                "available" => record.is_none() && !unmanaged && !own && entry.is_some(),
-                "updates" => update,
-                _ => true,
+            let wanted = match self.show {
+                Show::Installed => record.is_some() || unmanaged || own,
+                Show::Available => record.is_none() && !unmanaged && !own && entry.is_some(),
+                Show::Updates => update,
+                Show::All => true,
             };
             let summary = entry.map(|e| e.summary.as_str()).unwrap_or_default();
             let matches = self.query.as_deref().is_none_or(|q| {
@@ -209,4 +256,19 @@ impl Command for List {
 /// Hosts, comma-separated; `?` when unknown (the note says why).
 pub(super) fn hosts_or_unknown(hosts: Option<Vec<String>>) -> String {
     hosts.map_or_else(|| "?".to_owned(), |hosts| hosts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_filter_is_offered_and_read_back_and_unset_is_all() {
+        assert_eq!(SHOW.len(), Show::EVERY.len());
+        assert_eq!(SHOW[0], ("all", "All modules"));
+        for show in Show::EVERY {
+            assert_eq!(Show::parse(Some(show.value())), show);
+        }
+        assert_eq!(Show::parse(None), Show::All);
+    }
 }

@@ -33,6 +33,7 @@ mod history;
 mod info;
 pub mod input;
 mod install;
+mod json;
 mod list;
 mod plan;
 mod refresh;

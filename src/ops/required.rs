@@ -21,7 +21,7 @@ pub(super) async fn missing(
         let now = live
             .config_get(&Scope::Host(host.to_owned()), &option.name)
             .await?;
-        if now.trim() == "nil" {
+        if now.is_none() {
             missing.push(option.name.clone());
         }
     }

@@ -66,7 +66,7 @@ pub struct Table {
 }
 
 /// The column of a table whose rows each went well or failed (one
-/// repository's refresh): a typed fact that clients read as a field, and
+/// repository's refresh, one check): a typed fact that clients read as a field, and
 /// that makes the command line exit non-zero when a row failed.
 pub const OUTCOME: (&str, &str) = ("outcome", "Outcome");
 
@@ -74,6 +74,13 @@ pub const OUTCOME: (&str, &str) = ("outcome", "Outcome");
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
+    /// Worth reading, but nothing failed (`check` with no repository).
+    Warning,
+    /// A repository that cannot be read now (down, out of reach, or
+    /// serving what modman refuses). modman runs without it, on the last
+    /// index it kept if any, so a check at service start accepts it while
+    /// a check by hand fails on it.
+    Unavailable,
     Failed,
 }
 
@@ -82,6 +89,8 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
+            Outcome::Warning => "warning",
+            Outcome::Unavailable => "unavailable",
             Outcome::Failed => "failed",
         }
     }
@@ -90,12 +99,17 @@ impl Outcome {
 impl Table {
     /// Whether a row's [`OUTCOME`] says it failed.
     pub fn failed(&self) -> bool {
+        self.has(Outcome::Failed)
+    }
+
+    /// Whether a row's [`OUTCOME`] is `outcome`.
+    pub fn has(&self, outcome: Outcome) -> bool {
         let Some(column) = self.columns.iter().position(|c| *c == OUTCOME) else {
             return false;
         };
         self.rows
             .iter()
-            .any(|row| row.get(column).map(String::as_str) == Some(Outcome::Failed.as_str()))
+            .any(|row| row.get(column).map(String::as_str) == Some(outcome.as_str()))
     }
 }
 

@@ -13,11 +13,11 @@ use std::time::SystemTime;
 
 use super::archive;
 use super::index::{
-    is_valid_module_name, is_valid_repository_name, limits, Dependency, DependencyKind, Index,
-    ModuleEntry, Timestamp, SCHEMA,
+    is_valid_module_name, limits, Dependency, DependencyKind, Index, ModuleEntry, Timestamp, SCHEMA,
 };
 use super::metadata;
 use super::signing;
+use crate::config::is_valid_repository_name;
 
 /// What to build from where.
 pub struct BuildOptions<'a> {
@@ -162,7 +162,7 @@ pub(crate) fn dependency_kind(
 ) -> DependencyKind {
     if community.contains(name) {
         DependencyKind::Community
-    } else if crate::prosody::has_module(builtin_dir, name) {
+    } else if crate::repo::placement::has_module(builtin_dir, name) {
         DependencyKind::Builtin
     } else {
         DependencyKind::Missing
@@ -173,7 +173,7 @@ fn check_name(name: &str) -> Result<(), BuildError> {
     match is_valid_repository_name(name) {
         true => Ok(()),
         false => Err(BuildError::Name(
-            crate::text::clean(name).chars().take(64).collect(),
+            crate::clean::clean(name).chars().take(64).collect(),
         )),
     }
 }
@@ -277,7 +277,7 @@ fn pack_module(tree: &Path, name: &str, history: &History) -> PackResult {
     }
     let dir = tree.join(format!("mod_{name}"));
     // Only the layouts that live inside the module's own directory.
-    let [nested, flat, ..] = crate::prosody::module_file_candidates(name);
+    let [nested, flat, ..] = crate::repo::placement::module_file_candidates(name);
     if !tree.join(&nested).is_file() && !tree.join(&flat).is_file() {
         return Err(format!("neither {flat} nor {nested} in it"));
     }

@@ -251,7 +251,7 @@ pub(crate) fn url_of(repository: &Repository, path: &str) -> Result<String, Fetc
         base.set_path(&format!("{}/", base.path()));
     }
     let outside = |reason: String| FetchError::Archive {
-        url: format!("{base}{}", crate::text::clean(path)),
+        url: format!("{base}{}", crate::clean::clean(path)),
         reason,
     };
     if !super::index::is_safe_url_path(path) {

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::config::is_valid_repository_name;
+
 pub use super::metadata::{Headers, Need};
 
 /// Bumped on any incompatible change; readers refuse other values.
@@ -134,10 +136,10 @@ pub struct ModuleEntry {
 
 impl ModuleEntry {
     /// Replaces control characters in every text shown to people (see
-    /// [`crate::text::clean`]); returns whether there were any. Names,
+    /// [`crate::clean::clean`]); returns whether there were any. Names,
     /// paths and hashes are validated instead, since they must match.
     pub fn clean_text(&mut self) -> bool {
-        use crate::text::clean_in_place;
+        use crate::clean::clean_in_place;
         let mut changed = false;
         for text in [&mut self.version, &mut self.summary, &mut self.description]
             .into_iter()
@@ -237,7 +239,7 @@ impl Index {
         let mut index: Index = serde_json::from_slice(bytes)?;
         if !is_valid_repository_name(&index.repository) {
             return Err(IndexError::RepositoryName(
-                crate::text::clean(&index.repository)
+                crate::clean::clean(&index.repository)
                     .chars()
                     .take(64)
                     .collect(),
@@ -267,7 +269,7 @@ impl Index {
         let mut previous: Option<&str> = None;
         for module in &index.modules {
             let problem = |problem: String| IndexError::Module {
-                name: crate::text::clean(&module.name).chars().take(64).collect(),
+                name: crate::clean::clean(&module.name).chars().take(64).collect(),
                 problem,
             };
             if !is_valid_module_name(&module.name) {
@@ -283,21 +285,21 @@ impl Index {
             if !is_safe_url_path(&module.archive) {
                 return Err(problem(format!(
                     "archive path `{}` is not a plain relative path (after percent-decoding)",
-                    crate::text::clean(&module.archive)
+                    crate::clean::clean(&module.archive)
                 )));
             }
             if let Some(library) = &module.library {
                 if !is_valid_library_name(library) {
                     return Err(problem(format!(
                         "library `{}` is not a plain Lua library name",
-                        crate::text::clean(library)
+                        crate::clean::clean(library)
                     )));
                 }
             }
             if let Some(bad) = module.files.iter().find(|f| !is_safe_relative_path(f)) {
                 return Err(problem(format!(
                     "file `{}` is not a plain relative path",
-                    crate::text::clean(bad)
+                    crate::clean::clean(bad)
                 )));
             }
             if module.sha256.len() != 64
@@ -459,17 +461,6 @@ impl ModuleEntry {
     }
 }
 
-/// A repository name as modman.toml's `[[repositories]]` `name` and the
-/// index's `repository` take it: letters, digits, `-` and `_`, at most 64
-/// bytes, since it also names files in `state_dir/indexes/`.
-pub fn is_valid_repository_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// A Lua library name that can be a directory of the module directory
 /// beside the modules (`ldap`): letters, digits and `_`, not `mod_...`
 /// (a module's) and not starting with `.` (modman's own staging).
@@ -498,7 +489,7 @@ pub fn is_safe_relative_path(path: &str) -> bool {
     !path.is_empty()
         && !path.starts_with('/')
         && !path.contains('\\')
-        && crate::text::is_clean(path)
+        && crate::clean::is_clean(path)
         && path
             .split('/')
             .all(|part| !part.is_empty() && part != "." && part != "..")

@@ -306,7 +306,7 @@ fn kind_of_example(value: &str) -> OptionKind {
 
 /// At most 200 characters of one line.
 fn one_line(text: &str) -> String {
-    let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = crate::clean::one_line(text);
     match text.char_indices().nth(200) {
         Some((at, _)) => format!("{}...", &text[..at]),
         None => text,

@@ -19,6 +19,27 @@
 //! `mod_P/` is module `P`'s, `P/` is plugin or library `P`'s, and a file at
 //! the top or under `share/` or `lib/` is found for any module.
 
+use std::path::Path;
+
+/// Where Prosody looks for module `name` inside one plugin directory, in
+/// its own order (util/pluginloader.lua). The LuaRocks layouts under
+/// `share/lua/5.4/`, which only `prosodyctl install` writes, are left out.
+pub fn module_file_candidates(name: &str) -> [String; 4] {
+    [
+        format!("mod_{name}/{name}/mod_{name}.lua"),
+        format!("mod_{name}/mod_{name}.lua"),
+        format!("{name}/mod_{name}.lua"),
+        format!("mod_{name}.lua"),
+    ]
+}
+
+/// Whether `dir` holds module `name` in a layout Prosody loads.
+pub fn has_module(dir: &Path, name: &str) -> bool {
+    module_file_candidates(name)
+        .iter()
+        .any(|c| dir.join(c).is_file())
+}
+
 /// Whom Prosody's loader finds a file for, by its path in a plugin
 /// directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -68,10 +68,12 @@ pub enum Caller {
     /// or the occupant JID in a room that hides it), and the room it was
     /// said in.
     Other { sender: Jid, room: Option<BareJid> },
-    /// The server modman is a component of, or modman itself (its
-    /// keepalive pings come back through Prosody): never charged, or a
-    /// flood could cost modman the server's version answer, which its
-    /// compatibility checks need, after a reconnect.
+    /// The server modman is a component of, modman itself (its keepalive
+    /// pings come back through Prosody), or a peer modman of its fleet
+    /// (`[fleet] peers`; each relayed request's admin is checked again):
+    /// never charged, or a flood could cost modman the server's version
+    /// answer, which its compatibility checks need, and a fleet its
+    /// members' answers.
     Own,
     /// Nothing that gets an answer (room talk, a message without a body,
     /// a stanza without a sender): it costs nothing further.
@@ -88,7 +90,8 @@ impl Caller {
         let own_server = config
             .server_host()
             .is_some_and(|host| host.to_bare() == bare);
-        if own_server || bare == config.component.jid {
+        let peer = config.fleet.peers.contains(&bare);
+        if own_server || bare == config.component.jid || peer {
             return Caller::Own;
         }
         match Actor::admit(config, &bare) {
@@ -323,9 +326,10 @@ mod tests {
         );
     }
 
-    /// modman's own server and modman itself are never charged: after a
-    /// flood has spent everyone's budget, the server's version answer
-    /// (needed for compatibility checks) and modman's keepalive still count.
+    /// modman's own server, modman itself and its fleet's peers are never
+    /// charged: after a flood has spent everyone's budget, the server's
+    /// version answer (needed for compatibility checks), modman's keepalive
+    /// and a peer's relayed request still count.
     #[test]
     fn the_own_server_and_modman_itself_are_never_charged() {
         let config = crate::config::Config::parse(
@@ -341,6 +345,8 @@ config = "/etc/prosody/prosody.cfg.lua"
 modules_dir = "/var/lib/prosody/modman"
 managed_config = "/var/lib/prosody/modman.cfg.lua"
 admin_socket = "/var/lib/prosody/prosody.sock"
+[fleet]
+peers = ["modman.b.example.net"]
 "#,
             std::path::Path::new("/"),
         )
@@ -355,7 +361,12 @@ admin_socket = "/var/lib/prosody/prosody.sock"
             budget.admit(&other("late@evil.example", None), now),
             Admission::Dropped
         );
-        for own in ["example.org", "modman.example.org", "modman.example.org/x"] {
+        for own in [
+            "example.org",
+            "modman.example.org",
+            "modman.example.org/x",
+            "modman.b.example.net",
+        ] {
             let caller = Caller::of_sender(&config, Some(&jid(own)));
             assert_eq!(caller, Caller::Own, "{own}");
             assert_eq!(budget.admit(&caller, now), Admission::Uncharged, "{own}");

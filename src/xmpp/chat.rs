@@ -229,6 +229,32 @@ impl Drop for Running<'_> {
     }
 }
 
+/// What modman says back in a chat: the text a person reads and, for a
+/// command's result or failure, the same facts as JSON (an XEP-0335
+/// container beside the body), so a bot in a room never parses English.
+pub struct Said {
+    pub text: String,
+    pub facts: Option<serde_json::Value>,
+}
+
+impl From<String> for Said {
+    fn from(text: String) -> Said {
+        Said { text, facts: None }
+    }
+}
+
+impl Said {
+    fn failed(text: String, error: &ops::OpError) -> Said {
+        Said {
+            text,
+            facts: Some(error.to_json()),
+        }
+    }
+}
+
+/// The XEP-0335 JSON container's namespace.
+const JSON_NS: &str = "urn:xmpp:json:0";
+
 impl Chat {
     /// The reply to `text` from `actor`, authorised or not, in
     /// `conversation`.
@@ -239,22 +265,24 @@ impl Chat {
         conversation: &str,
         sender: &BareJid,
         text: &str,
-    ) -> String {
+    ) -> Said {
         let Some(actor) = Actor::admit(&ctx.config, sender) else {
             return format!(
                 "{sender} is not a modman admin, so I run nothing for you. The server's admin can add you to `admins` in modman.toml."
-            );
+            ).into();
         };
         let actor = &actor;
         let Some(_running) = self.start(&actor.to_string()) else {
-            return format!("Busy: you have {MAX_RUNNING_PER_SENDER} commands running; send this again when one has answered.");
+            return format!("Busy: you have {MAX_RUNNING_PER_SENDER} commands running; send this again when one has answered.").into();
         };
         if let Some((servers, line)) = fleet::chat::addressed(&ctx.config, text) {
-            return fleet::chat::reply(ctx, link, actor, &servers, line).await;
+            return fleet::chat::reply(ctx, link, actor, &servers, line)
+                .await
+                .into();
         }
         match parse_line(text) {
-            Err(explanation) => explanation,
-            Ok(Line::Help) => help(),
+            Err(explanation) => explanation.into(),
+            Ok(Line::Help) => help().into(),
             Ok(Line::Answer(yes)) => {
                 let pending = self
                     .pending
@@ -268,15 +296,19 @@ impl Chat {
                             input.consent = Consent::Approved(pending.question.approval);
                             self.run(ctx, conversation, actor, pending.op, input).await
                         }
-                        false => "Nothing was changed.".to_owned(),
+                        false => "Nothing was changed.".to_owned().into(),
                     },
-                    Some(_) => "That question expired; send the command again.".to_owned(),
-                    None => "There is no question waiting for an answer.".to_owned(),
+                    Some(_) => "That question expired; send the command again."
+                        .to_owned()
+                        .into(),
+                    None => "There is no question waiting for an answer."
+                        .to_owned()
+                        .into(),
                 }
             }
             Ok(Line::Command { op, raw }) => match Input::check(op.spec().params, raw) {
                 Ok(input) => self.run(ctx, conversation, actor, op, input).await,
-                Err(e) => format!("{e}. Usage: {}", usage(op)),
+                Err(e) => Said::failed(format!("{e}. Usage: {}", usage(op)), &e),
             },
         }
     }
@@ -288,10 +320,11 @@ impl Chat {
         actor: &Actor,
         op: &'static dyn Operation,
         input: Input,
-    ) -> String {
+    ) -> Said {
         let response = op.run(ctx, actor, &input).await;
         match response.map(|r| r.fit(ops::REPLY_BYTES)) {
             Ok(Response::Confirm(question)) => {
+                let facts = Response::Confirm(question.clone()).to_json();
                 let text = question.text.clone();
                 let pending = Pending {
                     op,
@@ -312,13 +345,22 @@ impl Chat {
                     ),
                     None => String::new(),
                 };
-                format!(
-                    "{replaces}{text}\nAnswer yes or no (within {} minutes).",
-                    ANSWER_WITHIN.as_secs() / 60
-                )
+                Said {
+                    text: format!(
+                        "{replaces}{text}\nAnswer yes or no (within {} minutes).",
+                        ANSWER_WITHIN.as_secs() / 60
+                    ),
+                    facts: Some(facts),
+                }
             }
-            Ok(response) => crate::text::render(&response),
-            Err(e) => format!("Failed: {}", crate::text::one_line(&e.to_string())),
+            Ok(response) => Said {
+                text: crate::text::render(&response),
+                facts: Some(response.to_json()),
+            },
+            Err(e) => Said::failed(
+                format!("Failed: {}", crate::clean::one_line(&e.to_string())),
+                &e,
+            ),
         }
     }
 
@@ -494,13 +536,13 @@ impl Chat {
                 return None;
             }
         }
-        let text = match (&asked, self.speaker(config, &asked)) {
+        let said: Said = match (&asked, self.speaker(config, &asked)) {
             (Asked::Direct { sender, text }, _) => self.reply(ctx, link, sender.as_str(), sender, text).await,
             (Asked::Room { addressed: false, .. }, Speaker::Unknown(_) | Speaker::Other(_)) => return None,
-            (Asked::Room { .. }, Speaker::Unknown(_)) => "I cannot tell who you are: I have not seen your real JID in this room since I joined it, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned(),
+            (Asked::Room { .. }, Speaker::Unknown(_)) => "I cannot tell who you are: I have not seen your real JID in this room since I joined it, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned().into(),
             // Said to the whole room: a semi-anonymous room shows real
             // JIDs only to moderators, so this never names one.
-            (Asked::Room { .. }, Speaker::Other(_)) => "you are not a modman admin, so I run nothing for you. The server's admin can add your JID to `admins` in modman.toml.".to_owned(),
+            (Asked::Room { .. }, Speaker::Other(_)) => "you are not a modman admin, so I run nothing for you. The server's admin can add your JID to `admins` in modman.toml.".to_owned().into(),
             (Asked::Room { room, text, addressed, .. }, Speaker::Admin(jid)) => {
                 let conversation = format!("{room} {jid}");
                 // A bare "yes" is room talk unless its sender has a
@@ -511,7 +553,19 @@ impl Chat {
                 self.reply(ctx, link, &conversation, &jid, text).await
             }
         };
-        Some(answer(&asked, message, text))
+        let mut reply = answer(&asked, message, said.text);
+        // The text is fitted to REPLY_BYTES; facts of at most as much keep
+        // the stanza well under Prosody's limit. Larger facts (a long
+        // README) are left out rather than risk the stream.
+        let facts = said.facts.map(|facts| facts.to_string());
+        if let Some(facts) = facts.filter(|facts| facts.len() <= ops::REPLY_BYTES) {
+            reply.payloads.push(
+                minidom::Element::builder("json", JSON_NS)
+                    .append(facts)
+                    .build(),
+            );
+        }
+        Some(reply)
     }
 }
 

@@ -838,7 +838,7 @@ fn refusal(iq: Iq, why: Refused) -> Option<Iq> {
     };
     let error = match why {
         Refused::Stopping => StanzaError::new(
-            ErrorType::Cancel,
+            ErrorType::Wait,
             DefinedCondition::ServiceUnavailable,
             "en",
             super::shutdown::REFUSAL,

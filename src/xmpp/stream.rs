@@ -344,7 +344,7 @@ impl Connection {
     }
 
     /// Sends one stanza, with any character XML forbids replaced (see
-    /// [`crate::text::clean`]): the renderers clean what they write, and
+    /// [`crate::clean::clean`]): the renderers clean what they write, and
     /// this is the last line, since one such character anywhere makes
     /// Prosody close the stream (and minidom's writer panics on it).
     pub async fn send(&mut self, stanza: Stanza) -> Result<(), String> {
@@ -545,10 +545,10 @@ pub fn stanza(element: Element) -> Incoming {
 fn clean_element(element: &mut Element) -> bool {
     let mut changed = false;
     for (_, value) in element.attrs_mut().iter_mut() {
-        changed |= crate::text::clean_in_place(value);
+        changed |= crate::clean::clean_in_place(value);
     }
     for text in element.texts_mut() {
-        changed |= crate::text::clean_in_place(text);
+        changed |= crate::clean::clean_in_place(text);
     }
     for child in element.children_mut() {
         changed |= clean_element(child);

@@ -187,12 +187,25 @@ impl Program {
     }
 }
 
+/// A loopback port nobody listens on, and that no other call in this
+/// process has handed out: between this call and the bind of whoever asked
+/// (a Prosody, a repository's HTTP server), the kernel may offer the same
+/// free port to the next caller, and a test's repository would then be
+/// answered by another test's Prosody.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A private Prosody with an admin and a non-admin account.
@@ -657,6 +670,14 @@ impl Client {
             .to_owned()
     }
 
+    /// The facts modman's answer to `body` carries beside its text (an
+    /// XEP-0335 JSON container): a result like the CLI's `--json`, or an
+    /// error's kind and outcome.
+    pub fn chat_json(&mut self, to: &str, body: &str) -> Value {
+        let answer = self.request(json!({"op": "chat", "to": to, "body": body}));
+        answer["json"].clone()
+    }
+
     /// Joins `room` as `nick`; a room this client creates is configured
     /// with `whois` ("anyone": non-anonymous; "moderators": semi-anonymous).
     pub fn join(&mut self, room: &str, nick: &str, whois: &str) {
@@ -680,6 +701,14 @@ impl Client {
         let answer =
             self.request(json!({"op": "say", "room": room, "body": body, "delay": delayed}));
         assert_eq!(answer, json!({"sent": true}));
+    }
+
+    /// The facts (XEP-0335 JSON) of the next thing `nick` says in `room`
+    /// (`Null` when it carries none), or `None` after `seconds`.
+    pub fn next_json_from(&mut self, room: &str, nick: &str, seconds: u64) -> Option<Value> {
+        let answer =
+            self.request(json!({"op": "next", "room": room, "nick": nick, "timeout": seconds}));
+        answer.get("body").map(|_| answer["json"].clone())
     }
 
     /// The next thing `nick` says in `room`, or `None` after `seconds`.
@@ -992,6 +1021,36 @@ pub fn cli_binary(binary: &Program, args: &[&str], config: &Path) -> (bool, Stri
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// What the CLI printed with `--json`: one object, a result or an error.
+pub fn json_output(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
+}
+
+/// The rows of a table the CLI printed with `--json`, keyed by the value
+/// of their `key` column (`check` for check, `module` for list).
+pub fn json_rows(out: &str, key: &str) -> std::collections::BTreeMap<String, Value> {
+    rows_by(&json_output(out), key)
+}
+
+/// The rows of a table result (the CLI's `--json`, a chat answer's facts),
+/// keyed by the value of their `key` column.
+pub fn rows_by(table: &Value, key: &str) -> std::collections::BTreeMap<String, Value> {
+    let rows = table["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rows:\n{table}"));
+    (rows.iter())
+        .map(|row| {
+            (
+                row[key]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no {key}: {row}"))
+                    .to_owned(),
+                row.clone(),
+            )
+        })
+        .collect()
 }
 
 /// The modman.toml section naming the LuaRocks server at `url` as the

@@ -11,7 +11,8 @@ check interoperability rather than assume it. Requests:
    "steps": [{var: value or [values]}, ...]}  step while the command asks; every
                                               reply in "steps"
   {"op": "chat", "to": JID, "body": B}        chat message; answer the next
-                                              message from JID: {"body": ...}
+                                              message from JID: {"body": ...,
+                                              "json": its XEP-0335 facts if any}
   {"op": "join", "room": R, "nick": N,        join a room (configured with
    "whois": "anyone"|"moderators",            that whois if we create it, and,
    "broadcast": [ROLE...]}                    if given, presence broadcast only
@@ -145,7 +146,10 @@ class Client(slixmpp.ClientXMPP):
         self.send_raw(text)
         self.nudge(text)
         try:
-            reply = await asyncio.wait_for(answered, 20)
+            # Long enough for Prosody itself to parse and route a stanza
+            # built to be slow (210 KB nested 30,000 deep) on a loaded
+            # machine; a bound on a hang, not a measure.
+            reply = await asyncio.wait_for(answered, 60)
         except asyncio.TimeoutError:
             return {"timeout": True}
         return {"xml": str(reply)}
@@ -213,7 +217,10 @@ class Client(slixmpp.ClientXMPP):
     async def run(self, to, node, steps):
         adhoc = self["xep_0050"]
         try:
-            reply = await adhoc.send_command(to, node, action="execute", timeout=60)
+            # A bound on a hang, not a measure: a refresh of a 20,000-module
+            # index in a debug build on a loaded 2-core machine takes tens
+            # of seconds.
+            reply = await adhoc.send_command(to, node, action="execute", timeout=120)
             result = {"steps": [command_of(reply)]}
             for fields in steps:
                 if reply["command"]["status"] != "executing":
@@ -225,7 +232,7 @@ class Client(slixmpp.ClientXMPP):
                     form.add_field(var=var, value=value)
                 reply = await adhoc.send_command(
                     to, node, action="complete", payload=form,
-                    sessionid=reply["command"]["sessionid"], timeout=60)
+                    sessionid=reply["command"]["sessionid"], timeout=120)
                 result["steps"].append(command_of(reply))
             return result
         except IqError as e:
@@ -245,7 +252,12 @@ class Client(slixmpp.ClientXMPP):
             except asyncio.TimeoutError:
                 return {"timeout": True}
             if match(message):
-                return {"body": message["body"], "type": message["type"]}
+                answer = {"body": message["body"], "type": message["type"]}
+                # The same facts as JSON (XEP-0335), when modman sent them.
+                facts = message.xml.find("{urn:xmpp:json:0}json")
+                if facts is not None:
+                    answer["json"] = json.loads(facts.text)
+                return answer
 
     async def chat(self, to, body):
         self.send_message(mto=to, mbody=body, mtype="chat")

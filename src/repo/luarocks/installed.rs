@@ -1,6 +1,7 @@
 //! Modules installed by `prosodyctl install`: a LuaRocks tree in Prosody's
-//! `installer_plugin_path` ([`DEFAULT_DIR`] under its data directory),
-//! which Prosody searches before every `plugin_paths` entry. The tree's
+//! `installer_plugin_path` ([`crate::config::DEFAULT_INSTALLER_PLUGIN_DIR`]
+//! under its data directory), which Prosody searches before every
+//! `plugin_paths` entry. The tree's
 //! manifest, `lib/luarocks/rocks-5.4/manifest`, says which rocks are
 //! installed at which version and which files under `share/lua/5.4/` each
 //! one put there; the rock's own directory holds its rockspec and copied
@@ -13,9 +14,6 @@ use super::lua::{self, Value};
 use super::{is_module_rock, RockVersion};
 use crate::repo::index::is_safe_relative_path;
 
-/// `installer_plugin_path` when prosody.cfg.lua does not set it, relative
-/// to Prosody's data directory.
-pub const DEFAULT_DIR: &str = "custom_plugins";
 /// The tree's manifest, relative to the tree.
 pub const MANIFEST: &str = "lib/luarocks/rocks-5.4/manifest";
 

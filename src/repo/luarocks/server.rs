@@ -10,7 +10,6 @@
 //! install and update treat both kinds of repository alike.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt as _;
@@ -60,26 +59,6 @@ pub enum ServerError {
     Pin(#[from] PinError),
     #[error("{path}: {problem}")]
     Cache { path: String, problem: String },
-}
-
-/// Refuses what is not HTTPS, except plain HTTP to this machine (a loopback
-/// address or `localhost`), before anything connects: the rocks are not
-/// signed, so TLS is all that tells the configured server from another.
-pub fn check_url(url: &url::Url) -> Result<(), String> {
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        "http" => Err(format!(
-            "{url}: plain HTTP to another machine; a LuaRocks server is unsigned, so modman reaches it over HTTPS only (write https://, or mirror it with `modman repo mirror` and serve the signed mirror)"
-        )),
-        other => Err(format!("{url}: `{other}` is not http(s)")),
-    }
 }
 
 /// A module on offer, read from its newest rock.
@@ -142,7 +121,7 @@ impl<'a> Server<'a> {
         cache: &Path,
         pins: &Path,
     ) -> Result<Server<'a>, ServerError> {
-        check_url(&repository.url).map_err(ServerError::Url)?;
+        crate::config::check_luarocks_url(&repository.url).map_err(ServerError::Url)?;
         Ok(Server {
             fetcher,
             repository,
@@ -223,7 +202,7 @@ impl<'a> Server<'a> {
                 self.cache.display()
             )
         })?;
-        let has_module = |name: &str| crate::prosody::has_module(builtin_dir, name);
+        let has_module = |name: &str| crate::repo::placement::has_module(builtin_dir, name);
         rock::read(file, &bytes, Reading::Whole, &has_module, &mut 0).map_err(|e| e.to_string())
     }
 
@@ -301,7 +280,7 @@ impl<'a> Server<'a> {
                 });
                 continue;
             }
-            let has_module = |name: &str| crate::prosody::has_module(builtin_dir, name);
+            let has_module = |name: &str| crate::repo::placement::has_module(builtin_dir, name);
             match rock::read(&file, &bytes, Reading::Describe, &has_module, &mut unpacked) {
                 Ok(rock) => {
                     let described = Described::new(rock, &bytes);
@@ -560,32 +539,6 @@ impl Described {
                 headers: self.headers,
                 library: self.library,
             },
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plain_http_only_to_this_machine() {
-        for ok in [
-            "https://modules.example/rocks/",
-            "http://127.0.0.1:8000/",
-            "http://127.1.2.3/",
-            "http://[::1]:8000/",
-            "http://localhost/",
-        ] {
-            assert_eq!(check_url(&url::Url::parse(ok).unwrap()), Ok(()), "{ok}");
-        }
-        for bad in [
-            "http://192.0.2.1/rocks/",
-            "http://modules.example/",
-            "http://[::2]/",
-        ] {
-            let error = check_url(&url::Url::parse(bad).unwrap()).unwrap_err();
-            assert!(error.contains("plain HTTP to another machine"), "{error}");
         }
     }
 }

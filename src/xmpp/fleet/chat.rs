@@ -95,7 +95,7 @@ pub async fn reply(
     .await
     {
         Ok(table) => crate::text::render(&Response::Table(table)),
-        Err(e) => format!("Failed: {}", crate::text::one_line(&e.to_string())),
+        Err(e) => format!("Failed: {}", crate::clean::one_line(&e.to_string())),
     }
 }
 

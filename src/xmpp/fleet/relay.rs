@@ -172,7 +172,7 @@ fn read_answer(iq: Iq) -> Result<Element, PeerFailure> {
                 .texts
                 .values()
                 .next()
-                .map(|t| crate::text::one_line(t).chars().take(300).collect())
+                .map(|t| crate::clean::one_line(t).chars().take(300).collect())
                 .unwrap_or_default(),
         }),
         Iq::Get { .. } | Iq::Set { .. } => Err(PeerFailure::Unreadable("a request".into())),

@@ -267,7 +267,7 @@ pub async fn run(
             (Across::List, Err(error)) => return Err(error),
             // This server's change failed and was undone: its row says
             // so, beside the servers that made theirs.
-            (Across::Change(_), Err(error)) => Err(PeerFailure::Failed(crate::text::one_line(
+            (Across::Change(_), Err(error)) => Err(PeerFailure::Failed(crate::clean::one_line(
                 &error.to_string(),
             ))),
         };
