@@ -561,7 +561,7 @@ pub fn check_luarocks_url(url: &url::Url) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -589,7 +589,8 @@ mod tests {
         }
     }
 
-    const GOOD: &str = r#"
+    /// A valid modman.toml, for tests anywhere in the crate.
+    pub(crate) const GOOD: &str = r#"
 admins = ["admin@example.org"]
 state_dir = "/var/lib/modman"
 

@@ -333,21 +333,10 @@ mod tests {
     #[test]
     fn the_own_server_and_modman_itself_are_never_charged() {
         let config = crate::config::Config::parse(
-            r#"
-admins = ["admin@example.org"]
-state_dir = "/var/lib/modman"
-[component]
-jid = "modman.example.org"
-server = "127.0.0.1:5347"
-secret = "s3cret"
-[prosody]
-config = "/etc/prosody/prosody.cfg.lua"
-modules_dir = "/var/lib/prosody/modman"
-managed_config = "/var/lib/prosody/modman.cfg.lua"
-admin_socket = "/var/lib/prosody/prosody.sock"
-[fleet]
-peers = ["modman.b.example.net"]
-"#,
+            &format!(
+                "{}\n[fleet]\npeers = [\"modman.b.example.net\"]\n",
+                crate::config::tests::GOOD
+            ),
             std::path::Path::new("/"),
         )
         .unwrap();
