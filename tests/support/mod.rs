@@ -603,18 +603,7 @@ impl Client {
     /// Sends a raw IQ and returns the reply stanza.
     pub fn iq(&mut self, xml: &str) -> Element {
         let answer = self.request(json!({"op": "iq", "xml": xml}));
-        let reply = answer["xml"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no reply to {xml}: {answer}"));
-        // slixmpp leaves out the stream's default namespace.
-        let wrapped: Element = format!("<w xmlns='jabber:client'>{reply}</w>")
-            .parse()
-            .unwrap_or_else(|e| panic!("reply {reply} does not parse: {e}"));
-        wrapped
-            .children()
-            .next()
-            .cloned()
-            .expect("the reply stanza")
+        reply_stanza(&answer, xml)
     }
 
     /// Sends `xml` exactly as written (never parsed on the way, so it may
@@ -622,17 +611,7 @@ impl Client {
     /// returns the reply to the IQ with id `id`.
     pub fn raw(&mut self, xml: &str, id: &str) -> Element {
         let answer = self.request(json!({"op": "raw", "xml": xml, "id": id}));
-        let reply = answer["xml"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no reply to IQ {id}: {answer}"));
-        let wrapped: Element = format!("<w xmlns='jabber:client'>{reply}</w>")
-            .parse()
-            .unwrap_or_else(|e| panic!("reply {reply} does not parse: {e}"));
-        wrapped
-            .children()
-            .next()
-            .cloned()
-            .expect("the reply stanza")
+        reply_stanza(&answer, &format!("IQ {id}"))
     }
 
     /// Sends a raw stanza without waiting for anything.
@@ -749,6 +728,22 @@ impl Drop for Client {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The reply stanza in the test client's `answer` to `what`, parsed.
+fn reply_stanza(answer: &Value, what: &str) -> Element {
+    let reply = answer["xml"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no reply to {what}: {answer}"));
+    // slixmpp leaves out the stream's default namespace.
+    let wrapped: Element = format!("<w xmlns='jabber:client'>{reply}</w>")
+        .parse()
+        .unwrap_or_else(|e| panic!("reply {reply} does not parse: {e}"));
+    wrapped
+        .children()
+        .next()
+        .cloned()
+        .expect("the reply stanza")
 }
 
 /// Parts of a stanza error a test checks: (type, condition, XEP-0050
