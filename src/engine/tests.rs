@@ -848,24 +848,30 @@ async fn a_change_whose_history_line_was_written_is_whole_and_left_alone() {
     assert!(!journal_file.exists());
 }
 
-#[test]
-fn a_journal_whose_first_line_a_power_loss_cut_short_is_a_change_that_never_began() {
-    use super::journal::ChangeJournal;
-    use std::os::unix::fs::PermissionsExt;
-    let host = host();
-    let mut journal = ChangeJournal {
+/// A journal of an install that has begun no step yet, with
+/// `config_before` as the managed config it keeps.
+fn empty_journal(config_before: &str) -> super::journal::ChangeJournal {
+    super::journal::ChangeJournal {
         id: "c".into(),
         actor: "a".into(),
         operation: "install".into(),
         modules: vec![],
         hosts: vec![],
-        config_before: Some("-- secret = 1\n".into()),
+        config_before: Some(config_before.into()),
         pulled_in_before: Default::default(),
         loaded_before: None,
         steps: vec![],
         undone_on_disk: false,
         entry_synced: false,
-    };
+    }
+}
+
+#[test]
+fn a_journal_whose_first_line_a_power_loss_cut_short_is_a_change_that_never_began() {
+    use super::journal::ChangeJournal;
+    use std::os::unix::fs::PermissionsExt;
+    let host = host();
+    let mut journal = empty_journal("-- secret = 1\n");
     journal.start(&host.engine.paths).unwrap();
     let path = host.root.join("state/change.jsonl");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
@@ -885,19 +891,7 @@ fn a_journal_whose_first_line_a_power_loss_cut_short_is_a_change_that_never_bega
 fn a_journal_line_cut_short_by_a_crash_is_a_step_that_never_began() {
     use super::journal::{Begun, ChangeJournal};
     let host = host();
-    let mut journal = ChangeJournal {
-        id: "c".into(),
-        actor: "a".into(),
-        operation: "install".into(),
-        modules: vec![],
-        hosts: vec![],
-        config_before: Some("-- two\n-- lines\n".into()),
-        pulled_in_before: Default::default(),
-        loaded_before: None,
-        steps: vec![],
-        undone_on_disk: false,
-        entry_synced: false,
-    };
+    let mut journal = empty_journal("-- two\n-- lines\n");
     journal.save(&host.engine.paths).unwrap();
     journal.begin(&host.engine.paths, Begun::Config).unwrap();
     let path = host.root.join("state/change.jsonl");
