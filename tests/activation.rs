@@ -377,12 +377,7 @@ fn enabling_a_module_loaded_from_elsewhere_runs_modmans_copy() {
 fn removing_a_module_says_which_of_its_options_stay_set() {
     let repository = Repository::start();
     let prosody = Prosody::start();
-    let config = prosody.path("modman.toml");
-    std::fs::write(
-        &config,
-        prosody.modman_config() + &repository.config_section(),
-    )
-    .unwrap();
+    let config = support::cli_config(&prosody, &repository);
     let run = |args: &[&str]| {
         let (ok, out, err) = support::cli(args, &config);
         assert!(ok, "{args:?}: {out}{err}");
@@ -418,12 +413,7 @@ fn removing_a_module_says_which_of_its_options_stay_set() {
 fn install_and_enable_refuses_a_module_missing_a_required_option_and_changes_nothing() {
     let repository = Repository::start();
     let prosody = Prosody::start();
-    let config = prosody.path("modman.toml");
-    std::fs::write(
-        &config,
-        prosody.modman_config() + &repository.config_section(),
-    )
-    .unwrap();
+    let config = support::cli_config(&prosody, &repository);
     let (ok, out, err) = support::cli(&["refresh"], &config);
     assert!(ok, "{out}{err}");
     let state = prosody.path("modman-state");

@@ -1186,12 +1186,7 @@ fn a_signed_library_named_share_installs_nothing() {
             }
         }
     });
-    let config = prosody.path("modman.toml");
-    std::fs::write(
-        &config,
-        prosody.modman_config() + &repository.config_section(),
-    )
-    .unwrap();
+    let config = support::cli_config(&prosody, &repository);
     let (ok, out, err) = support::cli(&["refresh"], &config);
     assert!(ok, "{out}{err}");
     let state = || {

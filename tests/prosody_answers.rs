@@ -317,12 +317,7 @@ fn the_server_s_own_modules_and_features_stand_against_a_community_copy() {
 fn copies_over_debian_s_prosody_modules_are_said_once_naming_the_package() {
     let repository = Repository::start();
     let prosody = Prosody::start();
-    let config = prosody.path("modman.toml");
-    std::fs::write(
-        &config,
-        prosody.modman_config() + &repository.config_section(),
-    )
-    .unwrap();
+    let config = support::cli_config(&prosody, &repository);
     let (ok, out, err) = support::cli(&["refresh"], &config);
     assert!(ok, "{out}{err}");
     let (ok, out, err) = support::cli(

@@ -27,12 +27,7 @@ fn a_change_as_another_user_than_the_states_owner_is_refused_with_the_command_to
     }
     let prosody = Prosody::start();
     let repository = Repository::start();
-    let config = prosody.path("modman.toml");
-    std::fs::write(
-        &config,
-        prosody.modman_config() + &repository.config_section(),
-    )
-    .unwrap();
+    let config = support::cli_config(&prosody, &repository);
     let state = prosody.path("modman-state");
     std::fs::create_dir_all(&state).unwrap();
     chown_tree(&state, NOBODY);

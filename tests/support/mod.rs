@@ -1054,6 +1054,18 @@ pub fn luarocks_section(url: &str) -> String {
     format!("\n[[repositories]]\nname = \"community\"\nurl = \"{url}\"\nkind = \"luarocks\"\n")
 }
 
+/// Writes `prosody`'s modman.toml with `repository` as its one repository,
+/// for tests that drive modman from its CLI; returns its path.
+pub fn cli_config(prosody: &Prosody, repository: &Repository) -> PathBuf {
+    let config = prosody.path("modman.toml");
+    std::fs::write(
+        &config,
+        prosody.modman_config() + &repository.config_section(),
+    )
+    .unwrap();
+    config
+}
+
 /// modman serving `repository`, and an admin who has refreshed from it.
 pub fn modman_with(prosody: &Prosody, repository: &Repository) -> (Modman, Client) {
     let modman = Modman::start(
