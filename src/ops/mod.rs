@@ -75,6 +75,18 @@ pub trait Operation: Send + Sync {
         actor: &'a Actor,
         input: &'a Input,
     ) -> BoxFuture<'a, Result<Response, OpError>>;
+
+    /// [`Operation::run`], its response fitted to one reply stanza
+    /// ([`REPLY_BYTES`]): what every XMPP front end sends, cut once here
+    /// rather than by each of them.
+    fn run_for_reply<'a>(
+        &'a self,
+        ctx: &'a Context,
+        actor: &'a Actor,
+        input: &'a Input,
+    ) -> BoxFuture<'a, Result<Response, OpError>> {
+        Box::pin(async move { Ok(self.run(ctx, actor, input).await?.fit(REPLY_BYTES)) })
+    }
 }
 
 struct Registered<C>(PhantomData<fn() -> C>);

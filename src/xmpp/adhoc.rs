@@ -331,11 +331,7 @@ impl Turn<'_> {
         input: Input,
     ) -> Result<CommandReply, AdhocError> {
         let spec = self.op.spec();
-        let response = self
-            .op
-            .run(self.ctx, self.actor, &input)
-            .await?
-            .fit(ops::REPLY_BYTES);
+        let response = self.op.run_for_reply(self.ctx, self.actor, &input).await?;
         let id = || session_id.clone().unwrap_or_else(new_session_id);
         Ok(match response {
             Response::Table(table) => self.reply(

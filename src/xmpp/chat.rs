@@ -321,8 +321,7 @@ impl Chat {
         op: &'static dyn Operation,
         input: Input,
     ) -> Said {
-        let response = op.run(ctx, actor, &input).await;
-        match response.map(|r| r.fit(ops::REPLY_BYTES)) {
+        match op.run_for_reply(ctx, actor, &input).await {
             Ok(Response::Confirm(question)) => {
                 let facts = Response::Confirm(question.clone()).to_json();
                 let text = question.text.clone();
