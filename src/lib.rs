@@ -6,10 +6,12 @@
 
 pub mod access;
 pub mod clean;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod fsutil;
 pub mod ops;
+pub mod policy;
 pub mod prosody;
 pub mod repo;
 pub mod setup;

@@ -41,6 +41,10 @@ pub struct Entry {
     /// their values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub settings: Vec<String>,
+    /// Why modman made this change on its own (a failed health check),
+    /// for a change nobody asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Appends one entry, synced before returning.

@@ -29,6 +29,7 @@ mod disable;
 mod enable;
 pub mod error;
 mod fit;
+pub mod health;
 mod history;
 mod info;
 pub mod input;

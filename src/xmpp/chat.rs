@@ -253,7 +253,7 @@ impl Said {
 }
 
 /// The XEP-0335 JSON container's namespace.
-const JSON_NS: &str = "urn:xmpp:json:0";
+pub(super) const JSON_NS: &str = "urn:xmpp:json:0";
 
 impl Chat {
     /// The reply to `text` from `actor`, authorised or not, in

@@ -66,6 +66,9 @@ struct App {
     clients: Clients,
     /// Questions to peer modmans awaiting their answers.
     relay: Relay,
+    /// What modman says on its own (health verdicts), sent on whichever
+    /// connection is up.
+    notices: tokio::sync::Mutex<mpsc::Receiver<ops::health::Notice>>,
 }
 
 /// What each requester's client shows, asked once per full JID with
@@ -184,7 +187,12 @@ pub async fn run(ctx: Context, config_path: &Path) -> std::io::Result<Exit> {
             "cannot finish undoing an interrupted change: {e}; the next change tries again"
         );
     }
+    let notices = ctx
+        .watches
+        .take_notices()
+        .unwrap_or_else(|| mpsc::channel(1).1);
     let app = Arc::new(App {
+        notices: tokio::sync::Mutex::new(notices),
         ctx,
         sessions: Sessions::default(),
         chat: Chat::default(),
@@ -193,6 +201,12 @@ pub async fn run(ctx: Context, config_path: &Path) -> std::io::Result<Exit> {
         budget: Budget::default(),
         clients: Clients::default(),
         relay: Relay::default(),
+    });
+    // A stop ends the health watches: what they watch stands.
+    let stopping = app.clone();
+    tokio::spawn(async move {
+        stopping.stop.requested().await;
+        stopping.ctx.watches.stop_all();
     });
     let component = &config.component;
     let mut retry = FIRST_RETRY;
@@ -294,8 +308,17 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
         .unwrap_or(Duration::from_secs(365 * 24 * 3600));
     let mut scheduled = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let mut stopping = false;
+    let mut notices = app.notices.lock().await;
     loop {
         let to_send = tokio::select! {
+            Some(notice) = notices.recv() => {
+                for message in notices::messages(config, &notice) {
+                    if let Err(reason) = connection.send(message.into()).await {
+                        return Ended::Lost(reason);
+                    }
+                }
+                continue;
+            }
             // A stop starts nothing new, a scheduled refresh included.
             _ = scheduled.tick(), if config.chat.check_updates.is_some() && !stopping => {
                 spawn_scheduled_refresh(app, &replies);

@@ -657,6 +657,15 @@ impl Client {
         answer["json"].clone()
     }
 
+    /// The next chat message from `from` that was not an answer to this
+    /// client (a notice): its text and its facts (XEP-0335), or `None`
+    /// after 20 seconds.
+    pub fn next_chat(&mut self, from: &str) -> Option<(String, Value)> {
+        let answer = self.request(json!({"op": "next_chat", "from": from}));
+        let body = answer["body"].as_str()?.to_owned();
+        Some((body, answer["json"].clone()))
+    }
+
     /// Joins `room` as `nick`; a room this client creates is configured
     /// with `whois` ("anyone": non-anonymous; "moderators": semi-anonymous).
     pub fn join(&mut self, room: &str, nick: &str, whois: &str) {

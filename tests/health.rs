@@ -1,0 +1,198 @@
+//! Health-checked changes against a real Prosody: a module that loads and
+//! then turns to error is put back by modman on its own, and a healthy
+//! change stands. modman's clock is a file the test moves
+//! (`MODMAN_CLOCK_FILE`, debug builds), so nothing waits for time to pass:
+//! the test waits for Prosody to report the error, then moves the clock to
+//! the watch's next look.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use support::{last, Client, Modman, Program, Prosody, Repository, ADMIN, COMPONENT, DOMAIN};
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+const ROOM: &str = "ops@conference.localhost";
+/// The status the broken copy sets, a moment after it loaded.
+const BOOM: &str = "canary lost its voice";
+
+/// modman's clock, as a file the test rewrites.
+struct TestClock {
+    path: PathBuf,
+    now: OffsetDateTime,
+}
+
+impl TestClock {
+    fn at(path: PathBuf, now: OffsetDateTime) -> TestClock {
+        let clock = TestClock { path, now };
+        clock.write();
+        clock
+    }
+
+    fn advance(&mut self, seconds: i64) {
+        self.now += time::Duration::seconds(seconds);
+        self.write();
+    }
+
+    fn write(&self) {
+        let text = self
+            .now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let temp = self.path.with_extension("new");
+        std::fs::write(&temp, text).unwrap();
+        std::fs::rename(&temp, &self.path).unwrap();
+    }
+}
+
+/// Writes mod_canary with `code` into the repository's tree and builds it;
+/// returns the version the index gives it.
+fn canary(repository: &Repository, code: &str) -> String {
+    write_canary(&repository.corpus("mod_canary"), code);
+    repository.rebuild();
+    repository.entry("canary")["version"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn write_canary(dir: &Path, code: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("mod_canary.lua"), code).unwrap();
+    std::fs::write(
+        dir.join("README.markdown"),
+        "---\nsummary: Sings, or not\n---\n",
+    )
+    .unwrap();
+}
+
+fn installed_version(prosody: &Prosody) -> String {
+    let state: Value = serde_json::from_slice(
+        &std::fs::read(prosody.path("modman-state/installed.json")).unwrap(),
+    )
+    .unwrap();
+    state["modules"]["canary"]["version"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The next health verdict sent to the admin directly.
+fn verdict(admin: &mut Client) -> Value {
+    let (text, facts) = admin.next_chat(COMPONENT).expect("a health verdict");
+    assert_eq!(facts["kind"], "health", "{text}: {facts}");
+    facts
+}
+
+#[test]
+fn a_module_that_turns_to_error_after_an_update_is_put_back_and_a_healthy_one_stays() {
+    let prosody = Prosody::start();
+    let repository = Repository::start_with(|corpus| {
+        write_canary(
+            &corpus.join("mod_canary"),
+            "module:log(\"info\", \"canary v1\");\n",
+        );
+    });
+    let v1 = repository.entry("canary")["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut clock = TestClock::at(prosody.path("clock"), datetime!(2026-12-05 12:00 UTC));
+    let config = format!(
+        "{}{}\n[chat]\nrooms = [\"{ROOM}\"]\nnick = \"modman\"\n",
+        prosody
+            .modman_config()
+            .replace("watch = \"0\"", "watch = \"10m\""),
+        repository.config_section()
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    admin.join(ROOM, "alice", "anyone");
+    let _modman = Modman::start_with_env(
+        &prosody,
+        &config,
+        &Program::this_build(),
+        &[("MODMAN_CLOCK_FILE", clock.path.as_os_str())],
+    );
+    admin.wait_for_occupant(ROOM, "modman");
+    assert_eq!(
+        last(&admin.run("refresh", json!({})))["status"],
+        "completed"
+    );
+
+    // Installed and enabled: watched; healthy once the watch is over.
+    let install = admin.run("install", json!({"modules": ["canary"], "enable": true}));
+    assert_eq!(last(&install)["status"], "completed", "{install}");
+    clock.advance(10 * 60 + 1);
+    let healthy = verdict(&mut admin);
+    assert_eq!(healthy["verdict"], "healthy", "{healthy}");
+    assert_eq!(healthy["module"], "canary");
+    assert_eq!(healthy["version"], v1.as_str());
+    assert_eq!(healthy["hosts"], json!([DOMAIN]));
+
+    // A copy that loads, then sets an error status a moment later.
+    let v2 = canary(
+        &repository,
+        &format!(
+            "module:log(\"info\", \"canary v2\");\nmodule:add_timer(0.2, function() module:set_status(\"error\", \"{BOOM}\") end);\n"
+        ),
+    );
+    assert_ne!(v1, v2);
+    assert_eq!(
+        last(&admin.run("refresh", json!({})))["status"],
+        "completed"
+    );
+    let update = admin.run("update", json!({"modules": ["canary"], "confirm": true}));
+    assert_eq!(last(&update)["status"], "completed", "{update}");
+    assert_eq!(installed_version(&prosody), v2);
+    let broken = format!("canary (error: {BOOM})");
+    support::wait_for("Prosody to report the error", || {
+        prosody.module_list(DOMAIN).contains(&broken).then_some(())
+    });
+    // The watch's next look finds it, and puts the old copy back.
+    clock.advance(5);
+    let failed = verdict(&mut admin);
+    assert_eq!(failed["verdict"], "failed_and_undone", "{failed}");
+    assert_eq!(failed["version"], v2.as_str());
+    assert_eq!(failed["host"], DOMAIN);
+    assert_eq!(failed["problem"], format!("error: {BOOM}"));
+    assert_eq!(failed["back"], v1.as_str());
+    // The room hears it too, with the same facts (after the notices of
+    // the updates the refreshes found).
+    let in_room = std::iter::from_fn(|| admin.next_json_from(ROOM, "modman", 20))
+        .find(|facts| facts["kind"] == "health")
+        .expect("the verdict in the room");
+    assert_eq!(in_room, failed);
+    assert_eq!(installed_version(&prosody), v1);
+    assert_eq!(
+        std::fs::read_to_string(prosody.modules_dir().join("mod_canary/mod_canary.lua")).unwrap(),
+        "module:log(\"info\", \"canary v1\");\n"
+    );
+    let listed = prosody.module_list(DOMAIN);
+    assert!(listed.contains(&"canary".to_owned()), "{listed:?}");
+    let history = std::fs::read_to_string(prosody.path("modman-state/history.jsonl")).unwrap();
+    let undo: Value = serde_json::from_str(history.lines().last().unwrap()).unwrap();
+    assert_eq!(undo["operation"], "health-rollback");
+    assert_eq!(undo["actor"], "health-check");
+    assert_eq!(undo["result"], "ok");
+    assert_eq!(
+        undo["changes"],
+        json!([{"module": "canary", "from": v2, "to": v1}])
+    );
+    assert!(undo["reason"].as_str().unwrap().contains(BOOM), "{undo}");
+
+    // A healthy update stays once its watch is over.
+    let v3 = canary(&repository, "module:log(\"info\", \"canary v3\");\n");
+    assert_eq!(
+        last(&admin.run("refresh", json!({})))["status"],
+        "completed"
+    );
+    let update = admin.run("update", json!({"modules": ["canary"], "confirm": true}));
+    assert_eq!(last(&update)["status"], "completed", "{update}");
+    clock.advance(10 * 60 + 1);
+    let healthy = verdict(&mut admin);
+    assert_eq!(healthy["verdict"], "healthy", "{healthy}");
+    assert_eq!(healthy["version"], v3.as_str());
+    assert_eq!(installed_version(&prosody), v3);
+}
