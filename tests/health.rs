@@ -196,3 +196,68 @@ fn a_module_that_turns_to_error_after_an_update_is_put_back_and_a_healthy_one_st
     assert_eq!(healthy["version"], v3.as_str());
     assert_eq!(installed_version(&prosody), v3);
 }
+
+#[test]
+fn an_auto_policy_updates_within_its_window_and_not_outside_it() {
+    let prosody = Prosody::start();
+    let repository = Repository::start_with(|corpus| {
+        write_canary(
+            &corpus.join("mod_canary"),
+            "module:log(\"info\", \"canary v1\");\n",
+        );
+    });
+    let v1 = repository.entry("canary")["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A Saturday noon; the window opens on Sunday at 03:00.
+    let mut clock = TestClock::at(prosody.path("clock"), datetime!(2026-12-05 12:00 UTC));
+    let config = format!(
+        "{}{}\n[chat]\nnotify_admins = true\ncheck_updates_hours = 1\n\n[policy]\nwindow = \"Sun 03:00-04:00\"\n",
+        prosody.modman_config(),
+        repository.config_section()
+    );
+    let mut admin = Client::connect(&prosody, ADMIN);
+    let _modman = Modman::start_with_env(
+        &prosody,
+        &config,
+        &Program::this_build(),
+        &[("MODMAN_CLOCK_FILE", clock.path.as_os_str())],
+    );
+    assert_eq!(
+        last(&admin.run("refresh", json!({})))["status"],
+        "completed"
+    );
+    let install = admin.run("install", json!({"modules": ["canary"]}));
+    assert_eq!(last(&install)["status"], "completed", "{install}");
+    let policy = admin.chat_json(COMPONENT, "policy canary auto");
+    let rows = support::rows_by(&policy, "module");
+    assert_eq!(rows["canary"]["policy"], "auto", "{policy}");
+    assert_eq!(rows["canary"]["source"], "module", "{policy}");
+
+    // A new copy, found by the hourly refresh outside the window:
+    // announced, not applied (an update applied is announced before the
+    // notices, and is no news after).
+    let v2 = canary(&repository, "module:log(\"info\", \"canary v2\");\n");
+    clock.advance(3600);
+    let (notice, facts) = admin.next_chat(COMPONENT).expect("an update notice");
+    assert_eq!(facts, Value::Null, "not an update notice: {notice}");
+    assert!(notice.contains(&v2), "{notice}");
+    assert_eq!(installed_version(&prosody), v1);
+
+    // Within the window: announced, applied, announced again.
+    clock.now = datetime!(2026-12-06 03:00:30 UTC);
+    clock.write();
+    let (_, starting) = admin.next_chat(COMPONENT).expect("the announcement before");
+    assert_eq!(starting["kind"], "auto_update", "{starting}");
+    assert_eq!(starting["stage"], "starting");
+    assert_eq!(
+        starting["modules"],
+        json!([{"module": "canary", "from": v1, "to": v2}])
+    );
+    let (_, done) = admin.next_chat(COMPONENT).expect("the announcement after");
+    assert_eq!(done["stage"], "done", "{done}");
+    let updated = support::rows_by(&done["result"], "module");
+    assert_eq!(updated["canary"]["to"], v2.as_str());
+    assert_eq!(installed_version(&prosody), v2);
+}

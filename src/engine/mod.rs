@@ -22,6 +22,7 @@ mod journal;
 pub mod live;
 pub mod managed_config;
 pub mod modules_dir;
+pub mod policy;
 mod recovery;
 pub mod scope;
 pub mod state;

@@ -37,6 +37,7 @@ mod install;
 mod json;
 mod list;
 mod plan;
+pub mod policy;
 mod refresh;
 mod remove;
 mod required;
@@ -123,6 +124,7 @@ pub fn all() -> &'static [&'static dyn Operation] {
         &Registered::<refresh::Refresh>(PhantomData),
         &Registered::<history::History>(PhantomData),
         &Registered::<check::Check>(PhantomData),
+        &Registered::<policy::PolicyCommand>(PhantomData),
     ]
 }
 

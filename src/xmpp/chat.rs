@@ -98,13 +98,16 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
     }
     for param in params {
         match param.kind {
+            // The choice first or last: `policy auto lastlog` and
+            // `policy lastlog auto` alike.
             ParamKind::Choice(options) => {
-                if let Some(word) = words
-                    .front()
-                    .filter(|w| options.iter().any(|(o, _)| o.eq_ignore_ascii_case(w)))
-                {
+                let chosen = |w: &&&str| options.iter().any(|(o, _)| o.eq_ignore_ascii_case(w));
+                if let Some(word) = words.front().filter(chosen) {
                     raw.push((param.var, vec![word.to_lowercase()]));
                     words.pop_front();
+                } else if let Some(word) = words.back().filter(chosen) {
+                    raw.push((param.var, vec![word.to_lowercase()]));
+                    words.pop_back();
                 }
             }
             ParamKind::Modules(_) => {

@@ -302,11 +302,9 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
     if !config.repositories.is_empty() && app.ctx.catalog().sources.is_empty() {
         spawn_scheduled_refresh(app, &replies);
     }
-    let period = config
-        .chat
-        .check_updates
-        .unwrap_or(Duration::from_secs(365 * 24 * 3600));
-    let mut scheduled = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let clock = app.ctx.watches.clock().clone();
+    let mut due = next_run(config, clock.now());
+    let mut scheduled = clock.sleep_until(due.unwrap_or(FAR_FUTURE));
     let mut stopping = false;
     let mut notices = app.notices.lock().await;
     loop {
@@ -320,8 +318,10 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
                 continue;
             }
             // A stop starts nothing new, a scheduled refresh included.
-            _ = scheduled.tick(), if config.chat.check_updates.is_some() && !stopping => {
+            () = &mut scheduled, if due.is_some() && !stopping => {
                 spawn_scheduled_refresh(app, &replies);
+                due = next_run(config, clock.now());
+                scheduled = clock.sleep_until(due.unwrap_or(FAR_FUTURE));
                 continue;
             }
             _ = app.stop.requested(), if !stopping => {
@@ -494,7 +494,25 @@ fn announcements(app: &App, refreshed: bool) -> Vec<Stanza> {
         .collect()
 }
 
-/// Runs `refresh` on schedule and announces what it found.
+/// A moment the schedule never reaches.
+const FAR_FUTURE: time::OffsetDateTime = time::macros::datetime!(9999-01-01 00:00 UTC);
+
+/// When the schedule runs next after `now`: a refresh period later
+/// (`check_updates_hours`), or when the maintenance window opens (so
+/// automatic updates run within it), whichever comes first; `None` when
+/// neither is set.
+fn next_run(config: &Config, now: time::OffsetDateTime) -> Option<time::OffsetDateTime> {
+    let refresh = config
+        .chat
+        .check_updates
+        .and_then(|period| time::Duration::try_from(period).ok())
+        .map(|period| now + period);
+    let window = config.policy.window.as_ref().map(|w| w.next_opening(now));
+    refresh.into_iter().chain(window).min()
+}
+
+/// Runs `refresh` on schedule, announces what it found, and within the
+/// maintenance window applies the updates whose policy is auto.
 fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>) {
     let (app, replies) = (app.clone(), replies.clone());
     tokio::spawn(async move {
@@ -513,6 +531,16 @@ fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>) {
             Ok(_) => tracing::info!("scheduled refresh done"),
             Err(e) => tracing::warn!("scheduled refresh failed: {e}"),
         }
+        // Updates applied now are not announced as available after.
+        let now = app.ctx.watches.clock().now();
+        let tell = |notice: ops::health::Notice| {
+            for message in notices::messages(&app.ctx.config, &notice) {
+                if replies.try_send(message.into()).is_err() {
+                    tracing::warn!("an automatic update notice was not sent: {}", notice.text);
+                }
+            }
+        };
+        ops::policy::auto_updates(&app.ctx, now, tell).await;
         for stanza in announcements(&app, true) {
             let _ = replies.send(stanza).await;
         }
