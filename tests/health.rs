@@ -36,6 +36,16 @@ impl TestClock {
         self.write();
     }
 
+    /// modman with `config`, on this clock.
+    fn modman(&self, prosody: &Prosody, config: &str) -> Modman {
+        Modman::start_with_env(
+            prosody,
+            config,
+            &Program::this_build(),
+            &[("MODMAN_CLOCK_FILE", self.path.as_os_str())],
+        )
+    }
+
     fn write(&self) {
         let text = self
             .now
@@ -45,6 +55,22 @@ impl TestClock {
         std::fs::write(&temp, text).unwrap();
         std::fs::rename(&temp, &self.path).unwrap();
     }
+}
+
+/// A Prosody, and a repository that offers mod_canary, with its version.
+fn with_canary() -> (Prosody, Repository, String) {
+    let prosody = Prosody::start();
+    let repository = Repository::start_with(|corpus| {
+        write_canary(
+            &corpus.join("mod_canary"),
+            "module:log(\"info\", \"canary v1\");\n",
+        );
+    });
+    let v1 = repository.entry("canary")["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (prosody, repository, v1)
 }
 
 /// Writes mod_canary with `code` into the repository's tree and builds it;
@@ -88,17 +114,7 @@ fn verdict(admin: &mut Client) -> Value {
 
 #[test]
 fn a_module_that_turns_to_error_after_an_update_is_put_back_and_a_healthy_one_stays() {
-    let prosody = Prosody::start();
-    let repository = Repository::start_with(|corpus| {
-        write_canary(
-            &corpus.join("mod_canary"),
-            "module:log(\"info\", \"canary v1\");\n",
-        );
-    });
-    let v1 = repository.entry("canary")["version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (prosody, repository, v1) = with_canary();
     let mut clock = TestClock::at(prosody.path("clock"), datetime!(2026-12-05 12:00 UTC));
     let config = format!(
         "{}{}\n[chat]\nrooms = [\"{ROOM}\"]\nnick = \"modman\"\n",
@@ -109,12 +125,7 @@ fn a_module_that_turns_to_error_after_an_update_is_put_back_and_a_healthy_one_st
     );
     let mut admin = Client::connect(&prosody, ADMIN);
     admin.join(ROOM, "alice", "anyone");
-    let _modman = Modman::start_with_env(
-        &prosody,
-        &config,
-        &Program::this_build(),
-        &[("MODMAN_CLOCK_FILE", clock.path.as_os_str())],
-    );
+    let _modman = clock.modman(&prosody, &config);
     admin.wait_for_occupant(ROOM, "modman");
     assert_eq!(
         last(&admin.run("refresh", json!({})))["status"],
@@ -199,17 +210,7 @@ fn a_module_that_turns_to_error_after_an_update_is_put_back_and_a_healthy_one_st
 
 #[test]
 fn an_auto_policy_updates_within_its_window_and_not_outside_it() {
-    let prosody = Prosody::start();
-    let repository = Repository::start_with(|corpus| {
-        write_canary(
-            &corpus.join("mod_canary"),
-            "module:log(\"info\", \"canary v1\");\n",
-        );
-    });
-    let v1 = repository.entry("canary")["version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (prosody, repository, v1) = with_canary();
     // A Saturday noon; the window opens on Sunday at 03:00.
     let mut clock = TestClock::at(prosody.path("clock"), datetime!(2026-12-05 12:00 UTC));
     let config = format!(
@@ -218,12 +219,7 @@ fn an_auto_policy_updates_within_its_window_and_not_outside_it() {
         repository.config_section()
     );
     let mut admin = Client::connect(&prosody, ADMIN);
-    let _modman = Modman::start_with_env(
-        &prosody,
-        &config,
-        &Program::this_build(),
-        &[("MODMAN_CLOCK_FILE", clock.path.as_os_str())],
-    );
+    let _modman = clock.modman(&prosody, &config);
     assert_eq!(
         last(&admin.run("refresh", json!({})))["status"],
         "completed"
