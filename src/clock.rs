@@ -89,3 +89,32 @@ impl Clock for FileClock {
         })
     }
 }
+
+/// A clock the unit tests set by hand; waits end when it is set past them.
+#[cfg(test)]
+pub struct ManualClock(tokio::sync::watch::Sender<OffsetDateTime>);
+
+#[cfg(test)]
+impl ManualClock {
+    pub fn at(now: OffsetDateTime) -> ManualClock {
+        ManualClock(tokio::sync::watch::Sender::new(now))
+    }
+
+    pub fn set(&self, now: OffsetDateTime) {
+        self.0.send_replace(now);
+    }
+}
+
+#[cfg(test)]
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.borrow()
+    }
+
+    fn sleep_until(&self, at: OffsetDateTime) -> BoxFuture<'_, ()> {
+        let mut seen = self.0.subscribe();
+        Box::pin(async move {
+            let _ = seen.wait_for(|now| *now >= at).await;
+        })
+    }
+}

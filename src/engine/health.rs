@@ -160,6 +160,18 @@ pub async fn watch(
     }
 }
 
+/// Longest status text carried into a verdict, a message and the history:
+/// a module writes it, so it is cleaned and cut.
+const MAX_STATUS_CHARS: usize = 300;
+
+fn bounded(text: &str) -> String {
+    let text = crate::clean::one_line(&crate::clean::clean(text));
+    match text.char_indices().nth(MAX_STATUS_CHARS) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text,
+    }
+}
+
 impl Engine {
     /// One look at `module` on `hosts`: Prosody answers, and lists it on
     /// each (or globally, for a module that runs globally) without an
@@ -182,7 +194,10 @@ impl Engine {
                 Some(Some(status)) if status.level == StatusLevel::Error => {
                     return Err(Problem::Status {
                         host: host.clone(),
-                        status: status.clone(),
+                        status: ModuleStatus {
+                            level: StatusLevel::Error,
+                            text: bounded(&status.text),
+                        },
                     })
                 }
                 Some(_) => {}
