@@ -125,7 +125,7 @@ fn a_module_that_turns_to_error_after_an_update_is_put_back_and_a_healthy_one_st
     );
     let mut admin = Client::connect(&prosody, ADMIN);
     admin.join(ROOM, "alice", "anyone");
-    let _modman = clock.modman(&prosody, &config);
+    let modman = clock.modman(&prosody, &config);
     admin.wait_for_occupant(ROOM, "modman");
     assert_eq!(
         last(&admin.run("refresh", json!({})))["status"],
@@ -206,6 +206,26 @@ fn a_module_that_turns_to_error_after_an_update_is_put_back_and_a_healthy_one_st
     assert_eq!(healthy["verdict"], "healthy", "{healthy}");
     assert_eq!(healthy["version"], v3.as_str());
     assert_eq!(installed_version(&prosody), v3);
+    let watching = prosody.path("modman-state/watching");
+    let records = || std::fs::read_dir(&watching).map_or(0, |d| d.count());
+    assert_eq!(records(), 0, "a watch that ended leaves no record");
+
+    // Killed mid-watch: the change stands, and the next start reports it
+    // (and forgets the record).
+    let v4 = canary(&repository, "module:log(\"info\", \"canary v4\");\n");
+    assert_eq!(
+        last(&admin.run("refresh", json!({})))["status"],
+        "completed"
+    );
+    let update = admin.run("update", json!({"modules": ["canary"], "confirm": true}));
+    assert_eq!(last(&update)["status"], "completed", "{update}");
+    let record = watching.join(format!("{}.json", modman.pid()));
+    let recorded: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(recorded, json!([{"module": "canary", "version": v4}]));
+    drop(modman);
+    let _modman = clock.modman(&prosody, &config);
+    assert_eq!(records(), 0, "the record of the killed watch is gone");
+    assert_eq!(installed_version(&prosody), v4);
 }
 
 #[test]

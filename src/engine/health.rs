@@ -160,6 +160,57 @@ pub async fn watch(
     }
 }
 
+/// Where each process lists the watches it runs (`PID.json`), so that a
+/// start after it died mid-watch says which changes stood unchecked.
+const WATCHING: &str = "watching";
+
+/// A watch as recorded: the module and the version watched.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Watched {
+    pub module: String,
+    pub version: Option<String>,
+}
+
+/// Notes on the watches of processes that are gone, whose records are
+/// removed: what they watched stands, unchecked.
+pub(super) fn stood_unchecked(state_dir: &std::path::Path) -> Vec<String> {
+    let dir = state_dir.join(WATCHING);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return vec![];
+    };
+    let mut notes = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(pid) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if std::path::Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        let watched: Vec<Watched> = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        for w in watched {
+            notes.push(format!(
+                "modman stopped while it watched the health of {} {}; that change stands unchecked: see `info {}`, and `rollback {}` if it misbehaves",
+                w.module,
+                w.version.as_deref().unwrap_or(""),
+                w.module,
+                w.module
+            ));
+        }
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!("cannot remove {}: {e}", path.display());
+        }
+    }
+    notes
+}
+
 /// Longest status text carried into a verdict, a message and the history:
 /// a module writes it, so it is cleaned and cut.
 const MAX_STATUS_CHARS: usize = 300;
@@ -204,6 +255,31 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Records the watches this process runs now (none: the record
+    /// goes), for [`stood_unchecked`] after a crash.
+    pub fn record_watching(&self, watched: &[Watched]) {
+        let dir = self.paths.state_dir.join(WATCHING);
+        let path = dir.join(format!("{}.json", std::process::id()));
+        let written = match watched.is_empty() {
+            true => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+            false => serde_json::to_vec(watched)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| {
+                    std::fs::create_dir_all(&dir)?;
+                    crate::fsutil::atomic_write(&path, &bytes)
+                }),
+        };
+        if let Err(e) = written {
+            tracing::warn!(
+                "cannot record the health watches in {}: {e}; a crash now would not be reported at the next start",
+                path.display()
+            );
+        }
     }
 
     /// Whether a change to the module came after the one watched.

@@ -188,6 +188,7 @@ impl Engine {
             (notes, interrupted) =
                 recovery::recover(&paths, &config.prosody.managed_config, &faults)?;
             drop(lock);
+            notes.extend(health::stood_unchecked(&paths.state_dir));
         } else {
             // Nothing can have been installed there; `check` and every
             // change report it, with the fix.

@@ -19,7 +19,7 @@ use crate::access::Actor;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::change::{Applied, Placement};
-use crate::engine::health::{self, Back, Ending, Subject, Undo, Verdict};
+use crate::engine::health::{self, Back, Ending, Subject, Undo, Verdict, Watched};
 use crate::engine::Engine;
 
 /// Verdicts waiting for the front end; one more is logged and dropped.
@@ -37,12 +37,20 @@ pub struct Notice {
     pub facts: serde_json::Value,
 }
 
+/// A watch running.
+struct Running {
+    id: u64,
+    /// Ends it early.
+    end: oneshot::Sender<Ending>,
+    version: Option<String>,
+}
+
 /// The health watches of this process.
 pub struct Watches {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
-    /// Module -> (watch id, how to end it early).
-    running: Mutex<HashMap<String, (u64, oneshot::Sender<Ending>)>>,
+    /// Module -> the watch running.
+    running: Mutex<HashMap<String, Running>>,
     next_id: AtomicU64,
     notices: mpsc::Sender<Notice>,
     receiver: Mutex<Option<mpsc::Receiver<Notice>>>,
@@ -147,13 +155,16 @@ impl Watches {
     ) {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let (end, ended) = oneshot::channel();
-        let older = self
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(subject.module.clone(), (id, end));
-        if let Some((_, older)) = older {
-            let _ = older.send(Ending::Superseded);
+        let older = self.running(&engine, |running| {
+            let watch = Running {
+                id,
+                end,
+                version: subject.version.clone(),
+            };
+            running.insert(subject.module.clone(), watch)
+        });
+        if let Some(older) = older {
+            let _ = older.end.send(Ending::Superseded);
         }
         // Nobody asked in person (the update policy): every admin, and
         // the rooms, hear the verdict.
@@ -174,15 +185,11 @@ impl Watches {
             let ended = async { ended.await.unwrap_or(Ending::Shutdown) };
             let verdict =
                 health::watch(&engine, watches.clock.as_ref(), &subject, span, ended).await;
-            {
-                let mut running = watches.running.lock().unwrap_or_else(|e| e.into_inner());
-                if running
-                    .get(&subject.module)
-                    .is_some_and(|(at, _)| *at == id)
-                {
+            watches.running(&engine, |running| {
+                if running.get(&subject.module).is_some_and(|w| w.id == id) {
                     running.remove(&subject.module);
                 }
-            }
+            });
             let Some(notice) = notice(&subject, &verdict, span, admins, everyone) else {
                 tracing::info!(
                     "the health watch of {} ended early ({verdict:?}); the change stands",
@@ -200,19 +207,39 @@ impl Watches {
         tasks.push(task);
     }
 
-    /// Ends every watch: modman is stopping, and what they watched stands.
+    /// Changes the watches running with `change`, and records them with
+    /// the engine, so a start after a crash says which stood unchecked.
+    fn running<T>(
+        &self,
+        engine: &Engine,
+        change: impl FnOnce(&mut HashMap<String, Running>) -> T,
+    ) -> T {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let result = change(&mut running);
+        let watched: Vec<Watched> = (running.iter())
+            .map(|(module, w)| Watched {
+                module: module.clone(),
+                version: w.version.clone(),
+            })
+            .collect();
+        engine.record_watching(&watched);
+        result
+    }
+
+    /// Ends every watch: modman is stopping, and what they watched stands
+    /// (each logged here).
     pub fn stop_all(&self) {
-        let running: Vec<(String, (u64, oneshot::Sender<Ending>))> = self
+        let running: Vec<(String, Running)> = self
             .running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain()
             .collect();
-        for (module, (_, end)) in running {
+        for (module, watch) in running {
             tracing::warn!(
                 "stopping: the health watch of {module} ends here, and its change stands unchecked"
             );
-            let _ = end.send(Ending::Shutdown);
+            let _ = watch.end.send(Ending::Shutdown);
         }
     }
 
