@@ -79,6 +79,10 @@ pub struct Spec {
 /// question in advance, so a bot needs one round trip.
 pub const CONFIRM_FIELD: &str = "confirm";
 
+/// The field every changing operation accepts: `true` shows what it
+/// would do and changes nothing (see [`Consent::DryRun`]).
+pub const DRY_RUN_FIELD: &str = "dry_run";
+
 /// Longest value accepted for any field, in bytes.
 const MAX_VALUE_LEN: usize = 1024;
 /// Most values accepted for one field.
@@ -100,7 +104,8 @@ pub struct Input {
     /// Module options given, in order (see [`ParamKind::Options`]).
     options: Vec<(String, OptionInput)>,
     /// What the requester said about going ahead: nothing, yes in
-    /// advance (field `confirm`), or yes to a question that showed a plan.
+    /// advance (field `confirm`), yes to a question that showed a plan,
+    /// or only show the plan (field `dry_run`).
     pub consent: Consent,
 }
 
@@ -143,8 +148,14 @@ impl Input {
                 )));
             }
             if var == CONFIRM_FIELD {
-                if parse_bool(var, &vals)? {
+                if parse_bool(var, &vals)? && input.consent != Consent::DryRun {
                     input.consent = Consent::Given;
+                }
+                continue;
+            }
+            if var == DRY_RUN_FIELD {
+                if parse_bool(var, &vals)? {
+                    input.consent = Consent::DryRun;
                 }
                 continue;
             }
@@ -162,7 +173,7 @@ impl Input {
                 let known: Vec<_> = params
                     .iter()
                     .map(|p| p.var)
-                    .chain([CONFIRM_FIELD])
+                    .chain([CONFIRM_FIELD, DRY_RUN_FIELD])
                     .collect();
                 OpError::bad_input(format!(
                     "unknown field `{}`; this command takes: {}",
@@ -437,6 +448,16 @@ mod tests {
         assert_eq!(input.text("query"), Some("smacks"));
         assert_eq!(input.text("show"), Some("installed"));
         assert_eq!(input.consent, Consent::Given);
+        // A dry run wins over a yes, in either order.
+        for pairs in [
+            raw(&[("confirm", &["true"]), ("dry_run", &["true"])]),
+            raw(&[("dry_run", &["true"]), ("confirm", &["true"])]),
+        ] {
+            assert_eq!(
+                Input::check(PARAMS, pairs).unwrap().consent,
+                Consent::DryRun
+            );
+        }
     }
 
     #[test]
@@ -457,7 +478,7 @@ mod tests {
         for (pairs, expected) in [
             (
                 raw(&[("colour", &["red"])]),
-                "unknown field `colour`; this command takes: query, show, modules, confirm",
+                "unknown field `colour`; this command takes: query, show, modules, confirm, dry_run",
             ),
             (
                 raw(&[("query", &["a", "b"])]),

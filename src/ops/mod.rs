@@ -48,7 +48,9 @@ pub use confirm::{Consent, Question};
 pub use context::Context;
 pub use error::{ErrorKind, OpError};
 pub use fit::REPLY_BYTES;
-pub use input::{Access, Input, ModuleChoice, OptionInput, Param, ParamKind, Spec, CONFIRM_FIELD};
+pub use input::{
+    Access, Input, ModuleChoice, OptionInput, Param, ParamKind, Spec, CONFIRM_FIELD, DRY_RUN_FIELD,
+};
 pub use response::{Details, FieldKind, Form, FormField, Outcome, Response, Table};
 
 /// One operation: its description, how to read its input, how to run it.

@@ -27,7 +27,13 @@ use super::fleet;
 use super::shutdown::Refused;
 use crate::access::Actor;
 use crate::config::Config;
-use crate::ops::{self, Consent, Context, Input, Operation, ParamKind, Question, Response};
+use crate::ops::{
+    self, Access, Consent, Context, Input, Operation, ParamKind, Question, Response, DRY_RUN_FIELD,
+};
+
+/// The word before a changing command that shows its plan and changes
+/// nothing (`plan update all`).
+const PLAN: &str = "plan";
 
 /// How long a question waits for its `yes` or `no`.
 const ANSWER_WITHIN: Duration = Duration::from_secs(5 * 60);
@@ -70,6 +76,14 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
         "no" | "n" => return Ok(Line::Answer(false)),
         _ => {}
     }
+    // `plan update all`: the command's plan, with nothing changed.
+    let dry_run = first.eq_ignore_ascii_case(PLAN);
+    let first = match dry_run {
+        true => words
+            .pop_front()
+            .ok_or_else(|| "Say which command to plan, such as: plan update all".to_owned())?,
+        false => first,
+    };
     let op = ops::find(&first.to_lowercase()).ok_or_else(|| {
         format!(
             "I do not know `{}`; say help for the commands.",
@@ -78,6 +92,15 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
     })?;
     let params = op.spec().params;
     let mut raw = Vec::new();
+    if dry_run {
+        if op.spec().access != Access::Change {
+            return Err(format!(
+                "`{}` changes nothing, so there is nothing to plan; send it without `{PLAN}`.",
+                op.spec().node
+            ));
+        }
+        raw.push((DRY_RUN_FIELD, vec!["true".to_owned()]));
+    }
     if let Some(param) = params.iter().find(|p| p.kind == ParamKind::Options) {
         let assignments = assignments(&mut words);
         if !assignments.is_empty() {
@@ -801,7 +824,7 @@ fn help() -> String {
         .map(|op| format!("{} - {}", usage(*op), op.spec().name))
         .collect();
     format!(
-        "Commands:\n{}\nModule names may be written with or without mod_. When I ask a question, answer yes or no.",
+        "Commands:\n{}\nModule names may be written with or without mod_. Put {PLAN} before a command that changes things to see what it would do, with nothing changed (plan update all). When I ask a question, answer yes or no.",
         lines.join("\n")
     )
 }
@@ -862,6 +885,12 @@ mod tests {
             )
         );
         assert_eq!(command("update all"), ("update", vec![]));
+        assert_eq!(
+            command("plan update all"),
+            ("update", vec![(DRY_RUN_FIELD, v(&["true"]))])
+        );
+        assert!(parse_line("plan list").is_err());
+        assert!(parse_line("plan").is_err());
         assert_eq!(
             command("enable x on a.org b.org"),
             (

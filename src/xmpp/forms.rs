@@ -12,7 +12,8 @@ use super::command::NS_DATA;
 use super::name;
 use crate::ops::context::LABEL_SEPARATOR;
 use crate::ops::{
-    Context, Details, FieldKind, Form, Input, Param, ParamKind, Spec, Table, CONFIRM_FIELD,
+    Access, Context, Details, FieldKind, Form, Input, Param, ParamKind, Spec, Table, CONFIRM_FIELD,
+    DRY_RUN_FIELD,
 };
 
 /// Most module names offered as options; beyond it a client gets only the
@@ -148,6 +149,19 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
                 form.append_child(param_field(param, "boolean", &value));
             }
         }
+    }
+    if spec.access == Access::Change {
+        let mut field = field_element(
+            DRY_RUN_FIELD,
+            "boolean",
+            "Show what would happen (change nothing)",
+        );
+        field.append_child(text_element(
+            "desc",
+            "Only show the plan: nothing is fetched, written or loaded.",
+        ));
+        field.append_child(text_element("value", "0"));
+        form.append_child(field);
     }
     if let Some(field) = super::fleet::request::servers_field(ctx, spec.node) {
         form.append_child(field);
