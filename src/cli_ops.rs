@@ -110,7 +110,7 @@ fn argument(param: &'static Param, positional: bool) -> Arg {
         ParamKind::Choice(options) => arg
             .value_parser(options.iter().map(|(value, _)| *value).collect::<Vec<_>>())
             .default_value(options.first().map(|(value, _)| *value).unwrap_or_default()),
-        ParamKind::Text => arg.required(param.required),
+        ParamKind::Text | ParamKind::Reason => arg.required(param.required),
         ParamKind::Options => arg,
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::confirm::Consent;
 use super::OpError;
+use crate::engine::state::Reason;
 use crate::repo::index::is_valid_module_name;
 use crate::repo::options::is_option_name;
 
@@ -35,6 +36,10 @@ pub enum ParamKind {
     Boolean,
     /// One or more of the server's host names; all VirtualHosts when none.
     Hosts,
+    /// Why, in the admin's words (`hold x because "..."`): one line,
+    /// control characters replaced, at most [`Reason::MAX_CHARS`]. In
+    /// chat, the rest of the line after the parameter's name.
+    Reason,
     /// Module options: `name = value` lines (`name =` unsets), and in a
     /// form any other field named like an option.
     Options,
@@ -182,13 +187,19 @@ impl Input {
                 ))
             })?;
             let vals = match param.kind {
-                ParamKind::Text | ParamKind::Choice(_) if vals.len() > 1 => {
+                ParamKind::Text | ParamKind::Choice(_) | ParamKind::Reason if vals.len() > 1 => {
                     return Err(OpError::bad_input(format!(
                         "field `{var}` takes one value, got {}",
                         vals.len()
                     )))
                 }
                 ParamKind::Text => vals,
+                ParamKind::Reason => match vals.first().map(|v| v.trim()) {
+                    None | Some("") => vals,
+                    Some(text) => vec![Reason::new(text)
+                        .map_err(|e| OpError::bad_input(format!("field `{var}`: {e}")))?
+                        .to_string()],
+                },
                 ParamKind::Choice(options) => {
                     let value = vals.first().map(|v| v.trim()).unwrap_or_default();
                     if !value.is_empty() && !options.iter().any(|(o, _)| *o == value) {

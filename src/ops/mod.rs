@@ -30,6 +30,7 @@ mod enable;
 pub mod error;
 mod fit;
 mod history;
+mod hold;
 mod info;
 pub mod input;
 mod install;
@@ -116,6 +117,8 @@ pub fn all() -> &'static [&'static dyn Operation] {
         &Registered::<info::Info>(PhantomData),
         &Registered::<install::Install>(PhantomData),
         &Registered::<update::Update>(PhantomData),
+        &Registered::<hold::Hold>(PhantomData),
+        &Registered::<hold::Unhold>(PhantomData),
         &Registered::<remove::Remove>(PhantomData),
         &Registered::<enable::Enable>(PhantomData),
         &Registered::<disable::Disable>(PhantomData),

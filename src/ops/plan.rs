@@ -287,6 +287,7 @@ impl Plan<'_> {
                     .map(|d| d.name.clone())
                     .collect(),
                 library: step.entry.library.clone(),
+                held: None,
             };
             prepared.push(Prepared {
                 name: step.entry.name.clone(),

@@ -5,8 +5,8 @@
 //! modules loaded in Prosody are reloaded with the new code.
 
 use super::confirm::{Consent, Proposal};
-use super::plan;
 use super::updates::{self, Unknown, UpdateStatus};
+use super::{hold, plan};
 use super::{
     Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
 };
@@ -45,6 +45,7 @@ impl Command for Update {
     async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {
         let mut guard = ctx.engine.lock().await?;
         let catalog = ctx.catalog();
+        let named = !self.modules.is_empty();
         let names: Vec<String> = if self.modules.is_empty() {
             guard.installed.modules.keys().cloned().collect()
         } else {
@@ -64,6 +65,18 @@ impl Command for Update {
             match updates::status(&catalog, &ctx.config.repositories, &name, record) {
                 UpdateStatus::Available { .. } => wanted.push((name, "update".to_owned())),
                 UpdateStatus::UpToDate => {}
+                UpdateStatus::Held(hold) if named => {
+                    return Err(OpError::conflict(format!(
+                        "{name} is held at {} ({}), so it was not updated; nothing was changed. To update it, unhold {name} first",
+                        record.version,
+                        hold::describe(hold)
+                    )))
+                }
+                UpdateStatus::Held(hold) => notes.push(format!(
+                    "{name} is held at {} ({}), so it was left as it is.",
+                    record.version,
+                    hold::describe(hold)
+                )),
                 // Never back to an older copy: that is rollback's job, or
                 // an explicit remove and install.
                 UpdateStatus::Older {

@@ -107,6 +107,14 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
             raw.push((param.var, assignments));
         }
     }
+    // `because ...`: the rest of the line is the reason, whatever words
+    // it holds (`on`, a flag's name).
+    for param in params.iter().filter(|p| p.kind == ParamKind::Reason) {
+        if let Some(at) = words.iter().position(|w| w.eq_ignore_ascii_case(param.var)) {
+            let reason: Vec<&str> = words.drain(at..).skip(1).collect();
+            raw.push((param.var, vec![reason.join(" ")]));
+        }
+    }
     let on = words.iter().position(|w| w.eq_ignore_ascii_case("on"));
     let hosts: Option<Vec<String>> =
         on.map(|at| words.drain(at..).skip(1).map(str::to_owned).collect());
@@ -147,7 +155,7 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
                 ));
             }
             ParamKind::Hosts => raw.extend(hosts.clone().map(|h| (param.var, h))),
-            ParamKind::Text | ParamKind::Boolean | ParamKind::Options => {}
+            ParamKind::Text | ParamKind::Boolean | ParamKind::Options | ParamKind::Reason => {}
         }
     }
     let node = op.spec().node;
@@ -204,6 +212,7 @@ pub fn usage(op: &dyn Operation) -> String {
             ParamKind::Boolean => param.var.to_owned(),
             ParamKind::Hosts => "on HOST...".to_owned(),
             ParamKind::Options => "name=value...".to_owned(),
+            ParamKind::Reason => format!("{} \"...\"", param.var),
         };
         parts.push(if param.required {
             part
@@ -890,6 +899,17 @@ mod tests {
             ("update", vec![(DRY_RUN_FIELD, v(&["true"]))])
         );
         assert!(parse_line("plan list").is_err());
+        // The reason is the rest of the line, `on` and flag names too.
+        assert_eq!(
+            command("hold mod_lastlog because \"breaks on our LDAP\""),
+            (
+                "hold",
+                vec![
+                    ("because", v(&["\"breaks on our LDAP\""])),
+                    ("modules", v(&["mod_lastlog"]))
+                ]
+            )
+        );
         assert!(parse_line("plan").is_err());
         assert_eq!(
             command("enable x on a.org b.org"),

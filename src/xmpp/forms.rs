@@ -137,7 +137,7 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
                 }
                 form.append_child(field);
             }
-            ParamKind::Text => {
+            ParamKind::Text | ParamKind::Reason => {
                 form.append_child(param_field(param, "text-single", &values));
             }
             ParamKind::Options => {
