@@ -80,7 +80,12 @@ pub fn input(spec: &'static Spec, args: &ArgMatches) -> Result<Input, OpError> {
 fn positional(spec: &Spec) -> Option<&'static str> {
     spec.params
         .iter()
-        .find(|p| matches!(p.kind, ParamKind::Modules(_) | ParamKind::Text))
+        .find(|p| {
+            matches!(
+                p.kind,
+                ParamKind::Modules(_) | ParamKind::Versioned(_) | ParamKind::Text
+            )
+        })
         .map(|p| p.var)
 }
 
@@ -96,14 +101,17 @@ fn argument(param: &'static Param, positional: bool) -> Arg {
     let arg = match positional {
         true => arg.value_name(match param.kind {
             ParamKind::Modules(_) => "MODULE",
+            ParamKind::Versioned(_) => "MODULE[@VERSION]",
             _ => "TEXT",
         }),
         false => arg.long(param.var),
     };
     match param.kind {
         ParamKind::Boolean => arg.action(ArgAction::SetTrue),
-        ParamKind::Modules(_) if positional => arg.num_args(1..).required(param.required),
-        ParamKind::Modules(_) | ParamKind::Hosts => arg
+        ParamKind::Modules(_) | ParamKind::Versioned(_) if positional => {
+            arg.num_args(1..).required(param.required)
+        }
+        ParamKind::Modules(_) | ParamKind::Versioned(_) | ParamKind::Hosts => arg
             .value_delimiter(',')
             .action(ArgAction::Append)
             .required(param.required),

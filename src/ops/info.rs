@@ -220,6 +220,14 @@ impl Command for Info {
             ("prosody", "In Prosody", live),
             ("options", "Options set by modman", options),
             ("available", "Available", available),
+            (
+                "versions",
+                "Versions on offer",
+                entry
+                    .filter(|e| !e.previous.is_empty())
+                    .map(|e| e.versions().collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default(),
+            ),
             ("update", "Update", update),
             ("dependencies", "Dependencies", dependencies),
             ("compatibility", "Compatibility", compatibility),

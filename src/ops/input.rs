@@ -32,6 +32,10 @@ pub enum ParamKind {
     Choice(&'static [(&'static str, &'static str)]),
     /// One or more module names (`mod_x` or `x`).
     Modules(ModuleChoice),
+    /// One or more module names, each at the newest version or at one a
+    /// repository offers (`lastlog@20240601`); read with
+    /// [`Input::wanted`].
+    Versioned(ModuleChoice),
     /// Yes or no; no when not given.
     Boolean,
     /// One or more of the server's host names; all VirtualHosts when none.
@@ -213,6 +217,7 @@ impl Input {
                     vals
                 }
                 ParamKind::Modules(_) => module_names(var, &vals)?,
+                ParamKind::Versioned(_) => versioned_names(var, &vals)?,
                 ParamKind::Boolean => vec![parse_bool(var, &vals)?.to_string()],
                 ParamKind::Hosts => host_names(var, &vals)?,
                 ParamKind::Options => {
@@ -271,6 +276,24 @@ impl Input {
     /// The values given for `var`, as checked; empty when not given.
     pub fn values(&self, var: &str) -> Vec<String> {
         self.values.get(var).cloned().unwrap_or_default()
+    }
+
+    /// The modules of a [`ParamKind::Versioned`] field, each with the
+    /// version chosen, if one was; empty when not given.
+    pub fn wanted(&self, var: &str) -> Vec<Wanted> {
+        self.values(var)
+            .into_iter()
+            .map(|value| match value.split_once(VERSION_SEPARATOR) {
+                Some((name, version)) => Wanted {
+                    name: name.to_owned(),
+                    version: Some(version.to_owned()),
+                },
+                None => Wanted {
+                    name: value,
+                    version: None,
+                },
+            })
+            .collect()
     }
 
     /// The module options given, in order.
@@ -350,6 +373,72 @@ pub(super) fn module_names(var: &str, values: &[String]) -> Result<Vec<String>, 
         }
     }
     Ok(names)
+}
+
+/// Between a module's name and a version chosen for it: `lastlog@20240601`.
+pub const VERSION_SEPARATOR: char = '@';
+
+/// Longest version accepted after [`VERSION_SEPARATOR`], in bytes.
+const MAX_VERSION_LEN: usize = 64;
+
+/// A module asked for at a version a repository offers, or at the
+/// newest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub name: String,
+    pub version: Option<String>,
+}
+
+/// Module names as [`module_names`] reads them, each possibly followed
+/// by `@VERSION` (letters, digits and `.-_+~`, at most 64 bytes); one
+/// module named twice is refused, since it cannot be at two versions.
+fn versioned_names(var: &str, values: &[String]) -> Result<Vec<String>, OpError> {
+    let mut wanted: Vec<String> = Vec::new();
+    for word in values
+        .iter()
+        .flat_map(|v| v.split(|c: char| c == ',' || c.is_whitespace()))
+        .filter(|w| !w.is_empty())
+    {
+        let (name, version) = match word.split_once(VERSION_SEPARATOR) {
+            Some((name, version)) => (name, Some(version)),
+            None => (word, None),
+        };
+        let [name] =
+            <[String; 1]>::try_from(module_names(var, &[name.to_owned()])?).map_err(|_| {
+                OpError::bad_input(format!(
+                    "field `{var}`: `{}` is not a module name",
+                    truncate(word)
+                ))
+            })?;
+        let good_version = |v: &str| {
+            !v.is_empty()
+                && v.len() <= MAX_VERSION_LEN
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+' | '~'))
+        };
+        if let Some(version) = version.filter(|v| !good_version(v)) {
+            return Err(OpError::bad_input(format!(
+                "field `{var}`: `{}` is not a version (such as 20240601.abc123 or 0.1-1)",
+                truncate(version)
+            )));
+        }
+        let value = match version {
+            Some(version) => format!("{name}{VERSION_SEPARATOR}{version}"),
+            None => name.clone(),
+        };
+        let same_module =
+            |earlier: &String| earlier.split(VERSION_SEPARATOR).next() == Some(name.as_str());
+        match wanted.iter().find(|earlier| same_module(earlier)) {
+            Some(earlier) if *earlier == value => {}
+            Some(earlier) => {
+                return Err(OpError::bad_input(format!(
+                    "field `{var}`: {name} is named twice ({earlier} and {value}); name it once"
+                )))
+            }
+            None => wanted.push(value),
+        }
+    }
+    Ok(wanted)
 }
 
 /// Host names, split like module names; each must look like a domain.
@@ -522,6 +611,21 @@ mod tests {
         let many = vec!["x".to_owned(); MAX_VALUES + 1];
         let error = Input::check(PARAMS, vec![("modules", many)]).unwrap_err();
         assert!(error.text.contains("at most 256"), "{}", error.text);
+    }
+
+    #[test]
+    fn a_version_follows_the_name_and_is_checked() {
+        let wanted = versioned_names(
+            "modules",
+            &["mod_lastlog@20240601.abc smacks".into(), "smacks".into()],
+        )
+        .unwrap();
+        assert_eq!(wanted, ["lastlog@20240601.abc", "smacks"]);
+        for bad in ["lastlog@", "lastlog@../x", "lastlog@1 lastlog@2", "../x@1"] {
+            assert!(versioned_names("modules", &[bad.into()]).is_err(), "{bad}");
+        }
+        let long = format!("lastlog@{}", "1".repeat(MAX_VERSION_LEN + 1));
+        assert!(versioned_names("modules", &[long]).is_err());
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub use context::Context;
 pub use error::{ErrorKind, OpError};
 pub use fit::REPLY_BYTES;
 pub use input::{
-    Access, Input, ModuleChoice, OptionInput, Param, ParamKind, Spec, CONFIRM_FIELD, DRY_RUN_FIELD,
+    Access, Input, ModuleChoice, OptionInput, Param, ParamKind, Spec, Wanted, CONFIRM_FIELD,
+    DRY_RUN_FIELD, VERSION_SEPARATOR,
 };
 pub use response::{Details, FieldKind, Form, FormField, Outcome, Response, Table};
 

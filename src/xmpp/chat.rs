@@ -138,7 +138,7 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
                     words.pop_front();
                 }
             }
-            ParamKind::Modules(_) => {
+            ParamKind::Modules(_) | ParamKind::Versioned(_) => {
                 let names: Vec<String> = words
                     .drain(..)
                     .filter(|w| !w.eq_ignore_ascii_case("all"))
@@ -208,6 +208,7 @@ pub fn usage(op: &dyn Operation) -> String {
                 .collect::<Vec<_>>()
                 .join("|"),
             ParamKind::Modules(_) => "MODULE...".to_owned(),
+            ParamKind::Versioned(_) => "MODULE[@VERSION]...".to_owned(),
             ParamKind::Text => param.var.to_uppercase(),
             ParamKind::Boolean => param.var.to_owned(),
             ParamKind::Hosts => "on HOST...".to_owned(),
@@ -1074,11 +1075,15 @@ mod tests {
     fn usage_comes_from_the_declared_parameters() {
         assert_eq!(
             usage(ops::find("install").unwrap()),
-            "install MODULE... [enable] [on HOST...]"
+            "install MODULE[@VERSION]... [enable] [on HOST...]"
         );
         assert_eq!(
             usage(ops::find("list").unwrap()),
             "list [all|installed|available|updates] [QUERY]"
+        );
+        assert_eq!(
+            usage(ops::find("hold").unwrap()),
+            "hold MODULE... [because \"...\"]"
         );
     }
 }
