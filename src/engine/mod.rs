@@ -17,6 +17,7 @@ mod backups;
 pub mod change;
 pub mod faults;
 pub mod health;
+pub mod hold;
 pub mod include;
 mod journal;
 pub mod live;
