@@ -76,17 +76,27 @@ fn with_canary() -> (Prosody, Repository, String) {
 /// Writes mod_canary with `code` into the repository's tree and builds it;
 /// returns the version the index gives it.
 fn canary(repository: &Repository, code: &str) -> String {
-    write_canary(&repository.corpus("mod_canary"), code);
+    offer(repository, "canary", code)
+}
+
+/// Writes `module` with `code` into the repository's tree and builds it;
+/// returns the version the index gives it.
+fn offer(repository: &Repository, module: &str, code: &str) -> String {
+    write_module(&repository.corpus(&format!("mod_{module}")), module, code);
     repository.rebuild();
-    repository.entry("canary")["version"]
+    repository.entry(module)["version"]
         .as_str()
         .unwrap()
         .to_owned()
 }
 
 fn write_canary(dir: &Path, code: &str) {
+    write_module(dir, "canary", code);
+}
+
+fn write_module(dir: &Path, module: &str, code: &str) {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("mod_canary.lua"), code).unwrap();
+    std::fs::write(dir.join(format!("mod_{module}.lua")), code).unwrap();
     std::fs::write(
         dir.join("README.markdown"),
         "---\nsummary: Sings, or not\n---\n",
@@ -95,11 +105,15 @@ fn write_canary(dir: &Path, code: &str) {
 }
 
 fn installed_version(prosody: &Prosody) -> String {
+    version_of(prosody, "canary")
+}
+
+fn version_of(prosody: &Prosody, module: &str) -> String {
     let state: Value = serde_json::from_slice(
         &std::fs::read(prosody.path("modman-state/installed.json")).unwrap(),
     )
     .unwrap();
-    state["modules"]["canary"]["version"]
+    state["modules"][module]["version"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -231,6 +245,7 @@ fn a_module_that_turns_to_error_after_an_update_is_put_back_and_a_healthy_one_st
 #[test]
 fn an_auto_policy_updates_within_its_window_and_not_outside_it() {
     let (prosody, repository, v1) = with_canary();
+    let sparrow = offer(&repository, "sparrow", "-- sparrow v1\n");
     // A Saturday noon; the window opens on Sunday at 03:00.
     let mut clock = TestClock::at(prosody.path("clock"), datetime!(2026-12-05 12:00 UTC));
     let config = format!(
@@ -244,12 +259,27 @@ fn an_auto_policy_updates_within_its_window_and_not_outside_it() {
         last(&admin.run("refresh", json!({})))["status"],
         "completed"
     );
-    let install = admin.run("install", json!({"modules": ["canary"]}));
+    let install = admin.run("install", json!({"modules": ["canary", "sparrow"]}));
     assert_eq!(last(&install)["status"], "completed", "{install}");
+    // Auto for all, then notify for canary alone, then auto for it: its
+    // own choice wins over the one for all.
+    admin.chat_json(COMPONENT, "policy all auto");
+    admin.chat_json(COMPONENT, "policy canary notify");
     let policy = admin.chat_json(COMPONENT, "policy canary auto");
     let rows = support::rows_by(&policy, "module");
     assert_eq!(rows["canary"]["policy"], "auto", "{policy}");
     assert_eq!(rows["canary"]["source"], "module", "{policy}");
+    assert_eq!(rows["sparrow"]["policy"], "auto", "{policy}");
+    assert_eq!(rows["sparrow"]["source"], "all", "{policy}");
+    // A held module is never touched, whatever its policy.
+    let hold = admin.run("hold", json!({"modules": ["sparrow"], "confirm": true}));
+    assert_eq!(last(&hold)["status"], "completed", "{hold}");
+    let policy = admin.chat_json(COMPONENT, "policy");
+    assert_eq!(
+        support::rows_by(&policy, "module")["sparrow"]["held"],
+        "yes"
+    );
+    offer(&repository, "sparrow", "-- sparrow v2\n");
 
     // A new copy, found by the hourly refresh outside the window:
     // announced, not applied (an update applied is announced before the
@@ -276,4 +306,5 @@ fn an_auto_policy_updates_within_its_window_and_not_outside_it() {
     let updated = support::rows_by(&done["result"], "module");
     assert_eq!(updated["canary"]["to"], v2.as_str());
     assert_eq!(installed_version(&prosody), v2);
+    assert_eq!(version_of(&prosody, "sparrow"), sparrow);
 }

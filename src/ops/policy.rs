@@ -86,10 +86,20 @@ impl Command for PolicyCommand {
         let rows: Vec<Vec<String>> = guard
             .installed
             .modules
-            .keys()
-            .map(|name| {
+            .iter()
+            .map(|(name, record)| {
                 let (policy, source) = chosen.of(name, default);
-                vec![name.clone(), policy.to_string(), source.as_str().to_owned()]
+                // Held: never updated, whatever the policy says.
+                let held = match record.held {
+                    Some(_) => "yes",
+                    None => "",
+                };
+                vec![
+                    name.clone(),
+                    policy.to_string(),
+                    source.as_str().to_owned(),
+                    held.to_owned(),
+                ]
             })
             .collect();
         note.push(match &ctx.config.policy.window {
@@ -102,6 +112,7 @@ impl Command for PolicyCommand {
                 ("module", "Module"),
                 ("policy", "Policy"),
                 ("source", "Set for"),
+                ("held", "Held (never updated)"),
             ],
             rows,
             note: note.join(" "),
