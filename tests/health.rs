@@ -262,9 +262,11 @@ fn an_auto_policy_updates_within_its_window_and_not_outside_it() {
     let install = admin.run("install", json!({"modules": ["canary", "sparrow"]}));
     assert_eq!(last(&install)["status"], "completed", "{install}");
     // Auto for all, then notify for canary alone, then auto for it: its
-    // own choice wins over the one for all.
+    // own choice wins over the one for all. Chat, ad-hoc and the command
+    // line each set or show it, from the one declaration.
     admin.chat_json(COMPONENT, "policy all auto");
-    admin.chat_json(COMPONENT, "policy canary notify");
+    let notify = admin.run("policy", json!({"policy": "notify", "modules": ["canary"]}));
+    assert_eq!(last(&notify)["status"], "completed", "{notify}");
     let policy = admin.chat_json(COMPONENT, "policy canary auto");
     let rows = support::rows_by(&policy, "module");
     assert_eq!(rows["canary"]["policy"], "auto", "{policy}");
@@ -274,11 +276,11 @@ fn an_auto_policy_updates_within_its_window_and_not_outside_it() {
     // A held module is never touched, whatever its policy.
     let hold = admin.run("hold", json!({"modules": ["sparrow"], "confirm": true}));
     assert_eq!(last(&hold)["status"], "completed", "{hold}");
-    let policy = admin.chat_json(COMPONENT, "policy");
-    assert_eq!(
-        support::rows_by(&policy, "module")["sparrow"]["held"],
-        "yes"
-    );
+    let (ok, out, err) = support::cli(&["policy", "--json"], &prosody.path("modman.toml"));
+    assert!(ok, "{err}");
+    let rows = support::json_rows(&out, "module");
+    assert_eq!(rows["sparrow"]["held"], "yes", "{out}");
+    assert_eq!(rows["canary"]["policy"], "auto", "{out}");
     offer(&repository, "sparrow", "-- sparrow v2\n");
 
     // A new copy, found by the hourly refresh outside the window:
