@@ -958,20 +958,20 @@ mod health_watch {
         (host, subject)
     }
 
+    /// The verdict of a watch started at 03:00 once the clock is set to
+    /// `at`.
+    async fn watched_until(host: &Host_, subject: &Subject, at: time::OffsetDateTime) -> Verdict {
+        let clock = ManualClock::at(datetime!(2026-12-06 03:00 UTC));
+        let watching = health::watch(&host.engine, &clock, subject, WATCH, std::future::pending());
+        let (verdict, ()) = tokio::join!(watching, async { clock.set(at) });
+        verdict
+    }
+
     #[tokio::test]
     async fn a_module_gone_from_the_server_is_disabled_again_with_the_reason() {
         let (host, subject) = enabled().await;
-        let clock = ManualClock::at(datetime!(2026-12-06 03:00 UTC));
         host.server.0.lock().unwrap().loaded.remove("alpha");
-        let watching = health::watch(
-            &host.engine,
-            &clock,
-            &subject,
-            WATCH,
-            std::future::pending(),
-        );
-        let look = async { clock.set(datetime!(2026-12-06 03:00:05 UTC)) };
-        let (verdict, ()) = tokio::join!(watching, look);
+        let verdict = watched_until(&host, &subject, datetime!(2026-12-06 03:00:05 UTC)).await;
         assert_eq!(
             verdict,
             Verdict::FailedAndUndone {
@@ -1009,15 +1009,7 @@ mod health_watch {
         };
         host.commit(disable).await.unwrap();
         let before = host.snapshot();
-        let watching = health::watch(
-            &host.engine,
-            &clock,
-            &subject,
-            WATCH,
-            std::future::pending(),
-        );
-        let look = async { clock.set(datetime!(2026-12-06 03:00:05 UTC)) };
-        let (verdict, ()) = tokio::join!(watching, look);
+        let verdict = watched_until(&host, &subject, datetime!(2026-12-06 03:00:05 UTC)).await;
         assert_eq!(verdict, Verdict::Ended(Ending::Superseded));
         assert_eq!(host.snapshot(), before);
     }
@@ -1025,18 +1017,9 @@ mod health_watch {
     #[tokio::test]
     async fn a_server_that_stops_answering_fails_the_check_and_an_undo_that_fails_says_so() {
         let (host, subject) = enabled().await;
-        let clock = ManualClock::at(datetime!(2026-12-06 03:00 UTC));
         host.server.0.lock().unwrap().down = true;
         let before = host.snapshot();
-        let watching = health::watch(
-            &host.engine,
-            &clock,
-            &subject,
-            WATCH,
-            std::future::pending(),
-        );
-        let over = async { clock.set(datetime!(2026-12-06 03:01:01 UTC)) };
-        let (verdict, ()) = tokio::join!(watching, over);
+        let verdict = watched_until(&host, &subject, datetime!(2026-12-06 03:01:01 UTC)).await;
         let Verdict::UndoFailed {
             problem: Problem::NotAnswering(_),
             outcome: Outcome::NothingChanged,

@@ -140,7 +140,7 @@ impl Watches {
             self.start(engine.clone(), actor, subject, span);
         }
         format!(
-            " Watching {} for {}: if it turns to error, the change is undone; the verdict follows as a message.",
+            " Watching {} for {}: if it turns to error, the change is undone; the verdict follows.",
             names.join(", "),
             seconds(span)
         )
