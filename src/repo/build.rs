@@ -13,7 +13,8 @@ use std::time::SystemTime;
 
 use super::archive;
 use super::index::{
-    is_valid_module_name, limits, Dependency, DependencyKind, Index, ModuleEntry, Timestamp, SCHEMA,
+    is_valid_module_name, limits, Advisory, Dependency, DependencyKind, Index, ModuleEntry,
+    Timestamp, SCHEMA,
 };
 use super::metadata;
 use super::signing;
@@ -72,7 +73,7 @@ pub enum BuildError {
     SourceDate(String),
 }
 
-fn io_error(path: &Path) -> impl Fn(std::io::Error) -> BuildError + '_ {
+pub(super) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> BuildError + '_ {
     move |e| BuildError::Io {
         path: path.to_owned(),
         problem: e.to_string(),
@@ -222,6 +223,9 @@ pub(crate) fn publish(
         generated,
         expires: Timestamp(generated.0 + valid_for),
         modules: entries,
+        // Kept from build to build: they concern versions installed out
+        // there, whatever the tree holds now.
+        advisories: previous_advisories(out),
     }
     .to_json();
     let index_path = staging.path().join("index.json");
@@ -232,11 +236,27 @@ pub(crate) fn publish(
     replace_dir(staging, out)
 }
 
+/// The advisories of the repository at `out` (none when there is no
+/// index there, or one from before advisories). Read leniently, as the
+/// serial is: it is the builder's own output, and the new index is
+/// checked as a whole before it is written.
+fn previous_advisories(out: &Path) -> Vec<Advisory> {
+    #[derive(serde::Deserialize)]
+    struct AdvisoriesOnly {
+        #[serde(default)]
+        advisories: Vec<Advisory>,
+    }
+    std::fs::read(out.join("index.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<AdvisoriesOnly>(&bytes).ok())
+        .map_or_else(Vec::new, |index| index.advisories)
+}
+
 /// The index's generation time (to the second) and the clock its serial
 /// starts from (to the microsecond): now, or `SOURCE_DATE_EPOCH` for both
 /// if set, so that two builds of one tree can be byte-identical, as
 /// reproducible builds expect.
-fn build_time() -> Result<(Timestamp, time::OffsetDateTime), BuildError> {
+pub(super) fn build_time() -> Result<(Timestamp, time::OffsetDateTime), BuildError> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(text) => text
             .trim()
@@ -257,7 +277,7 @@ fn build_time() -> Result<(Timestamp, time::OffsetDateTime), BuildError> {
 /// directory or not) get different serials, where seconds gave the same
 /// one and every modman refused the second index as a replay. Serials of
 /// earlier builds (seconds) are far below, so they still move forward.
-fn next_serial(out: &Path, clock: time::OffsetDateTime) -> u64 {
+pub(super) fn next_serial(out: &Path, clock: time::OffsetDateTime) -> u64 {
     #[derive(serde::Deserialize)]
     struct SerialOnly {
         serial: u64,
@@ -499,7 +519,7 @@ fn newest_mtime(dir: &Path, files: &[String]) -> Result<i64, String> {
 
 /// A temp dir beside `out`, on the same file system so the final rename
 /// is atomic.
-fn staging_dir(out: &Path) -> Result<tempfile::TempDir, BuildError> {
+pub(super) fn staging_dir(out: &Path) -> Result<tempfile::TempDir, BuildError> {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -514,7 +534,7 @@ fn staging_dir(out: &Path) -> Result<tempfile::TempDir, BuildError> {
 /// Puts `staging` at `out`, readable by a web server. An existing `out`
 /// is replaced only if it is empty or a previous repository; if the swap
 /// fails half-way, the previous repository is put back.
-fn replace_dir(staging: tempfile::TempDir, out: &Path) -> Result<(), BuildError> {
+pub(super) fn replace_dir(staging: tempfile::TempDir, out: &Path) -> Result<(), BuildError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
         .map_err(io_error(staging.path()))?;

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use crate::config::is_valid_repository_name;
 
+pub use super::advisory::{Advisory, AdvisoryKind};
 pub use super::metadata::{Headers, Need};
 
 /// Bumped on any incompatible change; readers refuse other values.
@@ -52,6 +53,11 @@ pub struct Index {
     pub expires: Timestamp,
     /// Sorted by name, names unique.
     pub modules: Vec<ModuleEntry>,
+    /// Versions the repository marks as insecure or withdrawn (`repo
+    /// advise`), whether or not it still offers them. Left out when there
+    /// are none, so indexes without advisories read as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub advisories: Vec<Advisory>,
 }
 
 /// A point in time, written as RFC 3339 in UTC (`2026-11-24T15:00:00Z`).
@@ -258,6 +264,23 @@ impl Index {
                 expires: index.expires,
             });
         }
+        if index.advisories.len() > limits::ADVISORIES {
+            return Err(IndexError::TooMany {
+                what: "advisories".into(),
+                found: index.advisories.len(),
+                limit: limits::ADVISORIES,
+            });
+        }
+        for advisory in &mut index.advisories {
+            advisory.clean_text();
+            advisory.check().map_err(|problem| IndexError::Module {
+                name: crate::clean::clean(&advisory.module)
+                    .chars()
+                    .take(64)
+                    .collect(),
+                problem: format!("an advisory: {problem}"),
+            })?;
+        }
         for module in &mut index.modules {
             if module.clean_text() {
                 tracing::warn!(
@@ -354,6 +377,7 @@ impl Index {
                 time::Time::MIDNIGHT,
             )),
             modules,
+            advisories: Vec::new(),
         }
     }
 
@@ -372,6 +396,18 @@ impl Index {
             .binary_search_by(|m| m.name.as_str().cmp(name))
             .ok()
             .map(|i| &self.modules[i])
+    }
+
+    /// The advisories that concern version `version` of `module`, the
+    /// insecure ones first.
+    pub fn advisories_for(&self, module: &str, version: &str) -> Vec<&Advisory> {
+        let mut found: Vec<&Advisory> = self
+            .advisories
+            .iter()
+            .filter(|a| a.concerns(module, version))
+            .collect();
+        found.sort_by_key(|a| std::cmp::Reverse(a.kind));
+        found
     }
 }
 
@@ -401,6 +437,10 @@ pub mod limits {
     pub const FILES: usize = 2_000;
     /// Dependencies of one module.
     pub const DEPENDENCIES: usize = 200;
+    /// Advisories in one index.
+    pub const ADVISORIES: usize = 10_000;
+    /// Bytes of an advisory's reason.
+    pub const REASON: usize = 2_048;
 }
 
 impl ModuleEntry {
@@ -556,6 +596,7 @@ pub(crate) mod tests {
             generated: Timestamp(generated),
             expires: Timestamp(generated + time::Duration::days(30)),
             modules,
+            advisories: vec![],
         }
     }
 
