@@ -1,5 +1,6 @@
 //! `info`: everything known about one module, installed or on offer.
 
+use super::advisories;
 use super::input::module_names;
 use super::list::hosts_or_unknown;
 use super::updates::{self, Unknown, UpdateStatus, Versions};
@@ -129,6 +130,20 @@ impl Command for Info {
                 ))
             })
             .unwrap_or_default();
+        let concerns = match record {
+            Some(r) => advisories::concerning(&catalog, &ctx.config.repositories, &name, r),
+            None => vec![],
+        };
+        let advisory_text = concerns
+            .iter()
+            .map(|c| c.describe(&name, record.map_or("", |r| r.version.as_str())))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let fixed_in = concerns
+            .iter()
+            .filter_map(|c| c.advisory.fixed.clone())
+            .collect::<Vec<_>>()
+            .join(", ");
         let dependencies = entry
             .map(|e| {
                 e.dependencies
@@ -211,6 +226,9 @@ impl Command for Info {
             ("options", "Options set by modman", options),
             ("available", "Available", available),
             ("update", "Update", update),
+            ("advisory", "Advisory", advisories::kinds(&concerns)),
+            ("advisory_text", "Advisory says", advisory_text),
+            ("fixed_in", "Fixed in", fixed_in),
             ("dependencies", "Dependencies", dependencies),
             ("compatibility", "Compatibility", compatibility),
             ("files", "Files", files),

@@ -21,6 +21,7 @@ use futures::future::BoxFuture;
 
 use crate::access::Actor;
 
+pub mod advisories;
 pub mod check;
 mod configure;
 pub mod confirm;
