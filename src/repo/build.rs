@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use super::archive;
 use super::index::{
-    is_valid_module_name, limits, Advisory, Dependency, DependencyKind, Index, ModuleEntry,
+    is_valid_module_name, limits, Advisory, Change, Dependency, DependencyKind, Index, ModuleEntry,
     Timestamp, SCHEMA,
 };
 use super::metadata;
@@ -123,6 +123,13 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
     }
     if packed.is_empty() {
         return Err(BuildError::Empty(tree.to_owned()));
+    }
+
+    let previous = previous_changes(options.out);
+    for module in &mut packed {
+        let entry = &mut module.entry;
+        entry.changes =
+            history.changes(tree, &entry.name, &entry.version, previous.get(&entry.name));
     }
 
     let community: BTreeSet<String> = packed.iter().map(|p| p.entry.name.clone()).collect();
@@ -252,6 +259,33 @@ fn previous_advisories(out: &Path) -> Vec<Advisory> {
         .map_or_else(Vec::new, |index| index.advisories)
 }
 
+/// What the previous build at `out` recorded of each module: its version
+/// and change log. Read leniently, as the serial is.
+fn previous_changes(out: &Path) -> std::collections::BTreeMap<String, Recorded> {
+    #[derive(serde::Deserialize)]
+    struct Modules {
+        modules: Vec<Recorded>,
+    }
+    std::fs::read(out.join("index.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Modules>(&bytes).ok())
+        .map(|index| {
+            (index.modules.into_iter())
+                .map(|m| (m.name.clone(), m))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A module as the previous build recorded it, for its change log.
+#[derive(serde::Deserialize)]
+struct Recorded {
+    name: String,
+    version: String,
+    #[serde(default)]
+    changes: Vec<Change>,
+}
+
 /// The index's generation time (to the second) and the clock its serial
 /// starts from (to the microsecond): now, or `SOURCE_DATE_EPOCH` for both
 /// if set, so that two builds of one tree can be byte-identical, as
@@ -351,6 +385,8 @@ fn pack_module(tree: &Path, name: &str, history: &History) -> PackResult {
         files,
         // A tree in the prosody-modules layout holds modules only.
         library: None,
+        // Read from the history once every module is packed.
+        changes: vec![],
     };
     // Copied as they are, an ESC or NUL from a README would break every
     // reply that carries it, or reach an admin's terminal.
@@ -503,6 +539,100 @@ impl History {
     }
 }
 
+impl History {
+    /// The change log of module `name` at `version`: the commits that
+    /// touched it since the previous build's version (`previous`), newest
+    /// first, then what that build recorded, at most [`limits::CHANGES`].
+    /// The same version keeps the log it had; without a previous build,
+    /// or a history to read, there is none. Commits the history no longer
+    /// knows (rewritten) are left out rather than guessed.
+    fn changes(
+        &self,
+        tree: &Path,
+        name: &str,
+        version: &str,
+        previous: Option<&Recorded>,
+    ) -> Vec<Change> {
+        let Some(previous) = previous else {
+            return vec![];
+        };
+        if previous.version == version {
+            return previous.changes.clone();
+        }
+        let since = previous.version.split_once('.').map_or("", |(_, id)| id);
+        let module = format!("mod_{name}");
+        let limit = limits::CHANGES.to_string();
+        // Fields apart by US (0x1f), which no commit line holds.
+        let (program, args): (&str, Vec<String>) = match self {
+            History::Git => (
+                "git",
+                vec![
+                    "log".into(),
+                    "-n".into(),
+                    limit,
+                    "--format=%h%x1f%ct%x1f%s".into(),
+                    format!("{since}..HEAD"),
+                    "--".into(),
+                    module,
+                ],
+            ),
+            History::Mercurial => (
+                "hg",
+                vec![
+                    "log".into(),
+                    "-l".into(),
+                    limit,
+                    "--template".into(),
+                    "{node|short}\x1f{date|hgdate}\x1f{desc|firstline}\n".into(),
+                    "-r".into(),
+                    format!("reverse({since}::. - {since})"),
+                    module,
+                ],
+            ),
+            History::Files => return vec![],
+        };
+        // Only a commit id goes on the command line.
+        if since.is_empty() || !since.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return vec![];
+        }
+        let output = Command::new(program).args(&args).current_dir(tree).output();
+        let Some(output) = output.ok().filter(|o| o.status.success()) else {
+            return vec![];
+        };
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut changes: Vec<Change> = text
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.splitn(3, '\u{1f}');
+                let (id, time, summary) = (fields.next()?, fields.next()?, fields.next()?);
+                let seconds: i64 = time.split_whitespace().next()?.parse().ok()?;
+                let date = time::OffsetDateTime::from_unix_timestamp(seconds).ok()?;
+                let mut summary: String = summary.to_owned();
+                if summary.len() > limits::SHORT_TEXT {
+                    let mut end = limits::SHORT_TEXT - 3;
+                    while !summary.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    summary.truncate(end);
+                    summary.push('…');
+                }
+                Some(Change {
+                    id: id.chars().take(40).collect(),
+                    date: Timestamp(date),
+                    summary,
+                })
+            })
+            .collect();
+        for earlier in &previous.changes {
+            if !changes.iter().any(|c| c.id == earlier.id) {
+                changes.push(earlier.clone());
+            }
+        }
+        changes.truncate(limits::CHANGES);
+        changes
+    }
+}
+
 fn newest_mtime(dir: &Path, files: &[String]) -> Result<i64, String> {
     let mut newest = 0;
     for file in files {
@@ -631,6 +761,58 @@ mod tests {
         let index = Index::parse(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
         assert_eq!(index.repository, "local");
         assert!(index.get("big").is_none() && index.get("small").is_some());
+    }
+
+    #[test]
+    fn a_checkout_gives_each_build_the_commits_since_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        let module = tree.join("mod_a");
+        std::fs::create_dir_all(&module).unwrap();
+        let git = |args: &[&str]| {
+            let output = Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
+                .args(args)
+                .current_dir(&tree)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{output:?}");
+        };
+        let commit = |text: &str, message: &str| {
+            std::fs::write(module.join("mod_a.lua"), text).unwrap();
+            git(&["add", "-A"]);
+            git(&["commit", "-q", "-m", message]);
+        };
+        git(&["init", "-q"]);
+        commit("-- one\n", "First");
+        let key = dir.path().join("key");
+        signing::generate(&key).unwrap();
+        let out = dir.path().join("repo");
+        let options = BuildOptions {
+            tree: &tree,
+            out: &out,
+            name: "local",
+            key: &key,
+            builtin_dir: dir.path(),
+            valid_for: time::Duration::days(1),
+        };
+        let changes = || {
+            build(&options).unwrap();
+            let index = Index::parse(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+            let summaries: Vec<String> = (index.modules[0].changes.iter())
+                .map(|c| c.summary.clone())
+                .collect();
+            summaries
+        };
+        // No previous build: no log.
+        assert!(changes().is_empty());
+        commit("-- two\n", "Second");
+        commit("-- three\n", "Third");
+        assert_eq!(changes(), ["Third", "Second"]);
+        // Unchanged: the same log; then the next commit goes on top.
+        assert_eq!(changes(), ["Third", "Second"]);
+        commit("-- four\n", "Fourth");
+        assert_eq!(changes(), ["Fourth", "Third", "Second"]);
     }
 
     #[test]

@@ -138,6 +138,25 @@ pub struct ModuleEntry {
     /// name, and never enabled. Left out of the index otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub library: Option<String>,
+    /// The commits that touched the module, newest first, as `repo
+    /// build` read them from the tree's history (git or Mercurial): those
+    /// since the previous build, then what that build recorded, at most
+    /// [`limits::CHANGES`]. An update's question shows those after the
+    /// installed copy. Left out when there are none (no checkout).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+}
+
+/// One commit of a module's change log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    /// The commit, abbreviated as the version's id is (`ab12cd34`).
+    pub id: String,
+    /// When it was committed.
+    pub date: Timestamp,
+    /// The first line of its message.
+    pub summary: String,
 }
 
 impl ModuleEntry {
@@ -151,6 +170,11 @@ impl ModuleEntry {
             .into_iter()
             .chain(self.labels.iter_mut())
             .chain(self.stage.iter_mut())
+            .chain(
+                self.changes
+                    .iter_mut()
+                    .flat_map(|change| [&mut change.id, &mut change.summary]),
+            )
             .chain(
                 self.compatibility
                     .iter_mut()
@@ -437,6 +461,8 @@ pub mod limits {
     pub const FILES: usize = 2_000;
     /// Dependencies of one module.
     pub const DEPENDENCIES: usize = 200;
+    /// Entries of one module's change log.
+    pub const CHANGES: usize = 50;
     /// Advisories in one index.
     pub const ADVISORIES: usize = 10_000;
     /// Bytes of an advisory's reason.
@@ -493,6 +519,11 @@ impl ModuleEntry {
             limits::COMPATIBILITY,
         )?;
         count("files", self.files.len(), limits::FILES)?;
+        count("changes", self.changes.len(), limits::CHANGES)?;
+        for change in &self.changes {
+            bytes("a change's id", &change.id, limits::SHORT_TEXT)?;
+            bytes("a change's summary", &change.summary, limits::SHORT_TEXT)?;
+        }
         count(
             "dependencies",
             self.dependencies.len(),
@@ -583,6 +614,7 @@ pub(crate) mod tests {
             sha256: "0".repeat(64),
             files: vec![],
             library: None,
+            changes: vec![],
         }
     }
 
