@@ -9,7 +9,8 @@
 //! clients that show only a form's first stage all come from the cut
 //! response. What is left out is said, with how many and where to look.
 
-use super::{Details, Form, Response, Table};
+use super::changes::Changes;
+use super::{Details, Form, Question, Response, Table};
 
 /// Bytes of content one reply may carry, escaped and counted with the
 /// markup of the largest rendering (a multi-item data form). With the
@@ -52,10 +53,7 @@ impl Response {
         match self {
             Response::Table(table) => Response::Table(fit_table(table, budget)),
             Response::Details(details) => Response::Details(fit_details(details, budget)),
-            Response::Confirm(mut question) => {
-                question.text = cut(&question.text, budget, None);
-                Response::Confirm(question)
-            }
+            Response::Confirm(question) => Response::Confirm(fit_question(question, budget)),
             Response::Form(form) => Response::Form(fit_form(form, budget)),
         }
     }
@@ -152,6 +150,36 @@ fn fit_details(mut details: Details, budget: usize) -> Details {
         left = left.saturating_sub(field_cost(value));
     }
     details
+}
+
+/// A question's changes are said twice (in its text, and apart for
+/// forms and JSON): those apart get at most half the budget, the first
+/// modules first, and the text the rest.
+fn fit_question(mut question: Question, budget: usize) -> Question {
+    let size = |changes: &Changes| {
+        FIELD
+            + changes
+                .lines()
+                .iter()
+                .map(|line| cost(line) + LINE)
+                .sum::<usize>()
+    };
+    let mut left = budget / 2;
+    let fitting = question
+        .changes
+        .iter()
+        .take_while(|changes| match left.checked_sub(size(changes)) {
+            Some(rest) => {
+                left = rest;
+                true
+            }
+            None => false,
+        })
+        .count();
+    question.changes.truncate(fitting);
+    let apart: usize = question.changes.iter().map(size).sum();
+    question.text = cut(&question.text, budget.saturating_sub(apart), None);
+    question
 }
 
 fn fit_form(mut form: Form, budget: usize) -> Form {

@@ -1,7 +1,7 @@
 //! `info`: everything known about one module, installed or on offer.
 
 use super::advisories;
-use super::input::module_names;
+use super::input::one_module;
 use super::list::hosts_or_unknown;
 use super::updates::{self, Unknown, UpdateStatus, Versions};
 use super::{Access, Command, Context, Details, Input, OpError, Param, ParamKind, Response, Spec};
@@ -35,16 +35,9 @@ impl Command for Info {
     };
 
     fn parse(input: &Input) -> Result<Self, OpError> {
-        let names = module_names(
-            "module",
-            &[input.text("module").unwrap_or_default().to_owned()],
-        )?;
-        match names.as_slice() {
-            [name] => Ok(Info { name: name.clone() }),
-            _ => Err(OpError::bad_input(
-                "field `module`: give exactly one module name",
-            )),
-        }
+        Ok(Info {
+            name: one_module(input, "module")?,
+        })
     }
 
     async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {
@@ -257,7 +250,7 @@ impl Command for Info {
 }
 
 /// The `update` field: what `update` would do with the module.
-fn update_text(status: UpdateStatus) -> String {
+pub(super) fn update_text(status: UpdateStatus) -> String {
     match status {
         UpdateStatus::UpToDate => "no, up to date".into(),
         UpdateStatus::Available {

@@ -22,10 +22,12 @@ use futures::future::BoxFuture;
 use crate::access::Actor;
 
 pub mod advisories;
+mod changes;
 pub mod check;
 mod configure;
 pub mod confirm;
 pub mod context;
+mod diff;
 mod disable;
 mod enable;
 pub mod error;
@@ -115,6 +117,7 @@ pub fn all() -> &'static [&'static dyn Operation] {
         &Registered::<info::Info>(PhantomData),
         &Registered::<install::Install>(PhantomData),
         &Registered::<update::Update>(PhantomData),
+        &Registered::<diff::Diff>(PhantomData),
         &Registered::<remove::Remove>(PhantomData),
         &Registered::<enable::Enable>(PhantomData),
         &Registered::<disable::Disable>(PhantomData),

@@ -1,9 +1,12 @@
 //! `update`: replace installed modules whose copy in the repository they
 //! came from changed (a different SHA-256, whatever the version says),
-//! after the admin has seen `from -> to` for each. A module never moves to
+//! after the admin has seen `from -> to` for each and what it changes (the
+//! commits, files, dependencies, options and compatibility; see
+//! [`super::changes`]). A module never moves to
 //! another repository by itself. The old copies are kept for rollback, and
 //! modules loaded in Prosody are reloaded with the new code.
 
+use super::changes;
 use super::confirm::{Consent, Proposal};
 use super::plan;
 use super::updates::{self, Unknown, UpdateStatus};
@@ -135,10 +138,15 @@ impl Command for Update {
         }
         let mut proposal = Proposal::always_asked("Update");
         plan.propose(&mut proposal, &guard.installed);
+        // Fetched and verified before the question, which shows what the
+        // new copies change against those on disk.
+        let files = plan.download(ctx, actor).await?;
+        for changes in changes::of_download(ctx, &guard.installed, &plan, &files) {
+            proposal.changes(changes);
+        }
         if let Err(question) = proposal.decide(&self.consent) {
             return Ok(question);
         }
-        let files = plan.download(ctx, actor).await?;
         let change = ChangeSet {
             operation: "update",
             settings: vec![],
