@@ -430,6 +430,7 @@ fn hostile_repository(entries: &[(&str, tar::EntryType)]) -> (tempfile::TempDir,
             .collect(),
         library: None,
         changes: vec![],
+        previous: vec![],
     });
     index.modules.sort_by(|a, b| a.name.cmp(&b.name));
     let json = index.to_json();

@@ -17,6 +17,7 @@ mod backups;
 pub mod change;
 pub mod copy;
 pub mod faults;
+pub mod hold;
 pub mod include;
 mod journal;
 pub mod live;

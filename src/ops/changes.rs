@@ -155,7 +155,7 @@ pub fn of_download(
                 &prepared.name,
                 record,
                 &on_disk,
-                step.entry,
+                &step.entry,
                 archive,
             ))
         })
@@ -173,13 +173,11 @@ impl Changes {
         new: &[ArchiveFile],
     ) -> Changes {
         // The log, down to the commit the installed version names.
-        let installed_id = record.version.split_once('.').map(|(_, id)| id);
-        let log: Vec<Change> = entry
-            .changes
-            .iter()
-            .take_while(|c| {
-                installed_id.is_none_or(|id| !(c.id.starts_with(id) || id.starts_with(&c.id)))
-            })
+        // A downgrade undoes commits rather than bringing them: no log.
+        let downgrade = crate::repo::compare_versions(&entry.version, &record.version)
+            == Some(std::cmp::Ordering::Less);
+        let log: Vec<Change> = (entry.changes.iter())
+            .take_while(|c| !downgrade && !c.is(&record.version))
             .cloned()
             .collect();
         let mut files = Vec::new();
@@ -396,6 +394,7 @@ mod tests {
             files: vec!["mod_x.lua".into(), "old.lua".into()],
             dependencies: vec!["gone".into()],
             library: None,
+            held: None,
         };
         let installed = vec![
             CopyFile {

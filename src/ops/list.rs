@@ -217,6 +217,10 @@ impl Command for List {
                 entry.map(|e| e.version.clone()).unwrap_or_default(),
                 if update { "yes".into() } else { String::new() },
                 advisory,
+                record
+                    .and_then(|r| r.held.as_ref())
+                    .map(super::hold::describe)
+                    .unwrap_or_default(),
                 hosts_or_unknown(status.enabled_on(&name)),
                 hosts_or_unknown(status.loaded_on(&name)),
                 entry.and_then(|e| e.stage.clone()).unwrap_or_default(),
@@ -254,6 +258,7 @@ impl Command for List {
                 ("available", "Available"),
                 ("update", "Update"),
                 ("advisory", "Advisory"),
+                ("held", "Held"),
                 ("enabled", "Enabled on"),
                 ("loaded", "Loaded on"),
                 ("stage", "Stage"),

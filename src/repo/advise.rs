@@ -144,6 +144,7 @@ mod tests {
             key: &key,
             builtin_dir: dir.path(),
             valid_for: time::Duration::days(3),
+            keep: build::DEFAULT_KEEP,
         };
         build::build(&options).unwrap();
         let read = || Index::parse(&std::fs::read(out.join("index.json")).unwrap()).unwrap();

@@ -540,6 +540,7 @@ impl Described {
                 library: self.library,
                 // A rock carries no history.
                 changes: vec![],
+                previous: vec![],
             },
         }
     }
