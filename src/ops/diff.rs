@@ -145,3 +145,23 @@ impl Bounded {
         self.lines.join("\n")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_diff_is_cut_saying_how_much_and_where_the_whole_is() {
+        let mut diff = Bounded::default();
+        diff.push("a.lua", (0..MAX_LINES).map(|i| format!("+{i}")));
+        diff.push("b.lua", ["+more".to_owned(), "-less".to_owned()]);
+        let text = diff.finish("the whole new copy is http://127.0.0.1/x.tar.gz");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), MAX_LINES + 1);
+        assert!(lines[MAX_LINES].starts_with("... cut here: 2 more lines of the diff, in 1 file,"));
+        assert!(lines[MAX_LINES].ends_with("http://127.0.0.1/x.tar.gz"));
+        let mut short = Bounded::default();
+        short.push("a.lua", ["+\u{1b}x".to_owned()]);
+        assert_eq!(short.finish(""), "+\u{FFFD}x");
+    }
+}

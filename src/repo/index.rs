@@ -960,6 +960,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn advisories_are_cleaned_and_checked_when_read() {
+        let mut advisory = crate::repo::advisory::tests::advisory("a", "1", AdvisoryKind::Insecure);
+        advisory.reason = "leaks\u{1b}[2J".into();
+        let mut index = index_of(vec![entry("a")]);
+        index.advisories = vec![advisory.clone()];
+        let parsed = Index::parse(&index.to_json()).unwrap();
+        assert_eq!(parsed.advisories[0].reason, "leaks\u{FFFD}[2J");
+        assert_eq!(parsed.advisories_for("a", "1").len(), 1);
+        assert!(parsed.advisories_for("a", "2").is_empty());
+        advisory.reason = "r".repeat(limits::REASON + 1);
+        index.advisories = vec![advisory];
+        let error = Index::parse(&index.to_json()).unwrap_err().to_string();
+        assert!(error.contains("an advisory"), "{error}");
+    }
+
+    #[test]
     fn the_repository_name_is_read_and_checked() {
         let mut index = index_of(vec![]);
         assert_eq!(Index::parse(&index.to_json()).unwrap().repository, "r");
