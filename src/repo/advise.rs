@@ -134,26 +134,18 @@ mod tests {
         let module = tree.join("mod_lastlog");
         std::fs::create_dir_all(&module).unwrap();
         std::fs::write(module.join("mod_lastlog.lua"), "-- code\n").unwrap();
-        let key = dir.path().join("key");
-        let public = signing::generate(&key).unwrap().verifying_key();
-        let out = dir.path().join("repo");
-        let options = build::BuildOptions {
-            tree: &tree,
-            out: &out,
-            name: "local",
-            key: &key,
-            builtin_dir: dir.path(),
-            valid_for: time::Duration::days(3),
-            keep: build::DEFAULT_KEEP,
-        };
+        let built = build::tests::TestBuild::new(dir.path());
+        let (key, out) = (&built.key, &built.out);
+        let public = signing::read_private(key).unwrap().verifying_key();
+        let options = built.options(&tree);
         build::build(&options).unwrap();
         let read = || Index::parse(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
         let built = read();
         let version = built.modules[0].version.clone();
 
         let done = advise(
-            &out,
-            &key,
+            out,
+            key,
             advisory("lastlog", &version, AdvisoryKind::Withdrawn),
         )
         .unwrap();
@@ -166,13 +158,13 @@ mod tests {
             advised.advisories_for("lastlog", &version)[0].kind,
             AdvisoryKind::Withdrawn
         );
-        let verified = crate::repo::verify::verify(&out, &public);
+        let verified = crate::repo::verify::verify(out, &public);
         assert!(verified.problems.is_empty(), "{:?}", verified.problems);
 
         // The same versions again: replaced, not added.
         let again = advise(
-            &out,
-            &key,
+            out,
+            key,
             advisory("lastlog", &version, AdvisoryKind::Insecure),
         )
         .unwrap();
@@ -188,7 +180,7 @@ mod tests {
         let other = dir.path().join("other");
         signing::generate(&other).unwrap();
         let refused = advise(
-            &out,
+            out,
             &other,
             advisory("lastlog", "1", AdvisoryKind::Insecure),
         );

@@ -731,8 +731,41 @@ pub(super) fn replace_dir(staging: tempfile::TempDir, out: &Path) -> Result<(), 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// What a test builds with, in `dir`: a new key at `dir/key`, the
+    /// output at `dir/repo`.
+    pub(crate) struct TestBuild {
+        pub key: PathBuf,
+        pub out: PathBuf,
+        pub builtin: PathBuf,
+    }
+
+    impl TestBuild {
+        pub(crate) fn new(dir: &Path) -> TestBuild {
+            let key = dir.join("key");
+            signing::generate(&key).unwrap();
+            TestBuild {
+                key,
+                out: dir.join("repo"),
+                builtin: dir.to_owned(),
+            }
+        }
+
+        /// `tree` built into `out` as `local`, valid for a day.
+        pub(crate) fn options<'a>(&'a self, tree: &'a Path) -> BuildOptions<'a> {
+            BuildOptions {
+                tree,
+                out: &self.out,
+                name: "local",
+                key: &self.key,
+                builtin_dir: &self.builtin,
+                valid_for: time::Duration::days(1),
+                keep: DEFAULT_KEEP,
+            }
+        }
+    }
 
     #[test]
     fn serials_differ_within_a_second_and_stay_above_the_one_in_out() {
@@ -769,19 +802,9 @@ mod tests {
             )
             .unwrap();
         }
-        let key = dir.path().join("key");
-        signing::generate(&key).unwrap();
-        let out = dir.path().join("repo");
-        let report = build(&BuildOptions {
-            tree: &tree,
-            out: &out,
-            name: "local",
-            key: &key,
-            builtin_dir: dir.path(),
-            valid_for: time::Duration::days(1),
-            keep: DEFAULT_KEEP,
-        })
-        .unwrap();
+        let built = TestBuild::new(dir.path());
+        let out = &built.out;
+        let report = build(&built.options(&tree)).unwrap();
         assert_eq!(report.modules, 1);
         assert!(
             report
@@ -820,18 +843,8 @@ mod tests {
         };
         git(&["init", "-q"]);
         commit("-- one\n", "First");
-        let key = dir.path().join("key");
-        signing::generate(&key).unwrap();
-        let out = dir.path().join("repo");
-        let options = BuildOptions {
-            tree: &tree,
-            out: &out,
-            name: "local",
-            key: &key,
-            builtin_dir: dir.path(),
-            valid_for: time::Duration::days(1),
-            keep: DEFAULT_KEEP,
-        };
+        let built = TestBuild::new(dir.path());
+        let (options, out) = (built.options(&tree), &built.out);
         let changes = || {
             build(&options).unwrap();
             let index = Index::parse(&std::fs::read(out.join("index.json")).unwrap()).unwrap();

@@ -6,14 +6,12 @@
 //! `state_dir/advisories-announced.json`, so neither the next refresh nor
 //! a restart repeats it; a change of kind or of the fix is news again.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::Message;
 
 use super::chat::json_payload;
-use crate::fsutil;
+use super::notices::Remembered;
 use crate::ops::advisories;
 use crate::ops::Context;
 use crate::repo::index::AdvisoryKind;
@@ -39,11 +37,7 @@ pub fn announce(ctx: &Context) -> Vec<Message> {
         return vec![];
     };
     let catalog = ctx.catalog();
-    let path = config.state_dir.join(FILE);
-    let mut announced: BTreeSet<Announced> = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let mut announced: Remembered<Announced> = Remembered::load(&config.state_dir, FILE);
     let mut news = Vec::new();
     for (name, record) in &installed.modules {
         for concern in advisories::concerning(&catalog, &config.repositories, name, record) {
@@ -65,15 +59,7 @@ pub fn announce(ctx: &Context) -> Vec<Message> {
     if news.is_empty() {
         return vec![];
     }
-    let saved = serde_json::to_vec(&announced)
-        .map_err(std::io::Error::other)
-        .and_then(|b| fsutil::atomic_write(&path, &b));
-    if let Err(e) = saved {
-        tracing::warn!(
-            "cannot remember announced advisories in {}: {e}; they may be announced again",
-            path.display()
-        );
-    }
+    announced.save("advisories");
     let me = Jid::from(config.component.jid.clone());
     let rooms = config
         .chat
