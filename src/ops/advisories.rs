@@ -152,3 +152,95 @@ pub fn kinds(concerns: &[Concern]) -> String {
     kinds.dedup();
     kinds.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RepositoryKind;
+    use crate::repo::advisory::tests::advisory;
+    use crate::repo::catalog::Source;
+    use crate::repo::index::tests::{entry, index_of};
+
+    fn installed(version: &str) -> InstalledModule {
+        InstalledModule {
+            version: version.into(),
+            sha256: "1".repeat(64),
+            repository: "main".into(),
+            installed_at: String::new(),
+            installed_by: String::new(),
+            files: vec![],
+            dependencies: vec![],
+            library: None,
+            held: None,
+        }
+    }
+
+    /// `main` offering lastlog at `offered`, with `advisories`.
+    fn catalog(offered: &str, advisories: Vec<Advisory>) -> (Catalog, Vec<Repository>) {
+        let repository = Repository {
+            name: "main".into(),
+            url: url::Url::parse("http://127.0.0.1/").unwrap(),
+            kind: RepositoryKind::LuaRocks,
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let mut index = index_of(vec![ModuleEntry {
+            version: offered.into(),
+            ..entry("lastlog")
+        }]);
+        index.advisories = advisories;
+        let catalog = Catalog {
+            sources: vec![Source {
+                repository: repository.clone(),
+                index: index.into(),
+                fetched: String::new(),
+            }],
+            failures: vec![],
+        };
+        (catalog, vec![repository])
+    }
+
+    #[test]
+    fn each_concern_has_its_remedy_and_check_fails_where_it_must() {
+        let record = installed("20240601.aa");
+        let remedies = |offered: &str, advisory: Advisory| {
+            let (catalog, repositories) = catalog(offered, vec![advisory]);
+            let found = concerning(&catalog, &repositories, "lastlog", &record);
+            found
+                .iter()
+                .map(|c| (format!("{:?}", c.remedy), c.fails_check()))
+                .collect::<Vec<_>>()
+        };
+        let insecure = advisory("lastlog", "20240601.aa", AdvisoryKind::Insecure);
+        // The fix is on offer: update; check fails.
+        let found = remedies("20240701.bb", insecure.clone());
+        assert!(found[0].0.starts_with("Update(") && found[0].1, "{found:?}");
+        // Named but not offered yet (the copy on offer is the installed
+        // one): still failing, the fix named.
+        let found = remedies("20240601.aa", insecure.clone());
+        assert_eq!(found, [("FixNotOffered(\"20240701.bb\")".to_owned(), true)]);
+        // No fix: a warning only.
+        let no_fix = Advisory {
+            fixed: None,
+            ..insecure.clone()
+        };
+        assert_eq!(
+            remedies("20240601.aa", no_fix.clone()),
+            [("NoFix".to_owned(), false)]
+        );
+        // Withdrawn always fails.
+        let withdrawn = Advisory {
+            kind: AdvisoryKind::Withdrawn,
+            ..no_fix
+        };
+        assert_eq!(
+            remedies("20240601.aa", withdrawn),
+            [("NoFix".to_owned(), true)]
+        );
+        // Another version: no concern.
+        let other = Advisory {
+            versions: vec!["20230101.cc".into()],
+            ..insecure
+        };
+        assert!(remedies("20240701.bb", other).is_empty());
+    }
+}
