@@ -161,20 +161,6 @@ mod tests {
     use crate::repo::catalog::Source;
     use crate::repo::index::tests::{entry, index_of};
 
-    fn installed(version: &str) -> InstalledModule {
-        InstalledModule {
-            version: version.into(),
-            sha256: "1".repeat(64),
-            repository: "main".into(),
-            installed_at: String::new(),
-            installed_by: String::new(),
-            files: vec![],
-            dependencies: vec![],
-            library: None,
-            held: None,
-        }
-    }
-
     /// `main` offering lastlog at `offered`, with `advisories`.
     fn catalog(offered: &str, advisories: Vec<Advisory>) -> (Catalog, Vec<Repository>) {
         let repository = Repository {
@@ -201,7 +187,7 @@ mod tests {
 
     #[test]
     fn each_concern_has_its_remedy_and_check_fails_where_it_must() {
-        let record = installed("20240601.aa");
+        let record = InstalledModule::for_test("main", "20240601.aa", '1');
         let remedies = |offered: &str, advisory: Advisory| {
             let (catalog, repositories) = catalog(offered, vec![advisory]);
             let found = concerning(&catalog, &repositories, "lastlog", &record);

@@ -386,15 +386,9 @@ mod tests {
     #[test]
     fn files_options_dependencies_and_the_log_after_the_installed_copy() {
         let record = InstalledModule {
-            version: "20240601.aaaa111".into(),
-            sha256: "0".repeat(64),
-            repository: "r".into(),
-            installed_at: String::new(),
-            installed_by: String::new(),
             files: vec!["mod_x.lua".into(), "old.lua".into()],
             dependencies: vec!["gone".into()],
-            library: None,
-            held: None,
+            ..InstalledModule::for_test("r", "20240601.aaaa111", '0')
         };
         let installed = vec![
             CopyFile {

@@ -425,17 +425,7 @@ mod tests {
                     summary: "a commit message of some length ".repeat(4),
                 })
                 .collect();
-            let record = crate::engine::state::InstalledModule {
-                version: "1".into(),
-                sha256: String::new(),
-                repository: "r".into(),
-                installed_at: String::new(),
-                installed_by: String::new(),
-                files: vec![],
-                dependencies: vec![],
-                library: None,
-                held: None,
-            };
+            let record = crate::engine::state::InstalledModule::for_test("r", "1", '0');
             proposal.changes(Changes::between(&module, &record, &[], &entry, &[]));
         }
         let Err(Response::Confirm(question)) = proposal.decide(&crate::ops::Consent::NotAsked)
