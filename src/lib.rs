@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod fsutil;
+pub mod linediff;
 pub mod ops;
 pub mod policy;
 pub mod prosody;
