@@ -20,6 +20,9 @@ pub enum Policy {
     /// Update within the maintenance window, health-checked, announced
     /// before and after.
     Auto,
+    /// As `Auto`, but only to a copy that an advisory of the module's
+    /// repository names as the fix of the installed one.
+    Security,
 }
 
 impl Policy {
@@ -30,6 +33,10 @@ impl Policy {
             "auto",
             "auto: update within the maintenance window, health-checked",
         ),
+        (
+            "security",
+            "security: as auto, only to a version an advisory names as the fix",
+        ),
     ];
 
     /// The word for it, in config, chat and JSON.
@@ -37,6 +44,7 @@ impl Policy {
         match self {
             Policy::Notify => "notify",
             Policy::Auto => "auto",
+            Policy::Security => "security",
         }
     }
 
@@ -45,6 +53,7 @@ impl Policy {
         match word.trim().to_ascii_lowercase().as_str() {
             "notify" => Some(Policy::Notify),
             "auto" => Some(Policy::Auto),
+            "security" => Some(Policy::Security),
             _ => None,
         }
     }
@@ -114,7 +123,7 @@ impl PolicyConfig {
         let default = match raw.default {
             None => Policy::Notify,
             Some(word) => Policy::parse(&word).ok_or_else(|| {
-                format!("key `policy.default`: `{word}` is no policy; use \"notify\" or \"auto\"")
+                format!("key `policy.default`: `{word}` is no policy; use \"notify\", \"auto\" or \"security\"")
             })?,
         };
         let window = raw

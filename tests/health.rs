@@ -246,10 +246,11 @@ fn a_module_that_turns_to_error_after_an_update_is_put_back_and_a_healthy_one_st
 fn an_auto_policy_updates_within_its_window_and_not_outside_it() {
     let (prosody, repository, v1) = with_canary();
     let sparrow = offer(&repository, "sparrow", "-- sparrow v1\n");
-    // A Saturday noon; the window opens on Sunday at 03:00.
+    let wren1 = offer(&repository, "wren", "-- wren v1\n");
+    // A Saturday noon; the window opens on Sunday at 03:00, for two hours.
     let mut clock = TestClock::at(prosody.path("clock"), datetime!(2026-12-05 12:00 UTC));
     let config = format!(
-        "{}{}\n[chat]\nnotify_admins = true\ncheck_updates_hours = 1\n\n[policy]\nwindow = \"Sun 03:00-04:00\"\n",
+        "{}{}\n[chat]\nnotify_admins = true\ncheck_updates_hours = 1\n\n[policy]\nwindow = \"Sun 03:00-05:00\"\n",
         prosody.modman_config(),
         repository.config_section()
     );
@@ -259,7 +260,7 @@ fn an_auto_policy_updates_within_its_window_and_not_outside_it() {
         last(&admin.run("refresh", json!({})))["status"],
         "completed"
     );
-    let install = admin.run("install", json!({"modules": ["canary", "sparrow"]}));
+    let install = admin.run("install", json!({"modules": ["canary", "sparrow", "wren"]}));
     assert_eq!(last(&install)["status"], "completed", "{install}");
     // Auto for all, then notify for canary alone, then auto for it: its
     // own choice wins over the one for all. Chat, ad-hoc and the command
@@ -267,6 +268,7 @@ fn an_auto_policy_updates_within_its_window_and_not_outside_it() {
     admin.chat_json(COMPONENT, "policy all auto");
     let notify = admin.run("policy", json!({"policy": "notify", "modules": ["canary"]}));
     assert_eq!(last(&notify)["status"], "completed", "{notify}");
+    admin.chat_json(COMPONENT, "policy wren security");
     let policy = admin.chat_json(COMPONENT, "policy canary auto");
     let rows = support::rows_by(&policy, "module");
     assert_eq!(rows["canary"]["policy"], "auto", "{policy}");
@@ -281,7 +283,9 @@ fn an_auto_policy_updates_within_its_window_and_not_outside_it() {
     let rows = support::json_rows(&out, "module");
     assert_eq!(rows["sparrow"]["held"], "yes", "{out}");
     assert_eq!(rows["canary"]["policy"], "auto", "{out}");
+    assert_eq!(rows["wren"]["policy"], "security", "{out}");
     offer(&repository, "sparrow", "-- sparrow v2\n");
+    let wren2 = offer(&repository, "wren", "-- wren v2\n");
 
     // A new copy, found by the hourly refresh outside the window:
     // announced, not applied (an update applied is announced before the
@@ -309,4 +313,30 @@ fn an_auto_policy_updates_within_its_window_and_not_outside_it() {
     assert_eq!(updated["canary"]["to"], v2.as_str());
     assert_eq!(installed_version(&prosody), v2);
     assert_eq!(version_of(&prosody, "sparrow"), sparrow);
+    // wren's update fixes nothing an advisory names: left to the admin.
+    assert_eq!(version_of(&prosody, "wren"), wren1);
+
+    // Its repository then marks wren's copy insecure, fixed by the one
+    // on offer: the next run, an hour later and still in the window,
+    // applies it.
+    let advise = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
+        .args(["repo", "advise"])
+        .arg(repository.served())
+        .args(["wren", &wren1, "--kind", "insecure", "--fixed", &wren2])
+        .args(["--reason", "sings too loud"])
+        .arg("--key")
+        .arg(repository.dir.path().join("key"))
+        .output()
+        .unwrap();
+    assert!(advise.status.success(), "{advise:?}");
+    clock.advance(3600);
+    let (_, starting) = admin.next_chat(COMPONENT).expect("the announcement before");
+    assert_eq!(
+        starting["modules"],
+        json!([{"module": "wren", "from": wren1, "to": wren2}]),
+        "{starting}"
+    );
+    let (_, done) = admin.next_chat(COMPONENT).expect("the announcement after");
+    assert_eq!(done["stage"], "done", "{done}");
+    assert_eq!(version_of(&prosody, "wren"), wren2);
 }

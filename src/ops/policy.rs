@@ -1,11 +1,13 @@
 //! `policy`: what an update found on schedule does, per module or for all:
-//! `notify` (the update notices) or `auto` (applied within the maintenance
-//! window of modman.toml, health-checked, announced before and after).
+//! `notify` (the update notices), `auto` (applied within the maintenance
+//! window of modman.toml, health-checked, announced before and after) or
+//! `security` (the same, only for an update an advisory names as the fix).
 //! [`auto_updates`] is what the schedule runs.
 
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::advisories::{self, Concern, Remedy};
 use super::health::Notice;
 use super::updates::{self, UpdateStatus};
 use super::{
@@ -19,6 +21,7 @@ const CHOICES: &[(&str, &str)] = &[
     ("show", "show the policies"),
     Policy::CHOICES[0],
     Policy::CHOICES[1],
+    Policy::CHOICES[2],
 ];
 
 /// Shows the policies, or sets `policy` for `modules` (all when empty).
@@ -33,12 +36,12 @@ impl Command for PolicyCommand {
         access: Access::Change,
         node: "policy",
         name: "Update policy",
-        instructions: "What an update found on schedule does: notify (announce it; an admin updates) or auto (apply it within the maintenance window set in modman.toml, health-checked, announced before and after). Leave the modules empty to set it for all; a module's own policy wins over that for all.",
+        instructions: "What an update found on schedule does: notify (announce it; an admin updates), auto (apply it within the maintenance window set in modman.toml, health-checked, announced before and after) or security (as auto, but only an update to the version an advisory names as the fix). Leave the modules empty to set it for all; a module's own policy wins over that for all. Held modules are never updated.",
         params: &[
             Param {
                 var: "policy",
                 label: "Policy",
-                help: "show the policies, or the one to set: notify or auto.",
+                help: "show the policies, or the one to set: notify, auto or security.",
                 kind: ParamKind::Choice(CHOICES),
                 required: false,
             },
@@ -122,7 +125,7 @@ impl Command for PolicyCommand {
 
 /// The schedule's automatic updates, at `now`: inside the maintenance
 /// window, every installed module whose policy is `auto` and that has an
-/// update is updated as an admin's `update` would (so health-checked),
+/// update, or `security` and the update is an advisory's fix, is updated as an admin's `update` would (so health-checked),
 /// announced to the rooms and every admin through `tell` before and
 /// after. Nothing happens outside the window.
 pub async fn auto_updates(ctx: &Context, now: OffsetDateTime, tell: impl Fn(Notice)) {
@@ -143,14 +146,22 @@ pub async fn auto_updates(ctx: &Context, now: OffsetDateTime, tell: impl Fn(Noti
     let due: Vec<(String, String, String)> = installed
         .modules
         .iter()
-        .filter(|(name, _)| chosen.of(name, ctx.config.policy.default).0 == Policy::Auto)
         .filter_map(|(name, record)| {
-            match updates::status(&catalog, &ctx.config.repositories, name, record) {
-                UpdateStatus::Available { from, to, .. } => {
-                    Some((name.clone(), from.to_string(), to.version.clone()))
-                }
-                _ => None,
-            }
+            let repositories = &ctx.config.repositories;
+            let UpdateStatus::Available { from, to, .. } =
+                updates::status(&catalog, repositories, name, record)
+            else {
+                return None;
+            };
+            let wanted = match chosen.of(name, ctx.config.policy.default).0 {
+                Policy::Notify => false,
+                Policy::Auto => true,
+                Policy::Security => fixes_an_advisory(
+                    &advisories::concerning(&catalog, repositories, name, record),
+                    &to.version,
+                ),
+            };
+            wanted.then(|| (name.clone(), from.to_string(), to.version.clone()))
         })
         .collect();
     if due.is_empty() {
@@ -203,4 +214,15 @@ pub async fn auto_updates(ctx: &Context, now: OffsetDateTime, tell: impl Fn(Noti
         ),
     };
     tell(notice);
+}
+
+/// Whether updating to `version` is the fix an advisory concerning the
+/// installed copy names: it ends that concern, and the advisory names a
+/// fixed version (an update that merely leaves a version without a fix
+/// is not one).
+fn fixes_an_advisory(concerns: &[Concern], version: &str) -> bool {
+    concerns.iter().any(|concern| {
+        concern.advisory.has_fix()
+            && matches!(concern.remedy, Remedy::Update(to) if to.version == version)
+    })
 }
