@@ -319,16 +319,7 @@ fn an_auto_policy_updates_within_its_window_and_not_outside_it() {
     // Its repository then marks wren's copy insecure, fixed by the one
     // on offer: the next run, an hour later and still in the window,
     // applies it.
-    let advise = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
-        .args(["repo", "advise"])
-        .arg(repository.served())
-        .args(["wren", &wren1, "--kind", "insecure", "--fixed", &wren2])
-        .args(["--reason", "sings too loud"])
-        .arg("--key")
-        .arg(repository.dir.path().join("key"))
-        .output()
-        .unwrap();
-    assert!(advise.status.success(), "{advise:?}");
+    repository.advise_insecure("wren", &wren1, &wren2, "sings too loud");
     clock.advance(3600);
     let (_, starting) = admin.next_chat(COMPONENT).expect("the announcement before");
     assert_eq!(

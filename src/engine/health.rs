@@ -116,28 +116,32 @@ pub enum Verdict {
     Ended(Ending),
 }
 
-/// Watches `subject` for `span` on `clock`, looking every
-/// [`CHECK_EVERY`], and undoes the change at the first problem. `ended`
-/// resolves when the watch must stop early (shutdown, a newer watch of
-/// the same module).
+/// Watches `subject` for `span` from `since` (when the change was made,
+/// so a watch that starts late still ends on time) on `clock`, looking
+/// every [`CHECK_EVERY`], and undoes the change at the first problem.
+/// `ended` resolves when the watch must stop early (shutdown, a newer
+/// watch of the same module).
 pub async fn watch(
     engine: &Engine,
     clock: &dyn Clock,
     subject: &Subject,
-    span: Duration,
+    (since, span): (time::OffsetDateTime, Duration),
     ended: impl std::future::Future<Output = Ending>,
 ) -> Verdict {
     let span = time::Duration::try_from(span).unwrap_or(time::Duration::HOUR);
     let every = time::Duration::try_from(CHECK_EVERY).unwrap_or(time::Duration::SECOND);
-    let deadline = clock.now() + span;
+    let deadline = since + span;
     let mut ended = std::pin::pin!(ended);
     let mut unanswered: Option<String> = None;
+    let mut last = since;
     loop {
-        let next = (clock.now() + every).min(deadline);
+        let next = (last + every).min(deadline);
         tokio::select! {
             why = &mut ended => return Verdict::Ended(why),
             () = clock.sleep_until(next) => {}
         }
+        // One look stands for every one the clock jumped past.
+        last = clock.now().clamp(next, deadline);
         if engine.superseded(subject) {
             return Verdict::Ended(Ending::Superseded);
         }
@@ -147,7 +151,7 @@ pub async fn watch(
             Err(Problem::NotAnswering(why)) if unanswered.is_none() => unanswered = Some(why),
             Err(problem) => return engine.undo_unhealthy(subject, problem).await,
         }
-        if clock.now() >= deadline {
+        if last >= deadline {
             return match unanswered {
                 None => Verdict::Healthy,
                 Some(why) => {

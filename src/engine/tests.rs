@@ -940,7 +940,7 @@ mod health_watch {
 
     use super::super::health::{self, Back, Ending, Problem, Subject, Undo, Verdict};
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::clock::{Clock, ManualClock};
 
     const WATCH: Duration = Duration::from_secs(60);
 
@@ -962,7 +962,14 @@ mod health_watch {
     /// `at`.
     async fn watched_until(host: &Host_, subject: &Subject, at: time::OffsetDateTime) -> Verdict {
         let clock = ManualClock::at(datetime!(2026-12-06 03:00 UTC));
-        let watching = health::watch(&host.engine, &clock, subject, WATCH, std::future::pending());
+        let since = clock.now();
+        let watching = health::watch(
+            &host.engine,
+            &clock,
+            subject,
+            (since, WATCH),
+            std::future::pending(),
+        );
         let (verdict, ()) = tokio::join!(watching, async { clock.set(at) });
         verdict
     }
@@ -992,9 +999,13 @@ mod health_watch {
     async fn a_stop_or_a_newer_change_ends_the_watch_and_the_change_stands() {
         let (host, subject) = enabled().await;
         let clock = ManualClock::at(datetime!(2026-12-06 03:00 UTC));
-        let stopped = health::watch(&host.engine, &clock, &subject, WATCH, async {
-            Ending::Shutdown
-        })
+        let stopped = health::watch(
+            &host.engine,
+            &clock,
+            &subject,
+            (clock.now(), WATCH),
+            async { Ending::Shutdown },
+        )
         .await;
         assert_eq!(stopped, Verdict::Ended(Ending::Shutdown));
 

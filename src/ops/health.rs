@@ -175,6 +175,8 @@ impl Watches {
             None => vec![],
         };
         let watches = self.clone();
+        // Now, not when the task first runs: the watch ends on time.
+        let since = self.clock.now();
         let task = tokio::spawn(async move {
             tracing::info!(
                 "watching {} on {} for {}",
@@ -183,8 +185,14 @@ impl Watches {
                 seconds(span)
             );
             let ended = async { ended.await.unwrap_or(Ending::Shutdown) };
-            let verdict =
-                health::watch(&engine, watches.clock.as_ref(), &subject, span, ended).await;
+            let verdict = health::watch(
+                &engine,
+                watches.clock.as_ref(),
+                &subject,
+                (since, span),
+                ended,
+            )
+            .await;
             watches.running(&engine, |running| {
                 if running.get(&subject.module).is_some_and(|w| w.id == id) {
                     running.remove(&subject.module);

@@ -910,6 +910,21 @@ impl Repository {
         );
     }
 
+    /// `modman repo advise` on the served index: marks `version` of
+    /// `module` insecure, fixed by `fixed`, because of `reason`.
+    pub fn advise_insecure(&self, module: &str, version: &str, fixed: &str, reason: &str) {
+        let output = Command::new(env!("CARGO_BIN_EXE_modman"))
+            .args(["repo", "advise"])
+            .arg(self.served())
+            .args([module, version, "--kind", "insecure", "--fixed", fixed])
+            .args(["--reason", reason])
+            .arg("--key")
+            .arg(self.dir.path().join("key"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "repo advise: {output:?}");
+    }
+
     /// The index as served, parsed.
     pub fn index(&self) -> Value {
         serde_json::from_slice(&std::fs::read(self.served().join("index.json")).unwrap()).unwrap()
