@@ -549,10 +549,31 @@ async fn watched_healthy(ctx: &Context) -> bool {
         healthy &= notice.facts["verdict"] == "healthy";
     };
     let mut finished = std::pin::pin!(ctx.watches.finish());
+    // SIGINT or SIGTERM ends the watches (the change stands) rather than
+    // the program in the middle of an undo.
+    let mut stopped = std::pin::pin!(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut interrupt), Ok(mut terminate)) => tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            },
+            _ => std::future::pending().await,
+        }
+    });
+    let mut stopping = false;
     loop {
         tokio::select! {
             Some(notice) = verdicts.recv() => say(notice),
             () = &mut finished => break,
+            () = &mut stopped, if !stopping => {
+                stopping = true;
+                eprintln!("stopped watching: the change stands, unchecked");
+                ctx.watches.stop_all();
+            }
         }
     }
     while let Ok(notice) = verdicts.try_recv() {

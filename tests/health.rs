@@ -240,6 +240,34 @@ fn a_module_that_turns_to_error_after_an_update_is_put_back_and_a_healthy_one_st
     let _modman = clock.modman(&prosody, &config);
     assert_eq!(records(), 0, "the record of the killed watch is gone");
     assert_eq!(installed_version(&prosody), v4);
+
+    // On the command line the update waits for its verdict: undone, it
+    // fails.
+    canary(
+        &repository,
+        &format!(
+            "module:add_timer(0.2, function() module:set_status(\"error\", \"{BOOM}\") end);\n"
+        ),
+    );
+    let toml = prosody.path("modman.toml");
+    assert!(support::cli(&["refresh"], &toml).0);
+    let mut update = Program::this_build()
+        .command()
+        .args(["update", "--yes", "canary", "--config"])
+        .arg(&toml)
+        .env("MODMAN_CLOCK_FILE", &clock.path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    support::wait_for("Prosody to report the error", || {
+        prosody.module_list(DOMAIN).contains(&broken).then_some(())
+    });
+    assert_eq!(update.try_wait().unwrap(), None, "it waits for the verdict");
+    clock.advance(5);
+    let exit = support::wait_for("the update to end", || update.try_wait().unwrap());
+    assert!(!exit.success());
+    assert_eq!(installed_version(&prosody), v4);
 }
 
 #[test]
