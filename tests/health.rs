@@ -243,7 +243,7 @@ fn a_module_that_turns_to_error_after_an_update_is_put_back_and_a_healthy_one_st
 
     // On the command line the update waits for its verdict: undone, it
     // fails.
-    canary(
+    let v5 = canary(
         &repository,
         &format!(
             "module:add_timer(0.2, function() module:set_status(\"error\", \"{BOOM}\") end);\n"
@@ -251,23 +251,38 @@ fn a_module_that_turns_to_error_after_an_update_is_put_back_and_a_healthy_one_st
     );
     let toml = prosody.path("modman.toml");
     assert!(support::cli(&["refresh"], &toml).0);
-    let mut update = Program::this_build()
-        .command()
-        .args(["update", "--yes", "canary", "--config"])
-        .arg(&toml)
-        .env("MODMAN_CLOCK_FILE", &clock.path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    support::wait_for("Prosody to report the error", || {
-        prosody.module_list(DOMAIN).contains(&broken).then_some(())
-    });
-    assert_eq!(update.try_wait().unwrap(), None, "it waits for the verdict");
+    let clock_file = clock.path.clone();
+    let update_from_shell = || {
+        let mut update = Program::this_build()
+            .command()
+            .args(["update", "--yes", "canary", "--config"])
+            .arg(&toml)
+            .env("MODMAN_CLOCK_FILE", &clock_file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        support::wait_for("Prosody to report the error", || {
+            prosody.module_list(DOMAIN).contains(&broken).then_some(())
+        });
+        assert_eq!(update.try_wait().unwrap(), None, "it waits for the verdict");
+        update
+    };
+    let mut update = update_from_shell();
     clock.advance(5);
     let exit = support::wait_for("the update to end", || update.try_wait().unwrap());
     assert!(!exit.success());
     assert_eq!(installed_version(&prosody), v4);
+    // Stopped while it waits: the watch ends, and the change stands.
+    let mut update = update_from_shell();
+    let stop = std::process::Command::new("kill")
+        .arg(update.id().to_string())
+        .status()
+        .unwrap();
+    assert!(stop.success());
+    let exit = support::wait_for("the update to end", || update.try_wait().unwrap());
+    assert!(exit.success());
+    assert_eq!(installed_version(&prosody), v5);
 }
 
 #[test]
