@@ -140,7 +140,7 @@ impl Command for Unhold {
         }
         if held.is_empty() {
             return Err(OpError::conflict(format!(
-                "{} not held, so there is nothing to release; nothing was changed",
+                "{} not held, so there is nothing to release",
                 self.modules.join(", ")
             )));
         }
@@ -180,7 +180,7 @@ fn installed<'a>(
 ) -> Result<&'a crate::engine::state::InstalledModule, OpError> {
     installed.modules.get(name).ok_or_else(|| {
         OpError::not_found(format!(
-            "{name} is not installed by modman, so there is nothing to hold or release; nothing was changed"
+            "{name} is not installed by modman, so there is nothing to hold or release"
         ))
     })
 }

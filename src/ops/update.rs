@@ -17,7 +17,20 @@ use super::{
 use crate::access::Actor;
 use crate::engine::ChangeSet;
 use crate::repo::compare_versions;
+use crate::repo::index::ModuleEntry;
 use std::cmp::Ordering;
+
+/// Whether `version` is earlier than `installed`: by their places in the
+/// list of versions `offered` (the newest first, as the index lists its
+/// builds) when it has both, since builds of one day share a date and
+/// their ids do not order them; by the versions themselves otherwise.
+fn is_earlier(offered: Option<&ModuleEntry>, version: &str, installed: &str) -> bool {
+    let place = |wanted: &str| offered.and_then(|e| e.versions().position(|v| v == wanted));
+    match (place(version), place(installed)) {
+        (Some(chosen), Some(now)) => chosen > now,
+        _ => compare_versions(version, installed) == Some(Ordering::Less),
+    }
+}
 
 /// The reason of a module updated to a version the admin named.
 const CHOSEN: &str = "version chosen";
@@ -71,7 +84,7 @@ impl Command for Update {
                 // Named, so said at once, whatever else is asked.
                 if let Some(hold) = &record.held {
                     return Err(OpError::conflict(format!(
-                        "{name} is held at {} ({}), so it was not updated; nothing was changed. To update it, unhold {name} first",
+                        "{name} is held at {} ({}), so it is not updated; to update it, unhold {name} first",
                         record.version,
                         hold::describe(hold)
                     )));
@@ -181,7 +194,8 @@ impl Command for Update {
             let Some(record) = guard.installed.modules.get(&step.entry.name) else {
                 continue;
             };
-            if compare_versions(&step.entry.version, &record.version) == Some(Ordering::Less) {
+            let newest = catalog.find_in(&record.repository, &step.entry.name);
+            if is_earlier(newest.map(|(_, e)| e), &step.entry.version, &record.version) {
                 proposal.concern(format!(
                     "{}: {} -> {} is a downgrade, to an earlier version than installed; what the newer one fixed goes with it.",
                     step.entry.name, record.version, step.entry.version
@@ -224,5 +238,25 @@ impl Command for Update {
             rows,
             note: notes.join(" "),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earlier_is_the_place_in_the_index_before_the_version_itself() {
+        let mut entry = crate::repo::index::tests::entry("lastlog");
+        entry.version = "20240701.bb".into();
+        let mut earlier = entry.as_earlier();
+        earlier.version = "20240701.cc".into();
+        entry.previous = vec![earlier];
+        // One day, two builds: the index says which came first.
+        assert!(is_earlier(Some(&entry), "20240701.cc", "20240701.bb"));
+        assert!(!is_earlier(Some(&entry), "20240701.bb", "20240701.cc"));
+        // A version the index no longer lists: the dates decide.
+        assert!(is_earlier(Some(&entry), "20240701.cc", "20240801.aa"));
+        assert!(!is_earlier(None, "20240901.aa", "20240801.aa"));
     }
 }

@@ -126,9 +126,9 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
                 if let ParamKind::Versioned(choice) = param.kind {
                     let versions = ctx.version_choices(choice);
                     if !versions.is_empty() && versions.len() <= MAX_OPTIONS {
-                        let label = format!("Or one of {} at a chosen version", param.label);
+                        let label = "Or a module at a chosen version";
                         let mut field =
-                            field_element(&versions_var(param.var), "list-single", &label);
+                            field_element(&versions_var(param.var), "list-single", label);
                         field.append_child(text_element(
                             "desc",
                             "Every version the repositories offer; an older one than installed is asked about first.",
