@@ -179,15 +179,7 @@ fn hold_choose_a_version_and_dry_run_against_a_real_prosody() {
         second["lastlog2"]["sha256"]
     );
     // Named, it is refused, and nothing changes.
-    let before = everything(&prosody);
-    let (ok, out, _) = run(&["update", "lastlog", "--yes", "--json"]);
-    assert!(!ok);
-    let refused = json_output(&out);
-    assert_eq!(
-        (refused["error"].clone(), refused["outcome"].clone()),
-        (json!("conflict"), json!("nothing_changed"))
-    );
-    assert_eq!(everything(&prosody), before);
+    refused(&prosody, &["update", "lastlog", "--yes"], "conflict");
     let unheld = admin.chat_json(COMPONENT, "unhold lastlog");
     assert_eq!(rows_by(&unheld, "module").len(), 1, "{unheld}");
     assert!(record(&prosody, "lastlog")["held"].is_null());
@@ -198,23 +190,23 @@ fn hold_choose_a_version_and_dry_run_against_a_real_prosody() {
     let v2 = text(&second["lastlog2"]["version"]);
     let chosen = format!("lastlog2@{v1}");
     let before = everything(&prosody);
-    let refused = admin.run_steps(
+    let declined = admin.run_steps(
         "update",
         json!([{"modules_version": chosen}, {"confirm": false}]),
     );
-    let parameters = &refused["steps"][0]["form"];
+    let parameters = &declined["steps"][0]["form"];
     assert_eq!(parameters["types"]["modules_version"], "list-single");
     assert_eq!(parameters["types"]["dry_run"], "boolean");
-    let question = &refused["steps"][1];
+    let question = &declined["steps"][1];
     assert_eq!(
         question["form"]["types"]["confirm"], "list-single",
-        "{refused}"
+        "{declined}"
     );
     assert!(
         text(&question["form"]["instructions"]).contains(&format!("lastlog2: {v2} -> {v1}")),
         "{question}"
     );
-    assert_eq!(last(&refused)["status"], "completed");
+    assert_eq!(last(&declined)["status"], "completed");
     assert_eq!(everything(&prosody), before);
     let downgraded = admin.run_steps(
         "update",
@@ -246,17 +238,30 @@ fn hold_choose_a_version_and_dry_run_against_a_real_prosody() {
     );
 
     // A version no repository offers: refused, naming those offered.
-    let before = everything(&prosody);
-    let (ok, out, _) = run(&["update", "lastlog@19990101.dead", "--yes", "--json"]);
-    assert!(!ok);
-    let refused = json_output(&out);
-    assert_eq!(
-        (refused["error"].clone(), refused["outcome"].clone()),
-        (json!("not_found"), json!("nothing_changed"))
+    let refusal = refused(
+        &prosody,
+        &["update", "lastlog@19990101.dead", "--yes"],
+        "not_found",
     );
-    let offered = text(&refused["text"]);
+    let offered = text(&refusal["text"]);
     for version in [&second["lastlog"]["version"], &first["lastlog"]["version"]] {
         assert!(offered.contains(&text(version)), "{offered}");
     }
-    assert_eq!(everything(&prosody), before);
+}
+
+/// Runs `args` with `--json`, which must fail with `error` and change
+/// nothing; returns the refusal.
+fn refused(prosody: &Prosody, args: &[&str], error: &str) -> Value {
+    let before = everything(prosody);
+    let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+    let (ok, out, _) = cli(&args, &prosody.path("modman.toml"));
+    assert!(!ok, "{out}");
+    let refusal = json_output(&out);
+    assert_eq!(
+        (refusal["error"].clone(), refusal["outcome"].clone()),
+        (json!(error), json!("nothing_changed")),
+        "{out}"
+    );
+    assert_eq!(everything(prosody), before);
+    refusal
 }
