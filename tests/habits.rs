@@ -178,8 +178,9 @@ fn hold_choose_a_version_and_dry_run_against_a_real_prosody() {
         record(&prosody, "lastlog2")["sha256"],
         second["lastlog2"]["sha256"]
     );
-    // Named, it is refused, and nothing changes.
+    // Named, it is refused, and nothing changes; so is a rollback of it.
     refused(&prosody, &["update", "lastlog", "--yes"], "conflict");
+    refused(&prosody, &["rollback", "lastlog", "--yes"], "conflict");
     let unheld = admin.chat_json(COMPONENT, "unhold lastlog");
     assert_eq!(rows_by(&unheld, "module").len(), 1, "{unheld}");
     assert!(record(&prosody, "lastlog")["held"].is_null());

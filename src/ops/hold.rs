@@ -46,6 +46,15 @@ pub fn describe(hold: &Held) -> String {
     format!("by {} since {}{why}", hold.by, hold.at)
 }
 
+/// The refusal of `operation` (update, rollback) on held module `name`,
+/// at `version`: who held it and why, and the way out.
+pub fn refusal(operation: &str, name: &str, version: &str, hold: &Held) -> OpError {
+    OpError::conflict(format!(
+        "{name} is held at {version} ({}), so {operation} leaves it as it is; to {operation} it, unhold {name} first",
+        describe(hold)
+    ))
+}
+
 impl Command for Hold {
     const SPEC: Spec = Spec {
         access: Access::Change,

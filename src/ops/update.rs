@@ -83,11 +83,7 @@ impl Command for Update {
                 };
                 // Named, so said at once, whatever else is asked.
                 if let Some(hold) = &record.held {
-                    return Err(OpError::conflict(format!(
-                        "{name} is held at {} ({}), so it is not updated; to update it, unhold {name} first",
-                        record.version,
-                        hold::describe(hold)
-                    )));
+                    return Err(hold::refusal("update", name, &record.version, hold));
                 }
             }
             self.modules
