@@ -149,7 +149,7 @@ impl Command for Unhold {
         }
         if held.is_empty() {
             return Err(OpError::conflict(format!(
-                "{} not held, so there is nothing to release",
+                "none of {} is held, so there is nothing to release",
                 self.modules.join(", ")
             )));
         }
