@@ -191,6 +191,17 @@ fn hold_choose_a_version_and_dry_run_against_a_real_prosody() {
     let v2 = text(&second["lastlog2"]["version"]);
     let chosen = format!("lastlog2@{v1}");
     let before = everything(&prosody);
+    let (ok, out, _) = run(&["update", &chosen, "--json"]);
+    assert!(!ok, "a question, unanswered: {out}");
+    let question = json_output(&out);
+    assert_eq!(question["kind"], "confirm", "{out}");
+    let change = &question["changes"][0];
+    assert_eq!(
+        (&change["from"], &change["to"], &change["downgrade"]),
+        (&json!(v2), &json!(v1), &json!(true)),
+        "{out}"
+    );
+    assert_eq!(everything(&prosody), before);
     let declined = admin.run_steps(
         "update",
         json!([{"modules_version": chosen}, {"confirm": false}]),

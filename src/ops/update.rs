@@ -11,7 +11,7 @@
 
 use super::changes;
 use super::confirm::{Consent, Proposal};
-use super::updates::{self, Unknown, UpdateStatus};
+use super::updates::{self, Direction, Unknown, UpdateStatus};
 use super::{hold, plan};
 use super::{
     Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec,
@@ -19,21 +19,6 @@ use super::{
 };
 use crate::access::Actor;
 use crate::engine::ChangeSet;
-use crate::repo::compare_versions;
-use crate::repo::index::ModuleEntry;
-use std::cmp::Ordering;
-
-/// Whether `version` is earlier than `installed`: by their places in the
-/// list of versions `offered` (the newest first, as the index lists its
-/// builds) when it has both, since builds of one day share a date and
-/// their ids do not order them; by the versions themselves otherwise.
-fn is_earlier(offered: Option<&ModuleEntry>, version: &str, installed: &str) -> bool {
-    let place = |wanted: &str| offered.and_then(|e| e.versions().position(|v| v == wanted));
-    match (place(version), place(installed)) {
-        (Some(chosen), Some(now)) => chosen > now,
-        _ => compare_versions(version, installed) == Some(Ordering::Less),
-    }
-}
 
 /// The reason of a module updated to a version the admin named.
 const CHOSEN: &str = "version chosen";
@@ -194,7 +179,10 @@ impl Command for Update {
                 continue;
             };
             let newest = catalog.find_in(&record.repository, &step.entry.name);
-            if is_earlier(newest.map(|(_, e)| e), &step.entry.version, &record.version) {
+            let offered = newest.map(|(_, e)| e);
+            if updates::direction(offered, &step.entry.version, &record.version)
+                == Direction::Downgrade
+            {
                 proposal.concern(format!(
                     "{}: {} -> {} is a downgrade, to an earlier version than installed; what the newer one fixed goes with it.",
                     step.entry.name, record.version, step.entry.version
@@ -246,25 +234,5 @@ impl Command for Update {
             rows,
             note: notes.join(" "),
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn earlier_is_the_place_in_the_index_before_the_version_itself() {
-        let mut entry = crate::repo::index::tests::entry("lastlog");
-        entry.version = "20240701.bb".into();
-        let mut earlier = entry.as_earlier();
-        earlier.version = "20240701.cc".into();
-        entry.previous = vec![earlier];
-        // One day, two builds: the index says which came first.
-        assert!(is_earlier(Some(&entry), "20240701.cc", "20240701.bb"));
-        assert!(!is_earlier(Some(&entry), "20240701.bb", "20240701.cc"));
-        // A version the index no longer lists: the dates decide.
-        assert!(is_earlier(Some(&entry), "20240701.cc", "20240801.aa"));
-        assert!(!is_earlier(None, "20240901.aa", "20240801.aa"));
     }
 }
