@@ -15,6 +15,8 @@ pub mod admin_socket;
 pub mod audit;
 mod backups;
 pub mod change;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod faults;
 pub mod hold;
 pub mod include;
