@@ -24,6 +24,7 @@ mod journal;
 pub mod live;
 pub mod managed_config;
 pub mod modules_dir;
+pub mod prosody_cfg;
 mod recovery;
 pub mod scope;
 pub mod state;
@@ -302,8 +303,8 @@ impl Engine {
     /// `modules_enabled`: a section of modman's for them would replace
     /// that list at the next start.
     pub fn hosts_with_own_list(&self, hosts: &[String]) -> Vec<String> {
-        let own = std::fs::read_to_string(&self.config.prosody.config)
-            .map(|text| managed_config::hosts_with_own_list(&text))
+        let own = prosody_cfg::ProsodyCfg::read(&self.config.prosody.config)
+            .map(|cfg| cfg.hosts_setting("modules_enabled"))
             .unwrap_or_default();
         hosts.iter().filter(|h| own.contains(*h)).cloned().collect()
     }
