@@ -260,9 +260,9 @@ fn tokens(text: &str) -> Result<Vec<(Token, Position)>, CfgError> {
             let level = long_bracket(&text[at..]).unwrap_or_default();
             let (end, lines, last) = long_end(&text[at..], level)
                 .ok_or_else(|| syntax(line, "a [[ string is never closed"))?;
-            let open = level + 2;
-            let close = level + 2;
-            let mut body = &text[at + open..at + end - close];
+            // `[==[` and `]==]` are as long as each other.
+            let bracket = level + 2;
+            let mut body = &text[at + bracket..at + end - bracket];
             // Lua skips a line break right after the opening bracket.
             body = body.strip_prefix('\n').unwrap_or(body);
             found.push((Token::Text(body.to_owned()), position));
@@ -362,8 +362,8 @@ impl Parser {
         self.tokens.get(self.at).map_or(0, |(_, p)| p.line)
     }
 
-    fn is(&self, symbol: &str) -> bool {
-        self.peek() == Some(&Token::Symbol(symbol_of(symbol)))
+    fn is(&self, symbol: &'static str) -> bool {
+        self.peek() == Some(&Token::Symbol(symbol))
     }
 
     fn statements(mut self) -> Result<ProsodyCfg, CfgError> {
@@ -630,15 +630,6 @@ impl Parser {
             problem: "a function is never ended".into(),
         })
     }
-}
-
-/// `symbol` as the tokenizer's static string.
-fn symbol_of(symbol: &str) -> &'static str {
-    SYMBOLS
-        .iter()
-        .find(|s| **s == symbol)
-        .copied()
-        .unwrap_or("")
 }
 
 #[cfg(test)]
