@@ -149,3 +149,24 @@ impl LiveServer for Fake {
         Box::pin(async { Ok(Ok(())) })
     }
 }
+
+/// modman.toml of a host laid out in a temp dir for tests (`modules`,
+/// `state`, `builtin` and `prosody.cfg.lua` under the dir it is parsed
+/// against), on the stand-in's admin socket, followed by `more`.
+pub(crate) fn config_text(more: &str) -> String {
+    format!(
+        r#"admins = ["admin@example.org"]
+state_dir = "state"
+[component]
+jid = "modman.example.org"
+server = "127.0.0.1:5347"
+secret = "s"
+[prosody]
+config = "prosody.cfg.lua"
+modules_dir = "modules"
+managed_config = "modman.cfg.lua"
+admin_socket = "prosody.sock"
+builtin_modules = "builtin"
+{more}"#
+    )
+}

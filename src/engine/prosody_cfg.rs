@@ -578,57 +578,61 @@ impl Parser {
 
     /// Steps over tokens up to the bracket that closes one just read.
     fn skip_to_close(&mut self, depth: usize) -> Result<(), CfgError> {
-        let mut open = 1usize;
-        let line = self.line();
-        while let Some(token) = self.peek().cloned() {
-            self.at += 1;
-            match token {
-                Token::Symbol("(" | "{" | "[") => open += 1,
-                Token::Symbol(")" | "}" | "]") => open -= 1,
-                _ => {}
-            }
-            if depth + open > MAX_DEPTH {
-                return Err(CfgError::Syntax {
-                    line: line + 1,
-                    problem: format!("brackets nested deeper than {MAX_DEPTH}"),
-                });
-            }
-            if open == 0 {
-                return Ok(());
-            }
-        }
-        Err(CfgError::Syntax {
-            line: line + 1,
-            problem: "a bracket is never closed".into(),
-        })
+        self.skip(depth, Nesting::Brackets)
     }
 
     /// Steps over a function's body, up to its `end`.
     fn skip_block(&mut self, depth: usize) -> Result<(), CfgError> {
+        self.skip(depth, Nesting::Blocks)
+    }
+
+    /// Steps over tokens until what `nesting` counts, opened once just
+    /// before, is closed.
+    fn skip(&mut self, depth: usize, nesting: Nesting) -> Result<(), CfgError> {
         let mut open = 1usize;
-        let line = self.line();
+        let line = self.line() + 1;
         while let Some(token) = self.peek().cloned() {
             self.at += 1;
-            match token {
+            match (nesting, token) {
+                (Nesting::Brackets, Token::Symbol("(" | "{" | "[")) => open += 1,
+                (Nesting::Brackets, Token::Symbol(")" | "}" | "]")) => open -= 1,
                 // `while`/`for` open with `do`, `elseif` opens nothing.
-                Token::Name(word) if matches!(word.as_str(), "function" | "do" | "if") => open += 1,
-                Token::Name(word) if word == "end" => open -= 1,
+                (Nesting::Blocks, Token::Name(word))
+                    if matches!(word.as_str(), "function" | "do" | "if") =>
+                {
+                    open += 1
+                }
+                (Nesting::Blocks, Token::Name(word)) if word == "end" => open -= 1,
                 _ => {}
             }
             if depth + open > MAX_DEPTH {
-                return Err(CfgError::Syntax {
-                    line: line + 1,
-                    problem: format!("blocks nested deeper than {MAX_DEPTH}"),
-                });
+                let problem = format!("{} nested deeper than {MAX_DEPTH}", nesting.what());
+                return Err(CfgError::Syntax { line, problem });
             }
             if open == 0 {
                 return Ok(());
             }
         }
-        Err(CfgError::Syntax {
-            line: line + 1,
-            problem: "a function is never ended".into(),
-        })
+        let problem = format!("{} opened here is never closed", nesting.what());
+        Err(CfgError::Syntax { line, problem })
+    }
+}
+
+/// What [`Parser::skip`] counts.
+#[derive(Debug, Clone, Copy)]
+enum Nesting {
+    /// `(`, `{` and `[` against `)`, `}` and `]`.
+    Brackets,
+    /// `function`, `if` and `do` against `end`.
+    Blocks,
+}
+
+impl Nesting {
+    fn what(self) -> &'static str {
+        match self {
+            Nesting::Brackets => "brackets",
+            Nesting::Blocks => "blocks",
+        }
     }
 }
 

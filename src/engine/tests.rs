@@ -40,20 +40,8 @@ fn host() -> Host_ {
 
 /// Opens an engine (recovery first) on the host in `root`, inside `dir`.
 fn open_host(dir: tempfile::TempDir, root: PathBuf, server: Fake) -> Host_ {
-    let text = r#"admins = ["admin@example.org"]
-state_dir = "state"
-[component]
-jid = "modman.example.org"
-server = "127.0.0.1:5347"
-secret = "s"
-[prosody]
-config = "prosody.cfg.lua"
-modules_dir = "modules"
-managed_config = "modman.cfg.lua"
-admin_socket = "prosody.sock"
-builtin_modules = "builtin"
-"#;
-    let config = Arc::new(Config::parse(text, &root).unwrap());
+    let text = super::fake::config_text("");
+    let config = Arc::new(Config::parse(&text, &root).unwrap());
     let (engine, _) =
         Engine::open_with(config, Box::new(server.clone()), super::Opening::ToChange).unwrap();
     Host_ {

@@ -26,7 +26,7 @@ use super::confirm::{Consent, PLANNED};
 use super::{Context, Details, Input, OpError, Question, Response, Table};
 use crate::access::Actor;
 use crate::config::Config;
-use crate::engine::fake::{Fake, HOST};
+use crate::engine::fake::{config_text, Fake, HOST};
 use crate::engine::state::InstalledModule;
 use crate::engine::{Engine, Opening};
 use crate::repo::build::{build, BuildOptions};
@@ -94,26 +94,10 @@ impl Host {
         let key = signing::generate(&root.join("key")).unwrap();
         publish(&root);
         let port = serve(root.join("repo"));
-        let text = format!(
-            r#"admins = ["admin@example.org"]
-state_dir = "state"
-[component]
-jid = "modman.example.org"
-server = "127.0.0.1:5347"
-secret = "s"
-[prosody]
-config = "prosody.cfg.lua"
-modules_dir = "modules"
-managed_config = "modman.cfg.lua"
-admin_socket = "prosody.sock"
-builtin_modules = "builtin"
-[[repositories]]
-name = "{REPOSITORY}"
-url = "http://127.0.0.1:{port}/"
-public_key = "{}"
-"#,
+        let text = config_text(&format!(
+            "[[repositories]]\nname = \"{REPOSITORY}\"\nurl = \"http://127.0.0.1:{port}/\"\npublic_key = \"{}\"\n",
             signing::public_key_text(&key.verifying_key())
-        );
+        ));
         let config = Arc::new(Config::parse(&text, &root).unwrap());
         let server = Fake::default();
         let (engine, _) =
