@@ -2,6 +2,8 @@
 //! applies, and where modules end up enabled and loaded.
 
 use super::*;
+use crate::engine::admin_socket::ModuleAction;
+use crate::engine::Outcome;
 use crate::ops::ErrorKind;
 
 #[tokio::test]
@@ -75,4 +77,29 @@ async fn enable_asks_when_prosody_cfg_sets_the_hosts_list_and_yes_is_bound_to_th
 
     table(host.run_with("enable", &carbons, approved).await);
     assert!(host.loaded("carbons"));
+}
+
+#[tokio::test]
+async fn a_module_prosody_refuses_to_load_is_undone_and_said_so() {
+    let host = Host::new().await;
+    let refuse = Some((ModuleAction::Load, "carbons".to_owned()));
+    host.server.0.lock().unwrap().refuse = refuse;
+    let refused = error(host.run("enable", &[("modules", &["carbons"])]).await);
+    assert_eq!(
+        (refused.kind, refused.outcome),
+        (ErrorKind::Conflict, Outcome::Undone)
+    );
+    assert!(host.enabled_on("carbons").is_empty());
+
+    // install --enable: the files go again with the config.
+    let refuse = Some((ModuleAction::Load, "alpha".to_owned()));
+    host.server.0.lock().unwrap().refuse = refuse;
+    let install = [("modules", &["alpha"][..]), ("enable", &["true"][..])];
+    let refused = error(host.run("install", &install).await);
+    assert_eq!(
+        (refused.kind, refused.outcome),
+        (ErrorKind::Conflict, Outcome::Undone)
+    );
+    assert_eq!(host.installed("alpha"), None);
+    assert!(!host.root.join("modules/mod_alpha").exists());
 }
