@@ -62,3 +62,54 @@ async fn configure_offers_the_options_then_writes_what_was_given() {
         ErrorKind::BadInput
     );
 }
+
+#[tokio::test]
+async fn a_secret_is_never_shown_and_asked_about_while_everyone_can_read_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let host = Host::new().await;
+    table(host.run("install", &[("modules", &["gamma"])]).await);
+    let gamma = [("module", &["gamma"][..])];
+    let Ok(Response::Form(form)) = host.run("configure", &gamma).await else {
+        panic!("configure without options shows them");
+    };
+    let key = form.fields.iter().find(|f| f.var == "gamma_key").unwrap();
+    assert_eq!((key.kind, key.required), (FieldKind::Secret, true));
+
+    let managed = host.root.join("modman.cfg.lua");
+    std::fs::set_permissions(&managed, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let set = [
+        ("module", &["gamma"][..]),
+        ("options", &["gamma_key = hunter2"][..]),
+    ];
+    assert_eq!(
+        host.plan("configure", &set).await,
+        ["gamma_key = (secret) on the whole server"]
+    );
+    let asked = question(host.run("configure", &set).await);
+    let options = |host: &Host| host.ctx.engine.managed_config().unwrap().global;
+    assert!(
+        !options(&host).contains_key("gamma_key"),
+        "asking changes nothing"
+    );
+
+    let approved = Consent::Approved(asked.approval);
+    let written = table(host.run_with("configure", &set, approved).await);
+    let value = LuaValue::Text("hunter2".into());
+    assert_eq!(
+        row(&written, "gamma_key")["to"],
+        LuaValue::shown(Some(&value), true)
+    );
+    assert_eq!(options(&host).get("gamma_key"), Some(&value));
+
+    // Prosody holds it now: the form says so, never with the value.
+    let held = (
+        Scope::Global.prosody_host().to_owned(),
+        "gamma_key".to_owned(),
+    );
+    (host.server.0.lock().unwrap().config).insert(held, value.render());
+    let Ok(Response::Form(form)) = host.run("configure", &gamma).await else {
+        panic!("configure without options shows them");
+    };
+    let key = form.fields.iter().find(|f| f.var == "gamma_key").unwrap();
+    assert!(key.values.is_empty() && !key.required, "{key:?}");
+}
