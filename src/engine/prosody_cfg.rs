@@ -16,6 +16,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use super::scope::GLOBAL;
+
 /// Largest prosody.cfg.lua read; Debian's is 11 KiB.
 pub const MAX_BYTES: u64 = 4 * 1024 * 1024;
 /// Deepest nesting of tables and brackets read.
@@ -389,11 +391,16 @@ impl Parser {
                         },
                         _ => Section::VirtualHost(host),
                     };
-                    self.cfg.sections.push(section.clone());
-                    current = Some(self.cfg.sections.len() - 1);
-                    self.cfg
-                        .statements
-                        .push(Statement::Section { section, line });
+                    if section == Section::VirtualHost(GLOBAL.into()) {
+                        // `Host "*"`: the options after it are global again.
+                        current = None;
+                    } else {
+                        self.cfg.sections.push(section.clone());
+                        current = Some(self.cfg.sections.len() - 1);
+                        self.cfg
+                            .statements
+                            .push(Statement::Section { section, line });
+                    }
                     // `VirtualHost "x" { option = value }`
                     if self.is("{") {
                         if let Value::Table { fields, .. } = self.value(0)? {
@@ -722,6 +729,8 @@ Component ("muc.a.example") "muc"
 Component "ext.a.example"
     component_secret = "s" .. os.getenv("X")
 Host "b.example" { modules_enabled = { "csi" } }
+Host "*"
+    network_settings = { nagle = false }
 Include 'conf.d/*.cfg.lua'
 "#;
         let cfg = ProsodyCfg::parse(text).unwrap();
@@ -753,6 +762,10 @@ Include 'conf.d/*.cfg.lua'
             Some("5347")
         );
         assert_eq!(cfg.global("option"), None, "a field of a table");
+        assert!(
+            cfg.global("network_settings").is_some(),
+            "Host \"*\" is global"
+        );
         assert_eq!(
             cfg.hosts_setting("modules_enabled"),
             BTreeSet::from(["a.example".to_owned(), "b.example".to_owned()])
