@@ -16,10 +16,8 @@ async fn configure_offers_the_options_then_writes_what_was_given() {
             .await,
     );
 
-    let Ok(Response::Form(form)) = host.run("configure", &alpha).await else {
-        panic!("configure without options shows them");
-    };
-    let url = &form.fields[0];
+    let shown = form(host.run("configure", &alpha).await);
+    let url = &shown.fields[0];
     assert_eq!((url.var.as_str(), url.kind), ("alpha_url", FieldKind::Text));
     assert!(url.values.is_empty(), "Prosody holds no value yet");
 
@@ -49,10 +47,8 @@ async fn configure_offers_the_options_then_writes_what_was_given() {
         "alpha_url".to_owned(),
     );
     (host.server.0.lock().unwrap().config).insert(held, value.render());
-    let Ok(Response::Form(form)) = host.run("configure", &alpha).await else {
-        panic!("configure without options shows them");
-    };
-    assert_eq!(form.fields[0].values, ["https://x.example/"]);
+    let shown = form(host.run("configure", &alpha).await);
+    assert_eq!(shown.fields[0].values, ["https://x.example/"]);
     let unknown = [
         ("module", &["alpha"][..]),
         ("options", &["beta_url = x"][..]),
@@ -69,10 +65,8 @@ async fn a_secret_is_never_shown_and_asked_about_while_everyone_can_read_it() {
     let host = Host::new().await;
     table(host.run("install", &[("modules", &["gamma"])]).await);
     let gamma = [("module", &["gamma"][..])];
-    let Ok(Response::Form(form)) = host.run("configure", &gamma).await else {
-        panic!("configure without options shows them");
-    };
-    let key = form.fields.iter().find(|f| f.var == "gamma_key").unwrap();
+    let shown = form(host.run("configure", &gamma).await);
+    let key = shown.fields.iter().find(|f| f.var == "gamma_key").unwrap();
     assert_eq!((key.kind, key.required), (FieldKind::Secret, true));
 
     let managed = host.root.join("modman.cfg.lua");
@@ -107,9 +101,7 @@ async fn a_secret_is_never_shown_and_asked_about_while_everyone_can_read_it() {
         "gamma_key".to_owned(),
     );
     (host.server.0.lock().unwrap().config).insert(held, value.render());
-    let Ok(Response::Form(form)) = host.run("configure", &gamma).await else {
-        panic!("configure without options shows them");
-    };
-    let key = form.fields.iter().find(|f| f.var == "gamma_key").unwrap();
+    let shown = form(host.run("configure", &gamma).await);
+    let key = shown.fields.iter().find(|f| f.var == "gamma_key").unwrap();
     assert!(key.values.is_empty() && !key.required, "{key:?}");
 }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::confirm::{Consent, PLANNED};
-use super::{Context, Details, Input, OpError, Question, Response, Table};
+use super::{Context, Details, Form, Input, OpError, Question, Response, Table};
 use crate::access::Actor;
 use crate::config::Config;
 use crate::engine::fake::{config_text, Fake, HOST};
@@ -270,6 +270,14 @@ pub(super) fn question(response: Result<Response, OpError>) -> Question {
     match response {
         Ok(Response::Confirm(question)) => question,
         other => panic!("expected a question, got {other:?}"),
+    }
+}
+
+/// The form a response must be.
+pub(super) fn form(response: Result<Response, OpError>) -> Form {
+    match response {
+        Ok(Response::Form(form)) => form,
+        other => panic!("expected a form, got {other:?}"),
     }
 }
 
