@@ -282,7 +282,24 @@ fn tokens(text: &str) -> Result<Vec<(Token, Position)>, CfgError> {
                     Some((_, '\\')) => match chars.next() {
                         Some((_, 'n')) => value.push('\n'),
                         Some((_, 't')) => value.push('\t'),
-                        Some((_, '\n')) => return Err(syntax(line, "a string runs past its line")),
+                        // An escaped line break is one; `\z` skips the
+                        // blanks and line breaks after it.
+                        Some((i, '\n')) => {
+                            value.push('\n');
+                            (line, line_start) = (line + 1, at + 1 + i + 1);
+                        }
+                        Some((_, 'z')) => {
+                            while let Some((i, blank)) = chars
+                                .clone()
+                                .next()
+                                .filter(|(_, c)| c.is_ascii_whitespace())
+                            {
+                                chars.next();
+                                if blank == '\n' {
+                                    (line, line_start) = (line + 1, at + 1 + i + 1);
+                                }
+                            }
+                        }
                         Some((_, other)) => value.push(other),
                         None => return Err(syntax(line, "a string is never closed")),
                     },
@@ -713,7 +730,9 @@ Include "/etc/old.cfg.lua"
 ]]
 --[==[ nested ]] brackets ]==]
 plugin_paths = { [[/opt/long
-string]], "/a--b" } -- a comment
+string]], "/a--b", "/split\z
+    /path", "two\
+lines" } -- a comment
 modules_enabled =
 {
     'single'; "double"; -- "commented";
@@ -750,7 +769,10 @@ Include 'conf.d/*.cfg.lua'
             ]
         );
         let (paths, _) = cfg.global("plugin_paths").unwrap();
-        assert_eq!(paths.strings(), ["/opt/long\nstring", "/a--b"]);
+        assert_eq!(
+            paths.strings(),
+            ["/opt/long\nstring", "/a--b", "/split/path", "two\nlines"]
+        );
         let (enabled, line) = cfg.global("modules_enabled").unwrap();
         assert_eq!(enabled.strings(), ["single", "double", "after"]);
         let Value::Table { open, .. } = enabled else {
