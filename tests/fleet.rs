@@ -334,3 +334,124 @@ fn an_addressed_install_changes_the_servers_named_and_no_other() {
     assert!(rows.iter().all(|r| r[0] != "a.test"), "{rows:?}");
     assert!(installed_on(&fleet, "a.test").is_empty());
 }
+
+/// The rows of a rollout table as (server, module, standing, failure).
+fn rollout_rows(run: &serde_json::Value) -> Vec<[String; 4]> {
+    let step = support::last(run);
+    assert_eq!(step["status"], "completed", "{run}");
+    step["form"]["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items: {run}"))
+        .iter()
+        .map(|item| {
+            ["server", "module", "standing", "failure"]
+                .map(|var| item[var].as_str().unwrap_or_default().to_owned())
+        })
+        .collect()
+}
+
+/// A staged rollout: a module that loads everywhere goes to a.test first,
+/// then to b.test and c.test together (batch size 2, from a chat line);
+/// a module whose Lua fails to load on b.test goes, one server at a time,
+/// to a.test (done), to b.test (failed, and undone there), and stops
+/// there: c.test is not reached and changes nothing.
+#[test]
+fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
+    let mut fleet = Fleet::start(3);
+    let mut repository = support::Repository::start_with(|corpus| {
+        support::debian_corpus(corpus);
+        let flaky = corpus.join("mod_flaky");
+        std::fs::create_dir_all(&flaky).unwrap();
+        std::fs::write(
+            flaky.join("mod_flaky.lua"),
+            "if module.host == \"b.test\" then error(\"mod_flaky does not load on b.test\") end\n",
+        )
+        .unwrap();
+        std::fs::write(
+            flaky.join("README.markdown"),
+            "---\nsummary: Loads everywhere but on b.test\n---\n\nA module for tests.\n",
+        )
+        .unwrap();
+    });
+    fleet.serve_repository(&mut repository);
+    let peers = |list: &[&str]| {
+        let list: Vec<String> = list.iter().map(|d| format!("modman.{d}")).collect();
+        format!("\n[fleet]\npeers = {}\nbatch_size = 1\n", json!(list))
+    };
+    for (domain, peers) in [
+        ("a.test", peers(&["b.test", "c.test"])),
+        ("b.test", peers(&["a.test"])),
+        ("c.test", peers(&["a.test"])),
+    ] {
+        let extra = peers + &repository.config_section();
+        let config = fleet
+            .member(domain)
+            .modman_config(&["admin@a.test"], &[], domain, &extra);
+        fleet.start_modman(domain, &config);
+    }
+    let mut alice = fleet.client("admin@a.test");
+    for domain in ["a.test", "b.test", "c.test"] {
+        let refresh = alice.run_at(&format!("modman.{domain}"), "refresh", json!([]));
+        assert_eq!(support::last(&refresh)["status"], "completed", "{refresh}");
+    }
+    let loaded = |fleet: &Fleet, domain: &str, module: &str| {
+        fleet
+            .member(domain)
+            .prosody
+            .loaded_modules(domain)
+            .contains(&module.to_owned())
+    };
+
+    // Unconfirmed, from chat: nothing runs anywhere.
+    alice.chat("modman.a.test", "fleet: install lastlog enable batch=2");
+    for domain in ["a.test", "b.test", "c.test"] {
+        assert!(installed_on(&fleet, domain).is_empty(), "{domain}");
+    }
+    alice.chat(
+        "modman.a.test",
+        "fleet: install lastlog enable batch=2 confirm",
+    );
+    for domain in ["a.test", "b.test", "c.test"] {
+        assert_eq!(installed_on(&fleet, domain), ["lastlog"], "{domain}");
+        assert!(loaded(&fleet, domain, "lastlog"), "{domain}");
+    }
+
+    // The form offers the batch size, set from [fleet] batch_size.
+    let shown = alice.run_at("modman.a.test", "install", json!([]));
+    let fields = &support::last(&shown)["form"]["fields"];
+    assert!(
+        fields.as_array().unwrap().contains(&json!("batch")),
+        "{shown}"
+    );
+
+    let run = alice.run_at(
+        "modman.a.test",
+        "install",
+        json!([{"modules": ["flaky"], "enable": true, "servers": ["fleet"], "confirm": true}]),
+    );
+    let rows = rollout_rows(&run);
+    let standing = |server: &str| -> Vec<&str> {
+        rows.iter()
+            .filter(|r| r[0] == server)
+            .map(|r| r[2].as_str())
+            .collect()
+    };
+    assert_eq!(standing("a.test"), ["done"], "{rows:?}");
+    assert_eq!(standing("b.test"), ["failed, undone"], "{rows:?}");
+    assert_eq!(standing("c.test"), ["not reached"], "{rows:?}");
+    assert!(loaded(&fleet, "a.test", "flaky"));
+    assert_eq!(installed_on(&fleet, "a.test"), ["flaky", "lastlog"]);
+    for domain in ["b.test", "c.test"] {
+        assert_eq!(installed_on(&fleet, domain), ["lastlog"], "{domain}");
+        assert!(!loaded(&fleet, domain, "flaky"), "{domain}");
+        assert!(
+            !fleet
+                .member(domain)
+                .prosody
+                .modules_dir()
+                .join("mod_flaky")
+                .exists(),
+            "{domain}"
+        );
+    }
+}

@@ -149,7 +149,7 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
             }
         }
     }
-    if let Some(field) = super::fleet::request::servers_field(ctx, spec.node) {
+    for field in super::fleet::request::fleet_fields(ctx, spec.node) {
         form.append_child(field);
     }
     form
