@@ -424,6 +424,22 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
         "{shown}"
     );
 
+    // A dry run: every server answers its plan, nothing changes, and a
+    // plan that would fail later stops nobody.
+    let planned = alice.run_at(
+        "modman.a.test",
+        "install",
+        json!([{"modules": ["flaky"], "enable": true, "servers": ["fleet"], "dry_run": true}]),
+    );
+    let rows = rollout_rows(&planned);
+    for server in ["a.test", "b.test", "c.test"] {
+        assert!(
+            rows.iter().any(|r| r[0] == server && r[2] == "planned"),
+            "{rows:?}"
+        );
+        assert_eq!(installed_on(&fleet, server), ["lastlog"], "{server}");
+    }
+
     let run = alice.run_at(
         "modman.a.test",
         "install",

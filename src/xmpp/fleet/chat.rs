@@ -7,7 +7,7 @@
 
 use super::merge;
 use super::request::{across, batch_size, targets, Across, ACROSS, CHANGES};
-use super::rollout::{self, Fields, BATCH_FIELD};
+use super::rollout::{self, Fields, Intent, BATCH_FIELD};
 use super::{server_of, WHOLE_FLEET};
 use crate::access::Actor;
 use crate::config::Config;
@@ -46,8 +46,8 @@ pub fn for_the_room(config: &Config, text: &str) -> bool {
 
 /// The answer to `line` for the servers `names`, asked by `actor`:
 /// `list` merged across them, or a change rolled out over them in stages
-/// ([`rollout`]), which runs only when the line says `confirm`; `batch=N`
-/// sets its batch size.
+/// ([`rollout`]), which runs only when the line says `confirm` (or is a
+/// `plan`); `batch=N` sets its batch size.
 pub async fn reply(
     ctx: &crate::ops::Context,
     link: Link<'_>,
@@ -101,16 +101,22 @@ pub async fn reply(
                 Err(e) => return e.to_string(),
             };
             let stages = rollout::stages(targets.servers(ctx), batch);
-            if !confirm {
+            if confirm {
+                fields.push((CONFIRM_FIELD.to_owned(), vec!["true".to_owned()]));
+            }
+            let intent = match rollout::intent(node, &fields) {
+                Ok(intent) => intent,
+                Err(e) => return format!("{e}; nothing was run."),
+            };
+            if intent == Intent::Unconfirmed {
                 let canary = stages
                     .first()
                     .and_then(|stage| stage.first())
                     .map_or(String::new(), |s| s.name.clone());
                 return format!(
-                    "A change across servers runs only when the line says `confirm`: say it again with `confirm` at the end. It goes to {canary} first, then to the others in batches of {batch}, each checked before the next. Nothing was run anywhere."
+                    "A change across servers runs only when the line says `confirm`: say it again with `confirm` at the end (or start it with `plan` to see each server's plan). It goes to {canary} first, then to the others in batches of {batch}, each checked before the next. Nothing was run anywhere."
                 );
             }
-            fields.push((CONFIRM_FIELD.to_owned(), vec!["true".to_owned()]));
             let runner = rollout::Runner {
                 ctx,
                 link,
@@ -118,6 +124,7 @@ pub async fn reply(
                 admin,
                 node,
                 fields,
+                intent,
             };
             let count = stages.len();
             Ok(rollout::table(count, batch, &runner.roll_out(stages).await))

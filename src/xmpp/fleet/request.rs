@@ -12,10 +12,10 @@ use std::num::NonZeroUsize;
 
 use super::merge::{self, Row};
 use super::relay::{Link, PeerFailure, Relay};
-use super::rollout::{self, BATCH_FIELD};
+use super::rollout::{self, Intent, BATCH_FIELD};
 use super::{server_of, trust, SERVERS_FIELD, WHOLE_FLEET};
 use crate::access::Actor;
-use crate::ops::{Context, OpError, Table, CONFIRM_FIELD};
+use crate::ops::{Context, OpError, Table, CONFIRM_FIELD, DRY_RUN_FIELD};
 use crate::xmpp::adhoc::{self, AdhocError, Sessions};
 use crate::xmpp::command::{CommandReply, CommandRequest, Status, NS, NS_DATA};
 use crate::xmpp::forms::{self, Rendering};
@@ -119,16 +119,6 @@ pub fn fleet_fields(ctx: &Context, node: &str) -> Vec<Element> {
         fields.push(batch);
     }
     fields
-}
-
-/// Whether a submitted form answers `confirm` with true.
-fn confirmed(form: Option<&Element>) -> bool {
-    form.and_then(|form| forms::submitted_values(form).ok())
-        .is_some_and(|values| {
-            values.iter().any(|(var, vals)| {
-                var == CONFIRM_FIELD && vals.iter().any(|v| v == "true" || v == "1")
-            })
-        })
 }
 
 /// Takes the [`SERVERS_FIELD`] out of `request`'s form: the servers it
@@ -303,9 +293,6 @@ pub async fn run(
         return Err(OpError::bad_input(format!("only `{ACROSS}` and `{}` run across servers; nothing was run. Leave the `{SERVERS_FIELD}` field empty to run `{}` on this server", CHANGES.join("`, `"), request.node.chars().take(64).collect::<String>()))
         .into());
     };
-    if matches!(kind, Across::Change(_)) && !confirmed(request.form.as_ref()) {
-        return Err(OpError::bad_input(format!("a change across servers runs only with `{CONFIRM_FIELD}` = true submitted, since no question can be asked of each server; nothing was run anywhere")).into());
-    }
     let Some(admin) = actor.jid() else {
         return Err(OpError::bad_input("only an admin over XMPP can ask other servers").into());
     };
@@ -338,6 +325,10 @@ pub async fn run(
                 Some(Err(e)) => return Err(OpError::bad_input(e).into()),
                 None => vec![],
             };
+            let intent = rollout::intent(kind.node(), &fields)?;
+            if intent == Intent::Unconfirmed {
+                return Err(OpError::bad_input(format!("a change across servers runs only with `{CONFIRM_FIELD}` = true (or `{DRY_RUN_FIELD}` = true) submitted, since no question can be asked of each server; nothing was run anywhere")).into());
+            }
             let runner = rollout::Runner {
                 ctx,
                 link: Link { relay, replies },
@@ -345,6 +336,7 @@ pub async fn run(
                 admin,
                 node: kind.node(),
                 fields,
+                intent,
             };
             let count = stages.len();
             rollout::table(count, batch, &runner.roll_out(stages).await)

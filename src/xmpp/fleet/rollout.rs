@@ -20,7 +20,9 @@ use super::relay::{Link, PeerFailure, CONCURRENCY};
 use super::trust;
 use crate::access::Actor;
 use crate::ops::response::OUTCOME;
-use crate::ops::{Context, Input, Outcome, Response, Table, CONFIRM_FIELD, REPLY_BYTES};
+use crate::ops::{
+    Consent, Context, Input, OpError, Outcome, Response, Table, CONFIRM_FIELD, REPLY_BYTES,
+};
 use crate::xmpp::command::{NS, NS_DATA};
 
 /// The ad-hoc field (and chat word, `batch=N`) that sets how many servers
@@ -50,6 +52,36 @@ pub fn stages(mut servers: Vec<Server>, batch: NonZeroUsize) -> Vec<Vec<Server>>
         .collect()
 }
 
+/// What a change across servers is to do, decided once from its fields
+/// as this server's operation reads them (so a dry run outranks a yes,
+/// as everywhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// Make the change (`confirm` = true).
+    Change,
+    /// Only each server's plan: nothing changes, so nothing is checked or
+    /// undone, and no server's answer stops the others.
+    DryRun,
+    /// Neither: nothing runs anywhere, as no question can be asked of each
+    /// server.
+    Unconfirmed,
+}
+
+/// The [`Intent`] of `node` with `fields`; `Err` if this server's
+/// operation refuses the fields.
+pub fn intent(node: &str, fields: &[(String, Vec<String>)]) -> Result<Intent, OpError> {
+    let op = crate::ops::find(node)
+        .ok_or_else(|| OpError::bad_input(format!("no command {node}; nothing was run")))?;
+    let raw = fields
+        .iter()
+        .map(|(var, values)| (var.as_str(), values.clone()));
+    Ok(match Input::check(op.spec().params, raw)?.consent {
+        Consent::DryRun => Intent::DryRun,
+        Consent::Given => Intent::Change,
+        Consent::NotAsked | Consent::Approved(_) => Intent::Unconfirmed,
+    })
+}
+
 /// How a server that failed was left.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Undone {
@@ -72,6 +104,8 @@ pub enum Standing {
     Done(Vec<Row>),
     /// Its change or the check after it failed, and how it was left.
     Failed { why: PeerFailure, undone: Undone },
+    /// A dry run's plan there: nothing was changed.
+    Planned(Vec<Row>),
     /// The rollout stopped before its stage.
     NotReached,
 }
@@ -82,6 +116,7 @@ impl Standing {
     pub fn as_str(&self) -> &'static str {
         match self {
             Standing::Done(_) => "done",
+            Standing::Planned(_) => "planned",
             Standing::Failed { undone, .. } => match undone {
                 Undone::ByItsChange => "failed, undone",
                 Undone::RolledBack => "failed, rolled back",
@@ -146,8 +181,10 @@ pub struct Runner<'a> {
     pub admin: &'a BareJid,
     /// The change's node (`install`, `update`, `enable`).
     pub node: &'static str,
-    /// Its fields, `confirm` = true among them.
+    /// Its fields, `confirm` = true or `dry_run` = true among them.
     pub fields: Fields,
+    /// What they ask for: [`Intent::Change`] or [`Intent::DryRun`].
+    pub intent: Intent,
 }
 
 impl Runner<'_> {
@@ -195,6 +232,9 @@ impl Runner<'_> {
                 return Standing::Failed { why, undone };
             }
         };
+        if self.intent == Intent::DryRun {
+            return Standing::Planned(changed);
+        }
         let installed = [("show".to_owned(), vec!["installed".to_owned()])];
         let checked = self
             .run(server, "list", &installed)
@@ -325,21 +365,23 @@ pub fn table(stages: usize, batch: NonZeroUsize, standings: &[(Server, Standing)
                 ]
             };
         match standing {
-            Standing::Done(changed) => rows.extend(changed.iter().map(|row| {
-                let cell = |vars: &[&str]| {
-                    vars.iter()
-                        .find_map(|var| row.get(*var))
-                        .cloned()
-                        .unwrap_or_default()
-                };
-                cells(
-                    &cell(&["module"]),
-                    &cell(&["to", "version", "state"]),
-                    Outcome::Ok,
-                    "",
-                    String::new(),
-                )
-            })),
+            Standing::Done(changed) | Standing::Planned(changed) => {
+                rows.extend(changed.iter().map(|row| {
+                    let cell = |vars: &[&str]| {
+                        vars.iter()
+                            .find_map(|var| row.get(*var))
+                            .cloned()
+                            .unwrap_or_default()
+                    };
+                    cells(
+                        &cell(&["module"]),
+                        &cell(&["to", "version", "state"]),
+                        Outcome::Ok,
+                        "",
+                        String::new(),
+                    )
+                }))
+            }
             Standing::Failed { why, undone } => {
                 let problem = match undone {
                     Undone::RollbackFailed(e) => format!("{why}; the rollback failed too: {e}"),
@@ -352,6 +394,7 @@ pub fn table(stages: usize, batch: NonZeroUsize, standings: &[(Server, Standing)
     }
     let count = |f: fn(&Standing) -> bool| standings.iter().filter(|(_, s)| f(s)).count();
     let done = count(|s| matches!(s, Standing::Done(_)));
+    let planned = count(|s| matches!(s, Standing::Planned(_)));
     let names = |f: fn(&Standing) -> bool| {
         standings
             .iter()
@@ -367,6 +410,12 @@ pub fn table(stages: usize, batch: NonZeroUsize, standings: &[(Server, Standing)
         stages.saturating_sub(1),
         if stages == 2 { "" } else { "es" },
     );
+    if planned > 0 {
+        note = format!(
+            "A dry run: {planned} of {} servers answered their plan, and nothing was changed anywhere. Run it again without the dry run to roll it out.",
+            standings.len()
+        );
+    }
     let failed = names(|s| matches!(s, Standing::Failed { .. }));
     if !failed.is_empty() {
         note += &format!(" Stopped at {failed}: their rows say why.");
