@@ -454,6 +454,13 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
     };
     assert_eq!(standing("a.test"), ["done"], "{rows:?}");
     assert_eq!(standing("b.test"), ["failed, undone"], "{rows:?}");
+    // b.test's modman ran the change, which failed there: not a refusal.
+    let failure: Vec<&str> = rows
+        .iter()
+        .filter(|r| r[0] == "b.test")
+        .map(|r| r[3].as_str())
+        .collect();
+    assert_eq!(failure, ["failed-there"], "{rows:?}");
     assert_eq!(standing("c.test"), ["not reached"], "{rows:?}");
     assert!(loaded(&fleet, "a.test", "flaky"));
     assert_eq!(installed_on(&fleet, "a.test"), ["flaky", "lastlog"]);

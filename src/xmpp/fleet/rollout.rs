@@ -19,6 +19,7 @@ use super::merge::{self, Row};
 use super::relay::{Link, PeerFailure, CONCURRENCY};
 use super::trust;
 use crate::access::Actor;
+use crate::ops::confirm::PLANNED;
 use crate::ops::response::OUTCOME;
 use crate::ops::{
     Consent, Context, Input, OpError, Outcome, Response, Table, CONFIRM_FIELD, REPLY_BYTES,
@@ -222,9 +223,10 @@ impl Runner<'_> {
             Ok(rows) => rows,
             Err(why) => {
                 let undone = match why {
-                    PeerFailure::Refused { .. } | PeerFailure::Failed(_) | PeerFailure::NotSent => {
-                        Undone::ByItsChange
-                    }
+                    PeerFailure::Refused { .. }
+                    | PeerFailure::FailedThere { .. }
+                    | PeerFailure::Failed(_)
+                    | PeerFailure::NotSent => Undone::ByItsChange,
                     PeerFailure::Timeout(_)
                     | PeerFailure::Unreachable { .. }
                     | PeerFailure::Unreadable(_) => Undone::Unknown,
@@ -375,7 +377,7 @@ pub fn table(stages: usize, batch: NonZeroUsize, standings: &[(Server, Standing)
                     };
                     cells(
                         &cell(&["module"]),
-                        &cell(&["to", "version", "state"]),
+                        &cell(&["to", "version", "state", PLANNED.0]),
                         Outcome::Ok,
                         "",
                         String::new(),
