@@ -167,17 +167,8 @@ mod prosody_13_only {
                 .any(|l| l.starts_with("repository community (outcome: unavailable")),
             "{printed}"
         );
-        let start = command_line("ExecStart=");
-        let start: Vec<&str> = start.iter().map(String::as_str).collect();
-        let log_path = prosody.path("modman-unit.log");
-        let mut daemon = as_prosody(&start)
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .unwrap();
+        let (mut daemon, log_path) = start_as_the_unit(&prosody, &modman_toml);
         let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-        support::wait_for("the daemon to connect", || {
-            log().contains("connected to Prosody").then_some(())
-        });
         let warned = support::wait_for("the warning on the repository", || {
             log()
                 .lines()
@@ -296,17 +287,8 @@ mod prosody_13_only {
         .unwrap();
         assert!(setup.status.success(), "{setup:?}");
         restart_as_debian_runs_it(&mut prosody);
-        let start = unit_command_line("ExecStart=", modman_toml);
-        let start: Vec<&str> = start.iter().map(String::as_str).collect();
-        let log_path = prosody.path("modman-unit.log");
-        let mut daemon = as_prosody(&start)
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .unwrap();
+        let (mut daemon, log_path) = start_as_the_unit(&prosody, modman_toml);
         let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-        support::wait_for("the daemon to connect", || {
-            log().contains("connected to Prosody").then_some(())
-        });
         let mut admin = Client::connect(&prosody, ADMIN);
         let enable = admin.run("enable", json!({"modules": ["motd"]}));
         assert_eq!(last(&enable)["status"], "completed", "{enable}");
@@ -505,6 +487,29 @@ mod prosody_13_only {
             .arg(&server().root)
             .args(args);
         command
+    }
+
+    /// modman started as the unit's ExecStart runs it, with
+    /// `modman_toml`, once it has connected to `prosody`: the process
+    /// started, and the file its log goes to.
+    fn start_as_the_unit(
+        prosody: &Prosody,
+        modman_toml: &Path,
+    ) -> (std::process::Child, std::path::PathBuf) {
+        let start = unit_command_line("ExecStart=", modman_toml);
+        let start: Vec<&str> = start.iter().map(String::as_str).collect();
+        let log_path = prosody.path("modman-unit.log");
+        let daemon = as_prosody(&start)
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        support::wait_for("the daemon to connect", || {
+            std::fs::read_to_string(&log_path)
+                .unwrap_or_default()
+                .contains("connected to Prosody")
+                .then_some(())
+        });
+        (daemon, log_path)
     }
 
     /// The command line after `key` (`ExecStart=`...) in the installed

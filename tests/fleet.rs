@@ -47,20 +47,23 @@ fn three_servers_each_with_its_modman_meet_in_one_room() {
     assert_eq!(refused["error"]["condition"], "forbidden", "{refused}");
 }
 
-/// The rows of a merged fleet table as (module, server, drift, outcome,
-/// failure), from the result form a fleet `list` answered.
-fn fleet_rows(run: &serde_json::Value) -> Vec<[String; 5]> {
+/// The cells `vars` of each row of the result form a completed fleet
+/// command answered.
+fn cells<const N: usize>(run: &serde_json::Value, vars: [&str; N]) -> Vec<[String; N]> {
     let step = support::last(run);
     assert_eq!(step["status"], "completed", "{run}");
     step["form"]["items"]
         .as_array()
         .unwrap_or_else(|| panic!("no items: {run}"))
         .iter()
-        .map(|item| {
-            ["module", "server", "drift", "outcome", "failure"]
-                .map(|var| item[var].as_str().unwrap_or_default().to_owned())
-        })
+        .map(|item| vars.map(|var| item[var].as_str().unwrap_or_default().to_owned()))
         .collect()
+}
+
+/// The rows of a merged fleet table as (module, server, drift, outcome,
+/// failure), from the result form a fleet `list` answered.
+fn fleet_rows(run: &serde_json::Value) -> Vec<[String; 5]> {
+    cells(run, ["module", "server", "drift", "outcome", "failure"])
 }
 
 /// `list` for the whole fleet answers one table of module × server: a
@@ -278,17 +281,19 @@ fn installed_on(fleet: &Fleet, domain: &str) -> Vec<String> {
     })
 }
 
-/// An install addressed to two servers is made by each of them (their own
-/// change, recorded in their own state) and by no other; without
-/// `confirm` it runs nowhere.
-#[test]
-fn an_addressed_install_changes_the_servers_named_and_no_other() {
-    let mut fleet = Fleet::start(3);
-    let mut repository = support::Repository::start();
-    fleet.serve_repository(&mut repository);
+/// A modman on each server with `repository` served to all, a.test's
+/// listing b.test and c.test as peers and theirs a.test, `fleet` (more
+/// lines of `[fleet]`) on each, admin@a.test the admin everywhere; each
+/// has refreshed. Returns admin@a.test's client.
+fn modmans_around_a(
+    fleet: &mut Fleet,
+    repository: &mut support::Repository,
+    fleet_lines: &str,
+) -> support::Client {
+    fleet.serve_repository(repository);
     let peers = |list: &[&str]| {
         let list: Vec<String> = list.iter().map(|d| format!("modman.{d}")).collect();
-        format!("\n[fleet]\npeers = {}\n", json!(list))
+        format!("\n[fleet]\npeers = {}\n{fleet_lines}", json!(list))
     };
     for (domain, peers) in [
         ("a.test", peers(&["b.test", "c.test"])),
@@ -306,6 +311,17 @@ fn an_addressed_install_changes_the_servers_named_and_no_other() {
         let refresh = alice.run_at(&format!("modman.{domain}"), "refresh", json!([]));
         assert_eq!(support::last(&refresh)["status"], "completed", "{refresh}");
     }
+    alice
+}
+
+/// An install addressed to two servers is made by each of them (their own
+/// change, recorded in their own state) and by no other; without
+/// `confirm` it runs nowhere.
+#[test]
+fn an_addressed_install_changes_the_servers_named_and_no_other() {
+    let mut fleet = Fleet::start(3);
+    let mut repository = support::Repository::start();
+    let mut alice = modmans_around_a(&mut fleet, &mut repository, "");
     let install = |confirm: bool| json!([{"modules": ["lastlog"], "servers": ["b.test", "c.test"], "confirm": confirm}]);
 
     let refused = alice.run_at("modman.a.test", "install", install(false));
@@ -315,17 +331,7 @@ fn an_addressed_install_changes_the_servers_named_and_no_other() {
     }
 
     let run = alice.run_at("modman.a.test", "install", install(true));
-    let step = support::last(&run);
-    assert_eq!(step["status"], "completed", "{run}");
-    let rows: Vec<[String; 3]> = step["form"]["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no items: {run}"))
-        .iter()
-        .map(|item| {
-            ["server", "module", "outcome"]
-                .map(|var| item[var].as_str().unwrap_or_default().to_owned())
-        })
-        .collect();
+    let rows = cells(&run, ["server", "module", "outcome"]);
     for server in ["b.test", "c.test"] {
         let row = [server.to_owned(), "lastlog".to_owned(), "ok".to_owned()];
         assert!(rows.contains(&row), "{rows:?}");
@@ -337,17 +343,7 @@ fn an_addressed_install_changes_the_servers_named_and_no_other() {
 
 /// The rows of a rollout table as (server, module, standing, failure).
 fn rollout_rows(run: &serde_json::Value) -> Vec<[String; 4]> {
-    let step = support::last(run);
-    assert_eq!(step["status"], "completed", "{run}");
-    step["form"]["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no items: {run}"))
-        .iter()
-        .map(|item| {
-            ["server", "module", "standing", "failure"]
-                .map(|var| item[var].as_str().unwrap_or_default().to_owned())
-        })
-        .collect()
+    cells(run, ["server", "module", "standing", "failure"])
 }
 
 /// A staged rollout: a module that loads everywhere goes to a.test first,
@@ -373,27 +369,7 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
         )
         .unwrap();
     });
-    fleet.serve_repository(&mut repository);
-    let peers = |list: &[&str]| {
-        let list: Vec<String> = list.iter().map(|d| format!("modman.{d}")).collect();
-        format!("\n[fleet]\npeers = {}\nbatch_size = 1\n", json!(list))
-    };
-    for (domain, peers) in [
-        ("a.test", peers(&["b.test", "c.test"])),
-        ("b.test", peers(&["a.test"])),
-        ("c.test", peers(&["a.test"])),
-    ] {
-        let extra = peers + &repository.config_section();
-        let config = fleet
-            .member(domain)
-            .modman_config(&["admin@a.test"], &[], domain, &extra);
-        fleet.start_modman(domain, &config);
-    }
-    let mut alice = fleet.client("admin@a.test");
-    for domain in ["a.test", "b.test", "c.test"] {
-        let refresh = alice.run_at(&format!("modman.{domain}"), "refresh", json!([]));
-        assert_eq!(support::last(&refresh)["status"], "completed", "{refresh}");
-    }
+    let mut alice = modmans_around_a(&mut fleet, &mut repository, "batch_size = 1\n");
     let loaded = |fleet: &Fleet, domain: &str, module: &str| {
         fleet
             .member(domain)
