@@ -350,7 +350,9 @@ fn rollout_rows(run: &serde_json::Value) -> Vec<[String; 4]> {
 /// then to b.test and c.test together (batch size 2, from a chat line);
 /// a module whose Lua fails to load on b.test goes, one server at a time,
 /// to a.test (done), to b.test (failed, and undone there), and stops
-/// there: c.test is not reached and changes nothing.
+/// there: c.test is not reached and changes nothing. A dry run changes
+/// nothing anywhere; a server down mid-rollout is its own row, and the
+/// others of its batch are done.
 #[test]
 fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
     let mut fleet = Fleet::start(3);
@@ -453,4 +455,37 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
             "{domain}"
         );
     }
+
+    // A server down mid-rollout: the others of its batch make the change,
+    // its own row says it could not be reached and changed nothing, and the
+    // rollout goes no further.
+    fleet.stop_server("c.test");
+    let run = alice.run_at(
+        "modman.a.test",
+        "install",
+        json!([{"modules": ["csi_battery_saver"], "servers": ["fleet"], "batch": "2", "confirm": true}]),
+    );
+    let rows = rollout_rows(&run);
+    let standing = |server: &str| -> Vec<[&str; 2]> {
+        rows.iter()
+            .filter(|r| r[0] == server)
+            .map(|r| [r[2].as_str(), r[3].as_str()])
+            .collect()
+    };
+    for server in ["a.test", "b.test"] {
+        assert!(
+            standing(server).iter().all(|s| s == &["done", ""]),
+            "{rows:?}"
+        );
+        assert!(
+            installed_on(&fleet, server).contains(&"csi_battery_saver".to_owned()),
+            "{server}"
+        );
+    }
+    assert_eq!(
+        standing("c.test"),
+        [["failed, unchanged", "unreachable"]],
+        "{rows:?}"
+    );
+    assert!(!installed_on(&fleet, "c.test").contains(&"csi_battery_saver".to_owned()));
 }

@@ -86,8 +86,11 @@ pub fn intent(node: &str, fields: &[(String, Vec<String>)]) -> Result<Intent, Op
 /// How a server that failed was left.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Undone {
-    /// Its modman refused or failed the change, and a failed change is
-    /// undone whole there: nothing changed.
+    /// The change never ran there: its server or modman could not be
+    /// reached, or its modman refused the request.
+    NeverRan,
+    /// Its modman ran the change, which failed and was undone whole
+    /// there: nothing changed.
     ByItsChange,
     /// The change was made but the check after it failed: rolled back.
     RolledBack,
@@ -112,13 +115,15 @@ pub enum Standing {
 }
 
 impl Standing {
-    /// The table cell: `done`, `failed, undone`, `failed, rolled back`,
-    /// `failed, rollback failed`, `failed, unknown` or `not reached`.
+    /// The table cell: `done`, `planned`, `failed, unchanged`, `failed,
+    /// undone`, `failed, rolled back`, `failed, rollback failed`, `failed,
+    /// unknown` or `not reached`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Standing::Done(_) => "done",
             Standing::Planned(_) => "planned",
             Standing::Failed { undone, .. } => match undone {
+                Undone::NeverRan => "failed, unchanged",
                 Undone::ByItsChange => "failed, undone",
                 Undone::RolledBack => "failed, rolled back",
                 Undone::RollbackFailed(_) => "failed, rollback failed",
@@ -224,12 +229,10 @@ impl Runner<'_> {
             Err(why) => {
                 let undone = match why {
                     PeerFailure::Refused { .. }
-                    | PeerFailure::FailedThere { .. }
-                    | PeerFailure::Failed(_)
-                    | PeerFailure::NotSent => Undone::ByItsChange,
-                    PeerFailure::Timeout(_)
                     | PeerFailure::Unreachable { .. }
-                    | PeerFailure::Unreadable(_) => Undone::Unknown,
+                    | PeerFailure::NotSent => Undone::NeverRan,
+                    PeerFailure::FailedThere { .. } | PeerFailure::Failed(_) => Undone::ByItsChange,
+                    PeerFailure::Timeout(_) | PeerFailure::Unreadable(_) => Undone::Unknown,
                 };
                 return Standing::Failed { why, undone };
             }
