@@ -282,13 +282,15 @@ fn installed_on(fleet: &Fleet, domain: &str) -> Vec<String> {
 }
 
 /// A modman on each server with `repository` served to all, a.test's
-/// listing b.test and c.test as peers and theirs a.test, `fleet` (more
-/// lines of `[fleet]`) on each, admin@a.test the admin everywhere; each
-/// has refreshed. Returns admin@a.test's client.
+/// listing b.test and c.test as peers and theirs a.test, `fleet_lines`
+/// (more lines of `[fleet]`) on each, in `rooms` under its server's name,
+/// admin@a.test the admin everywhere; each has refreshed. Returns
+/// admin@a.test's client.
 fn modmans_around_a(
     fleet: &mut Fleet,
     repository: &mut support::Repository,
     fleet_lines: &str,
+    rooms: &[&str],
 ) -> support::Client {
     fleet.serve_repository(repository);
     let peers = |list: &[&str]| {
@@ -303,7 +305,7 @@ fn modmans_around_a(
         let extra = peers + &repository.config_section();
         let config = fleet
             .member(domain)
-            .modman_config(&["admin@a.test"], &[], domain, &extra);
+            .modman_config(&["admin@a.test"], rooms, domain, &extra);
         fleet.start_modman(domain, &config);
     }
     let mut alice = fleet.client("admin@a.test");
@@ -321,7 +323,7 @@ fn modmans_around_a(
 fn an_addressed_install_changes_the_servers_named_and_no_other() {
     let mut fleet = Fleet::start(3);
     let mut repository = support::Repository::start();
-    let mut alice = modmans_around_a(&mut fleet, &mut repository, "");
+    let mut alice = modmans_around_a(&mut fleet, &mut repository, "", &[]);
     let install = |confirm: bool| json!([{"modules": ["lastlog"], "servers": ["b.test", "c.test"], "confirm": confirm}]);
 
     let refused = alice.run_at("modman.a.test", "install", install(false));
@@ -350,8 +352,8 @@ fn rollout_rows(run: &serde_json::Value) -> Vec<[String; 4]> {
 /// then to b.test and c.test together (batch size 2, from a chat line);
 /// a module whose Lua fails to load on b.test goes, one server at a time,
 /// to a.test (done), to b.test (failed, and undone there), and stops
-/// there: c.test is not reached and changes nothing. A dry run changes
-/// nothing anywhere; a server down mid-rollout is its own row, and the
+/// there: c.test is not reached and changes nothing; the room is told.
+/// A dry run changes nothing anywhere; a server down mid-rollout is its own row, and the
 /// others of its batch are done.
 #[test]
 fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
@@ -371,7 +373,11 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
         )
         .unwrap();
     });
-    let mut alice = modmans_around_a(&mut fleet, &mut repository, "batch_size = 1\n");
+    let mut alice = modmans_around_a(&mut fleet, &mut repository, "batch_size = 1\n", &[ROOM]);
+    alice.join(ROOM, "alice", "anyone");
+    for domain in ["a.test", "b.test", "c.test"] {
+        alice.wait_for_occupant(ROOM, domain);
+    }
     let loaded = |fleet: &Fleet, domain: &str, module: &str| {
         fleet
             .member(domain)
@@ -432,6 +438,15 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
     };
     assert_eq!(standing("a.test"), ["done"], "{rows:?}");
     assert_eq!(standing("b.test"), ["failed, undone"], "{rows:?}");
+    // The room is told, once, by the modman that was asked: a line for
+    // each server, as the table has.
+    let told = alice
+        .next_from(ROOM, "a.test", 20)
+        .expect("a.test tells the room");
+    for server in ["a.test", "b.test", "c.test"] {
+        let lines = told.lines().filter(|l| l.trim_start().starts_with(server));
+        assert_eq!(lines.count(), standing(server).len(), "{told}");
+    }
     // b.test's modman ran the change, which failed there: not a refusal.
     let failure: Vec<&str> = rows
         .iter()

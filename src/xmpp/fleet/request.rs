@@ -339,7 +339,11 @@ pub async fn run(
                 intent,
             };
             let count = stages.len();
-            rollout::table(count, batch, &runner.roll_out(stages).await)
+            let table = rollout::table(count, batch, &runner.roll_out(stages).await);
+            if intent == Intent::Change {
+                rollout::tell_rooms(ctx, replies, &table).await;
+            }
+            table
         }
     };
     let form = match rendering {

@@ -13,7 +13,10 @@ use std::num::NonZeroUsize;
 
 use futures::stream::{self, StreamExt};
 use minidom::Element;
-use xmpp_parsers::jid::BareJid;
+use tokio::sync::mpsc;
+use tokio_xmpp::Stanza;
+use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::message::Message;
 
 use super::merge::{self, Row};
 use super::relay::{Link, PeerFailure, CONCURRENCY};
@@ -450,6 +453,25 @@ pub fn table(stages: usize, batch: NonZeroUsize, standings: &[(Server, Standing)
         unreachable!("fitting a table leaves a table")
     };
     table
+}
+
+/// Tells each room of `[chat] rooms` where every server stands after a
+/// rollout asked from an ad-hoc form, as one message: the people who meet
+/// there see what changed on their servers, whoever changed it and
+/// however. A rollout asked in a room is answered there already.
+pub async fn tell_rooms(ctx: &Context, replies: &mpsc::Sender<Stanza>, table: &Table) {
+    let text = crate::text::render(&Response::Table(table.clone()));
+    let me = Jid::from(ctx.config.component.jid.clone());
+    for room in &ctx.config.chat.rooms {
+        let mut message =
+            Message::groupchat(Jid::from(room.clone())).with_body(Default::default(), text.clone());
+        message.from = Some(me.clone());
+        if replies.send(message.into()).await.is_err() {
+            tracing::warn!(
+                "cannot tell {room} how the rollout went: the connection to Prosody is gone"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
