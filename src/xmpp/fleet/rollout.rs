@@ -243,20 +243,14 @@ impl Runner<'_> {
         if self.intent == Intent::DryRun {
             return Standing::Planned(changed);
         }
-        let installed = [("show".to_owned(), vec!["installed".to_owned()])];
-        let checked = self
-            .run(server, "list", &installed)
-            .await
-            .map_err(|e| format!("it did not answer the check after the change: {e}"))
-            .and_then(|installed| health(&changed, &installed));
-        let Err(problem) = checked else {
-            return Standing::Done(changed);
-        };
         let modules: BTreeSet<String> = changed
             .iter()
             .filter_map(|row| row.get("module").cloned())
             .filter(|m| !m.is_empty())
             .collect();
+        let Err(problem) = self.check(server, &modules, &changed).await else {
+            return Standing::Done(changed);
+        };
         let rollback = [
             ("modules".to_owned(), modules.into_iter().collect()),
             (CONFIRM_FIELD.to_owned(), vec!["true".to_owned()]),
@@ -269,6 +263,30 @@ impl Runner<'_> {
             why: PeerFailure::Failed(problem),
             undone,
         }
+    }
+
+    /// The check after `server` changed `modules` ([`health`]), from its
+    /// `list` of each: one per module, so a server with more installed
+    /// modules than one list shows cannot hide one of them.
+    async fn check(
+        &self,
+        server: &Server,
+        modules: &BTreeSet<String>,
+        changed: &[Row],
+    ) -> Result<(), String> {
+        let mut installed = Vec::new();
+        for module in modules {
+            let list = [
+                ("show".to_owned(), vec!["installed".to_owned()]),
+                ("query".to_owned(), vec![module.clone()]),
+            ];
+            let rows = self
+                .run(server, "list", &list)
+                .await
+                .map_err(|e| format!("it did not answer the check after the change: {e}"))?;
+            installed.extend(rows);
+        }
+        health(changed, &installed)
     }
 
     /// `node` with `fields` on `server`: the rows of its answer.
