@@ -772,11 +772,16 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
             config.fleet.answer_within,
             std::time::Duration::from_secs(10)
         );
+        assert_eq!(config.fleet.batch_size.get(), DEFAULT_BATCH_SIZE);
+        let batch = fleet("batch_size = 3").unwrap().fleet.batch_size;
+        assert_eq!(batch.get(), 3);
         let own = format!("peers = [\"{}\"]", config.component.jid);
         for (section, key) in [
             ("peers = [\"admin@b.example.org\"]", "fleet.peers"),
             (own.as_str(), "fleet.peers"),
             ("answer_seconds = 0", "fleet.answer_seconds"),
+            ("batch_size = 0", "fleet.batch_size"),
+            ("batch_size = 100000", "fleet.batch_size"),
             ("peer = []", "peer"),
         ] {
             let error = fleet(section).unwrap_err();

@@ -187,4 +187,16 @@ mod tests {
         assert_eq!(addressed(&config, "list installed"), None);
         assert_eq!(addressed(&config, ": list"), None);
     }
+
+    #[test]
+    fn a_rollouts_own_words_are_taken_out_of_the_line() {
+        assert_eq!(
+            rollout_words("update all batch=2 Confirm"),
+            ("update all".to_owned(), vec!["2".to_owned()], true)
+        );
+        assert_eq!(
+            rollout_words("install lastlog"),
+            ("install lastlog".to_owned(), vec![], false)
+        );
+    }
 }
