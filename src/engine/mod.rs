@@ -15,6 +15,7 @@ pub mod admin_socket;
 pub mod audit;
 mod backups;
 pub mod change;
+pub mod copy;
 pub mod faults;
 pub mod hold;
 pub mod include;
@@ -37,7 +38,7 @@ use crate::repo::luarocks::installed::{self, InstalledRock};
 use admin_socket::AdminError;
 use live::{Connect, Live, LoadedCache, ServerInfo, SocketConnector, Status};
 use managed_config::{ManagedConfig, ManagedConfigError};
-use state::Installed;
+use state::{Installed, InstalledModule};
 use transaction::Transaction;
 
 pub use change::{ChangeError, ChangeSet, Outcome, Placement};
@@ -231,6 +232,11 @@ impl Engine {
     pub fn installed(&self) -> Result<Installed, EngineError> {
         Installed::load(&self.paths.state_dir)
             .map_err(io("cannot read the state in", &self.paths.state_dir))
+    }
+
+    /// Installed module `name`'s files as they are on disk now.
+    pub fn installed_copy(&self, name: &str, record: &InstalledModule) -> Vec<copy::CopyFile> {
+        copy::read(&self.paths.modules_dir, name, record)
     }
 
     /// The module directory.

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use futures::future::BoxFuture;
 
+use super::advisories;
 use super::response::{Outcome, OUTCOME};
 use super::{Access, Command, Context, Input, OpError, Response, Spec, Table};
 use crate::access::Actor;
@@ -168,6 +169,24 @@ impl Command for Check {
             match found {
                 Ok(text) => add(&check, Outcome::Ok, text),
                 Err(text) => add(&check, Outcome::Unavailable, text),
+            }
+        }
+        // An installed copy its repository marks as insecure or withdrawn.
+        if let Ok(installed) = ctx.engine.installed() {
+            let catalog = ctx.catalog();
+            for (name, record) in &installed.modules {
+                let concerns = advisories::concerning(&catalog, &config.repositories, name, record);
+                for concern in concerns {
+                    let outcome = match concern.fails_check() {
+                        true => Outcome::Failed,
+                        false => Outcome::Warning,
+                    };
+                    add(
+                        &format!("advisory {name}"),
+                        outcome,
+                        concern.describe(name, &record.version),
+                    );
+                }
             }
         }
         if nagle == Some(crate::prosody::Nagle::On) {

@@ -21,10 +21,13 @@ use futures::future::BoxFuture;
 
 use crate::access::Actor;
 
+pub mod advisories;
+mod changes;
 pub mod check;
 mod configure;
 pub mod confirm;
 pub mod context;
+mod diff;
 mod disable;
 mod enable;
 pub mod error;
@@ -118,6 +121,7 @@ pub fn all() -> &'static [&'static dyn Operation] {
         &Registered::<info::Info>(PhantomData),
         &Registered::<install::Install>(PhantomData),
         &Registered::<update::Update>(PhantomData),
+        &Registered::<diff::Diff>(PhantomData),
         &Registered::<hold::Hold>(PhantomData),
         &Registered::<hold::Unhold>(PhantomData),
         &Registered::<remove::Remove>(PhantomData),

@@ -12,8 +12,8 @@ use super::command::NS_DATA;
 use super::name;
 use crate::ops::context::LABEL_SEPARATOR;
 use crate::ops::{
-    Access, Context, Details, FieldKind, Form, Input, Param, ParamKind, Spec, Table, CONFIRM_FIELD,
-    DRY_RUN_FIELD,
+    Access, Context, Details, FieldKind, Form, Input, Param, ParamKind, Question, Spec, Table,
+    CONFIRM_FIELD, DRY_RUN_FIELD,
 };
 
 /// Most module names offered as options; beyond it a client gets only the
@@ -298,9 +298,17 @@ const ANSWERS: [(&str, &str); 2] = [("no", "No, change nothing"), ("yes", "Yes, 
 
 /// The form asking to confirm `question`: a required yes/no choice,
 /// `confirm`, with nothing chosen.
-pub fn confirm_form(title: &str, question: &str) -> Element {
+pub fn confirm_form(title: &str, question: &Question) -> Element {
     let mut form = form_element("form", title);
-    form.append_child(text_element("instructions", question));
+    form.append_child(text_element("instructions", &question.text));
+    // What an update changes, in fields too: Poezio never shows a form's
+    // instructions. Only the answer is read back (see adhoc's
+    // read_answer), whatever a client submits of these.
+    for changes in &question.changes {
+        let (var, label) = Question::field_of(changes);
+        let lines = changes.lines();
+        append_text_field(&mut form, &var, &label, lines.iter().map(String::as_str));
+    }
     let mut field = field_element(CONFIRM_FIELD, "list-single", "Go ahead? (choose yes or no)");
     field.append_child(Element::bare("required", NS_DATA));
     for (value, label) in ANSWERS {
@@ -645,7 +653,7 @@ mod tests {
             plain_text(&details_form(&details)),
             "mod_x:\nSummary: Does x\nFiles:\n  a.lua\n  README.md"
         );
-        let question = plain_text(&confirm_form("Remove modules", "Remove:\n  x\nGo ahead?"));
+        let question = plain_text(&confirm_form("Remove modules", &remove_x()));
         assert!(
             question.starts_with("Remove modules:\nRemove:\n  x\nGo ahead?\n")
                 && question.ends_with("answer yes or no there."),
@@ -653,9 +661,19 @@ mod tests {
         );
     }
 
+    /// The question "Remove:\n  x\nGo ahead?".
+    fn remove_x() -> Question {
+        let mut proposal = crate::ops::confirm::Proposal::always_asked("Remove");
+        proposal.step("x".into(), "x".into());
+        match proposal.decide(&crate::ops::Consent::NotAsked) {
+            Err(crate::ops::Response::Confirm(question)) => question,
+            other => panic!("not a question: {other:?}"),
+        }
+    }
+
     #[test]
     fn the_question_is_a_required_yes_or_no_with_nothing_chosen() {
-        let form = confirm_form("Remove modules", "Remove:\n  x\nGo ahead?");
+        let form = confirm_form("Remove modules", &remove_x());
         let field = form.get_child("field", NS_DATA).unwrap();
         assert_eq!(field.attr("var"), Some(CONFIRM_FIELD));
         assert_eq!(field.attr("type"), Some("list-single"));
