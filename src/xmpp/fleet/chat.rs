@@ -127,7 +127,12 @@ pub async fn reply(
                 intent,
             };
             let count = stages.len();
-            Ok(rollout::table(count, batch, &runner.roll_out(stages).await))
+            Ok(rollout::table(
+                intent,
+                count,
+                batch,
+                &runner.roll_out(stages).await,
+            ))
         }
     };
     match table {

@@ -339,7 +339,7 @@ pub async fn run(
                 intent,
             };
             let count = stages.len();
-            let table = rollout::table(count, batch, &runner.roll_out(stages).await);
+            let table = rollout::table(intent, count, batch, &runner.roll_out(stages).await);
             if intent == Intent::Change {
                 rollout::tell_rooms(ctx, replies, &table).await;
             }

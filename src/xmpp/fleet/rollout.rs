@@ -216,9 +216,11 @@ impl Runner<'_> {
                 .collect()
                 .await;
             done.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-            stopped = done
-                .iter()
-                .any(|(_, s)| matches!(s, Standing::Failed { .. }));
+            // A plan changes nothing, so no plan stops the others.
+            stopped = self.intent != Intent::DryRun
+                && done
+                    .iter()
+                    .any(|(_, s)| matches!(s, Standing::Failed { .. }));
             standings.extend(done);
         }
         standings
@@ -375,7 +377,12 @@ pub fn form(fields: &[(String, Vec<String>)]) -> Element {
 /// The table of a rollout: per server, in the order it was reached, each
 /// module it changed (`done`), or why it failed and how it was left, or
 /// `not reached`; the note says where the rollout stopped.
-pub fn table(stages: usize, batch: NonZeroUsize, standings: &[(Server, Standing)]) -> Table {
+pub fn table(
+    intent: Intent,
+    stages: usize,
+    batch: NonZeroUsize,
+    standings: &[(Server, Standing)],
+) -> Table {
     let mut rows = Vec::new();
     for (server, standing) in standings {
         let cells =
@@ -436,14 +443,16 @@ pub fn table(stages: usize, batch: NonZeroUsize, standings: &[(Server, Standing)
         stages.saturating_sub(1),
         if stages == 2 { "" } else { "es" },
     );
-    if planned > 0 {
+    let failed = names(|s| matches!(s, Standing::Failed { .. }));
+    if intent == Intent::DryRun {
         note = format!(
             "A dry run: {planned} of {} servers answered their plan, and nothing was changed anywhere. Run it again without the dry run to roll it out.",
             standings.len()
         );
-    }
-    let failed = names(|s| matches!(s, Standing::Failed { .. }));
-    if !failed.is_empty() {
+        if !failed.is_empty() {
+            note += &format!(" No plan from {failed}: their rows say why.");
+        }
+    } else if !failed.is_empty() {
         note += &format!(" Stopped at {failed}: their rows say why.");
         let unreached = names(|s| matches!(s, Standing::NotReached));
         if !unreached.is_empty() {
