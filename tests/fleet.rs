@@ -353,8 +353,9 @@ fn rollout_rows(run: &serde_json::Value) -> Vec<[String; 4]> {
 /// a module whose Lua fails to load on b.test goes, one server at a time,
 /// to a.test (done), to b.test (failed, and undone there), and stops
 /// there: c.test is not reached and changes nothing; the room is told.
-/// A dry run changes nothing anywhere; a server down mid-rollout is its own row, and the
-/// others of its batch are done.
+/// A dry run changes nothing anywhere, and a server down stops no dry
+/// run; in a rollout, a server down is its own row, and the others of its
+/// batch are done.
 #[test]
 fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
     let mut fleet = Fleet::start(3);
@@ -471,36 +472,42 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
         );
     }
 
-    // A server down mid-rollout: the others of its batch make the change,
-    // its own row says it could not be reached and changed nothing, and the
-    // rollout goes no further.
-    fleet.stop_server("c.test");
-    let run = alice.run_at(
-        "modman.a.test",
-        "install",
-        json!([{"modules": ["csi_battery_saver"], "servers": ["fleet"], "batch": "2", "confirm": true}]),
-    );
-    let rows = rollout_rows(&run);
-    let standing = |server: &str| -> Vec<[&str; 2]> {
-        rows.iter()
-            .filter(|r| r[0] == server)
-            .map(|r| [r[2].as_str(), r[3].as_str()])
-            .collect()
-    };
-    for server in ["a.test", "b.test"] {
-        assert!(
-            standing(server).iter().all(|s| s == &["done", ""]),
-            "{rows:?}"
+    // A server down: a dry run, one server at a time, still asks the
+    // servers after it for their plans; the change, in a batch of b.test
+    // and c.test, is made by c.test, while b.test's row says it could not
+    // be reached and changed nothing.
+    fleet.stop_server("b.test");
+    let csi = |batch: &str, confirm: &str| json!([{"modules": ["csi_battery_saver"], "servers": ["fleet"], "batch": batch, confirm: true}]);
+    let b_down = ["failed, unchanged".to_owned(), "unreachable".to_owned()];
+    for (fields, standing) in [
+        (csi("1", "dry_run"), "planned"),
+        (csi("2", "confirm"), "done"),
+    ] {
+        let rows = cells(
+            &alice.run_at("modman.a.test", "install", fields),
+            ["server", "standing", "failure"],
         );
-        assert!(
-            installed_on(&fleet, server).contains(&"csi_battery_saver".to_owned()),
+        let of = |server: &str| -> Vec<[String; 2]> {
+            rows.iter()
+                .filter(|r| r[0] == server)
+                .map(|[_, standing, failure]| [standing.clone(), failure.clone()])
+                .collect()
+        };
+        for server in ["a.test", "c.test"] {
+            let rows = of(server);
+            assert!(
+                !rows.is_empty() && rows.iter().all(|r| r[0] == standing),
+                "{server}: {rows:?}"
+            );
+        }
+        assert_eq!(of("b.test"), std::slice::from_ref(&b_down), "{rows:?}");
+    }
+    for (server, has) in [("a.test", true), ("b.test", false), ("c.test", true)] {
+        let installed = installed_on(&fleet, server);
+        assert_eq!(
+            installed.contains(&"csi_battery_saver".to_owned()),
+            has,
             "{server}"
         );
     }
-    assert_eq!(
-        standing("c.test"),
-        [["failed, unchanged", "unreachable"]],
-        "{rows:?}"
-    );
-    assert!(!installed_on(&fleet, "c.test").contains(&"csi_battery_saver".to_owned()));
 }
