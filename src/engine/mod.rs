@@ -16,6 +16,8 @@ pub mod audit;
 mod backups;
 pub mod change;
 pub mod copy;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod faults;
 pub mod health;
 pub mod hold;
@@ -25,6 +27,7 @@ pub mod live;
 pub mod managed_config;
 pub mod modules_dir;
 pub mod policy;
+pub mod prosody_cfg;
 mod recovery;
 pub mod scope;
 pub mod state;
@@ -309,8 +312,8 @@ impl Engine {
     /// `modules_enabled`: a section of modman's for them would replace
     /// that list at the next start.
     pub fn hosts_with_own_list(&self, hosts: &[String]) -> Vec<String> {
-        let own = std::fs::read_to_string(&self.config.prosody.config)
-            .map(|text| managed_config::hosts_with_own_list(&text))
+        let own = prosody_cfg::ProsodyCfg::read(&self.config.prosody.config)
+            .map(|cfg| cfg.hosts_setting("modules_enabled"))
             .unwrap_or_default();
         hosts.iter().filter(|h| own.contains(*h)).cloned().collect()
     }
