@@ -9,13 +9,45 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
+use modman::xmpp::command::NOTE_WIDTH;
 use serde_json::{json, Value};
 use support::{last, wait_for, Client, Modman, Prosody, Repository, ADMIN, COMPONENT, PASSWORD};
 
 const GAJIM_1_7: &[&str] = &["Gajim", "1.7.3", "https://gajim.org"];
+const GAJIM_2: &[&str] = &["Gajim", "2.1.1", "https://gajim.org"];
+const POEZIO: &[&str] = &["Poezio", "0.15.1", "https://poez.io"];
 
-/// Every reply of a run: a single-item form if any, never `canceled`.
+/// Every reply of a run reads in every client: each note is one line
+/// that fits Gajim 2's window, and a question carries its plan in a
+/// field (Poezio shows fields, not instructions).
+fn assert_readable(run: &Value) {
+    let steps = run["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no steps: {run}"));
+    for step in steps {
+        for note in step["notes"].as_array().into_iter().flatten() {
+            let text = note[1].as_str().unwrap_or_default();
+            assert!(
+                text.chars().count() <= NOTE_WIDTH && !text.contains('\n'),
+                "a note longer than a line: {run}"
+            );
+        }
+        let form = &step["form"];
+        if form["types"].get("confirm").is_some() {
+            assert_eq!(form["types"]["plan"], "text-multi", "{run}");
+            let plan = form["values"]["plan"].as_str().unwrap_or_default();
+            assert!(
+                plan.lines().count() > 1,
+                "a question without its plan: {run}"
+            );
+        }
+    }
+}
+
+/// Every reply of a run: readable, a single-item form if any, never
+/// `canceled`.
 fn assert_gajim_1_7_shows(run: &Value) {
+    assert_readable(run);
     let steps = run["steps"]
         .as_array()
         .unwrap_or_else(|| panic!("no steps: {run}"));
@@ -225,18 +257,6 @@ fn psi_gets_what_follows_a_form_as_a_chat_message() {
     wait_for_index(&mut psi);
     let list = psi.run("list", json!({"query": "lastlog"}));
     assert_eq!(last(&list)["status"], "completed", "{list}");
-    // The next chat message from modman that contains `marker`.
-    let next_saying = |psi: &mut Client, marker: &str| -> String {
-        loop {
-            let message = psi.request(json!({"op": "next_chat", "from": COMPONENT}));
-            let body = message["body"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no message saying {marker:?}: {message}"));
-            if body.contains(marker) {
-                return body.to_owned();
-            }
-        }
-    };
     // wait_for_index's own runs sent theirs first.
     let body = next_saying(&mut psi, "lastlog2");
     assert!(
@@ -262,6 +282,106 @@ fn psi_gets_what_follows_a_form_as_a_chat_message() {
         question.contains("Remove anyway?") && question.ends_with("answer yes or no there."),
         "{question}"
     );
+    assert!(prosody.modules_dir().join("mod_track_muc_joins").is_dir());
+}
+
+/// The next chat message from modman to `client` that contains `marker`.
+fn next_saying(client: &mut Client, marker: &str) -> String {
+    loop {
+        let message = client.request(json!({"op": "next_chat", "from": COMPONENT}));
+        let body = message["body"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no message saying {marker:?}: {message}"));
+        if body.contains(marker) {
+            return body.to_owned();
+        }
+    }
+}
+
+/// A module whose code fails when Prosody loads it.
+fn add_broken_module(repository: &Repository) {
+    let broken = repository.corpus("mod_broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(
+        broken.join("mod_broken.lua"),
+        "error(\"modman test: broken on purpose\")\n",
+    )
+    .unwrap();
+    std::fs::write(
+        broken.join("README.markdown"),
+        "---\nsummary: Fails to load\n---\n",
+    )
+    .unwrap();
+    repository.rebuild();
+}
+
+/// Gajim answers XEP-0092 only once subscribed: modman subscribes back,
+/// then a Gajim 2 gets tables. A failed change is a completed command
+/// with an error note and its facts as fields, which every client shows;
+/// Poezio, which reads multi-line fields poorly, gets each result and
+/// question as a chat message as well.
+#[test]
+fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    add_broken_module(&repository);
+    let _modman = fresh_modman(&prosody, &repository);
+    let mut gajim = Client::connect_as(&prosody, ADMIN, GAJIM_2);
+    let subscribe =
+        gajim.request(json!({"op": "presences", "to": COMPONENT, "type": "subscribe", "count": 3}));
+    assert_eq!(
+        subscribe["types"],
+        json!(["subscribed", "available", "subscribe"]),
+        "{subscribe}"
+    );
+    wait_for_index(&mut gajim);
+    let list = gajim.run("list", json!({"query": "firewall"}));
+    assert_readable(&list);
+    let items = last(&list)["form"]["items"].as_array().unwrap().clone();
+    assert!(items.iter().any(|i| i["module"] == "firewall"), "{list}");
+
+    let installed = gajim.run("install", json!({"modules": ["csi_battery_saver"]}));
+    assert_readable(&installed);
+    assert_eq!(last(&installed)["status"], "completed", "{installed}");
+    let asked = gajim.run_steps(
+        "remove",
+        json!([{"modules": ["track_muc_joins"]}, {"confirm": "no"}]),
+    );
+    assert_readable(&asked);
+    assert_eq!(asked["steps"][1]["form"]["types"]["confirm"], "list-single");
+
+    let failed = gajim.run("install", json!({"modules": ["broken"], "enable": true}));
+    assert_readable(&failed);
+    let result = last(&failed);
+    assert_eq!(result["status"], "completed", "{failed}");
+    assert_eq!(result["notes"][0][0], "error", "{failed}");
+    let facts = &result["form"]["values"];
+    assert_eq!(facts["outcome"], "failed", "{failed}");
+    assert_eq!(facts["condition"], "conflict", "{failed}");
+    assert_eq!(facts["error"], "conflict", "{failed}");
+    assert_eq!(facts["state"], "undone", "{failed}");
+    assert!(!prosody.modules_dir().join("mod_broken").exists());
+    for node in ["check", "history", "update", "rollback"] {
+        let run = gajim.run(node, json!({}));
+        assert_readable(&run);
+    }
+
+    let mut poezio = Client::connect_as(&prosody, ADMIN, POEZIO);
+    let failed = poezio.run("install", json!({"modules": ["broken"], "enable": true}));
+    assert_readable(&failed);
+    let text = last(&failed)["form"]["values"]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{failed}"))
+        .to_owned();
+    assert_eq!(last(&failed)["form"]["items"], json!([]), "{failed}");
+    next_saying(&mut poezio, &text);
+    let asked = poezio.run("remove", json!({"modules": ["track_muc_joins"]}));
+    assert_readable(&asked);
+    let plan = last(&asked)["form"]["values"]["plan"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{asked}"))
+        .to_owned();
+    next_saying(&mut poezio, &plan);
     assert!(prosody.modules_dir().join("mod_track_muc_joins").is_dir());
 }
 
@@ -296,10 +416,12 @@ fn rosters_show_modman_online() {
     let mut admin = Client::connect(&prosody, ADMIN);
     admin.wait_until_component_answers();
     let subscribe =
-        admin.request(json!({"op": "presences", "to": COMPONENT, "type": "subscribe", "count": 2}));
+        admin.request(json!({"op": "presences", "to": COMPONENT, "type": "subscribe", "count": 3}));
+    // An admin is subscribed to in return, so their client tells modman
+    // what it is.
     assert_eq!(
         subscribe["types"],
-        json!(["subscribed", "available"]),
+        json!(["subscribed", "available", "subscribe"]),
         "{subscribe}"
     );
     let probe =

@@ -121,7 +121,7 @@ fn an_admin_installs_updates_rolls_back_and_removes_over_xmpp() {
     let question = &update["steps"][1];
     assert_eq!(question["status"], "executing", "{update}");
     assert!(
-        question["form"]["instructions"]
+        question["form"]["values"]["plan"]
             .as_str()
             .unwrap()
             .contains(&format!("firewall: {old} -> {new}")),
@@ -155,7 +155,7 @@ fn an_admin_installs_updates_rolls_back_and_removes_over_xmpp() {
         "remove",
         json!([{"modules": ["track_muc_joins"]}, {"confirm": false}]),
     );
-    assert!(refused["steps"][1]["form"]["instructions"]
+    assert!(refused["steps"][1]["form"]["values"]["plan"]
         .as_str()
         .unwrap()
         .contains("used by csi_battery_saver in some set-ups only"));

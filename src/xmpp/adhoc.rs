@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use xmpp_parsers::jid::Jid;
 
-use super::command::{Action, CommandReply, CommandRequest, Status};
+use super::command::{Action, CommandReply, CommandRequest, Note, Status};
 use super::forms::{self, Rendering};
 use crate::access::Actor;
 use crate::ops::{self, Consent, Context, Input, OpError, Operation, Question, Response};
@@ -50,7 +50,7 @@ pub enum AdhocError {
 
 /// 128 random bits: unguessable, so a session id proves nothing by itself
 /// but cannot be hit by chance either.
-fn new_session_id() -> String {
+pub fn new_session_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
@@ -294,7 +294,7 @@ impl Turn<'_> {
             notes: if note.is_empty() {
                 vec![]
             } else {
-                vec![note.to_owned()]
+                vec![Note::info(note)]
             },
             form,
         }
@@ -339,12 +339,7 @@ impl Turn<'_> {
                 Status::Completed,
                 vec![],
                 &table.note,
-                Some(match self.rendering {
-                    Rendering::Tables => forms::table_form(&table),
-                    Rendering::SingleItem | Rendering::FirstReplyOnly => {
-                        forms::table_text_form(&table)
-                    }
-                }),
+                Some(forms::table_result(&table, self.rendering)),
             ),
             Response::Details(details) => self.reply(
                 id(),

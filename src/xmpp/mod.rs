@@ -6,6 +6,7 @@
 pub mod adhoc;
 pub mod budget;
 pub mod chat;
+pub mod clients;
 pub mod command;
 pub mod component;
 pub mod disco;

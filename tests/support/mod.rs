@@ -1088,6 +1088,15 @@ pub fn last(run: &Value) -> &Value {
         .unwrap_or_else(|| panic!("no steps: {run}"))
 }
 
+/// The whole summary of a result: a note is one short line, so where
+/// the summary is longer a table carries it whole in its instructions.
+pub fn summary(step: &Value) -> String {
+    match step["form"]["instructions"].as_str() {
+        Some(whole) if !whole.is_empty() => whole.to_owned(),
+        _ => step["notes"][0][1].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
 /// Appends `text` to the file at `path`.
 pub fn append(path: &Path, text: &str) {
     std::fs::OpenOptions::new()
