@@ -44,6 +44,11 @@ pub enum AdhocError {
     BadAction(Action),
     #[error("{0}")]
     BadPayload(String),
+    /// A submitted form that does not fit the command's parameters: a
+    /// malformed request, answered as one whoever sent it.
+    #[error(transparent)]
+    Form(OpError),
+    /// The operation ran and failed.
     #[error(transparent)]
     Operation(#[from] OpError),
 }
@@ -243,11 +248,12 @@ pub async fn handle(
 fn read_input(op: &dyn Operation, form: &minidom::Element) -> Result<Input, AdhocError> {
     let raw = forms::submitted_values(form).map_err(AdhocError::BadPayload)?;
     let raw = forms::fold_typed(op.spec().params, raw);
-    Ok(Input::check(
+    Input::check(
         op.spec().params,
         raw.iter()
             .map(|(var, values)| (var.as_str(), values.clone())),
-    )?)
+    )
+    .map_err(AdhocError::Form)
 }
 
 /// A later form of the same request, on top of what `earlier` had.
@@ -257,12 +263,13 @@ fn read_more(
     earlier: Input,
 ) -> Result<Input, AdhocError> {
     let raw = forms::submitted_values(form).map_err(AdhocError::BadPayload)?;
-    Ok(Input::check_onto(
+    Input::check_onto(
         op.spec().params,
         earlier,
         raw.iter()
             .map(|(var, values)| (var.as_str(), values.clone())),
-    )?)
+    )
+    .map_err(AdhocError::Form)
 }
 
 /// The `confirm` boolean of a submitted confirmation form.
@@ -272,7 +279,8 @@ fn read_answer(form: &minidom::Element) -> Result<bool, AdhocError> {
         &[],
         raw.iter()
             .map(|(var, values)| (var.as_str(), values.clone())),
-    )?
+    )
+    .map_err(AdhocError::Form)?
     .consent
         == Consent::Given)
 }

@@ -714,7 +714,7 @@ fn adhoc_error(error: AdhocError) -> StanzaError {
             DefinedCondition::BadRequest,
             Some("bad-payload"),
         ),
-        AdhocError::Operation(op) => op_error_condition(op),
+        AdhocError::Form(op) | AdhocError::Operation(op) => op_error_condition(op),
     };
     command_error(type_, condition, app_condition, text)
 }
