@@ -298,7 +298,8 @@ fn next_saying(client: &mut Client, marker: &str) -> String {
     }
 }
 
-/// A module whose code fails when Prosody loads it.
+/// A module whose code fails when Prosody loads it, and whose README says
+/// it does not work with Prosody, so installing it asks first.
 fn add_broken_module(repository: &Repository) {
     let broken = repository.corpus("mod_broken");
     std::fs::create_dir(&broken).unwrap();
@@ -309,7 +310,7 @@ fn add_broken_module(repository: &Repository) {
     .unwrap();
     std::fs::write(
         broken.join("README.markdown"),
-        "---\nsummary: Fails to load\n---\n",
+        "---\nsummary: Fails to load\n---\n\n# Compatibility\n\n  ------- ---------------\n  13      Does not work\n  0.12    Does not work\n  ------- ---------------\n",
     )
     .unwrap();
     repository.rebuild();
@@ -343,14 +344,20 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
     let installed = gajim.run("install", json!({"modules": ["csi_battery_saver"]}));
     assert_readable(&installed);
     assert_eq!(last(&installed)["status"], "completed", "{installed}");
+    // Gajim and Poezio submit every field of the question, the plan too.
     let asked = gajim.run_steps(
         "remove",
-        json!([{"modules": ["track_muc_joins"]}, {"confirm": "no"}]),
+        json!([{"modules": ["track_muc_joins"]}, {"confirm": "no", "plan": ["Remove:", "x"]}]),
     );
     assert_readable(&asked);
     assert_eq!(asked["steps"][1]["form"]["types"]["confirm"], "list-single");
+    assert_eq!(last(&asked)["status"], "completed", "{asked}");
+    assert_eq!(last(&asked)["notes"][0][0], "info", "{asked}");
 
-    let failed = gajim.run("install", json!({"modules": ["broken"], "enable": true}));
+    let failed = gajim.run(
+        "install",
+        json!({"modules": ["broken"], "enable": true, "confirm": true}),
+    );
     assert_readable(&failed);
     let result = last(&failed);
     assert_eq!(result["status"], "completed", "{failed}");
@@ -367,7 +374,10 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
     }
 
     let mut poezio = Client::connect_as(&prosody, ADMIN, POEZIO);
-    let failed = poezio.run("install", json!({"modules": ["broken"], "enable": true}));
+    let failed = poezio.run(
+        "install",
+        json!({"modules": ["broken"], "enable": true, "confirm": true}),
+    );
     assert_readable(&failed);
     let text = last(&failed)["form"]["values"]["text"]
         .as_str()
@@ -445,33 +455,12 @@ fn profanity_shows_the_module_list() {
 
     let home = prosody.path("profanity-home");
     std::fs::create_dir_all(&home).unwrap();
-    let session = format!("modman-test-{}", prosody.c2s_port);
-    let tmux = |args: &[&str]| {
-        Command::new("tmux")
-            .args(args)
-            .output()
-            .expect("tmux runs (scripts/test installs it)")
-    };
-    let _session = Session(session.clone());
-    let started = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "200",
-        "-y",
-        "60",
+    let terminal = Terminal::start(
+        &format!("modman-test-{}", prosody.c2s_port),
         &format!("env HOME={} TERM=xterm-256color profanity", home.display()),
-    ]);
-    assert!(started.status.success(), "{started:?}");
-    let screen = || {
-        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).into_owned()
-    };
-    let type_line = |line: &str| {
-        tmux(&["send-keys", "-t", &session, "-l", line]);
-        tmux(&["send-keys", "-t", &session, "Enter"]);
-    };
+    );
+    let screen = || terminal.screen();
+    let type_line = |line: &str| terminal.type_line(line);
     wait_for("profanity to start", || {
         screen()
             .contains("Type /help for help information")
@@ -511,23 +500,266 @@ fn profanity_shows_the_module_list() {
     assert!(!shown.contains("canceled"), "{shown}");
 }
 
-/// Kills the tmux session when the test ends, passed or not; a failed
-/// test shows the last screen.
-struct Session(String);
+/// Poezio in tmux, as an admin uses it: `/ad-hoc`, then each command's
+/// form. It shows fields (not instructions, not a stanza error after a
+/// form), and each multi-line field one line at a time, so what modman
+/// also sends as a chat message is read there: the module list, the plan
+/// of a question answered no then yes, the error of the install that
+/// failed, and the history entry it left.
+#[test]
+fn poezio_shows_the_plan_the_error_and_the_history() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    add_broken_module(&repository);
+    let _modman = fresh_modman(&prosody, &repository);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    wait_for_index(&mut admin);
+    drop(admin);
+    let index = repository.index();
+    let version_of = |name: &str| -> String {
+        index["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .and_then(|m| m["version"].as_str())
+            .unwrap_or_else(|| panic!("{name} is not in the index"))
+            .to_owned()
+    };
 
-impl Drop for Session {
+    // Poezio refuses to run as root: it runs as nobody, in a home of
+    // its own.
+    let home = PoezioHome::new(&prosody);
+    let terminal = Terminal::start(
+        &format!("modman-test-poezio-{}", prosody.c2s_port),
+        &home.command(),
+    );
+    terminal.wait_until("poezio to log in", |s| s.contains("Authentication success"));
+    // Poezio reads the keyboard once its first screen is drawn.
+    // "/" opens the command line only alone, once the first screen is
+    // drawn; what follows is typed on it.
+    terminal.wait_until("the command line to open", |s| {
+        let open = s
+            .lines()
+            .last()
+            .is_some_and(|l| l.trim_end().ends_with('/'));
+        if !open {
+            terminal.keys(&["/"]);
+        }
+        open
+    });
+    terminal.type_line(&format!("ad-hoc {COMPONENT}"));
+    terminal.wait_until("the command list", |s| s.contains("Change history"));
+    // Each command's result form is closed with Ctrl+G, then back to the
+    // list (tab 1), whose cursor stays on the command last run. Forms open
+    // in tab 3, after the chat with modman (tab 2).
+    let close = || terminal.keys(&["C-g", "M-1"]);
+    let run = |downs: usize, fill: &dyn Fn(), what: &str, shows: &dyn Fn(&str) -> bool| {
+        for _ in 0..downs {
+            terminal.keys(&["Down"]);
+        }
+        terminal.keys(&["Enter"]);
+        terminal.wait_until("the form", |s| s.contains("Ctrl+Y: send form"));
+        fill();
+        terminal.keys(&["C-y"]);
+        terminal.wait_until(what, shows)
+    };
+    let chat = |marker: &str| -> String {
+        terminal.keys(&["M-2"]);
+        let screen = terminal.wait_until(&format!("{marker} in the chat"), |s| s.contains(marker));
+        terminal.keys(&["M-3"]);
+        screen
+    };
+
+    // list: the first module in the form, the last one in the chat.
+    let names: Vec<&str> = index["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    let (first, last) = (names.iter().min().unwrap(), names.iter().max().unwrap());
+    run(0, &|| {}, "the list", &|s| s.contains(&format!("{first} ")));
+    chat(&format!("{last} "));
+    close();
+
+    // info: the module's version.
+    let lastlog = version_of("lastlog");
+    run(
+        1,
+        &|| terminal.type_text("lastlog"),
+        "lastlog's details",
+        &|s| s.contains(&lastlog),
+    );
+    close();
+
+    // install, answered no: the plan names the module and its version.
+    let broken = version_of("broken");
+    let modules_dir = prosody.modules_dir();
+    let fill_install = || {
+        terminal.keys(&["Down"]);
+        terminal.type_text("broken");
+        terminal.keys(&["Down", "Right"]);
+    };
+    run(1, &fill_install, "the question", &|s| s.contains("Plan"));
+    chat(&format!("broken {broken}"));
+    terminal.keys(&["Down"]);
+    terminal.wait_until("no chosen", |s| s.contains("No, change nothing"));
+    terminal.keys(&["C-y"]);
+    terminal.wait_until("the answer's result", |s| s.contains("Result"));
+    chat("Not confirmed");
+    assert!(!modules_dir.join("mod_broken").exists());
+    close();
+
+    // install, answered yes: it fails to load, and the error is read.
+    run(0, &fill_install, "the question", &|s| s.contains("Plan"));
+    terminal.keys(&["Down", "Right"]);
+    terminal.wait_until("yes chosen", |s| s.contains("Yes, go ahead"));
+    terminal.keys(&["C-y"]);
+    terminal.wait_until("the outcome field", |s| {
+        s.lines()
+            .any(|l| l.contains("Outcome") && l.trim_end().ends_with(" failed"))
+    });
+    chat("broken on purpose");
+    assert!(!modules_dir.join("mod_broken").exists());
+    close();
+
+    // history: the failed install is an entry.
+    run(8, &|| {}, "the history", &|s| s.contains("History"));
+    chat(&format!("broken {broken} new"));
+}
+
+/// A home for Poezio that the unprivileged user it runs as can write,
+/// set to log in as the admin on the test's Prosody; removed at the end.
+struct PoezioHome(std::path::PathBuf);
+
+impl PoezioHome {
+    fn new(prosody: &Prosody) -> PoezioHome {
+        let home = std::env::temp_dir().join(format!("modman-poezio-{}", prosody.c2s_port));
+        let config = home.join(".config/poezio");
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(
+            config.join("poezio.cfg"),
+            format!(
+                "[Poezio]\njid = {ADMIN}\npassword = {PASSWORD}\ncustom_host = 127.0.0.1\n\
+                 custom_port = {}\nforce_encryption = false\n",
+                prosody.c2s_port
+            ),
+        )
+        .unwrap();
+        let home = PoezioHome(home);
+        if Self::as_root() {
+            Command::new("chown")
+                .args(["-R", "nobody:nogroup"])
+                .arg(&home.0)
+                .status()
+                .unwrap();
+        }
+        home
+    }
+
+    fn as_root() -> bool {
+        // SAFETY: geteuid only reads the process's user id.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    /// The command line that runs Poezio in this home.
+    fn command(&self) -> String {
+        let poezio = format!(
+            "env -i HOME={} TERM=xterm-256color LANG=C.UTF-8 PATH=/usr/bin:/bin poezio",
+            self.0.display()
+        );
+        match Self::as_root() {
+            true => {
+                format!("setpriv --reuid=nobody --regid=nogroup --clear-groups {poezio}")
+            }
+            false => poezio,
+        }
+    }
+}
+
+impl Drop for PoezioHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The time between two keys pressed in a terminal.
+const KEY_PACE: Duration = Duration::from_millis(150);
+
+/// A terminal client in a tmux session of its own, killed when the test
+/// ends, passed or not; a failed test shows the last screen.
+struct Terminal(String);
+
+impl Terminal {
+    /// Runs `command` in a new tmux session named `session`.
+    fn start(session: &str, command: &str) -> Terminal {
+        let terminal = Terminal(session.to_owned());
+        let started = terminal.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "200",
+            "-y",
+            "60",
+            command,
+        ]);
+        assert!(started.status.success(), "{started:?}");
+        terminal
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("tmux runs (scripts/test installs it)")
+    }
+
+    /// What the terminal shows now.
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", &self.0]).stdout)
+            .into_owned()
+    }
+
+    /// Types `line` and Enter.
+    fn type_line(&self, line: &str) {
+        self.type_text(line);
+        self.keys(&["Enter"]);
+    }
+
+    /// Types `text` as it is.
+    fn type_text(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", &self.0, "-l", text]);
+        std::thread::sleep(KEY_PACE);
+    }
+
+    /// Presses `keys` (tmux names: `Down`, `C-y`, `M-2`) one by one, at
+    /// a person's pace: Poezio takes keys that come at once for a paste,
+    /// where Enter is a new line.
+    fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            self.tmux(&["send-keys", "-t", &self.0, key]);
+            std::thread::sleep(KEY_PACE);
+        }
+    }
+
+    /// Waits until the screen shows what `shows` looks for; the screen.
+    fn wait_until(&self, what: &str, shows: impl Fn(&str) -> bool) -> String {
+        wait_for(what, || {
+            let screen = self.screen();
+            shows(&screen).then_some(screen)
+        })
+    }
+}
+
+impl Drop for Terminal {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            if let Ok(screen) = Command::new("tmux")
-                .args(["capture-pane", "-p", "-t", &self.0])
-                .output()
-            {
-                eprintln!("the screen:\n{}", String::from_utf8_lossy(&screen.stdout));
-            }
+            eprintln!("the screen:\n{}", self.screen());
         }
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .output();
+        let _ = self.tmux(&["kill-session", "-t", &self.0]);
     }
 }
 

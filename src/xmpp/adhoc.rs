@@ -272,12 +272,15 @@ fn read_more(
     .map_err(AdhocError::Form)
 }
 
-/// The `confirm` boolean of a submitted confirmation form.
+/// The `confirm` boolean of a submitted confirmation form. The plan
+/// shown in the form comes back with it from clients that submit every
+/// field, and is not read.
 fn read_answer(form: &minidom::Element) -> Result<bool, AdhocError> {
     let raw = forms::submitted_values(form).map_err(AdhocError::BadPayload)?;
     Ok(Input::check(
         &[],
         raw.iter()
+            .filter(|(var, _)| var != forms::PLAN_FIELD)
             .map(|(var, values)| (var.as_str(), values.clone())),
     )
     .map_err(AdhocError::Form)?
