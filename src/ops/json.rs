@@ -52,7 +52,7 @@ impl Response {
                     },
                     "values": field.values,
                     "help": field.help,
-                    "required": field.required,
+                    "required": field.needed,
                 })).collect::<Vec<_>>(),
             }),
         }

@@ -221,12 +221,14 @@ pub fn fields_form(form: &Form) -> Element {
             FieldKind::Boolean => "boolean",
             FieldKind::Lines => "text-multi",
         };
-        let mut child = field_element(&field.var, kind, &field.label);
+        // Marked in the label, not as `<required/>`: see FormField::needed.
+        let label = match field.needed {
+            true => format!("{} (needed)", field.label),
+            false => field.label.clone(),
+        };
+        let mut child = field_element(&field.var, kind, &label);
         if !field.help.is_empty() {
             child.append_child(text_element("desc", &field.help));
-        }
-        if field.required {
-            child.append_child(Element::bare("required", NS_DATA));
         }
         if field.kind != FieldKind::Secret {
             for value in &field.values {
