@@ -30,7 +30,7 @@ impl Command for Update {
             var: "modules",
             label: "Modules (empty: all)",
             help: "Which installed modules to update; leave empty to update all.",
-            kind: ParamKind::Modules(ModuleChoice::Installed),
+            kind: ParamKind::Modules(ModuleChoice::Updatable),
             required: false,
         }],
     };
