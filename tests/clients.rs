@@ -344,6 +344,15 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
     let installed = gajim.run("install", json!({"modules": ["csi_battery_saver"]}));
     assert_readable(&installed);
     assert_eq!(last(&installed)["status"], "completed", "{installed}");
+    // A time reads the same in info as in history.
+    let history = gajim.run("history", json!({}));
+    let when = last(&history)["form"]["items"][0]["time"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{history}"))
+        .to_owned();
+    let info = gajim.run("info", json!({"module": "csi_battery_saver"}));
+    let status = last(&info)["form"]["values"]["status"].to_string();
+    assert!(status.contains(&when), "{when} in {status}");
     // Gajim and Poezio submit every field of the question, the plan too.
     let asked = gajim.run_steps(
         "remove",
