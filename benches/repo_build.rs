@@ -80,6 +80,7 @@ fn main() {
             key: &key,
             builtin_dir: Path::new("/usr/lib/prosody/modules"),
             valid_for: time::Duration::days(30),
+            keep: modman::repo::build::DEFAULT_KEEP,
         };
         let mut modules = 0;
         let modman = time(|| modules = build(&options).unwrap().modules);

@@ -5,7 +5,7 @@
 //! The first module-list or text parameter is positional (`modman install
 //! lastlog smacks`, `modman info lastlog`, `modman list smacks`); the rest
 //! are flags named after their field (`--enable`, `--hosts a,b`,
-//! `--show installed`). Changing operations take `--yes`.
+//! `--show installed`). Changing operations take `--yes` and `--dry-run`.
 
 use std::path::PathBuf;
 
@@ -33,13 +33,21 @@ pub fn command(spec: &'static Spec) -> clap::Command {
                 .help("Print the result as JSON: rows keyed by column, fields by name."),
         );
     if spec.access == Access::Change {
-        command = command.arg(
-            Arg::new("yes")
-                .long("yes")
-                .short('y')
-                .action(ArgAction::SetTrue)
-                .help("Answer yes to the question the command would ask."),
-        );
+        command = command
+            .arg(
+                Arg::new("yes")
+                    .long("yes")
+                    .short('y')
+                    .action(ArgAction::SetTrue)
+                    .help("Answer yes to the question the command would ask."),
+            )
+            .arg(
+                Arg::new("dry-run")
+                    .long("dry-run")
+                    .action(ArgAction::SetTrue)
+                    .conflicts_with("yes")
+                    .help("Show what the command would do, and change nothing."),
+            );
     }
     let positional = positional(spec);
     for param in spec.params {
@@ -61,6 +69,9 @@ pub fn input(spec: &'static Spec, args: &ArgMatches) -> Result<Input, OpError> {
     if spec.access == Access::Change && args.get_flag("yes") {
         input.consent = Consent::Given;
     }
+    if spec.access == Access::Change && args.get_flag("dry-run") {
+        input.consent = Consent::DryRun;
+    }
     Ok(input)
 }
 
@@ -69,7 +80,12 @@ pub fn input(spec: &'static Spec, args: &ArgMatches) -> Result<Input, OpError> {
 fn positional(spec: &Spec) -> Option<&'static str> {
     spec.params
         .iter()
-        .find(|p| matches!(p.kind, ParamKind::Modules(_) | ParamKind::Text))
+        .find(|p| {
+            matches!(
+                p.kind,
+                ParamKind::Modules(_) | ParamKind::Versioned(_) | ParamKind::Text
+            )
+        })
         .map(|p| p.var)
 }
 
@@ -85,21 +101,24 @@ fn argument(param: &'static Param, positional: bool) -> Arg {
     let arg = match positional {
         true => arg.value_name(match param.kind {
             ParamKind::Modules(_) => "MODULE",
+            ParamKind::Versioned(_) => "MODULE[@VERSION]",
             _ => "TEXT",
         }),
         false => arg.long(param.var),
     };
     match param.kind {
         ParamKind::Boolean => arg.action(ArgAction::SetTrue),
-        ParamKind::Modules(_) if positional => arg.num_args(1..).required(param.required),
-        ParamKind::Modules(_) | ParamKind::Hosts => arg
+        ParamKind::Modules(_) | ParamKind::Versioned(_) if positional => {
+            arg.num_args(1..).required(param.required)
+        }
+        ParamKind::Modules(_) | ParamKind::Versioned(_) | ParamKind::Hosts => arg
             .value_delimiter(',')
             .action(ArgAction::Append)
             .required(param.required),
         ParamKind::Choice(options) => arg
             .value_parser(options.iter().map(|(value, _)| *value).collect::<Vec<_>>())
             .default_value(options.first().map(|(value, _)| *value).unwrap_or_default()),
-        ParamKind::Text => arg.required(param.required),
+        ParamKind::Text | ParamKind::Reason => arg.required(param.required),
         ParamKind::Options => arg,
     }
 }
@@ -154,6 +173,9 @@ mod tests {
         );
         // Reading commands ask nothing, so they take no --yes.
         assert!(parse("list", &["-c", "m.toml", "--yes"]).is_err());
+        let dry = parse("update", &["-c", "m.toml", "--dry-run"]).unwrap();
+        assert_eq!(dry.consent, Consent::DryRun);
+        assert!(parse("list", &["-c", "m.toml", "--dry-run"]).is_err());
         // The same checks as every front end.
         let bad = parse("install", &["-c", "m.toml", "../etc"]).unwrap_err();
         assert!(bad.contains("is not a module name"), "{bad}");

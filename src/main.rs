@@ -139,6 +139,9 @@ enum RepoCommand {
         /// Days clients may use the index before they refuse it as stale; rebuild before then.
         #[arg(long, value_name = "DAYS", default_value_t = modman::repo::build::DEFAULT_VALID_DAYS)]
         valid_for: u32,
+        /// Earlier builds of each module to keep serving, listed in the index, so admins can install one (`install x@VERSION`).
+        #[arg(long, value_name = "COUNT", default_value_t = modman::repo::build::DEFAULT_KEEP as u64, value_parser = clap::value_parser!(u64).range(0..=32))]
+        keep: u64,
     },
     /// Turn a LuaRocks server (such as Prosody's community repository) into a signed repository.
     ///
@@ -682,6 +685,7 @@ async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
             key,
             builtin_modules,
             valid_for,
+            keep,
         } => {
             // Debian's modules, laid out in the upstream layout in a
             // directory that goes when the build is done.
@@ -699,6 +703,8 @@ async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
                 key: &key,
                 builtin_dir: &builtin_modules,
                 valid_for: time::Duration::days(valid_for.into()),
+                // At most 32, as clap checked.
+                keep: keep as usize,
             };
             let report = build::build(&options).map_err(|e| e.to_string())?;
             for warning in &report.warnings {

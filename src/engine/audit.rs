@@ -41,6 +41,9 @@ pub struct Entry {
     /// their values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub settings: Vec<String>,
+    /// Why, as the admin said it (`hold ... because`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Appends one entry, synced before returning.

@@ -758,6 +758,7 @@ impl Run<'_, '_> {
                 .iter()
                 .map(SettingChange::describe)
                 .collect(),
+            reason: None,
         };
         tracing::info!(
             "{} by {}: {}: {}",

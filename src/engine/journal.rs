@@ -378,6 +378,7 @@ pub(super) async fn settle(
         change: journal.id.clone(),
         hosts: journal.hosts.clone(),
         settings: vec![],
+        reason: None,
     };
     audit::append(&paths.state_dir, &entry)
         .map_err(io("cannot write the history in", &paths.state_dir))?;

@@ -16,6 +16,7 @@ pub mod audit;
 mod backups;
 pub mod change;
 pub mod faults;
+pub mod hold;
 pub mod include;
 mod journal;
 pub mod live;

@@ -167,6 +167,7 @@ fn log_once(
         change: String::new(),
         hosts: vec![],
         settings: vec![],
+        reason: None,
     };
     audit::append(&paths.state_dir, &entry)
 }

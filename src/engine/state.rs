@@ -33,6 +33,73 @@ pub struct InstalledModule {
     /// library's name, and it is never enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub library: Option<String>,
+    /// Set while an admin keeps this copy where it is (`hold`): `update`
+    /// leaves it alone and no notice offers it another. Kept with the
+    /// record, so it goes when the module is removed and comes back with
+    /// it when a rollback restores this record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Hold>,
+}
+
+/// Who keeps a module at its version, since when, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// The JID (or `cli:USER`) that held it.
+    pub by: String,
+    /// RFC 3339.
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+}
+
+/// Why a module is held, as an admin wrote it: text from outside, so one
+/// line, without control characters, at most [`Reason::MAX_CHARS`]; it is
+/// shown to every admin in `list`, `info` and the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Reason(String);
+
+impl Reason {
+    /// Longest reason kept, in characters: a sentence, not a document.
+    pub const MAX_CHARS: usize = 200;
+
+    /// The reason `text` gives, cleaned; `Err` says why it is refused
+    /// (empty, or too long).
+    pub fn new(text: &str) -> Result<Reason, String> {
+        let text = crate::clean::one_line(&crate::clean::clean(text));
+        let text = text.trim_matches('"').trim();
+        match text.chars().count() {
+            0 => Err("the reason is empty".to_owned()),
+            n if n > Reason::MAX_CHARS => Err(format!(
+                "the reason is {n} characters long; at most {} are kept, so say it shorter",
+                Reason::MAX_CHARS
+            )),
+            _ => Ok(Reason(text.to_owned())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Reason {
+    type Error = String;
+    fn try_from(text: String) -> Result<Reason, String> {
+        Reason::new(&text)
+    }
+}
+
+impl From<Reason> for String {
+    fn from(reason: Reason) -> String {
+        reason.0
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl InstalledModule {
@@ -123,5 +190,23 @@ impl PulledIn {
     /// Replaces the record atomically.
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
         save_json(&state_dir.join(PULLED_IN_FILE), self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_is_one_clean_bounded_line() {
+        let reason = Reason::new("  \"breaks with\n our\u{1b}[2J LDAP\"  ").unwrap();
+        assert!(crate::clean::is_clean(reason.as_str()));
+        assert!(!reason.as_str().contains('\n'));
+        assert!(reason.as_str().starts_with("breaks with our"));
+        assert!(Reason::new(" \"\" ").is_err());
+        assert!(Reason::new(&"x".repeat(Reason::MAX_CHARS + 1)).is_err());
+        // Read back through the same checks.
+        let stored = format!("\"{}\"", "y".repeat(Reason::MAX_CHARS + 1));
+        assert!(serde_json::from_str::<Reason>(&stored).is_err());
     }
 }

@@ -274,6 +274,7 @@ fn module(name: &str, version: &str) -> Prepared {
         files: vec![format!("mod_{name}.lua")],
         dependencies: vec![],
         library: None,
+        held: None,
     };
     let files = vec![ArchiveFile {
         path: format!("mod_{name}.lua"),

@@ -7,8 +7,17 @@
 //! the operation goes ahead only if its plan, computed again, is the same.
 //! If a refresh or another admin changed the plan meanwhile, the admin is
 //! asked again and told what changed. All question texts are built here.
+//!
+//! A dry run ([`Consent::DryRun`]) is decided here too, for every
+//! operation alike: the plan the question would show is answered as a
+//! [`PLANNED`] table instead, before anything changes, so no operation
+//! needs code of its own for it.
 
-use super::Response;
+use super::{Response, Table};
+
+/// The column of a dry run's table: one step of the plan per row, as the
+/// question before it would show it.
+pub const PLANNED: (&str, &str) = ("planned", "Would do");
 
 /// The exact plan a question showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +34,10 @@ pub enum Consent {
     Given,
     /// Yes to the question that showed this plan.
     Approved(Approval),
+    /// Show what would happen and change nothing (`--dry-run`, `plan
+    /// ...` in chat, the form's "Show what would happen"): the plan is
+    /// answered instead of carried out. Outranks a yes given with it.
+    DryRun,
 }
 
 /// A question to answer before anything changes.
@@ -85,6 +98,7 @@ impl Proposal {
         let approval = Approval(self.exact.clone());
         let asks = self.always_ask || !self.concerns.is_empty();
         match consent {
+            Consent::DryRun => Err(self.shown_only()),
             Consent::Given => Ok(()),
             Consent::Approved(approved) if *approved == approval => Ok(()),
             Consent::Approved(approved) => {
@@ -94,6 +108,22 @@ impl Proposal {
             Consent::NotAsked if asks => Err(self.ask(None, approval)),
             Consent::NotAsked => Ok(()),
         }
+    }
+
+    /// The plan as a dry run answers it: each step, and what the
+    /// question would have asked about.
+    fn shown_only(self) -> Response {
+        let mut note = self.concerns;
+        note.push(format!(
+            "Nothing was changed. To do it, run the same {} without the dry run.",
+            self.action.to_lowercase()
+        ));
+        Response::Table(Table {
+            title: format!("{}: what would happen", self.action),
+            columns: vec![PLANNED],
+            rows: self.shown.into_iter().map(|step| vec![step]).collect(),
+            note: note.join(" "),
+        })
     }
 
     fn ask(self, changed: Option<String>, approval: Approval) -> Response {
@@ -186,6 +216,21 @@ mod tests {
         assert!(update("20240701", "cc").decide(&yes).is_err());
         // Bots that said yes in advance are not asked.
         assert!(update("20240801", "bb").decide(&Consent::Given).is_ok());
+    }
+
+    #[test]
+    fn a_dry_run_answers_the_plan_whether_or_not_it_would_ask() {
+        let mut quiet = Proposal::new("Install");
+        quiet.step("lastlog 1".into(), "lastlog 1 sha256:aa".into());
+        quiet.concern("mod_lastlog needs an option".into());
+        let Err(Response::Table(table)) = quiet.decide(&Consent::DryRun) else {
+            panic!("a dry run must answer the plan");
+        };
+        assert_eq!(table.columns, [PLANNED]);
+        assert_eq!(table.rows, [["lastlog 1"]]);
+        let Err(Response::Table(_)) = update("20240701", "aa").decide(&Consent::DryRun) else {
+            panic!("a plan that always asks is shown as well");
+        };
     }
 
     #[test]

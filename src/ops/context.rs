@@ -152,6 +152,39 @@ impl Context {
         choices
     }
 
+    /// The versions a [`ParamKind::Versioned`](super::ParamKind::Versioned)
+    /// parameter offers to choose, as (`name@version`, label) pairs: each
+    /// version on offer of the modules `choice` names, from an installed
+    /// module's own repository, but the installed copy's; only modules
+    /// with more than one version on offer, since for the others the
+    /// name alone says it.
+    pub fn version_choices(&self, choice: ModuleChoice) -> Vec<(String, String)> {
+        let installed = self.engine.installed().unwrap_or_default();
+        let catalog = self.catalog();
+        let mut choices = Vec::new();
+        for (name, _) in self.module_choices(choice) {
+            let record = installed.modules.get(&name);
+            let found = match record {
+                Some(record) => catalog.find_in(&record.repository, &name),
+                None => catalog.find(&name),
+            };
+            let Some((repository, entry)) = found.filter(|(_, e)| !e.previous.is_empty()) else {
+                continue;
+            };
+            for (at, version) in entry.versions().enumerate() {
+                if record.is_some_and(|r| r.version == version) {
+                    continue;
+                }
+                let age = if at == 0 { "newest" } else { "earlier" };
+                choices.push((
+                    format!("{name}{}{version}", super::VERSION_SEPARATOR),
+                    format!("{name} {version} ({age}, from {})", repository.name),
+                ));
+            }
+        }
+        choices
+    }
+
     /// The names of Prosody's own modules, from its module directory
     /// (`prosody.builtin_modules`); none when it cannot be read.
     pub fn builtin_modules(&self) -> Vec<String> {

@@ -1,6 +1,7 @@
 //! `disable`: take modules out of the managed config and unload them now.
 //! The files stay installed.
 
+use super::confirm::{Consent, Proposal};
 use super::enable::placement_table;
 use super::{
     Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
@@ -13,6 +14,7 @@ use crate::engine::{ChangeSet, Placement};
 pub struct Disable {
     modules: Vec<String>,
     hosts: Vec<String>,
+    consent: Consent,
 }
 
 impl Command for Disable {
@@ -43,6 +45,7 @@ impl Command for Disable {
         Ok(Disable {
             modules: input.modules("modules"),
             hosts: input.modules("hosts"),
+            consent: input.consent.clone(),
         })
     }
 
@@ -68,6 +71,15 @@ impl Command for Disable {
                     self.modules.join(", ")
                 ),
             }));
+        }
+        // Asks nothing, but a dry run shows it.
+        let mut proposal = Proposal::new("Disable");
+        for p in &placements {
+            let text = format!("{} on {}", p.module, p.host);
+            proposal.step(text.clone(), text);
+        }
+        if let Err(plan) = proposal.decide(&self.consent) {
+            return Ok(plan);
         }
         let change = ChangeSet {
             operation: "disable",

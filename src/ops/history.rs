@@ -72,6 +72,9 @@ impl Command for History {
                 if !e.hosts.is_empty() {
                     changes += &format!(" on {}", e.hosts.join(", "));
                 }
+                if let Some(reason) = &e.reason {
+                    changes += &format!(" because {reason}");
+                }
                 vec![
                     time,
                     e.actor.clone(),

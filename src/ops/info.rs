@@ -202,6 +202,9 @@ impl Command for Info {
                 )
             })
             .unwrap_or_default();
+        let hold = record.and_then(|r| r.held.as_ref());
+        let held =
+            |part: fn(&crate::engine::state::Hold) -> String| hold.map(part).unwrap_or_default();
         let fields = vec![
             ("module", "Module", name.clone()),
             ("library", "Library", library),
@@ -216,9 +219,24 @@ impl Command for Info {
                 entry.and_then(|e| e.stage.clone()).unwrap_or_default(),
             ),
             ("status", "Status", installed_status),
+            ("held_by", "Held by", held(|h| h.by.clone())),
+            ("held_since", "Held since", held(|h| h.at.clone())),
+            (
+                "held_because",
+                "Held because",
+                held(|h| h.reason.as_ref().map(|r| r.to_string()).unwrap_or_default()),
+            ),
             ("prosody", "In Prosody", live),
             ("options", "Options set by modman", options),
             ("available", "Available", available),
+            (
+                "versions",
+                "Versions on offer",
+                entry
+                    .filter(|e| !e.previous.is_empty())
+                    .map(|e| e.versions().collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default(),
+            ),
             ("update", "Update", update),
             ("dependencies", "Dependencies", dependencies),
             ("compatibility", "Compatibility", compatibility),
@@ -251,6 +269,7 @@ impl Command for Info {
 fn update_text(status: UpdateStatus) -> String {
     match status {
         UpdateStatus::UpToDate => "no, up to date".into(),
+        UpdateStatus::Held(hold) => format!("no: held {}", super::hold::describe(hold)),
         UpdateStatus::Available {
             from,
             to,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::confirm::Consent;
 use super::OpError;
+use crate::engine::state::Reason;
 use crate::repo::index::is_valid_module_name;
 use crate::repo::options::is_option_name;
 
@@ -34,10 +35,18 @@ pub enum ParamKind {
     Choice(&'static [(&'static str, &'static str)]),
     /// One or more module names (`mod_x` or `x`).
     Modules(ModuleChoice),
+    /// One or more module names, each at the newest version or at one a
+    /// repository offers (`lastlog@20240601`); read with
+    /// [`Input::wanted`].
+    Versioned(ModuleChoice),
     /// Yes or no; no when not given.
     Boolean,
     /// One or more of the server's host names; all VirtualHosts when none.
     Hosts,
+    /// Why, in the admin's words (`hold x because "..."`): one line,
+    /// control characters replaced, at most [`Reason::MAX_CHARS`]. In
+    /// chat, the rest of the line after the parameter's name.
+    Reason,
     /// Module options: `name = value` lines (`name =` unsets), and in a
     /// form any other field named like an option.
     Options,
@@ -82,6 +91,10 @@ pub struct Spec {
 /// question in advance, so a bot needs one round trip.
 pub const CONFIRM_FIELD: &str = "confirm";
 
+/// The field every changing operation accepts: `true` shows what it
+/// would do and changes nothing (see [`Consent::DryRun`]).
+pub const DRY_RUN_FIELD: &str = "dry_run";
+
 /// Longest value accepted for any field, in bytes.
 const MAX_VALUE_LEN: usize = 1024;
 /// Most values accepted for one field.
@@ -103,7 +116,8 @@ pub struct Input {
     /// Module options given, in order (see [`ParamKind::Options`]).
     options: Vec<(String, OptionInput)>,
     /// What the requester said about going ahead: nothing, yes in
-    /// advance (field `confirm`), or yes to a question that showed a plan.
+    /// advance (field `confirm`), yes to a question that showed a plan,
+    /// or only show the plan (field `dry_run`).
     pub consent: Consent,
 }
 
@@ -146,8 +160,14 @@ impl Input {
                 )));
             }
             if var == CONFIRM_FIELD {
-                if parse_bool(var, &vals)? {
+                if parse_bool(var, &vals)? && input.consent != Consent::DryRun {
                     input.consent = Consent::Given;
+                }
+                continue;
+            }
+            if var == DRY_RUN_FIELD {
+                if parse_bool(var, &vals)? {
+                    input.consent = Consent::DryRun;
                 }
                 continue;
             }
@@ -165,7 +185,7 @@ impl Input {
                 let known: Vec<_> = params
                     .iter()
                     .map(|p| p.var)
-                    .chain([CONFIRM_FIELD])
+                    .chain([CONFIRM_FIELD, DRY_RUN_FIELD])
                     .collect();
                 OpError::bad_input(format!(
                     "unknown field `{}`; this command takes: {}",
@@ -174,13 +194,19 @@ impl Input {
                 ))
             })?;
             let vals = match param.kind {
-                ParamKind::Text | ParamKind::Choice(_) if vals.len() > 1 => {
+                ParamKind::Text | ParamKind::Choice(_) | ParamKind::Reason if vals.len() > 1 => {
                     return Err(OpError::bad_input(format!(
                         "field `{var}` takes one value, got {}",
                         vals.len()
                     )))
                 }
                 ParamKind::Text => vals,
+                ParamKind::Reason => match vals.first().map(|v| v.trim()) {
+                    None | Some("") => vals,
+                    Some(text) => vec![Reason::new(text)
+                        .map_err(|e| OpError::bad_input(format!("field `{var}`: {e}")))?
+                        .to_string()],
+                },
                 ParamKind::Choice(options) => {
                     let value = vals.first().map(|v| v.trim()).unwrap_or_default();
                     if !value.is_empty() && !options.iter().any(|(o, _)| *o == value) {
@@ -194,6 +220,7 @@ impl Input {
                     vals
                 }
                 ParamKind::Modules(_) => module_names(var, &vals)?,
+                ParamKind::Versioned(_) => versioned_names(var, &vals)?,
                 ParamKind::Boolean => vec![parse_bool(var, &vals)?.to_string()],
                 ParamKind::Hosts => host_names(var, &vals)?,
                 ParamKind::Options => {
@@ -252,6 +279,24 @@ impl Input {
     /// The values given for `var`, as checked; empty when not given.
     pub fn values(&self, var: &str) -> Vec<String> {
         self.values.get(var).cloned().unwrap_or_default()
+    }
+
+    /// The modules of a [`ParamKind::Versioned`] field, each with the
+    /// version chosen, if one was; empty when not given.
+    pub fn wanted(&self, var: &str) -> Vec<Wanted> {
+        self.values(var)
+            .into_iter()
+            .map(|value| match value.split_once(VERSION_SEPARATOR) {
+                Some((name, version)) => Wanted {
+                    name: name.to_owned(),
+                    version: Some(version.to_owned()),
+                },
+                None => Wanted {
+                    name: value,
+                    version: None,
+                },
+            })
+            .collect()
     }
 
     /// The module options given, in order.
@@ -331,6 +376,72 @@ pub(super) fn module_names(var: &str, values: &[String]) -> Result<Vec<String>, 
         }
     }
     Ok(names)
+}
+
+/// Between a module's name and a version chosen for it: `lastlog@20240601`.
+pub const VERSION_SEPARATOR: char = '@';
+
+/// Longest version accepted after [`VERSION_SEPARATOR`], in bytes.
+const MAX_VERSION_LEN: usize = 64;
+
+/// A module asked for at a version a repository offers, or at the
+/// newest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub name: String,
+    pub version: Option<String>,
+}
+
+/// Module names as [`module_names`] reads them, each possibly followed
+/// by `@VERSION` (letters, digits and `.-_+~`, at most 64 bytes); one
+/// module named twice is refused, since it cannot be at two versions.
+fn versioned_names(var: &str, values: &[String]) -> Result<Vec<String>, OpError> {
+    let mut wanted: Vec<String> = Vec::new();
+    for word in values
+        .iter()
+        .flat_map(|v| v.split(|c: char| c == ',' || c.is_whitespace()))
+        .filter(|w| !w.is_empty())
+    {
+        let (name, version) = match word.split_once(VERSION_SEPARATOR) {
+            Some((name, version)) => (name, Some(version)),
+            None => (word, None),
+        };
+        let [name] =
+            <[String; 1]>::try_from(module_names(var, &[name.to_owned()])?).map_err(|_| {
+                OpError::bad_input(format!(
+                    "field `{var}`: `{}` is not a module name",
+                    truncate(word)
+                ))
+            })?;
+        let good_version = |v: &str| {
+            !v.is_empty()
+                && v.len() <= MAX_VERSION_LEN
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+' | '~'))
+        };
+        if let Some(version) = version.filter(|v| !good_version(v)) {
+            return Err(OpError::bad_input(format!(
+                "field `{var}`: `{}` is not a version (such as 20240601.abc123 or 0.1-1)",
+                truncate(version)
+            )));
+        }
+        let value = match version {
+            Some(version) => format!("{name}{VERSION_SEPARATOR}{version}"),
+            None => name.clone(),
+        };
+        let same_module =
+            |earlier: &String| earlier.split(VERSION_SEPARATOR).next() == Some(name.as_str());
+        match wanted.iter().find(|earlier| same_module(earlier)) {
+            Some(earlier) if *earlier == value => {}
+            Some(earlier) => {
+                return Err(OpError::bad_input(format!(
+                    "field `{var}`: {name} is named twice ({earlier} and {value}); name it once"
+                )))
+            }
+            None => wanted.push(value),
+        }
+    }
+    Ok(wanted)
 }
 
 /// Host names, split like module names; each must look like a domain.
@@ -440,6 +551,16 @@ mod tests {
         assert_eq!(input.text("query"), Some("smacks"));
         assert_eq!(input.text("show"), Some("installed"));
         assert_eq!(input.consent, Consent::Given);
+        // A dry run wins over a yes, in either order.
+        for pairs in [
+            raw(&[("confirm", &["true"]), ("dry_run", &["true"])]),
+            raw(&[("dry_run", &["true"]), ("confirm", &["true"])]),
+        ] {
+            assert_eq!(
+                Input::check(PARAMS, pairs).unwrap().consent,
+                Consent::DryRun
+            );
+        }
     }
 
     #[test]
@@ -460,7 +581,7 @@ mod tests {
         for (pairs, expected) in [
             (
                 raw(&[("colour", &["red"])]),
-                "unknown field `colour`; this command takes: query, show, modules, confirm",
+                "unknown field `colour`; this command takes: query, show, modules, confirm, dry_run",
             ),
             (
                 raw(&[("query", &["a", "b"])]),
@@ -493,6 +614,21 @@ mod tests {
         let many = vec!["x".to_owned(); MAX_VALUES + 1];
         let error = Input::check(PARAMS, vec![("modules", many)]).unwrap_err();
         assert!(error.text.contains("at most 256"), "{}", error.text);
+    }
+
+    #[test]
+    fn a_version_follows_the_name_and_is_checked() {
+        let wanted = versioned_names(
+            "modules",
+            &["mod_lastlog@20240601.abc smacks".into(), "smacks".into()],
+        )
+        .unwrap();
+        assert_eq!(wanted, ["lastlog@20240601.abc", "smacks"]);
+        for bad in ["lastlog@", "lastlog@../x", "lastlog@1 lastlog@2", "../x@1"] {
+            assert!(versioned_names("modules", &[bad.into()]).is_err(), "{bad}");
+        }
+        let long = format!("lastlog@{}", "1".repeat(MAX_VERSION_LEN + 1));
+        assert!(versioned_names("modules", &[long]).is_err());
     }
 
     #[test]

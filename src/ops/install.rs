@@ -7,7 +7,7 @@ use super::confirm::{Consent, Proposal};
 use super::plan::{self, REQUESTED};
 use super::{
     enable, Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response,
-    Spec, Table,
+    Spec, Table, Wanted, VERSION_SEPARATOR,
 };
 use crate::access::Actor;
 use crate::engine::{ChangeSet, Placement};
@@ -16,6 +16,8 @@ use crate::engine::{ChangeSet, Placement};
 /// enables them on `hosts`.
 #[derive(Debug)]
 pub struct Install {
+    wanted: Vec<Wanted>,
+    /// The names in `wanted`.
     modules: Vec<String>,
     enable: bool,
     hosts: Vec<String>,
@@ -32,8 +34,8 @@ impl Command for Install {
             Param {
                 var: "modules",
                 label: "Modules",
-                help: "One or more module names, such as cloud_notify (mod_ prefix optional).",
-                kind: ParamKind::Modules(ModuleChoice::Available),
+                help: "One or more module names, such as cloud_notify (mod_ prefix optional); name@VERSION for a version the repository offers other than the newest.",
+                kind: ParamKind::Versioned(ModuleChoice::Available),
                 required: true,
             },
             Param {
@@ -48,8 +50,10 @@ impl Command for Install {
     };
 
     fn parse(input: &Input) -> Result<Self, OpError> {
+        let wanted = input.wanted("modules");
         Ok(Install {
-            modules: input.modules("modules"),
+            modules: wanted.iter().map(|w| w.name.clone()).collect(),
+            wanted,
             enable: input.flag("enable"),
             hosts: input.modules("hosts"),
             consent: input.consent.clone(),
@@ -67,10 +71,11 @@ impl Command for Install {
         let mut notes = Vec::new();
         let mut requested = Vec::new();
         let by_prosodyctl = ctx.engine.prosodyctl_modules().unwrap_or_default();
-        for name in &self.modules {
+        for wanted in &self.wanted {
+            let name = &wanted.name;
             if let Some(record) = guard.installed.modules.get(name) {
                 notes.push(format!(
-                    "{name} is installed already ({}); use update for a newer copy.",
+                    "{name} is installed already ({}); use update for another copy ({name}{VERSION_SEPARATOR}VERSION for a chosen one).",
                     record.version
                 ));
             } else if let Some(rock) = by_prosodyctl.iter().find(|r| &r.name == name) {
@@ -85,7 +90,7 @@ impl Command for Install {
                     ctx.engine.modules_dir().display()
                 )));
             } else {
-                requested.push((name.clone(), REQUESTED.to_owned()));
+                requested.push((wanted.clone(), REQUESTED.to_owned()));
             }
         }
         let server = plan::learn_server(ctx).await;

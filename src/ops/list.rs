@@ -206,6 +206,10 @@ impl Command for List {
                 installed_version,
                 entry.map(|e| e.version.clone()).unwrap_or_default(),
                 if update { "yes".into() } else { String::new() },
+                record
+                    .and_then(|r| r.held.as_ref())
+                    .map(super::hold::describe)
+                    .unwrap_or_default(),
                 hosts_or_unknown(status.enabled_on(&name)),
                 hosts_or_unknown(status.loaded_on(&name)),
                 entry.and_then(|e| e.stage.clone()).unwrap_or_default(),
@@ -242,6 +246,7 @@ impl Command for List {
                 ("installed", "Installed"),
                 ("available", "Available"),
                 ("update", "Update"),
+                ("held", "Held"),
                 ("enabled", "Enabled on"),
                 ("loaded", "Loaded on"),
                 ("stage", "Stage"),

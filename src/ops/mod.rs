@@ -30,6 +30,7 @@ mod enable;
 pub mod error;
 mod fit;
 mod history;
+mod hold;
 mod info;
 pub mod input;
 mod install;
@@ -49,7 +50,10 @@ pub use confirm::{Consent, Question};
 pub use context::Context;
 pub use error::{ErrorKind, OpError};
 pub use fit::REPLY_BYTES;
-pub use input::{Access, Input, ModuleChoice, OptionInput, Param, ParamKind, Spec, CONFIRM_FIELD};
+pub use input::{
+    Access, Input, ModuleChoice, OptionInput, Param, ParamKind, Spec, Wanted, CONFIRM_FIELD,
+    DRY_RUN_FIELD, VERSION_SEPARATOR,
+};
 pub use response::{Details, FieldKind, Form, FormField, Outcome, Response, Table};
 
 /// One operation: its description, how to read its input, how to run it.
@@ -115,6 +119,8 @@ pub fn all() -> &'static [&'static dyn Operation] {
         &Registered::<info::Info>(PhantomData),
         &Registered::<install::Install>(PhantomData),
         &Registered::<update::Update>(PhantomData),
+        &Registered::<hold::Hold>(PhantomData),
+        &Registered::<hold::Unhold>(PhantomData),
         &Registered::<remove::Remove>(PhantomData),
         &Registered::<enable::Enable>(PhantomData),
         &Registered::<disable::Disable>(PhantomData),

@@ -2,8 +2,10 @@
 //! asked for plus the community modules they need), what needs the admin's
 //! confirmation first, and the verified download.
 
+use std::borrow::Cow;
+
 use super::confirm::Proposal;
-use super::{Context, OpError};
+use super::{Context, OpError, Wanted, VERSION_SEPARATOR};
 use crate::access::Actor;
 use crate::config::Repository;
 use crate::engine::audit;
@@ -28,7 +30,8 @@ pub const PARALLEL_DOWNLOADS: usize = 4;
 /// One module to fetch and put in place.
 pub struct Step<'a> {
     pub repository: &'a Repository,
-    pub entry: &'a ModuleEntry,
+    /// The newest in the index, or an earlier build chosen by version.
+    pub entry: Cow<'a, ModuleEntry>,
     /// "requested", or "needed by x".
     pub reason: String,
 }
@@ -64,7 +67,7 @@ pub fn resolve<'a>(
     ctx: &Context,
     catalog: &'a Catalog,
     installed: &Installed,
-    requested: Vec<(String, String)>,
+    requested: Vec<(Wanted, String)>,
     server: Option<&ServerFacts>,
 ) -> Result<Plan<'a>, OpError> {
     let mut plan = Plan {
@@ -73,13 +76,14 @@ pub fn resolve<'a>(
         notes: Vec::new(),
     };
     let mut shadowed: std::collections::BTreeMap<Shipped, Vec<String>> = Default::default();
-    // (name, reason, the repository of the module that needs it).
-    let mut queue: Vec<(String, String, Option<&'a Repository>)> = requested
+    // (module and version, reason, the repository of the module that
+    // needs it).
+    let mut queue: Vec<(Wanted, String, Option<&'a Repository>)> = requested
         .into_iter()
-        .map(|(name, reason)| (name, reason, None))
+        .map(|(wanted, reason)| (wanted, reason, None))
         .collect();
     while !queue.is_empty() {
-        let (name, reason, needed_from) = queue.remove(0);
+        let (Wanted { name, version }, reason, needed_from) = queue.remove(0);
         if plan.steps.iter().any(|s| s.entry.name == name) {
             continue;
         }
@@ -99,14 +103,25 @@ pub fn resolve<'a>(
             }),
             (None, None) => catalog.find(&name),
         };
-        let (repository, entry) = found.ok_or_else(|| {
+        let (repository, newest) = found.ok_or_else(|| {
             let why = if reason == REQUESTED { String::new() } else { format!(" ({reason})") };
             OpError::not_found(format!(
                 "no configured repository offers `{name}`{why}; check the name with list, or run refresh"
             ))
         })?;
         catalog.check_fresh(repository)?;
-        for objection in server.map(|s| s.objections(entry)).unwrap_or_default() {
+        let entry = match version {
+            None => Cow::Borrowed(newest),
+            Some(version) => Cow::Owned(newest.at_version(&version).ok_or_else(|| {
+                OpError::not_found(format!(
+                    "{} does not offer {name} at {version}; it offers {}. Nothing was changed; name one of those, such as {name}{VERSION_SEPARATOR}{}",
+                    repository.name,
+                    newest.versions().collect::<Vec<_>>().join(", "),
+                    newest.version
+                ))
+            })?),
+        };
+        for objection in server.map(|s| s.objections(&entry)).unwrap_or_default() {
             if objection.refused() {
                 return Err(OpError::conflict(format!(
                     "mod_{name} would not load on this Prosody: {objection}"
@@ -145,7 +160,7 @@ pub fn resolve<'a>(
                     ));
                 }
                 DependencyKind::Community if !installed.modules.contains_key(&dependency.name) => {
-                    queue.push((dependency.name.clone(), why, Some(repository)));
+                    queue.push((newest_of(&dependency.name), why, Some(repository)));
                 }
                 DependencyKind::Community => {}
                 DependencyKind::Builtin | DependencyKind::Missing
@@ -158,7 +173,7 @@ pub fn resolve<'a>(
                 DependencyKind::Builtin | DependencyKind::Missing
                     if catalog.find(&dependency.name).is_some() =>
                 {
-                    queue.push((dependency.name.clone(), why, Some(repository)));
+                    queue.push((newest_of(&dependency.name), why, Some(repository)));
                 }
                 DependencyKind::Builtin | DependencyKind::Missing => {
                     plan.concerns.push(format!(
@@ -206,6 +221,14 @@ pub fn resolve<'a>(
     Ok(plan)
 }
 
+/// A dependency: at the newest version its repository offers.
+fn newest_of(name: &str) -> Wanted {
+    Wanted {
+        name: name.to_owned(),
+        version: None,
+    }
+}
+
 /// The one line on copies that replace, unsaid, what the server has:
 /// which modules, whose copies they shadow, and what to do instead.
 fn shadowing(shipped: &Shipped, names: &[String]) -> String {
@@ -237,7 +260,7 @@ impl Plan<'_> {
     /// A module in `installed` is shown as `from -> to`.
     pub fn propose(&self, proposal: &mut Proposal, installed: &Installed) {
         for step in &self.steps {
-            let entry = step.entry;
+            let entry = &step.entry;
             let shown = match installed.modules.get(&entry.name) {
                 Some(record) => format!("{}: {} -> {}", entry.name, record.version, entry.version),
                 None if step.reason == REQUESTED => format!("{} {}", entry.name, entry.version),
@@ -265,7 +288,7 @@ impl Plan<'_> {
         let downloads: Vec<_> = self
             .steps
             .iter()
-            .map(|step| ctx.fetcher.archive(step.repository, step.entry))
+            .map(|step| ctx.fetcher.archive(step.repository, &step.entry))
             .collect();
         let fetched: Vec<_> = futures::stream::iter(downloads)
             .buffered(PARALLEL_DOWNLOADS)
@@ -287,6 +310,7 @@ impl Plan<'_> {
                     .map(|d| d.name.clone())
                     .collect(),
                 library: step.entry.library.clone(),
+                held: None,
             };
             prepared.push(Prepared {
                 name: step.entry.name.clone(),

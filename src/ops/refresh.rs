@@ -3,6 +3,7 @@
 //! last good index; the table and its summary say so, and the command
 //! line exits non-zero.
 
+use super::confirm::{Consent, Proposal};
 use super::response::OUTCOME;
 use super::updates;
 use super::{Access, Command, Context, Input, OpError, Outcome, Response, Spec, Table};
@@ -10,7 +11,9 @@ use crate::access::Actor;
 
 /// Fetches every configured repository's index.
 #[derive(Debug)]
-pub struct Refresh;
+pub struct Refresh {
+    consent: Consent,
+}
 
 impl Command for Refresh {
     const SPEC: Spec = Spec {
@@ -23,8 +26,10 @@ impl Command for Refresh {
         params: &[],
     };
 
-    fn parse(_input: &Input) -> Result<Self, OpError> {
-        Ok(Refresh)
+    fn parse(input: &Input) -> Result<Self, OpError> {
+        Ok(Refresh {
+            consent: input.consent.clone(),
+        })
     }
 
     async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {
@@ -32,6 +37,18 @@ impl Command for Refresh {
             return Err(OpError::bad_input(
                 "no repositories are configured; add a [[repositories]] section to modman.toml and restart modman",
             ));
+        }
+        // Asks nothing, but a dry run shows it.
+        let mut proposal = Proposal::new("Refresh");
+        for repository in &ctx.config.repositories {
+            let text = format!(
+                "fetch the index of {} from {}",
+                repository.name, repository.url
+            );
+            proposal.step(text.clone(), text);
+        }
+        if let Err(plan) = proposal.decide(&self.consent) {
+            return Ok(plan);
         }
         let (catalog, report) = ctx.catalog().refresh(&ctx.config, &ctx.fetcher).await;
         let installed = ctx.engine.installed()?;

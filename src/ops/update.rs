@@ -2,21 +2,30 @@
 //! came from changed (a different SHA-256, whatever the version says),
 //! after the admin has seen `from -> to` for each. A module never moves to
 //! another repository by itself. The old copies are kept for rollback, and
-//! modules loaded in Prosody are reloaded with the new code.
+//! modules loaded in Prosody are reloaded with the new code. A version
+//! named (`update lastlog@20240601`) is taken from the versions the
+//! repository offers, an earlier one too: a downgrade, which the question
+//! says before anything changes. Held modules are left alone.
 
 use super::confirm::{Consent, Proposal};
-use super::plan;
 use super::updates::{self, Unknown, UpdateStatus};
+use super::{hold, plan};
 use super::{
-    Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
+    Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec,
+    Table, Wanted, VERSION_SEPARATOR,
 };
 use crate::access::Actor;
 use crate::engine::ChangeSet;
+use crate::repo::compare_versions;
+use std::cmp::Ordering;
+
+/// The reason of a module updated to a version the admin named.
+const CHOSEN: &str = "version chosen";
 
 /// Updates `modules`, or every installed module when empty.
 #[derive(Debug)]
 pub struct Update {
-    modules: Vec<String>,
+    modules: Vec<Wanted>,
     consent: Consent,
 }
 
@@ -29,15 +38,15 @@ impl Command for Update {
         params: &[Param {
             var: "modules",
             label: "Modules (empty: all)",
-            help: "Which installed modules to update; leave empty to update all.",
-            kind: ParamKind::Modules(ModuleChoice::Updatable),
+            help: "Which installed modules to update; leave empty to update all. name@VERSION takes a version the repository offers, an earlier one too (asked first).",
+            kind: ParamKind::Versioned(ModuleChoice::Updatable),
             required: false,
         }],
     };
 
     fn parse(input: &Input) -> Result<Self, OpError> {
         Ok(Update {
-            modules: input.modules("modules"),
+            modules: input.wanted("modules"),
             consent: input.consent.clone(),
         })
     }
@@ -45,13 +54,26 @@ impl Command for Update {
     async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {
         let mut guard = ctx.engine.lock().await?;
         let catalog = ctx.catalog();
-        let names: Vec<String> = if self.modules.is_empty() {
-            guard.installed.modules.keys().cloned().collect()
+        let names: Vec<Wanted> = if self.modules.is_empty() {
+            let all = guard.installed.modules.keys();
+            all.map(|name| Wanted {
+                name: name.clone(),
+                version: None,
+            })
+            .collect()
         } else {
-            for name in &self.modules {
-                if !guard.installed.modules.contains_key(name) {
+            for Wanted { name, .. } in &self.modules {
+                let Some(record) = guard.installed.modules.get(name) else {
                     return Err(OpError::not_found(format!(
                         "{name} is not installed by modman; install it instead"
+                    )));
+                };
+                // Named, so said at once, whatever else is asked.
+                if let Some(hold) = &record.held {
+                    return Err(OpError::conflict(format!(
+                        "{name} is held at {} ({}), so it was not updated; nothing was changed. To update it, unhold {name} first",
+                        record.version,
+                        hold::describe(hold)
                     )));
                 }
             }
@@ -59,19 +81,39 @@ impl Command for Update {
         };
         let mut notes = Vec::new();
         let mut wanted = Vec::new();
-        for name in names {
+        for Wanted { name, version } in names {
             let record = &guard.installed.modules[&name];
+            if let Some(version) = version {
+                match version == record.version {
+                    true => notes.push(format!("{name} is at {version} already.")),
+                    false => {
+                        let chosen = Wanted {
+                            name,
+                            version: Some(version),
+                        };
+                        wanted.push((chosen, CHOSEN.to_owned()));
+                    }
+                }
+                continue;
+            }
             match updates::status(&catalog, &ctx.config.repositories, &name, record) {
-                UpdateStatus::Available { .. } => wanted.push((name, "update".to_owned())),
+                UpdateStatus::Available { .. } => {
+                    wanted.push((Wanted { name, version: None }, "update".to_owned()))
+                }
                 UpdateStatus::UpToDate => {}
-                // Never back to an older copy: that is rollback's job, or
-                // an explicit remove and install.
+                UpdateStatus::Held(hold) => notes.push(format!(
+                    "{name} is held at {} ({}), so it was left as it is.",
+                    record.version,
+                    hold::describe(hold)
+                )),
+                // Never back to an older copy unasked: that is rollback's
+                // job, or update's with the version named.
                 UpdateStatus::Older {
                     installed,
                     offered,
                     repository,
                 } => notes.push(format!(
-                    "{name}: {} offers {}, older than the {installed} installed, so it was left as it is; rollback puts back an earlier copy.",
+                    "{name}: {} offers {}, older than the {installed} installed, so it was left as it is; rollback puts back an earlier copy, and update {name}{VERSION_SEPARATOR}VERSION a version you choose.",
                     repository.name, offered.version
                 )),
                 UpdateStatus::OnlyElsewhere { own, elsewhere, .. } => notes.push(format!(
@@ -135,6 +177,17 @@ impl Command for Update {
         }
         let mut proposal = Proposal::always_asked("Update");
         plan.propose(&mut proposal, &guard.installed);
+        for step in &plan.steps {
+            let Some(record) = guard.installed.modules.get(&step.entry.name) else {
+                continue;
+            };
+            if compare_versions(&step.entry.version, &record.version) == Some(Ordering::Less) {
+                proposal.concern(format!(
+                    "{}: {} -> {} is a downgrade, to an earlier version than installed; what the newer one fixed goes with it.",
+                    step.entry.name, record.version, step.entry.version
+                ));
+            }
+        }
         if let Err(question) = proposal.decide(&self.consent) {
             return Ok(question);
         }

@@ -2,13 +2,14 @@
 //! `refresh` and the update notices all ask [`status`], so a module that
 //! one of them calls updatable is one `update` updates: an installed
 //! module's updates come from the repository it was installed from, never
-//! from another that happens to offer the same name, and never as an
-//! older copy (that is rollback's job).
+//! from another that happens to offer the same name, never as an older
+//! copy (that is rollback's job, or `update x@VERSION` after a question),
+//! and never while an admin holds it.
 
 use std::cmp::Ordering;
 
 use crate::config::Repository;
-use crate::engine::state::InstalledModule;
+use crate::engine::state::{Hold, InstalledModule};
 use crate::repo::catalog::Catalog;
 use crate::repo::compare_versions;
 use crate::repo::index::ModuleEntry;
@@ -16,6 +17,9 @@ use crate::repo::index::ModuleEntry;
 /// How an installed module stands against what its repository offers.
 #[derive(Debug, Clone, Copy)]
 pub enum UpdateStatus<'a> {
+    /// An admin keeps it at its version (`hold`): no update, whatever is
+    /// on offer, until `unhold`.
+    Held(&'a Hold),
     /// Its repository offers the very copy installed (same SHA-256).
     UpToDate,
     /// Its repository offers another copy that is not older: `update`
@@ -89,6 +93,9 @@ pub fn status<'a>(
     name: &str,
     record: &'a InstalledModule,
 ) -> UpdateStatus<'a> {
+    if let Some(hold) = &record.held {
+        return UpdateStatus::Held(hold);
+    }
     let own = record.repository.as_str();
     let Some(source) = catalog.sources.iter().find(|s| s.repository.name == own) else {
         let why = match config_repositories.iter().any(|r| r.name == own) {
@@ -173,6 +180,7 @@ mod tests {
             files: vec![],
             dependencies: vec![],
             library: None,
+            held: None,
         }
     }
 

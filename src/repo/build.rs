@@ -13,7 +13,8 @@ use std::time::SystemTime;
 
 use super::archive;
 use super::index::{
-    is_valid_module_name, limits, Dependency, DependencyKind, Index, ModuleEntry, Timestamp, SCHEMA,
+    is_valid_module_name, limits, Dependency, DependencyKind, Earlier, Index, ModuleEntry,
+    Timestamp, SCHEMA,
 };
 use super::metadata;
 use super::signing;
@@ -34,7 +35,14 @@ pub struct BuildOptions<'a> {
     /// How long clients may use the index; rebuild (and publish) before
     /// it runs out.
     pub valid_for: time::Duration,
+    /// Earlier builds of each module to keep serving beside the newest,
+    /// so admins can choose one (`install x@VERSION`) or step back to it.
+    pub keep: usize,
 }
+
+/// `--keep` when not given: enough to step back past a bad build or two
+/// without the repository growing without end.
+pub const DEFAULT_KEEP: usize = 3;
 
 /// `--valid-for` when not given: a month, as Debian's archive does a week
 /// for its most active suites; a repository rebuilt by a cron job any
@@ -149,6 +157,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
         &key,
         options.valid_for,
         packed.into_iter().map(|p| (p.entry, p.archive)).collect(),
+        options.keep,
     )?;
     Ok(BuildReport { modules, warnings })
 }
@@ -189,6 +198,7 @@ pub(crate) fn publish(
     key: &ed25519_dalek::SigningKey,
     valid_for: time::Duration,
     modules: Vec<(ModuleEntry, Vec<u8>)>,
+    keep: usize,
 ) -> Result<(), BuildError> {
     check_name(name)?;
     if modules.len() > limits::MODULES {
@@ -209,7 +219,9 @@ pub(crate) fn publish(
     let archives = staging.path().join("archives");
     std::fs::create_dir(&archives).map_err(io_error(&archives))?;
     let mut entries = Vec::with_capacity(modules.len());
-    for (entry, archive) in modules {
+    let before = published(out, key);
+    for (mut entry, archive) in modules {
+        entry.previous = keep_earlier(out, before.as_ref(), &entry, keep, staging.path())?;
         let path = staging.path().join(&entry.archive);
         std::fs::write(&path, &archive).map_err(io_error(&path))?;
         entries.push(entry);
@@ -230,6 +242,70 @@ pub(crate) fn publish(
     std::fs::write(&signature_path, signing::sign(key, &index))
         .map_err(io_error(&signature_path))?;
     replace_dir(staging, out)
+}
+
+/// The index already published at `out`, when this key signed it:
+/// where the earlier builds to keep are listed.
+fn published(out: &Path, key: &ed25519_dalek::SigningKey) -> Option<Index> {
+    let index = std::fs::read(out.join("index.json")).ok()?;
+    let signature = std::fs::read(out.join("index.json.sig")).ok()?;
+    signing::verify(&key.verifying_key(), &index, &signature).ok()?;
+    Index::parse(&index).ok()
+}
+
+/// The earlier builds of `entry` to list, newest first, at most `keep`:
+/// the build `before` had, if it differs, then those it listed. Each
+/// archive is copied from `out` into `staging`; one that is gone or no
+/// longer matches its SHA-256 is no longer offered.
+fn keep_earlier(
+    out: &Path,
+    before: Option<&Index>,
+    entry: &ModuleEntry,
+    keep: usize,
+    staging: &Path,
+) -> Result<Vec<Earlier>, BuildError> {
+    let Some(old) = before.and_then(|index| index.get(&entry.name)) else {
+        return Ok(vec![]);
+    };
+    let mut kept: Vec<Earlier> = Vec::new();
+    for earlier in std::iter::once(old.as_earlier()).chain(old.previous.iter().cloned()) {
+        if kept.len() >= keep {
+            break;
+        }
+        // Only archives this command names: one file under archives/.
+        let plain = earlier
+            .archive
+            .strip_prefix("archives/")
+            .is_some_and(is_plain_file_name);
+        let clash = earlier.version == entry.version
+            || earlier.archive == entry.archive
+            || kept
+                .iter()
+                .any(|k| k.version == earlier.version || k.archive == earlier.archive);
+        if !plain || clash {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(out.join(&earlier.archive)) else {
+            continue;
+        };
+        if bytes.len() as u64 != earlier.size || super::sha256_hex(&bytes) != earlier.sha256 {
+            continue;
+        }
+        let path = staging.join(&earlier.archive);
+        std::fs::write(&path, &bytes).map_err(io_error(&path))?;
+        kept.push(earlier);
+    }
+    Ok(kept)
+}
+
+/// A file name without directories, escapes or anything a URL or a
+/// path would read differently.
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
 }
 
 /// The index's generation time (to the second) and the clock its serial
@@ -331,6 +407,8 @@ fn pack_module(tree: &Path, name: &str, history: &History) -> PackResult {
         files,
         // A tree in the prosody-modules layout holds modules only.
         library: None,
+        // The next step, publishing, lists the builds it keeps.
+        previous: vec![],
     };
     // Copied as they are, an ESC or NUL from a README would break every
     // reply that carries it, or reach an admin's terminal.
@@ -595,6 +673,7 @@ mod tests {
             key: &key,
             builtin_dir: dir.path(),
             valid_for: time::Duration::days(1),
+            keep: DEFAULT_KEEP,
         })
         .unwrap();
         assert_eq!(report.modules, 1);
@@ -614,12 +693,52 @@ mod tests {
     }
 
     #[test]
+    fn earlier_builds_are_kept_served_and_listed_newest_first_up_to_keep() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        let module = tree.join("mod_lastlog");
+        std::fs::create_dir_all(&module).unwrap();
+        let key = dir.path().join("key");
+        signing::generate(&key).unwrap();
+        let out = dir.path().join("repo");
+        let mut newest = Vec::new();
+        for build_number in 0..4 {
+            let code = format!("-- build {build_number}\n");
+            std::fs::write(module.join("mod_lastlog.lua"), code).unwrap();
+            build(&BuildOptions {
+                tree: &tree,
+                out: &out,
+                name: "local",
+                key: &key,
+                builtin_dir: dir.path(),
+                valid_for: time::Duration::days(1),
+                keep: 2,
+            })
+            .unwrap();
+            let index = Index::parse(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+            newest.push(index.get("lastlog").unwrap().clone());
+        }
+        let last = newest.last().unwrap();
+        let listed: Vec<&str> = last.previous.iter().map(|e| e.version.as_str()).collect();
+        assert_eq!(listed, [&newest[2].version, &newest[1].version]);
+        for earlier in &last.previous {
+            let bytes = std::fs::read(out.join(&earlier.archive)).unwrap();
+            assert_eq!(super::super::sha256_hex(&bytes), earlier.sha256);
+        }
+        // The build before those is no longer served.
+        assert!(!out.join(&newest[0].archive).exists());
+        let chosen = last.at_version(&newest[1].version).unwrap();
+        assert_eq!(chosen.sha256, newest[1].sha256);
+        assert!(last.at_version("19700101.0").is_none());
+    }
+
+    #[test]
     fn a_bad_repository_name_is_refused_before_anything_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
         let out = dir.path().join("repo");
         for name in ["", "../x", "a b", &"n".repeat(65)] {
-            let error = publish(&out, name, &key, time::Duration::days(1), vec![]);
+            let error = publish(&out, name, &key, time::Duration::days(1), vec![], 0);
             assert!(matches!(error, Err(BuildError::Name(_))), "{name}");
         }
         assert!(!out.exists());

@@ -54,6 +54,43 @@ pub struct Index {
     pub modules: Vec<ModuleEntry>,
 }
 
+/// Checks what one build of a module names (the newest or an earlier
+/// one): its archive path, its files, its SHA-256 and its dependencies,
+/// which later become paths, a comparison and names.
+fn check_build(
+    archive: &str,
+    files: &[String],
+    sha256: &str,
+    dependencies: &[Dependency],
+) -> Result<(), String> {
+    if !is_safe_url_path(archive) {
+        return Err(format!(
+            "archive path `{}` is not a plain relative path (after percent-decoding)",
+            crate::clean::clean(archive)
+        ));
+    }
+    if let Some(bad) = files.iter().find(|f| !is_safe_relative_path(f)) {
+        return Err(format!(
+            "file `{}` is not a plain relative path",
+            crate::clean::clean(bad)
+        ));
+    }
+    if sha256.len() != 64
+        || !sha256
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err("sha256 is not 64 lower-case hex digits".into());
+    }
+    if let Some(bad) = dependencies.iter().find(|d| !is_valid_module_name(&d.name)) {
+        return Err(format!(
+            "dependency `{}` is not a valid module name",
+            crate::clean::clean(&bad.name)
+        ));
+    }
+    Ok(())
+}
+
 /// A point in time, written as RFC 3339 in UTC (`2026-11-24T15:00:00Z`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(pub OffsetDateTime);
@@ -132,9 +169,67 @@ pub struct ModuleEntry {
     /// name, and never enabled. Left out of the index otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub library: Option<String>,
+    /// Earlier builds the repository still serves (`repo build --keep`),
+    /// newest first, so an admin can choose one (`install x@VERSION`).
+    /// Left out of the index when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous: Vec<Earlier>,
+}
+
+/// An earlier build of a module that a repository still serves: what
+/// tells it apart from the newest (its archive, checked the same way, and
+/// what it holds and needs). Its summary, README and compatibility are
+/// the newest's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Earlier {
+    pub version: String,
+    pub archive: String,
+    pub size: u64,
+    pub sha256: String,
+    pub files: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Dependency>,
 }
 
 impl ModuleEntry {
+    /// Every version on offer, the newest (this entry's) first.
+    pub fn versions(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.version.as_str())
+            .chain(self.previous.iter().map(|e| e.version.as_str()))
+    }
+
+    /// The module as offered at `version`: this entry, or one of its
+    /// earlier builds in its place; `None` when it is not on offer.
+    pub fn at_version(&self, version: &str) -> Option<ModuleEntry> {
+        if self.version == version {
+            return Some(self.clone());
+        }
+        let earlier = self.previous.iter().find(|e| e.version == version)?;
+        Some(ModuleEntry {
+            version: earlier.version.clone(),
+            archive: earlier.archive.clone(),
+            size: earlier.size,
+            sha256: earlier.sha256.clone(),
+            files: earlier.files.clone(),
+            dependencies: earlier.dependencies.clone(),
+            previous: vec![],
+            ..self.clone()
+        })
+    }
+
+    /// This build as an earlier one, for the next build's index.
+    pub fn as_earlier(&self) -> Earlier {
+        Earlier {
+            version: self.version.clone(),
+            archive: self.archive.clone(),
+            size: self.size,
+            sha256: self.sha256.clone(),
+            files: self.files.clone(),
+            dependencies: self.dependencies.clone(),
+        }
+    }
+
     /// Replaces control characters in every text shown to people (see
     /// [`crate::clean::clean`]); returns whether there were any. Names,
     /// paths and hashes are validated instead, since they must match.
@@ -143,6 +238,7 @@ impl ModuleEntry {
         let mut changed = false;
         for text in [&mut self.version, &mut self.summary, &mut self.description]
             .into_iter()
+            .chain(self.previous.iter_mut().map(|e| &mut e.version))
             .chain(self.labels.iter_mut())
             .chain(self.stage.iter_mut())
             .chain(
@@ -282,12 +378,28 @@ impl Index {
             }
             previous = Some(&module.name);
             module.check_bounds().map_err(problem)?;
-            if !is_safe_url_path(&module.archive) {
-                return Err(problem(format!(
-                    "archive path `{}` is not a plain relative path (after percent-decoding)",
-                    crate::clean::clean(&module.archive)
-                )));
+            for earlier in &module.previous {
+                check_build(
+                    &earlier.archive,
+                    &earlier.files,
+                    &earlier.sha256,
+                    &earlier.dependencies,
+                )
+                .map_err(|p| problem(format!("earlier version {}: {p}", earlier.version)))?;
+                if earlier.version == module.version {
+                    return Err(problem(format!(
+                        "version {} is listed twice",
+                        earlier.version
+                    )));
+                }
             }
+            check_build(
+                &module.archive,
+                &module.files,
+                &module.sha256,
+                &module.dependencies,
+            )
+            .map_err(problem)?;
             if let Some(library) = &module.library {
                 if !is_valid_library_name(library) {
                     return Err(problem(format!(
@@ -295,30 +407,6 @@ impl Index {
                         crate::clean::clean(library)
                     )));
                 }
-            }
-            if let Some(bad) = module.files.iter().find(|f| !is_safe_relative_path(f)) {
-                return Err(problem(format!(
-                    "file `{}` is not a plain relative path",
-                    crate::clean::clean(bad)
-                )));
-            }
-            if module.sha256.len() != 64
-                || !module
-                    .sha256
-                    .bytes()
-                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            {
-                return Err(problem("sha256 is not 64 lower-case hex digits".into()));
-            }
-            if let Some(bad) = module
-                .dependencies
-                .iter()
-                .find(|d| !is_valid_module_name(&d.name))
-            {
-                return Err(problem(format!(
-                    "dependency `{}` is not a valid module name",
-                    bad.name
-                )));
             }
         }
         Ok(index)
@@ -401,6 +489,8 @@ pub mod limits {
     pub const FILES: usize = 2_000;
     /// Dependencies of one module.
     pub const DEPENDENCIES: usize = 200;
+    /// Earlier builds listed for one module.
+    pub const PREVIOUS: usize = 32;
 }
 
 impl ModuleEntry {
@@ -453,6 +543,20 @@ impl ModuleEntry {
             limits::COMPATIBILITY,
         )?;
         count("files", self.files.len(), limits::FILES)?;
+        count("earlier versions", self.previous.len(), limits::PREVIOUS)?;
+        for earlier in &self.previous {
+            bytes("an earlier version", &earlier.version, limits::SHORT_TEXT)?;
+            bytes("an earlier archive path", &earlier.archive, limits::PATH)?;
+            count("files", earlier.files.len(), limits::FILES)?;
+            for file in &earlier.files {
+                bytes("a file path", file, limits::PATH)?;
+            }
+            count(
+                "dependencies",
+                earlier.dependencies.len(),
+                limits::DEPENDENCIES,
+            )?;
+        }
         count(
             "dependencies",
             self.dependencies.len(),
@@ -543,6 +647,7 @@ pub(crate) mod tests {
             sha256: "0".repeat(64),
             files: vec![],
             library: None,
+            previous: vec![],
         }
     }
 
@@ -578,7 +683,18 @@ pub(crate) mod tests {
             }];
         }
         type Mutation = fn(&mut ModuleEntry);
-        let cases: [(Mutation, &str); 10] = [
+        fn bad_earlier(m: &mut ModuleEntry) {
+            let mut earlier = m.as_earlier();
+            earlier.version = "0".into();
+            earlier.archive = "archives/../../../etc/shadow".into();
+            m.previous = vec![earlier];
+        }
+        fn earlier_twice(m: &mut ModuleEntry) {
+            m.previous = vec![m.as_earlier()];
+        }
+        let cases: [(Mutation, &str); 12] = [
+            (bad_earlier, "earlier version 0: archive path"),
+            (earlier_twice, "listed twice"),
             (|m| m.name = "../etc".into(), "not a valid module name"),
             (
                 |m| m.archive = "/etc/passwd".into(),

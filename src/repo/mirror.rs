@@ -166,7 +166,16 @@ pub async fn mirror(
     }
     modules.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     let count = modules.len();
-    build::publish(options.out, options.name, &key, options.valid_for, modules)?;
+    // A mirror follows its server's newest rocks and keeps its own
+    // cache of them; it lists no earlier builds.
+    build::publish(
+        options.out,
+        options.name,
+        &key,
+        options.valid_for,
+        modules,
+        0,
+    )?;
     Ok(MirrorReport {
         modules: count,
         fetched,

@@ -27,7 +27,13 @@ use super::fleet;
 use super::shutdown::Refused;
 use crate::access::Actor;
 use crate::config::Config;
-use crate::ops::{self, Consent, Context, Input, Operation, ParamKind, Question, Response};
+use crate::ops::{
+    self, Access, Consent, Context, Input, Operation, ParamKind, Question, Response, DRY_RUN_FIELD,
+};
+
+/// The word before a changing command that shows its plan and changes
+/// nothing (`plan update all`).
+const PLAN: &str = "plan";
 
 /// How long a question waits for its `yes` or `no`.
 const ANSWER_WITHIN: Duration = Duration::from_secs(5 * 60);
@@ -70,6 +76,14 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
         "no" | "n" => return Ok(Line::Answer(false)),
         _ => {}
     }
+    // `plan update all`: the command's plan, with nothing changed.
+    let dry_run = first.eq_ignore_ascii_case(PLAN);
+    let first = match dry_run {
+        true => words
+            .pop_front()
+            .ok_or_else(|| "Say which command to plan, such as: plan update all".to_owned())?,
+        false => first,
+    };
     let op = ops::find(&first.to_lowercase()).ok_or_else(|| {
         format!(
             "I do not know `{}`; say help for the commands.",
@@ -78,10 +92,27 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
     })?;
     let params = op.spec().params;
     let mut raw = Vec::new();
+    if dry_run {
+        if op.spec().access != Access::Change {
+            return Err(format!(
+                "`{}` changes nothing, so there is nothing to plan; send it without `{PLAN}`.",
+                op.spec().node
+            ));
+        }
+        raw.push((DRY_RUN_FIELD, vec!["true".to_owned()]));
+    }
     if let Some(param) = params.iter().find(|p| p.kind == ParamKind::Options) {
         let assignments = assignments(&mut words);
         if !assignments.is_empty() {
             raw.push((param.var, assignments));
+        }
+    }
+    // `because ...`: the rest of the line is the reason, whatever words
+    // it holds (`on`, a flag's name).
+    for param in params.iter().filter(|p| p.kind == ParamKind::Reason) {
+        if let Some(at) = words.iter().position(|w| w.eq_ignore_ascii_case(param.var)) {
+            let reason: Vec<&str> = words.drain(at..).skip(1).collect();
+            raw.push((param.var, vec![reason.join(" ")]));
         }
     }
     let on = words.iter().position(|w| w.eq_ignore_ascii_case("on"));
@@ -107,7 +138,7 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
                     words.pop_front();
                 }
             }
-            ParamKind::Modules(_) => {
+            ParamKind::Modules(_) | ParamKind::Versioned(_) => {
                 let names: Vec<String> = words
                     .drain(..)
                     .filter(|w| !w.eq_ignore_ascii_case("all"))
@@ -124,7 +155,7 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
                 ));
             }
             ParamKind::Hosts => raw.extend(hosts.clone().map(|h| (param.var, h))),
-            ParamKind::Text | ParamKind::Boolean | ParamKind::Options => {}
+            ParamKind::Text | ParamKind::Boolean | ParamKind::Options | ParamKind::Reason => {}
         }
     }
     let node = op.spec().node;
@@ -177,10 +208,12 @@ pub fn usage(op: &dyn Operation) -> String {
                 .collect::<Vec<_>>()
                 .join("|"),
             ParamKind::Modules(_) => "MODULE...".to_owned(),
+            ParamKind::Versioned(_) => "MODULE[@VERSION]...".to_owned(),
             ParamKind::Text => param.var.to_uppercase(),
             ParamKind::Boolean => param.var.to_owned(),
             ParamKind::Hosts => "on HOST...".to_owned(),
             ParamKind::Options => "name=value...".to_owned(),
+            ParamKind::Reason => format!("{} \"...\"", param.var),
         };
         parts.push(if param.required {
             part
@@ -801,7 +834,7 @@ fn help() -> String {
         .map(|op| format!("{} - {}", usage(*op), op.spec().name))
         .collect();
     format!(
-        "Commands:\n{}\nModule names may be written with or without mod_. When I ask a question, answer yes or no.",
+        "Commands:\n{}\nModule names may be written with or without mod_. Put {PLAN} before a command that changes things to see what it would do, with nothing changed (plan update all). When I ask a question, answer yes or no.",
         lines.join("\n")
     )
 }
@@ -862,6 +895,23 @@ mod tests {
             )
         );
         assert_eq!(command("update all"), ("update", vec![]));
+        assert_eq!(
+            command("plan update all"),
+            ("update", vec![(DRY_RUN_FIELD, v(&["true"]))])
+        );
+        assert!(parse_line("plan list").is_err());
+        // The reason is the rest of the line, `on` and flag names too.
+        assert_eq!(
+            command("hold mod_lastlog because \"breaks on our LDAP\""),
+            (
+                "hold",
+                vec![
+                    ("because", v(&["\"breaks on our LDAP\""])),
+                    ("modules", v(&["mod_lastlog"]))
+                ]
+            )
+        );
+        assert!(parse_line("plan").is_err());
         assert_eq!(
             command("enable x on a.org b.org"),
             (
@@ -1025,11 +1075,15 @@ mod tests {
     fn usage_comes_from_the_declared_parameters() {
         assert_eq!(
             usage(ops::find("install").unwrap()),
-            "install MODULE... [enable] [on HOST...]"
+            "install MODULE[@VERSION]... [enable] [on HOST...]"
         );
         assert_eq!(
             usage(ops::find("list").unwrap()),
             "list [all|installed|available|updates] [QUERY]"
+        );
+        assert_eq!(
+            usage(ops::find("hold").unwrap()),
+            "hold MODULE... [because \"...\"]"
         );
     }
 }

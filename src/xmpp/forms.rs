@@ -13,8 +13,8 @@ use super::name;
 use crate::engine::Outcome as HostState;
 use crate::ops::context::LABEL_SEPARATOR;
 use crate::ops::{
-    Context, Details, FieldKind, Form, Input, OpError, Outcome, Param, ParamKind, Spec, Table,
-    CONFIRM_FIELD,
+    Access, Context, Details, FieldKind, Form, Input, OpError, Outcome, Param, ParamKind, Spec,
+    Table, CONFIRM_FIELD, DRY_RUN_FIELD,
 };
 
 /// Most module names offered as options; beyond it a client gets only the
@@ -24,6 +24,11 @@ const MAX_OPTIONS: usize = 500;
 /// The suffix of the free-text field that goes with each module picker,
 /// for names that are not among the options (`modules` + `_typed`).
 const TYPED_SUFFIX: &str = "_typed";
+
+/// The suffix of the version picker that goes with a module picker of
+/// [`ParamKind::Versioned`] (`modules` + `_version`): `name@version`
+/// values, folded into the picker like the free-text field.
+const VERSIONS_SUFFIX: &str = "_version";
 
 /// How much of a result form the requester's client shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +134,7 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
             .map(|input| input.values(param.var))
             .unwrap_or_default();
         match param.kind {
-            ParamKind::Modules(choice) => {
+            ParamKind::Modules(choice) | ParamKind::Versioned(choice) => {
                 let options = ctx.module_choices(choice);
                 let (offered, typed): (Vec<String>, Vec<String>) = values
                     .iter()
@@ -158,6 +163,22 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
                         (!joined.is_empty()).then_some(joined).into_iter().collect();
                     form.append_child(param_field(param, "text-single", &value));
                 }
+                if let ParamKind::Versioned(choice) = param.kind {
+                    let versions = ctx.version_choices(choice);
+                    if !versions.is_empty() && versions.len() <= MAX_OPTIONS {
+                        let label = format!("Or one of {} at a chosen version", param.label);
+                        let mut field =
+                            field_element(&versions_var(param.var), "list-single", &label);
+                        field.append_child(text_element(
+                            "desc",
+                            "Every version the repositories offer; an older one than installed is asked about first.",
+                        ));
+                        for (value, label) in &versions {
+                            field.append_child(option_element(value, label));
+                        }
+                        form.append_child(field);
+                    }
+                }
             }
             ParamKind::Hosts => {
                 let mut field = param_field(param, "list-multi", &values);
@@ -177,7 +198,7 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
                 }
                 form.append_child(field);
             }
-            ParamKind::Text => {
+            ParamKind::Text | ParamKind::Reason => {
                 form.append_child(param_field(param, "text-single", &values));
             }
             ParamKind::Options => {
@@ -189,6 +210,19 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
                 form.append_child(param_field(param, "boolean", &value));
             }
         }
+    }
+    if spec.access == Access::Change {
+        let mut field = field_element(
+            DRY_RUN_FIELD,
+            "boolean",
+            "Show what would happen (change nothing)",
+        );
+        field.append_child(text_element(
+            "desc",
+            "Only show the plan: nothing is fetched, written or loaded.",
+        ));
+        field.append_child(text_element("value", "0"));
+        form.append_child(field);
     }
     if let Some(field) = super::fleet::request::servers_field(ctx, spec.node) {
         form.append_child(field);
@@ -258,21 +292,34 @@ fn typed_var(var: &str) -> String {
     format!("{var}{TYPED_SUFFIX}")
 }
 
+fn versions_var(var: &str) -> String {
+    format!("{var}{VERSIONS_SUFFIX}")
+}
+
 /// Submitted values with each module picker's free-text field folded into
 /// the picker, so the operation sees one list of names. A picked value
 /// that is a whole option label (`name - summary`), as Gajim 1.7 submits
 /// from a list-multi, counts as its name.
 pub fn fold_typed(params: &[Param], raw: Vec<(String, Vec<String>)>) -> Vec<(String, Vec<String>)> {
     let is_picker = |var: &str| {
+        params.iter().any(|p| {
+            p.var == var && matches!(p.kind, ParamKind::Modules(_) | ParamKind::Versioned(_))
+        })
+    };
+    let is_versioned = |var: &str| {
         params
             .iter()
-            .any(|p| p.var == var && matches!(p.kind, ParamKind::Modules(_)))
+            .any(|p| p.var == var && matches!(p.kind, ParamKind::Versioned(_)))
     };
     let mut folded: Vec<(String, Vec<String>)> = Vec::new();
     for (var, mut values) in raw {
+        let versions = var
+            .strip_suffix(VERSIONS_SUFFIX)
+            .filter(|base| is_versioned(base));
         let target = match var
             .strip_suffix(TYPED_SUFFIX)
             .filter(|base| is_picker(base))
+            .or(versions)
         {
             Some(base) => base.to_owned(),
             None if is_picker(&var) => {
@@ -854,6 +901,24 @@ mod tests {
                 ("query_typed".to_owned(), vec!["kept as it is".to_owned()]),
             ]
         );
+        // A version picked goes with the names, for a versioned picker only.
+        const VERSIONED: &[Param] = &[Param {
+            kind: ParamKind::Versioned(crate::ops::ModuleChoice::Installed),
+            ..PARAMS[0]
+        }];
+        let raw = vec![
+            ("modules".to_owned(), vec!["csi".to_owned()]),
+            (
+                "modules_version".to_owned(),
+                vec!["lastlog@20240601".to_owned()],
+            ),
+        ];
+        let expected = [(
+            "modules".to_owned(),
+            vec!["csi".to_owned(), "lastlog@20240601".to_owned()],
+        )];
+        assert_eq!(fold_typed(VERSIONED, raw.clone()), expected);
+        assert_eq!(fold_typed(PARAMS, raw)[1].0, "modules_version");
     }
 
     #[test]

@@ -538,6 +538,7 @@ impl Described {
                 files: self.paths,
                 headers: self.headers,
                 library: self.library,
+                previous: vec![],
             },
         }
     }

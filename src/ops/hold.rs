@@ -1,0 +1,186 @@
+//! `hold` and `unhold`: keep installed modules at the copy they have
+//! (`hold lastlog because "breaks with our LDAP"`), through `update` and
+//! its notices, until an admin lets updates reach them again. Who held a
+//! module, when and why is shown to every admin by `list` and `info`, and
+//! kept in the history.
+
+use super::confirm::{Consent, Proposal};
+use super::{
+    Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
+};
+use crate::access::Actor;
+use crate::engine::hold::Holding;
+use crate::engine::state::{Hold as Held, Reason};
+
+/// The modules of a hold or unhold.
+const MODULES: Param = Param {
+    var: "modules",
+    label: "Modules",
+    help: "Installed modules, such as lastlog (mod_ prefix optional).",
+    kind: ParamKind::Modules(ModuleChoice::Installed),
+    required: true,
+};
+
+/// Holds `modules` at their installed copies.
+#[derive(Debug)]
+pub struct Hold {
+    modules: Vec<String>,
+    reason: Option<Reason>,
+    consent: Consent,
+}
+
+/// Releases the holds on `modules`.
+#[derive(Debug)]
+pub struct Unhold {
+    modules: Vec<String>,
+    consent: Consent,
+}
+
+/// The one line saying who holds a module, since when and why: the
+/// `held` cell of `list`, and what `update` says when it leaves one.
+pub fn describe(hold: &Held) -> String {
+    let why = match &hold.reason {
+        Some(reason) => format!(": {reason}"),
+        None => String::new(),
+    };
+    format!("by {} since {}{why}", hold.by, hold.at)
+}
+
+impl Command for Hold {
+    const SPEC: Spec = Spec {
+        access: Access::Change,
+        node: "hold",
+        name: "Hold modules at their version",
+        instructions: "Keep installed modules at the copy they have now: update leaves them alone and no update is announced for them, until unhold. Every admin sees who held them and why.",
+        params: &[
+            MODULES,
+            Param {
+                var: "because",
+                label: "Why",
+                help: "Why they are held, shown to every admin (one line, at most 200 characters).",
+                kind: ParamKind::Reason,
+                required: false,
+            },
+        ],
+    };
+
+    fn parse(input: &Input) -> Result<Self, OpError> {
+        let reason = input
+            .text("because")
+            .map(Reason::new)
+            .transpose()
+            .map_err(|e| OpError::bad_input(format!("field `because`: {e}")))?;
+        Ok(Hold {
+            modules: input.modules("modules"),
+            reason,
+            consent: input.consent.clone(),
+        })
+    }
+
+    async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {
+        let mut guard = ctx.engine.lock().await?;
+        let mut proposal = Proposal::new("Hold");
+        for name in &self.modules {
+            let record = installed(&guard.installed, name)?;
+            let text = format!("hold {name} at {}", record.version);
+            proposal.step(text.clone(), text);
+        }
+        if let Err(plan) = proposal.decide(&self.consent) {
+            return Ok(plan);
+        }
+        guard.set_holds(actor, &self.modules, Holding::Hold(self.reason))?;
+        let rows = self
+            .modules
+            .iter()
+            .map(|name| {
+                let record = &guard.installed.modules[name];
+                let held = record.held.as_ref().map(describe).unwrap_or_default();
+                vec![name.clone(), record.version.clone(), held]
+            })
+            .collect();
+        Ok(Response::Table(Table {
+            title: "Held".into(),
+            columns: vec![
+                ("module", "Module"),
+                ("version", "Version"),
+                ("held", "Held"),
+            ],
+            rows,
+            note: "update leaves them at these versions until unhold.".into(),
+        }))
+    }
+}
+
+impl Command for Unhold {
+    const SPEC: Spec = Spec {
+        access: Access::Change,
+        node: "unhold",
+        name: "Let updates reach held modules",
+        instructions: "Release the hold on installed modules: update and its notices offer them newer copies again.",
+        params: &[MODULES],
+    };
+
+    fn parse(input: &Input) -> Result<Self, OpError> {
+        Ok(Unhold {
+            modules: input.modules("modules"),
+            consent: input.consent.clone(),
+        })
+    }
+
+    async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {
+        let mut guard = ctx.engine.lock().await?;
+        let mut proposal = Proposal::new("Unhold");
+        let mut held = Vec::new();
+        for name in &self.modules {
+            if let Some(hold) = &installed(&guard.installed, name)?.held {
+                let text = format!("release {name} ({})", describe(hold));
+                proposal.step(text.clone(), text);
+                held.push(name.clone());
+            }
+        }
+        if held.is_empty() {
+            return Err(OpError::conflict(format!(
+                "{} not held, so there is nothing to release; nothing was changed",
+                self.modules.join(", ")
+            )));
+        }
+        if let Err(plan) = proposal.decide(&self.consent) {
+            return Ok(plan);
+        }
+        let was = guard.set_holds(actor, &held, Holding::Release)?;
+        let rows = held
+            .iter()
+            .zip(was)
+            .map(|(name, was)| {
+                vec![
+                    name.clone(),
+                    guard.installed.modules[name].version.clone(),
+                    was.as_ref().map(describe).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        let note = "update offers them newer copies again.".to_owned();
+        Ok(Response::Table(Table {
+            title: "Released".into(),
+            columns: vec![
+                ("module", "Module"),
+                ("version", "Version"),
+                ("was_held", "Was held"),
+            ],
+            rows,
+            note,
+        }))
+    }
+}
+
+/// `name`'s record, or the error saying it is not installed by modman.
+fn installed<'a>(
+    installed: &'a crate::engine::state::Installed,
+    name: &str,
+) -> Result<&'a crate::engine::state::InstalledModule, OpError> {
+    installed.modules.get(name).ok_or_else(|| {
+        OpError::not_found(format!(
+            "{name} is not installed by modman, so there is nothing to hold or release; nothing was changed"
+        ))
+    })
+}
