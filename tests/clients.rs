@@ -561,12 +561,20 @@ fn poezio_shows_the_plan_the_error_and_the_history() {
     terminal.wait_until("the command list", |s| s.contains("Change history"));
     // Each command's result form is closed with Ctrl+G, then back to the
     // list (tab 1), whose cursor stays on the command last run. Forms open
-    // in tab 3, after the chat with modman (tab 2).
+    // in tab 3, after the chat with modman (tab 2). The list is in the
+    // order modman declares its commands.
     let close = || terminal.keys(&["C-g", "M-1"]);
-    let run = |downs: usize, fill: &dyn Fn(), what: &str, shows: &dyn Fn(&str) -> bool| {
-        for _ in 0..downs {
-            terminal.keys(&["Down"]);
+    let cursor = std::cell::Cell::new(0);
+    let run = |node: &str, fill: &dyn Fn(), what: &str, shows: &dyn Fn(&str) -> bool| {
+        let row = modman::ops::all()
+            .iter()
+            .position(|op| op.spec().node == node)
+            .unwrap_or_else(|| panic!("no command {node}"));
+        let key = if row > cursor.get() { "Down" } else { "Up" };
+        for _ in 0..row.abs_diff(cursor.get()) {
+            terminal.keys(&[key]);
         }
+        cursor.set(row);
         terminal.keys(&["Enter"]);
         terminal.wait_until("the form", |s| s.contains("Ctrl+Y: send form"));
         fill();
@@ -588,14 +596,16 @@ fn poezio_shows_the_plan_the_error_and_the_history() {
         .filter_map(|m| m["name"].as_str())
         .collect();
     let (first, last) = (names.iter().min().unwrap(), names.iter().max().unwrap());
-    run(0, &|| {}, "the list", &|s| s.contains(&format!("{first} ")));
+    run("list", &|| {}, "the list", &|s| {
+        s.contains(&format!("{first} "))
+    });
     chat(&format!("{last} "));
     close();
 
     // info: the module's version.
     let lastlog = version_of("lastlog");
     run(
-        1,
+        "info",
         &|| terminal.type_text("lastlog"),
         "lastlog's details",
         &|s| s.contains(&lastlog),
@@ -610,7 +620,9 @@ fn poezio_shows_the_plan_the_error_and_the_history() {
         terminal.type_text("broken");
         terminal.keys(&["Down", "Right"]);
     };
-    run(1, &fill_install, "the question", &|s| s.contains("Plan"));
+    run("install", &fill_install, "the question", &|s| {
+        s.contains("Plan")
+    });
     chat(&format!("broken {broken}"));
     terminal.keys(&["Down"]);
     terminal.wait_until("no chosen", |s| s.contains("No, change nothing"));
@@ -621,7 +633,9 @@ fn poezio_shows_the_plan_the_error_and_the_history() {
     close();
 
     // install, answered yes: it fails to load, and the error is read.
-    run(0, &fill_install, "the question", &|s| s.contains("Plan"));
+    run("install", &fill_install, "the question", &|s| {
+        s.contains("Plan")
+    });
     terminal.keys(&["Down", "Right"]);
     terminal.wait_until("yes chosen", |s| s.contains("Yes, go ahead"));
     terminal.keys(&["C-y"]);
@@ -634,7 +648,7 @@ fn poezio_shows_the_plan_the_error_and_the_history() {
     close();
 
     // history: the failed install is an entry.
-    run(8, &|| {}, "the history", &|s| s.contains("History"));
+    run("history", &|| {}, "the history", &|s| s.contains("History"));
     chat(&format!("broken {broken} new"));
 }
 
