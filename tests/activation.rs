@@ -131,19 +131,7 @@ fn install_with_enable_loads_live_survives_a_restart_and_disable_and_remove_unlo
 fn a_module_that_fails_to_load_leaves_files_config_and_prosody_as_before() {
     let prosody = Prosody::start();
     let repository = Repository::start();
-    let broken = repository.corpus("mod_broken");
-    std::fs::create_dir(&broken).unwrap();
-    std::fs::write(
-        broken.join("mod_broken.lua"),
-        "error(\"modman test: broken on purpose\")\n",
-    )
-    .unwrap();
-    std::fs::write(
-        broken.join("README.markdown"),
-        "---\nsummary: Fails to load\n---\n",
-    )
-    .unwrap();
-    repository.rebuild();
+    repository.add_broken_module("---\nsummary: Fails to load\n---\n");
     let (_modman, mut admin) = modman_with(&prosody, &repository);
     // Something enabled already, so "as before" is not just "empty".
     let install = admin.run("install", json!({"modules": ["lastlog"], "enable": true}));

@@ -298,23 +298,9 @@ fn next_saying(client: &mut Client, marker: &str) -> String {
     }
 }
 
-/// A module whose code fails when Prosody loads it, and whose README says
-/// it does not work with Prosody, so installing it asks first.
-fn add_broken_module(repository: &Repository) {
-    let broken = repository.corpus("mod_broken");
-    std::fs::create_dir(&broken).unwrap();
-    std::fs::write(
-        broken.join("mod_broken.lua"),
-        "error(\"modman test: broken on purpose\")\n",
-    )
-    .unwrap();
-    std::fs::write(
-        broken.join("README.markdown"),
-        "---\nsummary: Fails to load\n---\n\n# Compatibility\n\n  ------- ---------------\n  13      Does not work\n  0.12    Does not work\n  ------- ---------------\n",
-    )
-    .unwrap();
-    repository.rebuild();
-}
+/// A README saying the module does not work with Prosody, so installing
+/// it asks first.
+const NOT_WORKING: &str = "---\nsummary: Fails to load\n---\n\n# Compatibility\n\n  ------- ---------------\n  13      Does not work\n  0.12    Does not work\n  ------- ---------------\n";
 
 /// Gajim answers XEP-0092 only once subscribed: modman subscribes back,
 /// then a Gajim 2 gets tables. A failed change is a completed command
@@ -325,7 +311,7 @@ fn add_broken_module(repository: &Repository) {
 fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() {
     let prosody = Prosody::start();
     let repository = Repository::start();
-    add_broken_module(&repository);
+    repository.add_broken_module(NOT_WORKING);
     let _modman = fresh_modman(&prosody, &repository);
     let mut gajim = Client::connect_as(&prosody, ADMIN, GAJIM_2);
     let subscribe =
@@ -519,7 +505,7 @@ fn profanity_shows_the_module_list() {
 fn poezio_shows_the_plan_the_error_and_the_history() {
     let prosody = Prosody::start();
     let repository = Repository::start();
-    add_broken_module(&repository);
+    repository.add_broken_module(NOT_WORKING);
     let _modman = fresh_modman(&prosody, &repository);
     let mut admin = Client::connect(&prosody, ADMIN);
     wait_for_index(&mut admin);

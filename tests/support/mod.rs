@@ -863,6 +863,20 @@ impl Repository {
         self.dir.path().join("corpus").join(module)
     }
 
+    /// Adds mod_broken, whose code fails when Prosody loads it, with
+    /// `readme`, and rebuilds the index.
+    pub fn add_broken_module(&self, readme: &str) {
+        let broken = self.corpus("mod_broken");
+        std::fs::create_dir(&broken).unwrap();
+        std::fs::write(
+            broken.join("mod_broken.lua"),
+            "error(\"modman test: broken on purpose\")\n",
+        )
+        .unwrap();
+        std::fs::write(broken.join("README.markdown"), readme).unwrap();
+        self.rebuild();
+    }
+
     /// The served directory.
     pub fn served(&self) -> PathBuf {
         self.dir.path().join("repo")
