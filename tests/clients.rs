@@ -379,7 +379,8 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
         .unwrap_or_else(|| panic!("{failed}"))
         .to_owned();
     assert_eq!(last(&failed)["form"]["items"], json!([]), "{failed}");
-    next_saying(&mut poezio, &text);
+    let said = next_saying(&mut poezio, text.lines().next().unwrap_or_default());
+    assert!(text.lines().all(|line| said.contains(line)), "{said}");
     let asked = poezio.run("remove", json!({"modules": ["track_muc_joins"]}));
     assert_readable(&asked);
     let plan = last(&asked)["form"]["values"]["plan"]
@@ -629,7 +630,7 @@ fn poezio_shows_the_plan_the_error_and_the_history() {
         s.lines()
             .any(|l| l.contains("Outcome") && l.trim_end().ends_with(" failed"))
     });
-    chat("broken on purpose");
+    chat("mod_broken.lua");
     assert!(!modules_dir.join("mod_broken").exists());
     close();
 

@@ -8,7 +8,7 @@
 use minidom::Element;
 use xmpp_parsers::data_forms::{DataForm, DataFormType};
 
-use super::command::{CommandReply, Note, Status, NS_DATA};
+use super::command::{CommandReply, Note, Status, NOTE_WIDTH, NS_DATA};
 use super::name;
 use crate::engine::Outcome as HostState;
 use crate::ops::context::LABEL_SEPARATOR;
@@ -397,7 +397,10 @@ pub fn failed_reply(
     .into_iter()
     .chain(left.map(|left| ("left", "Left as it is", left)))
     {
-        append_text_field(&mut form, var, label, value.lines());
+        // Clients show a single value on one line, cut at the window's
+        // edge (Gajim 2): an account of a failure goes in short lines.
+        let lines = wrap(value, NOTE_WIDTH);
+        append_text_field(&mut form, var, label, lines.iter().map(String::as_str));
     }
     let note = match error.outcome {
         HostState::NothingChanged => "Failed; nothing was changed. Why is below.",
@@ -412,6 +415,26 @@ pub fn failed_reply(
         notes: vec![Note::error(note)],
         form: Some(form),
     }
+}
+
+/// `text` in lines of at most `width` characters, broken between words
+/// (a longer word, such as a path, keeps a line of its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for paragraph in text.lines() {
+        let mut line = String::new();
+        for word in paragraph.split_whitespace() {
+            if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+                lines.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        lines.push(line);
+    }
+    lines
 }
 
 /// Labelled values as a `result` form, one field each; a multi-line value
@@ -770,7 +793,13 @@ mod tests {
         assert_eq!(value("outcome").as_deref(), Some("failed"));
         assert_eq!(value("condition").as_deref(), Some("conflict"));
         assert_eq!(value("state").as_deref(), Some("undone"));
-        assert_eq!(value("text"), Some(error.to_string()));
+        let text: Vec<String> = form
+            .children()
+            .filter(|f| f.attr("var") == Some("text"))
+            .flat_map(|f| f.children().map(Element::text))
+            .collect();
+        assert_eq!(text.join(" "), error.to_string());
+        assert!(text.iter().all(|l| l.chars().count() <= NOTE_WIDTH));
         assert_eq!(value("left"), None);
     }
 

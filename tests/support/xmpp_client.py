@@ -78,9 +78,10 @@ def failure_of(step):
     values = step.get("form", {}).get("values", {})
     if step["status"] != "completed" or values.get("outcome") != "failed":
         return None
+    # The account is in short lines; as one text, as a stanza error has it.
+    text = " ".join((values.get("text") or "").split("\n"))
     return {"type": None, "condition": values.get("condition"),
-            "text": values.get("text"), "app_condition": None,
-            "in_form": True}
+            "text": text, "app_condition": None, "in_form": True}
 
 
 def command_of(iq):
