@@ -345,13 +345,13 @@ impl Turn<'_> {
         let response = self.op.run_for_reply(self.ctx, self.actor, &input).await?;
         let id = || session_id.clone().unwrap_or_else(new_session_id);
         Ok(match response {
-            Response::Table(table) => {
-                let (notes, form) = forms::table_result(&table, self.rendering);
-                CommandReply {
-                    notes,
-                    ..self.reply(id(), Status::Completed, vec![], "", Some(form))
-                }
-            }
+            Response::Table(table) => self.reply(
+                id(),
+                Status::Completed,
+                vec![],
+                &table.note,
+                Some(forms::table_result(&table, self.rendering)),
+            ),
             Response::Details(details) => self.reply(
                 id(),
                 Status::Completed,

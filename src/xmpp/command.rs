@@ -140,6 +140,12 @@ impl Note {
     pub fn text(&self) -> &str {
         &self.text
     }
+
+    /// Whether `text` is wholly in a note, so nothing needs repeating
+    /// elsewhere.
+    pub fn holds(text: &str) -> bool {
+        one_line(text) == text.trim()
+    }
 }
 
 /// The first line of `text`, cut at a word with an ellipsis if it is
@@ -278,6 +284,8 @@ mod tests {
             note.text().starts_with("Installed csi_battery_saver 0.1")
                 && note.text().ends_with('…')
         );
+        assert!(!Note::holds(long));
+        assert!(Note::holds("Done."));
         assert_eq!(
             Note::info(&"x".repeat(200)).text().chars().count(),
             NOTE_WIDTH

@@ -508,6 +508,11 @@ pub(super) fn field_element(var: &str, kind: &str, label: &str) -> Element {
 /// `<item/>` per row.
 pub fn table_form(table: &Table) -> Element {
     let mut form = form_element("result", &table.title);
+    // Top-level fields beside items are not shown by table clients; the
+    // instructions are, so a note too long for one line is whole there.
+    if !Note::holds(&table.note) {
+        form.append_child(text_element("instructions", &table.note));
+    }
     let mut reported = Element::bare("reported", NS_DATA);
     for (var, label) in &table.columns {
         reported.append_child(field_element(var, "text-single", label));
@@ -527,29 +532,14 @@ pub fn table_form(table: &Table) -> Element {
     form
 }
 
-/// A table as `rendering` shows it, its notes and its result form:
-/// multi-item where tables render, with the summary as short notes (those
-/// clients show no field beside a table's items, nor its instructions);
-/// elsewhere one line per row and the summary in a field, with its
-/// outcome as the one note.
-pub fn table_result(table: &Table, rendering: Rendering) -> (Vec<Note>, Element) {
+/// A table as the result form `rendering` shows: multi-item where
+/// tables render, one line per row elsewhere.
+pub fn table_result(table: &Table, rendering: Rendering) -> Element {
     match rendering {
-        Rendering::Tables => (
-            wrap(&table.note, NOTE_WIDTH)
-                .iter()
-                .filter(|line| !line.is_empty())
-                .map(|line| Note::info(line))
-                .collect(),
-            table_form(table),
-        ),
-        Rendering::SingleItem | Rendering::FirstReplyOnly | Rendering::WithChatCopy => (
-            Some(&table.note)
-                .filter(|note| !note.is_empty())
-                .map(|note| Note::info(note))
-                .into_iter()
-                .collect(),
-            table_text_form(table),
-        ),
+        Rendering::Tables => table_form(table),
+        Rendering::SingleItem | Rendering::FirstReplyOnly | Rendering::WithChatCopy => {
+            table_text_form(table)
+        }
     }
 }
 
@@ -814,21 +804,22 @@ mod tests {
     }
 
     #[test]
-    fn a_table_summary_is_whole_in_short_notes_or_a_field() {
-        let table = Table {
+    fn a_table_note_longer_than_a_line_is_whole_in_the_instructions() {
+        let mut table = Table {
             title: "Installed".into(),
             columns: vec![("module", "Module")],
             rows: vec![vec!["x".into()]],
-            note: "Installed x 1.0 on localhost. Enabled and loaded on localhost. It needs y, which was installed too.".into(),
+            note: "Installed x.".into(),
         };
-        let (notes, _) = table_result(&table, Rendering::Tables);
-        assert!(notes.len() > 1);
-        assert!(notes.iter().all(|n| n.text().chars().count() <= NOTE_WIDTH));
-        let joined: Vec<&str> = notes.iter().map(Note::text).collect();
-        assert_eq!(joined.join(" "), table.note);
-        let (notes, form) = table_result(&table, Rendering::SingleItem);
-        assert_eq!(notes.len(), 1);
-        assert!(plain_text(&form, false).ends_with(&table.note));
+        assert!(!table_form(&table).has_child("instructions", NS_DATA));
+        table.note =
+            "Installed x 1.0 on localhost. Enabled and loaded on localhost. It needs y.".into();
+        assert_eq!(
+            table_form(&table)
+                .get_child("instructions", NS_DATA)
+                .map(Element::text),
+            Some(table.note.clone())
+        );
     }
 
     #[test]

@@ -1102,16 +1102,13 @@ pub fn last(run: &Value) -> &Value {
         .unwrap_or_else(|| panic!("no steps: {run}"))
 }
 
-/// The whole summary of a table: a note is one short line, so a table
-/// carries a longer summary in as many notes.
+/// The whole summary of a result: a note is one short line, so where
+/// the summary is longer a table carries it whole in its instructions.
 pub fn summary(step: &Value) -> String {
-    step["notes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|note| note[1].as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+    match step["form"]["instructions"].as_str() {
+        Some(whole) if !whole.is_empty() => whole.to_owned(),
+        _ => step["notes"][0][1].as_str().unwrap_or_default().to_owned(),
+    }
 }
 
 /// Appends `text` to the file at `path`.
