@@ -133,7 +133,7 @@ impl Command for Configure {
                 // A form comes back whole: a field left as it was shown
                 // changes nothing, and is not written.
                 let now = live.config_get(scope, name).await?;
-                if holds(now.as_deref(), value.as_ref()) {
+                if holds(now.as_deref().or(unset_reads(option)), value.as_ref()) {
                     continue;
                 }
                 let shown = match (&value, secret) {
@@ -357,7 +357,7 @@ fn field(option: &ModuleOption, now: Option<&str>) -> FormField {
         var: option.name.clone(),
         label: option.name.clone(),
         kind,
-        values: match (now, option.secret) {
+        values: match (now.or(unset_reads(option)), option.secret) {
             (Some(now), false) => shown_values(now),
             _ => vec![],
         },
@@ -407,6 +407,19 @@ fn lua_strings(text: &str) -> Option<Vec<String>> {
             }
         }
         items.push(item);
+    }
+}
+
+/// What the module reads for `option` while it is unset, as the form
+/// shows it: a boolean its default, or false (a form cannot leave a
+/// checkbox empty, so an untouched one comes back as this).
+fn unset_reads(option: &ModuleOption) -> Option<&str> {
+    match option.kind {
+        OptionKind::Boolean => Some(match option.default.as_deref() {
+            Some("true") => "true",
+            _ => "false",
+        }),
+        _ => None,
     }
 }
 
@@ -557,6 +570,24 @@ mod tests {
         assert!(holds(Some("\"x\""), Some(&LuaValue::Text("x".into()))));
         assert!(!holds(None, Some(&LuaValue::Text("x".into()))));
         assert!(holds(None, None));
+        // An unset boolean is shown, and comes back, as what it reads.
+        let boolean = ModuleOption {
+            name: "x_enabled".into(),
+            kind: OptionKind::Boolean,
+            default: None,
+            required: false,
+            secret: false,
+            description: String::new(),
+        };
+        assert!(holds(
+            unset_reads(&boolean),
+            Some(&LuaValue::Boolean(false))
+        ));
+        assert!(!holds(
+            unset_reads(&boolean),
+            Some(&LuaValue::Boolean(true))
+        ));
+        assert_eq!(field(&boolean, None).values, ["false"]);
         assert!(!holds(Some("1"), None));
     }
 
