@@ -9,6 +9,7 @@ pub mod clean;
 pub mod config;
 pub mod engine;
 pub mod fsutil;
+pub mod linediff;
 pub mod ops;
 pub mod prosody;
 pub mod repo;

@@ -172,6 +172,30 @@ enum RepoCommand {
         #[arg(long, value_name = "DAYS", default_value_t = modman::repo::build::DEFAULT_VALID_DAYS)]
         valid_for: u32,
     },
+    /// Mark versions of a module as insecure or withdrawn: the index gains the advisory and is signed again, and every modman that refreshes tells its admins and rooms.
+    ///
+    /// An advisory for the same module and versions replaces the earlier one; later builds keep it.
+    Advise {
+        /// The repository directory (as `repo build --out` made it).
+        dir: PathBuf,
+        /// The module, with or without `mod_`.
+        module: String,
+        /// The versions concerned, exactly as the index names them (`modman info MODULE` shows the installed one).
+        #[arg(required = true)]
+        versions: Vec<String>,
+        /// What is wrong with them.
+        #[arg(long, value_parser = ["insecure", "withdrawn"])]
+        kind: String,
+        /// Why, in a sentence or two; shown to admins as it is.
+        #[arg(long)]
+        reason: String,
+        /// The version that fixes it, if there is one.
+        #[arg(long, value_name = "VERSION")]
+        fixed: Option<String>,
+        /// The repository's private key, the one `repo build` signed it with.
+        #[arg(long)]
+        key: PathBuf,
+    },
     /// Check a repository's signature and every archive against its index.
     Verify {
         /// The repository directory.
@@ -741,6 +765,40 @@ async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
                 valid_for: time::Duration::days(valid_for.into()),
             };
             return mirror(&options).await;
+        }
+        RepoCommand::Advise {
+            dir,
+            module,
+            versions,
+            kind,
+            reason,
+            fixed,
+            key,
+        } => {
+            use modman::repo::index::{Advisory, AdvisoryKind, Timestamp};
+            let module = module.strip_prefix("mod_").unwrap_or(&module).to_owned();
+            let kind = AdvisoryKind::parse(&kind).ok_or("--kind: insecure or withdrawn")?;
+            let advisory = Advisory {
+                module: module.clone(),
+                versions: versions.clone(),
+                kind,
+                reason,
+                fixed,
+                issued: Timestamp::now(),
+            };
+            let done =
+                modman::repo::advise::advise(&dir, &key, advisory).map_err(|e| e.to_string())?;
+            if done.offered.is_none() {
+                eprintln!("warning: {} does not offer {module}; the advisory reaches the modmans that have it installed all the same", dir.display());
+            }
+            out!(
+                "{} {module} {} as {kind} in {} (serial {}); publish the directory, and each modman tells its admins at its next refresh",
+                if done.replaced { "re-marked" } else { "marked" },
+                versions.join(", "),
+                dir.display(),
+                done.serial
+            );
+            Ok(())
         }
         RepoCommand::Verify { dir, public_key } => {
             let text = match std::fs::read_to_string(&public_key) {

@@ -60,6 +60,7 @@ fn an_admin_discovers_the_commands_and_lists_real_modules_with_slixmpp() {
             "installed",
             "available",
             "update",
+            "advisory",
             "held",
             "enabled",
             "loaded",

@@ -461,6 +461,7 @@ fn hostile_repository(entries: &[(&str, tar::EntryType)]) -> (tempfile::TempDir,
             .map(|(p, _)| p.trim_start_matches("mod_evil/").to_owned())
             .collect(),
         library: None,
+        changes: vec![],
         previous: vec![],
     });
     index.modules.sort_by(|a, b| a.name.cmp(&b.name));

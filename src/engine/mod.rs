@@ -15,6 +15,9 @@ pub mod admin_socket;
 pub mod audit;
 mod backups;
 pub mod change;
+pub mod copy;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod faults;
 pub mod hold;
 pub mod include;
@@ -22,6 +25,7 @@ mod journal;
 pub mod live;
 pub mod managed_config;
 pub mod modules_dir;
+pub mod prosody_cfg;
 mod recovery;
 pub mod scope;
 pub mod state;
@@ -37,7 +41,7 @@ use crate::repo::luarocks::installed::{self, InstalledRock};
 use admin_socket::AdminError;
 use live::{Connect, Live, LoadedCache, ServerInfo, SocketConnector, Status};
 use managed_config::{ManagedConfig, ManagedConfigError};
-use state::Installed;
+use state::{Installed, InstalledModule};
 use transaction::Transaction;
 
 pub use change::{ChangeError, ChangeSet, Outcome, Placement};
@@ -233,6 +237,11 @@ impl Engine {
             .map_err(io("cannot read the state in", &self.paths.state_dir))
     }
 
+    /// Installed module `name`'s files as they are on disk now.
+    pub fn installed_copy(&self, name: &str, record: &InstalledModule) -> Vec<copy::CopyFile> {
+        copy::read(&self.paths.modules_dir, name, record)
+    }
+
     /// The module directory.
     pub fn modules_dir(&self) -> &Path {
         &self.paths.modules_dir
@@ -300,8 +309,8 @@ impl Engine {
     /// `modules_enabled`: a section of modman's for them would replace
     /// that list at the next start.
     pub fn hosts_with_own_list(&self, hosts: &[String]) -> Vec<String> {
-        let own = std::fs::read_to_string(&self.config.prosody.config)
-            .map(|text| managed_config::hosts_with_own_list(&text))
+        let own = prosody_cfg::ProsodyCfg::read(&self.config.prosody.config)
+            .map(|cfg| cfg.hosts_setting("modules_enabled"))
             .unwrap_or_default();
         hosts.iter().filter(|h| own.contains(*h)).cloned().collect()
     }

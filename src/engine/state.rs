@@ -102,6 +102,25 @@ impl std::fmt::Display for Reason {
     }
 }
 
+#[cfg(test)]
+impl InstalledModule {
+    /// A copy of `version` from `repository`, its SHA-256 `hash` repeated,
+    /// with no files, for tests.
+    pub(crate) fn for_test(repository: &str, version: &str, hash: char) -> InstalledModule {
+        InstalledModule {
+            version: version.into(),
+            sha256: hash.to_string().repeat(64),
+            repository: repository.into(),
+            installed_at: String::new(),
+            installed_by: String::new(),
+            files: vec![],
+            dependencies: vec![],
+            library: None,
+            held: None,
+        }
+    }
+}
+
 impl InstalledModule {
     /// Its directory in `modules_dir`: `mod_NAME`, or a library's name.
     pub fn directory(&self, name: &str) -> String {

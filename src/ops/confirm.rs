@@ -13,6 +13,7 @@
 //! [`PLANNED`] table instead, before anything changes, so no operation
 //! needs code of its own for it.
 
+use super::changes::Changes;
 use super::{Response, Table};
 
 /// The column of a dry run's table: one step of the plan per row, as the
@@ -47,6 +48,23 @@ pub struct Question {
     pub text: String,
     /// What a "yes" to it approves.
     pub approval: Approval,
+    /// What each `from -> to` in it changes, also said in `text`: for
+    /// forms (a field each, since some clients never show a form's
+    /// instructions) and JSON.
+    pub changes: Vec<Changes>,
+}
+
+impl Question {
+    /// The form field that carries `changes`.
+    pub fn field_of(changes: &Changes) -> (String, String) {
+        (
+            format!("changes:{}", changes.module),
+            format!(
+                "What changes in {} ({} -> {})",
+                changes.module, changes.from, changes.to
+            ),
+        )
+    }
 }
 
 /// A plan an operation is about to carry out, and why it might ask.
@@ -55,6 +73,7 @@ pub struct Proposal {
     shown: Vec<String>,
     exact: Vec<String>,
     concerns: Vec<String>,
+    changes: Vec<Changes>,
     always_ask: bool,
 }
 
@@ -67,6 +86,7 @@ impl Proposal {
             shown: Vec::new(),
             exact: Vec::new(),
             concerns: Vec::new(),
+            changes: Vec::new(),
             always_ask: false,
         }
     }
@@ -91,6 +111,11 @@ impl Proposal {
         if !self.concerns.contains(&concern) {
             self.concerns.push(concern);
         }
+    }
+
+    /// What one `from -> to` step changes, shown with the question.
+    pub fn changes(&mut self, changes: Changes) {
+        self.changes.push(changes);
     }
 
     /// `Ok` to go ahead, or the question to ask first.
@@ -137,6 +162,12 @@ impl Proposal {
         for line in &self.shown {
             text += &format!("  {line}\n");
         }
+        for changes in &self.changes {
+            text += &format!("{}:\n", Question::field_of(changes).1);
+            for line in changes.lines() {
+                text += &format!("  {line}\n");
+            }
+        }
         for concern in &self.concerns {
             text += &format!("{concern}\n");
         }
@@ -144,7 +175,11 @@ impl Proposal {
             true => "Go ahead?".to_owned(),
             false => format!("{} anyway?", self.action),
         };
-        Response::Confirm(Question { text, approval })
+        Response::Confirm(Question {
+            text,
+            approval,
+            changes: self.changes,
+        })
     }
 }
 

@@ -9,7 +9,8 @@
 //! clients that show only a form's first stage all come from the cut
 //! response. What is left out is said, with how many and where to look.
 
-use super::{Details, Form, Response, Table};
+use super::changes::Changes;
+use super::{Details, Form, Question, Response, Table};
 
 /// Bytes of content one reply may carry, escaped and counted with the
 /// markup of the largest rendering (a multi-item data form). With the
@@ -52,10 +53,7 @@ impl Response {
         match self {
             Response::Table(table) => Response::Table(fit_table(table, budget)),
             Response::Details(details) => Response::Details(fit_details(details, budget)),
-            Response::Confirm(mut question) => {
-                question.text = cut(&question.text, budget, None);
-                Response::Confirm(question)
-            }
+            Response::Confirm(question) => Response::Confirm(fit_question(question, budget)),
             Response::Form(form) => Response::Form(fit_form(form, budget)),
         }
     }
@@ -80,6 +78,22 @@ fn row_cost(row: &[String]) -> usize {
     LINE + row.iter().map(|cell| cost(cell) + CELL).sum::<usize>()
 }
 
+/// How many of `items`, from the first, fit in `budget` bytes together,
+/// each taking `size`.
+fn fitting<T>(items: &[T], budget: usize, size: impl Fn(&T) -> usize) -> usize {
+    let mut left = budget;
+    items
+        .iter()
+        .take_while(|item| match left.checked_sub(size(item)) {
+            Some(rest) => {
+                left = rest;
+                true
+            }
+            None => false,
+        })
+        .count()
+}
+
 fn fit_table(mut table: Table, budget: usize) -> Table {
     for cell in table.rows.iter_mut().flatten() {
         if cost(cell) > MAX_CELL {
@@ -94,18 +108,9 @@ fn fit_table(mut table: Table, budget: usize) -> Table {
             .map(|(var, label)| cost(var) + cost(label) + CELL)
             .sum::<usize>()
         + TRAILER;
-    let mut left = budget.saturating_sub(fixed);
-    let fitting = table
-        .rows
-        .iter()
-        .take_while(|row| match left.checked_sub(row_cost(row)) {
-            Some(rest) => {
-                left = rest;
-                true
-            }
-            None => false,
-        })
-        .count();
+    let fitting = fitting(&table.rows, budget.saturating_sub(fixed), |row| {
+        row_cost(row)
+    });
     let left_out = table.rows.len() - fitting;
     if left_out > 0 {
         table.rows.truncate(fitting);
@@ -154,30 +159,38 @@ fn fit_details(mut details: Details, budget: usize) -> Details {
     details
 }
 
+/// A question's changes are said twice (in its text, and apart for
+/// forms and JSON): those apart get at most half the budget, the first
+/// modules first, and the text the rest.
+fn fit_question(mut question: Question, budget: usize) -> Question {
+    let size = |changes: &Changes| {
+        FIELD
+            + changes
+                .lines()
+                .iter()
+                .map(|line| cost(line) + LINE)
+                .sum::<usize>()
+    };
+    let fitting = fitting(&question.changes, budget / 2, size);
+    question.changes.truncate(fitting);
+    let apart: usize = question.changes.iter().map(size).sum();
+    question.text = cut(&question.text, budget.saturating_sub(apart), None);
+    question
+}
+
 fn fit_form(mut form: Form, budget: usize) -> Form {
     let instructions = budget / 4;
     if cost(&form.instructions) > instructions {
         form.instructions = cut(&form.instructions, instructions, None);
     }
-    let mut left = budget.saturating_sub(cost(&form.title) + cost(&form.instructions) + TRAILER);
-    let fitting = form
-        .fields
-        .iter()
-        .take_while(|field| {
-            let size = FIELD
-                + cost(&field.var)
-                + cost(&field.label)
-                + cost(&field.help)
-                + field.values.iter().map(|v| cost(v) + LINE).sum::<usize>();
-            match left.checked_sub(size) {
-                Some(rest) => {
-                    left = rest;
-                    true
-                }
-                None => false,
-            }
-        })
-        .count();
+    let left = budget.saturating_sub(cost(&form.title) + cost(&form.instructions) + TRAILER);
+    let fitting = fitting(&form.fields, left, |field| {
+        FIELD
+            + cost(&field.var)
+            + cost(&field.label)
+            + cost(&field.help)
+            + field.values.iter().map(|v| cost(v) + LINE).sum::<usize>()
+    });
     let left_out = form.fields.len() - fitting;
     if left_out > 0 {
         form.fields.truncate(fitting);
@@ -396,6 +409,45 @@ mod tests {
         let description = &cut.fields[2].2;
         assert!(description.lines().map(rows).sum::<usize>() <= MAX_ROWS + 1);
         assert!(description.starts_with("yyy"));
+    }
+
+    #[test]
+    fn a_question_keeps_the_first_modules_changes_within_half_the_budget() {
+        let mut proposal = crate::ops::confirm::Proposal::always_asked("Update");
+        for i in 0..400 {
+            let module = format!("m{i:03}");
+            proposal.step(format!("{module}: 1 -> 2"), format!("{module} 1 -> 2"));
+            let mut entry = crate::repo::index::tests::entry(&module);
+            entry.changes = (0..20)
+                .map(|c| crate::repo::index::Change {
+                    id: format!("{c:07x}"),
+                    date: crate::repo::index::Timestamp::now(),
+                    summary: "a commit message of some length ".repeat(4),
+                })
+                .collect();
+            let record = crate::engine::state::InstalledModule::for_test("r", "1", '0');
+            proposal.changes(Changes::between(&module, &record, &[], &entry, &[]));
+        }
+        let Err(Response::Confirm(question)) = proposal.decide(&crate::ops::Consent::NotAsked)
+        else {
+            panic!("not a question");
+        };
+        let Response::Confirm(cut) = Response::Confirm(question.clone()).fit(REPLY_BYTES) else {
+            panic!("not a question");
+        };
+        let kept = cut.changes.len();
+        assert!(kept > 10 && kept < 400, "{kept}");
+        assert_eq!(cut.changes[..], question.changes[..kept]);
+        let apart: usize = (cut.changes.iter())
+            .flat_map(|c| c.lines())
+            .map(|l| cost(&l) + LINE)
+            .sum();
+        assert!(apart + cost(&cut.text) <= REPLY_BYTES);
+        assert!(
+            cut.text.ends_with("more lines)"),
+            "{}",
+            &cut.text[cut.text.len() - 80..]
+        );
     }
 
     #[test]

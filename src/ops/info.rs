@@ -1,6 +1,7 @@
 //! `info`: everything known about one module, installed or on offer.
 
-use super::input::module_names;
+use super::advisories;
+use super::input::one_module;
 use super::list::hosts_or_unknown;
 use super::updates::{self, Unknown, UpdateStatus, Versions};
 use super::{Access, Command, Context, Details, Input, OpError, Param, ParamKind, Response, Spec};
@@ -34,16 +35,9 @@ impl Command for Info {
     };
 
     fn parse(input: &Input) -> Result<Self, OpError> {
-        let names = module_names(
-            "module",
-            &[input.text("module").unwrap_or_default().to_owned()],
-        )?;
-        match names.as_slice() {
-            [name] => Ok(Info { name: name.clone() }),
-            _ => Err(OpError::bad_input(
-                "field `module`: give exactly one module name",
-            )),
-        }
+        Ok(Info {
+            name: one_module(input, "module")?,
+        })
     }
 
     async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {
@@ -138,6 +132,20 @@ impl Command for Info {
                 ))
             })
             .unwrap_or_default();
+        let concerns = match record {
+            Some(r) => advisories::concerning(&catalog, &ctx.config.repositories, &name, r),
+            None => vec![],
+        };
+        let advisory_text = concerns
+            .iter()
+            .map(|c| c.describe(&name, record.map_or("", |r| r.version.as_str())))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let fixed_in = concerns
+            .iter()
+            .filter_map(|c| c.advisory.fixed.clone())
+            .collect::<Vec<_>>()
+            .join(", ");
         let dependencies = entry
             .map(|e| {
                 e.dependencies
@@ -238,6 +246,9 @@ impl Command for Info {
                     .unwrap_or_default(),
             ),
             ("update", "Update", update),
+            ("advisory", "Advisory", advisories::kinds(&concerns)),
+            ("advisory_text", "Advisory says", advisory_text),
+            ("fixed_in", "Fixed in", fixed_in),
             ("dependencies", "Dependencies", dependencies),
             ("compatibility", "Compatibility", compatibility),
             ("files", "Files", files),
@@ -266,7 +277,7 @@ impl Command for Info {
 }
 
 /// The `update` field: what `update` would do with the module.
-fn update_text(status: UpdateStatus) -> String {
+pub(super) fn update_text(status: UpdateStatus) -> String {
     match status {
         UpdateStatus::UpToDate => "no, up to date".into(),
         UpdateStatus::Held(hold) => format!("no: held {}", super::hold::describe(hold)),

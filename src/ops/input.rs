@@ -355,6 +355,17 @@ fn parse_bool(var: &str, values: &[String]) -> Result<bool, OpError> {
 
 /// Names from values that may each hold several, separated by spaces or
 /// commas; `mod_x` becomes `x`.
+/// The one module name field `var` of `input` gives (`info`, `diff`).
+pub(super) fn one_module(input: &Input, var: &str) -> Result<String, OpError> {
+    let names = module_names(var, &[input.text(var).unwrap_or_default().to_owned()])?;
+    match <[String; 1]>::try_from(names) {
+        Ok([name]) => Ok(name),
+        Err(_) => Err(OpError::bad_input(format!(
+            "field `{var}`: give exactly one module name"
+        ))),
+    }
+}
+
 pub(super) fn module_names(var: &str, values: &[String]) -> Result<Vec<String>, OpError> {
     let mut names: Vec<String> = Vec::new();
     for word in values

@@ -36,6 +36,7 @@ impl Response {
             Response::Confirm(question) => json!({
                 "kind": "confirm",
                 "question": question.text,
+                "changes": question.changes.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
             }),
             Response::Form(form) => json!({
                 "kind": "form",

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use super::updates;
+use super::{advisories, updates};
 use super::{Access, Command, Context, Input, OpError, Param, ParamKind, Response, Spec, Table};
 use crate::access::Actor;
 use crate::engine::modules_dir;
@@ -172,6 +172,16 @@ impl Command for List {
             let update = record.is_some_and(|r| {
                 updates::status(&catalog, &ctx.config.repositories, &name, r).is_available()
             });
+            let advisory = record
+                .map(|r| {
+                    advisories::kinds(&advisories::concerning(
+                        &catalog,
+                        &ctx.config.repositories,
+                        &name,
+                        r,
+                    ))
+                })
+                .unwrap_or_default();
             let wanted = match self.show {
                 Show::Installed => record.is_some() || unmanaged || own,
                 Show::Available => record.is_none() && !unmanaged && !own && entry.is_some(),
@@ -206,6 +216,7 @@ impl Command for List {
                 installed_version,
                 entry.map(|e| e.version.clone()).unwrap_or_default(),
                 if update { "yes".into() } else { String::new() },
+                advisory,
                 record
                     .and_then(|r| r.held.as_ref())
                     .map(super::hold::describe)
@@ -246,6 +257,7 @@ impl Command for List {
                 ("installed", "Installed"),
                 ("available", "Available"),
                 ("update", "Update"),
+                ("advisory", "Advisory"),
                 ("held", "Held"),
                 ("enabled", "Enabled on"),
                 ("loaded", "Loaded on"),

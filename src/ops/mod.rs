@@ -21,10 +21,13 @@ use futures::future::BoxFuture;
 
 use crate::access::Actor;
 
+pub mod advisories;
+mod changes;
 pub mod check;
 mod configure;
 pub mod confirm;
 pub mod context;
+mod diff;
 mod disable;
 mod enable;
 pub mod error;
@@ -119,6 +122,7 @@ pub fn all() -> &'static [&'static dyn Operation] {
         &Registered::<info::Info>(PhantomData),
         &Registered::<install::Install>(PhantomData),
         &Registered::<update::Update>(PhantomData),
+        &Registered::<diff::Diff>(PhantomData),
         &Registered::<hold::Hold>(PhantomData),
         &Registered::<hold::Unhold>(PhantomData),
         &Registered::<remove::Remove>(PhantomData),
@@ -138,15 +142,4 @@ pub fn find(node: &str) -> Option<&'static dyn Operation> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_node_is_unique_and_findable() {
-        for op in all() {
-            let node = op.spec().node;
-            assert!(std::ptr::eq(find(node).unwrap().spec(), op.spec()));
-        }
-        assert!(find("no-such-node").is_none());
-    }
-}
+mod tests;

@@ -137,6 +137,25 @@ pub fn resolve<'a>(
                 _ => plan.concerns.push(format!("mod_{name}: {objection}.")),
             }
         }
+        // The very copy planned is under an advisory of its repository.
+        let source = catalog
+            .sources
+            .iter()
+            .find(|s| s.repository.name == repository.name);
+        for advisory in source.map_or(vec![], |s| s.index.advisories_for(&name, &entry.version)) {
+            plan.concerns.push(format!(
+                "mod_{name} {} is marked {} by {} ({}){}.",
+                entry.version,
+                advisory.kind,
+                repository.name,
+                crate::clean::one_line(&advisory.reason),
+                advisory
+                    .fixed
+                    .as_ref()
+                    .map(|fixed| format!("; the fix is {fixed}"))
+                    .unwrap_or_default()
+            ));
+        }
         for dependency in &entry.dependencies {
             // An optional dependency comes along too (it is small, and the
             // module needs it as soon as the admin sets the option that

@@ -1,12 +1,15 @@
 //! `update`: replace installed modules whose copy in the repository they
 //! came from changed (a different SHA-256, whatever the version says),
-//! after the admin has seen `from -> to` for each. A module never moves to
+//! after the admin has seen `from -> to` for each and what it changes (the
+//! commits, files, dependencies, options and compatibility; see
+//! [`super::changes`]). A module never moves to
 //! another repository by itself. The old copies are kept for rollback, and
 //! modules loaded in Prosody are reloaded with the new code. A version
 //! named (`update lastlog@20240601`) is taken from the versions the
 //! repository offers, an earlier one too: a downgrade, which the question
 //! says before anything changes. Held modules are left alone.
 
+use super::changes;
 use super::confirm::{Consent, Proposal};
 use super::updates::{self, Unknown, UpdateStatus};
 use super::{hold, plan};
@@ -188,10 +191,19 @@ impl Command for Update {
                 ));
             }
         }
+        // Fetched and verified before the question, which shows what the
+        // new copies change against those on disk; a dry run shows the
+        // plan alone, fetching nothing.
+        let files = match self.consent {
+            Consent::DryRun => vec![],
+            _ => plan.download(ctx, actor).await?,
+        };
+        for changes in changes::of_download(ctx, &guard.installed, &plan, &files) {
+            proposal.changes(changes);
+        }
         if let Err(question) = proposal.decide(&self.consent) {
             return Ok(question);
         }
-        let files = plan.download(ctx, actor).await?;
         let change = ChangeSet {
             operation: "update",
             settings: vec![],

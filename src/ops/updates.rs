@@ -171,17 +171,7 @@ mod tests {
     }
 
     fn installed(repository: &str, version: &str, hash: char) -> InstalledModule {
-        InstalledModule {
-            version: version.into(),
-            sha256: hash.to_string().repeat(64),
-            repository: repository.into(),
-            installed_at: String::new(),
-            installed_by: String::new(),
-            files: vec![],
-            dependencies: vec![],
-            library: None,
-            held: None,
-        }
+        InstalledModule::for_test(repository, version, hash)
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use super::archive;
 use super::index::{
-    is_valid_module_name, limits, Dependency, DependencyKind, Earlier, Index, ModuleEntry,
+    is_valid_module_name, limits, Change, Dependency, DependencyKind, Earlier, Index, ModuleEntry,
     Timestamp, SCHEMA,
 };
 use super::metadata;
@@ -80,7 +80,7 @@ pub enum BuildError {
     SourceDate(String),
 }
 
-fn io_error(path: &Path) -> impl Fn(std::io::Error) -> BuildError + '_ {
+pub(super) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> BuildError + '_ {
     move |e| BuildError::Io {
         path: path.to_owned(),
         problem: e.to_string(),
@@ -130,6 +130,13 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
     }
     if packed.is_empty() {
         return Err(BuildError::Empty(tree.to_owned()));
+    }
+
+    let before = published(options.out, &key);
+    for module in &mut packed {
+        let entry = &mut module.entry;
+        let previous = before.as_ref().and_then(|index| index.get(&entry.name));
+        entry.changes = history.changes(tree, &entry.name, &entry.version, previous);
     }
 
     let community: BTreeSet<String> = packed.iter().map(|p| p.entry.name.clone()).collect();
@@ -234,6 +241,9 @@ pub(crate) fn publish(
         generated,
         expires: Timestamp(generated.0 + valid_for),
         modules: entries,
+        // Kept from build to build: they concern versions installed out
+        // there, whatever the tree holds now.
+        advisories: before.map_or_else(Vec::new, |index| index.advisories),
     }
     .to_json();
     let index_path = staging.path().join("index.json");
@@ -312,7 +322,7 @@ fn is_plain_file_name(name: &str) -> bool {
 /// starts from (to the microsecond): now, or `SOURCE_DATE_EPOCH` for both
 /// if set, so that two builds of one tree can be byte-identical, as
 /// reproducible builds expect.
-fn build_time() -> Result<(Timestamp, time::OffsetDateTime), BuildError> {
+pub(super) fn build_time() -> Result<(Timestamp, time::OffsetDateTime), BuildError> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(text) => text
             .trim()
@@ -333,7 +343,7 @@ fn build_time() -> Result<(Timestamp, time::OffsetDateTime), BuildError> {
 /// directory or not) get different serials, where seconds gave the same
 /// one and every modman refused the second index as a replay. Serials of
 /// earlier builds (seconds) are far below, so they still move forward.
-fn next_serial(out: &Path, clock: time::OffsetDateTime) -> u64 {
+pub(super) fn next_serial(out: &Path, clock: time::OffsetDateTime) -> u64 {
     #[derive(serde::Deserialize)]
     struct SerialOnly {
         serial: u64,
@@ -407,6 +417,8 @@ fn pack_module(tree: &Path, name: &str, history: &History) -> PackResult {
         files,
         // A tree in the prosody-modules layout holds modules only.
         library: None,
+        // Read from the history once every module is packed.
+        changes: vec![],
         // The next step, publishing, lists the builds it keeps.
         previous: vec![],
     };
@@ -561,6 +573,100 @@ impl History {
     }
 }
 
+impl History {
+    /// The change log of module `name` at `version`: the commits that
+    /// touched it since the previous build's version (`previous`), newest
+    /// first, then what that build recorded, at most [`limits::CHANGES`].
+    /// The same version keeps the log it had; without a previous build,
+    /// or a history to read, there is none. Commits the history no longer
+    /// knows (rewritten) are left out rather than guessed.
+    fn changes(
+        &self,
+        tree: &Path,
+        name: &str,
+        version: &str,
+        previous: Option<&ModuleEntry>,
+    ) -> Vec<Change> {
+        let Some(previous) = previous else {
+            return vec![];
+        };
+        if previous.version == version {
+            return previous.changes.clone();
+        }
+        let since = previous.version.split_once('.').map_or("", |(_, id)| id);
+        let module = format!("mod_{name}");
+        let limit = limits::CHANGES.to_string();
+        // Fields apart by US (0x1f), which no commit line holds.
+        let (program, args): (&str, Vec<String>) = match self {
+            History::Git => (
+                "git",
+                vec![
+                    "log".into(),
+                    "-n".into(),
+                    limit,
+                    "--format=%h%x1f%ct%x1f%s".into(),
+                    format!("{since}..HEAD"),
+                    "--".into(),
+                    module,
+                ],
+            ),
+            History::Mercurial => (
+                "hg",
+                vec![
+                    "log".into(),
+                    "-l".into(),
+                    limit,
+                    "--template".into(),
+                    "{node|short}\x1f{date|hgdate}\x1f{desc|firstline}\n".into(),
+                    "-r".into(),
+                    format!("reverse({since}::. - {since})"),
+                    module,
+                ],
+            ),
+            History::Files => return vec![],
+        };
+        // Only a commit id goes on the command line.
+        if since.is_empty() || !since.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return vec![];
+        }
+        let output = Command::new(program).args(&args).current_dir(tree).output();
+        let Some(output) = output.ok().filter(|o| o.status.success()) else {
+            return vec![];
+        };
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut changes: Vec<Change> = text
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.splitn(3, '\u{1f}');
+                let (id, time, summary) = (fields.next()?, fields.next()?, fields.next()?);
+                let seconds: i64 = time.split_whitespace().next()?.parse().ok()?;
+                let date = time::OffsetDateTime::from_unix_timestamp(seconds).ok()?;
+                let mut summary: String = summary.to_owned();
+                if summary.len() > limits::SHORT_TEXT {
+                    let mut end = limits::SHORT_TEXT - 3;
+                    while !summary.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    summary.truncate(end);
+                    summary.push('…');
+                }
+                Some(Change {
+                    id: id.chars().take(40).collect(),
+                    date: Timestamp(date),
+                    summary,
+                })
+            })
+            .collect();
+        for earlier in &previous.changes {
+            if !changes.iter().any(|c| c.id == earlier.id) {
+                changes.push(earlier.clone());
+            }
+        }
+        changes.truncate(limits::CHANGES);
+        changes
+    }
+}
+
 fn newest_mtime(dir: &Path, files: &[String]) -> Result<i64, String> {
     let mut newest = 0;
     for file in files {
@@ -577,7 +683,7 @@ fn newest_mtime(dir: &Path, files: &[String]) -> Result<i64, String> {
 
 /// A temp dir beside `out`, on the same file system so the final rename
 /// is atomic.
-fn staging_dir(out: &Path) -> Result<tempfile::TempDir, BuildError> {
+pub(super) fn staging_dir(out: &Path) -> Result<tempfile::TempDir, BuildError> {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -592,7 +698,7 @@ fn staging_dir(out: &Path) -> Result<tempfile::TempDir, BuildError> {
 /// Puts `staging` at `out`, readable by a web server. An existing `out`
 /// is replaced only if it is empty or a previous repository; if the swap
 /// fails half-way, the previous repository is put back.
-fn replace_dir(staging: tempfile::TempDir, out: &Path) -> Result<(), BuildError> {
+pub(super) fn replace_dir(staging: tempfile::TempDir, out: &Path) -> Result<(), BuildError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
         .map_err(io_error(staging.path()))?;
@@ -625,8 +731,41 @@ fn replace_dir(staging: tempfile::TempDir, out: &Path) -> Result<(), BuildError>
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// What a test builds with, in `dir`: a new key at `dir/key`, the
+    /// output at `dir/repo`.
+    pub(crate) struct TestBuild {
+        pub key: PathBuf,
+        pub out: PathBuf,
+        pub builtin: PathBuf,
+    }
+
+    impl TestBuild {
+        pub(crate) fn new(dir: &Path) -> TestBuild {
+            let key = dir.join("key");
+            signing::generate(&key).unwrap();
+            TestBuild {
+                key,
+                out: dir.join("repo"),
+                builtin: dir.to_owned(),
+            }
+        }
+
+        /// `tree` built into `out` as `local`, valid for a day.
+        pub(crate) fn options<'a>(&'a self, tree: &'a Path) -> BuildOptions<'a> {
+            BuildOptions {
+                tree,
+                out: &self.out,
+                name: "local",
+                key: &self.key,
+                builtin_dir: &self.builtin,
+                valid_for: time::Duration::days(1),
+                keep: DEFAULT_KEEP,
+            }
+        }
+    }
 
     #[test]
     fn serials_differ_within_a_second_and_stay_above_the_one_in_out() {
@@ -663,19 +802,9 @@ mod tests {
             )
             .unwrap();
         }
-        let key = dir.path().join("key");
-        signing::generate(&key).unwrap();
-        let out = dir.path().join("repo");
-        let report = build(&BuildOptions {
-            tree: &tree,
-            out: &out,
-            name: "local",
-            key: &key,
-            builtin_dir: dir.path(),
-            valid_for: time::Duration::days(1),
-            keep: DEFAULT_KEEP,
-        })
-        .unwrap();
+        let built = TestBuild::new(dir.path());
+        let out = &built.out;
+        let report = build(&built.options(&tree)).unwrap();
         assert_eq!(report.modules, 1);
         assert!(
             report
@@ -690,6 +819,49 @@ mod tests {
         let index = Index::parse(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
         assert_eq!(index.repository, "local");
         assert!(index.get("big").is_none() && index.get("small").is_some());
+    }
+
+    #[test]
+    fn a_checkout_gives_each_build_the_commits_since_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        let module = tree.join("mod_a");
+        std::fs::create_dir_all(&module).unwrap();
+        let git = |args: &[&str]| {
+            let output = Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
+                .args(args)
+                .current_dir(&tree)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{output:?}");
+        };
+        let commit = |text: &str, message: &str| {
+            std::fs::write(module.join("mod_a.lua"), text).unwrap();
+            git(&["add", "-A"]);
+            git(&["commit", "-q", "-m", message]);
+        };
+        git(&["init", "-q"]);
+        commit("-- one\n", "First");
+        let built = TestBuild::new(dir.path());
+        let (options, out) = (built.options(&tree), &built.out);
+        let changes = || {
+            build(&options).unwrap();
+            let index = Index::parse(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+            let summaries: Vec<String> = (index.modules[0].changes.iter())
+                .map(|c| c.summary.clone())
+                .collect();
+            summaries
+        };
+        // No previous build: no log.
+        assert!(changes().is_empty());
+        commit("-- two\n", "Second");
+        commit("-- three\n", "Third");
+        assert_eq!(changes(), ["Third", "Second"]);
+        // Unchanged: the same log; then the next commit goes on top.
+        assert_eq!(changes(), ["Third", "Second"]);
+        commit("-- four\n", "Fourth");
+        assert_eq!(changes(), ["Fourth", "Third", "Second"]);
     }
 
     #[test]

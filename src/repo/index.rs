@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use crate::config::is_valid_repository_name;
 
+pub use super::advisory::{Advisory, AdvisoryKind};
 pub use super::metadata::{Headers, Need};
 
 /// Bumped on any incompatible change; readers refuse other values.
@@ -52,6 +53,11 @@ pub struct Index {
     pub expires: Timestamp,
     /// Sorted by name, names unique.
     pub modules: Vec<ModuleEntry>,
+    /// Versions the repository marks as insecure or withdrawn (`repo
+    /// advise`), whether or not it still offers them. Left out when there
+    /// are none, so indexes without advisories read as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub advisories: Vec<Advisory>,
 }
 
 /// Checks what one build of a module names (the newest or an earlier
@@ -169,11 +175,40 @@ pub struct ModuleEntry {
     /// name, and never enabled. Left out of the index otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub library: Option<String>,
+    /// The commits that touched the module, newest first, as `repo
+    /// build` read them from the tree's history (git or Mercurial): those
+    /// since the previous build, then what that build recorded, at most
+    /// [`limits::CHANGES`]. An update's question shows those after the
+    /// installed copy. Left out when there are none (no checkout).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
     /// Earlier builds the repository still serves (`repo build --keep`),
     /// newest first, so an admin can choose one (`install x@VERSION`).
     /// Left out of the index when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous: Vec<Earlier>,
+}
+
+/// One commit of a module's change log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    /// The commit, abbreviated as the version's id is (`ab12cd34`).
+    pub id: String,
+    /// When it was committed.
+    pub date: Timestamp,
+    /// The first line of its message.
+    pub summary: String,
+}
+
+impl Change {
+    /// Whether this is the commit `version` (`YYYYMMDD.<id>`) was built
+    /// from; ids compare abbreviated, as they are written.
+    pub fn is(&self, version: &str) -> bool {
+        version.split_once('.').is_some_and(|(_, id)| {
+            !id.is_empty() && (self.id.starts_with(id) || id.starts_with(&self.id))
+        })
+    }
 }
 
 /// An earlier build of a module that a repository still serves: what
@@ -214,6 +249,11 @@ impl ModuleEntry {
             files: earlier.files.clone(),
             dependencies: earlier.dependencies.clone(),
             previous: vec![],
+            // Its log is the newest's, from its own commit down.
+            changes: (self.changes.iter())
+                .skip_while(|c| !c.is(version))
+                .cloned()
+                .collect(),
             ..self.clone()
         })
     }
@@ -241,6 +281,11 @@ impl ModuleEntry {
             .chain(self.previous.iter_mut().map(|e| &mut e.version))
             .chain(self.labels.iter_mut())
             .chain(self.stage.iter_mut())
+            .chain(
+                self.changes
+                    .iter_mut()
+                    .flat_map(|change| [&mut change.id, &mut change.summary]),
+            )
             .chain(
                 self.compatibility
                     .iter_mut()
@@ -354,6 +399,23 @@ impl Index {
                 expires: index.expires,
             });
         }
+        if index.advisories.len() > limits::ADVISORIES {
+            return Err(IndexError::TooMany {
+                what: "advisories".into(),
+                found: index.advisories.len(),
+                limit: limits::ADVISORIES,
+            });
+        }
+        for advisory in &mut index.advisories {
+            advisory.clean_text();
+            advisory.check().map_err(|problem| IndexError::Module {
+                name: crate::clean::clean(&advisory.module)
+                    .chars()
+                    .take(64)
+                    .collect(),
+                problem: format!("an advisory: {problem}"),
+            })?;
+        }
         for module in &mut index.modules {
             if module.clean_text() {
                 tracing::warn!(
@@ -442,6 +504,7 @@ impl Index {
                 time::Time::MIDNIGHT,
             )),
             modules,
+            advisories: Vec::new(),
         }
     }
 
@@ -460,6 +523,18 @@ impl Index {
             .binary_search_by(|m| m.name.as_str().cmp(name))
             .ok()
             .map(|i| &self.modules[i])
+    }
+
+    /// The advisories that concern version `version` of `module`, the
+    /// insecure ones first.
+    pub fn advisories_for(&self, module: &str, version: &str) -> Vec<&Advisory> {
+        let mut found: Vec<&Advisory> = self
+            .advisories
+            .iter()
+            .filter(|a| a.concerns(module, version))
+            .collect();
+        found.sort_by_key(|a| std::cmp::Reverse(a.kind));
+        found
     }
 }
 
@@ -489,6 +564,12 @@ pub mod limits {
     pub const FILES: usize = 2_000;
     /// Dependencies of one module.
     pub const DEPENDENCIES: usize = 200;
+    /// Entries of one module's change log.
+    pub const CHANGES: usize = 50;
+    /// Advisories in one index.
+    pub const ADVISORIES: usize = 10_000;
+    /// Bytes of an advisory's reason.
+    pub const REASON: usize = 2_048;
     /// Earlier builds listed for one module.
     pub const PREVIOUS: usize = 32;
 }
@@ -543,6 +624,11 @@ impl ModuleEntry {
             limits::COMPATIBILITY,
         )?;
         count("files", self.files.len(), limits::FILES)?;
+        count("changes", self.changes.len(), limits::CHANGES)?;
+        for change in &self.changes {
+            bytes("a change's id", &change.id, limits::SHORT_TEXT)?;
+            bytes("a change's summary", &change.summary, limits::SHORT_TEXT)?;
+        }
         count("earlier versions", self.previous.len(), limits::PREVIOUS)?;
         for earlier in &self.previous {
             bytes("an earlier version", &earlier.version, limits::SHORT_TEXT)?;
@@ -647,6 +733,7 @@ pub(crate) mod tests {
             sha256: "0".repeat(64),
             files: vec![],
             library: None,
+            changes: vec![],
             previous: vec![],
         }
     }
@@ -661,6 +748,7 @@ pub(crate) mod tests {
             generated: Timestamp(generated),
             expires: Timestamp(generated + time::Duration::days(30)),
             modules,
+            advisories: vec![],
         }
     }
 
@@ -869,6 +957,22 @@ pub(crate) mod tests {
         let mut module = entry("a");
         module.summary = "s".repeat(limits::SUMMARY);
         Index::parse(&index_of(vec![module]).to_json()).unwrap();
+    }
+
+    #[test]
+    fn advisories_are_cleaned_and_checked_when_read() {
+        let mut advisory = crate::repo::advisory::tests::advisory("a", "1", AdvisoryKind::Insecure);
+        advisory.reason = "leaks\u{1b}[2J".into();
+        let mut index = index_of(vec![entry("a")]);
+        index.advisories = vec![advisory.clone()];
+        let parsed = Index::parse(&index.to_json()).unwrap();
+        assert_eq!(parsed.advisories[0].reason, "leaks\u{FFFD}[2J");
+        assert_eq!(parsed.advisories_for("a", "1").len(), 1);
+        assert!(parsed.advisories_for("a", "2").is_empty());
+        advisory.reason = "r".repeat(limits::REASON + 1);
+        index.advisories = vec![advisory];
+        let error = Index::parse(&index.to_json()).unwrap_err().to_string();
+        assert!(error.contains("an advisory"), "{error}");
     }
 
     #[test]

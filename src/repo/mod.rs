@@ -5,6 +5,8 @@
 //! such as Prosody's community repository ([`luarocks`]), read as if it
 //! were one, protected by TLS and pinning only.
 
+pub mod advise;
+pub mod advisory;
 pub mod archive;
 pub mod build;
 pub mod catalog;

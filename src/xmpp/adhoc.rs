@@ -17,7 +17,9 @@ use xmpp_parsers::jid::Jid;
 use super::command::{Action, CommandReply, CommandRequest, Note, Status};
 use super::forms::{self, Rendering};
 use crate::access::Actor;
-use crate::ops::{self, Consent, Context, Input, OpError, Operation, Question, Response};
+use crate::ops::{
+    self, Consent, Context, Input, OpError, Operation, Question, Response, CONFIRM_FIELD,
+};
 
 /// The actions offered on a form, default first. `next` leads to the
 /// result as `complete` does; it is the default because Psi 1.5 closes
@@ -272,15 +274,15 @@ fn read_more(
     .map_err(AdhocError::Form)
 }
 
-/// The `confirm` boolean of a submitted confirmation form. The plan
-/// shown in the form comes back with it from clients that submit every
-/// field, and is not read.
+/// The `confirm` boolean of a submitted confirmation form.
 fn read_answer(form: &minidom::Element) -> Result<bool, AdhocError> {
     let raw = forms::submitted_values(form).map_err(AdhocError::BadPayload)?;
+    // A client may send back every field it was shown (the changes of
+    // an update too); only the answer counts.
     Ok(Input::check(
         &[],
         raw.iter()
-            .filter(|(var, _)| var != forms::PLAN_FIELD)
+            .filter(|(var, _)| var == CONFIRM_FIELD)
             .map(|(var, values)| (var.as_str(), values.clone())),
     )
     .map_err(AdhocError::Form)?
@@ -396,7 +398,7 @@ impl Turn<'_> {
                     Status::Executing,
                     actions,
                     "",
-                    Some(forms::confirm_form(spec.name, &question.text)),
+                    Some(forms::confirm_form(spec.name, &question)),
                 )
             }
         })

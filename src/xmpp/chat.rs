@@ -288,6 +288,13 @@ impl Said {
 /// The XEP-0335 JSON container's namespace.
 const JSON_NS: &str = "urn:xmpp:json:0";
 
+/// `facts` (JSON text) in an XEP-0335 container, to go beside a body.
+pub(super) fn json_payload(facts: String) -> minidom::Element {
+    minidom::Element::builder("json", JSON_NS)
+        .append(facts)
+        .build()
+}
+
 impl Chat {
     /// The reply to `text` from `actor`, authorised or not, in
     /// `conversation`.
@@ -591,11 +598,7 @@ impl Chat {
         // README) are left out rather than risk the stream.
         let facts = said.facts.map(|facts| facts.to_string());
         if let Some(facts) = facts.filter(|facts| facts.len() <= ops::REPLY_BYTES) {
-            reply.payloads.push(
-                minidom::Element::builder("json", JSON_NS)
-                    .append(facts)
-                    .build(),
-            );
+            reply.payloads.push(json_payload(facts));
         }
         Some(reply)
     }

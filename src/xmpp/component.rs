@@ -30,9 +30,9 @@ use super::fleet::relay::Relay;
 use super::fleet::request as fleet_request;
 use super::fleet::trust::{self, Refusal};
 use super::forms::{self, Rendering};
-use super::notices;
 use super::shutdown::{Admission, Drained, Exit, Refused, Stop};
 use super::stream::{Connection, Head, Incoming, Problem};
+use super::{advisory_notices, notices};
 use crate::access::Actor;
 use crate::config::Config;
 use crate::ops::{self, Context, ErrorKind};
@@ -363,13 +363,15 @@ fn spawn_request(
     None
 }
 
-/// Notices of updates a refresh made known.
+/// Notices of advisories and updates a refresh made known.
 fn announcements(app: &App, refreshed: bool) -> Vec<Stanza> {
     if !refreshed {
         return vec![];
     }
-    notices::announce(&app.ctx)
+    // Advisories first: an insecure copy matters more than an update.
+    advisory_notices::announce(&app.ctx)
         .into_iter()
+        .chain(notices::announce(&app.ctx))
         .map(Stanza::from)
         .collect()
 }

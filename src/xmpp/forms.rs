@@ -13,8 +13,8 @@ use super::name;
 use crate::engine::Outcome as HostState;
 use crate::ops::context::LABEL_SEPARATOR;
 use crate::ops::{
-    Access, Context, Details, FieldKind, Form, Input, OpError, Outcome, Param, ParamKind, Spec,
-    Table, CONFIRM_FIELD, DRY_RUN_FIELD,
+    Access, Context, Details, FieldKind, Form, Input, OpError, Outcome, Param, ParamKind, Question,
+    Spec, Table, CONFIRM_FIELD, DRY_RUN_FIELD,
 };
 
 /// Most module names offered as options; beyond it a client gets only the
@@ -349,16 +349,23 @@ const ANSWERS: [(&str, &str); 2] = [("no", "No, change nothing"), ("yes", "Yes, 
 const QUESTION_INSTRUCTIONS: &str = "Read the plan, then choose yes or no.";
 
 /// The form asking to confirm `question`: the plan as a `plan` field
-/// every client shows, then a required yes/no choice, `confirm`, with
-/// nothing chosen.
-pub fn confirm_form(title: &str, question: &str) -> Element {
+/// every client shows, what an update changes as fields of their own,
+/// then a required yes/no choice, `confirm`, with nothing chosen. Only
+/// the answer is read back (see adhoc's read_answer), whatever a client
+/// submits of the rest.
+pub fn confirm_form(title: &str, question: &Question) -> Element {
     let mut form = form_element("form", title);
     form.append_child(text_element("instructions", QUESTION_INSTRUCTIONS));
     let mut plan = field_element(PLAN_FIELD, "text-multi", "Plan");
-    for line in question.lines() {
+    for line in question.text.lines() {
         plan.append_child(text_element("value", line));
     }
     form.append_child(plan);
+    for changes in &question.changes {
+        let (var, label) = Question::field_of(changes);
+        let lines = changes.lines();
+        append_text_field(&mut form, &var, &label, lines.iter().map(String::as_str));
+    }
     let mut field = field_element(CONFIRM_FIELD, "list-single", "Go ahead? (choose yes or no)");
     field.append_child(Element::bare("required", NS_DATA));
     for (value, label) in ANSWERS {
@@ -858,7 +865,7 @@ mod tests {
             plain_text(&details_form(&details), false),
             "mod_x:\nSummary: Does x\nFiles:\n  a.lua\n  README.md"
         );
-        let form = confirm_form("Remove modules", "Remove:\n  x\nGo ahead?");
+        let form = confirm_form("Remove modules", &remove_x());
         let question = plain_text(&form, false);
         assert!(
             question.starts_with("Remove modules:\nRemove:\n  x\nGo ahead?\n")
@@ -873,9 +880,19 @@ mod tests {
         );
     }
 
+    /// The question "Remove:\n  x\nGo ahead?".
+    fn remove_x() -> Question {
+        let mut proposal = crate::ops::confirm::Proposal::always_asked("Remove");
+        proposal.step("x".into(), "x".into());
+        match proposal.decide(&crate::ops::Consent::NotAsked) {
+            Err(crate::ops::Response::Confirm(question)) => question,
+            other => panic!("not a question: {other:?}"),
+        }
+    }
+
     #[test]
     fn the_question_is_its_plan_then_a_required_yes_or_no_with_nothing_chosen() {
-        let form = confirm_form("Remove modules", "Remove:\n  x\nGo ahead?");
+        let form = confirm_form("Remove modules", &remove_x());
         let fields: Vec<&Element> = form.children().filter(|c| c.is("field", NS_DATA)).collect();
         let plan: Vec<String> = fields[0].children().map(Element::text).collect();
         assert_eq!(fields[0].attr("var"), Some(PLAN_FIELD));

@@ -4,6 +4,7 @@
 //! (`component`).
 
 pub mod adhoc;
+pub mod advisory_notices;
 pub mod budget;
 pub mod chat;
 pub mod clients;

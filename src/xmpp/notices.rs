@@ -4,6 +4,10 @@
 //! restart does not repeat it.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::Message;
@@ -13,6 +17,44 @@ use crate::ops::updates::{self, UpdateStatus};
 use crate::ops::Context;
 
 const FILE: &str = "announced.json";
+
+/// What was announced, kept in a file of `state_dir` so that neither the
+/// next refresh nor a restart says it again.
+pub(super) struct Remembered<T> {
+    path: PathBuf,
+    set: BTreeSet<T>,
+}
+
+impl<T: Ord + Serialize + DeserializeOwned> Remembered<T> {
+    /// What `state_dir/file` holds; nothing when it is missing or
+    /// damaged (then something may be said twice, never left unsaid).
+    pub(super) fn load(state_dir: &Path, file: &str) -> Remembered<T> {
+        let path = state_dir.join(file);
+        let set = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Remembered { path, set }
+    }
+
+    /// Remembers `item`; whether it is news.
+    pub(super) fn insert(&mut self, item: T) -> bool {
+        self.set.insert(item)
+    }
+
+    /// Writes it back; a failure is logged, naming `what` was announced.
+    pub(super) fn save(&self, what: &str) {
+        let saved = serde_json::to_vec(&self.set)
+            .map_err(std::io::Error::other)
+            .and_then(|b| fsutil::atomic_write(&self.path, &b));
+        if let Err(e) = saved {
+            tracing::warn!(
+                "cannot remember announced {what} in {}: {e}; they may be announced again",
+                self.path.display()
+            );
+        }
+    }
+}
 
 /// The messages announcing updates not announced before, and remembers
 /// them as announced. Empty when there is nothing new or nobody to tell.
@@ -25,11 +67,7 @@ pub fn announce(ctx: &Context) -> Vec<Message> {
         return vec![];
     };
     let catalog = ctx.catalog();
-    let path = config.state_dir.join(FILE);
-    let mut announced: BTreeSet<String> = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let mut announced: Remembered<String> = Remembered::load(&config.state_dir, FILE);
     let mut news = Vec::new();
     for (name, record) in &installed.modules {
         // What `update` would install, and nothing else.
@@ -45,15 +83,7 @@ pub fn announce(ctx: &Context) -> Vec<Message> {
     if news.is_empty() {
         return vec![];
     }
-    let saved = serde_json::to_vec(&announced)
-        .map_err(std::io::Error::other)
-        .and_then(|b| fsutil::atomic_write(&path, &b));
-    if let Err(e) = saved {
-        tracing::warn!(
-            "cannot remember announced updates in {}: {e}; they may be announced again",
-            path.display()
-        );
-    }
+    announced.save("updates");
     let text = format!("Updates available: {}.", news.join(", "));
     let me = Jid::from(config.component.jid.clone());
     let nick = &config.chat.nick;

@@ -538,6 +538,8 @@ impl Described {
                 files: self.paths,
                 headers: self.headers,
                 library: self.library,
+                // A rock carries no history.
+                changes: vec![],
                 previous: vec![],
             },
         }
