@@ -74,6 +74,16 @@ impl Command for Install {
         for wanted in &self.wanted {
             let name = &wanted.name;
             if let Some(record) = guard.installed.modules.get(name) {
+                // A chosen version of an installed module is a change of
+                // its copy: update's intent, with update's question (a
+                // downgrade is asked) and its rollback, so install does
+                // not do it behind another name.
+                if let Some(version) = &wanted.version {
+                    return Err(OpError::conflict(format!(
+                        "{name} is installed already, at {}; to change it to {version}, run `update {name}{VERSION_SEPARATOR}{version}`",
+                        record.version
+                    )));
+                }
                 notes.push(format!(
                     "{name} is installed already ({}); use update for another copy ({name}{VERSION_SEPARATOR}VERSION for a chosen one).",
                     record.version
@@ -118,6 +128,15 @@ impl Command for Install {
             }
             for placement in Placement::all(&modules, hosts) {
                 let text = format!("enable {} on {}", placement.module, placement.host);
+                proposal.step(text.clone(), text);
+            }
+            // The options a module needs are read from its code, which a
+            // dry run does not download: the plan says the check is to come.
+            for module in &modules {
+                let text = format!(
+                    "check that the options {module} requires are set on {}, once its code is downloaded and before anything changes",
+                    hosts.join(", ")
+                );
                 proposal.step(text.clone(), text);
             }
         }
