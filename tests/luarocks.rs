@@ -8,6 +8,7 @@
 mod bloated_rocks;
 mod support;
 
+use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -424,8 +425,40 @@ impl Host {
 #[test]
 fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refused() {
     let server = RockServer::start();
+    // An earlier version beside the newest.
+    server.publish("mod_bob", "2-1");
     let host = Host::new(&server.served.url());
     let (ok, out, err) = host.run(&["refresh"]);
+    assert!(ok, "{out}{err}");
+    // A refresh downloads each module's newest rock only: one per package.
+    let rocks = host.state().join("rocks/community");
+    let cached = || -> BTreeSet<String> {
+        std::fs::read_dir(&rocks)
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let packages: BTreeSet<String> = (cached().iter())
+        .filter_map(|f| f.strip_suffix(".src.rock")?.rsplitn(3, '-').nth(2))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(packages.len(), cached().len(), "{:?}", cached());
+    assert!(cached().contains("mod_bob-2-1.src.rock"));
+    assert!(!cached().contains("mod_bob-1-1.src.rock"));
+    // The earlier version is on offer all the same, and chosen, it is
+    // downloaded, pinned and installed.
+    let (_, out, _) = host.run(&["info", "bob", "--json"]);
+    assert_eq!(json_output(&out)["fields"]["versions"], "2-1, 1-1", "{out}");
+    let (ok, out, err) = host.run(&["install", "--yes", "bob@1-1", "--json"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(json_rows(&out, "module")["bob"]["version"], "1-1", "{out}");
+    assert!(cached().contains("mod_bob-1-1.src.rock"));
+    let pins: Value =
+        serde_json::from_slice(&std::fs::read(host.state().join("rocks-pins.json")).unwrap())
+            .unwrap();
+    let bob_1 = format!("{}mod_bob-1-1.src.rock", server.served.url());
+    assert!(pins.to_string().contains(&bob_1), "{pins}");
+    let (ok, out, err) = host.run(&["remove", "--yes", "bob"]);
     assert!(ok, "{out}{err}");
     let (_, out, _) = host.run(&["list", "--show", "available", "--json"]);
     let available = json_rows(&out, "module");
@@ -505,9 +538,9 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
         out.contains("other bytes under the same name and version"),
         "{out}{err}"
     );
-    server.tamper("mod_bob-1-1.src.rock");
+    server.tamper("mod_bob-2-1.src.rock");
     let (ok, out, err) = host.run(&["install", "--yes", "bob", "--json"]);
-    assert!(!ok && err.contains("mod_bob-1-1.src.rock"), "{err}");
+    assert!(!ok && err.contains("mod_bob-2-1.src.rock"), "{err}");
     assert_eq!(json_output(&out)["outcome"], "nothing_changed", "{out}");
     assert!(
         host.everything() == before,

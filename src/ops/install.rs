@@ -3,6 +3,7 @@
 //! in place in one change. With `enable`, also enable and load them: if
 //! Prosody refuses, the engine undoes the whole change and says why.
 
+use super::chosen;
 use super::confirm::{Consent, Proposal};
 use super::plan::{self, REQUESTED};
 use super::{
@@ -104,6 +105,7 @@ impl Command for Install {
             }
         }
         let server = plan::learn_server(ctx).await;
+        let catalog = chosen::read_listed(ctx, catalog, &guard.installed, &requested).await?;
         let plan = plan::resolve(ctx, &catalog, &guard.installed, requested, server.as_ref())?;
         // A Lua library is for other modules' module:require: installed,
         // never enabled.

@@ -421,6 +421,7 @@ fn pack_module(tree: &Path, name: &str, history: &History) -> PackResult {
         changes: vec![],
         // The next step, publishing, lists the builds it keeps.
         previous: vec![],
+        listed: vec![],
     };
     // Copied as they are, an ESC or NUL from a README would break every
     // reply that carries it, or reach an admin's terminal.
