@@ -185,8 +185,9 @@ fn keygen(dir: &Path) -> (PathBuf, String) {
     (key, text(&output.stdout).trim().to_owned())
 }
 
-fn mirror(from: &str, out: &Path, key: &Path) -> Output {
-    modman(&[
+/// `repo mirror` of `from` into `out`, with `extra` arguments.
+fn mirror(from: &str, out: &Path, key: &Path, extra: &[&str]) -> Output {
+    let args = [
         "repo",
         "mirror",
         "--from",
@@ -199,7 +200,8 @@ fn mirror(from: &str, out: &Path, key: &Path) -> Output {
         "mirror",
         "--timeout-seconds",
         "5",
-    ])
+    ];
+    modman(&[&args[..], extra].concat())
 }
 
 fn index(out: &Path) -> Value {
@@ -243,7 +245,7 @@ fn a_mirror_verifies_carries_versions_and_dependencies_and_holds_the_rocks_files
     let out = work.path().join("mirror");
 
     let started = Instant::now();
-    let output = mirror(&server.served.url(), &out, &key);
+    let output = mirror(&server.served.url(), &out, &key, &[]);
     let first = started.elapsed();
     assert!(output.status.success(), "{}", text(&output.stderr));
     let said = text(&output.stdout);
@@ -331,21 +333,32 @@ fn a_mirror_verifies_carries_versions_and_dependencies_and_holds_the_rocks_files
     assert!(installed[0].paths.iter().all(|p| p.exists()));
 
     // Incremental: nothing new, nothing fetched; a new revision, one rock.
-    let output = mirror(&server.served.url(), &out, &key);
+    let output = mirror(&server.served.url(), &out, &key, &[]);
     assert!(
         text(&output.stdout).contains("0 rocks fetched"),
         "{}",
         text(&output.stdout)
     );
     server.publish("mod_bob", "2-1");
-    let output = mirror(&server.served.url(), &out, &key);
+    let output = mirror(&server.served.url(), &out, &key, &[]);
     assert!(
         text(&output.stdout).contains("1 rocks fetched"),
         "{}{}",
         text(&output.stdout),
         text(&output.stderr)
     );
-    assert_eq!(entry(&self::index(&out), "bob")["version"], "2-1");
+    // The earlier version the server lists is mirrored too, packed and
+    // verified as the newest is: the very archive of the first run.
+    let mirrored = self::index(&out);
+    let bob = entry(&mirrored, "bob");
+    assert_eq!(bob["version"], "2-1");
+    let earlier = &bob["previous"][0];
+    assert_eq!(earlier["version"], "1-1", "{bob}");
+    assert_eq!(earlier["sha256"], entry(&index, "bob")["sha256"], "{bob}");
+    assert_eq!(
+        archive_files(&out, &json!({"name": "bob", "archive": earlier["archive"]})),
+        archive_files(&out, bob)
+    );
     let output = modman(&[
         "repo",
         "verify",
@@ -354,12 +367,16 @@ fn a_mirror_verifies_carries_versions_and_dependencies_and_holds_the_rocks_files
         &public,
     ]);
     assert!(output.status.success(), "{}", text(&output.stdout));
+    // --keep 0: the newest only.
+    let output = mirror(&server.served.url(), &out, &key, &["--keep", "0"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(entry(&self::index(&out), "bob")["previous"], Value::Null);
 
     // The same version with other bytes: refused, the mirror unchanged.
     let before = snapshot(&out);
     server.tamper("mod_bob-2-1.src.rock");
     std::fs::remove_file(mirror_cache(&out).join("mod_bob-2-1.src.rock")).unwrap();
-    let output = mirror(&server.served.url(), &out, &key);
+    let output = mirror(&server.served.url(), &out, &key, &[]);
     assert!(!output.status.success());
     let error = text(&output.stderr);
     assert!(
@@ -743,7 +760,7 @@ fn hostile_rocks_are_refused_naming_the_module_and_file_and_left_out() {
     for (i, (rocks, expected)) in cases.into_iter().enumerate() {
         let (_dir, served) = hostile_server(&rocks);
         let out = work.path().join(format!("mirror-{i}"));
-        let output = mirror(&served.url(), &out, &key);
+        let output = mirror(&served.url(), &out, &key, &[]);
         let printed = text(&output.stdout);
         // Published without the module, which is named with why.
         assert_eq!(
@@ -782,7 +799,7 @@ fn hostile_rocks_are_refused_naming_the_module_and_file_and_left_out() {
     .unwrap();
     let served = Served::start(dir.path());
     let out = work.path().join("mirror-manifest");
-    let output = mirror(&served.url(), &out, &key);
+    let output = mirror(&served.url(), &out, &key, &[]);
     let error = text(&output.stderr);
     assert!(
         error.contains(&format!(
@@ -803,7 +820,7 @@ fn only_the_configured_server_over_https_or_loopback() {
     // Plain HTTP elsewhere: refused before connecting (this address would
     // not answer at all).
     let started = Instant::now();
-    let output = mirror("http://192.0.2.1/rocks/", &out, &key);
+    let output = mirror("http://192.0.2.1/rocks/", &out, &key, &[]);
     assert!(started.elapsed().as_secs() < 3);
     let error = text(&output.stderr);
     assert!(
@@ -823,7 +840,7 @@ fn only_the_configured_server_over_https_or_loopback() {
     // configured server).
     let server = RockServer::start();
     let redirect = Served::redirecting(&format!("http://127.0.0.2:{}", server.served.port));
-    let output = mirror(&redirect.url(), &out, &key);
+    let output = mirror(&redirect.url(), &out, &key, &[]);
     let error = text(&output.stderr);
     assert!(
         !output.status.success() && error.contains("redirect to another host"),
@@ -1381,7 +1398,7 @@ fn a_mirror_survives_a_corrupt_rock() {
         (name, "1-1", plain(name, "", ""))
     }
     let (_dir, served) = hostile_server(&[good("mod_a"), good("mod_b"), good("mod_c")]);
-    let output = mirror(&served.url(), &out, &key);
+    let output = mirror(&served.url(), &out, &key, &[]);
     assert!(output.status.success(), "{}", text(&output.stderr));
 
     // mod_c's new version and the new mod_d are corrupt.
@@ -1391,7 +1408,7 @@ fn a_mirror_survives_a_corrupt_rock() {
         ("mod_c", "2-1", b"PK\x03\x04 cut short".to_vec()),
         ("mod_d", "1-1", b"<html>not found</html>".to_vec()),
     ]);
-    let output = mirror(&served.url(), &out, &key);
+    let output = mirror(&served.url(), &out, &key, &[]);
     let printed = text(&output.stdout);
     assert_eq!(
         output.status.code(),
