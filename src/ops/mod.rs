@@ -46,6 +46,7 @@ mod remove;
 mod required;
 pub mod response;
 mod rollback;
+mod times;
 mod update;
 pub mod updates;
 
