@@ -78,8 +78,9 @@ impl Command for Install {
                 // A chosen version of an installed module is a change of
                 // its copy: update's intent, with update's question (a
                 // downgrade is asked) and its rollback, so install does
-                // not do it behind another name.
-                if let Some(version) = &wanted.version {
+                // not do it behind another name. The version installed
+                // already is said as a plain install of it is.
+                if let Some(version) = wanted.version.as_ref().filter(|v| **v != record.version) {
                     return Err(OpError::conflict(format!(
                         "{name} is installed already, at {}; to change it to {version}, run `update {name}{VERSION_SEPARATOR}{version}`",
                         record.version
