@@ -475,6 +475,20 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
             .unwrap();
     let bob_1 = format!("{}mod_bob-1-1.src.rock", server.served.url());
     assert!(pins.to_string().contains(&bob_1), "{pins}");
+    // Updated, then back to the listed version by name.
+    let installed = |host: &Host, module: &str| -> Value {
+        let installed: Value =
+            serde_json::from_slice(&std::fs::read(host.state().join("installed.json")).unwrap())
+                .unwrap();
+        installed["modules"][module]["version"].clone()
+    };
+    let bob = |host: &Host| installed(host, "bob");
+    let (ok, out, err) = host.run(&["update", "--yes", "bob"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(bob(&host), "2-1");
+    let (ok, out, err) = host.run(&["update", "--yes", "bob@1-1"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(bob(&host), "1-1");
     let (ok, out, err) = host.run(&["remove", "--yes", "bob"]);
     assert!(ok, "{out}{err}");
     let (_, out, _) = host.run(&["list", "--show", "available", "--json"]);
@@ -516,12 +530,7 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
     assert_eq!(updates["muc_rtbl"]["update"], "yes", "{out}");
     let (ok, out, err) = host.run(&["update", "--yes", "muc_rtbl"]);
     assert!(ok, "{out}{err}");
-    let version = |host: &Host| -> Value {
-        let installed: Value =
-            serde_json::from_slice(&std::fs::read(host.state().join("installed.json")).unwrap())
-                .unwrap();
-        installed["modules"]["muc_rtbl"]["version"].clone()
-    };
+    let version = |host: &Host| installed(host, "muc_rtbl");
     assert_eq!(version(&host), "2-1");
     // Rollback puts 1-1 back; remove takes it away.
     let (ok, out, err) = host.run(&["rollback", "--yes", "muc_rtbl"]);
