@@ -190,6 +190,9 @@ enum RepoCommand {
         /// Days clients may use the index before they refuse it as stale; mirror again before then.
         #[arg(long, value_name = "DAYS", default_value_t = modman::repo::build::DEFAULT_VALID_DAYS)]
         valid_for: u32,
+        /// Earlier versions of each module the server lists to mirror too, listed in the index (as repo build --keep).
+        #[arg(long, value_name = "COUNT", default_value_t = modman::repo::build::DEFAULT_KEEP as u64, value_parser = clap::value_parser!(u64).range(0..=32))]
+        keep: u64,
     },
     /// Mark versions of a module as insecure or withdrawn: the index gains the advisory and is signed again, and every modman that refreshes tells its admins and rooms.
     ///
@@ -830,6 +833,7 @@ async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
             builtin_modules,
             timeout_seconds,
             valid_for,
+            keep,
         } => {
             let options = modman::repo::mirror::MirrorOptions {
                 from: &from,
@@ -839,6 +843,8 @@ async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
                 builtin_dir: &builtin_modules,
                 timeout: std::time::Duration::from_secs(timeout_seconds),
                 valid_for: time::Duration::days(valid_for.into()),
+                // At most 32, as the argument's range says.
+                keep: keep as usize,
             };
             return mirror(&options).await;
         }

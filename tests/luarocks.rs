@@ -8,6 +8,7 @@
 mod bloated_rocks;
 mod support;
 
+use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -184,8 +185,9 @@ fn keygen(dir: &Path) -> (PathBuf, String) {
     (key, text(&output.stdout).trim().to_owned())
 }
 
-fn mirror(from: &str, out: &Path, key: &Path) -> Output {
-    modman(&[
+/// `repo mirror` of `from` into `out`, with `extra` arguments.
+fn mirror(from: &str, out: &Path, key: &Path, extra: &[&str]) -> Output {
+    let args = [
         "repo",
         "mirror",
         "--from",
@@ -198,7 +200,8 @@ fn mirror(from: &str, out: &Path, key: &Path) -> Output {
         "mirror",
         "--timeout-seconds",
         "5",
-    ])
+    ];
+    modman(&[&args[..], extra].concat())
 }
 
 fn index(out: &Path) -> Value {
@@ -242,7 +245,7 @@ fn a_mirror_verifies_carries_versions_and_dependencies_and_holds_the_rocks_files
     let out = work.path().join("mirror");
 
     let started = Instant::now();
-    let output = mirror(&server.served.url(), &out, &key);
+    let output = mirror(&server.served.url(), &out, &key, &[]);
     let first = started.elapsed();
     assert!(output.status.success(), "{}", text(&output.stderr));
     let said = text(&output.stdout);
@@ -330,21 +333,32 @@ fn a_mirror_verifies_carries_versions_and_dependencies_and_holds_the_rocks_files
     assert!(installed[0].paths.iter().all(|p| p.exists()));
 
     // Incremental: nothing new, nothing fetched; a new revision, one rock.
-    let output = mirror(&server.served.url(), &out, &key);
+    let output = mirror(&server.served.url(), &out, &key, &[]);
     assert!(
         text(&output.stdout).contains("0 rocks fetched"),
         "{}",
         text(&output.stdout)
     );
     server.publish("mod_bob", "2-1");
-    let output = mirror(&server.served.url(), &out, &key);
+    let output = mirror(&server.served.url(), &out, &key, &[]);
     assert!(
         text(&output.stdout).contains("1 rocks fetched"),
         "{}{}",
         text(&output.stdout),
         text(&output.stderr)
     );
-    assert_eq!(entry(&self::index(&out), "bob")["version"], "2-1");
+    // The earlier version the server lists is mirrored too, packed and
+    // verified as the newest is: the very archive of the first run.
+    let mirrored = self::index(&out);
+    let bob = entry(&mirrored, "bob");
+    assert_eq!(bob["version"], "2-1");
+    let earlier = &bob["previous"][0];
+    assert_eq!(earlier["version"], "1-1", "{bob}");
+    assert_eq!(earlier["sha256"], entry(&index, "bob")["sha256"], "{bob}");
+    assert_eq!(
+        archive_files(&out, &json!({"name": "bob", "archive": earlier["archive"]})),
+        archive_files(&out, bob)
+    );
     let output = modman(&[
         "repo",
         "verify",
@@ -353,12 +367,16 @@ fn a_mirror_verifies_carries_versions_and_dependencies_and_holds_the_rocks_files
         &public,
     ]);
     assert!(output.status.success(), "{}", text(&output.stdout));
+    // --keep 0: the newest only.
+    let output = mirror(&server.served.url(), &out, &key, &["--keep", "0"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(entry(&self::index(&out), "bob")["previous"], Value::Null);
 
     // The same version with other bytes: refused, the mirror unchanged.
     let before = snapshot(&out);
     server.tamper("mod_bob-2-1.src.rock");
     std::fs::remove_file(mirror_cache(&out).join("mod_bob-2-1.src.rock")).unwrap();
-    let output = mirror(&server.served.url(), &out, &key);
+    let output = mirror(&server.served.url(), &out, &key, &[]);
     assert!(!output.status.success());
     let error = text(&output.stderr);
     assert!(
@@ -424,8 +442,54 @@ impl Host {
 #[test]
 fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refused() {
     let server = RockServer::start();
+    // An earlier version beside the newest.
+    server.publish("mod_bob", "2-1");
     let host = Host::new(&server.served.url());
     let (ok, out, err) = host.run(&["refresh"]);
+    assert!(ok, "{out}{err}");
+    // A refresh downloads each module's newest rock only: one per package.
+    let rocks = host.state().join("rocks/community");
+    let cached = || -> BTreeSet<String> {
+        std::fs::read_dir(&rocks)
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let packages: BTreeSet<String> = (cached().iter())
+        .filter_map(|f| f.strip_suffix(".src.rock")?.rsplitn(3, '-').nth(2))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(packages.len(), cached().len(), "{:?}", cached());
+    assert!(cached().contains("mod_bob-2-1.src.rock"));
+    assert!(!cached().contains("mod_bob-1-1.src.rock"));
+    // The earlier version is on offer all the same, and chosen, it is
+    // downloaded, pinned and installed.
+    let (_, out, _) = host.run(&["info", "bob", "--json"]);
+    assert_eq!(json_output(&out)["fields"]["versions"], "2-1, 1-1", "{out}");
+    let (ok, out, err) = host.run(&["install", "--yes", "bob@1-1", "--json"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(json_rows(&out, "module")["bob"]["version"], "1-1", "{out}");
+    assert!(cached().contains("mod_bob-1-1.src.rock"));
+    let pins: Value =
+        serde_json::from_slice(&std::fs::read(host.state().join("rocks-pins.json")).unwrap())
+            .unwrap();
+    let bob_1 = format!("{}mod_bob-1-1.src.rock", server.served.url());
+    assert!(pins.to_string().contains(&bob_1), "{pins}");
+    // Updated, then back to the listed version by name.
+    let installed = |host: &Host, module: &str| -> Value {
+        let installed: Value =
+            serde_json::from_slice(&std::fs::read(host.state().join("installed.json")).unwrap())
+                .unwrap();
+        installed["modules"][module]["version"].clone()
+    };
+    let bob = |host: &Host| installed(host, "bob");
+    let (ok, out, err) = host.run(&["update", "--yes", "bob"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(bob(&host), "2-1");
+    let (ok, out, err) = host.run(&["update", "--yes", "bob@1-1"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(bob(&host), "1-1");
+    let (ok, out, err) = host.run(&["remove", "--yes", "bob"]);
     assert!(ok, "{out}{err}");
     let (_, out, _) = host.run(&["list", "--show", "available", "--json"]);
     let available = json_rows(&out, "module");
@@ -466,12 +530,7 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
     assert_eq!(updates["muc_rtbl"]["update"], "yes", "{out}");
     let (ok, out, err) = host.run(&["update", "--yes", "muc_rtbl"]);
     assert!(ok, "{out}{err}");
-    let version = |host: &Host| -> Value {
-        let installed: Value =
-            serde_json::from_slice(&std::fs::read(host.state().join("installed.json")).unwrap())
-                .unwrap();
-        installed["modules"]["muc_rtbl"]["version"].clone()
-    };
+    let version = |host: &Host| installed(host, "muc_rtbl");
     assert_eq!(version(&host), "2-1");
     // Rollback puts 1-1 back; remove takes it away.
     let (ok, out, err) = host.run(&["rollback", "--yes", "muc_rtbl"]);
@@ -505,9 +564,9 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
         out.contains("other bytes under the same name and version"),
         "{out}{err}"
     );
-    server.tamper("mod_bob-1-1.src.rock");
+    server.tamper("mod_bob-2-1.src.rock");
     let (ok, out, err) = host.run(&["install", "--yes", "bob", "--json"]);
-    assert!(!ok && err.contains("mod_bob-1-1.src.rock"), "{err}");
+    assert!(!ok && err.contains("mod_bob-2-1.src.rock"), "{err}");
     assert_eq!(json_output(&out)["outcome"], "nothing_changed", "{out}");
     assert!(
         host.everything() == before,
@@ -710,7 +769,7 @@ fn hostile_rocks_are_refused_naming_the_module_and_file_and_left_out() {
     for (i, (rocks, expected)) in cases.into_iter().enumerate() {
         let (_dir, served) = hostile_server(&rocks);
         let out = work.path().join(format!("mirror-{i}"));
-        let output = mirror(&served.url(), &out, &key);
+        let output = mirror(&served.url(), &out, &key, &[]);
         let printed = text(&output.stdout);
         // Published without the module, which is named with why.
         assert_eq!(
@@ -749,7 +808,7 @@ fn hostile_rocks_are_refused_naming_the_module_and_file_and_left_out() {
     .unwrap();
     let served = Served::start(dir.path());
     let out = work.path().join("mirror-manifest");
-    let output = mirror(&served.url(), &out, &key);
+    let output = mirror(&served.url(), &out, &key, &[]);
     let error = text(&output.stderr);
     assert!(
         error.contains(&format!(
@@ -770,7 +829,7 @@ fn only_the_configured_server_over_https_or_loopback() {
     // Plain HTTP elsewhere: refused before connecting (this address would
     // not answer at all).
     let started = Instant::now();
-    let output = mirror("http://192.0.2.1/rocks/", &out, &key);
+    let output = mirror("http://192.0.2.1/rocks/", &out, &key, &[]);
     assert!(started.elapsed().as_secs() < 3);
     let error = text(&output.stderr);
     assert!(
@@ -790,7 +849,7 @@ fn only_the_configured_server_over_https_or_loopback() {
     // configured server).
     let server = RockServer::start();
     let redirect = Served::redirecting(&format!("http://127.0.0.2:{}", server.served.port));
-    let output = mirror(&redirect.url(), &out, &key);
+    let output = mirror(&redirect.url(), &out, &key, &[]);
     let error = text(&output.stderr);
     assert!(
         !output.status.success() && error.contains("redirect to another host"),
@@ -1348,7 +1407,7 @@ fn a_mirror_survives_a_corrupt_rock() {
         (name, "1-1", plain(name, "", ""))
     }
     let (_dir, served) = hostile_server(&[good("mod_a"), good("mod_b"), good("mod_c")]);
-    let output = mirror(&served.url(), &out, &key);
+    let output = mirror(&served.url(), &out, &key, &[]);
     assert!(output.status.success(), "{}", text(&output.stderr));
 
     // mod_c's new version and the new mod_d are corrupt.
@@ -1358,7 +1417,7 @@ fn a_mirror_survives_a_corrupt_rock() {
         ("mod_c", "2-1", b"PK\x03\x04 cut short".to_vec()),
         ("mod_d", "1-1", b"<html>not found</html>".to_vec()),
     ]);
-    let output = mirror(&served.url(), &out, &key);
+    let output = mirror(&served.url(), &out, &key, &[]);
     let printed = text(&output.stdout);
     assert_eq!(
         output.status.code(),

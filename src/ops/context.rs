@@ -172,7 +172,8 @@ impl Context {
                 Some(record) => catalog.find_in(&record.repository, &name),
                 None => catalog.find(&name),
             };
-            let Some((repository, entry)) = found.filter(|(_, e)| !e.previous.is_empty()) else {
+            let Some((repository, entry)) = found.filter(|(_, e)| e.versions().nth(1).is_some())
+            else {
                 continue;
             };
             for (at, version) in entry.versions().enumerate() {

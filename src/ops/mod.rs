@@ -24,6 +24,7 @@ use crate::access::Actor;
 pub mod advisories;
 mod changes;
 pub mod check;
+mod chosen;
 mod configure;
 pub mod confirm;
 pub mod context;

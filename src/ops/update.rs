@@ -12,7 +12,7 @@
 use super::changes;
 use super::confirm::{Consent, Proposal};
 use super::updates::{self, Direction, Unknown, UpdateStatus};
-use super::{hold, plan};
+use super::{chosen, hold, plan};
 use super::{
     Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec,
     Table, Wanted, VERSION_SEPARATOR,
@@ -129,6 +129,7 @@ impl Command for Update {
             }
         }
         let server = plan::learn_server(ctx).await;
+        let catalog = chosen::read_listed(ctx, catalog, &guard.installed, &wanted).await?;
         let plan = plan::resolve(ctx, &catalog, &guard.installed, wanted, server.as_ref())?;
         let columns = vec![
             ("module", "Module"),
