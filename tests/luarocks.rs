@@ -16,8 +16,8 @@ use std::time::Instant;
 use serde_json::json;
 use serde_json::Value;
 use support::{
-    cli, json_output, json_rows, last, luarocks_section, snapshot, wait_for, Client, Modman,
-    Prosody, ADMIN, COMPONENT, DOMAIN,
+    cli, json_output, json_rows, last, luarocks_section, refresh_row, rows_by, snapshot, wait_for,
+    Client, Modman, Prosody, ADMIN, COMPONENT, DOMAIN,
 };
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/luarocks-server");
@@ -926,10 +926,12 @@ fn over_xmpp_a_luarocks_module_is_installed_loaded_updated_rolled_back_and_remov
         &(prosody.modman_config() + &luarocks_section(&server.served.url())),
     );
     let mut admin = Client::connect(&prosody, ADMIN);
-    let refreshed = admin.chat(COMPONENT, "refresh");
-    assert!(refreshed.contains("community (result: ok"), "{refreshed}");
-    let listed = admin.chat(COMPONENT, "list invites");
-    assert!(listed.contains("invites_page"), "{listed}");
+    assert_eq!(refresh_row(&mut admin, "community")["outcome"], "ok");
+    let listed = admin.chat_json(COMPONENT, "list invites");
+    assert!(
+        rows_by(&listed, "module").contains_key("invites_page"),
+        "{listed}"
+    );
 
     // invites_page: a rockspec dependency (register_apps) and copied
     // directories (the templates and assets it serves from its directory).
@@ -953,12 +955,11 @@ fn over_xmpp_a_luarocks_module_is_installed_loaded_updated_rolled_back_and_remov
 
     // A higher revision published is offered, and update applies it live.
     server.publish("mod_pubsub_subscription", "2-1");
-    let refreshed = admin.chat(COMPONENT, "refresh");
-    assert!(refreshed.contains("community (result: ok"), "{refreshed}");
-    let updates = admin.chat(COMPONENT, "list updates");
-    assert!(
-        updates.contains("pubsub_subscription") && updates.contains("2-1"),
-        "{updates}"
+    assert_eq!(refresh_row(&mut admin, "community")["outcome"], "ok");
+    let updates = rows_by(&admin.chat_json(COMPONENT, "list updates"), "module");
+    assert_eq!(
+        updates["pubsub_subscription"]["available"], "2-1",
+        "{updates:?}"
     );
     let update = admin.run(
         "update",
