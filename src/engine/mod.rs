@@ -26,6 +26,7 @@ pub mod live;
 pub mod managed_config;
 pub mod modules_dir;
 pub mod prosody_cfg;
+pub mod records;
 mod recovery;
 pub mod scope;
 pub mod state;
