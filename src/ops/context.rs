@@ -162,10 +162,9 @@ impl Context {
                     continue;
                 }
                 let age = if at == 0 { "newest" } else { "earlier" };
-                choices.push((
-                    format!("{name}{}{version}", super::VERSION_SEPARATOR),
-                    format!("{name} {version} ({age}, from {})", repository.name),
-                ));
+                let value = format!("{name}{}{version}", super::VERSION_SEPARATOR);
+                let label = format!("{value}{LABEL_SEPARATOR}{age}, from {}", repository.name);
+                choices.push((value, label));
             }
         }
         choices

@@ -126,9 +126,9 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
                 if let ParamKind::Versioned(choice) = param.kind {
                     let versions = ctx.version_choices(choice);
                     if !versions.is_empty() && versions.len() <= MAX_OPTIONS {
-                        let label = format!("Or one of {} at a chosen version", param.label);
+                        let label = "Or a module at a chosen version";
                         let mut field =
-                            field_element(&versions_var(param.var), "list-single", &label);
+                            field_element(&versions_var(param.var), "list-single", label);
                         field.append_child(text_element(
                             "desc",
                             "Every version the repositories offer; an older one than installed is asked about first.",
@@ -268,20 +268,19 @@ pub fn fold_typed(params: &[Param], raw: Vec<(String, Vec<String>)>) -> Vec<(Str
         let versions = var
             .strip_suffix(VERSIONS_SUFFIX)
             .filter(|base| is_versioned(base));
+        if is_picker(&var) || versions.is_some() {
+            for value in &mut values {
+                if let Some((name, _summary)) = value.split_once(LABEL_SEPARATOR) {
+                    *value = name.to_owned();
+                }
+            }
+        }
         let target = match var
             .strip_suffix(TYPED_SUFFIX)
             .filter(|base| is_picker(base))
             .or(versions)
         {
             Some(base) => base.to_owned(),
-            None if is_picker(&var) => {
-                for value in &mut values {
-                    if let Some((name, _summary)) = value.split_once(LABEL_SEPARATOR) {
-                        *value = name.to_owned();
-                    }
-                }
-                var
-            }
             None => var,
         };
         match folded.iter_mut().find(|(v, _)| *v == target) {
@@ -740,6 +739,15 @@ mod tests {
             "modules".to_owned(),
             vec!["csi".to_owned(), "lastlog@20240601".to_owned()],
         )];
+        // A client that submits the option's label, as Gajim 1.7 does.
+        let labelled = vec![
+            ("modules".to_owned(), vec!["csi".to_owned()]),
+            (
+                "modules_version".to_owned(),
+                vec!["lastlog@20240601 - earlier, from local".to_owned()],
+            ),
+        ];
+        assert_eq!(fold_typed(VERSIONED, labelled), expected);
         assert_eq!(fold_typed(VERSIONED, raw.clone()), expected);
         assert_eq!(fold_typed(PARAMS, raw)[1].0, "modules_version");
     }
