@@ -184,7 +184,7 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
         field.append_child(text_element("value", "0"));
         form.append_child(field);
     }
-    if let Some(field) = super::fleet::request::servers_field(ctx, spec.node) {
+    for field in super::fleet::request::fleet_fields(ctx, spec.node) {
         form.append_child(field);
     }
     form

@@ -815,10 +815,23 @@ impl Repository {
     /// makes one: `modman repo build --from-debian` of the Debian
     /// prosody-modules of the Prosody under test.
     pub fn start_from_debian() -> Repository {
-        let mut repository = Repository::keyed("local");
-        let output = Command::new(env!("CARGO_BIN_EXE_modman"))
+        Repository::start_from_debian_by(&Program::this_build())
+    }
+
+    /// [`Repository::start_from_debian`] built by `binary`, such as the
+    /// one the package installed in the Prosody 13 chroot, which reads
+    /// the chroot's Debian as its own; the repository is made where that
+    /// binary reaches it at the same path.
+    pub fn start_from_debian_by(binary: &Program) -> Repository {
+        let mut repository = Repository::keyed_in("local", server().tempdir("modman-repo-test-"));
+        let debian_root = match binary.chroot {
+            Some(_) => PathBuf::from("/"),
+            None => server().root.clone(),
+        };
+        let output = binary
+            .command()
             .args(["repo", "build", "--from-debian", "--debian-root"])
-            .arg(&server().root)
+            .arg(debian_root)
             .arg("--out")
             .arg(repository.served())
             .arg("--key")
@@ -841,6 +854,11 @@ impl Repository {
             .prefix("modman-repo-test-")
             .tempdir()
             .unwrap();
+        Repository::keyed_in(name, dir)
+    }
+
+    /// [`Repository::keyed`] in `dir`.
+    fn keyed_in(name: &str, dir: tempfile::TempDir) -> Repository {
         let key = dir.path().join("key");
         let output = Command::new(env!("CARGO_BIN_EXE_modman"))
             .args(["repo", "keygen", "--out"])
