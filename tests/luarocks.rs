@@ -500,10 +500,16 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
             .join("rocks/community/mod_muc_rtbl-2-1.src.rock"),
     )
     .unwrap();
-    let (_, out, err) = host.run(&["refresh"]);
+    let (_, out, err) = host.run(&["refresh", "--json"]);
+    let community = &json_rows(&out, "repository")["community"];
+    assert_eq!(community["outcome"], "failed", "{out}{err}");
+    // The last good catalog stays in use.
+    assert_ne!(community["modules"], "", "{out}{err}");
     assert!(
-        out.contains("other bytes under the same name and version"),
-        "{out}{err}"
+        community["result"]
+            .as_str()
+            .is_some_and(|why| why.contains("other bytes under the same name and version")),
+        "{out}"
     );
     server.tamper("mod_bob-1-1.src.rock");
     let (ok, out, err) = host.run(&["install", "--yes", "bob", "--json"]);
