@@ -17,8 +17,8 @@ use std::time::Instant;
 use serde_json::json;
 use serde_json::Value;
 use support::{
-    cli, json_output, json_rows, last, luarocks_section, snapshot, wait_for, Client, Modman,
-    Prosody, ADMIN, COMPONENT, DOMAIN,
+    cli, json_output, json_rows, last, luarocks_section, refresh_row, rows_by, snapshot, wait_for,
+    Client, Modman, Prosody, ADMIN, COMPONENT, DOMAIN,
 };
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/luarocks-server");
@@ -559,10 +559,16 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
             .join("rocks/community/mod_muc_rtbl-2-1.src.rock"),
     )
     .unwrap();
-    let (_, out, err) = host.run(&["refresh"]);
+    let (_, out, err) = host.run(&["refresh", "--json"]);
+    let community = &json_rows(&out, "repository")["community"];
+    assert_eq!(community["outcome"], "failed", "{out}{err}");
+    // The last good catalog stays in use.
+    assert_ne!(community["modules"], "", "{out}{err}");
     assert!(
-        out.contains("other bytes under the same name and version"),
-        "{out}{err}"
+        community["result"]
+            .as_str()
+            .is_some_and(|why| why.contains("other bytes under the same name and version")),
+        "{out}"
     );
     server.tamper("mod_bob-2-1.src.rock");
     let (ok, out, err) = host.run(&["install", "--yes", "bob", "--json"]);
@@ -991,10 +997,12 @@ fn over_xmpp_a_luarocks_module_is_installed_loaded_updated_rolled_back_and_remov
         &(prosody.modman_config() + &luarocks_section(&server.served.url())),
     );
     let mut admin = Client::connect(&prosody, ADMIN);
-    let refreshed = admin.chat(COMPONENT, "refresh");
-    assert!(refreshed.contains("community (result: ok"), "{refreshed}");
-    let listed = admin.chat(COMPONENT, "list invites");
-    assert!(listed.contains("invites_page"), "{listed}");
+    assert_eq!(refresh_row(&mut admin, "community")["outcome"], "ok");
+    let listed = admin.chat_json(COMPONENT, "list invites");
+    assert!(
+        rows_by(&listed, "module").contains_key("invites_page"),
+        "{listed}"
+    );
 
     // invites_page: a rockspec dependency (register_apps) and copied
     // directories (the templates and assets it serves from its directory).
@@ -1018,12 +1026,11 @@ fn over_xmpp_a_luarocks_module_is_installed_loaded_updated_rolled_back_and_remov
 
     // A higher revision published is offered, and update applies it live.
     server.publish("mod_pubsub_subscription", "2-1");
-    let refreshed = admin.chat(COMPONENT, "refresh");
-    assert!(refreshed.contains("community (result: ok"), "{refreshed}");
-    let updates = admin.chat(COMPONENT, "list updates");
-    assert!(
-        updates.contains("pubsub_subscription") && updates.contains("2-1"),
-        "{updates}"
+    assert_eq!(refresh_row(&mut admin, "community")["outcome"], "ok");
+    let updates = rows_by(&admin.chat_json(COMPONENT, "list updates"), "module");
+    assert_eq!(
+        updates["pubsub_subscription"]["available"], "2-1",
+        "{updates:?}"
     );
     let update = admin.run(
         "update",
@@ -1487,9 +1494,10 @@ fn descriptions_past_an_index_s_size_are_left_out() {
         .collect();
     let (_dir, served) = hostile_server(&rocks);
     let host = Host::new(&served.url());
-    let (ok, out, err) = host.run(&["refresh"]);
+    let (ok, out, err) = host.run(&["refresh", "--json"]);
     assert!(ok, "{out}{err}");
-    let said = format!("{out}{err}");
+    let community = &json_rows(&out, "repository")["community"];
+    let said = community["result"].as_str().unwrap_or_default();
     // 31 descriptions of 1 MiB and their file lists fit, the 32nd does not.
     for i in 31..34 {
         assert!(
@@ -1498,5 +1506,5 @@ fn descriptions_past_an_index_s_size_are_left_out() {
         );
     }
     assert!(!said.contains("mod_long_30-1-1.src.rock"), "{said}");
-    assert!(said.contains("modules: 31,"), "{said}");
+    assert_eq!(community["modules"], "31", "{out}");
 }

@@ -28,6 +28,7 @@ pub mod managed_config;
 pub mod modules_dir;
 pub mod policy;
 pub mod prosody_cfg;
+pub mod records;
 mod recovery;
 pub mod scope;
 pub mod state;

@@ -781,6 +781,38 @@ async fn an_option_prosody_holds_is_some_and_nil_or_nothing_is_none() {
     }
 }
 
+#[test]
+fn what_is_remembered_is_news_once_across_openings() {
+    use super::records::Record;
+    let host = host();
+    let mut announced = host.engine.remembered::<String>(Record::AnnouncedUpdates);
+    assert!(announced.insert("lastlog aa".into()));
+    assert!(!announced.insert("lastlog aa".into()));
+    announced.save("updates");
+
+    let mut again = host.engine.remembered::<String>(Record::AnnouncedUpdates);
+    assert!(!again.insert("lastlog aa".into()));
+    assert!(again.insert("lastlog bb".into()));
+    // Another record is another set.
+    let mut advisories = host
+        .engine
+        .remembered::<String>(Record::AnnouncedAdvisories);
+    assert!(advisories.insert("lastlog aa".into()));
+}
+
+#[test]
+fn a_damaged_record_is_read_as_empty_and_replaced_whole() {
+    use super::records::Record;
+    let host = host();
+    let path = host.root.join("state/announced.json");
+    std::fs::write(&path, "{ not json").unwrap();
+    let mut announced = host.engine.remembered::<String>(Record::AnnouncedUpdates);
+    assert!(announced.insert("lastlog aa".into()));
+    announced.save("updates");
+    let saved: Vec<String> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(saved, ["lastlog aa"]);
+}
+
 #[tokio::test]
 async fn a_hold_is_written_with_its_history_line_or_not_at_all() {
     use super::hold::Holding;

@@ -1104,6 +1104,15 @@ pub fn rows_by(table: &Value, key: &str) -> std::collections::BTreeMap<String, V
         .collect()
 }
 
+/// How `refresh` (sent in chat to modman) went for `repository`: its
+/// row of the answer's facts (`outcome` is `ok` or `failed`).
+pub fn refresh_row(admin: &mut Client, repository: &str) -> Value {
+    let answer = admin.chat_json(COMPONENT, "refresh");
+    rows_by(&answer, "repository")
+        .remove(repository)
+        .unwrap_or_else(|| panic!("no row for {repository}: {answer}"))
+}
+
 /// The modman.toml section naming the LuaRocks server at `url` as the
 /// repository `community` (Prosody's community repository's shape).
 pub fn luarocks_section(url: &str) -> String {
