@@ -389,6 +389,25 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
         .to_owned();
     next_saying(&mut poezio, &plan);
     assert!(prosody.modules_dir().join("mod_track_muc_joins").is_dir());
+    // A refused form is shown as a failed change is, not as a stanza
+    // error Poezio drops.
+    let refused = poezio.run(
+        "configure",
+        json!({"module": "track_muc_joins", "options": ["no equals sign"]}),
+    );
+    assert_readable(&refused);
+    let result = last(&refused);
+    assert_eq!(result["status"], "completed", "{refused}");
+    assert_eq!(result["notes"][0][0], "error", "{refused}");
+    assert_eq!(result["form"]["values"]["outcome"], "failed", "{refused}");
+    assert_eq!(
+        result["form"]["values"]["condition"], "bad-request",
+        "{refused}"
+    );
+    assert_eq!(
+        result["form"]["values"]["state"], "nothing_changed",
+        "{refused}"
+    );
 }
 
 #[test]
