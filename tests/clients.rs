@@ -656,6 +656,21 @@ fn poezio_shows_the_plan_the_error_and_the_history() {
     // history: the failed install is an entry.
     run("history", &|| {}, "the history", &|s| s.contains("History"));
     chat(&format!("broken {broken} new"));
+    close();
+
+    // configure with a line that is not `name = value`: refused, and the
+    // refusal is shown as a failed change is, not dropped.
+    let fill_configure = || {
+        terminal.type_text("lastlog");
+        terminal.keys(&["Down", "Down", "Enter"]);
+        terminal.type_text("no equals sign");
+        terminal.keys(&["Enter"]);
+    };
+    run("configure", &fill_configure, "the refusal", &|s| {
+        s.lines()
+            .any(|l| l.contains("Outcome") && l.trim_end().ends_with(" failed"))
+    });
+    chat("no equals sign");
 }
 
 /// A home for Poezio that the unprivileged user it runs as can write,
