@@ -545,6 +545,9 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
         true => out!("{}", response.to_json()),
         false => out!("{}", modman::text::render(&response)),
     }
+    if !watched_healthy(&ctx).await {
+        return Ok(ExitCode::FAILURE);
+    }
     // A table with a failed row (a check, a repository's refresh) is a
     // failed command.
     match &response {
@@ -558,6 +561,52 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
         ops::Response::Table(table) if table.failed() => Err(table.note.clone()),
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// Waits for the health watches the change started, printing each
+/// verdict on stderr as it comes (stdout keeps the one answer); false if
+/// one failed. Stopping the command meanwhile leaves the change standing.
+async fn watched_healthy(ctx: &Context) -> bool {
+    let Some(mut verdicts) = ctx.watches.take_notices() else {
+        return true;
+    };
+    let mut healthy = true;
+    let mut say = |notice: modman::ops::health::Notice| {
+        eprintln!("{}", notice.text);
+        healthy &= notice.facts["verdict"] == "healthy";
+    };
+    let mut finished = std::pin::pin!(ctx.watches.finish());
+    // SIGINT or SIGTERM ends the watches (the change stands) rather than
+    // the program in the middle of an undo.
+    let mut stopped = std::pin::pin!(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut interrupt), Ok(mut terminate)) => tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            },
+            _ => std::future::pending().await,
+        }
+    });
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            Some(notice) = verdicts.recv() => say(notice),
+            () = &mut finished => break,
+            () = &mut stopped, if !stopping => {
+                stopping = true;
+                eprintln!("stopped watching: the change stands, unchecked");
+                ctx.watches.stop_all();
+            }
+        }
+    }
+    while let Ok(notice) = verdicts.try_recv() {
+        say(notice);
+    }
+    healthy
 }
 
 /// A table of checks with a failed row is a failed command; so is one

@@ -139,7 +139,9 @@ impl Command for Install {
             disable: vec![],
             enable: enabling,
         };
-        guard.commit(actor, change).await?;
+        let applied = guard.commit(actor, change).await?;
+        drop(guard);
+        let watched = ctx.watches.after(&ctx.engine, actor, &applied);
         let mut columns = vec![
             ("module", "Module"),
             ("version", "Version"),
@@ -172,7 +174,10 @@ impl Command for Install {
                     String::new()
                 });
             }
-            notes.push(format!("Enabled and loaded on {}.", hosts.join(", ")));
+            notes.push(format!(
+                "Enabled and loaded on {}.{watched}",
+                hosts.join(", ")
+            ));
         }
         notes.extend(plan.notes);
         let summary = match installed {

@@ -32,6 +32,7 @@ mod disable;
 mod enable;
 pub mod error;
 mod fit;
+pub mod health;
 mod history;
 mod hold;
 mod info;
@@ -40,6 +41,7 @@ mod install;
 mod json;
 mod list;
 mod plan;
+pub mod policy;
 mod refresh;
 mod remove;
 mod required;
@@ -133,6 +135,7 @@ pub fn all() -> &'static [&'static dyn Operation] {
         &Registered::<refresh::Refresh>(PhantomData),
         &Registered::<history::History>(PhantomData),
         &Registered::<check::Check>(PhantomData),
+        &Registered::<policy::PolicyCommand>(PhantomData),
     ]
 }
 

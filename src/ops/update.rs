@@ -211,10 +211,14 @@ impl Command for Update {
         };
         let applied = guard.commit(actor, change).await?;
         notes.extend(plan.notes);
-        if let Some(why) = applied.not_live {
+        if let Some(why) = &applied.not_live {
             notes.push(format!(
                 "Not reloaded live ({why}); the new code runs when Prosody restarts."
             ));
+        }
+        let watched = ctx.watches.after(&ctx.engine, actor, &applied);
+        if !watched.is_empty() {
+            notes.push(watched.trim_start().to_owned());
         }
         let released = super::enable::released_note(&applied.released);
         if !released.is_empty() {

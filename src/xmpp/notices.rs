@@ -12,7 +12,9 @@ use serde::Serialize;
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::Message;
 
+use crate::config::Config;
 use crate::fsutil;
+use crate::ops::health::Notice;
 use crate::ops::updates::{self, UpdateStatus};
 use crate::ops::Context;
 
@@ -111,4 +113,36 @@ pub fn announce(ctx: &Context) -> Vec<Message> {
         }));
     }
     messages
+}
+
+/// The messages carrying `notice`: a chat message to each admin it names
+/// and, if it is for the rooms, one to each room, every one with the
+/// facts beside the text (XEP-0335), as answers carry them.
+pub fn messages(config: &Config, notice: &Notice) -> Vec<Message> {
+    let me = Jid::from(config.component.jid.clone());
+    let facts = notice.facts.to_string();
+    let with_facts = |mut message: Message| {
+        message.from = Some(me.clone());
+        if facts.len() <= crate::ops::REPLY_BYTES {
+            message.payloads.push(
+                minidom::Element::builder("json", super::chat::JSON_NS)
+                    .append(facts.clone())
+                    .build(),
+            );
+        }
+        message
+    };
+    let rooms = config
+        .chat
+        .rooms
+        .iter()
+        .filter(|_| notice.rooms)
+        .map(|room| {
+            Message::groupchat(Jid::from(room.clone()))
+                .with_body(Default::default(), notice.text.clone())
+        });
+    let admins = notice.admins.iter().map(|admin| {
+        Message::chat(Jid::from(admin.clone())).with_body(Default::default(), notice.text.clone())
+    });
+    admins.chain(rooms).map(with_facts).collect()
 }

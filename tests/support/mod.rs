@@ -657,6 +657,15 @@ impl Client {
         answer["json"].clone()
     }
 
+    /// The next chat message from `from` that was not an answer to this
+    /// client (a notice): its text and its facts (XEP-0335), or `None`
+    /// after 20 seconds.
+    pub fn next_chat(&mut self, from: &str) -> Option<(String, Value)> {
+        let answer = self.request(json!({"op": "next_chat", "from": from}));
+        let body = answer["body"].as_str()?.to_owned();
+        Some((body, answer["json"].clone()))
+    }
+
     /// Joins `room` as `nick`; a room this client creates is configured
     /// with `whois` ("anyone": non-anonymous; "moderators": semi-anonymous).
     pub fn join(&mut self, room: &str, nick: &str, whois: &str) {
@@ -958,6 +967,21 @@ impl Repository {
             "repo build: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// `modman repo advise` on the served index: marks `version` of
+    /// `module` insecure, fixed by `fixed`, because of `reason`.
+    pub fn advise_insecure(&self, module: &str, version: &str, fixed: &str, reason: &str) {
+        let output = Command::new(env!("CARGO_BIN_EXE_modman"))
+            .args(["repo", "advise"])
+            .arg(self.served())
+            .args([module, version, "--kind", "insecure", "--fixed", fixed])
+            .args(["--reason", reason])
+            .arg("--key")
+            .arg(self.dir.path().join("key"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "repo advise: {output:?}");
     }
 
     /// The index as served, parsed.
