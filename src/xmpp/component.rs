@@ -626,8 +626,13 @@ impl App {
                 reply
             }
             // A person's client shows a completed command where some show
-            // nothing of a stanza error; a peer modman reads the error.
-            (Err(AdhocError::Operation(error)), trust::Admission::Direct(_)) => {
+            // nothing of a stanza error (Poezio, Profanity 0.13), whether
+            // the change failed or the form was refused; a peer modman
+            // reads the error.
+            (
+                Err(AdhocError::Operation(error) | AdhocError::Form(error)),
+                trust::Admission::Direct(_),
+            ) => {
                 tracing::info!("{from} ran {node}: {error}");
                 let (_, condition, _) = op_error_condition(&error);
                 let title = ops::find(&node).map_or(node.as_str(), |op| op.spec().name);

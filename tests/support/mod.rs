@@ -786,6 +786,33 @@ pub fn stanza_error(reply: &Element) -> (String, String, Option<String>, String)
     )
 }
 
+/// The facts of a command a person's client sees refused or failed: a
+/// completed command whose result form says `outcome` failed, as
+/// (condition, text).
+pub fn failed_command(reply: &Element) -> (String, String) {
+    let command = reply
+        .get_child("command", "http://jabber.org/protocol/commands")
+        .unwrap_or_else(|| panic!("expected a command, got {}", String::from(reply)));
+    assert_eq!(
+        command.attr("status"),
+        Some("completed"),
+        "{}",
+        String::from(reply)
+    );
+    let form = command
+        .get_child("x", "jabber:x:data")
+        .unwrap_or_else(|| panic!("a result form in {}", String::from(reply)));
+    let value = |var: &str| -> String {
+        form.children()
+            .filter(|f| f.attr("var") == Some(var))
+            .flat_map(|f| f.children().map(Element::text))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(value("outcome"), "failed", "{}", String::from(reply));
+    (value("condition"), value("text"))
+}
+
 /// A module repository built from Debian's prosody-modules with the real
 /// `modman repo` commands and served over HTTP on 127.0.0.1 by Python's
 /// static file server, as an admin could serve it.
