@@ -286,7 +286,7 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
     // once, so the first `list` shows modules; then refresh on schedule
     // (a day unless configured, off with 0), announcing updates.
     if !config.repositories.is_empty() && app.ctx.catalog().sources.is_empty() {
-        spawn_scheduled_refresh(app, &replies);
+        spawn_scheduled_refresh(app, &replies, Refresh::First);
     }
     let period = config
         .chat
@@ -298,7 +298,7 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
         let to_send = tokio::select! {
             // A stop starts nothing new, a scheduled refresh included.
             _ = scheduled.tick(), if config.chat.check_updates.is_some() && !stopping => {
-                spawn_scheduled_refresh(app, &replies);
+                spawn_scheduled_refresh(app, &replies, Refresh::Scheduled);
                 continue;
             }
             _ = app.stop.requested(), if !stopping => {
@@ -473,8 +473,18 @@ fn announcements(app: &App, refreshed: bool) -> Vec<Stanza> {
         .collect()
 }
 
+/// Which refresh the component runs by itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refresh {
+    /// At once, with no index cached (a new install): the start said
+    /// nothing of the repositories yet, so this one says each.
+    First,
+    /// On schedule.
+    Scheduled,
+}
+
 /// Runs `refresh` on schedule and announces what it found.
-fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>) {
+fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>, which: Refresh) {
     let (app, replies) = (app.clone(), replies.clone());
     tokio::spawn(async move {
         let Some(refresh) = ops::find("refresh") else {
@@ -491,6 +501,9 @@ fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>) {
             }
             Ok(_) => tracing::info!("scheduled refresh done"),
             Err(e) => tracing::warn!("scheduled refresh failed: {e}"),
+        }
+        if which == Refresh::First {
+            ops::check::say_repositories(&app.ctx);
         }
         for stanza in announcements(&app, true) {
             let _ = replies.send(stanza).await;
