@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
+use crate::engine::prosody_cfg::{ProsodyCfg, Value};
+
 pub mod undo;
 
 /// What to set up.
@@ -108,7 +110,13 @@ pub fn plan(options: &Options) -> Result<Setup, String> {
         .unwrap_or_else(|| format!("admin@{domain}"));
     let original = std::fs::read_to_string(&options.prosody_config)
         .map_err(|e| format!("cannot read {}: {e}", options.prosody_config.display()))?;
-    if original.contains(&format!("Component \"{component}\"")) {
+    let cfg = ProsodyCfg::parse(&original).map_err(|e| {
+        format!(
+            "cannot read {}, {e}; nothing was changed (prosodyctl check config says more)",
+            options.prosody_config.display()
+        )
+    })?;
+    if cfg.has_section(&component) {
         return Err(format!(
             "{} already has Component \"{component}\": modman looks set up; run modman check",
             options.prosody_config.display()
@@ -123,24 +131,14 @@ pub fn plan(options: &Options) -> Result<Setup, String> {
 
     let mut lines: Vec<String> = original.lines().map(str::to_owned).collect();
     let mut changes = Vec::new();
-    let first_host = lines
-        .iter()
-        .position(|l| is_host_line(l))
-        .unwrap_or(lines.len());
-    let global = |lines: &[String], key: &str| {
-        lines[..first_host.min(lines.len())].iter().position(|l| {
-            let code = l.split("--").next().unwrap_or_default().trim();
-            code.strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-        })
-    };
+    let first_host = cfg.first_section_line().unwrap_or(lines.len());
 
     // Global options, before the first host section.
     let mut global_lines = Vec::new();
     let dir = modules_dir.display().to_string();
-    match global(&lines, "plugin_paths") {
-        Some(at) => {
-            add_to_list(&mut lines, at, &dir)?;
+    match cfg.global("plugin_paths") {
+        Some((paths, at)) => {
+            add_to_list(&mut lines, paths, at, &dir)?;
             changes.push(format!("added \"{dir}\" to plugin_paths"));
         }
         None => {
@@ -151,21 +149,17 @@ pub fn plan(options: &Options) -> Result<Setup, String> {
         }
     }
     for module in ["admin_shell", "version"] {
-        match global(&lines, "modules_enabled") {
-            Some(at) if lines_of_list(&lines, at).contains(&format!("\"{module}\"")) => {}
-            Some(at) => {
-                add_to_list(&mut lines, at, module)?;
+        match cfg.global("modules_enabled") {
+            Some((enabled, _)) if enabled.strings().contains(&module) => {}
+            Some((enabled, at)) => {
+                add_to_list(&mut lines, enabled, at, module)?;
                 changes.push(format!("added \"{module}\" to the global modules_enabled"));
             }
             None => return Err("prosody.cfg.lua has no global modules_enabled; add one before the first VirtualHost".into()),
         }
     }
-    let port = match global(&lines, "component_ports") {
-        Some(at) => lines[at]
-            .split(|c: char| !c.is_ascii_digit())
-            .find(|p| !p.is_empty())
-            .unwrap_or("5347")
-            .to_owned(),
+    let port = match cfg.global("component_ports") {
+        Some((ports, _)) => ports.first_number().unwrap_or("5347").to_owned(),
         None => {
             global_lines.push("component_ports = { 5347 } -- modman connects here".into());
             global_lines.push("component_interface = \"127.0.0.1\" -- only from this host".into());
@@ -173,7 +167,7 @@ pub fn plan(options: &Options) -> Result<Setup, String> {
             "5347".into()
         }
     };
-    if global(&lines, "network_settings").is_none() {
+    if cfg.global("network_settings").is_none() {
         global_lines.push(format!(
             "{} -- replies leave at once: with Nagle's algorithm on (Prosody's default) a reply sent in pieces waits about 40 ms for the client's delayed ACK",
             crate::prosody::Nagle::OFF_SETTING
@@ -184,10 +178,6 @@ pub fn plan(options: &Options) -> Result<Setup, String> {
         ));
     }
     if !global_lines.is_empty() {
-        let first_host = lines
-            .iter()
-            .position(|l| is_host_line(l))
-            .unwrap_or(lines.len());
         let mut block = vec![undo::BEGIN.to_owned()];
         block.extend(global_lines);
         block.extend([undo::END.to_owned(), String::new()]);
@@ -313,34 +303,19 @@ fn repositories(source: &Source) -> String {
     }
 }
 
-fn is_host_line(line: &str) -> bool {
-    let code = line.trim_start();
-    code.starts_with("VirtualHost ") || code.starts_with("Component ")
-}
-
-/// The text of the list starting at line `at`, up to its closing brace.
-fn lines_of_list(lines: &[String], at: usize) -> String {
-    let mut text = String::new();
-    for line in &lines[at..] {
-        text += line.split("--").next().unwrap_or_default();
-        if line.contains('}') {
-            break;
-        }
-    }
-    text
-}
-
-/// Adds `"item";` right after the `{` of the list assigned at line `at`,
-/// and names it in the line's mark for `--undo` ([`undo::mark_added`]).
-fn add_to_list(lines: &mut [String], at: usize, item: &str) -> Result<(), String> {
-    let line = &mut lines[at];
-    let brace = line.find('{').ok_or_else(|| {
-        format!(
-            "cannot read the list on line {}: `{line}`; edit it by hand",
-            at + 1
-        )
-    })?;
-    line.insert_str(brace + 1, &undo::list_item(item));
+/// Adds `"item";` right after the `{` of `list`, the value assigned at
+/// line `at`, and names it in the mark of the line the `{` is on, for
+/// `--undo` ([`undo::mark_added`]).
+fn add_to_list(lines: &mut [String], list: &Value, at: usize, item: &str) -> Result<(), String> {
+    let Value::Table { open, .. } = list else {
+        return Err(format!(
+            "cannot read the list on line {}: `{}`; edit it by hand",
+            at + 1,
+            lines[at]
+        ));
+    };
+    let line = &mut lines[open.line];
+    line.insert_str(open.column + 1, &undo::list_item(item));
     undo::mark_added(line, item);
     Ok(())
 }
@@ -599,6 +574,39 @@ pub(crate) mod tests {
         let setup = plan(&none).unwrap();
         let config = crate::config::Config::parse(&setup.modman_toml, dir.path()).unwrap();
         assert!(config.repositories.is_empty());
+    }
+
+    /// Shapes the line scanners before got wrong: a commented-out
+    /// modman Component made setup refuse, a `--[[ ]]` block mentioning
+    /// a VirtualHost had the global options written into the comment, a
+    /// list whose `{` is on the next line could not be extended, and of
+    /// two global assignments the first (which Prosody overrides) was.
+    #[test]
+    fn prosody_cfg_is_read_as_lua_before_it_is_edited() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = options(dir.path());
+        let original = "--[[ Retired:\nVirtualHost \"old.localhost\"\n]]\n--Component \"modman.localhost\"\nplugin_paths = { \"/old\" }\nplugin_paths = { \"/usr/local/lib/prosody/modules\" }\nmodules_enabled =\n{\n\t\"roster\"; -- \"version\";\n}\nVirtualHost \"localhost\"\n";
+        std::fs::write(&options.prosody_config, original).unwrap();
+        let setup = plan(&options).unwrap();
+        let cfg = ProsodyCfg::parse(&setup.prosody_cfg).unwrap();
+        let dir = setup.modules_dir.display().to_string();
+        let global = |name: &str| cfg.global(name).unwrap().0.strings();
+        assert_eq!(
+            global("plugin_paths"),
+            [dir.as_str(), "/usr/local/lib/prosody/modules"]
+        );
+        assert_eq!(
+            global("modules_enabled"),
+            ["version", "admin_shell", "roster"]
+        );
+        assert_eq!(
+            cfg.global("component_ports").unwrap().0.first_number(),
+            Some("5347")
+        );
+        assert!(cfg.global("network_settings").is_some());
+        assert!(cfg.has_section("modman.localhost"));
+        let (undone, _) = undo::strip(&setup.prosody_cfg).unwrap();
+        assert_eq!(undone, original);
     }
 
     #[test]

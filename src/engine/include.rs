@@ -26,26 +26,24 @@ pub fn line(managed: &Path) -> String {
     format!("Include \"{}\"", pattern(managed))
 }
 
-/// Whether the Lua code `code` (comments already stripped) Includes
-/// `managed`, by its name or by [`pattern`], in either kind of quotes.
-pub fn includes(code: &str, managed: &Path) -> bool {
-    let Some(argument) = code.trim().strip_prefix("Include") else {
-        return false;
-    };
-    let argument = argument
-        .trim()
-        .trim_start_matches('(')
-        .trim_end_matches(')')
-        .trim();
-    let path = managed.display().to_string();
-    [path.clone(), pattern(managed)]
-        .iter()
-        .any(|name| argument == format!("\"{name}\"") || argument == format!("'{name}'"))
+/// Whether an `Include` of `pattern` (the string it names, as
+/// [`crate::engine::prosody_cfg`] reads it) brings in `managed`: by its
+/// name or by [`pattern`].
+pub fn names(included: &str, managed: &Path) -> bool {
+    included == managed.display().to_string() || included == pattern(managed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::prosody_cfg::{ProsodyCfg, Statement};
+
+    /// Whether the line `code` of prosody.cfg.lua Includes `managed`.
+    fn includes(code: &str, managed: &Path) -> bool {
+        let cfg = ProsodyCfg::parse(code).unwrap();
+        (cfg.statements.iter())
+            .any(|s| matches!(s, Statement::Include { pattern, .. } if names(pattern, managed)))
+    }
 
     #[test]
     fn the_pattern_names_only_the_managed_config() {

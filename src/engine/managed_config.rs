@@ -375,30 +375,6 @@ fn quoted<const N: usize>(text: &str) -> Option<[String; N]> {
     names.try_into().ok()
 }
 
-/// Hosts for which prosody.cfg.lua (the admin's file, not ours) sets its
-/// own `modules_enabled`. A later section of ours replaces that list
-/// (Prosody keeps the last assignment), so modman must say so before
-/// writing one. A plain scan of section headers; Includes are not followed.
-pub fn hosts_with_own_list(prosody_cfg: &str) -> BTreeSet<String> {
-    let mut hosts = BTreeSet::new();
-    let mut current: Option<String> = None;
-    for line in prosody_cfg.lines().map(str::trim) {
-        let code = line.split("--").next().unwrap_or_default().trim();
-        if let Some(rest) = code
-            .strip_prefix("VirtualHost")
-            .or_else(|| code.strip_prefix("Component"))
-        {
-            current = rest.split('"').nth(1).map(str::to_owned);
-        } else if code
-            .strip_prefix("modules_enabled")
-            .is_some_and(|rest| rest.trim_start().starts_with('='))
-        {
-            hosts.extend(current.clone());
-        }
-    }
-    hosts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,14 +459,5 @@ mod tests {
         ] {
             assert!(ManagedConfig::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn finds_host_level_lists_in_the_admins_config() {
-        let cfg = "modules_enabled = { \"roster\" }\nVirtualHost \"a.org\"\n  -- modules_enabled = { }\nVirtualHost \"b.org\"\n    modules_enabled = { \"mam\" }\nComponent \"c.b.org\" \"muc\"\n";
-        assert_eq!(
-            hosts_with_own_list(cfg),
-            BTreeSet::from(["b.org".to_owned()])
-        );
     }
 }

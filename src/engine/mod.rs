@@ -16,6 +16,8 @@ pub mod audit;
 mod backups;
 pub mod change;
 pub mod copy;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod faults;
 pub mod hold;
 pub mod include;
@@ -23,6 +25,7 @@ mod journal;
 pub mod live;
 pub mod managed_config;
 pub mod modules_dir;
+pub mod prosody_cfg;
 mod recovery;
 pub mod scope;
 pub mod state;
@@ -306,8 +309,8 @@ impl Engine {
     /// `modules_enabled`: a section of modman's for them would replace
     /// that list at the next start.
     pub fn hosts_with_own_list(&self, hosts: &[String]) -> Vec<String> {
-        let own = std::fs::read_to_string(&self.config.prosody.config)
-            .map(|text| managed_config::hosts_with_own_list(&text))
+        let own = prosody_cfg::ProsodyCfg::read(&self.config.prosody.config)
+            .map(|cfg| cfg.hosts_setting("modules_enabled"))
             .unwrap_or_default();
         hosts.iter().filter(|h| own.contains(*h)).cloned().collect()
     }

@@ -8,12 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use futures::future::BoxFuture;
-
-use super::admin_socket::{AdminError, Host, LoadedModule, ModuleAction};
+use super::admin_socket::ModuleAction;
 use super::change::{ChangeSet, Outcome, Placement, Setting};
+use super::fake::{Fake, HOST};
 use super::faults::Step;
-use super::live::{Connect, LiveServer};
 use super::managed_config::{LuaValue, Scope};
 use super::state::InstalledModule;
 use super::transaction::Prepared;
@@ -21,143 +19,6 @@ use super::Engine;
 use crate::access::Actor;
 use crate::config::Config;
 use crate::repo::archive::ArchiveFile;
-
-const HOST: &str = "a.example";
-
-/// What the stand-in server has loaded, and what it refuses.
-#[derive(Default)]
-struct Server {
-    loaded: BTreeSet<String>,
-    /// Refuse this action on this module, the next time it is asked.
-    refuse: Option<(ModuleAction, String)>,
-    /// Loading this module also loads that one, as Prosody loads a
-    /// module's dependencies.
-    pulls_in: Option<(String, String)>,
-    /// What `config:get` answers, by (host, key).
-    config: BTreeMap<(String, String), String>,
-    config_reloads: usize,
-    /// Not running: its admin socket cannot be reached.
-    down: bool,
-}
-
-#[derive(Clone, Default)]
-struct Fake(Arc<Mutex<Server>>);
-
-impl Connect for Fake {
-    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn LiveServer>, AdminError>> {
-        let session = self.clone();
-        let down = self.0.lock().unwrap().down;
-        Box::pin(async move {
-            match down {
-                true => Err(AdminError::Missing(PathBuf::from("prosody.sock"))),
-                false => Ok(Box::new(session) as Box<dyn LiveServer>),
-            }
-        })
-    }
-}
-
-impl LiveServer for Fake {
-    fn hosts(&mut self) -> BoxFuture<'_, Result<Vec<Host>, AdminError>> {
-        let host = Host {
-            name: HOST.into(),
-            component: None,
-        };
-        Box::pin(async move { Ok(vec![host]) })
-    }
-    fn version(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
-        Box::pin(async { Ok("13.0.1".into()) })
-    }
-    fn loaded<'a>(
-        &'a mut self,
-        _host: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<LoadedModule>, AdminError>> {
-        let loaded = (self.0.lock().unwrap().loaded.iter())
-            .map(|name| LoadedModule {
-                name: name.clone(),
-                status: None,
-            })
-            .collect();
-        Box::pin(async move { Ok(loaded) })
-    }
-    fn act<'a>(
-        &'a mut self,
-        action: ModuleAction,
-        module: &'a str,
-        _host: &'a str,
-    ) -> BoxFuture<'a, Result<Result<(), String>, AdminError>> {
-        let mut server = self.0.lock().unwrap();
-        // Dependencies load first, and stay when the module then fails.
-        if let (ModuleAction::Load, Some((from, dependency))) = (action, server.pulls_in.clone()) {
-            if from == module {
-                server.loaded.insert(dependency);
-            }
-        }
-        let result = if server.refuse == Some((action, module.to_owned())) {
-            // Once, as a module refuses a bad option and takes the good
-            // one back.
-            server.refuse = None;
-            Err(format!("{module} broken on purpose"))
-        } else {
-            match action {
-                ModuleAction::Load => {
-                    server.loaded.insert(module.to_owned());
-                    Ok(())
-                }
-                ModuleAction::Unload => match server.loaded.remove(module) {
-                    true => Ok(()),
-                    false => Err(format!("{module} is not loaded")),
-                },
-                ModuleAction::Reload => match server.loaded.contains(module) {
-                    true => Ok(()),
-                    false => Err(format!("{module} is not loaded")),
-                },
-            }
-        };
-        Box::pin(async move { Ok(result) })
-    }
-    fn loaded_global(&mut self) -> BoxFuture<'_, Result<Vec<LoadedModule>, AdminError>> {
-        Box::pin(async { Ok(vec![]) })
-    }
-    fn config_get<'a>(
-        &'a mut self,
-        host: &'a str,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<String, AdminError>> {
-        let value = self
-            .0
-            .lock()
-            .unwrap()
-            .config
-            .get(&(host.to_owned(), key.to_owned()))
-            .cloned()
-            .unwrap_or_else(|| "nil".into());
-        Box::pin(async move { Ok(value) })
-    }
-    fn needed<'a>(
-        &'a mut self,
-        _host: &'a str,
-    ) -> BoxFuture<'a, Result<BTreeSet<String>, AdminError>> {
-        let server = self.0.lock().unwrap();
-        let needed = match &server.pulls_in {
-            Some((from, dependency)) if server.loaded.contains(from) => {
-                BTreeSet::from([dependency.clone()])
-            }
-            _ => BTreeSet::new(),
-        };
-        Box::pin(async move { Ok(needed) })
-    }
-    fn features(&mut self) -> BoxFuture<'_, Result<BTreeSet<String>, AdminError>> {
-        Box::pin(async { Ok(BTreeSet::new()) })
-    }
-    fn lua_version(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
-        Box::pin(async { Ok("5.4".into()) })
-    }
-    fn config_reload(&mut self) -> BoxFuture<'_, Result<Result<(), String>, AdminError>> {
-        let mut server = self.0.lock().unwrap();
-        server.config_reloads += 1;
-        Box::pin(async { Ok(Ok(())) })
-    }
-}
 
 /// An engine in a temp dir, on the stand-in server.
 struct Host_ {
@@ -179,20 +40,8 @@ fn host() -> Host_ {
 
 /// Opens an engine (recovery first) on the host in `root`, inside `dir`.
 fn open_host(dir: tempfile::TempDir, root: PathBuf, server: Fake) -> Host_ {
-    let text = r#"admins = ["admin@example.org"]
-state_dir = "state"
-[component]
-jid = "modman.example.org"
-server = "127.0.0.1:5347"
-secret = "s"
-[prosody]
-config = "prosody.cfg.lua"
-modules_dir = "modules"
-managed_config = "modman.cfg.lua"
-admin_socket = "prosody.sock"
-builtin_modules = "builtin"
-"#;
-    let config = Arc::new(Config::parse(text, &root).unwrap());
+    let text = super::fake::config_text("");
+    let config = Arc::new(Config::parse(&text, &root).unwrap());
     let (engine, _) =
         Engine::open_with(config, Box::new(server.clone()), super::Opening::ToChange).unwrap();
     Host_ {

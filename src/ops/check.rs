@@ -372,26 +372,30 @@ fn readable_by(account: &crate::fsutil::Account, paths: &[&Path]) -> Result<Stri
 
 /// Whether prosody.cfg.lua Includes `managed`, after every host section.
 fn included(prosody_cfg: &str, managed: &Path) -> Result<String, String> {
+    use crate::engine::prosody_cfg::{ProsodyCfg, Statement};
     let path = managed.display().to_string();
-    let lines: Vec<&str> = prosody_cfg
-        .lines()
-        .map(|l| l.split("--").next().unwrap_or_default().trim())
-        .collect();
-    let include = lines
-        .iter()
-        .rposition(|l| crate::engine::include::includes(l, managed));
+    let cfg = ProsodyCfg::parse(prosody_cfg).map_err(|e| {
+        format!("cannot read prosody.cfg.lua, {e}; prosodyctl check config says more")
+    })?;
+    let include = (cfg.statements.iter().enumerate().rev()).find_map(|(at, s)| match s {
+        Statement::Include { pattern, line } if crate::engine::include::names(pattern, managed) => {
+            Some((at, line + 1))
+        }
+        _ => None,
+    });
     let line = crate::engine::include::line(managed);
-    let Some(at) = include else {
+    let Some((at, include_line)) = include else {
         return Err(format!(
             "prosody.cfg.lua does not Include {path}; add {line} as its last line"
         ));
     };
-    if lines[at..]
-        .iter()
-        .any(|l| l.starts_with("VirtualHost") || l.starts_with("Component"))
-    {
+    let section_after = cfg.statements[at..].iter().find_map(|s| match s {
+        Statement::Section { section, line } => Some((section.name().to_owned(), line + 1)),
+        _ => None,
+    });
+    if let Some((host, section_line)) = section_after {
         return Err(format!(
-            "the Include of {path} comes before a VirtualHost or Component section; move it to the end of prosody.cfg.lua"
+            "the Include of {path} (line {include_line}) comes before the section of {host} (line {section_line}); move it to the end of prosody.cfg.lua"
         ));
     }
     if !managed.exists() {
@@ -425,6 +429,12 @@ mod tests {
         assert!(included(&commented, &managed)
             .unwrap_err()
             .contains("does not Include"));
+        // Read as Lua: a block comment holds no Include (the line scanner
+        // before took this one), nor a section after the Include.
+        let blocked = format!("VirtualHost \"a\"\n--[[\nInclude \"{m}\"\n]]\n");
+        assert!(included(&blocked, &managed).is_err());
+        let after = format!("VirtualHost \"a\"\nInclude \"{m}\"\n--[[\nVirtualHost \"b\"\n]]\n");
+        assert!(included(&after, &managed).is_ok());
         std::fs::remove_file(&managed).unwrap();
         assert!(included(&good, &managed)
             .unwrap_err()
