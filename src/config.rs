@@ -38,7 +38,7 @@ pub struct Config {
 
 /// The other modmans of a fleet this one may ask, and accept requests
 /// from on behalf of this server's own admins: empty for one server alone.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FleetConfig {
     /// Peer modmans' component JIDs (`modman.b.example.org`), authenticated
     /// by s2s: only these may relay a request, and only for an admin in
@@ -47,7 +47,15 @@ pub struct FleetConfig {
     /// How long a fleet request waits for each peer's answer before that
     /// peer is reported as not answering.
     pub answer_within: std::time::Duration,
+    /// How many servers a staged change changes together after its
+    /// first server (the canary), unless the request says.
+    pub batch_size: std::num::NonZeroUsize,
 }
+
+/// Servers a staged change changes together after the canary when
+/// `[fleet] batch_size` is not set: small enough that a failure the
+/// canary missed reaches few servers.
+pub const DEFAULT_BATCH_SIZE: usize = 5;
 
 /// Peers one modman asks at most: each is asked at once, so the bound
 /// keeps one fleet request's memory and stanzas in proportion.
@@ -160,6 +168,7 @@ struct RawFleet {
     peers: Vec<String>,
     /// Seconds to wait for each peer's answer; 10 when not given.
     answer_seconds: Option<u64>,
+    batch_size: Option<usize>,
 }
 
 /// Hours between scheduled refreshes when `check_updates_hours` is not
@@ -495,9 +504,13 @@ fn fleet_config(raw: RawFleet, me: &BareJid) -> Result<FleetConfig, String> {
             "key `fleet.answer_seconds`: {seconds}; use 1 to 600"
         ));
     }
+    let batch_size = std::num::NonZeroUsize::new(raw.batch_size.unwrap_or(DEFAULT_BATCH_SIZE))
+        .filter(|n| n.get() <= MAX_PEERS)
+        .ok_or_else(|| format!("key `fleet.batch_size`: use 1 to {MAX_PEERS}"))?;
     Ok(FleetConfig {
         peers,
         answer_within: std::time::Duration::from_secs(seconds),
+        batch_size,
     })
 }
 
@@ -759,11 +772,16 @@ public_key = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
             config.fleet.answer_within,
             std::time::Duration::from_secs(10)
         );
+        assert_eq!(config.fleet.batch_size.get(), DEFAULT_BATCH_SIZE);
+        let batch = fleet("batch_size = 3").unwrap().fleet.batch_size;
+        assert_eq!(batch.get(), 3);
         let own = format!("peers = [\"{}\"]", config.component.jid);
         for (section, key) in [
             ("peers = [\"admin@b.example.org\"]", "fleet.peers"),
             (own.as_str(), "fleet.peers"),
             ("answer_seconds = 0", "fleet.answer_seconds"),
+            ("batch_size = 0", "fleet.batch_size"),
+            ("batch_size = 100000", "fleet.batch_size"),
             ("peer = []", "peer"),
         ] {
             let error = fleet(section).unwrap_err();

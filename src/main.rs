@@ -30,12 +30,24 @@ macro_rules! out {
     }};
 }
 
-// After `out!`, which it uses.
+// After `out!`, which they use.
+mod manuals;
 mod running;
 
 /// Manage Prosody modules over XMPP.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    long_about = "modman installs, updates, removes, enables and disables Prosody's modules on this host, \
+                  asked over XMPP (ad-hoc commands and chat, as an external component of Prosody) \
+                  or from this command line. Each change is one transaction: if a step fails, \
+                  modman undoes the rest and Prosody is left as it was.\n\n\
+                  First steps: `modman setup --domain example.org` prints what it would change, \
+                  `--write` applies it; then `systemctl enable --now modman` and \
+                  `modman check`. `modman setup --undo` takes it out again. \
+                  The admin's guide: /usr/share/doc/modman/README.md."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -91,6 +103,13 @@ enum Command {
         /// Take out of prosody.cfg.lua every line setup wrote (and nothing else), and unload what modman enabled; says what is left and how to remove it.
         #[arg(long)]
         undo: bool,
+    },
+    /// Write the manual pages and the shell completions into a directory (the package build runs this).
+    #[command(hide = true)]
+    Manuals {
+        /// The directory to write into: man/ and completions/ are made there.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -206,18 +225,12 @@ enum RepoCommand {
     },
 }
 
-fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal: under systemd the
-        // journal would keep them as garbage.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    let matches = ops::all()
+/// The whole command line: the subcommands declared here, one per
+/// operation from its [`ops::Spec`], and the service's flag on `check`.
+/// `--help`, the manual pages and the shell completions are all rendered
+/// from this one definition.
+fn cli() -> clap::Command {
+    ops::all()
         .iter()
         .fold(Cli::command(), |cli, op| {
             cli.subcommand(cli_ops::command(op.spec()))
@@ -230,7 +243,20 @@ fn main() -> ExitCode {
                     .help("As the service runs it before starting modman: a repository that cannot be read is a warning, not a failure."),
             )
         })
-        .get_matches();
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: under systemd the
+        // journal would keep them as garbage.
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let matches = cli().get_matches();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -277,6 +303,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
             }
         }
         Command::Reload { config } => running::reload(&config),
+        Command::Manuals { out } => manuals::write(cli(), &out),
         Command::Repo(command) => return repo(command).await,
         Command::Setup {
             domain,

@@ -33,7 +33,7 @@ fn an_admin_installs_and_removes_from_a_direct_chat_with_a_question_on_the_way()
 
     assert!(admin
         .chat(COMPONENT, "help")
-        .contains("install MODULE... [enable] [on HOST...]"));
+        .contains("install MODULE[@VERSION]... [enable] [on HOST...]"));
     let refresh = admin.chat_json(COMPONENT, "refresh");
     let local = &rows_by(&refresh, "repository")["local"];
     assert_eq!(local["outcome"], "ok", "{refresh}");
@@ -341,5 +341,5 @@ fn a_room_modman_creates_is_configured_so_others_can_join_and_be_known() {
     let answer = admin
         .next_from(NEW_ROOM, "modman", 20)
         .expect("modman answers in the room it created");
-    assert!(answer.contains("install MODULE..."), "{answer}");
+    assert!(answer.contains("install MODULE[@VERSION]..."), "{answer}");
 }

@@ -83,6 +83,7 @@ mod prosody_13_only {
             "{}",
             String::from_utf8_lossy(&verify.stderr)
         );
+        manual_and_completions_installed(server);
         let installed = Program {
             chroot: Some(server.root.clone()),
             path: "/usr/bin/modman".into(),
@@ -115,30 +116,13 @@ mod prosody_13_only {
             chroot: Some(server.root.clone()),
             path: "/usr/bin/modman".into(),
         };
-        let id = |flag: &str| -> u32 {
-            let out = server
-                .command("id")
-                .args([flag, "prosody"])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-        };
-        let (uid, gid) = (id("-u"), id("-g"));
-        let mut prosody = Prosody::start_plain();
-        // As Debian ships it: root's, readable by the prosody group only.
+        let mut prosody = prosody_as_debian_ships_it();
         let config = prosody.config_path();
-        std::os::unix::fs::chown(&config, Some(0), Some(gid)).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
-        // The harness's directory is root's; /etc/prosody and
-        // /var/lib/prosody are open to the prosody user on a real system.
-        std::fs::set_permissions(prosody.dir.path(), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
         let original = std::fs::read(&config).unwrap();
         let original_owner = owner_and_mode(&config);
         let modman_toml = prosody.path("etc/modman.toml");
         // A repository nobody answers for: this host has no route to it.
-        let repository = format!("http://127.0.0.1:{}/", support::free_port());
+        let repository_url = format!("http://127.0.0.1:{}/", support::free_port());
         let output = installed
             .command()
             .args(["setup", "--domain", DOMAIN, "--write", "--prosody-config"])
@@ -149,16 +133,11 @@ mod prosody_13_only {
             .arg(prosody.path("data"))
             .arg("--state-dir")
             .arg(prosody.path("modman-state"))
-            .args(["--repository", &repository])
+            .args(["--repository", &repository_url])
             .output()
             .unwrap();
         assert!(output.status.success(), "{output:?}");
         assert_eq!(owner_and_mode(&config), original_owner);
-        let as_prosody = |args: &[&str]| {
-            let mut command = server.command("runuser");
-            command.args(["-u", "prosody", "--"]).args(args);
-            command
-        };
         let config_text = config.display().to_string();
         let check = as_prosody(&["prosodyctl", "--config", &config_text, "check", "config"])
             .output()
@@ -169,28 +148,10 @@ mod prosody_13_only {
             String::from_utf8_lossy(&check.stdout),
             String::from_utf8_lossy(&check.stderr)
         );
-        prosody.restart();
-        // The harness runs Prosody as root; Debian's runs as prosody,
-        // whose admin socket the prosody user may open.
-        std::os::unix::fs::lchown(prosody.path("data/prosody.sock"), Some(uid), Some(gid)).unwrap();
+        restart_as_debian_runs_it(&mut prosody);
 
         // The unit's command lines, with this modman.toml.
-        let unit =
-            std::fs::read_to_string(server.host_path("/usr/lib/systemd/system/modman.service"))
-                .unwrap();
-        let command_line = |key: &str| -> Vec<String> {
-            let line = unit
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .unwrap_or_else(|| panic!("no {key} in the unit"));
-            line.replace(
-                "/etc/modman/modman.toml",
-                &modman_toml.display().to_string(),
-            )
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect()
-        };
+        let command_line = |key: &str| unit_command_line(key, &modman_toml);
         let pre = command_line("ExecStartPre=");
         let pre: Vec<&str> = pre.iter().map(String::as_str).collect();
         let checked = as_prosody(&pre).output().unwrap();
@@ -206,17 +167,8 @@ mod prosody_13_only {
                 .any(|l| l.starts_with("repository community (outcome: unavailable")),
             "{printed}"
         );
-        let start = command_line("ExecStart=");
-        let start: Vec<&str> = start.iter().map(String::as_str).collect();
-        let log_path = prosody.path("modman-unit.log");
-        let mut daemon = as_prosody(&start)
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .unwrap();
+        let (mut daemon, log_path) = start_as_the_unit(&prosody, &modman_toml);
         let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-        support::wait_for("the daemon to connect", || {
-            log().contains("connected to Prosody").then_some(())
-        });
         let warned = support::wait_for("the warning on the repository", || {
             log()
                 .lines()
@@ -224,16 +176,51 @@ mod prosody_13_only {
                 .map(str::to_owned)
         });
         assert!(warned.contains("--from-debian"), "{warned}");
-        // As systemd stops it: SIGTERM to modman itself, runuser's child.
-        let runuser = daemon.id();
-        let children =
-            std::fs::read_to_string(format!("/proc/{runuser}/task/{runuser}/children")).unwrap();
-        let modman_pid = children
-            .split_whitespace()
-            .next()
-            .expect("runuser runs modman");
+
+        // The way out the warning names: a repository built from Debian's
+        // prosody-modules by the installed modman, named in modman.toml
+        // instead, applied by `modman reload` (run as the unit's
+        // ExecReload runs it) without a restart of the service.
+        let repository = support::Repository::start_from_debian_by(&installed);
+        let toml = std::fs::read_to_string(&modman_toml).unwrap();
+        let community = format!(
+            "[[repositories]]\nname = \"community\"\nurl = \"{repository_url}\"\nkind = \"luarocks\"\n"
+        );
+        assert!(toml.contains(&community), "{toml}");
+        std::fs::write(
+            &modman_toml,
+            toml.replace(&community, &repository.config_section()),
+        )
+        .unwrap();
+        let reload = command_line("ExecReload=");
+        let reload: Vec<&str> = reload.iter().map(String::as_str).collect();
+        let reloaded = as_prosody(&reload).output().unwrap();
+        assert!(reloaded.status.success(), "{reloaded:?}");
+        support::wait_for("modman to connect again", || {
+            (log().matches("connected to Prosody").count() == 2).then_some(())
+        });
+        let mut admin = Client::connect(&prosody, ADMIN);
+        let refresh = admin.run("refresh", json!({}));
+        let items = |reply: &Value| last(reply)["form"]["items"].as_array().unwrap().clone();
+        let refreshed = items(&refresh);
+        let local = refreshed.iter().find(|r| r["repository"] == "local");
+        assert_eq!(
+            local.map(|r| &r["outcome"]),
+            Some(&json!("ok")),
+            "{refresh}"
+        );
+        let list = admin.run("list", json!({"show": "available"}));
+        assert!(
+            items(&list)
+                .iter()
+                .any(|row| row["module"] == "csi_battery_saver"),
+            "{list}"
+        );
+        drop(admin);
+
+        // As systemd stops it: SIGTERM to modman itself.
         let stopped = std::process::Command::new("kill")
-            .arg(modman_pid)
+            .arg(modman_under(&daemon).to_string())
             .status()
             .unwrap();
         assert!(stopped.success());
@@ -256,6 +243,328 @@ mod prosody_13_only {
             std::net::TcpStream::connect(("127.0.0.1", prosody.component_port)).is_err(),
             "Prosody still has a component port open after setup --undo"
         );
+    }
+
+    /// `apt-get purge` with the daemon running as its unit runs it, and
+    /// a module enabled through it: no modman process is left, modman's
+    /// own config and state are gone, and Prosody, whose config still has
+    /// setup's lines, starts on it and loads what modman had enabled (the
+    /// module directory and managed config are left, as postrm says).
+    /// It purges the package the other Prosody 13 tests run, so
+    /// scripts/test runs it alone, after them, and it installs the package
+    /// again at its end (`MODMAN_TEST_DEB`, the .deb scripts/test built),
+    /// whether it passes or not.
+    #[test]
+    #[ignore = "Prosody 13 only, alone: scripts/test runs it by name after the other Prosody 13 tests"]
+    fn apt_get_purge_leaves_no_daemon_and_prosody_starting() {
+        let server = server();
+        server.require(
+            Version::V13,
+            "scripts/test installs the package only in the Prosody 13 chroot",
+        );
+        let deb = std::env::var_os("MODMAN_TEST_DEB")
+            .map(std::path::PathBuf::from)
+            .filter(|deb| deb.is_file())
+            .expect(
+                "MODMAN_TEST_DEB names the .deb to install again after the purge: run it as scripts/test does",
+            );
+        let _reinstall = InstallAgain(deb);
+        let mut prosody = prosody_as_debian_ships_it();
+        // modman.toml and the state where the package's unit has them.
+        let modman_toml = Path::new("/etc/modman/modman.toml");
+        let state = "/var/lib/modman";
+        let setup = Program {
+            chroot: Some(server.root.clone()),
+            path: "/usr/bin/modman".into(),
+        }
+        .command()
+        .args(["setup", "--domain", DOMAIN, "--write", "--no-repository"])
+        .arg("--prosody-config")
+        .arg(prosody.config_path())
+        .arg("--data-dir")
+        .arg(prosody.path("data"))
+        .output()
+        .unwrap();
+        assert!(setup.status.success(), "{setup:?}");
+        restart_as_debian_runs_it(&mut prosody);
+        let (mut daemon, log_path) = start_as_the_unit(&prosody, modman_toml);
+        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        let mut admin = Client::connect(&prosody, ADMIN);
+        let enable = admin.run("enable", json!({"modules": ["motd"]}));
+        assert_eq!(last(&enable)["status"], "completed", "{enable}");
+        drop(admin);
+        assert!(!running_modmans(server).is_empty(), "{}", log());
+
+        let purge = with_proc(&["apt-get", "purge", "-y", "-q", "modman"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .unwrap();
+        assert!(purge.status.success(), "{purge:?}");
+        support::wait_for("runuser to see modman end", || {
+            daemon.try_wait().unwrap().map(|_| ())
+        });
+        assert_eq!(running_modmans(server), Vec::<u32>::new(), "{}", log());
+        assert!(!server.host_path("/usr/bin/modman").exists());
+        for gone in [modman_toml.to_str().unwrap(), state] {
+            assert!(!server.host_path(gone).exists(), "purge left {gone}");
+        }
+        // What Prosody reads stays, as the note says.
+        let note = String::from_utf8_lossy(&purge.stderr);
+        for left in ["/var/lib/prosody/modman", "/var/lib/prosody/modman.cfg.lua"] {
+            assert!(
+                note.contains(left),
+                "the note does not name {left}:\n{note}"
+            );
+        }
+        assert!(prosody.path("data/modman").is_dir());
+        assert!(prosody.path("data/modman.cfg.lua").is_file());
+        prosody.restart();
+        drop(Client::connect(&prosody, ADMIN));
+        assert!(prosody.loaded_modules(DOMAIN).contains(&"motd".to_owned()));
+    }
+
+    /// `man modman`, a page per subcommand, and the completions where
+    /// Debian's man-db, bash-completion, zsh and fish look for them; each
+    /// page renders without a warning from groff, and bash takes the
+    /// completion.
+    fn manual_and_completions_installed(server: &support::Server) {
+        use std::io::{Read, Write};
+        for page in [
+            "modman",
+            "modman-setup",
+            "modman-install",
+            "modman-repo-build",
+        ] {
+            let path = server.host_path(&format!("/usr/share/man/man1/{page}.1.gz"));
+            let mut roff = String::new();
+            flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
+                .read_to_string(&mut roff)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            for section in ["NAME", "SYNOPSIS", "DESCRIPTION"] {
+                assert!(
+                    roff.lines().any(|l| l == format!(".SH {section}")),
+                    "{page}.1 has no {section} section"
+                );
+            }
+            let mut groff = std::process::Command::new("groff")
+                .args(["-man", "-Tutf8", "-ww", "-z"])
+                .env("LC_ALL", "C.UTF-8")
+                .stdin(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("groff runs (scripts/test installs groff-base)");
+            groff
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(roff.as_bytes())
+                .unwrap();
+            let rendered = groff.wait_with_output().unwrap();
+            assert!(
+                rendered.status.success() && rendered.stderr.is_empty(),
+                "groff on {page}.1: {}",
+                String::from_utf8_lossy(&rendered.stderr)
+            );
+        }
+        for file in [
+            "/usr/share/zsh/vendor-completions/_modman",
+            "/usr/share/fish/vendor_completions.d/modman.fish",
+        ] {
+            assert!(server.host_path(file).is_file(), "{file} is not installed");
+        }
+        let bash = server.host_path("/usr/share/bash-completion/completions/modman");
+        let registered = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(r#"source "$1" && complete -p modman"#)
+            .arg("bash")
+            .arg(&bash)
+            .output()
+            .unwrap();
+        assert!(
+            registered.status.success(),
+            "{}: {registered:?}",
+            bash.display()
+        );
+    }
+
+    /// At its end, whatever happened, the package is installed again in
+    /// the chroot from this .deb, with nothing of the purged one's config
+    /// or state, as scripts/test left it.
+    struct InstallAgain(std::path::PathBuf);
+
+    impl Drop for InstallAgain {
+        fn drop(&mut self) {
+            let root = &server().root;
+            let inside = "/tmp/modman-install-again.deb";
+            std::fs::copy(&self.0, server().host_path(inside)).unwrap();
+            // dpkg --purge is quiet about a package already purged.
+            let install = [
+                "apt-get",
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                inside,
+            ];
+            for args in [&["dpkg", "--purge", "modman"][..], &install] {
+                let done = with_proc(args)
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .output()
+                    .unwrap();
+                if !done.status.success() {
+                    let failed = format!("{args:?} in {}: {done:?}", root.display());
+                    // A second panic while the test's own unwinds would
+                    // abort and hide the first.
+                    match std::thread::panicking() {
+                        true => eprintln!("{failed}"),
+                        false => panic!("{failed}"),
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(server().host_path(inside));
+        }
+    }
+
+    /// A Prosody whose prosody.cfg.lua is owned as Debian ships it:
+    /// root's, readable by the prosody group only; its directory open to
+    /// the prosody user, as /etc/prosody is, and its data directory the
+    /// prosody user's, as /var/lib/prosody is.
+    fn prosody_as_debian_ships_it() -> Prosody {
+        use std::os::unix::fs::PermissionsExt;
+        let prosody = Prosody::start_plain();
+        let config = prosody.config_path();
+        let (uid, gid) = prosody_ids();
+        std::os::unix::fs::chown(prosody.path("data"), Some(uid), Some(gid)).unwrap();
+        std::os::unix::fs::chown(&config, Some(0), Some(gid)).unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::set_permissions(prosody.dir.path(), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        prosody
+    }
+
+    /// Restarts Prosody and gives its admin socket to the prosody user:
+    /// the harness runs Prosody as root, Debian's runs as prosody.
+    fn restart_as_debian_runs_it(prosody: &mut Prosody) {
+        prosody.restart();
+        let (uid, gid) = prosody_ids();
+        std::os::unix::fs::lchown(prosody.path("data/prosody.sock"), Some(uid), Some(gid)).unwrap();
+    }
+
+    /// The prosody user's uid and gid in the chroot.
+    fn prosody_ids() -> (u32, u32) {
+        let id = |flag: &str| -> u32 {
+            let out = server()
+                .command("id")
+                .args([flag, "prosody"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+        };
+        (id("-u"), id("-g"))
+    }
+
+    /// `args` run in the chroot as the prosody user, as the unit runs
+    /// modman (with /proc, where modman finds its own executable to
+    /// restart in place on a reload).
+    fn as_prosody(args: &[&str]) -> std::process::Command {
+        with_proc(&[&["runuser", "-u", "prosody", "--"], args].concat())
+    }
+
+    /// `args` run in the chroot with /proc mounted there, as on a real
+    /// system, where the package's scripts find the processes to stop:
+    /// mounted in a mount namespace of its own, so the shared chroot never
+    /// has it.
+    fn with_proc(args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "--fork", "--"])
+            .args([
+                "sh",
+                "-c",
+                r#"mount -t proc proc "$1/proc" && exec chroot "$@""#,
+                "sh",
+            ])
+            .arg(&server().root)
+            .args(args);
+        command
+    }
+
+    /// modman started as the unit's ExecStart runs it, with
+    /// `modman_toml`, once it has connected to `prosody`: the process
+    /// started, and the file its log goes to.
+    fn start_as_the_unit(
+        prosody: &Prosody,
+        modman_toml: &Path,
+    ) -> (std::process::Child, std::path::PathBuf) {
+        let start = unit_command_line("ExecStart=", modman_toml);
+        let start: Vec<&str> = start.iter().map(String::as_str).collect();
+        let log_path = prosody.path("modman-unit.log");
+        let daemon = as_prosody(&start)
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        support::wait_for("the daemon to connect", || {
+            std::fs::read_to_string(&log_path)
+                .unwrap_or_default()
+                .contains("connected to Prosody")
+                .then_some(())
+        });
+        (daemon, log_path)
+    }
+
+    /// The command line after `key` (`ExecStart=`...) in the installed
+    /// unit, with `modman_toml` for the unit's modman.toml.
+    fn unit_command_line(key: &str, modman_toml: &Path) -> Vec<String> {
+        let unit =
+            std::fs::read_to_string(server().host_path("/usr/lib/systemd/system/modman.service"))
+                .unwrap();
+        let line = unit
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in the unit"));
+        line.replace(
+            "/etc/modman/modman.toml",
+            &modman_toml.display().to_string(),
+        )
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+    }
+
+    /// The PID of the modman that `parent` started (through unshare,
+    /// chroot and runuser): the first process under it running the
+    /// chroot's /usr/bin/modman.
+    fn modman_under(parent: &std::process::Child) -> u32 {
+        let binary = server().host_path("/usr/bin/modman");
+        let mut pids = vec![parent.id()];
+        while let Some(pid) = pids.pop() {
+            if std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == binary) {
+                return pid;
+            }
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+        panic!("no modman runs under PID {}", parent.id())
+    }
+
+    /// The processes of this machine running the chroot's
+    /// /usr/bin/modman (or that file since deleted).
+    fn running_modmans(server: &support::Server) -> Vec<u32> {
+        let binary = server.host_path("/usr/bin/modman");
+        let deleted = format!("{} (deleted)", binary.display());
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .is_ok_and(|exe| exe == binary || exe.as_os_str() == deleted.as_str())
+            })
+            .collect()
     }
 }
 

@@ -47,20 +47,23 @@ fn three_servers_each_with_its_modman_meet_in_one_room() {
     assert_eq!(refused["error"]["condition"], "forbidden", "{refused}");
 }
 
-/// The rows of a merged fleet table as (module, server, drift, outcome,
-/// failure), from the result form a fleet `list` answered.
-fn fleet_rows(run: &serde_json::Value) -> Vec<[String; 5]> {
+/// The cells `vars` of each row of the result form a completed fleet
+/// command answered.
+fn cells<const N: usize>(run: &serde_json::Value, vars: [&str; N]) -> Vec<[String; N]> {
     let step = support::last(run);
     assert_eq!(step["status"], "completed", "{run}");
     step["form"]["items"]
         .as_array()
         .unwrap_or_else(|| panic!("no items: {run}"))
         .iter()
-        .map(|item| {
-            ["module", "server", "drift", "outcome", "failure"]
-                .map(|var| item[var].as_str().unwrap_or_default().to_owned())
-        })
+        .map(|item| vars.map(|var| item[var].as_str().unwrap_or_default().to_owned()))
         .collect()
+}
+
+/// The rows of a merged fleet table as (module, server, drift, outcome,
+/// failure), from the result form a fleet `list` answered.
+fn fleet_rows(run: &serde_json::Value) -> Vec<[String; 5]> {
+    cells(run, ["module", "server", "drift", "outcome", "failure"])
 }
 
 /// `list` for the whole fleet answers one table of module × server: a
@@ -278,17 +281,21 @@ fn installed_on(fleet: &Fleet, domain: &str) -> Vec<String> {
     })
 }
 
-/// An install addressed to two servers is made by each of them (their own
-/// change, recorded in their own state) and by no other; without
-/// `confirm` it runs nowhere.
-#[test]
-fn an_addressed_install_changes_the_servers_named_and_no_other() {
-    let mut fleet = Fleet::start(3);
-    let mut repository = support::Repository::start();
-    fleet.serve_repository(&mut repository);
+/// A modman on each server with `repository` served to all, a.test's
+/// listing b.test and c.test as peers and theirs a.test, `fleet_lines`
+/// (more lines of `[fleet]`) on each, in `rooms` under its server's name,
+/// admin@a.test the admin everywhere; each has refreshed. Returns
+/// admin@a.test's client.
+fn modmans_around_a(
+    fleet: &mut Fleet,
+    repository: &mut support::Repository,
+    fleet_lines: &str,
+    rooms: &[&str],
+) -> support::Client {
+    fleet.serve_repository(repository);
     let peers = |list: &[&str]| {
         let list: Vec<String> = list.iter().map(|d| format!("modman.{d}")).collect();
-        format!("\n[fleet]\npeers = {}\n", json!(list))
+        format!("\n[fleet]\npeers = {}\n{fleet_lines}", json!(list))
     };
     for (domain, peers) in [
         ("a.test", peers(&["b.test", "c.test"])),
@@ -298,7 +305,7 @@ fn an_addressed_install_changes_the_servers_named_and_no_other() {
         let extra = peers + &repository.config_section();
         let config = fleet
             .member(domain)
-            .modman_config(&["admin@a.test"], &[], domain, &extra);
+            .modman_config(&["admin@a.test"], rooms, domain, &extra);
         fleet.start_modman(domain, &config);
     }
     let mut alice = fleet.client("admin@a.test");
@@ -306,6 +313,17 @@ fn an_addressed_install_changes_the_servers_named_and_no_other() {
         let refresh = alice.run_at(&format!("modman.{domain}"), "refresh", json!([]));
         assert_eq!(support::last(&refresh)["status"], "completed", "{refresh}");
     }
+    alice
+}
+
+/// An install addressed to two servers is made by each of them (their own
+/// change, recorded in their own state) and by no other; without
+/// `confirm` it runs nowhere.
+#[test]
+fn an_addressed_install_changes_the_servers_named_and_no_other() {
+    let mut fleet = Fleet::start(3);
+    let mut repository = support::Repository::start();
+    let mut alice = modmans_around_a(&mut fleet, &mut repository, "", &[]);
     let install = |confirm: bool| json!([{"modules": ["lastlog"], "servers": ["b.test", "c.test"], "confirm": confirm}]);
 
     let refused = alice.run_at("modman.a.test", "install", install(false));
@@ -315,17 +333,7 @@ fn an_addressed_install_changes_the_servers_named_and_no_other() {
     }
 
     let run = alice.run_at("modman.a.test", "install", install(true));
-    let step = support::last(&run);
-    assert_eq!(step["status"], "completed", "{run}");
-    let rows: Vec<[String; 3]> = step["form"]["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no items: {run}"))
-        .iter()
-        .map(|item| {
-            ["server", "module", "outcome"]
-                .map(|var| item[var].as_str().unwrap_or_default().to_owned())
-        })
-        .collect();
+    let rows = cells(&run, ["server", "module", "outcome"]);
     for server in ["b.test", "c.test"] {
         let row = [server.to_owned(), "lastlog".to_owned(), "ok".to_owned()];
         assert!(rows.contains(&row), "{rows:?}");
@@ -333,4 +341,173 @@ fn an_addressed_install_changes_the_servers_named_and_no_other() {
     }
     assert!(rows.iter().all(|r| r[0] != "a.test"), "{rows:?}");
     assert!(installed_on(&fleet, "a.test").is_empty());
+}
+
+/// The rows of a rollout table as (server, module, standing, failure).
+fn rollout_rows(run: &serde_json::Value) -> Vec<[String; 4]> {
+    cells(run, ["server", "module", "standing", "failure"])
+}
+
+/// A staged rollout: a module that loads everywhere goes to a.test first,
+/// then to b.test and c.test together (batch size 2, from a chat line);
+/// a module whose Lua fails to load on b.test goes, one server at a time,
+/// to a.test (done), to b.test (failed, and undone there), and stops
+/// there: c.test is not reached and changes nothing; the room is told.
+/// A dry run changes nothing anywhere, and a server down stops no dry
+/// run; in a rollout, a server down is its own row, and the others of its
+/// batch are done.
+#[test]
+fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
+    let mut fleet = Fleet::start(3);
+    let mut repository = support::Repository::start_with(|corpus| {
+        support::debian_corpus(corpus);
+        let flaky = corpus.join("mod_flaky");
+        std::fs::create_dir_all(&flaky).unwrap();
+        std::fs::write(
+            flaky.join("mod_flaky.lua"),
+            "if module.host == \"b.test\" then error(\"mod_flaky does not load on b.test\") end\n",
+        )
+        .unwrap();
+        std::fs::write(
+            flaky.join("README.markdown"),
+            "---\nsummary: Loads everywhere but on b.test\n---\n\nA module for tests.\n",
+        )
+        .unwrap();
+    });
+    let mut alice = modmans_around_a(&mut fleet, &mut repository, "batch_size = 1\n", &[ROOM]);
+    alice.join(ROOM, "alice", "anyone");
+    for domain in ["a.test", "b.test", "c.test"] {
+        alice.wait_for_occupant(ROOM, domain);
+    }
+    let loaded = |fleet: &Fleet, domain: &str, module: &str| {
+        fleet
+            .member(domain)
+            .prosody
+            .loaded_modules(domain)
+            .contains(&module.to_owned())
+    };
+
+    // Unconfirmed, from chat: nothing runs anywhere.
+    alice.chat("modman.a.test", "fleet: install lastlog enable batch=2");
+    for domain in ["a.test", "b.test", "c.test"] {
+        assert!(installed_on(&fleet, domain).is_empty(), "{domain}");
+    }
+    alice.chat(
+        "modman.a.test",
+        "fleet: install lastlog enable batch=2 confirm",
+    );
+    for domain in ["a.test", "b.test", "c.test"] {
+        assert_eq!(installed_on(&fleet, domain), ["lastlog"], "{domain}");
+        assert!(loaded(&fleet, domain, "lastlog"), "{domain}");
+    }
+
+    // The form offers the batch size, set from [fleet] batch_size.
+    let shown = alice.run_at("modman.a.test", "install", json!([]));
+    let fields = &support::last(&shown)["form"]["fields"];
+    assert!(
+        fields.as_array().unwrap().contains(&json!("batch")),
+        "{shown}"
+    );
+
+    // A dry run: every server answers its plan, nothing changes, and a
+    // plan that would fail later stops nobody.
+    let planned = alice.run_at(
+        "modman.a.test",
+        "install",
+        json!([{"modules": ["flaky"], "enable": true, "servers": ["fleet"], "dry_run": true}]),
+    );
+    let rows = rollout_rows(&planned);
+    for server in ["a.test", "b.test", "c.test"] {
+        assert!(
+            rows.iter().any(|r| r[0] == server && r[2] == "planned"),
+            "{rows:?}"
+        );
+        assert_eq!(installed_on(&fleet, server), ["lastlog"], "{server}");
+    }
+
+    let run = alice.run_at(
+        "modman.a.test",
+        "install",
+        json!([{"modules": ["flaky"], "enable": true, "servers": ["fleet"], "confirm": true}]),
+    );
+    let rows = rollout_rows(&run);
+    let standing = |server: &str| -> Vec<&str> {
+        rows.iter()
+            .filter(|r| r[0] == server)
+            .map(|r| r[2].as_str())
+            .collect()
+    };
+    assert_eq!(standing("a.test"), ["done"], "{rows:?}");
+    assert_eq!(standing("b.test"), ["failed, undone"], "{rows:?}");
+    // The room is told, once, by the modman that was asked: a line for
+    // each server, as the table has.
+    let told = alice
+        .next_from(ROOM, "a.test", 20)
+        .expect("a.test tells the room");
+    for server in ["a.test", "b.test", "c.test"] {
+        let lines = told.lines().filter(|l| l.trim_start().starts_with(server));
+        assert_eq!(lines.count(), standing(server).len(), "{told}");
+    }
+    // b.test's modman ran the change, which failed there: not a refusal.
+    let failure: Vec<&str> = rows
+        .iter()
+        .filter(|r| r[0] == "b.test")
+        .map(|r| r[3].as_str())
+        .collect();
+    assert_eq!(failure, ["failed-there"], "{rows:?}");
+    assert_eq!(standing("c.test"), ["not reached"], "{rows:?}");
+    assert!(loaded(&fleet, "a.test", "flaky"));
+    assert_eq!(installed_on(&fleet, "a.test"), ["flaky", "lastlog"]);
+    for domain in ["b.test", "c.test"] {
+        assert_eq!(installed_on(&fleet, domain), ["lastlog"], "{domain}");
+        assert!(!loaded(&fleet, domain, "flaky"), "{domain}");
+        assert!(
+            !fleet
+                .member(domain)
+                .prosody
+                .modules_dir()
+                .join("mod_flaky")
+                .exists(),
+            "{domain}"
+        );
+    }
+
+    // A server down: a dry run, one server at a time, still asks the
+    // servers after it for their plans; the change, in a batch of b.test
+    // and c.test, is made by c.test, while b.test's row says it could not
+    // be reached and changed nothing.
+    fleet.stop_server("b.test");
+    let csi = |batch: &str, confirm: &str| json!([{"modules": ["csi_battery_saver"], "servers": ["fleet"], "batch": batch, confirm: true}]);
+    let b_down = ["failed, unchanged".to_owned(), "unreachable".to_owned()];
+    for (fields, standing) in [
+        (csi("1", "dry_run"), "planned"),
+        (csi("2", "confirm"), "done"),
+    ] {
+        let rows = cells(
+            &alice.run_at("modman.a.test", "install", fields),
+            ["server", "standing", "failure"],
+        );
+        let of = |server: &str| -> Vec<[String; 2]> {
+            rows.iter()
+                .filter(|r| r[0] == server)
+                .map(|[_, standing, failure]| [standing.clone(), failure.clone()])
+                .collect()
+        };
+        for server in ["a.test", "c.test"] {
+            let rows = of(server);
+            assert!(
+                !rows.is_empty() && rows.iter().all(|r| r[0] == standing),
+                "{server}: {rows:?}"
+            );
+        }
+        assert_eq!(of("b.test"), std::slice::from_ref(&b_down), "{rows:?}");
+    }
+    for (server, has) in [("a.test", true), ("b.test", false), ("c.test", true)] {
+        let installed = installed_on(&fleet, server);
+        assert_eq!(
+            installed.contains(&"csi_battery_saver".to_owned()),
+            has,
+            "{server}"
+        );
+    }
 }

@@ -481,7 +481,13 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
     assert!(ok, "{out}{err}");
     assert_eq!(version(&host), Value::Null);
     assert!(!host.modules().join("mod_muc_rtbl").exists());
-    let (ok, out, err) = host.run(&["install", "--yes", "muc_rtbl"]);
+    // The manifest's earlier versions are on offer too.
+    let (_, out, _) = host.run(&["info", "muc_rtbl", "--json"]);
+    assert_eq!(json_output(&out)["fields"]["versions"], "2-1, 1-1", "{out}");
+    let (ok, out, err) = host.run(&["install", "--yes", "muc_rtbl@1-1"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(version(&host), "1-1");
+    let (ok, out, err) = host.run(&["update", "--yes", "muc_rtbl"]);
     assert!(ok, "{out}{err}");
     assert_eq!(version(&host), "2-1");
 

@@ -73,7 +73,17 @@ pub fn read(state_dir: &Path) -> std::io::Result<Vec<Entry>> {
 
 /// Now, as RFC 3339 in UTC.
 pub fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// Now, as RFC 3339 in UTC to the second: for times shown beside what
+/// they date (a hold), where a fraction would only be noise.
+pub fn now_to_the_second() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    rfc3339(now.replace_nanosecond(0).unwrap_or(now))
+}
+
+fn rfc3339(time: time::OffsetDateTime) -> String {
+    time.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "unknown".into())
 }

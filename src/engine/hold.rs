@@ -45,7 +45,7 @@ impl ChangeGuard<'_> {
             record.held = match &holding {
                 Holding::Hold(reason) => Some(Hold {
                     by: actor.to_string(),
-                    at: audit::now(),
+                    at: audit::now_to_the_second(),
                     reason: reason.clone(),
                 }),
                 Holding::Release => None,

@@ -811,3 +811,42 @@ async fn one_admin_socket_connection_serves_session_after_session_until_prosody_
     host.engine.live().await.unwrap();
     assert_eq!(connections(), 3);
 }
+
+#[tokio::test]
+async fn a_hold_is_written_with_its_history_line_or_not_at_all() {
+    use super::hold::Holding;
+    use super::state::Reason;
+    let host = host();
+    host.commit(install_and_enable("alpha")).await.unwrap();
+    let mut guard = host.engine.lock().await.unwrap();
+    let because = Reason::new("breaks with our LDAP").unwrap();
+    let alpha = ["alpha".to_owned()];
+    let was = guard
+        .set_holds(&Actor::local_user(), &alpha, Holding::Hold(Some(because)))
+        .unwrap();
+    assert_eq!(was, [None]);
+    drop(guard);
+    let held = host.engine.installed().unwrap().modules["alpha"]
+        .held
+        .clone();
+    assert_eq!(
+        held.and_then(|h| h.reason).map(String::from).as_deref(),
+        Some("breaks with our LDAP")
+    );
+    assert_eq!(host.history_results(), ["install ok", "hold ok"]);
+    // The history cannot be written: the release is not made.
+    let history = host.root.join("state/history.jsonl");
+    let kept = std::fs::read(&history).unwrap();
+    std::fs::remove_file(&history).unwrap();
+    std::fs::create_dir(&history).unwrap();
+    let before = host.snapshot();
+    let mut guard = host.engine.lock().await.unwrap();
+    assert!(guard
+        .set_holds(&Actor::local_user(), &alpha, Holding::Release)
+        .is_err());
+    assert!(guard.installed.modules["alpha"].held.is_some());
+    drop(guard);
+    assert_eq!(host.snapshot(), before);
+    std::fs::remove_dir(&history).unwrap();
+    std::fs::write(&history, kept).unwrap();
+}

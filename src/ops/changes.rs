@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 
 use super::plan::Plan;
+use super::updates::{self, Direction};
 use super::Context;
 use crate::engine::copy::CopyFile;
 use crate::engine::state::{Installed, InstalledModule};
@@ -30,6 +31,9 @@ pub struct Changes {
     pub module: String,
     pub from: String,
     pub to: String,
+    /// Whether `to` is later or earlier than `from` (see
+    /// [`updates::direction`]).
+    pub direction: Direction,
     /// The commits after the installed copy, newest first, as far as the
     /// repository recorded them.
     pub log: Vec<Change>,
@@ -151,12 +155,19 @@ pub fn of_download(
             let record = installed.modules.get(&prepared.name)?;
             let step = plan.steps.iter().find(|s| s.entry.name == prepared.name)?;
             let on_disk = ctx.engine.installed_copy(&prepared.name, record);
+            let catalog = ctx.catalog();
+            let offered = catalog.find_in(&record.repository, &prepared.name);
+            let direction = updates::direction(
+                offered.map(|(_, e)| e),
+                &step.entry.version,
+                &record.version,
+            );
             Some(Changes::between(
                 &prepared.name,
-                record,
-                &on_disk,
+                (record, &on_disk),
                 &step.entry,
                 archive,
+                direction,
             ))
         })
         .collect()
@@ -164,18 +175,17 @@ pub fn of_download(
 
 impl Changes {
     /// What replacing installed `record` (its files on disk: `installed`)
-    /// with `entry` (its verified archive: `new`) changes.
+    /// with `entry` (its verified archive: `new`), in `direction`, changes.
     pub fn between(
         name: &str,
-        record: &InstalledModule,
-        installed: &[CopyFile],
+        (record, installed): (&InstalledModule, &[CopyFile]),
         entry: &ModuleEntry,
         new: &[ArchiveFile],
+        direction: Direction,
     ) -> Changes {
         // The log, down to the commit the installed version names.
         // A downgrade undoes commits rather than bringing them: no log.
-        let downgrade = crate::repo::compare_versions(&entry.version, &record.version)
-            == Some(std::cmp::Ordering::Less);
+        let downgrade = direction == Direction::Downgrade;
         let log: Vec<Change> = (entry.changes.iter())
             .take_while(|c| !downgrade && !c.is(&record.version))
             .cloned()
@@ -267,6 +277,7 @@ impl Changes {
             module: name.to_owned(),
             from: record.version.clone(),
             to: entry.version.clone(),
+            direction,
             log,
             files,
             more_files,
@@ -354,6 +365,7 @@ impl Changes {
             "module": self.module,
             "from": self.from,
             "to": self.to,
+            "downgrade": self.direction == Direction::Downgrade,
             "log": self.log.iter().map(|c| json!({
                 "id": c.id,
                 "date": c.date.to_string(),
@@ -430,7 +442,8 @@ mod tests {
             status: "Works".into(),
             works: Some(true),
         }];
-        let changes = Changes::between("x", &record, &installed, &entry, &new);
+        let changes =
+            Changes::between("x", (&record, &installed), &entry, &new, Direction::Forward);
         let log: Vec<&str> = changes.log.iter().map(|c| c.summary.as_str()).collect();
         assert_eq!(log, ["Second", "First"]);
         let files: Vec<(&str, FileChangeKind, usize, usize)> = (changes.files.iter())

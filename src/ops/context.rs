@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use super::check::ComponentProbe;
 use super::input::ModuleChoice;
+use super::updates::{self, UpdateStatus};
 use crate::config::Config;
 use crate::engine::{Engine, EngineError, Opening};
 use crate::repo::catalog::Catalog;
@@ -99,6 +100,19 @@ impl Context {
                 .keys()
                 .map(|name| labelled(name.clone(), "installed"))
                 .collect(),
+            ModuleChoice::Updatable => installed
+                .modules
+                .iter()
+                .map(|(name, record)| {
+                    match updates::status(&catalog, &self.config.repositories, name, record) {
+                        UpdateStatus::Available { from, to, .. } => (
+                            name.clone(),
+                            format!("{name}{LABEL_SEPARATOR}update: {from} -> {}", to.version),
+                        ),
+                        _ => (name.clone(), format!("{name}{LABEL_SEPARATOR}no update")),
+                    }
+                })
+                .collect(),
             ModuleChoice::Enableable => installed
                 .modules
                 .keys()
@@ -162,10 +176,9 @@ impl Context {
                     continue;
                 }
                 let age = if at == 0 { "newest" } else { "earlier" };
-                choices.push((
-                    format!("{name}{}{version}", super::VERSION_SEPARATOR),
-                    format!("{name} {version} ({age}, from {})", repository.name),
-                ));
+                let value = format!("{name}{}{version}", super::VERSION_SEPARATOR);
+                let label = format!("{value}{LABEL_SEPARATOR}{age}, from {}", repository.name);
+                choices.push((value, label));
             }
         }
         choices

@@ -69,7 +69,9 @@ impl Command for Diff {
         catalog.check_fresh(repository)?;
         let archive = ctx.fetcher.archive(repository, to).await?;
         let on_disk = ctx.engine.installed_copy(&name, record);
-        let summary = Changes::between(&name, record, &on_disk, to, &archive).lines();
+        // An available update is never an earlier version (see updates).
+        let forward = updates::Direction::Forward;
+        let summary = Changes::between(&name, (record, &on_disk), to, &archive, forward).lines();
         let mut diff = Bounded::default();
         for (path, (before, after)) in changes::sides(&on_disk, &archive) {
             if before.is_some() && before == after {

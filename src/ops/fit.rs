@@ -426,7 +426,14 @@ mod tests {
                 })
                 .collect();
             let record = crate::engine::state::InstalledModule::for_test("r", "1", '0');
-            proposal.changes(Changes::between(&module, &record, &[], &entry, &[]));
+            let forward = crate::ops::updates::Direction::Forward;
+            proposal.changes(Changes::between(
+                &module,
+                (&record, &[]),
+                &entry,
+                &[],
+                forward,
+            ));
         }
         let Err(Response::Confirm(question)) = proposal.decide(&crate::ops::Consent::NotAsked)
         else {

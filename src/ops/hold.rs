@@ -46,6 +46,15 @@ pub fn describe(hold: &Held) -> String {
     format!("by {} since {}{why}", hold.by, hold.at)
 }
 
+/// The refusal of `operation` (update, rollback) on held module `name`,
+/// at `version`: who held it and why, and the way out.
+pub fn refusal(operation: &str, name: &str, version: &str, hold: &Held) -> OpError {
+    OpError::conflict(format!(
+        "{name} is held at {version} ({}), so {operation} leaves it as it is; to {operation} it, unhold {name} first",
+        describe(hold)
+    ))
+}
+
 impl Command for Hold {
     const SPEC: Spec = Spec {
         access: Access::Change,
@@ -140,7 +149,7 @@ impl Command for Unhold {
         }
         if held.is_empty() {
             return Err(OpError::conflict(format!(
-                "{} not held, so there is nothing to release; nothing was changed",
+                "none of {} is held, so there is nothing to release",
                 self.modules.join(", ")
             )));
         }
@@ -180,7 +189,7 @@ fn installed<'a>(
 ) -> Result<&'a crate::engine::state::InstalledModule, OpError> {
     installed.modules.get(name).ok_or_else(|| {
         OpError::not_found(format!(
-            "{name} is not installed by modman, so there is nothing to hold or release; nothing was changed"
+            "{name} is not installed by modman, so there is nothing to hold or release"
         ))
     })
 }

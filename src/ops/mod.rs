@@ -45,6 +45,7 @@ mod remove;
 mod required;
 pub mod response;
 mod rollback;
+mod times;
 mod update;
 pub mod updates;
 

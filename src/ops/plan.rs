@@ -114,7 +114,7 @@ pub fn resolve<'a>(
             None => Cow::Borrowed(newest),
             Some(version) => Cow::Owned(newest.at_version(&version).ok_or_else(|| {
                 OpError::not_found(format!(
-                    "{} does not offer {name} at {version}; it offers {}. Nothing was changed; name one of those, such as {name}{VERSION_SEPARATOR}{}",
+                    "{} does not offer {name} at {version}; it offers {}: name one of those, such as {name}{VERSION_SEPARATOR}{}",
                     repository.name,
                     newest.versions().collect::<Vec<_>>().join(", "),
                     newest.version

@@ -88,6 +88,16 @@ impl Command for Rollback {
         let (mut rows, mut files) = (Vec::new(), Vec::new());
         for (id, change) in targets {
             let current = guard.installed.modules.get(&change.name);
+            // Held: kept at its copy, as update keeps it.
+            if let Some((record, hold)) = current.and_then(|r| Some((r, r.held.as_ref()?))) {
+                let name = &change.name;
+                return Err(super::hold::refusal(
+                    "rollback",
+                    name,
+                    &record.version,
+                    hold,
+                ));
+            }
             let target = change.before.as_ref();
             if current.map(|r| &r.sha256) == target.map(|r| &r.sha256) {
                 continue;

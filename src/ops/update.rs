@@ -11,7 +11,7 @@
 
 use super::changes;
 use super::confirm::{Consent, Proposal};
-use super::updates::{self, Unknown, UpdateStatus};
+use super::updates::{self, Direction, Unknown, UpdateStatus};
 use super::{hold, plan};
 use super::{
     Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec,
@@ -19,8 +19,6 @@ use super::{
 };
 use crate::access::Actor;
 use crate::engine::ChangeSet;
-use crate::repo::compare_versions;
-use std::cmp::Ordering;
 
 /// The reason of a module updated to a version the admin named.
 const CHOSEN: &str = "version chosen";
@@ -42,7 +40,7 @@ impl Command for Update {
             var: "modules",
             label: "Modules (empty: all)",
             help: "Which installed modules to update; leave empty to update all. name@VERSION takes a version the repository offers, an earlier one too (asked first).",
-            kind: ParamKind::Versioned(ModuleChoice::Installed),
+            kind: ParamKind::Versioned(ModuleChoice::Updatable),
             required: false,
         }],
     };
@@ -73,11 +71,7 @@ impl Command for Update {
                 };
                 // Named, so said at once, whatever else is asked.
                 if let Some(hold) = &record.held {
-                    return Err(OpError::conflict(format!(
-                        "{name} is held at {} ({}), so it was not updated; nothing was changed. To update it, unhold {name} first",
-                        record.version,
-                        hold::describe(hold)
-                    )));
+                    return Err(hold::refusal("update", name, &record.version, hold));
                 }
             }
             self.modules
@@ -184,7 +178,11 @@ impl Command for Update {
             let Some(record) = guard.installed.modules.get(&step.entry.name) else {
                 continue;
             };
-            if compare_versions(&step.entry.version, &record.version) == Some(Ordering::Less) {
+            let newest = catalog.find_in(&record.repository, &step.entry.name);
+            let offered = newest.map(|(_, e)| e);
+            if updates::direction(offered, &step.entry.version, &record.version)
+                == Direction::Downgrade
+            {
                 proposal.concern(format!(
                     "{}: {} -> {} is a downgrade, to an earlier version than installed; what the newer one fixed goes with it.",
                     step.entry.name, record.version, step.entry.version

@@ -68,6 +68,33 @@ pub enum Versions {
     Unordered,
 }
 
+/// Which way a copy on offer moves an installed module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// To a later copy, or one modman cannot place before the installed.
+    Forward,
+    /// To an earlier version than installed: asked about, and it undoes
+    /// commits rather than bringing them.
+    Downgrade,
+}
+
+/// Which way `version` moves a module installed at `installed`, where
+/// `offered` is the module's entry in its repository: by the versions'
+/// places in the entry's list (newest first, as the index lists its
+/// builds) when it has both, since builds of one day share a date and
+/// their ids do not order them; by the versions themselves otherwise.
+pub fn direction(offered: Option<&ModuleEntry>, version: &str, installed: &str) -> Direction {
+    let place = |wanted: &str| offered.and_then(|e| e.versions().position(|v| v == wanted));
+    let earlier = match (place(version), place(installed)) {
+        (Some(chosen), Some(now)) => chosen > now,
+        _ => compare_versions(version, installed) == Some(Ordering::Less),
+    };
+    match earlier {
+        true => Direction::Downgrade,
+        false => Direction::Forward,
+    }
+}
+
 /// Why an update status is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unknown {
@@ -279,5 +306,24 @@ mod tests {
                 why: Unknown::NotConfigured
             }
         ));
+    }
+
+    #[test]
+    fn earlier_is_the_place_in_the_index_before_the_version_itself() {
+        let mut entry = crate::repo::index::tests::entry("lastlog");
+        entry.version = "20240701.bb".into();
+        let mut earlier = entry.as_earlier();
+        earlier.version = "20240701.cc".into();
+        entry.previous = vec![earlier];
+        let down = |version, installed| direction(Some(&entry), version, installed);
+        // One day, two builds: the index says which came first.
+        assert_eq!(down("20240701.cc", "20240701.bb"), Direction::Downgrade);
+        assert_eq!(down("20240701.bb", "20240701.cc"), Direction::Forward);
+        // A version the index no longer lists: the dates decide.
+        assert_eq!(down("20240701.cc", "20240801.aa"), Direction::Downgrade);
+        assert_eq!(
+            direction(None, "20240901.aa", "20240801.aa"),
+            Direction::Forward
+        );
     }
 }

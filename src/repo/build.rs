@@ -897,8 +897,18 @@ pub(crate) mod tests {
             let bytes = std::fs::read(out.join(&earlier.archive)).unwrap();
             assert_eq!(super::super::sha256_hex(&bytes), earlier.sha256);
         }
-        // The build before those is no longer served.
+        // The build before those is no longer served, and what is served
+        // verifies, earlier builds and all.
         assert!(!out.join(&newest[0].archive).exists());
+        let public = signing::read_private(&key).unwrap().verifying_key();
+        assert_eq!(super::super::verify::verify(&out, &public).problems, []);
+        std::fs::write(out.join(&last.previous[1].archive), b"other bytes").unwrap();
+        let problems = super::super::verify::verify(&out, &public).problems;
+        assert!(!problems.is_empty());
+        assert!(
+            problems.iter().all(|p| p.file == last.previous[1].archive),
+            "{problems:?}"
+        );
         let chosen = last.at_version(&newest[1].version).unwrap();
         assert_eq!(chosen.sha256, newest[1].sha256);
         assert!(last.at_version("19700101.0").is_none());

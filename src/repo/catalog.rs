@@ -494,7 +494,11 @@ async fn luarocks_index(
     let offers = async {
         let mut server = luarocks_server(config, fetcher, repository)?;
         server
-            .offers(&config.prosody.builtin_modules, &mut |_| {})
+            .offers(
+                &config.prosody.builtin_modules,
+                crate::repo::build::DEFAULT_KEEP,
+                &mut |_| {},
+            )
             .await
     };
     let offers = offers.await.map_err(|e| e.to_string())?;

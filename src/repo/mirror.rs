@@ -114,7 +114,7 @@ pub async fn mirror(
     let mut server = Server::open(&fetcher, &repository, &cache, &cache.join("pins.json"))?;
     let mut fetched = 0;
     let offers = server
-        .offers(options.builtin_dir, &mut |step| {
+        .offers(options.builtin_dir, 0, &mut |step| {
             fetched += usize::from(step.from_server);
             progress(step);
         })

@@ -83,7 +83,16 @@ fn check(dir: &Path, key: &VerifyingKey, freshness: &mut Option<String>) -> (usi
         );
     }
     let mut listed = BTreeSet::new();
-    for module in &index.modules {
+    // The newest build of each module, and the earlier ones it still
+    // serves, each checked alike.
+    let builds = index.modules.iter().flat_map(|module| {
+        let versions: Vec<&str> = module.versions().collect();
+        versions
+            .into_iter()
+            .filter_map(|version| module.at_version(version))
+    });
+    for module in builds {
+        let module = &module;
         listed.insert(module.archive.clone());
         let file = module.archive.as_str();
         let bytes = match read(file) {

@@ -815,10 +815,23 @@ impl Repository {
     /// makes one: `modman repo build --from-debian` of the Debian
     /// prosody-modules of the Prosody under test.
     pub fn start_from_debian() -> Repository {
-        let mut repository = Repository::keyed("local");
-        let output = Command::new(env!("CARGO_BIN_EXE_modman"))
+        Repository::start_from_debian_by(&Program::this_build())
+    }
+
+    /// [`Repository::start_from_debian`] built by `binary`, such as the
+    /// one the package installed in the Prosody 13 chroot, which reads
+    /// the chroot's Debian as its own; the repository is made where that
+    /// binary reaches it at the same path.
+    pub fn start_from_debian_by(binary: &Program) -> Repository {
+        let mut repository = Repository::keyed_in("local", server().tempdir("modman-repo-test-"));
+        let debian_root = match binary.chroot {
+            Some(_) => PathBuf::from("/"),
+            None => server().root.clone(),
+        };
+        let output = binary
+            .command()
             .args(["repo", "build", "--from-debian", "--debian-root"])
-            .arg(&server().root)
+            .arg(debian_root)
             .arg("--out")
             .arg(repository.served())
             .arg("--key")
@@ -841,6 +854,11 @@ impl Repository {
             .prefix("modman-repo-test-")
             .tempdir()
             .unwrap();
+        Repository::keyed_in(name, dir)
+    }
+
+    /// [`Repository::keyed`] in `dir`.
+    fn keyed_in(name: &str, dir: tempfile::TempDir) -> Repository {
         let key = dir.path().join("key");
         let output = Command::new(env!("CARGO_BIN_EXE_modman"))
             .args(["repo", "keygen", "--out"])
@@ -861,6 +879,20 @@ impl Repository {
     /// The module tree the repository is built from.
     pub fn corpus(&self, module: &str) -> PathBuf {
         self.dir.path().join("corpus").join(module)
+    }
+
+    /// Adds mod_broken, whose code fails when Prosody loads it, with
+    /// `readme`, and rebuilds the index.
+    pub fn add_broken_module(&self, readme: &str) {
+        let broken = self.corpus("mod_broken");
+        std::fs::create_dir(&broken).unwrap();
+        std::fs::write(
+            broken.join("mod_broken.lua"),
+            "error(\"modman test: broken on purpose\")\n",
+        )
+        .unwrap();
+        std::fs::write(broken.join("README.markdown"), readme).unwrap();
+        self.rebuild();
     }
 
     /// The served directory.
@@ -1086,6 +1118,15 @@ pub fn last(run: &Value) -> &Value {
         .as_array()
         .and_then(|s| s.last())
         .unwrap_or_else(|| panic!("no steps: {run}"))
+}
+
+/// The whole summary of a result: a note is one short line, so where
+/// the summary is longer a table carries it whole in its instructions.
+pub fn summary(step: &Value) -> String {
+    match step["form"]["instructions"].as_str() {
+        Some(whole) if !whole.is_empty() => whole.to_owned(),
+        _ => step["notes"][0][1].as_str().unwrap_or_default().to_owned(),
+    }
 }
 
 /// Appends `text` to the file at `path`.

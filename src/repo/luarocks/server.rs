@@ -23,7 +23,7 @@ use crate::config::Repository;
 use crate::fsutil;
 use crate::repo::build::dependency_kind;
 use crate::repo::fetch::{self, FetchError, Fetcher};
-use crate::repo::index::{Dependency, ModuleEntry};
+use crate::repo::index::{Dependency, Earlier, ModuleEntry};
 use crate::repo::metadata::{self, Need};
 
 /// Largest manifest accepted (the Lua reader's own limit).
@@ -164,17 +164,34 @@ impl<'a> Server<'a> {
     /// Rocks are read one at a time and only their description is kept
     /// (see [`Reading::Describe`]), so what a refresh holds does not grow
     /// with what the rocks unpack to.
+    ///
+    /// With `earlier` above 0, as many earlier versions of each module as
+    /// the manifest lists (newest first) are read too, after every newest
+    /// rock, and offered as its earlier builds (`install x@VERSION`); one
+    /// that cannot be read is not offered, and leaves its module in.
     pub async fn offers(
         &mut self,
         builtin_dir: &Path,
+        earlier: usize,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<Offers, ServerError> {
         let manifest = self.manifest().await?;
         let mut problems = Vec::new();
-        let mut read: BTreeMap<String, Described> = BTreeMap::new();
+        let mut found = Found::default();
         let fetched = self
-            .read_newest(&manifest, builtin_dir, &mut read, &mut problems, progress)
+            .read_newest(
+                &manifest,
+                builtin_dir,
+                earlier,
+                &mut found,
+                &mut problems,
+                progress,
+            )
             .await;
+        let Found {
+            mut read,
+            mut builds,
+        } = found;
         // Pin what was fetched even when a later rock stopped the run.
         self.pins.save()?;
         fetched?;
@@ -185,8 +202,14 @@ impl<'a> Server<'a> {
             .collect();
         let modules = kept
             .iter()
-            .filter_map(|package| read.remove(package))
-            .map(|described| described.offer(&community, builtin_dir))
+            .filter_map(|package| Some((read.remove(package)?, builds.remove(package))))
+            .map(|(described, builds)| {
+                let mut offer = described.offer(&community, builtin_dir);
+                offer.entry.previous = (builds.into_iter().flatten())
+                    .map(|build| build.earlier(&community, builtin_dir))
+                    .collect();
+                offer
+            })
             .collect();
         Ok(Offers { modules, problems })
     }
@@ -206,20 +229,25 @@ impl<'a> Server<'a> {
         rock::read(file, &bytes, Reading::Whole, &has_module, &mut 0).map_err(|e| e.to_string())
     }
 
-    /// Reads the newest rock of each module in `manifest` into `read`, or
-    /// says in `problems` why it was refused. Rocks not in the cache are
-    /// downloaded [`PARALLEL`] at a time, and handled in manifest order,
-    /// one at a time.
+    /// Reads the newest rock of each module in `manifest` into `found`, or
+    /// says in `problems` why it was refused, then up to `earlier` earlier
+    /// versions of each (one that cannot be read is left unsaid). Rocks
+    /// not in the cache are downloaded [`PARALLEL`] at a time, and handled
+    /// in that order, one at a time.
     async fn read_newest(
         &mut self,
         manifest: &Manifest,
         builtin_dir: &Path,
-        read: &mut BTreeMap<String, Described>,
+        earlier: usize,
+        found: &mut Found,
         problems: &mut Vec<LeftOut>,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<(), ServerError> {
-        let total = manifest.rocks.len();
+        let Found { read, builds } = found;
         let mut wanted = Vec::new();
+        // Earlier versions after every newest one, so the budgets below
+        // are spent on what is offered first.
+        let mut older = Vec::new();
         for (package, versions) in &manifest.rocks {
             let Some(version) = versions.last() else {
                 continue;
@@ -236,11 +264,19 @@ impl<'a> Server<'a> {
             let pinned = self.pins.get(&url).map(str::to_owned);
             // Owned, so the downloads below hold no borrows of the manifest
             // or the pins; a cached rock is read only when its turn comes.
-            wanted.push((package.clone(), version.clone(), file, url, pinned));
+            wanted.push((package.clone(), version.clone(), file, url, pinned, true));
+            for version in versions.iter().rev().skip(1).take(earlier) {
+                let file = format!("{package}-{version}.src.rock");
+                let url = fetch::url_of(self.repository, &file)?;
+                let pinned = self.pins.get(&url).map(str::to_owned);
+                older.push((package.clone(), version.clone(), file, url, pinned, false));
+            }
         }
+        wanted.extend(older);
+        let total = wanted.len();
         let (fetcher, repository, cache) = (self.fetcher, self.repository, &self.cache);
         let mut downloads = futures::stream::iter(wanted)
-            .map(|(package, version, file, url, pinned)| async move {
+            .map(|(package, version, file, url, pinned, newest)| async move {
                 let bytes = match cached_in(cache, &file, pinned.as_deref()) {
                     Some(bytes) => Ok((bytes, false)),
                     None => fetcher
@@ -248,7 +284,7 @@ impl<'a> Server<'a> {
                         .await
                         .map(|bytes| (bytes, true)),
                 };
-                (package, version, file, url, bytes)
+                (package, version, file, url, bytes, newest)
             })
             .buffered(PARALLEL);
         let mut done = 0;
@@ -256,8 +292,16 @@ impl<'a> Server<'a> {
         // rocks read so far unpacked to.
         let mut held: u64 = 0;
         let mut unpacked: u64 = 0;
-        while let Some((package, version, file, url, bytes)) = downloads.next().await {
-            let (bytes, from_server) = bytes?;
+        while let Some((package, version, file, url, bytes, newest)) = downloads.next().await {
+            let (bytes, from_server) = match (bytes, newest) {
+                (Ok(read), _) => read,
+                (Err(e), true) => return Err(e.into()),
+                // An earlier version is offered only if it can be read.
+                (Err(e), false) => {
+                    tracing::debug!("{file}: not offered as an earlier version: {e}");
+                    continue;
+                }
+            };
             if from_server {
                 // Refuses other bytes than a pin says, then keeps them.
                 self.pins.check(&url, &crate::repo::sha256_hex(&bytes))?;
@@ -270,6 +314,12 @@ impl<'a> Server<'a> {
                 total,
                 from_server,
             });
+            if unpacked > MAX_REFRESH_UNPACKED && !newest {
+                tracing::debug!(
+                    "{file}: not offered as an earlier version: the refresh's budget is spent"
+                );
+                continue;
+            }
             if unpacked > MAX_REFRESH_UNPACKED {
                 problems.push(LeftOut {
                     package,
@@ -281,7 +331,19 @@ impl<'a> Server<'a> {
                 continue;
             }
             let has_module = |name: &str| crate::repo::placement::has_module(builtin_dir, name);
-            match rock::read(&file, &bytes, Reading::Describe, &has_module, &mut unpacked) {
+            let described =
+                rock::read(&file, &bytes, Reading::Describe, &has_module, &mut unpacked);
+            if !newest {
+                match described {
+                    Ok(rock) => {
+                        let build = Build::new(rock, &bytes, version.to_string(), file);
+                        builds.entry(package).or_default().push(build);
+                    }
+                    Err(e) => tracing::debug!("not offered as an earlier version: {e}"),
+                }
+                continue;
+            }
+            match described {
                 Ok(rock) => {
                     let described = Described::new(rock, &bytes);
                     if held + described.weight() > MAX_CATALOG {
@@ -426,6 +488,68 @@ fn find_cycle(start: &str, read: &BTreeMap<String, Described>) -> Option<Vec<Str
     walk(start, &mut path, &mut seen, read).then_some(path)
 }
 
+/// What a refresh read of a server's rocks, by package: the newest of
+/// each, described, and the earlier versions read.
+#[derive(Default)]
+struct Found {
+    read: BTreeMap<String, Described>,
+    builds: BTreeMap<String, Vec<Build>>,
+}
+
+/// An earlier version of a module's rock, as its entry lists it: what
+/// tells the build apart (its file, bytes and files) and what it needs.
+struct Build {
+    version: String,
+    file: String,
+    size: u64,
+    sha256: String,
+    paths: Vec<String>,
+    needs: BTreeMap<String, Need>,
+}
+
+impl Build {
+    /// The rock `file` of `version`, as the manifest names them.
+    fn new(rock: Rock, bytes: &[u8], version: String, file: String) -> Build {
+        let described = Described::new(rock, bytes);
+        Build {
+            version,
+            file,
+            size: described.size,
+            sha256: described.sha256,
+            paths: described.paths,
+            needs: described.needs,
+        }
+    }
+
+    /// The build as its module's entry lists it.
+    fn earlier(self, community: &BTreeSet<String>, builtin_dir: &Path) -> Earlier {
+        Earlier {
+            version: self.version,
+            archive: self.file,
+            size: self.size,
+            sha256: self.sha256,
+            files: self.paths,
+            dependencies: dependencies(self.needs, community, builtin_dir),
+        }
+    }
+}
+
+/// Each of `needs`, told community, built in or missing.
+fn dependencies(
+    needs: BTreeMap<String, Need>,
+    community: &BTreeSet<String>,
+    builtin_dir: &Path,
+) -> Vec<Dependency> {
+    needs
+        .into_iter()
+        .map(|(dependency, need)| Dependency {
+            kind: dependency_kind(&dependency, community, builtin_dir),
+            name: dependency,
+            need,
+        })
+        .collect()
+}
+
 /// What a catalog entry needs of one rock, taken as it is read so that
 /// none of its contents are held: the rockspec, what it installs, the
 /// README's metadata, the main file's headers and what its code needs.
@@ -508,15 +632,7 @@ impl Described {
     /// the rock's; each dependency is told community, built in or missing.
     fn offer(self, community: &BTreeSet<String>, builtin_dir: &Path) -> Offer {
         let spec = self.rockspec;
-        let dependencies = self
-            .needs
-            .into_iter()
-            .map(|(dependency, need)| Dependency {
-                kind: dependency_kind(&dependency, community, builtin_dir),
-                name: dependency,
-                need,
-            })
-            .collect();
+        let dependencies = dependencies(self.needs, community, builtin_dir);
         let summary = if spec.summary.is_empty() {
             self.readme.summary
         } else {

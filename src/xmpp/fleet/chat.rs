@@ -1,19 +1,18 @@
-//! Fleet lines in a direct chat: `fleet: list updates` or
-//! `b.example.org c.example.org: list`. The servers named before the colon
+//! Fleet lines in a direct chat: `fleet: list updates`,
+//! `b.example.org c.example.org: list`, or a change rolled out in stages,
+//! `fleet: update all batch=2 confirm`. The servers named before the colon
 //! are this modman's own and its peers' (or `fleet` for all); the rest is
 //! an ordinary chat line, read the same way, and the answer is the merged
 //! table as text.
 
-use minidom::Element;
-
 use super::merge;
-use super::request::{across, targets, Across, ACROSS};
+use super::request::{across, batch_size, targets, Across, ACROSS, CHANGES};
+use super::rollout::{self, Fields, Intent, BATCH_FIELD};
 use super::{server_of, WHOLE_FLEET};
 use crate::access::Actor;
 use crate::config::Config;
-use crate::ops::{Input, Response};
+use crate::ops::{Input, Response, CONFIRM_FIELD};
 use crate::xmpp::chat::{parse_line, Line};
-use crate::xmpp::command::NS_DATA;
 
 pub use super::relay::Link;
 
@@ -45,7 +44,10 @@ pub fn for_the_room(config: &Config, text: &str) -> bool {
         .is_some_and(|(names, _)| names.len() > 1 || names.iter().any(|n| n == WHOLE_FLEET))
 }
 
-/// The answer to `line` for the servers `names`, asked by `actor`.
+/// The answer to `line` for the servers `names`, asked by `actor`:
+/// `list` merged across them, or a change rolled out over them in stages
+/// ([`rollout`]), which runs only when the line says `confirm` (or is a
+/// `plan`); `batch=N` sets its batch size.
 pub async fn reply(
     ctx: &crate::ops::Context,
     link: Link<'_>,
@@ -53,12 +55,14 @@ pub async fn reply(
     names: &[String],
     line: &str,
 ) -> String {
-    let (op, raw) = match parse_line(line) {
-        Ok(Line::Command { op, raw }) if op.spec().node == ACROSS => (op, raw),
-        Ok(_) => {
-            return format!("Only `{ACROSS}` runs across servers; nothing was run. Say `{ACROSS}` after the servers, or leave them out to talk to this server.")
-        }
+    let (line, batch, confirm) = rollout_words(line);
+    let (op, raw) = match parse_line(&line) {
+        Ok(Line::Command { op, raw }) => (op, raw),
+        Ok(_) => return only_across(),
         Err(explanation) => return explanation,
+    };
+    let Some(kind) = Across::of(op.spec().node) else {
+        return only_across();
     };
     let input = match Input::check(op.spec().params, raw.iter().map(|(v, vs)| (*v, vs.clone()))) {
         Ok(input) => input,
@@ -71,53 +75,95 @@ pub async fn reply(
     let Some(admin) = actor.jid() else {
         return "Only an admin over XMPP can ask other servers.".to_owned();
     };
-    let here = async {
-        if !targets.here {
-            return Ok(None);
+    let mut fields: Fields = raw
+        .iter()
+        .map(|(var, values)| ((*var).to_owned(), values.clone()))
+        .collect();
+    let table = match kind {
+        Across::List => {
+            let here = async {
+                if !targets.here {
+                    return Ok(None);
+                }
+                match op.run(ctx, actor, &input).await? {
+                    Response::Table(table) => Ok(Some(Ok(merge::rows_of_table(&table)))),
+                    _ => Err(crate::ops::OpError::unavailable(format!(
+                        "`{ACROSS}` did not answer a table"
+                    ))),
+                }
+            };
+            let form = rollout::form(&fields);
+            across(ctx, link, admin, Some(form), targets.peers.clone(), here).await
         }
-        match op.run(ctx, actor, &input).await? {
-            Response::Table(table) => Ok(Some(Ok(merge::rows_of_table(&table)))),
-            _ => Err(crate::ops::OpError::unavailable(format!(
-                "`{ACROSS}` did not answer a table"
-            ))),
+        Across::Change(node) => {
+            let batch = match batch_size(ctx, &batch) {
+                Ok(batch) => batch,
+                Err(e) => return e.to_string(),
+            };
+            let stages = rollout::stages(targets.servers(ctx), batch);
+            if confirm {
+                fields.push((CONFIRM_FIELD.to_owned(), vec!["true".to_owned()]));
+            }
+            let intent = match rollout::intent(node, &fields) {
+                Ok(intent) => intent,
+                Err(e) => return format!("{e}; nothing was run."),
+            };
+            if intent == Intent::Unconfirmed {
+                let canary = stages
+                    .first()
+                    .and_then(|stage| stage.first())
+                    .map_or(String::new(), |s| s.name.clone());
+                return format!(
+                    "A change across servers runs only when the line says `confirm`: say it again with `confirm` at the end (or start it with `plan` to see each server's plan). It goes to {canary} first, then to the others in batches of {batch}, each checked before the next. Nothing was run anywhere."
+                );
+            }
+            let runner = rollout::Runner {
+                ctx,
+                link,
+                actor,
+                admin,
+                node,
+                fields,
+                intent,
+            };
+            let count = stages.len();
+            Ok(rollout::table(
+                intent,
+                count,
+                batch,
+                &runner.roll_out(stages).await,
+            ))
         }
     };
-    let form = submit_form(&raw);
-    match across(
-        ctx,
-        link,
-        admin,
-        Across::List,
-        Some(form),
-        targets.peers.clone(),
-        here,
-    )
-    .await
-    {
+    match table {
         Ok(table) => crate::text::render(&Response::Table(table)),
         Err(e) => format!("Failed: {}", crate::clean::one_line(&e.to_string())),
     }
 }
 
-/// The fields of a chat line as a submitted data form, as a peer reads it.
-fn submit_form(raw: &[(&str, Vec<String>)]) -> Element {
-    let mut form = Element::builder("x", NS_DATA)
-        .attr(crate::xmpp::name("type"), "submit")
-        .build();
-    for (var, values) in raw {
-        let mut field = Element::builder("field", NS_DATA)
-            .attr(crate::xmpp::name("var"), *var)
-            .build();
-        for value in values {
-            field.append_child(
-                Element::builder("value", NS_DATA)
-                    .append(value.as_str())
-                    .build(),
-            );
+/// The answer to a fleet line with a command that does not go across
+/// servers.
+fn only_across() -> String {
+    format!("Only `{ACROSS}`, `{}` run across servers; nothing was run. Say one of them after the servers, or leave the servers out to talk to this server.", CHANGES.join("`, `"))
+}
+
+/// `line` without the words of a rollout, which are not the command's:
+/// the values of `batch=N`, and whether it says `confirm`.
+fn rollout_words(line: &str) -> (String, Vec<String>, bool) {
+    let mut batch = Vec::new();
+    let mut confirm = false;
+    let mut rest = Vec::new();
+    for word in line.split_whitespace() {
+        let lower = word.to_lowercase();
+        if let Some(value) = lower.strip_prefix(&format!("{BATCH_FIELD}=")) {
+            batch.push(value.to_owned());
+        } else if lower == CONFIRM_FIELD {
+            confirm = true;
+        } else {
+            rest.push(word);
         }
-        form.append_child(field);
     }
-    form
+    (rest.join(" "), batch, confirm)
 }
 
 #[cfg(test)]
@@ -145,5 +191,17 @@ mod tests {
         assert_eq!(addressed(&config, "z.example.org: list"), None);
         assert_eq!(addressed(&config, "list installed"), None);
         assert_eq!(addressed(&config, ": list"), None);
+    }
+
+    #[test]
+    fn a_rollouts_own_words_are_taken_out_of_the_line() {
+        assert_eq!(
+            rollout_words("update all batch=2 Confirm"),
+            ("update all".to_owned(), vec!["2".to_owned()], true)
+        );
+        assert_eq!(
+            rollout_words("install lastlog"),
+            ("install lastlog".to_owned(), vec![], false)
+        );
     }
 }

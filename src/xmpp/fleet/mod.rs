@@ -9,6 +9,7 @@ pub mod chat;
 pub mod merge;
 pub mod relay;
 pub mod request;
+pub mod rollout;
 pub mod trust;
 
 /// The ad-hoc field naming the servers a request is for: server domains

@@ -42,6 +42,10 @@ pub enum PeerFailure {
     Timeout(u64),
     #[error("refused ({condition}): {text}")]
     Refused { condition: String, text: String },
+    /// The peer ran the command and it failed there (a change that
+    /// failed is undone whole there).
+    #[error("failed there ({condition}): {text}")]
+    FailedThere { condition: String, text: String },
     #[error("could not be reached ({condition}): its server, its modman or the s2s link is down")]
     Unreachable { condition: String },
     #[error("answered something modman cannot read: {0}")]
@@ -54,11 +58,13 @@ pub enum PeerFailure {
 
 impl PeerFailure {
     /// The kind of failure, as a table cell: `timeout`, `refused`,
-    /// `unreadable` or `not-sent`.
+    /// `failed-there`, `unreachable`, `unreadable`, `not-sent` or
+    /// `failed`.
     pub fn kind(&self) -> &'static str {
         match self {
             PeerFailure::Timeout(_) => "timeout",
             PeerFailure::Refused { .. } => "refused",
+            PeerFailure::FailedThere { .. } => "failed-there",
             PeerFailure::Unreachable { .. } => "unreachable",
             PeerFailure::Unreadable(_) => "unreadable",
             PeerFailure::NotSent => "not-sent",
@@ -166,15 +172,30 @@ fn read_answer(iq: Iq) -> Result<Element, PeerFailure> {
                 condition: format!("{:?}", error.defined_condition),
             })
         }
-        Iq::Error { error, .. } => Err(PeerFailure::Refused {
-            condition: format!("{:?}", error.defined_condition),
-            text: error
+        Iq::Error { error, .. } => {
+            let condition = format!("{:?}", error.defined_condition);
+            let text = error
                 .texts
                 .values()
                 .next()
                 .map(|t| crate::clean::one_line(t).chars().take(300).collect())
-                .unwrap_or_default(),
-        }),
+                .unwrap_or_default();
+            // Said about who asks or what was asked: the peer ran
+            // nothing. Anything else: it ran the command, which failed.
+            match error.defined_condition {
+                DefinedCondition::Forbidden
+                | DefinedCondition::NotAuthorized
+                | DefinedCondition::NotAllowed
+                | DefinedCondition::BadRequest
+                | DefinedCondition::ItemNotFound
+                | DefinedCondition::FeatureNotImplemented
+                | DefinedCondition::PolicyViolation
+                | DefinedCondition::ResourceConstraint => {
+                    Err(PeerFailure::Refused { condition, text })
+                }
+                _ => Err(PeerFailure::FailedThere { condition, text }),
+            }
+        }
         Iq::Get { .. } | Iq::Set { .. } => Err(PeerFailure::Unreadable("a request".into())),
     }
 }

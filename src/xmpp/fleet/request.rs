@@ -8,13 +8,16 @@ use tokio::sync::mpsc;
 use tokio_xmpp::Stanza;
 use xmpp_parsers::jid::{BareJid, Jid};
 
+use std::num::NonZeroUsize;
+
 use super::merge::{self, Row};
 use super::relay::{Link, PeerFailure, Relay};
+use super::rollout::{self, Intent, BATCH_FIELD};
 use super::{server_of, trust, SERVERS_FIELD, WHOLE_FLEET};
 use crate::access::Actor;
-use crate::ops::{Context, OpError, Table, CONFIRM_FIELD};
+use crate::ops::{Context, OpError, Table, CONFIRM_FIELD, DRY_RUN_FIELD};
 use crate::xmpp::adhoc::{self, AdhocError, Sessions};
-use crate::xmpp::command::{CommandReply, CommandRequest, Status, NS, NS_DATA};
+use crate::xmpp::command::{CommandReply, CommandRequest, Note, Status, NS, NS_DATA};
 use crate::xmpp::forms::{self, Rendering};
 
 /// The reading that goes across servers: its answers are merged into
@@ -51,13 +54,6 @@ impl Across {
             Across::Change(node) => node,
         }
     }
-
-    fn merge(self, answers: &[(String, Result<Vec<Row>, PeerFailure>)]) -> Table {
-        match self {
-            Across::List => merge::fitted(answers),
-            Across::Change(_) => merge::merge_changes(answers),
-        }
-    }
 }
 
 /// The servers one request is for.
@@ -69,14 +65,33 @@ pub struct Targets {
     pub peers: Vec<BareJid>,
 }
 
-/// The [`SERVERS_FIELD`] of `node`'s parameters form, when this modman
-/// has peers and `node` can go across servers (as ejabberd's node field
-/// picks a cluster node): left empty, the request is for this server.
-pub fn servers_field(ctx: &Context, node: &str) -> Option<Element> {
-    let config = &ctx.config;
-    if Across::of(node).is_none() || config.fleet.peers.is_empty() {
-        return None;
+impl Targets {
+    /// The servers of a rollout, by domain.
+    pub fn servers(self, ctx: &Context) -> Vec<rollout::Server> {
+        let name =
+            |jid: &BareJid| server_of(jid).map_or_else(|| jid.to_string(), |s| s.to_string());
+        let here = self.here.then(|| rollout::Server {
+            name: name(&ctx.config.component.jid),
+            peer: None,
+        });
+        here.into_iter()
+            .chain(self.peers.into_iter().map(|peer| rollout::Server {
+                name: name(&peer),
+                peer: Some(peer),
+            }))
+            .collect()
     }
+}
+
+/// The fleet's fields of `node`'s parameters form, when this modman has
+/// peers and `node` can go across servers: the [`SERVERS_FIELD`] (as
+/// ejabberd's node field picks a cluster node; left empty, the request is
+/// for this server), and for a change the [`BATCH_FIELD`].
+pub fn fleet_fields(ctx: &Context, node: &str) -> Vec<Element> {
+    let config = &ctx.config;
+    let Some(kind) = Across::of(node).filter(|_| !config.fleet.peers.is_empty()) else {
+        return vec![];
+    };
     let mut field = forms::field_element(
         SERVERS_FIELD,
         "list-multi",
@@ -89,27 +104,40 @@ pub fn servers_field(ctx: &Context, node: &str) -> Option<Element> {
     for server in servers {
         field.append_child(forms::option_element(server.as_str(), server.as_str()));
     }
-    Some(field)
-}
-
-/// Whether a submitted form answers `confirm` with true.
-fn confirmed(form: Option<&Element>) -> bool {
-    form.and_then(|form| forms::submitted_values(form).ok())
-        .is_some_and(|values| {
-            values.iter().any(|(var, vals)| {
-                var == CONFIRM_FIELD && vals.iter().any(|v| v == "true" || v == "1")
-            })
-        })
+    let mut fields = vec![field];
+    if matches!(kind, Across::Change(_)) {
+        let mut batch = forms::field_element(
+            BATCH_FIELD,
+            "text-single",
+            "Batch size (servers changed together after the first)",
+        );
+        batch.append_child(
+            Element::builder("value", NS_DATA)
+                .append(config.fleet.batch_size.to_string())
+                .build(),
+        );
+        fields.push(batch);
+    }
+    fields
 }
 
 /// Takes the [`SERVERS_FIELD`] out of `request`'s form: the servers it
 /// names, or `None` when it names none (a request for this server only).
 pub fn take_servers(request: &mut CommandRequest) -> Option<Vec<String>> {
-    let form = request.form.as_ref()?;
-    let is_servers = |c: &Element| c.is("field", NS_DATA) && c.attr("var") == Some(SERVERS_FIELD);
-    let names: Vec<String> = form
+    let names = take_field(request, SERVERS_FIELD);
+    (!names.is_empty()).then_some(names)
+}
+
+/// Takes the field `var` out of `request`'s form (the rest goes on to
+/// the operation, here and on the peers): its words.
+fn take_field(request: &mut CommandRequest, var: &str) -> Vec<String> {
+    let Some(form) = request.form.as_ref() else {
+        return vec![];
+    };
+    let is_it = |c: &Element| c.is("field", NS_DATA) && c.attr("var") == Some(var);
+    let words: Vec<String> = form
         .children()
-        .filter(|c| is_servers(c))
+        .filter(|c| is_it(c))
         .flat_map(|field| field.children().filter(|v| v.is("value", NS_DATA)))
         .flat_map(|value| {
             value
@@ -126,11 +154,33 @@ pub fn take_servers(request: &mut CommandRequest) -> Option<Vec<String>> {
             form.attr("type").unwrap_or("submit"),
         )
         .build();
-    for child in form.children().filter(|c| !is_servers(c)) {
+    for child in form.children().filter(|c| !is_it(c)) {
         rest.append_child(child.clone());
     }
     request.form = Some(rest);
-    (!names.is_empty()).then_some(names)
+    words
+}
+
+/// The batch size `words` give (the [`BATCH_FIELD`] or a chat line's
+/// `batch=N`), or `[fleet] batch_size` when they give none.
+pub fn batch_size(ctx: &Context, words: &[String]) -> Result<NonZeroUsize, OpError> {
+    match words {
+        [] => Ok(ctx.config.fleet.batch_size),
+        [word] => word
+            .parse::<NonZeroUsize>()
+            .ok()
+            .filter(|n| n.get() <= crate::config::MAX_PEERS)
+            .ok_or_else(|| {
+                OpError::bad_input(format!(
+                    "batch size `{}` is not a number from 1 to {}; nothing was run anywhere",
+                    word.chars().take(32).collect::<String>(),
+                    crate::config::MAX_PEERS
+                ))
+            }),
+        _ => Err(OpError::bad_input(
+            "give one batch size; nothing was run anywhere",
+        )),
+    }
 }
 
 /// The servers `names` stand for, with this modman's peers: a server's
@@ -190,14 +240,13 @@ pub async fn across<E>(
     ctx: &Context,
     link: Link<'_>,
     admin: &BareJid,
-    kind: Across,
     form: Option<Element>,
     peers: Vec<BareJid>,
     here: impl std::future::Future<Output = Result<Option<Result<Vec<Row>, PeerFailure>>, E>>,
 ) -> Result<Table, E> {
     let config = &ctx.config;
     let mut relayed = Element::builder("command", NS)
-        .attr(crate::xmpp::name("node"), kind.node())
+        .attr(crate::xmpp::name("node"), ACROSS)
         .attr(crate::xmpp::name("action"), "execute")
         .build();
     if let Some(form) = form {
@@ -221,7 +270,7 @@ pub async fn across<E>(
         answers.push((name(&peer), answer.and_then(|c| merge::rows_of(&c))));
     }
     answers.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(kind.merge(&answers))
+    Ok(merge::fitted(&answers))
 }
 
 /// Runs `request` on `targets` for `actor` and answers with the merged
@@ -244,55 +293,65 @@ pub async fn run(
         return Err(OpError::bad_input(format!("only `{ACROSS}` and `{}` run across servers; nothing was run. Leave the `{SERVERS_FIELD}` field empty to run `{}` on this server", CHANGES.join("`, `"), request.node.chars().take(64).collect::<String>()))
         .into());
     };
-    if matches!(kind, Across::Change(_)) && !confirmed(request.form.as_ref()) {
-        return Err(OpError::bad_input(format!("a change across servers runs only with `{CONFIRM_FIELD}` = true submitted, since no question can be asked of each server; nothing was run anywhere")).into());
-    }
     let Some(admin) = actor.jid() else {
         return Err(OpError::bad_input("only an admin over XMPP can ask other servers").into());
     };
-    let here = async {
-        if !targets.here {
-            return Ok(None);
+    let mut request = request;
+    let table = match kind {
+        Across::List => {
+            let here = async {
+                if !targets.here {
+                    return Ok(None);
+                }
+                let reply = adhoc::handle(
+                    ctx,
+                    sessions,
+                    actor,
+                    from,
+                    Rendering::Tables,
+                    request.clone(),
+                )
+                .await?;
+                Ok::<_, AdhocError>(Some(merge::rows_of(&Element::from(reply))))
+            };
+            let link = Link { relay, replies };
+            across(ctx, link, admin, request.form.clone(), targets.peers, here).await?
         }
-        let reply = adhoc::handle(
-            ctx,
-            sessions,
-            actor,
-            from,
-            Rendering::Tables,
-            request.clone(),
-        );
-        let reply = match (kind, reply.await) {
-            (_, Ok(reply)) => merge::rows_of(&Element::from(reply)),
-            (Across::List, Err(error)) => return Err(error),
-            // This server's change failed and was undone: its row says
-            // so, beside the servers that made theirs.
-            (Across::Change(_), Err(error)) => Err(PeerFailure::Failed(crate::clean::one_line(
-                &error.to_string(),
-            ))),
-        };
-        Ok::<_, AdhocError>(Some(reply))
-    };
-    let table = across(
-        ctx,
-        Link { relay, replies },
-        admin,
-        kind,
-        request.form.clone(),
-        targets.peers,
-        here,
-    )
-    .await?;
-    let form = match rendering {
-        Rendering::Tables => forms::table_form(&table),
-        Rendering::SingleItem | Rendering::FirstReplyOnly => forms::table_text_form(&table),
+        Across::Change(_) => {
+            let batch = batch_size(ctx, &take_field(&mut request, BATCH_FIELD))?;
+            let stages = rollout::stages(targets.servers(ctx), batch);
+            let fields = match request.form.as_ref().map(forms::submitted_values) {
+                Some(Ok(fields)) => fields,
+                Some(Err(e)) => return Err(OpError::bad_input(e).into()),
+                None => vec![],
+            };
+            let intent = rollout::intent(kind.node(), &fields)?;
+            if intent == Intent::Unconfirmed {
+                return Err(OpError::bad_input(format!("a change across servers runs only with `{CONFIRM_FIELD}` = true (or `{DRY_RUN_FIELD}` = true) submitted, since no question can be asked of each server; nothing was run anywhere")).into());
+            }
+            let runner = rollout::Runner {
+                ctx,
+                link: Link { relay, replies },
+                actor,
+                admin,
+                node: kind.node(),
+                fields,
+                intent,
+            };
+            let count = stages.len();
+            let table = rollout::table(intent, count, batch, &runner.roll_out(stages).await);
+            if intent == Intent::Change {
+                rollout::tell_rooms(ctx, replies, &table).await;
+            }
+            table
+        }
     };
     Ok(CommandReply {
         node: kind.node().to_owned(),
         session_id: format!("{:032x}", rand::random::<u128>()),
         status: Status::Completed,
         actions: vec![],
-        notes: vec![table.note.clone()],
-        form: Some(form),
+        notes: vec![Note::info(&table.note)],
+        form: Some(forms::table_result(&table, rendering)),
     })
 }
