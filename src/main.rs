@@ -296,7 +296,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
                 env!("CARGO_PKG_VERSION"),
                 admins.join(", ")
             );
-            tokio::spawn(say_repositories(ctx.clone()));
+            say_repositories(&ctx);
             match modman::xmpp::component::run(ctx, &config_path)
                 .await
                 .map_err(|e| format!("cannot listen for signals: {e}"))?
@@ -629,19 +629,16 @@ fn checks_passed(table: &ops::Table, at_start: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Logs, at the daemon's start, whether each repository can be read, so
-/// an admin whose host cannot reach one reads why and what to do in the
-/// first lines of the log, not after a `list` that offers nothing.
-async fn say_repositories(ctx: Context) {
+/// Logs, at the daemon's start, whether each repository could be read at
+/// its last refresh, so an admin whose host cannot reach one reads why
+/// and what to do in the first lines of the log, not after a `list` that
+/// offers nothing. A repository never refreshed is said by the first
+/// refresh, which a new install runs at once.
+fn say_repositories(ctx: &Context) {
     if ctx.config.repositories.is_empty() {
         tracing::warn!("no repository is configured: only modules already on disk can be managed; add a [[repositories]] section to modman.toml");
     }
-    for found in ops::check::repositories(&ctx).await {
-        match found {
-            Ok(text) => tracing::info!("{text}"),
-            Err(text) => tracing::warn!("{text}"),
-        }
-    }
+    ops::check::say_repositories(ctx);
 }
 
 /// Runs a changing operation so that SIGINT or SIGTERM never cuts a change

@@ -26,8 +26,16 @@ pub(crate) struct Server {
     /// What `config:get` answers, by (host, key).
     pub(crate) config: BTreeMap<(String, String), String>,
     pub(crate) config_reloads: usize,
-    /// Not running: its admin socket cannot be reached.
+    /// Not running: its admin socket cannot be reached, and a connection
+    /// kept from before gets no answer.
     pub(crate) down: bool,
+    /// Connections made to its admin socket.
+    pub(crate) connections: usize,
+}
+
+/// What a connection kept from before gets once the server is down.
+fn closed() -> AdminError {
+    AdminError::Protocol("the connection was closed".into())
 }
 
 /// The stand-in, shared between the engine and the test that looks at it.
@@ -37,7 +45,9 @@ pub(crate) struct Fake(pub(crate) Arc<Mutex<Server>>);
 impl Connect for Fake {
     fn connect(&self) -> BoxFuture<'_, Result<Box<dyn LiveServer>, AdminError>> {
         let session = self.clone();
-        let down = self.0.lock().unwrap().down;
+        let mut server = self.0.lock().unwrap();
+        server.connections += usize::from(!server.down);
+        let down = server.down;
         Box::pin(async move {
             match down {
                 true => Err(AdminError::Missing(PathBuf::from("prosody.sock"))),
@@ -53,7 +63,13 @@ impl LiveServer for Fake {
             name: HOST.into(),
             component: None,
         };
-        Box::pin(async move { Ok(vec![host]) })
+        let down = self.0.lock().unwrap().down;
+        Box::pin(async move {
+            match down {
+                true => Err(closed()),
+                false => Ok(vec![host]),
+            }
+        })
     }
     fn version(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
         Box::pin(async { Ok("13.0.1".into()) })
@@ -62,13 +78,20 @@ impl LiveServer for Fake {
         &'a mut self,
         _host: &'a str,
     ) -> BoxFuture<'a, Result<Vec<LoadedModule>, AdminError>> {
-        let loaded = (self.0.lock().unwrap().loaded.iter())
+        let server = self.0.lock().unwrap();
+        let loaded = (server.loaded.iter())
             .map(|name| LoadedModule {
                 name: name.clone(),
                 status: None,
             })
             .collect();
-        Box::pin(async move { Ok(loaded) })
+        let down = server.down;
+        Box::pin(async move {
+            match down {
+                true => Err(closed()),
+                false => Ok(loaded),
+            }
+        })
     }
     fn act<'a>(
         &'a mut self,

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use futures::future::BoxFuture;
 
@@ -198,20 +198,118 @@ impl ServerInfo {
     }
 }
 
+/// What Prosody cannot change without a restart, learnt once per
+/// admin-socket connection: a restart ends the connection, and the next
+/// one asks again.
+#[derive(Debug, Clone)]
+struct Lasting {
+    features: BTreeSet<String>,
+    lua: String,
+}
+
+/// A connection kept for the next session, with what it learnt.
+struct Kept {
+    server: Box<dyn LiveServer>,
+    lasting: Option<Lasting>,
+}
+
+/// The way to the running server, keeping one admin-socket connection
+/// between sessions: an install's checks, its plan and its change each
+/// open a session, and each new connection costs a stream header and its
+/// answer. A kept connection is checked by the session's first question
+/// (the hosts, which every session asks); if Prosody restarted meanwhile,
+/// that fails and a new connection is made. A session cut short or
+/// failed mid-question is not kept: its reply could still be on the way.
+pub struct Sessions {
+    connector: Box<dyn Connect>,
+    kept: Arc<std::sync::Mutex<Option<Kept>>>,
+}
+
+impl Sessions {
+    pub fn new(connector: Box<dyn Connect>) -> Sessions {
+        Sessions {
+            connector,
+            kept: Default::default(),
+        }
+    }
+
+    fn take(&self) -> Option<Kept> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 /// A session with the running Prosody and the hosts it serves.
 pub struct Live {
-    server: Box<dyn LiveServer>,
+    /// Always there until the session ends and gives it back.
+    server: Option<Box<dyn LiveServer>>,
+    /// Whether the last question was answered whole: only then can the
+    /// connection serve another session.
+    clean: bool,
+    lasting: Option<Lasting>,
+    kept: Arc<std::sync::Mutex<Option<Kept>>>,
     pub hosts: Vec<Host>,
 }
 
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let (true, Some(server)) = (self.clean, self.server.take()) {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            // Two sessions at once: one connection is kept, the other closed.
+            if kept.is_none() {
+                *kept = Some(Kept {
+                    server,
+                    lasting: self.lasting.take(),
+                });
+            }
+        }
+    }
+}
+
+/// Asks one question, noting whether it was answered whole.
+async fn asked<T>(
+    clean: &mut bool,
+    question: BoxFuture<'_, Result<T, AdminError>>,
+) -> Result<T, AdminError> {
+    *clean = false;
+    let answer = question.await;
+    *clean = answer.is_ok();
+    answer
+}
+
 impl Live {
-    /// Connects, and learns the hosts and the version (kept in `info`;
-    /// the compatibility checks use it).
-    pub async fn connect(connector: &dyn Connect, info: &ServerInfo) -> Result<Live, AdminError> {
-        let mut server = connector.connect().await?;
-        let hosts = server.hosts().await?;
+    /// Opens a session (on the kept connection if it still answers),
+    /// and learns the hosts and the version (kept in `info`; the
+    /// compatibility checks use it).
+    pub async fn connect(sessions: &Sessions, info: &ServerInfo) -> Result<Live, AdminError> {
+        let mut live = Live {
+            server: None,
+            clean: false,
+            lasting: None,
+            kept: sessions.kept.clone(),
+            hosts: Vec::new(),
+        };
+        let mut hosts = None;
+        if let Some(Kept {
+            mut server,
+            lasting,
+        }) = sessions.take()
+        {
+            if let Ok(answer) = server.hosts().await {
+                (live.server, live.lasting, hosts) = (Some(server), lasting, Some(answer));
+            }
+        }
+        let hosts = match hosts {
+            Some(hosts) => hosts,
+            None => {
+                live.server = Some(sessions.connector.connect().await?);
+                let (clean, server) = live.parts();
+                asked(clean, server.hosts()).await?
+            }
+        };
+        live.clean = true;
         if info.version().is_none() {
-            info.set_version(Some(server.version().await?));
+            let (clean, server) = live.parts();
+            info.set_version(Some(asked(clean, server.version()).await?));
         }
         info.set_hosts(
             hosts
@@ -220,7 +318,15 @@ impl Live {
                 .map(|h| h.name.clone())
                 .collect(),
         );
-        Ok(Live { server, hosts })
+        live.hosts = hosts;
+        Ok(live)
+    }
+
+    /// The connection, and whether its last question was answered whole.
+    fn parts(&mut self) -> (&mut bool, &mut dyn LiveServer) {
+        let server = (self.server.as_deref_mut())
+            .unwrap_or_else(|| unreachable!("a session holds its connection until it ends"));
+        (&mut self.clean, server)
     }
 
     /// The hosts to act on: those named (each must exist and take modules),
@@ -279,20 +385,37 @@ impl Live {
         scope: &Scope,
         key: &str,
     ) -> Result<Option<String>, EngineError> {
-        let value = self.server.config_get(scope.prosody_host(), key).await?;
+        let (clean, server) = self.parts();
+        let value = asked(clean, server.config_get(scope.prosody_host(), key)).await?;
         let value = value.trim();
         Ok((!value.is_empty() && value != "nil").then(|| value.to_owned()))
     }
 
     /// What the running server already has (its own modules, features,
     /// Lua), for the install checks.
+    /// Features and Lua are asked once per connection (see [`Lasting`]).
     pub async fn server_facts(&mut self, builtin_dir: &Path) -> Result<ServerFacts, EngineError> {
-        Ok(server_facts(self.server.as_mut(), builtin_dir).await?)
+        let lasting = match self.lasting.clone() {
+            Some(lasting) => lasting,
+            None => {
+                let (clean, server) = self.parts();
+                let features = asked(clean, server.features()).await?;
+                let (clean, server) = self.parts();
+                let lua = asked(clean, server.lua_version()).await?;
+                self.lasting.insert(Lasting { features, lua }).clone()
+            }
+        };
+        Ok(ServerFacts {
+            builtin_dir: builtin_dir.to_owned(),
+            features: lasting.features,
+            lua: lasting.lua,
+        })
     }
 
     /// Makes Prosody read its config again.
     pub async fn config_reload(&mut self) -> Result<(), String> {
-        match self.server.config_reload().await {
+        let (clean, server) = self.parts();
+        match asked(clean, server.config_reload()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(prosody_says)) => Err(format!(
                 "Prosody could not reload its config: {prosody_says}"
@@ -326,10 +449,12 @@ impl Live {
             .map(|h| h.name.clone())
             .collect();
         for host in hosts {
-            let modules = self.server.loaded(&host).await?;
+            let (clean, server) = self.parts();
+            let modules = asked(clean, server.loaded(&host)).await?;
             loaded.insert(host, by_name(modules));
         }
-        let global = self.server.loaded_global().await?;
+        let (clean, server) = self.parts();
+        let global = asked(clean, server.loaded_global()).await?;
         if !global.is_empty() {
             loaded.insert(GLOBAL.to_owned(), by_name(global));
         }
@@ -338,7 +463,8 @@ impl Live {
 
     /// The modules that must stay loaded on `host` ([`GLOBAL`]: globally).
     pub async fn needed(&mut self, host: &str) -> Result<BTreeSet<String>, AdminError> {
-        self.server.needed(host).await
+        let (clean, server) = self.parts();
+        asked(clean, server.needed(host)).await
     }
 
     /// One module action; `Err` is a sentence with Prosody's own words.
@@ -353,7 +479,8 @@ impl Live {
             ModuleAction::Unload => "unload",
             ModuleAction::Reload => "reload",
         };
-        match self.server.act(action, module, host).await {
+        let (clean, server) = self.parts();
+        match asked(clean, server.act(action, module, host)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(prosody_says)) => Err(format!(
                 "Prosody could not {verb} mod_{module} on {host}: {prosody_says}"
@@ -386,14 +513,14 @@ pub struct LoadedCache {
 }
 
 impl LoadedCache {
-    pub async fn get(&self, connector: &dyn Connect, info: &ServerInfo) -> Loaded {
+    pub async fn get(&self, sessions: &Sessions, info: &ServerInfo) -> Loaded {
         let mut last = self.last.lock().await;
         if let Some((asked, loaded)) = last.as_ref() {
             if asked.elapsed() < LOADED_FRESH_FOR {
                 return loaded.clone();
             }
         }
-        let loaded = match Live::connect(connector, info).await {
+        let loaded = match Live::connect(sessions, info).await {
             Ok(mut live) => live.loaded_with_status().await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };

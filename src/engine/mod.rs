@@ -42,7 +42,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::repo::luarocks::installed::{self, InstalledRock};
 use admin_socket::AdminError;
-use live::{Connect, Live, LoadedCache, ServerInfo, SocketConnector, Status};
+use live::{Connect, Live, LoadedCache, ServerInfo, Sessions, SocketConnector, Status};
 use managed_config::{ManagedConfig, ManagedConfigError};
 use state::{Installed, InstalledModule};
 use transaction::Transaction;
@@ -138,7 +138,7 @@ pub struct Engine {
     config: Arc<Config>,
     paths: Paths,
     change: tokio::sync::Mutex<()>,
-    connector: Box<dyn Connect>,
+    sessions: Sessions,
     /// What modman knows of the running Prosody.
     pub server: ServerInfo,
     loaded: LoadedCache,
@@ -225,7 +225,7 @@ impl Engine {
             config,
             paths,
             change: tokio::sync::Mutex::new(()),
-            connector,
+            sessions: Sessions::new(connector),
             server: ServerInfo::default(),
             loaded: LoadedCache::default(),
             faults,
@@ -297,7 +297,7 @@ impl Engine {
     /// A session with the running Prosody; also learns its hosts and
     /// version.
     pub async fn live(&self) -> Result<Live, EngineError> {
-        Ok(Live::connect(self.connector.as_ref(), &self.server).await?)
+        Ok(Live::connect(&self.sessions, &self.server).await?)
     }
 
     /// Where modules are enabled and loaded, each half possibly unknown.
@@ -305,7 +305,7 @@ impl Engine {
     pub async fn status(&self) -> Status {
         let enabled =
             ManagedConfig::load(&self.config.prosody.managed_config).map_err(|e| e.to_string());
-        let loaded = self.loaded.get(self.connector.as_ref(), &self.server).await;
+        let loaded = self.loaded.get(&self.sessions, &self.server).await;
         Status { enabled, loaded }
     }
 

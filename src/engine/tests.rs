@@ -814,6 +814,37 @@ fn a_damaged_record_is_read_as_empty_and_replaced_whole() {
 }
 
 #[tokio::test]
+async fn one_admin_socket_connection_serves_session_after_session_until_prosody_goes_down() {
+    let host = host();
+    let connections = || host.server.0.lock().unwrap().connections;
+    let builtin = host.root.join("builtin");
+    for _ in 0..3 {
+        let mut live = host.engine.live().await.unwrap();
+        live.server_facts(&builtin).await.unwrap();
+    }
+    host.commit(install_and_enable("alpha")).await.unwrap();
+    assert_eq!(connections(), 1);
+    // Prosody goes down: the kept connection answers no more, and no new
+    // one can be made.
+    host.server.0.lock().unwrap().down = true;
+    assert!(host.engine.live().await.is_err());
+    // Back up, as after a restart: a new connection.
+    host.server.0.lock().unwrap().down = false;
+    host.engine.live().await.unwrap();
+    host.engine.live().await.unwrap();
+    assert_eq!(connections(), 2);
+    // A session whose question failed is not kept: its answer could still
+    // be on the way.
+    let mut live = host.engine.live().await.unwrap();
+    host.server.0.lock().unwrap().down = true;
+    assert!(live.loaded().await.is_err());
+    drop(live);
+    host.server.0.lock().unwrap().down = false;
+    host.engine.live().await.unwrap();
+    assert_eq!(connections(), 3);
+}
+
+#[tokio::test]
 async fn a_hold_is_written_with_its_history_line_or_not_at_all() {
     use super::hold::Holding;
     use super::state::Reason;

@@ -179,6 +179,7 @@ mod tests {
                 repository: repository.clone(),
                 index: index.into(),
                 fetched: String::new(),
+                descriptions: Default::default(),
             }],
             failures: vec![],
         };

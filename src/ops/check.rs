@@ -225,11 +225,10 @@ impl Command for Check {
     }
 }
 
-/// Each configured repository as the daemon finds it at start, asked as
-/// `check` and `refresh` ask it: `Ok` with what it offers, `Err` with what
-/// failed and the way out ([`unavailable`]). An admin whose host cannot
-/// reach the default repository reads this in the log of the first start.
-pub async fn repositories(ctx: &Context) -> Vec<Result<String, String>> {
+/// Each configured repository asked now, as a refresh would ask it: `Ok`
+/// with what it offers, `Err` with what failed and the way out
+/// ([`unavailable`]).
+async fn repositories(ctx: &Context) -> Vec<Result<String, String>> {
     let config = &ctx.config;
     let mut found = Vec::with_capacity(config.repositories.len());
     for repository in &config.repositories {
@@ -247,6 +246,39 @@ pub async fn repositories(ctx: &Context) -> Vec<Result<String, String>> {
         );
     }
     found
+}
+
+/// Logs each repository as the last refresh left it, worded as `check`
+/// words a probe, without asking the repository again: its recorded
+/// failure (a warning, with the ways out), or the index in use and when
+/// it was fetched. The daemon says it at start (where asking would
+/// download every index a second time just to say so) and again after
+/// its first refresh, which a new install runs at once.
+pub fn say_repositories(ctx: &Context) {
+    let catalog = ctx.catalog();
+    for repository in &ctx.config.repositories {
+        let name = &repository.name;
+        let source = catalog.sources.iter().find(|s| s.repository.name == *name);
+        match (
+            catalog.failures.iter().find(|f| f.repository == *name),
+            source,
+        ) {
+            (Some(failure), kept) => tracing::warn!(
+                "repository {name} cannot be read: {}{}",
+                unavailable(repository, &failure.reason),
+                kept.map(|s| format!(" (in use meanwhile: its index fetched {})", s.fetched))
+                    .unwrap_or_default()
+            ),
+            (None, Some(source)) => tracing::info!(
+                "repository {name}: {} modules, index fetched {}",
+                source.index.modules.len(),
+                source.fetched
+            ),
+            (None, None) => {
+                tracing::info!("repository {name}: no index yet; the first refresh fetches it")
+            }
+        }
+    }
 }
 
 /// Whether Prosody takes modman's handshake: this process may be the one

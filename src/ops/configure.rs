@@ -277,10 +277,10 @@ pub(super) fn documented_options(
             break;
         }
     }
-    let readme = ctx
-        .catalog()
+    let catalog = ctx.catalog();
+    let readme = catalog
         .find(module)
-        .map(|(_, entry)| entry.description.clone())
+        .map(|(repository, entry)| catalog.description(&repository.name, &entry.name))
         .unwrap_or_default();
     Ok(module_options(module, &code, &readme))
 }

@@ -255,8 +255,8 @@ impl Command for Info {
             (
                 "description",
                 "Description",
-                entry
-                    .map(|e| readme::plain(&e.description))
+                offered
+                    .map(|(r, e)| readme::plain(&catalog.description(&r.name, &e.name)))
                     .unwrap_or_default(),
             ),
         ];

@@ -233,6 +233,7 @@ async fn refuse_missing_options(
     hosts: &[String],
 ) -> Result<(), OpError> {
     let mut live = ctx.engine.live().await?;
+    let catalog = ctx.catalog();
     for prepared in files.iter().filter(|p| modules.contains(&p.name)) {
         let Some((_, archive)) = &prepared.after else {
             continue;
@@ -246,9 +247,9 @@ async fn refuse_missing_options(
             .steps
             .iter()
             .find(|s| s.entry.name == prepared.name)
-            .map(|s| s.entry.description.as_str())
+            .map(|s| catalog.description(&s.repository.name, &s.entry.name))
             .unwrap_or_default();
-        let options = crate::repo::options::module_options(&prepared.name, &code, readme);
+        let options = crate::repo::options::module_options(&prepared.name, &code, &readme);
         for host in hosts {
             let missing = super::required::missing(&options, host, &mut live).await?;
             if !missing.is_empty() {

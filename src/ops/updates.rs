@@ -194,6 +194,7 @@ mod tests {
             repository: repository(name),
             index: crate::repo::index::tests::index_of(entries).into(),
             fetched: String::new(),
+            descriptions: Default::default(),
         }
     }
 

@@ -23,15 +23,35 @@ use crate::repo::fetch::{self, FetchError, Fetcher};
 use crate::repo::index::{Earlier, Index, IndexError, ModuleEntry, Timestamp};
 use crate::repo::luarocks::server::Server;
 
+use super::descriptions::Descriptions;
+
 /// One repository's last good index.
 #[derive(Debug, Clone)]
 pub struct Source {
     pub repository: Repository,
     /// Shared: a refresh that fails keeps the last good index without
-    /// copying it (tens of megabytes for a big repository).
+    /// copying it (tens of megabytes for a big repository). Its
+    /// descriptions are empty: they are in `descriptions`.
     pub index: Arc<Index>,
     /// When this index was fetched (the cache file's time), RFC 3339.
     pub fetched: String,
+    /// The READMEs of `index`'s modules, on disk (see [`Descriptions`]).
+    pub descriptions: Arc<Descriptions>,
+}
+
+impl Source {
+    /// `index` from `repository` put in use: its READMEs go to disk in
+    /// `state_dir`, and the time of its cache file says when it came.
+    fn new(state_dir: &Path, repository: &Repository, mut index: Index) -> Source {
+        let descriptions = Descriptions::take(&mut index, state_dir);
+        let (index_path, _) = cache_paths(state_dir, repository);
+        Source {
+            repository: repository.clone(),
+            index: index.into(),
+            fetched: modified(&index_path),
+            descriptions: descriptions.into(),
+        }
+    }
 }
 
 /// What every configured repository offers. Where two offer a module of
@@ -173,11 +193,11 @@ impl Catalog {
                 // Built by modman itself from pinned rocks; the state
                 // directory is trusted as the pins in it are.
                 match std::fs::read(&index_path).map(|bytes| Index::parse(&bytes)) {
-                    Ok(Ok(index)) => catalog.sources.push(Source {
-                        repository: repository.clone(),
-                        index: index.into(),
-                        fetched: modified(&index_path),
-                    }),
+                    Ok(Ok(index)) => {
+                        catalog
+                            .sources
+                            .push(Source::new(&config.state_dir, repository, index))
+                    }
                     // Kept by a modman from before index names, from
                     // rocks it pinned: the next refresh remakes it.
                     Ok(Err(IndexError::Unnamed)) => {}
@@ -195,11 +215,11 @@ impl Catalog {
                 continue;
             };
             match fetch::verify_index(repository, &bytes, &signature) {
-                Ok(index) => catalog.sources.push(Source {
-                    repository: repository.clone(),
-                    index: index.into(),
-                    fetched: modified(&index_path),
-                }),
+                Ok(index) => {
+                    catalog
+                        .sources
+                        .push(Source::new(&config.state_dir, repository, index))
+                }
                 Err(e) => warnings.push(format!(
                     "cached index {} refused: {e}",
                     index_path.display()
@@ -236,15 +256,10 @@ impl Catalog {
                 },
             };
             let (source, result) = match fetched {
-                Ok(index) => {
-                    let (index_path, _) = cache_paths(&config.state_dir, repository);
-                    let source = Source {
-                        repository: repository.clone(),
-                        index: index.into(),
-                        fetched: modified(&index_path),
-                    };
-                    (Some(source), Ok(()))
-                }
+                Ok(index) => (
+                    Some(Source::new(&config.state_dir, repository, index)),
+                    Ok(()),
+                ),
                 Err(e) => {
                     let kept = previous.filter(|p| p.index.is_expired(Timestamp::now()));
                     let e = match kept {
@@ -333,6 +348,22 @@ impl Catalog {
         self.sources
             .iter()
             .find_map(|s| s.index.get(name).map(|entry| (&s.repository, entry)))
+    }
+
+    /// The description (README) of module `name` as the repository
+    /// called `repository` offers it, read from disk; empty when neither
+    /// is known.
+    pub fn description(&self, repository: &str, name: &str) -> String {
+        self.sources
+            .iter()
+            .filter(|s| s.repository.name == repository)
+            .find_map(|s| {
+                let position = (s.index.modules)
+                    .binary_search_by(|m| m.name.as_str().cmp(name))
+                    .ok()?;
+                Some(s.descriptions.get(&s.index, position))
+            })
+            .unwrap_or_default()
     }
 
     /// The module `name` as the repository called `repository` offers it.
@@ -589,6 +620,7 @@ mod tests {
             index: crate::repo::index::tests::index_of(modules.iter().map(|m| entry(m)).collect())
                 .into(),
             fetched: String::new(),
+            descriptions: Default::default(),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod build;
 pub mod catalog;
 pub mod compat;
 pub mod debian;
+pub mod descriptions;
 pub mod fetch;
 pub mod index;
 pub mod luarocks;

@@ -200,7 +200,7 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
     // once, so the first `list` shows modules; then refresh on schedule
     // (a day unless configured, off with 0), announcing updates.
     if !config.repositories.is_empty() && app.ctx.catalog().sources.is_empty() {
-        spawn_scheduled_refresh(app, &replies);
+        spawn_scheduled_refresh(app, &replies, Refresh::First);
     }
     let clock = app.ctx.watches.clock().clone();
     let mut due = next_run(config, clock.now());
@@ -219,7 +219,7 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
             }
             // A stop starts nothing new, a scheduled refresh included.
             () = &mut scheduled, if due.is_some() && !stopping => {
-                spawn_scheduled_refresh(app, &replies);
+                spawn_scheduled_refresh(app, &replies, Refresh::Scheduled);
                 due = next_run(config, clock.now());
                 scheduled = clock.sleep_until(due.unwrap_or(FAR_FUTURE));
                 continue;
@@ -399,6 +399,16 @@ fn announcements(app: &App, refreshed: bool) -> Vec<Stanza> {
         .collect()
 }
 
+/// Which refresh the component runs by itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refresh {
+    /// At once, with no index cached (a new install): the start said
+    /// nothing of the repositories yet, so this one says each.
+    First,
+    /// On schedule.
+    Scheduled,
+}
+
 /// A moment the schedule never reaches.
 const FAR_FUTURE: time::OffsetDateTime = time::macros::datetime!(9999-01-01 00:00 UTC);
 
@@ -418,7 +428,7 @@ fn next_run(config: &Config, now: time::OffsetDateTime) -> Option<time::OffsetDa
 
 /// Runs `refresh` on schedule, announces what it found, and within the
 /// maintenance window applies the updates whose policy is auto.
-fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>) {
+fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>, which: Refresh) {
     let (app, replies) = (app.clone(), replies.clone());
     tokio::spawn(async move {
         let Some(refresh) = ops::find("refresh") else {
@@ -435,6 +445,9 @@ fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>) {
             }
             Ok(_) => tracing::info!("scheduled refresh done"),
             Err(e) => tracing::warn!("scheduled refresh failed: {e}"),
+        }
+        if which == Refresh::First {
+            ops::check::say_repositories(&app.ctx);
         }
         // Updates applied now are not announced as available after.
         let now = app.ctx.watches.clock().now();

@@ -1,0 +1,142 @@
+//! The READMEs of an index in use, kept on disk rather than in memory.
+//!
+//! A module's description (its README) is most of what an index weighs,
+//! and only `info`, `configure` and an install's option check read it,
+//! one module at a time. Held in memory, a 20,000-module index kept
+//! modman well above Prosody's own footprint while it idled. Once an
+//! index is verified and parsed, its descriptions are written to an
+//! anonymous file in the state directory (unlinked from the start, so it
+//! never outlives the process or the index that owns it, and a refresh
+//! that replaces the index drops it with the last reader) and read back,
+//! bounded, when asked for.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::index::{limits, Index};
+
+/// Where each module's description is in the file: its offset and
+/// length, in the order of the index's modules.
+#[derive(Debug)]
+struct Spans {
+    file: File,
+    spans: Vec<(u64, u32)>,
+}
+
+/// The descriptions of one index: on disk, or (when they could not be
+/// written there) still in the index's entries.
+#[derive(Debug, Default)]
+pub struct Descriptions(Option<Spans>);
+
+impl Descriptions {
+    /// Moves `index`'s descriptions into an anonymous file in `dir`,
+    /// leaving each entry's empty. If the file cannot be written, they
+    /// stay where they are (logged): memory, not correctness, is at stake.
+    pub fn take(index: &mut Index, dir: &Path) -> Descriptions {
+        match write(index, dir) {
+            Ok(spans) => {
+                for module in &mut index.modules {
+                    module.description = String::new();
+                }
+                Descriptions(Some(spans))
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "cannot keep the READMEs of repository {} in {}: {e}; they stay in memory",
+                    index.repository,
+                    dir.display()
+                );
+                Descriptions(None)
+            }
+        }
+    }
+
+    /// The description of the module at `position` in `index` (the index
+    /// these were taken from). An unreadable one is empty, logged: it
+    /// only words `info`.
+    pub fn get(&self, index: &Index, position: usize) -> String {
+        let Some(Spans { file, spans }) = &self.0 else {
+            return (index.modules.get(position))
+                .map(|m| m.description.clone())
+                .unwrap_or_default();
+        };
+        let Some(&(offset, len)) = spans.get(position) else {
+            return String::new();
+        };
+        // Bounded as the index was when parsed.
+        let mut bytes = vec![0; (len as usize).min(limits::DESCRIPTION)];
+        match file.read_exact_at(&mut bytes, offset) {
+            Ok(()) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read the README of a module of repository {} back: {e}",
+                    index.repository
+                );
+                String::new()
+            }
+        }
+    }
+}
+
+fn write(index: &Index, dir: &Path) -> std::io::Result<Spans> {
+    std::fs::create_dir_all(dir)?;
+    let file = tempfile::tempfile_in(dir)?;
+    let mut out = std::io::BufWriter::new(&file);
+    let mut spans = Vec::with_capacity(index.modules.len());
+    let mut offset = 0u64;
+    for module in &index.modules {
+        let text = module.description.as_bytes();
+        // Index::parse bounds each description far below u32::MAX.
+        let len = u32::try_from(text.len()).map_err(std::io::Error::other)?;
+        out.write_all(text)?;
+        spans.push((offset, len));
+        offset += u64::from(len);
+    }
+    out.flush()?;
+    drop(out);
+    Ok(Spans { file, spans })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::index::tests::{entry, index_of};
+
+    #[test]
+    fn descriptions_leave_memory_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let described = |name: &str, text: &str| {
+            let mut module = entry(name);
+            module.description = text.into();
+            module
+        };
+        let mut index = index_of(vec![
+            described("a", "first README"),
+            described("b", ""),
+            described("c", "é and more"),
+        ]);
+        let descriptions = Descriptions::take(&mut index, dir.path());
+        assert!(index.modules.iter().all(|m| m.description.is_empty()));
+        assert_eq!(descriptions.get(&index, 0), "first README");
+        assert_eq!(descriptions.get(&index, 1), "");
+        assert_eq!(descriptions.get(&index, 2), "é and more");
+        assert_eq!(descriptions.get(&index, 3), "");
+        // The file is anonymous: nothing is left in the directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn where_they_cannot_be_written_they_stay_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocked = dir.path().join("file");
+        std::fs::write(&blocked, "").unwrap();
+        let mut module = entry("a");
+        module.description = "kept".into();
+        let mut index = index_of(vec![module]);
+        let descriptions = Descriptions::take(&mut index, &blocked.join("under"));
+        assert_eq!(index.modules[0].description, "kept");
+        assert_eq!(descriptions.get(&index, 0), "kept");
+    }
+}
