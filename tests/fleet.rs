@@ -379,6 +379,10 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
     for domain in ["a.test", "b.test", "c.test"] {
         alice.wait_for_occupant(ROOM, domain);
     }
+    // Someone who only reads the room (alice's chat drops room messages
+    // while it waits for its answer).
+    let mut watcher = fleet.client("user@a.test");
+    watcher.join(ROOM, "watcher", "anyone");
     let loaded = |fleet: &Fleet, domain: &str, module: &str| {
         fleet
             .member(domain)
@@ -399,6 +403,15 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
     for domain in ["a.test", "b.test", "c.test"] {
         assert_eq!(installed_on(&fleet, domain), ["lastlog"], "{domain}");
         assert!(loaded(&fleet, domain, "lastlog"), "{domain}");
+    }
+    // Asked in a direct chat, the change is told to the room too: a line
+    // for each server, in one message.
+    let told = watcher
+        .next_from(ROOM, "a.test", 20)
+        .expect("a.test tells the room");
+    for server in ["a.test", "b.test", "c.test"] {
+        let lines = told.lines().filter(|l| l.trim_start().starts_with(server));
+        assert_eq!(lines.count(), 1, "{told}");
     }
 
     // The form offers the batch size, set from [fleet] batch_size.
@@ -440,10 +453,20 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
     assert_eq!(standing("a.test"), ["done"], "{rows:?}");
     assert_eq!(standing("b.test"), ["failed, undone"], "{rows:?}");
     // The room is told, once, by the modman that was asked: a line for
-    // each server, as the table has.
+    // each server, as the table has; the message before was the chat
+    // line's change, told once.
     let told = alice
         .next_from(ROOM, "a.test", 20)
         .expect("a.test tells the room");
+    // The watcher's next message is this one too: the chat line's change
+    // was told once.
+    let watched = watcher.next_from(ROOM, "a.test", 20);
+    assert_eq!(watched.as_ref(), Some(&told));
+    assert!(
+        told.lines()
+            .any(|l| l.trim_start().starts_with("a.test") && l.contains("flaky")),
+        "{told}"
+    );
     for server in ["a.test", "b.test", "c.test"] {
         let lines = told.lines().filter(|l| l.trim_start().starts_with(server));
         assert_eq!(lines.count(), standing(server).len(), "{told}");

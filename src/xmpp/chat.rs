@@ -24,6 +24,7 @@ use xmpp_parsers::presence::{Presence, Type as PresenceType};
 
 use super::budget::Caller;
 use super::fleet;
+use super::fleet::rollout::AskedIn;
 use super::shutdown::Refused;
 use crate::access::Actor;
 use crate::config::Config;
@@ -297,11 +298,12 @@ pub(super) fn json_payload(facts: String) -> minidom::Element {
 
 impl Chat {
     /// The reply to `text` from `actor`, authorised or not, in
-    /// `conversation`.
+    /// `conversation`, which is in `asked_in`.
     pub async fn reply(
         &self,
         ctx: &Context,
         link: fleet::chat::Link<'_>,
+        asked_in: AskedIn<'_>,
         conversation: &str,
         sender: &BareJid,
         text: &str,
@@ -316,7 +318,7 @@ impl Chat {
             return format!("Busy: you have {MAX_RUNNING_PER_SENDER} commands running; send this again when one has answered.").into();
         };
         if let Some((servers, line)) = fleet::chat::addressed(&ctx.config, text) {
-            return fleet::chat::reply(ctx, link, actor, &servers, line)
+            return fleet::chat::reply(ctx, link, asked_in, actor, &servers, line)
                 .await
                 .into();
         }
@@ -576,7 +578,7 @@ impl Chat {
             }
         }
         let said: Said = match (&asked, self.speaker(config, &asked)) {
-            (Asked::Direct { sender, text }, _) => self.reply(ctx, link, sender.as_str(), sender, text).await,
+            (Asked::Direct { sender, text }, _) => self.reply(ctx, link, AskedIn::Private, sender.as_str(), sender, text).await,
             (Asked::Room { addressed: false, .. }, Speaker::Unknown(_) | Speaker::Other(_)) => return None,
             (Asked::Room { .. }, Speaker::Unknown(_)) => "I cannot tell who you are: I have not seen your real JID in this room since I joined it, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned().into(),
             // Said to the whole room: a semi-anonymous room shows real
@@ -589,7 +591,7 @@ impl Chat {
                 if !addressed && !self.is_waiting(&conversation) {
                     return None;
                 }
-                self.reply(ctx, link, &conversation, &jid, text).await
+                self.reply(ctx, link, AskedIn::Room(room), &conversation, &jid, text).await
             }
         };
         let mut reply = answer(&asked, message, said.text);
