@@ -212,8 +212,25 @@ fn a_server_that_is_down_is_its_own_failed_row() {
     let all = alice.run_at("modman.a.test", "list", json!([{"servers": ["fleet"]}]));
     let seen = servers(&all);
     assert_eq!(seen, [ok("a.test"), ok("b.test"), ok("c.test")]);
+    // `check` has a row per peer: reached over s2s, or not and why.
+    let peers = |alice: &mut support::Client| {
+        let run = alice.run_at("modman.a.test", "check", json!([]));
+        let rows = cells(&run, ["check", "outcome"]);
+        rows.into_iter()
+            .filter(|[check, _]| check.starts_with("peer "))
+            .collect::<Vec<_>>()
+    };
+    let row = |peer: &str, outcome: &str| [format!("peer modman.{peer}"), outcome.to_owned()];
+    assert_eq!(
+        peers(&mut alice),
+        [row("b.test", "ok"), row("c.test", "ok")]
+    );
 
     fleet.stop_server("c.test");
+    assert_eq!(
+        peers(&mut alice),
+        [row("b.test", "ok"), row("c.test", "unavailable")]
+    );
     let run = alice.run_at("modman.a.test", "list", json!([{"servers": ["fleet"]}]));
     let down = (
         "c.test".to_owned(),

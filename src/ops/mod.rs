@@ -45,6 +45,7 @@ mod remove;
 mod required;
 pub mod response;
 mod rollback;
+mod routes;
 mod update;
 pub mod updates;
 
