@@ -80,10 +80,10 @@ ensure_trixie_chroot() {
     echo "    made in $((SECONDS - started)) s"
 }
 
-# What the tests add: Profanity, a real client, driven in tmux
+# What the tests add: Profanity and Poezio, real clients, driven in tmux
 # (tests/clients.rs); luarocks and the Lua headers, with which
 # scripts/luarocks-server packs real rocks (tests/luarocks.rs); groff, which
 # renders the package's manual pages in its test (tests/first_hour.rs). Installed
 # here, before any test runs: tests run in parallel, and two of them
 # installing at once would fight over apt's lock.
-TEST_PACKAGES=(profanity tmux luarocks liblua5.4-dev groff-base)
+TEST_PACKAGES=(profanity poezio tmux luarocks liblua5.4-dev groff-base)

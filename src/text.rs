@@ -27,8 +27,8 @@ fn render_form(form: &Form) -> String {
             (FieldKind::Secret, _) | (_, true) => String::new(),
             (_, false) => format!(" = {}", field.values.join(", ")),
         };
-        let required = if field.required { " (required)" } else { "" };
-        out += &format!("- {}{value}{required}: {}\n", field.var, field.help);
+        let needed = if field.needed { " (needed)" } else { "" };
+        out += &format!("- {}{value}{needed}: {}\n", field.var, field.help);
     }
     out + &form.instructions
 }

@@ -131,19 +131,7 @@ fn install_with_enable_loads_live_survives_a_restart_and_disable_and_remove_unlo
 fn a_module_that_fails_to_load_leaves_files_config_and_prosody_as_before() {
     let prosody = Prosody::start();
     let repository = Repository::start();
-    let broken = repository.corpus("mod_broken");
-    std::fs::create_dir(&broken).unwrap();
-    std::fs::write(
-        broken.join("mod_broken.lua"),
-        "error(\"modman test: broken on purpose\")\n",
-    )
-    .unwrap();
-    std::fs::write(
-        broken.join("README.markdown"),
-        "---\nsummary: Fails to load\n---\n",
-    )
-    .unwrap();
-    repository.rebuild();
+    repository.add_broken_module("---\nsummary: Fails to load\n---\n");
     let (_modman, mut admin) = modman_with(&prosody, &repository);
     // Something enabled already, so "as before" is not just "empty".
     let install = admin.run("install", json!({"modules": ["lastlog"], "enable": true}));
@@ -226,10 +214,7 @@ fn without_the_admin_socket_enabling_fails_clearly_and_changes_nothing() {
     let list = admin.run("list", json!({"show": "installed"}));
     assert_eq!(last(&list)["form"]["items"][0]["loaded"], "?");
     assert!(
-        last(&list)["notes"][0][1]
-            .as_str()
-            .unwrap()
-            .contains("nowhere.sock does not exist"),
+        support::summary(last(&list)).contains("nowhere.sock does not exist"),
         "{list}"
     );
 }
@@ -281,7 +266,7 @@ fn removing_a_module_unloads_the_built_ins_only_it_pulled_in() {
     let csi_loaded = || prosody.loaded_modules(DOMAIN).contains(&"csi".to_owned());
     let note = |reply: &serde_json::Value| -> String {
         assert_eq!(last(reply)["status"], "completed", "{reply}");
-        last(reply)["notes"].to_string()
+        support::summary(last(reply))
     };
     assert!(!csi_loaded(), "the test's Prosody does not load csi itself");
 

@@ -9,13 +9,45 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
+use modman::xmpp::command::NOTE_WIDTH;
 use serde_json::{json, Value};
 use support::{last, wait_for, Client, Modman, Prosody, Repository, ADMIN, COMPONENT, PASSWORD};
 
 const GAJIM_1_7: &[&str] = &["Gajim", "1.7.3", "https://gajim.org"];
+const GAJIM_2: &[&str] = &["Gajim", "2.1.1", "https://gajim.org"];
+const POEZIO: &[&str] = &["Poezio", "0.15.1", "https://poez.io"];
 
-/// Every reply of a run: a single-item form if any, never `canceled`.
+/// Every reply of a run reads in every client: each note is one line
+/// that fits Gajim 2's window, and a question carries its plan in a
+/// field (Poezio shows fields, not instructions).
+fn assert_readable(run: &Value) {
+    let steps = run["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no steps: {run}"));
+    for step in steps {
+        for note in step["notes"].as_array().into_iter().flatten() {
+            let text = note[1].as_str().unwrap_or_default();
+            assert!(
+                text.chars().count() <= NOTE_WIDTH && !text.contains('\n'),
+                "a note longer than a line: {run}"
+            );
+        }
+        let form = &step["form"];
+        if form["types"].get("confirm").is_some() {
+            assert_eq!(form["types"]["plan"], "text-multi", "{run}");
+            let plan = form["values"]["plan"].as_str().unwrap_or_default();
+            assert!(
+                plan.lines().count() > 1,
+                "a question without its plan: {run}"
+            );
+        }
+    }
+}
+
+/// Every reply of a run: readable, a single-item form if any, never
+/// `canceled`.
 fn assert_gajim_1_7_shows(run: &Value) {
+    assert_readable(run);
     let steps = run["steps"]
         .as_array()
         .unwrap_or_else(|| panic!("no steps: {run}"));
@@ -225,18 +257,6 @@ fn psi_gets_what_follows_a_form_as_a_chat_message() {
     wait_for_index(&mut psi);
     let list = psi.run("list", json!({"query": "lastlog"}));
     assert_eq!(last(&list)["status"], "completed", "{list}");
-    // The next chat message from modman that contains `marker`.
-    let next_saying = |psi: &mut Client, marker: &str| -> String {
-        loop {
-            let message = psi.request(json!({"op": "next_chat", "from": COMPONENT}));
-            let body = message["body"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no message saying {marker:?}: {message}"));
-            if body.contains(marker) {
-                return body.to_owned();
-            }
-        }
-    };
     // wait_for_index's own runs sent theirs first.
     let body = next_saying(&mut psi, "lastlog2");
     assert!(
@@ -262,6 +282,112 @@ fn psi_gets_what_follows_a_form_as_a_chat_message() {
         question.contains("Remove anyway?") && question.ends_with("answer yes or no there."),
         "{question}"
     );
+    assert!(prosody.modules_dir().join("mod_track_muc_joins").is_dir());
+}
+
+/// The next chat message from modman to `client` that contains `marker`.
+fn next_saying(client: &mut Client, marker: &str) -> String {
+    loop {
+        let message = client.request(json!({"op": "next_chat", "from": COMPONENT}));
+        let body = message["body"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no message saying {marker:?}: {message}"));
+        if body.contains(marker) {
+            return body.to_owned();
+        }
+    }
+}
+
+/// A README saying the module does not work with Prosody, so installing
+/// it asks first.
+const NOT_WORKING: &str = "---\nsummary: Fails to load\n---\n\n# Compatibility\n\n  ------- ---------------\n  13      Does not work\n  0.12    Does not work\n  ------- ---------------\n";
+
+/// Gajim answers XEP-0092 only once subscribed: modman subscribes back,
+/// then a Gajim 2 gets tables. A failed change is a completed command
+/// with an error note and its facts as fields, which every client shows;
+/// Poezio, which reads multi-line fields poorly, gets each result and
+/// question as a chat message as well.
+#[test]
+fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    repository.add_broken_module(NOT_WORKING);
+    let _modman = fresh_modman(&prosody, &repository);
+    let mut gajim = Client::connect_as(&prosody, ADMIN, GAJIM_2);
+    let subscribe =
+        gajim.request(json!({"op": "presences", "to": COMPONENT, "type": "subscribe", "count": 3}));
+    assert_eq!(
+        subscribe["types"],
+        json!(["subscribed", "available", "subscribe"]),
+        "{subscribe}"
+    );
+    wait_for_index(&mut gajim);
+    let list = gajim.run("list", json!({"query": "firewall"}));
+    assert_readable(&list);
+    let items = last(&list)["form"]["items"].as_array().unwrap().clone();
+    assert!(items.iter().any(|i| i["module"] == "firewall"), "{list}");
+
+    let installed = gajim.run("install", json!({"modules": ["csi_battery_saver"]}));
+    assert_readable(&installed);
+    assert_eq!(last(&installed)["status"], "completed", "{installed}");
+    // A time reads the same in info as in history.
+    let history = gajim.run("history", json!({}));
+    let when = last(&history)["form"]["items"][0]["time"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{history}"))
+        .to_owned();
+    let info = gajim.run("info", json!({"module": "csi_battery_saver"}));
+    let status = last(&info)["form"]["values"]["status"].to_string();
+    assert!(status.contains(&when), "{when} in {status}");
+    // Gajim and Poezio submit every field of the question, the plan too.
+    let asked = gajim.run_steps(
+        "remove",
+        json!([{"modules": ["track_muc_joins"]}, {"confirm": "no", "plan": ["Remove:", "x"]}]),
+    );
+    assert_readable(&asked);
+    assert_eq!(asked["steps"][1]["form"]["types"]["confirm"], "list-single");
+    assert_eq!(last(&asked)["status"], "completed", "{asked}");
+    assert_eq!(last(&asked)["notes"][0][0], "info", "{asked}");
+
+    let failed = gajim.run(
+        "install",
+        json!({"modules": ["broken"], "enable": true, "confirm": true}),
+    );
+    assert_readable(&failed);
+    let result = last(&failed);
+    assert_eq!(result["status"], "completed", "{failed}");
+    assert_eq!(result["notes"][0][0], "error", "{failed}");
+    let facts = &result["form"]["values"];
+    assert_eq!(facts["outcome"], "failed", "{failed}");
+    assert_eq!(facts["condition"], "conflict", "{failed}");
+    assert_eq!(facts["error"], "conflict", "{failed}");
+    assert_eq!(facts["state"], "undone", "{failed}");
+    assert!(!prosody.modules_dir().join("mod_broken").exists());
+    for node in ["check", "history", "update", "rollback"] {
+        let run = gajim.run(node, json!({}));
+        assert_readable(&run);
+    }
+
+    let mut poezio = Client::connect_as(&prosody, ADMIN, POEZIO);
+    let failed = poezio.run(
+        "install",
+        json!({"modules": ["broken"], "enable": true, "confirm": true}),
+    );
+    assert_readable(&failed);
+    let text = last(&failed)["form"]["values"]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{failed}"))
+        .to_owned();
+    assert_eq!(last(&failed)["form"]["items"], json!([]), "{failed}");
+    let said = next_saying(&mut poezio, text.lines().next().unwrap_or_default());
+    assert!(text.lines().all(|line| said.contains(line)), "{said}");
+    let asked = poezio.run("remove", json!({"modules": ["track_muc_joins"]}));
+    assert_readable(&asked);
+    let plan = last(&asked)["form"]["values"]["plan"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{asked}"))
+        .to_owned();
+    next_saying(&mut poezio, &plan);
     assert!(prosody.modules_dir().join("mod_track_muc_joins").is_dir());
 }
 
@@ -296,10 +422,12 @@ fn rosters_show_modman_online() {
     let mut admin = Client::connect(&prosody, ADMIN);
     admin.wait_until_component_answers();
     let subscribe =
-        admin.request(json!({"op": "presences", "to": COMPONENT, "type": "subscribe", "count": 2}));
+        admin.request(json!({"op": "presences", "to": COMPONENT, "type": "subscribe", "count": 3}));
+    // An admin is subscribed to in return, so their client tells modman
+    // what it is.
     assert_eq!(
         subscribe["types"],
-        json!(["subscribed", "available"]),
+        json!(["subscribed", "available", "subscribe"]),
         "{subscribe}"
     );
     let probe =
@@ -323,33 +451,12 @@ fn profanity_shows_the_module_list() {
 
     let home = prosody.path("profanity-home");
     std::fs::create_dir_all(&home).unwrap();
-    let session = format!("modman-test-{}", prosody.c2s_port);
-    let tmux = |args: &[&str]| {
-        Command::new("tmux")
-            .args(args)
-            .output()
-            .expect("tmux runs (scripts/test installs it)")
-    };
-    let _session = Session(session.clone());
-    let started = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "200",
-        "-y",
-        "60",
+    let terminal = Terminal::start(
+        &format!("modman-test-{}", prosody.c2s_port),
         &format!("env HOME={} TERM=xterm-256color profanity", home.display()),
-    ]);
-    assert!(started.status.success(), "{started:?}");
-    let screen = || {
-        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).into_owned()
-    };
-    let type_line = |line: &str| {
-        tmux(&["send-keys", "-t", &session, "-l", line]);
-        tmux(&["send-keys", "-t", &session, "Enter"]);
-    };
+    );
+    let screen = || terminal.screen();
+    let type_line = |line: &str| terminal.type_line(line);
     wait_for("profanity to start", || {
         screen()
             .contains("Type /help for help information")
@@ -389,23 +496,280 @@ fn profanity_shows_the_module_list() {
     assert!(!shown.contains("canceled"), "{shown}");
 }
 
-/// Kills the tmux session when the test ends, passed or not; a failed
-/// test shows the last screen.
-struct Session(String);
+/// Poezio in tmux, as an admin uses it: `/ad-hoc`, then each command's
+/// form. It shows fields (not instructions, not a stanza error after a
+/// form), and each multi-line field one line at a time, so what modman
+/// also sends as a chat message is read there: the module list, the plan
+/// of a question answered no then yes, the error of the install that
+/// failed, and the history entry it left.
+#[test]
+fn poezio_shows_the_plan_the_error_and_the_history() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    repository.add_broken_module(NOT_WORKING);
+    let _modman = fresh_modman(&prosody, &repository);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    wait_for_index(&mut admin);
+    drop(admin);
+    let index = repository.index();
+    let version_of = |name: &str| -> String {
+        index["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .and_then(|m| m["version"].as_str())
+            .unwrap_or_else(|| panic!("{name} is not in the index"))
+            .to_owned()
+    };
 
-impl Drop for Session {
+    // Poezio refuses to run as root: it runs as nobody, in a home of
+    // its own.
+    let home = PoezioHome::new(&prosody);
+    let terminal = Terminal::start(
+        &format!("modman-test-poezio-{}", prosody.c2s_port),
+        &home.command(),
+    );
+    terminal.wait_until("poezio to log in", |s| s.contains("Authentication success"));
+    // Poezio reads the keyboard once its first screen is drawn.
+    // "/" opens the command line only alone, once the first screen is
+    // drawn; what follows is typed on it.
+    terminal.wait_until("the command line to open", |s| {
+        let open = s
+            .lines()
+            .last()
+            .is_some_and(|l| l.trim_end().ends_with('/'));
+        if !open {
+            terminal.keys(&["/"]);
+        }
+        open
+    });
+    terminal.type_line(&format!("ad-hoc {COMPONENT}"));
+    terminal.wait_until("the command list", |s| s.contains("Change history"));
+    // Each command's result form is closed with Ctrl+G, then back to the
+    // list (tab 1), whose cursor stays on the command last run. Forms open
+    // in tab 3, after the chat with modman (tab 2). The list is in the
+    // order modman declares its commands.
+    let close = || terminal.keys(&["C-g", "M-1"]);
+    let cursor = std::cell::Cell::new(0);
+    let run = |node: &str, fill: &dyn Fn(), what: &str, shows: &dyn Fn(&str) -> bool| {
+        let row = modman::ops::all()
+            .iter()
+            .position(|op| op.spec().node == node)
+            .unwrap_or_else(|| panic!("no command {node}"));
+        let key = if row > cursor.get() { "Down" } else { "Up" };
+        for _ in 0..row.abs_diff(cursor.get()) {
+            terminal.keys(&[key]);
+        }
+        cursor.set(row);
+        terminal.keys(&["Enter"]);
+        terminal.wait_until("the form", |s| s.contains("Ctrl+Y: send form"));
+        fill();
+        terminal.keys(&["C-y"]);
+        terminal.wait_until(what, shows)
+    };
+    let chat = |marker: &str| -> String {
+        terminal.keys(&["M-2"]);
+        let screen = terminal.wait_until(&format!("{marker} in the chat"), |s| s.contains(marker));
+        terminal.keys(&["M-3"]);
+        screen
+    };
+
+    // list: the first module in the form, the last one in the chat.
+    let names: Vec<&str> = index["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    let (first, last) = (names.iter().min().unwrap(), names.iter().max().unwrap());
+    run("list", &|| {}, "the list", &|s| {
+        s.contains(&format!("{first} "))
+    });
+    chat(&format!("{last} "));
+    close();
+
+    // info: the module's version.
+    let lastlog = version_of("lastlog");
+    run(
+        "info",
+        &|| terminal.type_text("lastlog"),
+        "lastlog's details",
+        &|s| s.contains(&lastlog),
+    );
+    close();
+
+    // install, answered no: the plan names the module and its version.
+    let broken = version_of("broken");
+    let modules_dir = prosody.modules_dir();
+    let fill_install = || {
+        terminal.keys(&["Down"]);
+        terminal.type_text("broken");
+        terminal.keys(&["Down", "Right"]);
+    };
+    run("install", &fill_install, "the question", &|s| {
+        s.contains("Plan")
+    });
+    chat(&format!("broken {broken}"));
+    terminal.keys(&["Down"]);
+    terminal.wait_until("no chosen", |s| s.contains("No, change nothing"));
+    terminal.keys(&["C-y"]);
+    terminal.wait_until("the answer's result", |s| s.contains("Result"));
+    chat("Not confirmed");
+    assert!(!modules_dir.join("mod_broken").exists());
+    close();
+
+    // install, answered yes: it fails to load, and the error is read.
+    run("install", &fill_install, "the question", &|s| {
+        s.contains("Plan")
+    });
+    terminal.keys(&["Down", "Right"]);
+    terminal.wait_until("yes chosen", |s| s.contains("Yes, go ahead"));
+    terminal.keys(&["C-y"]);
+    terminal.wait_until("the outcome field", |s| {
+        s.lines()
+            .any(|l| l.contains("Outcome") && l.trim_end().ends_with(" failed"))
+    });
+    chat("mod_broken.lua");
+    assert!(!modules_dir.join("mod_broken").exists());
+    close();
+
+    // history: the failed install is an entry.
+    run("history", &|| {}, "the history", &|s| s.contains("History"));
+    chat(&format!("broken {broken} new"));
+}
+
+/// A home for Poezio that the unprivileged user it runs as can write,
+/// set to log in as the admin on the test's Prosody; removed at the end.
+struct PoezioHome(std::path::PathBuf);
+
+impl PoezioHome {
+    fn new(prosody: &Prosody) -> PoezioHome {
+        let home = std::env::temp_dir().join(format!("modman-poezio-{}", prosody.c2s_port));
+        let config = home.join(".config/poezio");
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(
+            config.join("poezio.cfg"),
+            format!(
+                "[Poezio]\njid = {ADMIN}\npassword = {PASSWORD}\ncustom_host = 127.0.0.1\n\
+                 custom_port = {}\nforce_encryption = false\n",
+                prosody.c2s_port
+            ),
+        )
+        .unwrap();
+        let home = PoezioHome(home);
+        if Self::as_root() {
+            Command::new("chown")
+                .args(["-R", "nobody:nogroup"])
+                .arg(&home.0)
+                .status()
+                .unwrap();
+        }
+        home
+    }
+
+    fn as_root() -> bool {
+        // SAFETY: geteuid only reads the process's user id.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    /// The command line that runs Poezio in this home.
+    fn command(&self) -> String {
+        let poezio = format!(
+            "env -i HOME={} TERM=xterm-256color LANG=C.UTF-8 PATH=/usr/bin:/bin poezio",
+            self.0.display()
+        );
+        match Self::as_root() {
+            true => {
+                format!("setpriv --reuid=nobody --regid=nogroup --clear-groups {poezio}")
+            }
+            false => poezio,
+        }
+    }
+}
+
+impl Drop for PoezioHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The time between two keys pressed in a terminal.
+const KEY_PACE: Duration = Duration::from_millis(150);
+
+/// A terminal client in a tmux session of its own, killed when the test
+/// ends, passed or not; a failed test shows the last screen.
+struct Terminal(String);
+
+impl Terminal {
+    /// Runs `command` in a new tmux session named `session`.
+    fn start(session: &str, command: &str) -> Terminal {
+        let terminal = Terminal(session.to_owned());
+        let started = terminal.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "200",
+            "-y",
+            "60",
+            command,
+        ]);
+        assert!(started.status.success(), "{started:?}");
+        terminal
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("tmux runs (scripts/test installs it)")
+    }
+
+    /// What the terminal shows now.
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", &self.0]).stdout)
+            .into_owned()
+    }
+
+    /// Types `line` and Enter.
+    fn type_line(&self, line: &str) {
+        self.type_text(line);
+        self.keys(&["Enter"]);
+    }
+
+    /// Types `text` as it is.
+    fn type_text(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", &self.0, "-l", text]);
+        std::thread::sleep(KEY_PACE);
+    }
+
+    /// Presses `keys` (tmux names: `Down`, `C-y`, `M-2`) one by one, at
+    /// a person's pace: Poezio takes keys that come at once for a paste,
+    /// where Enter is a new line.
+    fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            self.tmux(&["send-keys", "-t", &self.0, key]);
+            std::thread::sleep(KEY_PACE);
+        }
+    }
+
+    /// Waits until the screen shows what `shows` looks for; the screen.
+    fn wait_until(&self, what: &str, shows: impl Fn(&str) -> bool) -> String {
+        wait_for(what, || {
+            let screen = self.screen();
+            shows(&screen).then_some(screen)
+        })
+    }
+}
+
+impl Drop for Terminal {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            if let Ok(screen) = Command::new("tmux")
-                .args(["capture-pane", "-p", "-t", &self.0])
-                .output()
-            {
-                eprintln!("the screen:\n{}", String::from_utf8_lossy(&screen.stdout));
-            }
+            eprintln!("the screen:\n{}", self.screen());
         }
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .output();
+        let _ = self.tmux(&["kill-session", "-t", &self.0]);
     }
 }
 

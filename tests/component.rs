@@ -88,8 +88,8 @@ fn an_admin_discovers_the_commands_and_lists_real_modules_with_slixmpp() {
         ]
     );
     assert_eq!(
-        result["notes"],
-        json!([["info", "2 modules: 0 installed by modman, 0 with an update. No repository is configured: add a [[repositories]] section to modman.toml and restart modman."]])
+        support::summary(result),
+        "2 modules: 0 installed by modman, 0 with an update. No repository is configured: add a [[repositories]] section to modman.toml and restart modman."
     );
 
     // A form submitted with the first execute finishes in one round trip.

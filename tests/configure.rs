@@ -97,6 +97,12 @@ fn options_are_set_over_xmpp_load_the_module_survive_a_restart_and_roll_back() {
         prosody.config_get("localhost", URL),
         "\"https://upload.example/share/\""
     );
+    // Nothing marked required holds the form back from a client.
+    assert!(
+        !x.children()
+            .any(|f| f.has_child("required", "jabber:x:data")),
+        "{form:?}"
+    );
 
     // Rollback of the configure puts the options back, in the file and in
     // Prosody.
@@ -155,6 +161,34 @@ fn options_are_set_over_xmpp_load_the_module_survive_a_restart_and_roll_back() {
     ] {
         assert!(!text.contains(SECRET), "the secret is in the {what}");
     }
+
+    // A client sends the form back whole: fields left as they were shown
+    // (a list too) change nothing; only the one edited is written.
+    const ACCESS: &str = "http_upload_external_access";
+    const LIMIT: &str = "http_upload_external_file_size_limit";
+    let listed = admin.run(
+        "configure",
+        json!({"module": MODULE, "hosts": ["localhost"], ACCESS: ["a.example", "b.example"]}),
+    );
+    assert_eq!(last(&listed)["status"], "completed", "{listed}");
+    let shown = admin.run_steps(
+        "configure",
+        json!([{"module": MODULE, "hosts": ["localhost"]}]),
+    );
+    let values = &last(&shown)["form"]["values"];
+    let access = values[ACCESS].as_str().unwrap_or_else(|| panic!("{shown}"));
+    assert_eq!(access, "a.example\nb.example", "{shown}");
+    let resent = admin.run(
+        "configure",
+        json!({"module": MODULE, "hosts": ["localhost"], URL: values[URL], ACCESS: access.lines().collect::<Vec<_>>(), LIMIT: "1000"}),
+    );
+    let written: Vec<&str> = last(&resent)["form"]["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{resent}"))
+        .iter()
+        .filter_map(|row| row["option"].as_str())
+        .collect();
+    assert_eq!(written, [LIMIT], "{resent}");
 }
 
 #[test]

@@ -1116,7 +1116,7 @@ fn another_repositorys_index_signed_with_the_same_key_is_refused_and_changes_not
         "{result}"
     );
     // The summary every client shows names it too.
-    let notes = reply["notes"].to_string();
+    let notes = support::summary(reply);
     assert!(
         notes.contains("stable: failed") && notes.contains("`testing`"),
         "{notes}"
@@ -1455,9 +1455,7 @@ fn the_longest_readme_and_200_of_the_longest_summaries_an_index_allows_each_fit_
     let items = reply["form"]["items"].as_array().unwrap().len();
     assert!(items > 0 && items < 200, "{items} rows");
     assert!(
-        reply["notes"]
-            .to_string()
-            .contains(&format!("{} more rows", 200 - items)),
+        support::summary(reply).contains(&format!("{} more rows", 200 - items)),
         "{reply}"
     );
 

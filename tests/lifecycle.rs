@@ -10,7 +10,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 use support::{
     append, cli, json_output, json_rows, last, snapshot, Client, Modman, Prosody, Repository,
-    ADMIN, USER,
+    ADMIN, COMPONENT, USER,
 };
 
 fn rows(step: &Value, column: &str) -> Vec<String> {
@@ -114,6 +114,38 @@ fn an_admin_installs_updates_rolls_back_and_removes_over_xmpp() {
             .unwrap()
             .to_owned(),
     );
+    // The update form marks the module with an update, with both
+    // versions, and those without one apart.
+    let offered = admin.iq(&format!(
+        "<iq type='set' to='{COMPONENT}' id='u'><command xmlns='http://jabber.org/protocol/commands' node='update'/></iq>"
+    ));
+    let labels: Vec<(String, String)> = offered
+        .get_child("command", "http://jabber.org/protocol/commands")
+        .and_then(|c| c.get_child("x", "jabber:x:data"))
+        .into_iter()
+        .flat_map(|x| x.children())
+        .filter(|f| f.attr("var") == Some("modules"))
+        .flat_map(|f| f.children())
+        .filter_map(|o| {
+            let value = o.get_child("value", "jabber:x:data")?.text();
+            Some((value, o.attr("label")?.to_owned()))
+        })
+        .collect();
+    let label = |name: &str| {
+        labels
+            .iter()
+            .find(|(value, _)| value == name)
+            .map(|(_, label)| label.clone())
+            .unwrap_or_else(|| panic!("{name} is not offered: {labels:?}"))
+    };
+    assert!(
+        label("firewall").contains(&format!("{old} -> {new}")),
+        "{labels:?}"
+    );
+    assert!(labels
+        .iter()
+        .filter(|(value, _)| value != "firewall")
+        .all(|(_, label)| !label.contains(" -> ")));
     let update = admin.run_steps(
         "update",
         json!([{"modules": ["firewall"]}, {"confirm": true}]),
@@ -121,7 +153,7 @@ fn an_admin_installs_updates_rolls_back_and_removes_over_xmpp() {
     let question = &update["steps"][1];
     assert_eq!(question["status"], "executing", "{update}");
     assert!(
-        question["form"]["instructions"]
+        question["form"]["values"]["plan"]
             .as_str()
             .unwrap()
             .contains(&format!("firewall: {old} -> {new}")),
@@ -155,7 +187,7 @@ fn an_admin_installs_updates_rolls_back_and_removes_over_xmpp() {
         "remove",
         json!([{"modules": ["track_muc_joins"]}, {"confirm": false}]),
     );
-    assert!(refused["steps"][1]["form"]["instructions"]
+    assert!(refused["steps"][1]["form"]["values"]["plan"]
         .as_str()
         .unwrap()
         .contains("used by csi_battery_saver in some set-ups only"));

@@ -130,6 +130,12 @@ impl Command for Configure {
                 OptionInput::Set(values) => Some(lua_value(name, kind, values)?),
             };
             for scope in &scopes {
+                // A form comes back whole: a field left as it was shown
+                // changes nothing, and is not written.
+                let now = live.config_get(scope, name).await?;
+                if holds(now.as_deref().or(unset_reads(option)), value.as_ref()) {
+                    continue;
+                }
                 let shown = match (&value, secret) {
                     (None, _) => format!("unset {name} on {scope}"),
                     (Some(_), true) => format!("{name} = (secret) on {scope}"),
@@ -156,6 +162,14 @@ impl Command for Configure {
                     ctx.config.prosody.managed_config.display()
                 ));
             }
+        }
+        if settings.is_empty() {
+            return Ok(Response::Table(Table {
+                title: format!("Options of mod_{}", self.module),
+                columns: vec![],
+                rows: vec![],
+                note: "Nothing to change: Prosody holds every value given already.".into(),
+            }));
         }
         if let Err(question) = proposal.decide(&self.consent) {
             return Ok(question);
@@ -343,12 +357,86 @@ fn field(option: &ModuleOption, now: Option<&str>) -> FormField {
         var: option.name.clone(),
         label: option.name.clone(),
         kind,
-        values: match (now, option.secret) {
-            (Some(now), false) => vec![now.trim_matches('"').to_owned()],
+        values: match (now.or(unset_reads(option)), option.secret) {
+            (Some(now), false) => shown_values(now),
             _ => vec![],
         },
         help: help.join(" "),
-        required: option.required && unset,
+        needed: option.required && unset,
+    }
+}
+
+/// Prosody's rendering of a value (`config:get`, util.serialization) as
+/// the form shows it and reads it back: a string without its quotes, a
+/// list as its items, one per line; anything else as it is.
+fn shown_values(now: &str) -> Vec<String> {
+    let now = now.trim();
+    let items = match now.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+        Some(inner) => lua_strings(inner),
+        None => lua_strings(now).filter(|one| one.len() == 1),
+    };
+    items.unwrap_or_else(|| vec![now.to_owned()])
+}
+
+/// The Lua string literals in `text`, separated by `,` or `;`; `None` if
+/// anything else is there.
+fn lua_strings(text: &str) -> Option<Vec<String>> {
+    let mut items = Vec::new();
+    let mut chars = text.trim().chars().peekable();
+    loop {
+        while chars
+            .next_if(|c| c.is_whitespace() || *c == ',' || *c == ';')
+            .is_some()
+        {}
+        let Some(quote) = chars.next() else {
+            return Some(items);
+        };
+        if quote != '"' && quote != '\'' {
+            return None;
+        }
+        let mut item = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => item.push(match chars.next()? {
+                    'n' => '\n',
+                    't' => '\t',
+                    other => other,
+                }),
+                c if c == quote => break,
+                c => item.push(c),
+            }
+        }
+        items.push(item);
+    }
+}
+
+/// What the module reads for `option` while it is unset, as the form
+/// shows it: a boolean its default, or false (a form cannot leave a
+/// checkbox empty, so an untouched one comes back as this).
+fn unset_reads(option: &ModuleOption) -> Option<&str> {
+    match option.kind {
+        OptionKind::Boolean => Some(match option.default.as_deref() {
+            Some("true") => "true",
+            _ => "false",
+        }),
+        _ => None,
+    }
+}
+
+/// Whether Prosody's value `now` is `value` already (`None`: unset).
+fn holds(now: Option<&str>, value: Option<&LuaValue>) -> bool {
+    match (now, value) {
+        (None, None) => true,
+        (Some(now), Some(value)) => {
+            let given = match value {
+                LuaValue::Text(text) => vec![text.clone()],
+                LuaValue::Number(number) => vec![number.clone()],
+                LuaValue::Boolean(yes) => vec![yes.to_string()],
+                LuaValue::List(items) => items.clone(),
+            };
+            shown_values(now) == given
+        }
+        _ => false,
     }
 }
 
@@ -456,6 +544,52 @@ pub(super) async fn missing_required(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_shown_in_the_form_and_sent_back_unchanged_is_what_prosody_holds() {
+        // As Prosody's shell prints them.
+        for (now, shown) in [
+            (
+                "\"https://upload.example/\"",
+                vec!["https://upload.example/"],
+            ),
+            ("104857600", vec!["104857600"]),
+            (
+                "{ \"a.example\"; \"b \\\"c\\\"\" }",
+                vec!["a.example", "b \"c\""],
+            ),
+            ("{}", vec![]),
+            ("{ x = 1 }", vec!["{ x = 1 }"]),
+        ] {
+            assert_eq!(shown_values(now), shown, "{now}");
+        }
+        let list = LuaValue::List(vec!["a.example".into(), "b.example".into()]);
+        assert!(holds(Some("{ \"a.example\"; \"b.example\" }"), Some(&list)));
+        assert!(!holds(Some("{ \"a.example\" }"), Some(&list)));
+        assert!(holds(Some("true"), Some(&LuaValue::Boolean(true))));
+        assert!(holds(Some("\"x\""), Some(&LuaValue::Text("x".into()))));
+        assert!(!holds(None, Some(&LuaValue::Text("x".into()))));
+        assert!(holds(None, None));
+        // An unset boolean is shown, and comes back, as what it reads.
+        let boolean = ModuleOption {
+            name: "x_enabled".into(),
+            kind: OptionKind::Boolean,
+            default: None,
+            required: false,
+            secret: false,
+            description: String::new(),
+        };
+        assert!(holds(
+            unset_reads(&boolean),
+            Some(&LuaValue::Boolean(false))
+        ));
+        assert!(!holds(
+            unset_reads(&boolean),
+            Some(&LuaValue::Boolean(true))
+        ));
+        assert_eq!(field(&boolean, None).values, ["false"]);
+        assert!(!holds(Some("1"), None));
+    }
 
     #[test]
     fn values_become_checked_literals_never_code() {

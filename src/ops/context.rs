@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use super::check::ComponentProbe;
 use super::input::ModuleChoice;
+use super::updates::{self, UpdateStatus};
 use crate::config::Config;
 use crate::engine::{Engine, EngineError, Opening};
 use crate::repo::catalog::Catalog;
@@ -98,6 +99,19 @@ impl Context {
                 .modules
                 .keys()
                 .map(|name| labelled(name.clone(), "installed"))
+                .collect(),
+            ModuleChoice::Updatable => installed
+                .modules
+                .iter()
+                .map(|(name, record)| {
+                    match updates::status(&catalog, &self.config.repositories, name, record) {
+                        UpdateStatus::Available { from, to, .. } => (
+                            name.clone(),
+                            format!("{name}{LABEL_SEPARATOR}update: {from} -> {}", to.version),
+                        ),
+                        _ => (name.clone(), format!("{name}{LABEL_SEPARATOR}no update")),
+                    }
+                })
                 .collect(),
             ModuleChoice::Enableable => installed
                 .modules

@@ -50,6 +50,27 @@ impl fmt::Display for OpError {
 }
 
 impl OpError {
+    /// The kind as a word for machines (`--json`, a failed command's
+    /// form).
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::BadInput => "bad_input",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Unavailable => "unavailable",
+        }
+    }
+
+    /// What the host is left in, as a word for machines, with what is
+    /// left when part of a change could not be undone.
+    pub fn state_name(&self) -> (&'static str, Option<&str>) {
+        match &self.outcome {
+            Outcome::NothingChanged => ("nothing_changed", None),
+            Outcome::Undone => ("undone", None),
+            Outcome::PartlyChanged(left) => ("partly_changed", Some(left)),
+        }
+    }
+
     fn new(kind: ErrorKind, text: impl Into<String>) -> Self {
         OpError {
             kind,

@@ -63,10 +63,19 @@ impl Command for Info {
             )));
         }
         let entry = offered.map(|(_, e)| e);
+        let installed_at = match record {
+            Some(r) => super::times::local_times(std::iter::once(r.installed_at.as_str()))
+                .await
+                .pop(),
+            None => None,
+        };
         let installed_status = match (record, unmanaged, builtin) {
             (Some(r), _, _) => format!(
                 "installed: {} from {} on {} by {}",
-                r.version, r.repository, r.installed_at, r.installed_by
+                r.version,
+                r.repository,
+                installed_at.as_deref().unwrap_or(r.installed_at.as_str()),
+                r.installed_by
             ),
             (None, true, _) => format!(
                 "present in {} but not installed by modman (unmanaged)",

@@ -17,6 +17,9 @@ pub enum ModuleChoice {
     Available,
     /// Installed by modman.
     Installed,
+    /// Installed by modman, each marked with whether an update is on
+    /// offer (see [`super::updates::status`]).
+    Updatable,
     /// Installed by modman, or Prosody's own (`prosody.builtin_modules`).
     Enableable,
     /// Enabled by modman on some host.

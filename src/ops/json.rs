@@ -4,8 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{ErrorKind, FieldKind, OpError, Response};
-use crate::engine::Outcome;
+use super::{FieldKind, OpError, Response};
 
 impl Response {
     /// The response as one JSON object; `kind` says which shape it is.
@@ -54,7 +53,7 @@ impl Response {
                     },
                     "values": field.values,
                     "help": field.help,
-                    "required": field.required,
+                    "required": field.needed,
                 })).collect::<Vec<_>>(),
             }),
         }
@@ -66,19 +65,10 @@ impl OpError {
     /// in now (`outcome`, with what is `left` when part of a change could
     /// not be undone), and the whole text a person would read.
     pub fn to_json(&self) -> Value {
-        let (outcome, left) = match &self.outcome {
-            Outcome::NothingChanged => ("nothing_changed", None),
-            Outcome::Undone => ("undone", None),
-            Outcome::PartlyChanged(left) => ("partly_changed", Some(left)),
-        };
+        let (outcome, left) = self.state_name();
         json!({
             "kind": "error",
-            "error": match self.kind {
-                ErrorKind::BadInput => "bad_input",
-                ErrorKind::NotFound => "not_found",
-                ErrorKind::Conflict => "conflict",
-                ErrorKind::Unavailable => "unavailable",
-            },
+            "error": self.kind_name(),
             "outcome": outcome,
             "left": left,
             "text": self.to_string(),
@@ -89,6 +79,7 @@ impl OpError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Outcome;
     use crate::ops::{Details, Table};
 
     #[test]

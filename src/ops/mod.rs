@@ -46,6 +46,7 @@ mod required;
 pub mod response;
 mod rollback;
 mod routes;
+mod times;
 mod update;
 pub mod updates;
 

@@ -37,10 +37,13 @@ pub struct FormField {
     pub kind: FieldKind,
     /// The value now; empty for a secret.
     pub values: Vec<String>,
-    /// One sentence: what it is, its default, and for a secret whether
-    /// it is set.
+    /// One sentence: what it is, its default, whether the module needs
+    /// it, and for a secret whether it is set.
     pub help: String,
-    pub required: bool,
+    /// The module does not load while this is unset. A fact to show, not
+    /// a field a form insists on: clients refuse to send a form with a
+    /// required field empty, so every other option would wait on it.
+    pub needed: bool,
 }
 
 /// How a field is entered.

@@ -40,7 +40,7 @@ impl Command for Update {
             var: "modules",
             label: "Modules (empty: all)",
             help: "Which installed modules to update; leave empty to update all. name@VERSION takes a version the repository offers, an earlier one too (asked first).",
-            kind: ParamKind::Versioned(ModuleChoice::Installed),
+            kind: ParamKind::Versioned(ModuleChoice::Updatable),
             required: false,
         }],
     };

@@ -134,14 +134,19 @@ pub fn module_options(module: &str, lua_files: &[String], readme: &str) -> Vec<M
             }
         }
     }
-    for (name, kind, description) in from_readme(readme) {
-        match options.iter_mut().find(|o| o.name == name) {
-            Some(known) => {
+    for (name, kind, description, mention) in from_readme(readme) {
+        match (options.iter_mut().find(|o| o.name == name), mention) {
+            (Some(known), _) => {
                 if known.description.is_empty() {
                     known.description = description;
                 }
             }
-            None => options.push(ModuleOption {
+            // A name in a code sample may be anything the sample sets or
+            // computes (mod_http_upload_external's README computes
+            // `signed_string` in PHP): only the code and the option
+            // tables say what the module reads.
+            (None, Mention::Example) => {}
+            (None, Mention::Table) => options.push(ModuleOption {
                 secret: is_secret_name(&name),
                 name,
                 kind,
@@ -216,12 +221,23 @@ fn option_name<'a>(module: &str, args: &'a str) -> Option<(String, &'a str)> {
     is_option_name(&name).then(|| (name, &literal[end + 1..]))
 }
 
-/// Options a README sets in its Lua examples (`name = value` inside code
+/// Where a README names an option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mention {
+    /// A row of a table whose first column is the option: documented.
+    Table,
+    /// `name = value` inside a code block: an example, which may set
+    /// names that are not the module's options.
+    Example,
+}
+
+/// Options a README sets in its examples (`name = value` inside code
 /// blocks) or lists in a table whose first column is the option, each with
-/// the kind its example suggests and the text that introduces it.
-fn from_readme(readme: &str) -> Vec<(String, OptionKind, String)> {
+/// the kind its example suggests, the text that introduces it and where
+/// it was named.
+fn from_readme(readme: &str) -> Vec<(String, OptionKind, String, Mention)> {
     const NOT_OPTIONS: &[&str] = &["local"];
-    let mut found: Vec<(String, OptionKind, String)> = Vec::new();
+    let mut found: Vec<(String, OptionKind, String, Mention)> = Vec::new();
     let mut in_code = false;
     let mut heading = String::new();
     let mut paragraph = String::new();
@@ -259,7 +275,7 @@ fn from_readme(readme: &str) -> Vec<(String, OptionKind, String)> {
             Some((name, kind))
                 if is_settable(name)
                     && !NOT_OPTIONS.contains(&name)
-                    && !found.iter().any(|(n, _, _)| n == name) =>
+                    && !found.iter().any(|(n, _, _, _)| n == name) =>
             {
                 let description = match in_code {
                     true => [heading.as_str(), paragraph.as_str()]
@@ -273,7 +289,11 @@ fn from_readme(readme: &str) -> Vec<(String, OptionKind, String)> {
                         .trim()
                         .to_owned(),
                 };
-                found.push((name.to_owned(), kind, one_line(&description)));
+                let mention = match in_code {
+                    true => Mention::Example,
+                    false => Mention::Table,
+                };
+                found.push((name.to_owned(), kind, one_line(&description), mention));
             }
             _ if !in_code && !line.is_empty() && paragraph.is_empty() => {
                 paragraph = line.to_owned();
@@ -320,7 +340,16 @@ mod tests {
     fn corpus(module: &str) -> (Vec<String>, String) {
         let dir = std::path::Path::new("/usr/lib/prosody/modules").join(format!("mod_{module}"));
         let code = std::fs::read_to_string(dir.join(format!("mod_{module}.lua"))).unwrap();
-        (vec![code], String::new())
+        // Debian ships the READMEs gzipped apart from the code.
+        let readme = std::process::Command::new("gzip")
+            .arg("-dc")
+            .arg(format!(
+                "/usr/share/doc/prosody-modules/README_mod_{module}.markdown.gz"
+            ))
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default();
+        (vec![code], readme)
     }
 
     #[test]
@@ -362,8 +391,18 @@ local access = module:get_option_set(module.name .. "_access", {});
             by_name("http_upload_external_access").kind,
             OptionKind::List
         );
-        // Documented in the README only: offered too.
-        assert_eq!(by_name("http_upload_access").kind, OptionKind::List);
+        // Set in a README's code sample only: not an option (the sample
+        // may set or compute anything); documented in a table: offered.
+        assert!(!options.iter().any(|o| o.name == "http_upload_access"));
+        let tabled = module_options(
+            "x",
+            &[],
+            "Option              Default   Description\n  ----------------  -------   -----------\n  x_timeout          60        Seconds to wait.\n",
+        );
+        assert_eq!(
+            tabled.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
+            ["x_timeout"]
+        );
     }
 
     fn option(name: &str) -> ModuleOption {
@@ -434,7 +473,13 @@ local access = module:get_option_set(module.name .. "_access", {});
             return;
         }
         let (code, readme) = corpus("http_upload_external");
-        let names: Vec<String> = module_options("http_upload_external", &code, &readme)
+        let options = module_options("http_upload_external", &code, &readme);
+        // Its README's PHP and Python samples compute these.
+        assert!(readme.contains("signed_string"), "the README is read");
+        for sample in ["signed_string", "calculated_auth_token"] {
+            assert!(!options.iter().any(|o| o.name == sample), "{sample}");
+        }
+        let names: Vec<String> = options
             .into_iter()
             .filter(|o| o.required)
             .map(|o| o.name)

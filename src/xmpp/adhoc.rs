@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use xmpp_parsers::jid::Jid;
 
-use super::command::{Action, CommandReply, CommandRequest, Status};
+use super::command::{Action, CommandReply, CommandRequest, Note, Status};
 use super::forms::{self, Rendering};
 use crate::access::Actor;
 use crate::ops::{
@@ -46,13 +46,18 @@ pub enum AdhocError {
     BadAction(Action),
     #[error("{0}")]
     BadPayload(String),
+    /// A submitted form that does not fit the command's parameters: a
+    /// malformed request, answered as one whoever sent it.
+    #[error(transparent)]
+    Form(OpError),
+    /// The operation ran and failed.
     #[error(transparent)]
     Operation(#[from] OpError),
 }
 
 /// 128 random bits: unguessable, so a session id proves nothing by itself
 /// but cannot be hit by chance either.
-fn new_session_id() -> String {
+pub fn new_session_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
@@ -245,11 +250,12 @@ pub async fn handle(
 fn read_input(op: &dyn Operation, form: &minidom::Element) -> Result<Input, AdhocError> {
     let raw = forms::submitted_values(form).map_err(AdhocError::BadPayload)?;
     let raw = forms::fold_typed(op.spec().params, raw);
-    Ok(Input::check(
+    Input::check(
         op.spec().params,
         raw.iter()
             .map(|(var, values)| (var.as_str(), values.clone())),
-    )?)
+    )
+    .map_err(AdhocError::Form)
 }
 
 /// A later form of the same request, on top of what `earlier` had.
@@ -259,12 +265,13 @@ fn read_more(
     earlier: Input,
 ) -> Result<Input, AdhocError> {
     let raw = forms::submitted_values(form).map_err(AdhocError::BadPayload)?;
-    Ok(Input::check_onto(
+    Input::check_onto(
         op.spec().params,
         earlier,
         raw.iter()
             .map(|(var, values)| (var.as_str(), values.clone())),
-    )?)
+    )
+    .map_err(AdhocError::Form)
 }
 
 /// The `confirm` boolean of a submitted confirmation form.
@@ -277,7 +284,8 @@ fn read_answer(form: &minidom::Element) -> Result<bool, AdhocError> {
         raw.iter()
             .filter(|(var, _)| var == CONFIRM_FIELD)
             .map(|(var, values)| (var.as_str(), values.clone())),
-    )?
+    )
+    .map_err(AdhocError::Form)?
     .consent
         == Consent::Given)
 }
@@ -299,7 +307,7 @@ impl Turn<'_> {
             notes: if note.is_empty() {
                 vec![]
             } else {
-                vec![note.to_owned()]
+                vec![Note::info(note)]
             },
             form,
         }
@@ -344,12 +352,7 @@ impl Turn<'_> {
                 Status::Completed,
                 vec![],
                 &table.note,
-                Some(match self.rendering {
-                    Rendering::Tables => forms::table_form(&table),
-                    Rendering::SingleItem | Rendering::FirstReplyOnly => {
-                        forms::table_text_form(&table)
-                    }
-                }),
+                Some(forms::table_result(&table, self.rendering)),
             ),
             Response::Details(details) => self.reply(
                 id(),

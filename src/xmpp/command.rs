@@ -92,6 +92,77 @@ pub enum Status {
     Canceled,
 }
 
+/// The most characters a note may have: one line of Gajim 2's ad-hoc
+/// window. That window opens 600 px wide (`set_default_size(600, ...)`)
+/// and its notes are labels across it less the dialog margins, some
+/// 550 px; Gajim's default interface font (11 pt at 96 dpi) averages
+/// under 8 px a character in prose, so about 70 characters fit. A longer
+/// note wraps, and Gajim 2 then reserves height as if each character were
+/// a line (seen: a 400-character note made the window 4,455 px tall,
+/// pushing the fields and buttons off-screen).
+pub const NOTE_WIDTH: usize = 70;
+
+/// What a note says of the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteKind {
+    Info,
+    /// The command failed; its form says what and what state things are
+    /// in.
+    Error,
+}
+
+/// A note: one line of at most [`NOTE_WIDTH`] characters, the outcome.
+/// Anything longer is cut here, at a word, so whoever makes a note puts
+/// the whole text in a field as well.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub kind: NoteKind,
+    text: String,
+}
+
+impl Note {
+    pub fn info(text: &str) -> Note {
+        Note::new(NoteKind::Info, text)
+    }
+
+    pub fn error(text: &str) -> Note {
+        Note::new(NoteKind::Error, text)
+    }
+
+    fn new(kind: NoteKind, text: &str) -> Note {
+        Note {
+            kind,
+            text: one_line(text),
+        }
+    }
+
+    /// The note as shown.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether `text` is wholly in a note, so nothing needs repeating
+    /// elsewhere.
+    pub fn holds(text: &str) -> bool {
+        one_line(text) == text.trim()
+    }
+}
+
+/// The first line of `text`, cut at a word with an ellipsis if it is
+/// longer than [`NOTE_WIDTH`].
+fn one_line(text: &str) -> String {
+    let first = text.trim().lines().next().unwrap_or_default().trim();
+    if first.chars().count() <= NOTE_WIDTH {
+        return first.to_owned();
+    }
+    let room: String = first.chars().take(NOTE_WIDTH - 1).collect();
+    let cut = match room.rfind(' ') {
+        Some(space) if space > NOTE_WIDTH / 2 => &room[..space],
+        _ => room.as_str(),
+    };
+    format!("{}…", cut.trim_end_matches([' ', ',', ';', ':', '.']))
+}
+
 /// A `<command/>` reply.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandReply {
@@ -101,9 +172,8 @@ pub struct CommandReply {
     /// Allowed actions while executing; the first is the default
     /// (`execute` attribute).
     pub actions: Vec<Action>,
-    /// Notes shown with the reply, all of type `info`: errors travel as
-    /// stanza errors.
-    pub notes: Vec<String>,
+    /// Notes shown with the reply, each one short line.
+    pub notes: Vec<Note>,
     pub form: Option<Element>,
 }
 
@@ -128,11 +198,15 @@ impl From<CommandReply> for Element {
             }
             command.append_child(actions);
         }
-        for text in reply.notes {
+        for note in reply.notes {
+            let kind = match note.kind {
+                NoteKind::Info => "info",
+                NoteKind::Error => "error",
+            };
             command.append_child(
                 Element::builder("note", NS)
-                    .attr(super::name("type"), "info")
-                    .append(text)
+                    .attr(super::name("type"), kind)
+                    .append(note.text)
                     .build(),
             );
         }
@@ -188,7 +262,7 @@ mod tests {
             session_id: "s1".into(),
             status: Status::Executing,
             actions: vec![Action::Complete, Action::Prev],
-            notes: vec!["hello".into()],
+            notes: vec![Note::info("hello")],
             form: None,
         }
         .into();
@@ -197,5 +271,24 @@ mod tests {
         assert_eq!(actions.attr("execute"), Some("complete"));
         assert!(actions.has_child("prev", NS));
         assert_eq!(element.get_child("note", NS).unwrap().text(), "hello");
+    }
+
+    #[test]
+    fn a_note_is_one_short_line() {
+        let long = "Installed csi_battery_saver 0.1 and track_muc_joins 0.2 on localhost. \
+                    Enabled and loaded on localhost.\nMore.";
+        let note = Note::error(long);
+        assert!(note.text().chars().count() <= NOTE_WIDTH, "{}", note.text());
+        assert!(!note.text().contains('\n'));
+        assert!(
+            note.text().starts_with("Installed csi_battery_saver 0.1")
+                && note.text().ends_with('…')
+        );
+        assert!(!Note::holds(long));
+        assert!(Note::holds("Done."));
+        assert_eq!(
+            Note::info(&"x".repeat(200)).text().chars().count(),
+            NOTE_WIDTH
+        );
     }
 }

@@ -3,13 +3,12 @@
 //! Requests are handled in their own tasks so a slow command never stops
 //! the stream from being read.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use minidom::Element;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_xmpp::Stanza;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::Jid;
@@ -23,6 +22,7 @@ use xmpp_parsers::version::{VersionQuery, VersionResult};
 use super::adhoc::{self, AdhocError, Sessions};
 use super::budget::{self, Budget, Caller};
 use super::chat::{self, Chat, RoomAction};
+use super::clients::Clients;
 use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
 use super::fleet::chat as fleet_chat;
@@ -48,13 +48,6 @@ const MAX_IN_FLIGHT: usize = 64;
 const MAX_OTHERS_IN_FLIGHT: usize = 8;
 /// Pause before joining a room again after being kicked or refused.
 const REJOIN_AFTER: Duration = Duration::from_secs(2);
-/// How long a command waits for the requester's XEP-0092 answer before
-/// its result goes out in the form every client shows.
-const CLIENT_VERSION_WAIT: Duration = Duration::from_secs(3);
-/// Clients whose rendering is remembered; beyond it the memory starts
-/// afresh (each client is then asked once more).
-const MAX_KNOWN_CLIENTS: usize = 4096;
-
 /// Shared by every request task.
 struct App {
     ctx: Context,
@@ -66,99 +59,6 @@ struct App {
     clients: Clients,
     /// Questions to peer modmans awaiting their answers.
     relay: Relay,
-}
-
-/// What each requester's client shows, asked once per full JID with
-/// XEP-0092: a client's name and version are the one thing every client
-/// answers without being subscribed to (caps only come with presence).
-#[derive(Default)]
-struct Clients {
-    known: Mutex<HashMap<Jid, Rendering>>,
-    /// Our queries awaiting an answer: IQ id -> (who was asked, waiter).
-    asking: Mutex<HashMap<String, (Jid, oneshot::Sender<Rendering>)>>,
-}
-
-impl Clients {
-    /// How `client` shows results: remembered, or asked now (the query goes
-    /// out through `replies`); [`Rendering::SingleItem`] if it does not
-    /// answer in time.
-    async fn rendering(&self, me: &Jid, client: &Jid, replies: &mpsc::Sender<Stanza>) -> Rendering {
-        if let Some(known) = self
-            .known
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(client)
-        {
-            return *known;
-        }
-        let id = format!("modman-client-version-{:016x}", rand::random::<u64>());
-        let (answered, answer) = oneshot::channel();
-        self.asking
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.clone(), (client.clone(), answered));
-        let query = Iq::from_get(id.clone(), VersionQuery)
-            .with_from(me.clone())
-            .with_to(client.clone());
-        let _ = replies.send(query.into()).await;
-        let rendering = tokio::time::timeout(CLIENT_VERSION_WAIT, answer)
-            .await
-            .ok()
-            .and_then(Result::ok);
-        self.asking
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-        let rendering = rendering.unwrap_or_else(|| {
-            tracing::info!("{client} did not tell its software version in time; results go to it as single-item forms");
-            Rendering::SingleItem
-        });
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len() >= MAX_KNOWN_CLIENTS {
-            known.clear();
-        }
-        known.insert(client.clone(), rendering);
-        rendering
-    }
-
-    /// Takes `iq` if it answers one of our version queries, from the
-    /// client that was asked; an error answer means "unknown client".
-    fn answered(&self, iq: &Iq) -> bool {
-        let (id, from, version) = match iq {
-            Iq::Result {
-                id, from, payload, ..
-            } => (
-                id,
-                from,
-                payload
-                    .clone()
-                    .and_then(|p| VersionResult::try_from(p).ok()),
-            ),
-            Iq::Error { id, from, .. } => (id, from, None),
-            Iq::Get { .. } | Iq::Set { .. } => return false,
-        };
-        let mut asking = self.asking.lock().unwrap_or_else(|e| e.into_inner());
-        match asking.get(id) {
-            Some((asked, _)) if from.as_ref() == Some(asked) => {}
-            _ => return false,
-        }
-        let Some((client, waiter)) = asking.remove(id) else {
-            return false;
-        };
-        let rendering = match version {
-            Some(v) => {
-                let rendering = Rendering::of_client(&v.name, &v.version);
-                tracing::info!("{client} runs {} {}: {rendering:?}", v.name, v.version);
-                rendering
-            }
-            None => {
-                tracing::info!("{client} does not tell its software version; results go to it as single-item forms");
-                Rendering::SingleItem
-            }
-        };
-        let _ = waiter.send(rendering);
-        true
-    }
 }
 
 /// The id of our XEP-0092 query to the server, so its answer is known.
@@ -336,6 +236,9 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
                             if let Err(reason) = connection.send(answer.into()).await {
                                 return Ended::Lost(reason);
                             }
+                        }
+                        if presence.from.as_ref().is_some_and(|from| Actor::admit(config, &from.to_bare()).is_some()) {
+                            app.clients.on_presence(&presence);
                         }
                         match app.chat.on_presence(config, &presence) {
                             Some(RoomAction::Configure(iq)) => (*iq).into(),
@@ -632,7 +535,8 @@ impl App {
             )
         })?;
         let node = request.node.clone();
-        let later_stage = request.session_id.is_some();
+        let session_id = request.session_id.clone();
+        let later_stage = session_id.is_some();
         let me = Jid::from(self.ctx.config.component.jid.clone());
         // A peer reads the rows of the table it relays.
         let (actor, rendering) = match admission {
@@ -665,25 +569,41 @@ impl App {
                 Err(error) => Err(error.into()),
             },
         };
-        match handled {
-            Ok(reply) => {
+        let reply = match (handled, admission) {
+            (Ok(reply), _) => {
                 tracing::info!("{from} ran {node}: {:?}", reply.status);
-                if rendering == Rendering::FirstReplyOnly && later_stage {
-                    if let Some(form) = &reply.form {
-                        let text = forms::plain_text(form);
-                        let mut message =
-                            Message::chat(Some(from.clone())).with_body(Default::default(), text);
-                        message.from = Some(me);
-                        let _ = replies.send(message.into()).await;
-                    }
-                }
-                Ok(reply.into())
+                reply
             }
-            Err(error) => {
+            // A person's client shows a completed command where some show
+            // nothing of a stanza error; a peer modman reads the error.
+            (Err(AdhocError::Operation(error)), trust::Admission::Direct(_)) => {
                 tracing::info!("{from} ran {node}: {error}");
-                Err(adhoc_error(error))
+                let (_, condition, _) = op_error_condition(&error);
+                let title = ops::find(&node).map_or(node.as_str(), |op| op.spec().name);
+                forms::failed_reply(
+                    &node,
+                    session_id.unwrap_or_else(adhoc::new_session_id),
+                    title,
+                    &condition_name(condition),
+                    &error,
+                )
+            }
+            (Err(error), _) => {
+                tracing::info!("{from} ran {node}: {error}");
+                return Err(adhoc_error(error));
+            }
+        };
+        if rendering.copies_to_chat(later_stage, &reply) {
+            if let Some(form) = &reply.form {
+                let answerable = rendering != Rendering::FirstReplyOnly;
+                let text = forms::plain_text(form, answerable);
+                let mut message =
+                    Message::chat(Some(from.clone())).with_body(Default::default(), text);
+                message.from = Some(me);
+                let _ = replies.send(message.into()).await;
             }
         }
+        Ok(reply.into())
     }
 }
 
@@ -707,6 +627,13 @@ fn presence_answers(config: &Config, presence: &Presence) -> Vec<Presence> {
             .with_to(them.clone())
     };
     match presence.type_ {
+        // Back to an admin, so their client shares its presence (and
+        // caps) and answers XEP-0092, which Gajim does only then.
+        PresenceType::Subscribe if Actor::admit(config, &them.to_bare()).is_some() => vec![
+            answer(PresenceType::Subscribed),
+            answer(PresenceType::None),
+            answer(PresenceType::Subscribe),
+        ],
         PresenceType::Subscribe => {
             vec![answer(PresenceType::Subscribed), answer(PresenceType::None)]
         }
@@ -789,16 +716,25 @@ fn adhoc_error(error: AdhocError) -> StanzaError {
             DefinedCondition::BadRequest,
             Some("bad-payload"),
         ),
-        AdhocError::Operation(op) => match op.kind {
-            ErrorKind::BadInput => (ErrorType::Modify, DefinedCondition::BadRequest, None),
-            ErrorKind::NotFound => (ErrorType::Cancel, DefinedCondition::ItemNotFound, None),
-            ErrorKind::Conflict => (ErrorType::Cancel, DefinedCondition::Conflict, None),
-            ErrorKind::Unavailable => {
-                (ErrorType::Wait, DefinedCondition::InternalServerError, None)
-            }
-        },
+        AdhocError::Form(op) | AdhocError::Operation(op) => op_error_condition(op),
     };
     command_error(type_, condition, app_condition, text)
+}
+
+/// The stanza error an operation's failure is.
+fn op_error_condition(error: &ops::OpError) -> (ErrorType, DefinedCondition, Option<&'static str>) {
+    match error.kind {
+        ErrorKind::BadInput => (ErrorType::Modify, DefinedCondition::BadRequest, None),
+        ErrorKind::NotFound => (ErrorType::Cancel, DefinedCondition::ItemNotFound, None),
+        ErrorKind::Conflict => (ErrorType::Cancel, DefinedCondition::Conflict, None),
+        ErrorKind::Unavailable => (ErrorType::Wait, DefinedCondition::InternalServerError, None),
+    }
+}
+
+/// A condition's element name (`bad-request`), as bots know it from
+/// stanza errors.
+fn condition_name(condition: DefinedCondition) -> String {
+    Element::from(condition).name().to_owned()
 }
 
 /// The error owed to an IQ request that was not accepted. Its addresses
@@ -904,11 +840,22 @@ mod tests {
         };
         let me = "modman.example.org".to_owned();
         let admin = "admin@example.org".to_owned();
+        // An admin is subscribed to in return, so their client tells
+        // modman what it is.
         assert_eq!(
             answers(&from_admin("subscribe")),
             [
                 (PresenceType::Subscribed, me.clone(), admin.clone()),
-                (PresenceType::None, me.clone(), admin.clone())
+                (PresenceType::None, me.clone(), admin.clone()),
+                (PresenceType::Subscribe, me.clone(), admin.clone())
+            ]
+        );
+        let stranger = "someone@example.org".to_owned();
+        assert_eq!(
+            answers("<presence xmlns='jabber:component:accept' type='subscribe' from='someone@example.org/x' to='modman.example.org'/>"),
+            [
+                (PresenceType::Subscribed, me.clone(), stranger.clone()),
+                (PresenceType::None, me.clone(), stranger)
             ]
         );
         assert_eq!(

@@ -8,12 +8,13 @@
 use minidom::Element;
 use xmpp_parsers::data_forms::{DataForm, DataFormType};
 
-use super::command::NS_DATA;
+use super::command::{CommandReply, Note, Status, NOTE_WIDTH, NS_DATA};
 use super::name;
+use crate::engine::Outcome as HostState;
 use crate::ops::context::LABEL_SEPARATOR;
 use crate::ops::{
-    Access, Context, Details, FieldKind, Form, Input, Param, ParamKind, Question, Spec, Table,
-    CONFIRM_FIELD, DRY_RUN_FIELD,
+    Access, Context, Details, FieldKind, Form, Input, OpError, Outcome, Param, ParamKind, Question,
+    Spec, Table, CONFIRM_FIELD, DRY_RUN_FIELD,
 };
 
 /// Most module names offered as options; beyond it a client gets only the
@@ -43,6 +44,11 @@ pub enum Rendering {
     /// shown: Psi 1.5 closes its dialog on any later reply. What comes
     /// after a form also goes to it as a chat message.
     FirstReplyOnly,
+    /// Single-item forms whose multi-line fields are hard to read:
+    /// Poezio shows a `text-multi` value one line at a time, cut at the
+    /// edge. Every result and question also goes to it as a chat
+    /// message, which it wraps.
+    WithChatCopy,
 }
 
 impl Rendering {
@@ -50,15 +56,49 @@ impl Rendering {
     /// shows.
     pub fn of_client(name: &str, version: &str) -> Rendering {
         let name = name.trim().to_lowercase();
-        let tables = match name.as_str() {
-            "gajim" => version_at_least(version, &[1, 8, 2]),
-            "movim" | "cheogram" | "slixmpp" => true,
-            "psi" => return Rendering::FirstReplyOnly,
-            _ => false,
-        };
-        match tables {
-            true => Rendering::Tables,
-            false => Rendering::SingleItem,
+        match name.as_str() {
+            "gajim" if version_at_least(version, &[1, 8, 2]) => Rendering::Tables,
+            "movim" | "cheogram" | "slixmpp" => Rendering::Tables,
+            "psi" => Rendering::FirstReplyOnly,
+            "poezio" => Rendering::WithChatCopy,
+            _ => Rendering::SingleItem,
+        }
+    }
+
+    /// What a client shows known only by its XEP-0115 caps node (its
+    /// home page, by convention), which names the client but not its
+    /// version: Gajim 1.7 and 2 share theirs, so a Gajim known this way
+    /// gets single-item forms until it tells its version.
+    pub fn of_caps_node(node: &str) -> Rendering {
+        let node = node.trim().trim_end_matches('/').to_lowercase();
+        let host = node
+            .split("://")
+            .nth(1)
+            .unwrap_or(&node)
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        match host.trim_start_matches("www.") {
+            "movim.eu" | "cheogram.com" | "slixmpp.com" => Rendering::Tables,
+            "psi-im.org" | "psi-plus.com" => Rendering::FirstReplyOnly,
+            "poez.io" => Rendering::WithChatCopy,
+            _ => Rendering::SingleItem,
+        }
+    }
+
+    /// Whether a reply also goes to the client as a chat message: after
+    /// a form for Psi, every result and question for Poezio.
+    pub fn copies_to_chat(self, later_stage: bool, reply: &CommandReply) -> bool {
+        match self {
+            Rendering::FirstReplyOnly => later_stage,
+            Rendering::WithChatCopy => {
+                reply.status == Status::Completed
+                    || reply
+                        .form
+                        .as_ref()
+                        .is_some_and(|form| form_has_field(form, CONFIRM_FIELD))
+            }
+            Rendering::Tables | Rendering::SingleItem => false,
         }
     }
 }
@@ -215,12 +255,14 @@ pub fn fields_form(form: &Form) -> Element {
             FieldKind::Boolean => "boolean",
             FieldKind::Lines => "text-multi",
         };
-        let mut child = field_element(&field.var, kind, &field.label);
+        // Marked in the label, not as `<required/>`: see FormField::needed.
+        let label = match field.needed {
+            true => format!("{} (needed)", field.label),
+            false => field.label.clone(),
+        };
+        let mut child = field_element(&field.var, kind, &label);
         if !field.help.is_empty() {
             child.append_child(text_element("desc", &field.help));
-        }
-        if field.required {
-            child.append_child(Element::bare("required", NS_DATA));
         }
         if field.kind != FieldKind::Secret {
             for value in &field.values {
@@ -230,6 +272,12 @@ pub fn fields_form(form: &Form) -> Element {
         element.append_child(child);
     }
     element
+}
+
+/// Whether `form` has a field named `var`.
+fn form_has_field(form: &Element, var: &str) -> bool {
+    form.children()
+        .any(|c| c.is("field", NS_DATA) && c.attr("var") == Some(var))
 }
 
 pub(super) fn option_element(value: &str, label: &str) -> Element {
@@ -295,14 +343,23 @@ pub fn fold_typed(params: &[Param], raw: Vec<(String, Vec<String>)>) -> Vec<(Str
 /// that picks the first option by itself changes nothing.
 const ANSWERS: [(&str, &str); 2] = [("no", "No, change nothing"), ("yes", "Yes, go ahead")];
 
-/// The form asking to confirm `question`: a required yes/no choice,
-/// `confirm`, with nothing chosen.
+/// What a question's form says above its fields; the plan itself is a
+/// field, since Poezio never shows instructions.
+const QUESTION_INSTRUCTIONS: &str = "Read the plan, then choose yes or no.";
+
+/// The form asking to confirm `question`: the plan as a `plan` field
+/// every client shows, what an update changes as fields of their own,
+/// then a required yes/no choice, `confirm`, with nothing chosen. Only
+/// the answer is read back (see adhoc's read_answer), whatever a client
+/// submits of the rest.
 pub fn confirm_form(title: &str, question: &Question) -> Element {
     let mut form = form_element("form", title);
-    form.append_child(text_element("instructions", &question.text));
-    // What an update changes, in fields too: Poezio never shows a form's
-    // instructions. Only the answer is read back (see adhoc's
-    // read_answer), whatever a client submits of these.
+    form.append_child(text_element("instructions", QUESTION_INSTRUCTIONS));
+    let mut plan = field_element(PLAN_FIELD, "text-multi", "Plan");
+    for line in question.text.lines() {
+        plan.append_child(text_element("value", line));
+    }
+    form.append_child(plan);
     for changes in &question.changes {
         let (var, label) = Question::field_of(changes);
         let lines = changes.lines();
@@ -315,6 +372,75 @@ pub fn confirm_form(title: &str, question: &Question) -> Element {
     }
     form.append_child(field);
     form
+}
+
+/// The field of a question's form that holds the plan.
+pub const PLAN_FIELD: &str = "plan";
+
+/// A failed command as a completed `result` every client shows (Poezio
+/// and Profanity 0.13 show nothing of a stanza error after a form): one
+/// short error note, and the facts as fields a bot reads. `outcome` is
+/// `failed` (as a failed row's cell says), `condition` the stanza error
+/// it would have been, `error` and `state` the words `--json` uses, `text`
+/// the whole account and `left` what could not be undone.
+pub fn failed_reply(
+    node: &str,
+    session_id: String,
+    title: &str,
+    condition: &str,
+    error: &OpError,
+) -> CommandReply {
+    let text = error.to_string();
+    let (state, left) = error.state_name();
+    let mut form = form_element("result", title);
+    for (var, label, value) in [
+        ("outcome", "Outcome", Outcome::Failed.as_str()),
+        ("text", "What failed", text.as_str()),
+        ("condition", "Condition", condition),
+        ("error", "Kind", error.kind_name()),
+        ("state", "State now", state),
+    ]
+    .into_iter()
+    .chain(left.map(|left| ("left", "Left as it is", left)))
+    {
+        // Clients show a single value on one line, cut at the window's
+        // edge (Gajim 2): an account of a failure goes in short lines.
+        let lines = wrap(value, NOTE_WIDTH);
+        append_text_field(&mut form, var, label, lines.iter().map(String::as_str));
+    }
+    let note = match error.outcome {
+        HostState::NothingChanged => "Failed; nothing was changed. Why is below.",
+        HostState::Undone => "Failed; everything it did was undone. Why is below.",
+        HostState::PartlyChanged(_) => "Failed, and not wholly undone: see what is left below.",
+    };
+    CommandReply {
+        node: node.to_owned(),
+        session_id,
+        status: Status::Completed,
+        actions: vec![],
+        notes: vec![Note::error(note)],
+        form: Some(form),
+    }
+}
+
+/// `text` in lines of at most `width` characters, broken between words
+/// (a longer word, such as a path, keeps a line of its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for paragraph in text.lines() {
+        let mut line = String::new();
+        for word in paragraph.split_whitespace() {
+            if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+                lines.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        lines.push(line);
+    }
+    lines
 }
 
 /// Labelled values as a `result` form, one field each; a multi-line value
@@ -388,6 +514,11 @@ pub(super) fn field_element(var: &str, kind: &str, label: &str) -> Element {
 /// `<item/>` per row.
 pub fn table_form(table: &Table) -> Element {
     let mut form = form_element("result", &table.title);
+    // Top-level fields beside items are not shown by table clients; the
+    // instructions are, so a note too long for one line is whole there.
+    if !Note::holds(&table.note) {
+        form.append_child(text_element("instructions", &table.note));
+    }
     let mut reported = Element::bare("reported", NS_DATA);
     for (var, label) in &table.columns {
         reported.append_child(field_element(var, "text-single", label));
@@ -407,29 +538,41 @@ pub fn table_form(table: &Table) -> Element {
     form
 }
 
-/// Fields whose values read as prose without their label: the rows of a
-/// table and the note of a table or message.
-const PROSE_FIELDS: [&str; 2] = ["rows", "note"];
+/// A table as the result form `rendering` shows: multi-item where
+/// tables render, one line per row elsewhere.
+pub fn table_result(table: &Table, rendering: Rendering) -> Element {
+    match rendering {
+        Rendering::Tables => table_form(table),
+        Rendering::SingleItem | Rendering::FirstReplyOnly | Rendering::WithChatCopy => {
+            table_text_form(table)
+        }
+    }
+}
 
-/// A form as plain text, for a client that shows nothing after a form's
-/// first stage (Psi 1.5): its title, its instructions, then each field as
-/// `Label: value` (a table's rows and notes as they are). A question
-/// cannot be answered that way, so it says so and how to ask it by chat.
-pub fn plain_text(form: &Element) -> String {
+/// Fields whose values read as prose without their label: the rows of a
+/// table, the note of a table or message, and a question's plan.
+const PROSE_FIELDS: [&str; 3] = ["rows", "note", PLAN_FIELD];
+
+/// A form as plain text, for a client that shows a form's later stages
+/// poorly or not at all (Psi 1.5, Poezio): its title, its instructions,
+/// then each field as `Label: value` (a table's rows, notes and a plan as
+/// they are). A question's form is its plan; where the client cannot
+/// answer it (`answerable` false) the text says so and how to ask it by
+/// chat.
+pub fn plain_text(form: &Element, answerable: bool) -> String {
     let title = form
         .get_child("title", NS_DATA)
         .map(Element::text)
         .unwrap_or_default();
+    let question = form_has_field(form, CONFIRM_FIELD);
     let mut lines = vec![format!("{title}:")];
     lines.extend(
         form.get_child("instructions", NS_DATA)
             .map(Element::text)
-            .filter(|text| !text.is_empty()),
+            .filter(|text| !text.is_empty() && !question),
     );
-    let mut question = false;
     for field in form.children().filter(|c| c.is("field", NS_DATA)) {
         let var = field.attr("var").unwrap_or_default();
-        question |= var == CONFIRM_FIELD;
         let values: Vec<String> = field
             .children()
             .filter(|v| v.is("value", NS_DATA))
@@ -448,11 +591,14 @@ pub fn plain_text(form: &Element) -> String {
         }
     }
     if question {
-        lines.push(
-            "This client cannot show the answer to this question, so nothing was changed. \
-             Send the same command to modman in a chat and answer yes or no there."
-                .into(),
-        );
+        lines.push(match answerable {
+            true => "Answer yes or no in the command's form.".into(),
+            false => {
+                "This client cannot show the answer to this question, so nothing was changed. \
+                      Send the same command to modman in a chat and answer yes or no there."
+                    .into()
+            }
+        });
     }
     lines.join("\n")
 }
@@ -535,7 +681,7 @@ mod tests {
         for size in [
             written(&table_form(&table)),
             written(&text_form),
-            plain_text(&text_form).len(),
+            plain_text(&text_form, false).len(),
             crate::text::render(&Response::Table(table.clone())).len(),
         ] {
             assert!(size < STANZA, "{size}");
@@ -555,7 +701,7 @@ mod tests {
         let form = details_form(&details);
         for size in [
             written(&form),
-            plain_text(&form).len(),
+            plain_text(&form, false).len(),
             crate::text::render(&Response::Details(details.clone())).len(),
         ] {
             assert!(size < STANZA, "{size}");
@@ -606,6 +752,8 @@ mod tests {
             ("Psi", "1.5-dev (2021-08-22)", Rendering::FirstReplyOnly),
             ("Profanity", "0.13.1", Rendering::SingleItem),
             ("Gajim", "unknown", Rendering::SingleItem),
+            ("Gajim", "2.1.1", Rendering::Tables),
+            ("Poezio", "0.15.1", Rendering::WithChatCopy),
             ("", "", Rendering::SingleItem),
         ] {
             assert_eq!(
@@ -614,6 +762,70 @@ mod tests {
                 "{name} {version}"
             );
         }
+    }
+
+    #[test]
+    fn a_caps_node_names_the_client_but_not_gajims_version() {
+        for (node, expected) in [
+            ("https://gajim.org", Rendering::SingleItem),
+            ("http://gajim.org/", Rendering::SingleItem),
+            ("https://poez.io", Rendering::WithChatCopy),
+            ("https://psi-im.org", Rendering::FirstReplyOnly),
+            ("https://movim.eu/", Rendering::Tables),
+            ("http://cheogram.com", Rendering::Tables),
+            ("http://slixmpp.com/ver/1.8.3", Rendering::Tables),
+            ("http://conversations.im", Rendering::SingleItem),
+            ("", Rendering::SingleItem),
+        ] {
+            assert_eq!(Rendering::of_caps_node(node), expected, "{node}");
+        }
+    }
+
+    #[test]
+    fn a_failure_is_a_completed_command_with_an_error_note_and_its_facts() {
+        let mut error = OpError::conflict("Prosody could not load mod_x");
+        error.outcome = HostState::Undone;
+        let reply = failed_reply("install", "s".into(), "Install modules", "conflict", &error);
+        assert_eq!(reply.status, Status::Completed);
+        assert_eq!(reply.notes.len(), 1);
+        assert_eq!(reply.notes[0].kind, super::super::command::NoteKind::Error);
+        let form = reply.form.unwrap();
+        let value = |var: &str| {
+            form.children()
+                .find(|f| f.attr("var") == Some(var))
+                .and_then(|f| f.get_child("value", NS_DATA))
+                .map(Element::text)
+        };
+        assert_eq!(value("outcome").as_deref(), Some("failed"));
+        assert_eq!(value("condition").as_deref(), Some("conflict"));
+        assert_eq!(value("state").as_deref(), Some("undone"));
+        let text: Vec<String> = form
+            .children()
+            .filter(|f| f.attr("var") == Some("text"))
+            .flat_map(|f| f.children().map(Element::text))
+            .collect();
+        assert_eq!(text.join(" "), error.to_string());
+        assert!(text.iter().all(|l| l.chars().count() <= NOTE_WIDTH));
+        assert_eq!(value("left"), None);
+    }
+
+    #[test]
+    fn a_table_note_longer_than_a_line_is_whole_in_the_instructions() {
+        let mut table = Table {
+            title: "Installed".into(),
+            columns: vec![("module", "Module")],
+            rows: vec![vec!["x".into()]],
+            note: "Installed x.".into(),
+        };
+        assert!(!table_form(&table).has_child("instructions", NS_DATA));
+        table.note =
+            "Installed x 1.0 on localhost. Enabled and loaded on localhost. It needs y.".into();
+        assert_eq!(
+            table_form(&table)
+                .get_child("instructions", NS_DATA)
+                .map(Element::text),
+            Some(table.note.clone())
+        );
     }
 
     #[test]
@@ -632,7 +844,7 @@ mod tests {
         assert!(!form.has_child("reported", NS_DATA));
         assert!(!form.has_child("item", NS_DATA));
         assert_eq!(
-            plain_text(&form),
+            plain_text(&form, false),
             "Modules:\nfirewall - A firewall\nlastlog\n2 modules."
         );
     }
@@ -649,14 +861,21 @@ mod tests {
             whole_at: vec![],
         };
         assert_eq!(
-            plain_text(&details_form(&details)),
+            plain_text(&details_form(&details), false),
             "mod_x:\nSummary: Does x\nFiles:\n  a.lua\n  README.md"
         );
-        let question = plain_text(&confirm_form("Remove modules", &remove_x()));
+        let form = confirm_form("Remove modules", &remove_x());
+        let question = plain_text(&form, false);
         assert!(
             question.starts_with("Remove modules:\nRemove:\n  x\nGo ahead?\n")
                 && question.ends_with("answer yes or no there."),
             "{question}"
+        );
+        let answerable = plain_text(&form, true);
+        assert!(
+            answerable.starts_with("Remove modules:\nRemove:\n  x\nGo ahead?\n")
+                && !answerable.contains("cannot"),
+            "{answerable}"
         );
     }
 
@@ -671,9 +890,13 @@ mod tests {
     }
 
     #[test]
-    fn the_question_is_a_required_yes_or_no_with_nothing_chosen() {
+    fn the_question_is_its_plan_then_a_required_yes_or_no_with_nothing_chosen() {
         let form = confirm_form("Remove modules", &remove_x());
-        let field = form.get_child("field", NS_DATA).unwrap();
+        let fields: Vec<&Element> = form.children().filter(|c| c.is("field", NS_DATA)).collect();
+        let plan: Vec<String> = fields[0].children().map(Element::text).collect();
+        assert_eq!(fields[0].attr("var"), Some(PLAN_FIELD));
+        assert_eq!(plan, ["Remove:", "  x", "Go ahead?"]);
+        let field = fields[1];
         assert_eq!(field.attr("var"), Some(CONFIRM_FIELD));
         assert_eq!(field.attr("type"), Some("list-single"));
         assert!(field.has_child("required", NS_DATA));

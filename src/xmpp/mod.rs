@@ -7,6 +7,7 @@ pub mod adhoc;
 pub mod advisory_notices;
 pub mod budget;
 pub mod chat;
+pub mod clients;
 pub mod command;
 pub mod component;
 pub mod disco;

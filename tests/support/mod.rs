@@ -881,6 +881,20 @@ impl Repository {
         self.dir.path().join("corpus").join(module)
     }
 
+    /// Adds mod_broken, whose code fails when Prosody loads it, with
+    /// `readme`, and rebuilds the index.
+    pub fn add_broken_module(&self, readme: &str) {
+        let broken = self.corpus("mod_broken");
+        std::fs::create_dir(&broken).unwrap();
+        std::fs::write(
+            broken.join("mod_broken.lua"),
+            "error(\"modman test: broken on purpose\")\n",
+        )
+        .unwrap();
+        std::fs::write(broken.join("README.markdown"), readme).unwrap();
+        self.rebuild();
+    }
+
     /// The served directory.
     pub fn served(&self) -> PathBuf {
         self.dir.path().join("repo")
@@ -1104,6 +1118,15 @@ pub fn last(run: &Value) -> &Value {
         .as_array()
         .and_then(|s| s.last())
         .unwrap_or_else(|| panic!("no steps: {run}"))
+}
+
+/// The whole summary of a result: a note is one short line, so where
+/// the summary is longer a table carries it whole in its instructions.
+pub fn summary(step: &Value) -> String {
+    match step["form"]["instructions"].as_str() {
+        Some(whole) if !whole.is_empty() => whole.to_owned(),
+        _ => step["notes"][0][1].as_str().unwrap_or_default().to_owned(),
+    }
 }
 
 /// Appends `text` to the file at `path`.

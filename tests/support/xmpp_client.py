@@ -72,6 +72,18 @@ def error_of(iq):
             "text": err["text"], "app_condition": app[0] if app else None}
 
 
+def failure_of(step):
+    """A failed command's facts, from the completed form that says so
+    (outcome 'failed'), in the shape of a stanza error's; None otherwise."""
+    values = step.get("form", {}).get("values", {})
+    if step["status"] != "completed" or values.get("outcome") != "failed":
+        return None
+    # The account is in short lines; as one text, as a stanza error has it.
+    text = " ".join((values.get("text") or "").split("\n"))
+    return {"type": None, "condition": values.get("condition"),
+            "text": text, "app_condition": None, "in_form": True}
+
+
 def command_of(iq):
     """The parts of a command reply a test asserts on."""
     cmd = iq["command"]
@@ -234,6 +246,9 @@ class Client(slixmpp.ClientXMPP):
                     to, node, action="complete", payload=form,
                     sessionid=reply["command"]["sessionid"], timeout=120)
                 result["steps"].append(command_of(reply))
+            failure = failure_of(result["steps"][-1])
+            if failure is not None:
+                result["error"] = failure
             return result
         except IqError as e:
             return {"error": error_of(e.iq)}

@@ -67,7 +67,7 @@ async fn a_secret_is_never_shown_and_asked_about_while_everyone_can_read_it() {
     let gamma = [("module", &["gamma"][..])];
     let shown = form(host.run("configure", &gamma).await);
     let key = shown.fields.iter().find(|f| f.var == "gamma_key").unwrap();
-    assert_eq!((key.kind, key.required), (FieldKind::Secret, true));
+    assert_eq!((key.kind, key.needed), (FieldKind::Secret, true));
 
     let managed = host.root.join("modman.cfg.lua");
     std::fs::set_permissions(&managed, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -103,5 +103,5 @@ async fn a_secret_is_never_shown_and_asked_about_while_everyone_can_read_it() {
     (host.server.0.lock().unwrap().config).insert(held, value.render());
     let shown = form(host.run("configure", &gamma).await);
     let key = shown.fields.iter().find(|f| f.var == "gamma_key").unwrap();
-    assert!(key.values.is_empty() && !key.required, "{key:?}");
+    assert!(key.values.is_empty() && !key.needed, "{key:?}");
 }

@@ -17,7 +17,7 @@ use super::{server_of, trust, SERVERS_FIELD, WHOLE_FLEET};
 use crate::access::Actor;
 use crate::ops::{Context, OpError, Table, CONFIRM_FIELD, DRY_RUN_FIELD};
 use crate::xmpp::adhoc::{self, AdhocError, Sessions};
-use crate::xmpp::command::{CommandReply, CommandRequest, Status, NS, NS_DATA};
+use crate::xmpp::command::{CommandReply, CommandRequest, Note, Status, NS, NS_DATA};
 use crate::xmpp::forms::{self, Rendering};
 
 /// The reading that goes across servers: its answers are merged into
@@ -346,16 +346,12 @@ pub async fn run(
             table
         }
     };
-    let form = match rendering {
-        Rendering::Tables => forms::table_form(&table),
-        Rendering::SingleItem | Rendering::FirstReplyOnly => forms::table_text_form(&table),
-    };
     Ok(CommandReply {
         node: kind.node().to_owned(),
         session_id: format!("{:032x}", rand::random::<u128>()),
         status: Status::Completed,
         actions: vec![],
-        notes: vec![table.note.clone()],
-        form: Some(form),
+        notes: vec![Note::info(&table.note)],
+        form: Some(forms::table_result(&table, rendering)),
     })
 }
