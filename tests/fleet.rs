@@ -335,12 +335,18 @@ fn modmans_around_a(
 
 /// An install addressed to two servers is made by each of them (their own
 /// change, recorded in their own state) and by no other; without
-/// `confirm` it runs nowhere.
+/// `confirm` it runs nowhere. The drift watch after a refresh tells the
+/// room once that a.test lacks the module, says nothing at the next
+/// refresh, and tells it once more when a.test has it too.
 #[test]
 fn an_addressed_install_changes_the_servers_named_and_no_other() {
     let mut fleet = Fleet::start(3);
     let mut repository = support::Repository::start();
-    let mut alice = modmans_around_a(&mut fleet, &mut repository, "", &[]);
+    let mut alice = modmans_around_a(&mut fleet, &mut repository, "", &[ROOM]);
+    alice.join(ROOM, "alice", "anyone");
+    for domain in ["a.test", "b.test", "c.test"] {
+        alice.wait_for_occupant(ROOM, domain);
+    }
     let install = |confirm: bool| json!([{"modules": ["lastlog"], "servers": ["b.test", "c.test"], "confirm": confirm}]);
 
     let refused = alice.run_at("modman.a.test", "install", install(false));
@@ -358,6 +364,39 @@ fn an_addressed_install_changes_the_servers_named_and_no_other() {
     }
     assert!(rows.iter().all(|r| r[0] != "a.test"), "{rows:?}");
     assert!(installed_on(&fleet, "a.test").is_empty());
+
+    // The room was told of the install; then, drift watch: a refresh of
+    // a.test compares the fleet and tells the room, with the facts beside
+    // the text.
+    let told = alice.next_json_from(ROOM, "a.test", 20);
+    assert_eq!(told, Some(serde_json::Value::Null));
+    let refresh = |alice: &mut support::Client| {
+        let run = alice.run_at("modman.a.test", "refresh", json!([]));
+        assert_eq!(support::last(&run)["status"], "completed", "{run}");
+        alice
+            .next_json_from(ROOM, "a.test", 20)
+            .expect("a.test tells the room")["fleet_drift"]
+            .clone()
+    };
+    let drift = refresh(&mut alice);
+    let lastlog = &drift["modules"]["lastlog"];
+    assert_eq!(lastlog["a.test"]["installed"], json!(null), "{drift}");
+    for server in ["b.test", "c.test"] {
+        assert!(lastlog[server]["installed"].is_string(), "{drift}");
+    }
+    assert_eq!(drift["silent"], json!([]), "{drift}");
+    // The same drift at the next refresh is not told again: the next
+    // thing the room hears is that the drift is gone.
+    let run = alice.run_at("modman.a.test", "refresh", json!([]));
+    assert_eq!(support::last(&run)["status"], "completed", "{run}");
+    let install_here = json!([{"modules": ["lastlog"], "servers": ["a.test"], "confirm": true}]);
+    let run = alice.run_at("modman.a.test", "install", install_here);
+    assert_eq!(support::last(&run)["status"], "completed", "{run}");
+    assert_eq!(installed_on(&fleet, "a.test"), ["lastlog"]);
+    let told = alice.next_json_from(ROOM, "a.test", 20);
+    assert_eq!(told, Some(serde_json::Value::Null));
+    let gone = refresh(&mut alice);
+    assert_eq!(gone, json!({"modules": {}, "silent": []}));
 }
 
 /// The rows of a rollout table as (server, module, standing, failure).

@@ -490,7 +490,7 @@ impl Chat {
     /// a peer modman in the room (by its real JID, as the room shows it)
     /// serves a server whose name sorts first, so each modman decides
     /// alone and the room gets one answer.
-    fn coordinates(&self, config: &Config, room: &BareJid) -> bool {
+    pub(super) fn coordinates(&self, config: &Config, room: &BareJid) -> bool {
         let Some(mine) = fleet::server_of(&config.component.jid) else {
             return false;
         };
