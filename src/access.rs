@@ -23,6 +23,8 @@ enum Kind {
     LocalUser(String),
     /// modman itself, on its schedule (the daily refresh).
     Schedule,
+    /// modman itself, undoing a change that failed its health check.
+    HealthCheck,
 }
 
 impl Actor {
@@ -70,6 +72,11 @@ impl Actor {
         Actor(Kind::Schedule)
     }
 
+    /// modman itself, putting back what failed its health check.
+    pub fn health_check() -> Actor {
+        Actor(Kind::HealthCheck)
+    }
+
     /// The admin's JID, when an admin acts over XMPP.
     pub fn jid(&self) -> Option<&BareJid> {
         match &self.0 {
@@ -100,13 +107,15 @@ fn user_name(uid: u32) -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
-/// As the history writes it: `admin@example.org`, `cli:alice`, `schedule`.
+/// As the history writes it: `admin@example.org`, `cli:alice`, `schedule`,
+/// `health-check`.
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Kind::Admin(jid) => write!(f, "{jid}"),
             Kind::LocalUser(name) => write!(f, "cli:{name}"),
             Kind::Schedule => f.write_str("schedule"),
+            Kind::HealthCheck => f.write_str("health-check"),
         }
     }
 }

@@ -32,6 +32,10 @@ pub struct Config {
     pub repositories: Vec<Repository>,
     pub chat: ChatConfig,
     pub fleet: FleetConfig,
+    /// The watch after a change.
+    pub health: crate::policy::HealthConfig,
+    /// What updates found on schedule do.
+    pub policy: crate::policy::PolicyConfig,
     /// The file this was read from (`None` when parsed from text).
     pub path: Option<PathBuf>,
 }
@@ -159,6 +163,10 @@ struct RawConfig {
     chat: RawChat,
     #[serde(default)]
     fleet: RawFleet,
+    #[serde(default)]
+    health: crate::policy::RawHealth,
+    #[serde(default)]
+    policy: crate::policy::RawPolicy,
 }
 
 #[derive(Deserialize, Default)]
@@ -428,10 +436,14 @@ impl Config {
         };
 
         let fleet = fleet_config(raw.fleet, &jid)?;
+        let health = crate::policy::HealthConfig::from_raw(raw.health)?;
+        let policy = crate::policy::PolicyConfig::from_raw(raw.policy)?;
 
         let admin_socket = base.join(&raw.prosody.admin_socket);
         Ok(Config {
             fleet,
+            health,
+            policy,
             chat: ChatConfig {
                 rooms,
                 nick,

@@ -6,11 +6,13 @@
 
 pub mod access;
 pub mod clean;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod fsutil;
 pub mod linediff;
 pub mod ops;
+pub mod policy;
 pub mod prosody;
 pub mod repo;
 pub mod setup;

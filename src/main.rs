@@ -183,6 +183,9 @@ enum RepoCommand {
         /// Days clients may use the index before they refuse it as stale; mirror again before then.
         #[arg(long, value_name = "DAYS", default_value_t = modman::repo::build::DEFAULT_VALID_DAYS)]
         valid_for: u32,
+        /// Earlier versions of each module the server lists to mirror too, listed in the index (as repo build --keep).
+        #[arg(long, value_name = "COUNT", default_value_t = modman::repo::build::DEFAULT_KEEP as u64, value_parser = clap::value_parser!(u64).range(0..=32))]
+        keep: u64,
     },
     /// Mark versions of a module as insecure or withdrawn: the index gains the advisory and is signed again, and every modman that refreshes tells its admins and rooms.
     ///
@@ -534,7 +537,7 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
     let (actor, opening) = match (Actor::local_changer(&config), op.spec().access) {
         (Ok(actor), _) => (actor, Opening::ToChange),
         (Err(_), ops::Access::Read) => (Actor::local_user(), Opening::ToRead),
-        (Err(e), ops::Access::Change) => return Err(format!("{e}; nothing was changed")),
+        (Err(e), ops::Access::Change) => return Err(failed(ops::OpError::conflict(e.to_string()))),
     };
     let ctx = open_config(config, opening)?;
     let running = op.run(&ctx, &actor, &input);
@@ -546,6 +549,9 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
     match json {
         true => out!("{}", response.to_json()),
         false => out!("{}", modman::text::render(&response)),
+    }
+    if !watched_healthy(&ctx).await {
+        return Ok(ExitCode::FAILURE);
     }
     // A table with a failed row (a check, a repository's refresh) is a
     // failed command.
@@ -560,6 +566,52 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
         ops::Response::Table(table) if table.failed() => Err(table.note.clone()),
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// Waits for the health watches the change started, printing each
+/// verdict on stderr as it comes (stdout keeps the one answer); false if
+/// one failed. Stopping the command meanwhile leaves the change standing.
+async fn watched_healthy(ctx: &Context) -> bool {
+    let Some(mut verdicts) = ctx.watches.take_notices() else {
+        return true;
+    };
+    let mut healthy = true;
+    let mut say = |notice: modman::ops::health::Notice| {
+        eprintln!("{}", notice.text);
+        healthy &= notice.facts["verdict"] == "healthy";
+    };
+    let mut finished = std::pin::pin!(ctx.watches.finish());
+    // SIGINT or SIGTERM ends the watches (the change stands) rather than
+    // the program in the middle of an undo.
+    let mut stopped = std::pin::pin!(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut interrupt), Ok(mut terminate)) => tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            },
+            _ => std::future::pending().await,
+        }
+    });
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            Some(notice) = verdicts.recv() => say(notice),
+            () = &mut finished => break,
+            () = &mut stopped, if !stopping => {
+                stopping = true;
+                eprintln!("stopped watching: the change stands, unchecked");
+                ctx.watches.stop_all();
+            }
+        }
+    }
+    while let Ok(notice) = verdicts.try_recv() {
+        say(notice);
+    }
+    healthy
 }
 
 /// A table of checks with a failed row is a failed command; so is one
@@ -783,6 +835,7 @@ async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
             builtin_modules,
             timeout_seconds,
             valid_for,
+            keep,
         } => {
             let options = modman::repo::mirror::MirrorOptions {
                 from: &from,
@@ -792,6 +845,8 @@ async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
                 builtin_dir: &builtin_modules,
                 timeout: std::time::Duration::from_secs(timeout_seconds),
                 valid_for: time::Duration::days(valid_for.into()),
+                // At most 32, as the argument's range says.
+                keep: keep as usize,
             };
             return mirror(&options).await;
         }

@@ -5,6 +5,7 @@ mod support;
 
 use std::io::Write;
 
+use serde_json::json;
 use support::{rows_by, Client, Modman, Prosody, Repository, ADMIN, COMPONENT, USER};
 
 const ROOM: &str = "ops@conference.localhost";
@@ -46,18 +47,17 @@ fn an_admin_installs_and_removes_from_a_direct_chat_with_a_question_on_the_way()
             .to_string(),
         "{refresh}"
     );
-    let install = admin.chat(COMPONENT, "install mod_csi_battery_saver");
-    assert!(
-        install.contains("track_muc_joins") && install.contains("needed by csi_battery_saver"),
-        "{install}"
+    let install = rows_by(
+        &admin.chat_json(COMPONENT, "install mod_csi_battery_saver"),
+        "module",
     );
+    assert_eq!(install["csi_battery_saver"]["reason"], "requested");
+    // Pulled in as a dependency, not asked for.
+    assert_ne!(install["track_muc_joins"]["reason"], "requested");
     assert!(installed(&prosody, "csi_battery_saver") && installed(&prosody, "track_muc_joins"));
 
-    let listed = admin.chat(COMPONENT, "list installed");
-    assert!(
-        listed.starts_with("Modules:\n") && listed.contains("\ncsi_battery_saver (installed: "),
-        "{listed}"
-    );
+    let listed = rows_by(&admin.chat_json(COMPONENT, "list installed"), "module");
+    assert_ne!(listed["csi_battery_saver"]["installed"], "", "{listed:?}");
 
     // A question, answered no: nothing changes. Then yes.
     let question = admin.chat(COMPONENT, "remove track_muc_joins");
@@ -75,20 +75,25 @@ fn an_admin_installs_and_removes_from_a_direct_chat_with_a_question_on_the_way()
         "There is no question waiting for an answer."
     );
     admin.chat(COMPONENT, "remove track_muc_joins");
-    let removed = admin.chat(COMPONENT, "yes");
-    assert!(removed.contains("Removed"), "{removed}");
+    let removed = admin.chat_json(COMPONENT, "yes");
+    assert!(
+        rows_by(&removed, "module").contains_key("track_muc_joins"),
+        "{removed}"
+    );
     assert!(!installed(&prosody, "track_muc_joins"));
 
     // Mistakes get a short answer that says what to do.
     assert!(admin
         .chat(COMPONENT, "instal x")
         .starts_with("I do not know `instal`; say help"));
-    assert!(admin
-        .chat(COMPONENT, "install ../../etc")
-        .contains("is not a module name"));
-    assert!(admin
-        .chat(COMPONENT, "install nonexistent_module")
-        .contains("no configured repository offers"));
+    assert_eq!(
+        admin.chat_json(COMPONENT, "install ../../etc")["error"],
+        "bad_input"
+    );
+    assert_eq!(
+        admin.chat_json(COMPONENT, "install nonexistent_module")["error"],
+        "not_found"
+    );
 
     // The same over ad-hoc sees the same state.
     let history = admin.run("history", serde_json::json!({}));
@@ -206,8 +211,8 @@ fn in_a_room_only_an_admins_real_jid_counts() {
         .expect("a question");
     assert_eq!(question["kind"], "confirm", "{question}");
     admin.say(ROOM, "modman: yes", false);
-    let done = admin.next_from(ROOM, "modman", 20).expect("an answer");
-    assert!(done.contains("Rolled back"), "{done}");
+    let done = admin.next_json_from(ROOM, "modman", 20).expect("an answer");
+    assert!(rows_by(&done, "module").contains_key("lastlog"), "{done}");
     assert!(!installed(&prosody, "lastlog"));
 }
 
@@ -236,20 +241,20 @@ fn update_notices_reach_the_room_once_per_new_version() {
         .to_owned();
 
     admin.chat(COMPONENT, "refresh");
-    let notice = admin.next_from(ROOM, "modman", 20).expect("a notice");
-    assert!(
-        notice.starts_with("Updates available: lastlog ") && notice.contains(&new_version),
+    let notice = admin.next_json_from(ROOM, "modman", 20).expect("a notice");
+    assert_eq!(notice["kind"], "updates", "{notice}");
+    let offered = notice["updates"].as_array().expect("the updates");
+    assert_eq!(offered.len(), 1, "{notice}");
+    assert_eq!(
+        (&offered[0]["module"], &offered[0]["to"]),
+        (&json!("lastlog"), &json!(new_version)),
         "{notice}"
     );
-    assert!(notice.contains("Say \"modman: update\""), "{notice}");
     // A second refresh finds nothing new to announce.
     admin.chat(COMPONENT, "refresh");
     admin.say(ROOM, "modman: list updates", false);
-    let next = admin.next_from(ROOM, "modman", 20).expect("an answer");
-    assert!(
-        next.starts_with("alice: Module"),
-        "a second notice came: {next}"
-    );
+    let next = admin.next_json_from(ROOM, "modman", 20).expect("an answer");
+    assert_eq!(next["kind"], "table", "a second notice came: {next}");
 }
 
 #[test]
@@ -337,9 +342,9 @@ fn a_room_modman_creates_is_configured_so_others_can_join_and_be_known() {
     admin.join(NEW_ROOM, "admin", "anyone");
     admin.wait_for_occupant(NEW_ROOM, "modman");
     // Non-anonymous: modman knows who speaks, and answers an admin.
-    admin.say(NEW_ROOM, "modman: help", false);
+    admin.say(NEW_ROOM, "modman: list installed", false);
     let answer = admin
-        .next_from(NEW_ROOM, "modman", 20)
+        .next_json_from(NEW_ROOM, "modman", 20)
         .expect("modman answers in the room it created");
-    assert!(answer.contains("install MODULE[@VERSION]..."), "{answer}");
+    assert_eq!(answer["kind"], "table", "{answer}");
 }

@@ -389,6 +389,25 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
         .to_owned();
     next_saying(&mut poezio, &plan);
     assert!(prosody.modules_dir().join("mod_track_muc_joins").is_dir());
+    // A refused form is shown as a failed change is, not as a stanza
+    // error Poezio drops.
+    let refused = poezio.run(
+        "configure",
+        json!({"module": "track_muc_joins", "options": ["no equals sign"]}),
+    );
+    assert_readable(&refused);
+    let result = last(&refused);
+    assert_eq!(result["status"], "completed", "{refused}");
+    assert_eq!(result["notes"][0][0], "error", "{refused}");
+    assert_eq!(result["form"]["values"]["outcome"], "failed", "{refused}");
+    assert_eq!(
+        result["form"]["values"]["condition"], "bad-request",
+        "{refused}"
+    );
+    assert_eq!(
+        result["form"]["values"]["state"], "nothing_changed",
+        "{refused}"
+    );
 }
 
 #[test]
@@ -637,6 +656,21 @@ fn poezio_shows_the_plan_the_error_and_the_history() {
     // history: the failed install is an entry.
     run("history", &|| {}, "the history", &|s| s.contains("History"));
     chat(&format!("broken {broken} new"));
+    close();
+
+    // configure with a line that is not `name = value`: refused, and the
+    // refusal is shown as a failed change is, not dropped.
+    let fill_configure = || {
+        terminal.type_text("lastlog");
+        terminal.keys(&["Down", "Down", "Enter"]);
+        terminal.type_text("no equals sign");
+        terminal.keys(&["Enter"]);
+    };
+    run("configure", &fill_configure, "the refusal", &|s| {
+        s.lines()
+            .any(|l| l.contains("Outcome") && l.trim_end().ends_with(" failed"))
+    });
+    chat("no equals sign");
 }
 
 /// A home for Poezio that the unprivileged user it runs as can write,

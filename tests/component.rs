@@ -6,7 +6,7 @@ mod support;
 use std::process::Command;
 
 use serde_json::json;
-use support::{stanza_error, Client, Modman, Prosody, ADMIN, COMPONENT, USER};
+use support::{failed_command, stanza_error, Client, Modman, Prosody, ADMIN, COMPONENT, USER};
 
 const COMMANDS: &str = "http://jabber.org/protocol/commands";
 
@@ -222,33 +222,31 @@ fn malformed_and_out_of_turn_requests_get_xmpp_errors() {
 
     let cases: &[(&str, &str, Option<&str>)] = &[
         (&execute("no-such-command", ""), "item-not-found", None),
-        (&execute("list", "sessionid='not-a-session' action='complete'"), "bad-request", Some("bad-sessionid")),
-        (&execute("list", "action='jump'"), "bad-request", Some("malformed-action")),
-        (&execute("list", "action='complete'"), "bad-request", Some("bad-sessionid")),
+        (
+            &execute("list", "sessionid='not-a-session' action='complete'"),
+            "bad-request",
+            Some("bad-sessionid"),
+        ),
+        (
+            &execute("list", "action='jump'"),
+            "bad-request",
+            Some("malformed-action"),
+        ),
+        (
+            &execute("list", "action='complete'"),
+            "bad-request",
+            Some("bad-sessionid"),
+        ),
         (
             &format!("<iq type='set' to='{COMPONENT}' id='c'><command xmlns='{COMMANDS}'/></iq>"),
             "bad-request",
             None,
         ),
         (
-            &format!("<iq type='get' to='{COMPONENT}' id='c'><query xmlns='urn:example:nothing'/></iq>"),
+            &format!(
+                "<iq type='get' to='{COMPONENT}' id='c'><query xmlns='urn:example:nothing'/></iq>"
+            ),
             "service-unavailable",
-            None,
-        ),
-        (
-            &format!(
-                "<iq type='set' to='{COMPONENT}' id='c'><command xmlns='{COMMANDS}' node='list'>\
-                 <x xmlns='jabber:x:data' type='submit'><field var='colour'><value>red</value></field></x></command></iq>"
-            ),
-            "bad-request",
-            None,
-        ),
-        (
-            &format!(
-                "<iq type='set' to='{COMPONENT}' id='c'><command xmlns='{COMMANDS}' node='list'>\
-                 <x xmlns='jabber:x:data' type='submit'><field var='query'><value>a</value><value>b</value></field></x></command></iq>"
-            ),
-            "bad-request",
             None,
         ),
         (
@@ -268,6 +266,18 @@ fn malformed_and_out_of_turn_requests_get_xmpp_errors() {
             "{xml}: {text}"
         );
         assert!(!text.is_empty(), "{xml}: an error says what to do");
+    }
+    // A form that does not fit the command is answered as a failed
+    // change is: completed, with the condition as a field.
+    for field in [
+        "<field var='colour'><value>red</value></field>",
+        "<field var='query'><value>a</value><value>b</value></field>",
+    ] {
+        let reply = admin.iq(&format!(
+            "<iq type='set' to='{COMPONENT}' id='c'><command xmlns='{COMMANDS}' node='list'>\
+             <x xmlns='jabber:x:data' type='submit'>{field}</x></command></iq>"
+        ));
+        assert_eq!(failed_command(&reply).0, "bad-request", "{field}");
     }
 
     // A session belongs to the full JID that opened it.

@@ -113,13 +113,14 @@ fn options_are_set_over_xmpp_load_the_module_survive_a_restart_and_roll_back() {
     assert!(!std::fs::read_to_string(&managed).unwrap().contains(URL));
 
     // Set again by chat, then enable: it loads, and again after a restart.
-    let chat = admin.chat(
+    let chat = admin.chat_json(
         COMPONENT,
         &format!("configure {MODULE} on localhost {URL}=https://upload.example/share/ {SECRET_OPTION}=\"{SECRET}\""),
     );
-    replies += &chat;
+    replies += &chat.to_string();
+    let set = support::rows_by(&chat, "option");
     assert!(
-        chat.contains("Reloaded") || chat.contains("not loaded"),
+        set.contains_key(URL) && set.contains_key(SECRET_OPTION),
         "{chat}"
     );
     let enabled = admin.run(

@@ -5,9 +5,21 @@
 mod support;
 
 use serde_json::json;
-use support::{append, last, modman_with, snapshot, Prosody, Repository, COMPONENT};
+use support::{
+    append, last, modman_with, refresh_row, rows_by, snapshot, Prosody, Repository, COMPONENT,
+};
 
 const COMMANDS: &str = "http://jabber.org/protocol/commands";
+
+/// What a question (a chat answer's facts) asks to change: (module, from,
+/// to) each; panics if the answer is not a question.
+fn asked(answer: &serde_json::Value) -> Vec<(String, String, String)> {
+    assert_eq!(answer["kind"], "confirm", "{answer}");
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    (answer["changes"].as_array().into_iter().flatten())
+        .map(|c| (text(&c["module"]), text(&c["from"]), text(&c["to"])))
+        .collect()
+}
 
 #[test]
 fn yes_to_an_update_never_installs_a_version_published_after_the_question() {
@@ -31,12 +43,11 @@ fn yes_to_an_update_never_installs_a_version_published_after_the_question() {
     append(&code, "\n-- version B\n");
     repository.rebuild();
     let b = version(&repository);
-    assert!(admin.chat(COMPONENT, "refresh").contains("ok"));
-    let question = admin.chat(COMPONENT, "update firewall");
-    assert!(
-        question.contains(&format!("firewall: {a} -> {b}"))
-            && question.contains("Answer yes or no"),
-        "{question}"
+    assert_eq!(refresh_row(&mut admin, "local")["outcome"], "ok");
+    let question = admin.chat_json(COMPONENT, "update firewall");
+    assert_eq!(
+        asked(&question),
+        [("firewall".to_owned(), a.clone(), b.clone())]
     );
 
     // C is published and refreshed before the answer.
@@ -44,16 +55,13 @@ fn yes_to_an_update_never_installs_a_version_published_after_the_question() {
     repository.rebuild();
     let c = version(&repository);
     assert_ne!(b, c);
-    assert!(admin.chat(COMPONENT, "refresh").contains("ok"));
+    assert_eq!(refresh_row(&mut admin, "local")["outcome"], "ok");
 
     // "yes" was about B: C is not installed; the admin is asked again.
-    let again = admin.chat(COMPONENT, "yes");
-    assert!(
-        again.starts_with("The plan changed since you were asked")
-            && again.contains(&format!("no longer: firewall: {a} -> {b}"))
-            && again.contains(&format!("firewall: {a} -> {c}"))
-            && again.contains("Answer yes or no"),
-        "{again}"
+    let again = admin.chat_json(COMPONENT, "yes");
+    assert_eq!(
+        asked(&again),
+        [("firewall".to_owned(), a.clone(), c.clone())]
     );
     assert_eq!(
         on_disk(),
@@ -62,8 +70,13 @@ fn yes_to_an_update_never_installs_a_version_published_after_the_question() {
     );
 
     // A "yes" to the new question installs C.
-    let done = admin.chat(COMPONENT, "yes");
-    assert!(done.contains("Updated 1 module"), "{done}");
+    let done = admin.chat_json(COMPONENT, "yes");
+    let updated = rows_by(&done, "module");
+    assert_eq!(updated.len(), 1, "{done}");
+    assert_eq!(
+        (&updated["firewall"]["from"], &updated["firewall"]["to"]),
+        (&json!(a), &json!(c))
+    );
     assert_eq!(on_disk(), snapshot(&repository.corpus("mod_firewall")));
 }
 
@@ -132,7 +145,7 @@ fn update_never_goes_back_to_an_older_copy() {
         .unwrap()
         .to_owned();
     assert!(offered.starts_with("2001"), "{offered}");
-    assert!(admin.chat(COMPONENT, "refresh").contains("ok"));
+    assert_eq!(refresh_row(&mut admin, "local")["outcome"], "ok");
     let update = admin.run("update", json!({"modules": ["firewall"], "confirm": true}));
     let text = update.to_string();
     assert!(
@@ -140,6 +153,9 @@ fn update_never_goes_back_to_an_older_copy() {
         "{text}"
     );
     assert_eq!(on_disk(), before);
-    let listed = admin.chat(COMPONENT, "list updates");
-    assert!(!listed.contains("firewall"), "{listed}");
+    let listed = admin.chat_json(COMPONENT, "list updates");
+    assert!(
+        !rows_by(&listed, "module").contains_key("firewall"),
+        "{listed}"
+    );
 }

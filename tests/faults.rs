@@ -12,7 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{cli, snapshot, stanza_error, Client, Modman, Prosody, Repository, ADMIN, COMPONENT};
+use support::{
+    cli, failed_command, json_output, json_rows, snapshot, stanza_error, Client, Modman, Prosody,
+    Repository, ADMIN, COMPONENT,
+};
 
 /// How the hostile server answers every request.
 #[derive(Clone)]
@@ -118,15 +121,22 @@ fn hostile_repositories_are_refused_with_a_clear_error_and_change_nothing() {
         // The first run creates the managed file and the lock: not changes.
         assert!(cli(&["list"], &config).0);
         let before = snapshot(dir.path());
-        let (_, out, err) = cli(&["refresh"], &config);
-        assert!(
-            out.contains("failed, no index yet") && out.contains(expected),
-            "{expected}: {out}{err}"
+        let (_, out, err) = cli(&["refresh", "--json"], &config);
+        let row = &json_rows(&out, "repository")["hostile"];
+        // Failed, with no index kept to offer modules from.
+        assert_eq!(
+            (&row["outcome"], &row["modules"]),
+            (&json!("failed"), &json!("")),
+            "{out}{err}"
         );
-        let (ok, _, err) = cli(&["install", "lastlog"], &config);
-        assert!(
-            !ok && err.contains("no configured repository offers `lastlog`"),
-            "{err}"
+        assert!(out.contains(expected), "{expected}: {out}{err}");
+        let (ok, out, err) = cli(&["install", "lastlog", "--json"], &config);
+        let refused = json_output(&out);
+        assert!(!ok, "{out}{err}");
+        assert_eq!(
+            (&refused["error"], &refused["outcome"]),
+            (&json!("not_found"), &json!("nothing_changed")),
+            "{out}{err}"
         );
         let after = snapshot(dir.path());
         let changed: Vec<_> = after
@@ -182,7 +192,7 @@ fn stanza_abuse_gets_errors_and_modman_stays_up_for_others() {
         (submit("list", "<field var='show'><value>everything</value></field>"), "is not one of"),
         (submit("enable", "<field var='modules'><value>x</value></field><field var='hosts'><value>a/b</value></field>"), "not a host name"),
     ] {
-        let (_, condition, _, text) = stanza_error(&admin.iq(&xml));
+        let (condition, text) = failed_command(&admin.iq(&xml));
         assert_eq!(condition, "bad-request", "{expected}: {text}");
         assert!(text.contains(expected), "{expected}: {text}");
     }

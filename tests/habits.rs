@@ -75,6 +75,18 @@ fn hold_choose_a_version_and_dry_run_against_a_real_prosody() {
     };
     let (ok, out, err) = run(&["refresh", "--json"]);
     assert!(ok, "{out}{err}");
+    // A dry run of install --enable plans, beside the install, the
+    // enabling and the check of required options (which needs the code).
+    let before = everything(&prosody);
+    let planned = |args: &[&str]| {
+        let (ok, out, err) = run(args);
+        assert!(ok, "{out}{err}");
+        json_rows(&out, "planned").len()
+    };
+    let install_only = planned(&["install", "lastlog", "--dry-run", "--json"]);
+    let enabling = planned(&["install", "lastlog", "--enable", "--dry-run", "--json"]);
+    assert_eq!(enabling, install_only + 2);
+    assert_eq!(everything(&prosody), before);
     let (ok, out, err) = run(&[
         "install", "lastlog", "lastlog2", "--enable", "--yes", "--json",
     ]);
@@ -214,8 +226,10 @@ fn hold_choose_a_version_and_dry_run_against_a_real_prosody() {
         question["form"]["types"]["confirm"], "list-single",
         "{declined}"
     );
-    assert!(
-        text(&question["form"]["instructions"]).contains(&format!("lastlog2: {v2} -> {v1}")),
+    // The question carries what the downgrade changes, as its own field.
+    assert_eq!(
+        question["form"]["fields"],
+        json!(["plan", "changes:lastlog2", "confirm"]),
         "{question}"
     );
     assert_eq!(last(&declined)["status"], "completed");
@@ -247,6 +261,13 @@ fn hold_choose_a_version_and_dry_run_against_a_real_prosody() {
     assert_eq!(
         record(&prosody, "lastlog")["sha256"],
         first["lastlog"]["sha256"]
+    );
+    // A chosen version of an installed module is update's to do.
+    let v2 = text(&second["lastlog"]["version"]);
+    refused(
+        &prosody,
+        &["install", &format!("lastlog@{v2}"), "--yes"],
+        "conflict",
     );
 
     // A version no repository offers: refused, naming those offered.

@@ -6,7 +6,10 @@
 mod support;
 
 use serde_json::json;
-use support::{last, snapshot, Client, Modman, Prosody, Repository, ADMIN, COMPONENT, USER};
+use support::{
+    last, refresh_row, rows_by, snapshot, Client, Modman, Prosody, Repository, ADMIN, COMPONENT,
+    USER,
+};
 
 const ROOM: &str = "ops@conference.localhost";
 
@@ -83,11 +86,11 @@ fn oversized_tokens_from_anyone_never_cost_the_connection() {
     for _ in 0..3 {
         assert!(answers_admin(&mut admin));
     }
-    admin.say(ROOM, "modman: help", false);
-    let help = admin
-        .next_from(ROOM, "modman", 20)
+    admin.say(ROOM, "modman: list installed", false);
+    let listed = admin
+        .next_json_from(ROOM, "modman", 20)
         .expect("an answer in the room");
-    assert!(help.contains("install MODULE"), "{help}");
+    assert_eq!(listed["kind"], "table", "{listed}");
     assert_eq!(
         last(&admin.run("list", json!({"show": "all"})))["status"],
         "completed"
@@ -187,9 +190,13 @@ fn after_a_reconnect_a_nick_taken_from_an_admin_proves_nothing() {
     admin.join_broadcasting(ROOM, "alice", "anyone", &["moderator"]);
     let modman = Modman::start(&prosody, &chat_config(&prosody, &repository, &[ROOM]));
     admin.say(ROOM, "modman: refresh", false);
-    let refreshed = admin.next_from(ROOM, "modman", 20).expect("an answer");
-    assert!(refreshed.starts_with("alice: "), "{refreshed}");
-    assert!(!refreshed.contains("not a modman admin"), "{refreshed}");
+    // A refusal carries no facts; the refresh's table does.
+    let refreshed = admin.next_json_from(ROOM, "modman", 20).expect("an answer");
+    assert_eq!(
+        rows_by(&refreshed, "repository")["local"]["outcome"],
+        "ok",
+        "{refreshed}"
+    );
     drop(admin);
 
     // modman loses its connection; meanwhile the admin is gone and a
@@ -290,9 +297,7 @@ fn a_replayed_older_index_is_refused_and_nothing_is_downgraded() {
         &(prosody.modman_config() + &repository.config_section()),
     );
     let mut admin = Client::connect(&prosody, ADMIN);
-    assert!(admin
-        .chat(COMPONENT, "refresh")
-        .contains("local (result: ok"));
+    assert_eq!(refresh_row(&mut admin, "local")["outcome"], "ok");
 
     // A new version of lastlog is published and installed.
     support::append(
@@ -304,21 +309,26 @@ fn a_replayed_older_index_is_refused_and_nothing_is_downgraded() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(admin
-        .chat(COMPONENT, "refresh")
-        .contains("local (result: ok"));
-    let installed = admin.chat(COMPONENT, "install lastlog");
-    assert!(installed.contains(&new_version), "{installed}");
+    assert_eq!(refresh_row(&mut admin, "local")["outcome"], "ok");
+    let installed = admin.chat_json(COMPONENT, "install lastlog");
+    assert_eq!(
+        rows_by(&installed, "module")["lastlog"]["version"],
+        new_version,
+        "{installed}"
+    );
     let modules = snapshot(&prosody.modules_dir());
     let state = snapshot(&state_dir(&prosody));
 
     // Someone between serves the older, validly signed repository.
     serve_copy(&repository, &old);
-    let refresh = admin.chat(COMPONENT, "refresh");
+    let refresh = refresh_row(&mut admin, "local");
+    assert_eq!(refresh["outcome"], "failed", "{refresh}");
+    // The index accepted before stays in use.
+    assert_ne!(refresh["modules"], "", "{refresh}");
     assert!(
-        refresh.contains("may be a replay of an old index")
-            && refresh.contains("is older than serial")
-            && refresh.contains("still using the index fetched"),
+        refresh["result"]
+            .as_str()
+            .is_some_and(|why| why.contains("is older than serial")),
         "{refresh}"
     );
     let update = admin.chat(COMPONENT, "update lastlog");
@@ -328,9 +338,9 @@ fn a_replayed_older_index_is_refused_and_nothing_is_downgraded() {
             && update.contains("the last refresh of local failed"),
         "{update}"
     );
-    let listed = admin.chat(COMPONENT, "list installed");
-    assert!(listed.contains(&new_version), "{listed}");
-    assert!(listed.contains("0 with an update"), "{listed}");
+    let listed = rows_by(&admin.chat_json(COMPONENT, "list installed"), "module");
+    assert_eq!(listed["lastlog"]["installed"], new_version);
+    assert_eq!(listed["lastlog"]["update"], "", "{listed:?}");
     assert_eq!(snapshot(&prosody.modules_dir()), modules);
     only_the_failure_recorded(&state, &snapshot(&state_dir(&prosody)));
 }
@@ -356,10 +366,12 @@ fn an_index_of_the_same_serial_with_other_content_is_refused() {
     );
     std::fs::remove_dir_all(repository.served()).unwrap();
     repository.rebuild_with(&[], &[("SOURCE_DATE_EPOCH", &epoch)]);
-    let refresh = admin.chat(COMPONENT, "refresh");
+    let refresh = refresh_row(&mut admin, "local");
+    assert_eq!(refresh["outcome"], "failed", "{refresh}");
     assert!(
-        refresh.contains("differs from the index of the same serial")
-            && refresh.contains("may be a replay"),
+        refresh["result"]
+            .as_str()
+            .is_some_and(|why| why.contains("differs from the index of the same serial")),
         "{refresh}"
     );
     only_the_failure_recorded(&state, &snapshot(&state_dir(&prosody)));
@@ -421,31 +433,35 @@ fn an_expired_index_lists_as_stale_and_installs_nothing_until_a_fresh_one() {
         listed.contains("\nlastlog ") && listed.contains("Stale: the index of local expired at"),
         "{listed}"
     );
-    let install = admin.chat(COMPONENT, "install lastlog");
-    assert!(
-        install.contains("its index has expired") && install.contains("nothing was changed"),
+    let expired_index = json!({"error": "unavailable", "outcome": "nothing_changed"});
+    let install = admin.chat_json(COMPONENT, "install lastlog");
+    assert_eq!(
+        json!({"error": install["error"], "outcome": install["outcome"]}),
+        expired_index,
         "{install}"
     );
     // The repository serves the same expired index: refused, still stale.
-    let refresh = admin.chat(COMPONENT, "refresh");
+    let refresh = refresh_row(&mut admin, "local");
+    assert_eq!(refresh["outcome"], "failed", "{refresh}");
     assert!(
-        refresh.contains("the index it serves expired")
-            && refresh
-                .contains("nothing is installed or updated from local until a fresh one arrives"),
+        refresh["result"]
+            .as_str()
+            .is_some_and(|why| why.contains("the index it serves expired")),
         "{refresh}"
     );
-    assert!(admin
-        .chat(COMPONENT, "install lastlog")
-        .contains("its index has expired"));
+    let install = admin.chat_json(COMPONENT, "install lastlog");
+    assert_eq!(
+        json!({"error": install["error"], "outcome": install["outcome"]}),
+        expired_index,
+        "{install}"
+    );
     assert_eq!(snapshot(&prosody.modules_dir()), modules);
 
     // A fresh index ends it.
     repository.rebuild();
-    assert!(admin
-        .chat(COMPONENT, "refresh")
-        .contains("local (result: ok"));
-    let installed = admin.chat(COMPONENT, "install lastlog");
-    assert!(installed.contains("Installed 1 module"), "{installed}");
+    assert_eq!(refresh_row(&mut admin, "local")["outcome"], "ok");
+    let installed = admin.chat_json(COMPONENT, "install lastlog");
+    assert_eq!(rows_by(&installed, "module").len(), 1, "{installed}");
 }
 
 /// Control characters an upstream contributor could put in a README.
@@ -599,9 +615,10 @@ fn a_percent_encoded_archive_path_fetches_nothing_outside_the_repository() {
         refresh.contains("module `lastlog`: archive path `archives/%2e%2e/%2e%2e/x.tar.gz` is not a plain relative path (after percent-decoding)"),
         "{refresh}"
     );
-    let install = admin.chat(COMPONENT, "install lastlog");
-    assert!(
-        install.contains("no configured repository offers"),
+    let install = admin.chat_json(COMPONENT, "install lastlog");
+    assert_eq!(
+        (&install["error"], &install["outcome"]),
+        (&json!("not_found"), &json!("nothing_changed")),
         "{install}"
     );
     assert_eq!(snapshot(&prosody.modules_dir()), modules);
@@ -872,8 +889,11 @@ fn a_20000_module_catalog_is_listed_again_and_again_without_growing() {
         .len();
     let (modman, mut admin) = support::modman_with(&prosody, &repository);
     let list = |admin: &mut Client| {
-        let answer = admin.chat(COMPONENT, "list synthetic_12345");
-        assert!(answer.contains("synthetic_12345"), "{answer}");
+        let answer = admin.chat_json(COMPONENT, "list synthetic_12345");
+        assert!(
+            rows_by(&answer, "module").contains_key("synthetic_12345"),
+            "{answer}"
+        );
     };
     for _ in 0..5 {
         list(&mut admin);
@@ -887,12 +907,12 @@ fn a_20000_module_catalog_is_listed_again_and_again_without_growing() {
         "completed",
         "{everything}"
     );
-    assert!(everything
-        .to_string()
-        .contains("Only the first 200 are shown"));
-    let chat = admin.chat(COMPONENT, "list");
-    assert!(chat.contains("Only the first 200 are shown"));
-    assert!(chat.lines().filter(|l| l.contains("synthetic_")).count() <= 200);
+    let items = support::last(&everything)["form"]["items"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(items, Some(200), "{everything}");
+    let chat = admin.chat_json(COMPONENT, "list");
+    assert_eq!(chat["rows"].as_array().map(Vec::len), Some(200));
     let settled = rss_kib(modman.pid());
     for _ in 0..50 {
         list(&mut admin);
@@ -908,15 +928,11 @@ fn a_20000_module_catalog_is_listed_again_and_again_without_growing() {
     );
     // Refreshing the same index, or failing to, swaps or keeps one copy.
     for _ in 0..3 {
-        assert!(admin
-            .chat(COMPONENT, "refresh")
-            .contains("local (result: ok"));
+        assert_eq!(refresh_row(&mut admin, "local")["outcome"], "ok");
     }
     repository.stop();
     for _ in 0..3 {
-        assert!(admin
-            .chat(COMPONENT, "refresh")
-            .contains("failed, still using"));
+        assert_eq!(refresh_row(&mut admin, "local")["outcome"], "failed");
     }
     list(&mut admin);
     let refreshed = rss_kib(modman.pid());
@@ -975,8 +991,11 @@ fn a_repository_rotating_its_key_is_trusted_under_every_listed_key() {
         "public_keys = [\"{}\", \"{new_public}\"]",
         repository.public_key
     ));
-    let (_, out, _) = support::cli(&["refresh"], &config_path);
-    assert!(out.contains("local (result: ok"), "{out}");
+    let (_, out, _) = support::cli(&["refresh", "--json"], &config_path);
+    assert_eq!(
+        support::json_rows(&out, "repository")["local"]["outcome"],
+        "ok"
+    );
 }
 
 /// A reply holding one line much longer than Prosody's 8 KiB read (a

@@ -463,6 +463,7 @@ fn hostile_repository(entries: &[(&str, tar::EntryType)]) -> (tempfile::TempDir,
         library: None,
         changes: vec![],
         previous: vec![],
+        listed: vec![],
     });
     index.modules.sort_by(|a, b| a.name.cmp(&b.name));
     let json = index.to_json();

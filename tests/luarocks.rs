@@ -8,6 +8,7 @@
 mod bloated_rocks;
 mod support;
 
+use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -16,8 +17,8 @@ use std::time::Instant;
 use serde_json::json;
 use serde_json::Value;
 use support::{
-    cli, json_output, json_rows, last, luarocks_section, snapshot, wait_for, Client, Modman,
-    Prosody, ADMIN, COMPONENT, DOMAIN,
+    cli, json_output, json_rows, last, luarocks_section, refresh_row, rows_by, snapshot, wait_for,
+    Client, Modman, Prosody, ADMIN, COMPONENT, DOMAIN,
 };
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/luarocks-server");
@@ -184,8 +185,9 @@ fn keygen(dir: &Path) -> (PathBuf, String) {
     (key, text(&output.stdout).trim().to_owned())
 }
 
-fn mirror(from: &str, out: &Path, key: &Path) -> Output {
-    modman(&[
+/// `repo mirror` of `from` into `out`, with `extra` arguments.
+fn mirror(from: &str, out: &Path, key: &Path, extra: &[&str]) -> Output {
+    let args = [
         "repo",
         "mirror",
         "--from",
@@ -198,7 +200,8 @@ fn mirror(from: &str, out: &Path, key: &Path) -> Output {
         "mirror",
         "--timeout-seconds",
         "5",
-    ])
+    ];
+    modman(&[&args[..], extra].concat())
 }
 
 fn index(out: &Path) -> Value {
@@ -242,7 +245,7 @@ fn a_mirror_verifies_carries_versions_and_dependencies_and_holds_the_rocks_files
     let out = work.path().join("mirror");
 
     let started = Instant::now();
-    let output = mirror(&server.served.url(), &out, &key);
+    let output = mirror(&server.served.url(), &out, &key, &[]);
     let first = started.elapsed();
     assert!(output.status.success(), "{}", text(&output.stderr));
     let said = text(&output.stdout);
@@ -330,21 +333,32 @@ fn a_mirror_verifies_carries_versions_and_dependencies_and_holds_the_rocks_files
     assert!(installed[0].paths.iter().all(|p| p.exists()));
 
     // Incremental: nothing new, nothing fetched; a new revision, one rock.
-    let output = mirror(&server.served.url(), &out, &key);
+    let output = mirror(&server.served.url(), &out, &key, &[]);
     assert!(
         text(&output.stdout).contains("0 rocks fetched"),
         "{}",
         text(&output.stdout)
     );
     server.publish("mod_bob", "2-1");
-    let output = mirror(&server.served.url(), &out, &key);
+    let output = mirror(&server.served.url(), &out, &key, &[]);
     assert!(
         text(&output.stdout).contains("1 rocks fetched"),
         "{}{}",
         text(&output.stdout),
         text(&output.stderr)
     );
-    assert_eq!(entry(&self::index(&out), "bob")["version"], "2-1");
+    // The earlier version the server lists is mirrored too, packed and
+    // verified as the newest is: the very archive of the first run.
+    let mirrored = self::index(&out);
+    let bob = entry(&mirrored, "bob");
+    assert_eq!(bob["version"], "2-1");
+    let earlier = &bob["previous"][0];
+    assert_eq!(earlier["version"], "1-1", "{bob}");
+    assert_eq!(earlier["sha256"], entry(&index, "bob")["sha256"], "{bob}");
+    assert_eq!(
+        archive_files(&out, &json!({"name": "bob", "archive": earlier["archive"]})),
+        archive_files(&out, bob)
+    );
     let output = modman(&[
         "repo",
         "verify",
@@ -353,12 +367,16 @@ fn a_mirror_verifies_carries_versions_and_dependencies_and_holds_the_rocks_files
         &public,
     ]);
     assert!(output.status.success(), "{}", text(&output.stdout));
+    // --keep 0: the newest only.
+    let output = mirror(&server.served.url(), &out, &key, &["--keep", "0"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(entry(&self::index(&out), "bob")["previous"], Value::Null);
 
     // The same version with other bytes: refused, the mirror unchanged.
     let before = snapshot(&out);
     server.tamper("mod_bob-2-1.src.rock");
     std::fs::remove_file(mirror_cache(&out).join("mod_bob-2-1.src.rock")).unwrap();
-    let output = mirror(&server.served.url(), &out, &key);
+    let output = mirror(&server.served.url(), &out, &key, &[]);
     assert!(!output.status.success());
     let error = text(&output.stderr);
     assert!(
@@ -424,8 +442,54 @@ impl Host {
 #[test]
 fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refused() {
     let server = RockServer::start();
+    // An earlier version beside the newest.
+    server.publish("mod_bob", "2-1");
     let host = Host::new(&server.served.url());
     let (ok, out, err) = host.run(&["refresh"]);
+    assert!(ok, "{out}{err}");
+    // A refresh downloads each module's newest rock only: one per package.
+    let rocks = host.state().join("rocks/community");
+    let cached = || -> BTreeSet<String> {
+        std::fs::read_dir(&rocks)
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let packages: BTreeSet<String> = (cached().iter())
+        .filter_map(|f| f.strip_suffix(".src.rock")?.rsplitn(3, '-').nth(2))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(packages.len(), cached().len(), "{:?}", cached());
+    assert!(cached().contains("mod_bob-2-1.src.rock"));
+    assert!(!cached().contains("mod_bob-1-1.src.rock"));
+    // The earlier version is on offer all the same, and chosen, it is
+    // downloaded, pinned and installed.
+    let (_, out, _) = host.run(&["info", "bob", "--json"]);
+    assert_eq!(json_output(&out)["fields"]["versions"], "2-1, 1-1", "{out}");
+    let (ok, out, err) = host.run(&["install", "--yes", "bob@1-1", "--json"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(json_rows(&out, "module")["bob"]["version"], "1-1", "{out}");
+    assert!(cached().contains("mod_bob-1-1.src.rock"));
+    let pins: Value =
+        serde_json::from_slice(&std::fs::read(host.state().join("rocks-pins.json")).unwrap())
+            .unwrap();
+    let bob_1 = format!("{}mod_bob-1-1.src.rock", server.served.url());
+    assert!(pins.to_string().contains(&bob_1), "{pins}");
+    // Updated, then back to the listed version by name.
+    let installed = |host: &Host, module: &str| -> Value {
+        let installed: Value =
+            serde_json::from_slice(&std::fs::read(host.state().join("installed.json")).unwrap())
+                .unwrap();
+        installed["modules"][module]["version"].clone()
+    };
+    let bob = |host: &Host| installed(host, "bob");
+    let (ok, out, err) = host.run(&["update", "--yes", "bob"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(bob(&host), "2-1");
+    let (ok, out, err) = host.run(&["update", "--yes", "bob@1-1"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(bob(&host), "1-1");
+    let (ok, out, err) = host.run(&["remove", "--yes", "bob"]);
     assert!(ok, "{out}{err}");
     let (_, out, _) = host.run(&["list", "--show", "available", "--json"]);
     let available = json_rows(&out, "module");
@@ -466,12 +530,7 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
     assert_eq!(updates["muc_rtbl"]["update"], "yes", "{out}");
     let (ok, out, err) = host.run(&["update", "--yes", "muc_rtbl"]);
     assert!(ok, "{out}{err}");
-    let version = |host: &Host| -> Value {
-        let installed: Value =
-            serde_json::from_slice(&std::fs::read(host.state().join("installed.json")).unwrap())
-                .unwrap();
-        installed["modules"]["muc_rtbl"]["version"].clone()
-    };
+    let version = |host: &Host| installed(host, "muc_rtbl");
     assert_eq!(version(&host), "2-1");
     // Rollback puts 1-1 back; remove takes it away.
     let (ok, out, err) = host.run(&["rollback", "--yes", "muc_rtbl"]);
@@ -500,14 +559,20 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
             .join("rocks/community/mod_muc_rtbl-2-1.src.rock"),
     )
     .unwrap();
-    let (_, out, err) = host.run(&["refresh"]);
+    let (_, out, err) = host.run(&["refresh", "--json"]);
+    let community = &json_rows(&out, "repository")["community"];
+    assert_eq!(community["outcome"], "failed", "{out}{err}");
+    // The last good catalog stays in use.
+    assert_ne!(community["modules"], "", "{out}{err}");
     assert!(
-        out.contains("other bytes under the same name and version"),
-        "{out}{err}"
+        community["result"]
+            .as_str()
+            .is_some_and(|why| why.contains("other bytes under the same name and version")),
+        "{out}"
     );
-    server.tamper("mod_bob-1-1.src.rock");
+    server.tamper("mod_bob-2-1.src.rock");
     let (ok, out, err) = host.run(&["install", "--yes", "bob", "--json"]);
-    assert!(!ok && err.contains("mod_bob-1-1.src.rock"), "{err}");
+    assert!(!ok && err.contains("mod_bob-2-1.src.rock"), "{err}");
     assert_eq!(json_output(&out)["outcome"], "nothing_changed", "{out}");
     assert!(
         host.everything() == before,
@@ -710,7 +775,7 @@ fn hostile_rocks_are_refused_naming_the_module_and_file_and_left_out() {
     for (i, (rocks, expected)) in cases.into_iter().enumerate() {
         let (_dir, served) = hostile_server(&rocks);
         let out = work.path().join(format!("mirror-{i}"));
-        let output = mirror(&served.url(), &out, &key);
+        let output = mirror(&served.url(), &out, &key, &[]);
         let printed = text(&output.stdout);
         // Published without the module, which is named with why.
         assert_eq!(
@@ -749,7 +814,7 @@ fn hostile_rocks_are_refused_naming_the_module_and_file_and_left_out() {
     .unwrap();
     let served = Served::start(dir.path());
     let out = work.path().join("mirror-manifest");
-    let output = mirror(&served.url(), &out, &key);
+    let output = mirror(&served.url(), &out, &key, &[]);
     let error = text(&output.stderr);
     assert!(
         error.contains(&format!(
@@ -770,7 +835,7 @@ fn only_the_configured_server_over_https_or_loopback() {
     // Plain HTTP elsewhere: refused before connecting (this address would
     // not answer at all).
     let started = Instant::now();
-    let output = mirror("http://192.0.2.1/rocks/", &out, &key);
+    let output = mirror("http://192.0.2.1/rocks/", &out, &key, &[]);
     assert!(started.elapsed().as_secs() < 3);
     let error = text(&output.stderr);
     assert!(
@@ -790,7 +855,7 @@ fn only_the_configured_server_over_https_or_loopback() {
     // configured server).
     let server = RockServer::start();
     let redirect = Served::redirecting(&format!("http://127.0.0.2:{}", server.served.port));
-    let output = mirror(&redirect.url(), &out, &key);
+    let output = mirror(&redirect.url(), &out, &key, &[]);
     let error = text(&output.stderr);
     assert!(
         !output.status.success() && error.contains("redirect to another host"),
@@ -932,10 +997,12 @@ fn over_xmpp_a_luarocks_module_is_installed_loaded_updated_rolled_back_and_remov
         &(prosody.modman_config() + &luarocks_section(&server.served.url())),
     );
     let mut admin = Client::connect(&prosody, ADMIN);
-    let refreshed = admin.chat(COMPONENT, "refresh");
-    assert!(refreshed.contains("community (result: ok"), "{refreshed}");
-    let listed = admin.chat(COMPONENT, "list invites");
-    assert!(listed.contains("invites_page"), "{listed}");
+    assert_eq!(refresh_row(&mut admin, "community")["outcome"], "ok");
+    let listed = admin.chat_json(COMPONENT, "list invites");
+    assert!(
+        rows_by(&listed, "module").contains_key("invites_page"),
+        "{listed}"
+    );
 
     // invites_page: a rockspec dependency (register_apps) and copied
     // directories (the templates and assets it serves from its directory).
@@ -959,12 +1026,11 @@ fn over_xmpp_a_luarocks_module_is_installed_loaded_updated_rolled_back_and_remov
 
     // A higher revision published is offered, and update applies it live.
     server.publish("mod_pubsub_subscription", "2-1");
-    let refreshed = admin.chat(COMPONENT, "refresh");
-    assert!(refreshed.contains("community (result: ok"), "{refreshed}");
-    let updates = admin.chat(COMPONENT, "list updates");
-    assert!(
-        updates.contains("pubsub_subscription") && updates.contains("2-1"),
-        "{updates}"
+    assert_eq!(refresh_row(&mut admin, "community")["outcome"], "ok");
+    let updates = rows_by(&admin.chat_json(COMPONENT, "list updates"), "module");
+    assert_eq!(
+        updates["pubsub_subscription"]["available"], "2-1",
+        "{updates:?}"
     );
     let update = admin.run(
         "update",
@@ -1348,7 +1414,7 @@ fn a_mirror_survives_a_corrupt_rock() {
         (name, "1-1", plain(name, "", ""))
     }
     let (_dir, served) = hostile_server(&[good("mod_a"), good("mod_b"), good("mod_c")]);
-    let output = mirror(&served.url(), &out, &key);
+    let output = mirror(&served.url(), &out, &key, &[]);
     assert!(output.status.success(), "{}", text(&output.stderr));
 
     // mod_c's new version and the new mod_d are corrupt.
@@ -1358,7 +1424,7 @@ fn a_mirror_survives_a_corrupt_rock() {
         ("mod_c", "2-1", b"PK\x03\x04 cut short".to_vec()),
         ("mod_d", "1-1", b"<html>not found</html>".to_vec()),
     ]);
-    let output = mirror(&served.url(), &out, &key);
+    let output = mirror(&served.url(), &out, &key, &[]);
     let printed = text(&output.stdout);
     assert_eq!(
         output.status.code(),
@@ -1428,9 +1494,10 @@ fn descriptions_past_an_index_s_size_are_left_out() {
         .collect();
     let (_dir, served) = hostile_server(&rocks);
     let host = Host::new(&served.url());
-    let (ok, out, err) = host.run(&["refresh"]);
+    let (ok, out, err) = host.run(&["refresh", "--json"]);
     assert!(ok, "{out}{err}");
-    let said = format!("{out}{err}");
+    let community = &json_rows(&out, "repository")["community"];
+    let said = community["result"].as_str().unwrap_or_default();
     // 31 descriptions of 1 MiB and their file lists fit, the 32nd does not.
     for i in 31..34 {
         assert!(
@@ -1439,5 +1506,5 @@ fn descriptions_past_an_index_s_size_are_left_out() {
         );
     }
     assert!(!said.contains("mod_long_30-1-1.src.rock"), "{said}");
-    assert!(said.contains("modules: 31,"), "{said}");
+    assert_eq!(community["modules"], "31", "{out}");
 }

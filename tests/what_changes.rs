@@ -87,16 +87,12 @@ fn an_update_shows_its_commits_and_files_and_an_advisory_reaches_the_admin_once(
     assert!(notice.starts_with("Updates available"), "{notice}");
 
     // The repository marks the installed copy insecure, fixed by the new.
-    let advise = Command::new(env!("CARGO_BIN_EXE_modman"))
-        .args(["repo", "advise"])
-        .arg(repository.served())
-        .args(["lastlog", &old, "--kind", "insecure", "--fixed", &new])
-        .args(["--reason", "logs every address\u{1b}[2J for ever"])
-        .arg("--key")
-        .arg(repository.dir.path().join("key"))
-        .output()
-        .unwrap();
-    assert!(advise.status.success(), "{advise:?}");
+    repository.advise_insecure(
+        "lastlog",
+        &old,
+        &new,
+        "logs every address\u{1b}[2J for ever",
+    );
     admin.chat(COMPONENT, "refresh");
     // The room first (the admin's own message comes after it).
     let in_room = admin

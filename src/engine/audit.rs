@@ -41,7 +41,8 @@ pub struct Entry {
     /// their values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub settings: Vec<String>,
-    /// Why, as the admin said it (`hold ... because`).
+    /// Why: as the admin said it (`hold ... because`), or why modman
+    /// made the change on its own (a failed health check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

@@ -133,6 +133,9 @@ pub struct Applied {
     /// Why the running server was not told (its admin socket could not
     /// be reached): the new files take effect when Prosody restarts.
     pub not_live: Option<String>,
+    /// The transaction that kept the files replaced, for putting them
+    /// back; `None` when no file changed.
+    pub transaction: Option<String>,
 }
 
 /// A step done, and so a step to undo if a later one fails.
@@ -160,6 +163,17 @@ impl ChangeGuard<'_> {
         &mut self,
         actor: &Actor,
         change: ChangeSet,
+    ) -> Result<Applied, ChangeError> {
+        self.commit_because(actor, change, None).await
+    }
+
+    /// [`ChangeGuard::commit`] of a change modman makes on its own, with
+    /// the `reason` its history line keeps.
+    pub async fn commit_because(
+        &mut self,
+        actor: &Actor,
+        change: ChangeSet,
+        reason: Option<String>,
     ) -> Result<Applied, ChangeError> {
         let ChangeSet {
             operation,
@@ -219,6 +233,7 @@ impl ChangeGuard<'_> {
                 .collect(),
             transaction: None,
             journal: None,
+            reason,
         };
         let plan = Plan {
             files,
@@ -238,6 +253,7 @@ impl ChangeGuard<'_> {
         match result {
             Ok(()) => {
                 run.close();
+                run.applied.transaction = run.transaction.as_ref().map(|t| t.id.clone());
                 Ok(run.applied)
             }
             Err(error) => Err(run.fail(error).await),
@@ -271,6 +287,8 @@ struct Run<'g, 'e> {
     transaction: Option<Transaction>,
     /// The change journal, once the first step is about to start.
     journal: Option<ChangeJournal>,
+    /// Why modman makes this change on its own, for the history.
+    reason: Option<String>,
 }
 
 impl Run<'_, '_> {
@@ -758,7 +776,7 @@ impl Run<'_, '_> {
                 .iter()
                 .map(SettingChange::describe)
                 .collect(),
-            reason: None,
+            reason: self.reason.clone(),
         };
         tracing::info!(
             "{} by {}: {}: {}",

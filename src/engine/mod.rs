@@ -19,13 +19,16 @@ pub mod copy;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod faults;
+pub mod health;
 pub mod hold;
 pub mod include;
 mod journal;
 pub mod live;
 pub mod managed_config;
 pub mod modules_dir;
+pub mod policy;
 pub mod prosody_cfg;
+pub mod records;
 mod recovery;
 pub mod scope;
 pub mod state;
@@ -191,6 +194,7 @@ impl Engine {
             (notes, interrupted) =
                 recovery::recover(&paths, &config.prosody.managed_config, &faults)?;
             drop(lock);
+            notes.extend(health::stood_unchecked(&paths.state_dir));
         } else {
             // Nothing can have been installed there; `check` and every
             // change report it, with the fix.

@@ -781,6 +781,38 @@ async fn an_option_prosody_holds_is_some_and_nil_or_nothing_is_none() {
     }
 }
 
+#[test]
+fn what_is_remembered_is_news_once_across_openings() {
+    use super::records::Record;
+    let host = host();
+    let mut announced = host.engine.remembered::<String>(Record::AnnouncedUpdates);
+    assert!(announced.insert("lastlog aa".into()));
+    assert!(!announced.insert("lastlog aa".into()));
+    announced.save("updates");
+
+    let mut again = host.engine.remembered::<String>(Record::AnnouncedUpdates);
+    assert!(!again.insert("lastlog aa".into()));
+    assert!(again.insert("lastlog bb".into()));
+    // Another record is another set.
+    let mut advisories = host
+        .engine
+        .remembered::<String>(Record::AnnouncedAdvisories);
+    assert!(advisories.insert("lastlog aa".into()));
+}
+
+#[test]
+fn a_damaged_record_is_read_as_empty_and_replaced_whole() {
+    use super::records::Record;
+    let host = host();
+    let path = host.root.join("state/announced.json");
+    std::fs::write(&path, "{ not json").unwrap();
+    let mut announced = host.engine.remembered::<String>(Record::AnnouncedUpdates);
+    assert!(announced.insert("lastlog aa".into()));
+    announced.save("updates");
+    let saved: Vec<String> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(saved, ["lastlog aa"]);
+}
+
 #[tokio::test]
 async fn a_hold_is_written_with_its_history_line_or_not_at_all() {
     use super::hold::Holding;
@@ -818,4 +850,115 @@ async fn a_hold_is_written_with_its_history_line_or_not_at_all() {
     assert_eq!(host.snapshot(), before);
     std::fs::remove_dir(&history).unwrap();
     std::fs::write(&history, kept).unwrap();
+}
+
+/// The health watch after a change, on a clock the test sets.
+mod health_watch {
+    use std::time::Duration;
+
+    use time::macros::datetime;
+
+    use super::super::health::{self, Back, Ending, Problem, Subject, Undo, Verdict};
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+
+    const WATCH: Duration = Duration::from_secs(60);
+
+    /// alpha installed and enabled, and the watch of that change.
+    async fn enabled() -> (Host_, Subject) {
+        let host = host();
+        host.commit(install_and_enable("alpha")).await.unwrap();
+        let subject = Subject {
+            module: "alpha".into(),
+            version: Some("1".into()),
+            hosts: vec![HOST.into()],
+            undo: Undo::Disable(here("alpha")),
+            history_len: host.engine.history().unwrap().len(),
+        };
+        (host, subject)
+    }
+
+    /// The verdict of a watch started at 03:00 once the clock is set to
+    /// `at`.
+    async fn watched_until(host: &Host_, subject: &Subject, at: time::OffsetDateTime) -> Verdict {
+        let clock = ManualClock::at(datetime!(2026-12-06 03:00 UTC));
+        let since = clock.now();
+        let watching = health::watch(
+            &host.engine,
+            &clock,
+            subject,
+            (since, WATCH),
+            std::future::pending(),
+        );
+        let (verdict, ()) = tokio::join!(watching, async { clock.set(at) });
+        verdict
+    }
+
+    #[tokio::test]
+    async fn a_module_gone_from_the_server_is_disabled_again_with_the_reason() {
+        let (host, subject) = enabled().await;
+        host.server.0.lock().unwrap().loaded.remove("alpha");
+        let verdict = watched_until(&host, &subject, datetime!(2026-12-06 03:00:05 UTC)).await;
+        assert_eq!(
+            verdict,
+            Verdict::FailedAndUndone {
+                problem: Problem::NotLoaded { host: HOST.into() },
+                back: Back::Disabled(vec![HOST.into()]),
+            }
+        );
+        assert!(!host.snapshot().managed_config.contains("\"alpha\""));
+        let last = host.engine.history().unwrap().pop().unwrap();
+        assert_eq!(
+            (last.operation.as_str(), last.actor.as_str()),
+            ("health-disable", "health-check")
+        );
+        assert!(last.reason.is_some_and(|r| r.contains(HOST)));
+    }
+
+    #[tokio::test]
+    async fn a_stop_or_a_newer_change_ends_the_watch_and_the_change_stands() {
+        let (host, subject) = enabled().await;
+        let clock = ManualClock::at(datetime!(2026-12-06 03:00 UTC));
+        let stopped = health::watch(
+            &host.engine,
+            &clock,
+            &subject,
+            (clock.now(), WATCH),
+            async { Ending::Shutdown },
+        )
+        .await;
+        assert_eq!(stopped, Verdict::Ended(Ending::Shutdown));
+
+        // Disabled by an admin meanwhile: not loaded, but not the watch's
+        // to undo.
+        let disable = ChangeSet {
+            operation: "disable",
+            settings: vec![],
+            files: vec![],
+            disable: here("alpha"),
+            enable: vec![],
+        };
+        host.commit(disable).await.unwrap();
+        let before = host.snapshot();
+        let verdict = watched_until(&host, &subject, datetime!(2026-12-06 03:00:05 UTC)).await;
+        assert_eq!(verdict, Verdict::Ended(Ending::Superseded));
+        assert_eq!(host.snapshot(), before);
+    }
+
+    #[tokio::test]
+    async fn a_server_that_stops_answering_fails_the_check_and_an_undo_that_fails_says_so() {
+        let (host, subject) = enabled().await;
+        host.server.0.lock().unwrap().down = true;
+        let before = host.snapshot();
+        let verdict = watched_until(&host, &subject, datetime!(2026-12-06 03:01:01 UTC)).await;
+        let Verdict::UndoFailed {
+            problem: Problem::NotAnswering(_),
+            outcome: Outcome::NothingChanged,
+            ..
+        } = verdict
+        else {
+            panic!("{verdict:?}");
+        };
+        assert_eq!(host.snapshot(), before);
+    }
 }

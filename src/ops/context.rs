@@ -26,6 +26,8 @@ pub struct Context {
     /// How `check` tries the component handshake; set by the front end
     /// that can speak XMPP.
     pub component_probe: Option<Arc<dyn ComponentProbe>>,
+    /// The health watches after changes, and the clock they run on.
+    pub watches: Arc<super::health::Watches>,
 }
 
 impl Context {
@@ -48,7 +50,9 @@ impl Context {
     ) -> (Context, Vec<String>) {
         let (catalog, warnings) = Catalog::load(&config);
         notes.extend(warnings);
+        let watches = super::health::Watches::new(config.clone(), crate::clock::of_process());
         let ctx = Context {
+            watches: Arc::new(watches),
             config,
             engine: Arc::new(engine),
             catalog: Arc::new(RwLock::new(Arc::new(catalog))),
@@ -168,7 +172,8 @@ impl Context {
                 Some(record) => catalog.find_in(&record.repository, &name),
                 None => catalog.find(&name),
             };
-            let Some((repository, entry)) = found.filter(|(_, e)| !e.previous.is_empty()) else {
+            let Some((repository, entry)) = found.filter(|(_, e)| e.versions().nth(1).is_some())
+            else {
                 continue;
             };
             for (at, version) in entry.versions().enumerate() {

@@ -107,13 +107,15 @@ impl Command for Enable {
             enable: placements.clone(),
         };
         let applied = guard.commit(actor, change).await?;
+        drop(guard);
+        let watched = ctx.watches.after(&ctx.engine, actor, &applied);
         Ok(Response::Table(placement_table(
             "Enabled",
             &placements,
             &applied.loaded,
             ("loaded now", "was loaded already"),
             format!(
-                "Enabled in {}; Prosody loads them at every start.",
+                "Enabled in {}; Prosody loads them at every start.{watched}",
                 ctx.config.prosody.managed_config.display()
             ),
         )))

@@ -81,6 +81,7 @@ impl Command for History {
                     e.operation.clone(),
                     changes,
                     e.result.clone(),
+                    e.reason.clone().unwrap_or_default(),
                 ]
             })
             .collect();
@@ -99,6 +100,7 @@ impl Command for History {
                 ("operation", "Operation"),
                 ("changes", "Changes"),
                 ("result", "Result"),
+                ("reason", "Why"),
             ],
             rows,
             note,

@@ -241,7 +241,7 @@ impl Command for Info {
                 "versions",
                 "Versions on offer",
                 entry
-                    .filter(|e| !e.previous.is_empty())
+                    .filter(|e| e.versions().nth(1).is_some())
                     .map(|e| e.versions().collect::<Vec<_>>().join(", "))
                     .unwrap_or_default(),
             ),

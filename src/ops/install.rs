@@ -3,6 +3,7 @@
 //! in place in one change. With `enable`, also enable and load them: if
 //! Prosody refuses, the engine undoes the whole change and says why.
 
+use super::chosen;
 use super::confirm::{Consent, Proposal};
 use super::plan::{self, REQUESTED};
 use super::{
@@ -74,6 +75,17 @@ impl Command for Install {
         for wanted in &self.wanted {
             let name = &wanted.name;
             if let Some(record) = guard.installed.modules.get(name) {
+                // A chosen version of an installed module is a change of
+                // its copy: update's intent, with update's question (a
+                // downgrade is asked) and its rollback, so install does
+                // not do it behind another name. The version installed
+                // already is said as a plain install of it is.
+                if let Some(version) = wanted.version.as_ref().filter(|v| **v != record.version) {
+                    return Err(OpError::conflict(format!(
+                        "{name} is installed already, at {}; to change it to {version}, run `update {name}{VERSION_SEPARATOR}{version}`",
+                        record.version
+                    )));
+                }
                 notes.push(format!(
                     "{name} is installed already ({}); use update for another copy ({name}{VERSION_SEPARATOR}VERSION for a chosen one).",
                     record.version
@@ -94,6 +106,7 @@ impl Command for Install {
             }
         }
         let server = plan::learn_server(ctx).await;
+        let catalog = chosen::read_listed(ctx, catalog, &guard.installed, &requested).await?;
         let plan = plan::resolve(ctx, &catalog, &guard.installed, requested, server.as_ref())?;
         // A Lua library is for other modules' module:require: installed,
         // never enabled.
@@ -120,6 +133,15 @@ impl Command for Install {
                 let text = format!("enable {} on {}", placement.module, placement.host);
                 proposal.step(text.clone(), text);
             }
+            // The options a module needs are read from its code, which a
+            // dry run does not download: the plan says the check is to come.
+            for module in &modules {
+                let text = format!(
+                    "check that the options {module} requires are set on {}, once its code is downloaded and before anything changes",
+                    hosts.join(", ")
+                );
+                proposal.step(text.clone(), text);
+            }
         }
         if let Err(question) = proposal.decide(&self.consent) {
             return Ok(question);
@@ -139,7 +161,9 @@ impl Command for Install {
             disable: vec![],
             enable: enabling,
         };
-        guard.commit(actor, change).await?;
+        let applied = guard.commit(actor, change).await?;
+        drop(guard);
+        let watched = ctx.watches.after(&ctx.engine, actor, &applied);
         let mut columns = vec![
             ("module", "Module"),
             ("version", "Version"),
@@ -172,7 +196,10 @@ impl Command for Install {
                     String::new()
                 });
             }
-            notes.push(format!("Enabled and loaded on {}.", hosts.join(", ")));
+            notes.push(format!(
+                "Enabled and loaded on {}.{watched}",
+                hosts.join(", ")
+            ));
         }
         notes.extend(plan.notes);
         let summary = match installed {

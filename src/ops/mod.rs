@@ -24,6 +24,7 @@ use crate::access::Actor;
 pub mod advisories;
 mod changes;
 pub mod check;
+mod chosen;
 mod configure;
 pub mod confirm;
 pub mod context;
@@ -32,6 +33,7 @@ mod disable;
 mod enable;
 pub mod error;
 mod fit;
+pub mod health;
 mod history;
 mod hold;
 mod info;
@@ -40,6 +42,7 @@ mod install;
 mod json;
 mod list;
 mod plan;
+pub mod policy;
 mod refresh;
 mod remove;
 mod required;
@@ -134,6 +137,7 @@ pub fn all() -> &'static [&'static dyn Operation] {
         &Registered::<refresh::Refresh>(PhantomData),
         &Registered::<history::History>(PhantomData),
         &Registered::<check::Check>(PhantomData),
+        &Registered::<policy::PolicyCommand>(PhantomData),
     ]
 }
 

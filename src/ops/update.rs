@@ -12,7 +12,7 @@
 use super::changes;
 use super::confirm::{Consent, Proposal};
 use super::updates::{self, Direction, Unknown, UpdateStatus};
-use super::{hold, plan};
+use super::{chosen, hold, plan};
 use super::{
     Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec,
     Table, Wanted, VERSION_SEPARATOR,
@@ -129,6 +129,7 @@ impl Command for Update {
             }
         }
         let server = plan::learn_server(ctx).await;
+        let catalog = chosen::read_listed(ctx, catalog, &guard.installed, &wanted).await?;
         let plan = plan::resolve(ctx, &catalog, &guard.installed, wanted, server.as_ref())?;
         let columns = vec![
             ("module", "Module"),
@@ -211,10 +212,14 @@ impl Command for Update {
         };
         let applied = guard.commit(actor, change).await?;
         notes.extend(plan.notes);
-        if let Some(why) = applied.not_live {
+        if let Some(why) = &applied.not_live {
             notes.push(format!(
                 "Not reloaded live ({why}); the new code runs when Prosody restarts."
             ));
+        }
+        let watched = ctx.watches.after(&ctx.engine, actor, &applied);
+        if !watched.is_empty() {
+            notes.push(watched.trim_start().to_owned());
         }
         let released = super::enable::released_note(&applied.released);
         if !released.is_empty() {

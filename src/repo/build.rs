@@ -164,7 +164,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
         &key,
         options.valid_for,
         packed.into_iter().map(|p| (p.entry, p.archive)).collect(),
-        options.keep,
+        Keep::Published(options.keep),
     )?;
     Ok(BuildReport { modules, warnings })
 }
@@ -194,6 +194,17 @@ fn check_name(name: &str) -> Result<(), BuildError> {
     }
 }
 
+/// Where the earlier builds a published index lists come from.
+pub(crate) enum Keep {
+    /// Those the index already at `out` listed (and its newest builds),
+    /// at most this many per module, their archives copied over: `repo
+    /// build --keep`.
+    Published(usize),
+    /// Those each entry comes with (a mirror's, read from its server),
+    /// with their archives' bytes by path under `archives/`.
+    Given(Vec<(String, Vec<u8>)>),
+}
+
 /// Writes a signed repository `name` of `modules` (sorted by name, each
 /// entry with its archive's bytes) at `out`, with a serial above the last
 /// one and an expiry `valid_for` from now: built beside it, then renamed
@@ -205,7 +216,7 @@ pub(crate) fn publish(
     key: &ed25519_dalek::SigningKey,
     valid_for: time::Duration,
     modules: Vec<(ModuleEntry, Vec<u8>)>,
-    keep: usize,
+    keep: Keep,
 ) -> Result<(), BuildError> {
     check_name(name)?;
     if modules.len() > limits::MODULES {
@@ -227,8 +238,28 @@ pub(crate) fn publish(
     std::fs::create_dir(&archives).map_err(io_error(&archives))?;
     let mut entries = Vec::with_capacity(modules.len());
     let before = published(out, key);
+    let (count, given) = match keep {
+        Keep::Published(count) => (Some(count), vec![]),
+        Keep::Given(archives) => (None, archives),
+    };
+    for (path, archive) in given {
+        // Only archives this command names: one file under archives/.
+        let plain = path
+            .strip_prefix("archives/")
+            .is_some_and(is_plain_file_name);
+        if !plain {
+            return Err(BuildError::Bounds {
+                module: path,
+                problem: "an earlier build's archive must be one file under archives/".into(),
+            });
+        }
+        let path = staging.path().join(path);
+        std::fs::write(&path, &archive).map_err(io_error(&path))?;
+    }
     for (mut entry, archive) in modules {
-        entry.previous = keep_earlier(out, before.as_ref(), &entry, keep, staging.path())?;
+        if let Some(count) = count {
+            entry.previous = keep_earlier(out, before.as_ref(), &entry, count, staging.path())?;
+        }
         let path = staging.path().join(&entry.archive);
         std::fs::write(&path, &archive).map_err(io_error(&path))?;
         entries.push(entry);
@@ -421,6 +452,7 @@ fn pack_module(tree: &Path, name: &str, history: &History) -> PackResult {
         changes: vec![],
         // The next step, publishing, lists the builds it keeps.
         previous: vec![],
+        listed: vec![],
     };
     // Copied as they are, an ESC or NUL from a README would break every
     // reply that carries it, or reach an admin's terminal.
@@ -920,7 +952,14 @@ pub(crate) mod tests {
         let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
         let out = dir.path().join("repo");
         for name in ["", "../x", "a b", &"n".repeat(65)] {
-            let error = publish(&out, name, &key, time::Duration::days(1), vec![], 0);
+            let error = publish(
+                &out,
+                name,
+                &key,
+                time::Duration::days(1),
+                vec![],
+                Keep::Published(0),
+            );
             assert!(matches!(error, Err(BuildError::Name(_))), "{name}");
         }
         assert!(!out.exists());

@@ -11,6 +11,7 @@
 //! index is never accepted, and one that expires while in use still lists
 //! its modules but installs and updates nothing from them.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, Repository, RepositoryKind};
 use crate::fsutil;
 use crate::repo::fetch::{self, FetchError, Fetcher};
-use crate::repo::index::{Index, IndexError, ModuleEntry, Timestamp};
+use crate::repo::index::{Earlier, Index, IndexError, ModuleEntry, Timestamp};
 use crate::repo::luarocks::server::Server;
 
 /// One repository's last good index.
@@ -450,6 +451,27 @@ pub async fn probe(
     }
 }
 
+/// The earlier version `version` of `entry`, which the LuaRocks server
+/// `repository` lists (see [`ModuleEntry::listed`]) in the catalog
+/// `index`: its rock downloaded, pinned and read as a refresh reads the
+/// newest, so that it can be planned like an earlier build of a signed
+/// repository. `Err` says why not.
+pub async fn listed_version(
+    config: &Config,
+    fetcher: &Fetcher,
+    repository: &Repository,
+    index: &Index,
+    entry: &ModuleEntry,
+    version: &str,
+) -> Result<Earlier, String> {
+    let community: BTreeSet<String> = index.modules.iter().map(|m| m.name.clone()).collect();
+    let mut server = luarocks_server(config, fetcher, repository).map_err(|e| e.to_string())?;
+    server
+        .earlier(entry, version, &community, &config.prosody.builtin_modules)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Reads a LuaRocks server into an index of the modules it offers, and
 /// keeps it as the cached index. Rocks are cached in
 /// `state_dir/rocks/<repository>/`, their hashes pinned in
@@ -465,7 +487,8 @@ async fn luarocks_index(
         server
             .offers(
                 &config.prosody.builtin_modules,
-                crate::repo::build::DEFAULT_KEEP,
+                // Listing costs no download: as many as an index holds.
+                crate::repo::index::limits::PREVIOUS,
                 &mut |_| {},
             )
             .await

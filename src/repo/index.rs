@@ -187,6 +187,13 @@ pub struct ModuleEntry {
     /// Left out of the index when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous: Vec<Earlier>,
+    /// Every earlier version a LuaRocks server's manifest lists, newest
+    /// first, by version only: a refresh downloads no rock but the
+    /// newest, and one of these is downloaded, read and pinned only when
+    /// an admin chooses it (it then joins `previous`). Left out when
+    /// there are none (always, in a signed index).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listed: Vec<String>,
 }
 
 /// One commit of a module's change log.
@@ -228,10 +235,22 @@ pub struct Earlier {
 }
 
 impl ModuleEntry {
-    /// Every version on offer, the newest (this entry's) first.
+    /// Every version on offer, the newest (this entry's) first: then the
+    /// versions a LuaRocks server lists, when it lists some (they hold
+    /// those of its rocks already read, in the manifest's order), else
+    /// the earlier builds.
     pub fn versions(&self) -> impl Iterator<Item = &str> {
+        let builds = self.previous.iter().filter(|_| self.listed.is_empty());
         std::iter::once(self.version.as_str())
-            .chain(self.previous.iter().map(|e| e.version.as_str()))
+            .chain(builds.map(|e| e.version.as_str()))
+            .chain(self.listed.iter().map(String::as_str))
+    }
+
+    /// Whether `version` is listed by a LuaRocks server but not read yet:
+    /// choosing it downloads its rock first.
+    pub fn is_only_listed(&self, version: &str) -> bool {
+        self.listed.iter().any(|v| v == version)
+            && self.previous.iter().all(|e| e.version != version)
     }
 
     /// The module as offered at `version`: this entry, or one of its
@@ -249,6 +268,7 @@ impl ModuleEntry {
             files: earlier.files.clone(),
             dependencies: earlier.dependencies.clone(),
             previous: vec![],
+            listed: vec![],
             // Its log is the newest's, from its own commit down.
             changes: (self.changes.iter())
                 .skip_while(|c| !c.is(version))
@@ -279,6 +299,7 @@ impl ModuleEntry {
         for text in [&mut self.version, &mut self.summary, &mut self.description]
             .into_iter()
             .chain(self.previous.iter_mut().map(|e| &mut e.version))
+            .chain(self.listed.iter_mut())
             .chain(self.labels.iter_mut())
             .chain(self.stage.iter_mut())
             .chain(
@@ -630,6 +651,10 @@ impl ModuleEntry {
             bytes("a change's summary", &change.summary, limits::SHORT_TEXT)?;
         }
         count("earlier versions", self.previous.len(), limits::PREVIOUS)?;
+        count("listed versions", self.listed.len(), limits::PREVIOUS)?;
+        for version in &self.listed {
+            bytes("a listed version", version, limits::SHORT_TEXT)?;
+        }
         for earlier in &self.previous {
             bytes("an earlier version", &earlier.version, limits::SHORT_TEXT)?;
             bytes("an earlier archive path", &earlier.archive, limits::PATH)?;
@@ -735,6 +760,7 @@ pub(crate) mod tests {
             library: None,
             changes: vec![],
             previous: vec![],
+            listed: vec![],
         }
     }
 

@@ -15,6 +15,7 @@
 //! upstream rock must not freeze an organisation's mirror; the report
 //! names each module left out, why, and what the mirror holds of it now.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -40,6 +41,9 @@ pub struct MirrorOptions<'a> {
     pub timeout: Duration,
     /// How long clients may use the mirror's index (see `repo build`).
     pub valid_for: time::Duration,
+    /// Earlier versions of each module the server lists to mirror too,
+    /// newest first, listed in the index (see `repo build --keep`).
+    pub keep: usize,
 }
 
 /// What a mirror run did.
@@ -114,21 +118,20 @@ pub async fn mirror(
     let mut server = Server::open(&fetcher, &repository, &cache, &cache.join("pins.json"))?;
     let mut fetched = 0;
     let offers = server
-        .offers(options.builtin_dir, 0, &mut |step| {
+        .offers(options.builtin_dir, options.keep, &mut |step| {
             fetched += usize::from(step.from_server);
             progress(step);
         })
         .await?;
     let mut left_out = offers.problems;
+    let community: BTreeSet<String> = (offers.modules.iter())
+        .map(|o| o.entry.name.clone())
+        .collect();
     let mut modules = Vec::with_capacity(offers.modules.len());
+    let mut earlier_archives = Vec::new();
     for offer in offers.modules {
         let mut entry = offer.entry;
-        let packed = server
-            .cached_rock(&entry.archive, options.builtin_dir)
-            .and_then(|rock| {
-                archive::pack_files(&entry.name, &rock.files)
-                    .map_err(|e| format!("{}: cannot pack it: {e}", entry.archive))
-            });
+        let packed = pack(&server, &entry.name, &entry.archive, options.builtin_dir);
         let bytes = match packed {
             Ok(bytes) => bytes,
             Err(problem) => {
@@ -139,7 +142,33 @@ pub async fn mirror(
                 continue;
             }
         };
-        entry.archive = format!("archives/mod_{}-{}.tar.gz", entry.name, entry.version);
+        // Its earlier versions are read and packed as the newest is; one
+        // refused is not mirrored, and leaves the module in.
+        for version in entry.listed.clone() {
+            let earlier = server
+                .earlier(&entry, &version, &community, options.builtin_dir)
+                .await
+                .map_err(|e| e.to_string());
+            let packed = earlier.and_then(|earlier| {
+                let bytes = pack(&server, &entry.name, &earlier.archive, options.builtin_dir)?;
+                Ok((earlier, bytes))
+            });
+            match packed {
+                Ok((mut earlier, bytes)) => {
+                    earlier.archive = archive_path(&entry.name, &version);
+                    earlier.size = bytes.len() as u64;
+                    earlier.sha256 = super::sha256_hex(&bytes);
+                    earlier_archives.push((earlier.archive.clone(), bytes));
+                    entry.previous.push(earlier);
+                }
+                Err(problem) => {
+                    tracing::warn!("{}: version {version} not mirrored: {problem}", entry.name)
+                }
+            }
+        }
+        // A signed index lists only builds it serves.
+        entry.listed.clear();
+        entry.archive = archive_path(&entry.name, &entry.version);
         entry.size = bytes.len() as u64;
         entry.sha256 = super::sha256_hex(&bytes);
         modules.push((entry, bytes));
@@ -166,21 +195,38 @@ pub async fn mirror(
     }
     modules.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     let count = modules.len();
-    // A mirror follows its server's newest rocks and keeps its own
-    // cache of them; it lists no earlier builds.
+    // The earlier builds listed are those the server lists now.
     build::publish(
         options.out,
         options.name,
         &key,
         options.valid_for,
         modules,
-        0,
+        build::Keep::Given(earlier_archives),
     )?;
     Ok(MirrorReport {
         modules: count,
         fetched,
         left_out: omissions,
     })
+}
+
+/// Where the mirror serves module `name`'s archive of `version`.
+fn archive_path(name: &str, version: &str) -> String {
+    format!("archives/mod_{name}-{version}.tar.gz")
+}
+
+/// The rock `file` of module `name`, read whole from the server's cache
+/// (as [`Server::offers`] or [`Server::earlier`] pinned it) and packed
+/// as `repo build` packs a module.
+fn pack(
+    server: &Server<'_>,
+    name: &str,
+    file: &str,
+    builtin_dir: &Path,
+) -> Result<Vec<u8>, String> {
+    let rock = server.cached_rock(file, builtin_dir)?;
+    archive::pack_files(name, &rock.files).map_err(|e| format!("{file}: cannot pack it: {e}"))
 }
 
 /// The index of the mirror already at `out`, when it is signed by `key`;
@@ -195,7 +241,11 @@ fn previous_index(out: &Path, key: &ed25519_dalek::VerifyingKey) -> Option<Index
 /// Module `name` of the previous mirror, with its archive's bytes, if the
 /// archive is still there and matches the signed index.
 fn previous_copy(out: &Path, index: &Index, name: &str) -> Option<(ModuleEntry, Vec<u8>)> {
-    let entry = index.get(name)?.clone();
+    // Its newest copy only: the earlier builds' archives are not carried.
+    let entry = ModuleEntry {
+        previous: vec![],
+        ..index.get(name)?.clone()
+    };
     let bytes = std::fs::read(out.join(&entry.archive)).ok()?;
     let good = bytes.len() as u64 == entry.size
         && super::sha256_hex(&bytes) == entry.sha256

@@ -2,8 +2,8 @@
 //! message per advisory, when a repository marks an installed copy as
 //! insecure or withdrawn. Unlike update notices these go to the admins
 //! whether or not `notify_admins` is set: a copy known to be insecure is
-//! running on their server. What was announced is kept in
-//! `state_dir/advisories-announced.json`, so neither the next refresh nor
+//! running on their server. What was announced is remembered by the
+//! engine (in `state_dir`), so neither the next refresh nor
 //! a restart repeats it; a change of kind or of the fix is news again.
 
 use serde::{Deserialize, Serialize};
@@ -11,12 +11,10 @@ use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::Message;
 
 use super::chat::json_payload;
-use super::notices::Remembered;
+use crate::engine::records::Record;
 use crate::ops::advisories;
 use crate::ops::Context;
 use crate::repo::index::AdvisoryKind;
-
-const FILE: &str = "advisories-announced.json";
 
 /// One advisory as it was announced about one installed copy.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -37,7 +35,9 @@ pub fn announce(ctx: &Context) -> Vec<Message> {
         return vec![];
     };
     let catalog = ctx.catalog();
-    let mut announced: Remembered<Announced> = Remembered::load(&config.state_dir, FILE);
+    let mut announced = ctx
+        .engine
+        .remembered::<Announced>(Record::AnnouncedAdvisories);
     let mut news = Vec::new();
     for (name, record) in &installed.modules {
         for concern in advisories::concerning(&catalog, &config.repositories, name, record) {

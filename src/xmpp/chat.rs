@@ -130,13 +130,16 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
     }
     for param in params {
         match param.kind {
+            // The choice first or last: `policy auto lastlog` and
+            // `policy lastlog auto` alike.
             ParamKind::Choice(options) => {
-                if let Some(word) = words
-                    .front()
-                    .filter(|w| options.iter().any(|(o, _)| o.eq_ignore_ascii_case(w)))
-                {
+                let chosen = |w: &&&str| options.iter().any(|(o, _)| o.eq_ignore_ascii_case(w));
+                if let Some(word) = words.front().filter(chosen) {
                     raw.push((param.var, vec![word.to_lowercase()]));
                     words.pop_front();
+                } else if let Some(word) = words.back().filter(chosen) {
+                    raw.push((param.var, vec![word.to_lowercase()]));
+                    words.pop_back();
                 }
             }
             ParamKind::Modules(_) | ParamKind::Versioned(_) => {
@@ -287,7 +290,7 @@ impl Said {
 }
 
 /// The XEP-0335 JSON container's namespace.
-const JSON_NS: &str = "urn:xmpp:json:0";
+pub(super) const JSON_NS: &str = "urn:xmpp:json:0";
 
 /// `facts` (JSON text) in an XEP-0335 container, to go beside a body.
 pub(super) fn json_payload(facts: String) -> minidom::Element {

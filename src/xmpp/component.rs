@@ -60,6 +60,9 @@ struct App {
     clients: Clients,
     /// Questions to peer modmans awaiting their answers.
     relay: Relay,
+    /// What modman says on its own (health verdicts), sent on whichever
+    /// connection is up.
+    notices: tokio::sync::Mutex<mpsc::Receiver<ops::health::Notice>>,
 }
 
 /// The id of our XEP-0092 query to the server, so its answer is known.
@@ -85,7 +88,12 @@ pub async fn run(ctx: Context, config_path: &Path) -> std::io::Result<Exit> {
             "cannot finish undoing an interrupted change: {e}; the next change tries again"
         );
     }
+    let notices = ctx
+        .watches
+        .take_notices()
+        .unwrap_or_else(|| mpsc::channel(1).1);
     let app = Arc::new(App {
+        notices: tokio::sync::Mutex::new(notices),
         ctx,
         sessions: Sessions::default(),
         chat: Chat::default(),
@@ -94,6 +102,12 @@ pub async fn run(ctx: Context, config_path: &Path) -> std::io::Result<Exit> {
         budget: Budget::default(),
         clients: Clients::default(),
         relay: Relay::default(),
+    });
+    // A stop ends the health watches: what they watch stands.
+    let stopping = app.clone();
+    tokio::spawn(async move {
+        stopping.stop.requested().await;
+        stopping.ctx.watches.stop_all();
     });
     let component = &config.component;
     let mut retry = FIRST_RETRY;
@@ -189,17 +203,26 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
     if !config.repositories.is_empty() && app.ctx.catalog().sources.is_empty() {
         spawn_scheduled_refresh(app, &replies);
     }
-    let period = config
-        .chat
-        .check_updates
-        .unwrap_or(Duration::from_secs(365 * 24 * 3600));
-    let mut scheduled = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let clock = app.ctx.watches.clock().clone();
+    let mut due = next_run(config, clock.now());
+    let mut scheduled = clock.sleep_until(due.unwrap_or(FAR_FUTURE));
     let mut stopping = false;
+    let mut notices = app.notices.lock().await;
     loop {
         let to_send = tokio::select! {
+            Some(notice) = notices.recv() => {
+                for message in notices::messages(config, &notice) {
+                    if let Err(reason) = connection.send(message.into()).await {
+                        return Ended::Lost(reason);
+                    }
+                }
+                continue;
+            }
             // A stop starts nothing new, a scheduled refresh included.
-            _ = scheduled.tick(), if config.chat.check_updates.is_some() && !stopping => {
+            () = &mut scheduled, if due.is_some() && !stopping => {
                 spawn_scheduled_refresh(app, &replies);
+                due = next_run(config, clock.now());
+                scheduled = clock.sleep_until(due.unwrap_or(FAR_FUTURE));
                 continue;
             }
             _ = app.stop.requested(), if !stopping => {
@@ -398,7 +421,25 @@ async fn watch_drift(app: &App, replies: &mpsc::Sender<Stanza>) {
     }
 }
 
-/// Runs `refresh` on schedule and announces what it found.
+/// A moment the schedule never reaches.
+const FAR_FUTURE: time::OffsetDateTime = time::macros::datetime!(9999-01-01 00:00 UTC);
+
+/// When the schedule runs next after `now`: a refresh period later
+/// (`check_updates_hours`), or when the maintenance window opens (so
+/// automatic updates run within it), whichever comes first; `None` when
+/// neither is set.
+fn next_run(config: &Config, now: time::OffsetDateTime) -> Option<time::OffsetDateTime> {
+    let refresh = config
+        .chat
+        .check_updates
+        .and_then(|period| time::Duration::try_from(period).ok())
+        .map(|period| now + period);
+    let window = config.policy.window.as_ref().map(|w| w.next_opening(now));
+    refresh.into_iter().chain(window).min()
+}
+
+/// Runs `refresh` on schedule, announces what it found, and within the
+/// maintenance window applies the updates whose policy is auto.
 fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>) {
     let (app, replies) = (app.clone(), replies.clone());
     tokio::spawn(async move {
@@ -417,6 +458,16 @@ fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>) {
             Ok(_) => tracing::info!("scheduled refresh done"),
             Err(e) => tracing::warn!("scheduled refresh failed: {e}"),
         }
+        // Updates applied now are not announced as available after.
+        let now = app.ctx.watches.clock().now();
+        let tell = |notice: ops::health::Notice| {
+            for message in notices::messages(&app.ctx.config, &notice) {
+                if replies.try_send(message.into()).is_err() {
+                    tracing::warn!("an automatic update notice was not sent: {}", notice.text);
+                }
+            }
+        };
+        ops::policy::auto_updates(&app.ctx, now, tell).await;
         for stanza in announcements(&app, true) {
             let _ = replies.send(stanza).await;
         }
@@ -598,8 +649,13 @@ impl App {
                 reply
             }
             // A person's client shows a completed command where some show
-            // nothing of a stanza error; a peer modman reads the error.
-            (Err(AdhocError::Operation(error)), trust::Admission::Direct(_)) => {
+            // nothing of a stanza error (Poezio, Profanity 0.13), whether
+            // the change failed or the form was refused; a peer modman
+            // reads the error.
+            (
+                Err(AdhocError::Operation(error) | AdhocError::Form(error)),
+                trust::Admission::Direct(_),
+            ) => {
                 tracing::info!("{from} ran {node}: {error}");
                 let (_, condition, _) = op_error_condition(&error);
                 let title = ops::find(&node).map_or(node.as_str(), |op| op.spec().name);

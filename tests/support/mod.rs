@@ -657,6 +657,15 @@ impl Client {
         answer["json"].clone()
     }
 
+    /// The next chat message from `from` that was not an answer to this
+    /// client (a notice): its text and its facts (XEP-0335), or `None`
+    /// after 20 seconds.
+    pub fn next_chat(&mut self, from: &str) -> Option<(String, Value)> {
+        let answer = self.request(json!({"op": "next_chat", "from": from}));
+        let body = answer["body"].as_str()?.to_owned();
+        Some((body, answer["json"].clone()))
+    }
+
     /// Joins `room` as `nick`; a room this client creates is configured
     /// with `whois` ("anyone": non-anonymous; "moderators": semi-anonymous).
     pub fn join(&mut self, room: &str, nick: &str, whois: &str) {
@@ -775,6 +784,33 @@ pub fn stanza_error(reply: &Element) -> (String, String, Option<String>, String)
         app,
         text,
     )
+}
+
+/// The facts of a command a person's client sees refused or failed: a
+/// completed command whose result form says `outcome` failed, as
+/// (condition, text).
+pub fn failed_command(reply: &Element) -> (String, String) {
+    let command = reply
+        .get_child("command", "http://jabber.org/protocol/commands")
+        .unwrap_or_else(|| panic!("expected a command, got {}", String::from(reply)));
+    assert_eq!(
+        command.attr("status"),
+        Some("completed"),
+        "{}",
+        String::from(reply)
+    );
+    let form = command
+        .get_child("x", "jabber:x:data")
+        .unwrap_or_else(|| panic!("a result form in {}", String::from(reply)));
+    let value = |var: &str| -> String {
+        form.children()
+            .filter(|f| f.attr("var") == Some(var))
+            .flat_map(|f| f.children().map(Element::text))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(value("outcome"), "failed", "{}", String::from(reply));
+    (value("condition"), value("text"))
 }
 
 /// A module repository built from Debian's prosody-modules with the real
@@ -933,6 +969,21 @@ impl Repository {
         );
     }
 
+    /// `modman repo advise` on the served index: marks `version` of
+    /// `module` insecure, fixed by `fixed`, because of `reason`.
+    pub fn advise_insecure(&self, module: &str, version: &str, fixed: &str, reason: &str) {
+        let output = Command::new(env!("CARGO_BIN_EXE_modman"))
+            .args(["repo", "advise"])
+            .arg(self.served())
+            .args([module, version, "--kind", "insecure", "--fixed", fixed])
+            .args(["--reason", reason])
+            .arg("--key")
+            .arg(self.dir.path().join("key"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "repo advise: {output:?}");
+    }
+
     /// The index as served, parsed.
     pub fn index(&self) -> Value {
         serde_json::from_slice(&std::fs::read(self.served().join("index.json")).unwrap()).unwrap()
@@ -1078,6 +1129,15 @@ pub fn rows_by(table: &Value, key: &str) -> std::collections::BTreeMap<String, V
             )
         })
         .collect()
+}
+
+/// How `refresh` (sent in chat to modman) went for `repository`: its
+/// row of the answer's facts (`outcome` is `ok` or `failed`).
+pub fn refresh_row(admin: &mut Client, repository: &str) -> Value {
+    let answer = admin.chat_json(COMPONENT, "refresh");
+    rows_by(&answer, "repository")
+        .remove(repository)
+        .unwrap_or_else(|| panic!("no row for {repository}: {answer}"))
 }
 
 /// The modman.toml section naming the LuaRocks server at `url` as the

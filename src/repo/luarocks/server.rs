@@ -59,6 +59,10 @@ pub enum ServerError {
     Pin(#[from] PinError),
     #[error("{path}: {problem}")]
     Cache { path: String, problem: String },
+    /// A chosen earlier version the server does not list, or whose rock
+    /// was refused.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A module on offer, read from its newest rock.
@@ -165,33 +169,22 @@ impl<'a> Server<'a> {
     /// (see [`Reading::Describe`]), so what a refresh holds does not grow
     /// with what the rocks unpack to.
     ///
-    /// With `earlier` above 0, as many earlier versions of each module as
-    /// the manifest lists (newest first) are read too, after every newest
-    /// rock, and offered as its earlier builds (`install x@VERSION`); one
-    /// that cannot be read is not offered, and leaves its module in.
+    /// Up to `listed` earlier versions of each module that the manifest
+    /// lists (newest first) are offered by version only
+    /// ([`ModuleEntry::listed`]): no rock of theirs is downloaded until an
+    /// admin chooses one ([`Server::earlier`]).
     pub async fn offers(
         &mut self,
         builtin_dir: &Path,
-        earlier: usize,
+        listed: usize,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<Offers, ServerError> {
         let manifest = self.manifest().await?;
         let mut problems = Vec::new();
-        let mut found = Found::default();
+        let mut read = BTreeMap::new();
         let fetched = self
-            .read_newest(
-                &manifest,
-                builtin_dir,
-                earlier,
-                &mut found,
-                &mut problems,
-                progress,
-            )
+            .read_newest(&manifest, builtin_dir, &mut read, &mut problems, progress)
             .await;
-        let Found {
-            mut read,
-            mut builds,
-        } = found;
         // Pin what was fetched even when a later rock stopped the run.
         self.pins.save()?;
         fetched?;
@@ -202,16 +195,61 @@ impl<'a> Server<'a> {
             .collect();
         let modules = kept
             .iter()
-            .filter_map(|package| Some((read.remove(package)?, builds.remove(package))))
-            .map(|(described, builds)| {
+            .filter_map(|package| Some((package, read.remove(package)?)))
+            .map(|(package, described)| {
                 let mut offer = described.offer(&community, builtin_dir);
-                offer.entry.previous = (builds.into_iter().flatten())
-                    .map(|build| build.earlier(&community, builtin_dir))
+                offer.entry.listed = (manifest.rocks.get(package).into_iter().flatten())
+                    .rev()
+                    .skip(1)
+                    .take(listed)
+                    .map(ToString::to_string)
                     .collect();
                 offer
             })
             .collect();
         Ok(Offers { modules, problems })
+    }
+
+    /// The earlier version `version` of the module `entry` offers, as its
+    /// entry lists an earlier build: its rock downloaded (unless kept from
+    /// before), pinned, and read with the same bounds as a refresh reads
+    /// the newest. `community` names the modules the server offers, to
+    /// tell its dependencies apart. A version the entry does not list, or
+    /// a rock refused, is an error naming it.
+    pub async fn earlier(
+        &mut self,
+        entry: &ModuleEntry,
+        version: &str,
+        community: &BTreeSet<String>,
+        builtin_dir: &Path,
+    ) -> Result<Earlier, ServerError> {
+        if !entry.listed.iter().any(|v| v == version) {
+            return Err(ServerError::Refused(format!(
+                "{} does not list {} at {version}",
+                self.repository.name, entry.name
+            )));
+        }
+        let package = entry
+            .archive
+            .strip_suffix(&format!("-{}.src.rock", entry.version))
+            .unwrap_or(&entry.archive);
+        let file = format!("{package}-{version}.src.rock");
+        let url = fetch::url_of(self.repository, &file)?;
+        let bytes = match self.cached(&file, &url) {
+            Some(bytes) => bytes,
+            None => {
+                let bytes = self.fetcher.get(self.repository, &url, MAX_ROCK).await?;
+                self.pins.check(&url, &crate::repo::sha256_hex(&bytes))?;
+                keep_in(&self.cache, &file, &bytes)?;
+                self.pins.save()?;
+                bytes
+            }
+        };
+        let has_module = |name: &str| crate::repo::placement::has_module(builtin_dir, name);
+        let rock = rock::read(&file, &bytes, Reading::Describe, &has_module, &mut 0)
+            .map_err(|e| ServerError::Refused(e.to_string()))?;
+        let build = Build::new(rock, &bytes, version.to_owned(), file);
+        Ok(build.earlier(community, builtin_dir))
     }
 
     /// Reads the rock `file` (`mod_x-N-R.src.rock`) whole from the cache,
@@ -229,25 +267,19 @@ impl<'a> Server<'a> {
         rock::read(file, &bytes, Reading::Whole, &has_module, &mut 0).map_err(|e| e.to_string())
     }
 
-    /// Reads the newest rock of each module in `manifest` into `found`, or
-    /// says in `problems` why it was refused, then up to `earlier` earlier
-    /// versions of each (one that cannot be read is left unsaid). Rocks
-    /// not in the cache are downloaded [`PARALLEL`] at a time, and handled
-    /// in that order, one at a time.
+    /// Reads the newest rock of each module in `manifest` into `read`, or
+    /// says in `problems` why it was refused. Rocks not in the cache are
+    /// downloaded [`PARALLEL`] at a time, and handled in that order, one
+    /// at a time.
     async fn read_newest(
         &mut self,
         manifest: &Manifest,
         builtin_dir: &Path,
-        earlier: usize,
-        found: &mut Found,
+        read: &mut BTreeMap<String, Described>,
         problems: &mut Vec<LeftOut>,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<(), ServerError> {
-        let Found { read, builds } = found;
         let mut wanted = Vec::new();
-        // Earlier versions after every newest one, so the budgets below
-        // are spent on what is offered first.
-        let mut older = Vec::new();
         for (package, versions) in &manifest.rocks {
             let Some(version) = versions.last() else {
                 continue;
@@ -264,19 +296,12 @@ impl<'a> Server<'a> {
             let pinned = self.pins.get(&url).map(str::to_owned);
             // Owned, so the downloads below hold no borrows of the manifest
             // or the pins; a cached rock is read only when its turn comes.
-            wanted.push((package.clone(), version.clone(), file, url, pinned, true));
-            for version in versions.iter().rev().skip(1).take(earlier) {
-                let file = format!("{package}-{version}.src.rock");
-                let url = fetch::url_of(self.repository, &file)?;
-                let pinned = self.pins.get(&url).map(str::to_owned);
-                older.push((package.clone(), version.clone(), file, url, pinned, false));
-            }
+            wanted.push((package.clone(), version.clone(), file, url, pinned));
         }
-        wanted.extend(older);
         let total = wanted.len();
         let (fetcher, repository, cache) = (self.fetcher, self.repository, &self.cache);
         let mut downloads = futures::stream::iter(wanted)
-            .map(|(package, version, file, url, pinned, newest)| async move {
+            .map(|(package, version, file, url, pinned)| async move {
                 let bytes = match cached_in(cache, &file, pinned.as_deref()) {
                     Some(bytes) => Ok((bytes, false)),
                     None => fetcher
@@ -284,7 +309,7 @@ impl<'a> Server<'a> {
                         .await
                         .map(|bytes| (bytes, true)),
                 };
-                (package, version, file, url, bytes, newest)
+                (package, version, file, url, bytes)
             })
             .buffered(PARALLEL);
         let mut done = 0;
@@ -292,16 +317,8 @@ impl<'a> Server<'a> {
         // rocks read so far unpacked to.
         let mut held: u64 = 0;
         let mut unpacked: u64 = 0;
-        while let Some((package, version, file, url, bytes, newest)) = downloads.next().await {
-            let (bytes, from_server) = match (bytes, newest) {
-                (Ok(read), _) => read,
-                (Err(e), true) => return Err(e.into()),
-                // An earlier version is offered only if it can be read.
-                (Err(e), false) => {
-                    tracing::debug!("{file}: not offered as an earlier version: {e}");
-                    continue;
-                }
-            };
+        while let Some((package, version, file, url, bytes)) = downloads.next().await {
+            let (bytes, from_server) = bytes?;
             if from_server {
                 // Refuses other bytes than a pin says, then keeps them.
                 self.pins.check(&url, &crate::repo::sha256_hex(&bytes))?;
@@ -314,12 +331,6 @@ impl<'a> Server<'a> {
                 total,
                 from_server,
             });
-            if unpacked > MAX_REFRESH_UNPACKED && !newest {
-                tracing::debug!(
-                    "{file}: not offered as an earlier version: the refresh's budget is spent"
-                );
-                continue;
-            }
             if unpacked > MAX_REFRESH_UNPACKED {
                 problems.push(LeftOut {
                     package,
@@ -331,19 +342,7 @@ impl<'a> Server<'a> {
                 continue;
             }
             let has_module = |name: &str| crate::repo::placement::has_module(builtin_dir, name);
-            let described =
-                rock::read(&file, &bytes, Reading::Describe, &has_module, &mut unpacked);
-            if !newest {
-                match described {
-                    Ok(rock) => {
-                        let build = Build::new(rock, &bytes, version.to_string(), file);
-                        builds.entry(package).or_default().push(build);
-                    }
-                    Err(e) => tracing::debug!("not offered as an earlier version: {e}"),
-                }
-                continue;
-            }
-            match described {
+            match rock::read(&file, &bytes, Reading::Describe, &has_module, &mut unpacked) {
                 Ok(rock) => {
                     let described = Described::new(rock, &bytes);
                     if held + described.weight() > MAX_CATALOG {
@@ -486,14 +485,6 @@ fn find_cycle(start: &str, read: &BTreeMap<String, Described>) -> Option<Vec<Str
         false
     }
     walk(start, &mut path, &mut seen, read).then_some(path)
-}
-
-/// What a refresh read of a server's rocks, by package: the newest of
-/// each, described, and the earlier versions read.
-#[derive(Default)]
-struct Found {
-    read: BTreeMap<String, Described>,
-    builds: BTreeMap<String, Vec<Build>>,
 }
 
 /// An earlier version of a module's rock, as its entry lists it: what
@@ -657,6 +648,8 @@ impl Described {
                 // A rock carries no history.
                 changes: vec![],
                 previous: vec![],
+                // Set by the caller, from the manifest.
+                listed: vec![],
             },
         }
     }
