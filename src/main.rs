@@ -104,13 +104,6 @@ enum Command {
         #[arg(long)]
         undo: bool,
     },
-    /// Write the manual pages and the shell completions into a directory (the package build runs this).
-    #[command(hide = true)]
-    Manuals {
-        /// The directory to write into: man/ and completions/ are made there.
-        #[arg(long)]
-        out: PathBuf,
-    },
 }
 
 #[derive(clap::Args)]
@@ -228,11 +221,18 @@ enum RepoCommand {
     },
 }
 
-/// The whole command line: the subcommands declared here, one per
-/// operation from its [`ops::Spec`], and the service's flag on `check`.
-/// `--help`, the manual pages and the shell completions are all rendered
-/// from this one definition.
+/// The whole command line: what [`documented`] describes, and the hidden
+/// `manuals` the package build runs.
 fn cli() -> clap::Command {
+    documented().subcommand(manuals::command())
+}
+
+/// The command line a user is shown: the subcommands declared here, one
+/// per operation from its [`ops::Spec`], and the service's flag on
+/// `check`. `--help`, the manual pages and the shell completions are all
+/// rendered from this one definition, which leaves out the package
+/// build's `manuals`, so no completion offers it.
+fn documented() -> clap::Command {
     ops::all()
         .iter()
         .fold(Cli::command(), |cli, op| {
@@ -271,6 +271,9 @@ fn main() -> ExitCode {
         Some((node, args)) if ops::find(node).is_some() => {
             runtime.block_on(run_operation(node, args))
         }
+        Some((manuals::COMMAND, args)) => {
+            manuals::write(documented(), manuals::out(args)).map(|()| ExitCode::SUCCESS)
+        }
         _ => match Cli::from_arg_matches(&matches) {
             Ok(cli) => runtime.block_on(dispatch(cli.command)),
             Err(e) => e.exit(),
@@ -306,7 +309,6 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
             }
         }
         Command::Reload { config } => running::reload(&config),
-        Command::Manuals { out } => manuals::write(cli(), &out),
         Command::Repo(command) => return repo(command).await,
         Command::Setup {
             domain,
@@ -912,4 +914,34 @@ async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
         }
     };
     done.map(|()| ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The completions offer every documented subcommand and never the
+    /// package build's hidden `manuals`, which the full command line
+    /// still parses.
+    #[test]
+    fn completions_leave_out_the_hidden_manuals() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut documented(), "modman", &mut script);
+            let script = String::from_utf8(script).unwrap();
+            assert!(script.contains("install"), "{shell}");
+            assert!(!script.contains(manuals::COMMAND), "{shell}: {script}");
+        }
+        let matches = cli().try_get_matches_from(["modman", manuals::COMMAND, "--out", "/x"]);
+        let matches = matches.unwrap();
+        let (name, args) = matches.subcommand().unwrap();
+        assert_eq!(
+            (name, manuals::out(args)),
+            (manuals::COMMAND, Path::new("/x"))
+        );
+    }
 }

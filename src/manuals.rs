@@ -4,9 +4,38 @@
 //! (scripts/package) and ships what it writes; nothing generated is kept
 //! in the source tree.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap_complete::Shell;
+
+/// The hidden subcommand's name.
+pub const COMMAND: &str = "manuals";
+
+/// Its one argument's id.
+const OUT: &str = "out";
+
+/// `modman manuals --out DIR`, declared apart from the documented command
+/// line: the pages and completions it writes are rendered from a tree
+/// without it, so they never offer a command only the package build runs.
+pub fn command() -> clap::Command {
+    clap::Command::new(COMMAND)
+        .hide(true)
+        .about("Write the manual pages and the shell completions into a directory (the package build runs this).")
+        .arg(
+            clap::Arg::new(OUT)
+                .long(OUT)
+                .required(true)
+                .value_name("DIR")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("The directory to write into: man/ and completions/ are made there."),
+        )
+}
+
+/// The directory `manuals --out` names (required, so always there).
+pub fn out(args: &clap::ArgMatches) -> &Path {
+    args.get_one::<PathBuf>(OUT)
+        .map_or(Path::new("."), PathBuf::as_path)
+}
 
 /// Writes `DIR/man/modman.1` and one page per subcommand
 /// (`modman-install.1`, `modman-repo-build.1`...), and

@@ -212,8 +212,25 @@ fn a_server_that_is_down_is_its_own_failed_row() {
     let all = alice.run_at("modman.a.test", "list", json!([{"servers": ["fleet"]}]));
     let seen = servers(&all);
     assert_eq!(seen, [ok("a.test"), ok("b.test"), ok("c.test")]);
+    // `check` has a row per peer: reached over s2s, or not and why.
+    let peers = |alice: &mut support::Client| {
+        let run = alice.run_at("modman.a.test", "check", json!([]));
+        let rows = cells(&run, ["check", "outcome"]);
+        rows.into_iter()
+            .filter(|[check, _]| check.starts_with("peer "))
+            .collect::<Vec<_>>()
+    };
+    let row = |peer: &str, outcome: &str| [format!("peer modman.{peer}"), outcome.to_owned()];
+    assert_eq!(
+        peers(&mut alice),
+        [row("b.test", "ok"), row("c.test", "ok")]
+    );
 
     fleet.stop_server("c.test");
+    assert_eq!(
+        peers(&mut alice),
+        [row("b.test", "ok"), row("c.test", "unavailable")]
+    );
     let run = alice.run_at("modman.a.test", "list", json!([{"servers": ["fleet"]}]));
     let down = (
         "c.test".to_owned(),
@@ -318,12 +335,18 @@ fn modmans_around_a(
 
 /// An install addressed to two servers is made by each of them (their own
 /// change, recorded in their own state) and by no other; without
-/// `confirm` it runs nowhere.
+/// `confirm` it runs nowhere. The drift watch after a refresh tells the
+/// room once that a.test lacks the module, says nothing at the next
+/// refresh, and tells it once more when a.test has it too.
 #[test]
 fn an_addressed_install_changes_the_servers_named_and_no_other() {
     let mut fleet = Fleet::start(3);
     let mut repository = support::Repository::start();
-    let mut alice = modmans_around_a(&mut fleet, &mut repository, "", &[]);
+    let mut alice = modmans_around_a(&mut fleet, &mut repository, "", &[ROOM]);
+    alice.join(ROOM, "alice", "anyone");
+    for domain in ["a.test", "b.test", "c.test"] {
+        alice.wait_for_occupant(ROOM, domain);
+    }
     let install = |confirm: bool| json!([{"modules": ["lastlog"], "servers": ["b.test", "c.test"], "confirm": confirm}]);
 
     let refused = alice.run_at("modman.a.test", "install", install(false));
@@ -341,6 +364,39 @@ fn an_addressed_install_changes_the_servers_named_and_no_other() {
     }
     assert!(rows.iter().all(|r| r[0] != "a.test"), "{rows:?}");
     assert!(installed_on(&fleet, "a.test").is_empty());
+
+    // The room was told of the install; then, drift watch: a refresh of
+    // a.test compares the fleet and tells the room, with the facts beside
+    // the text.
+    let told = alice.next_json_from(ROOM, "a.test", 20);
+    assert_eq!(told, Some(serde_json::Value::Null));
+    let refresh = |alice: &mut support::Client| {
+        let run = alice.run_at("modman.a.test", "refresh", json!([]));
+        assert_eq!(support::last(&run)["status"], "completed", "{run}");
+        alice
+            .next_json_from(ROOM, "a.test", 20)
+            .expect("a.test tells the room")["fleet_drift"]
+            .clone()
+    };
+    let drift = refresh(&mut alice);
+    let lastlog = &drift["modules"]["lastlog"];
+    assert_eq!(lastlog["a.test"]["installed"], json!(null), "{drift}");
+    for server in ["b.test", "c.test"] {
+        assert!(lastlog[server]["installed"].is_string(), "{drift}");
+    }
+    assert_eq!(drift["silent"], json!([]), "{drift}");
+    // The same drift at the next refresh is not told again: the next
+    // thing the room hears is that the drift is gone.
+    let run = alice.run_at("modman.a.test", "refresh", json!([]));
+    assert_eq!(support::last(&run)["status"], "completed", "{run}");
+    let install_here = json!([{"modules": ["lastlog"], "servers": ["a.test"], "confirm": true}]);
+    let run = alice.run_at("modman.a.test", "install", install_here);
+    assert_eq!(support::last(&run)["status"], "completed", "{run}");
+    assert_eq!(installed_on(&fleet, "a.test"), ["lastlog"]);
+    let told = alice.next_json_from(ROOM, "a.test", 20);
+    assert_eq!(told, Some(serde_json::Value::Null));
+    let gone = refresh(&mut alice);
+    assert_eq!(gone, json!({"modules": {}, "silent": []}));
 }
 
 /// The rows of a rollout table as (server, module, standing, failure).
@@ -379,6 +435,10 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
     for domain in ["a.test", "b.test", "c.test"] {
         alice.wait_for_occupant(ROOM, domain);
     }
+    // Someone who only reads the room (alice's chat drops room messages
+    // while it waits for its answer).
+    let mut watcher = fleet.client("user@a.test");
+    watcher.join(ROOM, "watcher", "anyone");
     let loaded = |fleet: &Fleet, domain: &str, module: &str| {
         fleet
             .member(domain)
@@ -399,6 +459,15 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
     for domain in ["a.test", "b.test", "c.test"] {
         assert_eq!(installed_on(&fleet, domain), ["lastlog"], "{domain}");
         assert!(loaded(&fleet, domain, "lastlog"), "{domain}");
+    }
+    // Asked in a direct chat, the change is told to the room too: a line
+    // for each server, in one message.
+    let told = watcher
+        .next_from(ROOM, "a.test", 20)
+        .expect("a.test tells the room");
+    for server in ["a.test", "b.test", "c.test"] {
+        let lines = told.lines().filter(|l| l.trim_start().starts_with(server));
+        assert_eq!(lines.count(), 1, "{told}");
     }
 
     // The form offers the batch size, set from [fleet] batch_size.
@@ -440,10 +509,20 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
     assert_eq!(standing("a.test"), ["done"], "{rows:?}");
     assert_eq!(standing("b.test"), ["failed, undone"], "{rows:?}");
     // The room is told, once, by the modman that was asked: a line for
-    // each server, as the table has.
+    // each server, as the table has; the message before was the chat
+    // line's change, told once.
     let told = alice
         .next_from(ROOM, "a.test", 20)
         .expect("a.test tells the room");
+    // The watcher's next message is this one too: the chat line's change
+    // was told once.
+    let watched = watcher.next_from(ROOM, "a.test", 20);
+    assert_eq!(watched.as_ref(), Some(&told));
+    assert!(
+        told.lines()
+            .any(|l| l.trim_start().starts_with("a.test") && l.contains("flaky")),
+        "{told}"
+    );
     for server in ["a.test", "b.test", "c.test"] {
         let lines = told.lines().filter(|l| l.trim_start().starts_with(server));
         assert_eq!(lines.count(), standing(server).len(), "{told}");

@@ -327,6 +327,45 @@ impl AdminSocket {
             .collect())
     }
 
+    /// `xmpp:ping(from, to, seconds)`: Prosody sends an XMPP ping from
+    /// its host `from` to `to` over s2s and says `pong from ... in 0.012s`
+    /// (Prosody 13 names the session too), or why not. The admin socket
+    /// waits a little longer than `within`, so Prosody's own timeout
+    /// answers first.
+    pub async fn ping(
+        &mut self,
+        from: &str,
+        to: &str,
+        within: Duration,
+    ) -> Result<Result<Duration, String>, AdminError> {
+        let command = format!(
+            "xmpp:ping({}, {}, {})",
+            lua_string(from),
+            lua_string(to),
+            within.as_secs().max(1)
+        );
+        let reply = self.run(&command).await?;
+        if !reply.ok {
+            return Ok(Err(reply.error_text()));
+        }
+        let seconds = reply
+            .result
+            .split_whitespace()
+            .last()
+            .and_then(|last| last.strip_suffix('s'))
+            .and_then(|n| n.parse::<f64>().ok())
+            .filter(|n| n.is_finite() && *n >= 0.0);
+        Ok(seconds.map(Duration::from_secs_f64).ok_or_else(|| {
+            format!(
+                "Prosody's answer to the ping is not one modman reads: {}",
+                crate::clean::one_line(&reply.result)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            )
+        }))
+    }
+
     /// Prosody's version, such as `0.12.3`.
     pub async fn version(&mut self) -> Result<String, AdminError> {
         let reply = self.checked("server:version()").await?;

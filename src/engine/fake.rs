@@ -132,6 +132,15 @@ impl LiveServer for Fake {
     fn loaded_global(&mut self) -> BoxFuture<'_, Result<Vec<LoadedModule>, AdminError>> {
         Box::pin(async { Ok(vec![]) })
     }
+    fn ping<'a>(
+        &'a mut self,
+        _from: &'a str,
+        to: &'a str,
+        _within: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Result<std::time::Duration, String>, AdminError>> {
+        let unreached = format!("the in-memory server has no s2s to {to}");
+        Box::pin(async move { Ok(Err(unreached)) })
+    }
     fn config_get<'a>(
         &'a mut self,
         host: &'a str,

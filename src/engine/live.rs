@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
@@ -69,6 +70,15 @@ pub trait LiveServer: Send {
     fn features(&mut self) -> BoxFuture<'_, Result<BTreeSet<String>, AdminError>>;
     /// The Lua version Prosody runs on, such as `5.4`.
     fn lua_version(&mut self) -> BoxFuture<'_, Result<String, AdminError>>;
+    /// Prosody's XMPP ping from its host `from` to the remote `to`, over
+    /// s2s, waiting up to `within`: the round trip, or the inner `Err`
+    /// with Prosody's words for why there was no answer.
+    fn ping<'a>(
+        &'a mut self,
+        from: &'a str,
+        to: &'a str,
+        within: Duration,
+    ) -> BoxFuture<'a, Result<Result<Duration, String>, AdminError>>;
 }
 
 /// What the running server already has, for the install checks of
@@ -124,6 +134,14 @@ impl LiveServer for AdminSocket {
         host: &'a str,
     ) -> BoxFuture<'a, Result<Result<(), String>, AdminError>> {
         Box::pin(AdminSocket::module(self, action, module, host))
+    }
+    fn ping<'a>(
+        &'a mut self,
+        from: &'a str,
+        to: &'a str,
+        within: Duration,
+    ) -> BoxFuture<'a, Result<Result<Duration, String>, AdminError>> {
+        Box::pin(AdminSocket::ping(self, from, to, within))
     }
     fn config_get<'a>(
         &'a mut self,
@@ -389,6 +407,18 @@ impl Live {
         let value = asked(clean, server.config_get(scope.prosody_host(), key)).await?;
         let value = value.trim();
         Ok((!value.is_empty() && value != "nil").then(|| value.to_owned()))
+    }
+
+    /// Prosody's XMPP ping from its host `from` to the remote `to`
+    /// ([`LiveServer::ping`]): whether s2s reaches `to`, and how fast.
+    pub async fn ping(
+        &mut self,
+        from: &str,
+        to: &str,
+        within: Duration,
+    ) -> Result<Result<Duration, String>, EngineError> {
+        let (clean, server) = self.parts();
+        Ok(asked(clean, server.ping(from, to, within)).await?)
     }
 
     /// What the running server already has (its own modules, features,

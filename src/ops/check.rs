@@ -171,6 +171,9 @@ impl Command for Check {
                 Err(text) => add(&check, Outcome::Unavailable, text),
             }
         }
+        for (check, outcome, text) in super::routes::rows(ctx).await {
+            add(&check, outcome, text);
+        }
         // An installed copy its repository marks as insecure or withdrawn.
         if let Ok(installed) = ctx.engine.installed() {
             let catalog = ctx.catalog();
@@ -207,8 +210,9 @@ impl Command for Check {
         let note = match (failed, down) {
             (0, 0) => "All checks passed.".to_owned(),
             (0, down) => format!(
-                "{down} repositor{} unavailable; modman runs without {}, each row says what to do.",
+                "{down} repositor{} or fleet peer{} unavailable; modman runs without {}, each row says what to do.",
                 if down == 1 { "y" } else { "ies" },
+                plural(down),
                 if down == 1 { "it" } else { "them" }
             ),
             (failed, _) => format!(

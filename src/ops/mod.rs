@@ -48,6 +48,7 @@ mod remove;
 mod required;
 pub mod response;
 mod rollback;
+mod routes;
 mod times;
 mod update;
 pub mod updates;

@@ -24,6 +24,7 @@ use xmpp_parsers::presence::{Presence, Type as PresenceType};
 
 use super::budget::Caller;
 use super::fleet;
+use super::fleet::rollout::AskedIn;
 use super::shutdown::Refused;
 use crate::access::Actor;
 use crate::config::Config;
@@ -300,11 +301,12 @@ pub(super) fn json_payload(facts: String) -> minidom::Element {
 
 impl Chat {
     /// The reply to `text` from `actor`, authorised or not, in
-    /// `conversation`.
+    /// `conversation`, which is in `asked_in`.
     pub async fn reply(
         &self,
         ctx: &Context,
         link: fleet::chat::Link<'_>,
+        asked_in: AskedIn<'_>,
         conversation: &str,
         sender: &BareJid,
         text: &str,
@@ -319,7 +321,7 @@ impl Chat {
             return format!("Busy: you have {MAX_RUNNING_PER_SENDER} commands running; send this again when one has answered.").into();
         };
         if let Some((servers, line)) = fleet::chat::addressed(&ctx.config, text) {
-            return fleet::chat::reply(ctx, link, actor, &servers, line)
+            return fleet::chat::reply(ctx, link, asked_in, actor, &servers, line)
                 .await
                 .into();
         }
@@ -491,7 +493,7 @@ impl Chat {
     /// a peer modman in the room (by its real JID, as the room shows it)
     /// serves a server whose name sorts first, so each modman decides
     /// alone and the room gets one answer.
-    fn coordinates(&self, config: &Config, room: &BareJid) -> bool {
+    pub(super) fn coordinates(&self, config: &Config, room: &BareJid) -> bool {
         let Some(mine) = fleet::server_of(&config.component.jid) else {
             return false;
         };
@@ -579,7 +581,7 @@ impl Chat {
             }
         }
         let said: Said = match (&asked, self.speaker(config, &asked)) {
-            (Asked::Direct { sender, text }, _) => self.reply(ctx, link, sender.as_str(), sender, text).await,
+            (Asked::Direct { sender, text }, _) => self.reply(ctx, link, AskedIn::Private, sender.as_str(), sender, text).await,
             (Asked::Room { addressed: false, .. }, Speaker::Unknown(_) | Speaker::Other(_)) => return None,
             (Asked::Room { .. }, Speaker::Unknown(_)) => "I cannot tell who you are: I have not seen your real JID in this room since I joined it, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned().into(),
             // Said to the whole room: a semi-anonymous room shows real
@@ -592,7 +594,7 @@ impl Chat {
                 if !addressed && !self.is_waiting(&conversation) {
                     return None;
                 }
-                self.reply(ctx, link, &conversation, &jid, text).await
+                self.reply(ctx, link, AskedIn::Room(room), &conversation, &jid, text).await
             }
         };
         let mut reply = answer(&asked, message, said.text);

@@ -26,6 +26,7 @@ use super::clients::Clients;
 use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
 use super::fleet::chat as fleet_chat;
+use super::fleet::drift;
 use super::fleet::relay::Relay;
 use super::fleet::request as fleet_request;
 use super::fleet::trust::{self, Refusal};
@@ -378,6 +379,7 @@ fn spawn_request(
             let _ = replies.send(stanza).await;
         }
         if refreshed {
+            watch_drift(&app, &replies).await;
             drop(catalog);
             release_freed_memory();
         }
@@ -407,6 +409,26 @@ enum Refresh {
     First,
     /// On schedule.
     Scheduled,
+}
+
+/// After a refresh, tells the rooms where this modman speaks for the
+/// fleet how the fleet differs, if that changed ([`drift::watch`]).
+async fn watch_drift(app: &App, replies: &mpsc::Sender<Stanza>) {
+    let config = &app.ctx.config;
+    let rooms = config
+        .chat
+        .rooms
+        .iter()
+        .filter(|room| app.chat.coordinates(config, room))
+        .cloned()
+        .collect();
+    let link = fleet_chat::Link {
+        relay: &app.relay,
+        replies,
+    };
+    for message in drift::watch(&app.ctx, link, rooms).await {
+        let _ = replies.send(message.into()).await;
+    }
 }
 
 /// A moment the schedule never reaches.
@@ -462,6 +484,7 @@ fn spawn_scheduled_refresh(app: &Arc<App>, replies: &mpsc::Sender<Stanza>, which
         for stanza in announcements(&app, true) {
             let _ = replies.send(stanza).await;
         }
+        watch_drift(&app, &replies).await;
         release_freed_memory();
     });
 }

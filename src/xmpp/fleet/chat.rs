@@ -7,7 +7,7 @@
 
 use super::merge;
 use super::request::{across, batch_size, targets, Across, ACROSS, CHANGES};
-use super::rollout::{self, Fields, Intent, BATCH_FIELD};
+use super::rollout::{self, AskedIn, Fields, Intent, BATCH_FIELD};
 use super::{server_of, WHOLE_FLEET};
 use crate::access::Actor;
 use crate::config::Config;
@@ -47,10 +47,12 @@ pub fn for_the_room(config: &Config, text: &str) -> bool {
 /// The answer to `line` for the servers `names`, asked by `actor`:
 /// `list` merged across them, or a change rolled out over them in stages
 /// ([`rollout`]), which runs only when the line says `confirm` (or is a
-/// `plan`); `batch=N` sets its batch size.
+/// `plan`); `batch=N` sets its batch size. A change made is also told to
+/// the rooms of `[chat] rooms` but the one it was asked in.
 pub async fn reply(
     ctx: &crate::ops::Context,
     link: Link<'_>,
+    asked_in: AskedIn<'_>,
     actor: &Actor,
     names: &[String],
     line: &str,
@@ -127,12 +129,11 @@ pub async fn reply(
                 intent,
             };
             let count = stages.len();
-            Ok(rollout::table(
-                intent,
-                count,
-                batch,
-                &runner.roll_out(stages).await,
-            ))
+            let table = rollout::table(intent, count, batch, &runner.roll_out(stages).await);
+            if intent == Intent::Change {
+                rollout::tell_rooms(ctx, link.replies, asked_in, &table).await;
+            }
+            Ok(table)
         }
     };
     match table {

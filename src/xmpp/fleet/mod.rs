@@ -6,6 +6,7 @@
 //! asked against their own `admins` ([`trust`]).
 
 pub mod chat;
+pub mod drift;
 pub mod merge;
 pub mod relay;
 pub mod request;

@@ -341,7 +341,7 @@ pub async fn run(
             let count = stages.len();
             let table = rollout::table(intent, count, batch, &runner.roll_out(stages).await);
             if intent == Intent::Change {
-                rollout::tell_rooms(ctx, replies, &table).await;
+                rollout::tell_rooms(ctx, replies, rollout::AskedIn::Private, &table).await;
             }
             table
         }

@@ -482,14 +482,30 @@ pub fn table(
     table
 }
 
+/// Where a change across servers was asked, deciding which rooms are
+/// told how it went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskedIn<'a> {
+    /// In this room of `[chat] rooms`, which is answered there already.
+    Room(&'a BareJid),
+    /// In an ad-hoc form or a direct chat, which only the asker sees.
+    Private,
+}
+
 /// Tells each room of `[chat] rooms` where every server stands after a
-/// rollout asked from an ad-hoc form, as one message: the people who meet
-/// there see what changed on their servers, whoever changed it and
-/// however. A rollout asked in a room is answered there already.
-pub async fn tell_rooms(ctx: &Context, replies: &mpsc::Sender<Stanza>, table: &Table) {
+/// rollout, as one message: the people who meet there see what changed on
+/// their servers, whoever changed it and however. The room it was asked
+/// in has its answer already and is not told twice.
+pub async fn tell_rooms(
+    ctx: &Context,
+    replies: &mpsc::Sender<Stanza>,
+    asked_in: AskedIn<'_>,
+    table: &Table,
+) {
     let text = crate::text::render(&Response::Table(table.clone()));
     let me = Jid::from(ctx.config.component.jid.clone());
-    for room in &ctx.config.chat.rooms {
+    let rooms = ctx.config.chat.rooms.iter();
+    for room in rooms.filter(|room| asked_in != AskedIn::Room(room)) {
         let mut message =
             Message::groupchat(Jid::from(room.clone())).with_body(Default::default(), text.clone());
         message.from = Some(me.clone());
