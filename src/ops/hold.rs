@@ -115,7 +115,7 @@ impl Command for Hold {
                 ("held", "Held"),
             ],
             rows,
-            note: "update leaves them at these versions until unhold.".into(),
+            note: "Update leaves these modules at these versions until unhold.".into(),
         }))
     }
 }
@@ -168,7 +168,7 @@ impl Command for Unhold {
                 ]
             })
             .collect();
-        let note = "update offers them newer copies again.".to_owned();
+        let note = "Update offers these modules newer copies again.".to_owned();
         Ok(Response::Table(Table {
             title: "Released".into(),
             columns: vec![

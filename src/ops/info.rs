@@ -289,7 +289,10 @@ pub(super) fn update_text(status: UpdateStatus) -> String {
         } => {
             let how = match versions {
                 Versions::Newer => "",
-                Versions::Same => " (same version, another copy)",
+                Versions::Same if from == to.version => " (same version, another copy)",
+                // Two commits of one day, say: the versions differ but
+                // neither is later.
+                Versions::Same => " (not a later version, but another copy)",
                 Versions::Unordered => " (versions not comparable; another copy)",
             };
             format!(
@@ -354,4 +357,44 @@ fn options_set(ctx: &Context, name: &str) -> String {
         }
     }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Repository, RepositoryKind};
+    use crate::repo::index::ModuleEntry;
+
+    #[test]
+    fn another_copy_of_a_version_of_the_same_rank_says_whether_the_version_differs() {
+        let repository = Repository {
+            name: "debian".into(),
+            url: url::Url::parse("http://127.0.0.1/").unwrap(),
+            kind: RepositoryKind::LuaRocks,
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let entry = |version: &str| ModuleEntry {
+            version: version.into(),
+            ..crate::repo::index::tests::entry("lastlog")
+        };
+        let text = |from: &str, to: &ModuleEntry| {
+            update_text(UpdateStatus::Available {
+                from,
+                to,
+                repository: &repository,
+                versions: Versions::Same,
+            })
+        };
+        // Two commits of one day: not "the same version".
+        let other_commit = entry("20261206.f7bab2d");
+        assert_eq!(
+            text("20261206.4ac9ba8", &other_commit),
+            "yes: 20261206.4ac9ba8 -> 20261206.f7bab2d from debian (not a later version, but another copy)"
+        );
+        let rebuilt = entry("1.0-1");
+        assert_eq!(
+            text("1.0-1", &rebuilt),
+            "yes: 1.0-1 -> 1.0-1 from debian (same version, another copy)"
+        );
+    }
 }

@@ -107,7 +107,7 @@ impl Command for PolicyCommand {
             .collect();
         note.push(match &ctx.config.policy.window {
             Some(window) => format!("Automatic updates run within {window}."),
-            None => "No maintenance window is set ([policy] window in modman.toml), so auto only waits for one.".to_owned(),
+            None => "No maintenance window is set ([policy] window in modman.toml), so no module is updated automatically until one is set.".to_owned(),
         });
         Ok(Response::Table(Table {
             title: "Update policy".into(),

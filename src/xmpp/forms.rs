@@ -149,8 +149,7 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
                         field.append_child(option_element(value, label));
                     }
                     form.append_child(field);
-                    let label =
-                        format!("{} not listed above (names, space-separated)", param.label);
+                    let label = typed_label(param.label);
                     let mut other = field_element(&typed_var(param.var), "text-single", &label);
                     other.append_child(text_element("desc", "Empty: only those ticked above."));
                     if !typed.is_empty() {
@@ -166,17 +165,7 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
                 if let ParamKind::Versioned(choice) = param.kind {
                     let versions = ctx.version_choices(choice);
                     if !versions.is_empty() && versions.len() <= MAX_OPTIONS {
-                        let label = "Or a module at a chosen version";
-                        let mut field =
-                            field_element(&versions_var(param.var), "list-single", label);
-                        field.append_child(text_element(
-                            "desc",
-                            "Every version the repositories offer; an older one than installed is asked about first.",
-                        ));
-                        for (value, label) in &versions {
-                            field.append_child(option_element(value, label));
-                        }
-                        form.append_child(field);
+                        form.append_child(version_picker(param.var, &versions));
                     }
                 }
             }
@@ -288,6 +277,45 @@ pub(super) fn option_element(value: &str, label: &str) -> Element {
     option
 }
 
+/// The label of the free-text field under a module picker: the picker's
+/// own label without its "(empty: all)" remark, which does not hold for
+/// names typed.
+fn typed_label(label: &str) -> String {
+    let base = label.split(" (").next().unwrap_or(label);
+    format!("{base} not listed above (names, space-separated)")
+}
+
+/// The list of `name@version` choices that goes with a versioned module
+/// picker. Its first option, chosen, is "none": clients such as Gajim 2
+/// show the first option of a list-single as picked even when the form
+/// gives no value, so without it the newest version looked chosen while
+/// nothing was sent.
+fn version_picker(var: &str, versions: &[(String, String)]) -> Element {
+    let mut field = field_element(
+        &versions_var(var),
+        "list-single",
+        "Or a module at a chosen version",
+    );
+    field.append_child(text_element(
+        "desc",
+        "Every version the repositories offer; an older one than installed is asked about first.",
+    ));
+    field.append_child(text_element("value", NO_VERSION_VALUE));
+    field.append_child(option_element(NO_VERSION_VALUE, NO_VERSION));
+    for (value, label) in versions {
+        field.append_child(option_element(value, label));
+    }
+    field
+}
+
+/// The label of the version picker's "none" option.
+const NO_VERSION: &str = "(none: the modules above, at their newest)";
+
+/// The value of the version picker's "none" option: not empty, as
+/// Profanity 0.15 crashes on a list option whose value is empty, and never
+/// a module name (those have no parentheses).
+const NO_VERSION_VALUE: &str = "(none)";
+
 fn typed_var(var: &str) -> String {
     format!("{var}{TYPED_SUFFIX}")
 }
@@ -316,6 +344,12 @@ pub fn fold_typed(params: &[Param], raw: Vec<(String, Vec<String>)>) -> Vec<(Str
         let versions = var
             .strip_suffix(VERSIONS_SUFFIX)
             .filter(|base| is_versioned(base));
+        if versions.is_some() {
+            // The "none" option of the version picker.
+            values.retain(|value| {
+                !value.is_empty() && value != NO_VERSION_VALUE && value != NO_VERSION
+            });
+        }
         if is_picker(&var) || versions.is_some() {
             for value in &mut values {
                 if let Some((name, _summary)) = value.split_once(LABEL_SEPARATOR) {
@@ -971,8 +1005,52 @@ mod tests {
             ),
         ];
         assert_eq!(fold_typed(VERSIONED, labelled), expected);
+        // The version picker left at "none" adds nothing.
+        for none in ["", NO_VERSION_VALUE, NO_VERSION] {
+            let untouched = vec![
+                ("modules".to_owned(), vec!["csi".to_owned()]),
+                ("modules_version".to_owned(), vec![none.to_owned()]),
+            ];
+            assert_eq!(
+                fold_typed(VERSIONED, untouched),
+                [("modules".to_owned(), vec!["csi".to_owned()])]
+            );
+        }
         assert_eq!(fold_typed(VERSIONED, raw.clone()), expected);
         assert_eq!(fold_typed(PARAMS, raw)[1].0, "modules_version");
+    }
+
+    #[test]
+    fn the_version_picker_starts_at_none_and_the_typed_field_reads_as_a_label() {
+        let versions = [(
+            "lastlog@2".to_owned(),
+            "lastlog@2 - newest, from debian".to_owned(),
+        )];
+        let field = version_picker("modules", &versions);
+        let options: Vec<String> = field
+            .children()
+            .filter(|c| c.name() == "option")
+            .map(|o| o.attr("label").unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(options, [NO_VERSION, "lastlog@2 - newest, from debian"]);
+        let value = field.children().find(|c| c.name() == "value").unwrap();
+        assert_eq!(value.text(), NO_VERSION_VALUE);
+        // Every option has a value: Profanity 0.15 crashes on an empty one.
+        assert!(field.children().filter(|c| c.name() == "option").all(|o| !o
+            .children()
+            .next()
+            .unwrap()
+            .text()
+            .is_empty()));
+
+        assert_eq!(
+            typed_label("Modules (empty: all)"),
+            "Modules not listed above (names, space-separated)"
+        );
+        assert_eq!(
+            typed_label("Modules"),
+            "Modules not listed above (names, space-separated)"
+        );
     }
 
     #[test]
