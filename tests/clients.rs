@@ -754,8 +754,12 @@ impl Terminal {
         terminal
     }
 
+    /// On a tmux server of this test process's own (`-L`), so a test never
+    /// touches, or is touched by, the sessions of whoever runs it; the
+    /// server ends with its last session.
     fn tmux(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
+            .args(["-L", &format!("modman-test-{}", std::process::id())])
             .args(args)
             .output()
             .expect("tmux runs (scripts/test installs it)")
