@@ -44,6 +44,20 @@ fn assert_readable(run: &Value) {
     }
 }
 
+/// A table result as Gajim 2 gets it: no note, whose label would push the
+/// table into a strip at the bottom of the window, and the outcome line
+/// as the form's title, which Gajim 2 shows as the table's heading.
+fn assert_outcome_in_title(run: &Value) {
+    let result = last(run);
+    assert_ne!(result["form"]["reported"], json!([]), "not a table: {run}");
+    assert_eq!(result["notes"], json!([]), "a note beside a table: {run}");
+    let title = result["form"]["title"].as_str().unwrap_or_default();
+    assert!(
+        !title.is_empty() && title.chars().count() <= NOTE_WIDTH && !title.contains('\n'),
+        "the outcome is not the title: {run}"
+    );
+}
+
 /// Every reply of a run: readable, a single-item form if any, never
 /// `canceled`.
 fn assert_gajim_1_7_shows(run: &Value) {
@@ -326,6 +340,7 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
     assert_readable(&list);
     let items = last(&list)["form"]["items"].as_array().unwrap().clone();
     assert!(items.iter().any(|i| i["module"] == "firewall"), "{list}");
+    assert_outcome_in_title(&list);
 
     let installed = gajim.run("install", json!({"modules": ["csi_battery_saver"]}));
     assert_readable(&installed);
@@ -366,6 +381,12 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
     for node in ["check", "history", "update", "rollback"] {
         let run = gajim.run(node, json!({}));
         assert_readable(&run);
+        if last(&run)["form"]["reported"]
+            .as_array()
+            .is_some_and(|columns| !columns.is_empty())
+        {
+            assert_outcome_in_title(&run);
+        }
     }
 
     let mut poezio = Client::connect_as(&prosody, ADMIN, POEZIO);
@@ -420,6 +441,13 @@ fn a_bot_still_reads_tables() {
     let list = bot.run("list", json!({"query": "firewall"}));
     let items = last(&list)["form"]["items"].as_array().unwrap().clone();
     assert!(items.iter().any(|i| i["module"] == "firewall"), "{list}");
+    // A bot keeps the outcome as a note and the table's own title.
+    assert_eq!(last(&list)["notes"][0][0], "info", "{list}");
+    assert_ne!(
+        last(&list)["form"]["title"],
+        last(&list)["notes"][0][1],
+        "{list}"
+    );
 }
 
 #[test]

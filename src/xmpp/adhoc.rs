@@ -351,7 +351,11 @@ impl Turn<'_> {
                 id(),
                 Status::Completed,
                 vec![],
-                &table.note,
+                if self.rendering.note_in_title() {
+                    ""
+                } else {
+                    &table.note
+                },
                 Some(forms::table_result(&table, self.rendering)),
             ),
             Response::Details(details) => self.reply(

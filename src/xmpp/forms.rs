@@ -33,9 +33,18 @@ const VERSIONS_SUFFIX: &str = "_version";
 /// How much of a result form the requester's client shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rendering {
-    /// Multi-item tables render: Gajim 1.8.2 and later, Movim, Cheogram,
-    /// and bots (slixmpp), which read the cells by column.
+    /// Multi-item tables render, with a note beside them: Movim,
+    /// Cheogram, and bots (slixmpp), which read the cells by column.
     Tables,
+    /// Tables, with the outcome line as the form's title and no `<note>`
+    /// beside it: Gajim 2. Its "Completed" page packs notes above the
+    /// form in a box that does not expand, and the form in a scrolled
+    /// window that does; a wrapping note label reserves its height as if
+    /// each character were a line, so even a one-line note leaves an
+    /// empty gap and squeezes the table into a strip at the bottom. A
+    /// table's title is shown as a heading above it (its instructions are
+    /// not shown). Gajim 1.8.2 and later.
+    TitledTables,
     /// Only single-item forms are known to render. Gajim 1.7 hangs on a
     /// table, Psi 1.5 and Profanity 0.13 show nothing of one; a client
     /// that does not say what it is gets this too.
@@ -57,7 +66,7 @@ impl Rendering {
     pub fn of_client(name: &str, version: &str) -> Rendering {
         let name = name.trim().to_lowercase();
         match name.as_str() {
-            "gajim" if version_at_least(version, &[1, 8, 2]) => Rendering::Tables,
+            "gajim" if version_at_least(version, &[1, 8, 2]) => Rendering::TitledTables,
             "movim" | "cheogram" | "slixmpp" => Rendering::Tables,
             "psi" => Rendering::FirstReplyOnly,
             "poezio" => Rendering::WithChatCopy,
@@ -98,8 +107,14 @@ impl Rendering {
                         .as_ref()
                         .is_some_and(|form| form_has_field(form, CONFIRM_FIELD))
             }
-            Rendering::Tables | Rendering::SingleItem => false,
+            Rendering::Tables | Rendering::TitledTables | Rendering::SingleItem => false,
         }
+    }
+
+    /// Whether a result's outcome goes in its form's title rather than
+    /// in a note beside the form.
+    pub fn note_in_title(self) -> bool {
+        self == Rendering::TitledTables
     }
 }
 
@@ -577,6 +592,17 @@ pub fn table_form(table: &Table) -> Element {
 pub fn table_result(table: &Table, rendering: Rendering) -> Element {
     match rendering {
         Rendering::Tables => table_form(table),
+        Rendering::TitledTables => {
+            let mut form = table_form(table);
+            let title = Note::info(&table.note).text().to_owned();
+            if !title.is_empty() {
+                if let Some(element) = form.children_mut().find(|child| child.is("title", NS_DATA))
+                {
+                    *element = text_element("title", &title);
+                }
+            }
+            form
+        }
         Rendering::SingleItem | Rendering::FirstReplyOnly | Rendering::WithChatCopy => {
             table_text_form(table)
         }
@@ -779,14 +805,14 @@ mod tests {
         for (name, version, expected) in [
             ("Gajim", "1.7.3", Rendering::SingleItem),
             ("Gajim", "1.8.1", Rendering::SingleItem),
-            ("Gajim", "1.8.2", Rendering::Tables),
-            ("Gajim", "2.0.1-dev", Rendering::Tables),
+            ("Gajim", "1.8.2", Rendering::TitledTables),
+            ("Gajim", "2.0.1-dev", Rendering::TitledTables),
             ("Movim", "0.28", Rendering::Tables),
             ("Slixmpp", "1.8.3", Rendering::Tables),
             ("Psi", "1.5-dev (2021-08-22)", Rendering::FirstReplyOnly),
             ("Profanity", "0.13.1", Rendering::SingleItem),
             ("Gajim", "unknown", Rendering::SingleItem),
-            ("Gajim", "2.1.1", Rendering::Tables),
+            ("Gajim", "2.1.1", Rendering::TitledTables),
             ("Poezio", "0.15.1", Rendering::WithChatCopy),
             ("", "", Rendering::SingleItem),
         ] {
@@ -860,6 +886,26 @@ mod tests {
                 .map(Element::text),
             Some(table.note.clone())
         );
+    }
+
+    #[test]
+    fn gajim_2_gets_the_outcome_as_the_table_title_and_others_the_table_title() {
+        let table = Table {
+            title: "Installed".into(),
+            columns: vec![("module", "Module")],
+            rows: vec![vec!["x".into()]],
+            note: "Installed x.".into(),
+        };
+        let title = |rendering| {
+            table_result(&table, rendering)
+                .get_child("title", NS_DATA)
+                .map(Element::text)
+        };
+        assert_eq!(title(Rendering::TitledTables), Some("Installed x.".into()));
+        assert_eq!(title(Rendering::Tables), Some("Installed".into()));
+        assert!(Rendering::TitledTables.note_in_title());
+        assert!(!Rendering::Tables.note_in_title());
+        assert!(!Rendering::SingleItem.note_in_title());
     }
 
     #[test]
