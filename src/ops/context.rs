@@ -99,10 +99,21 @@ impl Context {
                 .filter(|name| !installed.modules.contains_key(name))
                 .map(|name| labelled(name, ""))
                 .collect(),
+            // A held module says so (and why) wherever it is picked:
+            // unhold, remove, rollback and policy alike.
             ModuleChoice::Installed => installed
                 .modules
-                .keys()
-                .map(|name| labelled(name.clone(), "installed"))
+                .iter()
+                .map(|(name, record)| match &record.held {
+                    Some(hold) => (
+                        name.clone(),
+                        format!(
+                            "{name}{LABEL_SEPARATOR}held {}",
+                            super::hold::describe(hold)
+                        ),
+                    ),
+                    None => labelled(name.clone(), "installed"),
+                })
                 .collect(),
             ModuleChoice::Updatable => installed
                 .modules

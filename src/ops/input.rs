@@ -15,7 +15,7 @@ use crate::repo::options::is_option_name;
 pub enum ModuleChoice {
     /// On offer and not installed.
     Available,
-    /// Installed by modman.
+    /// Installed by modman; a held one labelled with who held it and why.
     Installed,
     /// Installed by modman, each marked with whether an update is on
     /// offer (see [`super::updates::status`]).
