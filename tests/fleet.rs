@@ -194,10 +194,14 @@ fn a_server_that_is_down_is_its_own_failed_row() {
     ] {
         let config = fleet
             .member(domain)
-            .modman_config(&["admin@a.test"], &[], domain, &peers);
+            .modman_config(&["admin@a.test"], &[ROOM], domain, &peers);
         fleet.start_modman(domain, &config);
     }
     let mut alice = fleet.client("admin@a.test");
+    alice.join(ROOM, "alice", "anyone");
+    for domain in ["a.test", "b.test", "c.test"] {
+        alice.wait_for_occupant(ROOM, domain);
+    }
     let servers = |run: &serde_json::Value| {
         let rows = fleet_rows(run);
         let mut servers: Vec<(String, String, String)> = rows
@@ -212,6 +216,23 @@ fn a_server_that_is_down_is_its_own_failed_row() {
     let all = alice.run_at("modman.a.test", "list", json!([{"servers": ["fleet"]}]));
     let seen = servers(&all);
     assert_eq!(seen, [ok("a.test"), ok("b.test"), ok("c.test")]);
+    // `check` has a row for the room, in it as its nick, on every
+    // server.
+    for domain in ["a.test", "b.test", "c.test"] {
+        let run = alice.run_at(&format!("modman.{domain}"), "check", json!([]));
+        let rooms: Vec<_> = cells(&run, ["check", "outcome", "detail"])
+            .into_iter()
+            .filter(|[check, ..]| check.starts_with("room "))
+            .collect();
+        assert_eq!(rooms.len(), 1, "{domain}: {rooms:?}");
+        let [check, outcome, detail] = &rooms[0];
+        assert_eq!(
+            (check.as_str(), outcome.as_str()),
+            (format!("room {ROOM}").as_str(), "ok"),
+            "{domain}"
+        );
+        assert!(detail.ends_with(&format!(" {domain}")), "{detail}");
+    }
     // `check` has a row per peer: reached over s2s, or not and why.
     let peers = |alice: &mut support::Client| {
         let run = alice.run_at("modman.a.test", "check", json!([]));
