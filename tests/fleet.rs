@@ -375,7 +375,9 @@ fn modmans_around_a(
 /// change, recorded in their own state) and by no other; without
 /// `confirm` it runs nowhere. The drift watch after a refresh tells the
 /// room once that a.test lacks the module, says nothing at the next
-/// refresh, and tells it once more when a.test has it too.
+/// refresh, and tells it once more when a.test has it too. Then, with a
+/// newer build in the repository, an update addressed to one server
+/// updates it alone, and one addressed to the two others updates both.
 #[test]
 fn an_addressed_install_changes_the_servers_named_and_no_other() {
     let mut fleet = Fleet::start(3);
@@ -496,6 +498,8 @@ fn rollout_rows(run: &serde_json::Value) -> Vec<[String; 4]> {
 /// a module whose Lua fails to load on b.test goes, one server at a time,
 /// to a.test (done), to b.test (failed, and undone there), and stops
 /// there: c.test is not reached and changes nothing; the room is told.
+/// A module that fails to load on a.test, the canary, stops the rollout
+/// at a.test, undone there, and no other server is asked.
 /// A dry run changes nothing anywhere, and a server down stops no dry
 /// run; in a rollout, a server down is its own row, and the others of its
 /// batch are done.
