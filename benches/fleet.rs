@@ -8,10 +8,11 @@
 //!   timed in the same run through the same client (p50 of the round
 //!   trip, slixmpp's XEP-0050 plugin included in both).
 //!
-//! - a staged install of one module on 8 servers (`servers` = `fleet`:
-//!   a canary, then batches of 5, each server checked after its change),
-//!   against the same install asked of each server's modman in turn,
-//!   directly, with no stages and no checks, in the same run.
+//! - a staged install, then a staged update, of one module on 8 servers
+//!   (`servers` = `fleet`: a canary, then batches of 5, each server
+//!   checked after its change), each against the same change asked of
+//!   each server's modman in turn, directly, with no stages and no
+//!   checks, in the same run on the same fleet.
 //!
 //! Results: a table on stdout and target/bench/fleet.json.
 
@@ -79,7 +80,7 @@ fn main() {
             "ratio": here / across,
         }));
     }
-    rows.push(staged_install());
+    rows.extend(staged_changes());
     println!("\nratio = baseline / modman: below 1, the fleet answer takes longer.");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&out).unwrap();
@@ -90,14 +91,41 @@ fn main() {
     .unwrap();
 }
 
-/// Rounds of each install timed (each is undone before the next).
+/// Rounds of each change timed (each is undone before the next).
 const ROUNDS: usize = 3;
 
-/// A staged install of `lastlog` on a fleet of 8 servers, asked of
-/// a.test's modman, against the same install asked of each server's
-/// modman one after another; each undone by a `remove` on every server,
-/// untimed, before the next round. The median round of each.
-fn staged_install() -> Value {
+/// A change of `lastlog` on every server that the bench times.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Install,
+    Update,
+}
+
+impl Change {
+    /// Its node.
+    fn node(self) -> &'static str {
+        match self {
+            Change::Install => "install",
+            Change::Update => "update",
+        }
+    }
+
+    /// The node that undoes it on one server, so the next round finds
+    /// the same work: a remove after an install, a rollback to the
+    /// earlier version after an update.
+    fn undo(self) -> &'static str {
+        match self {
+            Change::Install => "remove",
+            Change::Update => "rollback",
+        }
+    }
+}
+
+/// A staged install, then a staged update, of `lastlog` on a fleet of 8
+/// servers, asked of a.test's modman, each against the same change asked
+/// of each server's modman one after another; each round undone on every
+/// server, untimed, before the next. The median round of each.
+fn staged_changes() -> Vec<Value> {
     let mut fleet = Fleet::start(8);
     let mut repository = support::Repository::start();
     fleet.serve_repository(&mut repository);
@@ -122,23 +150,52 @@ fn staged_install() -> Value {
         fleet.start_modman(domain, &config);
     }
     let mut admin = fleet.client("admin@a.test");
-    let completed = |run: &Value| {
-        assert_eq!(support::last(run)["status"], "completed", "{run}");
+    let everywhere = |admin: &mut support::Client, node: &str| {
+        for domain in &domains {
+            let fields = json!([{"modules": ["lastlog"], "confirm": true}]);
+            completed(&admin.run_at(&format!("modman.{domain}"), node, fields));
+        }
     };
     for domain in &domains {
         completed(&admin.run_at(&format!("modman.{domain}"), "refresh", json!([])));
     }
-    let install = |servers: Option<&str>| {
+    let install = staged(&mut admin, &domains, Change::Install);
+    // An update to offer: lastlog installed everywhere, then a newer
+    // build of it in the repository, which keeps the earlier one.
+    everywhere(&mut admin, "install");
+    support::append(
+        &repository.corpus("mod_lastlog").join("mod_lastlog.lua"),
+        "\n-- a newer upstream\n",
+    );
+    repository.rebuild();
+    for domain in &domains {
+        completed(&admin.run_at(&format!("modman.{domain}"), "refresh", json!([])));
+    }
+    let update = staged(&mut admin, &domains, Change::Update);
+    vec![install, update]
+}
+
+/// Asserts that a command completed.
+fn completed(run: &Value) {
+    assert_eq!(support::last(run)["status"], "completed", "{run}");
+}
+
+/// [`ROUNDS`] of `change` on every one of `domains`: staged, asked of
+/// a.test's modman, and asked of each modman in turn; the medians and
+/// their ratio.
+fn staged(admin: &mut support::Client, domains: &[String], change: Change) -> Value {
+    let node = change.node();
+    let fields = |servers: Option<&str>| {
         let mut fields = json!({"modules": ["lastlog"], "confirm": true});
         if let Some(servers) = servers {
             fields["servers"] = json!([servers]);
         }
         json!([fields])
     };
-    let timed = |admin: &mut support::Client, staged: bool| {
+    let mut timed = |staged: bool| {
         let start = Instant::now();
         if staged {
-            let run = admin.run_at("modman.a.test", "install", install(Some("fleet")));
+            let run = admin.run_at("modman.a.test", node, fields(Some("fleet")));
             completed(&run);
             let done = support::last(&run)["form"]["items"]
                 .as_array()
@@ -147,19 +204,19 @@ fn staged_install() -> Value {
                 });
             assert_eq!(done, domains.len(), "{run}");
         } else {
-            for domain in &domains {
-                completed(&admin.run_at(&format!("modman.{domain}"), "install", install(None)));
+            for domain in domains {
+                completed(&admin.run_at(&format!("modman.{domain}"), node, fields(None)));
             }
         }
         let took = start.elapsed().as_secs_f64() * 1000.0;
-        for domain in &domains {
-            let remove = json!([{"modules": ["lastlog"], "confirm": true}]);
-            completed(&admin.run_at(&format!("modman.{domain}"), "remove", remove));
+        for domain in domains {
+            let undo = json!([{"modules": ["lastlog"], "confirm": true}]);
+            completed(&admin.run_at(&format!("modman.{domain}"), change.undo(), undo));
         }
         took
     };
     let mut median = |staged: bool| {
-        let mut times: Vec<f64> = (0..ROUNDS).map(|_| timed(&mut admin, staged)).collect();
+        let mut times: Vec<f64> = (0..ROUNDS).map(|_| timed(staged)).collect();
         times.sort_by(f64::total_cmp);
         times[times.len() / 2]
     };
@@ -171,12 +228,12 @@ fn staged_install() -> Value {
         false => "the canary's wait and the check after each change cost more than the batches save",
     };
     println!(
-        "staged install, 8 servers: {staged:.0} ms; each server asked in turn: {one_by_one:.0} ms; ratio {ratio:.2}: {meaning}"
+        "staged {node}, 8 servers: {staged:.0} ms; each server asked in turn: {one_by_one:.0} ms; ratio {ratio:.2}: {meaning}"
     );
     json!({
-        "measure": "staged install of one module on 8 servers (canary, then batches of 5, each checked), median",
+        "measure": format!("staged {node} of one module on 8 servers (canary, then batches of 5, each checked), median"),
         "modman": staged,
-        "baseline": "the same install asked of each server's modman in turn, unchecked, median",
+        "baseline": format!("the same {node} asked of each server's modman in turn, unchecked, median"),
         "baseline_value": one_by_one,
         "unit": "ms",
         "ratio": ratio,

@@ -194,10 +194,14 @@ fn a_server_that_is_down_is_its_own_failed_row() {
     ] {
         let config = fleet
             .member(domain)
-            .modman_config(&["admin@a.test"], &[], domain, &peers);
+            .modman_config(&["admin@a.test"], &[ROOM], domain, &peers);
         fleet.start_modman(domain, &config);
     }
     let mut alice = fleet.client("admin@a.test");
+    alice.join(ROOM, "alice", "anyone");
+    for domain in ["a.test", "b.test", "c.test"] {
+        alice.wait_for_occupant(ROOM, domain);
+    }
     let servers = |run: &serde_json::Value| {
         let rows = fleet_rows(run);
         let mut servers: Vec<(String, String, String)> = rows
@@ -212,6 +216,23 @@ fn a_server_that_is_down_is_its_own_failed_row() {
     let all = alice.run_at("modman.a.test", "list", json!([{"servers": ["fleet"]}]));
     let seen = servers(&all);
     assert_eq!(seen, [ok("a.test"), ok("b.test"), ok("c.test")]);
+    // `check` has a row for the room, in it as its nick, on every
+    // server.
+    for domain in ["a.test", "b.test", "c.test"] {
+        let run = alice.run_at(&format!("modman.{domain}"), "check", json!([]));
+        let rooms: Vec<_> = cells(&run, ["check", "outcome", "detail"])
+            .into_iter()
+            .filter(|[check, ..]| check.starts_with("room "))
+            .collect();
+        assert_eq!(rooms.len(), 1, "{domain}: {rooms:?}");
+        let [check, outcome, detail] = &rooms[0];
+        assert_eq!(
+            (check.as_str(), outcome.as_str()),
+            (format!("room {ROOM}").as_str(), "ok"),
+            "{domain}"
+        );
+        assert!(detail.ends_with(&format!(" {domain}")), "{detail}");
+    }
     // `check` has a row per peer: reached over s2s, or not and why.
     let peers = |alice: &mut support::Client| {
         let run = alice.run_at("modman.a.test", "check", json!([]));
@@ -283,19 +304,36 @@ fn a_room_on_a_third_server_gets_one_answer_for_the_fleet() {
     );
 }
 
-/// The modules modman records as installed on `domain`.
-fn installed_on(fleet: &Fleet, domain: &str) -> Vec<String> {
+/// What modman records as installed on `domain`, by module (empty before
+/// its first change).
+fn state_on(fleet: &Fleet, domain: &str) -> serde_json::Map<String, serde_json::Value> {
     let path = fleet
         .member(domain)
         .prosody
         .path("modman-state/installed.json");
-    std::fs::read(path).map_or(vec![], |bytes| {
-        let installed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        installed["modules"]
-            .as_object()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
-    })
+    std::fs::read(path).map_or_else(
+        |_| serde_json::Map::new(),
+        |bytes| {
+            let installed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            installed["modules"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        },
+    )
+}
+
+/// The modules modman records as installed on `domain`.
+fn installed_on(fleet: &Fleet, domain: &str) -> Vec<String> {
+    state_on(fleet, domain).keys().cloned().collect()
+}
+
+/// The version of `module` modman records as installed on `domain`.
+fn version_on(fleet: &Fleet, domain: &str, module: &str) -> String {
+    state_on(fleet, domain)[module]["version"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{module} is not installed on {domain}"))
+        .to_owned()
 }
 
 /// A modman on each server with `repository` served to all, a.test's
@@ -337,7 +375,9 @@ fn modmans_around_a(
 /// change, recorded in their own state) and by no other; without
 /// `confirm` it runs nowhere. The drift watch after a refresh tells the
 /// room once that a.test lacks the module, says nothing at the next
-/// refresh, and tells it once more when a.test has it too.
+/// refresh, and tells it once more when a.test has it too. Then, with a
+/// newer build in the repository, an update addressed to one server
+/// updates it alone, and one addressed to the two others updates both.
 #[test]
 fn an_addressed_install_changes_the_servers_named_and_no_other() {
     let mut fleet = Fleet::start(3);
@@ -397,6 +437,55 @@ fn an_addressed_install_changes_the_servers_named_and_no_other() {
     assert_eq!(told, Some(serde_json::Value::Null));
     let gone = refresh(&mut alice);
     assert_eq!(gone, json!({"modules": {}, "silent": []}));
+
+    // A newer lastlog in the repository (the build keeps the earlier
+    // one): an update addressed to b.test updates b.test alone, then one
+    // addressed to a.test and c.test updates both of them.
+    let old = version_on(&fleet, "a.test", "lastlog");
+    support::append(
+        &repository.corpus("mod_lastlog").join("mod_lastlog.lua"),
+        "\n-- a newer upstream\n",
+    );
+    repository.rebuild();
+    let new = repository.entry("lastlog")["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(old, new);
+    for domain in ["a.test", "b.test", "c.test"] {
+        let run = alice.run_at(&format!("modman.{domain}"), "refresh", json!([]));
+        assert_eq!(support::last(&run)["status"], "completed", "{run}");
+    }
+    let update =
+        |servers: &[&str]| json!([{"modules": ["lastlog"], "servers": servers, "confirm": true}]);
+    for (servers, updated) in [
+        (&["b.test"][..], &["b.test"][..]),
+        (
+            &["a.test", "c.test"][..],
+            &["a.test", "b.test", "c.test"][..],
+        ),
+    ] {
+        let run = alice.run_at("modman.a.test", "update", update(servers));
+        let rows = cells(&run, ["server", "module", "outcome"]);
+        let mut asked: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        asked.dedup();
+        assert_eq!(asked, servers, "{rows:?}");
+        for row in &rows {
+            assert_eq!(
+                (row[1].as_str(), row[2].as_str()),
+                ("lastlog", "ok"),
+                "{rows:?}"
+            );
+        }
+        for domain in ["a.test", "b.test", "c.test"] {
+            let expected = if updated.contains(&domain) {
+                &new
+            } else {
+                &old
+            };
+            assert_eq!(&version_on(&fleet, domain, "lastlog"), expected, "{domain}");
+        }
+    }
 }
 
 /// The rows of a rollout table as (server, module, standing, failure).
@@ -409,6 +498,8 @@ fn rollout_rows(run: &serde_json::Value) -> Vec<[String; 4]> {
 /// a module whose Lua fails to load on b.test goes, one server at a time,
 /// to a.test (done), to b.test (failed, and undone there), and stops
 /// there: c.test is not reached and changes nothing; the room is told.
+/// A module that fails to load on a.test, the canary, stops the rollout
+/// at a.test, undone there, and no other server is asked.
 /// A dry run changes nothing anywhere, and a server down stops no dry
 /// run; in a rollout, a server down is its own row, and the others of its
 /// batch are done.
@@ -427,6 +518,18 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
         std::fs::write(
             flaky.join("README.markdown"),
             "---\nsummary: Loads everywhere but on b.test\n---\n\nA module for tests.\n",
+        )
+        .unwrap();
+        let brittle = corpus.join("mod_brittle");
+        std::fs::create_dir_all(&brittle).unwrap();
+        std::fs::write(
+            brittle.join("mod_brittle.lua"),
+            "if module.host == \"a.test\" then error(\"mod_brittle does not load on a.test\") end\n",
+        )
+        .unwrap();
+        std::fs::write(
+            brittle.join("README.markdown"),
+            "---\nsummary: Loads everywhere but on a.test, the canary\n---\n\nA module for tests.\n",
         )
         .unwrap();
     });
@@ -546,6 +649,60 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
                 .prosody
                 .modules_dir()
                 .join("mod_flaky")
+                .exists(),
+            "{domain}"
+        );
+    }
+
+    // A module that fails to load on the canary itself: the rollout stops
+    // there, a.test's change is undone, no other server is asked, and the
+    // room is told, a line for each server.
+    let run = alice.run_at(
+        "modman.a.test",
+        "install",
+        json!([{"modules": ["brittle"], "enable": true, "servers": ["fleet"], "batch": "2", "confirm": true}]),
+    );
+    let rows = cells(&run, ["server", "standing", "outcome", "failure"]);
+    let row = |server: &str, standing: &str, failure: &str| {
+        [server, standing, "failed", failure].map(str::to_owned)
+    };
+    assert_eq!(
+        rows,
+        [
+            row("a.test", "failed, undone", "failed"),
+            row("b.test", "not reached", ""),
+            row("c.test", "not reached", ""),
+        ]
+    );
+    let told = watcher
+        .next_from(ROOM, "a.test", 20)
+        .expect("a.test tells the room");
+    for (server, standing) in [
+        ("a.test", "failed, undone"),
+        ("b.test", "not reached"),
+        ("c.test", "not reached"),
+    ] {
+        let lines: Vec<&str> = told
+            .lines()
+            .filter(|l| l.trim_start().starts_with(server))
+            .collect();
+        assert!(
+            lines.len() == 1 && lines[0].contains(standing),
+            "{server}: {told}"
+        );
+    }
+    for domain in ["a.test", "b.test", "c.test"] {
+        assert!(
+            !installed_on(&fleet, domain).contains(&"brittle".to_owned()),
+            "{domain}"
+        );
+        assert!(!loaded(&fleet, domain, "brittle"), "{domain}");
+        assert!(
+            !fleet
+                .member(domain)
+                .prosody
+                .modules_dir()
+                .join("mod_brittle")
                 .exists(),
             "{domain}"
         );

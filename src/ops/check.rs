@@ -174,6 +174,9 @@ impl Command for Check {
         for (check, outcome, text) in super::routes::rows(ctx).await {
             add(&check, outcome, text);
         }
+        for (check, outcome, text) in super::routes::room_rows(ctx) {
+            add(&check, outcome, text);
+        }
         // An installed copy its repository marks as insecure or withdrawn.
         if let Ok(installed) = ctx.engine.installed() {
             let catalog = ctx.catalog();

@@ -28,6 +28,9 @@ pub struct Context {
     pub component_probe: Option<Arc<dyn ComponentProbe>>,
     /// The health watches after changes, and the clock they run on.
     pub watches: Arc<super::health::Watches>,
+    /// Where modman stands in each room it joins, for `check`; written by
+    /// the chat front end.
+    pub rooms: Arc<super::routes::Rooms>,
 }
 
 impl Context {
@@ -58,6 +61,7 @@ impl Context {
             catalog: Arc::new(RwLock::new(Arc::new(catalog))),
             fetcher: Fetcher::default(),
             component_probe: None,
+            rooms: Arc::default(),
         };
         (ctx, notes)
     }

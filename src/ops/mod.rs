@@ -48,7 +48,7 @@ mod remove;
 mod required;
 pub mod response;
 mod rollback;
-mod routes;
+pub mod routes;
 mod times;
 mod update;
 pub mod updates;

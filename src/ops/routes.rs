@@ -5,7 +5,11 @@
 //! name resolves, its Prosody takes our s2s link (dialback or
 //! certificates) and its modman is connected there.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
 use futures::stream::{self, StreamExt};
+use xmpp_parsers::jid::BareJid;
 
 use super::response::Outcome;
 use super::Context;
@@ -133,9 +137,128 @@ async fn row(ctx: &Context, server: Option<&str>, peer: String) -> (String, Outc
     }
 }
 
+/// Where modman stands in one room of `[chat] rooms` (the fleet's room),
+/// as the room's presence answered its join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InRoom {
+    /// The join was sent; the room has not answered yet.
+    Asked,
+    /// In the room, under `nick`.
+    Joined { nick: String },
+    /// The room refused the join or put modman out, with the XMPP
+    /// condition it gave (`forbidden`, `registration-required`,
+    /// `conflict`, `remote-server-not-found`, ...) or none (kicked, the
+    /// room went away); modman is joining again.
+    Out { condition: Option<String> },
+}
+
+impl InRoom {
+    /// The outcome and the words of `check`'s row for `room`, with what
+    /// to do when modman is not in it.
+    fn row(&self, room: &BareJid, me: &str, nick: &str) -> (Outcome, String) {
+        let service = room.domain();
+        match self {
+            InRoom::Joined { nick } => (Outcome::Ok, format!("in the room as {nick}")),
+            InRoom::Asked => (
+                Outcome::Unavailable,
+                format!(
+                    "asked to join as {nick}, and the room has not answered: check that {service} resolves and that s2s reaches its server (the peer rows say whether s2s works), then check again"
+                ),
+            ),
+            InRoom::Out { condition } => {
+                let fix = match condition.as_deref() {
+                    Some("forbidden") => format!("{me} is banned there: ask an owner of {room} to lift the ban"),
+                    Some("registration-required") => format!("the room is members-only: ask an owner of {room} to make {me} a member"),
+                    Some("not-authorized") => format!("the room has a password: ask an owner of {room} to make {me} a member"),
+                    Some("conflict") => format!("someone else uses the nick {nick} there: set another [chat] nick in modman.toml, or free that nick"),
+                    Some("item-not-found") | Some("remote-server-not-found") | Some("service-unavailable") => format!("{service} does not serve rooms, or s2s does not reach it: check [chat] rooms in modman.toml and the s2s route to {service}"),
+                    _ => format!("see the log of {service}'s Prosody and modman's log for why {me} is out of {room}"),
+                };
+                let said = condition.as_deref().map_or("put out".to_owned(), |c| format!("refused ({c})"));
+                (
+                    Outcome::Unavailable,
+                    format!("not in the room: {said}; modman is joining again. Fleet lines there get no answer from it until this is fixed: {fix}"),
+                )
+            }
+        }
+    }
+}
+
+/// Where modman stands in each of its rooms, written by the chat front
+/// end as presence arrives and read by `check`; empty in a process that
+/// is not the connected component (the command line).
+#[derive(Debug, Default)]
+pub struct Rooms(Mutex<BTreeMap<BareJid, InRoom>>);
+
+impl Rooms {
+    /// Records where modman stands in `room` now.
+    pub fn set(&self, room: &BareJid, standing: InRoom) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(room.clone(), standing);
+    }
+
+    /// Where modman stands in `room`, if this process has asked it.
+    pub fn get(&self, room: &BareJid) -> Option<InRoom> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(room)
+            .cloned()
+    }
+}
+
+/// One row per room of `[chat] rooms`: `room <jid>`, whether modman is in
+/// it (and as which nick) or why not and the fix. Out of the room is
+/// [`Outcome::Unavailable`], as a peer is: modman runs without it.
+pub fn room_rows(ctx: &Context) -> Vec<(String, Outcome, String)> {
+    let config = &ctx.config;
+    let me = config.component.jid.to_string();
+    config
+        .chat
+        .rooms
+        .iter()
+        .map(|room| {
+            let (outcome, text) = match ctx.rooms.get(room) {
+                Some(standing) => standing.row(room, &me, &config.chat.nick),
+                None => (
+                    Outcome::Warning,
+                    format!(
+                        "not known to this process: only the running modman sees the room's answer to its join; run `check` as an ad-hoc command of {me}, or look for {} among the occupants of {room}",
+                        config.chat.nick
+                    ),
+                ),
+            };
+            (format!("room {room}"), outcome, text)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fleet_room_rows_say_ok_only_when_joined() {
+        let room: BareJid = "ops@conference.a.test".parse().unwrap();
+        let rooms = Rooms::default();
+        assert_eq!(rooms.get(&room), None);
+        let outcome = |standing: InRoom| standing.row(&room, "modman.b.test", "b.test").0;
+        rooms.set(&room, InRoom::Asked);
+        assert_eq!(rooms.get(&room), Some(InRoom::Asked));
+        assert_eq!(outcome(InRoom::Asked), Outcome::Unavailable);
+        let joined = InRoom::Joined {
+            nick: "b.test".into(),
+        };
+        assert_eq!(outcome(joined), Outcome::Ok);
+        for condition in [Some("forbidden"), Some("conflict"), Some("new-one"), None] {
+            let out = InRoom::Out {
+                condition: condition.map(str::to_owned),
+            };
+            assert_eq!(outcome(out), Outcome::Unavailable, "{condition:?}");
+        }
+    }
 
     #[test]
     fn prosodys_conditions_say_why_a_peer_was_not_reached() {

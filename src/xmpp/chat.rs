@@ -28,6 +28,7 @@ use super::fleet::rollout::AskedIn;
 use super::shutdown::Refused;
 use crate::access::Actor;
 use crate::config::Config;
+use crate::ops::routes::InRoom;
 use crate::ops::{
     self, Access, Consent, Context, Input, Operation, ParamKind, Question, Response, DRY_RUN_FIELD,
 };
@@ -246,12 +247,25 @@ pub struct Chat {
     running: Mutex<HashMap<String, usize>>,
     /// Real JIDs by occupant JID (room/nick); `None` when the room hides it.
     occupants: Mutex<HashMap<Jid, Option<BareJid>>>,
+    /// Where modman stands in each room, shared with `check`.
+    rooms: std::sync::Arc<crate::ops::routes::Rooms>,
 }
 
 /// Decrements the sender's running count when a command ends.
 struct Running<'a> {
     chat: &'a Chat,
     actor: String,
+}
+
+impl Chat {
+    /// A chat front end that records where modman stands in its rooms in
+    /// `rooms` (the context's, which `check` reads).
+    pub fn sharing(rooms: std::sync::Arc<crate::ops::routes::Rooms>) -> Chat {
+        Chat {
+            rooms,
+            ..Chat::default()
+        }
+    }
 }
 
 impl Drop for Running<'_> {
@@ -430,6 +444,7 @@ impl Chat {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|jid, _| jid.to_bare() != *room);
+        self.rooms.set(room, InRoom::Asked);
         join(config, room)
     }
 
@@ -459,11 +474,19 @@ impl Chat {
                 if is_self {
                     // Kicked, banned, or the room went away: try again.
                     drop(occupants);
+                    let condition = error_condition(presence);
+                    self.rooms.set(&room, InRoom::Out { condition });
                     tracing::warn!("left room {room}; joining again");
                     return Some(RoomAction::Rejoin(self.join(config, &room)));
                 }
             }
             _ => {
+                if is_self {
+                    let nick = from
+                        .resource()
+                        .map_or_else(|| config.chat.nick.clone(), |r| r.as_str().to_owned());
+                    self.rooms.set(&room, InRoom::Joined { nick });
+                }
                 if is_self && created_by_this_join(presence) {
                     // modman made the room by joining it: Prosody keeps a
                     // new room locked until its owner configures it.
@@ -632,6 +655,19 @@ fn real_jid(presence: &Presence) -> Option<BareJid> {
         .filter(|child| child.name() == "item")
         .find_map(|item| item.attr("jid")?.parse::<Jid>().ok())
         .map(|jid| jid.to_bare())
+}
+
+/// The defined condition of a presence error (`forbidden`, `conflict`,
+/// ...), by its element's name, which is stable whatever the text.
+fn error_condition(presence: &Presence) -> Option<String> {
+    const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+    presence
+        .payloads
+        .iter()
+        .find(|p| p.name() == "error")?
+        .children()
+        .find(|c| c.ns() == NS_STANZAS && c.name() != "text")
+        .map(|c| c.name().to_owned())
 }
 
 /// Whether a self-presence says the join created the room (status 201).

@@ -94,9 +94,9 @@ pub async fn run(ctx: Context, config_path: &Path) -> std::io::Result<Exit> {
         .unwrap_or_else(|| mpsc::channel(1).1);
     let app = Arc::new(App {
         notices: tokio::sync::Mutex::new(notices),
+        chat: Chat::sharing(ctx.rooms.clone()),
         ctx,
         sessions: Sessions::default(),
-        chat: Chat::default(),
         stop,
         others_in_flight: Arc::new(Semaphore::new(MAX_OTHERS_IN_FLIGHT)),
         budget: Budget::default(),
