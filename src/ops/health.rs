@@ -15,6 +15,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use xmpp_parsers::jid::BareJid;
 
+use super::Response;
 use crate::access::Actor;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -34,6 +35,9 @@ pub struct Notice {
     /// Whether the rooms modman is in hear it too.
     pub rooms: bool,
     pub text: String,
+    /// A result that follows the text, rendered by each front end in its
+    /// own way (an automatic update's table), as a reply would be.
+    pub result: Option<Response>,
     pub facts: serde_json::Value,
 }
 
@@ -344,6 +348,7 @@ fn notice(
         rooms: problem.is_some() || everyone,
         admins,
         text,
+        result: None,
         facts,
     })
 }

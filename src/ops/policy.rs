@@ -167,10 +167,11 @@ pub async fn auto_updates(ctx: &Context, now: OffsetDateTime, tell: impl Fn(Noti
     if due.is_empty() {
         return;
     }
-    let everyone = |text: String, facts: serde_json::Value| Notice {
+    let everyone = |text: String, result: Option<Response>, facts: serde_json::Value| Notice {
         admins: ctx.config.admins.iter().cloned().collect(),
         rooms: true,
         text,
+        result,
         facts,
     };
     let listed: Vec<String> = due
@@ -186,6 +187,7 @@ pub async fn auto_updates(ctx: &Context, now: OffsetDateTime, tell: impl Fn(Noti
             "Updating now, as their policy is auto (window {window}): {}. Each is health-checked.",
             listed.join(", ")
         ),
+        None,
         json!({"kind": "auto_update", "stage": "starting", "modules": modules}),
     ));
     let names: Vec<String> = due.into_iter().map(|(name, ..)| name).collect();
@@ -204,12 +206,14 @@ pub async fn auto_updates(ctx: &Context, now: OffsetDateTime, tell: impl Fn(Noti
         Err(e) => Err(e),
     };
     let notice = match ran {
-        Ok(response) => everyone(
-            format!("Automatic update: {}", crate::text::render(&response)),
-            json!({"kind": "auto_update", "stage": "done", "result": response.to_json()}),
-        ),
+        Ok(response) => {
+            let facts =
+                json!({"kind": "auto_update", "stage": "done", "result": response.to_json()});
+            everyone("Automatic update:".to_owned(), Some(response), facts)
+        }
         Err(e) => everyone(
             format!("The automatic update failed: {e}"),
+            None,
             json!({"kind": "auto_update", "stage": "failed", "error": e.to_json()}),
         ),
     };

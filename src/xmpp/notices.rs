@@ -82,6 +82,10 @@ pub fn announce(ctx: &Context) -> Vec<Message> {
 pub fn messages(config: &Config, notice: &Notice) -> Vec<Message> {
     let me = Jid::from(config.component.jid.clone());
     let facts = notice.facts.to_string();
+    let text = match &notice.result {
+        Some(result) => format!("{} {}", notice.text, crate::text::render(result)),
+        None => notice.text.clone(),
+    };
     let with_facts = |mut message: Message| {
         message.from = Some(me.clone());
         if facts.len() <= crate::ops::REPLY_BYTES {
@@ -99,11 +103,10 @@ pub fn messages(config: &Config, notice: &Notice) -> Vec<Message> {
         .iter()
         .filter(|_| notice.rooms)
         .map(|room| {
-            Message::groupchat(Jid::from(room.clone()))
-                .with_body(Default::default(), notice.text.clone())
+            Message::groupchat(Jid::from(room.clone())).with_body(Default::default(), text.clone())
         });
     let admins = notice.admins.iter().map(|admin| {
-        Message::chat(Jid::from(admin.clone())).with_body(Default::default(), notice.text.clone())
+        Message::chat(Jid::from(admin.clone())).with_body(Default::default(), text.clone())
     });
     admins.chain(rooms).map(with_facts).collect()
 }
