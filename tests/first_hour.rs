@@ -579,32 +579,10 @@ fn first_hour(binary: &Program) {
         "{original}"
     );
     let modman_toml = prosody.path("etc/modman.toml");
-    let setup = |write: bool| {
-        let output = binary
-            .command()
-            .args(["setup", "--domain", DOMAIN, "--prosody-config"])
-            .arg(prosody.config_path())
-            .arg("--config")
-            .arg(&modman_toml)
-            .arg("--data-dir")
-            .arg(prosody.path("data"))
-            .arg("--state-dir")
-            .arg(prosody.path("modman-state"))
-            // The community repository is the default; tests reach only
-            // this machine.
-            .arg("--no-repository")
-            .args(write.then_some("--write"))
-            .output()
-            .unwrap();
-        let printed = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "{printed}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        printed
-    };
-    let printed = setup(false);
+    // The community repository is the default; tests reach only this
+    // machine.
+    let plan = ["--domain", DOMAIN, "--no-repository"];
+    let printed = setup(binary, &prosody, &plan);
     // Without --write, nothing is touched.
     assert!(
         printed.contains("nothing was written; add --write"),
@@ -620,7 +598,7 @@ fn first_hour(binary: &Program) {
     );
     assert!(!modman_toml.exists());
 
-    let printed = setup(true);
+    let printed = setup(binary, &prosody, &[&plan[..], &["--write"]].concat());
     let backup = printed
         .split("to ")
         .nth(1)
@@ -705,24 +683,7 @@ fn first_hour(binary: &Program) {
     assert_eq!(enable["steps"][1]["status"], "completed", "{enable}");
     assert!(prosody.loaded_modules(DOMAIN).contains(&"motd".to_owned()));
     assert!(modman.terminate());
-    let undo = binary
-        .command()
-        .args(["setup", "--undo", "--prosody-config"])
-        .arg(prosody.config_path())
-        .arg("--config")
-        .arg(&modman_toml)
-        .arg("--data-dir")
-        .arg(prosody.path("data"))
-        .arg("--state-dir")
-        .arg(prosody.path("modman-state"))
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&undo.stdout).into_owned();
-    assert!(
-        undo.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&undo.stderr)
-    );
+    let printed = setup(binary, &prosody, &["--undo"]);
     assert_eq!(
         std::fs::read(prosody.config_path()).unwrap(),
         original.as_bytes(),
@@ -745,6 +706,32 @@ fn first_hour(binary: &Program) {
         std::net::TcpStream::connect(("127.0.0.1", prosody.component_port)).is_err(),
         "Prosody still has a component port open after setup --undo"
     );
+}
+
+/// `modman setup ARGS` on the test Prosody's paths, as an admin runs it
+/// and then undoes it; what it printed.
+fn setup(binary: &Program, prosody: &Prosody, args: &[&str]) -> String {
+    let output = binary
+        .command()
+        .arg("setup")
+        .args(args)
+        .arg("--prosody-config")
+        .arg(prosody.config_path())
+        .arg("--config")
+        .arg(prosody.path("etc/modman.toml"))
+        .arg("--data-dir")
+        .arg(prosody.path("data"))
+        .arg("--state-dir")
+        .arg(prosody.path("modman-state"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    printed
 }
 
 fn owner_and_mode(path: &Path) -> (u32, u32, u32) {
