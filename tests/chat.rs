@@ -6,20 +6,10 @@ mod support;
 use std::io::Write;
 
 use serde_json::json;
-use support::{rows_by, Client, Modman, Prosody, Repository, ADMIN, COMPONENT, USER};
+use support::{chat_config, rows_by, Client, Modman, Prosody, Repository, ADMIN, COMPONENT, USER};
 
 const ROOM: &str = "ops@conference.localhost";
 const ANONYMOUS_ROOM: &str = "anon@conference.localhost";
-
-fn chat_config(prosody: &Prosody, repository: &Repository, rooms: &[&str]) -> String {
-    let rooms: Vec<String> = rooms.iter().map(|r| format!("\"{r}\"")).collect();
-    format!(
-        "{}{}\n[chat]\nrooms = [{}]\nnick = \"modman\"\n",
-        prosody.modman_config(),
-        repository.config_section(),
-        rooms.join(", ")
-    )
-}
 
 fn installed(prosody: &Prosody, module: &str) -> bool {
     prosody.modules_dir().join(format!("mod_{module}")).is_dir()

@@ -7,21 +7,11 @@ mod support;
 
 use serde_json::json;
 use support::{
-    last, refresh_row, rows_by, snapshot, Client, Modman, Prosody, Repository, ADMIN, COMPONENT,
-    USER,
+    chat_config, last, refresh_row, rows_by, snapshot, Client, Modman, Prosody, Repository, ADMIN,
+    COMPONENT, USER,
 };
 
 const ROOM: &str = "ops@conference.localhost";
-
-fn chat_config(prosody: &Prosody, repository: &Repository, rooms: &[&str]) -> String {
-    let rooms: Vec<String> = rooms.iter().map(|r| format!("\"{r}\"")).collect();
-    format!(
-        "{}{}\n[chat]\nrooms = [{}]\nnick = \"modman\"\n",
-        prosody.modman_config(),
-        repository.config_section(),
-        rooms.join(", ")
-    )
-}
 
 /// How many times modman has connected to Prosody so far.
 fn connections(modman: &Modman) -> usize {

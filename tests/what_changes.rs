@@ -44,14 +44,7 @@ fn an_update_shows_its_commits_and_files_and_an_advisory_reaches_the_admin_once(
     });
     let mut admin = Client::connect(&prosody, ADMIN);
     admin.join(ROOM, "alice", "anyone");
-    let _modman = Modman::start(
-        &prosody,
-        &format!(
-            "{}{}\n[chat]\nrooms = [\"{ROOM}\"]\nnick = \"modman\"\n",
-            prosody.modman_config(),
-            repository.config_section()
-        ),
-    );
+    let _modman = Modman::start(&prosody, &chat_config(&prosody, &repository, &[ROOM]));
     admin.wait_for_occupant(ROOM, "modman");
     let config = cli_config(&prosody, &repository);
     admin.chat(COMPONENT, "refresh");

@@ -1106,6 +1106,17 @@ pub fn json_output(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
 }
 
+/// A modman.toml for `prosody` with `repository`, in `rooms` as `modman`.
+pub fn chat_config(prosody: &Prosody, repository: &Repository, rooms: &[&str]) -> String {
+    let rooms: Vec<String> = rooms.iter().map(|r| format!("\"{r}\"")).collect();
+    format!(
+        "{}{}\n[chat]\nrooms = [{}]\nnick = \"modman\"\n",
+        prosody.modman_config(),
+        repository.config_section(),
+        rooms.join(", ")
+    )
+}
+
 /// The rows of a table the CLI printed with `--json`, keyed by the value
 /// of their `key` column (`check` for check, `module` for list).
 pub fn json_rows(out: &str, key: &str) -> std::collections::BTreeMap<String, Value> {
