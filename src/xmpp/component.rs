@@ -21,7 +21,8 @@ use xmpp_parsers::version::{VersionQuery, VersionResult};
 
 use super::adhoc::{self, AdhocError, Sessions};
 use super::budget::{self, Budget, Caller};
-use super::chat::{self, Chat, RoomAction};
+use super::chat::rooms::{self, RoomAction};
+use super::chat::{self, Chat};
 use super::clients::Clients;
 use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
@@ -190,7 +191,7 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
                 .chat
                 .rooms
                 .iter()
-                .map(|room| app.chat.join(config, room).into()),
+                .map(|room| app.chat.rooms.join(config, room).into()),
         );
     for stanza in greetings {
         if let Err(reason) = connection.send(stanza).await {
@@ -242,7 +243,7 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
                     }
                 }
                 for room in &config.chat.rooms {
-                    let _ = connection.send(chat::leave(config, room).into()).await;
+                    let _ = connection.send(rooms::leave(config, room).into()).await;
                 }
                 connection.close().await;
                 return Ended::Shutdown;
@@ -264,7 +265,7 @@ async fn serve(app: &Arc<App>, mut connection: Connection) -> Ended {
                         if presence.from.as_ref().is_some_and(|from| Actor::admit(config, &from.to_bare()).is_some()) {
                             app.clients.on_presence(&presence);
                         }
-                        match app.chat.on_presence(config, &presence) {
+                        match app.chat.rooms.on_presence(config, &presence) {
                             Some(RoomAction::Configure(iq)) => (*iq).into(),
                             Some(RoomAction::Rejoin(join)) => {
                                 spawn_rejoin(join, &replies);
@@ -419,7 +420,7 @@ async fn watch_drift(app: &App, replies: &mpsc::Sender<Stanza>) {
         .chat
         .rooms
         .iter()
-        .filter(|room| app.chat.coordinates(config, room))
+        .filter(|room| app.chat.rooms.coordinates(config, room))
         .cloned()
         .collect();
     let link = fleet_chat::Link {
