@@ -22,6 +22,7 @@ use xmpp_parsers::version::{VersionQuery, VersionResult};
 use super::adhoc::{self, AdhocError, Sessions};
 use super::budget::{self, Budget, Caller};
 use super::chat::{self, Chat, RoomAction};
+use super::clients::rendering::Rendering;
 use super::clients::Clients;
 use super::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use super::disco::{self, DiscoError};
@@ -30,7 +31,7 @@ use super::fleet::drift;
 use super::fleet::relay::Relay;
 use super::fleet::request as fleet_request;
 use super::fleet::trust::{self, Refusal};
-use super::forms::{self, Rendering};
+use super::forms::{plain, results};
 use super::shutdown::{Admission, Drained, Exit, Refused, Stop};
 use super::stream::{Connection, Head, Incoming, Problem};
 use super::{advisory_notices, notices};
@@ -672,7 +673,7 @@ impl App {
                 tracing::info!("{from} ran {node}: {error}");
                 let (_, condition, _) = op_error_condition(&error);
                 let title = ops::find(&node).map_or(node.as_str(), |op| op.spec().name);
-                forms::failed_reply(
+                results::failed_reply(
                     &node,
                     session_id.unwrap_or_else(adhoc::new_session_id),
                     title,
@@ -688,7 +689,7 @@ impl App {
         if rendering.copies_to_chat(later_stage, &reply) {
             if let Some(form) = &reply.form {
                 let answerable = rendering != Rendering::FirstReplyOnly;
-                let text = forms::plain_text(form, answerable);
+                let text = plain::plain_text(form, answerable);
                 let mut message =
                     Message::chat(Some(from.clone())).with_body(Default::default(), text);
                 message.from = Some(me);
