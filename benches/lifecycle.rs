@@ -550,6 +550,22 @@ fn reset_peak(pid: u32) {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
 }
 
+/// Waits until modman has done what follows its last reply (a refresh
+/// hands freed memory back after answering): until its CPU time stays
+/// the same over 8 readings in a row, 25 ms apart.
+fn settle(pid: u32) {
+    let mut last = (cpu_seconds(pid), 0);
+    support::wait_for("modman to be idle", || {
+        let now = cpu_seconds(pid);
+        last = if now == last.0 {
+            (now, last.1 + 1)
+        } else {
+            (now, 0)
+        };
+        (last.1 >= 8).then_some(())
+    });
+}
+
 /// modman with the largest index it accepts: 20,000 modules (the limit
 /// of an index), each with a README-sized description, signed like a
 /// real one (listing and refreshing need no archive). Its idle RSS, its
@@ -587,6 +603,7 @@ fn catalog_memory(rows: &mut Vec<Row>) {
 
     let (modman, mut admin) = support::modman_with(&prosody, &repository);
     let pid = modman.pid();
+    settle(pid);
     let (idle, _) = memory(pid);
     let (prosody_rss, _) = memory(prosody.pid());
     reset_peak(pid);
