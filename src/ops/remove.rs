@@ -8,7 +8,7 @@ use super::{
     Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
 };
 use crate::access::Actor;
-use crate::engine::transaction::Prepared;
+use crate::engine::manifest::Prepared;
 use crate::engine::ChangeSet;
 use crate::repo::metadata::Need;
 
