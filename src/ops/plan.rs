@@ -4,7 +4,9 @@
 
 use std::borrow::Cow;
 
+use super::changes::Changes;
 use super::confirm::Proposal;
+use super::updates;
 use super::{Context, OpError, Wanted, VERSION_SEPARATOR};
 use crate::access::Actor;
 use crate::config::Repository;
@@ -274,6 +276,40 @@ fn shadowing(shipped: &Shipped, names: &[String]) -> String {
 }
 
 impl Plan<'_> {
+    /// What each module of `files` that replaces an installed copy changes,
+    /// in the plan's order: its copy on disk against the archive just
+    /// downloaded and verified.
+    pub fn changes(
+        &self,
+        ctx: &Context,
+        installed: &Installed,
+        files: &[Prepared],
+    ) -> Vec<Changes> {
+        files
+            .iter()
+            .filter_map(|prepared| {
+                let (_, archive) = prepared.after.as_ref()?;
+                let record = installed.modules.get(&prepared.name)?;
+                let step = self.steps.iter().find(|s| s.entry.name == prepared.name)?;
+                let on_disk = ctx.engine.installed_copy(&prepared.name, record);
+                let catalog = ctx.catalog();
+                let offered = catalog.find_in(&record.repository, &prepared.name);
+                let direction = updates::direction(
+                    offered.map(|(_, e)| e),
+                    &step.entry.version,
+                    &record.version,
+                );
+                Some(Changes::between(
+                    &prepared.name,
+                    (record, &on_disk),
+                    &step.entry,
+                    archive,
+                    direction,
+                ))
+            })
+            .collect()
+    }
+
     /// Adds each step and concern to `proposal`: what the admin is shown,
     /// and exactly what a "yes" approves (version, SHA-256, repository).
     /// A module in `installed` is shown as `from -> to`.
