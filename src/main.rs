@@ -355,7 +355,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
 /// this process (same PID, so systemd keeps tracking it; every file and
 /// socket modman opened is close-on-exec). It starts as any start does,
 /// with the new modman.toml. Returns only if that could not be done.
-fn start_again(parts: &[modman::xmpp::reload::Part]) -> String {
+fn start_again(parts: &[modman::config::Part]) -> String {
     use std::os::unix::process::CommandExt;
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
