@@ -5,15 +5,13 @@
 
 use super::configure;
 use super::confirm::{Consent, Proposal};
-use super::{
-    Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
-};
+use super::{params, Field, Hosts, Params};
+use super::{Access, Command, Context, ModuleChoice, OpError, ParamKind, Response, Spec, Table};
 use crate::access::Actor;
 use crate::engine::{ChangeSet, Placement};
 
 /// The `hosts` field of the commands that enable.
-pub const HOSTS: Param = Param {
-    var: "hosts",
+pub const HOSTS: Field = Field {
     label: "Hosts (empty: every VirtualHost)",
     help: "Where to enable them; leave empty for every VirtualHost.",
     kind: ParamKind::Hosts,
@@ -28,29 +26,38 @@ pub struct Enable {
     consent: Consent,
 }
 
+params! {
+    /// What `Enable` takes.
+    pub struct EnableParams {
+        modules: Vec<String> = Field {
+            label: "Modules",
+            help: "Modules to enable: installed ones, or Prosody's own (such as mam or carbons).",
+            kind: ParamKind::Modules(ModuleChoice::Enableable),
+            required: true,
+        },
+        hosts: Hosts = HOSTS,
+    }
+}
+
 impl Command for Enable {
+    type Params = EnableParams;
+
     const SPEC: Spec = Spec {
         access: Access::Change,
         node: "enable",
         name: "Enable modules",
         instructions: "Enable modules on hosts: written to modman's config file (loaded at every start) and loaded now, without a restart.",
-        params: &[
-            Param {
-                var: "modules",
-                label: "Modules",
-                help: "Modules to enable: installed ones, or Prosody's own (such as mam or carbons).",
-                kind: ParamKind::Modules(ModuleChoice::Enableable),
-                required: true,
-            },
-            HOSTS,
-        ],
+        params: EnableParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
+    fn new(
+        EnableParams { modules, hosts }: EnableParams,
+        consent: Consent,
+    ) -> Result<Self, OpError> {
         Ok(Enable {
-            modules: input.modules("modules"),
-            hosts: input.modules("hosts"),
-            consent: input.consent.clone(),
+            modules,
+            hosts: hosts.0,
+            consent,
         })
     }
 
