@@ -21,11 +21,12 @@ use crate::access::Actor;
 use crate::config::Config;
 use crate::ops;
 use crate::xmpp::adhoc::{self, AdhocError};
+use crate::xmpp::clients::rendering::Rendering;
 use crate::xmpp::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use crate::xmpp::disco;
 use crate::xmpp::fleet::request as fleet_request;
 use crate::xmpp::fleet::trust;
-use crate::xmpp::forms::{self, Rendering};
+use crate::xmpp::forms::{plain, results};
 use crate::xmpp::shutdown::{self, Refused};
 use crate::xmpp::stream::{Head, Problem};
 
@@ -191,7 +192,7 @@ impl App {
                 tracing::info!("{from} ran {node}: {error}");
                 let (_, condition, _) = op_error_condition(&error);
                 let title = ops::find(&node).map_or(node.as_str(), |op| op.spec().name);
-                forms::failed_reply(
+                results::failed_reply(
                     &node,
                     session_id.unwrap_or_else(adhoc::new_session_id),
                     title,
@@ -207,7 +208,7 @@ impl App {
         if rendering.copies_to_chat(later_stage, &reply) {
             if let Some(form) = &reply.form {
                 let answerable = rendering != Rendering::FirstReplyOnly;
-                let text = forms::plain_text(form, answerable);
+                let text = plain::plain_text(form, answerable);
                 let mut message =
                     Message::chat(Some(from.clone())).with_body(Default::default(), text);
                 message.from = Some(me);
