@@ -10,7 +10,7 @@
 use super::{params, Field, Hosts, Module, OptionSetting, Params};
 use std::path::Path;
 
-use super::confirm::{Consent, Proposal};
+use super::confirm::{Consent, Proposal, Why};
 use super::{
     Access, Command, Context, FieldKind, Form, FormField, OpError, ParamKind, Response, Spec, Table,
 };
@@ -157,7 +157,7 @@ impl Command for Configure {
             }
             if secret && value.is_some() && readable_by_everyone(&ctx.config.prosody.managed_config)
             {
-                proposal.concern(format!(
+                proposal.concern(Why::SecretReadable, format!(
                     "{} is readable by every user of this host, and so would the secret {name} be; run `chmod o-r {}` (Prosody must still read it) and answer again.",
                     ctx.config.prosody.managed_config.display(),
                     ctx.config.prosody.managed_config.display()

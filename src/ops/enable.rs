@@ -4,7 +4,7 @@
 //! error carries Prosody's words.
 
 use super::configure;
-use super::confirm::{Consent, Proposal};
+use super::confirm::{Consent, Proposal, Why};
 use super::{params, Field, Hosts, Params};
 use super::{Access, Command, Context, ModuleChoice, OpError, ParamKind, Response, Spec, Table};
 use crate::access::Actor;
@@ -101,7 +101,7 @@ impl Command for Enable {
             proposal.step(text.clone(), text);
         }
         for host in ctx.engine.hosts_with_own_list(&hosts) {
-            proposal.concern(own_list_concern(ctx, &host));
+            proposal.concern(Why::OwnModulesList, own_list_concern(ctx, &host));
         }
         if let Err(question) = proposal.decide(&self.consent) {
             return Ok(question);

@@ -4,7 +4,7 @@
 //! Prosody refuses, the engine undoes the whole change and says why.
 
 use super::chosen;
-use super::confirm::{Consent, Proposal};
+use super::confirm::{Consent, Proposal, Why};
 use super::plan::{self, REQUESTED};
 use super::{
     enable, Access, Command, Context, ModuleChoice, OpError, ParamKind, Response, Spec, Table,
@@ -139,7 +139,7 @@ impl Command for Install {
         plan.propose(&mut proposal, &guard.installed);
         if let Some(hosts) = &hosts {
             for host in ctx.engine.hosts_with_own_list(hosts) {
-                proposal.concern(enable::own_list_concern(ctx, &host));
+                proposal.concern(Why::OwnModulesList, enable::own_list_concern(ctx, &host));
             }
             for placement in Placement::all(&modules, hosts) {
                 let text = format!("enable {} on {}", placement.module, placement.host);

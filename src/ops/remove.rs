@@ -3,7 +3,7 @@
 //! drops them from the managed config first; the files go to a backup, so
 //! `rollback` can put them back.
 
-use super::confirm::{Consent, Proposal};
+use super::confirm::{Consent, Proposal, Why};
 use super::{
     params, Access, Command, Context, Field, ModuleChoice, OpError, ParamKind, Params, Response,
     Spec, Table,
@@ -87,13 +87,16 @@ impl Command for Remove {
                 }
             }
             if !needing.is_empty() {
-                proposal.concern(format!(
-                    "{name} is needed by {}, which will fail to load without it.",
-                    needing.join(", ")
-                ));
+                proposal.concern(
+                    Why::Needed,
+                    format!(
+                        "{name} is needed by {}, which will fail to load without it.",
+                        needing.join(", ")
+                    ),
+                );
             }
             if !maybe.is_empty() {
-                proposal.concern(format!(
+                proposal.concern(Why::MaybeNeeded, format!(
                     "{name} is used by {} in some set-ups only (an optional dependency); check that yours is not one.",
                     maybe.join(", ")
                 ));

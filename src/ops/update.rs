@@ -10,7 +10,7 @@
 //! says before anything changes. Held modules are left alone.
 
 use super::changes;
-use super::confirm::{Consent, Proposal};
+use super::confirm::{Consent, Proposal, Why};
 use super::updates::{self, Direction, Unknown, UpdateStatus};
 use super::{chosen, hold, plan};
 use super::{params, Field, Params};
@@ -190,7 +190,7 @@ impl Command for Update {
             if updates::direction(offered, &step.entry.version, &record.version)
                 == Direction::Downgrade
             {
-                proposal.concern(format!(
+                proposal.concern(Why::Downgrade, format!(
                     "{}: {} -> {} is a downgrade, to an earlier version than installed; what the newer one fixed goes with it.",
                     step.entry.name, record.version, step.entry.version
                 ));
