@@ -2,13 +2,15 @@
 //! each failure with the fix, in the spirit of `prosodyctl check`. The
 //! command line exits non-zero when any check fails.
 
+use super::Consent;
+use super::{NoParams, Params};
 use std::path::Path;
 
 use futures::future::BoxFuture;
 
 use super::advisories;
 use super::response::{Outcome, OUTCOME};
-use super::{Access, Command, Context, Input, OpError, Response, Spec, Table};
+use super::{Access, Command, Context, OpError, Response, Spec, Table};
 use crate::access::Actor;
 use crate::engine::managed_config::Scope;
 
@@ -48,15 +50,17 @@ fn unavailable(repository: &crate::config::Repository, error: &str) -> String {
 }
 
 impl Command for Check {
+    type Params = NoParams;
+
     const SPEC: Spec = Spec {
         access: Access::Read,
         node: "check",
         name: "Check the set-up",
         instructions: "Check that Prosody and modman are wired together: the component, the module directory, the managed config, the admin socket, the repositories.",
-        params: &[],
+        params: NoParams::FIELDS,
     };
 
-    fn parse(_input: &Input) -> Result<Self, OpError> {
+    fn new(_: NoParams, _consent: Consent) -> Result<Self, OpError> {
         Ok(Check)
     }
 

@@ -41,11 +41,75 @@ pub enum Consent {
     DryRun,
 }
 
+/// Why a plan asks before it is carried out, beside the sentence that
+/// says it: for bots (the JSON answer) and tests, which must not read the
+/// sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// Every plan of this operation is shown first (update, rollback).
+    AlwaysAsked,
+    /// The plan changed since the question that was answered yes.
+    PlanChanged,
+    /// Installed modules need one being removed.
+    Needed,
+    /// Installed modules use one being removed in some set-ups.
+    MaybeNeeded,
+    /// A dependency comes from another repository than its dependant.
+    OtherRepository,
+    /// This Prosody objects to the module (its version, a feature).
+    Objection,
+    /// The copy planned is under an advisory of its repository.
+    Advisory,
+    /// A dependency that nothing offers.
+    MissingDependency,
+    /// The module's README marks it as not working with this Prosody.
+    NotWorking,
+    /// Prosody's own directory has a module of that name too.
+    Shadowed,
+    /// A secret would be written to a file everyone can read.
+    SecretReadable,
+    /// An earlier version than the one installed.
+    Downgrade,
+    /// prosody.cfg.lua's own modules_enabled for the host would be
+    /// replaced by modman's.
+    OwnModulesList,
+}
+
+impl Why {
+    /// Its name in the JSON answer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Why::AlwaysAsked => "always_asked",
+            Why::PlanChanged => "plan_changed",
+            Why::Needed => "needed",
+            Why::MaybeNeeded => "maybe_needed",
+            Why::OtherRepository => "other_repository",
+            Why::Objection => "objection",
+            Why::Advisory => "advisory",
+            Why::MissingDependency => "missing_dependency",
+            Why::NotWorking => "not_working",
+            Why::Shadowed => "shadowed",
+            Why::SecretReadable => "secret_readable",
+            Why::Downgrade => "downgrade",
+            Why::OwnModulesList => "own_modules_list",
+        }
+    }
+}
+
+/// One reason to confirm: its kind, and the sentence that says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Concern {
+    pub why: Why,
+    pub text: String,
+}
+
 /// A question to answer before anything changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Question {
     /// The whole question, ending in what to confirm.
     pub text: String,
+    /// Why it is asked, each reason once, as said in `text`.
+    pub why: Vec<Why>,
     /// What a "yes" to it approves.
     pub approval: Approval,
     /// What each `from -> to` in it changes, also said in `text`: for
@@ -72,7 +136,7 @@ pub struct Proposal {
     action: &'static str,
     shown: Vec<String>,
     exact: Vec<String>,
-    concerns: Vec<String>,
+    concerns: Vec<Concern>,
     changes: Vec<Changes>,
     always_ask: bool,
 }
@@ -106,8 +170,9 @@ impl Proposal {
         self.exact.push(exact);
     }
 
-    /// A reason the admin must confirm.
-    pub fn concern(&mut self, concern: String) {
+    /// A reason the admin must confirm: `why`, said as `text`.
+    pub fn concern(&mut self, why: Why, text: String) {
+        let concern = Concern { why, text };
         if !self.concerns.contains(&concern) {
             self.concerns.push(concern);
         }
@@ -138,7 +203,7 @@ impl Proposal {
     /// The plan as a dry run answers it: each step, and what the
     /// question would have asked about.
     fn shown_only(self) -> Response {
-        let mut note = self.concerns;
+        let mut note: Vec<String> = self.concerns.into_iter().map(|c| c.text).collect();
         note.push(format!(
             "Nothing was changed. To do it, run the same {} without the dry run.",
             self.action.to_lowercase()
@@ -153,6 +218,18 @@ impl Proposal {
 
     fn ask(self, changed: Option<String>, approval: Approval) -> Response {
         let mut text = String::new();
+        let mut why = Vec::new();
+        if changed.is_some() {
+            why.push(Why::PlanChanged);
+        }
+        if self.always_ask {
+            why.push(Why::AlwaysAsked);
+        }
+        for concern in &self.concerns {
+            if !why.contains(&concern.why) {
+                why.push(concern.why);
+            }
+        }
         if let Some(changed) = changed {
             text += &format!(
                 "The plan changed since you were asked ({changed}); nothing was changed. The new plan:\n"
@@ -169,7 +246,7 @@ impl Proposal {
             }
         }
         for concern in &self.concerns {
-            text += &format!("{concern}\n");
+            text += &format!("{}\n", concern.text);
         }
         text += &match self.concerns.is_empty() {
             true => "Go ahead?".to_owned(),
@@ -177,6 +254,7 @@ impl Proposal {
         };
         Response::Confirm(Question {
             text,
+            why,
             approval,
             changes: self.changes,
         })
@@ -241,7 +319,8 @@ mod tests {
         assert!(update("20240701", "aa").decide(&yes).is_ok());
         // A newer copy was published meanwhile: asked again, told why.
         let again = question(update("20240801", "bb").decide(&yes).unwrap_err());
-        assert!(again.text.starts_with("The plan changed"), "{}", again.text);
+        assert_eq!(asked.why, [Why::AlwaysAsked]);
+        assert_eq!(again.why, [Why::PlanChanged, Why::AlwaysAsked]);
         assert!(
             again.text.contains("now: lastlog 20240601 -> 20240801"),
             "{}",
@@ -257,7 +336,7 @@ mod tests {
     fn a_dry_run_answers_the_plan_whether_or_not_it_would_ask() {
         let mut quiet = Proposal::new("Install");
         quiet.step("lastlog 1".into(), "lastlog 1 sha256:aa".into());
-        quiet.concern("mod_lastlog needs an option".into());
+        quiet.concern(Why::Objection, "mod_lastlog needs an option".into());
         let Err(Response::Table(table)) = quiet.decide(&Consent::DryRun) else {
             panic!("a dry run must answer the plan");
         };
@@ -275,8 +354,11 @@ mod tests {
         assert!(quiet.decide(&Consent::NotAsked).is_ok());
         let mut worried = Proposal::new("Install");
         worried.step("lastlog 1".into(), "lastlog 1 sha256:aa".into());
-        worried.concern("lastlog is marked as not working with Prosody 13".into());
+        worried.concern(
+            Why::NotWorking,
+            "lastlog is marked as not working with Prosody 13".into(),
+        );
         let asked = question(worried.decide(&Consent::NotAsked).unwrap_err());
-        assert!(asked.text.ends_with("Install anyway?"), "{}", asked.text);
+        assert_eq!(asked.why, [Why::NotWorking]);
     }
 }

@@ -148,7 +148,7 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
 }
 
 /// Takes the `name=value` words out of `words` (a value in double quotes
-/// may hold blanks), as `name = value` lines.
+/// may hold blanks), each as one assignment for the options parameter.
 fn assignments(words: &mut VecDeque<&str>) -> Vec<String> {
     let mut lines = Vec::new();
     let mut rest = VecDeque::new();
@@ -166,7 +166,7 @@ fn assignments(words: &mut VecDeque<&str>) -> Vec<String> {
                 }
             }
         }
-        lines.push(format!("{name} = {value}"));
+        lines.push(format!("{name}={value}"));
     }
     *words = rest;
     lines

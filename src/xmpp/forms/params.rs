@@ -42,7 +42,8 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
     form.append_child(text_element("instructions", &instructions.join("\n")));
     for param in spec.params {
         let values = previous
-            .map(|input| input.values(param.var))
+            .and_then(|input| input.value(param.var))
+            .map(|value| value.shown())
             .unwrap_or_default();
         match param.kind {
             ParamKind::Modules(choice) | ParamKind::Versioned(choice) => {
