@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 use support::{last, wait_for, Client, Modman, Prosody, Repository, ADMIN, COMPONENT, PASSWORD};
 
 const GAJIM_1_7: &[&str] = &["Gajim", "1.7.3", "https://gajim.org"];
-const GAJIM_2: &[&str] = &["Gajim", "2.1.1", "https://gajim.org"];
+/// Gajim 2 announces message replies (XEP-0461), which Gajim 1.7 does not.
+const GAJIM_2: &[&str] = &["Gajim", "2.1.1", "https://gajim.org", "urn:xmpp:reply:0"];
 const POEZIO: &[&str] = &["Poezio", "0.15.1", "https://poez.io"];
 
 /// Every reply of a run reads in every client: each note is one line
@@ -316,8 +317,8 @@ fn next_saying(client: &mut Client, marker: &str) -> String {
 /// it asks first.
 const NOT_WORKING: &str = "---\nsummary: Fails to load\n---\n\n# Compatibility\n\n  ------- ---------------\n  13      Does not work\n  0.12    Does not work\n  ------- ---------------\n";
 
-/// Gajim answers XEP-0092 only once subscribed: modman subscribes back,
-/// then a Gajim 2 gets tables. A failed change is a completed command
+/// Gajim answers XEP-0092 only once subscribed (modman subscribes back),
+/// but disco#info to anyone: a Gajim 2 gets tables before and after. A failed change is a completed command
 /// with an error note and its facts as fields, which every client shows;
 /// Poezio, which reads multi-line fields poorly, gets each result and
 /// question as a chat message as well.
@@ -328,6 +329,10 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
     repository.add_broken_module(NOT_WORKING);
     let _modman = fresh_modman(&prosody, &repository);
     let mut gajim = Client::connect_as(&prosody, ADMIN, GAJIM_2);
+    wait_for_index(&mut gajim);
+    let unsubscribed = gajim.run("list", json!({"query": "firewall"}));
+    assert_readable(&unsubscribed);
+    assert_outcome_in_title(&unsubscribed);
     let subscribe =
         gajim.request(json!({"op": "presences", "to": COMPONENT, "type": "subscribe", "count": 3}));
     assert_eq!(
@@ -335,7 +340,6 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
         json!(["subscribed", "available", "subscribe"]),
         "{subscribe}"
     );
-    wait_for_index(&mut gajim);
     let list = gajim.run("list", json!({"query": "firewall"}));
     assert_readable(&list);
     let items = last(&list)["form"]["items"].as_array().unwrap().clone();
