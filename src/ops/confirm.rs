@@ -48,23 +48,9 @@ pub struct Question {
     pub text: String,
     /// What a "yes" to it approves.
     pub approval: Approval,
-    /// What each `from -> to` in it changes, also said in `text`: for
-    /// forms (a field each, since some clients never show a form's
-    /// instructions) and JSON.
+    /// What each `from -> to` in it changes, also said in `text`: typed,
+    /// for JSON.
     pub changes: Vec<Changes>,
-}
-
-impl Question {
-    /// The form field that carries `changes`.
-    pub fn field_of(changes: &Changes) -> (String, String) {
-        (
-            format!("changes:{}", changes.module),
-            format!(
-                "What changes in {} ({} -> {})",
-                changes.module, changes.from, changes.to
-            ),
-        )
-    }
 }
 
 /// A plan an operation is about to carry out, and why it might ask.
@@ -163,7 +149,10 @@ impl Proposal {
             text += &format!("  {line}\n");
         }
         for changes in &self.changes {
-            text += &format!("{}:\n", Question::field_of(changes).1);
+            text += &format!(
+                "What changes in {} ({} -> {}):\n",
+                changes.module, changes.from, changes.to
+            );
             for line in changes.lines() {
                 text += &format!("  {line}\n");
             }
