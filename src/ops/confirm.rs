@@ -125,10 +125,7 @@ impl Proposal {
     /// question would have asked about.
     fn shown_only(self) -> Response {
         let mut note = self.concerns;
-        note.push(format!(
-            "Nothing was changed. To do it, run the same {} without the dry run.",
-            self.action.to_lowercase()
-        ));
+        note.push("Nothing was changed.".to_owned());
         Response::Table(Table {
             title: format!("{}: what would happen", self.action),
             columns: vec![PLANNED],
@@ -169,6 +166,23 @@ impl Proposal {
             approval,
             changes: self.changes,
         })
+    }
+}
+
+impl Response {
+    /// The answer to `consent`, ending with what to do next when it was
+    /// a dry run's plan: carry it out, said in the words `how` of the
+    /// front end that asked ("send the same line without `plan`", "run the
+    /// same command without --dry-run"), since each asks for a dry run
+    /// its own way.
+    pub fn after_dry_run(self, consent: &Consent, how: &str) -> Response {
+        match (consent, self) {
+            (Consent::DryRun, Response::Table(mut table)) => {
+                table.note = format!("{} To do it, {how}.", table.note);
+                Response::Table(table)
+            }
+            (_, response) => response,
+        }
     }
 }
 
@@ -267,5 +281,24 @@ mod tests {
         worried.concern("lastlog is marked as not working with Prosody 13".into());
         let asked = question(worried.decide(&Consent::NotAsked).unwrap_err());
         assert!(asked.text.ends_with("Install anyway?"), "{}", asked.text);
+    }
+
+    #[test]
+    fn a_dry_run_ends_with_how_the_front_end_that_asked_carries_it_out() {
+        let mut plan = Proposal::new("Install");
+        plan.step("lastlog 1".into(), "lastlog 1 sha256:aa".into());
+        let shown = plan.decide(&Consent::DryRun).unwrap_err();
+        let Response::Table(said) = shown.clone().after_dry_run(&Consent::DryRun, "HOW") else {
+            panic!("a dry run answers a table");
+        };
+        let Response::Table(plain) = shown.clone() else {
+            unreachable!()
+        };
+        assert_eq!(said.note, format!("{} To do it, HOW.", plain.note));
+        // Nothing is added to what was not a dry run.
+        let Response::Table(kept) = shown.after_dry_run(&Consent::Given, "HOW") else {
+            unreachable!()
+        };
+        assert_eq!(kept.note, plain.note);
     }
 }

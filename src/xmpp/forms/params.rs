@@ -16,6 +16,12 @@ use crate::xmpp::fleet::across::fleet_fields;
 /// free-text field (the name is still checked when submitted).
 const MAX_OPTIONS: usize = 500;
 
+/// The label of the dry-run box of a changing operation's form.
+const DRY_RUN_LABEL: &str = "Show what would happen (change nothing)";
+
+/// What a dry run asked by form says to do next: the box is the way in.
+pub const CARRY_OUT: &str = "run the command again with \"Show what would happen\" unticked";
+
 /// The suffix of the free-text field that goes with each module picker,
 /// for names that are not among the options (`modules` + `_typed`).
 const TYPED_SUFFIX: &str = "_typed";
@@ -112,11 +118,7 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
         }
     }
     if spec.access == Access::Change {
-        let mut field = field_element(
-            DRY_RUN_FIELD,
-            "boolean",
-            "Show what would happen (change nothing)",
-        );
+        let mut field = field_element(DRY_RUN_FIELD, "boolean", DRY_RUN_LABEL);
         field.append_child(text_element(
             "desc",
             "Only show the plan: nothing is fetched, written or loaded.",
