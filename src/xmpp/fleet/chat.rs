@@ -13,7 +13,7 @@ use super::{server_of, WHOLE_FLEET};
 use crate::access::Actor;
 use crate::config::Config;
 use crate::ops::{Input, Response, CONFIRM_FIELD};
-use crate::xmpp::chat::{parse_line, Line};
+use crate::xmpp::chat::line::{parse_line, Line};
 
 pub use super::relay::Link;
 
