@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use modman::xmpp::command::NOTE_WIDTH;
+use modman::xmpp::forms::results::CELL_WIDTH;
 use serde_json::{json, Value};
 use support::{last, wait_for, Client, Modman, Prosody, Repository, ADMIN, COMPONENT, PASSWORD};
 
@@ -46,17 +47,32 @@ fn assert_readable(run: &Value) {
 }
 
 /// A table result as Gajim 2 gets it: no note, whose label would push the
-/// table into a strip at the bottom of the window, and the outcome line
-/// as the form's title, which Gajim 2 shows as the table's heading.
+/// table into a strip at the bottom of the window; the outcome as the
+/// form's title, which Gajim 2 shows as the table's heading, and every
+/// cell, in lines that fit its window (it neither wraps nor cuts them
+/// visibly: what passes the edge is hidden).
 fn assert_outcome_in_title(run: &Value) {
     let result = last(run);
     assert_ne!(result["form"]["reported"], json!([]), "not a table: {run}");
     assert_eq!(result["notes"], json!([]), "a note beside a table: {run}");
     let title = result["form"]["title"].as_str().unwrap_or_default();
     assert!(
-        !title.is_empty() && title.chars().count() <= NOTE_WIDTH && !title.contains('\n'),
+        !title.is_empty() && title.lines().all(|l| l.chars().count() <= NOTE_WIDTH),
         "the outcome is not the title: {run}"
     );
+    for item in result["form"]["items"].as_array().into_iter().flatten() {
+        for cell in item
+            .as_object()
+            .into_iter()
+            .flat_map(|cells| cells.values())
+        {
+            let text = cell.as_str().unwrap_or_default();
+            assert!(
+                text.lines().all(|l| l.chars().count() <= CELL_WIDTH),
+                "a cell wider than Gajim 2's window: {run}"
+            );
+        }
+    }
 }
 
 /// Every reply of a run: readable, a single-item form if any, never

@@ -18,8 +18,8 @@ pub enum Rendering {
     /// Multi-item tables render, with a note beside them: Movim,
     /// Cheogram, and bots (slixmpp), which read the cells by column.
     Tables,
-    /// Tables, with the outcome line as the form's title and no `<note>`
-    /// beside it: Gajim 2. Its "Completed" page packs notes above the
+    /// Tables, with the outcome as the form's title (in lines that fit
+    /// its window, as are long cells) and no `<note>` beside it: Gajim 2. Its "Completed" page packs notes above the
     /// form in a box that does not expand, and the form in a scrolled
     /// window that does; a wrapping note label reserves its height as if
     /// each character were a line, so even a one-line note leaves an
