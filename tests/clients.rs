@@ -246,9 +246,15 @@ fn gajim_1_7_gets_every_result_as_a_single_item_form_and_no_completes() {
         labels.contains(&"lastlog - Debian's prosody-modules".to_owned()),
         "{labels:?}"
     );
-    let enable = gajim.run("enable", json!({"modules": ["mam"]}));
+    // The host typed beside the host picker, as in Movim, which shows no
+    // list-multi.
+    let enable = gajim.run(
+        "enable",
+        json!({"modules": ["mam"], "hosts_typed": "localhost"}),
+    );
     assert_gajim_1_7_shows(&enable);
     assert_eq!(last(&enable)["status"], "completed", "{enable}");
+    assert_eq!(last(&enable)["notes"][0][0], "info", "{enable}");
     let builtin = gajim.run("list", json!({"show": "installed", "query": "mam"}));
     assert!(
         shown(last(&builtin)).contains("mam (installed: Prosody's own"),
