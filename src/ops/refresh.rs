@@ -68,9 +68,9 @@ impl Command for Refresh {
         let rows = report
             .into_iter()
             .map(|r| {
-                let outcome = match r.result {
-                    Ok(()) => Outcome::Ok,
-                    Err(_) => Outcome::Failed,
+                let (outcome, cause) = match &r.result {
+                    Ok(()) => (Outcome::Ok, ""),
+                    Err(refusal) => (Outcome::Failed, refusal.cause.as_str()),
                 };
                 let mut result = match (r.result, r.fetched) {
                     (Ok(()), _) => "ok".to_owned(),
@@ -95,6 +95,7 @@ impl Command for Refresh {
                     result,
                     r.modules.map(|n| n.to_string()).unwrap_or_default(),
                     outcome.as_str().to_owned(),
+                    cause.to_owned(),
                 ]
             })
             .collect();
@@ -118,6 +119,9 @@ impl Command for Refresh {
                 ("result", "Result"),
                 ("modules", "Modules"),
                 OUTCOME,
+                // Why a refresh failed, as a fact (`replay`, `expired`...);
+                // empty when it did not.
+                ("cause", "Cause"),
             ],
             rows,
             note,
