@@ -9,7 +9,7 @@ use modman::engine::managed_config::ManagedConfig;
 use modman::ops::{self, Input};
 use modman::repo::index::{is_safe_relative_path, is_safe_url_path, is_valid_module_name, Index};
 use modman::repo::{archive, metadata};
-use modman::xmpp::chat::{parse_line, Line};
+use modman::xmpp::chat::line::{parse_line, Line};
 use modman::xmpp::command::CommandRequest;
 use proptest::prelude::*;
 

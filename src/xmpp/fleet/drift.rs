@@ -134,7 +134,7 @@ pub async fn watch(ctx: &Context, link: Link<'_>, rooms: Vec<BareJid>) -> Vec<Me
         return vec![];
     }
     let here = async {
-        let list = crate::ops::find(super::request::ACROSS)
+        let list = crate::ops::find(super::across::ACROSS)
             .ok_or_else(|| OpError::unavailable("no list command"))?;
         match list.run(ctx, &Actor::schedule(), &Input::default()).await? {
             Response::Table(table) => Ok(Some(Ok(merge::rows_of_table(&table)))),

@@ -21,7 +21,9 @@ use xmpp_parsers::jid::Jid;
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::version::{VersionQuery, VersionResult};
 
-use super::forms::Rendering;
+pub mod rendering;
+
+use rendering::Rendering;
 
 /// How long a command waits for the requester's XEP-0092 answer before
 /// its result goes out as the caps say, or in the form every client
