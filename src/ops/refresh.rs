@@ -72,8 +72,11 @@ impl Command for Refresh {
                     Ok(()) => (Outcome::Ok, ""),
                     Err(refusal) => (Outcome::Failed, refusal.cause.as_str()),
                 };
+                // A refresh that went well has nothing to add to its
+                // outcome: an `ok` here too read "result: ok, ... outcome:
+                // ok" in chat.
                 let mut result = match (r.result, r.fetched) {
-                    (Ok(()), _) => "ok".to_owned(),
+                    (Ok(()), _) => String::new(),
                     (Err(e), Some(fetched)) => {
                         let result =
                             format!("failed, still using the index fetched {fetched}: {e}");
@@ -88,7 +91,11 @@ impl Command for Refresh {
                 };
                 // What a LuaRocks server offers that modman refused.
                 if !r.warnings.is_empty() {
-                    result += &format!("; left out: {}", r.warnings.join("; "));
+                    let left_out = format!("left out: {}", r.warnings.join("; "));
+                    result = match result.is_empty() {
+                        true => left_out,
+                        false => format!("{result}; {left_out}"),
+                    };
                 }
                 vec![
                     r.repository,
