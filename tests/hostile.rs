@@ -376,20 +376,26 @@ fn an_expired_index_lists_as_stale_and_installs_nothing_until_a_fresh_one() {
     let verify = std::process::Command::new(env!("CARGO_BIN_EXE_modman"))
         .args(["repo", "verify"])
         .arg(repository.served())
-        .args(["--public-key", &repository.public_key])
+        .args(["--public-key", &repository.public_key, "--json"])
         .output()
         .unwrap();
-    let verified = String::from_utf8_lossy(&verify.stdout);
-    let summary = String::from_utf8_lossy(&verify.stderr);
+    let verified = support::json_output(&String::from_utf8_lossy(&verify.stdout));
     assert!(!verify.status.success(), "{verified}");
-    assert!(
-        verified.contains("FAIL index.json: expired at"),
+    let index = repository.index();
+    assert_eq!(
+        (
+            &verified["problems"],
+            &verified["repository"],
+            &verified["serial"],
+            &verified["expires"]
+        ),
+        (
+            &json!([{"file": "index.json", "kind": "expired", "what": verified["problems"][0]["what"]}]),
+            &json!("local"),
+            &index["serial"],
+            &index["expires"]
+        ),
         "{verified}"
-    );
-    assert!(
-        summary.contains("1 problem found; repository local, serial ")
-            && summary.contains(", expires "),
-        "{summary}"
     );
 
     // modman's last good index is that one (it was fresh when fetched).
