@@ -32,33 +32,13 @@ use super::faults::Step;
 use super::journal::{Begun, ChangeJournal};
 use super::live::{Live, LoadedMap};
 use super::managed_config::{HostModules, LuaValue, ManagedConfig, Scope};
+use super::manifest::{Prepared, SettingChange, Transaction};
+use super::placement::Placement;
 use super::scope::GLOBAL;
 use super::state::PulledIn;
-use super::transaction::{self, Backup, Meta, Prepared, SettingChange, Transaction};
+use super::transaction::{self, Backup, Meta};
 use super::{audit, io, ChangeGuard, EngineError};
 use crate::access::Actor;
-
-/// A module on a host.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub struct Placement {
-    pub module: String,
-    pub host: String,
-}
-
-impl Placement {
-    /// Every module on every host.
-    pub fn all(modules: &[String], hosts: &[String]) -> Vec<Placement> {
-        modules
-            .iter()
-            .flat_map(|module| {
-                hosts.iter().map(move |host| Placement {
-                    module: module.clone(),
-                    host: host.clone(),
-                })
-            })
-            .collect()
-    }
-}
 
 /// One module option to set (`Some`) or unset (`None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,6 +278,7 @@ impl Run<'_, '_> {
             None => LoadedMap::new(),
         };
         self.open_journal(&before, &plan.files)?;
+        tracing::debug!("change: journal opened, what is loaded read");
 
         // 1. disable, and everything of modules whose files go away.
         let mut disable: BTreeSet<Placement> = plan.disable.into_iter().collect();
@@ -338,6 +319,7 @@ impl Run<'_, '_> {
         // 2. files.
         if !plan.files.is_empty() {
             self.files(plan.files).await?;
+            tracing::debug!("change: files in place");
         }
 
         // 2b. module options, read by Prosody and the modules concerned.
