@@ -211,6 +211,22 @@ pub(super) fn help() -> String {
     )
 }
 
+/// The commands as facts beside [`help`]'s text: each one's node, name
+/// and usage, so a bot learns the commands without reading the text.
+pub(super) fn help_facts() -> serde_json::Value {
+    let commands: Vec<serde_json::Value> = ops::all()
+        .iter()
+        .map(|op| {
+            serde_json::json!({
+                "node": op.spec().node,
+                "name": op.spec().name,
+                "usage": usage(*op),
+            })
+        })
+        .collect();
+    serde_json::json!({"kind": "help", "commands": commands})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
