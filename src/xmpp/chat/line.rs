@@ -332,6 +332,16 @@ mod tests {
     }
 
     #[test]
+    fn help_says_each_command_as_facts_too() {
+        let facts = help_facts();
+        assert_eq!(facts["kind"], "help");
+        let commands = facts["commands"].as_array().unwrap();
+        assert_eq!(commands.len(), ops::all().len());
+        let install = commands.iter().find(|c| c["node"] == "install").unwrap();
+        assert_eq!(install["usage"], usage(ops::find("install").unwrap()));
+    }
+
+    #[test]
     fn usage_comes_from_the_declared_parameters() {
         assert_eq!(
             usage(ops::find("install").unwrap()),
