@@ -814,6 +814,18 @@ fn a_damaged_record_is_read_as_empty_and_replaced_whole() {
     assert_eq!(saved, ["lastlog aa"]);
 }
 
+#[test]
+fn a_whole_record_is_recalled_as_last_remembered_and_default_before() {
+    use super::records::Record;
+    let host = host();
+    let told: BTreeMap<String, String> = host.engine.recalled(Record::FleetDrift);
+    assert!(told.is_empty());
+    let drift = BTreeMap::from([("lastlog".to_owned(), "a: 1, b: 2".to_owned())]);
+    host.engine.remember(Record::FleetDrift, &drift, "drift");
+    let again: BTreeMap<String, String> = host.engine.recalled(Record::FleetDrift);
+    assert_eq!(again, drift);
+}
+
 #[tokio::test]
 async fn one_admin_socket_connection_serves_session_after_session_until_prosody_goes_down() {
     let host = host();
