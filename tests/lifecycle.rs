@@ -639,8 +639,15 @@ fn sigkill_at_any_moment_leaves_every_module_wholly_old_or_wholly_new() {
         saw_old > 0 && saw_new > 0,
         "old {saw_old}, new {saw_new}: the kills never landed on both sides"
     );
-    let (_, out, _) = host.run(&["history"]);
-    assert!(out.contains("ok"), "{out}");
+    let (_, out, _) = host.run(&["history", "--json"]);
+    let history = json_output(&out);
+    let results: Vec<&Value> = (history["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{out}")))
+    .iter()
+    .map(|row| &row["result"])
+    .collect();
+    assert!(results.contains(&&json!("ok")), "{out}");
     // Recovery after a kill that came after the history line was written
     // must not write it again.
     let history = std::fs::read_to_string(host.state().join("history.jsonl")).unwrap();
