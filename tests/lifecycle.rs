@@ -324,10 +324,9 @@ fn tampered_or_unreachable_repositories_change_nothing() {
         assert!(!ok, "{out}");
         let row = json_rows(&out, "repository")["local"].clone();
         assert_eq!(row["outcome"], "failed", "{out}");
-        row["result"].as_str().unwrap().to_owned()
+        row["cause"].clone()
     };
-    let said = refreshed(&host);
-    assert!(said.contains("does not match"), "{said}");
+    assert_eq!(refreshed(&host), "signature");
     // Every module's summary is still the one the good index signed.
     let (_, out, _) = host.run(&["list", "--json"]);
     let listed = json_rows(&out, "module");
@@ -343,16 +342,11 @@ fn tampered_or_unreachable_repositories_change_nothing() {
     // A repository signed with another key.
     let signature = repository.served().join("index.json.sig");
     std::fs::write(&signature, "AAAA\n").unwrap();
-    let said = refreshed(&host);
-    assert!(
-        said.contains("index.json.sig is not base64 of 64 bytes"),
-        "{said}"
-    );
+    assert_eq!(refreshed(&host), "signature");
 
     // The repository is down.
     repository.stop();
-    let said = refreshed(&host);
-    assert!(said.contains("Connection refused"), "{said}");
+    assert_eq!(refreshed(&host), "unreachable");
     let (ok, out, err) = host.run(&["install", "firewall", "--json"]);
     assert!(!ok && err.contains("is the repository up"), "{err}");
     assert_eq!(json_output(&out)["error"], "unavailable", "{out}");
