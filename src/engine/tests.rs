@@ -9,12 +9,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::admin_socket::ModuleAction;
-use super::change::{ChangeSet, Outcome, Placement, Setting};
+use super::change::{ChangeSet, Outcome, Setting};
 use super::fake::{Fake, HOST};
 use super::faults::Step;
 use super::managed_config::{LuaValue, Scope};
+use super::manifest::Prepared;
+use super::placement::Placement;
 use super::state::InstalledModule;
-use super::transaction::Prepared;
 use super::Engine;
 use crate::access::Actor;
 use crate::config::Config;

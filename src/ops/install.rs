@@ -240,7 +240,7 @@ impl Command for Install {
 async fn refuse_missing_options(
     ctx: &Context,
     plan: &plan::Plan<'_>,
-    files: &[crate::engine::transaction::Prepared],
+    files: &[crate::engine::manifest::Prepared],
     modules: &[String],
     hosts: &[String],
 ) -> Result<(), OpError> {

@@ -4,13 +4,15 @@
 
 use std::borrow::Cow;
 
+use super::changes::Changes;
 use super::confirm::{Concern, Proposal, Why};
+use super::updates;
 use super::{Context, OpError, Wanted, VERSION_SEPARATOR};
 use crate::access::Actor;
 use crate::config::Repository;
 use crate::engine::audit;
+use crate::engine::manifest::Prepared;
 use crate::engine::state::{Installed, InstalledModule};
-use crate::engine::transaction::Prepared;
 use crate::prosody::{Objection, ServerFacts, Shipped};
 use crate::repo::catalog::Catalog;
 use crate::repo::compat;
@@ -280,6 +282,40 @@ impl Plan<'_> {
     /// A reason to confirm: `why`, said as `text`.
     fn concern(&mut self, why: Why, text: String) {
         self.concerns.push(Concern { why, text });
+    }
+
+    /// What each module of `files` that replaces an installed copy changes,
+    /// in the plan's order: its copy on disk against the archive just
+    /// downloaded and verified.
+    pub fn changes(
+        &self,
+        ctx: &Context,
+        installed: &Installed,
+        files: &[Prepared],
+    ) -> Vec<Changes> {
+        files
+            .iter()
+            .filter_map(|prepared| {
+                let (_, archive) = prepared.after.as_ref()?;
+                let record = installed.modules.get(&prepared.name)?;
+                let step = self.steps.iter().find(|s| s.entry.name == prepared.name)?;
+                let on_disk = ctx.engine.installed_copy(&prepared.name, record);
+                let catalog = ctx.catalog();
+                let offered = catalog.find_in(&record.repository, &prepared.name);
+                let direction = updates::direction(
+                    offered.map(|(_, e)| e),
+                    &step.entry.version,
+                    &record.version,
+                );
+                Some(Changes::between(
+                    &prepared.name,
+                    (record, &on_disk),
+                    &step.entry,
+                    archive,
+                    direction,
+                ))
+            })
+            .collect()
     }
 
     /// Adds each step and concern to `proposal`: what the admin is shown,

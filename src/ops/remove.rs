@@ -9,7 +9,7 @@ use super::{
     Spec, Table,
 };
 use crate::access::Actor;
-use crate::engine::transaction::Prepared;
+use crate::engine::manifest::Prepared;
 use crate::engine::ChangeSet;
 use crate::repo::metadata::Need;
 

@@ -8,8 +8,8 @@ use super::{params, Field, Params};
 use super::{Access, Command, Context, ModuleChoice, OpError, ParamKind, Response, Spec, Table};
 use crate::access::Actor;
 use crate::engine::change::Setting;
+use crate::engine::manifest::{RecordChange, SettingChange};
 use crate::engine::state::InstalledModule;
-use crate::engine::transaction::{RecordChange, SettingChange};
 use crate::engine::ChangeSet;
 
 /// Rolls back `modules`, or the last change when empty.

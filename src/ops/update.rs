@@ -9,7 +9,6 @@
 //! repository offers, an earlier one too: a downgrade, which the question
 //! says before anything changes. Held modules are left alone.
 
-use super::changes;
 use super::confirm::{Consent, Proposal, Why};
 use super::updates::{self, Direction, Unknown, UpdateStatus};
 use super::{chosen, hold, plan};
@@ -203,7 +202,7 @@ impl Command for Update {
             Consent::DryRun => vec![],
             _ => plan.download(ctx, actor).await?,
         };
-        for changes in changes::of_download(ctx, &guard.installed, &plan, &files) {
+        for changes in plan.changes(ctx, &guard.installed, &files) {
             proposal.changes(changes);
         }
         if let Err(question) = proposal.decide(&self.consent) {
