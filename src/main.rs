@@ -543,7 +543,8 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
         ops::Access::Change => finish_on_stop(&ctx, running).await?,
         ops::Access::Read => running.await,
     }
-    .map_err(failed)?;
+    .map_err(failed)?
+    .after_dry_run(&input.consent, "run the same command without --dry-run");
     match json {
         true => out!("{}", response.to_json()),
         false => out!("{}", modman::text::render(&response)),

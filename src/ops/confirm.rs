@@ -112,23 +112,9 @@ pub struct Question {
     pub why: Vec<Why>,
     /// What a "yes" to it approves.
     pub approval: Approval,
-    /// What each `from -> to` in it changes, also said in `text`: for
-    /// forms (a field each, since some clients never show a form's
-    /// instructions) and JSON.
+    /// What each `from -> to` in it changes, also said in `text`: typed,
+    /// for JSON.
     pub changes: Vec<Changes>,
-}
-
-impl Question {
-    /// The form field that carries `changes`.
-    pub fn field_of(changes: &Changes) -> (String, String) {
-        (
-            format!("changes:{}", changes.module),
-            format!(
-                "What changes in {} ({} -> {})",
-                changes.module, changes.from, changes.to
-            ),
-        )
-    }
 }
 
 /// A plan an operation is about to carry out, and why it might ask.
@@ -204,10 +190,7 @@ impl Proposal {
     /// question would have asked about.
     fn shown_only(self) -> Response {
         let mut note: Vec<String> = self.concerns.into_iter().map(|c| c.text).collect();
-        note.push(format!(
-            "Nothing was changed. To do it, run the same {} without the dry run.",
-            self.action.to_lowercase()
-        ));
+        note.push("Nothing was changed.".to_owned());
         Response::Table(Table {
             title: format!("{}: what would happen", self.action),
             columns: vec![PLANNED],
@@ -240,7 +223,10 @@ impl Proposal {
             text += &format!("  {line}\n");
         }
         for changes in &self.changes {
-            text += &format!("{}:\n", Question::field_of(changes).1);
+            text += &format!(
+                "What changes in {} ({} -> {}):\n",
+                changes.module, changes.from, changes.to
+            );
             for line in changes.lines() {
                 text += &format!("  {line}\n");
             }
@@ -258,6 +244,23 @@ impl Proposal {
             approval,
             changes: self.changes,
         })
+    }
+}
+
+impl Response {
+    /// The answer to `consent`, ending with what to do next when it was
+    /// a dry run's plan: carry it out, said in the words `how` of the
+    /// front end that asked ("send the same line without `plan`", "run the
+    /// same command without --dry-run"), since each asks for a dry run
+    /// its own way.
+    pub fn after_dry_run(self, consent: &Consent, how: &str) -> Response {
+        match (consent, self) {
+            (Consent::DryRun, Response::Table(mut table)) => {
+                table.note = format!("{} To do it, {how}.", table.note);
+                Response::Table(table)
+            }
+            (_, response) => response,
+        }
     }
 }
 
@@ -360,5 +363,24 @@ mod tests {
         );
         let asked = question(worried.decide(&Consent::NotAsked).unwrap_err());
         assert_eq!(asked.why, [Why::NotWorking]);
+    }
+
+    #[test]
+    fn a_dry_run_ends_with_how_the_front_end_that_asked_carries_it_out() {
+        let mut plan = Proposal::new("Install");
+        plan.step("lastlog 1".into(), "lastlog 1 sha256:aa".into());
+        let shown = plan.decide(&Consent::DryRun).unwrap_err();
+        let Response::Table(said) = shown.clone().after_dry_run(&Consent::DryRun, "HOW") else {
+            panic!("a dry run answers a table");
+        };
+        let Response::Table(plain) = shown.clone() else {
+            unreachable!()
+        };
+        assert_eq!(said.note, format!("{} To do it, HOW.", plain.note));
+        // Nothing is added to what was not a dry run.
+        let Response::Table(kept) = shown.after_dry_run(&Consent::Given, "HOW") else {
+            unreachable!()
+        };
+        assert_eq!(kept.note, plain.note);
     }
 }

@@ -279,11 +279,6 @@ fn shadowing(shipped: &Shipped, names: &[String]) -> String {
 }
 
 impl Plan<'_> {
-    /// A reason to confirm: `why`, said as `text`.
-    fn concern(&mut self, why: Why, text: String) {
-        self.concerns.push(Concern { why, text });
-    }
-
     /// What each module of `files` that replaces an installed copy changes,
     /// in the plan's order: its copy on disk against the archive just
     /// downloaded and verified.
@@ -316,6 +311,11 @@ impl Plan<'_> {
                 ))
             })
             .collect()
+    }
+
+    /// A reason to confirm: `why`, said as `text`.
+    fn concern(&mut self, why: Why, text: String) {
+        self.concerns.push(Concern { why, text });
     }
 
     /// Adds each step and concern to `proposal`: what the admin is shown,

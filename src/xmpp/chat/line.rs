@@ -12,6 +12,11 @@ use crate::ops::{self, Access, Operation, ParamKind, DRY_RUN_FIELD};
 /// nothing (`plan update all`).
 const PLAN: &str = "plan";
 
+/// What a dry run asked in chat says to do next.
+pub fn carry_out() -> String {
+    format!("send the same line without `{PLAN}`")
+}
+
 /// A chat line, read.
 pub enum Line {
     Help,
