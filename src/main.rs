@@ -216,6 +216,10 @@ enum RepoCommand {
         /// The public key printed by keygen, or a file holding it.
         #[arg(long)]
         public_key: String,
+        /// Print what was found as JSON: the index's name, serial and
+        /// dates, and each problem by file and kind.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -880,35 +884,44 @@ async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
             );
             Ok(())
         }
-        RepoCommand::Verify { dir, public_key } => {
+        RepoCommand::Verify {
+            dir,
+            public_key,
+            json,
+        } => {
             let text = match std::fs::read_to_string(&public_key) {
                 Ok(text) => text,
                 Err(_) => public_key,
             };
             let key = modman::config::parse_public_key(&text)
                 .map_err(|e| format!("--public-key: {e}"))?;
-            let verify::Verified {
-                modules,
-                freshness,
-                problems,
-            } = verify::verify(&dir, &key);
-            let freshness = freshness.map(|f| format!("; {f}")).unwrap_or_default();
-            for problem in &problems {
-                out!("FAIL {}: {}", problem.file, problem.what);
-            }
-            if problems.is_empty() {
-                out!(
-                    "OK {}: signature valid, {modules} modules, every archive matches the index{freshness}",
-                    dir.display()
-                );
-                Ok(())
-            } else {
-                let plural = if problems.len() == 1 { "" } else { "s" };
-                Err(format!(
-                    "{}: {} problem{plural} found{freshness}; do not publish it",
+            let verified = verify::verify(&dir, &key);
+            let freshness = (verified.stamp.as_ref())
+                .map(|s| format!("; {s}"))
+                .unwrap_or_default();
+            let count = verified.problems.len();
+            match json {
+                true => out!("{}", verified.to_json()),
+                false if count == 0 => out!(
+                    "OK {}: signature valid, {} modules, every archive matches the index{freshness}",
                     dir.display(),
-                    problems.len()
-                ))
+                    verified.modules
+                ),
+                false => {
+                    for problem in &verified.problems {
+                        out!("FAIL {}: {}", problem.file, problem.what);
+                    }
+                }
+            }
+            match count {
+                0 => Ok(()),
+                _ => {
+                    let plural = if count == 1 { "" } else { "s" };
+                    Err(format!(
+                        "{}: {count} problem{plural} found{freshness}; do not publish it",
+                        dir.display(),
+                    ))
+                }
             }
         }
     };

@@ -13,6 +13,7 @@ mod hold;
 mod info;
 mod install;
 mod list;
+mod refresh;
 mod remove;
 mod rollback;
 mod update;
