@@ -15,8 +15,6 @@ use modman::ops::{self, Context};
 use modman::xmpp::probe::HandshakeProbe;
 use modman::xmpp::shutdown::Exit;
 
-mod cli_ops;
-
 /// `println!` that ends the program quietly when stdout is closed, as in
 /// `modman list | head`, instead of panicking.
 macro_rules! out {
@@ -30,9 +28,9 @@ macro_rules! out {
     }};
 }
 
-// After `out!`, which they use.
-mod manuals;
-mod running;
+// After `out!`, which its files use.
+mod cli;
+use cli::{manuals, running};
 
 /// Manage Prosody modules over XMPP.
 #[derive(Parser)]
@@ -243,7 +241,7 @@ fn documented() -> clap::Command {
     ops::all()
         .iter()
         .fold(Cli::command(), |cli, op| {
-            cli.subcommand(cli_ops::command(op.spec()))
+            cli.subcommand(cli::ops::command(op.spec()))
         })
         .mut_subcommand("check", |check| {
             check.arg(
@@ -362,7 +360,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
 /// this process (same PID, so systemd keeps tracking it; every file and
 /// socket modman opened is close-on-exec). It starts as any start does,
 /// with the new modman.toml. Returns only if that could not be done.
-fn start_again(parts: &[modman::xmpp::reload::Part]) -> String {
+fn start_again(parts: &[modman::config::Part]) -> String {
     use std::os::unix::process::CommandExt;
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
@@ -539,7 +537,7 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
         }
         e.to_string()
     };
-    let input = cli_ops::input(op.spec(), args).map_err(failed)?;
+    let input = cli::ops::input(op.spec(), args).map_err(failed)?;
     // Before the engine opens: even recovery writes.
     let (actor, opening) = match (Actor::local_changer(&config), op.spec().access) {
         (Ok(actor), _) => (actor, Opening::ToChange),
@@ -552,7 +550,8 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
         ops::Access::Change => finish_on_stop(&ctx, running).await?,
         ops::Access::Read => running.await,
     }
-    .map_err(failed)?;
+    .map_err(failed)?
+    .after_dry_run(&input.consent, "run the same command without --dry-run");
     match json {
         true => out!("{}", response.to_json()),
         false => out!("{}", modman::text::render(&response)),

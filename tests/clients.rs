@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use modman::xmpp::command::NOTE_WIDTH;
+use modman::xmpp::forms::results::CELL_WIDTH;
 use serde_json::{json, Value};
 use support::{
     last, server, wait_for, Client, Modman, Prosody, Repository, Version, ADMIN, COMPONENT,
@@ -18,7 +19,8 @@ use support::{
 };
 
 const GAJIM_1_7: &[&str] = &["Gajim", "1.7.3", "https://gajim.org"];
-const GAJIM_2: &[&str] = &["Gajim", "2.1.1", "https://gajim.org"];
+/// Gajim 2 announces message replies (XEP-0461), which Gajim 1.7 does not.
+const GAJIM_2: &[&str] = &["Gajim", "2.1.1", "https://gajim.org", "urn:xmpp:reply:0"];
 const POEZIO: &[&str] = &["Poezio", "0.15.1", "https://poez.io"];
 
 /// Every reply of a run reads in every client: each note is one line
@@ -49,17 +51,32 @@ fn assert_readable(run: &Value) {
 }
 
 /// A table result as Gajim 2 gets it: no note, whose label would push the
-/// table into a strip at the bottom of the window, and the outcome line
-/// as the form's title, which Gajim 2 shows as the table's heading.
+/// table into a strip at the bottom of the window; the outcome as the
+/// form's title, which Gajim 2 shows as the table's heading, and every
+/// cell, in lines that fit its window (it neither wraps nor cuts them
+/// visibly: what passes the edge is hidden).
 fn assert_outcome_in_title(run: &Value) {
     let result = last(run);
     assert_ne!(result["form"]["reported"], json!([]), "not a table: {run}");
     assert_eq!(result["notes"], json!([]), "a note beside a table: {run}");
     let title = result["form"]["title"].as_str().unwrap_or_default();
     assert!(
-        !title.is_empty() && title.chars().count() <= NOTE_WIDTH && !title.contains('\n'),
+        !title.is_empty() && title.lines().all(|l| l.chars().count() <= NOTE_WIDTH),
         "the outcome is not the title: {run}"
     );
+    for item in result["form"]["items"].as_array().into_iter().flatten() {
+        for cell in item
+            .as_object()
+            .into_iter()
+            .flat_map(|cells| cells.values())
+        {
+            let text = cell.as_str().unwrap_or_default();
+            assert!(
+                text.lines().all(|l| l.chars().count() <= CELL_WIDTH),
+                "a cell wider than Gajim 2's window: {run}"
+            );
+        }
+    }
 }
 
 /// Every reply of a run: readable, a single-item form if any, never
@@ -233,9 +250,15 @@ fn gajim_1_7_gets_every_result_as_a_single_item_form_and_no_completes() {
         labels.contains(&"lastlog - Debian's prosody-modules".to_owned()),
         "{labels:?}"
     );
-    let enable = gajim.run("enable", json!({"modules": ["mam"]}));
+    // The host typed beside the host picker, as in Movim, which shows no
+    // list-multi.
+    let enable = gajim.run(
+        "enable",
+        json!({"modules": ["mam"], "hosts_typed": "localhost"}),
+    );
     assert_gajim_1_7_shows(&enable);
     assert_eq!(last(&enable)["status"], "completed", "{enable}");
+    assert_eq!(last(&enable)["notes"][0][0], "info", "{enable}");
     let builtin = gajim.run("list", json!({"show": "installed", "query": "mam"}));
     assert!(
         shown(last(&builtin)).contains("mam (installed: Prosody's own"),
@@ -320,8 +343,8 @@ fn next_saying(client: &mut Client, marker: &str) -> String {
 /// it asks first.
 const NOT_WORKING: &str = "---\nsummary: Fails to load\n---\n\n# Compatibility\n\n  ------- ---------------\n  13      Does not work\n  0.12    Does not work\n  ------- ---------------\n";
 
-/// Gajim answers XEP-0092 only once subscribed: modman subscribes back,
-/// then a Gajim 2 gets tables. A failed change is a completed command
+/// Gajim answers XEP-0092 only once subscribed (modman subscribes back),
+/// but disco#info to anyone: a Gajim 2 gets tables before and after. A failed change is a completed command
 /// with an error note and its facts as fields, which every client shows;
 /// Poezio, which reads multi-line fields poorly, gets each result and
 /// question as a chat message as well.
@@ -332,6 +355,10 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
     repository.add_broken_module(NOT_WORKING);
     let _modman = fresh_modman(&prosody, &repository);
     let mut gajim = Client::connect_as(&prosody, ADMIN, GAJIM_2);
+    wait_for_index(&mut gajim);
+    let unsubscribed = gajim.run("list", json!({"query": "firewall"}));
+    assert_readable(&unsubscribed);
+    assert_outcome_in_title(&unsubscribed);
     let subscribe =
         gajim.request(json!({"op": "presences", "to": COMPONENT, "type": "subscribe", "count": 3}));
     assert_eq!(
@@ -339,7 +366,6 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
         json!(["subscribed", "available", "subscribe"]),
         "{subscribe}"
     );
-    wait_for_index(&mut gajim);
     let list = gajim.run("list", json!({"query": "firewall"}));
     assert_readable(&list);
     let items = last(&list)["form"]["items"].as_array().unwrap().clone();

@@ -6,7 +6,8 @@
 use super::confirm::{Consent, Proposal};
 use super::response::OUTCOME;
 use super::updates;
-use super::{Access, Command, Context, Input, OpError, Outcome, Response, Spec, Table};
+use super::{Access, Command, Context, OpError, Outcome, Response, Spec, Table};
+use super::{NoParams, Params};
 use crate::access::Actor;
 
 /// Fetches every configured repository's index.
@@ -16,6 +17,8 @@ pub struct Refresh {
 }
 
 impl Command for Refresh {
+    type Params = NoParams;
+
     const SPEC: Spec = Spec {
         // It changes modman's own state (the cached indexes).
         access: Access::Change,
@@ -23,13 +26,11 @@ impl Command for Refresh {
         name: "Refresh repositories",
         instructions:
             "Fetch the module index of every configured repository and check its signature.",
-        params: &[],
+        params: NoParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
-        Ok(Refresh {
-            consent: input.consent.clone(),
-        })
+    fn new(_: NoParams, consent: Consent) -> Result<Self, OpError> {
+        Ok(Refresh { consent })
     }
 
     async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {

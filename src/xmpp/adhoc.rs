@@ -345,7 +345,8 @@ impl Turn<'_> {
         input: Input,
     ) -> Result<CommandReply, AdhocError> {
         let spec = self.op.spec();
-        let response = self.op.run_for_reply(self.ctx, self.actor, &input).await?;
+        let response = (self.op.run_for_reply(self.ctx, self.actor, &input).await?)
+            .after_dry_run(&input.consent, params::CARRY_OUT);
         let id = || session_id.clone().unwrap_or_else(new_session_id);
         Ok(match response {
             Response::Table(table) => self.reply(

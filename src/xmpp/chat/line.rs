@@ -12,6 +12,11 @@ use crate::ops::{self, Access, Operation, ParamKind, DRY_RUN_FIELD};
 /// nothing (`plan update all`).
 const PLAN: &str = "plan";
 
+/// What a dry run asked in chat says to do next.
+pub fn carry_out() -> String {
+    format!("send the same line without `{PLAN}`")
+}
+
 /// A chat line, read.
 pub enum Line {
     Help,
@@ -148,7 +153,7 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
 }
 
 /// Takes the `name=value` words out of `words` (a value in double quotes
-/// may hold blanks), as `name = value` lines.
+/// may hold blanks), each as one assignment for the options parameter.
 fn assignments(words: &mut VecDeque<&str>) -> Vec<String> {
     let mut lines = Vec::new();
     let mut rest = VecDeque::new();
@@ -166,7 +171,7 @@ fn assignments(words: &mut VecDeque<&str>) -> Vec<String> {
                 }
             }
         }
-        lines.push(format!("{name} = {value}"));
+        lines.push(format!("{name}={value}"));
     }
     *words = rest;
     lines

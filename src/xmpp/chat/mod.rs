@@ -211,7 +211,8 @@ impl Chat {
         op: &'static dyn Operation,
         input: Input,
     ) -> Said {
-        match op.run_for_reply(ctx, actor, &input).await {
+        let ran = op.run_for_reply(ctx, actor, &input).await;
+        match ran.map(|response| response.after_dry_run(&input.consent, &line::carry_out())) {
             Ok(Response::Confirm(question)) => {
                 let facts = Response::Confirm(question.clone()).to_json();
                 let text = question.text.clone();

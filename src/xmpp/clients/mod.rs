@@ -1,13 +1,14 @@
 //! What each requester's client shows ([`Rendering`]), learnt from the
-//! client itself: its XEP-0092 name and version when it answers, else the
-//! XEP-0115 caps node of its presence, else nothing (single-item forms).
+//! client itself: its XEP-0092 name and version when it answers, else its
+//! disco#info identity and features, else the XEP-0115 caps node of its
+//! presence, else nothing (single-item forms).
 //!
-//! Gajim answers XEP-0092 only to contacts its user shares presence with,
-//! so modman subscribes back to an admin who subscribes (see
-//! [`super::component`]); then the admin's presence, with its caps,
-//! reaches modman too. What is known is per full JID and forgotten when
-//! that resource goes offline or shows other caps, so a resource that
-//! changes client is asked again.
+//! Gajim answers XEP-0092 only to contacts its user shares presence with
+//! (modman subscribes back to an admin who subscribes, see
+//! [`super::component`]), but disco#info to anyone: so a Gajim that never
+//! subscribed is known by its disco answer. What is known is per full JID
+//! and forgotten when that resource goes offline or shows other caps, so
+//! a resource that changes client is asked again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use minidom::Element;
 use tokio::sync::{mpsc, oneshot};
 use tokio_xmpp::Stanza;
+use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
@@ -25,9 +27,9 @@ pub mod rendering;
 
 use rendering::Rendering;
 
-/// How long a command waits for the requester's XEP-0092 answer before
-/// its result goes out as the caps say, or in the form every client
-/// shows.
+/// How long a command waits for the requester's XEP-0092 and disco#info
+/// answers before its result goes out as the caps say, or in the form
+/// every client shows.
 const CLIENT_VERSION_WAIT: Duration = Duration::from_secs(3);
 /// Clients whose rendering is remembered; beyond it the memory starts
 /// afresh (each client is then asked once more).
@@ -44,12 +46,28 @@ pub struct Clients {
     told: Mutex<HashMap<Jid, Rendering>>,
     /// The caps node of each full JID's last presence.
     caps: Mutex<HashMap<Jid, String>>,
-    /// Our queries awaiting an answer: IQ id -> (who was asked, waiter).
-    asking: Mutex<HashMap<String, (Jid, Told)>>,
+    /// Our queries awaiting an answer: IQ id -> who was asked, what, and
+    /// where the answer goes.
+    asking: Mutex<HashMap<String, Asked>>,
 }
 
-/// Where a version answer goes: what the client told, or nothing.
-type Told = oneshot::Sender<Option<Rendering>>;
+/// What modman asks a client about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Query {
+    /// XEP-0092: its name and version.
+    Version,
+    /// XEP-0030 disco#info: its identity and features.
+    Disco,
+}
+
+/// One query awaiting its answer.
+struct Asked {
+    client: Jid,
+    query: Query,
+    /// What the answer tells of the client's rendering, or nothing (an
+    /// error, or nothing known from it).
+    told: oneshot::Sender<Option<Rendering>>,
+}
 
 /// A lock whose holder panicked still holds consistent maps: each change
 /// to them is one call.
@@ -66,9 +84,10 @@ fn remember<V>(map: &mut HashMap<Jid, V>, key: Jid, value: V) {
 }
 
 impl Clients {
-    /// How `client` shows results: as it told, or asked now (the query
-    /// goes out through `replies`); if it does not tell in time, as its
-    /// caps node says; [`Rendering::SingleItem`] if nothing is known.
+    /// How `client` shows results: as it told, or asked now (both
+    /// queries go out at once through `replies`): by its version, else by
+    /// its disco answer; if neither tells in time, as its caps node says;
+    /// [`Rendering::SingleItem`] if nothing is known.
     pub async fn rendering(
         &self,
         me: &Jid,
@@ -78,19 +97,25 @@ impl Clients {
         if let Some(told) = lock(&self.told).get(client) {
             return *told;
         }
-        let id = format!("modman-client-version-{:016x}", rand::random::<u64>());
-        let (answered, answer) = oneshot::channel();
-        lock(&self.asking).insert(id.clone(), (client.clone(), answered));
-        let query = Iq::from_get(id.clone(), VersionQuery)
-            .with_from(me.clone())
-            .with_to(client.clone());
-        let _ = replies.send(query.into()).await;
-        let told = tokio::time::timeout(CLIENT_VERSION_WAIT, answer)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten();
-        lock(&self.asking).remove(&id);
+        let deadline = tokio::time::Instant::now() + CLIENT_VERSION_WAIT;
+        let (version_id, version) = self.ask(me, client, Query::Version, replies).await;
+        let (disco_id, disco) = self.ask(me, client, Query::Disco, replies).await;
+        let answer = |waiter| async move {
+            tokio::time::timeout_at(deadline, waiter)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten()
+        };
+        let told = match answer(version).await {
+            Some(told) => Some(told),
+            None => answer(disco).await,
+        };
+        {
+            let mut asking = lock(&self.asking);
+            asking.remove(&version_id);
+            asking.remove(&disco_id);
+        }
         if let Some(told) = told {
             remember(&mut lock(&self.told), client.clone(), told);
             return told;
@@ -106,42 +131,72 @@ impl Clients {
                 rendering
             }
             None => {
-                tracing::info!("{client} did not tell its software version nor send caps; results go to it as single-item forms");
+                tracing::info!("{client} did not tell what it is nor send caps; results go to it as single-item forms");
                 Rendering::SingleItem
             }
         }
     }
 
-    /// Takes `iq` if it answers one of our version queries, from the
-    /// client that was asked; an error answer means "not told".
+    /// Sends `query` to `client`: its IQ id, and where the answer comes.
+    async fn ask(
+        &self,
+        me: &Jid,
+        client: &Jid,
+        query: Query,
+        replies: &mpsc::Sender<Stanza>,
+    ) -> (String, oneshot::Receiver<Option<Rendering>>) {
+        let id = format!("modman-client-{query:?}-{:016x}", rand::random::<u64>());
+        let (told, answer) = oneshot::channel();
+        lock(&self.asking).insert(
+            id.clone(),
+            Asked {
+                client: client.clone(),
+                query,
+                told,
+            },
+        );
+        let iq = match query {
+            Query::Version => Iq::from_get(id.clone(), VersionQuery),
+            Query::Disco => Iq::from_get(id.clone(), DiscoInfoQuery { node: None }),
+        };
+        let iq = iq.with_from(me.clone()).with_to(client.clone());
+        let _ = replies.send(iq.into()).await;
+        (id, answer)
+    }
+
+    /// Takes `iq` if it answers one of our queries, from the client that
+    /// was asked; an error answer means "not told".
     pub fn answered(&self, iq: &Iq) -> bool {
-        let (id, from, version) = match iq {
+        let (id, from, payload) = match iq {
             Iq::Result {
                 id, from, payload, ..
-            } => (
-                id,
-                from,
-                payload
-                    .clone()
-                    .and_then(|p| VersionResult::try_from(p).ok()),
-            ),
+            } => (id, from, payload.clone()),
             Iq::Error { id, from, .. } => (id, from, None),
             Iq::Get { .. } | Iq::Set { .. } => return false,
         };
         let mut asking = lock(&self.asking);
         match asking.get(id) {
-            Some((asked, _)) if from.as_ref() == Some(asked) => {}
+            Some(asked) if from.as_ref() == Some(&asked.client) => {}
             _ => return false,
         }
-        let Some((client, waiter)) = asking.remove(id) else {
+        let Some(asked) = asking.remove(id) else {
             return false;
         };
-        let told = version.map(|v| {
-            let rendering = Rendering::of_client(&v.name, &v.version);
-            tracing::info!("{client} runs {} {}: {rendering:?}", v.name, v.version);
-            rendering
+        let client = &asked.client;
+        let told = payload.and_then(|payload| match asked.query {
+            Query::Version => VersionResult::try_from(payload).ok().map(|v| {
+                let rendering = Rendering::of_client(&v.name, &v.version);
+                tracing::info!("{client} runs {} {}: {rendering:?}", v.name, v.version);
+                rendering
+            }),
+            Query::Disco => DiscoInfoResult::try_from(payload)
+                .ok()
+                .and_then(|info| Rendering::of_disco(&info))
+                .inspect(|rendering| {
+                    tracing::info!("{client}'s disco#info says {rendering:?}");
+                }),
         });
-        let _ = waiter.send(told);
+        let _ = asked.told.send(told);
         true
     }
 
@@ -223,5 +278,66 @@ mod tests {
         // A node nobody would have is not kept.
         clients.on_presence(&available(&"x".repeat(MAX_CAPS_NODE + 1)));
         assert!(lock(&clients.caps).is_empty());
+    }
+
+    /// A client's answer to one of modman's queries: the version refused,
+    /// as Gajim refuses a non-contact, and `info` for disco#info.
+    fn answer(asked: &Iq, info: &str) -> Iq {
+        let Iq::Get {
+            id,
+            to,
+            from,
+            payload,
+        } = asked
+        else {
+            panic!("not a query: {asked:?}");
+        };
+        let (id, me, client) = (id.clone(), from.clone().unwrap(), to.clone().unwrap());
+        if payload.is("query", "jabber:iq:version") {
+            let refused = xmpp_parsers::stanza_error::StanzaError::new(
+                xmpp_parsers::stanza_error::ErrorType::Auth,
+                xmpp_parsers::stanza_error::DefinedCondition::Forbidden,
+                "en",
+                "",
+            );
+            return Iq::from_error(id, refused).with_from(client).with_to(me);
+        }
+        let info = DiscoInfoResult::try_from(info.parse::<Element>().unwrap()).unwrap();
+        Iq::from_result(id, Some(info))
+            .with_from(client)
+            .with_to(me)
+    }
+
+    #[tokio::test]
+    async fn a_client_that_refuses_its_version_is_known_by_its_disco_answer() {
+        let clients = Clients::default();
+        let me: Jid = "modman.example.org".parse().unwrap();
+        let client: Jid = FROM.parse().unwrap();
+        let gajim_2 = "<query xmlns='http://jabber.org/protocol/disco#info'>\
+                       <identity category='client' type='pc' name='Gajim'/>\
+                       <feature var='urn:xmpp:reply:0'/></query>";
+        let (replies, mut sent) = mpsc::channel(4);
+        let answering = async {
+            for _ in 0..2 {
+                let Some(Stanza::Iq(asked)) = sent.recv().await else {
+                    panic!("no query sent");
+                };
+                let answer = answer(&asked, gajim_2);
+                // An answer from anyone but the client asked is not taken.
+                let mut forged = answer.clone();
+                if let Iq::Result { from, .. } | Iq::Error { from, .. } = &mut forged {
+                    *from = Some("mallory@example.org/x".parse().unwrap());
+                }
+                assert!(!clients.answered(&forged));
+                assert!(clients.answered(&answer));
+            }
+        };
+        let (rendering, ()) = tokio::join!(clients.rendering(&me, &client, &replies), answering);
+        assert_eq!(rendering, Rendering::TitledTables);
+        assert_eq!(
+            lock(&clients.told).get(&client),
+            Some(&Rendering::TitledTables)
+        );
+        assert!(lock(&clients.asking).is_empty());
     }
 }

@@ -1,9 +1,16 @@
 //! What each client shows of a command's replies ([`Rendering`]),
 //! decided from what the client says of itself.
 
+use xmpp_parsers::disco::DiscoInfoResult;
+
 use super::super::command::{CommandReply, Status};
 use super::super::forms::xml::form_has_field;
 use crate::ops::CONFIRM_FIELD;
+
+/// XEP-0461 message replies: Gajim announces it since 1.9.0 (together
+/// with reactions), so a Gajim that has it is past 1.8.2, the first to
+/// draw tables well.
+const NS_REPLY: &str = "urn:xmpp:reply:0";
 
 /// How much of a result form the requester's client shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,8 +18,8 @@ pub enum Rendering {
     /// Multi-item tables render, with a note beside them: Movim,
     /// Cheogram, and bots (slixmpp), which read the cells by column.
     Tables,
-    /// Tables, with the outcome line as the form's title and no `<note>`
-    /// beside it: Gajim 2. Its "Completed" page packs notes above the
+    /// Tables, with the outcome as the form's title (in lines that fit
+    /// its window, as are long cells) and no `<note>` beside it: Gajim 2. Its "Completed" page packs notes above the
     /// form in a box that does not expand, and the form in a scrolled
     /// window that does; a wrapping note label reserves its height as if
     /// each character were a line, so even a one-line note leaves an
@@ -46,6 +53,30 @@ impl Rendering {
             "psi" => Rendering::FirstReplyOnly,
             "poezio" => Rendering::WithChatCopy,
             _ => Rendering::SingleItem,
+        }
+    }
+
+    /// What a client shows, known from its disco#info answer: the name
+    /// of its `client` identity, and for Gajim whether it is 1.9 or later
+    /// (it announces message replies). Gajim answers disco#info to anyone,
+    /// unlike XEP-0092, which it answers only to contacts it shares
+    /// presence with, so this is how a Gajim that has not subscribed to
+    /// modman is known. `None` when the answer names no client known here.
+    pub fn of_disco(info: &DiscoInfoResult) -> Option<Rendering> {
+        let name = info
+            .identities
+            .iter()
+            .filter(|identity| identity.category == "client")
+            .find_map(|identity| identity.name.as_deref())?;
+        if name.trim().eq_ignore_ascii_case("gajim") {
+            return Some(match info.features.contains(NS_REPLY) {
+                true => Rendering::TitledTables,
+                false => Rendering::SingleItem,
+            });
+        }
+        match Rendering::of_client(name, "") {
+            Rendering::SingleItem => None,
+            known => Some(known),
         }
     }
 
@@ -146,6 +177,61 @@ mod tests {
             ("", Rendering::SingleItem),
         ] {
             assert_eq!(Rendering::of_caps_node(node), expected, "{node}");
+        }
+    }
+
+    #[test]
+    fn a_disco_answer_names_the_client_and_gajims_replies_tell_1_9_from_1_7() {
+        let info = |identity: &str, features: &[&str]| {
+            let features: String = features
+                .iter()
+                .map(|var| format!("<feature var='{var}'/>"))
+                .collect();
+            let xml = format!(
+                "<query xmlns='http://jabber.org/protocol/disco#info'>{identity}{features}</query>"
+            );
+            DiscoInfoResult::try_from(xml.parse::<minidom::Element>().unwrap()).unwrap()
+        };
+        let gajim = "<identity category='client' type='pc' name='Gajim'/>";
+        for (identity, features, expected) in [
+            (gajim, &[NS_REPLY][..], Some(Rendering::TitledTables)),
+            (
+                gajim,
+                &["http://jabber.org/protocol/commands"][..],
+                Some(Rendering::SingleItem),
+            ),
+            (
+                "<identity category='client' type='console' name='Poezio'/>",
+                &[][..],
+                Some(Rendering::WithChatCopy),
+            ),
+            (
+                "<identity category='client' type='pc' name='Psi'/>",
+                &[][..],
+                Some(Rendering::FirstReplyOnly),
+            ),
+            // A server, or a client named nothing known, says nothing.
+            (
+                "<identity category='server' type='im' name='Gajim'/>",
+                &[NS_REPLY][..],
+                None,
+            ),
+            (
+                "<identity category='client' type='pc' name='Profanity'/>",
+                &[][..],
+                None,
+            ),
+            (
+                "<identity category='client' type='pc'/>",
+                &[NS_REPLY][..],
+                None,
+            ),
+        ] {
+            assert_eq!(
+                Rendering::of_disco(&info(identity, features)),
+                expected,
+                "{identity}"
+            );
         }
     }
 }

@@ -16,6 +16,12 @@ use crate::xmpp::fleet::across::fleet_fields;
 /// free-text field (the name is still checked when submitted).
 const MAX_OPTIONS: usize = 500;
 
+/// The label of the dry-run box of a changing operation's form.
+const DRY_RUN_LABEL: &str = "Show what would happen (change nothing)";
+
+/// What a dry run asked by form says to do next: the box is the way in.
+pub const CARRY_OUT: &str = "run the command again with \"Show what would happen\" unticked";
+
 /// The suffix of the free-text field that goes with each module picker,
 /// for names that are not among the options (`modules` + `_typed`).
 const TYPED_SUFFIX: &str = "_typed";
@@ -42,7 +48,8 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
     form.append_child(text_element("instructions", &instructions.join("\n")));
     for param in spec.params {
         let values = previous
-            .map(|input| input.values(param.var))
+            .and_then(|input| input.value(param.var))
+            .map(|value| value.shown())
             .unwrap_or_default();
         match param.kind {
             ParamKind::Modules(choice) | ParamKind::Versioned(choice) => {
@@ -60,13 +67,7 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
                         field.append_child(option_element(value, label));
                     }
                     form.append_child(field);
-                    let label = typed_label(param.label);
-                    let mut other = field_element(&typed_var(param.var), "text-single", &label);
-                    other.append_child(text_element("desc", "Empty: only those ticked above."));
-                    if !typed.is_empty() {
-                        other.append_child(text_element("value", &typed.join(" ")));
-                    }
-                    form.append_child(other);
+                    form.append_child(typed_field(param, &typed));
                 } else {
                     let joined = values.join(" ");
                     let value: Vec<String> =
@@ -81,11 +82,16 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
                 }
             }
             ParamKind::Hosts => {
-                let mut field = param_field(param, "list-multi", &values);
-                for host in ctx.engine.server.hosts() {
-                    field.append_child(option_element(&host, &host));
+                let hosts = ctx.engine.server.hosts();
+                let (offered, typed): (Vec<String>, Vec<String>) =
+                    values.iter().cloned().partition(|v| hosts.contains(v));
+                let mut field = param_field(param, "list-multi", &offered);
+                for host in &hosts {
+                    field.append_child(option_element(host, host));
                 }
                 form.append_child(field);
+                // Movim shows no list-multi: its users type the hosts.
+                form.append_child(typed_field(param, &typed));
             }
             ParamKind::Choice(choices) => {
                 let chosen = match values.is_empty() {
@@ -112,11 +118,7 @@ pub fn parameters_form(spec: &Spec, ctx: &Context, previous: Option<&Input>) -> 
         }
     }
     if spec.access == Access::Change {
-        let mut field = field_element(
-            DRY_RUN_FIELD,
-            "boolean",
-            "Show what would happen (change nothing)",
-        );
+        let mut field = field_element(DRY_RUN_FIELD, "boolean", DRY_RUN_LABEL);
         field.append_child(text_element(
             "desc",
             "Only show the plan: nothing is fetched, written or loaded.",
@@ -174,6 +176,19 @@ pub fn fields_form(form: &Form) -> Element {
     element
 }
 
+/// The free-text field that goes with `param`'s picker, for names not
+/// among its options or a client that shows no list-multi (Movim),
+/// holding `typed`.
+fn typed_field(param: &Param, typed: &[String]) -> Element {
+    let label = typed_label(param.label);
+    let mut field = field_element(&typed_var(param.var), "text-single", &label);
+    field.append_child(text_element("desc", "Empty: only those ticked above."));
+    if !typed.is_empty() {
+        field.append_child(text_element("value", &typed.join(" ")));
+    }
+    field
+}
+
 /// The label of the free-text field under a module picker: the picker's
 /// own label without its "(empty: all)" remark, which does not hold for
 /// names typed.
@@ -228,7 +243,11 @@ fn versions_var(var: &str) -> String {
 pub fn fold_typed(params: &[Param], raw: Vec<(String, Vec<String>)>) -> Vec<(String, Vec<String>)> {
     let is_picker = |var: &str| {
         params.iter().any(|p| {
-            p.var == var && matches!(p.kind, ParamKind::Modules(_) | ParamKind::Versioned(_))
+            p.var == var
+                && matches!(
+                    p.kind,
+                    ParamKind::Modules(_) | ParamKind::Versioned(_) | ParamKind::Hosts
+                )
         })
     };
     let is_versioned = |var: &str| {
@@ -416,5 +435,33 @@ mod tests {
         ] {
             assert!(submitted_values(&xml.parse().unwrap()).is_err(), "{xml}");
         }
+    }
+
+    #[test]
+    fn hosts_typed_beside_the_host_picker_join_the_hosts_ticked() {
+        const HOSTS: &[Param] = &[Param {
+            var: "hosts",
+            label: "Hosts (empty: every VirtualHost)",
+            help: "",
+            kind: ParamKind::Hosts,
+            required: false,
+        }];
+        let raw = vec![
+            ("hosts".to_owned(), vec!["a.example".to_owned()]),
+            (
+                "hosts_typed".to_owned(),
+                vec!["b.example c.example".to_owned()],
+            ),
+        ];
+        assert_eq!(
+            fold_typed(HOSTS, raw),
+            [(
+                "hosts".to_owned(),
+                vec!["a.example".to_owned(), "b.example c.example".to_owned()]
+            )]
+        );
+        let field = typed_field(&HOSTS[0], &["b.example".to_owned()]);
+        assert_eq!(field.attr("var"), Some("hosts_typed"));
+        assert_eq!(field.attr("type"), Some("text-single"));
     }
 }

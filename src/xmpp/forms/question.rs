@@ -3,7 +3,7 @@
 
 use minidom::Element;
 
-use super::xml::{append_text_field, field_element, form_element, option_element, text_element};
+use super::xml::{field_element, form_element, option_element, text_element};
 use crate::ops::{Question, CONFIRM_FIELD};
 use crate::xmpp::command::NS_DATA;
 
@@ -16,9 +16,9 @@ const ANSWERS: [(&str, &str); 2] = [("no", "No, change nothing"), ("yes", "Yes, 
 const QUESTION_INSTRUCTIONS: &str = "Read the plan, then choose yes or no.";
 
 /// The form asking to confirm `question`: the plan as a `plan` field
-/// every client shows, what an update changes as fields of their own,
-/// then a required yes/no choice, `confirm`, with nothing chosen. Only
-/// the answer is read back (see adhoc's read_answer), whatever a client
+/// every client shows (what an update changes is in it, once), then a
+/// required yes/no choice, `confirm`, with nothing chosen. Only the
+/// answer is read back (see adhoc's read_answer), whatever a client
 /// submits of the rest.
 pub fn confirm_form(title: &str, question: &Question) -> Element {
     let mut form = form_element("form", title);
@@ -28,11 +28,6 @@ pub fn confirm_form(title: &str, question: &Question) -> Element {
         plan.append_child(text_element("value", line));
     }
     form.append_child(plan);
-    for changes in &question.changes {
-        let (var, label) = Question::field_of(changes);
-        let lines = changes.lines();
-        append_text_field(&mut form, &var, &label, lines.iter().map(String::as_str));
-    }
     let mut field = field_element(CONFIRM_FIELD, "list-single", "Go ahead? (choose yes or no)");
     field.append_child(Element::bare("required", NS_DATA));
     for (value, label) in ANSWERS {

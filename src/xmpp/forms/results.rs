@@ -57,6 +57,37 @@ pub fn failed_reply(
     }
 }
 
+/// The longest line of a table cell sent to Gajim 2, in characters. Its
+/// ad-hoc window opens 600 px wide (`Assistant(width=600)` in
+/// gtk/adhoc.py) and draws a table as a plain `Gtk.TreeView` in a
+/// scrolled window: a `CellRendererText` with neither wrapping nor
+/// ellipsis, so each column is as wide as its longest line and whatever
+/// passes the window's edge is hidden (seen: a check's fix cut after its
+/// first 60 characters). The window holds about [`NOTE_WIDTH`] characters
+/// of its default font; a detail beside a short name and an outcome gets
+/// 40 of them. The renderer breaks lines at newlines, so a longer text
+/// goes in lines of this width, whole, in its own row.
+pub const CELL_WIDTH: usize = 40;
+
+/// A cell's text in lines of at most [`CELL_WIDTH`] characters: broken
+/// between words, and a longer word (a path) in pieces, since a cell's
+/// column is as wide as its longest line.
+fn cell_lines(text: &str) -> Vec<String> {
+    wrap(text, CELL_WIDTH)
+        .into_iter()
+        .flat_map(|line| {
+            let chars: Vec<char> = line.chars().collect();
+            match chars.len() > CELL_WIDTH {
+                true => chars
+                    .chunks(CELL_WIDTH)
+                    .map(|piece| piece.iter().collect())
+                    .collect(),
+                false => vec![line],
+            }
+        })
+        .collect()
+}
+
 /// `text` in lines of at most `width` characters, broken between words
 /// (a longer word, such as a path, keeps a line of its own).
 fn wrap(text: &str, width: usize) -> Vec<String> {
@@ -149,8 +180,14 @@ pub fn table_result(table: &Table, rendering: Rendering) -> Element {
     match rendering {
         Rendering::Tables => table_form(table),
         Rendering::TitledTables => {
-            let mut form = table_form(table);
-            let title = Note::info(&table.note).text().to_owned();
+            let mut narrow = table.clone();
+            for cell in narrow.rows.iter_mut().flatten() {
+                if cell.lines().any(|line| line.chars().count() > CELL_WIDTH) {
+                    *cell = cell_lines(cell).join("\n");
+                }
+            }
+            let mut form = table_form(&narrow);
+            let title = wrap(&table.note, NOTE_WIDTH).join("\n");
             if !title.is_empty() {
                 if let Some(element) = form.children_mut().find(|child| child.is("title", NS_DATA))
                 {
@@ -341,6 +378,51 @@ mod tests {
         assert!(Rendering::TitledTables.note_in_title());
         assert!(!Rendering::Tables.note_in_title());
         assert!(!Rendering::SingleItem.note_in_title());
+    }
+
+    #[test]
+    fn gajim_2_gets_long_cells_and_a_long_outcome_in_lines_that_fit_its_window() {
+        let fix = "Prosody cannot read /var/lib/modman/a-directory-deep-down/modman.cfg.lua: chown it to root:prosody or chmod 640 with group prosody, then run check again.";
+        let note =
+            "Failed: readable by prosody, secret, admin socket, plugin_paths, repository debian.";
+        let table = Table {
+            title: "Checks".into(),
+            columns: vec![("check", "Check"), ("detail", "Detail")],
+            rows: vec![vec!["readable by prosody".into(), fix.into()]],
+            note: note.into(),
+        };
+        let cell = |form: &Element| -> String {
+            let item = form.children().find(|c| c.is("item", NS_DATA)).unwrap();
+            item.children()
+                .nth(1)
+                .unwrap()
+                .children()
+                .next()
+                .unwrap()
+                .text()
+        };
+        let gajim = table_result(&table, Rendering::TitledTables);
+        let detail = cell(&gajim);
+        assert!(detail.lines().count() > 1, "{detail}");
+        assert!(
+            detail.lines().all(|l| l.chars().count() <= CELL_WIDTH),
+            "{detail}"
+        );
+        assert_eq!(
+            detail.split_whitespace().collect::<String>(),
+            fix.split_whitespace().collect::<String>()
+        );
+        let title = gajim.get_child("title", NS_DATA).unwrap().text();
+        assert!(
+            title.lines().all(|l| l.chars().count() <= NOTE_WIDTH),
+            "{title}"
+        );
+        assert_eq!(
+            title.split_whitespace().collect::<Vec<_>>(),
+            note.split_whitespace().collect::<Vec<_>>()
+        );
+        // A bot, or Movim's HTML table, gets the cell whole.
+        assert_eq!(cell(&table_result(&table, Rendering::Tables)), fix);
     }
 
     #[test]
