@@ -1,6 +1,7 @@
 //! A "yes" applies exactly the plan its question showed: when the
 //! repository moves on between the question and the answer, the admin is
-//! asked again, told what changed, and nothing is installed meanwhile.
+//! asked again, told what changed, and nothing is installed meanwhile;
+//! the copies verified for the question are the ones put in place.
 
 mod support;
 
@@ -69,7 +70,14 @@ fn yes_to_an_update_never_installs_a_version_published_after_the_question() {
         "nothing changed before the new answer"
     );
 
-    // A "yes" to the new question installs C.
+    // A "yes" to the new question installs C, the copy fetched and
+    // verified for that question: the repository is not asked again, so
+    // other bytes served now are never seen.
+    let archive = repository.entry("firewall")["archive"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(repository.served().join(archive), "other bytes").unwrap();
     let done = admin.chat_json(COMPONENT, "yes");
     let updated = rows_by(&done, "module");
     assert_eq!(updated.len(), 1, "{done}");

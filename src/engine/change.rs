@@ -278,6 +278,7 @@ impl Run<'_, '_> {
             None => LoadedMap::new(),
         };
         self.open_journal(&before, &plan.files)?;
+        tracing::debug!("change: journal opened, what is loaded read");
 
         // 1. disable, and everything of modules whose files go away.
         let mut disable: BTreeSet<Placement> = plan.disable.into_iter().collect();
@@ -318,6 +319,7 @@ impl Run<'_, '_> {
         // 2. files.
         if !plan.files.is_empty() {
             self.files(plan.files).await?;
+            tracing::debug!("change: files in place");
         }
 
         // 2b. module options, read by Prosody and the modules concerned.

@@ -137,8 +137,10 @@ pub(super) fn apply(
         let mut durable = fsutil::tree_paths(&stage)?;
         durable.extend([journal.temp_path().to_owned(), state.temp_path().to_owned()]);
         durable.extend(meta.durable_with);
+        tracing::debug!("transaction {id}: staged, syncing {} paths", durable.len());
         fsutil::sync_together(&durable)?;
         journal.commit()?;
+        tracing::debug!("transaction {id}: staged and durable");
         Ok(state)
     })();
     let state = match staged {
@@ -166,6 +168,7 @@ pub(super) fn apply(
             )),
         });
     }
+    tracing::debug!("transaction {id}: swapped, state committed");
     finish(paths, &transaction, backup).map_err(io(
         "the files are in place, but the backup cannot be finished in",
         &paths.state_dir,

@@ -169,10 +169,26 @@ impl Proposal {
         self.changes.push(changes);
     }
 
+    /// Whether [`Proposal::decide`] goes ahead on `consent` as the plan
+    /// stands: then what each step changes is not shown, and need not be
+    /// worked out.
+    pub fn goes_ahead(&self, consent: &Consent) -> bool {
+        match consent {
+            Consent::DryRun => false,
+            Consent::Given => true,
+            Consent::Approved(approved) => approved.0 == self.exact,
+            Consent::NotAsked => !self.asks(),
+        }
+    }
+
+    fn asks(&self) -> bool {
+        self.always_ask || !self.concerns.is_empty()
+    }
+
     /// `Ok` to go ahead, or the question to ask first.
     pub fn decide(self, consent: &Consent) -> Result<(), Response> {
         let approval = Approval(self.exact.clone());
-        let asks = self.always_ask || !self.concerns.is_empty();
+        let asks = self.asks();
         match consent {
             Consent::DryRun => Err(self.shown_only()),
             Consent::Given => Ok(()),

@@ -23,6 +23,8 @@ pub struct Context {
     /// Replaced whole by `refresh`; readers keep the one they took.
     catalog: Arc<RwLock<Arc<Catalog>>>,
     pub fetcher: Fetcher,
+    /// The verified downloads of the last plan that asked, for its "yes".
+    pub kept: Arc<super::kept::KeptDownloads>,
     /// How `check` tries the component handshake; set by the front end
     /// that can speak XMPP.
     pub component_probe: Option<Arc<dyn ComponentProbe>>,
@@ -60,6 +62,7 @@ impl Context {
             engine: Arc::new(engine),
             catalog: Arc::new(RwLock::new(Arc::new(catalog))),
             fetcher: Fetcher::default(),
+            kept: Arc::default(),
             component_probe: None,
             rooms: Arc::default(),
         };

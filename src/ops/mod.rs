@@ -41,6 +41,7 @@ mod info;
 pub mod input;
 mod install;
 mod json;
+mod kept;
 mod list;
 mod plan;
 pub mod policy;

@@ -343,7 +343,9 @@ impl Plan<'_> {
     /// Fetches and checks every archive, [`PARALLEL_DOWNLOADS`] at a time
     /// (an update of hundreds of modules waits on round trips, not on
     /// work), in the plan's order; nothing is changed yet. The first
-    /// refusal ends it.
+    /// refusal ends it. A copy verified for the question this plan
+    /// answers is taken as it was kept ([`super::kept`]), not fetched
+    /// again.
     pub async fn download(&self, ctx: &Context, actor: &Actor) -> Result<Vec<Prepared>, OpError> {
         use futures::stream::{StreamExt, TryStreamExt};
         // Made first, polled as the stream goes (a future held in a
@@ -351,12 +353,21 @@ impl Plan<'_> {
         let downloads: Vec<_> = self
             .steps
             .iter()
-            .map(|step| ctx.fetcher.archive(step.repository, &step.entry))
+            .map(|step| {
+                let kept = ctx.kept.take(&step.repository.name, &step.entry);
+                async move {
+                    match kept {
+                        Some(files) => Ok(files),
+                        None => ctx.fetcher.archive(step.repository, &step.entry).await,
+                    }
+                }
+            })
             .collect();
         let fetched: Vec<_> = futures::stream::iter(downloads)
             .buffered(PARALLEL_DOWNLOADS)
             .try_collect()
             .await?;
+        tracing::debug!("downloaded and verified {} archives", fetched.len());
         let mut prepared = Vec::new();
         for (step, files) in self.steps.iter().zip(fetched) {
             let record = InstalledModule {

@@ -202,10 +202,14 @@ impl Command for Update {
             Consent::DryRun => vec![],
             _ => plan.download(ctx, actor).await?,
         };
-        for changes in plan.changes(ctx, &guard.installed, &files) {
-            proposal.changes(changes);
+        if !proposal.goes_ahead(&self.consent) {
+            for changes in plan.changes(ctx, &guard.installed, &files) {
+                proposal.changes(changes);
+            }
         }
         if let Err(question) = proposal.decide(&self.consent) {
+            // The "yes" to it applies these very copies.
+            ctx.kept.keep(files);
             return Ok(question);
         }
         let change = ChangeSet {
