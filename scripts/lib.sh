@@ -36,13 +36,26 @@ RUNTIME_PACKAGES=(prosody prosody-modules python3-slixmpp)
 # under it means the same file on both sides (configs, sockets, data).
 MODMAN_TRIXIE_ROOT=${MODMAN_TRIXIE_ROOT:-/var/tmp/modman-trixie}
 # systemd: the package test verifies modman's unit with the chroot's own
-# systemd-analyze.
-TRIXIE_PACKAGES=(prosody prosody-modules lua-unbound lua-dbi-sqlite3 systemd)
+# systemd-analyze. poezio: Debian 13's Poezio (0.15.1), which
+# tests/clients.rs drives in tmux against Prosody 13.
+TRIXIE_PACKAGES=(prosody prosody-modules lua-unbound lua-dbi-sqlite3 systemd poezio)
 ensure_trixie_chroot() {
     local root=$MODMAN_TRIXIE_ROOT
     local stamp="$root/.modman-chroot-complete"
     local want="trixie ${TRIXIE_PACKAGES[*]}"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    # A complete chroot made with fewer packages gets the ones added since,
+    # rather than being made again.
+    if [ -f "$stamp" ]; then
+        echo "==> adding packages to the Prosody 13 chroot in $root"
+        $sudo chroot "$root" apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive $sudo chroot "$root" \
+            apt-get install -y -q --no-install-recommends "${TRIXIE_PACKAGES[@]}" >/dev/null
+        echo "$want" | $sudo tee "$stamp" >/dev/null
         return 0
     fi
     case "$root" in
@@ -58,8 +71,6 @@ ensure_trixie_chroot() {
         exit 1
     fi
     ensure_packages debootstrap
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "==> making the Prosody 13 chroot in $root (once; reused afterwards)"
     local started=$SECONDS
     # Nothing is mounted in it, so removing a half-made one removes only it
@@ -83,7 +94,8 @@ ensure_trixie_chroot() {
 # What the tests add: Profanity and Poezio, real clients, driven in tmux
 # (tests/clients.rs); luarocks and the Lua headers, with which
 # scripts/luarocks-server packs real rocks (tests/luarocks.rs); groff, which
-# renders the package's manual pages in its test (tests/first_hour.rs). Installed
+# renders the package's manual pages in its test (tests/first_hour.rs);
+# openssl, which makes the certificate of a test Prosody with TLS. Installed
 # here, before any test runs: tests run in parallel, and two of them
 # installing at once would fight over apt's lock.
-TEST_PACKAGES=(profanity poezio tmux luarocks liblua5.4-dev groff-base)
+TEST_PACKAGES=(profanity poezio tmux luarocks liblua5.4-dev groff-base openssl)

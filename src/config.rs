@@ -585,6 +585,31 @@ pub fn check_luarocks_url(url: &url::Url) -> Result<(), String> {
     }
 }
 
+/// A part of modman.toml, as an admin names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Admins,
+    StateDir,
+    Component,
+    Prosody,
+    Repositories,
+    Chat,
+}
+
+impl Part {
+    /// Its name in modman.toml.
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Admins => "admins",
+            Part::StateDir => "state_dir",
+            Part::Component => "[component]",
+            Part::Prosody => "[prosody]",
+            Part::Repositories => "[[repositories]]",
+            Part::Chat => "[chat]",
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

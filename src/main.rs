@@ -15,8 +15,6 @@ use modman::ops::{self, Context};
 use modman::xmpp::probe::HandshakeProbe;
 use modman::xmpp::shutdown::Exit;
 
-mod cli_ops;
-
 /// `println!` that ends the program quietly when stdout is closed, as in
 /// `modman list | head`, instead of panicking.
 macro_rules! out {
@@ -30,9 +28,9 @@ macro_rules! out {
     }};
 }
 
-// After `out!`, which they use.
-mod manuals;
-mod running;
+// After `out!`, which its files use.
+mod cli;
+use cli::{manuals, running};
 
 /// Manage Prosody modules over XMPP.
 #[derive(Parser)]
@@ -218,6 +216,10 @@ enum RepoCommand {
         /// The public key printed by keygen, or a file holding it.
         #[arg(long)]
         public_key: String,
+        /// Print what was found as JSON: the index's name, serial and
+        /// dates, and each problem by file and kind.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -236,7 +238,7 @@ fn documented() -> clap::Command {
     ops::all()
         .iter()
         .fold(Cli::command(), |cli, op| {
-            cli.subcommand(cli_ops::command(op.spec()))
+            cli.subcommand(cli::ops::command(op.spec()))
         })
         .mut_subcommand("check", |check| {
             check.arg(
@@ -355,7 +357,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
 /// this process (same PID, so systemd keeps tracking it; every file and
 /// socket modman opened is close-on-exec). It starts as any start does,
 /// with the new modman.toml. Returns only if that could not be done.
-fn start_again(parts: &[modman::xmpp::reload::Part]) -> String {
+fn start_again(parts: &[modman::config::Part]) -> String {
     use std::os::unix::process::CommandExt;
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
@@ -532,7 +534,7 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
         }
         e.to_string()
     };
-    let input = cli_ops::input(op.spec(), args).map_err(failed)?;
+    let input = cli::ops::input(op.spec(), args).map_err(failed)?;
     // Before the engine opens: even recovery writes.
     let (actor, opening) = match (Actor::local_changer(&config), op.spec().access) {
         (Ok(actor), _) => (actor, Opening::ToChange),
@@ -545,7 +547,8 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
         ops::Access::Change => finish_on_stop(&ctx, running).await?,
         ops::Access::Read => running.await,
     }
-    .map_err(failed)?;
+    .map_err(failed)?
+    .after_dry_run(&input.consent, "run the same command without --dry-run");
     match json {
         true => out!("{}", response.to_json()),
         false => out!("{}", modman::text::render(&response)),
@@ -881,35 +884,44 @@ async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
             );
             Ok(())
         }
-        RepoCommand::Verify { dir, public_key } => {
+        RepoCommand::Verify {
+            dir,
+            public_key,
+            json,
+        } => {
             let text = match std::fs::read_to_string(&public_key) {
                 Ok(text) => text,
                 Err(_) => public_key,
             };
             let key = modman::config::parse_public_key(&text)
                 .map_err(|e| format!("--public-key: {e}"))?;
-            let verify::Verified {
-                modules,
-                freshness,
-                problems,
-            } = verify::verify(&dir, &key);
-            let freshness = freshness.map(|f| format!("; {f}")).unwrap_or_default();
-            for problem in &problems {
-                out!("FAIL {}: {}", problem.file, problem.what);
-            }
-            if problems.is_empty() {
-                out!(
-                    "OK {}: signature valid, {modules} modules, every archive matches the index{freshness}",
-                    dir.display()
-                );
-                Ok(())
-            } else {
-                let plural = if problems.len() == 1 { "" } else { "s" };
-                Err(format!(
-                    "{}: {} problem{plural} found{freshness}; do not publish it",
+            let verified = verify::verify(&dir, &key);
+            let freshness = (verified.stamp.as_ref())
+                .map(|s| format!("; {s}"))
+                .unwrap_or_default();
+            let count = verified.problems.len();
+            match json {
+                true => out!("{}", verified.to_json()),
+                false if count == 0 => out!(
+                    "OK {}: signature valid, {} modules, every archive matches the index{freshness}",
                     dir.display(),
-                    problems.len()
-                ))
+                    verified.modules
+                ),
+                false => {
+                    for problem in &verified.problems {
+                        out!("FAIL {}: {}", problem.file, problem.what);
+                    }
+                }
+            }
+            match count {
+                0 => Ok(()),
+                _ => {
+                    let plural = if count == 1 { "" } else { "s" };
+                    Err(format!(
+                        "{}: {count} problem{plural} found{freshness}; do not publish it",
+                        dir.display(),
+                    ))
+                }
             }
         }
     };

@@ -6,15 +6,21 @@
 
 mod support;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use modman::xmpp::command::NOTE_WIDTH;
+use modman::xmpp::forms::results::CELL_WIDTH;
 use serde_json::{json, Value};
-use support::{last, wait_for, Client, Modman, Prosody, Repository, ADMIN, COMPONENT, PASSWORD};
+use support::{
+    last, server, wait_for, Client, Modman, Prosody, Repository, Version, ADMIN, COMPONENT,
+    PASSWORD,
+};
 
 const GAJIM_1_7: &[&str] = &["Gajim", "1.7.3", "https://gajim.org"];
-const GAJIM_2: &[&str] = &["Gajim", "2.1.1", "https://gajim.org"];
+/// Gajim 2 announces message replies (XEP-0461), which Gajim 1.7 does not.
+const GAJIM_2: &[&str] = &["Gajim", "2.1.1", "https://gajim.org", "urn:xmpp:reply:0"];
 const POEZIO: &[&str] = &["Poezio", "0.15.1", "https://poez.io"];
 
 /// Every reply of a run reads in every client: each note is one line
@@ -45,17 +51,32 @@ fn assert_readable(run: &Value) {
 }
 
 /// A table result as Gajim 2 gets it: no note, whose label would push the
-/// table into a strip at the bottom of the window, and the outcome line
-/// as the form's title, which Gajim 2 shows as the table's heading.
+/// table into a strip at the bottom of the window; the outcome as the
+/// form's title, which Gajim 2 shows as the table's heading, and every
+/// cell, in lines that fit its window (it neither wraps nor cuts them
+/// visibly: what passes the edge is hidden).
 fn assert_outcome_in_title(run: &Value) {
     let result = last(run);
     assert_ne!(result["form"]["reported"], json!([]), "not a table: {run}");
     assert_eq!(result["notes"], json!([]), "a note beside a table: {run}");
     let title = result["form"]["title"].as_str().unwrap_or_default();
     assert!(
-        !title.is_empty() && title.chars().count() <= NOTE_WIDTH && !title.contains('\n'),
+        !title.is_empty() && title.lines().all(|l| l.chars().count() <= NOTE_WIDTH),
         "the outcome is not the title: {run}"
     );
+    for item in result["form"]["items"].as_array().into_iter().flatten() {
+        for cell in item
+            .as_object()
+            .into_iter()
+            .flat_map(|cells| cells.values())
+        {
+            let text = cell.as_str().unwrap_or_default();
+            assert!(
+                text.lines().all(|l| l.chars().count() <= CELL_WIDTH),
+                "a cell wider than Gajim 2's window: {run}"
+            );
+        }
+    }
 }
 
 /// Every reply of a run: readable, a single-item form if any, never
@@ -229,9 +250,15 @@ fn gajim_1_7_gets_every_result_as_a_single_item_form_and_no_completes() {
         labels.contains(&"lastlog - Debian's prosody-modules".to_owned()),
         "{labels:?}"
     );
-    let enable = gajim.run("enable", json!({"modules": ["mam"]}));
+    // The host typed beside the host picker, as in Movim, which shows no
+    // list-multi.
+    let enable = gajim.run(
+        "enable",
+        json!({"modules": ["mam"], "hosts_typed": "localhost"}),
+    );
     assert_gajim_1_7_shows(&enable);
     assert_eq!(last(&enable)["status"], "completed", "{enable}");
+    assert_eq!(last(&enable)["notes"][0][0], "info", "{enable}");
     let builtin = gajim.run("list", json!({"show": "installed", "query": "mam"}));
     assert!(
         shown(last(&builtin)).contains("mam (installed: Prosody's own"),
@@ -316,8 +343,8 @@ fn next_saying(client: &mut Client, marker: &str) -> String {
 /// it asks first.
 const NOT_WORKING: &str = "---\nsummary: Fails to load\n---\n\n# Compatibility\n\n  ------- ---------------\n  13      Does not work\n  0.12    Does not work\n  ------- ---------------\n";
 
-/// Gajim answers XEP-0092 only once subscribed: modman subscribes back,
-/// then a Gajim 2 gets tables. A failed change is a completed command
+/// Gajim answers XEP-0092 only once subscribed (modman subscribes back),
+/// but disco#info to anyone: a Gajim 2 gets tables before and after. A failed change is a completed command
 /// with an error note and its facts as fields, which every client shows;
 /// Poezio, which reads multi-line fields poorly, gets each result and
 /// question as a chat message as well.
@@ -328,6 +355,10 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
     repository.add_broken_module(NOT_WORKING);
     let _modman = fresh_modman(&prosody, &repository);
     let mut gajim = Client::connect_as(&prosody, ADMIN, GAJIM_2);
+    wait_for_index(&mut gajim);
+    let unsubscribed = gajim.run("list", json!({"query": "firewall"}));
+    assert_readable(&unsubscribed);
+    assert_outcome_in_title(&unsubscribed);
     let subscribe =
         gajim.request(json!({"op": "presences", "to": COMPONENT, "type": "subscribe", "count": 3}));
     assert_eq!(
@@ -335,7 +366,6 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
         json!(["subscribed", "available", "subscribe"]),
         "{subscribe}"
     );
-    wait_for_index(&mut gajim);
     let list = gajim.run("list", json!({"query": "firewall"}));
     assert_readable(&list);
     let items = last(&list)["form"]["items"].as_array().unwrap().clone();
@@ -548,10 +578,16 @@ fn profanity_shows_the_module_list() {
 /// form), and each multi-line field one line at a time, so what modman
 /// also sends as a chat message is read there: the module list, the plan
 /// of a question answered no then yes, the error of the install that
-/// failed, and the history entry it left.
+/// failed, and the history entry it left. On Prosody 0.12 it is the
+/// Poezio of this machine (0.14); on Prosody 13, Poezio 0.15.1 from the
+/// same Debian 13 chroot, which logs in only over TLS: so Prosody offers
+/// TLS with a certificate from a CA of the test's own, which Poezio trusts.
 #[test]
 fn poezio_shows_the_plan_the_error_and_the_history() {
-    let prosody = Prosody::start();
+    let Some(poezio) = PoezioProgram::find() else {
+        return;
+    };
+    let prosody = Prosody::start_with_tls();
     let repository = Repository::start();
     repository.add_broken_module(NOT_WORKING);
     let _modman = fresh_modman(&prosody, &repository);
@@ -572,7 +608,7 @@ fn poezio_shows_the_plan_the_error_and_the_history() {
 
     // Poezio refuses to run as root: it runs as nobody, in a home of
     // its own.
-    let home = PoezioHome::new(&prosody);
+    let home = PoezioHome::new(&prosody, poezio);
     let terminal = Terminal::start(
         &format!("modman-test-poezio-{}", prosody.c2s_port),
         &home.command(),
@@ -701,29 +737,74 @@ fn poezio_shows_the_plan_the_error_and_the_history() {
     chat("no equals sign");
 }
 
+/// Where Poezio runs: this machine's, or the Debian 13 chroot's for a run
+/// on Prosody 13.
+#[derive(Clone, Copy)]
+enum PoezioProgram {
+    Host,
+    Chroot(&'static Path),
+}
+
+impl PoezioProgram {
+    /// The Poezio that goes with the Prosody under test; `None`, said on
+    /// stderr, when the Prosody 13 chroot has none (one made before
+    /// scripts/test added it: scripts/test adds it).
+    fn find() -> Option<PoezioProgram> {
+        let server = server();
+        match server.version {
+            Version::V0_12 => Some(PoezioProgram::Host),
+            Version::V13 if server.host_path("/usr/bin/poezio").is_file() => {
+                Some(PoezioProgram::Chroot(&server.root))
+            }
+            Version::V13 => {
+                eprintln!(
+                    "skipped: the Prosody 13 chroot at {} has no poezio; scripts/test installs \
+                     it there on its next run",
+                    server.root.display()
+                );
+                None
+            }
+        }
+    }
+}
+
 /// A home for Poezio that the unprivileged user it runs as can write,
-/// set to log in as the admin on the test's Prosody; removed at the end.
-struct PoezioHome(std::path::PathBuf);
+/// set to log in as the admin on the test's Prosody, trusting its CA;
+/// removed at the end. It lies where both this machine and the chroot
+/// see it at the same path.
+struct PoezioHome {
+    dir: PathBuf,
+    program: PoezioProgram,
+}
 
 impl PoezioHome {
-    fn new(prosody: &Prosody) -> PoezioHome {
-        let home = std::env::temp_dir().join(format!("modman-poezio-{}", prosody.c2s_port));
-        let config = home.join(".config/poezio");
+    fn new(prosody: &Prosody, program: PoezioProgram) -> PoezioHome {
+        let dir = server().host_path(
+            &std::env::temp_dir()
+                .join(format!("modman-poezio-{}", prosody.c2s_port))
+                .display()
+                .to_string(),
+        );
+        let config = dir.join(".config/poezio");
         std::fs::create_dir_all(&config).unwrap();
+        // A copy: Prosody's directory is closed to the user Poezio runs as.
+        let ca = dir.join("ca.crt");
+        std::fs::copy(prosody.ca_path(), &ca).unwrap();
         std::fs::write(
             config.join("poezio.cfg"),
             format!(
                 "[Poezio]\njid = {ADMIN}\npassword = {PASSWORD}\ncustom_host = 127.0.0.1\n\
-                 custom_port = {}\nforce_encryption = false\n",
-                prosody.c2s_port
+                 custom_port = {}\nca_cert_path = {}\n",
+                prosody.c2s_port,
+                ca.display()
             ),
         )
         .unwrap();
-        let home = PoezioHome(home);
+        let home = PoezioHome { dir, program };
         if Self::as_root() {
             Command::new("chown")
                 .args(["-R", "nobody:nogroup"])
-                .arg(&home.0)
+                .arg(&home.dir)
                 .status()
                 .unwrap();
         }
@@ -739,20 +820,24 @@ impl PoezioHome {
     fn command(&self) -> String {
         let poezio = format!(
             "env -i HOME={} TERM=xterm-256color LANG=C.UTF-8 PATH=/usr/bin:/bin poezio",
-            self.0.display()
+            self.dir.display()
         );
-        match Self::as_root() {
+        let unprivileged = match Self::as_root() {
             true => {
                 format!("setpriv --reuid=nobody --regid=nogroup --clear-groups {poezio}")
             }
             false => poezio,
+        };
+        match self.program {
+            PoezioProgram::Host => unprivileged,
+            PoezioProgram::Chroot(root) => format!("chroot {} {unprivileged}", root.display()),
         }
     }
 }
 
 impl Drop for PoezioHome {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -791,7 +791,7 @@ fn a_repository_out_of_reach_is_said_at_start_and_never_stops_the_service() {
     let (_, out, err) = cli(&["check"], &prosody.path("check.toml"));
     assert_eq!(
         (out + &err)
-            .matches("unavailable; modman runs without it")
+            .matches("Unavailable: repository community.")
             .count(),
         1
     );

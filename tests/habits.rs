@@ -226,10 +226,20 @@ fn hold_choose_a_version_and_dry_run_against_a_real_prosody() {
         question["form"]["types"]["confirm"], "list-single",
         "{declined}"
     );
-    // The question carries what the downgrade changes, as its own field.
+    // The question carries what the downgrade changes in its plan, once.
     assert_eq!(
         question["form"]["fields"],
-        json!(["plan", "changes:lastlog2", "confirm"]),
+        json!(["plan", "confirm"]),
+        "{question}"
+    );
+    let plan = question["form"]["values"]["plan"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        plan.lines()
+            .filter(|l| l.starts_with("What changes in lastlog2"))
+            .count(),
+        1,
         "{question}"
     );
     assert_eq!(last(&declined)["status"], "completed");

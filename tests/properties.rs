@@ -6,12 +6,21 @@ use std::path::Path;
 
 use modman::config::Config;
 use modman::engine::managed_config::ManagedConfig;
-use modman::ops::{self, Input};
+use modman::ops::{self, Input, Value};
 use modman::repo::index::{is_safe_relative_path, is_safe_url_path, is_valid_module_name, Index};
 use modman::repo::{archive, metadata};
-use modman::xmpp::chat::{parse_line, Line};
+use modman::xmpp::chat::line::{parse_line, Line};
 use modman::xmpp::command::CommandRequest;
 use proptest::prelude::*;
+
+/// The module or host names `input` holds for field `var`.
+fn names(input: &Input, var: &str) -> Vec<String> {
+    match input.value(var) {
+        Some(Value::Modules(names) | Value::Hosts(names)) => names.clone(),
+        Some(Value::Versioned(wanted)) => wanted.iter().map(|w| w.name.clone()).collect(),
+        _ => Vec::new(),
+    }
+}
 
 /// The shipped example, which parses.
 const GOOD_CONFIG: &str = include_str!("../modman.example.toml");
@@ -23,7 +32,7 @@ proptest! {
             Ok(Line::Command { op, raw }) => {
                 if let Ok(input) = Input::check(op.spec().params, raw) {
                     for var in ["modules", "hosts"] {
-                        for name in input.modules(var) {
+                        for name in names(&input, var) {
                             prop_assert!(!name.contains('/') && !name.contains(".."), "{name}");
                         }
                     }
@@ -42,7 +51,7 @@ proptest! {
             let raw = fields.iter().map(|(k, v)| (k.as_str(), v.clone()));
             match Input::check(op.spec().params, raw) {
                 Ok(input) => {
-                    for name in input.modules("modules") {
+                    for name in names(&input, "modules") {
                         prop_assert!(is_valid_module_name(&name), "{name}");
                     }
                 }

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use modman::ops::Input;
-use modman::xmpp::chat::{parse_line, Line};
+use modman::xmpp::chat::line::{parse_line, Line};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::audit;
-use super::transaction::{Prepared, RecordChange, Transaction};
+use super::manifest::{Prepared, RecordChange, Transaction};
 use super::{io, EngineError, Paths};
 use crate::fsutil;
 use crate::repo::archive::ArchiveFile;

@@ -32,33 +32,13 @@ use super::faults::Step;
 use super::journal::{Begun, ChangeJournal};
 use super::live::{Live, LoadedMap};
 use super::managed_config::{HostModules, LuaValue, ManagedConfig, Scope};
+use super::manifest::{Prepared, SettingChange, Transaction};
+use super::placement::Placement;
 use super::scope::GLOBAL;
 use super::state::PulledIn;
-use super::transaction::{self, Backup, Meta, Prepared, SettingChange, Transaction};
+use super::transaction::{self, Backup, Meta};
 use super::{audit, io, ChangeGuard, EngineError};
 use crate::access::Actor;
-
-/// A module on a host.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub struct Placement {
-    pub module: String,
-    pub host: String,
-}
-
-impl Placement {
-    /// Every module on every host.
-    pub fn all(modules: &[String], hosts: &[String]) -> Vec<Placement> {
-        modules
-            .iter()
-            .flat_map(|module| {
-                hosts.iter().map(move |host| Placement {
-                    module: module.clone(),
-                    host: host.clone(),
-                })
-            })
-            .collect()
-    }
-}
 
 /// One module option to set (`Some`) or unset (`None`).
 #[derive(Debug, Clone, PartialEq, Eq)]

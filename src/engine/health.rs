@@ -16,7 +16,8 @@
 use std::time::Duration;
 
 use super::admin_socket::{ModuleStatus, StatusLevel};
-use super::change::{ChangeSet, Outcome, Placement};
+use super::change::{ChangeSet, Outcome};
+use super::placement::Placement;
 use super::scope::GLOBAL;
 use super::Engine;
 use crate::access::Actor;

@@ -25,11 +25,12 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::admin_socket::ModuleAction;
-use super::change::Placement;
 use super::faults::Faults;
 use super::live::{Live, LoadedMap};
+use super::manifest::Transaction;
+use super::placement::Placement;
 use super::state::{Installed, PulledIn};
-use super::transaction::{self, Transaction};
+use super::transaction;
 use super::{audit, io, EngineError, Paths};
 use crate::fsutil;
 

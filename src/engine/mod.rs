@@ -25,7 +25,9 @@ pub mod include;
 mod journal;
 pub mod live;
 pub mod managed_config;
+pub mod manifest;
 pub mod modules_dir;
+mod placement;
 pub mod policy;
 pub mod prosody_cfg;
 pub mod records;
@@ -44,10 +46,11 @@ use crate::repo::luarocks::installed::{self, InstalledRock};
 use admin_socket::AdminError;
 use live::{Connect, Live, LoadedCache, ServerInfo, Sessions, SocketConnector, Status};
 use managed_config::{ManagedConfig, ManagedConfigError};
+use manifest::Transaction;
 use state::{Installed, InstalledModule};
-use transaction::Transaction;
 
-pub use change::{ChangeError, ChangeSet, Outcome, Placement};
+pub use change::{ChangeError, ChangeSet, Outcome};
+pub use placement::Placement;
 pub use scope::GLOBAL;
 
 /// A failure of the engine, saying what and where.
@@ -292,9 +295,9 @@ impl Engine {
     pub fn restoring(
         &self,
         id: &str,
-        change: &transaction::RecordChange,
+        change: &manifest::RecordChange,
         actor: &crate::access::Actor,
-    ) -> Result<transaction::Prepared, EngineError> {
+    ) -> Result<manifest::Prepared, EngineError> {
         backups::restoring(&self.paths, id, change, &actor.to_string())
     }
 

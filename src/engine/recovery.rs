@@ -5,8 +5,9 @@
 
 use super::faults::Faults;
 use super::journal::{self, ChangeJournal, Recovered};
+use super::manifest::Transaction;
 use super::state::Installed;
-use super::transaction::{finish, undo, Backup, Transaction};
+use super::transaction::{finish, undo, Backup};
 use super::{audit, io, EngineError, Paths};
 use crate::fsutil;
 

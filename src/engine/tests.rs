@@ -9,12 +9,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::admin_socket::ModuleAction;
-use super::change::{ChangeSet, Outcome, Placement, Setting};
+use super::change::{ChangeSet, Outcome, Setting};
 use super::fake::{Fake, HOST};
 use super::faults::Step;
 use super::managed_config::{LuaValue, Scope};
+use super::manifest::Prepared;
+use super::placement::Placement;
 use super::state::InstalledModule;
-use super::transaction::Prepared;
 use super::Engine;
 use crate::access::Actor;
 use crate::config::Config;
@@ -813,6 +814,18 @@ fn a_damaged_record_is_read_as_empty_and_replaced_whole() {
     announced.save("updates");
     let saved: Vec<String> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(saved, ["lastlog aa"]);
+}
+
+#[test]
+fn a_whole_record_is_recalled_as_last_remembered_and_default_before() {
+    use super::records::Record;
+    let host = host();
+    let told: BTreeMap<String, String> = host.engine.recalled(Record::FleetDrift);
+    assert!(told.is_empty());
+    let drift = BTreeMap::from([("lastlog".to_owned(), "a: 1, b: 2".to_owned())]);
+    host.engine.remember(Record::FleetDrift, &drift, "drift");
+    let again: BTreeMap<String, String> = host.engine.recalled(Record::FleetDrift);
+    assert_eq!(again, drift);
 }
 
 #[tokio::test]

@@ -10,12 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use super::plan::Plan;
-use super::updates::{self, Direction};
-use super::Context;
+use super::updates::Direction;
 use crate::engine::copy::CopyFile;
-use crate::engine::state::{Installed, InstalledModule};
-use crate::engine::transaction::Prepared;
+use crate::engine::state::InstalledModule;
 use crate::linediff;
 use crate::repo::archive::ArchiveFile;
 use crate::repo::index::{Change, ModuleEntry};
@@ -32,7 +29,7 @@ pub struct Changes {
     pub from: String,
     pub to: String,
     /// Whether `to` is later or earlier than `from` (see
-    /// [`updates::direction`]).
+    /// [`super::updates::direction`]).
     pub direction: Direction,
     /// The commits after the installed copy, newest first, as far as the
     /// repository recorded them.
@@ -137,40 +134,6 @@ pub fn texts<'a>(
         Some(None) => None,
     };
     Some((text(before)?, text(after)?))
-}
-
-/// What each module of `files` that replaces an installed copy changes,
-/// in the plan's order: its copy on disk against the archive just
-/// downloaded and verified.
-pub fn of_download(
-    ctx: &Context,
-    installed: &Installed,
-    plan: &Plan,
-    files: &[Prepared],
-) -> Vec<Changes> {
-    files
-        .iter()
-        .filter_map(|prepared| {
-            let (_, archive) = prepared.after.as_ref()?;
-            let record = installed.modules.get(&prepared.name)?;
-            let step = plan.steps.iter().find(|s| s.entry.name == prepared.name)?;
-            let on_disk = ctx.engine.installed_copy(&prepared.name, record);
-            let catalog = ctx.catalog();
-            let offered = catalog.find_in(&record.repository, &prepared.name);
-            let direction = updates::direction(
-                offered.map(|(_, e)| e),
-                &step.entry.version,
-                &record.version,
-            );
-            Some(Changes::between(
-                &prepared.name,
-                (record, &on_disk),
-                &step.entry,
-                archive,
-                direction,
-            ))
-        })
-        .collect()
 }
 
 impl Changes {

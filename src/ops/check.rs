@@ -2,13 +2,15 @@
 //! each failure with the fix, in the spirit of `prosodyctl check`. The
 //! command line exits non-zero when any check fails.
 
+use super::Consent;
+use super::{NoParams, Params};
 use std::path::Path;
 
 use futures::future::BoxFuture;
 
 use super::advisories;
 use super::response::{Outcome, OUTCOME};
-use super::{Access, Command, Context, Input, OpError, Response, Spec, Table};
+use super::{Access, Command, Context, OpError, Response, Spec, Table};
 use crate::access::Actor;
 use crate::engine::managed_config::Scope;
 
@@ -48,25 +50,24 @@ fn unavailable(repository: &crate::config::Repository, error: &str) -> String {
 }
 
 impl Command for Check {
+    type Params = NoParams;
+
     const SPEC: Spec = Spec {
         access: Access::Read,
         node: "check",
         name: "Check the set-up",
         instructions: "Check that Prosody and modman are wired together: the component, the module directory, the managed config, the admin socket, the repositories.",
-        params: &[],
+        params: NoParams::FIELDS,
     };
 
-    fn parse(_input: &Input) -> Result<Self, OpError> {
+    fn new(_: NoParams, _consent: Consent) -> Result<Self, OpError> {
         Ok(Check)
     }
 
     async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {
         let config = &ctx.config;
         let mut rows: Vec<Vec<String>> = Vec::new();
-        let (mut failed, mut down) = (0, 0);
         let mut add = |check: &str, outcome: Outcome, text: String| {
-            failed += usize::from(outcome == Outcome::Failed);
-            down += usize::from(outcome == Outcome::Unavailable);
             rows.push(vec![check.to_owned(), outcome.as_str().to_owned(), text])
         };
         let mut row = |check: &str, result: Result<String, String>| match result {
@@ -209,26 +210,40 @@ impl Command for Check {
                 "none configured: only modules already on disk can be managed; add a [[repositories]] section to modman.toml".into(),
             );
         }
-        let plural = |n: usize| if n == 1 { "" } else { "s" };
-        let note = match (failed, down) {
-            (0, 0) => "All checks passed.".to_owned(),
-            (0, down) => format!(
-                "{down} repositor{} or fleet peer{} unavailable; modman runs without {}, each row says what to do.",
-                if down == 1 { "y" } else { "ies" },
-                plural(down),
-                if down == 1 { "it" } else { "them" }
-            ),
-            (failed, _) => format!(
-                "{failed} check{} failed; each says how to fix it.",
-                plural(failed)
-            ),
-        };
+        let note = summary(&rows);
         Ok(Response::Table(Table {
             title: "Checks".into(),
             columns: vec![("check", "Check"), OUTCOME, ("detail", "Detail")],
             rows,
             note,
         }))
+    }
+}
+
+/// The outcome of `rows` (check, outcome, detail) in one line that names
+/// the checks that did not pass, worst first, so the admin knows which
+/// rows to read: "Failed: secret, admin socket. Unavailable: repository
+/// debian. Warning: nagle." Each row says how to fix it.
+fn summary(rows: &[Vec<String>]) -> String {
+    let named = |outcome: Outcome| -> Vec<&str> {
+        rows.iter()
+            .filter(|row| row.get(1).map(String::as_str) == Some(outcome.as_str()))
+            .filter_map(|row| row.first().map(String::as_str))
+            .collect()
+    };
+    let parts: Vec<String> = [
+        ("Failed", Outcome::Failed),
+        ("Unavailable", Outcome::Unavailable),
+        ("Warning", Outcome::Warning),
+    ]
+    .into_iter()
+    .map(|(label, outcome)| (label, named(outcome)))
+    .filter(|(_, names)| !names.is_empty())
+    .map(|(label, names)| format!("{label}: {}.", names.join(", ")))
+    .collect();
+    match parts.is_empty() {
+        true => "All checks passed.".to_owned(),
+        false => parts.join(" "),
     }
 }
 
@@ -446,5 +461,30 @@ mod tests {
         assert!(included(&good, &managed)
             .unwrap_err()
             .contains("does not exist"));
+    }
+
+    #[test]
+    fn the_summary_names_the_checks_that_did_not_pass_worst_first() {
+        let row = |check: &str, outcome: Outcome| {
+            vec![
+                check.to_owned(),
+                outcome.as_str().to_owned(),
+                "why".to_owned(),
+            ]
+        };
+        assert_eq!(
+            summary(&[row("admins", Outcome::Ok), row("secret", Outcome::Ok)]),
+            "All checks passed."
+        );
+        assert_eq!(
+            summary(&[
+                row("nagle", Outcome::Warning),
+                row("secret", Outcome::Failed),
+                row("admins", Outcome::Ok),
+                row("repository debian", Outcome::Unavailable),
+                row("admin socket", Outcome::Failed),
+            ]),
+            "Failed: secret, admin socket. Unavailable: repository debian. Warning: nagle."
+        );
     }
 }

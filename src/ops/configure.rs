@@ -7,13 +7,12 @@
 //! and the module is reloaded where it runs, and a value it refuses is
 //! undone like any failed change.
 
+use super::{params, Field, Hosts, Module, OptionSetting, Params};
 use std::path::Path;
 
-use super::confirm::{Consent, Proposal};
-use super::input::module_names;
+use super::confirm::{Consent, Proposal, Why};
 use super::{
-    Access, Command, Context, FieldKind, Form, FormField, Input, OpError, OptionInput, Param,
-    ParamKind, Response, Spec, Table,
+    Access, Command, Context, FieldKind, Form, FormField, OpError, ParamKind, Response, Spec, Table,
 };
 use crate::access::Actor;
 use crate::engine::change::Setting;
@@ -28,7 +27,7 @@ use crate::repo::options::{
 pub struct Configure {
     module: String,
     hosts: Vec<String>,
-    options: Vec<(String, OptionInput)>,
+    options: Vec<OptionSetting>,
     consent: Consent,
 }
 
@@ -37,52 +36,54 @@ const MAX_CODE: u64 = 4 * 1024 * 1024;
 /// Most items in a list option.
 const MAX_ITEMS: usize = 256;
 
+params! {
+    /// What `Configure` takes.
+    pub struct ConfigureParams {
+        module: Module = Field {
+            label: "Module",
+            help: "The module's name, such as http_upload_external.",
+            kind: ParamKind::Text,
+            required: true,
+        },
+        hosts: Hosts = Field {
+            label: "Hosts (empty: the whole server)",
+            help: "Where the options apply; leave empty for the whole server.",
+            kind: ParamKind::Hosts,
+            required: false,
+        },
+        options: Vec<OptionSetting> = Field {
+            label: "Other options (name = value per line)",
+            help: "Options by name, one `name = value` per line; `name =` unsets one.",
+            kind: ParamKind::Options,
+            required: false,
+        },
+    }
+}
+
 impl Command for Configure {
+    type Params = ConfigureParams;
+
     const SPEC: Spec = Spec {
         access: Access::Change,
         node: "configure",
         name: "Configure a module",
         instructions: "Set the options a module needs. Name the module, and the hosts (leave empty for the whole server); the next step shows the options it documents with the values Prosody holds now. Secrets are shown only as set or not set.",
-        params: &[
-            Param {
-                var: "module",
-                label: "Module",
-                help: "The module's name, such as http_upload_external.",
-                kind: ParamKind::Text,
-                required: true,
-            },
-            Param {
-                var: "hosts",
-                label: "Hosts (empty: the whole server)",
-                help: "Where the options apply; leave empty for the whole server.",
-                kind: ParamKind::Hosts,
-                required: false,
-            },
-            Param {
-                var: "options",
-                label: "Other options (name = value per line)",
-                help: "Options by name, one `name = value` per line; `name =` unsets one.",
-                kind: ParamKind::Options,
-                required: false,
-            },
-        ],
+        params: ConfigureParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
-        let names = module_names(
-            "module",
-            &[input.text("module").unwrap_or_default().to_owned()],
-        )?;
-        let [module] = names.as_slice() else {
-            return Err(OpError::bad_input(
-                "field `module`: give exactly one module name",
-            ));
-        };
+    fn new(
+        ConfigureParams {
+            module,
+            hosts,
+            options,
+        }: ConfigureParams,
+        consent: Consent,
+    ) -> Result<Self, OpError> {
         Ok(Configure {
-            module: module.clone(),
-            hosts: input.modules("hosts"),
-            options: input.options().to_vec(),
-            consent: input.consent.clone(),
+            module: module.0,
+            hosts: hosts.0,
+            options,
+            consent,
         })
     }
 
@@ -121,13 +122,13 @@ impl Command for Configure {
         }
         let mut settings = Vec::new();
         let mut proposal = Proposal::new("Configure");
-        for (name, given) in &self.options {
+        for OptionSetting { name, value } in &self.options {
             let option = settable(name).map_err(|refusal| refused(&self.module, name, refusal))?;
             let kind = option.kind;
             let secret = option.secret || is_secret_name(name);
-            let value = match given {
-                OptionInput::Unset => None,
-                OptionInput::Set(values) => Some(lua_value(name, kind, values)?),
+            let value = match value {
+                None => None,
+                Some(values) => Some(lua_value(name, kind, values)?),
             };
             for scope in &scopes {
                 // A form comes back whole: a field left as it was shown
@@ -156,7 +157,7 @@ impl Command for Configure {
             }
             if secret && value.is_some() && readable_by_everyone(&ctx.config.prosody.managed_config)
             {
-                proposal.concern(format!(
+                proposal.concern(Why::SecretReadable, format!(
                     "{} is readable by every user of this host, and so would the secret {name} be; run `chmod o-r {}` (Prosody must still read it) and answer again.",
                     ctx.config.prosody.managed_config.display(),
                     ctx.config.prosody.managed_config.display()

@@ -41,30 +41,80 @@ pub enum Consent {
     DryRun,
 }
 
+/// Why a plan asks before it is carried out, beside the sentence that
+/// says it: for bots (the JSON answer) and tests, which must not read the
+/// sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// Every plan of this operation is shown first (update, rollback).
+    AlwaysAsked,
+    /// The plan changed since the question that was answered yes.
+    PlanChanged,
+    /// Installed modules need one being removed.
+    Needed,
+    /// Installed modules use one being removed in some set-ups.
+    MaybeNeeded,
+    /// A dependency comes from another repository than its dependant.
+    OtherRepository,
+    /// This Prosody objects to the module (its version, a feature).
+    Objection,
+    /// The copy planned is under an advisory of its repository.
+    Advisory,
+    /// A dependency that nothing offers.
+    MissingDependency,
+    /// The module's README marks it as not working with this Prosody.
+    NotWorking,
+    /// Prosody's own directory has a module of that name too.
+    Shadowed,
+    /// A secret would be written to a file everyone can read.
+    SecretReadable,
+    /// An earlier version than the one installed.
+    Downgrade,
+    /// prosody.cfg.lua's own modules_enabled for the host would be
+    /// replaced by modman's.
+    OwnModulesList,
+}
+
+impl Why {
+    /// Its name in the JSON answer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Why::AlwaysAsked => "always_asked",
+            Why::PlanChanged => "plan_changed",
+            Why::Needed => "needed",
+            Why::MaybeNeeded => "maybe_needed",
+            Why::OtherRepository => "other_repository",
+            Why::Objection => "objection",
+            Why::Advisory => "advisory",
+            Why::MissingDependency => "missing_dependency",
+            Why::NotWorking => "not_working",
+            Why::Shadowed => "shadowed",
+            Why::SecretReadable => "secret_readable",
+            Why::Downgrade => "downgrade",
+            Why::OwnModulesList => "own_modules_list",
+        }
+    }
+}
+
+/// One reason to confirm: its kind, and the sentence that says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Concern {
+    pub why: Why,
+    pub text: String,
+}
+
 /// A question to answer before anything changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Question {
     /// The whole question, ending in what to confirm.
     pub text: String,
+    /// Why it is asked, each reason once, as said in `text`.
+    pub why: Vec<Why>,
     /// What a "yes" to it approves.
     pub approval: Approval,
-    /// What each `from -> to` in it changes, also said in `text`: for
-    /// forms (a field each, since some clients never show a form's
-    /// instructions) and JSON.
+    /// What each `from -> to` in it changes, also said in `text`: typed,
+    /// for JSON.
     pub changes: Vec<Changes>,
-}
-
-impl Question {
-    /// The form field that carries `changes`.
-    pub fn field_of(changes: &Changes) -> (String, String) {
-        (
-            format!("changes:{}", changes.module),
-            format!(
-                "What changes in {} ({} -> {})",
-                changes.module, changes.from, changes.to
-            ),
-        )
-    }
 }
 
 /// A plan an operation is about to carry out, and why it might ask.
@@ -72,7 +122,7 @@ pub struct Proposal {
     action: &'static str,
     shown: Vec<String>,
     exact: Vec<String>,
-    concerns: Vec<String>,
+    concerns: Vec<Concern>,
     changes: Vec<Changes>,
     always_ask: bool,
 }
@@ -106,8 +156,9 @@ impl Proposal {
         self.exact.push(exact);
     }
 
-    /// A reason the admin must confirm.
-    pub fn concern(&mut self, concern: String) {
+    /// A reason the admin must confirm: `why`, said as `text`.
+    pub fn concern(&mut self, why: Why, text: String) {
+        let concern = Concern { why, text };
         if !self.concerns.contains(&concern) {
             self.concerns.push(concern);
         }
@@ -154,11 +205,8 @@ impl Proposal {
     /// The plan as a dry run answers it: each step, and what the
     /// question would have asked about.
     fn shown_only(self) -> Response {
-        let mut note = self.concerns;
-        note.push(format!(
-            "Nothing was changed. To do it, run the same {} without the dry run.",
-            self.action.to_lowercase()
-        ));
+        let mut note: Vec<String> = self.concerns.into_iter().map(|c| c.text).collect();
+        note.push("Nothing was changed.".to_owned());
         Response::Table(Table {
             title: format!("{}: what would happen", self.action),
             columns: vec![PLANNED],
@@ -169,6 +217,18 @@ impl Proposal {
 
     fn ask(self, changed: Option<String>, approval: Approval) -> Response {
         let mut text = String::new();
+        let mut why = Vec::new();
+        if changed.is_some() {
+            why.push(Why::PlanChanged);
+        }
+        if self.always_ask {
+            why.push(Why::AlwaysAsked);
+        }
+        for concern in &self.concerns {
+            if !why.contains(&concern.why) {
+                why.push(concern.why);
+            }
+        }
         if let Some(changed) = changed {
             text += &format!(
                 "The plan changed since you were asked ({changed}); nothing was changed. The new plan:\n"
@@ -179,13 +239,16 @@ impl Proposal {
             text += &format!("  {line}\n");
         }
         for changes in &self.changes {
-            text += &format!("{}:\n", Question::field_of(changes).1);
+            text += &format!(
+                "What changes in {} ({} -> {}):\n",
+                changes.module, changes.from, changes.to
+            );
             for line in changes.lines() {
                 text += &format!("  {line}\n");
             }
         }
         for concern in &self.concerns {
-            text += &format!("{concern}\n");
+            text += &format!("{}\n", concern.text);
         }
         text += &match self.concerns.is_empty() {
             true => "Go ahead?".to_owned(),
@@ -193,9 +256,27 @@ impl Proposal {
         };
         Response::Confirm(Question {
             text,
+            why,
             approval,
             changes: self.changes,
         })
+    }
+}
+
+impl Response {
+    /// The answer to `consent`, ending with what to do next when it was
+    /// a dry run's plan: carry it out, said in the words `how` of the
+    /// front end that asked ("send the same line without `plan`", "run the
+    /// same command without --dry-run"), since each asks for a dry run
+    /// its own way.
+    pub fn after_dry_run(self, consent: &Consent, how: &str) -> Response {
+        match (consent, self) {
+            (Consent::DryRun, Response::Table(mut table)) => {
+                table.note = format!("{} To do it, {how}.", table.note);
+                Response::Table(table)
+            }
+            (_, response) => response,
+        }
     }
 }
 
@@ -257,7 +338,8 @@ mod tests {
         assert!(update("20240701", "aa").decide(&yes).is_ok());
         // A newer copy was published meanwhile: asked again, told why.
         let again = question(update("20240801", "bb").decide(&yes).unwrap_err());
-        assert!(again.text.starts_with("The plan changed"), "{}", again.text);
+        assert_eq!(asked.why, [Why::AlwaysAsked]);
+        assert_eq!(again.why, [Why::PlanChanged, Why::AlwaysAsked]);
         assert!(
             again.text.contains("now: lastlog 20240601 -> 20240801"),
             "{}",
@@ -273,7 +355,7 @@ mod tests {
     fn a_dry_run_answers_the_plan_whether_or_not_it_would_ask() {
         let mut quiet = Proposal::new("Install");
         quiet.step("lastlog 1".into(), "lastlog 1 sha256:aa".into());
-        quiet.concern("mod_lastlog needs an option".into());
+        quiet.concern(Why::Objection, "mod_lastlog needs an option".into());
         let Err(Response::Table(table)) = quiet.decide(&Consent::DryRun) else {
             panic!("a dry run must answer the plan");
         };
@@ -291,8 +373,30 @@ mod tests {
         assert!(quiet.decide(&Consent::NotAsked).is_ok());
         let mut worried = Proposal::new("Install");
         worried.step("lastlog 1".into(), "lastlog 1 sha256:aa".into());
-        worried.concern("lastlog is marked as not working with Prosody 13".into());
+        worried.concern(
+            Why::NotWorking,
+            "lastlog is marked as not working with Prosody 13".into(),
+        );
         let asked = question(worried.decide(&Consent::NotAsked).unwrap_err());
-        assert!(asked.text.ends_with("Install anyway?"), "{}", asked.text);
+        assert_eq!(asked.why, [Why::NotWorking]);
+    }
+
+    #[test]
+    fn a_dry_run_ends_with_how_the_front_end_that_asked_carries_it_out() {
+        let mut plan = Proposal::new("Install");
+        plan.step("lastlog 1".into(), "lastlog 1 sha256:aa".into());
+        let shown = plan.decide(&Consent::DryRun).unwrap_err();
+        let Response::Table(said) = shown.clone().after_dry_run(&Consent::DryRun, "HOW") else {
+            panic!("a dry run answers a table");
+        };
+        let Response::Table(plain) = shown.clone() else {
+            unreachable!()
+        };
+        assert_eq!(said.note, format!("{} To do it, HOW.", plain.note));
+        // Nothing is added to what was not a dry run.
+        let Response::Table(kept) = shown.after_dry_run(&Consent::Given, "HOW") else {
+            unreachable!()
+        };
+        assert_eq!(kept.note, plain.note);
     }
 }

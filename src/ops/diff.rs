@@ -7,9 +7,10 @@
 
 use super::changes::{self, Changes};
 use super::info::update_text;
-use super::input::one_module;
 use super::updates::{self, UpdateStatus};
-use super::{Access, Command, Context, Details, Input, OpError, Response, Spec};
+use super::Consent;
+use super::{params, Field, Module, ParamKind, Params};
+use super::{Access, Command, Context, Details, OpError, Response, Spec};
 use crate::access::Actor;
 use crate::linediff;
 
@@ -26,25 +27,31 @@ pub struct Diff {
     name: String,
 }
 
+params! {
+    /// What `Diff` takes.
+    pub struct DiffParams {
+        module: Module = Field {
+            label: "Module",
+            help: "An installed module with an update, such as lastlog.",
+            kind: ParamKind::Text,
+            required: true,
+        },
+    }
+}
+
 impl Command for Diff {
+    type Params = DiffParams;
+
     const SPEC: Spec = Spec {
         access: Access::Read,
         node: "diff",
         name: "Show an update's code change",
         instructions: "Show, as a unified diff, what updating a module would change in its code: the installed copy against the one its repository offers now. Nothing is changed.",
-        params: &[super::Param {
-            var: "module",
-            label: "Module",
-            help: "An installed module with an update, such as lastlog.",
-            kind: super::ParamKind::Text,
-            required: true,
-        }],
+        params: DiffParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
-        Ok(Diff {
-            name: one_module(input, "module")?,
-        })
+    fn new(DiffParams { module }: DiffParams, _consent: Consent) -> Result<Self, OpError> {
+        Ok(Diff { name: module.0 })
     }
 
     async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {

@@ -3,9 +3,8 @@
 
 use super::confirm::{Consent, Proposal};
 use super::enable::placement_table;
-use super::{
-    Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
-};
+use super::{params, Field, Hosts, Params};
+use super::{Access, Command, Context, ModuleChoice, OpError, ParamKind, Response, Spec, Table};
 use crate::access::Actor;
 use crate::engine::{ChangeSet, Placement};
 
@@ -17,35 +16,43 @@ pub struct Disable {
     consent: Consent,
 }
 
+params! {
+    /// What `Disable` takes.
+    pub struct DisableParams {
+        modules: Vec<String> = Field {
+            label: "Modules",
+            help: "Modules to disable: those modman enabled, installed or Prosody's own.",
+            kind: ParamKind::Modules(ModuleChoice::Enabled),
+            required: true,
+        },
+        hosts: Hosts = Field {
+            label: "Hosts (empty: everywhere modman enabled them)",
+            help: "Where to disable them; leave empty for everywhere modman enabled them.",
+            kind: ParamKind::Hosts,
+            required: false,
+        },
+    }
+}
+
 impl Command for Disable {
+    type Params = DisableParams;
+
     const SPEC: Spec = Spec {
         access: Access::Change,
         node: "disable",
         name: "Disable modules",
         instructions: "Disable modules: removed from modman's config file and unloaded now. Their files stay installed.",
-        params: &[
-            Param {
-                var: "modules",
-                label: "Modules",
-                help: "Modules to disable: those modman enabled, installed or Prosody's own.",
-                kind: ParamKind::Modules(ModuleChoice::Enabled),
-                required: true,
-            },
-            Param {
-                var: "hosts",
-                label: "Hosts (empty: everywhere modman enabled them)",
-                help: "Where to disable them; leave empty for everywhere modman enabled them.",
-                kind: ParamKind::Hosts,
-                required: false,
-            },
-        ],
+        params: DisableParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
+    fn new(
+        DisableParams { modules, hosts }: DisableParams,
+        consent: Consent,
+    ) -> Result<Self, OpError> {
         Ok(Disable {
-            modules: input.modules("modules"),
-            hosts: input.modules("hosts"),
-            consent: input.consent.clone(),
+            modules,
+            hosts: hosts.0,
+            consent,
         })
     }
 

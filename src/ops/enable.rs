@@ -4,16 +4,14 @@
 //! error carries Prosody's words.
 
 use super::configure;
-use super::confirm::{Consent, Proposal};
-use super::{
-    Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
-};
+use super::confirm::{Consent, Proposal, Why};
+use super::{params, Field, Hosts, Params};
+use super::{Access, Command, Context, ModuleChoice, OpError, ParamKind, Response, Spec, Table};
 use crate::access::Actor;
 use crate::engine::{ChangeSet, Placement};
 
 /// The `hosts` field of the commands that enable.
-pub const HOSTS: Param = Param {
-    var: "hosts",
+pub const HOSTS: Field = Field {
     label: "Hosts (empty: every VirtualHost)",
     help: "Where to enable them; leave empty for every VirtualHost.",
     kind: ParamKind::Hosts,
@@ -28,29 +26,38 @@ pub struct Enable {
     consent: Consent,
 }
 
+params! {
+    /// What `Enable` takes.
+    pub struct EnableParams {
+        modules: Vec<String> = Field {
+            label: "Modules",
+            help: "Modules to enable: installed ones, or Prosody's own (such as mam or carbons).",
+            kind: ParamKind::Modules(ModuleChoice::Enableable),
+            required: true,
+        },
+        hosts: Hosts = HOSTS,
+    }
+}
+
 impl Command for Enable {
+    type Params = EnableParams;
+
     const SPEC: Spec = Spec {
         access: Access::Change,
         node: "enable",
         name: "Enable modules",
         instructions: "Enable modules on hosts: written to modman's config file (loaded at every start) and loaded now, without a restart.",
-        params: &[
-            Param {
-                var: "modules",
-                label: "Modules",
-                help: "Modules to enable: installed ones, or Prosody's own (such as mam or carbons).",
-                kind: ParamKind::Modules(ModuleChoice::Enableable),
-                required: true,
-            },
-            HOSTS,
-        ],
+        params: EnableParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
+    fn new(
+        EnableParams { modules, hosts }: EnableParams,
+        consent: Consent,
+    ) -> Result<Self, OpError> {
         Ok(Enable {
-            modules: input.modules("modules"),
-            hosts: input.modules("hosts"),
-            consent: input.consent.clone(),
+            modules,
+            hosts: hosts.0,
+            consent,
         })
     }
 
@@ -94,7 +101,7 @@ impl Command for Enable {
             proposal.step(text.clone(), text);
         }
         for host in ctx.engine.hosts_with_own_list(&hosts) {
-            proposal.concern(own_list_concern(ctx, &host));
+            proposal.concern(Why::OwnModulesList, own_list_concern(ctx, &host));
         }
         if let Err(question) = proposal.decide(&self.consent) {
             return Ok(question);

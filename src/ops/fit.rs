@@ -160,7 +160,7 @@ fn fit_details(mut details: Details, budget: usize) -> Details {
 }
 
 /// A question's changes are said twice (in its text, and apart for
-/// forms and JSON): those apart get at most half the budget, the first
+/// JSON): those apart get at most half the budget, the first
 /// modules first, and the text the rest.
 fn fit_question(mut question: Question, budget: usize) -> Question {
     let size = |changes: &Changes| {

@@ -19,9 +19,10 @@ use super::Response;
 use crate::access::Actor;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::change::{Applied, Placement};
+use crate::engine::change::Applied;
 use crate::engine::health::{self, Back, Ending, Subject, Undo, Verdict, Watched};
 use crate::engine::Engine;
+use crate::engine::Placement;
 
 /// Verdicts waiting for the front end; one more is logged and dropped.
 const QUEUED_NOTICES: usize = 64;

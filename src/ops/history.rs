@@ -3,7 +3,9 @@
 //! second in the server's local time with its zone, as an admin reads a
 //! clock; the log itself keeps UTC.
 
-use super::{Access, Command, Context, Input, OpError, Param, ParamKind, Response, Spec, Table};
+use super::Consent;
+use super::{params, Field, Module, Params};
+use super::{Access, Command, Context, OpError, ParamKind, Response, Spec, Table};
 use crate::access::Actor;
 
 /// Shows the last entries, optionally only those about one module.
@@ -15,27 +17,33 @@ pub struct History {
 /// Entries shown at most.
 const LIMIT: usize = 50;
 
+params! {
+    /// What `History` takes.
+    pub struct HistoryParams {
+        module: Option<Module> = Field {
+            label: "Module",
+            help: "Only changes to this module; leave empty for all.",
+            kind: ParamKind::Text,
+            required: false,
+        },
+    }
+}
+
 impl Command for History {
+    type Params = HistoryParams;
+
     const SPEC: Spec = Spec {
         access: Access::Read,
         node: "history",
         name: "Change history",
         instructions:
             "Show the latest changes: when, who, what, from which version to which, and the result.",
-        params: &[Param {
-            var: "module",
-            label: "Module",
-            help: "Only changes to this module; leave empty for all.",
-            kind: ParamKind::Text,
-            required: false,
-        }],
+        params: HistoryParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
+    fn new(HistoryParams { module }: HistoryParams, _consent: Consent) -> Result<Self, OpError> {
         Ok(History {
-            module: input
-                .text("module")
-                .map(|m| m.strip_prefix("mod_").unwrap_or(m).to_owned()),
+            module: module.map(|m| m.0),
         })
     }
 

@@ -6,15 +6,15 @@
 
 use super::confirm::{Consent, Proposal};
 use super::{
-    Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
+    params, Access, Command, Context, Field, ModuleChoice, OpError, ParamKind, Params, Response,
+    Spec, Table,
 };
 use crate::access::Actor;
 use crate::engine::hold::Holding;
 use crate::engine::state::{Hold as Held, Reason};
 
 /// The modules of a hold or unhold.
-const MODULES: Param = Param {
-    var: "modules",
+const MODULES: Field = Field {
     label: "Modules",
     help: "Installed modules, such as lastlog (mod_ prefix optional).",
     kind: ParamKind::Modules(ModuleChoice::Installed),
@@ -55,34 +55,35 @@ pub fn refusal(operation: &str, name: &str, version: &str, hold: &Held) -> OpErr
     ))
 }
 
+params! {
+    /// What `hold` takes.
+    pub struct HoldParams {
+        modules: Vec<String> = MODULES,
+        because: Option<Reason> = Field {
+            label: "Why",
+            help: "Why they are held, shown to every admin (one line, at most 200 characters).",
+            kind: ParamKind::Reason,
+            required: false,
+        },
+    }
+}
+
 impl Command for Hold {
+    type Params = HoldParams;
+
     const SPEC: Spec = Spec {
         access: Access::Change,
         node: "hold",
         name: "Hold modules at their version",
         instructions: "Keep installed modules at the copy they have now: update leaves them alone and no update is announced for them, until unhold. Every admin sees who held them and why.",
-        params: &[
-            MODULES,
-            Param {
-                var: "because",
-                label: "Why",
-                help: "Why they are held, shown to every admin (one line, at most 200 characters).",
-                kind: ParamKind::Reason,
-                required: false,
-            },
-        ],
+        params: HoldParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
-        let reason = input
-            .text("because")
-            .map(Reason::new)
-            .transpose()
-            .map_err(|e| OpError::bad_input(format!("field `because`: {e}")))?;
+    fn new(HoldParams { modules, because }: HoldParams, consent: Consent) -> Result<Self, OpError> {
         Ok(Hold {
-            modules: input.modules("modules"),
-            reason,
-            consent: input.consent.clone(),
+            modules,
+            reason: because,
+            consent,
         })
     }
 
@@ -120,20 +121,26 @@ impl Command for Hold {
     }
 }
 
+params! {
+    /// What `unhold` takes.
+    pub struct UnholdParams {
+        modules: Vec<String> = MODULES,
+    }
+}
+
 impl Command for Unhold {
+    type Params = UnholdParams;
+
     const SPEC: Spec = Spec {
         access: Access::Change,
         node: "unhold",
         name: "Let updates reach held modules",
         instructions: "Release the hold on installed modules: update and its notices offer them newer copies again.",
-        params: &[MODULES],
+        params: UnholdParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
-        Ok(Unhold {
-            modules: input.modules("modules"),
-            consent: input.consent.clone(),
-        })
+    fn new(UnholdParams { modules }: UnholdParams, consent: Consent) -> Result<Self, OpError> {
+        Ok(Unhold { modules, consent })
     }
 
     async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {

@@ -1,10 +1,11 @@
 //! `info`: everything known about one module, installed or on offer.
 
 use super::advisories;
-use super::input::one_module;
 use super::list::hosts_or_unknown;
 use super::updates::{self, Unknown, UpdateStatus, Versions};
-use super::{Access, Command, Context, Details, Input, OpError, Param, ParamKind, Response, Spec};
+use super::Consent;
+use super::{params, Field, Module, Params};
+use super::{Access, Command, Context, Details, OpError, ParamKind, Response, Spec};
 use crate::access::Actor;
 use crate::engine::managed_config::{LuaValue, Scope};
 use crate::repo::index::DependencyKind;
@@ -18,26 +19,32 @@ pub struct Info {
     name: String,
 }
 
+params! {
+    /// What `Info` takes.
+    pub struct InfoParams {
+        module: Module = Field {
+            label: "Module",
+            help: "The module's name, such as cloud_notify or mod_cloud_notify.",
+            kind: ParamKind::Text,
+            required: true,
+        },
+    }
+}
+
 impl Command for Info {
+    type Params = InfoParams;
+
     const SPEC: Spec = Spec {
         access: Access::Read,
         node: "info",
         name: "Module details",
         instructions:
             "Show a module's summary, versions, dependencies, compatibility, files and description.",
-        params: &[Param {
-            var: "module",
-            label: "Module",
-            help: "The module's name, such as cloud_notify or mod_cloud_notify.",
-            kind: ParamKind::Text,
-            required: true,
-        }],
+        params: InfoParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
-        Ok(Info {
-            name: one_module(input, "module")?,
-        })
+    fn new(InfoParams { module }: InfoParams, _consent: Consent) -> Result<Self, OpError> {
+        Ok(Info { name: module.0 })
     }
 
     async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {

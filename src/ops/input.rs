@@ -1,6 +1,8 @@
-//! What an operation takes: its parameters, declared once in its
-//! [`Spec`] and read from a data form, a chat line or the command line
-//! alike, and the checked [`Input`] they become.
+//! What an operation takes: its parameters, declared once with
+//! [`params!`] as a struct whose fields are the form fields, chat words
+//! and CLI flags, read from any front end into the checked [`Input`] by
+//! one parser per kind of value, and handed to the operation as that
+//! struct. A misspelt parameter is a compile error, not an empty list.
 
 use std::collections::BTreeMap;
 
@@ -36,8 +38,7 @@ pub enum ParamKind {
     /// One or more module names (`mod_x` or `x`).
     Modules(ModuleChoice),
     /// One or more module names, each at the newest version or at one a
-    /// repository offers (`lastlog@20240601`); read with
-    /// [`Input::wanted`].
+    /// repository offers (`lastlog@20240601`), read as [`Wanted`].
     Versioned(ModuleChoice),
     /// Yes or no; no when not given.
     Boolean,
@@ -47,21 +48,85 @@ pub enum ParamKind {
     /// control characters replaced, at most [`Reason::MAX_CHARS`]. In
     /// chat, the rest of the line after the parameter's name.
     Reason,
-    /// Module options: `name = value` lines (`name =` unsets), and in a
-    /// form any other field named like an option.
+    /// Module options: `name=value` assignments (`name=` unsets), and in
+    /// a form any other field named like an option; each read by
+    /// [`option_setting`].
     Options,
+}
+
+impl ParamKind {
+    /// The shape of the [`Value`] this kind is read into.
+    const fn shape(self) -> Shape {
+        match self {
+            ParamKind::Text => Shape::Text,
+            ParamKind::Choice(_) => Shape::Choice,
+            ParamKind::Modules(_) => Shape::Modules,
+            ParamKind::Versioned(_) => Shape::Versioned,
+            ParamKind::Boolean => Shape::Boolean,
+            ParamKind::Hosts => Shape::Hosts,
+            ParamKind::Reason => Shape::Reason,
+            ParamKind::Options => Shape::Options,
+        }
+    }
+}
+
+/// The variants of [`Value`] without their contents, so that a field's
+/// Rust type and its declared kind are checked to agree when the
+/// operation compiles ([`params!`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Text,
+    Choice,
+    Modules,
+    Versioned,
+    Boolean,
+    Hosts,
+    Reason,
+    Options,
+}
+
+/// Whether a field of a type that reads `shape` may be declared `kind`.
+#[doc(hidden)]
+pub const fn fits(shape: Shape, kind: ParamKind) -> bool {
+    shape as u8 == kind.shape() as u8
 }
 
 /// One input of an operation: a data-form field, a chat word, a CLI flag.
 #[derive(Debug)]
 pub struct Param {
-    /// The form field `var`; stable, bots rely on it.
+    /// The form field `var`, the chat word and the CLI flag: the name of
+    /// the field in the operation's [`params!`] struct. Stable, bots rely
+    /// on it.
     pub var: &'static str,
     pub label: &'static str,
     /// A sentence shown as the field's description.
     pub help: &'static str,
     pub kind: ParamKind,
     pub required: bool,
+}
+
+/// A [`Param`] before [`params!`] names it after its struct field; shared
+/// ones (the hosts of enable and install) are constants of this type.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    pub label: &'static str,
+    pub help: &'static str,
+    pub kind: ParamKind,
+    pub required: bool,
+}
+
+impl Field {
+    /// This field under the name `var`.
+    pub const fn named(self, var: &'static str) -> Param {
+        Param {
+            var,
+            label: self.label,
+            help: self.help,
+            kind: self.kind,
+            required: self.required,
+        }
+    }
 }
 
 /// Who may run an operation, and whether it changes the host.
@@ -84,6 +149,8 @@ pub struct Spec {
     pub name: &'static str,
     /// The instructions shown above the form.
     pub instructions: &'static str,
+    /// The operation's [`Params::FIELDS`]; the registry refuses to compile
+    /// any other list.
     pub params: &'static [Param],
 }
 
@@ -100,21 +167,61 @@ const MAX_VALUE_LEN: usize = 1024;
 /// Most values accepted for one field.
 const MAX_VALUES: usize = 256;
 
-/// What was asked of one module option.
+/// One module option as asked, from any front end: its name and its new
+/// value (one, or a list's items), `None` to unset it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OptionInput {
-    /// These values (one, or a list's items).
-    Set(Vec<String>),
-    Unset,
+pub struct OptionSetting {
+    pub name: String,
+    pub value: Option<Vec<String>>,
+}
+
+/// A parameter's value as its kind reads it: the one parser per kind of
+/// value turns what a front end gave into one of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// Trimmed, not empty.
+    Text(String),
+    /// One of the declared choices.
+    Choice(&'static str),
+    /// Module names without `mod_`, unique, in the order given.
+    Modules(Vec<String>),
+    Versioned(Vec<Wanted>),
+    Boolean(bool),
+    /// Host names, lowercased, unique, in the order given.
+    Hosts(Vec<String>),
+    Reason(Reason),
+    Options(Vec<OptionSetting>),
+}
+
+impl Value {
+    /// The value as a form shows it again, one string per value.
+    pub fn shown(&self) -> Vec<String> {
+        match self {
+            Value::Text(text) => vec![text.clone()],
+            Value::Choice(choice) => vec![(*choice).to_owned()],
+            Value::Modules(names) | Value::Hosts(names) => names.clone(),
+            Value::Versioned(wanted) => wanted.iter().map(Wanted::to_string).collect(),
+            Value::Boolean(yes) => vec![yes.to_string()],
+            Value::Reason(reason) => vec![reason.to_string()],
+            Value::Options(settings) => settings
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}={}",
+                        s.name,
+                        s.value.as_deref().unwrap_or_default().join(" ")
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Submitted values, checked against an operation's [`Param`]s: every
-/// name is known, every value fits its kind.
+/// name is known, every value read by its kind.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Input {
-    values: BTreeMap<&'static str, Vec<String>>,
-    /// Module options given, in order (see [`ParamKind::Options`]).
-    options: Vec<(String, OptionInput)>,
+    values: BTreeMap<&'static str, Value>,
     /// What the requester said about going ahead: nothing, yes in
     /// advance (field `confirm`), yes to a question that showed a plan,
     /// or only show the plan (field `dry_run`).
@@ -141,6 +248,8 @@ impl Input {
         raw: impl IntoIterator<Item = (&'a str, Vec<String>)>,
     ) -> Result<Input, OpError> {
         let mut input = earlier;
+        let options_param = params.iter().find(|p| p.kind == ParamKind::Options);
+        let mut options = Vec::new();
         for (var, vals) in raw {
             if var == "FORM_TYPE" {
                 continue;
@@ -171,13 +280,15 @@ impl Input {
                 }
                 continue;
             }
-            let takes_options = params.iter().any(|p| p.kind == ParamKind::Options);
-            if takes_options && !params.iter().any(|p| p.var == var) && is_option_name(var) {
+            if options_param.is_some()
+                && !params.iter().any(|p| p.var == var)
+                && is_option_name(var)
+            {
                 // A form field per option: empty means unchanged.
                 let values: Vec<String> =
                     vals.into_iter().filter(|v| !v.trim().is_empty()).collect();
                 if !values.is_empty() {
-                    input.push_option(var, OptionInput::Set(values))?;
+                    push_option(&mut options, option_setting(var, values)?)?;
                 }
                 continue;
             }
@@ -193,66 +304,26 @@ impl Input {
                     known.join(", ")
                 ))
             })?;
-            let vals = match param.kind {
-                ParamKind::Text | ParamKind::Choice(_) | ParamKind::Reason if vals.len() > 1 => {
-                    return Err(OpError::bad_input(format!(
-                        "field `{var}` takes one value, got {}",
-                        vals.len()
-                    )))
-                }
-                ParamKind::Text => vals,
-                ParamKind::Reason => match vals.first().map(|v| v.trim()) {
-                    None | Some("") => vals,
-                    Some(text) => vec![Reason::new(text)
-                        .map_err(|e| OpError::bad_input(format!("field `{var}`: {e}")))?
-                        .to_string()],
-                },
-                ParamKind::Choice(options) => {
-                    let value = vals.first().map(|v| v.trim()).unwrap_or_default();
-                    if !value.is_empty() && !options.iter().any(|(o, _)| *o == value) {
-                        let allowed: Vec<_> = options.iter().map(|(o, _)| *o).collect();
-                        return Err(OpError::bad_input(format!(
-                            "field `{var}`: `{}` is not one of {}",
-                            truncate(value),
-                            allowed.join(", ")
-                        )));
+            if param.kind == ParamKind::Options {
+                for line in vals.iter().flat_map(|v| v.lines()).map(str::trim) {
+                    if !line.is_empty() {
+                        push_option(&mut options, assignment(var, line)?)?;
                     }
-                    vals
                 }
-                ParamKind::Modules(_) => module_names(var, &vals)?,
-                ParamKind::Versioned(_) => versioned_names(var, &vals)?,
-                ParamKind::Boolean => vec![parse_bool(var, &vals)?.to_string()],
-                ParamKind::Hosts => host_names(var, &vals)?,
-                ParamKind::Options => {
-                    for line in vals.iter().flat_map(|v| v.lines()).map(str::trim) {
-                        if line.is_empty() {
-                            continue;
-                        }
-                        let (name, value) = line.split_once('=').ok_or_else(|| {
-                            OpError::bad_input(format!(
-                                "field `{var}`: `{}` is not `name = value` (or `name =` to unset)",
-                                truncate(line)
-                            ))
-                        })?;
-                        let (name, value) = (name.trim(), value.trim());
-                        let option = match value.is_empty() {
-                            true => OptionInput::Unset,
-                            false => OptionInput::Set(vec![unquote(value).to_owned()]),
-                        };
-                        input.push_option(name, option)?;
-                    }
-                    continue;
-                }
+                continue;
+            }
+            match read(param, &vals)? {
+                Some(value) => input.values.insert(param.var, value),
+                None => input.values.remove(param.var),
             };
-            input.values.insert(param.var, vals);
         }
-        if let Some(missing) = params.iter().find(|p| {
-            p.required
-                && input
-                    .values
-                    .get(p.var)
-                    .is_none_or(|v| v.iter().all(|s| s.trim().is_empty()))
-        }) {
+        if let Some(param) = options_param.filter(|_| !options.is_empty()) {
+            input.values.insert(param.var, Value::Options(options));
+        }
+        if let Some(missing) = params
+            .iter()
+            .find(|p| p.required && !input.values.contains_key(p.var))
+        {
             return Err(OpError::bad_input(format!(
                 "field `{}` ({}) is required",
                 missing.var, missing.label
@@ -261,73 +332,318 @@ impl Input {
         Ok(input)
     }
 
-    /// The value of a single-valued field, trimmed; `None` when empty.
-    pub fn text(&self, var: &str) -> Option<&str> {
-        self.values
-            .get(var)
-            .and_then(|v| v.first())
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
+    /// The checked value of field `var`, if one was given: for front
+    /// ends that show a request again. Operations read their
+    /// [`params!`] struct instead.
+    pub fn value(&self, var: &str) -> Option<&Value> {
+        self.values.get(var)
     }
 
-    /// The names of a `Modules` or `Hosts` field (normalised, unique, in
-    /// the order given); empty when not given.
-    pub fn modules(&self, var: &str) -> Vec<String> {
-        self.values(var)
-    }
-
-    /// The values given for `var`, as checked; empty when not given.
-    pub fn values(&self, var: &str) -> Vec<String> {
-        self.values.get(var).cloned().unwrap_or_default()
-    }
-
-    /// The modules of a [`ParamKind::Versioned`] field, each with the
-    /// version chosen, if one was; empty when not given.
-    pub fn wanted(&self, var: &str) -> Vec<Wanted> {
-        self.values(var)
-            .into_iter()
-            .map(|value| match value.split_once(VERSION_SEPARATOR) {
-                Some((name, version)) => Wanted {
-                    name: name.to_owned(),
-                    version: Some(version.to_owned()),
-                },
-                None => Wanted {
-                    name: value,
-                    version: None,
-                },
-            })
-            .collect()
-    }
-
-    /// The module options given, in order.
-    pub fn options(&self) -> &[(String, OptionInput)] {
-        &self.options
-    }
-
-    fn push_option(&mut self, name: &str, option: OptionInput) -> Result<(), OpError> {
-        if !is_option_name(name) {
-            return Err(OpError::bad_input(format!(
-                "`{}` is not an option name (letters, digits and `_`, such as http_upload_external_base_url)",
-                truncate(name)
-            )));
+    /// The fields, for a [`Params::parse`] to take one by one.
+    pub fn fields(&self) -> Fields {
+        Fields {
+            values: self.values.clone(),
         }
-        if self.options.iter().any(|(n, _)| n == name) {
+    }
+}
+
+/// The values of `param`, read by its kind; `None` when empty.
+fn read(param: &Param, vals: &[String]) -> Result<Option<Value>, OpError> {
+    let var = param.var;
+    let single = match param.kind {
+        ParamKind::Text | ParamKind::Choice(_) | ParamKind::Reason if vals.len() > 1 => {
             return Err(OpError::bad_input(format!(
-                "option `{name}` is given twice"
-            )));
+                "field `{var}` takes one value, got {}",
+                vals.len()
+            )))
         }
-        if self.options.len() >= MAX_VALUES {
-            return Err(OpError::bad_input(format!(
-                "at most {MAX_VALUES} options at once"
-            )));
+        _ => vals.first().map(|v| v.trim()).filter(|v| !v.is_empty()),
+    };
+    let listed = |list: Vec<String>| (!list.is_empty()).then_some(list);
+    Ok(match param.kind {
+        ParamKind::Text => single.map(|text| Value::Text(text.to_owned())),
+        ParamKind::Reason => match single {
+            None => None,
+            Some(text) => {
+                Some(Value::Reason(Reason::new(text).map_err(|e| {
+                    OpError::bad_input(format!("field `{var}`: {e}"))
+                })?))
+            }
+        },
+        ParamKind::Choice(options) => match single {
+            None => None,
+            Some(value) => match options.iter().find(|(o, _)| *o == value) {
+                Some((choice, _)) => Some(Value::Choice(choice)),
+                None => {
+                    let allowed: Vec<_> = options.iter().map(|(o, _)| *o).collect();
+                    return Err(OpError::bad_input(format!(
+                        "field `{var}`: `{}` is not one of {}",
+                        truncate(value),
+                        allowed.join(", ")
+                    )));
+                }
+            },
+        },
+        ParamKind::Modules(_) => listed(module_names(var, vals)?).map(Value::Modules),
+        ParamKind::Versioned(_) => {
+            let wanted = versioned_names(var, vals)?;
+            (!wanted.is_empty()).then_some(Value::Versioned(wanted))
         }
-        self.options.push((name.to_owned(), option));
-        Ok(())
+        ParamKind::Boolean => Some(Value::Boolean(parse_bool(var, vals)?)),
+        ParamKind::Hosts => listed(host_names(var, vals)?).map(Value::Hosts),
+        ParamKind::Options => unreachable!("options are read by assignment"),
+    })
+}
+
+/// The fields of one request, taken one by one by the operation's
+/// [`Params::parse`]: each declared field once, then [`Fields::finish`]
+/// refuses whatever is left.
+#[derive(Debug)]
+pub struct Fields {
+    values: BTreeMap<&'static str, Value>,
+}
+
+impl Fields {
+    /// Field `var`, as the type of its struct field reads it.
+    pub fn take<T: FromValue>(&mut self, var: &'static str) -> Result<T, OpError> {
+        T::from_value(var, self.values.remove(var))
     }
 
-    /// A `Boolean` field; false when not given.
-    pub fn flag(&self, var: &str) -> bool {
-        self.text(var) == Some("true")
+    /// Refuses a value for a field the operation does not declare: the
+    /// input was checked against other parameters than it reads.
+    pub fn finish(self) -> Result<(), OpError> {
+        match self.values.keys().next() {
+            None => Ok(()),
+            Some(var) => Err(OpError::bad_input(format!(
+                "field `{var}` is not one this command takes"
+            ))),
+        }
+    }
+}
+
+/// An operation's typed parameters: a struct declared with [`params!`].
+pub trait Params: Sized {
+    /// The form fields, chat words and CLI flags, one per struct field
+    /// and named after it.
+    const FIELDS: &'static [Param];
+
+    /// Takes each declared field from `input` once, typed; refuses any
+    /// other.
+    fn parse(input: &Input) -> Result<Self, OpError>;
+}
+
+/// The Rust type of a parameter's struct field: what it reads from the
+/// field's [`Value`] (`None` when not given).
+pub trait FromValue: Sized {
+    /// The value it reads; a field declared with another kind does not
+    /// compile.
+    const SHAPE: Shape;
+
+    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError>;
+}
+
+/// Declares an operation's parameters: a struct with one field per
+/// parameter, each with its Rust type and its [`Field`] (label, help,
+/// kind, required), and their [`Params`] impl. The field's name is the
+/// parameter's `var`; its type must read the kind's [`Value`].
+///
+/// ```ignore
+/// params! {
+///     pub struct EnableParams {
+///         modules: Vec<String> = Field { label: "Modules", help: "...", kind: ParamKind::Modules(ModuleChoice::Enableable), required: true },
+///         hosts: Vec<String> = HOSTS,
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! params {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $param:expr ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug)]
+        $vis struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+
+        impl $crate::ops::input::Params for $name {
+            const FIELDS: &'static [$crate::ops::input::Param] = &[
+                $( $crate::ops::input::Field::named($param, stringify!($field)), )*
+            ];
+
+            #[allow(unused_mut)]
+            fn parse(
+                input: &$crate::ops::input::Input,
+            ) -> ::std::result::Result<Self, $crate::ops::OpError> {
+                let mut fields = input.fields();
+                let parsed = $name {
+                    $( $field: fields.take(stringify!($field))?, )*
+                };
+                fields.finish()?;
+                Ok(parsed)
+            }
+        }
+
+        const _: () = {
+            $(
+                assert!(
+                    $crate::ops::input::fits(
+                        <$ty as $crate::ops::input::FromValue>::SHAPE,
+                        $param.kind,
+                    ),
+                    concat!("the type of `", stringify!($field), "` does not read its kind"),
+                );
+            )*
+        };
+    };
+}
+pub use params;
+
+params! {
+    /// The parameters of an operation that takes none.
+    pub struct NoParams {}
+}
+
+/// The refusal of a value of another kind than the field's type reads;
+/// [`params!`] makes it unreachable.
+fn wrong_kind(var: &str, value: &Value) -> OpError {
+    OpError::bad_input(format!(
+        "field `{var}` cannot take {value:?}; this command reads it otherwise"
+    ))
+}
+
+impl FromValue for bool {
+    const SHAPE: Shape = Shape::Boolean;
+    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
+        match value {
+            None => Ok(false),
+            Some(Value::Boolean(yes)) => Ok(yes),
+            Some(other) => Err(wrong_kind(var, &other)),
+        }
+    }
+}
+
+impl FromValue for Option<String> {
+    const SHAPE: Shape = Shape::Text;
+    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
+        match value {
+            None => Ok(None),
+            Some(Value::Text(text)) => Ok(Some(text)),
+            Some(other) => Err(wrong_kind(var, &other)),
+        }
+    }
+}
+
+/// Module names, from a `Modules` field; empty when not given.
+impl FromValue for Vec<String> {
+    const SHAPE: Shape = Shape::Modules;
+    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
+        match value {
+            None => Ok(Vec::new()),
+            Some(Value::Modules(names)) => Ok(names),
+            Some(other) => Err(wrong_kind(var, &other)),
+        }
+    }
+}
+
+/// Host names, from a `Hosts` field: empty means every VirtualHost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hosts(pub Vec<String>);
+
+impl FromValue for Hosts {
+    const SHAPE: Shape = Shape::Hosts;
+    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
+        match value {
+            None => Ok(Hosts::default()),
+            Some(Value::Hosts(names)) => Ok(Hosts(names)),
+            Some(other) => Err(wrong_kind(var, &other)),
+        }
+    }
+}
+
+impl FromValue for Vec<Wanted> {
+    const SHAPE: Shape = Shape::Versioned;
+    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
+        match value {
+            None => Ok(Vec::new()),
+            Some(Value::Versioned(wanted)) => Ok(wanted),
+            Some(other) => Err(wrong_kind(var, &other)),
+        }
+    }
+}
+
+impl FromValue for Option<Reason> {
+    const SHAPE: Shape = Shape::Reason;
+    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
+        match value {
+            None => Ok(None),
+            Some(Value::Reason(reason)) => Ok(Some(reason)),
+            Some(other) => Err(wrong_kind(var, &other)),
+        }
+    }
+}
+
+impl FromValue for Vec<OptionSetting> {
+    const SHAPE: Shape = Shape::Options;
+    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
+        match value {
+            None => Ok(Vec::new()),
+            Some(Value::Options(settings)) => Ok(settings),
+            Some(other) => Err(wrong_kind(var, &other)),
+        }
+    }
+}
+
+/// One module's name, typed into a text field (`info`, `diff`,
+/// `configure`): read by [`module_names`], exactly one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module(pub String);
+
+impl FromValue for Option<Module> {
+    const SHAPE: Shape = Shape::Text;
+    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
+        let Some(text) = Option::<String>::from_value(var, value)? else {
+            return Ok(None);
+        };
+        match <[String; 1]>::try_from(module_names(var, &[text])?) {
+            Ok([name]) => Ok(Some(Module(name))),
+            Err(_) => Err(OpError::bad_input(format!(
+                "field `{var}`: give exactly one module name"
+            ))),
+        }
+    }
+}
+
+/// A required module name ([`Input::check`] refused the request without
+/// one).
+impl FromValue for Module {
+    const SHAPE: Shape = Shape::Text;
+    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
+        Option::<Module>::from_value(var, value)?.ok_or_else(|| {
+            OpError::bad_input(format!("field `{var}`: give exactly one module name"))
+        })
+    }
+}
+
+/// A type whose values are a `Choice` parameter's: it reads the chosen
+/// value; unset is its default.
+pub trait Chosen: Sized {
+    /// The value `choice` names, one of the declared choices.
+    fn chosen(choice: &'static str) -> Option<Self>;
+}
+
+/// A choice field, read by [`Chosen`]; `None` when not given.
+impl<T: Chosen> FromValue for Option<T> {
+    const SHAPE: Shape = Shape::Choice;
+    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
+        match value {
+            None => Ok(None),
+            Some(Value::Choice(choice)) => Ok(T::chosen(choice)),
+            Some(other) => Err(wrong_kind(var, &other)),
+        }
     }
 }
 
@@ -353,19 +669,58 @@ fn parse_bool(var: &str, values: &[String]) -> Result<bool, OpError> {
     }
 }
 
-/// Names from values that may each hold several, separated by spaces or
-/// commas; `mod_x` becomes `x`.
-/// The one module name field `var` of `input` gives (`info`, `diff`).
-pub(super) fn one_module(input: &Input, var: &str) -> Result<String, OpError> {
-    let names = module_names(var, &[input.text(var).unwrap_or_default().to_owned()])?;
-    match <[String; 1]>::try_from(names) {
-        Ok([name]) => Ok(name),
-        Err(_) => Err(OpError::bad_input(format!(
-            "field `{var}`: give exactly one module name"
-        ))),
+/// The one reading of a module option from any front end: `name` and
+/// the values given for it; no value but blanks unsets it.
+pub fn option_setting(name: &str, values: Vec<String>) -> Result<OptionSetting, OpError> {
+    let name = name.trim();
+    if !is_option_name(name) {
+        return Err(OpError::bad_input(format!(
+            "`{}` is not an option name (letters, digits and `_`, such as http_upload_external_base_url)",
+            truncate(name)
+        )));
     }
+    let values: Vec<String> = values
+        .iter()
+        .map(|v| unquote(v.trim()).to_owned())
+        .filter(|v| !v.is_empty())
+        .collect();
+    Ok(OptionSetting {
+        name: name.to_owned(),
+        value: (!values.is_empty()).then_some(values),
+    })
 }
 
+/// `name=value` as chat, `--set` and a form's options lines write it
+/// (`name=` unsets), read by [`option_setting`].
+fn assignment(var: &str, text: &str) -> Result<OptionSetting, OpError> {
+    let (name, value) = text.split_once('=').ok_or_else(|| {
+        OpError::bad_input(format!(
+            "field `{var}`: `{}` is not `name=value` (or `name=` to unset)",
+            truncate(text)
+        ))
+    })?;
+    option_setting(name, vec![value.to_owned()])
+}
+
+/// Adds `setting` to `options`, refusing a name given twice or too many.
+fn push_option(options: &mut Vec<OptionSetting>, setting: OptionSetting) -> Result<(), OpError> {
+    if options.iter().any(|o| o.name == setting.name) {
+        return Err(OpError::bad_input(format!(
+            "option `{}` is given twice",
+            setting.name
+        )));
+    }
+    if options.len() >= MAX_VALUES {
+        return Err(OpError::bad_input(format!(
+            "at most {MAX_VALUES} options at once"
+        )));
+    }
+    options.push(setting);
+    Ok(())
+}
+
+/// Names from values that may each hold several, separated by spaces or
+/// commas; `mod_x` becomes `x`.
 pub(super) fn module_names(var: &str, values: &[String]) -> Result<Vec<String>, OpError> {
     let mut names: Vec<String> = Vec::new();
     for word in values
@@ -403,11 +758,21 @@ pub struct Wanted {
     pub version: Option<String>,
 }
 
+impl std::fmt::Display for Wanted {
+    /// `name` or `name@version`, as it is typed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.version {
+            Some(version) => write!(f, "{}{VERSION_SEPARATOR}{version}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
 /// Module names as [`module_names`] reads them, each possibly followed
 /// by `@VERSION` (letters, digits and `.-_+~`, at most 64 bytes); one
 /// module named twice is refused, since it cannot be at two versions.
-fn versioned_names(var: &str, values: &[String]) -> Result<Vec<String>, OpError> {
-    let mut wanted: Vec<String> = Vec::new();
+fn versioned_names(var: &str, values: &[String]) -> Result<Vec<Wanted>, OpError> {
+    let mut wanted: Vec<Wanted> = Vec::new();
     for word in values
         .iter()
         .flat_map(|v| v.split(|c: char| c == ',' || c.is_whitespace()))
@@ -436,20 +801,19 @@ fn versioned_names(var: &str, values: &[String]) -> Result<Vec<String>, OpError>
                 truncate(version)
             )));
         }
-        let value = match version {
-            Some(version) => format!("{name}{VERSION_SEPARATOR}{version}"),
-            None => name.clone(),
+        let this = Wanted {
+            name,
+            version: version.map(str::to_owned),
         };
-        let same_module =
-            |earlier: &String| earlier.split(VERSION_SEPARATOR).next() == Some(name.as_str());
-        match wanted.iter().find(|earlier| same_module(earlier)) {
-            Some(earlier) if *earlier == value => {}
+        match wanted.iter().find(|earlier| earlier.name == this.name) {
+            Some(earlier) if *earlier == this => {}
             Some(earlier) => {
                 return Err(OpError::bad_input(format!(
-                    "field `{var}`: {name} is named twice ({earlier} and {value}); name it once"
+                    "field `{var}`: {} is named twice ({earlier} and {this}); name it once",
+                    this.name
                 )))
             }
-            None => wanted.push(value),
+            None => wanted.push(this),
         }
     }
     Ok(wanted)
@@ -559,8 +923,8 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(input.text("query"), Some("smacks"));
-        assert_eq!(input.text("show"), Some("installed"));
+        assert_eq!(input.value("query"), Some(&Value::Text("smacks".into())));
+        assert_eq!(input.value("show"), Some(&Value::Choice("installed")));
         assert_eq!(input.consent, Consent::Given);
         // A dry run wins over a yes, in either order.
         for pairs in [
@@ -584,7 +948,8 @@ mod tests {
             )]),
         )
         .unwrap();
-        assert_eq!(input.modules("modules"), ["smacks", "cloud_notify", "csi"]);
+        let names = ["smacks", "cloud_notify", "csi"].map(String::from).to_vec();
+        assert_eq!(input.value("modules"), Some(&Value::Modules(names)));
     }
 
     #[test]
@@ -634,7 +999,9 @@ mod tests {
             &["mod_lastlog@20240601.abc smacks".into(), "smacks".into()],
         )
         .unwrap();
-        assert_eq!(wanted, ["lastlog@20240601.abc", "smacks"]);
+        let shown: Vec<String> = wanted.iter().map(Wanted::to_string).collect();
+        assert_eq!(shown, ["lastlog@20240601.abc", "smacks"]);
+        assert_eq!(wanted[0].version.as_deref(), Some("20240601.abc"));
         for bad in ["lastlog@", "lastlog@../x", "lastlog@1 lastlog@2", "../x@1"] {
             assert!(versioned_names("modules", &[bad.into()]).is_err(), "{bad}");
         }
@@ -646,5 +1013,87 @@ mod tests {
     fn hosts_are_lowercased_before_duplicates_are_dropped() {
         let hosts = host_names("hosts", &["example.org Example.org".into()]).unwrap();
         assert_eq!(hosts, ["example.org"]);
+    }
+
+    params! {
+        /// Two of [`PARAMS`], typed.
+        struct Searched {
+            query: Option<String> = Field {
+                label: "Search",
+                help: "",
+                kind: ParamKind::Text,
+                required: false,
+            },
+            modules: Vec<String> = Field {
+                label: "Modules",
+                help: "",
+                kind: ParamKind::Modules(ModuleChoice::Available),
+                required: false,
+            },
+        }
+    }
+
+    #[test]
+    fn each_declared_field_is_taken_typed_and_any_other_refused() {
+        assert_eq!(
+            Searched::FIELDS.iter().map(|p| p.var).collect::<Vec<_>>(),
+            ["query", "modules"]
+        );
+        let input = Input::check(
+            Searched::FIELDS,
+            raw(&[("query", &[" smacks "]), ("modules", &["mod_csi smacks"])]),
+        )
+        .unwrap();
+        let Searched { query, modules } = Searched::parse(&input).unwrap();
+        assert_eq!(query.as_deref(), Some("smacks"));
+        assert_eq!(modules, ["csi", "smacks"]);
+        // Checked against more fields than the struct declares: `show`
+        // is left over, and refused rather than dropped.
+        let wider = Input::check(PARAMS, raw(&[("show", &["installed"])])).unwrap();
+        let error = Searched::parse(&wider).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::BadInput);
+    }
+
+    #[test]
+    fn options_from_chat_cli_and_form_fields_are_one_setting() {
+        const OPTIONS: &[Param] = &[Param {
+            var: "options",
+            label: "Options",
+            help: "",
+            kind: ParamKind::Options,
+            required: false,
+        }];
+        let set = |value: &str| OptionSetting {
+            name: "upload_url".into(),
+            value: Some(vec![value.to_owned()]),
+        };
+        let unset = OptionSetting {
+            name: "upload_url".into(),
+            value: None,
+        };
+        for (given, expected) in [
+            (
+                raw(&[("options", &["upload_url=https://x/"])]),
+                set("https://x/"),
+            ),
+            (raw(&[("options", &["upload_url = \"a b\""])]), set("a b")),
+            (raw(&[("upload_url", &["https://x/"])]), set("https://x/")),
+            (raw(&[("options", &["upload_url="])]), unset),
+        ] {
+            let input = Input::check(OPTIONS, given).unwrap();
+            assert_eq!(
+                input.value("options"),
+                Some(&Value::Options(vec![expected]))
+            );
+        }
+        // A form's empty option field leaves the option as it is.
+        let input = Input::check(OPTIONS, raw(&[("upload_url", &[" "])])).unwrap();
+        assert_eq!(input.value("options"), None);
+        for bad in ["no equals sign", "../x=1", "a=1\na=2"] {
+            assert!(
+                Input::check(OPTIONS, raw(&[("options", &[bad])])).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -4,12 +4,13 @@
 //! Prosody refuses, the engine undoes the whole change and says why.
 
 use super::chosen;
-use super::confirm::{Consent, Proposal};
+use super::confirm::{Consent, Proposal, Why};
 use super::plan::{self, REQUESTED};
 use super::{
-    enable, Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response,
-    Spec, Table, Wanted, VERSION_SEPARATOR,
+    enable, Access, Command, Context, ModuleChoice, OpError, ParamKind, Response, Spec, Table,
+    Wanted, VERSION_SEPARATOR,
 };
+use super::{params, Field, Hosts, Params};
 use crate::access::Actor;
 use crate::engine::{ChangeSet, Placement};
 
@@ -25,39 +26,50 @@ pub struct Install {
     consent: Consent,
 }
 
+params! {
+    /// What `Install` takes.
+    pub struct InstallParams {
+        modules: Vec<Wanted> = Field {
+            label: "Modules",
+            help: "One or more module names, such as cloud_notify (mod_ prefix optional); name@VERSION for a version the repository offers other than the newest.",
+            kind: ParamKind::Versioned(ModuleChoice::Available),
+            required: true,
+        },
+        enable: bool = Field {
+            label: "Enable and load them",
+            help: "Also enable them in modman's config file and load them now, without a restart.",
+            kind: ParamKind::Boolean,
+            required: false,
+        },
+        hosts: Hosts = enable::HOSTS,
+    }
+}
+
 impl Command for Install {
+    type Params = InstallParams;
+
     const SPEC: Spec = Spec {
         access: Access::Change,
         node: "install",
         name: "Install modules",
         instructions: "Install modules from the configured repositories, with the community modules they need. Every archive is checked against the signed index before it is used.",
-        params: &[
-            Param {
-                var: "modules",
-                label: "Modules",
-                help: "One or more module names, such as cloud_notify (mod_ prefix optional); name@VERSION for a version the repository offers other than the newest.",
-                kind: ParamKind::Versioned(ModuleChoice::Available),
-                required: true,
-            },
-            Param {
-                var: "enable",
-                label: "Enable and load them",
-                help: "Also enable them in modman's config file and load them now, without a restart.",
-                kind: ParamKind::Boolean,
-                required: false,
-            },
-            enable::HOSTS,
-        ],
+        params: InstallParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
-        let wanted = input.wanted("modules");
+    fn new(
+        InstallParams {
+            modules: wanted,
+            enable,
+            hosts,
+        }: InstallParams,
+        consent: Consent,
+    ) -> Result<Self, OpError> {
         Ok(Install {
             modules: wanted.iter().map(|w| w.name.clone()).collect(),
             wanted,
-            enable: input.flag("enable"),
-            hosts: input.modules("hosts"),
-            consent: input.consent.clone(),
+            enable,
+            hosts: hosts.0,
+            consent,
         })
     }
 
@@ -127,7 +139,7 @@ impl Command for Install {
         plan.propose(&mut proposal, &guard.installed);
         if let Some(hosts) = &hosts {
             for host in ctx.engine.hosts_with_own_list(hosts) {
-                proposal.concern(enable::own_list_concern(ctx, &host));
+                proposal.concern(Why::OwnModulesList, enable::own_list_concern(ctx, &host));
             }
             for placement in Placement::all(&modules, hosts) {
                 let text = format!("enable {} on {}", placement.module, placement.host);
@@ -230,7 +242,7 @@ async fn refuse_missing_options(
     ctx: &Context,
     live: &mut crate::engine::live::Live,
     plan: &plan::Plan<'_>,
-    files: &[crate::engine::transaction::Prepared],
+    files: &[crate::engine::manifest::Prepared],
     modules: &[String],
     hosts: &[String],
 ) -> Result<(), OpError> {

@@ -36,6 +36,7 @@ impl Response {
             Response::Confirm(question) => json!({
                 "kind": "confirm",
                 "question": question.text,
+                "why": question.why.iter().map(|why| why.as_str()).collect::<Vec<_>>(),
                 "changes": question.changes.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
             }),
             Response::Form(form) => json!({

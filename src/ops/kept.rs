@@ -11,7 +11,7 @@
 
 use std::sync::Mutex;
 
-use crate::engine::transaction::Prepared;
+use crate::engine::manifest::Prepared;
 use crate::repo::archive::ArchiveFile;
 use crate::repo::index::ModuleEntry;
 

@@ -5,10 +5,13 @@
 //! that modman enabled by whose they are (Prosody's own, or Debian's
 //! prosody-modules), as info and the enable form say.
 
+use super::input::Chosen;
+use super::Consent;
+use super::{params, Field, Params};
 use std::collections::BTreeSet;
 
 use super::{advisories, updates};
-use super::{Access, Command, Context, Input, OpError, Param, ParamKind, Response, Spec, Table};
+use super::{Access, Command, Context, OpError, ParamKind, Response, Spec, Table};
 use crate::access::Actor;
 use crate::engine::modules_dir;
 
@@ -21,7 +24,7 @@ pub struct List {
 
 /// Which modules a list shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Show {
+pub(super) enum Show {
     All,
     Installed,
     /// On offer and not installed.
@@ -52,13 +55,11 @@ impl Show {
             Show::Updates => "With an update",
         }
     }
+}
 
-    /// The filter `value` names; unset is all. The input was already
-    /// checked against [`SHOW`], so no other value gets here.
-    fn parse(value: Option<&str>) -> Show {
-        (Show::EVERY.into_iter())
-            .find(|show| Some(show.value()) == value)
-            .unwrap_or(Show::All)
+impl Chosen for Show {
+    fn chosen(choice: &'static str) -> Option<Show> {
+        (Show::EVERY.into_iter()).find(|show| show.value() == choice)
     }
 }
 
@@ -78,34 +79,39 @@ const SHOW: &[(&str, &str)] = &{
     choices
 };
 
+params! {
+    /// What `List` takes.
+    pub struct ListParams {
+        show: Option<Show> = Field {
+            label: "Show",
+            help: "Which modules to list.",
+            kind: ParamKind::Choice(SHOW),
+            required: false,
+        },
+        query: Option<String> = Field {
+            label: "Search",
+            help: "Only modules whose name or summary contains this text (case does not matter).",
+            kind: ParamKind::Text,
+            required: false,
+        },
+    }
+}
+
 impl Command for List {
+    type Params = ListParams;
+
     const SPEC: Spec = Spec {
         access: Access::Read,
         node: "list",
         name: "List modules",
         instructions: "List modules: installed, on offer in the repositories, and those with an update. Leave the search empty to see all.",
-        params: &[
-            Param {
-                var: "show",
-                label: "Show",
-                help: "Which modules to list.",
-                kind: ParamKind::Choice(SHOW),
-                required: false,
-            },
-            Param {
-                var: "query",
-                label: "Search",
-                help: "Only modules whose name or summary contains this text (case does not matter).",
-                kind: ParamKind::Text,
-                required: false,
-            },
-        ],
+        params: ListParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
+    fn new(ListParams { show, query }: ListParams, _consent: Consent) -> Result<Self, OpError> {
         Ok(List {
-            query: input.text("query").map(str::to_lowercase),
-            show: Show::parse(input.text("show")),
+            query: query.map(|q| q.to_lowercase()),
+            show: show.unwrap_or(Show::All),
         })
     }
 
@@ -284,8 +290,7 @@ mod tests {
         assert_eq!(SHOW.len(), Show::EVERY.len());
         assert_eq!(SHOW[0], ("all", "All modules"));
         for show in Show::EVERY {
-            assert_eq!(Show::parse(Some(show.value())), show);
+            assert_eq!(Show::chosen(show.value()), Some(show));
         }
-        assert_eq!(Show::parse(None), Show::All);
     }
 }

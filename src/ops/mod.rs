@@ -1,8 +1,9 @@
 //! What a user can do, written once and rendered by every front end.
 //!
 //! Each operation lives in its own file as a type implementing [`Command`]:
-//! `parse` turns the neutral [`Input`] (from a data form, a chat line or the
-//! command line) into the typed request, `apply` plans, asks when it must
+//! its parameters are a struct declared with [`params!`], which the
+//! neutral [`Input`] (from a data form, a chat line or the command line)
+//! is parsed into; `new` makes the request of them, `apply` plans, asks when it must
 //! ([`confirm`]), hands the whole change to the engine and words the
 //! result as a neutral [`Response`]. No operation knows which front end
 //! called it, opens a socket, writes a file or undoes anything itself;
@@ -59,17 +60,21 @@ pub use context::Context;
 pub use error::{ErrorKind, OpError};
 pub use fit::REPLY_BYTES;
 pub use input::{
-    Access, Input, ModuleChoice, OptionInput, Param, ParamKind, Spec, Wanted, CONFIRM_FIELD,
-    DRY_RUN_FIELD, VERSION_SEPARATOR,
+    params, Access, Field, Hosts, Input, Module, ModuleChoice, NoParams, OptionSetting, Param,
+    ParamKind, Params, Spec, Value, Wanted, CONFIRM_FIELD, DRY_RUN_FIELD, VERSION_SEPARATOR,
 };
 pub use response::{Details, FieldKind, Form, FormField, Outcome, Response, Table};
 
 /// One operation: its description, how to read its input, how to run it.
 pub trait Command: Sized + Send + 'static {
+    /// Its parameters, declared with [`params!`]; `SPEC.params` is their
+    /// [`Params::FIELDS`].
+    type Params: Params;
+
     const SPEC: Spec;
 
-    /// Reads the typed request from checked input.
-    fn parse(input: &Input) -> Result<Self, OpError>;
+    /// The request of the typed parameters and the requester's consent.
+    fn new(params: Self::Params, consent: Consent) -> Result<Self, OpError>;
 
     /// Does the work on behalf of `actor`.
     fn apply(
@@ -107,7 +112,15 @@ struct Registered<C>(PhantomData<fn() -> C>);
 impl<C: Command> Operation for Registered<C> {
     fn spec(&self) -> &'static Spec {
         // A `const` item promoted to 'static: `SPEC` holds only literals.
-        const { &C::SPEC }
+        // The fields front ends offer are the ones `parse` takes, or this
+        // does not compile.
+        const {
+            assert!(
+                same_vars(C::SPEC.params, C::Params::FIELDS),
+                "an operation's SPEC.params must be its Params::FIELDS"
+            );
+            &C::SPEC
+        }
     }
 
     fn run<'a>(
@@ -116,8 +129,36 @@ impl<C: Command> Operation for Registered<C> {
         actor: &'a Actor,
         input: &'a Input,
     ) -> BoxFuture<'a, Result<Response, OpError>> {
-        Box::pin(async move { C::parse(input)?.apply(ctx, actor).await })
+        Box::pin(async move {
+            let params = C::Params::parse(input)?;
+            C::new(params, input.consent.clone())?
+                .apply(ctx, actor)
+                .await
+        })
     }
+}
+
+/// Whether `a` and `b` name the same fields in the same order.
+const fn same_vars(a: &[Param], b: &[Param]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        let (x, y) = (a[i].var.as_bytes(), b[i].var.as_bytes());
+        if x.len() != y.len() {
+            return false;
+        }
+        let mut j = 0;
+        while j < x.len() {
+            if x[j] != y[j] {
+                return false;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Every operation, in the order front ends list them.

@@ -4,13 +4,15 @@
 
 use std::borrow::Cow;
 
-use super::confirm::Proposal;
+use super::changes::Changes;
+use super::confirm::{Concern, Proposal, Why};
+use super::updates;
 use super::{Context, OpError, Wanted, VERSION_SEPARATOR};
 use crate::access::Actor;
 use crate::config::Repository;
 use crate::engine::audit;
+use crate::engine::manifest::Prepared;
 use crate::engine::state::{Installed, InstalledModule};
-use crate::engine::transaction::Prepared;
 use crate::engine::ChangeGuard;
 use crate::prosody::{Objection, ServerFacts, Shipped};
 use crate::repo::catalog::Catalog;
@@ -41,7 +43,7 @@ pub struct Step<'a> {
 pub struct Plan<'a> {
     pub steps: Vec<Step<'a>>,
     /// Reasons the admin must confirm before anything changes.
-    pub concerns: Vec<String>,
+    pub concerns: Vec<Concern>,
     /// Things worth saying that need no answer.
     pub notes: Vec<String>,
 }
@@ -95,7 +97,7 @@ pub fn resolve<'a>(
             (None, Some(own)) => catalog.find_in(&own.name, &name).or_else(|| {
                 let other = catalog.find(&name);
                 if let Some((elsewhere, _)) = other {
-                    plan.concerns.push(format!(
+                    plan.concern(Why::OtherRepository, format!(
                         "mod_{name} ({reason}) comes from the repository {}: {}, where the module that needs it comes from, does not offer it.",
                         elsewhere.name, own.name
                     ));
@@ -135,7 +137,7 @@ pub fn resolve<'a>(
                 Objection::BuiltIn(shipped @ (Shipped::Directory(_) | Shipped::Debian { .. })) => {
                     shadowed.entry(shipped).or_default().push(name.clone())
                 }
-                _ => plan.concerns.push(format!("mod_{name}: {objection}.")),
+                _ => plan.concern(Why::Objection, format!("mod_{name}: {objection}.")),
             }
         }
         // The very copy planned is under an advisory of its repository.
@@ -144,18 +146,21 @@ pub fn resolve<'a>(
             .iter()
             .find(|s| s.repository.name == repository.name);
         for advisory in source.map_or(vec![], |s| s.index.advisories_for(&name, &entry.version)) {
-            plan.concerns.push(format!(
-                "mod_{name} {} is marked {} by {} ({}){}.",
-                entry.version,
-                advisory.kind,
-                repository.name,
-                crate::clean::one_line(&advisory.reason),
-                advisory
-                    .fixed
-                    .as_ref()
-                    .map(|fixed| format!("; the fix is {fixed}"))
-                    .unwrap_or_default()
-            ));
+            plan.concern(
+                Why::Advisory,
+                format!(
+                    "mod_{name} {} is marked {} by {} ({}){}.",
+                    entry.version,
+                    advisory.kind,
+                    repository.name,
+                    crate::clean::one_line(&advisory.reason),
+                    advisory
+                        .fixed
+                        .as_ref()
+                        .map(|fixed| format!("; the fix is {fixed}"))
+                        .unwrap_or_default()
+                ),
+            );
         }
         for dependency in &entry.dependencies {
             // An optional dependency comes along too (it is small, and the
@@ -196,7 +201,7 @@ pub fn resolve<'a>(
                     queue.push((newest_of(&dependency.name), why, Some(repository)));
                 }
                 DependencyKind::Builtin | DependencyKind::Missing => {
-                    plan.concerns.push(format!(
+                    plan.concern(Why::MissingDependency, format!(
                         "{name} needs mod_{}, which neither a configured repository nor this Prosody ({}) has; it will not load without it",
                         dependency.name,
                         ctx.config.prosody.builtin_modules.display()
@@ -208,7 +213,7 @@ pub fn resolve<'a>(
             Some(server) => {
                 if let Some(row) = compat::row_for(&entry.compatibility, &server) {
                     if row.works == Some(false) {
-                        plan.concerns.push(format!(
+                        plan.concern(Why::NotWorking, format!(
                             "{name} is marked as not working with Prosody {} (its README says: {} - {})",
                             server, row.prosody, row.status
                         ));
@@ -235,7 +240,7 @@ pub fn resolve<'a>(
         let said = shadowing(&shipped, &names);
         match plan.concerns.is_empty() {
             true => plan.notes.insert(0, said),
-            false => plan.concerns.push(said),
+            false => plan.concern(Why::Shadowed, said),
         }
     }
     Ok(plan)
@@ -275,6 +280,45 @@ fn shadowing(shipped: &Shipped, names: &[String]) -> String {
 }
 
 impl Plan<'_> {
+    /// What each module of `files` that replaces an installed copy changes,
+    /// in the plan's order: its copy on disk against the archive just
+    /// downloaded and verified.
+    pub fn changes(
+        &self,
+        ctx: &Context,
+        installed: &Installed,
+        files: &[Prepared],
+    ) -> Vec<Changes> {
+        files
+            .iter()
+            .filter_map(|prepared| {
+                let (_, archive) = prepared.after.as_ref()?;
+                let record = installed.modules.get(&prepared.name)?;
+                let step = self.steps.iter().find(|s| s.entry.name == prepared.name)?;
+                let on_disk = ctx.engine.installed_copy(&prepared.name, record);
+                let catalog = ctx.catalog();
+                let offered = catalog.find_in(&record.repository, &prepared.name);
+                let direction = updates::direction(
+                    offered.map(|(_, e)| e),
+                    &step.entry.version,
+                    &record.version,
+                );
+                Some(Changes::between(
+                    &prepared.name,
+                    (record, &on_disk),
+                    &step.entry,
+                    archive,
+                    direction,
+                ))
+            })
+            .collect()
+    }
+
+    /// A reason to confirm: `why`, said as `text`.
+    fn concern(&mut self, why: Why, text: String) {
+        self.concerns.push(Concern { why, text });
+    }
+
     /// Adds each step and concern to `proposal`: what the admin is shown,
     /// and exactly what a "yes" approves (version, SHA-256, repository).
     /// A module in `installed` is shown as `from -> to`.
@@ -292,8 +336,8 @@ impl Plan<'_> {
             );
             proposal.step(shown, exact);
         }
-        for concern in &self.concerns {
-            proposal.concern(concern.clone());
+        for Concern { why, text } in &self.concerns {
+            proposal.concern(*why, text.clone());
         }
     }
 

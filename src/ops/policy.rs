@@ -4,6 +4,9 @@
 //! `security` (the same, only for an update an advisory names as the fix).
 //! [`auto_updates`] is what the schedule runs.
 
+use super::input::Chosen;
+use super::Consent;
+use super::{params, Field, Params};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -11,7 +14,7 @@ use super::advisories::{self, Concern, Remedy};
 use super::health::Notice;
 use super::updates::{self, UpdateStatus};
 use super::{
-    Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
+    Access, Command, Context, Input, ModuleChoice, OpError, ParamKind, Response, Spec, Table,
 };
 use crate::access::Actor;
 use crate::policy::Policy;
@@ -31,35 +34,47 @@ pub struct PolicyCommand {
     policy: Option<Policy>,
 }
 
+params! {
+    /// What `PolicyCommand` takes.
+    pub struct PolicyParams {
+        policy: Option<Policy> = Field {
+            label: "Policy",
+            help: "show the policies, or the one to set: notify, auto or security.",
+            kind: ParamKind::Choice(CHOICES),
+            required: false,
+        },
+        modules: Vec<String> = Field {
+            label: "Modules (empty: all)",
+            help: "Which installed modules it is for; leave empty for all.",
+            kind: ParamKind::Modules(ModuleChoice::Installed),
+            required: false,
+        },
+    }
+}
+
+/// `show` is no policy: it reads `None`, showing them.
+impl Chosen for Policy {
+    fn chosen(choice: &'static str) -> Option<Policy> {
+        Policy::parse(choice)
+    }
+}
+
 impl Command for PolicyCommand {
+    type Params = PolicyParams;
+
     const SPEC: Spec = Spec {
         access: Access::Change,
         node: "policy",
         name: "Update policy",
         instructions: "What an update found on schedule does: notify (announce it; an admin updates), auto (apply it within the maintenance window set in modman.toml, health-checked, announced before and after) or security (as auto, but only an update to the version an advisory names as the fix). Leave the modules empty to set it for all; a module's own policy wins over that for all. Held modules are never updated.",
-        params: &[
-            Param {
-                var: "policy",
-                label: "Policy",
-                help: "show the policies, or the one to set: notify, auto or security.",
-                kind: ParamKind::Choice(CHOICES),
-                required: false,
-            },
-            Param {
-                var: "modules",
-                label: "Modules (empty: all)",
-                help: "Which installed modules it is for; leave empty for all.",
-                kind: ParamKind::Modules(ModuleChoice::Installed),
-                required: false,
-            },
-        ],
+        params: PolicyParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
-        Ok(PolicyCommand {
-            modules: input.modules("modules"),
-            policy: input.text("policy").and_then(Policy::parse),
-        })
+    fn new(
+        PolicyParams { policy, modules }: PolicyParams,
+        _consent: Consent,
+    ) -> Result<Self, OpError> {
+        Ok(PolicyCommand { modules, policy })
     }
 
     async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {

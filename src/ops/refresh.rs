@@ -6,7 +6,8 @@
 use super::confirm::{Consent, Proposal};
 use super::response::OUTCOME;
 use super::updates;
-use super::{Access, Command, Context, Input, OpError, Outcome, Response, Spec, Table};
+use super::{Access, Command, Context, OpError, Outcome, Response, Spec, Table};
+use super::{NoParams, Params};
 use crate::access::Actor;
 
 /// Fetches every configured repository's index.
@@ -16,6 +17,8 @@ pub struct Refresh {
 }
 
 impl Command for Refresh {
+    type Params = NoParams;
+
     const SPEC: Spec = Spec {
         // It changes modman's own state (the cached indexes).
         access: Access::Change,
@@ -23,13 +26,11 @@ impl Command for Refresh {
         name: "Refresh repositories",
         instructions:
             "Fetch the module index of every configured repository and check its signature.",
-        params: &[],
+        params: NoParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
-        Ok(Refresh {
-            consent: input.consent.clone(),
-        })
+    fn new(_: NoParams, consent: Consent) -> Result<Self, OpError> {
+        Ok(Refresh { consent })
     }
 
     async fn apply(self, ctx: &Context, _actor: &Actor) -> Result<Response, OpError> {
@@ -68,12 +69,15 @@ impl Command for Refresh {
         let rows = report
             .into_iter()
             .map(|r| {
-                let outcome = match r.result {
-                    Ok(()) => Outcome::Ok,
-                    Err(_) => Outcome::Failed,
+                let (outcome, cause) = match &r.result {
+                    Ok(()) => (Outcome::Ok, ""),
+                    Err(refusal) => (Outcome::Failed, refusal.cause.as_str()),
                 };
+                // A refresh that went well has nothing to add to its
+                // outcome: an `ok` here too read "result: ok, ... outcome:
+                // ok" in chat.
                 let mut result = match (r.result, r.fetched) {
-                    (Ok(()), _) => "ok".to_owned(),
+                    (Ok(()), _) => String::new(),
                     (Err(e), Some(fetched)) => {
                         let result =
                             format!("failed, still using the index fetched {fetched}: {e}");
@@ -88,13 +92,18 @@ impl Command for Refresh {
                 };
                 // What a LuaRocks server offers that modman refused.
                 if !r.warnings.is_empty() {
-                    result += &format!("; left out: {}", r.warnings.join("; "));
+                    let left_out = format!("left out: {}", r.warnings.join("; "));
+                    result = match result.is_empty() {
+                        true => left_out,
+                        false => format!("{result}; {left_out}"),
+                    };
                 }
                 vec![
                     r.repository,
                     result,
                     r.modules.map(|n| n.to_string()).unwrap_or_default(),
                     outcome.as_str().to_owned(),
+                    cause.to_owned(),
                 ]
             })
             .collect();
@@ -118,6 +127,9 @@ impl Command for Refresh {
                 ("result", "Result"),
                 ("modules", "Modules"),
                 OUTCOME,
+                // Why a refresh failed, as a fact (`replay`, `expired`...);
+                // empty when it did not.
+                ("cause", "Cause"),
             ],
             rows,
             note,

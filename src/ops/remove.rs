@@ -3,12 +3,13 @@
 //! drops them from the managed config first; the files go to a backup, so
 //! `rollback` can put them back.
 
-use super::confirm::{Consent, Proposal};
+use super::confirm::{Consent, Proposal, Why};
 use super::{
-    Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
+    params, Access, Command, Context, Field, ModuleChoice, OpError, ParamKind, Params, Response,
+    Spec, Table,
 };
 use crate::access::Actor;
-use crate::engine::transaction::Prepared;
+use crate::engine::manifest::Prepared;
 use crate::engine::ChangeSet;
 use crate::repo::metadata::Need;
 
@@ -19,26 +20,31 @@ pub struct Remove {
     consent: Consent,
 }
 
+params! {
+    /// What `remove` takes.
+    pub struct RemoveParams {
+        modules: Vec<String> = Field {
+            label: "Modules",
+            help: "One or more installed module names.",
+            kind: ParamKind::Modules(ModuleChoice::Installed),
+            required: true,
+        },
+    }
+}
+
 impl Command for Remove {
+    type Params = RemoveParams;
+
     const SPEC: Spec = Spec {
         access: Access::Change,
         node: "remove",
         name: "Remove modules",
         instructions: "Remove modules that modman installed: unloaded, disabled, and their files kept in a backup for rollback.",
-        params: &[Param {
-            var: "modules",
-            label: "Modules",
-            help: "One or more installed module names.",
-            kind: ParamKind::Modules(ModuleChoice::Installed),
-            required: true,
-        }],
+        params: RemoveParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
-        Ok(Remove {
-            modules: input.modules("modules"),
-            consent: input.consent.clone(),
-        })
+    fn new(RemoveParams { modules }: RemoveParams, consent: Consent) -> Result<Self, OpError> {
+        Ok(Remove { modules, consent })
     }
 
     async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {
@@ -81,13 +87,16 @@ impl Command for Remove {
                 }
             }
             if !needing.is_empty() {
-                proposal.concern(format!(
-                    "{name} is needed by {}, which will fail to load without it.",
-                    needing.join(", ")
-                ));
+                proposal.concern(
+                    Why::Needed,
+                    format!(
+                        "{name} is needed by {}, which will fail to load without it.",
+                        needing.join(", ")
+                    ),
+                );
             }
             if !maybe.is_empty() {
-                proposal.concern(format!(
+                proposal.concern(Why::MaybeNeeded, format!(
                     "{name} is used by {} in some set-ups only (an optional dependency); check that yours is not one.",
                     maybe.join(", ")
                 ));

@@ -4,13 +4,12 @@
 //! engine reloads what it replaces and unloads what it takes away.
 
 use super::confirm::{Consent, Proposal};
-use super::{
-    Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec, Table,
-};
+use super::{params, Field, Params};
+use super::{Access, Command, Context, ModuleChoice, OpError, ParamKind, Response, Spec, Table};
 use crate::access::Actor;
 use crate::engine::change::Setting;
+use crate::engine::manifest::{RecordChange, SettingChange};
 use crate::engine::state::InstalledModule;
-use crate::engine::transaction::{RecordChange, SettingChange};
 use crate::engine::ChangeSet;
 
 /// Rolls back `modules`, or the last change when empty.
@@ -20,26 +19,31 @@ pub struct Rollback {
     consent: Consent,
 }
 
+params! {
+    /// What `Rollback` takes.
+    pub struct RollbackParams {
+        modules: Vec<String> = Field {
+            label: "Modules (empty: the last change)",
+            help: "Which modules to roll back; leave empty to undo the last change.",
+            kind: ParamKind::Modules(ModuleChoice::Installed),
+            required: false,
+        },
+    }
+}
+
 impl Command for Rollback {
+    type Params = RollbackParams;
+
     const SPEC: Spec = Spec {
         access: Access::Change,
         node: "rollback",
         name: "Roll back",
         instructions: "Put back the copy a module had before its last change (install, update, remove or rollback). Leave the modules empty to undo the last change as a whole.",
-        params: &[Param {
-            var: "modules",
-            label: "Modules (empty: the last change)",
-            help: "Which modules to roll back; leave empty to undo the last change.",
-            kind: ParamKind::Modules(ModuleChoice::Installed),
-            required: false,
-        }],
+        params: RollbackParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
-        Ok(Rollback {
-            modules: input.modules("modules"),
-            consent: input.consent.clone(),
-        })
+    fn new(RollbackParams { modules }: RollbackParams, consent: Consent) -> Result<Self, OpError> {
+        Ok(Rollback { modules, consent })
     }
 
     async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {

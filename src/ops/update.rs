@@ -9,13 +9,13 @@
 //! repository offers, an earlier one too: a downgrade, which the question
 //! says before anything changes. Held modules are left alone.
 
-use super::changes;
-use super::confirm::{Consent, Proposal};
+use super::confirm::{Consent, Proposal, Why};
 use super::updates::{self, Direction, Unknown, UpdateStatus};
 use super::{chosen, hold, plan};
+use super::{params, Field, Params};
 use super::{
-    Access, Command, Context, Input, ModuleChoice, OpError, Param, ParamKind, Response, Spec,
-    Table, Wanted, VERSION_SEPARATOR,
+    Access, Command, Context, ModuleChoice, OpError, ParamKind, Response, Spec, Table, Wanted,
+    VERSION_SEPARATOR,
 };
 use crate::access::Actor;
 use crate::engine::ChangeSet;
@@ -30,26 +30,31 @@ pub struct Update {
     consent: Consent,
 }
 
+params! {
+    /// What `Update` takes.
+    pub struct UpdateParams {
+        modules: Vec<Wanted> = Field {
+            label: "Modules (empty: all)",
+            help: "Which installed modules to update; leave empty to update all. name@VERSION takes a version the repository offers, an earlier one too (asked first).",
+            kind: ParamKind::Versioned(ModuleChoice::Updatable),
+            required: false,
+        },
+    }
+}
+
 impl Command for Update {
+    type Params = UpdateParams;
+
     const SPEC: Spec = Spec {
         access: Access::Change,
         node: "update",
         name: "Update modules",
         instructions: "Update installed modules to the copies their repositories offer now. You will see each change before it is made; the old copies are kept for rollback. Leave the modules empty to update all.",
-        params: &[Param {
-            var: "modules",
-            label: "Modules (empty: all)",
-            help: "Which installed modules to update; leave empty to update all. name@VERSION takes a version the repository offers, an earlier one too (asked first).",
-            kind: ParamKind::Versioned(ModuleChoice::Updatable),
-            required: false,
-        }],
+        params: UpdateParams::FIELDS,
     };
 
-    fn parse(input: &Input) -> Result<Self, OpError> {
-        Ok(Update {
-            modules: input.wanted("modules"),
-            consent: input.consent.clone(),
-        })
+    fn new(UpdateParams { modules }: UpdateParams, consent: Consent) -> Result<Self, OpError> {
+        Ok(Update { modules, consent })
     }
 
     async fn apply(self, ctx: &Context, actor: &Actor) -> Result<Response, OpError> {
@@ -184,7 +189,7 @@ impl Command for Update {
             if updates::direction(offered, &step.entry.version, &record.version)
                 == Direction::Downgrade
             {
-                proposal.concern(format!(
+                proposal.concern(Why::Downgrade, format!(
                     "{}: {} -> {} is a downgrade, to an earlier version than installed; what the newer one fixed goes with it.",
                     step.entry.name, record.version, step.entry.version
                 ));
@@ -198,7 +203,7 @@ impl Command for Update {
             _ => plan.download(ctx, actor).await?,
         };
         if !proposal.goes_ahead(&self.consent) {
-            for changes in changes::of_download(ctx, &guard.installed, &plan, &files) {
+            for changes in plan.changes(ctx, &guard.installed, &files) {
                 proposal.changes(changes);
             }
         }

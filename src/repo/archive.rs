@@ -23,6 +23,8 @@ use tar::{EntryType, Header};
 
 use super::index::is_safe_relative_path;
 
+/// Largest archive accepted, packed, whatever an index says.
+pub const MAX_ARCHIVE: u64 = 64 * 1024 * 1024;
 /// Most bytes one module may unpack to.
 pub const MAX_UNPACKED: u64 = 64 * 1024 * 1024;
 /// Most entries one module archive may hold.

@@ -24,6 +24,7 @@ use crate::repo::index::{Earlier, Index, IndexError, ModuleEntry, Timestamp};
 use crate::repo::luarocks::server::Server;
 
 use super::descriptions::Descriptions;
+use super::refusal::{Cause, Refusal};
 
 /// One repository's last good index.
 #[derive(Debug, Clone)]
@@ -128,7 +129,7 @@ pub struct Refreshed {
     /// Modules in the index now in use, if any.
     pub modules: Option<usize>,
     /// `Ok(())` if fetched now; otherwise why not.
-    pub result: Result<(), String>,
+    pub result: Result<(), Refusal>,
     /// When the index in use was fetched.
     pub fetched: Option<String>,
     /// Modules a LuaRocks server offers that were left out, one line each
@@ -163,17 +164,18 @@ fn accepted_path(state_dir: &Path, repository: &Repository) -> PathBuf {
 impl Accepted {
     /// The record, if any. One that does not parse is an error, not a
     /// fresh start: deleting the guard must not be a way around it.
-    fn load(state_dir: &Path, repository: &Repository) -> Result<Option<Accepted>, String> {
+    fn load(state_dir: &Path, repository: &Repository) -> Result<Option<Accepted>, Refusal> {
         let path = accepted_path(state_dir, repository);
+        let damaged = |text: String| Refusal::new(Cause::State, text);
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                format!(
+                damaged(format!(
                     "{} is damaged ({e}); it records the newest index accepted from this repository: remove it to accept whatever the repository serves next",
                     path.display()
-                )
+                ))
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            Err(e) => Err(damaged(format!("cannot read {}: {e}", path.display()))),
         }
     }
 }
@@ -252,7 +254,7 @@ impl Catalog {
                         index,
                         Timestamp::now(),
                     ),
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(Refusal::from(e)),
                 },
             };
             let (source, result) = match fetched {
@@ -263,18 +265,18 @@ impl Catalog {
                 Err(e) => {
                     let kept = previous.filter(|p| p.index.is_expired(Timestamp::now()));
                     let e = match kept {
-                        Some(kept) => format!(
+                        Some(kept) => Refusal::new(e.cause, format!(
                             "{e}; the index still in use expired at {}, so nothing is installed or updated from {} until a fresh one arrives",
                             kept.index.expires, repository.name
-                        ),
+                        )),
                         None => e,
                     };
                     (previous.cloned(), Err(e))
                 }
             };
-            let failure = result.as_ref().err().map(|reason| Failure {
+            let failure = result.as_ref().err().map(|refusal| Failure {
                 repository: repository.name.clone(),
-                reason: reason.clone(),
+                reason: refusal.text.clone(),
             });
             Failure::record(&config.state_dir, repository, failure.as_ref());
             catalog.failures.extend(failure);
@@ -399,28 +401,31 @@ fn accept(
     (bytes, signature): (&[u8], &[u8]),
     index: Index,
     now: Timestamp,
-) -> Result<Index, String> {
+) -> Result<Index, Refusal> {
     let sha256 = super::sha256_hex(bytes);
     if let Some(accepted) = Accepted::load(state_dir, repository)? {
-        let replay = |what: &str| {
-            format!(
+        let replay = |cause: Cause, what: &str| {
+            Refusal::new(cause, format!(
                 "the index it serves ({}) {what} serial {} that modman already accepted; it may be a replay of an old index (someone between modman and the repository, or a stale mirror) and was not used",
                 index.freshness(),
                 accepted.serial
-            )
+            ))
         };
         if index.serial < accepted.serial {
-            return Err(replay("is older than"));
+            return Err(replay(Cause::Replay, "is older than"));
         }
         if index.serial == accepted.serial && sha256 != accepted.sha256 {
-            return Err(replay("differs from the index of the same"));
+            return Err(replay(
+                Cause::SerialReused,
+                "differs from the index of the same",
+            ));
         }
     }
     if index.is_expired(now) {
-        return Err(format!(
+        return Err(Refusal::new(Cause::Expired, format!(
             "the index it serves expired ({}) and was not used; the repository must be rebuilt and published again (modman repo build), or something between is serving an old copy",
             index.freshness()
-        ));
+        )));
     }
     save(
         state_dir,
@@ -430,9 +435,12 @@ fn accept(
         index.serial,
     )
     .map_err(|e| {
-        format!(
-            "fetched, but cannot keep it in {}: {e}",
-            state_dir.display()
+        Refusal::new(
+            Cause::State,
+            format!(
+                "fetched, but cannot keep it in {}: {e}",
+                state_dir.display()
+            ),
         )
     })?;
     Ok(index)
@@ -512,7 +520,7 @@ async fn luarocks_index(
     fetcher: &Fetcher,
     repository: &Repository,
     warnings: &mut Vec<String>,
-) -> Result<Index, String> {
+) -> Result<Index, Refusal> {
     let offers = async {
         let mut server = luarocks_server(config, fetcher, repository)?;
         server
@@ -524,7 +532,7 @@ async fn luarocks_index(
             )
             .await
     };
-    let offers = offers.await.map_err(|e| e.to_string())?;
+    let offers = offers.await.map_err(Refusal::from)?;
     warnings.extend(
         offers
             .problems
@@ -541,9 +549,12 @@ async fn luarocks_index(
         .map_or(Ok(()), std::fs::create_dir_all)
         .and_then(|()| fsutil::atomic_write(&index_path, &index.to_json()));
     saved.map_err(|e| {
-        format!(
-            "fetched, but cannot keep it in {}: {e}",
-            config.state_dir.display()
+        Refusal::new(
+            Cause::State,
+            format!(
+                "fetched, but cannot keep it in {}: {e}",
+                config.state_dir.display()
+            ),
         )
     })?;
     Ok(index)
@@ -643,21 +654,14 @@ mod tests {
         // The same index again is fine; a newer one too.
         accept_at(index(5, &["a"]), during).unwrap();
         let error = accept_at(index(4, &["a"]), during).unwrap_err();
-        assert!(
-            error.contains("is older than serial 5") && error.contains("replay"),
-            "{error}"
-        );
+        assert_eq!(error.cause, Cause::Replay, "{error}");
+        assert!(error.text.contains("serial 5"), "{error}");
         let error = accept_at(index(5, &["a", "b"]), during).unwrap_err();
-        assert!(
-            error.contains("differs from the index of the same serial 5"),
-            "{error}"
-        );
+        assert_eq!(error.cause, Cause::SerialReused, "{error}");
         let expired = Timestamp(index(6, &[]).expires.0 + time::Duration::seconds(1));
         let error = accept_at(index(6, &["a"]), expired).unwrap_err();
-        assert!(
-            error.contains("expired") && error.contains("serial 6"),
-            "{error}"
-        );
+        assert_eq!(error.cause, Cause::Expired, "{error}");
+        assert!(error.text.contains("serial 6"), "{error}");
         // Nothing refused moved the guard.
         let guard = Accepted::load(dir.path(), &repository).unwrap().unwrap();
         assert_eq!(guard.serial, 5);
@@ -673,7 +677,7 @@ mod tests {
         // A damaged guard stops refreshes rather than resetting them.
         std::fs::write(accepted_path(dir.path(), &repository), b"{").unwrap();
         let error = accept_at(index(7, &["a"]), during).unwrap_err();
-        assert!(error.contains("is damaged"), "{error}");
+        assert_eq!(error.cause, Cause::State, "{error}");
     }
 
     #[test]

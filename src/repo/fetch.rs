@@ -6,15 +6,13 @@
 use std::time::Duration;
 
 use crate::config::{Repository, RepositoryKind};
-use crate::repo::archive::{self, ArchiveFile};
+use crate::repo::archive::{self, ArchiveFile, MAX_ARCHIVE};
 use crate::repo::index::{Index, IndexError, ModuleEntry};
 use crate::repo::signing;
 
 /// Largest index accepted.
 pub const MAX_INDEX: u64 = 32 * 1024 * 1024;
 const MAX_SIGNATURE: u64 = 1024;
-/// Largest archive accepted, whatever the index says.
-pub const MAX_ARCHIVE: u64 = 64 * 1024 * 1024;
 
 /// What went wrong with a download, naming the URL and what to do.
 #[derive(Debug, thiserror::Error)]

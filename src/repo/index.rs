@@ -97,6 +97,25 @@ fn check_build(
     Ok(())
 }
 
+/// Which index: its repository's name, serial and dates.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    pub repository: String,
+    pub serial: u64,
+    pub generated: Timestamp,
+    pub expires: Timestamp,
+}
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "repository {}, serial {}, generated {}, expires {}",
+            self.repository, self.serial, self.generated, self.expires
+        )
+    }
+}
+
 /// A point in time, written as RFC 3339 in UTC (`2026-11-24T15:00:00Z`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(pub OffsetDateTime);
@@ -532,10 +551,17 @@ impl Index {
     /// Name, serial and dates, for `repo verify`, `info` and error
     /// messages.
     pub fn freshness(&self) -> String {
-        format!(
-            "repository {}, serial {}, generated {}, expires {}",
-            self.repository, self.serial, self.generated, self.expires
-        )
+        self.stamp().to_string()
+    }
+
+    /// Which index this is, as facts.
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            repository: self.repository.clone(),
+            serial: self.serial,
+            generated: self.generated,
+            expires: self.expires,
+        }
     }
 
     /// The entry for `name`.

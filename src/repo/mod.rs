@@ -21,6 +21,7 @@ pub mod mirror;
 pub mod options;
 pub mod placement;
 pub mod readme;
+pub mod refusal;
 pub mod signing;
 pub mod verify;
 

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use xmpp_parsers::jid::Jid;
 
+use super::clients::rendering::Rendering;
 use super::command::{Action, CommandReply, CommandRequest, Note, Status};
-use super::forms::{self, Rendering};
+use super::forms::{params, question, results};
 use crate::access::Actor;
 use crate::ops::{
     self, Consent, Context, Input, OpError, Operation, Question, Response, CONFIRM_FIELD,
@@ -233,7 +234,7 @@ pub async fn handle(
                     Status::Completed,
                     vec![],
                     note,
-                    Some(forms::message_form(op.spec().name, note)),
+                    Some(results::message_form(op.spec().name, note)),
                 ));
             }
             input.consent = Consent::Approved(question.approval);
@@ -248,8 +249,8 @@ pub async fn handle(
 
 /// The submitted form, checked against the operation's parameters.
 fn read_input(op: &dyn Operation, form: &minidom::Element) -> Result<Input, AdhocError> {
-    let raw = forms::submitted_values(form).map_err(AdhocError::BadPayload)?;
-    let raw = forms::fold_typed(op.spec().params, raw);
+    let raw = params::submitted_values(form).map_err(AdhocError::BadPayload)?;
+    let raw = params::fold_typed(op.spec().params, raw);
     Input::check(
         op.spec().params,
         raw.iter()
@@ -264,7 +265,7 @@ fn read_more(
     form: &minidom::Element,
     earlier: Input,
 ) -> Result<Input, AdhocError> {
-    let raw = forms::submitted_values(form).map_err(AdhocError::BadPayload)?;
+    let raw = params::submitted_values(form).map_err(AdhocError::BadPayload)?;
     Input::check_onto(
         op.spec().params,
         earlier,
@@ -276,7 +277,7 @@ fn read_more(
 
 /// The `confirm` boolean of a submitted confirmation form.
 fn read_answer(form: &minidom::Element) -> Result<bool, AdhocError> {
-    let raw = forms::submitted_values(form).map_err(AdhocError::BadPayload)?;
+    let raw = params::submitted_values(form).map_err(AdhocError::BadPayload)?;
     // A client may send back every field it was shown (the changes of
     // an update too); only the answer counts.
     Ok(Input::check(
@@ -332,7 +333,7 @@ impl Turn<'_> {
             Status::Executing,
             FORWARD.to_vec(),
             "",
-            Some(forms::parameters_form(spec, self.ctx, previous)),
+            Some(params::parameters_form(spec, self.ctx, previous)),
         )
     }
 
@@ -344,7 +345,8 @@ impl Turn<'_> {
         input: Input,
     ) -> Result<CommandReply, AdhocError> {
         let spec = self.op.spec();
-        let response = self.op.run_for_reply(self.ctx, self.actor, &input).await?;
+        let response = (self.op.run_for_reply(self.ctx, self.actor, &input).await?)
+            .after_dry_run(&input.consent, params::CARRY_OUT);
         let id = || session_id.clone().unwrap_or_else(new_session_id);
         Ok(match response {
             Response::Table(table) => self.reply(
@@ -356,14 +358,14 @@ impl Turn<'_> {
                 } else {
                     &table.note
                 },
-                Some(forms::table_result(&table, self.rendering)),
+                Some(results::table_result(&table, self.rendering)),
             ),
             Response::Details(details) => self.reply(
                 id(),
                 Status::Completed,
                 vec![],
                 "",
-                Some(forms::details_form(&details)),
+                Some(results::details_form(&details)),
             ),
             Response::Form(form) => {
                 let id = self.sessions.keep(
@@ -382,7 +384,7 @@ impl Turn<'_> {
                     Status::Executing,
                     actions,
                     "",
-                    Some(forms::fields_form(&form)),
+                    Some(params::fields_form(&form)),
                 )
             }
             Response::Confirm(question) => {
@@ -402,7 +404,7 @@ impl Turn<'_> {
                     Status::Executing,
                     actions,
                     "",
-                    Some(forms::confirm_form(spec.name, &question)),
+                    Some(question::confirm_form(spec.name, &question)),
                 )
             }
         })

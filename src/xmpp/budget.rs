@@ -16,10 +16,7 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tokio_xmpp::Stanza;
 use xmpp_parsers::jid::{BareJid, Jid};
-
-use super::chat::Chat;
 
 use crate::access::Actor;
 use crate::config::Config;
@@ -100,15 +97,6 @@ impl Caller {
                 sender: Jid::from(bare),
                 room: None,
             },
-        }
-    }
-
-    /// The caller behind a stanza on its way to be handled.
-    pub fn of_stanza(config: &Config, chat: &Chat, stanza: &Stanza) -> Caller {
-        match stanza {
-            Stanza::Iq(iq) => Caller::of_sender(config, iq.from()),
-            Stanza::Message(message) => chat.caller(config, message),
-            Stanza::Presence(presence) => Caller::of_sender(config, presence.from.as_ref()),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod component;
 pub mod disco;
 pub mod fleet;
 pub mod forms;
+pub mod limits;
 pub mod notices;
 pub mod parser;
 pub mod probe;

@@ -21,7 +21,7 @@ use minidom::rxml::{
     AttrMap, Event, Namespace, NcName, Options, Parse, RawEvent, RawParser, RawQName, WithOptions,
 };
 
-use super::stream::MAX_DEPTH;
+use super::limits::MAX_DEPTH;
 
 /// Deepest element whose names are resolved: the stream header, then a
 /// stanza's [`MAX_DEPTH`] levels. The assembler refuses a stanza at the

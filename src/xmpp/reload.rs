@@ -16,32 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::shutdown::Restarter;
-use crate::config::Config;
-
-/// A part of modman.toml, as an admin names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
-    Admins,
-    StateDir,
-    Component,
-    Prosody,
-    Repositories,
-    Chat,
-}
-
-impl Part {
-    /// Its name in modman.toml.
-    pub fn name(self) -> &'static str {
-        match self {
-            Part::Admins => "admins",
-            Part::StateDir => "state_dir",
-            Part::Component => "[component]",
-            Part::Prosody => "[prosody]",
-            Part::Repositories => "[[repositories]]",
-            Part::Chat => "[chat]",
-        }
-    }
-}
+use crate::config::{Config, Part};
 
 /// `parts` by name, comma-separated, for the log.
 pub fn names(parts: &[Part]) -> String {

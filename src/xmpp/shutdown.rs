@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use super::reload::Part;
+use crate::config::Part;
 
 /// How long a stop waits for the requests in flight.
 pub const GRACE: Duration = Duration::from_secs(60);

@@ -250,8 +250,97 @@ impl Prosody {
     /// Starts Prosody with the template, changed by `edit` (before its
     /// placeholders are filled in).
     pub fn start_with(edit: impl Fn(String) -> String) -> Prosody {
+        let mut prosody = Prosody::prepare(edit);
+        prosody.launch();
+        prosody
+    }
+
+    /// A Prosody that also offers TLS on c2s, for the clients that log in
+    /// only over TLS (Poezio 0.15, Dino): a certificate for [`DOMAIN`],
+    /// signed by a CA made for this test alone ([`Prosody::ca_path`]).
+    /// The other tests keep plain c2s, so that slixmpp, which would check
+    /// any certificate offered, needs no CA.
+    pub fn start_with_tls() -> Prosody {
+        let mut prosody = Prosody::prepare(|config| {
+            config.replace("modules_enabled = { ", "modules_enabled = { \"tls\", ")
+        });
+        prosody.make_certificate();
+        prosody.launch();
+        prosody
+    }
+
+    /// The CA that signed the c2s certificate of [`Prosody::start_with_tls`],
+    /// for a client to trust.
+    pub fn ca_path(&self) -> PathBuf {
+        self.path("ca.crt")
+    }
+
+    /// Makes the test's CA and, in Prosody's `certificates` directory
+    /// (where it looks for `DOMAIN.crt` and `DOMAIN.key`), a certificate
+    /// for [`DOMAIN`] signed by it, with the extensions a strict verifier
+    /// (Python 3.13's default) asks for.
+    fn make_certificate(&self) {
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(self.dir.path())
+                .output()
+                .expect("openssl runs (scripts/test installs it)");
+            assert!(
+                output.status.success(),
+                "openssl {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let curve = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509", "-days", "2", "-subj", "/CN=modman test CA"],
+                &curve[..],
+                &["-keyout", "ca.key", "-out", "ca.crt"],
+                &["-addext", "basicConstraints=critical,CA:TRUE"],
+                &["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+            ]
+            .concat(),
+        );
+        let (crt, key) = (format!("certs/{DOMAIN}.crt"), format!("certs/{DOMAIN}.key"));
+        openssl(
+            &[
+                &[
+                    "req",
+                    "-x509",
+                    "-days",
+                    "2",
+                    "-subj",
+                    &format!("/CN={DOMAIN}"),
+                ],
+                &curve[..],
+                &[
+                    "-CA", "ca.crt", "-CAkey", "ca.key", "-keyout", &key, "-out", &crt,
+                ],
+                &["-addext", &format!("subjectAltName=DNS:{DOMAIN}")],
+                &["-addext", "basicConstraints=critical,CA:FALSE"],
+                &[
+                    "-addext",
+                    "keyUsage=critical,digitalSignature,keyEncipherment",
+                ],
+                &["-addext", "extendedKeyUsage=serverAuth"],
+            ]
+            .concat(),
+        );
+    }
+
+    /// Writes the config (the template changed by `edit`) and registers
+    /// the accounts, without starting Prosody.
+    fn prepare(edit: impl Fn(String) -> String) -> Prosody {
         let dir = server().tempdir("modman-test-");
-        let mut prosody = Prosody {
+        let prosody = Prosody {
             dir,
             c2s_port: free_port(),
             component_port: free_port(),
@@ -274,7 +363,6 @@ impl Prosody {
                 String::from_utf8_lossy(&output.stderr)
             );
         }
-        prosody.launch();
         prosody
     }
 

@@ -47,9 +47,11 @@ check interoperability rather than assume it. Requests:
   {"op": "quit"}
 
 Every answer is one JSON line. Run with /usr/bin/python3 (Debian's
-python3-slixmpp): xmpp_client.py JID PASSWORD HOST PORT [NAME VERSION CAPS_NODE]
-where the optional three are what it says it is (XEP-0092 and XEP-0115
-caps); by default it is slixmpp.
+python3-slixmpp): xmpp_client.py JID PASSWORD HOST PORT [NAME VERSION CAPS_NODE
+[FEATURE...]] where the optional three are what it says it is (XEP-0092,
+XEP-0115 caps and its disco#info identity) and the features what else its
+disco#info announces; by default it is slixmpp. A client named Gajim tells
+its version, as Gajim does, only to contacts it shares its presence with.
 """
 import asyncio
 import json
@@ -111,9 +113,12 @@ class Client(slixmpp.ClientXMPP):
         self.register_plugin("xep_0004")
         self.register_plugin("xep_0030")
         if software:
-            name, version, caps_node = software
+            name, version, caps_node = software[:3]
             self.register_plugin("xep_0092", pconfig={"name": name, "version": version})
             self.register_plugin("xep_0115", pconfig={"caps_node": caps_node})
+            self.add_event_handler("session_bind", lambda _: self.announce(name, software[3:]))
+            if name == "Gajim":
+                self.version_to_contacts_only()
         else:
             self.register_plugin("xep_0092")
         self.register_plugin("xep_0050")
@@ -128,6 +133,32 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("failed_auth", lambda _: self.finish({"error": "authentication failed"}))
         self.add_event_handler("disconnected", lambda _: self.finish({"error": "disconnected"}))
+
+    def announce(self, name, features):
+        """What its disco#info says, once its full JID is known."""
+        self["xep_0030"].add_identity(category="client", itype="pc", name=name)
+        for feature in features:
+            self["xep_0030"].add_feature(feature)
+
+    def version_to_contacts_only(self):
+        """Answers XEP-0092 as Gajim does: forbidden unless the asker is a
+        contact with subscription from or both."""
+        answer = self["xep_0092"]._handle_version
+
+        def contacts_only(iq):
+            if self.client_roster[iq["from"].bare]["subscription"] in ("from", "both"):
+                answer(iq)
+                return
+            refusal = iq.reply().error()
+            refusal["error"]["type"] = "auth"
+            refusal["error"]["condition"] = "forbidden"
+            refusal.send()
+
+        self.remove_handler("Software Version")
+        self.register_handler(slixmpp.xmlstream.handler.Callback(
+            "Software Version",
+            slixmpp.xmlstream.matcher.StanzaPath("iq@type=get/software_version"),
+            contacts_only))
 
     def finish(self, value):
         if not self.ready.done():
@@ -323,7 +354,7 @@ class Client(slixmpp.ClientXMPP):
 async def main():
     logging.basicConfig(level=logging.ERROR)
     jid, password, host, port = sys.argv[1:5]
-    client = Client(jid, password, sys.argv[5:8] if len(sys.argv) >= 8 else None)
+    client = Client(jid, password, sys.argv[5:] if len(sys.argv) >= 8 else None)
     client.connect((host, int(port)), disable_starttls=True, force_starttls=False)
     print(json.dumps(await client.ready), flush=True)
     loop = asyncio.get_event_loop()

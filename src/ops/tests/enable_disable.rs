@@ -65,8 +65,8 @@ async fn enable_asks_when_prosody_cfg_sets_the_hosts_list_and_yes_is_bound_to_th
     );
     let host = Host::with_prosody_cfg(&cfg).await;
     let carbons = [("modules", &["carbons"][..])];
-    let asked = question(host.run("enable", &carbons).await);
-    assert!(!host.loaded("carbons"), "asking changes nothing");
+    let asked = host.ask_and_refuse("enable", &carbons).await;
+    assert_eq!(asked.why, [Why::OwnModulesList]);
 
     // A yes to that plan does not enable another module.
     let other = [("modules", &["carbons", "mam"][..])];

@@ -6,7 +6,13 @@ use crate::ops::ErrorKind;
 #[tokio::test]
 async fn info_gives_the_facts_of_a_module_on_offer_installed_and_held() {
     let host = Host::new().await;
+    let before = host.snapshot();
     let offered = details(host.run("info", &[("module", &["mod_alpha"])]).await);
+    assert_eq!(
+        host.snapshot(),
+        before,
+        "info asks nothing and changes nothing"
+    );
     assert_eq!(field(&offered, "module").as_deref(), Some("alpha"));
     assert_eq!(
         field(&offered, "summary").as_deref(),

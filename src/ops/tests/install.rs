@@ -79,8 +79,12 @@ async fn install_asks_when_the_host_has_its_own_list_and_yes_applies_that_plan_o
     let cfg = format!("VirtualHost \"{HOST}\"\n    modules_enabled = {{ \"roster\" }}\n");
     let host = Host::with_prosody_cfg(&cfg).await;
     let enable = [("modules", &["alpha"][..]), ("enable", &["true"][..])];
-    let asked = question(host.run("install", &enable).await);
-    assert_eq!(host.installed("alpha"), None, "asking changes nothing");
+    let asked = host.ask_and_refuse("install", &enable).await;
+    assert_eq!(asked.why, [Why::OwnModulesList]);
+    assert!(
+        asked.changes.is_empty(),
+        "nothing installed to compare with"
+    );
     let alpha = host.offered("alpha");
     // The third row is the check of required options, which needs the
     // downloaded code.

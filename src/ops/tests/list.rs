@@ -5,12 +5,18 @@ use super::*;
 #[tokio::test]
 async fn list_shows_each_filter_by_its_facts() {
     let host = Host::new().await;
+    let before = host.snapshot();
     let all = table(host.run("list", &[]).await);
     assert_eq!(column(&all, "module"), ["alpha", "beta", "gamma"]);
     assert_eq!(row(&all, "alpha")["available"], host.offered("alpha"));
     assert_eq!(column(&all, "installed"), ["", "", ""]);
     let installed = table(host.run("list", &[("show", &["installed"])]).await);
     assert!(installed.rows.is_empty());
+    assert_eq!(
+        host.snapshot(),
+        before,
+        "a list asks nothing and changes nothing"
+    );
 
     let alpha = host.offered("alpha");
     table(

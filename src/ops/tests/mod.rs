@@ -13,6 +13,7 @@ mod hold;
 mod info;
 mod install;
 mod list;
+mod refresh;
 mod remove;
 mod rollback;
 mod update;
@@ -22,8 +23,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::confirm::{Consent, PLANNED};
-use super::{Context, Details, Form, Input, OpError, Question, Response, Table};
+use super::confirm::{Consent, Why, PLANNED};
+use super::{Context, Details, ErrorKind, Form, Input, OpError, Question, Response, Table};
 use crate::access::Actor;
 use crate::config::Config;
 use crate::engine::fake::{config_text, Fake, HOST};
@@ -39,6 +40,29 @@ fn every_node_is_unique_and_findable() {
         assert!(std::ptr::eq(super::find(node).unwrap().spec(), op.spec()));
     }
     assert!(super::find("no-such-node").is_none());
+}
+
+#[tokio::test]
+async fn every_operation_refuses_a_field_it_does_not_declare() {
+    let host = Host::new().await;
+    let before = host.snapshot();
+    for op in super::all() {
+        let refused = error(host.run(op.spec().node, &[("colour", &["red"])]).await);
+        assert_eq!(refused.kind, ErrorKind::BadInput, "{}", op.spec().node);
+        // Input checked against another operation's fields (install's
+        // `enable`) is refused by the one run, not read in part.
+        let install = super::find("install").unwrap().spec();
+        let enable = [
+            ("modules", vec!["alpha".to_owned()]),
+            ("enable", vec!["true".to_owned()]),
+        ];
+        let other = Input::check(install.params, enable).unwrap();
+        if op.spec().node != "install" {
+            let run = op.run(&host.ctx, &Actor::local_user(), &other).await;
+            assert_eq!(error(run).kind, ErrorKind::BadInput, "{}", op.spec().node);
+        }
+    }
+    assert_eq!(host.snapshot(), before);
 }
 
 /// The repository's name in modman.toml and in its signed index.
@@ -186,6 +210,31 @@ impl Host {
             .collect()
     }
 
+    /// Everything a change could touch: modman's state, the managed
+    /// config, the module directory and what the server has loaded.
+    pub fn snapshot(&self) -> Snapshot {
+        let config = &self.ctx.config.prosody.managed_config;
+        let mut files: Vec<PathBuf> = walkdir(&self.root.join("modules"));
+        files.sort();
+        Snapshot {
+            installed: (self.ctx.engine.installed().unwrap().modules.into_iter())
+                .map(|(name, record)| (name, record.version))
+                .collect(),
+            managed_config: std::fs::read(config).unwrap_or_default(),
+            files,
+            loaded: self.server.0.lock().unwrap().loaded.clone(),
+        }
+    }
+
+    /// Runs `node`, which must ask, and answers no: the question and
+    /// nothing more, so nothing on the host may differ from before.
+    pub async fn ask_and_refuse(&self, node: &str, fields: &[(&'static str, &[&str])]) -> Question {
+        let before = self.snapshot();
+        let asked = question(self.run(node, fields).await);
+        assert_eq!(self.snapshot(), before, "{node} changed the host by asking");
+        asked
+    }
+
     /// Runs `node`, which must ask, and answers yes to its question.
     pub async fn ask_and_approve(
         &self,
@@ -196,6 +245,29 @@ impl Host {
         self.run_with(node, fields, Consent::Approved(asked.approval))
             .await
     }
+}
+
+/// What [`Host::snapshot`] compares.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Snapshot {
+    /// Module -> version, as modman's state records them.
+    installed: BTreeMap<String, String>,
+    managed_config: Vec<u8>,
+    files: Vec<PathBuf>,
+    loaded: std::collections::BTreeSet<String>,
+}
+
+/// Every path under `dir`, depth first.
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            paths.extend(walkdir(&path));
+        }
+        paths.push(path);
+    }
+    paths
 }
 
 /// Writes `mod_NAME` into the repository's source tree.

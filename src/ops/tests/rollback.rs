@@ -19,7 +19,8 @@ async fn rollback_asks_and_puts_back_the_copy_before_the_last_change() {
         host.plan("rollback", &alpha).await,
         [format!("alpha: {new} -> {old}")]
     );
-    question(host.run("rollback", &alpha).await);
+    let asked = host.ask_and_refuse("rollback", &alpha).await;
+    assert_eq!(asked.why, [Why::AlwaysAsked]);
     assert_eq!(host.installed("alpha").unwrap().version, new);
     let rolled = table(host.ask_and_approve("rollback", &alpha).await);
     let row = row(&rolled, "alpha");

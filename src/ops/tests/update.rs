@@ -2,6 +2,8 @@
 //! a yes bound to that copy, and held modules left alone.
 
 use super::*;
+use crate::ops::changes::FileChangeKind;
+use crate::ops::updates::Direction;
 use crate::ops::ErrorKind;
 
 #[tokio::test]
@@ -20,13 +22,29 @@ async fn update_asks_with_the_copy_and_a_yes_to_an_older_plan_is_asked_again() {
         host.plan("update", &[]).await,
         [format!("alpha: {old} -> {new}")]
     );
-    let asked = question(host.run("update", &[]).await);
-    assert_eq!(host.installed("alpha").unwrap().version, old);
+    let asked = host.ask_and_refuse("update", &[]).await;
+    assert_eq!(asked.why, [Why::AlwaysAsked]);
+    let [changes] = &asked.changes[..] else {
+        panic!("one module changes: {:?}", asked.changes);
+    };
+    assert_eq!(
+        (&*changes.module, &*changes.from, &*changes.to),
+        ("alpha", &*old, &*new)
+    );
+    assert_eq!(changes.direction, Direction::Forward);
+    let files: Vec<_> = changes.files.iter().map(|f| (&*f.path, f.kind)).collect();
+    // Published again with another summary in its README.
+    let changed = FileChangeKind::Changed;
+    assert_eq!(
+        files,
+        [("README.markdown", changed), ("mod_alpha.lua", changed)]
+    );
 
     // Published once more before the answer: asked again.
     let newest = host.publish("alpha", "-- alpha, fixed twice\n").await;
     let stale = Consent::Approved(asked.approval);
-    question(host.run_with("update", &[], stale).await);
+    let again = question(host.run_with("update", &[], stale).await);
+    assert_eq!(again.why, [Why::PlanChanged, Why::AlwaysAsked]);
     assert_eq!(host.installed("alpha").unwrap().version, old);
 
     let updated = table(
@@ -38,8 +56,14 @@ async fn update_asks_with_the_copy_and_a_yes_to_an_older_plan_is_asked_again() {
     assert_eq!(host.installed("alpha").unwrap().version, newest);
     assert!(host.loaded("alpha"), "reloaded with the new code");
 
-    // A version named: back to one the repository still offers.
+    // A version named: back to one the repository still offers, which
+    // is asked as a downgrade.
     let chosen = format!("alpha@{new}");
+    let down = host
+        .ask_and_refuse("update", &[("modules", &[&chosen])])
+        .await;
+    assert_eq!(down.why, [Why::AlwaysAsked, Why::Downgrade]);
+    assert_eq!(down.changes[0].direction, Direction::Downgrade);
     let back = table(
         host.run_with("update", &[("modules", &[&chosen])], Consent::Given)
             .await,

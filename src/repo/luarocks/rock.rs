@@ -33,8 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use super::rockspec::Rockspec;
-use crate::repo::archive::{self, ArchiveFile, Found, Outside};
-use crate::repo::fetch::MAX_ARCHIVE;
+use crate::repo::archive::{self, ArchiveFile, Found, Outside, MAX_ARCHIVE};
 use crate::repo::index::is_safe_relative_path;
 use crate::repo::placement::{self, Owner};
 

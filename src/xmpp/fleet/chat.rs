@@ -5,14 +5,15 @@
 //! an ordinary chat line, read the same way, and the answer is the merged
 //! table as text.
 
+use super::across::{Across, ACROSS, CHANGES};
 use super::merge;
-use super::request::{across, batch_size, targets, Across, ACROSS, CHANGES};
+use super::request::{across, batch_size, targets};
 use super::rollout::{self, AskedIn, Fields, Intent, BATCH_FIELD};
 use super::{server_of, WHOLE_FLEET};
 use crate::access::Actor;
 use crate::config::Config;
 use crate::ops::{Input, Response, CONFIRM_FIELD};
-use crate::xmpp::chat::{parse_line, Line};
+use crate::xmpp::chat::line::{parse_line, Line};
 
 pub use super::relay::Link;
 

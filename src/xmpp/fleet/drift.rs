@@ -2,8 +2,8 @@
 //! for `list` (the same merged answer as `fleet: list`) and tells its
 //! rooms when servers start to differ in a module's version or enabled
 //! state, or stop answering, and once more when that is gone. What the
-//! rooms were last told is kept in `state_dir/fleet-drift.json`, so the
-//! next refresh, or a restart, does not say it again.
+//! rooms were last told is kept by the engine ([`Record::FleetDrift`]), so
+//! the next refresh, or a restart, does not say it again.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,10 +15,8 @@ use super::merge::{self, Row};
 use super::relay::Link;
 use super::request::across;
 use crate::access::Actor;
+use crate::engine::records::Record;
 use crate::ops::{Context, Input, OpError, Response};
-
-/// The file of `state_dir` that remembers what was told.
-const FILE: &str = "fleet-drift.json";
 
 /// Whether a module is enabled on a server (on any of its hosts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -134,7 +132,7 @@ pub async fn watch(ctx: &Context, link: Link<'_>, rooms: Vec<BareJid>) -> Vec<Me
         return vec![];
     }
     let here = async {
-        let list = crate::ops::find(super::request::ACROSS)
+        let list = crate::ops::find(super::across::ACROSS)
             .ok_or_else(|| OpError::unavailable("no list command"))?;
         match list.run(ctx, &Actor::schedule(), &Input::default()).await? {
             Response::Table(table) => Ok(Some(Ok(merge::rows_of_table(&table)))),
@@ -152,23 +150,15 @@ pub async fn watch(ctx: &Context, link: Link<'_>, rooms: Vec<BareJid>) -> Vec<Me
         }
     };
     let drift = Drift::of(&table);
-    let path = config.state_dir.join(FILE);
-    let told: Drift = std::fs::read(&path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default();
+    let told: Drift = ctx.engine.recalled(Record::FleetDrift);
     if drift == told {
         return vec![];
     }
-    let saved = serde_json::to_vec(&drift)
-        .map_err(std::io::Error::other)
-        .and_then(|bytes| crate::fsutil::atomic_write(&path, &bytes));
-    if let Err(e) = saved {
-        tracing::warn!(
-            "drift watch: cannot remember what the rooms were told in {}: {e}; they may be told again",
-            path.display()
-        );
-    }
+    ctx.engine.remember(
+        Record::FleetDrift,
+        &drift,
+        "what the rooms were told of the fleet's drift",
+    );
     let facts = serde_json::json!({ "fleet_drift": drift }).to_string();
     let me = Jid::from(config.component.jid.clone());
     rooms

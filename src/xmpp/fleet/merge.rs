@@ -258,7 +258,7 @@ mod tests {
             })
             .collect();
         let table = fitted(&answers);
-        let form = String::from(&crate::xmpp::forms::table_form(&table));
+        let form = String::from(&crate::xmpp::forms::results::table_form(&table));
         assert!(form.len() < 256 * 1024, "{} bytes", form.len());
         assert!(table.rows.len() < 30_000 && !table.rows.is_empty());
     }

@@ -5,6 +5,7 @@
 //! per server and never know about peers; the peers check the admin who
 //! asked against their own `admins` ([`trust`]).
 
+pub mod across;
 pub mod chat;
 pub mod drift;
 pub mod merge;

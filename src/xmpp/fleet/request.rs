@@ -10,6 +10,7 @@ use xmpp_parsers::jid::{BareJid, Jid};
 
 use std::num::NonZeroUsize;
 
+use super::across::{Across, ACROSS, CHANGES};
 use super::merge::{self, Row};
 use super::relay::{Link, PeerFailure, Relay};
 use super::rollout::{self, Intent, BATCH_FIELD};
@@ -17,44 +18,9 @@ use super::{server_of, trust, SERVERS_FIELD, WHOLE_FLEET};
 use crate::access::Actor;
 use crate::ops::{Context, OpError, Table, CONFIRM_FIELD, DRY_RUN_FIELD};
 use crate::xmpp::adhoc::{self, AdhocError, Sessions};
+use crate::xmpp::clients::rendering::Rendering;
 use crate::xmpp::command::{CommandReply, CommandRequest, Note, Status, NS, NS_DATA};
-use crate::xmpp::forms::{self, Rendering};
-
-/// The reading that goes across servers: its answers are merged into
-/// one table of module × server.
-pub const ACROSS: &str = "list";
-
-/// The changes that go to the servers named, each server making its own
-/// change whole or undoing it; only with `confirm` submitted, as no
-/// question can be asked of each server.
-pub const CHANGES: [&str; 3] = ["install", "update", "enable"];
-
-/// What one request across servers is, deciding how answers merge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Across {
-    List,
-    Change(&'static str),
-}
-
-impl Across {
-    /// The kind of `node`, if it goes across servers.
-    pub fn of(node: &str) -> Option<Across> {
-        if node == ACROSS {
-            return Some(Across::List);
-        }
-        CHANGES
-            .iter()
-            .find(|c| **c == node)
-            .map(|c| Across::Change(c))
-    }
-
-    fn node(self) -> &'static str {
-        match self {
-            Across::List => ACROSS,
-            Across::Change(node) => node,
-        }
-    }
-}
+use crate::xmpp::forms::{params, results};
 
 /// The servers one request is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,44 +47,6 @@ impl Targets {
             }))
             .collect()
     }
-}
-
-/// The fleet's fields of `node`'s parameters form, when this modman has
-/// peers and `node` can go across servers: the [`SERVERS_FIELD`] (as
-/// ejabberd's node field picks a cluster node; left empty, the request is
-/// for this server), and for a change the [`BATCH_FIELD`].
-pub fn fleet_fields(ctx: &Context, node: &str) -> Vec<Element> {
-    let config = &ctx.config;
-    let Some(kind) = Across::of(node).filter(|_| !config.fleet.peers.is_empty()) else {
-        return vec![];
-    };
-    let mut field = forms::field_element(
-        SERVERS_FIELD,
-        "list-multi",
-        "Servers (none: this server; fleet: all)",
-    );
-    field.append_child(forms::option_element(WHOLE_FLEET, "the whole fleet"));
-    let servers = server_of(&config.component.jid)
-        .into_iter()
-        .chain(config.fleet.peers.iter().filter_map(server_of));
-    for server in servers {
-        field.append_child(forms::option_element(server.as_str(), server.as_str()));
-    }
-    let mut fields = vec![field];
-    if matches!(kind, Across::Change(_)) {
-        let mut batch = forms::field_element(
-            BATCH_FIELD,
-            "text-single",
-            "Batch size (servers changed together after the first)",
-        );
-        batch.append_child(
-            Element::builder("value", NS_DATA)
-                .append(config.fleet.batch_size.to_string())
-                .build(),
-        );
-        fields.push(batch);
-    }
-    fields
 }
 
 /// Takes the [`SERVERS_FIELD`] out of `request`'s form: the servers it
@@ -320,7 +248,7 @@ pub async fn run(
         Across::Change(_) => {
             let batch = batch_size(ctx, &take_field(&mut request, BATCH_FIELD))?;
             let stages = rollout::stages(targets.servers(ctx), batch);
-            let fields = match request.form.as_ref().map(forms::submitted_values) {
+            let fields = match request.form.as_ref().map(params::submitted_values) {
                 Some(Ok(fields)) => fields,
                 Some(Err(e)) => return Err(OpError::bad_input(e).into()),
                 None => vec![],
@@ -352,6 +280,6 @@ pub async fn run(
         status: Status::Completed,
         actions: vec![],
         notes: vec![Note::info(&table.note)],
-        form: Some(forms::table_result(&table, rendering)),
+        form: Some(results::table_result(&table, rendering)),
     })
 }

@@ -126,6 +126,7 @@ fn argument(param: &'static Param, positional: bool) -> Arg {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use modman::ops::{Value, Wanted};
 
     fn parse(node: &str, words: &[&str]) -> Result<Input, String> {
         let op = modman::ops::find(node).unwrap();
@@ -158,18 +159,29 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(install.modules("modules"), ["lastlog", "smacks"]);
-        assert_eq!(install.modules("hosts"), ["a.example", "b.example"]);
-        assert!(install.flag("enable"));
+        let names = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+        let wanted = ["lastlog", "smacks"].map(|name| Wanted {
+            name: name.to_owned(),
+            version: None,
+        });
+        assert_eq!(
+            install.value("modules"),
+            Some(&Value::Versioned(wanted.to_vec()))
+        );
+        assert_eq!(
+            install.value("hosts"),
+            Some(&Value::Hosts(names(&["a.example", "b.example"])))
+        );
+        assert_eq!(install.value("enable"), Some(&Value::Boolean(true)));
         assert_eq!(install.consent, Consent::Given);
         let list = parse("list", &["-c", "m.toml", "--show", "updates", "smack"]).unwrap();
-        assert_eq!(list.text("show"), Some("updates"));
-        assert_eq!(list.text("query"), Some("smack"));
+        assert_eq!(list.value("show"), Some(&Value::Choice("updates")));
+        assert_eq!(list.value("query"), Some(&Value::Text("smack".into())));
         assert_eq!(
             parse("info", &["-c", "m.toml", "lastlog"])
                 .unwrap()
-                .text("module"),
-            Some("lastlog")
+                .value("module"),
+            Some(&Value::Text("lastlog".into()))
         );
         // Reading commands ask nothing, so they take no --yes.
         assert!(parse("list", &["-c", "m.toml", "--yes"]).is_err());

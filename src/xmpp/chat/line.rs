@@ -1,0 +1,338 @@
+//! The grammar of a chat line: a line is read against the operation's
+//! declared parameters, so there is no per-command chat code. Module
+//! names are the words, `on HOST...` names hosts, a choice is its word
+//! (`list installed`), a flag is its name (`install x enable`), the rest
+//! is text.
+
+use std::collections::VecDeque;
+
+use crate::ops::{self, Access, Operation, ParamKind, DRY_RUN_FIELD};
+
+/// The word before a changing command that shows its plan and changes
+/// nothing (`plan update all`).
+const PLAN: &str = "plan";
+
+/// What a dry run asked in chat says to do next.
+pub fn carry_out() -> String {
+    format!("send the same line without `{PLAN}`")
+}
+
+/// A chat line, read.
+pub enum Line {
+    Help,
+    Answer(bool),
+    Command {
+        op: &'static dyn Operation,
+        raw: Vec<(&'static str, Vec<String>)>,
+    },
+}
+
+impl std::fmt::Debug for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Line::Help => f.write_str("Help"),
+            Line::Answer(yes) => write!(f, "Answer({yes})"),
+            Line::Command { op, raw } => f
+                .debug_struct("Command")
+                .field("node", &op.spec().node)
+                .field("raw", raw)
+                .finish(),
+        }
+    }
+}
+
+/// Reads a line. `Err` is the reply explaining what was not understood.
+pub fn parse_line(text: &str) -> Result<Line, String> {
+    let mut words: VecDeque<&str> = text.split_whitespace().collect();
+    let Some(first) = words.pop_front() else {
+        return Ok(Line::Help);
+    };
+    match first.to_lowercase().as_str() {
+        "help" | "?" => return Ok(Line::Help),
+        "yes" | "y" => return Ok(Line::Answer(true)),
+        "no" | "n" => return Ok(Line::Answer(false)),
+        _ => {}
+    }
+    // `plan update all`: the command's plan, with nothing changed.
+    let dry_run = first.eq_ignore_ascii_case(PLAN);
+    let first = match dry_run {
+        true => words
+            .pop_front()
+            .ok_or_else(|| "Say which command to plan, such as: plan update all".to_owned())?,
+        false => first,
+    };
+    let op = ops::find(&first.to_lowercase()).ok_or_else(|| {
+        format!(
+            "I do not know `{}`; say help for the commands.",
+            first.chars().take(32).collect::<String>()
+        )
+    })?;
+    let params = op.spec().params;
+    let mut raw = Vec::new();
+    if dry_run {
+        if op.spec().access != Access::Change {
+            return Err(format!(
+                "`{}` changes nothing, so there is nothing to plan; send it without `{PLAN}`.",
+                op.spec().node
+            ));
+        }
+        raw.push((DRY_RUN_FIELD, vec!["true".to_owned()]));
+    }
+    if let Some(param) = params.iter().find(|p| p.kind == ParamKind::Options) {
+        let assignments = assignments(&mut words);
+        if !assignments.is_empty() {
+            raw.push((param.var, assignments));
+        }
+    }
+    // `because ...`: the rest of the line is the reason, whatever words
+    // it holds (`on`, a flag's name).
+    for param in params.iter().filter(|p| p.kind == ParamKind::Reason) {
+        if let Some(at) = words.iter().position(|w| w.eq_ignore_ascii_case(param.var)) {
+            let reason: Vec<&str> = words.drain(at..).skip(1).collect();
+            raw.push((param.var, vec![reason.join(" ")]));
+        }
+    }
+    let on = words.iter().position(|w| w.eq_ignore_ascii_case("on"));
+    let hosts: Option<Vec<String>> =
+        on.map(|at| words.drain(at..).skip(1).map(str::to_owned).collect());
+    // Flags first, by name, wherever they stand; naming hosts also means
+    // "and enable it there" for a command that has a flag.
+    for param in params.iter().filter(|p| p.kind == ParamKind::Boolean) {
+        let named = words.iter().any(|w| w.eq_ignore_ascii_case(param.var));
+        words.retain(|w| !w.eq_ignore_ascii_case(param.var));
+        if named || hosts.is_some() {
+            raw.push((param.var, vec!["true".to_owned()]));
+        }
+    }
+    for param in params {
+        match param.kind {
+            // The choice first or last: `policy auto lastlog` and
+            // `policy lastlog auto` alike.
+            ParamKind::Choice(options) => {
+                let chosen = |w: &&&str| options.iter().any(|(o, _)| o.eq_ignore_ascii_case(w));
+                if let Some(word) = words.front().filter(chosen) {
+                    raw.push((param.var, vec![word.to_lowercase()]));
+                    words.pop_front();
+                } else if let Some(word) = words.back().filter(chosen) {
+                    raw.push((param.var, vec![word.to_lowercase()]));
+                    words.pop_back();
+                }
+            }
+            ParamKind::Modules(_) | ParamKind::Versioned(_) => {
+                let names: Vec<String> = words
+                    .drain(..)
+                    .filter(|w| !w.eq_ignore_ascii_case("all"))
+                    .map(str::to_owned)
+                    .collect();
+                if !names.is_empty() {
+                    raw.push((param.var, names));
+                }
+            }
+            ParamKind::Text if !words.is_empty() => {
+                raw.push((
+                    param.var,
+                    vec![words.drain(..).collect::<Vec<_>>().join(" ")],
+                ));
+            }
+            ParamKind::Hosts => raw.extend(hosts.clone().map(|h| (param.var, h))),
+            ParamKind::Text | ParamKind::Boolean | ParamKind::Options | ParamKind::Reason => {}
+        }
+    }
+    let node = op.spec().node;
+    if !words.is_empty() {
+        return Err(format!(
+            "I did not understand `{}`. Usage: {}",
+            words.iter().copied().collect::<Vec<_>>().join(" "),
+            usage(op)
+        ));
+    }
+    if hosts.is_some() && !params.iter().any(|p| p.kind == ParamKind::Hosts) {
+        return Err(format!("`{node}` takes no hosts. Usage: {}", usage(op)));
+    }
+    Ok(Line::Command { op, raw })
+}
+
+/// Takes the `name=value` words out of `words` (a value in double quotes
+/// may hold blanks), each as one assignment for the options parameter.
+fn assignments(words: &mut VecDeque<&str>) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut rest = VecDeque::new();
+    while let Some(word) = words.pop_front() {
+        let Some((name, value)) = word.split_once('=') else {
+            rest.push_back(word);
+            continue;
+        };
+        let mut value = value.to_owned();
+        if value.starts_with('"') && (value.len() == 1 || !value.ends_with('"')) {
+            while let Some(next) = words.pop_front() {
+                value = format!("{value} {next}");
+                if next.ends_with('"') {
+                    break;
+                }
+            }
+        }
+        lines.push(format!("{name}={value}"));
+    }
+    *words = rest;
+    lines
+}
+
+/// `install MODULE... [enable] [on HOST...]`, from the declared parameters.
+pub fn usage(op: &dyn Operation) -> String {
+    let mut parts = vec![op.spec().node.to_owned()];
+    for param in op.spec().params {
+        let part = match param.kind {
+            ParamKind::Choice(options) => options
+                .iter()
+                .map(|(o, _)| *o)
+                .collect::<Vec<_>>()
+                .join("|"),
+            ParamKind::Modules(_) => "MODULE...".to_owned(),
+            ParamKind::Versioned(_) => "MODULE[@VERSION]...".to_owned(),
+            ParamKind::Text => param.var.to_uppercase(),
+            ParamKind::Boolean => param.var.to_owned(),
+            ParamKind::Hosts => "on HOST...".to_owned(),
+            ParamKind::Options => "name=value...".to_owned(),
+            ParamKind::Reason => format!("{} \"...\"", param.var),
+        };
+        parts.push(if param.required {
+            part
+        } else {
+            format!("[{part}]")
+        });
+    }
+    parts.join(" ")
+}
+
+/// The commands, each with its usage and name.
+pub(super) fn help() -> String {
+    let lines: Vec<String> = ops::all()
+        .iter()
+        .map(|op| format!("{} - {}", usage(*op), op.spec().name))
+        .collect();
+    format!(
+        "Commands:\n{}\nModule names may be written with or without mod_. Put {PLAN} before a command that changes things to see what it would do, with nothing changed (plan update all). When I ask a question, answer yes or no.",
+        lines.join("\n")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(text: &str) -> (&'static str, Vec<(&'static str, Vec<String>)>) {
+        match parse_line(text).unwrap() {
+            Line::Command { op, raw } => (op.spec().node, raw),
+            _ => panic!("{text}: not a command"),
+        }
+    }
+
+    fn v(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn reads_the_lines_admins_type() {
+        assert_eq!(command("list"), ("list", vec![]));
+        assert_eq!(
+            command("list updates"),
+            ("list", vec![("show", v(&["updates"]))])
+        );
+        assert_eq!(
+            command("list installed smacks"),
+            (
+                "list",
+                vec![("show", v(&["installed"])), ("query", v(&["smacks"]))]
+            )
+        );
+        assert_eq!(
+            command("list push notifications"),
+            ("list", vec![("query", v(&["push notifications"]))])
+        );
+        assert_eq!(
+            command("info mod_cloud_notify"),
+            ("info", vec![("module", v(&["mod_cloud_notify"]))])
+        );
+        assert_eq!(
+            command("install cloud_notify smacks on example.org"),
+            (
+                "install",
+                vec![
+                    ("enable", v(&["true"])),
+                    ("modules", v(&["cloud_notify", "smacks"])),
+                    ("hosts", v(&["example.org"]))
+                ]
+            )
+        );
+        assert_eq!(
+            command("Install x enable"),
+            (
+                "install",
+                vec![("enable", v(&["true"])), ("modules", v(&["x"]))]
+            )
+        );
+        assert_eq!(command("update all"), ("update", vec![]));
+        assert_eq!(
+            command("plan update all"),
+            ("update", vec![(DRY_RUN_FIELD, v(&["true"]))])
+        );
+        assert!(parse_line("plan list").is_err());
+        // The reason is the rest of the line, `on` and flag names too.
+        assert_eq!(
+            command("hold mod_lastlog because \"breaks on our LDAP\""),
+            (
+                "hold",
+                vec![
+                    ("because", v(&["\"breaks on our LDAP\""])),
+                    ("modules", v(&["mod_lastlog"]))
+                ]
+            )
+        );
+        assert!(parse_line("plan").is_err());
+        assert_eq!(
+            command("enable x on a.org b.org"),
+            (
+                "enable",
+                vec![("modules", v(&["x"])), ("hosts", v(&["a.org", "b.org"]))]
+            )
+        );
+        assert!(matches!(parse_line("YES"), Ok(Line::Answer(true))));
+        assert!(matches!(parse_line("n"), Ok(Line::Answer(false))));
+        assert!(matches!(parse_line("  "), Ok(Line::Help)));
+    }
+
+    #[test]
+    fn says_what_it_did_not_understand() {
+        let unknown = parse_line("frobnicate x").unwrap_err();
+        assert!(
+            unknown.starts_with("I do not know `frobnicate`"),
+            "{unknown}"
+        );
+        let hosts = parse_line("remove x on example.org").unwrap_err();
+        assert!(
+            hosts.starts_with("`remove` takes no hosts. Usage: remove MODULE..."),
+            "{hosts}"
+        );
+        let extra = parse_line("refresh now please").unwrap_err();
+        assert!(
+            extra.contains("I did not understand `now please`"),
+            "{extra}"
+        );
+    }
+
+    #[test]
+    fn usage_comes_from_the_declared_parameters() {
+        assert_eq!(
+            usage(ops::find("install").unwrap()),
+            "install MODULE[@VERSION]... [enable] [on HOST...]"
+        );
+        assert_eq!(
+            usage(ops::find("list").unwrap()),
+            "list [all|installed|available|updates] [QUERY]"
+        );
+        assert_eq!(
+            usage(ops::find("hold").unwrap()),
+            "hold MODULE... [because \"...\"]"
+        );
+    }
+}

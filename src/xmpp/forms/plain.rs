@@ -1,0 +1,101 @@
+//! A form as plain text, for the clients that show a form's later stages
+//! poorly or not at all: the same form, read out line by line.
+
+use minidom::Element;
+
+use super::question::PLAN_FIELD;
+use super::xml::form_has_field;
+use crate::ops::CONFIRM_FIELD;
+use crate::xmpp::command::NS_DATA;
+
+/// Fields whose values read as prose without their label: the rows of a
+/// table, the note of a table or message, and a question's plan.
+const PROSE_FIELDS: [&str; 3] = ["rows", "note", PLAN_FIELD];
+
+/// A form as plain text, for a client that shows a form's later stages
+/// poorly or not at all (Psi 1.5, Poezio): its title, its instructions,
+/// then each field as `Label: value` (a table's rows, notes and a plan as
+/// they are). A question's form is its plan; where the client cannot
+/// answer it (`answerable` false) the text says so and how to ask it by
+/// chat.
+pub fn plain_text(form: &Element, answerable: bool) -> String {
+    let title = form
+        .get_child("title", NS_DATA)
+        .map(Element::text)
+        .unwrap_or_default();
+    let question = form_has_field(form, CONFIRM_FIELD);
+    let mut lines = vec![format!("{title}:")];
+    lines.extend(
+        form.get_child("instructions", NS_DATA)
+            .map(Element::text)
+            .filter(|text| !text.is_empty() && !question),
+    );
+    for field in form.children().filter(|c| c.is("field", NS_DATA)) {
+        let var = field.attr("var").unwrap_or_default();
+        let values: Vec<String> = field
+            .children()
+            .filter(|v| v.is("value", NS_DATA))
+            .map(Element::text)
+            .collect();
+        match (field.attr("label"), values.as_slice()) {
+            (_, []) => {}
+            (Some(label), [value]) if !PROSE_FIELDS.contains(&var) => {
+                lines.push(format!("{label}: {value}"));
+            }
+            (Some(label), values) if !PROSE_FIELDS.contains(&var) => {
+                lines.push(format!("{label}:"));
+                lines.extend(values.iter().map(|v| format!("  {v}")));
+            }
+            (_, values) => lines.extend(values.iter().cloned()),
+        }
+    }
+    if question {
+        lines.push(match answerable {
+            true => "Answer yes or no in the command's form.".into(),
+            false => {
+                "This client cannot show the answer to this question, so nothing was changed. \
+                      Send the same command to modman in a chat and answer yes or no there."
+                    .into()
+            }
+        });
+    }
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::Details;
+    use crate::xmpp::forms::question::{confirm_form, tests::remove_x};
+    use crate::xmpp::forms::results::details_form;
+
+    #[test]
+    fn as_plain_text_details_keep_their_labels_and_a_question_says_how_to_answer() {
+        let details = Details {
+            title: "mod_x".into(),
+            fields: vec![
+                ("summary", "Summary", "Does x".into()),
+                ("files", "Files", "a.lua\nREADME.md".into()),
+                ("stage", "Stage", String::new()),
+            ],
+            whole_at: vec![],
+        };
+        assert_eq!(
+            plain_text(&details_form(&details), false),
+            "mod_x:\nSummary: Does x\nFiles:\n  a.lua\n  README.md"
+        );
+        let form = confirm_form("Remove modules", &remove_x());
+        let question = plain_text(&form, false);
+        assert!(
+            question.starts_with("Remove modules:\nRemove:\n  x\nGo ahead?\n")
+                && question.ends_with("answer yes or no there."),
+            "{question}"
+        );
+        let answerable = plain_text(&form, true);
+        assert!(
+            answerable.starts_with("Remove modules:\nRemove:\n  x\nGo ahead?\n")
+                && !answerable.contains("cannot"),
+            "{answerable}"
+        );
+    }
+}

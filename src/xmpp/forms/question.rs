@@ -1,0 +1,79 @@
+//! The form that asks to confirm a change: its plan in a field every
+//! client shows, then a required yes or no.
+
+use minidom::Element;
+
+use super::xml::{field_element, form_element, option_element, text_element};
+use crate::ops::{Question, CONFIRM_FIELD};
+use crate::xmpp::command::NS_DATA;
+
+/// The labels of the question's answers; "no" comes first so a client
+/// that picks the first option by itself changes nothing.
+const ANSWERS: [(&str, &str); 2] = [("no", "No, change nothing"), ("yes", "Yes, go ahead")];
+
+/// What a question's form says above its fields; the plan itself is a
+/// field, since Poezio never shows instructions.
+const QUESTION_INSTRUCTIONS: &str = "Read the plan, then choose yes or no.";
+
+/// The form asking to confirm `question`: the plan as a `plan` field
+/// every client shows (what an update changes is in it, once), then a
+/// required yes/no choice, `confirm`, with nothing chosen. Only the
+/// answer is read back (see adhoc's read_answer), whatever a client
+/// submits of the rest.
+pub fn confirm_form(title: &str, question: &Question) -> Element {
+    let mut form = form_element("form", title);
+    form.append_child(text_element("instructions", QUESTION_INSTRUCTIONS));
+    let mut plan = field_element(PLAN_FIELD, "text-multi", "Plan");
+    for line in question.text.lines() {
+        plan.append_child(text_element("value", line));
+    }
+    form.append_child(plan);
+    let mut field = field_element(CONFIRM_FIELD, "list-single", "Go ahead? (choose yes or no)");
+    field.append_child(Element::bare("required", NS_DATA));
+    for (value, label) in ANSWERS {
+        field.append_child(option_element(value, label));
+    }
+    form.append_child(field);
+    form
+}
+
+/// The field of a question's form that holds the plan.
+pub const PLAN_FIELD: &str = "plan";
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// The question "Remove:\n  x\nGo ahead?".
+    pub(in crate::xmpp::forms) fn remove_x() -> Question {
+        let mut proposal = crate::ops::confirm::Proposal::always_asked("Remove");
+        proposal.step("x".into(), "x".into());
+        match proposal.decide(&crate::ops::Consent::NotAsked) {
+            Err(crate::ops::Response::Confirm(question)) => question,
+            other => panic!("not a question: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_question_is_its_plan_then_a_required_yes_or_no_with_nothing_chosen() {
+        let form = confirm_form("Remove modules", &remove_x());
+        let fields: Vec<&Element> = form.children().filter(|c| c.is("field", NS_DATA)).collect();
+        let plan: Vec<String> = fields[0].children().map(Element::text).collect();
+        assert_eq!(fields[0].attr("var"), Some(PLAN_FIELD));
+        assert_eq!(plan, ["Remove:", "  x", "Go ahead?"]);
+        let field = fields[1];
+        assert_eq!(field.attr("var"), Some(CONFIRM_FIELD));
+        assert_eq!(field.attr("type"), Some("list-single"));
+        assert!(field.has_child("required", NS_DATA));
+        assert!(
+            !field.has_child("value", NS_DATA),
+            "nothing is chosen for the admin"
+        );
+        let values: Vec<String> = field
+            .children()
+            .filter_map(|o| o.get_child("value", NS_DATA))
+            .map(Element::text)
+            .collect();
+        assert_eq!(values, ["no", "yes"]);
+    }
+}
