@@ -42,7 +42,7 @@ fn an_admin_installs_updates_rolls_back_and_removes_over_xmpp() {
 
     let refresh = admin.run_steps("refresh", json!([]));
     assert_eq!(
-        last(&refresh)["form"]["items"][0]["result"],
+        last(&refresh)["form"]["items"][0]["outcome"],
         "ok",
         "{refresh}"
     );
