@@ -5,6 +5,7 @@
 //! [`engine`] (what happens on the host). [`config`] is read once at start.
 
 pub mod access;
+pub mod allocator;
 pub mod clean;
 pub mod clock;
 pub mod config;

@@ -41,10 +41,14 @@ pub struct Source {
 }
 
 impl Source {
-    /// `index` from `repository` put in use: its READMEs go to disk in
-    /// `state_dir`, and the time of its cache file says when it came.
-    fn new(state_dir: &Path, repository: &Repository, mut index: Index) -> Source {
-        let descriptions = Descriptions::take(&mut index, state_dir);
+    /// `index` from `repository` put in use, its READMEs on disk in
+    /// `state_dir` (see [`Descriptions`]); the time of its cache file
+    /// says when it came.
+    fn new(
+        state_dir: &Path,
+        repository: &Repository,
+        (index, descriptions): (Index, Descriptions),
+    ) -> Source {
         let (index_path, _) = cache_paths(state_dir, repository);
         Source {
             repository: repository.clone(),
@@ -194,7 +198,10 @@ impl Catalog {
             if repository.kind == RepositoryKind::LuaRocks {
                 // Built by modman itself from pinned rocks; the state
                 // directory is trusted as the pins in it are.
-                match std::fs::read(&index_path).map(|bytes| Index::parse(&bytes)) {
+                let parse = |bytes: Vec<u8>| {
+                    Descriptions::parse(&config.state_dir, || Index::parse(&bytes))
+                };
+                match std::fs::read(&index_path).map(parse) {
                     Ok(Ok(index)) => {
                         catalog
                             .sources
@@ -216,7 +223,9 @@ impl Catalog {
             else {
                 continue;
             };
-            match fetch::verify_index(repository, &bytes, &signature) {
+            match Descriptions::parse(&config.state_dir, || {
+                fetch::verify_index(repository, &bytes, &signature)
+            }) {
                 Ok(index) => {
                     catalog
                         .sources
@@ -244,22 +253,33 @@ impl Catalog {
             let mut warnings = Vec::new();
             let fetched = match &repository.kind {
                 RepositoryKind::LuaRocks => {
-                    luarocks_index(config, fetcher, repository, &mut warnings).await
+                    let index = luarocks_index(config, fetcher, repository, &mut warnings).await;
+                    index.map(|mut index| {
+                        let descriptions = Descriptions::take(&mut index, &config.state_dir);
+                        (index, descriptions)
+                    })
                 }
-                RepositoryKind::Signed { .. } => match fetcher.index(repository).await {
-                    Ok((bytes, signature, index)) => accept(
-                        &config.state_dir,
-                        repository,
-                        (&bytes, &signature),
-                        index,
-                        Timestamp::now(),
-                    ),
+                RepositoryKind::Signed { .. } => match fetcher.index_bytes(repository).await {
+                    Ok((bytes, signature)) => Descriptions::parse(&config.state_dir, || {
+                        fetch::verify_index(repository, &bytes, &signature)
+                    })
+                    .map_err(Refusal::from)
+                    .and_then(|(index, descriptions)| {
+                        let index = accept(
+                            &config.state_dir,
+                            repository,
+                            (&bytes, &signature),
+                            index,
+                            Timestamp::now(),
+                        )?;
+                        Ok((index, descriptions))
+                    }),
                     Err(e) => Err(Refusal::from(e)),
                 },
             };
             let (source, result) = match fetched {
-                Ok(index) => (
-                    Some(Source::new(&config.state_dir, repository, index)),
+                Ok(parsed) => (
+                    Some(Source::new(&config.state_dir, repository, parsed)),
                     Ok(()),
                 ),
                 Err(e) => {
