@@ -726,7 +726,8 @@ fn poezio_shows_the_plan_the_error_and_the_history() {
     // refusal is shown as a failed change is, not dropped.
     let fill_configure = || {
         terminal.type_text("lastlog");
-        terminal.keys(&["Down", "Down", "Enter"]);
+        // Past the host picker and the hosts typed beside it.
+        terminal.keys(&["Down", "Down", "Down", "Enter"]);
         terminal.type_text("no equals sign");
         terminal.keys(&["Enter"]);
     };
