@@ -162,6 +162,31 @@ pub struct ChangeGuard<'a> {
     _across_processes: std::fs::File,
     /// The state as it was when the lock was taken.
     pub installed: Installed,
+    /// The session with the running Prosody that the change was planned
+    /// on, which its commit goes on: one trip to Prosody for the hosts
+    /// per change, not one for the plan and another for the commit.
+    live: Option<Live>,
+}
+
+impl ChangeGuard<'_> {
+    /// The session with the running Prosody for this change, opened on
+    /// first use ([`Engine::live`]) and kept for its commit.
+    pub async fn live(&mut self) -> Result<&mut Live, EngineError> {
+        let live = match self.live.take() {
+            Some(live) => live,
+            None => self.engine.live().await?,
+        };
+        Ok(self.live.insert(live))
+    }
+
+    /// The session kept by [`ChangeGuard::live`] if its last question was
+    /// answered whole, else a new one.
+    async fn session(&mut self) -> Result<Live, EngineError> {
+        match self.live.take().filter(Live::answered_whole) {
+            Some(live) => Ok(live),
+            None => self.engine.live().await,
+        }
+    }
 }
 
 impl Engine {
@@ -403,6 +428,7 @@ impl Engine {
             _in_process: in_process,
             _across_processes: file,
             installed,
+            live: None,
         })
     }
 }
