@@ -13,7 +13,7 @@ use super::{server_of, WHOLE_FLEET};
 use crate::access::Actor;
 use crate::config::Config;
 use crate::ops::{Input, Response, CONFIRM_FIELD};
-use crate::xmpp::chat::line::{parse_line, Line};
+use crate::xmpp::chat::line::{self, parse_line, Line};
 use crate::xmpp::chat::Said;
 
 pub use super::relay::Link;
@@ -133,7 +133,8 @@ pub async fn reply(
                 intent,
             };
             let count = stages.len();
-            let table = rollout::table(intent, count, batch, &runner.roll_out(stages).await);
+            let standings = runner.roll_out(stages).await;
+            let table = rollout::table(intent, count, batch, &standings, &line::carry_out());
             if intent == Intent::Change {
                 rollout::tell_rooms(ctx, link.replies, asked_in, &table).await;
             }
