@@ -14,7 +14,7 @@ use crate::access::Actor;
 use crate::config::Config;
 use crate::ops::{Input, Response, CONFIRM_FIELD};
 use crate::xmpp::chat::line::{self, parse_line, Line};
-use crate::xmpp::chat::Said;
+use crate::xmpp::chat::said::Said;
 
 pub use super::relay::Link;
 
