@@ -126,7 +126,7 @@ impl From<String> for Said {
 }
 
 impl Said {
-    fn failed(text: String, error: &ops::OpError) -> Said {
+    pub(crate) fn failed(text: String, error: &ops::OpError) -> Said {
         Said {
             text,
             facts: Some(error.to_json()),
@@ -198,9 +198,7 @@ impl Chat {
             return Said::refused(format!("Busy: you have {MAX_RUNNING_PER_SENDER} commands running; send this again when one has answered."), Refusal::Busy);
         };
         if let Some((servers, line)) = fleet::chat::addressed(&ctx.config, text) {
-            return fleet::chat::reply(ctx, link, asked_in, actor, &servers, line)
-                .await
-                .into();
+            return fleet::chat::reply(ctx, link, asked_in, actor, &servers, line).await;
         }
         match parse_line(text) {
             Err(explanation) => explanation.into(),
