@@ -154,7 +154,10 @@ pub struct LoadedModule {
 
 /// Reads `module:list(...)` output: a `Global:` or `HOST:` line, then the
 /// host's modules indented, each maybe followed by ` (level: text)`.
-fn parse_module_list(output: &[String]) -> Result<Vec<(Scope, Vec<LoadedModule>)>, AdminError> {
+/// What `module:list` printed: each scope it named, with its modules.
+pub type Listed = Vec<(Scope, Vec<LoadedModule>)>;
+
+fn parse_module_list(output: &[String]) -> Result<Listed, AdminError> {
     let mut scopes: Vec<(Scope, Vec<LoadedModule>)> = Vec::new();
     for line in output {
         if line.trim().is_empty() {
@@ -266,6 +269,7 @@ impl AdminSocket {
             .replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;");
+        let asked = std::time::Instant::now();
         self.write(&format!("<repl-input>{escaped}</repl-input>"))
             .await?;
         let end = self
@@ -276,6 +280,13 @@ impl AdminSocket {
             })
             .await?;
         let fragment: String = self.buffer.drain(..end).collect();
+        // Each round trip, for profiling a change (the command's first
+        // line: never an option's value).
+        tracing::debug!(
+            "admin socket: {} answered in {:?}",
+            command.lines().next().unwrap_or_default(),
+            asked.elapsed()
+        );
         let wrapped: Element = format!("<reply xmlns='{NS}'>{fragment}</reply>")
             .parse()
             .map_err(|e| {
@@ -392,6 +403,13 @@ impl AdminSocket {
                 reply.output.join(" / ")
             ))),
         }
+    }
+
+    /// `module:list()`: the modules loaded globally and on every host
+    /// Prosody serves (external components included), in one round trip.
+    pub async fn loaded_everywhere(&mut self) -> Result<Listed, AdminError> {
+        let reply = self.checked("module:list()").await?;
+        parse_module_list(&reply.output)
     }
 
     /// The features the running server declares (`core.features`, read

@@ -8,6 +8,8 @@
 //! 1. disable: take placements (and every placement of a module whose
 //!    files go away) out of the managed config, and unload them;
 //! 2. files: the journaled swap of [`super::transaction`];
+//!    2b. options: module options written to the managed config, read
+//!    by Prosody, and the modules concerned reloaded where loaded;
 //! 3. enable: add placements to the managed config, and load them;
 //! 4. reload: modules given new files, where they were loaded (an update,
 //!    or a copy of a module Prosody had loaded from elsewhere, which then
@@ -184,7 +186,7 @@ impl ChangeGuard<'_> {
             || !disable.is_empty()
             || !settings.is_empty()
             || removed.iter().any(|m| !config.hosts_of(m).is_empty());
-        let (live, not_live) = match self.engine.live().await {
+        let (live, not_live) = match self.session().await {
             Ok(live) => (Some(live), None),
             Err(e) if touches_placements => return Err(e.into()),
             // Nothing loaded can be affected, or nothing is known to be:
@@ -342,40 +344,55 @@ impl Run<'_, '_> {
                     .modules
                     .insert(p.module.clone());
             }
+            // Nothing was loaded or unloaded since `before` was read,
+            // unless a module was disabled or options reloaded.
+            let now = match self.applied.unloaded.is_empty() && plan.settings.is_empty() {
+                true => before.clone(),
+                false => self.live()?.loaded().await?,
+            };
+            let loads: Vec<&Placement> = (plan.enable.iter())
+                .filter(|p| !loaded_hosts(&now, &p.module).any(|h| h == p.host))
+                .collect();
+            // The config and every load journaled with one sync: the undo
+            // of a load unloads what was not loaded before, so a line
+            // for a load not yet made undoes nothing.
+            let steps = std::iter::once(Begun::Config).chain(loads.iter().map(|p| Begun::Load {
+                placement: (*p).clone(),
+            }));
+            self.begin_all(steps.collect())?;
             self.write_config(&with, config)?;
             config = with;
-            let now = self.live()?.loaded().await?;
-            self.done.push(Done::Loaded(now.clone()));
-            for p in &plan.enable {
-                if loaded_hosts(&now, &p.module).any(|h| h == p.host) {
-                    continue;
-                }
-                self.begin(Begun::Load {
-                    placement: p.clone(),
-                })?;
+            self.done.push(Done::Loaded(now));
+            for p in loads {
                 self.act(ModuleAction::Load, p).await?;
                 self.applied.loaded.push(p.clone());
             }
         }
 
         // 4. reload what got new files, where it was loaded and stays.
+        // All journaled at once: reloading a module that had not been
+        // reloaded yet, with its old files back, changes nothing.
         if self.live.is_some() {
-            for module in &plan.placed {
-                for host in loaded_hosts(&before, module) {
-                    let p = Placement {
+            let reloads: Vec<Placement> = (plan.placed.iter())
+                .flat_map(|module| {
+                    loaded_hosts(&before, module).map(|host| Placement {
                         module: module.clone(),
                         host,
-                    };
-                    if disable.contains(&p) {
-                        continue;
-                    }
-                    self.begin(Begun::Reload {
+                    })
+                })
+                .filter(|p| !disable.contains(p))
+                .collect();
+            self.begin_all(
+                (reloads.iter())
+                    .map(|p| Begun::Reload {
                         placement: p.clone(),
-                    })?;
-                    self.done.push(Done::Reloaded(p.clone()));
-                    self.act(ModuleAction::Reload, &p).await?;
-                    self.applied.reloaded.push(p);
-                }
+                    })
+                    .collect(),
+            )?;
+            for p in reloads {
+                self.done.push(Done::Reloaded(p.clone()));
+                self.act(ModuleAction::Reload, &p).await?;
+                self.applied.reloaded.push(p);
             }
         }
 
@@ -620,10 +637,15 @@ impl Run<'_, '_> {
 
     /// Records, durably, that `step` begins.
     fn begin(&mut self, step: Begun) -> Result<(), EngineError> {
+        self.begin_all(vec![step])
+    }
+
+    /// Records, durably and with one sync, that each of `steps` begins.
+    fn begin_all(&mut self, steps: Vec<Begun>) -> Result<(), EngineError> {
         let paths = &self.guard.engine.paths.clone();
         match &mut self.journal {
             Some(journal) => journal
-                .begin(paths, step)
+                .begin_all(paths, steps)
                 .map_err(io("cannot write the change journal in", &paths.state_dir)),
             None => Ok(()),
         }
@@ -721,7 +743,7 @@ impl Run<'_, '_> {
         Ok(())
     }
 
-    /// Step 5: the history line, with `result`.
+    /// Step 6: the history line, with `result`.
     fn log(&self, result: String) -> Result<(), EngineError> {
         let engine = self.guard.engine;
         let (changes, id) = match &self.transaction {

@@ -148,25 +148,39 @@ impl ChangeJournal {
         Ok(())
     }
 
-    /// Records that `step` begins, unless it already did: one line
-    /// appended, made durable before the step acts ([`Durability`]).
-    pub fn begin(&mut self, paths: &Paths, step: Begun) -> std::io::Result<()> {
+    /// Records that each of `steps` begins, unless it already did: a line
+    /// each, appended and made durable before the first acts
+    /// ([`Durability`]).
+    /// Several steps at once take one sync for all: steps done one after
+    /// another whose undo is harmless for those that had not begun yet
+    /// (the reloads of an update of many modules), so the change waits
+    /// for one sync, not one per module.
+    pub fn begin_all(&mut self, paths: &Paths, steps: Vec<Begun>) -> std::io::Result<()> {
         use std::io::Write;
-        if self.steps.contains(&step) {
+        let mut lines = Vec::new();
+        let mut sync = false;
+        for step in steps {
+            if self.steps.contains(&step) {
+                continue;
+            }
+            lines.extend(line(&step)?);
+            sync |= step.durability() == Durability::SyncNow;
+            self.steps.push(step);
+        }
+        if lines.is_empty() {
             return Ok(());
         }
         let mut file = std::fs::OpenOptions::new()
             .append(true)
             .open(paths.state_dir.join(FILE))?;
-        file.write_all(&line(&step)?)?;
-        if step.durability() == Durability::SyncNow {
+        file.write_all(&lines)?;
+        if sync {
             file.sync_data()?;
             if !self.entry_synced {
                 fsutil::sync_dir(&paths.state_dir)?;
                 self.entry_synced = true;
             }
         }
-        self.steps.push(step);
         Ok(())
     }
 

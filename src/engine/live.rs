@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use super::admin_socket::{
-    lua_string, AdminError, AdminSocket, Host, LoadedModule, ModuleAction, ModuleStatus,
+    lua_string, AdminError, AdminSocket, Host, Listed, LoadedModule, ModuleAction, ModuleStatus,
 };
 use super::managed_config::ManagedConfig;
 use super::scope::Scope;
@@ -42,6 +42,23 @@ pub trait LiveServer: Send {
     /// The modules loaded globally (`module:set_global()`, such as
     /// host_guard), which no host lists.
     fn loaded_global(&mut self) -> BoxFuture<'_, Result<Vec<LoadedModule>, AdminError>>;
+    /// The modules loaded on each of `hosts` and globally, at once: what
+    /// every change asks before it starts and again after its loads.
+    /// Here one question per host and one for the global modules; the
+    /// admin socket answers all in one round trip.
+    fn loaded_everywhere<'a>(
+        &'a mut self,
+        hosts: &'a [String],
+    ) -> BoxFuture<'a, Result<Listed, AdminError>> {
+        Box::pin(async move {
+            let mut listed = Vec::new();
+            for host in hosts {
+                listed.push((Scope::Host(host.clone()), self.loaded(host).await?));
+            }
+            listed.push((Scope::Global, self.loaded_global().await?));
+            Ok(listed)
+        })
+    }
     /// Loads, unloads or reloads `module` on `host`; the inner `Err` is
     /// Prosody's refusal in its own words.
     fn act<'a>(
@@ -126,6 +143,12 @@ impl LiveServer for AdminSocket {
     }
     fn loaded_global(&mut self) -> BoxFuture<'_, Result<Vec<LoadedModule>, AdminError>> {
         Box::pin(self.loaded_with_status(Scope::Global))
+    }
+    fn loaded_everywhere<'a>(
+        &'a mut self,
+        _hosts: &'a [String],
+    ) -> BoxFuture<'a, Result<Listed, AdminError>> {
+        Box::pin(AdminSocket::loaded_everywhere(self))
     }
     fn act<'a>(
         &'a mut self,
@@ -340,6 +363,12 @@ impl Live {
         Ok(live)
     }
 
+    /// Whether its last question was answered whole: only then can it
+    /// ask another.
+    pub fn answered_whole(&self) -> bool {
+        self.clean
+    }
+
     /// The connection, and whether its last question was answered whole.
     fn parts(&mut self) -> (&mut bool, &mut dyn LiveServer) {
         let server = (self.server.as_deref_mut())
@@ -471,22 +500,30 @@ impl Live {
         let by_name = |modules: Vec<LoadedModule>| -> BTreeMap<String, Option<ModuleStatus>> {
             modules.into_iter().map(|m| (m.name, m.status)).collect()
         };
-        let mut loaded = BTreeMap::new();
         let hosts: Vec<String> = self
             .hosts
             .iter()
             .filter(|h| can_host_modules(h))
             .map(|h| h.name.clone())
             .collect();
-        for host in hosts {
-            let (clean, server) = self.parts();
-            let modules = asked(clean, server.loaded(&host)).await?;
-            loaded.insert(host, by_name(modules));
-        }
         let (clean, server) = self.parts();
-        let global = asked(clean, server.loaded_global()).await?;
-        if !global.is_empty() {
-            loaded.insert(GLOBAL.to_owned(), by_name(global));
+        let listed = asked(clean, server.loaded_everywhere(&hosts)).await?;
+        // Every host of this session, with nothing loaded unless listed.
+        let mut loaded: LoadedStatuses = (hosts.iter())
+            .map(|host| (host.clone(), BTreeMap::new()))
+            .collect();
+        for (scope, modules) in listed {
+            match scope {
+                Scope::Host(host) => {
+                    if let Some(here) = loaded.get_mut(&host) {
+                        *here = by_name(modules);
+                    }
+                }
+                Scope::Global if !modules.is_empty() => {
+                    loaded.insert(GLOBAL.to_owned(), by_name(modules));
+                }
+                Scope::Global => {}
+            }
         }
         Ok(loaded)
     }

@@ -43,6 +43,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::repo::luarocks::installed::{self, InstalledRock};
+use crate::store::Store;
 use admin_socket::AdminError;
 use live::{Connect, Live, LoadedCache, ServerInfo, Sessions, SocketConnector, Status};
 use managed_config::{ManagedConfig, ManagedConfigError};
@@ -140,6 +141,8 @@ pub enum Opening {
 pub struct Engine {
     config: Arc<Config>,
     paths: Paths,
+    /// What the repository layer keeps in `state_dir`, handed down to it.
+    store: Store,
     change: tokio::sync::Mutex<()>,
     sessions: Sessions,
     /// What modman knows of the running Prosody.
@@ -162,6 +165,31 @@ pub struct ChangeGuard<'a> {
     _across_processes: std::fs::File,
     /// The state as it was when the lock was taken.
     pub installed: Installed,
+    /// The session with the running Prosody that the change was planned
+    /// on, which its commit goes on: one trip to Prosody for the hosts
+    /// per change, not one for the plan and another for the commit.
+    live: Option<Live>,
+}
+
+impl ChangeGuard<'_> {
+    /// The session with the running Prosody for this change, opened on
+    /// first use ([`Engine::live`]) and kept for its commit.
+    pub async fn live(&mut self) -> Result<&mut Live, EngineError> {
+        let live = match self.live.take() {
+            Some(live) => live,
+            None => self.engine.live().await?,
+        };
+        Ok(self.live.insert(live))
+    }
+
+    /// The session kept by [`ChangeGuard::live`] if its last question was
+    /// answered whole, else a new one.
+    async fn session(&mut self) -> Result<Live, EngineError> {
+        match self.live.take().filter(Live::answered_whole) {
+            Some(live) => Ok(live),
+            None => self.engine.live().await,
+        }
+    }
 }
 
 impl Engine {
@@ -225,6 +253,7 @@ impl Engine {
             ));
         }
         let engine = Engine {
+            store: Store::at(&paths.state_dir),
             config,
             paths,
             change: tokio::sync::Mutex::new(()),
@@ -236,6 +265,13 @@ impl Engine {
             unfinished: Default::default(),
         };
         Ok((engine, notes))
+    }
+
+    /// The files of `state_dir` that the repository layer keeps (its
+    /// indexes, rock cache and pins), for the calls that keep them: the
+    /// engine owns `state_dir`, `repo` may not reach up to it.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The managed modules, as last committed. Never waits for a change.
@@ -403,6 +439,7 @@ impl Engine {
             _in_process: in_process,
             _across_processes: file,
             installed,
+            live: None,
         })
     }
 }

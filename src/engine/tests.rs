@@ -744,7 +744,9 @@ fn a_journal_line_cut_short_by_a_crash_is_a_step_that_never_began() {
     let host = host();
     let mut journal = empty_journal("-- two\n-- lines\n");
     journal.save(&host.engine.paths).unwrap();
-    journal.begin(&host.engine.paths, Begun::Config).unwrap();
+    journal
+        .begin_all(&host.engine.paths, vec![Begun::Config])
+        .unwrap();
     let path = host.root.join("state/change.jsonl");
     let whole = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, format!("{whole}{{\"step\":\"lo")).unwrap();

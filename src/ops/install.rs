@@ -77,7 +77,7 @@ impl Command for Install {
         let mut guard = ctx.engine.lock().await?;
         // Reach Prosody before changing anything, when it will be needed.
         let hosts = match self.enable {
-            true => Some(ctx.engine.live().await?.targets(&self.hosts)?),
+            true => Some(guard.live().await?.targets(&self.hosts)?),
             false => None,
         };
         let catalog = ctx.catalog();
@@ -117,7 +117,7 @@ impl Command for Install {
                 requested.push((wanted.clone(), REQUESTED.to_owned()));
             }
         }
-        let server = plan::learn_server(ctx).await;
+        let server = plan::learn_server(ctx, &mut guard).await;
         let catalog = chosen::read_listed(ctx, catalog, &guard.installed, &requested).await?;
         let plan = plan::resolve(ctx, &catalog, &guard.installed, requested, server.as_ref())?;
         // A Lua library is for other modules' module:require: installed,
@@ -160,7 +160,8 @@ impl Command for Install {
         }
         let files = plan.download(ctx, actor).await?;
         if let Some(hosts) = &hosts {
-            refuse_missing_options(ctx, &plan, &files, &modules, hosts).await?;
+            let live = guard.live().await?;
+            refuse_missing_options(ctx, live, &plan, &files, &modules, hosts).await?;
         }
         let enabling = hosts
             .as_ref()
@@ -239,12 +240,12 @@ impl Command for Install {
 /// option it will not load without on one of `hosts`.
 async fn refuse_missing_options(
     ctx: &Context,
+    live: &mut crate::engine::live::Live,
     plan: &plan::Plan<'_>,
     files: &[crate::engine::manifest::Prepared],
     modules: &[String],
     hosts: &[String],
 ) -> Result<(), OpError> {
-    let mut live = ctx.engine.live().await?;
     let catalog = ctx.catalog();
     for prepared in files.iter().filter(|p| modules.contains(&p.name)) {
         let Some((_, archive)) = &prepared.after else {
@@ -263,7 +264,7 @@ async fn refuse_missing_options(
             .unwrap_or_default();
         let options = crate::repo::options::module_options(&prepared.name, &code, &readme);
         for host in hosts {
-            let missing = super::required::missing(&options, host, &mut live).await?;
+            let missing = super::required::missing(&options, host, live).await?;
             if !missing.is_empty() {
                 return Err(super::required::refusal(&prepared.name, host, &missing));
             }

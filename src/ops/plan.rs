@@ -13,6 +13,7 @@ use crate::config::Repository;
 use crate::engine::audit;
 use crate::engine::manifest::Prepared;
 use crate::engine::state::{Installed, InstalledModule};
+use crate::engine::ChangeGuard;
 use crate::prosody::{Objection, ServerFacts, Shipped};
 use crate::repo::catalog::Catalog;
 use crate::repo::compat;
@@ -50,9 +51,9 @@ pub struct Plan<'a> {
 /// Asks the running Prosody what it already has (its version, its own
 /// modules, `core.features`, its Lua), for the checks of [`resolve`].
 /// Without an answer they are skipped, and the plan says so.
-pub async fn learn_server(ctx: &Context) -> Option<ServerFacts> {
-    let learnt = match ctx.engine.live().await {
-        Ok(mut live) => live.server_facts(&ctx.config.prosody.builtin_modules).await,
+pub async fn learn_server(ctx: &Context, guard: &mut ChangeGuard<'_>) -> Option<ServerFacts> {
+    let learnt = match guard.live().await {
+        Ok(live) => live.server_facts(&ctx.config.prosody.builtin_modules).await,
         Err(e) => Err(e),
     };
     learnt.map_err(|e| tracing::debug!("{e}")).ok()

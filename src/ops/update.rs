@@ -133,7 +133,7 @@ impl Command for Update {
                 )),
             }
         }
-        let server = plan::learn_server(ctx).await;
+        let server = plan::learn_server(ctx, &mut guard).await;
         let catalog = chosen::read_listed(ctx, catalog, &guard.installed, &wanted).await?;
         let plan = plan::resolve(ctx, &catalog, &guard.installed, wanted, server.as_ref())?;
         let columns = vec![

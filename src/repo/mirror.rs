@@ -26,6 +26,7 @@ use super::index::{Index, ModuleEntry};
 use super::luarocks::server::{LeftOut, Progress, Server, ServerError};
 use super::signing::{self, KeyError};
 use crate::config::{Repository, RepositoryKind};
+use crate::store::RockCache;
 
 /// What to mirror where.
 pub struct MirrorOptions<'a> {
@@ -55,6 +56,22 @@ pub struct MirrorReport {
     pub fetched: usize,
     /// Modules whose newest rock was refused, sorted by package.
     pub left_out: Vec<Omission>,
+}
+
+impl MirrorReport {
+    /// The same facts as the text, for a publishing script: counts, and
+    /// each module left out by package, with the version still offered.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "modules": self.modules,
+            "fetched": self.fetched,
+            "left_out": self.left_out.iter().map(|o| serde_json::json!({
+                "package": o.left_out.package,
+                "kept": o.kept,
+                "why": o.to_string(),
+            })).collect::<Vec<_>>(),
+        })
+    }
 }
 
 /// A module whose newest rock was not mirrored.
@@ -115,7 +132,7 @@ pub async fn mirror(
     };
     let fetcher = Fetcher::default();
     let cache = cache_dir(options.out);
-    let mut server = Server::open(&fetcher, &repository, &cache, &cache.join("pins.json"))?;
+    let mut server = Server::open(&fetcher, &repository, RockCache::in_dir(&cache))?;
     let mut fetched = 0;
     let offers = server
         .offers(options.builtin_dir, options.keep, &mut |step| {

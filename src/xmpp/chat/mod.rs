@@ -4,13 +4,14 @@
 //! becomes a chat question answered with `yes` or `no`.
 //!
 //! This file keeps the conversations (questions waiting, commands
-//! running) and what is said back; [`line`] reads a line, [`asked`]
+//! running); [`said`] is what is said back; [`line`] reads a line, [`asked`]
 //! decides which messages are commands and who says them, [`rooms`] is
 //! modman's membership of its rooms.
 
 mod asked;
 pub mod line;
 pub mod rooms;
+pub mod said;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,8 +22,10 @@ use xmpp_parsers::message::Message;
 
 pub use asked::refusal;
 use asked::{answer, asked, speaker, Asked, Speaker};
-use line::{help, parse_line, usage, Line};
+use line::{help, help_facts, parse_line, usage, Line};
 use rooms::Membership;
+use said::Refusal;
+pub use said::Said;
 
 use super::budget::Caller;
 use super::fleet;
@@ -111,29 +114,6 @@ impl Drop for Running<'_> {
     }
 }
 
-/// What modman says back in a chat: the text a person reads and, for a
-/// command's result or failure, the same facts as JSON (an XEP-0335
-/// container beside the body), so a bot in a room never parses English.
-pub struct Said {
-    pub text: String,
-    pub facts: Option<serde_json::Value>,
-}
-
-impl From<String> for Said {
-    fn from(text: String) -> Said {
-        Said { text, facts: None }
-    }
-}
-
-impl Said {
-    fn failed(text: String, error: &ops::OpError) -> Said {
-        Said {
-            text,
-            facts: Some(error.to_json()),
-        }
-    }
-}
-
 /// The XEP-0335 JSON container's namespace.
 pub(super) const JSON_NS: &str = "urn:xmpp:json:0";
 
@@ -157,22 +137,23 @@ impl Chat {
         text: &str,
     ) -> Said {
         let Some(actor) = Actor::admit(&ctx.config, sender) else {
-            return format!(
+            return Said::refused(format!(
                 "{sender} is not a modman admin, so I run nothing for you. The server's admin can add you to `admins` in modman.toml."
-            ).into();
+            ), Refusal::NotAdmin);
         };
         let actor = &actor;
         let Some(_running) = self.start(&actor.to_string()) else {
-            return format!("Busy: you have {MAX_RUNNING_PER_SENDER} commands running; send this again when one has answered.").into();
+            return Said::refused(format!("Busy: you have {MAX_RUNNING_PER_SENDER} commands running; send this again when one has answered."), Refusal::Busy);
         };
         if let Some((servers, line)) = fleet::chat::addressed(&ctx.config, text) {
-            return fleet::chat::reply(ctx, link, asked_in, actor, &servers, line)
-                .await
-                .into();
+            return fleet::chat::reply(ctx, link, asked_in, actor, &servers, line).await;
         }
         match parse_line(text) {
             Err(explanation) => explanation.into(),
-            Ok(Line::Help) => help().into(),
+            Ok(Line::Help) => Said {
+                text: help(),
+                facts: Some(help_facts()),
+            },
             Ok(Line::Answer(yes)) => {
                 let pending = self
                     .pending
@@ -276,10 +257,10 @@ impl Chat {
         let said: Said = match (&asked, speaker(config, &self.rooms, &asked)) {
             (Asked::Direct { sender, text }, _) => self.reply(ctx, link, AskedIn::Private, sender.as_str(), sender, text).await,
             (Asked::Room { addressed: false, .. }, Speaker::Unknown(_) | Speaker::Other(_)) => return None,
-            (Asked::Room { .. }, Speaker::Unknown(_)) => "I cannot tell who you are: I have not seen your real JID in this room since I joined it, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned().into(),
+            (Asked::Room { .. }, Speaker::Unknown(_)) => Said::refused("I cannot tell who you are: I have not seen your real JID in this room since I joined it, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned(), Refusal::UnknownSpeaker),
             // Said to the whole room: a semi-anonymous room shows real
             // JIDs only to moderators, so this never names one.
-            (Asked::Room { .. }, Speaker::Other(_)) => "you are not a modman admin, so I run nothing for you. The server's admin can add your JID to `admins` in modman.toml.".to_owned().into(),
+            (Asked::Room { .. }, Speaker::Other(_)) => Said::refused("you are not a modman admin, so I run nothing for you. The server's admin can add your JID to `admins` in modman.toml.".to_owned(), Refusal::NotAdmin),
             (Asked::Room { room, text, addressed, .. }, Speaker::Admin(jid)) => {
                 let conversation = format!("{room} {jid}");
                 // A bare "yes" is room talk unless its sender has a
