@@ -1,8 +1,10 @@
 //! Who may act. Every request, from any front end, passes this one gate
-//! before anything runs, and what it hands back is an [`Actor`]: a value
-//! nothing else can make, which every operation and every change takes.
-//! So no code path can run an operation for someone the gate did not
-//! admit, and the history names who acted in one format.
+//! before anything runs, and what it hands back is an [`Actor`], which
+//! every operation and every change takes. Only this file makes one: a
+//! gate per front end (XMPP, the command line) and modman's own work (its
+//! schedule, a health check's undo), each a public constructor here, so
+//! every way to act is listed in one place; and the history names who
+//! acted in one format.
 
 use std::fmt;
 

@@ -184,6 +184,9 @@ enum RepoCommand {
         /// Earlier versions of each module the server lists to mirror too, listed in the index (as repo build --keep).
         #[arg(long, value_name = "COUNT", default_value_t = modman::repo::build::DEFAULT_KEEP as u64, value_parser = clap::value_parser!(u64).range(0..=32))]
         keep: u64,
+        /// Print what was mirrored as JSON: counts, and each module left out by package.
+        #[arg(long)]
+        json: bool,
     },
     /// Mark versions of a module as insecure or withdrawn: the index gains the advisory and is signed again, and every modman that refreshes tells its admins and rooms.
     ///
@@ -733,7 +736,10 @@ fn debian_tree(root: &Path) -> Result<tempfile::TempDir, String> {
 const EXIT_LEFT_OUT: u8 = 3;
 
 /// `repo mirror`, with a progress line per module when stderr is a terminal.
-async fn mirror(options: &modman::repo::mirror::MirrorOptions<'_>) -> Result<ExitCode, String> {
+async fn mirror(
+    options: &modman::repo::mirror::MirrorOptions<'_>,
+    json: bool,
+) -> Result<ExitCode, String> {
     use std::io::IsTerminal as _;
     let terminal = std::io::stderr().is_terminal();
     let report = modman::repo::mirror::mirror(options, &mut |step| {
@@ -748,6 +754,14 @@ async fn mirror(options: &modman::repo::mirror::MirrorOptions<'_>) -> Result<Exi
     })
     .await
     .map_err(|e| e.to_string())?;
+    let exit = match report.left_out.is_empty() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(EXIT_LEFT_OUT),
+    };
+    if json {
+        out!("{}", report.to_json());
+        return Ok(exit);
+    }
     out!(
         "mirrored {} modules from {} into {} ({} rocks fetched, the others cached in {})",
         report.modules,
@@ -756,17 +770,16 @@ async fn mirror(options: &modman::repo::mirror::MirrorOptions<'_>) -> Result<Exi
         report.fetched,
         modman::repo::mirror::cache_dir(options.out).display()
     );
-    if report.left_out.is_empty() {
-        return Ok(ExitCode::SUCCESS);
+    if !report.left_out.is_empty() {
+        out!(
+            "{} module(s) left out, the rest published and signed:",
+            report.left_out.len()
+        );
     }
-    out!(
-        "{} module(s) left out, the rest published and signed:",
-        report.left_out.len()
-    );
     for omission in &report.left_out {
         out!("  {omission}");
     }
-    Ok(ExitCode::from(EXIT_LEFT_OUT))
+    Ok(exit)
 }
 
 async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
@@ -836,6 +849,7 @@ async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
             timeout_seconds,
             valid_for,
             keep,
+            json,
         } => {
             let options = modman::repo::mirror::MirrorOptions {
                 from: &from,
@@ -848,7 +862,7 @@ async fn repo(command: RepoCommand) -> Result<ExitCode, String> {
                 // At most 32, as the argument's range says.
                 keep: keep as usize,
             };
-            return mirror(&options).await;
+            return mirror(&options, json).await;
         }
         RepoCommand::Advise {
             dir,

@@ -118,15 +118,10 @@ fn the_command_line_lists_the_same_modules() {
     install_from_corpus(&prosody, &["mod_lastlog"]);
     let config = prosody.path("modman.toml");
     std::fs::write(&config, prosody.modman_config()).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_modman"))
-        .arg("list")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.contains("\nlastlog (installed: unmanaged"), "{text}");
+    let (ok, out, err) = support::cli(&["list", "--json"], &config);
+    assert!(ok, "{out}{err}");
+    let listed = support::json_rows(&out, "module");
+    assert_eq!(listed["lastlog"]["installed"], "unmanaged", "{out}");
 }
 
 #[test]
@@ -196,9 +191,8 @@ fn nobody_but_an_admin_sees_or_runs_a_command() {
         assert_eq!(run["error"]["condition"], "forbidden", "{jid}: {run}");
         assert_eq!(run["error"]["type"], "auth");
         let reply = client.iq(&execute("list", ""));
-        let (_, condition, _, text) = stanza_error(&reply);
-        assert_eq!(condition, "forbidden");
-        assert!(text.contains("is not a modman admin"), "{text}");
+        let (type_, condition, _, _) = stanza_error(&reply);
+        assert_eq!((type_.as_str(), condition.as_str()), ("auth", "forbidden"));
         // An unknown node and a session id are refused the same way: no
         // probing for what exists.
         let (_, condition, _, _) = stanza_error(&client.iq(&execute("install", "sessionid='x'")));
@@ -358,10 +352,8 @@ fn modman_reconnects_after_prosody_is_killed_and_restarted() {
 fn sigterm_stops_modman_cleanly() {
     let prosody = Prosody::start();
     let modman = Modman::start(&prosody, &prosody.modman_config());
-    let log_path = prosody.path("modman.log");
+    // The fact a service manager reads: modman ended by itself, status 0.
     assert!(modman.terminate(), "modman exits 0 on SIGTERM");
-    let log = std::fs::read_to_string(log_path).unwrap();
-    assert!(log.contains("shutting down"), "{log}");
 }
 
 #[test]

@@ -226,10 +226,16 @@ fn hold_choose_a_version_and_dry_run_against_a_real_prosody() {
         question["form"]["types"]["confirm"], "list-single",
         "{declined}"
     );
-    // The question carries what the downgrade changes in its plan, once.
+    // The question carries what the downgrade changes in its plan, once,
+    // and why it asks in a hidden field for bots.
     assert_eq!(
         question["form"]["fields"],
-        json!(["plan", "confirm"]),
+        json!(["plan", "confirm", "why"]),
+        "{question}"
+    );
+    assert_eq!(
+        question["form"]["values"]["why"],
+        json!(["always_asked", "downgrade"]),
         "{question}"
     );
     let plan = question["form"]["values"]["plan"]

@@ -245,12 +245,11 @@ fn a_mirror_verifies_carries_versions_and_dependencies_and_holds_the_rocks_files
     let out = work.path().join("mirror");
 
     let started = Instant::now();
-    let output = mirror(&server.served.url(), &out, &key, &[]);
+    let output = mirror(&server.served.url(), &out, &key, &["--json"]);
     let first = started.elapsed();
     assert!(output.status.success(), "{}", text(&output.stderr));
-    let said = text(&output.stdout);
-    assert!(said.contains("mirrored 6 modules"), "{said}");
-    assert!(said.contains("6 rocks fetched"), "{said}");
+    let said = json_output(&text(&output.stdout));
+    assert_eq!((&said["modules"], &said["fetched"]), (&json!(6), &json!(6)));
     // Not a terminal: no progress lines.
     assert_eq!(text(&output.stderr), "");
     eprintln!("mirror of 6 rocks: {first:?}");
@@ -333,20 +332,14 @@ fn a_mirror_verifies_carries_versions_and_dependencies_and_holds_the_rocks_files
     assert!(installed[0].paths.iter().all(|p| p.exists()));
 
     // Incremental: nothing new, nothing fetched; a new revision, one rock.
-    let output = mirror(&server.served.url(), &out, &key, &[]);
-    assert!(
-        text(&output.stdout).contains("0 rocks fetched"),
-        "{}",
-        text(&output.stdout)
-    );
+    let fetched = || {
+        let output = mirror(&server.served.url(), &out, &key, &["--json"]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        json_output(&text(&output.stdout))["fetched"].clone()
+    };
+    assert_eq!(fetched(), 0);
     server.publish("mod_bob", "2-1");
-    let output = mirror(&server.served.url(), &out, &key, &[]);
-    assert!(
-        text(&output.stdout).contains("1 rocks fetched"),
-        "{}{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
+    assert_eq!(fetched(), 1);
     // The earlier version the server lists is mirrored too, packed and
     // verified as the newest is: the very archive of the first run.
     let mirrored = self::index(&out);
@@ -460,8 +453,8 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
         .map(str::to_owned)
         .collect();
     assert_eq!(packages.len(), cached().len(), "{:?}", cached());
-    assert!(cached().contains("mod_bob-2-1.src.rock"));
-    assert!(!cached().contains("mod_bob-1-1.src.rock"));
+    assert!(rocks.join("mod_bob-2-1.src.rock").is_file());
+    assert!(!rocks.join("mod_bob-1-1.src.rock").exists());
     // The earlier version is on offer all the same, and chosen, it is
     // downloaded, pinned and installed.
     let (_, out, _) = host.run(&["info", "bob", "--json"]);
@@ -469,7 +462,7 @@ fn a_luarocks_server_serves_list_install_and_update_and_a_changed_rock_is_refuse
     let (ok, out, err) = host.run(&["install", "--yes", "bob@1-1", "--json"]);
     assert!(ok, "{out}{err}");
     assert_eq!(json_rows(&out, "module")["bob"]["version"], "1-1", "{out}");
-    assert!(cached().contains("mod_bob-1-1.src.rock"));
+    assert!(rocks.join("mod_bob-1-1.src.rock").is_file());
     let pins: Value =
         serde_json::from_slice(&std::fs::read(host.state().join("rocks-pins.json")).unwrap())
             .unwrap();
@@ -1423,7 +1416,7 @@ fn a_mirror_survives_a_corrupt_rock() {
         ("mod_c", "2-1", b"PK\x03\x04 cut short".to_vec()),
         ("mod_d", "1-1", b"<html>not found</html>".to_vec()),
     ]);
-    let output = mirror(&served.url(), &out, &key, &[]);
+    let output = mirror(&served.url(), &out, &key, &["--json"]);
     let printed = text(&output.stdout);
     assert_eq!(
         output.status.code(),
@@ -1441,16 +1434,19 @@ fn a_mirror_survives_a_corrupt_rock() {
         modules(&out),
         pairs(&[("a", "1-1"), ("b", "1-1"), ("c", "1-1")])
     );
-    let left_out: Vec<&str> = printed.lines().filter(|l| l.starts_with("  ")).collect();
-    assert_eq!(left_out.len(), 2, "{printed}");
-    assert!(
-        left_out[0].contains("mod_c-2-1.src.rock: not a readable zip")
-            && left_out[0].contains("last good copy, version 1-1"),
-        "{printed}"
-    );
-    assert!(
-        left_out[1].contains("mod_d-1-1.src.rock: not a readable zip")
-            && left_out[1].contains("does not offer it"),
+    // Each left out by package, with the last good copy kept if any.
+    let left_out: Vec<(Value, Value)> = json_output(&printed)["left_out"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{printed}"))
+        .iter()
+        .map(|o| (o["package"].clone(), o["kept"].clone()))
+        .collect();
+    assert_eq!(
+        left_out,
+        [
+            (json!("mod_c"), json!("1-1")),
+            (json!("mod_d"), Value::Null)
+        ],
         "{printed}"
     );
     // The help says what that status means.

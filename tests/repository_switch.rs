@@ -117,13 +117,12 @@ fn a_dependency_comes_from_the_modules_own_repository_or_after_a_question() {
     assert_eq!(util["sha256"], main.entry("modman_util")["sha256"]);
     assert_ne!(util["sha256"], third.entry("modman_util")["sha256"]);
 
-    // Only the third party offers app2's dependency: asked, naming it.
+    // Only the third party offers app2's dependency: asked, and why.
     let before = (snapshot(&prosody.modules_dir()), record());
-    let question = admin.chat(COMPONENT, "install modman_app2");
-    assert!(
-        question.contains("modman_extra") && question.contains("repository third"),
-        "{question}"
-    );
+    let asked =
+        admin.request(json!({"op": "chat", "to": COMPONENT, "body": "install modman_app2"}));
+    assert_eq!(asked["json"]["kind"], "confirm", "{asked}");
+    assert_eq!(asked["json"]["why"], json!(["other_repository"]), "{asked}");
     admin.chat(COMPONENT, "no");
     assert_eq!((snapshot(&prosody.modules_dir()), record()), before);
     assert!(record()["modules"].get("modman_app2").is_none());

@@ -126,7 +126,7 @@ fn argument(param: &'static Param, positional: bool) -> Arg {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modman::ops::{Value, Wanted};
+    use modman::ops::{OptionSetting, Value, Wanted};
 
     fn parse(node: &str, words: &[&str]) -> Result<Input, String> {
         let op = modman::ops::find(node).unwrap();
@@ -183,6 +183,32 @@ mod tests {
                 .value("module"),
             Some(&Value::Text("lastlog".into()))
         );
+        // Options: `--set name=value` as chat's `name=value`, `name=`
+        // unsets.
+        let configure = parse(
+            "configure",
+            &[
+                "-c",
+                "m.toml",
+                "lastlog",
+                "--set",
+                "lastlog_url=\"https://x.example/a b\"",
+                "--set",
+                "lastlog_stamp=",
+            ],
+        )
+        .unwrap();
+        let settings = vec![
+            OptionSetting {
+                name: "lastlog_url".into(),
+                value: Some(vec!["https://x.example/a b".into()]),
+            },
+            OptionSetting {
+                name: "lastlog_stamp".into(),
+                value: None,
+            },
+        ];
+        assert_eq!(configure.value("options"), Some(&Value::Options(settings)));
         // Reading commands ask nothing, so they take no --yes.
         assert!(parse("list", &["-c", "m.toml", "--yes"]).is_err());
         let dry = parse("update", &["-c", "m.toml", "--dry-run"]).unwrap();

@@ -8,6 +8,8 @@
 //! 1. disable: take placements (and every placement of a module whose
 //!    files go away) out of the managed config, and unload them;
 //! 2. files: the journaled swap of [`super::transaction`];
+//!    2b. options: module options written to the managed config, read
+//!    by Prosody, and the modules concerned reloaded where loaded;
 //! 3. enable: add placements to the managed config, and load them;
 //! 4. reload: modules given new files, where they were loaded (an update,
 //!    or a copy of a module Prosody had loaded from elsewhere, which then
@@ -741,7 +743,7 @@ impl Run<'_, '_> {
         Ok(())
     }
 
-    /// Step 5: the history line, with `result`.
+    /// Step 6: the history line, with `result`.
     fn log(&self, result: String) -> Result<(), EngineError> {
         let engine = self.guard.engine;
         let (changes, id) = match &self.transaction {

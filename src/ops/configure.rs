@@ -137,10 +137,10 @@ impl Command for Configure {
                 if holds(now.as_deref().or(unset_reads(option)), value.as_ref()) {
                     continue;
                 }
-                let shown = match (&value, secret) {
-                    (None, _) => format!("unset {name} on {scope}"),
-                    (Some(_), true) => format!("{name} = (secret) on {scope}"),
-                    (Some(v), false) => format!("{name} = {} on {scope}", v.render()),
+                // A secret's value is masked where every value is shown.
+                let shown = match &value {
+                    None => format!("unset {name} on {scope}"),
+                    Some(v) => format!("{name} = {} on {scope}", LuaValue::shown(Some(v), secret)),
                 };
                 let exact = match &value {
                     Some(v) => format!("{name} on {scope} sha256:{}", sha256(&v.render())),

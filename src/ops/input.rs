@@ -515,87 +515,36 @@ fn wrong_kind(var: &str, value: &Value) -> OpError {
     ))
 }
 
-impl FromValue for bool {
-    const SHAPE: Shape = Shape::Boolean;
-    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
-        match value {
-            None => Ok(false),
-            Some(Value::Boolean(yes)) => Ok(yes),
-            Some(other) => Err(wrong_kind(var, &other)),
-        }
-    }
-}
-
-impl FromValue for Option<String> {
-    const SHAPE: Shape = Shape::Text;
-    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
-        match value {
-            None => Ok(None),
-            Some(Value::Text(text)) => Ok(Some(text)),
-            Some(other) => Err(wrong_kind(var, &other)),
-        }
-    }
-}
-
-/// Module names, from a `Modules` field; empty when not given.
-impl FromValue for Vec<String> {
-    const SHAPE: Shape = Shape::Modules;
-    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
-        match value {
-            None => Ok(Vec::new()),
-            Some(Value::Modules(names)) => Ok(names),
-            Some(other) => Err(wrong_kind(var, &other)),
-        }
-    }
-}
-
 /// Host names, from a `Hosts` field: empty means every VirtualHost.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Hosts(pub Vec<String>);
 
-impl FromValue for Hosts {
-    const SHAPE: Shape = Shape::Hosts;
-    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
-        match value {
-            None => Ok(Hosts::default()),
-            Some(Value::Hosts(names)) => Ok(Hosts(names)),
-            Some(other) => Err(wrong_kind(var, &other)),
+/// The [`FromValue`] of a type that holds one [`Value`] variant's
+/// contents (the variant and its [`Shape`] share a name): `$none` when not
+/// given, `$some` of the contents bound to `$bound` when given.
+macro_rules! read_as {
+    ($ty:ty, $variant:ident, $none:expr, |$bound:ident| $some:expr) => {
+        impl FromValue for $ty {
+            const SHAPE: Shape = Shape::$variant;
+            fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
+                match value {
+                    None => Ok($none),
+                    Some(Value::$variant($bound)) => Ok($some),
+                    Some(other) => Err(wrong_kind(var, &other)),
+                }
+            }
         }
-    }
+    };
 }
 
-impl FromValue for Vec<Wanted> {
-    const SHAPE: Shape = Shape::Versioned;
-    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
-        match value {
-            None => Ok(Vec::new()),
-            Some(Value::Versioned(wanted)) => Ok(wanted),
-            Some(other) => Err(wrong_kind(var, &other)),
-        }
-    }
-}
-
-impl FromValue for Option<Reason> {
-    const SHAPE: Shape = Shape::Reason;
-    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
-        match value {
-            None => Ok(None),
-            Some(Value::Reason(reason)) => Ok(Some(reason)),
-            Some(other) => Err(wrong_kind(var, &other)),
-        }
-    }
-}
-
-impl FromValue for Vec<OptionSetting> {
-    const SHAPE: Shape = Shape::Options;
-    fn from_value(var: &'static str, value: Option<Value>) -> Result<Self, OpError> {
-        match value {
-            None => Ok(Vec::new()),
-            Some(Value::Options(settings)) => Ok(settings),
-            Some(other) => Err(wrong_kind(var, &other)),
-        }
-    }
-}
+read_as!(bool, Boolean, false, |yes| yes);
+read_as!(Option<String>, Text, None, |text| Some(text));
+// Module names, from a `Modules` field; empty when not given.
+read_as!(Vec<String>, Modules, Vec::new(), |names| names);
+read_as!(Hosts, Hosts, Hosts::default(), |names| Hosts(names));
+read_as!(Vec<Wanted>, Versioned, Vec::new(), |wanted| wanted);
+read_as!(Option<Reason>, Reason, None, |reason| Some(reason));
+read_as!(Vec<OptionSetting>, Options, Vec::new(), |settings| settings);
 
 /// One module's name, typed into a text field (`info`, `diff`,
 /// `configure`): read by [`module_names`], exactly one.

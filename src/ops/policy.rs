@@ -5,17 +5,16 @@
 //! [`auto_updates`] is what the schedule runs.
 
 use super::input::Chosen;
-use super::Consent;
+use super::update::{Update, UpdateParams};
 use super::{params, Field, Params};
+use super::{Consent, Wanted};
 use serde_json::json;
 use time::OffsetDateTime;
 
 use super::advisories::{self, Concern, Remedy};
 use super::health::Notice;
 use super::updates::{self, UpdateStatus};
-use super::{
-    Access, Command, Context, Input, ModuleChoice, OpError, ParamKind, Response, Spec, Table,
-};
+use super::{Access, Command, Context, ModuleChoice, OpError, ParamKind, Response, Spec, Table};
 use crate::access::Actor;
 use crate::policy::Policy;
 
@@ -205,19 +204,17 @@ pub async fn auto_updates(ctx: &Context, now: OffsetDateTime, tell: impl Fn(Noti
         None,
         json!({"kind": "auto_update", "stage": "starting", "modules": modules}),
     ));
-    let names: Vec<String> = due.into_iter().map(|(name, ..)| name).collect();
-    let update = <super::update::Update as Command>::SPEC;
-    let ran = match Input::check(
-        update.params,
-        [
-            ("modules", names),
-            (super::CONFIRM_FIELD, vec!["true".to_owned()]),
-        ],
-    ) {
-        Ok(input) => match super::find(update.node) {
-            Some(op) => op.run(ctx, &Actor::schedule(), &input).await,
-            None => return,
-        },
+    // The update itself, with its parameters typed: yes in advance, as
+    // the policy is the admin's yes.
+    let modules = due.into_iter().map(|(name, ..)| Wanted {
+        name,
+        version: None,
+    });
+    let params = UpdateParams {
+        modules: modules.collect(),
+    };
+    let ran = match Update::new(params, Consent::Given) {
+        Ok(update) => update.apply(ctx, &Actor::schedule()).await,
         Err(e) => Err(e),
     };
     let notice = match ran {

@@ -57,6 +57,22 @@ pub struct MirrorReport {
     pub left_out: Vec<Omission>,
 }
 
+impl MirrorReport {
+    /// The same facts as the text, for a publishing script: counts, and
+    /// each module left out by package, with the version still offered.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "modules": self.modules,
+            "fetched": self.fetched,
+            "left_out": self.left_out.iter().map(|o| serde_json::json!({
+                "package": o.left_out.package,
+                "kept": o.kept,
+                "why": o.to_string(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
 /// A module whose newest rock was not mirrored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Omission {

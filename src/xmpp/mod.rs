@@ -1,7 +1,8 @@
 //! How XMPP carries modman: the component connection, discovery, and the
-//! ad-hoc command front end. Typed parsing of stanzas (`command`, `forms`)
-//! is kept apart from the transport (`stream`) and the dispatch
-//! (`component`).
+//! two front ends, ad-hoc commands and chat (`chat/`: direct chats and
+//! MUC rooms). Typed parsing of stanzas (`command`, `forms`) is kept apart
+//! from the transport (`stream`, within the bounds of `limits`) and the
+//! dispatch (`component/`).
 
 pub mod adhoc;
 pub mod advisory_notices;

@@ -77,7 +77,7 @@ async fn a_secret_is_never_shown_and_asked_about_while_everyone_can_read_it() {
     ];
     assert_eq!(
         host.plan("configure", &set).await,
-        ["gamma_key = (secret) on the whole server"]
+        ["gamma_key = (secret, set) on the whole server"]
     );
     let asked = host.ask_and_refuse("configure", &set).await;
     assert_eq!(asked.why, [Why::SecretReadable]);

@@ -216,6 +216,22 @@ pub(super) fn help() -> String {
     )
 }
 
+/// The commands as facts beside [`help`]'s text: each one's node, name
+/// and usage, so a bot learns the commands without reading the text.
+pub(super) fn help_facts() -> serde_json::Value {
+    let commands: Vec<serde_json::Value> = ops::all()
+        .iter()
+        .map(|op| {
+            serde_json::json!({
+                "node": op.spec().node,
+                "name": op.spec().name,
+                "usage": usage(*op),
+            })
+        })
+        .collect();
+    serde_json::json!({"kind": "help", "commands": commands})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +334,16 @@ mod tests {
             extra.contains("I did not understand `now please`"),
             "{extra}"
         );
+    }
+
+    #[test]
+    fn help_says_each_command_as_facts_too() {
+        let facts = help_facts();
+        assert_eq!(facts["kind"], "help");
+        let commands = facts["commands"].as_array().unwrap();
+        assert_eq!(commands.len(), ops::all().len());
+        let install = commands.iter().find(|c| c["node"] == "install").unwrap();
+        assert_eq!(install["usage"], usage(ops::find("install").unwrap()));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use xmpp_parsers::message::Message;
 
 pub use asked::refusal;
 use asked::{answer, asked, speaker, Asked, Speaker};
-use line::{help, parse_line, usage, Line};
+use line::{help, help_facts, parse_line, usage, Line};
 use rooms::Membership;
 
 use super::budget::Caller;
@@ -132,6 +132,38 @@ impl Said {
             facts: Some(error.to_json()),
         }
     }
+
+    /// A command not run, with why as a fact (`{"kind": "refused",
+    /// "refused": "not_admin"}`), so a bot tells a refusal from a result
+    /// without reading the text.
+    fn refused(text: String, why: Refusal) -> Said {
+        Said {
+            text,
+            facts: Some(serde_json::json!({"kind": "refused", "refused": why.name()})),
+        }
+    }
+}
+
+/// Why the chat front end ran nothing for a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The speaker's real JID is not among the admins.
+    NotAdmin,
+    /// A room hid the speaker's real JID, so nothing proves who it is.
+    UnknownSpeaker,
+    /// The speaker has as many commands running as one may.
+    Busy,
+}
+
+impl Refusal {
+    /// Its name in the facts.
+    fn name(self) -> &'static str {
+        match self {
+            Refusal::NotAdmin => "not_admin",
+            Refusal::UnknownSpeaker => "unknown_speaker",
+            Refusal::Busy => "busy",
+        }
+    }
 }
 
 /// The XEP-0335 JSON container's namespace.
@@ -157,13 +189,13 @@ impl Chat {
         text: &str,
     ) -> Said {
         let Some(actor) = Actor::admit(&ctx.config, sender) else {
-            return format!(
+            return Said::refused(format!(
                 "{sender} is not a modman admin, so I run nothing for you. The server's admin can add you to `admins` in modman.toml."
-            ).into();
+            ), Refusal::NotAdmin);
         };
         let actor = &actor;
         let Some(_running) = self.start(&actor.to_string()) else {
-            return format!("Busy: you have {MAX_RUNNING_PER_SENDER} commands running; send this again when one has answered.").into();
+            return Said::refused(format!("Busy: you have {MAX_RUNNING_PER_SENDER} commands running; send this again when one has answered."), Refusal::Busy);
         };
         if let Some((servers, line)) = fleet::chat::addressed(&ctx.config, text) {
             return fleet::chat::reply(ctx, link, asked_in, actor, &servers, line)
@@ -172,7 +204,10 @@ impl Chat {
         }
         match parse_line(text) {
             Err(explanation) => explanation.into(),
-            Ok(Line::Help) => help().into(),
+            Ok(Line::Help) => Said {
+                text: help(),
+                facts: Some(help_facts()),
+            },
             Ok(Line::Answer(yes)) => {
                 let pending = self
                     .pending
@@ -276,10 +311,10 @@ impl Chat {
         let said: Said = match (&asked, speaker(config, &self.rooms, &asked)) {
             (Asked::Direct { sender, text }, _) => self.reply(ctx, link, AskedIn::Private, sender.as_str(), sender, text).await,
             (Asked::Room { addressed: false, .. }, Speaker::Unknown(_) | Speaker::Other(_)) => return None,
-            (Asked::Room { .. }, Speaker::Unknown(_)) => "I cannot tell who you are: I have not seen your real JID in this room since I joined it, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned().into(),
+            (Asked::Room { .. }, Speaker::Unknown(_)) => Said::refused("I cannot tell who you are: I have not seen your real JID in this room since I joined it, and a nick proves nothing. Make the room non-anonymous, or talk to me in a direct chat.".to_owned(), Refusal::UnknownSpeaker),
             // Said to the whole room: a semi-anonymous room shows real
             // JIDs only to moderators, so this never names one.
-            (Asked::Room { .. }, Speaker::Other(_)) => "you are not a modman admin, so I run nothing for you. The server's admin can add your JID to `admins` in modman.toml.".to_owned().into(),
+            (Asked::Room { .. }, Speaker::Other(_)) => Said::refused("you are not a modman admin, so I run nothing for you. The server's admin can add your JID to `admins` in modman.toml.".to_owned(), Refusal::NotAdmin),
             (Asked::Room { room, text, addressed, .. }, Speaker::Admin(jid)) => {
                 let conversation = format!("{room} {jid}");
                 // A bare "yes" is room talk unless its sender has a

@@ -30,7 +30,9 @@ pub fn plain_text(form: &Element, answerable: bool) -> String {
             .map(Element::text)
             .filter(|text| !text.is_empty() && !question),
     );
-    for field in form.children().filter(|c| c.is("field", NS_DATA)) {
+    // A hidden field is for programs, never shown to a person.
+    let shown = |c: &&Element| c.is("field", NS_DATA) && c.attr("type") != Some("hidden");
+    for field in form.children().filter(shown) {
         let var = field.attr("var").unwrap_or_default();
         let values: Vec<String> = field
             .children()
@@ -91,6 +93,8 @@ mod tests {
                 && question.ends_with("answer yes or no there."),
             "{question}"
         );
+        // The hidden `why` is for bots: not a line for a person.
+        assert_eq!(question.lines().count(), 5, "{question}");
         let answerable = plain_text(&form, true);
         assert!(
             answerable.starts_with("Remove modules:\nRemove:\n  x\nGo ahead?\n")

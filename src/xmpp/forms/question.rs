@@ -34,11 +34,21 @@ pub fn confirm_form(title: &str, question: &Question) -> Element {
         field.append_child(option_element(value, label));
     }
     form.append_child(field);
+    // Why it asks, for bots: hidden, since the plan says it in words.
+    let mut why = field_element(WHY_FIELD, "hidden", "Why this is asked");
+    for reason in &question.why {
+        why.append_child(text_element("value", reason.as_str()));
+    }
+    form.append_child(why);
     form
 }
 
 /// The field of a question's form that holds the plan.
 pub const PLAN_FIELD: &str = "plan";
+
+/// The hidden field of a question's form that says why it is asked
+/// ([`crate::ops::confirm::Why`]), one value per reason.
+pub const WHY_FIELD: &str = "why";
 
 #[cfg(test)]
 pub(super) mod tests {
@@ -75,5 +85,12 @@ pub(super) mod tests {
             .map(Element::text)
             .collect();
         assert_eq!(values, ["no", "yes"]);
+        let why = fields[2];
+        assert_eq!(
+            (why.attr("var"), why.attr("type")),
+            (Some(WHY_FIELD), Some("hidden"))
+        );
+        let reasons: Vec<String> = why.children().map(Element::text).collect();
+        assert_eq!(reasons, ["always_asked"]);
     }
 }
