@@ -23,9 +23,13 @@
 //!   inflated) against inflating all the rocks' sources once in this
 //!   process.
 //!
+//! - memory: modman's RSS with a 20,000-module index (the most an index
+//!   may hold, 29.5 MB), idle, at its peak while `list` answers and
+//!   during a refresh, held to the bounds of issue 26 (64 and 128 MiB).
+//!
 //! Results: a table on stdout and target/bench/lifecycle.json. Name parts
 //! to run only those: `cargo bench --bench lifecycle -- install latency
-//! flood scale refresh`.
+//! flood scale refresh memory`.
 
 #[path = "common/bloated_rocks.rs"]
 mod bloated_rocks;
@@ -540,6 +544,98 @@ fn scale_and_memory(rows: &mut Vec<Row>) {
     });
 }
 
+/// Starts a new peak: VmHWM reads as VmRSS again from here (see
+/// proc(5), clear_refs), so one step's peak is told from an earlier one.
+fn reset_peak(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+}
+
+/// Waits until modman has done what follows its last reply (a refresh
+/// hands freed memory back after answering): until its CPU time stays
+/// the same over 8 readings in a row, 25 ms apart.
+fn settle(pid: u32) {
+    let mut last = (cpu_seconds(pid), 0);
+    support::wait_for("modman to be idle", || {
+        let now = cpu_seconds(pid);
+        last = if now == last.0 {
+            (now, last.1 + 1)
+        } else {
+            (now, 0)
+        };
+        (last.1 >= 8).then_some(())
+    });
+}
+
+/// modman with the largest index it accepts: 20,000 modules (the limit
+/// of an index), each with a README-sized description, signed like a
+/// real one (listing and refreshing need no archive). Its idle RSS, its
+/// peak while `list` answers (filtered and whole), and its peak during a
+/// refresh of that index, against Prosody's RSS in the same run.
+fn catalog_memory(rows: &mut Vec<Row>) {
+    const MODULES: usize = modman::repo::index::limits::MODULES;
+    let prosody = Prosody::start();
+    let repository = Repository::start_with(|corpus| synthetic::tree(corpus, 1, ""));
+    let path = repository.served().join("index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let template = index["modules"][0].clone();
+    let modules: Vec<Value> = (0..MODULES)
+        .map(|i| {
+            let mut module = template.clone();
+            module["name"] = format!("synthetic_{i:05}").into();
+            module["summary"] = format!("Synthetic module {i}").into();
+            // As long as fits the 32 MiB an index may weigh.
+            module["description"] = "Text of the description. ".repeat(28).into();
+            module["dependencies"] = json!([]);
+            module
+        })
+        .collect();
+    index["modules"] = modules.into();
+    let bytes = serde_json::to_vec_pretty(&index).unwrap();
+    let key = modman::repo::signing::read_private(&repository.dir.path().join("key")).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::write(
+        repository.served().join("index.json.sig"),
+        modman::repo::signing::sign(&key, &bytes),
+    )
+    .unwrap();
+    let size = format!("{:.1} MB", bytes.len() as f64 / 1e6);
+    drop((index, bytes));
+
+    let (modman, mut admin) = support::modman_with(&prosody, &repository);
+    let pid = modman.pid();
+    settle(pid);
+    let (idle, _) = memory(pid);
+    let (prosody_rss, _) = memory(prosody.pid());
+    reset_peak(pid);
+    for i in 0..20 {
+        let answer = admin.chat_json(COMPONENT, &format!("list synthetic_{:05}", i * 997));
+        assert_eq!(answer["rows"].as_array().map(Vec::len), Some(1), "{answer}");
+        let whole = admin.run("list", json!({}));
+        assert_eq!(support::last(&whole)["status"], "completed", "{whole}");
+    }
+    let (_, listing) = memory(pid);
+    reset_peak(pid);
+    let refresh = admin.run_steps("refresh", json!([]));
+    assert_eq!(support::last(&refresh)["status"], "completed", "{refresh}");
+    let (_, refreshing) = memory(pid);
+    let listed = admin.chat_json(COMPONENT, "list synthetic_19999");
+    assert_eq!(listed["rows"].as_array().map(Vec::len), Some(1), "{listed}");
+    for (what, figure, goal) in [
+        ("idle", idle, Goal::None),
+        ("peak while list answers", listing, Goal::Under(64.0)),
+        ("peak during a refresh", refreshing, Goal::Under(128.0)),
+    ] {
+        rows.push(Row {
+            what: format!("modman RSS, {what}, {MODULES}-module index ({size})"),
+            modman: figure,
+            baseline_what: "Prosody's RSS".into(),
+            baseline: prosody_rss,
+            unit: "MiB",
+            goal,
+        });
+    }
+}
+
 /// A process's CPU time so far (user and system), in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -673,6 +769,9 @@ fn main() {
     }
     if wanted("refresh") {
         hostile_refresh(&mut rows);
+    }
+    if wanted("memory") {
+        catalog_memory(&mut rows);
     }
 
     println!(

@@ -5,6 +5,7 @@
 //! [`engine`] (what happens on the host). [`config`] is read once at start.
 
 pub mod access;
+pub mod allocator;
 pub mod clean;
 pub mod clock;
 pub mod config;
@@ -16,5 +17,6 @@ pub mod policy;
 pub mod prosody;
 pub mod repo;
 pub mod setup;
+pub mod store;
 pub mod text;
 pub mod xmpp;

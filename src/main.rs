@@ -254,6 +254,7 @@ fn documented() -> clap::Command {
 }
 
 fn main() -> ExitCode {
+    modman::allocator::fix_mmap_threshold();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

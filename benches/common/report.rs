@@ -17,6 +17,9 @@ pub enum Goal {
     Faster(f64),
     /// modman's figure at most this many times the baseline's.
     Within(f64),
+    /// modman's figure at most this, in the row's unit, whatever the
+    /// baseline (the memory bounds of issue 26 are absolute).
+    Under(f64),
     /// No goal: the figure is reported for its trend.
     None,
 }
@@ -27,6 +30,7 @@ impl Goal {
         match self {
             Goal::Faster(times) => Some(baseline / modman >= times),
             Goal::Within(times) => Some(modman <= baseline * times),
+            Goal::Under(limit) => Some(modman <= limit),
             Goal::None => None,
         }
     }
@@ -36,6 +40,7 @@ impl Goal {
         match self {
             Goal::Faster(times) => format!(">= {times}x faster"),
             Goal::Within(times) => format!("<= {times}x baseline"),
+            Goal::Under(limit) => format!("<= {limit}"),
             Goal::None => "-".into(),
         }
     }
@@ -45,6 +50,7 @@ impl Goal {
         match self {
             Goal::Faster(times) => json!({"faster": times}),
             Goal::Within(times) => json!({"within": times}),
+            Goal::Under(limit) => json!({"under": limit}),
             Goal::None => Value::Null,
         }
     }

@@ -119,7 +119,8 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
     let mut warnings = Vec::new();
     let history = History::detect(tree);
     let mut packed = Vec::new();
-    for (name, result) in names.iter().zip(pack_all(tree, &names, &history)) {
+    let packs = on_every_core(&names, |name| pack_module(tree, name, &history));
+    for (name, result) in names.iter().zip(packs) {
         match result {
             Ok((module, warning)) => {
                 warnings.extend(warning.map(|w| format!("mod_{name}: {w}")));
@@ -253,15 +254,21 @@ pub(crate) fn publish(
                 problem: "an earlier build's archive must be one file under archives/".into(),
             });
         }
-        let path = staging.path().join(path);
-        std::fs::write(&path, &archive).map_err(io_error(&path))?;
+        place(out, staging.path(), &path, &archive)?;
     }
-    for (mut entry, archive) in modules {
-        if let Some(count) = count {
-            entry.previous = keep_earlier(out, before.as_ref(), &entry, count, staging.path())?;
+    // Each module's files apart from the others': on every core, as
+    // packing was.
+    let placed = on_every_core(&modules, |(entry, archive)| {
+        let kept = count
+            .map(|count| keep_earlier(out, before.as_ref(), entry, count, staging.path()))
+            .transpose()?;
+        place(out, staging.path(), &entry.archive, archive)?;
+        Ok::<_, BuildError>(kept)
+    });
+    for ((mut entry, _), kept) in modules.into_iter().zip(placed) {
+        if let Some(kept) = kept? {
+            entry.previous = kept;
         }
-        let path = staging.path().join(&entry.archive);
-        std::fs::write(&path, &archive).map_err(io_error(&path))?;
         entries.push(entry);
     }
     let (generated, clock) = build_time()?;
@@ -332,11 +339,34 @@ fn keep_earlier(
         if bytes.len() as u64 != earlier.size || super::sha256_hex(&bytes) != earlier.sha256 {
             continue;
         }
-        let path = staging.join(&earlier.archive);
-        std::fs::write(&path, &bytes).map_err(io_error(&path))?;
+        place(out, staging, &earlier.archive, &bytes)?;
         kept.push(earlier);
     }
     Ok(kept)
+}
+
+/// Puts the archive `bytes` at `relative` (a plain path under
+/// `archives/`) in `staging`. Where the repository published at `out`
+/// already serves those very bytes at that path (a module unchanged
+/// since the last build, an earlier build kept), the file is linked
+/// rather than written: a rebuild then allocates no file for what did
+/// not change, and on a busy file system creating 2,000 files cost
+/// several times what packing them did. What is linked is read back and
+/// compared, so the index never lists bytes it did not pack.
+fn place(out: &Path, staging: &Path, relative: &str, bytes: &[u8]) -> Result<(), BuildError> {
+    let target = staging.join(relative);
+    let published = out.join(relative);
+    // `hard_link` links a symbolic link itself, never its target: only a
+    // regular file is reused.
+    let regular = std::fs::symlink_metadata(&published)
+        .is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64);
+    if regular && std::fs::hard_link(&published, &target).is_ok() {
+        if std::fs::read(&target).is_ok_and(|linked| linked == bytes) {
+            return Ok(());
+        }
+        std::fs::remove_file(&target).map_err(io_error(&target))?;
+    }
+    std::fs::write(&target, bytes).map_err(io_error(&target))
 }
 
 /// A file name without directories, escapes or anything a URL or a
@@ -482,28 +512,29 @@ fn pack_module(tree: &Path, name: &str, history: &History) -> PackResult {
 /// A module packed, with a warning, or why it was left out.
 type PackResult = Result<(Packed, Option<String>), String>;
 
-/// Packs every module of `names`, in their order, on every core: packing
-/// is CPU work (gzip, the read-back check, the metadata of the Lua
-/// files), each module apart from the others. Workers take the next
-/// module as they finish one, so a large module does not hold the rest.
-fn pack_all(tree: &Path, names: &[String], history: &History) -> Vec<PackResult> {
+/// `work` done on every item of `items`, on every core, the results
+/// in the items' order: packing a module and placing its archive are
+/// CPU and file-system work apart from every other module's. Workers
+/// take the next item as they finish one, so a large module does not
+/// hold the rest.
+fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(names.len())
+        .min(items.len())
         .max(1);
     let next = AtomicUsize::new(0);
-    let mut done: Vec<(usize, PackResult)> = std::thread::scope(|scope| {
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| {
                     let mut mine = Vec::new();
                     loop {
                         let at = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(name) = names.get(at) else {
+                        let Some(item) = items.get(at) else {
                             return mine;
                         };
-                        mine.push((at, pack_module(tree, name, history)));
+                        mine.push((at, work(item)));
                     }
                 })
             })
@@ -944,6 +975,50 @@ pub(crate) mod tests {
         let chosen = last.at_version(&newest[1].version).unwrap();
         assert_eq!(chosen.sha256, newest[1].sha256);
         assert!(last.at_version("19700101.0").is_none());
+    }
+
+    #[test]
+    fn an_unchanged_archive_is_linked_from_the_last_build_and_a_tampered_one_rewritten() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        for name in ["a", "b"] {
+            let module = tree.join(format!("mod_{name}"));
+            std::fs::create_dir_all(&module).unwrap();
+            std::fs::write(module.join(format!("mod_{name}.lua")), "-- code\n").unwrap();
+        }
+        let built = TestBuild::new(dir.path());
+        let out = &built.out;
+        let archives = || {
+            let index = Index::parse(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+            index
+                .modules
+                .iter()
+                .map(|m| out.join(&m.archive))
+                .collect::<Vec<_>>()
+        };
+        build(&built.options(&tree)).unwrap();
+        let first = archives();
+        let inode = |path: &Path| std::fs::metadata(path).unwrap().ino();
+        let inodes: Vec<u64> = first.iter().map(|p| inode(p)).collect();
+        let packed = std::fs::read(&first[1]).unwrap();
+        // Changed in place on the server, length kept.
+        let mut tampered = packed.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 0xff;
+        std::fs::write(&first[1], &tampered).unwrap();
+
+        build(&built.options(&tree)).unwrap();
+        let second = archives();
+        assert_eq!(first, second);
+        assert_eq!(
+            inode(&second[0]),
+            inodes[0],
+            "an unchanged archive is linked"
+        );
+        assert_eq!(std::fs::read(&second[1]).unwrap(), packed);
+        let public = signing::read_private(&built.key).unwrap().verifying_key();
+        assert_eq!(super::super::verify::verify(out, &public).problems, []);
     }
 
     #[test]

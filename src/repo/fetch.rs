@@ -80,6 +80,17 @@ impl Fetcher {
         &self,
         repository: &Repository,
     ) -> Result<(Vec<u8>, Vec<u8>, Index), FetchError> {
+        let (bytes, signature) = self.index_bytes(repository).await?;
+        let index = verify_index(repository, &bytes, &signature)?;
+        Ok((bytes, signature, index))
+    }
+
+    /// Downloads a repository's index and its signature, bounded, for
+    /// [`verify_index`] to check (a refresh parses it its own way).
+    pub async fn index_bytes(
+        &self,
+        repository: &Repository,
+    ) -> Result<(Vec<u8>, Vec<u8>), FetchError> {
         let bytes = self
             .get(repository, &url_of(repository, "index.json")?, MAX_INDEX)
             .await?;
@@ -90,8 +101,7 @@ impl Fetcher {
                 MAX_SIGNATURE,
             )
             .await?;
-        let index = verify_index(repository, &bytes, &signature)?;
-        Ok((bytes, signature, index))
+        Ok((bytes, signature))
     }
 
     /// Downloads a module's archive and checks it against its signed entry;

@@ -171,7 +171,10 @@ pub struct ModuleEntry {
     pub labels: Vec<String>,
     /// From a `Stage-*` label, lower case: alpha, beta, stable, deprecated…
     pub stage: Option<String>,
-    /// The README without its front matter (Markdown).
+    /// The README without its front matter (Markdown). Parsed for the
+    /// catalog, it goes to disk as it is read (see
+    /// [`super::descriptions::Descriptions::parse`]).
+    #[serde(deserialize_with = "super::descriptions::read")]
     pub description: String,
     pub dependencies: Vec<Dependency>,
     pub compatibility: Vec<Compatibility>,
