@@ -413,8 +413,16 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
     );
     assert_readable(&asked);
     assert_eq!(asked["steps"][1]["form"]["types"]["confirm"], "list-single");
+    // Gajim 2 counts a required list-single without a value as
+    // unanswered whatever its drop-down shows: the question comes with
+    // "no" chosen, so Complete answers it at once, changing nothing.
+    assert_eq!(
+        asked["steps"][1]["form"]["values"]["confirm"], "no",
+        "{asked}"
+    );
     assert_eq!(last(&asked)["status"], "completed", "{asked}");
     assert_eq!(last(&asked)["notes"][0][0], "info", "{asked}");
+    assert!(prosody.modules_dir().join("mod_track_muc_joins").is_dir());
 
     let failed = gajim.run(
         "install",

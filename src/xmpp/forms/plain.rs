@@ -30,8 +30,13 @@ pub fn plain_text(form: &Element, answerable: bool) -> String {
             .map(Element::text)
             .filter(|text| !text.is_empty() && !question),
     );
-    // A hidden field is for programs, never shown to a person.
-    let shown = |c: &&Element| c.is("field", NS_DATA) && c.attr("type") != Some("hidden");
+    // A hidden field is for programs, never shown to a person; the
+    // question's preset answer is the form's, said by the closing line.
+    let shown = |c: &&Element| {
+        c.is("field", NS_DATA)
+            && c.attr("type") != Some("hidden")
+            && c.attr("var") != Some(CONFIRM_FIELD)
+    };
     for field in form.children().filter(shown) {
         let var = field.attr("var").unwrap_or_default();
         let values: Vec<String> = field

@@ -11,13 +11,20 @@ use crate::xmpp::command::NS_DATA;
 /// that picks the first option by itself changes nothing.
 const ANSWERS: [(&str, &str); 2] = [("no", "No, change nothing"), ("yes", "Yes, go ahead")];
 
+/// The answer the question comes with. Gajim 2 draws a list-single as a
+/// drop-down showing its first option, yet counts a required field
+/// without a `<value>` as unanswered, so Complete stayed disabled on the
+/// "no" it showed until the admin picked yes and then no again. "No"
+/// changes nothing, so it is the safe answer to start from.
+const PRESET_ANSWER: &str = ANSWERS[0].0;
+
 /// What a question's form says above its fields; the plan itself is a
 /// field, since Poezio never shows instructions.
 const QUESTION_INSTRUCTIONS: &str = "Read the plan, then choose yes or no.";
 
 /// The form asking to confirm `question`: the plan as a `plan` field
 /// every client shows (what an update changes is in it, once), then a
-/// required yes/no choice, `confirm`, with nothing chosen. Only the
+/// required yes/no choice, `confirm`, with "no" chosen. Only the
 /// answer is read back (see adhoc's read_answer), whatever a client
 /// submits of the rest.
 pub fn confirm_form(title: &str, question: &Question) -> Element {
@@ -30,6 +37,7 @@ pub fn confirm_form(title: &str, question: &Question) -> Element {
     form.append_child(plan);
     let mut field = field_element(CONFIRM_FIELD, "list-single", "Go ahead? (choose yes or no)");
     field.append_child(Element::bare("required", NS_DATA));
+    field.append_child(text_element("value", PRESET_ANSWER));
     for (value, label) in ANSWERS {
         field.append_child(option_element(value, label));
     }
@@ -65,7 +73,7 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn the_question_is_its_plan_then_a_required_yes_or_no_with_nothing_chosen() {
+    fn the_question_is_its_plan_then_a_required_yes_or_no_with_no_chosen() {
         let form = confirm_form("Remove modules", &remove_x());
         let fields: Vec<&Element> = form.children().filter(|c| c.is("field", NS_DATA)).collect();
         let plan: Vec<String> = fields[0].children().map(Element::text).collect();
@@ -75,12 +83,15 @@ pub(super) mod tests {
         assert_eq!(field.attr("var"), Some(CONFIRM_FIELD));
         assert_eq!(field.attr("type"), Some("list-single"));
         assert!(field.has_child("required", NS_DATA));
-        assert!(
-            !field.has_child("value", NS_DATA),
-            "nothing is chosen for the admin"
-        );
+        let chosen: Vec<String> = field
+            .children()
+            .filter(|c| c.is("value", NS_DATA))
+            .map(Element::text)
+            .collect();
+        assert_eq!(chosen, ["no"], "the answer that changes nothing is chosen");
         let values: Vec<String> = field
             .children()
+            .filter(|c| c.is("option", NS_DATA))
             .filter_map(|o| o.get_child("value", NS_DATA))
             .map(Element::text)
             .collect();
