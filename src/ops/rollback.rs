@@ -8,6 +8,7 @@ use super::{params, Field, Params};
 use super::{Access, Command, Context, ModuleChoice, OpError, ParamKind, Response, Spec, Table};
 use crate::access::Actor;
 use crate::engine::change::Setting;
+use crate::engine::managed_config::LuaValue;
 use crate::engine::manifest::{RecordChange, SettingChange};
 use crate::engine::state::InstalledModule;
 use crate::engine::ChangeSet;
@@ -89,7 +90,7 @@ impl Command for Rollback {
             record.map_or_else(|| "-".to_owned(), |r| r.sha256.clone())
         };
         let mut proposal = Proposal::always_asked("Roll back");
-        let (mut rows, mut files) = (Vec::new(), Vec::new());
+        let (mut copies, mut files) = (Vec::new(), Vec::new());
         for (id, change) in targets {
             let current = guard.installed.modules.get(&change.name);
             // Held: kept at its copy, as update keeps it.
@@ -118,11 +119,11 @@ impl Command for Rollback {
                 sha(target)
             );
             proposal.step(shown, exact);
-            rows.push(vec![change.name.clone(), version(current), version(target)]);
+            copies.push([change.name.clone(), version(current), version(target)]);
             files.push(ctx.engine.restoring(id, change, actor)?);
         }
         let config = ctx.engine.managed_config()?;
-        let mut settings = Vec::new();
+        let (mut values, mut settings) = (Vec::new(), Vec::new());
         for option in options {
             let now = config.options(&option.scope).get(&option.name).cloned();
             if now == option.before {
@@ -135,10 +136,13 @@ impl Command for Rollback {
             };
             let shown = format!("{}: {}", option.module, back.describe());
             proposal.step(shown.clone(), shown);
-            rows.push(vec![
+            let value = |v: &Option<LuaValue>| LuaValue::shown(v.as_ref(), back.secret);
+            values.push([
                 option.module.clone(),
                 back.name.clone(),
-                back.describe(),
+                back.scope.to_string(),
+                value(&back.before),
+                value(&back.after),
             ]);
             settings.push(Setting {
                 module: option.module.clone(),
@@ -148,12 +152,12 @@ impl Command for Rollback {
                 secret: option.secret,
             });
         }
-        let columns = vec![("module", "Module"), ("from", "From"), ("to", "To")];
-        if rows.is_empty() {
+        let rolled = Rolled { copies, values };
+        if rolled.is_empty() {
             return Ok(Response::Table(Table {
                 title: "Rollback".into(),
-                columns,
-                rows,
+                columns: rolled.columns(),
+                rows: vec![],
                 note: "Nothing to do: the modules are already as they were before that change."
                     .into(),
             }));
@@ -169,9 +173,10 @@ impl Command for Rollback {
             enable: vec![],
         };
         let applied = guard.commit(actor, change).await?;
-        let mut note =
-            "Rolled back; the copies replaced are kept too, so rollback again undoes this."
-                .to_owned();
+        let mut note = format!(
+            "Rolled back; the {} replaced are kept too, so rollback again undoes this.",
+            rolled.replaced()
+        );
         if let Some(why) = applied.not_live {
             note +=
                 &format!(" Not done live ({why}); the files take effect when Prosody restarts.");
@@ -179,9 +184,66 @@ impl Command for Rollback {
         note += &super::enable::released_note(&applied.released);
         Ok(Response::Table(Table {
             title: "Rolled back".into(),
-            columns,
-            rows,
+            columns: rolled.columns(),
+            rows: rolled.rows(),
             note,
         }))
+    }
+}
+
+/// What a rollback puts back: module copies (module, from, to) and option
+/// values (module, option, where, from, to). A row is keyed by what it
+/// puts back, module alone or module and option, so an option's name and
+/// values never land in a copy's version columns.
+struct Rolled {
+    copies: Vec<[String; 3]>,
+    values: Vec<[String; 5]>,
+}
+
+impl Rolled {
+    fn is_empty(&self) -> bool {
+        self.copies.is_empty() && self.values.is_empty()
+    }
+
+    /// The option columns only where options are put back, so a rollback
+    /// of copies reads as it always did.
+    fn columns(&self) -> Vec<(&'static str, &'static str)> {
+        let mut columns = vec![("module", "Module")];
+        if !self.values.is_empty() {
+            columns.extend([("option", "Option"), ("where", "Where")]);
+        }
+        columns.extend([("from", "From"), ("to", "To")]);
+        columns
+    }
+
+    /// Copies first, then values; a copy's option cells are empty where
+    /// the table has them.
+    fn rows(&self) -> Vec<Vec<String>> {
+        let with_options = !self.values.is_empty();
+        let copies = self
+            .copies
+            .iter()
+            .map(|[module, from, to]| match with_options {
+                true => vec![
+                    module.clone(),
+                    String::new(),
+                    String::new(),
+                    from.clone(),
+                    to.clone(),
+                ],
+                false => vec![module.clone(), from.clone(), to.clone()],
+            });
+        copies
+            .chain(self.values.iter().map(|row| row.to_vec()))
+            .collect()
+    }
+
+    /// What the rollback replaced, which it kept for another rollback.
+    fn replaced(&self) -> &'static str {
+        match (self.copies.is_empty(), self.values.is_empty()) {
+            (false, false) => "copies and option values",
+            (true, _) => "option values",
+            (false, true) => "copies",
+        }
     }
 }
