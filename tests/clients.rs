@@ -334,17 +334,25 @@ fn psi_gets_what_follows_a_form_as_a_chat_message() {
         info.contains("\nSummary: ") && info.contains("\nFiles:\n"),
         "{info}"
     );
-    // A question cannot be answered in Psi: the message says so, and how
-    // to ask it by chat; nothing is changed.
+    // A question cannot be answered in Psi: the message says so, and
+    // gives the chat line that asks the same; nothing is changed.
     psi.run("install", json!({"modules": ["csi_battery_saver"]}));
     next_saying(&mut psi, "Installed:");
     let asked = psi.run("remove", json!({"modules": ["track_muc_joins"]}));
     assert_eq!(last(&asked)["status"], "executing", "{asked}");
+    let form = &last(&asked)["form"]["values"];
+    let line = form["by_chat"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no chat line: {asked}"))
+        .to_owned();
     let question = next_saying(&mut psi, "track_muc_joins");
-    assert!(
-        question.contains("Remove anyway?") && question.ends_with("answer yes or no there."),
-        "{question}"
-    );
+    assert!(question.lines().any(|l| l == line), "{line} in {question}");
+    assert!(prosody.modules_dir().join("mod_track_muc_joins").is_dir());
+    // Sent as it is, the line asks the same question, with the same plan.
+    let by_chat = psi.chat_json(COMPONENT, &line);
+    assert_eq!(by_chat["kind"], "confirm", "{by_chat}");
+    assert_eq!(by_chat["question"], form["plan"], "{by_chat}");
+    psi.chat(COMPONENT, "no");
     assert!(prosody.modules_dir().join("mod_track_muc_joins").is_dir());
 }
 

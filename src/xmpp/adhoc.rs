@@ -388,6 +388,7 @@ impl Turn<'_> {
                 )
             }
             Response::Confirm(question) => {
+                let by_chat = crate::xmpp::chat::line::line_of(self.op, &input);
                 let id = self.sessions.keep(
                     session_id.clone(),
                     self.from,
@@ -404,7 +405,11 @@ impl Turn<'_> {
                     Status::Executing,
                     actions,
                     "",
-                    Some(question::confirm_form(spec.name, &question)),
+                    Some(question::confirm_form(
+                        spec.name,
+                        &question,
+                        by_chat.as_deref(),
+                    )),
                 )
             }
         })

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use crate::ops::{self, Access, Operation, ParamKind, DRY_RUN_FIELD};
+use crate::ops::{self, Access, Consent, Input, Operation, ParamKind, Value, DRY_RUN_FIELD};
 
 /// The word before a changing command that shows its plan and changes
 /// nothing (`plan update all`).
@@ -150,6 +150,67 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
         return Err(format!("`{node}` takes no hosts. Usage: {}", usage(op)));
     }
     Ok(Line::Command { op, raw })
+}
+
+/// The chat line that asks what `input` asks of `op`, written by this
+/// grammar: its words in the order [`parse_line`] takes them out
+/// (options, flags, the choice, names or text, then `on HOST...`, then
+/// `because ...`). `None` when no line says exactly that (a flag left off
+/// beside hosts, a text holding a word the grammar reads itself): the
+/// line is read back and kept only if it gives the same input, so what
+/// it says to send never asks something else.
+pub fn line_of(op: &'static dyn Operation, input: &Input) -> Option<String> {
+    let params = op.spec().params;
+    let mut words = Vec::new();
+    if input.consent == Consent::DryRun {
+        words.push(PLAN.to_owned());
+    }
+    words.push(op.spec().node.to_owned());
+    let (mut hosts, mut reason) = (Vec::new(), Vec::new());
+    for param in params {
+        let Some(value) = input.value(param.var) else {
+            continue;
+        };
+        match value {
+            Value::Boolean(true) => words.push(param.var.to_owned()),
+            Value::Boolean(false) => {}
+            Value::Options(settings) => {
+                for setting in settings {
+                    let value = setting.value.as_deref().unwrap_or_default().join(" ");
+                    words.push(match value.contains(char::is_whitespace) {
+                        true => format!("{}=\"{value}\"", setting.name),
+                        false => format!("{}={value}", setting.name),
+                    });
+                }
+            }
+            Value::Hosts(names) => hosts.extend(names.iter().cloned()),
+            Value::Reason(text) => reason = vec![param.var.to_owned(), text.to_string()],
+            other => words.extend(other.shown()),
+        }
+    }
+    if !hosts.is_empty() {
+        words.push("on".to_owned());
+        words.extend(hosts);
+    }
+    words.extend(reason);
+    let line = words.join(" ");
+    let Ok(Line::Command { op: read, raw }) = parse_line(&line) else {
+        return None;
+    };
+    let back = Input::check(params, raw).ok()?;
+    let same = |var: &str| {
+        let given = |i: &Input| {
+            i.value(var)
+                .filter(|v| **v != Value::Boolean(false))
+                .cloned()
+        };
+        given(input) == given(&back)
+    };
+    let dry_run = |i: &Input| i.consent == Consent::DryRun;
+    (read.spec().node == op.spec().node
+        && dry_run(input) == dry_run(&back)
+        && params.iter().all(|p| same(p.var)))
+    .then_some(line)
 }
 
 /// Takes the `name=value` words out of `words` (a value in double quotes
@@ -315,6 +376,89 @@ mod tests {
         assert!(matches!(parse_line("YES"), Ok(Line::Answer(true))));
         assert!(matches!(parse_line("n"), Ok(Line::Answer(false))));
         assert!(matches!(parse_line("  "), Ok(Line::Help)));
+    }
+
+    /// A form's submitted fields, each with its values.
+    type Submitted<'a> = &'a [(&'static str, &'a [&'a str])];
+
+    /// What a form submitted to `node` gives, as adhoc reads it.
+    fn submitted(node: &str, fields: Submitted) -> (&'static dyn Operation, Input) {
+        let op = ops::find(node).unwrap();
+        let raw = fields.iter().map(|(var, values)| (*var, v(values)));
+        (op, Input::check(op.spec().params, raw).unwrap())
+    }
+
+    #[test]
+    fn the_line_of_an_input_reads_back_as_that_input() {
+        let cases: [(&str, Submitted, Option<&str>); 6] = [
+            (
+                "install",
+                &[
+                    ("modules", &["shaky"]),
+                    ("enable", &["true"]),
+                    ("hosts", &["localhost"]),
+                ],
+                Some("install shaky enable on localhost"),
+            ),
+            (
+                "install",
+                &[("modules", &["a", "b@1.0"]), ("enable", &["false"])],
+                Some("install a b@1.0"),
+            ),
+            (
+                "configure",
+                &[
+                    ("module", &["x"]),
+                    (
+                        "options",
+                        &["x_url=https://x.example/", "x_name=\"a b\"", "x_gone="],
+                    ),
+                ],
+                Some("configure x x_url=https://x.example/ x_name=\"a b\" x_gone="),
+            ),
+            (
+                "hold",
+                &[
+                    ("modules", &["lastlog"]),
+                    ("because", &["breaks on our LDAP"]),
+                ],
+                Some("hold lastlog because breaks on our LDAP"),
+            ),
+            (
+                "remove",
+                &[("modules", &["track_muc_joins"])],
+                Some("remove track_muc_joins"),
+            ),
+            // Naming hosts turns the flag on in chat: no line leaves it off.
+            (
+                "install",
+                &[
+                    ("modules", &["x"]),
+                    ("enable", &["false"]),
+                    ("hosts", &["a.org"]),
+                ],
+                None,
+            ),
+        ];
+        for (node, fields, expected) in cases {
+            let (op, input) = submitted(node, fields);
+            let line = line_of(op, &input);
+            assert_eq!(line.as_deref(), expected, "{node} {fields:?}");
+            let Some(line) = line else { continue };
+            let Ok(Line::Command { op: read, raw }) = parse_line(&line) else {
+                panic!("{line}: not a command");
+            };
+            assert_eq!(read.spec().node, node);
+            let back = Input::check(read.spec().params, raw).unwrap();
+            for param in op
+                .spec()
+                .params
+                .iter()
+                .filter(|p| p.kind != ParamKind::Boolean)
+            {
+                assert_eq!(back.value(param.var), input.value(param.var), "{line}");
+            }
+        }
     }
 
     #[test]

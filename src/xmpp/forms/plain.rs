@@ -3,8 +3,8 @@
 
 use minidom::Element;
 
-use super::question::PLAN_FIELD;
-use super::xml::form_has_field;
+use super::question::{BY_CHAT_FIELD, PLAN_FIELD};
+use super::xml::{field_value, form_has_field};
 use crate::ops::CONFIRM_FIELD;
 use crate::xmpp::command::NS_DATA;
 
@@ -60,9 +60,17 @@ pub fn plain_text(form: &Element, answerable: bool) -> String {
         lines.push(match answerable {
             true => "Answer yes or no in the command's form.".into(),
             false => {
-                "This client cannot show the answer to this question, so nothing was changed. \
-                      Send the same command to modman in a chat and answer yes or no there."
-                    .into()
+                let cannot = "This client cannot show this question's yes or no choice, \
+                              so nothing was changed.";
+                match field_value(form, BY_CHAT_FIELD) {
+                    Some(line) => format!(
+                        "{cannot} To ask the same in a chat with modman, send this line:\n\
+                         {line}\nand answer yes or no there."
+                    ),
+                    None => format!(
+                        "{cannot} Send the same command to modman in a chat and answer yes or no there."
+                    ),
+                }
             }
         });
     }
@@ -91,7 +99,7 @@ mod tests {
             plain_text(&details_form(&details), false),
             "mod_x:\nSummary: Does x\nFiles:\n  a.lua\n  README.md"
         );
-        let form = confirm_form("Remove modules", &remove_x());
+        let form = confirm_form("Remove modules", &remove_x(), None);
         let question = plain_text(&form, false);
         assert!(
             question.starts_with("Remove modules:\nRemove:\n  x\nGo ahead?\n")
@@ -100,6 +108,14 @@ mod tests {
         );
         // The hidden `why` is for bots: not a line for a person.
         assert_eq!(question.lines().count(), 5, "{question}");
+        // Where a chat line asks the same, the text gives it on a line
+        // of its own, to be copied as it is.
+        let line = "remove x";
+        let with_line = plain_text(
+            &confirm_form("Remove modules", &remove_x(), Some(line)),
+            false,
+        );
+        assert!(with_line.lines().any(|l| l == line), "{with_line}");
         let answerable = plain_text(&form, true);
         assert!(
             answerable.starts_with("Remove modules:\nRemove:\n  x\nGo ahead?\n")

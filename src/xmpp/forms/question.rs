@@ -26,8 +26,9 @@ const QUESTION_INSTRUCTIONS: &str = "Read the plan, then choose yes or no.";
 /// every client shows (what an update changes is in it, once), then a
 /// required yes/no choice, `confirm`, with "no" chosen. Only the
 /// answer is read back (see adhoc's read_answer), whatever a client
-/// submits of the rest.
-pub fn confirm_form(title: &str, question: &Question) -> Element {
+/// submits of the rest. `by_chat` is the chat line that asks the same
+/// (hidden: for the chat copy of a client that cannot answer, and bots).
+pub fn confirm_form(title: &str, question: &Question, by_chat: Option<&str>) -> Element {
     let mut form = form_element("form", title);
     form.append_child(text_element("instructions", QUESTION_INSTRUCTIONS));
     let mut plan = field_element(PLAN_FIELD, "text-multi", "Plan");
@@ -48,8 +49,17 @@ pub fn confirm_form(title: &str, question: &Question) -> Element {
         why.append_child(text_element("value", reason.as_str()));
     }
     form.append_child(why);
+    if let Some(line) = by_chat {
+        let mut field = field_element(BY_CHAT_FIELD, "hidden", "The same asked in a chat");
+        field.append_child(text_element("value", line));
+        form.append_child(field);
+    }
     form
 }
+
+/// The hidden field of a question's form holding the chat line that asks
+/// the same question.
+pub const BY_CHAT_FIELD: &str = "by_chat";
 
 /// The field of a question's form that holds the plan.
 pub const PLAN_FIELD: &str = "plan";
@@ -74,7 +84,7 @@ pub(super) mod tests {
 
     #[test]
     fn the_question_is_its_plan_then_a_required_yes_or_no_with_no_chosen() {
-        let form = confirm_form("Remove modules", &remove_x());
+        let form = confirm_form("Remove modules", &remove_x(), None);
         let fields: Vec<&Element> = form.children().filter(|c| c.is("field", NS_DATA)).collect();
         let plan: Vec<String> = fields[0].children().map(Element::text).collect();
         assert_eq!(fields[0].attr("var"), Some(PLAN_FIELD));

@@ -13,6 +13,14 @@ pub fn form_has_field(form: &Element, var: &str) -> bool {
         .any(|c| c.is("field", NS_DATA) && c.attr("var") == Some(var))
 }
 
+/// The first value of `form`'s field `var`, if it has one.
+pub fn field_value(form: &Element, var: &str) -> Option<String> {
+    form.children()
+        .find(|c| c.is("field", NS_DATA) && c.attr("var") == Some(var))?
+        .get_child("value", NS_DATA)
+        .map(Element::text)
+}
+
 pub fn option_element(value: &str, label: &str) -> Element {
     let mut option = Element::builder("option", NS_DATA)
         .attr(name("label"), label)
