@@ -51,6 +51,7 @@ mod required;
 pub mod response;
 mod rollback;
 pub mod routes;
+mod standing;
 mod times;
 mod update;
 pub mod updates;
