@@ -41,6 +41,9 @@ pub enum Cause {
     AdminSocketTimeout,
     /// Prosody answered something modman cannot read.
     AdminSocketProtocol,
+    /// The module will not load without options that are not set; the
+    /// text names them and the `configure` that sets them.
+    OptionsUnset,
     /// A repository, or what it served, was refused, for this reason.
     Repository(refusal::Cause),
 }
@@ -56,6 +59,7 @@ impl Cause {
             Cause::AdminSocketUnreachable => "admin_socket_unreachable",
             Cause::AdminSocketTimeout => "admin_socket_timeout",
             Cause::AdminSocketProtocol => "admin_socket_protocol",
+            Cause::OptionsUnset => "options_unset",
             Cause::Repository(cause) => cause.as_str(),
         }
     }
