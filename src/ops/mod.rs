@@ -46,6 +46,7 @@ mod list;
 mod plan;
 pub mod policy;
 mod refresh;
+mod released;
 mod remove;
 mod required;
 pub mod response;
