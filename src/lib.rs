@@ -17,5 +17,6 @@ pub mod policy;
 pub mod prosody;
 pub mod repo;
 pub mod setup;
+pub mod store;
 pub mod text;
 pub mod xmpp;

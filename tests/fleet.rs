@@ -4,7 +4,7 @@
 
 mod support;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use support::fleet::Fleet;
 
 const ROOM: &str = "ops@conference.a.test";
@@ -167,10 +167,13 @@ fn fleet_list_merges_servers_marks_drift_and_each_server_trusts_its_own() {
     let text = alice.chat("modman.a.test", "fleet: list");
     let lastlog = text.lines().filter(|l| l.starts_with("lastlog ")).count();
     assert_eq!(lastlog, 2, "{text}");
-    let refused = text
-        .lines()
-        .filter(|l| l.contains("c.test") && l.contains("refused"));
-    assert_eq!(refused.count(), 1, "{text}");
+    // The same rows as facts beside the text: c.test's refusal is a row.
+    let facts = alice.chat_json("modman.a.test", "fleet: list");
+    let refused: Vec<&Value> = (facts["rows"].as_array().into_iter().flatten())
+        .filter(|r| r["failure"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{facts}");
+    assert_eq!(refused[0]["server"], "c.test", "{facts}");
 
     // Naming a server outside the fleet changes nothing and says so.
     let run = alice.run_at("modman.a.test", "list", json!([{"servers": ["z.test"]}]));
@@ -284,22 +287,24 @@ fn a_room_on_a_third_server_gets_one_answer_for_the_fleet() {
         bob.wait_for_occupant(ROOM, domain);
     }
     bob.say(ROOM, "fleet: list", false);
-    let answer = bob.next_from(ROOM, "b.test", 20).expect("b.test answers");
-    let lastlog: Vec<&str> = answer
-        .lines()
-        .filter(|l| l.starts_with("lastlog "))
+    let answer = bob
+        .next_json_from(ROOM, "b.test", 20)
+        .expect("b.test answers");
+    let lastlog: Vec<&Value> = (answer["rows"].as_array().into_iter().flatten())
+        .filter(|r| r["module"] == "lastlog")
+        .map(|r| &r["server"])
         .collect();
-    assert_eq!(lastlog.len(), 2, "{answer}");
-    assert!(
-        lastlog[0].contains("b.test") && lastlog[1].contains("c.test"),
-        "{answer}"
-    );
+    assert_eq!(lastlog, [&json!("b.test"), &json!("c.test")], "{answer}");
     // c.test's next words are its answer to the line addressed to it
     // alone: its own list, which names no server.
     bob.say(ROOM, "c.test: list", false);
-    let own = bob.next_from(ROOM, "c.test", 20).expect("c.test answers");
+    let own = bob
+        .next_json_from(ROOM, "c.test", 20)
+        .expect("c.test answers");
+    // The fleet's answer has a row per module and server.
+    let mut rows = own["rows"].as_array().into_iter().flatten();
     assert!(
-        !own.contains("b.test"),
+        own["kind"] == "table" && rows.all(|r| r.get("server").is_none()),
         "c.test answered the fleet line too: {own}"
     );
 }

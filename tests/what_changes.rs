@@ -165,7 +165,14 @@ fn an_update_shows_its_commits_and_files_and_an_advisory_reaches_the_admin_once(
         json!([{"modules": ["lastlog"]}, {"confirm": true, "plan": "sent back"}]),
     );
     let asked = &run["steps"][1]["form"];
-    assert_eq!(asked["fields"], json!(["plan", "confirm"]), "{asked}");
+    // The reason rides in a hidden field, for bots: no client shows it.
+    assert_eq!(
+        asked["fields"],
+        json!(["plan", "confirm", "why"]),
+        "{asked}"
+    );
+    assert_eq!(asked["types"]["why"], "hidden", "{asked}");
+    assert_eq!(asked["values"]["why"], json!(["always_asked"]), "{asked}");
     // slixmpp gives a text-multi field's values as one text.
     let plan = asked["values"]["plan"].as_str().unwrap_or_default();
     assert_eq!(

@@ -43,6 +43,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::repo::luarocks::installed::{self, InstalledRock};
+use crate::store::Store;
 use admin_socket::AdminError;
 use live::{Connect, Live, LoadedCache, ServerInfo, Sessions, SocketConnector, Status};
 use managed_config::{ManagedConfig, ManagedConfigError};
@@ -140,6 +141,8 @@ pub enum Opening {
 pub struct Engine {
     config: Arc<Config>,
     paths: Paths,
+    /// What the repository layer keeps in `state_dir`, handed down to it.
+    store: Store,
     change: tokio::sync::Mutex<()>,
     sessions: Sessions,
     /// What modman knows of the running Prosody.
@@ -250,6 +253,7 @@ impl Engine {
             ));
         }
         let engine = Engine {
+            store: Store::at(&paths.state_dir),
             config,
             paths,
             change: tokio::sync::Mutex::new(()),
@@ -261,6 +265,13 @@ impl Engine {
             unfinished: Default::default(),
         };
         Ok((engine, notes))
+    }
+
+    /// The files of `state_dir` that the repository layer keeps (its
+    /// indexes, rock cache and pins), for the calls that keep them: the
+    /// engine owns `state_dir`, `repo` may not reach up to it.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The managed modules, as last committed. Never waits for a change.

@@ -255,7 +255,7 @@ async fn repositories(ctx: &Context) -> Vec<Result<String, String>> {
     let mut found = Vec::with_capacity(config.repositories.len());
     for repository in &config.repositories {
         found.push(
-            crate::repo::catalog::probe(config, &ctx.fetcher, repository)
+            crate::repo::catalog::probe(ctx.engine.store(), &ctx.fetcher, repository)
                 .await
                 .map(|text| format!("repository {}: {text}", repository.name))
                 .map_err(|e| {

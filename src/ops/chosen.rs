@@ -44,6 +44,7 @@ pub async fn read_listed(
         };
         let earlier = catalog::listed_version(
             &ctx.config,
+            ctx.engine.store(),
             &ctx.fetcher,
             repository,
             &source.index,

@@ -53,7 +53,7 @@ impl Context {
         engine: Engine,
         mut notes: Vec<String>,
     ) -> (Context, Vec<String>) {
-        let (catalog, warnings) = Catalog::load(&config);
+        let (catalog, warnings) = Catalog::load(&config, engine.store());
         notes.extend(warnings);
         let watches = super::health::Watches::new(config.clone(), crate::clock::of_process());
         let ctx = Context {

@@ -51,7 +51,10 @@ impl Command for Refresh {
         if let Err(plan) = proposal.decide(&self.consent) {
             return Ok(plan);
         }
-        let (catalog, report) = ctx.catalog().refresh(&ctx.config, &ctx.fetcher).await;
+        let (catalog, report) = ctx
+            .catalog()
+            .refresh(&ctx.config, ctx.engine.store(), &ctx.fetcher)
+            .await;
         let installed = ctx.engine.installed()?;
         let updates = installed
             .modules

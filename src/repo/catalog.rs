@@ -1,5 +1,5 @@
 //! The modules on offer: the last good index of each configured
-//! repository, kept in `state_dir/indexes/` and checked against its
+//! repository, kept in the store ([`Kept::Index`]) and checked against its
 //! signature again whenever it is loaded, so a file changed on disk is
 //! caught as surely as one changed on the wire.
 //!
@@ -12,16 +12,16 @@
 //! its modules but installs and updates nothing from them.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Repository, RepositoryKind};
-use crate::fsutil;
 use crate::repo::fetch::{self, FetchError, Fetcher};
 use crate::repo::index::{Earlier, Index, IndexError, ModuleEntry, Timestamp};
 use crate::repo::luarocks::server::Server;
+use crate::store::{Kept, Store};
 
 use super::descriptions::Descriptions;
 use super::refusal::{Cause, Refusal};
@@ -42,18 +42,17 @@ pub struct Source {
 
 impl Source {
     /// `index` from `repository` put in use, its READMEs on disk in
-    /// `state_dir` (see [`Descriptions`]); the time of its cache file
+    /// `store` (see [`Descriptions`]); the time of its cache file
     /// says when it came.
     fn new(
-        state_dir: &Path,
+        store: &Store,
         repository: &Repository,
         (index, descriptions): (Index, Descriptions),
     ) -> Source {
-        let (index_path, _) = cache_paths(state_dir, repository);
         Source {
             repository: repository.clone(),
             index: index.into(),
-            fetched: modified(&index_path),
+            fetched: modified(&store.path(Kept::Index(repository))),
             descriptions: descriptions.into(),
         }
     }
@@ -69,9 +68,8 @@ pub struct Catalog {
     pub failures: Vec<Failure>,
 }
 
-/// A repository whose last refresh failed. Kept in
-/// `state_dir/refresh/NAME.failed.json` (beside the indexes, which a
-/// failed refresh leaves untouched) until a refresh of it succeeds,
+/// A repository whose last refresh failed. Kept in the store
+/// ([`Kept::Failure`]) until a refresh of it succeeds,
 /// so that every process (the component after a restart, the command
 /// line) says so.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,17 +79,11 @@ pub struct Failure {
     pub reason: String,
 }
 
-fn failure_path(state_dir: &Path, repository: &Repository) -> PathBuf {
-    state_dir
-        .join("refresh")
-        .join(format!("{}.failed.json", repository.name))
-}
-
 impl Failure {
     /// The recorded failure of `repository`, if any (one that does not
     /// read is no failure: it only words a note).
-    fn load(state_dir: &Path, repository: &Repository) -> Option<Failure> {
-        let bytes = std::fs::read(failure_path(state_dir, repository)).ok()?;
+    fn load(store: &Store, repository: &Repository) -> Option<Failure> {
+        let bytes = store.read(Kept::Failure(repository)).ok()?;
         serde_json::from_slice::<Failure>(&bytes)
             .ok()
             .filter(|f| f.repository == repository.name)
@@ -100,27 +92,21 @@ impl Failure {
     /// Records this failure, or with `None` that the last refresh went
     /// well. A record that cannot be written is logged: the refresh
     /// report says it all the same.
-    fn record(state_dir: &Path, repository: &Repository, failure: Option<&Failure>) {
-        let path = failure_path(state_dir, repository);
+    fn record(store: &Store, repository: &Repository, failure: Option<&Failure>) {
+        let kept = Kept::Failure(repository);
         let written = match failure {
-            Some(failure) => path
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| {
-                    let bytes = serde_json::to_vec(failure)
-                        .unwrap_or_else(|e| unreachable!("two strings always serialise: {e}"));
-                    fsutil::atomic_write(&path, &bytes)
-                }),
-            None => match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            },
+            Some(failure) => {
+                let bytes = serde_json::to_vec(failure)
+                    .unwrap_or_else(|e| unreachable!("two strings always serialise: {e}"));
+                store.write(kept, &bytes)
+            }
+            None => store.remove(kept),
         };
         if let Err(e) = written {
             tracing::warn!(
                 "cannot record the refresh of {} in {}: {e}",
                 repository.name,
-                path.display()
+                store.path(kept).display()
             );
         }
     }
@@ -141,14 +127,6 @@ pub struct Refreshed {
     pub warnings: Vec<String>,
 }
 
-fn cache_paths(state_dir: &Path, repository: &Repository) -> (PathBuf, PathBuf) {
-    let dir = state_dir.join("indexes");
-    (
-        dir.join(format!("{}.json", repository.name)),
-        dir.join(format!("{}.json.sig", repository.name)),
-    )
-}
-
 /// The newest index accepted from one repository: the replay guard. Kept
 /// in its own file, so it survives a cached index that no longer verifies
 /// (after a key rotation, say).
@@ -159,19 +137,14 @@ struct Accepted {
     sha256: String,
 }
 
-fn accepted_path(state_dir: &Path, repository: &Repository) -> PathBuf {
-    state_dir
-        .join("indexes")
-        .join(format!("{}.accepted.json", repository.name))
-}
-
 impl Accepted {
     /// The record, if any. One that does not parse is an error, not a
     /// fresh start: deleting the guard must not be a way around it.
-    fn load(state_dir: &Path, repository: &Repository) -> Result<Option<Accepted>, Refusal> {
-        let path = accepted_path(state_dir, repository);
+    fn load(store: &Store, repository: &Repository) -> Result<Option<Accepted>, Refusal> {
+        let kept = Kept::Accepted(repository);
+        let path = store.path(kept);
         let damaged = |text: String| Refusal::new(Cause::State, text);
-        match std::fs::read(&path) {
+        match store.read(kept) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 damaged(format!(
                     "{} is damaged ({e}); it records the newest index accepted from this repository: remove it to accept whatever the repository serves next",
@@ -185,28 +158,20 @@ impl Accepted {
 }
 
 impl Catalog {
-    /// Loads every cached index that still verifies; returns the catalog
-    /// and a warning per cache that was refused.
-    pub fn load(config: &Config) -> (Catalog, Vec<String>) {
+    /// Loads every cached index in `store` that still verifies; returns
+    /// the catalog and a warning per cache that was refused.
+    pub fn load(config: &Config, store: &Store) -> (Catalog, Vec<String>) {
         let mut catalog = Catalog::default();
         let mut warnings = Vec::new();
         for repository in &config.repositories {
-            catalog
-                .failures
-                .extend(Failure::load(&config.state_dir, repository));
-            let (index_path, signature_path) = cache_paths(&config.state_dir, repository);
+            catalog.failures.extend(Failure::load(store, repository));
+            let index_path = store.path(Kept::Index(repository));
             if repository.kind == RepositoryKind::LuaRocks {
                 // Built by modman itself from pinned rocks; the state
                 // directory is trusted as the pins in it are.
-                let parse = |bytes: Vec<u8>| {
-                    Descriptions::parse(&config.state_dir, || Index::parse(&bytes))
-                };
-                match std::fs::read(&index_path).map(parse) {
-                    Ok(Ok(index)) => {
-                        catalog
-                            .sources
-                            .push(Source::new(&config.state_dir, repository, index))
-                    }
+                let parse = |bytes: Vec<u8>| Descriptions::parse(store, || Index::parse(&bytes));
+                match store.read(Kept::Index(repository)).map(parse) {
+                    Ok(Ok(index)) => catalog.sources.push(Source::new(store, repository, index)),
                     // Kept by a modman from before index names, from
                     // rocks it pinned: the next refresh remakes it.
                     Ok(Err(IndexError::Unnamed)) => {}
@@ -218,19 +183,16 @@ impl Catalog {
                 }
                 continue;
             }
-            let (Ok(bytes), Ok(signature)) =
-                (std::fs::read(&index_path), std::fs::read(&signature_path))
-            else {
+            let (Ok(bytes), Ok(signature)) = (
+                store.read(Kept::Index(repository)),
+                store.read(Kept::Signature(repository)),
+            ) else {
                 continue;
             };
-            match Descriptions::parse(&config.state_dir, || {
+            match Descriptions::parse(store, || {
                 fetch::verify_index(repository, &bytes, &signature)
             }) {
-                Ok(index) => {
-                    catalog
-                        .sources
-                        .push(Source::new(&config.state_dir, repository, index))
-                }
+                Ok(index) => catalog.sources.push(Source::new(store, repository, index)),
                 Err(e) => warnings.push(format!(
                     "cached index {} refused: {e}",
                     index_path.display()
@@ -240,9 +202,15 @@ impl Catalog {
         (catalog, warnings)
     }
 
-    /// Fetches every repository; a failure keeps that repository's last
-    /// good index. Returns the new catalog and what happened per repository.
-    pub async fn refresh(&self, config: &Config, fetcher: &Fetcher) -> (Catalog, Vec<Refreshed>) {
+    /// Fetches every repository, keeping what it accepts in `store`; a
+    /// failure keeps that repository's last good index. Returns the new
+    /// catalog and what happened per repository.
+    pub async fn refresh(
+        &self,
+        config: &Config,
+        store: &Store,
+        fetcher: &Fetcher,
+    ) -> (Catalog, Vec<Refreshed>) {
         let mut catalog = Catalog::default();
         let mut report = Vec::new();
         for repository in &config.repositories {
@@ -253,20 +221,21 @@ impl Catalog {
             let mut warnings = Vec::new();
             let fetched = match &repository.kind {
                 RepositoryKind::LuaRocks => {
-                    let index = luarocks_index(config, fetcher, repository, &mut warnings).await;
+                    let index =
+                        luarocks_index(config, store, fetcher, repository, &mut warnings).await;
                     index.map(|mut index| {
-                        let descriptions = Descriptions::take(&mut index, &config.state_dir);
+                        let descriptions = Descriptions::take(&mut index, store);
                         (index, descriptions)
                     })
                 }
                 RepositoryKind::Signed { .. } => match fetcher.index_bytes(repository).await {
-                    Ok((bytes, signature)) => Descriptions::parse(&config.state_dir, || {
+                    Ok((bytes, signature)) => Descriptions::parse(store, || {
                         fetch::verify_index(repository, &bytes, &signature)
                     })
                     .map_err(Refusal::from)
                     .and_then(|(index, descriptions)| {
                         let index = accept(
-                            &config.state_dir,
+                            store,
                             repository,
                             (&bytes, &signature),
                             index,
@@ -278,10 +247,7 @@ impl Catalog {
                 },
             };
             let (source, result) = match fetched {
-                Ok(parsed) => (
-                    Some(Source::new(&config.state_dir, repository, parsed)),
-                    Ok(()),
-                ),
+                Ok(parsed) => (Some(Source::new(store, repository, parsed)), Ok(())),
                 Err(e) => {
                     let kept = previous.filter(|p| p.index.is_expired(Timestamp::now()));
                     let e = match kept {
@@ -298,7 +264,7 @@ impl Catalog {
                 repository: repository.name.clone(),
                 reason: refusal.text.clone(),
             });
-            Failure::record(&config.state_dir, repository, failure.as_ref());
+            Failure::record(store, repository, failure.as_ref());
             catalog.failures.extend(failure);
             report.push(Refreshed {
                 repository: repository.name.clone(),
@@ -416,14 +382,14 @@ impl Catalog {
 /// same as) the last one accepted and not expired; keeps it and raises the
 /// recorded serial. `Err` says why not, for the refresh report.
 fn accept(
-    state_dir: &Path,
+    store: &Store,
     repository: &Repository,
     (bytes, signature): (&[u8], &[u8]),
     index: Index,
     now: Timestamp,
 ) -> Result<Index, Refusal> {
     let sha256 = super::sha256_hex(bytes);
-    if let Some(accepted) = Accepted::load(state_dir, repository)? {
+    if let Some(accepted) = Accepted::load(store, repository)? {
         let replay = |cause: Cause, what: &str| {
             Refusal::new(cause, format!(
                 "the index it serves ({}) {what} serial {} that modman already accepted; it may be a replay of an old index (someone between modman and the repository, or a stale mirror) and was not used",
@@ -447,36 +413,31 @@ fn accept(
             index.freshness()
         )));
     }
-    save(
-        state_dir,
-        repository,
-        (bytes, signature),
-        &sha256,
-        index.serial,
-    )
-    .map_err(|e| {
-        Refusal::new(
-            Cause::State,
-            format!(
-                "fetched, but cannot keep it in {}: {e}",
-                state_dir.display()
-            ),
-        )
-    })?;
+    save(store, repository, (bytes, signature), &sha256, index.serial)
+        .map_err(|e| unkept(store, e))?;
     Ok(index)
 }
 
-/// A configured LuaRocks server, with the rock cache
-/// (`state_dir/rocks/<repository>/`) and the pins
-/// (`state_dir/rocks-pins.json`) that [`Catalog::refresh`] uses.
+/// Why an index fetched could not be kept in `store`, for the refresh
+/// report.
+fn unkept(store: &Store, e: std::io::Error) -> Refusal {
+    Refusal::new(
+        Cause::State,
+        format!(
+            "fetched, but cannot keep it in {}: {e}",
+            store.dir().display()
+        ),
+    )
+}
+
+/// A configured LuaRocks server, with the rock cache and the pins in
+/// `store` that [`Catalog::refresh`] uses.
 fn luarocks_server<'a>(
-    config: &Config,
+    store: &Store,
     fetcher: &'a Fetcher,
     repository: &'a Repository,
 ) -> Result<Server<'a>, crate::repo::luarocks::server::ServerError> {
-    let rocks = config.state_dir.join("rocks").join(&repository.name);
-    let pins = config.state_dir.join("rocks-pins.json");
-    Server::open(fetcher, repository, &rocks, &pins)
+    Server::open(fetcher, repository, store.rocks(repository))
 }
 
 /// Whether `repository` answers now, asked for the file a refresh starts
@@ -485,13 +446,13 @@ fn luarocks_server<'a>(
 /// nothing: no cache, no pin, no serial is written. `Ok` says what was
 /// found; `Err` why it failed.
 pub async fn probe(
-    config: &Config,
+    store: &Store,
     fetcher: &Fetcher,
     repository: &Repository,
 ) -> Result<String, String> {
     match &repository.kind {
         RepositoryKind::LuaRocks => {
-            let server = luarocks_server(config, fetcher, repository).map_err(|e| e.to_string())?;
+            let server = luarocks_server(store, fetcher, repository).map_err(|e| e.to_string())?;
             let manifest = server.manifest().await.map_err(|e| e.to_string())?;
             Ok(format!(
                 "{}: a LuaRocks server, {} rocks in its manifest",
@@ -517,6 +478,7 @@ pub async fn probe(
 /// repository. `Err` says why not.
 pub async fn listed_version(
     config: &Config,
+    store: &Store,
     fetcher: &Fetcher,
     repository: &Repository,
     index: &Index,
@@ -524,7 +486,7 @@ pub async fn listed_version(
     version: &str,
 ) -> Result<Earlier, String> {
     let community: BTreeSet<String> = index.modules.iter().map(|m| m.name.clone()).collect();
-    let mut server = luarocks_server(config, fetcher, repository).map_err(|e| e.to_string())?;
+    let mut server = luarocks_server(store, fetcher, repository).map_err(|e| e.to_string())?;
     server
         .earlier(entry, version, &community, &config.prosody.builtin_modules)
         .await
@@ -532,17 +494,17 @@ pub async fn listed_version(
 }
 
 /// Reads a LuaRocks server into an index of the modules it offers, and
-/// keeps it as the cached index. Rocks are cached in
-/// `state_dir/rocks/<repository>/`, their hashes pinned in
-/// `state_dir/rocks-pins.json`.
+/// keeps it as the cached index. Its rocks are cached, their hashes
+/// pinned, in `store` ([`Store::rocks`]).
 async fn luarocks_index(
     config: &Config,
+    store: &Store,
     fetcher: &Fetcher,
     repository: &Repository,
     warnings: &mut Vec<String>,
 ) -> Result<Index, Refusal> {
     let offers = async {
-        let mut server = luarocks_server(config, fetcher, repository)?;
+        let mut server = luarocks_server(store, fetcher, repository)?;
         server
             .offers(
                 &config.prosody.builtin_modules,
@@ -563,34 +525,19 @@ async fn luarocks_index(
         &repository.name,
         offers.modules.into_iter().map(|o| o.entry).collect(),
     );
-    let (index_path, _) = cache_paths(&config.state_dir, repository);
-    let saved = index_path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| fsutil::atomic_write(&index_path, &index.to_json()));
-    saved.map_err(|e| {
-        Refusal::new(
-            Cause::State,
-            format!(
-                "fetched, but cannot keep it in {}: {e}",
-                config.state_dir.display()
-            ),
-        )
-    })?;
+    store
+        .write(Kept::Index(repository), &index.to_json())
+        .map_err(|e| unkept(store, e))?;
     Ok(index)
 }
 
 fn save(
-    state_dir: &Path,
+    store: &Store,
     repository: &Repository,
     (bytes, signature): (&[u8], &[u8]),
     sha256: &str,
     serial: u64,
 ) -> std::io::Result<()> {
-    let (index_path, signature_path) = cache_paths(state_dir, repository);
-    if let Some(dir) = index_path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     // The guard first: if the writes below fail, the old cache stays in
     // use, and the same index is accepted again at the next refresh.
     let accepted = Accepted {
@@ -599,11 +546,11 @@ fn save(
     };
     let record = serde_json::to_vec(&accepted)
         .unwrap_or_else(|e| unreachable!("a number and a string always serialise: {e}"));
-    fsutil::atomic_write(&accepted_path(state_dir, repository), &record)?;
+    store.write(Kept::Accepted(repository), &record)?;
     // Signature first: between the two writes, the pair fails to verify
     // and is refused, rather than a new index passing with an old signature.
-    fsutil::atomic_write(&signature_path, signature)?;
-    fsutil::atomic_write(&index_path, bytes)
+    store.write(Kept::Signature(repository), signature)?;
+    store.write(Kept::Index(repository), bytes)
 }
 
 /// The file's time to the second, RFC 3339 in UTC (`2026-12-06T05:32:37Z`):
@@ -658,6 +605,7 @@ mod tests {
     #[test]
     fn an_older_or_altered_or_expired_index_is_refused_and_the_guard_kept() {
         let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
         let repository = source("r", &[]).repository;
         let index = |serial: u64, modules: &[&str]| Index {
             serial,
@@ -667,7 +615,7 @@ mod tests {
         let during = Timestamp(index(1, &[]).generated.0 + time::Duration::days(1));
         let accept_at = |index: Index, now| {
             let json = bytes(&index);
-            accept(dir.path(), &repository, (&json, b"sig"), index, now)
+            accept(&store, &repository, (&json, b"sig"), index, now)
         };
 
         accept_at(index(5, &["a"]), during).unwrap();
@@ -683,19 +631,16 @@ mod tests {
         assert_eq!(error.cause, Cause::Expired, "{error}");
         assert!(error.text.contains("serial 6"), "{error}");
         // Nothing refused moved the guard.
-        let guard = Accepted::load(dir.path(), &repository).unwrap().unwrap();
+        let guard = Accepted::load(&store, &repository).unwrap().unwrap();
         assert_eq!(guard.serial, 5);
         accept_at(index(6, &["a", "b"]), during).unwrap();
         assert_eq!(
-            Accepted::load(dir.path(), &repository)
-                .unwrap()
-                .unwrap()
-                .serial,
+            Accepted::load(&store, &repository).unwrap().unwrap().serial,
             6
         );
 
         // A damaged guard stops refreshes rather than resetting them.
-        std::fs::write(accepted_path(dir.path(), &repository), b"{").unwrap();
+        std::fs::write(store.path(Kept::Accepted(&repository)), b"{").unwrap();
         let error = accept_at(index(7, &["a"]), during).unwrap_err();
         assert_eq!(error.cause, Cause::State, "{error}");
     }

@@ -21,11 +21,11 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
 use serde::Deserialize;
 
 use super::index::{limits, Index};
+use crate::store::Store;
 
 thread_local! {
     /// Where the index being parsed on this thread by
@@ -90,16 +90,15 @@ pub struct Descriptions(Option<Spans>);
 
 impl Descriptions {
     /// The index `parse` returns (it parses one index, on this thread),
-    /// its descriptions written to an anonymous file in `dir` as they are
+    /// its descriptions written to an anonymous file in `store` as they are
     /// read (see the module documentation). If the file cannot be made
     /// or written, `parse` runs again as it would alone and
     /// [`Descriptions::take`] has its go.
     pub fn parse<E>(
-        dir: &Path,
+        store: &Store,
         parse: impl Fn() -> Result<Index, E>,
     ) -> Result<(Index, Descriptions), E> {
-        let file = std::fs::create_dir_all(dir).and_then(|()| tempfile::tempfile_in(dir));
-        if let Ok(file) = file {
+        if let Ok(file) = store.scratch() {
             let sink = Sink {
                 out: BufWriter::new(file),
                 spans: Vec::new(),
@@ -134,15 +133,15 @@ impl Descriptions {
             }
         }
         let mut index = parse()?;
-        let descriptions = Descriptions::take(&mut index, dir);
+        let descriptions = Descriptions::take(&mut index, store);
         Ok((index, descriptions))
     }
 
-    /// Moves `index`'s descriptions into an anonymous file in `dir`,
+    /// Moves `index`'s descriptions into an anonymous file in `store`,
     /// leaving each entry's empty. If the file cannot be written, they
     /// stay where they are (logged): memory, not correctness, is at stake.
-    pub fn take(index: &mut Index, dir: &Path) -> Descriptions {
-        match write(index, dir) {
+    pub fn take(index: &mut Index, store: &Store) -> Descriptions {
+        match write(index, store) {
             Ok(spans) => {
                 for module in &mut index.modules {
                     module.description = String::new();
@@ -153,7 +152,7 @@ impl Descriptions {
                 tracing::warn!(
                     "cannot keep the READMEs of repository {} in {}: {e}; they stay in memory",
                     index.repository,
-                    dir.display()
+                    store.dir().display()
                 );
                 Descriptions(None)
             }
@@ -187,9 +186,8 @@ impl Descriptions {
     }
 }
 
-fn write(index: &Index, dir: &Path) -> std::io::Result<Spans> {
-    std::fs::create_dir_all(dir)?;
-    let file = tempfile::tempfile_in(dir)?;
+fn write(index: &Index, store: &Store) -> std::io::Result<Spans> {
+    let file = store.scratch()?;
     let mut out = std::io::BufWriter::new(&file);
     let mut spans = Vec::with_capacity(index.modules.len());
     let mut offset = 0u64;
@@ -225,7 +223,7 @@ mod tests {
             described("b", ""),
             described("c", "é and more"),
         ]);
-        let descriptions = Descriptions::take(&mut index, dir.path());
+        let descriptions = Descriptions::take(&mut index, &Store::at(dir.path()));
         assert!(index.modules.iter().all(|m| m.description.is_empty()));
         assert_eq!(descriptions.get(&index, 0), "first README");
         assert_eq!(descriptions.get(&index, 1), "");
@@ -249,7 +247,7 @@ mod tests {
         ])
         .to_json();
         let (index, descriptions) =
-            Descriptions::parse(dir.path(), || Index::parse(&bytes)).unwrap();
+            Descriptions::parse(&Store::at(dir.path()), || Index::parse(&bytes)).unwrap();
         assert!(index.modules.iter().all(|m| m.description.is_empty()));
         assert_eq!(descriptions.get(&index, 0), "first README");
         assert_eq!(descriptions.get(&index, 1), "with \u{fffd}[31m an escape");
@@ -258,7 +256,7 @@ mod tests {
         assert_eq!(alone.modules[0].description, "first README");
         // A refused index is refused as it would be alone.
         let broken = b"{";
-        assert!(Descriptions::parse(dir.path(), || Index::parse(broken)).is_err());
+        assert!(Descriptions::parse(&Store::at(dir.path()), || Index::parse(broken)).is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
@@ -270,7 +268,7 @@ mod tests {
         let mut module = entry("a");
         module.description = "kept".into();
         let mut index = index_of(vec![module]);
-        let descriptions = Descriptions::take(&mut index, &blocked.join("under"));
+        let descriptions = Descriptions::take(&mut index, &Store::at(&blocked.join("under")));
         assert_eq!(index.modules[0].description, "kept");
         assert_eq!(descriptions.get(&index, 0), "kept");
     }

@@ -26,6 +26,7 @@ use super::index::{Index, ModuleEntry};
 use super::luarocks::server::{LeftOut, Progress, Server, ServerError};
 use super::signing::{self, KeyError};
 use crate::config::{Repository, RepositoryKind};
+use crate::store::RockCache;
 
 /// What to mirror where.
 pub struct MirrorOptions<'a> {
@@ -131,7 +132,7 @@ pub async fn mirror(
     };
     let fetcher = Fetcher::default();
     let cache = cache_dir(options.out);
-    let mut server = Server::open(&fetcher, &repository, &cache, &cache.join("pins.json"))?;
+    let mut server = Server::open(&fetcher, &repository, RockCache::in_dir(&cache))?;
     let mut fetched = 0;
     let offers = server
         .offers(options.builtin_dir, options.keep, &mut |step| {

@@ -5,15 +5,13 @@
 //! means the server or the path to it is not the one trusted before.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use crate::fsutil;
+use crate::store::RockCache;
 
-/// The pins file, such as `state_dir/rocks-pins.json`: rock URL -> hex
-/// SHA-256.
+/// The pins file of a [`RockCache`]: rock URL -> hex SHA-256.
 #[derive(Debug)]
 pub struct Pins {
-    path: PathBuf,
+    cache: RockCache,
     pins: BTreeMap<String, String>,
     changed: bool,
 }
@@ -33,8 +31,9 @@ pub enum PinError {
 }
 
 impl Pins {
-    /// Reads the pins at `path`; a missing file is no pins yet.
-    pub fn load(path: &Path) -> Result<Pins, PinError> {
+    /// Reads the pins of `cache`; a missing file is no pins yet.
+    pub fn load(cache: &RockCache) -> Result<Pins, PinError> {
+        let path = cache.pins();
         let fail = |problem: String| PinError::File {
             path: path.display().to_string(),
             problem,
@@ -46,7 +45,7 @@ impl Pins {
             Err(e) => return Err(fail(format!("cannot read: {e}"))),
         };
         Ok(Pins {
-            path: path.to_owned(),
+            cache: cache.clone(),
             pins,
             changed: false,
         })
@@ -59,7 +58,7 @@ impl Pins {
                 url: url.to_owned(),
                 found: sha256.to_owned(),
                 pinned: pinned.clone(),
-                pins: self.path.display().to_string(),
+                pins: self.cache.pins().display().to_string(),
             }),
             Some(_) => Ok(()),
             None => {
@@ -81,16 +80,13 @@ impl Pins {
             return Ok(());
         }
         let fail = |e: std::io::Error| PinError::File {
-            path: self.path.display().to_string(),
+            path: self.cache.pins().display().to_string(),
             problem: format!("cannot write: {e}"),
         };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
         let mut bytes = serde_json::to_vec_pretty(&self.pins)
             .unwrap_or_else(|e| unreachable!("a map of strings always serialises: {e}"));
         bytes.push(b'\n');
-        fsutil::atomic_write(&self.path, &bytes).map_err(fail)?;
+        self.cache.write_pins(&bytes).map_err(fail)?;
         self.changed = false;
         Ok(())
     }
@@ -103,13 +99,13 @@ mod tests {
     #[test]
     fn first_bytes_are_trusted_and_other_bytes_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("rocks-pins.json");
-        let mut pins = Pins::load(&path).unwrap();
+        let cache = RockCache::in_dir(dir.path());
+        let mut pins = Pins::load(&cache).unwrap();
         pins.check("http://127.0.0.1/mod_x-1-1.src.rock", "aa")
             .unwrap();
         pins.save().unwrap();
 
-        let mut pins = Pins::load(&path).unwrap();
+        let mut pins = Pins::load(&cache).unwrap();
         pins.check("http://127.0.0.1/mod_x-1-1.src.rock", "aa")
             .unwrap();
         pins.check("http://127.0.0.1/mod_x-2-1.src.rock", "cc")
@@ -128,9 +124,9 @@ mod tests {
     #[test]
     fn a_damaged_pins_file_stops_everything() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("rocks-pins.json");
-        std::fs::write(&path, "{ not json").unwrap();
-        let error = Pins::load(&path).unwrap_err().to_string();
+        let cache = RockCache::in_dir(dir.path());
+        std::fs::write(cache.pins(), "{ not json").unwrap();
+        let error = Pins::load(&cache).unwrap_err().to_string();
         assert!(error.contains("not a pins file"), "{error}");
     }
 }

@@ -10,7 +10,7 @@
 //! install and update treat both kinds of repository alike.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use futures::StreamExt as _;
 
@@ -20,11 +20,11 @@ use super::rock::{self, Reading, Rock};
 use super::rockspec::Rockspec;
 use super::Requirement;
 use crate::config::Repository;
-use crate::fsutil;
 use crate::repo::build::dependency_kind;
 use crate::repo::fetch::{self, FetchError, Fetcher};
 use crate::repo::index::{Dependency, Earlier, ModuleEntry};
 use crate::repo::metadata::{self, Need};
+use crate::store::RockCache;
 
 /// Largest manifest accepted (the Lua reader's own limit).
 const MAX_MANIFEST: u64 = super::lua::MAX_INPUT as u64;
@@ -112,25 +112,24 @@ pub struct Progress {
 pub struct Server<'a> {
     fetcher: &'a Fetcher,
     repository: &'a Repository,
-    cache: PathBuf,
+    cache: RockCache,
     pins: Pins,
 }
 
 impl<'a> Server<'a> {
     /// Checks the URL and reads the pins; connects to nothing yet.
-    /// `cache` holds rocks already fetched; `pins` is the pins file.
+    /// `cache` holds rocks already fetched, and their pins.
     pub fn open(
         fetcher: &'a Fetcher,
         repository: &'a Repository,
-        cache: &Path,
-        pins: &Path,
+        cache: RockCache,
     ) -> Result<Server<'a>, ServerError> {
         crate::config::check_luarocks_url(&repository.url).map_err(ServerError::Url)?;
         Ok(Server {
             fetcher,
             repository,
-            cache: cache.to_owned(),
-            pins: Pins::load(pins)?,
+            pins: Pins::load(&cache)?,
+            cache,
         })
     }
 
@@ -260,7 +259,7 @@ impl<'a> Server<'a> {
         let bytes = self.cached(file, &url).ok_or_else(|| {
             format!(
                 "{file}: no longer in {} as pinned; run the command again",
-                self.cache.display()
+                self.cache.dir().display()
             )
         })?;
         let has_module = |name: &str| crate::repo::placement::has_module(builtin_dir, name);
@@ -370,21 +369,18 @@ impl<'a> Server<'a> {
 
 /// The rock `file` kept in `cache` from an earlier run, if its bytes match
 /// `pinned`.
-fn cached_in(cache: &Path, file: &str, pinned: Option<&str>) -> Option<Vec<u8>> {
+fn cached_in(cache: &RockCache, file: &str, pinned: Option<&str>) -> Option<Vec<u8>> {
     let pinned = pinned?;
-    let bytes = std::fs::read(cache.join(file)).ok()?;
+    let bytes = std::fs::read(cache.rock(file)).ok()?;
     (crate::repo::sha256_hex(&bytes) == pinned).then_some(bytes)
 }
 
 /// Keeps a rock just downloaded (and pinned) in `cache` for the next run.
-fn keep_in(cache: &Path, file: &str, bytes: &[u8]) -> Result<(), ServerError> {
-    let path = cache.join(file);
-    std::fs::create_dir_all(cache)
-        .and_then(|()| fsutil::atomic_write(&path, bytes))
-        .map_err(|e| ServerError::Cache {
-            path: path.display().to_string(),
-            problem: format!("cannot keep the rock: {e}"),
-        })
+fn keep_in(cache: &RockCache, file: &str, bytes: &[u8]) -> Result<(), ServerError> {
+    cache.keep(file, bytes).map_err(|e| ServerError::Cache {
+        path: cache.rock(file).display().to_string(),
+        problem: format!("cannot keep the rock: {e}"),
+    })
 }
 /// The packages whose rockspec dependencies all resolve, in no cycle;
 /// adds a problem line for each one left out.

@@ -4,13 +4,14 @@
 //! becomes a chat question answered with `yes` or `no`.
 //!
 //! This file keeps the conversations (questions waiting, commands
-//! running) and what is said back; [`line`] reads a line, [`asked`]
+//! running); [`said`] is what is said back; [`line`] reads a line, [`asked`]
 //! decides which messages are commands and who says them, [`rooms`] is
 //! modman's membership of its rooms.
 
 mod asked;
 pub mod line;
 pub mod rooms;
+pub mod said;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,6 +24,8 @@ pub use asked::refusal;
 use asked::{answer, asked, speaker, Asked, Speaker};
 use line::{help, help_facts, parse_line, usage, Line};
 use rooms::Membership;
+use said::Refusal;
+pub use said::Said;
 
 use super::budget::Caller;
 use super::fleet;
@@ -111,61 +114,6 @@ impl Drop for Running<'_> {
     }
 }
 
-/// What modman says back in a chat: the text a person reads and, for a
-/// command's result or failure, the same facts as JSON (an XEP-0335
-/// container beside the body), so a bot in a room never parses English.
-pub struct Said {
-    pub text: String,
-    pub facts: Option<serde_json::Value>,
-}
-
-impl From<String> for Said {
-    fn from(text: String) -> Said {
-        Said { text, facts: None }
-    }
-}
-
-impl Said {
-    fn failed(text: String, error: &ops::OpError) -> Said {
-        Said {
-            text,
-            facts: Some(error.to_json()),
-        }
-    }
-
-    /// A command not run, with why as a fact (`{"kind": "refused",
-    /// "refused": "not_admin"}`), so a bot tells a refusal from a result
-    /// without reading the text.
-    fn refused(text: String, why: Refusal) -> Said {
-        Said {
-            text,
-            facts: Some(serde_json::json!({"kind": "refused", "refused": why.name()})),
-        }
-    }
-}
-
-/// Why the chat front end ran nothing for a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
-    /// The speaker's real JID is not among the admins.
-    NotAdmin,
-    /// A room hid the speaker's real JID, so nothing proves who it is.
-    UnknownSpeaker,
-    /// The speaker has as many commands running as one may.
-    Busy,
-}
-
-impl Refusal {
-    /// Its name in the facts.
-    fn name(self) -> &'static str {
-        match self {
-            Refusal::NotAdmin => "not_admin",
-            Refusal::UnknownSpeaker => "unknown_speaker",
-            Refusal::Busy => "busy",
-        }
-    }
-}
-
 /// The XEP-0335 JSON container's namespace.
 pub(super) const JSON_NS: &str = "urn:xmpp:json:0";
 
@@ -198,9 +146,7 @@ impl Chat {
             return Said::refused(format!("Busy: you have {MAX_RUNNING_PER_SENDER} commands running; send this again when one has answered."), Refusal::Busy);
         };
         if let Some((servers, line)) = fleet::chat::addressed(&ctx.config, text) {
-            return fleet::chat::reply(ctx, link, asked_in, actor, &servers, line)
-                .await
-                .into();
+            return fleet::chat::reply(ctx, link, asked_in, actor, &servers, line).await;
         }
         match parse_line(text) {
             Err(explanation) => explanation.into(),

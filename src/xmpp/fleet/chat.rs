@@ -13,7 +13,8 @@ use super::{server_of, WHOLE_FLEET};
 use crate::access::Actor;
 use crate::config::Config;
 use crate::ops::{Input, Response, CONFIRM_FIELD};
-use crate::xmpp::chat::line::{parse_line, Line};
+use crate::xmpp::chat::line::{self, parse_line, Line};
+use crate::xmpp::chat::said::Said;
 
 pub use super::relay::Link;
 
@@ -57,26 +58,28 @@ pub async fn reply(
     actor: &Actor,
     names: &[String],
     line: &str,
-) -> String {
+) -> Said {
     let (line, batch, confirm) = rollout_words(line);
     let (op, raw) = match parse_line(&line) {
         Ok(Line::Command { op, raw }) => (op, raw),
-        Ok(_) => return only_across(),
-        Err(explanation) => return explanation,
+        Ok(_) => return only_across().into(),
+        Err(explanation) => return explanation.into(),
     };
     let Some(kind) = Across::of(op.spec().node) else {
-        return only_across();
+        return only_across().into();
     };
     let input = match Input::check(op.spec().params, raw.iter().map(|(v, vs)| (*v, vs.clone()))) {
         Ok(input) => input,
-        Err(e) => return format!("{e}; nothing was run."),
+        Err(e) => return format!("{e}; nothing was run.").into(),
     };
     let targets = match targets(ctx, names) {
         Ok(targets) => targets,
-        Err(e) => return e.to_string(),
+        Err(e) => return e.to_string().into(),
     };
     let Some(admin) = actor.jid() else {
-        return "Only an admin over XMPP can ask other servers.".to_owned();
+        return "Only an admin over XMPP can ask other servers."
+            .to_owned()
+            .into();
     };
     let mut fields: Fields = raw
         .iter()
@@ -101,7 +104,7 @@ pub async fn reply(
         Across::Change(node) => {
             let batch = match batch_size(ctx, &batch) {
                 Ok(batch) => batch,
-                Err(e) => return e.to_string(),
+                Err(e) => return e.to_string().into(),
             };
             let stages = rollout::stages(targets.servers(ctx), batch);
             if confirm {
@@ -109,7 +112,7 @@ pub async fn reply(
             }
             let intent = match rollout::intent(node, &fields) {
                 Ok(intent) => intent,
-                Err(e) => return format!("{e}; nothing was run."),
+                Err(e) => return format!("{e}; nothing was run.").into(),
             };
             if intent == Intent::Unconfirmed {
                 let canary = stages
@@ -118,7 +121,7 @@ pub async fn reply(
                     .map_or(String::new(), |s| s.name.clone());
                 return format!(
                     "A change across servers runs only when the line says `confirm`: say it again with `confirm` at the end (or start it with `plan` to see each server's plan). It goes to {canary} first, then to the others in batches of {batch}, each checked before the next. Nothing was run anywhere."
-                );
+                ).into();
             }
             let runner = rollout::Runner {
                 ctx,
@@ -130,16 +133,28 @@ pub async fn reply(
                 intent,
             };
             let count = stages.len();
-            let table = rollout::table(intent, count, batch, &runner.roll_out(stages).await);
+            let standings = runner.roll_out(stages).await;
+            let table = rollout::table(intent, count, batch, &standings, &line::carry_out());
             if intent == Intent::Change {
                 rollout::tell_rooms(ctx, link.replies, asked_in, &table).await;
             }
             Ok(table)
         }
     };
+    // The table's facts go beside its text, as for any command in chat,
+    // so a bot in the room reads each server's row without parsing it.
     match table {
-        Ok(table) => crate::text::render(&Response::Table(table)),
-        Err(e) => format!("Failed: {}", crate::clean::one_line(&e.to_string())),
+        Ok(table) => {
+            let response = Response::Table(table);
+            Said {
+                text: crate::text::render(&response),
+                facts: Some(response.to_json()),
+            }
+        }
+        Err(e) => Said::failed(
+            format!("Failed: {}", crate::clean::one_line(&e.to_string())),
+            &e,
+        ),
     }
 }
 

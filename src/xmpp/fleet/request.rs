@@ -267,7 +267,8 @@ pub async fn run(
                 intent,
             };
             let count = stages.len();
-            let table = rollout::table(intent, count, batch, &runner.roll_out(stages).await);
+            let standings = runner.roll_out(stages).await;
+            let table = rollout::table(intent, count, batch, &standings, params::CARRY_OUT);
             if intent == Intent::Change {
                 rollout::tell_rooms(ctx, replies, rollout::AskedIn::Private, &table).await;
             }

@@ -376,12 +376,15 @@ pub fn form(fields: &[(String, Vec<String>)]) -> Element {
 
 /// The table of a rollout: per server, in the order it was reached, each
 /// module it changed (`done`), or why it failed and how it was left, or
-/// `not reached`; the note says where the rollout stopped.
+/// `not reached`; the note says where the rollout stopped, and after a
+/// dry run how to carry it out in the words of the front end that asked
+/// (`carry_out`, as for one server's dry run).
 pub fn table(
     intent: Intent,
     stages: usize,
     batch: NonZeroUsize,
     standings: &[(Server, Standing)],
+    carry_out: &str,
 ) -> Table {
     let mut rows = Vec::new();
     for (server, standing) in standings {
@@ -446,7 +449,7 @@ pub fn table(
     let failed = names(|s| matches!(s, Standing::Failed { .. }));
     if intent == Intent::DryRun {
         note = format!(
-            "A dry run: {planned} of {} servers answered their plan, and nothing was changed anywhere. Run it again without the dry run to roll it out.",
+            "A dry run: {planned} of {} servers answered their plan, and nothing was changed anywhere. To roll it out, {carry_out}.",
             standings.len()
         );
         if !failed.is_empty() {
