@@ -543,7 +543,7 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
     let (actor, opening) = match (Actor::local_changer(&config), op.spec().access) {
         (Ok(actor), _) => (actor, Opening::ToChange),
         (Err(_), ops::Access::Read) => (Actor::local_user(), Opening::ToRead),
-        (Err(e), ops::Access::Change) => return Err(failed(ops::OpError::conflict(e.to_string()))),
+        (Err(e), ops::Access::Change) => return Err(failed(ops::OpError::from(e))),
     };
     let ctx = open_config(config, opening)?;
     let running = op.run(&ctx, &actor, &input);

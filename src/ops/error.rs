@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::access::NotTheOwner;
 use crate::engine::admin_socket::AdminError;
 use crate::engine::{ChangeError, EngineError, Outcome};
 use crate::repo::fetch::FetchError;
@@ -44,6 +45,9 @@ pub enum Cause {
     /// The module will not load without options that are not set; the
     /// text names them and the `configure` that sets them.
     OptionsUnset,
+    /// A change asked of the command line by another user than the one
+    /// owning modman's state; the text says how to run it as that user.
+    NotTheOwner,
     /// A repository, or what it served, was refused, for this reason.
     Repository(refusal::Cause),
 }
@@ -60,6 +64,7 @@ impl Cause {
             Cause::AdminSocketTimeout => "admin_socket_timeout",
             Cause::AdminSocketProtocol => "admin_socket_protocol",
             Cause::OptionsUnset => "options_unset",
+            Cause::NotTheOwner => "not_the_owner",
             Cause::Repository(cause) => cause.as_str(),
         }
     }
@@ -181,6 +186,15 @@ impl From<ChangeError> for OpError {
             cause: Cause::of_engine(&change.error),
             text: change.error.to_string(),
             outcome: change.outcome,
+        }
+    }
+}
+
+impl From<NotTheOwner> for OpError {
+    fn from(error: NotTheOwner) -> Self {
+        OpError {
+            cause: Some(Cause::NotTheOwner),
+            ..OpError::conflict(error.to_string())
         }
     }
 }
