@@ -28,3 +28,26 @@ pub fn rows(columns: &[(&'static str, &'static str)], released: &[Placement]) ->
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_released_built_in_fills_module_host_and_state_and_leaves_the_rest_empty() {
+        let columns = [
+            ("module", "Module"),
+            ("version", "Version"),
+            ("host", "Host"),
+            STATE,
+        ];
+        let csi = Placement {
+            module: "csi".into(),
+            host: "example.org".into(),
+        };
+        assert_eq!(
+            rows(&columns, &[csi]),
+            [["csi", "", "example.org", RELEASED]]
+        );
+    }
+}
