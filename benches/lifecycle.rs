@@ -480,6 +480,7 @@ fn scale_and_memory(rows: &mut Vec<Row>) {
     );
     let mut admin = Client::connect(&prosody, ADMIN);
     admin.run_steps("refresh", json!([]));
+    settle(modman.pid());
     let (idle, _) = memory(modman.pid());
     let (prosody_rss, _) = memory(prosody.pid());
     rows.push(Row {

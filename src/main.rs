@@ -254,7 +254,7 @@ fn documented() -> clap::Command {
 }
 
 fn main() -> ExitCode {
-    modman::allocator::fix_mmap_threshold();
+    modman::allocator::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
