@@ -214,6 +214,17 @@ fn without_the_admin_socket_enabling_fails_clearly_and_changes_nothing() {
             "{node}"
         );
     }
+    // In chat, the same facts beside the text.
+    let said = admin.chat_json(support::COMPONENT, "enable lastlog");
+    assert_eq!(
+        (&said["error"], &said["cause"], &said["outcome"]),
+        (
+            &json!("unavailable"),
+            &json!("admin_socket_missing"),
+            &json!("nothing_changed")
+        ),
+        "{said}"
+    );
     // Installing without enabling needs no socket; list says what it cannot know.
     let install = admin.run("install", json!({"modules": ["lastlog"]}));
     assert_eq!(last(&install)["status"], "completed", "{install}");
