@@ -334,6 +334,26 @@ fn psi_gets_what_follows_a_form_as_a_chat_message() {
         info.contains("\nSummary: ") && info.contains("\nFiles:\n"),
         "{info}"
     );
+    // A first reply Psi's dialog cuts (refresh's long lines) or squeezes
+    // into a scrolling box (check's rows) comes as a chat message too,
+    // every value of it.
+    for node in ["refresh", "check"] {
+        let run = psi.run(node, json!({}));
+        let result = last(&run);
+        assert_eq!(run["steps"].as_array().map(Vec::len), Some(1), "{run}");
+        let types = result["form"]["types"].as_object().unwrap();
+        let shown: Vec<&str> = (types.iter())
+            .filter(|(_, kind)| ["text-single", "text-multi"].contains(&kind.as_str().unwrap()))
+            .filter_map(|(var, _)| result["form"]["values"][var].as_str())
+            .flat_map(str::lines)
+            .collect();
+        let said = next_saying(&mut psi, shown.first().unwrap_or_else(|| panic!("{run}")));
+        assert!(
+            shown.iter().all(|line| said.contains(line)),
+            "{run} in {said}"
+        );
+    }
+
     // A question cannot be answered in Psi: the message says so, and
     // gives the chat line that asks the same; nothing is changed.
     psi.run("install", json!({"modules": ["csi_battery_saver"]}));

@@ -23,6 +23,7 @@ use xmpp_parsers::jid::Jid;
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::version::{VersionQuery, VersionResult};
 
+pub mod dialog;
 pub mod rendering;
 
 use rendering::Rendering;

@@ -5,6 +5,7 @@ use xmpp_parsers::disco::DiscoInfoResult;
 
 use super::super::command::{CommandReply, Status};
 use super::super::forms::xml::form_has_field;
+use super::dialog::fits_psi_dialog;
 use crate::ops::CONFIRM_FIELD;
 
 /// XEP-0461 message replies: Gajim announces it since 1.9.0 (together
@@ -102,10 +103,16 @@ impl Rendering {
     }
 
     /// Whether a reply also goes to the client as a chat message: after
-    /// a form for Psi, every result and question for Poezio.
+    /// a form for Psi, and a first result that its dialog cuts or
+    /// squeezes into a scrolling box; every result and question for
+    /// Poezio.
     pub fn copies_to_chat(self, later_stage: bool, reply: &CommandReply) -> bool {
         match self {
-            Rendering::FirstReplyOnly => later_stage,
+            Rendering::FirstReplyOnly => {
+                later_stage
+                    || (reply.status == Status::Completed
+                        && reply.form.as_ref().is_some_and(|f| !fits_psi_dialog(f)))
+            }
             Rendering::WithChatCopy => {
                 reply.status == Status::Completed
                     || reply
