@@ -229,11 +229,17 @@ pub async fn handle(
             };
             if !answer {
                 let note = "Not confirmed; nothing was changed.";
+                // Gajim 2 would show a note, a gap, then the same text as
+                // the form's result: there the form says it once.
+                let beside = match turn.rendering.note_in_title() {
+                    true => "",
+                    false => note,
+                };
                 return Ok(turn.reply(
                     session_id,
                     Status::Completed,
                     vec![],
-                    note,
+                    beside,
                     Some(results::message_form(op.spec().name, note)),
                 ));
             }

@@ -82,7 +82,11 @@ def failure_of(step):
         return None
     # The account is in short lines; as one text, as a stanza error has it.
     text = " ".join((values.get("text") or "").split("\n"))
-    return {"type": None, "condition": values.get("condition"),
+    # The condition is a hidden field, which slixmpp reads as a list.
+    condition = values.get("condition")
+    if isinstance(condition, list):
+        condition = condition[0] if condition else None
+    return {"type": None, "condition": condition,
             "text": text, "app_condition": None, "in_form": True}
 
 

@@ -5,7 +5,8 @@ use minidom::Element;
 
 use super::question::{BY_CHAT_FIELD, PLAN_FIELD};
 use super::xml::{field_value, form_has_field};
-use crate::ops::CONFIRM_FIELD;
+use crate::ops::response::OUTCOME;
+use crate::ops::{Outcome, CONFIRM_FIELD};
 use crate::xmpp::command::NS_DATA;
 
 /// Fields whose values read as prose without their label: the rows of a
@@ -24,7 +25,13 @@ pub fn plain_text(form: &Element, answerable: bool) -> String {
         .map(Element::text)
         .unwrap_or_default();
     let question = form_has_field(form, CONFIRM_FIELD);
-    let mut lines = vec![format!("{title}:")];
+    // A failure says so first, in its heading, rather than in an
+    // `Outcome: failed` line under the command's name.
+    let failed = field_value(form, OUTCOME.0).as_deref() == Some(Outcome::Failed.as_str());
+    let mut lines = vec![match failed {
+        true => format!("{title} failed:"),
+        false => format!("{title}:"),
+    }];
     lines.extend(
         form.get_child("instructions", NS_DATA)
             .map(Element::text)
@@ -36,6 +43,7 @@ pub fn plain_text(form: &Element, answerable: bool) -> String {
         c.is("field", NS_DATA)
             && c.attr("type") != Some("hidden")
             && c.attr("var") != Some(CONFIRM_FIELD)
+            && !(failed && c.attr("var") == Some(OUTCOME.0))
     };
     for field in form.children().filter(shown) {
         let var = field.attr("var").unwrap_or_default();
@@ -82,7 +90,7 @@ mod tests {
     use super::*;
     use crate::ops::Details;
     use crate::xmpp::forms::question::{confirm_form, tests::remove_x};
-    use crate::xmpp::forms::results::details_form;
+    use crate::xmpp::forms::results::{details_form, failed_reply};
 
     #[test]
     fn as_plain_text_details_keep_their_labels_and_a_question_says_how_to_answer() {
@@ -117,6 +125,16 @@ mod tests {
         );
         assert!(with_line.lines().any(|l| l == line), "{with_line}");
         let answerable = plain_text(&form, true);
+        // A failure says so in its first line, once, and its kind once.
+        let error = crate::ops::OpError::conflict("Prosody could not load mod_x");
+        let failed = failed_reply("install", "s".into(), "Install modules", "conflict", &error);
+        let text = plain_text(&failed.form.unwrap(), false);
+        assert_eq!(
+            text.lines().next(),
+            Some("Install modules failed:"),
+            "{text}"
+        );
+        assert_eq!(text.matches("conflict").count(), 1, "{text}");
         assert!(
             answerable.starts_with("Remove modules:\nRemove:\n  x\nGo ahead?\n")
                 && !answerable.contains("cannot"),

@@ -28,10 +28,14 @@ pub fn failed_reply(
     let text = error.to_string();
     let (state, left) = error.state_name();
     let mut form = form_element("result", title);
+    // The stanza error condition, for bots: hidden, since beside the kind
+    // it would say the same twice to a person.
+    let mut hidden = field_element("condition", "hidden", "Condition");
+    hidden.append_child(text_element("value", condition));
+    form.append_child(hidden);
     for (var, label, value) in [
         ("outcome", "Outcome", Outcome::Failed.as_str()),
         ("text", "What failed", text.as_str()),
-        ("condition", "Condition", condition),
         ("error", "Kind", error.kind_name()),
         ("state", "State now", state),
     ]
