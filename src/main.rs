@@ -101,6 +101,9 @@ enum Command {
         /// Take out of prosody.cfg.lua every line setup wrote (and nothing else), and unload what modman enabled; says what is left and how to remove it.
         #[arg(long)]
         undo: bool,
+        /// Print what setup changed, or would change, as one JSON object.
+        #[arg(long, conflicts_with = "undo")]
+        json: bool,
     },
 }
 
@@ -333,6 +336,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
             peers,
             write,
             undo,
+            json,
         } => {
             let Some(domain) = domain.filter(|_| !undo) else {
                 return setup_undo(&prosody_config, &config, &data_dir, &state_dir)
@@ -355,7 +359,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
                     peers,
                 },
             };
-            setup(&options, write)
+            setup(&options, write, json)
         }
     };
     done.map(|()| ExitCode::SUCCESS)
@@ -397,12 +401,18 @@ fn start_again(parts: &[modman::config::Part]) -> String {
     )
 }
 
-fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {
+fn setup(options: &modman::setup::Options, write: bool, json: bool) -> Result<(), String> {
     let setup = modman::setup::plan(options)?;
     let old = std::fs::read_to_string(&options.prosody_config).unwrap_or_default();
-    let old_lines: std::collections::HashSet<&str> = old.lines().collect();
-    if write {
-        let backup = modman::setup::write(options, &setup)?;
+    let backup = match write {
+        true => Some(modman::setup::write(options, &setup)?),
+        false => None,
+    };
+    if json {
+        out!("{}", setup.to_json(options, &old, backup.as_deref()));
+        return Ok(());
+    }
+    if let Some(backup) = backup {
         out!(
             "Backed up {} to {}.",
             options.prosody_config.display(),
@@ -419,16 +429,15 @@ fn setup(options: &modman::setup::Options, write: bool) -> Result<(), String> {
         out!("  - {change}");
     }
     out!();
-    let hidden = |line: &str| line.replace(&setup.secret, "(secret)");
-    for line in setup.prosody_cfg.lines().filter(|l| !old_lines.contains(l)) {
-        out!("  + {}", hidden(line));
+    for line in setup.added_lines(&old) {
+        out!("  + {line}");
     }
     out!(
         "\n{} (mode 0600, it holds the secret):\n",
         options.modman_config.display()
     );
     for line in setup.modman_toml.lines() {
-        out!("  {}", hidden(line));
+        out!("  {}", setup.hidden(line));
     }
     out!(
         "\nThe component secret is in {} and {} only, never printed{}.",
@@ -547,7 +556,7 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
     let (actor, opening) = match (Actor::local_changer(&config), op.spec().access) {
         (Ok(actor), _) => (actor, Opening::ToChange),
         (Err(_), ops::Access::Read) => (Actor::local_user(), Opening::ToRead),
-        (Err(e), ops::Access::Change) => return Err(failed(ops::OpError::conflict(e.to_string()))),
+        (Err(e), ops::Access::Change) => return Err(failed(ops::OpError::from(e))),
     };
     let ctx = open_config(config, opening)?;
     let running = op.run(&ctx, &actor, &input);

@@ -93,6 +93,49 @@ pub struct Setup {
     pub modman_toml: String,
 }
 
+impl Setup {
+    /// The lines of prosody.cfg.lua after the edits that `old` (the file
+    /// before) does not have, the secret hidden: what an admin reads.
+    pub fn added_lines(&self, old: &str) -> Vec<String> {
+        let old_lines: std::collections::HashSet<&str> = old.lines().collect();
+        (self.prosody_cfg.lines())
+            .filter(|line| !old_lines.contains(line))
+            .map(|line| self.hidden(line))
+            .collect()
+    }
+
+    /// `text` with the component secret replaced, for printing.
+    pub fn hidden(&self, text: &str) -> String {
+        text.replace(&self.secret, "(secret)")
+    }
+
+    /// What setup changed (`backup` is where prosody.cfg.lua was backed
+    /// up) or, without one, would change, as facts for scripts
+    /// (`setup --json`): the files, the component, the lines added to
+    /// prosody.cfg.lua (`old` is the file before) and whether anything
+    /// was written. The secret is never in it.
+    pub fn to_json(
+        &self,
+        options: &Options,
+        old: &str,
+        backup: Option<&Path>,
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "setup",
+            "written": backup.is_some(),
+            "backup": backup,
+            "domain": options.domain,
+            "component": self.component,
+            "prosody_config": options.prosody_config,
+            "modman_config": options.modman_config,
+            "modules_dir": self.modules_dir,
+            "managed_config": self.managed_config,
+            "prosody_config_added": self.added_lines(old),
+            "changes": self.changes,
+        })
+    }
+}
+
 /// Decides the set-up from prosody.cfg.lua as it is now.
 pub fn plan(options: &Options) -> Result<Setup, String> {
     let domain = options.domain.trim().to_lowercase();

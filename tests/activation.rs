@@ -151,12 +151,15 @@ fn a_module_that_fails_to_load_leaves_files_config_and_prosody_as_before() {
     let failed = admin.run("install", json!({"modules": ["broken"], "enable": true}));
     let error = &failed["error"];
     assert_eq!(error["condition"], "conflict", "{failed}");
-    let text = error["text"].as_str().unwrap();
-    assert!(
-        text.contains("Prosody could not load mod_broken on localhost")
-            && text.contains("broken on purpose"),
-        "{text}"
+    let failure = &last(&failed)["form"]["values"];
+    assert_eq!(
+        (&failure["cause"], &failure["state"]),
+        (&json!("prosody_refused"), &json!("undone")),
+        "{failed}"
     );
+    // Prosody's own words for why, passed on whole.
+    let text = error["text"].as_str().unwrap();
+    assert!(text.contains("broken on purpose"), "{text}");
     assert!(
         text.ends_with("everything this change had done was undone, so nothing is changed"),
         "{text}"
@@ -191,18 +194,15 @@ fn without_the_admin_socket_enabling_fails_clearly_and_changes_nothing() {
         ("enable", json!({"modules": ["lastlog"]})),
     ] {
         let run = admin.run(node, fields);
-        let text = run["error"]["text"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{node}: {run}"));
-        assert!(
-            text.contains("nowhere.sock does not exist") && text.contains("admin_shell"),
-            "{node}: {text}"
-        );
-        // The failure's facts: what kind, and that nothing changed.
+        // The failure's facts: what kind, why, and that nothing changed.
         let failure = &last(&run)["form"]["values"];
         assert_eq!(
-            (&failure["error"], &failure["state"]),
-            (&json!("unavailable"), &json!("nothing_changed")),
+            (&failure["error"], &failure["cause"], &failure["state"]),
+            (
+                &json!("unavailable"),
+                &json!("admin_socket_missing"),
+                &json!("nothing_changed")
+            ),
             "{node}: {run}"
         );
         assert_eq!(
@@ -214,6 +214,17 @@ fn without_the_admin_socket_enabling_fails_clearly_and_changes_nothing() {
             "{node}"
         );
     }
+    // In chat, the same facts beside the text.
+    let said = admin.chat_json(support::COMPONENT, "enable lastlog");
+    assert_eq!(
+        (&said["error"], &said["cause"], &said["outcome"]),
+        (
+            &json!("unavailable"),
+            &json!("admin_socket_missing"),
+            &json!("nothing_changed")
+        ),
+        "{said}"
+    );
     // Installing without enabling needs no socket; list says what it cannot know.
     let install = admin.run("install", json!({"modules": ["lastlog"]}));
     assert_eq!(last(&install)["status"], "completed", "{install}");
@@ -270,55 +281,59 @@ fn removing_a_module_unloads_the_built_ins_only_it_pulled_in() {
     let repository = Repository::start();
     let (modman, mut admin) = modman_with(&prosody, &repository);
     let csi_loaded = || prosody.loaded_modules(DOMAIN).contains(&"csi".to_owned());
-    let note = |reply: &serde_json::Value| -> String {
+    let completed = |reply: &serde_json::Value| {
         assert_eq!(last(reply)["status"], "completed", "{reply}");
-        support::summary(last(reply))
     };
+    // The built-ins a change also unloaded: its rows in state `released`.
+    let released = |reply: &serde_json::Value| -> Vec<(String, String)> {
+        assert_eq!(last(reply)["status"], "completed", "{reply}");
+        let items = last(reply)["form"]["items"].as_array().cloned();
+        (items.unwrap_or_default().iter())
+            .filter(|row| row["state"] == "released")
+            .map(|row| {
+                let cell = |var: &str| row[var].as_str().unwrap_or_default().to_owned();
+                (cell("module"), cell("host"))
+            })
+            .collect()
+    };
+    let csi_on_localhost = vec![("csi".to_owned(), DOMAIN.to_owned())];
     assert!(!csi_loaded(), "the test's Prosody does not load csi itself");
 
     // Both filter_chatstates and throttle_presence depend on csi.
-    note(&admin.run(
+    completed(&admin.run(
         "install",
         json!({"modules": ["filter_chatstates", "throttle_presence"], "enable": true}),
     ));
     assert!(csi_loaded());
 
     // One of them goes: the other still needs csi, so it stays.
-    let remove = note(&admin.run("remove", json!({"modules": ["filter_chatstates"]})));
+    let remove = released(&admin.run("remove", json!({"modules": ["filter_chatstates"]})));
     assert!(csi_loaded(), "throttle_presence still needs csi");
-    assert!(!remove.contains("Also unloaded"), "{remove}");
+    assert_eq!(remove, [], "nothing released");
 
     // Disabling the last one unloads csi, and says so.
-    let disable = note(&admin.run("disable", json!({"modules": ["throttle_presence"]})));
+    let disable = admin.run("disable", json!({"modules": ["throttle_presence"]}));
     assert!(!csi_loaded(), "nothing needs csi any more");
-    assert!(
-        disable.contains(
-            "Also unloaded csi on localhost: Prosody had loaded it only as a dependency, and nothing needs it now."
-        ),
-        "{disable}"
-    );
+    assert_eq!(released(&disable), csi_on_localhost, "{disable}");
 
     // Enabled again and removed: the same.
-    note(&admin.run("enable", json!({"modules": ["throttle_presence"]})));
+    completed(&admin.run("enable", json!({"modules": ["throttle_presence"]})));
     assert!(csi_loaded());
-    let remove = note(&admin.run("remove", json!({"modules": ["throttle_presence"]})));
+    let remove = admin.run("remove", json!({"modules": ["throttle_presence"]}));
     assert!(!csi_loaded());
-    assert!(
-        remove.contains("Also unloaded csi on localhost"),
-        "{remove}"
-    );
+    assert_eq!(released(&remove), csi_on_localhost, "{remove}");
 
     // csi loaded by the admin before: a module that needs it comes and
     // goes, and csi stays.
     prosody.shell("module:load(\"csi\", \"localhost\")");
     assert!(csi_loaded());
-    note(&admin.run(
+    completed(&admin.run(
         "install",
         json!({"modules": ["filter_chatstates"], "enable": true}),
     ));
-    let remove = note(&admin.run("remove", json!({"modules": ["filter_chatstates"]})));
+    let remove = released(&admin.run("remove", json!({"modules": ["filter_chatstates"]})));
     assert!(csi_loaded(), "the admin loaded csi: it stays");
-    assert!(!remove.contains("Also unloaded"), "{remove}");
+    assert_eq!(remove, [], "the admin's csi is not released");
     assert!(!modman.log().contains("panicked"));
 }
 
@@ -398,8 +413,8 @@ fn removing_a_module_says_which_of_its_options_stay_set() {
 }
 
 /// `install --enable` of a module that will not load without an option
-/// nobody set is refused before anything changes, as `enable` is, naming
-/// the option, instead of installing a module Prosody then refuses.
+/// nobody set is refused before anything changes, as `enable` is, for
+/// that cause, instead of installing a module Prosody then refuses.
 #[test]
 fn install_and_enable_refuses_a_module_missing_a_required_option_and_changes_nothing() {
     let repository = Repository::start();
@@ -415,11 +430,22 @@ fn install_and_enable_refuses_a_module_missing_a_required_option_and_changes_not
         prosody.loaded_modules(DOMAIN),
     );
     let (ok, out, err) = support::cli(
-        &["install", "--enable", "--yes", "http_upload_external"],
+        &[
+            "install",
+            "--enable",
+            "--yes",
+            "--json",
+            "http_upload_external",
+        ],
         &config,
     );
     assert!(!ok, "{out}{err}");
-    assert!(err.contains("http_upload_external_base_url"), "{err}");
+    let refused = support::json_output(&out);
+    assert_eq!(
+        (&refused["cause"], &refused["outcome"]),
+        (&json!("options_unset"), &json!("nothing_changed")),
+        "{out}{err}"
+    );
     let after = (
         snapshot(&prosody.modules_dir()),
         std::fs::read(prosody.path("modman.cfg.lua")).unwrap(),

@@ -49,10 +49,11 @@ fn options_are_set_over_xmpp_load_the_module_survive_a_restart_and_roll_back() {
         "enable",
         json!({"modules": [MODULE], "hosts": ["localhost"]}),
     );
-    let text = error_text(&refused);
-    assert!(
-        text.contains(&format!("without {URL} and {SECRET_OPTION}")) && text.contains("configure"),
-        "{text}"
+    let failure = &last(&refused)["form"]["values"];
+    assert_eq!(
+        (&failure["cause"], &failure["state"]),
+        (&json!("options_unset"), &json!("nothing_changed")),
+        "{refused}"
     );
     assert!(!prosody
         .loaded_modules("localhost")

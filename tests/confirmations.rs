@@ -155,10 +155,11 @@ fn update_never_goes_back_to_an_older_copy() {
     assert!(offered.starts_with("2001"), "{offered}");
     assert_eq!(refresh_row(&mut admin, "local")["outcome"], "ok");
     let update = admin.run("update", json!({"modules": ["firewall"], "confirm": true}));
-    let text = update.to_string();
-    assert!(
-        text.contains("older than the") && text.contains("left as it is"),
-        "{text}"
+    let standing = &last(&update)["form"]["items"][0];
+    assert_eq!(
+        (&standing["module"], &standing["standing"]),
+        (&json!("firewall"), &json!("older_offered")),
+        "{update}"
     );
     assert_eq!(on_disk(), before);
     let listed = admin.chat_json(COMPONENT, "list updates");

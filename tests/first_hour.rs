@@ -582,15 +582,25 @@ fn first_hour(binary: &Program) {
     // The community repository is the default; tests reach only this
     // machine.
     let plan = ["--domain", DOMAIN, "--no-repository"];
-    let printed = setup(binary, &prosody, &plan);
+    let json_setup = |extra: &[&str]| -> Value {
+        let printed = setup(binary, &prosody, &[&plan[..], &["--json"], extra].concat());
+        serde_json::from_str(&printed).unwrap_or_else(|e| panic!("{e}: {printed}"))
+    };
+    let planned = json_setup(&[]);
     // Without --write, nothing is touched.
-    assert!(
-        printed.contains("nothing was written; add --write"),
-        "{printed}"
+    assert_eq!(
+        (
+            &planned["written"],
+            &planned["backup"],
+            &planned["component"]
+        ),
+        (&json!(false), &Value::Null, &json!("modman.localhost")),
+        "{planned}"
     );
+    let added = planned["prosody_config_added"].as_array().unwrap();
     assert!(
-        printed.contains("+ Component \"modman.localhost\""),
-        "{printed}"
+        added.contains(&json!("Component \"modman.localhost\"")),
+        "{planned}"
     );
     assert_eq!(
         std::fs::read_to_string(prosody.config_path()).unwrap(),
@@ -598,18 +608,11 @@ fn first_hour(binary: &Program) {
     );
     assert!(!modman_toml.exists());
 
-    let printed = setup(binary, &prosody, &[&plan[..], &["--write"]].concat());
-    let backup = printed
-        .split("to ")
-        .nth(1)
-        .unwrap()
-        .split(".bak")
-        .next()
-        .unwrap()
-        .to_owned()
-        + ".bak";
+    let written = json_setup(&["--write"]);
+    assert_eq!(written["written"], true, "{written}");
+    let backup = written["backup"].as_str().unwrap();
     assert_eq!(
-        std::fs::read_to_string(backup.trim()).unwrap(),
+        std::fs::read_to_string(backup).unwrap(),
         original,
         "the backup is the original"
     );

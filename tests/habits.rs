@@ -175,9 +175,15 @@ fn hold_choose_a_version_and_dry_run_against_a_real_prosody() {
     assert_eq!(rows_by(&chat, "planned").len(), 1, "{chat}");
     let (ok, out, err) = run(&["update", "--yes", "--json"]);
     assert!(ok, "{out}{err}");
+    let standing: Vec<_> = (json_rows(&out, "module").into_iter())
+        .map(|(module, row)| (module, row["standing"].clone()))
+        .collect();
     assert_eq!(
-        json_rows(&out, "module").keys().collect::<Vec<_>>(),
-        ["lastlog2"]
+        standing,
+        [
+            ("lastlog".to_owned(), json!("held")),
+            ("lastlog2".to_owned(), json!("updated"))
+        ]
     );
     let lastlog = record(&prosody, "lastlog");
     assert_eq!(lastlog["sha256"], first["lastlog"]["sha256"]);

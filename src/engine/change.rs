@@ -318,6 +318,20 @@ impl Run<'_, '_> {
             }
         }
 
+        // The config and loads of an enable after new files are
+        // journaled now, with no sync of their own: the files' barrier
+        // makes them durable before anything moves.
+        let only_loads = self.applied.unloaded.is_empty() && plan.settings.is_empty();
+        if !plan.files.is_empty() && !plan.enable.is_empty() && only_loads {
+            let steps = enable_steps(&loads(&before, &plan.enable));
+            let paths = &self.guard.engine.paths.clone();
+            if let Some(journal) = &mut self.journal {
+                journal
+                    .ahead(paths, steps)
+                    .map_err(io("cannot write the change journal in", &paths.state_dir))?;
+            }
+        }
+
         // 2. files.
         if !plan.files.is_empty() {
             self.files(plan.files).await?;
@@ -346,20 +360,14 @@ impl Run<'_, '_> {
             }
             // Nothing was loaded or unloaded since `before` was read,
             // unless a module was disabled or options reloaded.
-            let now = match self.applied.unloaded.is_empty() && plan.settings.is_empty() {
+            let now = match only_loads {
                 true => before.clone(),
                 false => self.live()?.loaded().await?,
             };
-            let loads: Vec<&Placement> = (plan.enable.iter())
-                .filter(|p| !loaded_hosts(&now, &p.module).any(|h| h == p.host))
-                .collect();
-            // The config and every load journaled with one sync: the undo
-            // of a load unloads what was not loaded before, so a line
-            // for a load not yet made undoes nothing.
-            let steps = std::iter::once(Begun::Config).chain(loads.iter().map(|p| Begun::Load {
-                placement: (*p).clone(),
-            }));
-            self.begin_all(steps.collect())?;
+            let loads = loads(&now, &plan.enable);
+            // The config and every load journaled with one sync (none if
+            // journaled before the files).
+            self.begin_all(enable_steps(&loads))?;
             self.write_config(&with, config)?;
             config = with;
             self.done.push(Done::Loaded(now));
@@ -976,6 +984,23 @@ fn named_modules(
         }
     }
     named
+}
+
+/// The placements of `enable` not loaded in `loaded`: those to load.
+fn loads<'a>(loaded: &LoadedMap, enable: &'a [Placement]) -> Vec<&'a Placement> {
+    (enable.iter())
+        .filter(|p| !loaded_hosts(loaded, &p.module).any(|h| h == p.host))
+        .collect()
+}
+
+/// The journal's lines for an enable: the managed config, then each
+/// load. The undo of a load unloads what was not loaded before, so a
+/// line for a load not yet made undoes nothing.
+fn enable_steps(loads: &[&Placement]) -> Vec<Begun> {
+    let each = loads.iter().map(|p| Begun::Load {
+        placement: (*p).clone(),
+    });
+    std::iter::once(Begun::Config).chain(each).collect()
 }
 
 /// The hosts `module` is loaded on in `loaded`.

@@ -156,6 +156,27 @@ impl ChangeJournal {
     /// (the reloads of an update of many modules), so the change waits
     /// for one sync, not one per module.
     pub fn begin_all(&mut self, paths: &Paths, steps: Vec<Begun>) -> std::io::Result<()> {
+        self.append(paths, steps, Durability::SyncNow)
+    }
+
+    /// Records steps to come after the file transaction, without a sync
+    /// of their own: its barrier makes them durable with its files
+    /// ([`Self::durable_paths`]) before anything moves, and once recorded
+    /// they are not recorded again when they begin. Only for steps whose
+    /// undo changes nothing if they never began (the config and loads of
+    /// an enable).
+    pub fn ahead(&mut self, paths: &Paths, steps: Vec<Begun>) -> std::io::Result<()> {
+        self.append(paths, steps, Durability::AtTheFileBarrier)
+    }
+
+    /// Appends the lines of `steps` not recorded yet, synced if one of
+    /// them needs it and `at_most` allows it.
+    fn append(
+        &mut self,
+        paths: &Paths,
+        steps: Vec<Begun>,
+        at_most: Durability,
+    ) -> std::io::Result<()> {
         use std::io::Write;
         let mut lines = Vec::new();
         let mut sync = false;
@@ -164,7 +185,7 @@ impl ChangeJournal {
                 continue;
             }
             lines.extend(line(&step)?);
-            sync |= step.durability() == Durability::SyncNow;
+            sync |= step.durability() == Durability::SyncNow && at_most == Durability::SyncNow;
             self.steps.push(step);
         }
         if lines.is_empty() {

@@ -96,7 +96,7 @@ impl Command for Disable {
             enable: vec![],
         };
         let applied = guard.commit(actor, change).await?;
-        Ok(Response::Table(placement_table(
+        let mut table = placement_table(
             "Disabled",
             &placements,
             &applied.unloaded,
@@ -105,6 +105,9 @@ impl Command for Disable {
                 "Disabled; the files stay installed (remove deletes them).{}",
                 super::enable::released_note(&applied.released)
             ),
-        )))
+        );
+        let released = super::released::rows(&table.columns, &applied.released);
+        table.rows.extend(released);
+        Ok(Response::Table(table))
     }
 }

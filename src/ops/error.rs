@@ -3,8 +3,11 @@
 
 use std::fmt;
 
+use crate::access::NotTheOwner;
+use crate::engine::admin_socket::AdminError;
 use crate::engine::{ChangeError, EngineError, Outcome};
 use crate::repo::fetch::FetchError;
+use crate::repo::refusal;
 
 /// What kind of failure, so each front end can pick its own wording
 /// (an XMPP error condition, an exit code).
@@ -21,10 +24,73 @@ pub enum ErrorKind {
     Unavailable,
 }
 
+/// Why a change failed, where one failure must be told from another
+/// without reading its sentence (a bot that retries once Prosody is up, a
+/// test): decided once, where the failure is turned into an [`OpError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// Prosody refused to load, unload or reload a module, or to reload
+    /// its config; its own words are in the text.
+    ProsodyRefused,
+    /// Prosody's admin socket is not where modman.toml says.
+    AdminSocketMissing,
+    /// The admin socket is there but modman may not use it.
+    AdminSocketDenied,
+    /// The admin socket could not be talked to (Prosody down).
+    AdminSocketUnreachable,
+    /// Prosody did not answer on its admin socket in time.
+    AdminSocketTimeout,
+    /// Prosody answered something modman cannot read.
+    AdminSocketProtocol,
+    /// The module will not load without options that are not set; the
+    /// text names them and the `configure` that sets them.
+    OptionsUnset,
+    /// A change asked of the command line by another user than the one
+    /// owning modman's state; the text says how to run it as that user.
+    NotTheOwner,
+    /// A repository, or what it served, was refused, for this reason.
+    Repository(refusal::Cause),
+}
+
+impl Cause {
+    /// The name `--json`, the chat payload and a failed command's form
+    /// carry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::ProsodyRefused => "prosody_refused",
+            Cause::AdminSocketMissing => "admin_socket_missing",
+            Cause::AdminSocketDenied => "admin_socket_denied",
+            Cause::AdminSocketUnreachable => "admin_socket_unreachable",
+            Cause::AdminSocketTimeout => "admin_socket_timeout",
+            Cause::AdminSocketProtocol => "admin_socket_protocol",
+            Cause::OptionsUnset => "options_unset",
+            Cause::NotTheOwner => "not_the_owner",
+            Cause::Repository(cause) => cause.as_str(),
+        }
+    }
+
+    fn of_engine(error: &EngineError) -> Option<Cause> {
+        match error {
+            EngineError::Refused(_) => Some(Cause::ProsodyRefused),
+            EngineError::Prosody(admin) => Some(match admin {
+                AdminError::Missing(_) => Cause::AdminSocketMissing,
+                AdminError::Denied(_) => Cause::AdminSocketDenied,
+                AdminError::Io { .. } => Cause::AdminSocketUnreachable,
+                AdminError::Timeout { .. } => Cause::AdminSocketTimeout,
+                AdminError::Protocol(_) => Cause::AdminSocketProtocol,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// A failure that reaches a user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct OpError {
     pub kind: ErrorKind,
+    /// Why, where a caller may need to tell it from other failures of
+    /// the same kind; `None` where the kind and the text say all.
+    pub cause: Option<Cause>,
     /// What failed, on what, and what to do.
     pub text: String,
     /// What is true on the host afterwards.
@@ -74,6 +140,7 @@ impl OpError {
     fn new(kind: ErrorKind, text: impl Into<String>) -> Self {
         OpError {
             kind,
+            cause: None,
             text: text.into(),
             outcome: Outcome::NothingChanged,
         }
@@ -116,14 +183,27 @@ impl From<ChangeError> for OpError {
     fn from(change: ChangeError) -> Self {
         OpError {
             kind: kind_of(&change.error),
+            cause: Cause::of_engine(&change.error),
             text: change.error.to_string(),
             outcome: change.outcome,
         }
     }
 }
 
+impl From<NotTheOwner> for OpError {
+    fn from(error: NotTheOwner) -> Self {
+        OpError {
+            cause: Some(Cause::NotTheOwner),
+            ..OpError::conflict(error.to_string())
+        }
+    }
+}
+
 impl From<FetchError> for OpError {
     fn from(error: FetchError) -> Self {
-        OpError::unavailable(error.to_string())
+        OpError {
+            cause: Some(Cause::Repository(refusal::Cause::of_fetch(&error))),
+            ..OpError::unavailable(error.to_string())
+        }
     }
 }

@@ -64,12 +64,14 @@ impl Response {
 impl OpError {
     /// The failure as one JSON object: what kind, what state the host is
     /// in now (`outcome`, with what is `left` when part of a change could
-    /// not be undone), and the whole text a person would read.
+    /// not be undone), why where that matters (`cause`), and the whole
+    /// text a person would read.
     pub fn to_json(&self) -> Value {
         let (outcome, left) = self.state_name();
         json!({
             "kind": "error",
             "error": self.kind_name(),
+            "cause": self.cause.map(|cause| cause.as_str()),
             "outcome": outcome,
             "left": left,
             "text": self.to_string(),
@@ -80,8 +82,10 @@ impl OpError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Outcome;
+    use crate::engine::admin_socket::AdminError;
+    use crate::engine::{EngineError, Outcome};
     use crate::ops::{Details, Table};
+    use crate::repo::fetch::FetchError;
 
     #[test]
     fn a_table_is_rows_keyed_by_column() {
@@ -108,9 +112,24 @@ mod tests {
         assert_eq!(error.to_json()["error"], "conflict");
         assert_eq!(error.to_json()["outcome"], "nothing_changed");
         assert_eq!(error.to_json()["left"], Value::Null);
+        assert_eq!(error.to_json()["cause"], Value::Null);
         error.outcome = Outcome::PartlyChanged("mod_x.lua is still there".into());
         assert_eq!(error.to_json()["outcome"], "partly_changed");
         assert_eq!(error.to_json()["left"], "mod_x.lua is still there");
+    }
+
+    #[test]
+    fn an_errors_cause_is_named_from_the_failure_it_came_from() {
+        let refused = OpError::from(EngineError::Refused("Prosody could not load".into()));
+        assert_eq!(refused.to_json()["cause"], "prosody_refused");
+        let missing = OpError::from(EngineError::Prosody(AdminError::Missing("x.sock".into())));
+        assert_eq!(missing.to_json()["cause"], "admin_socket_missing");
+        let archive = OpError::from(FetchError::Archive {
+            url: "http://127.0.0.1/x.tar".into(),
+            reason: "sha256 differs".into(),
+        });
+        assert_eq!(archive.to_json()["cause"], "invalid");
+        assert_eq!(archive.to_json()["error"], "unavailable");
     }
 
     #[test]

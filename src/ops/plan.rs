@@ -351,11 +351,13 @@ impl Plan<'_> {
         use futures::stream::{StreamExt, TryStreamExt};
         // Made first, polled as the stream goes (a future held in a
         // closure of the stream would not be Send for every lifetime).
+        let mut reused = 0;
         let downloads: Vec<_> = self
             .steps
             .iter()
             .map(|step| {
                 let kept = ctx.kept.take(&step.repository.name, &step.entry);
+                reused += usize::from(kept.is_some());
                 async move {
                     match kept {
                         Some(files) => Ok(files),
@@ -368,7 +370,10 @@ impl Plan<'_> {
             .buffered(PARALLEL_DOWNLOADS)
             .try_collect()
             .await?;
-        tracing::debug!("downloaded and verified {} archives", fetched.len());
+        tracing::debug!(
+            "{} archives: {reused} as verified for the question, the others downloaded and verified",
+            fetched.len()
+        );
         let mut prepared = Vec::new();
         for (step, files) in self.steps.iter().zip(fetched) {
             let record = InstalledModule {

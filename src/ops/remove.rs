@@ -4,6 +4,7 @@
 //! `rollback` can put them back.
 
 use super::confirm::{Consent, Proposal, Why};
+use super::released;
 use super::{
     params, Access, Command, Context, Field, ModuleChoice, OpError, ParamKind, Params, Response,
     Spec, Table,
@@ -12,6 +13,9 @@ use crate::access::Actor;
 use crate::engine::manifest::Prepared;
 use crate::engine::ChangeSet;
 use crate::repo::metadata::Need;
+
+/// The state of a row that is a module this change removed.
+const REMOVED: &str = "removed";
 
 /// Removes `modules`.
 #[derive(Debug)]
@@ -113,10 +117,19 @@ impl Command for Remove {
             .flatten()
             .map(|option| option.name)
             .collect();
-        let rows: Vec<Vec<String>> = self
+        let columns = vec![
+            ("module", "Module"),
+            ("version", "Version"),
+            ("host", "Host"),
+            released::STATE,
+        ];
+        let mut rows: Vec<Vec<String>> = self
             .modules
             .iter()
-            .map(|name| vec![name.clone(), installed[name].version.clone()])
+            .map(|name| {
+                let version = installed[name].version.clone();
+                vec![name.clone(), version, String::new(), REMOVED.to_owned()]
+            })
             .collect();
         let files = self
             .modules
@@ -139,9 +152,10 @@ impl Command for Remove {
             false => " Unloaded and disabled first.".to_owned(),
         };
         let kept = kept_options(ctx, &documented);
+        rows.extend(released::rows(&columns, &applied.released));
         Ok(Response::Table(Table {
             title: "Removed".into(),
-            columns: vec![("module", "Module"), ("version", "Version")],
+            columns,
             rows,
             note: format!(
                 "Removed; the files are kept in a backup (rollback puts them back).{unloaded}{}{kept}",

@@ -4,6 +4,7 @@
 //! refuse the same way before anything changes, rather than installing a
 //! module that Prosody then refuses to load.
 
+use super::error::Cause;
 use super::OpError;
 use crate::engine::live::Live;
 use crate::engine::managed_config::Scope;
@@ -32,11 +33,15 @@ pub(super) async fn missing(
 /// command that sets them.
 pub(super) fn refusal(module: &str, host: &str, missing: &[String]) -> OpError {
     let settings: Vec<String> = missing.iter().map(|m| format!("{m}=...")).collect();
-    OpError::bad_input(format!(
+    let text = format!(
         "mod_{module} will not load on {host} without {}, which {} not set; set {} first with configure (in chat: configure {module} on {host} {})",
         missing.join(" and "),
         if missing.len() == 1 { "is" } else { "are" },
         if missing.len() == 1 { "it" } else { "them" },
         settings.join(" ")
-    ))
+    );
+    OpError {
+        cause: Some(Cause::OptionsUnset),
+        ..OpError::bad_input(text)
+    }
 }

@@ -10,6 +10,7 @@
 //! says before anything changes. Held modules are left alone.
 
 use super::confirm::{Consent, Proposal, Why};
+use super::standing::Standing;
 use super::updates::{self, Direction, Unknown, UpdateStatus};
 use super::{chosen, hold, plan};
 use super::{params, Field, Params};
@@ -83,11 +84,20 @@ impl Command for Update {
         };
         let mut notes = Vec::new();
         let mut wanted = Vec::new();
+        // The modules left as they are, each with why, after those updated.
+        let mut left = Vec::new();
+        let left_row = |name: &str, version: &str, standing: Standing| {
+            let cells = [name, version, "", "", standing.as_str()];
+            cells.map(str::to_owned).to_vec()
+        };
         for Wanted { name, version } in names {
             let record = &guard.installed.modules[&name];
             if let Some(version) = version {
                 match version == record.version {
-                    true => notes.push(format!("{name} is at {version} already.")),
+                    true => {
+                        left.push(left_row(&name, &version, Standing::AtVersion));
+                        notes.push(format!("{name} is at {version} already."))
+                    }
                     false => {
                         let chosen = Wanted {
                             name,
@@ -98,7 +108,11 @@ impl Command for Update {
                 }
                 continue;
             }
-            match updates::status(&catalog, &ctx.config.repositories, &name, record) {
+            let status = updates::status(&catalog, &ctx.config.repositories, &name, record);
+            if let Some(standing) = Standing::left(&status) {
+                left.push(left_row(&name, &record.version, standing));
+            }
+            match status {
                 UpdateStatus::Available { .. } => {
                     wanted.push((Wanted { name, version: None }, "update".to_owned()))
                 }
@@ -141,8 +155,9 @@ impl Command for Update {
             ("from", "From"),
             ("to", "To"),
             ("reason", "Why"),
+            ("standing", "Standing"),
         ];
-        let rows: Vec<Vec<String>> = plan
+        let mut rows: Vec<Vec<String>> = plan
             .steps
             .iter()
             .map(|s| {
@@ -150,13 +165,17 @@ impl Command for Update {
                     .installed
                     .modules
                     .get(&s.entry.name)
-                    .map(|r| r.version.clone())
-                    .unwrap_or_default();
+                    .map(|r| r.version.clone());
+                let standing = match from {
+                    Some(_) => Standing::Updated,
+                    None => Standing::Installed,
+                };
                 vec![
                     s.entry.name.clone(),
-                    from,
+                    from.unwrap_or_default(),
                     s.entry.version.clone(),
                     s.reason.clone(),
+                    standing.as_str().to_owned(),
                 ]
             })
             .collect();
@@ -174,7 +193,7 @@ impl Command for Update {
             return Ok(Response::Table(Table {
                 title: "Updates".into(),
                 columns,
-                rows,
+                rows: left,
                 note: notes.join(" "),
             }));
         }
@@ -242,6 +261,7 @@ impl Command for Update {
                 if rows.len() == 1 { "" } else { "s" }
             ),
         );
+        rows.extend(left);
         Ok(Response::Table(Table {
             title: "Updated".into(),
             columns,

@@ -75,7 +75,8 @@ impl std::fmt::Display for Refusal {
 }
 
 impl Cause {
-    fn of_fetch(error: &FetchError) -> Cause {
+    /// Why `error` refused what was fetched.
+    pub fn of_fetch(error: &FetchError) -> Cause {
         match error {
             FetchError::Unreachable { .. }
             | FetchError::Status { .. }

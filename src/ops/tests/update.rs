@@ -52,7 +52,10 @@ async fn update_asks_with_the_copy_and_a_yes_to_an_older_plan_is_asked_again() {
             .await,
     );
     let alpha = row(&updated, "alpha");
-    assert_eq!((&*alpha["from"], &*alpha["to"]), (&*old, &*newest));
+    assert_eq!(
+        (&*alpha["from"], &*alpha["to"], &*alpha["standing"]),
+        (&*old, &*newest, "updated")
+    );
     assert_eq!(host.installed("alpha").unwrap().version, newest);
     assert!(host.loaded("alpha"), "reloaded with the new code");
 
@@ -80,7 +83,7 @@ async fn update_leaves_held_and_refuses_what_is_not_installed() {
     host.publish("alpha", "-- alpha, fixed\n").await;
     table(host.run("hold", &[("modules", &["alpha"])]).await);
     let all = table(host.run_with("update", &[], Consent::Given).await);
-    assert!(all.rows.is_empty(), "{all:?}");
+    assert_eq!(column(&all, "standing"), ["held"], "{all:?}");
     let named = error(host.run("update", &[("modules", &["alpha"])]).await);
     assert_eq!(named.kind, ErrorKind::Conflict);
     assert_eq!(host.installed("alpha").unwrap().version, old);

@@ -15,8 +15,9 @@ use crate::xmpp::name;
 /// and Profanity 0.13 show nothing of a stanza error after a form): one
 /// short error note, and the facts as fields a bot reads. `outcome` is
 /// `failed` (as a failed row's cell says), `condition` the stanza error
-/// it would have been, `error` and `state` the words `--json` uses, `text`
-/// the whole account and `left` what could not be undone.
+/// it would have been, `error`, `state` and `cause` (where one is known)
+/// the words `--json` uses, `text` the whole account and `left` what
+/// could not be undone.
 pub fn failed_reply(
     node: &str,
     session_id: String,
@@ -35,6 +36,7 @@ pub fn failed_reply(
         ("state", "State now", state),
     ]
     .into_iter()
+    .chain(error.cause.map(|cause| ("cause", "Cause", cause.as_str())))
     .chain(left.map(|left| ("left", "Left as it is", left)))
     {
         // Clients show a single value on one line, cut at the window's
