@@ -451,9 +451,10 @@ fn pack_module(tree: &Path, name: &str, history: &History) -> PackResult {
         return Err("not a valid module name".into());
     }
     let dir = tree.join(format!("mod_{name}"));
-    // Only the layouts that live inside the module's own directory.
+    // Only the layouts that live inside the module's own directory; the
+    // flat one first, as nearly every module has it: one look-up each.
     let [nested, flat, ..] = crate::repo::placement::module_file_candidates(name);
-    if !tree.join(&nested).is_file() && !tree.join(&flat).is_file() {
+    if !tree.join(&flat).is_file() && !tree.join(&nested).is_file() {
         return Err(format!("neither {flat} nor {nested} in it"));
     }
     let (bytes, files) = archive::pack(&dir, tree, name).map_err(|e| e.to_string())?;
