@@ -27,3 +27,41 @@ pub fn tune() {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
+
+/// The heap's free bytes when free pages were last handed back.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+static FREE_WHEN_TRIMMED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How much more of the heap must lie free before its pages are handed
+/// back again: enough that a request's own garbage does not trigger it,
+/// little against the catalog a refresh replaces.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_AFTER: usize = 256 * 1024;
+
+/// Run as a runtime thread goes idle: hands the heap's free pages back
+/// to the system once at least [`TRIM_AFTER`] more bytes lie free than
+/// the last time. free() returns only the top of the heap; what a
+/// refresh freed between allocations that outlive it (the old catalog,
+/// the index's parse) stayed resident until the next refresh reused it.
+/// malloc_trim hands back every free page in the middle too; the pages
+/// stay mapped, so the next allocation there costs a page fault, not a
+/// system call.
+pub fn on_idle() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::sync::atomic::Ordering;
+        // SAFETY: mallinfo2 only reads the allocator's own counts, under
+        // its lock.
+        let free = unsafe { libc::mallinfo2() }.fordblks;
+        let last = FREE_WHEN_TRIMMED.load(Ordering::Relaxed);
+        if free >= last.saturating_add(TRIM_AFTER) {
+            // SAFETY: malloc_trim only advises the kernel of pages the
+            // allocator holds free, under its lock.
+            unsafe { libc::malloc_trim(0) };
+            FREE_WHEN_TRIMMED.store(free, Ordering::Relaxed);
+        } else if free < last {
+            // Reused since: count growth from here.
+            FREE_WHEN_TRIMMED.store(free, Ordering::Relaxed);
+        }
+    }
+}

@@ -210,25 +210,31 @@ impl Command for Check {
                 "none configured: only modules already on disk can be managed; add a [[repositories]] section to modman.toml".into(),
             );
         }
-        let note = summary(&rows);
-        Ok(Response::Table(Table {
+        let mut table = Table {
             title: "Checks".into(),
-            columns: vec![("check", "Check"), OUTCOME, ("detail", "Detail")],
+            columns: vec![CHECK, OUTCOME, ("detail", "Detail")],
             rows,
-            note,
-        }))
+            note: String::new(),
+        };
+        table.note = summary(&table);
+        Ok(Response::Table(table))
     }
 }
 
-/// The outcome of `rows` (check, outcome, detail) in one line that names
-/// the checks that did not pass, worst first, so the admin knows which
-/// rows to read: "Failed: secret, admin socket. Unavailable: repository
+/// The column naming each check.
+const CHECK: (&str, &str) = ("check", "Check");
+
+/// The outcome of the checks in `table` in one line that names the
+/// checks that did not pass, worst first, so the admin knows which rows
+/// to read: "Failed: secret, admin socket. Unavailable: repository
 /// debian. Warning: nagle." Each row says how to fix it.
-fn summary(rows: &[Vec<String>]) -> String {
+fn summary(table: &Table) -> String {
     let named = |outcome: Outcome| -> Vec<&str> {
-        rows.iter()
-            .filter(|row| row.get(1).map(String::as_str) == Some(outcome.as_str()))
-            .filter_map(|row| row.first().map(String::as_str))
+        table
+            .cells(CHECK)
+            .zip(table.cells(OUTCOME))
+            .filter(|(_, said)| *said == outcome.as_str())
+            .map(|(check, _)| check)
             .collect()
     };
     let parts: Vec<String> = [
@@ -465,25 +471,34 @@ mod tests {
 
     #[test]
     fn the_summary_names_the_checks_that_did_not_pass_worst_first() {
-        let row = |check: &str, outcome: Outcome| {
-            vec![
-                check.to_owned(),
-                outcome.as_str().to_owned(),
-                "why".to_owned(),
-            ]
+        // Columns in another order than check's own: read by name.
+        let table = |rows: &[(&str, Outcome)]| Table {
+            title: String::new(),
+            columns: vec![("detail", "Detail"), OUTCOME, CHECK],
+            rows: rows
+                .iter()
+                .map(|(check, outcome)| {
+                    vec![
+                        "why".to_owned(),
+                        outcome.as_str().to_owned(),
+                        (*check).to_owned(),
+                    ]
+                })
+                .collect(),
+            note: String::new(),
         };
         assert_eq!(
-            summary(&[row("admins", Outcome::Ok), row("secret", Outcome::Ok)]),
+            summary(&table(&[("admins", Outcome::Ok), ("secret", Outcome::Ok)])),
             "All checks passed."
         );
         assert_eq!(
-            summary(&[
-                row("nagle", Outcome::Warning),
-                row("secret", Outcome::Failed),
-                row("admins", Outcome::Ok),
-                row("repository debian", Outcome::Unavailable),
-                row("admin socket", Outcome::Failed),
-            ]),
+            summary(&table(&[
+                ("nagle", Outcome::Warning),
+                ("secret", Outcome::Failed),
+                ("admins", Outcome::Ok),
+                ("repository debian", Outcome::Unavailable),
+                ("admin socket", Outcome::Failed),
+            ])),
             "Failed: secret, admin socket. Unavailable: repository debian. Warning: nagle."
         );
     }

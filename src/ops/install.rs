@@ -200,9 +200,9 @@ impl Command for Install {
         let installed = rows.len();
         if let Some(hosts) = &hosts {
             columns.push(("enabled", "Enabled on"));
-            for row in &mut rows {
+            for (row, step) in rows.iter_mut().zip(&plan.steps) {
                 // Dependencies are not enabled: their dependents load them.
-                let requested = self.modules.contains(&row[0]);
+                let requested = self.modules.contains(&step.entry.name);
                 row.push(if requested {
                     hosts.join(", ")
                 } else {

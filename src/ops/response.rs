@@ -107,12 +107,17 @@ impl Table {
 
     /// Whether a row's [`OUTCOME`] is `outcome`.
     pub fn has(&self, outcome: Outcome) -> bool {
-        let Some(column) = self.columns.iter().position(|c| *c == OUTCOME) else {
-            return false;
-        };
+        self.cells(OUTCOME).any(|cell| cell == outcome.as_str())
+    }
+
+    /// Each row's cell in `column`, in row order (none when the table
+    /// has no such column), so a reader names the column it means
+    /// instead of counting positions.
+    pub fn cells(&self, column: (&str, &str)) -> impl Iterator<Item = &str> {
+        let at = self.columns.iter().position(|c| c.0 == column.0);
         self.rows
             .iter()
-            .any(|row| row.get(column).map(String::as_str) == Some(outcome.as_str()))
+            .filter_map(move |row| at.and_then(|at| row.get(at)).map(String::as_str))
     }
 }
 

@@ -190,7 +190,7 @@ pub async fn mirror(
         entry.sha256 = super::sha256_hex(&bytes);
         modules.push((entry, bytes));
     }
-    let previous = previous_index(options.out, &key.verifying_key());
+    let previous = build::published(options.out, &key);
     let mut omissions = Vec::new();
     left_out.sort_by(|a, b| a.package.cmp(&b.package));
     for left in left_out {
@@ -220,6 +220,7 @@ pub async fn mirror(
         options.valid_for,
         modules,
         build::Keep::Given(earlier_archives),
+        previous,
     )?;
     Ok(MirrorReport {
         modules: count,
@@ -244,15 +245,6 @@ fn pack(
 ) -> Result<Vec<u8>, String> {
     let rock = server.cached_rock(file, builtin_dir)?;
     archive::pack_files(name, &rock.files).map_err(|e| format!("{file}: cannot pack it: {e}"))
-}
-
-/// The index of the mirror already at `out`, when it is signed by `key`;
-/// nothing otherwise (a first run, or an output that is not this mirror).
-fn previous_index(out: &Path, key: &ed25519_dalek::VerifyingKey) -> Option<Index> {
-    let index = std::fs::read(out.join("index.json")).ok()?;
-    let signature = std::fs::read(out.join("index.json.sig")).ok()?;
-    signing::verify(key, &index, &signature).ok()?;
-    Index::parse(&index).ok()
 }
 
 /// Module `name` of the previous mirror, with its archive's bytes, if the
