@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use modman::ops::response::OUTCOME;
 use modman::xmpp::command::NOTE_WIDTH;
-use modman::xmpp::forms::results::CELL_WIDTH;
+use modman::xmpp::forms::question::{ANSWERS, PLAN_LABEL};
+use modman::xmpp::forms::results::{CELL_WIDTH, RESULT_LABEL};
 use serde_json::{json, Value};
 use support::{
     last, server, wait_for, Client, Modman, Prosody, Repository, Version, ADMIN, COMPONENT,
@@ -753,23 +754,23 @@ fn poezio_shows_the_plan_the_error_and_the_history() {
         terminal.keys(&["Down", "Right"]);
     };
     run("install", &fill_install, "the question", &|s| {
-        s.contains("Plan")
+        s.contains(PLAN_LABEL)
     });
     chat(&format!("broken {broken}"));
     terminal.keys(&["Down"]);
-    terminal.wait_until("no chosen", |s| s.contains("No, change nothing"));
+    terminal.wait_until("no chosen", |s| s.contains(ANSWERS[0].1));
     terminal.keys(&["C-y"]);
-    terminal.wait_until("the answer's result", |s| s.contains("Result"));
+    terminal.wait_until("the answer's result", |s| s.contains(RESULT_LABEL));
     chat("Not confirmed");
     assert!(!modules_dir.join("mod_broken").exists());
     close();
 
     // install, answered yes: it fails to load, and the error is read.
     run("install", &fill_install, "the question", &|s| {
-        s.contains("Plan")
+        s.contains(PLAN_LABEL)
     });
     terminal.keys(&["Down", "Right"]);
-    terminal.wait_until("yes chosen", |s| s.contains("Yes, go ahead"));
+    terminal.wait_until("yes chosen", |s| s.contains(ANSWERS[1].1));
     terminal.keys(&["C-y"]);
     terminal.wait_until("the outcome field", |s| {
         s.lines()

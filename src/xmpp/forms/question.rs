@@ -7,9 +7,12 @@ use super::xml::{field_element, form_element, option_element, text_element};
 use crate::ops::{Question, CONFIRM_FIELD};
 use crate::xmpp::command::NS_DATA;
 
-/// The labels of the question's answers; "no" comes first so a client
+/// The answers to a question, (value, label); "no" comes first so a client
 /// that picks the first option by itself changes nothing.
-const ANSWERS: [(&str, &str); 2] = [("no", "No, change nothing"), ("yes", "Yes, go ahead")];
+pub const ANSWERS: [(&str, &str); 2] = [("no", "No, change nothing"), ("yes", "Yes, go ahead")];
+
+/// The label of the field holding the plan a question asks about.
+pub const PLAN_LABEL: &str = "Plan";
 
 /// The answer the question comes with. Gajim 2 draws a list-single as a
 /// drop-down showing its first option, yet counts a required field
@@ -31,7 +34,7 @@ const QUESTION_INSTRUCTIONS: &str = "Read the plan, then choose yes or no.";
 pub fn confirm_form(title: &str, question: &Question, by_chat: Option<&str>) -> Element {
     let mut form = form_element("form", title);
     form.append_child(text_element("instructions", QUESTION_INSTRUCTIONS));
-    let mut plan = field_element(PLAN_FIELD, "text-multi", "Plan");
+    let mut plan = field_element(PLAN_FIELD, "text-multi", PLAN_LABEL);
     for line in question.text.lines() {
         plan.append_child(text_element("value", line));
     }

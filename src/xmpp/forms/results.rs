@@ -124,11 +124,14 @@ pub fn details_form(details: &Details) -> Element {
     form
 }
 
+/// The label of the field holding a result's note in a single-item form.
+pub const RESULT_LABEL: &str = "Result";
+
 /// A short text as a single-item `result` form, for clients that show
 /// notes apart from the form or not at all (Profanity, Psi).
 pub fn message_form(title: &str, text: &str) -> Element {
     let mut form = form_element("result", title);
-    append_text_field(&mut form, "note", "Result", text.lines());
+    append_text_field(&mut form, "note", RESULT_LABEL, text.lines());
     form
 }
 
@@ -147,7 +150,7 @@ pub fn table_text_form(table: &Table) -> Element {
         );
     }
     if !table.note.is_empty() {
-        append_text_field(&mut form, "note", "Result", table.note.lines());
+        append_text_field(&mut form, "note", RESULT_LABEL, table.note.lines());
     }
     form
 }
