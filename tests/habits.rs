@@ -232,11 +232,17 @@ fn hold_choose_a_version_and_dry_run_against_a_real_prosody() {
         question["form"]["types"]["confirm"], "list-single",
         "{declined}"
     );
-    // The question carries what the downgrade changes in its plan, once,
-    // and why it asks in a hidden field for bots.
+    // The question carries what the downgrade changes in its plan, once;
+    // why it asks and the chat line that asks the same ride in hidden
+    // fields, for bots and for clients that cannot answer a form.
     assert_eq!(
         question["form"]["fields"],
-        json!(["plan", "confirm", "why"]),
+        json!(["plan", "confirm", "why", "by_chat"]),
+        "{question}"
+    );
+    assert_eq!(
+        question["form"]["values"]["by_chat"],
+        json!([format!("update {chosen}")]),
         "{question}"
     );
     assert_eq!(

@@ -168,11 +168,16 @@ fn an_update_shows_its_commits_and_files_and_an_advisory_reaches_the_admin_once(
     // The reason rides in a hidden field, for bots: no client shows it.
     assert_eq!(
         asked["fields"],
-        json!(["plan", "confirm", "why"]),
+        json!(["plan", "confirm", "why", "by_chat"]),
         "{asked}"
     );
     assert_eq!(asked["types"]["why"], "hidden", "{asked}");
     assert_eq!(asked["values"]["why"], json!(["always_asked"]), "{asked}");
+    assert_eq!(
+        asked["values"]["by_chat"],
+        json!(["update lastlog"]),
+        "{asked}"
+    );
     // slixmpp gives a text-multi field's values as one text.
     let plan = asked["values"]["plan"].as_str().unwrap_or_default();
     assert_eq!(
