@@ -152,12 +152,19 @@ fn a_version_result_from_anyone_but_the_server_is_ignored() {
     ));
     assert!(answers_admin(&mut user));
 
-    let question = admin.chat(COMPONENT, "install fragile");
+    let asked = admin.request(json!({"op": "chat", "to": COMPONENT, "body": "install fragile"}));
+    assert_eq!(
+        (&asked["json"]["kind"], &asked["json"]["why"]),
+        (&json!("confirm"), &json!(["not_working"])),
+        "{asked}"
+    );
+    // Judged by the server's own version, not the forged one.
+    let question = asked["body"].as_str().unwrap_or_default();
     assert!(
         question.contains(&format!(
             "fragile is marked as not working with Prosody {real}"
-        )) && question.contains("Answer yes or no"),
-        "{question}"
+        )),
+        "{asked}"
     );
     assert_eq!(admin.chat(COMPONENT, "no"), "Nothing was changed.");
     assert_eq!(snapshot(&prosody.modules_dir()), before);
