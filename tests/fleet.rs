@@ -513,30 +513,18 @@ fn a_staged_rollout_stops_at_the_server_that_fails_and_undoes_it_there() {
     let mut fleet = Fleet::start(3);
     let mut repository = support::Repository::start_with(|corpus| {
         support::debian_corpus(corpus);
-        let flaky = corpus.join("mod_flaky");
-        std::fs::create_dir_all(&flaky).unwrap();
-        std::fs::write(
-            flaky.join("mod_flaky.lua"),
+        support::write_module(
+            corpus,
+            "flaky",
             "if module.host == \"b.test\" then error(\"mod_flaky does not load on b.test\") end\n",
-        )
-        .unwrap();
-        std::fs::write(
-            flaky.join("README.markdown"),
             "---\nsummary: Loads everywhere but on b.test\n---\n\nA module for tests.\n",
-        )
-        .unwrap();
-        let brittle = corpus.join("mod_brittle");
-        std::fs::create_dir_all(&brittle).unwrap();
-        std::fs::write(
-            brittle.join("mod_brittle.lua"),
+        );
+        support::write_module(
+            corpus,
+            "brittle",
             "if module.host == \"a.test\" then error(\"mod_brittle does not load on a.test\") end\n",
-        )
-        .unwrap();
-        std::fs::write(
-            brittle.join("README.markdown"),
             "---\nsummary: Loads everywhere but on a.test, the canary\n---\n\nA module for tests.\n",
-        )
-        .unwrap();
+        );
     });
     let mut alice = modmans_around_a(&mut fleet, &mut repository, "batch_size = 1\n", &[ROOM]);
     alice.join(ROOM, "alice", "anyone");

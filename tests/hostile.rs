@@ -112,18 +112,12 @@ fn real_and_forged_versions() -> (&'static str, &'static str, &'static str) {
 /// Prosody under test, and works with the other.
 fn fragile_corpus(corpus: &std::path::Path) {
     let (real, forged, _) = real_and_forged_versions();
-    let module = corpus.join("mod_fragile");
-    std::fs::create_dir_all(&module).unwrap();
-    std::fs::write(
-        module.join("mod_fragile.lua"),
+    support::write_module(
+        corpus,
+        "fragile",
         "module:log(\"info\", \"fragile\");\n",
-    )
-    .unwrap();
-    std::fs::write(
-        module.join("README.markdown"),
-        format!("---\nsummary: Crashes some servers\n---\n\nCompatibility\n=============\n\n  ------ ----------------------------\n  {forged:<6} Works\n  {real:<6} Does not work (crashes the server)\n  ------ ----------------------------\n"),
-    )
-    .unwrap();
+        &format!("---\nsummary: Crashes some servers\n---\n\nCompatibility\n=============\n\n  ------ ----------------------------\n  {forged:<6} Works\n  {real:<6} Does not work (crashes the server)\n  ------ ----------------------------\n"),
+    );
 }
 
 #[test]

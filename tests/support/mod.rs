@@ -1128,6 +1128,15 @@ impl Drop for Repository {
     }
 }
 
+/// A module of the corpus under `corpus`: `mod_NAME/mod_NAME.lua` holding
+/// `lua`, and its `README.markdown` holding `readme`.
+pub fn write_module(corpus: &Path, name: &str, lua: &str, readme: &str) {
+    let dir = corpus.join(format!("mod_{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("mod_{name}.lua")), lua).unwrap();
+    std::fs::write(dir.join("README.markdown"), readme).unwrap();
+}
+
 /// Lays out the Debian prosody-modules of the Prosody under test in the
 /// upstream layout in `into` (scripts/corpus-from-debian).
 pub fn debian_corpus(into: &Path) {
