@@ -591,14 +591,7 @@ fn catalog_memory(rows: &mut Vec<Row>) {
         })
         .collect();
     index["modules"] = modules.into();
-    let bytes = serde_json::to_vec_pretty(&index).unwrap();
-    let key = modman::repo::signing::read_private(&repository.dir.path().join("key")).unwrap();
-    std::fs::write(&path, &bytes).unwrap();
-    std::fs::write(
-        repository.served().join("index.json.sig"),
-        modman::repo::signing::sign(&key, &bytes),
-    )
-    .unwrap();
+    let bytes = repository.serve_signed(&index);
     let size = format!("{:.1} MB", bytes.len() as f64 / 1e6);
     drop((index, bytes));
 

@@ -509,14 +509,7 @@ fn control_characters_from_a_repository_reach_no_stanza_and_no_terminal() {
         module["description"] = format!("readme {HOSTILE_TEXT}").into();
         module["version"] = format!("2026{HOSTILE_TEXT}").into();
     }
-    let bytes = serde_json::to_vec_pretty(&index).unwrap();
-    let key = modman::repo::signing::read_private(&repository.dir.path().join("key")).unwrap();
-    std::fs::write(&path, &bytes).unwrap();
-    std::fs::write(
-        repository.served().join("index.json.sig"),
-        modman::repo::signing::sign(&key, &bytes),
-    )
-    .unwrap();
+    repository.serve_signed(&index);
 
     let prosody = Prosody::start();
     let (modman, mut admin) = support::modman_with(&prosody, &repository);
@@ -549,14 +542,7 @@ fn sign_modified_index(repository: &Repository, edit: impl Fn(&mut serde_json::V
     let mut index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     edit(&mut index);
-    let bytes = serde_json::to_vec_pretty(&index).unwrap();
-    let key = modman::repo::signing::read_private(&repository.dir.path().join("key")).unwrap();
-    std::fs::write(&path, &bytes).unwrap();
-    std::fs::write(
-        repository.served().join("index.json.sig"),
-        modman::repo::signing::sign(&key, &bytes),
-    )
-    .unwrap();
+    repository.serve_signed(&index);
 }
 
 #[test]

@@ -1024,6 +1024,21 @@ impl Repository {
         self.dir.path().join("repo")
     }
 
+    /// Serves `index` in place of the built one, signed with the
+    /// repository's own key, as another builder might: returns the bytes
+    /// served.
+    pub fn serve_signed(&self, index: &serde_json::Value) -> Vec<u8> {
+        let bytes = serde_json::to_vec_pretty(index).unwrap();
+        let key = modman::repo::signing::read_private(&self.dir.path().join("key")).unwrap();
+        std::fs::write(self.served().join("index.json"), &bytes).unwrap();
+        std::fs::write(
+            self.served().join("index.json.sig"),
+            modman::repo::signing::sign(&key, &bytes),
+        )
+        .unwrap();
+        bytes
+    }
+
     /// `modman repo build` from the corpus again (after a test changed it).
     pub fn rebuild(&self) {
         self.rebuild_with(&[], &[]);
