@@ -38,6 +38,8 @@
 mod bloated_rocks;
 #[path = "common/report.rs"]
 mod report;
+#[path = "common/static_http.rs"]
+mod static_http;
 #[path = "../tests/support/mod.rs"]
 mod support;
 #[path = "common/synthetic.rs"]
@@ -536,7 +538,11 @@ fn scale_and_memory(rows: &mut Vec<Row>) {
     const OFFERED: usize = 2000;
     const INSTALLED: usize = 250;
     let prosody = Prosody::start();
-    let repository = Repository::start_with(|corpus| synthetic::tree(corpus, OFFERED, ""));
+    let mut repository = Repository::start_with(|corpus| synthetic::tree(corpus, OFFERED, ""));
+    // Served as a web server serves it, rather than by Python's
+    // http.server (see static_http): update all is held to a copy.
+    repository.stop();
+    static_http::serve(repository.served(), repository.port);
     let modman = Modman::start(
         &prosody,
         &(prosody.modman_config() + &repository.config_section()),
