@@ -305,7 +305,7 @@ impl Staging {
             }
             std::fs::remove_file(&target).map_err(io_error(&target))?;
         }
-        std::fs::write(&target, bytes).map_err(io_error(&target))
+        create_file(&target, bytes).map_err(io_error(&target))
     }
 
     /// Links the archive published at `from` to `to` if it is `size`
@@ -429,6 +429,59 @@ pub(crate) fn published(out: &Path, key: &ed25519_dalek::SigningKey) -> Option<I
     let signature = read_published(&out.join("index.json.sig"), 1024).ok()?;
     signing::verify(&key.verifying_key(), &index, &signature).ok()?;
     Index::parse(&index).ok()
+}
+
+/// Writes `bytes` as the new file `path`, made nameless in its directory
+/// (`O_TMPFILE`) and given its name once written. Creating a file by
+/// name holds the directory's lock while the file system finds it an
+/// inode, and ext4 without a journal, in a block group where files were
+/// deleted in the last minutes, passes over each of those inodes one by
+/// one: on a machine shared by test runs that delete thousands of
+/// files, a first build of 2,000 modules took up to 1.5 s to create its
+/// archives, the second worker spinning on the lock meanwhile. Made
+/// apart, the inodes are found in parallel and only the names are added
+/// under the lock: a test program creating 2,000 files from two threads
+/// in that state took 0.4-0.7 s instead of 0.7-1.5 s. Where the file
+/// system or `/proc` offers no such file, an ordinary create.
+fn create_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let nameless = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir);
+    let Ok(mut file) = nameless else {
+        return std::fs::write(path, bytes);
+    };
+    file.write_all(bytes)?;
+    let (Ok(from), Ok(to)) = (
+        std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())),
+        std::ffi::CString::new(path.as_os_str().as_bytes()),
+    ) else {
+        return std::fs::write(path, bytes);
+    };
+    // SAFETY: both are valid NUL-terminated paths that outlive the call,
+    // and `file`, which `from` names, is open until after it.
+    let linked = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    match linked {
+        0 => Ok(()),
+        _ => match std::io::Error::last_os_error() {
+            // No /proc to name the file by: an ordinary create.
+            e if e.kind() == std::io::ErrorKind::NotFound => std::fs::write(path, bytes),
+            e => Err(e),
+        },
+    }
 }
 
 /// The regular file at `path` in a published repository (which whoever
