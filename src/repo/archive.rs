@@ -297,8 +297,8 @@ impl Walk<'_> {
     }
 
     /// The regular file at `path` (not a link, which [`Self::collect`]
-    /// resolved already) as a member, with its mode and time, read up to
-    /// what is left of [`MAX_UNPACKED`]; `not_a_file` if it is anything
+    /// resolved already) as a member, with its mode and time, if its size
+    /// fits in what is left of [`MAX_UNPACKED`]; `not_a_file` if it is anything
     /// else by the time it is opened (without blocking, should it be a
     /// FIFO now).
     fn read(&mut self, path: &Path, not_a_file: ArchiveError) -> Result<Member, ArchiveError> {
@@ -316,19 +316,19 @@ impl Walk<'_> {
         if !metadata.is_file() {
             return Err(not_a_file);
         }
-        let left = MAX_UNPACKED - self.bytes;
-        if metadata.len() > left {
+        let size = metadata.len();
+        if size > MAX_UNPACKED - self.bytes {
             return Err(ArchiveError::ModuleTooLarge(self.dir.to_owned()));
         }
-        let mut data = Vec::with_capacity(metadata.len() as usize);
-        // `take` holds a file that grows while it is read to the bound.
-        file.take(left + 1)
-            .read_to_end(&mut data)
-            .map_err(io_error)?;
-        self.bytes += data.len() as u64;
-        if self.bytes > MAX_UNPACKED {
-            return Err(ArchiveError::ModuleTooLarge(self.dir.to_owned()));
+        // The size the look-up gave, as `tar` reads it: a file that grows
+        // meanwhile is read to that size, without a read to find its end.
+        let mut data = Vec::with_capacity(size as usize);
+        file.take(size).read_to_end(&mut data).map_err(io_error)?;
+        if data.len() as u64 != size {
+            let shrank = io::Error::new(io::ErrorKind::UnexpectedEof, "shrank while read");
+            return Err(io_error(shrank));
         }
+        self.bytes += size;
         self.newest = self.newest.max(metadata.mtime());
         Ok(Member::File {
             data,
