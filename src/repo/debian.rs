@@ -54,7 +54,7 @@ pub enum DebianError {
 /// Reads the package installed on the system whose root is `root` (`/`,
 /// or a chroot).
 pub fn read(root: &Path) -> Result<Package, DebianError> {
-    let list = read_bounded(root, FILE_LIST)?;
+    let list = String::from_utf8_lossy(&read_bounded(root, FILE_LIST)?).into_owned();
     let status = read_bounded(root, STATUS)?;
     let version = version(&status).ok_or_else(|| DebianError::NotInstalled {
         root: root.display().to_string(),
@@ -114,17 +114,25 @@ impl Package {
     }
 }
 
-/// The version dpkg records for `prosody-modules` in `status`.
-fn version(status: &str) -> Option<String> {
-    status
-        .split("\n\n")
-        .find(|paragraph| paragraph.lines().any(|l| l == "Package: prosody-modules"))?
-        .lines()
-        .find_map(|l| l.strip_prefix("Version: "))
+/// The version dpkg records for `prosody-modules` in `status`: the
+/// `Version:` of the paragraph with the line `Package: prosody-modules`.
+/// Searched in the bytes at once (the file runs to a megabyte, and
+/// `install` asks whenever a module it installs is one Debian ships), not
+/// paragraph by paragraph and line by line.
+fn version(status: &[u8]) -> Option<String> {
+    use memchr::memmem;
+    const PACKAGE: &[u8] = b"Package: prosody-modules\n";
+    let at = memmem::find_iter(status, PACKAGE).find(|&at| at == 0 || status[at - 1] == b'\n')?;
+    let start = memmem::rfind(&status[..at], b"\n\n").map_or(0, |end| end + 2);
+    let end = memmem::find(&status[at..], b"\n\n").map_or(status.len(), |end| at + end);
+    status[start..end]
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(b"Version: "))
+        .and_then(|version| std::str::from_utf8(version).ok())
         .map(str::to_owned)
 }
 
-fn read_bounded(root: &Path, file: &str) -> Result<String, DebianError> {
+fn read_bounded(root: &Path, file: &str) -> Result<Vec<u8>, DebianError> {
     let path = root.join(file);
     let opened = std::fs::File::open(&path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => DebianError::NotInstalled {
@@ -136,10 +144,10 @@ fn read_bounded(root: &Path, file: &str) -> Result<String, DebianError> {
             reason: e.to_string(),
         },
     })?;
-    let mut text = String::new();
+    let mut text = Vec::new();
     opened
         .take(MAX_DPKG_FILE + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut text)
         .map_err(|e| DebianError::Read {
             file: path.display().to_string(),
             reason: e.to_string(),
@@ -343,6 +351,29 @@ mod tests {
         let package = installed_for(&dir).unwrap();
         assert!(package.has("a") && !package.has("prosodys_own"));
         assert!(installed_for(root.path()).is_none());
+    }
+
+    #[test]
+    fn the_version_is_the_package_s_own_paragraph_s() {
+        let status = |text: &str| version(text.as_bytes());
+        let ours = "Package: prosody-modules\nStatus: install ok installed\nVersion: 2-1\n";
+        assert_eq!(status(ours).as_deref(), Some("2-1"));
+        // Its name elsewhere, or a longer name, is another package.
+        let others = "Package: x\nVersion: 9\nDepends: prosody-modules\n\nPackage: prosody-modules-extra\nVersion: 8\n\n";
+        assert_eq!(status(others), None);
+        assert_eq!(
+            status(&format!("{others}{ours}\nPackage: z\nVersion: 7\n")).as_deref(),
+            Some("2-1")
+        );
+        // A paragraph without a version has none, not the next one's.
+        assert_eq!(
+            status("Package: prosody-modules\n\nPackage: z\nVersion: 7\n"),
+            None
+        );
+        assert_eq!(
+            status("Version: 1\nPackage: prosody-modules\n").as_deref(),
+            Some("1")
+        );
     }
 
     #[test]
