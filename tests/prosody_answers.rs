@@ -154,11 +154,18 @@ mod prosody_13_only {
 fn the_server_declares_its_own_features() {
     let prosody = Prosody::start();
     let socket_path = prosody.path("data/prosody.sock");
-    let features = runtime().block_on(async {
+    let lasting = runtime().block_on(async {
         let mut socket = AdminSocket::connect(&socket_path).await.unwrap();
-        socket.features().await.unwrap()
+        socket.lasting().await.unwrap()
     });
+    assert_eq!(lasting.lua, "5.4");
+    let features = lasting.features;
     assert!(features.contains("mod_bookmarks"), "{features:?}");
+    let series = match server().version {
+        Version::V0_12 => "0.12.",
+        Version::V13 => "13.",
+    };
+    assert!(lasting.version.starts_with(series), "{}", lasting.version);
     match server().version {
         Version::V0_12 => assert_eq!(features.len(), 1, "{features:?}"),
         Version::V13 => {

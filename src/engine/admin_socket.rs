@@ -222,6 +222,57 @@ fn parse_module_list(output: &[String]) -> Result<Listed, AdminError> {
     Ok(scopes)
 }
 
+/// What Prosody cannot change without a restart (a restart ends the
+/// admin-socket connection, so one connection asks once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lasting {
+    /// Prosody's version, such as `0.12.3`.
+    pub version: String,
+    /// The Lua version it runs on, such as `5.4` (what `--% lua:`
+    /// headers name).
+    pub lua: String,
+    /// `core.features`: what it has built in.
+    pub features: std::collections::BTreeSet<String>,
+}
+
+impl Lasting {
+    /// Reads the lines [`AdminSocket::lasting`] prints, each a tag, a tab
+    /// and a value: one `version`, one `lua` (`Lua N.M`), and a `feature`
+    /// per feature.
+    fn read(output: &[String]) -> Result<Lasting, AdminError> {
+        let mut version = None;
+        let mut lua = None;
+        let mut features = std::collections::BTreeSet::new();
+        for line in output.iter().filter(|l| !l.trim().is_empty()) {
+            let unread = || AdminError::Protocol(format!("the server's facts printed `{line}`"));
+            let (tag, value) = line.split_once('\t').ok_or_else(unread)?;
+            let value = value.trim();
+            match tag {
+                "version" if version.is_none() => version = Some(value.to_owned()),
+                "lua" if lua.is_none() => {
+                    let number = value.strip_prefix("Lua ").ok_or_else(unread)?;
+                    lua = Some(number.to_owned());
+                }
+                "feature" => {
+                    features.insert(value.to_owned());
+                }
+                _ => return Err(unread()),
+            }
+        }
+        match (version, lua) {
+            (Some(version), Some(lua)) => Ok(Lasting {
+                version,
+                lua,
+                features,
+            }),
+            _ => Err(AdminError::Protocol(format!(
+                "the server's facts lack its version or its Lua: {}",
+                output.join(" / ")
+            ))),
+        }
+    }
+}
+
 /// An open admin session.
 pub struct AdminSocket {
     path: PathBuf,
@@ -377,17 +428,6 @@ impl AdminSocket {
         }))
     }
 
-    /// Prosody's version, such as `0.12.3`.
-    pub async fn version(&mut self) -> Result<String, AdminError> {
-        let reply = self.checked("server:version()").await?;
-        Ok(reply
-            .result
-            .trim()
-            .trim_start_matches("OK:")
-            .trim()
-            .to_owned())
-    }
-
     /// The modules loaded in `scope`, with the status Prosody lists.
     pub async fn loaded_with_status(
         &mut self,
@@ -412,26 +452,28 @@ impl AdminSocket {
         parse_module_list(&reply.output)
     }
 
-    /// The features the running server declares (`core.features`, read
-    /// by `--% requires:` and `--% conflicts:` module headers): on 13 it
-    /// names the modules it took in from the community (mod_flags,
-    /// mod_cloud_notify...); 0.12 has only mod_bookmarks. Asked in the
-    /// console's raw Lua (`>`), under 13's `prosody.` name or 0.12's.
-    pub async fn features(&mut self) -> Result<std::collections::BTreeSet<String>, AdminError> {
+    /// What the running server cannot change without a restart, asked in
+    /// one round trip of the console's raw Lua (`>`): its version (as
+    /// `server:version()` says it), the Lua it runs on (`_VERSION`), and
+    /// the features it declares (`core.features`, read by `--% requires:`
+    /// and `--% conflicts:` module headers: on 13 it names the modules it
+    /// took in from the community, mod_flags, mod_cloud_notify...; 0.12
+    /// has only mod_bookmarks). Prosody's module manager has loaded
+    /// `core.features` already, under 13's `prosody.` name or 0.12's, so
+    /// it is taken from `package.loaded` before any `require` searches
+    /// the Lua path for the other name.
+    pub async fn lasting(&mut self) -> Result<Lasting, AdminError> {
         let reply = self
             .checked(
-                ">local ok, f = pcall(require, \"prosody.core.features\"); \
-                 if not ok then f = require \"core.features\" end; \
-                 for name in f.available do print(name) end",
+                ">local f = package.loaded[\"prosody.core.features\"] or package.loaded[\"core.features\"]; \
+                 if not f then local ok; ok, f = pcall(require, \"prosody.core.features\"); \
+                 if not ok then f = require \"core.features\" end end; \
+                 print(\"version\", tostring(prosody.version or \"unknown\")); \
+                 print(\"lua\", _VERSION); \
+                 for name in f.available do print(\"feature\", name) end",
             )
             .await?;
-        Ok(reply
-            .output
-            .iter()
-            .map(|l| l.trim())
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect())
+        Lasting::read(&reply.output)
     }
 
     /// The modules that must stay loaded on `host` (`*`: globally): those
@@ -476,23 +518,6 @@ impl AdminSocket {
             .filter(|l| !l.is_empty())
             .map(str::to_owned)
             .collect())
-    }
-
-    /// The Lua version Prosody runs on, such as `5.4` (what `--% lua:`
-    /// headers name).
-    pub async fn lua_version(&mut self) -> Result<String, AdminError> {
-        let reply = self.checked(">print(_VERSION)").await?;
-        reply
-            .output
-            .iter()
-            .find_map(|l| l.trim().strip_prefix("Lua "))
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                AdminError::Protocol(format!(
-                    "_VERSION printed {:?}, not `Lua N.M`",
-                    reply.output
-                ))
-            })
     }
 
     /// `module:load|unload|reload(module, host)`: `Ok(Err(text))` carries
@@ -644,6 +669,36 @@ pub(super) fn lua_string(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lasting_facts_are_read_by_their_tags_and_each_is_required() {
+        let lines = |text: &str| text.lines().map(str::to_owned).collect::<Vec<_>>();
+        let lasting = Lasting::read(&lines(
+            "version\t13.0.1\nlua\tLua 5.4\nfeature\tmod_flags\nfeature\tloader\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            lasting,
+            Lasting {
+                version: "13.0.1".into(),
+                lua: "5.4".into(),
+                features: ["loader", "mod_flags"].map(String::from).into(),
+            }
+        );
+        for unread in [
+            "lua\tLua 5.4",
+            "version\t0.12.3",
+            "version\t0.12.3\nlua\t5.4",
+            "version\t0.12.3\nlua\tLua 5.4\nmod_bookmarks",
+            "version\t0.12.3\nversion\t13.0.1\nlua\tLua 5.4",
+            "version\t0.12.3\nlua\tLua 5.4\nflavour\tx",
+        ] {
+            assert!(
+                matches!(Lasting::read(&lines(unread)), Err(AdminError::Protocol(_))),
+                "{unread}"
+            );
+        }
+    }
 
     #[test]
     fn a_character_split_across_reads_arrives_whole() {
