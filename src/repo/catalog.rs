@@ -25,6 +25,7 @@ use crate::store::{Kept, Store};
 
 use super::descriptions::Descriptions;
 use super::refusal::{Cause, Refusal};
+use super::verified::Digests;
 
 /// One repository's last good index.
 #[derive(Debug, Clone)]
@@ -189,10 +190,30 @@ impl Catalog {
             ) else {
                 continue;
             };
-            match Descriptions::parse(store, || {
-                fetch::verify_index(repository, &bytes, &signature)
-            }) {
-                Ok(index) => catalog.sources.push(Source::new(store, repository, index)),
+            // These very bytes verified before under a key still listed:
+            // checked by digest, not by signature again (see
+            // [`super::verified`] for why that is as safe).
+            let digests = Digests::of(&bytes, &signature);
+            let RepositoryKind::Signed { public_keys } = &repository.kind else {
+                continue;
+            };
+            let known = digests.remembered(store, repository, public_keys);
+            let verified_by = std::cell::Cell::new(None);
+            let checked = || {
+                if !known {
+                    verified_by.set(Some(*fetch::verify_signature(
+                        repository, &bytes, &signature,
+                    )?));
+                }
+                fetch::parse_signed(repository, &bytes)
+            };
+            match Descriptions::parse(store, checked) {
+                Ok(index) => {
+                    if let Some(key) = verified_by.get() {
+                        digests.remember(store, repository, &key);
+                    }
+                    catalog.sources.push(Source::new(store, repository, index))
+                }
                 Err(e) => warnings.push(format!(
                     "cached index {} refused: {e}",
                     index_path.display()
@@ -566,6 +587,7 @@ fn modified(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repo::signing;
 
     #[test]
     fn an_index_time_is_shown_to_the_second() {
@@ -643,6 +665,59 @@ mod tests {
         std::fs::write(store.path(Kept::Accepted(&repository)), b"{").unwrap();
         let error = accept_at(index(7, &["a"]), during).unwrap_err();
         assert_eq!(error.cause, Cause::State, "{error}");
+    }
+
+    /// A cached index verified once is loaded again by its digest; the
+    /// same index changed on disk, or with its key taken out of
+    /// modman.toml, is refused as before.
+    #[test]
+    fn a_cached_index_is_loaded_by_its_digest_only_as_it_was_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let other = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
+        let config = |trusted: &ed25519_dalek::SigningKey| {
+            let toml = format!(
+                "admins = [\"admin@example.org\"]\nstate_dir = \"/s\"\n\
+                 [component]\njid = \"modman.example.org\"\nserver = \"127.0.0.1:5347\"\nsecret = \"s\"\n\
+                 [prosody]\nconfig = \"/p/prosody.cfg.lua\"\nmodules_dir = \"/p/modman\"\n\
+                 managed_config = \"/p/modman.cfg.lua\"\nadmin_socket = \"/p/prosody.sock\"\n\
+                 [[repositories]]\nname = \"r\"\nurl = \"http://127.0.0.1/\"\npublic_key = \"{}\"\n",
+                signing::public_key_text(&trusted.verifying_key())
+            );
+            Config::parse(&toml, dir.path()).unwrap()
+        };
+        let trusting = config(&key);
+        let repository = &trusting.repositories[0];
+        let bytes = crate::repo::index::tests::index_of(vec![]).to_json();
+        store.write(Kept::Index(repository), &bytes).unwrap();
+        let signature = signing::sign(&key, &bytes);
+        store
+            .write(Kept::Signature(repository), signature.as_bytes())
+            .unwrap();
+        let loaded = |config: &Config| {
+            let (catalog, warnings) = Catalog::load(config, &store);
+            (catalog.sources.len(), warnings.len())
+        };
+        // Verified by its signature, and remembered.
+        assert_eq!(loaded(&trusting), (1, 0));
+        assert!(store.read(Kept::Verified(repository)).is_ok());
+        // Again, by its digest.
+        assert_eq!(loaded(&trusting), (1, 0));
+        // Its key out of modman.toml: the record vouches for nothing.
+        assert_eq!(loaded(&config(&other)), (0, 1));
+        // Changed on disk (still valid JSON): refused.
+        let changed = Index {
+            serial: 2,
+            ..crate::repo::index::tests::index_of(vec![])
+        };
+        assert!(Index::parse(&changed.to_json()).is_ok());
+        store
+            .write(Kept::Index(repository), &changed.to_json())
+            .unwrap();
+        assert_eq!(loaded(&trusting), (0, 1));
+        store.write(Kept::Index(repository), &bytes).unwrap();
+        assert_eq!(loaded(&trusting), (1, 0));
     }
 
     #[test]

@@ -265,11 +265,19 @@ pub fn verify_index(
     bytes: &[u8],
     signature: &[u8],
 ) -> Result<Index, FetchError> {
+    verify_signature(repository, bytes, signature)?;
+    parse_signed(repository, bytes)
+}
+
+/// Checks the signature over the exact bytes against each of the
+/// repository's keys; returns the key that verified it.
+pub fn verify_signature<'a>(
+    repository: &'a Repository,
+    bytes: &[u8],
+    signature: &[u8],
+) -> Result<&'a ed25519_dalek::VerifyingKey, FetchError> {
     let RepositoryKind::Signed { public_keys } = &repository.kind else {
-        return Err(FetchError::Index {
-            repository: repository.name.clone(),
-            reason: "a LuaRocks server has no signed index.json".into(),
-        });
+        return Err(not_signed(repository));
     };
     signing::verify_any(public_keys, bytes, signature).map_err(|e| FetchError::Signature {
         repository: repository.name.clone(),
@@ -277,7 +285,15 @@ pub fn verify_index(
             signing::KeyError::BadSignature(reason) => reason.to_owned(),
             other => other.to_string(),
         },
-    })?;
+    })
+}
+
+/// Parses an index whose signature was checked, and checks that it is
+/// signed for this repository.
+pub fn parse_signed(repository: &Repository, bytes: &[u8]) -> Result<Index, FetchError> {
+    if !matches!(repository.kind, RepositoryKind::Signed { .. }) {
+        return Err(not_signed(repository));
+    }
     // See `Index::repository` for why an index without a name is refused.
     let index = Index::parse(bytes).map_err(|e| match e {
         IndexError::Unnamed => FetchError::Unnamed {
@@ -295,6 +311,13 @@ pub fn verify_index(
         });
     }
     Ok(index)
+}
+
+fn not_signed(repository: &Repository) -> FetchError {
+    FetchError::Index {
+        repository: repository.name.clone(),
+        reason: "a LuaRocks server has no signed index.json".into(),
+    }
 }
 
 /// `path` under the repository URL, which is treated as a directory.

@@ -23,6 +23,7 @@ pub mod placement;
 pub mod readme;
 pub mod refusal;
 pub mod signing;
+pub mod verified;
 pub mod verify;
 
 use sha2::{Digest, Sha256};
