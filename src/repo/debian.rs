@@ -55,8 +55,7 @@ pub enum DebianError {
 /// or a chroot).
 pub fn read(root: &Path) -> Result<Package, DebianError> {
     let list = String::from_utf8_lossy(&read_bounded(root, FILE_LIST)?).into_owned();
-    let status = read_bounded(root, STATUS)?;
-    let version = version(&status).ok_or_else(|| DebianError::NotInstalled {
+    let version = status_version(root)?.ok_or_else(|| DebianError::NotInstalled {
         root: root.display().to_string(),
         file: format!("prosody-modules in {}", root.join(STATUS).display()),
     })?;
@@ -132,18 +131,32 @@ fn version(status: &[u8]) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn read_bounded(root: &Path, file: &str) -> Result<Vec<u8>, DebianError> {
+/// Opens `root`/`file`; a file that is not there means the package is not
+/// installed.
+fn open(root: &Path, file: &str) -> Result<(std::fs::File, PathBuf), DebianError> {
     let path = root.join(file);
-    let opened = std::fs::File::open(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => DebianError::NotInstalled {
+    match std::fs::File::open(&path) {
+        Ok(opened) => Ok((opened, path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DebianError::NotInstalled {
             root: root.display().to_string(),
             file: path.display().to_string(),
-        },
-        _ => DebianError::Read {
+        }),
+        Err(e) => Err(DebianError::Read {
             file: path.display().to_string(),
             reason: e.to_string(),
-        },
-    })?;
+        }),
+    }
+}
+
+fn too_large(path: &Path) -> DebianError {
+    DebianError::Read {
+        file: path.display().to_string(),
+        reason: format!("larger than {MAX_DPKG_FILE} bytes"),
+    }
+}
+
+fn read_bounded(root: &Path, file: &str) -> Result<Vec<u8>, DebianError> {
+    let (opened, path) = open(root, file)?;
     let mut text = Vec::new();
     opened
         .take(MAX_DPKG_FILE + 1)
@@ -153,12 +166,53 @@ fn read_bounded(root: &Path, file: &str) -> Result<Vec<u8>, DebianError> {
             reason: e.to_string(),
         })?;
     if text.len() as u64 > MAX_DPKG_FILE {
-        return Err(DebianError::Read {
-            file: path.display().to_string(),
-            reason: format!("larger than {MAX_DPKG_FILE} bytes"),
-        });
+        return Err(too_large(&path));
     }
     Ok(text)
+}
+
+/// The version dpkg's status under `root` records for prosody-modules,
+/// read 64 KiB at a time and searched in whole paragraphs as they come:
+/// the file runs to a megabyte and the package's paragraph is one among
+/// hundreds, so only the paragraph being read is carried over, never the
+/// whole file held.
+fn status_version(root: &Path) -> Result<Option<String>, DebianError> {
+    const PIECE: usize = 64 * 1024;
+    let (mut status, path) = open(root, STATUS)?;
+    let mut window: Vec<u8> = Vec::with_capacity(2 * PIECE);
+    let mut total = 0u64;
+    loop {
+        let kept = window.len();
+        window.resize(kept + PIECE, 0);
+        let read = loop {
+            match status.read(&mut window[kept..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                read => break read,
+            }
+        }
+        .map_err(|e| DebianError::Read {
+            file: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        window.truncate(kept + read);
+        total += read as u64;
+        if total > MAX_DPKG_FILE {
+            return Err(too_large(&path));
+        }
+        let end = read == 0;
+        // Up to the last paragraph read whole (all of it at the end).
+        let whole = match end {
+            true => window.len(),
+            false => memchr::memmem::rfind(&window, b"\n\n").map_or(0, |at| at + 2),
+        };
+        if let Some(version) = version(&window[..whole]) {
+            return Ok(Some(version));
+        }
+        if end {
+            return Ok(None);
+        }
+        window.drain(..whole);
+    }
 }
 
 /// What [`lay_out`] did.
@@ -374,6 +428,37 @@ mod tests {
             status("Version: 1\nPackage: prosody-modules\n").as_deref(),
             Some("1")
         );
+    }
+
+    /// Read a piece at a time, the package's paragraph is found wherever
+    /// it falls, across pieces too, and only its own version is taken.
+    #[test]
+    fn the_status_is_read_in_pieces_and_each_paragraph_whole() {
+        let root = tempfile::tempdir().unwrap();
+        let status = root.path().join(STATUS);
+        std::fs::create_dir_all(status.parent().unwrap()).unwrap();
+        let filler = |n: usize| {
+            (0..n)
+                .map(|i| {
+                    format!(
+                        "Package: p{i}\nVersion: 0\nDescription: {}\n\n",
+                        "x".repeat(90)
+                    )
+                })
+                .collect::<String>()
+        };
+        let ours = "Package: prosody-modules\nStatus: install ok installed\nVersion: 3-1\n";
+        for before in (480..=530).chain([0, 1, 1500]) {
+            let text = format!("{}{ours}\n{}", filler(before), filler(3));
+            std::fs::write(&status, &text).unwrap();
+            assert_eq!(
+                status_version(root.path()).unwrap().as_deref(),
+                Some("3-1"),
+                "after {before} paragraphs"
+            );
+        }
+        std::fs::write(&status, filler(2000)).unwrap();
+        assert_eq!(status_version(root.path()).unwrap(), None);
     }
 
     #[test]
