@@ -273,6 +273,55 @@ impl Lasting {
     }
 }
 
+/// The console command that lists the hosts.
+const HOSTS: &str = "host:list()";
+
+/// The raw Lua that prints what [`Lasting`] reads (see
+/// [`AdminSocket::lasting`]).
+const LASTING: &str =
+    ">local f = package.loaded[\"prosody.core.features\"] or package.loaded[\"core.features\"]; \
+     if not f then local ok; ok, f = pcall(require, \"prosody.core.features\"); \
+     if not ok then f = require \"core.features\" end end; \
+     print(\"version\", tostring(prosody.version or \"unknown\")); \
+     print(\"lua\", _VERSION); \
+     for name in f.available do print(\"feature\", name) end";
+
+/// `reply` to `command`, or why it failed, as an error.
+fn succeeded(command: &str, reply: Reply) -> Result<Reply, AdminError> {
+    match reply.ok {
+        true => Ok(reply),
+        false => Err(AdminError::Protocol(format!(
+            "`{command}` failed: {}",
+            reply.error_text()
+        ))),
+    }
+}
+
+/// The hosts in `host:list()`'s answer: a VirtualHost by its name, a
+/// component with its kind in parentheses.
+fn hosts_listed(reply: &Reply) -> Vec<Host> {
+    reply
+        .output
+        .iter()
+        .map(|line| line.trim())
+        .filter(|line| !line.is_empty())
+        .map(|line| match line.split_once(' ') {
+            None => Host {
+                name: line.to_owned(),
+                component: None,
+            },
+            Some((name, kind)) => {
+                let kind = kind.trim_matches(|c| c == '(' || c == ')');
+                let module = kind.strip_suffix(" component").unwrap_or(kind);
+                Host {
+                    name: name.to_owned(),
+                    component: Some(module.to_owned()),
+                }
+            }
+        })
+        .collect()
+}
+
 /// An open admin session.
 pub struct AdminSocket {
     path: PathBuf,
@@ -281,10 +330,16 @@ pub struct AdminSocket {
     /// The first bytes of a character whose rest has not arrived yet: a
     /// read ends wherever the socket likes, also inside a character.
     partial: Vec<u8>,
+    /// Prosody's stream header has not been read yet: it is read before
+    /// the first answer, so the header and the first question share a
+    /// round trip.
+    header_pending: bool,
 }
 
 impl AdminSocket {
-    /// Connects and exchanges stream headers.
+    /// Connects and sends the stream header; Prosody's is read with the
+    /// first answer (Prosody reads a stream's header before anything in
+    /// it, so a question sent at once is answered after it).
     pub async fn connect(path: &Path) -> Result<AdminSocket, AdminError> {
         let stream = UnixStream::connect(path)
             .await
@@ -301,28 +356,63 @@ impl AdminSocket {
             stream,
             buffer: String::new(),
             partial: Vec::new(),
+            header_pending: true,
         };
         socket.write(HEADER).await?;
-        let header_end = socket
-            .read_until(|buffer| {
-                buffer
-                    .find("<stream:stream")
-                    .and_then(|at| buffer[at..].find('>').map(|end| at + end + 1))
-            })
-            .await?;
-        socket.buffer.drain(..header_end);
         Ok(socket)
     }
 
     /// Runs one line of the admin console's Lua.
     pub async fn run(&mut self, command: &str) -> Result<Reply, AdminError> {
-        let escaped = command
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
+        let mut replies = self.run_all(&[command]).await?;
+        Ok(replies.remove(0))
+    }
+
+    /// Runs `commands` in one round trip: written at once, then their
+    /// answers read in turn. Prosody handles a connection's questions one
+    /// after the other and answers each when it is done, so answers come
+    /// in the order asked, as long as none of `commands` answers later
+    /// than it returns (on 13, a command whose result is a promise is
+    /// answered when that settles): only console commands that answer at
+    /// once, such as listings and plain Lua, go together.
+    pub async fn run_all(&mut self, commands: &[&str]) -> Result<Vec<Reply>, AdminError> {
+        let escaped = |command: &str| {
+            command
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
         let asked = std::time::Instant::now();
-        self.write(&format!("<repl-input>{escaped}</repl-input>"))
-            .await?;
+        let inputs: String = (commands.iter())
+            .map(|command| format!("<repl-input>{}</repl-input>", escaped(command)))
+            .collect();
+        self.write(&inputs).await?;
+        if std::mem::take(&mut self.header_pending) {
+            let header_end = self
+                .read_until(|buffer| {
+                    buffer
+                        .find("<stream:stream")
+                        .and_then(|at| buffer[at..].find('>').map(|end| at + end + 1))
+                })
+                .await?;
+            self.buffer.drain(..header_end);
+        }
+        let mut replies = Vec::with_capacity(commands.len());
+        for command in commands {
+            replies.push(self.reply().await?);
+            // Each round trip, for profiling a change (the command's
+            // first line: never an option's value).
+            tracing::debug!(
+                "admin socket: {} answered in {:?}",
+                command.lines().next().unwrap_or_default(),
+                asked.elapsed()
+            );
+        }
+        Ok(replies)
+    }
+
+    /// Reads the next answer.
+    async fn reply(&mut self) -> Result<Reply, AdminError> {
         let end = self
             .read_until(|buffer| {
                 buffer
@@ -331,13 +421,6 @@ impl AdminSocket {
             })
             .await?;
         let fragment: String = self.buffer.drain(..end).collect();
-        // Each round trip, for profiling a change (the command's first
-        // line: never an option's value).
-        tracing::debug!(
-            "admin socket: {} answered in {:?}",
-            command.lines().next().unwrap_or_default(),
-            asked.elapsed()
-        );
         let wrapped: Element = format!("<reply xmlns='{NS}'>{fragment}</reply>")
             .parse()
             .map_err(|e| {
@@ -366,27 +449,22 @@ impl AdminSocket {
 
     /// The hosts Prosody serves.
     pub async fn hosts(&mut self) -> Result<Vec<Host>, AdminError> {
-        let reply = self.checked("host:list()").await?;
-        Ok(reply
-            .output
-            .iter()
-            .map(|line| line.trim())
-            .filter(|line| !line.is_empty())
-            .map(|line| match line.split_once(' ') {
-                None => Host {
-                    name: line.to_owned(),
-                    component: None,
-                },
-                Some((name, kind)) => {
-                    let kind = kind.trim_matches(|c| c == '(' || c == ')');
-                    let module = kind.strip_suffix(" component").unwrap_or(kind);
-                    Host {
-                        name: name.to_owned(),
-                        component: Some(module.to_owned()),
-                    }
-                }
-            })
-            .collect())
+        let reply = self.checked(HOSTS).await?;
+        Ok(hosts_listed(&reply))
+    }
+
+    /// [`AdminSocket::hosts`] and [`AdminSocket::lasting`] in one round
+    /// trip (both answer at once), as a new connection asks them.
+    pub async fn hosts_and_lasting(&mut self) -> Result<(Vec<Host>, Lasting), AdminError> {
+        let replies = self.run_all(&[HOSTS, LASTING]).await?;
+        let mut checked = replies
+            .into_iter()
+            .zip([HOSTS, LASTING])
+            .map(|(reply, command)| succeeded(command, reply));
+        let (Some(hosts), Some(lasting)) = (checked.next(), checked.next()) else {
+            unreachable!("run_all answers each of its two commands");
+        };
+        Ok((hosts_listed(&hosts?), Lasting::read(&lasting?.output)?))
     }
 
     /// `xmpp:ping(from, to, seconds)`: Prosody sends an XMPP ping from
@@ -463,16 +541,7 @@ impl AdminSocket {
     /// it is taken from `package.loaded` before any `require` searches
     /// the Lua path for the other name.
     pub async fn lasting(&mut self) -> Result<Lasting, AdminError> {
-        let reply = self
-            .checked(
-                ">local f = package.loaded[\"prosody.core.features\"] or package.loaded[\"core.features\"]; \
-                 if not f then local ok; ok, f = pcall(require, \"prosody.core.features\"); \
-                 if not ok then f = require \"core.features\" end end; \
-                 print(\"version\", tostring(prosody.version or \"unknown\")); \
-                 print(\"lua\", _VERSION); \
-                 for name in f.available do print(\"feature\", name) end",
-            )
-            .await?;
+        let reply = self.checked(LASTING).await?;
         Lasting::read(&reply.output)
     }
 
@@ -549,14 +618,7 @@ impl AdminSocket {
 
     async fn checked(&mut self, command: &str) -> Result<Reply, AdminError> {
         let reply = self.run(command).await?;
-        if reply.ok {
-            Ok(reply)
-        } else {
-            Err(AdminError::Protocol(format!(
-                "`{command}` failed: {}",
-                reply.error_text()
-            )))
-        }
+        succeeded(command, reply)
     }
 
     async fn write(&mut self, text: &str) -> Result<(), AdminError> {

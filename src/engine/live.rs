@@ -36,6 +36,11 @@ pub trait LiveServer: Send {
     /// What Prosody cannot change without a restart: its version, its
     /// Lua, `core.features`.
     fn lasting(&mut self) -> BoxFuture<'_, Result<Lasting, AdminError>>;
+    /// The hosts, then what lasts, as a new connection asks them: here
+    /// one after the other; the admin socket asks both in one round trip.
+    fn hosts_and_lasting(&mut self) -> BoxFuture<'_, Result<(Vec<Host>, Lasting), AdminError>> {
+        Box::pin(async move { Ok((self.hosts().await?, self.lasting().await?)) })
+    }
     /// The modules loaded on `host`, with their status.
     fn loaded<'a>(
         &'a mut self,
@@ -133,6 +138,9 @@ impl LiveServer for AdminSocket {
     }
     fn lasting(&mut self) -> BoxFuture<'_, Result<Lasting, AdminError>> {
         Box::pin(AdminSocket::lasting(self))
+    }
+    fn hosts_and_lasting(&mut self) -> BoxFuture<'_, Result<(Vec<Host>, Lasting), AdminError>> {
+        Box::pin(AdminSocket::hosts_and_lasting(self))
     }
     fn loaded<'a>(
         &'a mut self,
@@ -306,9 +314,10 @@ impl Live {
     /// Opens a session (on the kept connection if it still answers),
     /// and learns the hosts. A new connection also learns what Prosody
     /// cannot change without a restart (its version, kept in `info` for
-    /// the compatibility checks, its Lua and features), in one round
-    /// trip: a kept connection still answering is the same Prosody
-    /// process, so what it learnt still holds.
+    /// the compatibility checks, its Lua and features), in the same round
+    /// trip as the hosts and the stream header: a kept connection still
+    /// answering is the same Prosody process, so what it learnt still
+    /// holds.
     pub async fn connect(sessions: &Sessions, info: &ServerInfo) -> Result<Live, AdminError> {
         let mut reused = None;
         if let Some(Kept {
@@ -324,8 +333,7 @@ impl Live {
             Some(reused) => reused,
             None => {
                 let mut server = sessions.connector.connect().await?;
-                let hosts = server.hosts().await?;
-                let lasting = server.lasting().await?;
+                let (hosts, lasting) = server.hosts_and_lasting().await?;
                 (server, lasting, hosts)
             }
         };
