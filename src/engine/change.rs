@@ -275,9 +275,11 @@ struct Run<'g, 'e> {
 
 impl Run<'_, '_> {
     async fn steps(&mut self, plan: Plan, config: ManagedConfig) -> Result<(), EngineError> {
-        let before: LoadedMap = match &mut self.live {
-            Some(live) => live.loaded().await?,
-            None => LoadedMap::new(),
+        let ahead = self.guard.loaded_ahead.take();
+        let before: LoadedMap = match (&mut self.live, ahead) {
+            (Some(_), Some(ahead)) => ahead,
+            (Some(live), None) => live.loaded().await?,
+            (None, _) => LoadedMap::new(),
         };
         self.open_journal(&before, &plan.files)?;
         tracing::debug!("change: journal opened, what is loaded read");

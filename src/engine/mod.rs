@@ -45,7 +45,7 @@ use crate::config::Config;
 use crate::repo::luarocks::installed::{self, InstalledRock};
 use crate::store::Store;
 use admin_socket::AdminError;
-use live::{Connect, Live, LoadedCache, ServerInfo, Sessions, SocketConnector, Status};
+use live::{Connect, Live, LoadedCache, LoadedMap, ServerInfo, Sessions, SocketConnector, Status};
 use managed_config::{ManagedConfig, ManagedConfigError};
 use manifest::Transaction;
 use state::{Installed, InstalledModule};
@@ -169,9 +169,28 @@ pub struct ChangeGuard<'a> {
     /// on, which its commit goes on: one trip to Prosody for the hosts
     /// per change, not one for the plan and another for the commit.
     live: Option<Live>,
+    /// What Prosody had loaded, read by [`ChangeGuard::read_loaded_ahead`]
+    /// for the commit that follows, which needs it first.
+    loaded_ahead: Option<LoadedMap>,
 }
 
 impl ChangeGuard<'_> {
+    /// Reads what the running Prosody has loaded now, for this guard's
+    /// next commit, which otherwise asks it first thing: an operation
+    /// asks it while it does something else (downloads), and the commit
+    /// starts without the round trip. Nothing loads or unloads meanwhile,
+    /// as the change lock is held. Unanswered, the commit asks itself.
+    pub async fn read_loaded_ahead(&mut self) {
+        let read = match self.live().await {
+            Ok(live) => live.loaded().await.map_err(EngineError::from),
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(loaded) => self.loaded_ahead = Some(loaded),
+            Err(e) => tracing::debug!("what is loaded, read ahead: {e}"),
+        }
+    }
+
     /// The session with the running Prosody for this change, opened on
     /// first use ([`Engine::live`]) and kept for its commit.
     pub async fn live(&mut self) -> Result<&mut Live, EngineError> {
@@ -440,6 +459,7 @@ impl Engine {
             _across_processes: file,
             installed,
             live: None,
+            loaded_ahead: None,
         })
     }
 }

@@ -158,7 +158,10 @@ impl Command for Install {
         if let Err(question) = proposal.decide(&self.consent) {
             return Ok(question);
         }
-        let files = plan.download(ctx, actor).await?;
+        // What Prosody has loaded, which the commit needs first, is asked
+        // while the archives download.
+        let (files, ()) = tokio::join!(plan.download(ctx, actor), guard.read_loaded_ahead());
+        let files = files?;
         if let Some(hosts) = &hosts {
             let live = guard.live().await?;
             refuse_missing_options(ctx, live, &plan, &files, &modules, hosts).await?;

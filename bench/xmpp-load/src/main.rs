@@ -5,6 +5,14 @@
 //! baseline round trip. Prints one JSON object: latencies (p50, p99, max in ms),
 //! completed and failed requests, and the wall time.
 //!
+//! `xmpp-load SERVER JID PASSWORD COMPONENT install:MODULE[:enable] 1 ROUNDS`:
+//! ROUNDS times, installs MODULE (and enables it) with one request, the
+//! fields submitted with the first execute as a script or bot does, and
+//! times it; then removes it, untimed (the request, then the "yes" to its
+//! question). A round whose install does not complete counts as failed.
+//! One round more goes first, untimed: the one in which modman asks this
+//! client's version. The JSON has every latency too (`latencies_ms`).
+//!
 //! Like every real client it answers XEP-0092 version queries, as
 //! `xmpp-load`: modman asks once per client to learn what forms it shows,
 //! and an unknown client gets the single-item result every client shows,
@@ -36,9 +44,105 @@ fn version_answer(stanza: Stanza) -> Option<Stanza> {
 }
 
 fn command(node: &str) -> Element {
-    format!("<command xmlns='{COMMANDS}' node='{node}'><x xmlns='jabber:x:data' type='submit'/></command>")
-        .parse()
-        .expect("a valid command element")
+    submit(node, None, &[])
+}
+
+/// A command element submitting `fields` (name, value) to `node`, in the
+/// session `session` or as the first execute.
+fn submit(node: &str, session: Option<&str>, fields: &[(&str, &str)]) -> Element {
+    let session = session.map_or(String::new(), |id| format!(" sessionid='{id}'"));
+    let fields: String =
+        fields.iter().map(|(var, value)| format!("<field var='{var}'><value>{value}</value></field>")).collect();
+    format!(
+        "<command xmlns='{COMMANDS}' node='{node}' action='execute'{session}><x xmlns='jabber:x:data' type='submit'>{fields}</x></command>"
+    )
+    .parse()
+    .expect("a valid command element")
+}
+
+/// Sends `payload` to `to` and waits for its answer, answering modman's
+/// version query meanwhile: the answer's command element, or None for an
+/// error.
+async fn ask(client: &mut Client, to: &Jid, request: IqRequest) -> Option<Element> {
+    let shown = format!("{request:?}");
+    let token = client.send_iq(Some(to.clone()), request).await;
+    let mut token = std::pin::pin!(token);
+    let answered = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let event = tokio::select! {
+                response = &mut token => break response,
+                event = client.next() => event,
+            };
+            match event {
+                Some(Event::Stanza(stanza)) => {
+                    if let Some(answer) = version_answer(stanza) {
+                        let _ = client.send_stanza(answer).await;
+                    }
+                }
+                Some(other) => eprintln!("xmpp-load: while waiting: {other:?}"),
+                None => {
+                    eprintln!("xmpp-load: the stream ended");
+                    std::future::pending::<()>().await
+                }
+            }
+        }
+    })
+    .await;
+    match answered {
+        Ok(Ok(IqResponse::Result(payload))) => Some(payload.unwrap_or_else(|| Element::bare("none", COMMANDS))),
+        Ok(other) => {
+            eprintln!("xmpp-load: {shown}: {other:?}");
+            None
+        }
+        Err(_) => {
+            eprintln!("xmpp-load: no answer in 30 s to {shown}");
+            None
+        }
+    }
+}
+
+/// `install:MODULE[:enable]`: installs and removes MODULE `rounds` times;
+/// the latencies of the installs that completed, and how many did not.
+async fn cycle(client: &mut Client, component: &Jid, spec: &str, rounds: usize) -> (Vec<Duration>, usize) {
+    let mut parts = spec.split(':').skip(1);
+    let module = parts.next().expect("install:MODULE");
+    let enable = parts.next() == Some("enable");
+    let mut fields = vec![("modules", module)];
+    if enable {
+        fields.push(("enable", "true"));
+    }
+    let (mut latencies, mut failed) = (Vec::new(), 0);
+    for round in 0..=rounds {
+        let sent = Instant::now();
+        let done = ask(client, component, IqRequest::Set(submit("install", None, &fields))).await;
+        let took = sent.elapsed();
+        match done {
+            Some(command) if command.attr("status") == Some("completed") && !failed_note(&command) => {
+                if round > 0 {
+                    latencies.push(took)
+                }
+            }
+            other => {
+                eprintln!("xmpp-load: install of {module} did not complete: {other:?}");
+                failed += 1
+            }
+        }
+        let question = ask(client, component, IqRequest::Set(submit("remove", None, &[("modules", module)])))
+            .await
+            .expect("remove answers");
+        if question.attr("status") == Some("executing") {
+            let session = question.attr("sessionid").expect("a session").to_owned();
+            let removed =
+                ask(client, component, IqRequest::Set(submit("remove", Some(&session), &[("confirm", "yes")]))).await;
+            assert!(removed.is_some_and(|c| c.attr("status") == Some("completed")), "remove did not complete");
+        }
+    }
+    (latencies, failed)
+}
+
+/// Whether a completed command says it failed (an error note).
+fn failed_note(command: &Element) -> bool {
+    command.children().any(|child| child.name() == "note" && child.attr("type") == Some("error"))
 }
 
 use futures::StreamExt;
@@ -76,6 +180,9 @@ async fn main() {
         .map(|mut client| {
             let (component, node) = (component.clone(), node.clone());
             tokio::spawn(async move {
+                if node.starts_with("install:") {
+                    return cycle(&mut client, &component, &node, requests).await;
+                }
                 let mut latencies = Vec::new();
                 let mut failed = 0usize;
                 for _ in 0..requests {
@@ -85,22 +192,9 @@ async fn main() {
                     } else {
                         IqRequest::Set(command(&node))
                     };
-                    let token = client.send_iq(Some(component.clone()), request).await;
-                    let mut token = std::pin::pin!(token);
-                    // Answer what modman asks meanwhile (its version query).
-                    let response = loop {
-                        let event = tokio::select! {
-                            response = &mut token => break response,
-                            event = client.next() => event,
-                        };
-                        let Some(Event::Stanza(stanza)) = event else { continue };
-                        if let Some(answer) = version_answer(stanza) {
-                            let _ = client.send_stanza(answer).await;
-                        }
-                    };
-                    match response {
-                        Ok(IqResponse::Result(_)) => latencies.push(sent.elapsed()),
-                        _ => failed += 1,
+                    match ask(&mut client, &component, request).await {
+                        Some(_) => latencies.push(sent.elapsed()),
+                        None => failed += 1,
                     }
                 }
                 (latencies, failed)
@@ -124,6 +218,7 @@ async fn main() {
             "clients": clients, "completed": latencies.len(), "failed": failed,
             "p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": latencies.last().map_or(0.0, |d| ms(*d)),
             "wall_ms": ms(wall),
+            "latencies_ms": latencies.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
         })
     );
 }
