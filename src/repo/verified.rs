@@ -81,10 +81,17 @@ impl Digests {
                 .any(|key| signing::public_key_text(key) == record.public_key)
     }
 
-    /// Remembers that these bytes verified under `key`. A record that
-    /// cannot be written (a reader without write access to the state)
-    /// is left: the next load checks the signature in full again.
+    /// Remembers that these bytes verified under `key`, if this process
+    /// runs as the state's owner: another user reading the catalog (root
+    /// running `modman list` on prosody's state) leaves no file of its
+    /// own there. A record that cannot be written is left: the next load
+    /// checks the signature in full again.
     pub fn remember(&self, store: &Store, repository: &Repository, key: &VerifyingKey) {
+        use std::os::unix::fs::MetadataExt;
+        let uid = |path: &std::path::Path| std::fs::metadata(path).map(|m| m.uid()).ok();
+        if uid(std::path::Path::new("/proc/self")).is_none_or(|me| uid(store.dir()) != Some(me)) {
+            return;
+        }
         let record = Record {
             index_sha256: self.index.clone(),
             signature_sha256: self.signature.clone(),
@@ -134,5 +141,15 @@ mod tests {
         // A damaged record is no record.
         store.write(Kept::Verified(&repository), b"{").unwrap();
         assert!(!digests.remembered(&store, &repository, &[key]));
+
+        // Someone else's state (where this test may hand it to nobody):
+        // nothing is written.
+        let theirs = tempfile::tempdir().unwrap();
+        if std::os::unix::fs::chown(theirs.path(), Some(65534), None).is_ok() {
+            let store = Store::at(theirs.path());
+            digests.remember(&store, &repository, &key);
+            assert!(!digests.remembered(&store, &repository, &[key]));
+            assert!(store.read(Kept::Verified(&repository)).is_err());
+        }
     }
 }
