@@ -158,10 +158,12 @@ fn write_making_dir(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn repository() -> Repository {
+    /// A repository to name files after, for tests here and of what the
+    /// store keeps.
+    pub(crate) fn repository() -> Repository {
         Repository {
             name: "r".into(),
             url: url::Url::parse("http://127.0.0.1/").unwrap(),

@@ -1573,6 +1573,11 @@ fn an_https_repository_is_trusted_only_through_the_systems_roots() {
     let ca = prosody.ca_path();
     let row = refreshed(run(&https, Some(&ca), &["refresh"]));
     assert_eq!(row["outcome"], "ok", "{row}");
+    // The index the refresh verified and kept is remembered, so the
+    // install below loads it by its digest.
+    assert!(state_dir(&prosody)
+        .join("indexes/local.verified.json")
+        .is_file());
     let (ok, installed) = run(&https, Some(&ca), &["install", "--yes", "lastlog"]);
     assert!(ok, "{installed}");
     assert_eq!(installed["rows"][0]["module"], "lastlog", "{installed}");

@@ -190,30 +190,20 @@ impl Catalog {
             ) else {
                 continue;
             };
-            // These very bytes verified before under a key still listed:
-            // checked by digest, not by signature again (see
-            // [`super::verified`] for why that is as safe).
-            let digests = Digests::of(&bytes, &signature);
+            // These very bytes verified when a refresh accepted them,
+            // under a key still listed: checked by digest, not by
+            // signature again (see [`super::verified`] for why that is
+            // as safe). Loading writes nothing.
             let RepositoryKind::Signed { public_keys } = &repository.kind else {
                 continue;
             };
-            let known = digests.remembered(store, repository, public_keys);
-            let verified_by = std::cell::Cell::new(None);
-            let checked = || {
-                if !known {
-                    verified_by.set(Some(*fetch::verify_signature(
-                        repository, &bytes, &signature,
-                    )?));
-                }
-                fetch::parse_signed(repository, &bytes)
+            let known = Digests::of(&bytes, &signature).remembered(store, repository, public_keys);
+            let checked = || match known {
+                true => fetch::parse_signed(repository, &bytes),
+                false => fetch::verify_index(repository, &bytes, &signature),
             };
             match Descriptions::parse(store, checked) {
-                Ok(index) => {
-                    if let Some(key) = verified_by.get() {
-                        digests.remember(store, repository, &key);
-                    }
-                    catalog.sources.push(Source::new(store, repository, index))
-                }
+                Ok(index) => catalog.sources.push(Source::new(store, repository, index)),
                 Err(e) => warnings.push(format!(
                     "cached index {} refused: {e}",
                     index_path.display()
@@ -250,20 +240,30 @@ impl Catalog {
                     })
                 }
                 RepositoryKind::Signed { .. } => match fetcher.index_bytes(repository).await {
-                    Ok((bytes, signature)) => Descriptions::parse(store, || {
-                        fetch::verify_index(repository, &bytes, &signature)
-                    })
-                    .map_err(Refusal::from)
-                    .and_then(|(index, descriptions)| {
-                        let index = accept(
-                            store,
-                            repository,
-                            (&bytes, &signature),
-                            index,
-                            Timestamp::now(),
-                        )?;
-                        Ok((index, descriptions))
-                    }),
+                    Ok((bytes, signature)) => {
+                        let verified_by = std::cell::Cell::new(None);
+                        Descriptions::parse(store, || {
+                            let key = fetch::verify_signature(repository, &bytes, &signature)?;
+                            verified_by.set(Some(*key));
+                            fetch::parse_signed(repository, &bytes)
+                        })
+                        .map_err(Refusal::from)
+                        .and_then(|(index, descriptions)| {
+                            let index = accept(
+                                store,
+                                repository,
+                                (&bytes, &signature),
+                                index,
+                                Timestamp::now(),
+                            )?;
+                            // Accepted and kept: loads of these bytes
+                            // check them by digest.
+                            if let Some(key) = verified_by.get() {
+                                Digests::of(&bytes, &signature).remember(store, repository, &key);
+                            }
+                            Ok((index, descriptions))
+                        })
+                    }
                     Err(e) => Err(Refusal::from(e)),
                 },
             };
@@ -667,7 +667,7 @@ mod tests {
         assert_eq!(error.cause, Cause::State, "{error}");
     }
 
-    /// A cached index verified once is loaded again by its digest; the
+    /// A cached index remembered as verified is loaded by its digest; the
     /// same index changed on disk, or with its key taken out of
     /// modman.toml, is refused as before.
     #[test]
@@ -699,10 +699,12 @@ mod tests {
             let (catalog, warnings) = Catalog::load(config, &store);
             (catalog.sources.len(), warnings.len())
         };
-        // Verified by its signature, and remembered.
+        // Verified by its signature; loading writes nothing.
         assert_eq!(loaded(&trusting), (1, 0));
-        assert!(store.read(Kept::Verified(repository)).is_ok());
-        // Again, by its digest.
+        assert!(store.read(Kept::Verified(repository)).is_err());
+        // Remembered, as the refresh that accepted it does: by its digest.
+        let digests = Digests::of(&bytes, signature.as_bytes());
+        digests.remember(&store, repository, &key.verifying_key());
         assert_eq!(loaded(&trusting), (1, 0));
         // Its key out of modman.toml: the record vouches for nothing.
         assert_eq!(loaded(&config(&other)), (0, 1));

@@ -4,6 +4,10 @@
 //! an Ed25519 check (a SHA-512 of the same bytes and two scalar
 //! multiplications). Every `modman` command from the shell loads the
 //! cached indexes anew, and the check was a tenth of an install's time.
+//! The refresh that accepts an index, having checked its signature,
+//! remembers it; loading only reads the record, so a command that
+//! changes nothing writes nothing. An index cached before its refresh
+//! remembered it is checked in full until the next refresh.
 //!
 //! Why this is as safe as checking the signature at every load:
 //!
@@ -112,15 +116,7 @@ impl Digests {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn repository() -> Repository {
-        Repository {
-            name: "r".into(),
-            url: url::Url::parse("http://127.0.0.1/").unwrap(),
-            kind: crate::config::RepositoryKind::LuaRocks,
-            timeout: std::time::Duration::from_secs(1),
-        }
-    }
+    use crate::store::tests::repository;
 
     #[test]
     fn only_the_same_bytes_under_a_key_still_listed_are_remembered() {
