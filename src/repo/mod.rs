@@ -23,6 +23,7 @@ pub mod placement;
 pub mod readme;
 pub mod refusal;
 pub mod signing;
+pub(crate) mod sources;
 pub mod verified;
 pub mod verify;
 

@@ -1,8 +1,9 @@
 //! `xmpp-load SERVER JID PASSWORD COMPONENT NODE CLIENTS REQUESTS`: logs in
 //! CLIENTS times (one resource each), then each runs REQUESTS one-shot
-//! ad-hoc commands NODE (a submitted empty form with the first execute)
-//! back to back; NODE `disco#info` sends a disco#info query instead, the
-//! baseline round trip. Prints one JSON object: latencies (p50, p99, max in ms),
+//! ad-hoc commands NODE (a submitted form with the first execute: empty,
+//! or with the fields of `NODE?var=value&var=value`) back to back, each
+//! counted failed unless it completed without an error note; NODE
+//! `disco#info` sends a disco#info query instead, the baseline round trip. Prints one JSON object: latencies (p50, p99, max in ms),
 //! completed and failed requests, and the wall time.
 //!
 //! `xmpp-load SERVER JID PASSWORD COMPONENT install:MODULE[:enable] 1 ROUNDS`:
@@ -43,8 +44,12 @@ fn version_answer(stanza: Stanza) -> Option<Stanza> {
     }
 }
 
+/// `node`, or `node?var=value&var=value`: the command and the fields
+/// submitted with its first execute.
 fn command(node: &str) -> Element {
-    submit(node, None, &[])
+    let (node, query) = node.split_once('?').unwrap_or((node, ""));
+    let fields: Vec<(&str, &str)> = query.split('&').filter_map(|pair| pair.split_once('=')).collect();
+    submit(node, None, &fields)
 }
 
 /// A command element submitting `fields` (name, value) to `node`, in the
@@ -193,6 +198,11 @@ async fn main() {
                         IqRequest::Set(command(&node))
                     };
                     match ask(&mut client, &component, request).await {
+                        // A command's answer must be its end, and not a failure.
+                        Some(answer) if node != "disco#info" && (answer.attr("status") != Some("completed") || failed_note(&answer)) => {
+                            eprintln!("xmpp-load: {node} did not complete: {answer:?}");
+                            failed += 1
+                        }
                         Some(_) => latencies.push(sent.elapsed()),
                         None => failed += 1,
                     }
