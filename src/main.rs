@@ -269,26 +269,16 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let matches = cli().get_matches();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .on_thread_park(modman::allocator::on_idle)
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let result = match matches.subcommand() {
-        Some((node, args)) if ops::find(node).is_some() => {
-            runtime.block_on(run_operation(node, args))
-        }
+        Some((node, args)) if ops::find(node).is_some() => runtime(Flavor::OneCommand)
+            .and_then(|runtime| runtime.block_on(run_operation(node, args))),
         Some((manuals::COMMAND, args)) => {
             manuals::write(documented(), manuals::out(args)).map(|()| ExitCode::SUCCESS)
         }
         _ => match Cli::from_arg_matches(&matches) {
-            Ok(cli) => runtime.block_on(dispatch(cli.command)),
+            Ok(cli) => {
+                runtime(Flavor::Service).and_then(|runtime| runtime.block_on(dispatch(cli.command)))
+            }
             Err(e) => e.exit(),
         },
     };
@@ -299,6 +289,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What the async runtime serves.
+enum Flavor {
+    /// One operation from the shell: one request, one answer, nothing
+    /// else to run beside it, so all on this thread (file work still goes
+    /// to the blocking pool). Starting no worker threads is a good part
+    /// of a fast `modman install`.
+    OneCommand,
+    /// `modman run` and the repository tools: many tasks at once, on a
+    /// worker per core; an idle worker hands freed memory back.
+    Service,
+}
+
+fn runtime(flavor: Flavor) -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = match flavor {
+        Flavor::OneCommand => tokio::runtime::Builder::new_current_thread(),
+        Flavor::Service => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder
+        .enable_all()
+        .on_thread_park(modman::allocator::on_idle)
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 async fn dispatch(command: Command) -> Result<ExitCode, String> {

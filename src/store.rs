@@ -37,6 +37,10 @@ pub enum Kept<'a> {
     /// Why its last refresh failed, `refresh/NAME.failed.json`; beside
     /// the indexes, which a failed refresh leaves untouched.
     Failure(&'a Repository),
+    /// The digests of its index and signature last checked, and the key
+    /// that verified them, `indexes/NAME.verified.json` (see
+    /// [`crate::repo::verified`]).
+    Verified(&'a Repository),
 }
 
 impl Store {
@@ -60,6 +64,7 @@ impl Store {
             Kept::Signature(r) => ("indexes", &r.name, ".json.sig"),
             Kept::Accepted(r) => ("indexes", &r.name, ".accepted.json"),
             Kept::Failure(r) => ("refresh", &r.name, ".failed.json"),
+            Kept::Verified(r) => ("indexes", &r.name, ".verified.json"),
         };
         self.dir.join(dir).join(format!("{name}{suffix}"))
     }
@@ -153,10 +158,12 @@ fn write_making_dir(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn repository() -> Repository {
+    /// A repository to name files after, for tests here and of what the
+    /// store keeps.
+    pub(crate) fn repository() -> Repository {
         Repository {
             name: "r".into(),
             url: url::Url::parse("http://127.0.0.1/").unwrap(),
@@ -181,6 +188,10 @@ mod tests {
         assert_eq!(
             named(Kept::Failure(&repository)),
             "/s/refresh/r.failed.json"
+        );
+        assert_eq!(
+            named(Kept::Verified(&repository)),
+            "/s/indexes/r.verified.json"
         );
         let rocks = store.rocks(&repository);
         assert_eq!(

@@ -1462,3 +1462,127 @@ fn the_longest_readme_and_200_of_the_longest_summaries_an_index_allows_each_fit_
         modman.log()
     );
 }
+
+/// A server process, killed when dropped.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Serves `dir` over HTTPS on 127.0.0.1 with the certificate `cert` (its
+/// key `key`), by Python's static file server behind its ssl module, as
+/// an admin could serve a repository behind TLS; returns the server and
+/// its port.
+fn serve_https(
+    dir: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> (Stopped, u16) {
+    const SERVER: &str = "import functools, http.server, ssl, sys\n\
+        directory, port, cert, key = sys.argv[1:]\n\
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=directory)\n\
+        httpd = http.server.ThreadingHTTPServer(('127.0.0.1', int(port)), handler)\n\
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+        context.load_cert_chain(cert, key)\n\
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)\n\
+        httpd.serve_forever()\n";
+    let port = support::free_port();
+    let child = std::process::Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(SERVER)
+        .arg(dir)
+        .arg(port.to_string())
+        .arg(cert)
+        .arg(key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let served = Stopped(child);
+    support::wait_for("the repository's HTTPS server", || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ())
+    });
+    (served, port)
+}
+
+/// An https repository is read only through certificates the system
+/// trusts (`SSL_CERT_FILE` stands for the system's roots here), and a
+/// plain-HTTP one never needs them: modman reads the roots only for an
+/// https URL, so a host whose roots cannot be read still installs from
+/// a local repository.
+#[test]
+fn an_https_repository_is_trusted_only_through_the_systems_roots() {
+    let prosody = Prosody::start_with_tls();
+    let repository = Repository::start();
+    let (_server, port) = serve_https(
+        &repository.served(),
+        &prosody.path("certs/localhost.crt"),
+        &prosody.path("certs/localhost.key"),
+    );
+    let config = prosody.path("modman.toml");
+    let plain = repository.config_section();
+    let https = plain.replace(
+        &format!("http://127.0.0.1:{}/", repository.port),
+        &format!("https://localhost:{port}/"),
+    );
+    assert_ne!(https, plain);
+    // The system's roots, or instead only those of a file (none from
+    // /dev/null): `SSL_CERT_FILE` and `SSL_CERT_DIR` are where any TLS
+    // client on the system looks instead of the system's store.
+    let no_dir = prosody.path("no-such-directory");
+    let run = |section: &str, roots: Option<&std::path::Path>, args: &[&str]| {
+        std::fs::write(&config, prosody.modman_config() + section).unwrap();
+        let mut command = support::Program::this_build().command();
+        command
+            .args(args)
+            .arg("--json")
+            .arg("--config")
+            .arg(&config);
+        if let Some(roots) = roots {
+            command
+                .env("SSL_CERT_FILE", roots)
+                .env("SSL_CERT_DIR", &no_dir);
+        }
+        let output = command.output().unwrap();
+        let out = String::from_utf8_lossy(&output.stdout);
+        (output.status.success(), support::json_output(&out))
+    };
+    let refreshed = |(_, json): (bool, serde_json::Value)| json["rows"][0].clone();
+
+    // No roots at all change nothing for plain HTTP.
+    let none = std::path::Path::new("/dev/null");
+    let row = refreshed(run(&plain, Some(none), &["refresh"]));
+    assert_eq!(row["outcome"], "ok", "{row}");
+
+    // The test's CA is not among the system's roots: refused, the index
+    // read over HTTP stays the one in use.
+    let row = refreshed(run(&https, None, &["refresh"]));
+    assert_eq!(row["outcome"], "failed", "{row}");
+    assert_eq!(row["cause"], "unreachable", "{row}");
+    // Nor without roots at all.
+    let row = refreshed(run(&https, Some(none), &["refresh"]));
+    assert_eq!(row["cause"], "unreachable", "{row}");
+
+    // Trusted, it is read and installed from.
+    let ca = prosody.ca_path();
+    let row = refreshed(run(&https, Some(&ca), &["refresh"]));
+    assert_eq!(row["outcome"], "ok", "{row}");
+    // The index the refresh verified and kept is remembered, so the
+    // install below loads it by its digest.
+    assert!(state_dir(&prosody)
+        .join("indexes/local.verified.json")
+        .is_file());
+    let (ok, installed) = run(&https, Some(&ca), &["install", "--yes", "lastlog"]);
+    assert!(ok, "{installed}");
+    assert_eq!(installed["rows"][0]["module"], "lastlog", "{installed}");
+    assert!(prosody
+        .modules_dir()
+        .join("mod_lastlog/mod_lastlog.lua")
+        .is_file());
+}

@@ -154,11 +154,28 @@ mod prosody_13_only {
 fn the_server_declares_its_own_features() {
     let prosody = Prosody::start();
     let socket_path = prosody.path("data/prosody.sock");
-    let features = runtime().block_on(async {
+    let (lasting, hosts) = runtime().block_on(async {
         let mut socket = AdminSocket::connect(&socket_path).await.unwrap();
-        socket.features().await.unwrap()
+        let lasting = socket.lasting().await.unwrap();
+        let hosts = socket.hosts().await.unwrap();
+        // As a new connection asks: the stream header, the hosts and the
+        // facts in one write, answered in order.
+        let mut asked_at_once = AdminSocket::connect(&socket_path).await.unwrap();
+        let both = asked_at_once.hosts_and_lasting().await.unwrap();
+        assert_eq!(both, (hosts.clone(), lasting.clone()));
+        (lasting, hosts)
     });
+    assert!(hosts
+        .iter()
+        .any(|h| h.name == "localhost" && h.component.is_none()));
+    assert_eq!(lasting.lua, "5.4");
+    let features = lasting.features;
     assert!(features.contains("mod_bookmarks"), "{features:?}");
+    let series = match server().version {
+        Version::V0_12 => "0.12.",
+        Version::V13 => "13.",
+    };
+    assert!(lasting.version.starts_with(series), "{}", lasting.version);
     match server().version {
         Version::V0_12 => assert_eq!(features.len(), 1, "{features:?}"),
         Version::V13 => {

@@ -222,6 +222,106 @@ fn parse_module_list(output: &[String]) -> Result<Listed, AdminError> {
     Ok(scopes)
 }
 
+/// What Prosody cannot change without a restart (a restart ends the
+/// admin-socket connection, so one connection asks once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lasting {
+    /// Prosody's version, such as `0.12.3`.
+    pub version: String,
+    /// The Lua version it runs on, such as `5.4` (what `--% lua:`
+    /// headers name).
+    pub lua: String,
+    /// `core.features`: what it has built in.
+    pub features: std::collections::BTreeSet<String>,
+}
+
+impl Lasting {
+    /// Reads the lines [`AdminSocket::lasting`] prints, each a tag, a tab
+    /// and a value: one `version`, one `lua` (`Lua N.M`), and a `feature`
+    /// per feature.
+    fn read(output: &[String]) -> Result<Lasting, AdminError> {
+        let mut version = None;
+        let mut lua = None;
+        let mut features = std::collections::BTreeSet::new();
+        for line in output.iter().filter(|l| !l.trim().is_empty()) {
+            let unread = || AdminError::Protocol(format!("the server's facts printed `{line}`"));
+            let (tag, value) = line.split_once('\t').ok_or_else(unread)?;
+            let value = value.trim();
+            match tag {
+                "version" if version.is_none() => version = Some(value.to_owned()),
+                "lua" if lua.is_none() => {
+                    let number = value.strip_prefix("Lua ").ok_or_else(unread)?;
+                    lua = Some(number.to_owned());
+                }
+                "feature" => {
+                    features.insert(value.to_owned());
+                }
+                _ => return Err(unread()),
+            }
+        }
+        match (version, lua) {
+            (Some(version), Some(lua)) => Ok(Lasting {
+                version,
+                lua,
+                features,
+            }),
+            _ => Err(AdminError::Protocol(format!(
+                "the server's facts lack its version or its Lua: {}",
+                output.join(" / ")
+            ))),
+        }
+    }
+}
+
+/// The console command that lists the hosts.
+const HOSTS: &str = "host:list()";
+
+/// The raw Lua that prints what [`Lasting`] reads (see
+/// [`AdminSocket::lasting`]).
+const LASTING: &str =
+    ">local f = package.loaded[\"prosody.core.features\"] or package.loaded[\"core.features\"]; \
+     if not f then local ok; ok, f = pcall(require, \"prosody.core.features\"); \
+     if not ok then f = require \"core.features\" end end; \
+     print(\"version\", tostring(prosody.version or \"unknown\")); \
+     print(\"lua\", _VERSION); \
+     for name in f.available do print(\"feature\", name) end";
+
+/// `reply` to `command`, or why it failed, as an error.
+fn succeeded(command: &str, reply: Reply) -> Result<Reply, AdminError> {
+    match reply.ok {
+        true => Ok(reply),
+        false => Err(AdminError::Protocol(format!(
+            "`{command}` failed: {}",
+            reply.error_text()
+        ))),
+    }
+}
+
+/// The hosts in `host:list()`'s answer: a VirtualHost by its name, a
+/// component with its kind in parentheses.
+fn hosts_listed(reply: &Reply) -> Vec<Host> {
+    reply
+        .output
+        .iter()
+        .map(|line| line.trim())
+        .filter(|line| !line.is_empty())
+        .map(|line| match line.split_once(' ') {
+            None => Host {
+                name: line.to_owned(),
+                component: None,
+            },
+            Some((name, kind)) => {
+                let kind = kind.trim_matches(|c| c == '(' || c == ')');
+                let module = kind.strip_suffix(" component").unwrap_or(kind);
+                Host {
+                    name: name.to_owned(),
+                    component: Some(module.to_owned()),
+                }
+            }
+        })
+        .collect()
+}
+
 /// An open admin session.
 pub struct AdminSocket {
     path: PathBuf,
@@ -230,10 +330,16 @@ pub struct AdminSocket {
     /// The first bytes of a character whose rest has not arrived yet: a
     /// read ends wherever the socket likes, also inside a character.
     partial: Vec<u8>,
+    /// Prosody's stream header has not been read yet: it is read before
+    /// the first answer, so the header and the first question share a
+    /// round trip.
+    header_pending: bool,
 }
 
 impl AdminSocket {
-    /// Connects and exchanges stream headers.
+    /// Connects and sends the stream header; Prosody's is read with the
+    /// first answer (Prosody reads a stream's header before anything in
+    /// it, so a question sent at once is answered after it).
     pub async fn connect(path: &Path) -> Result<AdminSocket, AdminError> {
         let stream = UnixStream::connect(path)
             .await
@@ -250,28 +356,63 @@ impl AdminSocket {
             stream,
             buffer: String::new(),
             partial: Vec::new(),
+            header_pending: true,
         };
         socket.write(HEADER).await?;
-        let header_end = socket
-            .read_until(|buffer| {
-                buffer
-                    .find("<stream:stream")
-                    .and_then(|at| buffer[at..].find('>').map(|end| at + end + 1))
-            })
-            .await?;
-        socket.buffer.drain(..header_end);
         Ok(socket)
     }
 
     /// Runs one line of the admin console's Lua.
     pub async fn run(&mut self, command: &str) -> Result<Reply, AdminError> {
-        let escaped = command
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
+        let mut replies = self.run_all(&[command]).await?;
+        Ok(replies.remove(0))
+    }
+
+    /// Runs `commands` in one round trip: written at once, then their
+    /// answers read in turn. Prosody handles a connection's questions one
+    /// after the other and answers each when it is done, so answers come
+    /// in the order asked, as long as none of `commands` answers later
+    /// than it returns (on 13, a command whose result is a promise is
+    /// answered when that settles): only console commands that answer at
+    /// once, such as listings and plain Lua, go together.
+    pub async fn run_all(&mut self, commands: &[&str]) -> Result<Vec<Reply>, AdminError> {
+        let escaped = |command: &str| {
+            command
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
         let asked = std::time::Instant::now();
-        self.write(&format!("<repl-input>{escaped}</repl-input>"))
-            .await?;
+        let inputs: String = (commands.iter())
+            .map(|command| format!("<repl-input>{}</repl-input>", escaped(command)))
+            .collect();
+        self.write(&inputs).await?;
+        if std::mem::take(&mut self.header_pending) {
+            let header_end = self
+                .read_until(|buffer| {
+                    buffer
+                        .find("<stream:stream")
+                        .and_then(|at| buffer[at..].find('>').map(|end| at + end + 1))
+                })
+                .await?;
+            self.buffer.drain(..header_end);
+        }
+        let mut replies = Vec::with_capacity(commands.len());
+        for command in commands {
+            replies.push(self.reply().await?);
+            // Each round trip, for profiling a change (the command's
+            // first line: never an option's value).
+            tracing::debug!(
+                "admin socket: {} answered in {:?}",
+                command.lines().next().unwrap_or_default(),
+                asked.elapsed()
+            );
+        }
+        Ok(replies)
+    }
+
+    /// Reads the next answer.
+    async fn reply(&mut self) -> Result<Reply, AdminError> {
         let end = self
             .read_until(|buffer| {
                 buffer
@@ -280,13 +421,6 @@ impl AdminSocket {
             })
             .await?;
         let fragment: String = self.buffer.drain(..end).collect();
-        // Each round trip, for profiling a change (the command's first
-        // line: never an option's value).
-        tracing::debug!(
-            "admin socket: {} answered in {:?}",
-            command.lines().next().unwrap_or_default(),
-            asked.elapsed()
-        );
         let wrapped: Element = format!("<reply xmlns='{NS}'>{fragment}</reply>")
             .parse()
             .map_err(|e| {
@@ -315,27 +449,22 @@ impl AdminSocket {
 
     /// The hosts Prosody serves.
     pub async fn hosts(&mut self) -> Result<Vec<Host>, AdminError> {
-        let reply = self.checked("host:list()").await?;
-        Ok(reply
-            .output
-            .iter()
-            .map(|line| line.trim())
-            .filter(|line| !line.is_empty())
-            .map(|line| match line.split_once(' ') {
-                None => Host {
-                    name: line.to_owned(),
-                    component: None,
-                },
-                Some((name, kind)) => {
-                    let kind = kind.trim_matches(|c| c == '(' || c == ')');
-                    let module = kind.strip_suffix(" component").unwrap_or(kind);
-                    Host {
-                        name: name.to_owned(),
-                        component: Some(module.to_owned()),
-                    }
-                }
-            })
-            .collect())
+        let reply = self.checked(HOSTS).await?;
+        Ok(hosts_listed(&reply))
+    }
+
+    /// [`AdminSocket::hosts`] and [`AdminSocket::lasting`] in one round
+    /// trip (both answer at once), as a new connection asks them.
+    pub async fn hosts_and_lasting(&mut self) -> Result<(Vec<Host>, Lasting), AdminError> {
+        let replies = self.run_all(&[HOSTS, LASTING]).await?;
+        let mut checked = replies
+            .into_iter()
+            .zip([HOSTS, LASTING])
+            .map(|(reply, command)| succeeded(command, reply));
+        let (Some(hosts), Some(lasting)) = (checked.next(), checked.next()) else {
+            unreachable!("run_all answers each of its two commands");
+        };
+        Ok((hosts_listed(&hosts?), Lasting::read(&lasting?.output)?))
     }
 
     /// `xmpp:ping(from, to, seconds)`: Prosody sends an XMPP ping from
@@ -377,17 +506,6 @@ impl AdminSocket {
         }))
     }
 
-    /// Prosody's version, such as `0.12.3`.
-    pub async fn version(&mut self) -> Result<String, AdminError> {
-        let reply = self.checked("server:version()").await?;
-        Ok(reply
-            .result
-            .trim()
-            .trim_start_matches("OK:")
-            .trim()
-            .to_owned())
-    }
-
     /// The modules loaded in `scope`, with the status Prosody lists.
     pub async fn loaded_with_status(
         &mut self,
@@ -412,26 +530,19 @@ impl AdminSocket {
         parse_module_list(&reply.output)
     }
 
-    /// The features the running server declares (`core.features`, read
-    /// by `--% requires:` and `--% conflicts:` module headers): on 13 it
-    /// names the modules it took in from the community (mod_flags,
-    /// mod_cloud_notify...); 0.12 has only mod_bookmarks. Asked in the
-    /// console's raw Lua (`>`), under 13's `prosody.` name or 0.12's.
-    pub async fn features(&mut self) -> Result<std::collections::BTreeSet<String>, AdminError> {
-        let reply = self
-            .checked(
-                ">local ok, f = pcall(require, \"prosody.core.features\"); \
-                 if not ok then f = require \"core.features\" end; \
-                 for name in f.available do print(name) end",
-            )
-            .await?;
-        Ok(reply
-            .output
-            .iter()
-            .map(|l| l.trim())
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect())
+    /// What the running server cannot change without a restart, asked in
+    /// one round trip of the console's raw Lua (`>`): its version (as
+    /// `server:version()` says it), the Lua it runs on (`_VERSION`), and
+    /// the features it declares (`core.features`, read by `--% requires:`
+    /// and `--% conflicts:` module headers: on 13 it names the modules it
+    /// took in from the community, mod_flags, mod_cloud_notify...; 0.12
+    /// has only mod_bookmarks). Prosody's module manager has loaded
+    /// `core.features` already, under 13's `prosody.` name or 0.12's, so
+    /// it is taken from `package.loaded` before any `require` searches
+    /// the Lua path for the other name.
+    pub async fn lasting(&mut self) -> Result<Lasting, AdminError> {
+        let reply = self.checked(LASTING).await?;
+        Lasting::read(&reply.output)
     }
 
     /// The modules that must stay loaded on `host` (`*`: globally): those
@@ -478,23 +589,6 @@ impl AdminSocket {
             .collect())
     }
 
-    /// The Lua version Prosody runs on, such as `5.4` (what `--% lua:`
-    /// headers name).
-    pub async fn lua_version(&mut self) -> Result<String, AdminError> {
-        let reply = self.checked(">print(_VERSION)").await?;
-        reply
-            .output
-            .iter()
-            .find_map(|l| l.trim().strip_prefix("Lua "))
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                AdminError::Protocol(format!(
-                    "_VERSION printed {:?}, not `Lua N.M`",
-                    reply.output
-                ))
-            })
-    }
-
     /// `module:load|unload|reload(module, host)`: `Ok(Err(text))` carries
     /// Prosody's own error when it refused.
     pub async fn module(
@@ -524,14 +618,7 @@ impl AdminSocket {
 
     async fn checked(&mut self, command: &str) -> Result<Reply, AdminError> {
         let reply = self.run(command).await?;
-        if reply.ok {
-            Ok(reply)
-        } else {
-            Err(AdminError::Protocol(format!(
-                "`{command}` failed: {}",
-                reply.error_text()
-            )))
-        }
+        succeeded(command, reply)
     }
 
     async fn write(&mut self, text: &str) -> Result<(), AdminError> {
@@ -644,6 +731,36 @@ pub(super) fn lua_string(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lasting_facts_are_read_by_their_tags_and_each_is_required() {
+        let lines = |text: &str| text.lines().map(str::to_owned).collect::<Vec<_>>();
+        let lasting = Lasting::read(&lines(
+            "version\t13.0.1\nlua\tLua 5.4\nfeature\tmod_flags\nfeature\tloader\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            lasting,
+            Lasting {
+                version: "13.0.1".into(),
+                lua: "5.4".into(),
+                features: ["loader", "mod_flags"].map(String::from).into(),
+            }
+        );
+        for unread in [
+            "lua\tLua 5.4",
+            "version\t0.12.3",
+            "version\t0.12.3\nlua\t5.4",
+            "version\t0.12.3\nlua\tLua 5.4\nmod_bookmarks",
+            "version\t0.12.3\nversion\t13.0.1\nlua\tLua 5.4",
+            "version\t0.12.3\nlua\tLua 5.4\nflavour\tx",
+        ] {
+            assert!(
+                matches!(Lasting::read(&lines(unread)), Err(AdminError::Protocol(_))),
+                "{unread}"
+            );
+        }
+    }
 
     #[test]
     fn a_character_split_across_reads_arrives_whole() {

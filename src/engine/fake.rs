@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 
-use super::admin_socket::{AdminError, Host, LoadedModule, ModuleAction};
+use super::admin_socket::{AdminError, Host, Lasting, LoadedModule, ModuleAction};
 use super::live::{Connect, LiveServer};
 
 /// The one host the stand-in serves.
@@ -71,8 +71,14 @@ impl LiveServer for Fake {
             }
         })
     }
-    fn version(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
-        Box::pin(async { Ok("13.0.1".into()) })
+    fn lasting(&mut self) -> BoxFuture<'_, Result<Lasting, AdminError>> {
+        Box::pin(async {
+            Ok(Lasting {
+                version: "13.0.1".into(),
+                lua: "5.4".into(),
+                features: BTreeSet::new(),
+            })
+        })
     }
     fn loaded<'a>(
         &'a mut self,
@@ -168,12 +174,6 @@ impl LiveServer for Fake {
             _ => BTreeSet::new(),
         };
         Box::pin(async move { Ok(needed) })
-    }
-    fn features(&mut self) -> BoxFuture<'_, Result<BTreeSet<String>, AdminError>> {
-        Box::pin(async { Ok(BTreeSet::new()) })
-    }
-    fn lua_version(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
-        Box::pin(async { Ok("5.4".into()) })
     }
     fn config_reload(&mut self) -> BoxFuture<'_, Result<Result<(), String>, AdminError>> {
         let mut server = self.0.lock().unwrap();

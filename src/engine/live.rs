@@ -11,7 +11,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use super::admin_socket::{
-    lua_string, AdminError, AdminSocket, Host, Listed, LoadedModule, ModuleAction, ModuleStatus,
+    lua_string, AdminError, AdminSocket, Host, Lasting, Listed, LoadedModule, ModuleAction,
+    ModuleStatus,
 };
 use super::managed_config::ManagedConfig;
 use super::scope::Scope;
@@ -32,8 +33,14 @@ pub type LoadedStatuses = BTreeMap<String, BTreeMap<String, Option<ModuleStatus>
 pub trait LiveServer: Send {
     /// The hosts Prosody serves, components included.
     fn hosts(&mut self) -> BoxFuture<'_, Result<Vec<Host>, AdminError>>;
-    /// Prosody's version, such as `0.12.3`.
-    fn version(&mut self) -> BoxFuture<'_, Result<String, AdminError>>;
+    /// What Prosody cannot change without a restart: its version, its
+    /// Lua, `core.features`.
+    fn lasting(&mut self) -> BoxFuture<'_, Result<Lasting, AdminError>>;
+    /// The hosts, then what lasts, as a new connection asks them: here
+    /// one after the other; the admin socket asks both in one round trip.
+    fn hosts_and_lasting(&mut self) -> BoxFuture<'_, Result<(Vec<Host>, Lasting), AdminError>> {
+        Box::pin(async move { Ok((self.hosts().await?, self.lasting().await?)) })
+    }
     /// The modules loaded on `host`, with their status.
     fn loaded<'a>(
         &'a mut self,
@@ -83,10 +90,6 @@ pub trait LiveServer: Send {
         &'a mut self,
         host: &'a str,
     ) -> BoxFuture<'a, Result<BTreeSet<String>, AdminError>>;
-    /// `core.features`: what this server has built in.
-    fn features(&mut self) -> BoxFuture<'_, Result<BTreeSet<String>, AdminError>>;
-    /// The Lua version Prosody runs on, such as `5.4`.
-    fn lua_version(&mut self) -> BoxFuture<'_, Result<String, AdminError>>;
     /// Prosody's XMPP ping from its host `from` to the remote `to`, over
     /// s2s, waiting up to `within`: the round trip, or the inner `Err`
     /// with Prosody's words for why there was no answer.
@@ -104,10 +107,11 @@ pub async fn server_facts(
     server: &mut dyn LiveServer,
     builtin_dir: &Path,
 ) -> Result<ServerFacts, AdminError> {
+    let Lasting { features, lua, .. } = server.lasting().await?;
     Ok(ServerFacts {
         builtin_dir: builtin_dir.to_owned(),
-        features: server.features().await?,
-        lua: server.lua_version().await?,
+        features,
+        lua,
     })
 }
 
@@ -132,8 +136,11 @@ impl LiveServer for AdminSocket {
     fn hosts(&mut self) -> BoxFuture<'_, Result<Vec<Host>, AdminError>> {
         Box::pin(AdminSocket::hosts(self))
     }
-    fn version(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
-        Box::pin(AdminSocket::version(self))
+    fn lasting(&mut self) -> BoxFuture<'_, Result<Lasting, AdminError>> {
+        Box::pin(AdminSocket::lasting(self))
+    }
+    fn hosts_and_lasting(&mut self) -> BoxFuture<'_, Result<(Vec<Host>, Lasting), AdminError>> {
+        Box::pin(AdminSocket::hosts_and_lasting(self))
     }
     fn loaded<'a>(
         &'a mut self,
@@ -182,12 +189,6 @@ impl LiveServer for AdminSocket {
         host: &'a str,
     ) -> BoxFuture<'a, Result<BTreeSet<String>, AdminError>> {
         Box::pin(AdminSocket::needed(self, host))
-    }
-    fn features(&mut self) -> BoxFuture<'_, Result<BTreeSet<String>, AdminError>> {
-        Box::pin(AdminSocket::features(self))
-    }
-    fn lua_version(&mut self) -> BoxFuture<'_, Result<String, AdminError>> {
-        Box::pin(AdminSocket::lua_version(self))
     }
     fn config_reload(&mut self) -> BoxFuture<'_, Result<Result<(), String>, AdminError>> {
         Box::pin(async move {
@@ -239,19 +240,10 @@ impl ServerInfo {
     }
 }
 
-/// What Prosody cannot change without a restart, learnt once per
-/// admin-socket connection: a restart ends the connection, and the next
-/// one asks again.
-#[derive(Debug, Clone)]
-struct Lasting {
-    features: BTreeSet<String>,
-    lua: String,
-}
-
 /// A connection kept for the next session, with what it learnt.
 struct Kept {
     server: Box<dyn LiveServer>,
-    lasting: Option<Lasting>,
+    lasting: Lasting,
 }
 
 /// The way to the running server, keeping one admin-socket connection
@@ -286,7 +278,8 @@ pub struct Live {
     /// Whether the last question was answered whole: only then can the
     /// connection serve another session.
     clean: bool,
-    lasting: Option<Lasting>,
+    /// Learnt when the connection was made.
+    lasting: Lasting,
     kept: Arc<std::sync::Mutex<Option<Kept>>>,
     pub hosts: Vec<Host>,
 }
@@ -299,7 +292,7 @@ impl Drop for Live {
             if kept.is_none() {
                 *kept = Some(Kept {
                     server,
-                    lasting: self.lasting.take(),
+                    lasting: self.lasting.clone(),
                 });
             }
         }
@@ -319,39 +312,32 @@ async fn asked<T>(
 
 impl Live {
     /// Opens a session (on the kept connection if it still answers),
-    /// and learns the hosts and the version (kept in `info`; the
-    /// compatibility checks use it).
+    /// and learns the hosts. A new connection also learns what Prosody
+    /// cannot change without a restart (its version, kept in `info` for
+    /// the compatibility checks, its Lua and features), in the same round
+    /// trip as the hosts and the stream header: a kept connection still
+    /// answering is the same Prosody process, so what it learnt still
+    /// holds.
     pub async fn connect(sessions: &Sessions, info: &ServerInfo) -> Result<Live, AdminError> {
-        let mut live = Live {
-            server: None,
-            clean: false,
-            lasting: None,
-            kept: sessions.kept.clone(),
-            hosts: Vec::new(),
-        };
-        let mut hosts = None;
+        let mut reused = None;
         if let Some(Kept {
             mut server,
             lasting,
         }) = sessions.take()
         {
-            if let Ok(answer) = server.hosts().await {
-                (live.server, live.lasting, hosts) = (Some(server), lasting, Some(answer));
+            if let Ok(hosts) = server.hosts().await {
+                reused = Some((server, lasting, hosts));
             }
         }
-        let hosts = match hosts {
-            Some(hosts) => hosts,
+        let (server, lasting, hosts) = match reused {
+            Some(reused) => reused,
             None => {
-                live.server = Some(sessions.connector.connect().await?);
-                let (clean, server) = live.parts();
-                asked(clean, server.hosts()).await?
+                let mut server = sessions.connector.connect().await?;
+                let (hosts, lasting) = server.hosts_and_lasting().await?;
+                (server, lasting, hosts)
             }
         };
-        live.clean = true;
-        if info.version().is_none() {
-            let (clean, server) = live.parts();
-            info.set_version(Some(asked(clean, server.version()).await?));
-        }
+        info.set_version(Some(lasting.version.clone()));
         info.set_hosts(
             hosts
                 .iter()
@@ -359,8 +345,13 @@ impl Live {
                 .map(|h| h.name.clone())
                 .collect(),
         );
-        live.hosts = hosts;
-        Ok(live)
+        Ok(Live {
+            server: Some(server),
+            clean: true,
+            lasting,
+            kept: sessions.kept.clone(),
+            hosts,
+        })
     }
 
     /// Whether its last question was answered whole: only then can it
@@ -451,24 +442,13 @@ impl Live {
     }
 
     /// What the running server already has (its own modules, features,
-    /// Lua), for the install checks.
-    /// Features and Lua are asked once per connection (see [`Lasting`]).
-    pub async fn server_facts(&mut self, builtin_dir: &Path) -> Result<ServerFacts, EngineError> {
-        let lasting = match self.lasting.clone() {
-            Some(lasting) => lasting,
-            None => {
-                let (clean, server) = self.parts();
-                let features = asked(clean, server.features()).await?;
-                let (clean, server) = self.parts();
-                let lua = asked(clean, server.lua_version()).await?;
-                self.lasting.insert(Lasting { features, lua }).clone()
-            }
-        };
-        Ok(ServerFacts {
+    /// Lua), for the install checks: learnt with the connection.
+    pub fn server_facts(&self, builtin_dir: &Path) -> ServerFacts {
+        ServerFacts {
             builtin_dir: builtin_dir.to_owned(),
-            features: lasting.features,
-            lua: lasting.lua,
-        })
+            features: self.lasting.features.clone(),
+            lua: self.lasting.lua.clone(),
+        }
     }
 
     /// Makes Prosody read its config again.

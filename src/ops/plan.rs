@@ -52,11 +52,13 @@ pub struct Plan<'a> {
 /// modules, `core.features`, its Lua), for the checks of [`resolve`].
 /// Without an answer they are skipped, and the plan says so.
 pub async fn learn_server(ctx: &Context, guard: &mut ChangeGuard<'_>) -> Option<ServerFacts> {
-    let learnt = match guard.live().await {
-        Ok(live) => live.server_facts(&ctx.config.prosody.builtin_modules).await,
-        Err(e) => Err(e),
-    };
-    learnt.map_err(|e| tracing::debug!("{e}")).ok()
+    match guard.live().await {
+        Ok(live) => Some(live.server_facts(&ctx.config.prosody.builtin_modules)),
+        Err(e) => {
+            tracing::debug!("{e}");
+            None
+        }
+    }
 }
 
 /// Plans `requested` (name, reason) and, transitively, every community

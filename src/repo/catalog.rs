@@ -25,6 +25,7 @@ use crate::store::{Kept, Store};
 
 use super::descriptions::Descriptions;
 use super::refusal::{Cause, Refusal};
+use super::verified::Digests;
 
 /// One repository's last good index.
 #[derive(Debug, Clone)]
@@ -189,9 +190,19 @@ impl Catalog {
             ) else {
                 continue;
             };
-            match Descriptions::parse(store, || {
-                fetch::verify_index(repository, &bytes, &signature)
-            }) {
+            // These very bytes verified when a refresh accepted them,
+            // under a key still listed: checked by digest, not by
+            // signature again (see [`super::verified`] for why that is
+            // as safe). Loading writes nothing.
+            let RepositoryKind::Signed { public_keys } = &repository.kind else {
+                continue;
+            };
+            let known = Digests::of(&bytes, &signature).remembered(store, repository, public_keys);
+            let checked = || match known {
+                true => fetch::parse_signed(repository, &bytes),
+                false => fetch::verify_index(repository, &bytes, &signature),
+            };
+            match Descriptions::parse(store, checked) {
                 Ok(index) => catalog.sources.push(Source::new(store, repository, index)),
                 Err(e) => warnings.push(format!(
                     "cached index {} refused: {e}",
@@ -229,20 +240,30 @@ impl Catalog {
                     })
                 }
                 RepositoryKind::Signed { .. } => match fetcher.index_bytes(repository).await {
-                    Ok((bytes, signature)) => Descriptions::parse(store, || {
-                        fetch::verify_index(repository, &bytes, &signature)
-                    })
-                    .map_err(Refusal::from)
-                    .and_then(|(index, descriptions)| {
-                        let index = accept(
-                            store,
-                            repository,
-                            (&bytes, &signature),
-                            index,
-                            Timestamp::now(),
-                        )?;
-                        Ok((index, descriptions))
-                    }),
+                    Ok((bytes, signature)) => {
+                        let verified_by = std::cell::Cell::new(None);
+                        Descriptions::parse(store, || {
+                            let key = fetch::verify_signature(repository, &bytes, &signature)?;
+                            verified_by.set(Some(*key));
+                            fetch::parse_signed(repository, &bytes)
+                        })
+                        .map_err(Refusal::from)
+                        .and_then(|(index, descriptions)| {
+                            let index = accept(
+                                store,
+                                repository,
+                                (&bytes, &signature),
+                                index,
+                                Timestamp::now(),
+                            )?;
+                            // Accepted and kept: loads of these bytes
+                            // check them by digest.
+                            if let Some(key) = verified_by.get() {
+                                Digests::of(&bytes, &signature).remember(store, repository, &key);
+                            }
+                            Ok((index, descriptions))
+                        })
+                    }
                     Err(e) => Err(Refusal::from(e)),
                 },
             };
@@ -566,6 +587,7 @@ fn modified(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repo::signing;
 
     #[test]
     fn an_index_time_is_shown_to_the_second() {
@@ -643,6 +665,61 @@ mod tests {
         std::fs::write(store.path(Kept::Accepted(&repository)), b"{").unwrap();
         let error = accept_at(index(7, &["a"]), during).unwrap_err();
         assert_eq!(error.cause, Cause::State, "{error}");
+    }
+
+    /// A cached index remembered as verified is loaded by its digest; the
+    /// same index changed on disk, or with its key taken out of
+    /// modman.toml, is refused as before.
+    #[test]
+    fn a_cached_index_is_loaded_by_its_digest_only_as_it_was_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let other = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
+        let config = |trusted: &ed25519_dalek::SigningKey| {
+            let toml = format!(
+                "admins = [\"admin@example.org\"]\nstate_dir = \"/s\"\n\
+                 [component]\njid = \"modman.example.org\"\nserver = \"127.0.0.1:5347\"\nsecret = \"s\"\n\
+                 [prosody]\nconfig = \"/p/prosody.cfg.lua\"\nmodules_dir = \"/p/modman\"\n\
+                 managed_config = \"/p/modman.cfg.lua\"\nadmin_socket = \"/p/prosody.sock\"\n\
+                 [[repositories]]\nname = \"r\"\nurl = \"http://127.0.0.1/\"\npublic_key = \"{}\"\n",
+                signing::public_key_text(&trusted.verifying_key())
+            );
+            Config::parse(&toml, dir.path()).unwrap()
+        };
+        let trusting = config(&key);
+        let repository = &trusting.repositories[0];
+        let bytes = crate::repo::index::tests::index_of(vec![]).to_json();
+        store.write(Kept::Index(repository), &bytes).unwrap();
+        let signature = signing::sign(&key, &bytes);
+        store
+            .write(Kept::Signature(repository), signature.as_bytes())
+            .unwrap();
+        let loaded = |config: &Config| {
+            let (catalog, warnings) = Catalog::load(config, &store);
+            (catalog.sources.len(), warnings.len())
+        };
+        // Verified by its signature; loading writes nothing.
+        assert_eq!(loaded(&trusting), (1, 0));
+        assert!(store.read(Kept::Verified(repository)).is_err());
+        // Remembered, as the refresh that accepted it does: by its digest.
+        let digests = Digests::of(&bytes, signature.as_bytes());
+        digests.remember(&store, repository, &key.verifying_key());
+        assert_eq!(loaded(&trusting), (1, 0));
+        // Its key out of modman.toml: the record vouches for nothing.
+        assert_eq!(loaded(&config(&other)), (0, 1));
+        // Changed on disk (still valid JSON): refused.
+        let changed = Index {
+            serial: 2,
+            ..crate::repo::index::tests::index_of(vec![])
+        };
+        assert!(Index::parse(&changed.to_json()).is_ok());
+        store
+            .write(Kept::Index(repository), &changed.to_json())
+            .unwrap();
+        assert_eq!(loaded(&trusting), (0, 1));
+        store.write(Kept::Index(repository), &bytes).unwrap();
+        assert_eq!(loaded(&trusting), (1, 0));
     }
 
     #[test]

@@ -54,9 +54,8 @@ pub enum DebianError {
 /// Reads the package installed on the system whose root is `root` (`/`,
 /// or a chroot).
 pub fn read(root: &Path) -> Result<Package, DebianError> {
-    let list = read_bounded(root, FILE_LIST)?;
-    let status = read_bounded(root, STATUS)?;
-    let version = version(&status).ok_or_else(|| DebianError::NotInstalled {
+    let list = String::from_utf8_lossy(&read_bounded(root, FILE_LIST)?).into_owned();
+    let version = status_version(root)?.ok_or_else(|| DebianError::NotInstalled {
         root: root.display().to_string(),
         file: format!("prosody-modules in {}", root.join(STATUS).display()),
     })?;
@@ -114,43 +113,106 @@ impl Package {
     }
 }
 
-/// The version dpkg records for `prosody-modules` in `status`.
-fn version(status: &str) -> Option<String> {
-    status
-        .split("\n\n")
-        .find(|paragraph| paragraph.lines().any(|l| l == "Package: prosody-modules"))?
-        .lines()
-        .find_map(|l| l.strip_prefix("Version: "))
+/// The version dpkg records for `prosody-modules` in `status`: the
+/// `Version:` of the paragraph with the line `Package: prosody-modules`.
+/// Searched in the bytes at once (the file runs to a megabyte, and
+/// `install` asks whenever a module it installs is one Debian ships), not
+/// paragraph by paragraph and line by line.
+fn version(status: &[u8]) -> Option<String> {
+    use memchr::memmem;
+    const PACKAGE: &[u8] = b"Package: prosody-modules\n";
+    let at = memmem::find_iter(status, PACKAGE).find(|&at| at == 0 || status[at - 1] == b'\n')?;
+    let start = memmem::rfind(&status[..at], b"\n\n").map_or(0, |end| end + 2);
+    let end = memmem::find(&status[at..], b"\n\n").map_or(status.len(), |end| at + end);
+    status[start..end]
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(b"Version: "))
+        .and_then(|version| std::str::from_utf8(version).ok())
         .map(str::to_owned)
 }
 
-fn read_bounded(root: &Path, file: &str) -> Result<String, DebianError> {
+/// Opens `root`/`file`; a file that is not there means the package is not
+/// installed.
+fn open(root: &Path, file: &str) -> Result<(std::fs::File, PathBuf), DebianError> {
     let path = root.join(file);
-    let opened = std::fs::File::open(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => DebianError::NotInstalled {
+    match std::fs::File::open(&path) {
+        Ok(opened) => Ok((opened, path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DebianError::NotInstalled {
             root: root.display().to_string(),
             file: path.display().to_string(),
-        },
-        _ => DebianError::Read {
+        }),
+        Err(e) => Err(DebianError::Read {
             file: path.display().to_string(),
             reason: e.to_string(),
-        },
-    })?;
-    let mut text = String::new();
+        }),
+    }
+}
+
+fn too_large(path: &Path) -> DebianError {
+    DebianError::Read {
+        file: path.display().to_string(),
+        reason: format!("larger than {MAX_DPKG_FILE} bytes"),
+    }
+}
+
+fn read_bounded(root: &Path, file: &str) -> Result<Vec<u8>, DebianError> {
+    let (opened, path) = open(root, file)?;
+    let mut text = Vec::new();
     opened
         .take(MAX_DPKG_FILE + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut text)
         .map_err(|e| DebianError::Read {
             file: path.display().to_string(),
             reason: e.to_string(),
         })?;
     if text.len() as u64 > MAX_DPKG_FILE {
-        return Err(DebianError::Read {
-            file: path.display().to_string(),
-            reason: format!("larger than {MAX_DPKG_FILE} bytes"),
-        });
+        return Err(too_large(&path));
     }
     Ok(text)
+}
+
+/// The version dpkg's status under `root` records for prosody-modules,
+/// read 64 KiB at a time and searched in whole paragraphs as they come:
+/// the file runs to a megabyte and the package's paragraph is one among
+/// hundreds, so only the paragraph being read is carried over, never the
+/// whole file held.
+fn status_version(root: &Path) -> Result<Option<String>, DebianError> {
+    const PIECE: usize = 64 * 1024;
+    let (mut status, path) = open(root, STATUS)?;
+    let mut window: Vec<u8> = Vec::with_capacity(2 * PIECE);
+    let mut total = 0u64;
+    loop {
+        let kept = window.len();
+        window.resize(kept + PIECE, 0);
+        let read = loop {
+            match status.read(&mut window[kept..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                read => break read,
+            }
+        }
+        .map_err(|e| DebianError::Read {
+            file: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        window.truncate(kept + read);
+        total += read as u64;
+        if total > MAX_DPKG_FILE {
+            return Err(too_large(&path));
+        }
+        let end = read == 0;
+        // Up to the last paragraph read whole (all of it at the end).
+        let whole = match end {
+            true => window.len(),
+            false => memchr::memmem::rfind(&window, b"\n\n").map_or(0, |at| at + 2),
+        };
+        if let Some(version) = version(&window[..whole]) {
+            return Ok(Some(version));
+        }
+        if end {
+            return Ok(None);
+        }
+        window.drain(..whole);
+    }
 }
 
 /// What [`lay_out`] did.
@@ -343,6 +405,60 @@ mod tests {
         let package = installed_for(&dir).unwrap();
         assert!(package.has("a") && !package.has("prosodys_own"));
         assert!(installed_for(root.path()).is_none());
+    }
+
+    #[test]
+    fn the_version_is_the_package_s_own_paragraph_s() {
+        let status = |text: &str| version(text.as_bytes());
+        let ours = "Package: prosody-modules\nStatus: install ok installed\nVersion: 2-1\n";
+        assert_eq!(status(ours).as_deref(), Some("2-1"));
+        // Its name elsewhere, or a longer name, is another package.
+        let others = "Package: x\nVersion: 9\nDepends: prosody-modules\n\nPackage: prosody-modules-extra\nVersion: 8\n\n";
+        assert_eq!(status(others), None);
+        assert_eq!(
+            status(&format!("{others}{ours}\nPackage: z\nVersion: 7\n")).as_deref(),
+            Some("2-1")
+        );
+        // A paragraph without a version has none, not the next one's.
+        assert_eq!(
+            status("Package: prosody-modules\n\nPackage: z\nVersion: 7\n"),
+            None
+        );
+        assert_eq!(
+            status("Version: 1\nPackage: prosody-modules\n").as_deref(),
+            Some("1")
+        );
+    }
+
+    /// Read a piece at a time, the package's paragraph is found wherever
+    /// it falls, across pieces too, and only its own version is taken.
+    #[test]
+    fn the_status_is_read_in_pieces_and_each_paragraph_whole() {
+        let root = tempfile::tempdir().unwrap();
+        let status = root.path().join(STATUS);
+        std::fs::create_dir_all(status.parent().unwrap()).unwrap();
+        let filler = |n: usize| {
+            (0..n)
+                .map(|i| {
+                    format!(
+                        "Package: p{i}\nVersion: 0\nDescription: {}\n\n",
+                        "x".repeat(90)
+                    )
+                })
+                .collect::<String>()
+        };
+        let ours = "Package: prosody-modules\nStatus: install ok installed\nVersion: 3-1\n";
+        for before in (480..=530).chain([0, 1, 1500]) {
+            let text = format!("{}{ours}\n{}", filler(before), filler(3));
+            std::fs::write(&status, &text).unwrap();
+            assert_eq!(
+                status_version(root.path()).unwrap().as_deref(),
+                Some("3-1"),
+                "after {before} paragraphs"
+            );
+        }
+        std::fs::write(&status, filler(2000)).unwrap();
+        assert_eq!(status_version(root.path()).unwrap(), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the signed index before it is opened, bodies are capped while they
 //! stream, and redirects may not leave the repository's host.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::config::{Repository, RepositoryKind};
@@ -40,37 +41,60 @@ pub enum FetchError {
     },
 }
 
-/// An HTTP client with modman's limits.
+/// HTTP clients with modman's limits: one for plain `http://`
+/// repositories, and one for `https://`, made at the first https
+/// request.
+///
+/// Why two: the https client verifies certificates against the system's
+/// roots, and reading them (some 150 files of /etc/ssl/certs, parsed) is
+/// the largest part of a `modman install` from a local repository and
+/// memory `modman run` would hold for nothing. A client for plain HTTP
+/// trusts no root at all: it never verifies a certificate, and if a
+/// redirect ever took it to https (the redirect policy keeps host and
+/// port, so it cannot), the handshake would fail rather than go
+/// unverified.
 #[derive(Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    /// For `http://` repositories; trusts no root.
+    plain: reqwest::Client,
+    /// For `https://` ones, once one was asked; shared by the clones.
+    tls: Arc<OnceLock<reqwest::Client>>,
 }
 
 impl Default for Fetcher {
-    /// Each request is bounded by its repository's `timeout_seconds`;
-    /// connecting gets at most 5 s of it.
     fn default() -> Self {
-        let redirects = reqwest::redirect::Policy::custom(|attempt| {
-            let first = &attempt.previous()[0];
-            let same_origin = attempt.url().host_str() == first.host_str()
-                && attempt.url().port_or_known_default() == first.port_or_known_default();
-            if attempt.previous().len() > 5 {
-                attempt.error("more than 5 redirects")
-            } else if !same_origin {
-                let target = attempt.url().to_string();
-                attempt.error(format!("redirect to another host ({target}) refused"))
-            } else {
-                attempt.follow()
-            }
-        });
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("modman/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(redirects)
+        let plain = client()
+            .tls_certs_only(std::iter::empty())
             .build()
-            .unwrap_or_else(|e| unreachable!("a client with these settings always builds: {e}"));
-        Fetcher { client }
+            .unwrap_or_else(|e| unreachable!("a client trusting no root always builds: {e}"));
+        Fetcher {
+            plain,
+            tls: Arc::default(),
+        }
     }
+}
+
+/// What both clients share: each request is bounded by its repository's
+/// `timeout_seconds`, connecting gets at most 5 s of it, and redirects
+/// stay on the repository's host and port.
+fn client() -> reqwest::ClientBuilder {
+    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        let first = &attempt.previous()[0];
+        let same_origin = attempt.url().host_str() == first.host_str()
+            && attempt.url().port_or_known_default() == first.port_or_known_default();
+        if attempt.previous().len() > 5 {
+            attempt.error("more than 5 redirects")
+        } else if !same_origin {
+            let target = attempt.url().to_string();
+            attempt.error(format!("redirect to another host ({target}) refused"))
+        } else {
+            attempt.follow()
+        }
+    });
+    reqwest::Client::builder()
+        .user_agent(concat!("modman/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(redirects)
 }
 
 impl Fetcher {
@@ -173,6 +197,20 @@ impl Fetcher {
         Ok(files)
     }
 
+    /// The https client, made now if this is the first https request: it
+    /// reads the system's roots of trust (`SSL_CERT_FILE` or
+    /// `SSL_CERT_DIR` instead, where set). A failure is not kept, so
+    /// roots installed meanwhile are read at the next request.
+    fn tls(&self) -> Result<reqwest::Client, String> {
+        if let Some(client) = self.tls.get() {
+            return Ok(client.clone());
+        }
+        let client = client().build().map_err(|e| {
+            format!("cannot set up TLS with the system's roots of trust ({}); is the ca-certificates package installed?", describe(&e))
+        })?;
+        Ok(self.tls.get_or_init(|| client).clone())
+    }
+
     /// GETs `url` within the repository's timeout, refusing bodies over
     /// `limit` bytes as they stream.
     pub(crate) async fn get(
@@ -185,7 +223,16 @@ impl Fetcher {
             url: url.to_owned(),
             reason: describe(&e),
         };
-        let request = self.client.get(url).timeout(repository.timeout);
+        // `url` is under the repository's URL (see `url_of`), so its
+        // scheme is the repository's.
+        let client = match repository.url.scheme() == "https" {
+            true => self.tls().map_err(|reason| FetchError::Unreachable {
+                url: url.to_owned(),
+                reason,
+            })?,
+            false => self.plain.clone(),
+        };
+        let request = client.get(url).timeout(repository.timeout);
         let mut response = request.send().await.map_err(unreachable)?;
         if !response.status().is_success() {
             return Err(FetchError::Status {
@@ -218,11 +265,19 @@ pub fn verify_index(
     bytes: &[u8],
     signature: &[u8],
 ) -> Result<Index, FetchError> {
+    verify_signature(repository, bytes, signature)?;
+    parse_signed(repository, bytes)
+}
+
+/// Checks the signature over the exact bytes against each of the
+/// repository's keys; returns the key that verified it.
+pub fn verify_signature<'a>(
+    repository: &'a Repository,
+    bytes: &[u8],
+    signature: &[u8],
+) -> Result<&'a ed25519_dalek::VerifyingKey, FetchError> {
     let RepositoryKind::Signed { public_keys } = &repository.kind else {
-        return Err(FetchError::Index {
-            repository: repository.name.clone(),
-            reason: "a LuaRocks server has no signed index.json".into(),
-        });
+        return Err(not_signed(repository));
     };
     signing::verify_any(public_keys, bytes, signature).map_err(|e| FetchError::Signature {
         repository: repository.name.clone(),
@@ -230,7 +285,15 @@ pub fn verify_index(
             signing::KeyError::BadSignature(reason) => reason.to_owned(),
             other => other.to_string(),
         },
-    })?;
+    })
+}
+
+/// Parses an index whose signature was checked, and checks that it is
+/// signed for this repository.
+pub fn parse_signed(repository: &Repository, bytes: &[u8]) -> Result<Index, FetchError> {
+    if !matches!(repository.kind, RepositoryKind::Signed { .. }) {
+        return Err(not_signed(repository));
+    }
     // See `Index::repository` for why an index without a name is refused.
     let index = Index::parse(bytes).map_err(|e| match e {
         IndexError::Unnamed => FetchError::Unnamed {
@@ -248,6 +311,13 @@ pub fn verify_index(
         });
     }
     Ok(index)
+}
+
+fn not_signed(repository: &Repository) -> FetchError {
+    FetchError::Index {
+        repository: repository.name.clone(),
+        reason: "a LuaRocks server has no signed index.json".into(),
+    }
 }
 
 /// `path` under the repository URL, which is treated as a directory.

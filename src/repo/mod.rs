@@ -24,6 +24,7 @@ pub mod readme;
 pub mod refusal;
 pub mod signing;
 pub(crate) mod sources;
+pub mod verified;
 pub mod verify;
 
 use sha2::{Digest, Sha256};

@@ -99,11 +99,16 @@ pub fn verify(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> Result<()
 }
 
 /// Checks a signature against each trusted key: a repository rotating
-/// its key is trusted under the old and the new one.
-pub fn verify_any(keys: &[VerifyingKey], message: &[u8], signature: &[u8]) -> Result<(), KeyError> {
+/// its key is trusted under the old and the new one. Returns the key
+/// that verified it.
+pub fn verify_any<'a>(
+    keys: &'a [VerifyingKey],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<&'a VerifyingKey, KeyError> {
     let mut outcome = Err(KeyError::BadSignature("has no key to check it against"));
     for key in keys {
-        outcome = verify(key, message, signature);
+        outcome = verify(key, message, signature).map(|()| key);
         if outcome.is_ok() {
             break;
         }
@@ -136,7 +141,11 @@ mod tests {
         assert!(verify(&public, b"index", b"garbage").is_err());
 
         // Rotation: either trusted key will do, an untrusted one will not.
-        verify_any(&[other, public], b"index", signature.as_bytes()).unwrap();
+        let keys = [other, public];
+        assert_eq!(
+            verify_any(&keys, b"index", signature.as_bytes()).unwrap(),
+            &public
+        );
         assert!(verify_any(&[other], b"index", signature.as_bytes()).is_err());
         assert!(verify_any(&[], b"index", signature.as_bytes()).is_err());
     }
