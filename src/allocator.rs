@@ -21,7 +21,8 @@
 pub fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes tuning parameters of the allocator;
-    // it is called first thing in main, before any other thread starts.
+    // it is called in main for `modman run`, before any other thread
+    // starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
         libc::mallopt(libc::M_ARENA_MAX, 1);

@@ -257,7 +257,13 @@ fn documented() -> clap::Command {
 }
 
 fn main() -> ExitCode {
-    modman::allocator::tune();
+    let matches = cli().get_matches();
+    // The daemon's allocator set-up, before any thread starts. Not for
+    // the other commands: they are short, and `repo build` packs on
+    // every core, whose threads would wait on each other in one arena.
+    if matches.subcommand_name() == Some("run") {
+        modman::allocator::tune();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -268,7 +274,6 @@ fn main() -> ExitCode {
         // journal would keep them as garbage.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let matches = cli().get_matches();
     let result = match matches.subcommand() {
         Some((node, args)) if ops::find(node).is_some() => runtime(Flavor::OneCommand)
             .and_then(|runtime| runtime.block_on(run_operation(node, args))),

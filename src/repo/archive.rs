@@ -188,16 +188,16 @@ fn write_tar(name: &str, members: Vec<(PathBuf, Member)>) -> io::Result<Vec<u8>>
 /// only if it was compressed this same way (see `repo::sources`), so
 /// this names every choice that changes the bytes: change it with any of
 /// them.
-pub const PACKING: &str = "tar, gzip level 1 (miniz_oxide), header without name or time";
+pub const PACKING: &str = "tar, gzip level 6 (miniz_oxide), header without name or time";
 
-/// The deflate level. Module archives are small (a few KiB of Lua and a
-/// README), and `repo build` compresses every module that changed on
-/// each build, while a client downloads only the few it installs. On
-/// the 2,000-module benchmark tree, level 1 rather than the default 6
-/// took a first build from 0.14-0.16 s of CPU to 0.09-0.11 s, for
-/// archives 7.3% larger: 2,207,954 bytes instead of 2,056,917, 76 bytes
-/// a module.
-const LEVEL: u32 = 1;
+/// The deflate level: gzip's default, as every build before. Level 1
+/// took a first build of the 2,000-module benchmark tree from 0.14-0.16 s
+/// of CPU to 0.09-0.11 s (archives 7.3% larger), but it changes every
+/// archive's bytes: each module of a repository built again would get a
+/// new SHA-256, and every client would be offered every module as an
+/// update of the same files. Archives stay byte for byte what earlier
+/// builds made.
+const LEVEL: u32 = 6;
 
 /// Compresses a tar stream from [`lay_out`] into the archive a repository
 /// serves: a gzip stream as `GzEncoder` at [`LEVEL`] writes it (the same
@@ -229,9 +229,10 @@ thread_local! {
     static DEFLATE: RefCell<Option<DeflateEncoder<Vec<u8>>>> = const { RefCell::new(None) };
 }
 
-/// `GzBuilder`'s header at [`LEVEL`]: no name, mtime 0, extra flags 4
-/// (fastest, as gzip marks level 1), operating system 255 (unknown).
-const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255];
+/// `GzBuilder`'s header at [`LEVEL`]: no name, mtime 0, extra flags 0
+/// (what flate2 writes for the default level), operating system 255
+/// (unknown).
+const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 
 /// The walk of one module directory for [`lay_out`]: what it found so
 /// far and what that weighs.
