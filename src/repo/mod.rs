@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod mirror;
 pub mod options;
 pub mod placement;
+pub mod published;
 pub mod readme;
 pub mod refusal;
 pub mod signing;

@@ -25,8 +25,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::archive;
-use super::build::{io_error, is_plain_file_name, read_published, BuildError};
 use super::index::limits;
+use super::published::{is_plain_file_name, read_published};
 use super::signing;
 
 /// The record's file in the repository directory.
@@ -127,25 +127,20 @@ impl Record {
         self.by_sources.get(sources)
     }
 
-    /// Writes the record of `archives` into `dir` (a repository being
-    /// staged), signed with `key`.
-    pub(crate) fn write(
-        dir: &Path,
+    /// The record of `archives` signed with `key`: each file to write
+    /// into a repository being staged, by name, with its bytes.
+    pub(crate) fn files(
         key: &ed25519_dalek::SigningKey,
         archives: Vec<Packed>,
-    ) -> Result<(), BuildError> {
+    ) -> [(&'static str, Vec<u8>); 2] {
         let written = Written {
             packing: archive::PACKING.to_owned(),
             archives,
         };
-        let bytes = serde_json::to_vec(&written).map_err(|e| BuildError::Io {
-            path: dir.join(FILE),
-            problem: e.to_string(),
-        })?;
-        let (file, signature) = (dir.join(FILE), dir.join(SIGNATURE));
-        std::fs::write(&file, &bytes).map_err(io_error(&file))?;
-        std::fs::write(&signature, signing::sign(key, &signed(&bytes)))
-            .map_err(io_error(&signature))
+        let bytes =
+            serde_json::to_vec(&written).expect("a record of strings and numbers serializes");
+        let signature = signing::sign(key, &signed(&bytes)).into_bytes();
+        [(FILE, bytes), (SIGNATURE, signature)]
     }
 }
 
@@ -179,7 +174,9 @@ mod tests {
             .unwrap()
             .find(&"a".repeat(64))
             .is_none());
-        Record::write(dir.path(), &key, vec![packed('a')]).unwrap();
+        for (name, bytes) in Record::files(&key, vec![packed('a')]) {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
         let record = Record::published(dir.path(), &key).unwrap();
         assert_eq!(record.find(&"a".repeat(64)), Some(&packed('a')));
 
