@@ -177,9 +177,7 @@ fn luarocks_server(
 /// result of its last step, with no error note (a change that failed and
 /// was undone also ends with the status "completed").
 fn completed(run: &Value) -> bool {
-    let Some(last) = run["steps"].as_array().and_then(|steps| steps.last()) else {
-        return false;
-    };
+    let last = support::last(run);
     last["status"] == "completed"
         && !last["notes"]
             .as_array()
@@ -565,11 +563,7 @@ fn scale_and_memory(rows: &mut Vec<Row>) {
         .map(|i| format!("synthetic_{i:04}"))
         .collect();
     let installed = admin.run_steps("install", json!([{"modules": names}, {"confirm": true}]));
-    assert_eq!(
-        installed["steps"].as_array().unwrap().last().unwrap()["status"],
-        "completed",
-        "{installed}"
-    );
+    assert!(completed(&installed), "{installed}");
     // Each round publishes a new version of the 250 modules and updates
     // them all twice: with one request, the "yes" given with it as a
     // script or bot gives it (the Rust load client), and as a form then

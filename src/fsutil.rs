@@ -141,14 +141,14 @@ fn sync_on_runtime(runtime: &tokio::runtime::Handle, paths: &[PathBuf]) -> io::R
     let shared: std::sync::Arc<(Vec<PathBuf>, AtomicUsize)> =
         std::sync::Arc::new((paths.to_vec(), AtomicUsize::new(0)));
     let (done, results) = std::sync::mpsc::channel();
-    for _ in 0..SYNC_THREADS.min(paths.len()) {
+    let workers = SYNC_THREADS.min(paths.len());
+    for _ in 0..workers {
         let (shared, done) = (shared.clone(), done.clone());
         runtime.spawn_blocking(move || {
             let (paths, next) = &*shared;
             let _ = done.send(sync_next(paths, next));
         });
     }
-    let workers = SYNC_THREADS.min(paths.len());
     drop(done);
     // Every worker has ended before this returns, failed or not: one that
     // could not run (the runtime shutting down) drops its sender unsent,
