@@ -108,15 +108,72 @@ fn pending(
 /// with their writeback started first), and a `syncfs`, whose cost is
 /// every other writer's dirty data too: 2.7 ms median, 394 ms at worst.
 ///
+/// A file system that holds [`SYNCFS_FROM`] of the paths or more gets
+/// one `syncfs` instead: an fsync each is a cache flush each where the
+/// file system has no journal to share (ext4 without one, as on this
+/// project's machines), and an update of 250 modules stages about 780
+/// paths: 24 ms of fsyncs against 6 ms for one `syncfs` here. Its price,
+/// other writers' dirty data on that file system, is paid only by a
+/// change that large, whose own writes dominate it anyway.
+///
 /// Inside a runtime (the daemon, the CLI) the fsyncs run on its blocking
 /// threads, which stay alive between changes: starting and joining a
 /// thread per path cost more than the fsyncs themselves on a quiet disk
 /// (eleven threads for a one-module install). Elsewhere (tests, tools),
 /// on threads of their own.
 pub fn sync_together(paths: &[PathBuf]) -> io::Result<()> {
+    let few: Vec<PathBuf>;
+    let paths = match paths.len() < SYNCFS_FROM {
+        true => paths,
+        false => {
+            few = sync_busy_file_systems(paths)?;
+            &few
+        }
+    };
+    if paths.is_empty() {
+        return Ok(());
+    }
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => sync_on_runtime(&runtime, paths),
         Err(_) => sync_on_own_threads(paths),
+    }
+}
+
+/// From this many paths on one file system, a barrier syncs that file
+/// system whole (see [`sync_together`]).
+pub const SYNCFS_FROM: usize = 64;
+
+/// Syncs, with one `syncfs` each, the file systems that hold at least
+/// [`SYNCFS_FROM`] of `paths`, and returns the paths on the others, still
+/// to be synced one by one.
+fn sync_busy_file_systems(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
+    use std::collections::HashMap;
+    use std::os::unix::fs::MetadataExt;
+    let mut by_device: HashMap<u64, Vec<&PathBuf>> = HashMap::new();
+    for path in paths {
+        let device = std::fs::symlink_metadata(path)?.dev();
+        by_device.entry(device).or_default().push(path);
+    }
+    let mut rest = Vec::new();
+    for on_device in by_device.into_values() {
+        match on_device.len() < SYNCFS_FROM {
+            true => rest.extend(on_device.into_iter().cloned()),
+            false => syncfs(on_device[0])?,
+        }
+    }
+    Ok(rest)
+}
+
+/// `syncfs(2)` of the file system holding `path`: every dirty inode and
+/// page on it written, and the device's cache flushed. Since Linux 5.8 it
+/// reports a writeback error that any file on it met since the last call.
+fn syncfs(path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the descriptor is open for the whole call.
+    match unsafe { libc::syncfs(file.as_raw_fd()) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
     }
 }
 
@@ -499,6 +556,38 @@ mod tests {
         paths.push(root.join("gone"));
         assert!(sync_together(&paths).is_err());
         assert!(on_runtime(paths).is_err());
+    }
+
+    /// A barrier of many paths syncs their file system whole and leaves
+    /// to fsyncs only the few paths on another one; a path that is gone
+    /// is still an error.
+    #[test]
+    fn a_file_system_with_many_paths_is_synced_whole_and_the_others_path_by_path() {
+        use std::os::unix::fs::MetadataExt;
+        let many = tempfile::tempdir().unwrap();
+        let mut paths: Vec<PathBuf> = (0..SYNCFS_FROM)
+            .map(|i| many.path().join(i.to_string()))
+            .collect();
+        paths.iter().for_each(|p| std::fs::write(p, "x").unwrap());
+        // Another file system, when this machine has one (/dev/shm).
+        let elsewhere = tempfile::tempdir_in("/dev/shm").ok().filter(|other| {
+            let device = |p: &Path| std::fs::metadata(p).unwrap().dev();
+            device(other.path()) != device(many.path())
+        });
+        let few: Vec<PathBuf> = match &elsewhere {
+            Some(other) => vec![other.path().to_owned(), other.path().join("a")],
+            None => vec![],
+        };
+        few.iter()
+            .skip(1)
+            .for_each(|p| std::fs::write(p, "y").unwrap());
+        paths.extend(few.iter().cloned());
+        let mut rest = sync_busy_file_systems(&paths).unwrap();
+        rest.sort();
+        assert_eq!(rest, few);
+        sync_together(&paths).unwrap();
+        paths.push(many.path().join("gone"));
+        assert!(sync_together(&paths).is_err());
     }
 
     #[test]

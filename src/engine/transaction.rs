@@ -115,15 +115,7 @@ pub(super) fn apply(
         // per path (hundreds for an update of every module).
         let mut durable = vec![stage.clone(), stage.join("new"), stage.join("old")];
         std::fs::create_dir_all(stage.join("new"))?;
-        for prepared in &changes {
-            if let Some((_, files)) = &prepared.after {
-                write_tree(
-                    &stage.join("new").join(format!("mod_{}", prepared.name)),
-                    files,
-                    &mut durable,
-                )?;
-            }
-        }
+        write_stage(&stage.join("new"), &changes, &mut durable)?;
         std::fs::create_dir(stage.join("old"))?;
         // The backup it becomes is modman's alone, as its manifest names
         // who changed what.
@@ -305,6 +297,57 @@ pub(super) fn transaction_id() -> String {
     )
 }
 
+/// From this many modules on, a stage is written by [`STAGE_THREADS`]
+/// threads at once rather than by the change's own.
+const STAGE_IN_PARALLEL_FROM: usize = 16;
+
+/// Threads writing one stage. Creating a file waits on the disk more than
+/// on the CPU (ext4 reads inode tables to pick a free inode), so several
+/// threads overlap those waits even on two cores: 250 two-file modules
+/// took 168 ms from one thread and 26 to 46 ms from eight here, with the
+/// disk at its slowest (right after many deletions).
+const STAGE_THREADS: usize = 8;
+
+/// Writes the new copy of every module `changes` installs or replaces
+/// under `new`, adding what it wrote to `written` (see [`write_tree`]).
+fn write_stage(
+    new: &Path,
+    changes: &[Prepared],
+    written: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let trees: Vec<(PathBuf, &[ArchiveFile])> = changes
+        .iter()
+        .filter_map(|prepared| {
+            let (_, files) = prepared.after.as_ref()?;
+            Some((new.join(format!("mod_{}", prepared.name)), files.as_slice()))
+        })
+        .collect();
+    if trees.len() < STAGE_IN_PARALLEL_FROM {
+        return (trees.iter()).try_for_each(|(root, files)| write_tree(root, files, written));
+    }
+    let next = AtomicUsize::new(0);
+    let write_next = || {
+        let mut mine = Vec::new();
+        while let Some((root, files)) = trees.get(next.fetch_add(1, Ordering::Relaxed)) {
+            write_tree(root, files, &mut mine)?;
+        }
+        Ok::<_, std::io::Error>(mine)
+    };
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..STAGE_THREADS)
+            .map(|_| scope.spawn(write_next))
+            .collect();
+        // Every worker ends before the stage is used or removed.
+        let results: Vec<_> = (workers.into_iter())
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        results
+            .into_iter()
+            .try_for_each(|mine| mine.map(|mine| written.extend(mine)))
+    })
+}
+
 /// Writes files (already checked: relative, no `..`) under `root`, not
 /// synced: [`apply`] makes the whole stage durable with one barrier, over
 /// the directories and files this adds to `written`. Each directory is
@@ -393,5 +436,52 @@ mod tests {
         let mut walked = fsutil::tree_paths(&root).unwrap();
         walked.sort();
         assert_eq!(walked, expected);
+    }
+
+    /// Written by several threads, a large stage is the same stage: every
+    /// module, file and directory once in what the barrier syncs, every
+    /// byte in place; and removals write nothing.
+    #[test]
+    fn a_stage_of_many_modules_written_by_several_threads_is_whole_and_listed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let new = dir.path().join("new");
+        std::fs::create_dir(&new).unwrap();
+        let count = 3 * STAGE_IN_PARALLEL_FROM;
+        let changes: Vec<Prepared> = (0..count)
+            .map(|i| Prepared {
+                name: format!("m{i}"),
+                after: (i % 7 != 3).then(|| {
+                    let record = super::super::state::InstalledModule::for_test("r", "1", 'a');
+                    let files = ["mod_m.lua", "lib/helper.lua"]
+                        .map(|path| ArchiveFile {
+                            path: path.into(),
+                            data: format!("{i} {path}").into_bytes(),
+                            executable: false,
+                        })
+                        .to_vec();
+                    (record, files)
+                }),
+            })
+            .collect();
+        let mut written = vec![];
+        write_stage(&new, &changes, &mut written).unwrap();
+        written.sort();
+        let mut walked = fsutil::tree_paths(&new).unwrap();
+        walked.retain(|p| *p != new);
+        walked.sort();
+        assert_eq!(written, walked, "every path once, none missed");
+        let staged = changes.iter().filter(|c| c.after.is_some()).count();
+        assert_eq!(written.len(), staged * 4, "a root, lib/ and two files each");
+        for (i, change) in changes.iter().enumerate() {
+            let root = new.join(format!("mod_m{i}"));
+            assert_eq!(root.exists(), change.after.is_some(), "{i}");
+            if change.after.is_some() {
+                let helper = std::fs::read(root.join("lib/helper.lua")).unwrap();
+                assert_eq!(helper, format!("{i} lib/helper.lua").into_bytes());
+            }
+        }
+        // A module staged twice fails the stage rather than mixing copies.
+        let again = write_stage(&new, &changes, &mut vec![]);
+        assert_eq!(again.unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
     }
 }
