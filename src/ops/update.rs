@@ -147,6 +147,11 @@ impl Command for Update {
                 )),
             }
         }
+        tracing::debug!(
+            "update: {} of {} installed modules to update",
+            wanted.len(),
+            guard.installed.modules.len()
+        );
         let server = plan::learn_server(ctx, &mut guard).await;
         let catalog = chosen::read_listed(ctx, catalog, &guard.installed, &wanted).await?;
         let plan = plan::resolve(ctx, &catalog, &guard.installed, wanted, server.as_ref())?;

@@ -565,10 +565,14 @@ impl Modman {
         let config_path = prosody.path("modman.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = prosody.path("modman.log");
+        // Debug unless the caller chose a level (a benchmark runs modman
+        // at its default, as deployed).
+        if !binary.get_envs().any(|(key, _)| key == "RUST_LOG") {
+            binary.env("RUST_LOG", "debug");
+        }
         binary
             .args(["run", "--config"])
             .arg(&config_path)
-            .env("RUST_LOG", "debug")
             .env("NO_COLOR", "1");
         let child = place(binary)
             .stdout(Stdio::null())

@@ -142,6 +142,7 @@ impl App {
             )
         })?;
         let node = request.node.clone();
+        tracing::debug!("{from} asks for {node}");
         let session_id = request.session_id.clone();
         let later_stage = session_id.is_some();
         let me = Jid::from(self.ctx.config.component.jid.clone());
