@@ -303,13 +303,7 @@ fn install(rows: &mut Vec<Row>) {
     // `modman setup` writes it: the reply no longer waits for the
     // client's delayed ACK.
     drop(rocks_modman);
-    let cfg = std::fs::read_to_string(prosody.config_path()).unwrap();
-    std::fs::write(
-        prosody.config_path(),
-        format!("{}\n{cfg}", modman::prosody::Nagle::OFF_SETTING),
-    )
-    .unwrap();
-    prosody.restart();
+    nagle_off(&mut prosody);
     let _modman = Modman::start(&prosody, &config);
     let mut admin = Client::connect(&prosody, ADMIN);
     admin.run_steps("refresh", json!([]));
@@ -521,6 +515,18 @@ fn flood(rows: &mut Vec<Row>) {
     });
 }
 
+/// Turns Nagle's algorithm off in `prosody`, as `modman setup` writes
+/// it, and restarts it.
+fn nagle_off(prosody: &mut Prosody) {
+    let cfg = std::fs::read_to_string(prosody.config_path()).unwrap();
+    std::fs::write(
+        prosody.config_path(),
+        format!("{}\n{cfg}", modman::prosody::Nagle::OFF_SETTING),
+    )
+    .unwrap();
+    prosody.restart();
+}
+
 /// Writes back every file system's dirty data (sync(1)).
 fn sync() {
     run(&mut Command::new("sync"));
@@ -548,13 +554,7 @@ fn scale_and_memory(rows: &mut Vec<Row>) {
     // As `modman setup` configures Prosody: with Nagle's algorithm on,
     // the last segment of the 250-row answer waits for the client's
     // delayed ACK (40 ms here), a cost of the link and not of the update.
-    let cfg = std::fs::read_to_string(prosody.config_path()).unwrap();
-    std::fs::write(
-        prosody.config_path(),
-        format!("{}\n{cfg}", modman::prosody::Nagle::OFF_SETTING),
-    )
-    .unwrap();
-    prosody.restart();
+    nagle_off(&mut prosody);
     let mut repository = Repository::start_with(|corpus| synthetic::tree(corpus, OFFERED, ""));
     // Served as a web server serves it, rather than by Python's
     // http.server (see static_http): update all is held to a copy.

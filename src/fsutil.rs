@@ -220,16 +220,11 @@ fn sync_on_runtime(runtime: &tokio::runtime::Handle, paths: &[PathBuf]) -> io::R
 }
 
 fn sync_on_own_threads(paths: &[PathBuf]) -> io::Result<()> {
-    use std::sync::atomic::AtomicUsize;
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..SYNC_THREADS.min(paths.len()))
-            .map(|_| scope.spawn(|| sync_next(paths, &next)))
-            .collect();
-        workers
-            .into_iter()
-            .try_for_each(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    crate::parallel::each(paths, SYNC_THREADS, |path| {
+        std::fs::File::open(path)?.sync_all()
     })
+    .into_iter()
+    .collect()
 }
 
 /// `root` and every directory and regular file under it: what

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod fsutil;
 pub mod linediff;
 pub mod ops;
+pub mod parallel;
 pub mod policy;
 pub mod prosody;
 pub mod repo;

@@ -315,7 +315,6 @@ fn write_stage(
     changes: &[Prepared],
     written: &mut Vec<PathBuf>,
 ) -> std::io::Result<()> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let trees: Vec<(PathBuf, &[ArchiveFile])> = changes
         .iter()
         .filter_map(|prepared| {
@@ -323,29 +322,17 @@ fn write_stage(
             Some((new.join(format!("mod_{}", prepared.name)), files.as_slice()))
         })
         .collect();
-    if trees.len() < STAGE_IN_PARALLEL_FROM {
-        return (trees.iter()).try_for_each(|(root, files)| write_tree(root, files, written));
-    }
-    let next = AtomicUsize::new(0);
-    let write_next = || {
-        let mut mine = Vec::new();
-        while let Some((root, files)) = trees.get(next.fetch_add(1, Ordering::Relaxed)) {
-            write_tree(root, files, &mut mine)?;
-        }
-        Ok::<_, std::io::Error>(mine)
+    let workers = match trees.len() < STAGE_IN_PARALLEL_FROM {
+        true => 1,
+        false => STAGE_THREADS,
     };
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..STAGE_THREADS)
-            .map(|_| scope.spawn(write_next))
-            .collect();
-        // Every worker ends before the stage is used or removed.
-        let results: Vec<_> = (workers.into_iter())
-            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect();
-        results
-            .into_iter()
-            .try_for_each(|mine| mine.map(|mine| written.extend(mine)))
-    })
+    let staged = crate::parallel::each(&trees, workers, |(root, files)| {
+        let mut mine = Vec::new();
+        write_tree(root, files, &mut mine).map(|()| mine)
+    });
+    staged
+        .into_iter()
+        .try_for_each(|mine| mine.map(|mine| written.extend(mine)))
 }
 
 /// Writes files (already checked: relative, no `..`) under `root`, not

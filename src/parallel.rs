@@ -1,0 +1,69 @@
+//! Work on many items from several threads at once, where each item's
+//! work is apart from every other's: packing a repository's modules,
+//! writing the stage of a large change, syncing paths outside a runtime.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// `work` done on every item of `items` from at most `workers` threads,
+/// the results in the items' order. Each thread takes the next item as
+/// it finishes one, so a large item does not hold the rest back. Every
+/// thread has ended when this returns (a panic in one is raised again
+/// here); one item or one worker is done on this thread.
+pub fn each<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let workers = workers.min(items.len());
+    if workers <= 1 {
+        return items.iter().map(work).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let take = || {
+        let mut mine = Vec::new();
+        loop {
+            let at = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(at) else {
+                return mine;
+            };
+            mine.push((at, work(item)));
+        }
+    };
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(take)).collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    done.sort_by_key(|(at, _)| *at);
+    done.into_iter().map(|(_, result)| result).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_item_is_worked_once_and_the_results_keep_the_items_order() {
+        let items: Vec<usize> = (0..1000).collect();
+        let calls = AtomicUsize::new(0);
+        for workers in [0, 1, 3, 8, 5000] {
+            calls.store(0, Ordering::Relaxed);
+            let squares = each(&items, workers, |i| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                i * i
+            });
+            assert_eq!(squares, items.iter().map(|i| i * i).collect::<Vec<_>>());
+            assert_eq!(calls.load(Ordering::Relaxed), items.len(), "{workers}");
+        }
+        assert!(each(&[] as &[u8], 4, |_| ()).is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "item 7")]
+    fn a_panic_in_a_worker_is_raised_to_the_caller() {
+        let items: Vec<usize> = (0..20).collect();
+        each(&items, 4, |&i| assert_ne!(i, 7, "item 7"));
+    }
+}
