@@ -527,3 +527,98 @@ fn a_stop_leaves_the_rooms_before_the_stream_closes() {
     // modman's own goodbye takes it out of the room.
     admin.wait_for_departure(ROOM, "modman");
 }
+
+/// A change large enough that its stage is written by several threads and
+/// made durable by one `syncfs` (20 modules of three files: over 64
+/// paths), killed after that barrier (before any module moved, and with
+/// every module moved but the state not saved): after the next start it
+/// is wholly undone, with its history line; not stopped, it is whole.
+#[test]
+fn a_large_change_killed_after_its_barrier_is_undone_after_the_next_start() {
+    const MODULES: usize = 20;
+    // Each module is its directory and three files in the stage.
+    const { assert!(4 * MODULES >= modman::fsutil::SYNCFS_FROM) };
+    let prosody = Prosody::start();
+    let names: Vec<String> = (0..MODULES).map(|i| format!("bulk_{i:02}")).collect();
+    let repository = Repository::start_with(|corpus| {
+        for name in &names {
+            let dir = corpus.join(format!("mod_{name}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("mod_{name}.lua")), format!("-- {name}\n")).unwrap();
+            std::fs::write(dir.join("helper.lib.lua"), "return {}\n").unwrap();
+            std::fs::write(
+                dir.join("README.markdown"),
+                format!("---\nsummary: '{name}'\n---\n\nIntroduction\n============\n\nA module.\n"),
+            )
+            .unwrap();
+        }
+    });
+    let config_path = prosody.path("modman.toml");
+    let config = prosody.modman_config() + &repository.config_section();
+    std::fs::write(&config_path, &config).unwrap();
+    assert!(cli(&["refresh"], &config_path).0);
+    let state = |file: &str| prosody.path("modman-state").join(file);
+    let history = || {
+        std::fs::read_to_string(state("history.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let installed = || std::fs::read_to_string(state("installed.json")).ok();
+    let pause = prosody.path("paused");
+    let install = |env: &[(&str, &OsStr)]| {
+        Command::new(env!("CARGO_BIN_EXE_modman"))
+            .arg("install")
+            .args(&names)
+            .arg("--yes")
+            .arg("--config")
+            .arg(&config_path)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    for step in ["swap", "state-save"] {
+        let files = support::snapshot(&prosody.modules_dir());
+        let (records, lines) = (installed(), history().len());
+        let mut child = install(&[
+            ("MODMAN_PAUSE_AT", OsStr::new(step)),
+            ("MODMAN_PAUSE_FILE", pause.as_os_str()),
+        ]);
+        wait_for(&format!("the install to reach {step}"), || {
+            pause.exists().then_some(())
+        });
+        child.kill().unwrap();
+        child.wait().unwrap();
+        std::fs::remove_file(&pause).unwrap();
+
+        // The next start: recovery.
+        let modman = Modman::start(&prosody, &config);
+        assert!(modman.terminate(), "{step}");
+        assert_eq!(support::snapshot(&prosody.modules_dir()), files, "{step}");
+        assert_eq!(installed(), records, "{step}");
+        let after = history();
+        assert_eq!(after.len(), lines + 1, "{step}: {after:?}");
+        assert_eq!(after[lines]["operation"], "install", "{step}");
+        assert_ne!(after[lines]["result"], "ok", "{step}");
+        for left in ["journal.json", "change.jsonl"] {
+            assert!(!state(left).exists(), "{step}: {left} stays");
+        }
+        assert!(!prosody.modules_dir().join(".modman-staging").exists());
+    }
+
+    assert!(install(&[]).wait().unwrap().success());
+    let records: Value = serde_json::from_str(&installed().unwrap()).unwrap();
+    for name in &names {
+        assert!(records["modules"][name]["version"].is_string(), "{name}");
+        let dir = prosody.modules_dir().join(format!("mod_{name}"));
+        assert_eq!(
+            std::fs::read_to_string(dir.join(format!("mod_{name}.lua"))).unwrap(),
+            format!("-- {name}\n")
+        );
+        assert!(dir.join("helper.lib.lua").is_file(), "{name}");
+    }
+    assert_eq!(history().last().unwrap()["result"], "ok");
+}
