@@ -198,7 +198,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
     let modules = packed.len();
     let (entries, packed): (Vec<ModuleEntry>, Vec<sources::Packed>) =
         packed.into_iter().map(|p| (p.entry, p.sources)).unzip();
-    let sources = || sources::Record::files(&key, packed).to_vec();
+    let sources = || Vec::from(sources::Record::files(&key, packed));
     staging.publish(
         options.name,
         &key,
