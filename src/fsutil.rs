@@ -189,8 +189,13 @@ fn sync_next(paths: &[PathBuf], next: &std::sync::atomic::AtomicUsize) -> io::Re
         let Some(path) = paths.get(at) else {
             return Ok(());
         };
-        std::fs::File::open(path)?.sync_all()?;
+        fsync(path)?;
     }
+}
+
+/// The bytes and the entry of one file or directory made durable.
+fn fsync(path: &Path) -> io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
 }
 
 fn sync_on_runtime(runtime: &tokio::runtime::Handle, paths: &[PathBuf]) -> io::Result<()> {
@@ -220,11 +225,9 @@ fn sync_on_runtime(runtime: &tokio::runtime::Handle, paths: &[PathBuf]) -> io::R
 }
 
 fn sync_on_own_threads(paths: &[PathBuf]) -> io::Result<()> {
-    crate::parallel::each(paths, SYNC_THREADS, |path| {
-        std::fs::File::open(path)?.sync_all()
-    })
-    .into_iter()
-    .collect()
+    crate::parallel::each(paths, SYNC_THREADS, |path| fsync(path))
+        .into_iter()
+        .collect()
 }
 
 /// `root` and every directory and regular file under it: what
@@ -285,7 +288,7 @@ pub fn copy_keeping_owner(from: &Path, to: &Path) -> io::Result<()> {
 
 /// Makes renames and creations inside `dir` durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+    fsync(dir)
 }
 
 /// Copies a directory tree of regular files and directories (links and
