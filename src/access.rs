@@ -13,16 +13,21 @@ use xmpp_parsers::jid::BareJid;
 use crate::config::Config;
 
 /// Someone modman acts for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Actor(Kind);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Kind {
     /// A JID listed in `admins`, by its real bare JID.
     Admin(BareJid),
     /// A person at the host's shell, by login name: the operating system
     /// let them read modman's config and state, which is the permission.
     LocalUser(String),
+    /// A person at the host's shell whose command was handed to the
+    /// daemon over its local socket: by login name, and by the PID of
+    /// that command (which the kernel vouches for), so that its health
+    /// verdicts find their way back to it and to no other.
+    HandedOver { name: String, pid: u32 },
     /// modman itself, on its schedule (the daily refresh).
     Schedule,
     /// modman itself, undoing a change that failed its health check.
@@ -67,6 +72,27 @@ impl Actor {
                     .map_or("unknown".into(), |m| format!("uid {}", m.uid()))
             });
         Actor(Kind::LocalUser(name))
+    }
+
+    /// The gate for a command handed to the daemon over its local socket,
+    /// by the user the kernel says connected (`uid`, from the socket's
+    /// peer credentials, never from what the command says): the owner of
+    /// modman's state directory, or root. Root may, unlike at
+    /// [`Actor::local_changer`], because the daemon does the work as the
+    /// owner: no file of root's is left behind.
+    pub fn handed_over(config: &Config, uid: u32, pid: u32) -> Result<Actor, NotTheOwner> {
+        use std::os::unix::fs::MetadataExt;
+        let owner = std::fs::metadata(&config.state_dir).map(|m| m.uid());
+        match owner {
+            Ok(owner) if uid != owner && uid != 0 => Err(NotTheOwner {
+                state_dir: config.state_dir.clone(),
+                owner: user_name(owner),
+            }),
+            _ => Ok(Actor(Kind::HandedOver {
+                name: user_name(uid),
+                pid,
+            })),
+        }
     }
 
     /// modman's own scheduled work.
@@ -115,7 +141,7 @@ impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Kind::Admin(jid) => write!(f, "{jid}"),
-            Kind::LocalUser(name) => write!(f, "cli:{name}"),
+            Kind::LocalUser(name) | Kind::HandedOver { name, .. } => write!(f, "cli:{name}"),
             Kind::Schedule => f.write_str("schedule"),
             Kind::HealthCheck => f.write_str("health-check"),
         }

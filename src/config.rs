@@ -38,6 +38,9 @@ pub struct Config {
     pub policy: crate::policy::PolicyConfig,
     /// The file this was read from (`None` when parsed from text).
     pub path: Option<PathBuf>,
+    /// The SHA-256 of that file's bytes as read: a command handed to the
+    /// daemon runs there only if the daemon read the same.
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// The other modmans of a fleet this one may ask, and accept requests
@@ -267,6 +270,7 @@ impl Config {
         let mut config =
             Config::parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(fail)?;
         config.path = Some(path.to_owned());
+        config.sha256 = Some(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()).into());
         Ok(config)
     }
 
@@ -452,6 +456,7 @@ impl Config {
             },
             admins,
             path: None,
+            sha256: None,
             state_dir: base.join(raw.state_dir),
             component: ComponentConfig {
                 jid,

@@ -114,6 +114,16 @@ impl Faults {
     }
 }
 
+/// Whether this process was told to pause at a step (debug builds): its
+/// change must then be made here, where the pause is, so the command line
+/// does not hand it to the daemon.
+pub fn pausing_here() -> bool {
+    #[cfg(debug_assertions)]
+    return Pause::default().at.is_some();
+    #[cfg(not(debug_assertions))]
+    false
+}
+
 /// The pause of a debug build at the step `MODMAN_PAUSE_AT` names, once.
 #[cfg(debug_assertions)]
 struct Pause {

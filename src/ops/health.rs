@@ -59,6 +59,10 @@ pub struct Watches {
     next_id: AtomicU64,
     notices: mpsc::Sender<Notice>,
     receiver: Mutex<Option<mpsc::Receiver<Notice>>>,
+    /// Askers who wait for their own verdicts on a channel of their own
+    /// (a command handed over from the shell), instead of the front end
+    /// that delivers [`Watches::take_notices`].
+    routes: Mutex<HashMap<Actor, mpsc::Sender<Notice>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -72,8 +76,32 @@ impl Watches {
             next_id: AtomicU64::new(0),
             notices,
             receiver: Mutex::new(Some(receiver)),
+            routes: Mutex::default(),
             tasks: Mutex::default(),
         }
+    }
+
+    /// Sends the verdicts of the watches that `asker`'s changes start
+    /// from now until [`Watches::unroute`] to the receiver returned, and
+    /// to nobody else. It closes once [`Watches::unroute`] was called and
+    /// every watch started meanwhile has ended, with a verdict or early
+    /// (a newer change, a stop), so its reader knows when to stop waiting.
+    pub fn route(&self, asker: &Actor) -> mpsc::Receiver<Notice> {
+        let (sender, receiver) = mpsc::channel(QUEUED_NOTICES);
+        self.routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(asker.clone(), sender);
+        receiver
+    }
+
+    /// Ends [`Watches::route`] for the watches `asker`'s later changes
+    /// start.
+    pub fn unroute(&self, asker: &Actor) {
+        self.routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(asker);
     }
 
     /// The clock watches and the update policy run on.
@@ -179,6 +207,9 @@ impl Watches {
             None if everyone => self.config.admins.iter().cloned().collect(),
             None => vec![],
         };
+        let routed = (self.routes.lock().unwrap_or_else(|e| e.into_inner()))
+            .get(actor)
+            .cloned();
         let watches = self.clone();
         // Now, not when the task first runs: the watch ends on time.
         let since = self.clock.now();
@@ -211,7 +242,12 @@ impl Watches {
                 return;
             };
             tracing::info!("{}", notice.text);
-            if let Err(e) = watches.notices.try_send(notice) {
+            let delivered = match routed {
+                // Its asker may have gone meanwhile: the log has it.
+                Some(asker) => asker.send(notice).await.map_err(|e| e.to_string()),
+                None => watches.notices.try_send(notice).map_err(|e| e.to_string()),
+            };
+            if let Err(e) = delivered {
                 tracing::warn!("a health verdict was not delivered: {e}");
             }
         });
