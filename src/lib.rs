@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod fsutil;
 pub mod linediff;
+pub mod local;
 pub mod ops;
 pub mod parallel;
 pub mod policy;

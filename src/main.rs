@@ -11,6 +11,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use modman::access::Actor;
 use modman::config::Config;
 use modman::engine::Opening;
+use modman::local::{self, ask::Handover, Answer};
 use modman::ops::{self, Context};
 use modman::xmpp::probe::HandshakeProbe;
 use modman::xmpp::shutdown::Exit;
@@ -566,119 +567,143 @@ async fn setup_undo(
 }
 
 /// Runs operation `node` with the arguments clap read for it, and prints
-/// its text rendering. A table of checks that found a problem exits
-/// non-zero without a further message: its note already said it.
+/// its text rendering: handed to the daemon serving the same modman.toml
+/// if one takes it (see [`modman::local`]), or here. A table of checks
+/// that found a problem exits non-zero without a further message: its
+/// note already said it.
 async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, String> {
     let op = ops::find(node).ok_or_else(|| format!("no operation `{node}`"))?;
     let config: &PathBuf = args.get_one("config").ok_or("--config is required")?;
     let config = load(config)?;
     let json = args.get_flag("json");
-    // With --json a failed operation prints its facts too; the text still
-    // goes to stderr.
-    let failed = |e: ops::OpError| {
-        if json {
-            out!("{}", e.to_json());
-        }
-        e.to_string()
+    let fields = cli::ops::fields(op.spec(), args);
+    // Checked here first, so a mistake is said without a round trip; the
+    // daemon checks again what it is handed.
+    let input = match ops::Input::check(op.spec().params, fields.clone()) {
+        Ok(input) => input,
+        Err(e) => return print_answer(Answer::failed(e, json), None).await,
     };
-    let input = cli::ops::input(op.spec(), args).map_err(failed)?;
+    // A debug build told to pause makes its change here, where the pause is.
+    let request = (local::hands_over(node) && !modman::engine::faults::pausing_here())
+        .then(|| local::Request::new(&config, node, fields, json))
+        .flatten();
+    if let Some(request) = request {
+        // The daemon makes the change whatever becomes of this process.
+        let offered = Stops::outlast(local::ask::hand_over(&config, &request), || {
+            tracing::warn!(
+                "modman's daemon is making this change: it finishes there, and its answer follows"
+            );
+            Ok(())
+        });
+        match offered.await?? {
+            Handover::Taken(answer, handed) => {
+                return print_answer(answer, Some(Verdicts::Daemon(handed))).await
+            }
+            Handover::Declined(why) => tracing::debug!("made here, not by the daemon: {why}"),
+        }
+    }
     // Before the engine opens: even recovery writes.
     let (actor, opening) = match (Actor::local_changer(&config), op.spec().access) {
         (Ok(actor), _) => (actor, Opening::ToChange),
         (Err(_), ops::Access::Read) => (Actor::local_user(), Opening::ToRead),
-        (Err(e), ops::Access::Change) => return Err(failed(ops::OpError::from(e))),
+        (Err(e), ops::Access::Change) => {
+            return print_answer(Answer::failed(e.into(), json), None).await
+        }
     };
     let ctx = open_config(config, opening)?;
+    let verdicts = ctx.watches.route(&actor);
     let running = op.run(&ctx, &actor, &input);
-    let response = match op.spec().access {
+    let result = match op.spec().access {
         ops::Access::Change => finish_on_stop(&ctx, running).await?,
         ops::Access::Read => running.await,
+    };
+    ctx.watches.unroute(&actor);
+    let moment = match args.try_get_one::<bool>(AT_START).ok().flatten() == Some(&true) {
+        true => local::Moment::ServiceStart,
+        false => local::Moment::Any,
+    };
+    let answer = Answer::of(node, result, &input.consent, json, moment);
+    print_answer(answer, Some(Verdicts::Here(&ctx, verdicts))).await
+}
+
+/// Prints `answer` (its result on stdout, its error on stderr), then each
+/// health verdict of the change as it comes, on stderr; the exit code says
+/// whether all went well.
+async fn print_answer(answer: Answer, verdicts: Option<Verdicts<'_>>) -> Result<ExitCode, String> {
+    if let Some(stdout) = &answer.stdout {
+        out!("{stdout}");
     }
-    .map_err(failed)?
-    .after_dry_run(&input.consent, "run the same command without --dry-run");
-    match json {
-        true => out!("{}", response.to_json()),
-        false => out!("{}", modman::text::render(&response)),
+    let healthy = match verdicts {
+        Some(verdicts) => watched_healthy(verdicts).await,
+        None => true,
+    };
+    if let Some(error) = answer.error {
+        return Err(error);
     }
-    if !watched_healthy(&ctx).await {
-        return Ok(ExitCode::FAILURE);
-    }
-    // A table with a failed row (a check, a repository's refresh) is a
-    // failed command.
-    match &response {
-        ops::Response::Confirm(_) => {
-            Err("nothing was changed; run the same command again with --yes to go ahead".into())
+    Ok(match (answer.status, healthy) {
+        (local::Status::Success, true) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
+}
+
+/// Where a change's health verdicts come from.
+enum Verdicts<'a> {
+    /// The watches of this process, routed to this command.
+    Here(
+        &'a Context,
+        tokio::sync::mpsc::Receiver<ops::health::Notice>,
+    ),
+    /// The daemon that made the change.
+    Daemon(local::ask::Handed),
+}
+
+impl Verdicts<'_> {
+    /// The next verdict; none once every watch the change started ended.
+    async fn next(&mut self) -> Option<local::Verdict> {
+        match self {
+            Verdicts::Here(_, notices) => notices.recv().await.map(|notice| (&notice).into()),
+            Verdicts::Daemon(handed) => handed.verdict().await,
         }
-        ops::Response::Table(table) if node == <ops::check::Check as ops::Command>::SPEC.node => {
-            let at_start = args.try_get_one::<bool>(AT_START).ok().flatten() == Some(&true);
-            Ok(checks_passed(table, at_start))
-        }
-        ops::Response::Table(table) if table.failed() => Err(table.note.clone()),
-        _ => Ok(ExitCode::SUCCESS),
     }
 }
 
-/// Waits for the health watches the change started, printing each
-/// verdict on stderr as it comes (stdout keeps the one answer); false if
-/// one failed. Stopping the command meanwhile leaves the change standing.
-async fn watched_healthy(ctx: &Context) -> bool {
-    let Some(mut verdicts) = ctx.watches.take_notices() else {
-        return true;
-    };
+/// Waits for the verdicts of the health watches the change started,
+/// printing each on stderr as it comes (stdout keeps the one answer);
+/// false if one failed. Stopping the command meanwhile leaves the change
+/// standing: here the watches end, unchecked; the daemon goes on watching.
+async fn watched_healthy(mut verdicts: Verdicts<'_>) -> bool {
     let mut healthy = true;
-    let mut say = |notice: modman::ops::health::Notice| {
-        eprintln!("{}", notice.text);
-        healthy &= notice.facts["verdict"] == "healthy";
-    };
-    let mut finished = std::pin::pin!(ctx.watches.finish());
-    // SIGINT or SIGTERM ends the watches (the change stands) rather than
-    // the program in the middle of an undo.
-    let mut stopped = std::pin::pin!(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut interrupt), Ok(mut terminate)) => tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            },
-            _ => std::future::pending().await,
-        }
-    });
-    let mut stopping = false;
+    // Without signals to listen for, the watches run their course.
+    let mut stops = Stops::listen().ok();
     loop {
-        tokio::select! {
-            Some(notice) = verdicts.recv() => say(notice),
-            () = &mut finished => break,
-            () = &mut stopped, if !stopping => {
-                stopping = true;
-                eprintln!("stopped watching: the change stands, unchecked");
-                ctx.watches.stop_all();
+        let stop = async {
+            match &mut stops {
+                Some(stops) => stops.next().await,
+                None => std::future::pending().await,
             }
+        };
+        tokio::select! {
+            verdict = verdicts.next() => match verdict {
+                Some(verdict) => {
+                    eprintln!("{}", verdict.text);
+                    healthy &= verdict.healthy;
+                }
+                None => return healthy,
+            },
+            () = stop => match &verdicts {
+                Verdicts::Here(ctx, _) => {
+                    // Each watch ends early and says nothing more.
+                    eprintln!("stopped watching: the change stands, unchecked");
+                    ctx.watches.stop_all();
+                    stops = None;
+                }
+                Verdicts::Daemon(_) => {
+                    eprintln!("stopped waiting: modman's daemon goes on watching the change and undoes it if it fails; its log and `modman history` give the verdict");
+                    return healthy;
+                }
+            },
         }
     }
-    while let Ok(notice) = verdicts.try_recv() {
-        say(notice);
-    }
-    healthy
-}
-
-/// A table of checks with a failed row is a failed command; so is one
-/// with a repository that cannot be read, except at service start, where
-/// modman must come up without it (it manages what is installed, and
-/// says what is missing in its log).
-fn checks_passed(table: &ops::Table, at_start: bool) -> ExitCode {
-    let unavailable = table.has(ops::Outcome::Unavailable);
-    if table.failed() || (unavailable && !at_start) {
-        return ExitCode::FAILURE;
-    }
-    if unavailable {
-        tracing::warn!(
-            "starting without a repository that cannot be read now; the check above says what to do"
-        );
-    }
-    ExitCode::SUCCESS
 }
 
 /// Logs, at the daemon's start, whether each repository could be read at
@@ -701,23 +726,54 @@ async fn finish_on_stop<T>(
     ctx: &Context,
     running: impl std::future::Future<Output = T>,
 ) -> Result<T, String> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
-    let (mut interrupt, mut terminate) = (
-        listen(SignalKind::interrupt())?,
-        listen(SignalKind::terminate())?,
-    );
-    let mut running = std::pin::pin!(running);
-    loop {
-        tokio::select! {
-            done = &mut running => return Ok(done),
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
+    Stops::outlast(running, || {
         if !ctx.engine.changing() {
             return Err("interrupted before any change began; nothing was changed".into());
         }
         tracing::warn!("a change is under way: it finishes first, then modman exits");
+        Ok(())
+    })
+    .await
+}
+
+/// SIGINT and SIGTERM, the signals that ask a command to stop.
+struct Stops {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Stops {
+    fn listen() -> Result<Stops, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
+        Ok(Stops {
+            interrupt: listen(SignalKind::interrupt())?,
+            terminate: listen(SignalKind::terminate())?,
+        })
+    }
+
+    /// Runs `running` to its end through SIGINT and SIGTERM, asking
+    /// `at_stop` at each whether to go on, or to give up with its error.
+    async fn outlast<T>(
+        running: impl std::future::Future<Output = T>,
+        mut at_stop: impl FnMut() -> Result<(), String>,
+    ) -> Result<T, String> {
+        let mut stops = Stops::listen()?;
+        let mut running = std::pin::pin!(running);
+        loop {
+            tokio::select! {
+                done = &mut running => return Ok(done),
+                () = stops.next() => at_stop()?,
+            }
+        }
+    }
+
+    /// Resolves at the next of them.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches};
-use modman::ops::{Access, Consent, Input, OpError, Param, ParamKind, Spec};
+use modman::ops::{Access, Param, ParamKind, Spec, CONFIRM_FIELD, DRY_RUN_FIELD};
 
 /// The subcommand for `spec`.
 pub fn command(spec: &'static Spec) -> clap::Command {
@@ -56,23 +56,24 @@ pub fn command(spec: &'static Spec) -> clap::Command {
     command
 }
 
-/// The checked input from what clap read for `spec`.
-pub fn input(spec: &'static Spec, args: &ArgMatches) -> Result<Input, OpError> {
-    let raw = spec.params.iter().filter_map(|param| {
+/// What clap read for `spec` as the fields a form would carry, `--yes`
+/// and `--dry-run` as its `confirm` and `dry_run`: what the command line
+/// checks with [`modman::ops::Input::check`],
+/// and what a command handed to the daemon carries there, to be checked
+/// again by the same [`Input::check`].
+pub fn fields(spec: &'static Spec, args: &ArgMatches) -> Vec<(&'static str, Vec<String>)> {
+    let given = spec.params.iter().filter_map(|param| {
         let values: Vec<String> = match param.kind {
             ParamKind::Boolean => vec![args.get_flag(param.var).to_string()],
             _ => args.get_many::<String>(param.var)?.cloned().collect(),
         };
         Some((param.var, values))
     });
-    let mut input = Input::check(spec.params, raw)?;
-    if spec.access == Access::Change && args.get_flag("yes") {
-        input.consent = Consent::Given;
-    }
-    if spec.access == Access::Change && args.get_flag("dry-run") {
-        input.consent = Consent::DryRun;
-    }
-    Ok(input)
+    let consent = [("yes", CONFIRM_FIELD), ("dry-run", DRY_RUN_FIELD)]
+        .into_iter()
+        .filter(|(flag, _)| spec.access == Access::Change && args.get_flag(flag))
+        .map(|(_, field)| (field, vec!["true".to_owned()]));
+    given.chain(consent).collect()
 }
 
 /// The parameter given without a flag: the first list of modules or
@@ -126,14 +127,14 @@ fn argument(param: &'static Param, positional: bool) -> Arg {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modman::ops::{OptionSetting, Value, Wanted};
+    use modman::ops::{Consent, Input, OptionSetting, Value, Wanted};
 
     fn parse(node: &str, words: &[&str]) -> Result<Input, String> {
         let op = modman::ops::find(node).unwrap();
         let args = command(op.spec())
             .try_get_matches_from(std::iter::once(node).chain(words.iter().copied()))
             .map_err(|e| e.to_string())?;
-        input(op.spec(), &args).map_err(|e| e.to_string())
+        Input::check(op.spec().params, fields(op.spec(), &args)).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -1182,7 +1182,9 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 walk(root, &path, out);
-            } else {
+            } else if path.is_file() {
+                // A socket (the daemon's, in its state directory) has no
+                // bytes to read.
                 out.insert(
                     path.strip_prefix(root).unwrap().to_owned(),
                     std::fs::read(&path).unwrap(),

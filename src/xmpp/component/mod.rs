@@ -33,10 +33,11 @@ use super::clients::Clients;
 use super::fleet::chat as fleet_chat;
 use super::fleet::relay::Relay;
 use super::notices;
-use super::shutdown::{Admission, Drained, Exit, Stop};
+use super::shutdown::{Admission, Drained, Exit, Refused, Stop};
 use super::stream::{Connection, Incoming};
 use crate::access::Actor;
 use crate::config::Config;
+use crate::local;
 use crate::ops::Context;
 use app::App;
 use iq::{invalid_iq_reply, refusal, server_version_query};
@@ -93,6 +94,7 @@ pub async fn run(ctx: Context, config_path: &Path) -> std::io::Result<Exit> {
         clients: Clients::default(),
         relay: Relay::default(),
     });
+    serve_the_shell(&app);
     // A stop ends the health watches: what they watch stands.
     let stopping = app.clone();
     tokio::spawn(async move {
@@ -145,6 +147,33 @@ pub async fn run(ctx: Context, config_path: &Path) -> std::io::Result<Exit> {
         }
         retry = (retry * 2).min(MAX_RETRY);
     }
+}
+
+/// Takes the commands `modman install` and the others hand over from the
+/// shell ([`crate::local`]), admitted as this component's requests are, so
+/// a stop waits for them too. Without the socket the command line makes
+/// its changes itself.
+fn serve_the_shell(app: &Arc<App>) {
+    let listener = match local::serve::Listener::bind(&app.ctx.config) {
+        Ok(listener) => listener,
+        Err(e) => return tracing::warn!("{e}"),
+    };
+    let gate = app.clone();
+    let admit: local::serve::Admit = Arc::new(move || match gate.stop.admit() {
+        Admission::Run(permit) => Ok(permit),
+        Admission::Refused(Refused::Busy) => {
+            Err("modman is handling as many requests as it takes at once".into())
+        }
+        Admission::Refused(Refused::Stopping) => Err(super::shutdown::REFUSAL.into()),
+        Admission::Refused(Refused::Reloading) => Err(super::shutdown::RELOAD_REFUSAL.into()),
+    });
+    let stopping = app.clone();
+    tokio::spawn(local::serve::serve(
+        listener,
+        app.ctx.clone(),
+        admit,
+        async move { stopping.stop.requested().await },
+    ));
 }
 
 enum Ended {
