@@ -115,13 +115,10 @@ fn single_file_modules(repository: &Repository, count: usize) -> Vec<String> {
 }
 
 /// A LuaRocks server with a source rock per module, served on 127.0.0.1.
-/// Returns the HTTP server, its URL, and a LuaRocks config that names only
-/// it (LuaRocks otherwise asks its public servers first).
-fn luarocks_server(
-    repository: &Repository,
-    modules: &[String],
-    dir: &Path,
-) -> (std::process::Child, String, PathBuf) {
+/// Served by [`static_http`], as modman's repository is in this bench.
+/// Returns its URL and a LuaRocks config that names only it (LuaRocks
+/// otherwise asks its public servers first).
+fn luarocks_server(repository: &Repository, modules: &[String], dir: &Path) -> (String, PathBuf) {
     let served = dir.join("rocks");
     std::fs::create_dir_all(&served).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -130,19 +127,7 @@ fn luarocks_server(
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}/");
-    let server = Command::new("/usr/bin/python3")
-        .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
-        .arg(&served)
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    support::wait_for("the LuaRocks server", || {
-        std::net::TcpStream::connect(("127.0.0.1", port))
-            .ok()
-            .map(|_| ())
-    });
+    static_http::serve(served.clone(), port);
     let config = dir.join("luarocks.lua");
     std::fs::write(&config, format!("rocks_servers = {{ \"{url}\" }}\n")).unwrap();
     for module in modules {
@@ -174,7 +159,7 @@ fn luarocks_server(
         .args(["--lua-version=5.4", "make_manifest"])
         .arg(&served)
         .env("LUAROCKS_CONFIG", &config));
-    (server, url, config)
+    (url, config)
 }
 
 /// Whether a command run by the slixmpp client ended as it should: the
@@ -190,9 +175,26 @@ fn completed(run: &Value) -> bool {
             .any(|note| note[0] == "error")
 }
 
+/// modman as deployed, at its default log level (the tests' debug level
+/// writes lines per request and per download).
+fn deployed(prosody: &Prosody, config: &str) -> Modman {
+    Modman::start_with_env(
+        prosody,
+        config,
+        &support::Program::this_build(),
+        &[("RUST_LOG", std::ffi::OsStr::new("info"))],
+    )
+}
+
 fn install(rows: &mut Vec<Row>) {
     let mut prosody = Prosody::start();
-    let repository = Repository::start();
+    let mut repository = Repository::start();
+    // Both modman's repository and prosodyctl's LuaRocks server are
+    // served as a web server serves them, connections kept, rather than
+    // by Python's http.server (see static_http): what is measured is the
+    // installers'.
+    repository.stop();
+    static_http::serve(repository.served(), repository.port);
     let candidates = single_file_modules(&repository, 20);
     let work = tempfile::tempdir().unwrap();
     // prosodyctl installs into installer_plugin_path: a global option, so
@@ -207,7 +209,7 @@ fn install(rows: &mut Vec<Row>) {
 
     let config = prosody.modman_config() + &repository.config_section();
     let config_path = prosody.path("modman.toml");
-    let modman = Modman::start(&prosody, &config);
+    let modman = deployed(&prosody, &config);
     let mut admin = Client::connect(&prosody, ADMIN);
     admin.run_steps("refresh", json!([]));
     // Like for like: five modules that also load without configuration
@@ -230,7 +232,7 @@ fn install(rows: &mut Vec<Row>) {
         5,
         "fewer than five corpus modules load unconfigured"
     );
-    let (mut rocks, url, luarocks_config) = luarocks_server(&repository, &modules, work.path());
+    let (url, luarocks_config) = luarocks_server(&repository, &modules, work.path());
 
     // The baseline: into an empty tree each time, as modman installs.
     let prosodyctl_install = |module: &str| {
@@ -260,11 +262,6 @@ fn install(rows: &mut Vec<Row>) {
                 "prosodyctl installed nothing"
             );
 
-            modman_cli.push(timed(|| {
-                assert!(cli(&["install", "--yes", module], &config_path).0)
-            }));
-            assert!(cli(&["remove", "--yes", module], &config_path).0);
-
             by_form.push(timed(|| {
                 let done = admin.run("install", json!({"modules": [module]}));
                 assert!(completed(&done), "{done}");
@@ -278,7 +275,16 @@ fn install(rows: &mut Vec<Row>) {
             admin.run_steps("remove", json!([{"modules": [module]}, {"confirm": true}]));
         }
     }
+    // From the shell as over XMPP: each module ROUNDS times in a row,
+    // apart from prosodyctl's runs, whose writes the disk is still taking
+    // in (prosodyctl syncs nothing) when the next command's syncs come.
     for module in &modules {
+        for _ in 0..ROUNDS {
+            modman_cli.push(timed(|| {
+                assert!(cli(&["install", "--yes", module], &config_path).0)
+            }));
+            assert!(cli(&["remove", "--yes", module], &config_path).0);
+        }
         one_request.extend(installs(&load_client, &prosody, module, false));
         one_request_enable.extend(installs(&load_client, &prosody, module, true));
     }
@@ -287,7 +293,7 @@ fn install(rows: &mut Vec<Row>) {
     // only source it is; prosodyctl again in the same rounds.
     drop(modman);
     let community = prosody.modman_config() + &support::luarocks_section(&url);
-    let rocks_modman = Modman::start(&prosody, &community);
+    let rocks_modman = deployed(&prosody, &community);
     let mut from_rocks = vec![];
     for _ in 0..ROUNDS {
         for module in &modules {
@@ -297,14 +303,13 @@ fn install(rows: &mut Vec<Row>) {
     for module in &modules {
         from_rocks.extend(installs(&load_client, &prosody, module, false));
     }
-    let _ = rocks.kill();
 
     // install + enable again with Nagle's algorithm off in Prosody, as
     // `modman setup` writes it: the reply no longer waits for the
     // client's delayed ACK.
     drop(rocks_modman);
     nagle_off(&mut prosody);
-    let _modman = Modman::start(&prosody, &config);
+    let _modman = deployed(&prosody, &config);
     let mut admin = Client::connect(&prosody, ADMIN);
     admin.run_steps("refresh", json!([]));
     let (mut by_form_enable_no_nagle, mut one_request_enable_no_nagle) = (vec![], vec![]);
@@ -439,7 +444,7 @@ fn latency(rows: &mut Vec<Row>) {
     let binary = xmpp_load();
     let prosody = Prosody::start();
     let repository = Repository::start();
-    let _modman = Modman::start(
+    let _modman = deployed(
         &prosody,
         &(prosody.modman_config() + &repository.config_section()),
     );
@@ -480,7 +485,7 @@ fn flood(rows: &mut Vec<Row>) {
         .collect();
     prosody.shell(&accounts.join("; "));
     let repository = Repository::start();
-    let _modman = Modman::start(
+    let _modman = deployed(
         &prosody,
         &(prosody.modman_config() + &repository.config_section()),
     );
@@ -562,11 +567,9 @@ fn scale_and_memory(rows: &mut Vec<Row>) {
     static_http::serve(repository.served(), repository.port);
     // At modman's default log level, as deployed: the tests' debug level
     // writes four lines per download, a thousand per update of 250.
-    let modman = Modman::start_with_env(
+    let modman = deployed(
         &prosody,
         &(prosody.modman_config() + &repository.config_section()),
-        &support::Program::this_build(),
-        &[("RUST_LOG", std::ffi::OsStr::new("info"))],
     );
     let mut admin = Client::connect(&prosody, ADMIN);
     admin.run_steps("refresh", json!([]));
@@ -817,7 +820,7 @@ fn hostile_refresh(rows: &mut Vec<Row>) {
     let inflate = started.elapsed().as_secs_f64();
 
     let prosody = Prosody::start();
-    let modman = Modman::start(
+    let modman = deployed(
         &prosody,
         &(prosody.modman_config() + &support::luarocks_section(&url)),
     );
