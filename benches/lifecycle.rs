@@ -36,6 +36,8 @@
 
 #[path = "common/bloated_rocks.rs"]
 mod bloated_rocks;
+#[path = "common/disk.rs"]
+mod disk;
 #[path = "common/report.rs"]
 mod report;
 #[path = "common/static_http.rs"]
@@ -250,6 +252,10 @@ fn install(rows: &mut Vec<Row>) {
         })
     };
     let load_client = xmpp_load();
+    // Each install creates a few files, which wait behind the inodes the
+    // benches before freed (repo_build's rebuilt repositories) as much as
+    // prosodyctl's do.
+    disk::settle("lifecycle");
     let (mut prosodyctl, mut modman_cli, mut by_form, mut by_form_enable) =
         (vec![], vec![], vec![], vec![]);
     let (mut one_request, mut one_request_enable) = (vec![], vec![]);

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use modman::repo::build::{build, BuildOptions};
 use modman::repo::signing;
 
+#[path = "common/disk.rs"]
+mod disk;
 #[path = "common/report.rs"]
 mod report;
 #[path = "common/synthetic.rs"]
@@ -36,21 +38,6 @@ fn time(mut f: impl FnMut()) -> Duration {
             })
             .collect(),
     )
-}
-
-/// Waits until no inode freed before now holds up a new file: ext4
-/// without a journal (this project's machines) passes over every inode
-/// freed in the last 60 s (360 s while its inode table is not yet
-/// written back) when it looks for a free one, so 2,000 new archives
-/// right after the deletions of the runs before (a test's temporary
-/// directories, the rebuilt repository above) took 370 ms instead of
-/// 120. `tar czf`, which creates one file, never meets it. Written back
-/// first, then a minute.
-fn settle_disk() {
-    let status = Command::new("sync").status().unwrap();
-    assert!(status.success());
-    println!("repo_build: waiting 61 s for inodes freed before to age out (see the README)");
-    std::thread::sleep(Duration::from_secs(61));
 }
 
 struct Row {
@@ -109,7 +96,7 @@ fn main() {
         ),
     ] {
         if fresh {
-            settle_disk();
+            disk::settle("repo_build");
         }
         let out = work.path().join(format!("repo-{}", rows.len()));
         let mut runs = 0;
