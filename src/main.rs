@@ -607,11 +607,15 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
         .then(|| local::Request::new(&config, node, fields, json))
         .flatten();
     if let Some(request) = request {
-        // The daemon makes the change whatever becomes of this process.
+        // The daemon makes the change whatever becomes of this process:
+        // a stop is told so, a second one ends the waiting.
+        let mut stops = 0;
         let offered = Stops::outlast(local::ask::hand_over(&config, &request), || {
-            tracing::warn!(
-                "modman's daemon is making this change: it finishes there, and its answer follows"
-            );
+            stops += 1;
+            if stops > 1 {
+                return Err("stopped waiting for modman's daemon, which goes on with the command; `modman history` shows how it ends".into());
+            }
+            tracing::warn!("modman's daemon is making this change: it finishes there whatever happens here, and its answer follows (interrupt again to stop waiting for it)");
             Ok(())
         });
         match offered.await?? {

@@ -93,27 +93,38 @@ fn a_stopped_command_line_never_cuts_the_daemon_s_change() {
         ("MODMAN_PAUSE_AT", std::ffi::OsStr::new("swap")),
         ("MODMAN_PAUSE_FILE", pause.as_os_str()),
     ];
-    let _modman = Modman::start_with_env(&prosody, &config, &Program::this_build(), &env);
+    let modman = Modman::start_with_env(&prosody, &config, &Program::this_build(), &env);
     let toml = prosody.path("modman.toml");
     assert!(cli(&["refresh"], &toml).0);
-    let mut install = Program::this_build()
-        .command()
-        .args(["install", "--yes", "--json", "lastlog", "--config"])
-        .arg(&toml)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    support::wait_for("the daemon's change to reach its swap", || {
-        pause.exists().then_some(())
-    });
-    for signal in ["-INT", "-TERM"] {
+    let paused_install = |module: &str| {
+        let install = Program::this_build()
+            .command()
+            .args(["install", "--yes", "--json", module, "--config"])
+            .arg(&toml)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        support::wait_for("the daemon's change to reach its swap", || {
+            pause.exists().then_some(())
+        });
+        install
+    };
+    let stop = |install: &std::process::Child| {
         let sent = std::process::Command::new("kill")
-            .args([signal, &install.id().to_string()])
+            .args(["-TERM", &install.id().to_string()])
             .status()
             .unwrap();
         assert!(sent.success());
-    }
+    };
+    let last_change = || -> Value {
+        let history = std::fs::read_to_string(prosody.path("modman-state/history.jsonl")).unwrap();
+        serde_json::from_str(history.lines().last().unwrap()).unwrap()
+    };
+
+    // One stop: the command line says it waits, and prints the answer.
+    let mut install = paused_install("lastlog");
+    stop(&install);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(install.try_wait().unwrap(), None, "it waits for the answer");
     std::fs::remove_file(&pause).unwrap();
@@ -128,17 +139,32 @@ fn a_stopped_command_line_never_cuts_the_daemon_s_change() {
         .unwrap();
     assert_eq!(json_output(&out)["kind"], "table", "{out}");
     assert!(prosody.modules_dir().join("mod_lastlog").is_dir());
-    let history: Vec<Value> = std::fs::read_to_string(prosody.path("modman-state/history.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    let last = history.last().unwrap();
+    let last = last_change();
     assert_eq!(
         (&last["operation"], &last["result"]),
         (&json!("install"), &json!("ok")),
         "{last}"
     );
+
+    // A second stop ends the waiting, not the change, which the daemon
+    // (started again, to pause again) finishes once let go.
+    drop(modman);
+    let _modman = Modman::start_with_env(&prosody, &config, &Program::this_build(), &env);
+    let mut install = paused_install("track_muc_joins");
+    stop(&install);
+    std::thread::sleep(Duration::from_millis(300));
+    stop(&install);
+    let exit = support::wait_for("the command line to stop", || install.try_wait().unwrap());
+    assert!(!exit.success(), "it cannot say how the change ended");
+    assert!(pause.exists(), "the daemon's change is still paused");
+    std::fs::remove_file(&pause).unwrap();
+    support::wait_for("the daemon to finish the change", || {
+        let last = last_change();
+        (last["operation"] == "install" && last["changes"][0]["module"] == "track_muc_joins")
+            .then_some(last)
+    });
+    assert!(prosody.modules_dir().join("mod_track_muc_joins").is_dir());
+    assert_eq!(last_change()["result"], "ok");
 }
 
 #[test]

@@ -38,11 +38,15 @@ pub fn socket_path(config: &Config) -> PathBuf {
     config.state_dir.join(SOCKET)
 }
 
+/// The operation that always runs where it is asked: `check`, which
+/// looks at this host as a fresh start would (it runs before the daemon
+/// starts, and tries the component's handshake itself).
+const CHECK: &str = <ops::check::Check as ops::Command>::SPEC.node;
+
 /// Whether the command line hands operation `node` to the daemon: all
-/// but `check`, which looks at this host as a fresh start would (it runs
-/// before the daemon starts, and tries the component's handshake itself).
+/// but [`CHECK`].
 pub fn hands_over(node: &str) -> bool {
-    node != <ops::check::Check as ops::Command>::SPEC.node
+    node != CHECK
 }
 
 /// A command handed to the daemon.
@@ -190,7 +194,7 @@ impl Answer {
                 ),
                 Status::Failure,
             ),
-            Response::Table(table) if !hands_over(node) => (None, checks_passed(table, moment)),
+            Response::Table(table) if node == CHECK => (None, checks_passed(table, moment)),
             // A table with a failed row (a repository's refresh) is a
             // failed command.
             Response::Table(table) if table.failed() => (Some(table.note.clone()), Status::Failure),
