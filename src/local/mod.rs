@@ -268,3 +268,159 @@ fn resolved(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     std::fs::canonicalize(&absolute).unwrap_or(absolute)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::response::OUTCOME;
+    use crate::ops::{Consent, Outcome, Table};
+
+    fn table(outcome: Outcome) -> Response {
+        Response::Table(Table {
+            title: "Checks".into(),
+            columns: vec![("check", "Check"), OUTCOME],
+            rows: vec![vec!["repository local".into(), outcome.as_str().into()]],
+            note: "one check".into(),
+        })
+    }
+
+    fn status(node: &str, outcome: Outcome, moment: Moment) -> Status {
+        Answer::of(node, Ok(table(outcome)), &Consent::NotAsked, true, moment).status
+    }
+
+    #[test]
+    fn an_answer_exits_as_the_command_line_always_did() {
+        // A failed row fails any command, saying the table's note.
+        let refresh = Answer::of(
+            "refresh",
+            Ok(table(Outcome::Failed)),
+            &Consent::NotAsked,
+            false,
+            Moment::Any,
+        );
+        assert_eq!(refresh.status, Status::Failure);
+        assert_eq!(refresh.error.as_deref(), Some("one check"));
+        // A repository that cannot be read fails a check, except at
+        // service start; it is no failure of another command.
+        assert_eq!(
+            status(CHECK, Outcome::Unavailable, Moment::Any),
+            Status::Failure
+        );
+        assert_eq!(
+            status(CHECK, Outcome::Unavailable, Moment::ServiceStart),
+            Status::Success
+        );
+        assert_eq!(
+            status("refresh", Outcome::Unavailable, Moment::Any),
+            Status::Success
+        );
+        assert_eq!(status(CHECK, Outcome::Ok, Moment::Any), Status::Success);
+        // A failure: its facts on stdout with --json, its text as the error.
+        let failed = Answer::failed(OpError::conflict("in the way"), true);
+        let facts: serde_json::Value =
+            serde_json::from_str(failed.stdout.as_deref().unwrap()).unwrap();
+        assert_eq!(facts["error"], "conflict");
+        assert_eq!(failed.status, Status::Failure);
+        assert_eq!(
+            Answer::failed(OpError::conflict("in the way"), false).stdout,
+            None
+        );
+        // A dry run's table says how to go ahead, in the shell's words.
+        let dry = Answer::of(
+            "update",
+            Ok(table(Outcome::Ok)),
+            &Consent::DryRun,
+            false,
+            Moment::Any,
+        );
+        assert!(dry
+            .stdout
+            .unwrap()
+            .ends_with("run the same command without --dry-run."));
+    }
+
+    #[test]
+    fn a_daemon_takes_only_requests_made_under_its_own_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("modman.toml");
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("modman.example.toml"),
+        )
+        .unwrap();
+        std::fs::write(&path, &text).unwrap();
+        let config = Config::load(&path).unwrap();
+        let request = Request::new(
+            &config,
+            "install",
+            vec![("modules", vec!["x".into()])],
+            true,
+        )
+        .unwrap();
+        assert_eq!(request.mismatch(&config), None);
+        // Read through another spelling of the same file: the same.
+        let spelled = Request {
+            config: dir.path().join(".").join("modman.toml"),
+            ..request.clone()
+        };
+        assert_eq!(resolved(&spelled.config), request.config);
+        let other_version = Request {
+            version: "0.0.1".into(),
+            ..request.clone()
+        };
+        assert!(other_version.mismatch(&config).is_some());
+        let other_file = Request {
+            config: dir.path().join("other.toml"),
+            ..request.clone()
+        };
+        assert!(other_file.mismatch(&config).is_some());
+        // Edited since the daemon read it.
+        std::fs::write(&path, format!("{text}\n# edited\n")).unwrap();
+        let edited = Config::load(&path).unwrap();
+        let after_edit = Request::new(
+            &edited,
+            "install",
+            vec![("modules", vec!["x".into()])],
+            true,
+        )
+        .unwrap();
+        assert!(after_edit.mismatch(&config).is_some());
+        // Parsed from text, a config names no file to compare.
+        let unread = Config::parse(&text, dir.path()).unwrap();
+        assert!(Request::new(&unread, "list", vec![], false).is_none());
+        assert!(request.mismatch(&unread).is_some());
+    }
+
+    #[test]
+    fn the_wire_refuses_what_it_does_not_declare() {
+        let frames = [
+            Frame::Declined { why: "no".into() },
+            Frame::Taken,
+            Frame::Answer {
+                answer: Answer::failed(OpError::conflict("x"), false),
+            },
+            Frame::Verdict {
+                verdict: Verdict {
+                    text: "ok".into(),
+                    healthy: true,
+                },
+            },
+            Frame::Done,
+        ];
+        for frame in frames {
+            let line = serde_json::to_string(&frame).unwrap();
+            assert_eq!(serde_json::from_str::<Frame>(&line).unwrap(), frame);
+        }
+        let extra = r#"{"frame":"declined","why":"no","run":"anyway"}"#;
+        assert!(serde_json::from_str::<Frame>(extra).is_err());
+        assert!(serde_json::from_str::<Frame>(r#"{"frame":"elsewhere"}"#).is_err());
+        let request = r#"{"version":"0.1.0","config":"/m.toml","config_sha256":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"node":"list","fields":[],"json":false}"#;
+        assert!(serde_json::from_str::<Request>(request).is_ok());
+        let extra = request.replace("\"json\":false", "\"json\":false,\"actor\":\"root\"");
+        assert!(serde_json::from_str::<Request>(&extra).is_err());
+        let short = request.replace(
+            "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0",
+            "0",
+        );
+        assert!(serde_json::from_str::<Request>(&short).is_err());
+    }
+}
