@@ -622,7 +622,12 @@ async fn run_operation(node: &str, args: &clap::ArgMatches) -> Result<ExitCode, 
             Handover::Taken(answer, handed) => {
                 return print_answer(answer, Some(Verdicts::Daemon(handed))).await
             }
-            Handover::Declined(why) => tracing::debug!("made here, not by the daemon: {why}"),
+            Handover::Unanswered(why) => tracing::debug!("made here, not by a daemon: {why}"),
+            Handover::Declined(why) => {
+                tracing::warn!(
+                    "modman's daemon did not take this command, so it is made here: {why}"
+                )
+            }
         }
     }
     // Before the engine opens: even recovery writes.

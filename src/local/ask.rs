@@ -22,8 +22,12 @@ const MAX_FRAME_BYTES: u64 = 256 * 1024 * 1024;
 pub enum Handover {
     /// The daemon made it and answered; the health verdicts follow.
     Taken(Answer, Handed),
-    /// Nothing was done: no daemon listens, or it declined, and why. The
-    /// command line makes the change itself.
+    /// Nothing was done: no daemon answers, and why. The command line
+    /// makes the change itself, as it did before there was a daemon.
+    Unanswered(String),
+    /// Nothing was done: the daemon said why not (another modman.toml,
+    /// a stop under way...), which an admin should hear. The command line
+    /// makes the change itself.
     Declined(String),
 }
 
@@ -55,26 +59,29 @@ impl Handed {
 /// change may have begun, and the message says how to find out.
 pub async fn hand_over(config: &Config, request: &Request) -> Result<Handover, String> {
     let path = socket_path(config);
-    let declined = |why: String| Ok(Handover::Declined(why));
+    let unanswered = |why: String| Ok(Handover::Unanswered(why));
     let stream = match UnixStream::connect(&path).await {
         Ok(stream) => stream,
-        Err(e) => return declined(format!("no daemon answers at {}: {e}", path.display())),
+        Err(e) => return unanswered(format!("no daemon answers at {}: {e}", path.display())),
     };
     if let Some(why) = stranger(config, &stream) {
-        return declined(why);
+        return Ok(Handover::Declined(why));
     }
     let (reader, mut writer) = stream.into_split();
     if let Err(e) = write_line(&mut writer, request).await {
-        return declined(format!("the daemon did not take the command: {e}"));
+        return unanswered(format!("the daemon did not take the command: {e}"));
     }
     let mut frames = BufReader::new(reader);
     match read_frame(&mut frames).await {
         Ok(Some(Frame::Taken)) => {}
-        Ok(Some(Frame::Declined { why })) => return declined(why),
-        Ok(_) => {
-            return declined("the daemon closed the connection without taking the command".into())
+        Ok(Some(Frame::Declined { mut why })) => {
+            clean_in_place(&mut why);
+            return Ok(Handover::Declined(why));
         }
-        Err(e) => return declined(e),
+        Ok(_) => {
+            return unanswered("the daemon closed the connection without taking the command".into())
+        }
+        Err(e) => return unanswered(e),
     }
     match read_frame(&mut frames).await {
         Ok(Some(Frame::Answer { mut answer })) => {
