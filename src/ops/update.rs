@@ -224,6 +224,14 @@ impl Command for Update {
         // plan alone, fetching nothing.
         let files = match self.consent {
             Consent::DryRun => vec![],
+            // Going ahead without a question: what Prosody has loaded,
+            // which the commit needs first, is asked while the archives
+            // download, as install does.
+            _ if proposal.goes_ahead(&self.consent) => {
+                let (files, ()) =
+                    tokio::join!(plan.download(ctx, actor), guard.read_loaded_ahead());
+                files?
+            }
             _ => plan.download(ctx, actor).await?,
         };
         if !proposal.goes_ahead(&self.consent) {
