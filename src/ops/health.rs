@@ -63,7 +63,6 @@ pub struct Watches {
     /// (a command handed over from the shell), instead of the front end
     /// that delivers [`Watches::take_notices`].
     routes: Mutex<HashMap<Actor, mpsc::Sender<Notice>>>,
-    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Watches {
@@ -77,7 +76,6 @@ impl Watches {
             notices,
             receiver: Mutex::new(Some(receiver)),
             routes: Mutex::default(),
-            tasks: Mutex::default(),
         }
     }
 
@@ -213,7 +211,7 @@ impl Watches {
         let watches = self.clone();
         // Now, not when the task first runs: the watch ends on time.
         let since = self.clock.now();
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             tracing::info!(
                 "watching {} on {} for {}",
                 subject.module,
@@ -251,9 +249,6 @@ impl Watches {
                 tracing::warn!("a health verdict was not delivered: {e}");
             }
         });
-        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task);
     }
 
     /// Changes the watches running with `change`, and records them with
@@ -289,14 +284,6 @@ impl Watches {
                 "stopping: the health watch of {module} ends here, and its change stands unchecked"
             );
             let _ = watch.end.send(Ending::Shutdown);
-        }
-    }
-
-    /// Waits for every watch started so far to reach its verdict.
-    pub async fn finish(&self) {
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
-        for task in tasks {
-            let _ = task.await;
         }
     }
 }
