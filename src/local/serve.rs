@@ -99,7 +99,7 @@ pub async fn serve(
                 (permit, listener.socket.accept().await)
             } => accepted,
         };
-        let stream = match accepted {
+        let (stream, reading) = match accepted {
             (Ok(permit), Ok((stream, _))) => (stream, permit),
             (_, Err(e)) => {
                 // Out of file descriptors, say: wait rather than spin.
@@ -111,7 +111,7 @@ pub async fn serve(
         };
         let (ctx, admit) = (ctx.clone(), admit.clone());
         tokio::spawn(async move {
-            if let Err(e) = converse(stream.0, &ctx, &admit, stream.1).await {
+            if let Err(e) = converse(stream, &ctx, &admit, reading).await {
                 tracing::debug!("a command from the shell: {e}");
             }
         });
