@@ -52,12 +52,8 @@ impl Actor {
     pub fn local_changer(config: &Config) -> Result<Actor, NotTheOwner> {
         use std::os::unix::fs::MetadataExt;
         let me = std::fs::metadata("/proc/self").map(|m| m.uid());
-        let owner = std::fs::metadata(&config.state_dir).map(|m| m.uid());
-        match (me, owner) {
-            (Ok(me), Ok(owner)) if me != owner => Err(NotTheOwner {
-                state_dir: config.state_dir.clone(),
-                owner: user_name(owner),
-            }),
+        match (me, state_owner(config)) {
+            (Ok(me), Some(owner)) if me != owner => Err(NotTheOwner::of(config, owner)),
             _ => Ok(Actor::local_user()),
         }
     }
@@ -81,18 +77,11 @@ impl Actor {
     /// [`Actor::local_changer`], because the daemon does the work as the
     /// owner: no file of root's is left behind.
     pub fn handed_over(config: &Config, uid: u32, pid: u32) -> Result<Actor, NotTheOwner> {
-        use std::os::unix::fs::MetadataExt;
-        let owner = std::fs::metadata(&config.state_dir).map(|m| m.uid());
-        match owner {
-            Ok(owner) if uid != owner && uid != 0 => Err(NotTheOwner {
-                state_dir: config.state_dir.clone(),
-                owner: user_name(owner),
-            }),
-            _ => Ok(Actor(Kind::HandedOver {
-                name: user_name(uid),
-                pid,
-            })),
-        }
+        owner_or_root(config, uid)?;
+        Ok(Actor(Kind::HandedOver {
+            name: user_name(uid),
+            pid,
+        }))
     }
 
     /// modman's own scheduled work.
@@ -120,6 +109,33 @@ impl Actor {
 pub struct NotTheOwner {
     pub state_dir: std::path::PathBuf,
     pub owner: String,
+}
+
+impl NotTheOwner {
+    fn of(config: &Config, owner: u32) -> NotTheOwner {
+        NotTheOwner {
+            state_dir: config.state_dir.clone(),
+            owner: user_name(owner),
+        }
+    }
+}
+
+/// The rule on both sides of the daemon's local socket: a command is
+/// handed over only by the state directory's owner (whom the daemon runs
+/// as) or root, and only to a daemon running as one of them. A state
+/// directory whose owner cannot be read leaves it to the operating
+/// system, as the socket inside it is then out of reach too.
+pub fn owner_or_root(config: &Config, uid: u32) -> Result<(), NotTheOwner> {
+    match state_owner(config) {
+        Some(owner) if uid != owner && uid != 0 => Err(NotTheOwner::of(config, owner)),
+        _ => Ok(()),
+    }
+}
+
+/// The uid that owns modman's state directory, if it can be read.
+fn state_owner(config: &Config) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(&config.state_dir).ok().map(|m| m.uid())
 }
 
 /// The login name of `uid`, from /etc/passwd; the number if it has none.

@@ -4,8 +4,6 @@
 //! user checked (the state directory's owner, or root), and the text
 //! cleaned of control characters before it reaches a terminal.
 
-use std::os::unix::fs::MetadataExt;
-
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
@@ -116,9 +114,8 @@ pub async fn hand_over(config: &Config, request: &Request) -> Result<Handover, S
 /// Why the process listening is not one to hand a command to: it runs
 /// as neither the state directory's owner nor root.
 fn stranger(config: &Config, stream: &UnixStream) -> Option<String> {
-    let owner = std::fs::metadata(&config.state_dir).ok()?.uid();
     match stream.peer_cred() {
-        Ok(peer) if peer.uid() == owner || peer.uid() == 0 => None,
+        Ok(peer) if crate::access::owner_or_root(config, peer.uid()).is_ok() => None,
         Ok(peer) => Some(format!(
             "the process listening at {} runs as uid {}, neither {}'s owner nor root",
             socket_path(config).display(),
