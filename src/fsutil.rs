@@ -286,6 +286,14 @@ pub fn copy_keeping_owner(from: &Path, to: &Path) -> io::Result<()> {
     copy.sync_all()
 }
 
+/// `path` as the file it names: absolute (against this process's working
+/// directory), with symlinks resolved where it exists, so that two
+/// spellings of one file compare equal.
+pub fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    std::fs::canonicalize(&absolute).unwrap_or(absolute)
+}
+
 /// Makes renames and creations inside `dir` durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     fsync(dir)

@@ -94,11 +94,10 @@ fn run_config(cmdline: &[u8], name: &OsStr) -> Option<PathBuf> {
 /// `path` as the file it names: relative to `cwd` (the process's, or
 /// ours), with symlinks resolved where it exists.
 fn resolved(path: &Path, cwd: Option<&Path>) -> PathBuf {
-    let absolute = match cwd {
-        Some(cwd) => cwd.join(path),
-        None => std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
-    };
-    std::fs::canonicalize(&absolute).unwrap_or(absolute)
+    match cwd {
+        Some(cwd) => modman::fsutil::resolved(&cwd.join(path)),
+        None => modman::fsutil::resolved(path),
+    }
 }
 
 fn hang_up(pid: u32) -> std::io::Result<()> {

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::fsutil::resolved;
 use crate::ops::{self, OpError, Response};
 
 /// The socket's name in the state directory.
@@ -261,12 +262,6 @@ async fn write_line(
     let mut line = serde_json::to_vec(value)?;
     line.push(b'\n');
     writer.write_all(&line).await
-}
-
-/// `path` absolute, with symlinks resolved where it exists.
-fn resolved(path: &Path) -> PathBuf {
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    std::fs::canonicalize(&absolute).unwrap_or(absolute)
 }
 
 #[cfg(test)]
