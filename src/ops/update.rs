@@ -222,19 +222,20 @@ impl Command for Update {
         // Fetched and verified before the question, which shows what the
         // new copies change against those on disk; a dry run shows the
         // plan alone, fetching nothing.
+        let goes_ahead = proposal.goes_ahead(&self.consent);
         let files = match self.consent {
             Consent::DryRun => vec![],
             // Going ahead without a question: what Prosody has loaded,
             // which the commit needs first, is asked while the archives
             // download, as install does.
-            _ if proposal.goes_ahead(&self.consent) => {
+            _ if goes_ahead => {
                 let (files, ()) =
                     tokio::join!(plan.download(ctx, actor), guard.read_loaded_ahead());
                 files?
             }
             _ => plan.download(ctx, actor).await?,
         };
-        if !proposal.goes_ahead(&self.consent) {
+        if !goes_ahead {
             for changes in plan.changes(ctx, &guard.installed, &files) {
                 proposal.changes(changes);
             }
