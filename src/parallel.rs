@@ -1,6 +1,7 @@
 //! Work on many items from several threads at once, where each item's
 //! work is apart from every other's: packing a repository's modules,
-//! writing the stage of a large change, syncing paths outside a runtime.
+//! writing the stage of a large change, syncing paths outside a runtime;
+//! and two pieces of work side by side.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -40,6 +41,19 @@ pub fn each<T: Sync, R: Send>(
     done.into_iter().map(|(_, result)| result).collect()
 }
 
+/// `here` on this thread while `there` runs on another: both results,
+/// once both have ended (a panic in `there` is raised again here).
+pub fn beside<A, B: Send>(here: impl FnOnce() -> A, there: impl FnOnce() -> B + Send) -> (A, B) {
+    std::thread::scope(|scope| {
+        let there = scope.spawn(there);
+        let here = here();
+        let there = there
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (here, there)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +72,18 @@ mod tests {
             assert_eq!(calls.load(Ordering::Relaxed), items.len(), "{workers}");
         }
         assert!(each(&[] as &[u8], 4, |_| ()).is_empty());
+    }
+
+    #[test]
+    fn beside_gives_both_results_and_raises_the_other_thread_s_panic() {
+        let text = "shared";
+        assert_eq!(
+            beside(|| text.len(), || text.to_uppercase()),
+            (6, "SHARED".to_owned())
+        );
+        let panicked = std::panic::catch_unwind(|| beside(|| 1, || panic!("over there")));
+        let message = panicked.unwrap_err();
+        assert_eq!(message.downcast_ref::<&str>(), Some(&"over there"));
     }
 
     #[test]

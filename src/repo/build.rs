@@ -20,6 +20,7 @@ use super::published::{is_plain_file_name, read_published};
 use super::signing;
 use super::sources;
 use crate::config::is_valid_repository_name;
+use crate::parallel;
 
 /// What to build from where.
 pub struct BuildOptions<'a> {
@@ -130,19 +131,17 @@ pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildError> {
     // Reading, verifying and parsing the published index (a rebuild's
     // 4 MB for 2,000 modules) beside the packing rather than before it:
     // nothing packing does needs it.
-    let (before, packs) = std::thread::scope(|scope| {
-        let before = scope.spawn(|| published(options.out, &key));
-        let packs = on_every_core(&names, |name| {
+    let pack_all = || {
+        on_every_core(&names, |name| {
             let module = Module {
                 tree,
                 name,
                 history: &history,
             };
             module.pack(&record, &staging)
-        });
-        let before = (before.join()).unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (before, packs)
-    });
+        })
+    };
+    let (packs, before) = parallel::beside(pack_all, || published(options.out, &key));
     tracing::debug!("repo build: {} modules packed", names.len());
     for (name, result) in names.iter().zip(packs) {
         match result {
@@ -396,16 +395,13 @@ impl Staging {
         before: Option<Index>,
         also: impl FnOnce() -> Vec<(&'static str, Vec<u8>)> + Send,
     ) -> Result<(), BuildError> {
-        std::thread::scope(|scope| {
-            let also = scope.spawn(also);
-            self.write_index(name, key, valid_for, modules, before)?;
-            let also = also.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-            for (file, bytes) in also {
-                let path = self.path().join(file);
-                std::fs::write(&path, bytes).map_err(io_error(&path))?;
-            }
-            Ok::<(), BuildError>(())
-        })?;
+        let index = || self.write_index(name, key, valid_for, modules, before);
+        let (index, also) = parallel::beside(index, also);
+        index?;
+        for (file, bytes) in also {
+            let path = self.path().join(file);
+            std::fs::write(&path, bytes).map_err(io_error(&path))?;
+        }
         replace_dir(self.dir, &self.out)
     }
 
@@ -452,16 +448,10 @@ impl Staging {
         tracing::debug!("repo build: index serialised");
         // Signed (two SHA-512 passes over some 4 MB for 2,000 modules)
         // while it is written.
-        let signature = std::thread::scope(|scope| {
-            let signature = scope.spawn(|| signing::sign(key, &index));
-            let index_path = self.path().join("index.json");
-            std::fs::write(&index_path, &index).map_err(io_error(&index_path))?;
-            Ok::<_, BuildError>(
-                signature
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            )
-        })?;
+        let index_path = self.path().join("index.json");
+        let write = || std::fs::write(&index_path, &index).map_err(io_error(&index_path));
+        let (written, signature) = parallel::beside(write, || signing::sign(key, &index));
+        written?;
         let signature_path = self.path().join("index.json.sig");
         std::fs::write(&signature_path, signature).map_err(io_error(&signature_path))?;
         tracing::debug!("repo build: index signed");
@@ -784,7 +774,7 @@ fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
 /// hold the rest.
 fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    crate::parallel::each(items, cores, work)
+    parallel::each(items, cores, work)
 }
 
 /// Where versions come from: the checkout's history, or the files.
