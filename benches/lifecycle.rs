@@ -538,11 +538,6 @@ fn nagle_off(prosody: &mut Prosody) {
     prosody.restart();
 }
 
-/// Writes back every file system's dirty data (sync(1)).
-fn sync() {
-    run(&mut Command::new("sync"));
-}
-
 /// Resident and peak memory of a process, in MiB.
 fn memory(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -620,20 +615,20 @@ fn scale_and_memory(rows: &mut Vec<Row>) {
         // Each timed step starts with nothing left to write back: what
         // the step before wrote (the repository rebuilt, the last copy)
         // is not flushed on this one's account.
-        sync();
+        disk::sync();
         let updated = load(&load_client, &prosody, "update?confirm=true", 1, 1);
         one_request.push(Duration::from_secs_f64(
             updated["p50_ms"].as_f64().unwrap() / 1000.0,
         ));
         publish(&mut admin, 2 * round + 3);
-        sync();
+        disk::sync();
         by_form.push(timed(|| {
             let done = admin.run_steps("update", json!([{}, {"confirm": true}]));
             assert!(completed(&done), "{done}");
         }));
         let target = copy_into.path().join(round.to_string());
         std::fs::create_dir(&target).unwrap();
-        sync();
+        disk::sync();
         copies.push(timed(|| {
             let mut command = Command::new("cp");
             command.arg("-r");

@@ -12,8 +12,13 @@ use std::time::Duration;
 /// 120, and an install's few files waited there too. `tar czf`, which
 /// creates one file, never meets it. Written back first, then a minute.
 pub fn settle(bench: &str) {
-    let status = Command::new("sync").status().unwrap();
-    assert!(status.success());
+    sync();
     println!("{bench}: waiting 61 s for inodes freed before to age out (see the README)");
     std::thread::sleep(Duration::from_secs(61));
+}
+
+/// Writes back every file system's dirty data (sync(1)).
+pub fn sync() {
+    let status = Command::new("sync").status().unwrap();
+    assert!(status.success());
 }
