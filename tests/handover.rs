@@ -117,10 +117,7 @@ fn a_stopped_command_line_never_cuts_the_daemon_s_change() {
             .unwrap();
         assert!(sent.success());
     };
-    let last_change = || -> Value {
-        let history = std::fs::read_to_string(prosody.path("modman-state/history.jsonl")).unwrap();
-        serde_json::from_str(history.lines().last().unwrap()).unwrap()
-    };
+    let last_change = || support::history(&prosody).pop().unwrap();
 
     // One stop: the command line says it waits, and prints the answer.
     let mut install = paused_install("lastlog");

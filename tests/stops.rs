@@ -117,11 +117,7 @@ impl Bench {
     }
 
     fn history(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.state("history.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        support::history(&self.prosody)
     }
 
     fn modman(&self) -> Modman {
@@ -558,13 +554,7 @@ fn a_large_change_killed_after_its_barrier_is_undone_after_the_next_start() {
     std::fs::write(&config_path, &config).unwrap();
     assert!(cli(&["refresh"], &config_path).0);
     let state = |file: &str| prosody.path("modman-state").join(file);
-    let history = || {
-        std::fs::read_to_string(state("history.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|line| serde_json::from_str::<Value>(line).unwrap())
-            .collect::<Vec<_>>()
-    };
+    let history = || support::history(&prosody);
     let installed = || std::fs::read_to_string(state("installed.json")).ok();
     let pause = prosody.path("paused");
     let install = |env: &[(&str, &OsStr)]| {

@@ -1172,6 +1172,16 @@ pub fn debian_corpus(into: &Path) {
     );
 }
 
+/// modman's history beside `prosody`, one JSON object per change, oldest
+/// first; empty before the first.
+pub fn history(prosody: &Prosody) -> Vec<Value> {
+    std::fs::read_to_string(prosody.path("modman-state/history.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
 /// Every regular file under `dir`, by relative path, with its bytes.
 pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
