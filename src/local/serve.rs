@@ -77,6 +77,21 @@ impl Listener {
         })?;
         Ok(Listener { socket, path })
     }
+
+    /// Removes the socket when dropped: the daemon's exit never leaves it
+    /// behind, even when the exit comes before [`serve`] saw the stop.
+    pub fn unlink(&self) -> Unlink {
+        Unlink(self.path.clone())
+    }
+}
+
+/// The socket's removal, when dropped.
+pub struct Unlink(PathBuf);
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Serves the commands handed over until `stopping` resolves, then

@@ -94,7 +94,8 @@ pub async fn run(ctx: Context, config_path: &Path) -> std::io::Result<Exit> {
         clients: Clients::default(),
         relay: Relay::default(),
     });
-    serve_the_shell(&app);
+    // Held until run returns, whichever way: the socket goes with it.
+    let _shell = serve_the_shell(&app);
     // A stop ends the health watches: what they watch stands.
     let stopping = app.clone();
     tokio::spawn(async move {
@@ -152,12 +153,17 @@ pub async fn run(ctx: Context, config_path: &Path) -> std::io::Result<Exit> {
 /// Takes the commands `modman install` and the others hand over from the
 /// shell ([`crate::local`]), admitted as this component's requests are, so
 /// a stop waits for them too. Without the socket the command line makes
-/// its changes itself.
-fn serve_the_shell(app: &Arc<App>) {
+/// its changes itself. The socket is removed once the stop begins, and
+/// at the latest when what this returns is dropped.
+fn serve_the_shell(app: &Arc<App>) -> Option<local::serve::Unlink> {
     let listener = match local::serve::Listener::bind(&app.ctx.config) {
         Ok(listener) => listener,
-        Err(e) => return tracing::warn!("{e}"),
+        Err(e) => {
+            tracing::warn!("{e}");
+            return None;
+        }
     };
+    let unlink = listener.unlink();
     let gate = app.clone();
     let admit: local::serve::Admit = Arc::new(move || match gate.stop.admit() {
         Admission::Run(permit) => Ok(permit),
@@ -174,6 +180,7 @@ fn serve_the_shell(app: &Arc<App>) {
         admit,
         async move { stopping.stop.requested().await },
     ));
+    Some(unlink)
 }
 
 enum Ended {
