@@ -294,6 +294,48 @@ pub fn resolved(path: &Path) -> PathBuf {
     std::fs::canonicalize(&absolute).unwrap_or(absolute)
 }
 
+/// Swaps what the names `a` and `b` point to, in one step
+/// (`renameat2(RENAME_EXCHANGE)`): at no instant is either missing. Fails
+/// with `Unsupported` on a file system that cannot (NFS, some FUSE), and
+/// changes nothing then.
+pub fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: two NUL-terminated paths that live for the whole call.
+    let done = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    match done {
+        0 => Ok(()),
+        _ => {
+            let error = io::Error::last_os_error();
+            match error.raw_os_error() {
+                Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
+                    Err(io::Error::new(io::ErrorKind::Unsupported, error))
+                }
+                _ => Err(error),
+            }
+        }
+    }
+}
+
+/// The inode number of `path` itself (a symlink is not followed), or
+/// `None` if nothing is there.
+pub fn inode(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|m| m.ino())
+}
+
 /// Makes renames and creations inside `dir` durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     fsync(dir)

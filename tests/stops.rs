@@ -524,11 +524,13 @@ fn a_stop_leaves_the_rooms_before_the_stream_closes() {
     admin.wait_for_departure(ROOM, "modman");
 }
 
-/// A change large enough that its stage is written by several threads and
-/// made durable by one `syncfs` (20 modules of three files: over 64
-/// paths), killed after that barrier (before any module moved, and with
-/// every module moved but the state not saved): after the next start it
-/// is wholly undone, with its history line; not stopped, it is whole.
+/// A change large enough that its stage is written by several threads,
+/// as the archives arrive, and made durable by one `syncfs` (20 modules
+/// of three files: over 64 paths), killed after that barrier (with one
+/// module moved, and with every module moved but the state not saved):
+/// after the next start it is wholly undone, with its history line; not
+/// stopped, it is whole. An install of them all, then an update, whose
+/// modules are exchanged with their new copies.
 #[test]
 fn a_large_change_killed_after_its_barrier_is_undone_after_the_next_start() {
     const MODULES: usize = 20;
@@ -557,10 +559,13 @@ fn a_large_change_killed_after_its_barrier_is_undone_after_the_next_start() {
     let history = || support::history(&prosody);
     let installed = || std::fs::read_to_string(state("installed.json")).ok();
     let pause = prosody.path("paused");
-    let install = |env: &[(&str, &OsStr)]| {
-        Command::new(env!("CARGO_BIN_EXE_modman"))
-            .arg("install")
-            .args(&names)
+    let run = |operation: &str, env: &[(&str, &OsStr)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_modman"));
+        command.arg(operation);
+        if operation == "install" {
+            command.args(&names);
+        }
+        command
             .arg("--yes")
             .arg("--config")
             .arg(&config_path)
@@ -570,45 +575,69 @@ fn a_large_change_killed_after_its_barrier_is_undone_after_the_next_start() {
             .spawn()
             .unwrap()
     };
-    for step in ["swap", "state-save"] {
-        let files = support::snapshot(&prosody.modules_dir());
-        let (records, lines) = (installed(), history().len());
-        let mut child = install(&[
-            ("MODMAN_PAUSE_AT", OsStr::new(step)),
-            ("MODMAN_PAUSE_FILE", pause.as_os_str()),
-        ]);
-        wait_for(&format!("the install to reach {step}"), || {
-            pause.exists().then_some(())
-        });
-        child.kill().unwrap();
-        child.wait().unwrap();
-        std::fs::remove_file(&pause).unwrap();
-
-        // The next start: recovery.
-        let modman = Modman::start(&prosody, &config);
-        assert!(modman.terminate(), "{step}");
-        assert_eq!(support::snapshot(&prosody.modules_dir()), files, "{step}");
-        assert_eq!(installed(), records, "{step}");
-        let after = history();
-        assert_eq!(after.len(), lines + 1, "{step}: {after:?}");
-        assert_eq!(after[lines]["operation"], "install", "{step}");
-        assert_ne!(after[lines]["result"], "ok", "{step}");
-        for left in ["journal.json", "change.jsonl"] {
-            assert!(!state(left).exists(), "{step}: {left} stays");
-        }
-        assert!(!prosody.modules_dir().join(".modman-staging").exists());
-    }
-
-    assert!(install(&[]).wait().unwrap().success());
-    let records: Value = serde_json::from_str(&installed().unwrap()).unwrap();
-    for name in &names {
-        assert!(records["modules"][name]["version"].is_string(), "{name}");
+    let code = |name: &str| {
         let dir = prosody.modules_dir().join(format!("mod_{name}"));
-        assert_eq!(
-            std::fs::read_to_string(dir.join(format!("mod_{name}.lua"))).unwrap(),
-            format!("-- {name}\n")
-        );
-        assert!(dir.join("helper.lib.lua").is_file(), "{name}");
+        std::fs::read_to_string(dir.join(format!("mod_{name}.lua"))).unwrap()
+    };
+    // An install of them all, then an update of them all, each module
+    // exchanged with its new copy.
+    for operation in ["install", "update"] {
+        for step in ["swap", "state-save"] {
+            let case = format!("{operation} killed at {step}");
+            let files = support::snapshot(&prosody.modules_dir());
+            let (records, lines) = (installed(), history().len());
+            let mut child = run(
+                operation,
+                &[
+                    ("MODMAN_PAUSE_AT", OsStr::new(step)),
+                    ("MODMAN_PAUSE_FILE", pause.as_os_str()),
+                ],
+            );
+            wait_for(&format!("the {operation} to reach {step}"), || {
+                pause.exists().then_some(())
+            });
+            child.kill().unwrap();
+            child.wait().unwrap();
+            std::fs::remove_file(&pause).unwrap();
+
+            // The next start: recovery.
+            let modman = Modman::start(&prosody, &config);
+            assert!(modman.terminate(), "{case}");
+            assert_eq!(support::snapshot(&prosody.modules_dir()), files, "{case}");
+            assert_eq!(installed(), records, "{case}");
+            let after = history();
+            assert_eq!(after.len(), lines + 1, "{case}: {after:?}");
+            assert_eq!(after[lines]["operation"], operation, "{case}");
+            assert_ne!(after[lines]["result"], "ok", "{case}");
+            for left in ["journal.json", "change.jsonl"] {
+                assert!(!state(left).exists(), "{case}: {left} stays");
+            }
+            assert!(!prosody.modules_dir().join(".modman-staging").exists());
+        }
+
+        assert!(run(operation, &[]).wait().unwrap().success(), "{operation}");
+        let records: Value = serde_json::from_str(&installed().unwrap()).unwrap();
+        let version = |name: &str| records["modules"][name]["version"].clone();
+        for name in &names {
+            assert!(version(name).is_string(), "{operation}: {name}");
+            let version = match operation {
+                "install" => String::new(),
+                _ => "-- 2\n".into(),
+            };
+            assert_eq!(code(name), format!("-- {name}\n{version}"), "{operation}");
+            let dir = prosody.modules_dir().join(format!("mod_{name}"));
+            assert!(dir.join("helper.lib.lua").is_file(), "{name}");
+        }
+        assert_eq!(history().last().unwrap()["result"], "ok");
+        if operation == "install" {
+            for name in &names {
+                let lua = repository
+                    .corpus(&format!("mod_{name}"))
+                    .join(format!("mod_{name}.lua"));
+                std::fs::write(&lua, format!("-- {name}\n-- 2\n")).unwrap();
+            }
+            repository.rebuild();
+            assert!(cli(&["refresh"], &config_path).0);
+        }
     }
-    assert_eq!(history().last().unwrap()["result"], "ok");
 }

@@ -16,13 +16,18 @@ const KEEP_BACKUPS: usize = 50;
 pub(super) const MANIFEST: &str = "manifest.json";
 
 /// Makes the old module directories of `transaction`, which its staging
-/// holds in `old/` beside the manifest written there before the swap's
-/// barrier, its backup: by one rename of that directory, whole or not at
-/// all, so a backup costs no copy and no sync beyond its directory's.
-/// Across file systems (`state_dir` apart from the module directory) it
-/// is copied instead.
+/// holds in `new/` once the swap is done (in `old/`, staged by a modman
+/// that swapped by renames), beside the manifest written there before the
+/// swap's barrier, its backup: by one rename of that directory, whole or
+/// not at all, so a backup costs no copy and no sync beyond its
+/// directory's. Across file systems (`state_dir` apart from the module
+/// directory) it is copied instead.
 pub(super) fn keep(paths: &Paths, transaction: &Transaction) -> std::io::Result<()> {
-    let old = paths.staging.join(&transaction.id).join("old");
+    let stage = paths.staging.join(&transaction.id);
+    let old = match stage.join("old").is_dir() {
+        true => stage.join("old"),
+        false => stage.join("new"),
+    };
     let backup = paths.backups.join(&transaction.id);
     if backup.exists() {
         return Ok(());

@@ -37,6 +37,7 @@ use super::managed_config::{HostModules, LuaValue, ManagedConfig, Scope};
 use super::manifest::{Prepared, SettingChange, Transaction};
 use super::placement::Placement;
 use super::scope::GLOBAL;
+use super::stage::Stage;
 use super::state::PulledIn;
 use super::transaction::{self, Backup, Meta};
 use super::{audit, io, ChangeGuard, EngineError};
@@ -728,14 +729,26 @@ impl Run<'_, '_> {
         let faults = engine.faults.clone();
         let actor = self.actor.to_string();
         let operation = self.operation;
-        let id = transaction::transaction_id();
+        let ahead = self.guard.stage_ahead.take();
+        if let Some(stage) = &ahead {
+            stage.settled().await;
+        }
+        let id = match &ahead {
+            Some(stage) => stage.id().to_owned(),
+            None => transaction::transaction_id(),
+        };
         self.begin(Begun::Files {
             transaction: id.clone(),
         })?;
         let durable_with = ChangeJournal::durable_paths(&paths);
         let transaction = tokio::task::spawn_blocking(move || {
+            let stage = match ahead {
+                Some(stage) => stage,
+                None => Stage::open(&paths.staging, id)
+                    .map_err(io("cannot stage the change in", &paths.staging))?,
+            };
             let meta = Meta {
-                id,
+                stage,
                 actor: &actor,
                 operation,
                 durable_with,

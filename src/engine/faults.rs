@@ -54,8 +54,13 @@ pub type Hook = Box<dyn FnOnce() + Send>;
 /// so.
 #[derive(Default)]
 pub struct Faults {
+    /// The step to fail, after how many more times it is reached.
     #[cfg(test)]
-    armed: std::sync::Mutex<Option<Step>>,
+    armed: std::sync::Mutex<Option<(Step, usize)>>,
+    /// Whether exchanging two directories fails as on a file system that
+    /// cannot ([`Faults::exchange`]).
+    #[cfg(test)]
+    no_exchange: std::sync::atomic::AtomicBool,
     #[cfg(test)]
     hooked: std::sync::Mutex<Option<(Step, Hook)>>,
     #[cfg(debug_assertions)]
@@ -72,7 +77,32 @@ impl Faults {
     /// Makes the next time `step` is reached fail (tests only).
     #[cfg(test)]
     pub fn fail_once(&self, step: Step) {
-        *self.armed.lock().unwrap() = Some(step);
+        self.fail_after(step, 0);
+    }
+
+    /// Makes `step` fail once, after it is passed `passes` times (tests
+    /// only): a swap cut after so many modules.
+    #[cfg(test)]
+    pub fn fail_after(&self, step: Step, passes: usize) {
+        *self.armed.lock().unwrap() = Some((step, passes));
+    }
+
+    /// Makes [`Faults::exchange`] fail as where it is not supported (tests
+    /// only).
+    #[cfg(test)]
+    pub fn refuse_exchange(&self) {
+        self.no_exchange
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// [`crate::fsutil::exchange`], unless a test made the file system
+    /// one that cannot.
+    pub fn exchange(&self, a: &std::path::Path, b: &std::path::Path) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self.no_exchange.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::ErrorKind::Unsupported.into());
+        }
+        crate::fsutil::exchange(a, b)
     }
 
     /// Runs `hook` the next time `step` is reached, before the step does
@@ -103,11 +133,15 @@ impl Faults {
                 hook();
             }
             let mut armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
-            if *armed == Some(step) {
-                *armed = None;
-                return Err(std::io::Error::other(format!(
-                    "injected failure at {step:?}"
-                )));
+            match &mut *armed {
+                Some((at, 0)) if *at == step => {
+                    *armed = None;
+                    return Err(std::io::Error::other(format!(
+                        "injected failure at {step:?}"
+                    )));
+                }
+                Some((at, passes)) if *at == step => *passes -= 1,
+                _ => {}
             }
         }
         Ok(())

@@ -7,7 +7,7 @@ use super::faults::Faults;
 use super::journal::{self, ChangeJournal, Recovered};
 use super::manifest::Transaction;
 use super::state::Installed;
-use super::transaction::{finish, undo, Backup};
+use super::transaction::{finish, undo, Backup, Journal};
 use super::{audit, io, EngineError, Paths};
 use crate::fsutil;
 
@@ -24,12 +24,12 @@ pub(super) fn recover(
     let change = ChangeJournal::load(paths)?;
     match std::fs::read(&paths.journal) {
         Ok(bytes) => {
-            let transaction: Transaction =
-                serde_json::from_slice(&bytes).map_err(|e| EngineError::Io {
-                    what: "damaged journal",
-                    path: paths.journal.clone(),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-                })?;
+            let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| EngineError::Io {
+                what: "damaged journal",
+                path: paths.journal.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?;
+            let transaction = &journal.transaction;
             let installed = Installed::load(&paths.state_dir)
                 .map_err(io("cannot read the state in", &paths.state_dir))?;
             let committed = transaction
@@ -50,8 +50,8 @@ pub(super) fn recover(
                     .iter()
                     .any(|e| e.transaction == transaction.id);
             if committed {
-                finish(paths, &transaction, Backup::Keep)
-                    .and_then(|()| log_once(paths, &transaction, logged, "interrupted (modman stopped before it finished); the files were finished"))
+                finish(paths, transaction, Backup::Keep)
+                    .and_then(|()| log_once(paths, transaction, logged, "interrupted (modman stopped before it finished); the files were finished"))
                     .map_err(io("cannot finish the interrupted change in", &paths.state_dir))?;
                 notes.push(format!(
                     "finished an interrupted {} of {}",
@@ -59,11 +59,11 @@ pub(super) fn recover(
                     names.join(", ")
                 ));
             } else {
-                undo(paths, &transaction)
+                undo(paths, &journal)
                     .and_then(|()| {
                         log_once(
                             paths,
-                            &transaction,
+                            transaction,
                             logged,
                             "interrupted (modman stopped before it finished); undone",
                         )

@@ -487,9 +487,13 @@ impl Host_ {
         let crashed = Crashed::default();
         let (root, server, into) = (self.root.clone(), self.server.clone(), crashed.clone());
         let hook = move || {
-            let dir = tempfile::tempdir().unwrap();
+            // The tree itself is what the crash leaves, inodes and all
+            // (an undo tells copies apart by them); the change goes on in
+            // a copy put in its place.
+            let dir = tempfile::tempdir_in(root.parent().unwrap()).unwrap();
             let copy = dir.path().join("host");
-            crate::fsutil::copy_dir(&root, &copy).unwrap();
+            std::fs::rename(&root, &copy).unwrap();
+            crate::fsutil::copy_dir(&copy, &root).unwrap();
             let loaded = server.0.lock().unwrap().loaded.clone();
             *into.lock().unwrap() = Some(Crash {
                 dir,

@@ -159,8 +159,13 @@ impl Command for Install {
             return Ok(question);
         }
         // What Prosody has loaded, which the commit needs first, is asked
-        // while the archives download.
-        let (files, ()) = tokio::join!(plan.download(ctx, actor), guard.read_loaded_ahead());
+        // while the archives download, and each archive is written in the
+        // commit's stage as it arrives.
+        let stage = guard.stage_ahead(plan.steps.len()).await;
+        let (files, ()) = tokio::join!(
+            plan.download(ctx, actor, stage.as_ref()),
+            guard.read_loaded_ahead()
+        );
         let files = files?;
         if let Some(hosts) = &hosts {
             let live = guard.live().await?;

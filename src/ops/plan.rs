@@ -12,6 +12,7 @@ use crate::access::Actor;
 use crate::config::Repository;
 use crate::engine::audit;
 use crate::engine::manifest::Prepared;
+use crate::engine::stage::Stage;
 use crate::engine::state::{Installed, InstalledModule};
 use crate::engine::ChangeGuard;
 use crate::prosody::{Objection, ServerFacts, Shipped};
@@ -348,8 +349,14 @@ impl Plan<'_> {
     /// work), in the plan's order; nothing is changed yet. The first
     /// refusal ends it. A copy verified for the question this plan
     /// answers is taken as it was kept ([`super::kept`]), not fetched
-    /// again.
-    pub async fn download(&self, ctx: &Context, actor: &Actor) -> Result<Vec<Prepared>, OpError> {
+    /// again. Given the commit's stage, each archive is written in it as
+    /// soon as it is verified, while the others download.
+    pub async fn download(
+        &self,
+        ctx: &Context,
+        actor: &Actor,
+        stage: Option<&Stage>,
+    ) -> Result<Vec<Prepared>, OpError> {
         use futures::stream::{StreamExt, TryStreamExt};
         // Made first, polled as the stream goes (a future held in a
         // closure of the stream would not be Send for every lifetime).
@@ -361,17 +368,27 @@ impl Plan<'_> {
                 let kept = ctx.kept.take(&step.repository.name, &step.entry);
                 reused += usize::from(kept.is_some());
                 async move {
-                    match kept {
-                        Some(files) => Ok(files),
-                        None => ctx.fetcher.archive(step.repository, &step.entry).await,
+                    let files = match kept {
+                        Some(files) => files,
+                        None => ctx.fetcher.archive(step.repository, &step.entry).await?,
+                    };
+                    if let Some(stage) = stage {
+                        stage.put(&step.entry.name, files.clone());
                     }
+                    Ok::<_, crate::repo::fetch::FetchError>(files)
                 }
             })
             .collect();
-        let fetched: Vec<_> = futures::stream::iter(downloads)
+        let fetched: Result<Vec<_>, _> = futures::stream::iter(downloads)
             .buffered(PARALLEL_DOWNLOADS)
             .try_collect()
-            .await?;
+            .await;
+        // Whatever came of the downloads, the writes into the stage end
+        // here: one given up is then removed whole when it is let go.
+        if let Some(stage) = stage {
+            stage.settled().await;
+        }
+        let fetched = fetched?;
         tracing::debug!(
             "{} archives: {reused} as verified for the question, the others downloaded and verified",
             fetched.len()

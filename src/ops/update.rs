@@ -227,13 +227,17 @@ impl Command for Update {
             Consent::DryRun => vec![],
             // Going ahead without a question: what Prosody has loaded,
             // which the commit needs first, is asked while the archives
-            // download, as install does.
+            // download, as install does, and each archive is written in
+            // the commit's stage as it arrives.
             _ if goes_ahead => {
-                let (files, ()) =
-                    tokio::join!(plan.download(ctx, actor), guard.read_loaded_ahead());
+                let stage = guard.stage_ahead(plan.steps.len()).await;
+                let (files, ()) = tokio::join!(
+                    plan.download(ctx, actor, stage.as_ref()),
+                    guard.read_loaded_ahead()
+                );
                 files?
             }
-            _ => plan.download(ctx, actor).await?,
+            _ => plan.download(ctx, actor, None).await?,
         };
         if !goes_ahead {
             for changes in plan.changes(ctx, &guard.installed, &files) {
