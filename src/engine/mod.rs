@@ -109,8 +109,12 @@ pub(crate) struct Paths {
 
 impl Paths {
     fn new(config: &Config) -> Paths {
-        let modules_dir = config.prosody.modules_dir.clone();
-        let state_dir = config.state_dir.clone();
+        Paths::at(config.prosody.modules_dir.clone(), config.state_dir.clone())
+    }
+
+    /// Where everything lives for a module directory and a state
+    /// directory.
+    fn at(modules_dir: PathBuf, state_dir: PathBuf) -> Paths {
         Paths {
             staging: modules_dir.join(".modman-staging"),
             backups: state_dir.join("backups"),

@@ -24,7 +24,7 @@
 //! crash cut short.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -251,77 +251,94 @@ fn swap_in(paths: &Paths, transaction: &Transaction, faults: &Faults) -> std::io
 /// Undoes step 3 as far as it went, from what is on disk, and removes the
 /// staging and the journal. Safe to run again after a crash inside it.
 pub(super) fn undo(paths: &Paths, journal: &Journal) -> std::io::Result<()> {
-    match &journal.staged {
-        Some(staged) => undo_swap(paths, &journal.transaction, staged)?,
-        None => undo_renamed(paths, &journal.transaction)?,
+    let transaction = &journal.transaction;
+    let stage = paths.staging.join(&transaction.id);
+    // Where new copies go as they are taken out, and a directory not
+    // modman's found where an old copy goes back (`trash.found/`).
+    for part in ["trash", "trash.found"] {
+        std::fs::create_dir_all(stage.join(part))?;
+    }
+    for change in transaction.changes.iter().rev() {
+        let module = Module {
+            live: paths.live(&change.name, change.record()),
+            dir_name: format!("mod_{}", change.name),
+            stage: &stage,
+        };
+        match &journal.staged {
+            Some(staged) => undo_swap(change, &module, staged.get(&change.name).copied())?,
+            None => undo_renamed(change, &module)?,
+        }
     }
     fsutil::sync_dir(&paths.modules_dir)?;
-    close(paths, &journal.transaction)
+    close(paths, transaction)
 }
 
-/// [`undo`] of a swap by [`swap_in`]. Where a module is, both before and
-/// after its swap, a directory sits at its live path and at `new/mod_x`:
-/// the inode of the new copy, journaled before anything moved, tells
-/// which. The new copy is moved out to `trash/` first, the old one back in
+/// Where one module of a change being undone may be.
+struct Module<'a> {
+    live: PathBuf,
+    /// `mod_x`, its name in the stage.
+    dir_name: String,
+    stage: &'a Path,
+}
+
+impl Module<'_> {
+    /// Its place in the stage's directory `part`: `new/mod_x`, say.
+    fn in_stage(&self, part: &str) -> PathBuf {
+        self.stage.join(part).join(&self.dir_name)
+    }
+}
+
+/// [`undo`] of one module of a swap by [`swap_in`], whose new copy was
+/// staged as inode `new_copy`. Where a module is, both before and after
+/// its swap, a directory sits at its live path and at `new/mod_x`: the
+/// inode of the new copy, journaled before anything moved, tells which.
+/// The new copy is moved out to `trash/` first, the old one back in
 /// second; a crash between the two finds the new copy in `trash/` and the
 /// old one still at `new/mod_x` (or in `aside/`), and goes on.
 fn undo_swap(
-    paths: &Paths,
-    transaction: &Transaction,
-    staged: &BTreeMap<String, u64>,
+    change: &RecordChange,
+    module: &Module<'_>,
+    new_copy: Option<u64>,
 ) -> std::io::Result<()> {
-    let stage = paths.staging.join(&transaction.id);
-    let trash = stage.join("trash");
-    std::fs::create_dir_all(&trash)?;
-    for change in transaction.changes.iter().rev() {
-        let live = paths.live(&change.name, change.record());
-        let dir_name = format!("mod_{}", change.name);
-        let held = stage.join("new").join(&dir_name);
-        let aside = stage.join("aside").join(&dir_name);
-        let trashed = trash.join(&dir_name);
-        let new_copy = staged.get(&change.name).copied();
-        let is_new = |path: &Path| new_copy.is_some() && fsutil::inode(path) == new_copy;
-        let moved_in = is_new(&live) || is_new(&trashed);
-        let old_copy = match (aside.exists(), held.exists()) {
-            (true, _) => Some(aside),
-            (false, true) if change.after.is_none() || moved_in => Some(held),
-            _ => None,
-        };
-        if is_new(&live) {
-            std::fs::rename(&live, &trashed)?;
+    let live = &module.live;
+    let held = module.in_stage("new");
+    let aside = module.in_stage("aside");
+    let trashed = module.in_stage("trash");
+    let is_new = |path: &Path| new_copy.is_some() && fsutil::inode(path) == new_copy;
+    let moved_in = is_new(live) || is_new(&trashed);
+    let old_copy = match (aside.exists(), held.exists()) {
+        (true, _) => Some(aside),
+        (false, true) if change.after.is_none() || moved_in => Some(held),
+        _ => None,
+    };
+    if is_new(live) {
+        std::fs::rename(live, &trashed)?;
+    }
+    if let Some(old_copy) = old_copy {
+        if live.exists() {
+            // Not modman's: kept beside the new copy, not lost.
+            std::fs::rename(live, module.in_stage("trash.found"))?;
         }
-        if let Some(old_copy) = old_copy {
-            if live.exists() {
-                // Not modman's: kept beside the new copy, not lost.
-                std::fs::rename(&live, trash.join(format!("{dir_name}.found")))?;
-            }
-            std::fs::rename(&old_copy, &live)?;
-        }
+        std::fs::rename(&old_copy, live)?;
     }
     Ok(())
 }
 
-/// [`undo`] of a swap journaled by a modman before [`swap_in`] exchanged
-/// modules (no inodes in its journal): each old copy was renamed to
-/// `old/mod_x`, then each new one in from `new/mod_x`, so where a
-/// directory is tells how far it went.
-fn undo_renamed(paths: &Paths, transaction: &Transaction) -> std::io::Result<()> {
-    let stage = paths.staging.join(&transaction.id);
-    let trash = stage.join("trash");
-    std::fs::create_dir_all(&trash)?;
-    for change in transaction.changes.iter().rev() {
-        let live = paths.live(&change.name, change.record());
-        let dir_name = format!("mod_{}", change.name);
-        let old = stage.join("old").join(&dir_name);
-        let new_moved_in = change.after.is_some() && !stage.join("new").join(&dir_name).exists();
-        if old.exists() {
-            if live.exists() {
-                std::fs::rename(&live, trash.join(&dir_name))?;
-            }
-            std::fs::rename(&old, &live)?;
-        } else if new_moved_in && live.exists() {
-            std::fs::rename(&live, trash.join(&dir_name))?;
+/// [`undo`] of one module of a swap journaled by a modman before
+/// [`swap_in`] exchanged modules (no inodes in its journal): each old copy
+/// was renamed to `old/mod_x`, then each new one in from `new/mod_x`, so
+/// where a directory is tells how far it went.
+fn undo_renamed(change: &RecordChange, module: &Module<'_>) -> std::io::Result<()> {
+    let live = &module.live;
+    let old = module.in_stage("old");
+    let new_moved_in = change.after.is_some() && !module.in_stage("new").exists();
+    if old.exists() {
+        if live.exists() {
+            std::fs::rename(live, module.in_stage("trash"))?;
         }
+        std::fs::rename(&old, live)?;
+    } else if new_moved_in && live.exists() {
+        std::fs::rename(live, module.in_stage("trash"))?;
     }
     Ok(())
 }
@@ -408,21 +425,12 @@ mod tests {
     use crate::engine::manifest::Prepared;
     use crate::engine::state::InstalledModule;
     use crate::repo::archive::ArchiveFile;
-    use std::path::PathBuf;
 
     fn paths(root: &Path) -> Paths {
-        let modules_dir = root.join("modules");
-        let state_dir = root.join("state");
-        std::fs::create_dir_all(&modules_dir).unwrap();
-        std::fs::create_dir_all(state_dir.join("backups")).unwrap();
-        Paths {
-            staging: modules_dir.join(".modman-staging"),
-            backups: state_dir.join("backups"),
-            journal: state_dir.join("journal.json"),
-            lock: state_dir.join("lock"),
-            modules_dir,
-            state_dir,
-        }
+        let paths = Paths::at(root.join("modules"), root.join("state"));
+        std::fs::create_dir_all(&paths.modules_dir).unwrap();
+        std::fs::create_dir_all(&paths.backups).unwrap();
+        paths
     }
 
     fn copy(name: &str, version: &str) -> Prepared {
@@ -444,6 +452,16 @@ mod tests {
             name: name.into(),
             after: None,
         }
+    }
+
+    /// `change` applied over `installed`, keeping a backup.
+    fn made(
+        paths: &Paths,
+        installed: Installed,
+        change: Vec<Prepared>,
+        faults: &Faults,
+    ) -> Result<Transaction, EngineError> {
+        apply(paths, installed, meta(paths), change, Backup::Keep, faults)
     }
 
     fn meta(paths: &Paths) -> Meta<'static> {
@@ -480,15 +498,7 @@ mod tests {
         let paths = paths(root);
         let first = vec![copy("alpha", "1"), copy("beta", "1")];
         let faults = Faults::default();
-        apply(
-            &paths,
-            Installed::default(),
-            meta(&paths),
-            first,
-            Backup::Keep,
-            &faults,
-        )
-        .unwrap();
+        made(&paths, Installed::default(), first, &faults).unwrap();
         let installed = Installed::load(&paths.state_dir).unwrap();
         let change = vec![copy("alpha", "2"), removal("beta"), copy("gamma", "1")];
         (paths, installed, change)
@@ -510,14 +520,7 @@ mod tests {
                     faults.refuse_exchange();
                 }
                 faults.fail_after(Step::Swap, cut);
-                let failed = apply(
-                    &paths,
-                    installed,
-                    meta(&paths),
-                    change,
-                    Backup::Keep,
-                    &faults,
-                );
+                let failed = made(&paths, installed, change, &faults);
                 assert!(matches!(failed, Err(EngineError::Io { .. })), "{case}");
                 assert_eq!(on_disk(&paths), before, "{case}");
                 assert!(!paths.journal.exists(), "{case}");
@@ -529,14 +532,7 @@ mod tests {
             if !exchange {
                 faults.refuse_exchange();
             }
-            let done = apply(
-                &paths,
-                installed,
-                meta(&paths),
-                change,
-                Backup::Keep,
-                &faults,
-            );
+            let done = made(&paths, installed, change, &faults);
             let transaction = done.unwrap();
             let (files, installed) = on_disk(&paths);
             let expected = BTreeMap::from([
@@ -586,14 +582,7 @@ mod tests {
         let before = on_disk(&paths);
         let change = vec![copy("alpha", "1")];
         let faults = Faults::default();
-        let refused = apply(
-            &paths,
-            Installed::default(),
-            meta(&paths),
-            change,
-            Backup::Keep,
-            &faults,
-        );
+        let refused = made(&paths, Installed::default(), change, &faults);
         assert!(matches!(refused, Err(EngineError::Unmanaged { .. })));
         assert_eq!(on_disk(&paths), before);
         assert!(!paths.staging.exists());
