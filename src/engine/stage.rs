@@ -150,7 +150,10 @@ impl Stage {
     /// Takes the stage for its transaction (blocking): writes the new copy
     /// of each module in `changes` not written ahead, and returns every
     /// directory and file the stage holds, for the barrier. From here on,
-    /// the transaction removes the stage or its journal needs it.
+    /// the transaction removes the stage or its journal needs it. A module
+    /// written ahead that the change does not install is an error: after
+    /// the swap `new/` is the backup of what the change replaced, and it
+    /// would hold that copy too.
     pub(super) fn complete(&self, changes: &[Prepared]) -> std::io::Result<Vec<PathBuf>> {
         self.0.taken.store(true, Ordering::SeqCst);
         if let Some(failed) = lock(&self.0.failed).take() {
@@ -158,6 +161,17 @@ impl Stage {
         }
         let new = self.0.dir.join("new");
         let Written { modules, paths } = std::mem::take(&mut *lock(&self.0.written));
+        let placed: BTreeSet<&str> = changes
+            .iter()
+            .filter(|c| c.after.is_some())
+            .map(|c| c.name.as_str())
+            .collect();
+        if let Some(stray) = modules.iter().find(|m| !placed.contains(m.as_str())) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("mod_{stray} was written ahead, but the change does not install it"),
+            ));
+        }
         let mut durable = vec![self.0.dir.clone(), new.clone()];
         durable.extend(paths);
         let rest: Vec<&Prepared> = changes
@@ -405,6 +419,23 @@ mod tests {
         // Taken by its transaction, the stage stays for it to remove.
         drop(stage);
         assert!(staging.join("t1/new").is_dir());
+
+        // A module written ahead that the change does not install would
+        // end in the backup of what it replaced: refused.
+        let stage = Stage::open(&staging, "t4".into()).unwrap();
+        stage.put("m1", module(1).after.unwrap().1);
+        stage.put("m2", module(2).after.unwrap().1);
+        stage.settled().await;
+        let removal = Prepared {
+            name: "m2".into(),
+            after: None,
+        };
+        let taken = stage.clone();
+        let refused = tokio::task::spawn_blocking(move || taken.complete(&[module(1), removal]))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput);
     }
 
     /// A write ahead that fails is the error of the transaction that
