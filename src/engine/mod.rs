@@ -214,15 +214,13 @@ impl ChangeGuard<'_> {
         let opened = tokio::task::spawn_blocking(move || {
             stage::Stage::open(&staging, transaction::transaction_id())
         })
-        .await;
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|opened| opened);
         match opened {
-            Ok(Ok(stage)) => {
+            Ok(stage) => {
                 self.stage_ahead = Some(stage.clone());
                 Some(stage)
-            }
-            Ok(Err(e)) => {
-                tracing::debug!("the stage, opened ahead: {e}");
-                None
             }
             Err(e) => {
                 tracing::debug!("the stage, opened ahead: {e}");

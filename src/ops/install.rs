@@ -158,15 +158,7 @@ impl Command for Install {
         if let Err(question) = proposal.decide(&self.consent) {
             return Ok(question);
         }
-        // What Prosody has loaded, which the commit needs first, is asked
-        // while the archives download, and each archive is written in the
-        // commit's stage as it arrives.
-        let stage = guard.stage_ahead(plan.steps.len()).await;
-        let (files, ()) = tokio::join!(
-            plan.download(ctx, actor, stage.as_ref()),
-            guard.read_loaded_ahead()
-        );
-        let files = files?;
+        let files = plan.download_for_commit(ctx, actor, &mut guard).await?;
         if let Some(hosts) = &hosts {
             let live = guard.live().await?;
             refuse_missing_options(ctx, live, &plan, &files, &modules, hosts).await?;

@@ -344,6 +344,24 @@ impl Plan<'_> {
         }
     }
 
+    /// [`Plan::download`] for a commit that goes ahead on `guard` without
+    /// a question: what Prosody has loaded, which the commit needs first,
+    /// is asked meanwhile, and each archive is written in the commit's
+    /// stage as it arrives ([`ChangeGuard::stage_ahead`]).
+    pub async fn download_for_commit(
+        &self,
+        ctx: &Context,
+        actor: &Actor,
+        guard: &mut ChangeGuard<'_>,
+    ) -> Result<Vec<Prepared>, OpError> {
+        let stage = guard.stage_ahead(self.steps.len()).await;
+        let (files, ()) = tokio::join!(
+            self.download(ctx, actor, stage.as_ref()),
+            guard.read_loaded_ahead()
+        );
+        files
+    }
+
     /// Fetches and checks every archive, [`PARALLEL_DOWNLOADS`] at a time
     /// (an update of hundreds of modules waits on round trips, not on
     /// work), in the plan's order; nothing is changed yet. The first

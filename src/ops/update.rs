@@ -225,18 +225,8 @@ impl Command for Update {
         let goes_ahead = proposal.goes_ahead(&self.consent);
         let files = match self.consent {
             Consent::DryRun => vec![],
-            // Going ahead without a question: what Prosody has loaded,
-            // which the commit needs first, is asked while the archives
-            // download, as install does, and each archive is written in
-            // the commit's stage as it arrives.
-            _ if goes_ahead => {
-                let stage = guard.stage_ahead(plan.steps.len()).await;
-                let (files, ()) = tokio::join!(
-                    plan.download(ctx, actor, stage.as_ref()),
-                    guard.read_loaded_ahead()
-                );
-                files?
-            }
+            // Going ahead without a question, as install does.
+            _ if goes_ahead => plan.download_for_commit(ctx, actor, &mut guard).await?,
             _ => plan.download(ctx, actor, None).await?,
         };
         if !goes_ahead {
