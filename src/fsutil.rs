@@ -147,11 +147,12 @@ pub const SYNCFS_FROM: usize = 64;
 /// [`SYNCFS_FROM`] of `paths`, and returns the paths on the others, still
 /// to be synced one by one.
 fn sync_busy_file_systems(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
-    use std::collections::HashMap;
-    use std::os::unix::fs::MetadataExt;
+    use std::collections::{HashMap, HashSet};
+    let listed: HashSet<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let mut devices = HashMap::new();
     let mut by_device: HashMap<u64, Vec<&PathBuf>> = HashMap::new();
     for path in paths {
-        let device = std::fs::symlink_metadata(path)?.dev();
+        let device = device_of(path, &listed, &mut devices)?;
         by_device.entry(device).or_default().push(path);
     }
     let mut rest = Vec::new();
@@ -162,6 +163,32 @@ fn sync_busy_file_systems(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
         }
     }
     Ok(rest)
+}
+
+/// The device holding `path`: that of its directory, since nothing
+/// written anew for a barrier is a mount point. A directory itself in
+/// `listed` was written anew too and is asked the same way, so a staged
+/// tree of hundreds of paths costs one stat, of the directory it was
+/// written in (through symlinks, as the paths under it are reached),
+/// and not one per path. `devices` remembers each directory's answer.
+fn device_of<'a>(
+    path: &'a Path,
+    listed: &std::collections::HashSet<&Path>,
+    devices: &mut std::collections::HashMap<&'a Path, u64>,
+) -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
+        return Ok(std::fs::metadata(path)?.dev());
+    };
+    if let Some(device) = devices.get(dir) {
+        return Ok(*device);
+    }
+    let device = match listed.contains(dir) {
+        true => device_of(dir, listed, devices)?,
+        false => std::fs::metadata(dir)?.dev(),
+    };
+    devices.insert(dir, device);
+    Ok(device)
 }
 
 /// `syncfs(2)` of the file system holding `path`: every dirty inode and
@@ -328,6 +355,45 @@ pub fn exchange(a: &Path, b: &Path) -> io::Result<()> {
         }
     }
 }
+
+/// Asks the file system to place each directory made in `dir` from now
+/// on away from the others and from `dir`'s neighbours, in a block group
+/// with room to spare (`spread`), or beside `dir` as usual: ext4's `T`
+/// attribute (`chattr +T`), which its Orlov allocator reads. A hint, which
+/// a file system without it refuses; the caller then goes on without.
+///
+/// Why modman wants it for a large stage: ext4 without a journal (as on
+/// this project's machines) does not reuse an inode freed in the last
+/// minutes, and to find a free one it steps over each such inode of the
+/// block group, looked up one by one. The 750 files of an update of 250
+/// modules went into the group of the module directory, next to whatever
+/// was deleted there lately: 20 ms to make after a quiet minute, 400 to
+/// 600 ms after a few thousand deletions nearby. In a group of their own
+/// they take the 20 ms either way. A stage of a few files gains nothing
+/// from it and would read a group's tables that no one else touched.
+pub fn spread_subdirectories(dir: &Path, spread: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let dir = std::fs::File::open(dir)?;
+    let mut flags: libc::c_int = 0;
+    // SAFETY: the descriptor is open for both calls, and both read or
+    // write one int (the kernel's size for these, whatever their name).
+    unsafe {
+        if libc::ioctl(dir.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let wanted = match spread {
+            true => flags | TOPDIR,
+            false => flags & !TOPDIR,
+        };
+        if wanted != flags && libc::ioctl(dir.as_raw_fd(), libc::FS_IOC_SETFLAGS, &wanted) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// `FS_TOPDIR_FL` of linux/fs.h: see [`spread_subdirectories`].
+const TOPDIR: libc::c_int = 0x0002_0000;
 
 /// The inode number of `path` itself (a symlink is not followed), or
 /// `None` if nothing is there.
@@ -613,29 +679,42 @@ mod tests {
     fn a_file_system_with_many_paths_is_synced_whole_and_the_others_path_by_path() {
         use std::os::unix::fs::MetadataExt;
         let many = tempfile::tempdir().unwrap();
-        let mut paths: Vec<PathBuf> = (0..SYNCFS_FROM)
-            .map(|i| many.path().join(i.to_string()))
-            .collect();
-        paths.iter().for_each(|p| std::fs::write(p, "x").unwrap());
-        // Another file system, when this machine has one (/dev/shm).
+        // A staged tree: directories and files, each written anew.
+        let stage = many.path().join("stage");
+        std::fs::create_dir(&stage).unwrap();
+        let mut paths = vec![stage.clone()];
+        for i in 0..SYNCFS_FROM / 2 {
+            let module = stage.join(format!("mod_{i}"));
+            std::fs::create_dir(&module).unwrap();
+            std::fs::write(module.join("mod.lua"), "x").unwrap();
+            paths.extend([module.clone(), module.join("mod.lua")]);
+        }
+        // Another file system, when this machine has one (/dev/shm),
+        // reached through a link that lives on the first, as a state
+        // directory moved elsewhere is: its paths are that one's.
         let elsewhere = tempfile::tempdir_in("/dev/shm").ok().filter(|other| {
             let device = |p: &Path| std::fs::metadata(p).unwrap().dev();
             device(other.path()) != device(many.path())
         });
+        let link = many.path().join("state");
         let few: Vec<PathBuf> = match &elsewhere {
-            Some(other) => vec![other.path().to_owned(), other.path().join("a")],
+            Some(other) => {
+                std::os::unix::fs::symlink(other.path(), &link).unwrap();
+                vec![link.join("a"), link.join("b")]
+            }
             None => vec![],
         };
-        few.iter()
-            .skip(1)
-            .for_each(|p| std::fs::write(p, "y").unwrap());
+        few.iter().for_each(|p| std::fs::write(p, "y").unwrap());
         paths.extend(few.iter().cloned());
         let mut rest = sync_busy_file_systems(&paths).unwrap();
         rest.sort();
         assert_eq!(rest, few);
         sync_together(&paths).unwrap();
-        paths.push(many.path().join("gone"));
-        assert!(sync_together(&paths).is_err());
+        // A path synced on its own must be there; on a file system synced
+        // whole none is looked at (see device_of).
+        let missing = [paths.clone(), vec![many.path().join("gone")]].concat();
+        assert!(sync_together(&missing).is_ok());
+        assert!(sync_together(&[stage.join("mod_0/mod.lua"), many.path().join("gone")]).is_err());
     }
 
     #[test]

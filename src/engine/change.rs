@@ -744,7 +744,7 @@ impl Run<'_, '_> {
         let transaction = tokio::task::spawn_blocking(move || {
             let stage = match ahead {
                 Some(stage) => stage,
-                None => Stage::open(&paths.staging, id)
+                None => Stage::open(&paths.staging, id, files.len())
                     .map_err(io("cannot stage the change in", &paths.staging))?,
             };
             let meta = Meta {

@@ -212,7 +212,7 @@ impl ChangeGuard<'_> {
         }
         let staging = self.engine.paths.staging.clone();
         let opened = tokio::task::spawn_blocking(move || {
-            stage::Stage::open(&staging, transaction::transaction_id())
+            stage::Stage::open(&staging, transaction::transaction_id(), modules)
         })
         .await
         .map_err(std::io::Error::other)

@@ -71,16 +71,30 @@ struct Written {
 }
 
 impl Stage {
-    /// Creates the empty stage of transaction `id` in `staging` (blocking).
-    pub(super) fn open(staging: &Path, id: String) -> std::io::Result<Stage> {
+    /// Creates the empty stage of transaction `id` in `staging` (blocking),
+    /// for a change of `modules` modules: from [`STAGE_IN_PARALLEL_FROM`]
+    /// on, in a block group of its own (see
+    /// [`fsutil::spread_subdirectories`]).
+    pub(super) fn open(staging: &Path, id: String, modules: usize) -> std::io::Result<Stage> {
         use std::os::unix::fs::DirBuilderExt;
         let dir = staging.join(&id);
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            // A stage given up just now may have removed the empty
-            // staging directory between the two steps of this one.
-            match e.kind() {
-                std::io::ErrorKind::NotFound => std::fs::create_dir_all(&dir)?,
-                _ => return Err(e),
+        // A stage given up just now may remove the empty staging
+        // directory between these steps: then once more.
+        for again in [true, false] {
+            match std::fs::create_dir(staging) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+            let spread = modules >= STAGE_IN_PARALLEL_FROM;
+            if let Err(e) = fsutil::spread_subdirectories(staging, spread) {
+                tracing::debug!("the stage is placed as the file system likes: {e}");
+            }
+            match std::fs::create_dir(&dir) {
+                Err(e) if again && e.kind() == std::io::ErrorKind::NotFound => continue,
+                done => {
+                    done?;
+                    break;
+                }
             }
         }
         // Once swapped, `new/` holds the copies the change replaced and
@@ -305,6 +319,33 @@ mod tests {
         }
     }
 
+    /// Whether directories made in `dir` are spread (ext4's `T`), or
+    /// `None` where the file system keeps no such attribute.
+    fn spreads(dir: &Path) -> Option<bool> {
+        use std::os::fd::AsRawFd;
+        let dir = std::fs::File::open(dir).unwrap();
+        let mut flags: libc::c_int = 0;
+        // SAFETY: an open descriptor and one int, as the kernel reads it.
+        let read = unsafe { libc::ioctl(dir.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+        (read == 0).then_some(flags & 0x0002_0000 != 0)
+    }
+
+    /// A large stage is placed apart from the module directory's recent
+    /// deletions, a small one beside it, whatever the last stage asked.
+    #[test]
+    fn only_a_large_stage_is_placed_in_a_block_group_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join(".modman-staging");
+        let supported = spreads(dir.path()).is_some();
+        for (id, modules, spread) in [("a", 250, true), ("b", 1, false), ("c", 16, true)] {
+            let stage = Stage::open(&staging, id.into(), modules).unwrap();
+            assert!(stage.dir().join("new").is_dir());
+            if supported {
+                assert_eq!(spreads(&staging), Some(spread), "{modules} modules");
+            }
+        }
+    }
+
     #[test]
     fn a_staged_tree_lists_every_directory_and_file_it_wrote_once() {
         use std::os::unix::fs::PermissionsExt;
@@ -392,7 +433,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let staging = dir.path().join(".modman-staging");
         let changes: Vec<Prepared> = (0..40).map(module).collect();
-        let stage = Stage::open(&staging, "t1".into()).unwrap();
+        let stage = Stage::open(&staging, "t1".into(), 40).unwrap();
         for change in changes.iter().filter(|c| c.name.len() % 2 == 0) {
             stage.put(&change.name, change.after.as_ref().unwrap().1.clone());
         }
@@ -422,7 +463,7 @@ mod tests {
 
         // A module written ahead that the change does not install would
         // end in the backup of what it replaced: refused.
-        let stage = Stage::open(&staging, "t4".into()).unwrap();
+        let stage = Stage::open(&staging, "t4".into(), 2).unwrap();
         stage.put("m1", module(1).after.unwrap().1);
         stage.put("m2", module(2).after.unwrap().1);
         stage.settled().await;
@@ -447,7 +488,7 @@ mod tests {
         let staging = dir.path().join(".modman-staging");
         let files = module(1).after.unwrap().1;
         for (id, puts) in [("t2", 2), ("t3", 1)] {
-            let stage = Stage::open(&staging, id.into()).unwrap();
+            let stage = Stage::open(&staging, id.into(), 1).unwrap();
             for _ in 0..puts {
                 stage.put("m1", files.clone());
             }

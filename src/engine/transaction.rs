@@ -204,7 +204,7 @@ pub(super) fn unapply(
         })
         .collect::<Result<Vec<_>, EngineError>>()?;
     let meta = Meta {
-        stage: Stage::open(&paths.staging, transaction_id())
+        stage: Stage::open(&paths.staging, transaction_id(), restoring.len())
             .map_err(io("cannot stage the change in", &paths.staging))?,
         actor,
         operation: &transaction.operation,
@@ -466,7 +466,7 @@ mod tests {
 
     fn meta(paths: &Paths) -> Meta<'static> {
         Meta {
-            stage: Stage::open(&paths.staging, transaction_id()).unwrap(),
+            stage: Stage::open(&paths.staging, transaction_id(), 1).unwrap(),
             actor: "test",
             operation: "update",
             durable_with: vec![],

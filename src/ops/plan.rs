@@ -191,11 +191,13 @@ pub fn resolve<'a>(
                     queue.push((newest_of(&dependency.name), why, Some(repository)));
                 }
                 DependencyKind::Community => {}
+                // Installed first: that is a lookup, the other four stats.
                 DependencyKind::Builtin | DependencyKind::Missing
-                    if crate::prosody::has_module(
-                        &ctx.config.prosody.builtin_modules,
-                        &dependency.name,
-                    ) || installed.modules.contains_key(&dependency.name) => {}
+                    if installed.modules.contains_key(&dependency.name)
+                        || crate::prosody::has_module(
+                            &ctx.config.prosody.builtin_modules,
+                            &dependency.name,
+                        ) => {}
                 // Not in the module's own repository, but another offers
                 // it: planned from there, which asks first (above).
                 DependencyKind::Builtin | DependencyKind::Missing
