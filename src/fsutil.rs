@@ -371,9 +371,15 @@ pub fn exchange(a: &Path, b: &Path) -> io::Result<()> {
 /// 600 ms after a few thousand deletions nearby. In a group of their own
 /// they take the 20 ms either way. A stage of a few files gains nothing
 /// from it and would read a group's tables that no one else touched.
+///
+/// The directory itself only: a symlink found at `dir` is refused.
 pub fn spread_subdirectories(dir: &Path, spread: bool) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let dir = std::fs::File::open(dir)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)?;
     let mut flags: libc::c_int = 0;
     // SAFETY: the descriptor is open for both calls, and both read or
     // write one int (the kernel's size for these, whatever their name).

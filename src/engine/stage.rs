@@ -337,12 +337,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let staging = dir.path().join(".modman-staging");
         let supported = spreads(dir.path()).is_some();
+        // Held, so that each finds the staging directory the last left.
+        let mut open = vec![];
         for (id, modules, spread) in [("a", 250, true), ("b", 1, false), ("c", 16, true)] {
             let stage = Stage::open(&staging, id.into(), modules).unwrap();
             assert!(stage.dir().join("new").is_dir());
             if supported {
                 assert_eq!(spreads(&staging), Some(spread), "{modules} modules");
             }
+            open.push(stage);
+        }
+        drop(open);
+        assert!(!staging.exists(), "given up, the stages went with it");
+        // What a link planted there names is left as it was.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &staging).unwrap();
+        let linked = fsutil::spread_subdirectories(&staging, true).unwrap_err();
+        // ENOTDIR: a link is not a directory when it is not followed.
+        assert_eq!(linked.raw_os_error(), Some(libc::ENOTDIR));
+        if supported {
+            assert_eq!(spreads(&elsewhere), Some(false));
         }
     }
 
