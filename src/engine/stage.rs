@@ -81,13 +81,19 @@ impl Stage {
         // A stage given up just now may remove the empty staging
         // directory between these steps: then once more.
         for again in [true, false] {
-            match std::fs::create_dir(staging) {
-                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
-                _ => {}
-            }
+            let made = match std::fs::create_dir(staging) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(e),
+            };
+            // A staging directory made just now has no `T` (ext4 does not
+            // pass it on), which is what a small stage wants: no call then,
+            // as for the install of one module.
             let spread = modules >= STAGE_IN_PARALLEL_FROM;
-            if let Err(e) = fsutil::spread_subdirectories(staging, spread) {
-                tracing::debug!("the stage is placed as the file system likes: {e}");
+            if spread || !made {
+                if let Err(e) = fsutil::spread_subdirectories(staging, spread) {
+                    tracing::debug!("the stage is placed as the file system likes: {e}");
+                }
             }
             match std::fs::create_dir(&dir) {
                 Err(e) if again && e.kind() == std::io::ErrorKind::NotFound => continue,
