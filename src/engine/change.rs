@@ -729,24 +729,14 @@ impl Run<'_, '_> {
         let faults = engine.faults.clone();
         let actor = self.actor.to_string();
         let operation = self.operation;
-        let ahead = self.guard.stage_ahead.take();
-        if let Some(stage) = &ahead {
-            stage.settled().await;
-        }
-        let id = match &ahead {
-            Some(stage) => stage.id().to_owned(),
-            None => transaction::transaction_id(),
-        };
+        let id = transaction::transaction_id();
         self.begin(Begun::Files {
             transaction: id.clone(),
         })?;
         let durable_with = ChangeJournal::durable_paths(&paths);
         let transaction = tokio::task::spawn_blocking(move || {
-            let stage = match ahead {
-                Some(stage) => stage,
-                None => Stage::open(&paths.staging, id, files.len())
-                    .map_err(io("cannot stage the change in", &paths.staging))?,
-            };
+            let stage = Stage::open(&paths.staging, id, files.len())
+                .map_err(io("cannot stage the change in", &paths.staging))?;
             let meta = Meta {
                 stage,
                 actor: &actor,

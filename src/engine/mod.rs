@@ -33,7 +33,7 @@ pub mod prosody_cfg;
 pub mod records;
 mod recovery;
 pub mod scope;
-pub mod stage;
+mod stage;
 pub mod state;
 #[cfg(test)]
 mod tests;
@@ -177,9 +177,6 @@ pub struct ChangeGuard<'a> {
     /// What Prosody had loaded, read by [`ChangeGuard::read_loaded_ahead`]
     /// for the commit that follows, which needs it first.
     loaded_ahead: Option<LoadedMap>,
-    /// The stage of the next commit's files, opened by
-    /// [`ChangeGuard::stage_ahead`] and written while they download.
-    stage_ahead: Option<stage::Stage>,
 }
 
 impl ChangeGuard<'_> {
@@ -196,36 +193,6 @@ impl ChangeGuard<'_> {
         match read {
             Ok(loaded) => self.loaded_ahead = Some(loaded),
             Err(e) => tracing::debug!("what is loaded, read ahead: {e}"),
-        }
-    }
-
-    /// Opens the stage of this guard's next commit, for an operation about
-    /// to download `modules` archives to write each module in as its
-    /// archive arrives ([`stage::Stage::put`]) rather than all of them
-    /// after the last. Not for a few: handing each to a thread of its own
-    /// costs more than writing them after the download. Best effort, as
-    /// the commit stages what was not put ahead: unopened, it stages
-    /// everything and meets the error itself.
-    pub async fn stage_ahead(&mut self, modules: usize) -> Option<stage::Stage> {
-        if modules < stage::AHEAD_FROM {
-            return None;
-        }
-        let staging = self.engine.paths.staging.clone();
-        let opened = tokio::task::spawn_blocking(move || {
-            stage::Stage::open(&staging, transaction::transaction_id(), modules)
-        })
-        .await
-        .map_err(std::io::Error::other)
-        .and_then(|opened| opened);
-        match opened {
-            Ok(stage) => {
-                self.stage_ahead = Some(stage.clone());
-                Some(stage)
-            }
-            Err(e) => {
-                tracing::debug!("the stage, opened ahead: {e}");
-                None
-            }
         }
     }
 
@@ -498,7 +465,6 @@ impl Engine {
             installed,
             live: None,
             loaded_ahead: None,
-            stage_ahead: None,
         })
     }
 }

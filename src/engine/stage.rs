@@ -2,72 +2,47 @@
 //! `modules_dir/.modman-staging/<id>/new` before anything moves (see
 //! [`super::transaction`]).
 //!
-//! An operation that downloads many archives opens the stage first and
-//! hands it each module as its archive is verified ([`Stage::put`]), so
-//! the files are written while the rest still download: an update of 250
-//! modules spent 15 ms downloading, then 10 ms staging. The transaction
-//! writes whatever was not put ahead, then makes the whole stage durable
-//! with its one barrier, as before: writing ahead changes when the files
-//! are written, never what is durable when they move. (Starting each
-//! file's writeback as it was written, `sync_file_range`, cut that
-//! barrier from 10 ms to 4 but slowed the writing by more, on two cores.)
+//! The stage is written after the last archive is verified, by several
+//! threads for a large change. Writing each module as its archive
+//! arrived, while the others downloaded, was tried and taken out: on two
+//! cores the writes and the downloads took the CPU from each other, so an
+//! update of 250 modules used 65 ms of CPU instead of 35, for a stage
+//! and downloads that together ended 3 to 6 ms later, not sooner (probes
+//! of 2026-12-07, three pairs of ten rounds; see the README's benchmarks).
+//! Over a slow link the stage is a few milliseconds after seconds of
+//! downloads.
 //!
-//! A stage that never becomes a transaction (a download refused, an
-//! option missing) is removed when its last handle goes. One that a crash
-//! leaves behind has no journal, and recovery removes it at the next
-//! start.
+//! A stage that never becomes a transaction (a module found in the way
+//! first) is removed when it is dropped. One that a crash leaves behind
+//! has no journal, and recovery removes it at the next start.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use super::manifest::Prepared;
 use crate::fsutil;
 use crate::repo::archive::ArchiveFile;
 
-/// From this many modules on, what the transaction itself stages is
-/// written by [`STAGE_THREADS`] threads at once rather than by its own.
+/// From this many modules on, the stage is written by [`STAGE_THREADS`]
+/// threads at once rather than by the transaction's own, and placed in a
+/// block group of its own.
 const STAGE_IN_PARALLEL_FROM: usize = 16;
-
-/// From this many modules on, the stage is opened ahead of the downloads
-/// and each module written in it as its archive arrives, by threads of
-/// their own as above (see [`crate::engine::ChangeGuard::stage_ahead`]).
-pub const AHEAD_FROM: usize = STAGE_IN_PARALLEL_FROM;
 
 /// Threads writing one stage. Creating a file waits on the disk more than
 /// on the CPU (ext4 reads inode tables to pick a free inode), so several
 /// threads overlap those waits even on two cores: 250 two-file modules
 /// took 168 ms from one thread and 26 to 46 ms from eight here, with the
-/// disk at its slowest (right after many deletions). Also the bound on
-/// modules written ahead at once.
+/// disk at its slowest (right after many deletions).
 const STAGE_THREADS: usize = 8;
 
-/// A handle on one transaction's stage; clones share it.
-#[derive(Clone)]
-pub struct Stage(Arc<Inner>);
-
-struct Inner {
+/// One transaction's stage.
+pub struct Stage {
     id: String,
     /// `staging/<id>`.
     dir: PathBuf,
-    /// Writes of [`Stage::put`] under way, at most [`STAGE_THREADS`].
-    writers: tokio::sync::Semaphore,
-    puts: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// The first write ahead that failed, for the transaction to report.
-    failed: Mutex<Option<std::io::Error>>,
-    /// What the writes ahead have written so far.
-    written: Mutex<Written>,
     /// Set once a transaction took the stage: from then on the
     /// transaction removes it, or its journal needs it.
-    taken: AtomicBool,
-}
-
-#[derive(Default)]
-struct Written {
-    modules: BTreeSet<String>,
-    /// Every directory and file, for the barrier.
-    paths: Vec<PathBuf>,
+    taken: bool,
 }
 
 impl Stage {
@@ -106,121 +81,46 @@ impl Stage {
         // Once swapped, `new/` holds the copies the change replaced and
         // becomes their backup, modman's alone as its manifest names who
         // changed what.
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(dir.join("new"))?;
-        Ok(Stage(Arc::new(Inner {
+        let stage = Stage {
             id,
             dir,
-            writers: tokio::sync::Semaphore::new(STAGE_THREADS),
-            puts: Mutex::default(),
-            failed: Mutex::default(),
-            written: Mutex::default(),
-            taken: AtomicBool::new(false),
-        })))
+            taken: false,
+        };
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(stage.dir.join("new"))?;
+        Ok(stage)
     }
 
     /// The id of the transaction this stage is for.
     pub fn id(&self) -> &str {
-        &self.0.id
+        &self.id
     }
 
     /// `staging/<id>`.
     pub fn dir(&self) -> &Path {
-        &self.0.dir
-    }
-
-    /// Starts writing the new copy of module `name`, as the transaction
-    /// will install it, on a blocking thread, and returns at once. The
-    /// files must be those the change then carries for `name` (already
-    /// checked: relative paths, no `..`). Needs a Tokio runtime. Whoever
-    /// puts waits for the writes with [`Stage::settled`] before it lets
-    /// go of the stage; a write that failed is the transaction's error
-    /// ([`Stage::complete`]).
-    pub fn put(&self, name: &str, files: Vec<ArchiveFile>) {
-        let inner = self.0.clone();
-        let name = name.to_owned();
-        let put = tokio::spawn(async move {
-            let _writer = inner.writers.acquire().await;
-            let writing = inner.clone();
-            let written = tokio::task::spawn_blocking(move || writing.write_ahead(name, &files))
-                .await
-                .map_err(std::io::Error::other)
-                .and_then(|written| written);
-            if let Err(e) = written {
-                lock(&inner.failed).get_or_insert(e);
-            }
-        });
-        lock(&self.0.puts).push(put);
-    }
-
-    /// Waits for every write [`Stage::put`] started: afterwards nothing
-    /// writes in the stage but its transaction, and a stage given up is
-    /// removed whole with its last handle, even by a process about to
-    /// exit.
-    pub async fn settled(&self) {
-        let puts = std::mem::take(&mut *lock(&self.0.puts));
-        for put in puts {
-            if let Err(e) = put.await {
-                lock(&self.0.failed).get_or_insert(std::io::Error::other(e));
-            }
-        }
+        &self.dir
     }
 
     /// Takes the stage for its transaction (blocking): writes the new copy
-    /// of each module in `changes` not written ahead, and returns every
-    /// directory and file the stage holds, for the barrier. From here on,
-    /// the transaction removes the stage or its journal needs it. A module
-    /// written ahead that the change does not install is an error: after
-    /// the swap `new/` is the backup of what the change replaced, and it
-    /// would hold that copy too.
-    pub(super) fn complete(&self, changes: &[Prepared]) -> std::io::Result<Vec<PathBuf>> {
-        self.0.taken.store(true, Ordering::SeqCst);
-        if let Some(failed) = lock(&self.0.failed).take() {
-            return Err(failed);
-        }
-        let new = self.0.dir.join("new");
-        let Written { modules, paths } = std::mem::take(&mut *lock(&self.0.written));
-        let placed: BTreeSet<&str> = changes
-            .iter()
-            .filter(|c| c.after.is_some())
-            .map(|c| c.name.as_str())
-            .collect();
-        if let Some(stray) = modules.iter().find(|m| !placed.contains(m.as_str())) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("mod_{stray} was written ahead, but the change does not install it"),
-            ));
-        }
-        let mut durable = vec![self.0.dir.clone(), new.clone()];
-        durable.extend(paths);
-        let rest: Vec<&Prepared> = changes
-            .iter()
-            .filter(|c| !modules.contains(&c.name))
-            .collect();
-        write_stage(&new, &rest, &mut durable)?;
+    /// of each module in `changes`, and returns every directory and file
+    /// the stage holds, for the barrier. From here on, the transaction
+    /// removes the stage or its journal needs it.
+    pub(super) fn complete(&mut self, changes: &[Prepared]) -> std::io::Result<Vec<PathBuf>> {
+        self.taken = true;
+        let new = self.dir.join("new");
+        let mut durable = vec![self.dir.clone(), new.clone()];
+        write_stage(&new, changes, &mut durable)?;
         Ok(durable)
     }
 }
 
-impl Inner {
-    fn write_ahead(&self, name: String, files: &[ArchiveFile]) -> std::io::Result<()> {
-        let mut paths = Vec::new();
-        let root = self.dir.join("new").join(format!("mod_{name}"));
-        write_tree(&root, files, &mut paths)?;
-        let mut written = lock(&self.written);
-        written.modules.insert(name);
-        written.paths.extend(paths);
-        Ok(())
-    }
-}
-
-impl Drop for Inner {
+impl Drop for Stage {
     /// A stage no transaction took goes, and the staging directory with
     /// it if it is empty now, as Prosody's admin would expect to find the
     /// module directory.
     fn drop(&mut self) {
-        if !self.taken.load(Ordering::SeqCst) {
+        if !self.taken {
             let _ = fsutil::remove_dir_if_present(&self.dir);
             if let Some(staging) = self.dir.parent() {
                 let _ = std::fs::remove_dir(staging);
@@ -229,15 +129,11 @@ impl Drop for Inner {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Writes the new copy of every module `changes` installs or replaces
 /// under `new`, adding what it wrote to `written` (see [`write_tree`]).
 fn write_stage(
     new: &Path,
-    changes: &[&Prepared],
+    changes: &[Prepared],
     written: &mut Vec<PathBuf>,
 ) -> std::io::Result<()> {
     let trees: Vec<(PathBuf, &[ArchiveFile])> = changes
@@ -424,9 +320,8 @@ mod tests {
                 _ => module(i),
             })
             .collect();
-        let all: Vec<&Prepared> = changes.iter().collect();
         let mut written = vec![];
-        write_stage(&new, &all, &mut written).unwrap();
+        write_stage(&new, &changes, &mut written).unwrap();
         written.sort();
         let mut walked = fsutil::tree_paths(&new).unwrap();
         walked.retain(|p| *p != new);
@@ -443,96 +338,32 @@ mod tests {
             }
         }
         // A module staged twice fails the stage rather than mixing copies.
-        let again = write_stage(&new, &all, &mut vec![]);
+        let again = write_stage(&new, &changes, &mut vec![]);
         assert_eq!(again.unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
     }
 
-    /// Modules put ahead and those the transaction writes itself make one
-    /// stage: each written once, and listed once for the barrier.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn modules_put_ahead_and_the_rest_make_one_stage_listed_once() {
+    /// A stage taken by its transaction lists each path it wrote once
+    /// and stays for the transaction to remove; one no transaction took
+    /// goes when it is dropped, and the empty staging directory with it.
+    #[test]
+    fn a_taken_stage_stays_for_its_transaction_and_an_untaken_one_goes() {
         let dir = tempfile::tempdir().unwrap();
         let staging = dir.path().join(".modman-staging");
         let changes: Vec<Prepared> = (0..40).map(module).collect();
-        let stage = Stage::open(&staging, "t1".into(), 40).unwrap();
-        for change in changes.iter().filter(|c| c.name.len() % 2 == 0) {
-            stage.put(&change.name, change.after.as_ref().unwrap().1.clone());
-        }
-        stage.settled().await;
-        let mut durable = {
-            let stage = stage.clone();
-            tokio::task::spawn_blocking(move || stage.complete(&changes))
-                .await
-                .unwrap()
-                .unwrap()
-        };
+        let mut stage = Stage::open(&staging, "t1".into(), 40).unwrap();
+        let mut durable = stage.complete(&changes).unwrap();
         durable.sort();
         let mut walked = fsutil::tree_paths(stage.dir()).unwrap();
         walked.sort();
         assert_eq!(durable, walked, "every path once, none missed");
         assert_eq!(durable.len(), 2 + 40 * 4);
-        for i in 0..40 {
-            let helper = stage.dir().join(format!("new/mod_m{i}/lib/helper.lua"));
-            assert_eq!(
-                std::fs::read(helper).unwrap(),
-                format!("{i} lib/helper.lua").into_bytes()
-            );
-        }
-        // Taken by its transaction, the stage stays for it to remove.
         drop(stage);
-        assert!(staging.join("t1/new").is_dir());
+        assert!(staging.join("t1/new/mod_m39/lib/helper.lua").is_file());
+        std::fs::remove_dir_all(staging.join("t1")).unwrap();
 
-        // A module written ahead that the change does not install would
-        // end in the backup of what it replaced: refused.
-        let stage = Stage::open(&staging, "t4".into(), 2).unwrap();
-        stage.put("m1", module(1).after.unwrap().1);
-        stage.put("m2", module(2).after.unwrap().1);
-        stage.settled().await;
-        let removal = Prepared {
-            name: "m2".into(),
-            after: None,
-        };
-        let taken = stage.clone();
-        let refused = tokio::task::spawn_blocking(move || taken.complete(&[module(1), removal]))
-            .await
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput);
-    }
-
-    /// A write ahead that fails is the error of the transaction that
-    /// takes the stage, and a stage no transaction took is removed with
-    /// its last handle.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failed_write_ahead_is_the_transactions_error_and_an_untaken_stage_goes() {
-        let dir = tempfile::tempdir().unwrap();
-        let staging = dir.path().join(".modman-staging");
-        let files = module(1).after.unwrap().1;
-        for (id, puts) in [("t2", 2), ("t3", 1)] {
-            let stage = Stage::open(&staging, id.into(), 1).unwrap();
-            for _ in 0..puts {
-                stage.put("m1", files.clone());
-            }
-            stage.settled().await;
-            assert!(staging.join(id).join("new/mod_m1/mod_m.lua").is_file());
-            if puts == 2 {
-                // The second put of one module finds the first's copy.
-                let taken = stage.clone();
-                let error = tokio::task::spawn_blocking(move || taken.complete(&[module(1)]))
-                    .await
-                    .unwrap()
-                    .unwrap_err();
-                assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
-                drop(stage);
-                assert!(
-                    staging.join(id).is_dir(),
-                    "taken: its transaction removes it"
-                );
-                std::fs::remove_dir_all(staging.join(id)).unwrap();
-            } else {
-                drop(stage);
-                assert!(!staging.exists());
-            }
-        }
+        let stage = Stage::open(&staging, "t2".into(), 1).unwrap();
+        assert!(staging.join("t2/new").is_dir());
+        drop(stage);
+        assert!(!staging.exists());
     }
 }

@@ -3,8 +3,7 @@
 //!
 //! 1. the new files are written to `modules_dir/.modman-staging/<id>/new`
 //!    (same file system as the live directories, so renames are atomic;
-//!    Prosody never looks at dot-directories), some of them while the
-//!    archives still download ([`super::stage`]);
+//!    Prosody never looks at dot-directories; see [`super::stage`]);
 //! 2. a journal with each module's record before and after, and the
 //!    inode of each new copy, is written, and one barrier makes the
 //!    stage, the journal and the new state durable together
@@ -47,9 +46,9 @@ pub enum Backup {
 
 /// Who asked for a transaction, and as part of which operation.
 pub struct Meta<'a> {
-    /// Its stage, whose id is the transaction's (see [`transaction_id`]),
-    /// known before it starts so the change journal can name it first;
-    /// some of the new copies may be written in it already.
+    /// Its stage, empty, whose id is the transaction's (see
+    /// [`transaction_id`]), known before it starts so the change journal
+    /// can name it first.
     pub stage: Stage,
     pub actor: &'a str,
     pub operation: &'a str,
@@ -66,7 +65,7 @@ pub struct Meta<'a> {
 pub(super) fn apply(
     paths: &Paths,
     installed: Installed,
-    meta: Meta<'_>,
+    mut meta: Meta<'_>,
     changes: Vec<Prepared>,
     backup: Backup,
     faults: &Faults,

@@ -227,7 +227,7 @@ impl Command for Update {
             Consent::DryRun => vec![],
             // Going ahead without a question, as install does.
             _ if goes_ahead => plan.download_for_commit(ctx, actor, &mut guard).await?,
-            _ => plan.download(ctx, actor, None).await?,
+            _ => plan.download(ctx, actor).await?,
         };
         if !goes_ahead {
             for changes in plan.changes(ctx, &guard.installed, &files) {
