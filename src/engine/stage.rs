@@ -8,7 +8,7 @@
 //! cores the writes and the downloads took the CPU from each other, so an
 //! update of 250 modules used 65 ms of CPU instead of 35, for a stage
 //! and downloads that together ended 3 to 6 ms later, not sooner (probes
-//! of 2026-12-07, three pairs of ten rounds; see the README's benchmarks).
+//! of 2026-12-07, two pairs of ten rounds; see the README's benchmarks).
 //! Over a slow link the stage is a few milliseconds after seconds of
 //! downloads.
 //!
