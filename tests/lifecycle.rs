@@ -393,6 +393,85 @@ fn tampered_or_unreachable_repositories_change_nothing() {
 }
 
 #[test]
+fn many_archives_from_a_server_that_keeps_connections_are_pipelined_and_a_tampered_one_changes_nothing(
+) {
+    let mut repository = Repository::start();
+    let requests = repository.serve_keeping_connections();
+    let host = Host::new(&repository);
+    assert!(host.run(&["refresh"]).0);
+    let index = repository.index();
+    let mut names: Vec<&str> = index["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["dependencies"].as_array().is_none_or(|d| d.is_empty()))
+        .filter(|m| m["library"].is_null())
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    names.truncate(12);
+    assert_eq!(names.len(), 12, "{index}");
+    let archives: Vec<String> = names
+        .iter()
+        .map(|name| format!("/{}", repository.entry(name)["archive"].as_str().unwrap()))
+        .collect();
+    // Each archive asked for exactly once, over the four connections at
+    // most that modman opens to a repository, and pipelined: some asked
+    // before the answer to the one before was written (the server's log
+    // says which). The log emptied for the next change.
+    let asked_once_each = || {
+        let log = std::fs::read_to_string(&requests).unwrap();
+        std::fs::write(&requests, "").unwrap();
+        let lines: Vec<Vec<&str>> = log.lines().map(|l| l.split(' ').collect()).collect();
+        let mut asked: Vec<&str> = lines.iter().map(|l| l[1]).collect();
+        asked.sort();
+        let mut expected: Vec<&str> = archives.iter().map(String::as_str).collect();
+        expected.sort();
+        assert_eq!(asked, expected, "{log}");
+        let connections: std::collections::BTreeSet<&str> = lines.iter().map(|l| l[0]).collect();
+        assert!(connections.len() <= 4, "{log}");
+        assert!(lines.iter().any(|l| l[2] == "waiting"), "{log}");
+    };
+    std::fs::write(&requests, "").unwrap();
+    let before = host.everything();
+
+    let tampered = repository.served().join(&archives[6][1..]);
+    let good = std::fs::read(&tampered).unwrap();
+    let mut bad = good.clone();
+    bad[100] ^= 0xff;
+    std::fs::write(&tampered, &bad).unwrap();
+    let mut install = vec!["install", "--yes", "--json"];
+    install.extend(&names);
+    let (ok, out, err) = host.run(&install);
+    assert!(!ok, "{out}{err}");
+    let error = json_output(&out);
+    assert_eq!(
+        (&error["error"], &error["cause"], &error["outcome"]),
+        (
+            &json!("unavailable"),
+            &json!("invalid"),
+            &json!("nothing_changed")
+        ),
+        "{out}{err}"
+    );
+    assert_eq!(host.everything(), before);
+    asked_once_each();
+
+    std::fs::write(&tampered, &good).unwrap();
+    let (ok, out, err) = host.run(&install);
+    assert!(ok, "{out}{err}");
+    let state = installed(&host.state());
+    for name in &names {
+        assert!(state["modules"][name].is_object(), "{name}: {state}");
+        assert!(
+            host.modules().join(format!("mod_{name}")).is_dir(),
+            "{name}"
+        );
+    }
+    asked_once_each();
+}
+
+#[test]
 fn modules_modman_did_not_install_are_never_touched() {
     let repository = Repository::start();
     let host = Host::new(&repository);

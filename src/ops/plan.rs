@@ -23,23 +23,6 @@ use crate::repo::metadata::Need;
 /// The reason of a module the admin named, rather than one it needs.
 pub const REQUESTED: &str = "requested";
 
-/// Downloads in flight at once: enough to hide the round trips to a
-/// repository, and fewer than the connections a minimal static server
-/// holds before accepting them (Python's http.server: 5). With 8, its
-/// backlog overflowed, and each connection it dropped waited a second to
-/// try again: an update of 250 modules took 16 s instead of under one.
-pub const PARALLEL_DOWNLOADS: usize = 4;
-
-/// A task stopped when the one waiting on it lets go: a refusal ends the
-/// downloads still in flight, and a request given up its own.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// One module to fetch and put in place.
 pub struct Step<'a> {
     pub repository: &'a Repository,
@@ -368,51 +351,48 @@ impl Plan<'_> {
         files
     }
 
-    /// Fetches and checks every archive, [`PARALLEL_DOWNLOADS`] at a time
-    /// (an update of hundreds of modules waits on round trips, not on
-    /// work), in the plan's order; nothing is changed yet. The first
-    /// refusal ends it. A copy verified for the question this plan
-    /// answers is taken as it was kept ([`super::kept`]), not fetched
-    /// again.
+    /// Fetches and checks every archive ([`Fetcher::archives`], those of
+    /// each repository together), in the plan's order; nothing is changed
+    /// yet. The refusal of the first archive in that order that has one
+    /// is the answer. A copy verified for the question this plan answers
+    /// is taken as it was kept ([`super::kept`]), not fetched again.
+    ///
+    /// [`Fetcher::archives`]: crate::repo::fetch::Fetcher::archives
     pub async fn download(&self, ctx: &Context, actor: &Actor) -> Result<Vec<Prepared>, OpError> {
-        use futures::stream::{StreamExt, TryStreamExt};
-        // Made first, polled as the stream goes (a future held in a
-        // closure of the stream would not be Send for every lifetime).
-        let mut reused = 0;
-        let downloads: Vec<_> = self
-            .steps
-            .iter()
-            .map(|step| {
-                let kept = ctx.kept.take(&step.repository.name, &step.entry);
-                reused += usize::from(kept.is_some());
-                async move {
-                    let Some(files) = kept else {
-                        // A task of its own, with its own copies of what
-                        // it fetches: its archive is hashed, inflated and
-                        // checked on whichever worker is free, not all of
-                        // them on the one that polls this stream (an
-                        // update of 250 modules downloaded 2 to 3 ms
-                        // sooner on two cores).
-                        let fetcher = ctx.fetcher.clone();
-                        let repository = Repository::clone(step.repository);
-                        let entry = ModuleEntry::clone(&step.entry);
-                        let download =
-                            tokio::spawn(async move { fetcher.archive(&repository, &entry).await });
-                        let mut download = AbortOnDrop(download);
-                        return match (&mut download.0).await {
-                            Ok(fetched) => fetched,
-                            Err(stopped) => std::panic::resume_unwind(stopped.into_panic()),
-                        };
-                    };
-                    Ok(files)
-                }
-            })
-            .collect();
-        let fetched: Result<Vec<_>, _> = futures::stream::iter(downloads)
-            .buffered(PARALLEL_DOWNLOADS)
-            .try_collect()
-            .await;
-        let fetched = fetched?;
+        let mut fetched: Vec<Option<Result<_, _>>> = Vec::new();
+        // Each repository's archives to fetch, by where they go in `fetched`.
+        let mut wanted: Vec<(&Repository, Vec<usize>, Vec<ModuleEntry>)> = Vec::new();
+        for (at, step) in self.steps.iter().enumerate() {
+            let kept = ctx.kept.take(&step.repository.name, &step.entry);
+            if kept.is_none() {
+                let name = &step.repository.name;
+                let group = match wanted.iter().position(|(r, _, _)| &r.name == name) {
+                    Some(group) => group,
+                    None => {
+                        wanted.push((step.repository, vec![], vec![]));
+                        wanted.len() - 1
+                    }
+                };
+                wanted[group].1.push(at);
+                wanted[group].2.push(ModuleEntry::clone(&step.entry));
+            }
+            fetched.push(kept.map(Ok));
+        }
+        let reused = self.steps.len() - wanted.iter().map(|(_, at, _)| at.len()).sum::<usize>();
+        let downloads = wanted
+            .into_iter()
+            .map(|(repository, at, entries)| async move {
+                (at, ctx.fetcher.archives(repository, entries).await)
+            });
+        for (at, answers) in futures::future::join_all(downloads).await {
+            for (at, answer) in at.into_iter().zip(answers) {
+                fetched[at] = Some(answer);
+            }
+        }
+        let fetched = fetched
+            .into_iter()
+            .map(|answer| answer.unwrap_or_else(|| unreachable!("every archive was fetched")))
+            .collect::<Result<Vec<_>, _>>()?;
         tracing::debug!(
             "{} archives: {reused} as verified for the question, the others downloaded and verified",
             fetched.len()

@@ -19,6 +19,7 @@ pub mod luarocks;
 pub mod metadata;
 pub mod mirror;
 pub mod options;
+pub mod pipeline;
 pub mod placement;
 pub mod published;
 pub mod readme;

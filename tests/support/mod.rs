@@ -1124,6 +1124,30 @@ impl Repository {
         });
     }
 
+    /// Serves the repository again as a production web server does,
+    /// over HTTP/1.1 with connections kept (`keepalive_http.py`); returns
+    /// the file its requests are logged to, a line each: the client's
+    /// port and the path.
+    pub fn serve_keeping_connections(&mut self) -> PathBuf {
+        self.stop();
+        let log = self.dir.path().join("requests.log");
+        let child = Command::new("/usr/bin/python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/keepalive_http.py"))
+            .arg(self.served())
+            .arg(self.port.to_string())
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.server = Some(child);
+        let port = self.port;
+        wait_for("the repository's HTTP server", || {
+            TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+        });
+        log
+    }
+
     /// Takes the HTTP server down: the repository is unreachable.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.server.take() {
