@@ -15,13 +15,23 @@ use crate::engine::manifest::Prepared;
 use crate::engine::state::{Installed, InstalledModule};
 use crate::engine::ChangeGuard;
 use crate::prosody::{Objection, ServerFacts, Shipped};
+use crate::repo::archive::ArchiveFile;
 use crate::repo::catalog::Catalog;
 use crate::repo::compat;
+use crate::repo::fetch::FetchError;
 use crate::repo::index::{DependencyKind, ModuleEntry};
 use crate::repo::metadata::Need;
 
 /// The reason of a module the admin named, rather than one it needs.
 pub const REQUESTED: &str = "requested";
+
+/// The archives a plan fetches from one repository: the entries, and the
+/// plan's steps they are for.
+struct FromOneRepository<'a> {
+    repository: &'a Repository,
+    steps: Vec<usize>,
+    entries: Vec<ModuleEntry>,
+}
 
 /// One module to fetch and put in place.
 pub struct Step<'a> {
@@ -352,47 +362,49 @@ impl Plan<'_> {
     }
 
     /// Fetches and checks every archive ([`Fetcher::archives`], those of
-    /// each repository together), in the plan's order; nothing is changed
-    /// yet. The refusal of the first archive in that order that has one
-    /// is the answer. A copy verified for the question this plan answers
-    /// is taken as it was kept ([`super::kept`]), not fetched again.
+    /// each repository together); nothing is changed yet. The first
+    /// refusal ends it, and stops the downloads still in flight. A copy
+    /// verified for the question this plan answers is taken as it was
+    /// kept ([`super::kept`]), not fetched again.
     ///
     /// [`Fetcher::archives`]: crate::repo::fetch::Fetcher::archives
     pub async fn download(&self, ctx: &Context, actor: &Actor) -> Result<Vec<Prepared>, OpError> {
-        let mut fetched: Vec<Option<Result<_, _>>> = Vec::new();
-        // Each repository's archives to fetch, by where they go in `fetched`.
-        let mut wanted: Vec<(&Repository, Vec<usize>, Vec<ModuleEntry>)> = Vec::new();
+        let mut fetched: Vec<Option<Vec<ArchiveFile>>> = Vec::new();
+        let mut wanted: Vec<FromOneRepository> = Vec::new();
         for (at, step) in self.steps.iter().enumerate() {
             let kept = ctx.kept.take(&step.repository.name, &step.entry);
             if kept.is_none() {
                 let name = &step.repository.name;
-                let group = match wanted.iter().position(|(r, _, _)| &r.name == name) {
+                let group = match wanted.iter().position(|w| &w.repository.name == name) {
                     Some(group) => group,
                     None => {
-                        wanted.push((step.repository, vec![], vec![]));
+                        wanted.push(FromOneRepository {
+                            repository: step.repository,
+                            steps: vec![],
+                            entries: vec![],
+                        });
                         wanted.len() - 1
                     }
                 };
-                wanted[group].1.push(at);
-                wanted[group].2.push(ModuleEntry::clone(&step.entry));
+                wanted[group].steps.push(at);
+                wanted[group].entries.push(ModuleEntry::clone(&step.entry));
             }
-            fetched.push(kept.map(Ok));
+            fetched.push(kept);
         }
-        let reused = self.steps.len() - wanted.iter().map(|(_, at, _)| at.len()).sum::<usize>();
-        let downloads = wanted
-            .into_iter()
-            .map(|(repository, at, entries)| async move {
-                (at, ctx.fetcher.archives(repository, entries).await)
-            });
-        for (at, answers) in futures::future::join_all(downloads).await {
-            for (at, answer) in at.into_iter().zip(answers) {
-                fetched[at] = Some(answer);
+        let reused = self.steps.len() - wanted.iter().map(|w| w.steps.len()).sum::<usize>();
+        let downloads = wanted.into_iter().map(|w| async move {
+            let files = ctx.fetcher.archives(w.repository, w.entries).await?;
+            Ok::<_, FetchError>((w.steps, files))
+        });
+        for (steps, files) in futures::future::try_join_all(downloads).await? {
+            for (at, files) in steps.into_iter().zip(files) {
+                fetched[at] = Some(files);
             }
         }
-        let fetched = fetched
+        let fetched: Vec<Vec<ArchiveFile>> = fetched
             .into_iter()
-            .map(|answer| answer.unwrap_or_else(|| unreachable!("every archive was fetched")))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|files| files.unwrap_or_else(|| unreachable!("every archive was fetched")))
+            .collect();
         tracing::debug!(
             "{} archives: {reused} as verified for the question, the others downloaded and verified",
             fetched.len()

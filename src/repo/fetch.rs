@@ -152,26 +152,33 @@ impl Fetcher {
         verify_archive(repository, entry, &url, &bytes)
     }
 
-    /// [`Fetcher::archive`] of each of `entries`, all from `repository`;
-    /// the answers in their order. Many from a plain `http://`
-    /// repository are pipelined ([`pipeline`]); the others, and any the
-    /// pipeline could not read, are fetched [`PARALLEL_DOWNLOADS`] at a
-    /// time, each a task of its own (its archive hashed, inflated and
-    /// checked on whichever thread is free). Dropping the future stops
-    /// every download.
+    /// [`Fetcher::archive`] of each of `entries`, all from `repository`,
+    /// in their order, or the first refusal in that order. Many from a
+    /// plain `http://` repository are pipelined ([`pipeline`]); the
+    /// others, and any the pipeline could not read, are fetched
+    /// [`PARALLEL_DOWNLOADS`] at a time, each a task of its own (its
+    /// archive hashed, inflated and checked on whichever thread is free),
+    /// and a refusal stops those still in flight: a slow repository costs
+    /// one timeout, not one per archive. Dropping the future stops every
+    /// download.
     pub async fn archives(
         &self,
         repository: &Repository,
         entries: Vec<ModuleEntry>,
-    ) -> Vec<Result<Vec<ArchiveFile>, FetchError>> {
+    ) -> Result<Vec<Vec<ArchiveFile>>, FetchError> {
         use futures::stream::StreamExt;
         let repository = Arc::new(repository.clone());
         let entries: Arc<[ModuleEntry]> = entries.into();
-        let mut answers: Vec<Option<Result<Vec<ArchiveFile>, FetchError>>> =
-            match pipelines(&repository, entries.len()) {
-                true => pipelined(&repository, &entries).await,
-                false => (0..entries.len()).map(|_| None).collect(),
-            };
+        let mut answers: Vec<Option<Vec<ArchiveFile>>> = (0..entries.len()).map(|_| None).collect();
+        if pipelines(&repository, entries.len()) {
+            for (at, answer) in pipelined(&repository, &entries)
+                .await
+                .into_iter()
+                .enumerate()
+            {
+                answers[at] = answer.transpose()?;
+            }
+        }
         let again: Vec<usize> = (0..entries.len())
             .filter(|at| answers[*at].is_none())
             .collect();
@@ -204,12 +211,13 @@ impl Fetcher {
             .collect();
         let mut fetched = futures::stream::iter(one_by_one).buffered(PARALLEL_DOWNLOADS);
         for at in again {
-            answers[at] = fetched.next().await;
+            let answer = fetched.next().await;
+            answers[at] = Some(answer.unwrap_or_else(|| unreachable!("one answer per archive"))?);
         }
-        answers
+        Ok(answers
             .into_iter()
             .map(|answer| answer.unwrap_or_else(|| unreachable!("every archive was fetched")))
-            .collect()
+            .collect())
     }
 
     /// The https client, made now if this is the first https request: it
@@ -555,6 +563,86 @@ mod tests {
             },
             timeout: Duration::from_secs(1),
         }
+    }
+
+    /// A server that takes each connection's first request and answers
+    /// it after `delay` (never, if `None`) as HTTP/1.0 with bytes that
+    /// match no signed hash, then closes; counts the requests it took.
+    async fn unhelpful_server(
+        delay: Option<Duration>,
+    ) -> (url::Url, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = taken.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    if stream.read(&mut request).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(delay) = delay else {
+                        std::future::pending::<()>().await;
+                        return;
+                    };
+                    tokio::time::sleep(delay).await;
+                    let answer = b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\nnope";
+                    let _ = stream.write_all(answer).await;
+                });
+            }
+        });
+        (url, taken)
+    }
+
+    fn entries(count: usize) -> Vec<ModuleEntry> {
+        (0..count)
+            .map(|i| {
+                let mut entry = crate::repo::index::tests::entry(&format!("m{i}"));
+                entry.archive = format!("archives/m{i}.tar.gz");
+                entry.size = 4;
+                entry.sha256 = "a".repeat(64);
+                entry
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_silent_repository_costs_one_timeout_not_one_per_archive() {
+        let (url, _) = unhelpful_server(None).await;
+        let mut silent = repository(url.as_str());
+        silent.timeout = Duration::from_millis(300);
+        let started = std::time::Instant::now();
+        let refused = Fetcher::default().archives(&silent, entries(24)).await;
+        assert!(
+            matches!(refused, Err(FetchError::Unreachable { .. })),
+            "{refused:?}"
+        );
+        // 24 archives 4 at a time, each waiting its own timeout: 1.8 s.
+        assert!(
+            started.elapsed() < Duration::from_millis(1200),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_stops_the_downloads_not_yet_asked_for() {
+        let (url, taken) = unhelpful_server(Some(Duration::from_millis(20))).await;
+        let refused = Fetcher::default()
+            .archives(&repository(url.as_str()), entries(40))
+            .await;
+        assert!(
+            matches!(refused, Err(FetchError::Archive { .. })),
+            "{refused:?}"
+        );
+        // The pipeline's four connections (each answered in HTTP/1.0, so
+        // left to be fetched one by one), then the first few one by one.
+        let asked = taken.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(asked < 4 + 40 / 2, "{asked} requests taken");
     }
 
     #[test]

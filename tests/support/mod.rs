@@ -1109,10 +1109,18 @@ impl Repository {
     }
 
     pub fn serve(&mut self) {
-        let child = Command::new("/usr/bin/python3")
+        let mut server = Command::new("/usr/bin/python3");
+        server
             .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
             .arg(self.served())
-            .arg(self.port.to_string())
+            .arg(self.port.to_string());
+        self.start_server(server);
+    }
+
+    /// Runs `server` as the repository's HTTP server, until it answers on
+    /// the repository's port.
+    fn start_server(&mut self, mut server: Command) {
+        let child = server
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -1131,20 +1139,13 @@ impl Repository {
     pub fn serve_keeping_connections(&mut self) -> PathBuf {
         self.stop();
         let log = self.dir.path().join("requests.log");
-        let child = Command::new("/usr/bin/python3")
+        let mut server = Command::new("/usr/bin/python3");
+        server
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/keepalive_http.py"))
             .arg(self.served())
             .arg(self.port.to_string())
-            .arg(&log)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.server = Some(child);
-        let port = self.port;
-        wait_for("the repository's HTTP server", || {
-            TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
-        });
+            .arg(&log);
+        self.start_server(server);
         log
     }
 
