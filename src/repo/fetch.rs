@@ -349,7 +349,7 @@ fn verify_archive(
 /// backlog overflowed, and each connection it dropped waited a second to
 /// try again: an update of 250 modules took 16 s instead of under one.
 /// Pipelined, as many connections.
-pub const PARALLEL_DOWNLOADS: usize = 4;
+const PARALLEL_DOWNLOADS: usize = 4;
 
 /// From this many archives from one plain `http://` repository on, they
 /// are pipelined: fewer take no more round trips one by one.

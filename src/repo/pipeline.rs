@@ -128,7 +128,8 @@ async fn one_connection<R>(
         writer
     };
     let reading = async {
-        let mut buffer = Buffer::default();
+        // Bytes read from the connection and not used yet.
+        let mut buffer = Vec::new();
         let mut requests = mine.into_iter();
         for (at, request) in requests.by_ref() {
             let read =
@@ -200,12 +201,6 @@ fn request_bytes(url: &url::Url, user_agent: &str) -> String {
     )
 }
 
-/// Bytes read from the connection and not used yet.
-#[derive(Default)]
-struct Buffer {
-    bytes: Vec<u8>,
-}
-
 /// One answer read.
 enum Read {
     /// Its body; whether the connection stays open after it.
@@ -218,16 +213,16 @@ enum Read {
 /// Reads one answer whose body must be `size` bytes.
 async fn read_answer(
     reader: &mut tokio::net::tcp::OwnedReadHalf,
-    buffer: &mut Buffer,
+    buffer: &mut Vec<u8>,
     size: u64,
 ) -> Read {
     let (head_length, open) = loop {
-        match parse_head(&buffer.bytes, size) {
+        match parse_head(buffer, size) {
             Head::Complete { length, open } => break (length, open),
             Head::Unreadable => return Read::Unreadable,
-            Head::Partial if buffer.bytes.len() >= MAX_HEAD => return Read::Unreadable,
+            Head::Partial if buffer.len() >= MAX_HEAD => return Read::Unreadable,
             Head::Partial => {
-                if !fill(reader, buffer, MAX_HEAD - buffer.bytes.len()).await {
+                if !fill(reader, buffer, MAX_HEAD - buffer.len()).await {
                     return Read::Unreadable;
                 }
             }
@@ -236,13 +231,13 @@ async fn read_answer(
     // `size` is at most the largest archive accepted (checked before the
     // request), so this is bounded.
     let end = head_length + size as usize;
-    while buffer.bytes.len() < end {
-        if !fill(reader, buffer, end - buffer.bytes.len()).await {
+    while buffer.len() < end {
+        if !fill(reader, buffer, end - buffer.len()).await {
             return Read::Unreadable;
         }
     }
-    let rest = buffer.bytes.split_off(end);
-    let mut answer = std::mem::replace(&mut buffer.bytes, rest);
+    let rest = buffer.split_off(end);
+    let mut answer = std::mem::replace(buffer, rest);
     answer.drain(..head_length);
     Read::Body(answer, open)
 }
@@ -251,15 +246,15 @@ async fn read_answer(
 /// into `buffer`. False if the connection ended or failed.
 async fn fill(
     reader: &mut tokio::net::tcp::OwnedReadHalf,
-    buffer: &mut Buffer,
+    buffer: &mut Vec<u8>,
     wanted: usize,
 ) -> bool {
     let wanted = wanted.clamp(1, 64 * 1024);
-    let start = buffer.bytes.len();
-    buffer.bytes.resize(start + wanted, 0);
-    let read = reader.read(&mut buffer.bytes[start..]).await;
+    let start = buffer.len();
+    buffer.resize(start + wanted, 0);
+    let read = reader.read(&mut buffer[start..]).await;
     let got = read.unwrap_or(0);
-    buffer.bytes.truncate(start + got);
+    buffer.truncate(start + got);
     got > 0
 }
 

@@ -1135,7 +1135,8 @@ impl Repository {
     /// Serves the repository again as a production web server does,
     /// over HTTP/1.1 with connections kept (`keepalive_http.py`); returns
     /// the file its requests are logged to, a line each: the client's
-    /// port and the path.
+    /// port, the path, and whether the request was `waiting` before the
+    /// answer to the one before it (pipelined) or `asked` after.
     pub fn serve_keeping_connections(&mut self) -> PathBuf {
         self.stop();
         let log = self.dir.path().join("requests.log");
