@@ -18,7 +18,7 @@ use super::managed_config::ManagedConfig;
 use super::scope::Scope;
 use super::scope::GLOBAL;
 use super::EngineError;
-use crate::prosody::ServerFacts;
+use crate::prosody::{ModuleDir, ServerFacts};
 
 /// Modules loaded now, per host name.
 pub type LoadedMap = BTreeMap<String, BTreeSet<String>>;
@@ -109,7 +109,7 @@ pub async fn server_facts(
 ) -> Result<ServerFacts, AdminError> {
     let Lasting { features, lua, .. } = server.lasting().await?;
     Ok(ServerFacts {
-        builtin_dir: builtin_dir.to_owned(),
+        builtin: ModuleDir::read(builtin_dir),
         features,
         lua,
     })
@@ -445,7 +445,7 @@ impl Live {
     /// Lua), for the install checks: learnt with the connection.
     pub fn server_facts(&self, builtin_dir: &Path) -> ServerFacts {
         ServerFacts {
-            builtin_dir: builtin_dir.to_owned(),
+            builtin: ModuleDir::read(builtin_dir),
             features: self.lasting.features.clone(),
             lua: self.lasting.lua.clone(),
         }

@@ -86,13 +86,15 @@ pub fn resolve<'a>(
     let mut shadowed: std::collections::BTreeMap<Shipped, Vec<String>> = Default::default();
     // (module and version, reason, the repository of the module that
     // needs it).
-    let mut queue: Vec<(Wanted, String, Option<&'a Repository>)> = requested
+    let mut queue: std::collections::VecDeque<(Wanted, String, Option<&'a Repository>)> = requested
         .into_iter()
         .map(|(wanted, reason)| (wanted, reason, None))
         .collect();
-    while !queue.is_empty() {
-        let (Wanted { name, version }, reason, needed_from) = queue.remove(0);
-        if plan.steps.iter().any(|s| s.entry.name == name) {
+    // The names of `plan.steps`: an update of every module asks this for
+    // each, and a scan of the steps made the plan quadratic.
+    let mut planned = std::collections::HashSet::new();
+    while let Some((Wanted { name, version }, reason, needed_from)) = queue.pop_front() {
+        if planned.contains(&name) {
             continue;
         }
         // An installed module stays with the repository it came from; a
@@ -190,7 +192,7 @@ pub fn resolve<'a>(
                     ));
                 }
                 DependencyKind::Community if !installed.modules.contains_key(&dependency.name) => {
-                    queue.push((newest_of(&dependency.name), why, Some(repository)));
+                    queue.push_back((newest_of(&dependency.name), why, Some(repository)));
                 }
                 DependencyKind::Community => {}
                 // Installed first: that is a lookup, the other four stats.
@@ -205,7 +207,7 @@ pub fn resolve<'a>(
                 DependencyKind::Builtin | DependencyKind::Missing
                     if catalog.find(&dependency.name).is_some() =>
                 {
-                    queue.push((newest_of(&dependency.name), why, Some(repository)));
+                    queue.push_back((newest_of(&dependency.name), why, Some(repository)));
                 }
                 DependencyKind::Builtin | DependencyKind::Missing => {
                     plan.concern(Why::MissingDependency, format!(
@@ -235,6 +237,7 @@ pub fn resolve<'a>(
                 }
             }
         }
+        planned.insert(name);
         plan.steps.push(Step {
             repository,
             entry,
