@@ -196,7 +196,7 @@ mod tests {
 
     fn facts(dir: &Path, features: &[&str]) -> ServerFacts {
         ServerFacts {
-            builtin: ModuleDir::read(dir),
+            builtin: ModuleDir::new(dir),
             features: features.iter().map(|f| f.to_string()).collect(),
             lua: "5.4".into(),
         }
@@ -228,49 +228,6 @@ mod tests {
         }
     }
 
-    /// The directory listed once answers as a stat of each layout does,
-    /// symlinks followed as Prosody's loader follows them.
-    #[test]
-    fn a_listed_directory_finds_what_its_stats_find() {
-        let dir = tempfile::tempdir().unwrap();
-        let elsewhere = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("mod_roster.lua"), "").unwrap();
-        std::fs::create_dir_all(dir.path().join("mod_firewall/firewall")).unwrap();
-        std::fs::write(
-            dir.path().join("mod_firewall/firewall/mod_firewall.lua"),
-            "",
-        )
-        .unwrap();
-        std::fs::create_dir_all(dir.path().join("muc")).unwrap();
-        std::fs::write(dir.path().join("muc/mod_muc.lua"), "").unwrap();
-        std::fs::create_dir_all(dir.path().join("mod_http_upload")).unwrap();
-        std::fs::write(elsewhere.path().join("mod_linked.lua"), "").unwrap();
-        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("mod_linked")).unwrap();
-        std::os::unix::fs::symlink("gone", dir.path().join("mod_dangling.lua")).unwrap();
-        let names = [
-            "roster",
-            "firewall",
-            "muc",
-            "linked",
-            "http_upload",
-            "dangling",
-            "absent",
-        ];
-        let listed = ModuleDir::read(dir.path());
-        let found: Vec<&str> = names.into_iter().filter(|n| listed.has_module(n)).collect();
-        assert_eq!(found, ["roster", "firewall", "muc", "linked"]);
-        for name in names {
-            assert_eq!(
-                listed.has_module(name),
-                has_module(dir.path(), name),
-                "{name}"
-            );
-        }
-        // A directory that cannot be listed is asked by stats alone.
-        let missing = ModuleDir::read(&dir.path().join("none"));
-        assert!(!missing.has_module("roster"));
-    }
-
     /// The 2025 mod_flags on Prosody 13 (features as 13.0.1 declares them)
     /// and on 0.12 (only mod_bookmarks).
     #[test]
@@ -300,7 +257,7 @@ mod tests {
         let on_0_12 = facts(dir.path(), &["mod_bookmarks"]);
         assert_eq!(on_0_12.objections(&flags), []);
 
-        // Facts are learnt for each plan, the directory listed with them.
+        // Facts are learnt for each plan.
         std::fs::write(dir.path().join("mod_cloud_notify.lua"), "").unwrap();
         let on_0_12 = facts(dir.path(), &["mod_bookmarks"]);
         let cloud_notify = entry("cloud_notify", Headers::default(), None);

@@ -109,7 +109,7 @@ pub async fn server_facts(
 ) -> Result<ServerFacts, AdminError> {
     let Lasting { features, lua, .. } = server.lasting().await?;
     Ok(ServerFacts {
-        builtin: ModuleDir::read(builtin_dir),
+        builtin: ModuleDir::new(builtin_dir),
         features,
         lua,
     })
@@ -445,7 +445,7 @@ impl Live {
     /// Lua), for the install checks: learnt with the connection.
     pub fn server_facts(&self, builtin_dir: &Path) -> ServerFacts {
         ServerFacts {
-            builtin: ModuleDir::read(builtin_dir),
+            builtin: ModuleDir::new(builtin_dir),
             features: self.lasting.features.clone(),
             lua: self.lasting.lua.clone(),
         }
