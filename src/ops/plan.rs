@@ -195,13 +195,18 @@ pub fn resolve<'a>(
                     queue.push_back((newest_of(&dependency.name), why, Some(repository)));
                 }
                 DependencyKind::Community => {}
-                // Installed first: that is a lookup, the other four stats.
+                // Installed first: that is a lookup, the other stats (or
+                // the listing the server's facts made of Prosody's
+                // directory, the same one).
                 DependencyKind::Builtin | DependencyKind::Missing
                     if installed.modules.contains_key(&dependency.name)
-                        || crate::prosody::has_module(
-                            &ctx.config.prosody.builtin_modules,
-                            &dependency.name,
-                        ) => {}
+                        || match server {
+                            Some(server) => server.builtin.has_module(&dependency.name),
+                            None => crate::prosody::has_module(
+                                &ctx.config.prosody.builtin_modules,
+                                &dependency.name,
+                            ),
+                        } => {}
                 // Not in the module's own repository, but another offers
                 // it: planned from there, which asks first (above).
                 DependencyKind::Builtin | DependencyKind::Missing

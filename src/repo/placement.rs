@@ -39,9 +39,16 @@ pub fn module_file_candidates(name: &str) -> [String; 4] {
 
 /// Whether `dir` holds module `name` in a layout Prosody loads.
 pub fn has_module(dir: &Path, name: &str) -> bool {
-    module_file_candidates(name)
-        .iter()
-        .any(|c| dir.join(c).is_file())
+    found_in(dir, name, |_| true)
+}
+
+/// [`has_module`], stat'ing only the layouts whose first name `may_hold`
+/// says the directory may hold.
+fn found_in(dir: &Path, name: &str, may_hold: impl Fn(&str) -> bool) -> bool {
+    module_file_candidates(name).iter().any(|candidate| {
+        let first = candidate.split('/').next().unwrap_or(candidate);
+        may_hold(first) && dir.join(candidate).is_file()
+    })
 }
 
 /// A plugin directory asked [`has_module`] many times, as a plan of many
@@ -92,13 +99,10 @@ impl ModuleDir {
                     .collect()
             })
         });
-        module_file_candidates(name).iter().any(|candidate| {
-            let first = candidate.split('/').next().unwrap_or(candidate);
-            let listed = match names {
-                Some(names) => names.contains(std::ffi::OsStr::new(first)),
-                None => true,
-            };
-            listed && self.path.join(candidate).is_file()
+        found_in(&self.path, name, |first| {
+            names
+                .as_ref()
+                .is_none_or(|names| names.contains(std::ffi::OsStr::new(first)))
         })
     }
 }
