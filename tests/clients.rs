@@ -556,6 +556,50 @@ fn a_fresh_modman_lists_and_installs_without_anyone_running_refresh() {
     assert!(prosody.modules_dir().join("mod_lastlog").is_dir());
 }
 
+/// A command runs while its requester's client is still asked what it
+/// is, and its reply is rendered once the client said: a script that
+/// connects for one command waits one round trip less, and no command
+/// waits on a client slow to answer. Gajim 2 says what it is only in its
+/// version (its disco#info and caps would get single-item forms): the
+/// reply is its table because the version, answered only once the module
+/// was in place, was still awaited when the change was done.
+#[test]
+fn a_command_runs_while_its_client_is_asked_what_it_is() {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let _modman = fresh_modman(&prosody, &repository);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    wait_for_index(&mut admin);
+    // Known from now on by its full JID: another resource asks afresh.
+    let mut gajim = Client::connect_as(
+        &prosody,
+        &format!("{ADMIN}/held"),
+        &["Gajim", "2.1.1", "https://gajim.org"],
+    );
+    gajim.hold_versions();
+    gajim.iq_later(&format!(
+        "<iq type='set' to='{COMPONENT}' id='one-shot'><command xmlns='http://jabber.org/protocol/commands' node='install' action='execute'>\
+         <x xmlns='jabber:x:data' type='submit'><field var='modules'><value>lastlog</value></field><field var='confirm'><value>true</value></field></x>\
+         </command></iq>"
+    ));
+    wait_for("the module installed while the client is asked", || {
+        let installed = prosody.modules_dir().join("mod_lastlog").is_dir();
+        (installed && gajim.held_versions() == 1).then_some(())
+    });
+    assert_eq!(gajim.release_versions(), 1, "one version query, held");
+    let reply = gajim.iq_reply();
+    let command = reply
+        .get_child("command", "http://jabber.org/protocol/commands")
+        .unwrap_or_else(|| panic!("{}", String::from(&reply)));
+    assert_eq!(command.attr("status"), Some("completed"));
+    let form = command.get_child("x", "jabber:x:data").unwrap();
+    assert!(
+        form.get_child("reported", "jabber:x:data").is_some(),
+        "rendered as the version says (Gajim 2: tables): {}",
+        String::from(&reply)
+    );
+}
+
 #[test]
 fn rosters_show_modman_online() {
     let prosody = Prosody::start();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use xmpp_parsers::jid::Jid;
 
-use super::clients::rendering::Rendering;
+use super::clients::PendingRendering;
 use super::command::{Action, CommandReply, CommandRequest, Note, Status};
 use super::forms::{params, question, results};
 use crate::access::Actor;
@@ -150,24 +150,24 @@ impl Sessions {
 }
 
 /// One request in the context of its session.
-struct Turn<'a> {
+struct Turn<'a, 'r> {
     ctx: &'a Context,
     actor: &'a Actor,
     sessions: &'a Sessions,
     from: &'a Jid,
     op: &'static dyn Operation,
-    rendering: Rendering,
+    rendering: &'a PendingRendering<'r>,
     now: Instant,
 }
 
 /// Runs one `<command/>` request from `from`, already authorised, for a
-/// client that shows results as `rendering` says.
+/// client that shows results as `rendering` says once it is known.
 pub async fn handle(
     ctx: &Context,
     sessions: &Sessions,
     actor: &Actor,
     from: &Jid,
-    rendering: Rendering,
+    rendering: &PendingRendering<'_>,
     request: CommandRequest,
 ) -> Result<CommandReply, AdhocError> {
     let op = ops::find(&request.node)
@@ -231,7 +231,7 @@ pub async fn handle(
                 let note = "Not confirmed; nothing was changed.";
                 // Gajim 2 would show a note, a gap, then the same text as
                 // the form's result: there the form says it once.
-                let beside = match turn.rendering.note_in_title() {
+                let beside = match turn.rendering.get().await.note_in_title() {
                     true => "",
                     false => note,
                 };
@@ -297,7 +297,7 @@ fn read_answer(form: &minidom::Element) -> Result<bool, AdhocError> {
         == Consent::Given)
 }
 
-impl Turn<'_> {
+impl Turn<'_, '_> {
     fn reply(
         &self,
         session_id: String,
@@ -351,20 +351,23 @@ impl Turn<'_> {
         input: Input,
     ) -> Result<CommandReply, AdhocError> {
         let spec = self.op.spec();
-        let response = (self.op.run_for_reply(self.ctx, self.actor, &input).await?)
-            .after_dry_run(&input.consent, params::CARRY_OUT);
+        let (response, rendering) = tokio::join!(
+            self.op.run_for_reply(self.ctx, self.actor, &input),
+            self.rendering.get()
+        );
+        let response = response?.after_dry_run(&input.consent, params::CARRY_OUT);
         let id = || session_id.clone().unwrap_or_else(new_session_id);
         Ok(match response {
             Response::Table(table) => self.reply(
                 id(),
                 Status::Completed,
                 vec![],
-                if self.rendering.note_in_title() {
+                if rendering.note_in_title() {
                     ""
                 } else {
                     &table.note
                 },
-                Some(results::table_result(&table, self.rendering)),
+                Some(results::table_result(&table, rendering)),
             ),
             Response::Details(details) => self.reply(
                 id(),

@@ -706,6 +706,44 @@ impl Client {
         reply_stanza(&answer, &format!("IQ {id}"))
     }
 
+    /// Sends a raw IQ; its reply is read later with [`Self::iq_reply`].
+    pub fn iq_later(&mut self, xml: &str) {
+        assert_eq!(
+            self.request(json!({"op": "iq_later", "xml": xml})),
+            json!({"sent": true})
+        );
+    }
+
+    /// The reply to the IQ [`Self::iq_later`] sent.
+    pub fn iq_reply(&mut self) -> Element {
+        let answer = self.request(json!({"op": "iq_reply"}));
+        reply_stanza(&answer, "the IQ sent before")
+    }
+
+    /// From now on, leaves every XEP-0092 version query unanswered until
+    /// [`Self::release_versions`].
+    pub fn hold_versions(&mut self) {
+        assert_eq!(
+            self.request(json!({"op": "hold_versions"})),
+            json!({"holding": true})
+        );
+    }
+
+    /// How many version queries are held now.
+    pub fn held_versions(&mut self) -> u64 {
+        self.request(json!({"op": "held_versions"}))["held"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Answers the version queries held, and later ones at once; how many
+    /// were held.
+    pub fn release_versions(&mut self) -> u64 {
+        self.request(json!({"op": "release_versions"}))["released"]
+            .as_u64()
+            .unwrap()
+    }
+
     /// Sends a raw stanza without waiting for anything.
     pub fn send(&mut self, xml: &str) {
         assert_eq!(

@@ -164,6 +164,29 @@ class Client(slixmpp.ClientXMPP):
             slixmpp.xmlstream.matcher.StanzaPath("iq@type=get/software_version"),
             contacts_only))
 
+    def hold_versions(self):
+        """Keeps each XEP-0092 query unanswered until release_versions, as
+        a client slow to answer (or a link slow to carry it) would."""
+        self.held_versions = []
+        self.answer_version = self["xep_0092"]._handle_version
+        self.remove_handler("Software Version")
+        self.register_handler(slixmpp.xmlstream.handler.Callback(
+            "Software Version",
+            slixmpp.xmlstream.matcher.StanzaPath("iq@type=get/software_version"),
+            self.held_versions.append))
+
+    def release_versions(self):
+        """Answers the queries held, and those to come at once."""
+        self.remove_handler("Software Version")
+        self.register_handler(slixmpp.xmlstream.handler.Callback(
+            "Software Version",
+            slixmpp.xmlstream.matcher.StanzaPath("iq@type=get/software_version"),
+            self.answer_version))
+        held, self.held_versions = self.held_versions, []
+        for iq in held:
+            self.answer_version(iq)
+        return {"released": len(held)}
+
     def finish(self, value):
         if not self.ready.done():
             self.ready.set_result(value)
@@ -381,6 +404,24 @@ async def main():
                                             request.get("room_body", ""), request.get("per_second"))
             elif op == "count_from":
                 answer = client.count_from(request["room"], request["nick"])
+            elif op == "hold_versions":
+                client.hold_versions()
+                answer = {"holding": True}
+            elif op == "held_versions":
+                answer = {"held": len(client.held_versions)}
+            elif op == "release_versions":
+                answer = client.release_versions()
+            elif op == "iq_later":
+                wrapper = ET.fromstring("<w xmlns='jabber:client'>%s</w>" % request["xml"])
+                client.later = asyncio.ensure_future(client.Iq(xml=wrapper[0]).send(timeout=20))
+                answer = {"sent": True}
+            elif op == "iq_reply":
+                try:
+                    answer = {"xml": str(await client.later)}
+                except IqError as e:
+                    answer = {"xml": str(e.iq)}
+                except IqTimeout:
+                    answer = {"timeout": True}
             elif op == "send":
                 client.send_raw(request["xml"])
                 client.nudge(request["xml"])

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures::future::{BoxFuture, FutureExt, Shared};
 use minidom::Element;
 use tokio::sync::{mpsc, oneshot};
 use tokio_xmpp::Stanza;
@@ -27,6 +28,39 @@ pub mod dialog;
 pub mod rendering;
 
 use rendering::Rendering;
+
+/// A requester's [`Rendering`], asked for as its request arrives and
+/// awaited only where a reply is rendered: the command runs while the
+/// client answers, so the first command of a session (every command of
+/// a script that connects for one) does not wait a round trip through
+/// the server first, nor [`CLIENT_VERSION_WAIT`] for a client that never
+/// answers.
+#[derive(Clone)]
+pub struct PendingRendering<'a>(Shared<BoxFuture<'a, Rendering>>);
+
+impl<'a> PendingRendering<'a> {
+    /// A rendering known already (a peer modman's, a bot's in a test).
+    pub fn known(rendering: Rendering) -> Self {
+        PendingRendering(futures::future::ready(rendering).boxed().shared())
+    }
+
+    /// What `client` shows, as [`Clients::rendering`] finds it: its
+    /// queries go out when this is first awaited.
+    pub fn asked(
+        clients: &'a Clients,
+        me: Jid,
+        client: Jid,
+        replies: &'a mpsc::Sender<Stanza>,
+    ) -> Self {
+        let asked = async move { clients.rendering(&me, &client, replies).await };
+        PendingRendering(asked.boxed().shared())
+    }
+
+    /// The rendering, once the client told or its wait ended.
+    pub async fn get(&self) -> Rendering {
+        self.0.clone().await
+    }
+}
 
 /// How long a command waits for the requester's XEP-0092 and disco#info
 /// answers before its result goes out as the caps say, or in the form

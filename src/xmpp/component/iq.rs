@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::ops;
 use crate::xmpp::adhoc::{self, AdhocError};
 use crate::xmpp::clients::rendering::Rendering;
+use crate::xmpp::clients::PendingRendering;
 use crate::xmpp::command::{CommandRequest, RequestError, NS as NS_COMMANDS};
 use crate::xmpp::disco;
 use crate::xmpp::fleet::request as fleet_request;
@@ -148,17 +149,20 @@ impl App {
         let me = Jid::from(self.ctx.config.component.jid.clone());
         // A peer reads the rows of the table it relays.
         let (actor, rendering) = match admission {
-            trust::Admission::Direct(actor) => {
-                (actor, self.clients.rendering(&me, from, replies).await)
-            }
-            trust::Admission::Relayed(actor) => (actor, Rendering::Tables),
+            trust::Admission::Direct(actor) => (
+                actor,
+                PendingRendering::asked(&self.clients, me.clone(), from.clone(), replies),
+            ),
+            trust::Admission::Relayed(actor) => (actor, PendingRendering::known(Rendering::Tables)),
         };
         let across = match admission {
             trust::Admission::Direct(_) => fleet_request::take_servers(&mut request),
             trust::Admission::Relayed(_) => None,
         };
         let handled = match across {
-            None => adhoc::handle(&self.ctx, &self.sessions, actor, from, rendering, request).await,
+            None => {
+                adhoc::handle(&self.ctx, &self.sessions, actor, from, &rendering, request).await
+            }
             Some(names) => match fleet_request::targets(&self.ctx, &names) {
                 Ok(targets) => {
                     fleet_request::run(
@@ -167,7 +171,7 @@ impl App {
                         &self.relay,
                         actor,
                         from,
-                        rendering,
+                        &rendering,
                         request,
                         targets,
                         replies,
@@ -206,6 +210,7 @@ impl App {
                 return Err(adhoc_error(error));
             }
         };
+        let rendering = rendering.get().await;
         if rendering.copies_to_chat(later_stage, &reply) {
             if let Some(form) = &reply.form {
                 let answerable = rendering != Rendering::FirstReplyOnly;

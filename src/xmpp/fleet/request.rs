@@ -19,6 +19,7 @@ use crate::access::Actor;
 use crate::ops::{Context, OpError, Table, CONFIRM_FIELD, DRY_RUN_FIELD};
 use crate::xmpp::adhoc::{self, AdhocError, Sessions};
 use crate::xmpp::clients::rendering::Rendering;
+use crate::xmpp::clients::PendingRendering;
 use crate::xmpp::command::{CommandReply, CommandRequest, Note, Status, NS, NS_DATA};
 use crate::xmpp::forms::{params, results};
 
@@ -212,7 +213,7 @@ pub async fn run(
     relay: &Relay,
     actor: &Actor,
     from: &Jid,
-    rendering: Rendering,
+    rendering: &PendingRendering<'_>,
     request: CommandRequest,
     targets: Targets,
     replies: &mpsc::Sender<Stanza>,
@@ -231,15 +232,9 @@ pub async fn run(
                 if !targets.here {
                     return Ok(None);
                 }
-                let reply = adhoc::handle(
-                    ctx,
-                    sessions,
-                    actor,
-                    from,
-                    Rendering::Tables,
-                    request.clone(),
-                )
-                .await?;
+                let tables = PendingRendering::known(Rendering::Tables);
+                let reply =
+                    adhoc::handle(ctx, sessions, actor, from, &tables, request.clone()).await?;
                 Ok::<_, AdhocError>(Some(merge::rows_of(&Element::from(reply))))
             };
             let link = Link { relay, replies };
@@ -281,6 +276,6 @@ pub async fn run(
         status: Status::Completed,
         actions: vec![],
         notes: vec![Note::info(&table.note)],
-        form: Some(results::table_result(&table, rendering)),
+        form: Some(results::table_result(&table, rendering.get().await)),
     })
 }
