@@ -366,8 +366,11 @@ fn append<W: io::Write>(
 
 /// Reads and checks every entry of a module archive for `mod_<name>`.
 /// Returns its regular files; directories are implied by their paths.
+/// The bytes are inflated where they lie: the reading decoder would copy
+/// them through a buffer of its own, 32 KiB allocated and zeroed for each
+/// archive (an update of 250 modules reads 250).
 pub fn read(bytes: &[u8], name: &str) -> Result<Vec<ArchiveFile>, ArchiveError> {
-    read_module(GzDecoder::new(bytes), name)
+    read_module(flate2::bufread::GzDecoder::new(bytes), name)
 }
 
 /// Reads a tar stream from [`lay_out`] with every check of [`read`]:
