@@ -16,7 +16,7 @@
 //! first) is removed when it is dropped. One that a crash leaves behind
 //! has no journal, and recovery removes it at the next start.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::manifest::Prepared;
@@ -103,16 +103,37 @@ impl Stage {
     }
 
     /// Takes the stage for its transaction (blocking): writes the new copy
-    /// of each module in `changes`, and returns every directory and file
-    /// the stage holds, for the barrier. From here on, the transaction
-    /// removes the stage or its journal needs it.
-    pub(super) fn complete(&mut self, changes: &[Prepared]) -> std::io::Result<Vec<PathBuf>> {
+    /// of each module in `changes`, and returns what it wrote, and what
+    /// `beside` returns. A large stage is written by several threads, and
+    /// `beside` (what the transaction prepares that does not need the
+    /// stage: its state and its backup's manifest, serialized) runs on
+    /// one more meanwhile, while the writers wait on the file system; a
+    /// small one, on this thread. From here on, the transaction removes
+    /// the stage or its journal needs it.
+    pub(super) fn complete<R: Send>(
+        &mut self,
+        changes: &[Prepared],
+        beside: impl FnOnce() -> R + Send,
+    ) -> std::io::Result<(Written, R)> {
         self.taken = true;
         let new = self.dir.join("new");
-        let mut durable = vec![self.dir.clone(), new.clone()];
-        write_stage(&new, changes, &mut durable)?;
-        Ok(durable)
+        let mut written = Written {
+            paths: vec![self.dir.clone(), new.clone()],
+            copies: BTreeMap::new(),
+        };
+        let beside = write_stage(&new, changes, &mut written, beside)?;
+        Ok((written, beside))
     }
+}
+
+/// What a stage holds once written.
+pub(super) struct Written {
+    /// Every directory and file, for the barrier.
+    pub paths: Vec<PathBuf>,
+    /// The inode of each module's new copy, by module name, for the
+    /// journal: by it an undo tells a module swapped from one the swap
+    /// did not reach.
+    pub copies: BTreeMap<String, u64>,
 }
 
 impl Drop for Stage {
@@ -130,44 +151,59 @@ impl Drop for Stage {
 }
 
 /// Writes the new copy of every module `changes` installs or replaces
-/// under `new`, adding what it wrote to `written` (see [`write_tree`]).
-fn write_stage(
+/// under `new`, adding what it wrote to `written` (see [`write_tree`]),
+/// and runs `beside` (see [`Stage::complete`]).
+fn write_stage<R: Send>(
     new: &Path,
     changes: &[Prepared],
-    written: &mut Vec<PathBuf>,
-) -> std::io::Result<()> {
-    let trees: Vec<(PathBuf, &[ArchiveFile])> = changes
+    written: &mut Written,
+    beside: impl FnOnce() -> R + Send,
+) -> std::io::Result<R> {
+    let trees: Vec<(&str, PathBuf, &[ArchiveFile])> = changes
         .iter()
         .filter_map(|prepared| {
             let (_, files) = prepared.after.as_ref()?;
-            Some((new.join(format!("mod_{}", prepared.name)), files.as_slice()))
+            let root = new.join(format!("mod_{}", prepared.name));
+            Some((prepared.name.as_str(), root, files.as_slice()))
         })
         .collect();
-    let workers = match trees.len() < STAGE_IN_PARALLEL_FROM {
-        true => 1,
-        false => STAGE_THREADS,
-    };
-    let staged = crate::parallel::each(&trees, workers, |(root, files)| {
+    let write = |(_, root, files): &(&str, PathBuf, &[ArchiveFile])| {
         let mut mine = Vec::new();
-        write_tree(root, files, &mut mine).map(|()| mine)
-    });
-    staged
-        .into_iter()
-        .try_for_each(|mine| mine.map(|mine| written.extend(mine)))
+        write_tree(root, files, &mut mine).map(|inode| (inode, mine))
+    };
+    let (staged, beside) = match trees.len() < STAGE_IN_PARALLEL_FROM {
+        true => (crate::parallel::each(&trees, 1, write), beside()),
+        false => std::thread::scope(|scope| {
+            let beside = scope.spawn(beside);
+            let staged = crate::parallel::each(&trees, STAGE_THREADS, write);
+            let beside = beside
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (staged, beside)
+        }),
+    };
+    for ((name, _, _), mine) in trees.iter().zip(staged) {
+        let (inode, paths) = mine?;
+        written.copies.insert((*name).to_owned(), inode);
+        written.paths.extend(paths);
+    }
+    Ok(beside)
 }
 
 /// Writes files (already checked: relative, no `..`) under `root`, not
 /// synced: the transaction makes the whole stage durable with one
 /// barrier, over the directories and files this adds to `written`. Each
-/// directory is made once, not once per file in it.
+/// directory is made once, not once per file in it. Returns the inode of
+/// `root`.
 fn write_tree(
     root: &Path,
     files: &[ArchiveFile],
     written: &mut Vec<PathBuf>,
-) -> std::io::Result<()> {
+) -> std::io::Result<u64> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     std::fs::create_dir(root)?;
+    let inode = std::fs::symlink_metadata(root)?.ino();
     written.push(root.to_owned());
     let mut made: BTreeSet<PathBuf> = BTreeSet::new();
     for file in files {
@@ -195,7 +231,7 @@ fn write_tree(
         out.write_all(&file.data)?;
         written.push(path);
     }
-    Ok(())
+    Ok(inode)
 }
 
 #[cfg(test)]
@@ -302,9 +338,18 @@ mod tests {
         assert_eq!(walked, expected);
     }
 
+    /// A stage with nothing written yet, for [`write_stage`].
+    fn nothing_written() -> Written {
+        Written {
+            paths: vec![],
+            copies: BTreeMap::new(),
+        }
+    }
+
     /// Written by several threads, a large stage is the same stage: every
-    /// module, file and directory once in what the barrier syncs, every
-    /// byte in place; and removals write nothing.
+    /// module, file and directory once in what the barrier syncs, each
+    /// new copy's inode as it is on disk, every byte in place; removals
+    /// write nothing; and what runs beside the writers runs once.
     #[test]
     fn a_stage_of_many_modules_written_by_several_threads_is_whole_and_listed_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -320,25 +365,35 @@ mod tests {
                 _ => module(i),
             })
             .collect();
-        let mut written = vec![];
-        write_stage(&new, &changes, &mut written).unwrap();
-        written.sort();
+        let mut written = nothing_written();
+        let beside = std::sync::atomic::AtomicUsize::new(0);
+        let ran = || beside.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        assert_eq!(write_stage(&new, &changes, &mut written, ran).unwrap(), 1);
+        assert_eq!(beside.into_inner(), 1, "beside ran once");
+        let mut paths = written.paths;
+        paths.sort();
         let mut walked = fsutil::tree_paths(&new).unwrap();
         walked.retain(|p| *p != new);
         walked.sort();
-        assert_eq!(written, walked, "every path once, none missed");
+        assert_eq!(paths, walked, "every path once, none missed");
         let staged = changes.iter().filter(|c| c.after.is_some()).count();
-        assert_eq!(written.len(), staged * 4, "a root, lib/ and two files each");
+        assert_eq!(paths.len(), staged * 4, "a root, lib/ and two files each");
+        assert_eq!(written.copies.len(), staged);
         for (i, change) in changes.iter().enumerate() {
             let root = new.join(format!("mod_m{i}"));
             assert_eq!(root.exists(), change.after.is_some(), "{i}");
             if change.after.is_some() {
                 let helper = std::fs::read(root.join("lib/helper.lua")).unwrap();
                 assert_eq!(helper, format!("{i} lib/helper.lua").into_bytes());
+                assert_eq!(
+                    written.copies.get(&change.name).copied(),
+                    fsutil::inode(&root),
+                    "{i}"
+                );
             }
         }
         // A module staged twice fails the stage rather than mixing copies.
-        let again = write_stage(&new, &changes, &mut vec![]);
+        let again = write_stage(&new, &changes, &mut nothing_written(), || ());
         assert_eq!(again.unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
     }
 
@@ -351,7 +406,9 @@ mod tests {
         let staging = dir.path().join(".modman-staging");
         let changes: Vec<Prepared> = (0..40).map(module).collect();
         let mut stage = Stage::open(&staging, "t1".into(), 40).unwrap();
-        let mut durable = stage.complete(&changes).unwrap();
+        let (written, beside) = stage.complete(&changes, || "beside").unwrap();
+        assert_eq!(beside, "beside");
+        let mut durable = written.paths;
         durable.sort();
         let mut walked = fsutil::tree_paths(stage.dir()).unwrap();
         walked.sort();

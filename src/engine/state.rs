@@ -153,12 +153,17 @@ impl Installed {
         save_json(&state_dir.join(FILE), self)
     }
 
-    /// The state file's replacement, written but neither synced nor in
-    /// place: the file transaction makes it durable with its staged files
-    /// and renames it in at its commit point.
-    pub fn pending(&self, state_dir: &Path) -> std::io::Result<fsutil::Pending> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        fsutil::write_pending(&state_dir.join(FILE), &bytes)
+    /// The state file's bytes, for [`Self::pending`].
+    pub fn serialized(&self) -> std::io::Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self).map_err(std::io::Error::other)
+    }
+
+    /// The state file's replacement holding `serialized` (this state's
+    /// [`Self::serialized`]), written but neither synced nor in place: the
+    /// file transaction makes it durable with its staged files and
+    /// renames it in at its commit point.
+    pub fn pending(state_dir: &Path, serialized: &[u8]) -> std::io::Result<fsutil::Pending> {
+        fsutil::write_pending(&state_dir.join(FILE), serialized)
     }
 }
 
