@@ -145,6 +145,17 @@ fn fresh_modman(prosody: &Prosody, repository: &Repository) -> Modman {
     )
 }
 
+/// A Prosody, the tests' repository and a modman nobody ran refresh on,
+/// with an admin (slixmpp) logged in once `list` shows the index.
+fn started_with_admin() -> (Prosody, Repository, Modman, Client) {
+    let prosody = Prosody::start();
+    let repository = Repository::start();
+    let modman = fresh_modman(&prosody, &repository);
+    let mut admin = Client::connect(&prosody, ADMIN);
+    wait_for_index(&mut admin);
+    (prosody, repository, modman, admin)
+}
+
 /// Waits until `list` shows what the repository offers.
 fn wait_for_index(admin: &mut Client) {
     wait_for("the index fetched at start", || {
@@ -527,11 +538,7 @@ fn gajim_2_gets_tables_once_subscribed_and_a_failed_change_is_seen_everywhere() 
 
 #[test]
 fn a_bot_still_reads_tables() {
-    let prosody = Prosody::start();
-    let repository = Repository::start();
-    let _modman = fresh_modman(&prosody, &repository);
-    let mut bot = Client::connect(&prosody, ADMIN);
-    wait_for_index(&mut bot);
+    let (_prosody, _repository, _modman, mut bot) = started_with_admin();
     let list = bot.run("list", json!({"query": "firewall"}));
     let items = last(&list)["form"]["items"].as_array().unwrap().clone();
     assert!(items.iter().any(|i| i["module"] == "firewall"), "{list}");
@@ -546,11 +553,7 @@ fn a_bot_still_reads_tables() {
 
 #[test]
 fn a_fresh_modman_lists_and_installs_without_anyone_running_refresh() {
-    let prosody = Prosody::start();
-    let repository = Repository::start();
-    let _modman = fresh_modman(&prosody, &repository);
-    let mut admin = Client::connect(&prosody, ADMIN);
-    wait_for_index(&mut admin);
+    let (prosody, _repository, _modman, mut admin) = started_with_admin();
     let install = admin.run("install", json!({"modules": ["lastlog"]}));
     assert_eq!(last(&install)["status"], "completed", "{install}");
     assert!(prosody.modules_dir().join("mod_lastlog").is_dir());
@@ -565,11 +568,7 @@ fn a_fresh_modman_lists_and_installs_without_anyone_running_refresh() {
 /// was in place, was still awaited when the change was done.
 #[test]
 fn a_command_runs_while_its_client_is_asked_what_it_is() {
-    let prosody = Prosody::start();
-    let repository = Repository::start();
-    let _modman = fresh_modman(&prosody, &repository);
-    let mut admin = Client::connect(&prosody, ADMIN);
-    wait_for_index(&mut admin);
+    let (prosody, _repository, _modman, _admin) = started_with_admin();
     // Known from now on by its full JID: another resource asks afresh.
     let mut gajim = Client::connect_as(
         &prosody,
