@@ -148,7 +148,7 @@ fn shared_columns(table: &Table) -> Vec<usize> {
                 && table
                     .rows
                     .iter()
-                    .all(|row| row.get(at).map(|other| one_line(other)) == Some(cell.clone()))
+                    .all(|row| row.get(at).is_some_and(|other| one_line(other) == cell))
         })
         .collect()
 }
