@@ -158,30 +158,27 @@ class Client(slixmpp.ClientXMPP):
             refusal["error"]["condition"] = "forbidden"
             refusal.send()
 
+        self.answer_versions_with(contacts_only)
+
+    def answer_versions_with(self, handler):
+        """Hands each XEP-0092 query to `handler` instead of the plugin's
+        own answer."""
         self.remove_handler("Software Version")
         self.register_handler(slixmpp.xmlstream.handler.Callback(
             "Software Version",
             slixmpp.xmlstream.matcher.StanzaPath("iq@type=get/software_version"),
-            contacts_only))
+            handler))
 
     def hold_versions(self):
         """Keeps each XEP-0092 query unanswered until release_versions, as
         a client slow to answer (or a link slow to carry it) would."""
         self.held_versions = []
         self.answer_version = self["xep_0092"]._handle_version
-        self.remove_handler("Software Version")
-        self.register_handler(slixmpp.xmlstream.handler.Callback(
-            "Software Version",
-            slixmpp.xmlstream.matcher.StanzaPath("iq@type=get/software_version"),
-            self.held_versions.append))
+        self.answer_versions_with(self.held_versions.append)
 
     def release_versions(self):
         """Answers the queries held, and those to come at once."""
-        self.remove_handler("Software Version")
-        self.register_handler(slixmpp.xmlstream.handler.Callback(
-            "Software Version",
-            slixmpp.xmlstream.matcher.StanzaPath("iq@type=get/software_version"),
-            self.answer_version))
+        self.answer_versions_with(self.answer_version)
         held, self.held_versions = self.held_versions, []
         for iq in held:
             self.answer_version(iq)
@@ -267,18 +264,22 @@ class Client(slixmpp.ClientXMPP):
             self.inbox.put_nowait(message)
         return {"count": count}
 
-    async def raw_iq(self, text):
+    def send_iq(self, text):
+        """Sends the IQ written in `text`; returns a task whose result is
+        its reply as the harness reads it (an error reply too)."""
         wrapper = ET.fromstring("<w xmlns='jabber:client'>%s</w>" % text)
-        iq = self.Iq(xml=wrapper[0])
-        try:
-            sent = iq.send(timeout=20)
-            self.nudge(text)
-            reply = await sent
-        except IqError as e:
-            reply = e.iq
-        except IqTimeout:
-            return {"timeout": True}
-        return {"xml": str(reply)}
+        sent = self.Iq(xml=wrapper[0]).send(timeout=20)
+        self.nudge(text)
+
+        async def reply():
+            try:
+                return {"xml": str(await sent)}
+            except IqError as e:
+                return {"xml": str(e.iq)}
+            except IqTimeout:
+                return {"timeout": True}
+
+        return asyncio.ensure_future(reply())
 
     async def commands(self, to):
         reply = await self["xep_0050"].get_commands(jid=to, timeout=20)
@@ -395,7 +396,7 @@ async def main():
             break
         try:
             if op == "iq":
-                answer = await client.raw_iq(request["xml"])
+                answer = await client.send_iq(request["xml"])
             elif op == "raw":
                 answer = await client.raw(request["xml"], request["id"])
             elif op == "blast":
@@ -412,16 +413,10 @@ async def main():
             elif op == "release_versions":
                 answer = client.release_versions()
             elif op == "iq_later":
-                wrapper = ET.fromstring("<w xmlns='jabber:client'>%s</w>" % request["xml"])
-                client.later = asyncio.ensure_future(client.Iq(xml=wrapper[0]).send(timeout=20))
+                client.later = client.send_iq(request["xml"])
                 answer = {"sent": True}
             elif op == "iq_reply":
-                try:
-                    answer = {"xml": str(await client.later)}
-                except IqError as e:
-                    answer = {"xml": str(e.iq)}
-                except IqTimeout:
-                    answer = {"timeout": True}
+                answer = await client.later
             elif op == "send":
                 client.send_raw(request["xml"])
                 client.nudge(request["xml"])
