@@ -110,9 +110,15 @@ impl Stage {
     /// one more meanwhile, while the writers wait on the file system; a
     /// small one, on this thread. From here on, the transaction removes
     /// the stage or its journal needs it.
+    ///
+    /// `live` holds, beside each change, the directory of the module's
+    /// copy in place now, if it has one: a file of it that is exactly
+    /// what would be written is linked into the stage instead (see
+    /// [`link_unchanged`]).
     pub(super) fn complete<R: Send>(
         &mut self,
         changes: &[Prepared],
+        live: &[Option<PathBuf>],
         beside: impl FnOnce() -> R + Send,
     ) -> std::io::Result<(Written, R)> {
         self.taken = true;
@@ -121,7 +127,7 @@ impl Stage {
             paths: vec![self.dir.clone(), new.clone()],
             copies: BTreeMap::new(),
         };
-        let beside = write_stage(&new, changes, &mut written, beside)?;
+        let beside = write_stage(&new, changes, live, &mut written, beside)?;
         Ok((written, beside))
     }
 }
@@ -156,20 +162,30 @@ impl Drop for Stage {
 fn write_stage<R: Send>(
     new: &Path,
     changes: &[Prepared],
+    live: &[Option<PathBuf>],
     written: &mut Written,
     beside: impl FnOnce() -> R + Send,
 ) -> std::io::Result<R> {
-    let trees: Vec<(&str, PathBuf, &[ArchiveFile])> = changes
+    let trees: Vec<Tree<'_>> = changes
         .iter()
-        .filter_map(|prepared| {
+        .zip(
+            live.iter()
+                .map(Option::as_deref)
+                .chain(std::iter::repeat(None)),
+        )
+        .filter_map(|(prepared, live)| {
             let (_, files) = prepared.after.as_ref()?;
-            let root = new.join(format!("mod_{}", prepared.name));
-            Some((prepared.name.as_str(), root, files.as_slice()))
+            Some(Tree {
+                name: &prepared.name,
+                root: new.join(format!("mod_{}", prepared.name)),
+                files,
+                live,
+            })
         })
         .collect();
-    let write = |(_, root, files): &(&str, PathBuf, &[ArchiveFile])| {
+    let write = |tree: &Tree<'_>| {
         let mut mine = Vec::new();
-        write_tree(root, files, &mut mine).map(|inode| (inode, mine))
+        write_tree(&tree.root, tree.files, tree.live, &mut mine).map(|inode| (inode, mine))
     };
     let (staged, beside) = match trees.len() < STAGE_IN_PARALLEL_FROM {
         true => (crate::parallel::each(&trees, 1, write), beside()),
@@ -182,28 +198,41 @@ fn write_stage<R: Send>(
             (staged, beside)
         }),
     };
-    for ((name, _, _), mine) in trees.iter().zip(staged) {
+    for (tree, mine) in trees.iter().zip(staged) {
         let (inode, paths) = mine?;
-        written.copies.insert((*name).to_owned(), inode);
+        written.copies.insert(tree.name.to_owned(), inode);
         written.paths.extend(paths);
     }
     Ok(beside)
 }
 
+/// One module's new copy, as [`write_stage`] hands it to a writer.
+struct Tree<'a> {
+    name: &'a str,
+    /// `new/mod_x`.
+    root: PathBuf,
+    files: &'a [ArchiveFile],
+    /// The directory of the copy in place now, if there is one.
+    live: Option<&'a Path>,
+}
+
 /// Writes files (already checked: relative, no `..`) under `root`, not
 /// synced: the transaction makes the whole stage durable with one
 /// barrier, over the directories and files this adds to `written`. Each
-/// directory is made once, not once per file in it. Returns the inode of
-/// `root`.
+/// directory is made once, not once per file in it. A file that `live`
+/// (the module's copy in place now) holds already, byte for byte, is
+/// linked from it instead of written (see [`link_unchanged`]). Returns
+/// the inode of `root`.
 fn write_tree(
     root: &Path,
     files: &[ArchiveFile],
+    live: Option<&Path>,
     written: &mut Vec<PathBuf>,
 ) -> std::io::Result<u64> {
     use std::io::Write;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     std::fs::create_dir(root)?;
-    let inode = std::fs::symlink_metadata(root)?.ino();
+    let made_as = std::fs::symlink_metadata(root)?;
     written.push(root.to_owned());
     let mut made: BTreeSet<PathBuf> = BTreeSet::new();
     for file in files {
@@ -223,15 +252,85 @@ fn write_tree(
                 }
             }
         }
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(if file.executable { 0o755 } else { 0o644 })
-            .open(&path)?;
-        out.write_all(&file.data)?;
+        let linked =
+            live.is_some_and(|live| link_unchanged(&live.join(&file.path), file, &path, &made_as));
+        if !linked {
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(file_mode(file))
+                .open(&path)?;
+            out.write_all(&file.data)?;
+        }
         written.push(path);
     }
-    Ok(inode)
+    Ok(std::os::unix::fs::MetadataExt::ino(&made_as))
+}
+
+/// The mode a staged file is created with, before the umask.
+fn file_mode(file: &ArchiveFile) -> u32 {
+    match file.executable {
+        true => 0o755,
+        false => 0o644,
+    }
+}
+
+/// Links the live file `from` into the stage at `to` if it is exactly the
+/// file writing `file` there would make: a regular file of the same
+/// bytes, mode, owner and group (those the stage's directory `made_as`
+/// was made with, under the same umask). Returns whether it did. Nothing
+/// else makes it link: a link, a file edited in place or chmod'ed, one of
+/// another owner, a file system that refuses, each leaves the file to be
+/// written as before.
+///
+/// An update rewrites every file of a module, though most of them (its
+/// README, its other files) are often the same in the new version; a
+/// link costs no new inode, no data and no writeback for the barrier.
+/// Safe to share with the old copy, which becomes the backup: modman
+/// never writes into a file once it is staged, and replaces a module by
+/// renaming whole directories. The file linked is the one whose bytes
+/// were compared: its inode is checked once linked.
+fn link_unchanged(from: &Path, file: &ArchiveFile, to: &Path, made_as: &std::fs::Metadata) -> bool {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let Ok(live) = std::fs::OpenOptions::new()
+        .read(true)
+        // A FIFO planted there must not hold the stage.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(from)
+    else {
+        return false;
+    };
+    let Ok(found) = live.metadata() else {
+        return false;
+    };
+    let mode = file_mode(file) & made_as.mode() & 0o777;
+    let alike = found.is_file()
+        && found.len() == file.data.len() as u64
+        && found.mode() & 0o7777 == mode
+        && (found.uid(), found.gid()) == (made_as.uid(), made_as.gid());
+    if !alike {
+        return false;
+    }
+    let mut bytes = Vec::with_capacity(file.data.len() + 1);
+    let read = (&live)
+        .take(file.data.len() as u64 + 1)
+        .read_to_end(&mut bytes);
+    if read.is_err() || bytes != file.data {
+        return false;
+    }
+    if std::fs::hard_link(from, to).is_err() {
+        return false;
+    }
+    // Linked by name: the name may have been given another file since.
+    match std::fs::symlink_metadata(to) {
+        Ok(linked) if (linked.dev(), linked.ino()) == (found.dev(), found.ino()) => true,
+        _ => {
+            // Gone, or else writing it finds it there and fails the stage.
+            let _ = std::fs::remove_file(to);
+            false
+        }
+    }
 }
 
 #[cfg(test)]
@@ -312,7 +411,7 @@ mod tests {
             file("tool", "t".into(), true),
         ];
         let mut written = vec![];
-        write_tree(&root, &files, &mut written).unwrap();
+        write_tree(&root, &files, None, &mut written).unwrap();
         let mut expected: Vec<PathBuf> = ["", "lib", "lib/deep"]
             .iter()
             .map(|d| root.join(d))
@@ -368,7 +467,10 @@ mod tests {
         let mut written = nothing_written();
         let beside = std::sync::atomic::AtomicUsize::new(0);
         let ran = || beside.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        assert_eq!(write_stage(&new, &changes, &mut written, ran).unwrap(), 1);
+        assert_eq!(
+            write_stage(&new, &changes, &[], &mut written, ran).unwrap(),
+            1
+        );
         assert_eq!(beside.into_inner(), 1, "beside ran once");
         let mut paths = written.paths;
         paths.sort();
@@ -393,7 +495,7 @@ mod tests {
             }
         }
         // A module staged twice fails the stage rather than mixing copies.
-        let again = write_stage(&new, &changes, &mut nothing_written(), || ());
+        let again = write_stage(&new, &changes, &[], &mut nothing_written(), || ());
         assert_eq!(again.unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
     }
 
@@ -406,7 +508,7 @@ mod tests {
         let staging = dir.path().join(".modman-staging");
         let changes: Vec<Prepared> = (0..40).map(module).collect();
         let mut stage = Stage::open(&staging, "t1".into(), 40).unwrap();
-        let (written, beside) = stage.complete(&changes, || "beside").unwrap();
+        let (written, beside) = stage.complete(&changes, &[], || "beside").unwrap();
         assert_eq!(beside, "beside");
         let mut durable = written.paths;
         durable.sort();
@@ -422,5 +524,97 @@ mod tests {
         assert!(staging.join("t2/new").is_dir());
         drop(stage);
         assert!(!staging.exists());
+    }
+
+    /// What a stage links from the copy in place: exactly the files that
+    /// writing would make the same, byte for byte, mode and owner. Any
+    /// other (edited, chmod'ed, a link, a FIFO, missing) is written anew,
+    /// and the copy in place is left as it was.
+    #[test]
+    fn only_a_file_the_same_in_every_respect_is_linked_from_the_copy_in_place() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("mod_x");
+        std::fs::create_dir_all(live.join("lib")).unwrap();
+        let same = |path: &str| file(path, format!("same {path}\n"), false);
+        let files = [
+            same("mod_x.lua"),
+            same("lib/deep.lua"),
+            file("edited.lua", "new text\n".into(), false),
+            file("longer.lua", "new\n".into(), false),
+            same("chmod.lua"),
+            file("tool", "#!/bin/sh\n".into(), true),
+            same("link.lua"),
+            same("fifo.lua"),
+            same("missing.lua"),
+            same("owner.lua"),
+        ];
+        for f in &files {
+            std::fs::write(live.join(&f.path), &f.data).unwrap();
+        }
+        std::fs::write(live.join("edited.lua"), "old text\n").unwrap();
+        std::fs::write(live.join("longer.lua"), "old, longer\n").unwrap();
+        let chmod = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(live.join("chmod.lua"), chmod).unwrap();
+        // `tool` is there with the same bytes, but not executable.
+        // `link.lua` names a file of the same bytes.
+        std::fs::rename(live.join("link.lua"), live.join("target.lua")).unwrap();
+        std::os::unix::fs::symlink("target.lua", live.join("link.lua")).unwrap();
+        std::fs::remove_file(live.join("fifo.lua")).unwrap();
+        let fifo =
+            std::ffi::CString::new(live.join("fifo.lua").into_os_string().into_encoded_bytes())
+                .unwrap();
+        // SAFETY: a NUL-terminated path that lives for the call.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        std::fs::remove_file(live.join("missing.lua")).unwrap();
+        // Another owner's, where the tests may give it one.
+        let owner = std::fs::File::open(live.join("owner.lua")).unwrap();
+        // SAFETY: an open descriptor; fails harmlessly unless root.
+        let foreign =
+            unsafe { libc::fchown(std::os::fd::AsRawFd::as_raw_fd(&owner), 65534, 65534) } == 0;
+        let mut expected = vec!["mod_x.lua", "lib/deep.lua"];
+        if !foreign {
+            expected.push("owner.lua");
+        }
+        let before: Vec<(PathBuf, u64, Vec<u8>)> = fsutil::tree_paths(&live)
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.symlink_metadata().unwrap().is_file())
+            .map(|p| {
+                (
+                    p.clone(),
+                    fsutil::inode(&p).unwrap(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect();
+
+        let root = dir.path().join("new");
+        let mut written = vec![];
+        write_tree(&root, &files, Some(&live), &mut written).unwrap();
+        let inode = |p: &Path| std::fs::symlink_metadata(p).unwrap().ino();
+        let mut linked = vec![];
+        for f in &files {
+            let staged = root.join(&f.path);
+            assert!(staged.symlink_metadata().unwrap().is_file(), "{}", f.path);
+            assert_eq!(std::fs::read(&staged).unwrap(), f.data, "{}", f.path);
+            let mode = staged.metadata().unwrap().permissions().mode() & 0o111;
+            assert_eq!(mode != 0, f.executable, "{}", f.path);
+            let from = live.join(&f.path);
+            if from.symlink_metadata().is_ok_and(|m| m.is_file()) && inode(&from) == inode(&staged)
+            {
+                linked.push(f.path.as_str());
+            }
+        }
+        assert_eq!(linked, expected);
+        assert_eq!(
+            written.len(),
+            1 + 1 + files.len(),
+            "the root, lib/ and each file"
+        );
+        for (path, inode, bytes) in before {
+            assert_eq!(fsutil::inode(&path), Some(inode), "{path:?}");
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "{path:?}");
+        }
     }
 }

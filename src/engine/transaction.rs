@@ -3,7 +3,8 @@
 //!
 //! 1. the new files are written to `modules_dir/.modman-staging/<id>/new`
 //!    (same file system as the live directories, so renames are atomic;
-//!    Prosody never looks at dot-directories; see [`super::stage`]);
+//!    Prosody never looks at dot-directories; see [`super::stage`]), a
+//!    file the copy in place holds byte for byte linked from it;
 //! 2. a journal with each module's record before and after, and the
 //!    inode of each new copy, is written, and one barrier makes the
 //!    stage, the journal and the new state durable together
@@ -121,7 +122,12 @@ pub(super) fn apply(
         // and the backup's manifest are serialized meanwhile: for an
         // update of 250 modules, half a millisecond or more that no
         // longer follows the stage.
-        let (written, serialized) = meta.stage.complete(&changes, || {
+        // Each module's copy in place now, whose unchanged files the
+        // stage links rather than writes again.
+        let live: Vec<Option<PathBuf>> = (transaction.changes.iter())
+            .map(|change| Some(paths.live(&change.name, change.before.as_ref()?)))
+            .collect();
+        let (written, serialized) = meta.stage.complete(&changes, &live, || {
             let manifest = match backup {
                 Backup::Keep => Some(backups::manifest(&transaction)?),
                 Backup::Discard => None,
@@ -672,5 +678,56 @@ mod tests {
         assert_eq!(journal.staged, None);
         undo(&paths, &journal).unwrap();
         assert_eq!(on_disk(&paths), before);
+    }
+
+    /// A file an update leaves the same is linked, not written: the new
+    /// copy and the backup share it. A rollback of that update (its undo)
+    /// gives back the old copy whole, and drops the backup.
+    #[test]
+    fn a_file_an_update_keeps_is_shared_with_its_backup_and_undone_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = paths(dir.path());
+        let with_readme = |version: &str| {
+            let mut prepared = copy("alpha", version);
+            let (record, files) = prepared.after.as_mut().unwrap();
+            files.push(ArchiveFile {
+                path: "README.markdown".into(),
+                data: b"The same in every version.\n".to_vec(),
+                executable: false,
+            });
+            record.files.push("README.markdown".into());
+            prepared
+        };
+        let faults = Faults::default();
+        made(
+            &paths,
+            Installed::default(),
+            vec![with_readme("1")],
+            &faults,
+        )
+        .unwrap();
+        let before = on_disk(&paths);
+        let installed = Installed::load(&paths.state_dir).unwrap();
+        let update = made(&paths, installed, vec![with_readme("2")], &faults).unwrap();
+        let live = paths.modules_dir.join("mod_alpha");
+        let backup = paths.backups.join(&update.id).join("mod_alpha");
+        let inode = |dir: &Path, file: &str| fsutil::inode(&dir.join(file)).unwrap();
+        assert_eq!(
+            inode(&live, "README.markdown"),
+            inode(&backup, "README.markdown")
+        );
+        assert_ne!(
+            inode(&live, "mod_alpha.lua"),
+            inode(&backup, "mod_alpha.lua")
+        );
+        let lua = std::fs::read_to_string(live.join("mod_alpha.lua")).unwrap();
+        assert_eq!(lua, "-- alpha 2\n");
+
+        let installed = Installed::load(&paths.state_dir).unwrap();
+        unapply(&paths, installed, &update, "test", &faults).unwrap();
+        let (files, state) = on_disk(&paths);
+        assert_eq!(files, before.0);
+        assert_eq!(state.modules["alpha"].version, "1");
+        assert!(!paths.backups.join(&update.id).exists());
     }
 }
