@@ -39,6 +39,31 @@ static FREE_WHEN_TRIMMED: std::sync::atomic::AtomicUsize = std::sync::atomic::At
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIM_AFTER: usize = 256 * 1024;
 
+/// Changes under way (see [`during_a_change`]).
+static CHANGES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Held while a change runs: no free pages are handed back meanwhile.
+/// A change allocates and frees megabytes (archives, the stage, the
+/// state) while its threads wait on the disk and on Prosody, and each
+/// such wait parks a runtime thread: the pages handed back there
+/// (`madvise`) were faulted in again moments later by the same change,
+/// both on its path (an update of 250 modules, `perf`, 2026-12-07). The
+/// first idle thread after the change hands them back.
+#[must_use]
+pub struct ChangeInProgress(());
+
+/// See [`ChangeInProgress`].
+pub fn during_a_change() -> ChangeInProgress {
+    CHANGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ChangeInProgress(())
+}
+
+impl Drop for ChangeInProgress {
+    fn drop(&mut self) {
+        CHANGES.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Run as a runtime thread goes idle: hands the heap's free pages back
 /// to the system once at least [`TRIM_AFTER`] more bytes lie free than
 /// the last time. free() returns only the top of the heap; what a
@@ -51,6 +76,9 @@ pub fn on_idle() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use std::sync::atomic::Ordering;
+        if CHANGES.load(Ordering::Relaxed) > 0 {
+            return;
+        }
         // SAFETY: mallinfo2 only reads the allocator's own counts, under
         // its lock.
         let free = unsafe { libc::mallinfo2() }.fordblks;

@@ -168,6 +168,7 @@ pub struct ChangeGuard<'a> {
     engine: &'a Engine,
     _in_process: tokio::sync::MutexGuard<'a, ()>,
     _across_processes: std::fs::File,
+    _no_trims: crate::allocator::ChangeInProgress,
     /// The state as it was when the lock was taken.
     pub installed: Installed,
     /// The session with the running Prosody that the change was planned
@@ -462,6 +463,7 @@ impl Engine {
             engine: self,
             _in_process: in_process,
             _across_processes: file,
+            _no_trims: crate::allocator::during_a_change(),
             installed,
             live: None,
             loaded_ahead: None,
