@@ -5,6 +5,25 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// [`each`] of items it takes: each is handed to `work` by value, so
+/// what it holds is freed on the worker that was done with it, while the
+/// others go on, rather than all at once on the caller's thread after.
+pub fn each_owned<T: Send, R: Send>(
+    items: Vec<T>,
+    workers: usize,
+    work: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    use std::sync::{Mutex, PoisonError};
+    let slots: Vec<Mutex<Option<T>>> = items
+        .into_iter()
+        .map(|item| Mutex::new(Some(item)))
+        .collect();
+    each(&slots, workers, |slot| {
+        let item = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        work(item.expect("each slot is taken by one worker"))
+    })
+}
+
 /// `work` done on every item of `items` from at most `workers` threads,
 /// the results in the items' order. Each thread takes the next item as
 /// it finishes one, so a large item does not hold the rest back. Every
@@ -72,6 +91,35 @@ mod tests {
             assert_eq!(calls.load(Ordering::Relaxed), items.len(), "{workers}");
         }
         assert!(each(&[] as &[u8], 4, |_| ()).is_empty());
+    }
+
+    /// Each item is handed over once, by value, and freed by the worker
+    /// that took it: none is left for the caller to free afterwards.
+    #[test]
+    fn items_taken_are_worked_once_and_freed_by_their_workers() {
+        struct Counted<'a>(usize, &'a AtomicUsize);
+        impl Drop for Counted<'_> {
+            fn drop(&mut self) {
+                self.1.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let dropped = AtomicUsize::new(0);
+        for workers in [1, 4] {
+            dropped.store(0, Ordering::Relaxed);
+            let items: Vec<Counted<'_>> = (0..100).map(|i| Counted(i, &dropped)).collect();
+            let doubled = each_owned(items, workers, |item| {
+                let before = dropped.load(Ordering::Relaxed);
+                (item.0 * 2, before)
+            });
+            assert_eq!(dropped.load(Ordering::Relaxed), 100, "{workers}");
+            let values: Vec<usize> = doubled.iter().map(|(value, _)| *value).collect();
+            assert_eq!(values, (0..100).map(|i| i * 2).collect::<Vec<_>>());
+            // One worker frees each item before it takes the next.
+            if workers == 1 {
+                let seen: Vec<usize> = doubled.iter().map(|(_, before)| *before).collect();
+                assert_eq!(seen, (0..100).collect::<Vec<_>>());
+            }
+        }
     }
 
     #[test]

@@ -28,6 +28,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use super::admin_socket::ModuleAction;
 use super::faults::Step;
@@ -126,7 +127,7 @@ enum Done {
     /// The managed config was written; this was the text before.
     Config(ManagedConfig),
     Unloaded(Placement),
-    Files(Transaction),
+    Files(Arc<Transaction>),
     /// Modules were loaded; this was what was loaded before.
     Loaded(LoadedMap),
     /// A reload of new files or options was attempted here.
@@ -267,7 +268,7 @@ struct Run<'g, 'e> {
     /// Modules and hosts the history line names.
     modules: Vec<String>,
     hosts: BTreeSet<String>,
-    transaction: Option<Transaction>,
+    transaction: Option<Arc<Transaction>>,
     /// The change journal, once the first step is about to start.
     journal: Option<ChangeJournal>,
     /// Why modman makes this change on its own, for the history.
@@ -734,7 +735,7 @@ impl Run<'_, '_> {
             transaction: id.clone(),
         })?;
         let durable_with = ChangeJournal::durable_paths(&paths);
-        let transaction = tokio::task::spawn_blocking(move || {
+        let committed = tokio::task::spawn_blocking(move || {
             let stage = Stage::open(&paths.staging, id, files.len())
                 .map_err(io("cannot stage the change in", &paths.staging))?;
             let meta = Meta {
@@ -750,7 +751,10 @@ impl Run<'_, '_> {
         if let Some(journal) = &mut self.journal {
             journal.synced();
         }
-        self.guard.installed = engine.installed()?;
+        // As committed: no need to read it back.
+        let (transaction, installed) = committed;
+        self.guard.installed = installed;
+        let transaction = Arc::new(transaction);
         self.transaction = Some(transaction.clone());
         self.done.push(Done::Files(transaction));
         Ok(())

@@ -117,7 +117,7 @@ impl Stage {
     /// [`link_unchanged`]).
     pub(super) fn complete<R: Send>(
         &mut self,
-        changes: &[Prepared],
+        changes: Vec<Prepared>,
         live: &[Option<PathBuf>],
         beside: impl FnOnce() -> R + Send,
     ) -> std::io::Result<(Written, R)> {
@@ -161,57 +161,57 @@ impl Drop for Stage {
 /// and runs `beside` (see [`Stage::complete`]).
 fn write_stage<R: Send>(
     new: &Path,
-    changes: &[Prepared],
+    changes: Vec<Prepared>,
     live: &[Option<PathBuf>],
     written: &mut Written,
     beside: impl FnOnce() -> R + Send,
 ) -> std::io::Result<R> {
-    let trees: Vec<Tree<'_>> = changes
+    let live = live
         .iter()
-        .zip(
-            live.iter()
-                .map(Option::as_deref)
-                .chain(std::iter::repeat(None)),
-        )
+        .map(Option::as_deref)
+        .chain(std::iter::repeat(None));
+    let trees: Vec<Tree<'_>> = (changes.into_iter().zip(live))
         .filter_map(|(prepared, live)| {
-            let (_, files) = prepared.after.as_ref()?;
+            let (_, files) = prepared.after?;
             Some(Tree {
-                name: &prepared.name,
                 root: new.join(format!("mod_{}", prepared.name)),
+                name: prepared.name,
                 files,
                 live,
             })
         })
         .collect();
-    let write = |tree: &Tree<'_>| {
+    let write = |tree: Tree<'_>| {
         let mut mine = Vec::new();
-        write_tree(&tree.root, tree.files, tree.live, &mut mine).map(|inode| (inode, mine))
+        let inode = write_tree(&tree.root, &tree.files, tree.live, &mut mine);
+        inode.map(|inode| (tree.name, inode, mine))
     };
     let (staged, beside) = match trees.len() < STAGE_IN_PARALLEL_FROM {
-        true => (crate::parallel::each(&trees, 1, write), beside()),
+        true => (crate::parallel::each_owned(trees, 1, write), beside()),
         false => std::thread::scope(|scope| {
             let beside = scope.spawn(beside);
-            let staged = crate::parallel::each(&trees, STAGE_THREADS, write);
+            let staged = crate::parallel::each_owned(trees, STAGE_THREADS, write);
             let beside = beside
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (staged, beside)
         }),
     };
-    for (tree, mine) in trees.iter().zip(staged) {
-        let (inode, paths) = mine?;
-        written.copies.insert(tree.name.to_owned(), inode);
+    for mine in staged {
+        let (name, inode, paths) = mine?;
+        written.copies.insert(name, inode);
         written.paths.extend(paths);
     }
     Ok(beside)
 }
 
-/// One module's new copy, as [`write_stage`] hands it to a writer.
+/// One module's new copy, as [`write_stage`] hands it to a writer, which
+/// frees its files once written, while the other writers go on.
 struct Tree<'a> {
-    name: &'a str,
+    name: String,
     /// `new/mod_x`.
     root: PathBuf,
-    files: &'a [ArchiveFile],
+    files: Vec<ArchiveFile>,
     /// The directory of the copy in place now, if there is one.
     live: Option<&'a Path>,
 }
@@ -455,20 +455,22 @@ mod tests {
         let new = dir.path().join("new");
         std::fs::create_dir(&new).unwrap();
         let count = 3 * STAGE_IN_PARALLEL_FROM;
-        let changes: Vec<Prepared> = (0..count)
-            .map(|i| match i % 7 {
-                3 => Prepared {
-                    name: format!("m{i}"),
-                    after: None,
-                },
-                _ => module(i),
-            })
-            .collect();
+        let changes = || -> Vec<Prepared> {
+            (0..count)
+                .map(|i| match i % 7 {
+                    3 => Prepared {
+                        name: format!("m{i}"),
+                        after: None,
+                    },
+                    _ => module(i),
+                })
+                .collect()
+        };
         let mut written = nothing_written();
         let beside = std::sync::atomic::AtomicUsize::new(0);
         let ran = || beside.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         assert_eq!(
-            write_stage(&new, &changes, &[], &mut written, ran).unwrap(),
+            write_stage(&new, changes(), &[], &mut written, ran).unwrap(),
             1
         );
         assert_eq!(beside.into_inner(), 1, "beside ran once");
@@ -478,10 +480,10 @@ mod tests {
         walked.retain(|p| *p != new);
         walked.sort();
         assert_eq!(paths, walked, "every path once, none missed");
-        let staged = changes.iter().filter(|c| c.after.is_some()).count();
+        let staged = changes().iter().filter(|c| c.after.is_some()).count();
         assert_eq!(paths.len(), staged * 4, "a root, lib/ and two files each");
         assert_eq!(written.copies.len(), staged);
-        for (i, change) in changes.iter().enumerate() {
+        for (i, change) in changes().iter().enumerate() {
             let root = new.join(format!("mod_m{i}"));
             assert_eq!(root.exists(), change.after.is_some(), "{i}");
             if change.after.is_some() {
@@ -495,7 +497,7 @@ mod tests {
             }
         }
         // A module staged twice fails the stage rather than mixing copies.
-        let again = write_stage(&new, &changes, &[], &mut nothing_written(), || ());
+        let again = write_stage(&new, changes(), &[], &mut nothing_written(), || ());
         assert_eq!(again.unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
     }
 
@@ -508,7 +510,7 @@ mod tests {
         let staging = dir.path().join(".modman-staging");
         let changes: Vec<Prepared> = (0..40).map(module).collect();
         let mut stage = Stage::open(&staging, "t1".into(), 40).unwrap();
-        let (written, beside) = stage.complete(&changes, &[], || "beside").unwrap();
+        let (written, beside) = stage.complete(changes, &[], || "beside").unwrap();
         assert_eq!(beside, "beside");
         let mut durable = written.paths;
         durable.sort();

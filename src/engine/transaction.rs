@@ -61,8 +61,9 @@ pub struct Meta<'a> {
 }
 
 /// Applies `changes` as one transaction over `installed` (the state as
-/// committed). On failure everything is as before, or, if even the undo
-/// failed, the journal stays and the error says so.
+/// committed), and returns it with the state it committed. On failure
+/// everything is as before, or, if even the undo failed, the journal
+/// stays and the error says so.
 pub(super) fn apply(
     paths: &Paths,
     installed: Installed,
@@ -70,7 +71,7 @@ pub(super) fn apply(
     changes: Vec<Prepared>,
     backup: Backup,
     faults: &Faults,
-) -> Result<Transaction, EngineError> {
+) -> Result<(Transaction, Installed), EngineError> {
     let id = meta.stage.id().to_owned();
     let stage = meta.stage.dir().to_owned();
     let transaction = Transaction {
@@ -107,7 +108,6 @@ pub(super) fn apply(
         }
     }
 
-    let before = installed.clone();
     let mut after = installed;
     for change in &transaction.changes {
         match &change.after {
@@ -127,7 +127,7 @@ pub(super) fn apply(
         let live: Vec<Option<PathBuf>> = (transaction.changes.iter())
             .map(|change| Some(paths.live(&change.name, change.before.as_ref()?)))
             .collect();
-        let (written, serialized) = meta.stage.complete(&changes, &live, || {
+        let (written, serialized) = meta.stage.complete(changes, &live, || {
             let manifest = match backup {
                 Backup::Keep => Some(backups::manifest(&transaction)?),
                 Backup::Discard => None,
@@ -137,10 +137,7 @@ pub(super) fn apply(
         let (manifest, state) = serialized?;
         let mut durable = written.paths;
         let new = stage.join("new");
-        let journal = Journal {
-            staged: Some(written.copies),
-            transaction: transaction.clone(),
-        };
+        let staged = written.copies;
         if let Some(manifest) = manifest {
             // The backup's manifest, made durable by the barrier below:
             // `new/`, holding the old copies once the swap is done,
@@ -149,6 +146,7 @@ pub(super) fn apply(
             std::fs::write(&path, manifest)?;
             durable.push(path);
         }
+        let journal = Journal::of(&transaction, &staged);
         let bytes = serde_json::to_vec_pretty(&journal).map_err(std::io::Error::other)?;
         let pending = fsutil::write_pending(&paths.journal, &bytes)?;
         let state = Installed::pending(&paths.state_dir, &state)?;
@@ -160,9 +158,9 @@ pub(super) fn apply(
         fsutil::sync_together(&durable)?;
         pending.commit()?;
         tracing::debug!("transaction {id}: staged and durable");
-        Ok((state, journal))
+        Ok((state, staged))
     })();
-    let (state, journal) = match staged {
+    let (state, staged) = match staged {
         Ok(staged) => staged,
         Err(e) => {
             let _ = fsutil::remove_dir_if_present(&stage);
@@ -179,7 +177,20 @@ pub(super) fn apply(
     if let Err(e) = swapped {
         // The state file may or may not have been replaced: put back the
         // records that match the files undo restores.
-        let outcome = undo(paths, &journal).and_then(|()| before.save(&paths.state_dir));
+        let journal = Journal {
+            transaction: transaction.clone(),
+            staged: Some(staged),
+        };
+        let outcome = undo(paths, &journal).and_then(|()| {
+            let mut before = after;
+            for change in &transaction.changes {
+                match &change.before {
+                    Some(record) => before.modules.insert(change.name.clone(), record.clone()),
+                    None => before.modules.remove(&change.name),
+                };
+            }
+            before.save(&paths.state_dir)
+        });
         return Err(match outcome {
             Ok(()) => io("cannot swap the module into", &paths.modules_dir)(e),
             Err(undo_error) => EngineError::Stuck(format!(
@@ -192,7 +203,7 @@ pub(super) fn apply(
         "the files are in place, but the backup cannot be finished in",
         &paths.state_dir,
     ))?;
-    Ok(transaction)
+    Ok((transaction, after))
 }
 
 /// Undoes a committed `transaction` from its backup, keeping no backup of
@@ -371,6 +382,26 @@ pub(super) struct Journal {
     pub staged: Option<BTreeMap<String, u64>>,
 }
 
+/// A [`Journal`] as written, borrowing what it records: an update of 250
+/// modules would otherwise copy its transaction (every record before and
+/// after) only to write it, and free the copy on the change's path.
+#[derive(Serialize)]
+pub(super) struct JournalOf<'a> {
+    #[serde(flatten)]
+    transaction: &'a Transaction,
+    staged: &'a BTreeMap<String, u64>,
+}
+
+impl Journal {
+    /// The journal of `transaction`, staged as `staged`, to write.
+    fn of<'a>(transaction: &'a Transaction, staged: &'a BTreeMap<String, u64>) -> JournalOf<'a> {
+        JournalOf {
+            transaction,
+            staged,
+        }
+    }
+}
+
 /// Step 5: backup (when kept), clean up. Safe to run again after a crash
 /// inside it.
 pub(super) fn finish(
@@ -459,6 +490,7 @@ mod tests {
         faults: &Faults,
     ) -> Result<Transaction, EngineError> {
         apply(paths, installed, meta(paths), change, Backup::Keep, faults)
+            .map(|(transaction, _)| transaction)
     }
 
     fn meta(paths: &Paths) -> Meta<'static> {
