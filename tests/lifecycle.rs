@@ -169,6 +169,27 @@ fn an_admin_installs_updates_rolls_back_and_removes_over_xmpp() {
         snapshot(&modules.join("mod_firewall")),
         snapshot(&repository.corpus("mod_firewall"))
     );
+    // Each file the new version left the same is the backup's own,
+    // linked rather than written again; the changed one was written.
+    use std::os::unix::fs::MetadataExt;
+    let kept = std::fs::read_dir(state.join("backups"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .max()
+        .unwrap()
+        .join("mod_firewall");
+    let shared: Vec<(PathBuf, bool)> = snapshot(&modules.join("mod_firewall"))
+        .into_keys()
+        .map(|file| {
+            let inode = |dir: &Path| std::fs::metadata(dir.join(&file)).unwrap().ino();
+            let same = inode(&modules.join("mod_firewall")) == inode(&kept);
+            (file, same)
+        })
+        .collect();
+    assert!(shared.len() > 1, "{shared:?}");
+    for (file, same) in &shared {
+        assert_eq!(*same, file != Path::new("mod_firewall.lua"), "{shared:?}");
+    }
 
     // Rollback puts back the old files byte for byte.
     let rollback = admin.run_steps(
