@@ -111,14 +111,13 @@ impl Stage {
     /// small one, on this thread. From here on, the transaction removes
     /// the stage or its journal needs it.
     ///
-    /// `live` holds, beside each change, the directory of the module's
-    /// copy in place now, if it has one: a file of it that is exactly
-    /// what would be written is linked into the stage instead (see
-    /// [`link_unchanged`]).
+    /// `live` holds, by module name, the directory of each module's copy
+    /// in place now: a file of it that is exactly what would be written
+    /// is linked into the stage instead (see [`link_unchanged`]).
     pub(super) fn complete<R: Send>(
         &mut self,
         changes: Vec<Prepared>,
-        live: &[Option<PathBuf>],
+        live: &BTreeMap<String, PathBuf>,
         beside: impl FnOnce() -> R + Send,
     ) -> std::io::Result<(Written, R)> {
         self.taken = true;
@@ -162,22 +161,19 @@ impl Drop for Stage {
 fn write_stage<R: Send>(
     new: &Path,
     changes: Vec<Prepared>,
-    live: &[Option<PathBuf>],
+    live: &BTreeMap<String, PathBuf>,
     written: &mut Written,
     beside: impl FnOnce() -> R + Send,
 ) -> std::io::Result<R> {
-    let live = live
-        .iter()
-        .map(Option::as_deref)
-        .chain(std::iter::repeat(None));
-    let trees: Vec<Tree<'_>> = (changes.into_iter().zip(live))
-        .filter_map(|(prepared, live)| {
+    let trees: Vec<Tree<'_>> = changes
+        .into_iter()
+        .filter_map(|prepared| {
             let (_, files) = prepared.after?;
             Some(Tree {
                 root: new.join(format!("mod_{}", prepared.name)),
+                live: live.get(&prepared.name).map(PathBuf::as_path),
                 name: prepared.name,
                 files,
-                live,
             })
         })
         .collect();
@@ -470,7 +466,7 @@ mod tests {
         let beside = std::sync::atomic::AtomicUsize::new(0);
         let ran = || beside.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         assert_eq!(
-            write_stage(&new, changes(), &[], &mut written, ran).unwrap(),
+            write_stage(&new, changes(), &BTreeMap::new(), &mut written, ran).unwrap(),
             1
         );
         assert_eq!(beside.into_inner(), 1, "beside ran once");
@@ -497,7 +493,13 @@ mod tests {
             }
         }
         // A module staged twice fails the stage rather than mixing copies.
-        let again = write_stage(&new, changes(), &[], &mut nothing_written(), || ());
+        let again = write_stage(
+            &new,
+            changes(),
+            &BTreeMap::new(),
+            &mut nothing_written(),
+            || (),
+        );
         assert_eq!(again.unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
     }
 
@@ -510,7 +512,9 @@ mod tests {
         let staging = dir.path().join(".modman-staging");
         let changes: Vec<Prepared> = (0..40).map(module).collect();
         let mut stage = Stage::open(&staging, "t1".into(), 40).unwrap();
-        let (written, beside) = stage.complete(changes, &[], || "beside").unwrap();
+        let (written, beside) = stage
+            .complete(changes, &BTreeMap::new(), || "beside")
+            .unwrap();
         assert_eq!(beside, "beside");
         let mut durable = written.paths;
         durable.sort();

@@ -124,8 +124,11 @@ pub(super) fn apply(
         // longer follows the stage.
         // Each module's copy in place now, whose unchanged files the
         // stage links rather than writes again.
-        let live: Vec<Option<PathBuf>> = (transaction.changes.iter())
-            .map(|change| Some(paths.live(&change.name, change.before.as_ref()?)))
+        let live: BTreeMap<String, PathBuf> = (transaction.changes.iter())
+            .filter_map(|change| {
+                let before = change.before.as_ref()?;
+                Some((change.name.clone(), paths.live(&change.name, before)))
+            })
             .collect();
         let (written, serialized) = meta.stage.complete(changes, &live, || {
             let manifest = match backup {
