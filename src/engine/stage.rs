@@ -226,7 +226,7 @@ fn write_tree(
     written: &mut Vec<PathBuf>,
 ) -> std::io::Result<u64> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     std::fs::create_dir(root)?;
     let made_as = std::fs::symlink_metadata(root)?;
     written.push(root.to_owned());
@@ -260,7 +260,7 @@ fn write_tree(
         }
         written.push(path);
     }
-    Ok(std::os::unix::fs::MetadataExt::ino(&made_as))
+    Ok(made_as.ino())
 }
 
 /// The mode a staged file is created with, before the umask.

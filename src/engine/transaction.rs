@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use super::faults::{Faults, Step};
 use super::manifest::{Prepared, RecordChange, Transaction};
 use super::stage::Stage;
-use super::state::Installed;
+use super::state::{Installed, InstalledModule};
 use super::{backups, io, EngineError, Paths};
 use crate::fsutil;
 
@@ -108,13 +108,7 @@ pub(super) fn apply(
         }
     }
 
-    let mut after = installed;
-    for change in &transaction.changes {
-        match &change.after {
-            Some(record) => after.modules.insert(change.name.clone(), record.clone()),
-            None => after.modules.remove(&change.name),
-        };
-    }
+    let after = with_records(installed, &transaction.changes, |c| c.after.as_ref());
     let staged = (|| {
         // What the barrier makes durable, as it is written: walking the
         // stage again afterwards would cost a stat and a directory read
@@ -185,13 +179,7 @@ pub(super) fn apply(
             staged: Some(staged),
         };
         let outcome = undo(paths, &journal).and_then(|()| {
-            let mut before = after;
-            for change in &transaction.changes {
-                match &change.before {
-                    Some(record) => before.modules.insert(change.name.clone(), record.clone()),
-                    None => before.modules.remove(&change.name),
-                };
-            }
+            let before = with_records(after, &transaction.changes, |c| c.before.as_ref());
             before.save(&paths.state_dir)
         });
         return Err(match outcome {
@@ -207,6 +195,23 @@ pub(super) fn apply(
         &paths.state_dir,
     ))?;
     Ok((transaction, after))
+}
+
+/// `state` with each module `changes` names set to its record on one
+/// side of its change (`side`: before or after), or gone where that side
+/// has none.
+fn with_records(
+    mut state: Installed,
+    changes: &[RecordChange],
+    side: impl Fn(&RecordChange) -> Option<&InstalledModule>,
+) -> Installed {
+    for change in changes {
+        match side(change) {
+            Some(record) => state.modules.insert(change.name.clone(), record.clone()),
+            None => state.modules.remove(&change.name),
+        };
+    }
+    state
 }
 
 /// Undoes a committed `transaction` from its backup, keeping no backup of
