@@ -26,7 +26,7 @@
 //! so a change that modman cannot finish (killed, crashed, or still
 //! running when a stop's grace ran out) is undone at the next start.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -612,11 +612,12 @@ impl Run<'_, '_> {
             Err(e) => return Err(io("cannot read the managed config", config_path)(e)),
         };
         let state_dir = &engine.paths.state_dir;
+        // By name: an update of every module looks each one up.
+        let files: BTreeMap<&str, &Prepared> = files.iter().map(|p| (p.name.as_str(), p)).collect();
         let version = |module: &str| {
             let before = self.guard.installed.modules.get(module);
             let after = files
-                .iter()
-                .find(|p| p.name == module)
+                .get(module)
                 .map(|p| p.after.as_ref().map(|(record, _)| record));
             audit::ModuleChange {
                 module: module.to_owned(),
@@ -981,18 +982,16 @@ fn named_modules(
     enable: &[Placement],
     settings: &[Setting],
 ) -> Vec<String> {
-    let mut named: Vec<String> = Vec::new();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
     let names = files
         .iter()
         .map(|p| &p.name)
         .chain(disable.iter().chain(enable).map(|p| &p.module))
         .chain(settings.iter().map(|s| &s.module));
-    for name in names {
-        if !named.contains(name) {
-            named.push(name.clone());
-        }
-    }
-    named
+    names
+        .filter(|name| seen.insert(name.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// The placements of `enable` not loaded in `loaded`: those to load.
