@@ -262,21 +262,28 @@ fn swap_in(paths: &Paths, transaction: &Transaction, faults: &Faults) -> std::io
     for change in &transaction.changes {
         let live = paths.live(&change.name, change.record());
         let held = stage.join("new").join(format!("mod_{}", change.name));
-        match (change.after.is_some(), live.exists()) {
-            (true, true) => match faults.exchange(&held, &live) {
-                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
-                    let aside = stage.join("aside");
-                    std::fs::create_dir_all(&aside)?;
-                    let aside = aside.join(format!("mod_{}", change.name));
-                    std::fs::rename(&live, &aside)?;
-                    std::fs::rename(&held, &live)?;
-                    std::fs::rename(&aside, &held)?;
+        // Exchanged without a look first (a stat per module, on the one
+        // thread of the swap): the exchange says when nothing is there.
+        match change.after.is_some() {
+            true => match faults.exchange(&held, &live) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::rename(&held, &live)?
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => match live.exists() {
+                    true => {
+                        let aside = stage.join("aside");
+                        std::fs::create_dir_all(&aside)?;
+                        let aside = aside.join(format!("mod_{}", change.name));
+                        std::fs::rename(&live, &aside)?;
+                        std::fs::rename(&held, &live)?;
+                        std::fs::rename(&aside, &held)?;
+                    }
+                    false => std::fs::rename(&held, &live)?,
+                },
                 other => other?,
             },
-            (true, false) => std::fs::rename(&held, &live)?,
-            (false, true) => std::fs::rename(&live, &held)?,
-            (false, false) => {}
+            false if live.exists() => std::fs::rename(&live, &held)?,
+            false => {}
         }
         faults.check(Step::Swap)?;
     }
