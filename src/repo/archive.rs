@@ -383,11 +383,14 @@ pub fn read(bytes: &[u8], name: &str) -> Result<Vec<ArchiveFile>, ArchiveError> 
 const INFLATED_WHOLE_UP_TO: u32 = 1024 * 1024;
 
 /// The size a gzip stream's trailer says it inflates to, modulo 2^32
-/// (RFC 1952), if `gz` begins as one.
+/// (RFC 1952), if `gz` begins with gzip's magic and holds at least its
+/// 10-byte header and 8-byte trailer.
 fn gzip_size(gz: &[u8]) -> Option<u32> {
-    let trailer = gz.get(gz.len().checked_sub(4)?..)?;
-    (gz.starts_with(&[0x1f, 0x8b]) && gz.len() >= 18)
-        .then(|| u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]))
+    if gz.len() < 18 || !gz.starts_with(&HEADER[..2]) {
+        return None;
+    }
+    let trailer: [u8; 4] = gz[gz.len() - 4..].try_into().ok()?;
+    Some(u32::from_le_bytes(trailer))
 }
 
 /// The tar stream of the gzip archive `gz`, inflated in one call into
