@@ -28,16 +28,32 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-fn time(mut f: impl FnMut()) -> Duration {
-    median(
-        (0..RUNS)
-            .map(|_| {
-                let start = Instant::now();
-                f();
-                start.elapsed()
-            })
-            .collect(),
-    )
+/// Medians of `RUNS` runs each of `modman` and of `baseline`, taken in
+/// turns (the order swapped every run): on this shared machine the speed
+/// of the disk and of the CPU drifts over a minute (writeback of a build
+/// before, reclaim of its page cache), and five runs of one then five of
+/// the other measured the drift as much as the ratio (1.29x in a whole
+/// run right after its rebuild, 1.00x alone minutes later).
+fn paired(mut modman: impl FnMut(), mut baseline: impl FnMut()) -> (Duration, Duration) {
+    let timed = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        start.elapsed()
+    };
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        match run % 2 {
+            0 => {
+                ours.push(timed(&mut modman));
+                theirs.push(timed(&mut baseline));
+            }
+            _ => {
+                theirs.push(timed(&mut baseline));
+                ours.push(timed(&mut modman));
+            }
+        }
+    }
+    (median(ours), median(theirs))
 }
 
 struct Row {
@@ -116,25 +132,27 @@ fn main() {
         if !fresh {
             build_into(&out);
         }
-        let modman = time(|| {
-            runs += 1;
-            match fresh {
-                true => build_into(&out.with_extension(runs.to_string())),
-                false => build_into(&out),
-            }
-        });
         let tarball = work.path().join("baseline.tar.gz");
-        let tar = time(|| {
-            let status = Command::new("tar")
-                .arg("czf")
-                .arg(&tarball)
-                .arg("-C")
-                .arg(tree)
-                .arg(".")
-                .status()
-                .unwrap();
-            assert!(status.success());
-        });
+        let (modman, tar) = paired(
+            || {
+                runs += 1;
+                match fresh {
+                    true => build_into(&out.with_extension(runs.to_string())),
+                    false => build_into(&out),
+                }
+            },
+            || {
+                let status = Command::new("tar")
+                    .arg("czf")
+                    .arg(&tarball)
+                    .arg("-C")
+                    .arg(tree)
+                    .arg(".")
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            },
+        );
         rows.push(Row {
             what: format!("repo build, {name}"),
             modules,
