@@ -311,7 +311,7 @@ fn parse_head(bytes: &[u8], size: u64) -> Head {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncBufReadExt;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     fn ok(body: &[u8]) -> Vec<u8> {
@@ -383,6 +383,53 @@ mod tests {
         let expected: Vec<_> = (0..50).map(|n| Answer::Checked(body(n))).collect();
         assert_eq!(answers, expected);
         assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 4);
+    }
+
+    /// Answers of every size, written in pieces that end anywhere (in a
+    /// header, in a body, between two answers), each read whole and in
+    /// order: what is read past one answer is the start of the next.
+    #[tokio::test]
+    async fn answers_split_anywhere_across_reads_are_each_read_whole() {
+        let sizes = [1, 70_000, 13, 4096, 200_000, 2, 65_536, 999];
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let bodies: Vec<Vec<u8>> = (0..sizes.len())
+            .map(|n| (0..sizes[n]).map(|k| (k * 31 + n) as u8).collect())
+            .collect();
+        let all: Vec<u8> = bodies.iter().flat_map(|body| ok(body)).collect();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut at = 0;
+            for piece in [3, 40, 70_001, 17, 1, 150_000].iter().cycle() {
+                let to = (at + piece).min(all.len());
+                stream.write_all(&all[at..to]).await.unwrap();
+                stream.flush().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                at = to;
+                if at == all.len() {
+                    break;
+                }
+            }
+            // Open until the client is done: its requests read, not left
+            // unread, whose close would reset the connection.
+            let mut requests = [0; 4096];
+            while matches!(stream.read(&mut requests).await, Ok(read) if read > 0) {}
+        });
+        let requests = (0..sizes.len())
+            .map(|n| Request {
+                url: base.join(&n.to_string()).unwrap(),
+                size: sizes[n] as u64,
+            })
+            .collect();
+        let check = Arc::new(|_, body: Vec<u8>| body);
+        let answers = fetch(requests, 1, Duration::from_secs(5), "modman/test", check).await;
+        assert_eq!(answers.len(), bodies.len());
+        for (n, (answer, body)) in answers.iter().zip(&bodies).enumerate() {
+            match answer {
+                Answer::Checked(read) => assert!(read == body, "answer {n}: {} bytes", read.len()),
+                other => panic!("answer {n}: {other:?}"),
+            }
+        }
     }
 
     #[tokio::test]
