@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::faults::{Faults, Step};
 use super::manifest::{Prepared, RecordChange, Transaction};
@@ -113,9 +113,9 @@ pub(super) fn apply(
         // What the barrier makes durable, as it is written: walking the
         // stage again afterwards would cost a stat and a directory read
         // per path (hundreds for an update of every module). The state
-        // and the backup's manifest are serialized meanwhile: for an
-        // update of 250 modules, half a millisecond or more that no
-        // longer follows the stage.
+        // and the transaction (the backup's manifest, and the journal's
+        // bulk) are serialized meanwhile: for an update of 250 modules,
+        // a millisecond or more that no longer follows the stage.
         // Each module's copy in place now, whose unchanged files the
         // stage links rather than writes again.
         let live: BTreeMap<String, PathBuf> = (transaction.changes.iter())
@@ -125,26 +125,21 @@ pub(super) fn apply(
             })
             .collect();
         let (written, serialized) = meta.stage.complete(changes, &live, || {
-            let manifest = match backup {
-                Backup::Keep => Some(backups::manifest(&transaction)?),
-                Backup::Discard => None,
-            };
-            Ok::<_, std::io::Error>((manifest, after.serialized()?))
+            Ok::<_, std::io::Error>((backups::manifest(&transaction)?, after.serialized()?))
         })?;
         let (manifest, state) = serialized?;
         let mut durable = written.paths;
         let new = stage.join("new");
         let staged = written.copies;
-        if let Some(manifest) = manifest {
+        if backup == Backup::Keep {
             // The backup's manifest, made durable by the barrier below:
             // `new/`, holding the old copies once the swap is done,
             // becomes the backup by one rename ([`backups::keep`]).
             let path = new.join(backups::MANIFEST);
-            std::fs::write(&path, manifest)?;
+            std::fs::write(&path, &manifest)?;
             durable.push(path);
         }
-        let journal = Journal::of(&transaction, &staged);
-        let bytes = serde_json::to_vec_pretty(&journal).map_err(std::io::Error::other)?;
+        let bytes = Journal::bytes(manifest, &staged)?;
         let pending = fsutil::write_pending(&paths.journal, &bytes)?;
         let state = Installed::pending(&paths.state_dir, &state)?;
         // One barrier before anything moves: the staged files, this
@@ -389,31 +384,38 @@ fn undo_renamed(change: &RecordChange, module: &Module<'_>) -> std::io::Result<(
 /// staged, by which an undo tells a module swapped from one the swap did
 /// not reach ([`undo_swap`]). A journal without them was written by a
 /// modman that swapped by renames ([`undo_renamed`]).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 pub(super) struct Journal {
     #[serde(flatten)]
     pub transaction: Transaction,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub staged: Option<BTreeMap<String, u64>>,
 }
 
-/// A [`Journal`] as written, borrowing what it records: an update of 250
-/// modules would otherwise copy its transaction (every record before and
-/// after) only to write it, and free the copy on the change's path.
-#[derive(Serialize)]
-pub(super) struct JournalOf<'a> {
-    #[serde(flatten)]
-    transaction: &'a Transaction,
-    staged: &'a BTreeMap<String, u64>,
-}
-
 impl Journal {
-    /// The journal of `transaction`, staged as `staged`, to write.
-    fn of<'a>(transaction: &'a Transaction, staged: &'a BTreeMap<String, u64>) -> JournalOf<'a> {
-        JournalOf {
-            transaction,
-            staged,
+    /// The journal's bytes: those of its transaction, `transaction` (the
+    /// backup's manifest, [`backups::manifest`]: serialized once, beside
+    /// the stage), with the inode of each new copy, known only once the
+    /// stage is written, added as its last field. Serializing the
+    /// journal whole after the stage put every record of an update of
+    /// 250 modules through serde a second time, on the change's path.
+    fn bytes(mut transaction: Vec<u8>, staged: &BTreeMap<String, u64>) -> std::io::Result<Vec<u8>> {
+        let damaged = || std::io::Error::other("the transaction is not serialized as an object");
+        if transaction.pop() != Some(b'}') {
+            return Err(damaged());
         }
+        while transaction.last().is_some_and(u8::is_ascii_whitespace) {
+            transaction.pop();
+        }
+        match transaction.last() {
+            Some(b'{') => {}
+            Some(_) => transaction.push(b','),
+            None => return Err(damaged()),
+        }
+        transaction.extend_from_slice(b"\n  \"staged\": ");
+        serde_json::to_writer(&mut transaction, staged).map_err(std::io::Error::other)?;
+        transaction.extend_from_slice(b"\n}");
+        Ok(transaction)
     }
 }
 
@@ -546,6 +548,40 @@ mod tests {
         let installed = Installed::load(&paths.state_dir).unwrap();
         let change = vec![copy("alpha", "2"), removal("beta"), copy("gamma", "1")];
         (paths, installed, change)
+    }
+
+    /// The journal, its transaction serialized as the backup's manifest
+    /// and the staged inodes added after, reads back as what it records,
+    /// with a map of inodes or an empty one; bytes that are not an
+    /// object are refused, not spliced.
+    #[test]
+    fn a_journal_made_from_the_manifest_reads_back_as_its_transaction_and_inodes() {
+        let transaction = Transaction {
+            id: transaction_id(),
+            time: "2026-12-07T20:00:00Z".into(),
+            actor: "admin@example.org".into(),
+            operation: "update".into(),
+            changes: vec![RecordChange {
+                name: "alpha".into(),
+                before: Some(InstalledModule::for_test("r", "1", 'a')),
+                after: Some(InstalledModule::for_test("r", "2", 'b')),
+            }],
+            settings: vec![],
+        };
+        let inodes = BTreeMap::from([("alpha".to_owned(), 7u64), ("beta".to_owned(), 9)]);
+        for staged in [inodes, BTreeMap::new()] {
+            let manifest = backups::manifest(&transaction).unwrap();
+            let compact = serde_json::to_vec(&transaction).unwrap();
+            for serialized in [manifest, compact] {
+                let bytes = Journal::bytes(serialized, &staged).unwrap();
+                let journal: Journal = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(journal.transaction, transaction);
+                assert_eq!(journal.staged.as_ref(), Some(&staged));
+            }
+        }
+        for not_an_object in [&b"[1]"[..], b"", b"}", b"{\"id\": 1"] {
+            assert!(Journal::bytes(not_an_object.to_vec(), &BTreeMap::new()).is_err());
+        }
     }
 
     /// Cut after any module, by exchanges or by the renames of a file
