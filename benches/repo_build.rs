@@ -29,11 +29,12 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 /// Medians of `RUNS` runs each of `modman` and of `baseline`, taken in
-/// turns (the order swapped every run): on this shared machine the speed
-/// of the disk and of the CPU drifts over a minute (writeback of a build
-/// before, reclaim of its page cache), and five runs of one then five of
-/// the other measured the drift as much as the ratio (1.29x in a whole
-/// run right after its rebuild, 1.00x alone minutes later).
+/// turns (the order swapped every run), so that a disk or CPU slower for
+/// a while slows both: five runs of one then five of the other measured
+/// that while as much as the ratio. In two probes back to back, minutes
+/// after large deletions (see disk::settle), modman's first builds took
+/// 266 to 457 ms in turns and 591 to 726 five in a row, `tar czf` 169 to
+/// 228 either way.
 fn paired(mut modman: impl FnMut(), mut baseline: impl FnMut()) -> (Duration, Duration) {
     let timed = |f: &mut dyn FnMut()| {
         let start = Instant::now();
