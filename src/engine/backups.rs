@@ -68,8 +68,7 @@ pub(super) fn keep_record(paths: &Paths, transaction: &Transaction) -> std::io::
     let dir = paths.backups.join(&transaction.id);
     std::fs::create_dir(&dir)?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-    let manifest = serde_json::to_vec_pretty(transaction).map_err(std::io::Error::other)?;
-    fsutil::atomic_write(&dir.join(MANIFEST), &manifest)?;
+    fsutil::atomic_write(&dir.join(MANIFEST), &manifest(transaction)?)?;
     std::fs::set_permissions(dir.join(MANIFEST), std::fs::Permissions::from_mode(0o600))?;
     fsutil::sync_dir(&paths.backups)?;
     prune(paths)
