@@ -234,6 +234,8 @@ impl ChangeGuard<'_> {
             Err(e) => Err(e),
         };
         run.guard.engine.loaded.forget().await;
+        // Done or undone, it may have taken the stage made ahead.
+        run.guard.engine.changed.notify_one();
         match result {
             Ok(()) => {
                 run.close();
@@ -737,7 +739,7 @@ impl Run<'_, '_> {
         })?;
         let durable_with = ChangeJournal::durable_paths(&paths);
         let committed = tokio::task::spawn_blocking(move || {
-            let stage = Stage::open(&paths.staging, id, files.len())
+            let stage = Stage::open(&paths.staging, id, &files)
                 .map_err(io("cannot stage the change in", &paths.staging))?;
             let meta = Meta {
                 stage,

@@ -160,7 +160,14 @@ pub struct Engine {
     /// A change in this process could not be wholly undone: recovery runs
     /// again before the next change.
     unfinished: std::sync::atomic::AtomicBool,
+    /// Told after each change, for [`Engine::keep_stage_ready`].
+    changed: tokio::sync::Notify,
 }
+
+/// How long after a change (or the start) [`Engine::keep_stage_ready`]
+/// waits before it makes the next stage ahead: the change's answer has
+/// gone out and been read by then, so the work takes no CPU from it.
+const STAGE_AHEAD_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Held while a change is planned and applied: no other change can start,
 /// in this process or another (the CLI), until it is dropped.
@@ -288,6 +295,7 @@ impl Engine {
             faults,
             interrupted: std::sync::Mutex::new(interrupted),
             unfinished: Default::default(),
+            changed: tokio::sync::Notify::new(),
         };
         Ok((engine, notes))
     }
@@ -381,6 +389,43 @@ impl Engine {
             .map(|cfg| cfg.hosts_setting("modules_enabled"))
             .unwrap_or_default();
         hosts.iter().filter(|h| own.contains(*h)).cloned().collect()
+    }
+
+    /// Keeps the stage of the next large change made ahead (see
+    /// [`stage::make_ready`]) for as long as the daemon runs: at start and
+    /// [`STAGE_AHEAD_AFTER`] after each change, while no change is under
+    /// way. A change that comes meanwhile waits for it (milliseconds:
+    /// empty directories); one under way, here or in the CLI, is let be,
+    /// and the next change here asks again.
+    pub async fn keep_stage_ready(self: Arc<Self>) {
+        self.changed.notify_one();
+        loop {
+            self.changed.notified().await;
+            tokio::time::sleep(STAGE_AHEAD_AFTER).await;
+            let Ok(in_process) = self.change.try_lock() else {
+                continue;
+            };
+            let paths = self.paths.clone();
+            let made = tokio::task::spawn_blocking(move || {
+                let _across_processes = lock_file(&paths)?;
+                let installed = Installed::load(&paths.state_dir)
+                    .map_err(io("cannot read the state in", &paths.state_dir))?;
+                let names = installed.modules.into_keys().collect();
+                stage::make_ready(&paths.staging, &names).map_err(io(
+                    "cannot make the directories of the next change ahead in",
+                    &paths.staging,
+                ))
+            })
+            .await;
+            drop(in_process);
+            match made {
+                Ok(Ok(())) | Ok(Err(EngineError::Busy(_))) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!("{e}; the next large change makes them itself, only slower")
+                }
+                Err(e) => tracing::warn!("making the next stage ahead stopped: {e}"),
+            }
+        }
     }
 
     /// Whether a change is being planned or applied in this process right

@@ -106,8 +106,15 @@ pub(super) fn recover(
         None => None,
     };
     // Staging from a crash before any journal was written: never live.
+    // The stage made ahead goes too, without a word: the daemon makes it
+    // again once idle.
     if let Ok(mut leftovers) = std::fs::read_dir(&paths.staging) {
-        if leftovers.next().is_some() {
+        let change_of_its_own = |entry: std::io::Result<std::fs::DirEntry>| {
+            entry.map_or(true, |entry| {
+                !super::stage::is_made_ahead(&entry.file_name())
+            })
+        };
+        if leftovers.any(change_of_its_own) {
             notes.push(format!(
                 "removed leftover staging in {}",
                 paths.staging.display()

@@ -17,6 +17,17 @@
 //! A stage that never becomes a transaction (a module found in the way
 //! first) is removed when it is dropped. One that a crash leaves behind
 //! has no journal, and recovery removes it at the next start.
+//!
+//! A large stage's directories are made ahead ([`make_ready`]): while
+//! modman is idle, the daemon keeps `staging/ready/new/mod_x`, empty and
+//! synced, for every installed module, and the next change of many of
+//! them takes it whole by one rename ([`Stage::open`]). Making 250
+//! directories was most of the stage of an update of 250 modules, and
+//! their new inodes and blocks much of its barrier: 23.8 to 26.7 ms for
+//! stage, barrier, swap and the sync after it made anew, 15.8 to 17.5
+//! with the directories made ahead (three interleaved runs of 15 rounds,
+//! 2026-12-07). Nothing else changes: the change still swaps whole
+//! directories, and its backup is still whole copies.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -37,6 +48,22 @@ const STAGE_IN_PARALLEL_FROM: usize = 16;
 /// disk at its slowest (right after many deletions).
 const STAGE_THREADS: usize = 8;
 
+/// The stage made ahead, in the staging directory: `ready/new/mod_x`,
+/// empty, for each installed module, in a directory modman's alone
+/// (mode 0700), so nothing can have been put in them since.
+const READY: &str = "ready";
+
+/// Where [`make_ready`] makes the stage ahead, renamed to [`READY`] once
+/// whole and synced.
+const READY_BUILDING: &str = "ready.building";
+
+/// Whether `name`, found in the staging directory, is the stage made
+/// ahead (or one being made), rather than a change's: recovery removes
+/// it without a word.
+pub(super) fn is_made_ahead(name: &std::ffi::OsStr) -> bool {
+    name == READY || name == READY_BUILDING
+}
+
 /// One transaction's stage.
 pub struct Stage {
     id: String,
@@ -45,16 +72,25 @@ pub struct Stage {
     /// Set once a transaction took the stage: from then on the
     /// transaction removes it, or its journal needs it.
     taken: bool,
+    /// The modules whose `new/mod_x` is there already, empty: made
+    /// ahead ([`make_ready`]).
+    made_ahead: BTreeSet<String>,
 }
 
 impl Stage {
     /// Creates the empty stage of transaction `id` in `staging` (blocking),
-    /// for a change of `modules` modules: from [`STAGE_IN_PARALLEL_FROM`]
-    /// on, in a block group of its own (see
-    /// [`fsutil::spread_subdirectories`]).
-    pub(super) fn open(staging: &Path, id: String, modules: usize) -> std::io::Result<Stage> {
+    /// for `changes`: from [`STAGE_IN_PARALLEL_FROM`] modules on, in a
+    /// block group of its own (see [`fsutil::spread_subdirectories`]),
+    /// or as the stage made ahead, if there is one that suits it (see
+    /// [`take_ready`]).
+    pub(super) fn open(staging: &Path, id: String, changes: &[Prepared]) -> std::io::Result<Stage> {
         use std::os::unix::fs::DirBuilderExt;
         let dir = staging.join(&id);
+        let placed: BTreeSet<&str> = (changes.iter())
+            .filter(|change| change.after.is_some())
+            .map(|change| change.name.as_str())
+            .collect();
+        let mut made_ahead = None;
         // A stage given up just now may remove the empty staging
         // directory between these steps: then once more.
         for again in [true, false] {
@@ -66,10 +102,21 @@ impl Stage {
             // A staging directory made just now has no `T` (ext4 does not
             // pass it on), which is what a small stage wants: no call then,
             // as for the install of one module.
-            let spread = modules >= STAGE_IN_PARALLEL_FROM;
+            let spread = changes.len() >= STAGE_IN_PARALLEL_FROM;
             if spread || !made {
                 if let Err(e) = fsutil::spread_subdirectories(staging, spread) {
                     tracing::debug!("the stage is placed as the file system likes: {e}");
+                }
+            }
+            if !made {
+                made_ahead = take_ready(staging, &dir, &placed)?;
+                if let Some(made_ahead) = &made_ahead {
+                    tracing::debug!(
+                        "stage {id}: {} of {} directories made ahead",
+                        made_ahead.len(),
+                        placed.len()
+                    );
+                    break;
                 }
             }
             match std::fs::create_dir(&dir) {
@@ -87,10 +134,13 @@ impl Stage {
             id,
             dir,
             taken: false,
+            made_ahead: made_ahead.clone().unwrap_or_default(),
         };
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(stage.dir.join("new"))?;
+        if made_ahead.is_none() {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(stage.dir.join("new"))?;
+        }
         Ok(stage)
     }
 
@@ -128,7 +178,7 @@ impl Stage {
             paths: vec![self.dir.clone(), new.clone()],
             copies: BTreeMap::new(),
         };
-        let beside = write_stage(&new, changes, live, &mut written, beside)?;
+        let beside = write_stage(&new, changes, live, &self.made_ahead, &mut written, beside)?;
         Ok((written, beside))
     }
 }
@@ -159,11 +209,13 @@ impl Drop for Stage {
 
 /// Writes the new copy of every module `changes` installs or replaces
 /// under `new`, adding what it wrote to `written` (see [`write_tree`]),
-/// and runs `beside` (see [`Stage::complete`]).
+/// and runs `beside` (see [`Stage::complete`]). The root of each module
+/// in `made_ahead` is there already, empty.
 fn write_stage<R: Send>(
     new: &Path,
     changes: Vec<Prepared>,
     live: &BTreeMap<String, PathBuf>,
+    made_ahead: &BTreeSet<String>,
     written: &mut Written,
     beside: impl FnOnce() -> R + Send,
 ) -> std::io::Result<R> {
@@ -173,6 +225,7 @@ fn write_stage<R: Send>(
             let (_, files) = prepared.after?;
             Some(Tree {
                 root: new.join(format!("mod_{}", prepared.name)),
+                root_made: made_ahead.contains(&prepared.name),
                 live: live.get(&prepared.name).map(PathBuf::as_path),
                 name: prepared.name,
                 files,
@@ -181,7 +234,13 @@ fn write_stage<R: Send>(
         .collect();
     let write = |tree: Tree<'_>| {
         let mut mine = Vec::new();
-        let inode = write_tree(&tree.root, &tree.files, tree.live, &mut mine);
+        let inode = write_tree(
+            &tree.root,
+            tree.root_made,
+            &tree.files,
+            tree.live,
+            &mut mine,
+        );
         inode.map(|inode| (tree.name, inode, mine))
     };
     let (staged, beside) = match trees.len() < STAGE_IN_PARALLEL_FROM {
@@ -209,6 +268,8 @@ struct Tree<'a> {
     name: String,
     /// `new/mod_x`.
     root: PathBuf,
+    /// Whether `root` is there already, empty (made ahead).
+    root_made: bool,
     files: Vec<ArchiveFile>,
     /// The directory of the copy in place now, if there is one.
     live: Option<&'a Path>,
@@ -217,19 +278,23 @@ struct Tree<'a> {
 /// Writes files (already checked: relative, no `..`) under `root`, not
 /// synced: the transaction makes the whole stage durable with one
 /// barrier, over the directories and files this adds to `written`. Each
-/// directory is made once, not once per file in it. A file that `live`
+/// directory is made once, not once per file in it; `root` not at all if
+/// `root_made` (made ahead, empty). A file that `live`
 /// (the module's copy in place now) holds already, byte for byte, is
 /// linked from it instead of written (see [`link_unchanged`]). Returns
 /// the inode of `root`.
 fn write_tree(
     root: &Path,
+    root_made: bool,
     files: &[ArchiveFile],
     live: Option<&Path>,
     written: &mut Vec<PathBuf>,
 ) -> std::io::Result<u64> {
     use std::io::Write;
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    std::fs::create_dir(root)?;
+    if !root_made {
+        std::fs::create_dir(root)?;
+    }
     let made_as = std::fs::symlink_metadata(root)?;
     written.push(root.to_owned());
     let mut made: BTreeSet<PathBuf> = BTreeSet::new();
@@ -263,6 +328,155 @@ fn write_tree(
         written.push(path);
     }
     Ok(made_as.ino())
+}
+
+/// Takes the stage made ahead in `staging` as the stage at `dir` (by one
+/// rename) for a change that places the modules `placed`, if it suits
+/// it: a large change, most of whose modules have their directory made
+/// ahead, and few directories made for modules it leaves alone, which
+/// are removed now. Returns the modules whose directory is there, or
+/// `None` (nothing moved) when it does not suit, or there is none that
+/// is modman's alone.
+fn take_ready(
+    staging: &Path,
+    dir: &Path,
+    placed: &BTreeSet<&str>,
+) -> std::io::Result<Option<BTreeSet<String>>> {
+    if placed.len() < STAGE_IN_PARALLEL_FROM {
+        return Ok(None);
+    }
+    let ready = staging.join(READY);
+    let Some(checked) = private_dir(&ready) else {
+        return Ok(None);
+    };
+    let Ok(entries) = std::fs::read_dir(ready.join("new")) else {
+        return Ok(None);
+    };
+    let made: Vec<std::ffi::OsString> = entries
+        .map(|entry| entry.map(|entry| entry.file_name()))
+        .collect::<std::io::Result<_>>()?;
+    let module = |name: &std::ffi::OsStr| -> Option<String> {
+        let module = name.to_str()?.strip_prefix("mod_")?;
+        placed.contains(module).then(|| module.to_owned())
+    };
+    let used = made.iter().filter(|name| module(name).is_some()).count();
+    let unused = made.len() - used;
+    // Most of the change's directories, and at most one to remove for
+    // every four used: otherwise the removals cost what was saved.
+    if used * 2 < placed.len() || unused * 4 > used {
+        return Ok(None);
+    }
+    std::fs::rename(&ready, dir)?;
+    // Renamed by name: it must be the directory that was checked.
+    if fsutil::inode(dir) != Some(checked) {
+        return Err(std::io::Error::other(format!(
+            "{} was replaced while modman took it",
+            ready.display()
+        )));
+    }
+    let new = dir.join("new");
+    let mut mine = BTreeSet::new();
+    for name in made {
+        match module(&name) {
+            Some(module) => {
+                mine.insert(module);
+            }
+            None => std::fs::remove_dir(new.join(&name))?,
+        }
+    }
+    Ok(Some(mine))
+}
+
+/// The inode of `path` if it is a directory (not a link to one) of
+/// modman's own user that no one else may enter or write in.
+fn private_dir(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let found = std::fs::symlink_metadata(path).ok()?;
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let own = found.uid() == unsafe { libc::geteuid() };
+    (found.is_dir() && own && found.mode() & 0o077 == 0).then(|| found.ino())
+}
+
+/// Makes the stage ahead in `staging` for the installed modules `names`
+/// (blocking): `ready/new/mod_x`, empty and synced, for each, in a
+/// directory modman's alone. A stage made ahead before is mended (the
+/// directories of modules installed since made, of those removed since
+/// removed); any other is made whole under another name and renamed in,
+/// so a stop in the middle leaves nothing a change would take. Fewer
+/// modules than a large stage has keep none.
+pub(super) fn make_ready(staging: &Path, names: &BTreeSet<String>) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let ready = staging.join(READY);
+    if names.len() < STAGE_IN_PARALLEL_FROM {
+        if ready.exists() {
+            fsutil::remove_dir_if_present(&ready)?;
+            let _ = std::fs::remove_dir(staging);
+        }
+        return Ok(());
+    }
+    let wanted: BTreeSet<std::ffi::OsString> = names
+        .iter()
+        .map(|name| format!("mod_{name}").into())
+        .collect();
+    if private_dir(&ready).is_some() && mend_ready(&ready.join("new"), &wanted).is_ok() {
+        return Ok(());
+    }
+    fsutil::remove_dir_if_present(&ready)?;
+    let building = staging.join(READY_BUILDING);
+    fsutil::remove_dir_if_present(&building)?;
+    match std::fs::create_dir(staging) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    if let Err(e) = fsutil::spread_subdirectories(staging, true) {
+        tracing::debug!("the stage made ahead is placed as the file system likes: {e}");
+    }
+    let private = || {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.mode(0o700);
+        builder
+    };
+    private().create(&building)?;
+    let new = building.join("new");
+    private().create(&new)?;
+    let dirs: Vec<PathBuf> = wanted.iter().map(|name| new.join(name)).collect();
+    crate::parallel::each(&dirs, STAGE_THREADS, |dir| std::fs::create_dir(dir))
+        .into_iter()
+        .collect::<std::io::Result<()>>()?;
+    let mut durable = dirs;
+    durable.extend([building.clone(), new]);
+    fsutil::sync_together(&durable)?;
+    std::fs::rename(&building, &ready)?;
+    fsutil::sync_dir(staging)
+}
+
+/// Makes `new` (of the stage made ahead) hold exactly the directories
+/// `wanted`, empty, synced: fails, leaving it to be made anew, if
+/// anything in it is not an empty directory.
+fn mend_ready(new: &Path, wanted: &BTreeSet<std::ffi::OsString>) -> std::io::Result<()> {
+    let found: BTreeSet<std::ffi::OsString> = std::fs::read_dir(new)?
+        .map(|entry| entry.map(|entry| entry.file_name()))
+        .collect::<std::io::Result<_>>()?;
+    for kept in found.intersection(wanted) {
+        // A directory (not a link to one) with nothing in it.
+        let path = new.join(kept);
+        if !std::fs::symlink_metadata(&path)?.is_dir() || std::fs::read_dir(&path)?.next().is_some()
+        {
+            return Err(std::io::Error::other("not an empty directory"));
+        }
+    }
+    for gone in found.difference(wanted) {
+        std::fs::remove_dir(new.join(gone))?;
+    }
+    if found == *wanted {
+        return Ok(());
+    }
+    let mut durable = vec![new.to_owned()];
+    for missing in wanted.difference(&found) {
+        std::fs::create_dir(new.join(missing))?;
+        durable.push(new.join(missing));
+    }
+    fsutil::sync_together(&durable)
 }
 
 /// The mode a staged file is created with, before the umask.
@@ -375,7 +589,8 @@ mod tests {
         // Held, so that each finds the staging directory the last left.
         let mut open = vec![];
         for (id, modules, spread) in [("a", 250, true), ("b", 1, false), ("c", 16, true)] {
-            let stage = Stage::open(&staging, id.into(), modules).unwrap();
+            let changes: Vec<Prepared> = (0..modules).map(module).collect();
+            let stage = Stage::open(&staging, id.into(), &changes).unwrap();
             assert!(stage.dir().join("new").is_dir());
             if supported {
                 assert_eq!(spreads(&staging), Some(spread), "{modules} modules");
@@ -409,7 +624,7 @@ mod tests {
             file("tool", "t".into(), true),
         ];
         let mut written = vec![];
-        write_tree(&root, &files, None, &mut written).unwrap();
+        write_tree(&root, false, &files, None, &mut written).unwrap();
         let mut expected: Vec<PathBuf> = ["", "lib", "lib/deep"]
             .iter()
             .map(|d| root.join(d))
@@ -468,7 +683,15 @@ mod tests {
         let beside = std::sync::atomic::AtomicUsize::new(0);
         let ran = || beside.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         assert_eq!(
-            write_stage(&new, changes(), &BTreeMap::new(), &mut written, ran).unwrap(),
+            write_stage(
+                &new,
+                changes(),
+                &BTreeMap::new(),
+                &BTreeSet::new(),
+                &mut written,
+                ran
+            )
+            .unwrap(),
             1
         );
         assert_eq!(beside.into_inner(), 1, "beside ran once");
@@ -499,6 +722,7 @@ mod tests {
             &new,
             changes(),
             &BTreeMap::new(),
+            &BTreeSet::new(),
             &mut nothing_written(),
             || (),
         );
@@ -513,7 +737,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let staging = dir.path().join(".modman-staging");
         let changes: Vec<Prepared> = (0..40).map(module).collect();
-        let mut stage = Stage::open(&staging, "t1".into(), 40).unwrap();
+        let mut stage = Stage::open(&staging, "t1".into(), &changes).unwrap();
         let (written, beside) = stage
             .complete(changes, &BTreeMap::new(), || "beside")
             .unwrap();
@@ -528,9 +752,140 @@ mod tests {
         assert!(staging.join("t1/new/mod_m39/lib/helper.lua").is_file());
         std::fs::remove_dir_all(staging.join("t1")).unwrap();
 
-        let stage = Stage::open(&staging, "t2".into(), 1).unwrap();
+        let stage = Stage::open(&staging, "t2".into(), &[module(0)]).unwrap();
         assert!(staging.join("t2/new").is_dir());
         drop(stage);
+        assert!(!staging.exists());
+    }
+
+    /// The names of modules `range`, as installed.
+    fn installed(range: std::ops::Range<usize>) -> BTreeSet<String> {
+        range.map(|i| format!("m{i}")).collect()
+    }
+
+    /// What the stage made ahead holds: its directories' names and
+    /// inodes, each checked empty.
+    fn made_ahead(staging: &Path) -> BTreeMap<String, u64> {
+        let new = staging.join(READY).join("new");
+        std::fs::read_dir(&new)
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                assert_eq!(std::fs::read_dir(entry.path()).unwrap().count(), 0);
+                let name = entry.file_name().into_string().unwrap();
+                (name, fsutil::inode(&entry.path()).unwrap())
+            })
+            .collect()
+    }
+
+    /// A large change takes the stage made ahead whole and writes its
+    /// modules into the directories made for them (the journal's inodes
+    /// are theirs); a small one, or one that would leave most of them
+    /// unused, makes its own and leaves it.
+    #[test]
+    fn a_large_change_writes_into_the_directories_made_ahead() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join(".modman-staging");
+        make_ready(&staging, &installed(0..40)).unwrap();
+        let ready = staging.join(READY);
+        let mode = std::fs::metadata(&ready).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "modman's alone");
+        let made = made_ahead(&staging);
+        assert_eq!(made.len(), 40);
+
+        let small = Stage::open(&staging, "small".into(), &[module(0)]).unwrap();
+        drop(small);
+        let few: Vec<Prepared> = (0..STAGE_IN_PARALLEL_FROM).map(module).collect();
+        // 16 used, 24 left over: more to remove than a quarter of those
+        // used.
+        let stage = Stage::open(&staging, "few".into(), &few).unwrap();
+        assert!(stage.made_ahead.is_empty());
+        drop(stage);
+        assert_eq!(made_ahead(&staging), made, "left as it was");
+
+        // 36 of the 40, and 4 modules with none made (installed since).
+        let changes: Vec<Prepared> = (4..44).map(module).collect();
+        let mut stage = Stage::open(&staging, "large".into(), &changes).unwrap();
+        assert!(!ready.exists(), "taken whole");
+        assert_eq!(stage.made_ahead, installed(4..40));
+        let new = stage.dir().join("new");
+        let unused: Vec<String> = (0..4).map(|i| format!("mod_m{i}")).collect();
+        for name in &unused {
+            assert!(!new.join(name).exists(), "{name}: removed");
+        }
+        let (written, ()) = stage.complete(changes, &BTreeMap::new(), || ()).unwrap();
+        for i in 4..44 {
+            let root = new.join(format!("mod_m{i}"));
+            let helper = std::fs::read(root.join("lib/helper.lua")).unwrap();
+            assert_eq!(helper, format!("{i} lib/helper.lua").into_bytes());
+            let inode = written.copies.get(&format!("m{i}")).copied();
+            assert_eq!(inode, fsutil::inode(&root), "{i}");
+            if i < 40 {
+                assert_eq!(inode, made.get(&format!("mod_m{i}")).copied(), "{i}");
+            }
+        }
+        // Every directory the stage uses is in what the barrier syncs.
+        let mut durable = written.paths;
+        durable.sort();
+        let mut walked = fsutil::tree_paths(stage.dir()).unwrap();
+        walked.sort();
+        assert_eq!(durable, walked);
+    }
+
+    /// The stage made ahead follows the installed modules: mended where
+    /// it is modman's alone and holds only empty directories, made anew
+    /// where anything was put in it or its mode opened, gone below a
+    /// large stage's size. A link to a directory is never taken for it.
+    #[test]
+    fn the_stage_made_ahead_is_mended_remade_or_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join(".modman-staging");
+        make_ready(&staging, &installed(0..40)).unwrap();
+        let made = made_ahead(&staging);
+        make_ready(&staging, &installed(5..45)).unwrap();
+        let mended = made_ahead(&staging);
+        let expected: BTreeSet<String> = (5..45).map(|i| format!("mod_m{i}")).collect();
+        assert_eq!(mended.keys().cloned().collect::<BTreeSet<_>>(), expected);
+        assert_eq!(mended["mod_m10"], made["mod_m10"], "mended, not made anew");
+
+        // Something put in one of its directories: made anew, empty.
+        let planted = staging.join(READY).join("new/mod_m5/mod_m5.lua");
+        std::fs::write(&planted, "planted").unwrap();
+        make_ready(&staging, &installed(5..45)).unwrap();
+        assert!(!planted.exists());
+        assert_eq!(made_ahead(&staging).len(), 40);
+        assert!(!staging.join(READY_BUILDING).exists());
+
+        // Its mode opened: not taken, and made anew.
+        let ready = staging.join(READY);
+        std::fs::set_permissions(&ready, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let changes: Vec<Prepared> = (5..45).map(module).collect();
+        let stage = Stage::open(&staging, "opened".into(), &changes).unwrap();
+        assert!(stage.made_ahead.is_empty());
+        drop(stage);
+        assert!(ready.exists());
+        make_ready(&staging, &installed(5..45)).unwrap();
+        let mode = std::fs::metadata(&ready).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0);
+
+        // A link in its place, to a directory just like it: not taken.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::rename(&ready, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &ready).unwrap();
+        let stage = Stage::open(&staging, "linked".into(), &changes).unwrap();
+        assert!(stage.made_ahead.is_empty());
+        drop(stage);
+        assert_eq!(
+            std::fs::read_dir(elsewhere.join("new")).unwrap().count(),
+            40
+        );
+        std::fs::remove_file(&ready).unwrap();
+
+        // Too few modules for a large stage: none kept.
+        make_ready(&staging, &installed(0..40)).unwrap();
+        make_ready(&staging, &installed(0..STAGE_IN_PARALLEL_FROM - 1)).unwrap();
         assert!(!staging.exists());
     }
 
@@ -599,7 +954,7 @@ mod tests {
 
         let root = dir.path().join("new");
         let mut written = vec![];
-        write_tree(&root, &files, Some(&live), &mut written).unwrap();
+        write_tree(&root, false, &files, Some(&live), &mut written).unwrap();
         let inode = |p: &Path| std::fs::symlink_metadata(p).unwrap().ino();
         let mut linked = vec![];
         for f in &files {

@@ -1012,3 +1012,93 @@ mod health_watch {
         assert_eq!(host.snapshot(), before);
     }
 }
+
+/// Modules `m00`.. installed at `version`, as one change.
+fn many(count: usize, operation: &'static str, version: &str) -> ChangeSet {
+    ChangeSet {
+        operation,
+        settings: vec![],
+        files: (0..count)
+            .map(|i| module(&format!("m{i:02}"), version))
+            .collect(),
+        disable: vec![],
+        enable: vec![],
+    }
+}
+
+/// While the daemon runs, the directories of the next large change are
+/// made ahead once it is idle, and again after each change that took
+/// them; an update of every module takes them, and is whole.
+#[tokio::test]
+async fn the_directories_of_the_next_large_change_are_made_while_idle() {
+    let host = host();
+    let ready = host.root.join("modules/.modman-staging/ready");
+    let Host_ {
+        _dir, root, engine, ..
+    } = host;
+    let engine = Arc::new(engine);
+    let keeper = tokio::spawn(engine.clone().keep_stage_ready());
+    let commit = |change: ChangeSet| {
+        let engine = engine.clone();
+        async move {
+            let mut guard = engine.lock().await.unwrap();
+            guard.commit(&Actor::local_user(), change).await.unwrap();
+        }
+    };
+    let made = || async {
+        for _ in 0..250 {
+            if ready.is_dir() {
+                return std::fs::read_dir(ready.join("new")).unwrap().count();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no stage made ahead");
+    };
+    commit(many(20, "install", "1")).await;
+    assert_eq!(made().await, 20);
+    commit(many(20, "update", "2")).await;
+    for i in 0..20 {
+        let code = root.join(format!("modules/mod_m{i:02}/mod_m{i:02}.lua"));
+        assert_eq!(
+            std::fs::read_to_string(code).unwrap(),
+            format!("-- m{i:02} 2\n")
+        );
+    }
+    assert_eq!(made().await, 20, "made again after the update took it");
+    keeper.abort();
+}
+
+/// An update of many modules in directories made ahead, killed at any
+/// step, is undone whole at the next start; a stage made ahead that a
+/// start finds is removed without a word, as no change's.
+#[tokio::test]
+async fn a_large_update_in_directories_made_ahead_killed_at_any_step_is_undone_whole() {
+    for step in [Step::Swap, Step::StateSave, Step::Audit] {
+        let case = format!("killed at {step:?}");
+        let host = host();
+        host.commit(many(20, "install", "1")).await.unwrap();
+        let staging = host.engine.paths.staging.clone();
+        let names = (0..20).map(|i| format!("m{i:02}")).collect();
+        super::stage::make_ready(&staging, &names).unwrap();
+        let before = host.snapshot();
+        let crashed = host.crash_at(step);
+        host.commit(many(20, "update", "2")).await.unwrap();
+        assert!(!staging.join("ready").exists(), "{case}: taken");
+        let recovered = restart(&crashed, &case).await;
+        assert_eq!(recovered.snapshot(), before, "{case}");
+        let results = recovered.history_results();
+        assert_ne!(results.last().unwrap(), "update ok", "{case}");
+    }
+    let host = host();
+    host.commit(many(20, "install", "1")).await.unwrap();
+    let staging = host.engine.paths.staging.clone();
+    let names = (0..20).map(|i| format!("m{i:02}")).collect();
+    super::stage::make_ready(&staging, &names).unwrap();
+    let Host_ { _dir, root, .. } = host;
+    let text = super::fake::config_text("");
+    let config = Arc::new(Config::parse(&text, &root).unwrap());
+    let (_, notes) =
+        Engine::open_with(config, Box::new(Fake::default()), super::Opening::ToChange).unwrap();
+    assert_eq!(notes, Vec::<String>::new());
+    assert!(!staging.exists());
+}

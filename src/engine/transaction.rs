@@ -234,7 +234,7 @@ pub(super) fn unapply(
         })
         .collect::<Result<Vec<_>, EngineError>>()?;
     let meta = Meta {
-        stage: Stage::open(&paths.staging, transaction_id(), restoring.len())
+        stage: Stage::open(&paths.staging, transaction_id(), &restoring)
             .map_err(io("cannot stage the change in", &paths.staging))?,
         actor,
         operation: &transaction.operation,
@@ -506,13 +506,20 @@ mod tests {
         change: Vec<Prepared>,
         faults: &Faults,
     ) -> Result<Transaction, EngineError> {
-        apply(paths, installed, meta(paths), change, Backup::Keep, faults)
-            .map(|(transaction, _)| transaction)
+        apply(
+            paths,
+            installed,
+            meta(paths, &change),
+            change,
+            Backup::Keep,
+            faults,
+        )
+        .map(|(transaction, _)| transaction)
     }
 
-    fn meta(paths: &Paths) -> Meta<'static> {
+    fn meta(paths: &Paths, change: &[Prepared]) -> Meta<'static> {
         Meta {
-            stage: Stage::open(&paths.staging, transaction_id(), 1).unwrap(),
+            stage: Stage::open(&paths.staging, transaction_id(), change).unwrap(),
             actor: "test",
             operation: "update",
             durable_with: vec![],
@@ -701,7 +708,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let (paths, installed, change) = installed(dir.path());
             let before = on_disk(&paths);
-            let meta = meta(&paths);
+            let meta = meta(&paths, &change);
             let stage = meta.stage.dir().to_owned();
             let live = paths.modules_dir.join("mod_alpha");
             let faults = Faults::default();

@@ -79,6 +79,8 @@ pub async fn run(ctx: Context, config_path: &Path) -> std::io::Result<Exit> {
             "cannot finish undoing an interrupted change: {e}; the next change tries again"
         );
     }
+    // Empty directories for the next large change, made while idle.
+    tokio::spawn(ctx.engine.clone().keep_stage_ready());
     let notices = ctx
         .watches
         .take_notices()
