@@ -1271,6 +1271,19 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// What a change left in the staging directory of `modules_dir`: every
+/// entry but the stage the daemon makes ahead while idle (`ready`, and
+/// `ready.building` while it is made).
+pub fn staging_left(modules_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(modules_dir.join(".modman-staging")) else {
+        return vec![];
+    };
+    entries
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "ready" && name != "ready.building")
+        .collect()
+}
+
 /// Runs the modman CLI; returns (success, stdout, stderr).
 pub fn cli(args: &[&str], config: &Path) -> (bool, String, String) {
     cli_binary(&Program::this_build(), args, config)
