@@ -253,7 +253,7 @@ impl Engine {
             // written, not even by recovery.
         } else if paths.modules_dir.is_dir() {
             std::fs::create_dir_all(&paths.backups).map_err(io("cannot create", &paths.backups))?;
-            let lock = lock_file(&paths)?;
+            let lock = lock_file(&paths, LOCK_PATIENCE)?;
             (notes, interrupted) =
                 recovery::recover(&paths, &config.prosody.managed_config, &faults)?;
             drop(lock);
@@ -407,7 +407,8 @@ impl Engine {
             };
             let paths = self.paths.clone();
             let made = tokio::task::spawn_blocking(move || {
-                let _across_processes = lock_file(&paths)?;
+                // Never waits: a change in another process is let be.
+                let _across_processes = lock_file(&paths, std::time::Duration::ZERO)?;
                 let installed = Installed::load(&paths.state_dir)
                     .map_err(io("cannot read the state in", &paths.state_dir))?;
                 let names = installed.modules.into_keys().collect();
@@ -494,12 +495,12 @@ impl Engine {
     }
 
     /// Waits for any change in this process, then takes the cross-process
-    /// lock (failing at once if the CLI holds it), and ends the recovery
-    /// of a change cut short first if there is one.
+    /// lock (waiting up to [`LOCK_PATIENCE`] if another process holds it),
+    /// and ends the recovery of a change cut short first if there is one.
     pub async fn lock(&self) -> Result<ChangeGuard<'_>, EngineError> {
         let in_process = self.change.lock().await;
         let paths = self.paths.clone();
-        let file = tokio::task::spawn_blocking(move || lock_file(&paths))
+        let file = tokio::task::spawn_blocking(move || lock_file(&paths, LOCK_PATIENCE))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??;
         self.settle_locked().await?;
@@ -516,7 +517,15 @@ impl Engine {
     }
 }
 
-fn lock_file(paths: &Paths) -> Result<std::fs::File, EngineError> {
+/// How long a change waits for the cross-process lock before it says
+/// another modman is changing modules: long enough for the daemon's
+/// moments under it between changes ([`Engine::keep_stage_ready`]), so
+/// a command given then is not refused; far shorter than a change.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Takes the cross-process lock (blocking), waiting up to `patience`
+/// while another process holds it.
+fn lock_file(paths: &Paths, patience: std::time::Duration) -> Result<std::fs::File, EngineError> {
     std::fs::create_dir_all(&paths.state_dir).map_err(io("cannot create", &paths.state_dir))?;
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -524,9 +533,17 @@ fn lock_file(paths: &Paths) -> Result<std::fs::File, EngineError> {
         .write(true)
         .open(&paths.lock)
         .map_err(io("cannot open the lock", &paths.lock))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Busy(paths.lock.clone())),
-        Err(std::fs::TryLockError::Error(e)) => Err(io("cannot lock", &paths.lock)(e)),
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(EngineError::Busy(paths.lock.clone()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock", &paths.lock)(e)),
+        }
     }
 }

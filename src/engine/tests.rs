@@ -1102,3 +1102,24 @@ async fn a_large_update_in_directories_made_ahead_killed_at_any_step_is_undone_w
     assert_eq!(notes, Vec::<String>::new());
     assert!(!staging.exists());
 }
+
+/// A change waits for the cross-process lock while another process holds
+/// it for a moment (the daemon making the next stage ahead), and is
+/// refused, saying so, when it is held on; the daemon's own moments under
+/// it never wait.
+#[test]
+fn the_lock_held_for_a_moment_is_waited_for_and_held_on_is_refused() {
+    let host = host();
+    let paths = host.engine.paths.clone();
+    let held = super::lock_file(&paths, std::time::Duration::ZERO).unwrap();
+    let refused = super::lock_file(&paths, std::time::Duration::ZERO);
+    assert!(matches!(refused, Err(super::EngineError::Busy(_))));
+    let refused = super::lock_file(&paths, std::time::Duration::from_millis(50));
+    assert!(matches!(refused, Err(super::EngineError::Busy(_))));
+    let released = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(held);
+    });
+    assert!(super::lock_file(&paths, super::LOCK_PATIENCE).is_ok());
+    released.join().unwrap();
+}
