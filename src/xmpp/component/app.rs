@@ -27,4 +27,10 @@ pub(super) struct App {
     /// What modman says on its own (health verdicts), sent on whichever
     /// connection is up.
     pub(super) notices: tokio::sync::Mutex<mpsc::Receiver<ops::health::Notice>>,
+    /// Held through a drift watch, from asking the fleet to telling the
+    /// rooms: the first refresh at start and an admin's refresh may end
+    /// together, and a watch that asked first must not speak last, or
+    /// the rooms (and the record of what they were told) keep a drift
+    /// that is already gone.
+    pub(super) drift_watch: tokio::sync::Mutex<()>,
 }

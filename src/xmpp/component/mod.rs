@@ -87,6 +87,7 @@ pub async fn run(ctx: Context, config_path: &Path) -> std::io::Result<Exit> {
         .unwrap_or_else(|| mpsc::channel(1).1);
     let app = Arc::new(App {
         notices: tokio::sync::Mutex::new(notices),
+        drift_watch: tokio::sync::Mutex::default(),
         chat: Chat::sharing(ctx.rooms.clone()),
         ctx,
         sessions: Sessions::default(),

@@ -40,8 +40,10 @@ pub(super) enum Refresh {
 }
 
 /// After a refresh, tells the rooms where this modman speaks for the
-/// fleet how the fleet differs, if that changed ([`drift::watch`]).
+/// fleet how the fleet differs, if that changed ([`drift::watch`]); one
+/// watch at a time, so the rooms hear the drift in the order it was seen.
 pub(super) async fn watch_drift(app: &App, replies: &mpsc::Sender<Stanza>) {
+    let _one_at_a_time = app.drift_watch.lock().await;
     let config = &app.ctx.config;
     let rooms = config
         .chat
