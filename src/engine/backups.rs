@@ -9,7 +9,8 @@ use super::{io, EngineError, Paths};
 use crate::fsutil;
 use crate::repo::archive::ArchiveFile;
 
-/// Backups kept; older ones are removed after each change.
+/// Backups kept; older ones are removed while modman is idle, and when
+/// it opens its state (see [`prune`]).
 const KEEP_BACKUPS: usize = 50;
 
 /// The manifest of a backup: the transaction, which `rollback` reads.
@@ -70,11 +71,16 @@ pub(super) fn keep_record(paths: &Paths, transaction: &Transaction) -> std::io::
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     fsutil::atomic_write(&dir.join(MANIFEST), &manifest(transaction)?)?;
     std::fs::set_permissions(dir.join(MANIFEST), std::fs::Permissions::from_mode(0o600))?;
-    fsutil::sync_dir(&paths.backups)?;
-    prune(paths)
+    fsutil::sync_dir(&paths.backups)
 }
 
-/// Removes all but the newest [`KEEP_BACKUPS`].
+/// Removes all but the newest [`KEEP_BACKUPS`]. Not on a change's path:
+/// removing the oldest backup (a whole module's copy) after each change
+/// cost an install a directory listing and a tree's unlinks before its
+/// answer. The daemon prunes while idle, after each change
+/// ([`super::Engine::tidy_while_idle`]), and every opening of the state to
+/// change it does too, so a command line that makes its changes itself
+/// keeps the count as well. Between the two there may be a few more.
 pub(super) fn prune(paths: &Paths) -> std::io::Result<()> {
     let mut ids: Vec<String> = std::fs::read_dir(&paths.backups)?
         .flatten()

@@ -160,14 +160,14 @@ pub struct Engine {
     /// A change in this process could not be wholly undone: recovery runs
     /// again before the next change.
     unfinished: std::sync::atomic::AtomicBool,
-    /// Told after each change, for [`Engine::keep_stage_ready`].
+    /// Told after each change, for [`Engine::tidy_while_idle`].
     changed: tokio::sync::Notify,
 }
 
-/// How long after a change (or the start) [`Engine::keep_stage_ready`]
-/// waits before it makes the next stage ahead: the change's answer has
-/// gone out and been read by then, so the work takes no CPU from it.
-const STAGE_AHEAD_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long after a change (or the start) [`Engine::tidy_while_idle`]
+/// waits before its work: the change's answer has gone out and been read
+/// by then, so the work takes no CPU from it.
+const IDLE_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Held while a change is planned and applied: no other change can start,
 /// in this process or another (the CLI), until it is dropped.
@@ -256,6 +256,12 @@ impl Engine {
             let lock = lock_file(&paths, LOCK_PATIENCE)?;
             (notes, interrupted) =
                 recovery::recover(&paths, &config.prosody.managed_config, &faults)?;
+            if let Err(e) = backups::prune(&paths) {
+                notes.push(format!(
+                    "cannot remove the oldest backups in {}: {e}; they stay until modman can",
+                    paths.backups.display()
+                ));
+            }
             drop(lock);
             notes.extend(health::stood_unchecked(&paths.state_dir));
         } else {
@@ -391,17 +397,19 @@ impl Engine {
         hosts.iter().filter(|h| own.contains(*h)).cloned().collect()
     }
 
-    /// Keeps the stage of the next large change made ahead (see
-    /// [`stage::make_ready`]) for as long as the daemon runs: at start and
-    /// [`STAGE_AHEAD_AFTER`] after each change, while no change is under
-    /// way. A change that comes meanwhile waits for it (milliseconds:
-    /// empty directories); one under way, here or in the CLI, is let be,
-    /// and the next change here asks again.
-    pub async fn keep_stage_ready(self: Arc<Self>) {
+    /// Does what no change needs to wait for, for as long as the daemon
+    /// runs, at start and [`IDLE_AFTER`] after each change, while
+    /// no change is under way: keeps the stage of the next large change
+    /// made ahead (see [`stage::make_ready`]) and removes the backups
+    /// beyond those kept ([`backups::prune`]). A change that comes
+    /// meanwhile waits for it (milliseconds: empty directories, an old
+    /// backup); one under way, here or in the CLI, is let be, and the
+    /// next change here asks again.
+    pub async fn tidy_while_idle(self: Arc<Self>) {
         self.changed.notify_one();
         loop {
             self.changed.notified().await;
-            tokio::time::sleep(STAGE_AHEAD_AFTER).await;
+            tokio::time::sleep(IDLE_AFTER).await;
             let Ok(in_process) = self.change.try_lock() else {
                 continue;
             };
@@ -412,6 +420,8 @@ impl Engine {
                 let installed = Installed::load(&paths.state_dir)
                     .map_err(io("cannot read the state in", &paths.state_dir))?;
                 let names = installed.modules.into_keys().collect();
+                backups::prune(&paths)
+                    .map_err(io("cannot remove the oldest backups in", &paths.backups))?;
                 stage::make_ready(&paths.staging, &names).map_err(io(
                     "cannot make the directories of the next change ahead in",
                     &paths.staging,
@@ -422,9 +432,9 @@ impl Engine {
             match made {
                 Ok(Ok(())) | Ok(Err(EngineError::Busy(_))) => {}
                 Ok(Err(e)) => {
-                    tracing::warn!("{e}; the next large change makes them itself, only slower")
+                    tracing::warn!("{e}; tried again after the next change (a large change makes its directories itself, only slower)")
                 }
-                Err(e) => tracing::warn!("making the next stage ahead stopped: {e}"),
+                Err(e) => tracing::warn!("the work done while idle stopped: {e}"),
             }
         }
     }
@@ -519,7 +529,7 @@ impl Engine {
 
 /// How long a change waits for the cross-process lock before it says
 /// another modman is changing modules: long enough for the daemon's
-/// moments under it between changes ([`Engine::keep_stage_ready`]), so
+/// moments under it between changes ([`Engine::tidy_while_idle`]), so
 /// a command given then is not refused; far shorter than a change.
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 

@@ -1037,7 +1037,7 @@ async fn the_directories_of_the_next_large_change_are_made_while_idle() {
         _dir, root, engine, ..
     } = host;
     let engine = Arc::new(engine);
-    let keeper = tokio::spawn(engine.clone().keep_stage_ready());
+    let keeper = tokio::spawn(engine.clone().tidy_while_idle());
     let commit = |change: ChangeSet| {
         let engine = engine.clone();
         async move {
@@ -1122,4 +1122,60 @@ fn the_lock_held_for_a_moment_is_waited_for_and_held_on_is_refused() {
     });
     assert!(super::lock_file(&paths, super::LOCK_PATIENCE).is_ok());
     released.join().unwrap();
+}
+
+/// The backups beyond the newest 50 are not removed on a change's path:
+/// the daemon removes them once idle, the oldest first, and an opening of
+/// the state to change it (a command line making its change itself) does
+/// too. A backup a change just made is never among those removed.
+#[tokio::test]
+async fn backups_beyond_the_newest_fifty_go_while_idle_and_at_opening() {
+    let host = host();
+    let backups = host.root.join("state/backups");
+    let plant = |count: usize, year: u32| {
+        for i in 0..count {
+            let old = backups.join(format!("{year}0101T000000.{i:09}Z-0000000{i}"));
+            std::fs::create_dir_all(old.join("mod_x")).unwrap();
+            std::fs::write(old.join("mod_x/mod_x.lua"), "-- an old copy\n").unwrap();
+        }
+    };
+    let kept = || {
+        let mut ids: Vec<String> = std::fs::read_dir(&backups)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    plant(55, 2001);
+    host.commit(many(1, "install", "1")).await.unwrap();
+    let after_change = kept();
+    assert_eq!(after_change.len(), 56, "none removed on the change's path");
+    let newest = after_change.last().unwrap().clone();
+    assert!(!newest.starts_with("2001"), "{newest}");
+
+    let Host_ {
+        _dir, root, engine, ..
+    } = host;
+    let engine = Arc::new(engine);
+    let tidy = tokio::spawn(engine.clone().tidy_while_idle());
+    for _ in 0..250 {
+        if kept().len() == 50 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(kept(), after_change[6..], "the six oldest went, while idle");
+    tidy.abort();
+    drop(engine);
+
+    plant(3, 2000);
+    assert_eq!(kept().len(), 53);
+    let reopened = open_host(_dir, root, Fake::default());
+    assert_eq!(
+        kept(),
+        after_change[6..],
+        "the three planted older went at opening"
+    );
+    drop(reopened);
 }

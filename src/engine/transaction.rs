@@ -429,14 +429,20 @@ pub(super) fn finish(
     if backup == Backup::Keep {
         backups::keep(paths, transaction)?;
     }
-    close(paths, transaction)?;
-    backups::prune(paths)
+    close(paths, transaction)
 }
 
 /// The end of every transaction, done or undone: its staging and the
 /// journal go.
 fn close(paths: &Paths, transaction: &Transaction) -> std::io::Result<()> {
-    fsutil::remove_dir_if_present(&paths.staging.join(&transaction.id))?;
+    // Empty once its copies went into place and the replaced ones into
+    // the backup: one rmdir, not a walk. An undo leaves more in it.
+    let stage = paths.staging.join(&transaction.id);
+    match std::fs::remove_dir(&stage) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(_) => fsutil::remove_dir_if_present(&stage)?,
+    }
     // Empty now (one change at a time): leave the module directory as
     // Prosody's admin would expect to find it.
     let _ = std::fs::remove_dir(&paths.staging);

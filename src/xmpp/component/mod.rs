@@ -80,7 +80,7 @@ pub async fn run(ctx: Context, config_path: &Path) -> std::io::Result<Exit> {
         );
     }
     // Empty directories for the next large change, made while idle.
-    tokio::spawn(ctx.engine.clone().keep_stage_ready());
+    tokio::spawn(ctx.engine.clone().tidy_while_idle());
     let notices = ctx
         .watches
         .take_notices()
