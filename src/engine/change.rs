@@ -188,12 +188,18 @@ impl ChangeGuard<'_> {
             || !disable.is_empty()
             || !settings.is_empty()
             || removed.iter().any(|m| !config.hosts_of(m).is_empty());
-        let (live, not_live) = match self.session().await {
-            Ok(live) => (Some(live), None),
-            Err(e) if touches_placements => return Err(e.into()),
-            // Nothing loaded can be affected, or nothing is known to be:
-            // the files change, and Prosody sees them at its next start.
-            Err(e) => (None, Some(e.to_string())),
+        let placed_names = placed.iter().map(String::as_str);
+        let asks = touches_placements || self.asks_prosody(placed_names, !removed.is_empty())?;
+        let (live, not_live) = match asks {
+            false => (None, None),
+            true => match self.session().await {
+                Ok(live) => (Some(live), None),
+                Err(e) if touches_placements => return Err(e.into()),
+                // Nothing loaded can be affected, or nothing is known to
+                // be: the files change, and Prosody sees them at its next
+                // start.
+                Err(e) => (None, Some(e.to_string())),
+            },
         };
         let mut run = Run {
             guard: self,

@@ -31,6 +31,8 @@ pub(crate) struct Server {
     pub(crate) down: bool,
     /// Connections made to its admin socket.
     pub(crate) connections: usize,
+    /// Times it was asked what a host has loaded.
+    pub(crate) listings: usize,
 }
 
 /// What a connection kept from before gets once the server is down.
@@ -84,7 +86,8 @@ impl LiveServer for Fake {
         &'a mut self,
         _host: &'a str,
     ) -> BoxFuture<'a, Result<Vec<LoadedModule>, AdminError>> {
-        let server = self.0.lock().unwrap();
+        let mut server = self.0.lock().unwrap();
+        server.listings += 1;
         let loaded = (server.loaded.iter())
             .map(|name| LoadedModule {
                 name: name.clone(),

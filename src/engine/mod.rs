@@ -188,12 +188,50 @@ pub struct ChangeGuard<'a> {
 }
 
 impl ChangeGuard<'_> {
+    /// Whether a commit that places new files for the modules `placed`
+    /// (and removes some, if `removes`), and neither enables, disables
+    /// nor configures anything, must ask the running Prosody what it has
+    /// loaded: when a copy it replaces or removes may be loaded (to
+    /// reload or unload it: modman's, or one of that name in Prosody's
+    /// own module directory, which a community copy shadows), or modules
+    /// that earlier enables pulled in wait to be unloaded once nothing
+    /// needs them. New modules' files alone change nothing Prosody runs,
+    /// so their install asks nothing: the round trip to the admin socket
+    /// was the longest wait of an install, 0.4 to 3.5 ms in a profile
+    /// where its download took 0.7.
+    pub fn asks_prosody<'n>(
+        &self,
+        mut placed: impl Iterator<Item = &'n str>,
+        removes: bool,
+    ) -> Result<bool, EngineError> {
+        let paths = &self.engine.paths;
+        let builtin = &self.engine.config.prosody.builtin_modules;
+        Ok(removes
+            || placed.any(|name| {
+                self.installed.modules.contains_key(name)
+                    || crate::prosody::has_module(builtin, name)
+            })
+            || !state::PulledIn::load(&paths.state_dir)
+                .map_err(io("cannot read the state in", &paths.state_dir))?
+                .0
+                .is_empty())
+    }
+
     /// Reads what the running Prosody has loaded now, for this guard's
-    /// next commit, which otherwise asks it first thing: an operation
+    /// next commit, which placing the files of `modules` (and enabling
+    /// them, if `enabling`) would otherwise ask first thing: an operation
     /// asks it while it does something else (downloads), and the commit
     /// starts without the round trip. Nothing loads or unloads meanwhile,
-    /// as the change lock is held. Unanswered, the commit asks itself.
-    pub async fn read_loaded_ahead(&mut self) {
+    /// as the change lock is held. Unanswered, the commit asks itself;
+    /// not asked when the commit will not ask ([`ChangeGuard::asks_prosody`]).
+    pub async fn read_loaded_ahead<'n>(
+        &mut self,
+        modules: impl Iterator<Item = &'n str>,
+        enabling: bool,
+    ) {
+        if !enabling && matches!(self.asks_prosody(modules, false), Ok(false)) {
+            return;
+        }
         let read = match self.live().await {
             Ok(live) => live.loaded().await.map_err(EngineError::from),
             Err(e) => Err(e),

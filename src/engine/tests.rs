@@ -1179,3 +1179,46 @@ async fn backups_beyond_the_newest_fifty_go_while_idle_and_at_opening() {
     );
     drop(reopened);
 }
+
+/// Placing new modules' files asks the running Prosody nothing: nothing
+/// it runs can change. Replacing a copy asks what is loaded (a loaded
+/// copy is reloaded), and so does a new module that shadows one of that
+/// name in Prosody's own directory, which Prosody may have loaded.
+#[tokio::test]
+async fn only_a_change_that_may_touch_what_runs_asks_what_is_loaded() {
+    let host = host();
+    let asked = || {
+        let server = host.server.0.lock().unwrap();
+        (server.connections, server.listings)
+    };
+    let files = |modules: Vec<Prepared>| ChangeSet {
+        operation: "install",
+        settings: vec![],
+        files: modules,
+        disable: vec![],
+        enable: vec![],
+    };
+    host.commit(files(vec![module("alpha", "1")]))
+        .await
+        .unwrap();
+    assert_eq!(asked(), (0, 0), "a new module's files");
+
+    host.server.0.lock().unwrap().loaded.insert("alpha".into());
+    let applied = host
+        .commit(files(vec![module("alpha", "2")]))
+        .await
+        .unwrap();
+    assert_eq!(applied.reloaded, here("alpha"), "the loaded copy replaced");
+    assert!(asked().1 > 0);
+
+    let before = asked().1;
+    std::fs::write(host.root.join("builtin/mod_beta.lua"), "-- Prosody's own\n").unwrap();
+    host.server.0.lock().unwrap().loaded.insert("beta".into());
+    let applied = host.commit(files(vec![module("beta", "1")])).await.unwrap();
+    assert!(asked().1 > before, "a shadowing copy asks");
+    assert_eq!(
+        applied.reloaded,
+        here("beta"),
+        "and the copy loaded is reloaded"
+    );
+}

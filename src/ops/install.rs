@@ -158,7 +158,9 @@ impl Command for Install {
         if let Err(question) = proposal.decide(&self.consent) {
             return Ok(question);
         }
-        let files = plan.download_for_commit(ctx, actor, &mut guard).await?;
+        let files = plan
+            .download_for_commit(ctx, actor, &mut guard, hosts.is_some())
+            .await?;
         if let Some(hosts) = &hosts {
             let live = guard.live().await?;
             refuse_missing_options(ctx, live, &plan, &files, &modules, hosts).await?;

@@ -357,15 +357,21 @@ impl Plan<'_> {
     }
 
     /// [`Plan::download`] for a commit that goes ahead on `guard` without
-    /// a question: what Prosody has loaded, which the commit needs first,
-    /// is asked meanwhile.
+    /// a question (and enables the modules, if `enabling`): what Prosody
+    /// has loaded, which the commit needs first if it needs it at all, is
+    /// asked meanwhile.
     pub async fn download_for_commit(
         &self,
         ctx: &Context,
         actor: &Actor,
         guard: &mut ChangeGuard<'_>,
+        enabling: bool,
     ) -> Result<Vec<Prepared>, OpError> {
-        let (files, ()) = tokio::join!(self.download(ctx, actor), guard.read_loaded_ahead());
+        let names = self.steps.iter().map(|step| step.entry.name.as_str());
+        let (files, ()) = tokio::join!(
+            self.download(ctx, actor),
+            guard.read_loaded_ahead(names, enabling)
+        );
         files
     }
 

@@ -226,7 +226,10 @@ impl Command for Update {
         let files = match self.consent {
             Consent::DryRun => vec![],
             // Going ahead without a question, as install does.
-            _ if goes_ahead => plan.download_for_commit(ctx, actor, &mut guard).await?,
+            _ if goes_ahead => {
+                plan.download_for_commit(ctx, actor, &mut guard, false)
+                    .await?
+            }
             _ => plan.download(ctx, actor).await?,
         };
         if !goes_ahead {
