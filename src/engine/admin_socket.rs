@@ -362,6 +362,25 @@ impl AdminSocket {
         Ok(socket)
     }
 
+    /// Whether the connection is still open with nothing unread: a peek
+    /// that would block. Prosody closing it reads as its end (0 bytes),
+    /// and anything unread means an answer this side never took.
+    pub fn still_open(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut byte = 0u8;
+        // SAFETY: a one-byte buffer that lives across the call, on a
+        // descriptor this socket owns; MSG_PEEK leaves the byte unread.
+        let peeked = unsafe {
+            libc::recv(
+                self.stream.as_raw_fd(),
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        peeked < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+    }
+
     /// Runs one line of the admin console's Lua.
     pub async fn run(&mut self, command: &str) -> Result<Reply, AdminError> {
         let mut replies = self.run_all(&[command]).await?;
@@ -731,6 +750,34 @@ pub(super) fn lua_string(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Open while the far end is and nothing waits unread; not once the
+    /// far end wrote something never asked for, nor once it closed.
+    #[tokio::test]
+    async fn a_connection_is_still_open_until_its_far_end_writes_unasked_or_closes() {
+        use tokio::io::AsyncWriteExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prosody.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        for far_end in ["writes", "closes"] {
+            let socket = AdminSocket::connect(&path).await.unwrap();
+            let (mut prosody, _) = listener.accept().await.unwrap();
+            assert!(socket.still_open(), "{far_end}: idle");
+            match far_end {
+                "writes" => prosody.write_all(b"<").await.unwrap(),
+                _ => drop(prosody),
+            }
+            let mut open = true;
+            for _ in 0..100 {
+                open = socket.still_open();
+                if !open {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(!open, "{far_end}");
+        }
+    }
 
     #[test]
     fn the_lasting_facts_are_read_by_their_tags_and_each_is_required() {

@@ -33,6 +33,8 @@ pub(crate) struct Server {
     pub(crate) connections: usize,
     /// Times it was asked what a host has loaded.
     pub(crate) listings: usize,
+    /// Times it was asked its hosts: every session's first question.
+    pub(crate) host_listings: usize,
 }
 
 /// What a connection kept from before gets once the server is down.
@@ -60,12 +62,17 @@ impl Connect for Fake {
 }
 
 impl LiveServer for Fake {
+    fn still_open(&self) -> bool {
+        !self.0.lock().unwrap().down
+    }
     fn hosts(&mut self) -> BoxFuture<'_, Result<Vec<Host>, AdminError>> {
         let host = Host {
             name: HOST.into(),
             component: None,
         };
-        let down = self.0.lock().unwrap().down;
+        let mut server = self.0.lock().unwrap();
+        server.host_listings += 1;
+        let down = server.down;
         Box::pin(async move {
             match down {
                 true => Err(closed()),

@@ -99,6 +99,20 @@ pub trait LiveServer: Send {
         to: &'a str,
         within: Duration,
     ) -> BoxFuture<'a, Result<Result<Duration, String>, AdminError>>;
+    /// Whether the connection is still open with nothing unread, known
+    /// without a question: Prosody stopping or restarting closes it,
+    /// which shows at once.
+    fn still_open(&self) -> bool;
+}
+
+/// The facts of [`ServerFacts::objections`] in what a connection learnt
+/// (`lasting`), with Prosody's own modules in `builtin_dir`.
+pub fn facts_of(lasting: &Lasting, builtin_dir: &Path) -> ServerFacts {
+    ServerFacts {
+        builtin: ModuleDir::new(builtin_dir),
+        features: lasting.features.clone(),
+        lua: lasting.lua.clone(),
+    }
 }
 
 /// What the running server already has, for the install checks of
@@ -107,12 +121,7 @@ pub async fn server_facts(
     server: &mut dyn LiveServer,
     builtin_dir: &Path,
 ) -> Result<ServerFacts, AdminError> {
-    let Lasting { features, lua, .. } = server.lasting().await?;
-    Ok(ServerFacts {
-        builtin: ModuleDir::new(builtin_dir),
-        features,
-        lua,
-    })
+    Ok(facts_of(&server.lasting().await?, builtin_dir))
 }
 
 /// Opens sessions with the running server.
@@ -133,6 +142,9 @@ impl Connect for SocketConnector {
 }
 
 impl LiveServer for AdminSocket {
+    fn still_open(&self) -> bool {
+        AdminSocket::still_open(self)
+    }
     fn hosts(&mut self) -> BoxFuture<'_, Result<Vec<Host>, AdminError>> {
         Box::pin(AdminSocket::hosts(self))
     }
@@ -268,6 +280,21 @@ impl Sessions {
 
     fn take(&self) -> Option<Kept> {
         self.kept.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// What the Prosody of the connection kept from the last session
+    /// cannot change without a restart, if that connection is still
+    /// open: the same Prosody process, so the same facts, learnt with no
+    /// question. A closed one is let go.
+    pub fn kept_lasting(&self) -> Option<Lasting> {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        match kept.as_mut() {
+            Some(Kept { server, lasting }) if server.still_open() => Some(lasting.clone()),
+            _ => {
+                *kept = None;
+                None
+            }
+        }
     }
 }
 
@@ -444,11 +471,7 @@ impl Live {
     /// What the running server already has (its own modules, features,
     /// Lua), for the install checks: learnt with the connection.
     pub fn server_facts(&self, builtin_dir: &Path) -> ServerFacts {
-        ServerFacts {
-            builtin: ModuleDir::new(builtin_dir),
-            features: self.lasting.features.clone(),
-            lua: self.lasting.lua.clone(),
-        }
+        facts_of(&self.lasting, builtin_dir)
     }
 
     /// Makes Prosody read its config again.

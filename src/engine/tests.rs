@@ -1222,3 +1222,35 @@ async fn only_a_change_that_may_touch_what_runs_asks_what_is_loaded() {
         "and the copy loaded is reloaded"
     );
 }
+
+/// A plan's facts about the running Prosody come from the connection
+/// kept since the last session, with no question, while it is open; once
+/// Prosody closed it, a new session asks them.
+#[tokio::test]
+async fn a_plan_learns_the_server_from_the_kept_connection_while_it_is_open() {
+    let host = host();
+    let builtin = host.root.join("builtin");
+    host.commit(install_and_enable("alpha")).await.unwrap();
+    let asked = || {
+        let server = host.server.0.lock().unwrap();
+        (server.connections, server.host_listings)
+    };
+    let before = asked();
+    let mut guard = host.engine.lock().await.unwrap();
+    let facts = guard.server_facts(&builtin).await.unwrap();
+    assert_eq!(facts.lua, "5.4");
+    assert_eq!(asked(), before, "nothing asked");
+    drop(guard);
+
+    host.server.0.lock().unwrap().down = true;
+    let mut guard = host.engine.lock().await.unwrap();
+    assert!(
+        guard.server_facts(&builtin).await.is_err(),
+        "closed: asked anew"
+    );
+    drop(guard);
+    host.server.0.lock().unwrap().down = false;
+    let mut guard = host.engine.lock().await.unwrap();
+    guard.server_facts(&builtin).await.unwrap();
+    assert_eq!(asked().0, before.0 + 1, "a new connection");
+}

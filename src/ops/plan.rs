@@ -55,8 +55,11 @@ pub struct Plan<'a> {
 /// modules, `core.features`, its Lua), for the checks of [`resolve`].
 /// Without an answer they are skipped, and the plan says so.
 pub async fn learn_server(ctx: &Context, guard: &mut ChangeGuard<'_>) -> Option<ServerFacts> {
-    match guard.live().await {
-        Ok(live) => Some(live.server_facts(&ctx.config.prosody.builtin_modules)),
+    match guard
+        .server_facts(&ctx.config.prosody.builtin_modules)
+        .await
+    {
+        Ok(facts) => Some(facts),
         Err(e) => {
             tracing::debug!("{e}");
             None
