@@ -477,8 +477,8 @@ impl Engine {
                 let installed = Installed::load(&paths.state_dir)
                     .map_err(io("cannot read the state in", &paths.state_dir))?;
                 let names = installed.modules.into_keys().collect();
-                backups::prune(&paths)
-                    .map_err(io("cannot remove the oldest backups in", &paths.backups))?;
+                backups::set_aside(&paths)
+                    .map_err(io("cannot set the oldest backups aside in", &paths.backups))?;
                 stage::make_ready(&paths.staging, &names).map_err(io(
                     "cannot make the directories of the next change ahead in",
                     &paths.staging,
@@ -492,6 +492,16 @@ impl Engine {
                     tracing::warn!("{e}; tried again after the next change (a large change makes its directories itself, only slower)")
                 }
                 Err(e) => tracing::warn!("the work done while idle stopped: {e}"),
+            }
+            // Their removal holds no lock: a change that comes meanwhile
+            // waited for renames only.
+            let paths = self.paths.clone();
+            let removed = tokio::task::spawn_blocking(move || backups::remove_set_aside(&paths));
+            if let Ok(Err(e)) = removed.await {
+                tracing::warn!(
+                    "cannot remove the oldest backups set aside in {}: {e}; tried again after the next change",
+                    self.paths.backups.display()
+                );
             }
         }
     }

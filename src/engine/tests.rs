@@ -1139,6 +1139,7 @@ async fn backups_beyond_the_newest_fifty_go_while_idle_and_at_opening() {
             std::fs::write(old.join("mod_x/mod_x.lua"), "-- an old copy\n").unwrap();
         }
     };
+    // Every entry: the ones set aside for removal count until removed.
     let kept = || {
         let mut ids: Vec<String> = std::fs::read_dir(&backups)
             .unwrap()
